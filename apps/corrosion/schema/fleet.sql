@@ -1,0 +1,97 @@
+-- The fleet schema: the tables corrosion replicates to every host (see ../../shared/DESIGN.md).
+-- Corrosion's rules: every table has a non-null primary key; every NOT NULL column has a default
+-- (a CRDT merge may create a row from one column at a time). Times are ISO-8601 UTC text; JSON
+-- columns hold JSON text.
+
+CREATE TABLE regions (
+  code TEXT NOT NULL PRIMARY KEY,
+  name TEXT NOT NULL DEFAULT '',
+  lat REAL NOT NULL DEFAULT 0,
+  lon REAL NOT NULL DEFAULT 0
+);
+
+-- One row per host, written by that host (flyd on workers, fly-proxy on edges).
+CREATE TABLE hosts (
+  id TEXT NOT NULL PRIMARY KEY,
+  region TEXT NOT NULL DEFAULT '',
+  role TEXT NOT NULL DEFAULT 'worker',           -- worker | edge
+  backhaul_addr TEXT,                            -- host:port edges dial (backhaul fly-proxy)
+  flyd_addr TEXT,                                -- base URL of the host's flyd API
+  cpus INTEGER NOT NULL DEFAULT 0,
+  memory_mb INTEGER NOT NULL DEFAULT 0,
+  cpus_reserved INTEGER NOT NULL DEFAULT 0,
+  memory_mb_reserved INTEGER NOT NULL DEFAULT 0,
+  machine_count INTEGER NOT NULL DEFAULT 0,
+  status TEXT NOT NULL DEFAULT 'ready',          -- ready | cordoned | down
+  updated_at TEXT NOT NULL DEFAULT ''
+);
+
+CREATE TABLE apps (
+  name TEXT NOT NULL PRIMARY KEY,
+  org TEXT NOT NULL DEFAULT 'personal',
+  network TEXT NOT NULL DEFAULT 'default',
+  created_at TEXT NOT NULL DEFAULT ''
+);
+
+CREATE TABLE app_hostnames (
+  hostname TEXT NOT NULL PRIMARY KEY,
+  app TEXT NOT NULL DEFAULT ''
+);
+
+-- Written only by flyd on the owning host: the worker is the source of truth for its machines.
+CREATE TABLE machines (
+  id TEXT NOT NULL PRIMARY KEY,
+  app TEXT NOT NULL DEFAULT '',
+  host_id TEXT NOT NULL DEFAULT '',
+  region TEXT NOT NULL DEFAULT '',
+  instance_id TEXT NOT NULL DEFAULT '',
+  state TEXT NOT NULL DEFAULT 'created',         -- Fly machine states: created, starting, started, stopping, stopped, destroying, destroyed, ...
+  private_addr TEXT,                             -- host:port the backhaul proxy dials on its own host
+  config TEXT NOT NULL DEFAULT '{}',
+  metadata TEXT NOT NULL DEFAULT '{}',
+  created_at TEXT NOT NULL DEFAULT '',
+  updated_at TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX machines_app ON machines (app);
+
+CREATE TABLE services (
+  machine_id TEXT NOT NULL,
+  internal_port INTEGER NOT NULL,
+  app TEXT NOT NULL DEFAULT '',
+  protocol TEXT NOT NULL DEFAULT 'tcp',
+  ports TEXT NOT NULL DEFAULT '[]',              -- [{"port":80,"handlers":["http"]}, ...]
+  handlers TEXT NOT NULL DEFAULT '[]',
+  concurrency TEXT NOT NULL DEFAULT '{}',
+  autostart INTEGER NOT NULL DEFAULT 0,
+  autostop TEXT NOT NULL DEFAULT 'off',
+  min_machines_running INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (machine_id, internal_port)
+);
+CREATE INDEX services_app ON services (app);
+
+CREATE TABLE health_checks (
+  machine_id TEXT NOT NULL,
+  name TEXT NOT NULL,
+  status TEXT NOT NULL DEFAULT 'unknown',        -- passing | warning | critical | unknown
+  output TEXT NOT NULL DEFAULT '',
+  updated_at TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY (machine_id, name)
+);
+
+CREATE TABLE virtual_services (
+  app TEXT NOT NULL,
+  name TEXT NOT NULL,
+  selector TEXT NOT NULL DEFAULT '{}',
+  path_prefix TEXT NOT NULL DEFAULT '/',
+  internal_port INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (app, name)
+);
+
+-- Private keys travel sealed with the fleet key, never in clear.
+CREATE TABLE certificates (
+  hostname TEXT NOT NULL PRIMARY KEY,
+  app TEXT NOT NULL DEFAULT '',
+  cert_pem TEXT NOT NULL DEFAULT '',
+  sealed_key TEXT NOT NULL DEFAULT '',
+  not_after TEXT NOT NULL DEFAULT ''
+);

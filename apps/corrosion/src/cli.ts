@@ -1,0 +1,41 @@
+import { CorrosionClient } from '@fleet/corrosion-client';
+import { parseConfig, UsageError } from '@fleet/service';
+
+const clientSpec = {
+  'api-addr': {
+    type: 'string',
+    default: '127.0.0.1:8787',
+    description: 'address of the agent API',
+  },
+  'api-token': { type: 'string', description: 'bearer token of the agent API' },
+  sql: { type: 'string', required: true, description: 'the SQL statement' },
+  'timeout-ms': { type: 'number', default: 10_000, description: 'bound on the call' },
+} as const;
+
+/** `corrosion exec --sql ...` and `corrosion query --sql ...` against a running agent. */
+export async function runClientCommand(command: 'exec' | 'query', argv: string[]): Promise<void> {
+  const summary =
+    command === 'exec'
+      ? 'Runs a write statement in a transaction on a running agent and prints the answer.'
+      : 'Runs a read-only query on a running agent and prints one JSON array per row.';
+  const config = parseConfig({ name: `corrosion ${command}`, summary }, clientSpec, argv);
+  if (!config) return;
+  if (config['api-addr'].includes('://'))
+    throw new UsageError('--api-addr is host:port, without a scheme');
+  const client = new CorrosionClient({
+    url: `http://${config['api-addr']}`,
+    token: config['api-token'],
+    timeoutMs: config['timeout-ms'],
+  });
+  try {
+    if (command === 'exec') {
+      process.stdout.write(`${JSON.stringify(await client.transaction([config.sql]))}\n`);
+      return;
+    }
+    const { columns, rows } = await client.query(config.sql);
+    process.stdout.write(`${JSON.stringify(columns)}\n`);
+    for (const row of rows) process.stdout.write(`${JSON.stringify(row)}\n`);
+  } finally {
+    await client.close();
+  }
+}

@@ -1,0 +1,17 @@
+import type { ServerResponse } from 'node:http';
+import type { FastifyReply } from 'fastify';
+
+/** Starts an NDJSON answer on a hijacked reply. */
+export function startNdjson(
+  reply: FastifyReply,
+  headers: Record<string, string> = {},
+): ServerResponse {
+  reply.hijack();
+  const response = reply.raw;
+  response.writeHead(200, {
+    'content-type': 'application/x-ndjson',
+    'cache-control': 'no-store',
+    ...headers,
+  });
+  return response;
+}

@@ -1,0 +1,131 @@
+import { randomBytes } from 'node:crypto';
+import type { Database as Db, Statement as SqliteStatement } from 'better-sqlite3';
+import Database from 'better-sqlite3';
+import { corroError } from './errors.js';
+import { applySchema, internalPrefix } from './schema.js';
+import { type BoundStatement, bindable } from './statements.js';
+
+export interface ExecOutcome {
+  results: { rows_affected: number; time: number }[];
+  /** db_version of this transaction, or null when it changed nothing. */
+  version: number | null;
+  /** Tables the transaction wrote to (by its statements' text); '*' when it could not tell. */
+  tables: Set<string>;
+}
+
+const writeTarget =
+  /^\s*(?:WITH\b[\s\S]*?\)\s*)?(?:INSERT(?:\s+OR\s+\w+)?\s+INTO|REPLACE\s+INTO|UPDATE(?:\s+OR\s+\w+)?|DELETE\s+FROM)\s+(?:main\.)?["`[]?(\w+)/i;
+
+/**
+ * The agent's SQLite database (WAL): the user schema plus the agent's own `__corro_meta`
+ * (actor id, db_version). Only this class touches the database file.
+ */
+export class Store {
+  readonly db: Db;
+  readonly actorId: string;
+  #version: number;
+  readonly #tables: Set<string>;
+
+  constructor(path: string, schemaSql: string) {
+    this.db = new Database(path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('busy_timeout = 5000');
+    this.db.exec(
+      `CREATE TABLE IF NOT EXISTS ${internalPrefix}meta (key TEXT NOT NULL PRIMARY KEY, value TEXT NOT NULL)`,
+    );
+    this.#tables = new Set(applySchema(this.db, schemaSql).tables);
+    this.actorId =
+      this.meta('actor_id') ?? this.setMeta('actor_id', randomBytes(16).toString('hex'));
+    this.#version = Number(this.meta('db_version') ?? 0);
+  }
+
+  get version(): number {
+    return this.#version;
+  }
+
+  tableNames(): string[] {
+    return [...this.#tables];
+  }
+
+  /** Runs write statements in one transaction; any failure rolls all of them back. */
+  transaction(statements: BoundStatement[]): ExecOutcome {
+    const prepared = statements.map((statement, at) => {
+      const compiled = this.prepare(statement.sql, at);
+      if (compiled.reader) {
+        throw corroError(
+          'CORRO_ERR_BAD_STATEMENT',
+          `statement ${at} returns rows: use /v1/queries`,
+        );
+      }
+      return compiled;
+    });
+    const tables = new Set<string>();
+    for (const statement of statements) {
+      const target = writeTarget.exec(statement.sql)?.[1];
+      tables.add(target && this.#tables.has(target) ? target : '*');
+    }
+    const run = this.db.transaction(() => {
+      let changed = 0;
+      const results = prepared.map((compiled, at) => {
+        const started = performance.now();
+        const info = this.execute(compiled, statements[at]!, at);
+        changed += info.changes;
+        return { rows_affected: info.changes, time: (performance.now() - started) / 1000 };
+      });
+      if (changed === 0) return { results, version: null };
+      const version = this.#version + 1;
+      this.setMeta('db_version', String(version));
+      return { results, version };
+    });
+    const outcome = run();
+    if (outcome.version !== null) this.#version = outcome.version;
+    return { ...outcome, tables };
+  }
+
+  /** Compiles a read-only statement (queries, subscriptions); a writing one is refused. */
+  prepareRead(statement: BoundStatement): SqliteStatement {
+    const compiled = this.prepare(statement.sql, 0);
+    if (!compiled.reader || !compiled.readonly) {
+      throw corroError(
+        'CORRO_ERR_READ_ONLY',
+        'queries and subscriptions take read-only SELECT statements',
+      );
+    }
+    return compiled;
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  private prepare(sql: string, at: number): SqliteStatement {
+    try {
+      return this.db.prepare(sql);
+    } catch (error) {
+      throw corroError('CORRO_ERR_BAD_STATEMENT', `statement ${at}: ${(error as Error).message}`);
+    }
+  }
+
+  private execute(compiled: SqliteStatement, statement: BoundStatement, at: number) {
+    try {
+      return compiled.run(bindable(statement.params));
+    } catch (error) {
+      throw corroError('CORRO_ERR_BAD_STATEMENT', `statement ${at}: ${(error as Error).message}`);
+    }
+  }
+
+  private meta(key: string): string | undefined {
+    const row = this.db.prepare(`SELECT value FROM ${internalPrefix}meta WHERE key = ?`).get(key) as
+      | { value: string }
+      | undefined;
+    return row?.value;
+  }
+
+  private setMeta(key: string, value: string): string {
+    this.db
+      .prepare(`INSERT OR REPLACE INTO ${internalPrefix}meta (key, value) VALUES (?, ?)`)
+      .run(key, value);
+    return value;
+  }
+}

@@ -1,0 +1,103 @@
+import { join } from 'node:path';
+import { CorrosionClient, CorrosionError } from '@fleet/corrosion-client';
+import type { ServerProcess } from '@fleet/service';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { post, startAgent, tempDir } from './agent.js';
+
+// The agent's API against a real process and a real SQLite file, spoken to as Corrosion clients do.
+describe('corrosion agent API', () => {
+  let agent: ServerProcess;
+  let url: string;
+  let client: CorrosionClient;
+
+  beforeAll(async () => {
+    agent = await startAgent(join(tempDir(), 'state.db'));
+    url = agent.urls.api!;
+    client = new CorrosionClient({ url });
+  });
+  afterAll(async () => {
+    await client.close();
+    await agent.stop();
+  });
+
+  it('runs all four statement forms in one transaction and counts versions', async () => {
+    const answer = await client.transaction([
+      "INSERT INTO apps (name) VALUES ('one')",
+      ['INSERT INTO apps (name, org) VALUES (?, ?)', ['two', 'acme']],
+      { query: 'UPDATE apps SET org = ? WHERE name = ?', params: ['acme', 'one'] },
+      {
+        query: 'INSERT INTO regions (code, name) VALUES (:code, :name)',
+        named_params: { code: 'ams', name: 'Amsterdam' },
+      },
+    ]);
+    expect(answer.results.map((result) => result.rows_affected)).toEqual([1, 1, 1, 1]);
+    expect(answer.actor_id).toMatch(/^[0-9a-f]{32}$/);
+    const next = await client.transaction(["UPDATE apps SET network = 'n2' WHERE name = 'two'"]);
+    expect(next.version).toBe((answer.version ?? 0) + 1);
+    const noop = await client.transaction(["DELETE FROM apps WHERE name = 'nobody'"]);
+    expect(noop.version).toBeNull();
+  });
+
+  it('rolls the whole transaction back when one statement fails', async () => {
+    await expect(
+      client.transaction([
+        "INSERT INTO apps (name) VALUES ('three')",
+        'INSERT INTO nowhere VALUES (1)',
+      ]),
+    ).rejects.toMatchObject({ statusCode: 400 });
+    expect((await client.query("SELECT name FROM apps WHERE name = 'three'")).rows).toEqual([]);
+  });
+
+  it('streams query rows as NDJSON and refuses writes on the query endpoint', async () => {
+    const response = await post(`${url}/v1/queries`, [
+      'SELECT name, org FROM apps WHERE org = ? ORDER BY name',
+      ['acme'],
+    ]);
+    const lines = (await response.text())
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line));
+    expect(lines[0]).toEqual({ columns: ['name', 'org'] });
+    expect(lines.slice(1, 3)).toEqual([
+      { row: [1, ['one', 'acme']] },
+      { row: [2, ['two', 'acme']] },
+    ]);
+    expect(lines[3]).toHaveProperty('eoq');
+    const write = await post(`${url}/v1/queries`, 'DELETE FROM apps');
+    expect(write.status).toBe(400);
+    expect(await write.json()).toMatchObject({ code: 'CORRO_ERR_READ_ONLY' });
+  });
+
+  it('answers malformed input with a 400 that names the problem', async () => {
+    const cases: [unknown, RegExp][] = [
+      [{}, /non-empty JSON array/],
+      [[42], /statement 0/],
+      [[{ query: 'SELECT 1', params: [], named_params: {} }], /not both/],
+      [[{ query: 'UPDATE apps SET org = ?', params: [{ nested: true }] }], /parameters must be/],
+      [['INSERT INTO apps (name) VALUES (NULL)'], /NOT NULL/],
+    ];
+    for (const [body, message] of cases) {
+      const response = await post(`${url}/v1/transactions`, body);
+      expect(response.status).toBe(400);
+      expect(((await response.json()) as { error: string }).error).toMatch(message);
+    }
+  });
+
+  it('is healthy and exports metrics', async () => {
+    expect(await (await fetch(`${url}/v1/health`)).json()).toMatchObject({ ok: true });
+    expect(await (await fetch(`${url}/metrics`)).text()).toContain('corro_transactions_total');
+  });
+
+  it('refuses calls without the token when one is configured', async () => {
+    const guarded = await startAgent(join(tempDir(), 'guarded.db'), ['--api-token', 's3cret']);
+    try {
+      const denied = await post(`${guarded.urls.api}/v1/queries`, 'SELECT 1');
+      expect(denied.status).toBe(401);
+      const allowed = await post(`${guarded.urls.api}/v1/queries`, 'SELECT 1', 's3cret');
+      expect(allowed.status).toBe(200);
+      expect(CorrosionError).toBeDefined();
+    } finally {
+      await guarded.stop();
+    }
+  });
+});

@@ -1,0 +1,135 @@
+import { join } from 'node:path';
+import { CorrosionClient, type WatchEvent } from '@fleet/corrosion-client';
+import type { ServerProcess } from '@fleet/service';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { post, startAgent, tempDir } from './agent.js';
+
+/** Reads NDJSON lines from a streaming response until `count` lines have arrived. */
+async function readLines(response: Response, count: number): Promise<unknown[]> {
+  const reader = response.body!.getReader();
+  const decoder = new TextDecoder();
+  let text = '';
+  while (text.split('\n').filter(Boolean).length < count) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += decoder.decode(value);
+  }
+  await reader.cancel();
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line));
+}
+
+async function until(check: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+// Subscriptions follow a query's result set: rows, end-of-query, then numbered changes.
+describe('corrosion subscriptions', () => {
+  let agent: ServerProcess;
+  let client: CorrosionClient;
+  const dbDir = tempDir();
+
+  beforeAll(async () => {
+    agent = await startAgent(join(dbDir, 'state.db'));
+    client = new CorrosionClient({ url: agent.urls.api! });
+    await client.transaction([
+      "INSERT INTO machines (id, app, state) VALUES ('m1', 'web', 'started')",
+    ]);
+  });
+  afterAll(async () => {
+    await client.close();
+    await agent.stop();
+  });
+
+  it('sends current rows, then insert, update and delete changes with contiguous ids', async () => {
+    const sql = "SELECT id, state FROM machines WHERE app = 'web'";
+    const response = await post(`${agent.urls.api}/v1/subscriptions`, sql);
+    const id = response.headers.get('corro-query-id');
+    expect(id).toMatch(/[0-9a-f-]{36}/);
+    await client.transaction([
+      "INSERT INTO machines (id, app, state) VALUES ('m2', 'web', 'created')",
+    ]);
+    await client.transaction([
+      "UPDATE machines SET state = 'started' WHERE id = 'm2'",
+      "INSERT INTO machines (id, app) VALUES ('x', 'other')",
+    ]);
+    await client.transaction(["DELETE FROM machines WHERE id = 'm1'"]);
+    const lines = await readLines(response, 6);
+    expect(lines).toEqual([
+      { columns: ['id', 'state'] },
+      { row: [1, ['m1', 'started']] },
+      { eoq: { time: 0, change_id: 0 } },
+      { change: ['insert', 2, ['m2', 'created'], 1] },
+      { change: ['update', 2, ['m2', 'started'], 2] },
+      { change: ['delete', 1, ['m1', 'started'], 3] },
+    ]);
+    // The same query gets the same subscription; resuming replays what came after `from`.
+    const again = await post(`${agent.urls.api}/v1/subscriptions`, sql);
+    expect(again.headers.get('corro-query-id')).toBe(id);
+    await again.body?.cancel();
+    const resumed = await fetch(`${agent.urls.api}/v1/subscriptions/${id}?from=1`);
+    expect(await readLines(resumed, 2)).toEqual([
+      { change: ['update', 2, ['m2', 'started'], 2] },
+      { change: ['delete', 1, ['m1', 'started'], 3] },
+    ]);
+    const tooNew = await fetch(`${agent.urls.api}/v1/subscriptions/${id}?from=99`);
+    expect(tooNew.status).toBe(410);
+    const unknown = await fetch(`${agent.urls.api}/v1/subscriptions/nope?from=0`);
+    expect(unknown.status).toBe(404);
+  });
+
+  it('refuses query shapes it cannot follow, with a clear error', async () => {
+    const join = await post(
+      `${agent.urls.api}/v1/subscriptions`,
+      'SELECT m.id FROM machines m JOIN services s ON s.machine_id = m.id',
+    );
+    expect(join.status).toBe(400);
+    expect(((await join.json()) as { error: string }).error).toMatch(/joins/);
+  });
+
+  it('keeps a watch going across an agent restart on the same database and port', async () => {
+    const events: WatchEvent[] = [];
+    const controller = new AbortController();
+    const watching = client.watch(
+      "SELECT id, state FROM machines WHERE app = 'api'",
+      (event) => events.push(event),
+      {
+        signal: controller.signal,
+        retryDelayMsMax: 200,
+      },
+    );
+    await until(() => events.some((event) => event.type === 'ready'));
+    await client.transaction([
+      "INSERT INTO machines (id, app, state) VALUES ('a1', 'api', 'started')",
+    ]);
+    await until(() => events.some((event) => event.type === 'change'));
+
+    // The new agent process knows nothing of the old subscription: the watch must start over
+    // with a reset and the full rows, then keep following.
+    const address = new URL(agent.urls.api!).host;
+    await agent.stop();
+    events.length = 0;
+    agent = await startAgent(join(dbDir, 'state.db'), ['--api-addr', address]);
+    await until(() => events.some((event) => event.type === 'ready'));
+    expect(events[0]).toEqual({ type: 'reset', columns: ['id', 'state'] });
+    expect(events.filter((event) => event.type === 'row')).toEqual([
+      { type: 'row', rowid: 1, cells: ['a1', 'started'] },
+    ]);
+    await client.transaction(["UPDATE machines SET state = 'stopped' WHERE id = 'a1'"]);
+    await until(() => events.some((event) => event.type === 'change'));
+    expect(events.at(-1)).toMatchObject({
+      type: 'change',
+      kind: 'update',
+      cells: ['a1', 'stopped'],
+      changeId: 1,
+    });
+    controller.abort();
+    await watching;
+  });
+});

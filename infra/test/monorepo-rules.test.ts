@@ -1,0 +1,68 @@
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const script = join(
+  dirname(fileURLToPath(import.meta.url)),
+  '..',
+  '..',
+  'scripts',
+  'check-monorepo-rules.mjs',
+);
+
+function tree(files: Record<string, string>): string {
+  const root = mkdtempSync(join(tmpdir(), 'fleet-rules-'));
+  for (const [path, text] of Object.entries(files)) {
+    mkdirSync(dirname(join(root, path)), { recursive: true });
+    writeFileSync(join(root, path), text);
+  }
+  return root;
+}
+
+const manifest = (name: string, dependencies: Record<string, string> = {}) =>
+  JSON.stringify({ name, dependencies });
+
+const cleanTree = {
+  'apps/a/package.json': manifest('@fleet/a', { '@fleet/p': '*' }),
+  'apps/a/src/main.ts':
+    "import { x } from '@fleet/p';\nimport { route } from './routes/things.js';",
+  'apps/a/src/routes/things.ts': "import { load } from '../thing-store.js';",
+  'apps/a/src/thing-store.ts': "import { ThingError } from './errors.js';",
+  'apps/a/src/errors.ts': 'export class ThingError extends Error {}',
+  'apps/b/package.json': manifest('@fleet/b'),
+  'packages/p/package.json': manifest('@fleet/p'),
+  'packages/p/src/index.ts': 'export const x = 1;',
+  'infra/package.json': manifest('@fleet/infra'),
+};
+
+// The monorepo-rules check passes a tree that keeps the rules and names every kind of breach.
+describe('scripts/check-monorepo-rules.mjs', () => {
+  it('accepts a tree that keeps the rules', () => {
+    const run = spawnSync(process.execPath, [script, tree(cleanTree)], { encoding: 'utf8' });
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+  });
+
+  it('rejects app-to-app imports, package-to-app dependencies, reaching across and layering breaches', () => {
+    const root = tree({
+      ...cleanTree,
+      'apps/a/src/peek.ts': "import { y } from '@fleet/b/dist/secret.js';",
+      'apps/a/src/sneak.ts': "import { z } from '../../b/src/z.js';",
+      'apps/a/src/logic.ts': "import { route } from './routes/things.js';",
+      'apps/a/src/other-store.ts': "import { helper } from './logic.js';",
+      'packages/p/package.json': manifest('@fleet/p', { '@fleet/a': '*' }),
+      'packages/p/src/index.ts': "export { a } from '@fleet/a';",
+    });
+    const run = spawnSync(process.execPath, [script, root], { encoding: 'utf8' });
+    expect(run.status).toBe(1);
+    expect(run.stderr).toContain('apps/a/src/peek.ts: imports the app @fleet/b');
+    expect(run.stderr).toContain('apps/a/src/sneak.ts: reaches outside its workspace');
+    expect(run.stderr).toContain('apps/a/src/logic.ts: a services file imports the route');
+    expect(run.stderr).toContain('apps/a/src/other-store.ts: a store file imports');
+    expect(run.stderr).toContain('@fleet/p: dependencies lists the app @fleet/a');
+    expect(run.stderr).toContain('packages/p/src/index.ts: imports the app @fleet/a');
+  });
+});

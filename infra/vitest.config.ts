@@ -1,0 +1,10 @@
+import { defineConfig } from 'vitest/config';
+
+// The end-to-end tests boot whole fleets as processes: one file at a time, generous bounds.
+export default defineConfig({
+  test: {
+    fileParallelism: false,
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+  },
+});

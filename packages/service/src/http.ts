@@ -1,0 +1,91 @@
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  LogController,
+} from 'fastify';
+import { parseListenAddress } from './address.js';
+import { HttpError } from './errors.js';
+import type { Logger } from './logger.js';
+import type { MetricsExport } from './metrics.js';
+
+export interface HttpServerOptions {
+  logger: Logger;
+  /** Serves GET /metrics from this export when given. */
+  metrics?: MetricsExport;
+  /** Largest request body accepted, in bytes. */
+  bodyLimitBytes?: number;
+}
+
+/**
+ * A fastify instance with Fleet's conventions: every error is `{"error", "code"}` JSON with a 4xx
+ * naming the problem (or a 500 that is logged), bodyless JSON POSTs are accepted (Fly clients
+ * send them), and /metrics serves Prometheus text.
+ */
+export function createHttpServer(options: HttpServerOptions): FastifyInstance {
+  const app = Fastify({
+    // pino's Logger is a FastifyBaseLogger; widening keeps route handlers on the default types.
+    loggerInstance: options.logger as FastifyBaseLogger,
+    // Request start/end lines would drown the logs of a proxy or an API; errors are logged below.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: options.bodyLimitBytes ?? 1024 * 1024,
+    ajv: { customOptions: { allErrors: false, coerceTypes: false } },
+  });
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+    const text = (body as string).trim();
+    if (text === '') return done(null, undefined);
+    try {
+      done(null, JSON.parse(text));
+    } catch (error) {
+      done(new HttpError(400, 'BAD_JSON', `request body is not JSON: ${(error as Error).message}`));
+    }
+  });
+  app.setErrorHandler((error: FastifyError | HttpError, request, reply) => {
+    if (error instanceof HttpError) {
+      return reply.code(error.statusCode).send({ error: error.message, code: error.code });
+    }
+    const status = error.statusCode ?? 500;
+    if (status >= 500) {
+      request.log.error({ err: error, url: request.url }, 'request failed');
+      return reply.code(status).send({ error: 'internal error', code: 'INTERNAL' });
+    }
+    const code = error.validation ? 'BAD_REQUEST' : (error.code ?? 'BAD_REQUEST');
+    return reply.code(status).send({ error: error.message, code });
+  });
+  app.setNotFoundHandler((request, reply) => {
+    reply
+      .code(404)
+      .send({ error: `no route for ${request.method} ${request.url}`, code: 'NO_ROUTE' });
+  });
+  const exporter = options.metrics;
+  if (exporter) {
+    app.get('/metrics', (request, reply) => {
+      reply.hijack();
+      exporter.handle(request.raw, reply.raw);
+    });
+  }
+  return app;
+}
+
+/**
+ * Listens on `host:port` and logs `{"event":"listening","listener","url"}`; returns the URL with
+ * the port the kernel chose.
+ */
+export async function listenHttp(
+  app: FastifyInstance,
+  addressText: string,
+  listener = 'api',
+): Promise<string> {
+  const { host, port } = parseListenAddress(addressText);
+  await app.listen({ host, port });
+  const address = app.server.address();
+  if (address === null || typeof address === 'string') throw new Error('listener has no port');
+  const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const url = `http://${shownHost}:${address.port}`;
+  const record = { event: 'listening', listener, url };
+  const message = `${listener} listening on ${url}`;
+  // Supervisors learn ports from this line, so it is printed whatever the log level.
+  if ((app.log as Logger).isLevelEnabled('info')) app.log.info(record, message);
+  else process.stdout.write(`${JSON.stringify({ level: 30, time: Date.now(), ...record, msg: message })}\n`);
+  return url;
+}

@@ -1,0 +1,17 @@
+export { type ListenAddress, parseListenAddress } from './address.js';
+export {
+  type CommandInfo,
+  type ConfigOf,
+  parseConfig,
+  type Setting,
+  type Spec,
+  UsageError,
+  usage,
+} from './config.js';
+export { HttpError } from './errors.js';
+export { createHttpServer, type HttpServerOptions, listenHttp } from './http.js';
+export { createLogger, type Logger } from './logger.js';
+export { runMain } from './main.js';
+export { type MetricsExport, startMetrics } from './metrics.js';
+export { type ServerProcess, type ServerProcessOptions, startServerProcess } from './process.js';
+export { onShutdown, type ShutdownOptions } from './shutdown.js';

@@ -1,0 +1,32 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { metrics } from '@opentelemetry/api';
+import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
+
+export interface MetricsExport {
+  /** Serves the Prometheus text format; mount it on GET /metrics. */
+  handle(request: IncomingMessage, response: ServerResponse): void;
+  shutdown(): Promise<void>;
+}
+
+/**
+ * Installs the process-wide OpenTelemetry meter provider with a Prometheus reader. Code everywhere
+ * records through `@opentelemetry/api`; only this file knows the SDK. The exporter's own HTTP
+ * server is not started: each service serves /metrics on its own listener.
+ */
+export function startMetrics(serviceName: string): MetricsExport {
+  const exporter = new PrometheusExporter({ preventServerStart: true });
+  const provider = new MeterProvider({
+    readers: [exporter],
+    resource: resourceFromAttributes({ 'service.name': serviceName }),
+  });
+  metrics.setGlobalMeterProvider(provider);
+  return {
+    handle: (request, response) => exporter.getMetricsRequestHandler(request, response),
+    shutdown: async () => {
+      await provider.shutdown();
+      metrics.disable();
+    },
+  };
+}

@@ -1,0 +1,111 @@
+#!/usr/bin/env node
+// Monorepo rules, checked in `npm test` (see README "Rules"):
+//  1. an app never imports another app, and packages and infra never import an app: apps talk
+//     over their network APIs only, so each deploys alone;
+//  2. a workspace reaches another only through its package name, never a relative path;
+//  3. no package lists an app among its dependencies (apps may list another app as a
+//     devDependency only to spawn its built server in a test);
+//  4. layering inside an app: `routes → services → store`. Only the server wiring (main.ts,
+//     server.ts) and other routes import `src/routes/`; store files (`src/store/`, `*-store.ts`)
+//     import neither routes nor services.
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, relative, resolve, sep } from 'node:path';
+
+// The tree to check: the repository by default, or the folder given (the rules' own test uses one).
+const root = resolve(process.argv[2] ?? join(dirname(new URL(import.meta.url).pathname), '..'));
+const groups = ['apps', 'packages'];
+const workspaces = [];
+for (const group of groups) {
+  for (const name of readdirSync(join(root, group))) {
+    const dir = join(root, group, name);
+    if (statSync(join(dir, 'package.json'), { throwIfNoEntry: false })) {
+      workspaces.push({ group, dir, pkg: JSON.parse(readFileSync(join(dir, 'package.json'))) });
+    }
+  }
+}
+workspaces.push({
+  group: 'infra',
+  dir: join(root, 'infra'),
+  pkg: JSON.parse(readFileSync(join(root, 'infra/package.json'))),
+});
+const appNames = new Set(workspaces.filter((w) => w.group === 'apps').map((w) => w.pkg.name));
+const problems = [];
+
+function* sourceFiles(dir) {
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    if (entry.name === 'node_modules' || entry.name === 'dist') continue;
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) yield* sourceFiles(path);
+    else if (/\.(ts|mts|js|mjs)$/.test(entry.name) && !entry.name.endsWith('.d.ts')) yield path;
+  }
+}
+
+const importPattern =
+  /(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|import\s*\(\s*['"]([^'"]+)['"]\s*\)|import\s+['"]([^'"]+)['"]|require\(\s*['"]([^'"]+)['"]\s*\)/g;
+
+function layerOf(file, srcDir) {
+  const path = relative(srcDir, file).split(sep).join('/');
+  if (path.startsWith('routes/')) return 'routes';
+  if (path.startsWith('store/') || /-store\.[mc]?[jt]s$/.test(path)) return 'store';
+  if (/^(main|server)\.[mc]?[jt]s$/.test(path)) return 'wiring';
+  return 'services';
+}
+
+for (const workspace of workspaces) {
+  const { dir, pkg, group } = workspace;
+  for (const field of ['dependencies', 'peerDependencies']) {
+    for (const dep of Object.keys(pkg[field] ?? {})) {
+      if (appNames.has(dep)) problems.push(`${pkg.name}: ${field} lists the app ${dep}`);
+    }
+  }
+  for (const sub of ['src', 'test', 'bench']) {
+    const base = join(dir, sub);
+    if (!statSync(base, { throwIfNoEntry: false })) continue;
+    for (const file of sourceFiles(base)) {
+      const text = readFileSync(file, 'utf8');
+      const shown = relative(root, file);
+      for (const match of text.matchAll(importPattern)) {
+        const spec = match[1] ?? match[2] ?? match[3] ?? match[4];
+        if (appNames.has(spec.split('/').slice(0, 2).join('/')) && !spec.startsWith(pkg.name)) {
+          problems.push(
+            `${shown}: imports the app ${spec} (${group === 'apps' ? 'apps talk over the network' : 'only apps may be deployed alone'})`,
+          );
+        }
+        if (spec.startsWith('.')) {
+          const target = resolve(dirname(file), spec);
+          if (!target.startsWith(dir + sep))
+            problems.push(`${shown}: reaches outside its workspace with ${spec}`);
+          if (group === 'apps' && sub === 'src')
+            checkLayer(file, target, join(dir, 'src'), shown, spec);
+        }
+      }
+    }
+  }
+}
+
+function checkLayer(file, target, srcDir, shown, spec) {
+  if (!target.startsWith(srcDir + sep)) return;
+  const from = layerOf(file, srcDir);
+  const to = layerOf(target.replace(/\.js$/, '.ts'), srcDir);
+  if (to === 'routes' && from !== 'routes' && from !== 'wiring') {
+    problems.push(`${shown}: a ${from} file imports the route ${spec} (routes → services → store)`);
+  }
+  if (from === 'store' && (to === 'routes' || to === 'services') && isServiceFile(target)) {
+    problems.push(
+      `${shown}: a store file imports ${spec} from the ${to} layer (routes → services → store)`,
+    );
+  }
+}
+
+// Neutral modules (errors, metrics, diagnostics, types, config) may be imported from any layer.
+function isServiceFile(target) {
+  return !/(^|[\\/])(errors|metrics|diagnostics|types|config|schema)\.(js|ts)$/.test(target);
+}
+
+if (problems.length > 0) {
+  console.error(
+    `monorepo rules: ${problems.length} problem(s)\n${problems.map((p) => `  - ${p}`).join('\n')}`,
+  );
+  process.exit(1);
+}
+console.log(`monorepo rules: ${workspaces.length} workspaces checked, no problems`);
