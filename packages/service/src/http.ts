@@ -82,10 +82,20 @@ export async function listenHttp(
   if (address === null || typeof address === 'string') throw new Error('listener has no port');
   const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${shownHost}:${address.port}`;
+  announceListening(app.log as Logger, listener, url);
+  return url;
+}
+
+/**
+ * Logs `{"event":"listening","listener","url"}`. Supervisors learn ports from this line, so it is
+ * printed whatever the log level.
+ */
+export function announceListening(logger: Logger, listener: string, url: string): void {
   const record = { event: 'listening', listener, url };
   const message = `${listener} listening on ${url}`;
-  // Supervisors learn ports from this line, so it is printed whatever the log level.
-  if ((app.log as Logger).isLevelEnabled('info')) app.log.info(record, message);
-  else process.stdout.write(`${JSON.stringify({ level: 30, time: Date.now(), ...record, msg: message })}\n`);
-  return url;
+  if (logger.isLevelEnabled('info')) logger.info(record, message);
+  else
+    process.stdout.write(
+      `${JSON.stringify({ level: 30, time: Date.now(), ...record, msg: message })}\n`,
+    );
 }

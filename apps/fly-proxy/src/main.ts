@@ -1,0 +1,153 @@
+#!/usr/bin/env node
+import { createServer } from 'node:http';
+import { Catalog } from '@fleet/catalog';
+import { CorrosionClient } from '@fleet/corrosion-client';
+import {
+  announceListening,
+  createHttpServer,
+  createLogger,
+  listenHttp,
+  onShutdown,
+  parseConfig,
+  parseListenAddress,
+  runMain,
+  startMetrics,
+  UsageError,
+} from '@fleet/service';
+import { proxyMetrics } from './metrics.js';
+import { createProxyHandler } from './proxy.js';
+import { Upstreams } from './upstreams.js';
+
+const spec = {
+  mode: {
+    type: 'string',
+    default: 'edge',
+    description: 'edge (takes user traffic); backhaul comes later',
+  },
+  listen: {
+    type: 'string',
+    default: '127.0.0.1:8080',
+    description: 'listener for user traffic (HTTP/1.1)',
+  },
+  'admin-listen': {
+    type: 'string',
+    default: '127.0.0.1:0',
+    description: 'listener for /metrics and /status',
+  },
+  'corrosion-url': {
+    type: 'string',
+    required: true,
+    description: 'base URL of the local corrosion API',
+  },
+  'corrosion-token': { type: 'string', description: 'bearer token of the corrosion API' },
+  domain: {
+    type: 'string',
+    default: 'localhost',
+    description: 'fleet domain: <app>.<domain> names an app',
+  },
+  region: {
+    type: 'string',
+    default: 'local',
+    description: 'region of this proxy (sent as fly-region)',
+  },
+  'connect-timeout-ms': {
+    type: 'number',
+    default: 5_000,
+    description: 'bound on connecting to a machine',
+  },
+  'upstream-timeout-ms': {
+    type: 'number',
+    default: 60_000,
+    description: 'bound on a machine answering headers, and on body silence',
+  },
+  'connections-per-upstream': {
+    type: 'number',
+    default: 64,
+    description: 'connections kept to one machine',
+  },
+  'upstreams-max': {
+    type: 'number',
+    default: 4_096,
+    description: 'machines with open connection pools',
+  },
+  'catalog-write-timeout-ms': {
+    type: 'number',
+    default: 5_000,
+    description: 'bound on each catalog update',
+  },
+} as const;
+
+runMain(async () => {
+  const config = parseConfig(
+    {
+      name: 'fly-proxy',
+      summary: 'The Fleet router: sends each request to a started machine of its app.',
+    },
+    spec,
+  );
+  if (!config) return;
+  if (config.mode !== 'edge') {
+    throw new UsageError(`--mode ${config.mode} is not supported yet (only edge)`);
+  }
+  const proxyAddress = parseListenAddress(config.listen);
+  const logger = createLogger('fly-proxy');
+  const metrics = startMetrics('fly-proxy');
+  const catalog = new Catalog({
+    domain: config.domain,
+    logger,
+    writeTimeoutMs: config['catalog-write-timeout-ms'],
+  });
+  const corrosion = new CorrosionClient({
+    url: config['corrosion-url'],
+    token: config['corrosion-token'],
+  });
+  const following = new AbortController();
+  const followed = catalog.follow(corrosion, following.signal).catch((error: unknown) => {
+    logger.fatal({ err: error }, 'catalog cannot follow corrosion');
+    process.exit(1);
+  });
+  const upstreams = new Upstreams({
+    connectionsPerUpstream: config['connections-per-upstream'],
+    upstreamsMax: config['upstreams-max'],
+    connectTimeoutMs: config['connect-timeout-ms'],
+    headersTimeoutMs: config['upstream-timeout-ms'],
+    bodyTimeoutMs: config['upstream-timeout-ms'],
+  });
+  const server = createServer(
+    createProxyHandler({
+      catalog,
+      upstreams,
+      region: config.region,
+      metrics: proxyMetrics(),
+      logger,
+    }),
+  );
+  const admin = createHttpServer({ logger, metrics });
+  admin.get('/status', async () => ({
+    mode: config.mode,
+    region: config.region,
+    catalog: await catalog.stats(),
+    locks: { catalog: catalog.lock.snapshot() },
+  }));
+
+  onShutdown(logger, async () => {
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeIdleConnections();
+    });
+    following.abort();
+    await followed;
+    await Promise.all([upstreams.close(), corrosion.close(), admin.close()]);
+    await metrics.shutdown();
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(proxyAddress.port, proxyAddress.host, () => resolve());
+  });
+  const bound = server.address();
+  if (bound === null || typeof bound === 'string') throw new Error('proxy listener has no port');
+  const url = `http://${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}`;
+  announceListening(logger, 'proxy', url);
+  await listenHttp(admin, config['admin-listen'], 'admin');
+});

@@ -1,0 +1,11 @@
+export { LockError, type LockErrorCode, LockErrorCodes } from './errors.js';
+export {
+  type AcquireOptions,
+  type HolderInfo,
+  type LockContext,
+  type LockLogger,
+  type LockMode,
+  type LockSnapshot,
+  RwLock,
+  type RwLockOptions,
+} from './rwlock.js';
