@@ -1,0 +1,22 @@
+import { HttpError } from '@fleet/service';
+
+/** Error codes of flyd's API; the README lists the same table. */
+export const FlydErrors = {
+  FLYD_ERR_UNAUTHORIZED: [401, 'the internal token is missing or wrong'],
+  FLYD_ERR_NOT_FOUND: [404, 'no such machine on this worker'],
+  FLYD_ERR_CONFLICT: [409, 'another operation is running on the machine'],
+  FLYD_ERR_PRECONDITION: [412, 'the machine is not in a state that allows the operation'],
+  FLYD_ERR_BAD_CONFIG: [
+    400,
+    'the machine config is invalid (unknown image, no command, bad service)',
+  ],
+  FLYD_ERR_EXISTS: [409, 'a machine with that id already exists'],
+  FLYD_ERR_TIMEOUT: [408, 'the machine did not reach the state in time'],
+  FLYD_ERR_FAILED: [500, 'the operation failed on the worker; its run records the step and error'],
+} as const;
+
+export type FlydErrorCode = keyof typeof FlydErrors;
+
+export function flydError(code: FlydErrorCode, message: string): HttpError {
+  return new HttpError(FlydErrors[code][0], code, message);
+}

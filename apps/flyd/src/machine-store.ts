@@ -1,0 +1,147 @@
+import type { Database as Db } from 'better-sqlite3';
+
+/** A machine as flyd records it. */
+export interface MachineRecord {
+  id: string;
+  app: string;
+  name: string;
+  region: string;
+  instance_id: string;
+  state: MachineState;
+  config: MachineConfig;
+  image_ref: string;
+  port: number | null;
+  pid: number | null;
+  stop_reason: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+/** Fly's machine states, as far as this worker drives them. */
+export type MachineState =
+  | 'created'
+  | 'starting'
+  | 'started'
+  | 'stopping'
+  | 'stopped'
+  | 'destroying'
+  | 'destroyed';
+
+export interface ServiceConfig {
+  protocol?: string;
+  internal_port: number;
+  ports?: { port?: number; handlers?: string[] }[];
+  concurrency?: Record<string, unknown>;
+  autostart?: boolean;
+  autostop?: string | boolean;
+  min_machines_running?: number;
+}
+
+/** The subset of Fly's machine config flyd acts on; the rest is kept and returned as given. */
+export interface MachineConfig {
+  image?: string;
+  init?: { cmd?: string[]; exec?: string[]; entrypoint?: string[] };
+  env?: Record<string, string>;
+  services?: ServiceConfig[];
+  guest?: { cpus?: number; memory_mb?: number };
+  restart?: { policy?: string; max_retries?: number };
+  [key: string]: unknown;
+}
+
+export interface MachineEvent {
+  type: string;
+  status: string;
+  source: string;
+  request?: unknown;
+  timestamp: number;
+}
+
+type Row = Omit<MachineRecord, 'config'> & { config: string };
+
+/** The machines table of flyd's database; every write stamps `updated_at`. */
+export class MachineStore {
+  constructor(private readonly db: Db) {}
+
+  get(id: string): MachineRecord | undefined {
+    const row = this.db.prepare('SELECT * FROM machines WHERE id = ?').get(id) as Row | undefined;
+    return row && decode(row);
+  }
+
+  list(app?: string): MachineRecord[] {
+    const rows = (
+      app === undefined
+        ? this.db.prepare('SELECT * FROM machines ORDER BY created_at').all()
+        : this.db.prepare('SELECT * FROM machines WHERE app = ? ORDER BY created_at').all(app)
+    ) as Row[];
+    return rows.map(decode);
+  }
+
+  insert(machine: MachineRecord): void {
+    this.db
+      .prepare(
+        `INSERT INTO machines (id, app, name, region, instance_id, state, config, image_ref, port, pid, stop_reason, created_at, updated_at)
+         VALUES (@id, @app, @name, @region, @instance_id, @state, @config, @image_ref, @port, @pid, @stop_reason, @created_at, @updated_at)`,
+      )
+      .run({ ...machine, config: JSON.stringify(machine.config) });
+  }
+
+  update(
+    id: string,
+    changes: Partial<Pick<MachineRecord, 'state' | 'port' | 'pid' | 'stop_reason'>>,
+  ): MachineRecord {
+    const fields = Object.keys(changes);
+    const set = [...fields.map((field) => `${field} = @${field}`), 'updated_at = @updated_at'].join(
+      ', ',
+    );
+    this.db
+      .prepare(`UPDATE machines SET ${set} WHERE id = @id`)
+      .run({ ...changes, id, updated_at: new Date().toISOString() });
+    return this.get(id)!;
+  }
+
+  addEvent(machineId: string, event: Omit<MachineEvent, 'timestamp'>): void {
+    this.db
+      .prepare(
+        'INSERT INTO machine_events (machine_id, type, status, source, request, timestamp) VALUES (?, ?, ?, ?, ?, ?)',
+      )
+      .run(
+        machineId,
+        event.type,
+        event.status,
+        event.source,
+        event.request === undefined ? null : JSON.stringify(event.request),
+        Date.now(),
+      );
+  }
+
+  /** The newest events first, as Fly lists them. */
+  events(machineId: string, limit = 50): MachineEvent[] {
+    const rows = this.db
+      .prepare(
+        'SELECT type, status, source, request, timestamp FROM machine_events WHERE machine_id = ? ORDER BY seq DESC LIMIT ?',
+      )
+      .all(machineId, limit) as {
+      type: string;
+      status: string;
+      source: string;
+      request: string | null;
+      timestamp: number;
+    }[];
+    return rows.map((row) => ({
+      ...row,
+      request: row.request === null ? undefined : JSON.parse(row.request),
+    }));
+  }
+
+  count(): number {
+    return (
+      this.db.prepare("SELECT count(*) AS n FROM machines WHERE state != 'destroyed'").get() as {
+        n: number;
+      }
+    ).n;
+  }
+}
+
+function decode(row: Row): MachineRecord {
+  return { ...row, config: JSON.parse(row.config) as MachineConfig };
+}

@@ -1,0 +1,23 @@
+import type { MachineEvent, MachineRecord } from './machine-store.js';
+
+/** The Machine object flyd answers with, in the shape of Fly's Machines API. */
+export function machineView(machine: MachineRecord, hostId: string, events: MachineEvent[]) {
+  const [repository, tag] = machine.image_ref.split(':');
+  return {
+    id: machine.id,
+    name: machine.name,
+    app: machine.app,
+    state: machine.state,
+    region: machine.region,
+    host_id: hostId,
+    instance_id: machine.instance_id,
+    private_addr: machine.port === null ? null : `127.0.0.1:${machine.port}`,
+    config: machine.config,
+    image_ref: { registry: 'local', repository, tag, digest: '' },
+    created_at: machine.created_at,
+    updated_at: machine.updated_at,
+    events,
+  };
+}
+
+export type MachineView = ReturnType<typeof machineView>;

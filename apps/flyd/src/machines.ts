@@ -1,0 +1,352 @@
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from '@fleet/service';
+import { ulid } from 'ulid';
+import { flydError } from './errors.js';
+import type { FsmEngine, RunHandle } from './fsm/engine.js';
+import { RunConflictError } from './fsm/engine.js';
+import { resolveImage } from './images.js';
+import type { MachineConfig, MachineRecord, MachineState, MachineStore } from './machine-store.js';
+import { freePort } from './ports.js';
+import type { Publisher } from './publisher.js';
+import { type ExitInfo, killLeftover, type ProcessRuntime } from './runtime.js';
+
+export interface MachineServiceOptions {
+  dataDir: string;
+  imagesDir: string;
+  region: string;
+  stopTimeoutMs: number;
+  logger: Logger;
+}
+
+export interface CreateRequest {
+  id?: string;
+  name?: string;
+  app: string;
+  region?: string;
+  config: MachineConfig;
+  skip_launch?: boolean;
+}
+
+interface StopRequest {
+  signal: NodeJS.Signals;
+  timeoutMs: number;
+}
+
+/**
+ * The machine operations of this worker. Each runs as an FSM (create, start, stop, destroy);
+ * every state change is recorded locally, logged as an event and published to corrosion.
+ */
+export class MachineService {
+  readonly #changes = new EventEmitter();
+
+  constructor(
+    private readonly store: MachineStore,
+    private readonly engine: FsmEngine,
+    private readonly runtime: ProcessRuntime,
+    private readonly publisher: Publisher,
+    private readonly options: MachineServiceOptions,
+  ) {
+    this.#changes.setMaxListeners(0); // one per long-poll `wait`, each bounded by its timeout
+    this.#defineActions();
+  }
+
+  get(id: string): MachineRecord {
+    const machine = this.store.get(id);
+    if (!machine) throw flydError('FLYD_ERR_NOT_FOUND', `machine ${id} not found`);
+    return machine;
+  }
+
+  /** Records the machine and answers once it is `created`; the launch goes on in the background. */
+  async create(request: CreateRequest): Promise<MachineRecord> {
+    const image = resolveImage(this.options.imagesDir, request.config);
+    for (const service of request.config.services ?? []) {
+      if (
+        !Number.isInteger(service.internal_port) ||
+        service.internal_port < 1 ||
+        service.internal_port > 65535
+      ) {
+        throw flydError(
+          'FLYD_ERR_BAD_CONFIG',
+          'config.services[].internal_port must be a port number',
+        );
+      }
+    }
+    const id = request.id ?? randomBytes(7).toString('hex');
+    if (this.store.get(id)) throw flydError('FLYD_ERR_EXISTS', `machine ${id} already exists`);
+    const run = this.#start(id, 'create', { ...request, id, image_ref: image.ref });
+    await run.reached('publish');
+    return this.get(id);
+  }
+
+  async start(id: string): Promise<{ previous_state: MachineState }> {
+    const machine = this.get(id);
+    if (!['created', 'stopped', 'started'].includes(machine.state)) {
+      throw flydError(
+        'FLYD_ERR_PRECONDITION',
+        `machine ${id} is ${machine.state}; only a stopped machine starts`,
+      );
+    }
+    if (machine.state !== 'started') await this.#start(id, 'start', {}).done;
+    return { previous_state: machine.state };
+  }
+
+  async stop(id: string, request: StopRequest): Promise<void> {
+    const machine = this.get(id);
+    if (machine.state === 'stopped' || machine.state === 'created') return;
+    if (machine.state !== 'started' && machine.state !== 'starting') {
+      throw flydError(
+        'FLYD_ERR_PRECONDITION',
+        `machine ${id} is ${machine.state}; it cannot be stopped`,
+      );
+    }
+    await this.#start(id, 'stop', request).done;
+  }
+
+  async destroy(id: string, kill: boolean): Promise<void> {
+    const machine = this.get(id);
+    if (machine.state === 'destroyed') return;
+    if ((machine.state === 'started' || machine.state === 'starting') && !kill) {
+      throw flydError(
+        'FLYD_ERR_PRECONDITION',
+        `machine ${id} is ${machine.state}: stop it first, or destroy with kill=true`,
+      );
+    }
+    await this.#start(id, 'destroy', { kill }).done;
+  }
+
+  /** Resolves once the machine is in `state`; 408 after `timeoutMs`. */
+  wait(id: string, state: MachineState, timeoutMs: number): Promise<MachineRecord> {
+    const current = this.get(id);
+    if (current.state === state) return Promise.resolve(current);
+    return new Promise((resolve, reject) => {
+      const listener = (machine: MachineRecord) => {
+        if (machine.id !== id || machine.state !== state) return;
+        cleanup();
+        resolve(machine);
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(
+          flydError(
+            'FLYD_ERR_TIMEOUT',
+            `machine ${id} did not reach ${state} within ${timeoutMs} ms`,
+          ),
+        );
+      }, timeoutMs);
+      const cleanup = () => {
+        clearTimeout(timer);
+        this.#changes.off('state', listener);
+      };
+      this.#changes.on('state', listener);
+    });
+  }
+
+  /** A machine process exited: unless flyd asked for it, the machine is now stopped. */
+  exited(id: string, exit: ExitInfo): void {
+    const machine = this.store.get(id);
+    if (exit.requested || !machine || (machine.state !== 'started' && machine.state !== 'starting'))
+      return;
+    this.options.logger.warn(
+      { machine: id, code: exit.code, signal: exit.signal },
+      'machine exited',
+    );
+    this.#setState(
+      id,
+      'stopped',
+      { type: 'exit', source: 'flyd' },
+      { pid: null, stop_reason: 'exited' },
+    );
+  }
+
+  /** At boot: kill what a crashed flyd left, resume unfinished runs, restart what was running. */
+  boot(): void {
+    const machines = this.store.list();
+    for (const machine of machines) {
+      if (machine.pid !== null && killLeftover(machine.pid, machine.id)) {
+        this.options.logger.warn(
+          { machine: machine.id, pid: machine.pid },
+          'killed a process left by a previous flyd',
+        );
+      }
+    }
+    for (const run of this.engine.resumeAll()) run.done.catch(() => undefined);
+    for (const machine of machines) {
+      const wasRunning = machine.state === 'started' || machine.state === 'starting';
+      const stoppedByShutdown =
+        machine.state === 'stopped' && machine.stop_reason === 'flyd-shutdown';
+      if ((wasRunning || stoppedByShutdown) && !this.engine.isBusy(machine.id)) {
+        if (wasRunning) this.store.update(machine.id, { state: 'stopped', pid: null });
+        this.#start(machine.id, 'start', {}).done.catch(() => undefined);
+      }
+    }
+  }
+
+  /** Stops every running machine (no orphans) and records why, so boot starts them again. */
+  async shutdown(): Promise<void> {
+    await Promise.all(
+      this.runtime.runningIds().map(async (id) => {
+        await this.runtime.stop(id, 'SIGTERM', this.options.stopTimeoutMs);
+        this.#setState(
+          id,
+          'stopped',
+          { type: 'exit', source: 'flyd' },
+          { pid: null, stop_reason: 'flyd-shutdown' },
+        );
+      }),
+    );
+  }
+
+  #start(id: string, action: string, request: unknown): RunHandle {
+    try {
+      return this.engine.start(id, action, request);
+    } catch (error) {
+      if (error instanceof RunConflictError) throw flydError('FLYD_ERR_CONFLICT', error.message);
+      throw error;
+    }
+  }
+
+  #setState(
+    id: string,
+    state: MachineState,
+    event: { type: string; source: string; request?: unknown },
+    extra: Partial<Pick<MachineRecord, 'pid' | 'port' | 'stop_reason'>> = {},
+  ): MachineRecord {
+    const machine = this.store.update(id, { state, ...extra });
+    this.store.addEvent(id, { ...event, status: state });
+    void this.publisher.machineChanged(id);
+    this.#changes.emit('state', machine);
+    return machine;
+  }
+
+  /** Starts the machine's process (idempotent: a running machine is left as it is). */
+  async #launch(id: string): Promise<void> {
+    if (this.runtime.isRunning(id)) return;
+    const machine = this.get(id);
+    const image = resolveImage(this.options.imagesDir, machine.config);
+    const port = machine.port ?? (await freePort());
+    this.#setState(id, 'starting', { type: 'start', source: 'user' }, { port, stop_reason: null });
+    const env: Record<string, string> = {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      HOME: join(this.options.dataDir, 'machines', id),
+      LANG: process.env.LANG ?? 'C.UTF-8',
+      ...(machine.config.env ?? {}),
+      PORT: String(port),
+      FLY_APP_NAME: machine.app,
+      FLY_MACHINE_ID: id,
+      FLY_REGION: machine.region,
+      FLY_IMAGE_REF: machine.image_ref,
+      FLY_PRIVATE_IP: '127.0.0.1',
+    };
+    const pid = await this.runtime.start({ machineId: id, image, env });
+    this.#setState(id, 'started', { type: 'start', source: 'flyd' }, { pid });
+  }
+
+  #defineActions(): void {
+    const machineDir = (id: string) => join(this.options.dataDir, 'machines', id);
+    this.engine.define<CreateRequest & { id: string; image_ref: string }>('create', {
+      steps: [
+        {
+          name: 'reserve',
+          run: async ({ request }) => {
+            if (this.store.get(request.id)) return;
+            const now = new Date().toISOString();
+            this.store.insert({
+              id: request.id,
+              app: request.app,
+              name: request.name ?? request.id,
+              region: request.region ?? this.options.region,
+              instance_id: ulid(),
+              state: 'created',
+              config: request.config,
+              image_ref: request.image_ref,
+              port: await freePort(),
+              pid: null,
+              stop_reason: null,
+              created_at: now,
+              updated_at: now,
+            });
+          },
+        },
+        {
+          name: 'prepare',
+          run: ({ request }) => {
+            mkdirSync(machineDir(request.id), { recursive: true });
+            writeFileSync(
+              join(machineDir(request.id), 'config.json'),
+              JSON.stringify(request.config, null, 2),
+            );
+          },
+        },
+        {
+          name: 'publish',
+          run: ({ request }) =>
+            void this.#setState(request.id, 'created', { type: 'launch', source: 'user' }),
+        },
+        {
+          name: 'launch',
+          run: ({ request }) => (request.skip_launch ? undefined : this.#launch(request.id)),
+        },
+      ],
+    });
+    this.engine.define('start', {
+      steps: [{ name: 'launch', run: ({ machineId }) => this.#launch(machineId) }],
+    });
+    this.engine.define<StopRequest>('stop', {
+      steps: [
+        {
+          name: 'signal',
+          run: async ({ machineId, request }) => {
+            if (!this.runtime.isRunning(machineId)) return;
+            this.#setState(machineId, 'stopping', { type: 'stop', source: 'user' });
+            await this.runtime.stop(machineId, request.signal, request.timeoutMs);
+          },
+        },
+        {
+          name: 'record',
+          run: ({ machineId }) =>
+            void this.#setState(
+              machineId,
+              'stopped',
+              { type: 'exit', source: 'flyd' },
+              { pid: null, stop_reason: 'requested' },
+            ),
+        },
+      ],
+    });
+    this.engine.define<{ kill: boolean }>('destroy', {
+      steps: [
+        {
+          name: 'stop',
+          run: async ({ machineId, request }) => {
+            this.#setState(machineId, 'destroying', { type: 'destroy', source: 'user' });
+            await this.runtime.stop(
+              machineId,
+              request.kill ? 'SIGKILL' : 'SIGTERM',
+              this.options.stopTimeoutMs,
+            );
+          },
+        },
+        {
+          name: 'cleanup',
+          run: ({ machineId }) => {
+            rmSync(machineDir(machineId), { recursive: true, force: true });
+            this.runtime.forget(machineId);
+          },
+        },
+        {
+          name: 'record',
+          run: ({ machineId }) =>
+            void this.#setState(
+              machineId,
+              'destroyed',
+              { type: 'destroy', source: 'flyd' },
+              { pid: null, port: null },
+            ),
+        },
+      ],
+    });
+  }
+}

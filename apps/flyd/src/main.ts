@@ -1,0 +1,143 @@
+#!/usr/bin/env node
+import { mkdirSync } from 'node:fs';
+import { cpus, hostname, totalmem } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CorrosionClient } from '@fleet/corrosion-client';
+import {
+  createLogger,
+  listenHttp,
+  onShutdown,
+  parseConfig,
+  runMain,
+  startMetrics,
+} from '@fleet/service';
+import { metrics as otel } from '@opentelemetry/api';
+import { openDatabase } from './db.js';
+import { FsmEngine } from './fsm/engine.js';
+import { MachineStore } from './machine-store.js';
+import { MachineService } from './machines.js';
+import { Publisher } from './publisher.js';
+import { ProcessRuntime } from './runtime.js';
+import { createFlydServer } from './server.js';
+
+const repoImages = resolve(
+  dirname(fileURLToPath(import.meta.url)),
+  '..',
+  '..',
+  '..',
+  'infra',
+  'images',
+);
+
+const spec = {
+  listen: { type: 'string', default: '127.0.0.1:4281', description: 'API listen address' },
+  'data-dir': { type: 'string', required: true, description: 'flyd.db and the machines folders' },
+  'corrosion-url': {
+    type: 'string',
+    required: true,
+    description: 'base URL of the local corrosion API',
+  },
+  'corrosion-token': { type: 'string', description: 'bearer token of the corrosion API' },
+  token: {
+    type: 'string',
+    required: true,
+    description: 'internal bearer token callers (flaps) present',
+  },
+  'host-id': {
+    type: 'string',
+    default: hostname(),
+    description: 'this worker host id (the hosts row)',
+  },
+  region: { type: 'string', default: 'local', description: 'region of this worker' },
+  'images-dir': {
+    type: 'string',
+    default: repoImages,
+    description: 'local image store: <dir>/<image>/image.json',
+  },
+  cpus: { type: 'number', default: cpus().length, description: 'CPUs this worker offers' },
+  'memory-mb': {
+    type: 'number',
+    default: Math.floor(totalmem() / 1024 / 1024),
+    description: 'memory this worker offers',
+  },
+  'stop-timeout-ms': {
+    type: 'number',
+    default: 10_000,
+    description: 'grace period before SIGKILL on stop',
+  },
+} as const;
+
+runMain(async () => {
+  const config = parseConfig(
+    {
+      name: 'flyd',
+      summary:
+        'The worker scheduler: runs machines as durable FSMs and publishes them to corrosion.',
+    },
+    spec,
+  );
+  if (!config) return;
+  const logger = createLogger('flyd');
+  const metrics = startMetrics('flyd');
+  mkdirSync(join(config['data-dir'], 'machines'), { recursive: true });
+  const db = openDatabase(join(config['data-dir'], 'flyd.db'));
+  const store = new MachineStore(db);
+  const engine = new FsmEngine(db, logger);
+  const corrosion = new CorrosionClient({
+    url: config['corrosion-url'],
+    token: config['corrosion-token'],
+  });
+  const host = {
+    id: config['host-id'],
+    region: config.region,
+    flydAddr: null,
+    cpus: config.cpus,
+    memoryMb: config['memory-mb'],
+  };
+  const publisher = new Publisher(corrosion, store, host, logger);
+  const runtime = new ProcessRuntime((id, exit) => machines.exited(id, exit));
+  const machines = new MachineService(store, engine, runtime, publisher, {
+    dataDir: config['data-dir'],
+    imagesDir: config['images-dir'],
+    region: config.region,
+    stopTimeoutMs: config['stop-timeout-ms'],
+    logger,
+  });
+  otel
+    .getMeter('fleet.flyd')
+    .createObservableGauge('flyd_machines', {
+      description: 'machines on this worker (not destroyed)',
+    })
+    .addCallback((result) => result.observe(store.count()));
+  const app = createFlydServer(logger, metrics, config.token, {
+    machines,
+    store,
+    engine,
+    runtime,
+    hostId: config['host-id'],
+    stopTimeoutMs: config['stop-timeout-ms'],
+  });
+  // Resume and restart before taking calls, then publish the host row with the API's address.
+  machines.boot();
+  const url = await listenHttp(app, config.listen, 'api');
+  void publisher.announce(url);
+
+  onShutdown(
+    logger,
+    async () => {
+      await app.close();
+      await machines.shutdown();
+      await Promise.race([publisher.flush(), new Promise((resolve) => setTimeout(resolve, 3_000))]);
+      publisher.close();
+      await corrosion.close();
+      db.close();
+      await metrics.shutdown();
+    },
+    { timeoutMs: config['stop-timeout-ms'] + 10_000 },
+  );
+  logger.info(
+    { host: config['host-id'], region: config.region, images: config['images-dir'] },
+    'flyd ready',
+  );
+});

@@ -1,0 +1,183 @@
+import type { CorrosionClient, Statement } from '@fleet/corrosion-client';
+import type { Logger } from '@fleet/service';
+import type { MachineRecord, MachineStore } from './machine-store.js';
+
+export interface HostInfo {
+  id: string;
+  region: string;
+  /** The API's URL; known once it listens (see `announce`). */
+  flydAddr: string | null;
+  cpus: number;
+  memoryMb: number;
+}
+
+/**
+ * Writes this worker's truth to its local corrosion: the `hosts` row, and for each machine its
+ * `machines` row and `services` rows. Publishing never fails an operation: machines are marked
+ * pending and a flush loop sends their latest state, retrying with capped backoff while
+ * corrosion is unreachable. The pending set is bounded by the machines on this host.
+ */
+export class Publisher {
+  readonly #pending = new Set<string>();
+  #hostPending = true;
+  #flushing: Promise<void> | undefined;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #delayMs = 100;
+  #closed = false;
+
+  constructor(
+    private readonly corrosion: CorrosionClient,
+    private readonly machines: MachineStore,
+    private readonly host: HostInfo,
+    private readonly logger: Logger,
+    private readonly retryDelayMsMax = 5_000,
+  ) {}
+
+  /** Marks a machine (and the host's counts) for publishing and starts a flush. */
+  machineChanged(machineId: string): Promise<void> {
+    this.#pending.add(machineId);
+    this.#hostPending = true;
+    return this.flush();
+  }
+
+  /** Sets the API's URL, published in the host row from now on. */
+  announce(flydAddr: string): Promise<void> {
+    this.host.flydAddr = flydAddr;
+    return this.hostChanged();
+  }
+
+  hostChanged(): Promise<void> {
+    this.#hostPending = true;
+    return this.flush();
+  }
+
+  /** Sends everything pending; resolves when sent, or when this attempt failed (a retry is scheduled). */
+  flush(): Promise<void> {
+    this.#flushing ??= this.#send().finally(() => {
+      this.#flushing = undefined;
+      if (!this.#closed && (this.#pending.size > 0 || this.#hostSendable()) && !this.#retryTimer) {
+        this.#retryTimer = setTimeout(() => {
+          this.#retryTimer = undefined;
+          void this.flush();
+        }, this.#delayMs);
+        this.#delayMs = Math.min(this.#delayMs * 2, this.retryDelayMsMax);
+      }
+    });
+    return this.#flushing;
+  }
+
+  get pendingCount(): number {
+    return this.#pending.size + (this.#hostPending ? 1 : 0);
+  }
+
+  close(): void {
+    this.#closed = true;
+    clearTimeout(this.#retryTimer);
+  }
+
+  async #send(): Promise<void> {
+    while (this.#pending.size > 0 || this.#hostSendable()) {
+      const ids = [...this.#pending];
+      const host = this.#hostSendable();
+      this.#pending.clear();
+      if (host) this.#hostPending = false;
+      const statements = ids.flatMap((id) => this.#machineStatements(id));
+      if (host) statements.push(this.#hostStatement());
+      try {
+        await this.corrosion.transaction(statements);
+        this.#delayMs = 100;
+      } catch (error) {
+        for (const id of ids) this.#pending.add(id);
+        if (host) this.#hostPending = true;
+        this.logger.warn(
+          { err: error, machines: ids.length },
+          'publishing to corrosion failed; will retry',
+        );
+        return;
+      }
+    }
+  }
+
+  /** The host row waits for the API's address: a row without it would be unplaceable. */
+  #hostSendable(): boolean {
+    return this.#hostPending && this.host.flydAddr !== null;
+  }
+
+  #machineStatements(id: string): Statement[] {
+    const machine = this.machines.get(id);
+    if (!machine) return [];
+    return [
+      ['DELETE FROM services WHERE machine_id = ?', [id]],
+      [
+        `INSERT INTO machines (id, app, host_id, region, instance_id, state, private_addr, config, metadata, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET app = excluded.app, host_id = excluded.host_id, region = excluded.region,
+           instance_id = excluded.instance_id, state = excluded.state, private_addr = excluded.private_addr,
+           config = excluded.config, metadata = excluded.metadata, updated_at = excluded.updated_at`,
+        [
+          id,
+          machine.app,
+          this.host.id,
+          machine.region,
+          machine.instance_id,
+          machine.state,
+          machine.port === null ? null : `127.0.0.1:${machine.port}`,
+          JSON.stringify(machine.config),
+          JSON.stringify(machine.config.metadata ?? {}),
+          machine.created_at,
+          machine.updated_at,
+        ],
+      ],
+      ...servicesOf(machine),
+    ];
+  }
+
+  #hostStatement(): Statement {
+    return [
+      `INSERT INTO hosts (id, region, role, flyd_addr, cpus, memory_mb, cpus_reserved, memory_mb_reserved, machine_count, status, updated_at)
+       VALUES (?, ?, 'worker', ?, ?, ?, ?, ?, ?, 'ready', ?)
+       ON CONFLICT (id) DO UPDATE SET region = excluded.region, role = excluded.role, flyd_addr = excluded.flyd_addr,
+         cpus = excluded.cpus, memory_mb = excluded.memory_mb, cpus_reserved = excluded.cpus_reserved,
+         memory_mb_reserved = excluded.memory_mb_reserved, machine_count = excluded.machine_count,
+         status = excluded.status, updated_at = excluded.updated_at`,
+      [
+        this.host.id,
+        this.host.region,
+        this.host.flydAddr,
+        this.host.cpus,
+        this.host.memoryMb,
+        ...reservations(this.machines.list()),
+        new Date().toISOString(),
+      ],
+    ];
+  }
+}
+
+/** Services are routable only while the machine exists; a destroyed machine keeps no services rows. */
+function servicesOf(machine: MachineRecord): Statement[] {
+  if (machine.state === 'destroyed') return [];
+  return (machine.config.services ?? []).map((service) => [
+    `INSERT INTO services (machine_id, internal_port, app, protocol, ports, handlers, concurrency, autostart, autostop, min_machines_running)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    [
+      machine.id,
+      service.internal_port,
+      machine.app,
+      service.protocol ?? 'tcp',
+      JSON.stringify(service.ports ?? []),
+      JSON.stringify([...new Set((service.ports ?? []).flatMap((port) => port.handlers ?? []))]),
+      JSON.stringify(service.concurrency ?? {}),
+      service.autostart ? 1 : 0,
+      String(service.autostop ?? 'off'),
+      service.min_machines_running ?? 0,
+    ],
+  ]);
+}
+
+/** [cpus reserved, memory reserved, machine count] of the machines that exist on this host. */
+function reservations(machines: MachineRecord[]): [number, number, number] {
+  const live = machines.filter((machine) => machine.state !== 'destroyed');
+  const cpus = live.reduce((sum, machine) => sum + (machine.config.guest?.cpus ?? 1), 0);
+  const memory = live.reduce((sum, machine) => sum + (machine.config.guest?.memory_mb ?? 256), 0);
+  return [cpus, memory, live.length];
+}

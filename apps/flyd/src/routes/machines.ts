@@ -1,0 +1,145 @@
+import type { FastifyInstance } from 'fastify';
+import { flydError } from '../errors.js';
+import type { FsmEngine } from '../fsm/engine.js';
+import type { MachineState, MachineStore } from '../machine-store.js';
+import { machineView } from '../machine-view.js';
+import type { CreateRequest, MachineService } from '../machines.js';
+import type { ProcessRuntime } from '../runtime.js';
+
+const states: MachineState[] = [
+  'created',
+  'starting',
+  'started',
+  'stopping',
+  'stopped',
+  'destroying',
+  'destroyed',
+];
+const signals = ['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGKILL', 'SIGHUP', 'SIGUSR1', 'SIGUSR2'];
+
+const createSchema = {
+  body: {
+    type: 'object',
+    required: ['app', 'config'],
+    additionalProperties: false,
+    properties: {
+      id: { type: 'string', pattern: '^[0-9a-f]{14}$' },
+      name: { type: 'string', maxLength: 63 },
+      app: { type: 'string', minLength: 1, maxLength: 63 },
+      region: { type: 'string', maxLength: 32 },
+      config: { type: 'object' },
+      skip_launch: { type: 'boolean' },
+    },
+  },
+};
+
+const idParams = { type: 'object', properties: { id: { type: 'string' } } };
+
+export interface MachineRouteDeps {
+  machines: MachineService;
+  store: MachineStore;
+  engine: FsmEngine;
+  runtime: ProcessRuntime;
+  hostId: string;
+  stopTimeoutMs: number;
+}
+
+/** flyd's machine API (internal: flaps calls it with the flyd token). */
+export function machineRoutes(app: FastifyInstance, deps: MachineRouteDeps): void {
+  const view = (id: string) =>
+    machineView(deps.machines.get(id), deps.hostId, deps.store.events(id));
+
+  app.post<{ Body: CreateRequest }>('/v1/machines', { schema: createSchema }, async (request) => {
+    const machine = await deps.machines.create(request.body);
+    return view(machine.id);
+  });
+
+  app.get<{ Querystring: { app?: string; include_deleted?: string } }>(
+    '/v1/machines',
+    async (request) => {
+      const all = deps.store.list(request.query.app);
+      const listed =
+        request.query.include_deleted === 'true'
+          ? all
+          : all.filter((machine) => machine.state !== 'destroyed');
+      return listed.map((machine) =>
+        machineView(machine, deps.hostId, deps.store.events(machine.id, 10)),
+      );
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/v1/machines/:id',
+    { schema: { params: idParams } },
+    async (request) => view(request.params.id),
+  );
+
+  app.post<{ Params: { id: string } }>('/v1/machines/:id/start', async (request) => {
+    const { previous_state } = await deps.machines.start(request.params.id);
+    return { ok: true, previous_state };
+  });
+
+  app.post<{ Params: { id: string }; Body: { signal?: string; timeout?: number } | undefined }>(
+    '/v1/machines/:id/stop',
+    {
+      schema: {
+        body: {
+          type: ['object', 'null'],
+          additionalProperties: false,
+          properties: {
+            signal: { type: 'string', enum: signals },
+            timeout: { type: 'number', minimum: 0, maximum: 600 },
+          },
+        },
+      },
+    },
+    async (request) => {
+      const timeoutMs =
+        request.body?.timeout === undefined ? deps.stopTimeoutMs : request.body.timeout * 1000;
+      await deps.machines.stop(request.params.id, {
+        signal: (request.body?.signal ?? 'SIGTERM') as NodeJS.Signals,
+        timeoutMs,
+      });
+      return { ok: true };
+    },
+  );
+
+  app.delete<{ Params: { id: string }; Querystring: { kill?: string; force?: string } }>(
+    '/v1/machines/:id',
+    async (request) => {
+      const kill = request.query.kill === 'true' || request.query.force === 'true';
+      await deps.machines.destroy(request.params.id, kill);
+      return { ok: true };
+    },
+  );
+
+  app.get<{ Params: { id: string }; Querystring: { state?: string; timeout?: string } }>(
+    '/v1/machines/:id/wait',
+    async (request) => {
+      const state = (request.query.state ?? 'started') as MachineState;
+      if (!states.includes(state))
+        throw flydError('FLYD_ERR_BAD_CONFIG', `state must be one of ${states.join(', ')}`);
+      const seconds = request.query.timeout === undefined ? 60 : Number(request.query.timeout);
+      if (!Number.isFinite(seconds) || seconds <= 0)
+        throw flydError('FLYD_ERR_BAD_CONFIG', 'timeout must be a positive number of seconds');
+      const machine = await deps.machines.wait(
+        request.params.id,
+        state,
+        Math.min(seconds, 60) * 1000,
+      );
+      return { ok: true, state: machine.state };
+    },
+  );
+
+  app.get<{ Params: { id: string } }>('/v1/machines/:id/logs', async (request) => {
+    deps.machines.get(request.params.id);
+    return deps.runtime.logs(request.params.id).lines();
+  });
+
+  app.get<{ Params: { id: string } }>('/v1/machines/:id/runs', async (request) => {
+    deps.machines.get(request.params.id);
+    return deps.engine.history(request.params.id);
+  });
+
+  app.get('/v1/runs', async () => deps.engine.active());
+}

@@ -1,0 +1,132 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import type { ResolvedImage } from './images.js';
+import { LogRing } from './log-ring.js';
+
+export interface LaunchSpec {
+  machineId: string;
+  image: ResolvedImage;
+  env: Record<string, string>;
+}
+
+export interface ExitInfo {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** True when flyd asked for the exit (stop, destroy, shutdown). */
+  requested: boolean;
+}
+
+interface Running {
+  child: ChildProcess;
+  exited: Promise<ExitInfo>;
+  stopping: boolean;
+}
+
+/**
+ * Runs machines as supervised processes, each in its own process group (stop signals the whole
+ * tree). Output is read continuously, line by line, into a bounded ring per machine, so a
+ * machine's writes never wait on a reader (seed 003).
+ */
+export class ProcessRuntime {
+  readonly #running = new Map<string, Running>();
+  readonly #logs = new Map<string, LogRing>();
+
+  constructor(private readonly onExit: (machineId: string, exit: ExitInfo) => void) {}
+
+  isRunning(machineId: string): boolean {
+    return this.#running.has(machineId);
+  }
+
+  logs(machineId: string): LogRing {
+    const ring = this.#logs.get(machineId) ?? new LogRing();
+    this.#logs.set(machineId, ring);
+    return ring;
+  }
+
+  /** Starts the machine's process; resolves with its pid once it has spawned. */
+  start(spec: LaunchSpec): Promise<number> {
+    const [command, ...args] = spec.image.cmd;
+    const child = spawn(command!, args, {
+      cwd: spec.image.dir,
+      env: spec.env,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const ring = this.logs(spec.machineId);
+    createInterface({ input: child.stdout! }).on('line', (line) => ring.push('stdout', line));
+    createInterface({ input: child.stderr! }).on('line', (line) => ring.push('stderr', line));
+    const running: Running = {
+      child,
+      stopping: false,
+      exited: new Promise((resolve) => {
+        child.once('exit', (code, signal) =>
+          resolve({ code, signal, requested: running.stopping }),
+        );
+      }),
+    };
+    return new Promise((resolve, reject) => {
+      child.once('error', (error) => {
+        this.#running.delete(spec.machineId);
+        reject(error);
+      });
+      child.once('spawn', () => {
+        this.#running.set(spec.machineId, running);
+        void running.exited.then((exit) => {
+          if (this.#running.get(spec.machineId) === running) this.#running.delete(spec.machineId);
+          this.onExit(spec.machineId, exit);
+        });
+        resolve(child.pid!);
+      });
+    });
+  }
+
+  /** Signals the process group, then SIGKILLs it after `timeoutMs`; resolves once it exited. */
+  async stop(
+    machineId: string,
+    signal: NodeJS.Signals,
+    timeoutMs: number,
+  ): Promise<ExitInfo | undefined> {
+    const running = this.#running.get(machineId);
+    if (!running) return undefined;
+    running.stopping = true;
+    signalGroup(running.child.pid!, signal);
+    const timer = setTimeout(() => signalGroup(running.child.pid!, 'SIGKILL'), timeoutMs);
+    const exit = await running.exited;
+    clearTimeout(timer);
+    signalGroup(running.child.pid!, 'SIGKILL'); // children the machine left behind in its group
+    return exit;
+  }
+
+  /** Drops a destroyed machine's log ring. */
+  forget(machineId: string): void {
+    this.#logs.delete(machineId);
+  }
+
+  runningIds(): string[] {
+    return [...this.#running.keys()];
+  }
+}
+
+function signalGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // the group is already gone
+  }
+}
+
+/**
+ * Kills a process group a previous flyd left behind (it crashed with machines running), but
+ * only if the pid still belongs to that machine: pids are reused.
+ */
+export function killLeftover(pid: number, machineId: string): boolean {
+  try {
+    const environ = readFileSync(`/proc/${pid}/environ`, 'latin1');
+    if (!environ.split('\0').includes(`FLY_MACHINE_ID=${machineId}`)) return false;
+  } catch {
+    return false;
+  }
+  signalGroup(pid, 'SIGKILL');
+  return true;
+}

@@ -1,0 +1,25 @@
+import { timingSafeEqual } from 'node:crypto';
+import { createHttpServer, type Logger, type MetricsExport } from '@fleet/service';
+import type { FastifyInstance } from 'fastify';
+import { flydError } from './errors.js';
+import { type MachineRouteDeps, machineRoutes } from './routes/machines.js';
+
+/** flyd's HTTP API: every /v1 route needs the internal bearer token. */
+export function createFlydServer(
+  logger: Logger,
+  metrics: MetricsExport,
+  token: string,
+  deps: MachineRouteDeps,
+): FastifyInstance {
+  const app = createHttpServer({ logger, metrics });
+  const expected = Buffer.from(`Bearer ${token}`);
+  app.addHook('onRequest', async (request) => {
+    if (!request.url.startsWith('/v1/')) return;
+    const given = Buffer.from(request.headers.authorization ?? '');
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+      throw flydError('FLYD_ERR_UNAUTHORIZED', 'missing or wrong bearer token');
+    }
+  });
+  machineRoutes(app, deps);
+  return app;
+}
