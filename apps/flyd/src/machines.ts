@@ -281,9 +281,13 @@ export class MachineService {
           },
         },
         {
+          // The API answers after this step: the row is in corrosion by then, so a caller can
+          // address the machine through flaps at once (read your writes).
           name: 'publish',
-          run: ({ request }) =>
-            void this.#setState(request.id, 'created', { type: 'launch', source: 'user' }),
+          run: async ({ request }) => {
+            this.#setState(request.id, 'created', { type: 'launch', source: 'user' });
+            await this.publisher.flush();
+          },
         },
         {
           name: 'launch',

@@ -1,0 +1,25 @@
+import { HttpError } from '@fleet/service';
+
+/**
+ * Error codes of the Machines API; the README lists the same table. Bodies follow Fly's shape,
+ * `{"error": "<message>"}`, with our stable `code` beside it.
+ */
+export const FlapsErrors = {
+  FLAPS_ERR_UNAUTHORIZED: [401, 'missing or wrong API token'],
+  FLAPS_ERR_BAD_REQUEST: [400, 'the request is malformed; the message names the field'],
+  FLAPS_ERR_APP_NOT_FOUND: [404, 'no such app'],
+  FLAPS_ERR_MACHINE_NOT_FOUND: [404, 'no such machine in this app'],
+  FLAPS_ERR_NAME_TAKEN: [422, 'an app with that name exists'],
+  FLAPS_ERR_NO_CAPACITY: [
+    412,
+    'no worker has room (in the requested region); the message lists regions with room',
+  ],
+  FLAPS_ERR_WORKER_UNREACHABLE: [503, "the machine's worker (flyd) could not be reached"],
+  FLAPS_ERR_STATE_STORE: [503, 'corrosion (the state store) could not be reached'],
+} as const;
+
+export type FlapsErrorCode = keyof typeof FlapsErrors;
+
+export function flapsError(code: FlapsErrorCode, message: string): HttpError {
+  return new HttpError(FlapsErrors[code][0], code, message);
+}

@@ -1,0 +1,63 @@
+#!/usr/bin/env node
+import { CorrosionClient } from '@fleet/corrosion-client';
+import {
+  createLogger,
+  listenHttp,
+  onShutdown,
+  parseConfig,
+  runMain,
+  startMetrics,
+} from '@fleet/service';
+import { FlydClient } from './flyd-client.js';
+import { createFlapsServer } from './server.js';
+import { FleetState } from './state.js';
+
+const spec = {
+  listen: { type: 'string', default: '127.0.0.1:4280', description: 'API listen address' },
+  'corrosion-url': {
+    type: 'string',
+    required: true,
+    description: 'base URL of the local corrosion API',
+  },
+  'corrosion-token': { type: 'string', description: 'bearer token of the corrosion API' },
+  token: {
+    type: 'string',
+    required: true,
+    description: 'API token clients present (Bearer or FlyV1)',
+  },
+  'flyd-token': {
+    type: 'string',
+    required: true,
+    description: 'internal token flaps presents to flyd',
+  },
+  'request-timeout-ms': {
+    type: 'number',
+    default: 30_000,
+    description: 'bound on each call to a worker',
+  },
+} as const;
+
+runMain(async () => {
+  const config = parseConfig(
+    {
+      name: 'flaps',
+      summary: 'The Machines API: Fly-shaped /v1 apps and machines, placed on workers.',
+    },
+    spec,
+  );
+  if (!config) return;
+  const logger = createLogger('flaps');
+  const metrics = startMetrics('flaps');
+  const corrosion = new CorrosionClient({
+    url: config['corrosion-url'],
+    token: config['corrosion-token'],
+  });
+  const flyd = new FlydClient(config['flyd-token'], config['request-timeout-ms']);
+  const app = createFlapsServer(logger, metrics, config.token, new FleetState(corrosion), flyd);
+  onShutdown(logger, async () => {
+    await app.close();
+    await Promise.all([flyd.close(), corrosion.close()]);
+    await metrics.shutdown();
+  });
+  await listenHttp(app, config.listen, 'api');
+});

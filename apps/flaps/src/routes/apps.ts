@@ -1,0 +1,82 @@
+import type { FastifyInstance } from 'fastify';
+import { flapsError } from '../errors.js';
+import type { AppRow, FleetState } from '../state.js';
+
+const appName = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+
+function appView(app: AppRow) {
+  return {
+    id: app.name,
+    name: app.name,
+    status: 'deployed',
+    network: app.network,
+    organization: { name: app.org, slug: app.org },
+    created_at: app.created_at,
+  };
+}
+
+/** `/v1/apps`: create (Fly takes `app_name`; `name` is accepted too), get, list by org, delete. */
+export function appRoutes(app: FastifyInstance, state: FleetState): void {
+  app.post<{ Body: { app_name?: string; name?: string; org_slug?: string; network?: string } }>(
+    '/v1/apps',
+    {
+      schema: {
+        body: {
+          type: 'object',
+          properties: {
+            app_name: { type: 'string' },
+            name: { type: 'string' },
+            org_slug: { type: 'string', maxLength: 63 },
+            network: { type: 'string', maxLength: 63 },
+          },
+        },
+      },
+    },
+    async (request, reply) => {
+      const body = request.body ?? {};
+      const name = body.app_name ?? body.name;
+      if (name === undefined) throw flapsError('FLAPS_ERR_BAD_REQUEST', 'app_name is required');
+      if (!appName.test(name)) {
+        throw flapsError(
+          'FLAPS_ERR_BAD_REQUEST',
+          `app_name ${JSON.stringify(name)} must be lowercase letters, digits and dashes (at most 63)`,
+        );
+      }
+      const row: AppRow = {
+        name,
+        org: body.org_slug ?? 'personal',
+        network: body.network ?? 'default',
+        created_at: new Date().toISOString(),
+      };
+      if (!(await state.createApp(row)))
+        throw flapsError('FLAPS_ERR_NAME_TAKEN', `name_taken: app ${name} already exists`);
+      return reply.code(201).send(appView(row));
+    },
+  );
+
+  app.get<{ Querystring: { org_slug?: string } }>('/v1/apps', async (request) => {
+    const apps = await state.apps(request.query.org_slug);
+    return { total_apps: apps.length, apps: apps.map(appView) };
+  });
+
+  app.get<{ Params: { app: string } }>('/v1/apps/:app', async (request) => {
+    const row = await state.app(request.params.app);
+    if (!row) throw flapsError('FLAPS_ERR_APP_NOT_FOUND', `app ${request.params.app} not found`);
+    return appView(row);
+  });
+
+  app.delete<{ Params: { app: string } }>('/v1/apps/:app', async (request, reply) => {
+    const name = request.params.app;
+    if (!(await state.app(name)))
+      throw flapsError('FLAPS_ERR_APP_NOT_FOUND', `app ${name} not found`);
+    const machines = await state.machines(name);
+    if (machines.length > 0) {
+      throw flapsError(
+        'FLAPS_ERR_BAD_REQUEST',
+        `app ${name} still has ${machines.length} machine(s): destroy them first`,
+      );
+    }
+    await state.deleteApp(name);
+    return reply.code(202).send();
+  });
+}

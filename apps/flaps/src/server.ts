@@ -1,0 +1,44 @@
+import { timingSafeEqual } from 'node:crypto';
+import { createHttpServer, type Logger, type MetricsExport } from '@fleet/service';
+import type { FastifyInstance } from 'fastify';
+import { flapsError } from './errors.js';
+import type { FlydClient } from './flyd-client.js';
+import { flapsMetrics } from './metrics.js';
+import { appRoutes } from './routes/apps.js';
+import { machineRoutes } from './routes/machines.js';
+import type { FleetState } from './state.js';
+
+/** The Machines API: `Authorization: Bearer <token>` (or Fly's `FlyV1 <token>`) on every /v1 call. */
+export function createFlapsServer(
+  logger: Logger,
+  metrics: MetricsExport,
+  token: string,
+  state: FleetState,
+  flyd: FlydClient,
+): FastifyInstance {
+  const app = createHttpServer({ logger, metrics });
+  const meters = flapsMetrics();
+  app.addHook('onRequest', async (request) => {
+    if (!request.url.startsWith('/v1/')) return;
+    const given = /^(?:Bearer|FlyV1)\s+(.+)$/i.exec(request.headers.authorization ?? '')?.[1] ?? '';
+    if (!sameSecret(given, token))
+      throw flapsError('FLAPS_ERR_UNAUTHORIZED', 'missing or wrong API token');
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    meters.requests.add(1, {
+      route: request.routeOptions.url ?? 'unknown',
+      method: request.method,
+      status: reply.statusCode,
+    });
+    if (reply.statusCode === 412) meters.placementFailures.add(1);
+  });
+  appRoutes(app, state);
+  machineRoutes(app, state, flyd);
+  return app;
+}
+
+function sameSecret(given: string, expected: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}

@@ -1,0 +1,112 @@
+import { type CorrosionClient, CorrosionError } from '@fleet/corrosion-client';
+import { flapsError } from './errors.js';
+import type { WorkerHost } from './placement.js';
+
+export interface AppRow {
+  name: string;
+  org: string;
+  network: string;
+  created_at: string;
+}
+
+export interface MachineRow {
+  id: string;
+  app: string;
+  host_id: string;
+  region: string;
+  instance_id: string;
+  state: string;
+  private_addr: string | null;
+  config: string;
+  created_at: string;
+  updated_at: string;
+}
+
+/** What flaps reads and writes in corrosion: apps (its own rows), hosts and machines (read only). */
+export class FleetState {
+  constructor(private readonly corrosion: CorrosionClient) {}
+
+  async app(name: string): Promise<AppRow | undefined> {
+    const rows = await this.read<AppRow>([
+      'SELECT name, org, network, created_at FROM apps WHERE name = ?',
+      [name],
+    ]);
+    return rows[0];
+  }
+
+  async apps(org?: string): Promise<AppRow[]> {
+    return org === undefined
+      ? this.read<AppRow>('SELECT name, org, network, created_at FROM apps ORDER BY name')
+      : this.read<AppRow>([
+          'SELECT name, org, network, created_at FROM apps WHERE org = ? ORDER BY name',
+          [org],
+        ]);
+  }
+
+  /** Inserts the app; false when the name is taken. */
+  async createApp(app: AppRow): Promise<boolean> {
+    const answer = await this.guard(() =>
+      this.corrosion.transaction([
+        [
+          'INSERT INTO apps (name, org, network, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO NOTHING',
+          [app.name, app.org, app.network, app.created_at],
+        ],
+      ]),
+    );
+    return answer.results[0]?.rows_affected === 1;
+  }
+
+  async deleteApp(name: string): Promise<void> {
+    await this.guard(() =>
+      this.corrosion.transaction([
+        ['DELETE FROM app_hostnames WHERE app = ?', [name]],
+        ['DELETE FROM apps WHERE name = ?', [name]],
+      ]),
+    );
+  }
+
+  readyWorkers(): Promise<WorkerHost[]> {
+    return this.read<WorkerHost>(
+      `SELECT id, region, flyd_addr, machine_count, cpus, cpus_reserved, memory_mb, memory_mb_reserved
+       FROM hosts WHERE role = 'worker' AND status = 'ready' AND flyd_addr IS NOT NULL`,
+    );
+  }
+
+  async worker(hostId: string): Promise<WorkerHost | undefined> {
+    const rows = await this.read<WorkerHost>([
+      'SELECT id, region, flyd_addr, machine_count, cpus, cpus_reserved, memory_mb, memory_mb_reserved FROM hosts WHERE id = ?',
+      [hostId],
+    ]);
+    return rows[0];
+  }
+
+  machines(app: string): Promise<MachineRow[]> {
+    return this.read<MachineRow>([
+      `SELECT id, app, host_id, region, instance_id, state, private_addr, config, created_at, updated_at
+       FROM machines WHERE app = ? AND state != 'destroyed' ORDER BY created_at`,
+      [app],
+    ]);
+  }
+
+  async machine(id: string): Promise<MachineRow | undefined> {
+    const rows = await this.read<MachineRow>([
+      'SELECT id, app, host_id, region, instance_id, state, private_addr, config, created_at, updated_at FROM machines WHERE id = ?',
+      [id],
+    ]);
+    return rows[0];
+  }
+
+  private read<T>(statement: Parameters<CorrosionClient['queryObjects']>[0]): Promise<T[]> {
+    return this.guard(() => this.corrosion.queryObjects<T>(statement));
+  }
+
+  private async guard<T>(call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (error) {
+      if (error instanceof CorrosionError)
+        throw flapsError('FLAPS_ERR_STATE_STORE', `state store: ${error.message}`);
+      throw error;
+    }
+  }
+}
