@@ -2,14 +2,14 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Logger } from '@fleet/service';
+import { HttpError, type Logger } from '@fleet/service';
 import { ulid } from 'ulid';
 import { flydError } from './errors.js';
 import type { FsmEngine, RunHandle } from './fsm/engine.js';
 import { RunConflictError } from './fsm/engine.js';
 import { resolveImage } from './images.js';
 import type { MachineConfig, MachineRecord, MachineState, MachineStore } from './machine-store.js';
-import { freePort } from './ports.js';
+import { freePort, waitForListener } from './ports.js';
 import type { Publisher } from './publisher.js';
 import { type ExitInfo, killLeftover, type ProcessRuntime } from './runtime.js';
 
@@ -18,6 +18,8 @@ export interface MachineServiceOptions {
   imagesDir: string;
   region: string;
   stopTimeoutMs: number;
+  /** How long a starting machine may take to listen on its service port. */
+  listenWaitMs: number;
   logger: Logger;
 }
 
@@ -77,7 +79,7 @@ export class MachineService {
     const id = request.id ?? randomBytes(7).toString('hex');
     if (this.store.get(id)) throw flydError('FLYD_ERR_EXISTS', `machine ${id} already exists`);
     const run = this.#start(id, 'create', { ...request, id, image_ref: image.ref });
-    await run.reached('publish');
+    await this.#outcome(run.reached('publish'), id, 'create');
     return this.get(id);
   }
 
@@ -89,7 +91,8 @@ export class MachineService {
         `machine ${id} is ${machine.state}; only a stopped machine starts`,
       );
     }
-    if (machine.state !== 'started') await this.#start(id, 'start', {}).done;
+    if (machine.state !== 'started')
+      await this.#outcome(this.#start(id, 'start', {}).done, id, 'start');
     return { previous_state: machine.state };
   }
 
@@ -102,7 +105,7 @@ export class MachineService {
         `machine ${id} is ${machine.state}; it cannot be stopped`,
       );
     }
-    await this.#start(id, 'stop', request).done;
+    await this.#outcome(this.#start(id, 'stop', request).done, id, 'stop');
   }
 
   async destroy(id: string, kill: boolean): Promise<void> {
@@ -114,7 +117,7 @@ export class MachineService {
         `machine ${id} is ${machine.state}: stop it first, or destroy with kill=true`,
       );
     }
-    await this.#start(id, 'destroy', { kill }).done;
+    await this.#outcome(this.#start(id, 'destroy', { kill }).done, id, 'destroy');
   }
 
   /** Resolves once the machine is in `state`; 408 after `timeoutMs`. */
@@ -199,6 +202,19 @@ export class MachineService {
     );
   }
 
+  /** An operation's failure as the API tells it: our errors as they are, others as FLYD_ERR_FAILED. */
+  async #outcome<T>(running: Promise<T>, id: string, action: string): Promise<T> {
+    try {
+      return await running;
+    } catch (error) {
+      if (error instanceof HttpError) throw error;
+      throw flydError(
+        'FLYD_ERR_FAILED',
+        `${action} of machine ${id} failed: ${(error as Error).message}`,
+      );
+    }
+  }
+
   #start(id: string, action: string, request: unknown): RunHandle {
     try {
       return this.engine.start(id, action, request);
@@ -221,6 +237,32 @@ export class MachineService {
     return machine;
   }
 
+  /**
+   * A state change that ends an operation: the API answers only after the row reached corrosion
+   * (or the attempt failed and a retry is queued), so callers read their own writes through
+   * flaps and the proxy.
+   */
+  async #record(
+    id: string,
+    state: MachineState,
+    event: { type: string; source: string },
+    extra: Partial<Pick<MachineRecord, 'pid' | 'port' | 'stop_reason'>> = {},
+  ): Promise<void> {
+    this.#setState(id, state, event, extra);
+    await this.publisher.flush();
+  }
+
+  /** A launch that failed (the command cannot run) leaves the machine stopped, saying why. */
+  async #launchFailed(id: string, error: Error): Promise<void> {
+    if (this.store.get(id)?.state !== 'starting') return;
+    await this.#record(
+      id,
+      'stopped',
+      { type: 'exit', source: 'flyd' },
+      { pid: null, stop_reason: `launch failed: ${error.message}` },
+    );
+  }
+
   /** Starts the machine's process (idempotent: a running machine is left as it is). */
   async #launch(id: string): Promise<void> {
     if (this.runtime.isRunning(id)) return;
@@ -241,7 +283,21 @@ export class MachineService {
       FLY_PRIVATE_IP: '127.0.0.1',
     };
     const pid = await this.runtime.start({ machineId: id, image, env });
-    this.#setState(id, 'started', { type: 'start', source: 'flyd' }, { pid });
+    this.store.update(id, { pid });
+    // A process machine is `started` once its service port takes connections (bounded), so the
+    // proxy does not route to a machine that cannot answer yet.
+    if ((machine.config.services ?? []).length > 0) {
+      const listening = await waitForListener(port, this.options.listenWaitMs, () =>
+        this.runtime.isRunning(id),
+      );
+      if (!this.runtime.isRunning(id)) return; // it exited while starting: `exited` recorded it
+      if (!listening)
+        this.options.logger.warn(
+          { machine: id, port },
+          'machine does not listen on its service port yet',
+        );
+    }
+    await this.#record(id, 'started', { type: 'start', source: 'flyd' });
   }
 
   #defineActions(): void {
@@ -285,8 +341,7 @@ export class MachineService {
           // address the machine through flaps at once (read your writes).
           name: 'publish',
           run: async ({ request }) => {
-            this.#setState(request.id, 'created', { type: 'launch', source: 'user' });
-            await this.publisher.flush();
+            await this.#record(request.id, 'created', { type: 'launch', source: 'user' });
           },
         },
         {
@@ -294,9 +349,11 @@ export class MachineService {
           run: ({ request }) => (request.skip_launch ? undefined : this.#launch(request.id)),
         },
       ],
+      onFailure: ({ machineId }, error) => this.#launchFailed(machineId, error),
     });
     this.engine.define('start', {
       steps: [{ name: 'launch', run: ({ machineId }) => this.#launch(machineId) }],
+      onFailure: ({ machineId }, error) => this.#launchFailed(machineId, error),
     });
     this.engine.define<StopRequest>('stop', {
       steps: [
@@ -311,7 +368,7 @@ export class MachineService {
         {
           name: 'record',
           run: ({ machineId }) =>
-            void this.#setState(
+            this.#record(
               machineId,
               'stopped',
               { type: 'exit', source: 'flyd' },
@@ -343,7 +400,7 @@ export class MachineService {
         {
           name: 'record',
           run: ({ machineId }) =>
-            void this.#setState(
+            this.#record(
               machineId,
               'destroyed',
               { type: 'destroy', source: 'flyd' },

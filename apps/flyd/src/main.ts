@@ -66,6 +66,11 @@ const spec = {
     default: 10_000,
     description: 'grace period before SIGKILL on stop',
   },
+  'listen-wait-ms': {
+    type: 'number',
+    default: 10_000,
+    description: 'how long a starting machine may take to listen on its service port',
+  },
 } as const;
 
 runMain(async () => {
@@ -102,6 +107,7 @@ runMain(async () => {
     imagesDir: config['images-dir'],
     region: config.region,
     stopTimeoutMs: config['stop-timeout-ms'],
+    listenWaitMs: config['listen-wait-ms'],
     logger,
   });
   otel

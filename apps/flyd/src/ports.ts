@@ -1,4 +1,4 @@
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 
 /** A port free on 127.0.0.1 right now, from the kernel's ephemeral range. */
 export function freePort(): Promise<number> {
@@ -9,5 +9,36 @@ export function freePort(): Promise<number> {
       const { port } = server.address() as { port: number };
       server.close(() => resolve(port));
     });
+  });
+}
+
+/**
+ * Resolves true once something accepts connections on 127.0.0.1:`port`, false after `timeoutMs`
+ * or as soon as `stillWorth()` says the wait is pointless (the process died).
+ */
+export async function waitForListener(
+  port: number,
+  timeoutMs: number,
+  stillWorth: () => boolean,
+): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline && stillWorth()) {
+    if (await accepts(port)) return true;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  return false;
+}
+
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    socket.once('connect', () => {
+      // Probing an ephemeral port nobody listens on can "succeed" by the kernel connecting the
+      // socket to itself (same source and destination port): that is not a listener.
+      const self = socket.localPort === port;
+      socket.destroy();
+      resolve(!self);
+    });
+    socket.once('error', () => resolve(false));
   });
 }

@@ -14,4 +14,5 @@ export { createLogger, type Logger } from './logger.js';
 export { runMain } from './main.js';
 export { type MetricsExport, startMetrics } from './metrics.js';
 export { type ServerProcess, type ServerProcessOptions, startServerProcess } from './process.js';
+export { errorCodesInReadme } from './readme.js';
 export { onShutdown, type ShutdownOptions } from './shutdown.js';

@@ -33,6 +33,14 @@ export class RunConflictError extends Error {
   }
 }
 
+/** Which step a run failed in, and why. */
+class StepFailure {
+  constructor(
+    readonly step: string,
+    readonly cause: Error,
+  ) {}
+}
+
 export interface RunHandle {
   id: string;
   action: string;
@@ -162,15 +170,24 @@ export class FsmEngine {
     };
     this.#active.set(run.machineId, active);
     let failure: Error | undefined;
-    const done = this.#steps(run, active).then(
+    const definition = this.#actions.get(run.action)!;
+    const context: StepContext<unknown> = {
+      runId: run.id,
+      machineId: run.machineId,
+      request: run.request,
+      results: run.results,
+    };
+    const done = this.#steps(definition, context, active).then(
       (results) => {
         this.#finish(run, active, 'succeeded');
         return results;
       },
-      (error: Error) => {
-        failure = error;
+      async (stepFailure: StepFailure) => {
+        failure = stepFailure.cause;
         this.#finish(run, active, 'failed');
-        throw error;
+        // Finalizers run once the run is over, so they may start other runs on the machine.
+        await definition.onFailure?.(context, stepFailure.cause, stepFailure.step);
+        throw stepFailure.cause;
       },
     );
     done.catch(() => undefined); // callers that only wait for a step must not see an unhandled rejection
@@ -190,21 +207,15 @@ export class FsmEngine {
   }
 
   async #steps(
-    run: {
-      id: string;
-      machineId: string;
-      action: string;
-      request: unknown;
-      results: Record<string, unknown>;
-    },
+    definition: ActionDefinition<unknown>,
+    context: StepContext<unknown>,
     active: ActiveRun,
   ): Promise<Record<string, unknown>> {
-    const definition = this.#actions.get(run.action)!;
-    const context: StepContext<unknown> = {
-      runId: run.id,
-      machineId: run.machineId,
-      request: run.request,
-      results: run.results,
+    const run = {
+      id: context.runId,
+      machineId: context.machineId,
+      action: active.action,
+      results: context.results,
     };
     for (const step of definition.steps) {
       if (step.name in run.results) continue;
@@ -224,8 +235,7 @@ export class FsmEngine {
           { run: run.id, machine: run.machineId, action: run.action, step: step.name, err: reason },
           'step failed',
         );
-        await definition.onFailure?.(context, reason, step.name);
-        throw reason;
+        throw new StepFailure(step.name, reason);
       }
       this.#metrics.stepMs.record(performance.now() - started, {
         action: run.action,

@@ -1,0 +1,193 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CorrosionClient } from '@fleet/corrosion-client';
+import { errorCodesInReadme, type ServerProcess, startServerProcess } from '@fleet/service';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FlydErrors } from '../src/errors.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const corrosionMain = join(here, '..', '..', 'corrosion', 'dist', 'main.js');
+const flydMain = join(here, '..', 'dist', 'main.js');
+const env = { ...process.env, LOG_LEVEL: 'warn' };
+const hello = {
+  image: 'hello',
+  services: [{ protocol: 'tcp', internal_port: 8080, ports: [{ port: 80, handlers: ['http'] }] }],
+};
+
+/** Pids of live (non-zombie) processes running a machine. */
+function machinePids(machineId: string): number[] {
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .filter((pid) => {
+      try {
+        const alive = !/^\d+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'latin1'));
+        return (
+          alive &&
+          readFileSync(`/proc/${pid}/environ`, 'latin1')
+            .split('\0')
+            .includes(`FLY_MACHINE_ID=${machineId}`)
+        );
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+// flyd as a real process over a real corrosion agent: machines are real processes whose state
+// is published to corrosion, and flyd leaves none behind when it stops.
+describe('flyd', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fleet-flyd-'));
+  let corrosion: ServerProcess;
+  let flyd: ServerProcess;
+  let client: CorrosionClient;
+  const startFlyd = () =>
+    startServerProcess({
+      command: process.execPath,
+      args: [
+        flydMain,
+        '--listen',
+        '127.0.0.1:0',
+        '--data-dir',
+        join(dir, 'flyd'),
+        '--corrosion-url',
+        corrosion.urls.api!,
+        '--token',
+        't0k',
+        '--host-id',
+        'w1',
+      ],
+      listeners: ['api'],
+      env,
+    });
+  const call = async (method: string, path: string, body?: unknown) => {
+    const response = await fetch(`${flyd.urls.api}${path}`, {
+      method,
+      headers: {
+        authorization: 'Bearer t0k',
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+  };
+  const rowState = async (id: string) =>
+    (
+      await client.queryObjects<{ state: string }>([
+        'SELECT state FROM machines WHERE id = ?',
+        [id],
+      ])
+    )[0]?.state;
+
+  beforeAll(async () => {
+    corrosion = await startServerProcess({
+      command: process.execPath,
+      args: [corrosionMain, 'agent', '--db', join(dir, 'c.db'), '--api-addr', '127.0.0.1:0'],
+      listeners: ['api'],
+      env,
+    });
+    client = new CorrosionClient({ url: corrosion.urls.api! });
+    flyd = await startFlyd();
+  });
+  afterAll(async () => {
+    await flyd?.stop();
+    await client?.close();
+    await corrosion?.stop();
+  });
+
+  it('runs a machine through create, stop, start and destroy, publishing each state', async () => {
+    const created = await call('POST', '/v1/machines', { app: 'web', config: hello });
+    expect(created.status).toBe(200);
+    const id = created.body.id as string;
+    expect(id).toMatch(/^[0-9a-f]{14}$/);
+    expect(await rowState(id)).toBeDefined(); // in corrosion as soon as create answers
+    expect((await call('GET', `/v1/machines/${id}/wait?state=started&timeout=10`)).status).toBe(
+      200,
+    );
+    const machine = (await call('GET', `/v1/machines/${id}`)).body;
+    const answer = await (await fetch(`http://${machine.private_addr}/`)).json();
+    expect(answer).toMatchObject({ machine_id: id, app: 'web', region: 'local' });
+    expect(await rowState(id)).toBe('started');
+    const services = await client.queryObjects([
+      'SELECT internal_port, ports FROM services WHERE machine_id = ?',
+      [id],
+    ]);
+    expect(services).toEqual([
+      { internal_port: 8080, ports: JSON.stringify(hello.services[0]!.ports) },
+    ]);
+
+    expect((await call('POST', `/v1/machines/${id}/stop`)).status).toBe(200);
+    expect(await rowState(id)).toBe('stopped');
+    expect(machinePids(id)).toEqual([]);
+    expect((await call('POST', `/v1/machines/${id}/start`)).body).toEqual({
+      ok: true,
+      previous_state: 'stopped',
+    });
+    expect(machinePids(id).length).toBeGreaterThan(0);
+
+    const refused = await call('DELETE', `/v1/machines/${id}`);
+    expect(refused.status).toBe(412);
+    expect((await call('DELETE', `/v1/machines/${id}?kill=true`)).status).toBe(200);
+    expect(await rowState(id)).toBe('destroyed');
+    expect(machinePids(id)).toEqual([]);
+    expect(
+      await client.queryObjects(['SELECT * FROM services WHERE machine_id = ?', [id]]),
+    ).toEqual([]);
+    const events = (await call('GET', `/v1/machines/${id}`)).body.events as { status: string }[];
+    expect(events[0]?.status).toBe('destroyed');
+  });
+
+  it('answers bad input and unknown machines with JSON errors', async () => {
+    expect(
+      (await call('POST', '/v1/machines', { app: 'web', config: { image: 'nope' } })).body,
+    ).toMatchObject({ code: 'FLYD_ERR_BAD_CONFIG' });
+    expect((await call('POST', '/v1/machines', { config: hello })).status).toBe(400);
+    expect((await call('GET', '/v1/machines/ffffffffffffff')).status).toBe(404);
+    // A command that cannot be spawned fails the create run: the error names the operation.
+    const broken = await call('POST', '/v1/machines', {
+      app: 'web',
+      config: { image: 'hello', init: { exec: ['/nonexistent/binary'] } },
+    });
+    const brokenId = broken.body.id as string;
+    expect(
+      (await call('GET', `/v1/machines/${brokenId}/wait?state=stopped&timeout=10`)).status,
+    ).toBe(200);
+    const runs = (await call('GET', `/v1/machines/${brokenId}/runs`)).body as unknown as {
+      status: string;
+      error: string;
+    }[];
+    expect(runs[0]).toMatchObject({ status: 'failed', error: expect.stringMatching(/ENOENT/) });
+    const restart = await call('POST', `/v1/machines/${brokenId}/start`);
+    expect(restart).toMatchObject({ status: 500, body: { code: 'FLYD_ERR_FAILED' } });
+    const anonymous = await fetch(`${flyd.urls.api}/v1/machines`);
+    expect(anonymous.status).toBe(401);
+  });
+
+  it('stops its machines on SIGTERM and starts them again at boot', async () => {
+    const id = (await call('POST', '/v1/machines', { app: 'web', config: hello })).body
+      .id as string;
+    await call('GET', `/v1/machines/${id}/wait?state=started&timeout=10`);
+    expect(machinePids(id).length).toBeGreaterThan(0);
+    await flyd.stop();
+    expect(await flyd.exited).toBe(0);
+    expect(machinePids(id)).toEqual([]);
+    expect(await rowState(id)).toBe('stopped');
+    flyd = await startFlyd();
+    expect((await call('GET', `/v1/machines/${id}/wait?state=started&timeout=10`)).status).toBe(
+      200,
+    );
+    expect(machinePids(id).length).toBeGreaterThan(0);
+  });
+
+  it('documents every error code it has', () => {
+    expect(errorCodesInReadme(join(here, '..', 'README.md')).sort()).toEqual(
+      Object.keys(FlydErrors).sort(),
+    );
+    const help = spawnSync(process.execPath, [flydMain, '--help'], { encoding: 'utf8' });
+    expect(help.status).toBe(0);
+    expect(help.stdout).toContain('--data-dir');
+  });
+});
