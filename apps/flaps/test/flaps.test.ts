@@ -1,0 +1,144 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { errorCodesInReadme, type ServerProcess, startServerProcess } from '@fleet/service';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FlapsErrors } from '../src/errors.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const main = (app: string) => join(here, '..', '..', app, 'dist', 'main.js');
+const env = { ...process.env, LOG_LEVEL: 'warn' };
+const hello = {
+  image: 'hello',
+  services: [{ internal_port: 8080, ports: [{ port: 80, handlers: ['http'] }] }],
+};
+
+// The Machines API as Fly clients use it, over a real corrosion and a real flyd.
+describe('flaps', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fleet-flaps-'));
+  const servers: ServerProcess[] = [];
+  let api: string;
+  const start = async (app: string, args: string[]) => {
+    const server = await startServerProcess({
+      command: process.execPath,
+      args: [main(app), ...args],
+      listeners: ['api'],
+      env,
+    });
+    servers.push(server);
+    return server.urls.api!;
+  };
+  const call = async (method: string, path: string, body?: unknown, auth = 'Bearer api-t0k') => {
+    const response = await fetch(`${api}${path}`, {
+      method,
+      headers: {
+        authorization: auth,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await response.text();
+    return {
+      status: response.status,
+      body: (text === '' ? null : JSON.parse(text)) as Record<string, unknown>,
+    };
+  };
+
+  beforeAll(async () => {
+    const corrosion = await start('corrosion', [
+      'agent',
+      '--db',
+      join(dir, 'c.db'),
+      '--api-addr',
+      '127.0.0.1:0',
+    ]);
+    await start('flyd', [
+      ...['--listen', '127.0.0.1:0', '--data-dir', join(dir, 'flyd'), '--corrosion-url', corrosion],
+      ...['--token', 'flyd-t0k', '--host-id', 'w1', '--region', 'ams'],
+    ]);
+    api = await start('flaps', [
+      '--listen',
+      '127.0.0.1:0',
+      '--corrosion-url',
+      corrosion,
+      '--token',
+      'api-t0k',
+      '--flyd-token',
+      'flyd-t0k',
+    ]);
+  });
+  afterAll(async () => {
+    for (const server of servers.reverse()) await server.stop();
+  });
+
+  it('creates an app, refuses a second with the same name, and validates names', async () => {
+    expect(await call('POST', '/v1/apps', { app_name: 'shop', org_slug: 'acme' })).toMatchObject({
+      status: 201,
+      body: { name: 'shop', organization: { slug: 'acme' } },
+    });
+    expect((await call('POST', '/v1/apps', { name: 'shop' })).status).toBe(422);
+    expect((await call('POST', '/v1/apps', { app_name: 'Bad_Name' })).body.error).toMatch(
+      /lowercase/,
+    );
+    expect((await call('GET', '/v1/apps/shop')).body).toMatchObject({ name: 'shop' });
+    expect((await call('GET', '/v1/apps/nope')).status).toBe(404);
+  });
+
+  it('drives a machine through its life and answers in Fly shapes', async () => {
+    const created = await call('POST', '/v1/apps/shop/machines', { region: 'ams', config: hello });
+    expect(created.status).toBe(200);
+    const id = created.body.id as string;
+    expect(created.body).toMatchObject({
+      region: 'ams',
+      image_ref: { repository: 'hello', tag: 'latest' },
+    });
+    expect(
+      await call('GET', `/v1/apps/shop/machines/${id}/wait?state=started&timeout=10s`),
+    ).toMatchObject({ status: 200 });
+    const listed = await call('GET', '/v1/apps/shop/machines');
+    expect(listed.body).toMatchObject([{ id, state: 'started', region: 'ams' }]);
+    expect(
+      (await call('POST', `/v1/apps/shop/machines/${id}/stop`, { timeout: '5s' })).body,
+    ).toEqual({ ok: true });
+    expect((await call('GET', `/v1/apps/shop/machines/${id}`)).body).toMatchObject({
+      state: 'stopped',
+    });
+    expect((await call('POST', `/v1/apps/shop/machines/${id}/start`)).body).toMatchObject({
+      previous_state: 'stopped',
+    });
+    expect((await call('DELETE', `/v1/apps/shop/machines/${id}`)).status).toBe(412);
+    expect((await call('DELETE', `/v1/apps/shop/machines/${id}?force=true`)).body).toEqual({
+      ok: true,
+    });
+    expect((await call('GET', '/v1/apps/shop/machines')).body).toEqual([]);
+  });
+
+  it('accepts the FlyV1 scheme and refuses calls without the token', async () => {
+    expect((await call('GET', '/v1/apps/shop', undefined, 'FlyV1 api-t0k')).status).toBe(200);
+    expect(await call('GET', '/v1/apps/shop', undefined, 'Bearer wrong')).toMatchObject({
+      status: 401,
+      body: { code: 'FLAPS_ERR_UNAUTHORIZED' },
+    });
+  });
+
+  it('answers bad input with 4xx JSON naming the problem', async () => {
+    expect((await call('POST', '/v1/apps/shop/machines', {})).body.error).toMatch(/config/);
+    expect((await call('POST', '/v1/apps/nope/machines', { config: hello })).status).toBe(404);
+    expect((await call('GET', '/v1/apps/shop/machines/ffffffffffffff')).status).toBe(404);
+    const full = await call('POST', '/v1/apps/shop/machines', { region: 'syd', config: hello });
+    expect(full).toMatchObject({ status: 412, body: { code: 'FLAPS_ERR_NO_CAPACITY' } });
+    expect(full.body.error).toMatch(/regions with room: ams/);
+    const badImage = await call('POST', '/v1/apps/shop/machines', { config: { image: 'nope' } });
+    expect(badImage).toMatchObject({
+      status: 400,
+      body: { error: expect.stringMatching(/unknown image nope/) },
+    });
+  });
+
+  it('documents every error code it has', () => {
+    expect(errorCodesInReadme(join(here, '..', 'README.md')).sort()).toEqual(
+      Object.keys(FlapsErrors).sort(),
+    );
+  });
+});
