@@ -1,9 +1,10 @@
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { errorCodesInReadme } from '@fleet/service';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { SchemaError } from '../src/errors.js';
+import { CorrosionErrors, SchemaError } from '../src/errors.js';
 import { applySchema } from '../src/schema.js';
 import { mainJs, tempDir } from './agent.js';
 
@@ -73,5 +74,14 @@ describe('corrosion CLI', () => {
     expect(bad.stderr).toContain('--nope');
     const unknown = spawnSync(process.execPath, [mainJs, 'frobnicate'], { encoding: 'utf8' });
     expect(unknown.status).toBe(2);
+  });
+});
+
+// The README's error table and the registry in src/errors.ts list the same codes.
+describe('error codes', () => {
+  it('are documented', () => {
+    expect(errorCodesInReadme(join(dirname(mainJs), '..', 'README.md')).sort()).toEqual(
+      Object.keys(CorrosionErrors).sort(),
+    );
   });
 });
