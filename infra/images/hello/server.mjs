@@ -12,9 +12,16 @@ const identity = {
 };
 
 const server = createServer((request, response) => {
-  const body = JSON.stringify({ ...identity, path: request.url, request_id: request.headers['fly-request-id'] ?? null });
-  response.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
-  response.end(`${body}`);
+  const body = JSON.stringify({
+    ...identity,
+    path: request.url,
+    request_id: request.headers['fly-request-id'] ?? null,
+  });
+  response.writeHead(200, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(body),
+  });
+  response.end(body);
 });
 
 server.listen(port, '127.0.0.1', () => {
