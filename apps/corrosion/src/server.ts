@@ -1,5 +1,9 @@
-import { timingSafeEqual } from 'node:crypto';
-import { createHttpServer, type Logger, type MetricsExport } from '@fleet/service';
+import {
+  authorizationMatches,
+  createHttpServer,
+  type Logger,
+  type MetricsExport,
+} from '@fleet/service';
 import type { FastifyInstance } from 'fastify';
 import { corroError } from './errors.js';
 import { agentMetrics } from './metrics.js';
@@ -51,11 +55,9 @@ export function createAgentServer(options: AgentOptions): {
 }
 
 function requireToken(app: FastifyInstance, token: string): void {
-  const expected = Buffer.from(`Bearer ${token}`);
   app.addHook('onRequest', async (request) => {
     if (!request.url.startsWith('/v1/') || request.url.startsWith('/v1/health')) return;
-    const given = Buffer.from(request.headers.authorization ?? '');
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+    if (!authorizationMatches(request.headers.authorization, token)) {
       throw corroError('CORRO_ERR_UNAUTHORIZED', 'missing or wrong bearer token');
     }
   });

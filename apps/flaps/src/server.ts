@@ -1,5 +1,9 @@
-import { timingSafeEqual } from 'node:crypto';
-import { createHttpServer, type Logger, type MetricsExport } from '@fleet/service';
+import {
+  authorizationMatches,
+  createHttpServer,
+  type Logger,
+  type MetricsExport,
+} from '@fleet/service';
 import type { FastifyInstance } from 'fastify';
 import { flapsError } from './errors.js';
 import type { FlydClient } from './flyd-client.js';
@@ -20,8 +24,7 @@ export function createFlapsServer(
   const meters = flapsMetrics();
   app.addHook('onRequest', async (request) => {
     if (!request.url.startsWith('/v1/')) return;
-    const given = /^(?:Bearer|FlyV1)\s+(.+)$/i.exec(request.headers.authorization ?? '')?.[1] ?? '';
-    if (!sameSecret(given, token))
+    if (!authorizationMatches(request.headers.authorization, token, ['Bearer', 'FlyV1']))
       throw flapsError('FLAPS_ERR_UNAUTHORIZED', 'missing or wrong API token');
   });
   app.addHook('onResponse', async (request, reply) => {
@@ -35,10 +38,4 @@ export function createFlapsServer(
   appRoutes(app, state);
   machineRoutes(app, state, flyd);
   return app;
-}
-
-function sameSecret(given: string, expected: string): boolean {
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
 }

@@ -1,5 +1,9 @@
-import { timingSafeEqual } from 'node:crypto';
-import { createHttpServer, type Logger, type MetricsExport } from '@fleet/service';
+import {
+  authorizationMatches,
+  createHttpServer,
+  type Logger,
+  type MetricsExport,
+} from '@fleet/service';
 import type { FastifyInstance } from 'fastify';
 import { flydError } from './errors.js';
 import { type MachineRouteDeps, machineRoutes } from './routes/machines.js';
@@ -12,11 +16,9 @@ export function createFlydServer(
   deps: MachineRouteDeps,
 ): FastifyInstance {
   const app = createHttpServer({ logger, metrics });
-  const expected = Buffer.from(`Bearer ${token}`);
   app.addHook('onRequest', async (request) => {
     if (!request.url.startsWith('/v1/')) return;
-    const given = Buffer.from(request.headers.authorization ?? '');
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+    if (!authorizationMatches(request.headers.authorization, token)) {
       throw flydError('FLYD_ERR_UNAUTHORIZED', 'missing or wrong bearer token');
     }
   });

@@ -16,3 +16,4 @@ export { type MetricsExport, startMetrics } from './metrics.js';
 export { type ServerProcess, type ServerProcessOptions, startServerProcess } from './process.js';
 export { errorCodesInReadme } from './readme.js';
 export { onShutdown, type ShutdownOptions } from './shutdown.js';
+export { authorizationMatches } from './token.js';

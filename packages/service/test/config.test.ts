@@ -2,7 +2,13 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
-import { parseConfig, parseListenAddress, UsageError, usage } from '../src/index.js';
+import {
+  authorizationMatches,
+  parseConfig,
+  parseListenAddress,
+  UsageError,
+  usage,
+} from '../src/index.js';
 
 const info = { name: 'demo', summary: 'a demo server' };
 const spec = {
@@ -55,5 +61,17 @@ describe('parseListenAddress', () => {
     expect(parseListenAddress('[::1]:8080')).toEqual({ host: '::1', port: 8080 });
     expect(() => parseListenAddress('8080')).toThrow(UsageError);
     expect(() => parseListenAddress('h:70000')).toThrow(UsageError);
+  });
+});
+
+describe('authorizationMatches', () => {
+  // Only the named schemes count, the scheme is case-insensitive, the token must match exactly.
+  it('accepts the token under the allowed schemes only', () => {
+    expect(authorizationMatches('Bearer s3cret', 's3cret')).toBe(true);
+    expect(authorizationMatches('bearer s3cret', 's3cret')).toBe(true);
+    expect(authorizationMatches('FlyV1 s3cret', 's3cret')).toBe(false);
+    expect(authorizationMatches('FlyV1 s3cret', 's3cret', ['Bearer', 'FlyV1'])).toBe(true);
+    expect(authorizationMatches('Bearer s3cre', 's3cret')).toBe(false);
+    expect(authorizationMatches(undefined, 's3cret')).toBe(false);
   });
 });
