@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { LockCore, type LockMode } from './core.js';
 import { LockError } from './errors.js';
 import { type LockMetrics, lockMetrics } from './metrics.js';
 
-export type LockMode = 'read' | 'write';
+export type { LockMode };
 export type LockContext = Record<string, string | number | boolean>;
 
 /** Anything with pino's `warn(object, message)`. */
@@ -55,6 +56,7 @@ export interface LockSnapshot {
 }
 
 interface Holder extends HolderInfo {
+  id: number;
   released: boolean;
 }
 
@@ -64,7 +66,6 @@ interface Waiter {
   context: LockContext;
   sinceMs: number;
   grant(): void;
-  fail(error: LockError): void;
 }
 
 const flows = new AsyncLocalStorage<{ lock: RwLock; holder: Holder }[]>();
@@ -79,10 +80,12 @@ export class RwLock {
   readonly name: string;
   readonly #options: Required<Omit<RwLockOptions, 'logger' | 'readTimeoutMs'>> &
     Pick<RwLockOptions, 'logger' | 'readTimeoutMs'>;
-  readonly #readers = new Set<Holder>();
-  #writer: Holder | undefined;
+  readonly #core = new LockCore();
+  /** Holders and waiters by the id the core knows them by. */
+  readonly #holders = new Map<number, Holder>();
+  readonly #waiters = new Map<number, Waiter>();
+  #nextId = 1;
   #lastWriter: (HolderInfo & { releasedMs: number }) | undefined;
-  readonly #queue: Waiter[] = [];
   /** Holders whose closure is running synchronously right now (re-entry without ALS). */
   readonly #running: Holder[] = [];
   readonly #metrics: LockMetrics;
@@ -115,11 +118,12 @@ export class RwLock {
       context,
       sinceMs,
     });
+    const writer = this.#core.writer === null ? undefined : this.#holders.get(this.#core.writer);
     return {
       name: this.name,
-      holders: [...(this.#writer ? [this.#writer] : []), ...this.#readers].map(info),
-      queued: this.#queue.map(info),
-      writer: this.#writer && info(this.#writer),
+      holders: [...this.#holders.values()].map(info),
+      queued: this.#core.queue.map(({ id }) => info(this.#waiters.get(id)!)),
+      writer: writer && info(writer),
       lastWriter: this.#lastWriter,
     };
   }
@@ -132,7 +136,7 @@ export class RwLock {
   ): Promise<T> {
     const context = options.context ?? {};
     this.#refuseReentry(mode, label);
-    const holder = this.#grantable(mode)
+    const holder = this.#core.grantable(mode)
       ? this.#take(mode, label, context)
       : await this.#enqueue(mode, label, context, options);
     try {
@@ -156,20 +160,12 @@ export class RwLock {
     );
   }
 
-  #grantable(mode: LockMode): boolean {
-    if (this.#queue.length > 0 || this.#writer) return false;
-    return mode === 'read' || this.#readers.size === 0;
-  }
-
+  /** The fast path: granted at once, no promise of our own. */
   #take(mode: LockMode, label: string, context: LockContext): Holder {
-    const holder: Holder = { mode, label, context, sinceMs: Date.now(), released: false };
-    if (mode === 'write') {
-      assert.ok(!this.#writer && this.#readers.size === 0, 'write granted while the lock is held');
-      this.#writer = holder;
-    } else {
-      assert.ok(!this.#writer, 'read granted while a writer holds the lock');
-      this.#readers.add(holder);
-    }
+    const id = this.#nextId++;
+    this.#core.request(id, mode);
+    const holder: Holder = { id, mode, label, context, sinceMs: Date.now(), released: false };
+    this.#holders.set(id, holder);
     return holder;
   }
 
@@ -180,20 +176,32 @@ export class RwLock {
     options: AcquireOptions,
   ): Promise<Holder> {
     const attributes = { lock: this.name, label, mode };
-    if (this.#queue.length >= this.#options.maxWaiters) {
+    if (this.#core.queue.length >= this.#options.maxWaiters) {
       this.#metrics.queueFull.add(1, attributes);
-      const message = `lock ${this.name}: ${this.#queue.length} requests already wait; "${label}" refused`;
+      const message = `lock ${this.name}: ${this.#core.queue.length} requests already wait; "${label}" refused`;
       return Promise.reject(new LockError('LOCK_ERR_QUEUE_FULL', message, this.name, label));
+    }
+    if (options.signal?.aborted) {
+      return Promise.reject(
+        new LockError(
+          'LOCK_ERR_CANCELLED',
+          `lock ${this.name}: "${label}" cancelled`,
+          this.name,
+          label,
+        ),
+      );
     }
     const timeoutMs =
       options.timeoutMs ??
       (mode === 'write' ? this.#options.writeTimeoutMs : this.#options.readTimeoutMs);
+    const id = this.#nextId++;
     const sinceMs = Date.now();
     return new Promise<Holder>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
       const leave = () => {
         clearTimeout(timer);
         options.signal?.removeEventListener('abort', onAbort);
+        this.#waiters.delete(id);
         this.#metrics.queueDepth.add(-1, { lock: this.name });
       };
       const waiter: Waiter = {
@@ -203,39 +211,25 @@ export class RwLock {
         sinceMs,
         grant: () => {
           leave();
-          const holder = this.#take(mode, label, context);
-          this.#reportWait(holder, Date.now() - sinceMs);
+          const holder: Holder = { id, mode, label, context, sinceMs: Date.now(), released: false };
+          this.#holders.set(id, holder);
+          this.#reportWait(holder, holder.sinceMs - sinceMs);
           resolve(holder);
-        },
-        fail: (error) => {
-          leave();
-          reject(error);
         },
       };
       const drop = (code: 'LOCK_ERR_TIMEOUT' | 'LOCK_ERR_CANCELLED', why: string) => {
-        const index = this.#queue.indexOf(waiter);
-        if (index === -1) return; // already granted in this same tick: the grant stands
-        this.#queue.splice(index, 1);
+        const granted = this.#core.leave(id);
+        if (granted === null) return; // granted in this same tick: the grant stands
+        leave();
         if (code === 'LOCK_ERR_TIMEOUT') this.#metrics.timeouts.add(1, attributes);
         this.#options.logger?.warn(
-          { lock: this.name, label, mode, context, holders: this.snapshot().holders },
+          { ...attributes, context, holders: this.snapshot().holders },
           why,
         );
-        waiter.fail(new LockError(code, `lock ${this.name}: "${label}" ${why}`, this.name, label));
-        this.#grantWaiters(); // the waiter that left may have been the one blocking the head
+        reject(new LockError(code, `lock ${this.name}: "${label}" ${why}`, this.name, label));
+        this.#grant(granted); // the waiter that left may have been the one blocking these
       };
       const onAbort = () => drop('LOCK_ERR_CANCELLED', `${mode} wait cancelled`);
-      if (options.signal?.aborted) {
-        reject(
-          new LockError(
-            'LOCK_ERR_CANCELLED',
-            `lock ${this.name}: "${label}" cancelled`,
-            this.name,
-            label,
-          ),
-        );
-        return;
-      }
       options.signal?.addEventListener('abort', onAbort, { once: true });
       if (timeoutMs !== undefined) {
         timer = setTimeout(
@@ -243,20 +237,15 @@ export class RwLock {
           timeoutMs,
         );
       }
-      this.#queue.push(waiter);
+      this.#waiters.set(id, waiter);
+      this.#core.request(id, mode);
       this.#metrics.queueDepth.add(1, { lock: this.name });
     });
   }
 
-  /** Grants the queue head, and every reader right behind a granted reader. */
-  #grantWaiters(): void {
-    while (this.#queue.length > 0) {
-      const head = this.#queue[0]!;
-      if (this.#writer || (head.mode === 'write' && this.#readers.size > 0)) return;
-      this.#queue.shift();
-      head.grant();
-      if (head.mode === 'write') return;
-    }
+  /** Hands the lock to the waiters the core granted, in the same synchronous step. */
+  #grant(ids: number[]): void {
+    for (const id of ids) this.#waiters.get(id)!.grant();
   }
 
   async #run<T>(holder: Holder, fn: () => T | Promise<T>): Promise<T> {
@@ -276,14 +265,11 @@ export class RwLock {
   #release(holder: Holder): void {
     assert.ok(!holder.released, 'a holder released twice');
     holder.released = true;
+    this.#holders.delete(holder.id);
     const releasedMs = Date.now();
     if (holder.mode === 'write') {
-      assert.equal(this.#writer, holder, 'released a write the lock does not hold');
-      this.#writer = undefined;
       const { mode, label, context, sinceMs } = holder;
       this.#lastWriter = { mode, label, context, sinceMs, releasedMs };
-    } else {
-      assert.ok(this.#readers.delete(holder), 'released a read the lock does not hold');
     }
     const heldMs = releasedMs - holder.sinceMs;
     const attributes = { lock: this.name, label: holder.label, mode: holder.mode };
@@ -295,7 +281,7 @@ export class RwLock {
         'slow lock hold',
       );
     }
-    this.#grantWaiters();
+    this.#grant(this.#core.release(holder.id));
   }
 
   #reportWait(holder: Holder, waitMs: number): void {
