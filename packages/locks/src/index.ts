@@ -1,3 +1,5 @@
+export { LockCore } from './core.js';
+export { lockChannels } from './diagnostics.js';
 export { LockError, type LockErrorCode, LockErrorCodes } from './errors.js';
 export {
   type AcquireOptions,

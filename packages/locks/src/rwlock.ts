@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { LockCore, type LockMode } from './core.js';
+import { lockChannels, publish } from './diagnostics.js';
 import { LockError } from './errors.js';
 import { type LockMetrics, lockMetrics } from './metrics.js';
 
@@ -152,6 +153,13 @@ export class RwLock {
       flows.getStore()?.find((entry) => entry.lock === this && !entry.holder.released)?.holder;
     if (!held) return;
     this.#metrics.reentries.add(1, { lock: this.name, label, mode });
+    publish(lockChannels.reentry, () => ({
+      lock: this.name,
+      label,
+      mode,
+      heldLabel: held.label,
+      heldMode: held.mode,
+    }));
     throw new LockError(
       'LOCK_ERR_REENTRANT',
       `lock ${this.name}: "${label}" asks for ${mode} while its flow holds ${held.mode} as "${held.label}"; waiting would deadlock`,
@@ -166,6 +174,7 @@ export class RwLock {
     this.#core.request(id, mode);
     const holder: Holder = { id, mode, label, context, sinceMs: Date.now(), released: false };
     this.#holders.set(id, holder);
+    this.#reportWait(holder, 0);
     return holder;
   }
 
@@ -222,6 +231,12 @@ export class RwLock {
         if (granted === null) return; // granted in this same tick: the grant stands
         leave();
         if (code === 'LOCK_ERR_TIMEOUT') this.#metrics.timeouts.add(1, attributes);
+        publish(lockChannels.abandoned, () => ({
+          ...attributes,
+          context,
+          code,
+          waitMs: Date.now() - sinceMs,
+        }));
         this.#options.logger?.warn(
           { ...attributes, context, holders: this.snapshot().holders },
           why,
@@ -274,6 +289,7 @@ export class RwLock {
     const heldMs = releasedMs - holder.sinceMs;
     const attributes = { lock: this.name, label: holder.label, mode: holder.mode };
     this.#metrics.holdMs.record(heldMs, attributes);
+    publish(lockChannels.released, () => ({ ...attributes, context: holder.context, heldMs }));
     if (heldMs > this.#options.holdMsMax) {
       this.#metrics.slowHolds.add(1, attributes);
       this.#options.logger?.warn(
@@ -287,6 +303,7 @@ export class RwLock {
   #reportWait(holder: Holder, waitMs: number): void {
     const attributes = { lock: this.name, label: holder.label, mode: holder.mode };
     this.#metrics.waitMs.record(waitMs, attributes);
+    publish(lockChannels.granted, () => ({ ...attributes, context: holder.context, waitMs }));
     if (waitMs > this.#options.slowWaitMs) {
       this.#options.logger?.warn(
         { ...attributes, context: holder.context, waitMs },

@@ -1,5 +1,6 @@
+import diagnosticsChannel from 'node:diagnostics_channel';
 import { describe, expect, it } from 'vitest';
-import { LockError, RwLock } from '../src/index.js';
+import { LockError, lockChannels, RwLock } from '../src/index.js';
 
 function deferred() {
   let resolve!: () => void;
@@ -116,5 +117,32 @@ describe('RwLock', () => {
       expect(lock.snapshot().holders).toMatchObject([{ mode: 'read', label: 'route' }]);
     });
     expect(lock.snapshot().lastWriter).toMatchObject({ label: 'apply', context: { app: 'demo' } });
+  });
+
+  // diagnostics_channel subscribers see grants, releases, give-ups and refused re-entries.
+  it('publishes diagnostics events', async () => {
+    const seen: string[] = [];
+    const listeners = Object.entries(lockChannels).map(([name, channel]) => {
+      const listener = (message: unknown) =>
+        seen.push(`${name}:${(message as { label: string }).label}`);
+      diagnosticsChannel.subscribe(channel.name, listener);
+      return () => diagnosticsChannel.unsubscribe(channel.name, listener);
+    });
+    const lock = new RwLock({ name: 'diag' });
+    await lock.write('w', () => lock.read('nested', () => 1)).catch(() => undefined);
+    const gate = deferred();
+    const holder = lock.write('holder', () => gate.promise);
+    await lock.write('late', () => 1, { timeoutMs: 5 }).catch(() => undefined);
+    gate.resolve();
+    await holder;
+    for (const stop of listeners) stop();
+    expect(seen).toEqual([
+      'granted:w',
+      'reentry:nested',
+      'released:w',
+      'granted:holder',
+      'abandoned:late',
+      'released:holder',
+    ]);
   });
 });
