@@ -11,3 +11,4 @@ export {
   RwLock,
   type RwLockOptions,
 } from './rwlock.js';
+export { SharedRwLock, type TryResult } from './shared-rwlock.js';
