@@ -33,7 +33,7 @@ export class LockCore {
   /** A holder leaves; returns the waiters granted in consequence. */
   release(id: number): number[] {
     if (this.writer === id) this.writer = null;
-    else assert.ok(this.readers.delete(id), `waiter ${id} released a lock it does not hold`);
+    else if (!this.readers.delete(id)) assert.fail(`waiter ${id} released a lock it does not hold`);
     return this.#grantWaiters();
   }
 

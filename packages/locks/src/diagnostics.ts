@@ -2,7 +2,8 @@ import diagnosticsChannel from 'node:diagnostics_channel';
 
 /**
  * Every diagnostics_channel of @fleet/locks, declared in one place. Each message is
- * `{ lock, label, mode, context, ... }`; publishing costs nothing without subscribers.
+ * `{ lock, label, mode, context, ... }`. Publishers check `hasSubscribers` first, so an
+ * unobserved lock builds no message.
  */
 export const lockChannels = {
   /** A request was granted: `waitMs` says how long it queued. */
@@ -14,7 +15,3 @@ export const lockChannels = {
   /** A re-entrant request was refused: `heldLabel`, `heldMode`. */
   reentry: diagnosticsChannel.channel('fleet:locks:reentry'),
 } as const;
-
-export function publish(channel: diagnosticsChannel.Channel, message: () => object): void {
-  if (channel.hasSubscribers) channel.publish(message());
-}

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { LockCore, type LockMode } from './core.js';
-import { lockChannels, publish } from './diagnostics.js';
+import { lockChannels } from './diagnostics.js';
 import { LockError } from './errors.js';
 import { type LockMetrics, lockMetrics } from './metrics.js';
 
@@ -69,6 +69,12 @@ interface Waiter {
   grant(): void;
 }
 
+const emptyContext: LockContext = Object.freeze({});
+
+function isPromiseLike<T>(value: T | Promise<T>): value is Promise<T> {
+  return typeof (value as { then?: unknown } | null)?.then === 'function';
+}
+
 const flows = new AsyncLocalStorage<{ lock: RwLock; holder: Holder }[]>();
 
 /**
@@ -90,6 +96,7 @@ export class RwLock {
   /** Holders whose closure is running synchronously right now (re-entry without ALS). */
   readonly #running: Holder[] = [];
   readonly #metrics: LockMetrics;
+  readonly #attributeCache = new Map<string, { lock: string; label: string; mode: LockMode }>();
 
   constructor(options: RwLockOptions) {
     this.name = options.name;
@@ -129,22 +136,47 @@ export class RwLock {
     };
   }
 
-  async #acquire<T>(
+  #acquire<T>(
     mode: LockMode,
     label: string,
     fn: () => T | Promise<T>,
     options: AcquireOptions,
   ): Promise<T> {
-    const context = options.context ?? {};
-    this.#refuseReentry(mode, label);
-    const holder = this.#core.grantable(mode)
-      ? this.#take(mode, label, context)
-      : await this.#enqueue(mode, label, context, options);
+    const context = options.context ?? emptyContext;
     try {
-      return await this.#run(holder, fn);
-    } finally {
-      this.#release(holder);
+      this.#refuseReentry(mode, label);
+    } catch (error) {
+      return Promise.reject(error);
     }
+    // The uncontended path takes the lock and runs the closure in this very step, without a
+    // promise of its own: most acquisitions of a routing table are uncontended reads.
+    if (this.#core.grantable(mode)) return this.#runHeld(this.#take(mode, label, context), fn);
+    return this.#enqueue(mode, label, context, options).then((holder) => this.#runHeld(holder, fn));
+  }
+
+  /** Runs the closure for a holder and releases once it settled (at once for a sync closure). */
+  #runHeld<T>(holder: Holder, fn: () => T | Promise<T>): Promise<T> {
+    let result: T | Promise<T>;
+    try {
+      result = this.#run(holder, fn);
+    } catch (error) {
+      this.#release(holder);
+      return Promise.reject(error);
+    }
+    if (!isPromiseLike(result)) {
+      this.#release(holder);
+      return Promise.resolve(result);
+    }
+    return Promise.resolve(result).then(
+      (value) => {
+        this.#release(holder);
+        return value;
+      },
+      (error: unknown) => {
+        this.#release(holder);
+        throw error;
+      },
+    );
   }
 
   #refuseReentry(mode: LockMode, label: string): void {
@@ -153,13 +185,14 @@ export class RwLock {
       flows.getStore()?.find((entry) => entry.lock === this && !entry.holder.released)?.holder;
     if (!held) return;
     this.#metrics.reentries.add(1, { lock: this.name, label, mode });
-    publish(lockChannels.reentry, () => ({
-      lock: this.name,
-      label,
-      mode,
-      heldLabel: held.label,
-      heldMode: held.mode,
-    }));
+    if (lockChannels.reentry.hasSubscribers)
+      lockChannels.reentry.publish({
+        lock: this.name,
+        label,
+        mode,
+        heldLabel: held.label,
+        heldMode: held.mode,
+      });
     throw new LockError(
       'LOCK_ERR_REENTRANT',
       `lock ${this.name}: "${label}" asks for ${mode} while its flow holds ${held.mode} as "${held.label}"; waiting would deadlock`,
@@ -174,7 +207,8 @@ export class RwLock {
     this.#core.request(id, mode);
     const holder: Holder = { id, mode, label, context, sinceMs: Date.now(), released: false };
     this.#holders.set(id, holder);
-    this.#reportWait(holder, 0);
+    if (lockChannels.granted.hasSubscribers)
+      lockChannels.granted.publish({ ...this.#attributes(label, mode), context, waitMs: 0 });
     return holder;
   }
 
@@ -231,12 +265,13 @@ export class RwLock {
         if (granted === null) return; // granted in this same tick: the grant stands
         leave();
         if (code === 'LOCK_ERR_TIMEOUT') this.#metrics.timeouts.add(1, attributes);
-        publish(lockChannels.abandoned, () => ({
-          ...attributes,
-          context,
-          code,
-          waitMs: Date.now() - sinceMs,
-        }));
+        if (lockChannels.abandoned.hasSubscribers)
+          lockChannels.abandoned.publish({
+            ...attributes,
+            context,
+            code,
+            waitMs: Date.now() - sinceMs,
+          });
         this.#options.logger?.warn(
           { ...attributes, context, holders: this.snapshot().holders },
           why,
@@ -263,7 +298,7 @@ export class RwLock {
     for (const id of ids) this.#waiters.get(id)!.grant();
   }
 
-  async #run<T>(holder: Holder, fn: () => T | Promise<T>): Promise<T> {
+  #run<T>(holder: Holder, fn: () => T | Promise<T>): T | Promise<T> {
     const call = () => {
       this.#running.push(holder);
       try {
@@ -287,9 +322,10 @@ export class RwLock {
       this.#lastWriter = { mode, label, context, sinceMs, releasedMs };
     }
     const heldMs = releasedMs - holder.sinceMs;
-    const attributes = { lock: this.name, label: holder.label, mode: holder.mode };
+    const attributes = this.#attributes(holder.label, holder.mode);
     this.#metrics.holdMs.record(heldMs, attributes);
-    publish(lockChannels.released, () => ({ ...attributes, context: holder.context, heldMs }));
+    if (lockChannels.released.hasSubscribers)
+      lockChannels.released.publish({ ...attributes, context: holder.context, heldMs });
     if (heldMs > this.#options.holdMsMax) {
       this.#metrics.slowHolds.add(1, attributes);
       this.#options.logger?.warn(
@@ -300,10 +336,22 @@ export class RwLock {
     this.#grant(this.#core.release(holder.id));
   }
 
+  /** Metric attributes per label and mode, made once: labels are few and fixed in code. */
+  #attributes(label: string, mode: LockMode): { lock: string; label: string; mode: LockMode } {
+    const key = `${mode}:${label}`;
+    let attributes = this.#attributeCache.get(key);
+    if (attributes === undefined) {
+      attributes = { lock: this.name, label, mode };
+      if (this.#attributeCache.size < 1_000) this.#attributeCache.set(key, attributes);
+    }
+    return attributes;
+  }
+
   #reportWait(holder: Holder, waitMs: number): void {
-    const attributes = { lock: this.name, label: holder.label, mode: holder.mode };
+    const attributes = this.#attributes(holder.label, holder.mode);
     this.#metrics.waitMs.record(waitMs, attributes);
-    publish(lockChannels.granted, () => ({ ...attributes, context: holder.context, waitMs }));
+    if (lockChannels.granted.hasSubscribers)
+      lockChannels.granted.publish({ ...attributes, context: holder.context, waitMs });
     if (waitMs > this.#options.slowWaitMs) {
       this.#options.logger?.warn(
         { ...attributes, context: holder.context, waitMs },
