@@ -21,5 +21,6 @@ export const scenarios = {
       }
     };
     await Promise.all(Array.from({ length: 32 }, (_, offset) => flow(offset)));
+    return value;
   },
 };
