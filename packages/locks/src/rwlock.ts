@@ -3,7 +3,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { LockCore, type LockMode } from './core.js';
 import { lockChannels } from './diagnostics.js';
 import { LockError } from './errors.js';
-import { type LockMetrics, lockMetrics } from './metrics.js';
+import { type LockMetrics, lockMetrics, watchQueueDepth } from './metrics.js';
 
 export type { LockMode };
 export type LockContext = Record<string, string | number | boolean>;
@@ -109,6 +109,7 @@ export class RwLock {
       ...options,
     };
     this.#metrics = lockMetrics();
+    watchQueueDepth(this);
   }
 
   read<T>(label: string, fn: () => T | Promise<T>, options: AcquireOptions = {}): Promise<T> {
@@ -117,6 +118,11 @@ export class RwLock {
 
   write<T>(label: string, fn: () => T | Promise<T>, options: AcquireOptions = {}): Promise<T> {
     return this.#acquire('write', label, fn, options);
+  }
+
+  /** Requests waiting right now. */
+  queueLength(): number {
+    return this.#core.queue.length;
   }
 
   snapshot(): LockSnapshot {
@@ -245,7 +251,6 @@ export class RwLock {
         clearTimeout(timer);
         options.signal?.removeEventListener('abort', onAbort);
         this.#waiters.delete(id);
-        this.#metrics.queueDepth.add(-1, { lock: this.name });
       };
       const waiter: Waiter = {
         mode,
@@ -289,7 +294,6 @@ export class RwLock {
       }
       this.#waiters.set(id, waiter);
       this.#core.request(id, mode);
-      this.#metrics.queueDepth.add(1, { lock: this.name });
     });
   }
 
