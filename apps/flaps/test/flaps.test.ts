@@ -107,6 +107,31 @@ describe('flaps', () => {
     expect((await call('POST', `/v1/apps/shop/machines/${id}/start`)).body).toMatchObject({
       previous_state: 'stopped',
     });
+    expect(
+      (await call('POST', `/v1/apps/shop/machines/${id}/restart?timeout=5s&signal=SIGTERM`)).body,
+    ).toEqual({ ok: true });
+    expect((await call('GET', `/v1/apps/shop/machines/${id}`)).body).toMatchObject({
+      state: 'started',
+    });
+    expect(
+      (await call('POST', `/v1/apps/shop/machines/${id}/signal`, { signal: 'nope' })).status,
+    ).toBe(400);
+    expect(
+      (await call('POST', `/v1/apps/shop/machines/${id}/signal`, { signal: 10 })).body,
+    ).toEqual({ ok: true }); // SIGUSR1: hello ignores it? no: default kills
+    expect(
+      (await call('POST', `/v1/apps/shop/machines/${id}/restart?timeout=5s&signal=SIGTERM`)).body,
+    ).toEqual({ ok: true });
+    expect((await call('GET', `/v1/apps/shop/machines/${id}`)).body).toMatchObject({
+      state: 'started',
+    });
+    expect(
+      (await call('POST', `/v1/apps/shop/machines/${id}/signal`, { signal: 'nope' })).status,
+    ).toBe(400);
+    // 28 is SIGWINCH, which the machine ignores: it keeps running.
+    expect(
+      (await call('POST', `/v1/apps/shop/machines/${id}/signal`, { signal: 28 })).body,
+    ).toEqual({ ok: true });
     expect((await call('DELETE', `/v1/apps/shop/machines/${id}`)).status).toBe(412);
     expect((await call('DELETE', `/v1/apps/shop/machines/${id}?force=true`)).body).toEqual({
       ok: true,

@@ -5,12 +5,13 @@ import { join } from 'node:path';
 import { HttpError, type Logger } from '@fleet/service';
 import { ulid } from 'ulid';
 import { flydError } from './errors.js';
-import type { FsmEngine, RunHandle } from './fsm/engine.js';
+import type { FsmEngine, RunHandle, Step } from './fsm/engine.js';
 import { RunConflictError } from './fsm/engine.js';
 import { resolveImage } from './images.js';
 import type { MachineConfig, MachineRecord, MachineState, MachineStore } from './machine-store.js';
 import { freePort, waitForListener } from './ports.js';
 import type { Publisher } from './publisher.js';
+import { afterExit } from './restart-policy.js';
 import { type ExitInfo, killLeftover, type ProcessRuntime } from './runtime.js';
 
 export interface MachineServiceOptions {
@@ -43,6 +44,9 @@ interface StopRequest {
  */
 export class MachineService {
   readonly #changes = new EventEmitter();
+  /** Restarts the restart policy made since the machine was last started by a caller. */
+  readonly #restarts = new Map<string, number>();
+  readonly #restartTimers = new Map<string, NodeJS.Timeout>();
 
   constructor(
     private readonly store: MachineStore,
@@ -91,6 +95,7 @@ export class MachineService {
         `machine ${id} is ${machine.state}; only a stopped machine starts`,
       );
     }
+    this.#restarts.delete(id);
     if (machine.state !== 'started')
       await this.#outcome(this.#start(id, 'start', {}).done, id, 'start');
     return { previous_state: machine.state };
@@ -98,6 +103,7 @@ export class MachineService {
 
   async stop(id: string, request: StopRequest): Promise<void> {
     const machine = this.get(id);
+    this.#cancelRestart(id);
     if (machine.state === 'stopped' || machine.state === 'created') return;
     if (machine.state !== 'started' && machine.state !== 'starting') {
       throw flydError(
@@ -108,8 +114,33 @@ export class MachineService {
     await this.#outcome(this.#start(id, 'stop', request).done, id, 'stop');
   }
 
+  /** Stops the machine's process and starts it again, as one operation. */
+  async restart(id: string, request: StopRequest): Promise<void> {
+    const machine = this.get(id);
+    if (machine.state !== 'started') {
+      throw flydError(
+        'FLYD_ERR_PRECONDITION',
+        `machine ${id} is ${machine.state}; only a started machine restarts`,
+      );
+    }
+    this.#restarts.delete(id);
+    await this.#outcome(this.#start(id, 'restart', request).done, id, 'restart');
+  }
+
+  /** Sends a signal to the machine's processes; its state is what the process does next. */
+  signal(id: string, signal: NodeJS.Signals): void {
+    const machine = this.get(id);
+    if (!this.runtime.signal(id, signal)) {
+      throw flydError(
+        'FLYD_ERR_PRECONDITION',
+        `machine ${id} is ${machine.state}: no process to signal`,
+      );
+    }
+  }
+
   async destroy(id: string, kill: boolean): Promise<void> {
     const machine = this.get(id);
+    this.#cancelRestart(id);
     if (machine.state === 'destroyed') return;
     if ((machine.state === 'started' || machine.state === 'starting') && !kill) {
       throw flydError(
@@ -156,12 +187,29 @@ export class MachineService {
       { machine: id, code: exit.code, signal: exit.signal },
       'machine exited',
     );
+    const exitEvent = {
+      exit_event: { exit_code: exit.code, signal: exit.signal, requested_stop: false },
+    };
     this.#setState(
       id,
       'stopped',
-      { type: 'exit', source: 'flyd' },
+      { type: 'exit', source: 'flyd', request: exitEvent },
       { pid: null, stop_reason: 'exited' },
     );
+    const restarts = this.#restarts.get(id) ?? 0;
+    const next = afterExit(machine.config, exit, restarts);
+    if (next.action === 'destroy') {
+      this.#start(id, 'destroy', { kill: true }).done.catch(() => undefined);
+    } else if (next.action === 'restart') {
+      this.#restarts.set(id, restarts + 1);
+      const timer = setTimeout(() => {
+        this.#restartTimers.delete(id);
+        if (this.store.get(id)?.state === 'stopped' && !this.engine.isBusy(id)) {
+          this.#start(id, 'start', { source: 'restart-policy' }).done.catch(() => undefined);
+        }
+      }, next.delayMs);
+      this.#restartTimers.set(id, timer);
+    }
   }
 
   /** At boot: kill what a crashed flyd left, resume unfinished runs, restart what was running. */
@@ -189,6 +237,8 @@ export class MachineService {
 
   /** Stops every running machine (no orphans) and records why, so boot starts them again. */
   async shutdown(): Promise<void> {
+    for (const timer of this.#restartTimers.values()) clearTimeout(timer);
+    this.#restartTimers.clear();
     await Promise.all(
       this.runtime.runningIds().map(async (id) => {
         await this.runtime.stop(id, 'SIGTERM', this.options.stopTimeoutMs);
@@ -200,6 +250,13 @@ export class MachineService {
         );
       }),
     );
+  }
+
+  /** A caller's stop or destroy overrides a restart the policy had scheduled. */
+  #cancelRestart(id: string): void {
+    clearTimeout(this.#restartTimers.get(id));
+    this.#restartTimers.delete(id);
+    this.#restarts.delete(id);
   }
 
   /** An operation's failure as the API tells it: our errors as they are, others as FLYD_ERR_FAILED. */
@@ -355,27 +412,30 @@ export class MachineService {
       steps: [{ name: 'launch', run: ({ machineId }) => this.#launch(machineId) }],
       onFailure: ({ machineId }, error) => this.#launchFailed(machineId, error),
     });
-    this.engine.define<StopRequest>('stop', {
-      steps: [
-        {
-          name: 'signal',
-          run: async ({ machineId, request }) => {
-            if (!this.runtime.isRunning(machineId)) return;
-            this.#setState(machineId, 'stopping', { type: 'stop', source: 'user' });
-            await this.runtime.stop(machineId, request.signal, request.timeoutMs);
-          },
+    const stopSteps: Step<StopRequest>[] = [
+      {
+        name: 'signal',
+        run: async ({ machineId, request }) => {
+          if (!this.runtime.isRunning(machineId)) return;
+          this.#setState(machineId, 'stopping', { type: 'stop', source: 'user' });
+          await this.runtime.stop(machineId, request.signal, request.timeoutMs);
         },
-        {
-          name: 'record',
-          run: ({ machineId }) =>
-            this.#record(
-              machineId,
-              'stopped',
-              { type: 'exit', source: 'flyd' },
-              { pid: null, stop_reason: 'requested' },
-            ),
-        },
-      ],
+      },
+      {
+        name: 'record',
+        run: ({ machineId }) =>
+          this.#record(
+            machineId,
+            'stopped',
+            { type: 'exit', source: 'flyd' },
+            { pid: null, stop_reason: 'requested' },
+          ),
+      },
+    ];
+    this.engine.define<StopRequest>('stop', { steps: stopSteps });
+    this.engine.define<StopRequest>('restart', {
+      steps: [...stopSteps, { name: 'launch', run: ({ machineId }) => this.#launch(machineId) }],
+      onFailure: ({ machineId }, error) => this.#launchFailed(machineId, error),
     });
     this.engine.define<{ kill: boolean }>('destroy', {
       steps: [

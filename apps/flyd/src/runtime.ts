@@ -98,6 +98,14 @@ export class ProcessRuntime {
     return exit;
   }
 
+  /** Signals the machine's process group; false when it has no running process. */
+  signal(machineId: string, signal: NodeJS.Signals): boolean {
+    const running = this.#running.get(machineId);
+    if (!running) return false;
+    signalGroup(running.child.pid!, signal);
+    return true;
+  }
+
   /** Drops a destroyed machine's log ring. */
   forget(machineId: string): void {
     this.#logs.delete(machineId);

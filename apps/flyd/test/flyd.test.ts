@@ -182,6 +182,57 @@ describe('flyd', () => {
     expect(machinePids(id).length).toBeGreaterThan(0);
   });
 
+  it('restarts a failing machine by its policy, then leaves it stopped', async () => {
+    const crasher = {
+      init: { exec: ['node', '-e', 'setTimeout(() => process.exit(3), 30)'] },
+      image: 'hello',
+      restart: { policy: 'on-failure', max_retries: 2 },
+    };
+    const id = (await call('POST', '/v1/machines', { app: 'web', config: crasher })).body
+      .id as string;
+    const exits = async () =>
+      (
+        (await call('GET', `/v1/machines/${id}`)).body.events as {
+          type: string;
+          request?: { exit_event?: { exit_code: number } };
+        }[]
+      ).filter((event) => event.type === 'exit' && event.request?.exit_event?.exit_code === 3)
+        .length;
+    const deadline = Date.now() + 15_000;
+    while ((await exits()) < 3 && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(await exits()).toBe(3); // the first run and two restarts
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(await exits()).toBe(3);
+    expect((await call('GET', `/v1/machines/${id}`)).body.state).toBe('stopped');
+  });
+
+  it('restarts a machine on request and passes signals to it', async () => {
+    const id = (await call('POST', '/v1/machines', { app: 'web', config: hello })).body
+      .id as string;
+    await call('GET', `/v1/machines/${id}/wait?state=started&timeout=10`);
+    const before = machinePids(id);
+    expect((await call('POST', `/v1/machines/${id}/restart`, { timeout: 5 })).body).toEqual({
+      ok: true,
+    });
+    const after = machinePids(id);
+    expect(after.length).toBeGreaterThan(0);
+    expect(after).not.toEqual(before);
+    // SIGTERM makes hello exit 0: under on-failure the machine stays stopped.
+    expect((await call('POST', `/v1/machines/${id}/signal`, { signal: 'SIGTERM' })).body).toEqual({
+      ok: true,
+    });
+    expect((await call('GET', `/v1/machines/${id}/wait?state=stopped&timeout=10`)).status).toBe(
+      200,
+    );
+    expect((await call('POST', `/v1/machines/${id}/signal`, { signal: 'SIGTERM' })).status).toBe(
+      412,
+    );
+    expect((await call('POST', `/v1/machines/${id}/signal`, { signal: 'SIGNOPE' })).status).toBe(
+      400,
+    );
+  });
+
   it('documents every error code it has', () => {
     expect(errorCodesInReadme(join(here, '..', 'README.md')).sort()).toEqual(
       Object.keys(FlydErrors).sort(),

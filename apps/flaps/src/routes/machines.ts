@@ -1,3 +1,4 @@
+import { constants } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import { flapsError } from '../errors.js';
 import type { FlydClient } from '../flyd-client.js';
@@ -121,6 +122,34 @@ export function machineRoutes(app: FastifyInstance, state: FleetState, flyd: Fly
     return { ok: true };
   });
 
+  app.post<{
+    Params: { app: string; id: string };
+    Querystring: { timeout?: string; signal?: string };
+    Body: { timeout?: number | string; signal?: string | number } | undefined;
+  }>('/v1/apps/:app/machines/:id/restart', async (request) => {
+    const { app: appName, id } = request.params;
+    const rawTimeout = request.body?.timeout ?? request.query.timeout;
+    const rawSignal = request.body?.signal ?? request.query.signal;
+    const body = {
+      timeout: rawTimeout === undefined ? undefined : seconds(rawTimeout, 'timeout'),
+      signal: rawSignal === undefined ? undefined : signalName(rawSignal),
+    };
+    await flyd.call(await owner(appName, id), 'POST', `/v1/machines/${id}/restart`, body);
+    return { ok: true };
+  });
+
+  app.post<{ Params: { app: string; id: string }; Body: { signal?: string | number } | undefined }>(
+    '/v1/apps/:app/machines/:id/signal',
+    async (request) => {
+      const { app: appName, id } = request.params;
+      if (request.body?.signal === undefined)
+        throw flapsError('FLAPS_ERR_BAD_REQUEST', 'signal is required');
+      const signal = signalName(request.body.signal);
+      await flyd.call(await owner(appName, id), 'POST', `/v1/machines/${id}/signal`, { signal });
+      return { ok: true };
+    },
+  );
+
   app.delete<{
     Params: { app: string; id: string };
     Querystring: { kill?: string; force?: string };
@@ -153,6 +182,23 @@ export function machineRoutes(app: FastifyInstance, state: FleetState, flyd: Fly
     );
     return { ok: true };
   });
+}
+
+/** A signal as a name (`SIGTERM`, `TERM`) or a number (`15`), as Fly's clients send it. */
+function signalName(value: string | number): string {
+  const text = String(value).toUpperCase();
+  const name = /^\d+$/.test(text)
+    ? Object.entries(constants.signals).find(([, number]) => number === Number(text))?.[0]
+    : text.startsWith('SIG')
+      ? text
+      : `SIG${text}`;
+  if (name === undefined || !(name in constants.signals)) {
+    throw flapsError(
+      'FLAPS_ERR_BAD_REQUEST',
+      `signal ${JSON.stringify(value)} is not a signal name or number`,
+    );
+  }
+  return name;
 }
 
 /** Seconds as Fly's clients send them: a number, or Go-style `10s` / `1m`. */

@@ -1,3 +1,4 @@
+import { constants } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import { flydError } from '../errors.js';
 import type { FsmEngine } from '../fsm/engine.js';
@@ -15,7 +16,8 @@ const states: MachineState[] = [
   'destroying',
   'destroyed',
 ];
-const signals = ['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGKILL', 'SIGHUP', 'SIGUSR1', 'SIGUSR2'];
+// Any signal this OS knows by name (SIGTERM, SIGINT, SIGWINCH...).
+const signals = Object.keys(constants.signals);
 
 const createSchema = {
   body: {
@@ -32,6 +34,26 @@ const createSchema = {
     },
   },
 };
+
+const stopBodySchema = {
+  type: ['object', 'null'],
+  additionalProperties: false,
+  properties: {
+    signal: { type: 'string', enum: signals },
+    timeout: { type: 'number', minimum: 0, maximum: 600 },
+  },
+};
+
+/** A stop's signal and grace period (seconds in the body), with flyd's defaults. */
+function stopRequest(
+  body: { signal?: string; timeout?: number } | undefined,
+  defaultTimeoutMs: number,
+) {
+  return {
+    signal: (body?.signal ?? 'SIGTERM') as NodeJS.Signals,
+    timeoutMs: body?.timeout === undefined ? defaultTimeoutMs : body.timeout * 1000,
+  };
+}
 
 const idParams = { type: 'object', properties: { id: { type: 'string' } } };
 
@@ -81,25 +103,36 @@ export function machineRoutes(app: FastifyInstance, deps: MachineRouteDeps): voi
 
   app.post<{ Params: { id: string }; Body: { signal?: string; timeout?: number } | undefined }>(
     '/v1/machines/:id/stop',
+    { schema: { body: stopBodySchema } },
+    async (request) => {
+      await deps.machines.stop(request.params.id, stopRequest(request.body, deps.stopTimeoutMs));
+      return { ok: true };
+    },
+  );
+
+  app.post<{ Params: { id: string }; Body: { signal?: string; timeout?: number } | undefined }>(
+    '/v1/machines/:id/restart',
+    { schema: { body: stopBodySchema } },
+    async (request) => {
+      await deps.machines.restart(request.params.id, stopRequest(request.body, deps.stopTimeoutMs));
+      return { ok: true };
+    },
+  );
+
+  app.post<{ Params: { id: string }; Body: { signal: string } }>(
+    '/v1/machines/:id/signal',
     {
       schema: {
         body: {
-          type: ['object', 'null'],
+          type: 'object',
+          required: ['signal'],
           additionalProperties: false,
-          properties: {
-            signal: { type: 'string', enum: signals },
-            timeout: { type: 'number', minimum: 0, maximum: 600 },
-          },
+          properties: { signal: { type: 'string', enum: signals } },
         },
       },
     },
     async (request) => {
-      const timeoutMs =
-        request.body?.timeout === undefined ? deps.stopTimeoutMs : request.body.timeout * 1000;
-      await deps.machines.stop(request.params.id, {
-        signal: (request.body?.signal ?? 'SIGTERM') as NodeJS.Signals,
-        timeoutMs,
-      });
+      deps.machines.signal(request.params.id, request.body.signal as NodeJS.Signals);
       return { ok: true };
     },
   );
