@@ -53,6 +53,7 @@ runMain(async () => {
   );
   if (!config) return;
   const stateDir = config['state-dir'];
+  const logs = join(stateDir, config['host-id'], 'logs');
   const fleet = await startFleet({
     stateDir,
     hostId: config['host-id'],
@@ -61,6 +62,15 @@ runMain(async () => {
     apiListen: config['api-listen'],
     domain: config.domain,
     startTimeoutMs: config['start-timeout-ms'],
+  }).catch((error: Error) => {
+    // A busy port is the usual cause: say so plainly, with where the full logs are.
+    process.stderr.write(`the fleet could not start: ${error.message}\nlogs: ${logs}\n`);
+    if (/EADDRINUSE/.test(error.message)) {
+      process.stderr.write(
+        'a port is taken (another fleet running?): pick others with --proxy-listen / --api-listen\n',
+      );
+    }
+    process.exit(1);
   });
   let stopping = false;
   const shutdown = async () => {
@@ -97,7 +107,7 @@ runMain(async () => {
     process.stderr.write(
       `the fleet started but the demo app did not come up: ${(error as Error).message}\n`,
     );
-    process.stderr.write(`logs: ${join(fleet.hostDir, 'logs')}\n`);
+    process.stderr.write(`logs: ${logs}\n`);
     await fleet.stop();
     process.exit(1);
   }
