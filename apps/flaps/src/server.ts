@@ -10,6 +10,7 @@ import type { FlydClient } from './flyd-client.js';
 import { flapsMetrics } from './metrics.js';
 import { appRoutes } from './routes/apps.js';
 import { machineRoutes } from './routes/machines.js';
+import { platformRoutes } from './routes/platform.js';
 import type { FleetState } from './state.js';
 
 /** The Machines API: `Authorization: Bearer <token>` (or Fly's `FlyV1 <token>`) on every /v1 call. */
@@ -37,5 +38,6 @@ export function createFlapsServer(
   });
   appRoutes(app, state);
   machineRoutes(app, state, flyd);
+  platformRoutes(app, state);
   return app;
 }

@@ -80,11 +80,41 @@ export class FleetState {
     return rows[0];
   }
 
-  machines(app: string): Promise<MachineRow[]> {
+  /** The app's machines on every worker; destroyed ones only when asked. */
+  machines(
+    app: string,
+    filter: { region?: string; state?: string; includeDeleted?: boolean } = {},
+  ): Promise<MachineRow[]> {
+    const where = ['app = ?'];
+    const params: unknown[] = [app];
+    if (!filter.includeDeleted) where.push("state != 'destroyed'");
+    if (filter.region !== undefined) {
+      where.push('region = ?');
+      params.push(filter.region);
+    }
+    if (filter.state !== undefined) {
+      where.push('state = ?');
+      params.push(filter.state);
+    }
     return this.read<MachineRow>([
       `SELECT id, app, host_id, region, instance_id, state, private_addr, config, created_at, updated_at
-       FROM machines WHERE app = ? AND state != 'destroyed' ORDER BY created_at`,
-      [app],
+       FROM machines WHERE ${where.join(' AND ')} ORDER BY created_at`,
+      params,
+    ]);
+  }
+
+  /** Regions: those the fleet config named, and those where ready workers run. */
+  async regions(): Promise<
+    { code: string; name: string; workers: number; memory_mb_free: number }[]
+  > {
+    return this.read([
+      `SELECT code, max(name) AS name, sum(workers) AS workers, sum(memory_mb_free) AS memory_mb_free FROM (
+         SELECT code, name, 0 AS workers, 0 AS memory_mb_free FROM regions
+         UNION ALL
+         SELECT region AS code, region AS name, 1, memory_mb - memory_mb_reserved FROM hosts
+         WHERE role = 'worker' AND status = 'ready'
+       ) GROUP BY code ORDER BY code`,
+      [],
     ]);
   }
 

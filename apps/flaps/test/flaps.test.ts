@@ -98,6 +98,11 @@ describe('flaps', () => {
     ).toMatchObject({ status: 200 });
     const listed = await call('GET', '/v1/apps/shop/machines');
     expect(listed.body).toMatchObject([{ id, state: 'started', region: 'ams' }]);
+    expect((await call('GET', '/v1/apps/shop/machines?region=ord')).body).toEqual([]);
+    expect((await call('GET', '/v1/apps/shop/machines?state=started')).body).toMatchObject([{ id }]);
+    const events = (await call('GET', `/v1/apps/shop/machines/${id}/events`)).body as unknown as { status: string }[];
+    expect(events[0]?.status).toBe('started');
+    expect((await call('GET', '/v1/platform/regions')).body).toMatchObject({ regions: [{ code: 'ams', workers: 1 }] });
     expect(
       (await call('POST', `/v1/apps/shop/machines/${id}/stop`, { timeout: '5s' })).body,
     ).toEqual({ ok: true });
@@ -137,6 +142,7 @@ describe('flaps', () => {
       ok: true,
     });
     expect((await call('GET', '/v1/apps/shop/machines')).body).toEqual([]);
+    expect((await call('GET', '/v1/apps/shop/machines?include_deleted=true')).body).toMatchObject([{ id, state: 'destroyed' }]);
   });
 
   it('accepts the FlyV1 scheme and refuses calls without the token', async () => {

@@ -82,10 +82,32 @@ export function machineRoutes(app: FastifyInstance, state: FleetState, flyd: Fly
     },
   );
 
-  app.get<{ Params: { app: string } }>('/v1/apps/:app/machines', async (request) => {
+  app.get<{
+    Params: { app: string };
+    Querystring: { region?: string; state?: string; include_deleted?: string };
+  }>('/v1/apps/:app/machines', async (request) => {
     await requireApp(request.params.app);
-    return (await state.machines(request.params.app)).map(listedMachine);
+    const { region, state: wanted, include_deleted } = request.query;
+    const rows = await state.machines(request.params.app, {
+      region,
+      state: wanted,
+      includeDeleted: include_deleted === 'true',
+    });
+    return rows.map(listedMachine);
   });
+
+  app.get<{ Params: { app: string; id: string } }>(
+    '/v1/apps/:app/machines/:id/events',
+    async (request) => {
+      const { app: appName, id } = request.params;
+      const machine = await flyd.call<{ events: unknown[] }>(
+        await owner(appName, id),
+        'GET',
+        `/v1/machines/${id}`,
+      );
+      return machine.events;
+    },
+  );
 
   app.get<{ Params: { app: string; id: string } }>(
     '/v1/apps/:app/machines/:id',
