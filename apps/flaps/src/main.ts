@@ -53,7 +53,13 @@ runMain(async () => {
     token: config['corrosion-token'],
   });
   const flyd = new FlydClient(config['flyd-token'], config['request-timeout-ms']);
-  const app = createFlapsServer(logger, metrics, config.token, new FleetState(corrosion), flyd);
+  const app = await createFlapsServer(
+    logger,
+    metrics,
+    config.token,
+    new FleetState(corrosion),
+    flyd,
+  );
   onShutdown(logger, async () => {
     await app.close();
     await Promise.all([flyd.close(), corrosion.close()]);

@@ -1,3 +1,4 @@
+import swagger from '@fastify/swagger';
 import {
   authorizationMatches,
   createHttpServer,
@@ -14,14 +15,27 @@ import { platformRoutes } from './routes/platform.js';
 import type { FleetState } from './state.js';
 
 /** The Machines API: `Authorization: Bearer <token>` (or Fly's `FlyV1 <token>`) on every /v1 call. */
-export function createFlapsServer(
+export async function createFlapsServer(
   logger: Logger,
   metrics: MetricsExport,
   token: string,
   state: FleetState,
   flyd: FlydClient,
-): FastifyInstance {
+): Promise<FastifyInstance> {
   const app = createHttpServer({ logger, metrics });
+  // The OpenAPI document is generated from the same route schemas that validate requests.
+  await app.register(swagger, {
+    openapi: {
+      info: {
+        title: 'Fleet Machines API',
+        version: '1',
+        description: "Fly's /v1 Machines API, served by flaps",
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   const meters = flapsMetrics();
   app.addHook('onRequest', async (request) => {
     if (!request.url.startsWith('/v1/')) return;

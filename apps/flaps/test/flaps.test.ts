@@ -99,10 +99,16 @@ describe('flaps', () => {
     const listed = await call('GET', '/v1/apps/shop/machines');
     expect(listed.body).toMatchObject([{ id, state: 'started', region: 'ams' }]);
     expect((await call('GET', '/v1/apps/shop/machines?region=ord')).body).toEqual([]);
-    expect((await call('GET', '/v1/apps/shop/machines?state=started')).body).toMatchObject([{ id }]);
-    const events = (await call('GET', `/v1/apps/shop/machines/${id}/events`)).body as unknown as { status: string }[];
+    expect((await call('GET', '/v1/apps/shop/machines?state=started')).body).toMatchObject([
+      { id },
+    ]);
+    const events = (await call('GET', `/v1/apps/shop/machines/${id}/events`)).body as unknown as {
+      status: string;
+    }[];
     expect(events[0]?.status).toBe('started');
-    expect((await call('GET', '/v1/platform/regions')).body).toMatchObject({ regions: [{ code: 'ams', workers: 1 }] });
+    expect((await call('GET', '/v1/platform/regions')).body).toMatchObject({
+      regions: [{ code: 'ams', workers: 1 }],
+    });
     expect(
       (await call('POST', `/v1/apps/shop/machines/${id}/stop`, { timeout: '5s' })).body,
     ).toEqual({ ok: true });
@@ -142,7 +148,9 @@ describe('flaps', () => {
       ok: true,
     });
     expect((await call('GET', '/v1/apps/shop/machines')).body).toEqual([]);
-    expect((await call('GET', '/v1/apps/shop/machines?include_deleted=true')).body).toMatchObject([{ id, state: 'destroyed' }]);
+    expect((await call('GET', '/v1/apps/shop/machines?include_deleted=true')).body).toMatchObject([
+      { id, state: 'destroyed' },
+    ]);
   });
 
   it('accepts the FlyV1 scheme and refuses calls without the token', async () => {
@@ -165,6 +173,21 @@ describe('flaps', () => {
       status: 400,
       body: { error: expect.stringMatching(/unknown image nope/) },
     });
+  });
+
+  it('serves its OpenAPI document', async () => {
+    const document = (await (await fetch(`${api}/openapi.json`)).json()) as {
+      openapi: string;
+      paths: Record<string, unknown>;
+    };
+    expect(document.openapi).toMatch(/^3\./);
+    expect(Object.keys(document.paths)).toEqual(
+      expect.arrayContaining([
+        '/v1/apps',
+        '/v1/apps/{app}/machines',
+        '/v1/apps/{app}/machines/{id}/wait',
+      ]),
+    );
   });
 
   it('documents every error code it has', () => {
