@@ -16,14 +16,18 @@ export class FlydClient {
     method: 'GET' | 'POST' | 'DELETE',
     path: string,
     body?: unknown,
-    timeoutMs = this.timeoutMs,
+    options: { timeoutMs?: number; leaseNonce?: string } = {},
   ): Promise<T> {
+    const timeoutMs = options.timeoutMs ?? this.timeoutMs;
     let answer: Awaited<ReturnType<typeof request>>;
     try {
       answer = await request(`${baseUrl}${path}`, {
         method,
         dispatcher: this.#dispatcher,
         headers: {
+          ...(options.leaseNonce === undefined
+            ? {}
+            : { 'fly-machine-lease-nonce': options.leaseNonce }),
           authorization: `Bearer ${this.token}`,
           ...(body === undefined ? {} : { 'content-type': 'application/json' }),
         },

@@ -153,6 +153,44 @@ describe('flaps', () => {
     ]);
   });
 
+  it('guards a machine with a lease: only the nonce holder may change it', async () => {
+    const id = (await call('POST', '/v1/apps/shop/machines', { region: 'ams', config: hello })).body
+      .id as string;
+    await call('GET', `/v1/apps/shop/machines/${id}/wait?state=started&timeout=10`);
+    expect((await call('GET', `/v1/apps/shop/machines/${id}/lease`)).status).toBe(404);
+    const taken = await call('POST', `/v1/apps/shop/machines/${id}/lease?ttl=30`, {
+      description: 'deploy',
+    });
+    const lease = (taken.body as { data: { nonce: string; expires_at: number } }).data;
+    expect(lease.nonce).toMatch(/^[0-9a-f]{12}$/);
+    expect((await call('POST', `/v1/apps/shop/machines/${id}/lease`, {})).status).toBe(409);
+    const refused = await call('POST', `/v1/apps/shop/machines/${id}/stop`);
+    expect(refused.status).toBe(409);
+    expect(refused.body.error).toMatch(/lease currently held/);
+    const withNonce = async (method: string, path: string, body?: unknown) => {
+      const response = await fetch(`${api}${path}`, {
+        method,
+        headers: {
+          authorization: 'Bearer api-t0k',
+          'fly-machine-lease-nonce': lease.nonce,
+          'content-type': 'application/json',
+        },
+        body: JSON.stringify(body ?? {}),
+      });
+      return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+    };
+    expect(
+      (await withNonce('POST', `/v1/apps/shop/machines/${id}/lease`, { ttl: 60 })).status,
+    ).toBe(200);
+    expect((await withNonce('POST', `/v1/apps/shop/machines/${id}/stop`)).body).toEqual({
+      ok: true,
+    });
+    expect((await withNonce('DELETE', `/v1/apps/shop/machines/${id}/lease`)).body).toEqual({
+      ok: true,
+    });
+    expect((await call('DELETE', `/v1/apps/shop/machines/${id}`)).body).toEqual({ ok: true });
+  });
+
   it('accepts the FlyV1 scheme and refuses calls without the token', async () => {
     expect((await call('GET', '/v1/apps/shop', undefined, 'FlyV1 api-t0k')).status).toBe(200);
     expect(await call('GET', '/v1/apps/shop', undefined, 'Bearer wrong')).toMatchObject({

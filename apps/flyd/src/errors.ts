@@ -11,6 +11,11 @@ export const FlydErrors = {
     'the machine config is invalid (unknown image, no command, bad service)',
   ],
   FLYD_ERR_EXISTS: [409, 'a machine with that id already exists'],
+  FLYD_ERR_LEASE_HELD: [
+    409,
+    'another caller holds the machine lease (send its nonce in fly-machine-lease-nonce)',
+  ],
+  FLYD_ERR_NO_LEASE: [404, 'the machine has no lease in force'],
   FLYD_ERR_TIMEOUT: [408, 'the machine did not reach the state in time'],
   FLYD_ERR_FAILED: [500, 'the operation failed on the worker; its run records the step and error'],
 } as const;

@@ -15,6 +15,7 @@ import {
 import { metrics as otel } from '@opentelemetry/api';
 import { openDatabase } from './db.js';
 import { FsmEngine } from './fsm/engine.js';
+import { LeaseStore } from './lease-store.js';
 import { MachineStore } from './machine-store.js';
 import { MachineService } from './machines.js';
 import { Publisher } from './publisher.js';
@@ -118,6 +119,7 @@ runMain(async () => {
     .addCallback((result) => result.observe(store.count()));
   const app = createFlydServer(logger, metrics, config.token, {
     machines,
+    leases: new LeaseStore(db),
     store,
     engine,
     runtime,

@@ -6,6 +6,7 @@ import {
 } from '@fleet/service';
 import type { FastifyInstance } from 'fastify';
 import { flydError } from './errors.js';
+import { leaseRoutes } from './routes/leases.js';
 import { type MachineRouteDeps, machineRoutes } from './routes/machines.js';
 
 /** flyd's HTTP API: every /v1 route needs the internal bearer token. */
@@ -23,5 +24,6 @@ export function createFlydServer(
     }
   });
   machineRoutes(app, deps);
+  leaseRoutes(app, deps.machines, deps.leases);
   return app;
 }

@@ -4,6 +4,7 @@ import { flapsError } from '../errors.js';
 import type { FlydClient } from '../flyd-client.js';
 import { placeMachine } from '../placement.js';
 import type { FleetState, MachineRow } from '../state.js';
+import { leaseNonce, leaseRoutes } from './leases.js';
 
 const waitStates = ['created', 'started', 'stopped', 'suspended', 'destroyed'];
 
@@ -137,10 +138,13 @@ export function machineRoutes(app: FastifyInstance, state: FleetState, flyd: Fly
     const { app: appName, id } = request.params;
     const body = request.body ?? {};
     const timeout = body.timeout === undefined ? undefined : seconds(body.timeout, 'timeout');
-    await flyd.call(await owner(appName, id), 'POST', `/v1/machines/${id}/stop`, {
-      signal: body.signal,
-      timeout,
-    });
+    await flyd.call(
+      await owner(appName, id),
+      'POST',
+      `/v1/machines/${id}/stop`,
+      { signal: body.signal, timeout },
+      { leaseNonce: leaseNonce(request.headers) },
+    );
     return { ok: true };
   });
 
@@ -156,7 +160,9 @@ export function machineRoutes(app: FastifyInstance, state: FleetState, flyd: Fly
       timeout: rawTimeout === undefined ? undefined : seconds(rawTimeout, 'timeout'),
       signal: rawSignal === undefined ? undefined : signalName(rawSignal),
     };
-    await flyd.call(await owner(appName, id), 'POST', `/v1/machines/${id}/restart`, body);
+    await flyd.call(await owner(appName, id), 'POST', `/v1/machines/${id}/restart`, body, {
+      leaseNonce: leaseNonce(request.headers),
+    });
     return { ok: true };
   });
 
@@ -167,7 +173,13 @@ export function machineRoutes(app: FastifyInstance, state: FleetState, flyd: Fly
       if (request.body?.signal === undefined)
         throw flapsError('FLAPS_ERR_BAD_REQUEST', 'signal is required');
       const signal = signalName(request.body.signal);
-      await flyd.call(await owner(appName, id), 'POST', `/v1/machines/${id}/signal`, { signal });
+      await flyd.call(
+        await owner(appName, id),
+        'POST',
+        `/v1/machines/${id}/signal`,
+        { signal },
+        { leaseNonce: leaseNonce(request.headers) },
+      );
       return { ok: true };
     },
   );
@@ -178,7 +190,15 @@ export function machineRoutes(app: FastifyInstance, state: FleetState, flyd: Fly
   }>('/v1/apps/:app/machines/:id', async (request) => {
     const { app: appName, id } = request.params;
     const kill = request.query.kill === 'true' || request.query.force === 'true';
-    await flyd.call(await owner(appName, id), 'DELETE', `/v1/machines/${id}?kill=${kill}`);
+    await flyd.call(
+      await owner(appName, id),
+      'DELETE',
+      `/v1/machines/${id}?kill=${kill}`,
+      undefined,
+      {
+        leaseNonce: leaseNonce(request.headers),
+      },
+    );
     return { ok: true };
   });
 
@@ -200,10 +220,11 @@ export function machineRoutes(app: FastifyInstance, state: FleetState, flyd: Fly
       'GET',
       `/v1/machines/${id}/wait?state=${wanted}&timeout=${timeout}`,
       undefined,
-      (timeout + 5) * 1000,
+      { timeoutMs: (timeout + 5) * 1000 },
     );
     return { ok: true };
   });
+  leaseRoutes(app, flyd, owner);
 }
 
 /** A signal as a name (`SIGTERM`, `TERM`) or a number (`15`), as Fly's clients send it. */

@@ -2,10 +2,12 @@ import { constants } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import { flydError } from '../errors.js';
 import type { FsmEngine } from '../fsm/engine.js';
+import type { LeaseStore } from '../lease-store.js';
 import type { MachineState, MachineStore } from '../machine-store.js';
 import { machineView } from '../machine-view.js';
 import type { CreateRequest, MachineService } from '../machines.js';
 import type { ProcessRuntime } from '../runtime.js';
+import { requestNonce } from './leases.js';
 
 const states: MachineState[] = [
   'created',
@@ -59,6 +61,7 @@ const idParams = { type: 'object', properties: { id: { type: 'string' } } };
 
 export interface MachineRouteDeps {
   machines: MachineService;
+  leases: LeaseStore;
   store: MachineStore;
   engine: FsmEngine;
   runtime: ProcessRuntime;
@@ -97,6 +100,7 @@ export function machineRoutes(app: FastifyInstance, deps: MachineRouteDeps): voi
   );
 
   app.post<{ Params: { id: string } }>('/v1/machines/:id/start', async (request) => {
+    deps.leases.check(request.params.id, requestNonce(request.headers));
     const { previous_state } = await deps.machines.start(request.params.id);
     return { ok: true, previous_state };
   });
@@ -105,6 +109,7 @@ export function machineRoutes(app: FastifyInstance, deps: MachineRouteDeps): voi
     '/v1/machines/:id/stop',
     { schema: { body: stopBodySchema } },
     async (request) => {
+      deps.leases.check(request.params.id, requestNonce(request.headers));
       await deps.machines.stop(request.params.id, stopRequest(request.body, deps.stopTimeoutMs));
       return { ok: true };
     },
@@ -114,6 +119,7 @@ export function machineRoutes(app: FastifyInstance, deps: MachineRouteDeps): voi
     '/v1/machines/:id/restart',
     { schema: { body: stopBodySchema } },
     async (request) => {
+      deps.leases.check(request.params.id, requestNonce(request.headers));
       await deps.machines.restart(request.params.id, stopRequest(request.body, deps.stopTimeoutMs));
       return { ok: true };
     },
@@ -132,6 +138,7 @@ export function machineRoutes(app: FastifyInstance, deps: MachineRouteDeps): voi
       },
     },
     async (request) => {
+      deps.leases.check(request.params.id, requestNonce(request.headers));
       deps.machines.signal(request.params.id, request.body.signal as NodeJS.Signals);
       return { ok: true };
     },
@@ -141,7 +148,9 @@ export function machineRoutes(app: FastifyInstance, deps: MachineRouteDeps): voi
     '/v1/machines/:id',
     async (request) => {
       const kill = request.query.kill === 'true' || request.query.force === 'true';
+      deps.leases.check(request.params.id, requestNonce(request.headers));
       await deps.machines.destroy(request.params.id, kill);
+      deps.leases.forget(request.params.id);
       return { ok: true };
     },
   );
