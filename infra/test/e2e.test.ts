@@ -80,6 +80,46 @@ describe('a local fleet, end to end', () => {
     );
   });
 
+  it('stops routing to a machine whose health check fails, and routes to it again once it passes', async () => {
+    const config = {
+      ...demoMachineConfig('hello'),
+      checks: {
+        alive: { type: 'http', port: 8080, path: '/', interval: '100ms', timeout: '300ms' },
+      },
+    };
+    const [sick, well] = [
+      await flaps.createMachine(app, { config }),
+      await flaps.createMachine(app, { config }),
+    ];
+    for (const machine of [sick!, well!]) await flaps.waitMachine(app, machine.id, 'started');
+    for (const pid of [
+      ...pidsWithEnv('FLY_MACHINE_ID', sick!.id),
+      ...pidsWithEnv('FLY_MACHINE_ID', well!.id),
+    ])
+      seenPids.add(pid);
+    const servedBy = async () => {
+      const ids = new Set<string>();
+      for (let i = 0; i < 6; i++) {
+        // A request that reached the frozen machine before the proxy learnt of it hangs: give up.
+        const answer = await getThroughProxy(fleet.urls.proxy, host, 500).catch(() => undefined);
+        if (answer?.status === 200) ids.add(JSON.parse(answer.body).machine_id);
+      }
+      return ids;
+    };
+    const until = async (accept: (ids: Set<string>) => boolean) => {
+      const deadline = Date.now() + 15_000;
+      let ids = await servedBy();
+      while (!accept(ids) && Date.now() < deadline) ids = await servedBy();
+      return ids;
+    };
+    expect(await until((ids) => ids.size === 2)).toEqual(new Set([sick!.id, well!.id]));
+    await flaps.call('POST', `/v1/apps/${app}/machines/${sick!.id}/signal`, { signal: 'SIGSTOP' });
+    expect(await until((ids) => ids.size === 1)).toEqual(new Set([well!.id]));
+    await flaps.call('POST', `/v1/apps/${app}/machines/${sick!.id}/signal`, { signal: 'SIGCONT' });
+    expect(await until((ids) => ids.size === 2)).toEqual(new Set([sick!.id, well!.id]));
+    for (const machine of [sick!, well!]) await flaps.destroyMachine(app, machine.id);
+  });
+
   it('stops every process it started', async () => {
     // A second machine left running proves flyd takes its machines down when the fleet stops.
     const survivor = await flaps.createMachine(app, { config: demoMachineConfig('hello') });

@@ -59,6 +59,11 @@ export class MachineService {
     this.#defineActions();
   }
 
+  /** Calls `listener` with the machine after each of its state changes. */
+  onStateChange(listener: (machine: MachineRecord) => void): void {
+    this.#changes.on('state', listener);
+  }
+
   get(id: string): MachineRecord {
     const machine = this.store.get(id);
     if (!machine) throw flydError('FLYD_ERR_NOT_FOUND', `machine ${id} not found`);

@@ -15,6 +15,7 @@ import {
 import { metrics as otel } from '@opentelemetry/api';
 import { openDatabase } from './db.js';
 import { FsmEngine } from './fsm/engine.js';
+import { HealthChecks } from './health.js';
 import { LeaseStore } from './lease-store.js';
 import { MachineStore } from './machine-store.js';
 import { MachineService } from './machines.js';
@@ -111,6 +112,11 @@ runMain(async () => {
     listenWaitMs: config['listen-wait-ms'],
     logger,
   });
+  const health = new HealthChecks(
+    (id, name, status, output) => void publisher.checkChanged(id, name, status, output),
+    logger,
+  );
+  machines.onStateChange((machine) => health.stateChanged(machine));
   otel
     .getMeter('fleet.flyd')
     .createObservableGauge('flyd_machines', {
@@ -135,6 +141,7 @@ runMain(async () => {
     logger,
     async () => {
       await app.close();
+      health.stopAll();
       await machines.shutdown();
       await Promise.race([publisher.flush(), new Promise((resolve) => setTimeout(resolve, 3_000))]);
       publisher.close();

@@ -19,6 +19,8 @@ export interface HostInfo {
  */
 export class Publisher {
   readonly #pending = new Set<string>();
+  /** Latest health check results not yet sent, by machine and check (bounded by the checks). */
+  readonly #checks = new Map<string, Statement>();
   #hostPending = true;
   #flushing: Promise<void> | undefined;
   #retryTimer: NodeJS.Timeout | undefined;
@@ -40,6 +42,16 @@ export class Publisher {
     return this.flush();
   }
 
+  /** A health check changed status: its `health_checks` row is sent with the next flush. */
+  checkChanged(machineId: string, name: string, status: string, output: string): Promise<void> {
+    this.#checks.set(`${machineId}/${name}`, [
+      `INSERT INTO health_checks (machine_id, name, status, output, updated_at) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (machine_id, name) DO UPDATE SET status = excluded.status, output = excluded.output, updated_at = excluded.updated_at`,
+      [machineId, name, status, output.slice(0, 1_000), new Date().toISOString()],
+    ]);
+    return this.flush();
+  }
+
   /** Sets the API's URL, published in the host row from now on. */
   announce(flydAddr: string): Promise<void> {
     this.host.flydAddr = flydAddr;
@@ -55,7 +67,11 @@ export class Publisher {
   flush(): Promise<void> {
     this.#flushing ??= this.#send().finally(() => {
       this.#flushing = undefined;
-      if (!this.#closed && (this.#pending.size > 0 || this.#hostSendable()) && !this.#retryTimer) {
+      if (
+        !this.#closed &&
+        (this.#pending.size > 0 || this.#checks.size > 0 || this.#hostSendable()) &&
+        !this.#retryTimer
+      ) {
         this.#retryTimer = setTimeout(() => {
           this.#retryTimer = undefined;
           void this.flush();
@@ -76,18 +92,23 @@ export class Publisher {
   }
 
   async #send(): Promise<void> {
-    while (this.#pending.size > 0 || this.#hostSendable()) {
+    while (this.#pending.size > 0 || this.#checks.size > 0 || this.#hostSendable()) {
       const ids = [...this.#pending];
       const host = this.#hostSendable();
+      const checks = new Map(this.#checks);
       this.#pending.clear();
+      this.#checks.clear();
       if (host) this.#hostPending = false;
       const statements = ids.flatMap((id) => this.#machineStatements(id));
+      statements.push(...checks.values());
       if (host) statements.push(this.#hostStatement());
       try {
         await this.corrosion.transaction(statements);
         this.#delayMs = 100;
       } catch (error) {
         for (const id of ids) this.#pending.add(id);
+        for (const [key, statement] of checks)
+          if (!this.#checks.has(key)) this.#checks.set(key, statement);
         if (host) this.#hostPending = true;
         this.logger.warn(
           { err: error, machines: ids.length },
@@ -106,7 +127,12 @@ export class Publisher {
   #machineStatements(id: string): Statement[] {
     const machine = this.machines.get(id);
     if (!machine) return [];
+    const destroyed: Statement[] =
+      machine.state === 'destroyed'
+        ? [['DELETE FROM health_checks WHERE machine_id = ?', [id]]]
+        : [];
     return [
+      ...destroyed,
       ['DELETE FROM services WHERE machine_id = ?', [id]],
       [
         `INSERT INTO machines (id, app, host_id, region, instance_id, state, private_addr, config, metadata, created_at, updated_at)

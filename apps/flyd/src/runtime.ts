@@ -91,6 +91,7 @@ export class ProcessRuntime {
     if (!running) return undefined;
     running.stopping = true;
     signalGroup(running.child.pid!, signal);
+    signalGroup(running.child.pid!, 'SIGCONT'); // a paused (SIGSTOPped) machine must see the signal too
     const timer = setTimeout(() => signalGroup(running.child.pid!, 'SIGKILL'), timeoutMs);
     const exit = await running.exited;
     clearTimeout(timer);

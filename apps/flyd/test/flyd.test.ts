@@ -233,6 +233,37 @@ describe('flyd', () => {
     );
   });
 
+  it('runs health checks and publishes their status to corrosion', async () => {
+    const checked = {
+      ...hello,
+      checks: {
+        alive: { type: 'http', port: 8080, path: '/', interval: '100ms', timeout: '300ms' },
+      },
+    };
+    const id = (await call('POST', '/v1/machines', { app: 'web', config: checked })).body
+      .id as string;
+    const status = async () =>
+      (
+        await client.queryObjects<{ status: string }>([
+          'SELECT status FROM health_checks WHERE machine_id = ? AND name = ?',
+          [id, 'alive'],
+        ])
+      )[0]?.status;
+    const until = async (wanted: string | undefined) => {
+      const deadline = Date.now() + 10_000;
+      while ((await status()) !== wanted && Date.now() < deadline)
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      return status();
+    };
+    expect(await until('passing')).toBe('passing');
+    await call('POST', `/v1/machines/${id}/signal`, { signal: 'SIGSTOP' }); // frozen: answers nothing
+    expect(await until('critical')).toBe('critical');
+    await call('POST', `/v1/machines/${id}/signal`, { signal: 'SIGCONT' });
+    expect(await until('passing')).toBe('passing');
+    await call('DELETE', `/v1/machines/${id}?kill=true`);
+    expect(await until(undefined)).toBeUndefined();
+  });
+
   it('documents every error code it has', () => {
     expect(errorCodesInReadme(join(here, '..', 'README.md')).sort()).toEqual(
       Object.keys(FlydErrors).sort(),

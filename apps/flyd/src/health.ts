@@ -1,0 +1,127 @@
+import { connect } from 'node:net';
+import type { Logger } from '@fleet/service';
+import { request } from 'undici';
+import { parseDurationMs } from './duration.js';
+import type { MachineRecord } from './machine-store.js';
+
+/** A check from the machine config (Fly's `checks` map). */
+export interface CheckConfig {
+  type?: 'tcp' | 'http';
+  port?: number;
+  path?: string;
+  method?: string;
+  interval?: string | number;
+  timeout?: string | number;
+  grace_period?: string | number;
+}
+
+export type CheckStatus = 'passing' | 'critical';
+
+export type CheckReport = (
+  machineId: string,
+  name: string,
+  status: CheckStatus,
+  output: string,
+) => void;
+
+/**
+ * Runs each started machine's checks (tcp: the port accepts a connection; http: a request
+ * answers 2xx/3xx) every `interval` once `grace_period` has passed, and reports each change of
+ * status. Machines share the host's loopback, so a check's port is the machine's own port.
+ */
+export class HealthChecks {
+  readonly #timers = new Map<string, NodeJS.Timeout[]>();
+  readonly #last = new Map<string, CheckStatus>();
+
+  constructor(
+    private readonly report: CheckReport,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Follows a machine's state: checks run while it is started. */
+  stateChanged(machine: MachineRecord): void {
+    this.stop(machine.id);
+    if (machine.state !== 'started' || machine.port === null) return;
+    const checks = (machine.config.checks ?? {}) as Record<string, CheckConfig>;
+    const timers: NodeJS.Timeout[] = [];
+    for (const [name, check] of Object.entries(checks)) {
+      try {
+        const intervalMs = Math.max(parseDurationMs(check.interval, 15_000), 100);
+        const timeoutMs = parseDurationMs(check.timeout, 2_000);
+        const graceMs = parseDurationMs(check.grace_period, 0);
+        const run = () => void this.#run(machine.id, name, check, machine.port!, timeoutMs);
+        const first = setTimeout(() => {
+          run();
+          timers.push(setInterval(run, intervalMs));
+        }, graceMs);
+        timers.push(first);
+      } catch (error) {
+        this.report(machine.id, name, 'critical', `bad check config: ${(error as Error).message}`);
+      }
+    }
+    this.#timers.set(machine.id, timers);
+  }
+
+  stop(machineId: string): void {
+    for (const timer of this.#timers.get(machineId) ?? []) clearTimeout(timer);
+    this.#timers.delete(machineId);
+  }
+
+  stopAll(): void {
+    for (const id of [...this.#timers.keys()]) this.stop(id);
+  }
+
+  async #run(
+    machineId: string,
+    name: string,
+    check: CheckConfig,
+    port: number,
+    timeoutMs: number,
+  ): Promise<void> {
+    const output = await (check.type === 'http'
+      ? httpCheck(port, check, timeoutMs)
+      : tcpCheck(port, timeoutMs));
+    const status: CheckStatus = output === null ? 'passing' : 'critical';
+    const key = `${machineId}/${name}`;
+    if (this.#last.get(key) === status || !this.#timers.has(machineId)) return;
+    this.#last.set(key, status);
+    if (status === 'critical')
+      this.logger.warn({ machine: machineId, check: name, output }, 'health check failing');
+    this.report(machineId, name, status, output ?? 'ok');
+  }
+}
+
+/** null when the port accepts a connection within the timeout, else why not. */
+function tcpCheck(port: number, timeoutMs: number): Promise<string | null> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port, timeout: timeoutMs });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(null);
+    });
+    socket.once('timeout', () => {
+      socket.destroy();
+      resolve(`tcp: no connection within ${timeoutMs} ms`);
+    });
+    socket.once('error', (error) => resolve(`tcp: ${error.message}`));
+  });
+}
+
+async function httpCheck(
+  port: number,
+  check: CheckConfig,
+  timeoutMs: number,
+): Promise<string | null> {
+  try {
+    const answer = await request(`http://127.0.0.1:${port}${check.path ?? '/'}`, {
+      method: (check.method ?? 'GET').toUpperCase() as 'GET',
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    await answer.body.dump();
+    return answer.statusCode < 400 ? null : `http: status ${answer.statusCode}`;
+  } catch (error) {
+    return `http: ${(error as Error).message}`;
+  }
+}
