@@ -46,6 +46,7 @@ export function openDatabase(path: string): Db {
       status TEXT NOT NULL,
       current_step TEXT,
       error TEXT,
+      retries INTEGER NOT NULL DEFAULT 0,
       created_at TEXT NOT NULL,
       updated_at TEXT NOT NULL
     );
@@ -58,5 +59,12 @@ export function openDatabase(path: string): Db {
       PRIMARY KEY (run_id, step)
     );
   `);
+  // Databases made before step retries existed get the column now.
+  const columns = db.prepare("SELECT name FROM pragma_table_info('fsm_runs')").all() as {
+    name: string;
+  }[];
+  if (!columns.some((column) => column.name === 'retries')) {
+    db.exec('ALTER TABLE fsm_runs ADD COLUMN retries INTEGER NOT NULL DEFAULT 0');
+  }
   return db;
 }

@@ -5,8 +5,13 @@ import { join } from 'node:path';
 import { HttpError, type Logger } from '@fleet/service';
 import { ulid } from 'ulid';
 import { flydError } from './errors.js';
-import type { FsmEngine, RunHandle, Step } from './fsm/engine.js';
-import { RunConflictError } from './fsm/engine.js';
+import {
+  AbortStep,
+  type FsmEngine,
+  RunConflictError,
+  type RunHandle,
+  type Step,
+} from './fsm/engine.js';
 import { resolveImage } from './images.js';
 import type { MachineConfig, MachineRecord, MachineState, MachineStore } from './machine-store.js';
 import { freePort, waitForListener } from './ports.js';
@@ -270,6 +275,7 @@ export class MachineService {
       return await running;
     } catch (error) {
       if (error instanceof HttpError) throw error;
+      if (error instanceof AbortStep && error.cause instanceof HttpError) throw error.cause;
       throw flydError(
         'FLYD_ERR_FAILED',
         `${action} of machine ${id} failed: ${(error as Error).message}`,
@@ -329,7 +335,12 @@ export class MachineService {
   async #launch(id: string): Promise<void> {
     if (this.runtime.isRunning(id)) return;
     const machine = this.get(id);
-    const image = resolveImage(this.options.imagesDir, machine.config);
+    let image: ReturnType<typeof resolveImage>;
+    try {
+      image = resolveImage(this.options.imagesDir, machine.config);
+    } catch (error) {
+      throw new AbortStep((error as Error).message, { cause: error }); // retrying cannot fix a config
+    }
     const port = machine.port ?? (await freePort());
     this.#setState(id, 'starting', { type: 'start', source: 'user' }, { port, stop_reason: null });
     const env: Record<string, string> = {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { createLogger } from '@fleet/service';
 import { describe, expect, it } from 'vitest';
 import { openDatabase } from '../src/db.js';
-import { FsmEngine, RunConflictError } from '../src/fsm/engine.js';
+import { AbortStep, FsmEngine, RunConflictError } from '../src/fsm/engine.js';
 
 const logger = createLogger('test');
 logger.level = 'silent';
@@ -103,5 +103,49 @@ describe('FsmEngine', () => {
       current_step: 'explode',
     });
     expect(engine.isBusy('m1')).toBe(false);
+  });
+
+  it('retries a failing step with backoff and keeps the retry count on the run', async () => {
+    const db = openDatabase(join(mkdtempSync(join(tmpdir(), 'fleet-fsm-')), 'f.db'));
+    const engine = new FsmEngine(db, logger, { retriesMax: 3, delayMs: 5, delayMsMax: 20 });
+    let calls = 0;
+    engine.define('flaky', {
+      steps: [
+        {
+          name: 'flaky',
+          run: () => {
+            calls++;
+            if (calls < 3) throw new Error(`try ${calls}`);
+            return 'ok';
+          },
+        },
+      ],
+    });
+    expect(await engine.start('m1', 'flaky', {}).done).toEqual({ flaky: 'ok' });
+    expect(engine.history('m1')[0]).toMatchObject({
+      status: 'succeeded',
+      retries: 2,
+      error: 'try 2',
+    });
+  });
+
+  it('never retries an AbortStep and marks the run aborted', async () => {
+    const db = openDatabase(join(mkdtempSync(join(tmpdir(), 'fleet-fsm-')), 'f.db'));
+    const engine = new FsmEngine(db, logger, { retriesMax: 5, delayMs: 5, delayMsMax: 20 });
+    let calls = 0;
+    engine.define('bad', {
+      steps: [
+        {
+          name: 'validate',
+          run: () => {
+            calls++;
+            throw new AbortStep('no such image');
+          },
+        },
+      ],
+    });
+    await expect(engine.start('m1', 'bad', {}).done).rejects.toThrow('no such image');
+    expect(calls).toBe(1);
+    expect(engine.history('m1')[0]).toMatchObject({ status: 'aborted', retries: 0 });
   });
 });

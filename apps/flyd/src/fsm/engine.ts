@@ -11,8 +11,22 @@ export interface StepContext<Request> {
   results: Record<string, unknown>;
 }
 
+export interface RetryPolicy {
+  /** Attempts after the first one. */
+  retriesMax: number;
+  delayMs: number;
+  delayMsMax: number;
+}
+
+/** A step error that retrying cannot fix (a bad request, a missing image): the run stops at once. */
+export class AbortStep extends Error {
+  override readonly name = 'AbortStep';
+}
+
 export interface Step<Request> {
   name: string;
+  /** Overrides the engine's retry policy for this step; `false` never retries it. */
+  retry?: RetryPolicy | false;
   /** Must be idempotent: after a crash the step that was running runs again. */
   run(context: StepContext<Request>): unknown | Promise<unknown>;
 }
@@ -50,11 +64,14 @@ export interface RunHandle {
   reached(step: string): Promise<void>;
 }
 
+export const defaultRetry: RetryPolicy = { retriesMax: 3, delayMs: 100, delayMsMax: 5_000 };
+
 export interface RunInfo {
   id: string;
   machine_id: string;
   action: string;
-  status: 'running' | 'succeeded' | 'failed';
+  status: 'running' | 'succeeded' | 'failed' | 'aborted';
+  retries: number;
   current_step: string | null;
   error: string | null;
   created_at: string;
@@ -81,6 +98,7 @@ export class FsmEngine {
   constructor(
     private readonly db: Db,
     private readonly logger: Logger,
+    private readonly retry: RetryPolicy = defaultRetry,
   ) {}
 
   define<Request>(action: string, definition: ActionDefinition<Request>): void {
@@ -184,7 +202,7 @@ export class FsmEngine {
       },
       async (stepFailure: StepFailure) => {
         failure = stepFailure.cause;
-        this.#finish(run, active, 'failed');
+        this.#finish(run, active, stepFailure.cause instanceof AbortStep ? 'aborted' : 'failed');
         // Finalizers run once the run is over, so they may start other runs on the machine.
         await definition.onFailure?.(context, stepFailure.cause, stepFailure.step);
         throw stepFailure.cause;
@@ -223,20 +241,7 @@ export class FsmEngine {
         .prepare('UPDATE fsm_runs SET current_step = ?, updated_at = ? WHERE id = ?')
         .run(step.name, new Date().toISOString(), run.id);
       const started = performance.now();
-      let result: unknown;
-      try {
-        result = (await step.run(context)) ?? null;
-      } catch (error) {
-        const reason = error as Error;
-        this.db
-          .prepare('UPDATE fsm_runs SET error = ?, updated_at = ? WHERE id = ?')
-          .run(reason.message, new Date().toISOString(), run.id);
-        this.logger.warn(
-          { run: run.id, machine: run.machineId, action: run.action, step: step.name, err: reason },
-          'step failed',
-        );
-        throw new StepFailure(step.name, reason);
-      }
+      const result = await this.#attempt(step, context, run);
       this.#metrics.stepMs.record(performance.now() - started, {
         action: run.action,
         step: step.name,
@@ -255,10 +260,52 @@ export class FsmEngine {
     return run.results;
   }
 
+  /**
+   * Runs a step, retrying failures with capped exponential backoff (the retry count and last
+   * error are kept on the run); an AbortStep, or the last failed attempt, fails the run.
+   */
+  async #attempt(
+    step: Step<unknown>,
+    context: StepContext<unknown>,
+    run: { id: string; machineId: string; action: string },
+  ): Promise<unknown> {
+    const policy = step.retry === undefined ? this.retry : step.retry;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return (await step.run(context)) ?? null;
+      } catch (error) {
+        const reason = error as Error;
+        const final =
+          reason instanceof AbortStep || policy === false || attempt >= policy.retriesMax;
+        this.db
+          .prepare(
+            'UPDATE fsm_runs SET error = ?, retries = retries + ?, updated_at = ? WHERE id = ?',
+          )
+          .run(reason.message, final ? 0 : 1, new Date().toISOString(), run.id);
+        const details = {
+          run: run.id,
+          machine: run.machineId,
+          action: run.action,
+          step: step.name,
+          attempt,
+          err: reason,
+        };
+        if (final) {
+          this.logger.warn(details, 'step failed');
+          throw new StepFailure(step.name, reason);
+        }
+        this.logger.info(details, 'step failed; retrying');
+        await new Promise((resolve) =>
+          setTimeout(resolve, Math.min(policy.delayMs * 2 ** attempt, policy.delayMsMax)),
+        );
+      }
+    }
+  }
+
   #finish(
     run: { id: string; machineId: string; action: string },
     active: ActiveRun,
-    status: 'succeeded' | 'failed',
+    status: 'succeeded' | 'failed' | 'aborted',
   ): void {
     this.db
       .prepare('UPDATE fsm_runs SET status = ?, updated_at = ? WHERE id = ?')
