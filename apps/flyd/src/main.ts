@@ -9,6 +9,7 @@ import {
   listenHttp,
   onShutdown,
   parseConfig,
+  parseListenAddress,
   runMain,
   startMetrics,
 } from '@fleet/service';
@@ -17,6 +18,7 @@ import { openDatabase } from './db.js';
 import { FsmEngine } from './fsm/engine.js';
 import { HealthChecks } from './health.js';
 import { LeaseStore } from './lease-store.js';
+import { LogSink } from './log-sink.js';
 import { MachineStore } from './machine-store.js';
 import { MachineService } from './machines.js';
 import { Publisher } from './publisher.js';
@@ -68,6 +70,15 @@ const spec = {
     default: 10_000,
     description: 'grace period before SIGKILL on stop',
   },
+  'log-sink': {
+    type: 'string',
+    description: 'TCP log collector (host:port) that receives machine output as NDJSON',
+  },
+  'log-write-timeout-ms': {
+    type: 'number',
+    default: 2_000,
+    description: 'longest a stalled log sink may hold back a machine output',
+  },
   'listen-wait-ms': {
     type: 'number',
     default: 10_000,
@@ -103,7 +114,10 @@ runMain(async () => {
     memoryMb: config['memory-mb'],
   };
   const publisher = new Publisher(corrosion, store, host, logger);
-  const runtime = new ProcessRuntime((id, exit) => machines.exited(id, exit));
+  const sinkAddress =
+    config['log-sink'] === undefined ? undefined : parseListenAddress(config['log-sink']);
+  const sink = sinkAddress && new LogSink(sinkAddress, config['log-write-timeout-ms'], logger);
+  const runtime = new ProcessRuntime((id, exit) => machines.exited(id, exit), sink);
   const machines = new MachineService(store, engine, runtime, publisher, {
     dataDir: config['data-dir'],
     imagesDir: config['images-dir'],
@@ -145,6 +159,7 @@ runMain(async () => {
       await machines.shutdown();
       await Promise.race([publisher.flush(), new Promise((resolve) => setTimeout(resolve, 3_000))]);
       publisher.close();
+      sink?.close();
       await corrosion.close();
       db.close();
       await metrics.shutdown();

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { ResolvedImage } from './images.js';
 import { LogRing } from './log-ring.js';
+import type { LogSink } from './log-sink.js';
 
 export interface LaunchSpec {
   machineId: string;
@@ -32,7 +33,10 @@ export class ProcessRuntime {
   readonly #running = new Map<string, Running>();
   readonly #logs = new Map<string, LogRing>();
 
-  constructor(private readonly onExit: (machineId: string, exit: ExitInfo) => void) {}
+  constructor(
+    private readonly onExit: (machineId: string, exit: ExitInfo) => void,
+    private readonly sink?: LogSink,
+  ) {}
 
   isRunning(machineId: string): boolean {
     return this.#running.has(machineId);
@@ -54,8 +58,12 @@ export class ProcessRuntime {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const ring = this.logs(spec.machineId);
-    createInterface({ input: child.stdout! }).on('line', (line) => ring.push('stdout', line));
-    createInterface({ input: child.stderr! }).on('line', (line) => ring.push('stderr', line));
+    for (const stream of ['stdout', 'stderr'] as const) {
+      const input = child[stream]!;
+      if (this.sink)
+        this.sink.follow(spec.machineId, stream, input, (line) => ring.push(stream, line));
+      else createInterface({ input }).on('line', (line) => ring.push(stream, line));
+    }
     const running: Running = {
       child,
       stopping: false,
