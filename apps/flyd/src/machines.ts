@@ -1,23 +1,18 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HttpError, type Logger } from '@fleet/service';
-import { ulid } from 'ulid';
 import { flydError } from './errors.js';
-import {
-  AbortStep,
-  type FsmEngine,
-  RunConflictError,
-  type RunHandle,
-  type Step,
-} from './fsm/engine.js';
+import { AbortStep, type FsmEngine, RunConflictError, type RunHandle } from './fsm/engine.js';
 import { resolveImage } from './images.js';
-import type { MachineConfig, MachineRecord, MachineState, MachineStore } from './machine-store.js';
+import { type CreateRequest, defineMachineActions, type StopRequest } from './machine-actions.js';
+import type { MachineRecord, MachineState, MachineStore } from './machine-store.js';
 import { freePort, waitForListener } from './ports.js';
 import type { Publisher } from './publisher.js';
 import { afterExit } from './restart-policy.js';
 import { type ExitInfo, killLeftover, type ProcessRuntime } from './runtime.js';
+
+export type { CreateRequest, StopRequest };
 
 export interface MachineServiceOptions {
   dataDir: string;
@@ -27,20 +22,6 @@ export interface MachineServiceOptions {
   /** How long a starting machine may take to listen on its service port. */
   listenWaitMs: number;
   logger: Logger;
-}
-
-export interface CreateRequest {
-  id?: string;
-  name?: string;
-  app: string;
-  region?: string;
-  config: MachineConfig;
-  skip_launch?: boolean;
-}
-
-interface StopRequest {
-  signal: NodeJS.Signals;
-  timeoutMs: number;
 }
 
 /**
@@ -61,7 +42,15 @@ export class MachineService {
     private readonly options: MachineServiceOptions,
   ) {
     this.#changes.setMaxListeners(0); // one per long-poll `wait`, each bounded by its timeout
-    this.#defineActions();
+    defineMachineActions(engine, {
+      store,
+      runtime,
+      options,
+      setState: (...change) => void this.#setState(...change),
+      record: (...change) => this.#record(...change),
+      launch: (id) => this.#launch(id),
+      launchFailed: (id, error) => this.#launchFailed(id, error),
+    });
   }
 
   /** Calls `listener` with the machine after each of its state changes. */
@@ -371,119 +360,5 @@ export class MachineService {
         );
     }
     await this.#record(id, 'started', { type: 'start', source: 'flyd' });
-  }
-
-  #defineActions(): void {
-    const machineDir = (id: string) => join(this.options.dataDir, 'machines', id);
-    this.engine.define<CreateRequest & { id: string; image_ref: string }>('create', {
-      steps: [
-        {
-          name: 'reserve',
-          run: async ({ request }) => {
-            if (this.store.get(request.id)) return;
-            const now = new Date().toISOString();
-            this.store.insert({
-              id: request.id,
-              app: request.app,
-              name: request.name ?? request.id,
-              region: request.region ?? this.options.region,
-              instance_id: ulid(),
-              state: 'created',
-              config: request.config,
-              image_ref: request.image_ref,
-              port: await freePort(),
-              pid: null,
-              stop_reason: null,
-              created_at: now,
-              updated_at: now,
-            });
-          },
-        },
-        {
-          name: 'prepare',
-          run: ({ request }) => {
-            mkdirSync(machineDir(request.id), { recursive: true });
-            writeFileSync(
-              join(machineDir(request.id), 'config.json'),
-              JSON.stringify(request.config, null, 2),
-            );
-          },
-        },
-        {
-          // The API answers after this step: the row is in corrosion by then, so a caller can
-          // address the machine through flaps at once (read your writes).
-          name: 'publish',
-          run: async ({ request }) => {
-            await this.#record(request.id, 'created', { type: 'launch', source: 'user' });
-          },
-        },
-        {
-          name: 'launch',
-          run: ({ request }) => (request.skip_launch ? undefined : this.#launch(request.id)),
-        },
-      ],
-      onFailure: ({ machineId }, error) => this.#launchFailed(machineId, error),
-    });
-    this.engine.define('start', {
-      steps: [{ name: 'launch', run: ({ machineId }) => this.#launch(machineId) }],
-      onFailure: ({ machineId }, error) => this.#launchFailed(machineId, error),
-    });
-    const stopSteps: Step<StopRequest>[] = [
-      {
-        name: 'signal',
-        run: async ({ machineId, request }) => {
-          if (!this.runtime.isRunning(machineId)) return;
-          this.#setState(machineId, 'stopping', { type: 'stop', source: 'user' });
-          await this.runtime.stop(machineId, request.signal, request.timeoutMs);
-        },
-      },
-      {
-        name: 'record',
-        run: ({ machineId }) =>
-          this.#record(
-            machineId,
-            'stopped',
-            { type: 'exit', source: 'flyd' },
-            { pid: null, stop_reason: 'requested' },
-          ),
-      },
-    ];
-    this.engine.define<StopRequest>('stop', { steps: stopSteps });
-    this.engine.define<StopRequest>('restart', {
-      steps: [...stopSteps, { name: 'launch', run: ({ machineId }) => this.#launch(machineId) }],
-      onFailure: ({ machineId }, error) => this.#launchFailed(machineId, error),
-    });
-    this.engine.define<{ kill: boolean }>('destroy', {
-      steps: [
-        {
-          name: 'stop',
-          run: async ({ machineId, request }) => {
-            this.#setState(machineId, 'destroying', { type: 'destroy', source: 'user' });
-            await this.runtime.stop(
-              machineId,
-              request.kill ? 'SIGKILL' : 'SIGTERM',
-              this.options.stopTimeoutMs,
-            );
-          },
-        },
-        {
-          name: 'cleanup',
-          run: ({ machineId }) => {
-            rmSync(machineDir(machineId), { recursive: true, force: true });
-            this.runtime.forget(machineId);
-          },
-        },
-        {
-          name: 'record',
-          run: ({ machineId }) =>
-            this.#record(
-              machineId,
-              'destroyed',
-              { type: 'destroy', source: 'flyd' },
-              { pid: null, port: null },
-            ),
-        },
-      ],
-    });
   }
 }

@@ -1,0 +1,154 @@
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ulid } from 'ulid';
+import type { FsmEngine, Step } from './fsm/engine.js';
+import type { MachineConfig, MachineRecord, MachineState, MachineStore } from './machine-store.js';
+import { freePort } from './ports.js';
+import type { ProcessRuntime } from './runtime.js';
+
+export interface CreateRequest {
+  id?: string;
+  name?: string;
+  app: string;
+  region?: string;
+  config: MachineConfig;
+  skip_launch?: boolean;
+}
+
+export interface StopRequest {
+  signal: NodeJS.Signals;
+  timeoutMs: number;
+}
+
+type StateEvent = { type: string; source: string; request?: unknown };
+type StateExtra = Partial<Pick<MachineRecord, 'pid' | 'port' | 'stop_reason'>>;
+
+/** What the machine FSMs act through (MachineService provides it). */
+export interface MachineSteps {
+  store: MachineStore;
+  runtime: ProcessRuntime;
+  options: { dataDir: string; region: string; stopTimeoutMs: number };
+  setState(id: string, state: MachineState, event: StateEvent, extra?: StateExtra): void;
+  /** A state change that ends an operation: resolves once published. */
+  record(id: string, state: MachineState, event: StateEvent, extra?: StateExtra): Promise<void>;
+  launch(id: string): Promise<void>;
+  launchFailed(id: string, error: Error): Promise<void>;
+}
+
+/**
+ * The machine operations as FSMs: create (reserve, prepare, publish, launch), start, stop,
+ * restart and destroy. Every step can run again after a crash without harm.
+ */
+export function defineMachineActions(engine: FsmEngine, machine: MachineSteps): void {
+  const machineDir = (id: string) => join(machine.options.dataDir, 'machines', id);
+  engine.define<CreateRequest & { id: string; image_ref: string }>('create', {
+    steps: [
+      {
+        name: 'reserve',
+        run: async ({ request }) => {
+          if (machine.store.get(request.id)) return;
+          const now = new Date().toISOString();
+          machine.store.insert({
+            id: request.id,
+            app: request.app,
+            name: request.name ?? request.id,
+            region: request.region ?? machine.options.region,
+            instance_id: ulid(),
+            state: 'created',
+            config: request.config,
+            image_ref: request.image_ref,
+            port: await freePort(),
+            pid: null,
+            stop_reason: null,
+            created_at: now,
+            updated_at: now,
+          });
+        },
+      },
+      {
+        name: 'prepare',
+        run: ({ request }) => {
+          mkdirSync(machineDir(request.id), { recursive: true });
+          writeFileSync(
+            join(machineDir(request.id), 'config.json'),
+            JSON.stringify(request.config, null, 2),
+          );
+        },
+      },
+      {
+        // The API answers after this step: the row is in corrosion by then, so a caller can
+        // address the machine through flaps at once (read your writes).
+        name: 'publish',
+        run: async ({ request }) => {
+          await machine.record(request.id, 'created', { type: 'launch', source: 'user' });
+        },
+      },
+      {
+        name: 'launch',
+        run: ({ request }) => (request.skip_launch ? undefined : machine.launch(request.id)),
+      },
+    ],
+    onFailure: ({ machineId }, error) => machine.launchFailed(machineId, error),
+  });
+  engine.define('start', {
+    steps: [{ name: 'launch', run: ({ machineId }) => machine.launch(machineId) }],
+    onFailure: ({ machineId }, error) => machine.launchFailed(machineId, error),
+  });
+  const stopSteps: Step<StopRequest>[] = [
+    {
+      name: 'signal',
+      run: async ({ machineId, request }) => {
+        if (!machine.runtime.isRunning(machineId)) return;
+        machine.setState(machineId, 'stopping', { type: 'stop', source: 'user' });
+        await machine.runtime.stop(machineId, request.signal, request.timeoutMs);
+      },
+    },
+    {
+      name: 'record',
+      run: ({ machineId }) =>
+        machine.record(
+          machineId,
+          'stopped',
+          { type: 'exit', source: 'flyd' },
+          { pid: null, stop_reason: 'requested' },
+        ),
+    },
+  ];
+  engine.define<StopRequest>('stop', { steps: stopSteps });
+  engine.define<StopRequest>('restart', {
+    steps: [...stopSteps, { name: 'launch', run: ({ machineId }) => machine.launch(machineId) }],
+    onFailure: ({ machineId }, error) => machine.launchFailed(machineId, error),
+  });
+  engine.define<{ kill: boolean }>('destroy', {
+    steps: [
+      {
+        name: 'stop',
+        run: async ({ machineId, request }) => {
+          machine.setState(machineId, 'destroying', { type: 'destroy', source: 'user' });
+          await machine.runtime.stop(
+            machineId,
+            request.kill ? 'SIGKILL' : 'SIGTERM',
+            machine.options.stopTimeoutMs,
+          );
+        },
+      },
+      {
+        name: 'cleanup',
+        run: ({ machineId }) => {
+          rmSync(machineDir(machineId), { recursive: true, force: true });
+          machine.runtime.forget(machineId);
+        },
+      },
+      {
+        name: 'record',
+        run: ({ machineId }) =>
+          machine.record(
+            machineId,
+            'destroyed',
+            { type: 'destroy', source: 'flyd' },
+            { pid: null, port: null },
+          ),
+      },
+    ],
+  });
+}
