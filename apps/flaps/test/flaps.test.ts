@@ -124,17 +124,20 @@ describe('flaps', () => {
     expect((await call('GET', `/v1/apps/shop/machines/${id}`)).body).toMatchObject({
       state: 'started',
     });
+    const updated = await call('POST', `/v1/apps/shop/machines/${id}`, {
+      config: { ...hello, env: { V: '2' } },
+    });
+    expect(updated.body).toMatchObject({ state: 'started', config: { env: { V: '2' } } });
     expect(
-      (await call('POST', `/v1/apps/shop/machines/${id}/signal`, { signal: 'nope' })).status,
-    ).toBe(400);
-    expect(
-      (await call('POST', `/v1/apps/shop/machines/${id}/signal`, { signal: 10 })).body,
-    ).toEqual({ ok: true }); // SIGUSR1: hello ignores it? no: default kills
-    expect(
-      (await call('POST', `/v1/apps/shop/machines/${id}/restart?timeout=5s&signal=SIGTERM`)).body,
-    ).toEqual({ ok: true });
-    expect((await call('GET', `/v1/apps/shop/machines/${id}`)).body).toMatchObject({
-      state: 'started',
+      (await call('POST', `/v1/apps/shop/machines/${id}/metadata/team`, { value: 'web' })).status,
+    ).toBe(204);
+    expect((await call('GET', `/v1/apps/shop/machines/${id}/metadata`)).body).toEqual({
+      team: 'web',
+    });
+    expect((await call('DELETE', `/v1/apps/shop/machines/${id}/metadata/team`)).status).toBe(204);
+    expect((await call('POST', `/v1/apps/shop/machines/${id}/cordon`)).body).toEqual({ ok: true });
+    expect((await call('POST', `/v1/apps/shop/machines/${id}/uncordon`)).body).toEqual({
+      ok: true,
     });
     expect(
       (await call('POST', `/v1/apps/shop/machines/${id}/signal`, { signal: 'nope' })).status,

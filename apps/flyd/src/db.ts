@@ -24,6 +24,7 @@ export function openDatabase(path: string): Db {
       port INTEGER,
       pid INTEGER,
       stop_reason TEXT,
+      cordoned INTEGER NOT NULL DEFAULT 0,
       created_at TEXT NOT NULL,
       updated_at TEXT NOT NULL
     );
@@ -59,12 +60,17 @@ export function openDatabase(path: string): Db {
       PRIMARY KEY (run_id, step)
     );
   `);
-  // Databases made before step retries existed get the column now.
-  const columns = db.prepare("SELECT name FROM pragma_table_info('fsm_runs')").all() as {
+  // Databases made by an earlier flyd get the columns added since.
+  addColumnIfMissing(db, 'fsm_runs', 'retries', 'INTEGER NOT NULL DEFAULT 0');
+  addColumnIfMissing(db, 'machines', 'cordoned', 'INTEGER NOT NULL DEFAULT 0');
+  return db;
+}
+
+function addColumnIfMissing(db: Db, table: string, column: string, definition: string): void {
+  const columns = db.prepare('SELECT name FROM pragma_table_info(?)').all(table) as {
     name: string;
   }[];
-  if (!columns.some((column) => column.name === 'retries')) {
-    db.exec('ALTER TABLE fsm_runs ADD COLUMN retries INTEGER NOT NULL DEFAULT 0');
+  if (!columns.some((existing) => existing.name === column)) {
+    db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${definition}`);
   }
-  return db;
 }

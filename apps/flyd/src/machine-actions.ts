@@ -60,6 +60,7 @@ export function defineMachineActions(engine: FsmEngine, machine: MachineSteps): 
             port: await freePort(),
             pid: null,
             stop_reason: null,
+            cordoned: false,
             created_at: now,
             updated_at: now,
           });
@@ -115,6 +116,44 @@ export function defineMachineActions(engine: FsmEngine, machine: MachineSteps): 
     },
   ];
   engine.define<StopRequest>('stop', { steps: stopSteps });
+  engine.define<{ config: MachineConfig; timeoutMs: number }>('update', {
+    steps: [
+      {
+        name: 'stop',
+        // The step's result (was it running?) is kept, so a resumed update still knows it.
+        run: async ({ machineId, request }) => {
+          if (!machine.runtime.isRunning(machineId)) return { wasRunning: false };
+          machine.setState(machineId, 'stopping', { type: 'update', source: 'user' });
+          await machine.runtime.stop(machineId, 'SIGTERM', request.timeoutMs);
+          machine.setState(
+            machineId,
+            'stopped',
+            { type: 'exit', source: 'flyd' },
+            { pid: null, stop_reason: 'update' },
+          );
+          return { wasRunning: true };
+        },
+      },
+      {
+        name: 'configure',
+        run: ({ machineId, request }) => {
+          machine.store.replaceConfig(machineId, request.config, ulid());
+          return machine.record(machineId, machine.store.get(machineId)!.state, {
+            type: 'update',
+            source: 'user',
+          });
+        },
+      },
+      {
+        name: 'launch',
+        run: ({ machineId, results }) =>
+          (results.stop as { wasRunning: boolean }).wasRunning
+            ? machine.launch(machineId)
+            : undefined,
+      },
+    ],
+    onFailure: ({ machineId }, error) => machine.launchFailed(machineId, error),
+  });
   engine.define<StopRequest>('restart', {
     steps: [...stopSteps, { name: 'launch', run: ({ machineId }) => machine.launch(machineId) }],
     onFailure: ({ machineId }, error) => machine.launchFailed(machineId, error),

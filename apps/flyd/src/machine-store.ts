@@ -13,6 +13,8 @@ export interface MachineRecord {
   port: number | null;
   pid: number | null;
   stop_reason: string | null;
+  /** A cordoned machine runs but takes no traffic: its services are not published. */
+  cordoned: boolean;
   created_at: string;
   updated_at: string;
 }
@@ -56,7 +58,7 @@ export interface MachineEvent {
   timestamp: number;
 }
 
-type Row = Omit<MachineRecord, 'config'> & { config: string };
+type Row = Omit<MachineRecord, 'config' | 'cordoned'> & { config: string; cordoned: number };
 
 /** The machines table of flyd's database; every write stamps `updated_at`. */
 export class MachineStore {
@@ -79,23 +81,39 @@ export class MachineStore {
   insert(machine: MachineRecord): void {
     this.db
       .prepare(
-        `INSERT INTO machines (id, app, name, region, instance_id, state, config, image_ref, port, pid, stop_reason, created_at, updated_at)
-         VALUES (@id, @app, @name, @region, @instance_id, @state, @config, @image_ref, @port, @pid, @stop_reason, @created_at, @updated_at)`,
+        `INSERT INTO machines (id, app, name, region, instance_id, state, config, image_ref, port, pid, stop_reason, cordoned, created_at, updated_at)
+         VALUES (@id, @app, @name, @region, @instance_id, @state, @config, @image_ref, @port, @pid, @stop_reason, @cordoned, @created_at, @updated_at)`,
       )
-      .run({ ...machine, config: JSON.stringify(machine.config) });
+      .run({
+        ...machine,
+        config: JSON.stringify(machine.config),
+        cordoned: Number(machine.cordoned),
+      });
   }
 
   update(
     id: string,
-    changes: Partial<Pick<MachineRecord, 'state' | 'port' | 'pid' | 'stop_reason'>>,
+    changes: Partial<Pick<MachineRecord, 'state' | 'port' | 'pid' | 'stop_reason' | 'cordoned'>>,
   ): MachineRecord {
     const fields = Object.keys(changes);
+    const values: Record<string, unknown> = { ...changes };
+    if (changes.cordoned !== undefined) values.cordoned = Number(changes.cordoned); // SQLite has no booleans
     const set = [...fields.map((field) => `${field} = @${field}`), 'updated_at = @updated_at'].join(
       ', ',
     );
     this.db
       .prepare(`UPDATE machines SET ${set} WHERE id = @id`)
-      .run({ ...changes, id, updated_at: new Date().toISOString() });
+      .run({ ...values, id, updated_at: new Date().toISOString() });
+    return this.get(id)!;
+  }
+
+  /** Replaces the machine's config; a new `instanceId` makes it a new version. */
+  replaceConfig(id: string, config: MachineConfig, instanceId?: string): MachineRecord {
+    this.db
+      .prepare(
+        'UPDATE machines SET config = ?, instance_id = coalesce(?, instance_id), updated_at = ? WHERE id = ?',
+      )
+      .run(JSON.stringify(config), instanceId ?? null, new Date().toISOString(), id);
     return this.get(id)!;
   }
 
@@ -143,5 +161,9 @@ export class MachineStore {
 }
 
 function decode(row: Row): MachineRecord {
-  return { ...row, config: JSON.parse(row.config) as MachineConfig };
+  return {
+    ...row,
+    config: JSON.parse(row.config) as MachineConfig,
+    cordoned: Boolean(row.cordoned),
+  };
 }

@@ -126,6 +126,55 @@ export class MachineService {
     await this.#outcome(this.#start(id, 'restart', request).done, id, 'restart');
   }
 
+  /**
+   * Replaces the machine's config as a new version (a new instance id); a running machine is
+   * stopped and started on the new config, in one FSM run.
+   */
+  async update(id: string, config: CreateRequest['config']): Promise<MachineRecord> {
+    resolveImage(this.options.imagesDir, config); // a config that cannot run is refused up front
+    const machine = this.get(id);
+    if (machine.state === 'destroyed' || machine.state === 'destroying') {
+      throw flydError(
+        'FLYD_ERR_PRECONDITION',
+        `machine ${id} is ${machine.state}; it cannot be updated`,
+      );
+    }
+    this.#cancelRestart(id);
+    await this.#outcome(
+      this.#start(id, 'update', { config, timeoutMs: this.options.stopTimeoutMs }).done,
+      id,
+      'update',
+    );
+    return this.get(id);
+  }
+
+  /** Cordons (no traffic, still running) or uncordons a machine; answers once published. */
+  async cordon(id: string, cordoned: boolean): Promise<void> {
+    this.get(id);
+    this.store.update(id, { cordoned });
+    this.store.addEvent(id, {
+      type: cordoned ? 'cordon' : 'uncordon',
+      status: this.get(id).state,
+      source: 'user',
+    });
+    await this.publisher.machineChanged(id);
+  }
+
+  /** Sets (or, with `undefined`, deletes) one metadata key; answers once published. */
+  async setMetadata(
+    id: string,
+    key: string,
+    value: string | undefined,
+  ): Promise<Record<string, string>> {
+    const machine = this.get(id);
+    const metadata = { ...((machine.config.metadata ?? {}) as Record<string, string>) };
+    if (value === undefined) delete metadata[key];
+    else metadata[key] = value;
+    this.store.replaceConfig(id, { ...machine.config, metadata });
+    await this.publisher.machineChanged(id);
+    return metadata;
+  }
+
   /** Sends a signal to the machine's processes; its state is what the process does next. */
   signal(id: string, signal: NodeJS.Signals): void {
     const machine = this.get(id);

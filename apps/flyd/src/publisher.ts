@@ -179,9 +179,12 @@ export class Publisher {
   }
 }
 
-/** Services are routable only while the machine exists; a destroyed machine keeps no services rows. */
+/**
+ * Services make a machine routable: a destroyed machine keeps no services rows, and a cordoned
+ * one has none while cordoned (it runs, but the proxy sends it nothing).
+ */
 function servicesOf(machine: MachineRecord): Statement[] {
-  if (machine.state === 'destroyed') return [];
+  if (machine.state === 'destroyed' || machine.cordoned) return [];
   return (machine.config.services ?? []).map((service) => [
     `INSERT INTO services (machine_id, internal_port, app, protocol, ports, handlers, concurrency, autostart, autostop, min_machines_running)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,

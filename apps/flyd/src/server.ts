@@ -7,6 +7,7 @@ import {
 import type { FastifyInstance } from 'fastify';
 import { flydError } from './errors.js';
 import { leaseRoutes } from './routes/leases.js';
+import { machineSettingsRoutes } from './routes/machine-settings.js';
 import { type MachineRouteDeps, machineRoutes } from './routes/machines.js';
 
 /** flyd's HTTP API: every /v1 route needs the internal bearer token. */
@@ -25,5 +26,6 @@ export function createFlydServer(
   });
   machineRoutes(app, deps);
   leaseRoutes(app, deps.machines, deps.leases);
+  machineSettingsRoutes(app, deps);
   return app;
 }

@@ -264,6 +264,49 @@ describe('flyd', () => {
     expect(await until(undefined)).toBeUndefined();
   });
 
+  it('updates a machine to a new version, keeps metadata, and cordons it off the proxy', async () => {
+    const id = (await call('POST', '/v1/machines', { app: 'web', config: hello })).body
+      .id as string;
+    await call('GET', `/v1/machines/${id}/wait?state=started&timeout=10`);
+    const before = (await call('GET', `/v1/machines/${id}`)).body;
+    const pids = machinePids(id);
+    const updated = await call('POST', `/v1/machines/${id}`, {
+      config: { ...hello, env: { GREETING: 'v2' } },
+    });
+    expect(updated.body).toMatchObject({ state: 'started', config: { env: { GREETING: 'v2' } } });
+    expect(updated.body.instance_id).not.toBe(before.instance_id);
+    expect(machinePids(id)).not.toEqual(pids);
+    expect((await call('POST', `/v1/machines/${id}`, { config: { image: 'nope' } })).status).toBe(
+      400,
+    );
+
+    expect(
+      (
+        await fetch(`${flyd.urls.api}/v1/machines/${id}/metadata/role`, {
+          method: 'POST',
+          headers: { authorization: 'Bearer t0k', 'content-type': 'application/json' },
+          body: JSON.stringify({ value: 'primary' }),
+        })
+      ).status,
+    ).toBe(204);
+    expect((await call('GET', `/v1/machines/${id}/metadata`)).body).toEqual({ role: 'primary' });
+    const published = await client.queryObjects<{ metadata: string }>([
+      'SELECT metadata FROM machines WHERE id = ?',
+      [id],
+    ]);
+    expect(JSON.parse(published[0]!.metadata)).toEqual({ role: 'primary' });
+
+    const services = async () =>
+      (await client.queryObjects(['SELECT internal_port FROM services WHERE machine_id = ?', [id]]))
+        .length;
+    expect(await services()).toBe(1);
+    await call('POST', `/v1/machines/${id}/cordon`);
+    expect(await services()).toBe(0);
+    await call('POST', `/v1/machines/${id}/uncordon`);
+    expect(await services()).toBe(1);
+    await call('DELETE', `/v1/machines/${id}?kill=true`);
+  });
+
   it('documents every error code it has', () => {
     expect(errorCodesInReadme(join(here, '..', 'README.md')).sort()).toEqual(
       Object.keys(FlydErrors).sort(),

@@ -5,6 +5,7 @@ import type { FlydClient } from '../flyd-client.js';
 import { placeMachine } from '../placement.js';
 import type { FleetState, MachineRow } from '../state.js';
 import { leaseNonce, leaseRoutes } from './leases.js';
+import { machineSettingsRoutes } from './machine-settings.js';
 
 const waitStates = ['created', 'started', 'stopped', 'suspended', 'destroyed'];
 
@@ -225,6 +226,7 @@ export function machineRoutes(app: FastifyInstance, state: FleetState, flyd: Fly
     return { ok: true };
   });
   leaseRoutes(app, flyd, owner);
+  machineSettingsRoutes(app, flyd, owner);
 }
 
 /** A signal as a name (`SIGTERM`, `TERM`) or a number (`15`), as Fly's clients send it. */
