@@ -2,8 +2,9 @@
 // Sums vitest's per-workspace "Tests  N passed | M failed (T)" lines from a test log into one
 // closing line, "tests: N passed, M failed", so a CI reader sees the whole run at a glance.
 import { readFileSync } from 'node:fs';
+import { stripVTControlCharacters } from 'node:util';
 
-const text = readFileSync(process.argv[2] ?? 0, 'utf8').replace(/\u001b\[[0-9;]*m/g, '');
+const text = stripVTControlCharacters(readFileSync(process.argv[2] ?? 0, 'utf8'));
 let passed = 0;
 let failed = 0;
 let skipped = 0;
