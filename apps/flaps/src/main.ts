@@ -65,5 +65,5 @@ runMain(async () => {
     await Promise.all([flyd.close(), corrosion.close()]);
     await metrics.shutdown();
   });
-  await listenHttp(app, config.listen, 'api');
+  await listenHttp(app, config.listen, 'api', { inherit: true });
 });

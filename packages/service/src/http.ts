@@ -68,16 +68,31 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
 }
 
 /**
- * Listens on `host:port` and logs `{"event":"listening","listener","url"}`; returns the URL with
- * the port the kernel chose.
+ * The listening socket a supervisor handed over (systemd socket activation, `sd_listen_fds`):
+ * fd 3 when `LISTEN_FDS` is at least 1 and `LISTEN_PID`, if set, is this process.
+ */
+export function inheritedListenerFd(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const count = Number(env.LISTEN_FDS ?? 0);
+  if (!Number.isInteger(count) || count < 1) return undefined;
+  if (env.LISTEN_PID !== undefined && Number(env.LISTEN_PID) !== process.pid) return undefined;
+  return 3;
+}
+
+/**
+ * Listens on `host:port` — or, with `inherit` and a socket handed over by a supervisor, on that
+ * socket, so that a restart refuses no connection (seed 002) — and logs
+ * `{"event":"listening","listener","url"}`; returns the URL with the port the kernel chose.
  */
 export async function listenHttp(
   app: FastifyInstance,
   addressText: string,
   listener = 'api',
+  options: { inherit?: boolean } = {},
 ): Promise<string> {
   const { host, port } = parseListenAddress(addressText);
-  await app.listen({ host, port });
+  const fd = options.inherit ? inheritedListenerFd() : undefined;
+  // Node's listen takes `{ fd }` for an inherited socket; fastify passes its options through.
+  await app.listen(fd === undefined ? { host, port } : ({ fd, host } as { host: string }));
   const address = app.server.address();
   if (address === null || typeof address === 'string') throw new Error('listener has no port');
   const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;

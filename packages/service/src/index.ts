@@ -9,7 +9,13 @@ export {
   usage,
 } from './config.js';
 export { HttpError } from './errors.js';
-export { announceListening, createHttpServer, type HttpServerOptions, listenHttp } from './http.js';
+export {
+  announceListening,
+  createHttpServer,
+  type HttpServerOptions,
+  inheritedListenerFd,
+  listenHttp,
+} from './http.js';
 export { createLogger, type Logger } from './logger.js';
 export { runMain } from './main.js';
 export { type MetricsExport, startMetrics } from './metrics.js';
