@@ -10,7 +10,7 @@ import type { MachineRecord, MachineState, MachineStore } from './machine-store.
 import { freePort, waitForListener } from './ports.js';
 import type { Publisher } from './publisher.js';
 import { afterExit } from './restart-policy.js';
-import { type ExitInfo, killLeftover, type ProcessRuntime } from './runtime.js';
+import { type ExitInfo, killLeftovers, type ProcessRuntime } from './runtime.js';
 
 export type { CreateRequest, StopRequest };
 
@@ -263,14 +263,15 @@ export class MachineService {
   /** At boot: kill what a crashed flyd left, resume unfinished runs, restart what was running. */
   boot(): void {
     const machines = this.store.list();
-    for (const machine of machines) {
-      if (machine.pid !== null && killLeftover(machine.pid, machine.id)) {
-        this.options.logger.warn(
-          { machine: machine.id, pid: machine.pid },
-          'killed a process left by a previous flyd',
-        );
-      }
-    }
+    const owned = new Set(
+      machines.filter((machine) => machine.state !== 'destroyed').map((machine) => machine.id),
+    );
+    const killed = killLeftovers(owned);
+    if (killed.length > 0)
+      this.options.logger.warn(
+        { pids: killed },
+        'killed machine processes a previous flyd left running',
+      );
     for (const run of this.engine.resumeAll()) run.done.catch(() => undefined);
     for (const machine of machines) {
       const wasRunning = machine.state === 'started' || machine.state === 'starting';

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { ResolvedImage } from './images.js';
 import { LogRing } from './log-ring.js';
@@ -134,16 +134,36 @@ function signalGroup(pid: number, signal: NodeJS.Signals): void {
 }
 
 /**
- * Kills a process group a previous flyd left behind (it crashed with machines running), but
- * only if the pid still belongs to that machine: pids are reused.
+ * Kills every process a previous flyd left running for these machines (it was killed with them
+ * running). The machines are found by their FLY_MACHINE_ID in /proc, not by a recorded pid: flyd
+ * can die between spawning a machine and recording its pid. Returns the pids killed.
  */
-export function killLeftover(pid: number, machineId: string): boolean {
+export function killLeftovers(machineIds: Set<string>): number[] {
+  const killed: number[] = [];
+  let entries: string[];
   try {
-    const environ = readFileSync(`/proc/${pid}/environ`, 'latin1');
-    if (!environ.split('\0').includes(`FLY_MACHINE_ID=${machineId}`)) return false;
+    entries = readdirSync('/proc');
   } catch {
-    return false;
+    return killed; // no /proc: nothing to find
   }
-  signalGroup(pid, 'SIGKILL');
-  return true;
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const variable = readFileSync(`/proc/${entry}/environ`, 'latin1')
+        .split('\0')
+        .find((pair) => pair.startsWith('FLY_MACHINE_ID='));
+      if (variable && machineIds.has(variable.slice('FLY_MACHINE_ID='.length))) {
+        process.kill(Number(entry), 'SIGKILL');
+        killed.push(Number(entry));
+      }
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+  // Wait (bounded) until they are gone, so a relaunch does not find their port still taken.
+  const deadline = Date.now() + 2_000;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  while (killed.some((pid) => existsSync(`/proc/${pid}`)) && Date.now() < deadline)
+    Atomics.wait(pause, 0, 0, 10);
+  return killed;
 }
