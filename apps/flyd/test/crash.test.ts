@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ServerProcess, startServerProcess } from '@fleet/service';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { machinePids } from './machine-processes.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const env = { ...process.env, LOG_LEVEL: 'error' };
@@ -12,23 +13,6 @@ const hello = {
   image: 'hello',
   services: [{ internal_port: 8080, ports: [{ port: 80, handlers: ['http'] }] }],
 };
-
-/** Live (non-zombie) processes of a machine. */
-function machinePids(machineId: string): number[] {
-  return readdirSync('/proc')
-    .filter((entry) => /^\d+$/.test(entry))
-    .filter((pid) => {
-      try {
-        if (/^\d+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'latin1'))) return false;
-        return readFileSync(`/proc/${pid}/environ`, 'latin1')
-          .split('\0')
-          .includes(`FLY_MACHINE_ID=${machineId}`);
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
-}
 
 // kill -9 flyd at different moments of a create and of a stop: after a restart on the same data
 // directory every unfinished run resumes and completes, the machine ends in the state the

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -7,6 +7,7 @@ import { CorrosionClient } from '@fleet/corrosion-client';
 import { errorCodesInReadme, type ServerProcess, startServerProcess } from '@fleet/service';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FlydErrors } from '../src/errors.js';
+import { machinePids } from './machine-processes.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const corrosionMain = join(here, '..', '..', 'corrosion', 'dist', 'main.js');
@@ -16,26 +17,6 @@ const hello = {
   image: 'hello',
   services: [{ protocol: 'tcp', internal_port: 8080, ports: [{ port: 80, handlers: ['http'] }] }],
 };
-
-/** Pids of live (non-zombie) processes running a machine. */
-function machinePids(machineId: string): number[] {
-  return readdirSync('/proc')
-    .filter((entry) => /^\d+$/.test(entry))
-    .filter((pid) => {
-      try {
-        const alive = !/^\d+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'latin1'));
-        return (
-          alive &&
-          readFileSync(`/proc/${pid}/environ`, 'latin1')
-            .split('\0')
-            .includes(`FLY_MACHINE_ID=${machineId}`)
-        );
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
-}
 
 // flyd as a real process over a real corrosion agent: machines are real processes whose state
 // is published to corrosion, and flyd leaves none behind when it stops.
