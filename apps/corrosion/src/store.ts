@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { Database as Db, Statement as SqliteStatement } from 'better-sqlite3';
 import Database from 'better-sqlite3';
+import { Bookkeeping } from './crdt/bookkeeping.js';
+import { Crdt } from './crdt/crdt.js';
 import { corroError } from './errors.js';
 import { applySchema, internalPrefix } from './schema.js';
 import { type BoundStatement, bindable } from './statements.js';
@@ -17,14 +19,16 @@ const writeTarget =
   /^\s*(?:WITH\b[\s\S]*?\)\s*)?(?:INSERT(?:\s+OR\s+\w+)?\s+INTO|REPLACE\s+INTO|UPDATE(?:\s+OR\s+\w+)?|DELETE\s+FROM)\s+(?:main\.)?["`[]?(\w+)/i;
 
 /**
- * The agent's SQLite database (WAL): the user schema plus the agent's own `__corro_meta`
- * (actor id, db_version). Only this class touches the database file.
+ * The agent's SQLite database (WAL): the user schema as CRRs (crdt/), the replication
+ * bookkeeping, and `__corro_meta` (the actor id). Only this class and the modules it hands its
+ * database to touch the file.
  */
 export class Store {
   readonly db: Db;
   readonly actorId: string;
-  #version: number;
-  readonly #tables: Set<string>;
+  readonly crdt: Crdt;
+  readonly bookkeeping: Bookkeeping;
+  #tables: Set<string>;
 
   constructor(path: string, schemaSql: string) {
     this.db = new Database(path);
@@ -34,14 +38,29 @@ export class Store {
     this.db.exec(
       `CREATE TABLE IF NOT EXISTS ${internalPrefix}meta (key TEXT NOT NULL PRIMARY KEY, value TEXT NOT NULL)`,
     );
-    this.#tables = new Set(applySchema(this.db, schemaSql).tables);
     this.actorId =
       this.meta('actor_id') ?? this.setMeta('actor_id', randomBytes(16).toString('hex'));
-    this.#version = Number(this.meta('db_version') ?? 0);
+    this.crdt = new Crdt(this.db, Buffer.from(this.actorId, 'hex'));
+    this.bookkeeping = new Bookkeeping(this.db);
+    this.#tables = new Set();
+    this.reloadSchema(schemaSql);
   }
 
+  /** This agent's db_version: its own latest version. */
   get version(): number {
-    return this.#version;
+    return this.bookkeeping.head(0);
+  }
+
+  /**
+   * Applies a schema (new tables, columns and indexes; destructive changes refused), makes every
+   * table a CRR and gives clocks to rows that have none. Returns the tables.
+   */
+  reloadSchema(schemaSql: string): string[] {
+    const tables = applySchema(this.db, schemaSql).tables;
+    this.crdt.track(tables);
+    this.#tables = new Set(tables);
+    this.db.transaction(() => this.#localWrite(() => this.crdt.backfill()))();
+    return tables;
   }
 
   tableNames(): string[] {
@@ -65,22 +84,26 @@ export class Store {
       const target = writeTarget.exec(statement.sql)?.[1];
       tables.add(target && this.#tables.has(target) ? target : '*');
     }
-    const run = this.db.transaction(() => {
-      let changed = 0;
-      const results = prepared.map((compiled, at) => {
-        const started = performance.now();
-        const info = this.execute(compiled, statements[at]!, at);
-        changed += info.changes;
-        return { rows_affected: info.changes, time: (performance.now() - started) / 1000 };
-      });
-      if (changed === 0) return { results, version: null };
-      const version = this.#version + 1;
-      this.setMeta('db_version', String(version));
-      return { results, version };
-    });
-    const outcome = run();
-    if (outcome.version !== null) this.#version = outcome.version;
-    return { ...outcome, tables };
+    const run = this.db.transaction(() =>
+      this.#localWrite(() =>
+        prepared.map((compiled, at) => {
+          const started = performance.now();
+          const info = this.execute(compiled, statements[at]!, at);
+          return { rows_affected: info.changes, time: (performance.now() - started) / 1000 };
+        }),
+      ),
+    );
+    const { value: results, version } = run();
+    return { results, version, tables };
+  }
+
+  /** A local write inside the open transaction; a version is taken only if a clock changed. */
+  #localWrite<T>(fn: () => T): { value: T; version: number | null } {
+    const outcome = this.crdt.localWrite(this.version + 1, fn);
+    if (outcome.version !== null) {
+      this.bookkeeping.complete(0, outcome.version, outcome.lastSeq, outcome.ts);
+    }
+    return outcome;
   }
 
   /** Compiles a read-only statement (queries, subscriptions); a writing one is refused. */

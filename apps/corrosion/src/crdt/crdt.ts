@@ -1,0 +1,320 @@
+import type { Database as Db, Statement } from 'better-sqlite3';
+import { type Change, changesSelect, changesViewSql } from './changes.js';
+import { type CrrTable, describeTable, makeCrr, quote, SENTINEL } from './crr.js';
+import { packColumns, type SqlValue, unpackColumns } from './pack.js';
+import { compareValues } from './values.js';
+
+export type { Change };
+
+/** The state of the local write transaction the triggers read through SQL functions. */
+interface LocalWrite {
+  /** The version the transaction gets if it changes anything. */
+  next: number;
+  used: boolean;
+  seq: number;
+  ts: number;
+}
+
+interface Clock {
+  col_version: number;
+  db_version: number;
+  site: number;
+  seq: number;
+}
+
+/** Per-table statements of the merge, prepared once. */
+interface TableStatements {
+  table: CrrTable;
+  key: Statement;
+  addKey: Statement;
+  clock: Statement;
+  setClock: Statement;
+  dropColumnClocks: Statement;
+  insertRow: Statement;
+  deleteRow: Statement;
+  value: Map<string, Statement>;
+  setValue: Map<string, Statement>;
+  changes: Statement;
+}
+
+/**
+ * cr-sqlite's semantics on better-sqlite3: CRR tables with clock tables and triggers, the
+ * `crsql_changes` view, and the merge of remote changes. Site ordinal 0 is this site.
+ */
+export class Crdt {
+  readonly #db: Db;
+  readonly #tables = new Map<string, TableStatements>();
+  readonly #siteIds: Buffer[] = [];
+  readonly #ordinals = new Map<string, number>();
+  #write: LocalWrite | null = null;
+  #merging = 0;
+
+  constructor(db: Db, siteId: Buffer) {
+    this.#db = db;
+    db.function('corro_merging', { deterministic: false }, () => this.#merging);
+    db.function('corro_db_version', { deterministic: false }, () => {
+      const write = this.#localWrite();
+      write.used = true;
+      return write.next;
+    });
+    db.function('corro_seq', { deterministic: false }, () => this.#localWrite().seq++);
+    db.function('corro_ts', { deterministic: false }, () => this.#localWrite().ts);
+    db.function('corro_pack', { varargs: true, deterministic: true }, (...values: unknown[]) =>
+      packColumns(values as SqlValue[]),
+    );
+    db.exec(`CREATE TABLE IF NOT EXISTS __corro_sites (
+      ordinal INTEGER PRIMARY KEY, site_id BLOB NOT NULL UNIQUE)`);
+    db.prepare('INSERT OR IGNORE INTO __corro_sites VALUES (0, ?)').run(siteId);
+    for (const row of db.prepare('SELECT ordinal, site_id FROM __corro_sites').all() as {
+      ordinal: number;
+      site_id: Buffer;
+    }[]) {
+      this.#siteIds[row.ordinal] = row.site_id;
+      this.#ordinals.set(row.site_id.toString('hex'), row.ordinal);
+    }
+  }
+
+  get siteId(): Buffer {
+    return this.#siteIds[0]!;
+  }
+
+  /** Makes every named table a CRR and (re)creates `crsql_changes`. */
+  track(tableNames: string[]): void {
+    const tables = tableNames.map((name) => describeTable(this.#db, name));
+    this.#db.transaction(() => {
+      for (const table of tables) makeCrr(this.#db, table);
+      this.#db.exec(changesViewSql(tables));
+    })();
+    this.#tables.clear();
+    for (const table of tables) this.#tables.set(table.name, this.#prepare(table));
+  }
+
+  /**
+   * Runs `fn` as a local write that gets version `next` if it changes anything; returns that
+   * version (or null) and the last seq. Call inside the SQLite transaction.
+   */
+  localWrite<T>(
+    next: number,
+    fn: () => T,
+  ): { value: T; version: number | null; lastSeq: number; ts: number } {
+    this.#write = { next, used: false, seq: 0, ts: Date.now() };
+    try {
+      const value = fn();
+      const { used, seq, ts } = this.#write;
+      return { value, version: used ? next : null, lastSeq: seq - 1, ts };
+    } finally {
+      this.#write = null;
+    }
+  }
+
+  /** Gives clocks to rows written before their table was a CRR (or by a plain SQLite client). */
+  backfill(): void {
+    for (const { table } of this.#tables.values()) {
+      const pks = table.pks.map(quote).join(', ');
+      const pksT = quote(table.pksTable);
+      const clockT = quote(table.clockTable);
+      this.#db.exec(`INSERT INTO ${pksT} (${pks}) SELECT ${pks} FROM ${quote(table.name)} t
+        WHERE NOT EXISTS (SELECT 1 FROM ${pksT} p WHERE ${table.pks.map((c) => `p.${quote(c)} = t.${quote(c)}`).join(' AND ')})`);
+      const orphan = `NOT EXISTS (SELECT 1 FROM ${clockT} c WHERE c.key = p.__corro_key AND c.cid = '${SENTINEL}')`;
+      for (const cid of table.columns) {
+        this.#db.exec(`INSERT INTO ${clockT} SELECT p.__corro_key, '${cid.replaceAll("'", "''")}', 1,
+          corro_db_version(), 0, corro_seq(), corro_ts() FROM ${pksT} p WHERE ${orphan}`);
+      }
+      this.#db.exec(`INSERT INTO ${clockT} SELECT p.__corro_key, '${SENTINEL}', 1,
+        corro_db_version(), 0, corro_seq(), corro_ts() FROM ${pksT} p WHERE ${orphan}`);
+    }
+  }
+
+  /** The ordinal of a site id in the clock tables, registering it on first sight. */
+  ordinal(siteId: Buffer): number {
+    const hex = siteId.toString('hex');
+    let ordinal = this.#ordinals.get(hex);
+    if (ordinal === undefined) {
+      ordinal = this.#siteIds.length;
+      this.#db.prepare('INSERT INTO __corro_sites VALUES (?, ?)').run(ordinal, siteId);
+      this.#siteIds[ordinal] = Buffer.from(siteId);
+      this.#ordinals.set(hex, ordinal);
+    }
+    return ordinal;
+  }
+
+  knownOrdinal(siteId: Buffer): number | undefined {
+    return this.#ordinals.get(siteId.toString('hex'));
+  }
+
+  siteIdOf(ordinal: number): Buffer {
+    return this.#siteIds[ordinal]!;
+  }
+
+  /** The changes a site's version still holds here, in seq order (overwritten ones are gone). */
+  changesOf(siteOrdinal: number, version: number): Change[] {
+    const changes: Change[] = [];
+    for (const statements of this.#tables.values()) {
+      changes.push(...(statements.changes.all(siteOrdinal, version) as Change[]));
+    }
+    for (const change of changes) delete (change as { site_ordinal?: number }).site_ordinal;
+    return changes.sort((a, b) => a.seq - b.seq);
+  }
+
+  /**
+   * Merges remote changes (inside the caller's transaction) by cr-sqlite's rule: the greater
+   * causal length wins; then the greater col_version; then the greater value in SQLite's type
+   * order; then the greater site id. The winner's clock is stored as received. Returns the
+   * tables whose rows changed.
+   */
+  merge(changes: Iterable<Change>): Set<string> {
+    const touched = new Set<string>();
+    this.#merging = 1;
+    try {
+      for (const change of changes) {
+        const statements = this.#tables.get(change.table);
+        if (statements === undefined) continue; // a table this node's schema does not have yet
+        if (this.#mergeOne(statements, change)) touched.add(change.table);
+      }
+    } finally {
+      this.#merging = 0;
+    }
+    return touched;
+  }
+
+  /** Returns whether the row's values changed. */
+  #mergeOne(s: TableStatements, change: Change): boolean {
+    const column = change.cid !== SENTINEL;
+    if (column && change.cl % 2 === 0) return false; // column values exist only on live rows
+    const pk = unpackColumns(change.pk).map(bindable);
+    if (pk.length !== s.table.pks.length) throw new RangeError(`${s.table.name}: bad primary key`);
+    const incoming: Clock = {
+      col_version: change.col_version,
+      db_version: change.db_version,
+      site: this.ordinal(change.site_id),
+      seq: change.seq,
+    };
+    let key = (s.key.get(...pk) as { __corro_key: number } | undefined)?.__corro_key;
+    const sentinel = key === undefined ? undefined : (s.clock.get(key, SENTINEL) as Clock);
+    const localCl = sentinel?.col_version ?? 0;
+    if (change.cl < localCl) return false;
+    key ??= Number(s.addKey.run(...pk).lastInsertRowid);
+    const setClock = (cid: string, clock: Clock) =>
+      s.setClock.run(
+        key,
+        cid,
+        clock.col_version,
+        clock.db_version,
+        clock.site,
+        clock.seq,
+        change.ts,
+      );
+    if (change.cl > localCl) {
+      // A new causal length: the old incarnation's column clocks no longer count.
+      s.dropColumnClocks.run(key);
+      // A column change implies the causal length before its sentinel arrives: recorded with
+      // db_version 0, it loses to any real sentinel clock of the same length.
+      setClock(
+        SENTINEL,
+        column ? { ...implied, site: incoming.site, col_version: change.cl } : incoming,
+      );
+      if (change.cl % 2 === 0) {
+        s.deleteRow.run(...pk);
+        return true;
+      }
+      s.insertRow.run(...pk);
+      if (column) this.#mergeColumn(s, change, key, pk, incoming, setClock);
+      return true;
+    }
+    if (!column) {
+      // Same causal length: keep the greater clock so every replica stores the same one.
+      if (sentinel && sentinelWins(this, incoming, sentinel)) setClock(SENTINEL, incoming);
+      return false;
+    }
+    return this.#mergeColumn(s, change, key, pk, incoming, setClock);
+  }
+
+  #mergeColumn(
+    s: TableStatements,
+    change: Change,
+    key: number,
+    pk: SqlValue[],
+    incoming: Clock,
+    setClock: (cid: string, clock: Clock) => void,
+  ): boolean {
+    const getValue = s.value.get(change.cid);
+    if (getValue === undefined) return false; // a column this node's schema does not have yet
+    const local = s.clock.get(key, change.cid) as Clock | undefined;
+    if (local !== undefined) {
+      if (change.col_version < local.col_version) return false;
+      if (change.col_version === local.col_version) {
+        const row = getValue.get(...pk) as Record<string, SqlValue> | undefined;
+        const byValue = compareValues(change.val, row?.[change.cid] ?? null);
+        if (byValue < 0) return false;
+        if (byValue === 0) {
+          if (this.clockWins(incoming, local)) setClock(change.cid, incoming);
+          return false;
+        }
+      }
+    }
+    s.setValue.get(change.cid)!.run(bindable(change.val), ...pk);
+    setClock(change.cid, incoming);
+    return true;
+  }
+
+  /** Equal versions and values: the greater site id wins, then db_version, then seq. */
+  clockWins(incoming: Clock, local: Clock): boolean {
+    const bySite = Buffer.compare(this.siteIdOf(incoming.site), this.siteIdOf(local.site));
+    if (bySite !== 0) return bySite > 0;
+    if (incoming.db_version !== local.db_version) return incoming.db_version > local.db_version;
+    return incoming.seq > local.seq;
+  }
+
+  #localWrite(): LocalWrite {
+    if (this.#write === null) throw new Error('a CRR table was written outside a transaction');
+    return this.#write;
+  }
+
+  #prepare(table: CrrTable): TableStatements {
+    const db = this.#db;
+    const t = quote(table.name);
+    const pks = table.pks.map(quote).join(', ');
+    const marks = table.pks.map(() => '?').join(', ');
+    const where = table.pks.map((col) => `${quote(col)} = ?`).join(' AND ');
+    const clockT = quote(table.clockTable);
+    return {
+      table,
+      key: db.prepare(`SELECT __corro_key FROM ${quote(table.pksTable)} WHERE ${where}`),
+      addKey: db.prepare(`INSERT INTO ${quote(table.pksTable)} (${pks}) VALUES (${marks})`),
+      clock: db.prepare(
+        `SELECT col_version, db_version, site, seq FROM ${clockT} WHERE key = ? AND cid = ?`,
+      ),
+      setClock: db.prepare(`INSERT OR REPLACE INTO ${clockT} VALUES (?, ?, ?, ?, ?, ?, ?)`),
+      dropColumnClocks: db.prepare(`DELETE FROM ${clockT} WHERE key = ? AND cid != '${SENTINEL}'`),
+      insertRow: db.prepare(`INSERT OR IGNORE INTO ${t} (${pks}) VALUES (${marks})`),
+      deleteRow: db.prepare(`DELETE FROM ${t} WHERE ${where}`),
+      value: new Map(
+        table.columns.map((col) => [
+          col,
+          db.prepare(`SELECT ${quote(col)} FROM ${t} WHERE ${where}`),
+        ]),
+      ),
+      setValue: new Map(
+        table.columns.map((col) => [
+          col,
+          db.prepare(`UPDATE ${t} SET ${quote(col)} = ? WHERE ${where}`),
+        ]),
+      ),
+      changes: db.prepare(`${changesSelect(table)} WHERE c.site = ? AND c.db_version = ?`),
+    };
+  }
+}
+
+/** The clock of a causal length learnt from a column change (see #mergeOne). */
+const implied: Clock = { col_version: 0, db_version: 0, site: 0, seq: 0 };
+
+/** Between sentinel clocks of one causal length: a real one beats an implied one. */
+function sentinelWins(crdt: Crdt, incoming: Clock, local: Clock): boolean {
+  if ((incoming.db_version === 0) !== (local.db_version === 0)) return local.db_version === 0;
+  return crdt.clockWins(incoming, local);
+}
+
+/** better-sqlite3 binds Buffers, not other Uint8Arrays. */
+function bindable(value: SqlValue): SqlValue {
+  return value instanceof Uint8Array && !Buffer.isBuffer(value) ? Buffer.from(value) : value;
+}

@@ -1,0 +1,46 @@
+import type { Store } from '../store.js';
+import { type Changeset, encodeChange } from './codec.js';
+
+/**
+ * One version of one actor as this node can serve it now, cut into changesets of at most about
+ * `maxBytes` of changes. The seq ranges cover 0..last_seq even where changes were overwritten
+ * since (they are simply absent), so a version overwritten entirely is served as one empty
+ * changeset and the receiver's gap still closes. Undefined when this node lacks the version.
+ */
+export function versionChangesets(
+  store: Store,
+  actorId: Buffer,
+  version: number,
+  maxBytes: number,
+): Changeset[] | undefined {
+  const site = store.crdt.knownOrdinal(actorId);
+  if (site === undefined) return undefined;
+  const known = store.bookkeeping.version(site, version);
+  if (!known) return undefined;
+  const changes = store.crdt.changesOf(site, version);
+  const sets: Changeset[] = [];
+  let chunk: Changeset['changes'] = [];
+  let bytes = 0;
+  let start = 0;
+  const cut = (end: number) => {
+    sets.push({
+      actorId,
+      version,
+      changes: chunk,
+      seqs: [start, end],
+      lastSeq: known.last_seq,
+      ts: known.ts,
+    });
+    chunk = [];
+    bytes = 0;
+    start = end + 1;
+  };
+  for (const change of changes) {
+    const size = encodeChange(change).length + 4;
+    if (chunk.length > 0 && bytes + size > maxBytes) cut(change.seq - 1);
+    chunk.push(change);
+    bytes += size;
+  }
+  cut(known.last_seq);
+  return sets;
+}

@@ -1,0 +1,180 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { packColumns, unpackColumns } from '../src/crdt/pack.js';
+import { compareValues } from '../src/crdt/values.js';
+import type { Store } from '../src/store.js';
+import { clocks, exec, openStore, rows, ship } from './crdt-helpers.js';
+
+const stores: Store[] = [];
+function store(): Store {
+  const opened = openStore();
+  stores.push(opened);
+  return opened;
+}
+afterEach(() => {
+  for (const opened of stores.splice(0)) opened.close();
+});
+
+const clockOf = (s: Store, cid: string) =>
+  s.db.prepare('SELECT col_version, db_version, cl, seq FROM crsql_changes WHERE cid = ?').get(cid);
+
+describe('pk packing (cr-sqlite format)', () => {
+  it('packs integers in the fewest bytes, text and blobs with their length', () => {
+    expect(packColumns([12, 'hi', null]).toString('hex')).toBe('03' + '090c' + '0b026869' + '05');
+    expect(packColumns([0]).toString('hex')).toBe('0101');
+    expect(packColumns([-1]).toString('hex')).toBe('0141ffffffffffffffff');
+    expect(packColumns([1.5]).toString('hex')).toBe('01023ff8000000000000');
+    expect(packColumns([Buffer.from([1, 2])]).toString('hex')).toBe('010c020102');
+  });
+
+  it('round-trips every SQLite type', () => {
+    const values = [
+      0,
+      1,
+      255,
+      256,
+      -5,
+      2 ** 40,
+      9007199254740993n,
+      0.25,
+      '',
+      'ünï',
+      null,
+      Buffer.from('ab'),
+    ];
+    expect(unpackColumns(packColumns(values))).toEqual(values);
+  });
+
+  it('refuses truncated input', () => {
+    expect(() => unpackColumns(Buffer.from('020b68', 'hex'))).toThrow(/truncated/);
+  });
+});
+
+describe('SQLite value order', () => {
+  it('orders NULL < numbers < text < blob, text by UTF-8 bytes', () => {
+    const sorted = [Buffer.from('a'), 'b', 'a', 2, 1.5, null].sort(compareValues);
+    expect(sorted).toEqual([null, 1.5, 2, 'a', 'b', Buffer.from('a')]);
+    expect(compareValues('\uffff', '😀')).toBeLessThan(0); // UTF-16 order would say the opposite
+  });
+});
+
+describe('local writes', () => {
+  it('gives one version per transaction and a seq per change', () => {
+    const a = store();
+    expect(exec(a, "INSERT INTO machines (id, state, n) VALUES ('m1', 'created', 1)")).toBe(1);
+    const changes = a.db
+      .prepare('SELECT cid, col_version, db_version, cl, seq FROM crsql_changes ORDER BY seq')
+      .all();
+    expect(changes).toEqual([
+      { cid: '-1', col_version: 1, db_version: 1, cl: 1, seq: 0 },
+      { cid: 'state', col_version: 1, db_version: 1, cl: 1, seq: 1 },
+      { cid: 'n', col_version: 1, db_version: 1, cl: 1, seq: 2 },
+      { cid: 'data', col_version: 1, db_version: 1, cl: 1, seq: 3 },
+    ]);
+    expect(a.bookkeeping.version(0, 1)).toMatchObject({ last_seq: 3 });
+  });
+
+  it('versions only the columns whose value changed; a same-value update makes no version', () => {
+    const a = store();
+    exec(a, "INSERT INTO machines (id, state, n) VALUES ('m1', 'created', 1)");
+    expect(exec(a, "UPDATE machines SET state = 'created', n = 1 WHERE id = 'm1'")).toBeNull();
+    expect(exec(a, "UPDATE machines SET state = 'started', n = 1 WHERE id = 'm1'")).toBe(2);
+    expect(clockOf(a, 'state')).toEqual({ col_version: 2, db_version: 2, cl: 1, seq: 0 });
+    expect(clockOf(a, 'n')).toEqual({ col_version: 1, db_version: 1, cl: 1, seq: 2 });
+  });
+
+  it('counts the causal length through delete and re-insert', () => {
+    const a = store();
+    exec(a, "INSERT INTO machines (id) VALUES ('m1')");
+    exec(a, "DELETE FROM machines WHERE id = 'm1'");
+    expect(clockOf(a, '-1')).toMatchObject({ col_version: 2, cl: 2, db_version: 2 });
+    expect(clockOf(a, 'state')).toBeUndefined();
+    exec(a, "INSERT INTO machines (id, state) VALUES ('m1', 'again')");
+    expect(clockOf(a, '-1')).toMatchObject({ col_version: 3, cl: 3 });
+    expect(clockOf(a, 'state')).toMatchObject({ col_version: 1, cl: 3 });
+  });
+
+  it('treats a primary-key change as delete plus insert', () => {
+    const a = store();
+    exec(a, "INSERT INTO machines (id, state) VALUES ('m1', 's')");
+    exec(a, "UPDATE machines SET id = 'm2' WHERE id = 'm1'");
+    const b = store();
+    ship(a, b);
+    expect(rows(b)).toEqual(rows(a));
+    expect(rows(b)).toMatchObject([{ id: 'm2', state: 's' }]);
+  });
+});
+
+describe('merge rule', () => {
+  it("Corrosion's example: same col_version, the greater value wins ('started' over 'destroyed')", () => {
+    const [a, b] = [store(), store()];
+    exec(a, "INSERT INTO machines (id, state) VALUES ('m1', 'created')");
+    ship(a, b);
+    exec(a, "UPDATE machines SET state = 'destroyed' WHERE id = 'm1'");
+    exec(b, "UPDATE machines SET state = 'started' WHERE id = 'm1'");
+    ship(a, b);
+    ship(b, a);
+    expect(rows(a)).toMatchObject([{ state: 'started' }]);
+    expect(rows(b)).toEqual(rows(a));
+    // Written after seeing 'started', 'destroyed' has the greater col_version and wins.
+    exec(a, "UPDATE machines SET state = 'destroyed' WHERE id = 'm1'");
+    ship(a, b);
+    expect(rows(b)).toMatchObject([{ state: 'destroyed' }]);
+  });
+
+  it('a delete beats a concurrent update (greater causal length)', () => {
+    const [a, b] = [store(), store()];
+    exec(a, "INSERT INTO machines (id, state) VALUES ('m1', 'created')");
+    ship(a, b);
+    exec(a, "DELETE FROM machines WHERE id = 'm1'");
+    for (const state of ['s1', 's2', 's3'])
+      exec(b, `UPDATE machines SET state = '${state}' WHERE id = 'm1'`);
+    ship(b, a);
+    ship(a, b);
+    expect(rows(a)).toEqual([]);
+    expect(rows(b)).toEqual([]);
+    expect(clocks(a)).toEqual(clocks(b));
+  });
+
+  it('delete then re-insert (causal length 3) beats a stale update', () => {
+    const [a, b] = [store(), store()];
+    exec(a, "INSERT INTO machines (id, state) VALUES ('m1', 'created')");
+    ship(a, b);
+    exec(b, "UPDATE machines SET state = 'stale' WHERE id = 'm1'");
+    exec(b, "UPDATE machines SET state = 'staler' WHERE id = 'm1'");
+    exec(a, "DELETE FROM machines WHERE id = 'm1'");
+    exec(a, "INSERT INTO machines (id, state) VALUES ('m1', 'reborn')");
+    ship(b, a);
+    ship(a, b);
+    expect(rows(a)).toMatchObject([{ id: 'm1', state: 'reborn' }]);
+    expect(rows(b)).toEqual(rows(a));
+    expect(clocks(a)).toEqual(clocks(b));
+  });
+
+  it('equal values are tie-broken by site id, so both store the same clock', () => {
+    const [a, b] = [store(), store()];
+    exec(a, "INSERT INTO machines (id, state) VALUES ('m1', 'same')");
+    exec(b, "INSERT INTO machines (id, state) VALUES ('m1', 'same')");
+    ship(a, b);
+    ship(b, a);
+    const winner = Buffer.compare(a.crdt.siteId, b.crdt.siteId) > 0 ? a : b;
+    const stateClock = (s: Store) =>
+      s.db.prepare("SELECT hex(site_id) AS site FROM crsql_changes WHERE cid = 'state'").get();
+    expect(stateClock(a)).toEqual({ site: winner.crdt.siteId.toString('hex').toUpperCase() });
+    expect(clocks(a)).toEqual(clocks(b));
+  });
+
+  it('keeps the origin db_version of merged changes (per-site versions)', () => {
+    const [a, b] = [store(), store()];
+    exec(a, "INSERT INTO machines (id) VALUES ('a1')");
+    exec(a, "INSERT INTO machines (id) VALUES ('a2')");
+    exec(b, "INSERT INTO machines (id) VALUES ('b1')");
+    ship(a, b);
+    expect(b.version).toBe(1);
+    const versions = b.db
+      .prepare(
+        "SELECT DISTINCT id, db_version FROM crsql_changes JOIN machines ON 1 = 0 UNION SELECT hex(pk), db_version FROM crsql_changes WHERE cid = '-1' ORDER BY 2",
+      )
+      .all();
+    expect(versions.map((row) => (row as { db_version: number }).db_version)).toEqual([1, 1, 2]);
+  });
+});
