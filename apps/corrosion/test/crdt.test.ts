@@ -1,6 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { packColumns, unpackColumns } from '../src/crdt/pack.js';
 import { compareValues } from '../src/crdt/values.js';
+import { applyChangesets } from '../src/replication/apply.js';
+import { versionChangesets } from '../src/replication/serve.js';
 import type { Store } from '../src/store.js';
 import { clocks, exec, openStore, rows, ship } from './crdt-helpers.js';
 
@@ -176,5 +178,46 @@ describe('merge rule', () => {
       )
       .all();
     expect(versions.map((row) => (row as { db_version: number }).db_version)).toEqual([1, 1, 2]);
+  });
+});
+
+describe('gaps and partials', () => {
+  it('out-of-order delivery leaves exactly the expected gaps and partials, which close', () => {
+    const [a, b] = [store(), store()];
+    for (let i = 1; i <= 5; i++)
+      exec(a, `INSERT INTO machines (id, state) VALUES ('m${i}', 's${i}')`);
+    const of = (version: number, maxBytes = 1 << 20) =>
+      versionChangesets(a, a.crdt.siteId, version, maxBytes)!;
+    const chunks4 = of(4, 30);
+    expect(chunks4.length).toBeGreaterThan(1);
+    applyChangesets(b, [...of(1), chunks4[0]!, ...of(5)]);
+    const site = b.crdt.knownOrdinal(a.crdt.siteId)!;
+    const state = b.bookkeeping.state().get(site)!;
+    expect(state.head).toBe(5);
+    expect(state.gaps).toEqual([[2, 3]]);
+    expect(state.partials).toEqual([
+      { version: 4, lastSeq: 3, missing: [[chunks4[0]!.seqs[1] + 1, 3]] },
+    ]);
+    expect(rows(b)).toMatchObject([{ id: 'm1' }, { id: 'm5' }]);
+    applyChangesets(b, [...of(3), ...chunks4.slice(1), ...of(2)]);
+    expect(b.bookkeeping.state().get(site)).toEqual({ head: 5, gaps: [], partials: [] });
+    expect(b.bookkeeping.bufferedCount()).toBe(0);
+    expect(rows(b)).toEqual(rows(a));
+  });
+
+  it('serves a version overwritten since as empty, and the receiver gap clears', () => {
+    const [a, b] = [store(), store()];
+    exec(a, "INSERT INTO machines (id, state) VALUES ('m1', 'created')");
+    exec(a, "UPDATE machines SET state = 'started' WHERE id = 'm1'");
+    exec(a, "UPDATE machines SET state = 'stopped' WHERE id = 'm1'");
+    const v2 = versionChangesets(a, a.crdt.siteId, 2, 1 << 20)!;
+    expect(v2).toEqual([expect.objectContaining({ changes: [], seqs: [0, 0], lastSeq: 0 })]);
+    applyChangesets(b, versionChangesets(a, a.crdt.siteId, 3, 1 << 20)!);
+    const site = b.crdt.knownOrdinal(a.crdt.siteId)!;
+    expect(b.bookkeeping.state().get(site)!.gaps).toEqual([[1, 2]]);
+    applyChangesets(b, [...v2, ...versionChangesets(a, a.crdt.siteId, 1, 1 << 20)!]);
+    expect(b.bookkeeping.state().get(site)!.gaps).toEqual([]);
+    expect(rows(b)).toEqual(rows(a));
+    expect(clocks(b)).toEqual(clocks(a));
   });
 });
