@@ -11,7 +11,14 @@ export const CorrosionErrors = {
   CORRO_ERR_UNKNOWN_SUBSCRIPTION: [404, 'no subscription with that id'],
   CORRO_ERR_TOO_OLD: [410, 'a resume asked for changes older than the kept history'],
   CORRO_ERR_UNAUTHORIZED: [401, 'the API token is missing or wrong'],
-  CORRO_ERR_OVERLOADED: [503, 'every subscription slot is in use by a live subscriber'],
+  CORRO_ERR_OVERLOADED: [
+    503,
+    'every subscription slot is in use, or the route has its maximum of requests in flight',
+  ],
+  CORRO_ERR_SCHEMA_REFUSED: [
+    400,
+    'a schema reload breaks the rules or asks for a destructive change; nothing was applied',
+  ],
   CORRO_ERR_SCHEMA: [
     0,
     'a schema file breaks the rules or asks for a destructive change (refused at start)',

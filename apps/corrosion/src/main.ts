@@ -1,7 +1,9 @@
 #!/usr/bin/env node
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  announceListening,
   createLogger,
   listenHttp,
   onShutdown,
@@ -12,8 +14,9 @@ import {
 } from '@fleet/service';
 import { runClientCommand } from './cli.js';
 import { SchemaError } from './errors.js';
+import { type ReplicationConfig, Replicator } from './replication/replicator.js';
 import { readSchema } from './schema.js';
-import { createAgentServer } from './server.js';
+import { type Agent, createAgentServer } from './server.js';
 import { Store } from './store.js';
 
 const defaultSchema = join(dirname(fileURLToPath(import.meta.url)), '..', 'schema');
@@ -43,6 +46,47 @@ export const agentSpec = {
     default: 16 * 1024 * 1024,
     description: 'largest request body',
   },
+  'route-concurrency-max': {
+    type: 'number',
+    default: 256,
+    description: 'requests in flight per API route; past it, 503',
+  },
+  'gossip-addr': {
+    type: 'string',
+    description: 'host:port for SWIM and broadcasts (UDP) and sync (TCP); none: a single agent',
+  },
+  bootstrap: {
+    type: 'string',
+    default: '',
+    description: 'comma-separated gossip addresses to join through',
+  },
+  'cluster-id': {
+    type: 'string',
+    default: 'fleet',
+    description: 'frames of other clusters are dropped',
+  },
+  'gossip-key-file': {
+    type: 'string',
+    description: 'file holding the fleet key that authenticates every frame (required with gossip)',
+  },
+  'probe-interval-ms': { type: 'number', default: 1000, description: 'SWIM probe period' },
+  'sync-interval-ms': { type: 'number', default: 2000, description: 'anti-entropy sync period' },
+  'sync-peers': { type: 'number', default: 2, description: 'members synced with per round' },
+  'health-gaps-max': {
+    type: 'number',
+    default: 1000,
+    description: '/v1/health is 503 past this many missing versions',
+  },
+  'health-lag-ms-max': {
+    type: 'number',
+    default: 10_000,
+    description: '/v1/health is 503 past this apply lag',
+  },
+  'health-queue-max': {
+    type: 'number',
+    default: 10_000,
+    description: '/v1/health is 503 past this many queued changesets',
+  },
 } as const;
 
 const commands = 'agent | exec | query';
@@ -59,6 +103,34 @@ runMain(async () => {
   }
   throw new UsageError(`unknown command "${command}" (commands: ${commands})`);
 });
+
+function replicationConfig(
+  config: NonNullable<ReturnType<typeof parseConfig<typeof agentSpec>>>,
+  gossipAddr: string,
+): ReplicationConfig {
+  const keyFile = config['gossip-key-file'];
+  if (!keyFile) throw new UsageError('--gossip-addr needs --gossip-key-file (the fleet key)');
+  let key: Buffer;
+  try {
+    key = Buffer.from(readFileSync(keyFile, 'utf8').trim(), 'utf8');
+  } catch (error) {
+    throw new UsageError(`cannot read --gossip-key-file: ${(error as Error).message}`);
+  }
+  if (key.length < 16) throw new UsageError('the fleet key must be at least 16 bytes');
+  return {
+    gossipAddr,
+    bootstrap: config.bootstrap
+      .split(',')
+      .map((addr) => addr.trim())
+      .filter((addr) => addr !== ''),
+    clusterId: config['cluster-id'],
+    key,
+    membersPath: `${config.db}.members.json`,
+    syncIntervalMs: config['sync-interval-ms'],
+    syncPeers: config['sync-peers'],
+    probeIntervalMs: config['probe-interval-ms'],
+  };
+}
 
 async function runAgent(argv: string[]): Promise<void> {
   const config = parseConfig(
@@ -79,23 +151,43 @@ async function runAgent(argv: string[]): Promise<void> {
     if (error instanceof SchemaError) throw new UsageError(`schema refused: ${error.message}`);
     throw error;
   }
-  const { app, subscriptions } = createAgentServer({
+  let agent: Agent | undefined;
+  const replicator = config['gossip-addr']
+    ? await Replicator.start(
+        store,
+        replicationConfig(config, config['gossip-addr']),
+        logger,
+        (rows) => agent?.rowsChanged(rows),
+      )
+    : undefined;
+  agent = createAgentServer({
     logger,
     metrics,
     store,
+    replication: replicator,
+    readSchema: () => readSchema(config.schema),
     apiToken: config['api-token'],
     subscriptionsMax: config['subscriptions-max'],
     historyMax: config['history-max'],
     subscriberBufferedBytesMax: config['subscriber-buffer-bytes-max'],
     bodyLimitBytes: config['body-limit-bytes'],
+    routeConcurrencyMax: config['route-concurrency-max'],
+    health: {
+      gapsMax: config['health-gaps-max'],
+      lagMsMax: config['health-lag-ms-max'],
+      queueMax: config['health-queue-max'],
+    },
   });
+  const { app, subscriptions } = agent;
   onShutdown(logger, async () => {
     subscriptions.closeAll(() => undefined);
     app.server.closeAllConnections();
     await app.close();
+    await replicator?.stop();
     store.close();
     await metrics.shutdown();
   });
+  if (replicator) announceListening(logger, 'gossip', `udp://${replicator.gossipAddr}`);
   await listenHttp(app, config['api-addr'], 'api');
   logger.info({ actor_id: store.actorId, version: store.version, db: config.db }, 'agent ready');
 }

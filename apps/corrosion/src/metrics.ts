@@ -21,3 +21,59 @@ export function agentMetrics() {
 }
 
 export type AgentMetrics = ReturnType<typeof agentMetrics>;
+
+/** What the replication gauges read, at collection time only. */
+interface ReplicationSource {
+  stats(): {
+    members: { state: string }[];
+    gaps: number;
+    buffered_changes: number;
+    broadcast_queue: number;
+    apply_queue: number;
+    apply_lag_ms: number;
+    sync_rounds: number;
+    changes_applied: number;
+    changesets_dropped: number;
+    sync_frames_rejected: number;
+  };
+}
+
+/** Replication's state as observable instruments: no cost on the hot paths. */
+export function watchReplication(source: ReplicationSource): void {
+  const meter = metrics.getMeter('fleet.corrosion');
+  const gauge = (name: string, description: string) =>
+    meter.createObservableGauge(name, { description });
+  const counter = (name: string, description: string) =>
+    meter.createObservableCounter(name, { description });
+  const instruments = {
+    members: gauge('corro_members', 'cluster members by state'),
+    gaps: gauge('corro_gaps', 'versions known to exist but not received'),
+    buffered: gauge('corro_buffered_changes', 'changes of partial versions waiting'),
+    broadcastQueue: gauge('corro_broadcast_queue', 'changesets waiting to be broadcast'),
+    applyQueue: gauge('corro_apply_queue', 'changesets waiting to be applied'),
+    lag: gauge('corro_apply_lag_ms', 'commit on the origin to merge here, worst of last batch'),
+    syncRounds: counter('corro_sync_rounds', 'anti-entropy sync rounds'),
+    applied: counter('corro_changes_applied', 'remote changes merged'),
+    dropped: counter('corro_changesets_dropped', 'changesets dropped by a full queue'),
+    rejected: counter('corro_sync_frames_rejected', 'sync frames with a bad cluster id or MAC'),
+  };
+  meter.addBatchObservableCallback((result) => {
+    const stats = source.stats();
+    const byState = new Map<string, number>();
+    for (const member of stats.members) {
+      byState.set(member.state, (byState.get(member.state) ?? 0) + 1);
+    }
+    for (const state of ['alive', 'suspect', 'down']) {
+      result.observe(instruments.members, byState.get(state) ?? 0, { state });
+    }
+    result.observe(instruments.gaps, stats.gaps);
+    result.observe(instruments.buffered, stats.buffered_changes);
+    result.observe(instruments.broadcastQueue, stats.broadcast_queue);
+    result.observe(instruments.applyQueue, stats.apply_queue);
+    result.observe(instruments.lag, stats.apply_lag_ms);
+    result.observe(instruments.syncRounds, stats.sync_rounds);
+    result.observe(instruments.applied, stats.changes_applied);
+    result.observe(instruments.dropped, stats.changesets_dropped);
+    result.observe(instruments.rejected, stats.sync_frames_rejected);
+  }, Object.values(instruments));
+}

@@ -5,30 +5,53 @@ import {
   type MetricsExport,
 } from '@fleet/service';
 import type { FastifyInstance } from 'fastify';
+import type { RowChange } from './crdt/crdt.js';
 import { corroError } from './errors.js';
-import { agentMetrics } from './metrics.js';
+import { agentMetrics, watchReplication } from './metrics.js';
+import type { ReplicationStats } from './replication/replicator.js';
+import { adminRoutes } from './routes/admin.js';
+import { healthRoutes } from './routes/health.js';
 import { queryRoutes } from './routes/queries.js';
 import { subscriptionRoutes } from './routes/subscriptions.js';
 import { transactionRoutes } from './routes/transactions.js';
+import { updateRoutes } from './routes/updates.js';
 import type { Store } from './store.js';
 import { Subscriptions } from './subscriptions.js';
+import { Updates } from './updates.js';
+
+/** What the API needs of replication (absent on a single agent without gossip). */
+export interface ReplicationHandle {
+  committed(version: number): void;
+  stats(): ReplicationStats;
+}
 
 export interface AgentOptions {
   logger: Logger;
   metrics: MetricsExport;
   store: Store;
+  replication?: ReplicationHandle;
+  /** The schema text to apply on `POST /v1/migrations` with no body (re-read at each call). */
+  readSchema: () => string;
   apiToken?: string;
   subscriptionsMax: number;
   historyMax: number;
   subscriberBufferedBytesMax: number;
   bodyLimitBytes: number;
+  /** Requests in flight per route at most; past it, 503. */
+  routeConcurrencyMax: number;
+  /** /v1/health answers 503 past these. */
+  health: { gapsMax: number; lagMsMax: number; queueMax: number };
+}
+
+export interface Agent {
+  app: FastifyInstance;
+  subscriptions: Subscriptions;
+  /** Rows changed by a merge: subscriptions and updates follow them. */
+  rowsChanged(rows: RowChange[]): void;
 }
 
 /** The agent's HTTP API over one store. */
-export function createAgentServer(options: AgentOptions): {
-  app: FastifyInstance;
-  subscriptions: Subscriptions;
-} {
+export function createAgentServer(options: AgentOptions): Agent {
   const { store } = options;
   const app = createHttpServer({
     logger: options.logger,
@@ -37,21 +60,28 @@ export function createAgentServer(options: AgentOptions): {
   });
   const meters = agentMetrics();
   meters.dbVersion.addCallback((result) => result.observe(store.version));
+  if (options.replication) watchReplication(options.replication);
   const subscriptions = new Subscriptions(store, {
     subscriptionsMax: options.subscriptionsMax,
     historyMax: options.historyMax,
   });
+  const updates = new Updates(() => store.tableNames());
+  const rowsChanged = (rows: RowChange[]) => {
+    subscriptions.committed(rows);
+    updates.notify(rows);
+  };
   if (options.apiToken) requireToken(app, options.apiToken);
-  transactionRoutes(app, store, subscriptions, meters);
+  limitConcurrency(app, options.routeConcurrencyMax);
+  transactionRoutes(app, store, meters, (outcome) => {
+    rowsChanged(outcome.rows);
+    if (outcome.version !== null) options.replication?.committed(outcome.version);
+  });
   queryRoutes(app, store, meters);
   subscriptionRoutes(app, subscriptions, meters, options.subscriberBufferedBytesMax);
-  app.get('/v1/health', async () => ({
-    ok: true,
-    actor_id: store.actorId,
-    version: store.version,
-    subscriptions: subscriptions.size,
-  }));
-  return { app, subscriptions };
+  updateRoutes(app, updates, meters, options.subscriberBufferedBytesMax);
+  healthRoutes(app, store, subscriptions, options.replication, options.health);
+  adminRoutes(app, store, options.readSchema);
+  return { app, subscriptions, rowsChanged };
 }
 
 function requireToken(app: FastifyInstance, token: string): void {
@@ -60,5 +90,23 @@ function requireToken(app: FastifyInstance, token: string): void {
     if (!authorizationMatches(request.headers.authorization, token)) {
       throw corroError('CORRO_ERR_UNAUTHORIZED', 'missing or wrong bearer token');
     }
+  });
+}
+
+/**
+ * At most `max` requests in flight per route (streams count until they end): past it the
+ * agent answers 503 at once instead of queueing work it cannot keep up with.
+ */
+function limitConcurrency(app: FastifyInstance, max: number): void {
+  const inFlight = new Map<string, number>();
+  app.addHook('onRequest', async (request) => {
+    const route = request.routeOptions.url;
+    if (route === undefined || !route.startsWith('/v1/') || route === '/v1/health') return;
+    const count = inFlight.get(route) ?? 0;
+    if (count >= max) {
+      throw corroError('CORRO_ERR_OVERLOADED', `${route}: ${max} requests already in flight`);
+    }
+    inFlight.set(route, count + 1);
+    request.raw.once('close', () => inFlight.set(route, (inFlight.get(route) ?? 1) - 1));
   });
 }

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Database as Db, Statement as SqliteStatement } from 'better-sqlite3';
 import Database from 'better-sqlite3';
 import { Bookkeeping } from './crdt/bookkeeping.js';
-import { Crdt } from './crdt/crdt.js';
+import { Crdt, type RowChange } from './crdt/crdt.js';
 import { corroError } from './errors.js';
 import { applySchema, internalPrefix } from './schema.js';
 import { type BoundStatement, bindable } from './statements.js';
@@ -11,12 +11,9 @@ export interface ExecOutcome {
   results: { rows_affected: number; time: number }[];
   /** db_version of this transaction, or null when it changed nothing. */
   version: number | null;
-  /** Tables the transaction wrote to (by its statements' text); '*' when it could not tell. */
-  tables: Set<string>;
+  /** The rows it changed. */
+  rows: RowChange[];
 }
-
-const writeTarget =
-  /^\s*(?:WITH\b[\s\S]*?\)\s*)?(?:INSERT(?:\s+OR\s+\w+)?\s+INTO|REPLACE\s+INTO|UPDATE(?:\s+OR\s+\w+)?|DELETE\s+FROM)\s+(?:main\.)?["`[]?(\w+)/i;
 
 /**
  * The agent's SQLite database (WAL): the user schema as CRRs (crdt/), the replication
@@ -79,11 +76,6 @@ export class Store {
       }
       return compiled;
     });
-    const tables = new Set<string>();
-    for (const statement of statements) {
-      const target = writeTarget.exec(statement.sql)?.[1];
-      tables.add(target && this.#tables.has(target) ? target : '*');
-    }
     const run = this.db.transaction(() =>
       this.#localWrite(() =>
         prepared.map((compiled, at) => {
@@ -94,7 +86,7 @@ export class Store {
       ),
     );
     const { value: results, version } = run();
-    return { results, version, tables };
+    return { results, version, rows: version === null ? [] : this.crdt.rowsOf(version) };
   }
 
   /** A local write inside the open transaction; a version is taken only if a clock changed. */
@@ -116,6 +108,11 @@ export class Store {
       );
     }
     return compiled;
+  }
+
+  /** A consistent copy of the database (SQLite's online backup) at `path`. */
+  async backup(path: string): Promise<void> {
+    await this.db.backup(path);
   }
 
   close(): void {

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Statement as SqliteStatement } from 'better-sqlite3';
+import type { RowChange } from './crdt/crdt.js';
 import { corroError } from './errors.js';
 import { type BoundStatement, bindable } from './statements.js';
 import type { Store } from './store.js';
@@ -14,7 +15,8 @@ const pkAlias = '__corro_pk_';
 
 /**
  * One subscription: a single-table SELECT whose result set is kept (primary key → rowid and
- * cells). After a write to its table the query runs again and the difference becomes change
+ * cells). After a write, the query is evaluated again for just the primary keys that changed
+ * (the whole query runs again only when it has a LIMIT), and the difference becomes change
  * events with contiguous ids; the last `historyMax` changes are kept for `from=` resumes.
  */
 export class Subscription {
@@ -27,6 +29,8 @@ export class Subscription {
   readonly #history: ChangeEvent[] = [];
   readonly #subscribers = new Set<Subscriber>();
   readonly #statement: SqliteStatement;
+  /** The query restricted to one primary key, or null when a LIMIT makes that unsound. */
+  readonly #keyStatement: SqliteStatement | null;
   readonly #params: BoundStatement['params'];
   readonly #keyCount: number;
   lastUsedMs = Date.now();
@@ -46,11 +50,14 @@ export class Subscription {
     const hidden = keys
       .map((key, i) => `"${shape.table}"."${key.name}" AS ${pkAlias}${i}`)
       .join(', ');
-    this.#statement = store.prepareRead({
-      ...statement,
-      sql: `${shape.head}${hidden}, ${shape.rest}`,
-    });
+    const sql = `${shape.head}${hidden}, ${shape.rest}`;
+    this.#statement = store.prepareRead({ ...statement, sql });
     this.#statement.raw(true);
+    const onKey = keys.map((_, i) => `${pkAlias}${i} IS ?`).join(' AND ');
+    this.#keyStatement = /\b(LIMIT|OFFSET)\b/i.test(shape.rest)
+      ? null
+      : store.prepareRead({ ...statement, sql: `SELECT * FROM (${sql}) WHERE ${onKey}` });
+    this.#keyStatement?.raw(true);
     this.#params = bindable(statement.params);
     this.columns = this.#statement
       .columns()
@@ -109,6 +116,34 @@ export class Subscription {
   detach(subscriber: Subscriber): void {
     this.#subscribers.delete(subscriber);
     this.lastUsedMs = Date.now();
+  }
+
+  /** Evaluates the query for the rows that changed and publishes the difference. */
+  rowsChanged(rows: RowChange[]): void {
+    if (this.#keyStatement === null) {
+      this.refresh();
+      return;
+    }
+    const statement = this.#keyStatement;
+    const params = this.#params;
+    for (const { pk } of rows) {
+      const bound = Array.isArray(params) ? [...params, ...pk] : [...pk, params];
+      const raw = statement.get(...bound) as unknown[] | undefined;
+      const key = JSON.stringify(pk);
+      const known = this.#rows.get(key);
+      if (raw === undefined) {
+        if (!known) continue;
+        this.#rows.delete(key);
+        this.publish(['delete', known.rowid, known.values, ++this.#changeId]);
+        continue;
+      }
+      const values = raw.slice(this.#keyCount);
+      const cells = JSON.stringify(values);
+      if (known?.cells === cells) continue;
+      const rowid = known?.rowid ?? this.#nextRowid++;
+      this.#rows.set(key, { rowid, cells, values });
+      this.publish([known ? 'update' : 'insert', rowid, values, ++this.#changeId]);
+    }
   }
 
   /** Re-runs the query and publishes what changed since the last run. */

@@ -1,3 +1,4 @@
+import type { RowChange } from './crdt/crdt.js';
 import { corroError } from './errors.js';
 import type { BoundStatement } from './statements.js';
 import type { Store } from './store.js';
@@ -41,10 +42,14 @@ export class Subscriptions {
     return subscription;
   }
 
-  /** After a commit: re-evaluate the subscriptions over the tables it wrote. */
-  committed(tables: Set<string>): void {
+  /** After a commit or a merge: re-evaluate the subscriptions for the rows that changed. */
+  committed(rows: RowChange[]): void {
+    if (rows.length === 0) return;
+    const byTable = new Map<string, RowChange[]>();
+    for (const row of rows) byTable.set(row.table, [...(byTable.get(row.table) ?? []), row]);
     for (const subscription of this.#byId.values()) {
-      if (tables.has('*') || tables.has(subscription.table)) subscription.refresh();
+      const changed = byTable.get(subscription.table);
+      if (changed) subscription.rowsChanged(changed);
     }
   }
 

@@ -6,6 +6,13 @@ import { compareValues } from './values.js';
 
 export type { Change };
 
+/** A row a write or a merge touched: changed (or created), or deleted. */
+export interface RowChange {
+  table: string;
+  pk: SqlValue[];
+  deleted: boolean;
+}
+
 /** The state of the local write transaction the triggers read through SQL functions. */
 interface LocalWrite {
   /** The version the transaction gets if it changes anything. */
@@ -160,27 +167,46 @@ export class Crdt {
    * Merges remote changes (inside the caller's transaction) by cr-sqlite's rule: the greater
    * causal length wins; then the greater col_version; then the greater value in SQLite's type
    * order; then the greater site id. The winner's clock is stored as received. Returns the
-   * tables whose rows changed.
+   * rows whose values changed, once each.
    */
-  merge(changes: Iterable<Change>): Set<string> {
-    const touched = new Set<string>();
+  merge(changes: Iterable<Change>): RowChange[] {
+    const touched = new Map<string, RowChange>();
     this.#merging = 1;
     try {
       for (const change of changes) {
         const statements = this.#tables.get(change.table);
         if (statements === undefined) continue; // a table this node's schema does not have yet
-        if (this.#mergeOne(statements, change)) touched.add(change.table);
+        const outcome = this.#mergeOne(statements, change);
+        if (outcome === 'none') continue;
+        touched.set(`${change.table}\0${change.pk.toString('hex')}`, {
+          table: change.table,
+          pk: unpackColumns(change.pk),
+          deleted: outcome === 'deleted',
+        });
       }
     } finally {
       this.#merging = 0;
     }
-    return touched;
+    return [...touched.values()];
   }
 
-  /** Returns whether the row's values changed. */
-  #mergeOne(s: TableStatements, change: Change): boolean {
+  /** The rows a local version touched (read right after its commit). */
+  rowsOf(version: number): RowChange[] {
+    const rows = new Map<string, RowChange>();
+    for (const change of this.changesOf(0, version)) {
+      const id = `${change.table}\0${change.pk.toString('hex')}`;
+      const deleted = change.cid === SENTINEL && change.cl % 2 === 0;
+      if (deleted || !rows.has(id)) {
+        rows.set(id, { table: change.table, pk: unpackColumns(change.pk), deleted });
+      }
+    }
+    return [...rows.values()];
+  }
+
+  /** What the change did to the row. */
+  #mergeOne(s: TableStatements, change: Change): 'none' | 'updated' | 'deleted' {
     const column = change.cid !== SENTINEL;
-    if (column && change.cl % 2 === 0) return false; // column values exist only on live rows
+    if (column && change.cl % 2 === 0) return 'none'; // column values exist only on live rows
     const pk = unpackColumns(change.pk).map(bindable);
     if (pk.length !== s.table.pks.length) throw new RangeError(`${s.table.name}: bad primary key`);
     const incoming: Clock = {
@@ -192,7 +218,7 @@ export class Crdt {
     let key = (s.key.get(...pk) as { __corro_key: number } | undefined)?.__corro_key;
     const sentinel = key === undefined ? undefined : (s.clock.get(key, SENTINEL) as Clock);
     const localCl = sentinel?.col_version ?? 0;
-    if (change.cl < localCl) return false;
+    if (change.cl < localCl) return 'none';
     key ??= Number(s.addKey.run(...pk).lastInsertRowid);
     const setClock = (cid: string, clock: Clock) =>
       s.setClock.run(
@@ -215,18 +241,18 @@ export class Crdt {
       );
       if (change.cl % 2 === 0) {
         s.deleteRow.run(...pk);
-        return true;
+        return 'deleted';
       }
       s.insertRow.run(...pk);
       if (column) this.#mergeColumn(s, change, key, pk, incoming, setClock);
-      return true;
+      return 'updated';
     }
     if (!column) {
       // Same causal length: keep the greater clock so every replica stores the same one.
       if (sentinel && sentinelWins(this, incoming, sentinel)) setClock(SENTINEL, incoming);
-      return false;
+      return 'none';
     }
-    return this.#mergeColumn(s, change, key, pk, incoming, setClock);
+    return this.#mergeColumn(s, change, key, pk, incoming, setClock) ? 'updated' : 'none';
   }
 
   #mergeColumn(

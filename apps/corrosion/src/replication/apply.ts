@@ -1,12 +1,13 @@
 import type { Change } from '../crdt/changes.js';
+import type { RowChange } from '../crdt/crdt.js';
 import type { Store } from '../store.js';
 import { type Changeset, decodeChange, encodeChange } from './codec.js';
 
 export interface ApplyOutcome {
   /** The changesets that told this node something new: these, and only these, are rebroadcast. */
   fresh: Changeset[];
-  /** Tables whose rows changed (for subscriptions). */
-  tables: Set<string>;
+  /** Rows whose values changed (for subscriptions and updates). */
+  rows: RowChange[];
   /** Changes merged (complete versions only; partial ones wait in the buffer). */
   merged: number;
 }
@@ -19,9 +20,9 @@ export interface ApplyOutcome {
  */
 export function applyChangesets(store: Store, sets: Iterable<Changeset>): ApplyOutcome {
   const { crdt, bookkeeping } = store;
-  const outcome: ApplyOutcome = { fresh: [], tables: new Set(), merged: 0 };
+  const outcome: ApplyOutcome = { fresh: [], rows: [], merged: 0 };
   const merge = (changes: Change[]) => {
-    for (const table of crdt.merge(changes)) outcome.tables.add(table);
+    outcome.rows.push(...crdt.merge(changes));
     outcome.merged += changes.length;
   };
   store.db.transaction(() => {

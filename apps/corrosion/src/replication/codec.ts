@@ -1,18 +1,14 @@
-import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
 import type { ActorState, Range } from '../crdt/bookkeeping.js';
 import type { Change } from '../crdt/changes.js';
 import type { SqlValue } from '../crdt/pack.js';
+import { loadProto } from '../transport/proto.js';
 
-// proto/ sits beside src/ and dist/, so one relative path serves both. keepCase: the fields
-// keep their .proto (snake_case) names, as on the wire of every other implementation.
-const root = new protobuf.Root().loadSync(
-  fileURLToPath(new URL('../../proto/replication.proto', import.meta.url)),
-  { keepCase: true },
-);
+const root = loadProto('replication.proto');
 const ChangesetType = root.lookupType('corrosion.replication.Changeset');
 const ChangeType = root.lookupType('corrosion.replication.Change');
 const SyncMessageType = root.lookupType('corrosion.replication.SyncMessage');
+const BroadcastType = root.lookupType('corrosion.replication.Broadcast');
 
 /** Part or all of one version of one actor, as it travels between agents. */
 export interface Changeset {
@@ -123,6 +119,27 @@ export function encodeChangeset(set: Changeset): Uint8Array {
 
 export function decodeChangeset(bytes: Uint8Array): Changeset {
   return changesetFrom(ChangesetType.toObject(ChangesetType.decode(bytes), { oneofs: true }));
+}
+
+/**
+ * A Broadcast datagram from changesets encoded once (encodeChangeset): each becomes field 1,
+ * length-delimited, exactly as encoding the message would write it.
+ */
+export function encodeBroadcast(encodedSets: Uint8Array[]): Uint8Array {
+  const writer = protobuf.Writer.create();
+  for (const set of encodedSets) writer.uint32(10).bytes(set);
+  return writer.finish();
+}
+
+/** The bytes one encoded changeset adds to a Broadcast. */
+export function broadcastEntrySize(encodedSet: Uint8Array): number {
+  const length = encodedSet.length;
+  return 1 + (length < 0x80 ? 1 : length < 0x4000 ? 2 : length < 0x200000 ? 3 : 4) + length;
+}
+
+export function decodeBroadcast(bytes: Uint8Array): Changeset[] {
+  const raw = BroadcastType.toObject(BroadcastType.decode(bytes), { oneofs: true });
+  return ((raw.changesets as Record<string, unknown>[]) ?? []).map(changesetFrom);
 }
 
 /** One change alone: how a partial version's pieces wait in the buffered-changes table. */

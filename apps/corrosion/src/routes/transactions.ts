@@ -2,15 +2,14 @@ import type { FastifyInstance } from 'fastify';
 import { corroError } from '../errors.js';
 import type { AgentMetrics } from '../metrics.js';
 import { bindStatement } from '../statements.js';
-import type { Store } from '../store.js';
-import type { Subscriptions } from '../subscriptions.js';
+import type { ExecOutcome, Store } from '../store.js';
 
 /** `POST /v1/transactions`: statements in one SQLite transaction, Corrosion's answer shape. */
 export function transactionRoutes(
   app: FastifyInstance,
   store: Store,
-  subscriptions: Subscriptions,
   meters: AgentMetrics,
+  committed: (outcome: ExecOutcome) => void,
 ): void {
   app.post('/v1/transactions', async (request) => {
     const body = request.body;
@@ -24,7 +23,7 @@ export function transactionRoutes(
     try {
       const outcome = store.transaction(body.map((statement, at) => bindStatement(statement, at)));
       meters.transactions.add(1, { outcome: 'ok' });
-      if (outcome.version !== null) subscriptions.committed(outcome.tables);
+      committed(outcome);
       return {
         results: outcome.results,
         time: (performance.now() - started) / 1000,

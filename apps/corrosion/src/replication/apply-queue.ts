@@ -1,0 +1,76 @@
+import type { Logger } from '@fleet/service';
+import type { Store } from '../store.js';
+import { type ApplyOutcome, applyChangesets } from './apply.js';
+import type { Changeset } from './codec.js';
+
+export interface ApplyQueueOptions {
+  /** Changesets applied in one transaction at most. */
+  batchMax: number;
+  /** Changesets waiting at most; more are dropped (anti-entropy sync brings them back). */
+  queueMax: number;
+  logger: Logger;
+  /** After each batch: what changed, to notify subscriptions and pass fresh changesets on. */
+  onApplied(outcome: ApplyOutcome): void;
+}
+
+/**
+ * Incoming changesets, applied in batches of one transaction each. Batches run on a later turn
+ * of the event loop, so a burst of datagrams or a long sync never holds the API back for longer
+ * than one batch.
+ */
+export class ApplyQueue {
+  readonly #queue: Changeset[] = [];
+  #scheduled = false;
+  #dropped = 0;
+  #applied = 0;
+  /** Milliseconds from a version's commit on its origin to its merge here, last batch's worst. */
+  #lagMs = 0;
+
+  constructor(
+    private readonly store: Store,
+    private readonly options: ApplyQueueOptions,
+  ) {}
+
+  get length(): number {
+    return this.#queue.length;
+  }
+
+  get dropped(): number {
+    return this.#dropped;
+  }
+
+  get applied(): number {
+    return this.#applied;
+  }
+
+  get lagMs(): number {
+    return this.#lagMs;
+  }
+
+  push(sets: Changeset[]): void {
+    const room = this.options.queueMax - this.#queue.length;
+    if (sets.length > room) this.#dropped += sets.length - Math.max(room, 0);
+    for (const set of sets.slice(0, Math.max(room, 0))) this.#queue.push(set);
+    this.#schedule();
+  }
+
+  #schedule(): void {
+    if (this.#scheduled || this.#queue.length === 0) return;
+    this.#scheduled = true;
+    setImmediate(() => {
+      this.#scheduled = false;
+      const batch = this.#queue.splice(0, this.options.batchMax);
+      try {
+        const outcome = applyChangesets(this.store, batch);
+        this.#applied += outcome.merged;
+        const now = Date.now();
+        this.#lagMs = outcome.fresh.reduce((worst, set) => Math.max(worst, now - set.ts), 0);
+        this.options.onApplied(outcome);
+      } catch (error) {
+        // A batch that fails rolls back whole; its versions stay gaps that sync fills again.
+        this.options.logger.error({ err: error, changesets: batch.length }, 'apply failed');
+      }
+      this.#schedule();
+    });
+  }
+}

@@ -1,0 +1,169 @@
+import { broadcastEntrySize, type Changeset, encodeBroadcast, encodeChangeset } from './codec.js';
+
+/** Who to send to: alive members, nearest by round-trip time or at random. */
+export interface Peers {
+  nearest(count: number): { addr: string }[];
+  random(count: number): { addr: string }[];
+}
+
+export interface BroadcastOptions {
+  peers: Peers;
+  send(addr: string, body: Uint8Array): void;
+  /** Largest datagram body. */
+  datagramBytes: number;
+  /** Members a local change goes to at first: this many nearest, this many random. */
+  nearest: number;
+  random: number;
+  /** Members a change new to us is passed on to (random). */
+  relay: number;
+  /** Sends of a local change in all (the first, then re-sends with backoff to random members). */
+  sendsMax: number;
+  /** Backoff before the first re-send; doubles after each. */
+  resendMs: number;
+  /** Changesets queued at most; past it the oldest-most-sent are dropped (sync repairs). */
+  queueMax: number;
+  /** Bytes sent per second at most; what does not fit waits for the next tick. */
+  bytesPerSecond: number;
+  tickMs: number;
+}
+
+interface Item {
+  encoded: Uint8Array;
+  local: boolean;
+  sends: number;
+  dueAt: number;
+  queuedAt: number;
+}
+
+/**
+ * The broadcast queue: after a local commit the version's changesets go to a few nearest and a
+ * few random members, then are re-sent with backoff a bounded number of times; changesets that
+ * were new to this node are passed on once to a few random members. Each tick packs what is due
+ * into datagrams per destination, within a bandwidth budget.
+ */
+export class Broadcaster {
+  readonly #queue: Item[] = [];
+  readonly #timer: NodeJS.Timeout;
+  #budget: number;
+  #dropped = 0;
+  #sentBytes = 0;
+
+  constructor(private readonly options: BroadcastOptions) {
+    this.#budget = this.#perTick();
+    this.#timer = setInterval(() => this.flush(), options.tickMs);
+    this.#timer.unref();
+  }
+
+  get length(): number {
+    return this.#queue.length;
+  }
+
+  get dropped(): number {
+    return this.#dropped;
+  }
+
+  get sentBytes(): number {
+    return this.#sentBytes;
+  }
+
+  /** Queues changesets: `local` for this node's own commits, else new-to-us ones to relay. */
+  enqueue(sets: Changeset[], local: boolean): void {
+    const now = Date.now();
+    for (const set of sets) {
+      const encoded = encodeChangeset(set);
+      // A changeset over a datagram (one huge value) is left to sync, which streams over TCP.
+      if (broadcastEntrySize(encoded) > this.options.datagramBytes) {
+        this.#dropped++;
+        continue;
+      }
+      this.#queue.push({ encoded, local, sends: 0, dueAt: now, queuedAt: now });
+    }
+    if (this.#queue.length > this.options.queueMax) this.#shed();
+    // Local commits go out at once rather than on the next tick: latency is the point.
+    if (local) this.flush();
+  }
+
+  close(): void {
+    clearInterval(this.#timer);
+  }
+
+  /** Sends everything due that the budget allows. */
+  flush(): void {
+    this.#budget = Math.min(this.#budget + this.#perTick(), this.#perTick() * 4);
+    const now = Date.now();
+    const byAddr = new Map<string, Uint8Array[]>();
+    let spent = 0;
+    for (let at = 0; at < this.#queue.length; ) {
+      const item = this.#queue[at]!;
+      if (item.dueAt > now) {
+        at++;
+        continue;
+      }
+      const targets = this.#targets(item);
+      const cost = broadcastEntrySize(item.encoded) * targets.length;
+      if (spent + cost > this.#budget && spent > 0) break;
+      spent += cost;
+      for (const addr of targets) {
+        const parts = byAddr.get(addr) ?? [];
+        byAddr.set(addr, parts);
+        parts.push(item.encoded);
+      }
+      item.sends++;
+      const last = !item.local || item.sends >= this.options.sendsMax || targets.length === 0;
+      if (last) this.#queue.splice(at, 1);
+      else {
+        item.dueAt = now + this.options.resendMs * 2 ** (item.sends - 1);
+        at++;
+      }
+    }
+    this.#budget -= spent;
+    for (const [addr, parts] of byAddr) this.#sendPacked(addr, parts);
+  }
+
+  #targets(item: Item): string[] {
+    const { peers } = this.options;
+    const chosen =
+      item.local && item.sends === 0
+        ? [...peers.nearest(this.options.nearest), ...peers.random(this.options.random)]
+        : peers.random(item.local ? this.options.random : this.options.relay);
+    return [...new Set(chosen.map((member) => member.addr))];
+  }
+
+  /** Packs changesets into as few datagrams as fit `datagramBytes`. */
+  #sendPacked(addr: string, parts: Uint8Array[]): void {
+    let datagram: Uint8Array[] = [];
+    let size = 0;
+    const send = () => {
+      if (datagram.length === 0) return;
+      const body = encodeBroadcast(datagram);
+      this.#sentBytes += body.length;
+      this.options.send(addr, body);
+      datagram = [];
+      size = 0;
+    };
+    for (const part of parts) {
+      const entry = broadcastEntrySize(part);
+      if (size + entry > this.options.datagramBytes) send();
+      datagram.push(part);
+      size += entry;
+    }
+    send();
+  }
+
+  /** Over the bound: drop the items sent most, oldest first among equals. */
+  #shed(): void {
+    const excess = this.#queue.length - this.options.queueMax;
+    const victims = [...this.#queue]
+      .sort((a, b) => b.sends - a.sends || a.queuedAt - b.queuedAt)
+      .slice(0, excess);
+    const doomed = new Set(victims);
+    for (let at = this.#queue.length - 1; at >= 0; at--) {
+      if (doomed.has(this.#queue[at]!)) this.#queue.splice(at, 1);
+    }
+    this.#dropped += excess;
+  }
+
+  #perTick(): number {
+    return (this.options.bytesPerSecond * this.options.tickMs) / 1000;
+  }
+}

@@ -1,0 +1,236 @@
+import type { Logger } from '@fleet/service';
+import type { RowChange } from '../crdt/crdt.js';
+import type { Store } from '../store.js';
+import { Membership } from '../swim/membership.js';
+import { Channel } from '../transport/frame.js';
+import { UdpTransport } from '../transport/udp.js';
+import type { ApplyOutcome } from './apply.js';
+import { ApplyQueue } from './apply-queue.js';
+import { Broadcaster } from './broadcaster.js';
+import { decodeBroadcast } from './codec.js';
+import { versionChangesets } from './serve.js';
+import { SyncServer, syncWith } from './sync.js';
+
+export interface ReplicationConfig {
+  /** host:port of gossip: SWIM and broadcasts over UDP, sync over TCP, on the same port. */
+  gossipAddr: string;
+  bootstrap: string[];
+  clusterId: string;
+  /** The fleet key: every frame carries an HMAC with it. */
+  key: Buffer;
+  /** Where the known members are kept, so a restart rejoins without bootstrap. */
+  membersPath: string;
+  syncIntervalMs: number;
+  /** Peers synced with per round. */
+  syncPeers: number;
+  /** SWIM probe period; the other SWIM timings scale from it and the cluster size. */
+  probeIntervalMs: number;
+}
+
+export interface ReplicationStats {
+  members: { actor_id: string; addr: string; state: string; rtt_ms?: number }[];
+  gaps: number;
+  buffered_changes: number;
+  broadcast_queue: number;
+  apply_queue: number;
+  apply_lag_ms: number;
+  sync_rounds: number;
+  changes_applied: number;
+  changesets_dropped: number;
+  sync_frames_rejected: number;
+}
+
+/** Broadcast datagrams stay under a common path MTU, as foca's packets do. */
+const datagramBytes = 1400;
+
+/**
+ * An agent's replication: SWIM membership, broadcast of local commits, relaying of what is new,
+ * the apply pipeline, and anti-entropy sync with a few random members every interval.
+ */
+export class Replicator {
+  #syncRounds = 0;
+  #syncTimer: NodeJS.Timeout | undefined;
+  #syncing = false;
+  #stopped = false;
+
+  private constructor(
+    private readonly store: Store,
+    private readonly config: ReplicationConfig,
+    private readonly logger: Logger,
+    private readonly transport: UdpTransport,
+    private readonly membership: Membership,
+    private readonly broadcaster: Broadcaster,
+    private readonly applyQueue: ApplyQueue,
+    private readonly syncServer: SyncServer,
+  ) {}
+
+  static async start(
+    store: Store,
+    config: ReplicationConfig,
+    logger: Logger,
+    onApplied: (rows: RowChange[]) => void,
+  ): Promise<Replicator> {
+    const colon = config.gossipAddr.lastIndexOf(':');
+    const host = config.gossipAddr.slice(0, colon);
+    const transport = await UdpTransport.bind({
+      host,
+      port: Number(config.gossipAddr.slice(colon + 1)),
+      key: config.key,
+      clusterId: config.clusterId,
+      logger,
+    });
+    const port = Number(transport.addr.slice(transport.addr.lastIndexOf(':') + 1));
+    const membership = new Membership({
+      transport,
+      identity: { actorId: store.actorId, addr: transport.addr, ts: Date.now() },
+      bootstrap: config.bootstrap,
+      statePath: config.membersPath,
+      config: { probeIntervalMs: config.probeIntervalMs },
+    });
+    const broadcaster = new Broadcaster({
+      peers: membership,
+      send: (addr, body) => transport.send(addr, Channel.BROADCAST, body),
+      datagramBytes,
+      nearest: 2,
+      random: 2,
+      relay: 2,
+      sendsMax: 2,
+      resendMs: 500,
+      queueMax: 20_000,
+      bytesPerSecond: 8 * 1024 * 1024,
+      tickMs: 20,
+    });
+    const applyQueue = new ApplyQueue(store, {
+      batchMax: 500,
+      queueMax: 200_000,
+      logger,
+      onApplied: (outcome: ApplyOutcome) => {
+        if (outcome.fresh.length > 0) broadcaster.enqueue(outcome.fresh, false);
+        if (outcome.rows.length > 0) onApplied(outcome.rows);
+      },
+    });
+    transport.on(Channel.BROADCAST, (body: Uint8Array) => {
+      try {
+        applyQueue.push(decodeBroadcast(body));
+      } catch (error) {
+        logger.debug({ err: error }, 'undecodable broadcast dropped');
+      }
+    });
+    const syncServer = await SyncServer.listen(host, port, {
+      ...syncOptions(store, config, logger),
+      deliver: (sets) => applyQueue.push(sets),
+    });
+    const replicator = new Replicator(
+      store,
+      config,
+      logger,
+      transport,
+      membership,
+      broadcaster,
+      applyQueue,
+      syncServer,
+    );
+    membership.start();
+    replicator.#scheduleSync(0);
+    return replicator;
+  }
+
+  get gossipAddr(): string {
+    return this.transport.addr;
+  }
+
+  /** After a local commit: broadcast the version. */
+  committed(version: number): void {
+    const sets = versionChangesets(
+      this.store,
+      this.store.crdt.siteId,
+      version,
+      datagramBytes - 200,
+    );
+    if (sets) this.broadcaster.enqueue(sets, true);
+  }
+
+  stats(): ReplicationStats {
+    return {
+      members: this.membership.members().map((member) => ({
+        actor_id: member.actorId,
+        addr: member.addr,
+        state: member.state,
+        ...(member.rtt === undefined ? {} : { rtt_ms: member.rtt }),
+      })),
+      gaps: this.store.bookkeeping.gapCount(),
+      buffered_changes: this.store.bookkeeping.bufferedCount(),
+      broadcast_queue: this.broadcaster.length,
+      apply_queue: this.applyQueue.length,
+      apply_lag_ms: this.applyQueue.lagMs,
+      sync_rounds: this.#syncRounds,
+      changes_applied: this.applyQueue.applied,
+      changesets_dropped: this.broadcaster.dropped + this.applyQueue.dropped,
+      sync_frames_rejected: syncFramesRejected,
+    };
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#syncTimer);
+    this.broadcaster.close();
+    await this.membership.stop();
+    await this.syncServer.close();
+    this.transport.close();
+  }
+
+  /** Syncs now with a few random alive members (tests and the CLI use it too). */
+  async syncNow(): Promise<number> {
+    if (this.#syncing) return 0;
+    this.#syncing = true;
+    let received = 0;
+    try {
+      const peers = this.membership.random(this.config.syncPeers);
+      const results = await Promise.allSettled(
+        peers.map((peer) =>
+          syncWith(peer.addr, {
+            ...syncOptions(this.store, this.config, this.logger),
+            deliver: (sets) => this.applyQueue.push(sets),
+          }),
+        ),
+      );
+      for (const result of results) {
+        if (result.status === 'fulfilled') received += result.value.received;
+        else this.logger.debug({ err: result.reason }, 'sync with a peer failed');
+      }
+      this.#syncRounds++;
+    } finally {
+      this.#syncing = false;
+    }
+    return received;
+  }
+
+  #scheduleSync(delayMs: number): void {
+    if (this.#stopped) return;
+    this.#syncTimer = setTimeout(() => {
+      this.syncNow()
+        .catch((error: unknown) => this.logger.warn({ err: error }, 'sync round failed'))
+        .finally(() => this.#scheduleSync(this.config.syncIntervalMs));
+    }, delayMs);
+    this.#syncTimer.unref();
+  }
+}
+
+/** Sync frames refused (another cluster, bad MAC), for the stats. */
+let syncFramesRejected = 0;
+
+function syncOptions(store: Store, config: ReplicationConfig, logger: Logger) {
+  return {
+    store,
+    key: config.key,
+    clusterId: config.clusterId,
+    logger,
+    chunkBytes: 64 * 1024,
+    versionsMax: 5_000,
+    timeoutMs: 15_000,
+    rejected: (reason: string) => {
+      syncFramesRejected++;
+      logger.warn({ reason }, 'sync frame rejected');
+    },
+  };
+}

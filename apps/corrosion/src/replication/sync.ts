@@ -1,0 +1,173 @@
+import { once } from 'node:events';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import type { Logger } from '@fleet/service';
+import type { Store } from '../store.js';
+import { Channel, decodeFrame, encodeFrame } from '../transport/frame.js';
+import {
+  type Changeset,
+  decodeSyncMessage,
+  encodeSyncMessage,
+  type SyncMessage,
+  type WireActorState,
+} from './codec.js';
+import { changesetsFor, syncState } from './sync-needs.js';
+
+export interface SyncOptions {
+  store: Store;
+  key: Buffer;
+  clusterId: string;
+  logger: Logger;
+  /** Bytes of changes per changeset sent. */
+  chunkBytes: number;
+  /** Versions sent per sync at most (newest first); the next round sends the rest. */
+  versionsMax: number;
+  /** Idle time after which a sync connection is dropped. */
+  timeoutMs: number;
+  /** Received changesets, in batches, for the apply queue. */
+  deliver(sets: Changeset[]): void;
+  /** A frame from another cluster or with a bad MAC: the connection is dropped. */
+  rejected(reason: string): void;
+}
+
+export interface SyncResult {
+  sent: number;
+  received: number;
+}
+
+const frameBytesMax = 16 * 1024 * 1024;
+const deliverBatch = 256;
+
+/**
+ * Anti-entropy sync over TCP (large syncs do not fit datagrams): the side that dials sends its
+ * sync state, the other answers with its own, then each streams what the other lacks, newest
+ * first, and ends with `done`. Every message is a length-prefixed, authenticated frame.
+ */
+export class SyncServer {
+  private constructor(private readonly server: Server) {}
+
+  static async listen(host: string, port: number, options: SyncOptions): Promise<SyncServer> {
+    const server = createServer((socket) => {
+      answer(socket, options).catch((error: Error) => {
+        options.logger.debug({ err: error }, 'sync from a peer failed');
+        socket.destroy();
+      });
+    });
+    server.listen(port, host);
+    await once(server, 'listening');
+    return new SyncServer(server);
+  }
+
+  async close(): Promise<void> {
+    this.server.close();
+    await once(this.server, 'close');
+  }
+}
+
+async function answer(socket: Socket, options: SyncOptions): Promise<SyncResult> {
+  socket.setTimeout(options.timeoutMs, () => socket.destroy(new Error('sync timed out')));
+  const frames = readFrames(socket, options);
+  const first = await next(frames);
+  if (!('state' in first)) throw new Error('a sync must open with the sync state');
+  await send(socket, options, { state: ownState(options.store) });
+  return exchange(socket, frames, first.state.actors, options);
+}
+
+/** Dials `addr` ("host:port") and syncs both ways. */
+export async function syncWith(addr: string, options: SyncOptions): Promise<SyncResult> {
+  const colon = addr.lastIndexOf(':');
+  const socket = connect(Number(addr.slice(colon + 1)), addr.slice(0, colon));
+  socket.setTimeout(options.timeoutMs, () => socket.destroy(new Error('sync timed out')));
+  try {
+    await once(socket, 'connect');
+    const frames = readFrames(socket, options);
+    await send(socket, options, { state: ownState(options.store) });
+    const reply = await next(frames);
+    if (!('state' in reply)) throw new Error('the peer did not answer with its sync state');
+    return await exchange(socket, frames, reply.state.actors, options);
+  } finally {
+    socket.destroy();
+  }
+}
+
+function ownState(store: Store): { actorId: Buffer; actors: WireActorState[] } {
+  return { actorId: store.crdt.siteId, actors: syncState(store) };
+}
+
+/** Sends what the peer lacks while receiving what we lack; both sides end with `done`. */
+async function exchange(
+  socket: Socket,
+  frames: AsyncGenerator<SyncMessage>,
+  peer: WireActorState[],
+  options: SyncOptions,
+): Promise<SyncResult> {
+  const sending = (async () => {
+    let sent = 0;
+    for (const changeset of changesetsFor(
+      options.store,
+      peer,
+      options.chunkBytes,
+      options.versionsMax,
+    )) {
+      await send(socket, options, { changeset });
+      sent++;
+    }
+    await send(socket, options, { done: true });
+    return sent;
+  })();
+  let received = 0;
+  let batch: Changeset[] = [];
+  for (;;) {
+    const message = await next(frames);
+    if ('done' in message) break;
+    if (!('changeset' in message)) throw new Error('unexpected sync message');
+    batch.push(message.changeset);
+    received++;
+    if (batch.length >= deliverBatch) {
+      options.deliver(batch);
+      batch = [];
+    }
+  }
+  if (batch.length > 0) options.deliver(batch);
+  return { sent: await sending, received };
+}
+
+async function send(socket: Socket, options: SyncOptions, message: SyncMessage): Promise<void> {
+  const frame = encodeFrame(
+    options.key,
+    options.clusterId,
+    Channel.SYNC,
+    encodeSyncMessage(message),
+  );
+  const header = Buffer.alloc(4);
+  header.writeUInt32BE(frame.length);
+  socket.write(header);
+  if (!socket.write(frame)) await once(socket, 'drain');
+}
+
+async function next(frames: AsyncGenerator<SyncMessage>): Promise<SyncMessage> {
+  const { value, done } = await frames.next();
+  if (done) throw new Error('the peer closed the sync early');
+  return value;
+}
+
+/** Length-prefixed frames off a socket, authenticated and decoded. */
+async function* readFrames(socket: Socket, options: SyncOptions): AsyncGenerator<SyncMessage> {
+  let buffered = Buffer.alloc(0);
+  for await (const chunk of socket) {
+    buffered = Buffer.concat([buffered, chunk as Buffer]);
+    while (buffered.length >= 4) {
+      const length = buffered.readUInt32BE(0);
+      if (length > frameBytesMax) throw new Error(`sync frame of ${length} bytes refused`);
+      if (buffered.length < 4 + length) break;
+      const frame = buffered.subarray(4, 4 + length);
+      buffered = buffered.subarray(4 + length);
+      const decoded = decodeFrame(options.key, options.clusterId, frame);
+      if ('rejected' in decoded) {
+        options.rejected(decoded.rejected);
+        throw new Error(`sync frame rejected: ${decoded.rejected}`);
+      }
+      if (decoded.channel !== Channel.SYNC) throw new Error('a non-sync frame on a sync stream');
+      yield decodeSyncMessage(decoded.body);
+    }
+  }
+}

@@ -1,0 +1,28 @@
+import type { FastifyInstance } from 'fastify';
+import type { AgentMetrics } from '../metrics.js';
+import type { Updates } from '../updates.js';
+import { startNdjson } from './stream.js';
+
+/** `POST /v1/updates/{table}`: primary keys of the table that change from now on (NDJSON). */
+export function updateRoutes(
+  app: FastifyInstance,
+  updates: Updates,
+  meters: AgentMetrics,
+  bufferedBytesMax: number,
+): void {
+  app.post<{ Params: { table: string } }>('/v1/updates/:table', async (request, reply) => {
+    // Following first: an unknown table is a 400 before the stream starts.
+    const unfollow = updates.follow(request.params.table, (line) => {
+      if (response.destroyed) return false;
+      response.write(line);
+      if (response.writableLength > bufferedBytesMax) {
+        meters.slowSubscribers.add(1);
+        response.destroy();
+        return false;
+      }
+      return true;
+    });
+    const response = startNdjson(reply);
+    response.once('close', unfollow);
+  });
+}

@@ -1,0 +1,91 @@
+import { createSocket, type Socket } from 'node:dgram';
+import { once } from 'node:events';
+import type { Logger } from '@fleet/service';
+import { metrics } from '@opentelemetry/api';
+import { type Channel, decodeFrame, encodeFrame, type FrameRejection } from './frame.js';
+
+/** Largest frame sent: under loopback's and most paths' limits without IP fragmentation games. */
+export const datagramBytesMax = 60_000;
+
+export type FrameHandler = (body: Uint8Array, from: string) => void;
+
+/**
+ * The gossip socket: authenticated frames over UDP, dispatched by channel. Frames of another
+ * cluster, with a bad MAC or unparseable are dropped and counted, never handled.
+ */
+export class UdpTransport {
+  readonly #handlers = new Map<Channel, FrameHandler>();
+  readonly #rejected = metrics.getMeter('fleet.corrosion').createCounter('corro_frames_rejected', {
+    description: 'frames dropped: another cluster, a bad MAC, or malformed',
+  });
+  readonly rejections: Record<FrameRejection, number> = { cluster: 0, mac: 0, malformed: 0 };
+  /** When set, every datagram is dropped (tests cut links with it). */
+  paused = false;
+
+  private constructor(
+    private readonly socket: Socket,
+    readonly addr: string,
+    private readonly key: Buffer,
+    private readonly clusterId: string,
+    private readonly logger: Logger,
+  ) {
+    socket.on('message', (bytes, from) => this.#receive(bytes, `${from.address}:${from.port}`));
+    socket.on('error', (error) => logger.warn({ err: error }, 'gossip socket error'));
+  }
+
+  static async bind(options: {
+    host: string;
+    port: number;
+    key: Buffer;
+    clusterId: string;
+    logger: Logger;
+  }): Promise<UdpTransport> {
+    const socket = createSocket({ type: 'udp4', recvBufferSize: 8 << 20, sendBufferSize: 8 << 20 });
+    socket.bind(options.port, options.host);
+    await once(socket, 'listening');
+    const bound = socket.address();
+    return new UdpTransport(
+      socket,
+      `${bound.address}:${bound.port}`,
+      options.key,
+      options.clusterId,
+      options.logger,
+    );
+  }
+
+  on(channel: Channel, handler: FrameHandler): void {
+    this.#handlers.set(channel, handler);
+  }
+
+  send(addr: string, channel: Channel, body: Uint8Array): void {
+    if (this.paused) return;
+    const frame = encodeFrame(this.key, this.clusterId, channel, body);
+    if (frame.length > datagramBytesMax) {
+      throw new RangeError(`a ${frame.length}-byte frame does not fit a datagram`);
+    }
+    const colon = addr.lastIndexOf(':');
+    this.socket.send(frame, Number(addr.slice(colon + 1)), addr.slice(0, colon), (error) => {
+      if (error) this.logger.debug({ err: error, addr }, 'gossip send failed');
+    });
+  }
+
+  close(): void {
+    this.socket.close();
+  }
+
+  #receive(bytes: Buffer, from: string): void {
+    if (this.paused) return;
+    const frame = decodeFrame(this.key, this.clusterId, bytes);
+    if ('rejected' in frame) {
+      this.rejections[frame.rejected]++;
+      this.#rejected.add(1, { reason: frame.rejected });
+      this.logger.debug({ from, reason: frame.rejected }, 'gossip frame rejected');
+      return;
+    }
+    try {
+      this.#handlers.get(frame.channel)?.(frame.body, from);
+    } catch (error) {
+      this.logger.warn({ err: error, from }, 'gossip frame handler failed');
+    }
+  }
+}

@@ -1,0 +1,39 @@
+import type { RowChange } from './crdt/crdt.js';
+import { corroError } from './errors.js';
+import type { Subscriber } from './subscription.js';
+
+/**
+ * `POST /v1/updates/{table}`'s hub: which primary keys of a table changed, as
+ * `{"notify":["update"|"delete",[pk...]]}` lines, with no query and no snapshot.
+ */
+export class Updates {
+  readonly #byTable = new Map<string, Set<Subscriber>>();
+
+  constructor(private readonly tables: () => string[]) {}
+
+  follow(table: string, subscriber: Subscriber): () => void {
+    if (!this.tables().includes(table)) {
+      throw corroError('CORRO_ERR_BAD_STATEMENT', `no such table: ${table}`);
+    }
+    const subscribers = this.#byTable.get(table) ?? new Set<Subscriber>();
+    this.#byTable.set(table, subscribers);
+    subscribers.add(subscriber);
+    return () => subscribers.delete(subscriber);
+  }
+
+  notify(rows: RowChange[]): void {
+    for (const row of rows) {
+      const subscribers = this.#byTable.get(row.table);
+      if (!subscribers || subscribers.size === 0) continue;
+      const line = `${JSON.stringify({ notify: [row.deleted ? 'delete' : 'update', row.pk] }, bigints)}\n`;
+      for (const subscriber of subscribers) {
+        if (!subscriber(line)) subscribers.delete(subscriber);
+      }
+    }
+  }
+}
+
+/** Integers past 2^53 leave the agent as JSON numbers' text, not as an error. */
+function bigints(_key: string, value: unknown): unknown {
+  return typeof value === 'bigint' ? value.toString() : value;
+}

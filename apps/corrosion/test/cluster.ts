@@ -1,0 +1,113 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type ServerProcess, startServerProcess } from '@fleet/service';
+import { mainJs, post, tempDir } from './agent.js';
+
+/** One replicating agent: its own process, SQLite file, HTTP port and gossip port. */
+export interface Node {
+  dir: string;
+  db: string;
+  api: string;
+  gossip: string;
+  process: ServerProcess;
+}
+
+export const fleetKey = 'test-fleet-key-0123456789abcdef';
+
+export function keyFile(dir: string, key = fleetKey): string {
+  const path = join(dir, 'fleet.key');
+  writeFileSync(path, key);
+  return path;
+}
+
+/** Fast SWIM and sync timings, so tests see in seconds what a WAN sees in minutes. */
+export const fastTimings = ['--probe-interval-ms', '100', '--sync-interval-ms', '300'];
+
+export async function startNode(
+  options: {
+    bootstrap?: string[];
+    dir?: string;
+    gossipPort?: number;
+    apiPort?: number;
+    extra?: string[];
+  } = {},
+): Promise<Node> {
+  const dir = options.dir ?? tempDir();
+  const db = join(dir, 'corrosion.db');
+  const process = await startServerProcess({
+    command: globalThis.process.execPath,
+    args: [
+      mainJs,
+      'agent',
+      '--db',
+      db,
+      '--api-addr',
+      `127.0.0.1:${options.apiPort ?? 0}`,
+      '--gossip-addr',
+      `127.0.0.1:${options.gossipPort ?? 0}`,
+      '--gossip-key-file',
+      keyFile(dir),
+      '--bootstrap',
+      (options.bootstrap ?? []).join(','),
+      ...fastTimings,
+      ...(options.extra ?? []),
+    ],
+    listeners: ['api', 'gossip'],
+    env: { ...globalThis.process.env, LOG_LEVEL: 'warn' },
+  });
+  return {
+    dir,
+    db,
+    api: process.urls.api!,
+    gossip: process.urls.gossip!.replace('udp://', ''),
+    process,
+  };
+}
+
+export async function exec(node: Node, statements: unknown[]): Promise<{ version: number | null }> {
+  const response = await post(`${node.api}/v1/transactions`, statements);
+  if (!response.ok) throw new Error(`transaction failed: ${await response.text()}`);
+  return (await response.json()) as { version: number | null };
+}
+
+/** Rows of a query, as arrays of cells. */
+export async function query(node: Node, sql: string): Promise<unknown[][]> {
+  const response = await post(`${node.api}/v1/queries`, sql);
+  const lines = (await response.text()).trim().split('\n');
+  return lines
+    .map((line) => JSON.parse(line) as { row?: [number, unknown[]] })
+    .filter((event) => event.row)
+    .map((event) => event.row![1]);
+}
+
+export async function health(node: Node): Promise<{
+  ok: boolean;
+  gaps: number;
+  members: number;
+  replication: { members: { actor_id: string; state: string }[]; gaps: number };
+}> {
+  const response = await fetch(`${node.api}/v1/health`);
+  return (await response.json()) as Awaited<ReturnType<typeof health>>;
+}
+
+/** Polls until `check` holds (or fails with its last error after `timeoutMs`). */
+export async function eventually<T>(
+  check: () => Promise<T>,
+  timeoutMs = 20_000,
+  everyMs = 100,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await check();
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, everyMs));
+    }
+  }
+}
+
+/** Every node's copy of a table, for comparison. */
+export function tableOn(nodes: Node[], sql: string): Promise<unknown[][][]> {
+  return Promise.all(nodes.map((node) => query(node, sql)));
+}
