@@ -1,4 +1,8 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
+import { tempDir } from './agent.js';
 import { eventually, exec, health, type Node, query, startNode, tableOn } from './cluster.js';
 
 const nodes: Node[] = [];
@@ -44,5 +48,75 @@ describe('two agents', () => {
       expect(onB).toEqual(onA);
       expect((await health(b)).gaps).toBe(0);
     });
+  });
+});
+
+describe('agents as processes', () => {
+  it('a subscription on B sees writes made on A', async () => {
+    const a = await node();
+    const b = await node({ bootstrap: [a.gossip] });
+    await eventually(async () => expect((await health(b)).members).toBe(1));
+    const response = await fetch(`${b.api}/v1/subscriptions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify("SELECT id, state FROM machines WHERE state = 'started'"),
+    });
+    const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let seen = '';
+    await exec(a, [insertMachine('m-sub')]);
+    await eventually(async () => {
+      const { value } = await reader.read();
+      seen += value ?? '';
+      expect(seen).toContain('"change":["insert",1,["m-sub","started"],1]');
+    });
+    await reader.cancel();
+  });
+
+  it('refuses an agent with another fleet key: its frames are dropped and counted', async () => {
+    const a = await node();
+    const dir = tempDir();
+    writeFileSync(join(dir, 'other.key'), 'a-different-key-0000000000');
+    // The later flag wins: same cluster id, another key.
+    await node({
+      bootstrap: [a.gossip],
+      dir,
+      extra: ['--gossip-key-file', join(dir, 'other.key')],
+    });
+    await eventually(async () => {
+      const { replication } = (await health(a)) as unknown as {
+        replication: { frames_rejected: { mac: number } };
+      };
+      expect(replication.frames_rejected.mac).toBeGreaterThan(0);
+    });
+    expect((await health(a)).members).toBe(0);
+  });
+
+  it('restarts intact after kill -9 mid-write and catches up without bootstrap', async () => {
+    const a = await node();
+    let b = await node({ bootstrap: [a.gossip] });
+    await eventually(async () => expect((await health(b)).members).toBe(1));
+    let writing = true;
+    const writes = (async () => {
+      for (let i = 0; writing; i++) {
+        await exec(b, [insertMachine(`b-${i}`)]).catch(() => undefined);
+      }
+    })();
+    await eventually(async () => expect((await query(a, machinesSql)).length).toBeGreaterThan(20));
+    b.process.child.kill('SIGKILL');
+    await b.process.exited;
+    writing = false;
+    await writes;
+    const file = new Database(b.db, { readonly: true });
+    expect(file.pragma('integrity_check')).toEqual([{ integrity_check: 'ok' }]);
+    file.close();
+    for (let i = 0; i < 50; i++) await exec(a, [insertMachine(`a-${i}`)]);
+    nodes.splice(nodes.indexOf(b), 1);
+    b = await node({ dir: b.dir }); // no bootstrap: it rejoins through its saved members
+    await eventually(async () => {
+      const [onA, onB] = await tableOn([a, b], machinesSql);
+      expect(onB).toEqual(onA);
+      expect((await health(a)).gaps).toBe(0);
+      expect((await health(b)).gaps).toBe(0);
+    }, 30_000);
   });
 });

@@ -38,6 +38,8 @@ export interface ReplicationStats {
   changes_applied: number;
   changesets_dropped: number;
   sync_frames_rejected: number;
+  /** Datagrams dropped by reason: another cluster, a bad MAC, malformed. */
+  frames_rejected: Record<string, number>;
 }
 
 /** Broadcast datagrams stay under a common path MTU, as foca's packets do. */
@@ -57,7 +59,7 @@ export class Replicator {
     private readonly store: Store,
     private readonly config: ReplicationConfig,
     private readonly logger: Logger,
-    private readonly transport: UdpTransport,
+    readonly transport: UdpTransport,
     private readonly membership: Membership,
     private readonly broadcaster: Broadcaster,
     private readonly applyQueue: ApplyQueue,
@@ -167,6 +169,7 @@ export class Replicator {
       changes_applied: this.applyQueue.applied,
       changesets_dropped: this.broadcaster.dropped + this.applyQueue.dropped,
       sync_frames_rejected: syncFramesRejected,
+      frames_rejected: { ...this.transport.rejections },
     };
   }
 
@@ -185,7 +188,10 @@ export class Replicator {
     this.#syncing = true;
     let received = 0;
     try {
-      const peers = this.membership.random(this.config.syncPeers);
+      const peers = this.membership
+        .random(this.config.syncPeers + this.transport.blocked.size)
+        .filter((peer) => !this.transport.blocked.has(peer.addr))
+        .slice(0, this.config.syncPeers);
       const results = await Promise.allSettled(
         peers.map((peer) =>
           syncWith(peer.addr, {

@@ -64,7 +64,7 @@ export class Membership extends EventEmitter<{ up: [Member]; down: [Member] }> {
   #probeSeq = 0;
   #ring: string[] = [];
   #timers: NodeJS.Timeout[] = [];
-  #persistTimer: NodeJS.Timeout | undefined;
+  #stopped = false;
   readonly #periodMs: number;
 
   constructor(private readonly options: MembershipOptions) {
@@ -101,9 +101,9 @@ export class Membership extends EventEmitter<{ up: [Member]; down: [Member] }> {
   }
 
   async stop(): Promise<void> {
+    this.#stopped = true;
     for (const timer of this.#timers) clearInterval(timer);
     this.#timers = [];
-    clearTimeout(this.#persistTimer);
     this.#persist();
   }
 
@@ -146,7 +146,7 @@ export class Membership extends EventEmitter<{ up: [Member]; down: [Member] }> {
         this.#change(known, 'down', known.incarnation);
       } else if (known.state === 'down' && now - known.changedAt > config.removeDownAfterMs) {
         this.#members.delete(known.id.actorId);
-        this.#schedulePersist();
+        this.#persist();
       }
     }
     const target = this.#nextTarget();
@@ -282,7 +282,7 @@ export class Membership extends EventEmitter<{ up: [Member]; down: [Member] }> {
       };
       this.#members.set(member.actorId, fresh);
       this.#enqueue(update);
-      this.#schedulePersist();
+      this.#persist();
       if (update.state === 'alive') this.emit('up', this.#view(fresh));
       return;
     }
@@ -355,6 +355,7 @@ export class Membership extends EventEmitter<{ up: [Member]; down: [Member] }> {
   }
 
   #send(addr: string, kind: Kind, extra: Partial<SwimMessage> = {}): void {
+    if (this.#stopped) return;
     const message: SwimMessage = {
       kind,
       from: this.#self,
@@ -388,16 +389,10 @@ export class Membership extends EventEmitter<{ up: [Member]; down: [Member] }> {
     }
   }
 
-  #schedulePersist(): void {
-    if (this.#persistTimer) return;
-    this.#persistTimer = setTimeout(() => {
-      this.#persistTimer = undefined;
-      this.#persist();
-    }, 500);
-    this.#persistTimer.unref();
-  }
-
-  /** Written to a temporary file and renamed: a crash never leaves half a file. */
+  /**
+   * Written at once on every join or removal (rare, and a node killed right after joining must
+   * still find its members), to a temporary file then renamed: a crash never leaves half a file.
+   */
   #persist(): void {
     const members = [...this.#members.values()]
       .filter((known) => known.state !== 'down')

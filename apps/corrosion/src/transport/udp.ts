@@ -21,6 +21,9 @@ export class UdpTransport {
   readonly rejections: Record<FrameRejection, number> = { cluster: 0, mac: 0, malformed: 0 };
   /** When set, every datagram is dropped (tests cut links with it). */
   paused = false;
+  /** Peers cut off: nothing is sent to them or taken from them (a partition, or a quarantine). */
+  readonly blocked = new Set<string>();
+  #closed = false;
 
   private constructor(
     private readonly socket: Socket,
@@ -58,7 +61,7 @@ export class UdpTransport {
   }
 
   send(addr: string, channel: Channel, body: Uint8Array): void {
-    if (this.paused) return;
+    if (this.paused || this.#closed || this.blocked.has(addr)) return;
     const frame = encodeFrame(this.key, this.clusterId, channel, body);
     if (frame.length > datagramBytesMax) {
       throw new RangeError(`a ${frame.length}-byte frame does not fit a datagram`);
@@ -70,11 +73,12 @@ export class UdpTransport {
   }
 
   close(): void {
+    this.#closed = true;
     this.socket.close();
   }
 
   #receive(bytes: Buffer, from: string): void {
-    if (this.paused) return;
+    if (this.paused || this.blocked.has(from)) return;
     const frame = decodeFrame(this.key, this.clusterId, bytes);
     if ('rejected' in frame) {
       this.rejections[frame.rejected]++;

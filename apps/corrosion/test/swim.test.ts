@@ -1,0 +1,177 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createLogger } from '@fleet/service';
+import { afterEach, describe, expect, it } from 'vitest';
+import { swimConfig } from '../src/swim/config.js';
+import { Membership } from '../src/swim/membership.js';
+import { Channel, decodeFrame, encodeFrame } from '../src/transport/frame.js';
+import { UdpTransport } from '../src/transport/udp.js';
+import { eventually } from './cluster.js';
+
+const logger = createLogger('swim-test');
+logger.level = 'silent';
+const key = Buffer.from('swim-test-key-0123456789');
+
+interface Peer {
+  transport: UdpTransport;
+  membership: Membership;
+  statePath: string;
+  actorId: string;
+}
+
+const peers: Peer[] = [];
+afterEach(async () => {
+  for (const peer of peers.splice(0)) {
+    await peer.membership.stop();
+    peer.transport.close();
+  }
+});
+
+/** A SWIM member on its own UDP socket, probing every 50 ms. */
+async function peer(
+  bootstrap: string[],
+  options: { actorId?: string; statePath?: string; port?: number } = {},
+): Promise<Peer> {
+  const transport = await UdpTransport.bind({
+    host: '127.0.0.1',
+    port: options.port ?? 0,
+    key,
+    clusterId: 'test',
+    logger,
+  });
+  const actorId = options.actorId ?? crypto.randomUUID().replaceAll('-', '');
+  const statePath =
+    options.statePath ?? join(mkdtempSync(join(tmpdir(), 'fleet-swim-')), 'members.json');
+  const membership = new Membership({
+    transport,
+    identity: { actorId, addr: transport.addr, ts: Date.now() },
+    bootstrap,
+    statePath,
+    config: { probeIntervalMs: 50 },
+  });
+  membership.start();
+  const started = { transport, membership, statePath, actorId };
+  peers.push(started);
+  return started;
+}
+
+const alive = (p: Peer) => p.membership.members().filter((m) => m.state === 'alive');
+const stateOf = (p: Peer, actorId: string) =>
+  p.membership.members().find((m) => m.actorId === actorId)?.state;
+
+describe('frames', () => {
+  it('round-trip, and refuse another cluster, a bad MAC and garbage', () => {
+    const frame = encodeFrame(key, 'test', Channel.SYNC, Buffer.from('hello'));
+    const opened = decodeFrame(key, 'test', frame);
+    expect(opened).toEqual({ channel: Channel.SYNC, body: expect.anything() });
+    expect(Buffer.from((opened as { body: Uint8Array }).body).toString()).toBe('hello');
+    expect(decodeFrame(key, 'other', frame)).toEqual({ rejected: 'cluster' });
+    expect(decodeFrame(Buffer.from('another-key-0123456789'), 'test', frame)).toEqual({
+      rejected: 'mac',
+    });
+    const tampered = Buffer.from(frame);
+    tampered[tampered.indexOf('hello') + 1] ^= 1;
+    expect(decodeFrame(key, 'test', tampered)).toEqual({ rejected: 'mac' });
+    expect(decodeFrame(key, 'test', Buffer.from([0xff, 0xff, 0xff]))).toEqual({
+      rejected: 'malformed',
+    });
+  });
+
+  it('a transport drops and counts frames of another cluster or key', async () => {
+    const receiver = await UdpTransport.bind({
+      host: '127.0.0.1',
+      port: 0,
+      key,
+      clusterId: 'test',
+      logger,
+    });
+    const wrongCluster = await UdpTransport.bind({
+      host: '127.0.0.1',
+      port: 0,
+      key,
+      clusterId: 'nope',
+      logger,
+    });
+    const wrongKey = await UdpTransport.bind({
+      host: '127.0.0.1',
+      port: 0,
+      key: Buffer.from('not-the-fleet-key-000'),
+      clusterId: 'test',
+      logger,
+    });
+    const received: string[] = [];
+    receiver.on(Channel.BROADCAST, (body) => received.push(Buffer.from(body).toString()));
+    try {
+      wrongCluster.send(receiver.addr, Channel.BROADCAST, Buffer.from('a'));
+      wrongKey.send(receiver.addr, Channel.BROADCAST, Buffer.from('b'));
+      await eventually(async () =>
+        expect(receiver.rejections).toMatchObject({ cluster: 1, mac: 1 }),
+      );
+      expect(received).toEqual([]);
+    } finally {
+      for (const transport of [receiver, wrongCluster, wrongKey]) transport.close();
+    }
+  });
+});
+
+describe('SWIM membership', () => {
+  it('scales its timings with the cluster as foca WAN does', () => {
+    expect(swimConfig(5, 5_000)).toMatchObject({ maxTransmissions: 3, suspectToDownMs: 30_000 });
+    expect(swimConfig(100, 5_000)).toMatchObject({ maxTransmissions: 8, suspectToDownMs: 60_000 });
+  });
+
+  it('five members converge to all alive from one bootstrap address', async () => {
+    const first = await peer([]);
+    const rest = await Promise.all([1, 2, 3, 4].map(() => peer([first.transport.addr])));
+    const all = [first, ...rest];
+    await eventually(async () => {
+      for (const p of all) expect(alive(p)).toHaveLength(4);
+    });
+  });
+
+  it('declares a stopped member down everywhere, and it rejoins from its saved members after a restart', async () => {
+    const all = [await peer([])];
+    for (let i = 0; i < 3; i++) all.push(await peer([all[0]!.transport.addr]));
+    await eventually(async () => {
+      for (const p of all) expect(alive(p)).toHaveLength(3);
+    });
+    const victim = all.pop()!;
+    await victim.membership.stop();
+    victim.transport.close();
+    peers.splice(peers.indexOf(victim), 1);
+    await eventually(async () => {
+      for (const p of all) expect(stateOf(p, victim.actorId)).toBe('down');
+    });
+    // Same actor, same saved members, no bootstrap: a renewed identity that replaces the old.
+    const back = await peer([], { actorId: victim.actorId, statePath: victim.statePath });
+    await eventually(async () => {
+      for (const p of all) expect(stateOf(p, victim.actorId)).toBe('alive');
+      expect(alive(back)).toHaveLength(3);
+    });
+  });
+
+  it('a member that misses probes for a while is suspected, refutes it, and stays alive', async () => {
+    const all = [await peer([])];
+    for (let i = 0; i < 3; i++) all.push(await peer([all[0]!.transport.addr]));
+    await eventually(async () => {
+      for (const p of all) expect(alive(p)).toHaveLength(3);
+    });
+    const quiet = all[3]!;
+    const suspicions: string[] = [];
+    const watcher = setInterval(() => {
+      for (const p of all.slice(0, 3)) {
+        if (stateOf(p, quiet.actorId) === 'suspect') suspicions.push('suspect');
+      }
+    }, 5);
+    quiet.transport.paused = true;
+    await eventually(async () => expect(suspicions.length).toBeGreaterThan(0), 5_000, 10);
+    quiet.transport.paused = false;
+    await eventually(async () => {
+      for (const p of all.slice(0, 3)) expect(stateOf(p, quiet.actorId)).toBe('alive');
+    });
+    clearInterval(watcher);
+    // The quiet member may have declared the others down meanwhile: told so, they rejoin.
+    await eventually(async () => expect(alive(quiet)).toHaveLength(3));
+  });
+});
