@@ -71,7 +71,8 @@ describe('frames', () => {
       rejected: 'mac',
     });
     const tampered = Buffer.from(frame);
-    tampered[tampered.indexOf('hello') + 1] ^= 1;
+    const at = tampered.indexOf('hello') + 1;
+    tampered[at] = tampered[at]! ^ 1;
     expect(decodeFrame(key, 'test', tampered)).toEqual({ rejected: 'mac' });
     expect(decodeFrame(key, 'test', Buffer.from([0xff, 0xff, 0xff]))).toEqual({
       rejected: 'malformed',
