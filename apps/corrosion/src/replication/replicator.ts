@@ -9,7 +9,7 @@ import { ApplyQueue } from './apply-queue.js';
 import { Broadcaster } from './broadcaster.js';
 import { decodeBroadcast } from './codec.js';
 import { versionChangesets } from './serve.js';
-import { SyncServer, syncWith } from './sync.js';
+import { type SyncOptions, SyncServer, syncWith } from './sync.js';
 
 export interface ReplicationConfig {
   /** host:port of gossip: SWIM and broadcasts over UDP, sync over TCP, on the same port. */
@@ -72,16 +72,11 @@ export class Replicator {
     logger: Logger,
     onApplied: (rows: RowChange[]) => void,
   ): Promise<Replicator> {
-    const colon = config.gossipAddr.lastIndexOf(':');
-    const host = config.gossipAddr.slice(0, colon);
-    const transport = await UdpTransport.bind({
-      host,
-      port: Number(config.gossipAddr.slice(colon + 1)),
-      key: config.key,
-      clusterId: config.clusterId,
-      logger,
+    let applyQueue: ApplyQueue | undefined;
+    const { transport, syncServer } = await bindGossip(config, logger, {
+      ...syncOptions(store, config, logger),
+      deliver: (sets) => applyQueue?.push(sets),
     });
-    const port = Number(transport.addr.slice(transport.addr.lastIndexOf(':') + 1));
     const membership = new Membership({
       transport,
       identity: { actorId: store.actorId, addr: transport.addr, ts: Date.now() },
@@ -102,7 +97,7 @@ export class Replicator {
       bytesPerSecond: 8 * 1024 * 1024,
       tickMs: 20,
     });
-    const applyQueue = new ApplyQueue(store, {
+    applyQueue = new ApplyQueue(store, {
       batchMax: 500,
       queueMax: 200_000,
       logger,
@@ -117,10 +112,6 @@ export class Replicator {
       } catch (error) {
         logger.debug({ err: error }, 'undecodable broadcast dropped');
       }
-    });
-    const syncServer = await SyncServer.listen(host, port, {
-      ...syncOptions(store, config, logger),
-      deliver: (sets) => applyQueue.push(sets),
     });
     const replicator = new Replicator(
       store,
@@ -219,6 +210,38 @@ export class Replicator {
         .finally(() => this.#scheduleSync(this.config.syncIntervalMs));
     }, delayMs);
     this.#syncTimer.unref();
+  }
+}
+
+/**
+ * Binds the gossip port: UDP for SWIM and broadcasts, TCP on the same number for sync. With
+ * port 0 the UDP port is picked first and the TCP one may turn out taken: then both are tried
+ * again on another port.
+ */
+async function bindGossip(
+  config: ReplicationConfig,
+  logger: Logger,
+  sync: SyncOptions,
+): Promise<{ transport: UdpTransport; syncServer: SyncServer }> {
+  const colon = config.gossipAddr.lastIndexOf(':');
+  const host = config.gossipAddr.slice(0, colon);
+  const port = Number(config.gossipAddr.slice(colon + 1));
+  for (let attempt = 1; ; attempt++) {
+    const transport = await UdpTransport.bind({
+      host,
+      port,
+      key: config.key,
+      clusterId: config.clusterId,
+      logger,
+    });
+    const bound = Number(transport.addr.slice(transport.addr.lastIndexOf(':') + 1));
+    try {
+      return { transport, syncServer: await SyncServer.listen(host, bound, sync) };
+    } catch (error) {
+      transport.close();
+      const taken = (error as NodeJS.ErrnoException).code === 'EADDRINUSE';
+      if (!taken || port !== 0 || attempt >= 20) throw error;
+    }
   }
 }
 
