@@ -13,6 +13,7 @@ import {
   UsageError,
 } from '@fleet/service';
 import { runClientCommand } from './cli.js';
+import { backup, cluster, reload, restore, subscribe } from './cli-admin.js';
 import { SchemaError } from './errors.js';
 import { type ReplicationConfig, Replicator } from './replication/replicator.js';
 import { readSchema } from './schema.js';
@@ -89,12 +90,21 @@ export const agentSpec = {
   },
 } as const;
 
-const commands = 'agent | exec | query';
+const commands = 'agent | exec | query | subscribe | cluster | backup | restore | reload';
+const adminCommands: Record<string, (argv: string[]) => void | Promise<void>> = {
+  subscribe,
+  cluster,
+  backup,
+  restore,
+  reload,
+};
 
 runMain(async () => {
   const [command, ...argv] = process.argv.slice(2);
   if (command === 'agent') return runAgent(argv);
   if (command === 'exec' || command === 'query') return runClientCommand(command, argv);
+  const admin = command === undefined ? undefined : adminCommands[command];
+  if (admin) return admin(argv);
   if (command === undefined || command === '--help' || command === 'help') {
     process.stdout.write(
       `Usage: corrosion <${commands}> [flags]\n  corrosion <command> --help for its flags\n`,

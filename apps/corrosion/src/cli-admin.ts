@@ -1,0 +1,134 @@
+import { parseConfig, UsageError } from '@fleet/service';
+import { restoreBackup } from './restore.js';
+
+const apiSpec = {
+  'api-addr': {
+    type: 'string',
+    default: '127.0.0.1:8787',
+    description: 'address of the agent API',
+  },
+  'api-token': { type: 'string', description: 'bearer token of the agent API' },
+} as const;
+
+type ApiConfig = { 'api-addr': string; 'api-token'?: string };
+
+async function call(config: ApiConfig, method: string, path: string, body?: unknown) {
+  if (config['api-addr'].includes('://')) {
+    throw new UsageError('--api-addr is host:port, without a scheme');
+  }
+  const response = await fetch(`http://${config['api-addr']}${path}`, {
+    method,
+    headers: {
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      ...(config['api-token'] ? { authorization: `Bearer ${config['api-token']}` } : {}),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (!response.ok) {
+    const text = await response.text();
+    process.stderr.write(`corrosion: ${response.status} ${text}\n`);
+    process.exitCode = 1;
+    return undefined;
+  }
+  return response;
+}
+
+/** `corrosion subscribe --sql`: prints the subscription's events, one JSON line each. */
+export async function subscribe(argv: string[]): Promise<void> {
+  const config = parseConfig(
+    { name: 'corrosion subscribe', summary: 'Follows a query: rows, then changes as they come.' },
+    {
+      ...apiSpec,
+      sql: { type: 'string', required: true, description: 'the SELECT to follow' },
+      'skip-rows': {
+        type: 'boolean',
+        default: false,
+        description: 'only changes, no current rows',
+      },
+    },
+    argv,
+  );
+  if (!config) return;
+  const path = `/v1/subscriptions${config['skip-rows'] ? '?skip_rows=true' : ''}`;
+  const response = await call(config, 'POST', path, config.sql);
+  if (!response?.body) return;
+  process.stderr.write(`subscription ${response.headers.get('corro-query-id')}\n`);
+  for await (const chunk of response.body) process.stdout.write(chunk);
+}
+
+/** `corrosion cluster members`: the members this agent sees, with state and round-trip time. */
+export async function cluster(argv: string[]): Promise<void> {
+  const [sub, ...rest] = argv;
+  if (sub !== 'members') throw new UsageError('usage: corrosion cluster members [flags]');
+  const config = parseConfig(
+    { name: 'corrosion cluster members', summary: 'Lists the cluster members this agent sees.' },
+    apiSpec,
+    rest,
+  );
+  if (!config) return;
+  const response = await call(config, 'GET', '/v1/health');
+  if (!response) return;
+  const health = (await response.json()) as {
+    replication?: { members: { actor_id: string; addr: string; state: string; rtt_ms?: number }[] };
+  };
+  if (!health.replication) {
+    process.stdout.write('this agent does not gossip (no --gossip-addr)\n');
+    return;
+  }
+  for (const member of health.replication.members) {
+    const rtt = member.rtt_ms === undefined ? '-' : `${member.rtt_ms}ms`;
+    process.stdout.write(`${member.actor_id}  ${member.addr}  ${member.state}  ${rtt}\n`);
+  }
+}
+
+/** `corrosion backup --path`: a consistent copy of the running agent's database. */
+export async function backup(argv: string[]): Promise<void> {
+  const config = parseConfig(
+    { name: 'corrosion backup', summary: "Copies the running agent's database to a file." },
+    {
+      ...apiSpec,
+      path: {
+        type: 'string',
+        required: true,
+        description: 'backup file to write (on the agent host)',
+      },
+    },
+    argv,
+  );
+  if (!config) return;
+  const response = await call(config, 'POST', '/v1/backup', { path: config.path });
+  if (response) process.stdout.write(`${await response.text()}\n`);
+}
+
+/** `corrosion restore --from --db`: puts a backup in place (agent stopped), fresh actor id. */
+export function restore(argv: string[]): void {
+  const config = parseConfig(
+    {
+      name: 'corrosion restore',
+      summary: 'Replaces a stopped agent database with a backup, under a fresh actor id.',
+    },
+    {
+      from: { type: 'string', required: true, description: 'the backup file' },
+      db: { type: 'string', required: true, description: 'the agent database to replace' },
+    },
+    argv,
+  );
+  if (!config) return;
+  const { actorId } = restoreBackup(config.from, config.db);
+  process.stdout.write(`${JSON.stringify({ db: config.db, actor_id: actorId })}\n`);
+}
+
+/** `corrosion reload`: the agent re-reads its schema files and applies what is new. */
+export async function reload(argv: string[]): Promise<void> {
+  const config = parseConfig(
+    {
+      name: 'corrosion reload',
+      summary: "Applies the agent's schema files again (additive changes).",
+    },
+    apiSpec,
+    argv,
+  );
+  if (!config) return;
+  const response = await call(config, 'POST', '/v1/migrations');
+  if (response) process.stdout.write(`${await response.text()}\n`);
+}
