@@ -34,6 +34,7 @@ interface TableStatements {
   table: CrrTable;
   key: Statement;
   addKey: Statement;
+  addKeyIfNew: Statement;
   clock: Statement;
   setClock: Statement;
   dropColumnClocks: Statement;
@@ -42,6 +43,10 @@ interface TableStatements {
   value: Map<string, Statement>;
   setValue: Map<string, Statement>;
   changes: Statement;
+  /** INSERT of a whole new row with these columns (statements cached per column list). */
+  insertFull(columns: string[]): Statement;
+  /** INSERT OR REPLACE of `count` clock rows in one statement. */
+  setClocks(count: number): Statement;
 }
 
 /**
@@ -169,18 +174,40 @@ export class Crdt {
    * order; then the greater site id. The winner's clock is stored as received. Returns the
    * rows whose values changed, once each.
    */
-  merge(changes: Iterable<Change>): RowChange[] {
+  merge(changes: Change[]): RowChange[] {
     const touched = new Map<string, RowChange>();
     this.#merging = 1;
     try {
-      for (const change of changes) {
-        const statements = this.#tables.get(change.table);
+      // A row's changes come together (seq order): merge them as one group.
+      for (let start = 0; start < changes.length; ) {
+        const first = changes[start]!;
+        let end = start + 1;
+        while (
+          end < changes.length &&
+          changes[end]!.table === first.table &&
+          changes[end]!.pk.equals(first.pk)
+        ) {
+          end++;
+        }
+        const group = changes.slice(start, end);
+        start = end;
+        const statements = this.#tables.get(first.table);
         if (statements === undefined) continue; // a table this node's schema does not have yet
-        const outcome = this.#mergeOne(statements, change);
+        let outcome: 'none' | 'updated' | 'deleted' | undefined = this.#mergeNewRow(
+          statements,
+          group,
+        );
+        if (outcome === undefined) {
+          outcome = 'none';
+          for (const change of group) {
+            const one = this.#mergeOne(statements, change);
+            if (one !== 'none') outcome = one;
+          }
+        }
         if (outcome === 'none') continue;
-        touched.set(`${change.table}\0${change.pk.toString('hex')}`, {
-          table: change.table,
-          pk: unpackColumns(change.pk),
+        touched.set(`${first.table}\0${first.pk.toString('hex')}`, {
+          table: first.table,
+          pk: unpackColumns(first.pk),
           deleted: outcome === 'deleted',
         });
       }
@@ -188,6 +215,42 @@ export class Crdt {
       this.#merging = 0;
     }
     return [...touched.values()];
+  }
+
+  /**
+   * The common case, in a few statements: a live row this node has never seen (no key, so no
+   * clocks: every incoming change wins). Undefined when the group is not that case.
+   */
+  #mergeNewRow(s: TableStatements, group: Change[]): 'updated' | undefined {
+    const cl = group[0]!.cl;
+    if (cl % 2 === 0) return undefined;
+    for (const change of group) {
+      if (change.cl !== cl) return undefined;
+      if (change.cid !== SENTINEL && !s.value.has(change.cid)) return undefined;
+    }
+    const pk = unpackColumns(group[0]!.pk).map(bindable);
+    const added = s.addKeyIfNew.run(...pk);
+    if (added.changes === 0) return undefined; // known here: the general merge decides
+    const key = Number(added.lastInsertRowid);
+    const site = this.ordinal(group[0]!.site_id);
+    const columns = group.filter((change) => change.cid !== SENTINEL);
+    s.insertFull(columns.map((change) => change.cid)).run(
+      ...pk,
+      ...columns.map((change) => bindable(change.val)),
+    );
+    const sentinel = group.find((change) => change.cid === SENTINEL);
+    const clocks = group.map((change) => [
+      key,
+      change.cid,
+      change.col_version,
+      change.db_version,
+      site,
+      change.seq,
+      change.ts,
+    ]);
+    if (!sentinel) clocks.push([key, SENTINEL, cl, 0, site, 0, group[0]!.ts]); // implied
+    s.setClocks(clocks.length).run(...clocks.flat());
+    return 'updated';
   }
 
   /** The rows a local version touched (read right after its commit). */
@@ -307,6 +370,9 @@ export class Crdt {
       table,
       key: db.prepare(`SELECT __corro_key FROM ${quote(table.pksTable)} WHERE ${where}`),
       addKey: db.prepare(`INSERT INTO ${quote(table.pksTable)} (${pks}) VALUES (${marks})`),
+      addKeyIfNew: db.prepare(
+        `INSERT OR IGNORE INTO ${quote(table.pksTable)} (${pks}) VALUES (${marks})`,
+      ),
       clock: db.prepare(
         `SELECT col_version, db_version, site, seq FROM ${clockT} WHERE key = ? AND cid = ?`,
       ),
@@ -327,6 +393,17 @@ export class Crdt {
         ]),
       ),
       changes: db.prepare(`${changesSelect(table)} WHERE c.site = ? AND c.db_version = ?`),
+      insertFull: cached((columns: string[]) => {
+        const all = [...table.pks, ...columns];
+        return db.prepare(
+          `INSERT INTO ${t} (${all.map(quote).join(', ')}) VALUES (${all.map(() => '?').join(', ')})`,
+        );
+      }),
+      setClocks: cached((count: number) =>
+        db.prepare(
+          `INSERT OR REPLACE INTO ${clockT} VALUES ${Array.from({ length: count }, () => '(?, ?, ?, ?, ?, ?, ?)').join(', ')}`,
+        ),
+      ),
     };
   }
 }
@@ -338,6 +415,20 @@ const implied: Clock = { col_version: 0, db_version: 0, site: 0, seq: 0 };
 function sentinelWins(crdt: Crdt, incoming: Clock, local: Clock): boolean {
   if ((incoming.db_version === 0) !== (local.db_version === 0)) return local.db_version === 0;
   return crdt.clockWins(incoming, local);
+}
+
+/** Memoizes a statement factory by its argument (column lists are joined into the key). */
+function cached<A extends string[] | number>(make: (arg: A) => Statement): (arg: A) => Statement {
+  const statements = new Map<string, Statement>();
+  return (arg) => {
+    const key = String(arg);
+    let statement = statements.get(key);
+    if (statement === undefined) {
+      statement = make(arg);
+      statements.set(key, statement);
+    }
+    return statement;
+  };
 }
 
 /** better-sqlite3 binds Buffers, not other Uint8Arrays. */

@@ -1,0 +1,76 @@
+// Apply throughput: remote changes merged per second on one node, beside plain better-sqlite3
+// inserts of the same rows into the same table without CRDT metadata, measured in this run.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { applyChangesets } from '../dist/replication/apply.js';
+import { versionChangesets } from '../dist/replication/serve.js';
+import { Store } from '../dist/store.js';
+
+export const schema = `CREATE TABLE machines (
+  id TEXT NOT NULL PRIMARY KEY,
+  app TEXT NOT NULL DEFAULT '',
+  state TEXT NOT NULL DEFAULT '',
+  region TEXT NOT NULL DEFAULT '',
+  updated_at TEXT NOT NULL DEFAULT ''
+);`;
+
+const temp = () => mkdtempSync(join(tmpdir(), 'fleet-corrosion-bench-'));
+const row = (i) => [
+  `m-${i}`,
+  `app-${i % 50}`,
+  i % 3 === 0 ? 'started' : 'stopped',
+  'iad',
+  new Date(1e12 + i).toISOString(),
+];
+const insert = 'INSERT INTO machines (id, app, state, region, updated_at) VALUES (?, ?, ?, ?, ?)';
+
+/** Rows written on an origin node in transactions of `perTx`, as the changesets it would send. */
+function originChangesets(rows, perTx) {
+  const origin = new Store(join(temp(), 'origin.db'), schema);
+  const sets = [];
+  for (let start = 0; start < rows; start += perTx) {
+    const statements = [];
+    for (let i = start; i < Math.min(rows, start + perTx); i++)
+      statements.push({ sql: insert, params: row(i) });
+    const { version } = origin.transaction(statements);
+    sets.push(...versionChangesets(origin, origin.crdt.siteId, version, 1 << 30));
+  }
+  origin.close();
+  return sets;
+}
+
+export function measureApply(rows = 50_000, perTx = 100) {
+  const sets = originChangesets(rows, perTx);
+  const changes = sets.reduce((sum, set) => sum + set.changes.length, 0);
+  const receiver = new Store(join(temp(), 'receiver.db'), schema);
+  let started = performance.now();
+  for (let at = 0; at < sets.length; at += 50) applyChangesets(receiver, sets.slice(at, at + 50));
+  const mergeMs = performance.now() - started;
+  const merged = receiver.db.prepare('SELECT count(*) AS n FROM machines').get().n;
+  receiver.close();
+
+  const plain = new Database(join(temp(), 'plain.db'));
+  plain.pragma('journal_mode = WAL');
+  plain.pragma('synchronous = NORMAL');
+  plain.exec(schema);
+  const statement = plain.prepare(insert);
+  const batch = plain.transaction((from, to) => {
+    for (let i = from; i < to; i++) statement.run(row(i));
+  });
+  started = performance.now();
+  for (let at = 0; at < rows; at += perTx * 50) batch(at, Math.min(rows, at + perTx * 50));
+  const plainMs = performance.now() - started;
+  plain.close();
+  if (merged !== rows) throw new Error(`merged ${merged} rows of ${rows}`);
+  return {
+    rows,
+    changes,
+    mergedRowsPerSec: (rows / mergeMs) * 1000,
+    mergedChangesPerSec: (changes / mergeMs) * 1000,
+    plainRowsPerSec: (rows / plainMs) * 1000,
+  };
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) console.log(measureApply());
