@@ -15,13 +15,13 @@ import { queryRoutes } from './routes/queries.js';
 import { subscriptionRoutes } from './routes/subscriptions.js';
 import { transactionRoutes } from './routes/transactions.js';
 import { updateRoutes } from './routes/updates.js';
-import type { Store } from './store.js';
+import type { ExecOutcome, Store } from './store.js';
 import { Subscriptions } from './subscriptions.js';
 import { Updates } from './updates.js';
 
 /** What the API needs of replication (absent on a single agent without gossip). */
 export interface ReplicationHandle {
-  committed(version: number): void;
+  committed(outcome: ExecOutcome): void;
   stats(): ReplicationStats;
 }
 
@@ -74,7 +74,7 @@ export function createAgentServer(options: AgentOptions): Agent {
   limitConcurrency(app, options.routeConcurrencyMax);
   transactionRoutes(app, store, meters, (outcome) => {
     rowsChanged(outcome.rows);
-    if (outcome.version !== null) options.replication?.committed(outcome.version);
+    options.replication?.committed(outcome);
   });
   queryRoutes(app, store, meters);
   subscriptionRoutes(app, subscriptions, meters, options.subscriberBufferedBytesMax);

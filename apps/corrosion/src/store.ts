@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Database as Db, Statement as SqliteStatement } from 'better-sqlite3';
 import Database from 'better-sqlite3';
 import { Bookkeeping } from './crdt/bookkeeping.js';
-import { Crdt, type RowChange } from './crdt/crdt.js';
+import { type Change, Crdt, type RowChange } from './crdt/crdt.js';
 import { corroError } from './errors.js';
 import { applySchema, internalPrefix } from './schema.js';
 import { type BoundStatement, bindable } from './statements.js';
@@ -13,7 +13,14 @@ export interface ExecOutcome {
   version: number | null;
   /** The rows it changed. */
   rows: RowChange[];
+  /** Its changes (as crsql_changes rows), last seq and time: what is broadcast. */
+  changes: Change[];
+  lastSeq: number;
+  ts: number;
 }
+
+/** Compiled statements kept per SQL text: agents see the same few statements over and over. */
+const statementCacheMax = 500;
 
 /**
  * The agent's SQLite database (WAL): the user schema as CRRs (crdt/), the replication
@@ -26,6 +33,7 @@ export class Store {
   readonly crdt: Crdt;
   readonly bookkeeping: Bookkeeping;
   #tables: Set<string>;
+  readonly #statements = new Map<string, SqliteStatement>();
 
   constructor(path: string, schemaSql: string) {
     this.db = new Database(path);
@@ -56,6 +64,7 @@ export class Store {
     const tables = applySchema(this.db, schemaSql).tables;
     this.crdt.track(tables);
     this.#tables = new Set(tables);
+    this.#statements.clear(); // compiled against the old schema
     this.db.transaction(() => this.#localWrite(() => this.crdt.backfill()))();
     return tables;
   }
@@ -85,12 +94,13 @@ export class Store {
         }),
       ),
     );
-    const { value: results, version } = run();
-    return { results, version, rows: version === null ? [] : this.crdt.rowsOf(version) };
+    const { value: results, version, lastSeq, ts, tables } = run();
+    const changes = version === null ? [] : this.crdt.changesOf(0, version, tables);
+    return { results, version, rows: this.crdt.rowsOf(changes), changes, lastSeq, ts };
   }
 
   /** A local write inside the open transaction; a version is taken only if a clock changed. */
-  #localWrite<T>(fn: () => T): { value: T; version: number | null } {
+  #localWrite<T>(fn: () => T) {
     const outcome = this.crdt.localWrite(this.version + 1, fn);
     if (outcome.version !== null) {
       this.bookkeeping.complete(0, outcome.version, outcome.lastSeq, outcome.ts);
@@ -120,8 +130,13 @@ export class Store {
   }
 
   private prepare(sql: string, at: number): SqliteStatement {
+    const known = this.#statements.get(sql);
+    if (known) return known;
     try {
-      return this.db.prepare(sql);
+      const compiled = this.db.prepare(sql);
+      if (this.#statements.size >= statementCacheMax) this.#statements.clear();
+      this.#statements.set(sql, compiled);
+      return compiled;
     } catch (error) {
       throw corroError('CORRO_ERR_BAD_STATEMENT', `statement ${at}: ${(error as Error).message}`);
     }

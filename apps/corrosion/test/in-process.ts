@@ -39,9 +39,9 @@ export async function replica(bootstrap: string[], dir = tempDir()): Promise<Rep
     store,
     replicator,
     write(sql, params = []) {
-      const { version } = store.transaction([{ sql, params }]);
-      if (version !== null) replicator.committed(version);
-      return version;
+      const outcome = store.transaction([{ sql, params }]);
+      replicator.committed(outcome);
+      return outcome.version;
     },
     rows: () => store.db.prepare('SELECT * FROM machines ORDER BY id').all(),
     async stop() {

@@ -20,7 +20,10 @@ export interface ActorState {
  */
 export class Bookkeeping {
   readonly #heads = new Map<number, number>();
+  /** `site:version` of the partial versions, so completing a whole one costs no deletes. */
+  readonly #partials = new Set<string>();
   readonly #s: Record<string, Statement>;
+  readonly #db: Db;
 
   constructor(db: Db) {
     db.exec(`
@@ -38,12 +41,8 @@ export class Bookkeeping {
         site INTEGER NOT NULL, version INTEGER NOT NULL, seq INTEGER NOT NULL, change BLOB NOT NULL,
         PRIMARY KEY (site, version, seq)) WITHOUT ROWID;
     `);
-    for (const row of db.prepare('SELECT site, head FROM __corro_heads').all() as {
-      site: number;
-      head: number;
-    }[]) {
-      this.#heads.set(row.site, row.head);
-    }
+    this.#db = db;
+    this.reload();
     this.#s = {
       version: db.prepare(
         'SELECT last_seq, ts FROM __corro_versions WHERE site = ? AND version = ?',
@@ -72,6 +71,25 @@ export class Bookkeeping {
     };
   }
 
+  /** Reads the in-memory mirrors (heads, partials) from the tables: at start, and after a
+   *  transaction that touched them rolled back. */
+  reload(): void {
+    this.#heads.clear();
+    this.#partials.clear();
+    for (const row of this.#db.prepare('SELECT site, head FROM __corro_heads').all() as {
+      site: number;
+      head: number;
+    }[]) {
+      this.#heads.set(row.site, row.head);
+    }
+    for (const row of this.#db.prepare('SELECT site, version FROM __corro_partials').all() as {
+      site: number;
+      version: number;
+    }[]) {
+      this.#partials.add(`${row.site}:${row.version}`);
+    }
+  }
+
   head(site: number): number {
     return this.#heads.get(site) ?? 0;
   }
@@ -94,8 +112,10 @@ export class Bookkeeping {
   complete(site: number, version: number, lastSeq: number, ts: number): void {
     this.#seen(site, version);
     this.#s.addVersion!.run(site, version, lastSeq, ts);
-    this.#s.dropPartial!.run(site, version);
-    this.#s.dropBuffered!.run(site, version);
+    if (this.#partials.delete(`${site}:${version}`)) {
+      this.#s.dropPartial!.run(site, version);
+      this.#s.dropBuffered!.run(site, version);
+    }
   }
 
   /**
@@ -127,6 +147,7 @@ export class Bookkeeping {
       return { fresh, complete: all };
     }
     this.#s.setPartial!.run(site, version, lastSeq, ts, JSON.stringify(seen));
+    this.#partials.add(`${site}:${version}`);
     return { fresh, complete: null };
   }
 

@@ -1,6 +1,6 @@
 import type { Database as Db, Statement } from 'better-sqlite3';
 import { type Change, changesSelect, changesViewSql } from './changes.js';
-import { type CrrTable, describeTable, makeCrr, quote, SENTINEL } from './crr.js';
+import { type CrrTable, describeTable, literal, makeCrr, quote, SENTINEL } from './crr.js';
 import { packColumns, type SqlValue, unpackColumns } from './pack.js';
 import { compareValues } from './values.js';
 
@@ -18,6 +18,8 @@ interface LocalWrite {
   /** The version the transaction gets if it changes anything. */
   next: number;
   used: boolean;
+  /** Tables the transaction wrote clocks for. */
+  tables: Set<string>;
   seq: number;
   ts: number;
 }
@@ -64,9 +66,10 @@ export class Crdt {
   constructor(db: Db, siteId: Buffer) {
     this.#db = db;
     db.function('corro_merging', { deterministic: false }, () => this.#merging);
-    db.function('corro_db_version', { deterministic: false }, () => {
+    db.function('corro_db_version', { deterministic: false }, (table: unknown) => {
       const write = this.#localWrite();
       write.used = true;
+      write.tables.add(String(table));
       return write.next;
     });
     db.function('corro_seq', { deterministic: false }, () => this.#localWrite().seq++);
@@ -108,12 +111,18 @@ export class Crdt {
   localWrite<T>(
     next: number,
     fn: () => T,
-  ): { value: T; version: number | null; lastSeq: number; ts: number } {
-    this.#write = { next, used: false, seq: 0, ts: Date.now() };
+  ): {
+    value: T;
+    version: number | null;
+    lastSeq: number;
+    ts: number;
+    tables: Set<string>;
+  } {
+    this.#write = { next, used: false, seq: 0, ts: Date.now(), tables: new Set() };
     try {
       const value = fn();
-      const { used, seq, ts } = this.#write;
-      return { value, version: used ? next : null, lastSeq: seq - 1, ts };
+      const { used, seq, ts, tables } = this.#write;
+      return { value, version: used ? next : null, lastSeq: seq - 1, ts, tables };
     } finally {
       this.#write = null;
     }
@@ -129,11 +138,11 @@ export class Crdt {
         WHERE NOT EXISTS (SELECT 1 FROM ${pksT} p WHERE ${table.pks.map((c) => `p.${quote(c)} = t.${quote(c)}`).join(' AND ')})`);
       const orphan = `NOT EXISTS (SELECT 1 FROM ${clockT} c WHERE c.key = p.__corro_key AND c.cid = '${SENTINEL}')`;
       for (const cid of table.columns) {
-        this.#db.exec(`INSERT INTO ${clockT} SELECT p.__corro_key, '${cid.replaceAll("'", "''")}', 1,
-          corro_db_version(), 0, corro_seq(), corro_ts() FROM ${pksT} p WHERE ${orphan}`);
+        this.#db.exec(`INSERT INTO ${clockT} SELECT p.__corro_key, ${literal(cid)}, 1,
+          corro_db_version(${literal(table.name)}), 0, corro_seq(), corro_ts() FROM ${pksT} p WHERE ${orphan}`);
       }
       this.#db.exec(`INSERT INTO ${clockT} SELECT p.__corro_key, '${SENTINEL}', 1,
-        corro_db_version(), 0, corro_seq(), corro_ts() FROM ${pksT} p WHERE ${orphan}`);
+        corro_db_version(${literal(table.name)}), 0, corro_seq(), corro_ts() FROM ${pksT} p WHERE ${orphan}`);
     }
   }
 
@@ -158,10 +167,16 @@ export class Crdt {
     return this.#siteIds[ordinal]!;
   }
 
-  /** The changes a site's version still holds here, in seq order (overwritten ones are gone). */
-  changesOf(siteOrdinal: number, version: number): Change[] {
+  /**
+   * The changes a site's version still holds here, in seq order (overwritten ones are gone);
+   * `tables` narrows the search when the caller knows which tables the version wrote.
+   */
+  changesOf(siteOrdinal: number, version: number, tables?: Iterable<string>): Change[] {
     const changes: Change[] = [];
-    for (const statements of this.#tables.values()) {
+    const where = tables
+      ? [...tables].flatMap((name) => this.#tables.get(name) ?? [])
+      : this.#tables.values();
+    for (const statements of where) {
       changes.push(...(statements.changes.all(siteOrdinal, version) as Change[]));
     }
     for (const change of changes) delete (change as { site_ordinal?: number }).site_ordinal;
@@ -253,10 +268,10 @@ export class Crdt {
     return 'updated';
   }
 
-  /** The rows a local version touched (read right after its commit). */
-  rowsOf(version: number): RowChange[] {
+  /** The rows some changes touched, once each (a delete when the row's last word is one). */
+  rowsOf(changes: Change[]): RowChange[] {
     const rows = new Map<string, RowChange>();
-    for (const change of this.changesOf(0, version)) {
+    for (const change of changes) {
       const id = `${change.table}\0${change.pk.toString('hex')}`;
       const deleted = change.cid === SENTINEL && change.cl % 2 === 0;
       if (deleted || !rows.has(id)) {

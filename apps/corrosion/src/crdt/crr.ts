@@ -83,9 +83,12 @@ export function keyOf(table: CrrTable, ref: string): string {
   return `(SELECT __corro_key FROM ${quote(table.pksTable)} WHERE ${where})`;
 }
 
-/** A local clock entry: this transaction's version, the next seq, the local site (ordinal 0). */
-function clockValues(key: string, cid: string, colVersion: string): string {
-  return `${key}, ${literal(cid)}, ${colVersion}, corro_db_version(), 0, corro_seq(), corro_ts()`;
+/**
+ * A local clock entry: this transaction's version (the function also learns which table the
+ * transaction touched), the next seq, the local site (ordinal 0).
+ */
+function clockValues(table: CrrTable, key: string, cid: string, colVersion: string): string {
+  return `${key}, ${literal(cid)}, ${colVersion}, corro_db_version(${literal(table.name)}), 0, corro_seq(), corro_ts()`;
 }
 
 const localClock =
@@ -98,11 +101,11 @@ function created(table: CrrTable, ref: string): string {
   // An insert makes the row alive: an even (deleted) or missing causal length becomes odd.
   let sql = `
     INSERT INTO ${quote(table.pksTable)} (${table.pks.map(quote).join(', ')}) VALUES (${pkRefs}) ON CONFLICT DO NOTHING;
-    INSERT INTO ${clockT} VALUES (${clockValues(key, SENTINEL, '1')})
+    INSERT INTO ${clockT} VALUES (${clockValues(table, key, SENTINEL, '1')})
       ON CONFLICT DO UPDATE SET col_version = col_version + (col_version % 2 = 0), ${localClock};`;
   for (const col of table.columns) {
     sql += `
-    INSERT INTO ${clockT} VALUES (${clockValues(key, col, '1')})
+    INSERT INTO ${clockT} VALUES (${clockValues(table, key, col, '1')})
       ON CONFLICT DO UPDATE SET col_version = col_version + 1, ${localClock};`;
   }
   return sql;
@@ -115,7 +118,7 @@ function updated(table: CrrTable): string {
   return table.columns
     .map(
       (col) => `
-    INSERT INTO ${clockT} SELECT ${clockValues(key, col, '1')} WHERE NEW.${quote(col)} IS NOT OLD.${quote(col)}
+    INSERT INTO ${clockT} SELECT ${clockValues(table, key, col, '1')} WHERE NEW.${quote(col)} IS NOT OLD.${quote(col)}
       ON CONFLICT DO UPDATE SET col_version = col_version + 1, ${localClock};`,
     )
     .join('');
@@ -126,7 +129,7 @@ function deleted(table: CrrTable, ref: string): string {
   const key = keyOf(table, ref);
   // A delete makes the causal length even and drops the column clocks: a later insert starts over.
   return `
-    INSERT INTO ${clockT} VALUES (${clockValues(key, SENTINEL, '2')})
+    INSERT INTO ${clockT} VALUES (${clockValues(table, key, SENTINEL, '2')})
       ON CONFLICT DO UPDATE SET col_version = col_version + (col_version % 2 = 1), ${localClock};
     DELETE FROM ${clockT} WHERE key = ${key} AND cid != '${SENTINEL}';`;
 }

@@ -6,6 +6,11 @@ import type { Changeset } from './codec.js';
 export interface ApplyQueueOptions {
   /** Changesets applied in one transaction at most. */
   batchMax: number;
+  /**
+   * How long the first changeset of a batch waits for company. One transaction per datagram
+   * rewrites the same few pages over and over; a few milliseconds of batching writes them once.
+   */
+  batchDelayMs: number;
   /** Changesets waiting at most; more are dropped (anti-entropy sync brings them back). */
   queueMax: number;
   logger: Logger;
@@ -57,7 +62,7 @@ export class ApplyQueue {
   #schedule(): void {
     if (this.#scheduled || this.#queue.length === 0) return;
     this.#scheduled = true;
-    setImmediate(() => {
+    const run = () => {
       this.#scheduled = false;
       const batch = this.#queue.splice(0, this.options.batchMax);
       try {
@@ -68,9 +73,12 @@ export class ApplyQueue {
         this.options.onApplied(outcome);
       } catch (error) {
         // A batch that fails rolls back whole; its versions stay gaps that sync fills again.
+        this.store.bookkeeping.reload();
         this.options.logger.error({ err: error, changesets: batch.length }, 'apply failed');
       }
       this.#schedule();
-    });
+    };
+    if (this.#queue.length >= this.options.batchMax) setImmediate(run);
+    else setTimeout(run, this.options.batchDelayMs);
   }
 }

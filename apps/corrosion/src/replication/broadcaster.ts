@@ -16,6 +16,8 @@ export interface BroadcastOptions {
   random: number;
   /** Members a change new to us is passed on to (random). */
   relay: number;
+  /** Up to this many alive members, local changes go to all of them and are not relayed. */
+  directMax: number;
   /** Sends of a local change in all (the first, then re-sends with backoff to random members). */
   sendsMax: number;
   /** Backoff before the first re-send; doubles after each. */
@@ -120,12 +122,25 @@ export class Broadcaster {
     for (const [addr, parts] of byAddr) this.#sendPacked(addr, parts);
   }
 
+  /**
+   * Where an item goes this time. In a cluster of at most `directMax` alive members a local
+   * change goes straight to every one of them and nothing is relayed: the fewest datagrams that
+   * reach everybody. Past that, the epidemic: a few nearest and a few random, then relays.
+   */
   #targets(item: Item): string[] {
-    const { peers } = this.options;
-    const chosen =
-      item.local && item.sends === 0
-        ? [...peers.nearest(this.options.nearest), ...peers.random(this.options.random)]
-        : peers.random(item.local ? this.options.random : this.options.relay);
+    const { peers, directMax } = this.options;
+    const everyone = peers.random(directMax + 1);
+    const direct = everyone.length <= directMax;
+    let chosen: { addr: string }[];
+    if (item.local && item.sends === 0) {
+      chosen = direct
+        ? everyone
+        : [...peers.nearest(this.options.nearest), ...peers.random(this.options.random)];
+    } else if (item.local) {
+      chosen = peers.random(this.options.random); // a re-send, in case a datagram was lost
+    } else {
+      chosen = direct ? [] : peers.random(this.options.relay);
+    }
     return [...new Set(chosen.map((member) => member.addr))];
   }
 

@@ -1,6 +1,6 @@
 import type { Logger } from '@fleet/service';
 import type { RowChange } from '../crdt/crdt.js';
-import type { Store } from '../store.js';
+import type { ExecOutcome, Store } from '../store.js';
 import { Membership } from '../swim/membership.js';
 import { Channel } from '../transport/frame.js';
 import { UdpTransport } from '../transport/udp.js';
@@ -8,7 +8,7 @@ import type { ApplyOutcome } from './apply.js';
 import { ApplyQueue } from './apply-queue.js';
 import { Broadcaster } from './broadcaster.js';
 import { decodeBroadcast } from './codec.js';
-import { versionChangesets } from './serve.js';
+import { chunkChangesets } from './serve.js';
 import { type SyncOptions, SyncServer, syncWith } from './sync.js';
 
 export interface ReplicationConfig {
@@ -88,9 +88,10 @@ export class Replicator {
       peers: membership,
       send: (addr, body) => transport.send(addr, Channel.BROADCAST, body),
       datagramBytes,
-      nearest: 2,
-      random: 2,
-      relay: 2,
+      nearest: 3,
+      random: 3,
+      relay: 3,
+      directMax: 40,
       sendsMax: 2,
       resendMs: 500,
       queueMax: 20_000,
@@ -99,6 +100,7 @@ export class Replicator {
     });
     applyQueue = new ApplyQueue(store, {
       batchMax: 500,
+      batchDelayMs: 20,
       queueMax: 200_000,
       logger,
       onApplied: (outcome: ApplyOutcome) => {
@@ -133,14 +135,19 @@ export class Replicator {
   }
 
   /** After a local commit: broadcast the version. */
-  committed(version: number): void {
-    const sets = versionChangesets(
-      this.store,
-      this.store.crdt.siteId,
-      version,
-      datagramBytes - 200,
+  committed(outcome: ExecOutcome): void {
+    if (outcome.version === null) return;
+    this.broadcaster.enqueue(
+      chunkChangesets(
+        this.store.crdt.siteId,
+        outcome.version,
+        outcome.changes,
+        outcome.lastSeq,
+        outcome.ts,
+        datagramBytes - 200,
+      ),
+      true,
     );
-    if (sets) this.broadcaster.enqueue(sets, true);
   }
 
   stats(): ReplicationStats {
@@ -256,6 +263,7 @@ function syncOptions(store: Store, config: ReplicationConfig, logger: Logger) {
     logger,
     chunkBytes: 64 * 1024,
     versionsMax: 5_000,
+    graceMs: 1_000,
     timeoutMs: 15_000,
     rejected: (reason: string) => {
       syncFramesRejected++;

@@ -1,3 +1,4 @@
+import type { Change } from '../crdt/changes.js';
 import type { Store } from '../store.js';
 import { type Changeset, encodeChange } from './codec.js';
 
@@ -17,7 +18,26 @@ export function versionChangesets(
   if (site === undefined) return undefined;
   const known = store.bookkeeping.version(site, version);
   if (!known) return undefined;
-  const changes = store.crdt.changesOf(site, version);
+  return chunkChangesets(
+    actorId,
+    version,
+    store.crdt.changesOf(site, version),
+    known.last_seq,
+    known.ts,
+    maxBytes,
+  );
+}
+
+/** Cuts a version's changes into changesets whose seq ranges cover 0..lastSeq. */
+export function chunkChangesets(
+  actorId: Buffer,
+  version: number,
+  changes: Change[],
+  lastSeq: number,
+  ts: number,
+  maxBytes: number,
+): Changeset[] {
+  const known = { last_seq: lastSeq, ts };
   const sets: Changeset[] = [];
   let chunk: Changeset['changes'] = [];
   let bytes = 0;

@@ -13,14 +13,18 @@ export function syncState(store: Store): WireActorState[] {
 /**
  * The changesets this node can send a peer whose sync state is `peer`: every version it has
  * above the peer's head or inside the peer's gaps or partials, newest first, up to
- * `versionsMax` versions per round.
+ * `versionsMax` versions per round. Versions younger than `graceMs` are left out: broadcast is
+ * still delivering them, and sending them again would only be duplicate work; if broadcast
+ * lost one, the next round sends it.
  */
 export function* changesetsFor(
   store: Store,
   peer: WireActorState[],
   chunkBytes: number,
   versionsMax: number,
+  graceMs = 0,
 ): Generator<Changeset> {
+  const youngerThan = Date.now() - graceMs;
   const theirs = new Map(peer.map((actor) => [actor.actorId.toString('hex'), actor]));
   let served = 0;
   for (const site of store.bookkeeping.sites()) {
@@ -37,6 +41,7 @@ export function* changesetsFor(
       if (served >= versionsMax) return;
       const sets = versionChangesets(store, actorId, version, chunkBytes);
       if (sets === undefined) continue; // a gap here too
+      if (graceMs > 0 && sets[0]!.ts > youngerThan) continue;
       served++;
       yield* sets;
     }

@@ -21,6 +21,8 @@ export interface SyncOptions {
   chunkBytes: number;
   /** Versions sent per sync at most (newest first); the next round sends the rest. */
   versionsMax: number;
+  /** Versions younger than this are left to broadcast. */
+  graceMs: number;
   /** Idle time after which a sync connection is dropped. */
   timeoutMs: number;
   /** Received changesets, in batches, for the apply queue. */
@@ -107,6 +109,7 @@ async function exchange(
       peer,
       options.chunkBytes,
       options.versionsMax,
+      options.graceMs,
     )) {
       await send(socket, options, { changeset });
       sent++;
