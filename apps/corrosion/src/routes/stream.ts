@@ -13,5 +13,7 @@ export function startNdjson(
     'cache-control': 'no-store',
     ...headers,
   });
+  // Headers go out now: a stream with nothing to say yet (updates) must still answer.
+  response.flushHeaders();
   return response;
 }

@@ -1,0 +1,92 @@
+import { join } from 'node:path';
+import type { ServerProcess } from '@fleet/service';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { post, startAgent, tempDir } from './agent.js';
+
+async function readLines(response: Response, count: number): Promise<unknown[]> {
+  const reader = response.body!.getReader();
+  const decoder = new TextDecoder();
+  let text = '';
+  while (text.split('\n').filter(Boolean).length < count) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += decoder.decode(value);
+  }
+  await reader.cancel();
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line));
+}
+
+describe('corrosion API: updates, table stats, subscriptions details, limits', () => {
+  let agent: ServerProcess;
+  let api: string;
+
+  beforeAll(async () => {
+    agent = await startAgent(join(tempDir(), 'state.db'), ['--route-concurrency-max', '4']);
+    api = agent.urls.api!;
+  });
+  afterAll(async () => {
+    await agent.stop();
+  });
+
+  it('streams the primary keys that change in a table, and refuses an unknown table', async () => {
+    const response = await fetch(`${api}/v1/updates/machines`, { method: 'POST' });
+    expect(response.headers.get('content-type')).toBe('application/x-ndjson');
+    await post(`${api}/v1/transactions`, [
+      "INSERT INTO machines (id, app) VALUES ('u1', 'web')",
+      "INSERT INTO apps (name) VALUES ('web')",
+    ]);
+    await post(`${api}/v1/transactions`, ["DELETE FROM machines WHERE id = 'u1'"]);
+    expect(await readLines(response, 2)).toEqual([
+      { notify: ['update', ['u1']] },
+      { notify: ['delete', ['u1']] },
+    ]);
+    const unknown = await fetch(`${api}/v1/updates/nope`, { method: 'POST' });
+    expect(unknown.status).toBe(400);
+    expect(await unknown.json()).toMatchObject({ code: 'CORRO_ERR_BAD_STATEMENT' });
+  });
+
+  it('counts rows in Corrosion shape and names the tables it does not know', async () => {
+    await post(`${api}/v1/transactions`, ["INSERT INTO regions (code) VALUES ('iad'), ('ams')"]);
+    const response = await post(`${api}/v1/table_stats`, { tables: ['regions', 'nope'] });
+    expect(await response.json()).toEqual({ total_row_count: 2, invalid_tables: ['nope'] });
+    expect((await post(`${api}/v1/table_stats`, { tables: 'regions' })).status).toBe(400);
+  });
+
+  it('skip_rows starts with the end of query; the same query gets the same id', async () => {
+    await post(`${api}/v1/transactions`, ["INSERT INTO machines (id, app) VALUES ('s1', 'skip')"]);
+    const sql = "SELECT id FROM machines WHERE app = 'skip'";
+    const first = await post(`${api}/v1/subscriptions?skip_rows=true`, sql);
+    const lines = await readLines(first, 2);
+    expect(lines[0]).toEqual({ columns: ['id'] });
+    expect(lines[1]).toMatchObject({ eoq: { change_id: 0 } });
+    const second = await post(`${api}/v1/subscriptions`, sql);
+    expect(second.headers.get('corro-query-id')).toBe(first.headers.get('corro-query-id'));
+    await second.body?.cancel();
+  });
+
+  it('answers 503 past the per-route concurrency limit, and recovers', async () => {
+    const streams = await Promise.all(
+      Array.from({ length: 4 }, () => fetch(`${api}/v1/updates/machines`, { method: 'POST' })),
+    );
+    const refused = await fetch(`${api}/v1/updates/machines`, { method: 'POST' });
+    expect(refused.status).toBe(503);
+    expect(await refused.json()).toMatchObject({ code: 'CORRO_ERR_OVERLOADED' });
+    for (const stream of streams) await stream.body?.cancel();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const again = await fetch(`${api}/v1/updates/machines`, { method: 'POST' });
+    expect(again.status).toBe(200);
+    await again.body?.cancel();
+  });
+
+  it('health turns 503 when gaps pass the threshold asked for', async () => {
+    const healthy = await fetch(`${api}/v1/health?gaps=0`);
+    expect(healthy.status).toBe(200);
+    expect(await healthy.json()).toMatchObject({ ok: true, gaps: 0, problems: [] });
+    const strict = await fetch(`${api}/v1/health?gaps=-1`);
+    expect(strict.status).toBe(503);
+    expect(await strict.json()).toMatchObject({ ok: false, problems: ['0 versions missing'] });
+  });
+});
