@@ -139,6 +139,31 @@ describe('flaps', () => {
     expect((await call('POST', `/v1/apps/shop/machines/${id}/uncordon`)).body).toEqual({
       ok: true,
     });
+    expect((await call('POST', `/v1/apps/shop/machines/${id}/suspend`)).body).toEqual({ ok: true });
+    expect((await call('GET', `/v1/apps/shop/machines/${id}`)).body).toMatchObject({
+      state: 'suspended',
+    });
+    expect(
+      await call('GET', `/v1/apps/shop/machines/${id}/wait?state=suspended&timeout=5`),
+    ).toMatchObject({ status: 200 });
+    expect((await call('POST', `/v1/apps/shop/machines/${id}/start`)).body).toMatchObject({
+      previous_state: 'suspended',
+    });
+    const versions = (await call('GET', `/v1/apps/shop/machines/${id}/versions`))
+      .body as unknown as { version: string; user_config: { env?: { V: string } } }[];
+    expect(versions).toHaveLength(2);
+    expect(versions[0]).toMatchObject({ user_config: { env: { V: '2' } } });
+    const ps = (await call('GET', `/v1/apps/shop/machines/${id}/ps`)).body as unknown as {
+      pid: number;
+    }[];
+    expect(ps[0]).toMatchObject({ pid: expect.any(Number), command: expect.any(String) });
+    expect(
+      (await call('POST', `/v1/apps/shop/machines/${id}/exec`, { command: ['printenv', 'V'] }))
+        .body,
+    ).toEqual({ stdout: '2\n', stderr: '', exit_code: 0, exit_signal: 0 });
+    expect((await call('POST', `/v1/apps/shop/machines/${id}/exec`, { command: [] })).status).toBe(
+      400,
+    );
     expect(
       (await call('POST', `/v1/apps/shop/machines/${id}/signal`, { signal: 'nope' })).status,
     ).toBe(400);

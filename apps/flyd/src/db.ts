@@ -51,6 +51,13 @@ export function openDatabase(path: string): Db {
       created_at TEXT NOT NULL,
       updated_at TEXT NOT NULL
     );
+    CREATE TABLE IF NOT EXISTS machine_versions (
+      machine_id TEXT NOT NULL,
+      version TEXT NOT NULL,
+      config TEXT NOT NULL,
+      created_at TEXT NOT NULL,
+      PRIMARY KEY (machine_id, version)
+    );
     CREATE INDEX IF NOT EXISTS fsm_runs_active ON fsm_runs (status, machine_id);
     CREATE TABLE IF NOT EXISTS fsm_steps (
       run_id TEXT NOT NULL,

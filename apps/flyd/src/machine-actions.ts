@@ -1,7 +1,7 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ulid } from 'ulid';
-import type { FsmEngine, Step } from './fsm/engine.js';
+import { AbortStep, type FsmEngine, type Step } from './fsm/engine.js';
 import type { MachineConfig, MachineRecord, MachineState, MachineStore } from './machine-store.js';
 import { freePort } from './ports.js';
 import type { ProcessRuntime } from './runtime.js';
@@ -157,6 +157,43 @@ export function defineMachineActions(engine: FsmEngine, machine: MachineSteps): 
   engine.define<StopRequest>('restart', {
     steps: [...stopSteps, { name: 'launch', run: ({ machineId }) => machine.launch(machineId) }],
     onFailure: ({ machineId }, error) => machine.launchFailed(machineId, error),
+  });
+  // Suspend is a pause: SIGSTOP to the machine's process group. Its memory stays in the process
+  // (nothing is snapshotted); a flyd restart or a stop ends it like any run.
+  engine.define('suspend', {
+    steps: [
+      {
+        name: 'pause',
+        run: ({ machineId }) => {
+          machine.setState(machineId, 'suspending', { type: 'suspend', source: 'user' });
+          if (!machine.runtime.signal(machineId, 'SIGSTOP')) {
+            throw new AbortStep(`machine ${machineId} has no running process to suspend`);
+          }
+        },
+      },
+      {
+        name: 'record',
+        run: ({ machineId }) =>
+          machine.record(machineId, 'suspended', { type: 'suspend', source: 'flyd' }),
+      },
+    ],
+  });
+  engine.define('resume', {
+    steps: [
+      {
+        name: 'continue',
+        run: ({ machineId }) => {
+          if (!machine.runtime.signal(machineId, 'SIGCONT')) {
+            throw new AbortStep(`machine ${machineId} has no suspended process to resume`);
+          }
+        },
+      },
+      {
+        name: 'record',
+        run: ({ machineId }) =>
+          machine.record(machineId, 'started', { type: 'resume', source: 'user' }),
+      },
+    ],
   });
   engine.define<{ kill: boolean }>('destroy', {
     steps: [

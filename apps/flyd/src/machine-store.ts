@@ -26,6 +26,8 @@ export type MachineState =
   | 'started'
   | 'stopping'
   | 'stopped'
+  | 'suspending'
+  | 'suspended'
   | 'destroying'
   | 'destroyed';
 
@@ -89,6 +91,7 @@ export class MachineStore {
         config: JSON.stringify(machine.config),
         cordoned: Number(machine.cordoned),
       });
+    this.#addVersion(machine.id, machine.instance_id, machine.config, machine.created_at);
   }
 
   update(
@@ -109,12 +112,35 @@ export class MachineStore {
 
   /** Replaces the machine's config; a new `instanceId` makes it a new version. */
   replaceConfig(id: string, config: MachineConfig, instanceId?: string): MachineRecord {
+    const now = new Date().toISOString();
     this.db
       .prepare(
         'UPDATE machines SET config = ?, instance_id = coalesce(?, instance_id), updated_at = ? WHERE id = ?',
       )
-      .run(JSON.stringify(config), instanceId ?? null, new Date().toISOString(), id);
-    return this.get(id)!;
+      .run(JSON.stringify(config), instanceId ?? null, now, id);
+    const machine = this.get(id)!;
+    this.#addVersion(id, machine.instance_id, config, now);
+    return machine;
+  }
+
+  /** Every config the machine has had, newest first (a version per create and update). */
+  versions(id: string): { version: string; user_config: MachineConfig; created_at: string }[] {
+    const rows = this.db
+      .prepare(
+        'SELECT version, config, created_at FROM machine_versions WHERE machine_id = ? ORDER BY version DESC',
+      )
+      .all(id) as { version: string; config: string; created_at: string }[];
+    return rows.map((row) => ({
+      version: row.version,
+      user_config: JSON.parse(row.config) as MachineConfig,
+      created_at: row.created_at,
+    }));
+  }
+
+  #addVersion(id: string, version: string, config: MachineConfig, at: string): void {
+    this.db
+      .prepare('INSERT OR IGNORE INTO machine_versions VALUES (?, ?, ?, ?)')
+      .run(id, version, JSON.stringify(config), at);
   }
 
   addEvent(machineId: string, event: Omit<MachineEvent, 'timestamp'>): void {

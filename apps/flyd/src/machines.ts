@@ -6,6 +6,12 @@ import { flydError } from './errors.js';
 import { AbortStep, type FsmEngine, RunConflictError, type RunHandle } from './fsm/engine.js';
 import { resolveImage } from './images.js';
 import { type CreateRequest, defineMachineActions, type StopRequest } from './machine-actions.js';
+import {
+  type ExecResult,
+  execInMachine,
+  type MachineProcess,
+  machineProcesses,
+} from './machine-exec.js';
 import type { MachineRecord, MachineState, MachineStore } from './machine-store.js';
 import { freePort, waitForListener } from './ports.js';
 import type { Publisher } from './publisher.js';
@@ -88,6 +94,10 @@ export class MachineService {
 
   async start(id: string): Promise<{ previous_state: MachineState }> {
     const machine = this.get(id);
+    if (machine.state === 'suspended') {
+      await this.#outcome(this.#start(id, 'resume', {}).done, id, 'resume');
+      return { previous_state: machine.state };
+    }
     if (!['created', 'stopped', 'started'].includes(machine.state)) {
       throw flydError(
         'FLYD_ERR_PRECONDITION',
@@ -100,11 +110,25 @@ export class MachineService {
     return { previous_state: machine.state };
   }
 
+  /** Pauses a started machine (SIGSTOP to its process group); `start` resumes it. */
+  async suspend(id: string): Promise<void> {
+    const machine = this.get(id);
+    if (machine.state === 'suspended') return;
+    if (machine.state !== 'started') {
+      throw flydError(
+        'FLYD_ERR_PRECONDITION',
+        `machine ${id} is ${machine.state}; only a started machine suspends`,
+      );
+    }
+    this.#cancelRestart(id);
+    await this.#outcome(this.#start(id, 'suspend', {}).done, id, 'suspend');
+  }
+
   async stop(id: string, request: StopRequest): Promise<void> {
     const machine = this.get(id);
     this.#cancelRestart(id);
     if (machine.state === 'stopped' || machine.state === 'created') return;
-    if (machine.state !== 'started' && machine.state !== 'starting') {
+    if (!['started', 'starting', 'suspended'].includes(machine.state)) {
       throw flydError(
         'FLYD_ERR_PRECONDITION',
         `machine ${id} is ${machine.state}; it cannot be stopped`,
@@ -200,7 +224,25 @@ export class MachineService {
   }
 
   /** Resolves once the machine is in `state`; 408 after `timeoutMs`. */
-  wait(id: string, state: MachineState, timeoutMs: number): Promise<MachineRecord> {
+  /**
+   * Resolves once the machine is in `state` and the operation that took it there is over, so
+   * the caller's next call is not refused as a conflict with a run finishing its last step.
+   */
+  async wait(id: string, state: MachineState, timeoutMs: number): Promise<MachineRecord> {
+    const deadline = Date.now() + timeoutMs;
+    const reached = await this.#reach(id, state, timeoutMs);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.engine.settled(id),
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
+      }),
+    ]);
+    clearTimeout(timer);
+    return this.store.get(id) ?? reached;
+  }
+
+  #reach(id: string, state: MachineState, timeoutMs: number): Promise<MachineRecord> {
     const current = this.get(id);
     if (current.state === state) return Promise.resolve(current);
     return new Promise((resolve, reject) => {
@@ -274,6 +316,11 @@ export class MachineService {
       );
     for (const run of this.engine.resumeAll()) run.done.catch(() => undefined);
     for (const machine of machines) {
+      if (machine.state === 'suspended' || machine.state === 'suspending') {
+        // The paused process died with the old flyd: the machine is stopped, not resumed.
+        this.store.update(machine.id, { state: 'stopped', pid: null, stop_reason: 'flyd-restart' });
+        continue;
+      }
       const wasRunning = machine.state === 'started' || machine.state === 'starting';
       const stoppedByShutdown =
         machine.state === 'stopped' && machine.stop_reason === 'flyd-shutdown';
@@ -371,6 +418,49 @@ export class MachineService {
   }
 
   /** Starts the machine's process (idempotent: a running machine is left as it is). */
+  /** The processes of a started machine's process group. */
+  processes(id: string): MachineProcess[] {
+    const machine = this.get(id);
+    if (machine.pid === null || !this.runtime.isRunning(id)) {
+      throw flydError('FLYD_ERR_PRECONDITION', `machine ${id} is ${machine.state}: no processes`);
+    }
+    return machineProcesses(machine.pid);
+  }
+
+  /** Runs a command in a started machine's environment and directory. */
+  async exec(id: string, command: string[], timeoutMs: number): Promise<ExecResult> {
+    const machine = this.get(id);
+    if (machine.state !== 'started') {
+      throw flydError(
+        'FLYD_ERR_PRECONDITION',
+        `machine ${id} is ${machine.state}; exec needs a started machine`,
+      );
+    }
+    const image = resolveImage(this.options.imagesDir, machine.config);
+    try {
+      return await execInMachine(command, { cwd: image.dir, env: this.env(id), timeoutMs });
+    } catch (error) {
+      throw flydError('FLYD_ERR_BAD_CONFIG', `exec: ${(error as Error).message}`);
+    }
+  }
+
+  /** The environment a machine's processes get (its own and `exec`'s): clean, plus Fly's. */
+  env(id: string, port = this.get(id).port): Record<string, string> {
+    const machine = this.get(id);
+    return {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      HOME: join(this.options.dataDir, 'machines', id),
+      LANG: process.env.LANG ?? 'C.UTF-8',
+      ...(machine.config.env ?? {}),
+      ...(port === null ? {} : { PORT: String(port) }),
+      FLY_APP_NAME: machine.app,
+      FLY_MACHINE_ID: id,
+      FLY_REGION: machine.region,
+      FLY_IMAGE_REF: machine.image_ref,
+      FLY_PRIVATE_IP: '127.0.0.1',
+    };
+  }
+
   async #launch(id: string): Promise<void> {
     if (this.runtime.isRunning(id)) return;
     const machine = this.get(id);
@@ -382,19 +472,7 @@ export class MachineService {
     }
     const port = machine.port ?? (await freePort());
     this.#setState(id, 'starting', { type: 'start', source: 'user' }, { port, stop_reason: null });
-    const env: Record<string, string> = {
-      PATH: process.env.PATH ?? '/usr/bin:/bin',
-      HOME: join(this.options.dataDir, 'machines', id),
-      LANG: process.env.LANG ?? 'C.UTF-8',
-      ...(machine.config.env ?? {}),
-      PORT: String(port),
-      FLY_APP_NAME: machine.app,
-      FLY_MACHINE_ID: id,
-      FLY_REGION: machine.region,
-      FLY_IMAGE_REF: machine.image_ref,
-      FLY_PRIVATE_IP: '127.0.0.1',
-    };
-    const pid = await this.runtime.start({ machineId: id, image, env });
+    const pid = await this.runtime.start({ machineId: id, image, env: this.env(id, port) });
     this.store.update(id, { pid });
     // A process machine is `started` once its service port takes connections (bounded), so the
     // proxy does not route to a machine that cannot answer yet.

@@ -7,6 +7,7 @@ import {
 import type { FastifyInstance } from 'fastify';
 import { flydError } from './errors.js';
 import { leaseRoutes } from './routes/leases.js';
+import { machineProcessRoutes } from './routes/machine-process.js';
 import { machineSettingsRoutes } from './routes/machine-settings.js';
 import { type MachineRouteDeps, machineRoutes } from './routes/machines.js';
 
@@ -27,5 +28,6 @@ export function createFlydServer(
   machineRoutes(app, deps);
   leaseRoutes(app, deps.machines, deps.leases);
   machineSettingsRoutes(app, deps);
+  machineProcessRoutes(app, deps);
   return app;
 }

@@ -288,6 +288,67 @@ describe('flyd', () => {
     await call('DELETE', `/v1/machines/${id}?kill=true`);
   });
 
+  it('suspends a machine with SIGSTOP and resumes it on start; lists versions, processes; execs', async () => {
+    const id = (
+      await call('POST', '/v1/machines', {
+        app: 'web',
+        config: { ...hello, env: { GREETING: 'v1' } },
+      })
+    ).body.id as string;
+    await call('GET', `/v1/machines/${id}/wait?state=started&timeout=10`);
+    const [pid] = machinePids(id);
+    const processState = () =>
+      spawnSync('ps', ['-o', 'stat=', '-p', String(pid)], { encoding: 'utf8' }).stdout.trim();
+
+    expect(await call('POST', `/v1/machines/${id}/suspend`)).toMatchObject({ status: 200 });
+    expect((await call('GET', `/v1/machines/${id}`)).body.state).toBe('suspended');
+    expect(processState()).toMatch(/^T/); // stopped by a signal: paused, memory kept
+    expect(await rowState(id)).toBe('suspended');
+    expect((await call('POST', `/v1/machines/${id}/suspend`)).status).toBe(200); // idempotent
+    expect((await call('POST', `/v1/machines/${id}/restart`)).status).toBe(412);
+    expect((await call('POST', `/v1/machines/${id}/start`)).body).toMatchObject({
+      previous_state: 'suspended',
+    });
+    expect(processState()).not.toMatch(/^T/); // running again (R or S)
+    expect(machinePids(id)).toContain(pid); // the same process, resumed
+
+    const ps = (await call('GET', `/v1/machines/${id}/ps`)).body as unknown as {
+      pid: number;
+      command: string;
+      rss: number;
+    }[];
+    expect(ps.map((process) => process.pid)).toContain(pid);
+    expect(ps[0]).toMatchObject({
+      command: expect.stringContaining('node'),
+      rss: expect.any(Number),
+    });
+
+    const exec = await call('POST', `/v1/machines/${id}/exec`, {
+      cmd: 'echo $GREETING $FLY_MACHINE_ID; exit 3',
+    });
+    expect(exec.body).toEqual({ stdout: `v1 ${id}\n`, stderr: '', exit_code: 3, exit_signal: 0 });
+    const slow = await call('POST', `/v1/machines/${id}/exec`, {
+      command: ['sleep', '5'],
+      timeout: 0.2,
+    });
+    expect(slow.body).toMatchObject({ exit_signal: 9 });
+    expect((await call('POST', `/v1/machines/${id}/exec`, {})).status).toBe(400);
+
+    await call('POST', `/v1/machines/${id}`, { config: { ...hello, env: { GREETING: 'v2' } } });
+    const versions = (await call('GET', `/v1/machines/${id}/versions`)).body as unknown as {
+      version: string;
+      user_config: { env: { GREETING: string } };
+    }[];
+    expect(versions.map((version) => version.user_config.env.GREETING)).toEqual(['v2', 'v1']);
+    expect(versions[0]!.version).toBe((await call('GET', `/v1/machines/${id}`)).body.instance_id);
+
+    await call('POST', `/v1/machines/${id}/suspend`);
+    await call('POST', `/v1/machines/${id}/stop`, { timeout: 5 });
+    expect((await call('GET', `/v1/machines/${id}`)).body.state).toBe('stopped');
+    expect((await call('GET', `/v1/machines/${id}/ps`)).status).toBe(412);
+    await call('DELETE', `/v1/machines/${id}?kill=true`);
+  });
+
   it('documents every error code it has', () => {
     expect(errorCodesInReadme(join(here, '..', 'README.md')).sort()).toEqual(
       Object.keys(FlydErrors).sort(),

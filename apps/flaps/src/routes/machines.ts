@@ -5,6 +5,7 @@ import type { FlydClient } from '../flyd-client.js';
 import { placeMachine } from '../placement.js';
 import type { FleetState, MachineRow } from '../state.js';
 import { leaseNonce, leaseRoutes } from './leases.js';
+import { machineProcessRoutes } from './machine-process.js';
 import { machineSettingsRoutes } from './machine-settings.js';
 
 const waitStates = ['created', 'started', 'stopped', 'suspended', 'destroyed'];
@@ -227,6 +228,7 @@ export function machineRoutes(app: FastifyInstance, state: FleetState, flyd: Fly
   });
   leaseRoutes(app, flyd, owner);
   machineSettingsRoutes(app, flyd, owner);
+  machineProcessRoutes(app, flyd, owner);
 }
 
 /** A signal as a name (`SIGTERM`, `TERM`) or a number (`15`), as Fly's clients send it. */

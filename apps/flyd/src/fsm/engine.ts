@@ -82,6 +82,8 @@ interface ActiveRun {
   action: string;
   completed: Set<string>;
   waiters: Map<string, (() => void)[]>;
+  /** Settles when the run is over (whatever its outcome). */
+  over?: Promise<unknown>;
 }
 
 /**
@@ -174,6 +176,13 @@ export class FsmEngine {
     return this.#active.has(machineId);
   }
 
+  /** Resolves once the machine has no active run (at once if it has none). */
+  async settled(machineId: string): Promise<void> {
+    for (let active = this.#active.get(machineId); active; active = this.#active.get(machineId)) {
+      await active.over;
+    }
+  }
+
   #execute(run: {
     id: string;
     machineId: string;
@@ -209,6 +218,7 @@ export class FsmEngine {
       },
     );
     done.catch(() => undefined); // callers that only wait for a step must not see an unhandled rejection
+    active.over = done.catch(() => undefined);
     const reached = (step: string) =>
       active.completed.has(step)
         ? Promise.resolve()

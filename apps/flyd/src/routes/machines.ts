@@ -15,6 +15,8 @@ const states: MachineState[] = [
   'started',
   'stopping',
   'stopped',
+  'suspending',
+  'suspended',
   'destroying',
   'destroyed',
 ];
