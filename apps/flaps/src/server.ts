@@ -9,6 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import { flapsError } from './errors.js';
 import type { FlydClient } from './flyd-client.js';
 import { flapsMetrics } from './metrics.js';
+import { PlacementTracker } from './placement.js';
 import { appRoutes } from './routes/apps.js';
 import { machineRoutes } from './routes/machines.js';
 import { platformRoutes } from './routes/platform.js';
@@ -51,7 +52,8 @@ export async function createFlapsServer(
     if (reply.statusCode === 412) meters.placementFailures.add(1);
   });
   appRoutes(app, state);
-  machineRoutes(app, state, flyd);
-  platformRoutes(app, state);
+  const placements = new PlacementTracker();
+  machineRoutes(app, state, flyd, placements);
+  platformRoutes(app, state, placements);
   return app;
 }

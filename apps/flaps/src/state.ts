@@ -72,6 +72,15 @@ export class FleetState {
     );
   }
 
+  /** Live machines of an app per worker (the placement spreads them). */
+  async appMachineCounts(app: string): Promise<Map<string, number>> {
+    const rows = await this.read<{ host_id: string; n: number }>([
+      "SELECT host_id, count(*) AS n FROM machines WHERE app = ? AND state NOT IN ('destroyed', 'destroying') GROUP BY host_id",
+      [app],
+    ]);
+    return new Map(rows.map((row) => [row.host_id, row.n]));
+  }
+
   async worker(hostId: string): Promise<WorkerHost | undefined> {
     const rows = await this.read<WorkerHost>([
       'SELECT id, region, flyd_addr, machine_count, cpus, cpus_reserved, memory_mb, memory_mb_reserved FROM hosts WHERE id = ?',

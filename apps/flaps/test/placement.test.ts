@@ -1,48 +1,104 @@
 import { describe, expect, it } from 'vitest';
-import { placeMachine, type WorkerHost } from '../src/placement.js';
+import { PlacementTracker, placeMachine, type WorkerHost } from '../src/placement.js';
+import { regionsOf } from '../src/regions.js';
 
-const host = (
-  id: string,
-  region: string,
-  machineCount: number,
-  memoryFreeMb = 4096,
-): WorkerHost => ({
+const host = (id: string, region: string, memoryFreeMb = 4096): WorkerHost => ({
   id,
   region,
   flyd_addr: `http://${id}`,
-  machine_count: machineCount,
+  machine_count: 0,
   cpus: 8,
   cpus_reserved: 0,
   memory_mb: 8192,
   memory_mb_reserved: 8192 - memoryFreeMb,
 });
+const counts = (entries: Record<string, number> = {}) => new Map(Object.entries(entries));
 
-// Placement spreads machines over workers and fails clearly when a region is full (seed 002).
+// Placement spreads an app's machines over workers and fails clearly when a region is full
+// (seed 002: placement that piles onto the emptiest-looking host took a region down).
 describe('placeMachine', () => {
-  it('picks the least loaded worker in the region, at random among equals', () => {
+  it('prefers the fewest machines of the same app, then the most free memory, then chance', () => {
     const hosts = [
-      host('a', 'ams', 3),
-      host('b', 'ams', 1),
-      host('c', 'ams', 1),
-      host('d', 'ord', 0),
+      host('a', 'ams'),
+      host('b', 'ams', 1024),
+      host('c', 'ams', 8000),
+      host('d', 'ord'),
     ];
-    expect(placeMachine(hosts, { region: 'ams', memoryMb: 256 }, () => 0).id).toBe('b');
-    expect(placeMachine(hosts, { region: 'ams', memoryMb: 256 }, () => 0.99).id).toBe('c');
-    expect(placeMachine(hosts, { memoryMb: 256 }).id).toBe('d');
+    const sameGroup = counts({ a: 0, b: 0, c: 2 });
+    expect(placeMachine(hosts, { region: 'ams', memoryMb: 256, sameGroup }).id).toBe('a');
+    const tied = [host('a', 'ams'), host('b', 'ams')];
+    expect(
+      placeMachine(tied, { region: 'ams', memoryMb: 256, sameGroup: counts() }, () => 0).id,
+    ).toBe('a');
+    expect(
+      placeMachine(tied, { region: 'ams', memoryMb: 256, sameGroup: counts() }, () => 0.99).id,
+    ).toBe('b');
+    expect(placeMachine(hosts, { region: 'any', memoryMb: 256, sameGroup }).id).toMatch(/^[ad]$/);
   });
 
-  it('spreads a burst of creates instead of piling them on one worker', () => {
-    const hosts = [host('a', 'ams', 0), host('b', 'ams', 0), host('c', 'ams', 0)];
-    for (let i = 0; i < 9; i++)
-      placeMachine(hosts, { region: 'ams', memoryMb: 256 }).machine_count++;
-    expect(hosts.map((h) => h.machine_count)).toEqual([3, 3, 3]);
+  it('understands region expressions: codes, lists, groups and any', () => {
+    expect(regionsOf('iad')).toEqual(new Set(['iad']));
+    expect(regionsOf('iad, dfw')).toEqual(new Set(['iad', 'dfw']));
+    expect(regionsOf('lhr,eu')?.has('fra')).toBe(true);
+    expect(regionsOf('any')).toBeUndefined();
+    expect(regionsOf(undefined)).toBeUndefined();
+    const hosts = [host('a', 'fra'), host('b', 'iad'), host('c', 'syd')];
+    const placed = placeMachine(hosts, { region: 'lhr,eu', memoryMb: 256, sameGroup: counts() });
+    expect(placed.id).toBe('a');
   });
 
-  it('refuses a full region and names the regions with room', () => {
-    const hosts = [host('a', 'ams', 0, 100), host('b', 'ord', 0), host('c', 'syd', 0)];
-    expect(() => placeMachine(hosts, { region: 'ams', memoryMb: 256 })).toThrow(
-      /insufficient_capacity: no worker in region ams.*regions with room: ord, syd/,
+  it('refuses a full region and names the nearest regions with room', () => {
+    const hosts = [host('a', 'ams', 100), host('b', 'syd'), host('c', 'fra'), host('d', 'iad')];
+    expect(() =>
+      placeMachine(hosts, { region: 'ams', memoryMb: 256, sameGroup: counts() }),
+    ).toThrow(
+      /insufficient_capacity: no worker in region ams.*nearest regions with room: fra, iad, syd/,
     );
-    expect(() => placeMachine([], { memoryMb: 256 })).toThrow(/no region has room/);
+    expect(() => placeMachine([], { memoryMb: 256, sameGroup: counts() })).toThrow(
+      /no region has room/,
+    );
+  });
+});
+
+describe('PlacementTracker', () => {
+  it('spreads a burst of creates that all read the same counts', () => {
+    const tracker = new PlacementTracker();
+    const hosts = [host('a', 'ams'), host('b', 'ams'), host('c', 'ams')];
+    const readAt = Date.now();
+    const placed: string[] = [];
+    for (let i = 0; i < 9; i++) {
+      const view = tracker.view('web', hosts, counts(), readAt);
+      const chosen = placeMachine(view.hosts, {
+        region: 'ams',
+        memoryMb: 256,
+        sameGroup: view.sameGroup,
+      });
+      tracker.reserve('web', chosen.id, 256);
+      placed.push(chosen.id);
+    }
+    expect(placed.filter((id) => id === 'a')).toHaveLength(3);
+    expect(placed.filter((id) => id === 'b')).toHaveLength(3);
+    expect(tracker.pending()).toHaveLength(3);
+  });
+
+  it('stops counting a finished placement for reads that began after it finished', async () => {
+    const tracker = new PlacementTracker();
+    const done = tracker.reserve('web', 'a', 256);
+    const before = Date.now();
+    expect(tracker.view('web', [host('a', 'ams')], counts(), before).sameGroup.get('a')).toBe(1);
+    done();
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    // A read that began before the finish may have missed the new row: still counted.
+    expect(tracker.view('web', [host('a', 'ams')], counts(), before).sameGroup.get('a')).toBe(1);
+    // One that began after sees the row in corrosion itself.
+    expect(
+      tracker.view('web', [host('a', 'ams')], counts(), Date.now()).sameGroup.get('a'),
+    ).toBeUndefined();
+    // Another placement group is not counted, but the memory is.
+    const other = tracker.reserve('api', 'a', 512);
+    const view = tracker.view('web', [host('a', 'ams')], counts(), Date.now());
+    expect(view.sameGroup.get('a')).toBeUndefined();
+    expect(view.hosts[0]!.memory_mb_reserved).toBe(4096 + 512);
+    other();
   });
 });

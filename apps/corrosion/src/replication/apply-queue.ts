@@ -26,6 +26,8 @@ export interface ApplyQueueOptions {
 export class ApplyQueue {
   readonly #queue: Changeset[] = [];
   #scheduled = false;
+  #closed = false;
+  #timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
   #dropped = 0;
   #applied = 0;
   /** Milliseconds from a version's commit on its origin to its merge here, last batch's worst. */
@@ -52,7 +54,16 @@ export class ApplyQueue {
     return this.#lagMs;
   }
 
+  /** Stops applying: what is queued is dropped (sync brings it back after a restart). */
+  close(): void {
+    this.#closed = true;
+    clearTimeout(this.#timer as NodeJS.Timeout);
+    clearImmediate(this.#timer as NodeJS.Immediate);
+    this.#queue.length = 0;
+  }
+
   push(sets: Changeset[]): void {
+    if (this.#closed) return;
     const room = this.options.queueMax - this.#queue.length;
     if (sets.length > room) this.#dropped += sets.length - Math.max(room, 0);
     for (const set of sets.slice(0, Math.max(room, 0))) this.#queue.push(set);
@@ -60,7 +71,7 @@ export class ApplyQueue {
   }
 
   #schedule(): void {
-    if (this.#scheduled || this.#queue.length === 0) return;
+    if (this.#scheduled || this.#closed || this.#queue.length === 0) return;
     this.#scheduled = true;
     const run = () => {
       this.#scheduled = false;
@@ -78,7 +89,9 @@ export class ApplyQueue {
       }
       this.#schedule();
     };
-    if (this.#queue.length >= this.options.batchMax) setImmediate(run);
-    else setTimeout(run, this.options.batchDelayMs);
+    this.#timer =
+      this.#queue.length >= this.options.batchMax
+        ? setImmediate(run)
+        : setTimeout(run, this.options.batchDelayMs);
   }
 }

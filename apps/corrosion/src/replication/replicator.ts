@@ -175,6 +175,7 @@ export class Replicator {
     this.#stopped = true;
     clearTimeout(this.#syncTimer);
     this.broadcaster.close();
+    this.applyQueue.close();
     await this.membership.stop();
     await this.syncServer.close();
     this.transport.close();

@@ -2,7 +2,7 @@ import { constants } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import { flapsError } from '../errors.js';
 import type { FlydClient } from '../flyd-client.js';
-import { placeMachine } from '../placement.js';
+import { type PlacementTracker, placeMachine } from '../placement.js';
 import type { FleetState, MachineRow } from '../state.js';
 import { leaseNonce, leaseRoutes } from './leases.js';
 import { machineProcessRoutes } from './machine-process.js';
@@ -29,13 +29,21 @@ function listedMachine(row: MachineRow) {
 
 interface CreateBody {
   name?: string;
+  /** A region expression: `iad`, `iad,dfw`, `lhr,eu`, `any`. */
   region?: string;
+  /** Machines with the same placement id spread over workers together (default: the app). */
+  placement_id?: string;
   config: { guest?: { memory_mb?: number }; [key: string]: unknown };
   skip_launch?: boolean;
 }
 
 /** `/v1/apps/{app}/machines`: placement and forwarding to the owning worker's flyd. */
-export function machineRoutes(app: FastifyInstance, state: FleetState, flyd: FlydClient): void {
+export function machineRoutes(
+  app: FastifyInstance,
+  state: FleetState,
+  flyd: FlydClient,
+  placements: PlacementTracker,
+): void {
   const requireApp = async (name: string) => {
     if (!(await state.app(name)))
       throw flapsError('FLAPS_ERR_APP_NOT_FOUND', `app ${name} not found`);
@@ -63,7 +71,8 @@ export function machineRoutes(app: FastifyInstance, state: FleetState, flyd: Fly
           required: ['config'],
           properties: {
             name: { type: 'string', maxLength: 63 },
-            region: { type: 'string', maxLength: 32 },
+            region: { type: 'string', maxLength: 200 },
+            placement_id: { type: 'string', maxLength: 200 },
             config: { type: 'object' },
             skip_launch: { type: 'boolean' },
           },
@@ -73,15 +82,28 @@ export function machineRoutes(app: FastifyInstance, state: FleetState, flyd: Fly
     async (request) => {
       await requireApp(request.params.app);
       const { config, region, name, skip_launch } = request.body;
+      const placementId = request.body.placement_id ?? request.params.app;
       const memoryMb = config.guest?.memory_mb ?? 256;
-      const host = placeMachine(await state.readyWorkers(), { region, memoryMb });
-      return flyd.call(host.flyd_addr, 'POST', '/v1/machines', {
-        app: request.params.app,
-        name,
-        region: host.region,
-        config,
-        skip_launch,
-      });
+      const readAt = Date.now();
+      const [hosts, counts] = await Promise.all([
+        state.readyWorkers(),
+        state.appMachineCounts(request.params.app),
+      ]);
+      // From here to reserve() nothing awaits: the choice and its reservation are one step.
+      const view = placements.view(placementId, hosts, counts, readAt);
+      const host = placeMachine(view.hosts, { region, memoryMb, sameGroup: view.sameGroup });
+      const done = placements.reserve(placementId, host.id, memoryMb);
+      try {
+        return await flyd.call(host.flyd_addr, 'POST', '/v1/machines', {
+          app: request.params.app,
+          name,
+          region: host.region,
+          config,
+          skip_launch,
+        });
+      } finally {
+        done();
+      }
     },
   );
 

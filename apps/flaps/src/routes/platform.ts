@@ -1,7 +1,75 @@
 import type { FastifyInstance } from 'fastify';
+import { flapsError } from '../errors.js';
+import { type PlacementTracker, placeMachine } from '../placement.js';
 import type { FleetState } from '../state.js';
 
-/** `/v1/platform/*`: what the fleet offers. */
-export function platformRoutes(app: FastifyInstance, state: FleetState): void {
+/** `/v1/platform/*`: what the fleet offers, and where machines would go. */
+export function platformRoutes(
+  app: FastifyInstance,
+  state: FleetState,
+  placements: PlacementTracker,
+): void {
   app.get('/v1/platform/regions', async () => ({ regions: await state.regions() }));
+
+  /**
+   * A dry run of placement: where `count` machines of `app` (or `placement_id`) with this much
+   * memory would go in the region expression, counting placements still in flight. Nothing is
+   * reserved.
+   */
+  app.post<{
+    Body: {
+      app?: string;
+      placement_id?: string;
+      region?: string;
+      count?: number;
+      compute?: { memory_mb?: number };
+    };
+  }>(
+    '/v1/platform/placements',
+    {
+      schema: {
+        body: {
+          type: 'object',
+          properties: {
+            app: { type: 'string' },
+            placement_id: { type: 'string' },
+            region: { type: 'string' },
+            count: { type: 'integer', minimum: 1, maximum: 10_000 },
+            compute: { type: 'object', properties: { memory_mb: { type: 'integer', minimum: 1 } } },
+          },
+        },
+      },
+    },
+    async (request) => {
+      const { app: appName, region, count = 1 } = request.body ?? {};
+      const memoryMb = request.body?.compute?.memory_mb ?? 256;
+      const placementId = request.body?.placement_id ?? appName ?? '';
+      if (placementId === '')
+        throw flapsError('FLAPS_ERR_BAD_REQUEST', 'app or placement_id is required');
+      const readAt = Date.now();
+      const [hosts, counts] = await Promise.all([
+        state.readyWorkers(),
+        appName ? state.appMachineCounts(appName) : Promise.resolve(new Map<string, number>()),
+      ]);
+      const view = placements.view(placementId, hosts, counts, readAt);
+      const byHost = new Map<string, { host_id: string; region: string; count: number }>();
+      for (let i = 0; i < count; i++) {
+        const host = placeMachine(view.hosts, { region, memoryMb, sameGroup: view.sameGroup });
+        host.memory_mb_reserved += memoryMb;
+        view.sameGroup.set(host.id, (view.sameGroup.get(host.id) ?? 0) + 1);
+        const entry = byHost.get(host.id) ?? { host_id: host.id, region: host.region, count: 0 };
+        entry.count++;
+        byHost.set(host.id, entry);
+      }
+      const regions = new Map<string, number>();
+      for (const entry of byHost.values()) {
+        regions.set(entry.region, (regions.get(entry.region) ?? 0) + entry.count);
+      }
+      return {
+        regions: [...regions].map(([code, n]) => ({ region: code, count: n })),
+        hosts: [...byHost.values()],
+        in_flight: placements.pending(),
+      };
+    },
+  );
 }
