@@ -95,3 +95,12 @@ CREATE TABLE certificates (
   sealed_key TEXT NOT NULL DEFAULT '',
   not_after TEXT NOT NULL DEFAULT ''
 );
+
+-- API tokens of organizations, written by flaps. Only a token's SHA-256 is kept: the table
+-- replicates to every host, and a hash is useless to whoever reads it.
+CREATE TABLE org_tokens (
+  token_sha256 TEXT NOT NULL PRIMARY KEY,
+  org TEXT NOT NULL DEFAULT '',
+  name TEXT NOT NULL DEFAULT '',
+  created_at TEXT NOT NULL DEFAULT ''
+);

@@ -5,7 +5,8 @@ import { HttpError } from '@fleet/service';
  * `{"error": "<message>"}`, with our stable `code` beside it.
  */
 export const FlapsErrors = {
-  FLAPS_ERR_UNAUTHORIZED: [401, 'missing or wrong API token'],
+  FLAPS_ERR_UNAUTHORIZED: [401, 'missing or wrong API token, or an operator-only call'],
+  FLAPS_ERR_ORG_NOT_FOUND: [404, 'no such organization for this token'],
   FLAPS_ERR_BAD_REQUEST: [400, 'the request is malformed; the message names the field'],
   FLAPS_ERR_APP_NOT_FOUND: [404, 'no such app'],
   FLAPS_ERR_MACHINE_NOT_FOUND: [404, 'no such machine in this app'],

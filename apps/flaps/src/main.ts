@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+import { Server } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { CorrosionClient } from '@fleet/corrosion-client';
 import {
   createLogger,
@@ -37,6 +39,9 @@ const spec = {
   },
 } as const;
 
+/** How long connections accepted just before shutdown get to send their request. */
+const acceptedGraceMs = 250;
+
 runMain(async () => {
   const config = parseConfig(
     {
@@ -61,6 +66,11 @@ runMain(async () => {
     flyd,
   );
   onShutdown(logger, async () => {
+    // Stop accepting first, then give connections accepted an instant ago the time to send
+    // their request: http.Server#close would drop them as idle, failing calls mid-restart
+    // (seed 002). Under socket activation the next flaps accepts what is still queued.
+    Server.prototype.close.call(app.server);
+    await sleep(acceptedGraceMs);
     await app.close();
     await Promise.all([flyd.close(), corrosion.close()]);
     await metrics.shutdown();

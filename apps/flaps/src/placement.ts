@@ -59,80 +59,76 @@ export function placeMachine(
   return best[Math.floor(random() * best.length)]!;
 }
 
-interface Reservation {
-  placementId: string;
-  hostId: string;
-  memoryMb: number;
-  /** When the create finished (its machine is in corrosion from then on). */
-  doneAt?: number;
+interface Group {
+  /** Machines of the group per host: corrosion's count when the burst began, plus placements since. */
+  counts: Map<string, number>;
+  inFlight: number;
+  lastActivity: number;
 }
 
+/** How long after its last placement a group keeps its own counts before reading corrosion's. */
+const quietMs = 2_000;
+
 /**
- * Placements decided but not yet visible in corrosion, by placement id (the app by default):
- * thousands of parallel creates read the same counts, and without this they would all choose
- * the host that looked emptiest. A reservation counts against its host for every read of
- * corrosion that began before its create finished.
+ * Placements by placement id (the app by default), kept in memory across concurrent requests:
+ * thousands of parallel creates read the same counts from corrosion, and without this they would
+ * all choose the host that looked emptiest. While a group is busy (placements in flight, or one
+ * in the last 2 s) its counts are this tracker's own — corrosion's count when the burst began
+ * plus every placement since — so no placement is missed or counted twice; once it is quiet,
+ * corrosion is the truth again (machines other flaps instances placed, or destroyed).
  */
 export class PlacementTracker {
-  #reservations: Reservation[] = [];
+  readonly #groups = new Map<string, Group>();
+  /** Memory of creates in flight per host (not yet in the host's published reservations). */
+  readonly #inFlightMb = new Map<string, number>();
 
-  /** Counts as corrosion read them at `readAt`, plus the reservations that read cannot show. */
+  /** The hosts and same-group counts a placement decides on. */
   view(
     placementId: string,
     hosts: WorkerHost[],
-    sameGroup: Map<string, number>,
-    readAt: number,
+    corrosionCounts: Map<string, number>,
   ): { hosts: WorkerHost[]; sameGroup: Map<string, number> } {
-    this.#expire();
-    const group = new Map(sameGroup);
-    const reservedMb = new Map<string, number>();
-    for (const reservation of this.#reservations) {
-      if (reservation.doneAt !== undefined && reservation.doneAt < readAt) continue;
-      reservedMb.set(
-        reservation.hostId,
-        (reservedMb.get(reservation.hostId) ?? 0) + reservation.memoryMb,
-      );
-      if (reservation.placementId === placementId) {
-        group.set(reservation.hostId, (group.get(reservation.hostId) ?? 0) + 1);
-      }
+    const now = Date.now();
+    let group = this.#groups.get(placementId);
+    if (!group || (group.inFlight === 0 && now - group.lastActivity > quietMs)) {
+      group = { counts: new Map(corrosionCounts), inFlight: 0, lastActivity: now };
+      this.#groups.set(placementId, group);
     }
     return {
       hosts: hosts.map((host) => ({
         ...host,
-        memory_mb_reserved: host.memory_mb_reserved + (reservedMb.get(host.id) ?? 0),
+        memory_mb_reserved: host.memory_mb_reserved + (this.#inFlightMb.get(host.id) ?? 0),
       })),
-      sameGroup: group,
+      sameGroup: new Map(group.counts),
     };
   }
 
-  /** Holds a placement until its create finished; call the returned function then. */
-  reserve(placementId: string, hostId: string, memoryMb: number): () => void {
-    const reservation: Reservation = { placementId, hostId, memoryMb };
-    this.#reservations.push(reservation);
-    return () => {
-      reservation.doneAt = Date.now();
+  /**
+   * Counts a placement at once (call right after `view`, with no await between); the returned
+   * function ends it: `ok` false takes it back (the create failed).
+   */
+  reserve(placementId: string, hostId: string, memoryMb: number): (ok: boolean) => void {
+    const group = this.#groups.get(placementId);
+    if (!group) throw new Error(`reserve() without view() for ${placementId}`);
+    group.counts.set(hostId, (group.counts.get(hostId) ?? 0) + 1);
+    group.inFlight++;
+    group.lastActivity = Date.now();
+    this.#inFlightMb.set(hostId, (this.#inFlightMb.get(hostId) ?? 0) + memoryMb);
+    let ended = false;
+    return (ok) => {
+      if (ended) return;
+      ended = true;
+      group.inFlight--;
+      group.lastActivity = Date.now();
+      if (!ok) group.counts.set(hostId, (group.counts.get(hostId) ?? 1) - 1);
+      this.#inFlightMb.set(hostId, (this.#inFlightMb.get(hostId) ?? memoryMb) - memoryMb);
     };
   }
 
-  /** In-flight placements by placement id and host (for `/v1/platform/placements`). */
-  pending(): { placement_id: string; host_id: string; count: number }[] {
-    const counts = new Map<string, number>();
-    for (const { placementId, hostId, doneAt } of this.#reservations) {
-      if (doneAt !== undefined) continue;
-      const key = `${placementId}\0${hostId}`;
-      counts.set(key, (counts.get(key) ?? 0) + 1);
-    }
-    return [...counts].map(([key, count]) => {
-      const [placement_id, host_id] = key.split('\0') as [string, string];
-      return { placement_id, host_id, count };
-    });
-  }
-
-  /** Finished reservations older than any read still in flight can go (a minute is ample). */
-  #expire(): void {
-    const horizon = Date.now() - 60_000;
-    this.#reservations = this.#reservations.filter(
-      (reservation) => reservation.doneAt === undefined || reservation.doneAt > horizon,
-    );
+  /** Placements in flight per placement id (for `/v1/platform/placements`). */
+  pending(): { placement_id: string; in_flight: number }[] {
+    return [...this.#groups]
+      .filter(([, group]) => group.inFlight > 0)
+      .map(([placementId, group]) => ({ placement_id: placementId, in_flight: group.inFlight }));
   }
 }

@@ -1,11 +1,7 @@
 import swagger from '@fastify/swagger';
-import {
-  authorizationMatches,
-  createHttpServer,
-  type Logger,
-  type MetricsExport,
-} from '@fleet/service';
+import { createHttpServer, type Logger, type MetricsExport } from '@fleet/service';
 import type { FastifyInstance } from 'fastify';
+import { Authenticator, type Principal } from './auth.js';
 import { flapsError } from './errors.js';
 import type { FlydClient } from './flyd-client.js';
 import { flapsMetrics } from './metrics.js';
@@ -13,7 +9,15 @@ import { PlacementTracker } from './placement.js';
 import { appRoutes } from './routes/apps.js';
 import { machineRoutes } from './routes/machines.js';
 import { platformRoutes } from './routes/platform.js';
+import { tokenRoutes } from './routes/tokens.js';
 import type { FleetState } from './state.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Who the call is from (set for every /v1 call). */
+    principal: Principal;
+  }
+}
 
 /** The Machines API: `Authorization: Bearer <token>` (or Fly's `FlyV1 <token>`) on every /v1 call. */
 export async function createFlapsServer(
@@ -38,10 +42,21 @@ export async function createFlapsServer(
   });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   const meters = flapsMetrics();
+  const auth = new Authenticator(token, state);
+  app.decorateRequest('principal', null as never); // set by the onRequest hook below
   app.addHook('onRequest', async (request) => {
     if (!request.url.startsWith('/v1/')) return;
-    if (!authorizationMatches(request.headers.authorization, token, ['Bearer', 'FlyV1']))
-      throw flapsError('FLAPS_ERR_UNAUTHORIZED', 'missing or wrong API token');
+    request.principal = await auth.identify(request.headers.authorization);
+  });
+  // An organization's token never reaches another organization's apps: they do not exist for it.
+  app.addHook('preHandler', async (request) => {
+    const name = (request.params as { app?: string } | undefined)?.app;
+    const principal = request.principal;
+    if (name === undefined || !principal || principal.operator) return;
+    const row = await state.app(name);
+    if (row && row.org !== principal.org) {
+      throw flapsError('FLAPS_ERR_APP_NOT_FOUND', `app ${name} not found`);
+    }
   });
   app.addHook('onResponse', async (request, reply) => {
     meters.requests.add(1, {
@@ -52,6 +67,7 @@ export async function createFlapsServer(
     if (reply.statusCode === 412) meters.placementFailures.add(1);
   });
   appRoutes(app, state);
+  tokenRoutes(app, state, auth);
   const placements = new PlacementTracker();
   machineRoutes(app, state, flyd, placements);
   platformRoutes(app, state, placements);

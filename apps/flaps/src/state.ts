@@ -72,6 +72,36 @@ export class FleetState {
     );
   }
 
+  /** The organization a token (by its SHA-256) belongs to. */
+  async tokenOrg(tokenSha256: string): Promise<string | undefined> {
+    const rows = await this.read<{ org: string }>([
+      'SELECT org FROM org_tokens WHERE token_sha256 = ?',
+      [tokenSha256],
+    ]);
+    return rows[0]?.org;
+  }
+
+  async addToken(tokenSha256: string, org: string, name: string): Promise<void> {
+    await this.guard(() =>
+      this.corrosion.transaction([
+        [
+          'INSERT INTO org_tokens (token_sha256, org, name, created_at) VALUES (?, ?, ?, ?)',
+          [tokenSha256, org, name, new Date().toISOString()],
+        ],
+      ]),
+    );
+  }
+
+  /** Revokes the tokens whose hash starts with `id` (the id `POST /v1/tokens` answered). */
+  async revokeToken(id: string): Promise<number> {
+    const outcome = await this.guard(() =>
+      this.corrosion.transaction([
+        ['DELETE FROM org_tokens WHERE substr(token_sha256, 1, 16) = ?', [id]],
+      ]),
+    );
+    return outcome.results[0]?.rows_affected ?? 0;
+  }
+
   /** Live machines of an app per worker (the placement spreads them). */
   async appMachineCounts(app: string): Promise<Map<string, number>> {
     const rows = await this.read<{ host_id: string; n: number }>([

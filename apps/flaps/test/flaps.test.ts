@@ -241,6 +241,48 @@ describe('flaps', () => {
     });
   });
 
+  it('keeps organizations apart: an org token reaches its own apps only', async () => {
+    const mint = async (org: string) =>
+      (await call('POST', '/v1/tokens', { org_slug: org, name: `${org} deploys` })).body as {
+        id: string;
+        token: string;
+      };
+    const acme = await mint('initech');
+    const other = await mint('other');
+    expect(acme.token).toMatch(/^fo1_/);
+    const as = (minted: { token: string }) => `Bearer ${minted.token}`;
+    expect((await call('POST', '/v1/apps', { app_name: 'acme-web' }, as(acme))).body).toMatchObject(
+      {
+        organization: { slug: 'initech' },
+      },
+    );
+    expect(
+      (await call('POST', '/v1/apps', { app_name: 'sneaky', org_slug: 'other' }, as(acme))).status,
+    ).toBe(404);
+    const acmeApps = (await call('GET', '/v1/apps', undefined, as(acme))).body as {
+      apps: { name: string }[];
+    };
+    expect(acmeApps.apps.map((app) => app.name)).toEqual(['acme-web']);
+    expect((await call('GET', '/v1/apps?org_slug=other', undefined, as(acme))).status).toBe(404);
+    // The other organization sees none of it, not even that it exists.
+    expect((await call('GET', '/v1/apps/acme-web', undefined, as(other))).status).toBe(404);
+    expect((await call('GET', '/v1/apps/acme-web/machines', undefined, as(other))).status).toBe(
+      404,
+    );
+    expect(
+      (await call('POST', '/v1/apps/acme-web/machines', { config: hello }, as(other))).status,
+    ).toBe(404);
+    expect((await call('DELETE', '/v1/apps/acme-web', undefined, as(other))).status).toBe(404);
+    expect((await call('GET', '/v1/apps/acme-web', undefined, `FlyV1 ${acme.token}`)).status).toBe(
+      200,
+    );
+    // Minting is the operator's; a revoked token stops working.
+    expect((await call('POST', '/v1/tokens', { org_slug: 'initech' }, as(acme))).status).toBe(401);
+    expect((await call('DELETE', `/v1/tokens/${other.id}`)).body).toEqual({ ok: true, revoked: 1 });
+    expect((await call('GET', '/v1/apps', undefined, as(other))).status).toBe(401);
+    expect((await call('GET', '/v1/apps', undefined, 'Bearer fo1_made-up')).status).toBe(401);
+  });
+
   it('serves its OpenAPI document', async () => {
     const document = (await (await fetch(`${api}/openapi.json`)).json()) as {
       openapi: string;

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { orgFor } from '../auth.js';
 import { flapsError } from '../errors.js';
 import type { AppRow, FleetState } from '../state.js';
 
@@ -44,7 +45,7 @@ export function appRoutes(app: FastifyInstance, state: FleetState): void {
       }
       const row: AppRow = {
         name,
-        org: body.org_slug ?? 'personal',
+        org: orgFor(request.principal, body.org_slug) ?? 'personal',
         network: body.network ?? 'default',
         created_at: new Date().toISOString(),
       };
@@ -55,7 +56,7 @@ export function appRoutes(app: FastifyInstance, state: FleetState): void {
   );
 
   app.get<{ Querystring: { org_slug?: string } }>('/v1/apps', async (request) => {
-    const apps = await state.apps(request.query.org_slug);
+    const apps = await state.apps(orgFor(request.principal, request.query.org_slug));
     return { total_apps: apps.length, apps: apps.map(appView) };
   });
 

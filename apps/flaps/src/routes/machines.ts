@@ -84,25 +84,27 @@ export function machineRoutes(
       const { config, region, name, skip_launch } = request.body;
       const placementId = request.body.placement_id ?? request.params.app;
       const memoryMb = config.guest?.memory_mb ?? 256;
-      const readAt = Date.now();
       const [hosts, counts] = await Promise.all([
         state.readyWorkers(),
         state.appMachineCounts(request.params.app),
       ]);
       // From here to reserve() nothing awaits: the choice and its reservation are one step.
-      const view = placements.view(placementId, hosts, counts, readAt);
+      const view = placements.view(placementId, hosts, counts);
       const host = placeMachine(view.hosts, { region, memoryMb, sameGroup: view.sameGroup });
       const done = placements.reserve(placementId, host.id, memoryMb);
       try {
-        return await flyd.call(host.flyd_addr, 'POST', '/v1/machines', {
+        const created = await flyd.call(host.flyd_addr, 'POST', '/v1/machines', {
           app: request.params.app,
           name,
           region: host.region,
           config,
           skip_launch,
         });
-      } finally {
-        done();
+        done(true);
+        return created;
+      } catch (error) {
+        done(false);
+        throw error;
       }
     },
   );

@@ -46,12 +46,11 @@ export function platformRoutes(
       const placementId = request.body?.placement_id ?? appName ?? '';
       if (placementId === '')
         throw flapsError('FLAPS_ERR_BAD_REQUEST', 'app or placement_id is required');
-      const readAt = Date.now();
       const [hosts, counts] = await Promise.all([
         state.readyWorkers(),
         appName ? state.appMachineCounts(appName) : Promise.resolve(new Map<string, number>()),
       ]);
-      const view = placements.view(placementId, hosts, counts, readAt);
+      const view = placements.view(placementId, hosts, counts);
       const byHost = new Map<string, { host_id: string; region: string; count: number }>();
       for (let i = 0; i < count; i++) {
         const host = placeMachine(view.hosts, { region, memoryMb, sameGroup: view.sameGroup });
