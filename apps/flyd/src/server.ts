@@ -9,6 +9,7 @@ import { flydError } from './errors.js';
 import { leaseRoutes } from './routes/leases.js';
 import { machineSettingsRoutes } from './routes/machine-settings.js';
 import { type MachineRouteDeps, machineRoutes } from './routes/machines.js';
+import { runRoutes } from './routes/runs.js';
 
 /** flyd's HTTP API: every /v1 route needs the internal bearer token. */
 export function createFlydServer(
@@ -27,5 +28,6 @@ export function createFlydServer(
   machineRoutes(app, deps);
   leaseRoutes(app, deps.machines, deps.leases);
   machineSettingsRoutes(app, deps);
+  runRoutes(app, deps.engine);
   return app;
 }

@@ -142,7 +142,7 @@ export class FsmEngine {
 
   /** Runs executing or waiting, with their current step, retry count and last error. */
   active(): RunInfo[] {
-    return this.#store.withStatus('running', 'pending');
+    return this.#store.withStatus('running', 'pending').map(({ request: _, ...run }) => run);
   }
 
   /** Runs of one machine, newest first. */
@@ -287,7 +287,13 @@ export class FsmEngine {
         ? Promise.resolve(this.#store.results(existing.id))
         : Promise.reject(new Error(existing.error ?? existing.status));
     done.catch(() => undefined);
-    return { id: existing.id, action, done, reached: () => done.then(() => undefined) };
+    return {
+      id: existing.id,
+      machineId,
+      action,
+      done,
+      reached: () => done.then(() => undefined),
+    };
   }
 
   #handle(live: LiveRun): RunHandle {
@@ -303,7 +309,13 @@ export class FsmEngine {
               () => reject(live.failure),
             );
           });
-    return { id: live.id, action: live.action, done: live.done, reached };
+    return {
+      id: live.id,
+      machineId: live.machineId,
+      action: live.action,
+      done: live.done,
+      reached,
+    };
   }
 
   /** Starts every waiting run whose time came, whose predecessor finished and whose machine is free. */

@@ -26,6 +26,7 @@ export interface ChildOptions extends StartOptions {
 
 export interface RunHandle {
   id: string;
+  machineId: string;
   action: string;
   /** Settles when the run finished: the step results, or the step's error. */
   done: Promise<Record<string, unknown>>;
