@@ -143,6 +143,16 @@ describe('flyd killed at every FSM step boundary', () => {
       if (id !== shared) await call(api, 'DELETE', `/v1/machines/${id}?kill=true`);
     }, 60_000);
   }
+
+  it('counts the runs by action and outcome in its metrics', async () => {
+    const id = newId();
+    await call(api, 'POST', '/v1/machines', { id, app: 'crash', config: hello, skip_launch: true });
+    await idle(api);
+    await call(api, 'DELETE', `/v1/machines/${id}`);
+    const text = await (await fetch(`${api}/metrics`)).text();
+    expect(text).toMatch(/flyd_fsm_runs_total\{[^}]*action="create"[^}]*outcome="succeeded"/);
+    expect(text).toContain('flyd_fsm_run_ms');
+  });
 });
 
 // kill -9 flyd at different moments of a create and of a stop: after a restart on the same data

@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { AbortStep, type RunOutcome, UnrecoverableError } from '../src/fsm/engine.js';
+import {
+  AbortStep,
+  type FsmEngine,
+  type RunOutcome,
+  UnrecoverableError,
+} from '../src/fsm/engine.js';
 import { engineAt, freshDbPath } from './engine-helpers.js';
 
 // Child runs, the three error kinds, and finalizers (also one a crash skipped), on real SQLite.
@@ -42,6 +47,38 @@ describe('FsmEngine outcomes', () => {
     await engine.start('m1', 'parent', {}).done;
     expect(engine.active()).toMatchObject([{ id: childId, status: 'running' }]);
     release();
+  });
+
+  it('gives a parent step that runs again after a crash the child its first attempt started', async () => {
+    const path = freshDbPath();
+    const define = (engine: FsmEngine, childStep: () => unknown) => {
+      engine.define('child', { steps: [{ name: 'only', run: childStep }] });
+      engine.define('parent', {
+        steps: [
+          {
+            name: 'spawn',
+            run: async ({ startChild }) => {
+              const child = startChild('m1', 'child', {});
+              return { id: child.id, result: (await child.done).only };
+            },
+          },
+        ],
+      });
+    };
+    const first = engineAt(path);
+    define(first.engine, () => new Promise(() => undefined)); // the child never ends: flyd dies
+    const parent = first.engine.start('m1', 'parent', {});
+    await expect.poll(() => first.engine.active().length).toBe(2);
+    first.db.close();
+
+    const second = engineAt(path);
+    define(second.engine, () => 'done');
+    const resumed = second.engine.resumeAll().find((run) => run.id === parent.id)!;
+    const { spawn } = (await resumed.done) as { spawn: { id: string; result: string } };
+    const history = second.engine.run(parent.id)!;
+    expect(history.children).toHaveLength(1);
+    expect(history.children[0]).toMatchObject({ id: spawn.id, status: 'succeeded' });
+    expect(spawn.result).toBe('done');
   });
 
   it('ends a run on an unrecoverable error at once, distinct from aborted and failed, and finalizes each', async () => {
