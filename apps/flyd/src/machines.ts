@@ -314,7 +314,17 @@ export class MachineService {
         { pids: killed },
         'killed machine processes a previous flyd left running',
       );
-    for (const run of this.engine.resumeAll()) run.done.catch(() => undefined);
+    for (const run of this.engine.resumeAll()) {
+      // A resumed run past its launch step cannot see that the leftover kill above took the
+      // process it launched: once the run is over, a machine still recorded started is relaunched.
+      const relaunch = () => {
+        const machine = this.store.get(run.machineId);
+        if (machine?.state !== 'started' || this.runtime.isRunning(machine.id)) return;
+        if (this.engine.isBusy(machine.id)) return;
+        this.#start(machine.id, 'start', {}).done.catch(() => undefined);
+      };
+      void run.done.then(relaunch, relaunch);
+    }
     for (const machine of machines) {
       if (machine.state === 'suspended' || machine.state === 'suspending') {
         // The paused process died with the old flyd: the machine is stopped, not resumed.

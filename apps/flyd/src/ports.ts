@@ -24,7 +24,10 @@ export async function waitForListener(
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline && stillWorth()) {
     if (await accepts(port)) return true;
-    await new Promise((resolve) => setTimeout(resolve, 25));
+    // A short interval: a process takes tens of ms to listen and every ms of poll slack is
+    // start latency (a 25 ms interval made stopped → started ~2× a bare spawn). A refused
+    // loopback connect costs microseconds, and the wait is bounded by `timeoutMs`.
+    await new Promise((resolve) => setTimeout(resolve, 5));
   }
   return false;
 }

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { ResolvedImage } from './images.js';
 import { LogRing } from './log-ring.js';
@@ -163,7 +163,15 @@ export function killLeftovers(machineIds: Set<string>): number[] {
   // Wait (bounded) until they are gone, so a relaunch does not find their port still taken.
   const deadline = Date.now() + 2_000;
   const pause = new Int32Array(new SharedArrayBuffer(4));
-  while (killed.some((pid) => existsSync(`/proc/${pid}`)) && Date.now() < deadline)
-    Atomics.wait(pause, 0, 0, 10);
+  while (killed.some(isAlive) && Date.now() < deadline) Atomics.wait(pause, 0, 0, 10);
   return killed;
+}
+
+/** A killed process is gone once it is a zombie: its reaper (not us: its parent died) may be slow. */
+function isAlive(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'latin1'));
+  } catch {
+    return false;
+  }
 }

@@ -10,6 +10,7 @@ import { leaseRoutes } from './routes/leases.js';
 import { machineProcessRoutes } from './routes/machine-process.js';
 import { machineSettingsRoutes } from './routes/machine-settings.js';
 import { type MachineRouteDeps, machineRoutes } from './routes/machines.js';
+import { runRoutes } from './routes/runs.js';
 
 /** flyd's HTTP API: every /v1 route needs the internal bearer token. */
 export function createFlydServer(
@@ -29,5 +30,6 @@ export function createFlydServer(
   leaseRoutes(app, deps.machines, deps.leases);
   machineSettingsRoutes(app, deps);
   machineProcessRoutes(app, deps);
+  runRoutes(app, deps.engine);
   return app;
 }

@@ -1,88 +1,183 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { type ServerProcess, startServerProcess } from '@fleet/service';
+import { CorrosionClient } from '@fleet/corrosion-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { FsmEngine } from '../src/fsm/engine.js';
+import { defineMachineActions, type MachineSteps } from '../src/machine-actions.js';
+import { call, eventually, FlydFixture, hello } from './flyd-fixture.js';
 import { machinePids } from './machine-processes.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const env = { ...process.env, LOG_LEVEL: 'error' };
-const hello = {
-  image: 'hello',
-  services: [{ internal_port: 8080, ports: [{ port: 80, handlers: ['http'] }] }],
+const newId = () => randomBytes(7).toString('hex');
+/**
+ * Actions whose crash outcome is not "the operation completes": a suspend or resume is a pause of
+ * a process, and a flyd restart ends the pause (the machine boots stopped), see flyd.test.ts.
+ */
+const pauses = new Set(['suspend', 'resume']);
+
+const boundaries = stepBoundaries();
+
+/** Every (action, step) of the machine FSMs, read from their definitions so none is missed. */
+function stepBoundaries(): [string, string][] {
+  const boundaries: [string, string][] = [];
+  const recorder = {
+    define: (action: string, definition: { steps: { name: string }[] }) => {
+      if (pauses.has(action)) return;
+      for (const step of definition.steps) boundaries.push([action, step.name]);
+    },
+  };
+  defineMachineActions(recorder as unknown as FsmEngine, {} as MachineSteps);
+  return boundaries;
+}
+
+/** The state each operation leaves a machine in, and the state it needs first. */
+const operations: Record<string, { needs: 'none' | 'started' | 'stopped'; ends: string }> = {
+  create: { needs: 'none', ends: 'started' },
+  start: { needs: 'stopped', ends: 'started' },
+  stop: { needs: 'started', ends: 'stopped' },
+  restart: { needs: 'started', ends: 'started' },
+  update: { needs: 'started', ends: 'started' },
+  destroy: { needs: 'started', ends: 'destroyed' },
 };
+
+function operate(api: string, action: string, id: string): Promise<unknown> {
+  switch (action) {
+    case 'create':
+      return call(api, 'POST', '/v1/machines', { id, app: 'crash', config: hello });
+    case 'update':
+      return call(api, 'POST', `/v1/machines/${id}`, {
+        config: { ...hello, env: { VERSION: newId() } },
+      });
+    case 'destroy':
+      return call(api, 'DELETE', `/v1/machines/${id}?kill=true`);
+    default:
+      return call(api, 'POST', `/v1/machines/${id}/${action}`);
+  }
+}
+
+// flyd is killed with SIGKILL right after it commits each step of each machine FSM (through the
+// test-only FLYD_CRASH_AFTER_STEP hook). After a restart on the same data directory every run
+// completes with its finalizer called, the machine ends in the state its operation was heading
+// for, a process runs it iff it is started, and its corrosion row says the same. One corrosion and
+// one data directory serve every case; the flyd that checks one case prepares the next.
+describe('flyd killed at every FSM step boundary', () => {
+  const fixture = new FlydFixture();
+  let corrosion: CorrosionClient;
+  let api = '';
+  const shared = newId(); // the machine the start, stop, restart and update cases reuse
+
+  beforeAll(async () => {
+    await fixture.startCorrosion();
+    corrosion = new CorrosionClient({ url: fixture.corrosion.urls.api!, timeoutMs: 5_000 });
+    api = await fixture.startFlyd();
+  });
+  afterAll(async () => {
+    await corrosion.close();
+    await fixture.close();
+  });
+
+  /** Brings a machine into the state the operation needs, on the current (hook-less) flyd. */
+  async function prepare(action: string): Promise<string> {
+    const { needs } = operations[action]!;
+    if (needs === 'none') return newId();
+    const id = action === 'destroy' ? newId() : shared;
+    const existing = await call(api, 'GET', `/v1/machines/${id}`);
+    if (existing?.status === 404)
+      await call(api, 'POST', '/v1/machines', { id, app: 'crash', config: hello });
+    await call(api, 'POST', `/v1/machines/${id}/start`);
+    await call(api, 'GET', `/v1/machines/${id}/wait?state=started&timeout=15`);
+    await idle(api);
+    if (needs === 'stopped') await call(api, 'POST', `/v1/machines/${id}/stop`);
+    return id;
+  }
+
+  /** Waits until no run is active on that flyd (`wait` answers before its run has ended). */
+  const idle = (base: string) =>
+    eventually(async () => {
+      const active = (await call(base, 'GET', '/v1/runs'))?.body as unknown as unknown[];
+      return active?.length === 0 ? true : undefined;
+    }, 'the runs to end');
+
+  async function check(id: string, action: string): Promise<void> {
+    await idle(api);
+    const runs = (await call(api, 'GET', `/v1/machines/${id}/runs`))?.body as unknown as {
+      id: string;
+      action: string;
+      status: string;
+      finalized: number;
+    }[];
+    const crashed = runs.find((run) => run.action === action);
+    expect(crashed).toMatchObject({ status: 'succeeded' });
+    // Its history holds every step once, whichever flyd ran it.
+    const history = (await call(api, 'GET', `/v1/runs/${crashed!.id}`))?.body as {
+      steps: { step: string }[];
+    };
+    expect(history.steps.map((step) => step.step)).toEqual(
+      boundaries.filter(([other]) => other === action).map(([, step]) => step),
+    );
+    expect(runs.every((run) => run.finalized === 1)).toBe(true);
+    const { ends } = operations[action]!;
+    const machine = (await call(api, 'GET', `/v1/machines/${id}`))?.body;
+    expect(machine?.state).toBe(ends);
+    expect(machinePids(id)).toHaveLength(ends === 'started' ? 1 : 0);
+    await eventually(async () => {
+      const [row] = await corrosion.queryObjects<{ state: string }>([
+        'SELECT state FROM machines WHERE id = ?',
+        [id],
+      ]);
+      return row?.state === ends ? true : undefined;
+    }, `corrosion to show ${id} ${ends}`);
+  }
+
+  for (const [action, step] of boundaries) {
+    it(`finishes a ${action} when flyd dies right after its ${step} step`, async () => {
+      const id = await prepare(action);
+      await fixture.kill();
+      const crashing = await fixture.startFlyd({ FLYD_CRASH_AFTER_STEP: `${action}:${step}` });
+      if (operations[action]!.needs === 'started')
+        await call(crashing, 'GET', `/v1/machines/${id}/wait?state=started&timeout=15`);
+      await idle(crashing);
+      const answer = operate(crashing, action, id);
+      // flyd dies at the hook (create answers before its launch step: the death comes later);
+      // a call that answered and left flyd alive for long means the hook never fired.
+      const stillAlive = answer.then(
+        () => new Promise((resolve) => setTimeout(resolve, 15_000, answer)),
+      );
+      const outcome = await Promise.race([fixture.flyd!.exited, stillAlive]);
+      expect(outcome).toBe('SIGKILL');
+      api = await fixture.startFlyd();
+      await check(id, action);
+      // Only the shared machine outlives its case: a machine left started would be started again
+      // by every later flyd's boot, and the start:launch hook would fire there.
+      if (id !== shared) await call(api, 'DELETE', `/v1/machines/${id}?kill=true`);
+    }, 60_000);
+  }
+
+  it('counts the runs by action and outcome in its metrics', async () => {
+    const id = newId();
+    await call(api, 'POST', '/v1/machines', { id, app: 'crash', config: hello, skip_launch: true });
+    await idle(api);
+    await call(api, 'DELETE', `/v1/machines/${id}`);
+    const text = await (await fetch(`${api}/metrics`)).text();
+    expect(text).toMatch(/flyd_fsm_runs_total\{[^}]*action="create"[^}]*outcome="succeeded"/);
+    expect(text).toContain('flyd_fsm_run_ms');
+  });
+});
 
 // kill -9 flyd at different moments of a create and of a stop: after a restart on the same data
 // directory every unfinished run resumes and completes, the machine ends in the state the
 // operation was heading for, and exactly one process (or none) runs it.
 describe('flyd killed mid-operation', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'fleet-crash-'));
-  let corrosion: ServerProcess;
-  let flyd: ServerProcess | undefined;
-  const startFlyd = async () => {
-    flyd = await startServerProcess({
-      command: process.execPath,
-      args: [
-        join(here, '..', 'dist', 'main.js'),
-        '--listen',
-        '127.0.0.1:0',
-        '--data-dir',
-        join(dir, 'flyd'),
-        '--corrosion-url',
-        corrosion.urls.api!,
-        '--token',
-        't',
-      ],
-      listeners: ['api'],
-      env,
-    });
-    return flyd.urls.api!;
-  };
-  const call = async (base: string, method: string, path: string, body?: unknown) => {
-    const response = await fetch(`${base}${path}`, {
-      method,
-      headers: {
-        authorization: 'Bearer t',
-        ...(body ? { 'content-type': 'application/json' } : {}),
-      },
-      body: body ? JSON.stringify(body) : undefined,
-    }).catch(() => undefined); // the server may die under the call: that is the point
-    return response
-      ? { status: response.status, body: (await response.json()) as Record<string, unknown> }
-      : undefined;
-  };
-
-  beforeAll(async () => {
-    corrosion = await startServerProcess({
-      command: process.execPath,
-      args: [
-        join(here, '..', '..', 'corrosion', 'dist', 'main.js'),
-        'agent',
-        '--db',
-        join(dir, 'c.db'),
-        '--api-addr',
-        '127.0.0.1:0',
-      ],
-      listeners: ['api'],
-      env,
-    });
-  });
-  afterAll(async () => {
-    await flyd?.stop();
-    await corrosion.stop();
-  });
+  const fixture = new FlydFixture();
+  beforeAll(() => fixture.startCorrosion());
+  afterAll(() => fixture.close());
 
   for (const delayMs of [0, 5, 15, 40]) {
     it(`finishes a create and a stop interrupted after ${delayMs} ms`, async () => {
-      const id = randomBytes(7).toString('hex');
-      let api = await startFlyd();
+      const id = newId();
+      let api = await fixture.startFlyd();
       void call(api, 'POST', '/v1/machines', { id, app: 'crash', config: hello });
       await new Promise((resolve) => setTimeout(resolve, delayMs));
-      flyd!.child.kill('SIGKILL');
-      await flyd!.exited;
-      api = await startFlyd();
+      await fixture.kill();
+      api = await fixture.startFlyd();
       const created = await call(api, 'GET', `/v1/machines/${id}/wait?state=started&timeout=15`);
       if (created?.status === 404) return; // killed before the machine was recorded: nothing to finish
       expect(created?.status).toBe(200);
@@ -90,24 +185,21 @@ describe('flyd killed mid-operation', () => {
 
       void call(api, 'POST', `/v1/machines/${id}/stop`);
       await new Promise((resolve) => setTimeout(resolve, delayMs));
-      flyd!.child.kill('SIGKILL');
-      await flyd!.exited;
-      api = await startFlyd();
+      await fixture.kill();
+      api = await fixture.startFlyd();
       const runs = (await call(api, 'GET', `/v1/machines/${id}/runs`))?.body as unknown as {
         status: string;
       }[];
-      const deadline = Date.now() + 15_000;
-      while (Date.now() < deadline) {
+      await eventually(async () => {
         const active = (await call(api, 'GET', '/v1/runs'))?.body as unknown as unknown[];
-        if (active.length === 0) break;
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
+        return active.length === 0 ? true : undefined;
+      }, 'the resumed runs to end');
       expect(runs.every((run) => run.status !== 'failed')).toBe(true);
       const machine = (await call(api, 'GET', `/v1/machines/${id}`))?.body;
       expect(['started', 'stopped']).toContain(machine?.state);
       expect(machinePids(id)).toHaveLength(machine?.state === 'started' ? 1 : 0);
       await call(api, 'DELETE', `/v1/machines/${id}?kill=true`);
-      await flyd!.stop();
+      await fixture.flyd!.stop();
     }, 60_000);
   }
 });

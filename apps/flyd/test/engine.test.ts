@@ -107,7 +107,9 @@ describe('FsmEngine', () => {
 
   it('retries a failing step with backoff and keeps the retry count on the run', async () => {
     const db = openDatabase(join(mkdtempSync(join(tmpdir(), 'fleet-fsm-')), 'f.db'));
-    const engine = new FsmEngine(db, logger, { retriesMax: 3, delayMs: 5, delayMsMax: 20 });
+    const engine = new FsmEngine(db, logger, {
+      retry: { retriesMax: 3, delayMs: 5, delayMsMax: 20 },
+    });
     let calls = 0;
     engine.define('flaky', {
       steps: [
@@ -131,7 +133,9 @@ describe('FsmEngine', () => {
 
   it('never retries an AbortStep and marks the run aborted', async () => {
     const db = openDatabase(join(mkdtempSync(join(tmpdir(), 'fleet-fsm-')), 'f.db'));
-    const engine = new FsmEngine(db, logger, { retriesMax: 5, delayMs: 5, delayMsMax: 20 });
+    const engine = new FsmEngine(db, logger, {
+      retry: { retriesMax: 5, delayMs: 5, delayMsMax: 20 },
+    });
     let calls = 0;
     engine.define('bad', {
       steps: [

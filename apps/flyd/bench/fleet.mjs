@@ -1,0 +1,83 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startServerProcess } from '@fleet/service';
+import { request } from 'undici';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const appsDir = join(here, '..', '..');
+export const imagesDir = join(appsDir, '..', 'infra', 'images');
+export const domain = 'bench.test';
+const token = 'bench';
+
+/** A real corrosion, flyd and edge fly-proxy (built dist), on ephemeral ports. */
+export async function startFleet() {
+  const dir = mkdtempSync(join(tmpdir(), 'fleet-bench-'));
+  const env = { ...process.env, LOG_LEVEL: 'error' };
+  delete env.FLYD_CRASH_AFTER_STEP;
+  const servers = [];
+  const start = async (app, args, listeners) => {
+    const server = await startServerProcess({
+      command: process.execPath,
+      args: [join(appsDir, app, 'dist', 'main.js'), ...args],
+      listeners,
+      env,
+      logFile: join(dir, `${app}.log`),
+    });
+    servers.push(server);
+    return server.urls;
+  };
+  const corrosion = (
+    await start(
+      'corrosion',
+      ['agent', '--db', join(dir, 'c.db'), '--api-addr', '127.0.0.1:0'],
+      ['api'],
+    )
+  ).api;
+  const flyd = (
+    await start(
+      'flyd',
+      [
+        ...['--listen', '127.0.0.1:0', '--data-dir', join(dir, 'flyd')],
+        ...['--corrosion-url', corrosion, '--token', token, '--images-dir', imagesDir],
+      ],
+      ['api'],
+    )
+  ).api;
+  return { dir, corrosion, flyd, servers, start };
+}
+
+export async function startProxy(fleet) {
+  const urls = await fleet.start(
+    'fly-proxy',
+    [
+      ...['--mode', 'edge', '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0'],
+      ...['--corrosion-url', fleet.corrosion, '--domain', domain, '--region', 'local'],
+    ],
+    ['proxy', 'admin'],
+  );
+  return urls.proxy;
+}
+
+export async function stopFleet(fleet) {
+  for (const server of [...fleet.servers].reverse()) await server.stop(15_000);
+}
+
+/** One call to flyd's API; throws on a non-2xx answer. */
+export async function flyd(base, method, path, body) {
+  const response = await request(`${base}${path}`, {
+    method,
+    headers: {
+      authorization: `Bearer ${token}`,
+      ...(body ? { 'content-type': 'application/json' } : {}),
+    },
+    body: body ? JSON.stringify(body) : undefined,
+    headersTimeout: 60_000,
+    bodyTimeout: 60_000,
+  });
+  const text = await response.body.text();
+  if (response.statusCode >= 300)
+    throw new Error(`${method} ${path}: ${response.statusCode} ${text}`);
+  return text ? JSON.parse(text) : undefined;
+}

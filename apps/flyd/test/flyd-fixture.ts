@@ -1,0 +1,116 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type ServerProcess, startServerProcess } from '@fleet/service';
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+/** The hello image: an HTTP server on its service port. */
+export const hello = {
+  image: 'hello',
+  services: [{ internal_port: 8080, ports: [{ port: 80, handlers: ['http'] }] }],
+};
+
+export interface CallAnswer {
+  status: number;
+  body: Record<string, unknown>;
+}
+
+/** A real corrosion agent and a flyd data directory that successive flyd processes share. */
+export class FlydFixture {
+  readonly dir = mkdtempSync(join(tmpdir(), 'fleet-crash-'));
+  corrosion!: ServerProcess;
+  flyd: ServerProcess | undefined;
+
+  async startCorrosion(): Promise<void> {
+    this.corrosion = await startServerProcess({
+      command: process.execPath,
+      args: [
+        join(here, '..', '..', 'corrosion', 'dist', 'main.js'),
+        'agent',
+        '--db',
+        join(this.dir, 'c.db'),
+        '--api-addr',
+        '127.0.0.1:0',
+      ],
+      listeners: ['api'],
+      env: { ...process.env, LOG_LEVEL: 'error' },
+    });
+  }
+
+  /** Starts flyd on the shared data directory; `extraEnv` adds e.g. FLYD_CRASH_AFTER_STEP. */
+  async startFlyd(extraEnv: Record<string, string> = {}): Promise<string> {
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      LOG_LEVEL: process.env.FLYD_TEST_LOG_LEVEL ?? 'error',
+      ...extraEnv,
+    };
+    if (!extraEnv.FLYD_CRASH_AFTER_STEP) delete env.FLYD_CRASH_AFTER_STEP;
+    this.flyd = await startServerProcess({
+      command: process.execPath,
+      args: [
+        join(here, '..', 'dist', 'main.js'),
+        '--listen',
+        '127.0.0.1:0',
+        '--data-dir',
+        join(this.dir, 'flyd'),
+        '--corrosion-url',
+        this.corrosion.urls.api!,
+        '--token',
+        't',
+        '--stop-timeout-ms',
+        '2000',
+      ],
+      listeners: ['api'],
+      env,
+      logFile: join(this.dir, 'flyd.log'),
+    });
+    return this.flyd.urls.api!;
+  }
+
+  async kill(): Promise<void> {
+    this.flyd?.child.kill('SIGKILL');
+    await this.flyd?.exited;
+    this.flyd = undefined;
+  }
+
+  async close(): Promise<void> {
+    await this.flyd?.stop();
+    await this.corrosion.stop();
+  }
+}
+
+/** One call to flyd's API; `undefined` when the server died under it (that may be the point). */
+export async function call(
+  base: string,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<CallAnswer | undefined> {
+  const response = await fetch(`${base}${path}`, {
+    method,
+    headers: {
+      authorization: 'Bearer t',
+      ...(body ? { 'content-type': 'application/json' } : {}),
+    },
+    body: body ? JSON.stringify(body) : undefined,
+  }).catch(() => undefined);
+  return response
+    ? { status: response.status, body: (await response.json()) as Record<string, unknown> }
+    : undefined;
+}
+
+/** Polls until `check` returns a value other than undefined; throws after `attemptsMax` polls. */
+export async function eventually<T>(
+  check: () => Promise<T | undefined>,
+  what: string,
+  attemptsMax = 400,
+): Promise<T> {
+  for (let attempt = 0; attempt < attemptsMax; attempt++) {
+    const value = await check();
+    if (value !== undefined) return value;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`gave up waiting for ${what}`);
+}
