@@ -30,3 +30,20 @@ export async function post(url: string, body: unknown, token?: string): Promise<
     body: JSON.stringify(body),
   });
 }
+
+/** Reads NDJSON lines from a streaming response until `count` lines have arrived. */
+export async function readLines(response: Response, count: number): Promise<unknown[]> {
+  const reader = response.body!.getReader();
+  const decoder = new TextDecoder();
+  let text = '';
+  while (text.split('\n').filter(Boolean).length < count) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += decoder.decode(value);
+  }
+  await reader.cancel();
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line));
+}

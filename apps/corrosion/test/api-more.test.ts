@@ -1,23 +1,7 @@
 import { join } from 'node:path';
 import type { ServerProcess } from '@fleet/service';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { post, startAgent, tempDir } from './agent.js';
-
-async function readLines(response: Response, count: number): Promise<unknown[]> {
-  const reader = response.body!.getReader();
-  const decoder = new TextDecoder();
-  let text = '';
-  while (text.split('\n').filter(Boolean).length < count) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    text += decoder.decode(value);
-  }
-  await reader.cancel();
-  return text
-    .split('\n')
-    .filter(Boolean)
-    .map((line) => JSON.parse(line));
-}
+import { post, readLines, startAgent, tempDir } from './agent.js';
 
 describe('corrosion API: updates, table stats, subscriptions details, limits', () => {
   let agent: ServerProcess;

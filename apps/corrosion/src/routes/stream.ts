@@ -17,3 +17,24 @@ export function startNdjson(
   response.flushHeaders();
   return response;
 }
+
+/**
+ * A stream's line writer: false once the client is gone, and a client holding more than
+ * `bufferedBytesMax` unsent bytes is disconnected rather than buffered for.
+ */
+export function streamWriter(
+  response: ServerResponse,
+  bufferedBytesMax: number,
+  onDropped: () => void,
+): (line: string) => boolean {
+  return (line) => {
+    if (response.destroyed) return false;
+    response.write(line);
+    if (response.writableLength > bufferedBytesMax) {
+      onDropped();
+      response.destroy();
+      return false;
+    }
+    return true;
+  };
+}

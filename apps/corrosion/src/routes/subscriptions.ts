@@ -5,7 +5,7 @@ import type { AgentMetrics } from '../metrics.js';
 import { bindStatement } from '../statements.js';
 import type { Subscriber, Subscription } from '../subscription.js';
 import type { Subscriptions } from '../subscriptions.js';
-import { startNdjson } from './stream.js';
+import { startNdjson, streamWriter } from './stream.js';
 
 /**
  * `POST /v1/subscriptions` (rows, end-of-query, then changes) and
@@ -19,16 +19,9 @@ export function subscriptionRoutes(
   bufferedBytesMax: number,
 ): void {
   const follow = (response: ServerResponse, subscription: Subscription) => {
-    const subscriber: Subscriber = (line) => {
-      if (response.destroyed) return false;
-      response.write(line);
-      if (response.writableLength > bufferedBytesMax) {
-        meters.slowSubscribers.add(1);
-        response.destroy();
-        return false;
-      }
-      return true;
-    };
+    const subscriber: Subscriber = streamWriter(response, bufferedBytesMax, () =>
+      meters.slowSubscribers.add(1),
+    );
     meters.subscribers.add(1);
     response.once('close', () => {
       subscription.detach(subscriber);

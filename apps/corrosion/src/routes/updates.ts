@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { AgentMetrics } from '../metrics.js';
 import type { Updates } from '../updates.js';
-import { startNdjson } from './stream.js';
+import { startNdjson, streamWriter } from './stream.js';
 
 /** `POST /v1/updates/{table}`: primary keys of the table that change from now on (NDJSON). */
 export function updateRoutes(
@@ -12,17 +12,10 @@ export function updateRoutes(
 ): void {
   app.post<{ Params: { table: string } }>('/v1/updates/:table', async (request, reply) => {
     // Following first: an unknown table is a 400 before the stream starts.
-    const unfollow = updates.follow(request.params.table, (line) => {
-      if (response.destroyed) return false;
-      response.write(line);
-      if (response.writableLength > bufferedBytesMax) {
-        meters.slowSubscribers.add(1);
-        response.destroy();
-        return false;
-      }
-      return true;
-    });
+    let write: (line: string) => boolean = () => true;
+    const unfollow = updates.follow(request.params.table, (line) => write(line));
     const response = startNdjson(reply);
+    write = streamWriter(response, bufferedBytesMax, () => meters.slowSubscribers.add(1));
     response.once('close', unfollow);
   });
 }
