@@ -17,14 +17,15 @@ export const schema = `CREATE TABLE machines (
 );`;
 
 const temp = () => mkdtempSync(join(tmpdir(), 'fleet-corrosion-bench-'));
-const row = (i) => [
+export const row = (i) => [
   `m-${i}`,
   `app-${i % 50}`,
   i % 3 === 0 ? 'started' : 'stopped',
   'iad',
   new Date(1e12 + i).toISOString(),
 ];
-const insert = 'INSERT INTO machines (id, app, state, region, updated_at) VALUES (?, ?, ?, ?, ?)';
+export const insert =
+  'INSERT INTO machines (id, app, state, region, updated_at) VALUES (?, ?, ?, ?, ?)';
 
 /** Rows written on an origin node in transactions of `perTx`, as the changesets it would send. */
 function originChangesets(rows, perTx) {

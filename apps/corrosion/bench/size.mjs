@@ -5,16 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { Store } from '../dist/store.js';
-import { schema } from './apply.mjs';
-
-const insert = 'INSERT INTO machines (id, app, state, region, updated_at) VALUES (?, ?, ?, ?, ?)';
-const row = (i) => [
-  `m-${i}`,
-  `app-${i % 50}`,
-  i % 3 === 0 ? 'started' : 'stopped',
-  'iad',
-  new Date(1e12 + i).toISOString(),
-];
+import { insert, row, schema } from './apply.mjs';
 
 function bytesByTable(db) {
   const sizes = db.prepare('SELECT name, sum(pgsize) AS bytes FROM dbstat GROUP BY name').all();

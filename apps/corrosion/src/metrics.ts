@@ -1,4 +1,5 @@
 import { metrics } from '@opentelemetry/api';
+import type { ReplicationStats } from './replication/replicator.js';
 
 /** Every instrument of the corrosion agent, in one place. */
 export function agentMetrics() {
@@ -24,18 +25,7 @@ export type AgentMetrics = ReturnType<typeof agentMetrics>;
 
 /** What the replication gauges read, at collection time only. */
 interface ReplicationSource {
-  stats(): {
-    members: { state: string }[];
-    gaps: number;
-    buffered_changes: number;
-    broadcast_queue: number;
-    apply_queue: number;
-    apply_lag_ms: number;
-    sync_rounds: number;
-    changes_applied: number;
-    changesets_dropped: number;
-    sync_frames_rejected: number;
-  };
+  stats(): ReplicationStats;
 }
 
 /** Replication's state as observable instruments: no cost on the hot paths. */
