@@ -1,14 +1,6 @@
 import { parseConfig, UsageError } from '@fleet/service';
+import { apiSpec } from './cli.js';
 import { restoreBackup } from './restore.js';
-
-const apiSpec = {
-  'api-addr': {
-    type: 'string',
-    default: '127.0.0.1:8787',
-    description: 'address of the agent API',
-  },
-  'api-token': { type: 'string', description: 'bearer token of the agent API' },
-} as const;
 
 type ApiConfig = { 'api-addr': string; 'api-token'?: string };
 

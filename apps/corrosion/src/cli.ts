@@ -1,13 +1,18 @@
 import { CorrosionClient } from '@fleet/corrosion-client';
 import { parseConfig, UsageError } from '@fleet/service';
 
-const clientSpec = {
+/** The flags every client command has: where the agent is, and its token. */
+export const apiSpec = {
   'api-addr': {
     type: 'string',
     default: '127.0.0.1:8787',
     description: 'address of the agent API',
   },
   'api-token': { type: 'string', description: 'bearer token of the agent API' },
+} as const;
+
+const clientSpec = {
+  ...apiSpec,
   sql: { type: 'string', required: true, description: 'the SQL statement' },
   'timeout-ms': { type: 'number', default: 10_000, description: 'bound on the call' },
 } as const;
