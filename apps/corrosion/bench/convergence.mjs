@@ -1,7 +1,7 @@
 // Convergence: N agents as processes on this machine, writes at a steady rate on random nodes;
 // the time from a write's commit on its writer to its row being visible on every other node
 // (p50, p99), and the time to zero gaps everywhere once the writes stop.
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -37,6 +37,14 @@ async function startAgent(dir, bootstrap) {
   });
   return { agent, api: agent.urls.api, gossip: agent.urls.gossip.replace('udp://', '') };
 }
+
+/** CPU seconds (user + system) a process has used so far, from /proc (Linux). */
+function cpuSeconds(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks
+}
+const clusterCpu = (nodes) =>
+  nodes.reduce((sum, node) => sum + cpuSeconds(node.agent.child.pid), 0);
 
 const health = async (node) => (await fetch(`${node.api}/v1/health`)).json();
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -86,6 +94,7 @@ export async function measureConvergence({ nodes: count = 20, rate = 500, second
     const streams = nodes.map((node, i) => follow(node, seen[i]));
     await sleep(500);
     const writes = []; // [id, writer index, sent at]
+    const cpuBefore = clusterCpu(nodes);
     const started = performance.now();
     const total = rate * seconds;
     let failed = 0;
@@ -124,6 +133,7 @@ export async function measureConvergence({ nodes: count = 20, rate = 500, second
       if (performance.now() - stopped > 120_000) throw new Error('no convergence within 120 s');
       await sleep(50);
     }
+    const cpuMsPerWrite = ((clusterCpu(nodes) - cpuBefore) * 1000) / total;
     const latencies = [];
     for (const [id, writer, sentAt] of writes) {
       for (let n = 0; n < count; n++) if (n !== writer) latencies.push(seen[n].get(id) - sentAt);
@@ -140,6 +150,7 @@ export async function measureConvergence({ nodes: count = 20, rate = 500, second
       p99: percentile(latencies, 99),
       max: latencies.at(-1),
       convergedMs,
+      cpuMsPerWrite,
     };
   } finally {
     await Promise.all(nodes.map((node) => node.agent.stop()));

@@ -2,6 +2,7 @@
 // 100k rows, and cluster convergence with 20 agents as processes on this machine.
 
 import { execFileSync } from 'node:child_process';
+import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { measureApply } from './apply.mjs';
 import { measureConvergence } from './convergence.mjs';
@@ -56,5 +57,9 @@ for (const rate of [500, 150]) {
   );
   console.log(
     `  writes stop → zero gaps everywhere: ${ms(run.convergedMs)} (baseline: Corrosion's stress test allows 30 nodes 30000 ms)`,
+  );
+  // Independent of how busy the machine is: what one write costs all the agents together.
+  console.log(
+    `  CPU per write, all agents: ${run.cpuMsPerWrite.toFixed(2)} ms (the cluster can take at most ${((cpus().length * 1000) / run.cpuMsPerWrite).toFixed(0)} writes/s on ${cpus().length} cores)`,
   );
 }

@@ -21,13 +21,22 @@ export class Updates {
     return () => subscribers.delete(subscriber);
   }
 
+  /** One write per follower for a whole batch of rows: an apply batch is one network write. */
   notify(rows: RowChange[]): void {
+    const lines = new Map<string, string[]>();
     for (const row of rows) {
-      const subscribers = this.#byTable.get(row.table);
-      if (!subscribers || subscribers.size === 0) continue;
-      const line = `${JSON.stringify({ notify: [row.deleted ? 'delete' : 'update', row.pk] }, bigints)}\n`;
+      if (!this.#byTable.get(row.table)?.size) continue;
+      const table = lines.get(row.table) ?? [];
+      lines.set(row.table, table);
+      table.push(
+        `${JSON.stringify({ notify: [row.deleted ? 'delete' : 'update', row.pk] }, bigints)}\n`,
+      );
+    }
+    for (const [table, tableLines] of lines) {
+      const subscribers = this.#byTable.get(table)!;
+      const text = tableLines.join('');
       for (const subscriber of subscribers) {
-        if (!subscriber(line)) subscribers.delete(subscriber);
+        if (!subscriber(text)) subscribers.delete(subscriber);
       }
     }
   }

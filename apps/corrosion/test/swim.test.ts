@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger } from '@fleet/service';
@@ -150,6 +150,26 @@ describe('SWIM membership', () => {
       for (const p of all) expect(stateOf(p, victim.actorId)).toBe('alive');
       expect(alive(back)).toHaveLength(3);
     });
+  });
+
+  it('a member back under a renewed identity at the same address leaves the members file as it was', async () => {
+    const all = [await peer([])];
+    for (let i = 0; i < 2; i++) all.push(await peer([all[0]!.transport.addr]));
+    await eventually(async () => {
+      for (const p of all) expect(alive(p)).toHaveLength(2);
+    });
+    const inode = () => statSync(all[0]!.statePath).ino;
+    const before = inode();
+    const victim = all.pop()!;
+    const port = Number(victim.transport.addr.split(':')[1]);
+    await victim.membership.stop();
+    victim.transport.close();
+    peers.splice(peers.indexOf(victim), 1);
+    const back = await peer([all[0]!.transport.addr], { actorId: victim.actorId, port });
+    await eventually(async () => expect(alive(back)).toHaveLength(2));
+    // Every join rewrites the file (a new inode, by rename); the same actor at the same address
+    // is not news, and under load such rejoins are frequent.
+    expect(inode()).toBe(before);
   });
 
   it('a member that misses probes for a while is suspected, refutes it, and stays alive', async () => {

@@ -4,11 +4,13 @@ import { broadcastEntrySize, type Changeset, encodeBroadcast, encodeChangeset } 
 export interface Peers {
   nearest(count: number): { addr: string }[];
   random(count: number): { addr: string }[];
+  aliveCount(): number;
 }
 
 export interface BroadcastOptions {
   peers: Peers;
-  send(addr: string, body: Uint8Array): void;
+  /** Sends one datagram body to each address (authenticated once for all of them). */
+  send(addrs: string[], body: Uint8Array): void;
   /** Largest datagram body. */
   datagramBytes: number;
   /** Members a local change goes to at first: this many nearest, this many random. */
@@ -30,6 +32,8 @@ export interface BroadcastOptions {
 }
 
 interface Item {
+  /** Distinguishes items, so destinations due the same items share their datagrams. */
+  id: number;
   encoded: Uint8Array;
   local: boolean;
   sends: number;
@@ -49,6 +53,7 @@ export class Broadcaster {
   #budget: number;
   #dropped = 0;
   #sentBytes = 0;
+  #nextId = 0;
 
   constructor(private readonly options: BroadcastOptions) {
     this.#budget = this.#perTick();
@@ -70,6 +75,8 @@ export class Broadcaster {
 
   /** Queues changesets: `local` for this node's own commits, else new-to-us ones to relay. */
   enqueue(sets: Changeset[], local: boolean): void {
+    // In a direct cluster every member got the change from its origin: nothing to relay.
+    if (!local && this.#direct()) return;
     const now = Date.now();
     for (const set of sets) {
       const encoded = encodeChangeset(set);
@@ -78,7 +85,8 @@ export class Broadcaster {
         this.#dropped++;
         continue;
       }
-      this.#queue.push({ encoded, local, sends: 0, dueAt: now, queuedAt: now });
+      const id = this.#nextId++;
+      this.#queue.push({ id, encoded, local, sends: 0, dueAt: now, queuedAt: now });
     }
     if (this.#queue.length > this.options.queueMax) this.#shed();
     // Local commits go out at once rather than on the next tick: latency is the point.
@@ -93,7 +101,8 @@ export class Broadcaster {
   flush(): void {
     this.#budget = Math.min(this.#budget + this.#perTick(), this.#perTick() * 4);
     const now = Date.now();
-    const byAddr = new Map<string, Uint8Array[]>();
+    const byAddr = new Map<string, Item[]>();
+    const direct = this.#direct();
     let spent = 0;
     for (let at = 0; at < this.#queue.length; ) {
       const item = this.#queue[at]!;
@@ -101,14 +110,14 @@ export class Broadcaster {
         at++;
         continue;
       }
-      const targets = this.#targets(item);
+      const targets = this.#targets(item, direct);
       const cost = broadcastEntrySize(item.encoded) * targets.length;
       if (spent + cost > this.#budget && spent > 0) break;
       spent += cost;
       for (const addr of targets) {
         const parts = byAddr.get(addr) ?? [];
         byAddr.set(addr, parts);
-        parts.push(item.encoded);
+        parts.push(item);
       }
       item.sends++;
       const last = !item.local || item.sends >= this.options.sendsMax || targets.length === 0;
@@ -119,7 +128,21 @@ export class Broadcaster {
       }
     }
     this.#budget -= spent;
-    for (const [addr, parts] of byAddr) this.#sendPacked(addr, parts);
+    // Destinations due the same items (every member, for a local change in a direct cluster)
+    // share one encoding and one MAC of each datagram.
+    const byItems = new Map<string, { addrs: string[]; items: Item[] }>();
+    for (const [addr, items] of byAddr) {
+      const key = items.map((item) => item.id).join(',');
+      const group = byItems.get(key);
+      if (group) group.addrs.push(addr);
+      else byItems.set(key, { addrs: [addr], items });
+    }
+    for (const { addrs, items } of byItems.values()) this.#sendPacked(addrs, items);
+  }
+
+  /** Whether the cluster is small enough for local changes to go to everyone directly. */
+  #direct(): boolean {
+    return this.options.peers.aliveCount() <= this.options.directMax;
   }
 
   /**
@@ -127,14 +150,12 @@ export class Broadcaster {
    * change goes straight to every one of them and nothing is relayed: the fewest datagrams that
    * reach everybody. Past that, the epidemic: a few nearest and a few random, then relays.
    */
-  #targets(item: Item): string[] {
+  #targets(item: Item, direct: boolean): string[] {
     const { peers, directMax } = this.options;
-    const everyone = peers.random(directMax + 1);
-    const direct = everyone.length <= directMax;
     let chosen: { addr: string }[];
     if (item.local && item.sends === 0) {
       chosen = direct
-        ? everyone
+        ? peers.random(directMax)
         : [...peers.nearest(this.options.nearest), ...peers.random(this.options.random)];
     } else if (item.local) {
       chosen = peers.random(this.options.random); // a re-send, in case a datagram was lost
@@ -145,18 +166,18 @@ export class Broadcaster {
   }
 
   /** Packs changesets into as few datagrams as fit `datagramBytes`. */
-  #sendPacked(addr: string, parts: Uint8Array[]): void {
+  #sendPacked(addrs: string[], items: Item[]): void {
     let datagram: Uint8Array[] = [];
     let size = 0;
     const send = () => {
       if (datagram.length === 0) return;
       const body = encodeBroadcast(datagram);
-      this.#sentBytes += body.length;
-      this.options.send(addr, body);
+      this.#sentBytes += body.length * addrs.length;
+      this.options.send(addrs, body);
       datagram = [];
       size = 0;
     };
-    for (const part of parts) {
+    for (const { encoded: part } of items) {
       const entry = broadcastEntrySize(part);
       if (size + entry > this.options.datagramBytes) send();
       datagram.push(part);

@@ -86,7 +86,7 @@ export class Replicator {
     });
     const broadcaster = new Broadcaster({
       peers: membership,
-      send: (addr, body) => transport.send(addr, Channel.BROADCAST, body),
+      send: (addrs, body) => transport.sendMany(addrs, Channel.BROADCAST, body),
       datagramBytes,
       nearest: 3,
       random: 3,

@@ -6,18 +6,20 @@ import { type Changeset, encodeChange } from './codec.js';
  * One version of one actor as this node can serve it now, cut into changesets of at most about
  * `maxBytes` of changes. The seq ranges cover 0..last_seq even where changes were overwritten
  * since (they are simply absent), so a version overwritten entirely is served as one empty
- * changeset and the receiver's gap still closes. Undefined when this node lacks the version.
+ * changeset and the receiver's gap still closes. Undefined when this node lacks the version or
+ * it was committed after `tsMax` (checked before the changes are read: that is the cheap part).
  */
 export function versionChangesets(
   store: Store,
   actorId: Buffer,
   version: number,
   maxBytes: number,
+  tsMax = Number.POSITIVE_INFINITY,
 ): Changeset[] | undefined {
   const site = store.crdt.knownOrdinal(actorId);
   if (site === undefined) return undefined;
   const known = store.bookkeeping.version(site, version);
-  if (!known) return undefined;
+  if (!known || known.ts > tsMax) return undefined;
   return chunkChangesets(
     actorId,
     version,

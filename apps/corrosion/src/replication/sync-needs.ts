@@ -24,7 +24,7 @@ export function* changesetsFor(
   versionsMax: number,
   graceMs = 0,
 ): Generator<Changeset> {
-  const youngerThan = Date.now() - graceMs;
+  const tsMax = graceMs > 0 ? Date.now() - graceMs : Number.POSITIVE_INFINITY;
   const theirs = new Map(peer.map((actor) => [actor.actorId.toString('hex'), actor]));
   let served = 0;
   for (const site of store.bookkeeping.sites()) {
@@ -39,9 +39,8 @@ export function* changesetsFor(
     for (const partial of their?.partials ?? []) wanted.push(partial.version);
     for (const version of wanted.sort((a, b) => b - a)) {
       if (served >= versionsMax) return;
-      const sets = versionChangesets(store, actorId, version, chunkBytes);
-      if (sets === undefined) continue; // a gap here too
-      if (graceMs > 0 && sets[0]!.ts > youngerThan) continue;
+      const sets = versionChangesets(store, actorId, version, chunkBytes, tsMax);
+      if (sets === undefined) continue; // a gap here too, or too young
       served++;
       yield* sets;
     }

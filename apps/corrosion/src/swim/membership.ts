@@ -65,6 +65,8 @@ export class Membership extends EventEmitter<{ up: [Member]; down: [Member] }> {
   #ring: string[] = [];
   #timers: NodeJS.Timeout[] = [];
   #stopped = false;
+  /** What the members file holds now, so an unchanged list is not written again. */
+  #persistedText = '';
   readonly #periodMs: number;
 
   constructor(private readonly options: MembershipOptions) {
@@ -123,6 +125,12 @@ export class Membership extends EventEmitter<{ up: [Member]; down: [Member] }> {
       .filter((member) => member.state === 'alive')
       .sort((a, b) => (a.rtt ?? Number.MAX_VALUE) - (b.rtt ?? Number.MAX_VALUE))
       .slice(0, count);
+  }
+
+  aliveCount(): number {
+    let alive = 0;
+    for (const known of this.#members.values()) if (known.state === 'alive') alive++;
+    return alive;
   }
 
   random(count: number): Member[] {
@@ -397,9 +405,13 @@ export class Membership extends EventEmitter<{ up: [Member]; down: [Member] }> {
     const members = [...this.#members.values()]
       .filter((known) => known.state !== 'down')
       .map((known) => ({ actor_id: known.id.actorId, addr: known.id.addr }));
+    const text = JSON.stringify({ members }, null, 1);
+    // A rejoin under a renewed identity keeps actor id and address: nothing new to write.
+    if (text === this.#persistedText) return;
     const temporary = `${this.options.statePath}.tmp`;
-    writeFileSync(temporary, JSON.stringify({ members }, null, 1));
+    writeFileSync(temporary, text);
     renameSync(temporary, this.options.statePath);
+    this.#persistedText = text;
   }
 }
 

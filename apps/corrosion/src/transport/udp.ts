@@ -61,15 +61,24 @@ export class UdpTransport {
   }
 
   send(addr: string, channel: Channel, body: Uint8Array): void {
-    if (this.paused || this.#closed || this.blocked.has(addr)) return;
+    this.sendMany([addr], channel, body);
+  }
+
+  /** One frame to several peers: encoded and authenticated once. */
+  sendMany(addrs: string[], channel: Channel, body: Uint8Array): void {
+    if (this.paused || this.#closed) return;
+    const to = addrs.filter((addr) => !this.blocked.has(addr));
+    if (to.length === 0) return;
     const frame = encodeFrame(this.key, this.clusterId, channel, body);
     if (frame.length > datagramBytesMax) {
       throw new RangeError(`a ${frame.length}-byte frame does not fit a datagram`);
     }
-    const colon = addr.lastIndexOf(':');
-    this.socket.send(frame, Number(addr.slice(colon + 1)), addr.slice(0, colon), (error) => {
-      if (error) this.logger.debug({ err: error, addr }, 'gossip send failed');
-    });
+    for (const addr of to) {
+      const colon = addr.lastIndexOf(':');
+      this.socket.send(frame, Number(addr.slice(colon + 1)), addr.slice(0, colon), (error) => {
+        if (error) this.logger.debug({ err: error, addr }, 'gossip send failed');
+      });
+    }
   }
 
   close(): void {

@@ -1,0 +1,104 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { Broadcaster } from '../src/replication/broadcaster.js';
+import type { Changeset } from '../src/replication/codec.js';
+import { changesetsFor, syncState } from '../src/replication/sync-needs.js';
+import type { Subscriber } from '../src/subscription.js';
+import { Updates } from '../src/updates.js';
+import { allChangesets, exec, openStore } from './crdt-helpers.js';
+
+// The work each write costs a cluster, kept from growing back: these are the per-message costs
+// the 20-agent convergence benchmark found (bench/convergence.mjs reports CPU per write).
+
+const members = (count: number) =>
+  Array.from({ length: count }, (_, at) => ({ addr: `127.0.0.1:${7000 + at}` }));
+
+function broadcaster(peerCount: number) {
+  const sends: { addrs: string[]; bytes: number }[] = [];
+  const peers = members(peerCount);
+  const queue = new Broadcaster({
+    peers: {
+      nearest: (count) => peers.slice(0, count),
+      random: (count) => peers.slice(0, count),
+      aliveCount: () => peers.length,
+    },
+    send: (addrs, body) => sends.push({ addrs, bytes: body.length }),
+    datagramBytes: 1400,
+    nearest: 3,
+    random: 3,
+    relay: 3,
+    directMax: 40,
+    sendsMax: 1,
+    resendMs: 500,
+    queueMax: 100,
+    bytesPerSecond: 1 << 30,
+    tickMs: 60_000,
+  });
+  return { queue, sends };
+}
+
+function someChangesets(): Changeset[] {
+  const store = openStore();
+  exec(store, "INSERT INTO machines (id, state) VALUES ('m1', 'started')");
+  const sets = allChangesets(store);
+  store.close();
+  return sets;
+}
+
+describe('what a write costs the cluster', () => {
+  const queues: Broadcaster[] = [];
+  afterEach(() => {
+    for (const queue of queues.splice(0)) queue.close();
+  });
+
+  it('a local change in a direct cluster is one datagram, encoded once for every member', () => {
+    const { queue, sends } = broadcaster(19);
+    queues.push(queue);
+    queue.enqueue(someChangesets(), true);
+    expect(sends).toHaveLength(1);
+    expect(sends[0]!.addrs).toHaveLength(19);
+  });
+
+  it('a direct cluster relays nothing: every member heard the origin', () => {
+    const { queue, sends } = broadcaster(19);
+    queues.push(queue);
+    queue.enqueue(someChangesets(), false);
+    queue.flush();
+    expect(queue.length).toBe(0);
+    expect(sends).toHaveLength(0);
+  });
+
+  it('past directMax, changes new to a node are relayed to a few members', () => {
+    const { queue, sends } = broadcaster(50);
+    queues.push(queue);
+    queue.enqueue(someChangesets(), false);
+    queue.flush();
+    expect(sends.flatMap((send) => send.addrs)).toHaveLength(3);
+  });
+
+  it('sync reads no changes of versions younger than its grace period', () => {
+    const store = openStore();
+    for (let i = 0; i < 5; i++) exec(store, 'INSERT INTO machines (id) VALUES (?)', [`m${i}`]);
+    const read = vi.spyOn(store.crdt, 'changesOf');
+    expect([...changesetsFor(store, [], 1 << 20, 100, 60_000)]).toHaveLength(0);
+    expect(read).not.toHaveBeenCalled();
+    expect([...changesetsFor(store, syncState(openStore()), 1 << 20, 100, 0)]).toHaveLength(5);
+    expect(read).toHaveBeenCalledTimes(5);
+    store.close();
+  });
+
+  it('an apply batch reaches each updates follower as one write', () => {
+    const updates = new Updates(() => ['machines']);
+    const writes: string[] = [];
+    const follower: Subscriber = (text) => {
+      writes.push(text);
+      return true;
+    };
+    updates.follow('machines', follower);
+    updates.notify([
+      { table: 'machines', pk: ['a'], deleted: false },
+      { table: 'machines', pk: ['b'], deleted: true },
+      { table: 'other', pk: ['c'], deleted: false },
+    ]);
+    expect(writes).toEqual(['{"notify":["update",["a"]]}\n{"notify":["delete",["b"]]}\n']);
+  });
+});
