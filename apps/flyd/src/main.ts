@@ -12,6 +12,7 @@ import {
   parseListenAddress,
   runMain,
   startMetrics,
+  startTracing,
 } from '@fleet/service';
 import { metrics as otel } from '@opentelemetry/api';
 import { openDatabase } from './db.js';
@@ -98,6 +99,7 @@ runMain(async () => {
   if (!config) return;
   const logger = createLogger('flyd');
   const metrics = startMetrics('flyd');
+  const tracing = startTracing('flyd');
   mkdirSync(join(config['data-dir'], 'machines'), { recursive: true });
   const db = openDatabase(join(config['data-dir'], 'flyd.db'));
   const store = new MachineStore(db);
@@ -163,6 +165,7 @@ runMain(async () => {
       await corrosion.close();
       db.close();
       await metrics.shutdown();
+      await tracing.shutdown();
     },
     { timeoutMs: config['stop-timeout-ms'] + 10_000 },
   );

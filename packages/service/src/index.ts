@@ -23,3 +23,4 @@ export { type ServerProcess, type ServerProcessOptions, startServerProcess } fro
 export { errorCodesInReadme } from './readme.js';
 export { onShutdown, type ShutdownOptions } from './shutdown.js';
 export { authorizationMatches } from './token.js';
+export { startTracing, type TracingExport } from './tracing.js';
