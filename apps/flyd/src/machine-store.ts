@@ -52,6 +52,11 @@ export interface MachineConfig {
   [key: string]: unknown;
 }
 
+/** What a machine may use: its `guest`, with Fly's defaults (one shared CPU, 256 MB). */
+export function guestOf(config: MachineConfig): { cpus: number; memoryMb: number } {
+  return { cpus: config.guest?.cpus ?? 1, memoryMb: config.guest?.memory_mb ?? 256 };
+}
+
 export interface MachineEvent {
   type: string;
   status: string;

@@ -12,7 +12,12 @@ import {
   type MachineProcess,
   machineProcesses,
 } from './machine-exec.js';
-import type { MachineRecord, MachineState, MachineStore } from './machine-store.js';
+import {
+  guestOf,
+  type MachineRecord,
+  type MachineState,
+  type MachineStore,
+} from './machine-store.js';
 import { freePort, waitForListener } from './ports.js';
 import type { Publisher } from './publisher.js';
 import { afterExit } from './restart-policy.js';
@@ -278,7 +283,12 @@ export class MachineService {
       'machine exited',
     );
     const exitEvent = {
-      exit_event: { exit_code: exit.code, signal: exit.signal, requested_stop: false },
+      exit_event: {
+        exit_code: exit.code,
+        signal: exit.signal,
+        oom_killed: exit.oomKilled,
+        requested_stop: false,
+      },
     };
     this.#setState(
       id,
@@ -482,7 +492,12 @@ export class MachineService {
     }
     const port = machine.port ?? (await freePort());
     this.#setState(id, 'starting', { type: 'start', source: 'user' }, { port, stop_reason: null });
-    const pid = await this.runtime.start({ machineId: id, image, env: this.env(id, port) });
+    const pid = await this.runtime.start({
+      machineId: id,
+      image,
+      env: this.env(id, port),
+      limits: guestOf(machine.config),
+    });
     this.store.update(id, { pid });
     // A process machine is `started` once its service port takes connections (bounded), so the
     // proxy does not route to a machine that cannot answer yet.

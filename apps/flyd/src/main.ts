@@ -13,8 +13,10 @@ import {
   runMain,
   startMetrics,
   startTracing,
+  UsageError,
 } from '@fleet/service';
 import { metrics as otel } from '@opentelemetry/api';
+import { Cgroups } from './cgroups.js';
 import { openDatabase } from './db.js';
 import { FsmEngine } from './fsm/engine.js';
 import { HealthChecks } from './health.js';
@@ -75,6 +77,12 @@ const spec = {
     type: 'string',
     description: 'TCP log collector (host:port) that receives machine output as NDJSON',
   },
+  'machine-limits': {
+    type: 'string',
+    default: 'cgroups',
+    description:
+      "'cgroups': each machine's guest memory and CPUs enforced by a cgroup where the host lets flyd create them; 'off': not enforced",
+  },
   'log-write-timeout-ms': {
     type: 'number',
     default: 2_000,
@@ -98,6 +106,10 @@ runMain(async () => {
   );
   if (!config) return;
   const logger = createLogger('flyd');
+  if (!['cgroups', 'off'].includes(config['machine-limits']))
+    throw new UsageError(
+      `--machine-limits must be 'cgroups' or 'off', not '${config['machine-limits']}'`,
+    );
   const metrics = startMetrics('flyd');
   const tracing = startTracing('flyd');
   mkdirSync(join(config['data-dir'], 'machines'), { recursive: true });
@@ -119,7 +131,13 @@ runMain(async () => {
   const sinkAddress =
     config['log-sink'] === undefined ? undefined : parseListenAddress(config['log-sink']);
   const sink = sinkAddress && new LogSink(sinkAddress, config['log-write-timeout-ms'], logger);
-  const runtime = new ProcessRuntime((id, exit) => machines.exited(id, exit), sink);
+  const runtime = new ProcessRuntime(
+    (id, exit) => machines.exited(id, exit),
+    sink,
+    config['machine-limits'] === 'cgroups' ? Cgroups.detect() : undefined,
+  );
+  if (config['machine-limits'] === 'cgroups' && !runtime.enforcesLimits)
+    logger.warn('cannot create cgroups here: machine memory and CPU limits are not enforced');
   const machines = new MachineService(store, engine, runtime, publisher, {
     dataDir: config['data-dir'],
     imagesDir: config['images-dir'],

@@ -1,6 +1,6 @@
 import type { CorrosionClient, Statement } from '@fleet/corrosion-client';
 import type { Logger } from '@fleet/service';
-import type { MachineRecord, MachineStore } from './machine-store.js';
+import { guestOf, type MachineRecord, type MachineStore } from './machine-store.js';
 
 export interface HostInfo {
   id: string;
@@ -206,7 +206,7 @@ function servicesOf(machine: MachineRecord): Statement[] {
 /** [cpus reserved, memory reserved, machine count] of the machines that exist on this host. */
 function reservations(machines: MachineRecord[]): [number, number, number] {
   const live = machines.filter((machine) => machine.state !== 'destroyed');
-  const cpus = live.reduce((sum, machine) => sum + (machine.config.guest?.cpus ?? 1), 0);
-  const memory = live.reduce((sum, machine) => sum + (machine.config.guest?.memory_mb ?? 256), 0);
+  const cpus = live.reduce((sum, machine) => sum + guestOf(machine.config).cpus, 0);
+  const memory = live.reduce((sum, machine) => sum + guestOf(machine.config).memoryMb, 0);
   return [cpus, memory, live.length];
 }

@@ -1,6 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { accessSync, constants, readdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import { type Cgroups, inGroups, type MachineLimits } from './cgroups.js';
 import type { ResolvedImage } from './images.js';
 import { LogRing } from './log-ring.js';
 import type { LogSink } from './log-sink.js';
@@ -9,11 +11,14 @@ export interface LaunchSpec {
   machineId: string;
   image: ResolvedImage;
   env: Record<string, string>;
+  limits: MachineLimits;
 }
 
 export interface ExitInfo {
   code: number | null;
   signal: NodeJS.Signals | null;
+  /** The kernel killed it for going over its memory limit. */
+  oomKilled: boolean;
   /** True when flyd asked for the exit (stop, destroy, shutdown). */
   requested: boolean;
 }
@@ -36,7 +41,14 @@ export class ProcessRuntime {
   constructor(
     private readonly onExit: (machineId: string, exit: ExitInfo) => void,
     private readonly sink?: LogSink,
+    /** Where memory and CPU limits are enforced; without it they are not. */
+    private readonly cgroups?: Cgroups,
   ) {}
+
+  /** Whether machines' memory and CPU limits are enforced on this host. */
+  get enforcesLimits(): boolean {
+    return this.cgroups !== undefined;
+  }
 
   isRunning(machineId: string): boolean {
     return this.#running.has(machineId);
@@ -50,7 +62,12 @@ export class ProcessRuntime {
 
   /** Starts the machine's process; resolves with its pid once it has spawned. */
   start(spec: LaunchSpec): Promise<number> {
-    const [command, ...args] = spec.image.cmd;
+    const { machineId } = spec;
+    // Behind the cgroup shell a missing command would be an exit 127, not the spawn error it is.
+    if (this.cgroups) assertExecutable(spec.image.cmd[0]!, spec.env, spec.image.dir);
+    const [command, ...args] = this.cgroups
+      ? inGroups(this.cgroups.create(machineId, spec.limits), spec.image.cmd)
+      : spec.image.cmd;
     const child = spawn(command!, args, {
       cwd: spec.image.dir,
       env: spec.env,
@@ -68,9 +85,11 @@ export class ProcessRuntime {
       child,
       stopping: false,
       exited: new Promise((resolve) => {
-        child.once('exit', (code, signal) =>
-          resolve({ code, signal, requested: running.stopping }),
-        );
+        child.once('exit', (code, signal) => {
+          const oomKilled = this.cgroups?.oomKilled(machineId) ?? false;
+          this.cgroups?.remove(machineId);
+          resolve({ code, signal, oomKilled, requested: running.stopping });
+        });
       }),
     };
     return new Promise((resolve, reject) => {
@@ -174,4 +193,23 @@ function isAlive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** Throws spawn's ENOENT when `command` (a path, or a name looked up in PATH) cannot be run. */
+function assertExecutable(command: string, env: Record<string, string>, cwd: string): void {
+  const candidates = command.includes('/')
+    ? [resolve(cwd, command)]
+    : (env.PATH ?? '')
+        .split(':')
+        .filter(Boolean)
+        .map((dir) => join(dir, command));
+  for (const candidate of candidates) {
+    try {
+      accessSync(candidate, constants.X_OK);
+      return;
+    } catch {
+      // not this one
+    }
+  }
+  throw Object.assign(new Error(`spawn ${command} ENOENT`), { code: 'ENOENT' });
 }

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { afterExit } from '../src/restart-policy.js';
 
-const failed = { code: 1, signal: null, requested: false };
-const clean = { code: 0, signal: null, requested: false };
-const killed = { code: null, signal: 'SIGSEGV' as const, requested: false };
+const failed = { code: 1, signal: null, oomKilled: false, requested: false };
+const clean = { code: 0, signal: null, oomKilled: false, requested: false };
+const killed = { code: null, signal: 'SIGSEGV' as const, oomKilled: false, requested: false };
 
 // Fly's restart policies decide what happens after a machine's process exits on its own.
 describe('afterExit', () => {

@@ -1,0 +1,111 @@
+import { mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** What a machine may use: `guest.memory_mb` and `guest.cpus` of its config. */
+export interface MachineLimits {
+  memoryMb: number;
+  cpus: number;
+}
+
+/** The scheduler period a CPU quota is a share of (the kernel's default). */
+const cpuPeriodUs = 100_000;
+
+/**
+ * Linux control groups, one per machine under a `fleet` group: a memory limit (the kernel
+ * OOM-kills the machine past it) and a CPU quota of `cpus` cores. Works with the unified (v2)
+ * hierarchy or the v1 `memory` and `cpu` ones, whichever the host mounts; `detect` answers
+ * undefined where flyd may not create groups (not root, read-only /sys/fs/cgroup), and limits
+ * are then not enforced.
+ */
+export class Cgroups {
+  private constructor(
+    readonly version: 1 | 2,
+    private readonly root: string,
+  ) {}
+
+  static detect(root = '/sys/fs/cgroup'): Cgroups | undefined {
+    try {
+      if (readable(join(root, 'cgroup.controllers'))) {
+        const controllers = readFileSync(join(root, 'cgroup.controllers'), 'utf8').split(/\s+/);
+        if (!controllers.includes('memory') || !controllers.includes('cpu')) return undefined;
+        mkdirSync(join(root, 'fleet'), { recursive: true });
+        // A v2 group hands controllers to its children only when told to, at every level.
+        writeFileSync(join(root, 'cgroup.subtree_control'), '+memory +cpu');
+        writeFileSync(join(root, 'fleet', 'cgroup.subtree_control'), '+memory +cpu');
+        return new Cgroups(2, root);
+      }
+      mkdirSync(join(root, 'memory', 'fleet'), { recursive: true });
+      mkdirSync(join(root, 'cpu', 'fleet'), { recursive: true });
+      return new Cgroups(1, root);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Creates the machine's groups with its limits; returns the files a process joins them by. */
+  create(machineId: string, limits: MachineLimits): string[] {
+    const memoryBytes = String(Math.round(limits.memoryMb * 1024 * 1024));
+    const quotaUs = Math.max(1_000, Math.round(limits.cpus * cpuPeriodUs));
+    const dirs = this.#dirs(machineId);
+    for (const dir of dirs) mkdirSync(dir, { recursive: true });
+    if (this.version === 2) {
+      writeFileSync(join(dirs[0]!, 'memory.max'), memoryBytes);
+      writeFileSync(join(dirs[0]!, 'cpu.max'), `${quotaUs} ${cpuPeriodUs}`);
+    } else {
+      writeFileSync(join(dirs[0]!, 'memory.limit_in_bytes'), memoryBytes);
+      writeFileSync(join(dirs[1]!, 'cpu.cfs_period_us'), String(cpuPeriodUs));
+      writeFileSync(join(dirs[1]!, 'cpu.cfs_quota_us'), String(quotaUs));
+    }
+    return dirs.map((dir) => join(dir, 'cgroup.procs'));
+  }
+
+  /** Whether the kernel OOM-killed a process of the machine's group. */
+  oomKilled(machineId: string): boolean {
+    const dir = this.#dirs(machineId)[0]!;
+    const file = join(dir, this.version === 2 ? 'memory.events' : 'memory.oom_control');
+    try {
+      const kills = /^oom_kill (\d+)$/m.exec(readFileSync(file, 'utf8'));
+      return kills !== null && Number(kills[1]) > 0;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Removes the machine's groups (once its processes are gone; a busy group is left). */
+  remove(machineId: string): void {
+    for (const dir of this.#dirs(machineId)) {
+      try {
+        rmdirSync(dir);
+      } catch {
+        // already gone, or a process still in it: the next create reuses it
+      }
+    }
+  }
+
+  /** The cgroup paths of one machine: memory (and, on v1, cpu). */
+  #dirs(machineId: string): string[] {
+    if (!/^[0-9a-zA-Z_-]+$/.test(machineId)) throw new RangeError(`bad machine id ${machineId}`);
+    return this.version === 2
+      ? [join(this.root, 'fleet', machineId)]
+      : [join(this.root, 'memory', 'fleet', machineId), join(this.root, 'cpu', 'fleet', machineId)];
+  }
+}
+
+/**
+ * The command that puts a process in its groups before it runs anything: a shell writes its own
+ * pid to each `cgroup.procs`, then execs the machine's command in place (same pid, same process
+ * group), so nothing the machine starts can escape the limits.
+ */
+export function inGroups(procsFiles: string[], command: string[]): string[] {
+  const joins = procsFiles.map((file) => `echo $$ > '${file}'`).join(' && ');
+  return ['/bin/sh', '-c', `${joins} && exec "$@"`, 'sh', ...command];
+}
+
+function readable(path: string): boolean {
+  try {
+    readFileSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
