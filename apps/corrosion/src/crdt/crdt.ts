@@ -204,25 +204,24 @@ export class Crdt {
         ) {
           end++;
         }
-        const group = changes.slice(start, end);
+        const from = start;
         start = end;
         const statements = this.#tables.get(first.table);
         if (statements === undefined) continue; // a table this node's schema does not have yet
-        let outcome: 'none' | 'updated' | 'deleted' | undefined = this.#mergeNewRow(
-          statements,
-          group,
-        );
+        const pk = unpackColumns(first.pk);
+        let outcome = this.#mergeNewRow(statements, changes, from, end, pk);
         if (outcome === undefined) {
           outcome = 'none';
-          for (const change of group) {
-            const one = this.#mergeOne(statements, change);
+          for (let at = from; at < end; at++) {
+            const one = this.#mergeOne(statements, changes[at]!);
             if (one !== 'none') outcome = one;
           }
         }
         if (outcome === 'none') continue;
-        touched.set(`${first.table}\0${first.pk.toString('hex')}`, {
+        // latin1 maps each byte to one char: a cheap exact key for the packed pk.
+        touched.set(`${first.table}\0${first.pk.toString('latin1')}`, {
           table: first.table,
-          pk: unpackColumns(first.pk),
+          pk,
           deleted: outcome === 'deleted',
         });
       }
@@ -233,38 +232,47 @@ export class Crdt {
   }
 
   /**
-   * The common case, in a few statements: a live row this node has never seen (no key, so no
-   * clocks: every incoming change wins). Undefined when the group is not that case.
+   * The common case, in three statements: a live row this node has never seen (no key, so no
+   * clocks: every incoming change wins). `changes[from..end)` are the row's changes. Undefined
+   * when the group is not that case.
    */
-  #mergeNewRow(s: TableStatements, group: Change[]): 'updated' | undefined {
-    const cl = group[0]!.cl;
+  #mergeNewRow(
+    s: TableStatements,
+    changes: Change[],
+    from: number,
+    end: number,
+    pk: SqlValue[],
+  ): 'none' | 'updated' | 'deleted' | undefined {
+    const first = changes[from]!;
+    const cl = first.cl;
     if (cl % 2 === 0) return undefined;
-    for (const change of group) {
+    const cids: string[] = [];
+    const values: SqlValue[] = [];
+    let sentinel = false;
+    for (let at = from; at < end; at++) {
+      const change = changes[at]!;
       if (change.cl !== cl) return undefined;
-      if (change.cid !== SENTINEL && !s.value.has(change.cid)) return undefined;
+      if (change.cid === SENTINEL) sentinel = true;
+      else if (!s.value.has(change.cid)) return undefined;
+      else {
+        cids.push(change.cid);
+        values.push(bindable(change.val));
+      }
     }
-    const pk = unpackColumns(group[0]!.pk).map(bindable);
-    const added = s.addKeyIfNew.run(...pk);
+    const keyValues = pk.map(bindable);
+    const added = s.addKeyIfNew.run(...keyValues);
     if (added.changes === 0) return undefined; // known here: the general merge decides
     const key = Number(added.lastInsertRowid);
-    const site = this.ordinal(group[0]!.site_id);
-    const columns = group.filter((change) => change.cid !== SENTINEL);
-    s.insertFull(columns.map((change) => change.cid)).run(
-      ...pk,
-      ...columns.map((change) => bindable(change.val)),
-    );
-    const sentinel = group.find((change) => change.cid === SENTINEL);
-    const clocks = group.map((change) => [
-      key,
-      change.cid,
-      change.col_version,
-      change.db_version,
-      site,
-      change.seq,
-      change.ts,
-    ]);
-    if (!sentinel) clocks.push([key, SENTINEL, cl, 0, site, 0, group[0]!.ts]); // implied
-    s.setClocks(clocks.length).run(...clocks.flat());
+    const site = this.ordinal(first.site_id);
+    s.insertFull(cids).run(...keyValues, ...values);
+    const clocks: (string | number)[] = [];
+    for (let at = from; at < end; at++) {
+      const change = changes[at]!;
+      clocks.push(key, change.cid, change.col_version, change.db_version, site, change.seq);
+      clocks.push(change.ts);
+    }
+    if (!sentinel) clocks.push(key, SENTINEL, cl, 0, site, 0, first.ts); // implied
+    s.setClocks(clocks.length / 7).run(...clocks);
     return 'updated';
   }
 
