@@ -3,6 +3,7 @@ import { createHttpServer, type Logger, type MetricsExport } from '@fleet/servic
 import type { FastifyInstance } from 'fastify';
 import { Authenticator, type Principal } from './auth.js';
 import { flapsError } from './errors.js';
+import { flyErrorBodies } from './fly-errors.js';
 import type { FlydClient } from './flyd-client.js';
 import { flapsMetrics } from './metrics.js';
 import { PlacementTracker } from './placement.js';
@@ -28,6 +29,7 @@ export async function createFlapsServer(
   flyd: FlydClient,
 ): Promise<FastifyInstance> {
   const app = createHttpServer({ logger, metrics });
+  flyErrorBodies(app);
   // The OpenAPI document is generated from the same route schemas that validate requests.
   await app.register(swagger, {
     openapi: {

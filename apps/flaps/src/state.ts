@@ -22,6 +22,14 @@ export interface MachineRow {
   updated_at: string;
 }
 
+/** A health check's latest result, as flyd published it (Fly's `checks` of a Machine). */
+export interface CheckRow {
+  name: string;
+  status: string;
+  output: string;
+  updated_at: string;
+}
+
 /** What flaps reads and writes in corrosion: apps (its own rows), hosts and machines (read only). */
 export class FleetState {
   constructor(private readonly corrosion: CorrosionClient) {}
@@ -140,6 +148,21 @@ export class FleetState {
        FROM machines WHERE ${where.join(' AND ')} ORDER BY created_at`,
       params,
     ]);
+  }
+
+  /** The latest health check results of an app's machines (or one of them), by machine. */
+  async checks(app: string, machineId?: string): Promise<Map<string, CheckRow[]>> {
+    const rows = await this.read<CheckRow & { machine_id: string }>([
+      `SELECT machine_id, name, status, output, updated_at FROM health_checks
+       WHERE machine_id IN (SELECT id FROM machines WHERE app = ?)${machineId === undefined ? '' : ' AND machine_id = ?'}
+       ORDER BY machine_id, name`,
+      machineId === undefined ? [app] : [app, machineId],
+    ]);
+    const byMachine = new Map<string, CheckRow[]>();
+    for (const { machine_id, ...check } of rows) {
+      byMachine.set(machine_id, [...(byMachine.get(machine_id) ?? []), check]);
+    }
+    return byMachine;
   }
 
   /** Regions: those the fleet config named, and those where ready workers run. */

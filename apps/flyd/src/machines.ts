@@ -228,9 +228,9 @@ export class MachineService {
    * Resolves once the machine is in `state` and the operation that took it there is over, so
    * the caller's next call is not refused as a conflict with a run finishing its last step.
    */
-  async wait(id: string, state: MachineState, timeoutMs: number): Promise<MachineRecord> {
+  async wait(id: string, states: MachineState[], timeoutMs: number): Promise<MachineRecord> {
     const deadline = Date.now() + timeoutMs;
-    const reached = await this.#reach(id, state, timeoutMs);
+    const reached = await this.#reach(id, states, timeoutMs);
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       this.engine.settled(id),
@@ -242,12 +242,12 @@ export class MachineService {
     return this.store.get(id) ?? reached;
   }
 
-  #reach(id: string, state: MachineState, timeoutMs: number): Promise<MachineRecord> {
+  #reach(id: string, states: MachineState[], timeoutMs: number): Promise<MachineRecord> {
     const current = this.get(id);
-    if (current.state === state) return Promise.resolve(current);
+    if (states.includes(current.state)) return Promise.resolve(current);
     return new Promise((resolve, reject) => {
       const listener = (machine: MachineRecord) => {
-        if (machine.id !== id || machine.state !== state) return;
+        if (machine.id !== id || !states.includes(machine.state)) return;
         cleanup();
         resolve(machine);
       };
@@ -256,7 +256,7 @@ export class MachineService {
         reject(
           flydError(
             'FLYD_ERR_TIMEOUT',
-            `machine ${id} did not reach ${state} within ${timeoutMs} ms`,
+            `machine ${id} did not reach ${states.join(' or ')} within ${timeoutMs} ms`,
           ),
         );
       }, timeoutMs);

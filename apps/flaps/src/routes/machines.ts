@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { flapsError } from '../errors.js';
 import type { FlydClient } from '../flyd-client.js';
 import { type PlacementTracker, placeMachine } from '../placement.js';
-import type { FleetState, MachineRow } from '../state.js';
+import type { CheckRow, FleetState, MachineRow } from '../state.js';
 import { leaseNonce, leaseRoutes } from './leases.js';
 import { machineProcessRoutes } from './machine-process.js';
 import { machineSettingsRoutes } from './machine-settings.js';
@@ -11,20 +11,31 @@ import { machineSettingsRoutes } from './machine-settings.js';
 const waitStates = ['created', 'started', 'stopped', 'suspended', 'destroyed'];
 
 /** A machine as listed from corrosion (the list spans every worker; events live on the worker). */
-function listedMachine(row: MachineRow) {
+function listedMachine(row: MachineRow, checks: CheckRow[]) {
+  const config = JSON.parse(row.config) as { image?: unknown };
+  const [repository, tag = 'latest'] = String(config.image ?? '').split(':');
   return {
     id: row.id,
     name: row.id,
     state: row.state,
     region: row.region,
     instance_id: row.instance_id,
+    version: row.instance_id,
     private_addr: row.private_addr,
-    config: JSON.parse(row.config) as unknown,
+    private_ip: privateIp(row.private_addr),
+    config,
+    image_ref: { registry: 'local', repository, tag, digest: '' },
     host_id: row.host_id,
     created_at: row.created_at,
     updated_at: row.updated_at,
     events: [],
+    checks,
   };
+}
+
+/** Fly clients read `private_ip`: the host part of the address the backhaul proxy dials. */
+function privateIp(address: string | null): string | null {
+  return address === null ? null : address.replace(/:\d+$/, '');
 }
 
 interface CreateBody {
@@ -51,8 +62,10 @@ export function machineRoutes(
   /** The worker API that owns a machine of this app. */
   const owner = async (appName: string, id: string) => {
     const machine = await state.machine(id);
-    if (!machine || machine.app !== appName)
+    if (!machine || machine.app !== appName) {
+      await requireApp(appName); // a missing app is named as such, as Fly does
       throw flapsError('FLAPS_ERR_MACHINE_NOT_FOUND', `machine ${id} not found in app ${appName}`);
+    }
     const host = await state.worker(machine.host_id);
     if (!host?.flyd_addr)
       throw flapsError(
@@ -115,12 +128,15 @@ export function machineRoutes(
   }>('/v1/apps/:app/machines', async (request) => {
     await requireApp(request.params.app);
     const { region, state: wanted, include_deleted } = request.query;
-    const rows = await state.machines(request.params.app, {
-      region,
-      state: wanted,
-      includeDeleted: include_deleted === 'true',
-    });
-    return rows.map(listedMachine);
+    const [rows, checks] = await Promise.all([
+      state.machines(request.params.app, {
+        region,
+        state: wanted,
+        includeDeleted: include_deleted === 'true',
+      }),
+      state.checks(request.params.app),
+    ]);
+    return rows.map((row) => listedMachine(row, checks.get(row.id) ?? []));
   });
 
   app.get<{ Params: { app: string; id: string } }>(
@@ -140,7 +156,19 @@ export function machineRoutes(
     '/v1/apps/:app/machines/:id',
     async (request) => {
       const { app: appName, id } = request.params;
-      return flyd.call(await owner(appName, id), 'GET', `/v1/machines/${id}`);
+      const [machine, checks] = await Promise.all([
+        flyd.call<{ private_addr: string | null }>(
+          await owner(appName, id),
+          'GET',
+          `/v1/machines/${id}`,
+        ),
+        state.checks(appName, id),
+      ]);
+      return {
+        ...machine,
+        private_ip: privateIp(machine.private_addr),
+        checks: checks.get(id) ?? [],
+      };
     },
   );
 
@@ -152,6 +180,8 @@ export function machineRoutes(
         await owner(appName, id),
         'POST',
         `/v1/machines/${id}/start`,
+        undefined,
+        { leaseNonce: leaseNonce(request.headers) },
       );
       return { previous_state: answer.previous_state, migrated: false, new_host: '' };
     },
@@ -159,16 +189,17 @@ export function machineRoutes(
 
   app.post<{
     Params: { app: string; id: string };
-    Body: { signal?: string; timeout?: number | string } | undefined;
+    Body: { signal?: string | number; timeout?: number | string } | undefined;
   }>('/v1/apps/:app/machines/:id/stop', async (request) => {
     const { app: appName, id } = request.params;
     const body = request.body ?? {};
     const timeout = body.timeout === undefined ? undefined : seconds(body.timeout, 'timeout');
+    const signal = body.signal === undefined ? undefined : signalName(body.signal);
     await flyd.call(
       await owner(appName, id),
       'POST',
       `/v1/machines/${id}/stop`,
-      { signal: body.signal, timeout },
+      { signal, timeout },
       { leaseNonce: leaseNonce(request.headers) },
     );
     return { ok: true };
@@ -230,25 +261,44 @@ export function machineRoutes(
 
   app.get<{
     Params: { app: string; id: string };
-    Querystring: { state?: string; timeout?: string };
+    Querystring: {
+      state?: string | string[];
+      timeout?: string;
+      instance_id?: string;
+      version?: string;
+    };
   }>('/v1/apps/:app/machines/:id/wait', async (request) => {
     const { app: appName, id } = request.params;
-    const wanted = request.query.state ?? 'started';
-    if (!waitStates.includes(wanted))
+    // fly-go repeats `state` (`state=started&state=stopped`): any of them ends the wait.
+    const wanted = [request.query.state ?? 'started'].flat().flatMap((one) => one.split(','));
+    if (!wanted.every((one) => waitStates.includes(one)))
       throw flapsError('FLAPS_ERR_BAD_REQUEST', `state must be one of ${waitStates.join(', ')}`);
     const timeout = Math.min(
       request.query.timeout === undefined ? 60 : seconds(request.query.timeout, 'timeout'),
       60,
     );
     const flydAddr = await owner(appName, id);
-    await flyd.call(
+    const version = request.query.instance_id ?? request.query.version;
+    if (version !== undefined) {
+      const machine = await flyd.call<{ instance_id: string }>(
+        flydAddr,
+        'GET',
+        `/v1/machines/${id}`,
+      );
+      if (machine.instance_id !== version)
+        throw flapsError(
+          'FLAPS_ERR_WRONG_VERSION',
+          `machine ${id} is at version ${machine.instance_id}, not ${version}`,
+        );
+    }
+    const reached = await flyd.call<{ state: string }>(
       flydAddr,
       'GET',
-      `/v1/machines/${id}/wait?state=${wanted}&timeout=${timeout}`,
+      `/v1/machines/${id}/wait?state=${wanted.join(',')}&timeout=${timeout}`,
       undefined,
       { timeoutMs: (timeout + 5) * 1000 },
     );
-    return { ok: true };
+    return { ok: true, state: reached.state };
   });
   leaseRoutes(app, flyd, owner);
   machineSettingsRoutes(app, flyd, owner);
