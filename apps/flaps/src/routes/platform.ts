@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { flapsError } from '../errors.js';
 import { type PlacementTracker, placeMachine } from '../placement.js';
 import type { FleetState } from '../state.js';
 
@@ -47,6 +48,12 @@ export function platformRoutes(
     },
     async (request) => {
       const { app: appName, region } = request.body ?? {};
+      // The app's machine counts are its organization's business: another org's app is missing.
+      if (appName !== undefined && !request.principal.operator) {
+        const row = await state.app(appName);
+        if (row && row.org !== request.principal.org)
+          throw flapsError('FLAPS_ERR_APP_NOT_FOUND', `app ${appName} not found`);
+      }
       const count = request.body?.count || 1;
       const memoryMb = request.body?.compute?.memory_mb ?? 256;
       // Without an app or placement id (fly-go sends neither), a group of its own: a dry run
