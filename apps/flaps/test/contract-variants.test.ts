@@ -161,12 +161,18 @@ describe('client variants and organizations', () => {
     ok(await fleet.call('POST', `${path}/restart?timeout=3`));
     ok(await fleet.call('POST', `${path}/restart`, { timeout: 3 }));
     ok(await fleet.call('POST', `${path}/restart`, { timeout: '3s', signal: 'TERM' }));
-    ok(await fleet.call('POST', `${path}/restart`, { timeout: '500ms' }));
+    // Go's time.Duration.String() forms, as fly-go prints them into the query.
+    for (const timeout of ['500ms', '1.5s', '1m0s', '0m2s']) {
+      ok(await fleet.call('POST', `${path}/restart?timeout=${timeout}`));
+    }
     refused(await fleet.call('POST', `${path}/restart?timeout=soon`), 400, 'FLAPS_ERR_BAD_REQUEST');
     // stop's timeout and signal take the same forms.
     ok(await fleet.call('POST', `${path}/stop`, { signal: 15, timeout: '5s' }));
     ok(await fleet.call('POST', `${path}/start`));
     ok(await fleet.call('POST', `${path}/stop`, { signal: 'TERM', timeout: 5 }));
+    ok(await fleet.call('POST', `${path}/start`));
+    // fly-go's StopMachineInput: its id, and `"timeout": "0s"` when none was set.
+    ok(await fleet.call('POST', `${path}/stop`, { id: path.split('/').at(-1), timeout: '0s' }));
   });
 
   it('takes a signal as a name, a short name or a number', async () => {

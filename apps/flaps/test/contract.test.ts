@@ -289,6 +289,26 @@ describe('the Machines API contract', () => {
     expect((await expectShape(200, 'POST', `${path}/start`)).body.previous_state).toBe('suspended');
   });
 
+  it("health checks: a machine's `checks` carry name, status, output and an RFC 3339 time", async () => {
+    const created = await expectShape(200, 'POST', '/v1/apps/contract/machines', {
+      region: 'ams',
+      config: { ...hello, checks: { alive: { type: 'tcp', port: 8080, interval: '1s' } } },
+    });
+    const path = `/v1/apps/contract/machines/${created.body.id}`;
+    await expectShape(200, 'GET', `${path}/wait?state=started&timeout=30`);
+    // The first result reaches corrosion within an interval or two; poll, bounded.
+    let checks: unknown[] = [];
+    for (let attempt = 0; attempt < 100 && checks.length === 0; attempt++) {
+      checks = (await expectShape(200, 'GET', path)).body.checks;
+      if (checks.length === 0) await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(checks).toEqual([expect.objectContaining({ name: 'alive', status: 'passing' })]);
+    const listed = await expectShape(200, 'GET', '/v1/apps/contract/machines');
+    const mine = listed.body.find((machine: { id: string }) => machine.id === created.body.id);
+    expect(mine.checks).toEqual(checks);
+    await expectShape(200, 'DELETE', `${path}?kill=true`);
+  });
+
   it('leases: one holder with a 12-hex nonce; others get 409 aborted until it is released', async () => {
     const id = await started('contract');
     const path = `/v1/apps/contract/machines/${id}`;

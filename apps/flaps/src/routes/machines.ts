@@ -193,7 +193,9 @@ export function machineRoutes(
   }>('/v1/apps/:app/machines/:id/stop', async (request) => {
     const { app: appName, id } = request.params;
     const body = request.body ?? {};
-    const timeout = body.timeout === undefined ? undefined : seconds(body.timeout, 'timeout');
+    // fly-go sends `"timeout": "0s"` when the caller set none: flyd's grace period then.
+    const timeout =
+      body.timeout === undefined ? undefined : seconds(body.timeout, 'timeout') || undefined;
     const signal = body.signal === undefined ? undefined : signalName(body.signal);
     await flyd.call(
       await owner(appName, id),
@@ -322,12 +324,27 @@ function signalName(value: string | number): string {
   return name;
 }
 
-/** Seconds as Fly's clients send them: a number, or Go-style `10s` / `1m`. */
+/** Seconds per unit of a Go duration (`time.Duration.String()`: `1m30s`, `500ms`, `1h0m0s`). */
+const unitSeconds: Record<string, number> = {
+  h: 3600,
+  m: 60,
+  s: 1,
+  ms: 1e-3,
+  us: 1e-6,
+  µs: 1e-6,
+  ns: 1e-9,
+};
+
+/** Seconds as Fly's clients send them: a number, or a Go duration (`10s`, `1m30s`). */
 function seconds(value: number | string, field: string): number {
   if (typeof value === 'number' && Number.isFinite(value) && value >= 0) return value;
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(String(value));
-  if (!match)
+  const text = String(value);
+  if (/^\d+(\.\d+)?$/.test(text)) return Number(text);
+  if (!/^(\d+(\.\d+)?(h|m|s|ms|us|µs|ns))+$/.test(text))
     throw flapsError('FLAPS_ERR_BAD_REQUEST', `${field} must be seconds (a number, or like 10s)`);
-  const amount = Number(match[1]);
-  return match[2] === 'ms' ? amount / 1000 : match[2] === 'm' ? amount * 60 : amount;
+  let total = 0;
+  for (const [, amount, unit] of text.matchAll(/(\d+(?:\.\d+)?)(h|ms|m|s|us|µs|ns)/g)) {
+    total += Number(amount) * unitSeconds[unit!]!;
+  }
+  return total;
 }
