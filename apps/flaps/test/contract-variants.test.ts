@@ -95,6 +95,33 @@ describe('client variants and organizations', () => {
     );
   });
 
+  it("creates with fly-go's lease_ttl: the machine comes back leased, with the lease's nonce", async () => {
+    const created = ok(
+      await fleet.call('POST', '/v1/apps/variants/machines', {
+        config: hello,
+        region: 'ams',
+        lease_ttl: 60,
+        skip_secrets: false,
+        skip_service_registration: false,
+      }),
+    );
+    expect(created.nonce).toMatch(/^[0-9a-f]{12}$/);
+    const path = `/v1/apps/variants/machines/${created.id}`;
+    expect(ok(await fleet.call('GET', `${path}/lease`)).data.nonce).toBe(created.nonce);
+    const nonce = { headers: { 'fly-machine-lease-nonce': created.nonce } };
+    ok(await fleet.call('GET', `${path}/wait?state=started`));
+    refused(await fleet.call('DELETE', `${path}?force=true`), 409, 'FLYD_ERR_LEASE_HELD');
+    ok(await fleet.call('DELETE', `${path}?force=true`, undefined, nonce));
+  });
+
+  it("runs fly-go's exec body: one command line in `cmd`, a timeout in seconds", async () => {
+    const path = await started();
+    const ran = ok(
+      await fleet.call('POST', `${path}/exec`, { cmd: 'echo $FLY_MACHINE_ID', timeout: 5 }),
+    );
+    expect(ran).toMatchObject({ exit_code: 0, stdout: `${path.split('/').at(-1)}\n` });
+  });
+
   it('destroys a started machine with ?kill=true or ?force=true, not without', async () => {
     for (const flag of ['kill', 'force']) {
       const path = await started();
@@ -194,7 +221,10 @@ describe('client variants and organizations', () => {
     const reached = ok(
       await fleet.call('GET', `${path}/wait?state=started&state=stopped&timeout=60`),
     );
-    expect(reached).toEqual({ ok: true, state: 'started' });
+    expect(reached).toEqual({ ok: true, state: 'started', version: machine.instance_id });
+    // Comma-separated too, and flyctl's default `settled` (any resting state).
+    ok(await fleet.call('GET', `${path}/wait?state=stopped,started`));
+    expect(ok(await fleet.call('GET', `${path}/wait?state=settled`)).state).toBe('started');
     ok(
       await fleet.call(
         'GET',

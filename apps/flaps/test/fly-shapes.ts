@@ -155,8 +155,8 @@ export const shapes = {
   none: { type: 'null' },
   wait: {
     type: 'object',
-    required: ['ok', 'state'],
-    properties: { ok: { const: true }, state: { enum: machineStates } },
+    required: ['ok', 'state', 'version'],
+    properties: { ok: { const: true }, state: { enum: machineStates }, version: ulid },
   },
   start: {
     type: 'object',

@@ -8,7 +8,9 @@ import { leaseNonce, leaseRoutes } from './leases.js';
 import { machineProcessRoutes } from './machine-process.js';
 import { machineSettingsRoutes } from './machine-settings.js';
 
-const waitStates = ['created', 'started', 'stopped', 'suspended', 'destroyed'];
+const waitStates = ['created', 'started', 'stopped', 'suspended', 'destroyed', 'settled'];
+/** Fly's `settled`: any state a machine rests in. */
+const settledStates = ['started', 'stopped', 'suspended', 'destroyed'];
 
 /** A machine as listed from corrosion (the list spans every worker; events live on the worker). */
 function listedMachine(row: MachineRow, checks: CheckRow[]) {
@@ -46,6 +48,8 @@ interface CreateBody {
   placement_id?: string;
   config: { guest?: { memory_mb?: number }; [key: string]: unknown };
   skip_launch?: boolean;
+  /** fly-go's `LeaseTTL`: take the new machine's lease at once; its nonce comes back as `nonce`. */
+  lease_ttl?: number;
 }
 
 /** `/v1/apps/{app}/machines`: placement and forwarding to the owning worker's flyd. */
@@ -88,6 +92,7 @@ export function machineRoutes(
             placement_id: { type: 'string', maxLength: 200 },
             config: { type: 'object' },
             skip_launch: { type: 'boolean' },
+            lease_ttl: { type: 'integer', minimum: 0, maximum: 3600 },
           },
         },
       },
@@ -106,7 +111,7 @@ export function machineRoutes(
       const host = placeMachine(view.hosts, { region, memoryMb, sameGroup: view.sameGroup });
       const done = placements.reserve(placementId, host.id, memoryMb);
       try {
-        const created = await flyd.call(host.flyd_addr, 'POST', '/v1/machines', {
+        const created = await flyd.call<{ id: string }>(host.flyd_addr, 'POST', '/v1/machines', {
           app: request.params.app,
           name,
           region: host.region,
@@ -114,7 +119,15 @@ export function machineRoutes(
           skip_launch,
         });
         done(true);
-        return created;
+        const leaseTtl = request.body.lease_ttl;
+        if (!leaseTtl) return created;
+        const lease = await flyd.call<{ data: { nonce: string } }>(
+          host.flyd_addr,
+          'POST',
+          `/v1/machines/${created.id}/lease`,
+          { ttl: leaseTtl },
+        );
+        return { ...created, nonce: lease.data.nonce };
       } catch (error) {
         done(false);
         throw error;
@@ -293,14 +306,15 @@ export function machineRoutes(
           `machine ${id} is at version ${machine.instance_id}, not ${version}`,
         );
     }
-    const reached = await flyd.call<{ state: string }>(
+    const states = new Set(wanted.flatMap((one) => (one === 'settled' ? settledStates : [one])));
+    const reached = await flyd.call<{ state: string; version: string }>(
       flydAddr,
       'GET',
-      `/v1/machines/${id}/wait?state=${wanted.join(',')}&timeout=${timeout}`,
+      `/v1/machines/${id}/wait?state=${[...states].join(',')}&timeout=${timeout}`,
       undefined,
       { timeoutMs: (timeout + 5) * 1000 },
     );
-    return { ok: true, state: reached.state };
+    return { ok: true, state: reached.state, version: reached.version };
   });
   leaseRoutes(app, flyd, owner);
   machineSettingsRoutes(app, flyd, owner);

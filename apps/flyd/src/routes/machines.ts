@@ -172,7 +172,7 @@ export function machineRoutes(app: FastifyInstance, deps: MachineRouteDeps): voi
         wanted,
         Math.min(seconds, 60) * 1000,
       );
-      return { ok: true, state: machine.state };
+      return { ok: true, state: machine.state, version: machine.instance_id };
     },
   );
 
