@@ -8,6 +8,8 @@ const flyCodeByStatus: Record<number, string> = {
   408: 'deadline_exceeded',
   409: 'aborted',
   412: 'failed_precondition',
+  413: 'invalid_argument',
+  415: 'invalid_argument',
   422: 'unprocessable',
   500: 'internal',
   503: 'unavailable',

@@ -114,6 +114,50 @@ describe('client variants and organizations', () => {
     ok(await fleet.call('DELETE', `${path}?force=true`, undefined, nonce));
   });
 
+  it('launches a config as fly-go marshals it (empty init, null force_instance_key, durations)', async () => {
+    const config = {
+      init: {},
+      image: 'hello',
+      guest: { cpu_kind: 'shared', cpus: 1, memory_mb: 256 },
+      restart: {},
+      env: { APP_ENV: 'test' },
+      metadata: { fly_platform_version: 'v2', fly_process_group: 'app' },
+      services: [
+        {
+          protocol: 'tcp',
+          internal_port: 8080,
+          autostop: true,
+          autostart: true,
+          min_machines_running: 0,
+          ports: [
+            { port: 80, handlers: ['http'], force_https: true },
+            { port: 443, handlers: ['tls', 'http'] },
+          ],
+          force_instance_key: null,
+        },
+      ],
+      checks: { alive: { port: 8080, type: 'tcp', interval: '15s', timeout: '2s' } },
+      stop_config: { timeout: '5s', signal: 'SIGINT' },
+      dns: {},
+    };
+    const created = ok(
+      await fleet.call('POST', '/v1/apps/variants/machines', {
+        config,
+        region: 'ams',
+        name: 'web-1',
+        skip_launch: false,
+        skip_service_registration: false,
+        skip_secrets: false,
+      }),
+    );
+    expect(created).toMatchObject({ name: 'web-1', config: { metadata: config.metadata } });
+    const path = `/v1/apps/variants/machines/${created.id}`;
+    expect(ok(await fleet.call('GET', `${path}/wait?state=started&timeout=30`)).state).toBe(
+      'started',
+    );
+    ok(await fleet.call('DELETE', `${path}?force=true`));
+  });
+
   it("runs fly-go's exec body: one command line in `cmd`, a timeout in seconds", async () => {
     const path = await started();
     const ran = ok(
