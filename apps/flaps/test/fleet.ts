@@ -40,6 +40,8 @@ export interface Fleet {
   /** flaps' base URL. */
   api: string;
   call(method: string, path: string, body?: unknown, options?: CallOptions): Promise<Answer>;
+  /** The processes by name (`corrosion`, `flyd-<hostId>`, `flaps`), to stop one in a test. */
+  processes: Record<string, ServerProcess>;
   /** Mints an organization token through `POST /v1/tokens` (as the operator). */
   mintToken(org: string): Promise<string>;
   stop(): Promise<void>;
@@ -59,7 +61,8 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
   const dir = mkdtempSync(join(tmpdir(), 'fleet-contract-'));
   const env = { ...process.env, LOG_LEVEL: 'warn' };
   const servers: ServerProcess[] = [];
-  const start = async (app: string, args: string[]) => {
+  const processes: Record<string, ServerProcess> = {};
+  const start = async (app: string, args: string[], name = app) => {
     const server = await startServerProcess({
       command: process.execPath,
       args: [main(app), ...args],
@@ -67,6 +70,7 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
       env,
     });
     servers.push(server);
+    processes[name] = server;
     return server.urls.api!;
   };
   const stop = async () => {
@@ -79,11 +83,15 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
     const workers = options.workers ?? [{ hostId: 'w1', region: 'ams' }];
     await Promise.all(
       workers.map((worker) =>
-        start('flyd', [
-          ...['--listen', '127.0.0.1:0', '--data-dir', join(dir, `flyd-${worker.hostId}`)],
-          ...['--corrosion-url', corrosion, '--token', flydToken],
-          ...['--host-id', worker.hostId, '--region', worker.region],
-        ]),
+        start(
+          'flyd',
+          [
+            ...['--listen', '127.0.0.1:0', '--data-dir', join(dir, `flyd-${worker.hostId}`)],
+            ...['--corrosion-url', corrosion, '--token', flydToken],
+            ...['--host-id', worker.hostId, '--region', worker.region],
+          ],
+          `flyd-${worker.hostId}`,
+        ),
       ),
     );
     const api = await start('flaps', [
@@ -116,7 +124,7 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
       if (minted.status !== 201) throw new Error(`minting a token: ${JSON.stringify(minted)}`);
       return minted.body.token as string;
     };
-    return { api, call, mintToken, stop };
+    return { api, call, processes, mintToken, stop };
   } catch (error) {
     await stop();
     throw error;
