@@ -66,7 +66,13 @@ export async function createFlapsServer(
       method: request.method,
       status: reply.statusCode,
     });
-    if (reply.statusCode === 412) meters.placementFailures.add(1);
+    // A 412 of a create is no room; other 412s (a worker's wrong state, a wait's version) are not.
+    if (
+      reply.statusCode === 412 &&
+      request.method === 'POST' &&
+      request.routeOptions.url === '/v1/apps/:app/machines'
+    )
+      meters.placementFailures.add(1);
   });
   appRoutes(app, state);
   tokenRoutes(app, state, auth);

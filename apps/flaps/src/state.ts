@@ -167,13 +167,22 @@ export class FleetState {
 
   /** Regions: those the fleet config named, and those where ready workers run. */
   async regions(): Promise<
-    { code: string; name: string; workers: number; memory_mb_free: number }[]
+    {
+      code: string;
+      name: string;
+      latitude: number | null;
+      longitude: number | null;
+      workers: number;
+      memory_mb_free: number;
+    }[]
   > {
+    // `latitude`/`longitude` as fly-go's Region reads them (null for a region only hosts name).
     return this.read([
-      `SELECT code, max(name) AS name, sum(workers) AS workers, sum(memory_mb_free) AS memory_mb_free FROM (
-         SELECT code, name, 0 AS workers, 0 AS memory_mb_free FROM regions
+      `SELECT code, max(name) AS name, max(lat) AS latitude, max(lon) AS longitude,
+         sum(workers) AS workers, sum(memory_mb_free) AS memory_mb_free FROM (
+         SELECT code, name, lat, lon, 0 AS workers, 0 AS memory_mb_free FROM regions
          UNION ALL
-         SELECT region AS code, region AS name, 1, memory_mb - memory_mb_reserved FROM hosts
+         SELECT region AS code, region AS name, NULL, NULL, 1, memory_mb - memory_mb_reserved FROM hosts
          WHERE role = 'worker' AND status = 'ready'
        ) GROUP BY code ORDER BY code`,
       [],

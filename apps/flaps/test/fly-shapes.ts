@@ -206,7 +206,15 @@ export const shapes = {
         items: {
           type: 'object',
           required: ['code', 'name'],
-          properties: { code: string, name: string, workers: integer, memory_mb_free: integer },
+          // fly-go's Region: latitude and longitude are float32 (null decodes as zero).
+          properties: {
+            code: string,
+            name: string,
+            latitude: { type: ['number', 'null'] },
+            longitude: { type: ['number', 'null'] },
+            workers: integer,
+            memory_mb_free: integer,
+          },
         },
       },
     },
