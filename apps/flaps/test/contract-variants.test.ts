@@ -196,6 +196,21 @@ describe('client variants and organizations', () => {
     );
   });
 
+  it('lets a lease lapse at its ttl: then another caller takes it with a new nonce', async () => {
+    const path = await started();
+    const first = ok(await fleet.call('POST', `${path}/lease?ttl=1`)).data;
+    // Expiry is in whole seconds: within ~2 s the lease is gone; poll, bounded.
+    let next: Answer | undefined;
+    for (let attempt = 0; attempt < 50; attempt++) {
+      next = await fleet.call('POST', `${path}/lease?ttl=30`);
+      if (next.status === 200) break;
+      refused(next, 409, 'FLYD_ERR_LEASE_HELD');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(next?.status).toBe(200);
+    expect(next?.body.data.nonce).not.toBe(first.nonce);
+  });
+
   it('guards a leased machine: without the nonce 409 aborted, with it the call goes through', async () => {
     const path = await started();
     const lease = ok(await fleet.call('POST', `${path}/lease?ttl=120`)).data;
