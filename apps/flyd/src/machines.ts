@@ -12,7 +12,7 @@ import {
   type MachineProcess,
   machineProcesses,
 } from './machine-exec.js';
-import type { MachineRecord, MachineState, MachineStore } from './machine-store.js';
+import type { MachineEvent, MachineRecord, MachineState, MachineStore } from './machine-store.js';
 import { freePort, waitForListener } from './ports.js';
 import type { Publisher } from './publisher.js';
 import { afterExit } from './restart-policy.js';
@@ -70,8 +70,14 @@ export class MachineService {
     return machine;
   }
 
-  /** Records the machine and answers once it is `created`; the launch goes on in the background. */
-  async create(request: CreateRequest): Promise<MachineRecord> {
+  /**
+   * Records the machine and answers once it is `created`; the launch goes on in the background.
+   * The answer is the machine as it was created, with its events then (Fly's create answers
+   * `created`): by the time the run reports its publish step, the launch may have moved on.
+   */
+  async create(
+    request: CreateRequest,
+  ): Promise<{ machine: MachineRecord; events: MachineEvent[] }> {
     const image = resolveImage(this.options.imagesDir, request.config);
     for (const service of request.config.services ?? []) {
       if (
@@ -87,9 +93,19 @@ export class MachineService {
     }
     const id = request.id ?? randomBytes(7).toString('hex');
     if (this.store.get(id)) throw flydError('FLYD_ERR_EXISTS', `machine ${id} already exists`);
-    const run = this.#start(id, 'create', { ...request, id, image_ref: image.ref });
-    await this.#outcome(run.reached('publish'), id, 'create');
-    return this.get(id);
+    let created: { machine: MachineRecord; events: MachineEvent[] } | undefined;
+    const onCreated = (machine: MachineRecord) => {
+      if (machine.id === id && machine.state === 'created')
+        created ??= { machine, events: this.store.events(id) };
+    };
+    this.#changes.on('state', onCreated);
+    try {
+      const run = this.#start(id, 'create', { ...request, id, image_ref: image.ref });
+      await this.#outcome(run.reached('publish'), id, 'create');
+    } finally {
+      this.#changes.off('state', onCreated);
+    }
+    return created ?? { machine: this.get(id), events: this.store.events(id) };
   }
 
   async start(id: string): Promise<{ previous_state: MachineState }> {

@@ -77,8 +77,8 @@ export function machineRoutes(app: FastifyInstance, deps: MachineRouteDeps): voi
     machineView(deps.machines.get(id), deps.hostId, deps.store.events(id));
 
   app.post<{ Body: CreateRequest }>('/v1/machines', { schema: createSchema }, async (request) => {
-    const machine = await deps.machines.create(request.body);
-    return view(machine.id);
+    const { machine, events } = await deps.machines.create(request.body);
+    return machineView(machine, deps.hostId, events);
   });
 
   app.get<{ Querystring: { app?: string; include_deleted?: string } }>(
