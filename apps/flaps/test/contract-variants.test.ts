@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Answer, type Fleet, hello, operatorToken, startFleet } from './fleet.js';
-import { shapeProblems } from './fly-shapes.js';
+import { fillTemplate, sampleBodies, shapeProblems } from './fly-shapes.js';
 
 interface OpenApi {
   paths: Record<string, Record<string, unknown>>;
@@ -343,22 +343,12 @@ describe('client variants and organizations', () => {
       'FLAPS_ERR_ORG_NOT_FOUND',
     );
     // Every operation on the other organization's app and its machine: that app does not exist.
-    const bodies: Record<string, unknown> = {
-      'POST /v1/apps/{app}/machines': { config: hello },
-      'POST /v1/apps/{app}/machines/{id}': { config: hello },
-      'POST /v1/apps/{app}/machines/{id}/metadata/{key}': { value: 'v' },
-      'POST /v1/apps/{app}/machines/{id}/signal': { signal: 'SIGWINCH' },
-      'POST /v1/apps/{app}/machines/{id}/exec': { command: ['true'] },
-    };
     const appScoped = operations.filter((operation) => operation.includes('{app}'));
     expect(appScoped.length).toBeGreaterThan(20);
     for (const operation of appScoped) {
       const [method, template] = operation.split(' ') as [string, string];
-      const target = template
-        .replace('{app}', 'globex-web')
-        .replace('{id}', theirs.id)
-        .replace('{key}', 'k');
-      const answer = await fleet.call(method, target, bodies[operation], acme);
+      const target = fillTemplate(template, 'globex-web', theirs.id);
+      const answer = await fleet.call(method, target, sampleBodies[operation], acme);
       expect(answer.status, `${operation}: ${JSON.stringify(answer.body)}`).toBe(404);
       expect(answer.body).toMatchObject({
         code: 'FLAPS_ERR_APP_NOT_FOUND',

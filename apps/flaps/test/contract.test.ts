@@ -1,21 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Answer, type CallOptions, type Fleet, hello, startFleet } from './fleet.js';
-import { contractOperations, patterns, type ShapeName, shapeProblems } from './fly-shapes.js';
+import {
+  contractOperations,
+  fillTemplate,
+  patterns,
+  type ShapeName,
+  sampleBodies,
+  shapeProblems,
+} from './fly-shapes.js';
 
 interface OpenApi {
   paths: Record<string, Record<string, unknown>>;
 }
-
-/** A body each operation accepts, so a 404 or 401 is not hidden behind a 400 for the body. */
-const sampleBodies: Record<string, unknown> = {
-  'POST /v1/apps/{app}/machines': { config: hello },
-  'POST /v1/apps/{app}/machines/{id}': { config: hello },
-  'POST /v1/apps/{app}/machines/{id}/metadata/{key}': { value: 'v' },
-  'POST /v1/apps/{app}/machines/{id}/signal': { signal: 'SIGWINCH' },
-  'POST /v1/apps/{app}/machines/{id}/exec': { command: ['true'] },
-  'POST /v1/tokens': { org_slug: 'personal' },
-  'POST /v1/apps': { app_name: 'sample' },
-};
 
 // The contract of every endpoint: the success status and the shape Fly's clients decode
 // (fly-shapes.ts, from fly-go's types), and each error status with Fly's error body. One real
@@ -343,25 +339,22 @@ describe('the Machines API contract', () => {
     for (const operation of operations.filter((one) => one.includes(' /v1/'))) {
       const [method, template] = operation.split(' ') as [string, string];
       const body = sampleBodies[operation];
-      const fill = (app: string) =>
-        template
-          .replace('{app}', app)
-          .replace(
-            '{id}',
-            template.startsWith('/v1/tokens') ? '0123456789abcdef' : 'ffffffffffffff',
-          )
-          .replace('{key}', 'k');
-      await expectError(401, 'FLAPS_ERR_UNAUTHORIZED', method, fill('contract'), body, {
+      const path = (app: string) => fillTemplate(template, app);
+      await expectError(401, 'FLAPS_ERR_UNAUTHORIZED', method, path('contract'), body, {
         auth: null,
       });
-      await expectError(401, 'FLAPS_ERR_UNAUTHORIZED', method, fill('contract'), body, {
+      await expectError(401, 'FLAPS_ERR_UNAUTHORIZED', method, path('contract'), body, {
         auth: 'Bearer wrong-token',
       });
-      if (template.includes('{app}')) {
-        await expectError(404, 'FLAPS_ERR_APP_NOT_FOUND', method, fill('no-such-app'), body);
-      }
-      if (template.includes('{id}') && template.includes('{app}')) {
-        await expectError(404, 'FLAPS_ERR_MACHINE_NOT_FOUND', method, fill('contract'), body);
+      if (!template.includes('{app}')) continue;
+      await expectError(404, 'FLAPS_ERR_APP_NOT_FOUND', method, path('no-such-app'), body);
+      if (template.includes('/machines/{id}')) {
+        await expectError(404, 'FLAPS_ERR_MACHINE_NOT_FOUND', method, path('contract'), body);
+      } else if (/\{(?!app\})/.test(template)) {
+        // Another resource of the app (a volume...): missing, in Fly's error shape.
+        const answer = await fleet.call(method, path('contract'), body);
+        expect(answer.status, `${operation}: ${JSON.stringify(answer.body)}`).toBe(404);
+        expect(shapeProblems('error', answer.body)).toEqual([]);
       }
     }
   });

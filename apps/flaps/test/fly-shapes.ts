@@ -1,4 +1,5 @@
 import { Ajv, type ValidateFunction } from 'ajv';
+import { hello } from './fleet.js';
 
 /**
  * The response shapes Fly's clients decode, as JSON schemas: the fields fly-go's types read
@@ -291,6 +292,26 @@ export const contractOperations: Record<string, ShapeName> = {
   'GET /v1/platform/regions': 'regions',
   'POST /v1/platform/placements': 'placements',
 };
+
+/**
+ * A body each operation that needs one accepts, so that a 401 or 404 is not hidden behind a 400
+ * for the body (validation runs before the app and machine are looked up). A new route that takes
+ * a body gets a line here too.
+ */
+export const sampleBodies: Record<string, unknown> = {
+  'POST /v1/apps': { app_name: 'sample' },
+  'POST /v1/tokens': { org_slug: 'personal' },
+  'POST /v1/apps/{app}/machines': { config: hello },
+  'POST /v1/apps/{app}/machines/{id}': { config: hello },
+  'POST /v1/apps/{app}/machines/{id}/metadata/{key}': { value: 'v' },
+  'POST /v1/apps/{app}/machines/{id}/signal': { signal: 'SIGWINCH' },
+  'POST /v1/apps/{app}/machines/{id}/exec': { command: ['true'] },
+};
+
+/** A concrete path for an operation's template: `{app}` as given, every other parameter missing. */
+export function fillTemplate(template: string, app: string, missing = 'ffffffffffffff'): string {
+  return template.replace(/\{(\w+)\}/g, (_, name: string) => (name === 'app' ? app : missing));
+}
 
 const ajv = new Ajv({ allErrors: true, strict: true });
 const validators = new Map<ShapeName, ValidateFunction>();
