@@ -311,6 +311,9 @@ describe('the Machines API contract', () => {
     const path = `/v1/apps/contract/machines/${id}`;
     const none = await expectError(404, 'FLYD_ERR_NO_LEASE', 'GET', `${path}/lease`);
     expect(none.body.error).toMatch(/lease not found/);
+    await expectError(400, 'BAD_REQUEST', 'POST', `${path}/lease?ttl=soon`);
+    await expectError(400, 'BAD_REQUEST', 'POST', `${path}/lease?ttl=0`);
+    await expectError(400, 'BAD_REQUEST', 'POST', `${path}/lease`, { ttl: 100_000 });
     const taken = await expectShape(200, 'POST', `${path}/lease?ttl=60`);
     const nonce = taken.body.data.nonce as string;
     expect((await expectShape(200, 'GET', `${path}/lease`)).body.data.nonce).toBe(nonce);
