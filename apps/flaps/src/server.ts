@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import { Authenticator, type Principal } from './auth.js';
 import { flapsError } from './errors.js';
 import { flyErrorBodies } from './fly-errors.js';
+import { documentedResponses } from './fly-shapes.js';
 import type { FlydClient } from './flyd-client.js';
 import { flapsMetrics } from './metrics.js';
 import { PlacementTracker } from './placement.js';
@@ -32,7 +33,16 @@ export async function createFlapsServer(
   flyErrorBodies(app);
   // The OpenAPI document is generated from the same route schemas that validate requests.
   await app.register(swagger, {
+    // Each operation's answer is documented with Fly's shape (fly-shapes.ts). Only the document
+    // carries them: a response schema on the route would make fastify serialize through it.
+    transform: ({ schema, url, route }) => {
+      const method = [route.method].flat()[0] ?? '';
+      const response = documentedResponses(method, url);
+      return { schema: response ? { ...schema, response } : schema, url };
+    },
     openapi: {
+      // 3.1: JSON Schema proper (nullable types, `const`), as the shapes are written.
+      openapi: '3.1.0',
       info: {
         title: 'Fleet Machines API',
         version: '1',

@@ -1,10 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Answer, type Fleet, hello, operatorToken, startFleet } from './fleet.js';
-import { fillTemplate, sampleBodies, shapeProblems } from './fly-shapes.js';
-
-interface OpenApi {
-  paths: Record<string, Record<string, unknown>>;
-}
+import {
+  fillTemplate,
+  type OpenApiDocument,
+  operationsOf,
+  sampleBodies,
+  shapeProblems,
+} from './fly-shapes.js';
 
 // What real Fly clients send, beside the canonical form the contract suite uses: each tolerance
 // of the Machines API gets a call in each accepted form (fly-go's own where it has one), and an
@@ -32,10 +34,8 @@ describe('client variants and organizations', () => {
 
   beforeAll(async () => {
     fleet = await startFleet();
-    const document = (await (await fetch(`${fleet.api}/openapi.json`)).json()) as OpenApi;
-    operations = Object.entries(document.paths).flatMap(([path, methods]) =>
-      Object.keys(methods).map((method) => `${method.toUpperCase()} ${path}`),
-    );
+    const document = (await (await fetch(`${fleet.api}/openapi.json`)).json()) as OpenApiDocument;
+    operations = operationsOf(document);
     ok(await fleet.call('POST', '/v1/apps', { app_name: 'variants' }), 201);
   });
   afterAll(async () => {
