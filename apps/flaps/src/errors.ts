@@ -10,6 +10,7 @@ export const FlapsErrors = {
   FLAPS_ERR_BAD_REQUEST: [400, 'the request is malformed; the message names the field'],
   FLAPS_ERR_APP_NOT_FOUND: [404, 'no such app'],
   FLAPS_ERR_MACHINE_NOT_FOUND: [404, 'no such machine in this app'],
+  FLAPS_ERR_WRONG_VERSION: [412, 'a wait named a version (instance_id) the machine is not at'],
   FLAPS_ERR_NAME_TAKEN: [422, 'an app with that name exists'],
   FLAPS_ERR_NO_CAPACITY: [
     412,

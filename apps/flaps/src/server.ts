@@ -3,6 +3,8 @@ import { createHttpServer, type Logger, type MetricsExport } from '@fleet/servic
 import type { FastifyInstance } from 'fastify';
 import { Authenticator, type Principal } from './auth.js';
 import { flapsError } from './errors.js';
+import { flyErrorBodies } from './fly-errors.js';
+import { documentedResponses } from './fly-shapes.js';
 import type { FlydClient } from './flyd-client.js';
 import { flapsMetrics } from './metrics.js';
 import { PlacementTracker } from './placement.js';
@@ -28,9 +30,19 @@ export async function createFlapsServer(
   flyd: FlydClient,
 ): Promise<FastifyInstance> {
   const app = createHttpServer({ logger, metrics });
+  flyErrorBodies(app);
   // The OpenAPI document is generated from the same route schemas that validate requests.
   await app.register(swagger, {
+    // Each operation's answer is documented with Fly's shape (fly-shapes.ts). Only the document
+    // carries them: a response schema on the route would make fastify serialize through it.
+    transform: ({ schema, url, route }) => {
+      const method = [route.method].flat()[0] ?? '';
+      const response = documentedResponses(method, url);
+      return { schema: response ? { ...schema, response } : schema, url };
+    },
     openapi: {
+      // 3.1: JSON Schema proper (nullable types, `const`), as the shapes are written.
+      openapi: '3.1.0',
       info: {
         title: 'Fleet Machines API',
         version: '1',
@@ -64,7 +76,13 @@ export async function createFlapsServer(
       method: request.method,
       status: reply.statusCode,
     });
-    if (reply.statusCode === 412) meters.placementFailures.add(1);
+    // A 412 of a create is no room; other 412s (a worker's wrong state, a wait's version) are not.
+    if (
+      reply.statusCode === 412 &&
+      request.method === 'POST' &&
+      request.routeOptions.url === '/v1/apps/:app/machines'
+    )
+      meters.placementFailures.add(1);
   });
   appRoutes(app, state);
   tokenRoutes(app, state, auth);

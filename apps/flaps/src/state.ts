@@ -22,6 +22,14 @@ export interface MachineRow {
   updated_at: string;
 }
 
+/** A health check's latest result, as flyd published it (Fly's `checks` of a Machine). */
+export interface CheckRow {
+  name: string;
+  status: string;
+  output: string;
+  updated_at: string;
+}
+
 /** What flaps reads and writes in corrosion: apps (its own rows), hosts and machines (read only). */
 export class FleetState {
   constructor(private readonly corrosion: CorrosionClient) {}
@@ -142,15 +150,39 @@ export class FleetState {
     ]);
   }
 
+  /** The latest health check results of an app's machines (or one of them), by machine. */
+  async checks(app: string, machineId?: string): Promise<Map<string, CheckRow[]>> {
+    const rows = await this.read<CheckRow & { machine_id: string }>([
+      `SELECT machine_id, name, status, output, updated_at FROM health_checks
+       WHERE machine_id IN (SELECT id FROM machines WHERE app = ?)${machineId === undefined ? '' : ' AND machine_id = ?'}
+       ORDER BY machine_id, name`,
+      machineId === undefined ? [app] : [app, machineId],
+    ]);
+    const byMachine = new Map<string, CheckRow[]>();
+    for (const { machine_id, ...check } of rows) {
+      byMachine.set(machine_id, [...(byMachine.get(machine_id) ?? []), check]);
+    }
+    return byMachine;
+  }
+
   /** Regions: those the fleet config named, and those where ready workers run. */
   async regions(): Promise<
-    { code: string; name: string; workers: number; memory_mb_free: number }[]
+    {
+      code: string;
+      name: string;
+      latitude: number | null;
+      longitude: number | null;
+      workers: number;
+      memory_mb_free: number;
+    }[]
   > {
+    // `latitude`/`longitude` as fly-go's Region reads them (null for a region only hosts name).
     return this.read([
-      `SELECT code, max(name) AS name, sum(workers) AS workers, sum(memory_mb_free) AS memory_mb_free FROM (
-         SELECT code, name, 0 AS workers, 0 AS memory_mb_free FROM regions
+      `SELECT code, max(name) AS name, max(lat) AS latitude, max(lon) AS longitude,
+         sum(workers) AS workers, sum(memory_mb_free) AS memory_mb_free FROM (
+         SELECT code, name, lat, lon, 0 AS workers, 0 AS memory_mb_free FROM regions
          UNION ALL
-         SELECT region AS code, region AS name, 1, memory_mb - memory_mb_reserved FROM hosts
+         SELECT region AS code, region AS name, NULL, NULL, 1, memory_mb - memory_mb_reserved FROM hosts
          WHERE role = 'worker' AND status = 'ready'
        ) GROUP BY code ORDER BY code`,
       [],

@@ -14,6 +14,7 @@ import {
 } from './machine-exec.js';
 import {
   guestOf,
+  type MachineEvent,
   type MachineRecord,
   type MachineState,
   type MachineStore,
@@ -75,8 +76,14 @@ export class MachineService {
     return machine;
   }
 
-  /** Records the machine and answers once it is `created`; the launch goes on in the background. */
-  async create(request: CreateRequest): Promise<MachineRecord> {
+  /**
+   * Records the machine and answers once it is `created`; the launch goes on in the background.
+   * The answer is the machine as it was created, with its events then (Fly's create answers
+   * `created`): by the time the run reports its publish step, the launch may have moved on.
+   */
+  async create(
+    request: CreateRequest,
+  ): Promise<{ machine: MachineRecord; events: MachineEvent[] }> {
     const image = resolveImage(this.options.imagesDir, request.config);
     for (const service of request.config.services ?? []) {
       if (
@@ -92,9 +99,19 @@ export class MachineService {
     }
     const id = request.id ?? randomBytes(7).toString('hex');
     if (this.store.get(id)) throw flydError('FLYD_ERR_EXISTS', `machine ${id} already exists`);
-    const run = this.#start(id, 'create', { ...request, id, image_ref: image.ref });
-    await this.#outcome(run.reached('publish'), id, 'create');
-    return this.get(id);
+    let created: { machine: MachineRecord; events: MachineEvent[] } | undefined;
+    const onCreated = (machine: MachineRecord) => {
+      if (machine.id === id && machine.state === 'created')
+        created ??= { machine, events: this.store.events(id) };
+    };
+    this.#changes.on('state', onCreated);
+    try {
+      const run = this.#start(id, 'create', { ...request, id, image_ref: image.ref });
+      await this.#outcome(run.reached('publish'), id, 'create');
+    } finally {
+      this.#changes.off('state', onCreated);
+    }
+    return created ?? { machine: this.get(id), events: this.store.events(id) };
   }
 
   async start(id: string): Promise<{ previous_state: MachineState }> {
@@ -233,9 +250,9 @@ export class MachineService {
    * Resolves once the machine is in `state` and the operation that took it there is over, so
    * the caller's next call is not refused as a conflict with a run finishing its last step.
    */
-  async wait(id: string, state: MachineState, timeoutMs: number): Promise<MachineRecord> {
+  async wait(id: string, states: MachineState[], timeoutMs: number): Promise<MachineRecord> {
     const deadline = Date.now() + timeoutMs;
-    const reached = await this.#reach(id, state, timeoutMs);
+    const reached = await this.#reach(id, states, timeoutMs);
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       this.engine.settled(id),
@@ -247,12 +264,12 @@ export class MachineService {
     return this.store.get(id) ?? reached;
   }
 
-  #reach(id: string, state: MachineState, timeoutMs: number): Promise<MachineRecord> {
+  #reach(id: string, states: MachineState[], timeoutMs: number): Promise<MachineRecord> {
     const current = this.get(id);
-    if (current.state === state) return Promise.resolve(current);
+    if (states.includes(current.state)) return Promise.resolve(current);
     return new Promise((resolve, reject) => {
       const listener = (machine: MachineRecord) => {
-        if (machine.id !== id || machine.state !== state) return;
+        if (machine.id !== id || !states.includes(machine.state)) return;
         cleanup();
         resolve(machine);
       };
@@ -261,7 +278,7 @@ export class MachineService {
         reject(
           flydError(
             'FLYD_ERR_TIMEOUT',
-            `machine ${id} did not reach ${state} within ${timeoutMs} ms`,
+            `machine ${id} did not reach ${states.join(' or ')} within ${timeoutMs} ms`,
           ),
         );
       }, timeoutMs);

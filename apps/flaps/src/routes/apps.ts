@@ -46,7 +46,8 @@ export function appRoutes(app: FastifyInstance, state: FleetState): void {
       const row: AppRow = {
         name,
         org: orgFor(request.principal, body.org_slug) ?? 'personal',
-        network: body.network ?? 'default',
+        // fly-go sends `network: ""` when none was chosen.
+        network: body.network || 'default',
         created_at: new Date().toISOString(),
       };
       if (!(await state.createApp(row)))

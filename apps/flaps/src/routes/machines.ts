@@ -3,28 +3,41 @@ import type { FastifyInstance } from 'fastify';
 import { flapsError } from '../errors.js';
 import type { FlydClient } from '../flyd-client.js';
 import { type PlacementTracker, placeMachine } from '../placement.js';
-import type { FleetState, MachineRow } from '../state.js';
+import type { CheckRow, FleetState, MachineRow } from '../state.js';
 import { leaseNonce, leaseRoutes } from './leases.js';
 import { machineProcessRoutes } from './machine-process.js';
 import { machineSettingsRoutes } from './machine-settings.js';
 
-const waitStates = ['created', 'started', 'stopped', 'suspended', 'destroyed'];
+const waitStates = ['created', 'started', 'stopped', 'suspended', 'destroyed', 'settled'];
+/** Fly's `settled`: any state a machine rests in. */
+const settledStates = ['started', 'stopped', 'suspended', 'destroyed'];
 
 /** A machine as listed from corrosion (the list spans every worker; events live on the worker). */
-function listedMachine(row: MachineRow) {
+function listedMachine(row: MachineRow, checks: CheckRow[]) {
+  const config = JSON.parse(row.config) as { image?: unknown };
+  const [repository, tag = 'latest'] = String(config.image ?? '').split(':');
   return {
     id: row.id,
     name: row.id,
     state: row.state,
     region: row.region,
     instance_id: row.instance_id,
+    version: row.instance_id,
     private_addr: row.private_addr,
-    config: JSON.parse(row.config) as unknown,
+    private_ip: privateIp(row.private_addr),
+    config,
+    image_ref: { registry: 'local', repository, tag, digest: '' },
     host_id: row.host_id,
     created_at: row.created_at,
     updated_at: row.updated_at,
     events: [],
+    checks,
   };
+}
+
+/** Fly clients read `private_ip`: the host part of the address the backhaul proxy dials. */
+function privateIp(address: string | null): string | null {
+  return address === null ? null : address.replace(/:\d+$/, '');
 }
 
 interface CreateBody {
@@ -35,6 +48,8 @@ interface CreateBody {
   placement_id?: string;
   config: { guest?: { memory_mb?: number }; [key: string]: unknown };
   skip_launch?: boolean;
+  /** fly-go's `LeaseTTL`: take the new machine's lease at once; its nonce comes back as `nonce`. */
+  lease_ttl?: number;
 }
 
 /** `/v1/apps/{app}/machines`: placement and forwarding to the owning worker's flyd. */
@@ -51,8 +66,10 @@ export function machineRoutes(
   /** The worker API that owns a machine of this app. */
   const owner = async (appName: string, id: string) => {
     const machine = await state.machine(id);
-    if (!machine || machine.app !== appName)
+    if (!machine || machine.app !== appName) {
+      await requireApp(appName); // a missing app is named as such, as Fly does
       throw flapsError('FLAPS_ERR_MACHINE_NOT_FOUND', `machine ${id} not found in app ${appName}`);
+    }
     const host = await state.worker(machine.host_id);
     if (!host?.flyd_addr)
       throw flapsError(
@@ -75,6 +92,7 @@ export function machineRoutes(
             placement_id: { type: 'string', maxLength: 200 },
             config: { type: 'object' },
             skip_launch: { type: 'boolean' },
+            lease_ttl: { type: 'integer', minimum: 0, maximum: 3600 },
           },
         },
       },
@@ -93,7 +111,7 @@ export function machineRoutes(
       const host = placeMachine(view.hosts, { region, memoryMb, sameGroup: view.sameGroup });
       const done = placements.reserve(placementId, host.id, memoryMb);
       try {
-        const created = await flyd.call(host.flyd_addr, 'POST', '/v1/machines', {
+        const created = await flyd.call<{ id: string }>(host.flyd_addr, 'POST', '/v1/machines', {
           app: request.params.app,
           name,
           region: host.region,
@@ -101,7 +119,15 @@ export function machineRoutes(
           skip_launch,
         });
         done(true);
-        return created;
+        const leaseTtl = request.body.lease_ttl;
+        if (!leaseTtl) return created;
+        const lease = await flyd.call<{ data: { nonce: string } }>(
+          host.flyd_addr,
+          'POST',
+          `/v1/machines/${created.id}/lease`,
+          { ttl: leaseTtl },
+        );
+        return { ...created, nonce: lease.data.nonce };
       } catch (error) {
         done(false);
         throw error;
@@ -115,12 +141,15 @@ export function machineRoutes(
   }>('/v1/apps/:app/machines', async (request) => {
     await requireApp(request.params.app);
     const { region, state: wanted, include_deleted } = request.query;
-    const rows = await state.machines(request.params.app, {
-      region,
-      state: wanted,
-      includeDeleted: include_deleted === 'true',
-    });
-    return rows.map(listedMachine);
+    const [rows, checks] = await Promise.all([
+      state.machines(request.params.app, {
+        region,
+        state: wanted,
+        includeDeleted: include_deleted === 'true',
+      }),
+      state.checks(request.params.app),
+    ]);
+    return rows.map((row) => listedMachine(row, checks.get(row.id) ?? []));
   });
 
   app.get<{ Params: { app: string; id: string } }>(
@@ -140,7 +169,19 @@ export function machineRoutes(
     '/v1/apps/:app/machines/:id',
     async (request) => {
       const { app: appName, id } = request.params;
-      return flyd.call(await owner(appName, id), 'GET', `/v1/machines/${id}`);
+      const [machine, checks] = await Promise.all([
+        flyd.call<{ private_addr: string | null }>(
+          await owner(appName, id),
+          'GET',
+          `/v1/machines/${id}`,
+        ),
+        state.checks(appName, id),
+      ]);
+      return {
+        ...machine,
+        private_ip: privateIp(machine.private_addr),
+        checks: checks.get(id) ?? [],
+      };
     },
   );
 
@@ -152,6 +193,8 @@ export function machineRoutes(
         await owner(appName, id),
         'POST',
         `/v1/machines/${id}/start`,
+        undefined,
+        { leaseNonce: leaseNonce(request.headers) },
       );
       return { previous_state: answer.previous_state, migrated: false, new_host: '' };
     },
@@ -159,16 +202,19 @@ export function machineRoutes(
 
   app.post<{
     Params: { app: string; id: string };
-    Body: { signal?: string; timeout?: number | string } | undefined;
+    Body: { signal?: string | number; timeout?: number | string } | undefined;
   }>('/v1/apps/:app/machines/:id/stop', async (request) => {
     const { app: appName, id } = request.params;
     const body = request.body ?? {};
-    const timeout = body.timeout === undefined ? undefined : seconds(body.timeout, 'timeout');
+    // fly-go sends `"timeout": "0s"` when the caller set none: flyd's grace period then.
+    const timeout =
+      body.timeout === undefined ? undefined : seconds(body.timeout, 'timeout') || undefined;
+    const signal = body.signal === undefined ? undefined : signalName(body.signal);
     await flyd.call(
       await owner(appName, id),
       'POST',
       `/v1/machines/${id}/stop`,
-      { signal: body.signal, timeout },
+      { signal, timeout },
       { leaseNonce: leaseNonce(request.headers) },
     );
     return { ok: true };
@@ -230,25 +276,45 @@ export function machineRoutes(
 
   app.get<{
     Params: { app: string; id: string };
-    Querystring: { state?: string; timeout?: string };
+    Querystring: {
+      state?: string | string[];
+      timeout?: string;
+      instance_id?: string;
+      version?: string;
+    };
   }>('/v1/apps/:app/machines/:id/wait', async (request) => {
     const { app: appName, id } = request.params;
-    const wanted = request.query.state ?? 'started';
-    if (!waitStates.includes(wanted))
+    // fly-go repeats `state` (`state=started&state=stopped`): any of them ends the wait.
+    const wanted = [request.query.state ?? 'started'].flat().flatMap((one) => one.split(','));
+    if (!wanted.every((one) => waitStates.includes(one)))
       throw flapsError('FLAPS_ERR_BAD_REQUEST', `state must be one of ${waitStates.join(', ')}`);
     const timeout = Math.min(
       request.query.timeout === undefined ? 60 : seconds(request.query.timeout, 'timeout'),
       60,
     );
     const flydAddr = await owner(appName, id);
-    await flyd.call(
+    const version = request.query.instance_id ?? request.query.version;
+    if (version !== undefined) {
+      const machine = await flyd.call<{ instance_id: string }>(
+        flydAddr,
+        'GET',
+        `/v1/machines/${id}`,
+      );
+      if (machine.instance_id !== version)
+        throw flapsError(
+          'FLAPS_ERR_WRONG_VERSION',
+          `machine ${id} is at version ${machine.instance_id}, not ${version}`,
+        );
+    }
+    const states = new Set(wanted.flatMap((one) => (one === 'settled' ? settledStates : [one])));
+    const reached = await flyd.call<{ state: string; version: string }>(
       flydAddr,
       'GET',
-      `/v1/machines/${id}/wait?state=${wanted}&timeout=${timeout}`,
+      `/v1/machines/${id}/wait?state=${[...states].join(',')}&timeout=${timeout}`,
       undefined,
       { timeoutMs: (timeout + 5) * 1000 },
     );
-    return { ok: true };
+    return { ok: true, state: reached.state, version: reached.version };
   });
   leaseRoutes(app, flyd, owner);
   machineSettingsRoutes(app, flyd, owner);
@@ -272,12 +338,27 @@ function signalName(value: string | number): string {
   return name;
 }
 
-/** Seconds as Fly's clients send them: a number, or Go-style `10s` / `1m`. */
+/** Seconds per unit of a Go duration (`time.Duration.String()`: `1m30s`, `500ms`, `1h0m0s`). */
+const unitSeconds: Record<string, number> = {
+  h: 3600,
+  m: 60,
+  s: 1,
+  ms: 1e-3,
+  us: 1e-6,
+  µs: 1e-6,
+  ns: 1e-9,
+};
+
+/** Seconds as Fly's clients send them: a number, or a Go duration (`10s`, `1m30s`). */
 function seconds(value: number | string, field: string): number {
   if (typeof value === 'number' && Number.isFinite(value) && value >= 0) return value;
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(String(value));
-  if (!match)
+  const text = String(value);
+  if (/^\d+(\.\d+)?$/.test(text)) return Number(text);
+  if (!/^(\d+(\.\d+)?(h|m|s|ms|us|µs|ns))+$/.test(text))
     throw flapsError('FLAPS_ERR_BAD_REQUEST', `${field} must be seconds (a number, or like 10s)`);
-  const amount = Number(match[1]);
-  return match[2] === 'ms' ? amount / 1000 : match[2] === 'm' ? amount * 60 : amount;
+  let total = 0;
+  for (const [, amount, unit] of text.matchAll(/(\d+(?:\.\d+)?)(h|ms|m|s|us|µs|ns)/g)) {
+    total += Number(amount) * unitSeconds[unit!]!;
+  }
+  return total;
 }

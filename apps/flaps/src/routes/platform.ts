@@ -22,7 +22,8 @@ export function platformRoutes(
       placement_id?: string;
       region?: string;
       count?: number;
-      compute?: { memory_mb?: number };
+      compute?: { memory_mb?: number } | null;
+      org_slug?: string;
     };
   }>(
     '/v1/platform/placements',
@@ -34,18 +35,31 @@ export function platformRoutes(
             app: { type: 'string' },
             placement_id: { type: 'string' },
             region: { type: 'string' },
-            count: { type: 'integer', minimum: 1, maximum: 10_000 },
-            compute: { type: 'object', properties: { memory_mb: { type: 'integer', minimum: 1 } } },
+            // fly-go sends `count: 0` and `compute: null` when the caller set neither.
+            count: { type: 'integer', minimum: 0, maximum: 10_000 },
+            compute: {
+              type: ['object', 'null'],
+              properties: { memory_mb: { type: 'integer', minimum: 1 } },
+            },
+            org_slug: { type: 'string' },
           },
         },
       },
     },
     async (request) => {
-      const { app: appName, region, count = 1 } = request.body ?? {};
+      const { app: appName, region } = request.body ?? {};
+      // The app's machine counts are its organization's business: another org's app is missing.
+      if (appName !== undefined && !request.principal.operator) {
+        const row = await state.app(appName);
+        if (row && row.org !== request.principal.org)
+          throw flapsError('FLAPS_ERR_APP_NOT_FOUND', `app ${appName} not found`);
+      }
+      const count = request.body?.count || 1;
       const memoryMb = request.body?.compute?.memory_mb ?? 256;
-      const placementId = request.body?.placement_id ?? appName ?? '';
-      if (placementId === '')
-        throw flapsError('FLAPS_ERR_BAD_REQUEST', 'app or placement_id is required');
+      // Without an app or placement id (fly-go sends neither), a group of its own: a dry run
+      // for a new app, whose machines spread only against each other.
+      const placementId =
+        request.body?.placement_id ?? appName ?? `org:${request.body?.org_slug ?? ''}`;
       const [hosts, counts] = await Promise.all([
         state.readyWorkers(),
         appName ? state.appMachineCounts(appName) : Promise.resolve(new Map<string, number>()),

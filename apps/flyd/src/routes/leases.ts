@@ -21,7 +21,8 @@ export function leaseRoutes(
   app.get<{ Params: { id: string } }>('/v1/machines/:id/lease', async (request) => {
     machines.get(request.params.id);
     const lease = leases.active(request.params.id);
-    if (!lease) throw flydError('FLYD_ERR_NO_LEASE', `machine ${request.params.id} has no lease`);
+    if (!lease)
+      throw flydError('FLYD_ERR_NO_LEASE', `lease not found: machine ${request.params.id}`);
     return { status: 'success', data: lease };
   });
 

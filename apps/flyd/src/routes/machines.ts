@@ -77,8 +77,8 @@ export function machineRoutes(app: FastifyInstance, deps: MachineRouteDeps): voi
     machineView(deps.machines.get(id), deps.hostId, deps.store.events(id));
 
   app.post<{ Body: CreateRequest }>('/v1/machines', { schema: createSchema }, async (request) => {
-    const machine = await deps.machines.create(request.body);
-    return view(machine.id);
+    const { machine, events } = await deps.machines.create(request.body);
+    return machineView(machine, deps.hostId, events);
   });
 
   app.get<{ Querystring: { app?: string; include_deleted?: string } }>(
@@ -160,18 +160,19 @@ export function machineRoutes(app: FastifyInstance, deps: MachineRouteDeps): voi
   app.get<{ Params: { id: string }; Querystring: { state?: string; timeout?: string } }>(
     '/v1/machines/:id/wait',
     async (request) => {
-      const state = (request.query.state ?? 'started') as MachineState;
-      if (!states.includes(state))
+      // Several states, comma-separated (flaps passes Fly's repeated `state`): any one ends it.
+      const wanted = (request.query.state ?? 'started').split(',') as MachineState[];
+      if (!wanted.every((state) => states.includes(state)))
         throw flydError('FLYD_ERR_BAD_CONFIG', `state must be one of ${states.join(', ')}`);
       const seconds = request.query.timeout === undefined ? 60 : Number(request.query.timeout);
       if (!Number.isFinite(seconds) || seconds <= 0)
         throw flydError('FLYD_ERR_BAD_CONFIG', 'timeout must be a positive number of seconds');
       const machine = await deps.machines.wait(
         request.params.id,
-        state,
+        wanted,
         Math.min(seconds, 60) * 1000,
       );
-      return { ok: true, state: machine.state };
+      return { ok: true, state: machine.state, version: machine.instance_id };
     },
   );
 

@@ -1,0 +1,308 @@
+/**
+ * The response shapes Fly's clients decode, as JSON schemas, documented in `/openapi.json` for
+ * every operation (`server.ts` adds them to the generated document; they do not serialize the
+ * answers, so no field is dropped). They hold the fields fly-go's types read (`machine_types.go`,
+ * `flaps/*.go`), with the types Go's decoder insists on (a string where an int64 is expected
+ * fails the whole decode) and the formats Fly documents. Extra fields are allowed: clients ignore
+ * them. `test/contract.test.ts` checks every answer against them.
+ */
+export const patterns = {
+  machineId: '^[0-9a-f]{14}$',
+  ulid: '^[0-9A-HJKMNP-TV-Z]{26}$',
+  rfc3339: '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?(Z|[+-]\\d{2}:\\d{2})$',
+  leaseNonce: '^[0-9a-f]{12}$',
+  tokenId: '^[0-9a-f]{16}$',
+} as const;
+
+const string = { type: 'string' };
+const integer = { type: 'integer' };
+const unsigned = { type: 'integer', minimum: 0 };
+const timestamp = { type: 'string', pattern: patterns.rfc3339 };
+const ulid = { type: 'string', pattern: patterns.ulid };
+const machineStates = [
+  ...['created', 'starting', 'started', 'stopping', 'stopped', 'suspending', 'suspended'],
+  ...['replacing', 'replaced', 'destroying', 'destroyed', 'failed'],
+];
+
+const event = {
+  type: 'object',
+  required: ['type', 'status', 'source', 'timestamp'],
+  properties: {
+    type: string,
+    status: string,
+    source: string,
+    // fly-go: `Timestamp int64` (unix milliseconds).
+    timestamp: { type: 'integer', minimum: 1_000_000_000_000 },
+    request: { type: 'object' },
+  },
+};
+
+const check = {
+  type: 'object',
+  required: ['name', 'status', 'output', 'updated_at'],
+  properties: {
+    name: string,
+    status: { enum: ['passing', 'warning', 'critical'] },
+    output: string,
+    updated_at: timestamp,
+  },
+};
+
+const machine = {
+  type: 'object',
+  required: [
+    ...['id', 'name', 'state', 'region', 'instance_id', 'version', 'private_ip', 'config'],
+    ...['image_ref', 'created_at', 'updated_at', 'events'],
+  ],
+  properties: {
+    id: { type: 'string', pattern: patterns.machineId },
+    name: string,
+    state: { enum: machineStates },
+    region: { type: 'string', minLength: 1 },
+    instance_id: ulid,
+    version: ulid,
+    private_ip: { type: ['string', 'null'] },
+    config: {
+      type: 'object',
+      properties: { image: string, env: { type: 'object' }, services: { type: 'array' } },
+    },
+    image_ref: {
+      type: 'object',
+      required: ['registry', 'repository', 'tag', 'digest'],
+      properties: {
+        registry: string,
+        repository: { type: 'string', minLength: 1 },
+        tag: string,
+        digest: string,
+        labels: { type: 'object', additionalProperties: string },
+      },
+    },
+    created_at: timestamp,
+    updated_at: timestamp,
+    events: { type: 'array', items: event },
+    checks: { type: 'array', items: check },
+    cordoned: { type: 'boolean' },
+    nonce: string,
+  },
+};
+
+const app = {
+  type: 'object',
+  required: ['id', 'name', 'status', 'network', 'organization'],
+  properties: {
+    id: string,
+    name: string,
+    status: string,
+    network: { type: 'string', minLength: 1 },
+    organization: {
+      type: 'object',
+      required: ['name', 'slug'],
+      properties: { name: string, slug: string },
+    },
+    machine_count: integer,
+    created_at: timestamp,
+  },
+};
+
+const ok = {
+  type: 'object',
+  required: ['ok'],
+  properties: { ok: { const: true } },
+};
+
+const lease = {
+  type: 'object',
+  required: ['status', 'data'],
+  properties: {
+    status: { const: 'success' },
+    data: {
+      type: 'object',
+      required: ['nonce', 'expires_at', 'owner', 'description', 'version'],
+      properties: {
+        nonce: { type: 'string', pattern: patterns.leaseNonce },
+        // fly-go: `ExpiresAt int64` (unix seconds).
+        expires_at: { type: 'integer', minimum: 1_000_000_000, maximum: 99_999_999_999 },
+        owner: string,
+        description: string,
+        version: string,
+      },
+    },
+  },
+};
+
+/** Fly's error body: `{"error": "<code>: message", "status"?}` (our `code` beside it). */
+export const errorShape = {
+  type: 'object',
+  required: ['error', 'code'],
+  properties: {
+    error: { type: 'string', pattern: '^([a-z_]+: .+|app not found)$' },
+    code: { type: 'string', pattern: '^[A-Z_]+$' },
+    status: { enum: ['name_taken', 'insufficient_capacity'] },
+  },
+};
+
+export const shapes = {
+  machine,
+  machines: { type: 'array', items: machine },
+  events: { type: 'array', items: event },
+  app,
+  apps: {
+    type: 'object',
+    required: ['total_apps', 'apps'],
+    properties: { total_apps: integer, apps: { type: 'array', items: app } },
+  },
+  ok,
+  none: { type: 'null' },
+  wait: {
+    type: 'object',
+    required: ['ok', 'state', 'version'],
+    properties: { ok: { const: true }, state: { enum: machineStates }, version: ulid },
+  },
+  start: {
+    type: 'object',
+    required: ['previous_state'],
+    properties: { previous_state: { enum: machineStates }, migrated: { type: 'boolean' } },
+  },
+  lease,
+  metadata: { type: 'object', additionalProperties: string },
+  versions: {
+    type: 'array',
+    minItems: 1,
+    items: {
+      type: 'object',
+      required: ['version', 'user_config', 'created_at'],
+      properties: { version: ulid, user_config: { type: 'object' }, created_at: timestamp },
+    },
+  },
+  ps: {
+    type: 'array',
+    minItems: 1,
+    items: {
+      type: 'object',
+      required: ['pid', 'stime', 'rtime', 'command', 'directory', 'cpu', 'rss'],
+      // fly-go: pid int32, the times and sizes uint64 (a negative number fails the decode).
+      properties: {
+        pid: { type: 'integer', minimum: 1 },
+        stime: unsigned,
+        rtime: unsigned,
+        command: string,
+        directory: string,
+        cpu: unsigned,
+        rss: unsigned,
+      },
+    },
+  },
+  exec: {
+    type: 'object',
+    required: ['exit_code', 'stdout', 'stderr'],
+    properties: { exit_code: integer, exit_signal: integer, stdout: string, stderr: string },
+  },
+  regions: {
+    type: 'object',
+    required: ['regions'],
+    properties: {
+      regions: {
+        type: 'array',
+        items: {
+          type: 'object',
+          required: ['code', 'name'],
+          // fly-go's Region: latitude and longitude are float32 (null decodes as zero).
+          properties: {
+            code: string,
+            name: string,
+            latitude: { type: ['number', 'null'] },
+            longitude: { type: ['number', 'null'] },
+            workers: integer,
+            memory_mb_free: integer,
+          },
+        },
+      },
+    },
+  },
+  placements: {
+    type: 'object',
+    required: ['regions'],
+    properties: {
+      regions: {
+        type: 'array',
+        items: {
+          type: 'object',
+          required: ['region', 'count'],
+          properties: { region: string, count: { type: 'integer', minimum: 1 } },
+        },
+      },
+    },
+  },
+  token: {
+    type: 'object',
+    required: ['id', 'token', 'org_slug', 'name'],
+    properties: {
+      id: { type: 'string', pattern: patterns.tokenId },
+      token: { type: 'string', minLength: 20 },
+      org_slug: string,
+      name: string,
+    },
+  },
+  revoked: {
+    type: 'object',
+    required: ['ok', 'revoked'],
+    properties: { ok: { const: true }, revoked: unsigned },
+  },
+  error: errorShape,
+} as const;
+
+export type ShapeName = keyof typeof shapes;
+
+/**
+ * Every operation of the API with its success status and the shape of its answer. The contract
+ * suite calls each one and fails when a route has no line here (volumes:
+ * `'GET /v1/apps/{app}/volumes': { status: 200, shape: 'volumes' }`, with its shape above).
+ */
+export const operationResponses: Record<string, { status: number; shape: ShapeName }> = {
+  'POST /v1/apps': { status: 201, shape: 'app' },
+  'GET /v1/apps': { status: 200, shape: 'apps' },
+  'GET /v1/apps/{app}': { status: 200, shape: 'app' },
+  'DELETE /v1/apps/{app}': { status: 202, shape: 'none' },
+  'POST /v1/tokens': { status: 201, shape: 'token' },
+  'DELETE /v1/tokens/{id}': { status: 200, shape: 'revoked' },
+  'POST /v1/apps/{app}/machines': { status: 200, shape: 'machine' },
+  'GET /v1/apps/{app}/machines': { status: 200, shape: 'machines' },
+  'GET /v1/apps/{app}/machines/{id}': { status: 200, shape: 'machine' },
+  'POST /v1/apps/{app}/machines/{id}': { status: 200, shape: 'machine' },
+  'DELETE /v1/apps/{app}/machines/{id}': { status: 200, shape: 'ok' },
+  'GET /v1/apps/{app}/machines/{id}/events': { status: 200, shape: 'events' },
+  'POST /v1/apps/{app}/machines/{id}/start': { status: 200, shape: 'start' },
+  'POST /v1/apps/{app}/machines/{id}/stop': { status: 200, shape: 'ok' },
+  'POST /v1/apps/{app}/machines/{id}/restart': { status: 200, shape: 'ok' },
+  'POST /v1/apps/{app}/machines/{id}/signal': { status: 200, shape: 'ok' },
+  'POST /v1/apps/{app}/machines/{id}/suspend': { status: 200, shape: 'ok' },
+  'GET /v1/apps/{app}/machines/{id}/wait': { status: 200, shape: 'wait' },
+  'POST /v1/apps/{app}/machines/{id}/cordon': { status: 200, shape: 'ok' },
+  'POST /v1/apps/{app}/machines/{id}/uncordon': { status: 200, shape: 'ok' },
+  'GET /v1/apps/{app}/machines/{id}/lease': { status: 200, shape: 'lease' },
+  'POST /v1/apps/{app}/machines/{id}/lease': { status: 200, shape: 'lease' },
+  'DELETE /v1/apps/{app}/machines/{id}/lease': { status: 200, shape: 'ok' },
+  'GET /v1/apps/{app}/machines/{id}/metadata': { status: 200, shape: 'metadata' },
+  'POST /v1/apps/{app}/machines/{id}/metadata/{key}': { status: 204, shape: 'none' },
+  'DELETE /v1/apps/{app}/machines/{id}/metadata/{key}': { status: 204, shape: 'none' },
+  'GET /v1/apps/{app}/machines/{id}/versions': { status: 200, shape: 'versions' },
+  'GET /v1/apps/{app}/machines/{id}/ps': { status: 200, shape: 'ps' },
+  'POST /v1/apps/{app}/machines/{id}/exec': { status: 200, shape: 'exec' },
+  'GET /v1/platform/regions': { status: 200, shape: 'regions' },
+  'POST /v1/platform/placements': { status: 200, shape: 'placements' },
+};
+
+/** The OpenAPI responses of an operation (`GET /v1/apps/:app`): its success, and Fly's error body. */
+export function documentedResponses(
+  method: string,
+  url: string,
+): Record<string, unknown> | undefined {
+  const operation = `${method} ${url.replace(/:(\w+)/g, '{$1}')}`;
+  const documented = operationResponses[operation];
+  if (!documented) return undefined;
+  return {
+    [documented.status]: shapes[documented.shape],
+    '4XX': { description: "Fly's error body", ...errorShape },
+    '5XX': { description: "Fly's error body", ...errorShape },
+  };
+}

@@ -1,0 +1,371 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Answer, type CallOptions, type Fleet, hello, startFleet } from './fleet.js';
+import {
+  documentedProblems,
+  fillTemplate,
+  type OpenApiDocument,
+  operationResponses,
+  operationsOf,
+  patterns,
+  sampleBodies,
+  shapeProblems,
+} from './fly-shapes.js';
+
+// The contract of every endpoint: the success status and the shape Fly's clients decode
+// (src/fly-shapes.ts, from fly-go's types, as /openapi.json documents it), and each error status with Fly's error body. One real
+// fleet (corrosion, one flyd, flaps) serves the file; every operation of /openapi.json must be
+// called here with a success (the last test checks it).
+describe('the Machines API contract', () => {
+  let fleet: Fleet;
+  let document: OpenApiDocument;
+  let operations: string[];
+  const exercised = new Set<string>();
+
+  /** The OpenAPI operation (`METHOD /template`) a concrete call is for. */
+  const operationOf = (method: string, path: string) => {
+    const bare = path.split('?')[0]!;
+    const matches = operations.filter((operation) => {
+      const [verb, template] = operation.split(' ') as [string, string];
+      const pattern = new RegExp(`^${template.replace(/\{[^}]+\}/g, '[^/]+')}$`);
+      return verb === method && pattern.test(bare);
+    });
+    // The most literal template wins (`/machines/{id}/wait` over `/machines/{id}/{x}`).
+    return matches.sort((a, b) => b.split('{').length - a.split('{').length).at(-1);
+  };
+
+  /** Calls, then checks the status and the answer's shape; records the operation as covered. */
+  const expectShape = async (
+    status: number,
+    method: string,
+    path: string,
+    body?: unknown,
+    options?: CallOptions,
+  ): Promise<Answer> => {
+    const answer = await fleet.call(method, path, body, options);
+    expect(answer.status, `${method} ${path}: ${JSON.stringify(answer.body)}`).toBe(status);
+    const operation = operationOf(method, path);
+    expect(operation, `${method} ${path} is in /openapi.json`).toBeDefined();
+    expect(operationResponses[operation!], `${operation} in operationResponses`).toBeDefined();
+    expect(documentedProblems(document, operation!, status, answer.body), operation).toEqual([]);
+    exercised.add(operation!);
+    return answer;
+  };
+
+  /** Calls, then checks for an error status, Fly's error body, and our code. */
+  const expectError = async (
+    status: number,
+    code: string,
+    method: string,
+    path: string,
+    body?: unknown,
+    options?: CallOptions,
+  ): Promise<Answer> => {
+    const answer = await fleet.call(method, path, body, options);
+    expect(answer.status, `${method} ${path}: ${JSON.stringify(answer.body)}`).toBe(status);
+    // Against the error response the document declares (`4XX`, `5XX`), or Fly's error shape.
+    const operation = operationOf(method, path);
+    const problems = operation
+      ? documentedProblems(document, operation, `${Math.floor(status / 100)}XX`, answer.body)
+      : shapeProblems('error', answer.body);
+    expect(problems, `${method} ${path} error body`).toEqual([]);
+    expect(answer.body.code).toBe(code);
+    return answer;
+  };
+
+  const started = async (app: string) => {
+    const created = await expectShape(200, 'POST', `/v1/apps/${app}/machines`, {
+      region: 'ams',
+      config: hello,
+    });
+    const id = created.body.id as string;
+    await expectShape(200, 'GET', `/v1/apps/${app}/machines/${id}/wait?state=started&timeout=30`);
+    return id;
+  };
+
+  beforeAll(async () => {
+    fleet = await startFleet();
+    document = (await (await fetch(`${fleet.api}/openapi.json`)).json()) as OpenApiDocument;
+    operations = operationsOf(document);
+  });
+  afterAll(async () => {
+    await fleet?.stop();
+  });
+
+  it('apps: create (201), get, list by org and delete (202) in the App shape', async () => {
+    const created = await expectShape(201, 'POST', '/v1/apps', {
+      app_name: 'contract',
+      org_slug: 'personal',
+    });
+    expect(created.body).toMatchObject({ name: 'contract', organization: { slug: 'personal' } });
+    const taken = await expectError(422, 'FLAPS_ERR_NAME_TAKEN', 'POST', '/v1/apps', {
+      app_name: 'contract',
+    });
+    expect(taken.body).toMatchObject({ status: 'name_taken', error: /^name_taken: / });
+    await expectError(400, 'FLAPS_ERR_BAD_REQUEST', 'POST', '/v1/apps', { app_name: 'Bad_Name' });
+    await expectError(400, 'FLAPS_ERR_BAD_REQUEST', 'POST', '/v1/apps', { org_slug: 'personal' });
+    await expectError(400, 'BAD_REQUEST', 'POST', '/v1/apps', { app_name: 7 });
+    await expectShape(200, 'GET', '/v1/apps/contract');
+    const missing = await expectError(404, 'FLAPS_ERR_APP_NOT_FOUND', 'GET', '/v1/apps/nope');
+    // fly-go's AppNameAvailable compares this text verbatim.
+    expect(missing.body.error).toBe('app not found');
+    const listed = await expectShape(200, 'GET', '/v1/apps?org_slug=personal');
+    expect(listed.body.total_apps).toBe(listed.body.apps.length);
+    expect(listed.body.apps.map((app: { name: string }) => app.name)).toContain('contract');
+    await expectShape(201, 'POST', '/v1/apps', { app_name: 'doomed' });
+    await expectShape(202, 'DELETE', '/v1/apps/doomed');
+    await expectError(404, 'FLAPS_ERR_APP_NOT_FOUND', 'DELETE', '/v1/apps/doomed');
+  });
+
+  it('tokens: the operator mints (201) and revokes organization tokens; others get 401', async () => {
+    const minted = await expectShape(201, 'POST', '/v1/tokens', { org_slug: 'minted', name: 'ci' });
+    await expectError(400, 'BAD_REQUEST', 'POST', '/v1/tokens', { name: 'no org' });
+    const asOrg = { auth: `Bearer ${minted.body.token}` };
+    await expectError(
+      401,
+      'FLAPS_ERR_UNAUTHORIZED',
+      'POST',
+      '/v1/tokens',
+      { org_slug: 'x' },
+      asOrg,
+    );
+    await expectError(
+      401,
+      'FLAPS_ERR_UNAUTHORIZED',
+      'DELETE',
+      `/v1/tokens/${minted.body.id}`,
+      {},
+      asOrg,
+    );
+    await expectError(400, 'FLAPS_ERR_BAD_REQUEST', 'DELETE', '/v1/tokens/not-hex');
+    const revoked = await expectShape(200, 'DELETE', `/v1/tokens/${minted.body.id}`);
+    expect(revoked.body).toEqual({ ok: true, revoked: 1 });
+  });
+
+  it('platform: regions, and placements with insufficient_capacity where there is no room', async () => {
+    const regions = await expectShape(200, 'GET', '/v1/platform/regions');
+    expect(regions.body.regions).toContainEqual(expect.objectContaining({ code: 'ams' }));
+    const placed = await expectShape(200, 'POST', '/v1/platform/placements', {
+      app: 'contract',
+      region: 'ams',
+      count: 2,
+    });
+    expect(placed.body.regions).toEqual([{ region: 'ams', count: 2 }]);
+    const full = await expectError(
+      412,
+      'FLAPS_ERR_NO_CAPACITY',
+      'POST',
+      '/v1/platform/placements',
+      {
+        app: 'contract',
+        region: 'syd',
+      },
+    );
+    expect(full.body).toMatchObject({ status: 'insufficient_capacity' });
+    await expectError(400, 'BAD_REQUEST', 'POST', '/v1/platform/placements', { count: -1 });
+  });
+
+  it('machines: create answers at once, then get, list, events and wait in Fly shapes', async () => {
+    const created = await expectShape(200, 'POST', '/v1/apps/contract/machines', {
+      region: 'ams',
+      config: hello,
+    });
+    // Answered at once, as created (the launch goes on): the state and events of that moment.
+    expect(created.body.state).toBe('created');
+    expect(created.body.events[0]).toMatchObject({ type: 'launch', status: 'created' });
+    const id = created.body.id as string;
+    expect(id).toMatch(new RegExp(patterns.machineId));
+    const waited = await expectShape(
+      200,
+      'GET',
+      `/v1/apps/contract/machines/${id}/wait?state=started&timeout=30`,
+    );
+    expect(waited.body.state).toBe('started');
+    const machine = (await expectShape(200, 'GET', `/v1/apps/contract/machines/${id}`)).body;
+    expect(machine).toMatchObject({ id, state: 'started', region: 'ams', checks: [] });
+    expect(machine.instance_id).toBe(created.body.instance_id);
+    const times = (machine.events as { timestamp: number }[]).map((event) => event.timestamp);
+    expect(times).toEqual([...times].sort((a, b) => b - a)); // newest first
+    const listed = await expectShape(200, 'GET', '/v1/apps/contract/machines');
+    expect(listed.body).toContainEqual(expect.objectContaining({ id, state: 'started' }));
+    const events = await expectShape(200, 'GET', `/v1/apps/contract/machines/${id}/events`);
+    expect(events.body[0].status).toBe('started');
+    // Errors: bad input, no such app or machine, no room, a wait that runs out or names another version.
+    await expectError(400, 'BAD_REQUEST', 'POST', '/v1/apps/contract/machines', { region: 'ams' });
+    await expectError(404, 'FLAPS_ERR_APP_NOT_FOUND', 'POST', '/v1/apps/nope/machines', {
+      config: hello,
+    });
+    const full = await expectError(
+      412,
+      'FLAPS_ERR_NO_CAPACITY',
+      'POST',
+      '/v1/apps/contract/machines',
+      {
+        region: 'syd',
+        config: hello,
+      },
+    );
+    expect(full.body.status).toBe('insufficient_capacity');
+    await expectError(400, 'FLYD_ERR_BAD_CONFIG', 'POST', '/v1/apps/contract/machines', {
+      config: { image: 'no-such-image' },
+    });
+    const unknown = await expectError(
+      404,
+      'FLAPS_ERR_MACHINE_NOT_FOUND',
+      'GET',
+      '/v1/apps/contract/machines/ffffffffffffff',
+    );
+    expect(unknown.body.error).toMatch(/^not_found: /);
+    await expectError(
+      400,
+      'FLAPS_ERR_BAD_REQUEST',
+      'GET',
+      `/v1/apps/contract/machines/${id}/wait?state=asleep`,
+    );
+    await expectError(
+      400,
+      'FLAPS_ERR_BAD_REQUEST',
+      'GET',
+      `/v1/apps/contract/machines/${id}/wait?timeout=soon`,
+    );
+    const late = await expectError(
+      408,
+      'FLYD_ERR_TIMEOUT',
+      'GET',
+      `/v1/apps/contract/machines/${id}/wait?state=stopped&timeout=1`,
+    );
+    expect(late.body.error).toMatch(/^deadline_exceeded: /);
+    const otherVersion = await expectError(
+      412,
+      'FLAPS_ERR_WRONG_VERSION',
+      'GET',
+      `/v1/apps/contract/machines/${id}/wait?instance_id=01ARZ3NDEKTSV4RRFFQ69G5FAV`,
+    );
+    expect(otherVersion.body.error).toMatch(/^failed_precondition: /);
+  });
+
+  it('machine operations: stop, start, restart, signal, suspend, update, metadata, cordon, ps, exec, versions', async () => {
+    const id = await started('contract');
+    const path = `/v1/apps/contract/machines/${id}`;
+    await expectShape(200, 'POST', `${path}/stop`, { timeout: '5s' });
+    await expectError(412, 'FLYD_ERR_PRECONDITION', 'GET', `${path}/ps`);
+    await expectError(412, 'FLYD_ERR_PRECONDITION', 'POST', `${path}/exec`, { command: ['true'] });
+    await expectError(412, 'FLYD_ERR_PRECONDITION', 'POST', `${path}/signal`, {
+      signal: 'SIGWINCH',
+    });
+    const startedAgain = await expectShape(200, 'POST', `${path}/start`);
+    expect(startedAgain.body.previous_state).toBe('stopped');
+    await expectShape(200, 'POST', `${path}/restart?timeout=5s`);
+    await expectShape(200, 'POST', `${path}/signal`, { signal: 'SIGWINCH' });
+    await expectError(400, 'FLAPS_ERR_BAD_REQUEST', 'POST', `${path}/signal`, {
+      signal: 'SIGNOPE',
+    });
+    await expectError(400, 'FLAPS_ERR_BAD_REQUEST', 'POST', `${path}/signal`, {});
+    const updated = await expectShape(200, 'POST', path, { config: { ...hello, env: { V: '2' } } });
+    expect(updated.body.config.env).toEqual({ V: '2' });
+    expect(updated.body.instance_id).not.toBe(startedAgain.body.instance_id);
+    await expectError(400, 'BAD_REQUEST', 'POST', path, { region: 'ams' });
+    await expectShape(
+      200,
+      'GET',
+      `${path}/wait?instance_id=${updated.body.instance_id}&state=started`,
+    );
+    const versions = await expectShape(200, 'GET', `${path}/versions`);
+    expect(versions.body[0].version).toBe(updated.body.instance_id);
+    await expectShape(204, 'POST', `${path}/metadata/team`, { value: 'web' });
+    await expectError(400, 'BAD_REQUEST', 'POST', `${path}/metadata/team`, { value: 7 });
+    expect((await expectShape(200, 'GET', `${path}/metadata`)).body).toEqual({ team: 'web' });
+    await expectShape(204, 'DELETE', `${path}/metadata/team`);
+    await expectShape(200, 'POST', `${path}/cordon`);
+    expect((await fleet.call('GET', path)).body.cordoned).toBe(true);
+    await expectShape(200, 'POST', `${path}/uncordon`);
+    await expectShape(200, 'GET', `${path}/ps`);
+    const ran = await expectShape(200, 'POST', `${path}/exec`, { command: ['printenv', 'V'] });
+    expect(ran.body).toMatchObject({ stdout: '2\n', exit_code: 0 });
+    await expectError(400, 'BAD_REQUEST', 'POST', `${path}/exec`, { command: [] });
+    await expectShape(200, 'POST', `${path}/suspend`);
+    await expectShape(200, 'GET', `${path}/wait?state=suspended&timeout=10`);
+    expect((await expectShape(200, 'POST', `${path}/start`)).body.previous_state).toBe('suspended');
+  });
+
+  it("health checks: a machine's `checks` carry name, status, output and an RFC 3339 time", async () => {
+    const created = await expectShape(200, 'POST', '/v1/apps/contract/machines', {
+      region: 'ams',
+      config: { ...hello, checks: { alive: { type: 'tcp', port: 8080, interval: '1s' } } },
+    });
+    const path = `/v1/apps/contract/machines/${created.body.id}`;
+    await expectShape(200, 'GET', `${path}/wait?state=started&timeout=30`);
+    // The first result reaches corrosion within an interval or two; poll, bounded.
+    let checks: unknown[] = [];
+    for (let attempt = 0; attempt < 100 && checks.length === 0; attempt++) {
+      checks = (await expectShape(200, 'GET', path)).body.checks;
+      if (checks.length === 0) await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(checks).toEqual([expect.objectContaining({ name: 'alive', status: 'passing' })]);
+    const listed = await expectShape(200, 'GET', '/v1/apps/contract/machines');
+    const mine = listed.body.find((machine: { id: string }) => machine.id === created.body.id);
+    expect(mine.checks).toEqual(checks);
+    await expectShape(200, 'DELETE', `${path}?kill=true`);
+  });
+
+  it('leases: one holder with a 12-hex nonce; others get 409 aborted until it is released', async () => {
+    const id = await started('contract');
+    const path = `/v1/apps/contract/machines/${id}`;
+    const none = await expectError(404, 'FLYD_ERR_NO_LEASE', 'GET', `${path}/lease`);
+    expect(none.body.error).toMatch(/lease not found/);
+    await expectError(400, 'BAD_REQUEST', 'POST', `${path}/lease?ttl=soon`);
+    await expectError(400, 'BAD_REQUEST', 'POST', `${path}/lease?ttl=0`);
+    await expectError(400, 'BAD_REQUEST', 'POST', `${path}/lease`, { ttl: 100_000 });
+    const taken = await expectShape(200, 'POST', `${path}/lease?ttl=60`);
+    const nonce = taken.body.data.nonce as string;
+    expect((await expectShape(200, 'GET', `${path}/lease`)).body.data.nonce).toBe(nonce);
+    const held = await expectError(409, 'FLYD_ERR_LEASE_HELD', 'POST', `${path}/lease`);
+    expect(held.body.error).toMatch(/^aborted: .*lease currently held/);
+    const withNonce = { headers: { 'fly-machine-lease-nonce': nonce } };
+    await expectError(409, 'FLYD_ERR_LEASE_HELD', 'DELETE', `${path}/lease`);
+    await expectShape(200, 'DELETE', `${path}/lease`, undefined, withNonce);
+    await expectError(404, 'FLYD_ERR_NO_LEASE', 'GET', `${path}/lease`);
+  });
+
+  it('destroy: a started machine needs force (412 failed_precondition); then it is gone', async () => {
+    const id = await started('contract');
+    const path = `/v1/apps/contract/machines/${id}`;
+    const refused = await expectError(412, 'FLYD_ERR_PRECONDITION', 'DELETE', path);
+    expect(refused.body.error).toMatch(/^failed_precondition: /);
+    await expectShape(200, 'DELETE', `${path}?force=true`);
+    const listed = await expectShape(200, 'GET', '/v1/apps/contract/machines?include_deleted=true');
+    expect(listed.body).toContainEqual(expect.objectContaining({ id, state: 'destroyed' }));
+    expect((await fleet.call('GET', '/v1/apps/contract/machines')).body).not.toContainEqual(
+      expect.objectContaining({ id }),
+    );
+  });
+
+  it('every /v1 operation answers 401 without a token, and 404 for a missing app or machine', async () => {
+    for (const operation of operations.filter((one) => one.includes(' /v1/'))) {
+      const [method, template] = operation.split(' ') as [string, string];
+      const body = sampleBodies[operation];
+      const path = (app: string) => fillTemplate(template, app);
+      await expectError(401, 'FLAPS_ERR_UNAUTHORIZED', method, path('contract'), body, {
+        auth: null,
+      });
+      await expectError(401, 'FLAPS_ERR_UNAUTHORIZED', method, path('contract'), body, {
+        auth: 'Bearer wrong-token',
+      });
+      if (!template.includes('{app}')) continue;
+      await expectError(404, 'FLAPS_ERR_APP_NOT_FOUND', method, path('no-such-app'), body);
+      if (template.includes('/machines/{id}')) {
+        await expectError(404, 'FLAPS_ERR_MACHINE_NOT_FOUND', method, path('contract'), body);
+      } else if (/\{(?!app\})/.test(template)) {
+        // Another resource of the app (a volume...): missing, in Fly's error shape.
+        const answer = await fleet.call(method, path('contract'), body);
+        expect(answer.status, `${operation}: ${JSON.stringify(answer.body)}`).toBe(404);
+        expect(shapeProblems('error', answer.body)).toEqual([]);
+      }
+    }
+  });
+
+  // Keep last: the tests above must have called every operation with a success.
+  it('covers every operation of /openapi.json with a success and its shape', () => {
+    expect([...operations].sort()).toEqual(Object.keys(operationResponses).sort());
+    expect([...exercised].sort()).toEqual([...operations].sort());
+  });
+});
