@@ -8,8 +8,10 @@ import { flapsMetrics } from './metrics.js';
 import { PlacementTracker } from './placement.js';
 import { appRoutes } from './routes/apps.js';
 import { machineRoutes } from './routes/machines.js';
+import { migrateRoutes } from './routes/migrate.js';
 import { platformRoutes } from './routes/platform.js';
 import { tokenRoutes } from './routes/tokens.js';
+import { volumeRoutes } from './routes/volumes.js';
 import type { FleetState } from './state.js';
 
 declare module 'fastify' {
@@ -71,5 +73,7 @@ export async function createFlapsServer(
   const placements = new PlacementTracker();
   machineRoutes(app, state, flyd, placements);
   platformRoutes(app, state, placements);
+  volumeRoutes(app, state, flyd);
+  migrateRoutes(app, state, flyd);
   return app;
 }

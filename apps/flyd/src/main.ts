@@ -21,9 +21,12 @@ import { LeaseStore } from './lease-store.js';
 import { LogSink } from './log-sink.js';
 import { MachineStore } from './machine-store.js';
 import { MachineService } from './machines.js';
+import { PeerClient } from './peer-client.js';
 import { Publisher } from './publisher.js';
 import { ProcessRuntime } from './runtime.js';
 import { createFlydServer } from './server.js';
+import { VolumeStore } from './volume-store.js';
+import { VolumeService } from './volumes.js';
 
 const repoImages = resolve(
   dirname(fileURLToPath(import.meta.url)),
@@ -79,6 +82,11 @@ const spec = {
     default: 2_000,
     description: 'longest a stalled log sink may hold back a machine output',
   },
+  'peer-timeout-ms': {
+    type: 'number',
+    default: 30_000,
+    description: 'bound on each call to another worker flyd (a migrate target)',
+  },
   'listen-wait-ms': {
     type: 'number',
     default: 10_000,
@@ -118,14 +126,28 @@ runMain(async () => {
     config['log-sink'] === undefined ? undefined : parseListenAddress(config['log-sink']);
   const sink = sinkAddress && new LogSink(sinkAddress, config['log-write-timeout-ms'], logger);
   const runtime = new ProcessRuntime((id, exit) => machines.exited(id, exit), sink);
-  const machines = new MachineService(store, engine, runtime, publisher, {
+  const volumes = new VolumeService(new VolumeStore(db), publisher, {
     dataDir: config['data-dir'],
-    imagesDir: config['images-dir'],
+    hostId: config['host-id'],
     region: config.region,
-    stopTimeoutMs: config['stop-timeout-ms'],
-    listenWaitMs: config['listen-wait-ms'],
-    logger,
   });
+  const machines = new MachineService(
+    store,
+    engine,
+    runtime,
+    publisher,
+    {
+      dataDir: config['data-dir'],
+      imagesDir: config['images-dir'],
+      region: config.region,
+      hostId: config['host-id'],
+      stopTimeoutMs: config['stop-timeout-ms'],
+      listenWaitMs: config['listen-wait-ms'],
+      logger,
+    },
+    volumes,
+    new PeerClient(config.token, config['peer-timeout-ms']),
+  );
   const health = new HealthChecks(
     (id, name, status, output) => void publisher.checkChanged(id, name, status, output),
     logger,
@@ -145,6 +167,7 @@ runMain(async () => {
     runtime,
     hostId: config['host-id'],
     stopTimeoutMs: config['stop-timeout-ms'],
+    volumes,
   });
   // Resume and restart before taking calls, then publish the host row with the API's address.
   machines.boot();

@@ -4,6 +4,7 @@ import { flapsError } from '../errors.js';
 import type { FlydClient } from '../flyd-client.js';
 import { type PlacementTracker, placeMachine } from '../placement.js';
 import type { FleetState, MachineRow } from '../state.js';
+import { mountedVolumeHost } from '../volume-placement.js';
 import { leaseNonce, leaseRoutes } from './leases.js';
 import { machineProcessRoutes } from './machine-process.js';
 import { machineSettingsRoutes } from './machine-settings.js';
@@ -84,13 +85,17 @@ export function machineRoutes(
       const { config, region, name, skip_launch } = request.body;
       const placementId = request.body.placement_id ?? request.params.app;
       const memoryMb = config.guest?.memory_mb ?? 256;
+      // A machine that mounts a volume goes to the volume's worker.
+      const pinned = await mountedVolumeHost(state, request.params.app, config, region);
       const [hosts, counts] = await Promise.all([
         state.readyWorkers(),
         state.appMachineCounts(request.params.app),
       ]);
       // From here to reserve() nothing awaits: the choice and its reservation are one step.
       const view = placements.view(placementId, hosts, counts);
-      const host = placeMachine(view.hosts, { region, memoryMb, sameGroup: view.sameGroup });
+      const candidates =
+        pinned === undefined ? view.hosts : view.hosts.filter((host) => host.id === pinned);
+      const host = placeMachine(candidates, { region, memoryMb, sameGroup: view.sameGroup });
       const done = placements.reserve(placementId, host.id, memoryMb);
       try {
         const created = await flyd.call(host.flyd_addr, 'POST', '/v1/machines', {

@@ -180,9 +180,11 @@ export function machineRoutes(app: FastifyInstance, deps: MachineRouteDeps): voi
     return deps.runtime.logs(request.params.id).lines();
   });
 
+  // The runs outlive a machine that migrated away: their history stays on this worker.
   app.get<{ Params: { id: string } }>('/v1/machines/:id/runs', async (request) => {
-    deps.machines.get(request.params.id);
-    return deps.engine.history(request.params.id);
+    const runs = deps.engine.history(request.params.id);
+    if (runs.length === 0) deps.machines.get(request.params.id); // 404 for a machine never here
+    return runs;
   });
 
   app.get('/v1/runs', async () => deps.engine.active());
