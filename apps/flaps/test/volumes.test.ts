@@ -168,6 +168,11 @@ describe('flaps volumes and migrate', () => {
     });
     expect(unknown).toMatchObject({ status: 404, body: { code: 'FLAPS_ERR_VOLUME_NOT_FOUND' } });
 
+    const outside = await call('POST', '/v1/apps/vols/machines', {
+      config: { ...hello, mounts: [{ volume: volumeId, path: '/' }] },
+    });
+    expect(outside).toMatchObject({ status: 400, body: { code: 'FLYD_ERR_BAD_CONFIG' } });
+
     const created = await call('POST', '/v1/apps/vols/machines', {
       region: 'ams',
       config: { ...hello, mounts: [{ volume: volumeId, path: '/data', name: 'data' }] },

@@ -159,6 +159,12 @@ runMain(async () => {
       description: 'machines on this worker (not destroyed)',
     })
     .addCallback((result) => result.observe(store.count()));
+  otel
+    .getMeter('fleet.flyd')
+    .createObservableGauge('flyd_volumes', {
+      description: 'volumes on this worker (not destroyed)',
+    })
+    .addCallback((result) => result.observe(volumes.count()));
   const app = createFlydServer(logger, metrics, config.token, {
     machines,
     leases: new LeaseStore(db),

@@ -75,20 +75,21 @@ export function defineMigrateAction(engine: FsmEngine, machine: MigrateSteps): v
           if (volumeId === null) return;
           const record = machine.volumes.get(volumeId);
           const { stream, done } = machine.volumes.export(volumeId);
+          // A refused or broken transfer stops tar too (it would wait on a reader forever).
+          const stopTar = (error: unknown) => {
+            stream.destroy();
+            throw error;
+          };
           await Promise.all([
-            machine.peer.call(
-              request.target_url,
-              'PUT',
-              `/v1/volumes/${volumeId}/import`,
-              undefined,
-              {
+            machine.peer
+              .call(request.target_url, 'PUT', `/v1/volumes/${volumeId}/import`, undefined, {
                 stream,
                 headers: {
                   [volumeRecordHeader]: Buffer.from(JSON.stringify(record)).toString('base64url'),
                 },
                 timeoutMs: 600_000,
-              },
-            ),
+              })
+              .catch(stopTar),
             done,
           ]);
         },

@@ -1,14 +1,16 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
-  cpSync,
+  closeSync,
   lstatSync,
   mkdirSync,
+  openSync,
   readdirSync,
-  readFileSync,
+  readSync,
   renameSync,
   rmSync,
 } from 'node:fs';
+import { cp } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 
@@ -53,10 +55,11 @@ export function directoryUsage(dir: string): DirectoryUsage {
  * Copies a directory to `to` so that `to` is either absent or complete: the copy goes to a
  * sibling first and is renamed into place (a copy interrupted by a crash is started over).
  */
-export function copyDirectory(from: string, to: string): void {
+export async function copyDirectory(from: string, to: string): Promise<void> {
   const partial = `${to}.partial`;
   rmSync(partial, { recursive: true, force: true });
-  cpSync(from, partial, { recursive: true, verbatimSymlinks: true });
+  // Asynchronous: a large volume's copy must not stall flyd's event loop.
+  await cp(from, partial, { recursive: true, verbatimSymlinks: true });
   rmSync(to, { recursive: true, force: true });
   renameSync(partial, to);
 }
@@ -64,17 +67,29 @@ export function copyDirectory(from: string, to: string): void {
 /** A digest of a directory's paths and contents (sha256), as a snapshot's `digest`. */
 export function directoryDigest(dir: string): string {
   const hash = createHash('sha256');
+  const buffer = Buffer.alloc(64 * 1024); // files are read in chunks: memory stays bounded
   const walk = (current: string, prefix: string) => {
     for (const name of readdirSync(current).sort()) {
       const path = join(current, name);
       const stat = lstatSync(path);
       hash.update(`${prefix}${name}\0`);
       if (stat.isDirectory()) walk(path, `${prefix}${name}/`);
-      else if (stat.isFile()) hash.update(readFileSync(path));
+      else if (stat.isFile()) hashFile(hash, path, buffer);
     }
   };
   walk(dir, '');
   return `sha256:${hash.digest('hex')}`;
+}
+
+function hashFile(hash: ReturnType<typeof createHash>, path: string, buffer: Buffer): void {
+  const fd = openSync(path, 'r');
+  try {
+    for (let read = readSync(fd, buffer); read > 0; read = readSync(fd, buffer)) {
+      hash.update(buffer.subarray(0, read));
+    }
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**
@@ -92,6 +107,8 @@ export async function untarDirectory(input: Readable, to: string): Promise<void>
   rmSync(partial, { recursive: true, force: true });
   mkdirSync(partial, { recursive: true });
   const child = spawn('tar', ['-C', partial, '-xf', '-'], { stdio: ['pipe', 'ignore', 'pipe'] });
+  // A tar that exits early (a bad archive) closes its stdin: the error is tar's exit, not this.
+  child.stdin.on('error', () => undefined);
   input.pipe(child.stdin);
   input.once('error', () => child.kill('SIGKILL'));
   await exited(child, 'tar -x');

@@ -69,6 +69,11 @@ export class VolumeService {
     return join(this.options.dataDir, 'volumes', id);
   }
 
+  /** Volumes not destroyed (a gauge). */
+  count(): number {
+    return this.store.list().filter((volume) => volume.state !== 'destroyed').length;
+  }
+
   get(id: string): VolumeRecord {
     const volume = this.store.get(id);
     if (!volume) throw flydError('FLYD_ERR_VOLUME_NOT_FOUND', `volume ${id} not found`);
@@ -87,18 +92,18 @@ export class VolumeService {
     let sizeGb = request.size_gb;
     if (request.snapshot_id !== undefined) {
       const snapshot = this.store.snapshot(request.snapshot_id);
-      if (!snapshot)
+      if (snapshot?.app !== request.app)
         throw flydError('FLYD_ERR_VOLUME_NOT_FOUND', `snapshot ${request.snapshot_id} not found`);
       source = join(this.options.dataDir, 'snapshots', snapshot.id);
       sizeGb ??= this.store.get(snapshot.volume_id)?.size_gb;
     } else if (request.source_volume_id !== undefined) {
       const from = this.get(request.source_volume_id);
-      if (from.state !== 'created')
+      if (from.state !== 'created' || from.app !== request.app)
         throw flydError('FLYD_ERR_VOLUME_NOT_FOUND', `volume ${from.id} is ${from.state}`);
       source = this.dir(from.id);
       sizeGb = Math.max(sizeGb ?? from.size_gb, from.size_gb);
     }
-    if (source) copyDirectory(source, this.dir(id));
+    if (source) await copyDirectory(source, this.dir(id));
     else mkdirSync(this.dir(id), { recursive: true });
     const now = new Date().toISOString();
     this.store.put({
@@ -167,7 +172,7 @@ export class VolumeService {
     const volume = this.#live(id);
     const snapshotId = newVolumeId('vs_');
     const dir = join(this.options.dataDir, 'snapshots', snapshotId);
-    copyDirectory(this.dir(id), dir);
+    await copyDirectory(this.dir(id), dir);
     const snapshot: SnapshotRecord = {
       id: snapshotId,
       volume_id: id,

@@ -335,4 +335,33 @@ describe('a migrate whose source flyd dies at every step boundary', () => {
       await call(targetApi, 'DELETE', `/v1/volumes/${volume}`);
     }, 60_000);
   }
+
+  it('leaves the machine running where it was when the target cannot be reached', async () => {
+    const { id, volume } = await prepare();
+    // Port 1 on loopback refuses connections: send-volume fails after its retries.
+    const refused = await call(sourceApi, 'POST', `/v1/machines/${id}/migrate`, {
+      target_url: 'http://127.0.0.1:1',
+      target_host_id: 'dst',
+    });
+    expect(refused).toMatchObject({ status: 500, body: { code: 'FLYD_ERR_FAILED' } });
+    expect(
+      (await call(sourceApi, 'GET', `/v1/machines/${id}/wait?state=started&timeout=15`))?.status,
+    ).toBe(200);
+    const read = await call(sourceApi, 'POST', `/v1/machines/${id}/exec`, {
+      cmd: 'cat "$HOME/data/who"',
+    });
+    expect(read?.body).toMatchObject({ stdout: `${id}\n` });
+    const [row] = await corrosion.queryObjects<{ host_id: string }>([
+      'SELECT host_id FROM volumes WHERE id = ?',
+      [volume],
+    ]);
+    expect(row?.host_id).toBe('src');
+    const same = await call(sourceApi, 'POST', `/v1/machines/${id}/migrate`, {
+      target_url: targetApi,
+      target_host_id: 'src',
+    });
+    expect(same).toMatchObject({ status: 412, body: { code: 'FLYD_ERR_MIGRATE' } });
+    await call(sourceApi, 'DELETE', `/v1/machines/${id}?kill=true`);
+    await call(sourceApi, 'DELETE', `/v1/volumes/${volume}`);
+  }, 60_000);
 });
