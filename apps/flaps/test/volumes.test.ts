@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ServerProcess, startServerProcess } from '@fleet/service';
+import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -22,17 +23,31 @@ describe('flaps volumes and migrate', () => {
   const servers: ServerProcess[] = [];
   const workers = new Map<string, string>(); // host id → flyd API
   let api: string;
-  const start = async (app: string, args: string[]) => {
+  let proxy: string;
+  const start = async (app: string, args: string[], listeners = ['api']) => {
     const server = await startServerProcess({
       command: process.execPath,
       args: [main(app), ...args],
-      listeners: ['api'],
+      listeners,
       env,
     });
     servers.push(server);
-    return server.urls.api!;
+    return server.urls[listeners[0]!]!;
   };
-  const request = async (
+  /** The machine that answers a request for the app through the edge proxy (hello says who). */
+  const routedTo = async () => {
+    // undici's request, not fetch: fetch does not let a caller set Host.
+    const answer = await request(proxy, {
+      headers: { host: 'vols.fleet.test' },
+      headersTimeout: 5_000,
+      bodyTimeout: 5_000,
+    }).catch(() => undefined);
+    const text = answer ? await answer.body.text() : '';
+    return answer?.statusCode === 200
+      ? (JSON.parse(text) as { machine_id: string }).machine_id
+      : undefined;
+  };
+  const callApi = async (
     base: string,
     token: string,
     method: string,
@@ -51,9 +66,9 @@ describe('flaps volumes and migrate', () => {
     return { status: response.status, body: (text === '' ? null : JSON.parse(text)) as Body };
   };
   const call = (method: string, path: string, body?: unknown) =>
-    request(api, 'api-t0k', method, path, body);
+    callApi(api, 'api-t0k', method, path, body);
   const flyd = (hostId: string, method: string, path: string) =>
-    request(workers.get(hostId)!, 'flyd-t0k', method, path);
+    callApi(workers.get(hostId)!, 'flyd-t0k', method, path);
   /** Runs a shell command in the machine's environment; its stdout. */
   const shell = async (machineId: string, cmd: string) => {
     const answer = await call('POST', `/v1/apps/vols/machines/${machineId}/exec`, { cmd });
@@ -82,6 +97,14 @@ describe('flaps volumes and migrate', () => {
       ]);
       workers.set(hostId, url);
     }
+    proxy = await start(
+      'fly-proxy',
+      [
+        ...['--mode', 'edge', '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0'],
+        ...['--corrosion-url', corrosion, '--domain', 'fleet.test', '--region', 'ams'],
+      ],
+      ['proxy', 'admin'],
+    );
     api = await start('flaps', [
       ...['--listen', '127.0.0.1:0', '--corrosion-url', corrosion],
       ...['--token', 'api-t0k', '--flyd-token', 'flyd-t0k'],
@@ -269,6 +292,13 @@ describe('flaps volumes and migrate', () => {
     expect(await shell(machineId, 'cat "$HOME/data/note"; wc -c < "$FLEET_VOLUME_DIR/zeros"')).toBe(
       'kept\n10000\n',
     );
+    // The edge proxy routes to it on its new worker (the old process is gone).
+    let routed: string | undefined;
+    for (let attempt = 0; attempt < 200 && routed !== machineId; attempt++) {
+      routed = await routedTo();
+      if (routed !== machineId) await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    expect(routed).toBe(machineId);
     // Nothing is left on the source worker.
     expect((await flyd(volumeHost, 'GET', `/v1/machines/${machineId}`)).status).toBe(404);
     expect((await flyd(volumeHost, 'GET', `/v1/volumes/${volumeId}`)).status).toBe(404);
@@ -285,6 +315,22 @@ describe('flaps volumes and migrate', () => {
     });
     expect(back.body).toMatchObject({ id: machineId, host_id: volumeHost, state: 'started' });
     expect(await shell(machineId, 'cat "$HOME/data/note"')).toBe('kept\n');
+  });
+
+  it('migrates a machine without a volume; one that was not running stays so', async () => {
+    const plain = await call('POST', '/v1/apps/vols/machines', {
+      region: 'ams',
+      config: hello,
+      skip_launch: true,
+    });
+    const from = plain.body.host_id as string;
+    const moved = await call('POST', `/v1/apps/vols/machines/${plain.body.id}/migrate`);
+    expect(moved.body).toMatchObject({ id: plain.body.id, state: 'created' });
+    expect(moved.body.host_id).not.toBe(from);
+    expect((await flyd(from, 'GET', `/v1/machines/${plain.body.id}`)).status).toBe(404);
+    expect(
+      (await call('DELETE', `/v1/apps/vols/machines/${plain.body.id}?force=true`)).status,
+    ).toBe(200);
   });
 
   it('answers insufficient_capacity when the region has no other worker', async () => {
