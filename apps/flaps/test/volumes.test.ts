@@ -126,6 +126,7 @@ describe('flaps volumes and migrate', () => {
   let volumeId = '';
   let volumeHost = '';
   let machineId = '';
+  let snapshotId = '';
 
   it('creates, lists, gets, updates and extends a volume in Fly shapes; it never shrinks', async () => {
     const created = await call('POST', '/v1/apps/vols/volumes', {
@@ -237,6 +238,7 @@ describe('flaps volumes and migrate', () => {
   it('snapshots a volume and copies it into new volumes (from a snapshot, or forked)', async () => {
     const snapshot = await call('POST', `/v1/apps/vols/volumes/${volumeId}/snapshots`);
     expect(snapshot.status).toBe(200);
+    snapshotId = snapshot.body.id as string;
     expect(snapshot.body).toMatchObject({ status: 'created', size: 10_005 });
     expect(snapshot.body.id).toMatch(/^vs_[a-z0-9]{16}$/);
     expect(snapshot.body.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
@@ -358,5 +360,8 @@ describe('flaps volumes and migrate', () => {
     });
     expect((await call('GET', '/v1/apps/vols/volumes')).body).toEqual([]);
     expect((await call('GET', `/v1/apps/vols/volumes/${volumeId}`)).status).toBe(404);
+    // Its directory is gone from the worker; its snapshot (a copy under flyd's data dir) stays.
+    expect(existsSync(join(dir, volumeHost, 'volumes', volumeId))).toBe(false);
+    expect(existsSync(join(dir, volumeHost, 'snapshots', snapshotId))).toBe(true);
   });
 });
