@@ -13,6 +13,8 @@ export interface CreateRequest {
   region?: string;
   config: MachineConfig;
   skip_launch?: boolean;
+  /** Set by a migrate's source: the machine's row as it last wrote it (see Publisher.awaitRow). */
+  migrated_from?: { host_id: string; updated_at: string };
 }
 
 export interface StopRequest {

@@ -24,7 +24,7 @@ import { freePort, waitForListener } from './ports.js';
 import type { Publisher } from './publisher.js';
 import { afterExit } from './restart-policy.js';
 import { type ExitInfo, killLeftovers, type ProcessRuntime } from './runtime.js';
-import type { MountConfig, VolumeService } from './volumes.js';
+import { type MountConfig, rowWaitMs, type VolumeService } from './volumes.js';
 
 export type { CreateRequest, StopRequest };
 
@@ -117,6 +117,13 @@ export class MachineService {
     const id = request.id ?? randomBytes(7).toString('hex');
     if (this.store.get(id)) throw flydError('FLYD_ERR_EXISTS', `machine ${id} already exists`);
     this.volumes.checkMounts(request.config, request.app, id);
+    const from = request.migrated_from;
+    if (from && !(await this.publisher.awaitRow('machines', id, from.updated_at, rowWaitMs))) {
+      throw flydError(
+        'FLYD_ERR_FAILED',
+        `machine ${id}: its row from ${from.host_id} has not reached this worker's corrosion yet`,
+      );
+    }
     const run = this.#start(id, 'create', { ...request, id, image_ref: image.ref });
     await this.#outcome(run.reached('publish'), id, 'create');
     return this.get(id);

@@ -106,6 +106,7 @@ export function defineMigrateAction(engine: FsmEngine, machine: MigrateSteps): v
             region: record.region,
             config: record.config,
             skip_launch: !wasRunning,
+            migrated_from: { host_id: machine.hostId, updated_at: record.updated_at },
           };
           try {
             await machine.peer.call(request.target_url, 'POST', '/v1/machines', body);

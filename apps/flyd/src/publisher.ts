@@ -65,6 +65,35 @@ export class Publisher {
     this.#rows.delete(key);
   }
 
+  /**
+   * Waits (bounded) until this host's corrosion holds a row another worker wrote, at least as
+   * new as `updatedAtMin` (that worker's own clock, compared with its own value), or already
+   * written by this host. A migrate's target calls it before writing the row itself: its write
+   * then follows the source's in every agent's CRDT history and wins the merge (a concurrent
+   * write would tie on col_version and be decided by value). True once there, false at the
+   * deadline.
+   */
+  async awaitRow(
+    table: 'machines' | 'volumes',
+    id: string,
+    updatedAtMin: string,
+    timeoutMs: number,
+  ): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const rows = await this.corrosion
+        .queryObjects<{ host_id: string; updated_at: string }>([
+          `SELECT host_id, updated_at FROM ${table} WHERE id = ?`,
+          [id],
+        ])
+        .catch(() => []);
+      const row = rows[0];
+      if (row && (row.host_id === this.host.id || row.updated_at >= updatedAtMin)) return true;
+      if (Date.now() >= deadline) return false;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
   /** Sets the API's URL, published in the host row from now on. */
   announce(flydAddr: string): Promise<void> {
     this.host.flydAddr = flydAddr;

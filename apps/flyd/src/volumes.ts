@@ -44,6 +44,9 @@ export interface MountConfig {
 /** The header a migrating worker sends a volume's record in (base64url JSON), beside its tar body. */
 export const volumeRecordHeader = 'fleet-volume';
 
+/** How long a migrate's target waits for the source's rows to reach its corrosion. */
+export const rowWaitMs = 10_000;
+
 const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
 /** Fly's id shape: a prefix and 16 lowercase alphanumerics. */
 export function newVolumeId(prefix: 'vol_' | 'vs_'): string {
@@ -278,6 +281,12 @@ export class VolumeService {
    */
   async import(record: VolumeRecord, input: Readable): Promise<VolumeRecord> {
     await untarDirectory(input, this.dir(record.id));
+    if (!(await this.publisher.awaitRow('volumes', record.id, record.updated_at, rowWaitMs))) {
+      throw flydError(
+        'FLYD_ERR_FAILED',
+        `volume ${record.id}: its row from the source worker has not reached this worker's corrosion yet`,
+      );
+    }
     this.store.put({
       ...record,
       region: this.options.region,

@@ -81,7 +81,12 @@ export class FlydFixture {
 
   /** Serves this fixture's flyds from another fixture's corrosion (two workers, one state). */
   shareCorrosion(other: FlydFixture): void {
-    this.corrosion = other.corrosion;
+    this.useCorrosion(other.corrosion);
+  }
+
+  /** Serves this fixture's flyds from a corrosion agent someone else started and stops. */
+  useCorrosion(agent: ServerProcess): void {
+    this.corrosion = agent;
     this.#ownsCorrosion = false;
   }
 

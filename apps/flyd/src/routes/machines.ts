@@ -35,6 +35,11 @@ const createSchema = {
       region: { type: 'string', maxLength: 32 },
       config: { type: 'object' },
       skip_launch: { type: 'boolean' },
+      migrated_from: {
+        type: 'object',
+        required: ['host_id', 'updated_at'],
+        properties: { host_id: { type: 'string' }, updated_at: { type: 'string' } },
+      },
     },
   },
 };
