@@ -121,7 +121,7 @@ CREATE TABLE volumes (
   attached_machine_id TEXT,
   snapshot_retention INTEGER NOT NULL DEFAULT 5,
   auto_backup_enabled INTEGER NOT NULL DEFAULT 0,
-  used_bytes INTEGER NOT NULL DEFAULT 0,         -- at the last change (GET on the volume is live)
+  used_bytes INTEGER NOT NULL DEFAULT 0,         -- files' size in 4 KiB blocks, at the last change or stop (GET on the volume is live)
   created_at TEXT NOT NULL DEFAULT '',
   updated_at TEXT NOT NULL DEFAULT ''
 );

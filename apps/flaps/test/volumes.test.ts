@@ -233,6 +233,10 @@ describe('flaps volumes and migrate', () => {
     expect((await call('POST', `/v1/apps/vols/machines/${machineId}/restart`)).status).toBe(200);
     await waitStarted(machineId);
     expect(await shell(machineId, 'cat "$HOME/data/note"')).toBe('kept\n');
+    // The list (corrosion's rows) has the usage as of the machine's stop within the restart.
+    expect((await call('GET', '/v1/apps/vols/volumes')).body).toMatchObject([
+      { id: volumeId, blocks_free: (volume.blocks as number) - 4 },
+    ]);
   });
 
   it('snapshots a volume and copies it into new volumes (from a snapshot, or forked)', async () => {

@@ -460,6 +460,9 @@ export class MachineService {
     const machine = this.store.update(id, { state, ...extra });
     this.store.addEvent(id, { ...event, status: state });
     void this.publisher.machineChanged(id);
+    // The volume's usage in corrosion is as of its last change: a machine that stopped is one.
+    const volumeId = (machine.config.mounts as MountConfig[] | undefined)?.[0]?.volume;
+    if (state === 'stopped' && volumeId) void this.volumes.republish(volumeId);
     this.#changes.emit('state', machine);
     return machine;
   }

@@ -303,7 +303,7 @@ export class VolumeService {
     this.store.delete(id);
   }
 
-  /** Publishes the volume's row again (a migrate that failed: this worker still holds it). */
+  /** Publishes the volume's row again (its usage now; or after a failed migrate: it is still here). */
   republish(id: string): Promise<void> {
     return this.store.get(id) ? this.#publish(id) : Promise.resolve();
   }
@@ -345,7 +345,9 @@ export class VolumeService {
 
   #publish(id: string): Promise<void> {
     const volume = this.get(id);
-    const usedBytes = volume.state === 'created' ? directoryUsage(this.dir(id)).bytes : 0;
+    // In whole blocks, as `blocks_free` counts them (each file rounded up to 4 KiB).
+    const usedBytes =
+      volume.state === 'created' ? directoryUsage(this.dir(id)).blocks * blockSizeBytes : 0;
     return this.publisher.rowChanged(`volume/${id}`, [
       [
         `INSERT INTO volumes (id, app, name, host_id, region, zone, state, size_gb, encrypted, fstype, attached_machine_id, snapshot_retention, auto_backup_enabled, used_bytes, created_at, updated_at)
