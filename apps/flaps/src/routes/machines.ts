@@ -95,6 +95,11 @@ export function machineRoutes(
       const view = placements.view(placementId, hosts, counts);
       const candidates =
         pinned === undefined ? view.hosts : view.hosts.filter((host) => host.id === pinned);
+      if (pinned !== undefined && candidates.length === 0)
+        throw flapsError(
+          'FLAPS_ERR_WORKER_UNREACHABLE',
+          `the volume's worker ${pinned} is not ready`,
+        );
       const host = placeMachine(candidates, { region, memoryMb, sameGroup: view.sameGroup });
       const done = placements.reserve(placementId, host.id, memoryMb);
       try {

@@ -19,6 +19,8 @@ export function migrateRoutes(app: FastifyInstance, state: FleetState, flyd: Fly
     '/v1/apps/:app/machines/:id/migrate',
     {
       schema: {
+        description:
+          'Fleet extension (not in Fly): move the machine and its volume to another ready worker of its region, keeping its id',
         body: {
           type: ['object', 'null'],
           additionalProperties: false,
