@@ -24,7 +24,8 @@ import { freePort, waitForListener } from './ports.js';
 import type { Publisher } from './publisher.js';
 import { afterExit } from './restart-policy.js';
 import { type ExitInfo, killLeftovers, type ProcessRuntime } from './runtime.js';
-import { type MountConfig, rowWaitMs, type VolumeService } from './volumes.js';
+import { mountOf } from './volume-mounts.js';
+import { rowWaitMs, type VolumeService } from './volumes.js';
 
 export type { CreateRequest, StopRequest };
 
@@ -201,7 +202,7 @@ export class MachineService {
       );
     }
     this.volumes.checkMounts(config, machine.app, id);
-    const volumeOf = (of: MachineConfig) => (of.mounts as MountConfig[] | undefined)?.[0]?.volume;
+    const volumeOf = (of: MachineConfig) => mountOf(of)?.volume;
     if (volumeOf(config) !== volumeOf(machine.config)) {
       throw flydError(
         'FLYD_ERR_BAD_CONFIG',
@@ -461,7 +462,7 @@ export class MachineService {
     this.store.addEvent(id, { ...event, status: state });
     void this.publisher.machineChanged(id);
     // The volume's usage in corrosion is as of its last change: a machine that stopped is one.
-    const volumeId = (machine.config.mounts as MountConfig[] | undefined)?.[0]?.volume;
+    const volumeId = mountOf(machine.config)?.volume;
     if (state === 'stopped' && volumeId) void this.volumes.republish(volumeId);
     this.#changes.emit('state', machine);
     return machine;

@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { AbortStep, type FsmEngine } from './fsm/engine.js';
 import type { MachineSteps } from './machine-actions.js';
 import { type PeerClient, PeerError } from './peer-client.js';
-import { type MountConfig, type VolumeService, volumeRecordHeader } from './volumes.js';
+import { mountOf } from './volume-mounts.js';
+import { type VolumeService, volumeRecordHeader } from './volumes.js';
 
 export interface MigrateRequest {
   /** The target worker's flyd API and host id (flaps reads both from corrosion's `hosts`). */
@@ -46,7 +47,7 @@ export function defineMigrateAction(engine: FsmEngine, machine: MigrateSteps): v
             throw new AbortStep(`machine ${machineId} is on ${machine.hostId} already`);
           const record = machine.store.get(machineId);
           if (!record) throw new AbortStep(`machine ${machineId} is not on this worker`);
-          const mount = (record.config.mounts as MountConfig[] | undefined)?.[0];
+          const mount = mountOf(record.config);
           return {
             wasRunning: ['started', 'starting', 'stopping'].includes(record.state),
             volumeId: mount?.volume ?? null,

@@ -1,20 +1,20 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
-import { dirname, join, normalize } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
-import type { Statement } from '@fleet/corrosion-client';
 import { flydError } from './errors.js';
 import type { MachineConfig } from './machine-store.js';
 import type { Publisher } from './publisher.js';
 import {
-  blockSizeBytes,
   copyDirectory,
   directoryDigest,
   directoryUsage,
   tarDirectory,
   untarDirectory,
 } from './volume-files.js';
+import { type MountConfig, mountLink, mountOf } from './volume-mounts.js';
 import type { SnapshotRecord, VolumeRecord, VolumeStore } from './volume-store.js';
+import { volumeRowStatement, volumeView } from './volume-view.js';
 
 export interface VolumeServiceOptions {
   dataDir: string;
@@ -32,13 +32,6 @@ export interface CreateVolumeRequest {
   auto_backup_enabled?: boolean;
   snapshot_id?: string;
   source_volume_id?: string;
-}
-
-/** A machine config's mount, as Fly's clients send it. */
-export interface MountConfig {
-  volume: string;
-  path: string;
-  name?: string;
 }
 
 /** The header a migrating worker sends a volume's record in (base64url JSON), beside its tar body. */
@@ -233,7 +226,7 @@ export class VolumeService {
 
   /** Attaches the mounted volume to the machine (idempotent). */
   async attach(machineId: string, config: MachineConfig): Promise<void> {
-    const mount = (config.mounts as MountConfig[] | undefined)?.[0];
+    const mount = mountOf(config);
     const volume = mount && this.store.get(mount.volume);
     if (!volume || volume.attached_machine_id === machineId) return;
     this.store.update(volume.id, { attached_machine_id: machineId });
@@ -254,7 +247,7 @@ export class VolumeService {
    * to the volume's directory (replaced if it exists).
    */
   link(machineDir: string, config: MachineConfig): void {
-    const mount = (config.mounts as MountConfig[] | undefined)?.[0];
+    const mount = mountOf(config);
     if (!mount || !this.store.get(mount.volume)) return;
     const link = mountLink(machineDir, mount.path);
     mkdirSync(dirname(link), { recursive: true });
@@ -264,7 +257,7 @@ export class VolumeService {
 
   /** The environment naming a machine's volume: its real directory and its mount path. */
   mountEnv(config: MachineConfig): Record<string, string> {
-    const mount = (config.mounts as MountConfig[] | undefined)?.[0];
+    const mount = mountOf(config);
     if (!mount || !this.store.get(mount.volume)) return {};
     return { FLEET_VOLUME_DIR: this.dir(mount.volume), FLEET_VOLUME_MOUNT: mount.path };
   }
@@ -310,30 +303,8 @@ export class VolumeService {
 
   /** Fly's Volume object, with usage measured on the directory now. */
   view(volume: VolumeRecord): Record<string, unknown> {
-    const blocks = Math.floor((volume.size_gb * 1024 ** 3) / blockSizeBytes);
     const used = volume.state === 'created' ? directoryUsage(this.dir(volume.id)).blocks : 0;
-    const free = Math.max(0, blocks - used);
-    return {
-      id: volume.id,
-      name: volume.name,
-      state: volume.state,
-      size_gb: volume.size_gb,
-      region: volume.region,
-      zone: zoneOf(this.options.hostId),
-      encrypted: volume.encrypted,
-      attached_machine_id: volume.attached_machine_id,
-      attached_alloc_id: null,
-      created_at: volume.created_at,
-      blocks,
-      block_size: blockSizeBytes,
-      blocks_free: free,
-      blocks_avail: free,
-      fstype: 'dir',
-      snapshot_retention: volume.snapshot_retention,
-      auto_backup_enabled: volume.auto_backup_enabled,
-      host_status: 'ok',
-      host_id: this.options.hostId,
-    };
+    return volumeView(volume, this.options.hostId, used);
   }
 
   #live(id: string): VolumeRecord {
@@ -345,53 +316,9 @@ export class VolumeService {
 
   #publish(id: string): Promise<void> {
     const volume = this.get(id);
-    // In whole blocks, as `blocks_free` counts them (each file rounded up to 4 KiB).
-    const usedBytes =
-      volume.state === 'created' ? directoryUsage(this.dir(id)).blocks * blockSizeBytes : 0;
+    const usedBlocks = volume.state === 'created' ? directoryUsage(this.dir(id)).blocks : 0;
     return this.publisher.rowChanged(`volume/${id}`, [
-      [
-        `INSERT INTO volumes (id, app, name, host_id, region, zone, state, size_gb, encrypted, fstype, attached_machine_id, snapshot_retention, auto_backup_enabled, used_bytes, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'dir', ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (id) DO UPDATE SET app = excluded.app, name = excluded.name, host_id = excluded.host_id,
-           region = excluded.region, zone = excluded.zone, state = excluded.state, size_gb = excluded.size_gb,
-           encrypted = excluded.encrypted, attached_machine_id = excluded.attached_machine_id,
-           snapshot_retention = excluded.snapshot_retention, auto_backup_enabled = excluded.auto_backup_enabled,
-           used_bytes = excluded.used_bytes, updated_at = excluded.updated_at`,
-        [
-          id,
-          volume.app,
-          volume.name,
-          this.options.hostId,
-          volume.region,
-          zoneOf(this.options.hostId),
-          volume.state,
-          volume.size_gb,
-          Number(volume.encrypted),
-          volume.attached_machine_id,
-          volume.snapshot_retention,
-          Number(volume.auto_backup_enabled),
-          usedBytes,
-          volume.created_at,
-          volume.updated_at,
-        ],
-      ],
-    ] satisfies Statement[]);
+      volumeRowStatement(volume, this.options.hostId, usedBlocks),
+    ]);
   }
-}
-
-/** A volume's zone names its worker (Fly's zone is where the volume's disk is): 4 hex digits. */
-export function zoneOf(hostId: string): string {
-  return createHash('sha256').update(hostId).digest('hex').slice(0, 4);
-}
-
-/** Where a mount path appears inside a machine's folder; a path that leaves it is refused. */
-export function mountLink(machineDir: string, path: string): string {
-  const relative = normalize(path).replace(/^\/+/, '');
-  if (relative === '' || relative === '.' || relative.startsWith('..')) {
-    throw flydError(
-      'FLYD_ERR_BAD_CONFIG',
-      `config.mounts[0].path ${JSON.stringify(path)} must name a folder like /data`,
-    );
-  }
-  return join(machineDir, relative);
 }
