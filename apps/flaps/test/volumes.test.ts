@@ -209,6 +209,8 @@ describe('flaps volumes and migrate', () => {
       attached_machine_id: machineId,
     });
 
+    const unmounted = await call('POST', `/v1/apps/vols/machines/${machineId}`, { config: hello });
+    expect(unmounted).toMatchObject({ status: 400, body: { code: 'FLYD_ERR_BAD_CONFIG' } });
     const second = await call('POST', '/v1/apps/vols/machines', {
       config: { ...hello, mounts: [{ volume: volumeId, path: '/data' }] },
     });
