@@ -104,3 +104,36 @@ CREATE TABLE org_tokens (
   name TEXT NOT NULL DEFAULT '',
   created_at TEXT NOT NULL DEFAULT ''
 );
+
+-- Volumes (a directory on one worker), written only by flyd on the worker that holds the volume.
+-- After a migrate the target worker's flyd writes the row with its own host_id.
+CREATE TABLE volumes (
+  id TEXT NOT NULL PRIMARY KEY,                  -- vol_ + 16 lowercase alphanumerics
+  app TEXT NOT NULL DEFAULT '',
+  name TEXT NOT NULL DEFAULT '',
+  host_id TEXT NOT NULL DEFAULT '',
+  region TEXT NOT NULL DEFAULT '',
+  zone TEXT NOT NULL DEFAULT '',
+  state TEXT NOT NULL DEFAULT 'created',         -- created | destroyed
+  size_gb INTEGER NOT NULL DEFAULT 1,
+  encrypted INTEGER NOT NULL DEFAULT 0,
+  fstype TEXT NOT NULL DEFAULT 'dir',
+  attached_machine_id TEXT,
+  snapshot_retention INTEGER NOT NULL DEFAULT 5,
+  auto_backup_enabled INTEGER NOT NULL DEFAULT 0,
+  used_bytes INTEGER NOT NULL DEFAULT 0,         -- files' size in 4 KiB blocks, at the last change or stop (GET on the volume is live)
+  created_at TEXT NOT NULL DEFAULT '',
+  updated_at TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX volumes_app ON volumes (app);
+
+-- Snapshots of volumes (copies of the directory kept by the flyd that holds them).
+CREATE TABLE volume_snapshots (
+  id TEXT NOT NULL PRIMARY KEY,                  -- vs_ + 16 lowercase alphanumerics
+  volume_id TEXT NOT NULL DEFAULT '',
+  app TEXT NOT NULL DEFAULT '',
+  host_id TEXT NOT NULL DEFAULT '',
+  size INTEGER NOT NULL DEFAULT 0,               -- bytes
+  created_at TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX volume_snapshots_volume ON volume_snapshots (volume_id);

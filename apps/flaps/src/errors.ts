@@ -16,6 +16,12 @@ export const FlapsErrors = {
     412,
     'no worker has room (in the requested region); the message lists regions with room',
   ],
+  FLAPS_ERR_VOLUME_NOT_FOUND: [404, 'no such volume (or snapshot) in this app'],
+  FLAPS_ERR_VOLUME_ATTACHED: [412, 'the volume is attached to another machine'],
+  FLAPS_ERR_VOLUME_REGION: [
+    400,
+    "the volume is in another region than the one asked for (a machine goes to its volume's worker)",
+  ],
   FLAPS_ERR_WORKER_UNREACHABLE: [503, "the machine's worker (flyd) could not be reached"],
   FLAPS_ERR_STATE_STORE: [503, 'corrosion (the state store) could not be reached'],
 } as const;

@@ -12,6 +12,8 @@ export const patterns = {
   rfc3339: '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?(Z|[+-]\\d{2}:\\d{2})$',
   leaseNonce: '^[0-9a-f]{12}$',
   tokenId: '^[0-9a-f]{16}$',
+  volumeId: '^vol_[0-9a-z]{16}$',
+  snapshotId: '^vs_[0-9a-z]{16}$',
 } as const;
 
 const string = { type: 'string' };
@@ -248,15 +250,70 @@ export const shapes = {
     required: ['ok', 'revoked'],
     properties: { ok: { const: true }, revoked: unsigned },
   },
+  ...volumeShapes(),
   error: errorShape,
 } as const;
 
 export type ShapeName = keyof typeof shapes;
 
+/** The shapes of a Volume and a snapshot, as fly-go's `Volume` and `VolumeSnapshot` decode. */
+function volumeShapes() {
+  const volume = {
+    type: 'object',
+    required: [
+      ...['id', 'name', 'state', 'size_gb', 'region', 'zone', 'encrypted', 'created_at'],
+      ...['blocks', 'block_size', 'blocks_free', 'blocks_avail', 'fstype', 'host_status'],
+    ],
+    properties: {
+      id: { type: 'string', pattern: patterns.volumeId },
+      name: string,
+      state: string,
+      size_gb: { type: 'integer', minimum: 1 },
+      region: string,
+      zone: string,
+      encrypted: { type: 'boolean' },
+      attached_machine_id: { type: ['string', 'null'] },
+      attached_alloc_id: { type: ['string', 'null'] },
+      created_at: timestamp,
+      // uint64 in fly-go: a negative or fractional number fails the decode.
+      blocks: unsigned,
+      block_size: unsigned,
+      blocks_free: unsigned,
+      blocks_avail: unsigned,
+      fstype: string,
+      snapshot_retention: integer,
+      auto_backup_enabled: { type: 'boolean' },
+      host_status: string,
+    },
+  };
+  const snapshot = {
+    type: 'object',
+    required: ['id', 'size', 'digest', 'created_at', 'status'],
+    properties: {
+      id: { type: 'string', pattern: patterns.snapshotId },
+      size: unsigned,
+      digest: string,
+      created_at: timestamp,
+      status: string,
+      retention_days: { type: ['integer', 'null'] },
+    },
+  };
+  return {
+    volume,
+    volumes: { type: 'array', items: volume },
+    extended: {
+      type: 'object',
+      required: ['needs_restart', 'volume'],
+      properties: { needs_restart: { type: 'boolean' }, volume },
+    },
+    snapshot,
+    snapshots: { type: 'array', items: snapshot },
+  };
+}
+
 /**
  * Every operation of the API with its success status and the shape of its answer. The contract
- * suite calls each one and fails when a route has no line here (volumes:
- * `'GET /v1/apps/{app}/volumes': { status: 200, shape: 'volumes' }`, with its shape above).
+ * suite calls each one and fails when a route has no line here.
  */
 export const operationResponses: Record<string, { status: number; shape: ShapeName }> = {
   'POST /v1/apps': { status: 201, shape: 'app' },
@@ -288,6 +345,15 @@ export const operationResponses: Record<string, { status: number; shape: ShapeNa
   'GET /v1/apps/{app}/machines/{id}/versions': { status: 200, shape: 'versions' },
   'GET /v1/apps/{app}/machines/{id}/ps': { status: 200, shape: 'ps' },
   'POST /v1/apps/{app}/machines/{id}/exec': { status: 200, shape: 'exec' },
+  'POST /v1/apps/{app}/machines/{id}/migrate': { status: 200, shape: 'machine' },
+  'GET /v1/apps/{app}/volumes': { status: 200, shape: 'volumes' },
+  'POST /v1/apps/{app}/volumes': { status: 200, shape: 'volume' },
+  'GET /v1/apps/{app}/volumes/{id}': { status: 200, shape: 'volume' },
+  'PUT /v1/apps/{app}/volumes/{id}': { status: 200, shape: 'volume' },
+  'DELETE /v1/apps/{app}/volumes/{id}': { status: 200, shape: 'volume' },
+  'PUT /v1/apps/{app}/volumes/{id}/extend': { status: 200, shape: 'extended' },
+  'GET /v1/apps/{app}/volumes/{id}/snapshots': { status: 200, shape: 'snapshots' },
+  'POST /v1/apps/{app}/volumes/{id}/snapshots': { status: 200, shape: 'snapshot' },
   'GET /v1/platform/regions': { status: 200, shape: 'regions' },
   'POST /v1/platform/placements': { status: 200, shape: 'placements' },
 };

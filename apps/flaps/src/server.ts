@@ -10,8 +10,10 @@ import { flapsMetrics } from './metrics.js';
 import { PlacementTracker } from './placement.js';
 import { appRoutes } from './routes/apps.js';
 import { machineRoutes } from './routes/machines.js';
+import { migrateRoutes } from './routes/migrate.js';
 import { platformRoutes } from './routes/platform.js';
 import { tokenRoutes } from './routes/tokens.js';
+import { volumeRoutes } from './routes/volumes.js';
 import type { FleetState } from './state.js';
 
 declare module 'fastify' {
@@ -60,13 +62,15 @@ export async function createFlapsServer(
     if (!request.url.startsWith('/v1/')) return;
     request.principal = await auth.identify(request.headers.authorization);
   });
-  // An organization's token never reaches another organization's apps: they do not exist for it.
+  // Every `/v1/apps/{app}/...` route answers for an app that exists (a missing app is named as
+  // such, as Fly does, before any machine or volume); and an organization's token never reaches
+  // another organization's apps: they do not exist for it.
   app.addHook('preHandler', async (request) => {
     const name = (request.params as { app?: string } | undefined)?.app;
     const principal = request.principal;
-    if (name === undefined || !principal || principal.operator) return;
+    if (name === undefined || !principal) return;
     const row = await state.app(name);
-    if (row && row.org !== principal.org) {
+    if (!row || (!principal.operator && row.org !== principal.org)) {
       throw flapsError('FLAPS_ERR_APP_NOT_FOUND', `app ${name} not found`);
     }
   });
@@ -89,5 +93,7 @@ export async function createFlapsServer(
   const placements = new PlacementTracker();
   machineRoutes(app, state, flyd, placements);
   platformRoutes(app, state, placements);
+  volumeRoutes(app, state, flyd);
+  migrateRoutes(app, state, flyd);
   return app;
 }

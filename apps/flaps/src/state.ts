@@ -30,6 +30,28 @@ export interface CheckRow {
   updated_at: string;
 }
 
+/** A volume as corrosion has it (written by the flyd that holds it). */
+export interface VolumeRow {
+  id: string;
+  app: string;
+  name: string;
+  host_id: string;
+  region: string;
+  zone: string;
+  state: string;
+  size_gb: number;
+  encrypted: number;
+  fstype: string;
+  attached_machine_id: string | null;
+  snapshot_retention: number;
+  auto_backup_enabled: number;
+  used_bytes: number;
+  created_at: string;
+}
+
+const volumeColumns =
+  'id, app, name, host_id, region, zone, state, size_gb, encrypted, fstype, attached_machine_id, snapshot_retention, auto_backup_enabled, used_bytes, created_at';
+
 /** What flaps reads and writes in corrosion: apps (its own rows), hosts and machines (read only). */
 export class FleetState {
   constructor(private readonly corrosion: CorrosionClient) {}
@@ -192,6 +214,33 @@ export class FleetState {
   async machine(id: string): Promise<MachineRow | undefined> {
     const rows = await this.read<MachineRow>([
       'SELECT id, app, host_id, region, instance_id, state, private_addr, config, created_at, updated_at FROM machines WHERE id = ?',
+      [id],
+    ]);
+    return rows[0];
+  }
+
+  /** The app's volumes on every worker; destroyed ones only when asked. */
+  volumes(app: string, includeDestroyed = false): Promise<VolumeRow[]> {
+    return this.read<VolumeRow>([
+      `SELECT ${volumeColumns} FROM volumes WHERE app = ?${includeDestroyed ? '' : " AND state != 'destroyed'"} ORDER BY created_at, id`,
+      [app],
+    ]);
+  }
+
+  async volume(id: string): Promise<VolumeRow | undefined> {
+    const rows = await this.read<VolumeRow>([
+      `SELECT ${volumeColumns} FROM volumes WHERE id = ?`,
+      [id],
+    ]);
+    return rows[0];
+  }
+
+  /** The worker and volume of a snapshot. */
+  async snapshot(
+    id: string,
+  ): Promise<{ id: string; volume_id: string; app: string; host_id: string } | undefined> {
+    const rows = await this.read<{ id: string; volume_id: string; app: string; host_id: string }>([
+      'SELECT id, volume_id, app, host_id FROM volume_snapshots WHERE id = ?',
       [id],
     ]);
     return rows[0];

@@ -83,7 +83,13 @@ describe('the Machines API contract', () => {
   };
 
   beforeAll(async () => {
-    fleet = await startFleet();
+    // Two workers in ams: a migrate needs somewhere to go.
+    fleet = await startFleet({
+      workers: [
+        { hostId: 'w1', region: 'ams' },
+        { hostId: 'w2', region: 'ams' },
+      ],
+    });
     document = (await (await fetch(`${fleet.api}/openapi.json`)).json()) as OpenApiDocument;
     operations = operationsOf(document);
   });
@@ -336,6 +342,81 @@ describe('the Machines API contract', () => {
     expect(listed.body).toContainEqual(expect.objectContaining({ id, state: 'destroyed' }));
     expect((await fleet.call('GET', '/v1/apps/contract/machines')).body).not.toContainEqual(
       expect.objectContaining({ id }),
+    );
+  });
+
+  it('volumes: create, list, get, update, extend, snapshots and delete in the Volume shape', async () => {
+    const path = '/v1/apps/contract/volumes';
+    const volume = (
+      await expectShape(200, 'POST', path, { name: 'data', region: 'ams', size_gb: 1 })
+    ).body;
+    expect(volume).toMatchObject({ name: 'data', region: 'ams', size_gb: 1, state: 'created' });
+    await expectError(400, 'BAD_REQUEST', 'POST', path, { region: 'ams' });
+    const noRoom = await expectError(412, 'FLAPS_ERR_NO_CAPACITY', 'POST', path, {
+      name: 'data',
+      region: 'syd',
+    });
+    expect(noRoom.body.status).toBe('insufficient_capacity');
+    const listed = await expectShape(200, 'GET', path);
+    expect(listed.body).toContainEqual(expect.objectContaining({ id: volume.id }));
+    await expectShape(200, 'GET', `${path}/${volume.id}`);
+    const updated = await expectShape(200, 'PUT', `${path}/${volume.id}`, {
+      snapshot_retention: 7,
+    });
+    expect(updated.body.snapshot_retention).toBe(7);
+    const extended = await expectShape(200, 'PUT', `${path}/${volume.id}/extend`, { size_gb: 3 });
+    expect(extended.body).toMatchObject({ needs_restart: false, volume: { size_gb: 3 } });
+    await expectError(400, 'FLYD_ERR_VOLUME_SHRINK', 'PUT', `${path}/${volume.id}/extend`, {
+      size_gb: 1,
+    });
+    const snapshot = await expectShape(200, 'POST', `${path}/${volume.id}/snapshots`);
+    const snapshots = await expectShape(200, 'GET', `${path}/${volume.id}/snapshots`);
+    expect(snapshots.body).toContainEqual(expect.objectContaining({ id: snapshot.body.id }));
+    // Attached, it cannot go; detached (its machine destroyed), it can.
+    const machine = await expectShape(200, 'POST', '/v1/apps/contract/machines', {
+      region: 'ams',
+      config: { ...hello, mounts: [{ volume: volume.id, path: '/data' }] },
+    });
+    await expectShape(
+      200,
+      'GET',
+      `/v1/apps/contract/machines/${machine.body.id}/wait?state=started&timeout=30`,
+    );
+    const attached = await expectError(
+      412,
+      'FLYD_ERR_VOLUME_ATTACHED',
+      'DELETE',
+      `${path}/${volume.id}`,
+    );
+    expect(attached.body.error).toMatch(/^failed_precondition: /);
+    await expectShape(200, 'DELETE', `/v1/apps/contract/machines/${machine.body.id}?force=true`);
+    const deleted = await expectShape(200, 'DELETE', `${path}/${volume.id}`);
+    expect(deleted.body.state).toBe('destroyed');
+  });
+
+  it('migrate (a Fleet extension): the machine and its volume move to the other worker, same id', async () => {
+    const volume = (
+      await expectShape(200, 'POST', '/v1/apps/contract/volumes', { name: 'moving', region: 'ams' })
+    ).body;
+    const created = await expectShape(200, 'POST', '/v1/apps/contract/machines', {
+      region: 'ams',
+      config: { ...hello, mounts: [{ volume: volume.id, path: '/data' }] },
+    });
+    const id = created.body.id as string;
+    await expectShape(200, 'GET', `/v1/apps/contract/machines/${id}/wait?state=started`);
+    const before = (await fleet.call('GET', `/v1/apps/contract/volumes/${volume.id}`)).body;
+    const moved = await expectShape(200, 'POST', `/v1/apps/contract/machines/${id}/migrate`);
+    expect(moved.body.id).toBe(id);
+    const after = (await fleet.call('GET', `/v1/apps/contract/volumes/${volume.id}`)).body;
+    expect(after.zone).not.toBe(before.zone);
+    await expectError(
+      400,
+      'FLAPS_ERR_BAD_REQUEST',
+      'POST',
+      `/v1/apps/contract/machines/${id}/migrate`,
+      {
+        host_id: 'no-such-worker',
+      },
     );
   });
 

@@ -17,10 +17,18 @@ export const sampleBodies: Record<string, unknown> = {
   'POST /v1/apps/{app}/machines/{id}/metadata/{key}': { value: 'v' },
   'POST /v1/apps/{app}/machines/{id}/signal': { signal: 'SIGWINCH' },
   'POST /v1/apps/{app}/machines/{id}/exec': { command: ['true'] },
+  'POST /v1/apps/{app}/volumes': { name: 'data', region: 'ams', size_gb: 1 },
+  'PUT /v1/apps/{app}/volumes/{id}': { snapshot_retention: 5 },
+  'PUT /v1/apps/{app}/volumes/{id}/extend': { size_gb: 2 },
 };
 
-/** A concrete path for an operation's template: `{app}` as given, every other parameter missing. */
-export function fillTemplate(template: string, app: string, missing = 'ffffffffffffff'): string {
+/**
+ * A concrete path for an operation's template: `{app}` as given, a machine id as given (by
+ * default one of nothing), and a volume id of nothing in Fly's `vol_` form, so the route's
+ * pattern lets it through.
+ */
+export function fillTemplate(template: string, app: string, machineId = 'ffffffffffffff'): string {
+  const missing = template.includes('/volumes/') ? 'vol_0000000000000000' : machineId;
   return template.replace(/\{(\w+)\}/g, (_, name: string) => (name === 'app' ? app : missing));
 }
 

@@ -66,6 +66,28 @@ export function openDatabase(path: string): Db {
       completed_at TEXT NOT NULL,
       PRIMARY KEY (run_id, step)
     );
+    CREATE TABLE IF NOT EXISTS volumes (
+      id TEXT PRIMARY KEY,
+      app TEXT NOT NULL,
+      name TEXT NOT NULL,
+      region TEXT NOT NULL,
+      state TEXT NOT NULL,
+      size_gb INTEGER NOT NULL,
+      encrypted INTEGER NOT NULL DEFAULT 0,
+      snapshot_retention INTEGER NOT NULL DEFAULT 5,
+      auto_backup_enabled INTEGER NOT NULL DEFAULT 0,
+      attached_machine_id TEXT,
+      created_at TEXT NOT NULL,
+      updated_at TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS volume_snapshots (
+      id TEXT PRIMARY KEY,
+      volume_id TEXT NOT NULL,
+      app TEXT NOT NULL,
+      size INTEGER NOT NULL,
+      digest TEXT NOT NULL,
+      created_at TEXT NOT NULL
+    );
   `);
   // Databases made by an earlier flyd get the columns added since.
   addColumnIfMissing(db, 'fsm_runs', 'retries', 'INTEGER NOT NULL DEFAULT 0');

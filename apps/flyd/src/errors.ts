@@ -17,6 +17,19 @@ export const FlydErrors = {
   ],
   FLYD_ERR_NO_LEASE: [404, 'the machine has no lease in force'],
   FLYD_ERR_TIMEOUT: [408, 'the machine did not reach the state in time'],
+  FLYD_ERR_VOLUME_NOT_FOUND: [404, 'no such volume (or snapshot) on this worker'],
+  FLYD_ERR_VOLUME_ATTACHED: [
+    412,
+    'the volume is attached to a machine (destroy the machine first, or mount another volume)',
+  ],
+  FLYD_ERR_VOLUME_SHRINK: [
+    400,
+    'a volume only grows: extend needs a size_gb above the current one',
+  ],
+  FLYD_ERR_MIGRATE: [
+    412,
+    'the machine cannot migrate there (same host, or the target worker refused it)',
+  ],
   FLYD_ERR_FAILED: [500, 'the operation failed on the worker; its run records the step and error'],
 } as const;
 

@@ -13,6 +13,8 @@ export interface CreateRequest {
   region?: string;
   config: MachineConfig;
   skip_launch?: boolean;
+  /** Set by a migrate's source: the machine's row as it last wrote it (see Publisher.awaitRow). */
+  migrated_from?: { host_id: string; updated_at: string };
 }
 
 export interface StopRequest {
@@ -33,6 +35,10 @@ export interface MachineSteps {
   record(id: string, state: MachineState, event: StateEvent, extra?: StateExtra): Promise<void>;
   launch(id: string): Promise<void>;
   launchFailed(id: string, error: Error): Promise<void>;
+  /** Attaches the volume the config mounts to the machine (idempotent). */
+  attachMounts(id: string, config: MachineConfig): Promise<void>;
+  /** Detaches the volumes of a destroyed machine (idempotent). */
+  detachMounts(id: string): Promise<void>;
 }
 
 /**
@@ -41,29 +47,32 @@ export interface MachineSteps {
  */
 export function defineMachineActions(engine: FsmEngine, machine: MachineSteps): void {
   const machineDir = (id: string) => join(machine.options.dataDir, 'machines', id);
+  const reserve = async (request: CreateRequest & { id: string; image_ref: string }) => {
+    const now = new Date().toISOString();
+    machine.store.insert({
+      id: request.id,
+      app: request.app,
+      name: request.name ?? request.id,
+      region: request.region ?? machine.options.region,
+      instance_id: ulid(),
+      state: 'created',
+      config: request.config,
+      image_ref: request.image_ref,
+      port: await freePort(),
+      pid: null,
+      stop_reason: null,
+      cordoned: false,
+      created_at: now,
+      updated_at: now,
+    });
+  };
   engine.define<CreateRequest & { id: string; image_ref: string }>('create', {
     steps: [
       {
         name: 'reserve',
         run: async ({ request }) => {
-          if (machine.store.get(request.id)) return;
-          const now = new Date().toISOString();
-          machine.store.insert({
-            id: request.id,
-            app: request.app,
-            name: request.name ?? request.id,
-            region: request.region ?? machine.options.region,
-            instance_id: ulid(),
-            state: 'created',
-            config: request.config,
-            image_ref: request.image_ref,
-            port: await freePort(),
-            pid: null,
-            stop_reason: null,
-            cordoned: false,
-            created_at: now,
-            updated_at: now,
-          });
+          if (!machine.store.get(request.id)) await reserve(request);
+          await machine.attachMounts(request.id, request.config);
         },
       },
       {
@@ -213,6 +222,7 @@ export function defineMachineActions(engine: FsmEngine, machine: MachineSteps): 
         run: ({ machineId }) => {
           rmSync(machineDir(machineId), { recursive: true, force: true });
           machine.runtime.forget(machineId);
+          return machine.detachMounts(machineId);
         },
       },
       {

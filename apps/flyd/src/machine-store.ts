@@ -182,6 +182,15 @@ export class MachineStore {
     }));
   }
 
+  /** Forgets a machine that moved to another worker: its record, events and versions. */
+  remove(id: string): void {
+    this.db.transaction(() => {
+      this.db.prepare('DELETE FROM machine_events WHERE machine_id = ?').run(id);
+      this.db.prepare('DELETE FROM machine_versions WHERE machine_id = ?').run(id);
+      this.db.prepare('DELETE FROM machines WHERE id = ?').run(id);
+    })();
+  }
+
   count(): number {
     return (
       this.db.prepare("SELECT count(*) AS n FROM machines WHERE state != 'destroyed'").get() as {

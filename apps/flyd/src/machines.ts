@@ -5,7 +5,12 @@ import { HttpError, type Logger } from '@fleet/service';
 import { flydError } from './errors.js';
 import { AbortStep, type FsmEngine, RunConflictError, type RunHandle } from './fsm/engine.js';
 import { resolveImage } from './images.js';
-import { type CreateRequest, defineMachineActions, type StopRequest } from './machine-actions.js';
+import {
+  type CreateRequest,
+  defineMachineActions,
+  type MachineSteps,
+  type StopRequest,
+} from './machine-actions.js';
 import {
   type ExecResult,
   execInMachine,
@@ -14,15 +19,20 @@ import {
 } from './machine-exec.js';
 import {
   guestOf,
+  type MachineConfig,
   type MachineEvent,
   type MachineRecord,
   type MachineState,
   type MachineStore,
 } from './machine-store.js';
+import { defineMigrateAction, type MigrateRequest } from './migrate.js';
+import type { PeerClient } from './peer-client.js';
 import { freePort, waitForListener } from './ports.js';
 import type { Publisher } from './publisher.js';
 import { afterExit } from './restart-policy.js';
 import { type ExitInfo, killLeftovers, type ProcessRuntime } from './runtime.js';
+import { mountOf } from './volume-mounts.js';
+import { rowWaitMs, type VolumeService } from './volumes.js';
 
 export type { CreateRequest, StopRequest };
 
@@ -30,6 +40,7 @@ export interface MachineServiceOptions {
   dataDir: string;
   imagesDir: string;
   region: string;
+  hostId: string;
   stopTimeoutMs: number;
   /** How long a starting machine may take to listen on its service port. */
   listenWaitMs: number;
@@ -52,9 +63,11 @@ export class MachineService {
     private readonly runtime: ProcessRuntime,
     private readonly publisher: Publisher,
     private readonly options: MachineServiceOptions,
+    private readonly volumes: VolumeService,
+    peer: PeerClient,
   ) {
     this.#changes.setMaxListeners(0); // one per long-poll `wait`, each bounded by its timeout
-    defineMachineActions(engine, {
+    const steps: MachineSteps = {
       store,
       runtime,
       options,
@@ -62,6 +75,19 @@ export class MachineService {
       record: (...change) => this.#record(...change),
       launch: (id) => this.#launch(id),
       launchFailed: (id, error) => this.#launchFailed(id, error),
+      attachMounts: (id, config) => volumes.attach(id, config),
+      detachMounts: (id) => volumes.detach(id),
+    };
+    defineMachineActions(engine, steps);
+    defineMigrateAction(engine, {
+      ...steps,
+      volumes,
+      peer,
+      hostId: options.hostId,
+      forget: (id) => {
+        store.remove(id);
+        void publisher.hostChanged(); // its capacity is free again
+      },
     });
   }
 
@@ -74,6 +100,11 @@ export class MachineService {
     const machine = this.store.get(id);
     if (!machine) throw flydError('FLYD_ERR_NOT_FOUND', `machine ${id} not found`);
     return machine;
+  }
+
+  /** The machine's record, if this worker has it. */
+  find(id: string): MachineRecord | undefined {
+    return this.store.get(id);
   }
 
   /**
@@ -99,6 +130,14 @@ export class MachineService {
     }
     const id = request.id ?? randomBytes(7).toString('hex');
     if (this.store.get(id)) throw flydError('FLYD_ERR_EXISTS', `machine ${id} already exists`);
+    this.volumes.checkMounts(request.config, request.app, id);
+    const from = request.migrated_from;
+    if (from && !(await this.publisher.awaitRow('machines', id, from.updated_at, rowWaitMs))) {
+      throw flydError(
+        'FLYD_ERR_FAILED',
+        `machine ${id}: its row from ${from.host_id} has not reached this worker's corrosion yet`,
+      );
+    }
     let created: { machine: MachineRecord; events: MachineEvent[] } | undefined;
     const onCreated = (machine: MachineRecord) => {
       if (machine.id === id && machine.state === 'created')
@@ -185,6 +224,14 @@ export class MachineService {
         `machine ${id} is ${machine.state}; it cannot be updated`,
       );
     }
+    this.volumes.checkMounts(config, machine.app, id);
+    const volumeOf = (of: MachineConfig) => mountOf(of)?.volume;
+    if (volumeOf(config) !== volumeOf(machine.config)) {
+      throw flydError(
+        'FLYD_ERR_BAD_CONFIG',
+        'config.mounts: an update keeps the volume the machine was created with',
+      );
+    }
     this.#cancelRestart(id);
     await this.#outcome(
       this.#start(id, 'update', { config, timeoutMs: this.options.stopTimeoutMs }).done,
@@ -245,7 +292,25 @@ export class MachineService {
     await this.#outcome(this.#start(id, 'destroy', { kill }).done, id, 'destroy');
   }
 
-  /** Resolves once the machine is in `state`; 408 after `timeoutMs`. */
+  /**
+   * Moves the machine (and its volume) to another worker of the region, keeping its id: one FSM
+   * run, `migrate` (see migrate.ts). Answers once the target owns it.
+   */
+  async migrate(id: string, request: MigrateRequest): Promise<void> {
+    const machine = this.get(id);
+    if (request.target_host_id === this.options.hostId) {
+      throw flydError('FLYD_ERR_MIGRATE', `machine ${id} is on ${request.target_host_id} already`);
+    }
+    if (!['created', 'started', 'stopped'].includes(machine.state)) {
+      throw flydError(
+        'FLYD_ERR_PRECONDITION',
+        `machine ${id} is ${machine.state}; only a created, started or stopped machine migrates`,
+      );
+    }
+    this.#cancelRestart(id);
+    await this.#outcome(this.#start(id, 'migrate', request).done, id, 'migrate');
+  }
+
   /**
    * Resolves once the machine is in `state` and the operation that took it there is over, so
    * the caller's next call is not refused as a conflict with a run finishing its last step.
@@ -335,7 +400,7 @@ export class MachineService {
     const owned = new Set(
       machines.filter((machine) => machine.state !== 'destroyed').map((machine) => machine.id),
     );
-    const killed = killLeftovers(owned);
+    const killed = killLeftovers(owned, this.options.hostId);
     if (killed.length > 0)
       this.options.logger.warn(
         { pids: killed },
@@ -424,6 +489,9 @@ export class MachineService {
     const machine = this.store.update(id, { state, ...extra });
     this.store.addEvent(id, { ...event, status: state });
     void this.publisher.machineChanged(id);
+    // The volume's usage in corrosion is as of its last change: a machine that stopped is one.
+    const volumeId = mountOf(machine.config)?.volume;
+    if (state === 'stopped' && volumeId) void this.volumes.republish(volumeId);
     this.#changes.emit('state', machine);
     return machine;
   }
@@ -489,12 +557,14 @@ export class MachineService {
       HOME: join(this.options.dataDir, 'machines', id),
       LANG: process.env.LANG ?? 'C.UTF-8',
       ...(machine.config.env ?? {}),
+      ...this.volumes.mountEnv(machine.config),
       ...(port === null ? {} : { PORT: String(port) }),
       FLY_APP_NAME: machine.app,
       FLY_MACHINE_ID: id,
       FLY_REGION: machine.region,
       FLY_IMAGE_REF: machine.image_ref,
       FLY_PRIVATE_IP: '127.0.0.1',
+      FLEET_HOST_ID: this.options.hostId,
     };
   }
 
@@ -508,6 +578,7 @@ export class MachineService {
       throw new AbortStep((error as Error).message, { cause: error }); // retrying cannot fix a config
     }
     const port = machine.port ?? (await freePort());
+    this.volumes.link(join(this.options.dataDir, 'machines', id), machine.config);
     this.#setState(id, 'starting', { type: 'start', source: 'user' }, { port, stop_reason: null });
     const pid = await this.runtime.start({
       machineId: id,

@@ -24,9 +24,12 @@ import { LeaseStore } from './lease-store.js';
 import { LogSink } from './log-sink.js';
 import { MachineStore } from './machine-store.js';
 import { MachineService } from './machines.js';
+import { PeerClient } from './peer-client.js';
 import { Publisher } from './publisher.js';
 import { ProcessRuntime } from './runtime.js';
 import { createFlydServer } from './server.js';
+import { VolumeStore } from './volume-store.js';
+import { VolumeService } from './volumes.js';
 
 const repoImages = resolve(
   dirname(fileURLToPath(import.meta.url)),
@@ -88,6 +91,11 @@ const spec = {
     default: 2_000,
     description: 'longest a stalled log sink may hold back a machine output',
   },
+  'peer-timeout-ms': {
+    type: 'number',
+    default: 30_000,
+    description: 'bound on each call to another worker flyd (a migrate target)',
+  },
   'listen-wait-ms': {
     type: 'number',
     default: 10_000,
@@ -138,14 +146,28 @@ runMain(async () => {
   );
   if (config['machine-limits'] === 'cgroups' && !runtime.enforcesLimits)
     logger.warn('cannot create cgroups here: machine memory and CPU limits are not enforced');
-  const machines = new MachineService(store, engine, runtime, publisher, {
+  const volumes = new VolumeService(new VolumeStore(db), publisher, {
     dataDir: config['data-dir'],
-    imagesDir: config['images-dir'],
+    hostId: config['host-id'],
     region: config.region,
-    stopTimeoutMs: config['stop-timeout-ms'],
-    listenWaitMs: config['listen-wait-ms'],
-    logger,
   });
+  const machines = new MachineService(
+    store,
+    engine,
+    runtime,
+    publisher,
+    {
+      dataDir: config['data-dir'],
+      imagesDir: config['images-dir'],
+      region: config.region,
+      hostId: config['host-id'],
+      stopTimeoutMs: config['stop-timeout-ms'],
+      listenWaitMs: config['listen-wait-ms'],
+      logger,
+    },
+    volumes,
+    new PeerClient(config.token, config['peer-timeout-ms']),
+  );
   const health = new HealthChecks(
     (id, name, status, output) => void publisher.checkChanged(id, name, status, output),
     logger,
@@ -157,6 +179,12 @@ runMain(async () => {
       description: 'machines on this worker (not destroyed)',
     })
     .addCallback((result) => result.observe(store.count()));
+  otel
+    .getMeter('fleet.flyd')
+    .createObservableGauge('flyd_volumes', {
+      description: 'volumes on this worker (not destroyed)',
+    })
+    .addCallback((result) => result.observe(volumes.count()));
   const app = createFlydServer(logger, metrics, config.token, {
     machines,
     leases: new LeaseStore(db),
@@ -165,6 +193,7 @@ runMain(async () => {
     runtime,
     hostId: config['host-id'],
     stopTimeoutMs: config['stop-timeout-ms'],
+    volumes,
   });
   // Resume and restart before taking calls, then publish the host row with the API's address.
   machines.boot();

@@ -21,6 +21,8 @@ export class Publisher {
   readonly #pending = new Set<string>();
   /** Latest health check results not yet sent, by machine and check (bounded by the checks). */
   readonly #checks = new Map<string, Statement>();
+  /** Latest statements of other rows (volumes, snapshots) not yet sent, by key: the latest wins. */
+  readonly #rows = new Map<string, Statement[]>();
   #hostPending = true;
   #flushing: Promise<void> | undefined;
   #retryTimer: NodeJS.Timeout | undefined;
@@ -52,6 +54,46 @@ export class Publisher {
     return this.flush();
   }
 
+  /** Rows other than machines (a volume's, a snapshot's): sent with the next flush, latest per key. */
+  rowChanged(key: string, statements: Statement[]): Promise<void> {
+    this.#rows.set(key, statements);
+    return this.flush();
+  }
+
+  /** Drops a row's unsent statements (a volume that moved away: its row is the new worker's). */
+  rowForget(key: string): void {
+    this.#rows.delete(key);
+  }
+
+  /**
+   * Waits (bounded) until this host's corrosion holds a row another worker wrote, at least as
+   * new as `updatedAtMin` (that worker's own clock, compared with its own value), or already
+   * written by this host. A migrate's target calls it before writing the row itself: its write
+   * then follows the source's in every agent's CRDT history and wins the merge (a concurrent
+   * write would tie on col_version and be decided by value). True once there, false at the
+   * deadline.
+   */
+  async awaitRow(
+    table: 'machines' | 'volumes',
+    id: string,
+    updatedAtMin: string,
+    timeoutMs: number,
+  ): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const rows = await this.corrosion
+        .queryObjects<{ host_id: string; updated_at: string }>([
+          `SELECT host_id, updated_at FROM ${table} WHERE id = ?`,
+          [id],
+        ])
+        .catch(() => []);
+      const row = rows[0];
+      if (row && (row.host_id === this.host.id || row.updated_at >= updatedAtMin)) return true;
+      if (Date.now() >= deadline) return false;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
   /** Sets the API's URL, published in the host row from now on. */
   announce(flydAddr: string): Promise<void> {
     this.host.flydAddr = flydAddr;
@@ -69,7 +111,10 @@ export class Publisher {
       this.#flushing = undefined;
       if (
         !this.#closed &&
-        (this.#pending.size > 0 || this.#checks.size > 0 || this.#hostSendable()) &&
+        (this.#pending.size > 0 ||
+          this.#checks.size > 0 ||
+          this.#rows.size > 0 ||
+          this.#hostSendable()) &&
         !this.#retryTimer
       ) {
         this.#retryTimer = setTimeout(() => {
@@ -92,15 +137,23 @@ export class Publisher {
   }
 
   async #send(): Promise<void> {
-    while (this.#pending.size > 0 || this.#checks.size > 0 || this.#hostSendable()) {
+    while (
+      this.#pending.size > 0 ||
+      this.#checks.size > 0 ||
+      this.#rows.size > 0 ||
+      this.#hostSendable()
+    ) {
       const ids = [...this.#pending];
       const host = this.#hostSendable();
       const checks = new Map(this.#checks);
+      const rows = new Map(this.#rows);
       this.#pending.clear();
       this.#checks.clear();
+      this.#rows.clear();
       if (host) this.#hostPending = false;
       const statements = ids.flatMap((id) => this.#machineStatements(id));
       statements.push(...checks.values());
+      for (const rowStatements of rows.values()) statements.push(...rowStatements);
       if (host) statements.push(this.#hostStatement());
       try {
         await this.corrosion.transaction(statements);
@@ -109,6 +162,8 @@ export class Publisher {
         for (const id of ids) this.#pending.add(id);
         for (const [key, statement] of checks)
           if (!this.#checks.has(key)) this.#checks.set(key, statement);
+        for (const [key, rowStatements] of rows)
+          if (!this.#rows.has(key)) this.#rows.set(key, rowStatements);
         if (host) this.#hostPending = true;
         this.logger.warn(
           { err: error, machines: ids.length },

@@ -157,7 +157,7 @@ function signalGroup(pid: number, signal: NodeJS.Signals): void {
  * running). The machines are found by their FLY_MACHINE_ID in /proc, not by a recorded pid: flyd
  * can die between spawning a machine and recording its pid. Returns the pids killed.
  */
-export function killLeftovers(machineIds: Set<string>): number[] {
+export function killLeftovers(machineIds: Set<string>, hostId?: string): number[] {
   const killed: number[] = [];
   let entries: string[];
   try {
@@ -168,10 +168,13 @@ export function killLeftovers(machineIds: Set<string>): number[] {
   for (const entry of entries) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      const variable = readFileSync(`/proc/${entry}/environ`, 'latin1')
-        .split('\0')
-        .find((pair) => pair.startsWith('FLY_MACHINE_ID='));
-      if (variable && machineIds.has(variable.slice('FLY_MACHINE_ID='.length))) {
+      const environ = readFileSync(`/proc/${entry}/environ`, 'latin1').split('\0');
+      const variable = environ.find((pair) => pair.startsWith('FLY_MACHINE_ID='));
+      // A machine that migrated away may run under another flyd of this host (tests run two
+      // workers on one host): only processes this worker launched are its leftovers.
+      const host = environ.find((pair) => pair.startsWith('FLEET_HOST_ID='));
+      const ours = hostId === undefined || host === undefined || host === `FLEET_HOST_ID=${hostId}`;
+      if (ours && variable && machineIds.has(variable.slice('FLY_MACHINE_ID='.length))) {
         process.kill(Number(entry), 'SIGKILL');
         killed.push(Number(entry));
       }

@@ -10,14 +10,17 @@ import { leaseRoutes } from './routes/leases.js';
 import { machineProcessRoutes } from './routes/machine-process.js';
 import { machineSettingsRoutes } from './routes/machine-settings.js';
 import { type MachineRouteDeps, machineRoutes } from './routes/machines.js';
+import { migrateRoutes } from './routes/migrate.js';
 import { runRoutes } from './routes/runs.js';
+import { volumeRoutes } from './routes/volumes.js';
+import type { VolumeService } from './volumes.js';
 
 /** flyd's HTTP API: every /v1 route needs the internal bearer token. */
 export function createFlydServer(
   logger: Logger,
   metrics: MetricsExport,
   token: string,
-  deps: MachineRouteDeps,
+  deps: MachineRouteDeps & { volumes: VolumeService },
 ): FastifyInstance {
   const app = createHttpServer({ logger, metrics });
   app.addHook('onRequest', async (request) => {
@@ -31,5 +34,7 @@ export function createFlydServer(
   machineSettingsRoutes(app, deps);
   machineProcessRoutes(app, deps);
   runRoutes(app, deps.engine);
+  volumeRoutes(app, deps.volumes, deps.machines);
+  migrateRoutes(app, deps.machines, deps.leases);
   return app;
 }

@@ -23,6 +23,9 @@ export class FlydFixture {
   corrosion!: ServerProcess;
   flyd: ServerProcess | undefined;
 
+  /** `flags` go to every flyd this fixture starts (e.g. its `--host-id`). */
+  constructor(private readonly flags: string[] = []) {}
+
   async startCorrosion(): Promise<void> {
     this.corrosion = await startServerProcess({
       command: process.execPath,
@@ -61,6 +64,7 @@ export class FlydFixture {
         't',
         '--stop-timeout-ms',
         '2000',
+        ...this.flags,
       ],
       listeners: ['api'],
       env,
@@ -75,9 +79,22 @@ export class FlydFixture {
     this.flyd = undefined;
   }
 
+  /** Serves this fixture's flyds from another fixture's corrosion (two workers, one state). */
+  shareCorrosion(other: FlydFixture): void {
+    this.useCorrosion(other.corrosion);
+  }
+
+  /** Serves this fixture's flyds from a corrosion agent someone else started and stops. */
+  useCorrosion(agent: ServerProcess): void {
+    this.corrosion = agent;
+    this.#ownsCorrosion = false;
+  }
+
+  #ownsCorrosion = true;
+
   async close(): Promise<void> {
     await this.flyd?.stop();
-    await this.corrosion.stop();
+    if (this.#ownsCorrosion) await this.corrosion.stop();
   }
 }
 

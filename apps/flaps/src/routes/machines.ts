@@ -4,6 +4,7 @@ import { flapsError } from '../errors.js';
 import type { FlydClient } from '../flyd-client.js';
 import { type PlacementTracker, placeMachine } from '../placement.js';
 import type { CheckRow, FleetState, MachineRow } from '../state.js';
+import { mountedVolumeHost } from '../volume-placement.js';
 import { leaseNonce, leaseRoutes } from './leases.js';
 import { machineProcessRoutes } from './machine-process.js';
 import { machineSettingsRoutes } from './machine-settings.js';
@@ -59,15 +60,11 @@ export function machineRoutes(
   flyd: FlydClient,
   placements: PlacementTracker,
 ): void {
-  const requireApp = async (name: string) => {
-    if (!(await state.app(name)))
-      throw flapsError('FLAPS_ERR_APP_NOT_FOUND', `app ${name} not found`);
-  };
   /** The worker API that owns a machine of this app. */
   const owner = async (appName: string, id: string) => {
     const machine = await state.machine(id);
     if (!machine || machine.app !== appName) {
-      await requireApp(appName); // a missing app is named as such, as Fly does
+      // The app exists (server.ts checks before any route): the machine is what is missing.
       throw flapsError('FLAPS_ERR_MACHINE_NOT_FOUND', `machine ${id} not found in app ${appName}`);
     }
     const host = await state.worker(machine.host_id);
@@ -98,17 +95,25 @@ export function machineRoutes(
       },
     },
     async (request) => {
-      await requireApp(request.params.app);
       const { config, region, name, skip_launch } = request.body;
       const placementId = request.body.placement_id ?? request.params.app;
       const memoryMb = config.guest?.memory_mb ?? 256;
+      // A machine that mounts a volume goes to the volume's worker.
+      const pinned = await mountedVolumeHost(state, request.params.app, config, region);
       const [hosts, counts] = await Promise.all([
         state.readyWorkers(),
         state.appMachineCounts(request.params.app),
       ]);
       // From here to reserve() nothing awaits: the choice and its reservation are one step.
       const view = placements.view(placementId, hosts, counts);
-      const host = placeMachine(view.hosts, { region, memoryMb, sameGroup: view.sameGroup });
+      const candidates =
+        pinned === undefined ? view.hosts : view.hosts.filter((host) => host.id === pinned);
+      if (pinned !== undefined && candidates.length === 0)
+        throw flapsError(
+          'FLAPS_ERR_WORKER_UNREACHABLE',
+          `the volume's worker ${pinned} is not ready`,
+        );
+      const host = placeMachine(candidates, { region, memoryMb, sameGroup: view.sameGroup });
       const done = placements.reserve(placementId, host.id, memoryMb);
       try {
         const created = await flyd.call<{ id: string }>(host.flyd_addr, 'POST', '/v1/machines', {
@@ -139,7 +144,6 @@ export function machineRoutes(
     Params: { app: string };
     Querystring: { region?: string; state?: string; include_deleted?: string };
   }>('/v1/apps/:app/machines', async (request) => {
-    await requireApp(request.params.app);
     const { region, state: wanted, include_deleted } = request.query;
     const [rows, checks] = await Promise.all([
       state.machines(request.params.app, {

@@ -35,6 +35,11 @@ const createSchema = {
       region: { type: 'string', maxLength: 32 },
       config: { type: 'object' },
       skip_launch: { type: 'boolean' },
+      migrated_from: {
+        type: 'object',
+        required: ['host_id', 'updated_at'],
+        properties: { host_id: { type: 'string' }, updated_at: { type: 'string' } },
+      },
     },
   },
 };
@@ -181,9 +186,11 @@ export function machineRoutes(app: FastifyInstance, deps: MachineRouteDeps): voi
     return deps.runtime.logs(request.params.id).lines();
   });
 
+  // The runs outlive a machine that migrated away: their history stays on this worker.
   app.get<{ Params: { id: string } }>('/v1/machines/:id/runs', async (request) => {
-    deps.machines.get(request.params.id);
-    return deps.engine.history(request.params.id);
+    const runs = deps.engine.history(request.params.id);
+    if (runs.length === 0) deps.machines.get(request.params.id); // 404 for a machine never here
+    return runs;
   });
 
   app.get('/v1/runs', async () => deps.engine.active());

@@ -1,0 +1,373 @@
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type ServerProcess, startServerProcess } from '@fleet/service';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const main = (app: string) => join(here, '..', '..', app, 'dist', 'main.js');
+const env = { ...process.env, LOG_LEVEL: 'warn' };
+const hello = {
+  image: 'hello',
+  services: [{ internal_port: 8080, ports: [{ port: 80, handlers: ['http'] }] }],
+};
+
+type Body = Record<string, unknown>;
+
+// Volumes and migrate through the Machines API, over a real corrosion, flaps and three real
+// flyds: w1 and w2 in ams (a migrate moves between them), w3 alone in fra.
+describe('flaps volumes and migrate', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fleet-volumes-'));
+  const servers: ServerProcess[] = [];
+  const workers = new Map<string, string>(); // host id → flyd API
+  let api: string;
+  let proxy: string;
+  const start = async (app: string, args: string[], listeners = ['api']) => {
+    const server = await startServerProcess({
+      command: process.execPath,
+      args: [main(app), ...args],
+      listeners,
+      env,
+    });
+    servers.push(server);
+    return server.urls[listeners[0]!]!;
+  };
+  /** The machine that answers a request for the app through the edge proxy (hello says who). */
+  const routedTo = async () => {
+    // undici's request, not fetch: fetch does not let a caller set Host.
+    const answer = await request(proxy, {
+      headers: { host: 'vols.fleet.test' },
+      headersTimeout: 5_000,
+      bodyTimeout: 5_000,
+    }).catch(() => undefined);
+    const text = answer ? await answer.body.text() : '';
+    return answer?.statusCode === 200
+      ? (JSON.parse(text) as { machine_id: string }).machine_id
+      : undefined;
+  };
+  const callApi = async (
+    base: string,
+    token: string,
+    method: string,
+    path: string,
+    body?: unknown,
+  ) => {
+    const response = await fetch(`${base}${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${token}`,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await response.text();
+    return { status: response.status, body: (text === '' ? null : JSON.parse(text)) as Body };
+  };
+  const call = (method: string, path: string, body?: unknown) =>
+    callApi(api, 'api-t0k', method, path, body);
+  const flyd = (hostId: string, method: string, path: string) =>
+    callApi(workers.get(hostId)!, 'flyd-t0k', method, path);
+  /** Runs a shell command in the machine's environment; its stdout. */
+  const shell = async (machineId: string, cmd: string) => {
+    const answer = await call('POST', `/v1/apps/vols/machines/${machineId}/exec`, { cmd });
+    expect(answer.body).toMatchObject({ exit_code: 0 });
+    return answer.body.stdout as string;
+  };
+  const waitStarted = async (machineId: string) =>
+    expect(
+      (await call('GET', `/v1/apps/vols/machines/${machineId}/wait?state=started&timeout=15`))
+        .status,
+    ).toBe(200);
+
+  beforeAll(async () => {
+    const corrosion = await start('corrosion', [
+      ...['agent', '--db', join(dir, 'c.db'), '--api-addr', '127.0.0.1:0'],
+    ]);
+    for (const [hostId, region] of [
+      ['w1', 'ams'],
+      ['w2', 'ams'],
+      ['w3', 'fra'],
+    ] as const) {
+      const url = await start('flyd', [
+        ...['--listen', '127.0.0.1:0', '--data-dir', join(dir, hostId)],
+        ...['--corrosion-url', corrosion, '--token', 'flyd-t0k'],
+        ...['--host-id', hostId, '--region', region, '--stop-timeout-ms', '2000'],
+      ]);
+      workers.set(hostId, url);
+    }
+    proxy = await start(
+      'fly-proxy',
+      [
+        ...['--mode', 'edge', '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0'],
+        ...['--corrosion-url', corrosion, '--domain', 'fleet.test', '--region', 'ams'],
+      ],
+      ['proxy', 'admin'],
+    );
+    api = await start('flaps', [
+      ...['--listen', '127.0.0.1:0', '--corrosion-url', corrosion],
+      ...['--token', 'api-t0k', '--flyd-token', 'flyd-t0k'],
+    ]);
+    expect((await call('POST', '/v1/apps', { app_name: 'vols' })).status).toBe(201);
+    // Placement needs the three host rows (published once each flyd listens).
+    for (let attempt = 0; attempt < 200; attempt++) {
+      const regions = (await call('GET', '/v1/platform/regions')).body.regions as {
+        workers: number;
+      }[];
+      if (regions.reduce((sum, region) => sum + region.workers, 0) === 3) break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  });
+  afterAll(async () => {
+    for (const server of servers.reverse()) await server.stop();
+  });
+
+  let volumeId = '';
+  let volumeHost = '';
+  let machineId = '';
+  let snapshotId = '';
+
+  it('creates, lists, gets, updates and extends a volume in Fly shapes; it never shrinks', async () => {
+    const created = await call('POST', '/v1/apps/vols/volumes', {
+      name: 'data',
+      region: 'ams',
+      size_gb: 1,
+    });
+    expect(created.status).toBe(200);
+    expect(created.body).toMatchObject({
+      name: 'data',
+      state: 'created',
+      size_gb: 1,
+      region: 'ams',
+      encrypted: true,
+      attached_machine_id: null,
+      attached_alloc_id: null,
+      block_size: 4096,
+      blocks: 262_144,
+      blocks_free: 262_144,
+      blocks_avail: 262_144,
+      fstype: 'dir',
+      snapshot_retention: 5,
+      auto_backup_enabled: false,
+      host_status: 'ok',
+    });
+    volumeId = created.body.id as string;
+    volumeHost = created.body.host_id as string;
+    expect(volumeId).toMatch(/^vol_[a-z0-9]{16}$/);
+    expect(created.body.zone).toMatch(/^[0-9a-f]{4}$/);
+    expect(['w1', 'w2']).toContain(volumeHost);
+
+    expect((await call('GET', '/v1/apps/vols/volumes')).body).toMatchObject([{ id: volumeId }]);
+    expect((await call('GET', `/v1/apps/vols/volumes/${volumeId}`)).body).toMatchObject({
+      id: volumeId,
+      name: 'data',
+    });
+    expect((await call('GET', '/v1/apps/vols/volumes/vol_0000000000000000')).status).toBe(404);
+
+    const updated = await call('PUT', `/v1/apps/vols/volumes/${volumeId}`, {
+      snapshot_retention: 10,
+      auto_backup_enabled: true,
+    });
+    expect(updated.body).toMatchObject({ snapshot_retention: 10, auto_backup_enabled: true });
+
+    const extended = await call('PUT', `/v1/apps/vols/volumes/${volumeId}/extend`, { size_gb: 3 });
+    expect(extended.body).toMatchObject({
+      needs_restart: false,
+      volume: { id: volumeId, size_gb: 3, blocks: 3 * 262_144 },
+    });
+    const shrink = await call('PUT', `/v1/apps/vols/volumes/${volumeId}/extend`, { size_gb: 2 });
+    expect(shrink).toMatchObject({ status: 400, body: { code: 'FLYD_ERR_VOLUME_SHRINK' } });
+    expect((await call('GET', '/v1/apps/vols/volumes')).body).toMatchObject([{ size_gb: 3 }]);
+  });
+
+  it("places a machine that mounts a volume on the volume's worker, and refuses a wrong one", async () => {
+    const elsewhere = await call('POST', '/v1/apps/vols/machines', {
+      region: 'fra',
+      config: { ...hello, mounts: [{ volume: volumeId, path: '/data' }] },
+    });
+    expect(elsewhere).toMatchObject({ status: 400, body: { code: 'FLAPS_ERR_VOLUME_REGION' } });
+    const unknown = await call('POST', '/v1/apps/vols/machines', {
+      config: { ...hello, mounts: [{ volume: 'vol_0000000000000000', path: '/data' }] },
+    });
+    expect(unknown).toMatchObject({ status: 404, body: { code: 'FLAPS_ERR_VOLUME_NOT_FOUND' } });
+
+    const outside = await call('POST', '/v1/apps/vols/machines', {
+      config: { ...hello, mounts: [{ volume: volumeId, path: '/' }] },
+    });
+    expect(outside).toMatchObject({ status: 400, body: { code: 'FLYD_ERR_BAD_CONFIG' } });
+
+    const created = await call('POST', '/v1/apps/vols/machines', {
+      region: 'ams',
+      config: { ...hello, mounts: [{ volume: volumeId, path: '/data', name: 'data' }] },
+    });
+    expect(created.status).toBe(200);
+    machineId = created.body.id as string;
+    expect(created.body.host_id).toBe(volumeHost);
+    await waitStarted(machineId);
+    expect((await call('GET', `/v1/apps/vols/volumes/${volumeId}`)).body).toMatchObject({
+      attached_machine_id: machineId,
+    });
+
+    const unmounted = await call('POST', `/v1/apps/vols/machines/${machineId}`, { config: hello });
+    expect(unmounted).toMatchObject({ status: 400, body: { code: 'FLYD_ERR_BAD_CONFIG' } });
+    const second = await call('POST', '/v1/apps/vols/machines', {
+      config: { ...hello, mounts: [{ volume: volumeId, path: '/data' }] },
+    });
+    expect(second).toMatchObject({ status: 412, body: { code: 'FLAPS_ERR_VOLUME_ATTACHED' } });
+    const deleted = await call('DELETE', `/v1/apps/vols/volumes/${volumeId}`);
+    expect(deleted).toMatchObject({ status: 412, body: { code: 'FLYD_ERR_VOLUME_ATTACHED' } });
+  });
+
+  it('gives the machine its volume as a folder whose files survive a restart', async () => {
+    // $HOME/data is the symlink to the volume; FLEET_VOLUME_DIR names the real directory.
+    await shell(
+      machineId,
+      'head -c 10000 /dev/zero > "$HOME/data/zeros" && echo kept > "$HOME/data/note"',
+    );
+    expect(await shell(machineId, 'cat "$FLEET_VOLUME_DIR/note"; echo "$FLEET_VOLUME_MOUNT"')).toBe(
+      'kept\n/data\n',
+    );
+    const volume = (await call('GET', `/v1/apps/vols/volumes/${volumeId}`)).body;
+    // 10,000 bytes take 3 blocks of 4 KiB, the 5-byte note one more.
+    expect(volume.blocks_free).toBe((volume.blocks as number) - 4);
+
+    expect((await call('POST', `/v1/apps/vols/machines/${machineId}/restart`)).status).toBe(200);
+    await waitStarted(machineId);
+    expect(await shell(machineId, 'cat "$HOME/data/note"')).toBe('kept\n');
+    // The list (corrosion's rows) has the usage as of the machine's stop within the restart.
+    expect((await call('GET', '/v1/apps/vols/volumes')).body).toMatchObject([
+      { id: volumeId, blocks_free: (volume.blocks as number) - 4 },
+    ]);
+  });
+
+  it('snapshots a volume and copies it into new volumes (from a snapshot, or forked)', async () => {
+    const snapshot = await call('POST', `/v1/apps/vols/volumes/${volumeId}/snapshots`);
+    expect(snapshot.status).toBe(200);
+    snapshotId = snapshot.body.id as string;
+    expect(snapshot.body).toMatchObject({ status: 'created', size: 10_005 });
+    expect(snapshot.body.id).toMatch(/^vs_[a-z0-9]{16}$/);
+    expect(snapshot.body.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+    const listed = await call('GET', `/v1/apps/vols/volumes/${volumeId}/snapshots`);
+    expect(listed.body).toMatchObject([{ id: snapshot.body.id, size: 10_005 }]);
+    expect((listed.body as unknown as { created_at: string }[])[0]!.created_at).toMatch(/^\d{4}-/);
+
+    const restored = await call('POST', '/v1/apps/vols/volumes', {
+      name: 'restored',
+      snapshot_id: snapshot.body.id,
+    });
+    const forked = await call('POST', '/v1/apps/vols/volumes', {
+      name: 'forked',
+      source_volume_id: volumeId,
+    });
+    for (const copy of [restored, forked]) {
+      expect(copy.body).toMatchObject({ host_id: volumeHost, size_gb: 3, state: 'created' });
+      // The copy holds the same files: a machine mounting it reads them.
+      const reader = await call('POST', '/v1/apps/vols/machines', {
+        config: { ...hello, mounts: [{ volume: copy.body.id, path: '/mnt/copy' }] },
+      });
+      expect(reader.body.host_id).toBe(volumeHost);
+      await waitStarted(reader.body.id as string);
+      expect(await shell(reader.body.id as string, 'cat "$HOME/mnt/copy/note"')).toBe('kept\n');
+      expect(
+        (await call('DELETE', `/v1/apps/vols/machines/${reader.body.id}?force=true`)).status,
+      ).toBe(200);
+      const gone = await call('DELETE', `/v1/apps/vols/volumes/${copy.body.id}`);
+      expect(gone.body).toMatchObject({ id: copy.body.id, state: 'destroyed' });
+    }
+    const names = ((await call('GET', '/v1/apps/vols/volumes')).body as unknown as Body[]).map(
+      (volume) => volume.name,
+    );
+    expect(names).toEqual(['data']);
+  });
+
+  it('migrates the machine and its volume to the other worker of the region, keeping its id', async () => {
+    const target = volumeHost === 'w1' ? 'w2' : 'w1';
+    const moved = await call('POST', `/v1/apps/vols/machines/${machineId}/migrate`);
+    expect(moved.status).toBe(200);
+    expect(moved.body).toMatchObject({ id: machineId, host_id: target, state: 'started' });
+    // The proxy-visible row (corrosion) names the new worker; so does the volume's.
+    expect((await call('GET', '/v1/apps/vols/machines')).body).toMatchObject([
+      { id: machineId, host_id: target, state: 'started' },
+    ]);
+    expect((await call('GET', `/v1/apps/vols/volumes/${volumeId}`)).body).toMatchObject({
+      host_id: target,
+      attached_machine_id: machineId,
+    });
+    expect((await call('GET', '/v1/apps/vols/volumes')).body).toMatchObject([
+      { id: volumeId, host_id: target },
+    ]);
+    expect(await shell(machineId, 'cat "$HOME/data/note"; wc -c < "$FLEET_VOLUME_DIR/zeros"')).toBe(
+      'kept\n10000\n',
+    );
+    // The edge proxy routes to it on its new worker (the old process is gone).
+    let routed: string | undefined;
+    for (let attempt = 0; attempt < 200 && routed !== machineId; attempt++) {
+      routed = await routedTo();
+      if (routed !== machineId) await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    expect(routed).toBe(machineId);
+    // Nothing is left on the source worker.
+    expect((await flyd(volumeHost, 'GET', `/v1/machines/${machineId}`)).status).toBe(404);
+    expect((await flyd(volumeHost, 'GET', `/v1/volumes/${volumeId}`)).status).toBe(404);
+    expect(existsSync(join(dir, volumeHost, 'volumes', volumeId))).toBe(false);
+    expect(existsSync(join(dir, volumeHost, 'machines', machineId))).toBe(false);
+
+    // And back, naming the worker; a worker of another region is refused.
+    const wrong = await call('POST', `/v1/apps/vols/machines/${machineId}/migrate`, {
+      host_id: 'w3',
+    });
+    expect(wrong).toMatchObject({ status: 400, body: { code: 'FLAPS_ERR_BAD_REQUEST' } });
+    const back = await call('POST', `/v1/apps/vols/machines/${machineId}/migrate`, {
+      host_id: volumeHost,
+    });
+    expect(back.body).toMatchObject({ id: machineId, host_id: volumeHost, state: 'started' });
+    expect(await shell(machineId, 'cat "$HOME/data/note"')).toBe('kept\n');
+  });
+
+  it('migrates a machine without a volume; one that was not running stays so', async () => {
+    const plain = await call('POST', '/v1/apps/vols/machines', {
+      region: 'ams',
+      config: hello,
+      skip_launch: true,
+    });
+    const from = plain.body.host_id as string;
+    const moved = await call('POST', `/v1/apps/vols/machines/${plain.body.id}/migrate`);
+    expect(moved.body).toMatchObject({ id: plain.body.id, state: 'created' });
+    expect(moved.body.host_id).not.toBe(from);
+    expect((await flyd(from, 'GET', `/v1/machines/${plain.body.id}`)).status).toBe(404);
+    expect(
+      (await call('DELETE', `/v1/apps/vols/machines/${plain.body.id}?force=true`)).status,
+    ).toBe(200);
+  });
+
+  it('answers insufficient_capacity when the region has no other worker', async () => {
+    const lonely = await call('POST', '/v1/apps/vols/machines', {
+      region: 'fra',
+      config: hello,
+      skip_launch: true,
+    });
+    expect(lonely.body.host_id).toBe('w3');
+    const refused = await call('POST', `/v1/apps/vols/machines/${lonely.body.id}/migrate`);
+    expect(refused).toMatchObject({ status: 412, body: { code: 'FLAPS_ERR_NO_CAPACITY' } });
+    expect(refused.body.error).toMatch(/insufficient_capacity/);
+    await call('DELETE', `/v1/apps/vols/machines/${lonely.body.id}?force=true`);
+  });
+
+  it('deletes a volume once its machine is destroyed', async () => {
+    expect((await call('DELETE', `/v1/apps/vols/machines/${machineId}?force=true`)).status).toBe(
+      200,
+    );
+    const deleted = await call('DELETE', `/v1/apps/vols/volumes/${volumeId}`);
+    expect(deleted.body).toMatchObject({
+      id: volumeId,
+      state: 'destroyed',
+      attached_machine_id: null,
+    });
+    expect((await call('GET', '/v1/apps/vols/volumes')).body).toEqual([]);
+    expect((await call('GET', `/v1/apps/vols/volumes/${volumeId}`)).status).toBe(404);
+    // Its directory is gone from the worker; its snapshot (a copy under flyd's data dir) stays.
+    expect(existsSync(join(dir, volumeHost, 'volumes', volumeId))).toBe(false);
+    expect(existsSync(join(dir, volumeHost, 'snapshots', snapshotId))).toBe(true);
+  });
+});

@@ -1,0 +1,152 @@
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { AbortStep, type FsmEngine } from './fsm/engine.js';
+import type { MachineSteps } from './machine-actions.js';
+import { type PeerClient, PeerError } from './peer-client.js';
+import { mountOf } from './volume-mounts.js';
+import { type VolumeService, volumeRecordHeader } from './volumes.js';
+
+export interface MigrateRequest {
+  /** The target worker's flyd API and host id (flaps reads both from corrosion's `hosts`). */
+  target_url: string;
+  target_host_id: string;
+}
+
+interface Plan {
+  wasRunning: boolean;
+  volumeId: string | null;
+}
+
+export interface MigrateSteps extends MachineSteps {
+  volumes: VolumeService;
+  peer: PeerClient;
+  hostId: string;
+  /** Forgets the machine on this worker, without publishing: its row is the target's now. */
+  forget(id: string): void;
+}
+
+/** Longest wait for the machine to be started on the target, when it ran here. */
+const targetStartWaitS = 60;
+
+/**
+ * Migrate: move a machine and its volume to another worker of the same region, keeping its id.
+ * plan (was it running? which volume?) → stop → send-volume (a tar stream to the target flyd,
+ * which writes the volume's corrosion row with its host id) → create-target (the target's flyd
+ * creates the machine with the same id and config: its row now carries the target's host id) →
+ * release-source (this worker forgets the machine and the volume without publishing, so it
+ * never overwrites the target's rows). Every step can run again after a crash.
+ */
+export function defineMigrateAction(engine: FsmEngine, machine: MigrateSteps): void {
+  engine.define<MigrateRequest>('migrate', {
+    steps: [
+      {
+        name: 'plan',
+        // From the recorded state, not the process: a flyd that crashed here killed it at boot.
+        run: ({ machineId, request }): Plan => {
+          if (request.target_host_id === machine.hostId)
+            throw new AbortStep(`machine ${machineId} is on ${machine.hostId} already`);
+          const record = machine.store.get(machineId);
+          if (!record) throw new AbortStep(`machine ${machineId} is not on this worker`);
+          const mount = mountOf(record.config);
+          return {
+            wasRunning: ['started', 'starting', 'stopping'].includes(record.state),
+            volumeId: mount?.volume ?? null,
+          };
+        },
+      },
+      {
+        name: 'stop',
+        run: async ({ machineId }) => {
+          if (machine.runtime.isRunning(machineId)) {
+            machine.setState(machineId, 'stopping', { type: 'migrate', source: 'user' });
+            await machine.runtime.stop(machineId, 'SIGTERM', machine.options.stopTimeoutMs);
+          }
+          await machine.record(
+            machineId,
+            'stopped',
+            { type: 'exit', source: 'flyd' },
+            { pid: null, stop_reason: 'migrate' },
+          );
+        },
+      },
+      {
+        name: 'send-volume',
+        run: async ({ request, results }) => {
+          const { volumeId } = results.plan as Plan;
+          if (volumeId === null) return;
+          const record = machine.volumes.get(volumeId);
+          const { stream, done } = machine.volumes.export(volumeId);
+          // A refused or broken transfer stops tar too (it would wait on a reader forever).
+          const stopTar = (error: unknown) => {
+            stream.destroy();
+            throw error;
+          };
+          await Promise.all([
+            machine.peer
+              .call(request.target_url, 'PUT', `/v1/volumes/${volumeId}/import`, undefined, {
+                stream,
+                headers: {
+                  [volumeRecordHeader]: Buffer.from(JSON.stringify(record)).toString('base64url'),
+                },
+                timeoutMs: 600_000,
+              })
+              .catch(stopTar),
+            done,
+          ]);
+        },
+      },
+      {
+        name: 'create-target',
+        run: async ({ machineId, request, results }) => {
+          const { wasRunning } = results.plan as Plan;
+          const record = machine.store.get(machineId)!;
+          const body = {
+            id: machineId,
+            app: record.app,
+            name: record.name,
+            region: record.region,
+            config: record.config,
+            skip_launch: !wasRunning,
+            migrated_from: { host_id: machine.hostId, updated_at: record.updated_at },
+          };
+          try {
+            await machine.peer.call(request.target_url, 'POST', '/v1/machines', body);
+          } catch (error) {
+            // Created by an earlier attempt of this step: go on.
+            if (!(error instanceof PeerError && error.code === 'FLYD_ERR_EXISTS')) throw error;
+          }
+          if (wasRunning) {
+            await machine.peer.call(
+              request.target_url,
+              'GET',
+              `/v1/machines/${machineId}/wait?state=started&timeout=${targetStartWaitS}`,
+              undefined,
+              { timeoutMs: (targetStartWaitS + 5) * 1000 },
+            );
+          }
+        },
+      },
+      {
+        name: 'release-source',
+        run: ({ machineId, results }) => {
+          const { volumeId } = results.plan as Plan;
+          rmSync(join(machine.options.dataDir, 'machines', machineId), {
+            recursive: true,
+            force: true,
+          });
+          machine.runtime.forget(machineId);
+          if (volumeId !== null) machine.volumes.release(volumeId);
+          machine.forget(machineId);
+        },
+      },
+    ],
+    // Before the target has the machine, this worker still does: its volume row is published
+    // again (the target may have written it) and a machine that ran is started again.
+    onFailure: async ({ machineId, results }, _error, step) => {
+      if (step === 'create-target' || step === 'release-source') return;
+      const plan = results.plan as Plan | undefined;
+      if (plan?.volumeId) await machine.volumes.republish(plan.volumeId);
+      if (plan?.wasRunning && machine.store.get(machineId)) await machine.launch(machineId);
+    },
+  });
+}

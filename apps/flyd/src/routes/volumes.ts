@@ -1,0 +1,157 @@
+import type { FastifyInstance } from 'fastify';
+import { flydError } from '../errors.js';
+import type { MachineService } from '../machines.js';
+import type { VolumeRecord } from '../volume-store.js';
+import { type CreateVolumeRequest, type VolumeService, volumeRecordHeader } from '../volumes.js';
+
+const volumeId = '^vol_[a-z0-9]{16}$';
+const idParams = {
+  type: 'object',
+  properties: { id: { type: 'string', pattern: volumeId } },
+};
+
+const createSchema = {
+  body: {
+    type: 'object',
+    required: ['app', 'name'],
+    additionalProperties: false,
+    properties: {
+      id: { type: 'string', pattern: volumeId },
+      app: { type: 'string', minLength: 1, maxLength: 63 },
+      name: { type: 'string', pattern: '^[a-z0-9_]{1,30}$' },
+      size_gb: { type: 'integer', minimum: 1, maximum: 500 },
+      encrypted: { type: 'boolean' },
+      snapshot_retention: { type: 'integer', minimum: 1, maximum: 60 },
+      auto_backup_enabled: { type: 'boolean' },
+      snapshot_id: { type: 'string', pattern: '^vs_[a-z0-9]{16}$' },
+      source_volume_id: { type: 'string', pattern: volumeId },
+    },
+  },
+};
+
+/** flyd's volume API (internal: flaps and other flyds call it with the flyd token). */
+export function volumeRoutes(
+  app: FastifyInstance,
+  volumes: VolumeService,
+  machines: MachineService,
+): void {
+  const view = (volume: VolumeRecord) => volumes.view(volume);
+  // A tar body is not parsed: the import route streams it from the raw request.
+  app.addContentTypeParser('application/x-tar', (_request, _payload, done) => done(null));
+
+  app.post<{ Body: CreateVolumeRequest }>(
+    '/v1/volumes',
+    { schema: createSchema },
+    async (request) => view(await volumes.create(request.body)),
+  );
+
+  app.get<{ Querystring: { app?: string } }>('/v1/volumes', async (request) =>
+    volumes.list(request.query.app).map(view),
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/v1/volumes/:id',
+    { schema: { params: idParams } },
+    async (request) => view(volumes.get(request.params.id)),
+  );
+
+  app.post<{
+    Params: { id: string };
+    Body: { snapshot_retention?: number | null; auto_backup_enabled?: boolean | null } | undefined;
+  }>(
+    '/v1/volumes/:id',
+    {
+      schema: {
+        params: idParams,
+        body: {
+          type: ['object', 'null'],
+          properties: {
+            snapshot_retention: { type: ['integer', 'null'], minimum: 1, maximum: 60 },
+            auto_backup_enabled: { type: ['boolean', 'null'] },
+          },
+        },
+      },
+    },
+    async (request) =>
+      view(
+        await volumes.update(request.params.id, {
+          snapshot_retention: request.body?.snapshot_retention ?? undefined,
+          auto_backup_enabled: request.body?.auto_backup_enabled ?? undefined,
+        }),
+      ),
+  );
+
+  app.post<{ Params: { id: string }; Body: { size_gb: number } }>(
+    '/v1/volumes/:id/extend',
+    {
+      schema: {
+        params: idParams,
+        body: {
+          type: 'object',
+          required: ['size_gb'],
+          properties: { size_gb: { type: 'integer', minimum: 1, maximum: 500 } },
+        },
+      },
+    },
+    async (request) => {
+      const volume = await volumes.extend(request.params.id, request.body.size_gb);
+      // A directory has no filesystem to grow: the machine never needs a restart.
+      return { needs_restart: false, volume: view(volume) };
+    },
+  );
+
+  app.delete<{ Params: { id: string } }>(
+    '/v1/volumes/:id',
+    { schema: { params: idParams } },
+    async (request) =>
+      view(
+        await volumes.destroy(request.params.id, (machineId) => {
+          const machine = machines.find(machineId);
+          return machine !== undefined && machine.state !== 'destroyed';
+        }),
+      ),
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/v1/volumes/:id/snapshots',
+    { schema: { params: idParams } },
+    async (request) => volumes.snapshots(request.params.id).map(snapshotView),
+  );
+
+  app.post<{ Params: { id: string } }>(
+    '/v1/volumes/:id/snapshots',
+    { schema: { params: idParams } },
+    async (request) => snapshotView(await volumes.snapshot(request.params.id)),
+  );
+
+  app.put<{ Params: { id: string } }>(
+    '/v1/volumes/:id/import',
+    { schema: { params: idParams }, bodyLimit: Number.MAX_SAFE_INTEGER },
+    async (request) => {
+      const header = request.headers[volumeRecordHeader];
+      if (typeof header !== 'string')
+        throw flydError('FLYD_ERR_BAD_CONFIG', `the ${volumeRecordHeader} header is required`);
+      const record = JSON.parse(Buffer.from(header, 'base64url').toString()) as VolumeRecord;
+      if (record.id !== request.params.id)
+        throw flydError('FLYD_ERR_BAD_CONFIG', `${volumeRecordHeader} names another volume`);
+      return view(await volumes.import(record, request.raw));
+    },
+  );
+}
+
+/** Fly's VolumeSnapshot object. */
+function snapshotView(snapshot: {
+  id: string;
+  size: number;
+  digest: string;
+  created_at: string;
+}): Record<string, unknown> {
+  return {
+    id: snapshot.id,
+    size: snapshot.size,
+    digest: snapshot.digest,
+    created_at: snapshot.created_at,
+    status: 'created',
+    retention_days: null,
+  };
+}

@@ -1,0 +1,324 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, lstatSync, mkdirSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { flydError } from './errors.js';
+import type { MachineConfig } from './machine-store.js';
+import type { Publisher } from './publisher.js';
+import {
+  copyDirectory,
+  directoryDigest,
+  directoryUsage,
+  tarDirectory,
+  untarDirectory,
+} from './volume-files.js';
+import { type MountConfig, mountLink, mountOf } from './volume-mounts.js';
+import type { SnapshotRecord, VolumeRecord, VolumeStore } from './volume-store.js';
+import { volumeRowStatement, volumeView } from './volume-view.js';
+
+export interface VolumeServiceOptions {
+  dataDir: string;
+  hostId: string;
+  region: string;
+}
+
+export interface CreateVolumeRequest {
+  id?: string;
+  app: string;
+  name: string;
+  size_gb?: number;
+  encrypted?: boolean;
+  snapshot_retention?: number;
+  auto_backup_enabled?: boolean;
+  snapshot_id?: string;
+  source_volume_id?: string;
+}
+
+/** The header a migrating worker sends a volume's record in (base64url JSON), beside its tar body. */
+export const volumeRecordHeader = 'fleet-volume';
+
+/** How long a migrate's target waits for the source's rows to reach its corrosion. */
+export const rowWaitMs = 10_000;
+
+const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
+/** Fly's id shape: a prefix and 16 lowercase alphanumerics. */
+export function newVolumeId(prefix: 'vol_' | 'vs_'): string {
+  return prefix + [...randomBytes(16)].map((byte) => alphabet[byte % alphabet.length]).join('');
+}
+
+/**
+ * The volumes of this worker: each a directory `<data-dir>/volumes/<id>` with a size, attached
+ * to at most one machine. Snapshots are copies under `<data-dir>/snapshots/<id>`. Every change
+ * is written to flyd's database and published to corrosion's `volumes` / `volume_snapshots`.
+ */
+export class VolumeService {
+  constructor(
+    private readonly store: VolumeStore,
+    private readonly publisher: Publisher,
+    private readonly options: VolumeServiceOptions,
+  ) {
+    mkdirSync(join(options.dataDir, 'volumes'), { recursive: true });
+    mkdirSync(join(options.dataDir, 'snapshots'), { recursive: true });
+  }
+
+  dir(id: string): string {
+    return join(this.options.dataDir, 'volumes', id);
+  }
+
+  /** Volumes not destroyed (a gauge). */
+  count(): number {
+    return this.store.list().filter((volume) => volume.state !== 'destroyed').length;
+  }
+
+  get(id: string): VolumeRecord {
+    const volume = this.store.get(id);
+    if (!volume) throw flydError('FLYD_ERR_VOLUME_NOT_FOUND', `volume ${id} not found`);
+    return volume;
+  }
+
+  list(app?: string): VolumeRecord[] {
+    return this.store.list(app);
+  }
+
+  /** An empty volume, or a copy of a local snapshot (`snapshot_id`) or volume (`source_volume_id`). */
+  async create(request: CreateVolumeRequest): Promise<VolumeRecord> {
+    const id = request.id ?? newVolumeId('vol_');
+    if (this.store.get(id)) return this.get(id); // a retried create
+    let source: string | undefined;
+    let sizeGb = request.size_gb;
+    if (request.snapshot_id !== undefined) {
+      const snapshot = this.store.snapshot(request.snapshot_id);
+      if (snapshot?.app !== request.app)
+        throw flydError('FLYD_ERR_VOLUME_NOT_FOUND', `snapshot ${request.snapshot_id} not found`);
+      source = join(this.options.dataDir, 'snapshots', snapshot.id);
+      sizeGb ??= this.store.get(snapshot.volume_id)?.size_gb;
+    } else if (request.source_volume_id !== undefined) {
+      const from = this.get(request.source_volume_id);
+      if (from.state !== 'created' || from.app !== request.app)
+        throw flydError('FLYD_ERR_VOLUME_NOT_FOUND', `volume ${from.id} is ${from.state}`);
+      source = this.dir(from.id);
+      sizeGb = Math.max(sizeGb ?? from.size_gb, from.size_gb);
+    }
+    if (source) await copyDirectory(source, this.dir(id));
+    else mkdirSync(this.dir(id), { recursive: true });
+    const now = new Date().toISOString();
+    this.store.put({
+      id,
+      app: request.app,
+      name: request.name,
+      region: this.options.region,
+      state: 'created',
+      size_gb: sizeGb ?? 1,
+      encrypted: request.encrypted ?? true,
+      snapshot_retention: request.snapshot_retention ?? 5,
+      auto_backup_enabled: request.auto_backup_enabled ?? false,
+      attached_machine_id: null,
+      created_at: now,
+      updated_at: now,
+    });
+    await this.#publish(id);
+    return this.get(id);
+  }
+
+  async update(
+    id: string,
+    changes: { snapshot_retention?: number; auto_backup_enabled?: boolean },
+  ): Promise<VolumeRecord> {
+    this.#live(id);
+    const defined = Object.fromEntries(
+      Object.entries(changes).filter(([, value]) => value !== undefined && value !== null),
+    );
+    this.store.update(id, defined);
+    await this.#publish(id);
+    return this.get(id);
+  }
+
+  /** Grows the volume; a smaller size is refused. The directory has no size to resize. */
+  async extend(id: string, sizeGb: number): Promise<VolumeRecord> {
+    const volume = this.#live(id);
+    if (sizeGb < volume.size_gb) {
+      throw flydError(
+        'FLYD_ERR_VOLUME_SHRINK',
+        `volume ${id} is ${volume.size_gb} GB: it cannot shrink to ${sizeGb} GB`,
+      );
+    }
+    this.store.update(id, { size_gb: sizeGb });
+    await this.#publish(id);
+    return this.get(id);
+  }
+
+  /** Removes the volume's directory; refused while a machine mounts it. */
+  async destroy(id: string, machineExists: (machineId: string) => boolean): Promise<VolumeRecord> {
+    const volume = this.get(id);
+    if (volume.state === 'destroyed') return volume;
+    if (volume.attached_machine_id && machineExists(volume.attached_machine_id)) {
+      throw flydError(
+        'FLYD_ERR_VOLUME_ATTACHED',
+        `volume ${id} is attached to machine ${volume.attached_machine_id}; destroy the machine first`,
+      );
+    }
+    rmSync(this.dir(id), { recursive: true, force: true });
+    this.store.update(id, { state: 'destroyed', attached_machine_id: null });
+    await this.#publish(id);
+    return this.get(id);
+  }
+
+  /** Copies the volume's directory as a snapshot. */
+  async snapshot(id: string): Promise<SnapshotRecord> {
+    const volume = this.#live(id);
+    const snapshotId = newVolumeId('vs_');
+    const dir = join(this.options.dataDir, 'snapshots', snapshotId);
+    await copyDirectory(this.dir(id), dir);
+    const snapshot: SnapshotRecord = {
+      id: snapshotId,
+      volume_id: id,
+      app: volume.app,
+      size: directoryUsage(dir).bytes,
+      digest: directoryDigest(dir),
+      created_at: new Date().toISOString(),
+    };
+    this.store.addSnapshot(snapshot);
+    await this.publisher.rowChanged(`snapshot/${snapshotId}`, [
+      [
+        `INSERT INTO volume_snapshots (id, volume_id, app, host_id, size, created_at) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET host_id = excluded.host_id, size = excluded.size`,
+        [snapshotId, id, volume.app, this.options.hostId, snapshot.size, snapshot.created_at],
+      ],
+    ]);
+    return snapshot;
+  }
+
+  snapshots(id: string): SnapshotRecord[] {
+    this.get(id);
+    return this.store.snapshots(id);
+  }
+
+  /**
+   * Checks a machine config's mounts before a create or update: at most one, a live volume of
+   * this worker and of the app, not attached to another machine.
+   */
+  checkMounts(config: MachineConfig, app: string, machineId?: string): MountConfig | undefined {
+    const mounts = (config.mounts ?? []) as MountConfig[];
+    if (!Array.isArray(mounts))
+      throw flydError('FLYD_ERR_BAD_CONFIG', 'config.mounts must be an array');
+    if (mounts.length === 0) return undefined;
+    if (mounts.length > 1)
+      throw flydError('FLYD_ERR_BAD_CONFIG', 'config.mounts: a machine mounts one volume at most');
+    const mount = mounts[0]!;
+    if (typeof mount.volume !== 'string' || typeof mount.path !== 'string')
+      throw flydError('FLYD_ERR_BAD_CONFIG', 'config.mounts[0] needs volume and path');
+    mountLink('/', mount.path); // refuses a path that leaves the machine's folder
+    const volume = this.store.get(mount.volume);
+    if (volume?.state !== 'created' || volume.app !== app) {
+      throw flydError(
+        'FLYD_ERR_BAD_CONFIG',
+        `config.mounts[0].volume: volume ${mount.volume} of app ${app} is not on this worker`,
+      );
+    }
+    if (volume.attached_machine_id && volume.attached_machine_id !== machineId) {
+      throw flydError(
+        'FLYD_ERR_VOLUME_ATTACHED',
+        `volume ${mount.volume} is attached to machine ${volume.attached_machine_id}`,
+      );
+    }
+    return mount;
+  }
+
+  /** Attaches the mounted volume to the machine (idempotent). */
+  async attach(machineId: string, config: MachineConfig): Promise<void> {
+    const mount = mountOf(config);
+    const volume = mount && this.store.get(mount.volume);
+    if (!volume || volume.attached_machine_id === machineId) return;
+    this.store.update(volume.id, { attached_machine_id: machineId });
+    await this.#publish(volume.id);
+  }
+
+  /** Detaches every volume of a destroyed machine (idempotent). */
+  async detach(machineId: string): Promise<void> {
+    for (const volume of this.store.list()) {
+      if (volume.attached_machine_id !== machineId) continue;
+      this.store.update(volume.id, { attached_machine_id: null });
+      await this.#publish(volume.id);
+    }
+  }
+
+  /**
+   * Gives a machine its volume: a symlink `<machine dir>/<mount path without its leading slash>`
+   * to the volume's directory (replaced if it exists).
+   */
+  link(machineDir: string, config: MachineConfig): void {
+    const mount = mountOf(config);
+    if (!mount || !this.store.get(mount.volume)) return;
+    const link = mountLink(machineDir, mount.path);
+    mkdirSync(dirname(link), { recursive: true });
+    if (lstatSync(link, { throwIfNoEntry: false })) unlinkSync(link);
+    symlinkSync(this.dir(mount.volume), link);
+  }
+
+  /** The environment naming a machine's volume: its real directory and its mount path. */
+  mountEnv(config: MachineConfig): Record<string, string> {
+    const mount = mountOf(config);
+    if (!mount || !this.store.get(mount.volume)) return {};
+    return { FLEET_VOLUME_DIR: this.dir(mount.volume), FLEET_VOLUME_MOUNT: mount.path };
+  }
+
+  /** The volume's directory as a tar stream (a migrate sends it to the target worker). */
+  export(id: string): { stream: Readable; done: Promise<void> } {
+    this.#live(id);
+    return tarDirectory(this.dir(id));
+  }
+
+  /**
+   * Takes a volume another worker sends (a migrate): its directory from the tar stream, its
+   * record as sent, and its row in corrosion with this worker's host id. Idempotent.
+   */
+  async import(record: VolumeRecord, input: Readable): Promise<VolumeRecord> {
+    await untarDirectory(input, this.dir(record.id));
+    if (!(await this.publisher.awaitRow('volumes', record.id, record.updated_at, rowWaitMs))) {
+      throw flydError(
+        'FLYD_ERR_FAILED',
+        `volume ${record.id}: its row from the source worker has not reached this worker's corrosion yet`,
+      );
+    }
+    this.store.put({
+      ...record,
+      region: this.options.region,
+      updated_at: new Date().toISOString(),
+    });
+    await this.#publish(record.id);
+    return this.get(record.id);
+  }
+
+  /** Forgets a volume that moved to another worker, without touching its corrosion row. */
+  release(id: string): void {
+    this.publisher.rowForget(`volume/${id}`);
+    rmSync(this.dir(id), { recursive: true, force: true });
+    this.store.delete(id);
+  }
+
+  /** Publishes the volume's row again (its usage now; or after a failed migrate: it is still here). */
+  republish(id: string): Promise<void> {
+    return this.store.get(id) ? this.#publish(id) : Promise.resolve();
+  }
+
+  /** Fly's Volume object, with usage measured on the directory now. */
+  view(volume: VolumeRecord): Record<string, unknown> {
+    const used = volume.state === 'created' ? directoryUsage(this.dir(volume.id)).blocks : 0;
+    return volumeView(volume, this.options.hostId, used);
+  }
+
+  #live(id: string): VolumeRecord {
+    const volume = this.get(id);
+    if (volume.state !== 'created' || !existsSync(this.dir(id)))
+      throw flydError('FLYD_ERR_VOLUME_NOT_FOUND', `volume ${id} is ${volume.state}`);
+    return volume;
+  }
+
+  #publish(id: string): Promise<void> {
+    const volume = this.get(id);
+    const usedBlocks = volume.state === 'created' ? directoryUsage(this.dir(id)).blocks : 0;
+    return this.publisher.rowChanged(`volume/${id}`, [
+      volumeRowStatement(volume, this.options.hostId, usedBlocks),
+    ]);
+  }
+}
