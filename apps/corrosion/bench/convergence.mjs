@@ -133,7 +133,9 @@ export async function measureConvergence({ nodes: count = 20, rate = 500, second
       if (performance.now() - stopped > 120_000) throw new Error('no convergence within 120 s');
       await sleep(50);
     }
-    const cpuMsPerWrite = ((clusterCpu(nodes) - cpuBefore) * 1000) / total;
+    const cpuSeconds = clusterCpu(nodes) - cpuBefore;
+    const cpuMsPerWrite = (cpuSeconds * 1000) / total;
+    const cores = cpuSeconds / ((performance.now() - started) / 1000);
     const latencies = [];
     for (const [id, writer, sentAt] of writes) {
       for (let n = 0; n < count; n++) if (n !== writer) latencies.push(seen[n].get(id) - sentAt);
@@ -151,6 +153,7 @@ export async function measureConvergence({ nodes: count = 20, rate = 500, second
       max: latencies.at(-1),
       convergedMs,
       cpuMsPerWrite,
+      cores,
     };
   } finally {
     await Promise.all(nodes.map((node) => node.agent.stop()));
