@@ -17,6 +17,7 @@ import {
   type MachineProcess,
   machineProcesses,
 } from './machine-exec.js';
+import { checkFiles, prepareRoot } from './machine-root.js';
 import {
   guestOf,
   type MachineConfig,
@@ -116,6 +117,7 @@ export class MachineService {
     request: CreateRequest,
   ): Promise<{ machine: MachineRecord; events: MachineEvent[] }> {
     const image = resolveImage(this.options.imagesDir, request.config);
+    checkFiles(request.config);
     for (const service of request.config.services ?? []) {
       if (
         !Number.isInteger(service.internal_port) ||
@@ -217,6 +219,7 @@ export class MachineService {
    */
   async update(id: string, config: CreateRequest['config']): Promise<MachineRecord> {
     resolveImage(this.options.imagesDir, config); // a config that cannot run is refused up front
+    checkFiles(config);
     const machine = this.get(id);
     if (machine.state === 'destroyed' || machine.state === 'destroying') {
       throw flydError(
@@ -541,12 +544,16 @@ export class MachineService {
         `machine ${id} is ${machine.state}; exec needs a started machine`,
       );
     }
-    const image = resolveImage(this.options.imagesDir, machine.config);
     try {
-      return await execInMachine(command, { cwd: image.dir, env: this.env(id), timeoutMs });
+      return await execInMachine(command, { cwd: this.root(id), env: this.env(id), timeoutMs });
     } catch (error) {
       throw flydError('FLYD_ERR_BAD_CONFIG', `exec: ${(error as Error).message}`);
     }
+  }
+
+  /** The machine's root (see machine-root.ts): its working directory and HOME. */
+  root(id: string): string {
+    return join(this.options.dataDir, 'machines', id, 'root');
   }
 
   /** The environment a machine's processes get (its own and `exec`'s): clean, plus Fly's. */
@@ -554,7 +561,7 @@ export class MachineService {
     const machine = this.get(id);
     return {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
-      HOME: join(this.options.dataDir, 'machines', id),
+      HOME: this.root(id),
       LANG: process.env.LANG ?? 'C.UTF-8',
       ...(machine.config.env ?? {}),
       ...this.volumes.mountEnv(machine.config),
@@ -578,11 +585,13 @@ export class MachineService {
       throw new AbortStep((error as Error).message, { cause: error }); // retrying cannot fix a config
     }
     const port = machine.port ?? (await freePort());
-    this.volumes.link(join(this.options.dataDir, 'machines', id), machine.config);
+    prepareRoot(this.root(id), image, machine.config);
+    this.volumes.link(this.root(id), machine.config);
     this.#setState(id, 'starting', { type: 'start', source: 'user' }, { port, stop_reason: null });
     const pid = await this.runtime.start({
       machineId: id,
       image,
+      dir: this.root(id),
       env: this.env(id, port),
       limits: guestOf(machine.config),
     });

@@ -10,6 +10,8 @@ import type { LogSink } from './log-sink.js';
 export interface LaunchSpec {
   machineId: string;
   image: ResolvedImage;
+  /** Its working directory: its own root (machine-root.ts). */
+  dir: string;
   env: Record<string, string>;
   limits: MachineLimits;
 }
@@ -64,12 +66,12 @@ export class ProcessRuntime {
   start(spec: LaunchSpec): Promise<number> {
     const { machineId } = spec;
     // Behind the cgroup shell a missing command would be an exit 127, not the spawn error it is.
-    if (this.cgroups) assertExecutable(spec.image.cmd[0]!, spec.env, spec.image.dir);
+    if (this.cgroups) assertExecutable(spec.image.cmd[0]!, spec.env, spec.dir);
     const [command, ...args] = this.cgroups
       ? inGroups(this.cgroups.create(machineId, spec.limits), spec.image.cmd)
       : spec.image.cmd;
     const child = spawn(command!, args, {
-      cwd: spec.image.dir,
+      cwd: spec.dir,
       env: spec.env,
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,0 +1,77 @@
+import { chmodSync, cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, normalize } from 'node:path';
+import { flydError } from './errors.js';
+import type { ResolvedImage } from './images.js';
+import type { MachineConfig } from './machine-store.js';
+
+/** A file of a machine config, as Fly's clients send it (`raw_value` is base64). */
+interface FileConfig {
+  guest_path?: unknown;
+  raw_value?: unknown;
+  secret_name?: unknown;
+  mode?: unknown;
+}
+
+/** The largest file a config may carry (it travels in every API call and version). */
+const fileBytesMax = 1024 * 1024;
+
+/** Where a guest path lands inside a machine's root; a path that leaves it is refused. */
+export function inRoot(root: string, guestPath: string, what: string): string {
+  const relative = normalize(guestPath).replace(/^\/+/, '');
+  if (!guestPath.startsWith('/') || relative === '' || relative.startsWith('..')) {
+    throw flydError(
+      'FLYD_ERR_BAD_CONFIG',
+      `${what} ${JSON.stringify(guestPath)} must be an absolute file path like /etc/app.conf`,
+    );
+  }
+  return join(root, relative);
+}
+
+/** Refuses `config.files` flyd cannot write, before anything is created. */
+export function checkFiles(config: MachineConfig): void {
+  const files = config.files as unknown;
+  if (files === undefined || files === null) return;
+  if (!Array.isArray(files)) throw flydError('FLYD_ERR_BAD_CONFIG', 'config.files must be a list');
+  files.forEach((file: FileConfig, at) => {
+    const what = `config.files[${at}]`;
+    if (typeof file?.guest_path !== 'string') {
+      throw flydError('FLYD_ERR_BAD_CONFIG', `${what}.guest_path must be a string`);
+    }
+    inRoot('/', file.guest_path, `${what}.guest_path`);
+    if (file.secret_name !== undefined && file.secret_name !== null) {
+      throw flydError(
+        'FLYD_ERR_BAD_CONFIG',
+        `${what}: secret_name is not supported (Fleet has no app secrets); send raw_value`,
+      );
+    }
+    if (typeof file.raw_value !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(file.raw_value)) {
+      throw flydError('FLYD_ERR_BAD_CONFIG', `${what}.raw_value must be base64`);
+    }
+    if (Buffer.byteLength(file.raw_value, 'base64') > fileBytesMax) {
+      throw flydError('FLYD_ERR_BAD_CONFIG', `${what} is over ${fileBytesMax} bytes`);
+    }
+    const mode = file.mode;
+    if (
+      mode !== undefined &&
+      (!Number.isInteger(mode) || (mode as number) < 0 || (mode as number) > 0o7777)
+    ) {
+      throw flydError('FLYD_ERR_BAD_CONFIG', `${what}.mode must be a file mode like 420 (0644)`);
+    }
+  });
+}
+
+/**
+ * A machine's root: a fresh copy of its image's files, then the config's files, made at every
+ * launch. As on Fly, the root is ephemeral — what a machine writes outside a volume is gone after
+ * a restart — and each machine has its own: it is the machine's working directory and HOME.
+ */
+export function prepareRoot(root: string, image: ResolvedImage, config: MachineConfig): void {
+  rmSync(root, { recursive: true, force: true });
+  cpSync(image.dir, root, { recursive: true, verbatimSymlinks: true });
+  for (const file of (config.files ?? []) as FileConfig[]) {
+    const path = inRoot(root, file.guest_path as string, 'config.files guest_path');
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, Buffer.from(file.raw_value as string, 'base64'));
+    chmodSync(path, (file.mode as number | undefined) ?? 0o644);
+  }
+}
