@@ -1,75 +1,24 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { errorCodesInReadme, type ServerProcess, startServerProcess } from '@fleet/service';
+import { errorCodesInReadme } from '@fleet/service';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FlapsErrors } from '../src/errors.js';
+import { type Fleet, hello, operatorToken, startFleet } from './fleet.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const main = (app: string) => join(here, '..', '..', app, 'dist', 'main.js');
-const env = { ...process.env, LOG_LEVEL: 'warn' };
-const hello = {
-  image: 'hello',
-  services: [{ internal_port: 8080, ports: [{ port: 80, handlers: ['http'] }] }],
-};
 
 // The Machines API as Fly clients use it, over a real corrosion and a real flyd.
 describe('flaps', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'fleet-flaps-'));
-  const servers: ServerProcess[] = [];
-  let api: string;
-  const start = async (app: string, args: string[]) => {
-    const server = await startServerProcess({
-      command: process.execPath,
-      args: [main(app), ...args],
-      listeners: ['api'],
-      env,
-    });
-    servers.push(server);
-    return server.urls.api!;
-  };
-  const call = async (method: string, path: string, body?: unknown, auth = 'Bearer api-t0k') => {
-    const response = await fetch(`${api}${path}`, {
-      method,
-      headers: {
-        authorization: auth,
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await response.text();
-    return {
-      status: response.status,
-      body: (text === '' ? null : JSON.parse(text)) as Record<string, unknown>,
-    };
-  };
+  let fleet: Fleet;
+  /** Calls flaps with `auth` as the whole Authorization header (the operator's by default). */
+  const call = (method: string, path: string, body?: unknown, auth?: string) =>
+    fleet.call(method, path, body, { auth });
 
   beforeAll(async () => {
-    const corrosion = await start('corrosion', [
-      'agent',
-      '--db',
-      join(dir, 'c.db'),
-      '--api-addr',
-      '127.0.0.1:0',
-    ]);
-    await start('flyd', [
-      ...['--listen', '127.0.0.1:0', '--data-dir', join(dir, 'flyd'), '--corrosion-url', corrosion],
-      ...['--token', 'flyd-t0k', '--host-id', 'w1', '--region', 'ams'],
-    ]);
-    api = await start('flaps', [
-      '--listen',
-      '127.0.0.1:0',
-      '--corrosion-url',
-      corrosion,
-      '--token',
-      'api-t0k',
-      '--flyd-token',
-      'flyd-t0k',
-    ]);
+    fleet = await startFleet();
   });
   afterAll(async () => {
-    for (const server of servers.reverse()) await server.stop();
+    await fleet?.stop();
   });
 
   it('creates an app, refuses a second with the same name, and validates names', async () => {
@@ -195,18 +144,8 @@ describe('flaps', () => {
     const refused = await call('POST', `/v1/apps/shop/machines/${id}/stop`);
     expect(refused.status).toBe(409);
     expect(refused.body.error).toMatch(/lease currently held/);
-    const withNonce = async (method: string, path: string, body?: unknown) => {
-      const response = await fetch(`${api}${path}`, {
-        method,
-        headers: {
-          authorization: 'Bearer api-t0k',
-          'fly-machine-lease-nonce': lease.nonce,
-          'content-type': 'application/json',
-        },
-        body: JSON.stringify(body ?? {}),
-      });
-      return { status: response.status, body: (await response.json()) as Record<string, unknown> };
-    };
+    const withNonce = (method: string, path: string, body?: unknown) =>
+      fleet.call(method, path, body ?? {}, { headers: { 'fly-machine-lease-nonce': lease.nonce } });
     expect(
       (await withNonce('POST', `/v1/apps/shop/machines/${id}/lease`, { ttl: 60 })).status,
     ).toBe(200);
@@ -220,7 +159,9 @@ describe('flaps', () => {
   });
 
   it('accepts the FlyV1 scheme and refuses calls without the token', async () => {
-    expect((await call('GET', '/v1/apps/shop', undefined, 'FlyV1 api-t0k')).status).toBe(200);
+    expect((await call('GET', '/v1/apps/shop', undefined, `FlyV1 ${operatorToken}`)).status).toBe(
+      200,
+    );
     expect(await call('GET', '/v1/apps/shop', undefined, 'Bearer wrong')).toMatchObject({
       status: 401,
       body: { code: 'FLAPS_ERR_UNAUTHORIZED' },
@@ -284,7 +225,7 @@ describe('flaps', () => {
   });
 
   it('serves its OpenAPI document', async () => {
-    const document = (await (await fetch(`${api}/openapi.json`)).json()) as {
+    const document = (await (await fetch(`${fleet.api}/openapi.json`)).json()) as {
       openapi: string;
       paths: Record<string, unknown>;
     };

@@ -9,7 +9,10 @@ const main = (app: string) => join(here, '..', '..', app, 'dist', 'main.js');
 
 /** The operator token every test fleet's flaps takes (`--token`). */
 export const operatorToken = 'api-t0k';
+/** The internal token between flaps and flyd (flyd's `--token`, flaps' `--flyd-token`). */
 const flydToken = 'flyd-t0k';
+/** Bound on the wait for placement to see every worker (flyd announces itself after it listens). */
+const workersReadyMsMax = 10_000;
 
 /** A machine config of the `hello` image (infra/images) serving HTTP on its `PORT`. */
 export const hello = {
@@ -36,11 +39,34 @@ export interface Answer {
   body: any;
 }
 
+type Call = (
+  method: string,
+  path: string,
+  body?: unknown,
+  options?: CallOptions,
+) => Promise<Answer>;
+
+export interface Worker {
+  /** flyd's base URL on this worker. */
+  url: string;
+  /** flyd's `--data-dir` (its machines, volumes and snapshots live under it). */
+  dataDir: string;
+}
+
 export interface Fleet {
   /** flaps' base URL. */
   api: string;
-  call(method: string, path: string, body?: unknown, options?: CallOptions): Promise<Answer>;
-  /** The processes by name (`corrosion`, `flyd-<hostId>`, `flaps`), to stop one in a test. */
+  /** The corrosion agent's base URL, to read the cluster's rows directly. */
+  corrosion: string;
+  /** The edge fly-proxy's proxy URL, when the fleet was started with `edgeProxy`. */
+  proxy: string | undefined;
+  /** The workers by host id. */
+  workers: Record<string, Worker>;
+  /** Calls flaps, as the operator unless `options.auth` says otherwise. */
+  call: Call;
+  /** Calls one worker's flyd API directly, with the internal token by default. */
+  flyd(hostId: string, ...request: Parameters<Call>): Promise<Answer>;
+  /** The processes by name (`corrosion`, `flyd-<hostId>`, `fly-proxy`, `flaps`), to stop one in a test. */
   processes: Record<string, ServerProcess>;
   /** Mints an organization token through `POST /v1/tokens` (as the operator). */
   mintToken(org: string): Promise<string>;
@@ -50,28 +76,73 @@ export interface Fleet {
 export interface FleetOptions {
   /** Worker hosts (one flyd each); default one in `ams`. */
   workers?: { hostId: string; region: string }[];
+  /** Extra flags every flyd takes (`--memory-mb`, `--stop-timeout-ms`...). */
+  flydArgs?: string[];
+  /** Also start an edge fly-proxy routing `<app>.<domain>` from this region. */
+  edgeProxy?: { domain: string; region: string };
+}
+
+/** One JSON call to `base` with a Bearer `token` unless `options.auth` overrides it. */
+async function request(
+  base: string,
+  token: string,
+  ...[method, path, body, options = {}]: Parameters<Call>
+): Promise<Answer> {
+  const auth = options.auth === undefined ? `Bearer ${token}` : options.auth;
+  const payload = options.rawBody ?? (body === undefined ? undefined : JSON.stringify(body));
+  const response = await fetch(`${base}${path}`, {
+    method,
+    headers: {
+      ...(auth === null ? {} : { authorization: auth }),
+      ...(payload === undefined ? {} : { 'content-type': 'application/json' }),
+      ...options.headers,
+    },
+    body: payload,
+    signal: AbortSignal.timeout(options.timeoutMs ?? 70_000),
+  });
+  const text = await response.text();
+  return {
+    status: response.status,
+    headers: response.headers,
+    body: text === '' ? null : JSON.parse(text),
+  };
+}
+
+/** Resolves once flaps' placement sees `count` ready workers; throws after `workersReadyMsMax`. */
+async function waitForWorkers(call: Call, count: number): Promise<void> {
+  const deadline = Date.now() + workersReadyMsMax;
+  let seen = 0;
+  while (Date.now() < deadline) {
+    const answer = await call('GET', '/v1/platform/regions', undefined, { timeoutMs: 5_000 });
+    const regions = (answer.body?.regions ?? []) as { workers: number }[];
+    seen = regions.reduce((sum, region) => sum + region.workers, 0);
+    if (seen === count) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`placement sees ${seen} of ${count} workers after ${workersReadyMsMax} ms`);
 }
 
 /**
- * Starts a corrosion agent, one flyd per worker and flaps as real processes on 127.0.0.1 with
- * ephemeral ports (the built `dist/` of each app: run `npm run build` after changing `src/`).
- * One fleet serves a whole test file; `stop()` stops them in reverse order.
+ * Starts a corrosion agent, one flyd per worker, optionally an edge fly-proxy, and flaps as real
+ * processes on 127.0.0.1 with ephemeral ports (the built `dist/` of each app: run `npm run build`
+ * after changing `src/`), and resolves once placement sees every worker. One fleet serves a whole
+ * test file; `stop()` stops them in reverse order.
  */
 export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
-  const dir = mkdtempSync(join(tmpdir(), 'fleet-contract-'));
+  const dir = mkdtempSync(join(tmpdir(), 'fleet-test-'));
   const env = { ...process.env, LOG_LEVEL: 'warn' };
   const servers: ServerProcess[] = [];
   const processes: Record<string, ServerProcess> = {};
-  const start = async (app: string, args: string[], name = app) => {
+  const start = async (app: string, args: string[], name = app, listeners = ['api']) => {
     const server = await startServerProcess({
       command: process.execPath,
       args: [main(app), ...args],
-      listeners: ['api'],
+      listeners,
       env,
     });
     servers.push(server);
     processes[name] = server;
-    return server.urls.api!;
+    return server.urls[listeners[0]!]!;
   };
   const stop = async () => {
     for (const server of servers.reverse()) await server.stop();
@@ -80,51 +151,47 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
     const corrosion = await start('corrosion', [
       ...['agent', '--db', join(dir, 'corrosion.db'), '--api-addr', '127.0.0.1:0'],
     ]);
-    const workers = options.workers ?? [{ hostId: 'w1', region: 'ams' }];
+    const workers: Record<string, Worker> = {};
     await Promise.all(
-      workers.map((worker) =>
-        start(
-          'flyd',
-          [
-            ...['--listen', '127.0.0.1:0', '--data-dir', join(dir, `flyd-${worker.hostId}`)],
-            ...['--corrosion-url', corrosion, '--token', flydToken],
-            ...['--host-id', worker.hostId, '--region', worker.region],
-          ],
-          `flyd-${worker.hostId}`,
-        ),
-      ),
+      (options.workers ?? [{ hostId: 'w1', region: 'ams' }]).map(async ({ hostId, region }) => {
+        const dataDir = join(dir, `flyd-${hostId}`);
+        const flydArgs = [
+          ...['--listen', '127.0.0.1:0', '--data-dir', dataDir],
+          ...['--corrosion-url', corrosion, '--token', flydToken],
+          ...['--host-id', hostId, '--region', region, ...(options.flydArgs ?? [])],
+        ];
+        workers[hostId] = { url: await start('flyd', flydArgs, `flyd-${hostId}`), dataDir };
+      }),
     );
+    const edge = options.edgeProxy;
+    const proxy =
+      edge &&
+      (await start(
+        'fly-proxy',
+        [
+          ...['--mode', 'edge', '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0'],
+          ...['--corrosion-url', corrosion, '--domain', edge.domain, '--region', edge.region],
+        ],
+        'fly-proxy',
+        ['proxy', 'admin'],
+      ));
     const api = await start('flaps', [
       ...['--listen', '127.0.0.1:0', '--corrosion-url', corrosion],
       ...['--token', operatorToken, '--flyd-token', flydToken],
     ]);
-    const call: Fleet['call'] = async (method, path, body, callOptions = {}) => {
-      const auth = callOptions.auth === undefined ? `Bearer ${operatorToken}` : callOptions.auth;
-      const payload =
-        callOptions.rawBody ?? (body === undefined ? undefined : JSON.stringify(body));
-      const response = await fetch(`${api}${path}`, {
-        method,
-        headers: {
-          ...(auth === null ? {} : { authorization: auth }),
-          ...(payload === undefined ? {} : { 'content-type': 'application/json' }),
-          ...callOptions.headers,
-        },
-        body: payload,
-        signal: AbortSignal.timeout(callOptions.timeoutMs ?? 70_000),
-      });
-      const text = await response.text();
-      return {
-        status: response.status,
-        headers: response.headers,
-        body: text === '' ? null : JSON.parse(text),
-      };
+    const call: Call = (...args) => request(api, operatorToken, ...args);
+    const flyd: Fleet['flyd'] = (hostId, ...args) => {
+      const worker = workers[hostId];
+      if (worker === undefined) throw new Error(`no worker ${hostId} in this fleet`);
+      return request(worker.url, flydToken, ...args);
     };
     const mintToken = async (org: string) => {
       const minted = await call('POST', '/v1/tokens', { org_slug: org, name: `${org} tests` });
       if (minted.status !== 201) throw new Error(`minting a token: ${JSON.stringify(minted)}`);
       return minted.body.token as string;
     };
-    return { api, call, processes, mintToken, stop };
+    await waitForWorkers(call, Object.keys(workers).length);
+    return { api, corrosion, proxy, workers, call, flyd, processes, mintToken, stop };
   } catch (error) {
     await stop();
     throw error;

@@ -1,43 +1,19 @@
-import { existsSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { type ServerProcess, startServerProcess } from '@fleet/service';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-
-const here = dirname(fileURLToPath(import.meta.url));
-const main = (app: string) => join(here, '..', '..', app, 'dist', 'main.js');
-const env = { ...process.env, LOG_LEVEL: 'warn' };
-const hello = {
-  image: 'hello',
-  services: [{ internal_port: 8080, ports: [{ port: 80, handlers: ['http'] }] }],
-};
+import { type Fleet, hello, startFleet } from './fleet.js';
 
 type Body = Record<string, unknown>;
 
 // Volumes and migrate through the Machines API, over a real corrosion, flaps and three real
 // flyds: w1 and w2 in ams (a migrate moves between them), w3 alone in fra.
 describe('flaps volumes and migrate', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'fleet-volumes-'));
-  const servers: ServerProcess[] = [];
-  const workers = new Map<string, string>(); // host id → flyd API
-  let api: string;
-  let proxy: string;
-  const start = async (app: string, args: string[], listeners = ['api']) => {
-    const server = await startServerProcess({
-      command: process.execPath,
-      args: [main(app), ...args],
-      listeners,
-      env,
-    });
-    servers.push(server);
-    return server.urls[listeners[0]!]!;
-  };
+  let fleet: Fleet;
   /** The machine that answers a request for the app through the edge proxy (hello says who). */
   const routedTo = async () => {
     // undici's request, not fetch: fetch does not let a caller set Host.
-    const answer = await request(proxy, {
+    const answer = await request(fleet.proxy!, {
       headers: { host: 'vols.fleet.test' },
       headersTimeout: 5_000,
       bodyTimeout: 5_000,
@@ -47,28 +23,10 @@ describe('flaps volumes and migrate', () => {
       ? (JSON.parse(text) as { machine_id: string }).machine_id
       : undefined;
   };
-  const callApi = async (
-    base: string,
-    token: string,
-    method: string,
-    path: string,
-    body?: unknown,
-  ) => {
-    const response = await fetch(`${base}${path}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${token}`,
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await response.text();
-    return { status: response.status, body: (text === '' ? null : JSON.parse(text)) as Body };
-  };
-  const call = (method: string, path: string, body?: unknown) =>
-    callApi(api, 'api-t0k', method, path, body);
-  const flyd = (hostId: string, method: string, path: string) =>
-    callApi(workers.get(hostId)!, 'flyd-t0k', method, path);
+  const call: Fleet['call'] = (...args) => fleet.call(...args);
+  /** A path on one worker's flyd data dir. */
+  const onWorker = (hostId: string, ...path: string[]) =>
+    join(fleet.workers[hostId]!.dataDir, ...path);
   /** Runs a shell command in the machine's environment; its stdout. */
   const shell = async (machineId: string, cmd: string) => {
     const answer = await call('POST', `/v1/apps/vols/machines/${machineId}/exec`, { cmd });
@@ -82,45 +40,19 @@ describe('flaps volumes and migrate', () => {
     ).toBe(200);
 
   beforeAll(async () => {
-    const corrosion = await start('corrosion', [
-      ...['agent', '--db', join(dir, 'c.db'), '--api-addr', '127.0.0.1:0'],
-    ]);
-    for (const [hostId, region] of [
-      ['w1', 'ams'],
-      ['w2', 'ams'],
-      ['w3', 'fra'],
-    ] as const) {
-      const url = await start('flyd', [
-        ...['--listen', '127.0.0.1:0', '--data-dir', join(dir, hostId)],
-        ...['--corrosion-url', corrosion, '--token', 'flyd-t0k'],
-        ...['--host-id', hostId, '--region', region, '--stop-timeout-ms', '2000'],
-      ]);
-      workers.set(hostId, url);
-    }
-    proxy = await start(
-      'fly-proxy',
-      [
-        ...['--mode', 'edge', '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0'],
-        ...['--corrosion-url', corrosion, '--domain', 'fleet.test', '--region', 'ams'],
+    fleet = await startFleet({
+      workers: [
+        { hostId: 'w1', region: 'ams' },
+        { hostId: 'w2', region: 'ams' },
+        { hostId: 'w3', region: 'fra' },
       ],
-      ['proxy', 'admin'],
-    );
-    api = await start('flaps', [
-      ...['--listen', '127.0.0.1:0', '--corrosion-url', corrosion],
-      ...['--token', 'api-t0k', '--flyd-token', 'flyd-t0k'],
-    ]);
+      flydArgs: ['--stop-timeout-ms', '2000'],
+      edgeProxy: { domain: 'fleet.test', region: 'ams' },
+    });
     expect((await call('POST', '/v1/apps', { app_name: 'vols' })).status).toBe(201);
-    // Placement needs the three host rows (published once each flyd listens).
-    for (let attempt = 0; attempt < 200; attempt++) {
-      const regions = (await call('GET', '/v1/platform/regions')).body.regions as {
-        workers: number;
-      }[];
-      if (regions.reduce((sum, region) => sum + region.workers, 0) === 3) break;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
   });
   afterAll(async () => {
-    for (const server of servers.reverse()) await server.stop();
+    await fleet?.stop();
   });
 
   let volumeId = '';
@@ -308,10 +240,10 @@ describe('flaps volumes and migrate', () => {
     }
     expect(routed).toBe(machineId);
     // Nothing is left on the source worker.
-    expect((await flyd(volumeHost, 'GET', `/v1/machines/${machineId}`)).status).toBe(404);
-    expect((await flyd(volumeHost, 'GET', `/v1/volumes/${volumeId}`)).status).toBe(404);
-    expect(existsSync(join(dir, volumeHost, 'volumes', volumeId))).toBe(false);
-    expect(existsSync(join(dir, volumeHost, 'machines', machineId))).toBe(false);
+    expect((await fleet.flyd(volumeHost, 'GET', `/v1/machines/${machineId}`)).status).toBe(404);
+    expect((await fleet.flyd(volumeHost, 'GET', `/v1/volumes/${volumeId}`)).status).toBe(404);
+    expect(existsSync(onWorker(volumeHost, 'volumes', volumeId))).toBe(false);
+    expect(existsSync(onWorker(volumeHost, 'machines', machineId))).toBe(false);
 
     // And back, naming the worker; a worker of another region is refused.
     const wrong = await call('POST', `/v1/apps/vols/machines/${machineId}/migrate`, {
@@ -335,7 +267,7 @@ describe('flaps volumes and migrate', () => {
     const moved = await call('POST', `/v1/apps/vols/machines/${plain.body.id}/migrate`);
     expect(moved.body).toMatchObject({ id: plain.body.id, state: 'created' });
     expect(moved.body.host_id).not.toBe(from);
-    expect((await flyd(from, 'GET', `/v1/machines/${plain.body.id}`)).status).toBe(404);
+    expect((await fleet.flyd(from, 'GET', `/v1/machines/${plain.body.id}`)).status).toBe(404);
     expect(
       (await call('DELETE', `/v1/apps/vols/machines/${plain.body.id}?force=true`)).status,
     ).toBe(200);
@@ -367,7 +299,7 @@ describe('flaps volumes and migrate', () => {
     expect((await call('GET', '/v1/apps/vols/volumes')).body).toEqual([]);
     expect((await call('GET', `/v1/apps/vols/volumes/${volumeId}`)).status).toBe(404);
     // Its directory is gone from the worker; its snapshot (a copy under flyd's data dir) stays.
-    expect(existsSync(join(dir, volumeHost, 'volumes', volumeId))).toBe(false);
-    expect(existsSync(join(dir, volumeHost, 'snapshots', snapshotId))).toBe(true);
+    expect(existsSync(onWorker(volumeHost, 'volumes', volumeId))).toBe(false);
+    expect(existsSync(onWorker(volumeHost, 'snapshots', snapshotId))).toBe(true);
   });
 });
