@@ -61,9 +61,7 @@ export function measureApply(rows = 50_000, perTx = 100) {
   const merged = receiver.db.prepare('SELECT count(*) AS n FROM machines').get().n;
   receiver.close();
 
-  const plain = new Database(join(temp(), 'plain.db'));
-  plain.pragma('journal_mode = WAL');
-  plain.pragma('synchronous = NORMAL');
+  const plain = plainDatabase();
   plain.exec(schema);
   const statement = plain.prepare(insert);
   const batch = plain.transaction((from, to) => {
@@ -73,6 +71,7 @@ export function measureApply(rows = 50_000, perTx = 100) {
   for (let at = 0; at < rows; at += perTx * 50) batch(at, Math.min(rows, at + perTx * 50));
   const plainMs = cpuMs() - started;
   plain.close();
+  const floorMs = layoutFloorMs(sets, perTx * 50);
   if (merged !== rows) throw new Error(`merged ${merged} rows of ${rows}`);
   return {
     rows,
@@ -80,7 +79,67 @@ export function measureApply(rows = 50_000, perTx = 100) {
     mergedRowsPerSec: (rows / mergeMs) * 1000,
     mergedChangesPerSec: (changes / mergeMs) * 1000,
     plainRowsPerSec: (rows / plainMs) * 1000,
+    floorRowsPerSec: (rows / floorMs) * 1000,
   };
+}
+
+function plainDatabase() {
+  const db = new Database(join(temp(), 'plain.db'));
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  return db;
+}
+
+/**
+ * The floor of cr-sqlite's layout: on a plain database with our CRR tables and indexes (copied
+ * from a store's schema, without triggers), exactly the statements a merge of a new row runs —
+ * its pk-lookup row, its data row, its clock rows in one statement — with no CRDT logic at all.
+ * CPU ms for all the rows of `sets`, in transactions of `perTx` rows.
+ */
+function layoutFloorMs(sets, perTx) {
+  const store = new Store(join(temp(), 'layout.db'), schema);
+  const ddl = store.db
+    .prepare(
+      `SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND type IN ('table', 'index')
+       AND (name = 'machines' OR name LIKE '__corro_pks_machines%' OR name LIKE '__corro_clock_machines%')
+       ORDER BY type DESC`,
+    )
+    .all();
+  store.close();
+  const db = plainDatabase();
+  for (const { sql } of ddl) db.exec(sql);
+  const addKey = db.prepare('INSERT OR IGNORE INTO "__corro_pks_machines" (id) VALUES (?)');
+  const data = db.prepare(insert);
+  const clocks = db.prepare(
+    `INSERT OR REPLACE INTO "__corro_clock_machines" VALUES ${Array(5).fill('(?, ?, ?, ?, ?, ?, ?)').join(', ')}`,
+  );
+  const rows = sets.flatMap((set) => {
+    const byRow = [];
+    for (let at = 0; at < set.changes.length; at += 5) byRow.push(set.changes.slice(at, at + 5));
+    return byRow;
+  });
+  const batch = db.transaction((from, to) => {
+    for (let i = from; i < to; i++) {
+      const key = Number(addKey.run(`m-${i}`).lastInsertRowid);
+      data.run(row(i));
+      clocks.run(
+        ...rows[i].flatMap((change) => [
+          key,
+          change.cid,
+          1,
+          change.db_version,
+          1,
+          change.seq,
+          change.ts,
+        ]),
+      );
+    }
+  });
+  const started = cpuMs();
+  for (let at = 0; at < rows.length; at += perTx) batch(at, Math.min(rows.length, at + perTx));
+  const spent = cpuMs() - started;
+  db.close();
+  return spent;
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) console.log(measureApply());
