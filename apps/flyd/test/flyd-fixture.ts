@@ -131,3 +131,11 @@ export async function eventually<T>(
   }
   throw new Error(`gave up waiting for ${what}`);
 }
+
+/** Polls flyd until the machine is in `state`; its view then. */
+export function inState(base: string, id: string, state: string): Promise<Record<string, unknown>> {
+  return eventually(async () => {
+    const answer = await call(base, 'GET', `/v1/machines/${id}`);
+    return answer?.body.state === state ? answer.body : undefined;
+  }, `machine ${id} ${state}`);
+}

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, eventually, FlydFixture, hello } from './flyd-fixture.js';
+import { call, eventually, FlydFixture, hello, inState } from './flyd-fixture.js';
 import { machinePids } from './machine-processes.js';
 
 // A machine's guest memory and CPUs are enforced by cgroups when flyd may create them (as root,
@@ -25,10 +25,7 @@ describe.runIf(root)('machine limits', () => {
     expect((await call(api, 'POST', '/v1/machines', { id, app: 'limits', config }))?.status).toBe(
       200,
     );
-    await eventually(async () => {
-      const answer = await call(api, 'GET', `/v1/machines/${id}`);
-      return answer?.body.state === 'started' ? answer.body : undefined;
-    }, 'the machine started');
+    await inState(api, id, 'started');
     const [pid] = machinePids(id);
     const groups = readFileSync(`/proc/${pid}/cgroup`, 'utf8');
     expect(groups).toContain(`/fleet/${id}`);

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, eventually, FlydFixture, hello } from './flyd-fixture.js';
+import { call, FlydFixture, hello, inState } from './flyd-fixture.js';
 
 // Each machine runs in a root of its own: a fresh copy of its image with the config's files,
 // made at every launch (as on Fly, what it writes outside a volume is gone after a restart).
@@ -11,11 +11,7 @@ describe('a machine root', () => {
   const base64 = (text: string) => Buffer.from(text).toString('base64');
   const exec = async (id: string, cmd: string) =>
     (await call(api, 'POST', `/v1/machines/${id}/exec`, { cmd }))!.body as { stdout: string };
-  const started = async (id: string) =>
-    eventually(async () => {
-      const answer = await call(api, 'GET', `/v1/machines/${id}`);
-      return answer?.body.state === 'started' ? true : undefined;
-    }, `machine ${id} started`);
+  const started = (id: string) => inState(api, id, 'started');
 
   beforeAll(async () => {
     await fixture.startCorrosion();
