@@ -42,6 +42,7 @@ CREATE TABLE app_hostnames (
 CREATE TABLE machines (
   id TEXT NOT NULL PRIMARY KEY,
   app TEXT NOT NULL DEFAULT '',
+  name TEXT NOT NULL DEFAULT '',                 -- as given at create (flyd defaults it to the id); not unique
   host_id TEXT NOT NULL DEFAULT '',
   region TEXT NOT NULL DEFAULT '',
   instance_id TEXT NOT NULL DEFAULT '',

@@ -88,7 +88,7 @@ export async function createFlapsServer(
     )
       meters.placementFailures.add(1);
   });
-  appRoutes(app, state);
+  appRoutes(app, state, flyd);
   tokenRoutes(app, state, auth);
   const placements = new PlacementTracker();
   machineRoutes(app, state, flyd, placements);

@@ -12,6 +12,8 @@ export interface AppRow {
 export interface MachineRow {
   id: string;
   app: string;
+  /** As given at create; flyd defaults it to the id ('' in rows written before the column). */
+  name: string;
   host_id: string;
   region: string;
   instance_id: string;
@@ -48,6 +50,9 @@ export interface VolumeRow {
   used_bytes: number;
   created_at: string;
 }
+
+const machineColumns =
+  'id, app, name, host_id, region, instance_id, state, private_addr, config, created_at, updated_at';
 
 const volumeColumns =
   'id, app, name, host_id, region, zone, state, size_gb, encrypted, fstype, attached_machine_id, snapshot_retention, auto_backup_enabled, used_bytes, created_at';
@@ -166,8 +171,7 @@ export class FleetState {
       params.push(filter.state);
     }
     return this.read<MachineRow>([
-      `SELECT id, app, host_id, region, instance_id, state, private_addr, config, created_at, updated_at
-       FROM machines WHERE ${where.join(' AND ')} ORDER BY created_at`,
+      `SELECT ${machineColumns} FROM machines WHERE ${where.join(' AND ')} ORDER BY created_at`,
       params,
     ]);
   }
@@ -213,7 +217,7 @@ export class FleetState {
 
   async machine(id: string): Promise<MachineRow | undefined> {
     const rows = await this.read<MachineRow>([
-      'SELECT id, app, host_id, region, instance_id, state, private_addr, config, created_at, updated_at FROM machines WHERE id = ?',
+      `SELECT ${machineColumns} FROM machines WHERE id = ?`,
       [id],
     ]);
     return rows[0];

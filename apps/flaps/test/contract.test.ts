@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Answer, type CallOptions, type Fleet, hello, startFleet } from './fleet.js';
 import {
@@ -192,7 +194,25 @@ describe('the Machines API contract', () => {
     const times = (machine.events as { timestamp: number }[]).map((event) => event.timestamp);
     expect(times).toEqual([...times].sort((a, b) => b - a)); // newest first
     const listed = await expectShape(200, 'GET', '/v1/apps/contract/machines');
-    expect(listed.body).toContainEqual(expect.objectContaining({ id, state: 'started' }));
+    // Unnamed, a machine's name is its id (as flyd defaults it); the list carries its recent events.
+    const inList = (listed.body as { id: string; events: unknown[] }[]).find(
+      (one) => one.id === id,
+    );
+    expect(inList).toMatchObject({ id, name: id, state: 'started' });
+    expect(inList?.events[0]).toMatchObject({ type: 'start', status: 'started' });
+    // A named machine lists with its name (corrosion's `machines.name`, published by flyd).
+    const named = await expectShape(200, 'POST', '/v1/apps/contract/machines', {
+      name: 'contract-web-1',
+      region: 'ams',
+      config: hello,
+      skip_launch: true,
+    });
+    expect(named.body.name).toBe('contract-web-1');
+    const withNamed = await expectShape(200, 'GET', '/v1/apps/contract/machines');
+    expect(withNamed.body).toContainEqual(
+      expect.objectContaining({ id: named.body.id, name: 'contract-web-1' }),
+    );
+    await expectShape(200, 'DELETE', `/v1/apps/contract/machines/${named.body.id}`);
     const events = await expectShape(200, 'GET', `/v1/apps/contract/machines/${id}/events`);
     expect(events.body[0].status).toBe('started');
     // Errors: bad input, no such app or machine, no room, a wait that runs out or names another version.
@@ -418,6 +438,54 @@ describe('the Machines API contract', () => {
         host_id: 'no-such-worker',
       },
     );
+  });
+
+  it("app delete destroys the app's machines (a running one killed) and volumes on their workers, then the app is gone", async () => {
+    await expectShape(201, 'POST', '/v1/apps', { app_name: 'teardown' });
+    const volumes = '/v1/apps/teardown/volumes';
+    const mounted = (await expectShape(200, 'POST', volumes, { name: 'data', region: 'ams' })).body;
+    const spare = (await expectShape(200, 'POST', volumes, { name: 'spare', region: 'ams' })).body;
+    const onVolume = await expectShape(200, 'POST', '/v1/apps/teardown/machines', {
+      region: 'ams',
+      config: { ...hello, mounts: [{ volume: mounted.id, path: '/data' }] },
+    });
+    const running = await started('teardown');
+    const idle = await expectShape(200, 'POST', '/v1/apps/teardown/machines', {
+      region: 'ams',
+      config: hello,
+      skip_launch: true,
+    });
+    await expectShape(
+      200,
+      'GET',
+      `/v1/apps/teardown/machines/${onVolume.body.id}/wait?state=started&timeout=30`,
+    );
+    const listed = (await fleet.call('GET', '/v1/apps/teardown/machines')).body as {
+      id: string;
+      host_id: string;
+    }[];
+    expect(listed).toHaveLength(3);
+    await expectShape(202, 'DELETE', '/v1/apps/teardown');
+    // On each machine's worker: destroyed (its process gone with it).
+    for (const machine of listed) {
+      const onWorker = await fleet.flyd(machine.host_id, 'GET', `/v1/machines/${machine.id}`);
+      expect(onWorker.status === 404 || onWorker.body.state === 'destroyed', machine.id).toBe(true);
+    }
+    expect(listed.map((machine) => machine.id).sort()).toEqual(
+      [onVolume.body.id, running, idle.body.id].sort(),
+    );
+    // Each volume destroyed on its worker, its directory removed.
+    for (const volume of [mounted, spare]) {
+      const onWorker = await fleet.flyd(volume.host_id, 'GET', `/v1/volumes/${volume.id}`);
+      expect(onWorker.status === 404 || onWorker.body.state === 'destroyed', volume.id).toBe(true);
+      const dataDir = fleet.workers[volume.host_id]!.dataDir;
+      expect(existsSync(join(dataDir, 'volumes', volume.id)), volume.id).toBe(false);
+    }
+    await expectError(404, 'FLAPS_ERR_APP_NOT_FOUND', 'GET', '/v1/apps/teardown');
+    await expectError(404, 'FLAPS_ERR_APP_NOT_FOUND', 'GET', '/v1/apps/teardown/machines');
+    // The name is free again.
+    await expectShape(201, 'POST', '/v1/apps', { app_name: 'teardown' });
+    expect((await fleet.call('GET', '/v1/apps/teardown/machines')).body).toEqual([]);
   });
 
   it('every /v1 operation answers 401 without a token, and 404 for a missing app or machine', async () => {

@@ -190,14 +190,15 @@ export class Publisher {
       ...destroyed,
       ['DELETE FROM services WHERE machine_id = ?', [id]],
       [
-        `INSERT INTO machines (id, app, host_id, region, instance_id, state, private_addr, config, metadata, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (id) DO UPDATE SET app = excluded.app, host_id = excluded.host_id, region = excluded.region,
+        `INSERT INTO machines (id, app, name, host_id, region, instance_id, state, private_addr, config, metadata, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET app = excluded.app, name = excluded.name, host_id = excluded.host_id, region = excluded.region,
            instance_id = excluded.instance_id, state = excluded.state, private_addr = excluded.private_addr,
            config = excluded.config, metadata = excluded.metadata, updated_at = excluded.updated_at`,
         [
           id,
           machine.app,
+          machine.name,
           this.host.id,
           machine.region,
           machine.instance_id,

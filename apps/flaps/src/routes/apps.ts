@@ -1,6 +1,8 @@
 import type { FastifyInstance } from 'fastify';
+import { destroyAppResources } from '../app-teardown.js';
 import { orgFor } from '../auth.js';
 import { flapsError } from '../errors.js';
+import type { FlydClient } from '../flyd-client.js';
 import type { AppRow, FleetState } from '../state.js';
 
 const appName = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -17,7 +19,7 @@ function appView(app: AppRow) {
 }
 
 /** `/v1/apps`: create (Fly takes `app_name`; `name` is accepted too), get, list by org, delete. */
-export function appRoutes(app: FastifyInstance, state: FleetState): void {
+export function appRoutes(app: FastifyInstance, state: FleetState, flyd: FlydClient): void {
   app.post<{ Body: { app_name?: string; name?: string; org_slug?: string; network?: string } }>(
     '/v1/apps',
     {
@@ -67,18 +69,17 @@ export function appRoutes(app: FastifyInstance, state: FleetState): void {
     return appView(row);
   });
 
-  app.delete<{ Params: { app: string } }>('/v1/apps/:app', async (request, reply) => {
-    const name = request.params.app;
-    if (!(await state.app(name)))
-      throw flapsError('FLAPS_ERR_APP_NOT_FOUND', `app ${name} not found`);
-    const machines = await state.machines(name);
-    if (machines.length > 0) {
-      throw flapsError(
-        'FLAPS_ERR_BAD_REQUEST',
-        `app ${name} still has ${machines.length} machine(s): destroy them first`,
-      );
-    }
-    await state.deleteApp(name);
-    return reply.code(202).send();
-  });
+  // Fly deletes the app with its machines and volumes (`?force=true` is accepted; Fleet kills
+  // running machines either way, see app-teardown.ts), answering 202.
+  app.delete<{ Params: { app: string }; Querystring: { force?: string } }>(
+    '/v1/apps/:app',
+    async (request, reply) => {
+      const name = request.params.app;
+      if (!(await state.app(name)))
+        throw flapsError('FLAPS_ERR_APP_NOT_FOUND', `app ${name} not found`);
+      await destroyAppResources(state, flyd, name);
+      await state.deleteApp(name);
+      return reply.code(202).send();
+    },
+  );
 }

@@ -13,13 +13,16 @@ const waitStates = ['created', 'started', 'stopped', 'suspended', 'destroyed', '
 /** Fly's `settled`: any state a machine rests in. */
 const settledStates = ['started', 'stopped', 'suspended', 'destroyed'];
 
+/** Bound on the list's call to each worker for its machines' recent events. */
+const listEventsTimeoutMs = 2_000;
+
 /** A machine as listed from corrosion (the list spans every worker; events live on the worker). */
-function listedMachine(row: MachineRow, checks: CheckRow[]) {
+function listedMachine(row: MachineRow, checks: CheckRow[], events: unknown[]) {
   const config = JSON.parse(row.config) as { image?: unknown };
   const [repository, tag = 'latest'] = String(config.image ?? '').split(':');
   return {
     id: row.id,
-    name: row.id,
+    name: row.name || row.id,
     state: row.state,
     region: row.region,
     instance_id: row.instance_id,
@@ -31,9 +34,52 @@ function listedMachine(row: MachineRow, checks: CheckRow[]) {
     host_id: row.host_id,
     created_at: row.created_at,
     updated_at: row.updated_at,
-    events: [],
+    events,
     checks,
   };
+}
+
+/**
+ * The recent events (newest first, as flyd lists them: its last 10) of the listed machines, by
+ * machine: one call per worker that holds any of them, in parallel, each bounded by
+ * `listEventsTimeoutMs`. Events live only on the worker, so a worker that does not answer leaves
+ * its machines' events empty rather than failing a list that corrosion alone could answer.
+ */
+async function recentEvents(
+  state: FleetState,
+  flyd: FlydClient,
+  appName: string,
+  rows: MachineRow[],
+): Promise<Map<string, unknown[]>> {
+  const byMachine = new Map<string, unknown[]>();
+  const hostIds = [...new Set(rows.map((row) => row.host_id))];
+  await Promise.all(
+    hostIds.map(async (hostId) => {
+      try {
+        const host = await state.worker(hostId);
+        if (!host?.flyd_addr) return;
+        // The race bounds the connect too, which undici's header and body timeouts do not.
+        let timer: NodeJS.Timeout | undefined;
+        const deadline = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error('timeout')), listEventsTimeoutMs);
+        });
+        const listed = await Promise.race([
+          flyd.call<{ id: string; events: unknown[] }[]>(
+            host.flyd_addr,
+            'GET',
+            `/v1/machines?app=${encodeURIComponent(appName)}&include_deleted=true`,
+            undefined,
+            { timeoutMs: listEventsTimeoutMs },
+          ),
+          deadline,
+        ]).finally(() => clearTimeout(timer));
+        for (const machine of listed) byMachine.set(machine.id, machine.events);
+      } catch {
+        // The worker (or corrosion) did not answer in time: these machines list without events.
+      }
+    }),
+  );
+  return byMachine;
 }
 
 /** Fly clients read `private_ip`: the host part of the address the backhaul proxy dials. */
@@ -153,7 +199,10 @@ export function machineRoutes(
       }),
       state.checks(request.params.app),
     ]);
-    return rows.map((row) => listedMachine(row, checks.get(row.id) ?? []));
+    const events = await recentEvents(state, flyd, request.params.app, rows);
+    return rows.map((row) =>
+      listedMachine(row, checks.get(row.id) ?? [], events.get(row.id) ?? []),
+    );
   });
 
   app.get<{ Params: { app: string; id: string } }>(
