@@ -10,7 +10,7 @@ const main = (app: string) => join(here, '..', '..', app, 'dist', 'main.js');
 /** The operator token every test fleet's flaps takes (`--token`). */
 export const operatorToken = 'api-t0k';
 /** The internal token between flaps and flyd (flyd's `--token`, flaps' `--flyd-token`). */
-const flydToken = 'flyd-t0k';
+export const flydToken = 'flyd-t0k';
 /** Bound on the wait for placement to see every worker (flyd announces itself after it listens). */
 const workersReadyMsMax = 10_000;
 
