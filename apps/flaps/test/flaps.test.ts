@@ -158,6 +158,35 @@ describe('flaps', () => {
     expect((await call('DELETE', `/v1/apps/shop/machines/${id}`)).body).toEqual({ ok: true });
   });
 
+  it('an app delete stopped by a machine leased by someone else keeps the app, and succeeds once repeated after the release', async () => {
+    expect((await call('POST', '/v1/apps', { app_name: 'leased-app' })).status).toBe(201);
+    const machines = '/v1/apps/leased-app/machines';
+    const free = (await call('POST', machines, { config: hello, skip_launch: true })).body.id;
+    const held = (await call('POST', machines, { config: hello })).body.id as string;
+    await call('GET', `${machines}/${held}/wait?state=started&timeout=10`);
+    const volume = (await call('POST', '/v1/apps/leased-app/volumes', { name: 'data' })).body;
+    const taken = await call('POST', `${machines}/${held}/lease?ttl=60`);
+    const nonce = taken.body.data.nonce as string;
+    const refused = await call('DELETE', '/v1/apps/leased-app');
+    expect(refused.status).toBe(409);
+    expect(refused.body.error).toMatch(/lease currently held/);
+    // The app stays, with the leased machine running and the volume untouched; the free one went.
+    expect((await call('GET', '/v1/apps/leased-app')).status).toBe(200);
+    const left = (await call('GET', machines)).body as { id: string; state: string }[];
+    expect(left).toEqual([expect.objectContaining({ id: held, state: 'started' })]);
+    expect(left.map((one) => one.id)).not.toContain(free);
+    expect((await call('GET', `/v1/apps/leased-app/volumes/${volume.id}`)).body.state).toBe(
+      'created',
+    );
+    await fleet.call('DELETE', `${machines}/${held}/lease`, undefined, {
+      headers: { 'fly-machine-lease-nonce': nonce },
+    });
+    expect((await call('DELETE', '/v1/apps/leased-app')).status).toBe(202);
+    expect((await call('GET', '/v1/apps/leased-app')).status).toBe(404);
+    const onWorker = await fleet.flyd('w1', 'GET', `/v1/volumes/${volume.id}`);
+    expect(onWorker.status === 404 || onWorker.body.state === 'destroyed').toBe(true);
+  });
+
   it('accepts the FlyV1 scheme and refuses calls without the token', async () => {
     expect((await call('GET', '/v1/apps/shop', undefined, `FlyV1 ${operatorToken}`)).status).toBe(
       200,
