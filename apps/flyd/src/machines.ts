@@ -9,7 +9,9 @@ import {
   type CreateRequest,
   defineMachineActions,
   type MachineSteps,
+  newVersion,
   type StopRequest,
+  type UpdateRequest,
 } from './machine-actions.js';
 import {
   type ExecResult,
@@ -74,6 +76,7 @@ export class MachineService {
       options,
       setState: (...change) => void this.#setState(...change),
       record: (...change) => this.#record(...change),
+      publish: (id) => publisher.machineChanged(id),
       launch: (id) => this.#launch(id),
       launchFailed: (id, error) => this.#launchFailed(id, error),
       attachMounts: (id, config) => volumes.attach(id, config),
@@ -147,7 +150,12 @@ export class MachineService {
     };
     this.#changes.on('state', onCreated);
     try {
-      const run = this.#start(id, 'create', { ...request, id, image_ref: image.ref });
+      const run = this.#start(id, 'create', {
+        ...request,
+        id,
+        image_ref: image.ref,
+        instance_id: newVersion(),
+      });
       await this.#outcome(run.reached('publish'), id, 'create');
     } finally {
       this.#changes.off('state', onCreated);
@@ -237,7 +245,11 @@ export class MachineService {
     }
     this.#cancelRestart(id);
     await this.#outcome(
-      this.#start(id, 'update', { config, timeoutMs: this.options.stopTimeoutMs }).done,
+      this.#start(id, 'update', {
+        config,
+        timeoutMs: this.options.stopTimeoutMs,
+        version: newVersion(),
+      } satisfies UpdateRequest).done,
       id,
       'update',
     );
