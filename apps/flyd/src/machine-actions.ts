@@ -1,6 +1,8 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { monotonicFactory } from 'ulid';
+import { capacityShortfall, type HostCapacity } from './capacity.js';
+import { flydError } from './errors.js';
 import { AbortStep, type FsmEngine, type Step } from './fsm/engine.js';
 import type { MachineConfig, MachineRecord, MachineState, MachineStore } from './machine-store.js';
 import { freePort } from './ports.js';
@@ -50,7 +52,7 @@ type StateExtra = Partial<Pick<MachineRecord, 'pid' | 'port' | 'stop_reason'>>;
 export interface MachineSteps {
   store: MachineStore;
   runtime: ProcessRuntime;
-  options: { dataDir: string; region: string; stopTimeoutMs: number };
+  options: { dataDir: string; region: string; stopTimeoutMs: number; capacity: HostCapacity };
   setState(id: string, state: MachineState, event: StateEvent, extra?: StateExtra): void;
   /** A state change that ends an operation: resolves once published. */
   record(id: string, state: MachineState, event: StateEvent, extra?: StateExtra): Promise<void>;
@@ -70,9 +72,23 @@ export interface MachineSteps {
  */
 export function defineMachineActions(engine: FsmEngine, machine: MachineSteps): void {
   const machineDir = (id: string) => join(machine.options.dataDir, 'machines', id);
-  /** Records the machine (nothing when a reserve that ran before a crash did already). */
+  /**
+   * Records the machine if it fits this worker's capacity beside the machines it has. The check
+   * and the insert are one synchronous step (no await between them), so two creates in parallel
+   * cannot both take the last room.
+   */
   const reserve = (request: CreateRequest & { id: string; image_ref: string }, port: number) => {
     if (machine.store.get(request.id)) return; // a reserve that runs again after a crash
+    const shortfall = capacityShortfall(
+      machine.options.capacity,
+      machine.store.list(),
+      request.config,
+    );
+    if (shortfall) {
+      // Retrying cannot make room: the run ends aborted and the API answers 412.
+      const refusal = flydError('FLYD_ERR_NO_CAPACITY', `no room on this worker: ${shortfall}`);
+      throw new AbortStep(refusal.message, { cause: refusal });
+    }
     const now = new Date().toISOString();
     machine.store.insert({
       id: request.id,

@@ -47,7 +47,8 @@ export interface MachineConfig {
   init?: { cmd?: string[]; exec?: string[]; entrypoint?: string[] };
   env?: Record<string, string>;
   services?: ServiceConfig[];
-  guest?: { cpus?: number; memory_mb?: number };
+  guest?: { cpus?: number; memory_mb?: number; cpu_kind?: string };
+  stop_config?: { signal?: string; timeout?: string | number };
   restart?: { policy?: string; max_retries?: number };
   [key: string]: unknown;
 }

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
 import { HttpError, type Logger } from '@fleet/service';
+import type { HostCapacity } from './capacity.js';
 import { flydError } from './errors.js';
 import { AbortStep, type FsmEngine, RunConflictError, type RunHandle } from './fsm/engine.js';
 import { resolveImage } from './images.js';
@@ -47,6 +48,8 @@ export interface MachineServiceOptions {
   stopTimeoutMs: number;
   /** How long a starting machine may take to listen on its service port. */
   listenWaitMs: number;
+  /** What this worker offers (`--cpus`, `--memory-mb`): a create that does not fit is refused. */
+  capacity: HostCapacity;
   logger: Logger;
 }
 
