@@ -40,6 +40,13 @@ export interface UpdateRequest {
   version?: string;
 }
 
+/** A destroy's request: `kill` sends SIGKILL, else the signal (the config's stop_config). */
+export interface DestroyRequest {
+  kill: boolean;
+  signal?: NodeJS.Signals;
+  timeoutMs?: number;
+}
+
 export interface StopRequest {
   signal: NodeJS.Signals;
   timeoutMs: number;
@@ -261,7 +268,7 @@ export function defineMachineActions(engine: FsmEngine, machine: MachineSteps): 
       },
     ],
   });
-  engine.define<{ kill: boolean }>('destroy', {
+  engine.define<DestroyRequest>('destroy', {
     steps: [
       {
         name: 'stop',
@@ -269,8 +276,8 @@ export function defineMachineActions(engine: FsmEngine, machine: MachineSteps): 
           machine.setState(machineId, 'destroying', { type: 'destroy', source: 'user' });
           await machine.runtime.stop(
             machineId,
-            request.kill ? 'SIGKILL' : 'SIGTERM',
-            machine.options.stopTimeoutMs,
+            request.kill ? 'SIGKILL' : (request.signal ?? 'SIGTERM'),
+            request.timeoutMs ?? machine.options.stopTimeoutMs,
           );
         },
       },

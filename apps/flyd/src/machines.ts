@@ -8,6 +8,7 @@ import { AbortStep, type FsmEngine, RunConflictError, type RunHandle } from './f
 import { resolveImage } from './images.js';
 import {
   type CreateRequest,
+  type DestroyRequest,
   defineMachineActions,
   type MachineSteps,
   newVersion,
@@ -35,6 +36,7 @@ import { freePort, waitForListener } from './ports.js';
 import type { Publisher } from './publisher.js';
 import { afterExit } from './restart-policy.js';
 import { type ExitInfo, killLeftovers, type ProcessRuntime } from './runtime.js';
+import { type StopSettings, stopConfigOf, stopSettings } from './stop-config.js';
 import { mountOf } from './volume-mounts.js';
 import { rowWaitMs, type VolumeService } from './volumes.js';
 
@@ -124,6 +126,7 @@ export class MachineService {
   ): Promise<{ machine: MachineRecord; events: MachineEvent[] }> {
     const image = resolveImage(this.options.imagesDir, request.config);
     checkFiles(request.config);
+    stopConfigOf(request.config);
     for (const service of request.config.services ?? []) {
       if (
         !Number.isInteger(service.internal_port) ||
@@ -198,7 +201,8 @@ export class MachineService {
     await this.#outcome(this.#start(id, 'suspend', {}).done, id, 'suspend');
   }
 
-  async stop(id: string, request: StopRequest): Promise<void> {
+  /** Stops the machine with the caller's signal and grace period, else its stop_config's. */
+  async stop(id: string, asked: StopSettings): Promise<void> {
     const machine = this.get(id);
     this.#cancelRestart(id);
     if (machine.state === 'stopped' || machine.state === 'created') return;
@@ -208,11 +212,12 @@ export class MachineService {
         `machine ${id} is ${machine.state}; it cannot be stopped`,
       );
     }
+    const request: StopRequest = stopSettings(asked, machine.config, this.options.stopTimeoutMs);
     await this.#outcome(this.#start(id, 'stop', request).done, id, 'stop');
   }
 
   /** Stops the machine's process and starts it again, as one operation. */
-  async restart(id: string, request: StopRequest): Promise<void> {
+  async restart(id: string, asked: StopSettings): Promise<void> {
     const machine = this.get(id);
     if (machine.state !== 'started') {
       throw flydError(
@@ -221,6 +226,7 @@ export class MachineService {
       );
     }
     this.#restarts.delete(id);
+    const request: StopRequest = stopSettings(asked, machine.config, this.options.stopTimeoutMs);
     await this.#outcome(this.#start(id, 'restart', request).done, id, 'restart');
   }
 
@@ -231,6 +237,7 @@ export class MachineService {
   async update(id: string, config: CreateRequest['config']): Promise<MachineRecord> {
     resolveImage(this.options.imagesDir, config); // a config that cannot run is refused up front
     checkFiles(config);
+    stopConfigOf(config);
     const machine = this.get(id);
     if (machine.state === 'destroyed' || machine.state === 'destroying') {
       throw flydError(
@@ -247,10 +254,13 @@ export class MachineService {
       );
     }
     this.#cancelRestart(id);
+    // The process being stopped runs the old config: its stop_config says how to stop it.
+    const stop = stopSettings({}, machine.config, this.options.stopTimeoutMs);
     await this.#outcome(
       this.#start(id, 'update', {
         config,
-        timeoutMs: this.options.stopTimeoutMs,
+        signal: stop.signal,
+        timeoutMs: stop.timeoutMs,
         version: newVersion(),
       } satisfies UpdateRequest).done,
       id,
@@ -307,7 +317,9 @@ export class MachineService {
         `machine ${id} is ${machine.state}: stop it first, or destroy with kill=true`,
       );
     }
-    await this.#outcome(this.#start(id, 'destroy', { kill }).done, id, 'destroy');
+    const stop = stopSettings({}, machine.config, this.options.stopTimeoutMs);
+    const request: DestroyRequest = { kill, ...stop };
+    await this.#outcome(this.#start(id, 'destroy', request).done, id, 'destroy');
   }
 
   /**
