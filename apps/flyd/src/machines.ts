@@ -394,6 +394,9 @@ export class MachineService {
       { machine: id, code: exit.code, signal: exit.signal },
       'machine exited',
     );
+    const restarts = this.#restarts.get(id) ?? 0;
+    // `restart_count` (Fly's field) is kept with the exit, so a flyd that dies while the restart
+    // waits out its backoff knows at boot how many retries the policy has left.
     const exitEvent = {
       exit_event: {
         exit_code: exit.code,
@@ -401,6 +404,7 @@ export class MachineService {
         oom_killed: exit.oomKilled,
         requested_stop: false,
       },
+      restart_count: restarts,
     };
     this.#setState(
       id,
@@ -408,8 +412,12 @@ export class MachineService {
       { type: 'exit', source: 'flyd', request: exitEvent },
       { pid: null, stop_reason: 'exited' },
     );
-    const restarts = this.#restarts.get(id) ?? 0;
-    const next = afterExit(machine.config, exit, restarts);
+    this.#afterExit(id, machine.config, exit, restarts);
+  }
+
+  /** What the restart policy does after an exit: destroy, or restart after its backoff. */
+  #afterExit(id: string, config: MachineConfig, exit: ExitInfo, restarts: number): void {
+    const next = afterExit(config, exit, restarts);
     if (next.action === 'destroy') {
       this.#start(id, 'destroy', { kill: true }).done.catch(() => undefined);
     } else if (next.action === 'restart') {
@@ -422,6 +430,26 @@ export class MachineService {
       }, next.delayMs);
       this.#restartTimers.set(id, timer);
     }
+  }
+
+  /**
+   * At boot, a machine that stopped because its process exited gets what its policy said then:
+   * the restart (or auto-destroy) a crashed flyd's backoff timer held is not lost. The exit and
+   * the retries spent so far are read back from its last exit event.
+   */
+  #resumeRestartPolicy(machine: MachineRecord): void {
+    const exitEvent = this.store
+      .events(machine.id)
+      .find((event) => event.type === 'exit' && isExitRequest(event.request));
+    if (!exitEvent) return;
+    const request = exitEvent.request as ExitRequest;
+    const exit: ExitInfo = {
+      code: request.exit_event.exit_code,
+      signal: request.exit_event.signal,
+      oomKilled: request.exit_event.oom_killed === true,
+      requested: false,
+    };
+    this.#afterExit(machine.id, machine.config, exit, request.restart_count ?? 0);
   }
 
   /** At boot: kill what a crashed flyd left, resume unfinished runs, restart what was running. */
@@ -451,6 +479,11 @@ export class MachineService {
       if (machine.state === 'suspended' || machine.state === 'suspending') {
         // The paused process died with the old flyd: the machine is stopped, not resumed.
         this.store.update(machine.id, { state: 'stopped', pid: null, stop_reason: 'flyd-restart' });
+        continue;
+      }
+      const exited = machine.state === 'stopped' && machine.stop_reason === 'exited';
+      if (exited && !this.engine.isBusy(machine.id)) {
+        this.#resumeRestartPolicy(machine);
         continue;
       }
       const wasRunning = machine.state === 'started' || machine.state === 'starting';
@@ -638,4 +671,19 @@ export class MachineService {
     }
     await this.#record(id, 'started', { type: 'start', source: 'flyd' });
   }
+}
+
+/** The `request` of an exit event, as `exited` records it. */
+interface ExitRequest {
+  exit_event: {
+    exit_code: number | null;
+    signal: NodeJS.Signals | null;
+    oom_killed?: boolean;
+  };
+  restart_count?: number;
+}
+
+function isExitRequest(request: unknown): request is ExitRequest {
+  const exit = (request as Partial<ExitRequest> | undefined)?.exit_event;
+  return typeof exit === 'object' && exit !== null && 'exit_code' in exit;
 }
