@@ -19,6 +19,8 @@ const flyCodeByStatus: Record<number, string> = {
 const flyStatusByCode: Record<string, string> = {
   FLAPS_ERR_NAME_TAKEN: 'name_taken',
   FLAPS_ERR_NO_CAPACITY: 'insufficient_capacity',
+  // A worker refusing a machine it has no room for (placement raced, or it counts CPUs).
+  FLYD_ERR_NO_CAPACITY: 'insufficient_capacity',
 };
 
 /**

@@ -172,8 +172,15 @@ export const shapes = {
     minItems: 1,
     items: {
       type: 'object',
-      required: ['version', 'user_config', 'created_at'],
-      properties: { version: ulid, user_config: { type: 'object' }, created_at: timestamp },
+      required: ['version', 'user_config', 'created_at', 'state'],
+      // `state`: a superseded version is `replaced`, the current one its machine's (Fly's
+      // version state, docs "Machine states and lifecycle").
+      properties: {
+        version: ulid,
+        user_config: { type: 'object' },
+        created_at: timestamp,
+        state: { enum: machineStates },
+      },
     },
   },
   ps: {

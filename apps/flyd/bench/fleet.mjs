@@ -41,6 +41,9 @@ export async function startFleet() {
       [
         ...['--listen', '127.0.0.1:0', '--data-dir', join(dir, 'flyd')],
         ...['--corrosion-url', corrosion, '--token', token, '--images-dir', imagesDir],
+        // The bulk phase holds dozens of 256 MB machines at once: reserve room for them whatever
+        // this host's memory (create refuses a machine that does not fit, see the README).
+        ...['--memory-mb', '1000000'],
       ],
       ['api'],
     )

@@ -30,6 +30,10 @@ export const FlydErrors = {
     412,
     'the machine cannot migrate there (same host, or the target worker refused it)',
   ],
+  FLYD_ERR_NO_CAPACITY: [
+    412,
+    "the machine does not fit on this worker: its guest's memory (or performance CPUs) exceeds what is free",
+  ],
   FLYD_ERR_FAILED: [500, 'the operation failed on the worker; its run records the step and error'],
 } as const;
 

@@ -1,6 +1,8 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ulid } from 'ulid';
+import { monotonicFactory } from 'ulid';
+import { capacityShortfall, type HostCapacity } from './capacity.js';
+import { flydError } from './errors.js';
 import { AbortStep, type FsmEngine, type Step } from './fsm/engine.js';
 import type { MachineConfig, MachineRecord, MachineState, MachineStore } from './machine-store.js';
 import { freePort } from './ports.js';
@@ -13,8 +15,36 @@ export interface CreateRequest {
   region?: string;
   config: MachineConfig;
   skip_launch?: boolean;
+  /** The first version's id, chosen when the run starts (runs recorded before: made here). */
+  instance_id?: string;
   /** Set by a migrate's source: the machine's row as it last wrote it (see Publisher.awaitRow). */
   migrated_from?: { host_id: string; updated_at: string };
+}
+
+/**
+ * A new instance id (a machine's version, a ULID as Fly's): monotonic, so a machine's versions
+ * sort in the order they were made even within one millisecond.
+ */
+export const newVersion = monotonicFactory();
+
+/**
+ * An update's request. `version` is the new version's id, chosen when the run starts and
+ * persisted with it, so every run of the `configure` step (one after a crash included) writes the
+ * same version; runs recorded before it was part of the request use their run id (also a ULID,
+ * also persisted).
+ */
+export interface UpdateRequest {
+  config: MachineConfig;
+  timeoutMs: number;
+  signal?: NodeJS.Signals;
+  version?: string;
+}
+
+/** A destroy's request: `kill` sends SIGKILL, else the signal (the config's stop_config). */
+export interface DestroyRequest {
+  kill: boolean;
+  signal?: NodeJS.Signals;
+  timeoutMs?: number;
 }
 
 export interface StopRequest {
@@ -29,10 +59,12 @@ type StateExtra = Partial<Pick<MachineRecord, 'pid' | 'port' | 'stop_reason'>>;
 export interface MachineSteps {
   store: MachineStore;
   runtime: ProcessRuntime;
-  options: { dataDir: string; region: string; stopTimeoutMs: number };
+  options: { dataDir: string; region: string; stopTimeoutMs: number; capacity: HostCapacity };
   setState(id: string, state: MachineState, event: StateEvent, extra?: StateExtra): void;
   /** A state change that ends an operation: resolves once published. */
   record(id: string, state: MachineState, event: StateEvent, extra?: StateExtra): Promise<void>;
+  /** Publishes the machine's row as it is; resolves once published (or a retry is queued). */
+  publish(id: string): Promise<void>;
   launch(id: string): Promise<void>;
   launchFailed(id: string, error: Error): Promise<void>;
   /** Attaches the volume the config mounts to the machine (idempotent). */
@@ -47,18 +79,34 @@ export interface MachineSteps {
  */
 export function defineMachineActions(engine: FsmEngine, machine: MachineSteps): void {
   const machineDir = (id: string) => join(machine.options.dataDir, 'machines', id);
-  const reserve = async (request: CreateRequest & { id: string; image_ref: string }) => {
+  /**
+   * Records the machine if it fits this worker's capacity beside the machines it has. The check
+   * and the insert are one synchronous step (no await between them), so two creates in parallel
+   * cannot both take the last room.
+   */
+  const reserve = (request: CreateRequest & { id: string; image_ref: string }, port: number) => {
+    if (machine.store.get(request.id)) return; // a reserve that runs again after a crash
+    const shortfall = capacityShortfall(
+      machine.options.capacity,
+      machine.store.list(),
+      request.config,
+    );
+    if (shortfall) {
+      // Retrying cannot make room: the run ends aborted and the API answers 412.
+      const refusal = flydError('FLYD_ERR_NO_CAPACITY', `no room on this worker: ${shortfall}`);
+      throw new AbortStep(refusal.message, { cause: refusal });
+    }
     const now = new Date().toISOString();
     machine.store.insert({
       id: request.id,
       app: request.app,
       name: request.name ?? request.id,
       region: request.region ?? machine.options.region,
-      instance_id: ulid(),
+      instance_id: request.instance_id ?? newVersion(),
       state: 'created',
       config: request.config,
       image_ref: request.image_ref,
-      port: await freePort(),
+      port,
       pid: null,
       stop_reason: null,
       cordoned: false,
@@ -71,7 +119,7 @@ export function defineMachineActions(engine: FsmEngine, machine: MachineSteps): 
       {
         name: 'reserve',
         run: async ({ request }) => {
-          if (!machine.store.get(request.id)) await reserve(request);
+          if (!machine.store.get(request.id)) reserve(request, await freePort());
           await machine.attachMounts(request.id, request.config);
         },
       },
@@ -125,15 +173,25 @@ export function defineMachineActions(engine: FsmEngine, machine: MachineSteps): 
     },
   ];
   engine.define<StopRequest>('stop', { steps: stopSteps });
-  engine.define<{ config: MachineConfig; timeoutMs: number }>('update', {
+  engine.define<UpdateRequest>('update', {
     steps: [
       {
         name: 'stop',
-        // The step's result (was it running?) is kept, so a resumed update still knows it.
+        // The step's result (was it running?) is kept, so a resumed update still knows it. Run
+        // again after a crash, the process is gone (boot killed it) but the record still tells:
+        // a machine this update was stopping, or had stopped, ran when the update began.
         run: async ({ machineId, request }) => {
-          if (!machine.runtime.isRunning(machineId)) return { wasRunning: false };
-          machine.setState(machineId, 'stopping', { type: 'update', source: 'user' });
-          await machine.runtime.stop(machineId, 'SIGTERM', request.timeoutMs);
+          const running = machine.runtime.isRunning(machineId);
+          const { state, stop_reason } = machine.store.get(machineId)!;
+          const wasRunning =
+            running ||
+            ['started', 'starting', 'stopping'].includes(state) ||
+            (state === 'stopped' && stop_reason === 'update');
+          if (!wasRunning) return { wasRunning: false };
+          if (running) {
+            machine.setState(machineId, 'stopping', { type: 'update', source: 'user' });
+            await machine.runtime.stop(machineId, request.signal ?? 'SIGTERM', request.timeoutMs);
+          }
           machine.setState(
             machineId,
             'stopped',
@@ -145,8 +203,14 @@ export function defineMachineActions(engine: FsmEngine, machine: MachineSteps): 
       },
       {
         name: 'configure',
-        run: ({ machineId, request }) => {
-          machine.store.replaceConfig(machineId, request.config, ulid());
+        run: ({ machineId, request, runId }) => {
+          const replaced = machine.store.replaceVersion(
+            machineId,
+            request.config,
+            request.version ?? runId,
+          );
+          // Run again after a crash, the version is there already: only publish it.
+          if (replaced === undefined) return machine.publish(machineId);
           return machine.record(machineId, machine.store.get(machineId)!.state, {
             type: 'update',
             source: 'user',
@@ -204,7 +268,7 @@ export function defineMachineActions(engine: FsmEngine, machine: MachineSteps): 
       },
     ],
   });
-  engine.define<{ kill: boolean }>('destroy', {
+  engine.define<DestroyRequest>('destroy', {
     steps: [
       {
         name: 'stop',
@@ -212,8 +276,8 @@ export function defineMachineActions(engine: FsmEngine, machine: MachineSteps): 
           machine.setState(machineId, 'destroying', { type: 'destroy', source: 'user' });
           await machine.runtime.stop(
             machineId,
-            request.kill ? 'SIGKILL' : 'SIGTERM',
-            machine.options.stopTimeoutMs,
+            request.kill ? 'SIGKILL' : (request.signal ?? 'SIGTERM'),
+            request.timeoutMs ?? machine.options.stopTimeoutMs,
           );
         },
       },

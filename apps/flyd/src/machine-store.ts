@@ -47,7 +47,8 @@ export interface MachineConfig {
   init?: { cmd?: string[]; exec?: string[]; entrypoint?: string[] };
   env?: Record<string, string>;
   services?: ServiceConfig[];
-  guest?: { cpus?: number; memory_mb?: number };
+  guest?: { cpus?: number; memory_mb?: number; cpu_kind?: string };
+  stop_config?: { signal?: string; timeout?: string | number };
   restart?: { policy?: string; max_retries?: number };
   [key: string]: unknown;
 }
@@ -55,6 +56,14 @@ export interface MachineConfig {
 /** What a machine may use: its `guest`, with Fly's defaults (one shared CPU, 256 MB). */
 export function guestOf(config: MachineConfig): { cpus: number; memoryMb: number } {
   return { cpus: config.guest?.cpus ?? 1, memoryMb: config.guest?.memory_mb ?? 256 };
+}
+
+/** One version of a machine's config, as `GET /v1/machines/{id}/versions` lists it. */
+export interface MachineVersion {
+  version: string;
+  user_config: MachineConfig;
+  created_at: string;
+  state: MachineState | 'replaced';
 }
 
 export interface MachineEvent {
@@ -115,21 +124,47 @@ export class MachineStore {
     return this.get(id)!;
   }
 
-  /** Replaces the machine's config; a new `instanceId` makes it a new version. */
-  replaceConfig(id: string, config: MachineConfig, instanceId?: string): MachineRecord {
-    const now = new Date().toISOString();
+  /** Replaces the machine's config in place (metadata): the version stays what it was. */
+  replaceConfig(id: string, config: MachineConfig): MachineRecord {
     this.db
-      .prepare(
-        'UPDATE machines SET config = ?, instance_id = coalesce(?, instance_id), updated_at = ? WHERE id = ?',
-      )
-      .run(JSON.stringify(config), instanceId ?? null, now, id);
-    const machine = this.get(id)!;
-    this.#addVersion(id, machine.instance_id, config, now);
-    return machine;
+      .prepare('UPDATE machines SET config = ?, updated_at = ? WHERE id = ?')
+      .run(JSON.stringify(config), new Date().toISOString(), id);
+    return this.get(id)!;
   }
 
-  /** Every config the machine has had, newest first (a version per create and update). */
-  versions(id: string): { version: string; user_config: MachineConfig; created_at: string }[] {
+  /**
+   * Makes `config` the machine's new version `version`, in one transaction: the version row, the
+   * machine's config and instance id, and an `update` event (status `replaced`) naming the
+   * instance it replaced. Idempotent: a machine already at `version` is left as it is (an update
+   * step that runs again after a crash writes nothing twice). The replaced instance id, or
+   * undefined when there was nothing to do.
+   */
+  replaceVersion(id: string, config: MachineConfig, version: string): string | undefined {
+    return this.db.transaction(() => {
+      const machine = this.get(id);
+      if (!machine || machine.instance_id === version) return undefined;
+      const now = new Date().toISOString();
+      this.db
+        .prepare('UPDATE machines SET config = ?, instance_id = ?, updated_at = ? WHERE id = ?')
+        .run(JSON.stringify(config), version, now, id);
+      this.#addVersion(id, version, config, now);
+      this.addEvent(id, {
+        type: 'update',
+        status: 'replaced',
+        source: 'flyd',
+        request: { instance_id: machine.instance_id, replaced_by: version },
+      });
+      return machine.instance_id;
+    })();
+  }
+
+  /**
+   * Every config the machine has had, newest first (a version per create and update), each with
+   * its state as Fly reports a version's: `replaced` for the ones an update superseded, the
+   * machine's own state for the current one.
+   */
+  versions(id: string): MachineVersion[] {
+    const machine = this.get(id);
     const rows = this.db
       .prepare(
         'SELECT version, config, created_at FROM machine_versions WHERE machine_id = ? ORDER BY version DESC',
@@ -139,6 +174,7 @@ export class MachineStore {
       version: row.version,
       user_config: JSON.parse(row.config) as MachineConfig,
       created_at: row.created_at,
+      state: row.version === machine?.instance_id ? machine.state : 'replaced',
     }));
   }
 

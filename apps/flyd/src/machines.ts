@@ -2,14 +2,18 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
 import { HttpError, type Logger } from '@fleet/service';
+import type { HostCapacity } from './capacity.js';
 import { flydError } from './errors.js';
 import { AbortStep, type FsmEngine, RunConflictError, type RunHandle } from './fsm/engine.js';
 import { resolveImage } from './images.js';
 import {
   type CreateRequest,
+  type DestroyRequest,
   defineMachineActions,
   type MachineSteps,
+  newVersion,
   type StopRequest,
+  type UpdateRequest,
 } from './machine-actions.js';
 import {
   type ExecResult,
@@ -32,6 +36,7 @@ import { freePort, waitForListener } from './ports.js';
 import type { Publisher } from './publisher.js';
 import { afterExit } from './restart-policy.js';
 import { type ExitInfo, killLeftovers, type ProcessRuntime } from './runtime.js';
+import { type StopSettings, stopConfigOf, stopSettings } from './stop-config.js';
 import { mountOf } from './volume-mounts.js';
 import { rowWaitMs, type VolumeService } from './volumes.js';
 
@@ -45,6 +50,8 @@ export interface MachineServiceOptions {
   stopTimeoutMs: number;
   /** How long a starting machine may take to listen on its service port. */
   listenWaitMs: number;
+  /** What this worker offers (`--cpus`, `--memory-mb`): a create that does not fit is refused. */
+  capacity: HostCapacity;
   logger: Logger;
 }
 
@@ -74,6 +81,7 @@ export class MachineService {
       options,
       setState: (...change) => void this.#setState(...change),
       record: (...change) => this.#record(...change),
+      publish: (id) => publisher.machineChanged(id),
       launch: (id) => this.#launch(id),
       launchFailed: (id, error) => this.#launchFailed(id, error),
       attachMounts: (id, config) => volumes.attach(id, config),
@@ -118,6 +126,7 @@ export class MachineService {
   ): Promise<{ machine: MachineRecord; events: MachineEvent[] }> {
     const image = resolveImage(this.options.imagesDir, request.config);
     checkFiles(request.config);
+    stopConfigOf(request.config);
     for (const service of request.config.services ?? []) {
       if (
         !Number.isInteger(service.internal_port) ||
@@ -147,7 +156,12 @@ export class MachineService {
     };
     this.#changes.on('state', onCreated);
     try {
-      const run = this.#start(id, 'create', { ...request, id, image_ref: image.ref });
+      const run = this.#start(id, 'create', {
+        ...request,
+        id,
+        image_ref: image.ref,
+        instance_id: newVersion(),
+      });
       await this.#outcome(run.reached('publish'), id, 'create');
     } finally {
       this.#changes.off('state', onCreated);
@@ -187,7 +201,8 @@ export class MachineService {
     await this.#outcome(this.#start(id, 'suspend', {}).done, id, 'suspend');
   }
 
-  async stop(id: string, request: StopRequest): Promise<void> {
+  /** Stops the machine with the caller's signal and grace period, else its stop_config's. */
+  async stop(id: string, asked: StopSettings): Promise<void> {
     const machine = this.get(id);
     this.#cancelRestart(id);
     if (machine.state === 'stopped' || machine.state === 'created') return;
@@ -197,11 +212,12 @@ export class MachineService {
         `machine ${id} is ${machine.state}; it cannot be stopped`,
       );
     }
+    const request: StopRequest = stopSettings(asked, machine.config, this.options.stopTimeoutMs);
     await this.#outcome(this.#start(id, 'stop', request).done, id, 'stop');
   }
 
   /** Stops the machine's process and starts it again, as one operation. */
-  async restart(id: string, request: StopRequest): Promise<void> {
+  async restart(id: string, asked: StopSettings): Promise<void> {
     const machine = this.get(id);
     if (machine.state !== 'started') {
       throw flydError(
@@ -210,6 +226,7 @@ export class MachineService {
       );
     }
     this.#restarts.delete(id);
+    const request: StopRequest = stopSettings(asked, machine.config, this.options.stopTimeoutMs);
     await this.#outcome(this.#start(id, 'restart', request).done, id, 'restart');
   }
 
@@ -220,6 +237,7 @@ export class MachineService {
   async update(id: string, config: CreateRequest['config']): Promise<MachineRecord> {
     resolveImage(this.options.imagesDir, config); // a config that cannot run is refused up front
     checkFiles(config);
+    stopConfigOf(config);
     const machine = this.get(id);
     if (machine.state === 'destroyed' || machine.state === 'destroying') {
       throw flydError(
@@ -236,8 +254,15 @@ export class MachineService {
       );
     }
     this.#cancelRestart(id);
+    // The process being stopped runs the old config: its stop_config says how to stop it.
+    const stop = stopSettings({}, machine.config, this.options.stopTimeoutMs);
     await this.#outcome(
-      this.#start(id, 'update', { config, timeoutMs: this.options.stopTimeoutMs }).done,
+      this.#start(id, 'update', {
+        config,
+        signal: stop.signal,
+        timeoutMs: stop.timeoutMs,
+        version: newVersion(),
+      } satisfies UpdateRequest).done,
       id,
       'update',
     );
@@ -292,7 +317,9 @@ export class MachineService {
         `machine ${id} is ${machine.state}: stop it first, or destroy with kill=true`,
       );
     }
-    await this.#outcome(this.#start(id, 'destroy', { kill }).done, id, 'destroy');
+    const stop = stopSettings({}, machine.config, this.options.stopTimeoutMs);
+    const request: DestroyRequest = { kill, ...stop };
+    await this.#outcome(this.#start(id, 'destroy', request).done, id, 'destroy');
   }
 
   /**
@@ -367,6 +394,9 @@ export class MachineService {
       { machine: id, code: exit.code, signal: exit.signal },
       'machine exited',
     );
+    const restarts = this.#restarts.get(id) ?? 0;
+    // `restart_count` (Fly's field) is kept with the exit, so a flyd that dies while the restart
+    // waits out its backoff knows at boot how many retries the policy has left.
     const exitEvent = {
       exit_event: {
         exit_code: exit.code,
@@ -374,6 +404,7 @@ export class MachineService {
         oom_killed: exit.oomKilled,
         requested_stop: false,
       },
+      restart_count: restarts,
     };
     this.#setState(
       id,
@@ -381,8 +412,12 @@ export class MachineService {
       { type: 'exit', source: 'flyd', request: exitEvent },
       { pid: null, stop_reason: 'exited' },
     );
-    const restarts = this.#restarts.get(id) ?? 0;
-    const next = afterExit(machine.config, exit, restarts);
+    this.#afterExit(id, machine.config, exit, restarts);
+  }
+
+  /** What the restart policy does after an exit: destroy, or restart after its backoff. */
+  #afterExit(id: string, config: MachineConfig, exit: ExitInfo, restarts: number): void {
+    const next = afterExit(config, exit, restarts);
     if (next.action === 'destroy') {
       this.#start(id, 'destroy', { kill: true }).done.catch(() => undefined);
     } else if (next.action === 'restart') {
@@ -395,6 +430,26 @@ export class MachineService {
       }, next.delayMs);
       this.#restartTimers.set(id, timer);
     }
+  }
+
+  /**
+   * At boot, a machine that stopped because its process exited gets what its policy said then:
+   * the restart (or auto-destroy) a crashed flyd's backoff timer held is not lost. The exit and
+   * the retries spent so far are read back from its last exit event.
+   */
+  #resumeRestartPolicy(machine: MachineRecord): void {
+    const exitEvent = this.store
+      .events(machine.id)
+      .find((event) => event.type === 'exit' && isExitRequest(event.request));
+    if (!exitEvent) return;
+    const request = exitEvent.request as ExitRequest;
+    const exit: ExitInfo = {
+      code: request.exit_event.exit_code,
+      signal: request.exit_event.signal,
+      oomKilled: request.exit_event.oom_killed === true,
+      requested: false,
+    };
+    this.#afterExit(machine.id, machine.config, exit, request.restart_count ?? 0);
   }
 
   /** At boot: kill what a crashed flyd left, resume unfinished runs, restart what was running. */
@@ -424,6 +479,11 @@ export class MachineService {
       if (machine.state === 'suspended' || machine.state === 'suspending') {
         // The paused process died with the old flyd: the machine is stopped, not resumed.
         this.store.update(machine.id, { state: 'stopped', pid: null, stop_reason: 'flyd-restart' });
+        continue;
+      }
+      const exited = machine.state === 'stopped' && machine.stop_reason === 'exited';
+      if (exited && !this.engine.isBusy(machine.id)) {
+        this.#resumeRestartPolicy(machine);
         continue;
       }
       const wasRunning = machine.state === 'started' || machine.state === 'starting';
@@ -611,4 +671,19 @@ export class MachineService {
     }
     await this.#record(id, 'started', { type: 'start', source: 'flyd' });
   }
+}
+
+/** The `request` of an exit event, as `exited` records it. */
+interface ExitRequest {
+  exit_event: {
+    exit_code: number | null;
+    signal: NodeJS.Signals | null;
+    oom_killed?: boolean;
+  };
+  restart_count?: number;
+}
+
+function isExitRequest(request: unknown): request is ExitRequest {
+  const exit = (request as Partial<ExitRequest> | undefined)?.exit_event;
+  return typeof exit === 'object' && exit !== null && 'exit_code' in exit;
 }

@@ -163,6 +163,7 @@ runMain(async () => {
       hostId: config['host-id'],
       stopTimeoutMs: config['stop-timeout-ms'],
       listenWaitMs: config['listen-wait-ms'],
+      capacity: host,
       logger,
     },
     volumes,

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { AbortStep, type FsmEngine } from './fsm/engine.js';
 import type { MachineSteps } from './machine-actions.js';
 import { type PeerClient, PeerError } from './peer-client.js';
+import { stopSettings } from './stop-config.js';
 import { mountOf } from './volume-mounts.js';
 import { type VolumeService, volumeRecordHeader } from './volumes.js';
 
@@ -59,7 +60,13 @@ export function defineMigrateAction(engine: FsmEngine, machine: MigrateSteps): v
         run: async ({ machineId }) => {
           if (machine.runtime.isRunning(machineId)) {
             machine.setState(machineId, 'stopping', { type: 'migrate', source: 'user' });
-            await machine.runtime.stop(machineId, 'SIGTERM', machine.options.stopTimeoutMs);
+            // Fly's migrations stop a machine with its stop_config, as a caller's stop does.
+            const stop = stopSettings(
+              {},
+              machine.store.get(machineId)!.config,
+              machine.options.stopTimeoutMs,
+            );
+            await machine.runtime.stop(machineId, stop.signal, stop.timeoutMs);
           }
           await machine.record(
             machineId,

@@ -1,6 +1,7 @@
 import type { CorrosionClient, Statement } from '@fleet/corrosion-client';
 import type { Logger } from '@fleet/service';
-import { guestOf, type MachineRecord, type MachineStore } from './machine-store.js';
+import { reservations } from './capacity.js';
+import type { MachineRecord, MachineStore } from './machine-store.js';
 
 export interface HostInfo {
   id: string;
@@ -257,12 +258,4 @@ function servicesOf(machine: MachineRecord): Statement[] {
       service.min_machines_running ?? 0,
     ],
   ]);
-}
-
-/** [cpus reserved, memory reserved, machine count] of the machines that exist on this host. */
-function reservations(machines: MachineRecord[]): [number, number, number] {
-  const live = machines.filter((machine) => machine.state !== 'destroyed');
-  const cpus = live.reduce((sum, machine) => sum + guestOf(machine.config).cpus, 0);
-  const memory = live.reduce((sum, machine) => sum + guestOf(machine.config).memoryMb, 0);
-  return [cpus, memory, live.length];
 }

@@ -57,10 +57,13 @@ function operate(api: string, action: string, id: string): Promise<unknown> {
 }
 
 // flyd is killed with SIGKILL right after it commits each step of each machine FSM (through the
-// test-only FLYD_CRASH_AFTER_STEP hook). After a restart on the same data directory every run
-// completes with its finalizer called, the machine ends in the state its operation was heading
-// for, a process runs it iff it is started, and its corrosion row says the same. One corrosion and
-// one data directory serve every case; the flyd that checks one case prepares the next.
+// test-only FLYD_CRASH_AFTER_STEP hook), and again right after each step ran but before its
+// result was committed (FLYD_CRASH_BEFORE_COMMIT: the step runs a second time after the restart).
+// After a restart on the same data directory every run completes with its finalizer called, the
+// machine ends in the state its operation was heading for, a process runs it iff it is started,
+// its corrosion row says the same, and an update made exactly one new version (the old one
+// `replaced`). One corrosion and one data directory serve every case; the flyd that checks one
+// case prepares the next.
 describe('flyd killed at every FSM step boundary', () => {
   const fixture = new FlydFixture();
   let corrosion: CorrosionClient;
@@ -130,28 +133,54 @@ describe('flyd killed at every FSM step boundary', () => {
     }, `corrosion to show ${id} ${ends}`);
   }
 
-  for (const [action, step] of boundaries) {
-    it(`finishes a ${action} when flyd dies right after its ${step} step`, async () => {
-      const id = await prepare(action);
-      await fixture.kill();
-      const crashing = await fixture.startFlyd({ FLYD_CRASH_AFTER_STEP: `${action}:${step}` });
-      if (operations[action]!.needs === 'started')
-        await call(crashing, 'GET', `/v1/machines/${id}/wait?state=started&timeout=15`);
-      await idle(crashing);
-      const answer = operate(crashing, action, id);
-      // flyd dies at the hook (create answers before its launch step: the death comes later);
-      // a call that answered and left flyd alive for long means the hook never fired.
-      const stillAlive = answer.then(
-        () => new Promise((resolve) => setTimeout(resolve, 15_000, answer)),
-      );
-      const outcome = await Promise.race([fixture.flyd!.exited, stillAlive]);
-      expect(outcome).toBe('SIGKILL');
-      api = await fixture.startFlyd();
-      await check(id, action);
-      // Only the shared machine outlives its case: a machine left started would be started again
-      // by every later flyd's boot, and the start:launch hook would fire there.
-      if (id !== shared) await call(api, 'DELETE', `/v1/machines/${id}?kill=true`);
-    }, 60_000);
+  type Version = { version: string; state: string };
+  const versionsOf = async (id: string) =>
+    ((await call(api, 'GET', `/v1/machines/${id}/versions`))?.body ?? []) as unknown as Version[];
+
+  /** An update leaves one new version, the machine's, and every older one `replaced`. */
+  async function checkOneNewVersion(id: string, before: Version[]): Promise<void> {
+    const after = await versionsOf(id);
+    expect(after).toHaveLength(before.length + 1);
+    const machine = (await call(api, 'GET', `/v1/machines/${id}`))?.body;
+    expect(after[0]).toMatchObject({ version: machine?.instance_id, state: 'started' });
+    expect(after.slice(1).every((version) => version.state === 'replaced')).toBe(true);
+    expect(after.slice(1).map((version) => version.version)).toEqual(
+      before.map((version) => version.version),
+    );
+  }
+
+  const hooks = [
+    ['FLYD_CRASH_AFTER_STEP', 'right after its'],
+    ['FLYD_CRASH_BEFORE_COMMIT', 'before the commit of its'],
+  ] as const;
+  for (const [action, step] of boundaries)
+    for (const [hook, moment] of hooks)
+      it(`finishes a ${action} when flyd dies ${moment} ${step} step`, async () => {
+        await crashCase(action, step, hook);
+      }, 60_000);
+
+  async function crashCase(action: string, step: string, hook: string): Promise<void> {
+    const id = await prepare(action);
+    const versionsBefore = action === 'update' ? await versionsOf(id) : [];
+    await fixture.kill();
+    const crashing = await fixture.startFlyd({ [hook]: `${action}:${step}` });
+    if (operations[action]!.needs === 'started')
+      await call(crashing, 'GET', `/v1/machines/${id}/wait?state=started&timeout=15`);
+    await idle(crashing);
+    const answer = operate(crashing, action, id);
+    // flyd dies at the hook (create answers before its launch step: the death comes later);
+    // a call that answered and left flyd alive for long means the hook never fired.
+    const stillAlive = answer.then(
+      () => new Promise((resolve) => setTimeout(resolve, 15_000, answer)),
+    );
+    const outcome = await Promise.race([fixture.flyd!.exited, stillAlive]);
+    expect(outcome).toBe('SIGKILL');
+    api = await fixture.startFlyd();
+    await check(id, action);
+    if (action === 'update') await checkOneNewVersion(id, versionsBefore);
+    // Only the shared machine outlives its case: a machine left started would be started again
+    // by every later flyd's boot, and the start:launch hook would fire there.
+    if (id !== shared) await call(api, 'DELETE', `/v1/machines/${id}?kill=true`);
   }
 
   it('counts the runs by action and outcome in its metrics', async () => {

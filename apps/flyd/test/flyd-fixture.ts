@@ -50,6 +50,7 @@ export class FlydFixture {
       ...extraEnv,
     };
     if (!extraEnv.FLYD_CRASH_AFTER_STEP) delete env.FLYD_CRASH_AFTER_STEP;
+    if (!extraEnv.FLYD_CRASH_BEFORE_COMMIT) delete env.FLYD_CRASH_BEFORE_COMMIT;
     this.flyd = await startServerProcess({
       command: process.execPath,
       args: [

@@ -71,6 +71,7 @@ export class FsmEngine {
   readonly #store: RunStore;
   readonly #options: EngineOptions;
   readonly #crashAfterStep = crashHook();
+  readonly #crashBeforeCommit = crashHook(process.env.FLYD_CRASH_BEFORE_COMMIT);
 
   constructor(
     db: Db,
@@ -391,6 +392,7 @@ export class FsmEngine {
         action: live.action,
         step: step.name,
       });
+      this.#crashBeforeCommit(live.action, step.name);
       this.#store.completeStep(live.id, step.name, result, startedAt);
       this.#crashAfterStep(live.action, step.name);
       results[step.name] = result;

@@ -7,6 +7,7 @@ import type { MachineState, MachineStore } from '../machine-store.js';
 import { machineView } from '../machine-view.js';
 import type { CreateRequest, MachineService } from '../machines.js';
 import type { ProcessRuntime } from '../runtime.js';
+import type { StopSettings } from '../stop-config.js';
 import { requestNonce } from './leases.js';
 
 const states: MachineState[] = [
@@ -53,14 +54,11 @@ const stopBodySchema = {
   },
 };
 
-/** A stop's signal and grace period (seconds in the body), with flyd's defaults. */
-function stopRequest(
-  body: { signal?: string; timeout?: number } | undefined,
-  defaultTimeoutMs: number,
-) {
+/** A stop's signal and grace period as the caller gave them (seconds in the body), if at all. */
+function stopRequest(body: { signal?: string; timeout?: number } | undefined): StopSettings {
   return {
-    signal: (body?.signal ?? 'SIGTERM') as NodeJS.Signals,
-    timeoutMs: body?.timeout === undefined ? defaultTimeoutMs : body.timeout * 1000,
+    signal: body?.signal as NodeJS.Signals | undefined,
+    timeoutMs: body?.timeout === undefined ? undefined : body.timeout * 1000,
   };
 }
 
@@ -117,7 +115,7 @@ export function machineRoutes(app: FastifyInstance, deps: MachineRouteDeps): voi
     { schema: { body: stopBodySchema } },
     async (request) => {
       deps.leases.check(request.params.id, requestNonce(request.headers));
-      await deps.machines.stop(request.params.id, stopRequest(request.body, deps.stopTimeoutMs));
+      await deps.machines.stop(request.params.id, stopRequest(request.body));
       return { ok: true };
     },
   );
@@ -127,7 +125,7 @@ export function machineRoutes(app: FastifyInstance, deps: MachineRouteDeps): voi
     { schema: { body: stopBodySchema } },
     async (request) => {
       deps.leases.check(request.params.id, requestNonce(request.headers));
-      await deps.machines.restart(request.params.id, stopRequest(request.body, deps.stopTimeoutMs));
+      await deps.machines.restart(request.params.id, stopRequest(request.body));
       return { ok: true };
     },
   );

@@ -1,0 +1,89 @@
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { call, eventually, FlydFixture, inState } from './flyd-fixture.js';
+import { machinePids } from './machine-processes.js';
+
+interface Event {
+  type: string;
+  status: string;
+  request?: { exit_event?: { exit_code: number }; restart_count?: number };
+}
+
+/**
+ * A machine whose process fails (exit 1) its first `failures` launches, counting them in a file
+ * outside its root (the root is fresh at every launch), then stays up.
+ */
+const flaky = (counter: string, failures: number, restart: Record<string, unknown>) => ({
+  image: 'hello',
+  init: {
+    exec: [
+      'node',
+      '-e',
+      `const fs = require('node:fs');
+       let count = 0;
+       try { count = Number(fs.readFileSync(${JSON.stringify(counter)}, 'utf8')); } catch {}
+       fs.writeFileSync(${JSON.stringify(counter)}, String(count + 1));
+       if (count < ${failures}) setTimeout(() => process.exit(1), 20);
+       else setInterval(() => {}, 1000);`,
+    ],
+  },
+  restart,
+});
+
+// flyd is killed with SIGKILL while a restart-policy restart waits out its backoff (the 6th
+// failure waits 3.2 s). The next flyd reads the exit and the retries spent from the machine's
+// last exit event (`restart_count`) and starts it again; machines whose policy says no more
+// restarts stay stopped.
+describe('restart-policy restarts pending when flyd dies', () => {
+  const fixture = new FlydFixture();
+  let api = '';
+
+  beforeAll(async () => {
+    await fixture.startCorrosion();
+    api = await fixture.startFlyd();
+  });
+  afterAll(() => fixture.close());
+
+  const exits = async (id: string) =>
+    (((await call(api, 'GET', `/v1/machines/${id}`))?.body.events ?? []) as Event[]).filter(
+      (event) => event.type === 'exit' && event.request?.exit_event,
+    );
+  const create = async (config: unknown) =>
+    (await call(api, 'POST', '/v1/machines', { app: 'flaky', config }))?.body.id as string;
+
+  it('starts a machine again at boot when its policy still wanted a restart', async () => {
+    const pending = await create(flaky(join(fixture.dir, 'pending'), 6, {}));
+    // Stays down after its second failure: max_retries 1 is spent.
+    const spent = await create(
+      flaky(join(fixture.dir, 'spent'), 99, { policy: 'on-failure', max_retries: 1 }),
+    );
+    const never = await create(flaky(join(fixture.dir, 'never'), 99, { policy: 'no' }));
+
+    // The 6th exit (restart_count 5) waits 100 ms × 2^5 = 3.2 s for its restart: kill flyd then.
+    await eventually(
+      async () => ((await exits(pending)).length >= 6 ? true : undefined),
+      'six failures',
+    );
+    const [last] = await exits(pending);
+    expect(last?.request?.restart_count).toBe(5);
+    expect((await call(api, 'GET', `/v1/machines/${pending}`))?.body.state).toBe('stopped');
+    await eventually(async () => ((await exits(spent)).length >= 2 ? true : undefined), 'spent');
+    await eventually(async () => ((await exits(never)).length >= 1 ? true : undefined), 'never');
+    await fixture.kill();
+
+    api = await fixture.startFlyd();
+    await inState(api, pending, 'started');
+    expect(machinePids(pending)).toHaveLength(1);
+    expect(await exits(pending)).toHaveLength(6); // the 7th launch stays up
+    // Neither of the others was started again.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    for (const id of [spent, never]) {
+      expect((await call(api, 'GET', `/v1/machines/${id}`))?.body.state).toBe('stopped');
+      expect(machinePids(id)).toHaveLength(0);
+    }
+    expect(await exits(spent)).toHaveLength(2);
+    expect(await exits(never)).toHaveLength(1);
+    for (const id of [pending, spent, never])
+      await call(api, 'DELETE', `/v1/machines/${id}?kill=true`);
+  }, 60_000);
+});

@@ -1,0 +1,131 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseDurationMs } from '../src/duration.js';
+import { call, eventually, FlydFixture, inState } from './flyd-fixture.js';
+
+/**
+ * A machine that says which signal it got; it exits on SIGINT and ignores SIGTERM, so only its
+ * stop_config's signal stops it before the grace period ends in SIGKILL.
+ */
+const noisy = (stop_config: Record<string, unknown>) => ({
+  image: 'hello',
+  init: {
+    exec: [
+      'node',
+      '-e',
+      `process.on('SIGINT', () => { console.log('got SIGINT'); setTimeout(() => process.exit(0), 20); });
+       process.on('SIGTERM', () => console.log('got SIGTERM'));
+       console.log('up');
+       setInterval(() => {}, 1000);`,
+    ],
+  },
+  restart: { policy: 'no' },
+  stop_config,
+});
+
+// A real flyd (grace period 2 s) over a real corrosion: stop, restart and update stop a machine
+// with its config's stop_config — Fly's `{signal, timeout}`, the timeout a Go duration or
+// seconds — unless the request names a signal or timeout itself.
+describe('config.stop_config', () => {
+  const fixture = new FlydFixture();
+  let api = '';
+
+  beforeAll(async () => {
+    await fixture.startCorrosion();
+    api = await fixture.startFlyd();
+  });
+  afterAll(() => fixture.close());
+
+  /** The machine's lines that start with `prefix`, once there are `count` (output lags the exit). */
+  const lines = (id: string, prefix: string, count: number) =>
+    eventually(async () => {
+      const answer = await call(api, 'GET', `/v1/machines/${id}/logs`);
+      const all = (answer?.body ?? []) as unknown as { message: string }[];
+      const got = all.map((line) => line.message).filter((message) => message.startsWith(prefix));
+      return got.length >= count ? got : undefined;
+    }, `${count} lines "${prefix}..." from ${id}`);
+  /** The signals the machine reported, once there are `count`. */
+  const logs = (id: string, count: number) => lines(id, 'got', count);
+  /** Waits until the machine's `count`th launch has installed its signal handlers. */
+  const up = (id: string, count: number) => lines(id, 'up', count);
+  const started = async (stop_config: Record<string, unknown>) => {
+    const id = (
+      await call(api, 'POST', '/v1/machines', { app: 'stops', config: noisy(stop_config) })
+    )?.body.id as string;
+    await inState(api, id, 'started');
+    await up(id, 1);
+    return id;
+  };
+  const timed = async (what: () => Promise<unknown>) => {
+    const startedMs = Date.now();
+    await what();
+    return Date.now() - startedMs;
+  };
+
+  it('stops and restarts with the configured signal when the request names none', async () => {
+    const id = await started({ signal: 'SIGINT', timeout: '30s' });
+    const stopMs = await timed(() => call(api, 'POST', `/v1/machines/${id}/stop`));
+    expect(stopMs).toBeLessThan(1_500); // SIGINT ended it: no 30 s grace period, no SIGKILL
+    expect(await logs(id, 1)).toEqual(['got SIGINT']);
+
+    await call(api, 'POST', `/v1/machines/${id}/start`);
+    await inState(api, id, 'started');
+    await up(id, 2);
+    await call(api, 'POST', `/v1/machines/${id}/restart`);
+    expect(await logs(id, 2)).toEqual(['got SIGINT', 'got SIGINT']);
+
+    // The request's own signal wins over the config's.
+    await up(id, 3);
+    const requestedMs = await timed(() =>
+      call(api, 'POST', `/v1/machines/${id}/stop`, { signal: 'SIGTERM', timeout: 0.3 }),
+    );
+    expect(requestedMs).toBeLessThan(1_500);
+    expect(await logs(id, 3)).toEqual(['got SIGINT', 'got SIGINT', 'got SIGTERM']);
+    await call(api, 'DELETE', `/v1/machines/${id}`);
+  }, 30_000);
+
+  it('waits the configured grace period (a Go duration or seconds) before SIGKILL', async () => {
+    // SIGTERM is ignored: the grace period decides, 300 ms here against flyd's 2 s.
+    for (const timeout of ['300ms', 0.3]) {
+      const id = await started({ timeout });
+      const stopMs = await timed(() => call(api, 'POST', `/v1/machines/${id}/stop`));
+      expect(stopMs).toBeGreaterThanOrEqual(300);
+      expect(stopMs).toBeLessThan(1_500);
+      expect(await logs(id, 1)).toEqual(['got SIGTERM']);
+      await call(api, 'DELETE', `/v1/machines/${id}`);
+    }
+  }, 30_000);
+
+  it("stops an updated machine with the old config's stop_config", async () => {
+    const id = await started({ signal: 'INT' });
+    const update = await call(api, 'POST', `/v1/machines/${id}`, { config: noisy({}) });
+    expect(update?.status).toBe(200);
+    expect(await logs(id, 1)).toEqual(['got SIGINT']);
+    await inState(api, id, 'started');
+    await call(api, 'POST', `/v1/machines/${id}/stop`, { timeout: 0.1 });
+    await call(api, 'DELETE', `/v1/machines/${id}`);
+  }, 30_000);
+
+  it('refuses a stop_config it cannot honour, naming the field', async () => {
+    for (const [stop_config, field] of [
+      [{ signal: 'SIGNOPE' }, 'config.stop_config.signal'],
+      [{ timeout: 'soon' }, 'config.stop_config.timeout'],
+      [{ timeout: '2h' }, 'config.stop_config.timeout'],
+    ] as const) {
+      const refused = await call(api, 'POST', '/v1/machines', {
+        app: 'stops',
+        config: noisy(stop_config),
+      });
+      expect(refused).toMatchObject({ status: 400, body: { code: 'FLYD_ERR_BAD_CONFIG' } });
+      expect(refused?.body.error).toContain(field);
+    }
+  });
+
+  it('reads durations as Go writes them', () => {
+    expect(parseDurationMs('1m30s', 0)).toBe(90_000);
+    expect(parseDurationMs('1h0m0s', 0)).toBe(3_600_000);
+    expect(parseDurationMs('1.5s', 0)).toBe(1_500);
+    expect(parseDurationMs('250ms', 0)).toBe(250);
+    expect(parseDurationMs(10, 0)).toBe(10_000);
+    expect(() => parseDurationMs('10 s', 0)).toThrow(/not a duration/);
+  });
+});
