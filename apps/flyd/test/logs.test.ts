@@ -1,0 +1,100 @@
+import { createServer, type Socket } from 'node:net';
+import { afterAll, describe, expect, it } from 'vitest';
+import { call, FlydFixture } from './flyd-fixture.js';
+
+// Prints `line-0` … `line-1499`, then exits.
+const fifteenHundred = `for (let n = 0; n < 1500; n++) console.log('line-' + n);`;
+// 4 MB in 1 KiB lines, honouring stdout's backpressure, then DONE and exit 0.
+const chatty = `const line = 'x'.repeat(1023) + '\\n'; let n = 0;
+function write() { while (n < 4096) { n++; if (!process.stdout.write(line)) return process.stdout.once('drain', write); }
+  process.stdout.write('DONE\\n', () => process.exit(0)); }
+write();`;
+
+/** The sum of a counter's samples on /metrics (0 when it has none yet). */
+async function counter(base: string, name: string): Promise<number> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  return text
+    .split('\n')
+    .filter((line) => line.startsWith(`${name}{`) || line.startsWith(`${name} `))
+    .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
+}
+
+const exitsAfter = (script: string) => ({
+  image: 'hello',
+  init: { exec: ['node', '-e', script] },
+  restart: { policy: 'no' },
+});
+
+// Seed 003: a machine's output is kept as a bounded ring of its last lines, in order, and a log
+// collector that never reads makes flyd drop lines (counted on /metrics), never wedge the machine.
+describe("a machine's output", () => {
+  const fixtures: FlydFixture[] = [];
+  const sockets: Socket[] = [];
+  const stalled = createServer((socket) => {
+    socket.pause(); // never read: the kernel buffers fill and flyd's writes push back
+    sockets.push(socket);
+  });
+  afterAll(async () => {
+    for (const fixture of fixtures) await fixture.close();
+    for (const socket of sockets) socket.destroy();
+    stalled.close();
+  });
+  const flyd = async (flags: string[] = []) => {
+    const fixture = new FlydFixture(flags);
+    fixtures.push(fixture);
+    await fixture.startCorrosion();
+    return fixture.startFlyd();
+  };
+
+  it('keeps the last 1,000 lines, in order', async () => {
+    const base = await flyd();
+    const id = (await call(base, 'POST', '/v1/machines', {
+      app: 'logs',
+      config: exitsAfter(fifteenHundred),
+    }))!.body.id as string;
+    expect(
+      (await call(base, 'GET', `/v1/machines/${id}/wait?state=stopped&timeout=30`))?.status,
+    ).toBe(200);
+    const lines = (await call(base, 'GET', `/v1/machines/${id}/logs`))!.body as unknown as {
+      stream: string;
+      message: string;
+    }[];
+    expect(lines).toHaveLength(1_000);
+    expect(lines.map((line) => line.message)).toEqual(
+      Array.from({ length: 1_000 }, (_, index) => `line-${500 + index}`),
+    );
+    expect(new Set(lines.map((line) => line.stream))).toEqual(new Set(['stdout']));
+  });
+
+  it('counts the lines it drops for a wedged log sink on /metrics, and the machine finishes', async () => {
+    await new Promise<void>((resolve) => stalled.listen(0, '127.0.0.1', resolve));
+    const sinkPort = (stalled.address() as { port: number }).port;
+    const base = await flyd([
+      '--log-sink',
+      `127.0.0.1:${sinkPort}`,
+      '--log-write-timeout-ms',
+      '100',
+    ]);
+    const droppedBefore = await counter(base, 'flyd_log_lines_dropped_total');
+    const timeoutsBefore = await counter(base, 'flyd_log_sink_timeouts_total');
+    const id = (await call(base, 'POST', '/v1/machines', {
+      app: 'logs',
+      config: exitsAfter(chatty),
+    }))!.body.id as string;
+    expect(
+      (await call(base, 'GET', `/v1/machines/${id}/wait?state=stopped&timeout=60`))?.status,
+    ).toBe(200);
+    const events = (await call(base, 'GET', `/v1/machines/${id}`))!.body.events as {
+      request?: { exit_event?: { exit_code: number } };
+    }[];
+    expect(events[0]?.request?.exit_event?.exit_code).toBe(0); // it ran to its end
+    const lines = (await call(base, 'GET', `/v1/machines/${id}/logs`))!.body as unknown as {
+      message: string;
+    }[];
+    expect(lines.at(-1)?.message).toBe('DONE'); // the ring got every line, the sink did not
+    expect(await counter(base, 'flyd_log_sink_timeouts_total')).toBeGreaterThan(timeoutsBefore);
+    expect(await counter(base, 'flyd_log_lines_dropped_total')).toBeGreaterThan(droppedBefore);
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    expect(metrics).toMatch(/flyd_log_lines_dropped_total\{[^}]*reason="stalled"[^}]*\} [1-9]/);
+  }, 90_000);
+});
