@@ -1,6 +1,7 @@
+import { readFileSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
-import { afterAll, describe, expect, it } from 'vitest';
-import { call, FlydFixture } from './flyd-fixture.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { call, eventually, FlydFixture } from './flyd-fixture.js';
 
 // Prints `line-0` … `line-1499`, then exits.
 const fifteenHundred = `for (let n = 0; n < 1500; n++) console.log('line-' + n);`;
@@ -9,6 +10,17 @@ const chatty = `const line = 'x'.repeat(1023) + '\\n'; let n = 0;
 function write() { while (n < 4096) { n++; if (!process.stdout.write(line)) return process.stdout.once('drain', write); }
   process.stdout.write('DONE\\n', () => process.exit(0)); }
 write();`;
+
+// 256 MB without a newline, then DONE on a line of its own; it stays up.
+const endless = `const chunk = 'x'.repeat(1 << 20); let n = 0;
+function write() { while (n < 256) { n++; if (!process.stdout.write(chunk)) return process.stdout.once('drain', write); }
+  process.stdout.write('\\nDONE\\n', () => setInterval(() => {}, 1000)); }
+write();`;
+
+/** flyd's resident memory in kB. */
+function rssKb(pid: number): number {
+  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
+}
 
 /** The sum of a counter's samples on /metrics (0 when it has none yet). */
 async function counter(base: string, name: string): Promise<number> {
@@ -34,6 +46,7 @@ describe("a machine's output", () => {
     socket.pause(); // never read: the kernel buffers fill and flyd's writes push back
     sockets.push(socket);
   });
+  beforeAll(() => new Promise<void>((resolve) => stalled.listen(0, '127.0.0.1', resolve)));
   afterAll(async () => {
     for (const fixture of fixtures) await fixture.close();
     for (const socket of sockets) socket.destroy();
@@ -66,8 +79,29 @@ describe("a machine's output", () => {
     expect(new Set(lines.map((line) => line.stream))).toEqual(new Set(['stdout']));
   });
 
+  it('holds a line without end to a bounded size, with or without a log sink', async () => {
+    const sinkPort = (stalled.address() as { port: number }).port;
+    for (const flags of [[], ['--log-sink', `127.0.0.1:${sinkPort}`]]) {
+      const base = await flyd(flags);
+      const pid = fixtures.at(-1)!.flyd!.child.pid!;
+      const before = rssKb(pid);
+      const config = { ...exitsAfter(endless), restart: { policy: 'no' } };
+      const id = (await call(base, 'POST', '/v1/machines', { app: 'logs', config }))!.body
+        .id as string;
+      const lines = await eventually(async () => {
+        const ring = (await call(base, 'GET', `/v1/machines/${id}/logs`))!.body as unknown as {
+          message: string;
+        }[];
+        return ring.at(-1)?.message === 'DONE' ? ring : undefined;
+      }, 'DONE in the ring');
+      expect(lines.at(-2)?.message.length).toBeLessThanOrEqual(8_193); // cut, with its mark
+      // 256 MB went through; flyd kept at most a bounded piece of it.
+      expect(rssKb(pid) - before, flags.join(' ') || 'no sink').toBeLessThan(128 * 1024);
+      expect((await call(base, 'DELETE', `/v1/machines/${id}?kill=true`))?.status).toBe(200);
+    }
+  }, 120_000);
+
   it('counts the lines it drops for a wedged log sink on /metrics, and the machine finishes', async () => {
-    await new Promise<void>((resolve) => stalled.listen(0, '127.0.0.1', resolve));
     const sinkPort = (stalled.address() as { port: number }).port;
     const base = await flyd([
       '--log-sink',

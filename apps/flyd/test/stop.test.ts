@@ -19,6 +19,16 @@ const stubborn = "process.on('SIGTERM', () => {}); setInterval(() => {}, 1000);"
 spawn(process.execPath, ['-e', "require('node:child_process').spawn(process.execPath, ['-e', " + JSON.stringify(stubborn) + "], {stdio: 'ignore'}); " + stubborn], {stdio: 'ignore'});
 setInterval(() => {}, 1000);`;
 
+// A machine whose child starts a session of its own (setsid): outside the machine's process group.
+const escaper = `require('node:child_process').spawn('setsid', ['sleep', '1000'], { stdio: 'ignore' });
+setInterval(() => {}, 1000);`;
+// A machine whose main process exits by itself (on SIGUSR2) while its child keeps running.
+// (The signal goes to the whole group: the child ignores it.)
+const orphaning = `const child = "process.on('SIGUSR2', () => {}); console.log('child up'); setInterval(() => {}, 1000);";
+require('node:child_process').spawn(process.execPath, ['-e', child], { stdio: ['ignore', 'inherit', 'inherit'] });
+process.on('SIGUSR2', () => process.exit(0));
+console.log('up'); setInterval(() => {}, 1000);`;
+
 const machine = (script: string, extra: Record<string, unknown> = {}) => ({
   image: 'hello',
   init: { exec: ['node', '-e', script] },
@@ -28,9 +38,13 @@ const machine = (script: string, extra: Record<string, unknown> = {}) => ({
 
 // Stop through the API on real processes: one operation at a time per machine (409 for the
 // second), SIGKILL after the grace period for a process that ignores SIGTERM, and nothing of the
-// machine's process tree left once it is stopped.
-describe('stopping a machine', () => {
-  const fixture = new FlydFixture(['--listen-wait-ms', '600000']);
+// machine's process tree left once it is stopped — found through the machine's cgroup where flyd
+// makes them, else by its FLY_MACHINE_ID: both ways are run.
+describe.each([
+  ['cgroups', []],
+  ['off', ['--machine-limits', 'off']],
+])('stopping a machine (--machine-limits %s)', (_limits, flags) => {
+  const fixture = new FlydFixture(['--listen-wait-ms', '600000', ...flags]);
   let base: string;
   let client: CorrosionClient;
 
@@ -141,5 +155,27 @@ describe('stopping a machine', () => {
     );
     expect((await call(base, 'DELETE', `/v1/machines/${id}?kill=true`))?.status).toBe(200);
     expect(machinePids(id)).toEqual([]);
+  });
+
+  it('kills a child that left the process group (setsid) too', async () => {
+    const id = await create(machine(escaper));
+    await inState(base, id, 'started');
+    await eventually(
+      async () => (machinePids(id).length >= 2 ? true : undefined),
+      `${id} and its child`,
+    );
+    expect(await call(base, 'POST', `/v1/machines/${id}/stop`)).toMatchObject({ status: 200 });
+    expect(machinePids(id)).toEqual([]);
+  });
+
+  it('leaves no process behind when its main process exits by itself', async () => {
+    const id = await create(machine(orphaning));
+    await inState(base, id, 'started');
+    await logged(id, 'up');
+    await logged(id, 'child up');
+    expect(machinePids(id).length).toBeGreaterThanOrEqual(2);
+    await call(base, 'POST', `/v1/machines/${id}/signal`, { signal: 'SIGUSR2' }); // main exits 0
+    await inState(base, id, 'stopped');
+    expect(machinePids(id)).toEqual([]); // a VM's processes end with its init: so do a machine's
   });
 });
