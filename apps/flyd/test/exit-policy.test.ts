@@ -5,6 +5,7 @@ import { CorrosionClient } from '@fleet/corrosion-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call, eventually, FlydFixture, inState } from './flyd-fixture.js';
 import { machinePids } from './machine-processes.js';
+import { settledIn } from './machine-wait.js';
 
 // Exits after a moment (long enough for flyd to have recorded the machine started).
 const exitsWith = (code: number) => ({
@@ -68,7 +69,7 @@ describe('what happens after a machine exits', () => {
       restart: { policy: 'always' },
     });
     await eventually(async () => ((await exits(id, 0)) === 2 ? true : undefined), 'two exits');
-    await inState(base, id, 'started'); // its third run, which stays up
+    await settledIn(base, id, 'started'); // its third run, which stays up
     expect(machinePids(id).length).toBeGreaterThan(0);
     const stop = await call(base, 'POST', `/v1/machines/${id}/stop`, { timeout: 5 });
     expect(stop?.status).toBe(200);

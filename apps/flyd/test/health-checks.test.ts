@@ -1,6 +1,7 @@
 import { CorrosionClient } from '@fleet/corrosion-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, eventually, FlydFixture, inState } from './flyd-fixture.js';
+import { call, eventually, FlydFixture } from './flyd-fixture.js';
+import { settledIn } from './machine-wait.js';
 
 // Runs, never listens: nobody answers on its port.
 const silent = {
@@ -49,7 +50,7 @@ describe('health checks', () => {
 
   it('reports a tcp check of a port nobody listens on as critical, and deletes it on destroy', async () => {
     const id = await create({ ...silent, checks: { port: tcpCheck() } });
-    await inState(base, id, 'started');
+    await settledIn(base, id, 'started');
     const row = await eventually(
       async () =>
         (await check(id, 'port'))?.status === 'critical' ? check(id, 'port') : undefined,
@@ -66,8 +67,8 @@ describe('health checks', () => {
   it('holds the first check back for grace_period', async () => {
     const graced = await create({ ...silent, checks: { port: tcpCheck({ grace_period: '3s' }) } });
     const eager = await create({ ...silent, checks: { port: tcpCheck() } });
-    await inState(base, graced, 'started');
-    await inState(base, eager, 'started');
+    await settledIn(base, graced, 'started');
+    await settledIn(base, eager, 'started');
     // The machine without a grace period is reported while the other one, started first, is not.
     await eventually(
       async () => ((await check(eager, 'port'))?.status === 'critical' ? true : undefined),

@@ -1,6 +1,7 @@
 import { CorrosionClient } from '@fleet/corrosion-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, eventually, FlydFixture, hello, inState } from './flyd-fixture.js';
+import { call, eventually, FlydFixture, hello } from './flyd-fixture.js';
+import { settledIn } from './machine-wait.js';
 
 interface HostRow {
   id: string;
@@ -76,8 +77,8 @@ describe("the host's row in corrosion", () => {
     const big = await create({ cpus: 4, memory_mb: 2048 });
     const small = await create(); // Fly's defaults: 1 cpu, 256 MB
     await reserved(5, 2304, 2);
-    await inState(base, big, 'started');
-    await inState(base, small, 'started');
+    await settledIn(base, big, 'started');
+    await settledIn(base, small, 'started');
 
     // A stopped machine still holds its reservation: it can start again on this host.
     expect((await call(base, 'POST', `/v1/machines/${small}/stop`))?.status).toBe(200);
@@ -87,7 +88,7 @@ describe("the host's row in corrosion", () => {
     await reserved(1, 256, 1);
     const third = await create({ cpus: 2, memory_mb: 512 });
     await reserved(3, 768, 2);
-    await inState(base, third, 'started'); // its create run is over: a destroy is not a conflict
+    await settledIn(base, third, 'started'); // its create run is over: a destroy is not a conflict
     expect((await call(base, 'DELETE', `/v1/machines/${small}`))?.status).toBe(200);
     expect((await call(base, 'DELETE', `/v1/machines/${third}?kill=true`))?.status).toBe(200);
     expect(await reserved(0, 0, 0)).toMatchObject({ cpus: 12, memory_mb: 6144, status: 'ready' });

@@ -68,10 +68,14 @@ describe("a machine's output", () => {
     expect(
       (await call(base, 'GET', `/v1/machines/${id}/wait?state=stopped&timeout=30`))?.status,
     ).toBe(200);
-    const lines = (await call(base, 'GET', `/v1/machines/${id}/logs`))!.body as unknown as {
-      stream: string;
-      message: string;
-    }[];
+    // The process's exit can come before the end of its pipes: read until the last line is in.
+    const lines = await eventually(async () => {
+      const ring = (await call(base, 'GET', `/v1/machines/${id}/logs`))!.body as unknown as {
+        stream: string;
+        message: string;
+      }[];
+      return ring.at(-1)?.message === 'line-1499' ? ring : undefined;
+    }, 'the last line in the ring');
     expect(lines).toHaveLength(1_000);
     expect(lines.map((line) => line.message)).toEqual(
       Array.from({ length: 1_000 }, (_, index) => `line-${500 + index}`),
@@ -101,6 +105,59 @@ describe("a machine's output", () => {
     }
   }, 120_000);
 
+  it('keeps a last line without a newline, in the ring and at a log collector', async () => {
+    const received: { machine: string; stream: string; message: string }[] = [];
+    const collector = createServer((socket) => {
+      let pending = '';
+      socket.setEncoding('utf8');
+      socket.on('data', (chunk: string) => {
+        pending += chunk;
+        const lines = pending.split('\n');
+        pending = lines.pop()!;
+        for (const line of lines) received.push(JSON.parse(line));
+      });
+    });
+    await new Promise<void>((resolve) => collector.listen(0, '127.0.0.1', resolve));
+    try {
+      const collectorPort = (collector.address() as { port: number }).port;
+      for (const flags of [[], ['--log-sink', `127.0.0.1:${collectorPort}`]]) {
+        const base = await flyd(flags);
+        const script = `process.stdout.write('one\\ntwo\\nlast words', () => process.exit(0));`;
+        const id = (await call(base, 'POST', '/v1/machines', {
+          app: 'logs',
+          config: exitsAfter(script),
+        }))!.body.id as string;
+        await call(base, 'GET', `/v1/machines/${id}/wait?state=stopped&timeout=30`);
+        // The process's exit can come before the end of its pipes: read until the ring has 3
+        // lines, or (a missing line being the failure) up to the poll's bound.
+        const readRing = async () =>
+          (await call(base, 'GET', `/v1/machines/${id}/logs`))!.body as unknown as {
+            message: string;
+          }[];
+        const ring = await eventually(async () => {
+          const lines = await readRing();
+          return lines.length >= 3 ? lines : undefined;
+        }, 'three lines in the ring').catch(readRing);
+        expect(
+          ring.map((line) => line.message),
+          flags.join(' ') || 'no sink',
+        ).toEqual(['one', 'two', 'last words']);
+        if (flags.length === 0) continue;
+        const shipped = await eventually(async () => {
+          const ours = received.filter((line) => line.machine === id);
+          return ours.length === 3 ? ours : undefined;
+        }, 'three lines at the collector');
+        expect(shipped.map((line) => [line.stream, line.message])).toEqual([
+          ['stdout', 'one'],
+          ['stdout', 'two'],
+          ['stdout', 'last words'],
+        ]);
+      }
+    } finally {
+      collector.close();
+    }
+  });
+
   it('counts the lines it drops for a wedged log sink on /metrics, and the machine finishes', async () => {
     const sinkPort = (stalled.address() as { port: number }).port;
     const base = await flyd([
@@ -122,10 +179,13 @@ describe("a machine's output", () => {
       request?: { exit_event?: { exit_code: number } };
     }[];
     expect(events[0]?.request?.exit_event?.exit_code).toBe(0); // it ran to its end
-    const lines = (await call(base, 'GET', `/v1/machines/${id}/logs`))!.body as unknown as {
-      message: string;
-    }[];
-    expect(lines.at(-1)?.message).toBe('DONE'); // the ring got every line, the sink did not
+    // The ring gets every line (the sink did not); the pipes may end after the exit.
+    await eventually(async () => {
+      const ring = (await call(base, 'GET', `/v1/machines/${id}/logs`))!.body as unknown as {
+        message: string;
+      }[];
+      return ring.at(-1)?.message === 'DONE' ? true : undefined;
+    }, 'DONE in the ring');
     expect(await counter(base, 'flyd_log_sink_timeouts_total')).toBeGreaterThan(timeoutsBefore);
     expect(await counter(base, 'flyd_log_lines_dropped_total')).toBeGreaterThan(droppedBefore);
     const metrics = await (await fetch(`${base}/metrics`)).text();

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, FlydFixture, hello, inState } from './flyd-fixture.js';
+import { call, FlydFixture, hello } from './flyd-fixture.js';
 import { machinePids } from './machine-processes.js';
+import { settledIn } from './machine-wait.js';
 
 /** `NAME=value` lines as a map. */
 function parseEnv(text: string, separator: string): Record<string, string> {
@@ -29,7 +30,8 @@ describe("a machine's environment", () => {
     const config = { ...hello, env: { GREETING: 'hi', FLY_REGION_HINT: 'x' } };
     const created = await call(base, 'POST', '/v1/machines', { app: 'envapp', config });
     const id = created!.body.id as string;
-    const machine = await inState(base, id, 'started');
+    await settledIn(base, id, 'started');
+    const machine = (await call(base, 'GET', `/v1/machines/${id}`))!.body;
     const port = String(machine.private_addr).split(':')[1];
 
     const exec = await call(base, 'POST', `/v1/machines/${id}/exec`, { command: ['printenv'] });
@@ -63,7 +65,8 @@ describe("a machine's environment", () => {
     const config = { ...hello, env: { FLY_MACHINE_ID: 'spoofed', PORT: '1' } };
     const id = (await call(base, 'POST', '/v1/machines', { app: 'envapp', config }))!.body
       .id as string;
-    const machine = await inState(base, id, 'started');
+    await settledIn(base, id, 'started');
+    const machine = (await call(base, 'GET', `/v1/machines/${id}`))!.body;
     const exec = await call(base, 'POST', `/v1/machines/${id}/exec`, { command: ['printenv'] });
     const env = parseEnv(String(exec!.body.stdout), '\n');
     expect(env.FLY_MACHINE_ID).toBe(id);

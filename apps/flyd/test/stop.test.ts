@@ -2,6 +2,7 @@ import { CorrosionClient } from '@fleet/corrosion-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call, eventually, FlydFixture, inState } from './flyd-fixture.js';
 import { machinePids } from './machine-processes.js';
+import { settledIn } from './machine-wait.js';
 
 // A machine that ignores SIGTERM and exits only when sent SIGUSR2: its stop lasts exactly as long
 // as the test wants (order, not timing), or until flyd's SIGKILL at the end of the grace period.
@@ -73,7 +74,7 @@ describe.each([
 
   it('refuses a second operation with 409 FLYD_ERR_CONFLICT while a slow stop runs', async () => {
     const id = await create(machine(stubborn));
-    await inState(base, id, 'started');
+    await settledIn(base, id, 'started');
     await logged(id, 'up'); // its SIGTERM handler is installed
     const stopping = call(base, 'POST', `/v1/machines/${id}/stop`, { timeout: 600 });
     await inState(base, id, 'stopping');
@@ -105,13 +106,13 @@ describe.each([
     expect(stop).toMatchObject({ status: 409, body: { code: 'FLYD_ERR_CONFLICT' } });
     expect((await call(base, 'GET', `/v1/machines/${id}`))?.body.state).toBe('starting');
     await call(base, 'POST', `/v1/machines/${id}/signal`, { signal: 'SIGUSR2' }); // now it listens
-    await inState(base, id, 'started');
+    await settledIn(base, id, 'started');
     expect((await call(base, 'DELETE', `/v1/machines/${id}?kill=true`))?.status).toBe(200);
   });
 
   it("SIGKILLs a process that ignores SIGTERM after the request's grace period", async () => {
     const id = await create(machine(stubborn));
-    await inState(base, id, 'started');
+    await settledIn(base, id, 'started');
     await logged(id, 'up');
     const stop = await call(base, 'POST', `/v1/machines/${id}/stop`, { timeout: 0.2 });
     expect(stop).toMatchObject({ status: 200, body: { ok: true } });
@@ -127,7 +128,7 @@ describe.each([
 
   it("SIGKILLs it after flyd's --stop-timeout-ms when the request names no timeout", async () => {
     const id = await create(machine(stubborn));
-    await inState(base, id, 'started');
+    await settledIn(base, id, 'started');
     await logged(id, 'up');
     // The fixture's flyd runs with --stop-timeout-ms 2000.
     expect(await call(base, 'POST', `/v1/machines/${id}/stop`)).toMatchObject({ status: 200 });
@@ -138,7 +139,7 @@ describe.each([
 
   it('kills the whole process tree: no process with its FLY_MACHINE_ID remains', async () => {
     const id = await create(machine(family));
-    await inState(base, id, 'started');
+    await settledIn(base, id, 'started');
     // The machine, its child and its grandchild (they inherit its environment).
     await eventually(
       async () => (machinePids(id).length >= 3 ? true : undefined),
@@ -159,7 +160,7 @@ describe.each([
 
   it('kills a child that left the process group (setsid) too', async () => {
     const id = await create(machine(escaper));
-    await inState(base, id, 'started');
+    await settledIn(base, id, 'started');
     await eventually(
       async () => (machinePids(id).length >= 2 ? true : undefined),
       `${id} and its child`,
@@ -170,7 +171,7 @@ describe.each([
 
   it('leaves no process behind when its main process exits by itself', async () => {
     const id = await create(machine(orphaning));
-    await inState(base, id, 'started');
+    await settledIn(base, id, 'started');
     await logged(id, 'up');
     await logged(id, 'child up');
     expect(machinePids(id).length).toBeGreaterThanOrEqual(2);
