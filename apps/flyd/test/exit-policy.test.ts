@@ -96,6 +96,20 @@ describe('what happens after a machine exits', () => {
     expect(machinePids(id)).toEqual([]);
   });
 
+  it("starts counting retries again after a caller's start", async () => {
+    const id = await create({ ...exitsWith(6), restart: { policy: 'on-failure', max_retries: 1 } });
+    await eventually(async () => ((await exits(id, 6)) === 2 ? true : undefined), 'two exits');
+    await settledIn(base, id, 'stopped');
+    await new Promise((resolve) => setTimeout(resolve, 1_000)); // past the next backoff (200 ms)
+    expect(await exits(id, 6)).toBe(2);
+    expect((await call(base, 'POST', `/v1/machines/${id}/start`))?.status).toBe(200);
+    // The caller's run and, its count reset, one retry again.
+    await eventually(async () => ((await exits(id, 6)) === 4 ? true : undefined), 'four exits');
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(await exits(id, 6)).toBe(4);
+    expect((await view(id)).state).toBe('stopped');
+  });
+
   it('does not restart a clean exit under `on-failure`', async () => {
     const id = await create({ ...exitsWith(0), restart: { policy: 'on-failure' } });
     await eventually(async () => ((await exits(id, 0)) === 1 ? true : undefined), 'its exit');

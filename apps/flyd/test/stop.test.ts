@@ -30,6 +30,11 @@ require('node:child_process').spawn(process.execPath, ['-e', child], { stdio: ['
 process.on('SIGUSR2', () => process.exit(0));
 console.log('up'); setInterval(() => {}, 1000);`;
 
+// Exits cleanly on SIGINT, saying so; ignores SIGTERM.
+const onInterrupt = `process.on('SIGINT', () => { console.log('got SIGINT'); process.exit(0); });
+process.on('SIGTERM', () => console.log('ignored SIGTERM'));
+console.log('up'); setInterval(() => {}, 1000);`;
+
 const machine = (script: string, extra: Record<string, unknown> = {}) => ({
   image: 'hello',
   init: { exec: ['node', '-e', script] },
@@ -178,5 +183,24 @@ describe.each([
     await call(base, 'POST', `/v1/machines/${id}/signal`, { signal: 'SIGUSR2' }); // main exits 0
     await inState(base, id, 'stopped');
     expect(machinePids(id)).toEqual([]); // a VM's processes end with its init: so do a machine's
+  });
+
+  it("sends the request's signal instead of SIGTERM", async () => {
+    const id = await create(machine(onInterrupt));
+    await settledIn(base, id, 'started');
+    await logged(id, 'up');
+    const stop = await call(base, 'POST', `/v1/machines/${id}/stop`, {
+      signal: 'SIGINT',
+      timeout: 600, // were SIGINT not sent, the stop would last this long: the test's bound fails it
+    });
+    expect(stop).toMatchObject({ status: 200 });
+    await logged(id, 'got SIGINT');
+    const lines = (await call(base, 'GET', `/v1/machines/${id}/logs`))!.body as unknown as {
+      message: string;
+    }[];
+    expect(lines.map((line) => line.message)).not.toContain('ignored SIGTERM');
+    expect(machinePids(id)).toEqual([]);
+    const refused = await call(base, 'POST', `/v1/machines/${id}/stop`, { signal: 'SIGNOPE' });
+    expect(refused?.status).toBe(400);
   });
 });
