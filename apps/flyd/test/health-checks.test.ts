@@ -65,7 +65,7 @@ describe('health checks', () => {
   });
 
   it('holds the first check back for grace_period', async () => {
-    const graced = await create({ ...silent, checks: { port: tcpCheck({ grace_period: '3s' }) } });
+    const graced = await create({ ...silent, checks: { port: tcpCheck({ grace_period: '5s' }) } });
     const eager = await create({ ...silent, checks: { port: tcpCheck() } });
     await settledIn(base, graced, 'started');
     await settledIn(base, eager, 'started');

@@ -99,8 +99,9 @@ describe("a machine's output", () => {
         return ring.at(-1)?.message === 'DONE' ? ring : undefined;
       }, 'DONE in the ring');
       expect(lines.at(-2)?.message.length).toBeLessThanOrEqual(8_193); // cut, with its mark
-      // 256 MB went through; flyd kept at most a bounded piece of it.
-      expect(rssKb(pid) - before, flags.join(' ') || 'no sink').toBeLessThan(128 * 1024);
+      // 256 MB went through; flyd kept a bounded piece of it (35-55 MB of growth is garbage not yet
+      // collected; buffering the line whole grew it by 450 MB).
+      expect(rssKb(pid) - before, flags.join(' ') || 'no sink').toBeLessThan(192 * 1024);
       expect((await call(base, 'DELETE', `/v1/machines/${id}?kill=true`))?.status).toBe(200);
     }
   }, 120_000);
