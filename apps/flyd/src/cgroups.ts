@@ -72,6 +72,16 @@ export class Cgroups {
   }
 
   /** Removes the machine's groups (once its processes are gone; a busy group is left). */
+  /** The pids in the machine's group: everything it started, whatever its process group. */
+  procs(machineId: string): number[] {
+    try {
+      const text = readFileSync(join(this.#dirs(machineId)[0]!, 'cgroup.procs'), 'utf8');
+      return text.split('\n').filter(Boolean).map(Number);
+    } catch {
+      return []; // no group (gone, or never made)
+    }
+  }
+
   remove(machineId: string): void {
     for (const dir of this.#dirs(machineId)) {
       try {

@@ -42,6 +42,11 @@ export class LogSink {
   ): void {
     let shedding = false;
     let pending = '';
+    const ship = (line: string) => {
+      onLine(line);
+      if (shedding && this.#backpressured) this.#dropped.add(1, { reason: 'stalled' });
+      else this.#write({ machine: machineId, stream, message: line, timestamp: Date.now() });
+    };
     input.setEncoding('utf8');
     input.on('data', (chunk: string) => {
       pending += chunk;
@@ -49,9 +54,7 @@ export class LogSink {
       while (newline !== -1) {
         const line = pending.slice(0, newline);
         pending = pending.slice(newline + 1);
-        onLine(line);
-        if (shedding && this.#backpressured) this.#dropped.add(1, { reason: 'stalled' });
-        else this.#write({ machine: machineId, stream, message: line, timestamp: Date.now() });
+        ship(line);
         newline = pending.indexOf('\n');
       }
       if (pending.length > 64 * 1024) pending = pending.slice(-64 * 1024); // an endless line is cut
@@ -77,6 +80,9 @@ export class LogSink {
       shedding = false;
     };
     this.#events.on('drain', reset);
+    input.once('end', () => {
+      if (pending.length > 0) ship(pending); // a last line without a newline is a line too
+    });
     input.once('close', () => this.#events.off('drain', reset));
   }
 

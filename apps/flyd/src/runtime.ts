@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { accessSync, constants, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
 import { type Cgroups, inGroups, type MachineLimits } from './cgroups.js';
 import type { ResolvedImage } from './images.js';
 import { LogRing } from './log-ring.js';
@@ -81,13 +81,14 @@ export class ProcessRuntime {
       const input = child[stream]!;
       if (this.sink)
         this.sink.follow(spec.machineId, stream, input, (line) => ring.push(stream, line));
-      else createInterface({ input }).on('line', (line) => ring.push(stream, line));
+      else followLines(input, (line) => ring.push(stream, line));
     }
     const running: Running = {
       child,
       stopping: false,
       exited: new Promise((resolve) => {
         child.once('exit', (code, signal) => {
+          this.#killRest(machineId, child.pid!, spec.env.FLEET_HOST_ID);
           const oomKilled = this.cgroups?.oomKilled(machineId) ?? false;
           this.cgroups?.remove(machineId);
           resolve({ code, signal, oomKilled, requested: running.stopping });
@@ -128,6 +129,26 @@ export class ProcessRuntime {
     return exit;
   }
 
+  /**
+   * The machine is its main process: once that exits (stopped or by itself), nothing it started
+   * may outlive it, as a VM's processes end with its init. Its process group is killed, and what
+   * left the group (setsid) is found in its cgroup or, without one, by its FLY_MACHINE_ID.
+   */
+  #killRest(machineId: string, pid: number, hostId: string | undefined): void {
+    signalGroup(pid, 'SIGKILL');
+    if (!this.cgroups) {
+      killLeftovers(new Set([machineId]), hostId);
+      return;
+    }
+    for (const rest of this.cgroups.procs(machineId)) {
+      try {
+        process.kill(rest, 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
+    }
+  }
+
   /** Signals the machine's process group; false when it has no running process. */
   signal(machineId: string, signal: NodeJS.Signals): boolean {
     const running = this.#running.get(machineId);
@@ -144,6 +165,32 @@ export class ProcessRuntime {
   runningIds(): string[] {
     return [...this.#running.keys()];
   }
+}
+
+/** The longest piece of a line without end that is kept (the ring cuts lines shorter still). */
+const pendingCharsMax = 64 * 1024;
+
+/**
+ * Calls `onLine` with each line of `input`. A line without end is cut to its last
+ * `pendingCharsMax` characters as it grows (as LogSink does), so a machine that never writes a
+ * newline cannot grow flyd's memory (readline buffers such a line whole).
+ */
+function followLines(input: Readable, onLine: (line: string) => void): void {
+  let pending = '';
+  input.setEncoding('utf8');
+  input.on('data', (chunk: string) => {
+    pending += chunk;
+    let newline = pending.indexOf('\n');
+    while (newline !== -1) {
+      onLine(pending.slice(0, newline));
+      pending = pending.slice(newline + 1);
+      newline = pending.indexOf('\n');
+    }
+    if (pending.length > pendingCharsMax) pending = pending.slice(-pendingCharsMax);
+  });
+  input.once('end', () => {
+    if (pending.length > 0) onLine(pending);
+  });
 }
 
 function signalGroup(pid: number, signal: NodeJS.Signals): void {

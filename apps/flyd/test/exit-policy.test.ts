@@ -1,0 +1,137 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CorrosionClient } from '@fleet/corrosion-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { call, eventually, FlydFixture, inState } from './flyd-fixture.js';
+import { machinePids } from './machine-processes.js';
+import { settledIn } from './machine-wait.js';
+
+// Exits after a moment (long enough for flyd to have recorded the machine started).
+const exitsWith = (code: number) => ({
+  image: 'hello',
+  init: { exec: ['node', '-e', `setTimeout(() => process.exit(${code}), 200)`] },
+});
+
+// Exits cleanly on its first two runs and stays up from the third: the count is kept in a file
+// outside its root (the root is fresh at every launch).
+const twoCleanExits = `const fs = require('node:fs'); const file = process.env.COUNT_FILE;
+const runs = fs.existsSync(file) ? Number(fs.readFileSync(file, 'utf8')) : 0;
+fs.writeFileSync(file, String(runs + 1));
+if (runs < 2) setTimeout(() => process.exit(0), 200); else setInterval(() => {}, 1000);`;
+
+interface ExitEvent {
+  type: string;
+  request?: { exit_event?: { exit_code: number } };
+}
+
+// Fly's restart policies end to end, on real processes that exit by themselves: what flyd does
+// next is read from the machine's exit events, its state, its processes and its corrosion row.
+describe('what happens after a machine exits', () => {
+  const fixture = new FlydFixture();
+  let base: string;
+  let client: CorrosionClient;
+
+  beforeAll(async () => {
+    await fixture.startCorrosion();
+    base = await fixture.startFlyd();
+    client = new CorrosionClient({ url: fixture.corrosion.urls.api! });
+  });
+  afterAll(async () => {
+    await client?.close();
+    await fixture.close();
+  });
+
+  const create = async (config: Record<string, unknown>) => {
+    const answer = await call(base, 'POST', '/v1/machines', { app: 'exits', config });
+    expect(answer?.status).toBe(200);
+    return answer!.body.id as string;
+  };
+  const view = async (id: string) => (await call(base, 'GET', `/v1/machines/${id}`))!.body;
+  const exits = async (id: string, code: number) =>
+    ((await view(id)).events as ExitEvent[]).filter(
+      (event) => event.type === 'exit' && event.request?.exit_event?.exit_code === code,
+    ).length;
+  const rowState = async (id: string) =>
+    (
+      await client.queryObjects<{ state: string }>([
+        'SELECT state FROM machines WHERE id = ?',
+        [id],
+      ])
+    )[0]?.state;
+
+  it('restarts a clean exit under `always`, until a caller stops it', async () => {
+    const countFile = join(mkdtempSync(join(tmpdir(), 'fleet-exits-')), 'runs');
+    const id = await create({
+      image: 'hello',
+      init: { exec: ['node', '-e', twoCleanExits] },
+      env: { COUNT_FILE: countFile },
+      restart: { policy: 'always' },
+    });
+    await eventually(async () => ((await exits(id, 0)) === 2 ? true : undefined), 'two exits');
+    await settledIn(base, id, 'started'); // its third run, which stays up
+    expect(machinePids(id).length).toBeGreaterThan(0);
+    const stop = await call(base, 'POST', `/v1/machines/${id}/stop`, { timeout: 5 });
+    expect(stop?.status).toBe(200);
+    expect((await view(id)).state).toBe('stopped');
+    expect(machinePids(id)).toEqual([]);
+  });
+
+  it('leaves a machine stopped under `no`, even after a failure', async () => {
+    const id = await create({ ...exitsWith(4), restart: { policy: 'no' } });
+    await eventually(async () => ((await exits(id, 4)) === 1 ? true : undefined), 'its exit');
+    await new Promise((resolve) => setTimeout(resolve, 500)); // a restart would have come by now
+    expect(await exits(id, 4)).toBe(1);
+    expect((await view(id)).state).toBe('stopped');
+    expect(await rowState(id)).toBe('stopped');
+    expect(machinePids(id)).toEqual([]);
+  });
+
+  it('stops retrying a failure under `on-failure` after max_retries', async () => {
+    const id = await create({ ...exitsWith(5), restart: { policy: 'on-failure', max_retries: 1 } });
+    await eventually(async () => ((await exits(id, 5)) === 2 ? true : undefined), 'two exits');
+    await new Promise((resolve) => setTimeout(resolve, 1_000)); // past the next backoff (200 ms)
+    expect(await exits(id, 5)).toBe(2); // the first run and one retry
+    expect((await view(id)).state).toBe('stopped');
+    expect(machinePids(id)).toEqual([]);
+  });
+
+  it("starts counting retries again after a caller's start", async () => {
+    const id = await create({ ...exitsWith(6), restart: { policy: 'on-failure', max_retries: 1 } });
+    await eventually(async () => ((await exits(id, 6)) === 2 ? true : undefined), 'two exits');
+    await settledIn(base, id, 'stopped');
+    await new Promise((resolve) => setTimeout(resolve, 1_000)); // past the next backoff (200 ms)
+    expect(await exits(id, 6)).toBe(2);
+    expect((await call(base, 'POST', `/v1/machines/${id}/start`))?.status).toBe(200);
+    // The caller's run and, its count reset, one retry again.
+    await eventually(async () => ((await exits(id, 6)) === 4 ? true : undefined), 'four exits');
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(await exits(id, 6)).toBe(4);
+    expect((await view(id)).state).toBe('stopped');
+  });
+
+  it('does not restart a clean exit under `on-failure`', async () => {
+    const id = await create({ ...exitsWith(0), restart: { policy: 'on-failure' } });
+    await eventually(async () => ((await exits(id, 0)) === 1 ? true : undefined), 'its exit');
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(await exits(id, 0)).toBe(1);
+    expect((await view(id)).state).toBe('stopped');
+  });
+
+  it('destroys an auto_destroy machine once it exits, whatever its restart policy', async () => {
+    const id = await create({ ...exitsWith(0), auto_destroy: true, restart: { policy: 'always' } });
+    await inState(base, id, 'destroyed');
+    expect(machinePids(id)).toEqual([]);
+    await eventually(
+      async () => ((await rowState(id)) === 'destroyed' ? true : undefined),
+      'its row destroyed',
+    );
+    expect(
+      await client.queryObjects(['SELECT * FROM services WHERE machine_id = ?', [id]]),
+    ).toEqual([]);
+    const listed = (await call(base, 'GET', '/v1/machines?app=exits'))!.body as unknown as {
+      id: string;
+    }[];
+    expect(listed.map((machine) => machine.id)).not.toContain(id);
+  });
+});

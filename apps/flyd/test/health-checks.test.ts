@@ -1,0 +1,86 @@
+import { CorrosionClient } from '@fleet/corrosion-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { call, eventually, FlydFixture } from './flyd-fixture.js';
+import { settledIn } from './machine-wait.js';
+
+// Runs, never listens: nobody answers on its port.
+const silent = {
+  image: 'hello',
+  init: { exec: ['node', '-e', 'setInterval(() => {}, 1000)'] },
+  restart: { policy: 'no' },
+};
+const tcpCheck = (extra: Record<string, unknown> = {}) => ({
+  type: 'tcp',
+  port: 8080,
+  interval: '100ms',
+  timeout: '500ms',
+  ...extra,
+});
+
+// Health checks on real machines, read back from corrosion's health_checks: a tcp check of a port
+// nobody listens on is critical, and a grace period holds the first check back (order: a machine
+// without one is reported first; the one with it is reported afterwards).
+describe('health checks', () => {
+  const fixture = new FlydFixture();
+  let base: string;
+  let client: CorrosionClient;
+
+  beforeAll(async () => {
+    await fixture.startCorrosion();
+    base = await fixture.startFlyd();
+    client = new CorrosionClient({ url: fixture.corrosion.urls.api! });
+  });
+  afterAll(async () => {
+    await client?.close();
+    await fixture.close();
+  });
+
+  const check = async (id: string, name: string) =>
+    (
+      await client.queryObjects<{ status: string; output: string }>([
+        'SELECT status, output FROM health_checks WHERE machine_id = ? AND name = ?',
+        [id, name],
+      ])
+    )[0];
+  const create = async (config: Record<string, unknown>) => {
+    const answer = await call(base, 'POST', '/v1/machines', { app: 'checks', config });
+    expect(answer?.status).toBe(200);
+    return answer!.body.id as string;
+  };
+
+  it('reports a tcp check of a port nobody listens on as critical, and deletes it on destroy', async () => {
+    const id = await create({ ...silent, checks: { port: tcpCheck() } });
+    await settledIn(base, id, 'started');
+    const row = await eventually(
+      async () =>
+        (await check(id, 'port'))?.status === 'critical' ? check(id, 'port') : undefined,
+      'the check critical',
+    );
+    expect(row?.output).toMatch(/^tcp: /);
+    expect((await call(base, 'DELETE', `/v1/machines/${id}?kill=true`))?.status).toBe(200);
+    await eventually(
+      async () => ((await check(id, 'port')) === undefined ? true : undefined),
+      'the check row deleted',
+    );
+  });
+
+  it('holds the first check back for grace_period', async () => {
+    const graced = await create({ ...silent, checks: { port: tcpCheck({ grace_period: '5s' }) } });
+    const eager = await create({ ...silent, checks: { port: tcpCheck() } });
+    await settledIn(base, graced, 'started');
+    await settledIn(base, eager, 'started');
+    // The machine without a grace period is reported while the other one, started first, is not.
+    await eventually(
+      async () => ((await check(eager, 'port'))?.status === 'critical' ? true : undefined),
+      'the eager check critical',
+    );
+    expect(await check(graced, 'port')).toBeUndefined();
+    // Once its grace period is over, it is checked like any other.
+    await eventually(
+      async () => ((await check(graced, 'port'))?.status === 'critical' ? true : undefined),
+      'the graced check critical',
+    );
+    for (const id of [graced, eager])
+      expect((await call(base, 'DELETE', `/v1/machines/${id}?kill=true`))?.status).toBe(200);
+  });
+});
