@@ -88,10 +88,17 @@ describe('a wedged log sink', () => {
       request?: { exit_event?: { exit_code: number } };
     }[];
     expect(events[0]?.request?.exit_event?.exit_code).toBe(0);
-    const lines = (await call('GET', `/v1/machines/${id}/logs`)) as unknown as {
-      message: string;
-    }[];
-    expect(lines.at(-1)?.message).toBe('DONE');
+    // The exit can be seen before the output pipes have drained into the ring: read until the
+    // last line is there (bounded).
+    let last: string | undefined;
+    for (let attempt = 0; attempt < 100 && last !== 'DONE'; attempt++) {
+      if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 50));
+      const lines = (await call('GET', `/v1/machines/${id}/logs`)) as unknown as {
+        message: string;
+      }[];
+      last = lines.at(-1)?.message;
+    }
+    expect(last).toBe('DONE');
     const metrics = await (await fetch(`${flyd}/metrics`)).text();
     expect(metrics).toMatch(/flyd_log_sink_timeouts_total\{[^}]*\} [1-9]/);
   }, 90_000);

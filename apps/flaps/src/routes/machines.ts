@@ -259,9 +259,7 @@ export function machineRoutes(
   }>('/v1/apps/:app/machines/:id/stop', async (request) => {
     const { app: appName, id } = request.params;
     const body = request.body ?? {};
-    // fly-go sends `"timeout": "0s"` when the caller set none: flyd's grace period then.
-    const timeout =
-      body.timeout === undefined ? undefined : seconds(body.timeout, 'timeout') || undefined;
+    const timeout = graceSeconds(body.timeout);
     const signal = body.signal === undefined ? undefined : signalName(body.signal);
     await flyd.call(
       await owner(appName, id),
@@ -282,7 +280,7 @@ export function machineRoutes(
     const rawTimeout = request.body?.timeout ?? request.query.timeout;
     const rawSignal = request.body?.signal ?? request.query.signal;
     const body = {
-      timeout: rawTimeout === undefined ? undefined : seconds(rawTimeout, 'timeout'),
+      timeout: graceSeconds(rawTimeout),
       signal: rawSignal === undefined ? undefined : signalName(rawSignal),
     };
     await flyd.call(await owner(appName, id), 'POST', `/v1/machines/${id}/restart`, body, {
@@ -414,4 +412,13 @@ function seconds(value: number | string, field: string): number {
     total += Number(amount) * unitSeconds[unit!]!;
   }
   return total;
+}
+
+/**
+ * A stop or restart timeout as Fly's clients send it, in seconds. fly-go sends `"timeout": "0s"`
+ * when its caller set none: that, like no timeout at all, leaves the machine's own grace period
+ * (its `stop_config`, else flyd's default) rather than killing at once.
+ */
+function graceSeconds(raw: number | string | undefined): number | undefined {
+  return raw === undefined ? undefined : seconds(raw, 'timeout') || undefined;
 }
