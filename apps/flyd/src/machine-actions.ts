@@ -231,6 +231,31 @@ export function defineMachineActions(engine: FsmEngine, machine: MachineSteps): 
     steps: [...stopSteps, { name: 'launch', run: ({ machineId }) => machine.launch(machineId) }],
     onFailure: ({ machineId }, error) => machine.launchFailed(machineId, error),
   });
+  // Cordon and uncordon: the machine keeps running and takes no traffic (or takes it again). The
+  // flag and its event are one store write; a re-run after a crash finds the flag already set.
+  for (const [action, cordoned] of [
+    ['cordon', true],
+    ['uncordon', false],
+  ] as const) {
+    engine.define(action, {
+      steps: [
+        {
+          name: 'mark',
+          run: ({ machineId }) => {
+            const current = machine.store.get(machineId);
+            if (!current || current.cordoned === cordoned) return;
+            machine.store.update(machineId, { cordoned });
+            machine.store.addEvent(machineId, {
+              type: action,
+              status: current.state,
+              source: 'user',
+            });
+          },
+        },
+        { name: 'publish', run: ({ machineId }) => machine.publish(machineId) },
+      ],
+    });
+  }
   // Suspend is a pause: SIGSTOP to the machine's process group. Its memory stays in the process
   // (nothing is snapshotted); a flyd restart or a stop ends it like any run.
   engine.define('suspend', {

@@ -269,16 +269,11 @@ export class MachineService {
     return this.get(id);
   }
 
-  /** Cordons (no traffic, still running) or uncordons a machine; answers once published. */
+  /** Cordons (no traffic, still running) or uncordons a machine (an FSM); answers once published. */
   async cordon(id: string, cordoned: boolean): Promise<void> {
     this.get(id);
-    this.store.update(id, { cordoned });
-    this.store.addEvent(id, {
-      type: cordoned ? 'cordon' : 'uncordon',
-      status: this.get(id).state,
-      source: 'user',
-    });
-    await this.publisher.machineChanged(id);
+    const action = cordoned ? 'cordon' : 'uncordon';
+    await this.#outcome(this.#start(id, action, {}).done, id, action);
   }
 
   /** Sets (or, with `undefined`, deletes) one metadata key; answers once published. */

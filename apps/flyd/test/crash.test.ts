@@ -39,6 +39,8 @@ const operations: Record<string, { needs: 'none' | 'started' | 'stopped'; ends: 
   restart: { needs: 'started', ends: 'started' },
   update: { needs: 'started', ends: 'started' },
   destroy: { needs: 'started', ends: 'destroyed' },
+  cordon: { needs: 'started', ends: 'started' },
+  uncordon: { needs: 'started', ends: 'started' },
 };
 
 function operate(api: string, action: string, id: string): Promise<unknown> {
@@ -123,6 +125,9 @@ describe('flyd killed at every FSM step boundary', () => {
     const { ends } = operations[action]!;
     const machine = (await call(api, 'GET', `/v1/machines/${id}`))?.body;
     expect(machine?.state).toBe(ends);
+    if (action === 'cordon' || action === 'uncordon') {
+      expect(machine?.cordoned).toBe(action === 'cordon');
+    }
     expect(machinePids(id)).toHaveLength(ends === 'started' ? 1 : 0);
     await eventually(async () => {
       const [row] = await corrosion.queryObjects<{ state: string }>([
