@@ -14,8 +14,7 @@ describe('create reserves capacity', () => {
   let api = '';
 
   beforeAll(async () => {
-    await fixture.startCorrosion();
-    api = await fixture.startFlyd();
+    api = await fixture.start();
   });
   afterAll(() => fixture.close());
 

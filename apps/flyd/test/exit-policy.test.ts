@@ -1,7 +1,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CorrosionClient } from '@fleet/corrosion-client';
+import type { CorrosionClient } from '@fleet/corrosion-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call, eventually, FlydFixture, inState } from './flyd-fixture.js';
 import { machinePids } from './machine-processes.js';
@@ -33,14 +33,10 @@ describe('what happens after a machine exits', () => {
   let client: CorrosionClient;
 
   beforeAll(async () => {
-    await fixture.startCorrosion();
-    base = await fixture.startFlyd();
-    client = new CorrosionClient({ url: fixture.corrosion.urls.api! });
+    base = await fixture.start();
+    client = fixture.corrosionClient;
   });
-  afterAll(async () => {
-    await client?.close();
-    await fixture.close();
-  });
+  afterAll(() => fixture.close());
 
   const create = async (config: Record<string, unknown>) => {
     const answer = await call(base, 'POST', '/v1/machines', { app: 'exits', config });
@@ -70,7 +66,10 @@ describe('what happens after a machine exits', () => {
     });
     await eventually(async () => ((await exits(id, 0)) === 2 ? true : undefined), 'two exits');
     await settledIn(base, id, 'started'); // its third run, which stays up
-    expect(machinePids(id).length).toBeGreaterThan(0);
+    await eventually(
+      async () => (machinePids(id).length > 0 ? true : undefined),
+      "the third run's process",
+    );
     const stop = await call(base, 'POST', `/v1/machines/${id}/stop`, { timeout: 5 });
     expect(stop?.status).toBe(200);
     expect((await view(id)).state).toBe('stopped');

@@ -2,6 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CorrosionClient } from '@fleet/corrosion-client';
 import { type ServerProcess, startServerProcess } from '@fleet/service';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -23,8 +24,22 @@ export class FlydFixture {
   corrosion!: ServerProcess;
   flyd: ServerProcess | undefined;
 
+  #client: CorrosionClient | undefined;
+
   /** `flags` go to every flyd this fixture starts (e.g. its `--host-id`). */
   constructor(private readonly flags: string[] = []) {}
+
+  /** Starts corrosion, then flyd; flyd's API URL. */
+  async start(): Promise<string> {
+    await this.startCorrosion();
+    return this.startFlyd();
+  }
+
+  /** A client of this fixture's corrosion agent, closed with the fixture. */
+  get corrosionClient(): CorrosionClient {
+    this.#client ??= new CorrosionClient({ url: this.corrosion.urls.api! });
+    return this.#client;
+  }
 
   async startCorrosion(): Promise<void> {
     this.corrosion = await startServerProcess({
@@ -94,6 +109,7 @@ export class FlydFixture {
   #ownsCorrosion = true;
 
   async close(): Promise<void> {
+    await this.#client?.close();
     await this.flyd?.stop();
     if (this.#ownsCorrosion) await this.corrosion.stop();
   }

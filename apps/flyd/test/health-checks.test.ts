@@ -1,4 +1,4 @@
-import { CorrosionClient } from '@fleet/corrosion-client';
+import type { CorrosionClient } from '@fleet/corrosion-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call, eventually, FlydFixture } from './flyd-fixture.js';
 import { settledIn } from './machine-wait.js';
@@ -26,14 +26,10 @@ describe('health checks', () => {
   let client: CorrosionClient;
 
   beforeAll(async () => {
-    await fixture.startCorrosion();
-    base = await fixture.startFlyd();
-    client = new CorrosionClient({ url: fixture.corrosion.urls.api! });
+    base = await fixture.start();
+    client = fixture.corrosionClient;
   });
-  afterAll(async () => {
-    await client?.close();
-    await fixture.close();
-  });
+  afterAll(() => fixture.close());
 
   const check = async (id: string, name: string) =>
     (

@@ -14,8 +14,7 @@ describe.runIf(root)('machine limits', () => {
   const fixture = new FlydFixture();
   let api: string;
   beforeAll(async () => {
-    await fixture.startCorrosion();
-    api = await fixture.startFlyd();
+    api = await fixture.start();
   });
   afterAll(() => fixture.close());
 

@@ -14,8 +14,7 @@ describe('a machine root', () => {
   const started = (id: string) => inState(api, id, 'started');
 
   beforeAll(async () => {
-    await fixture.startCorrosion();
-    api = await fixture.startFlyd();
+    api = await fixture.start();
   });
   afterAll(() => fixture.close());
 

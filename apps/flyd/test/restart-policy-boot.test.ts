@@ -39,8 +39,7 @@ describe('restart-policy restarts pending when flyd dies', () => {
   let api = '';
 
   beforeAll(async () => {
-    await fixture.startCorrosion();
-    api = await fixture.startFlyd();
+    api = await fixture.start();
   });
   afterAll(() => fixture.close());
 

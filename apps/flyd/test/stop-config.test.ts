@@ -31,8 +31,7 @@ describe('config.stop_config', () => {
   let api = '';
 
   beforeAll(async () => {
-    await fixture.startCorrosion();
-    api = await fixture.startFlyd();
+    api = await fixture.start();
   });
   afterAll(() => fixture.close());
 

@@ -1,4 +1,4 @@
-import { CorrosionClient } from '@fleet/corrosion-client';
+import type { CorrosionClient } from '@fleet/corrosion-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call, eventually, FlydFixture, inState } from './flyd-fixture.js';
 import { machinePids } from './machine-processes.js';
@@ -55,14 +55,10 @@ describe.each([
   let client: CorrosionClient;
 
   beforeAll(async () => {
-    await fixture.startCorrosion();
-    base = await fixture.startFlyd();
-    client = new CorrosionClient({ url: fixture.corrosion.urls.api! });
+    base = await fixture.start();
+    client = fixture.corrosionClient;
   });
-  afterAll(async () => {
-    await client?.close();
-    await fixture.close();
-  });
+  afterAll(() => fixture.close());
 
   const create = async (config: Record<string, unknown>) => {
     const answer = await call(base, 'POST', '/v1/machines', { app: 'stops', config });

@@ -21,8 +21,7 @@ describe('machine versions across updates', () => {
   let api = '';
 
   beforeAll(async () => {
-    await fixture.startCorrosion();
-    api = await fixture.startFlyd();
+    api = await fixture.start();
   });
   afterAll(() => fixture.close());
 
