@@ -74,9 +74,7 @@ export function appRoutes(app: FastifyInstance, state: FleetState, flyd: FlydCli
   app.delete<{ Params: { app: string }; Querystring: { force?: string } }>(
     '/v1/apps/:app',
     async (request, reply) => {
-      const name = request.params.app;
-      if (!(await state.app(name)))
-        throw flapsError('FLAPS_ERR_APP_NOT_FOUND', `app ${name} not found`);
+      const name = request.params.app; // it exists: server.ts checks before any route
       await destroyAppResources(state, flyd, name);
       await state.deleteApp(name);
       return reply.code(202).send();
