@@ -1,9 +1,8 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { CorrosionClient } from '@fleet/corrosion-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, eventually, FlydFixture, inState } from './flyd-fixture.js';
+import { call, createMachine, eventually, FlydFixture, inState } from './flyd-fixture.js';
 import { machinePids } from './machine-processes.js';
 import { settledIn } from './machine-wait.js';
 
@@ -30,19 +29,14 @@ interface ExitEvent {
 describe('what happens after a machine exits', () => {
   const fixture = new FlydFixture();
   let base: string;
-  let client: CorrosionClient;
 
   beforeAll(async () => {
     base = await fixture.start();
-    client = fixture.corrosionClient;
   });
+  const client = () => fixture.corrosionClient;
   afterAll(() => fixture.close());
 
-  const create = async (config: Record<string, unknown>) => {
-    const answer = await call(base, 'POST', '/v1/machines', { app: 'exits', config });
-    expect(answer?.status).toBe(200);
-    return answer!.body.id as string;
-  };
+  const create = (config: Record<string, unknown>) => createMachine(base, 'exits', config);
   const view = async (id: string) => (await call(base, 'GET', `/v1/machines/${id}`))!.body;
   const exits = async (id: string, code: number) =>
     ((await view(id)).events as ExitEvent[]).filter(
@@ -50,7 +44,7 @@ describe('what happens after a machine exits', () => {
     ).length;
   const rowState = async (id: string) =>
     (
-      await client.queryObjects<{ state: string }>([
+      await client().queryObjects<{ state: string }>([
         'SELECT state FROM machines WHERE id = ?',
         [id],
       ])
@@ -126,7 +120,7 @@ describe('what happens after a machine exits', () => {
       'its row destroyed',
     );
     expect(
-      await client.queryObjects(['SELECT * FROM services WHERE machine_id = ?', [id]]),
+      await client().queryObjects(['SELECT * FROM services WHERE machine_id = ?', [id]]),
     ).toEqual([]);
     const listed = (await call(base, 'GET', '/v1/machines?app=exits'))!.body as unknown as {
       id: string;

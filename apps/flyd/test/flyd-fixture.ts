@@ -156,3 +156,14 @@ export function inState(base: string, id: string, state: string): Promise<Record
     return answer?.body.state === state ? answer.body : undefined;
   }, `machine ${id} ${state}`);
 }
+
+/** Creates a machine of `app` through flyd's API (it must be accepted); its id. */
+export async function createMachine(
+  base: string,
+  app: string,
+  config: Record<string, unknown>,
+): Promise<string> {
+  const answer = await call(base, 'POST', '/v1/machines', { app, config });
+  if (answer?.status !== 200) throw new Error(`create refused: ${JSON.stringify(answer)}`);
+  return answer.body.id as string;
+}

@@ -1,6 +1,5 @@
-import type { CorrosionClient } from '@fleet/corrosion-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, eventually, FlydFixture } from './flyd-fixture.js';
+import { call, createMachine, eventually, FlydFixture } from './flyd-fixture.js';
 import { settledIn } from './machine-wait.js';
 
 // Runs, never listens: nobody answers on its port.
@@ -23,26 +22,21 @@ const tcpCheck = (extra: Record<string, unknown> = {}) => ({
 describe('health checks', () => {
   const fixture = new FlydFixture();
   let base: string;
-  let client: CorrosionClient;
 
   beforeAll(async () => {
     base = await fixture.start();
-    client = fixture.corrosionClient;
   });
+  const client = () => fixture.corrosionClient;
   afterAll(() => fixture.close());
 
   const check = async (id: string, name: string) =>
     (
-      await client.queryObjects<{ status: string; output: string }>([
+      await client().queryObjects<{ status: string; output: string }>([
         'SELECT status, output FROM health_checks WHERE machine_id = ? AND name = ?',
         [id, name],
       ])
     )[0];
-  const create = async (config: Record<string, unknown>) => {
-    const answer = await call(base, 'POST', '/v1/machines', { app: 'checks', config });
-    expect(answer?.status).toBe(200);
-    return answer!.body.id as string;
-  };
+  const create = (config: Record<string, unknown>) => createMachine(base, 'checks', config);
 
   it('reports a tcp check of a port nobody listens on as critical, and deletes it on destroy', async () => {
     const id = await create({ ...silent, checks: { port: tcpCheck() } });

@@ -1,4 +1,3 @@
-import type { CorrosionClient } from '@fleet/corrosion-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call, eventually, FlydFixture, hello } from './flyd-fixture.js';
 import { settledIn } from './machine-wait.js';
@@ -23,17 +22,16 @@ describe("the host's row in corrosion", () => {
     ...['--cpus', '12', '--memory-mb', '6144'],
   ]);
   let base: string;
-  let client: CorrosionClient;
 
   beforeAll(async () => {
     base = await fixture.start();
-    client = fixture.corrosionClient;
   });
   afterAll(() => fixture.close());
+  const client = () => fixture.corrosionClient;
 
   const hostRow = async () =>
     (
-      await client.queryObjects<HostRow>([
+      await client().queryObjects<HostRow>([
         'SELECT id, region, role, cpus, memory_mb, cpus_reserved, memory_mb_reserved, machine_count, status FROM hosts WHERE id = ?',
         ['row-host'],
       ])

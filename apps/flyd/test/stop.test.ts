@@ -1,6 +1,5 @@
-import type { CorrosionClient } from '@fleet/corrosion-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, eventually, FlydFixture, inState } from './flyd-fixture.js';
+import { call, createMachine, eventually, FlydFixture, inState } from './flyd-fixture.js';
 import { machinePids } from './machine-processes.js';
 import { settledIn } from './machine-wait.js';
 
@@ -52,19 +51,14 @@ describe.each([
 ])('stopping a machine (--machine-limits %s)', (_limits, flags) => {
   const fixture = new FlydFixture(['--listen-wait-ms', '600000', ...flags]);
   let base: string;
-  let client: CorrosionClient;
 
   beforeAll(async () => {
     base = await fixture.start();
-    client = fixture.corrosionClient;
   });
+  const client = () => fixture.corrosionClient;
   afterAll(() => fixture.close());
 
-  const create = async (config: Record<string, unknown>) => {
-    const answer = await call(base, 'POST', '/v1/machines', { app: 'stops', config });
-    expect(answer?.status).toBe(200);
-    return answer!.body.id as string;
-  };
+  const create = (config: Record<string, unknown>) => createMachine(base, 'stops', config);
   const logged = (id: string, message: string) =>
     eventually(async () => {
       const lines = (await call(base, 'GET', `/v1/machines/${id}/logs`))?.body as unknown as {
@@ -120,7 +114,7 @@ describe.each([
     await logged(id, 'ignored SIGTERM'); // it did see the SIGTERM, and outlived it
     expect((await call(base, 'GET', `/v1/machines/${id}`))?.body.state).toBe('stopped');
     expect(machinePids(id)).toEqual([]);
-    const row = await client.queryObjects<{ state: string }>([
+    const row = await client().queryObjects<{ state: string }>([
       'SELECT state FROM machines WHERE id = ?',
       [id],
     ]);
