@@ -14,7 +14,13 @@ export const apiSpec = {
 const clientSpec = {
   ...apiSpec,
   sql: { type: 'string', required: true, description: 'the SQL statement' },
-  'timeout-ms': { type: 'number', default: 10_000, description: 'bound on the call' },
+  'timeout-ms': {
+    type: 'number',
+    default: 10_000,
+    min: 1,
+    max: 3_600_000,
+    description: 'bound on the call',
+  },
 } as const;
 
 /** `corrosion exec --sql ...` and `corrosion query --sql ...` against a running agent. */

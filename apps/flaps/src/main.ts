@@ -35,6 +35,8 @@ const spec = {
   'request-timeout-ms': {
     type: 'number',
     default: 30_000,
+    min: 100,
+    max: 600_000,
     description: 'bound on each call to a worker',
   },
 } as const;

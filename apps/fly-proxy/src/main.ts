@@ -22,6 +22,7 @@ const spec = {
   mode: {
     type: 'string',
     default: 'edge',
+    choices: ['edge', 'backhaul'],
     description: 'edge (takes user traffic); backhaul comes later',
   },
   listen: {
@@ -53,26 +54,36 @@ const spec = {
   'connect-timeout-ms': {
     type: 'number',
     default: 5_000,
+    min: 1,
+    max: 600_000,
     description: 'bound on connecting to a machine',
   },
   'upstream-timeout-ms': {
     type: 'number',
     default: 60_000,
+    min: 1,
+    max: 3_600_000,
     description: 'bound on a machine answering headers, and on body silence',
   },
   'connections-per-upstream': {
     type: 'number',
     default: 64,
+    min: 1,
+    max: 4_096,
     description: 'connections kept to one machine',
   },
   'upstreams-max': {
     type: 'number',
     default: 4_096,
+    min: 1,
+    max: 1_000_000,
     description: 'machines with open connection pools',
   },
   'catalog-write-timeout-ms': {
     type: 'number',
     default: 5_000,
+    min: 1,
+    max: 600_000,
     description: 'bound on each catalog update',
   },
 } as const;

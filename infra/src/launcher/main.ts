@@ -30,7 +30,13 @@ const spec = {
   'host-id': { type: 'string', default: 'local-1', description: 'id of the one local host' },
   region: { type: 'string', default: 'local', description: 'region of the local host' },
   app: { type: 'string', default: 'demo', description: 'name of the demo app' },
-  machines: { type: 'number', default: 2, description: 'how many demo machines to run' },
+  machines: {
+    type: 'number',
+    default: 2,
+    min: 0,
+    max: 64,
+    description: 'how many demo machines to run',
+  },
   image: {
     type: 'string',
     default: 'hello',
@@ -39,6 +45,8 @@ const spec = {
   'start-timeout-ms': {
     type: 'number',
     default: 30_000,
+    min: 1_000,
+    max: 600_000,
     description: 'how long each server may take to start',
   },
 } as const;

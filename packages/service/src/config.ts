@@ -1,22 +1,48 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
-/** One configuration setting: a `--flag`, an optional key in the `--config` JSON file, a default. */
-export interface Setting {
-  type: 'string' | 'number' | 'boolean';
+interface SettingBase {
   description: string;
-  default?: string | number | boolean;
   /** Required settings have no default; leaving one out is a usage error. */
   required?: boolean;
 }
 
+/**
+ * A number always has a range (TigerStyle: a limit on everything), checked at start with the
+ * defaults, the `--config` file and the flags alike. Whole numbers unless `integer: false`.
+ */
+export interface NumberSetting extends SettingBase {
+  type: 'number';
+  default?: number;
+  min: number;
+  max: number;
+  integer?: boolean;
+}
+
+/** A string, free or one of `choices`. */
+export interface StringSetting extends SettingBase {
+  type: 'string';
+  default?: string;
+  choices?: readonly string[];
+}
+
+export interface BooleanSetting extends SettingBase {
+  type: 'boolean';
+  default?: boolean;
+}
+
+/** One configuration setting: a `--flag`, an optional key in the `--config` JSON file, a default. */
+export type Setting = NumberSetting | StringSetting | BooleanSetting;
+
 export type Spec = Record<string, Setting>;
 
-type ValueOf<S extends Setting> = S['type'] extends 'number'
+type ValueOf<S extends Setting> = S extends { type: 'number' }
   ? number
-  : S['type'] extends 'boolean'
+  : S extends { type: 'boolean' }
     ? boolean
-    : string;
+    : S extends { choices: readonly (infer Choice)[] }
+      ? Choice
+      : string;
 
 export type ConfigOf<S extends Spec> = { [K in keyof S]: ValueOf<S[K]> };
 
@@ -31,7 +57,12 @@ export interface CommandInfo {
   summary: string;
 }
 
-/** The `--help` text: every flag with its description and default. */
+/** A number's range as `--help` shows it: `0 to 600000`. */
+function range(setting: NumberSetting): string {
+  return `${setting.min} to ${setting.max}${setting.integer === false ? '' : ', whole'}`;
+}
+
+/** The `--help` text: every flag with its description, its range or choices, and its default. */
 export function usage(info: CommandInfo, spec: Spec): string {
   const lines = [
     `Usage: ${info.name} [--config file.json] [flags]`,
@@ -46,19 +77,25 @@ export function usage(info: CommandInfo, spec: Spec): string {
     help: { type: 'boolean', description: 'print this help and exit' },
   };
   for (const [key, setting] of Object.entries(all)) {
-    const value = setting.type === 'boolean' ? '' : ` <${setting.type}>`;
-    const fallback = setting.required
-      ? ' (required)'
-      : setting.default !== undefined
-        ? ` (default: ${JSON.stringify(setting.default)})`
-        : '';
-    lines.push(`  --${key}${value}`.padEnd(36) + setting.description + fallback);
+    const choices = setting.type === 'string' ? setting.choices?.join('|') : undefined;
+    const value = setting.type === 'boolean' ? '' : ` <${choices ?? setting.type}>`;
+    const notes = [
+      setting.type === 'number' ? range(setting) : undefined,
+      setting.required
+        ? 'required'
+        : setting.default !== undefined
+          ? `default: ${JSON.stringify(setting.default)}`
+          : undefined,
+    ].filter((note) => note !== undefined);
+    const suffix = notes.length > 0 ? ` (${notes.join('; ')})` : '';
+    lines.push(`  --${key}${value}`.padEnd(36) + setting.description + suffix);
   }
   return `${lines.join('\n')}\n`;
 }
 
 /**
- * Reads settings from, in rising priority: defaults, the `--config` JSON file, flags.
+ * Reads settings from, in rising priority: defaults, the `--config` JSON file, flags. Every value
+ * is checked against its setting's type, range and choices (a UsageError naming the flag).
  * Returns `undefined` when `--help` was asked (the help text is already printed).
  */
 export function parseConfig<S extends Spec>(
@@ -114,19 +151,32 @@ function readConfigFile(path: string, spec: Spec): Record<string, unknown> {
 }
 
 function coerce(key: string, setting: Setting, raw: unknown): string | number | boolean {
+  const got = `got ${JSON.stringify(raw)}`;
   if (setting.type === 'number') {
     const value = typeof raw === 'number' ? raw : Number(raw);
-    if (typeof raw === 'boolean' || raw === '' || !Number.isFinite(value)) {
-      throw new UsageError(`--${key} must be a number, got ${JSON.stringify(raw)}`);
+    const whole = setting.integer !== false;
+    if (
+      typeof raw === 'boolean' ||
+      raw === '' ||
+      !Number.isFinite(value) ||
+      (whole && !Number.isInteger(value)) ||
+      value < setting.min ||
+      value > setting.max
+    ) {
+      const kind = whole ? 'a whole number' : 'a number';
+      throw new UsageError(
+        `--${key} must be ${kind} from ${setting.min} to ${setting.max}, ${got}`,
+      );
     }
     return value;
   }
   if (setting.type === 'boolean') {
     if (typeof raw === 'boolean') return raw;
-    throw new UsageError(`--${key} must be true or false, got ${JSON.stringify(raw)}`);
+    throw new UsageError(`--${key} must be true or false, ${got}`);
   }
-  if (typeof raw !== 'string') {
-    throw new UsageError(`--${key} must be a string, got ${JSON.stringify(raw)}`);
+  if (typeof raw !== 'string') throw new UsageError(`--${key} must be a string, ${got}`);
+  if (setting.choices && !setting.choices.includes(raw)) {
+    throw new UsageError(`--${key} must be one of ${setting.choices.join(', ')}, ${got}`);
   }
   return raw;
 }

@@ -1,10 +1,13 @@
 export { type ListenAddress, parseListenAddress } from './address.js';
 export {
+  type BooleanSetting,
   type CommandInfo,
   type ConfigOf,
+  type NumberSetting,
   parseConfig,
   type Setting,
   type Spec,
+  type StringSetting,
   UsageError,
   usage,
 } from './config.js';

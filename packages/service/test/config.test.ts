@@ -13,7 +13,9 @@ import {
 const info = { name: 'demo', summary: 'a demo server' };
 const spec = {
   listen: { type: 'string', default: '127.0.0.1:0', description: 'where to listen' },
-  retries: { type: 'number', default: 3, description: 'how many retries' },
+  retries: { type: 'number', default: 3, min: 0, max: 10, description: 'how many retries' },
+  ratio: { type: 'number', default: 0.5, min: 0, max: 1, integer: false, description: 'a share' },
+  mode: { type: 'string', default: 'edge', choices: ['edge', 'backhaul'], description: 'role' },
   verbose: { type: 'boolean', default: false, description: 'say more' },
   token: { type: 'string', required: true, description: 'the secret' },
 } as const;
@@ -25,7 +27,14 @@ describe('parseConfig', () => {
     const file = join(dir, 'c.json');
     writeFileSync(file, JSON.stringify({ retries: 7, token: 'from-file' }));
     const config = parseConfig(info, spec, ['--config', file, '--token', 'flag']);
-    expect(config).toEqual({ listen: '127.0.0.1:0', retries: 7, verbose: false, token: 'flag' });
+    expect(config).toEqual({
+      listen: '127.0.0.1:0',
+      retries: 7,
+      ratio: 0.5,
+      mode: 'edge',
+      verbose: false,
+      token: 'flag',
+    });
   });
 
   // Every kind of bad input is a UsageError that names the setting.
@@ -42,14 +51,42 @@ describe('parseConfig', () => {
     );
   });
 
-  // --help prints every flag with its default and asks the caller to exit.
-  it('prints help with defaults', () => {
+  // Numbers out of their range, fractions where whole numbers are asked, and strings that are not
+  // one of the choices are refused, from flags and from the file alike, naming the flag.
+  it('checks ranges and choices, naming the flag', () => {
+    const parse = (...argv: string[]) => parseConfig(info, spec, ['--token', 't', ...argv]);
+    expect(parse('--retries', '10', '--ratio', '0.25', '--mode', 'backhaul')).toMatchObject({
+      retries: 10,
+      ratio: 0.25,
+      mode: 'backhaul',
+    });
+    expect(() => parse('--retries', '11')).toThrow(
+      new UsageError('--retries must be a whole number from 0 to 10, got "11"'),
+    );
+    expect(() => parse('--retries=-1')).toThrow(/--retries must be a whole number from 0/);
+    expect(() => parse('--retries', '2.5')).toThrow(/--retries must be a whole number/);
+    expect(() => parse('--ratio', '1.5')).toThrow(/--ratio must be a number from 0 to 1/);
+    expect(() => parse('--mode', 'core')).toThrow(
+      new UsageError('--mode must be one of edge, backhaul, got "core"'),
+    );
+    const dir = mkdtempSync(join(tmpdir(), 'fleet-config-'));
+    const file = join(dir, 'c.json');
+    writeFileSync(file, JSON.stringify({ retries: 1e9 }));
+    expect(() => parse('--config', file)).toThrow(/--retries must be a whole number from 0 to 10/);
+    writeFileSync(file, JSON.stringify({ mode: 'core' }));
+    expect(() => parse('--config', file)).toThrow(/--mode must be one of edge, backhaul/);
+  });
+
+  // --help prints every flag with its default, range or choices, and asks the caller to exit.
+  it('prints help with defaults, ranges and choices', () => {
     const write = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
     expect(parseConfig(info, spec, ['--help'])).toBeUndefined();
     write.mockRestore();
     const text = usage(info, spec);
     expect(text).toContain('--retries <number>');
-    expect(text).toContain('(default: 3)');
+    expect(text).toContain('how many retries (0 to 10, whole; default: 3)');
+    expect(text).toContain('a share (0 to 1; default: 0.5)');
+    expect(text).toContain('--mode <edge|backhaul>');
     expect(text).toContain('(required)');
   });
 });
