@@ -1,0 +1,33 @@
+export {
+  type ConfigProblem,
+  MachineConfigError,
+  type MachineConfigErrorCode,
+  MachineConfigErrors,
+} from './errors.js';
+export {
+  type CpuKind,
+  cpuKinds,
+  type Guest,
+  guestLimits,
+  guestOf,
+  guestSchema,
+  memoryMbMax,
+  memoryMbMin,
+  memoryMbStep,
+} from './guest.js';
+export type { SchemaNode } from './rules.js';
+export {
+  machineConfigSchema,
+  machineNameSchema,
+  restartPolicies,
+  stopSignals,
+  stopTimeoutSecondsMax,
+} from './schema.js';
+export { checkSchema, checksSchema, portHandlers, serviceSchema } from './services.js';
+export {
+  bodyValidatorCompiler,
+  type Check,
+  checkMachineConfig,
+  compileCheck,
+  phrase,
+} from './validate.js';
