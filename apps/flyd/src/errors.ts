@@ -1,14 +1,18 @@
+import { bodyValidatorCompiler } from '@fleet/machine-config';
 import { HttpError } from '@fleet/service';
 
 /** Error codes of flyd's API; the README lists the same table. */
 export const FlydErrors = {
   FLYD_ERR_UNAUTHORIZED: [401, 'the internal token is missing or wrong'],
   FLYD_ERR_NOT_FOUND: [404, 'no such machine on this worker'],
-  FLYD_ERR_CONFLICT: [409, 'another operation is running on the machine'],
+  FLYD_ERR_CONFLICT: [
+    409,
+    'another operation is running on the machine and did not end within --busy-wait-ms (or too many wait for it)',
+  ],
   FLYD_ERR_PRECONDITION: [412, 'the machine is not in a state that allows the operation'],
   FLYD_ERR_BAD_CONFIG: [
     400,
-    'the machine config is invalid (unknown image, no command, bad service)',
+    'the machine config is invalid: a field breaks the schema (@fleet/machine-config), an unknown image, a file over a folder of the image; the message names the field',
   ],
   FLYD_ERR_EXISTS: [409, 'a machine with that id already exists'],
   FLYD_ERR_LEASE_HELD: [
@@ -34,6 +38,10 @@ export const FlydErrors = {
     412,
     "the machine does not fit on this worker: its guest's memory (or performance CPUs) exceeds what is free",
   ],
+  FLYD_ERR_LAUNCH_FAILED: [
+    422,
+    "the machine's process could not be launched; the machine is stopped and its last event says why",
+  ],
   FLYD_ERR_FAILED: [500, 'the operation failed on the worker; its run records the step and error'],
 } as const;
 
@@ -42,3 +50,14 @@ export type FlydErrorCode = keyof typeof FlydErrors;
 export function flydError(code: FlydErrorCode, message: string): HttpError {
   return new HttpError(FlydErrors[code][0], code, message);
 }
+
+/**
+ * The validator of routes whose body holds a machine config (create, update): the shared schema
+ * (@fleet/machine-config), a problem in `config` answered 400 FLYD_ERR_BAD_CONFIG and any other
+ * 400 BAD_REQUEST (the service's code for a body that breaks its schema), each naming the field.
+ */
+export const configValidator = bodyValidatorCompiler((problem) =>
+  problem.field === 'config' || problem.field.startsWith('config.')
+    ? flydError('FLYD_ERR_BAD_CONFIG', problem.message)
+    : new HttpError(400, 'BAD_REQUEST', problem.message),
+);

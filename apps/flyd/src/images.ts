@@ -29,14 +29,17 @@ export function resolveImage(imagesDir: string, config: MachineConfig): Resolved
   const dir = join(imagesDir, name);
   const manifest = join(dir, 'image.json');
   if (!existsSync(manifest))
-    throw flydError('FLYD_ERR_BAD_CONFIG', `unknown image ${name} (no ${manifest})`);
+    throw flydError('FLYD_ERR_BAD_CONFIG', `config.image: unknown image ${name}`);
   const image = JSON.parse(readFileSync(manifest, 'utf8')) as { cmd?: unknown };
   const override =
     config.init?.exec ??
     (config.init?.cmd ? [...(config.init.entrypoint ?? []), ...config.init.cmd] : undefined);
   const cmd = override ?? image.cmd;
   if (!Array.isArray(cmd) || cmd.length === 0 || !cmd.every((part) => typeof part === 'string')) {
-    throw flydError('FLYD_ERR_BAD_CONFIG', `image ${name} has no command to run`);
+    throw flydError(
+      'FLYD_ERR_BAD_CONFIG',
+      `config.init.exec: image ${name} has no command to run, and the config gives none`,
+    );
   }
   return { ref: `${name}:${tag}`, dir, cmd: cmd as string[] };
 }

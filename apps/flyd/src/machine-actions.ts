@@ -79,6 +79,10 @@ export interface MachineSteps {
  */
 export function defineMachineActions(engine: FsmEngine, machine: MachineSteps): void {
   const machineDir = (id: string) => join(machine.options.dataDir, 'machines', id);
+  // A run that failed in its launch step records why on the machine; other steps' failures are
+  // the run's own (its history keeps them), not the machine's.
+  const launchFailed = ({ machineId }: { machineId: string }, error: Error, step: string) =>
+    step === 'launch' ? machine.launchFailed(machineId, error) : undefined;
   /**
    * Records the machine if it fits this worker's capacity beside the machines it has. The check
    * and the insert are one synchronous step (no await between them), so two creates in parallel
@@ -146,11 +150,11 @@ export function defineMachineActions(engine: FsmEngine, machine: MachineSteps): 
         run: ({ request }) => (request.skip_launch ? undefined : machine.launch(request.id)),
       },
     ],
-    onFailure: ({ machineId }, error) => machine.launchFailed(machineId, error),
+    onFailure: launchFailed,
   });
   engine.define('start', {
     steps: [{ name: 'launch', run: ({ machineId }) => machine.launch(machineId) }],
-    onFailure: ({ machineId }, error) => machine.launchFailed(machineId, error),
+    onFailure: launchFailed,
   });
   const stopSteps: Step<StopRequest>[] = [
     {
@@ -225,11 +229,11 @@ export function defineMachineActions(engine: FsmEngine, machine: MachineSteps): 
             : undefined,
       },
     ],
-    onFailure: ({ machineId }, error) => machine.launchFailed(machineId, error),
+    onFailure: launchFailed,
   });
   engine.define<StopRequest>('restart', {
     steps: [...stopSteps, { name: 'launch', run: ({ machineId }) => machine.launch(machineId) }],
-    onFailure: ({ machineId }, error) => machine.launchFailed(machineId, error),
+    onFailure: launchFailed,
   });
   // Cordon and uncordon: the machine keeps running and takes no traffic (or takes it again). The
   // flag and its event are one store write; a re-run after a crash finds the flag already set.

@@ -1,4 +1,4 @@
-import { chmodSync, cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, lstatSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, normalize } from 'node:path';
 import { flydError } from './errors.js';
 import type { ResolvedImage } from './images.js';
@@ -27,8 +27,12 @@ export function inRoot(root: string, guestPath: string, what: string): string {
   return join(root, relative);
 }
 
-/** Refuses `config.files` flyd cannot write, before anything is created. */
-export function checkFiles(config: MachineConfig): void {
+/**
+ * Refuses `config.files` flyd cannot write, before anything is created. The schema
+ * (@fleet/machine-config) has checked their shape; this checks what only this worker knows: the
+ * image the files are written over (`imageDir`) and the volume mounted beside them.
+ */
+export function checkFiles(config: MachineConfig, imageDir?: string): void {
   const files = config.files as unknown;
   if (files === undefined || files === null) return;
   if (!Array.isArray(files)) throw flydError('FLYD_ERR_BAD_CONFIG', 'config.files must be a list');
@@ -57,7 +61,67 @@ export function checkFiles(config: MachineConfig): void {
     ) {
       throw flydError('FLYD_ERR_BAD_CONFIG', `${what}.mode must be a file mode like 420 (0644)`);
     }
+    if (imageDir !== undefined) checkOverImage(imageDir, file.guest_path, `${what}.guest_path`);
+    const mountPath = (config.mounts as { path?: unknown }[] | undefined)?.[0]?.path;
+    if (typeof mountPath === 'string' && isUnder(file.guest_path, mountPath)) {
+      throw flydError(
+        'FLYD_ERR_BAD_CONFIG',
+        `${what}.guest_path ${JSON.stringify(file.guest_path)} is in the volume mounted at ${mountPath}: a file of the config goes in the machine's root, not in its volume`,
+      );
+    }
   });
+}
+
+/** Whether `path` is `folder` or inside it (both absolute). */
+function isUnder(path: string, folder: string): boolean {
+  const base = normalize(folder).replace(/\/+$/, '');
+  const target = normalize(path);
+  return target === base || target.startsWith(`${base}/`);
+}
+
+/**
+ * A file is written into a fresh copy of the image: refused where that copy has a folder (it
+ * cannot become a file), where a folder on its way is a file of the image, or where the way
+ * passes a symbolic link (the write could leave the machine's root). `what` names the field.
+ */
+function checkOverImage(imageDir: string, guestPath: string, what: string): void {
+  const parts = normalize(guestPath).split('/').filter(Boolean);
+  for (const [at, part] of parts.entries()) {
+    const shown = `/${parts.slice(0, at + 1).join('/')}`;
+    const entry = lstatSync(join(imageDir, ...parts.slice(0, at), part), { throwIfNoEntry: false });
+    if (!entry) return; // nothing of the image from here on: the folders are made
+    const last = at === parts.length - 1;
+    const problem = entry.isSymbolicLink()
+      ? `${shown} is a link in the image`
+      : last && entry.isDirectory()
+        ? `${shown} is a folder of the image`
+        : !last && !entry.isDirectory()
+          ? `${shown} is a file of the image, not a folder`
+          : undefined;
+    if (problem)
+      throw flydError(
+        'FLYD_ERR_BAD_CONFIG',
+        `${what} ${JSON.stringify(guestPath)}: ${problem}; a file cannot be written there`,
+      );
+  }
+}
+
+/**
+ * Refuses a mount path where the image has a folder: the volume's link replaces what is there at
+ * every launch (a file of the image goes), and a folder cannot be replaced by a link.
+ */
+export function checkMountOverImage(config: MachineConfig, imageDir: string): void {
+  const mountPath = (config.mounts as { path?: unknown }[] | undefined)?.[0]?.path;
+  if (typeof mountPath !== 'string') return;
+  const relative = normalize(mountPath).replace(/^\/+|\/+$/g, '');
+  if (relative === '' || relative.startsWith('..')) return; // the schema refuses these
+  const entry = lstatSync(join(imageDir, relative), { throwIfNoEntry: false });
+  if (entry?.isDirectory()) {
+    throw flydError(
+      'FLYD_ERR_BAD_CONFIG',
+      `config.mounts[0].path ${JSON.stringify(mountPath)} is a folder of the image: mount the volume at a path the image does not use`,
+    );
+  }
 }
 
 /**

@@ -1,3 +1,4 @@
+import { guestOf as guestDefaults } from '@fleet/machine-config';
 import type { Database as Db } from 'better-sqlite3';
 
 /** A machine as flyd records it. */
@@ -53,9 +54,13 @@ export interface MachineConfig {
   [key: string]: unknown;
 }
 
-/** What a machine may use: its `guest`, with Fly's defaults (one shared CPU, 256 MB). */
+/**
+ * What a machine may use: its `guest`, with Fly's defaults (one shared CPU, and the smallest
+ * memory of its size: 256 MB per shared CPU, 2 GB per performance CPU).
+ */
 export function guestOf(config: MachineConfig): { cpus: number; memoryMb: number } {
-  return { cpus: config.guest?.cpus ?? 1, memoryMb: config.guest?.memory_mb ?? 256 };
+  const { cpus, memoryMb } = guestDefaults(config);
+  return { cpus, memoryMb };
 }
 
 /** One version of a machine's config, as `GET /v1/machines/{id}/versions` lists it. */

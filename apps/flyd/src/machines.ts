@@ -6,6 +6,7 @@ import type { HostCapacity } from './capacity.js';
 import { flydError } from './errors.js';
 import { AbortStep, type FsmEngine, RunConflictError, type RunHandle } from './fsm/engine.js';
 import { resolveImage } from './images.js';
+import { type HostPaths, hidePaths, launchError } from './launch-errors.js';
 import {
   type CreateRequest,
   type DestroyRequest,
@@ -21,7 +22,7 @@ import {
   type MachineProcess,
   machineProcesses,
 } from './machine-exec.js';
-import { checkFiles, prepareRoot } from './machine-root.js';
+import { checkFiles, checkMountOverImage, prepareRoot } from './machine-root.js';
 import {
   guestOf,
   type MachineConfig,
@@ -52,6 +53,12 @@ export interface MachineServiceOptions {
   listenWaitMs: number;
   /** What this worker offers (`--cpus`, `--memory-mb`): a create that does not fit is refused. */
   capacity: HostCapacity;
+  /**
+   * How long an operation on a machine busy with another waits for it before 409 (`--busy-wait-ms`),
+   * and how many may wait at once for one machine (`--busy-waiters-max`).
+   */
+  busyWaitMs: number;
+  busyWaitersMax: number;
   logger: Logger;
 }
 
@@ -64,6 +71,8 @@ export class MachineService {
   /** Restarts the restart policy made since the machine was last started by a caller. */
   readonly #restarts = new Map<string, number>();
   readonly #restartTimers = new Map<string, NodeJS.Timeout>();
+  /** Operations waiting for their busy machine, by machine (each bounded by busyWaitMs). */
+  readonly #waiting = new Map<string, number>();
 
   constructor(
     private readonly store: MachineStore,
@@ -124,21 +133,9 @@ export class MachineService {
   async create(
     request: CreateRequest,
   ): Promise<{ machine: MachineRecord; events: MachineEvent[] }> {
-    const image = resolveImage(this.options.imagesDir, request.config);
-    checkFiles(request.config);
-    stopConfigOf(request.config);
-    for (const service of request.config.services ?? []) {
-      if (
-        !Number.isInteger(service.internal_port) ||
-        service.internal_port < 1 ||
-        service.internal_port > 65535
-      ) {
-        throw flydError(
-          'FLYD_ERR_BAD_CONFIG',
-          'config.services[].internal_port must be a port number',
-        );
-      }
-    }
+    // The route checked the config against its schema (@fleet/machine-config); what follows
+    // needs this worker: the image, what the files would overwrite in it, the stop settings.
+    const image = this.#checkRunnable(request.config);
     const id = request.id ?? randomBytes(7).toString('hex');
     if (this.store.get(id)) throw flydError('FLYD_ERR_EXISTS', `machine ${id} already exists`);
     this.volumes.checkMounts(request.config, request.app, id);
@@ -170,6 +167,7 @@ export class MachineService {
   }
 
   async start(id: string): Promise<{ previous_state: MachineState }> {
+    await this.#whenFree(id);
     const machine = this.get(id);
     if (machine.state === 'suspended') {
       await this.#outcome(this.#start(id, 'resume', {}).done, id, 'resume');
@@ -189,6 +187,7 @@ export class MachineService {
 
   /** Pauses a started machine (SIGSTOP to its process group); `start` resumes it. */
   async suspend(id: string): Promise<void> {
+    await this.#whenFree(id);
     const machine = this.get(id);
     if (machine.state === 'suspended') return;
     if (machine.state !== 'started') {
@@ -203,6 +202,7 @@ export class MachineService {
 
   /** Stops the machine with the caller's signal and grace period, else its stop_config's. */
   async stop(id: string, asked: StopSettings): Promise<void> {
+    await this.#whenFree(id);
     const machine = this.get(id);
     this.#cancelRestart(id);
     if (machine.state === 'stopped' || machine.state === 'created') return;
@@ -218,6 +218,7 @@ export class MachineService {
 
   /** Stops the machine's process and starts it again, as one operation. */
   async restart(id: string, asked: StopSettings): Promise<void> {
+    await this.#whenFree(id);
     const machine = this.get(id);
     if (machine.state !== 'started') {
       throw flydError(
@@ -235,9 +236,8 @@ export class MachineService {
    * stopped and started on the new config, in one FSM run.
    */
   async update(id: string, config: CreateRequest['config']): Promise<MachineRecord> {
-    resolveImage(this.options.imagesDir, config); // a config that cannot run is refused up front
-    checkFiles(config);
-    stopConfigOf(config);
+    this.#checkRunnable(config); // a config that cannot run is refused up front
+    await this.#whenFree(id);
     const machine = this.get(id);
     if (machine.state === 'destroyed' || machine.state === 'destroying') {
       throw flydError(
@@ -271,6 +271,7 @@ export class MachineService {
 
   /** Cordons (no traffic, still running) or uncordons a machine (an FSM); answers once published. */
   async cordon(id: string, cordoned: boolean): Promise<void> {
+    await this.#whenFree(id);
     this.get(id);
     const action = cordoned ? 'cordon' : 'uncordon';
     await this.#outcome(this.#start(id, action, {}).done, id, action);
@@ -303,6 +304,7 @@ export class MachineService {
   }
 
   async destroy(id: string, kill: boolean): Promise<void> {
+    await this.#whenFree(id);
     const machine = this.get(id);
     this.#cancelRestart(id);
     if (machine.state === 'destroyed') return;
@@ -322,6 +324,7 @@ export class MachineService {
    * run, `migrate` (see migrate.ts). Answers once the target owns it.
    */
   async migrate(id: string, request: MigrateRequest): Promise<void> {
+    await this.#whenFree(id);
     const machine = this.get(id);
     if (request.target_host_id === this.options.hostId) {
       throw flydError('FLYD_ERR_MIGRATE', `machine ${id} is on ${request.target_host_id} already`);
@@ -334,6 +337,65 @@ export class MachineService {
     }
     this.#cancelRestart(id);
     await this.#outcome(this.#start(id, 'migrate', request).done, id, 'migrate');
+  }
+
+  /**
+   * What a config needs of this worker to run, checked before anything is recorded: its image
+   * (and command), files that can be written over that image, a mount path the image leaves
+   * free, and stop settings flyd can honour. Each refusal is 400 FLYD_ERR_BAD_CONFIG naming the
+   * field. The config's shape was checked by the route's schema.
+   */
+  #checkRunnable(config: MachineConfig): ReturnType<typeof resolveImage> {
+    const image = resolveImage(this.options.imagesDir, config);
+    checkFiles(config, image.dir);
+    checkMountOverImage(config, image.dir);
+    stopConfigOf(config);
+    return image;
+  }
+
+  /**
+   * Waits until no run holds the machine, so that an operation arriving while another finishes
+   * (a stop right after a create's launch, a start while a stop records) runs after it instead
+   * of failing. Bounded: at most `busyWaitMs`, and at most `busyWaitersMax` callers wait for one
+   * machine; past either, 409 FLYD_ERR_CONFLICT names the operation in the way. The caller checks
+   * the machine's state after this returns (it may have changed while waiting), and starts its
+   * run in the same synchronous step.
+   */
+  async #whenFree(id: string): Promise<void> {
+    if (!this.engine.isBusy(id)) return;
+    const { busyWaitMs, busyWaitersMax } = this.options;
+    const waiting = this.#waiting.get(id) ?? 0;
+    const busy = () =>
+      flydError('FLYD_ERR_CONFLICT', `machine ${id} is ${this.engine.busyWith(id)}`);
+    if (waiting >= busyWaitersMax) {
+      const refusal = busy();
+      refusal.message += ` (${waiting} operations wait for it already; --busy-waiters-max)`;
+      throw refusal;
+    }
+    this.#waiting.set(id, waiting + 1);
+    const deadline = Date.now() + busyWaitMs;
+    try {
+      while (this.engine.isBusy(id)) {
+        const leftMs = deadline - Date.now();
+        if (leftMs <= 0) {
+          const refusal = busy();
+          refusal.message += ` (waited ${busyWaitMs} ms for it; --busy-wait-ms)`;
+          throw refusal;
+        }
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          this.engine.settled(id),
+          new Promise((resolve) => {
+            timer = setTimeout(resolve, leftMs);
+          }),
+        ]);
+        clearTimeout(timer);
+      }
+    } finally {
+      const left = (this.#waiting.get(id) ?? 1) - 1;
+      if (left > 0) this.#waiting.set(id, left);
+      else this.#waiting.delete(id);
+    }
   }
 
   /**
@@ -521,12 +583,20 @@ export class MachineService {
       return await running;
     } catch (error) {
       if (error instanceof HttpError) throw error;
-      if (error instanceof AbortStep && error.cause instanceof HttpError) throw error.cause;
-      throw flydError(
-        'FLYD_ERR_FAILED',
-        `${action} of machine ${id} failed: ${(error as Error).message}`,
-      );
+      // A step's answer (a refusal, a launch failure) rides as its error's cause.
+      if (error instanceof Error && error.cause instanceof HttpError) throw error.cause;
+      const reason = hidePaths((error as Error).message, this.#paths(id));
+      throw flydError('FLYD_ERR_FAILED', `${action} of machine ${id} failed: ${reason}`);
     }
+  }
+
+  /** This worker's paths for machine `id`, which no answer or event may show. */
+  #paths(id: string): HostPaths {
+    return {
+      root: this.root(id),
+      dataDir: this.options.dataDir,
+      imagesDir: this.options.imagesDir,
+    };
   }
 
   #start(id: string, action: string, request: unknown): RunHandle {
@@ -562,21 +632,29 @@ export class MachineService {
   async #record(
     id: string,
     state: MachineState,
-    event: { type: string; source: string },
+    event: { type: string; source: string; request?: unknown },
     extra: Partial<Pick<MachineRecord, 'pid' | 'port' | 'stop_reason'>> = {},
   ): Promise<void> {
     this.#setState(id, state, event, extra);
     await this.publisher.flush();
   }
 
-  /** A launch that failed (the command cannot run) leaves the machine stopped, saying why. */
+  /**
+   * A launch that failed (the command cannot run, a file cannot be written) leaves the machine
+   * stopped, saying why: its stop reason and an exit event whose request holds the error, as the
+   * caller of start and every reader of its events see it (no host path). A machine that a
+   * create never got to start is stopped too, not left `created`.
+   */
   async #launchFailed(id: string, error: Error): Promise<void> {
-    if (this.store.get(id)?.state !== 'starting') return;
+    const state = this.store.get(id)?.state;
+    if (state !== 'starting' && state !== 'created' && state !== 'stopped') return;
+    const hidden = hidePaths(error.message, this.#paths(id));
+    const reason = hidden.startsWith('launch failed') ? hidden : `launch failed: ${hidden}`;
     await this.#record(
       id,
       'stopped',
-      { type: 'exit', source: 'flyd' },
-      { pid: null, stop_reason: `launch failed: ${error.message}` },
+      { type: 'exit', source: 'flyd', request: { error: reason } },
+      { pid: null, stop_reason: reason },
     );
   }
 
@@ -630,7 +708,20 @@ export class MachineService {
     };
   }
 
+  /**
+   * Launches the machine's process. A failure is an AbortStep when the config is its cause (not
+   * retried) and a retried error otherwise; its cause is the API's answer, 422
+   * FLYD_ERR_LAUNCH_FAILED with the reason and no host path (see launch-errors.ts).
+   */
   async #launch(id: string): Promise<void> {
+    try {
+      await this.#launchProcess(id);
+    } catch (error) {
+      throw launchError(error, this.#paths(id));
+    }
+  }
+
+  async #launchProcess(id: string): Promise<void> {
     if (this.runtime.isRunning(id)) return;
     const machine = this.get(id);
     let image: ReturnType<typeof resolveImage>;

@@ -65,15 +65,25 @@ const spec = {
     default: repoImages,
     description: 'local image store: <dir>/<image>/image.json',
   },
-  cpus: { type: 'number', default: cpus().length, description: 'CPUs this worker offers' },
+  cpus: {
+    type: 'number',
+    default: cpus().length,
+    min: 1,
+    max: 1_024,
+    description: 'CPUs this worker offers',
+  },
   'memory-mb': {
     type: 'number',
     default: Math.floor(totalmem() / 1024 / 1024),
-    description: 'memory this worker offers',
+    min: 256,
+    max: 16 * 1024 * 1024,
+    description: 'memory this worker offers (MB)',
   },
   'stop-timeout-ms': {
     type: 'number',
     default: 10_000,
+    min: 0,
+    max: 600_000,
     description: 'grace period before SIGKILL on stop',
   },
   'log-sink': {
@@ -83,23 +93,44 @@ const spec = {
   'machine-limits': {
     type: 'string',
     default: 'cgroups',
+    choices: ['cgroups', 'off'],
     description:
       "'cgroups': each machine's guest memory and CPUs enforced by a cgroup where the host lets flyd create them; 'off': not enforced",
   },
   'log-write-timeout-ms': {
     type: 'number',
     default: 2_000,
+    min: 1,
+    max: 600_000,
     description: 'longest a stalled log sink may hold back a machine output',
   },
   'peer-timeout-ms': {
     type: 'number',
     default: 30_000,
+    min: 100,
+    max: 3_600_000,
     description: 'bound on each call to another worker flyd (a migrate target)',
   },
   'listen-wait-ms': {
     type: 'number',
     default: 10_000,
+    min: 0,
+    max: 3_600_000,
     description: 'how long a starting machine may take to listen on its service port',
+  },
+  'busy-wait-ms': {
+    type: 'number',
+    default: 10_000,
+    min: 0,
+    max: 600_000,
+    description: 'how long an operation on a machine busy with another waits for it before 409',
+  },
+  'busy-waiters-max': {
+    type: 'number',
+    default: 16,
+    min: 0,
+    max: 1_024,
+    description: 'operations that may wait at once for one busy machine; past it, 409',
   },
 } as const;
 
@@ -163,6 +194,8 @@ runMain(async () => {
       hostId: config['host-id'],
       stopTimeoutMs: config['stop-timeout-ms'],
       listenWaitMs: config['listen-wait-ms'],
+      busyWaitMs: config['busy-wait-ms'],
+      busyWaitersMax: config['busy-waiters-max'],
       capacity: host,
       logger,
     },

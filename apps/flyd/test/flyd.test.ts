@@ -127,7 +127,8 @@ describe('flyd', () => {
     ).toMatchObject({ code: 'FLYD_ERR_BAD_CONFIG' });
     expect((await call('POST', '/v1/machines', { config: hello })).status).toBe(400);
     expect((await call('GET', '/v1/machines/ffffffffffffff')).status).toBe(404);
-    // A command that cannot be spawned fails the create run: the error names the operation.
+    // A command that cannot be spawned ends the create run at once (aborted: a retry cannot make
+    // it appear); a start answers 422 FLYD_ERR_LAUNCH_FAILED, saying why (never a 500).
     const broken = await call('POST', '/v1/machines', {
       app: 'web',
       config: { image: 'hello', init: { exec: ['/nonexistent/binary'] } },
@@ -140,9 +141,10 @@ describe('flyd', () => {
       status: string;
       error: string;
     }[];
-    expect(runs[0]).toMatchObject({ status: 'failed', error: expect.stringMatching(/ENOENT/) });
+    expect(runs[0]).toMatchObject({ status: 'aborted', error: expect.stringMatching(/ENOENT/) });
     const restart = await call('POST', `/v1/machines/${brokenId}/start`);
-    expect(restart).toMatchObject({ status: 500, body: { code: 'FLYD_ERR_FAILED' } });
+    expect(restart).toMatchObject({ status: 422, body: { code: 'FLYD_ERR_LAUNCH_FAILED' } });
+    expect(restart.body.error).toMatch(/^launch failed: .*\/nonexistent\/binary/);
     const anonymous = await fetch(`${flyd.urls.api}/v1/machines`);
     expect(anonymous.status).toBe(401);
   });

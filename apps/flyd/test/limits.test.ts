@@ -20,7 +20,7 @@ describe.runIf(root)('machine limits', () => {
 
   it('runs a machine inside its own groups with its CPU quota', async () => {
     const id = newId();
-    const config = { ...hello, guest: { cpus: 2, memory_mb: 128 } };
+    const config = { ...hello, guest: { cpus: 2, memory_mb: 512 } };
     expect((await call(api, 'POST', '/v1/machines', { id, app: 'limits', config }))?.status).toBe(
       200,
     );
@@ -33,7 +33,7 @@ describe.runIf(root)('machine limits', () => {
         '200000',
       );
     }
-    await call(api, 'DELETE', `/v1/machines/${id}?kill=true`);
+    expect((await call(api, 'DELETE', `/v1/machines/${id}?kill=true`))?.status).toBe(200);
   });
 
   it('OOM-kills a machine over its memory, and its exit event says oom_killed', async () => {
@@ -42,7 +42,7 @@ describe.runIf(root)('machine limits', () => {
     const config = {
       image: 'hello',
       init: { exec: [process.execPath, '-e', hog] },
-      guest: { cpus: 1, memory_mb: 96 },
+      guest: { cpus: 1, memory_mb: 256 },
       restart: { policy: 'no' },
     };
     expect((await call(api, 'POST', '/v1/machines', { id, app: 'limits', config }))?.status).toBe(

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseDurationMs } from '../src/duration.js';
-import { call, eventually, FlydFixture, inState } from './flyd-fixture.js';
+import { type CallAnswer, call, eventually, FlydFixture } from './flyd-fixture.js';
+import { settledIn } from './machine-wait.js';
 
 /**
  * A machine that says which signal it got; it exits on SIGINT and ignores SIGTERM, so only its
@@ -35,10 +36,18 @@ describe('config.stop_config', () => {
   });
   afterAll(() => fixture.close());
 
+  /** A call that must succeed: its answer, after checking its status (every call is checked). */
+  const ok = async (method: string, path: string, body?: unknown): Promise<CallAnswer> => {
+    const answer = await call(api, method, path, body);
+    expect(answer?.status, `${method} ${path}: ${JSON.stringify(answer?.body)}`).toBe(200);
+    return answer!;
+  };
+
   /** The machine's lines that start with `prefix`, once there are `count` (output lags the exit). */
   const lines = (id: string, prefix: string, count: number) =>
     eventually(async () => {
       const answer = await call(api, 'GET', `/v1/machines/${id}/logs`);
+      expect(answer?.status).toBe(200);
       const all = (answer?.body ?? []) as unknown as { message: string }[];
       const got = all.map((line) => line.message).filter((message) => message.startsWith(prefix));
       return got.length >= count ? got : undefined;
@@ -48,10 +57,9 @@ describe('config.stop_config', () => {
   /** Waits until the machine's `count`th launch has installed its signal handlers. */
   const up = (id: string, count: number) => lines(id, 'up', count);
   const started = async (stop_config: Record<string, unknown>) => {
-    const id = (
-      await call(api, 'POST', '/v1/machines', { app: 'stops', config: noisy(stop_config) })
-    )?.body.id as string;
-    await inState(api, id, 'started');
+    const id = (await ok('POST', '/v1/machines', { app: 'stops', config: noisy(stop_config) })).body
+      .id as string;
+    await settledIn(api, id, 'started'); // started, and the create run is over
     await up(id, 1);
     return id;
   };
@@ -63,20 +71,20 @@ describe('config.stop_config', () => {
 
   it('stops and restarts with the configured signal when the request names none', async () => {
     const id = await started({ signal: 'SIGINT', timeout: '10m' });
-    await call(api, 'POST', `/v1/machines/${id}/stop`); // SIGINT ends it: no 10 min wait
+    await ok('POST', `/v1/machines/${id}/stop`); // SIGINT ends it: no 10 min wait
     expect(await logs(id, 1)).toEqual(['got SIGINT']);
 
-    await call(api, 'POST', `/v1/machines/${id}/start`);
-    await inState(api, id, 'started');
+    await ok('POST', `/v1/machines/${id}/start`);
+    await settledIn(api, id, 'started');
     await up(id, 2);
-    await call(api, 'POST', `/v1/machines/${id}/restart`);
+    await ok('POST', `/v1/machines/${id}/restart`);
     expect(await logs(id, 2)).toEqual(['got SIGINT', 'got SIGINT']);
 
     // The request's own signal wins over the config's.
     await up(id, 3);
-    await call(api, 'POST', `/v1/machines/${id}/stop`, { signal: 'SIGTERM', timeout: 0.3 });
+    await ok('POST', `/v1/machines/${id}/stop`, { signal: 'SIGTERM', timeout: 0.3 });
     expect(await logs(id, 3)).toEqual(['got SIGINT', 'got SIGINT', 'got SIGTERM']);
-    await call(api, 'DELETE', `/v1/machines/${id}`);
+    await ok('DELETE', `/v1/machines/${id}`);
   }, 30_000);
 
   it('waits the configured grace period (a Go duration or seconds) before SIGKILL', async () => {
@@ -84,21 +92,20 @@ describe('config.stop_config', () => {
     // stop cannot end sooner than it (a lower bound: a busy machine only makes it later).
     for (const timeout of ['300ms', 0.3]) {
       const id = await started({ timeout });
-      const stopMs = await timed(() => call(api, 'POST', `/v1/machines/${id}/stop`));
+      const stopMs = await timed(() => ok('POST', `/v1/machines/${id}/stop`));
       expect(stopMs).toBeGreaterThanOrEqual(300);
       expect(await logs(id, 1)).toEqual(['got SIGTERM']);
-      await call(api, 'DELETE', `/v1/machines/${id}`);
+      await ok('DELETE', `/v1/machines/${id}`);
     }
   }, 30_000);
 
   it("stops an updated machine with the old config's stop_config", async () => {
     const id = await started({ signal: 'INT' });
-    const update = await call(api, 'POST', `/v1/machines/${id}`, { config: noisy({}) });
-    expect(update?.status).toBe(200);
+    await ok('POST', `/v1/machines/${id}`, { config: noisy({}) });
     expect(await logs(id, 1)).toEqual(['got SIGINT']);
-    await inState(api, id, 'started');
-    await call(api, 'POST', `/v1/machines/${id}/stop`, { timeout: 0.1 });
-    await call(api, 'DELETE', `/v1/machines/${id}`);
+    await settledIn(api, id, 'started');
+    await ok('POST', `/v1/machines/${id}/stop`, { timeout: 0.1 });
+    await ok('DELETE', `/v1/machines/${id}`);
   }, 30_000);
 
   it('refuses a stop_config it cannot honour, naming the field', async () => {

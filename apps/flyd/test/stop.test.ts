@@ -41,15 +41,21 @@ const machine = (script: string, extra: Record<string, unknown> = {}) => ({
   ...extra,
 });
 
-// Stop through the API on real processes: one operation at a time per machine (409 for the
-// second), SIGKILL after the grace period for a process that ignores SIGTERM, and nothing of the
+// Stop through the API on real processes: one operation at a time per machine (a second one
+// waits for the first, bounded by --busy-wait-ms, then 409), SIGKILL after the grace period for a process that ignores SIGTERM, and nothing of the
 // machine's process tree left once it is stopped — found through the machine's cgroup where flyd
 // makes them, else by its FLY_MACHINE_ID: both ways are run.
 describe.each([
   ['cgroups', []],
   ['off', ['--machine-limits', 'off']],
 ])('stopping a machine (--machine-limits %s)', (_limits, flags) => {
-  const fixture = new FlydFixture(['--listen-wait-ms', '600000', ...flags]);
+  const fixture = new FlydFixture([
+    '--listen-wait-ms',
+    '600000',
+    '--busy-wait-ms',
+    '300',
+    ...flags,
+  ]);
   let base: string;
 
   beforeAll(async () => {
@@ -67,7 +73,7 @@ describe.each([
       return lines.some((line) => line.message === message) ? true : undefined;
     }, `${id} logs ${message}`);
 
-  it('refuses a second operation with 409 FLYD_ERR_CONFLICT while a slow stop runs', async () => {
+  it('refuses a second operation with 409 FLYD_ERR_CONFLICT once a slow stop outlasts --busy-wait-ms', async () => {
     const id = await create(machine(stubborn));
     await settledIn(base, id, 'started');
     await logged(id, 'up'); // its SIGTERM handler is installed
@@ -77,6 +83,7 @@ describe.each([
 
     const destroy = await call(base, 'DELETE', `/v1/machines/${id}?kill=true`);
     expect(destroy).toMatchObject({ status: 409, body: { code: 'FLYD_ERR_CONFLICT' } });
+    expect(destroy?.body.error).toMatch(/busy with a stop operation \(waited 300 ms for it/);
     const update = await call(base, 'POST', `/v1/machines/${id}`, {
       config: machine(stubborn, { env: { V: '2' } }),
     });
@@ -89,7 +96,7 @@ describe.each([
     expect((await call(base, 'DELETE', `/v1/machines/${id}`))?.status).toBe(200);
   });
 
-  it('refuses a stop with 409 FLYD_ERR_CONFLICT while a slow start runs', async () => {
+  it('refuses a stop with 409 FLYD_ERR_CONFLICT once a slow start outlasts --busy-wait-ms', async () => {
     const id = await create(
       machine(lateListener, {
         services: [{ internal_port: 8080, ports: [{ port: 80, handlers: ['http'] }] }],

@@ -160,6 +160,15 @@ export class FsmEngine {
     return this.#holders.has(machineId);
   }
 
+  /** What holds a busy machine, as a conflict names it: `busy with a create operation`. */
+  busyWith(machineId: string): string {
+    const [holder] = this.#holders.get(machineId) ?? [];
+    const action = holder === undefined ? undefined : this.#live.get(holder)?.action;
+    return action === undefined
+      ? 'free'
+      : `busy with a${/^[aeiou]/.test(action) ? 'n' : ''} ${action} operation`;
+  }
+
   /** Resolves once the machine has no active run (at once if it has none). */
   async settled(machineId: string): Promise<void> {
     for (;;) {

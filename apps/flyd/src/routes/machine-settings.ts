@@ -1,4 +1,6 @@
+import { machineConfigSchema } from '@fleet/machine-config';
 import type { FastifyInstance } from 'fastify';
+import { configValidator } from '../errors.js';
 import type { LeaseStore } from '../lease-store.js';
 import type { MachineStore } from '../machine-store.js';
 import { machineView } from '../machine-view.js';
@@ -29,8 +31,9 @@ export function machineSettingsRoutes(app: FastifyInstance, deps: SettingsRouteD
     '/v1/machines/:id',
     {
       schema: {
-        body: { type: 'object', required: ['config'], properties: { config: { type: 'object' } } },
+        body: { type: 'object', required: ['config'], properties: { config: machineConfigSchema } },
       },
+      validatorCompiler: configValidator,
     },
     async (request) => {
       guard(request.params.id, request.headers);

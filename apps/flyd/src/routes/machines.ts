@@ -1,6 +1,7 @@
 import { constants } from 'node:os';
+import { machineConfigSchema, machineNameSchema } from '@fleet/machine-config';
 import type { FastifyInstance } from 'fastify';
-import { flydError } from '../errors.js';
+import { configValidator, flydError } from '../errors.js';
 import type { FsmEngine } from '../fsm/engine.js';
 import type { LeaseStore } from '../lease-store.js';
 import type { MachineState, MachineStore } from '../machine-store.js';
@@ -24,17 +25,17 @@ const states: MachineState[] = [
 // Any signal this OS knows by name (SIGTERM, SIGINT, SIGWINCH...).
 const signals = Object.keys(constants.signals);
 
+/** A create's body: the machine config and name by the schema flaps checks too. */
 const createSchema = {
   body: {
     type: 'object',
     required: ['app', 'config'],
-    additionalProperties: false,
     properties: {
-      id: { type: 'string', pattern: '^[0-9a-f]{14}$' },
-      name: { type: 'string', maxLength: 63 },
+      id: { type: 'string', pattern: '^[0-9a-f]{14}$', 'x-rule': 'a machine id (14 hex digits)' },
+      name: machineNameSchema,
       app: { type: 'string', minLength: 1, maxLength: 63 },
       region: { type: 'string', maxLength: 32 },
-      config: { type: 'object' },
+      config: machineConfigSchema,
       skip_launch: { type: 'boolean' },
       migrated_from: {
         type: 'object',
@@ -79,10 +80,14 @@ export function machineRoutes(app: FastifyInstance, deps: MachineRouteDeps): voi
   const view = (id: string) =>
     machineView(deps.machines.get(id), deps.hostId, deps.store.events(id));
 
-  app.post<{ Body: CreateRequest }>('/v1/machines', { schema: createSchema }, async (request) => {
-    const { machine, events } = await deps.machines.create(request.body);
-    return machineView(machine, deps.hostId, events);
-  });
+  app.post<{ Body: CreateRequest }>(
+    '/v1/machines',
+    { schema: createSchema, validatorCompiler: configValidator },
+    async (request) => {
+      const { machine, events } = await deps.machines.create(request.body);
+      return machineView(machine, deps.hostId, events);
+    },
+  );
 
   app.get<{ Querystring: { app?: string; include_deleted?: string } }>(
     '/v1/machines',
