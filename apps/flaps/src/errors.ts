@@ -1,3 +1,4 @@
+import { bodyValidatorCompiler } from '@fleet/machine-config';
 import { HttpError } from '@fleet/service';
 
 /**
@@ -8,6 +9,10 @@ export const FlapsErrors = {
   FLAPS_ERR_UNAUTHORIZED: [401, 'missing or wrong API token, or an operator-only call'],
   FLAPS_ERR_ORG_NOT_FOUND: [404, 'no such organization for this token'],
   FLAPS_ERR_BAD_REQUEST: [400, 'the request is malformed; the message names the field'],
+  FLAPS_ERR_BAD_CONFIG: [
+    400,
+    'the machine config breaks its schema (@fleet/machine-config); the message names the field',
+  ],
   FLAPS_ERR_APP_NOT_FOUND: [404, 'no such app'],
   FLAPS_ERR_MACHINE_NOT_FOUND: [404, 'no such machine in this app'],
   FLAPS_ERR_WRONG_VERSION: [412, 'a wait named a version (instance_id) the machine is not at'],
@@ -31,3 +36,15 @@ export type FlapsErrorCode = keyof typeof FlapsErrors;
 export function flapsError(code: FlapsErrorCode, message: string): HttpError {
   return new HttpError(FlapsErrors[code][0], code, message);
 }
+
+/**
+ * The validator of routes whose body holds a machine config (create, update): the schema flyd
+ * checks too (@fleet/machine-config). A problem in `config` is 400 FLAPS_ERR_BAD_CONFIG, any
+ * other 400 BAD_REQUEST (the service's code for a body that breaks its schema), each naming the
+ * field; the Fly error shape (`invalid_argument: ...`) is added by fly-errors.ts.
+ */
+export const configValidator = bodyValidatorCompiler((problem) =>
+  problem.field === 'config' || problem.field.startsWith('config.')
+    ? flapsError('FLAPS_ERR_BAD_CONFIG', problem.message)
+    : new HttpError(400, 'BAD_REQUEST', problem.message),
+);

@@ -216,7 +216,9 @@ describe('the Machines API contract', () => {
     const events = await expectShape(200, 'GET', `/v1/apps/contract/machines/${id}/events`);
     expect(events.body[0].status).toBe('started');
     // Errors: bad input, no such app or machine, no room, a wait that runs out or names another version.
-    await expectError(400, 'BAD_REQUEST', 'POST', '/v1/apps/contract/machines', { region: 'ams' });
+    await expectError(400, 'FLAPS_ERR_BAD_CONFIG', 'POST', '/v1/apps/contract/machines', {
+      region: 'ams',
+    });
     await expectError(404, 'FLAPS_ERR_APP_NOT_FOUND', 'POST', '/v1/apps/nope/machines', {
       config: hello,
     });
@@ -269,6 +271,153 @@ describe('the Machines API contract', () => {
     expect(otherVersion.body.error).toMatch(/^failed_precondition: /);
   });
 
+  /** Bad machine configs (the cases of the hardening issues), each with the field its 400 names. */
+  const badConfigs: [string, unknown, string][] = [
+    [
+      'memory as a string',
+      { ...hello, guest: { memory_mb: '512' } },
+      'config.guest.memory_mb must be an integer >= 256',
+    ],
+    [
+      'negative memory',
+      { ...hello, guest: { memory_mb: -5 } },
+      'config.guest.memory_mb must be an integer >= 256',
+    ],
+    [
+      '50 GB on a shared CPU',
+      { ...hello, guest: { memory_mb: 51_200 } },
+      'config.guest.memory_mb must be an integer >= 256 and <= 2048',
+    ],
+    ['cpus as a word', { ...hello, guest: { cpus: 'two' } }, 'config.guest.cpus must be'],
+    [
+      'unknown cpu kind',
+      { ...hello, guest: { cpu_kind: 'turbo' } },
+      'config.guest.cpu_kind must be one of',
+    ],
+    ['env name with =', { ...hello, env: { 'A=B': '1' } }, 'config.env name "A=B" must be'],
+    ['env value with NUL', { ...hello, env: { A: 'a\u0000b' } }, 'config.env.A must be'],
+    ['env value a number', { ...hello, env: { PORT: 8080 } }, 'config.env.PORT must be a string'],
+    [
+      'file path with a trailing slash',
+      { ...hello, files: [{ guest_path: '/server.mjs/', raw_value: '' }] },
+      'config.files[0].guest_path must be an absolute file path',
+    ],
+    [
+      'restart policy sometimes',
+      { ...hello, restart: { policy: 'sometimes' } },
+      'config.restart.policy must be one of',
+    ],
+    [
+      'max_retries -1',
+      { ...hello, restart: { max_retries: -1 } },
+      'config.restart.max_retries must be an integer >= 0',
+    ],
+    [
+      'port 0',
+      { ...hello, services: [{ internal_port: 0 }] },
+      'config.services[0].internal_port must be an integer >= 1',
+    ],
+    [
+      'unknown handler',
+      {
+        ...hello,
+        ...{ services: [{ internal_port: 8080, ports: [{ port: 80, handlers: ['smtp'] }] }] },
+      },
+      'config.services[0].ports[0].handlers[0] must be one of',
+    ],
+    [
+      'check type',
+      { ...hello, checks: { alive: { type: 'udp', port: 8080 } } },
+      'config.checks.alive.type must be one of',
+    ],
+    [
+      'stop signal',
+      { ...hello, stop_config: { signal: 'SIGNOPE' } },
+      'config.stop_config.signal must be',
+    ],
+    [
+      'two mounts',
+      {
+        ...hello,
+        ...{
+          mounts: [
+            { volume: 'vol_0123456789abcdef', path: '/a' },
+            { volume: 'vol_0123456789abcdeg', path: '/b' },
+          ],
+        },
+      },
+      'config.mounts must be',
+    ],
+    ['no image', { ...hello, image: undefined }, 'config.image is required'],
+    ['config not an object', 'hello', 'config must be an object'],
+  ];
+  /** The app's machines as flaps lists them and as each worker holds them (destroyed ones too). */
+  const machinesEverywhere = async (app: string) => {
+    const listed = await fleet.call('GET', `/v1/apps/${app}/machines?include_deleted=true`);
+    const held = await Promise.all(
+      ['w1', 'w2'].map((host) =>
+        fleet.flyd(host, 'GET', `/v1/machines?app=${app}&include_deleted=true`),
+      ),
+    );
+    return [listed, ...held].map((answer) => {
+      expect(answer.status).toBe(200);
+      return (answer.body as { id: string }[]).map((machine) => machine.id).sort();
+    });
+  };
+
+  // Bad bodies run through the contract too: each bad config is refused by flaps, before
+  // placement, with 400 in Fly's error shape (`invalid_argument: <field> must be ...`, our code
+  // beside it) naming the field, as the OpenAPI document declares; nothing is created anywhere.
+  it('machines: a bad config is refused with 400 naming the field, and nothing is created', async () => {
+    const before = await machinesEverywhere('contract');
+    for (const [what, config, message] of badConfigs) {
+      const refused = await expectError(
+        400,
+        'FLAPS_ERR_BAD_CONFIG',
+        'POST',
+        '/v1/apps/contract/machines',
+        { region: 'ams', config },
+      );
+      const error = refused.body.error as string;
+      expect(error.startsWith(`invalid_argument: ${message}`), `${what}: ${error}`).toBe(true);
+    }
+    for (const name of ['a/b', 'web\n1', 'x;rm -rf /', '$(id)']) {
+      const refused = await expectError(400, 'BAD_REQUEST', 'POST', '/v1/apps/contract/machines', {
+        name,
+        config: hello,
+      });
+      expect(refused.body.error).toMatch(/^invalid_argument: name must be a name of at most 63/);
+    }
+    expect(await machinesEverywhere('contract')).toEqual(before);
+  });
+
+  it('machines: a bad config in an update is refused the same way, and the machine is unchanged', async () => {
+    const id = await started('contract');
+    const path = `/v1/apps/contract/machines/${id}`;
+    const { instance_id } = (await expectShape(200, 'GET', path)).body;
+    for (const [what, config, message] of badConfigs) {
+      const refused = await expectError(400, 'FLAPS_ERR_BAD_CONFIG', 'POST', path, { config });
+      const error = refused.body.error as string;
+      expect(error.startsWith(`invalid_argument: ${message}`), `${what}: ${error}`).toBe(true);
+    }
+    const after = (await expectShape(200, 'GET', path)).body;
+    expect(after).toMatchObject({ state: 'started', instance_id, config: hello });
+    expect((await expectShape(200, 'GET', `${path}/versions`)).body).toHaveLength(1);
+    await expectShape(200, 'DELETE', `${path}?force=true`);
+  });
+
+  it('documents the machine config schema in /openapi.json', () => {
+    const create = document.paths['/v1/apps/{app}/machines']?.post as unknown as {
+      requestBody: { content: Record<string, { schema: { properties: Record<string, unknown> } }> };
+    };
+    const body = create.requestBody.content['application/json']!.schema;
+    expect(body.properties.config).toMatchObject({
+      required: ['image'],
+      properties: { guest: { properties: { memory_mb: { type: 'integer', minimum: 256 } } } },
+    });
+    expect(body.properties.name).toMatchObject({ maxLength: 63 });
+  });
+
   it('machine operations: stop, start, restart, signal, suspend, update, metadata, cordon, ps, exec, versions', async () => {
     const id = await started('contract');
     const path = `/v1/apps/contract/machines/${id}`;
@@ -289,7 +438,7 @@ describe('the Machines API contract', () => {
     const updated = await expectShape(200, 'POST', path, { config: { ...hello, env: { V: '2' } } });
     expect(updated.body.config.env).toEqual({ V: '2' });
     expect(updated.body.instance_id).not.toBe(startedAgain.body.instance_id);
-    await expectError(400, 'BAD_REQUEST', 'POST', path, { region: 'ams' });
+    await expectError(400, 'FLAPS_ERR_BAD_CONFIG', 'POST', path, { region: 'ams' });
     await expectShape(
       200,
       'GET',

@@ -127,7 +127,9 @@ describe('flaps volumes and migrate', () => {
     const outside = await call('POST', '/v1/apps/vols/machines', {
       config: { ...hello, mounts: [{ volume: volumeId, path: '/' }] },
     });
-    expect(outside).toMatchObject({ status: 400, body: { code: 'FLYD_ERR_BAD_CONFIG' } });
+    // Refused by flaps' schema before placement (flyd's refuses it too).
+    expect(outside).toMatchObject({ status: 400, body: { code: 'FLAPS_ERR_BAD_CONFIG' } });
+    expect(outside.body.error).toMatch(/^invalid_argument: config.mounts\[0\].path must be/);
 
     const created = await call('POST', '/v1/apps/vols/machines', {
       region: 'ams',

@@ -8,7 +8,8 @@ describe('a worker without room for a machine', () => {
   let fleet: Fleet;
 
   beforeAll(async () => {
-    fleet = await startFleet({ flydArgs: ['--cpus', '1'] });
+    // Memory enough on any host for a performance-2x guest (4 GB): the CPUs are what is short.
+    fleet = await startFleet({ flydArgs: ['--cpus', '1', '--memory-mb', '65536'] });
     const created = await fleet.call('POST', '/v1/apps', { app_name: 'big', org_slug: 'personal' });
     expect(created.status).toBe(201);
   }, 60_000);
@@ -19,7 +20,7 @@ describe('a worker without room for a machine', () => {
   it('answers insufficient_capacity with what the worker has free', async () => {
     const answer = await fleet.call('POST', '/v1/apps/big/machines', {
       region: 'ams',
-      config: { ...hello, guest: { cpu_kind: 'performance', cpus: 2, memory_mb: 256 } },
+      config: { ...hello, guest: { cpu_kind: 'performance', cpus: 2, memory_mb: 4096 } },
     });
     expect(answer.status).toBe(412);
     expect(answer.body).toMatchObject({

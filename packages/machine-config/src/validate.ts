@@ -64,18 +64,19 @@ export function bodyValidatorCompiler(toError: (problem: ConfigProblem) => Error
 
 /** The problem an ajv error stands for, as one sentence naming the field. */
 function describe(error: ErrorObject, data: unknown, root: string): ConfigProblem {
-  const field = fieldOf(error.instancePath, data, root);
+  const path = fieldOf(error.instancePath, data, root);
+  const field = path || 'body';
   const node = (error.parentSchema ?? {}) as SchemaNode;
   const name = (error as ErrorObject & { propertyName?: string }).propertyName;
   if (name !== undefined) {
     return { field, message: `${field} name ${quote(name)} must be ${phrase(node)}` };
   }
   if (error.keyword === 'required') {
-    const missing = joinField(field, String(error.params.missingProperty), false);
+    const missing = joinField(path, String(error.params.missingProperty), false);
     return { field: missing, message: `${missing} is required` };
   }
   if (error.keyword === 'additionalProperties') {
-    const extra = joinField(field, String(error.params.additionalProperty), false);
+    const extra = joinField(path, String(error.params.additionalProperty), false);
     return { field: extra, message: `${extra} is not a field of ${field}` };
   }
   if (error.keyword === 'uniqueItems') {
@@ -97,7 +98,7 @@ function fieldOf(instancePath: string, data: unknown, root: string): string {
     at =
       at !== null && typeof at === 'object' ? (at as Record<string, unknown>)[segment] : undefined;
   }
-  return field || 'body';
+  return field;
 }
 
 function joinField(field: string, segment: string, index: boolean): string {

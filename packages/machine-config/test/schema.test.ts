@@ -419,3 +419,21 @@ describe('every pattern has its rule in words', () => {
     expect(missing).toEqual([]);
   });
 });
+
+// Inside a request body (as flaps and flyd check it), fields are named from the body.
+describe('a request body that embeds the config', () => {
+  const check = compileCheck({
+    type: 'object',
+    required: ['config'],
+    properties: { config: machineConfigSchema, name: machineNameSchema },
+  });
+  it('names fields from the body, and the body itself as body', () => {
+    expect(check({ name: 'x' })).toEqual({ field: 'config', message: 'config is required' });
+    expect(check({ config: { image: 'hello', guest: { cpus: 3 } } })?.field).toBe(
+      'config.guest.cpus',
+    );
+    expect(check({ config: { image: 'hello' }, name: 'a/b' })?.field).toBe('name');
+    expect(check(null)).toEqual({ field: 'body', message: 'body must be an object' });
+    expect(check({ config: { image: 'hello' } })).toBeUndefined();
+  });
+});

@@ -1,4 +1,6 @@
+import { machineConfigSchema } from '@fleet/machine-config';
 import type { FastifyInstance } from 'fastify';
+import { configValidator } from '../errors.js';
 import type { FlydClient } from '../flyd-client.js';
 import { leaseNonce } from './leases.js';
 
@@ -10,8 +12,9 @@ export function machineSettingsRoutes(app: FastifyInstance, flyd: FlydClient, ow
     '/v1/apps/:app/machines/:id',
     {
       schema: {
-        body: { type: 'object', required: ['config'], properties: { config: { type: 'object' } } },
+        body: { type: 'object', required: ['config'], properties: { config: machineConfigSchema } },
       },
+      validatorCompiler: configValidator,
     },
     async (request) => {
       const { app: appName, id } = request.params;

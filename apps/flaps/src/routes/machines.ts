@@ -1,6 +1,7 @@
 import { constants } from 'node:os';
+import { guestOf, machineConfigSchema, machineNameSchema } from '@fleet/machine-config';
 import type { FastifyInstance } from 'fastify';
-import { flapsError } from '../errors.js';
+import { configValidator, flapsError } from '../errors.js';
 import type { FlydClient } from '../flyd-client.js';
 import { type PlacementTracker, placeMachine } from '../placement.js';
 import type { CheckRow, FleetState, MachineRow } from '../state.js';
@@ -93,7 +94,8 @@ interface CreateBody {
   region?: string;
   /** Machines with the same placement id spread over workers together (default: the app). */
   placement_id?: string;
-  config: { guest?: { memory_mb?: number }; [key: string]: unknown };
+  /** Checked against @fleet/machine-config's schema before the handler runs. */
+  config: Record<string, unknown>;
   skip_launch?: boolean;
   /** fly-go's `LeaseTTL`: take the new machine's lease at once; its nonce comes back as `nonce`. */
   lease_ttl?: number;
@@ -130,20 +132,22 @@ export function machineRoutes(
           type: 'object',
           required: ['config'],
           properties: {
-            name: { type: 'string', maxLength: 63 },
+            name: machineNameSchema,
             region: { type: 'string', maxLength: 200 },
             placement_id: { type: 'string', maxLength: 200 },
-            config: { type: 'object' },
+            config: machineConfigSchema,
             skip_launch: { type: 'boolean' },
             lease_ttl: { type: 'integer', minimum: 0, maximum: 3600 },
           },
         },
       },
+      // Refused here, before placement: nothing is reserved or sent to a worker.
+      validatorCompiler: configValidator,
     },
     async (request) => {
       const { config, region, name, skip_launch } = request.body;
       const placementId = request.body.placement_id ?? request.params.app;
-      const memoryMb = config.guest?.memory_mb ?? 256;
+      const { memoryMb } = guestOf(config);
       // A machine that mounts a volume goes to the volume's worker.
       const pinned = await mountedVolumeHost(state, request.params.app, config, region);
       const [hosts, counts] = await Promise.all([

@@ -1,3 +1,4 @@
+import { guestOf } from '@fleet/machine-config';
 import type { FastifyInstance } from 'fastify';
 import { flapsError } from '../errors.js';
 import type { FlydClient } from '../flyd-client.js';
@@ -56,10 +57,10 @@ export function migrateRoutes(app: FastifyInstance, state: FleetState, flyd: Fly
           `host_id ${wanted} is not another ready worker of region ${machine.region}`,
         );
       }
-      const config = JSON.parse(machine.config) as { guest?: { memory_mb?: number } };
+      const { memoryMb } = guestOf(JSON.parse(machine.config) as Record<string, unknown>);
       const target = placeMachine(
         wanted === undefined ? others : others.filter((host) => host.id === wanted),
-        { region: machine.region, memoryMb: config.guest?.memory_mb ?? 256, sameGroup: counts },
+        { region: machine.region, memoryMb, sameGroup: counts },
       );
       await flyd.call(
         source.flyd_addr,
