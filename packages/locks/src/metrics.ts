@@ -20,7 +20,8 @@ import { bucketBoundsMs, type Distribution, type Family, families, type Series }
  * event compares the global provider with the one the callback is registered on (one property
  * read and a comparison) and moves the registration when the SDK was installed or replaced, so
  * metrics work whichever of the SDK and the lock came first, and figures recorded before the SDK
- * was installed are exported too.
+ * was installed are exported too. A lock nobody touches after the SDK arrives (a writer stuck
+ * since before) is found by a poll every `providerPollMs` (one unref'd timer per process).
  */
 export const meterName = '@fleet/locks';
 
@@ -55,7 +56,11 @@ export interface RareCounters {
   loggerErrors: Counter;
 }
 
+/** How often the global provider is checked besides at every lock event. */
+export const providerPollMs = 1_000;
+
 let registeredWith: MeterProvider | undefined;
+let poll: NodeJS.Timeout | undefined;
 let exported: Exported | undefined;
 let counters: RareCounters | undefined;
 
@@ -65,6 +70,14 @@ let counters: RareCounters | undefined;
  */
 export function followProvider(): void {
   if (metrics.getMeterProvider() !== registeredWith) moveRegistration();
+}
+
+/** Starts the poll (once per process); it never keeps the process alive. */
+export function pollProvider(): void {
+  followProvider();
+  if (poll !== undefined) return;
+  poll = setInterval(followProvider, providerPollMs);
+  poll.unref();
 }
 
 function moveRegistration(): void {

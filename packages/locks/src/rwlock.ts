@@ -3,7 +3,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { type CoreRequest, LockCore, type LockMode } from './core.js';
 import { lockChannels } from './diagnostics.js';
 import { LockError } from './errors.js';
-import { countRare, followProvider } from './metrics.js';
+import { countRare, followProvider, pollProvider } from './metrics.js';
 import {
   type AcquireOptions,
   checkCall,
@@ -134,7 +134,7 @@ export class RwLock {
     this.name = this.#options.name;
     this.#family = familyOf(this.name);
     this.#warnings = new Warnings(this.name, this.#options.logger, this.#options.warnIntervalMs);
-    followProvider();
+    pollProvider();
   }
 
   read<T>(label: string, fn: () => T | Promise<T>, options?: AcquireOptions): Promise<T> {
