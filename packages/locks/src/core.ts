@@ -77,10 +77,11 @@ export class LockCore<R extends CoreRequest = CoreRequest> {
   /** A holder leaves; returns the requests granted in consequence. */
   release(holder: R): readonly R[] {
     if (holder.mode === 'write') {
-      assert.equal(this.writer, holder, 'a write released by a request that does not hold it');
+      if (this.writer !== holder)
+        assert.fail('a write released by a request that does not hold it');
       this.writer = undefined;
     } else {
-      assert.ok(this.readers > 0, 'a read released with no reader inside');
+      if (this.readers <= 0) assert.fail('a read released with no reader inside');
       this.readers--;
     }
     return this.#grantWaiters();

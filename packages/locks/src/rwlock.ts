@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { AsyncLocalStorage } from 'node:async_hooks';
+import { performance } from 'node:perf_hooks';
 import { type CoreRequest, LockCore, type LockMode } from './core.js';
 import { lockChannels } from './diagnostics.js';
 import { LockError } from './errors.js';
+import { flowStorage } from './flow-storage.js';
 import { countRare, followProvider, pollProvider } from './metrics.js';
 import {
   type AcquireOptions,
@@ -104,7 +105,7 @@ function innermostHeld(entry: Acquisition | undefined): Acquisition | undefined 
 }
 
 /** The flow's chain of holds, innermost first: followed across `await` (trackAsync). */
-const flows = new AsyncLocalStorage<Acquisition>();
+const flows = flowStorage<Acquisition>();
 
 /**
  * An async read-write lock for one event loop, taken only through closures: the locked interval
@@ -125,6 +126,9 @@ export class RwLock {
   #holdersTail: Acquisition | undefined = undefined;
   #lastWriter: Acquisition | undefined = undefined;
   #lastWriterReleasedMs = 0;
+  readonly #trackAsync: boolean;
+  #lastRead: Series | undefined = undefined;
+  #lastWrite: Series | undefined = undefined;
   /** Holders whose closure is running synchronously right now (re-entry without ALS). */
   readonly #running: Acquisition[] = [];
 
@@ -132,6 +136,7 @@ export class RwLock {
   constructor(options: RwLockOptions) {
     this.#options = resolveOptions(options);
     this.name = this.#options.name;
+    this.#trackAsync = this.#options.trackAsync;
     this.#family = familyOf(this.name);
     this.#warnings = new Warnings(this.name, this.#options.logger, this.#options.warnIntervalMs);
     pollProvider();
@@ -172,12 +177,13 @@ export class RwLock {
     options: AcquireOptions | undefined,
   ): Promise<T> {
     followProvider();
-    const outer = this.#options.trackAsync ? flows.getStore() : undefined;
-    let timeoutMs: number | undefined;
+    const outer = this.#trackAsync ? flows.getStore() : undefined;
     try {
       checkCall(this.name, label, fn, options);
-      timeoutMs = waitTimeoutMs(this.#options, label, mode, options?.timeoutMs);
-      this.#refuseReentry(mode, label, outer);
+      // Checked on every call, so a bad timeout is refused whether or not the lock is free.
+      if (options?.timeoutMs !== undefined)
+        waitTimeoutMs(this.#options, label, mode, options.timeoutMs);
+      if (outer !== undefined || this.#running.length > 0) this.#refuseReentry(mode, label, outer);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -187,8 +193,8 @@ export class RwLock {
       mode,
       label,
       options?.context ?? emptyContext,
-      this.#family.series(mode, label),
-      innermostHeld(outer),
+      this.#series(mode, label),
+      outer === undefined ? undefined : innermostHeld(outer),
     );
     if (signal?.aborted) return Promise.reject(this.#cancelled(acquisition, 0));
     // The uncontended path takes the lock and runs the closure in this very step, without a
@@ -200,7 +206,22 @@ export class RwLock {
       if (lockChannels.granted.hasSubscribers) this.#publishGranted(acquisition, 0);
       return this.#runHeld(acquisition, fn);
     }
+    const timeoutMs = waitTimeoutMs(this.#options, label, mode, options?.timeoutMs);
     return this.#wait(acquisition, timeoutMs, signal).then(() => this.#runHeld(acquisition, fn));
+  }
+
+  /** The figures of a label: the last one used per mode is kept at hand (labels repeat). */
+  #series(mode: LockMode, label: string): Series {
+    if (mode === 'read') {
+      const last = this.#lastRead;
+      if (last !== undefined && last.label === label) return last;
+      this.#lastRead = this.#family.series(mode, label);
+      return this.#lastRead;
+    }
+    const last = this.#lastWrite;
+    if (last !== undefined && last.label === label) return last;
+    this.#lastWrite = this.#family.series(mode, label);
+    return this.#lastWrite;
   }
 
   #refuseReentry(mode: LockMode, label: string, outer: Acquisition | undefined): void {
@@ -229,7 +250,7 @@ export class RwLock {
   #runHeld<T>(holder: Acquisition, fn: () => T | Promise<T>): Promise<T> {
     let result: T | Promise<T>;
     try {
-      result = this.#options.trackAsync ? flows.run(holder, fn) : this.#runTracked(holder, fn);
+      result = this.#trackAsync ? flows.run(holder, fn) : this.#runTracked(holder, fn);
     } catch (error) {
       this.#release(holder);
       return Promise.reject(error);
@@ -275,7 +296,7 @@ export class RwLock {
   }
 
   #release(holder: Acquisition): void {
-    assert.equal(holder.phase, Phase.Held, 'a holder released twice');
+    if (holder.phase !== Phase.Held) assert.fail('a holder released twice');
     const now = performance.now();
     const heldMs = now - holder.startedMs;
     holder.phase = Phase.Done;

@@ -1,6 +1,6 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { isMainThread } from 'node:worker_threads';
 import { LockError, type LockErrorCode } from './errors.js';
+import { flowStorage } from './flow-storage.js';
 import {
   abandonWrite,
   tryDrain,
@@ -46,7 +46,7 @@ interface FlowHold {
   released: boolean;
 }
 
-const flows = new AsyncLocalStorage<FlowHold>();
+const flows = flowStorage<FlowHold>();
 
 /**
  * A read-write lock shared by worker threads through a SharedArrayBuffer, with parking_lot's

@@ -60,7 +60,11 @@ export class Series {
   readonly hold = new Distribution();
   readonly attributes: Readonly<{ lock: string; label: string; mode: LockMode }>;
 
-  constructor(lock: string, label: string, mode: LockMode) {
+  constructor(
+    lock: string,
+    readonly label: string,
+    mode: LockMode,
+  ) {
     this.attributes = Object.freeze({ lock, label, mode });
   }
 }
