@@ -39,8 +39,11 @@ export const globalTables = ['hosts', 'regions'] as const satisfies readonly Fol
 
 export function text(cells: unknown[], index: number, table: string, column: string): string {
   const value = cells[index];
-  if (typeof value !== 'string')
-    throw new BadRowError(`${table}.${column} must be text, got ${describe(value)}`);
+  if (typeof value !== 'string') {
+    // A certificate's cells may hold key material: never quote them in an error.
+    const got = table === 'certificates' ? typeof value : describe(value);
+    throw new BadRowError(`${table}.${column} must be text, got ${got}`);
+  }
   return value;
 }
 
