@@ -6,7 +6,12 @@ import { Interner } from './intern.js';
 import { Loader } from './loader.js';
 import { type CatalogMetrics, catalogMetrics } from './metrics.js';
 import type { AppEntry, Certificate, MachineEntry } from './model.js';
-import { type CatalogMode, type CatalogOptions, type ResolvedOptions, resolveOptions } from './options.js';
+import {
+  type CatalogMode,
+  type CatalogOptions,
+  type ResolvedOptions,
+  resolveOptions,
+} from './options.js';
 import { readAppRows, readHostnameApp } from './queries.js';
 import {
   type RouteContext,
@@ -196,13 +201,22 @@ export class Catalog {
     if (table === 'health_checks') return this.#applyHealth(kind, event.cells);
     const app = appOf(table, event.cells);
     const shard = this.#shardOf(app);
-    if (this.mode === 'lazy' && !shard.state.has(app)) return this.#notHeld(table, kind, event.cells, app);
-    if (table === 'machines') await this.#leavePreviousApp(event.cells, app);
-    return this.#write(shard, `apply-${table}`, { app, table }, (apps) =>
-      this.#guardRow(table, event.cells, () => this.#tables.apply(apps, table, kind, event.cells)),
-    ).then(() => {
-      if (table === 'machines' || table === 'services') this.#wakeAll(app);
-    });
+    if (this.mode === 'lazy' && !shard.state.has(app))
+      return this.#notHeld(table, kind, event.cells, app);
+    const write = () =>
+      this.#write(shard, `apply-${table}`, { app, table }, (apps) => {
+        this.#guardRow(table, event.cells, () =>
+          this.#tables.apply(apps, table, kind, event.cells),
+        );
+        if (table === 'machines' || table === 'services') this.#wakeAll(app);
+      });
+    // A machine that moved to another app leaves the old one first (rare: then the write waits).
+    const previous =
+      table === 'machines' ? this.#tables.machines.get(String(event.cells[0])) : undefined;
+    if (previous !== undefined && previous.app !== app) {
+      await this.#leavePreviousApp(previous);
+    }
+    await write();
   }
 
   /**
@@ -360,11 +374,7 @@ export class Catalog {
     return this.#shardOf(app).write(label, { app }, () => fn());
   }
 
-  #withApp<R>(
-    app: string,
-    label: string,
-    fn: (entry: AppEntry | undefined) => R,
-  ): R | Promise<R> {
+  #withApp<R>(app: string, label: string, fn: (entry: AppEntry | undefined) => R): R | Promise<R> {
     const shard = this.#shardOf(app);
     if (shard.writers === 0) {
       const entry = shard.state.get(app);
@@ -448,7 +458,10 @@ export class Catalog {
     try {
       const found = await readHostnameApp(this.#client!, name, signal);
       const app = override.app === undefined ? found : override.app;
-      this.#remember(this.#hostCache, name, { app, untilMs: Date.now() + this.#options.negativeTtlMs });
+      this.#remember(this.#hostCache, name, {
+        app,
+        untilMs: Date.now() + this.#options.negativeTtlMs,
+      });
     } finally {
       this.#hostLoads.delete(name);
     }
@@ -480,20 +493,20 @@ export class Catalog {
         this.#guardRow('health_checks', cells, () => this.#tables.health(kind, cells));
       } else {
         // The machine may belong to an app loading now: every load in flight keeps it.
-        for (const pending of this.#loading.values()) this.#buffer(pending, ['health_checks', kind, cells]);
+        for (const pending of this.#loading.values())
+          this.#buffer(pending, ['health_checks', kind, cells]);
       }
       return undefined;
     }
     const app = machine.app;
-    return this.#write(this.#shardOf(app), 'apply-health_checks', { app }, () =>
-      this.#guardRow('health_checks', cells, () => this.#tables.health(kind, cells)),
-    ).then(() => this.#wakeAll(app));
+    return this.#write(this.#shardOf(app), 'apply-health_checks', { app }, () => {
+      this.#guardRow('health_checks', cells, () => this.#tables.health(kind, cells));
+      this.#wakeAll(app);
+    }).then(noop);
   }
 
   /** A machine that moved to another app leaves the old one first (in the old app's shard). */
-  async #leavePreviousApp(cells: unknown[], app: string): Promise<void> {
-    const machine = this.#tables.machines.get(String(cells[0]));
-    if (machine === undefined || machine.app === app) return;
+  async #leavePreviousApp(machine: MachineEntry): Promise<void> {
     const previous = machine.app;
     await this.#write(this.#shardOf(previous), 'apply-machines', { app: previous }, (apps) =>
       this.#tables.apply(apps, 'machines', 'delete', [machine.id, previous]),

@@ -40,7 +40,8 @@ export interface CatalogOptions {
   admissionTimeoutMs?: number;
 }
 
-export type ResolvedOptions = Required<Omit<CatalogOptions, 'logger'>> & Pick<CatalogOptions, 'logger'>;
+export type ResolvedOptions = Required<Omit<CatalogOptions, 'logger'>> &
+  Pick<CatalogOptions, 'logger'>;
 
 export function resolveOptions(options: CatalogOptions): ResolvedOptions {
   const resolved: ResolvedOptions = {

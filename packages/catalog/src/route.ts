@@ -114,7 +114,7 @@ export function selectMachines(
     if (options.forceInstance !== undefined && machine.id !== options.forceInstance) continue;
     if (options.forceRegion !== undefined && machine.regionEntry.code !== options.forceRegion)
       continue;
-    if (options.exclude !== undefined && options.exclude.includes(machine.id)) continue;
+    if (options.exclude?.includes(machine.id)) continue;
     if (machine.hostEntry.status === 'down') continue;
     const service = serviceFor(machine.services, options);
     if (service === undefined) continue;
@@ -144,7 +144,8 @@ export function selectMachines(
     picked[at] = { machine, service, band, rttMs, local: isLocal };
   }
   if (picked.length > 0) {
-    const startable = picked[0]!.band === 0 ? noMachines : startableMachines(entry, options, context);
+    const startable =
+      picked[0]!.band === 0 ? noMachines : startableMachines(entry, options, context);
     return { kind: 'ok', machine: picked[0]!.machine, candidates: picked, startable };
   }
   if (!entry.known && machines.length === 0) return { kind: 'no-app' };

@@ -1,5 +1,10 @@
 import { BadRowError } from './errors.js';
-import { type Concurrency, type ConcurrencyType, defaultConcurrency, type PortSpec } from './model.js';
+import {
+  type Concurrency,
+  type ConcurrencyType,
+  defaultConcurrency,
+  type PortSpec,
+} from './model.js';
 
 /** The corrosion columns the Catalog follows, per table, in SELECT order. */
 export const followedTables = {

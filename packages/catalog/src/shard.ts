@@ -21,7 +21,11 @@ export class Guarded<T> {
     readonly state: T,
     options: { writeTimeoutMs: number; logger: LockLogger },
   ) {
-    this.lock = new RwLock({ name, writeTimeoutMs: options.writeTimeoutMs, logger: options.logger });
+    this.lock = new RwLock({
+      name,
+      writeTimeoutMs: options.writeTimeoutMs,
+      logger: options.logger,
+    });
   }
 
   /** Runs a synchronous reader: at once when no writer holds or waits, else through the lock. */

@@ -15,7 +15,8 @@ export function distanceKm(a: { lat: number; lon: number }, b: { lat: number; lo
   const dLat = (b.lat - a.lat) * rad;
   const dLon = (b.lon - a.lon) * rad;
   const h =
-    Math.sin(dLat / 2) ** 2 + Math.cos(a.lat * rad) * Math.cos(b.lat * rad) * Math.sin(dLon / 2) ** 2;
+    Math.sin(dLat / 2) ** 2 +
+    Math.cos(a.lat * rad) * Math.cos(b.lat * rad) * Math.sin(dLon / 2) ** 2;
   return 2 * earthRadiusKm * Math.asin(Math.min(1, Math.sqrt(h)));
 }
 
@@ -90,8 +91,7 @@ export class Topology {
   recordRtt(hostId: string, rttMs: number): void {
     if (!(rttMs >= 0) || !Number.isFinite(rttMs)) return;
     const entry = this.host(hostId);
-    entry.rttMs =
-      entry.rttMs < 0 ? rttMs : entry.rttMs + rttSmoothing * (rttMs - entry.rttMs);
+    entry.rttMs = entry.rttMs < 0 ? rttMs : entry.rttMs + rttSmoothing * (rttMs - entry.rttMs);
   }
 
   /** Re-estimates one region, or all of them when the edge's own place changed. */

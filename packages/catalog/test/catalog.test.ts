@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Catalog } from '../src/index.js';
-import { catalogWith, change, machineCells, quiet, row } from './fixtures.js';
+import { catalogWith, change, machineCells, row } from './fixtures.js';
 
 const http = JSON.stringify([{ port: 80, handlers: ['http'] }]);
 
@@ -31,7 +31,10 @@ describe('Catalog', () => {
 
   it('stops routing to stopped, deleted and critical machines, and says why', async () => {
     const catalog = await catalogWith([{ id: 'm1' }, { id: 'm2' }]);
-    await catalog.apply('machines', change('update', machineCells({ id: 'm1', state: 'stopped' }).machine));
+    await catalog.apply(
+      'machines',
+      change('update', machineCells({ id: 'm1', state: 'stopped' }).machine),
+    );
     await catalog.apply('health_checks', change('insert', ['m2', 'alive', 'critical']));
     const decision = await catalog.route('web');
     expect(decision).toMatchObject({ kind: 'no-machine', saturated: false });
@@ -63,9 +66,18 @@ describe('Catalog', () => {
     });
     await catalog.apply('apps', row(['web', 'personal', 'default']));
     await catalog.apply('machines', row(machineCells({ id: 'm1' }).machine));
-    await catalog.apply('services', row(['m1', 8080, 'web', 'tcp', '{not json', '[]', '{}', 0, 'off', 0]));
-    await catalog.apply('services', row(['m1', 9090, 'web', 'tcp', http, '["http"]', '{"type":"sideways"}', 0, 'off', 0]));
-    await catalog.apply('services', row(['m1', 9091, 'web', 'tcp', http, '["http"]', '{}', 0, 'off', 0]));
+    await catalog.apply(
+      'services',
+      row(['m1', 8080, 'web', 'tcp', '{not json', '[]', '{}', 0, 'off', 0]),
+    );
+    await catalog.apply(
+      'services',
+      row(['m1', 9090, 'web', 'tcp', http, '["http"]', '{"type":"sideways"}', 0, 'off', 0]),
+    );
+    await catalog.apply(
+      'services',
+      row(['m1', 9091, 'web', 'tcp', http, '["http"]', '{}', 0, 'off', 0]),
+    );
     expect(await catalog.route('web')).toMatchObject({ kind: 'ok' });
     expect((await catalog.stats()).rejectedRows).toBe(2);
     expect(warnings).toHaveLength(2);
@@ -80,10 +92,17 @@ describe('Catalog', () => {
     await catalog.apply('apps', row(['web', 'personal', 'default']));
     await catalog.apply('certificates', row(['www.example.com', 'web', 'PEM', 12345, 'x']));
     await catalog.apply('app_hostnames', row(['www.example.com', 'web']));
-    await catalog.apply('certificates', row(['www.example.com', 'web', 'PEM', 'SEALED', '2030-01-01']));
+    await catalog.apply(
+      'certificates',
+      row(['www.example.com', 'web', 'PEM', 'SEALED', '2030-01-01']),
+    );
     expect(JSON.stringify(warnings)).not.toMatch(/PEM|12345/);
     const certificate = await catalog.certificate('WWW.example.com');
-    expect(certificate).toMatchObject({ certPem: 'PEM', sealedKey: 'SEALED', notAfter: '2030-01-01' });
+    expect(certificate).toMatchObject({
+      certPem: 'PEM',
+      sealedKey: 'SEALED',
+      notAfter: '2030-01-01',
+    });
     expect(JSON.stringify(certificate)).not.toMatch(/SEALED|PEM/);
   });
 

@@ -129,12 +129,19 @@ describe('lazy mode', () => {
   });
 
   it('sheds at once when the loads and the queue are full, and times out a load past its deadline', async () => {
-    const catalog = await lazyCatalog({ loadConcurrencyMax: 1, loadQueueMax: 1, loadTimeoutMs: 300 });
+    const catalog = await lazyCatalog({
+      loadConcurrencyMax: 1,
+      loadQueueMax: 1,
+      loadTimeoutMs: 300,
+    });
     freeze();
     const startedMs = Date.now();
     const running = catalog.route('a1');
     const queued = catalog.route('a2');
-    await expect(catalog.route('a3')).rejects.toMatchObject({ code: 'CATALOG_ERR_LOAD_SHED', app: 'a3' });
+    await expect(catalog.route('a3')).rejects.toMatchObject({
+      code: 'CATALOG_ERR_LOAD_SHED',
+      app: 'a3',
+    });
     expect(Date.now() - startedMs).toBeLessThan(100);
     await expect(running).rejects.toMatchObject({ code: 'CATALOG_ERR_LOAD_TIMEOUT' });
     await expect(queued).rejects.toMatchObject({ code: 'CATALOG_ERR_LOAD_TIMEOUT' });
@@ -159,7 +166,9 @@ describe('lazy mode', () => {
     await catalog.apply('health_checks', change('insert', ['a4-m', 'alive', 'critical']));
     thaw();
     const decision = await loading;
-    expect(decision.kind === 'ok' && decision.candidates.map((c) => c.machine.id)).toEqual(['a4-new']);
+    expect(decision.kind === 'ok' && decision.candidates.map((c) => c.machine.id)).toEqual([
+      'a4-new',
+    ]);
   });
 
   it('remembers an unknown app for negativeTtlMs, and forgets it when the app appears', async () => {
@@ -173,9 +182,21 @@ describe('lazy mode', () => {
     expect(await catalog.resolveHost('nowhere.example.com')).toBeUndefined();
     thaw();
     await writeApp('ghost', ['g1']);
-    await client.transaction([["INSERT INTO app_hostnames (hostname, app) VALUES ('nowhere.example.com', 'ghost')", []]]);
-    expect(await until(() => catalog.route('ghost'), (d) => d.kind === 'ok')).toMatchObject({ kind: 'ok' });
-    expect(await until(() => catalog.resolveHost('nowhere.example.com'), (app) => app === 'ghost')).toBe('ghost');
+    await client.transaction([
+      ["INSERT INTO app_hostnames (hostname, app) VALUES ('nowhere.example.com', 'ghost')", []],
+    ]);
+    expect(
+      await until(
+        () => catalog.route('ghost'),
+        (d) => d.kind === 'ok',
+      ),
+    ).toMatchObject({ kind: 'ok' });
+    expect(
+      await until(
+        () => catalog.resolveHost('nowhere.example.com'),
+        (app) => app === 'ghost',
+      ),
+    ).toBe('ghost');
   });
 
   it('evicts the least recently used idle apps past maxLoadedApps, and loads them again on use', async () => {
@@ -184,7 +205,10 @@ describe('lazy mode', () => {
     await catalog.route('a2');
     const release = catalog.begin('a2-m'); // busy: never evicted
     await catalog.route('web');
-    await until(() => catalog.stats(), (stats) => stats.apps <= 2);
+    await until(
+      () => catalog.stats(),
+      (stats) => stats.apps <= 2,
+    );
     expect(catalog.route('a2')).not.toBeInstanceOf(Promise); // still held
     expect(catalog.route('a1')).toBeInstanceOf(Promise); // evicted: loads again
     expect(await catalog.route('a1')).not.toEqual({ kind: 'no-app' });

@@ -111,7 +111,10 @@ describe('route selection', () => {
     ]);
     expect(ids(await routeOk(catalog, { preferInstance: 'far' }))).toEqual(['far', 'local']);
     expect(ids(await routeOk(catalog, { forceInstance: 'far' }))).toEqual(['far']);
-    await catalog.apply('machines', change('update', machineCells({ id: 'far', region: 'syd', state: 'stopped' }).machine));
+    await catalog.apply(
+      'machines',
+      change('update', machineCells({ id: 'far', region: 'syd', state: 'stopped' }).machine),
+    );
     expect(ids(await routeOk(catalog, { preferInstance: 'far' }))).toEqual(['local']);
     const forced = await catalog.route('web', { forceInstance: 'far' });
     expect(forced.kind === 'no-machine' && forced.reason).toMatch(/machine far cannot take/);

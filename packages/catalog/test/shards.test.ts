@@ -8,8 +8,16 @@ import { catalogWith, change, machineCells } from './fixtures.js';
 describe('sharding', () => {
   it('a writer holding one shard never blocks reads of an app in another shard', async () => {
     const shards = 16;
-    const other = ['b', 'c', 'd', 'e', 'f'].find((app) => shardIndex(app, shards) !== shardIndex('a', shards))!;
-    const catalog = await catalogWith([{ id: 'm-a', app: 'a' }, { id: 'm-other', app: other }], { shards });
+    const other = ['b', 'c', 'd', 'e', 'f'].find(
+      (app) => shardIndex(app, shards) !== shardIndex('a', shards),
+    )!;
+    const catalog = await catalogWith(
+      [
+        { id: 'm-a', app: 'a' },
+        { id: 'm-other', app: other },
+      ],
+      { shards },
+    );
     let release!: () => void;
     const gate = new Promise<void>((resolve) => {
       release = resolve;
@@ -23,12 +31,18 @@ describe('sharding', () => {
     expect(otherDecision).not.toBeInstanceOf(Promise); // answered at once, no lock wait
     expect(otherDecision).toMatchObject({ kind: 'ok', machine: { id: 'm-other' } });
     // a change to the other app applies while 'a' is held
-    await catalog.apply('machines', change('update', machineCells({ id: 'm-other', app: other, state: 'stopped' }).machine));
+    await catalog.apply(
+      'machines',
+      change('update', machineCells({ id: 'm-other', app: other, state: 'stopped' }).machine),
+    );
     expect(catalog.route(other)).toMatchObject({ kind: 'no-machine' });
     // readers and writers of 'a' wait for the holder
     const held = catalog.route('a');
     expect(held).toBeInstanceOf(Promise);
-    const update = catalog.apply('machines', change('update', machineCells({ id: 'm-a', app: 'a', state: 'stopped' }).machine));
+    const update = catalog.apply(
+      'machines',
+      change('update', machineCells({ id: 'm-a', app: 'a', state: 'stopped' }).machine),
+    );
     let answered = false;
     void (held as Promise<unknown>).then(() => {
       answered = true;
