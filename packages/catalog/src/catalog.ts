@@ -201,22 +201,15 @@ export class Catalog {
     if (table === 'health_checks') return this.#applyHealth(kind, event.cells);
     const app = appOf(table, event.cells);
     const shard = this.#shardOf(app);
-    if (this.mode === 'lazy' && !shard.state.has(app))
-      return this.#notHeld(table, kind, event.cells, app);
-    const write = () =>
-      this.#write(shard, `apply-${table}`, { app, table }, (apps) => {
-        this.#guardRow(table, event.cells, () =>
-          this.#tables.apply(apps, table, kind, event.cells),
-        );
-        if (table === 'machines' || table === 'services') this.#wakeAll(app);
-      });
     // A machine that moved to another app leaves the old one first (rare: then the write waits).
     const previous =
       table === 'machines' ? this.#tables.machines.get(String(event.cells[0])) : undefined;
-    if (previous !== undefined && previous.app !== app) {
-      await this.#leavePreviousApp(previous);
-    }
-    await write();
+    if (previous !== undefined && previous.app !== app) await this.#leavePreviousApp(previous);
+    if (this.mode === 'lazy' && this.#intercept(table, kind, event.cells, app, shard)) return;
+    await this.#write(shard, `apply-${table}`, { app, table }, (apps) => {
+      this.#guardRow(table, event.cells, () => this.#tables.apply(apps, table, kind, event.cells));
+      if (table === 'machines' || table === 'services') this.#wakeAll(app);
+    });
   }
 
   /**
@@ -467,8 +460,18 @@ export class Catalog {
     }
   }
 
-  /** Lazy mode: an event for an app not held. Buffer it for a load in flight, or drop it. */
-  #notHeld(table: FollowedTable, kind: RowKind, cells: unknown[], app: string): void {
+  /**
+   * Lazy mode, before an event is applied: it forgets what the negative caches say about its
+   * app or hostname; an event of an app loading now (first load or a reload) is buffered for
+   * that load; one of an app not held is dropped. Returns true when the event is consumed.
+   */
+  #intercept(
+    table: FollowedTable,
+    kind: RowKind,
+    cells: unknown[],
+    app: string,
+    shard: Guarded<ShardState>,
+  ): boolean {
     if (table === 'apps' && kind === 'upsert') this.#negativeApps.delete(app);
     if (table === 'app_hostnames' && typeof cells[0] === 'string') {
       const hostname = cells[0].toLowerCase();
@@ -477,7 +480,11 @@ export class Catalog {
       if (load !== undefined) load.app = kind === 'delete' ? null : app;
     }
     const pending = this.#loading.get(app);
-    if (pending !== undefined) this.#buffer(pending, [table, kind, cells]);
+    if (pending !== undefined) {
+      this.#buffer(pending, [table, kind, cells]);
+      return true;
+    }
+    return !shard.state.has(app);
   }
 
   #buffer(pending: PendingLoad, event: Buffered): void {
@@ -499,6 +506,11 @@ export class Catalog {
       return undefined;
     }
     const app = machine.app;
+    const pending = this.#loading.get(app); // held, but reloading: the reload replays it
+    if (pending !== undefined) {
+      this.#buffer(pending, ['health_checks', kind, cells]);
+      return undefined;
+    }
     return this.#write(this.#shardOf(app), 'apply-health_checks', { app }, () => {
       this.#guardRow('health_checks', cells, () => this.#tables.health(kind, cells));
       this.#wakeAll(app);
