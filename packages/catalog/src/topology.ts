@@ -84,7 +84,8 @@ export class Topology {
   dropHost(id: string): void {
     const entry = this.hosts.get(id);
     if (entry === undefined) return;
-    Object.assign(entry, { backhaulAddr: null, status: 'down', known: false });
+    // Its machines' rows decide whether they run; a host without a row is not known to be down.
+    Object.assign(entry, { backhaulAddr: null, status: 'ready', known: false });
   }
 
   /** Records a round trip measured from this edge to a host (smoothed). */

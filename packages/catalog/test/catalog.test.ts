@@ -113,6 +113,24 @@ describe('Catalog', () => {
     expect(await catalog.route('web')).toMatchObject({ kind: 'no-machine' });
   });
 
+  it('keeps routing to machines whose host has no row (the hosts stream may start after machines)', async () => {
+    const catalog = await catalogWith([{ id: 'm1' }]);
+    await catalog.apply('hosts', { type: 'reset', columns: [] });
+    await catalog.apply('hosts', { type: 'ready', changeId: 0 });
+    expect(await catalog.route('web')).toMatchObject({ kind: 'ok' });
+    await catalog.apply(
+      'hosts',
+      change('insert', ['host-ams', 'ams', 'worker', '10.0.0.9:4280', 'down']),
+    );
+    expect(await catalog.route('web')).toMatchObject({ kind: 'no-machine' });
+    await catalog.apply(
+      'hosts',
+      change('update', ['host-ams', 'ams', 'worker', '10.0.0.9:4280', 'ready']),
+    );
+    const decision = await catalog.route('web');
+    expect(decision.kind === 'ok' && decision.machine.backhaulAddr).toBe('10.0.0.9:4280');
+  });
+
   it('shows every lock in locks() and one combined snapshot in lock.snapshot()', async () => {
     const catalog = await catalogWith([{ id: 'm1' }], { shards: 4 });
     expect(catalog.locks().map((lock) => lock.name)).toEqual([
