@@ -54,6 +54,7 @@ interface PendingLoad {
 }
 
 const noApp: RouteDecision = Object.freeze({ kind: 'no-app' });
+const noOptions: RouteOptions = Object.freeze({});
 const tickMs = 100;
 
 /**
@@ -241,8 +242,18 @@ export class Catalog {
    * lazy mode must load the app. Lazy loads reject with CATALOG_ERR_LOAD_SHED,
    * CATALOG_ERR_LOAD_TIMEOUT, CATALOG_ERR_LOAD_FAILED or CATALOG_ERR_NOT_READY.
    */
-  route(app: string, options: RouteOptions = {}): RouteDecision | Promise<RouteDecision> {
-    return this.#withApp(app, 'route', (entry) =>
+  route(app: string, options: RouteOptions = noOptions): RouteDecision | Promise<RouteDecision> {
+    // The hot path, inlined from #withApp: no closure, no promise.
+    const shard = this.#shardOf(app);
+    if (shard.writers === 0) {
+      const entry = shard.state.get(app);
+      if (entry !== undefined && (this.#stale.size === 0 || !this.#stale.has(app))) {
+        entry.usedTick = ++this.#tick;
+        return selectMachines(entry, options, this.#contextFor(options));
+      }
+      if (this.mode === 'eager') return noApp;
+    }
+    return this.#withAppSlow(app, 'route', shard, (entry) =>
       entry === undefined ? noApp : selectMachines(entry, options, this.#contextFor(options)),
     );
   }
