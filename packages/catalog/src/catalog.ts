@@ -202,11 +202,13 @@ export class Catalog {
     if (table === 'health_checks') return this.#applyHealth(kind, event.cells);
     const app = appOf(table, event.cells);
     const shard = this.#shardOf(app);
-    // A machine that moved to another app leaves the old one first (rare: then the write waits).
-    const previous =
-      table === 'machines' ? this.#tables.machines.get(String(event.cells[0])) : undefined;
-    if (previous !== undefined && previous.app !== app) await this.#leavePreviousApp(previous);
-    if (this.mode === 'lazy' && this.#intercept(table, kind, event.cells, app, shard)) return;
+    if (this.mode === 'lazy' && this.#intercept(table, kind, event.cells, app, shard)) {
+      // A machine that moved to an app not held leaves the held one (rare).
+      const moved =
+        table === 'machines' ? this.#tables.machines.get(String(event.cells[0])) : undefined;
+      if (moved !== undefined && moved.app !== app) await this.#leavePreviousApp(moved);
+      return;
+    }
     await this.#write(shard, `apply-${table}`, { app, table }, (apps) => {
       this.#guardRow(table, event.cells, () => this.#tables.apply(apps, table, kind, event.cells));
       if (table === 'machines' || table === 'services') this.#wakeAll(app);
@@ -531,8 +533,8 @@ export class Catalog {
   /** A machine that moved to another app leaves the old one first (in the old app's shard). */
   async #leavePreviousApp(machine: MachineEntry): Promise<void> {
     const previous = machine.app;
-    await this.#write(this.#shardOf(previous), 'apply-machines', { app: previous }, (apps) =>
-      this.#tables.apply(apps, 'machines', 'delete', [machine.id, previous]),
+    await this.#write(this.#shardOf(previous), 'apply-machines', { app: previous }, () =>
+      this.#tables.forgetMachine(machine.id),
     );
   }
 

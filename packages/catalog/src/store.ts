@@ -117,9 +117,9 @@ export class AppTables {
   }
 
   #machine(apps: ShardState, kind: RowKind, cells: unknown[]): void {
-    const row = machineFromCells(cells);
-    let machine = this.machines.get(row.id);
+    let machine = this.machines.get(text(cells, 0, 'machines', 'id'));
     if (kind === 'delete') {
+      // Only the key matters: a delete may carry nothing but it.
       if (machine === undefined) return;
       if (machine.services.length > 0) {
         machine.state = ''; // its services rows are still there: keep it, never route to it
@@ -127,16 +127,17 @@ export class AppTables {
       } else this.#forget(machine);
       return;
     }
+    const row = machineFromCells(cells);
+    let services = emptyServices;
     if (machine !== undefined && machine.app !== row.app) {
-      this.#detach(machine);
+      services = machine.services; // moved to another app: it keeps its services
+      this.#forget(machine);
       machine = undefined;
     }
     const region = this.topology.region(this.interner.string(row.region));
     const host = this.topology.host(this.interner.string(row.hostId));
     const state = this.interner.string(row.state);
-    if (machine === undefined) {
-      machine = this.#attach(apps, row.id, row.app, emptyServices);
-    }
+    machine ??= this.#attach(apps, row.id, row.app, services);
     machine.state = state;
     machine.privateAddr = row.privateAddr;
     machine.instanceId = row.instanceId;
@@ -232,6 +233,12 @@ export class AppTables {
   #forget(machine: MachineEntry): void {
     this.#detach(machine);
     this.machines.delete(machine.id);
+  }
+
+  /** Forgets a machine entirely (it moved to an app this Catalog does not hold). */
+  forgetMachine(machineId: string): void {
+    const machine = this.machines.get(machineId);
+    if (machine !== undefined) this.#forget(machine);
   }
 
   /** Drops an app and everything it holds (lazy eviction, or a reload replacing it). */

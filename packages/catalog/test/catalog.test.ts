@@ -113,6 +113,21 @@ describe('Catalog', () => {
     expect(await catalog.route('web')).toMatchObject({ kind: 'no-machine' });
   });
 
+  it('moves a machine that changes app out of its old app', async () => {
+    const catalog = await catalogWith([{ id: 'm1' }, { id: 'm2' }, { id: 'o1', app: 'other' }]);
+    await catalog.apply(
+      'machines',
+      change('update', machineCells({ id: 'm1', app: 'other' }).machine),
+    );
+    const web = await catalog.route('web');
+    expect(web.kind === 'ok' && web.candidates.map((c) => c.machine.id)).toEqual(['m2']);
+    const other = await catalog.route('other');
+    expect(other.kind === 'ok' && other.candidates.map((c) => c.machine.id).sort()).toEqual([
+      'm1',
+      'o1',
+    ]);
+  });
+
   it('keeps routing to machines whose host has no row (the hosts stream may start after machines)', async () => {
     const catalog = await catalogWith([{ id: 'm1' }]);
     await catalog.apply('hosts', { type: 'reset', columns: [] });
