@@ -215,6 +215,16 @@ describe('lazy mode', () => {
     release();
   });
 
+  it('drops every app held when a stream starts over, and loads again once it is back', async () => {
+    const catalog = await lazyCatalog();
+    expect(await catalog.route('a3')).not.toEqual({ kind: 'no-app' });
+    await catalog.apply('machines', { type: 'reset', columns: [] });
+    expect((await catalog.stats()).apps).toBe(0);
+    await expect(catalog.route('a3')).rejects.toMatchObject({ code: 'CATALOG_ERR_NOT_READY' });
+    await catalog.apply('machines', { type: 'ready', changeId: 0 });
+    expect(await catalog.route('a3')).not.toEqual({ kind: 'no-app' });
+  });
+
   it('refuses to load before its change streams are attached', async () => {
     const catalog = new Catalog({ domain: 'fleet.test', logger: quiet, mode: 'lazy' });
     await expect(catalog.route('web')).rejects.toMatchObject({ code: 'CATALOG_ERR_NOT_READY' });
