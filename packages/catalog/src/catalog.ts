@@ -81,7 +81,7 @@ export class Catalog {
   readonly #hostLoads = new Map<string, { app: string | null | undefined }>();
   readonly #negativeApps = new Map<string, number>();
   readonly #hostCache = new Map<string, { app: string | null; untilMs: number }>();
-  /** Lazy mode: apps whose update failed to apply; they are reloaded on next use. */
+  /** Apps whose update failed to apply (write lock timeout); they are reloaded on next use. */
   readonly #stale = new Set<string>();
   readonly #route: RouteContext;
   readonly #epochMs = Date.now();
@@ -202,7 +202,10 @@ export class Catalog {
     if (table === 'health_checks') return this.#applyHealth(kind, event.cells);
     const app = appOf(table, event.cells);
     const shard = this.#shardOf(app);
-    if (this.mode === 'lazy' && this.#intercept(table, kind, event.cells, app, shard)) {
+    if (
+      (this.mode === 'lazy' || this.#loading.size > 0) &&
+      this.#intercept(table, kind, event.cells, app, shard)
+    ) {
       // A machine that moved to an app not held leaves the held one (rare).
       const moved =
         table === 'machines' ? this.#tables.machines.get(String(event.cells[0])) : undefined;
@@ -253,7 +256,7 @@ export class Catalog {
         entry.usedTick = ++this.#tick;
         return selectMachines(entry, options, this.#contextFor(options));
       }
-      if (this.mode === 'eager') return noApp;
+      if (this.mode === 'eager' && entry === undefined) return noApp;
     }
     return this.#withAppSlow(app, 'route', shard, (entry) =>
       entry === undefined ? noApp : selectMachines(entry, options, this.#contextFor(options)),
@@ -388,7 +391,7 @@ export class Catalog {
         entry.usedTick = ++this.#tick;
         return fn(entry);
       }
-      if (this.mode === 'eager') return fn(entry);
+      if (this.mode === 'eager' && entry === undefined) return fn(entry);
     }
     return this.#withAppSlow(app, label, shard, fn);
   }
@@ -399,16 +402,19 @@ export class Catalog {
     shard: Guarded<ShardState>,
     fn: (entry: AppEntry | undefined) => R,
   ): Promise<R> {
-    if (this.mode === 'lazy' && (!shard.state.has(app) || this.#stale.has(app))) {
+    const stale = this.#stale.has(app);
+    if (stale || (this.mode === 'lazy' && !shard.state.has(app))) {
       const until = this.#negativeApps.get(app);
-      if (until !== undefined && until > Date.now()) {
+      if (!stale && until !== undefined && until > Date.now()) {
         this.#metrics.negativeHits.add(1, { kind: 'app' });
         return fn(undefined);
       }
       if (until !== undefined) this.#negativeApps.delete(app);
-      if (!this.ready || this.#client === undefined) throw this.#notReady(app);
       const client = this.#client;
-      await this.#loader.load(`app:${app}`, app, (signal) => this.#loadApp(client, app, signal));
+      if (this.ready && client !== undefined) {
+        await this.#loader.load(`app:${app}`, app, (signal) => this.#loadApp(client, app, signal));
+      } else if (this.mode === 'lazy') throw this.#notReady(app);
+      // eager without a client (fed by hand) cannot repair: it serves what it holds
     }
     return shard.read(label, { app }, (apps) => {
       const entry = apps.get(app);
@@ -440,6 +446,11 @@ export class Catalog {
       }
       if (rows.apps.length === 0 && rows.machines.length === 0) {
         this.#remember(this.#negativeApps, app, Date.now() + this.#options.negativeTtlMs);
+        await this.#write(this.#shardOf(app), 'load-app', { app }, (apps) => {
+          this.#loading.delete(app);
+          this.#stale.delete(app);
+          this.#tables.drop(apps, app); // a stale app that is gone from corrosion
+        });
         return;
       }
       await this.#write(this.#shardOf(app), 'load-app', { app }, (apps) => {
@@ -497,7 +508,7 @@ export class Catalog {
       this.#buffer(pending, [table, kind, cells]);
       return true;
     }
-    return !shard.state.has(app);
+    return this.mode === 'lazy' && !shard.state.has(app);
   }
 
   #buffer(pending: PendingLoad, event: Buffered): void {
@@ -511,11 +522,10 @@ export class Catalog {
     if (machine === undefined) {
       if (this.mode === 'eager') {
         this.#guardRow('health_checks', cells, () => this.#tables.health(kind, cells));
-      } else {
-        // The machine may belong to an app loading now: every load in flight keeps it.
-        for (const pending of this.#loading.values())
-          this.#buffer(pending, ['health_checks', kind, cells]);
       }
+      // The machine may belong to an app loading now: every load in flight keeps it.
+      for (const pending of this.#loading.values())
+        this.#buffer(pending, ['health_checks', kind, cells]);
       return undefined;
     }
     const app = machine.app;
@@ -569,6 +579,7 @@ export class Catalog {
 
   /** Lazy mode: past maxLoadedApps, evict the least recently used idle apps down to 90 %. */
   #evictIdle(): void {
+    if (this.mode !== 'lazy') return;
     let held = 0;
     for (const shard of this.#shards) held += shard.state.size;
     const max = this.#options.maxLoadedApps;
@@ -620,7 +631,9 @@ export class Catalog {
     return guarded.write(label, context, fn).catch((error: unknown) => {
       this.#metrics.updateFailures.add(1, { label });
       this.#options.logger.error({ err: error, ...context, label }, 'catalog update failed');
-      if (this.mode === 'lazy' && context.app) this.#stale.add(context.app);
+      // Quarantine per app (seed 002): its rows may now be out of date; the next request for it
+      // reloads it from corrosion (in eager mode too, once following).
+      if (context.app && label.startsWith('apply-')) this.#stale.add(context.app);
       if (label === 'load-app' || label.startsWith('reset-')) throw error;
       return undefined;
     }) as Promise<R | undefined>;

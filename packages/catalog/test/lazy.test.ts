@@ -225,6 +225,34 @@ describe('lazy mode', () => {
     expect(await catalog.route('a3')).not.toEqual({ kind: 'no-app' });
   });
 
+  // Seed 002: an update that cannot be applied (its write lock timed out) must not leave the
+  // app wrong for ever: the app is quarantined and reloaded from corrosion on its next request.
+  it('reloads an app whose update timed out, in eager mode too', async () => {
+    const catalog = await lazyCatalog({ mode: 'eager', writeTimeoutMs: 100 });
+    expect(await catalog.route('a3')).toMatchObject({ kind: 'ok' });
+    let release!: () => void;
+    const holding = catalog.writeApp(
+      'a3',
+      'test-hold',
+      () =>
+        new Promise<void>((resolve) => {
+          release = resolve;
+        }),
+    );
+    await client.transaction([["UPDATE machines SET state = 'stopping' WHERE id = 'a3-m'", []]]);
+    await new Promise((resolve) => setTimeout(resolve, 400)); // the stream's update times out
+    release();
+    await holding;
+    expect(await catalog.route('a3')).toMatchObject({ kind: 'no-machine' });
+    await client.transaction([["UPDATE machines SET state = 'started' WHERE id = 'a3-m'", []]]);
+    expect(
+      await until(
+        () => catalog.route('a3'),
+        (d) => d.kind === 'ok',
+      ),
+    ).toMatchObject({ kind: 'ok' });
+  });
+
   it('refuses to load before its change streams are attached', async () => {
     const catalog = new Catalog({ domain: 'fleet.test', logger: quiet, mode: 'lazy' });
     await expect(catalog.route('web')).rejects.toMatchObject({ code: 'CATALOG_ERR_NOT_READY' });
