@@ -117,6 +117,7 @@ export class Catalog {
         shed: () => this.#metrics.loads.add(1, { outcome: 'shed' }),
         timedOut: () => this.#metrics.loads.add(1, { outcome: 'timeout' }),
         finished: (_key, outcome, ms) => {
+          if (outcome === 'abandoned') return;
           this.#metrics.loads.add(1, { outcome });
           this.#metrics.loadMs.record(ms);
         },

@@ -12,7 +12,8 @@ export interface LoaderLimits {
 export interface LoaderHooks {
   shed(key: string): void;
   timedOut(key: string): void;
-  finished(key: string, outcome: 'ok' | 'failed', ms: number): void;
+  /** `abandoned`: it ran on after its deadline (already reported through `timedOut`). */
+  finished(key: string, outcome: 'ok' | 'failed' | 'abandoned', ms: number): void;
 }
 
 interface Job {
@@ -95,13 +96,13 @@ export class Loader {
 
   #start(job: Job): void {
     this.#running++;
-    let outcome: 'ok' | 'failed' = 'ok';
+    let outcome: 'ok' | 'failed' | 'abandoned' = 'ok';
     job
       .run(job.controller.signal)
       .then(
         () => this.#finish(job),
         (error: unknown) => {
-          outcome = 'failed';
+          outcome = job.settled ? 'abandoned' : 'failed';
           this.#finish(job, asLoadError(error, job));
         },
       )
