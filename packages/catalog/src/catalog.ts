@@ -457,12 +457,14 @@ export class Catalog {
       await this.#write(this.#shardOf(app), 'load-app', { app }, (apps) => {
         this.#loading.delete(app);
         this.#stale.delete(app);
-        this.#tables.drop(apps, app);
-        this.#tables.entry(apps, app).usedTick = ++this.#tick;
-        for (const table of appTables) {
-          for (const cells of rows[table]) this.#applyRow(apps, table, 'upsert', cells);
-        }
-        for (const [table, kind, cells] of pending.events) this.#applyRow(apps, table, kind, cells);
+        this.#tables.reload(apps, app, () => {
+          this.#tables.entry(apps, app).usedTick = ++this.#tick;
+          for (const table of appTables) {
+            for (const cells of rows[table]) this.#applyRow(apps, table, 'upsert', cells);
+          }
+          for (const [table, kind, cells] of pending.events)
+            this.#applyRow(apps, table, kind, cells);
+        });
       });
       this.#evictIdle();
     } finally {

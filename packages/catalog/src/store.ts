@@ -241,6 +241,38 @@ export class AppTables {
     if (machine !== undefined) this.#forget(machine);
   }
 
+  /**
+   * Replaces an app's rows with what `apply` installs, keeping the MachineEntry objects of the
+   * machines that are still there (their load counters and the release functions of requests in
+   * flight stay valid): every row of the app is forgotten first, `apply` puts back what
+   * corrosion has, and a machine nothing put back is removed.
+   */
+  reload(apps: ShardState, app: string, apply: () => void): void {
+    const entry = apps.get(app);
+    if (entry === undefined) {
+      apply();
+      return;
+    }
+    for (const hostname of entry.hostnames) {
+      if (this.hostnames.get(hostname) === app) this.hostnames.delete(hostname);
+    }
+    entry.hostnames = [];
+    entry.certificates = null;
+    entry.known = false;
+    const before = [...entry.machines];
+    for (const machine of before) {
+      machine.services = emptyServices;
+      machine.critical = null;
+      machine.state = '';
+      machine.privateAddr = null;
+    }
+    apply();
+    for (const machine of before) {
+      if (machine.state === '' && machine.services.length === 0 && machine.slot !== -1)
+        this.#forget(machine);
+    }
+  }
+
   /** Drops an app and everything it holds (lazy eviction, or a reload replacing it). */
   drop(apps: ShardState, app: string): void {
     const entry = apps.get(app);

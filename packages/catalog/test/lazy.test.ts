@@ -230,6 +230,7 @@ describe('lazy mode', () => {
   it('reloads an app whose update timed out, in eager mode too', async () => {
     const catalog = await lazyCatalog({ mode: 'eager', writeTimeoutMs: 100 });
     expect(await catalog.route('a3')).toMatchObject({ kind: 'ok' });
+    const inFlight = catalog.begin('a3-m'); // a request that outlives the reload
     let release!: () => void;
     const holding = catalog.writeApp(
       'a3',
@@ -245,12 +246,14 @@ describe('lazy mode', () => {
     await holding;
     expect(await catalog.route('a3')).toMatchObject({ kind: 'no-machine' });
     await client.transaction([["UPDATE machines SET state = 'started' WHERE id = 'a3-m'", []]]);
-    expect(
-      await until(
-        () => catalog.route('a3'),
-        (d) => d.kind === 'ok',
-      ),
-    ).toMatchObject({ kind: 'ok' });
+    const decision = await until(
+      () => catalog.route('a3'),
+      (d) => d.kind === 'ok',
+    );
+    // the reload kept the machine's entry: its load still counts the request, and its release
+    expect(decision).toMatchObject({ kind: 'ok', machine: { id: 'a3-m', load: 1 } });
+    inFlight();
+    expect(decision.kind === 'ok' && decision.machine.load).toBe(0);
   });
 
   it('refuses to load before its change streams are attached', async () => {
