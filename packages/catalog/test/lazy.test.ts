@@ -132,7 +132,7 @@ describe('lazy mode', () => {
     const catalog = await lazyCatalog({
       loadConcurrencyMax: 1,
       loadQueueMax: 1,
-      loadTimeoutMs: 300,
+      loadTimeoutMs: 600,
     });
     freeze();
     const startedMs = Date.now();
@@ -142,10 +142,10 @@ describe('lazy mode', () => {
       code: 'CATALOG_ERR_LOAD_SHED',
       app: 'a3',
     });
-    expect(Date.now() - startedMs).toBeLessThan(100);
+    expect(Date.now() - startedMs).toBeLessThan(300);
     await expect(running).rejects.toMatchObject({ code: 'CATALOG_ERR_LOAD_TIMEOUT' });
     await expect(queued).rejects.toMatchObject({ code: 'CATALOG_ERR_LOAD_TIMEOUT' });
-    expect(Date.now() - startedMs).toBeLessThan(2_000);
+    expect(Date.now() - startedMs).toBeLessThan(3_000);
     thaw();
     // the agent answers again: the same app loads
     const again = await until(

@@ -11,7 +11,7 @@ function controllable() {
     started++;
     return new Promise<void>((resolve, reject) => {
       finish = resolve;
-      signal.addEventListener('abort', () => setTimeout(() => reject(new Error('aborted')), 30));
+      signal.addEventListener('abort', () => setTimeout(() => reject(new Error('aborted')), 200));
     });
   };
   return { run, finish: () => finish(), started: () => started };
@@ -43,7 +43,7 @@ describe('Loader', () => {
     // 'a' was aborted but has not settled yet: its slot is still taken
     expect(loader.running).toBe(1);
     expect(second.started()).toBe(0); // 'b' timed out in the queue and never ran
-    await new Promise((resolve) => setTimeout(resolve, 60));
+    await new Promise((resolve) => setTimeout(resolve, 300));
     expect(loader.running).toBe(0);
   });
 

@@ -186,12 +186,12 @@ describe('admission', () => {
   it('sheds past admissionQueueMax and times out past the deadline, with their own codes', async () => {
     const catalog = await catalogWith([{ id: 'a', concurrency: limits }], { admissionQueueMax: 1 });
     loadUp(catalog, 'a', 3);
-    const waiting = catalog.admit('web', { timeoutMs: 50 });
+    const waiting = catalog.admit('web', { timeoutMs: 300 });
     const startedMs = Date.now();
     await expect(catalog.admit('web', { timeoutMs: 5_000 })).rejects.toMatchObject({
       code: 'CATALOG_ERR_ADMISSION_SHED',
     });
-    expect(Date.now() - startedMs).toBeLessThan(40);
+    expect(Date.now() - startedMs).toBeLessThan(200);
     await expect(waiting).rejects.toMatchObject({ code: 'CATALOG_ERR_ADMISSION_TIMEOUT' });
     // an app that is not saturated is admitted at once
     expect(await catalog.admit('nope')).toEqual({ kind: 'no-app' });
