@@ -339,6 +339,11 @@ export class Catalog {
     return this.#withApp(app, 'app', (entry) => entry);
   }
 
+  /** A machine held, by id (fly-replay `instance=`, backhaul load reports, autostart). */
+  machine(machineId: string): MachineEntry | undefined {
+    return this.#tables.machines.get(machineId);
+  }
+
   /** A host's row (region, backhaul address, measured RTT). */
   host(hostId: string) {
     const host = this.#global.state.hosts.get(hostId);

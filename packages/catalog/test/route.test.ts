@@ -164,6 +164,7 @@ describe('route selection', () => {
     expect(ids(await routeOk(catalog))).toEqual(['b']);
     catalog.reportLoad('a', 0);
     expect(ids(await routeOk(catalog)).sort()).toEqual(['a', 'b']);
+    expect(catalog.machine('a')).toMatchObject({ id: 'a', app: 'web', remoteLoad: 0 });
   });
 });
 
