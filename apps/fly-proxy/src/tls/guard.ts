@@ -52,6 +52,8 @@ const watchedKey = Symbol('fleet.connection-guard');
 export class ConnectionGuard {
   readonly #records = new Set<Record>();
   readonly #timer: NodeJS.Timeout;
+  readonly #closed = new Map<string, number>();
+  #wakeups = 0;
 
   constructor(
     private readonly listener: string,
@@ -94,9 +96,19 @@ export class ConnectionGuard {
     top.once('close', () => this.#records.delete(record));
   }
 
-  /** Closes a connection for a reason the guard did not see itself (e.g. a handshake timeout). */
+  /** Counts a connection closed for a reason the guard did not see itself (a handshake timeout). */
   counted(reason: string): void {
+    this.#closed.set(reason, (this.#closed.get(reason) ?? 0) + 1);
     this.metrics.connectionsClosed.add(1, { listener: this.listener, reason });
+  }
+
+  /** For /status and tests: open connections, closes by reason, wake-ups without progress. */
+  stats(): { connections: number; closed: Record<string, number>; wakeupsWithoutProgress: number } {
+    return {
+      connections: this.#records.size,
+      closed: Object.fromEntries(this.#closed),
+      wakeupsWithoutProgress: this.#wakeups,
+    };
   }
 
   /** Destroys every watched connection and stops the timer. */
@@ -125,6 +137,7 @@ export class ConnectionGuard {
       } else if (arrived) {
         record.quietSinceMs = now;
         record.wakeups += 1;
+        this.#wakeups += 1;
         this.metrics.wakeupsWithoutProgress.add(1, { listener: this.listener });
         if (record.wakeups >= this.limits.wakeupsWithoutProgressMax)
           this.cut(record, 'no_progress');
