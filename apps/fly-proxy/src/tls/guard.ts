@@ -26,7 +26,7 @@ export interface Watched {
   requestsInFlight: number;
 }
 
-interface Record extends Watched {
+interface Connection extends Watched {
   raw: Socket;
   /** What to destroy: the TLS socket over `raw` once there is one, else `raw`. */
   top: Socket;
@@ -50,7 +50,7 @@ const watchedKey = Symbol('fleet.connection-guard');
  * costs O(connections) per interval, never work per byte.
  */
 export class ConnectionGuard {
-  readonly #records = new Set<Record>();
+  readonly #records = new Set<Connection>();
   readonly #timer: NodeJS.Timeout;
   readonly #closed = new Map<string, number>();
   #wakeups = 0;
@@ -71,7 +71,7 @@ export class ConnectionGuard {
 
   /** Starts watching a raw TCP socket; forgets it when it closes. */
   watch(raw: Socket): Watched {
-    const record: Record = {
+    const record: Connection = {
       raw,
       top: raw,
       bytesIn: 0,
@@ -90,7 +90,7 @@ export class ConnectionGuard {
 
   /** The TLS socket over a watched raw socket: closing then closes it, and requests find it. */
   attach(watched: Watched, top: Socket): void {
-    const record = watched as Record;
+    const record = watched as Connection;
     record.top = top;
     tag(top, record);
     top.once('close', () => this.#records.delete(record));
@@ -147,7 +147,7 @@ export class ConnectionGuard {
     }
   }
 
-  private cut(record: Record, reason: 'idle' | 'no_progress'): void {
+  private cut(record: Connection, reason: 'idle' | 'no_progress'): void {
     this.#records.delete(record);
     this.counted(reason);
     this.logger.debug(
@@ -164,8 +164,8 @@ export class ConnectionGuard {
   }
 }
 
-function tag(socket: Socket, record: Record): void {
-  (socket as Socket & { [watchedKey]?: Record })[watchedKey] = record;
+function tag(socket: Socket, record: Connection): void {
+  (socket as Socket & { [watchedKey]?: Connection })[watchedKey] = record;
 }
 
 /**
@@ -175,7 +175,7 @@ function tag(socket: Socket, record: Record): void {
  */
 export function watchedOf(socket: unknown): Watched | undefined {
   try {
-    return (socket as { [watchedKey]?: Record } | undefined)?.[watchedKey];
+    return (socket as { [watchedKey]?: Connection } | undefined)?.[watchedKey];
   } catch {
     return undefined;
   }

@@ -79,7 +79,7 @@ export class CertificateStore {
         this.#options.metrics.handshakesRefused.add(1, { code });
         const level = code === 'TLS_ERR_ISSUANCE' || code === 'TLS_ERR_BUSY' ? 'warn' : 'debug';
         this.#options.logger[level](
-          { code, servername: servername.slice(0, 253), err: error },
+          { code, serverName: servername.slice(0, 253), err: error },
           'TLS handshake refused',
         );
         callback(error instanceof Error ? error : new Error(String(error)));
@@ -102,7 +102,10 @@ export class CertificateStore {
       this.#contexts.set(hostname, cached); // most recently used last
       if (now >= cached.renewAtMs) {
         this.load(hostname, app).catch((error: unknown) => {
-          this.#options.logger.warn({ err: error, hostname }, 'certificate renewal failed');
+          this.#options.logger.warn(
+            { err: error, serverName: hostname },
+            'certificate renewal failed',
+          );
         });
       }
       this.#options.metrics.certificateLookups.add(1, { source: 'cache' });
@@ -155,7 +158,10 @@ export class CertificateStore {
     } catch (error) {
       // A certificate due for renewal is still better than none while it is valid.
       if (stored !== undefined && Date.now() < stored.notAfterMs - expiryMarginMs) {
-        this.#options.logger.warn({ err: error, hostname }, 'renewal failed; serving the old one');
+        this.#options.logger.warn(
+          { err: error, serverName: hostname },
+          'renewal failed; serving the old one',
+        );
         this.remember(hostname, stored);
         return stored.context;
       }
@@ -194,7 +200,7 @@ export class CertificateStore {
       this.#options.metrics.storedCertificatesRejected.add(1);
       this.#options.logger.warn(
         {
-          hostname: row.hostname,
+          serverName: row.hostname,
           code: (error as TlsError).code,
           reason: (error as Error).message,
         },
@@ -223,7 +229,7 @@ export class CertificateStore {
       this.#options.metrics.certificatesIssued.add(1);
       this.#options.metrics.issueMs.record(performance.now() - started);
       this.#options.logger.info(
-        { hostname, app, notAfter: issued.notAfter.toISOString() },
+        { serverName: hostname, app, notAfter: issued.notAfter.toISOString() },
         'certificate issued',
       );
       const notAfterMs = issued.notAfter.getTime();
