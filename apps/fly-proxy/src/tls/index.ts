@@ -77,7 +77,8 @@ export const tlsSpec = {
   'certificate-loads-max': {
     type: 'number',
     default: 256,
-    description: 'names looked up or issued at once; past it handshakes fail fast',
+    description:
+      'names resolved, and names looked up or issued, at once; past it handshakes fail fast',
   },
   'certificate-issuances-max': {
     type: 'number',

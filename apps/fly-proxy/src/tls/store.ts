@@ -18,7 +18,10 @@ export interface CertificateStoreOptions {
   metrics: TlsMetrics;
   /** Parsed SecureContexts kept in memory; the least recently used is dropped first. */
   contextsMax?: number;
-  /** Names being loaded (looked up, perhaps issued) at once; past it handshakes fail fast. */
+  /**
+   * Names being resolved to an app, and names being loaded (looked up, perhaps issued), at once;
+   * past either bound handshakes fail fast.
+   */
   loadsMax?: number;
   /** Issuances at once (each costs a key generation and a corrosion write). */
   issuancesMax?: number;
@@ -53,6 +56,7 @@ export class CertificateStore {
   readonly #loads = new Map<string, Promise<SecureContext>>();
   #issuing = 0;
   #issued = 0;
+  #resolving = 0;
 
   constructor(options: CertificateStoreOptions) {
     const leafValidityMs = options.leafValidityMs ?? 7 * 86_400_000;
@@ -90,7 +94,18 @@ export class CertificateStore {
   /** The SecureContext to serve for a server name; throws TlsError when there is none to serve. */
   async contextFor(servername: string): Promise<SecureContext> {
     const hostname = certificateName(servername);
-    const app = await this.#options.resolveApp(hostname);
+    // Resolving may query corrosion: bounded like loads, so a flood of random names fails fast
+    // instead of queueing queries without end.
+    if (this.#resolving >= this.#options.loadsMax) {
+      throw new TlsError('TLS_ERR_BUSY', `${this.#resolving} server names already resolving`);
+    }
+    this.#resolving += 1;
+    let app: string | undefined;
+    try {
+      app = await this.#options.resolveApp(hostname);
+    } finally {
+      this.#resolving -= 1;
+    }
     if (app === undefined) {
       throw new TlsError('TLS_ERR_UNKNOWN_SNI', `no app answers to ${hostname}`);
     }
