@@ -122,6 +122,45 @@ describe('listeners', () => {
     expect(reply).toContain('1.1 web.fleet.test /dav');
   });
 
+  it('leaves alone connections that make progress: steady requests, and a slow answer', async () => {
+    const slow = createPlainListener({
+      handler: (request, response) => {
+        if (request.url === '/slow') setTimeout(() => response.end('late'), 900);
+        else response.end('ok');
+      },
+      logger,
+      metrics,
+      ...guardLimits,
+    });
+    const { port } = await slow.listen(0, '127.0.0.1');
+    try {
+      const session = connectHttp2(`http://127.0.0.1:${port}`);
+      const get = (path: string) =>
+        new Promise<string>((resolve, reject) => {
+          const stream = session.request({ ':path': path });
+          let text = '';
+          stream.setEncoding('utf8');
+          stream.on('data', (chunk: string) => {
+            text += chunk;
+          });
+          stream.on('end', () => resolve(text));
+          stream.on('error', reject);
+          stream.end();
+        });
+      // Longer than both the idle timeout and wakeupsWithoutProgressMax sweeps.
+      expect(await get('/slow')).toBe('late');
+      for (let round = 0; round < 20; round += 1) {
+        expect(await get('/steady')).toBe('ok');
+        await new Promise((resolve) => setTimeout(resolve, 40));
+      }
+      expect(session.closed).toBe(false);
+      session.close();
+      expect(slow.guard.stats().closed).toEqual({});
+    } finally {
+      await slow.close();
+    }
+  });
+
   it('cuts a TLS handshake that does not finish in time', async () => {
     const before = tls.guard.stats().closed.handshake_timeout ?? 0;
     const socket = connectTcp(tlsPort, '127.0.0.1');
@@ -168,6 +207,27 @@ describe('listeners', () => {
     }
     expect(tls.guard.stats().closed.no_progress).toBe(before + 1);
     expect(tls.guard.stats().wakeupsWithoutProgress).toBeGreaterThanOrEqual(6);
+  });
+
+  it('cuts an h2c session on the plain port that sends only PINGs', async () => {
+    const before = plain.guard.stats().closed.no_progress ?? 0;
+    const session = connectHttp2(`http://127.0.0.1:${plainPort}`);
+    session.on('error', () => {});
+    const pinging = setInterval(() => {
+      if (!session.destroyed && !session.closed) session.ping(() => {});
+    }, 20);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('session still open')), 5_000);
+        session.once('close', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    } finally {
+      clearInterval(pinging);
+    }
+    expect(plain.guard.stats().closed.no_progress).toBe(before + 1);
   });
 
   it('cuts a plain connection that trickles bytes that never make a request', async () => {
