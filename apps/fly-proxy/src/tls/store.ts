@@ -41,6 +41,8 @@ interface Entry {
 
 /** Certificates served within this much of their expiry are replaced before serving. */
 const expiryMarginMs = 30_000;
+/** After a background renewal fails, the next one is tried this much later. */
+const renewRetryMs = 60_000;
 
 /**
  * TLS certificates by server name, for the SNI callback: a bounded cache of SecureContexts over the
@@ -81,7 +83,8 @@ export class CertificateStore {
       (error: unknown) => {
         const code = error instanceof TlsError ? error.code : 'TLS_ERR_ISSUANCE';
         this.#options.metrics.handshakesRefused.add(1, { code });
-        const level = code === 'TLS_ERR_ISSUANCE' || code === 'TLS_ERR_BUSY' ? 'warn' : 'debug';
+        // Refusals a client causes (unknown names, floods) are counted, not logged above debug.
+        const level = code === 'TLS_ERR_ISSUANCE' ? 'warn' : 'debug';
         this.#options.logger[level](
           { code, serverName: servername.slice(0, 253), err: error },
           'TLS handshake refused',
@@ -116,6 +119,8 @@ export class CertificateStore {
       this.#contexts.delete(hostname);
       this.#contexts.set(hostname, cached); // most recently used last
       if (now >= cached.renewAtMs) {
+        // The next try, should this one fail, waits: no renewal storm while corrosion is down.
+        cached.renewAtMs = now + renewRetryMs;
         this.load(hostname, app).catch((error: unknown) => {
           this.#options.logger.warn(
             { err: error, serverName: hostname },
