@@ -23,7 +23,7 @@ import { bucketBoundsMs, type Distribution, type Family, families, type Series }
  * was installed are exported too. A lock nobody touches after the SDK arrives (a writer stuck
  * since before) is found by a poll every `providerPollMs` (one unref'd timer per process).
  */
-export const meterName = '@fleet/locks';
+export const meterName = 'fleet.locks';
 
 /** Attributes of the rare-event counters and the per-label series. */
 export type SeriesAttributes = Readonly<{ lock: string; label: string; mode: LockMode }>;

@@ -14,6 +14,7 @@ function runWorkers(
   count: number,
   options: { iterations: number; writeShare: number; holdSpins: number },
 ) {
+  const startBuffer = new SharedArrayBuffer(4);
   return Promise.all(
     Array.from(
       { length: count },
@@ -23,6 +24,8 @@ function runWorkers(
             workerData: {
               lockBuffer: lock.buffer,
               dataBuffer: data,
+              startBuffer,
+              workers: count,
               seed: 7 + index * 7919,
               ...options,
             },
