@@ -1,4 +1,4 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
+import { AsyncLocalStorage, executionAsyncResource } from 'node:async_hooks';
 
 /** What Node.js 20 and 22 keep on an AsyncLocalStorage (lib/async_hooks.js), used below. */
 interface StorageInternals {
@@ -23,6 +23,24 @@ type Resource = Record<symbol, unknown>;
  * shaped otherwise, the plain AsyncLocalStorage is used.
  */
 class LeanStorage<T> extends AsyncLocalStorage<T> {
+  /**
+   * `run` for a closure called without arguments, from a caller that just read `getStore()`:
+   * Node's `run` reads the store again, spreads arguments and looks the resource up twice.
+   */
+  override run<R>(store: T, fn: () => R): R {
+    const internals = this as unknown as StorageInternals & { _enable(): void };
+    if (!internals.enabled) internals._enable();
+    const resource = executionAsyncResource() as Resource;
+    const key = internals.kResourceStore;
+    const outer = resource[key];
+    resource[key] = store;
+    try {
+      return fn();
+    } finally {
+      resource[key] = outer;
+    }
+  }
+
   _propagate(resource: Resource, triggerResource: Resource, _type: string): void {
     const internals = this as unknown as StorageInternals;
     if (!internals.enabled) return;
@@ -33,11 +51,15 @@ class LeanStorage<T> extends AsyncLocalStorage<T> {
 }
 
 function nodeHasPropagate(): boolean {
-  const prototype = AsyncLocalStorage.prototype as unknown as { _propagate?: unknown };
+  const prototype = AsyncLocalStorage.prototype as unknown as {
+    _propagate?: unknown;
+    _enable?: unknown;
+  };
   const probe = new AsyncLocalStorage() as unknown as Partial<StorageInternals>;
   return (
     typeof prototype._propagate === 'function' &&
     prototype._propagate.length === 3 &&
+    typeof prototype._enable === 'function' &&
     typeof probe.kResourceStore === 'symbol' &&
     typeof probe.enabled === 'boolean'
   );

@@ -23,7 +23,7 @@ import { bucketBoundsMs, type Distribution, type Family, families, type Series }
  * was installed are exported too. A lock nobody touches after the SDK arrives (a writer stuck
  * since before) is found by a poll every `providerPollMs` (one unref'd timer per process).
  */
-export const meterName = '@fleet/locks';
+export const meterName = 'fleet.locks';
 
 /** Attributes of the rare-event counters and the per-label series. */
 export type SeriesAttributes = Readonly<{ lock: string; label: string; mode: LockMode }>;
@@ -65,10 +65,30 @@ let exported: Exported | undefined;
 let counters: RareCounters | undefined;
 
 /**
+ * Where @opentelemetry/api 1.x keeps its globals (`Symbol.for('opentelemetry.js.api.1')`, the
+ * key every copy of the API shares). Reading the slot is a property read, where
+ * `metrics.getMeterProvider()` also checks version compatibility each time (about 10 ns).
+ */
+const apiGlobalKey = Symbol.for('opentelemetry.js.api.1');
+let slotSeen: unknown = {};
+
+function currentSlot(): unknown {
+  return (globalThis as { [apiGlobalKey]?: { metrics?: unknown } })[apiGlobalKey]?.metrics;
+}
+
+/**
  * Keeps the collection callback registered with the current global provider. Called on every
- * lock event: the common case is one comparison.
+ * lock event: the common case is one property read and a comparison; the API proper is asked
+ * only when the slot changed, and by the poll (which does not rely on the slot's layout).
  */
 export function followProvider(): void {
+  const slot = currentSlot();
+  if (slot === slotSeen) return;
+  slotSeen = slot;
+  checkProvider();
+}
+
+function checkProvider(): void {
   if (metrics.getMeterProvider() !== registeredWith) moveRegistration();
 }
 
@@ -76,7 +96,7 @@ export function followProvider(): void {
 export function pollProvider(): void {
   followProvider();
   if (poll !== undefined) return;
-  poll = setInterval(followProvider, providerPollMs);
+  poll = setInterval(checkProvider, providerPollMs);
   poll.unref();
 }
 

@@ -14,6 +14,7 @@ function runWorkers(
   count: number,
   options: { iterations: number; writeShare: number; holdSpins: number },
 ) {
+  const startBuffer = new SharedArrayBuffer(4);
   return Promise.all(
     Array.from(
       { length: count },
@@ -23,6 +24,8 @@ function runWorkers(
             workerData: {
               lockBuffer: lock.buffer,
               dataBuffer: data,
+              startBuffer,
+              workers: count,
               seed: 7 + index * 7919,
               ...options,
             },
@@ -87,7 +90,9 @@ describe('SharedRwLock across worker threads', () => {
 // for the write lock sets the writer bit and waits for its own read forever, and every thread's
 // reads then block behind the writer bit. Re-entry is refused per thread, at once.
 describe('SharedRwLock re-entry', () => {
-  it('is refused on a worker thread, however the thread holds the lock', async () => {
+  it('is refused on a worker thread, however the thread holds the lock', {
+    timeout: 15_000,
+  }, async () => {
     const lock = new SharedRwLock();
     const worker = new Worker(new URL('./fixtures/shared-reentry.mjs', import.meta.url), {
       workerData: { lockBuffer: lock.buffer },
@@ -97,7 +102,7 @@ describe('SharedRwLock re-entry', () => {
         worker.once('message', resolve);
         worker.once('error', reject);
       }),
-      new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 3_000)),
+      new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 10_000)),
     ]);
     await worker.terminate();
     expect(report).not.toBe('hung');
