@@ -56,38 +56,52 @@ export const tlsSpec = {
   'tls-handshake-timeout-ms': {
     type: 'number',
     default: 10_000,
+    min: 1,
+    max: 600_000,
     description: 'bound on a TLS handshake',
   },
   'idle-timeout-ms': {
     type: 'number',
     default: 60_000,
+    min: 1,
+    max: 86_400_000,
     description: 'connections silent this long with no request in flight are closed',
   },
   'wakeups-without-progress-max': {
     type: 'number',
     default: 30,
+    min: 1,
+    max: 3_600,
     description:
       'seconds in a row with bytes in but no request progress before a connection is cut',
   },
   'certificates-cached-max': {
     type: 'number',
     default: 10_000,
+    min: 1,
+    max: 1_000_000,
     description: 'parsed certificates kept in memory',
   },
   'certificate-loads-max': {
     type: 'number',
     default: 256,
+    min: 1,
+    max: 65_536,
     description:
       'names resolved, and names looked up or issued, at once; past it handshakes fail fast',
   },
   'certificate-issuances-max': {
     type: 'number',
     default: 16,
+    min: 1,
+    max: 4_096,
     description: 'certificates issued at once; past it handshakes fail fast',
   },
   'certificate-validity-hours': {
     type: 'number',
     default: 168,
+    min: 1,
+    max: 8_760,
     description: 'lifetime of issued certificates (renewed in their last third)',
   },
 } as const;
