@@ -406,6 +406,61 @@ describe('the Machines API contract', () => {
     await expectShape(200, 'DELETE', `${path}?force=true`);
   });
 
+  // The other routes that take a body refuse bad ones the same way: 400, a stable code, and the
+  // field named in the message; each row is one kind of mistake (type, range, enum, required).
+  it('every other route refuses a bad body with 400 naming the field', async () => {
+    const id = await started('contract');
+    const machine = `/v1/apps/contract/machines/${id}`;
+    const rows: [string, string, unknown, string, string][] = [
+      ['POST', '/v1/apps', { app_name: 7 }, 'BAD_REQUEST', 'app_name'],
+      ['POST', '/v1/apps', { org_slug: 'personal' }, 'FLAPS_ERR_BAD_REQUEST', 'app_name'],
+      ['POST', '/v1/platform/placements', { count: -1 }, 'BAD_REQUEST', 'count'],
+      [
+        'POST',
+        '/v1/platform/placements',
+        { compute: { memory_mb: '512' } },
+        'BAD_REQUEST',
+        'compute.memory_mb must be an integer',
+      ],
+      [
+        'POST',
+        '/v1/platform/placements',
+        { compute: { memory_mb: -5 } },
+        'BAD_REQUEST',
+        'compute.memory_mb must be an integer >= 256',
+      ],
+      [
+        'POST',
+        '/v1/platform/placements',
+        { compute: { cpu_kind: 'turbo' } },
+        'BAD_REQUEST',
+        'compute.cpu_kind must be one of',
+      ],
+      ['POST', `${machine}/stop`, { signal: 'SIGNOPE' }, 'FLAPS_ERR_BAD_REQUEST', 'signal'],
+      ['POST', `${machine}/stop`, { timeout: 'soon' }, 'FLAPS_ERR_BAD_REQUEST', 'timeout'],
+      ['POST', `${machine}/signal`, {}, 'FLAPS_ERR_BAD_REQUEST', 'signal is required'],
+      ['POST', `${machine}/exec`, { command: [] }, 'BAD_REQUEST', 'command'],
+      ['POST', `${machine}/exec`, { command: ['true'], timeout: 601 }, 'BAD_REQUEST', 'timeout'],
+      ['POST', `${machine}/metadata/team`, { value: 7 }, 'BAD_REQUEST', 'value'],
+      ['POST', `${machine}/lease`, { ttl: 100_000 }, 'BAD_REQUEST', 'ttl'],
+      ['POST', `${machine}/migrate`, { host_id: '' }, 'BAD_REQUEST', 'host_id'],
+      ['POST', '/v1/apps/contract/volumes', { region: 'ams' }, 'BAD_REQUEST', 'name'],
+      [
+        'POST',
+        '/v1/apps/contract/volumes',
+        { name: 'data', region: 'ams', size_gb: -1 },
+        'BAD_REQUEST',
+        'size_gb',
+      ],
+    ];
+    for (const [method, path, body, code, field] of rows) {
+      const refused = await expectError(400, code, method, path, body);
+      expect(refused.body.error, `${method} ${path} ${JSON.stringify(body)}`).toContain(field);
+    }
+    expect((await expectShape(200, 'GET', machine)).body.state).toBe('started');
+    await expectShape(200, 'DELETE', `${machine}?force=true`);
+  });
+
   it('documents the machine config schema in /openapi.json', () => {
     const create = document.paths['/v1/apps/{app}/machines']?.post as unknown as {
       requestBody: { content: Record<string, { schema: { properties: Record<string, unknown> } }> };

@@ -32,7 +32,11 @@ export interface Guest {
 
 /**
  * The guest a config asks for, with Fly's defaults: one shared CPU, and the smallest memory of its
- * size (256 MB per shared CPU, 2 GB per performance CPU). For a config that passed the schema.
+ * size (256 MB per shared CPU, 2 GB per performance CPU). For a config that passed the schema it
+ * reads the values as they are. Capacity math runs on what it returns, also for configs stored
+ * before the schema existed, so it never returns anything but Fly's sizes: a CPU count that is
+ * not one of its kind's is 1, a memory that is not an integer is the size's default, and one out
+ * of Fly's range is held to it (a negative `memory_mb` once let a 50 GB machine fit a 1 GB worker).
  */
 export function guestOf(config: { guest?: unknown } | undefined): Guest {
   const guest = (config?.guest ?? {}) as {
@@ -41,11 +45,11 @@ export function guestOf(config: { guest?: unknown } | undefined): Guest {
     memory_mb?: unknown;
   };
   const cpuKind: CpuKind = guest.cpu_kind === 'performance' ? 'performance' : 'shared';
-  const cpus = typeof guest.cpus === 'number' ? guest.cpus : 1;
-  const memoryMb =
-    typeof guest.memory_mb === 'number'
-      ? guest.memory_mb
-      : cpus * guestLimits[cpuKind].memoryMbPerCpuMin;
+  const limits = guestLimits[cpuKind];
+  const cpus = limits.cpus.find((count) => count === guest.cpus) ?? 1;
+  const memoryMb = Number.isInteger(guest.memory_mb)
+    ? Math.min(memoryMbMax, Math.max(memoryMbMin, guest.memory_mb as number))
+    : cpus * limits.memoryMbPerCpuMin;
   return { cpuKind, cpus, memoryMb };
 }
 

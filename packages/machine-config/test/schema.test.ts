@@ -6,6 +6,8 @@ import {
   MachineConfigError,
   machineConfigSchema,
   machineNameSchema,
+  memoryMbMax,
+  memoryMbMin,
   type SchemaNode,
 } from '../src/index.js';
 
@@ -376,6 +378,23 @@ describe('guestOf', () => {
       memoryMb: 4096,
     });
     expect(guestOf({ guest: { memory_mb: 512 } }).memoryMb).toBe(512);
+  });
+
+  it('gives capacity math only whole numbers in range, even for a config that skipped the schema', () => {
+    // Rows stored before the schema existed: a string, a negative, a fraction, a huge number.
+    expect(guestOf({ guest: { memory_mb: '512' } })).toEqual({
+      cpuKind: 'shared',
+      cpus: 1,
+      memoryMb: 256,
+    });
+    expect(guestOf({ guest: { memory_mb: -51_200 } }).memoryMb).toBe(memoryMbMin);
+    expect(guestOf({ guest: { memory_mb: 1e12 } }).memoryMb).toBe(memoryMbMax);
+    expect(guestOf({ guest: { memory_mb: 300.5 } }).memoryMb).toBe(256);
+    expect(guestOf({ guest: { cpus: '2' } }).cpus).toBe(1);
+    expect(guestOf({ guest: { cpus: -4 } }).cpus).toBe(1);
+    expect(guestOf({ guest: { cpus: 16 } }).cpus).toBe(1); // 16 only for performance
+    expect(guestOf({ guest: { cpu_kind: 'performance', cpus: 16 } }).cpus).toBe(16);
+    expect(guestOf({ guest: 'big' })).toEqual({ cpuKind: 'shared', cpus: 1, memoryMb: 256 });
   });
 });
 

@@ -1,5 +1,6 @@
+import { guestOf, guestSchema } from '@fleet/machine-config';
 import type { FastifyInstance } from 'fastify';
-import { flapsError } from '../errors.js';
+import { configValidator, flapsError } from '../errors.js';
 import { type PlacementTracker, placeMachine } from '../placement.js';
 import type { FleetState } from '../state.js';
 
@@ -22,7 +23,8 @@ export function platformRoutes(
       placement_id?: string;
       region?: string;
       count?: number;
-      compute?: { memory_mb?: number } | null;
+      /** fly-go's `MachineGuest`, checked as a machine config's `guest` is. */
+      compute?: Record<string, unknown> | null;
       org_slug?: string;
     };
   }>(
@@ -37,14 +39,13 @@ export function platformRoutes(
             region: { type: 'string' },
             // fly-go sends `count: 0` and `compute: null` when the caller set neither.
             count: { type: 'integer', minimum: 0, maximum: 10_000 },
-            compute: {
-              type: ['object', 'null'],
-              properties: { memory_mb: { type: 'integer', minimum: 1 } },
-            },
+            compute: { ...guestSchema, type: ['object', 'null'] },
             org_slug: { type: 'string' },
           },
         },
       },
+      // The machine config's validator: `compute` breaks the rules `config.guest` does, in words.
+      validatorCompiler: configValidator,
     },
     async (request) => {
       const { app: appName, region } = request.body ?? {};
@@ -55,7 +56,7 @@ export function platformRoutes(
           throw flapsError('FLAPS_ERR_APP_NOT_FOUND', `app ${appName} not found`);
       }
       const count = request.body?.count || 1;
-      const memoryMb = request.body?.compute?.memory_mb ?? 256;
+      const { memoryMb } = guestOf({ guest: request.body?.compute ?? undefined });
       // Without an app or placement id (fly-go sends neither), a group of its own: a dry run
       // for a new app, whose machines spread only against each other.
       const placementId =
