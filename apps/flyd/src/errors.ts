@@ -14,6 +14,10 @@ export const FlydErrors = {
     400,
     'the machine config is invalid: a field breaks the schema (@fleet/machine-config), an unknown image, a file over a folder of the image; the message names the field',
   ],
+  FLYD_ERR_BAD_REQUEST: [
+    400,
+    'a query, header or body field outside the machine config is invalid (a wait state or timeout, a lease ttl, an exec command); the message names it',
+  ],
   FLYD_ERR_EXISTS: [409, 'a machine with that id already exists'],
   FLYD_ERR_LEASE_HELD: [
     409,

@@ -149,6 +149,42 @@ describe('flyd', () => {
     expect(anonymous.status).toBe(401);
   });
 
+  // Input outside the machine config (a query, a header, another body) is refused as bad input,
+  // not as a bad config, each message naming the field.
+  it('answers a bad wait, lease, exec or volume import with 400 FLYD_ERR_BAD_REQUEST naming the field', async () => {
+    const created = await call('POST', '/v1/machines', {
+      app: 'web',
+      config: hello,
+      skip_launch: true,
+    });
+    expect(created.status).toBe(200);
+    const path = `/v1/machines/${created.body.id}`;
+    const rows: [string, string, unknown, string][] = [
+      ['GET', `${path}/wait?state=asleep`, undefined, 'state must be one of'],
+      ['GET', `${path}/wait?state=started&timeout=soon`, undefined, 'timeout must be'],
+      ['POST', `${path}/lease?ttl=0`, undefined, 'ttl must be'],
+      ['POST', `${path}/exec`, { command: [] }, 'exec needs "command"'],
+      ['POST', `${path}/exec`, { command: ['true'], timeout: 601 }, 'timeout must be'],
+    ];
+    for (const [method, target, body, field] of rows) {
+      const answer = await call(method, target, body);
+      expect(answer, `${method} ${target}`).toMatchObject({
+        status: 400,
+        body: { code: 'FLYD_ERR_BAD_REQUEST', error: expect.stringContaining(field) },
+      });
+    }
+    // A migrate's volume record that is not base64 JSON is bad input, not a 500.
+    for (const record of ['%%%', Buffer.from('null').toString('base64url')]) {
+      const imported = await fetch(`${flyd.urls.api}/v1/volumes/vol_0123456789abcdef/import`, {
+        method: 'PUT',
+        headers: { authorization: 'Bearer t0k', 'fleet-volume': record },
+      });
+      expect(imported.status, record).toBe(400);
+      expect(await imported.json()).toMatchObject({ code: 'FLYD_ERR_BAD_REQUEST' });
+    }
+    expect((await call('DELETE', path)).status).toBe(200);
+  });
+
   it('stops its machines on SIGTERM and starts them again at boot', async () => {
     const id = (await call('POST', '/v1/machines', { app: 'web', config: hello })).body
       .id as string;

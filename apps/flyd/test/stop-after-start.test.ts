@@ -1,11 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type CallAnswer, call, FlydFixture, hello } from './flyd-fixture.js';
-
-/** Asserts one call's status, showing its answer when it is another. */
-function expectStatus(answer: CallAnswer | undefined, status: number, what: string): CallAnswer {
-  expect(answer?.status, `${what}: ${JSON.stringify(answer?.body)}`).toBe(status);
-  return answer!;
-}
+import { expectStatus } from './expect-status.js';
+import { call, FlydFixture, hello } from './flyd-fixture.js';
 
 // A user's script creates a machine, waits for `started` and stops it at once; or does not even
 // wait. Over a real corrosion and flyd, many times over, every call answers 200: `wait` answers
@@ -36,6 +31,23 @@ describe('a stop right after a start', () => {
       expect(expectStatus(waited, 200, `wait ${round}`).body.state).toBe('started');
       expectStatus(await call(api, 'POST', `/v1/machines/${id}/stop`), 200, `stop ${round}`);
       expect(await state(id)).toBe('stopped');
+      expectStatus(await call(api, 'DELETE', `/v1/machines/${id}`), 200, `destroy ${round}`);
+    }
+  }, 120_000);
+
+  it('create, wait started, update, wait, start and stop: every call succeeds, ten times', async () => {
+    for (let round = 0; round < 10; round++) {
+      const id = await create();
+      const waited = await call(api, 'GET', `/v1/machines/${id}/wait?state=started&timeout=30`);
+      expectStatus(waited, 200, `wait ${round}`);
+      const config = { ...hello, env: { ROUND: String(round) } };
+      const updated = await call(api, 'POST', `/v1/machines/${id}`, { config });
+      expect(expectStatus(updated, 200, `update ${round}`).body.config).toEqual(config);
+      const again = await call(api, 'GET', `/v1/machines/${id}/wait?state=started&timeout=30`);
+      expectStatus(again, 200, `wait after update ${round}`);
+      // Already started: a start right after the update's run answers, and changes nothing.
+      expectStatus(await call(api, 'POST', `/v1/machines/${id}/start`), 200, `start ${round}`);
+      expectStatus(await call(api, 'POST', `/v1/machines/${id}/stop`), 200, `stop ${round}`);
       expectStatus(await call(api, 'DELETE', `/v1/machines/${id}`), 200, `destroy ${round}`);
     }
   }, 120_000);

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseDurationMs } from '../src/duration.js';
-import { type CallAnswer, call, eventually, FlydFixture } from './flyd-fixture.js';
+import { callExpecting, expectStatus } from './expect-status.js';
+import { call, eventually, FlydFixture } from './flyd-fixture.js';
 import { settledIn } from './machine-wait.js';
 
 /**
@@ -36,19 +37,15 @@ describe('config.stop_config', () => {
   });
   afterAll(() => fixture.close());
 
-  /** A call that must succeed: its answer, after checking its status (every call is checked). */
-  const ok = async (method: string, path: string, body?: unknown): Promise<CallAnswer> => {
-    const answer = await call(api, method, path, body);
-    expect(answer?.status, `${method} ${path}: ${JSON.stringify(answer?.body)}`).toBe(200);
-    return answer!;
-  };
+  /** A call that must succeed (every call is checked). */
+  const ok = (method: string, path: string, body?: unknown) =>
+    callExpecting(api, method, path, body);
 
   /** The machine's lines that start with `prefix`, once there are `count` (output lags the exit). */
   const lines = (id: string, prefix: string, count: number) =>
     eventually(async () => {
-      const answer = await call(api, 'GET', `/v1/machines/${id}/logs`);
-      expect(answer?.status).toBe(200);
-      const all = (answer?.body ?? []) as unknown as { message: string }[];
+      const answer = expectStatus(await call(api, 'GET', `/v1/machines/${id}/logs`), 200, 'logs');
+      const all = answer.body as unknown as { message: string }[];
       const got = all.map((line) => line.message).filter((message) => message.startsWith(prefix));
       return got.length >= count ? got : undefined;
     }, `${count} lines "${prefix}..." from ${id}`);

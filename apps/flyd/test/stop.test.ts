@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { callExpecting, expectStatus } from './expect-status.js';
 import { call, createMachine, eventually, FlydFixture, inState } from './flyd-fixture.js';
 import { machinePids } from './machine-processes.js';
 import { settledIn } from './machine-wait.js';
@@ -67,7 +68,8 @@ describe.each([
   const create = (config: Record<string, unknown>) => createMachine(base, 'stops', config);
   const logged = (id: string, message: string) =>
     eventually(async () => {
-      const lines = (await call(base, 'GET', `/v1/machines/${id}/logs`))?.body as unknown as {
+      const answer = await call(base, 'GET', `/v1/machines/${id}/logs`);
+      const lines = expectStatus(answer, 200, `${id} logs`).body as unknown as {
         message: string;
       }[];
       return lines.some((line) => line.message === message) ? true : undefined;
@@ -88,11 +90,11 @@ describe.each([
       config: machine(stubborn, { env: { V: '2' } }),
     });
     expect(update).toMatchObject({ status: 409, body: { code: 'FLYD_ERR_CONFLICT' } });
-    expect((await call(base, 'GET', `/v1/machines/${id}`))?.body.state).toBe('stopping');
+    expect((await callExpecting(base, 'GET', `/v1/machines/${id}`)).body.state).toBe('stopping');
 
-    await call(base, 'POST', `/v1/machines/${id}/signal`, { signal: 'SIGUSR2' }); // let it exit
+    await callExpecting(base, 'POST', `/v1/machines/${id}/signal`, { signal: 'SIGUSR2' }); // let it exit
     expect(await stopping).toMatchObject({ status: 200, body: { ok: true } });
-    expect((await call(base, 'GET', `/v1/machines/${id}`))?.body.state).toBe('stopped');
+    expect((await callExpecting(base, 'GET', `/v1/machines/${id}`)).body.state).toBe('stopped');
     expect((await call(base, 'DELETE', `/v1/machines/${id}`))?.status).toBe(200);
   });
 
@@ -106,8 +108,8 @@ describe.each([
     await logged(id, 'up'); // its SIGUSR2 handler is installed
     const stop = await call(base, 'POST', `/v1/machines/${id}/stop`);
     expect(stop).toMatchObject({ status: 409, body: { code: 'FLYD_ERR_CONFLICT' } });
-    expect((await call(base, 'GET', `/v1/machines/${id}`))?.body.state).toBe('starting');
-    await call(base, 'POST', `/v1/machines/${id}/signal`, { signal: 'SIGUSR2' }); // now it listens
+    expect((await callExpecting(base, 'GET', `/v1/machines/${id}`)).body.state).toBe('starting');
+    await callExpecting(base, 'POST', `/v1/machines/${id}/signal`, { signal: 'SIGUSR2' }); // now it listens
     await settledIn(base, id, 'started');
     expect((await call(base, 'DELETE', `/v1/machines/${id}?kill=true`))?.status).toBe(200);
   });
@@ -119,7 +121,7 @@ describe.each([
     const stop = await call(base, 'POST', `/v1/machines/${id}/stop`, { timeout: 0.2 });
     expect(stop).toMatchObject({ status: 200, body: { ok: true } });
     await logged(id, 'ignored SIGTERM'); // it did see the SIGTERM, and outlived it
-    expect((await call(base, 'GET', `/v1/machines/${id}`))?.body.state).toBe('stopped');
+    expect((await callExpecting(base, 'GET', `/v1/machines/${id}`)).body.state).toBe('stopped');
     expect(machinePids(id)).toEqual([]);
     const row = await client().queryObjects<{ state: string }>([
       'SELECT state FROM machines WHERE id = ?',
@@ -135,7 +137,7 @@ describe.each([
     // The fixture's flyd runs with --stop-timeout-ms 2000.
     expect(await call(base, 'POST', `/v1/machines/${id}/stop`)).toMatchObject({ status: 200 });
     await logged(id, 'ignored SIGTERM');
-    expect((await call(base, 'GET', `/v1/machines/${id}`))?.body.state).toBe('stopped');
+    expect((await callExpecting(base, 'GET', `/v1/machines/${id}`)).body.state).toBe('stopped');
     expect(machinePids(id)).toEqual([]);
   });
 
@@ -177,7 +179,7 @@ describe.each([
     await logged(id, 'up');
     await logged(id, 'child up');
     expect(machinePids(id).length).toBeGreaterThanOrEqual(2);
-    await call(base, 'POST', `/v1/machines/${id}/signal`, { signal: 'SIGUSR2' }); // main exits 0
+    await callExpecting(base, 'POST', `/v1/machines/${id}/signal`, { signal: 'SIGUSR2' }); // main exits 0
     await inState(base, id, 'stopped');
     expect(machinePids(id)).toEqual([]); // a VM's processes end with its init: so do a machine's
   });
@@ -192,12 +194,13 @@ describe.each([
     });
     expect(stop).toMatchObject({ status: 200 });
     await logged(id, 'got SIGINT');
-    const lines = (await call(base, 'GET', `/v1/machines/${id}/logs`))!.body as unknown as {
+    const lines = (await callExpecting(base, 'GET', `/v1/machines/${id}/logs`)).body as unknown as {
       message: string;
     }[];
     expect(lines.map((line) => line.message)).not.toContain('ignored SIGTERM');
     expect(machinePids(id)).toEqual([]);
     const refused = await call(base, 'POST', `/v1/machines/${id}/stop`, { signal: 'SIGNOPE' });
-    expect(refused?.status).toBe(400);
+    expect(refused).toMatchObject({ status: 400, body: { code: 'BAD_REQUEST' } });
+    expect(refused?.body.error).toContain('signal');
   });
 });

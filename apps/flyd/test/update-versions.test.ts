@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, eventually, FlydFixture, hello, inState } from './flyd-fixture.js';
+import { callExpecting } from './expect-status.js';
+import { eventually, FlydFixture, hello, inState } from './flyd-fixture.js';
 
 interface Version {
   version: string;
@@ -26,24 +27,28 @@ describe('machine versions across updates', () => {
   afterAll(() => fixture.close());
 
   const versionsOf = async (id: string) =>
-    (await call(api, 'GET', `/v1/machines/${id}/versions`))?.body as unknown as Version[];
+    (await callExpecting(api, 'GET', `/v1/machines/${id}/versions`)).body as unknown as Version[];
 
   it('marks every version an update superseded replaced, and records the replaced instance', async () => {
-    const created = await call(api, 'POST', '/v1/machines', {
+    const created = await callExpecting(api, 'POST', '/v1/machines', {
       app: 'versions',
       config: { ...hello, env: { V: '1' } },
     });
-    const id = created?.body.id as string;
-    const first = created?.body.instance_id as string;
+    const id = created.body.id as string;
+    const first = created.body.instance_id as string;
     await inState(api, id, 'started');
     expect(await versionsOf(id)).toMatchObject([{ version: first, state: 'started' }]);
 
     const second = (
-      await call(api, 'POST', `/v1/machines/${id}`, { config: { ...hello, env: { V: '2' } } })
-    )?.body.instance_id as string;
+      await callExpecting(api, 'POST', `/v1/machines/${id}`, {
+        config: { ...hello, env: { V: '2' } },
+      })
+    ).body.instance_id as string;
     const third = (
-      await call(api, 'POST', `/v1/machines/${id}`, { config: { ...hello, env: { V: '3' } } })
-    )?.body.instance_id as string;
+      await callExpecting(api, 'POST', `/v1/machines/${id}`, {
+        config: { ...hello, env: { V: '3' } },
+      })
+    ).body.instance_id as string;
     expect(new Set([first, second, third]).size).toBe(3);
     await inState(api, id, 'started');
     expect(await versionsOf(id)).toMatchObject([
@@ -52,7 +57,7 @@ describe('machine versions across updates', () => {
       { version: first, state: 'replaced', user_config: { env: { V: '1' } } },
     ]);
 
-    const events = (await call(api, 'GET', `/v1/machines/${id}`))?.body.events as Event[];
+    const events = (await callExpecting(api, 'GET', `/v1/machines/${id}`)).body.events as Event[];
     const replaced = events.filter((event) => event.status === 'replaced');
     expect(replaced).toEqual([
       expect.objectContaining({
@@ -68,7 +73,7 @@ describe('machine versions across updates', () => {
     ]);
 
     // The current version follows its machine's state; the replaced ones stay replaced.
-    await call(api, 'POST', `/v1/machines/${id}/stop`);
+    await callExpecting(api, 'POST', `/v1/machines/${id}/stop`);
     await eventually(async () => {
       const [current] = await versionsOf(id);
       return current?.state === 'stopped' ? true : undefined;
@@ -77,6 +82,6 @@ describe('machine versions across updates', () => {
       'replaced',
       'replaced',
     ]);
-    await call(api, 'DELETE', `/v1/machines/${id}`);
+    await callExpecting(api, 'DELETE', `/v1/machines/${id}`);
   }, 30_000);
 });

@@ -35,7 +35,7 @@ export function leaseRoutes(
     const ttlSeconds =
       request.body?.ttl ?? (request.query.ttl === undefined ? 30 : Number(request.query.ttl));
     if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1 || ttlSeconds > 3600) {
-      throw flydError('FLYD_ERR_BAD_CONFIG', 'ttl must be whole seconds between 1 and 3600');
+      throw flydError('FLYD_ERR_BAD_REQUEST', 'ttl must be whole seconds between 1 and 3600');
     }
     const lease = leases.acquire(request.params.id, {
       ttlSeconds,

@@ -35,11 +35,14 @@ export function machineProcessRoutes(app: FastifyInstance, deps: MachineRouteDep
     } else if (typeof cmd === 'string' && cmd.trim() !== '') {
       argv = ['/bin/sh', '-c', cmd]; // Fly's `cmd` is one command line
     } else {
-      throw flydError('FLYD_ERR_BAD_CONFIG', 'exec needs "command" (an array of strings) or "cmd"');
+      throw flydError(
+        'FLYD_ERR_BAD_REQUEST',
+        'exec needs "command" (an array of strings) or "cmd"',
+      );
     }
     if (typeof timeout !== 'number' || !(timeout > 0) || timeout > 600) {
       throw flydError(
-        'FLYD_ERR_BAD_CONFIG',
+        'FLYD_ERR_BAD_REQUEST',
         'timeout must be seconds, more than 0 and at most 600',
       );
     }

@@ -171,10 +171,10 @@ export function machineRoutes(app: FastifyInstance, deps: MachineRouteDeps): voi
       // Several states, comma-separated (flaps passes Fly's repeated `state`): any one ends it.
       const wanted = (request.query.state ?? 'started').split(',') as MachineState[];
       if (!wanted.every((state) => states.includes(state)))
-        throw flydError('FLYD_ERR_BAD_CONFIG', `state must be one of ${states.join(', ')}`);
+        throw flydError('FLYD_ERR_BAD_REQUEST', `state must be one of ${states.join(', ')}`);
       const seconds = request.query.timeout === undefined ? 60 : Number(request.query.timeout);
       if (!Number.isFinite(seconds) || seconds <= 0)
-        throw flydError('FLYD_ERR_BAD_CONFIG', 'timeout must be a positive number of seconds');
+        throw flydError('FLYD_ERR_BAD_REQUEST', 'timeout must be a positive number of seconds');
       const machine = await deps.machines.wait(
         request.params.id,
         wanted,

@@ -130,10 +130,10 @@ export function volumeRoutes(
     async (request) => {
       const header = request.headers[volumeRecordHeader];
       if (typeof header !== 'string')
-        throw flydError('FLYD_ERR_BAD_CONFIG', `the ${volumeRecordHeader} header is required`);
-      const record = JSON.parse(Buffer.from(header, 'base64url').toString()) as VolumeRecord;
-      if (record.id !== request.params.id)
-        throw flydError('FLYD_ERR_BAD_CONFIG', `${volumeRecordHeader} names another volume`);
+        throw flydError('FLYD_ERR_BAD_REQUEST', `the ${volumeRecordHeader} header is required`);
+      const record = volumeRecordOf(header);
+      if (record?.id !== request.params.id)
+        throw flydError('FLYD_ERR_BAD_REQUEST', `${volumeRecordHeader} names another volume`);
       return view(await volumes.import(record, request.raw));
     },
   );
@@ -154,4 +154,14 @@ function snapshotView(snapshot: {
     status: 'created',
     retention_days: null,
   };
+}
+
+/** The volume record a migrate's source sends (base64url JSON); undefined when it is not one. */
+function volumeRecordOf(header: string): VolumeRecord | undefined {
+  try {
+    const record: unknown = JSON.parse(Buffer.from(header, 'base64url').toString());
+    return record !== null && typeof record === 'object' ? (record as VolumeRecord) : undefined;
+  } catch {
+    return undefined; // not JSON: answered as a record of another volume, 400
+  }
 }
