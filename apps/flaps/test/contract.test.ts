@@ -448,6 +448,13 @@ describe('the Machines API contract', () => {
       [
         'POST',
         '/v1/apps/contract/volumes',
+        { name: 'data', region: 'ams', compute: { memory_mb: '512' } },
+        'BAD_REQUEST',
+        'compute.memory_mb must be an integer',
+      ],
+      [
+        'POST',
+        '/v1/apps/contract/volumes',
         { name: 'data', region: 'ams', size_gb: -1 },
         'BAD_REQUEST',
         'size_gb',

@@ -1,5 +1,6 @@
+import { guestOf, guestSchema } from '@fleet/machine-config';
 import type { FastifyInstance } from 'fastify';
-import { flapsError } from '../errors.js';
+import { configValidator, flapsError } from '../errors.js';
 import type { FlydClient } from '../flyd-client.js';
 import { placeMachine, type WorkerHost } from '../placement.js';
 import { regionsOf } from '../regions.js';
@@ -46,7 +47,8 @@ interface CreateVolumeBody {
   snapshot_id?: string | null;
   source_volume_id?: string | null;
   require_unique_zone?: boolean | null;
-  compute?: { memory_mb?: number } | null;
+  /** fly-go's `MachineGuest` of the machine meant to mount it, checked as a config's `guest`. */
+  compute?: Record<string, unknown> | null;
 }
 
 const volumeIdPattern = '^vol_[a-z0-9]{16}$';
@@ -72,7 +74,7 @@ const createSchema = {
       require_unique_zone: { type: ['boolean', 'null'] },
       machines_only: { type: ['boolean', 'null'] },
       fstype: { type: ['string', 'null'] },
-      compute: { type: ['object', 'null'] },
+      compute: { ...guestSchema, type: ['object', 'null'] },
       compute_image: { type: 'string' },
     },
   },
@@ -89,7 +91,8 @@ export function volumeRoutes(app: FastifyInstance, state: FleetState, flyd: Flyd
 
   app.post<{ Params: { app: string }; Body: CreateVolumeBody }>(
     '/v1/apps/:app/volumes',
-    { schema: createSchema },
+    // The machine config's validator, for `compute`: the rules and words of `config.guest`.
+    { schema: createSchema, validatorCompiler: configValidator },
     async (request) => {
       const appName = request.params.app;
       const body = request.body;
@@ -217,7 +220,8 @@ async function volumeHost(
   }
   return placeMachine(hosts, {
     region: body.region,
-    memoryMb: body.compute?.memory_mb ?? 0,
+    // Room for the machine that will mount it, when the caller says which (none otherwise).
+    memoryMb: body.compute ? guestOf({ guest: body.compute }).memoryMb : 0,
     sameGroup: sameName,
   });
 }
