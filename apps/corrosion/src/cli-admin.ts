@@ -5,9 +5,7 @@ import { restoreBackup } from './restore.js';
 type ApiConfig = { 'api-addr': string; 'api-token'?: string };
 
 async function call(config: ApiConfig, method: string, path: string, body?: unknown) {
-  if (config['api-addr'].includes('://')) {
-    throw new UsageError('--api-addr is host:port, without a scheme');
-  }
+  // --api-addr is a host:port (its format, checked by parseConfig): no scheme.
   const response = await fetch(`http://${config['api-addr']}${path}`, {
     method,
     headers: {

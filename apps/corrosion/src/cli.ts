@@ -1,10 +1,11 @@
 import { CorrosionClient } from '@fleet/corrosion-client';
-import { parseConfig, UsageError } from '@fleet/service';
+import { parseConfig } from '@fleet/service';
 
 /** The flags every client command has: where the agent is, and its token. */
 export const apiSpec = {
   'api-addr': {
     type: 'string',
+    format: 'address',
     default: '127.0.0.1:8787',
     description: 'address of the agent API',
   },
@@ -31,8 +32,6 @@ export async function runClientCommand(command: 'exec' | 'query', argv: string[]
       : 'Runs a read-only query on a running agent and prints one JSON array per row.';
   const config = parseConfig({ name: `corrosion ${command}`, summary }, clientSpec, argv);
   if (!config) return;
-  if (config['api-addr'].includes('://'))
-    throw new UsageError('--api-addr is host:port, without a scheme');
   const client = new CorrosionClient({
     url: `http://${config['api-addr']}`,
     token: config['api-token'],

@@ -24,7 +24,12 @@ const defaultSchema = join(dirname(fileURLToPath(import.meta.url)), '..', 'schem
 
 export const agentSpec = {
   db: { type: 'string', required: true, description: 'SQLite database file (created if missing)' },
-  'api-addr': { type: 'string', default: '127.0.0.1:8787', description: 'HTTP API listen address' },
+  'api-addr': {
+    type: 'string',
+    format: 'address',
+    default: '127.0.0.1:8787',
+    description: 'HTTP API listen address',
+  },
   schema: {
     type: 'string',
     default: defaultSchema,
@@ -68,6 +73,7 @@ export const agentSpec = {
   },
   'gossip-addr': {
     type: 'string',
+    format: 'address',
     description: 'host:port for SWIM and broadcasts (UDP) and sync (TCP); none: a single agent',
   },
   bootstrap: {

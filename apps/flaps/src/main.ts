@@ -15,9 +15,15 @@ import { createFlapsServer } from './server.js';
 import { FleetState } from './state.js';
 
 const spec = {
-  listen: { type: 'string', default: '127.0.0.1:4280', description: 'API listen address' },
+  listen: {
+    type: 'string',
+    format: 'address',
+    default: '127.0.0.1:4280',
+    description: 'API listen address',
+  },
   'corrosion-url': {
     type: 'string',
+    format: 'url',
     required: true,
     description: 'base URL of the local corrosion API',
   },

@@ -28,16 +28,19 @@ const spec = {
   },
   listen: {
     type: 'string',
+    format: 'address',
     default: '127.0.0.1:8080',
     description: 'listener for user traffic (HTTP/1.1)',
   },
   'admin-listen': {
     type: 'string',
+    format: 'address',
     default: '127.0.0.1:0',
     description: 'listener for /metrics and /status',
   },
   'corrosion-url': {
     type: 'string',
+    format: 'url',
     required: true,
     description: 'base URL of the local corrosion API',
   },

@@ -41,10 +41,16 @@ const repoImages = resolve(
 );
 
 const spec = {
-  listen: { type: 'string', default: '127.0.0.1:4281', description: 'API listen address' },
+  listen: {
+    type: 'string',
+    format: 'address',
+    default: '127.0.0.1:4281',
+    description: 'API listen address',
+  },
   'data-dir': { type: 'string', required: true, description: 'flyd.db and the machines folders' },
   'corrosion-url': {
     type: 'string',
+    format: 'url',
     required: true,
     description: 'base URL of the local corrosion API',
   },
@@ -88,6 +94,7 @@ const spec = {
   },
   'log-sink': {
     type: 'string',
+    format: 'address',
     description: 'TCP log collector (host:port) that receives machine output as NDJSON',
   },
   'machine-limits': {

@@ -14,11 +14,13 @@ const spec = {
   },
   'proxy-listen': {
     type: 'string',
+    format: 'address',
     default: '127.0.0.1:8080',
     description: 'fly-proxy listener for user traffic',
   },
   'api-listen': {
     type: 'string',
+    format: 'address',
     default: '127.0.0.1:4280',
     description: 'flaps (Machines API) listener',
   },

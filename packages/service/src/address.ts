@@ -1,4 +1,4 @@
-import { UsageError } from './config.js';
+import { UsageError } from './usage-error.js';
 
 export interface ListenAddress {
   host: string;

@@ -1,5 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { parseListenAddress } from './address.js';
+import { UsageError } from './usage-error.js';
+
+export { UsageError };
 
 interface SettingBase {
   description: string;
@@ -19,11 +23,16 @@ export interface NumberSetting extends SettingBase {
   integer?: boolean;
 }
 
-/** A string, free or one of `choices`. */
+/**
+ * A string, free or one of `choices`, or of a `format` checked at start like a range: `url` an
+ * http(s) URL, `address` a `host:port` (port 0: any free one). A format's setting whose default
+ * is the empty string (meaning "none") also takes the empty string.
+ */
 export interface StringSetting extends SettingBase {
   type: 'string';
   default?: string;
   choices?: readonly string[];
+  format?: 'url' | 'address';
 }
 
 export interface BooleanSetting extends SettingBase {
@@ -45,11 +54,6 @@ type ValueOf<S extends Setting> = S extends { type: 'number' }
       : string;
 
 export type ConfigOf<S extends Spec> = { [K in keyof S]: ValueOf<S[K]> };
-
-/** A bad flag, value or config file: the caller prints the message and exits with status 2. */
-export class UsageError extends Error {
-  readonly code = 'USAGE_ERR';
-}
 
 export interface CommandInfo {
   /** Program name shown in the usage line, e.g. `flyd`. */
@@ -77,8 +81,8 @@ export function usage(info: CommandInfo, spec: Spec): string {
     help: { type: 'boolean', description: 'print this help and exit' },
   };
   for (const [key, setting] of Object.entries(all)) {
-    const choices = setting.type === 'string' ? setting.choices?.join('|') : undefined;
-    const value = setting.type === 'boolean' ? '' : ` <${choices ?? setting.type}>`;
+    const kind = setting.type === 'string' ? stringKind(setting) : setting.type;
+    const value = setting.type === 'boolean' ? '' : ` <${kind}>`;
     const notes = [
       setting.type === 'number' ? range(setting) : undefined,
       setting.required
@@ -178,5 +182,30 @@ function coerce(key: string, setting: Setting, raw: unknown): string | number | 
   if (setting.choices && !setting.choices.includes(raw)) {
     throw new UsageError(`--${key} must be one of ${setting.choices.join(', ')}, ${got}`);
   }
+  if (setting.format && !(raw === '' && setting.default === '') && !hasFormat(setting, raw)) {
+    const words = setting.format === 'url' ? 'an http:// or https:// URL' : 'a host:port address';
+    throw new UsageError(`--${key} must be ${words}, ${got}`);
+  }
   return raw;
+}
+
+/** What `--help` shows as a string's value: its choices, its format, or `string`. */
+function stringKind(setting: StringSetting): string {
+  if (setting.choices) return setting.choices.join('|');
+  if (setting.format === 'address') return 'host:port';
+  return setting.format ?? 'string';
+}
+
+function hasFormat(setting: StringSetting, raw: string): boolean {
+  if (setting.format === 'address') {
+    try {
+      parseListenAddress(raw);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+  if (!URL.canParse(raw)) return false;
+  const url = new URL(raw);
+  return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '';
 }

@@ -1,7 +1,7 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it, vi } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import {
   authorizationMatches,
   parseConfig,
@@ -16,14 +16,27 @@ const spec = {
   retries: { type: 'number', default: 3, min: 0, max: 10, description: 'how many retries' },
   ratio: { type: 'number', default: 0.5, min: 0, max: 1, integer: false, description: 'a share' },
   mode: { type: 'string', default: 'edge', choices: ['edge', 'backhaul'], description: 'role' },
+  upstream: { type: 'string', format: 'url', default: 'http://127.0.0.1:1', description: 'an API' },
+  'tls-listen': { type: 'string', format: 'address', default: '', description: 'off when empty' },
   verbose: { type: 'boolean', default: false, description: 'say more' },
   token: { type: 'string', required: true, description: 'the secret' },
 } as const;
 
+/** Temporary directories of config files, removed after the file's tests, passed or not. */
+const dirs: string[] = [];
+const tempDir = () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fleet-config-'));
+  dirs.push(dir);
+  return dir;
+};
+afterAll(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
 describe('parseConfig', () => {
   // Flags beat the config file, which beats the defaults; numbers are parsed.
   it('layers defaults, file and flags', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'fleet-config-'));
+    const dir = tempDir();
     const file = join(dir, 'c.json');
     writeFileSync(file, JSON.stringify({ retries: 7, token: 'from-file' }));
     const config = parseConfig(info, spec, ['--config', file, '--token', 'flag']);
@@ -32,6 +45,8 @@ describe('parseConfig', () => {
       retries: 7,
       ratio: 0.5,
       mode: 'edge',
+      upstream: 'http://127.0.0.1:1',
+      'tls-listen': '',
       verbose: false,
       token: 'flag',
     });
@@ -42,7 +57,7 @@ describe('parseConfig', () => {
     expect(() => parseConfig(info, spec, ['--nope'])).toThrow(UsageError);
     expect(() => parseConfig(info, spec, ['--token', 't', '--retries', 'x'])).toThrow(/--retries/);
     expect(() => parseConfig(info, spec, [])).toThrow(/--token/);
-    const dir = mkdtempSync(join(tmpdir(), 'fleet-config-'));
+    const dir = tempDir();
     const file = join(dir, 'c.json');
     writeFileSync(file, JSON.stringify({ tokn: 'typo' }));
     expect(() => parseConfig(info, spec, ['--config', file])).toThrow(/unknown setting "tokn"/);
@@ -69,12 +84,35 @@ describe('parseConfig', () => {
     expect(() => parse('--mode', 'core')).toThrow(
       new UsageError('--mode must be one of edge, backhaul, got "core"'),
     );
-    const dir = mkdtempSync(join(tmpdir(), 'fleet-config-'));
+    const dir = tempDir();
     const file = join(dir, 'c.json');
     writeFileSync(file, JSON.stringify({ retries: 1e9 }));
     expect(() => parse('--config', file)).toThrow(/--retries must be a whole number from 0 to 10/);
     writeFileSync(file, JSON.stringify({ mode: 'core' }));
     expect(() => parse('--config', file)).toThrow(/--mode must be one of edge, backhaul/);
+  });
+
+  // A URL or address setting is checked at start like a range: a careless value names the flag
+  // instead of starting a server that retries a URL it can never reach.
+  it('checks URL and address formats, naming the flag', () => {
+    const parse = (...argv: string[]) => parseConfig(info, spec, ['--token', 't', ...argv]);
+    expect(parse()).toMatchObject({ upstream: 'http://127.0.0.1:1', 'tls-listen': '' });
+    expect(
+      parse('--upstream', 'https://corrosion.internal:8787/', '--tls-listen', '[::1]:0'),
+    ).toMatchObject({ upstream: 'https://corrosion.internal:8787/', 'tls-listen': '[::1]:0' });
+    for (const bad of ['notaurl', '127.0.0.1:8787', 'ftp://host/', 'http://', ''])
+      expect(() => parse('--upstream', bad), bad).toThrow(
+        new UsageError(`--upstream must be an http:// or https:// URL, got ${JSON.stringify(bad)}`),
+      );
+    for (const bad of ['nonsense', '8080', 'host:70000', 'http://host:1'])
+      expect(() => parse('--tls-listen', bad), bad).toThrow(
+        new UsageError(`--tls-listen must be a host:port address, got ${JSON.stringify(bad)}`),
+      );
+    const file = join(tempDir(), 'c.json');
+    writeFileSync(file, JSON.stringify({ upstream: 'localhost' }));
+    expect(() => parse('--config', file)).toThrow(/--upstream must be an http/);
+    expect(usage(info, spec)).toContain('--upstream <url>');
+    expect(usage(info, spec)).toContain('--tls-listen <host:port>');
   });
 
   // --help prints every flag with its default, range or choices, and asks the caller to exit.

@@ -39,6 +39,7 @@ export { TlsError } from './tls-error.js';
 export const tlsSpec = {
   'tls-listen': {
     type: 'string',
+    format: 'address',
     default: '',
     description: 'listener for TLS: h2 and HTTP/1.1 by ALPN, certificates by SNI (empty: none)',
   },

@@ -1,0 +1,4 @@
+/** A bad flag, value or config file: the caller prints the message and exits with status 2. */
+export class UsageError extends Error {
+  readonly code = 'USAGE_ERR';
+}
