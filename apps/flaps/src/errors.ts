@@ -38,10 +38,11 @@ export function flapsError(code: FlapsErrorCode, message: string): HttpError {
 }
 
 /**
- * The validator of routes whose body holds a machine config (create, update): the schema flyd
- * checks too (@fleet/machine-config). A problem in `config` is 400 FLAPS_ERR_BAD_CONFIG, any
- * other 400 BAD_REQUEST (the service's code for a body that breaks its schema), each naming the
- * field; the Fly error shape (`invalid_argument: ...`) is added by fly-errors.ts.
+ * The validator of routes whose body holds a machine config or a part of one (create and update;
+ * a placement's or a volume's `compute`, a guest): the schema flyd checks too
+ * (@fleet/machine-config). A problem in `config` is 400 FLAPS_ERR_BAD_CONFIG, any other 400
+ * BAD_REQUEST (the service's code for a body that breaks its schema), each naming the field; the
+ * Fly error shape (`invalid_argument: ...`) is added by fly-errors.ts.
  */
 export const configValidator = bodyValidatorCompiler((problem) =>
   problem.field === 'config' || problem.field.startsWith('config.')
