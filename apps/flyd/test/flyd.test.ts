@@ -55,6 +55,12 @@ describe('flyd', () => {
     });
     return { status: response.status, body: (await response.json()) as Record<string, unknown> };
   };
+  /** A call that must answer 200 (every call's status is checked): its answer. */
+  const ok = async (method: string, path: string, body?: unknown) => {
+    const answer = await call(method, path, body);
+    expect(answer.status, `${method} ${path}: ${JSON.stringify(answer.body)}`).toBe(200);
+    return answer;
+  };
   const rowState = async (id: string) =>
     (
       await client.queryObjects<{ state: string }>([
@@ -133,6 +139,7 @@ describe('flyd', () => {
       app: 'web',
       config: { image: 'hello', init: { exec: ['/nonexistent/binary'] } },
     });
+    expect(broken.status).toBe(200); // the create is accepted; its launch fails
     const brokenId = broken.body.id as string;
     expect(
       (await call('GET', `/v1/machines/${brokenId}/wait?state=stopped&timeout=10`)).status,
@@ -186,9 +193,8 @@ describe('flyd', () => {
   });
 
   it('stops its machines on SIGTERM and starts them again at boot', async () => {
-    const id = (await call('POST', '/v1/machines', { app: 'web', config: hello })).body
-      .id as string;
-    await call('GET', `/v1/machines/${id}/wait?state=started&timeout=10`);
+    const id = (await ok('POST', '/v1/machines', { app: 'web', config: hello })).body.id as string;
+    await ok('GET', `/v1/machines/${id}/wait?state=started&timeout=10`);
     expect(machinePids(id).length).toBeGreaterThan(0);
     await flyd.stop();
     expect(await flyd.exited).toBe(0);
@@ -207,7 +213,7 @@ describe('flyd', () => {
       image: 'hello',
       restart: { policy: 'on-failure', max_retries: 2 },
     };
-    const id = (await call('POST', '/v1/machines', { app: 'web', config: crasher })).body
+    const id = (await ok('POST', '/v1/machines', { app: 'web', config: crasher })).body
       .id as string;
     const exits = async () =>
       (
@@ -227,9 +233,8 @@ describe('flyd', () => {
   });
 
   it('restarts a machine on request and passes signals to it', async () => {
-    const id = (await call('POST', '/v1/machines', { app: 'web', config: hello })).body
-      .id as string;
-    await call('GET', `/v1/machines/${id}/wait?state=started&timeout=10`);
+    const id = (await ok('POST', '/v1/machines', { app: 'web', config: hello })).body.id as string;
+    await ok('GET', `/v1/machines/${id}/wait?state=started&timeout=10`);
     const before = machinePids(id);
     expect((await call('POST', `/v1/machines/${id}/restart`, { timeout: 5 })).body).toEqual({
       ok: true,
@@ -259,7 +264,7 @@ describe('flyd', () => {
         alive: { type: 'http', port: 8080, path: '/', interval: '100ms', timeout: '300ms' },
       },
     };
-    const id = (await call('POST', '/v1/machines', { app: 'web', config: checked })).body
+    const id = (await ok('POST', '/v1/machines', { app: 'web', config: checked })).body
       .id as string;
     const status = async () =>
       (
@@ -275,18 +280,17 @@ describe('flyd', () => {
       return status();
     };
     expect(await until('passing')).toBe('passing');
-    await call('POST', `/v1/machines/${id}/signal`, { signal: 'SIGSTOP' }); // frozen: answers nothing
+    await ok('POST', `/v1/machines/${id}/signal`, { signal: 'SIGSTOP' }); // frozen: answers nothing
     expect(await until('critical')).toBe('critical');
-    await call('POST', `/v1/machines/${id}/signal`, { signal: 'SIGCONT' });
+    await ok('POST', `/v1/machines/${id}/signal`, { signal: 'SIGCONT' });
     expect(await until('passing')).toBe('passing');
-    await call('DELETE', `/v1/machines/${id}?kill=true`);
+    await ok('DELETE', `/v1/machines/${id}?kill=true`);
     expect(await until(undefined)).toBeUndefined();
   });
 
   it('updates a machine to a new version, keeps metadata, and cordons it off the proxy', async () => {
-    const id = (await call('POST', '/v1/machines', { app: 'web', config: hello })).body
-      .id as string;
-    await call('GET', `/v1/machines/${id}/wait?state=started&timeout=10`);
+    const id = (await ok('POST', '/v1/machines', { app: 'web', config: hello })).body.id as string;
+    await ok('GET', `/v1/machines/${id}/wait?state=started&timeout=10`);
     const before = (await call('GET', `/v1/machines/${id}`)).body;
     const pids = machinePids(id);
     const updated = await call('POST', `/v1/machines/${id}`, {
@@ -319,21 +323,21 @@ describe('flyd', () => {
       (await client.queryObjects(['SELECT internal_port FROM services WHERE machine_id = ?', [id]]))
         .length;
     expect(await services()).toBe(1);
-    await call('POST', `/v1/machines/${id}/cordon`);
+    await ok('POST', `/v1/machines/${id}/cordon`);
     expect(await services()).toBe(0);
-    await call('POST', `/v1/machines/${id}/uncordon`);
+    await ok('POST', `/v1/machines/${id}/uncordon`);
     expect(await services()).toBe(1);
-    await call('DELETE', `/v1/machines/${id}?kill=true`);
+    await ok('DELETE', `/v1/machines/${id}?kill=true`);
   });
 
   it('suspends a machine with SIGSTOP and resumes it on start; lists versions, processes; execs', async () => {
     const id = (
-      await call('POST', '/v1/machines', {
+      await ok('POST', '/v1/machines', {
         app: 'web',
         config: { ...hello, env: { GREETING: 'v1' } },
       })
     ).body.id as string;
-    await call('GET', `/v1/machines/${id}/wait?state=started&timeout=10`);
+    await ok('GET', `/v1/machines/${id}/wait?state=started&timeout=10`);
     const [pid] = machinePids(id);
     const processState = () =>
       spawnSync('ps', ['-o', 'stat=', '-p', String(pid)], { encoding: 'utf8' }).stdout.trim();
@@ -372,7 +376,7 @@ describe('flyd', () => {
     expect(slow.body).toMatchObject({ exit_signal: 9 });
     expect((await call('POST', `/v1/machines/${id}/exec`, {})).status).toBe(400);
 
-    await call('POST', `/v1/machines/${id}`, { config: { ...hello, env: { GREETING: 'v2' } } });
+    await ok('POST', `/v1/machines/${id}`, { config: { ...hello, env: { GREETING: 'v2' } } });
     const versions = (await call('GET', `/v1/machines/${id}/versions`)).body as unknown as {
       version: string;
       user_config: { env: { GREETING: string } };
@@ -380,11 +384,11 @@ describe('flyd', () => {
     expect(versions.map((version) => version.user_config.env.GREETING)).toEqual(['v2', 'v1']);
     expect(versions[0]!.version).toBe((await call('GET', `/v1/machines/${id}`)).body.instance_id);
 
-    await call('POST', `/v1/machines/${id}/suspend`);
-    await call('POST', `/v1/machines/${id}/stop`, { timeout: 5 });
+    await ok('POST', `/v1/machines/${id}/suspend`);
+    await ok('POST', `/v1/machines/${id}/stop`, { timeout: 5 });
     expect((await call('GET', `/v1/machines/${id}`)).body.state).toBe('stopped');
     expect((await call('GET', `/v1/machines/${id}/ps`)).status).toBe(412);
-    await call('DELETE', `/v1/machines/${id}?kill=true`);
+    await ok('DELETE', `/v1/machines/${id}?kill=true`);
   });
 
   it('documents every error code it has', () => {

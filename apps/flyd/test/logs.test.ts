@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { callExpecting } from './expect-status.js';
 import { call, eventually, FlydFixture } from './flyd-fixture.js';
 
 // Prints `line-0` … `line-1499`, then exits.
@@ -124,11 +125,13 @@ describe("a machine's output", () => {
       for (const flags of [[], ['--log-sink', `127.0.0.1:${collectorPort}`]]) {
         const base = await flyd(flags);
         const script = `process.stdout.write('one\\ntwo\\nlast words', () => process.exit(0));`;
-        const id = (await call(base, 'POST', '/v1/machines', {
-          app: 'logs',
-          config: exitsAfter(script),
-        }))!.body.id as string;
-        await call(base, 'GET', `/v1/machines/${id}/wait?state=stopped&timeout=30`);
+        const id = (
+          await callExpecting(base, 'POST', '/v1/machines', {
+            app: 'logs',
+            config: exitsAfter(script),
+          })
+        ).body.id as string;
+        await callExpecting(base, 'GET', `/v1/machines/${id}/wait?state=stopped&timeout=30`);
         // The process's exit can come before the end of its pipes: read until the ring has 3
         // lines, or (a missing line being the failure) up to the poll's bound.
         const readRing = async () =>

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { callExpecting } from './expect-status.js';
 import { call, FlydFixture, hello, inState } from './flyd-fixture.js';
 
 // Each machine runs in a root of its own: a fresh copy of its image with the config's files,
@@ -46,7 +47,7 @@ describe('a machine root', () => {
   it('is its own: two machines of one image do not share a working directory', async () => {
     const [first, second] = [newId(), newId()];
     for (const id of [first, second]) {
-      await call(api, 'POST', '/v1/machines', { id, app: 'roots', config: hello });
+      await callExpecting(api, 'POST', '/v1/machines', { id, app: 'roots', config: hello });
       await started(id);
     }
     await exec(first!, 'echo mine > note.txt');

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { CorrosionClient } from '@fleet/corrosion-client';
 import { type ServerProcess, startServerProcess } from '@fleet/service';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { callExpecting } from './expect-status.js';
 import { call, eventually, FlydFixture, hello } from './flyd-fixture.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -58,14 +59,15 @@ describe('a migrate between workers with their own corrosion agents', () => {
   it('leaves every agent with the target as the owner of the machine and its volume', async () => {
     const sourceApi = source.flyd!.urls.api!;
     const targetApi = target.flyd!.urls.api!;
-    const volume = (await call(sourceApi, 'POST', '/v1/volumes', { app: 'hosts', name: 'data' }))
-      ?.body.id as string;
-    const created = await call(sourceApi, 'POST', '/v1/machines', {
+    const volume = (
+      await callExpecting(sourceApi, 'POST', '/v1/volumes', { app: 'hosts', name: 'data' })
+    ).body.id as string;
+    const created = await callExpecting(sourceApi, 'POST', '/v1/machines', {
       app: 'hosts',
       config: { ...hello, mounts: [{ volume, path: '/data' }] },
     });
-    const id = created?.body.id as string;
-    await call(sourceApi, 'GET', `/v1/machines/${id}/wait?state=started&timeout=15`);
+    const id = created.body.id as string;
+    await callExpecting(sourceApi, 'GET', `/v1/machines/${id}/wait?state=started&timeout=15`);
     const moved = await call(sourceApi, 'POST', `/v1/machines/${id}/migrate`, {
       target_url: targetApi,
       target_host_id: 'dst',

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { callExpecting } from './expect-status.js';
 import { call, eventually, FlydFixture, inState } from './flyd-fixture.js';
 import { machinePids } from './machine-processes.js';
 
@@ -83,6 +84,6 @@ describe('restart-policy restarts pending when flyd dies', () => {
     expect(await exits(spent)).toHaveLength(2);
     expect(await exits(never)).toHaveLength(1);
     for (const id of [pending, spent, never])
-      await call(api, 'DELETE', `/v1/machines/${id}?kill=true`);
+      await callExpecting(api, 'DELETE', `/v1/machines/${id}?kill=true`);
   }, 60_000);
 });
