@@ -16,10 +16,12 @@ describe('the Machines API contract when a part of the fleet is down', () => {
 
   beforeAll(async () => {
     fleet = await startFleet();
-    await fleet.call('POST', '/v1/apps', { app_name: 'outage' });
+    expect((await fleet.call('POST', '/v1/apps', { app_name: 'outage' })).status).toBe(201);
     const created = await fleet.call('POST', '/v1/apps/outage/machines', { config: hello });
+    expect(created.status).toBe(200);
     machinePath = `/v1/apps/outage/machines/${created.body.id}`;
-    await fleet.call('GET', `${machinePath}/wait?state=started&timeout=30`);
+    const waited = await fleet.call('GET', `${machinePath}/wait?state=started&timeout=30`);
+    expect(waited.status).toBe(200);
   });
   afterAll(async () => {
     await fleet?.stop();
