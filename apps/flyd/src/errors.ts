@@ -36,7 +36,7 @@ export const FlydErrors = {
   ],
   FLYD_ERR_MIGRATE: [
     412,
-    'the machine cannot migrate there (same host, or the target worker refused it)',
+    'the machine cannot migrate there (same host, the target worker refused it, or its stored config predates the schema and must be updated first)',
   ],
   FLYD_ERR_NO_CAPACITY: [
     412,

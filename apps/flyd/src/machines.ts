@@ -31,7 +31,7 @@ import {
   type MachineState,
   type MachineStore,
 } from './machine-store.js';
-import { defineMigrateAction, type MigrateRequest } from './migrate.js';
+import { checkMigratable, defineMigrateAction, type MigrateRequest } from './migrate.js';
 import type { PeerClient } from './peer-client.js';
 import { freePort, waitForListener } from './ports.js';
 import type { Publisher } from './publisher.js';
@@ -335,6 +335,7 @@ export class MachineService {
         `machine ${id} is ${machine.state}; only a created, started or stopped machine migrates`,
       );
     }
+    checkMigratable(id, machine.config);
     this.#cancelRestart(id);
     await this.#outcome(this.#start(id, 'migrate', request).done, id, 'migrate');
   }

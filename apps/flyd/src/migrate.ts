@@ -1,5 +1,7 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { checkMachineConfig, MachineConfigError } from '@fleet/machine-config';
+import { flydError } from './errors.js';
 import { AbortStep, type FsmEngine } from './fsm/engine.js';
 import type { MachineSteps } from './machine-actions.js';
 import { type PeerClient, PeerError } from './peer-client.js';
@@ -11,6 +13,23 @@ export interface MigrateRequest {
   /** The target worker's flyd API and host id (flaps reads both from corrosion's `hosts`). */
   target_url: string;
   target_host_id: string;
+}
+
+/**
+ * A migrate recreates the machine on the target with a create, which checks its config against
+ * the schema; a config stored before the schema existed would be refused there only after this
+ * worker had stopped the machine and sent its volume. Refused here first (412), naming the field.
+ */
+export function checkMigratable(id: string, config: unknown): void {
+  try {
+    checkMachineConfig(config);
+  } catch (error) {
+    if (!(error instanceof MachineConfigError)) throw error;
+    throw flydError(
+      'FLYD_ERR_MIGRATE',
+      `machine ${id} cannot migrate until its config is updated: ${error.message}`,
+    );
+  }
 }
 
 interface Plan {
