@@ -111,27 +111,6 @@ export const agentSpec = {
     max: 64,
     description: 'members synced with per round',
   },
-  'health-gaps-max': {
-    type: 'number',
-    default: 1000,
-    min: 0,
-    max: 100_000_000,
-    description: '/v1/health is 503 past this many missing versions',
-  },
-  'health-lag-ms-max': {
-    type: 'number',
-    default: 10_000,
-    min: 0,
-    max: 86_400_000,
-    description: '/v1/health is 503 past this apply lag',
-  },
-  'health-queue-max': {
-    type: 'number',
-    default: 10_000,
-    min: 0,
-    max: 100_000_000,
-    description: '/v1/health is 503 past this many queued changesets',
-  },
 } as const;
 
 const commands = 'agent | exec | query | subscribe | cluster | backup | restore | reload';
@@ -226,11 +205,6 @@ async function runAgent(argv: string[]): Promise<void> {
     subscriberBufferedBytesMax: config['subscriber-buffer-bytes-max'],
     bodyLimitBytes: config['body-limit-bytes'],
     routeConcurrencyMax: config['route-concurrency-max'],
-    health: {
-      gapsMax: config['health-gaps-max'],
-      lagMsMax: config['health-lag-ms-max'],
-      queueMax: config['health-queue-max'],
-    },
   });
   const { app, subscriptions } = agent;
   onShutdown(logger, async () => {
