@@ -4,6 +4,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { CorrosionClient } from '@fleet/corrosion-client';
 import {
   createLogger,
+  httpLimits,
+  httpLimitsSpec,
   listenHttp,
   onShutdown,
   parseConfig,
@@ -45,6 +47,7 @@ const spec = {
     max: 600_000,
     description: 'bound on each call to a worker',
   },
+  ...httpLimitsSpec,
 } as const;
 
 /** How long connections accepted just before shutdown get to send their request. */
@@ -72,6 +75,7 @@ runMain(async () => {
     config.token,
     new FleetState(corrosion),
     flyd,
+    httpLimits(config, 'FLAPS_ERR_OVERLOADED'),
   );
   onShutdown(logger, async () => {
     // Stop accepting first, then give connections accepted an instant ago the time to send

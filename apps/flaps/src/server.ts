@@ -1,5 +1,5 @@
 import swagger from '@fastify/swagger';
-import { createHttpServer, type Logger, type MetricsExport } from '@fleet/service';
+import { createHttpServer, type HttpLimits, type Logger, type MetricsExport } from '@fleet/service';
 import type { FastifyInstance } from 'fastify';
 import { Authenticator, type Principal } from './auth.js';
 import { flapsError } from './errors.js';
@@ -30,8 +30,9 @@ export async function createFlapsServer(
   token: string,
   state: FleetState,
   flyd: FlydClient,
+  limits: HttpLimits,
 ): Promise<FastifyInstance> {
-  const app = createHttpServer({ logger, metrics });
+  const app = createHttpServer({ logger, metrics, limits });
   flyErrorBodies(app);
   // The OpenAPI document is generated from the same route schemas that validate requests.
   await app.register(swagger, {

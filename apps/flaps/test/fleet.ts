@@ -78,6 +78,8 @@ export interface FleetOptions {
   workers?: { hostId: string; region: string }[];
   /** Extra flags every flyd takes (`--memory-mb`, `--stop-timeout-ms`...). */
   flydArgs?: string[];
+  /** Extra flags flaps takes (`--in-flight-max`...). */
+  flapsArgs?: string[];
   /** Also start an edge fly-proxy routing `<app>.<domain>` from this region. */
   edgeProxy?: { domain: string; region: string };
 }
@@ -178,6 +180,7 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
     const api = await start('flaps', [
       ...['--listen', '127.0.0.1:0', '--corrosion-url', corrosion],
       ...['--token', operatorToken, '--flyd-token', flydToken],
+      ...(options.flapsArgs ?? []),
     ]);
     const call: Call = (...args) => request(api, operatorToken, ...args);
     const flyd: Fleet['flyd'] = (hostId, ...args) => {

@@ -6,6 +6,7 @@ export const ProxyErrors = {
   PROXY_ERR_NO_MACHINE: [503, 'the app has no started, healthy machine with an HTTP service'],
   PROXY_ERR_UPSTREAM: [502, 'the machine could not be reached or broke the connection'],
   PROXY_ERR_UPSTREAM_TIMEOUT: [504, 'the machine did not answer in time'],
+  PROXY_ERR_OVERLOADED: [503, 'the admin listener has its maximum of requests in flight'],
 } as const;
 
 export type ProxyErrorCode = keyof typeof ProxyErrors;

@@ -6,6 +6,7 @@ import {
   announceListening,
   createHttpServer,
   createLogger,
+  defaultHttpLimits,
   listenHttp,
   onShutdown,
   parseConfig,
@@ -90,6 +91,13 @@ const spec = {
     max: 600_000,
     description: 'bound on each catalog update',
   },
+  'admin-in-flight-max': {
+    type: 'number',
+    default: 64,
+    min: 1,
+    max: 100_000,
+    description: 'admin requests handled at once; past it 503 PROXY_ERR_OVERLOADED',
+  },
   ...tlsSpec,
 } as const;
 
@@ -138,7 +146,13 @@ runMain(async () => {
   });
   const server = createServer(handler);
   const tls = await startTls(config, { corrosion, handler: withHttp1Headers(handler), logger });
-  const admin = createHttpServer({ logger, metrics });
+  const admin = createHttpServer({
+    logger,
+    metrics,
+    limits: defaultHttpLimits('PROXY_ERR_OVERLOADED', {
+      inFlightMax: config['admin-in-flight-max'],
+    }),
+  });
   admin.get('/status', async () => ({
     mode: config.mode,
     region: config.region,

@@ -4,6 +4,7 @@ import { HttpError } from '@fleet/service';
 /** Error codes of flyd's API; the README lists the same table. */
 export const FlydErrors = {
   FLYD_ERR_UNAUTHORIZED: [401, 'the internal token is missing or wrong'],
+  FLYD_ERR_OVERLOADED: [503, 'flyd has its maximum of requests in flight (--in-flight-max)'],
   FLYD_ERR_NOT_FOUND: [404, 'no such machine on this worker'],
   FLYD_ERR_CONFLICT: [
     409,

@@ -6,6 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { CorrosionClient } from '@fleet/corrosion-client';
 import {
   createLogger,
+  httpLimits,
+  httpLimitsSpec,
   listenHttp,
   onShutdown,
   parseConfig,
@@ -139,6 +141,7 @@ const spec = {
     max: 1_024,
     description: 'operations that may wait at once for one busy machine; past it, 409',
   },
+  ...httpLimitsSpec,
 } as const;
 
 runMain(async () => {
@@ -226,16 +229,22 @@ runMain(async () => {
       description: 'volumes on this worker (not destroyed)',
     })
     .addCallback((result) => result.observe(volumes.count()));
-  const app = createFlydServer(logger, metrics, config.token, {
-    machines,
-    leases: new LeaseStore(db),
-    store,
-    engine,
-    runtime,
-    hostId: config['host-id'],
-    stopTimeoutMs: config['stop-timeout-ms'],
-    volumes,
-  });
+  const app = createFlydServer(
+    logger,
+    metrics,
+    config.token,
+    {
+      machines,
+      leases: new LeaseStore(db),
+      store,
+      engine,
+      runtime,
+      hostId: config['host-id'],
+      stopTimeoutMs: config['stop-timeout-ms'],
+      volumes,
+    },
+    httpLimits(config, 'FLYD_ERR_OVERLOADED'),
+  );
   // Resume and restart before taking calls, then publish the host row with the API's address.
   machines.boot();
   const url = await listenHttp(app, config.listen, 'api');

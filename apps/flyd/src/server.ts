@@ -1,6 +1,7 @@
 import {
   authorizationMatches,
   createHttpServer,
+  type HttpLimits,
   type Logger,
   type MetricsExport,
 } from '@fleet/service';
@@ -21,8 +22,9 @@ export function createFlydServer(
   metrics: MetricsExport,
   token: string,
   deps: MachineRouteDeps & { volumes: VolumeService },
+  limits: HttpLimits,
 ): FastifyInstance {
-  const app = createHttpServer({ logger, metrics });
+  const app = createHttpServer({ logger, metrics, limits });
   app.addHook('onRequest', async (request) => {
     if (!request.url.startsWith('/v1/')) return;
     if (!authorizationMatches(request.headers.authorization, token)) {

@@ -6,6 +6,7 @@ import Fastify, {
 } from 'fastify';
 import { parseListenAddress } from './address.js';
 import { HttpError } from './errors.js';
+import { type HttpLimits, limitInFlight, serverTimeouts } from './http-limits.js';
 import type { Logger } from './logger.js';
 import type { MetricsExport } from './metrics.js';
 
@@ -15,12 +16,15 @@ export interface HttpServerOptions {
   metrics?: MetricsExport;
   /** Largest request body accepted, in bytes. */
   bodyLimitBytes?: number;
+  /** Requests in flight and client timeouts (`httpLimitsSpec`'s flags); Node's defaults without. */
+  limits?: HttpLimits;
 }
 
 /**
  * A fastify instance with Fleet's conventions: every error is `{"error", "code"}` JSON with a 4xx
  * naming the problem (or a 500 that is logged), bodyless JSON POSTs are accepted (Fly clients
- * send them), and /metrics serves Prometheus text.
+ * send them), /metrics serves Prometheus text, and with `limits` requests in flight and slow
+ * clients are bounded.
  */
 export function createHttpServer(options: HttpServerOptions): FastifyInstance {
   const app = Fastify({
@@ -30,7 +34,9 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: options.bodyLimitBytes ?? 1024 * 1024,
     ajv: { customOptions: { allErrors: false, coerceTypes: false } },
+    ...(options.limits ? timeoutsOf(options.limits) : {}),
   });
+  if (options.limits) limitInFlight(app, options.limits);
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
     const text = (body as string).trim();
     if (text === '') return done(null, undefined);
@@ -65,6 +71,18 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
     });
   }
   return app;
+}
+
+function timeoutsOf(limits: HttpLimits) {
+  const { requestTimeout, keepAliveTimeout, headersTimeout } = serverTimeouts(limits);
+  // Node checks the header and request bounds every connectionsCheckingInterval (30 s by
+  // default): check four times per headers bound, so a slow client is cut close to it.
+  const connectionsCheckingInterval = Math.max(25, Math.min(1_000, headersTimeout / 4));
+  return {
+    requestTimeout,
+    keepAliveTimeout,
+    http: { headersTimeout, requestTimeout, connectionsCheckingInterval },
+  };
 }
 
 /**

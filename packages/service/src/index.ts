@@ -19,6 +19,12 @@ export {
   inheritedListenerFd,
   listenHttp,
 } from './http.js';
+export {
+  defaultHttpLimits,
+  type HttpLimits,
+  httpLimits,
+  httpLimitsSpec,
+} from './http-limits.js';
 export { createLogger, type Logger } from './logger.js';
 export { runMain } from './main.js';
 export { type MetricsExport, startMetrics } from './metrics.js';
