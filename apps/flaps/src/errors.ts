@@ -7,7 +7,10 @@ import { HttpError } from '@fleet/service';
  */
 export const FlapsErrors = {
   FLAPS_ERR_UNAUTHORIZED: [401, 'missing or wrong API token, or an operator-only call'],
-  FLAPS_ERR_OVERLOADED: [503, 'flaps has its maximum of requests in flight (--in-flight-max)'],
+  FLAPS_ERR_OVERLOADED: [
+    503,
+    'flaps has its maximum of requests in flight (--in-flight-max), or 10000 placement groups are placing machines at once',
+  ],
   FLAPS_ERR_ORG_NOT_FOUND: [404, 'no such organization for this token'],
   FLAPS_ERR_BAD_REQUEST: [400, 'the request is malformed; the message names the field'],
   FLAPS_ERR_BAD_CONFIG: [

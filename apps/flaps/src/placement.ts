@@ -81,18 +81,38 @@ export class PlacementTracker {
   readonly #groups = new Map<string, Group>();
   /** Memory of creates in flight per host (not yet in the host's published reservations). */
   readonly #inFlightMb = new Map<string, number>();
+  #sweptAt = 0;
 
-  /** The hosts and same-group counts a placement decides on. */
+  /**
+   * `groupsMax` bounds the groups kept at once; quiet ones are dropped as they are no longer
+   * needed (corrosion is their truth again), so only that many bursts in flight at the same
+   * moment could reach it. `now` is the clock (tests give their own).
+   */
+  constructor(
+    readonly groupsMax = 10_000,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Groups kept (busy ones, and quiet ones not yet swept). */
+  get size(): number {
+    return this.#groups.size;
+  }
+
+  /**
+   * The hosts and same-group counts a placement decides on. A dry run reads the group without
+   * keeping one for it: only placements that reserve are remembered.
+   */
   view(
     placementId: string,
     hosts: WorkerHost[],
     corrosionCounts: Map<string, number>,
+    { dryRun = false } = {},
   ): { hosts: WorkerHost[]; sameGroup: Map<string, number> } {
-    const now = Date.now();
+    const now = this.now();
     let group = this.#groups.get(placementId);
-    if (!group || (group.inFlight === 0 && now - group.lastActivity > quietMs)) {
+    if (!group || this.#quiet(group, now)) {
       group = { counts: new Map(corrosionCounts), inFlight: 0, lastActivity: now };
-      this.#groups.set(placementId, group);
+      if (!dryRun) this.#keep(placementId, group, now);
     }
     return {
       hosts: hosts.map((host) => ({
@@ -101,6 +121,25 @@ export class PlacementTracker {
       })),
       sameGroup: new Map(group.counts),
     };
+  }
+
+  #quiet(group: Group, now: number): boolean {
+    return group.inFlight === 0 && now - group.lastActivity > quietMs;
+  }
+
+  /** Keeps a new group, dropping quiet ones first (at most once per quiet period, or when full). */
+  #keep(placementId: string, group: Group, now: number): void {
+    if (now - this.#sweptAt > quietMs || this.#groups.size >= this.groupsMax) {
+      this.#sweptAt = now;
+      for (const [id, kept] of this.#groups) if (this.#quiet(kept, now)) this.#groups.delete(id);
+    }
+    if (!this.#groups.has(placementId) && this.#groups.size >= this.groupsMax) {
+      throw flapsError(
+        'FLAPS_ERR_OVERLOADED',
+        `${this.groupsMax} placement groups are placing machines at once; retry shortly`,
+      );
+    }
+    this.#groups.set(placementId, group);
   }
 
   /**
@@ -112,14 +151,14 @@ export class PlacementTracker {
     if (!group) throw new Error(`reserve() without view() for ${placementId}`);
     group.counts.set(hostId, (group.counts.get(hostId) ?? 0) + 1);
     group.inFlight++;
-    group.lastActivity = Date.now();
+    group.lastActivity = this.now();
     this.#inFlightMb.set(hostId, (this.#inFlightMb.get(hostId) ?? 0) + memoryMb);
     let ended = false;
     return (ok) => {
       if (ended) return;
       ended = true;
       group.inFlight--;
-      group.lastActivity = Date.now();
+      group.lastActivity = this.now();
       if (!ok) group.counts.set(hostId, (group.counts.get(hostId) ?? 1) - 1);
       this.#inFlightMb.set(hostId, (this.#inFlightMb.get(hostId) ?? memoryMb) - memoryMb);
     };

@@ -99,3 +99,45 @@ describe('PlacementTracker', () => {
     other(true);
   });
 });
+
+// The tracker remembers only what placement needs: groups with placements in flight or in the
+// last quiet period, never dry runs, and never more than its bound.
+describe('PlacementTracker bounds', () => {
+  const hosts = [host('a', 'ams'), host('b', 'ams')];
+
+  it('keeps no group for a dry run', () => {
+    const tracker = new PlacementTracker();
+    for (let i = 0; i < 100; i++) tracker.view(`dry-${i}`, hosts, counts(), { dryRun: true });
+    expect(tracker.size).toBe(0);
+  });
+
+  it('drops groups once quiet, keeps busy ones', () => {
+    let now = 1_000_000;
+    const tracker = new PlacementTracker(10_000, () => now);
+    tracker.view('done', hosts, counts());
+    tracker.reserve('done', 'a', 256)(true);
+    tracker.view('busy', hosts, counts());
+    const end = tracker.reserve('busy', 'b', 256);
+    now += 60_000;
+    tracker.view('next', hosts, counts());
+    expect(tracker.size).toBe(2); // 'busy' (in flight) and 'next'
+    expect(tracker.pending()).toEqual([{ placement_id: 'busy', in_flight: 1 }]);
+    end(true);
+  });
+
+  it('refuses a new group past its bound while every kept one is busy, and takes it once one is quiet', () => {
+    let now = 1_000_000;
+    const tracker = new PlacementTracker(2, () => now);
+    const ends = ['one', 'two'].map((id) => {
+      tracker.view(id, hosts, counts());
+      return tracker.reserve(id, 'a', 256);
+    });
+    expect(() => tracker.view('three', hosts, counts())).toThrow(
+      expect.objectContaining({ code: 'FLAPS_ERR_OVERLOADED', statusCode: 503 }),
+    );
+    ends[0]!(true);
+    now += 60_000;
+    tracker.view('three', hosts, counts());
+    expect(tracker.size).toBe(2);
+  });
+});

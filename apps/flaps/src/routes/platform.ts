@@ -35,7 +35,7 @@ export function platformRoutes(
           type: 'object',
           properties: {
             app: { type: 'string' },
-            placement_id: { type: 'string' },
+            placement_id: { type: 'string', maxLength: 200 },
             region: { type: 'string' },
             // fly-go sends `count: 0` and `compute: null` when the caller set neither.
             count: { type: 'integer', minimum: 0, maximum: 10_000 },
@@ -65,7 +65,7 @@ export function platformRoutes(
         state.readyWorkers(),
         appName ? state.appMachineCounts(appName) : Promise.resolve(new Map<string, number>()),
       ]);
-      const view = placements.view(placementId, hosts, counts);
+      const view = placements.view(placementId, hosts, counts, { dryRun: true });
       const byHost = new Map<string, { host_id: string; region: string; count: number }>();
       for (let i = 0; i < count; i++) {
         const host = placeMachine(view.hosts, { region, memoryMb, sameGroup: view.sameGroup });
