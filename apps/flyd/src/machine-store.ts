@@ -83,7 +83,11 @@ type Row = Omit<MachineRecord, 'config' | 'cordoned'> & { config: string; cordon
 
 /** The machines table of flyd's database; every write stamps `updated_at`. */
 export class MachineStore {
-  constructor(private readonly db: Db) {}
+  /** `eventsMax`: events kept per machine, the newest (Fly too keeps a machine's last events). */
+  constructor(
+    private readonly db: Db,
+    readonly eventsMax = 100,
+  ) {}
 
   get(id: string): MachineRecord | undefined {
     const row = this.db.prepare('SELECT * FROM machines WHERE id = ?').get(id) as Row | undefined;
@@ -202,6 +206,13 @@ export class MachineStore {
         event.request === undefined ? null : JSON.stringify(event.request),
         Date.now(),
       );
+    // A machine crash-looping under `always` adds events without end: keep the newest.
+    this.db
+      .prepare(
+        `DELETE FROM machine_events WHERE machine_id = @machine AND seq <= (SELECT seq
+           FROM machine_events WHERE machine_id = @machine ORDER BY seq DESC LIMIT 1 OFFSET @keep)`,
+      )
+      .run({ machine: machineId, keep: this.eventsMax });
   }
 
   /** The newest events first, as Fly lists them. */

@@ -141,6 +141,13 @@ const spec = {
     max: 1_024,
     description: 'operations that may wait at once for one busy machine; past it, 409',
   },
+  'history-max': {
+    type: 'number',
+    default: 100,
+    min: 1,
+    max: 100_000,
+    description: 'finished operations (runs, their steps) and events kept per machine, the newest',
+  },
   ...httpLimitsSpec,
 } as const;
 
@@ -163,8 +170,8 @@ runMain(async () => {
   const tracing = startTracing('flyd');
   mkdirSync(join(config['data-dir'], 'machines'), { recursive: true });
   const db = openDatabase(join(config['data-dir'], 'flyd.db'));
-  const store = new MachineStore(db);
-  const engine = new FsmEngine(db, logger);
+  const store = new MachineStore(db, config['history-max']);
+  const engine = new FsmEngine(db, logger, { historyMax: config['history-max'] });
   const corrosion = new CorrosionClient({
     url: config['corrosion-url'],
     token: config['corrosion-token'],

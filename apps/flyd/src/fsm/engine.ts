@@ -30,7 +30,12 @@ export type { RunHistory, RunInfo } from './store.js';
 export type * from './types.js';
 
 export const defaultRetry: RetryPolicy = { retriesMax: 3, delayMs: 100, delayMsMax: 5_000 };
-const defaultOptions: EngineOptions = { retry: defaultRetry, queueLengthMax: 8, queues: {} };
+const defaultOptions: EngineOptions = {
+  retry: defaultRetry,
+  queueLengthMax: 8,
+  queues: {},
+  historyMax: 100,
+};
 /** Run ids sort in start order, also within one millisecond: queues run in id order. */
 const ulid = monotonicFactory();
 /** setTimeout's longest delay; a later start re-arms its timer. */
@@ -498,6 +503,6 @@ export class FsmEngine {
       // A finalizer that throws is not retried: the run is over either way.
       this.logger.warn({ run: live.id, action: live.action, err: error }, 'finalizer failed');
     }
-    this.#store.markFinalized(live.id);
+    this.#store.markFinalized(live.id, live.machineId, this.#options.historyMax);
   }
 }

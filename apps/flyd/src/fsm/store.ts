@@ -1,4 +1,4 @@
-import type { Database as Db } from 'better-sqlite3';
+import type { Database as Db, Statement } from 'better-sqlite3';
 import type { RunStatus } from './errors.js';
 
 /** A run as flyd.db keeps it (and the API shows it). */
@@ -63,6 +63,7 @@ export class RunStore {
         db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${definition}`);
     }
     db.exec('CREATE INDEX IF NOT EXISTS fsm_runs_parent ON fsm_runs (parent_id)');
+    db.exec('CREATE INDEX IF NOT EXISTS fsm_runs_machine ON fsm_runs (machine_id, id)');
   }
 
   insert(run: {
@@ -162,9 +163,22 @@ export class RunStore {
       .run(message, retried ? 1 : 0, new Date().toISOString(), id);
   }
 
-  markFinalized(id: string): void {
-    this.db.prepare('UPDATE fsm_runs SET finalized = 1 WHERE id = ?').run(id);
+  /**
+   * Records that a finished run's finalizer ran, and keeps the machine's history bounded: of its
+   * finished, finalized top-level runs only the newest `historyMax` stay, with their children and
+   * steps (a crash-looping machine would otherwise add runs without end). One transaction.
+   */
+  markFinalized(id: string, machineId: string, historyMax: number): void {
+    this.db.transaction(() => {
+      this.db.prepare('UPDATE fsm_runs SET finalized = 1 WHERE id = ?').run(id);
+      this.#pruneStatements ??= pruneStatements(this.db);
+      for (const statement of this.#pruneStatements) {
+        statement.run({ machine: machineId, keep: historyMax });
+      }
+    })();
   }
+
+  #pruneStatements: Statement[] | undefined;
 
   /** Commits one completed step (its own transaction: the durable point a resume starts from). */
   completeStep(runId: string, step: string, result: unknown, startedAt: string): void {
@@ -200,4 +214,24 @@ export class RunStore {
       children,
     };
   }
+}
+
+/**
+ * The machine's finished, finalized top-level runs past the newest N, none of whose children is
+ * still open; then their children; the steps of both first. Parameters: @machine, @keep (N).
+ */
+const oldRuns = `WITH old AS (
+  SELECT r.id FROM fsm_runs r
+  WHERE r.machine_id = @machine AND r.parent_id IS NULL AND r.finalized = 1
+    AND r.status NOT IN ('pending', 'running')
+    AND NOT EXISTS (SELECT 1 FROM fsm_runs c WHERE c.parent_id = r.id
+      AND (c.status IN ('pending', 'running') OR c.finalized = 0))
+  ORDER BY r.id DESC LIMIT -1 OFFSET @keep),
+doomed AS (SELECT id FROM old UNION ALL SELECT id FROM fsm_runs WHERE parent_id IN old)`;
+
+function pruneStatements(db: Db): Statement[] {
+  return [
+    db.prepare(`${oldRuns} DELETE FROM fsm_steps WHERE run_id IN doomed`),
+    db.prepare(`${oldRuns} DELETE FROM fsm_runs WHERE id IN doomed`),
+  ];
 }

@@ -86,4 +86,6 @@ export interface EngineOptions {
   /** Longest queue of waiting runs per machine and queue name, unless `queues` names it. */
   queueLengthMax: number;
   queues: Record<string, number>;
+  /** Finished runs kept per machine (with their steps and children); older ones are deleted. */
+  historyMax: number;
 }
