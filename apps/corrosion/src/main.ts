@@ -90,6 +90,27 @@ export const agentSpec = {
     type: 'string',
     description: 'file holding the fleet key that authenticates every frame (required with gossip)',
   },
+  'query-rows-max': {
+    type: 'number',
+    default: 1_000_000,
+    min: 1,
+    max: 1_000_000_000,
+    description: 'rows one /v1/queries answer may hold; past it the stream ends with an error',
+  },
+  'query-bytes-max': {
+    type: 'number',
+    default: 64 * 1024 * 1024,
+    min: 1024,
+    max: 16 * 1024 * 1024 * 1024,
+    description: 'bytes one /v1/queries answer may hold; past it the stream ends with an error',
+  },
+  'query-time-ms': {
+    type: 'number',
+    default: 30_000,
+    min: 10,
+    max: 3_600_000,
+    description: 'time one /v1/queries answer may take reading rows; past it, an error event',
+  },
   'probe-interval-ms': {
     type: 'number',
     default: 1000,
@@ -203,6 +224,11 @@ async function runAgent(argv: string[]): Promise<void> {
     subscriptionsMax: config['subscriptions-max'],
     historyMax: config['history-max'],
     subscriberBufferedBytesMax: config['subscriber-buffer-bytes-max'],
+    queryLimits: {
+      rowsMax: config['query-rows-max'],
+      bytesMax: config['query-bytes-max'],
+      timeMs: config['query-time-ms'],
+    },
     bodyLimitBytes: config['body-limit-bytes'],
     routeConcurrencyMax: config['route-concurrency-max'],
   });

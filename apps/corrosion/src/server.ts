@@ -11,7 +11,7 @@ import { agentMetrics, watchReplication } from './metrics.js';
 import type { ReplicationStats } from './replication/replicator.js';
 import { adminRoutes } from './routes/admin.js';
 import { healthRoutes } from './routes/health.js';
-import { queryRoutes } from './routes/queries.js';
+import { type QueryLimits, queryRoutes } from './routes/queries.js';
 import { subscriptionRoutes } from './routes/subscriptions.js';
 import { transactionRoutes } from './routes/transactions.js';
 import { updateRoutes } from './routes/updates.js';
@@ -36,6 +36,8 @@ export interface AgentOptions {
   subscriptionsMax: number;
   historyMax: number;
   subscriberBufferedBytesMax: number;
+  /** Bounds of one `/v1/queries` answer. */
+  queryLimits: QueryLimits;
   bodyLimitBytes: number;
   /** Requests in flight per route at most; past it, 503. */
   routeConcurrencyMax: number;
@@ -74,7 +76,7 @@ export function createAgentServer(options: AgentOptions): Agent {
     rowsChanged(outcome.rows);
     options.replication?.committed(outcome);
   });
-  queryRoutes(app, store, meters);
+  queryRoutes(app, store, meters, options.queryLimits);
   subscriptionRoutes(app, subscriptions, meters, options.subscriberBufferedBytesMax);
   updateRoutes(app, updates, meters, options.subscriberBufferedBytesMax);
   healthRoutes(app, store, subscriptions, options.replication);

@@ -43,16 +43,49 @@ export class CorrosionClient {
     return (await answer.body.json()) as TransactionAnswer;
   }
 
-  /** Runs a read-only query and collects its rows. */
-  async query(statement: Statement, options: CallOptions = {}): Promise<QueryAnswer> {
-    const answer = await this.send('POST', '/v1/queries', statement, options);
+  /**
+   * Runs a read-only query and collects its rows: at most `rowsMax` (default 100,000), past which
+   * it fails with CORRO_ERR_TOO_MANY_ROWS and the stream is closed; `queryRows` streams instead.
+   */
+  async query(
+    statement: Statement,
+    options: CallOptions & { rowsMax?: number } = {},
+  ): Promise<QueryAnswer> {
+    const rowsMax = options.rowsMax ?? 100_000;
     const result: QueryAnswer = { columns: [], rows: [] };
-    for await (const event of ndjsonEvents(answer.body)) {
-      if ('columns' in event) result.columns = event.columns;
-      else if ('row' in event) result.rows.push(event.row[1]);
-      else if ('error' in event) throw new CorrosionError('CORRO_ERR_QUERY', event.error);
+    const rows = this.queryRows(statement, {
+      ...options,
+      onColumns: (columns) => {
+        result.columns = columns;
+      },
+    });
+    for await (const row of rows) {
+      if (result.rows.length >= rowsMax) {
+        throw new CorrosionError(
+          'CORRO_ERR_TOO_MANY_ROWS',
+          `query returned more than ${rowsMax} rows`,
+        );
+      }
+      result.rows.push(row);
     }
     return result;
+  }
+
+  /**
+   * Streams a read-only query's rows (their cells) as they arrive, holding none of them; the
+   * column names go to `onColumns` first. Leaving the loop early closes the stream; an error the
+   * agent reports mid-stream (a bound it set, a failing statement) throws CORRO_ERR_QUERY.
+   */
+  async *queryRows(
+    statement: Statement,
+    options: CallOptions & { onColumns?(columns: string[]): void } = {},
+  ): AsyncGenerator<unknown[]> {
+    const answer = await this.send('POST', '/v1/queries', statement, options);
+    for await (const event of ndjsonEvents(answer.body)) {
+      if ('row' in event) yield event.row[1];
+      else if ('columns' in event) options.onColumns?.(event.columns);
+      else if ('error' in event) throw new CorrosionError('CORRO_ERR_QUERY', event.error);
+    }
   }
 
   /** Runs a read-only query and returns each row as an object keyed by column name. */
