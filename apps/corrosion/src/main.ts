@@ -90,6 +90,14 @@ export const agentSpec = {
     type: 'string',
     description: 'file holding the fleet key that authenticates every frame (required with gossip)',
   },
+  'subscription-heartbeat-ms': {
+    type: 'number',
+    default: 10_000,
+    min: 100,
+    max: 600_000,
+    description:
+      'an idle subscription or updates stream gets an empty line (and a TCP keep-alive probe) this often',
+  },
   'query-rows-max': {
     type: 'number',
     default: 1_000_000,
@@ -224,6 +232,7 @@ async function runAgent(argv: string[]): Promise<void> {
     subscriptionsMax: config['subscriptions-max'],
     historyMax: config['history-max'],
     subscriberBufferedBytesMax: config['subscriber-buffer-bytes-max'],
+    heartbeatMs: config['subscription-heartbeat-ms'],
     queryLimits: {
       rowsMax: config['query-rows-max'],
       bytesMax: config['query-bytes-max'],

@@ -36,6 +36,8 @@ export interface AgentOptions {
   subscriptionsMax: number;
   historyMax: number;
   subscriberBufferedBytesMax: number;
+  /** Idle subscription and updates streams get an empty line this often. */
+  heartbeatMs: number;
   /** Bounds of one `/v1/queries` answer. */
   queryLimits: QueryLimits;
   bodyLimitBytes: number;
@@ -77,8 +79,12 @@ export function createAgentServer(options: AgentOptions): Agent {
     options.replication?.committed(outcome);
   });
   queryRoutes(app, store, meters, options.queryLimits);
-  subscriptionRoutes(app, subscriptions, meters, options.subscriberBufferedBytesMax);
-  updateRoutes(app, updates, meters, options.subscriberBufferedBytesMax);
+  const streams = {
+    bufferedBytesMax: options.subscriberBufferedBytesMax,
+    heartbeatMs: options.heartbeatMs,
+  };
+  subscriptionRoutes(app, subscriptions, meters, streams);
+  updateRoutes(app, updates, meters, streams);
   healthRoutes(app, store, subscriptions, options.replication);
   adminRoutes(app, store, options.readSchema);
   return { app, subscriptions, rowsChanged };

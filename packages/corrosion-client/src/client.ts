@@ -13,6 +13,11 @@ export interface CorrosionClientOptions {
   timeoutMs?: number;
   /** Connections kept to the agent. */
   connections?: number;
+  /**
+   * A subscription stream silent this long is taken for dead and re-attached (default 30 s; the
+   * agent sends a heartbeat every 10 s by default, `--subscription-heartbeat-ms`).
+   */
+  subscriptionIdleMs?: number;
 }
 
 export interface CallOptions {
@@ -23,12 +28,14 @@ export interface CallOptions {
 export class CorrosionClient {
   readonly url: string;
   readonly timeoutMs: number;
+  readonly subscriptionIdleMs: number;
   readonly #dispatcher: Agent;
   readonly #headers: Record<string, string>;
 
   constructor(options: CorrosionClientOptions) {
     this.url = options.url.replace(/\/+$/, '');
     this.timeoutMs = options.timeoutMs ?? 10_000;
+    this.subscriptionIdleMs = options.subscriptionIdleMs ?? 30_000;
     this.#dispatcher = new Agent({ connections: options.connections ?? 16 });
     this.#headers = { 'content-type': 'application/json' };
     if (options.token) this.#headers.authorization = `Bearer ${options.token}`;
@@ -117,13 +124,19 @@ export class CorrosionClient {
   ): Promise<{ id: string; events: AsyncGenerator<QueryEvent> }> {
     const answer =
       'statement' in target
-        ? await this.send('POST', '/v1/subscriptions', target.statement, { signal }, 0)
+        ? await this.send(
+            'POST',
+            '/v1/subscriptions',
+            target.statement,
+            { signal },
+            this.subscriptionIdleMs,
+          )
         : await this.send(
             'GET',
             `/v1/subscriptions/${encodeURIComponent(target.id)}?from=${target.from}`,
             undefined,
             { signal },
-            0,
+            this.subscriptionIdleMs,
           );
     const id = answer.headers['corro-query-id'];
     if (typeof id !== 'string') {

@@ -5,21 +5,22 @@ import type { AgentMetrics } from '../metrics.js';
 import { bindStatement } from '../statements.js';
 import type { Subscriber, Subscription } from '../subscription.js';
 import type { Subscriptions } from '../subscriptions.js';
-import { startNdjson, streamWriter } from './stream.js';
+import { type StreamLimits, startNdjson, streamWriter } from './stream.js';
 
 /**
  * `POST /v1/subscriptions` (rows, end-of-query, then changes) and
  * `GET /v1/subscriptions/{id}?from=N` (changes after N, then live). A subscriber whose socket
- * holds more than `bufferedBytesMax` unsent bytes is disconnected instead of buffered for.
+ * holds more than `bufferedBytesMax` unsent bytes is disconnected instead of buffered for; an
+ * idle stream gets a heartbeat every `heartbeatMs`.
  */
 export function subscriptionRoutes(
   app: FastifyInstance,
   subscriptions: Subscriptions,
   meters: AgentMetrics,
-  bufferedBytesMax: number,
+  limits: StreamLimits,
 ): void {
   const follow = (response: ServerResponse, subscription: Subscription) => {
-    const subscriber: Subscriber = streamWriter(response, bufferedBytesMax, () =>
+    const subscriber: Subscriber = streamWriter(response, limits.bufferedBytesMax, () =>
       meters.slowSubscribers.add(1),
     );
     meters.subscribers.add(1);
@@ -42,7 +43,7 @@ export function subscriptionRoutes(
   /** Streams the changes after `from`, then live ones; a 410 comes before the stream starts. */
   const resume = (reply: FastifyReply, subscription: Subscription, from: number) => {
     subscription.assertResumable(from);
-    const response = startNdjson(reply, { 'corro-query-id': subscription.id });
+    const response = startNdjson(reply, { 'corro-query-id': subscription.id }, limits.heartbeatMs);
     subscription.resume(follow(response, subscription), from);
   };
 
@@ -64,7 +65,11 @@ export function subscriptionRoutes(
         return resume(reply, existing, from);
       }
       const subscription = subscriptions.open(statement);
-      const response = startNdjson(reply, { 'corro-query-id': subscription.id });
+      const response = startNdjson(
+        reply,
+        { 'corro-query-id': subscription.id },
+        limits.heartbeatMs,
+      );
       subscription.attach(follow(response, subscription), request.query.skip_rows === 'true');
     },
   );
@@ -75,7 +80,11 @@ export function subscriptionRoutes(
       const subscription = subscriptions.get(request.params.id);
       const from = changeId(request.query.from);
       if (from !== undefined) return resume(reply, subscription, from);
-      const response = startNdjson(reply, { 'corro-query-id': subscription.id });
+      const response = startNdjson(
+        reply,
+        { 'corro-query-id': subscription.id },
+        limits.heartbeatMs,
+      );
       subscription.attach(follow(response, subscription));
     },
   );
