@@ -56,7 +56,12 @@ export class Cgroups {
       writeFileSync(join(dirs[1]!, 'cpu.cfs_period_us'), String(cpuPeriodUs));
       writeFileSync(join(dirs[1]!, 'cpu.cfs_quota_us'), String(quotaUs));
     }
-    return dirs.map((dir) => join(dir, 'cgroup.procs'));
+    return this.procsFiles(machineId);
+  }
+
+  /** The files a process joins the machine's groups by. */
+  procsFiles(machineId: string): string[] {
+    return this.#dirs(machineId).map((dir) => join(dir, 'cgroup.procs'));
   }
 
   /** Whether the kernel OOM-killed a process of the machine's group. */

@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { constants } from 'node:os';
 
@@ -56,13 +56,19 @@ export interface ExecResult {
   stderr: string;
   exit_code: number;
   exit_signal: number;
+  /** Present (true) when stdout or stderr passed `outputBytesMax` and was cut there (Fleet's). */
+  truncated?: true;
 }
 
-const outputBytesMax = 1024 * 1024;
+/** Output kept per stream; more is read and dropped, and `truncated` says so. */
+export const outputBytesMax = 1024 * 1024;
 
 /**
- * Runs a command the way the machine's own process runs (its environment and directory), with
- * a timeout and bounded output; Fly's `MachineExecResponse` shape.
+ * Runs a command the way the machine's own process runs (its environment and directory), in
+ * the machine: `command` comes already wrapped to join the machine's cgroup when the host has
+ * one (its limits apply, and stop ends it with the machine). The command gets a process group
+ * of its own; on timeout the whole group is killed, so `sh -c "sleep 777 & sleep 778"` leaves
+ * nothing behind. Fly's `MachineExecResponse` shape.
  */
 export function execInMachine(
   command: string[],
@@ -70,34 +76,51 @@ export function execInMachine(
 ): Promise<ExecResult> {
   const [file, ...args] = command;
   return new Promise((resolve, reject) => {
-    execFile(
-      file!,
-      args,
-      {
-        cwd: options.cwd,
-        env: options.env,
-        timeout: options.timeoutMs,
-        killSignal: 'SIGKILL',
-        maxBuffer: outputBytesMax,
-        encoding: 'utf8',
-      },
-      (error, stdout, stderr) => {
-        const failure = error as
-          | (NodeJS.ErrnoException & { code?: unknown; signal?: string })
-          | null;
-        if (failure && typeof failure.code === 'string') {
-          reject(failure); // the command could not run at all (ENOENT, EACCES)
-          return;
-        }
-        const signal = failure?.signal ? (osSignals[failure.signal] ?? 0) : 0;
-        resolve({
-          stdout,
-          stderr,
-          exit_code: typeof failure?.code === 'number' ? failure.code : failure ? -1 : 0,
-          exit_signal: signal,
-        });
-      },
-    );
+    const child = spawn(file!, args, {
+      cwd: options.cwd,
+      env: options.env,
+      detached: true, // its own process group, killed whole on timeout
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let truncated = false;
+    const collect = (stream: NodeJS.ReadableStream) => {
+      const chunks: Buffer[] = [];
+      let bytes = 0;
+      stream.on('data', (chunk: Buffer) => {
+        const room = outputBytesMax - bytes;
+        if (chunk.length > room) truncated = true;
+        if (room <= 0) return;
+        const kept = chunk.length > room ? chunk.subarray(0, room) : chunk;
+        chunks.push(kept);
+        bytes += kept.length;
+      });
+      return () => Buffer.concat(chunks).toString('utf8');
+    };
+    const stdout = collect(child.stdout!);
+    const stderr = collect(child.stderr!);
+    const killGroup = () => {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // the group is gone already
+      }
+    };
+    const timer = setTimeout(killGroup, options.timeoutMs);
+    child.once('error', (error) => {
+      clearTimeout(timer);
+      reject(error); // the command could not run at all (ENOENT, EACCES)
+    });
+    // 'close': the command exited and every holder of its output closed it (or was killed).
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({
+        stdout: stdout(),
+        stderr: stderr(),
+        exit_code: code ?? -1,
+        exit_signal: signal ? (osSignals[signal] ?? 0) : 0,
+        ...(truncated ? { truncated: true as const } : {}),
+      });
+    });
   });
 }
 

@@ -678,10 +678,16 @@ export class MachineService {
         `machine ${id} is ${machine.state}; exec needs a started machine`,
       );
     }
+    const where = { cwd: this.root(id), env: this.env(id) };
     try {
-      return await execInMachine(command, { cwd: this.root(id), env: this.env(id), timeoutMs });
+      return await execInMachine(this.runtime.inMachine(id, command, where), {
+        ...where,
+        timeoutMs,
+      });
     } catch (error) {
-      throw flydError('FLYD_ERR_BAD_CONFIG', `exec: ${(error as Error).message}`);
+      // The command could not run (not found, not executable): the caller's request, not a config.
+      const code = (error as NodeJS.ErrnoException).code ?? 'failed';
+      throw flydError('FLYD_ERR_BAD_REQUEST', `exec: ${command[0]} cannot run (${code})`);
     }
   }
 

@@ -149,6 +149,21 @@ export class ProcessRuntime {
     }
   }
 
+  /**
+   * `command` as run inside the machine's cgroup (as it is on a host without cgroups). Throws
+   * ENOENT for a command that is not there, as spawning it would: behind the joining shell it
+   * would be an exit 127 instead.
+   */
+  inMachine(
+    machineId: string,
+    command: string[],
+    where: { env: Record<string, string>; cwd: string },
+  ): string[] {
+    if (!this.cgroups) return command;
+    assertExecutable(command[0]!, where.env, where.cwd);
+    return inGroups(this.cgroups.procsFiles(machineId), command);
+  }
+
   /** Signals the machine's process group; false when it has no running process. */
   signal(machineId: string, signal: NodeJS.Signals): boolean {
     const running = this.#running.get(machineId);
