@@ -1,0 +1,257 @@
+#!/usr/bin/env node
+// HTTP/1.1 keep-alive, one hop (client → proxy → machine): fly-proxy beside nginx (1 worker) and
+// node-http-proxy (1 process) forwarding to the same machine in the same run, and the machine
+// alone as the ceiling. Load from wrk (-t1 -c50), each subject warmed up first. Prints req/s,
+// p50, p99, the proxy's CPU per 10k requests, and the ratios against issue 11's targets (one
+// hop: at least 0.6x nginx's requests per second and 2x node-http-proxy's, p99 within 2x nginx's).
+// Installs Debian's wrk and nginx-light when missing (as root). Needs `npm run build`.
+// Usage: node bench/http.mjs [seconds=10] [connections=50]
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { CorrosionClient } from '@fleet/corrosion-client';
+import { startServerProcess } from '@fleet/service';
+import { request } from 'undici';
+
+const seconds = Number(process.argv[2] ?? 10);
+const connections = Number(process.argv[3] ?? 50);
+const here = dirname(fileURLToPath(import.meta.url));
+const require = (await import('node:module')).createRequire(import.meta.url);
+const corrosionMain = require.resolve('@fleet/corrosion/dist/main.js');
+const proxyMain = join(here, '..', 'dist', 'main.js');
+const host = 'bench.fleet.test';
+
+ensureTools();
+const dir = mkdtempSync(join(tmpdir(), 'fleet-proxy-bench-'));
+const stops = [];
+try {
+  const backend = await child(process.execPath, [join(here, 'backend.mjs')]);
+  stops.push(backend.stop);
+  const subjects = {
+    machine: { url: `http://127.0.0.1:${backend.port}`, pid: backend.pid },
+    nginx: await startNginx(backend.port),
+    'node-http-proxy': await startNodeHttpProxy(backend.port),
+    'fly-proxy': await startFlyProxy(backend.port),
+  };
+  const results = {};
+  for (const [name, subject] of Object.entries(subjects)) {
+    wrk(subject.url, 2); // warm-up: pools, JIT
+    const cpuBefore = cpuMs(subject.pid);
+    const run = wrk(subject.url, seconds);
+    const cpu = cpuMs(subject.pid) - cpuBefore;
+    results[name] = { ...run, cpuPer10k: (cpu / run.requests) * 10_000 };
+  }
+  report(results);
+} finally {
+  for (const stop of stops.reverse()) await stop();
+  rmSync(dir, { recursive: true, force: true });
+}
+
+function ensureTools() {
+  const missing = ['wrk', 'nginx'].filter((tool) => !which(tool));
+  if (missing.length === 0) return;
+  if (process.getuid?.() !== 0) {
+    throw new Error(`missing ${missing.join(', ')}: apt-get install wrk nginx-light (as root)`);
+  }
+  console.log('installing wrk and nginx-light from Debian (apt-get)...');
+  execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit' });
+  execFileSync('apt-get', ['install', '-y', '-qq', 'wrk', 'nginx-light', 'nghttp2-client'], {
+    stdio: 'inherit',
+    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+  });
+  // Debian's package may start a system nginx: the bench runs its own, and leaves none behind.
+  execFileSync('sh', ['-c', 'nginx -s stop 2>/dev/null || true']);
+}
+
+function which(tool) {
+  try {
+    execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Spawns a process that prints its port as its first line. */
+async function child(command, args) {
+  const process_ = spawn(command, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise((resolve, reject) => {
+    createInterface({ input: process_.stdout }).once('line', (line) => resolve(Number(line)));
+    process_.once('exit', (code) => reject(new Error(`${args[0]} exited ${code}`)));
+  });
+  const exited = new Promise((resolve) => process_.once('exit', resolve));
+  return {
+    port,
+    pid: process_.pid,
+    stop: async () => {
+      process_.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+async function startNginx(backendPort) {
+  const conf = join(dir, 'nginx.conf');
+  writeFileSync(
+    conf,
+    `worker_processes 1;
+pid ${join(dir, 'nginx.pid')};
+error_log ${join(dir, 'nginx-error.log')} warn;
+daemon off;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}; proxy_temp_path ${dir};
+  fastcgi_temp_path ${dir}; uwsgi_temp_path ${dir}; scgi_temp_path ${dir};
+  upstream machine { server 127.0.0.1:${backendPort}; keepalive 64; }
+  server {
+    listen 127.0.0.1:0;
+    location / {
+      proxy_pass http://machine;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $remote_addr;
+    }
+  }
+}
+`,
+  );
+  // nginx cannot report a port the kernel chose: pick a free one first.
+  const port = await freePort();
+  writeFileSync(conf, readFileSync(conf, 'utf8').replace('127.0.0.1:0', `127.0.0.1:${port}`));
+  const nginx = spawn('nginx', ['-c', conf, '-p', dir], { stdio: 'inherit' });
+  const exited = new Promise((resolve) => nginx.once('exit', resolve));
+  stops.push(async () => {
+    nginx.kill('SIGTERM');
+    await exited;
+  });
+  const url = `http://127.0.0.1:${port}`;
+  await ready(url);
+  // The worker is the one that proxies: its pid is the master's only child.
+  const worker = Number(
+    execFileSync('sh', ['-c', `pgrep -P ${nginx.pid} | head -1`], { encoding: 'utf8' }).trim(),
+  );
+  return { url, pid: worker };
+}
+
+async function startNodeHttpProxy(backendPort) {
+  const proxy = await child(process.execPath, [
+    join(here, 'node-http-proxy.mjs'),
+    String(backendPort),
+  ]);
+  stops.push(proxy.stop);
+  const url = `http://127.0.0.1:${proxy.port}`;
+  await ready(url);
+  return { url, pid: proxy.pid };
+}
+
+async function startFlyProxy(backendPort) {
+  const quiet = { ...process.env, LOG_LEVEL: 'error' };
+  const corrosion = await startServerProcess({
+    command: process.execPath,
+    args: [corrosionMain, 'agent', '--db', join(dir, 'c.db'), '--api-addr', '127.0.0.1:0'],
+    listeners: ['api'],
+    env: quiet,
+  });
+  stops.push(() => corrosion.stop());
+  const client = new CorrosionClient({ url: corrosion.urls.api });
+  await client.transaction([
+    "INSERT INTO apps (name) VALUES ('bench')",
+    [
+      'INSERT INTO machines (id, app, state, private_addr, region) VALUES (?, ?, ?, ?, ?)',
+      ['bench-m1', 'bench', 'started', `127.0.0.1:${backendPort}`, 'local'],
+    ],
+    [
+      'INSERT INTO services (machine_id, internal_port, app, ports) VALUES (?, ?, ?, ?)',
+      ['bench-m1', 8080, 'bench', JSON.stringify([{ port: 80, handlers: ['http'] }])],
+    ],
+  ]);
+  await client.close();
+  const proxy = await startServerProcess({
+    command: process.execPath,
+    args: [
+      ...[proxyMain, '--listen', '127.0.0.1:0', '--corrosion-url', corrosion.urls.api],
+      ...['--domain', 'fleet.test', '--region', 'local'],
+    ],
+    listeners: ['proxy', 'admin'],
+    env: quiet,
+  });
+  stops.push(() => proxy.stop());
+  await ready(proxy.urls.proxy);
+  return { url: proxy.urls.proxy, pid: proxy.child.pid };
+}
+
+async function freePort() {
+  const { createServer } = await import('node:net');
+  const server = createServer();
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Waits (bounded) until the subject answers 200 for the bench's host. */
+async function ready(url) {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    // undici's request, not fetch: fetch does not send a Host header of the caller's.
+    const status = await request(url, { headers: { host } })
+      .then((answer) => answer.body.dump().then(() => answer.statusCode))
+      .catch(() => 0);
+    if (status === 200) return;
+    if (Date.now() > deadline) throw new Error(`${url} never answered 200 (last ${status})`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** CPU time (user + system) a process used so far, ms. */
+function cpuMs(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) / 100) * 1000;
+}
+
+function wrk(url, duration) {
+  const out = execFileSync(
+    'wrk',
+    ['-t1', `-c${connections}`, `-d${duration}s`, '--latency', '-H', `Host: ${host}`, `${url}/`],
+    { encoding: 'utf8' },
+  );
+  const toMs = (text) => {
+    const [, value, unit] = /([\d.]+)(us|ms|s)/.exec(text);
+    return Number(value) * { us: 0.001, ms: 1, s: 1000 }[unit];
+  };
+  const errors = /Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? '0';
+  if (Number(errors) > 0) throw new Error(`${url}: ${errors} failed responses\n${out}`);
+  return {
+    rate: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)[1]),
+    requests: Number(/(\d+) requests in/.exec(out)[1]),
+    p50: toMs(/50%\s+(\S+)/.exec(out)[1]),
+    p99: toMs(/99%\s+(\S+)/.exec(out)[1]),
+  };
+}
+
+function report(results) {
+  console.log(
+    `\nHTTP/1.1 keep-alive, one hop, wrk -t1 -c${connections} -d${seconds}s, one core per subject\n`,
+  );
+  console.log('subject            req/s     p50 ms   p99 ms   CPU ms per 10k');
+  for (const [name, r] of Object.entries(results)) {
+    console.log(
+      `${name.padEnd(16)} ${r.rate.toFixed(0).padStart(8)} ${r.p50.toFixed(2).padStart(9)} ${r.p99.toFixed(2).padStart(8)} ${r.cpuPer10k.toFixed(0).padStart(10)}`,
+    );
+  }
+  const ours = results['fly-proxy'];
+  const nginx = results.nginx;
+  const nodeProxy = results['node-http-proxy'];
+  console.log(
+    `\nfly-proxy / nginx: ${(ours.rate / nginx.rate).toFixed(2)}x req/s (target at least 0.6), p99 ${(ours.p99 / nginx.p99).toFixed(2)}x (target at most 2)`,
+  );
+  console.log(
+    `fly-proxy / node-http-proxy: ${(ours.rate / nodeProxy.rate).toFixed(2)}x req/s (target at least 2)`,
+  );
+}
