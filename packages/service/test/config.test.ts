@@ -1,7 +1,7 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it, vi } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import {
   authorizationMatches,
   parseConfig,
@@ -9,6 +9,12 @@ import {
   UsageError,
   usage,
 } from '../src/index.js';
+
+const tempDirs: string[] = [];
+afterAll(() => {
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+});
+const tempDir = () => tempDirs[tempDirs.push(mkdtempSync(join(tmpdir(), 'fleet-config-'))) - 1]!;
 
 const info = { name: 'demo', summary: 'a demo server' };
 const spec = {
@@ -21,7 +27,7 @@ const spec = {
 describe('parseConfig', () => {
   // Flags beat the config file, which beats the defaults; numbers are parsed.
   it('layers defaults, file and flags', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'fleet-config-'));
+    const dir = tempDir();
     const file = join(dir, 'c.json');
     writeFileSync(file, JSON.stringify({ retries: 7, token: 'from-file' }));
     const config = parseConfig(info, spec, ['--config', file, '--token', 'flag']);
@@ -33,7 +39,7 @@ describe('parseConfig', () => {
     expect(() => parseConfig(info, spec, ['--nope'])).toThrow(UsageError);
     expect(() => parseConfig(info, spec, ['--token', 't', '--retries', 'x'])).toThrow(/--retries/);
     expect(() => parseConfig(info, spec, [])).toThrow(/--token/);
-    const dir = mkdtempSync(join(tmpdir(), 'fleet-config-'));
+    const dir = tempDir();
     const file = join(dir, 'c.json');
     writeFileSync(file, JSON.stringify({ tokn: 'typo' }));
     expect(() => parseConfig(info, spec, ['--config', file])).toThrow(/unknown setting "tokn"/);
