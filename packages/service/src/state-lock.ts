@@ -41,7 +41,23 @@ export interface StateLock {
  * Every lock this process holds. Garbage collection of a connection closes it, which would free
  * the lock while the server still runs: the locks live here until released.
  */
-const held = new Set<Database.Database>();
+const held = new Map<Database.Database, string>();
+let exitHookInstalled = false;
+
+/** At exit the kernel frees the locks; their holder records are removed here, if it gets the chance. */
+function removeRecordsAtExit(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once('exit', () => {
+    for (const path of held.values()) {
+      try {
+        rmSync(holderPath(path), { force: true });
+      } catch {
+        // a record left behind names a process that is gone: readers check the lock, not it
+      }
+    }
+  });
+}
 
 /** Bound on waiting for a holder that has the lock but has not yet written who it is. */
 const holderRecordWaitMs = 500;
@@ -81,7 +97,8 @@ export function lockState(
   const record = (extra: Record<string, unknown>) =>
     writeHolder(path, { ...extra, pid: process.pid, name, since });
   record(facts);
-  held.add(db);
+  held.set(db, path);
+  removeRecordsAtExit();
   return {
     path,
     describe: (more) => {
