@@ -17,6 +17,7 @@ import {
 } from '@fleet/service';
 import { proxyMetrics } from './metrics.js';
 import { createProxyHandler } from './proxy.js';
+import { startTls, tlsSpec, withHttp1Headers } from './tls/index.js';
 import { Upstreams } from './upstreams.js';
 
 const spec = {
@@ -79,6 +80,7 @@ const spec = {
     default: 5_000,
     description: 'bound on each catalog update',
   },
+  ...tlsSpec,
 } as const;
 
 runMain(async () => {
@@ -124,21 +126,22 @@ runMain(async () => {
     headersTimeoutMs: config['upstream-timeout-ms'],
     bodyTimeoutMs: config['upstream-timeout-ms'],
   });
-  const server = createServer(
-    createProxyHandler({
-      catalog,
-      upstreams,
-      region: config.region,
-      metrics: proxyMetrics(),
-      logger,
-    }),
-  );
+  const handler = createProxyHandler({
+    catalog,
+    upstreams,
+    region: config.region,
+    metrics: proxyMetrics(),
+    logger,
+  });
+  const server = createServer(handler);
+  const tls = await startTls(config, { corrosion, handler: withHttp1Headers(handler), logger });
   const admin = createHttpServer({ logger, metrics });
   admin.get('/status', async () => ({
     mode: config.mode,
     region: config.region,
     catalog: await catalog.stats(),
     locks: { catalog: catalog.lock.snapshot() },
+    tls: tls && { certificates: tls.store.stats(), connections: tls.listener.guard.stats() },
   }));
 
   onShutdown(logger, async () => {
@@ -146,6 +149,7 @@ runMain(async () => {
       server.close(() => resolve());
       server.closeIdleConnections();
     });
+    await tls?.listener.close();
     following.abort();
     await followed;
     await Promise.all([upstreams.close(), corrosion.close(), admin.close()]);
@@ -160,5 +164,6 @@ runMain(async () => {
   if (bound === null || typeof bound === 'string') throw new Error('proxy listener has no port');
   const url = `http://${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}`;
   announceListening(logger, 'proxy', url);
+  if (tls) announceListening(logger, 'tls', tls.url);
   await listenHttp(admin, config['admin-listen'], 'admin');
 });

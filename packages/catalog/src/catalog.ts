@@ -1,54 +1,177 @@
 import type { CorrosionClient, WatchEvent } from '@fleet/corrosion-client';
-import { type LockLogger, RwLock } from '@fleet/locks';
-import { catalogMetrics } from './metrics.js';
-import { BadRowError, type FollowedTable, followedTables } from './rows.js';
-import { type RouteDecision, RoutingTable } from './table.js';
-
-export interface CatalogOptions {
-  /** Fleet domain: `<app>.<domain>` names an app. */
-  domain: string;
-  logger: LockLogger & { error(details: object, message: string): void };
-  /** Bound on every write to the table. */
-  writeTimeoutMs?: number;
-}
+import type { LockSnapshot } from '@fleet/locks';
+import { Admission } from './admission.js';
+import { BadRowError, CatalogError } from './errors.js';
+import { Interner } from './intern.js';
+import { Loader } from './loader.js';
+import { type CatalogMetrics, catalogMetrics } from './metrics.js';
+import type { AppEntry, Certificate, MachineEntry } from './model.js';
+import {
+  type CatalogMode,
+  type CatalogOptions,
+  type ResolvedOptions,
+  resolveOptions,
+} from './options.js';
+import { readAppRows, readHostnameApp } from './queries.js';
+import {
+  type RouteContext,
+  type RouteDecision,
+  type RouteOptions,
+  selectMachines,
+} from './route.js';
+import {
+  appOf,
+  appTables,
+  type FollowedTable,
+  followedTables,
+  globalTables,
+  hostFromCells,
+  loggableCells,
+  regionFromCells,
+  text,
+} from './rows.js';
+import { Guarded, type ShardState, shardIndex } from './shard.js';
+import { AppTables, type RowKind } from './store.js';
+import { Topology } from './topology.js';
 
 export interface CatalogStats {
   ready: boolean;
+  mode: CatalogMode;
+  shards: number;
   apps: number;
   machines: number;
   services: number;
   rejectedRows: number;
+  loadsRunning: number;
+  loadsQueued: number;
 }
 
+/** A change of one app buffered while that app loads (see `#loadApp`). */
+type Buffered = [FollowedTable, RowKind, unknown[]];
+interface PendingLoad {
+  events: Buffered[];
+  overflow: boolean;
+}
+
+const noApp: RouteDecision = Object.freeze({ kind: 'no-app' });
+const noOptions: RouteOptions = Object.freeze({});
+const tickMs = 100;
+
 /**
- * The proxy's in-memory routing table (the FIB), aggregated from corrosion (the RIB) through one
- * subscription per followed table. Every read and write goes through one RwLock, always in a
- * closure with a label and the app as context, so a stuck writer is visible in the lock's
- * snapshot. A row that cannot be used is skipped and counted: one bad update must not stop the
- * proxy (seed 002).
+ * The proxy's in-memory routing table (the FIB), aggregated from corrosion (the RIB). Per-app
+ * tables are sharded by app over `shards` RwLocks; hosts and regions sit behind a `global`
+ * lock. Every write is a labelled closure with the app as context. Reads are synchronous
+ * closures that run at once when no writer holds or waits on their shard (see shard.ts), so
+ * route() usually answers without a promise. In lazy mode an app's rows are read from corrosion
+ * the first time a request needs them, through a bounded loader that sheds rather than queues
+ * (seed 004), and kept fresh from the change streams. A row that cannot be used is skipped and
+ * counted: one bad update must not stop the proxy (seed 002).
  */
 export class Catalog {
-  readonly lock: RwLock;
-  readonly #table = new RoutingTable();
-  readonly #loaded = new Set<FollowedTable>();
-  readonly #metrics = catalogMetrics();
+  readonly mode: CatalogMode;
+  readonly #options: ResolvedOptions;
+  readonly #shards: Guarded<ShardState>[];
+  readonly #global: Guarded<Topology>;
+  readonly #tables: AppTables;
+  readonly #loader: Loader;
+  readonly #admission: Admission;
+  readonly #metrics: CatalogMetrics;
+  readonly #ready = new Set<FollowedTable>();
+  readonly #loading = new Map<string, PendingLoad>();
+  readonly #hostLoads = new Map<string, { app: string | null | undefined }>();
+  readonly #negativeApps = new Map<string, number>();
+  readonly #hostCache = new Map<string, { app: string | null; untilMs: number }>();
+  /** Apps whose update failed to apply (write lock timeout); they are reloaded on next use. */
+  readonly #stale = new Set<string>();
+  readonly #route: RouteContext;
+  readonly #epochMs = Date.now();
+  #client: CorrosionClient | undefined;
+  #tick = 0;
   #rejectedRows = 0;
+  #admissionWaiting = 0;
 
-  constructor(private readonly options: CatalogOptions) {
-    this.lock = new RwLock({
-      name: 'catalog',
-      writeTimeoutMs: options.writeTimeoutMs ?? 5_000,
-      logger: options.logger,
+  constructor(options: CatalogOptions) {
+    this.#options = resolveOptions(options);
+    this.mode = this.#options.mode;
+    const lockOptions = { writeTimeoutMs: this.#options.writeTimeoutMs, logger: options.logger };
+    this.#shards = Array.from(
+      { length: this.#options.shards },
+      (_, index) => new Guarded<ShardState>(`catalog-${index}`, new Map(), lockOptions),
+    );
+    const topology = new Topology(this.#options.region);
+    this.#global = new Guarded('catalog-global', topology, lockOptions);
+    this.#tables = new AppTables(
+      topology,
+      new Interner(),
+      (app) => this.#shardOf(app).state.get(app),
+      this.mode === 'eager',
+    );
+    this.#metrics = catalogMetrics(this);
+    this.#loader = new Loader(
+      {
+        concurrencyMax: this.#options.loadConcurrencyMax,
+        queueMax: this.#options.loadQueueMax,
+        timeoutMs: this.#options.loadTimeoutMs,
+      },
+      {
+        shed: () => this.#metrics.loads.add(1, { outcome: 'shed' }),
+        timedOut: () => this.#metrics.loads.add(1, { outcome: 'timeout' }),
+        finished: (_key, outcome, ms) => {
+          if (outcome === 'abandoned') return;
+          this.#metrics.loads.add(1, { outcome });
+          this.#metrics.loadMs.record(ms);
+        },
+      },
+    );
+    this.#admission = new Admission({
+      queueMax: this.#options.admissionQueueMax,
+      timeoutMs: this.#options.admissionTimeoutMs,
     });
+    this.#route = {
+      localRegion: topology.region(this.#options.region),
+      maxCandidates: this.#options.maxCandidates,
+      rttBucketMs: this.#options.rttBucketMs,
+      nowTick: () => this.#nowTick(),
+    };
   }
 
-  /** True once every followed table delivered its initial rows. */
+  /** True once every followed table delivered its initial rows (and since its last reset). */
   get ready(): boolean {
-    return this.#loaded.size === Object.keys(followedTables).length;
+    return this.#ready.size === Object.keys(followedTables).length;
   }
+
+  /**
+   * Snapshots of every lock (the global one, then each shard): holders with label and context,
+   * the queue, the current and last writer.
+   */
+  locks(): LockSnapshot[] {
+    return [this.#global, ...this.#shards].map((guarded) => guarded.lock.snapshot());
+  }
+
+  /**
+   * One snapshot over every lock, in the shape of a single lock's (holders and queues of all,
+   * the latest writer): what `/status` showed when the Catalog had one lock.
+   */
+  readonly lock = {
+    snapshot: (): LockSnapshot => {
+      const all = this.locks();
+      const last = all
+        .map((snapshot) => snapshot.lastWriter)
+        .filter((writer) => writer !== undefined)
+        .sort((a, b) => b.releasedMs - a.releasedMs)[0];
+      return {
+        name: 'catalog',
+        holders: all.flatMap((snapshot) => snapshot.holders),
+        queued: all.flatMap((snapshot) => snapshot.queued),
+        writer: all.find((snapshot) => snapshot.writer)?.writer,
+        lastWriter: last,
+      };
+    },
+  };
 
   /** Follows corrosion until `signal` aborts; resolves when the subscriptions end. */
   async follow(client: CorrosionClient, signal: AbortSignal): Promise<void> {
+    this.#client = client;
     await Promise.all(
       (Object.keys(followedTables) as FollowedTable[]).map((table) =>
         client.watch(
@@ -60,73 +183,516 @@ export class Catalog {
     );
   }
 
-  /** Applies one subscription event under the write lock. */
+  /** Applies one subscription event (public for tests and tools; `follow` calls it). */
   async apply(table: FollowedTable, event: WatchEvent): Promise<void> {
-    const app = event.type === 'row' || event.type === 'change' ? appOf(table, event.cells) : '';
-    try {
-      await this.lock.write(`apply-${table}`, () => this.applyNow(table, event), {
-        context: { app, table },
-      });
-    } catch (error) {
-      this.options.logger.error({ err: error, table, app }, 'catalog update failed');
+    if (event.type === 'ready') {
+      this.#ready.add(table);
+      return;
     }
-  }
-
-  /** The app a request's Host names: `<app>.<domain>`, or an app_hostnames row. */
-  resolveHost(host: string): Promise<string | undefined> {
-    const name = host.replace(/:\d+$/, '').replace(/\.$/, '').toLowerCase();
-    const suffix = `.${this.options.domain.toLowerCase()}`;
-    if (name.endsWith(suffix) && !name.slice(0, -suffix.length).includes('.')) {
-      return Promise.resolve(name.slice(0, -suffix.length) || undefined);
+    if (event.type === 'reset') {
+      this.#ready.delete(table);
+      this.#metrics.resets.add(1, { table });
+      return this.#reset(table);
     }
-    return this.lock.read('resolve-host', () => this.#table.hostnames.get(name), {
-      context: { host: name },
+    const kind: RowKind = event.type === 'change' && event.kind === 'delete' ? 'delete' : 'upsert';
+    if ((globalTables as readonly string[]).includes(table)) {
+      return this.#write(this.#global, `apply-${table}`, { table }, (topology) =>
+        this.#guardRow(table, event.cells, () => applyGlobal(topology, table, kind, event.cells)),
+      );
+    }
+    if (table === 'health_checks') return this.#applyHealth(kind, event.cells);
+    const app = appOf(table, event.cells);
+    const shard = this.#shardOf(app);
+    if (
+      (this.mode === 'lazy' || this.#loading.size > 0) &&
+      this.#intercept(table, kind, event.cells, app, shard)
+    ) {
+      // A machine that moved to an app not held leaves the held one (rare).
+      const moved =
+        table === 'machines' ? this.#tables.machines.get(String(event.cells[0])) : undefined;
+      if (moved !== undefined && moved.app !== app) await this.#leavePreviousApp(moved);
+      return;
+    }
+    await this.#write(shard, `apply-${table}`, { app, table }, (apps) => {
+      this.#guardRow(table, event.cells, () => this.#tables.apply(apps, table, kind, event.cells));
+      if (table === 'machines' || table === 'services') this.#wakeAll(app);
     });
   }
 
-  route(app: string): Promise<RouteDecision> {
-    return this.lock.read('route', () => this.#table.route(app), { context: { app } });
+  /**
+   * The app a request's Host (or TLS SNI) names: `<app>.<domain>`, or an app_hostnames row.
+   * A plain value when answered from memory; a promise when lazy mode must ask corrosion.
+   */
+  resolveHost(host: string): string | undefined | Promise<string | undefined> {
+    const name = host.replace(/:\d+$/, '').replace(/\.$/, '').toLowerCase();
+    const suffix = `.${this.#options.domain.toLowerCase()}`;
+    if (name.endsWith(suffix) && !name.slice(0, -suffix.length).includes('.')) {
+      return name.slice(0, -suffix.length) || undefined;
+    }
+    const app = this.#tables.hostnames.get(name);
+    if (app !== undefined || this.mode === 'eager') return app;
+    const cached = this.#hostCache.get(name);
+    if (cached !== undefined && cached.untilMs > Date.now()) {
+      if (cached.app === null) this.#metrics.negativeHits.add(1, { kind: 'host' });
+      return cached.app ?? undefined;
+    }
+    if (!this.ready) return Promise.reject(this.#notReady(name));
+    return this.#loader
+      .load(`host:${name}`, '', (signal) => this.#loadHost(name, signal))
+      .then(() => this.#tables.hostnames.get(name) ?? this.#hostCache.get(name)?.app ?? undefined);
+  }
+
+  /**
+   * Picks machines for a request to `app`: candidates best first (see route.ts). A plain value
+   * when answered from memory without waiting; a promise when a writer holds the app's shard or
+   * lazy mode must load the app. Lazy loads reject with CATALOG_ERR_LOAD_SHED,
+   * CATALOG_ERR_LOAD_TIMEOUT, CATALOG_ERR_LOAD_FAILED or CATALOG_ERR_NOT_READY.
+   */
+  route(app: string, options: RouteOptions = noOptions): RouteDecision | Promise<RouteDecision> {
+    // The hot path, inlined from #withApp: no closure, no promise.
+    const shard = this.#shardOf(app);
+    if (shard.writers === 0) {
+      const entry = shard.state.get(app);
+      if (entry !== undefined && (this.#stale.size === 0 || !this.#stale.has(app))) {
+        entry.usedTick = ++this.#tick;
+        return selectMachines(entry, options, this.#contextFor(options));
+      }
+      if (this.mode === 'eager' && entry === undefined) return noApp;
+    }
+    return this.#withAppSlow(app, 'route', shard, (entry) =>
+      entry === undefined ? noApp : selectMachines(entry, options, this.#contextFor(options)),
+    );
+  }
+
+  /**
+   * route(), and when every machine is at its hard limit, wait (bounded queue per app, deadline)
+   * for capacity and route again. Rejects with CATALOG_ERR_ADMISSION_SHED or
+   * CATALOG_ERR_ADMISSION_TIMEOUT, which the proxy answers with a 503.
+   */
+  async admit(
+    app: string,
+    options: RouteOptions & { timeoutMs?: number; signal?: AbortSignal } = {},
+  ): Promise<RouteDecision> {
+    const deadline = Date.now() + (options.timeoutMs ?? this.#options.admissionTimeoutMs);
+    for (;;) {
+      const decision = await this.route(app, options);
+      if (decision.kind !== 'no-machine' || !decision.saturated) return decision;
+      this.#admissionWaiting++;
+      try {
+        await this.#admission.wait(app, deadline - Date.now(), options.signal);
+        this.#metrics.admission.add(1, { outcome: 'woken' });
+      } catch (error) {
+        const code = (error as CatalogError).code;
+        this.#metrics.admission.add(1, {
+          outcome: code === 'CATALOG_ERR_ADMISSION_SHED' ? 'shed' : 'timeout',
+        });
+        throw error;
+      } finally {
+        this.#admissionWaiting--;
+      }
+    }
+  }
+
+  /**
+   * Counts one unit of load (a request, or a connection, per the service's concurrency type)
+   * on a machine until the returned function is called (once; later calls do nothing).
+   */
+  begin(machine: string | MachineEntry): () => void {
+    const entry = typeof machine === 'string' ? this.#tables.machines.get(machine) : machine;
+    if (entry === undefined) return noop;
+    entry.load++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      entry.load--;
+      if (this.#admissionWaiting > 0) this.#admission.wake(entry.app);
+    };
+  }
+
+  /** Load a backhaul reported for a machine on its host (all edges' traffic); kept remoteLoadTtlMs. */
+  reportLoad(machineId: string, load: number): void {
+    const machine = this.#tables.machines.get(machineId);
+    if (machine === undefined || !(load >= 0)) return;
+    const lower = load < machine.remoteLoad;
+    machine.remoteLoad = Math.floor(load);
+    machine.remoteUntilTick = this.#nowTick() + Math.ceil(this.#options.remoteLoadTtlMs / tickMs);
+    if (lower && this.#admissionWaiting > 0) this.#admission.wake(machine.app);
+  }
+
+  /** A round trip measured from this edge to a host; routing prefers it to the regions' distance. */
+  recordRtt(hostId: string, rttMs: number): void {
+    // A number stored on the host entry, read by route() in the same thread: no table write.
+    this.#global.state.recordRtt(hostId, rttMs);
+  }
+
+  /** The TLS certificate for a hostname (lazy mode loads the app it belongs to). */
+  async certificate(hostname: string): Promise<Certificate | undefined> {
+    const name = hostname.replace(/\.$/, '').toLowerCase();
+    const app = await this.resolveHost(name);
+    if (app === undefined) return undefined;
+    return this.#withApp(app, 'certificate', (entry) => entry?.certificates?.get(name));
+  }
+
+  /** The app's own row and services (org, network; min_machines_running etc.), for autostop. */
+  app(app: string): AppEntry | undefined | Promise<AppEntry | undefined> {
+    return this.#withApp(app, 'app', (entry) => entry);
+  }
+
+  /** A machine held, by id (fly-replay `instance=`, backhaul load reports, autostart). */
+  machine(machineId: string): MachineEntry | undefined {
+    return this.#tables.machines.get(machineId);
+  }
+
+  /** A host's row (region, backhaul address, measured RTT). */
+  host(hostId: string) {
+    const host = this.#global.state.hosts.get(hostId);
+    return host?.known ? host : undefined;
   }
 
   stats(): Promise<CatalogStats> {
-    return this.lock.read('stats', () => ({
+    let apps = 0;
+    let services = 0;
+    for (const shard of this.#shards) apps += shard.state.size;
+    for (const machine of this.#tables.machines.values()) services += machine.services.length;
+    return Promise.resolve({
       ready: this.ready,
-      apps: this.#table.apps.size,
-      machines: this.#table.machines.size,
-      services: this.#table.services.size,
+      mode: this.mode,
+      shards: this.#shards.length,
+      apps,
+      machines: this.#tables.machines.size,
+      services,
       rejectedRows: this.#rejectedRows,
-    }));
+      loadsRunning: this.#loader.running,
+      loadsQueued: this.#loader.queued,
+    });
   }
 
-  private applyNow(table: FollowedTable, event: WatchEvent): void {
-    if (event.type === 'reset') {
-      this.#table.clear(table);
-      this.#loaded.delete(table);
-      this.#metrics.resets.add(1, { table });
-      return;
+  /** Read by the metrics' observable gauges at collection time. */
+  gauges() {
+    let loadedApps = 0;
+    for (const shard of this.#shards) loadedApps += shard.state.size;
+    return {
+      loadedApps,
+      loadsRunning: this.#loader.running,
+      loadsQueued: this.#loader.queued,
+      machines: this.#tables.machines.size,
+    };
+  }
+
+  /**
+   * Runs `fn` under the write lock of the app's shard, labelled with the app as context. The
+   * Catalog's own writes are synchronous; an async `fn` holds the shard (and only it) until it
+   * settles — what the sharding test does to show other shards keep serving.
+   */
+  writeApp<R>(app: string, label: string, fn: () => R | Promise<R>): Promise<R> {
+    return this.#shardOf(app).write(label, { app }, () => fn());
+  }
+
+  #withApp<R>(app: string, label: string, fn: (entry: AppEntry | undefined) => R): R | Promise<R> {
+    const shard = this.#shardOf(app);
+    if (shard.writers === 0) {
+      const entry = shard.state.get(app);
+      if (entry !== undefined && (this.#stale.size === 0 || !this.#stale.has(app))) {
+        entry.usedTick = ++this.#tick;
+        return fn(entry);
+      }
+      if (this.mode === 'eager' && entry === undefined) return fn(entry);
     }
-    if (event.type === 'ready') {
-      this.#loaded.add(table);
-      return;
+    return this.#withAppSlow(app, label, shard, fn);
+  }
+
+  async #withAppSlow<R>(
+    app: string,
+    label: string,
+    shard: Guarded<ShardState>,
+    fn: (entry: AppEntry | undefined) => R,
+  ): Promise<R> {
+    const stale = this.#stale.has(app);
+    if (stale || (this.mode === 'lazy' && !shard.state.has(app))) {
+      const until = this.#negativeApps.get(app);
+      if (!stale && until !== undefined && until > Date.now()) {
+        this.#metrics.negativeHits.add(1, { kind: 'app' });
+        return fn(undefined);
+      }
+      if (until !== undefined) this.#negativeApps.delete(app);
+      const client = this.#client;
+      if (this.ready && client !== undefined) {
+        await this.#loader.load(`app:${app}`, app, (signal) => this.#loadApp(client, app, signal));
+      } else if (this.mode === 'lazy') throw this.#notReady(app);
+      // eager without a client (fed by hand) cannot repair: it serves what it holds
     }
+    return shard.read(label, { app }, (apps) => {
+      const entry = apps.get(app);
+      if (entry !== undefined) entry.usedTick = ++this.#tick;
+      return fn(entry);
+    });
+  }
+
+  /**
+   * Lazy load of one app. The race with concurrent changes: the app is marked loading (so the
+   * change streams buffer its events) before the queries are sent; the rows read are installed
+   * and the buffered events replayed on top, in one write closure that also clears the mark,
+   * so from then on events apply directly. A change committed before the query but delivered
+   * after it is replayed over a row that already has it (idempotent: rows carry whole values);
+   * one committed after the query is in the buffer. Streams are per table and ordered, so each
+   * row ends at the newest state the stream delivered.
+   */
+  async #loadApp(client: CorrosionClient, app: string, signal: AbortSignal): Promise<void> {
+    const pending: PendingLoad = { events: [], overflow: false };
+    this.#loading.set(app, pending);
     try {
-      if (event.type === 'change' && event.kind === 'delete')
-        this.#table.remove(table, event.cells);
-      else this.#table.upsert(table, event.cells);
+      const rows = await readAppRows(client, app, signal);
+      if (pending.overflow) {
+        throw new CatalogError(
+          'CATALOG_ERR_LOAD_FAILED',
+          `app ${app}: more than ${this.#options.loadBufferedChangesMax} changes (or a stream reset) during its load`,
+          app,
+        );
+      }
+      if (rows.apps.length === 0 && rows.machines.length === 0) {
+        this.#remember(this.#negativeApps, app, Date.now() + this.#options.negativeTtlMs);
+        await this.#write(this.#shardOf(app), 'load-app', { app }, (apps) => {
+          this.#loading.delete(app);
+          this.#stale.delete(app);
+          this.#tables.drop(apps, app); // a stale app that is gone from corrosion
+        });
+        return;
+      }
+      await this.#write(this.#shardOf(app), 'load-app', { app }, (apps) => {
+        this.#loading.delete(app);
+        this.#stale.delete(app);
+        this.#tables.reload(apps, app, () => {
+          this.#tables.entry(apps, app).usedTick = ++this.#tick;
+          for (const table of appTables) {
+            for (const cells of rows[table]) this.#applyRow(apps, table, 'upsert', cells);
+          }
+          for (const [table, kind, cells] of pending.events)
+            this.#applyRow(apps, table, kind, cells);
+        });
+      });
+      this.#evictIdle();
+    } finally {
+      if (this.#loading.get(app) === pending) this.#loading.delete(app);
+    }
+  }
+
+  async #loadHost(name: string, signal: AbortSignal): Promise<void> {
+    const override: { app: string | null | undefined } = { app: undefined };
+    this.#hostLoads.set(name, override);
+    try {
+      const found = await readHostnameApp(this.#client!, name, signal);
+      const app = override.app === undefined ? found : override.app;
+      this.#remember(this.#hostCache, name, {
+        app,
+        untilMs: Date.now() + this.#options.negativeTtlMs,
+      });
+    } finally {
+      this.#hostLoads.delete(name);
+    }
+  }
+
+  /**
+   * Lazy mode, before an event is applied: it forgets what the negative caches say about its
+   * app or hostname; an event of an app loading now (first load or a reload) is buffered for
+   * that load; one of an app not held is dropped. Returns true when the event is consumed.
+   */
+  #intercept(
+    table: FollowedTable,
+    kind: RowKind,
+    cells: unknown[],
+    app: string,
+    shard: Guarded<ShardState>,
+  ): boolean {
+    if (table === 'apps' && kind === 'upsert') this.#negativeApps.delete(app);
+    if (table === 'app_hostnames' && typeof cells[0] === 'string') {
+      const hostname = cells[0].toLowerCase();
+      this.#hostCache.delete(hostname);
+      const load = this.#hostLoads.get(hostname);
+      if (load !== undefined) load.app = kind === 'delete' ? null : app;
+    }
+    const pending = this.#loading.get(app);
+    if (pending !== undefined) {
+      this.#buffer(pending, [table, kind, cells]);
+      return true;
+    }
+    return this.mode === 'lazy' && !shard.state.has(app);
+  }
+
+  #buffer(pending: PendingLoad, event: Buffered): void {
+    if (pending.events.length < this.#options.loadBufferedChangesMax) pending.events.push(event);
+    else pending.overflow = true;
+  }
+
+  /** A health check names only its machine: it goes to the shard of the machine's app. */
+  #applyHealth(kind: RowKind, cells: unknown[]): Promise<void> | undefined {
+    const machine = this.#tables.machines.get(String(cells[0]));
+    if (machine === undefined) {
+      if (this.mode === 'eager') {
+        this.#guardRow('health_checks', cells, () => this.#tables.health(kind, cells));
+      }
+      // The machine may belong to an app loading now: every load in flight keeps it.
+      for (const pending of this.#loading.values())
+        this.#buffer(pending, ['health_checks', kind, cells]);
+      return undefined;
+    }
+    const app = machine.app;
+    const pending = this.#loading.get(app); // held, but reloading: the reload replays it
+    if (pending !== undefined) {
+      this.#buffer(pending, ['health_checks', kind, cells]);
+      return undefined;
+    }
+    return this.#write(this.#shardOf(app), 'apply-health_checks', { app }, () => {
+      this.#guardRow('health_checks', cells, () => this.#tables.health(kind, cells));
+      this.#wakeAll(app);
+    }).then(noop);
+  }
+
+  /** A machine that moved to another app leaves the old one first (in the old app's shard). */
+  async #leavePreviousApp(machine: MachineEntry): Promise<void> {
+    const previous = machine.app;
+    await this.#write(this.#shardOf(previous), 'apply-machines', { app: previous }, () =>
+      this.#tables.forgetMachine(machine.id),
+    );
+  }
+
+  async #reset(table: FollowedTable): Promise<void> {
+    if ((globalTables as readonly string[]).includes(table)) {
+      return this.#write(this.#global, `reset-${table}`, { table }, (topology) => {
+        if (table === 'hosts') for (const id of [...topology.hosts.keys()]) topology.dropHost(id);
+        else for (const code of [...topology.regions.keys()]) topology.dropRegion(code);
+      });
+    }
+    if (this.mode === 'lazy') {
+      // Changes may have been missed: nothing held can be trusted. Drop every app (each is
+      // loaded again on its next request, once the stream is back) and fail loads in flight.
+      for (const pending of this.#loading.values()) pending.overflow = true;
+      this.#hostCache.clear();
+      this.#negativeApps.clear();
+      await Promise.all(
+        this.#shards.map((shard) =>
+          this.#write(shard, `reset-${table}`, { table }, (apps) => {
+            for (const app of [...apps.keys()]) this.#tables.drop(apps, app);
+          }),
+        ),
+      );
+      return;
+    }
+    await Promise.all(
+      this.#shards.map((shard) =>
+        this.#write(shard, `reset-${table}`, { table }, (apps) => this.#tables.reset(apps, table)),
+      ),
+    );
+  }
+
+  /** Lazy mode: past maxLoadedApps, evict the least recently used idle apps down to 90 %. */
+  #evictIdle(): void {
+    if (this.mode !== 'lazy') return;
+    let held = 0;
+    for (const shard of this.#shards) held += shard.state.size;
+    const max = this.#options.maxLoadedApps;
+    if (held <= max) return;
+    const idle: AppEntry[] = [];
+    for (const shard of this.#shards) {
+      for (const entry of shard.state.values()) {
+        if (!this.#loading.has(entry.name) && entry.machines.every((machine) => machine.load === 0))
+          idle.push(entry);
+      }
+    }
+    idle.sort((a, b) => a.usedTick - b.usedTick);
+    const excess = held - Math.floor(max * 0.9);
+    for (const entry of idle.slice(0, excess)) {
+      const app = entry.name;
+      void this.#write(this.#shardOf(app), 'evict', { app }, (apps) => {
+        if (apps.get(app) === entry) this.#tables.drop(apps, app);
+      }).then(() => this.#metrics.evictions.add(1));
+    }
+  }
+
+  /** Applies one app row, counting (never throwing) a row that cannot be used. */
+  #applyRow(apps: ShardState, table: FollowedTable, kind: RowKind, cells: unknown[]): void {
+    this.#guardRow(table, cells, () => this.#tables.apply(apps, table, kind, cells));
+  }
+
+  #guardRow(table: FollowedTable, cells: unknown[], apply: () => unknown): void {
+    try {
+      apply();
       this.#metrics.applied.add(1, { table });
     } catch (error) {
       if (!(error instanceof BadRowError)) throw error;
       this.#rejectedRows++;
       this.#metrics.badRows.add(1, { table });
-      this.options.logger.warn(
-        { table, cells: event.cells, reason: error.message },
+      this.#options.logger.warn(
+        { table, cells: loggableCells(table, cells), reason: error.message },
         'catalog skipped a bad row',
       );
     }
   }
+
+  /** A write that fails (lock timeout) is logged and counted; lazy mode reloads the app. */
+  #write<T, R>(
+    guarded: Guarded<T>,
+    label: string,
+    context: Record<string, string>,
+    fn: (state: T) => R | Promise<R>,
+  ): Promise<R | undefined> {
+    return guarded.write(label, context, fn).catch((error: unknown) => {
+      this.#metrics.updateFailures.add(1, { label });
+      this.#options.logger.error({ err: error, ...context, label }, 'catalog update failed');
+      // Quarantine per app (seed 002): its rows may now be out of date; the next request for it
+      // reloads it from corrosion (in eager mode too, once following).
+      if (context.app && label.startsWith('apply-')) this.#stale.add(context.app);
+      if (label === 'load-app' || label.startsWith('reset-')) throw error;
+      return undefined;
+    }) as Promise<R | undefined>;
+  }
+
+  #wakeAll(app: string): void {
+    if (this.#admissionWaiting > 0) this.#admission.wake(app, this.#options.admissionQueueMax);
+  }
+
+  #contextFor(options: RouteOptions): RouteContext {
+    if (options.preferRegion === undefined) return this.#route;
+    const preferred = this.#global.state.regions.get(options.preferRegion);
+    return { ...this.#route, localRegion: preferred ?? this.#route.localRegion };
+  }
+
+  #shardOf(app: string): Guarded<ShardState> {
+    return this.#shards[shardIndex(app, this.#shards.length)]!;
+  }
+
+  #nowTick(): number {
+    return Math.floor((Date.now() - this.#epochMs) / tickMs);
+  }
+
+  #notReady(what: string): CatalogError {
+    return new CatalogError(
+      'CATALOG_ERR_NOT_READY',
+      `catalog: cannot load ${what} before every change stream is attached`,
+    );
+  }
+
+  #remember<V>(map: Map<string, V>, key: string, value: V): void {
+    map.delete(key);
+    if (map.size >= this.#options.negativeEntriesMax) {
+      const oldest = map.keys().next().value;
+      if (oldest !== undefined) map.delete(oldest);
+    }
+    map.set(key, value);
+  }
 }
 
-function appOf(table: FollowedTable, cells: unknown[]): string {
-  const index = table === 'apps' ? 0 : table === 'machines' || table === 'app_hostnames' ? 1 : 2;
-  return table === 'health_checks' ? '' : String(cells[index] ?? '');
+function applyGlobal(
+  topology: Topology,
+  table: FollowedTable,
+  kind: RowKind,
+  cells: unknown[],
+): void {
+  if (table === 'hosts') {
+    if (kind === 'delete') topology.dropHost(text(cells, 0, 'hosts', 'id'));
+    else topology.putHost(hostFromCells(cells));
+  } else if (kind === 'delete') topology.dropRegion(text(cells, 0, 'regions', 'code'));
+  else topology.putRegion(regionFromCells(cells));
 }
+
+function noop(): void {}

@@ -1,9 +1,23 @@
-export { Catalog, type CatalogOptions, type CatalogStats } from './catalog.js';
+export { Catalog, type CatalogStats } from './catalog.js';
 export {
   BadRowError,
-  type FollowedTable,
-  followedTables,
-  type MachineEntry,
-  type ServiceEntry,
-} from './rows.js';
-export { type RouteDecision, RoutingTable } from './table.js';
+  CatalogError,
+  type CatalogErrorCode,
+  CatalogErrorCodes,
+} from './errors.js';
+export {
+  AppEntry,
+  Certificate,
+  type Concurrency,
+  type ConcurrencyType,
+  defaultConcurrency,
+  type HostEntry,
+  MachineEntry,
+  type PortSpec,
+  type RegionEntry,
+  type ServiceSpec,
+} from './model.js';
+export type { CatalogMode, CatalogOptions } from './options.js';
+export type { Band, Candidate, RouteDecision, RouteOptions } from './route.js';
+export { type FollowedTable, followedTables } from './rows.js';
+export { distanceKm } from './topology.js';

@@ -23,4 +23,11 @@ export const scenarios = {
     await Promise.all(Array.from({ length: 32 }, (_, offset) => flow(offset)));
     return value;
   },
+  // No lock at all, measured last in each subject's process: what every promise of the process
+  // costs once the subject has run. The difference between ours with ALS on and off is what
+  // re-entry tracking adds to promises that have nothing to do with the lock.
+  'bare await, no lock (after the above)': async (_subject, operations) => {
+    let value = 0;
+    for (let i = 0; i < operations; i++) await Promise.resolve(value++);
+  },
 };

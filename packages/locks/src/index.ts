@@ -1,6 +1,7 @@
 export { LockCore } from './core.js';
 export { lockChannels } from './diagnostics.js';
 export { LockError, type LockErrorCode, LockErrorCodes } from './errors.js';
+export { meterName } from './metrics.js';
 export {
   type AcquireOptions,
   type HolderInfo,
@@ -11,4 +12,5 @@ export {
   RwLock,
   type RwLockOptions,
 } from './rwlock.js';
-export { SharedRwLock, type TryResult } from './shared-rwlock.js';
+export { SharedRwLock, type SharedRwLockOptions, type TryResult } from './shared-rwlock.js';
+export { bucketBoundsMs } from './stats.js';

@@ -1,72 +1,85 @@
 import assert from 'node:assert/strict';
-import { AsyncLocalStorage } from 'node:async_hooks';
-import { LockCore, type LockMode } from './core.js';
+import { performance } from 'node:perf_hooks';
+import { type CoreRequest, LockCore, type LockMode } from './core.js';
 import { lockChannels } from './diagnostics.js';
 import { LockError } from './errors.js';
-import { type LockMetrics, lockMetrics, watchQueueDepth } from './metrics.js';
+import { flowStorage } from './flow-storage.js';
+import { countRare, followProvider, pollProvider } from './metrics.js';
+import {
+  type AcquireOptions,
+  checkCall,
+  type LockContext,
+  type LockLogger,
+  type ResolvedOptions,
+  type RwLockOptions,
+  resolveOptions,
+  waitTimeoutMs,
+} from './options.js';
+import { type Family, familyOf, type Series, type Tracked } from './stats.js';
+import { Warnings } from './warnings.js';
 
-export type { LockMode };
-export type LockContext = Record<string, string | number | boolean>;
-
-/** Anything with pino's `warn(object, message)`. */
-export interface LockLogger {
-  warn(details: object, message: string): void;
-}
-
-export interface RwLockOptions {
-  /** Names the lock in errors, logs, metrics and snapshots. */
-  name: string;
-  /** Every write acquisition times out; this is the default bound. */
-  writeTimeoutMs?: number;
-  /** Default bound of read acquisitions; none when left out. */
-  readTimeoutMs?: number;
-  /** Requests allowed to wait at once; more get LOCK_ERR_QUEUE_FULL. */
-  maxWaiters?: number;
-  /** A hold longer than this is logged and counted (the lock is never released early). */
-  holdMsMax?: number;
-  /** A wait longer than this is logged. */
-  slowWaitMs?: number;
-  logger?: LockLogger;
-  /**
-   * Follow holders across `await` with AsyncLocalStorage, so that re-entry after an await is
-   * refused too. Synchronous re-entry is always refused.
-   */
-  trackAsync?: boolean;
-}
-
-export interface AcquireOptions {
-  /** What the holder works on (e.g. `{ app }`): shown in logs, errors and snapshots. */
-  context?: LockContext;
-  timeoutMs?: number;
-  signal?: AbortSignal;
-}
+export type { AcquireOptions, LockContext, LockLogger, LockMode, RwLockOptions };
 
 export interface HolderInfo {
   mode: LockMode;
   label: string;
   context: LockContext;
+  /** When the hold (or, in `queued`, the wait) began: ms since the epoch. */
   sinceMs: number;
 }
 
 export interface LockSnapshot {
   name: string;
   holders: HolderInfo[];
-  queued: { mode: LockMode; label: string; context: LockContext; sinceMs: number }[];
+  queued: HolderInfo[];
   writer?: HolderInfo;
   lastWriter?: HolderInfo & { releasedMs: number };
 }
 
-interface Holder extends HolderInfo {
-  id: number;
-  released: boolean;
+enum Phase {
+  Queued,
+  Held,
+  Done,
 }
 
-interface Waiter {
-  mode: LockMode;
-  label: string;
-  context: LockContext;
-  sinceMs: number;
-  grant(): void;
+/**
+ * One acquisition from request to release. The same object is the core's queue node, the
+ * holder, an entry of its lock name's in-progress lists (stats.ts) and a link of the flow's
+ * chain of holds (AsyncLocalStorage): the uncontended path allocates nothing else.
+ */
+class Acquisition implements CoreRequest, Tracked {
+  phase = Phase.Held;
+  /** performance.now() when the wait began, then when the hold began. */
+  startedMs = 0;
+  queued = false;
+  queuePrev: Acquisition | undefined = undefined;
+  queueNext: Acquisition | undefined = undefined;
+  familyPrev: Tracked | undefined = undefined;
+  familyNext: Tracked | undefined = undefined;
+  /** The lock's holders, oldest first (for snapshots). */
+  holderPrev: Acquisition | undefined = undefined;
+  holderNext: Acquisition | undefined = undefined;
+  /** Set while queued. */
+  waiting: Waiting | undefined = undefined;
+
+  constructor(
+    readonly owner: RwLock,
+    readonly mode: LockMode,
+    readonly label: string,
+    readonly context: LockContext,
+    readonly series: Series,
+    /** The hold the flow was in when it asked (the chain re-entry is checked against). */
+    readonly outer: Acquisition | undefined,
+  ) {}
+}
+
+/** What only a queued acquisition needs. */
+interface Waiting {
+  resolve(): void;
+  reject(error: LockError): void;
+  timer: NodeJS.Timeout | undefined;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
 }
 
 const emptyContext: LockContext = Object.freeze({});
@@ -75,70 +88,85 @@ function isPromiseLike<T>(value: T | Promise<T>): value is Promise<T> {
   return typeof (value as { then?: unknown } | null)?.then === 'function';
 }
 
-const flows = new AsyncLocalStorage<{ lock: RwLock; holder: Holder }[]>();
+/** ms since the epoch of a performance.now() reading. */
+function wallMs(monotonicMs: number): number {
+  return performance.timeOrigin + monotonicMs;
+}
+
+function info(acquisition: Acquisition): HolderInfo {
+  const { mode, label, context, startedMs } = acquisition;
+  return { mode, label, context, sinceMs: wallMs(startedMs) };
+}
+
+/** The innermost hold still in progress on the chain from `entry` outwards. */
+function innermostHeld(entry: Acquisition | undefined): Acquisition | undefined {
+  while (entry !== undefined && entry.phase !== Phase.Held) entry = entry.outer;
+  return entry;
+}
+
+/** The flow's chain of holds, innermost first: followed across `await` (trackAsync). */
+const flows = flowStorage<Acquisition>();
 
 /**
  * An async read-write lock for one event loop, taken only through closures: the locked interval
  * is exactly the closure. FIFO with reader batching (a queued writer blocks later readers, so
- * writers are not starved). A waiter that times out or is cancelled leaves the queue and the
- * grant loop runs again in the same synchronous step, so nobody is left stuck behind it.
+ * writers are not starved). A waiter that times out or is cancelled leaves the queue in O(1) and
+ * the grant loop runs again in the same synchronous step, so nobody is left stuck behind it.
+ *
+ * Every state change is complete before anything outside the lock runs: loggers, metrics and
+ * diagnostics subscribers are told afterwards, and nothing they do (even throw) reaches the lock.
  */
 export class RwLock {
   readonly name: string;
-  readonly #options: Required<Omit<RwLockOptions, 'logger' | 'readTimeoutMs'>> &
-    Pick<RwLockOptions, 'logger' | 'readTimeoutMs'>;
-  readonly #core = new LockCore();
-  /** Holders and waiters by the id the core knows them by. */
-  readonly #holders = new Map<number, Holder>();
-  readonly #waiters = new Map<number, Waiter>();
-  #nextId = 1;
-  #lastWriter: (HolderInfo & { releasedMs: number }) | undefined;
+  readonly #options: ResolvedOptions;
+  readonly #core = new LockCore<Acquisition>();
+  readonly #family: Family;
+  readonly #warnings: Warnings;
+  #holdersHead: Acquisition | undefined = undefined;
+  #holdersTail: Acquisition | undefined = undefined;
+  #lastWriter: Acquisition | undefined = undefined;
+  #lastWriterReleasedMs = 0;
+  readonly #trackAsync: boolean;
+  #lastRead: Series | undefined = undefined;
+  #lastWrite: Series | undefined = undefined;
   /** Holders whose closure is running synchronously right now (re-entry without ALS). */
-  readonly #running: Holder[] = [];
-  readonly #metrics: LockMetrics;
-  readonly #attributeCache = new Map<string, { lock: string; label: string; mode: LockMode }>();
+  readonly #running: Acquisition[] = [];
 
+  /** Throws LOCK_ERR_BAD_OPTION when an option is out of range (the message names it). */
   constructor(options: RwLockOptions) {
-    this.name = options.name;
-    this.#options = {
-      writeTimeoutMs: 5_000,
-      maxWaiters: 10_000,
-      holdMsMax: 1_000,
-      slowWaitMs: 100,
-      trackAsync: true,
-      ...options,
-    };
-    this.#metrics = lockMetrics();
-    watchQueueDepth(this);
+    this.#options = resolveOptions(options);
+    this.name = this.#options.name;
+    this.#trackAsync = this.#options.trackAsync;
+    this.#family = familyOf(this.name);
+    this.#warnings = new Warnings(this.name, this.#options.logger, this.#options.warnIntervalMs);
+    pollProvider();
   }
 
-  read<T>(label: string, fn: () => T | Promise<T>, options: AcquireOptions = {}): Promise<T> {
+  read<T>(label: string, fn: () => T | Promise<T>, options?: AcquireOptions): Promise<T> {
     return this.#acquire('read', label, fn, options);
   }
 
-  write<T>(label: string, fn: () => T | Promise<T>, options: AcquireOptions = {}): Promise<T> {
+  write<T>(label: string, fn: () => T | Promise<T>, options?: AcquireOptions): Promise<T> {
     return this.#acquire('write', label, fn, options);
   }
 
   /** Requests waiting right now. */
   queueLength(): number {
-    return this.#core.queue.length;
+    return this.#core.length;
   }
 
   snapshot(): LockSnapshot {
-    const info = ({ mode, label, context, sinceMs }: HolderInfo) => ({
-      mode,
-      label,
-      context,
-      sinceMs,
-    });
-    const writer = this.#core.writer === null ? undefined : this.#holders.get(this.#core.writer);
+    const holders: HolderInfo[] = [];
+    for (let holder = this.#holdersHead; holder !== undefined; holder = holder.holderNext)
+      holders.push(info(holder));
+    const writer = this.#core.writer;
+    const last = this.#lastWriter;
     return {
       name: this.name,
-      holders: [...this.#holders.values()].map(info),
-      queued: this.#core.queue.map(({ id }) => info(this.#waiters.get(id)!)),
+      holders,
+      queued: this.#core.queue().map(info),
       writer: writer && info(writer),
-      lastWriter: this.#lastWriter,
+      lastWriter: last && { ...info(last), releasedMs: wallMs(this.#lastWriterReleasedMs) },
     };
   }
 
@@ -146,25 +174,83 @@ export class RwLock {
     mode: LockMode,
     label: string,
     fn: () => T | Promise<T>,
-    options: AcquireOptions,
+    options: AcquireOptions | undefined,
   ): Promise<T> {
-    const context = options.context ?? emptyContext;
+    followProvider();
+    const outer = this.#trackAsync ? flows.getStore() : undefined;
     try {
-      this.#refuseReentry(mode, label);
+      checkCall(this.name, label, fn, options);
+      // Checked on every call, so a bad timeout is refused whether or not the lock is free.
+      if (options?.timeoutMs !== undefined)
+        waitTimeoutMs(this.#options, label, mode, options.timeoutMs);
+      if (outer !== undefined || this.#running.length > 0) this.#refuseReentry(mode, label, outer);
     } catch (error) {
       return Promise.reject(error);
     }
+    const signal = options?.signal;
+    const acquisition = new Acquisition(
+      this,
+      mode,
+      label,
+      options?.context ?? emptyContext,
+      this.#series(mode, label),
+      outer === undefined ? undefined : innermostHeld(outer),
+    );
+    if (signal?.aborted) return Promise.reject(this.#cancelled(acquisition, 0));
     // The uncontended path takes the lock and runs the closure in this very step, without a
     // promise of its own: most acquisitions of a routing table are uncontended reads.
-    if (this.#core.grantable(mode)) return this.#runHeld(this.#take(mode, label, context), fn);
-    return this.#enqueue(mode, label, context, options).then((holder) => this.#runHeld(holder, fn));
+    if (this.#core.grantable(mode)) {
+      this.#core.request(acquisition);
+      this.#hold(acquisition, performance.now());
+      acquisition.series.wait.recordZero();
+      if (lockChannels.granted.hasSubscribers) this.#publishGranted(acquisition, 0);
+      return this.#runHeld(acquisition, fn);
+    }
+    const timeoutMs = waitTimeoutMs(this.#options, label, mode, options?.timeoutMs);
+    return this.#wait(acquisition, timeoutMs, signal).then(() => this.#runHeld(acquisition, fn));
+  }
+
+  /** The figures of a label: the last one used per mode is kept at hand (labels repeat). */
+  #series(mode: LockMode, label: string): Series {
+    if (mode === 'read') {
+      const last = this.#lastRead;
+      if (last !== undefined && last.label === label) return last;
+      this.#lastRead = this.#family.series(mode, label);
+      return this.#lastRead;
+    }
+    const last = this.#lastWrite;
+    if (last !== undefined && last.label === label) return last;
+    this.#lastWrite = this.#family.series(mode, label);
+    return this.#lastWrite;
+  }
+
+  #refuseReentry(mode: LockMode, label: string, outer: Acquisition | undefined): void {
+    let held = this.#running.at(-1);
+    for (let entry = outer; held === undefined && entry !== undefined; entry = entry.outer)
+      if (entry.owner === this && entry.phase === Phase.Held) held = entry;
+    if (held === undefined) return;
+    countRare('reentries', { lock: this.name, label, mode });
+    if (lockChannels.reentry.hasSubscribers)
+      lockChannels.reentry.publish({
+        lock: this.name,
+        label,
+        mode,
+        heldLabel: held.label,
+        heldMode: held.mode,
+      });
+    throw new LockError(
+      'LOCK_ERR_REENTRANT',
+      `lock ${this.name}: "${label}" asks for ${mode} while its flow holds ${held.mode} as "${held.label}"; waiting would deadlock`,
+      this.name,
+      label,
+    );
   }
 
   /** Runs the closure for a holder and releases once it settled (at once for a sync closure). */
-  #runHeld<T>(holder: Holder, fn: () => T | Promise<T>): Promise<T> {
+  #runHeld<T>(holder: Acquisition, fn: () => T | Promise<T>): Promise<T> {
     let result: T | Promise<T>;
     try {
-      result = this.#run(holder, fn);
+      result = this.#trackAsync ? flows.run(holder, fn) : this.#runTracked(holder, fn);
     } catch (error) {
       this.#release(holder);
       return Promise.reject(error);
@@ -185,182 +271,218 @@ export class RwLock {
     );
   }
 
-  #refuseReentry(mode: LockMode, label: string): void {
-    const held =
-      this.#running.at(-1) ??
-      flows.getStore()?.find((entry) => entry.lock === this && !entry.holder.released)?.holder;
-    if (!held) return;
-    this.#metrics.reentries.add(1, { lock: this.name, label, mode });
-    if (lockChannels.reentry.hasSubscribers)
-      lockChannels.reentry.publish({
-        lock: this.name,
-        label,
-        mode,
-        heldLabel: held.label,
-        heldMode: held.mode,
-      });
-    throw new LockError(
-      'LOCK_ERR_REENTRANT',
-      `lock ${this.name}: "${label}" asks for ${mode} while its flow holds ${held.mode} as "${held.label}"; waiting would deadlock`,
-      this.name,
-      label,
-    );
-  }
-
-  /** The fast path: granted at once, no promise of our own. */
-  #take(mode: LockMode, label: string, context: LockContext): Holder {
-    const id = this.#nextId++;
-    this.#core.request(id, mode);
-    const holder: Holder = { id, mode, label, context, sinceMs: Date.now(), released: false };
-    this.#holders.set(id, holder);
-    if (lockChannels.granted.hasSubscribers)
-      lockChannels.granted.publish({ ...this.#attributes(label, mode), context, waitMs: 0 });
-    return holder;
-  }
-
-  #enqueue(
-    mode: LockMode,
-    label: string,
-    context: LockContext,
-    options: AcquireOptions,
-  ): Promise<Holder> {
-    const attributes = { lock: this.name, label, mode };
-    if (this.#core.queue.length >= this.#options.maxWaiters) {
-      this.#metrics.queueFull.add(1, attributes);
-      const message = `lock ${this.name}: ${this.#core.queue.length} requests already wait; "${label}" refused`;
-      return Promise.reject(new LockError('LOCK_ERR_QUEUE_FULL', message, this.name, label));
+  /** Without AsyncLocalStorage: re-entry is caught while the closure runs synchronously. */
+  #runTracked<T>(holder: Acquisition, fn: () => T | Promise<T>): T | Promise<T> {
+    this.#running.push(holder);
+    try {
+      return fn();
+    } finally {
+      this.#running.pop();
     }
-    if (options.signal?.aborted) {
-      return Promise.reject(
-        new LockError(
-          'LOCK_ERR_CANCELLED',
-          `lock ${this.name}: "${label}" cancelled`,
-          this.name,
-          label,
-        ),
+  }
+
+  /** The request becomes a holder: linked into the lock's and its name's lists of holds. */
+  #hold(holder: Acquisition, now: number): void {
+    holder.phase = Phase.Held;
+    holder.startedMs = now;
+    holder.holderPrev = this.#holdersTail;
+    if (this.#holdersTail === undefined) this.#holdersHead = holder;
+    else this.#holdersTail.holderNext = holder;
+    this.#holdersTail = holder;
+    const family = this.#family;
+    family.holds.add(holder);
+    if (holder.mode === 'read') family.readHolds++;
+    else family.writeHolds++;
+  }
+
+  #release(holder: Acquisition): void {
+    if (holder.phase !== Phase.Held) assert.fail('a holder released twice');
+    const now = performance.now();
+    const heldMs = now - holder.startedMs;
+    holder.phase = Phase.Done;
+    const { holderPrev, holderNext } = holder;
+    if (holderPrev === undefined) this.#holdersHead = holderNext;
+    else holderPrev.holderNext = holderNext;
+    if (holderNext === undefined) this.#holdersTail = holderPrev;
+    else holderNext.holderPrev = holderPrev;
+    holder.holderPrev = holder.holderNext = undefined;
+    const family = this.#family;
+    family.holds.remove(holder);
+    if (holder.mode === 'read') family.readHolds--;
+    else {
+      family.writeHolds--;
+      this.#lastWriter = holder;
+      this.#lastWriterReleasedMs = now;
+    }
+    holder.series.hold.record(heldMs);
+    const granted = this.#core.release(holder);
+    if (granted.length > 0) this.#grant(granted, now);
+    // The lock's state is final: only now tell the outside world.
+    if (lockChannels.released.hasSubscribers)
+      lockChannels.released.publish({
+        ...holder.series.attributes,
+        context: holder.context,
+        heldMs,
+      });
+    if (heldMs > this.#options.holdMsMax) {
+      countRare('slowHolds', holder.series.attributes);
+      this.#warnings.warn(
+        'slow hold',
+        () => ({ ...holder.series.attributes, context: holder.context, heldMs }),
+        `lock ${this.name}: "${holder.label}" held ${holder.mode} for ${heldMs.toFixed(1)} ms`,
       );
     }
-    const timeoutMs =
-      options.timeoutMs ??
-      (mode === 'write' ? this.#options.writeTimeoutMs : this.#options.readTimeoutMs);
-    const id = this.#nextId++;
-    const sinceMs = Date.now();
-    return new Promise<Holder>((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
-      const leave = () => {
-        clearTimeout(timer);
-        options.signal?.removeEventListener('abort', onAbort);
-        this.#waiters.delete(id);
-      };
-      const waiter: Waiter = {
-        mode,
-        label,
-        context,
-        sinceMs,
-        grant: () => {
-          leave();
-          const holder: Holder = { id, mode, label, context, sinceMs: Date.now(), released: false };
-          this.#holders.set(id, holder);
-          this.#reportWait(holder, holder.sinceMs - sinceMs);
-          resolve(holder);
-        },
-      };
-      const drop = (code: 'LOCK_ERR_TIMEOUT' | 'LOCK_ERR_CANCELLED', why: string) => {
-        const granted = this.#core.leave(id);
-        if (granted === null) return; // granted in this same tick: the grant stands
-        leave();
-        if (code === 'LOCK_ERR_TIMEOUT') this.#metrics.timeouts.add(1, attributes);
-        if (lockChannels.abandoned.hasSubscribers)
-          lockChannels.abandoned.publish({
-            ...attributes,
-            context,
-            code,
-            waitMs: Date.now() - sinceMs,
-          });
-        this.#options.logger?.warn(
-          { ...attributes, context, holders: this.snapshot().holders },
-          why,
-        );
-        reject(new LockError(code, `lock ${this.name}: "${label}" ${why}`, this.name, label));
-        this.#grant(granted); // the waiter that left may have been the one blocking these
-      };
-      const onAbort = () => drop('LOCK_ERR_CANCELLED', `${mode} wait cancelled`);
-      options.signal?.addEventListener('abort', onAbort, { once: true });
+  }
+
+  /** Queues a request that cannot be granted now; resolves when it is granted. */
+  #wait(
+    acquisition: Acquisition,
+    timeoutMs: number | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    const { mode, label } = acquisition;
+    if (this.#core.length >= this.#options.maxWaiters) {
+      acquisition.phase = Phase.Done;
+      countRare('queueFull', acquisition.series.attributes);
+      const message = `lock ${this.name}: ${this.#core.length} requests already wait; "${label}" refused`;
+      this.#warnings.warn('queue full', () => ({ ...acquisition.series.attributes }), message);
+      return Promise.reject(new LockError('LOCK_ERR_QUEUE_FULL', message, this.name, label));
+    }
+    acquisition.phase = Phase.Queued;
+    acquisition.startedMs = performance.now();
+    this.#core.request(acquisition);
+    this.#family.waits.add(acquisition);
+    return new Promise<void>((resolve, reject) => {
+      const waiting: Waiting = { resolve, reject, timer: undefined, signal, onAbort: undefined };
+      acquisition.waiting = waiting;
       if (timeoutMs !== undefined) {
-        timer = setTimeout(
-          () => drop('LOCK_ERR_TIMEOUT', `${mode} not granted within ${timeoutMs} ms`),
+        waiting.timer = setTimeout(
+          () =>
+            this.#abandon(
+              acquisition,
+              'LOCK_ERR_TIMEOUT',
+              `${mode} not granted within ${timeoutMs} ms`,
+            ),
           timeoutMs,
         );
       }
-      this.#waiters.set(id, waiter);
-      this.#core.request(id, mode);
+      if (signal !== undefined) {
+        waiting.onAbort = () =>
+          this.#abandon(acquisition, 'LOCK_ERR_CANCELLED', `${mode} wait cancelled`);
+        signal.addEventListener('abort', waiting.onAbort, { once: true });
+      }
     });
   }
 
-  /** Hands the lock to the waiters the core granted, in the same synchronous step. */
-  #grant(ids: number[]): void {
-    for (const id of ids) this.#waiters.get(id)!.grant();
+  /** Hands the lock to the requests the core granted, in the same synchronous step. */
+  #grant(granted: readonly Acquisition[], now: number): void {
+    const waits = granted.map((acquisition) => now - acquisition.startedMs);
+    for (const [index, acquisition] of granted.entries()) {
+      this.#stopWaiting(acquisition);
+      this.#hold(acquisition, now);
+      acquisition.series.wait.record(waits[index]!);
+      acquisition.waiting!.resolve();
+      acquisition.waiting = undefined;
+    }
+    // Every grant is handed out before anything outside the lock runs.
+    for (const [index, acquisition] of granted.entries())
+      this.#reportGrant(acquisition, waits[index]!);
   }
 
-  #run<T>(holder: Holder, fn: () => T | Promise<T>): T | Promise<T> {
-    const call = () => {
-      this.#running.push(holder);
-      try {
-        return fn();
-      } finally {
-        this.#running.pop();
-      }
-    };
-    if (!this.#options.trackAsync) return call();
-    const outer = flows.getStore() ?? [];
-    return flows.run([...outer, { lock: this, holder }], call);
+  #reportGrant(acquisition: Acquisition, waitMs: number): void {
+    if (lockChannels.granted.hasSubscribers) this.#publishGranted(acquisition, waitMs);
+    if (waitMs <= this.#options.slowWaitMs) return;
+    countRare('slowWaits', acquisition.series.attributes);
+    this.#warnings.warn(
+      'slow wait',
+      () => ({ ...acquisition.series.attributes, context: acquisition.context, waitMs }),
+      `lock ${this.name}: "${acquisition.label}" waited ${waitMs.toFixed(1)} ms for ${acquisition.mode}`,
+    );
   }
 
-  #release(holder: Holder): void {
-    assert.ok(!holder.released, 'a holder released twice');
-    holder.released = true;
-    this.#holders.delete(holder.id);
-    const releasedMs = Date.now();
-    if (holder.mode === 'write') {
-      const { mode, label, context, sinceMs } = holder;
-      this.#lastWriter = { mode, label, context, sinceMs, releasedMs };
-    }
-    const heldMs = releasedMs - holder.sinceMs;
-    const attributes = this.#attributes(holder.label, holder.mode);
-    this.#metrics.holdMs.record(heldMs, attributes);
-    if (lockChannels.released.hasSubscribers)
-      lockChannels.released.publish({ ...attributes, context: holder.context, heldMs });
-    if (heldMs > this.#options.holdMsMax) {
-      this.#metrics.slowHolds.add(1, attributes);
-      this.#options.logger?.warn(
-        { ...attributes, context: holder.context, heldMs },
-        'slow lock hold',
-      );
-    }
-    this.#grant(this.#core.release(holder.id));
+  #publishGranted(acquisition: Acquisition, waitMs: number): void {
+    lockChannels.granted.publish({
+      ...acquisition.series.attributes,
+      context: acquisition.context,
+      waitMs,
+    });
   }
 
-  /** Metric attributes per label and mode, made once: labels are few and fixed in code. */
-  #attributes(label: string, mode: LockMode): { lock: string; label: string; mode: LockMode } {
-    const key = `${mode}:${label}`;
-    let attributes = this.#attributeCache.get(key);
-    if (attributes === undefined) {
-      attributes = { lock: this.name, label, mode };
-      if (this.#attributeCache.size < 1_000) this.#attributeCache.set(key, attributes);
-    }
-    return attributes;
+  /** The request leaves the name's list of waits; its timer and abort listener are dropped. */
+  #stopWaiting(acquisition: Acquisition): void {
+    this.#family.waits.remove(acquisition);
+    const waiting = acquisition.waiting;
+    if (waiting === undefined) return;
+    clearTimeout(waiting.timer);
+    if (waiting.onAbort !== undefined)
+      waiting.signal?.removeEventListener('abort', waiting.onAbort);
   }
 
-  #reportWait(holder: Holder, waitMs: number): void {
-    const attributes = this.#attributes(holder.label, holder.mode);
-    this.#metrics.waitMs.record(waitMs, attributes);
-    if (lockChannels.granted.hasSubscribers)
-      lockChannels.granted.publish({ ...attributes, context: holder.context, waitMs });
-    if (waitMs > this.#options.slowWaitMs) {
-      this.#options.logger?.warn(
-        { ...attributes, context: holder.context, waitMs },
-        'slow lock wait',
-      );
-    }
+  /** A queued request gives up (timeout or cancel): it leaves the queue in O(1). */
+  #abandon(
+    acquisition: Acquisition,
+    code: 'LOCK_ERR_TIMEOUT' | 'LOCK_ERR_CANCELLED',
+    why: string,
+  ): void {
+    if (acquisition.phase !== Phase.Queued) return; // granted in this same tick: the grant stands
+    const granted = this.#core.leave(acquisition);
+    if (granted === null) return;
+    const now = performance.now();
+    const waitMs = now - acquisition.startedMs;
+    acquisition.phase = Phase.Done;
+    this.#stopWaiting(acquisition);
+    const waiting = acquisition.waiting!;
+    acquisition.waiting = undefined;
+    if (code === 'LOCK_ERR_CANCELLED') waiting.reject(this.#cancelled(acquisition, waitMs));
+    else waiting.reject(this.#timedOut(acquisition, why, waitMs));
+    if (granted.length > 0) this.#grant(granted, now); // the one that left may have blocked these
+  }
+
+  #timedOut(acquisition: Acquisition, why: string, waitMs: number): LockError {
+    const attributes = acquisition.series.attributes;
+    const writer = this.#core.writer;
+    const heldBy =
+      writer === undefined
+        ? `${this.#core.readers} readers inside`
+        : `held for write by "${writer.label}" ${JSON.stringify(writer.context)} for ${(performance.now() - writer.startedMs).toFixed(0)} ms`;
+    const message = `lock ${this.name}: "${acquisition.label}" ${why}; ${heldBy}`;
+    countRare('timeouts', attributes);
+    this.#publishAbandoned(acquisition, 'LOCK_ERR_TIMEOUT', waitMs);
+    this.#warnings.warn(
+      'timeout',
+      () => ({
+        ...attributes,
+        context: acquisition.context,
+        waitMs,
+        writer: writer && info(writer),
+        readers: this.#core.readers,
+        queued: this.#core.length,
+      }),
+      message,
+    );
+    return new LockError('LOCK_ERR_TIMEOUT', message, this.name, acquisition.label);
+  }
+
+  #cancelled(acquisition: Acquisition, waitMs: number): LockError {
+    const attributes = acquisition.series.attributes;
+    const message = `lock ${this.name}: "${acquisition.label}" ${acquisition.mode} wait cancelled`;
+    countRare('cancellations', attributes);
+    this.#publishAbandoned(acquisition, 'LOCK_ERR_CANCELLED', waitMs);
+    this.#warnings.warn(
+      'cancel',
+      () => ({ ...attributes, context: acquisition.context, waitMs }),
+      message,
+    );
+    return new LockError('LOCK_ERR_CANCELLED', message, this.name, acquisition.label);
+  }
+
+  #publishAbandoned(acquisition: Acquisition, code: string, waitMs: number): void {
+    if (lockChannels.abandoned.hasSubscribers)
+      lockChannels.abandoned.publish({
+        ...acquisition.series.attributes,
+        context: acquisition.context,
+        code,
+        waitMs,
+      });
   }
 }

@@ -1,30 +1,32 @@
 import assert from 'node:assert/strict';
 import { describe, expect, it } from 'vitest';
-import { LockCore, type LockMode } from '../src/core.js';
+import { type CoreRequest, LockCore, type LockMode } from '../src/core.js';
 
-type Actor = { phase: 'idle' } | { phase: 'queued' | 'holding'; id: number };
+interface Request extends CoreRequest {
+  readonly id: number;
+}
+type Actor = { phase: 'idle' } | { phase: 'queued' | 'holding'; request: Request };
 type Event = { actor: number; kind: 'read' | 'write' | 'release' | 'leave' };
 
 /** A world: the core, each actor's phase, and how often each request id was answered. */
 interface World {
-  core: LockCore;
+  core: LockCore<Request>;
   actors: Actor[];
   /** answers[id]: how often request `id` was granted or rejected. */
   answers: number[];
   nextId: number;
 }
 
-function clone(world: World): World {
-  const core = new LockCore();
-  for (const reader of world.core.readers) core.readers.add(reader);
-  core.writer = world.core.writer;
-  core.queue.push(...world.core.queue.map((waiter) => ({ ...waiter })));
-  return {
-    core,
-    actors: world.actors.map((actor) => ({ ...actor })),
-    answers: [...world.answers],
-    nextId: world.nextId,
+/** A fresh world with the events applied: the core's queue is private, so worlds are replayed. */
+function replay(events: Event[]): World {
+  const world: World = {
+    core: new LockCore<Request>(),
+    actors: [{ phase: 'idle' }, { phase: 'idle' }, { phase: 'idle' }],
+    answers: [],
+    nextId: 1,
   };
+  for (const event of events) apply(world, event);
+  return world;
 }
 
 function possible(world: World): Event[] {
@@ -39,32 +41,38 @@ function possible(world: World): Event[] {
   });
 }
 
-function answered(world: World, ids: number[]): void {
-  for (const id of ids) {
-    world.answers[id] = (world.answers[id] ?? 0) + 1;
+function answered(world: World, granted: readonly Request[]): void {
+  for (const request of granted) {
+    world.answers[request.id] = (world.answers[request.id] ?? 0) + 1;
     const actor = world.actors.findIndex(
-      (candidate) => candidate.phase === 'queued' && candidate.id === id,
+      (candidate) => candidate.phase === 'queued' && candidate.request === request,
     );
-    assert.notEqual(actor, -1, `granted ${id}, which nobody waits for`);
-    world.actors[actor] = { phase: 'holding', id };
+    assert.notEqual(actor, -1, `granted ${request.id}, which nobody waits for`);
+    world.actors[actor] = { phase: 'holding', request };
   }
 }
 
 function apply(world: World, event: Event): void {
   const actor = world.actors[event.actor]!;
   if (event.kind === 'read' || event.kind === 'write') {
-    const id = world.nextId++;
-    const now = world.core.request(id, event.kind as LockMode);
-    world.actors[event.actor] = { phase: now ? 'holding' : 'queued', id };
-    if (now) world.answers[id] = 1;
+    const request: Request = {
+      id: world.nextId++,
+      mode: event.kind as LockMode,
+      queued: false,
+      queuePrev: undefined,
+      queueNext: undefined,
+    };
+    const now = world.core.request(request);
+    world.actors[event.actor] = { phase: now ? 'holding' : 'queued', request };
+    if (now) world.answers[request.id] = 1;
   } else if (event.kind === 'release' && actor.phase === 'holding') {
     world.actors[event.actor] = { phase: 'idle' };
-    answered(world, world.core.release(actor.id));
+    answered(world, world.core.release(actor.request));
   } else if (event.kind === 'leave' && actor.phase === 'queued') {
-    const granted = world.core.leave(actor.id);
+    const granted = world.core.leave(actor.request);
     assert.notEqual(granted, null, 'a queued waiter must still be in the queue');
     world.actors[event.actor] = { phase: 'idle' };
-    world.answers[actor.id] = (world.answers[actor.id] ?? 0) + 1; // rejected
+    world.answers[actor.request.id] = (world.answers[actor.request.id] ?? 0) + 1; // rejected
     answered(world, granted ?? []);
   }
 }
@@ -76,10 +84,12 @@ function check(world: World): void {
   for (const actor of world.actors) if (actor.phase === 'holding') holding++;
   assert.equal(
     holding,
-    world.core.readers.size + (world.core.writer === null ? 0 : 1),
+    world.core.readers + (world.core.writer === undefined ? 0 : 1),
     'holders disagree',
   );
-  const queued = new Set(world.core.queue.map((waiter) => waiter.id));
+  const queue = world.core.queue();
+  assert.equal(queue.length, world.core.length, 'queue length disagrees');
+  const queued = new Set(queue.map((waiter) => waiter.id));
   for (let id = 1; id < world.nextId; id++) {
     assert.equal(
       world.answers[id] ?? 0,
@@ -95,36 +105,35 @@ function check(world: World): void {
 describe('LockCore, exhaustively', () => {
   it('keeps every invariant over every event sequence of 3 actors and 8 events', () => {
     let sequences = 0;
-    const walk = (world: World, depth: number) => {
-      if (depth === 8) {
+    const walk = (events: Event[]) => {
+      if (events.length === 8) {
         sequences++;
         return;
       }
-      for (const event of possible(world)) {
-        const next = clone(world);
-        apply(next, event);
-        check(next);
-        walk(next, depth + 1);
+      for (const event of possible(replay(events))) {
+        const next = [...events, event];
+        check(replay(next));
+        walk(next);
       }
     };
-    walk(
-      {
-        core: new LockCore(),
-        actors: [{ phase: 'idle' }, { phase: 'idle' }, { phase: 'idle' }],
-        answers: [],
-        nextId: 1,
-      },
-      0,
-    );
+    walk([]);
     expect(sequences).toBeGreaterThan(100_000);
   });
 
   it('grants the reader queued behind a writer that leaves (the seed 001 case)', () => {
     const core = new LockCore();
-    expect(core.request(1, 'read')).toBe(true);
-    expect(core.request(2, 'write')).toBe(false);
-    expect(core.request(3, 'read')).toBe(false);
-    expect(core.leave(2)).toEqual([3]);
+    const request = (mode: LockMode): CoreRequest => ({
+      mode,
+      queued: false,
+      queuePrev: undefined,
+      queueNext: undefined,
+    });
+    const [reader, writer, late] = [request('read'), request('write'), request('read')];
+    expect(core.request(reader)).toBe(true);
+    expect(core.request(writer)).toBe(false);
+    expect(core.request(late)).toBe(false);
+    expect(core.leave(writer)).toEqual([late]);
+    expect(core.readers).toBe(2);
     core.check();
   });
 });

@@ -1,0 +1,220 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer as createHttp1Server } from 'node:http';
+import {
+  createServer as createH2cServer,
+  createSecureServer,
+  type Http2SecureServer,
+  type Http2Server,
+  type Http2ServerRequest,
+  type Http2ServerResponse,
+} from 'node:http2';
+import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type { Logger } from '@fleet/service';
+import { ConnectionGuard, defaultGuardLimits, type GuardLimits, watchedOf } from './guard.js';
+import type { TlsMetrics } from './metrics.js';
+import type { CertificateStore } from './store.js';
+
+/**
+ * The relay's entry point, for every listener: Node's compatibility objects, HTTP/1.1
+ * (`IncomingMessage`, `ServerResponse`) or HTTP/2 (`Http2ServerRequest`, `Http2ServerResponse`).
+ * See the README ("TLS and certificates") for what differs between the two.
+ */
+export type RequestHandler = (
+  request: IncomingMessage | Http2ServerRequest,
+  response: ServerResponse | Http2ServerResponse,
+) => void;
+
+export interface ListenerOptions extends Partial<GuardLimits> {
+  handler: RequestHandler;
+  logger: Logger;
+  metrics: TlsMetrics;
+  /** Bound on open connections of this listener. */
+  connectionsMax?: number;
+}
+
+export interface TlsListenerOptions extends ListenerOptions {
+  store: Pick<CertificateStore, 'sniCallback'>;
+  /** A TLS handshake not finished this long after the connection opened is cut. */
+  handshakeTimeoutMs?: number;
+}
+
+export interface PlainListenerOptions extends ListenerOptions {
+  /** A connection whose first bytes do not say HTTP/1.1 or HTTP/2 within this long is cut. */
+  sniffTimeoutMs?: number;
+}
+
+export interface Listener<S> {
+  server: S;
+  guard: ConnectionGuard;
+  listen(port: number, host: string): Promise<{ address: string; port: number }>;
+  /** Stops accepting, and destroys every open connection. */
+  close(): Promise<void>;
+}
+
+/**
+ * TLS on one port for HTTP/2 and HTTP/1.1 (ALPN `h2`, `http/1.1`; a client without ALPN gets
+ * HTTP/1.1): TLS 1.2 and 1.3 only, the certificate chosen by the store from the SNI. There is
+ * no default certificate: no SNI, or a name the store refuses, fails the handshake.
+ */
+export function createTlsListener(options: TlsListenerOptions): Listener<Http2SecureServer> {
+  const limits = { ...defaultGuardLimits, ...pickLimits(options) };
+  const guard = new ConnectionGuard('tls', limits, options.metrics, options.logger);
+  const server = createSecureServer(
+    {
+      allowHTTP1: true,
+      minVersion: 'TLSv1.2',
+      maxVersion: 'TLSv1.3',
+      ALPNProtocols: ['h2', 'http/1.1'],
+      SNICallback: options.store.sniCallback,
+      handshakeTimeout: options.handshakeTimeoutMs ?? 10_000,
+    },
+    trackRequests(options.handler),
+  );
+  server.maxConnections = options.connectionsMax ?? 10_000;
+  // 'connection' gives the raw TCP socket before TLS wraps it (the guard reads its byte
+  // counters); 'secureConnection' gives the TLS socket. They are matched by remote endpoint,
+  // unique among this port's open connections.
+  const handshaking = new Map<string, ReturnType<ConnectionGuard['watch']>>();
+  const endpoint = (socket: Socket) => `${socket.remoteAddress}|${socket.remotePort}`;
+  server.on('connection', (raw: Socket) => {
+    const key = endpoint(raw);
+    handshaking.set(key, guard.watch(raw));
+    raw.once('close', () => handshaking.delete(key));
+  });
+  server.on('secureConnection', (socket: TLSSocket) => {
+    const key = endpoint(socket);
+    const watched = handshaking.get(key);
+    handshaking.delete(key);
+    if (watched !== undefined) guard.attach(watched, socket);
+  });
+  server.on('tlsClientError', (error: NodeJS.ErrnoException) => {
+    const code = error.code ?? 'unknown';
+    options.metrics.handshakeErrors.add(1, { code });
+    if (code === 'ERR_TLS_HANDSHAKE_TIMEOUT') guard.counted('handshake_timeout');
+  });
+  return listener(server, guard);
+}
+
+const h2Preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+
+/**
+ * Cleartext HTTP/1.1 and h2c with prior knowledge on one port. Node's http2 `createServer`
+ * speaks only h2c, so the first bytes are read off the raw socket: the HTTP/2 connection
+ * preface goes to an h2c server, anything else to an HTTP/1.1 server, each handed the socket
+ * (with the bytes read pushed back) through `emit('connection')`. `Upgrade: h2c` is not
+ * supported (the relay sees a plain HTTP/1.1 request).
+ */
+export function createPlainListener(options: PlainListenerOptions): Listener<NetServer> {
+  const limits = { ...defaultGuardLimits, ...pickLimits(options) };
+  const guard = new ConnectionGuard('plain', limits, options.metrics, options.logger);
+  const handler = trackRequests(options.handler);
+  const http1 = createHttp1Server(handler);
+  const h2c = createH2cServer(handler);
+  const sniffTimeoutMs = options.sniffTimeoutMs ?? 10_000;
+  const server = createNetServer((socket) => {
+    guard.watch(socket);
+    sniff(
+      socket,
+      sniffTimeoutMs,
+      (isH2) => {
+        (isH2 ? h2c : http1).emit('connection', socket);
+      },
+      () => guard.counted('sniff_timeout'),
+    );
+  });
+  server.maxConnections = options.connectionsMax ?? 10_000;
+  return listener(server, guard, [http1, h2c]);
+}
+
+/** Reads until the bytes are or are not the HTTP/2 preface, then pushes them back. */
+function sniff(
+  socket: Socket,
+  timeoutMs: number,
+  decided: (isH2: boolean) => void,
+  timedOut: () => void,
+): void {
+  let seen: Buffer = Buffer.alloc(0);
+  const timer = setTimeout(() => {
+    done();
+    timedOut();
+    socket.destroy();
+  }, timeoutMs);
+  const done = () => {
+    clearTimeout(timer);
+    socket.off('readable', onReadable);
+    socket.off('end', onEnd);
+  };
+  const onEnd = () => {
+    done();
+    socket.destroy();
+  };
+  const onReadable = () => {
+    for (let chunk = socket.read() as Buffer | null; chunk !== null; chunk = socket.read()) {
+      seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
+    }
+    const compared = Math.min(seen.length, h2Preface.length);
+    const prefix = seen.subarray(0, compared).equals(h2Preface.subarray(0, compared));
+    if (prefix && seen.length < h2Preface.length) return; // not enough bytes to tell yet
+    done();
+    socket.unshift(seen);
+    decided(prefix);
+  };
+  socket.on('readable', onReadable);
+  socket.once('end', onEnd);
+}
+
+/** Counts requests per connection for the guard: a request started or in flight is progress. */
+function trackRequests(handler: RequestHandler): RequestHandler {
+  return (request, response) => {
+    const watched = watchedOf(request.socket);
+    if (watched !== undefined) {
+      watched.requestsStarted += 1;
+      watched.requestsInFlight += 1;
+      response.once('close', () => {
+        watched.requestsInFlight -= 1;
+      });
+    }
+    handler(request, response);
+  };
+}
+
+function pickLimits(options: Partial<GuardLimits>): Partial<GuardLimits> {
+  const picked: Partial<GuardLimits> = {};
+  if (options.idleTimeoutMs !== undefined) picked.idleTimeoutMs = options.idleTimeoutMs;
+  if (options.sweepIntervalMs !== undefined) picked.sweepIntervalMs = options.sweepIntervalMs;
+  if (options.wakeupsWithoutProgressMax !== undefined) {
+    picked.wakeupsWithoutProgressMax = options.wakeupsWithoutProgressMax;
+  }
+  return picked;
+}
+
+function listener<S extends NetServer>(
+  server: S,
+  guard: ConnectionGuard,
+  inner: (Http2Server | ReturnType<typeof createHttp1Server>)[] = [],
+): Listener<S> {
+  return {
+    server,
+    guard,
+    listen: (port, host) =>
+      new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          const bound = server.address();
+          if (bound === null || typeof bound === 'string') {
+            reject(new Error('listener has no port'));
+            return;
+          }
+          resolve({ address: bound.address, port: bound.port });
+        });
+      }),
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve());
+        guard.close();
+        for (const each of inner) each.close();
+      }),
+  };
+}

@@ -1,0 +1,115 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { type ConnectionOptions, connect, type DetailedPeerCertificate } from 'node:tls';
+import { fileURLToPath } from 'node:url';
+import { CorrosionClient } from '@fleet/corrosion-client';
+import { createLogger, type ServerProcess, startServerProcess } from '@fleet/service';
+import type { FleetCa } from '../src/tls/ca.js';
+import {
+  type CertificateSource,
+  corrosionAppResolver,
+  corrosionCertificates,
+} from '../src/tls/certificate-source.js';
+import { createTlsListener, type RequestHandler } from '../src/tls/listeners.js';
+import { tlsMetrics } from '../src/tls/metrics.js';
+import { CertificateStore, type CertificateStoreOptions } from '../src/tls/store.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const corrosionMain = join(here, '..', '..', 'corrosion', 'dist', 'main.js');
+
+export const fleetKey = Buffer.from('test-fleet-key-0123456789abcdef');
+process.env.LOG_LEVEL ??= 'error';
+export const logger = createLogger('fly-proxy-test');
+export const metrics = tlsMetrics();
+
+/** A real corrosion agent on an ephemeral port, and a client of it. */
+export async function startCorrosion(): Promise<{ agent: ServerProcess; client: CorrosionClient }> {
+  const dir = mkdtempSync(join(tmpdir(), 'fleet-tls-'));
+  const agent = await startServerProcess({
+    command: process.execPath,
+    args: [corrosionMain, 'agent', '--db', join(dir, 'c.db'), '--api-addr', '127.0.0.1:0'],
+    listeners: ['api'],
+    env: { ...process.env, LOG_LEVEL: 'warn' },
+  });
+  return { agent, client: new CorrosionClient({ url: agent.urls.api! }) };
+}
+
+/** A certificate store over corrosion, as an edge builds it; `source` counts issuance writes. */
+export function corrosionStore(
+  client: CorrosionClient,
+  ca: FleetCa,
+  options: Partial<CertificateStoreOptions> = {},
+): { store: CertificateStore; saves: () => number } {
+  const direct = corrosionCertificates(client);
+  let saves = 0;
+  const source: CertificateSource = {
+    lookup: (hostname) => direct.lookup(hostname),
+    save: (row) => {
+      saves += 1;
+      return direct.save(row);
+    },
+  };
+  const store = new CertificateStore({
+    source,
+    resolveApp: corrosionAppResolver(client, { domain: 'fleet.test', cacheTtlMs: 0 }),
+    ca,
+    fleetKey,
+    logger,
+    metrics,
+    ...options,
+  });
+  return { store, saves: () => saves };
+}
+
+/** Answers with what the relay would read: protocol version, authority and path. */
+export const echo: RequestHandler = (request, response) => {
+  const authority = request.headers[':authority'] ?? request.headers.host;
+  response.setHeader('content-type', 'text/plain');
+  response.end(`${request.httpVersion} ${authority} ${request.url}`);
+};
+
+/** A TLS listener with the store on 127.0.0.1, port 0. */
+export async function tlsEdge(store: CertificateStore, extra: Record<string, number> = {}) {
+  const listener = createTlsListener({ store, handler: echo, logger, metrics, ...extra });
+  const { port } = await listener.listen(0, '127.0.0.1');
+  return { listener, port };
+}
+
+export interface Handshake {
+  authorized: boolean;
+  authorizationError?: string;
+  certificate: DetailedPeerCertificate;
+  alpn: string | false | null;
+  protocol: string | null;
+}
+
+/** One TLS handshake; resolves with what the client saw, rejects when it failed. */
+export function handshake(
+  port: number,
+  servername: string | undefined,
+  options: ConnectionOptions = {},
+): Promise<Handshake> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({
+      host: '127.0.0.1',
+      port,
+      servername,
+      rejectUnauthorized: false,
+      ...options,
+    });
+    socket.setTimeout(10_000, () => socket.destroy(new Error('handshake timed out in the test')));
+    socket.once('secureConnect', () => {
+      const seen: Handshake = {
+        authorized: socket.authorized,
+        authorizationError: socket.authorizationError?.message,
+        certificate: socket.getPeerCertificate(true),
+        alpn: socket.alpnProtocol,
+        protocol: socket.getProtocol(),
+      };
+      socket.end();
+      resolve(seen);
+    });
+    socket.once('error', reject);
+  });
+}

@@ -1,0 +1,298 @@
+import { connect as connectHttp2 } from 'node:http2';
+import { connect as connectTcp, type Socket } from 'node:net';
+import { Duplex } from 'node:stream';
+import { connect as connectTls } from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FleetCa } from '../src/tls/ca.js';
+import type { CertificateRow } from '../src/tls/certificate-source.js';
+import { createPlainListener, createTlsListener, type Listener } from '../src/tls/listeners.js';
+import { CertificateStore } from '../src/tls/store.js';
+import { echo, fleetKey, logger, metrics } from './tls-fixture.js';
+
+const guardLimits = { idleTimeoutMs: 400, sweepIntervalMs: 50, wakeupsWithoutProgressMax: 6 };
+
+/** Resolves when the socket closes; rejects past `timeoutMs`. */
+function closedWithin(socket: Socket | Duplex, timeoutMs: number): Promise<number> {
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    if (socket.destroyed) return resolve(0);
+    const timer = setTimeout(
+      () => reject(new Error(`still open after ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    socket.once('close', () => {
+      clearTimeout(timer);
+      resolve(Date.now() - started);
+    });
+  });
+}
+
+/** Sends raw bytes on the plain port and reads until the server closes or the reply ends. */
+function rawExchange(port: number, chunks: string[], gapMs = 5): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connectTcp(port, '127.0.0.1');
+    let reply = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => {
+      reply += chunk;
+      if (reply.includes('\r\n\r\n') && /\r\n\r\n[\s\S]*\S/.test(reply)) socket.end();
+    });
+    socket.on('close', () => resolve(reply));
+    socket.on('error', reject);
+    socket.once('connect', async () => {
+      for (const chunk of chunks) {
+        socket.write(chunk);
+        await new Promise((wait) => setTimeout(wait, gapMs));
+      }
+    });
+  });
+}
+
+// The plain port serves HTTP/1.1 and h2c with prior knowledge side by side, told apart by the
+// first bytes; TLS and plain connections that are open but make no progress are cut by the
+// guard (seed 000) instead of being kept, and polled, forever.
+describe('listeners', () => {
+  let ca: FleetCa;
+  let store: CertificateStore;
+  let plain: Listener<import('node:net').Server>;
+  let plainPort: number;
+  let tls: Listener<import('node:http2').Http2SecureServer>;
+  let tlsPort: number;
+
+  beforeAll(async () => {
+    ca = (await FleetCa.generate()).ca;
+    const rows = new Map<string, CertificateRow>();
+    store = new CertificateStore({
+      source: {
+        lookup: async (hostname) => rows.get(hostname),
+        save: async (row) => {
+          rows.set(row.hostname, row);
+        },
+      },
+      resolveApp: async (name) => (name.endsWith('.fleet.test') ? 'web' : undefined),
+      ca,
+      fleetKey,
+      logger,
+      metrics,
+    });
+    plain = createPlainListener({ handler: echo, logger, metrics, ...guardLimits });
+    plainPort = (await plain.listen(0, '127.0.0.1')).port;
+    tls = createTlsListener({
+      store,
+      handler: echo,
+      logger,
+      metrics,
+      handshakeTimeoutMs: 300,
+      ...guardLimits,
+    });
+    tlsPort = (await tls.listen(0, '127.0.0.1')).port;
+  });
+
+  afterAll(async () => {
+    await plain?.close();
+    await tls?.close();
+  });
+
+  it('serves h2c with prior knowledge and HTTP/1.1 on the same plain port', async () => {
+    const session = connectHttp2(`http://127.0.0.1:${plainPort}`);
+    const body = await new Promise<string>((resolve, reject) => {
+      const stream = session.request({ ':path': '/h2c', ':authority': 'web.fleet.test' });
+      let text = '';
+      stream.setEncoding('utf8');
+      stream.on('data', (chunk: string) => {
+        text += chunk;
+      });
+      stream.on('end', () => resolve(text));
+      stream.on('error', reject);
+      stream.end();
+    });
+    session.close();
+    expect(body).toBe('2.0 web.fleet.test /h2c');
+    const h1 = await rawExchange(plainPort, [
+      'GET /h1 HTTP/1.1\r\nHost: web.fleet.test\r\nConnection: close\r\n\r\n',
+    ]);
+    expect(h1).toMatch(/^HTTP\/1\.1 200/);
+    expect(h1).toContain('1.1 web.fleet.test /h1');
+  });
+
+  it('tells the protocols apart from bytes that arrive one at a time', async () => {
+    // "PR" starts like the h2 preface, "PROPFIND" then is HTTP/1.1.
+    const request = 'PROPFIND /dav HTTP/1.1\r\nHost: web.fleet.test\r\nConnection: close\r\n\r\n';
+    const reply = await rawExchange(plainPort, [...request.slice(0, 12)].concat(request.slice(12)));
+    expect(reply).toContain('1.1 web.fleet.test /dav');
+  });
+
+  it('leaves alone connections that make progress: steady requests, and a slow answer', async () => {
+    const slow = createPlainListener({
+      handler: (request, response) => {
+        if (request.url === '/slow') setTimeout(() => response.end('late'), 900);
+        else response.end('ok');
+      },
+      logger,
+      metrics,
+      ...guardLimits,
+    });
+    const { port } = await slow.listen(0, '127.0.0.1');
+    try {
+      const session = connectHttp2(`http://127.0.0.1:${port}`);
+      const get = (path: string) =>
+        new Promise<string>((resolve, reject) => {
+          const stream = session.request({ ':path': path });
+          let text = '';
+          stream.setEncoding('utf8');
+          stream.on('data', (chunk: string) => {
+            text += chunk;
+          });
+          stream.on('end', () => resolve(text));
+          stream.on('error', reject);
+          stream.end();
+        });
+      // Longer than both the idle timeout and wakeupsWithoutProgressMax sweeps.
+      expect(await get('/slow')).toBe('late');
+      for (let round = 0; round < 20; round += 1) {
+        expect(await get('/steady')).toBe('ok');
+        await new Promise((resolve) => setTimeout(resolve, 40));
+      }
+      expect(session.closed).toBe(false);
+      session.close();
+      expect(slow.guard.stats().closed).toEqual({});
+    } finally {
+      await slow.close();
+    }
+  });
+
+  it('cuts a TLS handshake that does not finish in time', async () => {
+    const before = tls.guard.stats().closed.handshake_timeout ?? 0;
+    const socket = connectTcp(tlsPort, '127.0.0.1');
+    socket.on('error', () => {});
+    socket.write(Buffer.from([0x16, 0x03, 0x01])); // the start of a ClientHello, then nothing
+    expect(await closedWithin(socket, 3_000)).toBeLessThan(3_000);
+    expect(tls.guard.stats().closed.handshake_timeout).toBe(before + 1);
+  });
+
+  it('cuts a TLS connection that stays silent after its handshake', async () => {
+    const before = tls.guard.stats().closed.idle ?? 0;
+    const socket = connectTls({
+      host: '127.0.0.1',
+      port: tlsPort,
+      servername: 'web.fleet.test',
+      ca: ca.certPem,
+    });
+    socket.on('error', () => {});
+    await new Promise((resolve) => socket.once('secureConnect', resolve));
+    expect(await closedWithin(socket, 3_000)).toBeGreaterThan(200);
+    expect(tls.guard.stats().closed.idle).toBe(before + 1);
+  });
+
+  it('cuts an h2 session that keeps sending frames (PINGs) that start no request', async () => {
+    const before = tls.guard.stats().closed.no_progress ?? 0;
+    const session = connectHttp2(`https://127.0.0.1:${tlsPort}`, {
+      ca: ca.certPem,
+      servername: 'web.fleet.test',
+    });
+    session.on('error', () => {});
+    const pinging = setInterval(() => {
+      if (!session.destroyed && !session.closed) session.ping(() => {});
+    }, 20);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('session still open')), 5_000);
+        session.once('close', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    } finally {
+      clearInterval(pinging);
+    }
+    expect(tls.guard.stats().closed.no_progress).toBe(before + 1);
+    expect(tls.guard.stats().wakeupsWithoutProgress).toBeGreaterThanOrEqual(6);
+  });
+
+  it('cuts an h2c session on the plain port that sends only PINGs', async () => {
+    const before = plain.guard.stats().closed.no_progress ?? 0;
+    const session = connectHttp2(`http://127.0.0.1:${plainPort}`);
+    session.on('error', () => {});
+    const pinging = setInterval(() => {
+      if (!session.destroyed && !session.closed) session.ping(() => {});
+    }, 20);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('session still open')), 5_000);
+        session.once('close', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    } finally {
+      clearInterval(pinging);
+    }
+    expect(plain.guard.stats().closed.no_progress).toBe(before + 1);
+  });
+
+  it('cuts a plain connection that trickles bytes that never make a request', async () => {
+    const before = plain.guard.stats().closed.no_progress ?? 0;
+    const socket = connectTcp(plainPort, '127.0.0.1');
+    socket.on('error', () => {});
+    await new Promise((resolve) => socket.once('connect', resolve));
+    socket.write('GET /slow HTTP/1.1\r\nHost: web.fleet.test\r\n');
+    const trickle = setInterval(() => {
+      if (!socket.destroyed) socket.write('x');
+    }, 20);
+    try {
+      expect(await closedWithin(socket, 5_000)).toBeLessThan(5_000);
+    } finally {
+      clearInterval(trickle);
+    }
+    expect(plain.guard.stats().closed.no_progress).toBe(before + 1);
+  });
+
+  it('seed 000: close_notify with bytes still buffered and the TCP left open costs no CPU and is cut', async () => {
+    // The client's TLS layer sends close_notify after a partial request, but the TCP connection
+    // under it stays open (its end is swallowed), the corner that spun fly-proxy's TlsStream.
+    const raw = connectTcp(tlsPort, '127.0.0.1');
+    raw.on('error', () => {});
+    await new Promise((resolve) => raw.once('connect', resolve));
+    const keepOpen = new Duplex({
+      read() {},
+      write(chunk, _encoding, done) {
+        raw.write(chunk, done);
+      },
+      final(done) {
+        done(); // swallow the end: no FIN
+      },
+    });
+    raw.on('data', (chunk) => keepOpen.push(chunk));
+    raw.on('close', () => keepOpen.push(null));
+    const client = connectTls({ socket: keepOpen, servername: 'web.fleet.test', ca: ca.certPem });
+    client.on('error', () => {});
+    await new Promise((resolve) => client.once('secureConnect', resolve));
+    client.write(
+      'POST /upload HTTP/1.1\r\nHost: web.fleet.test\r\nContent-Length: 100000\r\n\r\npartial',
+    );
+    client.end(); // close_notify
+    const cpuBefore = process.cpuUsage();
+    const startedAt = Date.now();
+    await closedWithin(raw, 5_000);
+    const elapsedMs = Date.now() - startedAt;
+    const cpu = process.cpuUsage(cpuBefore);
+    const cpuMs = (cpu.user + cpu.system) / 1000;
+    // Node's TLS answers close_notify by closing (in milliseconds); were it to keep the stream
+    // "ready" instead, the guard would cut it. Busy-looping would burn about as much CPU as wall
+    // time; an idle wait burns almost none.
+    expect(cpuMs).toBeLessThan(Math.max(100, elapsedMs * 0.5));
+  });
+
+  it('never serves a connection without SNI, even on a listener with certificates', async () => {
+    await expect(
+      new Promise((resolve, reject) => {
+        const socket = connectTls({ host: '127.0.0.1', port: tlsPort, rejectUnauthorized: false });
+        socket.once('secureConnect', () => {
+          socket.end();
+          resolve('connected');
+        });
+        socket.once('error', reject);
+      }),
+    ).rejects.toThrow();
+  });
+});

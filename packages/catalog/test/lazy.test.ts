@@ -1,0 +1,263 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CorrosionClient } from '@fleet/corrosion-client';
+import { type ServerProcess, startServerProcess } from '@fleet/service';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Catalog, type CatalogOptions } from '../src/index.js';
+import { change, machineCells, quiet } from './fixtures.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const corrosionMain = join(here, '..', '..', '..', 'apps', 'corrosion', 'dist', 'main.js');
+
+async function until<T>(probe: () => T | Promise<T>, accept: (value: T) => boolean): Promise<T> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const value = await probe();
+    if (accept(value) || Date.now() > deadline) return value;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+// Lazy mode against a real corrosion agent: apps are read when first asked for and kept fresh
+// from the change streams; the loader's bounds are shown by freezing the agent (SIGSTOP), so
+// loads hang exactly as long as the test wants.
+describe('lazy mode', () => {
+  let corrosion: ServerProcess;
+  let client: CorrosionClient;
+  const following: AbortController[] = [];
+  const frozen = { value: false };
+
+  const freeze = () => {
+    frozen.value = true;
+    corrosion.child.kill('SIGSTOP');
+  };
+  const thaw = () => {
+    frozen.value = false;
+    corrosion.child.kill('SIGCONT');
+  };
+
+  async function writeApp(app: string, machineIds: string[]) {
+    await client.transaction([
+      ['INSERT INTO apps (name, org) VALUES (?, ?)', [app, 'personal']],
+      ...machineIds.flatMap((id) => {
+        const cells = machineCells({ id, app });
+        return [
+          [
+            'INSERT INTO machines (id, app, state, private_addr, region, host_id, instance_id) VALUES (?, ?, ?, ?, ?, ?, ?)',
+            cells.machine,
+          ],
+          [
+            'INSERT INTO services (machine_id, internal_port, app, protocol, ports, handlers, concurrency, autostart, autostop, min_machines_running) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+            cells.service,
+          ],
+        ] as [string, unknown[]][];
+      }),
+    ]);
+  }
+
+  async function lazyCatalog(options: Partial<CatalogOptions> = {}): Promise<Catalog> {
+    const catalog = new Catalog({
+      domain: 'fleet.test',
+      logger: quiet,
+      mode: 'lazy',
+      region: 'ams',
+      ...options,
+    });
+    const controller = new AbortController();
+    following.push(controller);
+    void catalog.follow(client, controller.signal);
+    await until(
+      () => catalog.ready,
+      (ready) => ready,
+    );
+    return catalog;
+  }
+
+  beforeAll(async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fleet-catalog-'));
+    corrosion = await startServerProcess({
+      command: process.execPath,
+      args: [corrosionMain, 'agent', '--db', join(dir, 'c.db'), '--api-addr', '127.0.0.1:0'],
+      listeners: ['api'],
+      env: { ...process.env, LOG_LEVEL: 'warn' },
+    });
+    client = new CorrosionClient({ url: corrosion.urls.api!, timeoutMs: 5_000 });
+    await writeApp('web', ['w1', 'w2']);
+    for (const app of ['a1', 'a2', 'a3', 'a4']) await writeApp(app, [`${app}-m`]);
+  });
+
+  afterEach(() => {
+    if (frozen.value) thaw();
+    for (const controller of following.splice(0)) controller.abort();
+  });
+
+  afterAll(async () => {
+    await client?.close();
+    await corrosion?.stop();
+  });
+
+  it('loads an app on first use, holds only that app, and follows its changes', async () => {
+    const catalog = await lazyCatalog();
+    expect(await catalog.stats()).toMatchObject({ apps: 0, machines: 0, ready: true });
+    const decision = await catalog.route('web');
+    expect(decision).toMatchObject({ kind: 'ok' });
+    expect(await catalog.stats()).toMatchObject({ apps: 1, machines: 2 });
+    // now held: answered from memory, without a promise
+    expect(catalog.route('web')).not.toBeInstanceOf(Promise);
+    await client.transaction([["UPDATE machines SET state = 'stopped' WHERE id = 'w1'", []]]);
+    const later = await until(
+      () => catalog.route('web'),
+      (next) => next.kind === 'ok' && next.candidates.length === 1,
+    );
+    expect(later).toMatchObject({ kind: 'ok', machine: { id: 'w2' } });
+    // a change to an app not held is not kept
+    await client.transaction([["UPDATE machines SET state = 'stopped' WHERE id = 'a1-m'", []]]);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect((await catalog.stats()).apps).toBe(1);
+  });
+
+  it('runs one load per app however many requests ask for it at once', async () => {
+    const catalog = await lazyCatalog();
+    freeze();
+    const asks = Array.from({ length: 50 }, () => catalog.route('web'));
+    expect(await catalog.stats()).toMatchObject({ loadsRunning: 1, loadsQueued: 0 });
+    thaw();
+    const decisions = await Promise.all(asks);
+    expect(new Set(decisions.map((decision) => decision.kind))).toEqual(new Set(['ok']));
+  });
+
+  it('sheds at once when the loads and the queue are full, and times out a load past its deadline', async () => {
+    const catalog = await lazyCatalog({
+      loadConcurrencyMax: 1,
+      loadQueueMax: 1,
+      loadTimeoutMs: 600,
+    });
+    freeze();
+    const startedMs = Date.now();
+    const running = catalog.route('a1');
+    const queued = catalog.route('a2');
+    await expect(catalog.route('a3')).rejects.toMatchObject({
+      code: 'CATALOG_ERR_LOAD_SHED',
+      app: 'a3',
+    });
+    expect(Date.now() - startedMs).toBeLessThan(300);
+    await expect(running).rejects.toMatchObject({ code: 'CATALOG_ERR_LOAD_TIMEOUT' });
+    await expect(queued).rejects.toMatchObject({ code: 'CATALOG_ERR_LOAD_TIMEOUT' });
+    expect(Date.now() - startedMs).toBeLessThan(3_000);
+    thaw();
+    // the agent answers again: the same app loads
+    const again = await until(
+      () => Promise.resolve(catalog.route('a1')).catch(() => null),
+      (decision) => decision !== null,
+    );
+    expect(again?.kind).toMatch(/ok|no-machine/);
+  });
+
+  it('keeps a change that arrives while the app loads', async () => {
+    const catalog = await lazyCatalog();
+    freeze();
+    const loading = catalog.route('a4');
+    // What the change stream would deliver during the load: a machine the query will not see.
+    const extra = machineCells({ id: 'a4-new', app: 'a4' });
+    await catalog.apply('machines', change('insert', extra.machine));
+    await catalog.apply('services', change('insert', extra.service));
+    await catalog.apply('health_checks', change('insert', ['a4-m', 'alive', 'critical']));
+    thaw();
+    const decision = await loading;
+    expect(decision.kind === 'ok' && decision.candidates.map((c) => c.machine.id)).toEqual([
+      'a4-new',
+    ]);
+  });
+
+  it('remembers an unknown app for negativeTtlMs, and forgets it when the app appears', async () => {
+    const catalog = await lazyCatalog({ negativeTtlMs: 60_000 });
+    expect(await catalog.route('ghost')).toEqual({ kind: 'no-app' });
+    freeze(); // answered without asking corrosion
+    expect(await catalog.route('ghost')).toEqual({ kind: 'no-app' });
+    thaw();
+    expect(await catalog.resolveHost('nowhere.example.com')).toBeUndefined();
+    freeze();
+    expect(await catalog.resolveHost('nowhere.example.com')).toBeUndefined();
+    thaw();
+    await writeApp('ghost', ['g1']);
+    await client.transaction([
+      ["INSERT INTO app_hostnames (hostname, app) VALUES ('nowhere.example.com', 'ghost')", []],
+    ]);
+    expect(
+      await until(
+        () => catalog.route('ghost'),
+        (d) => d.kind === 'ok',
+      ),
+    ).toMatchObject({ kind: 'ok' });
+    expect(
+      await until(
+        () => catalog.resolveHost('nowhere.example.com'),
+        (app) => app === 'ghost',
+      ),
+    ).toBe('ghost');
+  });
+
+  it('evicts the least recently used idle apps past maxLoadedApps, and loads them again on use', async () => {
+    const catalog = await lazyCatalog({ maxLoadedApps: 2 });
+    await catalog.route('a1');
+    await catalog.route('a2');
+    const release = catalog.begin('a2-m'); // busy: never evicted
+    await catalog.route('web');
+    await until(
+      () => catalog.stats(),
+      (stats) => stats.apps <= 2,
+    );
+    expect(catalog.route('a2')).not.toBeInstanceOf(Promise); // still held
+    expect(catalog.route('a1')).toBeInstanceOf(Promise); // evicted: loads again
+    expect(await catalog.route('a1')).not.toEqual({ kind: 'no-app' });
+    release();
+  });
+
+  it('drops every app held when a stream starts over, and loads again once it is back', async () => {
+    const catalog = await lazyCatalog();
+    expect(await catalog.route('a3')).not.toEqual({ kind: 'no-app' });
+    await catalog.apply('machines', { type: 'reset', columns: [] });
+    expect((await catalog.stats()).apps).toBe(0);
+    await expect(catalog.route('a3')).rejects.toMatchObject({ code: 'CATALOG_ERR_NOT_READY' });
+    await catalog.apply('machines', { type: 'ready', changeId: 0 });
+    expect(await catalog.route('a3')).not.toEqual({ kind: 'no-app' });
+  });
+
+  // Seed 002: an update that cannot be applied (its write lock timed out) must not leave the
+  // app wrong for ever: the app is quarantined and reloaded from corrosion on its next request.
+  it('reloads an app whose update timed out, in eager mode too', async () => {
+    const catalog = await lazyCatalog({ mode: 'eager', writeTimeoutMs: 100 });
+    expect(await catalog.route('a3')).toMatchObject({ kind: 'ok' });
+    const inFlight = catalog.begin('a3-m'); // a request that outlives the reload
+    let release!: () => void;
+    const holding = catalog.writeApp(
+      'a3',
+      'test-hold',
+      () =>
+        new Promise<void>((resolve) => {
+          release = resolve;
+        }),
+    );
+    await client.transaction([["UPDATE machines SET state = 'stopping' WHERE id = 'a3-m'", []]]);
+    await new Promise((resolve) => setTimeout(resolve, 400)); // the stream's update times out
+    release();
+    await holding;
+    expect(await catalog.route('a3')).toMatchObject({ kind: 'no-machine' });
+    await client.transaction([["UPDATE machines SET state = 'started' WHERE id = 'a3-m'", []]]);
+    const decision = await until(
+      () => catalog.route('a3'),
+      (d) => d.kind === 'ok',
+    );
+    // the reload kept the machine's entry: its load still counts the request, and its release
+    expect(decision).toMatchObject({ kind: 'ok', machine: { id: 'a3-m', load: 1 } });
+    inFlight();
+    expect(decision.kind === 'ok' && decision.machine.load).toBe(0);
+  });
+
+  it('refuses to load before its change streams are attached', async () => {
+    const catalog = new Catalog({ domain: 'fleet.test', logger: quiet, mode: 'lazy' });
+    await expect(catalog.route('web')).rejects.toMatchObject({ code: 'CATALOG_ERR_NOT_READY' });
+  });
+});
