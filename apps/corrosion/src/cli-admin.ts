@@ -58,7 +58,7 @@ export async function cluster(argv: string[]): Promise<void> {
     rest,
   );
   if (!config) return;
-  const response = await call(config, 'GET', '/v1/health');
+  const response = await call(config, 'GET', '/v1/status');
   if (!response) return;
   const health = (await response.json()) as {
     replication?: { members: { actor_id: string; addr: string; state: string; rtt_ms?: number }[] };

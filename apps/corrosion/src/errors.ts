@@ -6,9 +6,18 @@ export const CorrosionErrors = {
     400,
     'a statement is malformed, fails in SQLite, or is of the wrong kind',
   ],
+  CORRO_ERR_BAD_QUERY: [400, 'a query-string parameter is not of the kind the route takes'],
+  CORRO_ERR_TRANSACTION_FAILED: [
+    500,
+    "a statement failed in SQLite; the transaction was rolled back (Corrosion's 500)",
+  ],
   CORRO_ERR_READ_ONLY: [400, 'a query or subscription was given a statement that writes'],
   CORRO_ERR_UNSUPPORTED_QUERY: [400, 'a subscription query shape the agent cannot follow yet'],
   CORRO_ERR_UNKNOWN_SUBSCRIPTION: [404, 'no subscription with that id'],
+  CORRO_ERR_UNKNOWN_SUBSCRIPTION_QUERY: [
+    400,
+    'a subscription was asked to resume `from` a change, but none follows that query',
+  ],
   CORRO_ERR_TOO_OLD: [410, 'a resume asked for changes older than the kept history'],
   CORRO_ERR_UNAUTHORIZED: [401, 'the API token is missing or wrong'],
   CORRO_ERR_OVERLOADED: [

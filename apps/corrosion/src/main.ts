@@ -79,21 +79,6 @@ export const agentSpec = {
   'probe-interval-ms': { type: 'number', default: 1000, description: 'SWIM probe period' },
   'sync-interval-ms': { type: 'number', default: 2000, description: 'anti-entropy sync period' },
   'sync-peers': { type: 'number', default: 2, description: 'members synced with per round' },
-  'health-gaps-max': {
-    type: 'number',
-    default: 1000,
-    description: '/v1/health is 503 past this many missing versions',
-  },
-  'health-lag-ms-max': {
-    type: 'number',
-    default: 10_000,
-    description: '/v1/health is 503 past this apply lag',
-  },
-  'health-queue-max': {
-    type: 'number',
-    default: 10_000,
-    description: '/v1/health is 503 past this many queued changesets',
-  },
 } as const;
 
 const commands = 'agent | exec | query | subscribe | cluster | backup | restore | reload';
@@ -195,11 +180,6 @@ async function runAgent(argv: string[]): Promise<void> {
     subscriberBufferedBytesMax: config['subscriber-buffer-bytes-max'],
     bodyLimitBytes: config['body-limit-bytes'],
     routeConcurrencyMax: config['route-concurrency-max'],
-    health: {
-      gapsMax: config['health-gaps-max'],
-      lagMsMax: config['health-lag-ms-max'],
-      queueMax: config['health-queue-max'],
-    },
   });
   const { app, subscriptions } = agent;
   onShutdown(logger, async () => {

@@ -39,8 +39,6 @@ export interface AgentOptions {
   bodyLimitBytes: number;
   /** Requests in flight per route at most; past it, 503. */
   routeConcurrencyMax: number;
-  /** /v1/health answers 503 past these. */
-  health: { gapsMax: number; lagMsMax: number; queueMax: number };
 }
 
 export interface Agent {
@@ -79,7 +77,7 @@ export function createAgentServer(options: AgentOptions): Agent {
   queryRoutes(app, store, meters);
   subscriptionRoutes(app, subscriptions, meters, options.subscriberBufferedBytesMax);
   updateRoutes(app, updates, meters, options.subscriberBufferedBytesMax);
-  healthRoutes(app, store, subscriptions, options.replication, options.health);
+  healthRoutes(app, store, subscriptions, options.replication);
   adminRoutes(app, store, options.readSchema);
   return { app, subscriptions, rowsChanged };
 }

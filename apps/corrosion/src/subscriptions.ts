@@ -11,6 +11,10 @@ export interface SubscriptionLimits {
   historyMax: number;
 }
 
+/** The same query text and parameters share one subscription. */
+const keyOf = (statement: BoundStatement) =>
+  JSON.stringify([statement.sql.trim(), statement.params]);
+
 /** All subscriptions of the agent: the same query text shares one subscription and id. */
 export class Subscriptions {
   readonly #byKey = new Map<string, Subscription>();
@@ -25,8 +29,13 @@ export class Subscriptions {
     return this.#byId.size;
   }
 
+  /** The subscription already following this query, if any. */
+  find(statement: BoundStatement): Subscription | undefined {
+    return this.#byKey.get(keyOf(statement));
+  }
+
   open(statement: BoundStatement): Subscription {
-    const key = JSON.stringify([statement.sql.trim(), statement.params]);
+    const key = keyOf(statement);
     const existing = this.#byKey.get(key);
     if (existing) return existing;
     if (this.#byId.size >= this.limits.subscriptionsMax) this.evictIdle();

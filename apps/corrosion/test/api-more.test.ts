@@ -65,12 +65,19 @@ describe('corrosion API: updates, table stats, subscriptions details, limits', (
     await again.body?.cancel();
   });
 
-  it('health turns 503 when gaps pass the threshold asked for', async () => {
-    const healthy = await fetch(`${api}/v1/health?gaps=0`);
+  it('health turns to the failure status when a threshold asked for is passed', async () => {
+    const healthy = await fetch(`${api}/v1/health?gaps=0&max_queue=0&p99_lag=0.5`);
     expect(healthy.status).toBe(200);
-    expect(await healthy.json()).toMatchObject({ ok: true, gaps: 0, problems: [] });
+    expect(await healthy.json()).toMatchObject({ response: { gaps: 0, queue_size: 0 } });
     const strict = await fetch(`${api}/v1/health?gaps=-1`);
     expect(strict.status).toBe(503);
-    expect(await strict.json()).toMatchObject({ ok: false, problems: ['0 versions missing'] });
+    expect(await strict.json()).toMatchObject({ response: { gaps: 0 } });
+    const teapot = await fetch(`${api}/v1/health?gaps=-1&failure_status=418`);
+    expect(teapot.status).toBe(418);
+    for (const query of ['gaps=many', 'max_queue=1.5', 'failure_status=99', 'p99_lag=']) {
+      const bad = await fetch(`${api}/v1/health?${query}`);
+      expect(bad.status).toBe(400);
+      expect(await bad.json()).toMatchObject({ code: 'CORRO_ERR_BAD_QUERY' });
+    }
   });
 });

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { mainJs, tempDir } from './agent.js';
-import { eventually, exec, health, type Node, query, startNode } from './cluster.js';
+import { eventually, exec, health, type Node, query, startNode, status } from './cluster.js';
 import { machinesSchema } from './crdt-helpers.js';
 
 const run = promisify(execFile);
@@ -64,8 +64,7 @@ describe('corrosion CLI', () => {
     ]);
     const { actor_id: restoredActor } = JSON.parse(stdout) as { actor_id: string };
     const restored = await node({ dir: restoredDir, bootstrap: [a.gossip] });
-    const healthOf = async (n: Node) =>
-      (await (await fetch(`${n.api}/v1/health`)).json()) as { actor_id: string; version: number };
+    const healthOf = (n: Node) => status(n, token);
     expect((await healthOf(restored)).actor_id).toBe(restoredActor);
     expect(restoredActor).not.toBe((await healthOf(a)).actor_id);
     expect((await healthOf(restored)).version).toBe(0);

@@ -82,14 +82,31 @@ export async function query(node: Node, sql: string): Promise<unknown[][]> {
     .map((event) => event.row![1]);
 }
 
-export async function health(node: Node): Promise<{
-  ok: boolean;
-  gaps: number;
-  members: number;
-  replication: { members: { actor_id: string; state: string }[]; gaps: number };
-}> {
+/** `/v1/health` as Corrosion answers it. */
+export async function health(
+  node: Node,
+): Promise<{ gaps: number; members: number; p99_lag: number; queue_size: number }> {
   const response = await fetch(`${node.api}/v1/health`);
-  return (await response.json()) as Awaited<ReturnType<typeof health>>;
+  return ((await response.json()) as { response: Awaited<ReturnType<typeof health>> }).response;
+}
+
+/** `/v1/status`: Fleet's fuller view (actor, version, replication's figures). */
+export async function status(
+  node: Node,
+  token?: string,
+): Promise<{
+  actor_id: string;
+  version: number;
+  gaps: number;
+  replication: {
+    members: { actor_id: string; state: string }[];
+    gaps: number;
+    frames_rejected: Record<string, number>;
+  };
+}> {
+  const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
+  const response = await fetch(`${node.api}/v1/status`, { headers });
+  return (await response.json()) as Awaited<ReturnType<typeof status>>;
 }
 
 /** Polls until `check` holds (or fails with its last error after `timeoutMs`). */

@@ -165,6 +165,38 @@ describe('merge rule', () => {
     expect(clocks(a)).toEqual(clocks(b));
   });
 
+  it('a re-insert of a live row (INSERT OR REPLACE) leaves writer and receivers with one sentinel clock', () => {
+    // Both orders of site ids: with the sentinel rewritten, one of them diverged for good.
+    for (const writerFirst of [true, false]) {
+      const [a, b] = [store(), store()];
+      const [origin, writer] =
+        Buffer.compare(a.crdt.siteId, b.crdt.siteId) > 0 === writerFirst ? [b, a] : [a, b];
+      exec(origin, "INSERT INTO machines (id, state) VALUES ('m1', 'created')");
+      ship(origin, writer);
+      exec(writer, "INSERT OR REPLACE INTO machines (id, state) VALUES ('m1', 'started')");
+      expect(clockOf(writer, '-1')).toMatchObject({ col_version: 1, cl: 1, db_version: 1 });
+      ship(writer, origin);
+      expect(rows(origin)).toMatchObject([{ id: 'm1', state: 'started' }]);
+      expect(clocks(writer)).toEqual(clocks(origin));
+    }
+  });
+
+  it('a re-insert into a table of keys only makes a version with no change, which every node serves alike', () => {
+    const schema = 'CREATE TABLE tags (name TEXT NOT NULL PRIMARY KEY);';
+    const [a, b] = [openStore(schema), openStore(schema)];
+    stores.push(a, b);
+    exec(a, "INSERT INTO tags (name) VALUES ('x')");
+    const again = exec(a, "INSERT OR REPLACE INTO tags (name) VALUES ('x')");
+    ship(a, b);
+    expect(rows(b, 'tags')).toEqual(rows(a, 'tags'));
+    expect(clocks(b)).toEqual(clocks(a));
+    expect(b.bookkeeping.gapCount()).toBe(0);
+    expect(again).toBe(2);
+    expect(versionChangesets(b, a.crdt.siteId, 2, 1 << 20)).toEqual(
+      versionChangesets(a, a.crdt.siteId, 2, 1 << 20),
+    );
+  });
+
   it('keeps the origin db_version of merged changes (per-site versions)', () => {
     const [a, b] = [store(), store()];
     exec(a, "INSERT INTO machines (id) VALUES ('a1')");

@@ -61,6 +61,24 @@ describe('corrosion subscriptions', () => {
       { change: ['update', 2, ['m2', 'started'], 2] },
       { change: ['delete', 1, ['m1', 'started'], 3] },
     ]);
+    // POST with `from` resumes the subscription of the same query, as Corrosion does.
+    const resumedByQuery = await post(`${agent.urls.api}/v1/subscriptions?from=2`, sql);
+    expect(resumedByQuery.headers.get('corro-query-id')).toBe(id);
+    expect(await readLines(resumedByQuery, 1)).toEqual([
+      { change: ['delete', 1, ['m1', 'started'], 3] },
+    ]);
+    const noSuchQuery = await post(
+      `${agent.urls.api}/v1/subscriptions?from=0`,
+      "SELECT id FROM machines WHERE app = 'never-subscribed'",
+    );
+    expect(noSuchQuery.status).toBe(400);
+    expect(await noSuchQuery.json()).toMatchObject({
+      code: 'CORRO_ERR_UNKNOWN_SUBSCRIPTION_QUERY',
+      error: 'a `from` query param was supplied, but no existing subscription found',
+    });
+    const badFrom = await post(`${agent.urls.api}/v1/subscriptions?from=-1`, sql);
+    expect(badFrom.status).toBe(400);
+    expect(await badFrom.json()).toMatchObject({ code: 'CORRO_ERR_BAD_QUERY' });
     const tooNew = await fetch(`${agent.urls.api}/v1/subscriptions/${id}?from=99`);
     expect(tooNew.status).toBe(410);
     const unknown = await fetch(`${agent.urls.api}/v1/subscriptions/nope?from=0`);

@@ -1,4 +1,5 @@
 import { mkdtempSync } from 'node:fs';
+import type { ClientHttp2Session } from 'node:http2';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { type ConnectionOptions, connect, type DetailedPeerCertificate } from 'node:tls';
@@ -7,6 +8,7 @@ import { CorrosionClient } from '@fleet/corrosion-client';
 import { createLogger, type ServerProcess, startServerProcess } from '@fleet/service';
 import type { FleetCa } from '../src/tls/ca.js';
 import {
+  type CertificateRow,
   type CertificateSource,
   corrosionAppResolver,
   corrosionCertificates,
@@ -112,4 +114,46 @@ export function handshake(
     });
     socket.once('error', reject);
   });
+}
+
+/**
+ * A certificate store over an in-memory source (the rows map), for names under `.fleet.test`,
+ * which all belong to the app `web`.
+ */
+export function memoryStore(ca: FleetCa, options: Partial<CertificateStoreOptions> = {}) {
+  const rows = new Map<string, CertificateRow>();
+  const store = new CertificateStore({
+    source: {
+      lookup: async (hostname) => rows.get(hostname),
+      save: async (row) => {
+        rows.set(row.hostname, row);
+      },
+    },
+    resolveApp: async (name) => (name.endsWith('.fleet.test') ? 'web' : undefined),
+    ca,
+    fleetKey,
+    logger,
+    metrics,
+    ...options,
+  });
+  return { store, rows };
+}
+
+/** Sends PINGs on an h2 session every 20 ms until the server closes it (within 5 s, or fails). */
+export async function pingUntilClosed(session: ClientHttp2Session): Promise<void> {
+  session.on('error', () => {});
+  const pinging = setInterval(() => {
+    if (!session.destroyed && !session.closed) session.ping(() => {});
+  }, 20);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('session still open')), 5_000);
+      session.once('close', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  } finally {
+    clearInterval(pinging);
+  }
 }

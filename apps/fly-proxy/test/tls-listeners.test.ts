@@ -4,10 +4,9 @@ import { Duplex } from 'node:stream';
 import { connect as connectTls } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FleetCa } from '../src/tls/ca.js';
-import type { CertificateRow } from '../src/tls/certificate-source.js';
 import { createPlainListener, createTlsListener, type Listener } from '../src/tls/listeners.js';
-import { CertificateStore } from '../src/tls/store.js';
-import { echo, fleetKey, logger, metrics } from './tls-fixture.js';
+import type { CertificateStore } from '../src/tls/store.js';
+import { echo, logger, memoryStore, metrics, pingUntilClosed } from './tls-fixture.js';
 
 const guardLimits = { idleTimeoutMs: 400, sweepIntervalMs: 50, wakeupsWithoutProgressMax: 6 };
 
@@ -61,20 +60,7 @@ describe('listeners', () => {
 
   beforeAll(async () => {
     ca = (await FleetCa.generate()).ca;
-    const rows = new Map<string, CertificateRow>();
-    store = new CertificateStore({
-      source: {
-        lookup: async (hostname) => rows.get(hostname),
-        save: async (row) => {
-          rows.set(row.hostname, row);
-        },
-      },
-      resolveApp: async (name) => (name.endsWith('.fleet.test') ? 'web' : undefined),
-      ca,
-      fleetKey,
-      logger,
-      metrics,
-    });
+    store = memoryStore(ca).store;
     plain = createPlainListener({ handler: echo, logger, metrics, ...guardLimits });
     plainPort = (await plain.listen(0, '127.0.0.1')).port;
     tls = createTlsListener({
@@ -186,47 +172,19 @@ describe('listeners', () => {
 
   it('cuts an h2 session that keeps sending frames (PINGs) that start no request', async () => {
     const before = tls.guard.stats().closed.no_progress ?? 0;
-    const session = connectHttp2(`https://127.0.0.1:${tlsPort}`, {
-      ca: ca.certPem,
-      servername: 'web.fleet.test',
-    });
-    session.on('error', () => {});
-    const pinging = setInterval(() => {
-      if (!session.destroyed && !session.closed) session.ping(() => {});
-    }, 20);
-    try {
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error('session still open')), 5_000);
-        session.once('close', () => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    } finally {
-      clearInterval(pinging);
-    }
+    await pingUntilClosed(
+      connectHttp2(`https://127.0.0.1:${tlsPort}`, {
+        ca: ca.certPem,
+        servername: 'web.fleet.test',
+      }),
+    );
     expect(tls.guard.stats().closed.no_progress).toBe(before + 1);
     expect(tls.guard.stats().wakeupsWithoutProgress).toBeGreaterThanOrEqual(6);
   });
 
   it('cuts an h2c session on the plain port that sends only PINGs', async () => {
     const before = plain.guard.stats().closed.no_progress ?? 0;
-    const session = connectHttp2(`http://127.0.0.1:${plainPort}`);
-    session.on('error', () => {});
-    const pinging = setInterval(() => {
-      if (!session.destroyed && !session.closed) session.ping(() => {});
-    }, 20);
-    try {
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error('session still open')), 5_000);
-        session.once('close', () => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    } finally {
-      clearInterval(pinging);
-    }
+    await pingUntilClosed(connectHttp2(`http://127.0.0.1:${plainPort}`));
     expect(plain.guard.stats().closed.no_progress).toBe(before + 1);
   });
 

@@ -1,29 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { FleetCa } from '../src/tls/ca.js';
-import type { CertificateRow } from '../src/tls/certificate-source.js';
-import { CertificateStore, type CertificateStoreOptions } from '../src/tls/store.js';
-import { fleetKey, logger, metrics } from './tls-fixture.js';
+import type { CertificateStoreOptions } from '../src/tls/store.js';
+import { memoryStore as fixtureStore } from './tls-fixture.js';
 
 const { ca } = await FleetCa.generate();
 
-function memoryStore(options: Partial<CertificateStoreOptions> = {}) {
-  const rows = new Map<string, CertificateRow>();
-  const store = new CertificateStore({
-    source: {
-      lookup: async (hostname) => rows.get(hostname),
-      save: async (row) => {
-        rows.set(row.hostname, row);
-      },
-    },
-    resolveApp: async (name) => (name.endsWith('.fleet.test') ? 'web' : undefined),
-    ca,
-    fleetKey,
-    logger,
-    metrics,
-    ...options,
-  });
-  return { store, rows };
-}
+const memoryStore = (options: Partial<CertificateStoreOptions> = {}) => fixtureStore(ca, options);
 
 // The store's bounds hold: past the number of issuances, loads or name resolutions in flight a
 // handshake fails at once with TLS_ERR_BUSY instead of waiting, and the cache keeps at most

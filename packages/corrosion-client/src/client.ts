@@ -133,7 +133,9 @@ export class CorrosionClient {
       const text = await answer.body.text();
       let message = text;
       try {
-        message = (JSON.parse(text) as { error?: string }).error ?? text;
+        // Fleet's errors say `error`; a failed transaction, as Corrosion's, `results[0].error`.
+        const parsed = JSON.parse(text) as { error?: string; results?: { error?: string }[] };
+        message = parsed.error ?? parsed.results?.[0]?.error ?? text;
       } catch {
         // not JSON: keep the text
       }

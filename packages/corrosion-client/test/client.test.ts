@@ -32,8 +32,16 @@ describe('corrosion client', () => {
     await expect(down.query('SELECT 1')).rejects.toMatchObject({ code: 'CORRO_ERR_UNREACHABLE' });
     await down.close();
     const server = createServer((_request, response) => {
-      response.writeHead(400, { 'content-type': 'application/json' });
-      response.end(JSON.stringify({ error: 'statement 0: no such table: nope' }));
+      // A failed transaction as Corrosion answers it.
+      response.writeHead(500, { 'content-type': 'application/json' });
+      response.end(
+        JSON.stringify({
+          results: [{ error: 'statement 0: no such table: nope' }],
+          time: 0,
+          version: null,
+          actor_id: '00',
+        }),
+      );
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const client = new CorrosionClient({
@@ -43,7 +51,7 @@ describe('corrosion client', () => {
     expect(failure).toBeInstanceOf(CorrosionError);
     expect(failure).toMatchObject({
       code: 'CORRO_ERR_HTTP',
-      statusCode: 400,
+      statusCode: 500,
       message: expect.stringMatching(/no such table/),
     });
     await client.close();

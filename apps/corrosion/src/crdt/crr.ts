@@ -65,11 +65,16 @@ export function makeCrr(db: Db, table: CrrTable): void {
     db.exec(`DROP TRIGGER IF EXISTS ${quote(`__corro_${kind}_${table.name}`)}`);
   }
   const samePk = table.pks.map((col) => `NEW.${quote(col)} IS OLD.${quote(col)}`).join(' AND ');
+  // A table of keys only has nothing an update keeping its key could change (and SQLite refuses
+  // a trigger with an empty body).
+  const valueUpdate = table.columns.length
+    ? `CREATE TRIGGER ${quote(`__corro_update_${table.name}`)} AFTER UPDATE ON ${t}
+    WHEN corro_merging() = 0 AND ${samePk} BEGIN ${updated(table)} END;`
+    : '';
   db.exec(`
     CREATE TRIGGER ${quote(`__corro_insert_${table.name}`)} AFTER INSERT ON ${t}
     WHEN corro_merging() = 0 BEGIN ${created(table, 'NEW')} END;
-    CREATE TRIGGER ${quote(`__corro_update_${table.name}`)} AFTER UPDATE ON ${t}
-    WHEN corro_merging() = 0 AND ${samePk} BEGIN ${updated(table)} END;
+    ${valueUpdate}
     CREATE TRIGGER ${quote(`__corro_update_pk_${table.name}`)} AFTER UPDATE ON ${t}
     WHEN corro_merging() = 0 AND NOT (${samePk}) BEGIN ${deleted(table, 'OLD')} ${created(table, 'NEW')} END;
     CREATE TRIGGER ${quote(`__corro_delete_${table.name}`)} AFTER DELETE ON ${t}
@@ -98,11 +103,14 @@ function created(table: CrrTable, ref: string): string {
   const clockT = quote(table.clockTable);
   const key = keyOf(table, ref);
   const pkRefs = table.pks.map((col) => `${ref}.${quote(col)}`).join(', ');
-  // An insert makes the row alive: an even (deleted) or missing causal length becomes odd.
+  // An insert makes the row alive: an even (deleted) or missing causal length becomes odd. A
+  // re-insert of a live row (INSERT OR REPLACE) leaves the sentinel alone, as cr-sqlite does: its
+  // causal length does not change, and rewriting its clock would make the writer's sentinel differ
+  // for good from every replica's, which settle equal lengths by site id.
   let sql = `
     INSERT INTO ${quote(table.pksTable)} (${table.pks.map(quote).join(', ')}) VALUES (${pkRefs}) ON CONFLICT DO NOTHING;
     INSERT INTO ${clockT} VALUES (${clockValues(table, key, SENTINEL, '1')})
-      ON CONFLICT DO UPDATE SET col_version = col_version + (col_version % 2 = 0), ${localClock};`;
+      ON CONFLICT DO UPDATE SET col_version = col_version + 1, ${localClock} WHERE col_version % 2 = 0;`;
   for (const col of table.columns) {
     sql += `
     INSERT INTO ${clockT} VALUES (${clockValues(table, key, col, '1')})

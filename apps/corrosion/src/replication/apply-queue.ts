@@ -2,6 +2,7 @@ import type { Logger } from '@fleet/service';
 import type { Store } from '../store.js';
 import { type ApplyOutcome, applyChangesets } from './apply.js';
 import type { Changeset } from './codec.js';
+import { LagWindow } from './lag-window.js';
 
 export interface ApplyQueueOptions {
   /** Changesets applied in one transaction at most. */
@@ -32,6 +33,8 @@ export class ApplyQueue {
   #applied = 0;
   /** Milliseconds from a version's commit on its origin to its merge here, last batch's worst. */
   #lagMs = 0;
+  /** Every fresh changeset's lag, for the p99 of /v1/health. */
+  readonly lags = new LagWindow();
 
   constructor(
     private readonly store: Store,
@@ -80,7 +83,11 @@ export class ApplyQueue {
         const outcome = applyChangesets(this.store, batch);
         this.#applied += outcome.merged;
         const now = Date.now();
-        this.#lagMs = outcome.fresh.reduce((worst, set) => Math.max(worst, now - set.ts), 0);
+        this.#lagMs = 0;
+        for (const set of outcome.fresh) {
+          this.#lagMs = Math.max(this.#lagMs, now - set.ts);
+          this.lags.record(now - set.ts);
+        }
         this.options.onApplied(outcome);
       } catch (error) {
         // A batch that fails rolls back whole; its versions stay gaps that sync fills again.

@@ -34,6 +34,8 @@ export interface ReplicationStats {
   broadcast_queue: number;
   apply_queue: number;
   apply_lag_ms: number;
+  /** The 99th percentile of the last 1024 fresh changesets' apply lag. */
+  apply_lag_p99_ms: number;
   sync_rounds: number;
   changes_applied: number;
   changesets_dropped: number;
@@ -163,6 +165,7 @@ export class Replicator {
       broadcast_queue: this.broadcaster.length,
       apply_queue: this.applyQueue.length,
       apply_lag_ms: this.applyQueue.lagMs,
+      apply_lag_p99_ms: this.applyQueue.lags.quantile(0.99),
       sync_rounds: this.#syncRounds,
       changes_applied: this.applyQueue.applied,
       changesets_dropped: this.broadcaster.dropped + this.applyQueue.dropped,

@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { corroError } from '../errors.js';
 import type { AgentMetrics } from '../metrics.js';
 import { bindStatement } from '../statements.js';
@@ -30,31 +30,53 @@ export function subscriptionRoutes(
     return subscriber;
   };
 
-  app.post<{ Querystring: { skip_rows?: string } }>('/v1/subscriptions', async (request, reply) => {
-    const subscription = subscriptions.open(bindStatement(request.body));
+  const changeId = (from: string | undefined) => {
+    if (from === undefined) return undefined;
+    const id = Number(from);
+    if (from.trim() === '' || !Number.isInteger(id) || id < 0) {
+      throw corroError('CORRO_ERR_BAD_QUERY', 'from must be a change id (a non-negative integer)');
+    }
+    return id;
+  };
+
+  /** Streams the changes after `from`, then live ones; a 410 comes before the stream starts. */
+  const resume = (reply: FastifyReply, subscription: Subscription, from: number) => {
+    subscription.assertResumable(from);
     const response = startNdjson(reply, { 'corro-query-id': subscription.id });
-    subscription.attach(follow(response, subscription), request.query.skip_rows === 'true');
-  });
+    subscription.resume(follow(response, subscription), from);
+  };
+
+  // As Corrosion: with `from`, only an existing subscription of the same query is resumed (the
+  // changes after `from`, not every row again); without one, 400.
+  app.post<{ Querystring: { skip_rows?: string; from?: string } }>(
+    '/v1/subscriptions',
+    async (request, reply) => {
+      const statement = bindStatement(request.body);
+      const from = changeId(request.query.from);
+      if (from !== undefined) {
+        const existing = subscriptions.find(statement);
+        if (!existing) {
+          throw corroError(
+            'CORRO_ERR_UNKNOWN_SUBSCRIPTION_QUERY',
+            'a `from` query param was supplied, but no existing subscription found',
+          );
+        }
+        return resume(reply, existing, from);
+      }
+      const subscription = subscriptions.open(statement);
+      const response = startNdjson(reply, { 'corro-query-id': subscription.id });
+      subscription.attach(follow(response, subscription), request.query.skip_rows === 'true');
+    },
+  );
 
   app.get<{ Params: { id: string }; Querystring: { from?: string } }>(
     '/v1/subscriptions/:id',
     async (request, reply) => {
       const subscription = subscriptions.get(request.params.id);
-      const from = request.query.from === undefined ? undefined : Number(request.query.from);
-      if (from !== undefined && (!Number.isInteger(from) || from < 0)) {
-        throw corroError(
-          'CORRO_ERR_BAD_STATEMENT',
-          'from must be a change id (a non-negative integer)',
-        );
-      }
-      if (from === undefined) {
-        const response = startNdjson(reply, { 'corro-query-id': subscription.id });
-        subscription.attach(follow(response, subscription));
-        return;
-      }
-      subscription.assertResumable(from); // a 410 must come before the stream starts
+      const from = changeId(request.query.from);
+      if (from !== undefined) return resume(reply, subscription, from);
       const response = startNdjson(reply, { 'corro-query-id': subscription.id });
-      subscription.resume(follow(response, subscription), from);
+      subscription.attach(follow(response, subscription));
     },
   );
 }

@@ -1,0 +1,79 @@
+import { join } from 'node:path';
+import type { ServerProcess } from '@fleet/service';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { post, startAgent, tempDir } from './agent.js';
+
+// Answers whose shape real Corrosion fixes (corro-api-types), checked field by field.
+describe("Corrosion's answer shapes", () => {
+  let agent: ServerProcess;
+  let url: string;
+
+  beforeAll(async () => {
+    agent = await startAgent(join(tempDir(), 'state.db'));
+    url = agent.urls.api!;
+  });
+  afterAll(async () => {
+    await agent.stop();
+  });
+
+  it('an empty transaction is a 400 with one error result and no version', async () => {
+    const response = await post(`${url}/v1/transactions`, []);
+    expect(response.status).toBe(400);
+    const body = await response.json();
+    expect(body).toMatchObject({
+      results: [{ error: 'at least 1 statement is required' }],
+      time: 0,
+      version: null,
+      actor_id: expect.stringMatching(/^[0-9a-f]{32}$/),
+    });
+  });
+
+  it('a statement failing in SQLite is a 500 with its error, and nothing of the transaction stays', async () => {
+    for (const failing of [
+      'INSERT INTO apps (name) VALUES (NULL)',
+      'INSERT INTO nowhere VALUES (1)',
+    ]) {
+      const response = await post(`${url}/v1/transactions`, [
+        "INSERT INTO apps (name) VALUES ('kept-out')",
+        failing,
+      ]);
+      expect(response.status).toBe(500);
+      const body = (await response.json()) as { results: { error: string }[] };
+      expect(body).toMatchObject({ time: 0, version: null, code: 'CORRO_ERR_TRANSACTION_FAILED' });
+      expect(body.results).toHaveLength(1);
+      expect(body.results[0]!.error).toMatch(/statement 1: .*(NOT NULL|no such table)/);
+    }
+    const rows = await post(`${url}/v1/queries`, "SELECT name FROM apps WHERE name = 'kept-out'");
+    expect((await rows.text()).trim().split('\n')).toHaveLength(2); // columns and eoq only
+  });
+
+  it('a successful transaction answers results with rows_affected and time, version and actor_id', async () => {
+    const response = await post(`${url}/v1/transactions`, [
+      "INSERT INTO apps (name) VALUES ('shape')",
+    ]);
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({
+      results: [{ rows_affected: 1, time: expect.any(Number) }],
+      time: expect.any(Number),
+      version: expect.any(Number),
+      actor_id: expect.stringMatching(/^[0-9a-f]{32}$/),
+    });
+  });
+
+  it('health is {"response": {gaps, members, p99_lag, queue_size}}; Fleet\'s fuller view is /v1/status', async () => {
+    const health = await fetch(`${url}/v1/health`);
+    expect(Object.keys(((await health.json()) as { response: object }).response).sort()).toEqual([
+      'gaps',
+      'members',
+      'p99_lag',
+      'queue_size',
+    ]);
+    const status = await fetch(`${url}/v1/status`);
+    expect(status.status).toBe(200);
+    expect(await status.json()).toMatchObject({
+      actor_id: expect.stringMatching(/^[0-9a-f]{32}$/),
+      version: expect.any(Number),
+      gaps: 0,
+    });
+  });
+});
