@@ -1,4 +1,4 @@
-import { parseConfig, UsageError } from '@fleet/service';
+import { lockState, parseConfig, UsageError } from '@fleet/service';
 import { apiSpec } from './cli.js';
 import { restoreBackup } from './restore.js';
 
@@ -104,7 +104,10 @@ export function restore(argv: string[]): void {
     argv,
   );
   if (!config) return;
+  // The agent holds this lock while it runs: restoring under a live agent is refused, naming it.
+  const lock = lockState(`${config.db}.lock`, 'corrosion restore');
   const { actorId } = restoreBackup(config.from, config.db);
+  lock.release();
   process.stdout.write(`${JSON.stringify({ db: config.db, actor_id: actorId })}\n`);
 }
 

@@ -6,8 +6,10 @@ import {
   announceListening,
   createLogger,
   listenHttp,
+  lockState,
   onShutdown,
   parseConfig,
+  readSecret,
   runMain,
   startMetrics,
   UsageError,
@@ -35,7 +37,11 @@ export const agentSpec = {
     default: defaultSchema,
     description: 'schema file or folder of .sql files',
   },
-  'api-token': { type: 'string', description: 'bearer token required on /v1 (except /v1/health)' },
+  'api-token-file': {
+    type: 'string',
+    description:
+      'file holding the bearer token required on /v1 (except /v1/health); or set CORROSION_TOKEN',
+  },
   'subscriptions-max': {
     type: 'number',
     default: 1000,
@@ -204,6 +210,13 @@ async function runAgent(argv: string[]): Promise<void> {
     argv,
   );
   if (!config) return;
+  // Before anything touches the database: a second agent on it exits here, naming the first.
+  lockState(`${config.db}.lock`, 'corrosion agent');
+  const apiToken = readSecret({
+    fileFlag: 'api-token-file',
+    file: config['api-token-file'],
+    variable: 'CORROSION_TOKEN',
+  });
   const logger = createLogger('corrosion');
   const metrics = startMetrics('corrosion');
   let store: Store;
@@ -228,7 +241,7 @@ async function runAgent(argv: string[]): Promise<void> {
     store,
     replication: replicator,
     readSchema: () => readSchema(config.schema),
-    apiToken: config['api-token'],
+    apiToken,
     subscriptionsMax: config['subscriptions-max'],
     historyMax: config['history-max'],
     subscriberBufferedBytesMax: config['subscriber-buffer-bytes-max'],

@@ -1,22 +1,41 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ServerProcess, startServerProcess } from '@fleet/service';
+import { afterAll } from 'vitest';
 
 export const mainJs = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'main.js');
 
+const tempDirs: string[] = [];
+// Registered on the test file that imports this module (vitest loads it afresh for each file):
+// the file's temporary folders are removed when it ends, whether its tests passed or not. Its
+// own afterAll/afterEach hooks (which stop the agents) run before this one.
+afterAll(() => {
+  for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A new temporary folder, removed when the test file ends. */
 export function tempDir(): string {
-  return mkdtempSync(join(tmpdir(), 'fleet-corrosion-'));
+  const dir = mkdtempSync(join(tmpdir(), 'fleet-corrosion-'));
+  tempDirs.push(dir);
+  return dir;
 }
 
-/** Starts a real agent process on an ephemeral port over `db`. */
-export function startAgent(db: string, extra: string[] = []): Promise<ServerProcess> {
+/**
+ * Starts a real agent process on an ephemeral port over `db`; `env` adds variables (its token
+ * goes there as CORROSION_TOKEN, never on the command line).
+ */
+export function startAgent(
+  db: string,
+  extra: string[] = [],
+  env: Record<string, string> = {},
+): Promise<ServerProcess> {
   return startServerProcess({
     command: process.execPath,
     args: [mainJs, 'agent', '--db', db, '--api-addr', '127.0.0.1:0', ...extra],
     listeners: ['api'],
-    env: { ...process.env, LOG_LEVEL: 'warn' },
+    env: { ...process.env, LOG_LEVEL: 'warn', ...env },
   });
 }
 

@@ -92,7 +92,9 @@ describe('corrosion agent API', () => {
   });
 
   it('refuses calls without the token when one is configured', async () => {
-    const guarded = await startAgent(join(tempDir(), 'guarded.db'), ['--api-token', 's3cret']);
+    const guarded = await startAgent(join(tempDir(), 'guarded.db'), [], {
+      CORROSION_TOKEN: 's3cret',
+    });
     try {
       const denied = await post(`${guarded.urls.api}/v1/queries`, 'SELECT 1');
       expect(denied.status).toBe(401);

@@ -17,7 +17,7 @@ afterEach(async () => {
 async function node(options: Parameters<typeof startNode>[0] = {}): Promise<Node> {
   const started = await startNode({
     ...options,
-    extra: ['--api-token', token, ...(options.extra ?? [])],
+    env: { CORROSION_TOKEN: token, ...options.env },
   });
   nodes.push(started);
   return started;

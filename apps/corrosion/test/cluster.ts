@@ -30,6 +30,8 @@ export async function startNode(
     gossipPort?: number;
     apiPort?: number;
     extra?: string[];
+    /** Extra environment (the agent's token: CORROSION_TOKEN). */
+    env?: Record<string, string>;
   } = {},
 ): Promise<Node> {
   const dir = options.dir ?? tempDir();
@@ -53,7 +55,7 @@ export async function startNode(
       ...(options.extra ?? []),
     ],
     listeners: ['api', 'gossip'],
-    env: { ...globalThis.process.env, LOG_LEVEL: 'warn' },
+    env: { ...globalThis.process.env, LOG_LEVEL: 'warn', ...options.env },
   });
   return {
     dir,

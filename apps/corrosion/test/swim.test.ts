@@ -1,5 +1,4 @@
-import { mkdtempSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { createLogger } from '@fleet/service';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -7,6 +6,7 @@ import { swimConfig } from '../src/swim/config.js';
 import { Membership } from '../src/swim/membership.js';
 import { Channel, decodeFrame, encodeFrame } from '../src/transport/frame.js';
 import { UdpTransport } from '../src/transport/udp.js';
+import { tempDir } from './agent.js';
 import { eventually } from './cluster.js';
 
 const logger = createLogger('swim-test');
@@ -41,8 +41,7 @@ async function peer(
     logger,
   });
   const actorId = options.actorId ?? crypto.randomUUID().replaceAll('-', '');
-  const statePath =
-    options.statePath ?? join(mkdtempSync(join(tmpdir(), 'fleet-swim-')), 'members.json');
+  const statePath = options.statePath ?? join(tempDir(), 'members.json');
   const membership = new Membership({
     transport,
     identity: { actorId, addr: transport.addr, ts: Date.now() },

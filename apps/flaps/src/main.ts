@@ -9,6 +9,7 @@ import {
   listenHttp,
   onShutdown,
   parseConfig,
+  readSecret,
   runMain,
   startMetrics,
 } from '@fleet/service';
@@ -29,16 +30,19 @@ const spec = {
     required: true,
     description: 'base URL of the local corrosion API',
   },
-  'corrosion-token': { type: 'string', description: 'bearer token of the corrosion API' },
-  token: {
+  'corrosion-token-file': {
     type: 'string',
-    required: true,
-    description: 'API token clients present (Bearer or FlyV1)',
+    description: 'file holding the bearer token of the corrosion API; or set CORROSION_TOKEN',
   },
-  'flyd-token': {
+  'token-file': {
     type: 'string',
-    required: true,
-    description: 'internal token flaps presents to flyd',
+    description:
+      'file holding the API token clients present (Bearer or FlyV1); or set FLEET_API_TOKEN (one is required)',
+  },
+  'flyd-token-file': {
+    type: 'string',
+    description:
+      'file holding the internal token flaps presents to flyd; or set FLYD_TOKEN (one is required)',
   },
   'request-timeout-ms': {
     type: 'number',
@@ -62,17 +66,36 @@ runMain(async () => {
     spec,
   );
   if (!config) return;
+  // flaps keeps no state on disk (corrosion holds it all): nothing of its own to lock. Its
+  // listener is exclusive by itself, or handed over by systemd (socket activation).
+  const token = readSecret({
+    fileFlag: 'token-file',
+    file: config['token-file'],
+    variable: 'FLEET_API_TOKEN',
+    required: true,
+  });
+  const flydToken = readSecret({
+    fileFlag: 'flyd-token-file',
+    file: config['flyd-token-file'],
+    variable: 'FLYD_TOKEN',
+    required: true,
+  });
+  const corrosionToken = readSecret({
+    fileFlag: 'corrosion-token-file',
+    file: config['corrosion-token-file'],
+    variable: 'CORROSION_TOKEN',
+  });
   const logger = createLogger('flaps');
   const metrics = startMetrics('flaps');
   const corrosion = new CorrosionClient({
     url: config['corrosion-url'],
-    token: config['corrosion-token'],
+    token: corrosionToken,
   });
-  const flyd = new FlydClient(config['flyd-token'], config['request-timeout-ms']);
+  const flyd = new FlydClient(flydToken, config['request-timeout-ms']);
   const app = await createFlapsServer(
     logger,
     metrics,
-    config.token,
+    token,
     new FleetState(corrosion),
     flyd,
     httpLimits(config, 'FLAPS_ERR_OVERLOADED'),

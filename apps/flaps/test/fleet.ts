@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -7,9 +7,9 @@ import { type ServerProcess, startServerProcess } from '@fleet/service';
 const here = dirname(fileURLToPath(import.meta.url));
 const main = (app: string) => join(here, '..', '..', app, 'dist', 'main.js');
 
-/** The operator token every test fleet's flaps takes (`--token`). */
+/** The operator token every test fleet's flaps takes (`FLEET_API_TOKEN`). */
 export const operatorToken = 'api-t0k';
-/** The internal token between flaps and flyd (flyd's `--token`, flaps' `--flyd-token`). */
+/** The internal token between flaps and flyd (`FLYD_TOKEN` of both). */
 export const flydToken = 'flyd-t0k';
 /** Bound on the wait for placement to see every worker (flyd announces itself after it listens). */
 const workersReadyMsMax = 10_000;
@@ -70,6 +70,7 @@ export interface Fleet {
   processes: Record<string, ServerProcess>;
   /** Mints an organization token through `POST /v1/tokens` (as the operator). */
   mintToken(org: string): Promise<string>;
+  /** Stops every process the fleet started (and any a test stopped already) and removes its files. */
   stop(): Promise<void>;
 }
 
@@ -132,7 +133,13 @@ async function waitForWorkers(call: Call, count: number): Promise<void> {
  */
 export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
   const dir = mkdtempSync(join(tmpdir(), 'fleet-test-'));
-  const env = { ...process.env, LOG_LEVEL: 'warn' };
+  // Tokens travel in the environment, never on a command line (`ps` shows those to anyone).
+  const env = {
+    ...process.env,
+    LOG_LEVEL: 'warn',
+    FLEET_API_TOKEN: operatorToken,
+    FLYD_TOKEN: flydToken,
+  };
   const servers: ServerProcess[] = [];
   const processes: Record<string, ServerProcess> = {};
   const start = async (app: string, args: string[], name = app, listeners = ['api']) => {
@@ -146,8 +153,16 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
     processes[name] = server;
     return server.urls[listeners[0]!]!;
   };
-  const stop = async () => {
-    for (const server of servers.reverse()) await server.stop();
+  let stopped: Promise<void> | undefined;
+  const stop = () => {
+    stopped ??= (async () => {
+      try {
+        for (const server of [...servers].reverse()) await server.stop();
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    })();
+    return stopped;
   };
   try {
     const corrosion = await start('corrosion', [
@@ -159,7 +174,7 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
         const dataDir = join(dir, `flyd-${hostId}`);
         const flydArgs = [
           ...['--listen', '127.0.0.1:0', '--data-dir', dataDir],
-          ...['--corrosion-url', corrosion, '--token', flydToken],
+          ...['--corrosion-url', corrosion],
           ...['--host-id', hostId, '--region', region, ...(options.flydArgs ?? [])],
         ];
         workers[hostId] = { url: await start('flyd', flydArgs, `flyd-${hostId}`), dataDir };
@@ -179,7 +194,6 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
       ));
     const api = await start('flaps', [
       ...['--listen', '127.0.0.1:0', '--corrosion-url', corrosion],
-      ...['--token', operatorToken, '--flyd-token', flydToken],
       ...(options.flapsArgs ?? []),
     ]);
     const call: Call = (...args) => request(api, operatorToken, ...args);

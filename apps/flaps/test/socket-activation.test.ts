@@ -96,10 +96,10 @@ describe('flaps under socket activation', () => {
       process.execPath,
       join(here, '..', 'dist', 'main.js'),
       ...['--listen', '127.0.0.1:0', '--corrosion-url', fleet.corrosion],
-      ...['--token', operatorToken, '--flyd-token', flydToken],
     ];
     const holder = spawn('python3', [join(here, 'fixtures', 'socket-holder.py')], {
       stdio: ['pipe', 'pipe', 'inherit'],
+      env: { ...process.env, FLEET_API_TOKEN: operatorToken, FLYD_TOKEN: flydToken },
     });
     const lines = createInterface({ input: holder.stdout });
     const waitFor = (pattern: RegExp) =>

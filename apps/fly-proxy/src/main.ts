@@ -11,6 +11,7 @@ import {
   onShutdown,
   parseConfig,
   parseListenAddress,
+  readSecret,
   runMain,
   startMetrics,
   UsageError,
@@ -45,7 +46,10 @@ const spec = {
     required: true,
     description: 'base URL of the local corrosion API',
   },
-  'corrosion-token': { type: 'string', description: 'bearer token of the corrosion API' },
+  'corrosion-token-file': {
+    type: 'string',
+    description: 'file holding the bearer token of the corrosion API; or set CORROSION_TOKEN',
+  },
   domain: {
     type: 'string',
     default: 'localhost',
@@ -113,6 +117,13 @@ runMain(async () => {
   if (config.mode !== 'edge') {
     throw new UsageError(`--mode ${config.mode} is not supported yet (only edge)`);
   }
+  // fly-proxy keeps no state on disk (its catalog lives in memory, fed by corrosion): nothing of
+  // its own to lock; its listeners are exclusive by themselves.
+  const corrosionToken = readSecret({
+    fileFlag: 'corrosion-token-file',
+    file: config['corrosion-token-file'],
+    variable: 'CORROSION_TOKEN',
+  });
   const proxyAddress = parseListenAddress(config.listen);
   const logger = createLogger('fly-proxy');
   const metrics = startMetrics('fly-proxy');
@@ -123,7 +134,7 @@ runMain(async () => {
   });
   const corrosion = new CorrosionClient({
     url: config['corrosion-url'],
-    token: config['corrosion-token'],
+    token: corrosionToken,
   });
   const following = new AbortController();
   const followed = catalog.follow(corrosion, following.signal).catch((error: unknown) => {

@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -11,7 +11,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 const here = dirname(fileURLToPath(import.meta.url));
 const corrosionMain = join(here, '..', '..', 'corrosion', 'dist', 'main.js');
 const proxyMain = join(here, '..', 'dist', 'main.js');
-const quiet = { ...process.env, LOG_LEVEL: 'warn' };
+/** corrosion requires it and fly-proxy presents it; both take it from the environment. */
+const corrosionToken = 'corro-t0k';
+const quiet = { ...process.env, LOG_LEVEL: 'warn', CORROSION_TOKEN: corrosionToken };
 const http = JSON.stringify([{ port: 80, handlers: ['http'] }]);
 
 async function until<T>(
@@ -35,6 +37,7 @@ describe('fly-proxy (edge)', () => {
   let client: CorrosionClient;
   let machine: Server;
   let machineAddr: string;
+  const dir = mkdtempSync(join(tmpdir(), 'fleet-proxy-'));
 
   const get = async (host: string, path = '/', init: { method?: 'POST'; body?: string } = {}) => {
     const answer = await request(`${proxy.urls.proxy}${path}`, {
@@ -58,14 +61,13 @@ describe('fly-proxy (edge)', () => {
     });
     await new Promise<void>((resolve) => machine.listen(0, '127.0.0.1', resolve));
     machineAddr = `127.0.0.1:${(machine.address() as { port: number }).port}`;
-    const dir = mkdtempSync(join(tmpdir(), 'fleet-proxy-'));
     corrosion = await startServerProcess({
       command: process.execPath,
       args: [corrosionMain, 'agent', '--db', join(dir, 'c.db'), '--api-addr', '127.0.0.1:0'],
       listeners: ['api'],
       env: quiet,
     });
-    client = new CorrosionClient({ url: corrosion.urls.api! });
+    client = new CorrosionClient({ url: corrosion.urls.api!, token: corrosionToken });
     await client.transaction([
       "INSERT INTO apps (name) VALUES ('web')",
       [
@@ -96,10 +98,14 @@ describe('fly-proxy (edge)', () => {
   });
 
   afterAll(async () => {
-    await proxy?.stop();
-    await client?.close();
-    await corrosion?.stop();
-    machine?.close();
+    try {
+      await proxy?.stop();
+      await client?.close();
+      await corrosion?.stop();
+      machine?.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('relays a request to the machine with forwarding headers and streams the body', async () => {

@@ -9,9 +9,11 @@ import {
   httpLimits,
   httpLimitsSpec,
   listenHttp,
+  lockState,
   onShutdown,
   parseConfig,
   parseListenAddress,
+  readSecret,
   runMain,
   startMetrics,
   startTracing,
@@ -56,11 +58,14 @@ const spec = {
     required: true,
     description: 'base URL of the local corrosion API',
   },
-  'corrosion-token': { type: 'string', description: 'bearer token of the corrosion API' },
-  token: {
+  'corrosion-token-file': {
     type: 'string',
-    required: true,
-    description: 'internal bearer token callers (flaps) present',
+    description: 'file holding the bearer token of the corrosion API; or set CORROSION_TOKEN',
+  },
+  'token-file': {
+    type: 'string',
+    description:
+      'file holding the internal bearer token callers (flaps) present; or set FLYD_TOKEN (one is required)',
   },
   'host-id': {
     type: 'string',
@@ -161,6 +166,20 @@ runMain(async () => {
     spec,
   );
   if (!config) return;
+  // Before anything touches the data directory: a second flyd on it exits here, naming the first,
+  // instead of killing the machines the first one runs as "leftovers" (see MachineService.boot).
+  lockState(join(config['data-dir'], 'flyd.lock'), 'flyd');
+  const token = readSecret({
+    fileFlag: 'token-file',
+    file: config['token-file'],
+    variable: 'FLYD_TOKEN',
+    required: true,
+  });
+  const corrosionToken = readSecret({
+    fileFlag: 'corrosion-token-file',
+    file: config['corrosion-token-file'],
+    variable: 'CORROSION_TOKEN',
+  });
   const logger = createLogger('flyd');
   if (!['cgroups', 'off'].includes(config['machine-limits']))
     throw new UsageError(
@@ -174,7 +193,7 @@ runMain(async () => {
   const engine = new FsmEngine(db, logger, { historyMax: config['history-max'] });
   const corrosion = new CorrosionClient({
     url: config['corrosion-url'],
-    token: config['corrosion-token'],
+    token: corrosionToken,
   });
   const host = {
     id: config['host-id'],
@@ -217,7 +236,7 @@ runMain(async () => {
       logger,
     },
     volumes,
-    new PeerClient(config.token, config['peer-timeout-ms']),
+    new PeerClient(token, config['peer-timeout-ms']),
   );
   const health = new HealthChecks(
     (id, name, status, output) => void publisher.checkChanged(id, name, status, output),
@@ -239,7 +258,7 @@ runMain(async () => {
   const app = createFlydServer(
     logger,
     metrics,
-    config.token,
+    token,
     {
       machines,
       leases: new LeaseStore(db),

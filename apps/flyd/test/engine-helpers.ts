@@ -1,17 +1,16 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger } from '@fleet/service';
 import type { Database as Db } from 'better-sqlite3';
 import { openDatabase } from '../src/db.js';
 import { type EngineOptions, FsmEngine } from '../src/fsm/engine.js';
+import { tempDir } from './temp-dirs.js';
 
 export const silentLogger = createLogger('test');
 silentLogger.level = 'silent';
 
-/** A fresh flyd.db path in its own temporary folder. */
+/** A fresh flyd.db path in its own temporary folder (removed when the test file ends). */
 export function freshDbPath(): string {
-  return join(mkdtempSync(join(tmpdir(), 'fleet-fsm-')), 'f.db');
+  return join(tempDir('fleet-fsm-'), 'f.db');
 }
 
 /** An engine on a real SQLite file (a second call on the same path is "flyd after a restart"). */

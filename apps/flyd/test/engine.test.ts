@@ -1,10 +1,8 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createLogger } from '@fleet/service';
 import { describe, expect, it } from 'vitest';
 import { openDatabase } from '../src/db.js';
 import { AbortStep, FsmEngine, RunConflictError } from '../src/fsm/engine.js';
+import { freshDbPath } from './engine-helpers.js';
 
 const logger = createLogger('test');
 logger.level = 'silent';
@@ -33,7 +31,7 @@ function engineOn(path: string, log: string[], gate?: Promise<void>) {
 describe('FsmEngine', () => {
   it('runs steps in order, persisting each result', async () => {
     const log: string[] = [];
-    const { engine, db } = engineOn(join(mkdtempSync(join(tmpdir(), 'fleet-fsm-')), 'f.db'), log);
+    const { engine, db } = engineOn(freshDbPath(), log);
     const run = engine.start('m1', 'demo', { n: 1 });
     expect(run.id).toMatch(/^[0-9A-Z]{26}$/);
     await run.done;
@@ -50,7 +48,7 @@ describe('FsmEngine', () => {
     const gate = new Promise<void>((resolve) => {
       open = resolve;
     });
-    const { engine } = engineOn(join(mkdtempSync(join(tmpdir(), 'fleet-fsm-')), 'f.db'), [], gate);
+    const { engine } = engineOn(freshDbPath(), [], gate);
     const run = engine.start('m1', 'demo', { n: 1 });
     await run.reached('one');
     expect(() => engine.start('m1', 'demo', { n: 2 })).toThrow(RunConflictError);
@@ -62,7 +60,7 @@ describe('FsmEngine', () => {
 
   // A crash between steps: a new engine on the same file continues after the last completed step.
   it('resumes an unfinished run after the last completed step', async () => {
-    const path = join(mkdtempSync(join(tmpdir(), 'fleet-fsm-')), 'f.db');
+    const path = freshDbPath();
     const first: string[] = [];
     const { engine, db } = engineOn(path, first, new Promise(() => undefined)); // step two never ends
     const run = engine.start('m1', 'demo', { n: 4 });
@@ -79,7 +77,7 @@ describe('FsmEngine', () => {
   });
 
   it('records the failing step and calls the failure callback', async () => {
-    const db = openDatabase(join(mkdtempSync(join(tmpdir(), 'fleet-fsm-')), 'f.db'));
+    const db = openDatabase(freshDbPath());
     const engine = new FsmEngine(db, logger);
     const failures: string[] = [];
     engine.define('broken', {
@@ -106,7 +104,7 @@ describe('FsmEngine', () => {
   });
 
   it('retries a failing step with backoff and keeps the retry count on the run', async () => {
-    const db = openDatabase(join(mkdtempSync(join(tmpdir(), 'fleet-fsm-')), 'f.db'));
+    const db = openDatabase(freshDbPath());
     const engine = new FsmEngine(db, logger, {
       retry: { retriesMax: 3, delayMs: 5, delayMsMax: 20 },
     });
@@ -132,7 +130,7 @@ describe('FsmEngine', () => {
   });
 
   it('never retries an AbortStep and marks the run aborted', async () => {
-    const db = openDatabase(join(mkdtempSync(join(tmpdir(), 'fleet-fsm-')), 'f.db'));
+    const db = openDatabase(freshDbPath());
     const engine = new FsmEngine(db, logger, {
       retry: { retriesMax: 5, delayMs: 5, delayMsMax: 20 },
     });

@@ -1,10 +1,9 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call, createMachine, eventually, FlydFixture, inState } from './flyd-fixture.js';
 import { machinePids } from './machine-processes.js';
 import { settledIn } from './machine-wait.js';
+import { tempDir } from './temp-dirs.js';
 
 // Exits after a moment (long enough for flyd to have recorded the machine started).
 const exitsWith = (code: number) => ({
@@ -51,7 +50,7 @@ describe('what happens after a machine exits', () => {
     )[0]?.state;
 
   it('restarts a clean exit under `always`, until a caller stops it', async () => {
-    const countFile = join(mkdtempSync(join(tmpdir(), 'fleet-exits-')), 'runs');
+    const countFile = join(tempDir('fleet-exits-'), 'runs');
     const id = await create({
       image: 'hello',
       init: { exec: ['node', '-e', twoCleanExits] },

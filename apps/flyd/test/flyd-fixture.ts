@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,7 +18,13 @@ export interface CallAnswer {
   body: Record<string, unknown>;
 }
 
-/** A real corrosion agent and a flyd data directory that successive flyd processes share. */
+/** The internal token of every fixture flyd (passed as FLYD_TOKEN, never on its command line). */
+export const flydToken = 't';
+
+/**
+ * A real corrosion agent and a flyd data directory that successive flyd processes share. `close()`
+ * stops what it started and removes the directory, also when a test failed half-way.
+ */
 export class FlydFixture {
   readonly dir = mkdtempSync(join(tmpdir(), 'fleet-crash-'));
   corrosion!: ServerProcess;
@@ -57,11 +63,20 @@ export class FlydFixture {
     });
   }
 
-  /** Starts flyd on the shared data directory; `extraEnv` adds e.g. FLYD_CRASH_AFTER_STEP. */
+  /**
+   * Starts flyd on the shared data directory; `extraEnv` adds e.g. FLYD_CRASH_AFTER_STEP. The
+   * previous flyd must be gone (killed, stopped or crashed): two on one directory is what the
+   * state lock refuses.
+   */
   async startFlyd(extraEnv: Record<string, string> = {}): Promise<string> {
+    const running = this.flyd?.child;
+    if (running && running.exitCode === null && running.signalCode === null) {
+      throw new Error(`this fixture's flyd (pid ${running.pid}) still runs: stop or kill it first`);
+    }
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       LOG_LEVEL: process.env.FLYD_TEST_LOG_LEVEL ?? 'error',
+      FLYD_TOKEN: flydToken,
       ...extraEnv,
     };
     if (!extraEnv.FLYD_CRASH_AFTER_STEP) delete env.FLYD_CRASH_AFTER_STEP;
@@ -76,8 +91,6 @@ export class FlydFixture {
         join(this.dir, 'flyd'),
         '--corrosion-url',
         this.corrosion.urls.api!,
-        '--token',
-        't',
         '--stop-timeout-ms',
         '2000',
         ...this.flags,
@@ -95,6 +108,12 @@ export class FlydFixture {
     this.flyd = undefined;
   }
 
+  /** Stops the running flyd, if any (SIGTERM: it stops its machines first). */
+  async stopFlyd(): Promise<void> {
+    await this.flyd?.stop();
+    this.flyd = undefined;
+  }
+
   /** Serves this fixture's flyds from another fixture's corrosion (two workers, one state). */
   shareCorrosion(other: FlydFixture): void {
     this.useCorrosion(other.corrosion);
@@ -109,9 +128,13 @@ export class FlydFixture {
   #ownsCorrosion = true;
 
   async close(): Promise<void> {
-    await this.#client?.close();
-    await this.flyd?.stop();
-    if (this.#ownsCorrosion) await this.corrosion.stop();
+    try {
+      await this.#client?.close();
+      await this.stopFlyd();
+      if (this.#ownsCorrosion) await this.corrosion?.stop();
+    } finally {
+      rmSync(this.dir, { recursive: true, force: true });
+    }
   }
 }
 
@@ -125,7 +148,7 @@ export async function call(
   const response = await fetch(`${base}${path}`, {
     method,
     headers: {
-      authorization: 'Bearer t',
+      authorization: `Bearer ${flydToken}`,
       ...(body ? { 'content-type': 'application/json' } : {}),
     },
     body: body ? JSON.stringify(body) : undefined,

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,7 +12,7 @@ import { machinePids } from './machine-processes.js';
 const here = dirname(fileURLToPath(import.meta.url));
 const corrosionMain = join(here, '..', '..', 'corrosion', 'dist', 'main.js');
 const flydMain = join(here, '..', 'dist', 'main.js');
-const env = { ...process.env, LOG_LEVEL: 'warn' };
+const env = { ...process.env, LOG_LEVEL: 'warn', FLYD_TOKEN: 't0k' };
 const hello = {
   image: 'hello',
   services: [{ protocol: 'tcp', internal_port: 8080, ports: [{ port: 80, handlers: ['http'] }] }],
@@ -36,8 +36,6 @@ describe('flyd', () => {
         join(dir, 'flyd'),
         '--corrosion-url',
         corrosion.urls.api!,
-        '--token',
-        't0k',
         '--host-id',
         'w1',
       ],
@@ -80,9 +78,13 @@ describe('flyd', () => {
     flyd = await startFlyd();
   });
   afterAll(async () => {
-    await flyd?.stop();
-    await client?.close();
-    await corrosion?.stop();
+    try {
+      await flyd?.stop();
+      await client?.close();
+      await corrosion?.stop();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('runs a machine through create, stop, start and destroy, publishing each state', async () => {

@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -7,7 +7,7 @@ import { type ServerProcess, startServerProcess } from '@fleet/service';
 import { afterAll, describe, expect, it } from 'vitest';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const env = { ...process.env, LOG_LEVEL: 'error' };
+const env = { ...process.env, LOG_LEVEL: 'error', FLYD_TOKEN: 't' };
 // 10 MB of output in 1 KiB lines, honouring stdout's backpressure, then DONE and exit 0.
 const chatty = `const line = 'x'.repeat(1023) + '\\n'; let n = 0;
 function write() { while (n < 10240) { n++; if (!process.stdout.write(line)) return process.stdout.once('drain', write); }
@@ -23,16 +23,20 @@ describe('a wedged log sink', () => {
     sockets.push(socket);
   });
   const servers: ServerProcess[] = [];
+  const dir = mkdtempSync(join(tmpdir(), 'fleet-logs-'));
   afterAll(async () => {
-    for (const server of servers.reverse()) await server.stop();
-    for (const socket of sockets) socket.destroy();
-    stalled.close();
+    try {
+      for (const server of servers.reverse()) await server.stop();
+      for (const socket of sockets) socket.destroy();
+      stalled.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('never holds a machine back for longer than the write timeout', async () => {
     await new Promise<void>((resolve) => stalled.listen(0, '127.0.0.1', resolve));
     const sinkPort = (stalled.address() as { port: number }).port;
-    const dir = mkdtempSync(join(tmpdir(), 'fleet-logs-'));
     const start = async (main: string, args: string[]) => {
       const server = await startServerProcess({
         command: process.execPath,
@@ -51,16 +55,7 @@ describe('a wedged log sink', () => {
       '127.0.0.1:0',
     ]);
     const flyd = await start(join(here, '..', 'dist', 'main.js'), [
-      ...[
-        '--listen',
-        '127.0.0.1:0',
-        '--data-dir',
-        join(dir, 'flyd'),
-        '--corrosion-url',
-        corrosion,
-        '--token',
-        't',
-      ],
+      ...['--listen', '127.0.0.1:0', '--data-dir', join(dir, 'flyd'), '--corrosion-url', corrosion],
       ...['--log-sink', `127.0.0.1:${sinkPort}`, '--log-write-timeout-ms', '200'],
     ]);
     const call = async (method: string, path: string, body?: unknown) => {

@@ -1,6 +1,13 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { type ServerProcess, startServerProcess } from '@fleet/service';
+import {
+  lockState,
+  type ServerProcess,
+  type StateLock,
+  StateLockedError,
+  startServerProcess,
+  stateLockHolder,
+} from '@fleet/service';
 import { imagesDir, type ServerName, serverMain } from './paths.js';
 import { type FleetSecrets, loadOrCreateSecrets } from './secrets.js';
 
@@ -26,8 +33,31 @@ export interface Fleet {
   hostDir: string;
   /** Every server process the fleet started, in start order. */
   servers: ServerProcess[];
+  /** The state directory's lock, held until `stop()`: its record tells a second launcher where this fleet is. */
+  lock: StateLock;
   /** Stops the servers in reverse order (flyd stops its machines first); idempotent. */
   stop(): Promise<void>;
+}
+
+/** The launcher's lock on a state directory: `<state-dir>/fleet.lock`. */
+export const fleetLockPath = (stateDir: string) => join(stateDir, 'fleet.lock');
+
+/**
+ * Takes the state directory for this launcher, before anything in it is touched: throws
+ * `StateLockedError` (naming the holder, with the URLs it recorded) when another launcher has it,
+ * or when a server of an earlier fleet still holds its own lock on the host's files.
+ */
+export function claimStateDir(stateDir: string, hostId: string): StateLock {
+  const lock = lockState(fleetLockPath(stateDir), 'fleet launcher');
+  const hostDir = join(stateDir, hostId);
+  for (const path of [join(hostDir, 'corrosion.db.lock'), join(hostDir, 'flyd', 'flyd.lock')]) {
+    const holder = stateLockHolder(path);
+    if (holder) {
+      lock.release();
+      throw new StateLockedError(path, holder);
+    }
+  }
+  return lock;
 }
 
 /**
@@ -36,21 +66,38 @@ export interface Fleet {
  * are stopped before the error is thrown.
  */
 export async function startFleet(options: FleetOptions): Promise<Fleet> {
+  const lock = claimStateDir(options.stateDir, options.hostId);
   const hostDir = join(options.stateDir, options.hostId);
   const logsDir = join(hostDir, 'logs');
   mkdirSync(logsDir, { recursive: true });
   const secrets = loadOrCreateSecrets(options.stateDir);
+  // Tokens reach the servers in their environment, which only their user can read: a command
+  // line is visible to every local user (`ps`).
+  const env = {
+    ...process.env,
+    FLEET_API_TOKEN: secrets.apiToken,
+    FLYD_TOKEN: secrets.flydToken,
+    CORROSION_TOKEN: secrets.corrosionToken,
+  };
   const servers: ServerProcess[] = [];
   const stop = once(async () => {
-    for (const server of [...servers].reverse()) await server.stop(15_000);
+    try {
+      for (const server of [...servers].reverse()) await server.stop(15_000);
+    } finally {
+      lock.release();
+    }
   });
   const start = async (name: ServerName, args: string[], listeners: string[]) => {
     const server = await startServerProcess({
       command: process.execPath,
       args: [serverMain(name), ...args],
+      env,
       listeners,
       logFile: join(logsDir, `${name}.log`),
       startTimeoutMs: options.startTimeoutMs,
+      // Own process groups: a terminal's Ctrl-C or hang-up reaches the launcher alone, which
+      // stops the servers in order. Each server also watches a pipe from the launcher
+      // (startServerProcess's default) and stops by itself should the launcher die.
       ownProcessGroup: true,
     });
     servers.push(server);
@@ -67,17 +114,14 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
       'flyd',
       [
         ...['--listen', '127.0.0.1:0', '--data-dir', join(hostDir, 'flyd')],
-        ...['--corrosion-url', corrosionUrl, '--token', secrets.flydToken],
+        ...['--corrosion-url', corrosionUrl],
         ...['--host-id', options.hostId, '--region', options.region, '--images-dir', imagesDir],
       ],
       ['api'],
     );
     const flaps = await start(
       'flaps',
-      [
-        ...['--listen', options.apiListen, '--corrosion-url', corrosionUrl],
-        ...['--token', secrets.apiToken, '--flyd-token', secrets.flydToken],
-      ],
+      ['--listen', options.apiListen, '--corrosion-url', corrosionUrl],
       ['api'],
     );
     const proxy = await start(
@@ -89,19 +133,15 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
       ],
       ['proxy', 'admin'],
     );
-    return {
-      urls: {
-        corrosion: corrosionUrl,
-        flyd: flyd.api!,
-        flaps: flaps.api!,
-        proxy: proxy.proxy!,
-        proxyAdmin: proxy.admin!,
-      },
-      secrets,
-      hostDir,
-      servers,
-      stop,
+    const urls = {
+      corrosion: corrosionUrl,
+      flyd: flyd.api!,
+      flaps: flaps.api!,
+      proxy: proxy.proxy!,
+      proxyAdmin: proxy.admin!,
     };
+    lock.describe({ urls });
+    return { urls, secrets, hostDir, servers, lock, stop };
   } catch (error) {
     await stop();
     throw error;

@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 import { join, relative } from 'node:path';
-import { parseConfig, runMain } from '@fleet/service';
+import { parseConfig, runMain, StateLockedError } from '@fleet/service';
 import { ensureDemoApp, waitForProxy } from './demo.js';
 import { FlapsClient } from './flaps-client.js';
-import { startFleet } from './fleet.js';
+import { type Fleet, startFleet } from './fleet.js';
+import { watchOutput, write } from './output.js';
 import { repoRoot } from './paths.js';
 
 const spec = {
@@ -73,30 +74,20 @@ runMain(async () => {
     domain: config.domain,
     startTimeoutMs: config['start-timeout-ms'],
   }).catch((error: Error) => {
+    if (error instanceof StateLockedError) {
+      alreadyRunning(stateDir, error);
+      process.exit(1);
+    }
     // A busy port is the usual cause: say so plainly, with where the full logs are.
     process.stderr.write(`the fleet could not start: ${error.message}\nlogs: ${logs}\n`);
     if (/EADDRINUSE/.test(error.message)) {
       process.stderr.write(
-        'a port is taken (another fleet running?): pick others with --proxy-listen / --api-listen\n',
+        'a port is taken (another program, or a fleet on another --state-dir?): pick others with --proxy-listen / --api-listen\n',
       );
     }
     process.exit(1);
   });
-  let stopping = false;
-  const shutdown = async () => {
-    if (stopping) return;
-    stopping = true;
-    process.stdout.write('\nstopping the fleet...\n');
-    await fleet.stop();
-    process.stdout.write('stopped.\n');
-    process.exit(0);
-  };
-  process.on('SIGINT', shutdown);
-  process.on('SIGTERM', shutdown);
-  // Should the launcher die some other way, take the servers down with it.
-  process.on('exit', () => {
-    for (const server of fleet.servers) server.child.kill('SIGKILL');
-  });
+  stopOnHangUp(fleet);
   try {
     const flaps = new FlapsClient(fleet.urls.flaps, fleet.secrets.apiToken);
     await ensureDemoApp(flaps, {
@@ -107,9 +98,12 @@ runMain(async () => {
     });
     const host = `${config.app}.${config.domain}`;
     await waitForProxy(fleet.urls.proxy, host, (answer) => answer.status === 200);
+    const demo = `http://${host}:${new URL(fleet.urls.proxy).port}/`;
+    fleet.lock.describe({ urls: fleet.urls, demo });
     printWelcome(
       fleet.urls,
       host,
+      demo,
       fleet.secrets.apiToken,
       relative(process.cwd(), stateDir) || '.',
     );
@@ -123,19 +117,59 @@ runMain(async () => {
   }
 });
 
+/**
+ * Stops the fleet, in order, on Ctrl-C (SIGINT), SIGTERM (what npm passes on when it is told
+ * to stop), SIGHUP (the terminal closed) and when whoever reads the launcher's output is gone.
+ * Should the launcher die without stopping them (kill -9), each server notices the pipe from it
+ * closing and stops by itself.
+ */
+function stopOnHangUp(fleet: Fleet): void {
+  let stopping = false;
+  const shutdown = async () => {
+    if (stopping) return;
+    stopping = true;
+    write('\nstopping the fleet...\n');
+    await fleet.stop();
+    write('stopped.\n');
+    process.exit(0);
+  };
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, shutdown);
+  watchOutput(shutdown);
+  // Any other way out (an uncaught error): ask the servers to stop; their pipe tells them too.
+  process.on('exit', () => {
+    for (const server of fleet.servers) server.child.kill('SIGTERM');
+  });
+}
+
+/** What a second launcher on the same state directory says, changing nothing. */
+function alreadyRunning(stateDir: string, error: StateLockedError): void {
+  const holder = error.holder;
+  const urls = holder?.urls as { flaps?: string; proxy?: string } | undefined;
+  const lines = [
+    `a fleet is already running on ${stateDir}` +
+      (holder ? `: ${holder.name}, pid ${holder.pid}, since ${holder.since}` : '') +
+      (error.path.endsWith('fleet.lock') ? '' : ` (${error.path} is still held)`),
+    ...(typeof holder?.demo === 'string' ? [`  demo app      ${holder.demo}`] : []),
+    ...(urls?.proxy ? [`  fly-proxy     ${urls.proxy}`] : []),
+    ...(urls?.flaps ? [`  Machines API  ${urls.flaps}`] : []),
+    `nothing was changed. Stop it first (Ctrl-C in its terminal${holder ? `, or kill ${holder.pid}` : ''}), or run another fleet with --state-dir and other ports.`,
+  ];
+  process.stderr.write(`${lines.join('\n')}\n`);
+}
+
 function printWelcome(
   urls: { proxy: string; flaps: string },
   host: string,
+  demo: string,
   apiToken: string,
   stateDir: string,
 ): void {
-  const port = new URL(urls.proxy).port;
-  process.stdout.write(
+  write(
     [
       '',
       'Fleet is up: corrosion, flyd, flaps and fly-proxy on this machine.',
-      `  demo app      http://${host}:${port}/`,
-      `  try it        curl -s http://${host}:${port}/`,
+      `  demo app      ${demo}`,
+      `  try it        curl -s ${demo}`,
       `                curl -s -H 'Host: ${host}' ${urls.proxy}/`,
       `  Machines API  ${urls.flaps}   (token in ${stateDir}/secrets.json)`,
       `                curl -s -H 'Authorization: Bearer ${apiToken}' ${urls.flaps}/v1/apps/${host.split('.')[0]}/machines`,

@@ -8,20 +8,25 @@ export interface FleetSecrets {
   apiToken: string;
   /** Internal token flaps presents to flyd. */
   flydToken: string;
+  /** Bearer token of the corrosion agent's API (every server presents it). */
+  corrosionToken: string;
 }
 
+const newToken = () => randomBytes(24).toString('hex');
+
+/** The fleet's secrets, keeping those already stored and generating any that are missing. */
 export function loadOrCreateSecrets(stateDir: string): FleetSecrets {
   const file = join(stateDir, 'secrets.json');
-  if (existsSync(file)) {
-    const stored = JSON.parse(readFileSync(file, 'utf8')) as Partial<FleetSecrets>;
-    if (typeof stored.apiToken === 'string' && typeof stored.flydToken === 'string') {
-      return { apiToken: stored.apiToken, flydToken: stored.flydToken };
-    }
-  }
+  const stored: Partial<Record<keyof FleetSecrets, unknown>> = existsSync(file)
+    ? JSON.parse(readFileSync(file, 'utf8'))
+    : {};
+  const keep = (value: unknown) => (typeof value === 'string' && value !== '' ? value : undefined);
   const secrets: FleetSecrets = {
-    apiToken: randomBytes(24).toString('hex'),
-    flydToken: randomBytes(24).toString('hex'),
+    apiToken: keep(stored.apiToken) ?? newToken(),
+    flydToken: keep(stored.flydToken) ?? newToken(),
+    corrosionToken: keep(stored.corrosionToken) ?? newToken(),
   };
-  writeFileSync(file, `${JSON.stringify(secrets, null, 2)}\n`, { mode: 0o600 });
+  if (Object.entries(secrets).some(([key, value]) => stored[key as keyof FleetSecrets] !== value))
+    writeFileSync(file, `${JSON.stringify(secrets, null, 2)}\n`, { mode: 0o600 });
   return secrets;
 }

@@ -25,11 +25,20 @@ export {
   httpLimits,
   httpLimitsSpec,
 } from './http-limits.js';
-export { createLogger, type Logger } from './logger.js';
+export { createLogger, type Logger, type LoggerOptions } from './logger.js';
 export { runMain } from './main.js';
 export { type MetricsExport, startMetrics } from './metrics.js';
+export { parentFdVariable, watchParent } from './parent.js';
 export { type ServerProcess, type ServerProcessOptions, startServerProcess } from './process.js';
 export { errorCodesInReadme } from './readme.js';
+export { readSecret, type SecretSource } from './secret.js';
 export { onShutdown, type ShutdownOptions } from './shutdown.js';
+export {
+  lockState,
+  type StateLock,
+  StateLockedError,
+  type StateLockHolder,
+  stateLockHolder,
+} from './state-lock.js';
 export { authorizationMatches } from './token.js';
 export { startTracing, type TracingExport } from './tracing.js';

@@ -3,6 +3,7 @@ import { metrics } from '@opentelemetry/api';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { droppedLogLines } from './log-destination.js';
 
 export interface MetricsExport {
   /** Serves the Prometheus text format; mount it on GET /metrics. */
@@ -22,6 +23,15 @@ export function startMetrics(serviceName: string): MetricsExport {
     resource: resourceFromAttributes({ 'service.name': serviceName }),
   });
   metrics.setGlobalMeterProvider(provider);
+  provider
+    .getMeter('fleet.service')
+    .createObservableCounter('log_lines_dropped', {
+      description: 'log lines not written because stdout was blocked or closed, by reason',
+    })
+    .addCallback((result) => {
+      for (const [reason, count] of Object.entries(droppedLogLines))
+        result.observe(count, { reason });
+    });
   return {
     handle: (request, response) => exporter.getMetricsRequestHandler(request, response),
     shutdown: async () => {

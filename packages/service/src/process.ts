@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { parentFdVariable } from './parent.js';
 
 export interface ServerProcessOptions {
   /** Program and arguments; the program is usually `process.execPath` and a built main.js. */
@@ -19,6 +20,11 @@ export interface ServerProcessOptions {
    * which then stops its servers in order (the launcher stops flyd before corrosion).
    */
   ownProcessGroup?: boolean;
+  /**
+   * Hand the server a pipe (fd 3, named by FLEET_PARENT_FD) whose end tells it that this process
+   * is gone, so it shuts down by itself even after a kill -9 of this process (default true).
+   */
+  exitWithParent?: boolean;
 }
 
 export interface ServerProcess {
@@ -37,10 +43,14 @@ export interface ServerProcess {
  * the integration tests start servers this way, so ports can be ephemeral.
  */
 export function startServerProcess(options: ServerProcessOptions): Promise<ServerProcess> {
+  const exitWithParent = options.exitWithParent ?? true;
+  const env = { ...(options.env ?? process.env) };
+  delete env[parentFdVariable];
+  if (exitWithParent) env[parentFdVariable] = '3';
   const child = spawn(options.command, options.args, {
     cwd: options.cwd,
-    env: options.env ?? process.env,
-    stdio: ['ignore', 'pipe', 'pipe'],
+    env,
+    stdio: exitWithParent ? ['ignore', 'pipe', 'pipe', 'pipe'] : ['ignore', 'pipe', 'pipe'],
     detached: options.ownProcessGroup ?? false,
   });
   const log: WriteStream | undefined = options.logFile

@@ -10,6 +10,12 @@ import {
   usage,
 } from '../src/index.js';
 
+const tempDirs: string[] = [];
+afterAll(() => {
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+});
+const tempDir = () => tempDirs[tempDirs.push(mkdtempSync(join(tmpdir(), 'fleet-config-'))) - 1]!;
+
 const info = { name: 'demo', summary: 'a demo server' };
 const spec = {
   listen: { type: 'string', default: '127.0.0.1:0', description: 'where to listen' },
@@ -22,16 +28,6 @@ const spec = {
   token: { type: 'string', required: true, description: 'the secret' },
 } as const;
 
-/** Temporary directories of config files, removed after the file's tests, passed or not. */
-const dirs: string[] = [];
-const tempDir = () => {
-  const dir = mkdtempSync(join(tmpdir(), 'fleet-config-'));
-  dirs.push(dir);
-  return dir;
-};
-afterAll(() => {
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
 
 describe('parseConfig', () => {
   // Flags beat the config file, which beats the defaults; numbers are parsed.

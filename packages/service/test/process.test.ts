@@ -1,10 +1,25 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
 import { startServerProcess } from '../src/index.js';
 
+const built = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'index.js');
 const dir = mkdtempSync(join(tmpdir(), 'fleet-process-'));
+const pids: number[] = [];
+afterAll(() => {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone, as it should be
+    }
+  }
+  rmSync(dir, { recursive: true, force: true });
+});
 
 function script(name: string, source: string): string {
   const path = join(dir, name);
@@ -58,4 +73,59 @@ describe('startServerProcess', () => {
       }),
     ).rejects.toThrow(/no listening event/);
   });
+});
+
+function isAlive(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'latin1'));
+  } catch {
+    return false;
+  }
+}
+
+/** Polls (bounded) until `pid` is gone; true if it went. */
+async function gone(pid: number, waitMsMax = 15_000): Promise<boolean> {
+  const deadline = Date.now() + waitMsMax;
+  while (isAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  return !isAlive(pid);
+}
+
+// The pipe startServerProcess hands a server (FLEET_PARENT_FD) ends when the process that
+// started it is gone, however it went: a supervisor killed with SIGKILL leaves no server behind,
+// and the server still closes gracefully (its close hook runs).
+describe('a server started by startServerProcess', () => {
+  it('shuts down by itself, gracefully, when its starter is killed with SIGKILL', async () => {
+    const closed = join(dir, 'closed-by-hook');
+    const server = script(
+      'watched.mjs',
+      `const { createLogger, onShutdown } = await import(${JSON.stringify(built)});
+       const { writeFileSync } = await import('node:fs');
+       const logger = createLogger('watched');
+       onShutdown(logger, async () => writeFileSync(${JSON.stringify(closed)}, 'yes'));
+       setInterval(() => {}, 1000);
+       console.log(JSON.stringify({ event: 'listening', listener: 'api', url: 'none' }));`,
+    );
+    const starter = script(
+      'starter.mjs',
+      `const { startServerProcess } = await import(${JSON.stringify(built)});
+       const server = await startServerProcess({
+         command: process.execPath, args: [${JSON.stringify(server)}], listeners: ['api'],
+         ownProcessGroup: true,
+       });
+       console.log('server ' + server.child.pid);`,
+    );
+    const supervisor = spawn(process.execPath, [starter], { stdio: ['ignore', 'pipe', 'inherit'] });
+    pids.push(supervisor.pid!);
+    const serverPid = await new Promise<number>((resolve, reject) => {
+      createInterface({ input: supervisor.stdout! }).on('line', (line) => {
+        if (line.startsWith('server ')) resolve(Number(line.slice(7)));
+      });
+      supervisor.once('exit', (code) => reject(new Error(`starter exited ${code}`)));
+    });
+    pids.push(serverPid);
+    expect(isAlive(serverPid)).toBe(true);
+    supervisor.kill('SIGKILL');
+    expect(await gone(serverPid)).toBe(true);
+    expect(existsSync(closed)).toBe(true);
+  }, 30_000);
 });
