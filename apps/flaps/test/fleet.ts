@@ -148,6 +148,9 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
       args: [main(app), ...args],
       listeners,
       env,
+      // Generous: ten flyds start at once in the spread test, on a machine other suites share
+      // (the 15 s default ran out at a load average of 10).
+      startTimeoutMs: 60_000,
     });
     servers.push(server);
     processes[name] = server;

@@ -22,7 +22,7 @@ describe('placement under 50 parallel clients', () => {
       org_slug: 'personal',
     });
     expect(created.status).toBe(201);
-  }, 60_000);
+  }, 120_000);
   afterAll(async () => {
     await fleet?.stop();
   });
