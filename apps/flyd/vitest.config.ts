@@ -1,3 +1,10 @@
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
-export default defineConfig({ test: { testTimeout: 30_000, hookTimeout: 30_000 } });
+export default defineConfig({
+  test: {
+    globalSetup: [fileURLToPath(import.meta.resolve('@fleet/service/vitest-temp-dir'))],
+    testTimeout: 30_000,
+    hookTimeout: 30_000,
+  },
+});

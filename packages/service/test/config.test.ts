@@ -28,7 +28,6 @@ const spec = {
   token: { type: 'string', required: true, description: 'the secret' },
 } as const;
 
-
 describe('parseConfig', () => {
   // Flags beat the config file, which beats the defaults; numbers are parsed.
   it('layers defaults, file and flags', () => {
