@@ -17,16 +17,9 @@ describe('flyd flags', () => {
   const run = (...flags: string[]) =>
     spawnSync(
       process.execPath,
-      [
-        mainJs,
-        '--data-dir',
-        dataDir,
-        '--corrosion-url',
-        'http://127.0.0.1:1',
-        '--token',
-        't',
-      ].concat(flags),
-      { encoding: 'utf8', timeout: 30_000 },
+      [mainJs, '--data-dir', dataDir, '--corrosion-url', 'http://127.0.0.1:1'].concat(flags),
+      // The token comes from the environment, never a flag.
+      { encoding: 'utf8', timeout: 30_000, env: { ...process.env, FLYD_TOKEN: 't' } },
     );
 
   it('refuses each bad value naming the flag, and creates nothing', () => {
