@@ -18,7 +18,8 @@ const callTimeoutMs = 10_000;
  */
 const socketActivate =
   spawnSync('systemd-socket-activate', ['--version'], { stdio: 'ignore' }).status === 0
-    ? ['systemd-socket-activate']
+    ? // It gives the command a fresh environment: the tokens are passed on by name (-E).
+      ['systemd-socket-activate', '-E', 'FLEET_API_TOKEN', '-E', 'FLYD_TOKEN']
     : [];
 
 /** One authenticated API call on a fresh connection, as a new client makes it. */
