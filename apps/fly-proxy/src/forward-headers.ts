@@ -13,17 +13,46 @@ const hopByHop = new Set([
   'upgrade',
 ]);
 
+/**
+ * Request headers the machine never receives from the client: the proxy sets its own (Fly's
+ * request headers and Via), and `expect` is answered here — Node's server sends the client
+ * `100 Continue` itself, as HAProxy does, and the body is then relayed as any other.
+ */
+const proxySet = new Set([
+  'expect',
+  'via',
+  'fly-client-ip',
+  'fly-forwarded-port',
+  'fly-region',
+  'fly-request-id',
+  'fly-replay-src',
+  'x-forwarded-port',
+  'x-forwarded-proto',
+  'x-forwarded-ssl',
+]);
+
+/** Headers never dropped, whatever `Connection` names (a client's `Connection: host`). */
+const neverHopByHop = new Set(['host']);
+
 /** Copies end-to-end headers: drops hop-by-hop ones and those the Connection header names. */
-export function endToEnd(headers: IncomingHttpHeaders): Record<string, string | string[]> {
-  const named = new Set(
-    String(headers.connection ?? '')
-      .split(',')
-      .map((name) => name.trim().toLowerCase())
-      .filter(Boolean),
-  );
+export function endToEnd(
+  headers: IncomingHttpHeaders,
+  dropped?: ReadonlySet<string>,
+): Record<string, string | string[]> {
+  const connection = headers.connection;
+  const named = connection
+    ? new Set(
+        String(connection)
+          .split(',')
+          .map((name) => name.trim().toLowerCase())
+          .filter((name) => name && !neverHopByHop.has(name)),
+      )
+    : undefined;
   const kept: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || hopByHop.has(name) || named.has(name)) continue;
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined || hopByHop.has(name) || named?.has(name) || dropped?.has(name))
+      continue;
     kept[name] = value;
   }
   return kept;
@@ -32,18 +61,25 @@ export function endToEnd(headers: IncomingHttpHeaders): Record<string, string | 
 /** The headers a machine receives: the client's end-to-end headers plus Fly's forwarding ones. */
 export function upstreamHeaders(
   request: IncomingMessage,
+  host: string,
   requestId: string,
   region: string,
 ): Record<string, string | string[]> {
-  const headers = endToEnd(request.headers);
-  const client = request.socket.remoteAddress ?? '';
+  const headers = endToEnd(request.headers, proxySet);
+  const socket = request.socket as IncomingMessage['socket'] & { encrypted?: boolean };
+  const client = socket.remoteAddress ?? '';
+  const port = String(socket.localPort ?? '');
   const previous = request.headers['x-forwarded-for'];
+  headers.host = host;
   headers['x-forwarded-for'] = previous ? `${previous}, ${client}` : client;
-  headers['x-forwarded-proto'] = 'http';
-  headers['x-forwarded-host'] = request.headers.host ?? '';
-  headers['x-forwarded-port'] = String(request.socket.localPort ?? '');
+  headers['x-forwarded-proto'] = socket.encrypted ? 'https' : 'http';
+  headers['x-forwarded-ssl'] = socket.encrypted ? 'on' : 'off';
+  headers['x-forwarded-host'] = host;
+  headers['x-forwarded-port'] = port;
   headers['fly-client-ip'] = client;
+  headers['fly-forwarded-port'] = port;
   headers['fly-request-id'] = requestId;
   headers['fly-region'] = region;
+  headers.via = `${request.httpVersionMajor === 2 ? '2' : '1.1'} fly.io`;
   return headers;
 }

@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-import { createServer } from 'node:http';
 import { Catalog } from '@fleet/catalog';
 import { CorrosionClient } from '@fleet/corrosion-client';
 import {
@@ -18,7 +17,13 @@ import {
 } from '@fleet/service';
 import { proxyMetrics } from './metrics.js';
 import { createProxyHandler } from './proxy.js';
-import { startTls, tlsSpec, withHttp1Headers } from './tls/index.js';
+import {
+  createPlainListener,
+  startTls,
+  tlsMetrics,
+  tlsSpec,
+  withHttp1Headers,
+} from './tls/index.js';
 import { Upstreams } from './upstreams.js';
 
 const spec = {
@@ -32,7 +37,13 @@ const spec = {
     type: 'string',
     format: 'address',
     default: '127.0.0.1:8080',
-    description: 'listener for user traffic (HTTP/1.1)',
+    description: 'listener for user traffic (HTTP/1.1 and h2c with prior knowledge)',
+  },
+  catalog: {
+    type: 'string',
+    default: 'lazy',
+    choices: ['lazy', 'eager'],
+    description: 'lazy (load an app on its first request) or eager (hold every app)',
   },
   'admin-listen': {
     type: 'string',
@@ -129,6 +140,8 @@ runMain(async () => {
   const metrics = startMetrics('fly-proxy');
   const catalog = new Catalog({
     domain: config.domain,
+    region: config.region,
+    mode: config.catalog,
     logger,
     writeTimeoutMs: config['catalog-write-timeout-ms'],
   });
@@ -155,8 +168,9 @@ runMain(async () => {
     metrics: proxyMetrics(),
     logger,
   });
-  const server = createServer(handler);
-  const tls = await startTls(config, { corrosion, handler: withHttp1Headers(handler), logger });
+  const http2Ready = withHttp1Headers(handler);
+  const plain = createPlainListener({ handler: http2Ready, logger, metrics: tlsMetrics() });
+  const tls = await startTls(config, { corrosion, handler: http2Ready, logger });
   const admin = createHttpServer({
     logger,
     metrics,
@@ -169,14 +183,12 @@ runMain(async () => {
     region: config.region,
     catalog: await catalog.stats(),
     locks: { catalog: catalog.lock.snapshot() },
+    proxy: { connections: plain.guard.stats() },
     tls: tls && { certificates: tls.store.stats(), connections: tls.listener.guard.stats() },
   }));
 
   onShutdown(logger, async () => {
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeIdleConnections();
-    });
+    await plain.close();
     await tls?.listener.close();
     following.abort();
     await followed;
@@ -184,13 +196,8 @@ runMain(async () => {
     await metrics.shutdown();
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(proxyAddress.port, proxyAddress.host, () => resolve());
-  });
-  const bound = server.address();
-  if (bound === null || typeof bound === 'string') throw new Error('proxy listener has no port');
-  const url = `http://${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}`;
+  const bound = await plain.listen(proxyAddress.port, proxyAddress.host);
+  const url = `http://${bound.address.includes(':') ? `[${bound.address}]` : bound.address}:${bound.port}`;
   announceListening(logger, 'proxy', url);
   if (tls) announceListening(logger, 'tls', tls.url);
   await listenHttp(admin, config['admin-listen'], 'admin');
