@@ -222,16 +222,18 @@ function wrk(url, duration) {
     { encoding: 'utf8' },
   );
   const toMs = (text) => {
-    const [, value, unit] = /([\d.]+)(us|ms|s)/.exec(text);
-    return Number(value) * { us: 0.001, ms: 1, s: 1000 }[unit];
+    const matched = /([\d.]+)(us|ms|s|m)$/.exec(text);
+    if (!matched) throw new Error(`${url}: unreadable wrk latency ${text}\n${out}`);
+    const [, value, unit] = matched;
+    return Number(value) * { us: 0.001, ms: 1, s: 1000, m: 60_000 }[unit];
   };
   const errors = /Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? '0';
   if (Number(errors) > 0) throw new Error(`${url}: ${errors} failed responses\n${out}`);
   return {
     rate: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)[1]),
     requests: Number(/(\d+) requests in/.exec(out)[1]),
-    p50: toMs(/50%\s+(\S+)/.exec(out)[1]),
-    p99: toMs(/99%\s+(\S+)/.exec(out)[1]),
+    p50: toMs(/^\s+50%\s+(\S+)/m.exec(out)[1]),
+    p99: toMs(/^\s+99%\s+(\S+)/m.exec(out)[1]),
   };
 }
 

@@ -1,11 +1,15 @@
 /** What the proxy answers itself, as `{"error", "code"}` JSON; the README lists the same table. */
 export const ProxyErrors = {
   PROXY_ERR_BAD_HOST: [400, 'the request has no usable Host header'],
+  PROXY_ERR_BAD_REQUEST: [400, 'the request is malformed or ambiguous (how its body is framed)'],
+  PROXY_ERR_CLIENT_TIMEOUT: [408, 'the client did not send a whole request head in time'],
+  PROXY_ERR_HEADERS_TOO_LARGE: [431, 'the request head is larger than the proxy accepts'],
   PROXY_ERR_NO_APP: [404, 'no app answers to this host'],
   PROXY_ERR_NOT_READY: [503, 'the routing table has not finished loading from corrosion'],
   PROXY_ERR_NO_MACHINE: [503, 'the app has no started, healthy machine with an HTTP service'],
   PROXY_ERR_UPSTREAM: [502, 'the machine could not be reached or broke the connection'],
   PROXY_ERR_UPSTREAM_TIMEOUT: [504, 'the machine did not answer in time'],
+  PROXY_ERR_MACHINE_BUSY: [503, 'every connection to the machine stayed busy past the wait bound'],
   PROXY_ERR_OVERLOADED: [503, 'the admin listener has its maximum of requests in flight'],
 } as const;
 
@@ -29,3 +33,8 @@ export const TlsErrors = {
 } as const;
 
 export type TlsErrorCode = keyof typeof TlsErrors;
+
+/** The status the proxy answers for a code of its own; the catalog's codes are all 503. */
+export function statusOfCode(code: string): number {
+  return code in ProxyErrors ? ProxyErrors[code as ProxyErrorCode][0] : 503;
+}

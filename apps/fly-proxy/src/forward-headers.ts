@@ -1,7 +1,10 @@
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 
-/** Hop-by-hop headers (RFC 9110 §7.6.1): they describe one connection, never forwarded. */
-const hopByHop = new Set([
+/**
+ * Hop-by-hop headers (RFC 9110 §7.6.1): they describe one connection, never forwarded. Also
+ * `transfer-encoding`, except by the HTTP/1.1 relay, which forwards bodies framed as they came.
+ */
+export const hopByHop = new Set([
   'connection',
   'keep-alive',
   'proxy-connection',
@@ -9,7 +12,6 @@ const hopByHop = new Set([
   'proxy-authorization',
   'te',
   'trailer',
-  'transfer-encoding',
   'upgrade',
 ]);
 
@@ -18,7 +20,8 @@ const hopByHop = new Set([
  * request headers and Via), and `expect` is answered here — Node's server sends the client
  * `100 Continue` itself, as HAProxy does, and the body is then relayed as any other.
  */
-const proxySet = new Set([
+export const proxySet = new Set([
+  'host',
   'expect',
   'via',
   'fly-client-ip',
@@ -26,13 +29,18 @@ const proxySet = new Set([
   'fly-region',
   'fly-request-id',
   'fly-replay-src',
+  'x-forwarded-for',
+  'x-forwarded-host',
   'x-forwarded-port',
   'x-forwarded-proto',
   'x-forwarded-ssl',
 ]);
 
-/** Headers never dropped, whatever `Connection` names (a client's `Connection: host`). */
-const neverHopByHop = new Set(['host']);
+/**
+ * Never dropped because a client's Connection header names them: Host, and the framing headers
+ * (the HTTP/1.1 relay forwards a body as it came, so the machine must frame it as the proxy did).
+ */
+export const neverHopByHop = new Set(['host', 'content-length', 'transfer-encoding']);
 
 /** Copies end-to-end headers: drops hop-by-hop ones and those the Connection header names. */
 export function endToEnd(
@@ -51,7 +59,13 @@ export function endToEnd(
   const kept: Record<string, string | string[]> = {};
   for (const name in headers) {
     const value = headers[name];
-    if (value === undefined || hopByHop.has(name) || named?.has(name) || dropped?.has(name))
+    if (
+      value === undefined ||
+      hopByHop.has(name) ||
+      name === 'transfer-encoding' ||
+      named?.has(name) ||
+      dropped?.has(name)
+    )
       continue;
     kept[name] = value;
   }

@@ -15,7 +15,9 @@ import {
   startMetrics,
   UsageError,
 } from '@fleet/service';
-import { proxyMetrics } from './metrics.js';
+import { Http1Relay } from './http1/relay.js';
+import { UpstreamPools } from './http1/upstream-pools.js';
+import { ProxyMetrics } from './metrics.js';
 import { createProxyHandler } from './proxy.js';
 import {
   createPlainListener,
@@ -106,6 +108,48 @@ const spec = {
     max: 600_000,
     description: 'bound on each catalog update',
   },
+  'upstream-wait-timeout-ms': {
+    type: 'number',
+    default: 5_000,
+    min: 1,
+    max: 600_000,
+    description: "bound on waiting for a connection when all of a machine's are busy (503 past it)",
+  },
+  'upstream-waiters-max': {
+    type: 'number',
+    default: 1_024,
+    min: 0,
+    max: 1_000_000,
+    description: "requests waiting for one machine's connections; past it 503 at once",
+  },
+  'upstream-idle-timeout-ms': {
+    type: 'number',
+    default: 3_000,
+    min: 1,
+    max: 600_000,
+    description: 'a pooled connection to a machine unused this long is closed',
+  },
+  'client-headers-timeout-ms': {
+    type: 'number',
+    default: 10_000,
+    min: 1,
+    max: 600_000,
+    description: 'a request head not complete this long after its first byte: 408 (slowloris)',
+  },
+  'client-write-timeout-ms': {
+    type: 'number',
+    default: 30_000,
+    min: 1,
+    max: 3_600_000,
+    description: 'a client that reads nothing of a response this long is cut (slow readers)',
+  },
+  'header-bytes-max': {
+    type: 'number',
+    default: 65_536,
+    min: 1_024,
+    max: 1_048_576,
+    description: 'bound on a request or response head; a larger request head is 431',
+  },
   'admin-in-flight-max': {
     type: 'number',
     default: 64,
@@ -161,15 +205,35 @@ runMain(async () => {
     headersTimeoutMs: config['upstream-timeout-ms'],
     bodyTimeoutMs: config['upstream-timeout-ms'],
   });
-  const handler = createProxyHandler({
+  const pools = new UpstreamPools({
+    connectionsPerUpstream: config['connections-per-upstream'],
+    upstreamsMax: config['upstreams-max'],
+    connectTimeoutMs: config['connect-timeout-ms'],
+    waitTimeoutMs: config['upstream-wait-timeout-ms'],
+    waitersMax: config['upstream-waiters-max'],
+    idleTimeoutMs: config['upstream-idle-timeout-ms'],
+  });
+  const deps = {
     catalog,
     upstreams,
+    pools,
     region: config.region,
-    metrics: proxyMetrics(),
+    metrics: new ProxyMetrics(),
     logger,
+  };
+  const relay = new Http1Relay(deps, {
+    headBytesMax: config['header-bytes-max'],
+    clientHeadersTimeoutMs: config['client-headers-timeout-ms'],
+    clientWriteTimeoutMs: config['client-write-timeout-ms'],
+    upstreamTimeoutMs: config['upstream-timeout-ms'],
   });
-  const http2Ready = withHttp1Headers(handler);
-  const plain = createPlainListener({ handler: http2Ready, logger, metrics: tlsMetrics() });
+  const http2Ready = withHttp1Headers(createProxyHandler(deps, relay));
+  const plain = createPlainListener({
+    handler: http2Ready,
+    http1: (socket) => relay.serve(socket),
+    logger,
+    metrics: tlsMetrics(),
+  });
   const tls = await startTls(config, { corrosion, handler: http2Ready, logger });
   const admin = createHttpServer({
     logger,
@@ -183,15 +247,17 @@ runMain(async () => {
     region: config.region,
     catalog: await catalog.stats(),
     locks: { catalog: catalog.lock.snapshot() },
-    proxy: { connections: plain.guard.stats() },
+    proxy: { connections: plain.guard.stats(), http1: relay.stats(), upstreams: pools.stats() },
     tls: tls && { certificates: tls.store.stats(), connections: tls.listener.guard.stats() },
   }));
 
   onShutdown(logger, async () => {
     await plain.close();
+    relay.close();
     await tls?.listener.close();
     following.abort();
     await followed;
+    pools.close();
     await Promise.all([upstreams.close(), corrosion.close(), admin.close()]);
     await metrics.shutdown();
   });

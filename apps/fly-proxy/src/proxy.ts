@@ -1,29 +1,24 @@
-import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
-import { type Candidate, type Catalog, CatalogError, type RouteDecision } from '@fleet/catalog';
-import type { Logger } from '@fleet/service';
+import type { Candidate } from '@fleet/catalog';
 import type { Dispatcher } from 'undici';
-import { type ProxyErrorCode, ProxyErrors } from './errors.js';
+import { statusOfCode } from './errors.js';
 import { endToEnd, upstreamHeaders } from './forward-headers.js';
-import type { ProxyMetrics } from './metrics.js';
+import type { Http1Relay } from './http1/relay.js';
+import type { ProxyDeps } from './proxy-deps.js';
 import { requestTarget } from './request-target.js';
 import { retryable } from './retry.js';
+import { type Routed, routeRequest } from './route-request.js';
 import { routingControls } from './routing-controls.js';
-import type { Upstreams } from './upstreams.js';
 
-export interface ProxyDeps {
-  catalog: Catalog;
-  upstreams: Upstreams;
-  region: string;
-  metrics: ProxyMetrics;
-  logger: Logger;
-}
-
-/** The edge's request handler: Host → app → candidates, then a streamed relay both ways. */
-export function createProxyHandler(deps: ProxyDeps) {
+/**
+ * The relay for requests that arrive over HTTP/2 (and HTTPS, until TLS hands its HTTP/1.1
+ * connections to the raw relay): Node's compat objects in, undici pools out. Routing, error
+ * codes, request ids and metrics are the HTTP/1.1 relay's own.
+ */
+export function createProxyHandler(deps: ProxyDeps, ids: Pick<Http1Relay, 'requestId'>) {
   return (request: IncomingMessage, response: ServerResponse): void => {
-    const requestId = `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`;
+    const requestId = ids.requestId();
     response.setHeader('fly-request-id', requestId);
     handle(deps, request, response, requestId).catch((error: unknown) => {
       deps.logger.error({ err: error, requestId }, 'proxy request failed');
@@ -40,44 +35,36 @@ async function handle(
   response: ServerResponse,
   requestId: string,
 ) {
-  // Only an app the catalog knows becomes a metric label: a client must not create series.
-  let app = '';
-  const finish = (code: ProxyErrorCode | CatalogError['code'], message: string) => {
-    const status = code in ProxyErrors ? ProxyErrors[code as ProxyErrorCode][0] : 503;
-    deps.metrics.requests.add(1, { app, status });
+  const refuse = (app: string, code: Extract<Routed, { ok: false }>['code'], message: string) => {
+    const status = statusOfCode(code);
+    deps.metrics.request(app, status);
     answer(response, status, code, message);
     request.resume(); // drain what the client sends; we answer without reading it
   };
   const target = requestTarget(request);
-  if (!target.ok) return finish('PROXY_ERR_BAD_HOST', target.message);
-  if (!deps.catalog.ready)
-    return finish('PROXY_ERR_NOT_READY', 'the proxy is still loading its routing table');
+  if (!target.ok) return refuse('', 'PROXY_ERR_BAD_HOST', target.message);
   const aborted = new AbortController();
   response.once('close', () => {
     if (!response.writableFinished) aborted.abort();
   });
-  let decision: RouteDecision;
+  let routed: Routed;
   try {
-    const resolved = await deps.catalog.resolveHost(target.host);
-    if (resolved === undefined)
-      return finish('PROXY_ERR_NO_APP', `no app answers to host ${target.host}`);
-    decision = await deps.catalog.admit(resolved, {
-      ...routingControls(request.headers),
-      signal: aborted.signal,
-    });
-    if (decision.kind !== 'no-app') app = resolved;
+    routed = await routeRequest(
+      deps,
+      target.host,
+      routingControls(request.headers),
+      aborted.signal,
+    );
   } catch (error) {
     if (aborted.signal.aborted) return;
-    if (error instanceof CatalogError) return finish(error.code, error.message);
     throw error;
   }
-  if (decision.kind === 'no-app')
-    return finish('PROXY_ERR_NO_APP', `no app answers to host ${target.host}`);
-  if (decision.kind === 'no-machine') return finish('PROXY_ERR_NO_MACHINE', decision.reason);
+  if (!routed.ok) return refuse(routed.app, routed.code, routed.message);
+  const { app } = routed;
   const headers = upstreamHeaders(request, target.host, requestId, deps.region);
   const hasBody = request.method !== 'GET' && request.method !== 'HEAD';
   let failure: { error: unknown; candidate: Candidate } | undefined;
-  for (const candidate of decision.candidates) {
+  for (const candidate of routed.candidates) {
     const { machine } = candidate;
     const release = deps.catalog.begin(machine);
     const started = performance.now();
@@ -99,8 +86,8 @@ async function handle(
       break;
     }
     try {
-      deps.metrics.upstreamMs.record(performance.now() - started, { app });
-      deps.metrics.requests.add(1, { app, status: upstream.statusCode });
+      deps.metrics.upstream(app, performance.now() - started);
+      deps.metrics.request(app, upstream.statusCode);
       const answered = endToEnd(upstream.headers as Record<string, string | string[]>);
       answered['fly-request-id'] = requestId;
       response.writeHead(upstream.statusCode, answered);
@@ -115,7 +102,8 @@ async function handle(
   }
   const timedOut = failure !== undefined && isTimeout(failure.error);
   const machineId = failure?.candidate.machine.id ?? 'none';
-  return finish(
+  return refuse(
+    app,
     timedOut ? 'PROXY_ERR_UPSTREAM_TIMEOUT' : 'PROXY_ERR_UPSTREAM',
     `machine ${machineId} of app ${app} ${timedOut ? 'did not answer in time' : 'could not be reached'}`,
   );

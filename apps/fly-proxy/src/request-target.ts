@@ -7,16 +7,11 @@ export type RequestTarget =
 /**
  * Where a request goes (RFC 9112 §3.2): an absolute-form target (`GET http://a.b/x`) is routed by
  * its authority and forwarded in origin form; otherwise the single Host header. Two Host lines
- * are refused (a proxy and the machine could each pick a different one).
+ * are refused (a proxy and the machine could each pick a different one). `hosts` holds the value
+ * of every Host line.
  */
-export function requestTarget(request: IncomingMessage): RequestTarget {
-  const url = request.url ?? '/';
-  let hostLines = 0;
-  const raw = request.rawHeaders;
-  for (let index = 0; index < raw.length; index += 2) {
-    if (raw[index]!.length === 4 && raw[index]!.toLowerCase() === 'host') hostLines += 1;
-  }
-  if (hostLines > 1) return { ok: false, message: 'the request has more than one Host header' };
+export function targetOf(url: string, hosts: readonly string[]): RequestTarget {
+  if (hosts.length > 1) return { ok: false, message: 'the request has more than one Host header' };
   if (url.charCodeAt(0) !== 47 /* '/' */ && /^https?:\/\//i.test(url)) {
     let parsed: URL;
     try {
@@ -26,7 +21,20 @@ export function requestTarget(request: IncomingMessage): RequestTarget {
     }
     return { ok: true, host: parsed.host, path: `${parsed.pathname}${parsed.search}` };
   }
-  const host = request.headers.host;
+  const host = hosts[0];
   if (!host) return { ok: false, message: 'the request has no Host header' };
   return { ok: true, host, path: url };
+}
+
+/** targetOf for a request of Node's HTTP/2 compat API (its Host is `:authority` when absent). */
+export function requestTarget(request: IncomingMessage): RequestTarget {
+  const hosts: string[] = [];
+  const raw = request.rawHeaders;
+  for (let index = 0; index < raw.length; index += 2) {
+    if (raw[index]!.length === 4 && raw[index]!.toLowerCase() === 'host')
+      hosts.push(raw[index + 1]!);
+  }
+  const host = request.headers.host;
+  if (hosts.length === 0 && host) hosts.push(host);
+  return targetOf(request.url ?? '/', hosts);
 }

@@ -1,16 +1,27 @@
 import type { IncomingMessage } from 'node:http';
 
 /** Connection failures that prove no byte of the request reached the machine. */
-const neverReached = new Set([
+const neverReachedCodes = new Set([
   'ECONNREFUSED',
   'EHOSTUNREACH',
   'ENETUNREACH',
   'EADDRNOTAVAIL',
   'UND_ERR_CONNECT_TIMEOUT',
+  'PROXY_CONNECT_TIMEOUT',
 ]);
 
 /** RFC 9110 §9.2.2: repeating these has the same effect as sending them once. */
-const idempotent = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+const idempotentMethods = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
+export function neverReached(error: unknown): boolean {
+  const code = (error as { code?: string }).code;
+  const cause = (error as { cause?: { code?: string } }).cause?.code;
+  return neverReachedCodes.has(code ?? '') || neverReachedCodes.has(cause ?? '');
+}
+
+export function idempotent(method: string): boolean {
+  return idempotentMethods.has(method);
+}
 
 /**
  * Whether a failed attempt may go to the next candidate: always when the machine was never
@@ -19,9 +30,7 @@ const idempotent = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
  */
 export function retryable(error: unknown, request: IncomingMessage): boolean {
   if (request.readableDidRead) return false;
-  const code = (error as { code?: string; cause?: { code?: string } }).code;
-  const cause = (error as { cause?: { code?: string } }).cause?.code;
-  if (neverReached.has(code ?? '') || neverReached.has(cause ?? '')) return true;
-  if (code === 'UND_ERR_HEADERS_TIMEOUT') return false; // the machine took it and is slow
-  return idempotent.has(request.method ?? 'GET');
+  if (neverReached(error)) return true;
+  if ((error as { code?: string }).code === 'UND_ERR_HEADERS_TIMEOUT') return false; // slow machine
+  return idempotent(request.method ?? 'GET');
 }

@@ -1,5 +1,11 @@
 import { mkdtempSync } from 'node:fs';
+import {
+  createServer as createHttp1Server,
+  type IncomingMessage,
+  type ServerResponse,
+} from 'node:http';
 import type { ClientHttp2Session } from 'node:http2';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { type ConnectionOptions, connect, type DetailedPeerCertificate } from 'node:tls';
@@ -13,7 +19,7 @@ import {
   corrosionAppResolver,
   corrosionCertificates,
 } from '../src/tls/certificate-source.js';
-import { createTlsListener, type RequestHandler } from '../src/tls/listeners.js';
+import { createTlsListener, type RequestHandler, trackRequests } from '../src/tls/listeners.js';
 import { tlsMetrics } from '../src/tls/metrics.js';
 import { CertificateStore, type CertificateStoreOptions } from '../src/tls/store.js';
 
@@ -70,6 +76,17 @@ export const echo: RequestHandler = (request, response) => {
   response.setHeader('content-type', 'text/plain');
   response.end(`${request.httpVersion} ${authority} ${request.url}`);
 };
+
+/**
+ * The HTTP/1 side of a plain listener under test: Node's HTTP/1.1 server with `handler`, its
+ * requests counted for the guard as the proxy's relay counts them.
+ */
+export function nodeHttp1(handler: RequestHandler): (socket: Socket) => void {
+  const server = createHttp1Server(
+    trackRequests(handler) as (request: IncomingMessage, response: ServerResponse) => void,
+  );
+  return (socket) => server.emit('connection', socket);
+}
 
 /** A TLS listener with the store on 127.0.0.1, port 0. */
 export async function tlsEdge(store: CertificateStore, extra: Record<string, number> = {}) {

@@ -4,9 +4,14 @@ import { Duplex } from 'node:stream';
 import { connect as connectTls } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FleetCa } from '../src/tls/ca.js';
-import { createPlainListener, createTlsListener, type Listener } from '../src/tls/listeners.js';
+import {
+  createPlainListener,
+  createTlsListener,
+  type Listener,
+  type RequestHandler,
+} from '../src/tls/listeners.js';
 import type { CertificateStore } from '../src/tls/store.js';
-import { echo, logger, memoryStore, metrics, pingUntilClosed } from './tls-fixture.js';
+import { echo, logger, memoryStore, metrics, nodeHttp1, pingUntilClosed } from './tls-fixture.js';
 
 const guardLimits = { idleTimeoutMs: 400, sweepIntervalMs: 50, wakeupsWithoutProgressMax: 6 };
 
@@ -61,7 +66,13 @@ describe('listeners', () => {
   beforeAll(async () => {
     ca = (await FleetCa.generate()).ca;
     store = memoryStore(ca).store;
-    plain = createPlainListener({ handler: echo, logger, metrics, ...guardLimits });
+    plain = createPlainListener({
+      handler: echo,
+      http1: nodeHttp1(echo),
+      logger,
+      metrics,
+      ...guardLimits,
+    });
     plainPort = (await plain.listen(0, '127.0.0.1')).port;
     tls = createTlsListener({
       store,
@@ -109,11 +120,13 @@ describe('listeners', () => {
   });
 
   it('leaves alone connections that make progress: steady requests, and a slow answer', async () => {
+    const slowHandler: RequestHandler = (request, response) => {
+      if (request.url === '/slow') setTimeout(() => response.end('late'), 900);
+      else response.end('ok');
+    };
     const slow = createPlainListener({
-      handler: (request, response) => {
-        if (request.url === '/slow') setTimeout(() => response.end('late'), 900);
-        else response.end('ok');
-      },
+      handler: slowHandler,
+      http1: nodeHttp1(slowHandler),
       logger,
       metrics,
       ...guardLimits,

@@ -1,5 +1,4 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createServer as createHttp1Server } from 'node:http';
 import {
   createServer as createH2cServer,
   createSecureServer,
@@ -40,6 +39,8 @@ export interface TlsListenerOptions extends ListenerOptions {
 }
 
 export interface PlainListenerOptions extends ListenerOptions {
+  /** Takes every connection that is not HTTP/2 (the HTTP/1.1 relay); `handler` serves h2c. */
+  http1: (socket: Socket) => void;
   /** A connection whose first bytes do not say HTTP/1.1 or HTTP/2 within this long is cut. */
   sniffTimeoutMs?: number;
 }
@@ -101,16 +102,14 @@ const h2Preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 /**
  * Cleartext HTTP/1.1 and h2c with prior knowledge on one port. Node's http2 `createServer`
  * speaks only h2c, so the first bytes are read off the raw socket: the HTTP/2 connection
- * preface goes to an h2c server, anything else to an HTTP/1.1 server, each handed the socket
- * (with the bytes read pushed back) through `emit('connection')`. `Upgrade: h2c` is not
- * supported (the relay sees a plain HTTP/1.1 request).
+ * preface goes to an h2c server (through `emit('connection')`), anything else to `http1`, each
+ * with the bytes read pushed back. `Upgrade: h2c` is not supported (the relay sees a plain
+ * HTTP/1.1 request).
  */
 export function createPlainListener(options: PlainListenerOptions): Listener<NetServer> {
   const limits = { ...defaultGuardLimits, ...pickLimits(options) };
   const guard = new ConnectionGuard('plain', limits, options.metrics, options.logger);
-  const handler = trackRequests(options.handler);
-  const http1 = createHttp1Server(handler);
-  const h2c = createH2cServer(handler);
+  const h2c = createH2cServer(trackRequests(options.handler));
   const sniffTimeoutMs = options.sniffTimeoutMs ?? 10_000;
   const server = createNetServer((socket) => {
     guard.watch(socket);
@@ -118,13 +117,14 @@ export function createPlainListener(options: PlainListenerOptions): Listener<Net
       socket,
       sniffTimeoutMs,
       (isH2) => {
-        (isH2 ? h2c : http1).emit('connection', socket);
+        if (isH2) h2c.emit('connection', socket);
+        else options.http1(socket);
       },
       () => guard.counted('sniff_timeout'),
     );
   });
   server.maxConnections = options.connectionsMax ?? 10_000;
-  return listener(server, guard, [http1, h2c]);
+  return listener(server, guard, [h2c]);
 }
 
 /** Reads until the bytes are or are not the HTTP/2 preface, then pushes them back. */
@@ -165,7 +165,7 @@ function sniff(
 }
 
 /** Counts requests per connection for the guard: a request started or in flight is progress. */
-function trackRequests(handler: RequestHandler): RequestHandler {
+export function trackRequests(handler: RequestHandler): RequestHandler {
   return (request, response) => {
     const watched = watchedOf(request.socket);
     if (watched !== undefined) {
@@ -192,7 +192,7 @@ function pickLimits(options: Partial<GuardLimits>): Partial<GuardLimits> {
 function listener<S extends NetServer>(
   server: S,
   guard: ConnectionGuard,
-  inner: (Http2Server | ReturnType<typeof createHttp1Server>)[] = [],
+  inner: Http2Server[] = [],
 ): Listener<S> {
   return {
     server,

@@ -1,0 +1,140 @@
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Watched } from '../tls/guard.js';
+import { Exchange } from './exchange.js';
+import { HeadError, parseRequestHead } from './head.js';
+import type { Http1Relay } from './relay.js';
+
+const headEnd = Buffer.from('\r\n\r\n', 'latin1');
+
+/**
+ * One client connection of the HTTP/1.1 relay: reads request heads off the socket, runs one
+ * exchange at a time (pipelined requests wait in the buffer, bounded), and answers what the
+ * proxy refuses itself. Timeouts are checked by the relay's sweep, not by a timer per request.
+ */
+export class ClientConnection {
+  /** Bytes read and not yet part of an exchange (the next request head, pipelined requests). */
+  buffer: Buffer | null = null;
+  exchange: Exchange | undefined;
+  /** When the first byte of a head still incomplete arrived (0: none pending). */
+  headStartedMs = 0;
+  /** Since when a response waits for the client to read (0: not waiting). */
+  stalledSinceMs = 0;
+  closed = false;
+
+  constructor(
+    readonly socket: Socket,
+    readonly relay: Http1Relay,
+    readonly watched: Watched | undefined,
+  ) {
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.#read(chunk));
+    socket.on('drain', () => {
+      this.stalledSinceMs = 0;
+      this.exchange?.clientDrained();
+    });
+    socket.on('end', () => {
+      if (this.exchange === undefined) socket.end();
+      else this.exchange.clientEnded();
+    });
+    socket.on('error', () => {}); // 'close' follows
+    socket.on('close', () => {
+      this.closed = true;
+      this.exchange?.abort();
+      relay.forget(this);
+    });
+  }
+
+  /** Writes to the client, noting when it stops reading (the slow-reader bound). */
+  write(data: Buffer | string): boolean {
+    const flushed =
+      typeof data === 'string' ? this.socket.write(data, 'latin1') : this.socket.write(data);
+    if (!flushed && this.stalledSinceMs === 0) this.stalledSinceMs = Date.now();
+    return flushed;
+  }
+
+  /** An exchange finished: go on with the next request, or close. */
+  exchangeDone(keepAlive: boolean): void {
+    this.exchange = undefined;
+    if (this.watched !== undefined) this.watched.requestsInFlight -= 1;
+    if (!keepAlive || this.closed) {
+      this.socket.end();
+      return;
+    }
+    if (this.socket.isPaused()) this.socket.resume();
+    if (this.buffer !== null) this.#parse();
+  }
+
+  /**
+   * Answers the proxy's own JSON error. When the request's body was not read to its end, the
+   * connection cannot find the next request: it is closed after the answer.
+   */
+  answer(status: number, code: string, message: string, requestId: string, close: boolean): void {
+    if (this.closed) return;
+    const body = JSON.stringify({ error: message, code });
+    this.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json\r\n` +
+        `content-length: ${Buffer.byteLength(body)}\r\nfly-request-id: ${requestId}\r\n` +
+        `${close ? 'connection: close\r\n' : ''}\r\n${body}`,
+    );
+  }
+
+  /** Refuses what cannot be a request, and closes. */
+  refuse(status: number, code: string, message: string): void {
+    this.answer(status, code, message, this.relay.requestId(), true);
+    this.buffer = null;
+    this.socket.end();
+    this.socket.pause();
+  }
+
+  #read(chunk: Buffer): void {
+    if (this.socket.writableEnded) return; // answered and closing: nothing more is read
+    if (this.exchange !== undefined) {
+      const rest = this.exchange.clientData(chunk);
+      if (rest === null) return;
+      chunk = rest;
+    }
+    this.buffer = this.buffer === null ? chunk : Buffer.concat([this.buffer, chunk]);
+    if (this.exchange === undefined) this.#parse();
+    else if (this.buffer.length > this.relay.options.headBytesMax) this.socket.pause();
+  }
+
+  #parse(): void {
+    const buffer = this.buffer!;
+    let start = 0;
+    // RFC 9112 §2.2: empty lines before a request line are ignored.
+    while (buffer[start] === 13 && buffer[start + 1] === 10) start += 2;
+    const end = buffer.indexOf(headEnd, start);
+    const headBytesMax = this.relay.options.headBytesMax;
+    if (end < 0 || end - start > headBytesMax) {
+      if (buffer.length - start > headBytesMax || end >= 0) {
+        this.refuse(
+          431,
+          'PROXY_ERR_HEADERS_TOO_LARGE',
+          `the request head is over ${headBytesMax} bytes`,
+        );
+      } else if (this.headStartedMs === 0 && buffer.length > start) {
+        this.headStartedMs = Date.now();
+      }
+      if (start > 0) this.buffer = start === buffer.length ? null : buffer.subarray(start);
+      return;
+    }
+    this.headStartedMs = 0;
+    const rest = end + 4 === buffer.length ? null : buffer.subarray(end + 4);
+    this.buffer = null;
+    let head: ReturnType<typeof parseRequestHead>;
+    try {
+      head = parseRequestHead(buffer.toString('latin1', start, end));
+    } catch (error) {
+      if (!(error instanceof HeadError)) throw error;
+      this.refuse(error.status, 'PROXY_ERR_BAD_REQUEST', error.message);
+      return;
+    }
+    if (this.watched !== undefined) {
+      this.watched.requestsStarted += 1;
+      this.watched.requestsInFlight += 1;
+    }
+    this.exchange = new Exchange(this, head);
+    this.exchange.start(rest);
+  }
+}

@@ -1,0 +1,458 @@
+import type { Candidate } from '@fleet/catalog';
+import type { ProxyErrorCode } from '../errors.js';
+import { statusOfCode } from '../errors.js';
+import { targetOf } from '../request-target.js';
+import { idempotent } from '../retry.js';
+import { type Routed, routeRequest } from '../route-request.js';
+import { routingControls } from '../routing-controls.js';
+import { BodyFramer, FramingError } from './body.js';
+import type { ClientConnection } from './client-connection.js';
+import { HeadError, parseResponseHead, type RequestHead, type ResponseHead } from './head.js';
+import { clientResponseHead, upstreamRequestHead } from './heads-out.js';
+import type { UpstreamConnection, UpstreamPools, UpstreamUser } from './upstream-pools.js';
+
+const headEnd = Buffer.from('\r\n\r\n', 'latin1');
+const continueHead = 'HTTP/1.1 100 Continue\r\n\r\n';
+
+type Phase = 'routing' | 'waiting' | 'body' | 'tunnel' | 'done';
+
+/**
+ * One request relayed to one machine over a pooled keep-alive connection, and its response
+ * relayed back, byte for byte (only the heads are rewritten). Bodies stream both ways with
+ * backpressure; an `Upgrade` answered 101 becomes a tunnel. Attempts move to the next candidate
+ * when the machine was never reached, or when an idempotent request without a body failed
+ * before any answer (a stale keep-alive connection is retried once on a fresh one).
+ */
+export class Exchange implements UpstreamUser {
+  readonly requestId: string;
+  #phase: Phase = 'routing';
+  #app = '';
+  #candidates: Candidate[] = [];
+  #candidate = 0;
+  #upstream: UpstreamConnection | undefined;
+  #releaseLoad: (() => void) | undefined;
+  readonly #requestBody: BodyFramer;
+  #pending: Buffer[] | null = [];
+  #pendingBytes = 0;
+  #bodyStarted = false;
+  #continued = false;
+  #responseBody: BodyFramer | undefined;
+  #responseHead: Buffer | null = null;
+  #upstreamReusable = true;
+  #closeAfter = false;
+  #clientEnded = false;
+  #sentMs = 0;
+  #lastUpstreamMs = 0;
+  #host = '';
+  #path = '';
+
+  constructor(
+    private readonly client: ClientConnection,
+    private readonly head: RequestHead,
+  ) {
+    this.requestId = client.relay.requestId();
+    this.#requestBody = new BodyFramer(head.framing);
+  }
+
+  start(rest: Buffer | null): void {
+    if (rest !== null) {
+      const after = this.clientData(rest);
+      if (after !== null) this.client.buffer = after; // pipelined: read after this exchange
+    }
+    try {
+      this.#route();
+    } catch (error) {
+      this.#crashed(error);
+    }
+  }
+
+  /** Bytes from the client: this request's body, or (returned) what comes after it. */
+  clientData(chunk: Buffer): Buffer | null {
+    if (this.#phase === 'tunnel') {
+      if (!this.#upstream!.socket.write(chunk)) this.client.socket.pause();
+      return null;
+    }
+    if (this.#requestBody.done) return chunk;
+    let taken: number;
+    try {
+      taken = this.#requestBody.take(chunk);
+    } catch (error) {
+      if (!(error instanceof FramingError)) throw error;
+      this.#fail('PROXY_ERR_BAD_REQUEST', error.message);
+      return null;
+    }
+    const body = taken === chunk.length ? chunk : chunk.subarray(0, taken);
+    this.#bodyStarted = true;
+    if (this.#pending === null) {
+      if (this.#upstream !== undefined && !this.#upstream.socket.write(body))
+        this.client.socket.pause();
+    } else {
+      this.#pending.push(body);
+      this.#pendingBytes += body.length;
+      if (this.#pendingBytes > this.client.relay.options.headBytesMax) this.client.socket.pause();
+    }
+    return taken === chunk.length ? null : chunk.subarray(taken);
+  }
+
+  clientDrained(): void {
+    if (this.#phase === 'body' || this.#phase === 'tunnel') this.#upstream?.socket.resume();
+  }
+
+  clientEnded(): void {
+    this.#clientEnded = true;
+    if (this.#phase === 'tunnel') this.#upstream?.socket.end();
+    else if (!this.#requestBody.done) this.abort(); // the request can never be complete
+  }
+
+  /** The client is gone: drop the machine's connection mid-message, count nothing. */
+  abort(): void {
+    if (this.#phase === 'done') return;
+    this.#phase = 'done';
+    this.#upstream?.release(false);
+    this.#upstream = undefined;
+    this.#releaseLoad?.();
+    this.client.socket.destroy();
+  }
+
+  // --- UpstreamUser: what the machine's connection reports ---
+
+  data(chunk: Buffer): void {
+    this.#lastUpstreamMs = Date.now();
+    if (this.#phase === 'body') {
+      this.#responseData(chunk);
+      return;
+    }
+    if (this.#phase === 'tunnel') {
+      if (!this.client.write(chunk)) this.#upstream!.socket.pause();
+      return;
+    }
+    if (this.#phase !== 'waiting') return;
+    this.#responseHead =
+      this.#responseHead === null ? chunk : Buffer.concat([this.#responseHead, chunk]);
+    this.#readResponseHeads();
+  }
+
+  drain(): void {
+    if (this.client.socket.isPaused() && !this.client.closed) this.client.socket.resume();
+  }
+
+  gone(error: Error | undefined): void {
+    const phase = this.#phase;
+    if (phase === 'waiting') return void this.#retryOrFail(error);
+    if (phase === 'tunnel') {
+      this.#upstream = undefined;
+      this.#done(false);
+      return;
+    }
+    if (phase !== 'body') return;
+    this.#upstreamReusable = false;
+    if (error === undefined) this.#responseBody!.ended();
+    if (this.#responseBody!.done) this.#finish();
+    else this.abort(); // cut mid-body: the client must see a broken response, not a short one
+  }
+
+  /** Timeouts, from the relay's sweep. */
+  sweep(nowMs: number): void {
+    const { upstreamTimeoutMs, clientWriteTimeoutMs } = this.client.relay.options;
+    const stalled = this.client.stalledSinceMs;
+    if (stalled !== 0 && nowMs - stalled > clientWriteTimeoutMs) {
+      this.client.relay.slowReaderCut();
+      this.abort();
+    } else if (this.#phase === 'waiting' && nowMs - this.#sentMs > upstreamTimeoutMs) {
+      this.#fail(
+        'PROXY_ERR_UPSTREAM_TIMEOUT',
+        `machine ${this.#machineId()} of app ${this.#app} did not answer in time`,
+      );
+    } else if (
+      this.#phase === 'body' &&
+      stalled === 0 &&
+      nowMs - this.#lastUpstreamMs > upstreamTimeoutMs
+    ) {
+      this.abort();
+    }
+  }
+
+  // --- routing and attempts ---
+
+  // Routing and connecting stay synchronous when the catalog holds the app and the pool an
+  // idle connection (the common case): no promise per request on the hot path.
+  #route(): void {
+    const target = targetOf(this.head.target, this.head.hosts);
+    if (!target.ok) {
+      this.#own('PROXY_ERR_BAD_HOST', target.message);
+      return;
+    }
+    this.#host = target.host;
+    this.#path = target.path;
+    const deps = this.client.relay.deps;
+    const routed = routeRequest(deps, target.host, routingControls(flyHeaders(this.head)));
+    if (routed instanceof Promise) routed.then((value) => this.#routed(value), this.#crashed);
+    else this.#routed(routed);
+  }
+
+  #routed(routed: Routed): void {
+    if (this.#phase === 'done') return;
+    this.#app = routed.app;
+    if (!routed.ok) {
+      this.#own(routed.code, routed.message);
+      return;
+    }
+    this.#candidates = routed.candidates;
+    this.#attempt(false);
+  }
+
+  #attempt(fresh: boolean): void {
+    const candidate = this.#candidates[this.#candidate];
+    if (candidate === undefined) {
+      this.#unreachable();
+      return;
+    }
+    let acquired: ReturnType<UpstreamPools['acquire']>;
+    try {
+      acquired = this.client.relay.deps.pools.acquire(candidate.machine.privateAddr!, fresh);
+    } catch (error) {
+      this.#notAcquired(candidate, error);
+      return;
+    }
+    if (acquired instanceof Promise) {
+      acquired.then(
+        (connection) => this.#connected(candidate, connection),
+        (error: unknown) => this.#notAcquired(candidate, error),
+      );
+    } else this.#connected(candidate, acquired);
+  }
+
+  #notAcquired(candidate: Candidate, error: unknown): void {
+    if (this.#phase === 'done') return;
+    const code = (error as { code?: string }).code;
+    if (code === 'PROXY_POOL_TIMEOUT' || code === 'PROXY_POOL_FULL') {
+      const reason = (error as Error).message;
+      this.#own(
+        'PROXY_ERR_MACHINE_BUSY',
+        `machine ${candidate.machine.id} of app ${this.#app}: ${reason}`,
+      );
+      return;
+    }
+    this.#warn(error);
+    this.#candidate += 1;
+    this.#attempt(false);
+  }
+
+  #connected(candidate: Candidate, connection: UpstreamConnection): void {
+    if (this.#phase === 'done') {
+      connection.release(true);
+      return;
+    }
+    this.#upstream = connection;
+    connection.user = this;
+    this.#releaseLoad = this.client.relay.deps.catalog.begin(candidate.machine);
+    this.#phase = 'waiting';
+    this.#sentMs = Date.now();
+    const socket = connection.socket;
+    const pending = this.#pending!;
+    this.#pending = null;
+    if (pending.length > 0) socket.cork();
+    socket.write(this.#requestHeadOut(), 'latin1');
+    for (const body of pending) socket.write(body);
+    if (pending.length > 0) socket.uncork();
+    // Sent even when the body came along: a client waiting for it then need not time out.
+    if (this.head.expectContinue && this.head.framing.kind !== 'none' && !this.#continued) {
+      this.#continued = true;
+      this.client.write(continueHead);
+    }
+    if (this.client.socket.isPaused() && !this.client.closed) this.client.socket.resume();
+  }
+
+  readonly #crashed = (error: unknown): void => {
+    this.client.relay.deps.logger.error({ err: error, requestId: this.requestId }, 'relay failed');
+    this.#own('PROXY_ERR_UPSTREAM', 'the proxy failed to relay the request', true);
+  };
+
+  #requestHeadOut(): string {
+    const socket = this.client.socket as typeof this.client.socket & { encrypted?: boolean };
+    return upstreamRequestHead(this.head, {
+      host: this.#host,
+      path: this.#path,
+      clientIp: socket.remoteAddress ?? '',
+      localPort: socket.localPort ?? 0,
+      encrypted: socket.encrypted === true,
+      requestId: this.requestId,
+      region: this.client.relay.deps.region,
+    });
+  }
+
+  #retryOrFail(error: Error | undefined): void {
+    const connection = this.#upstream!;
+    this.#upstream = undefined;
+    this.#releaseLoad?.();
+    this.#releaseLoad = undefined;
+    this.#warn(error);
+    const resendable =
+      !this.#bodyStarted && idempotent(this.head.method) && this.#responseHead === null;
+    if (!resendable) {
+      this.#unreachable();
+      return;
+    }
+    this.#phase = 'routing';
+    this.#pending = [];
+    if (!connection.reused) this.#candidate += 1; // a stale keep-alive race: same machine, fresh
+    this.#attempt(connection.reused);
+  }
+
+  #unreachable(): void {
+    this.#own(
+      'PROXY_ERR_UPSTREAM',
+      `machine ${this.#machineId()} of app ${this.#app} could not be reached`,
+    );
+  }
+
+  // --- the response ---
+
+  #readResponseHeads(): void {
+    for (;;) {
+      const buffer = this.#responseHead!;
+      const end = buffer.indexOf(headEnd);
+      if (end < 0) {
+        if (buffer.length > this.client.relay.options.headBytesMax)
+          this.#fail('PROXY_ERR_UPSTREAM', 'the machine answered a head too large');
+        return;
+      }
+      let head: ResponseHead;
+      try {
+        head = parseResponseHead(buffer.toString('latin1', 0, end), this.head.method);
+      } catch (error) {
+        if (!(error instanceof HeadError)) throw error;
+        this.#fail('PROXY_ERR_UPSTREAM', `machine ${this.#machineId()}: ${error.message}`);
+        return;
+      }
+      const rest = end + 4 === buffer.length ? null : buffer.subarray(end + 4);
+      this.#responseHead = rest;
+      if (head.status === 101) {
+        this.#tunnel(head, rest);
+        return;
+      }
+      if (head.status >= 200) {
+        this.#respond(head, rest);
+        return;
+      }
+      // 1xx: 100 was the proxy's to send (Expect is answered here); others (103) pass on.
+      if (head.status !== 100)
+        this.client.write(clientResponseHead(head, this.requestId, undefined));
+      if (rest === null) return;
+    }
+  }
+
+  #respond(head: ResponseHead, rest: Buffer | null): void {
+    const { metrics } = this.client.relay.deps;
+    metrics.request(this.#app, head.status);
+    metrics.upstream(this.#app, Date.now() - this.#sentMs);
+    const request = this.head;
+    this.#closeAfter =
+      request.connection.includes('close') ||
+      (request.minor === 0 && !request.connection.includes('keep-alive')) ||
+      head.framing.kind === 'close' ||
+      this.#clientEnded;
+    const connection = this.#closeAfter ? 'close' : request.minor === 0 ? 'keep-alive' : undefined;
+    this.#upstreamReusable =
+      request.minor === 1 && head.minor === 1 && !head.connection.includes('close');
+    this.#phase = 'body';
+    this.#responseBody = new BodyFramer(head.framing);
+    // Head and the body bytes that came with it leave in one write (writev), not two.
+    const socket = this.client.socket;
+    socket.cork();
+    this.client.write(clientResponseHead(head, this.requestId, connection));
+    if (rest !== null) this.#responseData(rest);
+    else if (this.#responseBody.done) this.#finish();
+    socket.uncork();
+  }
+
+  #responseData(chunk: Buffer): void {
+    let taken: number;
+    try {
+      taken = this.#responseBody!.take(chunk);
+    } catch {
+      this.abort(); // the machine broke chunked framing: cut, never pass it on
+      return;
+    }
+    if (taken > 0 && !this.client.write(taken === chunk.length ? chunk : chunk.subarray(0, taken)))
+      this.#upstream?.socket.pause();
+    if (taken < chunk.length) this.#upstreamReusable = false; // bytes past the response
+    if (this.#responseBody!.done) this.#finish();
+  }
+
+  #tunnel(head: ResponseHead, rest: Buffer | null): void {
+    if (this.head.upgrade === undefined) {
+      this.#fail('PROXY_ERR_UPSTREAM', 'the machine switched protocols unasked');
+      return;
+    }
+    this.client.relay.deps.metrics.request(this.#app, 101);
+    this.#phase = 'tunnel';
+    const upgrade = head.headers.find(([name]) => name === 'upgrade')?.[1] ?? this.head.upgrade;
+    this.client.write(clientResponseHead(head, this.requestId, 'upgrade', upgrade));
+    if (rest !== null) this.client.write(rest);
+    const buffered = this.client.buffer;
+    this.client.buffer = null;
+    if (buffered !== null) this.#upstream!.socket.write(buffered);
+  }
+
+  #finish(): void {
+    const reusable = this.#upstreamReusable && this.#requestBody.done;
+    this.#upstream?.release(reusable);
+    this.#upstream = undefined;
+    this.#done(!this.#closeAfter && this.#requestBody.done);
+  }
+
+  #done(keepAlive: boolean): void {
+    this.#phase = 'done';
+    this.#releaseLoad?.();
+    this.client.exchangeDone(keepAlive);
+  }
+
+  /** An answer of the proxy's own before any of the machine's reached the client. */
+  #own(
+    code: ProxyErrorCode | Extract<Routed, { ok: false }>['code'],
+    message: string,
+    close = false,
+  ): void {
+    if (this.#phase === 'done') return;
+    this.#upstream?.release(false);
+    this.#upstream = undefined;
+    const status = statusOfCode(code);
+    this.client.relay.deps.metrics.request(this.#app, status);
+    const keepAlive =
+      !close &&
+      this.#requestBody.done &&
+      !this.head.connection.includes('close') &&
+      this.head.minor === 1;
+    this.client.answer(status, code, message, this.requestId, !keepAlive);
+    this.#done(keepAlive);
+  }
+
+  /** A failure after the request was sent: answered if the client has seen nothing yet. */
+  #fail(code: ProxyErrorCode, message: string): void {
+    if (this.#phase === 'body' || this.#phase === 'tunnel') this.abort();
+    else this.#own(code, message, true);
+  }
+
+  #machineId(): string {
+    return (
+      this.#candidates[this.#candidate]?.machine.id ?? this.#candidates.at(-1)?.machine.id ?? 'none'
+    );
+  }
+
+  #warn(error: unknown): void {
+    this.client.relay.deps.logger.warn(
+      { err: error, app: this.#app, machine: this.#machineId(), requestId: this.requestId },
+      'upstream failed',
+    );
+  }
+}
+
+/** Fly's routing headers of a request, as routingControls reads them. */
+function flyHeaders(head: RequestHead): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of head.headers) {
+    if (name.startsWith('fly-') && headers[name] === undefined) headers[name] = value;
+  }
+  return headers;
+}

@@ -1,0 +1,193 @@
+/**
+ * Strict HTTP/1.x message heads (RFC 9112), parsed by the relay itself so that it frames every
+ * message exactly as the machine will: anything two parsers could read differently (request
+ * smuggling) is refused instead of guessed at.
+ */
+
+/** How a message body is delimited. */
+export type Framing =
+  | { kind: 'none' }
+  | { kind: 'length'; length: number }
+  | { kind: 'chunked' }
+  /** A response that ends when the machine closes (no length, not chunked). */
+  | { kind: 'close' };
+
+export interface Head {
+  /** `name: value` pairs as sent, names lowercased; duplicates kept in order. */
+  headers: [string, string][];
+  minor: 0 | 1;
+  framing: Framing;
+  /** The lowercased tokens of every Connection header. */
+  connection: string[];
+}
+
+export interface RequestHead extends Head {
+  method: string;
+  target: string;
+  /** Every Host line's value (more than one is refused by the relay with a clear answer). */
+  hosts: string[];
+  expectContinue: boolean;
+  /** The Upgrade header's value when Connection names `upgrade` (WebSocket). */
+  upgrade: string | undefined;
+}
+
+export interface ResponseHead extends Head {
+  status: number;
+  reason: string;
+}
+
+/** A head the relay refuses, with the status it answers (400 or 431; 502 for a machine's). */
+export class HeadError extends Error {
+  constructor(
+    readonly status: 400 | 431 | 502,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+// RFC 9110 §5.6.2 tchar, for methods and field names.
+const tchar = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+// Field values: visible ASCII, obs-text, SP and HTAB (no CR, LF or NUL).
+const fieldValue = /^[\t\x20-\x7e\x80-\xff]*$/;
+// Request targets: no whitespace or control characters.
+const targetChars = /^[\x21-\x7e\x80-\xff]+$/;
+
+/** Parses the request head in `text` (latin1, without the final CRLF CRLF). */
+export function parseRequestHead(text: string): RequestHead {
+  const lineEnd = text.indexOf('\r\n');
+  const line = lineEnd < 0 ? text : text.slice(0, lineEnd);
+  const first = line.indexOf(' ');
+  const second = line.indexOf(' ', first + 1);
+  if (first <= 0 || second <= first + 1 || line.indexOf(' ', second + 1) >= 0)
+    throw new HeadError(400, 'the request line is not "METHOD target HTTP/1.x"');
+  const method = line.slice(0, first);
+  const target = line.slice(first + 1, second);
+  const version = line.slice(second + 1);
+  if (!tchar.test(method)) throw new HeadError(400, 'the request method is not a token');
+  if (!targetChars.test(target)) throw new HeadError(400, 'the request target has bad characters');
+  const minor = version === 'HTTP/1.1' ? 1 : version === 'HTTP/1.0' ? 0 : -1;
+  if (minor < 0) throw new HeadError(400, `the protocol ${version} is not HTTP/1.0 or HTTP/1.1`);
+  const head = parseFields(lineEnd < 0 ? '' : text.slice(lineEnd + 2), 400);
+  const hosts: string[] = [];
+  let expect: string | undefined;
+  let upgradeValue: string | undefined;
+  for (const [name, value] of head.headers) {
+    if (name === 'host') hosts.push(value);
+    else if (name === 'expect') expect = value.toLowerCase();
+    else if (name === 'upgrade') upgradeValue = value;
+  }
+  if (minor === 0 && head.chunked)
+    throw new HeadError(400, 'an HTTP/1.0 request cannot use Transfer-Encoding');
+  if (expect !== undefined && expect !== '100-continue')
+    throw new HeadError(400, `the expectation ${expect} is not supported (only 100-continue)`);
+  return {
+    method,
+    target,
+    minor: minor as 0 | 1,
+    headers: head.headers,
+    connection: head.connection,
+    hosts,
+    expectContinue: expect === '100-continue' && minor === 1,
+    upgrade: head.connection.includes('upgrade') ? upgradeValue : undefined,
+    framing: head.chunked
+      ? { kind: 'chunked' }
+      : head.length > 0
+        ? { kind: 'length', length: head.length }
+        : { kind: 'none' },
+  };
+}
+
+/**
+ * Parses a machine's response head. `method` is the request's: a HEAD answer, 1xx, 204 and 304
+ * never have a body, whatever their headers say (RFC 9112 §6.3).
+ */
+export function parseResponseHead(text: string, method: string): ResponseHead {
+  const lineEnd = text.indexOf('\r\n');
+  const line = lineEnd < 0 ? text : text.slice(0, lineEnd);
+  const match = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/.exec(line);
+  if (match === null) throw new HeadError(502, 'the machine answered a malformed status line');
+  const status = Number(match[2]);
+  const head = parseFields(lineEnd < 0 ? '' : text.slice(lineEnd + 2), 502);
+  const bodiless = method === 'HEAD' || status < 200 || status === 204 || status === 304;
+  return {
+    status,
+    reason: match[3] ?? '',
+    minor: Number(match[1]) as 0 | 1,
+    headers: head.headers,
+    connection: head.connection,
+    framing: bodiless
+      ? { kind: 'none' }
+      : head.chunked
+        ? { kind: 'chunked' }
+        : head.length >= 0
+          ? head.length === 0
+            ? { kind: 'none' }
+            : { kind: 'length', length: head.length }
+          : { kind: 'close' },
+  };
+}
+
+interface Fields {
+  headers: [string, string][];
+  connection: string[];
+  chunked: boolean;
+  /** -1 without a Content-Length. */
+  length: number;
+}
+
+function parseFields(text: string, status: 400 | 502): Fields {
+  const headers: [string, string][] = [];
+  const connection: string[] = [];
+  let chunked = false;
+  let codings = 0;
+  let length = -1;
+  let lengths = 0;
+  if (text.length > 0) {
+    for (const line of text.split('\r\n')) {
+      const colon = line.indexOf(':');
+      if (colon <= 0) {
+        const folded = line.charCodeAt(0) === 32 || line.charCodeAt(0) === 9;
+        throw new HeadError(
+          status,
+          folded ? 'a header line is folded' : 'a header line has no name',
+        );
+      }
+      const name = line.slice(0, colon).toLowerCase();
+      if (!tchar.test(name))
+        throw new HeadError(status, `the header name "${name}" is not a token`);
+      const value = line.slice(colon + 1).trim();
+      if (!fieldValue.test(value)) throw new HeadError(status, `header ${name} has bad characters`);
+      headers.push([name, value]);
+      if (name === 'content-length') {
+        lengths += 1;
+        if (!/^\d{1,15}$/.test(value))
+          throw new HeadError(status, `Content-Length ${value} is not a number`);
+        length = Number(value);
+      } else if (name === 'transfer-encoding') {
+        for (const coding of value.split(',')) {
+          const token = coding.trim().toLowerCase();
+          if (token === '') continue;
+          codings += 1;
+          // chunked must be the last coding, and once (RFC 9112 §6.1).
+          if (chunked) throw new HeadError(status, 'chunked is not the last transfer coding');
+          if (token === 'chunked') chunked = true;
+        }
+      } else if (name === 'connection') {
+        for (const token of value.split(',')) {
+          const trimmed = token.trim().toLowerCase();
+          if (trimmed) connection.push(trimmed);
+        }
+      }
+    }
+  }
+  if (lengths > 1) throw new HeadError(status, 'the message has more than one Content-Length');
+  if (codings > 0 && !chunked) {
+    // A request's length cannot be known (RFC 9112 §6.3: 400); a response's ends at close.
+    if (status === 400) throw new HeadError(400, 'chunked is not the last transfer coding');
+    return { headers, connection, chunked: false, length: -1 };
+  }
+  if (chunked && lengths > 0)
+    throw new HeadError(status, 'the message has both Transfer-Encoding and Content-Length');
+  return { headers, connection, chunked, length };
+}

@@ -1,0 +1,80 @@
+import { randomBytes } from 'node:crypto';
+import type { Socket } from 'node:net';
+import type { ProxyDeps } from '../proxy-deps.js';
+import { watchedOf } from '../tls/guard.js';
+import { ClientConnection } from './client-connection.js';
+
+export interface Http1Options {
+  /** Bound on a request head (and on a body buffered before its machine is connected). */
+  headBytesMax: number;
+  /** A request head not complete this long after its first byte is answered 408 (slowloris). */
+  clientHeadersTimeoutMs: number;
+  /** A client that reads nothing of a response for this long is cut (slow readers). */
+  clientWriteTimeoutMs: number;
+  /** Bound on a machine answering a head, and on its silence mid-body. */
+  upstreamTimeoutMs: number;
+}
+
+/**
+ * The HTTP/1.1 relay on raw sockets: the plain listener hands it every connection that is not
+ * HTTP/2. It parses heads itself (head.ts), frames bodies itself (body.ts) and forwards bytes as
+ * they come over pooled keep-alive connections (upstream-pools.ts): the hot path allocates no
+ * stream, promise chain or header object per request beyond the heads' strings.
+ */
+export class Http1Relay {
+  readonly #connections = new Set<ClientConnection>();
+  readonly #timer: NodeJS.Timeout;
+  readonly #idPrefix = `-${randomBytes(3).toString('hex')}`;
+  #sequence = 0;
+  #slowReadersCut = 0;
+
+  constructor(
+    readonly deps: ProxyDeps,
+    readonly options: Http1Options,
+  ) {
+    this.#timer = setInterval(() => this.#sweep(), 250);
+    this.#timer.unref();
+  }
+
+  serve(socket: Socket): void {
+    this.#connections.add(new ClientConnection(socket, this, watchedOf(socket)));
+  }
+
+  forget(connection: ClientConnection): void {
+    this.#connections.delete(connection);
+  }
+
+  /** A request id unique to this process: time, a random process tag, a sequence number. */
+  requestId(): string {
+    this.#sequence = (this.#sequence + 1) % 0x7fffffff;
+    return `${Date.now().toString(36)}${this.#idPrefix}${this.#sequence.toString(36)}`;
+  }
+
+  slowReaderCut(): void {
+    this.#slowReadersCut += 1;
+  }
+
+  stats(): { connections: number; slowReadersCut: number } {
+    return { connections: this.#connections.size, slowReadersCut: this.#slowReadersCut };
+  }
+
+  close(): void {
+    clearInterval(this.#timer);
+    for (const connection of this.#connections) connection.socket.destroy();
+    this.#connections.clear();
+  }
+
+  #sweep(): void {
+    const now = Date.now();
+    const headersTimeoutMs = this.options.clientHeadersTimeoutMs;
+    for (const connection of this.#connections) {
+      if (connection.exchange !== undefined) connection.exchange.sweep(now);
+      else if (connection.headStartedMs !== 0 && now - connection.headStartedMs > headersTimeoutMs)
+        connection.refuse(
+          408,
+          'PROXY_ERR_CLIENT_TIMEOUT',
+          'the request head did not arrive in time',
+        );
+    }
+  }
+}

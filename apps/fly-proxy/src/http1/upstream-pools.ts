@@ -1,0 +1,262 @@
+import { connect, type Socket } from 'node:net';
+
+export interface PoolLimits {
+  /** Connections open (busy, idle or connecting) to one machine at most. */
+  connectionsPerUpstream: number;
+  /** Machines with a pool at most; the least recently used pool is closed past it. */
+  upstreamsMax: number;
+  connectTimeoutMs: number;
+  /** Bound on waiting for one of a machine's connections when all are busy (slow readers). */
+  waitTimeoutMs: number;
+  /** Requests waiting for a machine's connection at most; past it the wait is refused at once. */
+  waitersMax: number;
+  /** A pooled connection unused this long is closed (before the machine closes it under us). */
+  idleTimeoutMs: number;
+}
+
+/** Why a connection could not be had; `code` decides retries and the answer. */
+export class UpstreamError extends Error {
+  constructor(
+    readonly code:
+      | 'PROXY_CONNECT_TIMEOUT'
+      | 'PROXY_POOL_TIMEOUT'
+      | 'PROXY_POOL_FULL'
+      | 'PROXY_UPSTREAM_CLOSED'
+      | string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** What an exchange hears from the connection it holds. */
+export interface UpstreamUser {
+  data(chunk: Buffer): void;
+  /** The connection's write buffer emptied (request body backpressure). */
+  drain(): void;
+  /** The machine ended or broke the connection (error is undefined on a clean end). */
+  gone(error: Error | undefined): void;
+}
+
+/**
+ * One keep-alive TCP connection to a machine. Its listeners are set once and dispatch to the
+ * exchange holding it: no listener is added or removed per request. Bytes or an end while idle
+ * mean the machine closed it or broke framing: it is dropped, never reused.
+ */
+export class UpstreamConnection {
+  user: UpstreamUser | undefined;
+  /** It served a request before this one: a failure may be a keep-alive race, not the machine. */
+  reused = false;
+  idleSinceMs = 0;
+
+  constructor(
+    readonly socket: Socket,
+    private readonly pool: MachinePool,
+  ) {
+    socket.on('data', (chunk: Buffer) => {
+      if (this.user !== undefined) this.user.data(chunk);
+      else socket.destroy();
+    });
+    socket.on('drain', () => this.user?.drain());
+    socket.on('end', () => {
+      const user = this.user;
+      this.user = undefined;
+      user?.gone(undefined);
+      socket.destroy();
+    });
+    socket.on('error', () => {}); // 'close' follows and reports it
+    socket.on('close', () => {
+      const user = this.user;
+      this.user = undefined;
+      pool.closed(this);
+      user?.gone(new UpstreamError('PROXY_UPSTREAM_CLOSED', 'the machine closed the connection'));
+    });
+  }
+
+  /** Back to the pool when the exchange left it at a message boundary, else closed. */
+  release(reusable: boolean): void {
+    this.user = undefined;
+    if (reusable && !this.socket.destroyed) this.pool.idle(this);
+    else this.socket.destroy();
+  }
+}
+
+interface Waiter {
+  resolve(connection: UpstreamConnection): void;
+  reject(error: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+class MachinePool {
+  readonly #idle: UpstreamConnection[] = [];
+  readonly #waiters: Waiter[] = [];
+  #open = 0;
+  retired = false;
+  lastUsedMs = 0;
+
+  constructor(
+    private readonly host: string,
+    private readonly port: number,
+    private readonly limits: PoolLimits,
+  ) {}
+
+  get open(): number {
+    return this.#open;
+  }
+
+  acquire(fresh: boolean, nowMs: number): Promise<UpstreamConnection> | UpstreamConnection {
+    this.lastUsedMs = nowMs;
+    if (!fresh) {
+      const idle = this.#idle.pop(); // the most recently used: the least likely to be stale
+      if (idle !== undefined) return idle;
+    } else if (this.#open >= this.limits.connectionsPerUpstream) {
+      this.#idle.shift()?.socket.destroy(); // make room for the fresh one
+    }
+    if (this.#open < this.limits.connectionsPerUpstream) return this.#connect();
+    if (this.#waiters.length >= this.limits.waitersMax) {
+      return Promise.reject(
+        new UpstreamError('PROXY_POOL_FULL', 'too many requests wait for this machine'),
+      );
+    }
+    return new Promise((resolve, reject) => {
+      const waiter: Waiter = {
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          this.#waiters.splice(this.#waiters.indexOf(waiter), 1);
+          reject(
+            new UpstreamError('PROXY_POOL_TIMEOUT', 'every connection to the machine stayed busy'),
+          );
+        }, this.limits.waitTimeoutMs),
+      };
+      this.#waiters.push(waiter);
+    });
+  }
+
+  idle(connection: UpstreamConnection): void {
+    connection.reused = true;
+    if (this.retired) {
+      connection.socket.destroy();
+      return;
+    }
+    const waiter = this.#waiters.shift();
+    if (waiter !== undefined) {
+      clearTimeout(waiter.timer);
+      waiter.resolve(connection);
+      return;
+    }
+    connection.idleSinceMs = Date.now();
+    this.#idle.push(connection);
+  }
+
+  closed(connection: UpstreamConnection): void {
+    this.#open -= 1;
+    const index = this.#idle.indexOf(connection);
+    if (index >= 0) this.#idle.splice(index, 1);
+    const waiter = this.#waiters.shift();
+    if (waiter === undefined) return;
+    clearTimeout(waiter.timer);
+    this.#connect().then(waiter.resolve, waiter.reject);
+  }
+
+  /** Closes idle connections older than the idle timeout (all of them once retired). */
+  sweep(nowMs: number): void {
+    while (this.#idle.length > 0) {
+      const oldest = this.#idle[0]!;
+      if (!this.retired && nowMs - oldest.idleSinceMs < this.limits.idleTimeoutMs) return;
+      this.#idle.shift();
+      oldest.socket.destroy();
+    }
+  }
+
+  retire(): void {
+    this.retired = true;
+    this.sweep(Date.now());
+    for (const waiter of this.#waiters.splice(0)) {
+      clearTimeout(waiter.timer);
+      waiter.reject(new UpstreamError('PROXY_POOL_FULL', 'the machine pool was closed'));
+    }
+  }
+
+  #connect(): Promise<UpstreamConnection> {
+    this.#open += 1;
+    return new Promise((resolve, reject) => {
+      const socket = connect({ host: this.host, port: this.port, noDelay: true });
+      const timer = setTimeout(() => {
+        socket.destroy(
+          new UpstreamError('PROXY_CONNECT_TIMEOUT', 'connecting to the machine timed out'),
+        );
+      }, this.limits.connectTimeoutMs);
+      const failed = (error: Error) => {
+        clearTimeout(timer);
+        this.#open -= 1;
+        reject(error);
+      };
+      socket.once('error', failed);
+      socket.once('connect', () => {
+        clearTimeout(timer);
+        socket.off('error', failed);
+        resolve(new UpstreamConnection(socket, this));
+      });
+    });
+  }
+}
+
+/**
+ * Keep-alive connections to machines, one bounded pool per machine address, for the HTTP/1.1
+ * relay. Bounded everywhere: connections per machine, waiters per machine and their wait,
+ * machines with a pool, and how long a connection sits idle. One timer sweeps them all.
+ */
+export class UpstreamPools {
+  readonly #pools = new Map<string, MachinePool>();
+  readonly #timer: NodeJS.Timeout;
+
+  constructor(private readonly limits: PoolLimits) {
+    this.#timer = setInterval(() => this.#sweep(), Math.min(1_000, limits.idleTimeoutMs));
+    this.#timer.unref();
+  }
+
+  /** A connection to `address` (`host:port`, `[v6]:port`): an idle one unless `fresh`. */
+  acquire(address: string, fresh = false): Promise<UpstreamConnection> | UpstreamConnection {
+    let pool = this.#pools.get(address);
+    if (pool === undefined) {
+      if (this.#pools.size >= this.limits.upstreamsMax) this.#evictLeastRecent();
+      const colon = address.lastIndexOf(':');
+      const host = address.slice(0, colon).replace(/^\[|\]$/g, '');
+      pool = new MachinePool(host, Number(address.slice(colon + 1)), this.limits);
+      this.#pools.set(address, pool);
+    }
+    return pool.acquire(fresh, Date.now());
+  }
+
+  stats(): { machines: number; connections: number } {
+    let connections = 0;
+    for (const pool of this.#pools.values()) connections += pool.open;
+    return { machines: this.#pools.size, connections };
+  }
+
+  close(): void {
+    clearInterval(this.#timer);
+    for (const pool of this.#pools.values()) pool.retire();
+    this.#pools.clear();
+  }
+
+  #sweep(): void {
+    const now = Date.now();
+    for (const [address, pool] of this.#pools) {
+      pool.sweep(now);
+      if (pool.open === 0 && now - pool.lastUsedMs > this.limits.idleTimeoutMs)
+        this.#pools.delete(address);
+    }
+  }
+
+  #evictLeastRecent(): void {
+    let oldest: [string, MachinePool] | undefined;
+    for (const entry of this.#pools) {
+      if (oldest === undefined || entry[1].lastUsedMs < oldest[1].lastUsedMs) oldest = entry;
+    }
+    if (oldest === undefined) return;
+    this.#pools.delete(oldest[0]);
+    oldest[1].retire();
+  }
+}

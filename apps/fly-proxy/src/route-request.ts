@@ -1,0 +1,82 @@
+import {
+  type Candidate,
+  CatalogError,
+  type RouteDecision,
+  type RouteOptions,
+} from '@fleet/catalog';
+import type { ProxyErrorCode } from './errors.js';
+import type { ProxyDeps } from './proxy-deps.js';
+
+export type Routed =
+  | { ok: true; app: string; candidates: Candidate[] }
+  /** `app` is empty unless the catalog knows it: only known apps become metric labels. */
+  | { ok: false; app: string; code: ProxyErrorCode | CatalogError['code']; message: string };
+
+/**
+ * Host → app → candidate machines, shared by both relays: a request the proxy answers itself
+ * comes back with its error code. A plain value when the catalog answers from memory (the hot
+ * path); a promise when it must load the app or the request waits for capacity. Rejects only
+ * when `signal` aborts (the client left) or on a failure that is not the catalog's.
+ */
+export function routeRequest(
+  deps: ProxyDeps,
+  host: string,
+  options: RouteOptions,
+  signal?: AbortSignal,
+): Routed | Promise<Routed> {
+  if (!deps.catalog.ready)
+    return refused('', 'PROXY_ERR_NOT_READY', 'the proxy is still loading its routing table');
+  let resolving: ReturnType<ProxyDeps['catalog']['resolveHost']>;
+  try {
+    resolving = deps.catalog.resolveHost(host);
+  } catch (error) {
+    return refusedFor(error, signal);
+  }
+  if (resolving instanceof Promise) {
+    return resolving.then(
+      (app) => decide(deps, host, app, options, signal),
+      (error: unknown) => refusedFor(error, signal),
+    );
+  }
+  return decide(deps, host, resolving, options, signal);
+}
+
+function decide(
+  deps: ProxyDeps,
+  host: string,
+  app: string | undefined,
+  options: RouteOptions,
+  signal: AbortSignal | undefined,
+): Routed | Promise<Routed> {
+  if (app === undefined) return refused('', 'PROXY_ERR_NO_APP', `no app answers to host ${host}`);
+  const routed = deps.catalog.route(app, options);
+  // Saturated or loading: admit() waits for capacity (bounded) and routes again.
+  if (routed instanceof Promise || (routed.kind === 'no-machine' && routed.saturated)) {
+    return deps.catalog.admit(app, signal ? { ...options, signal } : options).then(
+      (decision) => routedOf(app, host, decision),
+      (error: unknown) => refusedFor(error, signal),
+    );
+  }
+  return routedOf(app, host, routed);
+}
+
+function routedOf(app: string, host: string, decision: RouteDecision): Routed {
+  if (decision.kind === 'ok') return { ok: true, app, candidates: decision.candidates };
+  if (decision.kind === 'no-app')
+    return refused('', 'PROXY_ERR_NO_APP', `no app answers to host ${host}`);
+  return refused(app, 'PROXY_ERR_NO_MACHINE', decision.reason);
+}
+
+function refusedFor(error: unknown, signal: AbortSignal | undefined): Routed {
+  if (error instanceof CatalogError && !signal?.aborted)
+    return refused('', error.code, error.message);
+  throw error;
+}
+
+function refused(
+  app: string,
+  code: Extract<Routed, { ok: false }>['code'],
+  message: string,
+): Routed {
+  return { ok: false, app, code, message };
+}
