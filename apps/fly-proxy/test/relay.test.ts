@@ -1,64 +1,15 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import { connect as connectH2 } from 'node:http2';
-import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { CorrosionClient } from '@fleet/corrosion-client';
-import { type ServerProcess, startServerProcess } from '@fleet/service';
+import type { ServerProcess } from '@fleet/service';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-
-const here = dirname(fileURLToPath(import.meta.url));
-const corrosionMain = join(here, '..', '..', 'corrosion', 'dist', 'main.js');
-const proxyMain = join(here, '..', 'dist', 'main.js');
-const quiet = { ...process.env, LOG_LEVEL: 'error' };
-const http = JSON.stringify([{ port: 80, handlers: ['http'] }]);
-
-/** A stand-in machine answering with its name and what it received. */
-async function startMachine(name: string): Promise<{ server: Server; addr: string }> {
-  const server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (chunk) => {
-      body += chunk;
-    });
-    req.on('end', () => {
-      res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify({ name, url: req.url, body, headers: req.headers }));
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { server, addr: `127.0.0.1:${(server.address() as { port: number }).port}` };
-}
-
-/** Sends raw bytes and returns everything the proxy answers until it closes or goes quiet. */
-function raw(url: string, bytes: string): Promise<string> {
-  const { hostname, port } = new URL(url);
-  return new Promise((resolve, reject) => {
-    const socket = connect(Number(port), hostname, () => socket.write(bytes));
-    let seen = '';
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk) => {
-      seen += chunk;
-      if (/\r\n\r\n/.test(seen) && /content-length: (\d+)/i.test(seen)) {
-        const length = Number(/content-length: (\d+)/i.exec(seen)![1]);
-        if (seen.length - seen.indexOf('\r\n\r\n') - 4 >= length) socket.end();
-      }
-    });
-    socket.on('close', () => resolve(seen));
-    socket.on('error', reject);
-    socket.setTimeout(20_000, () => socket.destroy(new Error('raw request timed out')));
-  });
-}
+import { type Edge, raw, startEdge, startMachine } from './relay-fixture.js';
 
 // fly-proxy in lazy catalog mode as a real process over a real corrosion: candidates, retries,
 // routing controls, the headers machines see, and the request forms a relay must refuse.
 describe('fly-proxy relay', () => {
-  let dir: string;
-  let corrosion: ServerProcess;
+  let edge: Edge;
   let proxy: ServerProcess;
-  let client: CorrosionClient;
   const machines: Server[] = [];
 
   const get = async (host: string, headers: Record<string, string> = {}, path = '/') => {
@@ -68,63 +19,30 @@ describe('fly-proxy relay', () => {
   };
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'fleet-relay-'));
     const [ams1, ams2, fra1] = await Promise.all(
       ['ams1', 'ams2', 'fra1'].map((name) => startMachine(name)),
     );
     machines.push(ams1!.server, ams2!.server, fra1!.server);
-    corrosion = await startServerProcess({
-      command: process.execPath,
-      args: [corrosionMain, 'agent', '--db', join(dir, 'c.db'), '--api-addr', '127.0.0.1:0'],
-      listeners: ['api'],
-      env: quiet,
-    });
-    client = new CorrosionClient({ url: corrosion.urls.api! });
-    const machine = (id: string, app: string, addr: string, region: string) => [
+    edge = await startEdge(
       [
-        'INSERT INTO machines (id, app, state, private_addr, region) VALUES (?, ?, ?, ?, ?)',
-        [id, app, 'started', addr, region],
+        { id: 'ams1', app: 'web', addr: ams1!.addr, region: 'ams' },
+        { id: 'ams2', app: 'web', addr: ams2!.addr, region: 'ams' },
+        { id: 'fra1', app: 'web', addr: fra1!.addr, region: 'fra' },
+        { id: 'dead', app: 'flaky', addr: '127.0.0.1:1', region: 'ams' },
+        { id: 'alive', app: 'flaky', addr: ams1!.addr, region: 'ams' },
       ],
-      [
-        'INSERT INTO services (machine_id, internal_port, app, ports) VALUES (?, ?, ?, ?)',
-        [id, 8080, app, http],
-      ],
-    ];
-    await client.transaction([
-      "INSERT INTO apps (name) VALUES ('web')",
-      ...machine('ams1', 'web', ams1!.addr, 'ams'),
-      ...machine('ams2', 'web', ams2!.addr, 'ams'),
-      ...machine('fra1', 'web', fra1!.addr, 'fra'),
-      "INSERT INTO apps (name) VALUES ('flaky')",
-      ...machine('dead', 'flaky', '127.0.0.1:1', 'ams'),
-      ...machine('alive', 'flaky', ams1!.addr, 'ams'),
-    ] as Parameters<CorrosionClient['transaction']>[0]);
-    proxy = await startServerProcess({
-      command: process.execPath,
-      args: [
-        proxyMain,
-        ...['--listen', '127.0.0.1:0', '--corrosion-url', corrosion.urls.api!],
-        ...['--domain', 'fleet.test', '--region', 'ams', '--catalog', 'lazy'],
-      ],
-      listeners: ['proxy', 'admin'],
-      env: quiet,
-    });
+      { region: 'ams' },
+    );
+    proxy = edge.proxy;
   });
 
   afterAll(async () => {
-    await proxy?.stop();
-    await client?.close();
-    await corrosion?.stop();
+    await edge?.stop();
     await Promise.all(machines.map((m) => new Promise((resolve) => m.close(resolve))));
-    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   it('routes to local machines first and honours prefer/force region and instance', async () => {
-    // The proxy announces its listener before the catalog's streams are attached.
-    const deadline = Date.now() + 20_000;
-    while ((await get('web.fleet.test')).status !== 200 && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    await edge.routable('web.fleet.test');
     const seen = new Set<string>();
     for (let i = 0; i < 20; i += 1) seen.add((await get('web.fleet.test')).json.name);
     expect([...seen].sort()).toEqual(['ams1', 'ams2']);

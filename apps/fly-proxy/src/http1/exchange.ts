@@ -111,7 +111,9 @@ export class Exchange implements UpstreamUser {
     this.#upstream?.release(false);
     this.#upstream = undefined;
     this.#releaseLoad?.();
-    this.client.socket.destroy();
+    // A reset, not a FIN: the client sees the response broken (never a short one complete), and
+    // the kernel drops what was queued for it at once instead of trickling it to a slow reader.
+    if (!this.client.closed) this.client.socket.resetAndDestroy();
   }
 
   // --- UpstreamUser: what the machine's connection reports ---

@@ -1,0 +1,140 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CorrosionClient } from '@fleet/corrosion-client';
+import { type ServerProcess, startServerProcess } from '@fleet/service';
+import { request } from 'undici';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const corrosionMain = join(here, '..', '..', 'corrosion', 'dist', 'main.js');
+const proxyMain = join(here, '..', 'dist', 'main.js');
+const quiet = { ...process.env, LOG_LEVEL: 'error' };
+const httpService = JSON.stringify([{ port: 80, handlers: ['http'] }]);
+
+/** A stand-in machine answering with its name and what it received. */
+export async function startMachine(name: string): Promise<{ server: Server; addr: string }> {
+  return listening(
+    createServer((req, res) => {
+      let body = '';
+      req.on('data', (chunk) => {
+        body += chunk;
+      });
+      req.on('end', () => {
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ name, url: req.url, body, headers: req.headers }));
+      });
+    }),
+  );
+}
+
+/** Listens on 127.0.0.1, port 0; the address as a machines row holds it. */
+export async function listening(server: Server): Promise<{ server: Server; addr: string }> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, addr: `127.0.0.1:${(server.address() as { port: number }).port}` };
+}
+
+/** Sends raw bytes and returns everything the proxy answers until it closes or goes quiet. */
+export function raw(url: string, bytes: string | Buffer): Promise<string> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname, () => socket.write(bytes));
+    let seen = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk) => {
+      seen += chunk;
+      if (/\r\n\r\n/.test(seen) && /content-length: (\d+)/i.test(seen)) {
+        const length = Number(/content-length: (\d+)/i.exec(seen)![1]);
+        if (seen.length - seen.lastIndexOf('\r\n\r\n') - 4 >= length) socket.end();
+      }
+    });
+    socket.on('close', () => resolve(seen));
+    socket.on('error', reject);
+    socket.setTimeout(20_000, () => socket.destroy(new Error('raw request timed out')));
+  });
+}
+
+export interface MachineRow {
+  id: string;
+  app: string;
+  addr: string;
+  region: string;
+}
+
+export interface Edge {
+  proxy: ServerProcess;
+  client: CorrosionClient;
+  /** Waits (bounded) until a request for `host` is answered by a machine. */
+  routable(host: string): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * A real corrosion agent holding `machines` (their apps created, one HTTP service each) and a
+ * real fly-proxy process over it, in lazy catalog mode, with `args` added to its command line.
+ */
+export async function startEdge(
+  machines: MachineRow[],
+  options: { region: string; args?: string[] },
+): Promise<Edge> {
+  const dir = mkdtempSync(join(tmpdir(), 'fleet-relay-'));
+  const started: { stop(): Promise<void> }[] = [];
+  const stop = async () => {
+    for (const each of started.reverse()) await each.stop();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    const corrosion = await startServerProcess({
+      command: process.execPath,
+      args: [corrosionMain, 'agent', '--db', join(dir, 'c.db'), '--api-addr', '127.0.0.1:0'],
+      listeners: ['api'],
+      env: quiet,
+    });
+    started.push(corrosion);
+    const client = new CorrosionClient({ url: corrosion.urls.api! });
+    started.push({ stop: () => client.close() });
+    const apps = [...new Set(machines.map((machine) => machine.app))];
+    await client.transaction([
+      ...apps.map((app) => ['INSERT INTO apps (name) VALUES (?)', [app]]),
+      ...machines.flatMap(({ id, app, addr, region }) => [
+        [
+          'INSERT INTO machines (id, app, state, private_addr, region) VALUES (?, ?, ?, ?, ?)',
+          [id, app, 'started', addr, region],
+        ],
+        [
+          'INSERT INTO services (machine_id, internal_port, app, ports) VALUES (?, ?, ?, ?)',
+          [id, 8080, app, httpService],
+        ],
+      ]),
+    ] as Parameters<CorrosionClient['transaction']>[0]);
+    const proxy = await startServerProcess({
+      command: process.execPath,
+      args: [
+        proxyMain,
+        ...['--listen', '127.0.0.1:0', '--corrosion-url', corrosion.urls.api!],
+        ...['--domain', 'fleet.test', '--region', options.region, '--catalog', 'lazy'],
+        ...(options.args ?? []),
+      ],
+      listeners: ['proxy', 'admin'],
+      env: quiet,
+    });
+    started.push(proxy);
+    const routable = async (host: string) => {
+      // The proxy announces its listener before the catalog's streams are attached.
+      const deadline = Date.now() + 20_000;
+      for (;;) {
+        const answer = await request(proxy.urls.proxy!, { headers: { host } });
+        await answer.body.dump();
+        if (answer.statusCode === 200) return;
+        if (Date.now() > deadline) throw new Error(`${host} never answered 200`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    };
+    return { proxy, client, routable, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
