@@ -234,7 +234,12 @@ runMain(async () => {
     logger,
     metrics: tlsMetrics(),
   });
-  const tls = await startTls(config, { corrosion, handler: http2Ready, logger });
+  const tls = await startTls(config, {
+    corrosion,
+    handler: http2Ready,
+    http1: (socket) => relay.serve(socket),
+    logger,
+  });
   const admin = createHttpServer({
     logger,
     metrics,

@@ -90,7 +90,14 @@ export function nodeHttp1(handler: RequestHandler): (socket: Socket) => void {
 
 /** A TLS listener with the store on 127.0.0.1, port 0. */
 export async function tlsEdge(store: CertificateStore, extra: Record<string, number> = {}) {
-  const listener = createTlsListener({ store, handler: echo, logger, metrics, ...extra });
+  const listener = createTlsListener({
+    store,
+    handler: echo,
+    http1: nodeHttp1(echo),
+    logger,
+    metrics,
+    ...extra,
+  });
   const { port } = await listener.listen(0, '127.0.0.1');
   return { listener, port };
 }

@@ -60,7 +60,7 @@ describe('listeners', () => {
   let store: CertificateStore;
   let plain: Listener<import('node:net').Server>;
   let plainPort: number;
-  let tls: Listener<import('node:http2').Http2SecureServer>;
+  let tls: Listener<import('node:tls').Server>;
   let tlsPort: number;
 
   beforeAll(async () => {
@@ -77,6 +77,7 @@ describe('listeners', () => {
     tls = createTlsListener({
       store,
       handler: echo,
+      http1: nodeHttp1(echo),
       logger,
       metrics,
       handshakeTimeoutMs: 300,

@@ -29,7 +29,8 @@ describe('fly-proxy with TLS', () => {
   beforeAll(async () => {
     machine = createServer((request, response) => {
       response.setHeader('content-type', 'application/json');
-      response.end(JSON.stringify({ url: request.url, host: request.headers.host }));
+      const { host, 'x-forwarded-proto': proto, 'x-forwarded-ssl': ssl } = request.headers;
+      response.end(JSON.stringify({ url: request.url, host, proto, ssl }));
     });
     await new Promise<void>((resolve) => machine.listen(0, '127.0.0.1', resolve));
     const machineAddr = `127.0.0.1:${(machine.address() as { port: number }).port}`;
@@ -103,7 +104,12 @@ describe('fly-proxy with TLS', () => {
       answer = await getH1();
     }
     expect(answer.status).toBe(200);
-    expect(JSON.parse(answer.body)).toEqual({ url: '/over-tls', host: 'web.fleet.test' });
+    expect(JSON.parse(answer.body)).toEqual({
+      url: '/over-tls',
+      host: 'web.fleet.test',
+      proto: 'https',
+      ssl: 'on',
+    });
     expect(answer.leaf.checkIssued(new X509Certificate(caPem))).toBe(true);
     const rows = await client.queryObjects<{ app: string }>(
       "SELECT app FROM certificates WHERE hostname = 'web.fleet.test'",
@@ -135,6 +141,11 @@ describe('fly-proxy with TLS', () => {
     );
     session.close();
     expect(status).toBe(200);
-    expect(JSON.parse(body)).toEqual({ url: '/h2', host: 'web.fleet.test' });
+    expect(JSON.parse(body)).toEqual({
+      url: '/h2',
+      host: 'web.fleet.test',
+      proto: 'https',
+      ssl: 'on',
+    });
   });
 });

@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import type { CorrosionClient } from '@fleet/corrosion-client';
 import { type ConfigOf, type Logger, parseListenAddress, UsageError } from '@fleet/service';
 import { loadOrCreateFleetCa } from './ca-files.js';
@@ -109,7 +110,10 @@ export const tlsSpec = {
 
 export interface TlsDeps {
   corrosion: CorrosionClient;
+  /** HTTP/2 requests. */
   handler: RequestHandler;
+  /** HTTP/1.1 connections (the raw relay). */
+  http1: (socket: Socket) => void;
   logger: Logger;
   /** Default: corrosion queries; the Catalog's resolver replaces it once it holds apps. */
   resolveApp?: AppResolver;
@@ -150,6 +154,7 @@ export async function startTls(
   const listener = createTlsListener({
     store,
     handler: deps.handler,
+    http1: deps.http1,
     logger: deps.logger,
     metrics,
     handshakeTimeoutMs: config['tls-handshake-timeout-ms'],

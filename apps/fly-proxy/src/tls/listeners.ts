@@ -1,14 +1,16 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   createServer as createH2cServer,
-  createSecureServer,
-  type Http2SecureServer,
   type Http2Server,
   type Http2ServerRequest,
   type Http2ServerResponse,
 } from 'node:http2';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
-import type { TLSSocket } from 'node:tls';
+import {
+  createServer as createTlsServer,
+  type TLSSocket,
+  type Server as TlsServer,
+} from 'node:tls';
 import type { Logger } from '@fleet/service';
 import { ConnectionGuard, defaultGuardLimits, type GuardLimits, watchedOf } from './guard.js';
 import type { TlsMetrics } from './metrics.js';
@@ -25,7 +27,10 @@ export type RequestHandler = (
 ) => void;
 
 export interface ListenerOptions extends Partial<GuardLimits> {
+  /** Serves HTTP/2 requests (Node's compat API). */
   handler: RequestHandler;
+  /** Takes every connection that is not HTTP/2 (the HTTP/1.1 relay). */
+  http1: (socket: Socket) => void;
   logger: Logger;
   metrics: TlsMetrics;
   /** Bound on open connections of this listener. */
@@ -39,8 +44,6 @@ export interface TlsListenerOptions extends ListenerOptions {
 }
 
 export interface PlainListenerOptions extends ListenerOptions {
-  /** Takes every connection that is not HTTP/2 (the HTTP/1.1 relay); `handler` serves h2c. */
-  http1: (socket: Socket) => void;
   /** A connection whose first bytes do not say HTTP/1.1 or HTTP/2 within this long is cut. */
   sniffTimeoutMs?: number;
 }
@@ -56,22 +59,21 @@ export interface Listener<S> {
 /**
  * TLS on one port for HTTP/2 and HTTP/1.1 (ALPN `h2`, `http/1.1`; a client without ALPN gets
  * HTTP/1.1): TLS 1.2 and 1.3 only, the certificate chosen by the store from the SNI. There is
- * no default certificate: no SNI, or a name the store refuses, fails the handshake.
+ * no default certificate: no SNI, or a name the store refuses, fails the handshake. An `h2`
+ * connection goes to an HTTP/2 server (through `emit('connection')`, as Node's secure server
+ * does itself), anything else to `http1`, the relay that serves plain HTTP/1.1 too.
  */
-export function createTlsListener(options: TlsListenerOptions): Listener<Http2SecureServer> {
+export function createTlsListener(options: TlsListenerOptions): Listener<TlsServer> {
   const limits = { ...defaultGuardLimits, ...pickLimits(options) };
   const guard = new ConnectionGuard('tls', limits, options.metrics, options.logger);
-  const server = createSecureServer(
-    {
-      allowHTTP1: true,
-      minVersion: 'TLSv1.2',
-      maxVersion: 'TLSv1.3',
-      ALPNProtocols: ['h2', 'http/1.1'],
-      SNICallback: options.store.sniCallback,
-      handshakeTimeout: options.handshakeTimeoutMs ?? 10_000,
-    },
-    trackRequests(options.handler),
-  );
+  const h2 = createH2cServer(trackRequests(options.handler));
+  const server = createTlsServer({
+    minVersion: 'TLSv1.2',
+    maxVersion: 'TLSv1.3',
+    ALPNProtocols: ['h2', 'http/1.1'],
+    SNICallback: options.store.sniCallback,
+    handshakeTimeout: options.handshakeTimeoutMs ?? 10_000,
+  });
   server.maxConnections = options.connectionsMax ?? 10_000;
   // 'connection' gives the raw TCP socket before TLS wraps it (the guard reads its byte
   // counters); 'secureConnection' gives the TLS socket. They are matched by remote endpoint,
@@ -88,13 +90,15 @@ export function createTlsListener(options: TlsListenerOptions): Listener<Http2Se
     const watched = handshaking.get(key);
     handshaking.delete(key);
     if (watched !== undefined) guard.attach(watched, socket);
+    if (socket.alpnProtocol === 'h2') h2.emit('connection', socket);
+    else options.http1(socket);
   });
   server.on('tlsClientError', (error: NodeJS.ErrnoException) => {
     const code = error.code ?? 'unknown';
     options.metrics.handshakeErrors.add(1, { code });
     if (code === 'ERR_TLS_HANDSHAKE_TIMEOUT') guard.counted('handshake_timeout');
   });
-  return listener(server, guard);
+  return listener(server, guard, [h2]);
 }
 
 const h2Preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
