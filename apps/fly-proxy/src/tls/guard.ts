@@ -180,21 +180,3 @@ export function watchedOf(socket: unknown): Watched | undefined {
     return undefined;
   }
 }
-
-/**
- * Marks a connection as carrying a request until the returned function is called: for traffic
- * the guard does not see as requests — a WebSocket or other `upgrade`, a CONNECT tunnel — so
- * that bytes flowing on it count as progress. Call it with the upgraded request's socket.
- */
-export function connectionInUse(socket: unknown): () => void {
-  const watched = watchedOf(socket);
-  if (watched === undefined) return () => {};
-  watched.requestsStarted += 1;
-  watched.requestsInFlight += 1;
-  let released = false;
-  return () => {
-    if (released) return;
-    released = true;
-    watched.requestsInFlight -= 1;
-  };
-}

@@ -23,7 +23,7 @@ export {
   corrosionCertificates,
 } from './certificate-source.js';
 export { readFleetKeyFile } from './fleet-key.js';
-export { ConnectionGuard, connectionInUse, type GuardLimits } from './guard.js';
+export { ConnectionGuard, type GuardLimits } from './guard.js';
 export { withHttp1Headers } from './h2-compat.js';
 export {
   createPlainListener,
