@@ -9,6 +9,10 @@ export const ProxyErrors = {
   PROXY_ERR_NO_MACHINE: [503, 'the app has no started, healthy machine with an HTTP service'],
   PROXY_ERR_UPSTREAM: [502, 'the machine could not be reached or broke the connection'],
   PROXY_ERR_UPSTREAM_TIMEOUT: [504, 'the machine did not answer in time'],
+  PROXY_ERR_REPLAY: [
+    502,
+    'the machine asked for a replay the proxy cannot make (a malformed fly-replay, a body over 1 MB, another organization, too many replays)',
+  ],
   PROXY_ERR_MACHINE_BUSY: [503, 'every connection to the machine stayed busy past the wait bound'],
   PROXY_ERR_OVERLOADED: [503, 'the admin listener has its maximum of requests in flight'],
 } as const;

@@ -29,6 +29,7 @@ export const proxySet = new Set([
   'fly-region',
   'fly-request-id',
   'fly-replay-src',
+  'fly-replay-failed',
   'x-forwarded-for',
   'x-forwarded-host',
   'x-forwarded-port',

@@ -41,6 +41,21 @@ export function routeRequest(
   return decide(deps, host, resolving, options, signal);
 }
 
+/** routeRequest for an app named directly (fly-replay `app=`), not by a Host. */
+export function routeApp(
+  deps: ProxyDeps,
+  app: string,
+  options: RouteOptions,
+): Routed | Promise<Routed> {
+  if (!deps.catalog.ready)
+    return refused('', 'PROXY_ERR_NOT_READY', 'the proxy is still loading its routing table');
+  try {
+    return decide(deps, app, app, options, undefined);
+  } catch (error) {
+    return refusedFor(error, undefined);
+  }
+}
+
 function decide(
   deps: ProxyDeps,
   host: string,

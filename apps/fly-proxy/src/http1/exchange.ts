@@ -1,9 +1,16 @@
 import type { Candidate } from '@fleet/catalog';
 import type { ProxyErrorCode } from '../errors.js';
 import { statusOfCode } from '../errors.js';
+import {
+  parseReplay,
+  replayBodyBytesMax,
+  replaySource,
+  replaysMax,
+  routeReplay,
+} from '../replay.js';
 import { targetOf } from '../request-target.js';
 import { idempotent } from '../retry.js';
-import { type Routed, routeRequest } from '../route-request.js';
+import { type Routed, routeApp, routeRequest } from '../route-request.js';
 import { routingControls } from '../routing-controls.js';
 import { BodyFramer, FramingError } from './body.js';
 import type { ClientConnection } from './client-connection.js';
@@ -45,6 +52,15 @@ export class Exchange implements UpstreamUser {
   #lastUpstreamMs = 0;
   #host = '';
   #path = '';
+  // fly-replay: the body kept to send again (null past 1 MB), replays so far, what the next
+  // attempt tells the machine, the fallback to the replaying machine, the replay's deadline.
+  #replayBody: Buffer[] | null = [];
+  #replayBytes = 0;
+  #replays = 0;
+  #replaySource: string | undefined;
+  #replayFailed: string | undefined;
+  #fallback: { mode: 'force_self' | 'prefer_self'; app: string; machineId: string } | undefined;
+  #deadlineMs = 0;
 
   constructor(
     private readonly client: ClientConnection,
@@ -83,6 +99,11 @@ export class Exchange implements UpstreamUser {
     }
     const body = taken === chunk.length ? chunk : chunk.subarray(0, taken);
     this.#bodyStarted = true;
+    if (this.#replayBody !== null) {
+      this.#replayBytes += body.length;
+      if (this.#replayBytes > replayBodyBytesMax) this.#replayBody = null;
+      else this.#replayBody.push(body);
+    }
     if (this.#pending === null) {
       if (this.#upstream !== undefined && !this.#upstream.socket.write(body))
         this.client.socket.pause();
@@ -160,6 +181,12 @@ export class Exchange implements UpstreamUser {
     if (stalled !== 0 && nowMs - stalled > clientWriteTimeoutMs) {
       this.client.relay.slowReaderCut();
       this.abort();
+    } else if (
+      this.#deadlineMs !== 0 &&
+      nowMs > this.#deadlineMs &&
+      (this.#phase === 'routing' || this.#phase === 'waiting')
+    ) {
+      this.#fail('PROXY_ERR_UPSTREAM_TIMEOUT', 'the replay did not reach a machine in time');
     } else if (this.#phase === 'waiting' && nowMs - this.#sentMs > upstreamTimeoutMs) {
       this.#fail(
         'PROXY_ERR_UPSTREAM_TIMEOUT',
@@ -280,6 +307,8 @@ export class Exchange implements UpstreamUser {
       encrypted: socket.encrypted === true,
       requestId: this.requestId,
       region: this.client.relay.deps.region,
+      replaySource: this.#replaySource,
+      replayFailed: this.#replayFailed,
     });
   }
 
@@ -334,7 +363,9 @@ export class Exchange implements UpstreamUser {
         return;
       }
       if (head.status >= 200) {
-        this.#respond(head, rest);
+        const replay = head.headers.find(([name]) => name === 'fly-replay');
+        if (replay !== undefined) this.#replay(replay[1]).catch(this.#crashed);
+        else this.#respond(head, rest);
         return;
       }
       // 1xx: 100 was the proxy's to send (Expect is answered here); others (103) pass on.
@@ -419,6 +450,10 @@ export class Exchange implements UpstreamUser {
     if (this.#phase === 'done') return;
     this.#upstream?.release(false);
     this.#upstream = undefined;
+    if (this.#fallback !== undefined) {
+      this.#fallBack(`${code}: ${message}`).catch(this.#crashed);
+      return;
+    }
     const status = statusOfCode(code);
     this.client.relay.deps.metrics.request(this.#app, status);
     const keepAlive =
@@ -430,10 +465,86 @@ export class Exchange implements UpstreamUser {
     this.#done(keepAlive);
   }
 
+  // --- fly-replay ---
+
+  /**
+   * The machine answered with `fly-replay`: its answer is dropped (its connection closed) and
+   * the request, body included, goes where the header says, with `fly-replay-src`.
+   */
+  async #replay(value: string): Promise<void> {
+    const from = this.#candidates[this.#candidate]!.machine;
+    this.#upstream?.release(false);
+    this.#upstream = undefined;
+    this.#releaseLoad?.();
+    this.#releaseLoad = undefined;
+    this.#phase = 'routing';
+    this.#responseHead = null;
+    const directive = parseReplay(value);
+    this.#replays += 1;
+    this.client.relay.replayed();
+    const refusal =
+      typeof directive === 'string'
+        ? directive
+        : this.#replays > replaysMax
+          ? `the request was replayed more than ${replaysMax} times`
+          : !this.#requestBody.done
+            ? 'the machine asked for a replay before the request body was received'
+            : this.#replayBody === null
+              ? `a request body over ${replayBodyBytesMax} bytes cannot be replayed`
+              : undefined;
+    if (refusal !== undefined || typeof directive === 'string') {
+      this.#own('PROXY_ERR_REPLAY', `machine ${from.id} of app ${this.#app}: ${refusal}`);
+      return;
+    }
+    const deps = this.client.relay.deps;
+    this.#replaySource = replaySource(from.id, from.region, directive.state);
+    this.#deadlineMs = directive.timeoutMs === undefined ? 0 : Date.now() + directive.timeoutMs;
+    if (directive.fallback !== undefined)
+      this.#fallback = { mode: directive.fallback, app: this.#app, machineId: from.id };
+    const routed = await routeReplay(deps, directive, { app: this.#app, machineId: from.id });
+    if (this.#over()) return;
+    this.#resend(routed);
+  }
+
+  /** A replay that failed goes back to the machine that asked for it, as its fallback says. */
+  async #fallBack(reason: string): Promise<void> {
+    const { mode, app, machineId } = this.#fallback!;
+    this.#fallback = undefined;
+    this.#releaseLoad?.();
+    this.#releaseLoad = undefined;
+    this.#phase = 'routing';
+    this.#deadlineMs = 0;
+    this.#replayFailed = reason.replace(/[\r\n]/g, ' ');
+    const options =
+      mode === 'force_self' ? { forceInstance: machineId } : { preferInstance: machineId };
+    const routing = routeApp(this.client.relay.deps, app, options);
+    const routed = routing instanceof Promise ? await routing : routing;
+    if (this.#over()) return;
+    this.#resend(routed);
+  }
+
+  /** Sends the kept request again to freshly routed candidates. */
+  #resend(routed: Routed): void {
+    this.#app = routed.app || this.#app;
+    if (!routed.ok) {
+      this.#own(routed.code, routed.message);
+      return;
+    }
+    this.#candidates = routed.candidates;
+    this.#candidate = 0;
+    this.#pending = [...(this.#replayBody ?? [])];
+    this.#attempt(false);
+  }
+
   /** A failure after the request was sent: answered if the client has seen nothing yet. */
   #fail(code: ProxyErrorCode, message: string): void {
     if (this.#phase === 'body' || this.#phase === 'tunnel') this.abort();
     else this.#own(code, message, true);
+  }
+
+  /** Whether the exchange ended meanwhile (the client left) — for checks after an await. */
+  #over(): boolean {
+    return this.#phase === 'done';
   }
 
   #machineId(): string {

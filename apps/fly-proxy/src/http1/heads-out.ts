@@ -13,6 +13,9 @@ export interface Forwarding {
   encrypted: boolean;
   requestId: string;
   region: string;
+  /** `fly-replay-src` of a replayed request; `fly-replay-failed` of a fallback after one. */
+  replaySource?: string;
+  replayFailed?: string;
 }
 
 /**
@@ -38,6 +41,10 @@ export function upstreamRequestHead(head: RequestHead, forwarding: Forwarding): 
     `fly-client-ip: ${client}\r\nfly-forwarded-port: ${port}\r\n` +
     `fly-request-id: ${forwarding.requestId}\r\nfly-region: ${forwarding.region}\r\n` +
     `via: 1.${head.minor} fly.io\r\n`;
+  if (forwarding.replaySource !== undefined)
+    out += `fly-replay-src: ${forwarding.replaySource}\r\n`;
+  if (forwarding.replayFailed !== undefined)
+    out += `fly-replay-failed: ${forwarding.replayFailed}\r\n`;
   if (head.upgrade !== undefined) out += `connection: upgrade\r\nupgrade: ${head.upgrade}\r\n`;
   else if (head.minor === 0) out += 'connection: close\r\n';
   return `${out}\r\n`;

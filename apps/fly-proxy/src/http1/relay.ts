@@ -27,6 +27,7 @@ export class Http1Relay {
   readonly #idPrefix = `-${randomBytes(3).toString('hex')}`;
   #sequence = 0;
   #slowReadersCut = 0;
+  #replays = 0;
 
   constructor(
     readonly deps: ProxyDeps,
@@ -54,8 +55,16 @@ export class Http1Relay {
     this.#slowReadersCut += 1;
   }
 
-  stats(): { connections: number; slowReadersCut: number } {
-    return { connections: this.#connections.size, slowReadersCut: this.#slowReadersCut };
+  replayed(): void {
+    this.#replays += 1;
+  }
+
+  stats(): { connections: number; slowReadersCut: number; replays: number } {
+    return {
+      connections: this.#connections.size,
+      slowReadersCut: this.#slowReadersCut,
+      replays: this.#replays,
+    };
   }
 
   close(): void {
