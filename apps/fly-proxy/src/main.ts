@@ -15,10 +15,14 @@ import {
   startMetrics,
   UsageError,
 } from '@fleet/service';
+import { Autostarter } from './autoscale/autostart.js';
+import { Autostopper } from './autoscale/autostop.js';
+import { FlapsApi } from './autoscale/flaps-api.js';
 import { Http1Relay } from './http1/relay.js';
 import { UpstreamPools } from './http1/upstream-pools.js';
 import { ProxyMetrics } from './metrics.js';
 import { createProxyHandler } from './proxy.js';
+import type { ProxyDeps } from './proxy-deps.js';
 import {
   createPlainListener,
   startTls,
@@ -150,6 +154,36 @@ const spec = {
     max: 1_048_576,
     description: 'bound on a request or response head; a larger request head is 431',
   },
+  'flaps-url': {
+    type: 'string',
+    default: '',
+    description: 'the Machines API, for autostart and autostop (off when empty)',
+  },
+  'flaps-token-file': {
+    type: 'string',
+    description: 'file holding the Machines API token; or set FLEET_API_TOKEN',
+  },
+  'autostart-timeout-ms': {
+    type: 'number',
+    default: 10_000,
+    min: 100,
+    max: 600_000,
+    description: 'bound on a request waiting for a stopped machine to start',
+  },
+  'autostarts-max': {
+    type: 'number',
+    default: 32,
+    min: 1,
+    max: 10_000,
+    description: 'machines being started at once by this proxy',
+  },
+  'autostop-interval-ms': {
+    type: 'number',
+    default: 300_000,
+    min: 100,
+    max: 86_400_000,
+    description: 'how often one excess machine per region is stopped or suspended',
+  },
   'admin-in-flight-max': {
     type: 'number',
     default: 64,
@@ -159,6 +193,23 @@ const spec = {
   },
   ...tlsSpec,
 } as const;
+
+/** The Machines API client for autostart and autostop, when `--flaps-url` is set. */
+function machinesApi(config: {
+  'flaps-url': string;
+  'flaps-token-file'?: string;
+  'autostart-timeout-ms': number;
+}) {
+  if (config['flaps-url'] === '') return undefined;
+  if (!URL.canParse(config['flaps-url']))
+    throw new UsageError(`--flaps-url ${config['flaps-url']} is not a URL`);
+  const token = readSecret({
+    fileFlag: 'flaps-token-file',
+    file: config['flaps-token-file'],
+    variable: 'FLEET_API_TOKEN',
+  });
+  return new FlapsApi(config['flaps-url'], token, config['autostart-timeout-ms']);
+}
 
 runMain(async () => {
   const config = parseConfig(
@@ -213,7 +264,8 @@ runMain(async () => {
     waitersMax: config['upstream-waiters-max'],
     idleTimeoutMs: config['upstream-idle-timeout-ms'],
   });
-  const deps = {
+  const flaps = machinesApi(config);
+  const deps: ProxyDeps = {
     catalog,
     upstreams,
     pools,
@@ -221,6 +273,15 @@ runMain(async () => {
     metrics: new ProxyMetrics(),
     logger,
   };
+  if (flaps !== undefined) {
+    const autostart = {
+      timeoutMs: config['autostart-timeout-ms'],
+      startsMax: config['autostarts-max'],
+    };
+    deps.autostart = new Autostarter(catalog, flaps, autostart, logger);
+    const autostop = { intervalMs: config['autostop-interval-ms'], appsMax: 10_000 };
+    deps.autostop = new Autostopper(catalog, flaps, autostop, logger);
+  }
   const relay = new Http1Relay(deps, {
     headBytesMax: config['header-bytes-max'],
     clientHeadersTimeoutMs: config['client-headers-timeout-ms'],
@@ -253,6 +314,8 @@ runMain(async () => {
     catalog: await catalog.stats(),
     locks: { catalog: catalog.lock.snapshot() },
     proxy: { connections: plain.guard.stats(), http1: relay.stats(), upstreams: pools.stats() },
+    autostart: deps.autostart?.stats(),
+    autostop: deps.autostop?.stats(),
     tls: tls && { certificates: tls.store.stats(), connections: tls.listener.guard.stats() },
   }));
 
@@ -263,6 +326,8 @@ runMain(async () => {
     following.abort();
     await followed;
     pools.close();
+    deps.autostop?.close();
+    await flaps?.close();
     await Promise.all([upstreams.close(), corrosion.close(), admin.close()]);
     await metrics.shutdown();
   });

@@ -1,5 +1,7 @@
 import type { Catalog } from '@fleet/catalog';
 import type { Logger } from '@fleet/service';
+import type { Autostarter } from './autoscale/autostart.js';
+import type { Autostopper } from './autoscale/autostop.js';
 import type { UpstreamPools } from './http1/upstream-pools.js';
 import type { ProxyMetrics } from './metrics.js';
 import type { Upstreams } from './upstreams.js';
@@ -14,4 +16,7 @@ export interface ProxyDeps {
   region: string;
   metrics: ProxyMetrics;
   logger: Logger;
+  /** With `--flaps-url`: Fly's autostart and autostop through the Machines API. */
+  autostart?: Autostarter;
+  autostop?: Autostopper;
 }

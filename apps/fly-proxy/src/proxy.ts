@@ -67,6 +67,7 @@ async function handle(
   for (const candidate of routed.candidates) {
     const { machine } = candidate;
     const release = deps.catalog.begin(machine);
+    deps.autostop?.served(machine);
     const started = performance.now();
     let upstream: Dispatcher.ResponseData;
     try {

@@ -68,11 +68,40 @@ function decide(
   // Saturated or loading: admit() waits for capacity (bounded) and routes again.
   if (routed instanceof Promise || (routed.kind === 'no-machine' && routed.saturated)) {
     return deps.catalog.admit(app, signal ? { ...options, signal } : options).then(
-      (decision) => routedOf(app, host, decision),
+      (decision) => autostarted(deps, app, host, decision, options),
       (error: unknown) => refusedFor(error, signal),
     );
   }
-  return routedOf(app, host, routed);
+  return autostarted(deps, app, host, routed, options);
+}
+
+/**
+ * Fly's autostart: no machine can take the request but a stopped one could — start it and route
+ * again (the request waits, bounded); every candidate past its soft limit — start one more
+ * without holding the request.
+ */
+function autostarted(
+  deps: ProxyDeps,
+  app: string,
+  host: string,
+  decision: RouteDecision,
+  options: RouteOptions,
+): Routed | Promise<Routed> {
+  const autostart = deps.autostart;
+  if (autostart === undefined || decision.kind === 'no-app') return routedOf(app, host, decision);
+  if (decision.kind === 'ok') {
+    if (decision.startable.length > 0 && decision.candidates.every((one) => one.band > 0))
+      autostart.startInBackground(app, decision.startable);
+    return routedOf(app, host, decision);
+  }
+  if (decision.saturated || decision.startable.length === 0) return routedOf(app, host, decision);
+  return autostart.startOne(app, decision.startable).then((started) => {
+    if (!started) return routedOf(app, host, decision);
+    const again = deps.catalog.route(app, options);
+    return again instanceof Promise
+      ? again.then((next) => routedOf(app, host, next))
+      : routedOf(app, host, again);
+  });
 }
 
 function routedOf(app: string, host: string, decision: RouteDecision): Routed {

@@ -25,6 +25,8 @@ export interface FleetOptions {
   domain: string;
   /** Per-server start timeout. */
   startTimeoutMs: number;
+  /** More fly-proxy flags (say, a shorter `--autostop-interval-ms`). */
+  proxyArgs?: string[];
 }
 
 export interface Fleet {
@@ -129,7 +131,9 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
       [
         ...['--mode', 'edge', '--listen', options.proxyListen, '--admin-listen', '127.0.0.1:0'],
         ...['--corrosion-url', corrosionUrl, '--domain', options.domain],
-        ...['--region', options.region],
+        // Autostart and autostop go through the Machines API (its token is in the environment).
+        ...['--region', options.region, '--flaps-url', flaps.api!],
+        ...(options.proxyArgs ?? []),
       ],
       ['proxy', 'admin'],
     );

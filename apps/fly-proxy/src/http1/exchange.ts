@@ -274,7 +274,9 @@ export class Exchange implements UpstreamUser {
     }
     this.#upstream = connection;
     connection.user = this;
-    this.#releaseLoad = this.client.relay.deps.catalog.begin(candidate.machine);
+    const deps = this.client.relay.deps;
+    this.#releaseLoad = deps.catalog.begin(candidate.machine);
+    deps.autostop?.served(candidate.machine);
     this.#phase = 'waiting';
     this.#sentMs = Date.now();
     const socket = connection.socket;

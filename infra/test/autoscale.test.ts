@@ -1,0 +1,98 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { demoMachineConfig, waitForProxy } from '../src/launcher/demo.js';
+import { FlapsClient, type Machine } from '../src/launcher/flaps-client.js';
+import { type Fleet, startFleet } from '../src/launcher/fleet.js';
+
+/** The demo machine with Fly's autostart/autostop settings on its HTTP service. */
+function autoscaledConfig(minMachinesRunning: number) {
+  const config = demoMachineConfig('hello');
+  const services = config.services as Record<string, unknown>[];
+  return {
+    ...config,
+    services: services.map((service) => ({
+      ...service,
+      autostart: true,
+      autostop: 'stop',
+      min_machines_running: minMachinesRunning,
+    })),
+  };
+}
+
+// Fly's autostop and autostart on a real one-host fleet: fly-proxy stops the machines nobody
+// uses, never below min_machines_running, and a request to an app with none running waits
+// while the proxy starts one through the Machines API.
+describe('autostop and autostart', () => {
+  let fleet: Fleet;
+  let flaps: FlapsClient;
+  let stateDir: string;
+
+  beforeAll(async () => {
+    stateDir = mkdtempSync(join(tmpdir(), 'fleet-autoscale-'));
+    fleet = await startFleet({
+      stateDir,
+      hostId: 'autoscale-host',
+      region: 'local',
+      proxyListen: '127.0.0.1:0',
+      apiListen: '127.0.0.1:0',
+      domain: 'fleet.test',
+      startTimeoutMs: 30_000,
+      proxyArgs: ['--autostop-interval-ms', '500'],
+    });
+    flaps = new FlapsClient(fleet.urls.flaps, fleet.secrets.apiToken);
+  });
+
+  afterAll(async () => {
+    await fleet?.stop();
+    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  const states = async (app: string) =>
+    (await flaps.listMachines(app)).map((machine) => machine.state).sort();
+
+  const until = async (check: () => Promise<boolean>, what: string) => {
+    const deadline = Date.now() + 30_000;
+    while (!(await check())) {
+      if (Date.now() > deadline) throw new Error(`never: ${what}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  };
+
+  it('stops an idle machine, then starts it again for the next request', async () => {
+    const app = 'auto-zero';
+    await flaps.createApp(app);
+    const machine: Machine = await flaps.createMachine(app, { config: autoscaledConfig(0) });
+    await flaps.waitMachine(app, machine.id, 'started');
+    await waitForProxy(fleet.urls.proxy, `${app}.fleet.test`, (reply) => reply.status === 200);
+    await until(async () => (await states(app)).join() === 'stopped', 'the idle machine stopped');
+    const answer = await waitForProxy(
+      fleet.urls.proxy,
+      `${app}.fleet.test`,
+      (reply) => reply.status === 200,
+    );
+    expect(JSON.parse(answer.body).machine_id).toBe(machine.id);
+    // (It may be stopped again by now: nothing uses it. The proxy counts what it did.)
+    const status = (await (await fetch(`${fleet.urls.proxyAdmin}/status`)).json()) as {
+      autostart: { started: number };
+      autostop: { stopped: number };
+    };
+    expect(status.autostart.started).toBeGreaterThanOrEqual(1);
+    expect(status.autostop.stopped).toBeGreaterThanOrEqual(1);
+  });
+
+  it('keeps min_machines_running started', async () => {
+    const app = 'auto-min';
+    await flaps.createApp(app);
+    const machines = [
+      await flaps.createMachine(app, { config: autoscaledConfig(1) }),
+      await flaps.createMachine(app, { config: autoscaledConfig(1) }),
+    ];
+    for (const machine of machines) await flaps.waitMachine(app, machine.id, 'started');
+    await waitForProxy(fleet.urls.proxy, `${app}.fleet.test`, (reply) => reply.status === 200);
+    await until(async () => (await states(app)).join() === 'started,stopped', 'one stopped');
+    await new Promise((resolve) => setTimeout(resolve, 2_000)); // several more autostop passes
+    expect(await states(app)).toEqual(['started', 'stopped']);
+  });
+});
