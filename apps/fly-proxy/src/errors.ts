@@ -13,6 +13,8 @@ export const ProxyErrors = {
     502,
     'the machine asked for a replay the proxy cannot make (a malformed fly-replay, a body over 1 MB, another organization, too many replays)',
   ],
+  PROXY_ERR_BACKHAUL_AUTH: [403, 'a backhaul request without the fleet-key token of an edge'],
+  PROXY_ERR_NOT_ON_HOST: [404, 'the backhaul was asked for a machine that is not on its host'],
   PROXY_ERR_MACHINE_BUSY: [503, 'every connection to the machine stayed busy past the wait bound'],
   PROXY_ERR_OVERLOADED: [503, 'the admin listener has its maximum of requests in flight'],
 } as const;

@@ -18,6 +18,7 @@ import {
 import { Autostarter } from './autoscale/autostart.js';
 import { Autostopper } from './autoscale/autostop.js';
 import { FlapsApi } from './autoscale/flaps-api.js';
+import { backhaulToken } from './backhaul.js';
 import { Http1Relay } from './http1/relay.js';
 import { UpstreamPools } from './http1/upstream-pools.js';
 import { ProxyMetrics } from './metrics.js';
@@ -25,6 +26,7 @@ import { createProxyHandler } from './proxy.js';
 import type { ProxyDeps } from './proxy-deps.js';
 import {
   createPlainListener,
+  readFleetKeyFile,
   startTls,
   tlsMetrics,
   tlsSpec,
@@ -37,7 +39,13 @@ const spec = {
     type: 'string',
     default: 'edge',
     choices: ['edge', 'backhaul'],
-    description: 'edge (takes user traffic); backhaul comes later',
+    description: 'edge (takes user traffic) or backhaul (delivers what edges send to this host)',
+  },
+  'host-id': {
+    type: 'string',
+    default: '',
+    description:
+      'this host (a hosts row): machines of other hosts are reached through their backhaul; needs --fleet-key-file',
   },
   listen: {
     type: 'string',
@@ -220,9 +228,11 @@ runMain(async () => {
     spec,
   );
   if (!config) return;
-  if (config.mode !== 'edge') {
-    throw new UsageError(`--mode ${config.mode} is not supported yet (only edge)`);
-  }
+  const hostId = config['host-id'] || undefined;
+  if (hostId !== undefined && config['fleet-key-file'] === '')
+    throw new UsageError('--host-id needs --fleet-key-file (edges and backhauls share its token)');
+  if (config.mode === 'backhaul' && hostId === undefined)
+    throw new UsageError('--mode backhaul needs --host-id (the host whose machines it serves)');
   // fly-proxy keeps no state on disk (its catalog lives in memory, fed by corrosion): nothing of
   // its own to lock; its listeners are exclusive by themselves.
   const corrosionToken = readSecret({
@@ -264,7 +274,7 @@ runMain(async () => {
     waitersMax: config['upstream-waiters-max'],
     idleTimeoutMs: config['upstream-idle-timeout-ms'],
   });
-  const flaps = machinesApi(config);
+  const flaps = config.mode === 'edge' ? machinesApi(config) : undefined;
   const deps: ProxyDeps = {
     catalog,
     upstreams,
@@ -283,6 +293,10 @@ runMain(async () => {
     deps.autostop = new Autostopper(catalog, flaps, autostop, logger);
   }
   const relay = new Http1Relay(deps, {
+    mode: config.mode,
+    hostId,
+    backhaulToken:
+      hostId === undefined ? undefined : backhaulToken(readFleetKeyFile(config['fleet-key-file'])),
     headBytesMax: config['header-bytes-max'],
     clientHeadersTimeoutMs: config['client-headers-timeout-ms'],
     clientWriteTimeoutMs: config['client-write-timeout-ms'],
@@ -295,7 +309,7 @@ runMain(async () => {
     logger,
     metrics: tlsMetrics(),
   });
-  const tls = await startTls(config, {
+  const tls = await startTls(config.mode === 'edge' ? config : { ...config, 'tls-listen': '' }, {
     corrosion,
     handler: http2Ready,
     http1: (socket) => relay.serve(socket),

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import type { Candidate } from '@fleet/catalog';
 import type { Dispatcher } from 'undici';
+import { backhaulHeaders, hopFor } from './backhaul.js';
 import { statusOfCode } from './errors.js';
 import { endToEnd, upstreamHeaders } from './forward-headers.js';
 import type { Http1Relay } from './http1/relay.js';
@@ -16,11 +17,14 @@ import { routingControls } from './routing-controls.js';
  * connections to the raw relay): Node's compat objects in, undici pools out. Routing, error
  * codes, request ids and metrics are the HTTP/1.1 relay's own.
  */
-export function createProxyHandler(deps: ProxyDeps, ids: Pick<Http1Relay, 'requestId'>) {
+export function createProxyHandler(
+  deps: ProxyDeps,
+  relay: Pick<Http1Relay, 'requestId' | 'options'>,
+) {
   return (request: IncomingMessage, response: ServerResponse): void => {
-    const requestId = ids.requestId();
+    const requestId = relay.requestId();
     response.setHeader('fly-request-id', requestId);
-    handle(deps, request, response, requestId).catch((error: unknown) => {
+    handle(deps, relay.options, request, response, requestId).catch((error: unknown) => {
       deps.logger.error({ err: error, requestId }, 'proxy request failed');
       if (!response.headersSent)
         answer(response, 502, 'PROXY_ERR_UPSTREAM', 'the proxy failed to relay the request');
@@ -31,6 +35,7 @@ export function createProxyHandler(deps: ProxyDeps, ids: Pick<Http1Relay, 'reque
 
 async function handle(
   deps: ProxyDeps,
+  options: Http1Relay['options'],
   request: IncomingMessage,
   response: ServerResponse,
   requestId: string,
@@ -41,6 +46,8 @@ async function handle(
     answer(response, status, code, message);
     request.resume(); // drain what the client sends; we answer without reading it
   };
+  if (options.mode === 'backhaul')
+    return refuse('', 'PROXY_ERR_BAD_REQUEST', 'a backhaul takes HTTP/1.1 requests from edges');
   const target = requestTarget(request);
   if (!target.ok) return refuse('', 'PROXY_ERR_BAD_HOST', target.message);
   const aborted = new AbortController();
@@ -66,15 +73,24 @@ async function handle(
   let failure: { error: unknown; candidate: Candidate } | undefined;
   for (const candidate of routed.candidates) {
     const { machine } = candidate;
+    const hop = hopFor(machine, options.hostId);
+    if (hop === undefined) continue; // no address to reach it by (yet)
     const release = deps.catalog.begin(machine);
     deps.autostop?.served(machine);
     const started = performance.now();
     let upstream: Dispatcher.ResponseData;
     try {
-      upstream = await deps.upstreams.get(machine.privateAddr!).request({
+      upstream = await deps.upstreams.get(hop.address).request({
         path: target.path,
         method: (request.method ?? 'GET') as 'GET',
-        headers,
+        headers: hop.viaBackhaul
+          ? {
+              ...headers,
+              [backhaulHeaders.machine]: machine.id,
+              [backhaulHeaders.app]: machine.app,
+              [backhaulHeaders.auth]: options.backhaulToken!,
+            }
+          : headers,
         body: hasBody ? request : null,
         signal: aborted.signal,
       });
@@ -90,6 +106,9 @@ async function handle(
       deps.metrics.upstream(app, performance.now() - started);
       deps.metrics.request(app, upstream.statusCode);
       const answered = endToEnd(upstream.headers as Record<string, string | string[]>);
+      const load = Number(answered[backhaulHeaders.load]);
+      if (hop.viaBackhaul && Number.isFinite(load)) deps.catalog.reportLoad(machine.id, load);
+      delete answered[backhaulHeaders.load];
       answered['fly-request-id'] = requestId;
       response.writeHead(upstream.statusCode, answered);
       await pipeline(upstream.body, response).catch((error: unknown) => {

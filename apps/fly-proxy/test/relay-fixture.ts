@@ -66,6 +66,7 @@ export interface MachineRow {
 export interface Edge {
   proxy: ServerProcess;
   client: CorrosionClient;
+  corrosionUrl: string;
   /** Waits (bounded) until a request for `host` is answered by a machine. */
   routable(host: string): Promise<void>;
   stop(): Promise<void>;
@@ -132,7 +133,7 @@ export async function startEdge(
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
     };
-    return { proxy, client, routable, stop };
+    return { proxy, client, corrosionUrl: corrosion.urls.api!, routable, stop };
   } catch (error) {
     await stop();
     throw error;

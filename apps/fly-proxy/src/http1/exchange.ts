@@ -1,4 +1,5 @@
 import type { Candidate } from '@fleet/catalog';
+import { backhaulHeaders, backhaulTokenMatches, hopFor } from '../backhaul.js';
 import type { ProxyErrorCode } from '../errors.js';
 import { statusOfCode } from '../errors.js';
 import {
@@ -15,7 +16,7 @@ import { routingControls } from '../routing-controls.js';
 import { BodyFramer, FramingError } from './body.js';
 import type { ClientConnection } from './client-connection.js';
 import { HeadError, parseResponseHead, type RequestHead, type ResponseHead } from './head.js';
-import { clientResponseHead, upstreamRequestHead } from './heads-out.js';
+import { clientResponseHead, deliveredHead, upstreamRequestHead } from './heads-out.js';
 import type { UpstreamConnection, UpstreamPools, UpstreamUser } from './upstream-pools.js';
 
 const headEnd = Buffer.from('\r\n\r\n', 'latin1');
@@ -61,12 +62,19 @@ export class Exchange implements UpstreamUser {
   #replayFailed: string | undefined;
   #fallback: { mode: 'force_self' | 'prefer_self'; app: string; machineId: string } | undefined;
   #deadlineMs = 0;
+  /** The current attempt goes through the machine's host's backhaul (edge mode). */
+  #viaBackhaul = false;
 
   constructor(
     private readonly client: ClientConnection,
     private readonly head: RequestHead,
   ) {
-    this.requestId = client.relay.requestId();
+    // A backhaul keeps the edge's request id: one id for the request on every hop.
+    const edgeId =
+      client.relay.options.mode === 'backhaul'
+        ? head.headers.find(([name]) => name === 'fly-request-id')?.[1]
+        : undefined;
+    this.requestId = edgeId ?? client.relay.requestId();
     this.#requestBody = new BodyFramer(head.framing);
   }
 
@@ -213,6 +221,10 @@ export class Exchange implements UpstreamUser {
     }
     this.#host = target.host;
     this.#path = target.path;
+    if (this.client.relay.options.mode === 'backhaul') {
+      this.#routeBackhaul();
+      return;
+    }
     const deps = this.client.relay.deps;
     const routed = routeRequest(deps, target.host, routingControls(flyHeaders(this.head)));
     if (routed instanceof Promise) routed.then((value) => this.#routed(value), this.#crashed);
@@ -236,9 +248,16 @@ export class Exchange implements UpstreamUser {
       this.#unreachable();
       return;
     }
+    const hop = hopFor(candidate.machine, this.client.relay.options.hostId);
+    if (hop === undefined) {
+      this.#candidate += 1; // no address to reach it by (yet): the next candidate
+      this.#attempt(false);
+      return;
+    }
+    this.#viaBackhaul = hop.viaBackhaul;
     let acquired: ReturnType<UpstreamPools['acquire']>;
     try {
-      acquired = this.client.relay.deps.pools.acquire(candidate.machine.privateAddr!, fresh);
+      acquired = this.client.relay.deps.pools.acquire(hop.address, fresh);
     } catch (error) {
       this.#notAcquired(candidate, error);
       return;
@@ -300,7 +319,10 @@ export class Exchange implements UpstreamUser {
   };
 
   #requestHeadOut(): string {
+    const { options } = this.client.relay;
+    if (options.mode === 'backhaul') return deliveredHead(this.head);
     const socket = this.client.socket as typeof this.client.socket & { encrypted?: boolean };
+    const machine = this.#candidates[this.#candidate]!.machine;
     return upstreamRequestHead(this.head, {
       host: this.#host,
       path: this.#path,
@@ -311,7 +333,56 @@ export class Exchange implements UpstreamUser {
       region: this.client.relay.deps.region,
       replaySource: this.#replaySource,
       replayFailed: this.#replayFailed,
+      backhaul: this.#viaBackhaul
+        ? { machineId: machine.id, app: machine.app, token: options.backhaulToken! }
+        : undefined,
     });
+  }
+
+  /**
+   * Backhaul mode: the edge named the machine and its app; deliver only to a machine of this
+   * host, only for an edge that holds the fleet key.
+   */
+  #routeBackhaul(): void {
+    const named = (wanted: string) => this.head.headers.find(([name]) => name === wanted)?.[1];
+    const { options, deps } = this.client.relay;
+    if (!backhaulTokenMatches(named(backhaulHeaders.auth), options.backhaulToken!)) {
+      this.#own(
+        'PROXY_ERR_BACKHAUL_AUTH',
+        'the backhaul takes requests from edges of this fleet only',
+      );
+      return;
+    }
+    const machineId = named(backhaulHeaders.machine);
+    const app = named(backhaulHeaders.app);
+    if (!machineId || !app) {
+      this.#own(
+        'PROXY_ERR_BAD_REQUEST',
+        `a backhaul request names its machine and app (${backhaulHeaders.machine}, ${backhaulHeaders.app})`,
+      );
+      return;
+    }
+    const delivered = (routed: Routed) => {
+      if (this.#over()) return;
+      this.#app = routed.app;
+      if (!routed.ok) {
+        this.#own(routed.code, routed.message);
+        return;
+      }
+      const here = routed.candidates.filter((one) => one.machine.hostId === options.hostId);
+      if (here.length === 0) {
+        this.#own(
+          'PROXY_ERR_NOT_ON_HOST',
+          `machine ${machineId} of app ${app} is not on host ${options.hostId}`,
+        );
+        return;
+      }
+      this.#candidates = here;
+      this.#attempt(false);
+    };
+    const routing = routeApp(deps, app, { forceInstance: machineId });
+    if (routing instanceof Promise) routing.then(delivered, this.#crashed);
+    else delivered(routing);
   }
 
   #retryOrFail(error: Error | undefined): void {
@@ -388,6 +459,16 @@ export class Exchange implements UpstreamUser {
       head.framing.kind === 'close' ||
       this.#clientEnded;
     const connection = this.#closeAfter ? 'close' : request.minor === 0 ? 'keep-alive' : undefined;
+    const machine = this.#candidates[this.#candidate]!.machine;
+    if (this.#viaBackhaul) {
+      const load = Number(head.headers.find(([name]) => name === backhaulHeaders.load)?.[1]);
+      if (Number.isFinite(load)) this.client.relay.deps.catalog.reportLoad(machine.id, load);
+    }
+    // A backhaul tells the edge its machine's load (all edges' traffic, this request included).
+    const extra =
+      this.client.relay.options.mode === 'backhaul'
+        ? `${backhaulHeaders.load}: ${machine.load}\r\n`
+        : undefined;
     this.#upstreamReusable =
       request.minor === 1 && head.minor === 1 && !head.connection.includes('close');
     this.#phase = 'body';
@@ -395,7 +476,7 @@ export class Exchange implements UpstreamUser {
     // Head and the body bytes that came with it leave in one write (writev), not two.
     const socket = this.client.socket;
     socket.cork();
-    this.client.write(clientResponseHead(head, this.requestId, connection));
+    this.client.write(clientResponseHead(head, this.requestId, connection, undefined, extra));
     if (rest !== null) this.#responseData(rest);
     else if (this.#responseBody.done) this.#finish();
     socket.uncork();

@@ -1,3 +1,4 @@
+import { backhaulHeaders } from '../backhaul.js';
 import { hopByHop, neverHopByHop, proxySet } from '../forward-headers.js';
 import type { RequestHead, ResponseHead } from './head.js';
 
@@ -16,6 +17,8 @@ export interface Forwarding {
   /** `fly-replay-src` of a replayed request; `fly-replay-failed` of a fallback after one. */
   replaySource?: string;
   replayFailed?: string;
+  /** Sent to the machine's host's backhaul rather than to the machine. */
+  backhaul?: { machineId: string; app: string; token: string };
 }
 
 /**
@@ -45,8 +48,26 @@ export function upstreamRequestHead(head: RequestHead, forwarding: Forwarding): 
     out += `fly-replay-src: ${forwarding.replaySource}\r\n`;
   if (forwarding.replayFailed !== undefined)
     out += `fly-replay-failed: ${forwarding.replayFailed}\r\n`;
+  const backhaul = forwarding.backhaul;
+  if (backhaul !== undefined) {
+    out +=
+      `${backhaulHeaders.machine}: ${backhaul.machineId}\r\n${backhaulHeaders.app}: ${backhaul.app}\r\n` +
+      `${backhaulHeaders.auth}: ${backhaul.token}\r\n`;
+  }
   if (head.upgrade !== undefined) out += `connection: upgrade\r\nupgrade: ${head.upgrade}\r\n`;
   else if (head.minor === 0) out += 'connection: close\r\n';
+  return `${out}\r\n`;
+}
+
+/**
+ * What a backhaul delivers to its machine: the edge's head as it came (the edge already set the
+ * forwarding headers and dropped hop-by-hop ones), without the backhaul's own headers.
+ */
+export function deliveredHead(head: RequestHead): string {
+  let out = `${head.method} ${head.target} HTTP/1.${head.minor}\r\n`;
+  for (const [name, value] of head.headers) {
+    if (!name.startsWith('fly-backhaul-')) out += `${name}: ${value}\r\n`;
+  }
   return `${out}\r\n`;
 }
 
@@ -59,13 +80,16 @@ export function clientResponseHead(
   requestId: string,
   connection: 'keep-alive' | 'close' | 'upgrade' | undefined,
   upgrade?: string,
+  extra?: string,
 ): string {
   let out = `HTTP/1.1 ${head.status} ${head.reason}\r\n`;
   for (const [name, value] of head.headers) {
-    if (name === 'fly-request-id' || dropped(head, name)) continue;
+    if (name === 'fly-request-id' || name.startsWith('fly-backhaul-') || dropped(head, name))
+      continue;
     out += `${name}: ${value}\r\n`;
   }
   out += `fly-request-id: ${requestId}\r\n`;
+  if (extra !== undefined) out += extra;
   if (connection !== undefined) out += `connection: ${connection}\r\n`;
   if (upgrade !== undefined) out += `upgrade: ${upgrade}\r\n`;
   return `${out}\r\n`;

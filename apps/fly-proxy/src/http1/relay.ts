@@ -5,6 +5,12 @@ import { watchedOf } from '../tls/guard.js';
 import { ClientConnection } from './client-connection.js';
 
 export interface Http1Options {
+  /** `edge` routes by Host; `backhaul` delivers what edges send to machines of `hostId`. */
+  mode: 'edge' | 'backhaul';
+  /** This proxy's host: machines elsewhere are reached through their host's backhaul. */
+  hostId?: string;
+  /** The fleet-key token edges present to backhauls (needed with `hostId`). */
+  backhaulToken?: string;
   /** Bound on a request head (and on a body buffered before its machine is connected). */
   headBytesMax: number;
   /** A request head not complete this long after its first byte is answered 408 (slowloris). */

@@ -1,0 +1,41 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { MachineEntry } from '@fleet/catalog';
+
+/**
+ * The edge → worker hop. An edge never dials a machine on another host: it sends the request to
+ * that host's backhaul fly-proxy (`--mode backhaul`, the `hosts.backhaul_addr` it registered),
+ * naming the machine and its app in headers, with a token derived from the fleet key that every
+ * host holds. The backhaul delivers it to the machine's private address on its own host only,
+ * and answers with the machine's load so every edge's bands count every edge's traffic.
+ */
+export const backhaulHeaders = {
+  machine: 'fly-backhaul-machine',
+  app: 'fly-backhaul-app',
+  auth: 'fly-backhaul-auth',
+  load: 'fly-backhaul-load',
+} as const;
+
+/** The token a backhaul accepts: HMAC-SHA256 of a fixed label under the fleet key, hex. */
+export function backhaulToken(fleetKey: Buffer): string {
+  return createHmac('sha256', fleetKey).update('fleet-backhaul-v1').digest('hex');
+}
+
+/** Constant-time comparison of a presented token with the expected one. */
+export function backhaulTokenMatches(presented: string | undefined, expected: string): boolean {
+  if (presented === undefined || presented.length !== expected.length) return false;
+  return timingSafeEqual(Buffer.from(presented), Buffer.from(expected));
+}
+
+/** Where this edge sends a request for `machine`: its backhaul when it lives on another host. */
+export function hopFor(
+  machine: MachineEntry,
+  ownHostId: string | undefined,
+): { address: string; viaBackhaul: boolean } | undefined {
+  const remote = ownHostId !== undefined && machine.hostId !== '' && machine.hostId !== ownHostId;
+  if (!remote)
+    return machine.privateAddr === null
+      ? undefined
+      : { address: machine.privateAddr, viaBackhaul: false };
+  const backhaul = machine.backhaulAddr;
+  return backhaul === null ? undefined : { address: backhaul, viaBackhaul: true };
+}
