@@ -9,7 +9,7 @@ import type { Http1Relay } from './http1/relay.js';
 import type { ProxyDeps } from './proxy-deps.js';
 import { requestTarget } from './request-target.js';
 import { retryable } from './retry.js';
-import { type Routed, routeRequest } from './route-request.js';
+import { forcesHttps, httpsLocation, type Routed, routeRequest } from './route-request.js';
 import { routingControls } from './routing-controls.js';
 
 /**
@@ -68,6 +68,13 @@ async function handle(
   }
   if (!routed.ok) return refuse(routed.app, routed.code, routed.message);
   const { app } = routed;
+  const { encrypted } = request.socket as typeof request.socket & { encrypted?: boolean };
+  if (encrypted !== true && forcesHttps(routed.candidates)) {
+    deps.metrics.request(app, 301);
+    response.writeHead(301, { location: httpsLocation(target.host, target.path) });
+    response.end();
+    return;
+  }
   const headers = upstreamHeaders(request, target.host, requestId, deps.region);
   const hasBody = request.method !== 'GET' && request.method !== 'HEAD';
   let failure: { error: unknown; candidate: Candidate } | undefined;

@@ -124,3 +124,19 @@ function refused(
 ): Routed {
   return { ok: false, app, code, message };
 }
+
+/**
+ * Fly's `force_https` on a service's HTTP port: a request that came in plain is answered 301 to
+ * the same URL over https (the HTTP port's setting is the only one a plain request can meet).
+ */
+export function forcesHttps(candidates: readonly Candidate[]): boolean {
+  return candidates[0]?.service.ports.some((port) => port.forceHttps) === true;
+}
+
+/** The https URL a plain request is sent to by force_https (the default port, 443). */
+export function httpsLocation(host: string, path: string): string {
+  const name = host.startsWith('[')
+    ? host.slice(0, host.indexOf(']') + 1)
+    : host.replace(/:\d+$/, '');
+  return `https://${name}${path}`;
+}

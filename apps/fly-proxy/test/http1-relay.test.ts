@@ -97,6 +97,13 @@ describe('fly-proxy HTTP/1.1 relay under hostile clients', () => {
         { id: 'ws1', app: 'ws', addr: ws.addr, region: 'ams' },
         { id: 'stale1', app: 'stale', addr: stale.addr, region: 'ams' },
         { id: 'chunky1', app: 'chunky', addr: chunky.addr, region: 'ams' },
+        {
+          id: 'secure1',
+          app: 'secure',
+          addr: echo.addr,
+          region: 'ams',
+          ports: [{ port: 80, handlers: ['http'], force_https: true }],
+        },
       ],
       {
         region: 'ams',
@@ -267,6 +274,15 @@ describe('fly-proxy HTTP/1.1 relay under hostile clients', () => {
     const order = [...reply.matchAll(/two,(\d)/g)].map((match) => match[1]);
     expect(order).toEqual(['1', '2', '3']);
     expect(reply).toMatch(/transfer-encoding: chunked/i);
+  });
+
+  it('redirects a plain request to https when the service forces it', async () => {
+    const reply = await raw(
+      url,
+      'GET /a?b=1 HTTP/1.1\r\nHost: secure.fleet.test:8080\r\nConnection: close\r\n\r\n',
+    );
+    expect(reply).toMatch(/^HTTP\/1\.1 301 /);
+    expect(reply).toContain('location: https://secure.fleet.test/a?b=1');
   });
 
   it('answers an HTTP/1.0 client without chunked framing and closes', async () => {

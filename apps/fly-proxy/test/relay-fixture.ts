@@ -61,6 +61,8 @@ export interface MachineRow {
   app: string;
   addr: string;
   region: string;
+  /** The service's `ports` (default: port 80 with the `http` handler). */
+  ports?: unknown[];
 }
 
 export interface Edge {
@@ -99,14 +101,14 @@ export async function startEdge(
     const apps = [...new Set(machines.map((machine) => machine.app))];
     await client.transaction([
       ...apps.map((app) => ['INSERT INTO apps (name) VALUES (?)', [app]]),
-      ...machines.flatMap(({ id, app, addr, region }) => [
+      ...machines.flatMap(({ id, app, addr, region, ports }) => [
         [
           'INSERT INTO machines (id, app, state, private_addr, region) VALUES (?, ?, ?, ?, ?)',
           [id, app, 'started', addr, region],
         ],
         [
           'INSERT INTO services (machine_id, internal_port, app, ports) VALUES (?, ?, ?, ?)',
-          [id, 8080, app, httpService],
+          [id, 8080, app, ports === undefined ? httpService : JSON.stringify(ports)],
         ],
       ]),
     ] as Parameters<CorrosionClient['transaction']>[0]);

@@ -79,6 +79,15 @@ export class ClientConnection {
     );
   }
 
+  /** Answers 301 to `location` (force_https). */
+  redirect(location: string, requestId: string, close: boolean): void {
+    if (this.closed) return;
+    this.write(
+      `HTTP/1.1 301 Moved Permanently\r\nlocation: ${location}\r\ncontent-length: 0\r\n` +
+        `fly-request-id: ${requestId}\r\n${close ? 'connection: close\r\n' : ''}\r\n`,
+    );
+  }
+
   /** Refuses what cannot be a request, and closes. */
   refuse(status: number, code: string, message: string): void {
     this.answer(status, code, message, this.relay.requestId(), true);

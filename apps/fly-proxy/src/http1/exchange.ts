@@ -11,7 +11,13 @@ import {
 } from '../replay.js';
 import { targetOf } from '../request-target.js';
 import { idempotent } from '../retry.js';
-import { type Routed, routeApp, routeRequest } from '../route-request.js';
+import {
+  forcesHttps,
+  httpsLocation,
+  type Routed,
+  routeApp,
+  routeRequest,
+} from '../route-request.js';
 import { routingControls } from '../routing-controls.js';
 import { BodyFramer, FramingError } from './body.js';
 import type { ClientConnection } from './client-connection.js';
@@ -236,6 +242,17 @@ export class Exchange implements UpstreamUser {
     this.#app = routed.app;
     if (!routed.ok) {
       this.#own(routed.code, routed.message);
+      return;
+    }
+    const socket = this.client.socket as typeof this.client.socket & { encrypted?: boolean };
+    if (socket.encrypted !== true && forcesHttps(routed.candidates)) {
+      this.client.relay.deps.metrics.request(this.#app, 301);
+      this.client.redirect(
+        httpsLocation(this.#host, this.#path),
+        this.requestId,
+        !this.#keepAlive(),
+      );
+      this.#done(this.#keepAlive());
       return;
     }
     this.#candidates = routed.candidates;
@@ -539,11 +556,7 @@ export class Exchange implements UpstreamUser {
     }
     const status = statusOfCode(code);
     this.client.relay.deps.metrics.request(this.#app, status);
-    const keepAlive =
-      !close &&
-      this.#requestBody.done &&
-      !this.head.connection.includes('close') &&
-      this.head.minor === 1;
+    const keepAlive = !close && this.#keepAlive();
     this.client.answer(status, code, message, this.requestId, !keepAlive);
     this.#done(keepAlive);
   }
@@ -623,6 +636,13 @@ export class Exchange implements UpstreamUser {
   #fail(code: ProxyErrorCode, message: string): void {
     if (this.#phase === 'body' || this.#phase === 'tunnel') this.abort();
     else this.#own(code, message, true);
+  }
+
+  /** Whether the client connection can carry another request after the proxy's own answer. */
+  #keepAlive(): boolean {
+    return (
+      this.#requestBody.done && !this.head.connection.includes('close') && this.head.minor === 1
+    );
   }
 
   /** Whether the exchange ended meanwhile (the client left) — for checks after an await. */
