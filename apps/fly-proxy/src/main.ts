@@ -24,7 +24,10 @@ import { UpstreamPools } from './http1/upstream-pools.js';
 import { ProxyMetrics } from './metrics.js';
 import { createProxyHandler } from './proxy.js';
 import type { ProxyDeps } from './proxy-deps.js';
+import { ServicePorts } from './tcp/service-ports.js';
+import { TcpListeners } from './tcp/tcp-listeners.js';
 import {
+  type CertificateStore,
   createPlainListener,
   readFleetKeyFile,
   startTls,
@@ -192,6 +195,19 @@ const spec = {
     max: 86_400_000,
     description: 'how often one excess machine per region is stopped or suspended',
   },
+  'tcp-bind': {
+    type: 'string',
+    default: '',
+    description:
+      'address the public ports of services (raw TCP, proxy_proto, tls, http on other ports) are bound on (off when empty)',
+  },
+  'tcp-ports-max': {
+    type: 'number',
+    default: 64,
+    min: 1,
+    max: 10_000,
+    description: 'public ports listened on at most',
+  },
   'admin-in-flight-max': {
     type: 'number',
     default: 64,
@@ -217,6 +233,42 @@ function machinesApi(config: {
     variable: 'FLEET_API_TOKEN',
   });
   return new FlapsApi(config['flaps-url'], token, config['autostart-timeout-ms']);
+}
+
+/** The listeners of services' public ports, when `--tcp-bind` is set (edge mode). */
+function startTcpListeners(
+  config: {
+    mode: string;
+    'tcp-bind': string;
+    'tcp-ports-max': number;
+    'connect-timeout-ms': number;
+    'idle-timeout-ms': number;
+  },
+  deps: ProxyDeps,
+  relay: Http1Relay,
+  store: CertificateStore | undefined,
+  corrosion: CorrosionClient,
+  signal: AbortSignal,
+  hostId: string | undefined,
+) {
+  if (config['tcp-bind'] === '' || config.mode !== 'edge') return undefined;
+  const listeners = new TcpListeners(
+    deps,
+    relay,
+    {
+      bindHost: config['tcp-bind'],
+      portsMax: config['tcp-ports-max'],
+      connectTimeoutMs: config['connect-timeout-ms'],
+      idleTimeoutMs: config['idle-timeout-ms'],
+      hostId,
+    },
+    store?.sniCallback,
+  );
+  const ports = new ServicePorts(deps.logger, (next) => listeners.sync(next));
+  const followed = ports.follow(corrosion, signal).catch((error: unknown) => {
+    deps.logger.error({ err: error }, 'cannot follow the services ports');
+  });
+  return { listeners, followed };
 }
 
 runMain(async () => {
@@ -315,6 +367,15 @@ runMain(async () => {
     http1: (socket) => relay.serve(socket),
     logger,
   });
+  const tcp = startTcpListeners(
+    config,
+    deps,
+    relay,
+    tls?.store,
+    corrosion,
+    following.signal,
+    hostId,
+  );
   const admin = createHttpServer({
     logger,
     metrics,
@@ -331,14 +392,17 @@ runMain(async () => {
     autostart: deps.autostart?.stats(),
     autostop: deps.autostop?.stats(),
     tls: tls && { certificates: tls.store.stats(), connections: tls.listener.guard.stats() },
+    tcp: tcp?.listeners.stats(),
   }));
 
   onShutdown(logger, async () => {
     await plain.close();
     relay.close();
     await tls?.listener.close();
+    tcp?.listeners.close();
     following.abort();
     await followed;
+    await tcp?.followed;
     pools.close();
     deps.autostop?.close();
     await flaps?.close();

@@ -132,7 +132,7 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
         ...['--mode', 'edge', '--listen', options.proxyListen, '--admin-listen', '127.0.0.1:0'],
         ...['--corrosion-url', corrosionUrl, '--domain', options.domain],
         // Autostart and autostop go through the Machines API (its token is in the environment).
-        ...['--region', options.region, '--flaps-url', flaps.api!],
+        ...['--region', options.region, '--flaps-url', flaps.api!, '--tcp-bind', '127.0.0.1'],
         ...(options.proxyArgs ?? []),
       ],
       ['proxy', 'admin'],

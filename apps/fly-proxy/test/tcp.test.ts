@@ -1,0 +1,140 @@
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { proxyProtocolHeader } from '../src/tcp/proxy-protocol.js';
+import { type Edge, startEdge, startMachine } from './relay-fixture.js';
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** A raw TCP machine: echoes every byte, and remembers the first bytes of each connection. */
+async function tcpMachine(): Promise<{ server: Server; addr: string; firstBytes: Buffer[] }> {
+  const firstBytes: Buffer[] = [];
+  const server = createServer((socket) => {
+    socket.once('data', (chunk: Buffer) => firstBytes.push(chunk));
+    socket.pipe(socket);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, addr: `127.0.0.1:${(server.address() as { port: number }).port}`, firstBytes };
+}
+
+/** Connects to a public port (retrying while the proxy opens it), sends `text`, reads it back. */
+async function echoThrough(port: number, text: string): Promise<string> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const socket = await new Promise<Socket | undefined>((resolve) => {
+      const attempt = connect(port, '127.0.0.1', () => resolve(attempt));
+      attempt.once('error', () => resolve(undefined));
+    });
+    if (socket !== undefined) {
+      const reply = await new Promise<string>((resolve) => {
+        let seen = '';
+        socket.setEncoding('latin1');
+        socket.on('data', (chunk: string) => {
+          seen += chunk;
+          if (seen.includes(text)) socket.end();
+        });
+        socket.on('close', () => resolve(seen));
+        socket.on('error', () => resolve(seen));
+        socket.write(text);
+      });
+      if (reply.includes(text)) return reply;
+    }
+    if (Date.now() > deadline) throw new Error(`port ${port} never echoed`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+// Services' public ports as Fly's handlers make them: raw TCP passed through, PROXY protocol v1
+// and v2 in front of the client's bytes, and the HTTP relay on a port of the service's choosing.
+describe('fly-proxy public ports (raw TCP)', () => {
+  let edge: Edge;
+  const servers: Server[] = [];
+  const ports = { raw: 0, v1: 0, v2: 0, http: 0 };
+  let proxyProto: Awaited<ReturnType<typeof tcpMachine>>;
+
+  beforeAll(async () => {
+    for (const name of Object.keys(ports) as (keyof typeof ports)[]) ports[name] = await freePort();
+    const echo = await tcpMachine();
+    proxyProto = await tcpMachine();
+    const web = await startMachine('web1');
+    servers.push(echo.server, proxyProto.server, web.server);
+    edge = await startEdge(
+      [
+        {
+          id: 'raw1',
+          app: 'raw',
+          addr: echo.addr,
+          region: 'ams',
+          ports: [{ port: ports.raw, handlers: [] }],
+        },
+        {
+          id: 'pp1',
+          app: 'pp',
+          addr: proxyProto.addr,
+          region: 'ams',
+          ports: [
+            { port: ports.v1, handlers: ['proxy_proto'] },
+            { port: ports.v2, handlers: ['proxy_proto'], proxy_proto_options: { version: 'v2' } },
+          ],
+        },
+        {
+          id: 'web1',
+          app: 'web',
+          addr: web.addr,
+          region: 'ams',
+          ports: [{ port: ports.http, handlers: ['http'] }],
+        },
+      ],
+      { region: 'ams', args: ['--tcp-bind', '127.0.0.1'] },
+    );
+  });
+
+  afterAll(async () => {
+    await edge?.stop();
+    await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+  });
+
+  it('passes a raw TCP connection through to the machine, bytes both ways', async () => {
+    expect(await echoThrough(ports.raw, 'hello over tcp')).toBe('hello over tcp');
+  });
+
+  it('sends the PROXY protocol header, v1 and v2, before the client bytes', async () => {
+    const v1 = await echoThrough(ports.v1, 'after-v1');
+    expect(v1).toMatch(
+      new RegExp(`^PROXY TCP4 127\\.0\\.0\\.1 127\\.0\\.0\\.1 \\d+ ${ports.v1}\\r\\nafter-v1$`),
+    );
+    const v2 = await echoThrough(ports.v2, 'after-v2');
+    const header = Buffer.from(v2, 'latin1');
+    const expected = proxyProtocolHeader(2, {
+      sourceAddress: '127.0.0.1',
+      sourcePort: header.readUInt16BE(24),
+      destinationAddress: '127.0.0.1',
+      destinationPort: ports.v2,
+    });
+    expect(header.subarray(0, expected.length).equals(expected)).toBe(true);
+    expect(header.subarray(expected.length).toString('latin1')).toBe('after-v2');
+  });
+
+  it('serves HTTP on a port a service names with the http handler', async () => {
+    await echoThrough(ports.raw, 'ready'); // listeners are open by now
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const answer = await request(`http://127.0.0.1:${ports.http}/alt`, {
+        headers: { host: 'web.fleet.test' },
+      }).catch(() => undefined);
+      const text = await answer?.body.text();
+      if (answer?.statusCode === 200) {
+        expect(JSON.parse(text!).name).toBe('web1');
+        return;
+      }
+      if (Date.now() > deadline) throw new Error(`port ${ports.http} never served HTTP`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  });
+});
