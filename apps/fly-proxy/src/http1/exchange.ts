@@ -311,6 +311,10 @@ export class Exchange implements UpstreamUser {
     this.#upstream = connection;
     connection.user = this;
     const deps = this.client.relay.deps;
+    // A new connection to a backhaul measured one round trip to its host: routing prefers
+    // measured closeness to the regions' distance (seed: route to the closest healthy machine).
+    if (this.#viaBackhaul && !connection.reused)
+      deps.catalog.recordRtt(candidate.machine.hostId, connection.connectMs);
     this.#releaseLoad = deps.catalog.begin(candidate.machine);
     deps.autostop?.served(candidate.machine);
     this.#phase = 'waiting';

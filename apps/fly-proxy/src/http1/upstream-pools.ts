@@ -52,6 +52,8 @@ export class UpstreamConnection {
   constructor(
     readonly socket: Socket,
     private readonly pool: MachinePool,
+    /** How long the TCP handshake took: one round trip to the peer. */
+    readonly connectMs: number,
   ) {
     socket.on('data', (chunk: Buffer) => {
       if (this.user !== undefined) this.user.data(chunk);
@@ -180,6 +182,7 @@ class MachinePool {
 
   #connect(): Promise<UpstreamConnection> {
     this.#open += 1;
+    const started = performance.now();
     return new Promise((resolve, reject) => {
       const socket = connect({ host: this.host, port: this.port, noDelay: true });
       const timer = setTimeout(() => {
@@ -196,7 +199,7 @@ class MachinePool {
       socket.once('connect', () => {
         clearTimeout(timer);
         socket.off('error', failed);
-        resolve(new UpstreamConnection(socket, this));
+        resolve(new UpstreamConnection(socket, this, performance.now() - started));
       });
     });
   }
