@@ -9,7 +9,7 @@
 // 0.35x nginx chained twice). Installs Debian's wrk and nginx-light when missing (as root).
 // Needs `npm run build`. Usage: node bench/http.mjs [seconds=10] [connections=50]
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { CorrosionClient } from '@fleet/corrosion-client';
 import { startServerProcess } from '@fleet/service';
 import { request } from 'undici';
+import { cpuMs, ensureTools, startNginx } from './nginx.mjs';
 
 const seconds = Number(process.argv[2] ?? 10);
 const connections = Number(process.argv[3] ?? 50);
@@ -26,13 +27,13 @@ const corrosionMain = require.resolve('@fleet/corrosion/dist/main.js');
 const proxyMain = join(here, '..', 'dist', 'main.js');
 const host = 'bench.fleet.test';
 
-ensureTools();
+ensureTools(['wrk', 'nginx']);
 const dir = mkdtempSync(join(tmpdir(), 'fleet-proxy-bench-'));
 const stops = [];
 try {
   const backend = await child(process.execPath, [join(here, 'backend.mjs')]);
   stops.push(backend.stop);
-  const nginx = await startNginx(backend.port, 'one');
+  const nginx = await startProxyingNginx(backend.port, 'one');
   const flyProxy = await startFlyProxies(backend.port);
   const oneHop = {
     machine: { url: `http://127.0.0.1:${backend.port}`, pids: [backend.pid] },
@@ -42,7 +43,7 @@ try {
   };
   // Two hops: an edge in front of a second proxy in front of the machine (nginx chained twice;
   // a fly-proxy edge through a worker's backhaul fly-proxy). CPU counts both processes.
-  const chained = await startNginx(Number(new URL(nginx.url).port), 'two');
+  const chained = await startProxyingNginx(Number(new URL(nginx.url).port), 'two');
   const twoHops = {
     'nginx x2': { url: chained.url, pids: [chained.pids[0], nginx.pids[0]] },
     'fly-proxy x2': flyProxy.twoHops,
@@ -66,31 +67,6 @@ function measure(subjects) {
   return results;
 }
 
-function ensureTools() {
-  const missing = ['wrk', 'nginx'].filter((tool) => !which(tool));
-  if (missing.length === 0) return;
-  if (process.getuid?.() !== 0) {
-    throw new Error(`missing ${missing.join(', ')}: apt-get install wrk nginx-light (as root)`);
-  }
-  console.log('installing wrk and nginx-light from Debian (apt-get)...');
-  execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit' });
-  execFileSync('apt-get', ['install', '-y', '-qq', 'wrk', 'nginx-light', 'nghttp2-client'], {
-    stdio: 'inherit',
-    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-  });
-  // Debian's package may start a system nginx: the bench runs its own, and leaves none behind.
-  execFileSync('sh', ['-c', 'nginx -s stop 2>/dev/null || true']);
-}
-
-function which(tool) {
-  try {
-    execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Spawns a process that prints its port as its first line. */
 async function child(command, args) {
   const process_ = spawn(command, args, { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -109,49 +85,25 @@ async function child(command, args) {
   };
 }
 
-async function startNginx(backendPort, name) {
-  const conf = join(dir, `nginx-${name}.conf`);
-  writeFileSync(
-    conf,
-    `worker_processes 1;
-pid ${join(dir, `nginx-${name}.pid`)};
-error_log ${join(dir, `nginx-${name}-error.log`)} warn;
-daemon off;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}; proxy_temp_path ${dir};
-  fastcgi_temp_path ${dir}; uwsgi_temp_path ${dir}; scgi_temp_path ${dir};
-  upstream machine { server 127.0.0.1:${backendPort}; keepalive 64; }
-  server {
-    listen 127.0.0.1:0;
+/** nginx proxying to `backendPort` with keep-alive upstream connections. */
+async function startProxyingNginx(backendPort, name) {
+  const nginx = await startNginx(
+    dir,
+    name,
+    `listen LISTEN;
     location / {
       proxy_pass http://machine;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_set_header Host $host;
       proxy_set_header X-Forwarded-For $remote_addr;
-    }
-  }
-}
-`,
+    }`,
+    `upstream machine { server 127.0.0.1:${backendPort}; keepalive 64; }`,
   );
-  // nginx cannot report a port the kernel chose: pick a free one first.
-  const port = await freePort();
-  writeFileSync(conf, readFileSync(conf, 'utf8').replace('127.0.0.1:0', `127.0.0.1:${port}`));
-  const nginx = spawn('nginx', ['-c', conf, '-p', dir], { stdio: 'inherit' });
-  const exited = new Promise((resolve) => nginx.once('exit', resolve));
-  stops.push(async () => {
-    nginx.kill('SIGTERM');
-    await exited;
-  });
-  const url = `http://127.0.0.1:${port}`;
+  stops.push(nginx.stop);
+  const url = `http://127.0.0.1:${nginx.port}`;
   await ready(url);
-  // The worker is the one that proxies: its pid is the master's only child.
-  const worker = Number(
-    execFileSync('sh', ['-c', `pgrep -P ${nginx.pid} | head -1`], { encoding: 'utf8' }).trim(),
-  );
-  return { url, pids: [worker] };
+  return { url, pids: [nginx.pid] };
 }
 
 async function startNodeHttpProxy(backendPort) {
@@ -233,15 +185,6 @@ async function startFlyProxies(backendPort) {
   };
 }
 
-async function freePort() {
-  const { createServer } = await import('node:net');
-  const server = createServer();
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 /** Waits (bounded) until the subject answers 200 for the bench's host. */
 async function ready(url, hostName = host) {
   const deadline = Date.now() + 20_000;
@@ -254,13 +197,6 @@ async function ready(url, hostName = host) {
     if (Date.now() > deadline) throw new Error(`${url} never answered 200 (last ${status})`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-}
-
-/** CPU time (user + system) a process used so far, ms. */
-function cpuMs(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) / 100) * 1000;
 }
 
 function wrk(url, duration, hostName = host) {

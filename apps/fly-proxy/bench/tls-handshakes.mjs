@@ -1,14 +1,20 @@
 #!/usr/bin/env node
 // New TLS handshakes per second: fly-proxy's TLS listener (certificate from the store by SNI,
-// cached after the first handshake, the connection guard on) beside a bare `tls.createServer`
-// with one static certificate, measured in the same run with the same client. Each server runs
-// in its own child process (one core each, like a one-worker nginx); the client here opens
-// connections with `concurrency` in flight, completes the handshake (no session resumption) and
-// closes. Usage: node apps/fly-proxy/bench/tls-handshakes.mjs [seconds=5] [concurrency=32]
-// Needs `npm run build`. Prints handshakes/s for each and the ratio.
+// cached after the first handshake, the connection guard on) beside nginx (1 worker) and a bare
+// `tls.createServer`, both with one static certificate of the same CA and key type (ECDSA
+// P-256), measured in the same run with the same client. Each server runs in a process of its
+// own (one core); the client opens connections with `concurrency` in flight, completes the
+// handshake (TLS 1.3, no session resumption) and closes. Prints handshakes/s, server CPU per
+// handshake, and fly-proxy's ratio to nginx (issue 11's target: at least 0.5).
+// Usage: node apps/fly-proxy/bench/tls-handshakes.mjs [seconds=5] [concurrency=32]
+// Needs `npm run build`; installs nginx-light when missing (as root).
 import { fork } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { connect } from 'node:tls';
 import { fileURLToPath } from 'node:url';
+import { cpuMs, ensureTools, startNginx } from './nginx.mjs';
 
 const seconds = Number(process.argv[2] ?? 5);
 const concurrency = Number(process.argv[3] ?? 32);
@@ -18,7 +24,9 @@ if (process.env.BENCH_ROLE) await serve(process.env.BENCH_ROLE);
 else await main();
 
 async function main() {
+  ensureTools(['nginx']);
   const results = {};
+  results.nginx = await measureNginx();
   for (const role of ['bare', 'fleet']) {
     const child = fork(fileURLToPath(import.meta.url), [], {
       env: { ...process.env, BENCH_ROLE: role, LOG_LEVEL: 'error' },
@@ -31,13 +39,48 @@ async function main() {
     results[role] = { rate, cpuUsPerHandshake: cpuUs / count };
     child.kill();
   }
-  const { bare, fleet } = results;
+  const { nginx, bare, fleet } = results;
   console.log(
-    `TLS handshakes/s (${seconds}s, ${concurrency} in flight): bare tls.createServer ${bare.rate.toFixed(0)}, fly-proxy ${fleet.rate.toFixed(0)}, ratio ${(fleet.rate / bare.rate).toFixed(2)}`,
+    `TLS handshakes/s (${seconds}s, ${concurrency} in flight): nginx ${nginx.rate.toFixed(0)}, bare tls.createServer ${bare.rate.toFixed(0)}, fly-proxy ${fleet.rate.toFixed(0)}`,
   );
   console.log(
-    `server CPU per handshake: bare ${bare.cpuUsPerHandshake.toFixed(0)} µs, fly-proxy ${fleet.cpuUsPerHandshake.toFixed(0)} µs, capacity ratio ${(bare.cpuUsPerHandshake / fleet.cpuUsPerHandshake).toFixed(2)}`,
+    `server CPU per handshake: nginx ${nginx.cpuUsPerHandshake.toFixed(0)} µs, bare ${bare.cpuUsPerHandshake.toFixed(0)} µs, fly-proxy ${fleet.cpuUsPerHandshake.toFixed(0)} µs`,
   );
+  console.log(
+    `fly-proxy / nginx: ${(fleet.rate / nginx.rate).toFixed(2)}x handshakes/s, ${(nginx.cpuUsPerHandshake / fleet.cpuUsPerHandshake).toFixed(2)}x handshakes per core (target at least 0.5)`,
+  );
+}
+
+/** nginx terminating TLS with a certificate of a fresh fleet CA, measured like the others. */
+async function measureNginx() {
+  const dir = mkdtempSync(join(tmpdir(), 'fleet-tls-bench-'));
+  try {
+    const { FleetCa } = await import('../dist/tls/index.js');
+    const { ca } = await FleetCa.generate();
+    const issued = await ca.issue(servername, 3_600_000);
+    writeFileSync(join(dir, 'cert.pem'), issued.certPem);
+    writeFileSync(join(dir, 'key.pem'), issued.keyPem, { mode: 0o600 });
+    const nginx = await startNginx(
+      dir,
+      'tls',
+      `listen LISTEN ssl;
+    ssl_certificate ${join(dir, 'cert.pem')};
+    ssl_certificate_key ${join(dir, 'key.pem')};
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_session_tickets off;
+    location / { return 204; }`,
+    );
+    try {
+      await measure(nginx.port, ca.certPem, 1);
+      const cpuBefore = cpuMs(nginx.pid);
+      const { rate, count } = await measure(nginx.port, ca.certPem, seconds);
+      return { rate, cpuUsPerHandshake: ((cpuMs(nginx.pid) - cpuBefore) * 1000) / count };
+    } finally {
+      await nginx.stop();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** The server child's CPU time (user + system) in µs, so the figure holds when the client is the bottleneck. */
@@ -108,6 +151,7 @@ async function serve(role) {
   const listener = tlsModule.createTlsListener({
     store,
     handler: (_request, response) => response.end(),
+    http1: (socket) => socket.end(),
     logger,
     metrics,
   });
