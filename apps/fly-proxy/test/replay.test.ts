@@ -1,4 +1,5 @@
 import { createServer, type Server } from 'node:http';
+import { connect as connectH2 } from 'node:http2';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Edge, listening, startEdge } from './relay-fixture.js';
@@ -136,5 +137,47 @@ describe('fly-replay', () => {
     const loop = await send('web.fleet.test', 'instance=fra1', 'ams1,ams2,fra1');
     expect(loop.status).toBe(502);
     expect(String(loop.json.error)).toContain('replayed more than');
+  });
+
+  it('replays requests that came over HTTP/2 too, body included', async () => {
+    const session = connectH2(url);
+    try {
+      const send2 = (headers: Record<string, string>, body: string) =>
+        new Promise<{ status: number; json: Record<string, unknown> }>((resolve, reject) => {
+          const stream = session.request({
+            ':method': 'POST',
+            ':path': '/h2',
+            ':authority': 'web.fleet.test',
+            ...headers,
+          });
+          let status = 0;
+          let text = '';
+          stream.on('response', (answer) => {
+            status = Number(answer[':status']);
+          });
+          stream.setEncoding('utf8');
+          stream.on('data', (chunk: string) => {
+            text += chunk;
+          });
+          stream.on('end', () => resolve({ status, json: JSON.parse(text) }));
+          stream.on('error', reject);
+          stream.end(body);
+        });
+      const replayed = await send2(
+        { 'x-replay': 'region=fra;state=h2', 'x-replay-from': 'ams1,ams2' },
+        'y'.repeat(5_000),
+      );
+      expect(replayed.status).toBe(200);
+      expect(replayed.json).toMatchObject({ name: 'fra1', bodyBytes: 5_000 });
+      expect(replayed.json.source).toMatch(/;state=h2$/);
+      const back = await send2(
+        { 'x-replay': 'region=syd;fallback=force_self', 'x-replay-from': 'ams1,ams2' },
+        'z',
+      );
+      expect(['ams1', 'ams2']).toContain(back.json.name);
+      expect(String(back.json.failed)).toContain('PROXY_ERR_NO_MACHINE');
+    } finally {
+      session.close();
+    }
   });
 });
