@@ -61,6 +61,32 @@ describe('fly-proxy relay', () => {
     expect(missing.status).toBe(503);
   });
 
+  it('leaves the region only when no local machine can take the request, and comes back', async () => {
+    await edge.routable('web.fleet.test');
+    const servedBy = async () => {
+      const names = new Set<string>();
+      for (let i = 0; i < 10; i += 1) names.add((await get('web.fleet.test')).json.name);
+      return [...names].sort();
+    };
+    const until = async (expected: string[]) => {
+      const deadline = Date.now() + 20_000;
+      let names = await servedBy();
+      while (names.join() !== expected.join() && Date.now() < deadline) names = await servedBy();
+      return names;
+    };
+    await edge.client.transaction([
+      "UPDATE machines SET state = 'stopped' WHERE id IN ('ams1', 'ams2')",
+    ]);
+    try {
+      expect(await until(['fra1'])).toEqual(['fra1']);
+    } finally {
+      await edge.client.transaction([
+        "UPDATE machines SET state = 'started' WHERE id IN ('ams1', 'ams2')",
+      ]);
+    }
+    expect(await until(['ams1', 'ams2'])).toEqual(['ams1', 'ams2']);
+  });
+
   it('sends a request that never reached a machine to the next candidate', async () => {
     for (let i = 0; i < 10; i += 1) {
       const answer = await get('flaky.fleet.test');
