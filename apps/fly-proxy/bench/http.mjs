@@ -7,7 +7,8 @@
 // per 10k requests, and the ratios against issue 11's targets (one hop: at least 0.6x nginx's
 // requests per second and 2x node-http-proxy's, p99 within 2x nginx's; two hops: at least
 // 0.35x nginx chained twice). Installs Debian's wrk and nginx-light when missing (as root).
-// Needs `npm run build`. Usage: node bench/http.mjs [seconds=10] [connections=50]
+// Then latency at a fixed rate (open loop, bench/fixed-rate.mjs) through each one-hop subject.
+// Needs `npm run build`. Usage: node bench/http.mjs [seconds=10] [connections=50] [rate=3000]
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,10 +18,12 @@ import { fileURLToPath } from 'node:url';
 import { CorrosionClient } from '@fleet/corrosion-client';
 import { startServerProcess } from '@fleet/service';
 import { request } from 'undici';
+import { fixedRate } from './fixed-rate.mjs';
 import { cpuMs, ensureTools, startNginx } from './nginx.mjs';
 
 const seconds = Number(process.argv[2] ?? 10);
 const connections = Number(process.argv[3] ?? 50);
+const fixedRateRps = Number(process.argv[4] ?? 3_000);
 const here = dirname(fileURLToPath(import.meta.url));
 const require = (await import('node:module')).createRequire(import.meta.url);
 const corrosionMain = require.resolve('@fleet/corrosion/dist/main.js');
@@ -49,10 +52,23 @@ try {
     'fly-proxy x2': flyProxy.twoHops,
   };
   report('one hop', measure(oneHop), 'nginx', true);
+  await reportFixedRate(oneHop);
   report('two hops (edge -> second proxy -> machine)', measure(twoHops), 'nginx x2', false);
 } finally {
   for (const stop of stops.reverse()) await stop();
   rmSync(dir, { recursive: true, force: true });
+}
+
+/** Latency at a fixed rate, each subject in turn (the machine alone as the floor). */
+async function reportFixedRate(subjects) {
+  console.log(`\nlatency at a fixed ${fixedRateRps} req/s, open loop, ${seconds}s (ms)\n`);
+  console.log('subject             p50      p99    p99.9   failed');
+  for (const [name, subject] of Object.entries(subjects)) {
+    const r = await fixedRate(subject.url, subject.host ?? host, fixedRateRps, seconds);
+    console.log(
+      `${name.padEnd(16)} ${r.p50.toFixed(2).padStart(7)} ${r.p99.toFixed(2).padStart(8)} ${r.p999.toFixed(2).padStart(8)} ${String(r.failed).padStart(8)}`,
+    );
+  }
 }
 
 function measure(subjects) {
