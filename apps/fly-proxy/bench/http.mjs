@@ -7,7 +7,8 @@
 // per 10k requests, and the ratios against issue 11's targets (one hop: at least 0.6x nginx's
 // requests per second and 2x node-http-proxy's, p99 within 2x nginx's; two hops: at least
 // 0.35x nginx chained twice). Installs Debian's wrk and nginx-light when missing (as root).
-// Then latency at a fixed rate (open loop, bench/fixed-rate.mjs) through each one-hop subject.
+// Then latency at a fixed rate (open loop, bench/fixed-rate.mjs) through each one-hop subject,
+// and h2 over TLS (h2load, nghttp2-client) through nginx and fly-proxy's TLS listener.
 // Needs `npm run build`. Usage: node bench/http.mjs [seconds=10] [connections=50] [rate=3000]
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -30,7 +31,7 @@ const corrosionMain = require.resolve('@fleet/corrosion/dist/main.js');
 const proxyMain = join(here, '..', 'dist', 'main.js');
 const host = 'bench.fleet.test';
 
-ensureTools(['wrk', 'nginx']);
+ensureTools(['wrk', 'nginx', 'h2load']);
 const dir = mkdtempSync(join(tmpdir(), 'fleet-proxy-bench-'));
 const stops = [];
 try {
@@ -54,9 +55,64 @@ try {
   report('one hop', measure(oneHop), 'nginx', true);
   await reportFixedRate(oneHop);
   report('two hops (edge -> second proxy -> machine)', measure(twoHops), 'nginx x2', false);
+  const nginxH2 = await startTlsNginx(backend.port);
+  reportH2({ nginx: nginxH2, 'fly-proxy': flyProxy.tls });
 } finally {
   for (const stop of stops.reverse()) await stop();
   rmSync(dir, { recursive: true, force: true });
+}
+
+/** nginx terminating TLS with h2 (a certificate of a fresh fleet CA) in front of the machine. */
+async function startTlsNginx(backendPort) {
+  const { FleetCa } = await import('../dist/tls/index.js');
+  const { ca } = await FleetCa.generate();
+  const issued = await ca.issue(host, 3_600_000);
+  writeFileSync(join(dir, 'nginx-cert.pem'), issued.certPem);
+  writeFileSync(join(dir, 'nginx-key.pem'), issued.keyPem, { mode: 0o600 });
+  const nginx = await startNginx(
+    dir,
+    'h2',
+    `listen LISTEN ssl http2;
+    ssl_certificate ${join(dir, 'nginx-cert.pem')};
+    ssl_certificate_key ${join(dir, 'nginx-key.pem')};
+    location / {
+      proxy_pass http://machine;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+    }`,
+    `upstream machine { server 127.0.0.1:${backendPort}; keepalive 64; }`,
+  );
+  stops.push(nginx.stop);
+  return { port: nginx.port, pids: [nginx.pid] };
+}
+
+/** h2 over TLS with h2load (10 connections, 10 streams each), nginx beside fly-proxy. */
+function reportH2(subjects) {
+  const requests = Math.max(2_000, seconds * 2_000);
+  console.log(
+    `\nh2 over TLS, h2load -n${requests} -c10 -m10 (after a warm-up), one core per process\n`,
+  );
+  console.log('subject            req/s   mean ms     sd ms   CPU ms per 10k');
+  const results = {};
+  for (const [name, subject] of Object.entries(subjects)) {
+    const args = ['-c10', '-m10', `--connect-to=127.0.0.1:${subject.port}`, `https://${host}/`];
+    execFileSync('h2load', ['-n2000', ...args], { encoding: 'utf8' }); // warm-up, issuance
+    const cpuBefore = cpuMs(subject.pids[0]);
+    const out = execFileSync('h2load', [`-n${requests}`, ...args], { encoding: 'utf8' });
+    const cpu = cpuMs(subject.pids[0]) - cpuBefore;
+    const failed = Number(/(\d+) failed/.exec(out)?.[1] ?? 0);
+    if (failed > 0) throw new Error(`${name}: ${failed} failed h2 requests\n${out}`);
+    const rate = Number(/finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(out)[1]);
+    const [, , , mean, sd] = /time for request:\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)/.exec(out);
+    results[name] = { rate };
+    console.log(
+      `${name.padEnd(16)} ${rate.toFixed(0).padStart(8)} ${mean.padStart(9)} ${sd.padStart(9)} ${((cpu / requests) * 10_000).toFixed(0).padStart(10)}`,
+    );
+  }
+  console.log(
+    `\nfly-proxy / nginx (h2 over TLS): ${(results['fly-proxy'].rate / results.nginx.rate).toFixed(2)}x req/s`,
+  );
 }
 
 /** Latency at a fixed rate, each subject in turn (the machine alone as the floor). */
@@ -149,21 +205,23 @@ async function startFlyProxies(backendPort) {
     env: quiet,
   });
   stops.push(() => corrosion.stop());
-  const proxy = async (args) => {
+  const proxy = async (args, listeners = ['proxy', 'admin']) => {
     const started = await startServerProcess({
       command: process.execPath,
       args: [
         ...[proxyMain, '--listen', '127.0.0.1:0', '--corrosion-url', corrosion.urls.api],
         ...['--domain', 'fleet.test', '--region', 'local', ...args],
       ],
-      listeners: ['proxy', 'admin'],
+      listeners,
       env: quiet,
     });
     stops.push(() => started.stop());
     return started;
   };
-  const edge = await proxy([]);
   const keyed = ['--fleet-key-file', keyFile];
+  const tls = ['--tls-listen', '127.0.0.1:0', ...keyed];
+  const ca = ['--ca-cert-file', join(dir, 'ca.pem'), '--ca-key-file', join(dir, 'ca.key')];
+  const edge = await proxy([...tls, ...ca], ['proxy', 'admin', 'tls']);
   const backhaul = await proxy(['--mode', 'backhaul', '--host-id', 'worker-2', ...keyed]);
   const farEdge = await proxy(['--host-id', 'edge-1', ...keyed]);
   const client = new CorrosionClient({ url: corrosion.urls.api });
@@ -193,6 +251,7 @@ async function startFlyProxies(backendPort) {
   await ready(farEdge.urls.proxy, 'far.fleet.test');
   return {
     oneHop: { url: edge.urls.proxy, pids: [edge.child.pid] },
+    tls: { port: Number(new URL(edge.urls.tls).port), pids: [edge.child.pid] },
     twoHops: {
       url: farEdge.urls.proxy,
       pids: [farEdge.child.pid, backhaul.child.pid],
