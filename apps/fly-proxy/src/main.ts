@@ -327,12 +327,19 @@ runMain(async () => {
     idleTimeoutMs: config['upstream-idle-timeout-ms'],
   });
   const flaps = config.mode === 'edge' ? machinesApi(config) : undefined;
+  // One request's bug must not take the whole edge down (Node's default for an unhandled
+  // rejection is to exit): log it with its stack, count it, keep serving.
+  const proxyMetrics = new ProxyMetrics();
+  process.on('unhandledRejection', (reason) => {
+    logger.error({ err: reason }, 'unhandled promise rejection (a bug): logged, not fatal');
+    proxyMetrics.unhandledRejection();
+  });
   const deps: ProxyDeps = {
     catalog,
     upstreams,
     pools,
     region: config.region,
-    metrics: new ProxyMetrics(),
+    metrics: proxyMetrics,
     logger,
   };
   if (flaps !== undefined) {

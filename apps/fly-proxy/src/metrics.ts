@@ -1,4 +1,4 @@
-import { type Attributes, type Histogram, metrics } from '@opentelemetry/api';
+import { type Attributes, type Counter, type Histogram, metrics } from '@opentelemetry/api';
 
 /**
  * Every instrument of fly-proxy, in one place. Requests are counted in a local map and exported
@@ -9,6 +9,7 @@ export class ProxyMetrics {
   readonly #requests = new Map<string, { attributes: Attributes; count: number }>();
   readonly #histogramAttributes = new Map<string, Attributes>();
   readonly #upstreamMs: Histogram;
+  readonly #unhandled: Counter;
 
   constructor() {
     const meter = metrics.getMeter('fleet.fly-proxy');
@@ -22,6 +23,14 @@ export class ProxyMetrics {
       description: 'time from forwarding to the machine answering headers',
       unit: 'ms',
     });
+    this.#unhandled = meter.createCounter('proxy_unhandled_rejections', {
+      description: 'promise rejections nothing handled (a bug): logged and counted, not a crash',
+    });
+  }
+
+  /** A rejection nothing handled reached the process. */
+  unhandledRejection(): void {
+    this.#unhandled.add(1);
   }
 
   /** One request answered, by the machine or by the proxy itself. */

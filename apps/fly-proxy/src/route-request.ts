@@ -64,15 +64,25 @@ function decide(
   signal: AbortSignal | undefined,
 ): Routed | Promise<Routed> {
   if (app === undefined) return refused('', 'PROXY_ERR_NO_APP', `no app answers to host ${host}`);
-  const routed = deps.catalog.route(app, options);
-  // Saturated or loading: admit() waits for capacity (bounded) and routes again.
-  if (routed instanceof Promise || (routed.kind === 'no-machine' && routed.saturated)) {
-    return deps.catalog.admit(app, signal ? { ...options, signal } : options).then(
+  // Every promise here gets its rejection handled: a load that times out while corrosion is
+  // slow must answer 503, never become an unhandled rejection (seed 004).
+  const admitted = (): Promise<Routed> =>
+    deps.catalog.admit(app, signal ? { ...options, signal } : options).then(
       (decision) => autostarted(deps, app, host, decision, options),
       (error: unknown) => refusedFor(error, signal),
     );
+  const saturated = (decision: RouteDecision) =>
+    decision.kind === 'no-machine' && decision.saturated;
+  const routed = deps.catalog.route(app, options);
+  if (routed instanceof Promise) {
+    return routed.then(
+      // Saturated: admit() waits for capacity (bounded) and routes again.
+      (decision) =>
+        saturated(decision) ? admitted() : autostarted(deps, app, host, decision, options),
+      (error: unknown) => refusedFor(error, signal),
+    );
   }
-  return autostarted(deps, app, host, routed, options);
+  return saturated(routed) ? admitted() : autostarted(deps, app, host, routed, options);
 }
 
 /**
@@ -99,7 +109,10 @@ function autostarted(
     if (!started) return routedOf(app, host, decision);
     const again = deps.catalog.route(app, options);
     return again instanceof Promise
-      ? again.then((next) => routedOf(app, host, next))
+      ? again.then(
+          (next) => routedOf(app, host, next),
+          (error: unknown) => refusedFor(error, undefined),
+        )
       : routedOf(app, host, again);
   });
 }

@@ -11,7 +11,7 @@ import { request } from 'undici';
 const here = dirname(fileURLToPath(import.meta.url));
 const corrosionMain = join(here, '..', '..', 'corrosion', 'dist', 'main.js');
 const proxyMain = join(here, '..', 'dist', 'main.js');
-const quiet = { ...process.env, LOG_LEVEL: 'error' };
+const quiet = { ...process.env, LOG_LEVEL: process.env.FLEET_TEST_LOG_LEVEL ?? 'error' };
 const httpService = JSON.stringify([{ port: 80, handlers: ['http'] }]);
 
 /** A stand-in machine answering with its name and what it received. */
@@ -69,6 +69,7 @@ export interface Edge {
   proxy: ServerProcess;
   client: CorrosionClient;
   corrosionUrl: string;
+  corrosion: ServerProcess;
   /** Waits (bounded) until a request for `host` is answered by a machine. */
   routable(host: string): Promise<void>;
   stop(): Promise<void>;
@@ -135,7 +136,7 @@ export async function startEdge(
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
     };
-    return { proxy, client, corrosionUrl: corrosion.urls.api!, routable, stop };
+    return { proxy, client, corrosion, corrosionUrl: corrosion.urls.api!, routable, stop };
   } catch (error) {
     await stop();
     throw error;
