@@ -104,6 +104,10 @@ export class Catalog {
   readonly #resyncs: ResyncQueue;
   /** Machines reported unreachable (their entries carry the deadline). */
   readonly #unreachable = new Map<string, MachineEntry>();
+  /** Global tables to read again whole (an update refused by its lock), with attempts made. */
+  readonly #globalResyncs = new Map<FollowedTable, number>();
+  /** Global tables being read again: their changes meanwhile, replayed after. */
+  readonly #globalLoading = new Map<FollowedTable, PendingLoad>();
   readonly #loading = new Map<string, PendingLoad>();
   readonly #hostLoads = new Map<string, { app: string | null | undefined }>();
   readonly #negativeApps = new Map<string, number>();
@@ -263,9 +267,13 @@ export class Catalog {
     const changeId = event.type === 'change' ? event.changeId : undefined;
     const kind: RowKind = event.type === 'change' && event.kind === 'delete' ? 'delete' : 'upsert';
     if ((globalTables as readonly string[]).includes(table)) {
-      return this.#write(this.#global, `apply-${table}`, { table }, (topology) =>
-        this.#guardRow(table, event.cells, () => applyGlobal(topology, table, kind, event.cells)),
-      );
+      const loading = this.#globalLoading.get(table);
+      if (loading !== undefined) return this.#buffer(loading, [table, kind, event.cells]);
+      return this.#global
+        .write(`apply-${table}`, { table }, (topology) =>
+          this.#guardRow(table, event.cells, () => applyGlobal(topology, table, kind, event.cells)),
+        )
+        .catch((error: unknown) => this.#globalFailed(table, `apply-${table}`, error));
     }
     if (table === 'health_checks') return this.#applyHealth(kind, event.cells, changeId);
     const app = appOf(table, event.cells);
@@ -668,7 +676,7 @@ export class Catalog {
   /** A machine that moved to another app leaves the old one first (in the old app's shard). */
   async #leavePreviousApp(machine: MachineEntry): Promise<void> {
     const previous = machine.app;
-    await this.#write(this.#shardOf(previous), 'apply-machines', { app: previous }, () =>
+    await this.#applyWrite(this.#shardOf(previous), 'machines', previous, undefined, () =>
       this.#tables.forgetMachine(machine.id),
     );
   }
@@ -684,21 +692,10 @@ export class Catalog {
   async #reset(table: FollowedTable): Promise<void> {
     const global = (globalTables as readonly string[]).includes(table);
     if (global || this.mode === 'eager') {
-      if (this.#served.has(table)) {
-        this.#rebuild.set(table, []);
-        return;
-      }
-      // Not served yet (a stream that started over during its first rows): start afresh.
-      this.#rebuild.delete(table);
-      if (global) return this.#write(this.#global, `reset-${table}`, { table }, dropGlobal(table));
-      if (table === 'health_checks') this.#tables.orphanChecks.clear();
-      await Promise.all(
-        this.#shards.map((shard) =>
-          this.#write(shard, `reset-${table}`, { table }, (apps) =>
-            this.#tables.reset(apps, table),
-          ),
-        ),
-      );
+      this.#rebuild.set(table, []);
+      // Not served yet (a stream that started over during its first rows): nothing to
+      // protect, so the table is emptied now and its rows apply in place as they come.
+      if (!this.#served.has(table)) return this.#swapIn(table);
       return;
     }
     for (const pending of this.#loading.values()) pending.overflow = true;
@@ -727,11 +724,11 @@ export class Catalog {
     const rows = this.#rebuild.get(table) ?? [];
     this.#rebuild.delete(table);
     if ((globalTables as readonly string[]).includes(table)) {
-      return this.#write(this.#global, `reset-${table}`, { table }, (topology) => {
-        dropGlobal(table)(topology);
-        for (const cells of rows)
-          this.#guardRow(table, cells, () => applyGlobal(topology, table, 'upsert', cells));
-      }).then(noop);
+      return this.#global
+        .write(`reset-${table}`, { table }, (topology) =>
+          this.#replaceGlobal(topology, table, rows),
+        )
+        .catch((error: unknown) => this.#globalFailed(table, `reset-${table}`, error));
     }
     const byShard: unknown[][][] = this.#shards.map(() => []);
     const orphans: unknown[][] = [];
@@ -745,10 +742,21 @@ export class Catalog {
     }
     if (table === 'health_checks') this.#tables.orphanChecks.clear();
     const writes = this.#shards.map((shard, index) =>
-      this.#write(shard, `reset-${table}`, { table }, (apps) => {
-        this.#tables.reset(apps, table);
-        for (const cells of byShard[index]!) this.#swapRow(apps, table, cells);
-      }),
+      shard
+        .write(`reset-${table}`, { table }, (apps) => {
+          this.#tables.reset(apps, table);
+          for (const cells of byShard[index]!) this.#swapRow(apps, table, cells);
+        })
+        .catch((error: unknown) => {
+          // The shard kept its old rows of the table: each of its apps, and each app the new
+          // rows name, is read again from corrosion (a lock refusal is no app's fault).
+          this.#metrics.updateFailures.add(1, { label: `reset-${table}` });
+          this.#options.logger.error({ err: error, table, shard: index }, 'catalog swap failed');
+          const apps = new Set(shard.state.keys());
+          for (const cells of byShard[index]!) apps.add(this.#appOfRow(table, cells));
+          apps.delete('');
+          for (const app of apps) this.#updateFailed(app, table, undefined, error);
+        }),
     );
     for (const cells of orphans)
       this.#guardRow(table, cells, () => this.#tables.health('upsert', cells));
@@ -760,8 +768,71 @@ export class Catalog {
     try {
       this.#applyRow(apps, table, 'upsert', cells);
     } catch (error) {
-      const app = table === 'health_checks' ? '' : appOf(table, cells);
+      const app = this.#appOfRow(table, cells);
       if (app !== '') this.#updateFailed(app, table, undefined, error);
+    }
+  }
+
+  /** The app a row belongs to; a health check's through its machine ('' when not held). */
+  #appOfRow(table: FollowedTable, cells: unknown[]): string {
+    if (table !== 'health_checks') return appOf(table, cells);
+    return this.#tables.machines.get(String(cells[0]))?.app ?? '';
+  }
+
+  /** Replaces a global table's rows (inside the global write lock). */
+  #replaceGlobal(topology: Topology, table: FollowedTable, rows: readonly unknown[][]): void {
+    dropGlobal(table)(topology);
+    for (const cells of rows)
+      this.#guardRow(table, cells, () => applyGlobal(topology, table, 'upsert', cells));
+  }
+
+  /**
+   * A global table's update or swap did not apply (its lock refused it): the table is read again
+   * whole from corrosion (#resyncGlobal). Replaying the one update later could undo a newer one
+   * of the same row that applied meanwhile.
+   */
+  #globalFailed(table: FollowedTable, label: string, error: unknown): void {
+    this.#metrics.updateFailures.add(1, { label });
+    this.#options.logger.error({ err: error, table, label }, 'catalog update failed');
+    if (!this.#globalResyncs.has(table)) this.#globalResyncs.set(table, 0);
+  }
+
+  /**
+   * Reads a global table whole (hosts and regions are small) and swaps it in, with the changes
+   * delivered meanwhile replayed on top — the same race handling as an app's load (#loadApp).
+   * Retried on the next upkeep, at most `resyncAttemptsMax` times.
+   */
+  async #resyncGlobal(client: CorrosionClient, table: FollowedTable): Promise<void> {
+    const pending: PendingLoad = { events: [], overflow: false };
+    this.#globalLoading.set(table, pending);
+    try {
+      const answer = await client.query(
+        `SELECT ${followedTables[table].join(', ')} FROM ${table}`,
+        {
+          signal: AbortSignal.timeout(this.#options.loadTimeoutMs),
+        },
+      );
+      if (pending.overflow)
+        throw new Error(`more than ${this.#options.loadBufferedChangesMax} changes`);
+      await this.#global.write(`resync-${table}`, { table }, (topology) => {
+        this.#globalLoading.delete(table);
+        this.#replaceGlobal(topology, table, answer.rows);
+        for (const [, kind, cells] of pending.events)
+          this.#guardRow(table, cells, () => applyGlobal(topology, table, kind, cells));
+      });
+      this.#globalResyncs.delete(table);
+    } catch (error) {
+      const attempts = (this.#globalResyncs.get(table) ?? 0) + 1;
+      if (attempts < this.#options.resyncAttemptsMax) this.#globalResyncs.set(table, attempts);
+      else {
+        this.#globalResyncs.delete(table);
+        this.#options.logger.error(
+          { err: error, table },
+          'catalog gave up resyncing a global table; it is read again at its next reset',
+        );
+      }
+    } finally {
+      if (this.#globalLoading.get(table) === pending) this.#globalLoading.delete(table);
     }
   }
 
@@ -809,7 +880,7 @@ export class Catalog {
     }
   }
 
-  /** A write that fails is logged and counted; load-app and reset-* failures are rethrown. */
+  /** A write that fails is logged and counted; a load's failure is rethrown (to its loader). */
   #write<T, R>(
     guarded: Guarded<T>,
     label: string,
@@ -819,7 +890,7 @@ export class Catalog {
     return guarded.write(label, context, fn).catch((error: unknown) => {
       this.#metrics.updateFailures.add(1, { label });
       this.#options.logger.error({ err: error, ...context, label }, 'catalog update failed');
-      if (label === 'load-app' || label.startsWith('reset-')) throw error;
+      if (label === 'load-app') throw error;
       return undefined;
     }) as Promise<R | undefined>;
   }
@@ -912,6 +983,9 @@ export class Catalog {
    */
   #pumpResyncs(client: CorrosionClient): void {
     if (!this.#attachedAll()) return;
+    for (const table of this.#globalResyncs.keys()) {
+      if (!this.#globalLoading.has(table)) void this.#resyncGlobal(client, table);
+    }
     const nowMs = Date.now();
     const free = this.#options.loadConcurrencyMax - this.#loader.running - this.#loader.queued;
     for (const app of this.#resyncs.take(nowMs, free)) this.#resync(client, app, false);
