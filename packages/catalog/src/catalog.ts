@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { CorrosionClient, WatchEvent } from '@fleet/corrosion-client';
 import type { LockSnapshot } from '@fleet/locks';
 import { Admission } from './admission.js';
@@ -231,18 +232,26 @@ export class Catalog {
     // from the flow of the update that failed could inherit that flow's lock (seed 002).
     const upkeep = setInterval(() => this.#upkeep(client, signal), upkeepMs);
     upkeep.unref();
+    // One signal for every stream: while they re-attach, each holds a listener for its request
+    // and one for its backoff, past Node's default warning threshold of 10.
+    const streams = new AbortController();
+    setMaxListeners(4 * followedCount, streams.signal);
+    const abort = () => streams.abort();
+    signal.addEventListener('abort', abort, { once: true });
+    if (signal.aborted) abort();
     try {
       await Promise.all(
         (Object.keys(followedTables) as FollowedTable[]).map((table) =>
           client.watch(
             `SELECT ${followedTables[table].join(', ')} FROM ${table}`,
             (event) => void this.apply(table, event),
-            { signal },
+            { signal: streams.signal },
           ),
         ),
       );
     } finally {
       clearInterval(upkeep);
+      signal.removeEventListener('abort', abort);
     }
   }
 

@@ -1,6 +1,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, connect, createServer as createTcpServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,12 +12,13 @@ import { machineCells, quiet } from './fixtures.js';
 const here = dirname(fileURLToPath(import.meta.url));
 const corrosionMain = join(here, '..', '..', '..', 'apps', 'corrosion', 'dist', 'main.js');
 
-/** Polls `probe` until `accept` holds or 10 s pass; returns the last value (assert on it). */
+/** Polls `probe` until `accept` holds or `timeoutMs` pass; returns the last value (assert on it). */
 export async function until<T>(
   probe: () => T | Promise<T>,
   accept: (value: T) => boolean,
+  timeoutMs = 10_000,
 ): Promise<T> {
-  const deadline = Date.now() + 10_000;
+  const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();
     if (accept(value) || Date.now() > deadline) return value;
@@ -25,20 +26,55 @@ export async function until<T>(
   }
 }
 
-/**
- * A real corrosion agent (a child process on a temporary SQLite file) and Catalogs following
- * it. `freeze()` stops the agent (SIGSTOP): it keeps its sockets but answers nothing, as a paused
- * or wedged agent. `stop()` undoes everything, also after a failed test.
- */
-export async function startAgent() {
-  const dir = mkdtempSync(join(tmpdir(), 'fleet-catalog-'));
-  const corrosion: ServerProcess = await startServerProcess({
+function runAgent(dir: string): Promise<ServerProcess> {
+  return startServerProcess({
     command: process.execPath,
     args: [corrosionMain, 'agent', '--db', join(dir, 'c.db'), '--api-addr', '127.0.0.1:0'],
     listeners: ['api'],
     env: { ...process.env, LOG_LEVEL: 'warn' },
   });
-  const client = new CorrosionClient({ url: corrosion.urls.api!, timeoutMs: 5_000 });
+}
+
+/**
+ * A TCP relay on an ephemeral port to the agent's current API port, so an agent restarted on a
+ * new port keeps one address for its clients. Its connections close with the agent's.
+ */
+async function startRelay(target: () => number) {
+  const sockets = new Set<Socket>();
+  const server = createTcpServer((inbound) => {
+    const outbound = connect(target(), '127.0.0.1');
+    for (const socket of [inbound, outbound]) {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+      socket.on('error', () => {
+        inbound.destroy();
+        outbound.destroy();
+      });
+    }
+    inbound.pipe(outbound).pipe(inbound);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+/**
+ * A real corrosion agent (a child process on a temporary SQLite file, reached through a relay)
+ * and Catalogs following it. `freeze()` stops the agent (SIGSTOP): it keeps its sockets but
+ * answers nothing, as a paused or wedged agent. `restart()` stops it and starts it again on the
+ * same file: its subscriptions are gone, so followers start over (a reset). `stop()` undoes
+ * everything, also after a failed test.
+ */
+export async function startAgent() {
+  const dir = mkdtempSync(join(tmpdir(), 'fleet-catalog-'));
+  let corrosion = await runAgent(dir);
+  const relay = await startRelay(() => Number(new URL(corrosion.urls.api!).port));
+  const client = new CorrosionClient({ url: `http://127.0.0.1:${relay.port}`, timeoutMs: 5_000 });
   const following: AbortController[] = [];
   let frozen = false;
 
@@ -51,6 +87,10 @@ export async function startAgent() {
     thaw() {
       frozen = false;
       corrosion.child.kill('SIGCONT');
+    },
+    async restart() {
+      await corrosion.stop();
+      corrosion = await runAgent(dir);
     },
     /** Inserts an app with one started machine (and its service) per id. */
     async writeApp(app: string, machineIds: string[]) {
@@ -97,6 +137,7 @@ export async function startAgent() {
       this.unfollow();
       await client.close();
       await corrosion.stop();
+      await relay.close();
       rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -1,5 +1,6 @@
-import { describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Catalog } from '../src/index.js';
+import { startAgent, until } from './agent.js';
 import { catalogWith, change, machineCells, row } from './fixtures.js';
 
 const ids = (decision: Awaited<ReturnType<Catalog['route']>>) =>
@@ -60,4 +61,70 @@ describe('subscription reset (eager)', () => {
     expect(ids(after)).toEqual(['m1']);
     expect(after.kind === 'ok' && after.machine.backhaulAddr).toBe('10.0.0.7:4280');
   });
+});
+
+// The same against a real corrosion agent that restarts: its subscriptions are gone, so every
+// stream starts over (reset, rows, ready). Routing is sampled all along: every answer comes from
+// the old table until the new one is in, in both modes.
+describe('subscription reset after an agent restart', () => {
+  let agent: Awaited<ReturnType<typeof startAgent>>;
+
+  beforeAll(async () => {
+    agent = await startAgent();
+    await agent.writeApp('web', ['w1', 'w2']);
+  });
+  afterEach(() => agent?.unfollow());
+  afterAll(async () => {
+    await agent?.stop();
+  });
+
+  it.each(['eager', 'lazy'] as const)(
+    '%s: never answers from an empty table',
+    async (mode) => {
+      const catalog = await agent.follow({ mode });
+      expect(ids(await catalog.route('web'))).toEqual(['w1', 'w2']);
+      // A machine the Catalog holds that corrosion does not have (as a change it missed).
+      const ghost = machineCells({ id: 'ghost', app: 'web' });
+      await catalog.apply('machines', change('insert', ghost.machine));
+      await catalog.apply('services', change('insert', ghost.service));
+      expect(ids(await catalog.route('web'))).toEqual(['ghost', 'w1', 'w2']);
+
+      const answers: unknown[] = [];
+      let sampling = true;
+      const sampler = (async () => {
+        while (sampling) {
+          answers.push(
+            await Promise.resolve(catalog.route('web')).then(ids, (error) => error.code),
+          );
+          await new Promise((resolve) => setTimeout(resolve, 5));
+        }
+      })();
+      try {
+        await agent.restart();
+        const after = await until(
+          async () => ids(await catalog.route('web')),
+          (machines) => Array.isArray(machines) && !machines.includes('ghost'),
+          30_000,
+        );
+        expect(after).toEqual(['w1', 'w2']);
+      } finally {
+        sampling = false;
+        await sampler;
+      }
+      // every stream started over (each in its own time) and every app held was read again
+      const settled = await until(
+        () => catalog.stats(),
+        (stats) => stats.fresh && stats.resyncing.reset === 0,
+        30_000,
+      );
+      expect(settled).toMatchObject({ fresh: true, resyncing: { reset: 0 } });
+      expect(ids(await catalog.route('web'))).toEqual(['w1', 'w2']);
+      const wrong = answers.filter(
+        (answer) => !Array.isArray(answer) || !answer.includes('w1') || !answer.includes('w2'),
+      );
+      expect(wrong).toEqual([]);
+      expect(answers.length).toBeGreaterThan(10);
+    },
+    60_000,
+  );
 });
