@@ -584,19 +584,34 @@ export class Catalog {
         this.#reloaded(app);
         return;
       }
+      // A row whose application throws must not leave the app half-reloaded (reload clears
+      // its rows first): the others still apply, and the app is quarantined for that row.
+      let fault: { table: FollowedTable; error: unknown } | undefined;
+      const applyAll = (
+        apps: ShardState,
+        table: FollowedTable,
+        kind: RowKind,
+        cells: unknown[],
+      ) => {
+        try {
+          this.#applyRow(apps, table, kind, cells);
+        } catch (error) {
+          fault ??= { table, error };
+        }
+      };
       await this.#write(this.#shardOf(app), 'load-app', { app }, (apps) => {
         this.#loading.delete(app);
         this.#stale.delete(app);
         this.#tables.reload(apps, app, () => {
           this.#tables.entry(apps, app).usedTick = ++this.#tick;
           for (const table of appTables) {
-            for (const cells of rows[table]) this.#applyRow(apps, table, 'upsert', cells);
+            for (const cells of rows[table]) applyAll(apps, table, 'upsert', cells);
           }
-          for (const [table, kind, cells] of pending.events)
-            this.#applyRow(apps, table, kind, cells);
+          for (const [table, kind, cells] of pending.events) applyAll(apps, table, kind, cells);
         });
       });
-      this.#reloaded(app);
+      if (fault === undefined) this.#reloaded(app);
+      else this.#updateFailed(app, fault.table, undefined, fault.error);
       this.#evictIdle();
     } finally {
       if (this.#loading.get(app) === pending) this.#loading.delete(app);
@@ -938,6 +953,10 @@ export class Catalog {
       this.#resyncs.schedule(app, 'refused', nowMs);
       return;
     }
+    if (this.#quarantine.has(app)) {
+      this.#quarantine.retryLater(app, nowMs); // its resync met the fault again
+      return;
+    }
     const message = error instanceof Error ? error.message : String(error);
     this.#quarantine.add({ app, table, reason, atMs: nowMs, changeId, error: message });
     this.#stale.delete(app);
@@ -1013,7 +1032,7 @@ export class Catalog {
     this.#loader
       .load(`app:${app}`, app, (signal) => this.#loadApp(client, app, signal))
       .then(
-        () => this.#reloaded(app),
+        () => undefined, // #loadApp released or re-quarantined the app
         (error: unknown) => {
           const nowMs = Date.now();
           if (quarantined) this.#quarantine.retryLater(app, nowMs);
