@@ -4,6 +4,7 @@ import type { LockSnapshot } from '@fleet/locks';
 import { Admission } from './admission.js';
 import { BadRowError, CatalogError } from './errors.js';
 import { Freshness, type TableFreshness } from './freshness.js';
+import { GlobalTables } from './global-tables.js';
 import { Interner } from './intern.js';
 import { Loader } from './loader.js';
 import { type CatalogMetrics, catalogMetrics } from './metrics.js';
@@ -29,10 +30,7 @@ import {
   type FollowedTable,
   followedTables,
   globalTables,
-  hostFromCells,
   loggableCells,
-  regionFromCells,
-  text,
 } from './rows.js';
 import { Guarded, type ShardState, shardIndex } from './shard.js';
 import { AppTables, type RowKind } from './store.js';
@@ -90,6 +88,7 @@ export class Catalog {
   readonly #options: ResolvedOptions;
   readonly #shards: Guarded<ShardState>[];
   readonly #global: Guarded<Topology>;
+  readonly #globalTables: GlobalTables;
   readonly #tables: AppTables;
   readonly #loader: Loader;
   readonly #admission: Admission;
@@ -105,10 +104,6 @@ export class Catalog {
   readonly #resyncs: ResyncQueue;
   /** Machines reported unreachable (their entries carry the deadline). */
   readonly #unreachable = new Map<string, MachineEntry>();
-  /** Global tables to read again whole (an update refused by its lock), with attempts made. */
-  readonly #globalResyncs = new Map<FollowedTable, number>();
-  /** Global tables being read again: their changes meanwhile, replayed after. */
-  readonly #globalLoading = new Map<FollowedTable, PendingLoad>();
   readonly #loading = new Map<string, PendingLoad>();
   readonly #hostLoads = new Map<string, { app: string | null | undefined }>();
   readonly #negativeApps = new Map<string, number>();
@@ -134,6 +129,26 @@ export class Catalog {
     );
     const topology = new Topology(this.#options.region);
     this.#global = new Guarded('catalog-global', topology, lockOptions);
+    this.#globalTables = new GlobalTables(
+      this.#global,
+      {
+        resyncAttemptsMax: this.#options.resyncAttemptsMax,
+        queryTimeoutMs: this.#options.loadTimeoutMs,
+        bufferedChangesMax: this.#options.loadBufferedChangesMax,
+      },
+      {
+        guardRow: (table, cells, apply) => this.#guardRow(table, cells, apply),
+        failed: (table, label, error) => {
+          this.#metrics.updateFailures.add(1, { label });
+          this.#options.logger.error({ err: error, table, label }, 'catalog update failed');
+        },
+        gaveUp: (table, error) =>
+          this.#options.logger.error(
+            { err: error, table },
+            'catalog gave up resyncing a global table; it is read again at its next reset',
+          ),
+      },
+    );
     this.#tables = new AppTables(
       topology,
       new Interner(),
@@ -276,13 +291,7 @@ export class Catalog {
     const changeId = event.type === 'change' ? event.changeId : undefined;
     const kind: RowKind = event.type === 'change' && event.kind === 'delete' ? 'delete' : 'upsert';
     if ((globalTables as readonly string[]).includes(table)) {
-      const loading = this.#globalLoading.get(table);
-      if (loading !== undefined) return this.#buffer(loading, [table, kind, event.cells]);
-      return this.#global
-        .write(`apply-${table}`, { table }, (topology) =>
-          this.#guardRow(table, event.cells, () => applyGlobal(topology, table, kind, event.cells)),
-        )
-        .catch((error: unknown) => this.#globalFailed(table, `apply-${table}`, error));
+      return this.#globalTables.apply(table, kind, event.cells);
     }
     if (table === 'health_checks') return this.#applyHealth(kind, event.cells, changeId);
     const app = appOf(table, event.cells);
@@ -748,11 +757,7 @@ export class Catalog {
     const rows = this.#rebuild.get(table) ?? [];
     this.#rebuild.delete(table);
     if ((globalTables as readonly string[]).includes(table)) {
-      return this.#global
-        .write(`reset-${table}`, { table }, (topology) =>
-          this.#replaceGlobal(topology, table, rows),
-        )
-        .catch((error: unknown) => this.#globalFailed(table, `reset-${table}`, error));
+      return this.#globalTables.swap(table, rows);
     }
     const byShard: unknown[][][] = this.#shards.map(() => []);
     const orphans: unknown[][] = [];
@@ -801,63 +806,6 @@ export class Catalog {
   #appOfRow(table: FollowedTable, cells: unknown[]): string {
     if (table !== 'health_checks') return appOf(table, cells);
     return this.#tables.machines.get(String(cells[0]))?.app ?? '';
-  }
-
-  /** Replaces a global table's rows (inside the global write lock). */
-  #replaceGlobal(topology: Topology, table: FollowedTable, rows: readonly unknown[][]): void {
-    dropGlobal(table)(topology);
-    for (const cells of rows)
-      this.#guardRow(table, cells, () => applyGlobal(topology, table, 'upsert', cells));
-  }
-
-  /**
-   * A global table's update or swap did not apply (its lock refused it): the table is read again
-   * whole from corrosion (#resyncGlobal). Replaying the one update later could undo a newer one
-   * of the same row that applied meanwhile.
-   */
-  #globalFailed(table: FollowedTable, label: string, error: unknown): void {
-    this.#metrics.updateFailures.add(1, { label });
-    this.#options.logger.error({ err: error, table, label }, 'catalog update failed');
-    if (!this.#globalResyncs.has(table)) this.#globalResyncs.set(table, 0);
-  }
-
-  /**
-   * Reads a global table whole (hosts and regions are small) and swaps it in, with the changes
-   * delivered meanwhile replayed on top — the same race handling as an app's load (#loadApp).
-   * Retried on the next upkeep, at most `resyncAttemptsMax` times.
-   */
-  async #resyncGlobal(client: CorrosionClient, table: FollowedTable): Promise<void> {
-    const pending: PendingLoad = { events: [], overflow: false };
-    this.#globalLoading.set(table, pending);
-    try {
-      const answer = await client.query(
-        `SELECT ${followedTables[table].join(', ')} FROM ${table}`,
-        {
-          signal: AbortSignal.timeout(this.#options.loadTimeoutMs),
-        },
-      );
-      if (pending.overflow)
-        throw new Error(`more than ${this.#options.loadBufferedChangesMax} changes`);
-      await this.#global.write(`resync-${table}`, { table }, (topology) => {
-        this.#globalLoading.delete(table);
-        this.#replaceGlobal(topology, table, answer.rows);
-        for (const [, kind, cells] of pending.events)
-          this.#guardRow(table, cells, () => applyGlobal(topology, table, kind, cells));
-      });
-      this.#globalResyncs.delete(table);
-    } catch (error) {
-      const attempts = (this.#globalResyncs.get(table) ?? 0) + 1;
-      if (attempts < this.#options.resyncAttemptsMax) this.#globalResyncs.set(table, attempts);
-      else {
-        this.#globalResyncs.delete(table);
-        this.#options.logger.error(
-          { err: error, table },
-          'catalog gave up resyncing a global table; it is read again at its next reset',
-        );
-      }
-    } finally {
-      if (this.#globalLoading.get(table) === pending) this.#globalLoading.delete(table);
-    }
   }
 
   /** Lazy mode: past maxLoadedApps, evict the least recently used idle apps down to 90 %. */
@@ -1011,9 +959,7 @@ export class Catalog {
    */
   #pumpResyncs(client: CorrosionClient): void {
     if (!this.#attachedAll()) return;
-    for (const table of this.#globalResyncs.keys()) {
-      if (!this.#globalLoading.has(table)) void this.#resyncGlobal(client, table);
-    }
+    this.#globalTables.pump(client);
     const nowMs = Date.now();
     const free = this.#options.loadConcurrencyMax - this.#loader.running - this.#loader.queued;
     for (const app of this.#resyncs.take(nowMs, free)) this.#resync(client, app, false);
@@ -1094,27 +1040,6 @@ export class Catalog {
     }
     map.set(key, value);
   }
-}
-
-/** Forgets every row of a global table (entries stay: machines may name them). */
-function dropGlobal(table: FollowedTable): (topology: Topology) => void {
-  return (topology) => {
-    if (table === 'hosts') for (const id of [...topology.hosts.keys()]) topology.dropHost(id);
-    else for (const code of [...topology.regions.keys()]) topology.dropRegion(code);
-  };
-}
-
-function applyGlobal(
-  topology: Topology,
-  table: FollowedTable,
-  kind: RowKind,
-  cells: unknown[],
-): void {
-  if (table === 'hosts') {
-    if (kind === 'delete') topology.dropHost(text(cells, 0, 'hosts', 'id'));
-    else topology.putHost(hostFromCells(cells));
-  } else if (kind === 'delete') topology.dropRegion(text(cells, 0, 'regions', 'code'));
-  else topology.putRegion(regionFromCells(cells));
 }
 
 function noop(): void {}
