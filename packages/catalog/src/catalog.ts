@@ -1,7 +1,10 @@
+import { setMaxListeners } from 'node:events';
 import type { CorrosionClient, WatchEvent } from '@fleet/corrosion-client';
 import type { LockSnapshot } from '@fleet/locks';
 import { Admission } from './admission.js';
 import { BadRowError, CatalogError } from './errors.js';
+import { Freshness, type TableFreshness } from './freshness.js';
+import { GlobalTables } from './global-tables.js';
 import { Interner } from './intern.js';
 import { Loader } from './loader.js';
 import { type CatalogMetrics, catalogMetrics } from './metrics.js';
@@ -12,7 +15,9 @@ import {
   type ResolvedOptions,
   resolveOptions,
 } from './options.js';
+import { faultOf, Quarantine, type QuarantineEntry } from './quarantine.js';
 import { readAppRows, readHostnameApp } from './queries.js';
+import { ResyncQueue } from './resync.js';
 import {
   type RouteContext,
   type RouteDecision,
@@ -25,17 +30,19 @@ import {
   type FollowedTable,
   followedTables,
   globalTables,
-  hostFromCells,
   loggableCells,
-  regionFromCells,
-  text,
 } from './rows.js';
 import { Guarded, type ShardState, shardIndex } from './shard.js';
 import { AppTables, type RowKind } from './store.js';
 import { Topology } from './topology.js';
 
 export interface CatalogStats {
+  /** Every followed table delivered its initial rows once: there is a table to route from. */
   ready: boolean;
+  /** Ready, every stream attached, and no table stale (see `tables`). */
+  fresh: boolean;
+  /** Per followed table: attached, age of its last event, stale. */
+  tables: Record<FollowedTable, TableFreshness>;
   mode: CatalogMode;
   shards: number;
   apps: number;
@@ -44,6 +51,12 @@ export interface CatalogStats {
   rejectedRows: number;
   loadsRunning: number;
   loadsQueued: number;
+  /** Apps quarantined for an update at fault (listed by `quarantine()`). */
+  quarantined: number;
+  /** Apps waiting to be read again from corrosion: an update refused by its lock, or a reset. */
+  resyncing: { refused: number; reset: number };
+  /** Machines reported unreachable within `unreachableTtlMs` (ranked last). */
+  machinesUnreachable: number;
 }
 
 /** A change of one app buffered while that app loads (see `#loadApp`). */
@@ -53,9 +66,12 @@ interface PendingLoad {
   overflow: boolean;
 }
 
+const followedCount = Object.keys(followedTables).length;
 const noApp: RouteDecision = Object.freeze({ kind: 'no-app' });
 const noOptions: RouteOptions = Object.freeze({});
 const tickMs = 100;
+/** How often the Catalog's upkeep runs while following (probe, resyncs, expiry). */
+const upkeepMs = 100;
 
 /**
  * The proxy's in-memory routing table (the FIB), aggregated from corrosion (the RIB). Per-app
@@ -72,11 +88,22 @@ export class Catalog {
   readonly #options: ResolvedOptions;
   readonly #shards: Guarded<ShardState>[];
   readonly #global: Guarded<Topology>;
+  readonly #globalTables: GlobalTables;
   readonly #tables: AppTables;
   readonly #loader: Loader;
   readonly #admission: Admission;
   readonly #metrics: CatalogMetrics;
-  readonly #ready = new Set<FollowedTable>();
+  /** Tables whose stream is attached: initial rows delivered since its last reset. */
+  readonly #attached = new Set<FollowedTable>();
+  /** Tables that delivered their initial rows at least once (a table to route from). */
+  readonly #served = new Set<FollowedTable>();
+  /** Eager: rows of a table that started over, kept beside the old table until its `ready`. */
+  readonly #rebuild = new Map<FollowedTable, unknown[][]>();
+  readonly #freshness: Freshness;
+  readonly #quarantine: Quarantine;
+  readonly #resyncs: ResyncQueue;
+  /** Machines reported unreachable (their entries carry the deadline). */
+  readonly #unreachable = new Map<string, MachineEntry>();
   readonly #loading = new Map<string, PendingLoad>();
   readonly #hostLoads = new Map<string, { app: string | null | undefined }>();
   readonly #negativeApps = new Map<string, number>();
@@ -86,6 +113,8 @@ export class Catalog {
   readonly #route: RouteContext;
   readonly #epochMs = Date.now();
   #client: CorrosionClient | undefined;
+  #probing = false;
+  #nextProbeMs = 0;
   #tick = 0;
   #rejectedRows = 0;
   #admissionWaiting = 0;
@@ -100,6 +129,26 @@ export class Catalog {
     );
     const topology = new Topology(this.#options.region);
     this.#global = new Guarded('catalog-global', topology, lockOptions);
+    this.#globalTables = new GlobalTables(
+      this.#global,
+      {
+        resyncAttemptsMax: this.#options.resyncAttemptsMax,
+        queryTimeoutMs: this.#options.loadTimeoutMs,
+        bufferedChangesMax: this.#options.loadBufferedChangesMax,
+      },
+      {
+        guardRow: (table, cells, apply) => this.#guardRow(table, cells, apply),
+        failed: (table, label, error) => {
+          this.#metrics.updateFailures.add(1, { label });
+          this.#options.logger.error({ err: error, table, label }, 'catalog update failed');
+        },
+        gaveUp: (table, error) =>
+          this.#options.logger.error(
+            { err: error, table },
+            'catalog gave up resyncing a global table; it is read again at its next reset',
+          ),
+      },
+    );
     this.#tables = new AppTables(
       topology,
       new Interner(),
@@ -107,6 +156,15 @@ export class Catalog {
       this.mode === 'eager',
     );
     this.#metrics = catalogMetrics(this);
+    this.#freshness = new Freshness(this.#options.staleAfterMs);
+    this.#quarantine = new Quarantine({
+      retryMs: this.#options.quarantineRetryMs,
+      retryMsMax: this.#options.quarantineRetryMsMax,
+    });
+    this.#resyncs = new ResyncQueue({
+      attemptsMax: this.#options.resyncAttemptsMax,
+      retryMs: this.#options.resyncRetryMs,
+    });
     this.#loader = new Loader(
       {
         concurrencyMax: this.#options.loadConcurrencyMax,
@@ -135,9 +193,22 @@ export class Catalog {
     };
   }
 
-  /** True once every followed table delivered its initial rows (and since its last reset). */
+  /**
+   * True once every followed table delivered its initial rows: there is a whole table to route
+   * from. It stays true through a stream's reset (the old rows serve until the new ones swap in)
+   * and while stale; `fresh` says whether the table can be trusted to be current.
+   */
   get ready(): boolean {
-    return this.#ready.size === Object.keys(followedTables).length;
+    return this.#served.size === followedCount;
+  }
+
+  /** Ready, every stream attached, and no table silent past `staleAfterMs` (see stats()). */
+  get fresh(): boolean {
+    return (
+      this.ready &&
+      this.#attachedAll() &&
+      this.#freshness.staleCount(this.#attached, Date.now()) === 0
+    );
   }
 
   /**
@@ -172,35 +243,57 @@ export class Catalog {
   /** Follows corrosion until `signal` aborts; resolves when the subscriptions end. */
   async follow(client: CorrosionClient, signal: AbortSignal): Promise<void> {
     this.#client = client;
-    await Promise.all(
-      (Object.keys(followedTables) as FollowedTable[]).map((table) =>
-        client.watch(
-          `SELECT ${followedTables[table].join(', ')} FROM ${table}`,
-          (event) => void this.apply(table, event),
-          { signal },
+    // Resyncs and probes run from this timer, created outside any lock's flow: a resync started
+    // from the flow of the update that failed could inherit that flow's lock (seed 002).
+    const upkeep = setInterval(() => this.#upkeep(client, signal), upkeepMs);
+    upkeep.unref();
+    // One signal for every stream: while they re-attach, each holds a listener for its request
+    // and one for its backoff, past Node's default warning threshold of 10.
+    const streams = new AbortController();
+    setMaxListeners(4 * followedCount, streams.signal);
+    const abort = () => streams.abort();
+    signal.addEventListener('abort', abort, { once: true });
+    if (signal.aborted) abort();
+    try {
+      await Promise.all(
+        (Object.keys(followedTables) as FollowedTable[]).map((table) =>
+          client.watch(
+            `SELECT ${followedTables[table].join(', ')} FROM ${table}`,
+            (event) => void this.apply(table, event),
+            { signal: streams.signal },
+          ),
         ),
-      ),
-    );
+      );
+    } finally {
+      clearInterval(upkeep);
+      signal.removeEventListener('abort', abort);
+    }
   }
 
   /** Applies one subscription event (public for tests and tools; `follow` calls it). */
   async apply(table: FollowedTable, event: WatchEvent): Promise<void> {
-    if (event.type === 'ready') {
-      this.#ready.add(table);
-      return;
-    }
+    this.#freshness.event(table, Date.now());
+    if (event.type === 'ready') return this.#attach(table);
     if (event.type === 'reset') {
-      this.#ready.delete(table);
+      this.#attached.delete(table);
       this.#metrics.resets.add(1, { table });
       return this.#reset(table);
     }
+    const rebuilding = this.#rebuild.get(table);
+    if (rebuilding !== undefined && event.type === 'row') {
+      if (rebuilding.length < this.#options.rebuildRowsMax) {
+        rebuilding.push(event.cells);
+        return;
+      }
+      // Past the bound the old table goes now and the rest of the rows apply in place.
+      await this.#swapIn(table);
+    }
+    const changeId = event.type === 'change' ? event.changeId : undefined;
     const kind: RowKind = event.type === 'change' && event.kind === 'delete' ? 'delete' : 'upsert';
     if ((globalTables as readonly string[]).includes(table)) {
-      return this.#write(this.#global, `apply-${table}`, { table }, (topology) =>
-        this.#guardRow(table, event.cells, () => applyGlobal(topology, table, kind, event.cells)),
-      );
+      return this.#globalTables.apply(table, kind, event.cells);
     }
-    if (table === 'health_checks') return this.#applyHealth(kind, event.cells);
+    if (table === 'health_checks') return this.#applyHealth(kind, event.cells, changeId);
     const app = appOf(table, event.cells);
     const shard = this.#shardOf(app);
     if (
@@ -213,7 +306,11 @@ export class Catalog {
       if (moved !== undefined && moved.app !== app) await this.#leavePreviousApp(moved);
       return;
     }
-    await this.#write(shard, `apply-${table}`, { app, table }, (apps) => {
+    if (this.#quarantine.size > 0 && this.#quarantine.has(app)) {
+      this.#metrics.quarantineSkipped.add(1, { table });
+      return; // its resync reads every row again
+    }
+    await this.#applyWrite(shard, table, app, changeId, (apps) => {
       this.#guardRow(table, event.cells, () => this.#tables.apply(apps, table, kind, event.cells));
       if (table === 'machines' || table === 'services') this.#wakeAll(app);
     });
@@ -236,7 +333,7 @@ export class Catalog {
       if (cached.app === null) this.#metrics.negativeHits.add(1, { kind: 'host' });
       return cached.app ?? undefined;
     }
-    if (!this.ready) return Promise.reject(this.#notReady(name));
+    if (!this.#attachedAll()) return Promise.reject(this.#notReady(name));
     return this.#loader
       .load(`host:${name}`, '', (signal) => this.#loadHost(name, signal))
       .then(() => this.#tables.hostnames.get(name) ?? this.#hostCache.get(name)?.app ?? undefined);
@@ -320,6 +417,33 @@ export class Catalog {
     if (lower && this.#admissionWaiting > 0) this.#admission.wake(machine.app);
   }
 
+  /**
+   * A connect to the machine failed (refused, unreachable, timed out): it is ranked after every
+   * reachable machine until it answers again (`machineReachable`) or `unreachableTtlMs` passes.
+   * Not removed: when every machine is down, they are still tried.
+   */
+  machineUnreachable(machineId: string): void {
+    const machine = this.#tables.machines.get(machineId);
+    if (machine === undefined) return;
+    if (machine.unreachableUntilTick === 0) this.#metrics.unreachable.add(1);
+    machine.unreachableUntilTick =
+      this.#nowTick() + Math.max(1, Math.ceil(this.#options.unreachableTtlMs / tickMs));
+    this.#unreachable.set(machineId, machine);
+  }
+
+  /** A request to the machine succeeded: it ranks as any other again. */
+  machineReachable(machineId: string): void {
+    const machine = this.#unreachable.get(machineId);
+    if (machine === undefined) return;
+    machine.unreachableUntilTick = 0;
+    this.#unreachable.delete(machineId);
+  }
+
+  /** Apps quarantined for an update at fault (seed 002): app, table, reason, when, change id. */
+  quarantine(): QuarantineEntry[] {
+    return this.#quarantine.list();
+  }
+
   /** A round trip measured from this edge to a host; routing prefers it to the regions' distance. */
   recordRtt(hostId: string, rttMs: number): void {
     // A number stored on the host entry, read by route() in the same thread: no table write.
@@ -355,8 +479,12 @@ export class Catalog {
     let services = 0;
     for (const shard of this.#shards) apps += shard.state.size;
     for (const machine of this.#tables.machines.values()) services += machine.services.length;
+    const nowMs = Date.now();
+    this.#expireUnreachable();
     return Promise.resolve({
       ready: this.ready,
+      fresh: this.fresh,
+      tables: this.#freshness.tables(this.#attached, nowMs),
       mode: this.mode,
       shards: this.#shards.length,
       apps,
@@ -365,6 +493,9 @@ export class Catalog {
       rejectedRows: this.#rejectedRows,
       loadsRunning: this.#loader.running,
       loadsQueued: this.#loader.queued,
+      quarantined: this.#quarantine.size,
+      resyncing: this.#resyncs.counts(),
+      machinesUnreachable: this.#unreachable.size,
     });
   }
 
@@ -377,6 +508,8 @@ export class Catalog {
       loadsRunning: this.#loader.running,
       loadsQueued: this.#loader.queued,
       machines: this.#tables.machines.size,
+      staleTables: this.#freshness.staleCount(this.#attached, Date.now()),
+      quarantined: this.#quarantine.size,
     };
   }
 
@@ -417,7 +550,7 @@ export class Catalog {
       }
       if (until !== undefined) this.#negativeApps.delete(app);
       const client = this.#client;
-      if (this.ready && client !== undefined) {
+      if (this.#attachedAll() && client !== undefined) {
         await this.#loader.load(`app:${app}`, app, (signal) => this.#loadApp(client, app, signal));
       } else if (this.mode === 'lazy') throw this.#notReady(app);
       // eager without a client (fed by hand) cannot repair: it serves what it holds
@@ -457,20 +590,37 @@ export class Catalog {
           this.#stale.delete(app);
           this.#tables.drop(apps, app); // a stale app that is gone from corrosion
         });
+        this.#reloaded(app);
         return;
       }
+      // A row whose application throws must not leave the app half-reloaded (reload clears
+      // its rows first): the others still apply, and the app is quarantined for that row.
+      let fault: { table: FollowedTable; error: unknown } | undefined;
+      const applyAll = (
+        apps: ShardState,
+        table: FollowedTable,
+        kind: RowKind,
+        cells: unknown[],
+      ) => {
+        try {
+          this.#applyRow(apps, table, kind, cells);
+        } catch (error) {
+          fault ??= { table, error };
+        }
+      };
       await this.#write(this.#shardOf(app), 'load-app', { app }, (apps) => {
         this.#loading.delete(app);
         this.#stale.delete(app);
         this.#tables.reload(apps, app, () => {
           this.#tables.entry(apps, app).usedTick = ++this.#tick;
           for (const table of appTables) {
-            for (const cells of rows[table]) this.#applyRow(apps, table, 'upsert', cells);
+            for (const cells of rows[table]) applyAll(apps, table, 'upsert', cells);
           }
-          for (const [table, kind, cells] of pending.events)
-            this.#applyRow(apps, table, kind, cells);
+          for (const [table, kind, cells] of pending.events) applyAll(apps, table, kind, cells);
         });
       });
+      if (fault === undefined) this.#reloaded(app);
+      else this.#updateFailed(app, fault.table, undefined, fault.error);
       this.#evictIdle();
     } finally {
       if (this.#loading.get(app) === pending) this.#loading.delete(app);
@@ -525,7 +675,11 @@ export class Catalog {
   }
 
   /** A health check names only its machine: it goes to the shard of the machine's app. */
-  #applyHealth(kind: RowKind, cells: unknown[]): Promise<void> | undefined {
+  #applyHealth(
+    kind: RowKind,
+    cells: unknown[],
+    changeId: number | undefined,
+  ): Promise<void> | undefined {
     const machine = this.#tables.machines.get(String(cells[0]));
     if (machine === undefined) {
       if (this.mode === 'eager') {
@@ -542,47 +696,116 @@ export class Catalog {
       this.#buffer(pending, ['health_checks', kind, cells]);
       return undefined;
     }
-    return this.#write(this.#shardOf(app), 'apply-health_checks', { app }, () => {
+    if (this.#quarantine.size > 0 && this.#quarantine.has(app)) {
+      this.#metrics.quarantineSkipped.add(1, { table: 'health_checks' });
+      return undefined;
+    }
+    return this.#applyWrite(this.#shardOf(app), 'health_checks', app, changeId, () => {
       this.#guardRow('health_checks', cells, () => this.#tables.health(kind, cells));
       this.#wakeAll(app);
-    }).then(noop);
+    });
   }
 
   /** A machine that moved to another app leaves the old one first (in the old app's shard). */
   async #leavePreviousApp(machine: MachineEntry): Promise<void> {
     const previous = machine.app;
-    await this.#write(this.#shardOf(previous), 'apply-machines', { app: previous }, () =>
+    await this.#applyWrite(this.#shardOf(previous), 'machines', previous, undefined, () =>
       this.#tables.forgetMachine(machine.id),
     );
   }
 
+  /**
+   * A stream started over: changes may have been missed. The old rows keep serving meanwhile
+   * (no request sees an empty table). Eager mode, and the global tables in both modes: the new
+   * rows are kept beside the old table and swapped in whole at the stream's `ready` (#swapIn).
+   * Lazy mode: every app held keeps serving its rows and is read again from corrosion in the
+   * background once every stream is attached (#pumpResyncs), swapped in per app; loads in
+   * flight fail (their buffered changes may miss some), and the negative caches are forgotten.
+   */
   async #reset(table: FollowedTable): Promise<void> {
-    if ((globalTables as readonly string[]).includes(table)) {
-      return this.#write(this.#global, `reset-${table}`, { table }, (topology) => {
-        if (table === 'hosts') for (const id of [...topology.hosts.keys()]) topology.dropHost(id);
-        else for (const code of [...topology.regions.keys()]) topology.dropRegion(code);
-      });
-    }
-    if (this.mode === 'lazy') {
-      // Changes may have been missed: nothing held can be trusted. Drop every app (each is
-      // loaded again on its next request, once the stream is back) and fail loads in flight.
-      for (const pending of this.#loading.values()) pending.overflow = true;
-      this.#hostCache.clear();
-      this.#negativeApps.clear();
-      await Promise.all(
-        this.#shards.map((shard) =>
-          this.#write(shard, `reset-${table}`, { table }, (apps) => {
-            for (const app of [...apps.keys()]) this.#tables.drop(apps, app);
-          }),
-        ),
-      );
+    const global = (globalTables as readonly string[]).includes(table);
+    if (global || this.mode === 'eager') {
+      this.#rebuild.set(table, []);
+      // Not served yet (a stream that started over during its first rows): nothing to
+      // protect, so the table is emptied now and its rows apply in place as they come.
+      if (!this.#served.has(table)) return this.#swapIn(table);
       return;
     }
-    await Promise.all(
-      this.#shards.map((shard) =>
-        this.#write(shard, `reset-${table}`, { table }, (apps) => this.#tables.reset(apps, table)),
-      ),
+    for (const pending of this.#loading.values()) pending.overflow = true;
+    this.#hostCache.clear();
+    this.#negativeApps.clear();
+    const nowMs = Date.now();
+    for (const shard of this.#shards) {
+      for (const app of shard.state.keys()) this.#resyncs.schedule(app, 'reset', nowMs);
+    }
+  }
+
+  /** A stream delivered its initial rows: swap a rebuilt table in, then count it attached. */
+  async #attach(table: FollowedTable): Promise<void> {
+    if (this.#rebuild.has(table)) await this.#swapIn(table);
+    this.#attached.add(table);
+    this.#served.add(table);
+  }
+
+  /**
+   * Swaps the rows kept since a reset in for the old table: one write per shard (the global
+   * lock for hosts and regions) forgets that table's old rows and applies the new ones in the
+   * same synchronous closure, so a reader sees an app's old rows or its new ones, never none.
+   * The writes are queued before anything awaits, so changes after `ready` apply on top.
+   */
+  #swapIn(table: FollowedTable): Promise<void> {
+    const rows = this.#rebuild.get(table) ?? [];
+    this.#rebuild.delete(table);
+    if ((globalTables as readonly string[]).includes(table)) {
+      return this.#globalTables.swap(table, rows);
+    }
+    const byShard: unknown[][][] = this.#shards.map(() => []);
+    const orphans: unknown[][] = [];
+    for (const cells of rows) {
+      const app =
+        table === 'health_checks'
+          ? this.#tables.machines.get(String(cells[0]))?.app
+          : appOf(table, cells);
+      if (app === undefined) orphans.push(cells);
+      else byShard[shardIndex(app, this.#shards.length)]!.push(cells);
+    }
+    if (table === 'health_checks') this.#tables.orphanChecks.clear();
+    const writes = this.#shards.map((shard, index) =>
+      shard
+        .write(`reset-${table}`, { table }, (apps) => {
+          this.#tables.reset(apps, table);
+          for (const cells of byShard[index]!) this.#swapRow(apps, table, cells);
+        })
+        .catch((error: unknown) => {
+          // The shard kept its old rows of the table: each of its apps, and each app the new
+          // rows name, is read again from corrosion (a lock refusal is no app's fault).
+          this.#metrics.updateFailures.add(1, { label: `reset-${table}` });
+          this.#options.logger.error({ err: error, table, shard: index }, 'catalog swap failed');
+          const apps = new Set(shard.state.keys());
+          for (const cells of byShard[index]!) apps.add(this.#appOfRow(table, cells));
+          apps.delete('');
+          for (const app of apps) this.#updateFailed(app, table, undefined, error);
+        }),
     );
+    for (const cells of orphans)
+      this.#guardRow(table, cells, () => this.#tables.health('upsert', cells));
+    return Promise.all(writes).then(noop);
+  }
+
+  /** One row of a swap: a row whose application throws quarantines its app, not the swap. */
+  #swapRow(apps: ShardState, table: FollowedTable, cells: unknown[]): void {
+    try {
+      this.#applyRow(apps, table, 'upsert', cells);
+    } catch (error) {
+      const app = this.#appOfRow(table, cells);
+      if (app !== '') this.#updateFailed(app, table, undefined, error);
+    }
+  }
+
+  /** The app a row belongs to; a health check's through its machine ('' when not held). */
+  #appOfRow(table: FollowedTable, cells: unknown[]): string {
+    if (table !== 'health_checks') return appOf(table, cells);
+    return this.#tables.machines.get(String(cells[0]))?.app ?? '';
   }
 
   /** Lazy mode: past maxLoadedApps, evict the least recently used idle apps down to 90 %. */
@@ -629,7 +852,7 @@ export class Catalog {
     }
   }
 
-  /** A write that fails (lock timeout) is logged and counted; lazy mode reloads the app. */
+  /** A write that fails is logged and counted; a load's failure is rethrown (to its loader). */
   #write<T, R>(
     guarded: Guarded<T>,
     label: string,
@@ -639,12 +862,149 @@ export class Catalog {
     return guarded.write(label, context, fn).catch((error: unknown) => {
       this.#metrics.updateFailures.add(1, { label });
       this.#options.logger.error({ err: error, ...context, label }, 'catalog update failed');
-      // Quarantine per app (seed 002): its rows may now be out of date; the next request for it
-      // reloads it from corrosion (in eager mode too, once following).
-      if (context.app && label.startsWith('apply-')) this.#stale.add(context.app);
-      if (label === 'load-app' || label.startsWith('reset-')) throw error;
+      if (label === 'load-app') throw error;
       return undefined;
     }) as Promise<R | undefined>;
+  }
+
+  /** One change stream update of an app, under its shard's write lock; never lost (#updateFailed). */
+  #applyWrite(
+    shard: Guarded<ShardState>,
+    table: FollowedTable,
+    app: string,
+    changeId: number | undefined,
+    fn: (apps: ShardState) => void,
+  ): Promise<void> {
+    const label = `apply-${table}`;
+    return shard.write(label, { app, table }, fn).catch((error: unknown) => {
+      this.#metrics.updateFailures.add(1, { label });
+      this.#options.logger.error(
+        { err: error, app, table, changeId, label },
+        'catalog update failed',
+      );
+      this.#updateFailed(app, table, changeId, error);
+    });
+  }
+
+  /**
+   * An update of `app` that did not apply is never dropped. When the update is at fault (its
+   * application threw, or re-entered a lock: seed 002) the app is quarantined: it keeps serving
+   * its last rows, its later updates wait for a resync, every other app goes on. When its lock
+   * only refused it (a write timeout, a full queue) the app is read again from corrosion at once
+   * in the background (and on its next use, whichever comes first).
+   */
+  #updateFailed(app: string, table: FollowedTable, changeId: number | undefined, error: unknown) {
+    const reason = faultOf(error);
+    const nowMs = Date.now();
+    if (reason === undefined) {
+      this.#stale.add(app);
+      this.#resyncs.schedule(app, 'refused', nowMs);
+      return;
+    }
+    if (this.#quarantine.has(app)) {
+      this.#quarantine.retryLater(app, nowMs); // its resync met the fault again
+      return;
+    }
+    const message = error instanceof Error ? error.message : String(error);
+    this.#quarantine.add({ app, table, reason, atMs: nowMs, changeId, error: message });
+    this.#stale.delete(app);
+    this.#resyncs.done(app);
+    this.#metrics.quarantined.add(1, { reason });
+    this.#options.logger.error(
+      { app, table, changeId, reason, err: error },
+      'catalog quarantined an app: an update to it is at fault; other apps are unaffected',
+    );
+  }
+
+  /** An app was read again from corrosion and applied cleanly. */
+  #reloaded(app: string): void {
+    this.#resyncs.done(app);
+    const released = this.#quarantine.release(app);
+    if (released === undefined) return;
+    this.#metrics.quarantineReleased.add(1);
+    this.#options.logger.warn(
+      { app, table: released.table, changeId: released.changeId, retries: released.retries },
+      'catalog released an app from quarantine: its resync applied cleanly',
+    );
+  }
+
+  /** Runs every `upkeepMs` while following: probe, resyncs, expiry of unreachable marks. */
+  #upkeep(client: CorrosionClient, signal: AbortSignal): void {
+    if (signal.aborted) return;
+    const nowMs = Date.now();
+    if (!this.#probing && nowMs >= this.#nextProbeMs) this.#probe(client, nowMs);
+    this.#pumpResyncs(client);
+    this.#expireUnreachable();
+  }
+
+  /** Asks the agent a trivial query: an answer confirms quiet tables (see freshness.ts). */
+  #probe(client: CorrosionClient, nowMs: number): void {
+    const intervalMs = Math.max(1, Math.floor(this.#options.staleAfterMs / 3));
+    this.#probing = true;
+    this.#nextProbeMs = nowMs + intervalMs;
+    client
+      .query('SELECT 1', { signal: AbortSignal.timeout(intervalMs) })
+      .then(
+        () => this.#freshness.agentAnswered(nowMs),
+        () => undefined, // no answer: the tables' ages speak
+      )
+      .finally(() => {
+        this.#probing = false;
+      });
+  }
+
+  /**
+   * Starts resyncs that are due, as many as the loader has free slots (requests' loads come
+   * first), once every stream is attached (a load before that could miss changes).
+   */
+  #pumpResyncs(client: CorrosionClient): void {
+    if (!this.#attachedAll()) return;
+    this.#globalTables.pump(client);
+    const nowMs = Date.now();
+    const free = this.#options.loadConcurrencyMax - this.#loader.running - this.#loader.queued;
+    for (const app of this.#resyncs.take(nowMs, free)) this.#resync(client, app, false);
+    if (this.#quarantine.size === 0) return;
+    for (const app of this.#quarantine.due(nowMs)) {
+      this.#quarantine.begin(app);
+      this.#resync(client, app, true);
+    }
+  }
+
+  #resync(client: CorrosionClient, app: string, quarantined: boolean): void {
+    if (!quarantined && this.mode === 'lazy' && !this.#shardOf(app).state.has(app)) {
+      this.#resyncs.done(app); // evicted meanwhile: loaded afresh on its next use
+      return;
+    }
+    this.#loader
+      .load(`app:${app}`, app, (signal) => this.#loadApp(client, app, signal))
+      .then(
+        () => undefined, // #loadApp released or re-quarantined the app
+        (error: unknown) => {
+          const nowMs = Date.now();
+          if (quarantined) this.#quarantine.retryLater(app, nowMs);
+          else if (!this.#resyncs.failed(app, nowMs)) {
+            this.#options.logger.warn(
+              { app, err: error },
+              'catalog gave up resyncing an app; it is reloaded on its next use',
+            );
+          }
+        },
+      )
+      .finally(() => this.#pumpResyncs(client));
+  }
+
+  #expireUnreachable(): void {
+    if (this.#unreachable.size === 0) return;
+    const nowTick = this.#nowTick();
+    for (const [id, machine] of this.#unreachable) {
+      if (machine.unreachableUntilTick > nowTick) continue;
+      machine.unreachableUntilTick = 0;
+      this.#unreachable.delete(id);
+    }
+  }
+
+  #attachedAll(): boolean {
+    return this.#attached.size === followedCount;
   }
 
   #wakeAll(app: string): void {
@@ -680,19 +1040,6 @@ export class Catalog {
     }
     map.set(key, value);
   }
-}
-
-function applyGlobal(
-  topology: Topology,
-  table: FollowedTable,
-  kind: RowKind,
-  cells: unknown[],
-): void {
-  if (table === 'hosts') {
-    if (kind === 'delete') topology.dropHost(text(cells, 0, 'hosts', 'id'));
-    else topology.putHost(hostFromCells(cells));
-  } else if (kind === 'delete') topology.dropRegion(text(cells, 0, 'regions', 'code'));
-  else topology.putRegion(regionFromCells(cells));
 }
 
 function noop(): void {}

@@ -5,6 +5,7 @@ export {
   type CatalogErrorCode,
   CatalogErrorCodes,
 } from './errors.js';
+export type { TableFreshness } from './freshness.js';
 export {
   AppEntry,
   Certificate,
@@ -18,6 +19,7 @@ export {
   type ServiceSpec,
 } from './model.js';
 export type { CatalogMode, CatalogOptions } from './options.js';
+export type { QuarantineEntry, QuarantineReason } from './quarantine.js';
 export type { Band, Candidate, RouteDecision, RouteOptions } from './route.js';
 export { type FollowedTable, followedTables } from './rows.js';
 export { distanceKm } from './topology.js';

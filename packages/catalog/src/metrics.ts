@@ -2,7 +2,14 @@ import { metrics } from '@opentelemetry/api';
 
 /** What the gauges read from a Catalog at collection time (no cost per request). */
 export interface CatalogGaugeSource {
-  gauges(): { loadedApps: number; loadsRunning: number; loadsQueued: number; machines: number };
+  gauges(): {
+    loadedApps: number;
+    loadsRunning: number;
+    loadsQueued: number;
+    machines: number;
+    staleTables: number;
+    quarantined: number;
+  };
 }
 
 /** Every instrument of the Catalog, in one place. */
@@ -29,6 +36,22 @@ export function catalogMetrics(source: CatalogGaugeSource) {
       result.observe(gauges.loadsRunning, { state: 'running' });
       result.observe(gauges.loadsQueued, { state: 'queued' });
     });
+  meter
+    .createObservableGauge('catalog_stale_tables', {
+      description: 'followed tables detached or silent past staleAfterMs (0 when fresh)',
+    })
+    .addCallback((result) => {
+      const gauges = source$.deref()?.gauges();
+      if (gauges) result.observe(gauges.staleTables);
+    });
+  meter
+    .createObservableGauge('catalog_quarantined_apps', {
+      description: 'apps quarantined now for an update at fault',
+    })
+    .addCallback((result) => {
+      const gauges = source$.deref()?.gauges();
+      if (gauges) result.observe(gauges.quarantined);
+    });
   return {
     applied: meter.createCounter('catalog_rows_applied', {
       description: 'row events applied, by table',
@@ -40,7 +63,20 @@ export function catalogMetrics(source: CatalogGaugeSource) {
       description: 'subscriptions started over, by table',
     }),
     updateFailures: meter.createCounter('catalog_update_failures', {
-      description: 'updates not applied (write lock timeout): the app is reloaded on next use',
+      description:
+        'updates not applied, by label: the app is resynced (lock refused) or quarantined (at fault)',
+    }),
+    quarantined: meter.createCounter('catalog_quarantined_updates', {
+      description: 'updates at fault whose app was quarantined, by reason (throws, reentrant)',
+    }),
+    quarantineSkipped: meter.createCounter('catalog_quarantine_skipped_updates', {
+      description: 'updates of a quarantined app left to its resync, by table',
+    }),
+    quarantineReleased: meter.createCounter('catalog_quarantine_released', {
+      description: 'quarantined apps released by a clean resync',
+    }),
+    unreachable: meter.createCounter('catalog_machines_unreachable', {
+      description: 'machines reported unreachable (ranked last until they answer or the TTL ends)',
     }),
     loads: meter.createCounter('catalog_loads_total', {
       description: 'lazy loads finished, by outcome (ok, failed, shed, timeout)',

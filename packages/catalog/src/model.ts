@@ -76,6 +76,8 @@ export class MachineEntry {
   /** Load a backhaul reported for this machine; trusted until `remoteUntilTick`. */
   remoteLoad = 0;
   remoteUntilTick = 0;
+  /** Reported unreachable (a refused or timed-out connect) until this tick; 0: reachable. */
+  unreachableUntilTick = 0;
   /** Index in its app's machine array (swap-remove). */
   slot = -1;
   /** Names of critical health checks, or null (almost always). */
@@ -120,6 +122,7 @@ export class MachineEntry {
       hostId: this.hostId,
       load: this.load,
       critical: this.critical,
+      unreachable: this.unreachableUntilTick !== 0,
     };
   }
 }

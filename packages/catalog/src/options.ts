@@ -38,6 +38,19 @@ export interface CatalogOptions {
   admissionQueueMax?: number;
   /** Default bound on that wait. */
   admissionTimeoutMs?: number;
+  /** A table with no event and no answer from the agent for this long is stale. */
+  staleAfterMs?: number;
+  /** How long a machine reported unreachable is ranked after every reachable one. */
+  unreachableTtlMs?: number;
+  /** First resync of a quarantined app after this long; doubling up to quarantineRetryMsMax. */
+  quarantineRetryMs?: number;
+  quarantineRetryMsMax?: number;
+  /** Resyncs of an app whose update its lock refused, at most (then: reloaded on next use). */
+  resyncAttemptsMax?: number;
+  /** First retry of a failed resync after this long (doubling). */
+  resyncRetryMs?: number;
+  /** Eager: rows of a table starting over kept beside the old table until it swaps in. */
+  rebuildRowsMax?: number;
 }
 
 export type ResolvedOptions = Required<Omit<CatalogOptions, 'logger'>> &
@@ -61,6 +74,13 @@ export function resolveOptions(options: CatalogOptions): ResolvedOptions {
     remoteLoadTtlMs: 5_000,
     admissionQueueMax: 64,
     admissionTimeoutMs: 1_000,
+    staleAfterMs: 15_000,
+    unreachableTtlMs: 10_000,
+    quarantineRetryMs: 30_000,
+    quarantineRetryMsMax: 600_000,
+    resyncAttemptsMax: 5,
+    resyncRetryMs: 200,
+    rebuildRowsMax: 2_000_000,
     ...stripUndefined(options),
     domain: options.domain,
     logger: options.logger,
@@ -71,9 +91,21 @@ export function resolveOptions(options: CatalogOptions): ResolvedOptions {
     'loadConcurrencyMax',
     'maxCandidates',
     'negativeEntriesMax',
+    'resyncAttemptsMax',
+    'rebuildRowsMax',
   ] as const) {
     if (!Number.isInteger(resolved[key]) || resolved[key] < 1)
       throw new RangeError(`catalog option ${key} must be an integer ≥ 1, got ${resolved[key]}`);
+  }
+  for (const key of [
+    'staleAfterMs',
+    'unreachableTtlMs',
+    'quarantineRetryMs',
+    'quarantineRetryMsMax',
+    'resyncRetryMs',
+  ] as const) {
+    if (!(resolved[key] > 0) || !Number.isFinite(resolved[key]))
+      throw new RangeError(`catalog option ${key} must be a positive number, got ${resolved[key]}`);
   }
   if (resolved.mode !== 'eager' && resolved.mode !== 'lazy')
     throw new RangeError(`catalog option mode must be eager or lazy, got ${resolved.mode}`);

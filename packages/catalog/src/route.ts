@@ -60,6 +60,8 @@ export interface RouteContext {
 const noMachines: MachineEntry[] = [];
 /** Scores: group (local/remote), then band, then RTT bucket; a random fraction breaks ties. */
 const groupWeight = 4 * 1e7;
+/** A machine that refused a connection goes after every reachable one (still tried last). */
+const unreachableWeight = 2 * groupWeight;
 const bandWeight = 1e7;
 
 /** The effective load of a machine: its local in-flight count, or a fresher remote report. */
@@ -107,6 +109,7 @@ export function selectMachines(
   const picked: Candidate[] = [];
   const local = context.localRegion;
   let saturated = 0;
+  let nowTick = -1;
   for (let i = 0; i < machines.length; i++) {
     const machine = machines[i]!;
     if (machine.state !== 'started' || machine.critical !== null || machine.privateAddr === null)
@@ -126,13 +129,17 @@ export function selectMachines(
     const host = machine.hostEntry;
     const rttMs = host.rttMs >= 0 ? host.rttMs : machine.regionEntry.estimatedRttMs;
     const isLocal = machine.regionEntry === local;
-    const score =
+    let score =
       options.preferInstance === machine.id
         ? -1
         : (isLocal ? 0 : groupWeight) +
           band * bandWeight +
           Math.min(Math.floor(rttMs / context.rttBucketMs), bandWeight - 1) +
           Math.random();
+    if (machine.unreachableUntilTick !== 0) {
+      if (nowTick === -1) nowTick = context.nowTick();
+      if (machine.unreachableUntilTick > nowTick) score += unreachableWeight;
+    }
     if (picked.length === k && score >= scores[k - 1]!) continue;
     let at = picked.length === k ? k - 1 : picked.length;
     while (at > 0 && scores[at - 1]! > score) {

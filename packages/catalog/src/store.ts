@@ -287,7 +287,10 @@ export class AppTables {
     apps.delete(app);
   }
 
-  /** A subscription started over (eager mode): forget that table's rows in this shard. */
+  /**
+   * A subscription started over (eager mode): forget that table's rows in this shard (the
+   * caller applies the new rows in the same closure, and clears `orphanChecks` first).
+   */
   reset(apps: ShardState, table: FollowedTable): void {
     for (const entry of apps.values()) {
       if (table === 'apps') entry.known = false;
@@ -307,6 +310,5 @@ export class AppTables {
         }
       }
     }
-    if (table === 'health_checks') this.orphanChecks.clear();
   }
 }

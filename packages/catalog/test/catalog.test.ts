@@ -106,13 +106,6 @@ describe('Catalog', () => {
     expect(JSON.stringify(certificate)).not.toMatch(/SEALED|PEM/);
   });
 
-  it('forgets a table on reset and is not ready until it reloads', async () => {
-    const catalog = await catalogWith([{ id: 'm1' }]);
-    await catalog.apply('machines', { type: 'reset', columns: [] });
-    expect(catalog.ready).toBe(false);
-    expect(await catalog.route('web')).toMatchObject({ kind: 'no-machine' });
-  });
-
   it('moves a machine that changes app out of its old app', async () => {
     const catalog = await catalogWith([{ id: 'm1' }, { id: 'm2' }, { id: 'o1', app: 'other' }]);
     await catalog.apply(

@@ -1,101 +1,29 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { CorrosionClient } from '@fleet/corrosion-client';
-import { type ServerProcess, startServerProcess } from '@fleet/service';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Catalog, type CatalogOptions } from '../src/index.js';
+import { startAgent, until } from './agent.js';
 import { change, machineCells, quiet } from './fixtures.js';
-
-const here = dirname(fileURLToPath(import.meta.url));
-const corrosionMain = join(here, '..', '..', '..', 'apps', 'corrosion', 'dist', 'main.js');
-
-async function until<T>(probe: () => T | Promise<T>, accept: (value: T) => boolean): Promise<T> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const value = await probe();
-    if (accept(value) || Date.now() > deadline) return value;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 // Lazy mode against a real corrosion agent: apps are read when first asked for and kept fresh
 // from the change streams; the loader's bounds are shown by freezing the agent (SIGSTOP), so
 // loads hang exactly as long as the test wants.
 describe('lazy mode', () => {
-  let corrosion: ServerProcess;
-  let client: CorrosionClient;
-  const following: AbortController[] = [];
-  const frozen = { value: false };
-
-  const freeze = () => {
-    frozen.value = true;
-    corrosion.child.kill('SIGSTOP');
-  };
-  const thaw = () => {
-    frozen.value = false;
-    corrosion.child.kill('SIGCONT');
-  };
-
-  async function writeApp(app: string, machineIds: string[]) {
-    await client.transaction([
-      ['INSERT INTO apps (name, org) VALUES (?, ?)', [app, 'personal']],
-      ...machineIds.flatMap((id) => {
-        const cells = machineCells({ id, app });
-        return [
-          [
-            'INSERT INTO machines (id, app, state, private_addr, region, host_id, instance_id) VALUES (?, ?, ?, ?, ?, ?, ?)',
-            cells.machine,
-          ],
-          [
-            'INSERT INTO services (machine_id, internal_port, app, protocol, ports, handlers, concurrency, autostart, autostop, min_machines_running) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-            cells.service,
-          ],
-        ] as [string, unknown[]][];
-      }),
-    ]);
-  }
-
-  async function lazyCatalog(options: Partial<CatalogOptions> = {}): Promise<Catalog> {
-    const catalog = new Catalog({
-      domain: 'fleet.test',
-      logger: quiet,
-      mode: 'lazy',
-      region: 'ams',
-      ...options,
-    });
-    const controller = new AbortController();
-    following.push(controller);
-    void catalog.follow(client, controller.signal);
-    await until(
-      () => catalog.ready,
-      (ready) => ready,
-    );
-    return catalog;
-  }
+  let agent: Awaited<ReturnType<typeof startAgent>>;
+  const client = () => agent.client;
+  const freeze = () => agent.freeze();
+  const thaw = () => agent.thaw();
+  const lazyCatalog = (options: Partial<CatalogOptions> = {}) =>
+    agent.follow({ mode: 'lazy', ...options });
 
   beforeAll(async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'fleet-catalog-'));
-    corrosion = await startServerProcess({
-      command: process.execPath,
-      args: [corrosionMain, 'agent', '--db', join(dir, 'c.db'), '--api-addr', '127.0.0.1:0'],
-      listeners: ['api'],
-      env: { ...process.env, LOG_LEVEL: 'warn' },
-    });
-    client = new CorrosionClient({ url: corrosion.urls.api!, timeoutMs: 5_000 });
-    await writeApp('web', ['w1', 'w2']);
-    for (const app of ['a1', 'a2', 'a3', 'a4']) await writeApp(app, [`${app}-m`]);
+    agent = await startAgent();
+    await agent.writeApp('web', ['w1', 'w2']);
+    for (const app of ['a1', 'a2', 'a3', 'a4']) await agent.writeApp(app, [`${app}-m`]);
   });
 
-  afterEach(() => {
-    if (frozen.value) thaw();
-    for (const controller of following.splice(0)) controller.abort();
-  });
+  afterEach(() => agent?.unfollow());
 
   afterAll(async () => {
-    await client?.close();
-    await corrosion?.stop();
+    await agent?.stop();
   });
 
   it('loads an app on first use, holds only that app, and follows its changes', async () => {
@@ -106,14 +34,14 @@ describe('lazy mode', () => {
     expect(await catalog.stats()).toMatchObject({ apps: 1, machines: 2 });
     // now held: answered from memory, without a promise
     expect(catalog.route('web')).not.toBeInstanceOf(Promise);
-    await client.transaction([["UPDATE machines SET state = 'stopped' WHERE id = 'w1'", []]]);
+    await client().transaction([["UPDATE machines SET state = 'stopped' WHERE id = 'w1'", []]]);
     const later = await until(
       () => catalog.route('web'),
       (next) => next.kind === 'ok' && next.candidates.length === 1,
     );
     expect(later).toMatchObject({ kind: 'ok', machine: { id: 'w2' } });
     // a change to an app not held is not kept
-    await client.transaction([["UPDATE machines SET state = 'stopped' WHERE id = 'a1-m'", []]]);
+    await client().transaction([["UPDATE machines SET state = 'stopped' WHERE id = 'a1-m'", []]]);
     await new Promise((resolve) => setTimeout(resolve, 100));
     expect((await catalog.stats()).apps).toBe(1);
   });
@@ -181,8 +109,8 @@ describe('lazy mode', () => {
     freeze();
     expect(await catalog.resolveHost('nowhere.example.com')).toBeUndefined();
     thaw();
-    await writeApp('ghost', ['g1']);
-    await client.transaction([
+    await agent.writeApp('ghost', ['g1']);
+    await client().transaction([
       ["INSERT INTO app_hostnames (hostname, app) VALUES ('nowhere.example.com', 'ghost')", []],
     ]);
     expect(
@@ -215,14 +143,36 @@ describe('lazy mode', () => {
     release();
   });
 
-  it('drops every app held when a stream starts over, and loads again once it is back', async () => {
+  it('keeps serving held apps from their rows through a reset, and reads them again after it', async () => {
     const catalog = await lazyCatalog();
-    expect(await catalog.route('a3')).not.toEqual({ kind: 'no-app' });
+    expect(await catalog.route('a3')).toMatchObject({ kind: 'ok' });
+    // A row the catalog holds that corrosion does not have (as after changes it missed).
+    const ghost = machineCells({ id: 'a3-ghost', app: 'a3' });
+    await catalog.apply('machines', change('insert', ghost.machine));
+    await catalog.apply('services', change('insert', ghost.service));
+    const machines = (d: Awaited<ReturnType<Catalog['route']>>) =>
+      d.kind === 'ok' ? d.candidates.map((c) => c.machine.id).sort() : d.kind;
+    expect(machines(await catalog.route('a3'))).toEqual(['a3-ghost', 'a3-m']);
+
     await catalog.apply('machines', { type: 'reset', columns: [] });
-    expect((await catalog.stats()).apps).toBe(0);
-    await expect(catalog.route('a3')).rejects.toMatchObject({ code: 'CATALOG_ERR_NOT_READY' });
+    const during = catalog.route('a3');
+    expect(during).not.toBeInstanceOf(Promise); // still held, answered from memory
+    expect(machines(await during)).toEqual(['a3-ghost', 'a3-m']);
+    expect(await catalog.stats()).toMatchObject({ apps: 1, resyncing: { reset: 1 }, fresh: false });
+    // an app not held cannot load before the stream is back (a load could miss changes)
+    await expect(catalog.route('a1')).rejects.toMatchObject({ code: 'CATALOG_ERR_NOT_READY' });
+
     await catalog.apply('machines', { type: 'ready', changeId: 0 });
-    expect(await catalog.route('a3')).not.toEqual({ kind: 'no-app' });
+    // read again from corrosion in the background, without a request asking: the ghost goes
+    const stats = await until(
+      () => catalog.stats(),
+      (next) => next.resyncing.reset === 0,
+    );
+    expect(stats).toMatchObject({ apps: 1, resyncing: { reset: 0 } });
+    expect(machines(catalog.route('a3') as Awaited<ReturnType<Catalog['route']>>)).toEqual([
+      'a3-m',
+    ]);
+    expect(await catalog.route('a1')).not.toEqual({ kind: 'no-app' });
   });
 
   // Seed 002: an update that cannot be applied (its write lock timed out) must not leave the
@@ -240,12 +190,12 @@ describe('lazy mode', () => {
           release = resolve;
         }),
     );
-    await client.transaction([["UPDATE machines SET state = 'stopping' WHERE id = 'a3-m'", []]]);
+    await client().transaction([["UPDATE machines SET state = 'stopping' WHERE id = 'a3-m'", []]]);
     await new Promise((resolve) => setTimeout(resolve, 400)); // the stream's update times out
     release();
     await holding;
     expect(await catalog.route('a3')).toMatchObject({ kind: 'no-machine' });
-    await client.transaction([["UPDATE machines SET state = 'started' WHERE id = 'a3-m'", []]]);
+    await client().transaction([["UPDATE machines SET state = 'started' WHERE id = 'a3-m'", []]]);
     const decision = await until(
       () => catalog.route('a3'),
       (d) => d.kind === 'ok',
