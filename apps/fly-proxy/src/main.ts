@@ -15,6 +15,7 @@ import {
   startMetrics,
   UsageError,
 } from '@fleet/service';
+import { startControl } from './control/server.js';
 import { Http1Relay } from './http1/relay.js';
 import { UpstreamPools } from './http1/upstream-pools.js';
 import { ProxyMetrics } from './metrics.js';
@@ -158,6 +159,13 @@ const spec = {
     description: 'admin requests handled at once; past it 503 PROXY_ERR_OVERLOADED',
   },
   ...tlsSpec,
+  // Control channel (issue 13): see the README's "Control channel and watchdog".
+  'state-dir': {
+    type: 'string',
+    default: '.fleet/fly-proxy',
+    description:
+      'directory of the control socket (control.sock), relative to the working directory',
+  },
 } as const;
 
 runMain(async () => {
@@ -256,7 +264,23 @@ runMain(async () => {
     tls: tls && { certificates: tls.store.stats(), connections: tls.listener.guard.stats() },
   }));
 
+  // Control channel (issue 13): proxyctl and the watchdog read these objects through it.
+  const control = await startControl(config['state-dir'], {
+    catalog,
+    logger,
+    mode: config.mode,
+    region: config.region,
+    connections: () => ({
+      plain: plain.guard.stats(),
+      http1: relay.stats(),
+      upstreams: pools.stats(),
+      tls: tls?.listener.guard.stats(),
+    }),
+  });
+  // End of the control channel block.
+
   onShutdown(logger, async () => {
+    await control.close(); // control channel (issue 13)
     await plain.close();
     relay.close();
     await tls?.listener.close();
