@@ -194,6 +194,20 @@ describe('fly-proxy-watchdog', () => {
     await until('the proxy gone', () => (isAlive(first.proxyPid!) ? undefined : true), 15_000);
   });
 
+  it("stops, with the proxy's message, when the proxy refuses its flags", async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'wd-'));
+    dirs.push(stateDir);
+    const refused = await startServerProcess({
+      command: process.execPath,
+      args: [watchdogMain, '--state-dir', stateDir, '--', '--corrosion-url', 'ftp://nowhere'],
+      listeners: ['watchdog', 'proxy'],
+      startTimeoutMs: 20_000,
+    }).catch((error: Error) => error);
+    expect(String(refused)).toMatch(/exited \(2\)[\s\S]*--corrosion-url must be an http/);
+    const status = JSON.parse(readFileSync(join(stateDir, 'watchdog.json'), 'utf8'));
+    expect(status.restarts).toBe(0);
+  });
+
   it('refuses a --state-dir meant for the proxy and a second watchdog on the same state dir', async () => {
     const usage = await startServerProcess({
       command: process.execPath,

@@ -73,7 +73,7 @@ function serveClient(socket: Socket, sources: ControlSources, clients: Set<Socke
   let pending = 0;
   let chain = Promise.resolve();
   const send = (answer: ControlAnswer) => {
-    if (socket.destroyed) return;
+    if (socket.destroyed || socket.writableEnded) return;
     socket.write(answerLine(answer));
     // A client that never reads its answers must not grow this process's memory.
     if (socket.writableLength > controlLimits.unreadBytesMax) socket.destroy();

@@ -136,6 +136,10 @@ runMain(async () => {
     logger,
   });
   supervisor.onChange = () => writeStatusFile(stateDir, supervisor, process.pid);
+  supervisor.onUsageError = () => {
+    stateLock.release();
+    process.exit(2);
+  };
   registerWatchdogMetrics(supervisor);
   const server = createHttpServer({ logger, metrics: metricsExport });
   server.get('/status', async () => supervisor.status());

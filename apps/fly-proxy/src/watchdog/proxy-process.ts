@@ -12,13 +12,14 @@ const relayBytesMax = 1_048_576;
 
 export interface ProxyProcess {
   child: ChildProcess;
+  /** 0 when the process could not be started. */
   pid: number;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
 /**
  * Starts fly-proxy with `args`, its control socket in `stateDir`, and Node's diagnostic report on
- * SIGUSR2 written to `reportDir`. Its stdout and stderr lines are relayed to this process's stdout
+ * SIGUSR2 written to `reportDir`. Its stdout and stderr lines are relayed to this process's own
  * (so the `listening` events still reach whoever started the watchdog) and kept in `tail`. The
  * proxy gets the end of a pipe (FLEET_PARENT_FD, see @fleet/service's parent.ts) and shuts down
  * by itself when the watchdog is gone, however it went.
@@ -44,16 +45,20 @@ export function startProxy(options: {
       stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
     },
   );
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
-  );
-  const relay = (line: string) => {
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+    // A process that could not be started (EAGAIN, ENOMEM) never exits: it counts as exited.
+    child.once('error', (error) => {
+      options.tail.push(`fly-proxy-watchdog: cannot start the proxy: ${error.message}`);
+      if (child.pid === undefined) resolve({ code: null, signal: null });
+    });
+  });
+  const relay = (to: NodeJS.WriteStream) => (line: string) => {
     options.tail.push(line);
-    // A stdout nobody reads must not grow the watchdog: past the bound, lines are dropped.
-    if (process.stdout.writableLength < relayBytesMax) process.stdout.write(`${line}\n`);
+    // An output nobody reads must not grow the watchdog: past the bound, lines are dropped.
+    if (to.writableLength < relayBytesMax) to.write(`${line}\n`);
   };
-  createInterface({ input: child.stdout! }).on('line', relay);
-  createInterface({ input: child.stderr! }).on('line', relay);
-  if (child.pid === undefined) throw new Error(`cannot start ${proxyMain}`);
-  return { child, pid: child.pid, exited };
+  createInterface({ input: child.stdout! }).on('line', relay(process.stdout));
+  createInterface({ input: child.stderr! }).on('line', relay(process.stderr));
+  return { child, pid: child.pid ?? 0, exited };
 }

@@ -27,6 +27,9 @@ export interface SupervisorOptions {
   logger: Logger;
 }
 
+/** What every Fleet server exits with on a usage error (see @fleet/service's runMain). */
+const usageExitCode = 2;
+
 export type SupervisorState = 'starting' | 'running' | 'unanswered' | 'backoff' | 'stopped';
 
 export interface SupervisorStatus {
@@ -71,6 +74,11 @@ export class Supervisor {
 
   /** Called whenever the status changes (the status file is rewritten). */
   onChange: () => void = () => undefined;
+  /**
+   * Called instead of a restart when the proxy refused its command line (exit status 2, before
+   * ever answering): no restart can fix a flag, so the watchdog stops with the proxy's message.
+   */
+  onUsageError: () => void = () => undefined;
 
   constructor(options: SupervisorOptions) {
     this.#options = options;
@@ -108,9 +116,17 @@ export class Supervisor {
     this.#armDeadline(this.#options.startTimeoutMs);
     this.#pingTimer = setInterval(() => void this.#ping(proxy), this.#options.pingIntervalMs);
     void proxy.exited.then((exit) => {
-      if (this.#proxy === proxy && this.#abandoned !== proxy && this.#state !== 'stopped') {
-        void this.#giveUp(proxy, 'exited', exit);
+      if (this.#proxy !== proxy || this.#abandoned === proxy || this.#state === 'stopped') return;
+      if (exit.code === usageExitCode && this.#state === 'starting') {
+        this.#clearTimers();
+        this.#options.logger.fatal(
+          { event: 'proxy_usage_error', pid: proxy.pid },
+          'the proxy refused its flags: not restarting it',
+        );
+        this.onUsageError();
+        return;
       }
+      void this.#giveUp(proxy, 'exited', exit);
     });
   }
 
