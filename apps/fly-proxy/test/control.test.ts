@@ -183,6 +183,16 @@ describe('control channel and proxyctl', () => {
     expect(client.answers().at(-1).error.code).toBe('CONTROL_ERR_LINE_TOO_LONG');
   });
 
+  it('closes a client that sends more requests than the bound without reading answers', async () => {
+    const client = rawClient(socketPath);
+    client.socket.write('{"command":"help"}\n'.repeat(20));
+    await client.closed;
+    const answers = client.answers();
+    expect(answers.slice(0, -1).every((answer) => answer.ok)).toBe(true);
+    expect(answers.at(-1).error.code).toBe('CONTROL_ERR_TOO_MANY_PENDING');
+    expect(answers.length).toBeLessThanOrEqual(17);
+  });
+
   it('bounds the clients connected at once', async () => {
     const clients = Array.from({ length: 16 }, () => rawClient(socketPath));
     try {

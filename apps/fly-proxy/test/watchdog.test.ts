@@ -21,6 +21,7 @@ interface WatchdogStatus {
   proxyStartedAt: string | null;
   restarts: number;
   restartsByReason: { unanswered: number; exited: number };
+  nextBackoffMs: number;
   lastIncident: string | null;
 }
 
@@ -178,6 +179,26 @@ describe('fly-proxy-watchdog', () => {
     expect(watchdog.child.exitCode).toBe(0);
     await until('the proxy gone', () => (isAlive(next.proxyPid!) ? undefined : true), 5_000);
     expect(existsSync(join(stateDir, 'control.sock'))).toBe(false);
+  });
+
+  it('backs off between restarts that follow each other', async () => {
+    const backoffMsMin = 2_000;
+    const { status, running, first } = await startWatchdog([
+      '--backoff-ms-min',
+      String(backoffMsMin),
+    ]);
+    // The first restart after a stable start is immediate; the next one in a row waits.
+    process.kill(first.proxyPid!, 'SIGKILL');
+    const second = await running(first.proxyPid!);
+    proxyPids.push(second.proxyPid!);
+    expect(second.nextBackoffMs).toBe(backoffMsMin);
+    const killedAtMs = Date.now();
+    process.kill(second.proxyPid!, 'SIGKILL');
+    const third = await running(second.proxyPid!);
+    proxyPids.push(third.proxyPid!);
+    expect(Date.parse(third.proxyStartedAt!) - killedAtMs).toBeGreaterThanOrEqual(backoffMsMin);
+    expect(third.nextBackoffMs).toBe(2 * backoffMsMin);
+    expect(status().restartsByReason.exited).toBe(2);
   });
 
   it('stops a wedged proxy too when it is stopped itself', async () => {

@@ -189,7 +189,8 @@ export class Supervisor {
     this.#abandoned = proxy;
     this.#clearTimers();
     this.#restarts[reason]++;
-    const silentMs = Date.now() - (this.#lastAnswerMs || Date.now());
+    // Silent since its last answer, or since it started when it never answered.
+    const silentMs = Date.now() - (this.#lastAnswerMs || Date.parse(this.#proxyStartedAt!));
     this.#options.logger.error(
       { event: 'proxy_restart', reason, pid: proxy.pid, silentMs, exit },
       reason === 'unanswered'
