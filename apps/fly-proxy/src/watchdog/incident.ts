@@ -104,3 +104,11 @@ function prune(incidents: string): void {
     rmSync(join(incidents, old), { recursive: true, force: true });
   }
 }
+
+/**
+ * Reports left in `<state-dir>/reports` (an operator's own `kill -USR2`, or one that came too late
+ * for its incident) are kept, the newest `incidentsMax` of them (Node names them by time).
+ */
+export function pruneReports(reportDir: string): void {
+  prune(reportDir);
+}

@@ -135,7 +135,14 @@ runMain(async () => {
     logTailLines: config['log-tail-lines'],
     logger,
   });
-  supervisor.onChange = () => writeStatusFile(stateDir, supervisor, process.pid);
+  supervisor.onChange = () => {
+    try {
+      writeStatusFile(stateDir, supervisor, process.pid);
+    } catch (error) {
+      // A full disk must not stop the supervision; /status and /metrics still tell.
+      logger.warn({ err: error }, 'cannot write the watchdog status file');
+    }
+  };
   supervisor.onUsageError = () => {
     stateLock.release();
     process.exit(2);

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Logger } from '@fleet/service';
 import { askControl } from '../control/client.js';
 import { controlSocketName } from '../control/protocol.js';
-import { type IncidentFacts, recordIncident } from './incident.js';
+import { type IncidentFacts, pruneReports, recordIncident } from './incident.js';
 import { LogTail } from './log-tail.js';
 import { type ProxyProcess, startProxy } from './proxy-process.js';
 
@@ -102,6 +102,7 @@ export class Supervisor {
 
   start(): void {
     mkdirSync(this.#reportDir, { recursive: true }); // Node writes no report into a missing directory
+    pruneReports(this.#reportDir);
     const proxy = startProxy({
       args: this.#options.proxyArgs,
       stateDir: this.#options.stateDir,
@@ -111,6 +112,9 @@ export class Supervisor {
     this.#proxy = proxy;
     this.#proxyStartedAt = new Date().toISOString();
     this.#answeringSinceMs = 0;
+    // A snapshot is evidence about the proxy that answered it, never about its successor.
+    this.#locks = null;
+    this.#locksAt = null;
     this.#setState('starting');
     this.#options.logger.info({ event: 'proxy_started', pid: proxy.pid }, 'proxy started');
     this.#armDeadline(this.#options.startTimeoutMs);
