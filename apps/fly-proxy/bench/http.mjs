@@ -211,6 +211,7 @@ async function startFlyProxies(backendPort) {
       args: [
         ...[proxyMain, '--listen', '127.0.0.1:0', '--corrosion-url', corrosion.urls.api],
         ...['--domain', 'fleet.test', '--region', 'local', ...args],
+        ...['--state-dir', join(dir, `proxy-${stops.length}`)],
       ],
       listeners,
       env: quiet,

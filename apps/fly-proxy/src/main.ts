@@ -19,6 +19,7 @@ import { Autostarter } from './autoscale/autostart.js';
 import { Autostopper } from './autoscale/autostop.js';
 import { FlapsApi } from './autoscale/flaps-api.js';
 import { backhaulToken } from './backhaul.js';
+import { startControl } from './control/server.js';
 import { Http1Relay } from './http1/relay.js';
 import { UpstreamPools } from './http1/upstream-pools.js';
 import { ProxyMetrics } from './metrics.js';
@@ -216,6 +217,13 @@ const spec = {
     description: 'admin requests handled at once; past it 503 PROXY_ERR_OVERLOADED',
   },
   ...tlsSpec,
+  // Control channel (issue 13): see the README's "Control channel and watchdog".
+  'state-dir': {
+    type: 'string',
+    default: '.fleet/fly-proxy',
+    description:
+      'directory of the control socket (control.sock), relative to the working directory',
+  },
 } as const;
 
 /** The Machines API client for autostart and autostop, when `--flaps-url` is set. */
@@ -393,6 +401,8 @@ runMain(async () => {
   admin.get('/status', async () => ({
     mode: config.mode,
     region: config.region,
+    // Stale or detached tables keep routing (ready stays true): a degraded state, shown here.
+    fresh: catalog.fresh,
     catalog: await catalog.stats(),
     locks: { catalog: catalog.lock.snapshot() },
     proxy: { connections: plain.guard.stats(), http1: relay.stats(), upstreams: pools.stats() },
@@ -402,7 +412,23 @@ runMain(async () => {
     tcp: tcp?.listeners.stats(),
   }));
 
+  // Control channel (issue 13): proxyctl and the watchdog read these objects through it.
+  const control = await startControl(config['state-dir'], {
+    catalog,
+    logger,
+    mode: config.mode,
+    region: config.region,
+    connections: () => ({
+      plain: plain.guard.stats(),
+      http1: relay.stats(),
+      upstreams: pools.stats(),
+      tls: tls?.listener.guard.stats(),
+    }),
+  });
+  // End of the control channel block.
+
   onShutdown(logger, async () => {
+    await control.close(); // control channel (issue 13)
     await plain.close();
     relay.close();
     await tls?.listener.close();

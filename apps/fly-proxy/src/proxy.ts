@@ -16,7 +16,7 @@ import {
   routeReplay,
 } from './replay.js';
 import { requestTarget } from './request-target.js';
-import { retryable } from './retry.js';
+import { neverReached, retryable } from './retry.js';
 import {
   forcesHttps,
   httpsLocation,
@@ -227,6 +227,7 @@ async function relayToFirst(
       release();
       if (signal.aborted) return { kind: 'done' };
       deps.logger.warn({ err: error, app, machine: machine.id, requestId }, 'upstream failed');
+      if (neverReached(error)) deps.catalog.machineUnreachable(machine.id);
       failure = { error, candidate };
       if (retryable(error, attempt.request)) continue;
       break;
@@ -237,6 +238,7 @@ async function relayToFirst(
         await upstream.body.dump();
         return { kind: 'replay', replay: String(replay), machine };
       }
+      deps.catalog.machineReachable(machine.id);
       deps.metrics.upstream(app, performance.now() - started);
       deps.metrics.request(app, upstream.statusCode);
       const answered = endToEnd(upstream.headers as Record<string, string | string[]>);

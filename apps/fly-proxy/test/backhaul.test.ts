@@ -40,7 +40,7 @@ describe('fly-proxy backhaul mode', () => {
       args: [
         ...[proxyMain, '--mode', 'backhaul', '--listen', '127.0.0.1:0'],
         ...['--corrosion-url', edge.corrosionUrl, '--domain', 'fleet.test', '--region', 'ams'],
-        ...['--host-id', 'worker-2', '--fleet-key-file', keyFile],
+        ...['--host-id', 'worker-2', '--fleet-key-file', keyFile, '--state-dir', join(dir, 'bh')],
       ],
       listeners: ['proxy', 'admin'],
       env: { ...process.env, LOG_LEVEL: 'error' },

@@ -91,6 +91,8 @@ describe('fly-proxy (edge)', () => {
         'fleet.test',
         '--region',
         'ams',
+        '--state-dir',
+        join(dir, 'proxy'),
       ],
       listeners: ['proxy', 'admin'],
       env: quiet,

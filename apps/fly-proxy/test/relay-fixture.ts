@@ -119,6 +119,7 @@ export async function startEdge(
         proxyMain,
         ...['--listen', '127.0.0.1:0', '--corrosion-url', corrosion.urls.api!],
         ...['--domain', 'fleet.test', '--region', options.region, '--catalog', 'lazy'],
+        ...['--state-dir', join(dir, 'proxy')],
         ...(options.args ?? []),
       ],
       listeners: ['proxy', 'admin'],

@@ -93,6 +93,11 @@ describe('fly-proxy relay', () => {
       expect(answer.status).toBe(200);
       expect(answer.json.name).toBe('ams1');
     }
+    // The machine that refused is ranked last until it answers again.
+    const status = (await (await request(`${proxy.urls.admin}/status`)).body.json()) as {
+      catalog: { machinesUnreachable: number };
+    };
+    expect(status.catalog.machinesUnreachable).toBe(1);
   });
 
   it('sets Fly headers itself, replacing what the client sent, and keeps Host', async () => {

@@ -1,5 +1,5 @@
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { connect as connectHttp2 } from 'node:http2';
 import { request as httpsRequest } from 'node:https';
@@ -26,6 +26,7 @@ describe('fly-proxy with TLS', () => {
   let tlsPort: number;
   let caPem: string;
 
+  let dir: string;
   beforeAll(async () => {
     machine = createServer((request, response) => {
       response.setHeader('content-type', 'application/json');
@@ -46,7 +47,7 @@ describe('fly-proxy with TLS', () => {
         ['m1', 8080, 'web', JSON.stringify([{ port: 443, handlers: ['tls', 'http'] }])],
       ],
     ]);
-    const dir = mkdtempSync(join(tmpdir(), 'fleet-proxy-tls-'));
+    dir = mkdtempSync(join(tmpdir(), 'fleet-proxy-tls-'));
     writeFileSync(join(dir, 'fleet.key'), 'test-fleet-key-0123456789abcdef\n');
     proxy = await startServerProcess({
       command: process.execPath,
@@ -54,7 +55,7 @@ describe('fly-proxy with TLS', () => {
         proxyMain,
         ...['--listen', '127.0.0.1:0', '--tls-listen', '127.0.0.1:0'],
         ...['--corrosion-url', agent.urls.api!, '--domain', 'fleet.test'],
-        ...['--fleet-key-file', join(dir, 'fleet.key')],
+        ...['--fleet-key-file', join(dir, 'fleet.key'), '--state-dir', join(dir, 'proxy')],
         ...['--ca-cert-file', join(dir, 'ca.pem'), '--ca-key-file', join(dir, 'ca.key')],
       ],
       listeners: ['proxy', 'tls', 'admin'],
@@ -69,6 +70,7 @@ describe('fly-proxy with TLS', () => {
     await client?.close();
     await agent?.stop();
     machine?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   const getH1 = () =>

@@ -68,6 +68,7 @@ describe('two regions', () => {
         [
           ...[proxyMain, '--listen', '127.0.0.1:0', '--corrosion-url', corrosion.urls.api!],
           ...['--domain', 'fleet.test', '--region', region, '--fleet-key-file', keyFile, ...args],
+          ...['--state-dir', join(dir, `proxy-${processes.length}`)],
         ],
         ['proxy', 'admin'],
       );

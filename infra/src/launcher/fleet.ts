@@ -133,6 +133,7 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
         ...['--corrosion-url', corrosionUrl, '--domain', options.domain],
         // Autostart and autostop go through the Machines API (its token is in the environment).
         ...['--region', options.region, '--flaps-url', flaps.api!, '--tcp-bind', '127.0.0.1'],
+        ...['--state-dir', join(hostDir, 'fly-proxy')], // its control socket (proxyctl)
         ...(options.proxyArgs ?? []),
       ],
       ['proxy', 'admin'],

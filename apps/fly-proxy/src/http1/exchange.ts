@@ -10,7 +10,7 @@ import {
   routeReplay,
 } from '../replay.js';
 import { targetOf } from '../request-target.js';
-import { idempotent } from '../retry.js';
+import { idempotent, neverReached } from '../retry.js';
 import {
   forcesHttps,
   httpsLocation,
@@ -299,6 +299,9 @@ export class Exchange implements UpstreamUser {
       return;
     }
     this.#warn(error);
+    // Refused, unreachable, timed out: ranked last until it answers again (the catalog's TTL).
+    if (neverReached(error))
+      this.client.relay.deps.catalog.machineUnreachable(candidate.machine.id);
     this.#candidate += 1;
     this.#attempt(false);
   }
@@ -481,6 +484,7 @@ export class Exchange implements UpstreamUser {
       this.#clientEnded;
     const connection = this.#closeAfter ? 'close' : request.minor === 0 ? 'keep-alive' : undefined;
     const machine = this.#candidates[this.#candidate]!.machine;
+    this.client.relay.deps.catalog.machineReachable(machine.id);
     if (this.#viaBackhaul) {
       const load = Number(head.headers.find(([name]) => name === backhaulHeaders.load)?.[1]);
       if (Number.isFinite(load)) this.client.relay.deps.catalog.reportLoad(machine.id, load);

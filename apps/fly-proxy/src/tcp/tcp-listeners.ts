@@ -128,6 +128,8 @@ export class TcpListeners {
       // Raw TCP to another host's machine would need a tunnel through its backhaul: not yet.
       if (hop === undefined || hop.viaBackhaul) continue;
       const machine = await this.#connect(hop.address);
+      if (machine === undefined) this.deps.catalog.machineUnreachable(candidate.machine.id);
+      else this.deps.catalog.machineReachable(candidate.machine.id);
       if (machine === undefined || client.destroyed) {
         machine?.destroy();
         if (client.destroyed) return;

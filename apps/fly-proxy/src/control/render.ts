@@ -1,0 +1,105 @@
+/**
+ * proxyctl's human-readable output. Answers are JSON; these shape the few that an operator reads
+ * under pressure (catalog, locks) and flatten the rest into `path: value` lines.
+ */
+export function render(command: string, result: unknown): string {
+  if (command === 'catalog') return renderCatalog(result as CatalogView);
+  if (command === 'locks') return renderLocks(result as LocksView);
+  if (command === 'loglevel') return renderLevel(result as { level: string; previous?: string });
+  return flatten(result).join('\n');
+}
+
+interface CatalogView {
+  app: string;
+  machines: {
+    id: string;
+    state: string;
+    region: string;
+    hostId: string;
+    load: number;
+    remoteLoad: number;
+    critical: string[] | null;
+    services: { internalPort: number; band: number }[];
+  }[];
+  route: { kind: string; reason?: string; candidates?: { machine: string; band: number }[] };
+}
+
+interface Holder {
+  mode: string;
+  label: string;
+  context: Record<string, unknown>;
+  sinceMs: number;
+  releasedMs?: number;
+}
+
+interface LocksView {
+  catalog: { holders: Holder[]; queued: Holder[]; writer?: Holder; lastWriter?: Holder };
+}
+
+function renderCatalog(view: CatalogView): string {
+  const lines = [`app ${view.app}: ${view.machines.length} machine(s)`];
+  lines.push(columns(['MACHINE', 'STATE', 'REGION', 'HOST', 'LOAD', 'REMOTE', 'BANDS', 'HEALTH']));
+  for (const machine of view.machines) {
+    const bands = machine.services.map((service) => `${service.internalPort}:${service.band}`);
+    lines.push(
+      columns([
+        machine.id,
+        machine.state,
+        machine.region,
+        machine.hostId,
+        String(machine.load),
+        String(machine.remoteLoad),
+        bands.join(',') || '-',
+        machine.critical === null ? 'ok' : `critical: ${machine.critical.join(',')}`,
+      ]),
+    );
+  }
+  const route = view.route;
+  if (route.kind === 'ok') {
+    const order = (route.candidates ?? []).map((each) => `${each.machine} (band ${each.band})`);
+    lines.push(`route: ${order.join(' > ')}`);
+  } else {
+    lines.push(`route: ${route.kind}${route.reason ? ` (${route.reason})` : ''}`);
+  }
+  return lines.join('\n');
+}
+
+function renderLocks(view: LocksView): string {
+  const { holders, queued, writer, lastWriter } = view.catalog;
+  const now = Date.now();
+  const describe = (holder: Holder, verb: string, sinceMs = holder.sinceMs) => {
+    const context = Object.entries(holder.context ?? {})
+      .map(([key, value]) => `${key}=${String(value)}`)
+      .join(' ');
+    return `  ${holder.mode.padEnd(5)} ${holder.label} ${context} ${verb} ${now - sinceMs} ms`;
+  };
+  return [
+    `holders: ${holders.length}`,
+    ...holders.map((holder) => describe(holder, 'held for')),
+    `waiting: ${queued.length}`,
+    ...queued.map((holder) => describe(holder, 'waiting for')),
+    `writer: ${writer ? describe(writer, 'held for').trim() : 'none'}`,
+    `last writer: ${lastWriter ? `${describe(lastWriter, 'released', lastWriter.releasedMs).trim()} ago` : 'none'}`,
+  ].join('\n');
+}
+
+function renderLevel(view: { level: string; previous?: string }): string {
+  return view.previous === undefined
+    ? `log level: ${view.level}`
+    : `log level: ${view.level} (was ${view.previous})`;
+}
+
+function columns(cells: string[]): string {
+  return cells
+    .map((cell, index) => (index === cells.length - 1 ? cell : cell.padEnd(12)))
+    .join(' ');
+}
+
+function flatten(value: unknown, path = ''): string[] {
+  if (typeof value !== 'object' || value === null) return [`${path || 'value'}: ${String(value)}`];
+  const entries = Array.isArray(value)
+    ? value.map((item, index) => [String(index), item])
+    : Object.entries(value);
+  if (entries.length === 0) return [`${path}: (none)`];
+  return entries.flatMap(([key, item]) => flatten(item, path ? `${path}.${key}` : String(key)));
+}

@@ -1,0 +1,262 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from '@fleet/service';
+import { askControl } from '../control/client.js';
+import { controlSocketName } from '../control/protocol.js';
+import { type IncidentFacts, pruneReports, recordIncident } from './incident.js';
+import { LogTail } from './log-tail.js';
+import { type ProxyProcess, startProxy } from './proxy-process.js';
+
+export interface SupervisorOptions {
+  stateDir: string;
+  proxyArgs: string[];
+  /** The control channel silent this long (once it has answered): the proxy is wedged. */
+  unansweredMs: number;
+  pingIntervalMs: number;
+  /** A new proxy must answer its first ping within this. */
+  startTimeoutMs: number;
+  /** Bound on waiting for the proxy's diagnostic report before the kill. */
+  reportWaitMs: number;
+  backoffMsMin: number;
+  backoffMsMax: number;
+  /** A proxy answering this long resets the backoff. */
+  stableMs: number;
+  /** On stop: SIGTERM, then SIGKILL after this long. */
+  stopGraceMs: number;
+  logTailLines: number;
+  logger: Logger;
+}
+
+/** What every Fleet server exits with on a usage error (see @fleet/service's runMain). */
+const usageExitCode = 2;
+
+export type SupervisorState = 'starting' | 'running' | 'unanswered' | 'backoff' | 'stopped';
+
+export interface SupervisorStatus {
+  state: SupervisorState;
+  proxyPid: number | null;
+  proxyStartedAt: string | null;
+  restarts: number;
+  restartsByReason: Record<IncidentFacts['reason'], number>;
+  lastAnswerAt: string | null;
+  lastIncident: string | null;
+  nextBackoffMs: number;
+}
+
+/**
+ * Runs fly-proxy and keeps it answering (seed 001/002): pings its control channel with `locks`
+ * every `pingIntervalMs` (keeping the last snapshot), and when it has not answered for
+ * `unansweredMs` asks for a Node diagnostic report (SIGUSR2, and SIGCONT in case it was stopped),
+ * records the incident, kills it (SIGKILL) and starts a new one after an exponential backoff. A
+ * proxy that exits by itself is restarted the same way.
+ */
+export class Supervisor {
+  readonly #options: SupervisorOptions;
+  readonly #socket: string;
+  readonly #reportDir: string;
+  readonly #tail: LogTail;
+  #proxy: ProxyProcess | undefined;
+  /** The proxy being given up on: its exit is expected, its late answers ignored. */
+  #abandoned: ProxyProcess | undefined;
+  #state: SupervisorState = 'starting';
+  #pingTimer: NodeJS.Timeout | undefined;
+  #deadlineTimer: NodeJS.Timeout | undefined;
+  #restartTimer: NodeJS.Timeout | undefined;
+  #pinging = false;
+  #lastAnswerMs = 0;
+  #answeringSinceMs = 0;
+  #locks: unknown = null;
+  #locksAt: string | null = null;
+  #consecutive = 0;
+  #restarts = { unanswered: 0, exited: 0 };
+  #lastIncident: string | null = null;
+  #proxyStartedAt: string | null = null;
+
+  /** Called whenever the status changes (the status file is rewritten). */
+  onChange: () => void = () => undefined;
+  /**
+   * Called instead of a restart when the proxy refused its command line (exit status 2, before
+   * ever answering): no restart can fix a flag, so the watchdog stops with the proxy's message.
+   */
+  onUsageError: () => void = () => undefined;
+
+  constructor(options: SupervisorOptions) {
+    this.#options = options;
+    this.#socket = join(options.stateDir, controlSocketName);
+    this.#reportDir = join(options.stateDir, 'reports');
+    this.#tail = new LogTail(options.logTailLines);
+  }
+
+  status(): SupervisorStatus {
+    return {
+      state: this.#state,
+      proxyPid: this.#proxy?.pid ?? null,
+      proxyStartedAt: this.#proxyStartedAt,
+      restarts: this.#restarts.unanswered + this.#restarts.exited,
+      restartsByReason: { ...this.#restarts },
+      lastAnswerAt: this.#lastAnswerMs === 0 ? null : new Date(this.#lastAnswerMs).toISOString(),
+      lastIncident: this.#lastIncident,
+      nextBackoffMs: this.#backoffMs(),
+    };
+  }
+
+  start(): void {
+    mkdirSync(this.#reportDir, { recursive: true }); // Node writes no report into a missing directory
+    pruneReports(this.#reportDir);
+    const proxy = startProxy({
+      args: this.#options.proxyArgs,
+      stateDir: this.#options.stateDir,
+      reportDir: this.#reportDir,
+      tail: this.#tail,
+    });
+    this.#proxy = proxy;
+    this.#proxyStartedAt = new Date().toISOString();
+    this.#answeringSinceMs = 0;
+    // A snapshot is evidence about the proxy that answered it, never about its successor.
+    this.#locks = null;
+    this.#locksAt = null;
+    this.#setState('starting');
+    this.#options.logger.info({ event: 'proxy_started', pid: proxy.pid }, 'proxy started');
+    this.#armDeadline(this.#options.startTimeoutMs);
+    this.#pingTimer = setInterval(() => void this.#ping(proxy), this.#options.pingIntervalMs);
+    void proxy.exited.then((exit) => {
+      if (this.#proxy !== proxy || this.#abandoned === proxy || this.#state === 'stopped') return;
+      if (exit.code === usageExitCode && this.#state === 'starting') {
+        this.#clearTimers();
+        this.#options.logger.fatal(
+          { event: 'proxy_usage_error', pid: proxy.pid },
+          'the proxy refused its flags: not restarting it',
+        );
+        this.onUsageError();
+        return;
+      }
+      void this.#giveUp(proxy, 'exited', exit);
+    });
+  }
+
+  /** Stops the proxy (SIGTERM, SIGKILL past the grace) and supervises no more. */
+  async stop(): Promise<void> {
+    this.#setState('stopped');
+    this.#clearTimers();
+    clearTimeout(this.#restartTimer);
+    const proxy = this.#proxy;
+    if (proxy === undefined || proxy.child.exitCode !== null || proxy.child.signalCode !== null) {
+      return;
+    }
+    proxy.child.kill('SIGTERM');
+    proxy.child.kill('SIGCONT'); // a stopped proxy cannot act on SIGTERM
+    const grace = setTimeout(() => proxy.child.kill('SIGKILL'), this.#options.stopGraceMs);
+    await proxy.exited;
+    clearTimeout(grace);
+  }
+
+  async #ping(proxy: ProxyProcess): Promise<void> {
+    if (this.#pinging) return;
+    this.#pinging = true;
+    try {
+      const answer = await askControl(
+        this.#socket,
+        { command: 'locks', args: [] },
+        this.#options.pingIntervalMs,
+      );
+      if (this.#proxy !== proxy || this.#abandoned === proxy || this.#state === 'stopped') return;
+      const now = Date.now();
+      this.#lastAnswerMs = now;
+      if (answer.ok) {
+        this.#locks = answer.result;
+        this.#locksAt = new Date(now).toISOString();
+      }
+      if (this.#answeringSinceMs === 0) this.#answeringSinceMs = now;
+      if (now - this.#answeringSinceMs >= this.#options.stableMs) this.#consecutive = 0;
+      this.#armDeadline(this.#options.unansweredMs);
+      if (this.#state !== 'running') this.#setState('running');
+    } catch {
+      // No answer: the deadline decides, not one missed ping.
+    } finally {
+      this.#pinging = false;
+    }
+  }
+
+  #armDeadline(ms: number): void {
+    clearTimeout(this.#deadlineTimer);
+    const proxy = this.#proxy!;
+    this.#deadlineTimer = setTimeout(() => void this.#giveUp(proxy, 'unanswered'), ms);
+  }
+
+  /** Records what is known, kills the proxy if it still runs, and schedules the next one. */
+  async #giveUp(
+    proxy: ProxyProcess,
+    reason: IncidentFacts['reason'],
+    exit?: { code: number | null; signal: NodeJS.Signals | null },
+  ): Promise<void> {
+    if (this.#abandoned === proxy || this.#state === 'stopped') return;
+    this.#abandoned = proxy;
+    this.#clearTimers();
+    this.#restarts[reason]++;
+    // Silent since its last answer, or since it started when it never answered.
+    const silentMs = Date.now() - (this.#lastAnswerMs || Date.parse(this.#proxyStartedAt!));
+    this.#options.logger.error(
+      { event: 'proxy_restart', reason, pid: proxy.pid, silentMs, exit },
+      reason === 'unanswered'
+        ? 'proxy stopped answering: restarting it'
+        : 'proxy exited: restarting it',
+    );
+    this.#setState(reason === 'unanswered' ? 'unanswered' : 'backoff');
+    const asked = reason === 'unanswered';
+    if (asked) {
+      proxy.child.kill('SIGUSR2'); // Node's diagnostic report (--report-on-signal)
+      proxy.child.kill('SIGCONT'); // a stopped process handles signals only once continued
+    }
+    try {
+      this.#lastIncident = await recordIncident({
+        stateDir: this.#options.stateDir,
+        reportDir: this.#reportDir,
+        reportWaitMs: asked ? this.#options.reportWaitMs : 0,
+        logTail: this.#tail.text(),
+        facts: {
+          reason,
+          pid: proxy.pid,
+          at: new Date().toISOString(),
+          ...(asked
+            ? { silentMs }
+            : { exit: { code: exit?.code ?? null, signal: exit?.signal ?? null } }),
+          locks: this.#locks,
+          locksAt: this.#locksAt,
+          restarts: this.#restarts.unanswered + this.#restarts.exited,
+        },
+      });
+    } catch (error) {
+      this.#options.logger.error({ err: error }, 'cannot record the incident');
+    } finally {
+      proxy.child.kill('SIGKILL');
+      await proxy.exited;
+    }
+    this.#scheduleRestart();
+  }
+
+  #scheduleRestart(): void {
+    if (this.#state === 'stopped') return;
+    const delayMs = this.#backoffMs();
+    this.#consecutive++;
+    this.#lastAnswerMs = 0;
+    this.#setState('backoff');
+    this.#restartTimer = setTimeout(() => this.start(), delayMs);
+  }
+
+  /** 0 for the first restart after a stable run, then min, 2×min, … up to max. */
+  #backoffMs(): number {
+    if (this.#consecutive === 0) return 0;
+    const { backoffMsMin, backoffMsMax } = this.#options;
+    return Math.min(backoffMsMax, backoffMsMin * 2 ** Math.min(this.#consecutive - 1, 30));
+  }
+
+  #clearTimers(): void {
+    clearInterval(this.#pingTimer);
+    clearTimeout(this.#deadlineTimer);
+  }
+
+  #setState(state: SupervisorState): void {
+    this.#state = state;
+    this.onChange();
+  }
+}
