@@ -134,6 +134,11 @@ describe('control channel and proxyctl', () => {
     );
     expect(connections.result.http1).toMatchObject({ connections: expect.any(Number) });
     expect(connections.result.upstreams.machines).toBeGreaterThanOrEqual(1);
+
+    const quarantine = JSON.parse(
+      (await proxyctl(['--socket', socketPath, 'quarantine', '--json'])).stdout,
+    );
+    expect(quarantine.result).toEqual({ quarantined: [] });
   });
 
   it('changes the log level at runtime and names a bad level', async () => {
