@@ -23,6 +23,7 @@ import { startControl } from './control/server.js';
 import { Http1Relay } from './http1/relay.js';
 import { UpstreamPools } from './http1/upstream-pools.js';
 import { ProxyMetrics } from './metrics.js';
+import { becomeTheInstance } from './one-instance.js';
 import { createProxyHandler } from './proxy.js';
 import type { ProxyDeps } from './proxy-deps.js';
 import { ServicePorts } from './tcp/service-ports.js';
@@ -218,11 +219,17 @@ const spec = {
   },
   ...tlsSpec,
   // Control channel (issue 13): see the README's "Control channel and watchdog".
+  standby: {
+    type: 'boolean',
+    default: false,
+    description:
+      'when another proxy holds --state-dir, wait until it is gone and take over (without it: exit naming the holder)',
+  },
   'state-dir': {
     type: 'string',
     default: '.fleet/fly-proxy',
     description:
-      'directory of the control socket (control.sock), relative to the working directory',
+      'directory of the lock that makes this the one active proxy, and of the control socket (control.sock)',
   },
 } as const;
 
@@ -293,15 +300,15 @@ runMain(async () => {
     throw new UsageError('--host-id needs --fleet-key-file (edges and backhauls share its token)');
   if (config.mode === 'backhaul' && hostId === undefined)
     throw new UsageError('--mode backhaul needs --host-id (the host whose machines it serves)');
-  // fly-proxy keeps no state on disk (its catalog lives in memory, fed by corrosion): nothing of
-  // its own to lock; its listeners are exclusive by themselves.
+  // One active proxy per state directory (seed 004), taken before anything listens.
+  const logger = createLogger('fly-proxy');
+  const instance = await becomeTheInstance(config['state-dir'], config.standby, logger);
   const corrosionToken = readSecret({
     fileFlag: 'corrosion-token-file',
     file: config['corrosion-token-file'],
     variable: 'CORROSION_TOKEN',
   });
   const proxyAddress = parseListenAddress(config.listen);
-  const logger = createLogger('fly-proxy');
   const metrics = startMetrics('fly-proxy');
   const catalog = new Catalog({
     domain: config.domain,
@@ -441,6 +448,7 @@ runMain(async () => {
     await flaps?.close();
     await Promise.all([upstreams.close(), corrosion.close(), admin.close()]);
     await metrics.shutdown();
+    instance.release();
   });
 
   const bound = await plain.listen(proxyAddress.port, proxyAddress.host);
