@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -70,9 +70,20 @@ export interface Edge {
   client: CorrosionClient;
   corrosionUrl: string;
   corrosion: ServerProcess;
+  /** The edge's own directory (its CA is `ca.pem` there when started with `tls`). */
+  dir: string;
   /** Waits (bounded) until a request for `host` is answered by a machine. */
   routable(host: string): Promise<void>;
   stop(): Promise<void>;
+}
+
+/** A TLS listener with a fleet key and a CA the proxy creates in `dir` (`ca.pem`). */
+function tlsArgs(dir: string): string[] {
+  writeFileSync(join(dir, 'fleet.key'), 'relay-fixture-fleet-key-0123456789');
+  return [
+    ...['--tls-listen', '127.0.0.1:0', '--fleet-key-file', join(dir, 'fleet.key')],
+    ...['--ca-cert-file', join(dir, 'ca.pem'), '--ca-key-file', join(dir, 'ca.key')],
+  ];
 }
 
 /**
@@ -81,7 +92,7 @@ export interface Edge {
  */
 export async function startEdge(
   machines: MachineRow[],
-  options: { region: string; args?: string[] },
+  options: { region: string; args?: string[]; tls?: boolean },
 ): Promise<Edge> {
   const dir = mkdtempSync(join(tmpdir(), 'fleet-relay-'));
   const started: { stop(): Promise<void> }[] = [];
@@ -120,9 +131,10 @@ export async function startEdge(
         ...['--listen', '127.0.0.1:0', '--corrosion-url', corrosion.urls.api!],
         ...['--domain', 'fleet.test', '--region', options.region, '--catalog', 'lazy'],
         ...['--state-dir', join(dir, 'proxy')],
+        ...(options.tls ? tlsArgs(dir) : []),
         ...(options.args ?? []),
       ],
-      listeners: ['proxy', 'admin'],
+      listeners: options.tls ? ['proxy', 'admin', 'tls'] : ['proxy', 'admin'],
       env: quiet,
     });
     started.push(proxy);
@@ -137,7 +149,7 @@ export async function startEdge(
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
     };
-    return { proxy, client, corrosion, corrosionUrl: corrosion.urls.api!, routable, stop };
+    return { proxy, client, corrosion, corrosionUrl: corrosion.urls.api!, dir, routable, stop };
   } catch (error) {
     await stop();
     throw error;
