@@ -160,6 +160,13 @@ const spec = {
     max: 3_600_000,
     description: 'a client that reads nothing of a response this long is cut (slow readers)',
   },
+  'replay-bodies-bytes-max': {
+    type: 'number',
+    default: 67_108_864,
+    min: 0,
+    max: 17_179_869_184,
+    description: 'request bodies kept for fly-replay, all requests together (each up to 1 MB)',
+  },
   'header-bytes-max': {
     type: 'number',
     default: 65_536,
@@ -375,6 +382,7 @@ runMain(async () => {
     clientHeadersTimeoutMs: config['client-headers-timeout-ms'],
     clientWriteTimeoutMs: config['client-write-timeout-ms'],
     upstreamTimeoutMs: config['upstream-timeout-ms'],
+    replayBodiesBytesMax: config['replay-bodies-bytes-max'],
   });
   const http2Ready = withHttp1Headers(createProxyHandler(deps, relay));
   const plain = createPlainListener({

@@ -101,6 +101,11 @@ describe('fly-replay', () => {
     const big = await send('web.fleet.test', 'region=fra', 'ams1,ams2', Buffer.alloc(1_100_000, 1));
     expect(big.status).toBe(502);
     expect(big.json.code).toBe('PROXY_ERR_REPLAY');
+    // What was kept for replays is given back once each exchange is over.
+    const status = (await (await request(`${edge.proxy.urls.admin}/status`)).body.json()) as {
+      proxy: { http1: { replayBodiesBytes: number } };
+    };
+    expect(status.proxy.http1.replayBodiesBytes).toBe(0);
   });
 
   it('replays to another app of the organization, never to one of another', async () => {

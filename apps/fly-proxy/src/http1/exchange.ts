@@ -114,9 +114,11 @@ export class Exchange implements UpstreamUser {
     const body = taken === chunk.length ? chunk : chunk.subarray(0, taken);
     this.#bodyStarted = true;
     if (this.#replayBody !== null) {
-      this.#replayBytes += body.length;
-      if (this.#replayBytes > replayBodyBytesMax) this.#replayBody = null;
-      else this.#replayBody.push(body);
+      const fits = this.#replayBytes + body.length <= replayBodyBytesMax;
+      if (fits && this.client.relay.keepForReplay(body.length)) {
+        this.#replayBytes += body.length;
+        this.#replayBody.push(body);
+      } else this.#dropReplayBody();
     }
     if (this.#pending === null) {
       if (this.#upstream !== undefined && !this.#upstream.socket.write(body))
@@ -143,6 +145,7 @@ export class Exchange implements UpstreamUser {
   abort(): void {
     if (this.#phase === 'done') return;
     this.#phase = 'done';
+    this.#dropReplayBody();
     this.#upstream?.release(false);
     this.#upstream = undefined;
     this.#releaseLoad?.();
@@ -545,6 +548,7 @@ export class Exchange implements UpstreamUser {
 
   #done(keepAlive: boolean): void {
     this.#phase = 'done';
+    this.#dropReplayBody();
     this.#releaseLoad?.();
     this.client.exchangeDone(keepAlive);
   }
@@ -594,7 +598,7 @@ export class Exchange implements UpstreamUser {
           : !this.#requestBody.done
             ? 'the machine asked for a replay before the request body was received'
             : this.#replayBody === null
-              ? `a request body over ${replayBodyBytesMax} bytes cannot be replayed`
+              ? `the request body was not kept (over ${replayBodyBytesMax} bytes, or the proxy's replay memory was full)`
               : undefined;
     if (refusal !== undefined || typeof directive === 'string') {
       this.#own('PROXY_ERR_REPLAY', `machine ${from.id} of app ${this.#app}: ${refusal}`);
@@ -651,6 +655,13 @@ export class Exchange implements UpstreamUser {
     return (
       this.#requestBody.done && !this.head.connection.includes('close') && this.head.minor === 1
     );
+  }
+
+  /** Gives the kept body's bytes back to the relay's replay budget. */
+  #dropReplayBody(): void {
+    this.client.relay.releaseReplay(this.#replayBytes);
+    this.#replayBytes = 0;
+    this.#replayBody = null;
   }
 
   /** Whether the exchange ended meanwhile (the client left) — for checks after an await. */

@@ -19,6 +19,8 @@ export interface Http1Options {
   clientWriteTimeoutMs: number;
   /** Bound on a machine answering a head, and on its silence mid-body. */
   upstreamTimeoutMs: number;
+  /** Request bodies kept for fly-replay (up to 1 MB each), all exchanges together. */
+  replayBodiesBytesMax: number;
 }
 
 /**
@@ -34,6 +36,7 @@ export class Http1Relay {
   #sequence = 0;
   #slowReadersCut = 0;
   #replays = 0;
+  #replayBodiesBytes = 0;
 
   constructor(
     readonly deps: ProxyDeps,
@@ -65,11 +68,28 @@ export class Http1Relay {
     this.#replays += 1;
   }
 
-  stats(): { connections: number; slowReadersCut: number; replays: number } {
+  /** Whether `bytes` more of a request body may be kept for a replay (taken from the budget). */
+  keepForReplay(bytes: number): boolean {
+    if (this.#replayBodiesBytes + bytes > this.options.replayBodiesBytesMax) return false;
+    this.#replayBodiesBytes += bytes;
+    return true;
+  }
+
+  releaseReplay(bytes: number): void {
+    this.#replayBodiesBytes -= bytes;
+  }
+
+  stats(): {
+    connections: number;
+    slowReadersCut: number;
+    replays: number;
+    replayBodiesBytes: number;
+  } {
     return {
       connections: this.#connections.size,
       slowReadersCut: this.#slowReadersCut,
       replays: this.#replays,
+      replayBodiesBytes: this.#replayBodiesBytes,
     };
   }
 
