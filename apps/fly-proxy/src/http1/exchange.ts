@@ -113,6 +113,9 @@ export class Exchange implements UpstreamUser {
     }
     const body = taken === chunk.length ? chunk : chunk.subarray(0, taken);
     this.#bodyStarted = true;
+    // The machine's time to answer counts from the request's end, not from its head: a long
+    // upload is not a slow machine.
+    if (this.#requestBody.done) this.#sentMs = Date.now();
     if (this.#replayBody !== null) {
       const fits = this.#replayBytes + body.length <= replayBodyBytesMax;
       if (fits && this.client.relay.keepForReplay(body.length)) {
@@ -204,7 +207,11 @@ export class Exchange implements UpstreamUser {
       (this.#phase === 'routing' || this.#phase === 'waiting')
     ) {
       this.#fail('PROXY_ERR_UPSTREAM_TIMEOUT', 'the replay did not reach a machine in time');
-    } else if (this.#phase === 'waiting' && nowMs - this.#sentMs > upstreamTimeoutMs) {
+    } else if (
+      this.#phase === 'waiting' &&
+      this.#requestBody.done &&
+      nowMs - this.#sentMs > upstreamTimeoutMs
+    ) {
       this.#fail(
         'PROXY_ERR_UPSTREAM_TIMEOUT',
         `machine ${this.#machineId()} of app ${this.#app} did not answer in time`,
