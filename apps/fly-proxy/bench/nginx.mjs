@@ -56,6 +56,7 @@ daemon off;
 events { worker_connections 4096; }
 http {
   access_log off;
+  keepalive_requests 1000000; # no reconnects mid-run (the default 1000 closes h2 connections)
   client_body_temp_path ${dir}; proxy_temp_path ${dir};
   fastcgi_temp_path ${dir}; uwsgi_temp_path ${dir}; scgi_temp_path ${dir};
   ${httpBlock}
