@@ -1,8 +1,9 @@
 import type { Database as Db, Statement } from 'better-sqlite3';
-import { type Change, changesSelect, changesViewSql } from './changes.js';
+import { type Change, changesViewSql } from './changes.js';
 import { type CrrTable, describeTable, literal, makeCrr, quote, SENTINEL } from './crr.js';
 import { packColumns, type SqlValue, unpackColumns } from './pack.js';
 import { compareValues } from './values.js';
+import { VersionRead } from './version-read.js';
 
 export type { Change };
 
@@ -44,7 +45,7 @@ interface TableStatements {
   deleteRow: Statement;
   value: Map<string, Statement>;
   setValue: Map<string, Statement>;
-  changes: Statement;
+  changes: VersionRead;
   /** INSERT of a whole new row with these columns (statements cached per column list). */
   insertFull(columns: string[]): Statement;
   /** INSERT OR REPLACE of `count` clock rows in one statement. */
@@ -176,10 +177,8 @@ export class Crdt {
     const where = tables
       ? [...tables].flatMap((name) => this.#tables.get(name) ?? [])
       : this.#tables.values();
-    for (const statements of where) {
-      changes.push(...(statements.changes.all(siteOrdinal, version) as Change[]));
-    }
-    for (const change of changes) delete (change as { site_ordinal?: number }).site_ordinal;
+    const siteId = this.siteIdOf(siteOrdinal);
+    for (const statements of where) statements.changes.read(siteOrdinal, siteId, version, changes);
     return changes.sort((a, b) => a.seq - b.seq);
   }
 
@@ -415,7 +414,7 @@ export class Crdt {
           db.prepare(`UPDATE ${t} SET ${quote(col)} = ? WHERE ${where}`),
         ]),
       ),
-      changes: db.prepare(`${changesSelect(table)} WHERE c.site = ? AND c.db_version = ?`),
+      changes: new VersionRead(db, table),
       insertFull: cached((columns: string[]) => {
         const all = [...table.pks, ...columns];
         return db.prepare(
