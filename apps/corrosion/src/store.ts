@@ -97,8 +97,8 @@ export class Store {
         }),
       ),
     );
-    const { value: results, version, lastSeq, ts, tables } = run();
-    const changes = version === null ? [] : this.crdt.changesOf(0, version, tables);
+    const { value: results, version, lastSeq, ts } = run();
+    const changes = version === null ? [] : this.crdt.changesOf(0, version);
     return { results, version, rows: this.crdt.rowsOf(changes), changes, lastSeq, ts };
   }
 

@@ -1,10 +1,13 @@
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { packColumns, unpackColumns } from '../src/crdt/pack.js';
 import { compareValues } from '../src/crdt/values.js';
 import { applyChangesets } from '../src/replication/apply.js';
 import { versionChangesets } from '../src/replication/serve.js';
 import type { Store } from '../src/store.js';
-import { clocks, exec, openStore, rows, ship } from './crdt-helpers.js';
+import { tempDir } from './agent.js';
+import { clocks, exec, machinesSchema, openStore, rows, ship } from './crdt-helpers.js';
 
 const stores: Store[] = [];
 function store(): Store {
@@ -93,6 +96,49 @@ describe('local writes', () => {
     exec(a, "INSERT INTO machines (id, state) VALUES ('m1', 'again')");
     expect(clockOf(a, '-1')).toMatchObject({ col_version: 3, cl: 3 });
     expect(clockOf(a, 'state')).toMatchObject({ col_version: 1, cl: 3 });
+  });
+
+  it('gives the changed columns of an update consecutive seqs, in column order', () => {
+    const a = store();
+    exec(a, "INSERT INTO machines (id, state, n) VALUES ('m1', 'created', 1)");
+    expect(
+      exec(a, "UPDATE machines SET data = x'01', n = 1, state = 'started' WHERE id = 'm1'"),
+    ).toBe(2);
+    expect(clockOf(a, 'state')).toEqual({ col_version: 2, db_version: 2, cl: 1, seq: 0 });
+    expect(clockOf(a, 'data')).toEqual({ col_version: 2, db_version: 2, cl: 1, seq: 1 });
+    expect(a.bookkeeping.version(0, 2)).toMatchObject({ last_seq: 1 });
+  });
+
+  it('refuses a write to a CRR table that bypasses the transaction path (a plain SQLite client)', () => {
+    const dir = tempDir();
+    const a = openStore(machinesSchema, dir);
+    stores.push(a);
+    const plain = new Database(join(dir, 'corrosion.db'));
+    try {
+      expect(() => plain.prepare("INSERT INTO machines (id) VALUES ('m1')").run()).toThrow(
+        'a CRR table was written outside a transaction',
+      );
+    } finally {
+      plain.close();
+    }
+    expect(rows(a)).toEqual([]);
+  });
+
+  it('gives rows written before their table was a CRR one version, a seq per clock', () => {
+    const dir = tempDir();
+    const plain = new Database(join(dir, 'corrosion.db'));
+    plain.exec(machinesSchema);
+    plain.exec("INSERT INTO machines (id, state) VALUES ('m1', 'a'), ('m2', 'b')");
+    plain.close();
+    const a = openStore(machinesSchema, dir);
+    stores.push(a);
+    const seqs = a.db.prepare('SELECT db_version, seq FROM crsql_changes ORDER BY seq').all() as {
+      db_version: number;
+      seq: number;
+    }[];
+    expect(seqs.map((clock) => clock.seq)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    expect(new Set(seqs.map((clock) => clock.db_version))).toEqual(new Set([1]));
+    expect(a.bookkeeping.version(0, 1)).toMatchObject({ last_seq: 7 });
   });
 
   it('treats a primary-key change as delete plus insert', () => {

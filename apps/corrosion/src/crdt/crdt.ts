@@ -1,6 +1,15 @@
 import type { Database as Db, Statement } from 'better-sqlite3';
 import { type Change, changesViewSql } from './changes.js';
-import { type CrrTable, describeTable, literal, makeCrr, quote, SENTINEL } from './crr.js';
+import {
+  type CrrTable,
+  describeTable,
+  literal,
+  makeCrr,
+  makeWriteState,
+  quote,
+  SENTINEL,
+  writeStateTable,
+} from './crr.js';
 import { packColumns, type SqlValue, unpackColumns } from './pack.js';
 import { compareValues } from './values.js';
 import { VersionRead } from './version-read.js';
@@ -12,17 +21,6 @@ export interface RowChange {
   table: string;
   pk: SqlValue[];
   deleted: boolean;
-}
-
-/** The state of the local write transaction the triggers read through SQL functions. */
-interface LocalWrite {
-  /** The version the transaction gets if it changes anything. */
-  next: number;
-  used: boolean;
-  /** Tables the transaction wrote clocks for. */
-  tables: Set<string>;
-  seq: number;
-  ts: number;
 }
 
 interface Clock {
@@ -61,20 +59,19 @@ export class Crdt {
   readonly #tables = new Map<string, TableStatements>();
   readonly #siteIds: Buffer[] = [];
   readonly #ordinals = new Map<string, number>();
-  #write: LocalWrite | null = null;
-  #merging = 0;
+  readonly #write: { begin: Statement; end: Statement; merging: Statement; bumpSeq: Statement };
 
   constructor(db: Db, siteId: Buffer) {
     this.#db = db;
-    db.function('corro_merging', { deterministic: false }, () => this.#merging);
-    db.function('corro_db_version', { deterministic: false }, (table: unknown) => {
-      const write = this.#localWrite();
-      write.used = true;
-      write.tables.add(String(table));
-      return write.next;
-    });
-    db.function('corro_seq', { deterministic: false }, () => this.#localWrite().seq++);
-    db.function('corro_ts', { deterministic: false }, () => this.#localWrite().ts);
+    makeWriteState(db);
+    // A write cut short by a crash rolled back; this only clears what a failed merge could leave.
+    db.exec(`UPDATE ${writeStateTable} SET db_version = NULL, merging = 0`);
+    this.#write = {
+      begin: db.prepare(`UPDATE ${writeStateTable} SET db_version = ?, seq = 0, ts = ?`),
+      end: db.prepare(`UPDATE ${writeStateTable} SET db_version = NULL RETURNING seq, ts`),
+      merging: db.prepare(`UPDATE ${writeStateTable} SET merging = ?`),
+      bumpSeq: db.prepare(`UPDATE ${writeStateTable} SET seq = seq + ?`),
+    };
     db.function('corro_pack', { varargs: true, deterministic: true }, (...values: unknown[]) =>
       packColumns(values as SqlValue[]),
     );
@@ -112,21 +109,18 @@ export class Crdt {
   localWrite<T>(
     next: number,
     fn: () => T,
-  ): {
-    value: T;
-    version: number | null;
-    lastSeq: number;
-    ts: number;
-    tables: Set<string>;
-  } {
-    this.#write = { next, used: false, seq: 0, ts: Date.now(), tables: new Set() };
+  ): { value: T; version: number | null; lastSeq: number; ts: number } {
+    this.#write.begin.run(next, Date.now());
+    let value: T;
     try {
-      const value = fn();
-      const { used, seq, ts, tables } = this.#write;
-      return { value, version: used ? next : null, lastSeq: seq - 1, ts, tables };
-    } finally {
-      this.#write = null;
+      value = fn();
+    } catch (error) {
+      // The caller's rollback would undo the begin too, but the state must not depend on it.
+      this.#write.end.get();
+      throw error;
     }
+    const { seq, ts } = this.#write.end.get() as { seq: number; ts: number };
+    return { value, version: seq > 0 ? next : null, lastSeq: seq - 1, ts };
   }
 
   /** Gives clocks to rows written before their table was a CRR (or by a plain SQLite client). */
@@ -138,12 +132,17 @@ export class Crdt {
       this.#db.exec(`INSERT INTO ${pksT} (${pks}) SELECT ${pks} FROM ${quote(table.name)} t
         WHERE NOT EXISTS (SELECT 1 FROM ${pksT} p WHERE ${table.pks.map((c) => `p.${quote(c)} = t.${quote(c)}`).join(' AND ')})`);
       const orphan = `NOT EXISTS (SELECT 1 FROM ${clockT} c WHERE c.key = p.__corro_key AND c.cid = '${SENTINEL}')`;
-      for (const cid of table.columns) {
-        this.#db.exec(`INSERT INTO ${clockT} SELECT p.__corro_key, ${literal(cid)}, 1,
-          corro_db_version(${literal(table.name)}), 0, corro_seq(), corro_ts() FROM ${pksT} p WHERE ${orphan}`);
+      // The sentinels last: until then they mark the keys still without clocks.
+      for (const cid of [...table.columns, SENTINEL]) {
+        const added = this.#db
+          .prepare(
+            `INSERT INTO ${clockT} SELECT p.__corro_key, ${literal(cid)}, 1, w.db_version, 0,
+              w.seq + row_number() OVER (ORDER BY p.__corro_key) - 1, w.ts
+            FROM ${pksT} p, ${writeStateTable} w WHERE ${orphan}`,
+          )
+          .run().changes;
+        this.#write.bumpSeq.run(added);
       }
-      this.#db.exec(`INSERT INTO ${clockT} SELECT p.__corro_key, '${SENTINEL}', 1,
-        corro_db_version(${literal(table.name)}), 0, corro_seq(), corro_ts() FROM ${pksT} p WHERE ${orphan}`);
     }
   }
 
@@ -168,17 +167,13 @@ export class Crdt {
     return this.#siteIds[ordinal]!;
   }
 
-  /**
-   * The changes a site's version still holds here, in seq order (overwritten ones are gone);
-   * `tables` narrows the search when the caller knows which tables the version wrote.
-   */
-  changesOf(siteOrdinal: number, version: number, tables?: Iterable<string>): Change[] {
+  /** The changes a site's version still holds here, in seq order (overwritten ones are gone). */
+  changesOf(siteOrdinal: number, version: number): Change[] {
     const changes: Change[] = [];
-    const where = tables
-      ? [...tables].flatMap((name) => this.#tables.get(name) ?? [])
-      : this.#tables.values();
     const siteId = this.siteIdOf(siteOrdinal);
-    for (const statements of where) statements.changes.read(siteOrdinal, siteId, version, changes);
+    for (const statements of this.#tables.values()) {
+      statements.changes.read(siteOrdinal, siteId, version, changes);
+    }
     return changes.sort((a, b) => a.seq - b.seq);
   }
 
@@ -190,7 +185,7 @@ export class Crdt {
    */
   merge(changes: Change[]): RowChange[] {
     const touched = new Map<string, RowChange>();
-    this.#merging = 1;
+    this.#write.merging.run(1);
     try {
       // A row's changes come together (seq order): merge them as one group.
       for (let start = 0; start < changes.length; ) {
@@ -225,7 +220,7 @@ export class Crdt {
         });
       }
     } finally {
-      this.#merging = 0;
+      this.#write.merging.run(0);
     }
     return [...touched.values()];
   }
@@ -374,11 +369,6 @@ export class Crdt {
     if (bySite !== 0) return bySite > 0;
     if (incoming.db_version !== local.db_version) return incoming.db_version > local.db_version;
     return incoming.seq > local.seq;
-  }
-
-  #localWrite(): LocalWrite {
-    if (this.#write === null) throw new Error('a CRR table was written outside a transaction');
-    return this.#write;
   }
 
   #prepare(table: CrrTable): TableStatements {
