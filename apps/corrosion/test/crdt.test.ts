@@ -1,7 +1,8 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import { packColumns, unpackColumns } from '../src/crdt/pack.js';
+import { packColumns, type SqlValue, unpackColumns } from '../src/crdt/pack.js';
 import { compareValues } from '../src/crdt/values.js';
 import { applyChangesets } from '../src/replication/apply.js';
 import { versionChangesets } from '../src/replication/serve.js';
@@ -21,6 +22,29 @@ afterEach(() => {
 
 const clockOf = (s: Store, cid: string) =>
   s.db.prepare('SELECT col_version, db_version, cl, seq FROM crsql_changes WHERE cid = ?').get(cid);
+
+/** The format as cr-sqlite defines it, value by value through BigInt: the oracle for packColumns. */
+function packByDefinition(values: SqlValue[]): Buffer {
+  const int = (type: number, value: bigint) => {
+    const bytes: number[] = [];
+    for (let rest = BigInt.asUintN(64, value); rest !== 0n; rest >>= 8n) {
+      bytes.unshift(Number(rest & 0xffn));
+    }
+    return Buffer.from([(bytes.length << 3) | type, ...bytes]);
+  };
+  const parts = values.map((value) => {
+    if (value === null) return Buffer.of(5);
+    if (typeof value === 'number' && !Number.isInteger(value)) {
+      const float = Buffer.alloc(9, 2);
+      float.writeDoubleBE(value, 1);
+      return float;
+    }
+    if (typeof value === 'number' || typeof value === 'bigint') return int(1, BigInt(value));
+    const bytes = typeof value === 'string' ? Buffer.from(value) : Buffer.from(value);
+    return Buffer.concat([int(typeof value === 'string' ? 3 : 4, BigInt(bytes.length)), bytes]);
+  });
+  return Buffer.concat([Buffer.of(values.length), ...parts]);
+}
 
 describe('pk packing (cr-sqlite format)', () => {
   it('packs integers in the fewest bytes, text and blobs with their length', () => {
@@ -47,6 +71,30 @@ describe('pk packing (cr-sqlite format)', () => {
       Buffer.from('ab'),
     ];
     expect(unpackColumns(packColumns(values))).toEqual(values);
+  });
+
+  it('packs any values exactly as the format is defined, value by value', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.oneof(
+            fc.constant(null),
+            fc.integer(),
+            fc.maxSafeInteger(),
+            fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }),
+            fc.double({ noNaN: true, noDefaultInfinity: true }),
+            fc.string({ unit: 'grapheme', maxLength: 300 }),
+            fc.uint8Array({ maxLength: 300 }).map((bytes) => Buffer.from(bytes)),
+          ),
+          { maxLength: 6 },
+        ),
+        (values) => {
+          expect(packColumns(values).toString('hex')).toBe(
+            packByDefinition(values).toString('hex'),
+          );
+        },
+      ),
+    );
   });
 
   it('refuses truncated input', () => {
