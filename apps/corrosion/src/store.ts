@@ -97,8 +97,8 @@ export class Store {
         }),
       ),
     );
-    const { value: results, version, lastSeq, ts } = run();
-    const changes = version === null ? [] : this.crdt.changesOf(0, version);
+    const { value: results, version, lastSeq, ts, changes: built } = run();
+    const changes = version === null ? [] : (built ?? this.crdt.changesOf(0, version));
     return { results, version, rows: this.crdt.rowsOf(changes), changes, lastSeq, ts };
   }
 

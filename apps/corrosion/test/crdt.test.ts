@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import fc from 'fast-check';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { packColumns, type SqlValue, unpackColumns } from '../src/crdt/pack.js';
 import { compareValues } from '../src/crdt/values.js';
 import { applyChangesets } from '../src/replication/apply.js';
@@ -146,6 +146,34 @@ describe('local writes', () => {
     expect(clockOf(a, 'state')).toMatchObject({ col_version: 1, cl: 3 });
   });
 
+  it('builds the changes of rows inserted under new keys, and reads back any other write', () => {
+    const a = store();
+    const readBack = vi.spyOn(a.crdt, 'changesOf');
+    const fresh = a.transaction([
+      { sql: "INSERT INTO machines (id, state) VALUES ('m1', 'created')", params: [] },
+      { sql: "INSERT INTO machines (id, n) VALUES ('m2', 7)", params: [] },
+    ]);
+    expect(readBack).not.toHaveBeenCalled();
+    expect(fresh.changes.map(({ val, seq }) => [val, seq])).toEqual([
+      [null, 0],
+      ['created', 1],
+      [null, 2],
+      [null, 3],
+      [null, 4],
+      ['', 5],
+      [7, 6],
+      [null, 7],
+    ]);
+    expect(fresh.changes).toEqual(a.crdt.changesOf(0, fresh.version!));
+    readBack.mockClear();
+    const again = a.transaction([
+      { sql: "INSERT INTO machines (id) VALUES ('m3')", params: [] },
+      { sql: "UPDATE machines SET state = 'started' WHERE id = 'm3'", params: [] },
+    ]);
+    expect(readBack).toHaveBeenCalledTimes(1);
+    expect(again.changes.find((change) => change.cid === 'state')?.val).toBe('started');
+  });
+
   it('gives the changed columns of an update consecutive seqs, in column order', () => {
     const a = store();
     exec(a, "INSERT INTO machines (id, state, n) VALUES ('m1', 'created', 1)");
@@ -161,15 +189,26 @@ describe('local writes', () => {
     const dir = tempDir();
     const a = openStore(machinesSchema, dir);
     stores.push(a);
+    exec(a, "INSERT INTO machines (id, state) VALUES ('m1', 'created')");
     const plain = new Database(join(dir, 'corrosion.db'));
     try {
-      expect(() => plain.prepare("INSERT INTO machines (id) VALUES ('m1')").run()).toThrow(
-        'a CRR table was written outside a transaction',
+      // The insert trigger reports to the agent's SQL function, which a plain client lacks.
+      expect(() => plain.prepare("INSERT INTO machines (id) VALUES ('m2')").run()).toThrow(
+        'no such function: corro_inserted',
       );
+      for (const sql of [
+        "UPDATE machines SET state = 'stopped'",
+        "UPDATE machines SET id = 'm3'",
+        'DELETE FROM machines',
+      ]) {
+        expect(() => plain.prepare(sql).run()).toThrow(
+          'a CRR table was written outside a transaction',
+        );
+      }
     } finally {
       plain.close();
     }
-    expect(rows(a)).toEqual([]);
+    expect(rows(a)).toMatchObject([{ id: 'm1', state: 'created' }]);
   });
 
   it('gives rows written before their table was a CRR one version, a seq per clock', () => {

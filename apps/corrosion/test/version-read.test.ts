@@ -22,8 +22,8 @@ CREATE TABLE placements (
 );
 CREATE TABLE tags (name TEXT NOT NULL PRIMARY KEY);`;
 
-const id = fc.constantFrom('m0', 'm1', 'm2');
-const slot = fc.nat(2);
+const id = fc.constantFrom('m0', 'm1', 'm2', 'm3', 'm4', 'm5');
+const slot = fc.nat(4);
 const statement = fc.oneof(
   fc
     .tuple(id, fc.constantFrom('created', 'started'), fc.option(fc.integer({ min: -2, max: 2 })))

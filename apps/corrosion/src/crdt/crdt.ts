@@ -3,6 +3,7 @@ import { type Change, changesViewSql } from './changes.js';
 import {
   type CrrTable,
   describeTable,
+  insertedFunction,
   literal,
   makeCrr,
   makeWriteState,
@@ -10,6 +11,7 @@ import {
   SENTINEL,
   writeStateTable,
 } from './crr.js';
+import { FreshRows } from './fresh-rows.js';
 import { packColumns, type SqlValue, unpackColumns } from './pack.js';
 import { compareValues } from './values.js';
 import { VersionRead } from './version-read.js';
@@ -60,6 +62,7 @@ export class Crdt {
   readonly #siteIds: Buffer[] = [];
   readonly #ordinals = new Map<string, number>();
   readonly #write: { begin: Statement; end: Statement; merging: Statement; bumpSeq: Statement };
+  readonly #fresh = new FreshRows();
 
   constructor(db: Db, siteId: Buffer) {
     this.#db = db;
@@ -67,11 +70,24 @@ export class Crdt {
     // A write cut short by a crash rolled back; this only clears what a failed merge could leave.
     db.exec(`UPDATE ${writeStateTable} SET db_version = NULL, merging = 0`);
     this.#write = {
-      begin: db.prepare(`UPDATE ${writeStateTable} SET db_version = ?, seq = 0, ts = ?`),
-      end: db.prepare(`UPDATE ${writeStateTable} SET db_version = NULL RETURNING seq, ts`),
+      begin: db.prepare(
+        `UPDATE ${writeStateTable} SET db_version = ?, seq = 0, ts = ?, read_back = 0`,
+      ),
+      end: db.prepare(
+        `UPDATE ${writeStateTable} SET db_version = NULL RETURNING seq, ts, read_back`,
+      ),
       merging: db.prepare(`UPDATE ${writeStateTable} SET merging = ?`),
-      bumpSeq: db.prepare(`UPDATE ${writeStateTable} SET seq = seq + ?`),
+      bumpSeq: db.prepare(`UPDATE ${writeStateTable} SET seq = seq + ?, read_back = 1`),
     };
+    db.function(
+      insertedFunction,
+      { varargs: true, deterministic: false },
+      (table: unknown, seq: unknown, freshKey: unknown, ...values: unknown[]) => {
+        const known = this.#tables.get(table as string)?.table;
+        this.#fresh.inserted(known, seq as number, freshKey === 1, values as SqlValue[]);
+        return null;
+      },
+    );
     db.function('corro_pack', { varargs: true, deterministic: true }, (...values: unknown[]) =>
       packColumns(values as SqlValue[]),
     );
@@ -109,8 +125,16 @@ export class Crdt {
   localWrite<T>(
     next: number,
     fn: () => T,
-  ): { value: T; version: number | null; lastSeq: number; ts: number } {
+  ): {
+    value: T;
+    version: number | null;
+    lastSeq: number;
+    ts: number;
+    /** The version's changes when they are known without reading them back, else null. */
+    changes: Change[] | null;
+  } {
     this.#write.begin.run(next, Date.now());
+    this.#fresh.reset();
     let value: T;
     try {
       value = fn();
@@ -119,8 +143,15 @@ export class Crdt {
       this.#write.end.get();
       throw error;
     }
-    const { seq, ts } = this.#write.end.get() as { seq: number; ts: number };
-    return { value, version: seq > 0 ? next : null, lastSeq: seq - 1, ts };
+    const { seq, ts, read_back } = this.#write.end.get() as {
+      seq: number;
+      ts: number;
+      read_back: number;
+    };
+    const version = seq > 0 ? next : null;
+    const changes =
+      version === null ? [] : this.#fresh.changes(read_back === 1, this.siteId, next, ts);
+    return { value, version, lastSeq: seq - 1, ts, changes };
   }
 
   /** Gives clocks to rows written before their table was a CRR (or by a plain SQLite client). */

@@ -35,21 +35,30 @@ export function describeTable(db: Db, name: string): CrrTable {
 }
 
 /**
- * The one-row table of the open local write (its version, next seq and time) and of whether a
- * merge runs. The triggers read it in SQL rather than calling into JavaScript per clock row;
- * outside a local write its version is NULL, and a trigger that fires then refuses the write (so
- * a plain SQLite client cannot write rows that would never replicate).
+ * The one-row table of the open local write (its version, next seq and time, and whether its
+ * changes must be read back: see `insertedFunction`) and of whether a merge runs. The triggers
+ * read it in SQL rather than calling into JavaScript per clock row; outside a local write its
+ * version is NULL, and a trigger that fires then refuses the write (so a plain SQLite client
+ * cannot write rows that would never replicate). It holds nothing across restarts.
  */
 export const writeStateTable = '__corro_write';
 
 export function makeWriteState(db: Db): void {
   db.exec(`
-    CREATE TABLE IF NOT EXISTS ${writeStateTable} (
+    DROP TABLE IF EXISTS ${writeStateTable};
+    CREATE TABLE ${writeStateTable} (
       id INTEGER PRIMARY KEY CHECK (id = 0), db_version INTEGER, seq INTEGER NOT NULL,
-      ts INTEGER NOT NULL, merging INTEGER NOT NULL);
-    INSERT OR IGNORE INTO ${writeStateTable} VALUES (0, NULL, 0, 0, 0);
+      ts INTEGER NOT NULL, read_back INTEGER NOT NULL, merging INTEGER NOT NULL);
+    INSERT INTO ${writeStateTable} VALUES (0, NULL, 0, 0, 0, 0);
   `);
 }
+
+/**
+ * The SQL function the insert trigger calls once per row with (table, next seq, whether the key
+ * is new, the pk values, the column values): a row whose key is new has no clock yet, so its
+ * changes are known without reading them back (version 1 of every column and causal length 1).
+ */
+export const insertedFunction = 'corro_inserted';
 
 /** The first statement of every trigger: a write outside a local write or a merge is refused. */
 const guard = `SELECT RAISE(ABORT, 'a CRR table was written outside a transaction')
@@ -95,12 +104,16 @@ export function makeCrr(db: Db, table: CrrTable): void {
     ? `CREATE TRIGGER ${quote(`__corro_update_${table.name}`)} AFTER UPDATE ON ${t}
     WHEN ${local} AND ${samePk} AND (${changed.join(' OR ')}) BEGIN ${guard} ${updated(table)} END;`
     : '';
+  const newRefs = [...table.pks, ...table.columns].map((col) => `NEW.${quote(col)}`).join(', ');
+  const newKey = `NOT EXISTS (SELECT 1 FROM ${quote(table.pksTable)} WHERE ${keyWhere(table, 'NEW')})`;
   db.exec(`
     CREATE TRIGGER ${quote(`__corro_insert_${table.name}`)} AFTER INSERT ON ${t}
-    WHEN ${local} BEGIN ${guard} ${created(table, 'NEW')} END;
+    WHEN ${local} BEGIN ${guard}
+    SELECT ${insertedFunction}(${literal(table.name)}, seq, ${newKey}, ${newRefs}) FROM ${writeStateTable};
+    ${created(table, 'NEW', false)} END;
     ${valueUpdate}
     CREATE TRIGGER ${quote(`__corro_update_pk_${table.name}`)} AFTER UPDATE ON ${t}
-    WHEN ${local} AND NOT (${samePk}) BEGIN ${guard} ${deleted(table, 'OLD')} ${created(table, 'NEW')} END;
+    WHEN ${local} AND NOT (${samePk}) BEGIN ${guard} ${deleted(table, 'OLD')} ${created(table, 'NEW', true)} END;
     CREATE TRIGGER ${quote(`__corro_delete_${table.name}`)} AFTER DELETE ON ${t}
     WHEN ${local} BEGIN ${guard} ${deleted(table, 'OLD')} END;
   `);
@@ -108,8 +121,11 @@ export function makeCrr(db: Db, table: CrrTable): void {
 
 /** The key of the row `ref` (NEW or OLD) in the pk-lookup table. */
 export function keyOf(table: CrrTable, ref: string): string {
-  const where = table.pks.map((col) => `${quote(col)} IS ${ref}.${quote(col)}`).join(' AND ');
-  return `(SELECT __corro_key FROM ${quote(table.pksTable)} WHERE ${where})`;
+  return `(SELECT __corro_key FROM ${quote(table.pksTable)} WHERE ${keyWhere(table, ref)})`;
+}
+
+function keyWhere(table: CrrTable, ref: string): string {
+  return table.pks.map((col) => `${quote(col)} IS ${ref}.${quote(col)}`).join(' AND ');
 }
 
 /**
@@ -125,9 +141,11 @@ function clockRows(table: CrrTable, key: string, cids: string, colVersion: strin
 const localClock =
   'db_version = excluded.db_version, site = 0, seq = excluded.seq, ts = excluded.ts';
 
-const nextSeq = (count: string | number) => `UPDATE ${writeStateTable} SET seq = seq + ${count};`;
+/** Uses `count` seqs; `readBack`: the write's changes are no longer all known (see above). */
+const nextSeq = (count: string | number, readBack: boolean) =>
+  `UPDATE ${writeStateTable} SET seq = seq + ${count}${readBack ? ', read_back = 1' : ''};`;
 
-function created(table: CrrTable, ref: string): string {
+function created(table: CrrTable, ref: string, readBack: boolean): string {
   const key = keyOf(table, ref);
   const pkRefs = table.pks.map((col) => `${ref}.${quote(col)}`).join(', ');
   const cids = [SENTINEL, ...table.columns]
@@ -143,7 +161,7 @@ function created(table: CrrTable, ref: string): string {
     ${clockRows(table, key, cids, '1')}
       ON CONFLICT DO UPDATE SET col_version = col_version + 1, ${localClock}
       WHERE excluded.cid != '${SENTINEL}' OR col_version % 2 = 0;
-    ${nextSeq(1 + table.columns.length)}`;
+    ${nextSeq(1 + table.columns.length, readBack)}`;
 }
 
 function updated(table: CrrTable): string {
@@ -159,7 +177,7 @@ function updated(table: CrrTable): string {
   return `
     ${clockRows(table, key, cids, '1')}
       ON CONFLICT DO UPDATE SET col_version = col_version + 1, ${localClock};
-    ${nextSeq(`(${changed.join(' + ')})`)}`;
+    ${nextSeq(`(${changed.join(' + ')})`, true)}`;
 }
 
 function deleted(table: CrrTable, ref: string): string {
@@ -169,5 +187,5 @@ function deleted(table: CrrTable, ref: string): string {
     ${clockRows(table, key, `SELECT '${SENTINEL}' AS cid, 0 AS n`, '2')}
       ON CONFLICT DO UPDATE SET col_version = col_version + (col_version % 2 = 1), ${localClock};
     DELETE FROM ${quote(table.clockTable)} WHERE key = ${key} AND cid != '${SENTINEL}';
-    ${nextSeq(1)}`;
+    ${nextSeq(1, true)}`;
 }
