@@ -26,7 +26,7 @@ console.log(
   `  layout floor            ${k(apply.floorRowsPerSec)} rows/s (cr-sqlite's tables, the merge's statements alone, no CRDT logic)`,
 );
 console.log(
-  `  ratio                   ${(apply.mergedRowsPerSec / apply.plainRowsPerSec).toFixed(2)} of plain (target: at least 0.33); the layout floor is ${(apply.floorRowsPerSec / apply.plainRowsPerSec).toFixed(2)} of plain`,
+  `  ratio                   ${(apply.mergedRowsPerSec / apply.plainRowsPerSec).toFixed(2)} of plain (target: at least 0.3); the layout floor is ${(apply.floorRowsPerSec / apply.plainRowsPerSec).toFixed(2)} of plain`,
 );
 
 const local = measureLocalWrite();
@@ -34,7 +34,7 @@ console.log(
   `\nLocal writes through the transaction path (${local.rows} rows of 5 columns, ${local.perTx} per transaction, CPU time)`,
 );
 console.log(
-  `  written by us           ${k(local.ourRowsPerSec)} rows/s (triggers, clocks, changes read back)`,
+  `  written by us           ${k(local.ourRowsPerSec)} rows/s (triggers, clocks, the version's changes for broadcast)`,
 );
 console.log(
   `  plain better-sqlite3    ${k(local.plainRowsPerSec)} rows/s (baseline, same rows, same run)`,
@@ -44,6 +44,11 @@ console.log(
 );
 console.log(
   `  ratio                   ${(local.ourRowsPerSec / local.plainRowsPerSec).toFixed(2)} of plain (target: at least 0.4); the layout floor is ${(local.floorRowsPerSec / local.plainRowsPerSec).toFixed(2)} of plain`,
+);
+// Why the API batches: a version (and a commit) per statement instead of per request.
+const single = measureLocalWrite(3_000, 1);
+console.log(
+  `  one row per transaction ${k(single.ourRowsPerSec)} rows/s, plain ${k(single.plainRowsPerSec)} rows/s (${(single.ourRowsPerSec / single.plainRowsPerSec).toFixed(2)} of plain; ${(single.ourRowsPerSec / local.ourRowsPerSec).toFixed(2)} of ours batched)`,
 );
 
 // In a fresh process, so the memory figures are this measurement's alone.

@@ -1,10 +1,14 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { packColumns, unpackColumns } from '../src/crdt/pack.js';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import fc from 'fast-check';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { packColumns, type SqlValue, unpackColumns } from '../src/crdt/pack.js';
 import { compareValues } from '../src/crdt/values.js';
 import { applyChangesets } from '../src/replication/apply.js';
 import { versionChangesets } from '../src/replication/serve.js';
 import type { Store } from '../src/store.js';
-import { clocks, exec, openStore, rows, ship } from './crdt-helpers.js';
+import { tempDir } from './agent.js';
+import { clocks, exec, machinesSchema, openStore, rows, ship } from './crdt-helpers.js';
 
 const stores: Store[] = [];
 function store(): Store {
@@ -18,6 +22,29 @@ afterEach(() => {
 
 const clockOf = (s: Store, cid: string) =>
   s.db.prepare('SELECT col_version, db_version, cl, seq FROM crsql_changes WHERE cid = ?').get(cid);
+
+/** The format as cr-sqlite defines it, value by value through BigInt: the oracle for packColumns. */
+function packByDefinition(values: SqlValue[]): Buffer {
+  const int = (type: number, value: bigint) => {
+    const bytes: number[] = [];
+    for (let rest = BigInt.asUintN(64, value); rest !== 0n; rest >>= 8n) {
+      bytes.unshift(Number(rest & 0xffn));
+    }
+    return Buffer.from([(bytes.length << 3) | type, ...bytes]);
+  };
+  const parts = values.map((value) => {
+    if (value === null) return Buffer.of(5);
+    if (typeof value === 'number' && !Number.isInteger(value)) {
+      const float = Buffer.alloc(9, 2);
+      float.writeDoubleBE(value, 1);
+      return float;
+    }
+    if (typeof value === 'number' || typeof value === 'bigint') return int(1, BigInt(value));
+    const bytes = typeof value === 'string' ? Buffer.from(value) : Buffer.from(value);
+    return Buffer.concat([int(typeof value === 'string' ? 3 : 4, BigInt(bytes.length)), bytes]);
+  });
+  return Buffer.concat([Buffer.of(values.length), ...parts]);
+}
 
 describe('pk packing (cr-sqlite format)', () => {
   it('packs integers in the fewest bytes, text and blobs with their length', () => {
@@ -44,6 +71,30 @@ describe('pk packing (cr-sqlite format)', () => {
       Buffer.from('ab'),
     ];
     expect(unpackColumns(packColumns(values))).toEqual(values);
+  });
+
+  it('packs any values exactly as the format is defined, value by value', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.oneof(
+            fc.constant(null),
+            fc.integer(),
+            fc.maxSafeInteger(),
+            fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }),
+            fc.double({ noNaN: true, noDefaultInfinity: true }),
+            fc.string({ unit: 'grapheme', maxLength: 300 }),
+            fc.uint8Array({ maxLength: 300 }).map((bytes) => Buffer.from(bytes)),
+          ),
+          { maxLength: 6 },
+        ),
+        (values) => {
+          expect(packColumns(values).toString('hex')).toBe(
+            packByDefinition(values).toString('hex'),
+          );
+        },
+      ),
+    );
   });
 
   it('refuses truncated input', () => {
@@ -93,6 +144,88 @@ describe('local writes', () => {
     exec(a, "INSERT INTO machines (id, state) VALUES ('m1', 'again')");
     expect(clockOf(a, '-1')).toMatchObject({ col_version: 3, cl: 3 });
     expect(clockOf(a, 'state')).toMatchObject({ col_version: 1, cl: 3 });
+  });
+
+  it('builds the changes of rows inserted under new keys, and reads back any other write', () => {
+    const a = store();
+    const readBack = vi.spyOn(a.crdt, 'changesOf');
+    const fresh = a.transaction([
+      { sql: "INSERT INTO machines (id, state) VALUES ('m1', 'created')", params: [] },
+      { sql: "INSERT INTO machines (id, n) VALUES ('m2', 7)", params: [] },
+    ]);
+    expect(readBack).not.toHaveBeenCalled();
+    expect(fresh.changes.map(({ val, seq }) => [val, seq])).toEqual([
+      [null, 0],
+      ['created', 1],
+      [null, 2],
+      [null, 3],
+      [null, 4],
+      ['', 5],
+      [7, 6],
+      [null, 7],
+    ]);
+    expect(fresh.changes).toEqual(a.crdt.changesOf(0, fresh.version!));
+    readBack.mockClear();
+    const again = a.transaction([
+      { sql: "INSERT INTO machines (id) VALUES ('m3')", params: [] },
+      { sql: "UPDATE machines SET state = 'started' WHERE id = 'm3'", params: [] },
+    ]);
+    expect(readBack).toHaveBeenCalledTimes(1);
+    expect(again.changes.find((change) => change.cid === 'state')?.val).toBe('started');
+  });
+
+  it('gives the changed columns of an update consecutive seqs, in column order', () => {
+    const a = store();
+    exec(a, "INSERT INTO machines (id, state, n) VALUES ('m1', 'created', 1)");
+    expect(
+      exec(a, "UPDATE machines SET data = x'01', n = 1, state = 'started' WHERE id = 'm1'"),
+    ).toBe(2);
+    expect(clockOf(a, 'state')).toEqual({ col_version: 2, db_version: 2, cl: 1, seq: 0 });
+    expect(clockOf(a, 'data')).toEqual({ col_version: 2, db_version: 2, cl: 1, seq: 1 });
+    expect(a.bookkeeping.version(0, 2)).toMatchObject({ last_seq: 1 });
+  });
+
+  it('refuses a write to a CRR table that bypasses the transaction path (a plain SQLite client)', () => {
+    const dir = tempDir();
+    const a = openStore(machinesSchema, dir);
+    stores.push(a);
+    exec(a, "INSERT INTO machines (id, state) VALUES ('m1', 'created')");
+    const plain = new Database(join(dir, 'corrosion.db'));
+    try {
+      // The insert trigger reports to the agent's SQL function, which a plain client lacks.
+      expect(() => plain.prepare("INSERT INTO machines (id) VALUES ('m2')").run()).toThrow(
+        'no such function: corro_inserted',
+      );
+      for (const sql of [
+        "UPDATE machines SET state = 'stopped'",
+        "UPDATE machines SET id = 'm3'",
+        'DELETE FROM machines',
+      ]) {
+        expect(() => plain.prepare(sql).run()).toThrow(
+          'a CRR table was written outside a transaction',
+        );
+      }
+    } finally {
+      plain.close();
+    }
+    expect(rows(a)).toMatchObject([{ id: 'm1', state: 'created' }]);
+  });
+
+  it('gives rows written before their table was a CRR one version, a seq per clock', () => {
+    const dir = tempDir();
+    const plain = new Database(join(dir, 'corrosion.db'));
+    plain.exec(machinesSchema);
+    plain.exec("INSERT INTO machines (id, state) VALUES ('m1', 'a'), ('m2', 'b')");
+    plain.close();
+    const a = openStore(machinesSchema, dir);
+    stores.push(a);
+    const seqs = a.db.prepare('SELECT db_version, seq FROM crsql_changes ORDER BY seq').all() as {
+      db_version: number;
+      seq: number;
+    }[];
+    expect(seqs.map((clock) => clock.seq)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    expect(new Set(seqs.map((clock) => clock.db_version))).toEqual(new Set([1]));
+    expect(a.bookkeeping.version(0, 1)).toMatchObject({ last_seq: 7 });
   });
 
   it('treats a primary-key change as delete plus insert', () => {

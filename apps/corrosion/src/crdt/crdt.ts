@@ -1,8 +1,20 @@
 import type { Database as Db, Statement } from 'better-sqlite3';
-import { type Change, changesSelect, changesViewSql } from './changes.js';
-import { type CrrTable, describeTable, literal, makeCrr, quote, SENTINEL } from './crr.js';
+import { type Change, changesViewSql } from './changes.js';
+import {
+  type CrrTable,
+  describeTable,
+  insertedFunction,
+  literal,
+  makeCrr,
+  makeWriteState,
+  quote,
+  SENTINEL,
+  writeStateTable,
+} from './crr.js';
+import { FreshRows } from './fresh-rows.js';
 import { packColumns, type SqlValue, unpackColumns } from './pack.js';
 import { compareValues } from './values.js';
+import { VersionRead } from './version-read.js';
 
 export type { Change };
 
@@ -11,17 +23,6 @@ export interface RowChange {
   table: string;
   pk: SqlValue[];
   deleted: boolean;
-}
-
-/** The state of the local write transaction the triggers read through SQL functions. */
-interface LocalWrite {
-  /** The version the transaction gets if it changes anything. */
-  next: number;
-  used: boolean;
-  /** Tables the transaction wrote clocks for. */
-  tables: Set<string>;
-  seq: number;
-  ts: number;
 }
 
 interface Clock {
@@ -44,7 +45,7 @@ interface TableStatements {
   deleteRow: Statement;
   value: Map<string, Statement>;
   setValue: Map<string, Statement>;
-  changes: Statement;
+  changes: VersionRead;
   /** INSERT of a whole new row with these columns (statements cached per column list). */
   insertFull(columns: string[]): Statement;
   /** INSERT OR REPLACE of `count` clock rows in one statement. */
@@ -60,20 +61,33 @@ export class Crdt {
   readonly #tables = new Map<string, TableStatements>();
   readonly #siteIds: Buffer[] = [];
   readonly #ordinals = new Map<string, number>();
-  #write: LocalWrite | null = null;
-  #merging = 0;
+  readonly #write: { begin: Statement; end: Statement; merging: Statement; bumpSeq: Statement };
+  readonly #fresh = new FreshRows();
 
   constructor(db: Db, siteId: Buffer) {
     this.#db = db;
-    db.function('corro_merging', { deterministic: false }, () => this.#merging);
-    db.function('corro_db_version', { deterministic: false }, (table: unknown) => {
-      const write = this.#localWrite();
-      write.used = true;
-      write.tables.add(String(table));
-      return write.next;
-    });
-    db.function('corro_seq', { deterministic: false }, () => this.#localWrite().seq++);
-    db.function('corro_ts', { deterministic: false }, () => this.#localWrite().ts);
+    makeWriteState(db);
+    // A write cut short by a crash rolled back; this only clears what a failed merge could leave.
+    db.exec(`UPDATE ${writeStateTable} SET db_version = NULL, merging = 0`);
+    this.#write = {
+      begin: db.prepare(
+        `UPDATE ${writeStateTable} SET db_version = ?, seq = 0, ts = ?, read_back = 0`,
+      ),
+      end: db.prepare(
+        `UPDATE ${writeStateTable} SET db_version = NULL RETURNING seq, ts, read_back`,
+      ),
+      merging: db.prepare(`UPDATE ${writeStateTable} SET merging = ?`),
+      bumpSeq: db.prepare(`UPDATE ${writeStateTable} SET seq = seq + ?, read_back = 1`),
+    };
+    db.function(
+      insertedFunction,
+      { varargs: true, deterministic: false },
+      (table: unknown, seq: unknown, freshKey: unknown, ...values: unknown[]) => {
+        const known = this.#tables.get(table as string)?.table;
+        this.#fresh.inserted(known, seq as number, freshKey === 1, values as SqlValue[]);
+        return null;
+      },
+    );
     db.function('corro_pack', { varargs: true, deterministic: true }, (...values: unknown[]) =>
       packColumns(values as SqlValue[]),
     );
@@ -116,16 +130,28 @@ export class Crdt {
     version: number | null;
     lastSeq: number;
     ts: number;
-    tables: Set<string>;
+    /** The version's changes when they are known without reading them back, else null. */
+    changes: Change[] | null;
   } {
-    this.#write = { next, used: false, seq: 0, ts: Date.now(), tables: new Set() };
+    this.#write.begin.run(next, Date.now());
+    this.#fresh.reset();
+    let value: T;
     try {
-      const value = fn();
-      const { used, seq, ts, tables } = this.#write;
-      return { value, version: used ? next : null, lastSeq: seq - 1, ts, tables };
-    } finally {
-      this.#write = null;
+      value = fn();
+    } catch (error) {
+      // The caller's rollback would undo the begin too, but the state must not depend on it.
+      this.#write.end.get();
+      throw error;
     }
+    const { seq, ts, read_back } = this.#write.end.get() as {
+      seq: number;
+      ts: number;
+      read_back: number;
+    };
+    const version = seq > 0 ? next : null;
+    const changes =
+      version === null ? [] : this.#fresh.changes(read_back === 1, this.siteId, next, ts);
+    return { value, version, lastSeq: seq - 1, ts, changes };
   }
 
   /** Gives clocks to rows written before their table was a CRR (or by a plain SQLite client). */
@@ -137,12 +163,17 @@ export class Crdt {
       this.#db.exec(`INSERT INTO ${pksT} (${pks}) SELECT ${pks} FROM ${quote(table.name)} t
         WHERE NOT EXISTS (SELECT 1 FROM ${pksT} p WHERE ${table.pks.map((c) => `p.${quote(c)} = t.${quote(c)}`).join(' AND ')})`);
       const orphan = `NOT EXISTS (SELECT 1 FROM ${clockT} c WHERE c.key = p.__corro_key AND c.cid = '${SENTINEL}')`;
-      for (const cid of table.columns) {
-        this.#db.exec(`INSERT INTO ${clockT} SELECT p.__corro_key, ${literal(cid)}, 1,
-          corro_db_version(${literal(table.name)}), 0, corro_seq(), corro_ts() FROM ${pksT} p WHERE ${orphan}`);
+      // The sentinels last: until then they mark the keys still without clocks.
+      for (const cid of [...table.columns, SENTINEL]) {
+        const added = this.#db
+          .prepare(
+            `INSERT INTO ${clockT} SELECT p.__corro_key, ${literal(cid)}, 1, w.db_version, 0,
+              w.seq + row_number() OVER (ORDER BY p.__corro_key) - 1, w.ts
+            FROM ${pksT} p, ${writeStateTable} w WHERE ${orphan}`,
+          )
+          .run().changes;
+        this.#write.bumpSeq.run(added);
       }
-      this.#db.exec(`INSERT INTO ${clockT} SELECT p.__corro_key, '${SENTINEL}', 1,
-        corro_db_version(${literal(table.name)}), 0, corro_seq(), corro_ts() FROM ${pksT} p WHERE ${orphan}`);
     }
   }
 
@@ -167,19 +198,13 @@ export class Crdt {
     return this.#siteIds[ordinal]!;
   }
 
-  /**
-   * The changes a site's version still holds here, in seq order (overwritten ones are gone);
-   * `tables` narrows the search when the caller knows which tables the version wrote.
-   */
-  changesOf(siteOrdinal: number, version: number, tables?: Iterable<string>): Change[] {
+  /** The changes a site's version still holds here, in seq order (overwritten ones are gone). */
+  changesOf(siteOrdinal: number, version: number): Change[] {
     const changes: Change[] = [];
-    const where = tables
-      ? [...tables].flatMap((name) => this.#tables.get(name) ?? [])
-      : this.#tables.values();
-    for (const statements of where) {
-      changes.push(...(statements.changes.all(siteOrdinal, version) as Change[]));
+    const siteId = this.siteIdOf(siteOrdinal);
+    for (const statements of this.#tables.values()) {
+      statements.changes.read(siteOrdinal, siteId, version, changes);
     }
-    for (const change of changes) delete (change as { site_ordinal?: number }).site_ordinal;
     return changes.sort((a, b) => a.seq - b.seq);
   }
 
@@ -191,7 +216,7 @@ export class Crdt {
    */
   merge(changes: Change[]): RowChange[] {
     const touched = new Map<string, RowChange>();
-    this.#merging = 1;
+    this.#write.merging.run(1);
     try {
       // A row's changes come together (seq order): merge them as one group.
       for (let start = 0; start < changes.length; ) {
@@ -226,7 +251,7 @@ export class Crdt {
         });
       }
     } finally {
-      this.#merging = 0;
+      this.#write.merging.run(0);
     }
     return [...touched.values()];
   }
@@ -377,11 +402,6 @@ export class Crdt {
     return incoming.seq > local.seq;
   }
 
-  #localWrite(): LocalWrite {
-    if (this.#write === null) throw new Error('a CRR table was written outside a transaction');
-    return this.#write;
-  }
-
   #prepare(table: CrrTable): TableStatements {
     const db = this.#db;
     const t = quote(table.name);
@@ -415,7 +435,7 @@ export class Crdt {
           db.prepare(`UPDATE ${t} SET ${quote(col)} = ? WHERE ${where}`),
         ]),
       ),
-      changes: db.prepare(`${changesSelect(table)} WHERE c.site = ? AND c.db_version = ?`),
+      changes: new VersionRead(db, table),
       insertFull: cached((columns: string[]) => {
         const all = [...table.pks, ...columns];
         return db.prepare(

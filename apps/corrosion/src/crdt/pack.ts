@@ -12,49 +12,76 @@ const NULL = 5;
  * Packs primary-key values in cr-sqlite's format (`crsql_pack_columns`): a column count byte,
  * then per value a type byte whose low 3 bits are the type and high 5 bits the byte length of
  * the integer that follows (the value for integers, the length for text and blobs), big-endian
- * and as short as possible; floats are 8 bytes big-endian.
+ * and as short as possible; floats are 8 bytes big-endian. Sized first and written into one
+ * buffer: every change read back for broadcast packs its row's key.
  */
 export function packColumns(values: readonly SqlValue[]): Buffer {
   if (values.length > 255) throw new RangeError('at most 255 columns can be packed');
-  const parts: Buffer[] = [Buffer.of(values.length)];
+  let size = 1;
   for (const value of values) {
-    if (value === null) parts.push(Buffer.of(NULL));
-    else if (typeof value === 'number' && !Number.isInteger(value)) {
-      const buf = Buffer.alloc(9);
-      buf[0] = FLOAT;
-      buf.writeDoubleBE(value, 1);
-      parts.push(buf);
-    } else if (typeof value === 'number' || typeof value === 'bigint') {
-      parts.push(packInt(INTEGER, BigInt(value)));
-    } else {
-      const bytes = typeof value === 'string' ? Buffer.from(value, 'utf8') : Buffer.from(value);
-      parts.push(packInt(typeof value === 'string' ? TEXT : BLOB, BigInt(bytes.length)), bytes);
+    if (value === null) size += 1;
+    else if (typeof value === 'number' && !Number.isInteger(value)) size += 9;
+    else if (typeof value === 'number' || typeof value === 'bigint') size += 1 + intWidth(value);
+    else {
+      const length = typeof value === 'string' ? Buffer.byteLength(value) : value.byteLength;
+      size += 1 + intWidth(length) + length;
     }
   }
-  return Buffer.concat(parts);
+  const out = Buffer.allocUnsafe(size);
+  out[0] = values.length;
+  let at = 1;
+  for (const value of values) {
+    if (value === null) out[at++] = NULL;
+    else if (typeof value === 'number' && !Number.isInteger(value)) {
+      out[at] = FLOAT;
+      at = out.writeDoubleBE(value, at + 1);
+    } else if (typeof value === 'number' || typeof value === 'bigint') {
+      at = writeInt(out, at, INTEGER, value);
+    } else if (typeof value === 'string') {
+      at = writeInt(out, at, TEXT, Buffer.byteLength(value));
+      at += out.write(value, at, 'utf8');
+    } else {
+      at = writeInt(out, at, BLOB, value.byteLength);
+      out.set(value, at);
+      at += value.byteLength;
+    }
+  }
+  return out;
 }
 
-function packInt(type: number, value: bigint): Buffer {
-  const width = bytesNeeded(value);
-  const buf = Buffer.alloc(1 + width);
-  buf[0] = (width << 3) | type;
-  let rest = BigInt.asUintN(64, value);
-  for (let at = width; at >= 1; at--) {
-    buf[at] = Number(rest & 0xffn);
-    rest >>= 8n;
-  }
-  return buf;
-}
+/** Whether `value` takes the plain-number path (exact, and no sign to carry). */
+const smallNatural = (value: number | bigint): value is number =>
+  typeof value === 'number' && value >= 0 && Number.isSafeInteger(value);
 
 /** cr-sqlite's rule: the fewest bytes whose span covers the highest non-zero byte. */
-function bytesNeeded(value: bigint): number {
-  let unsigned = BigInt.asUintN(64, value);
+function intWidth(value: number | bigint): number {
   let width = 0;
-  while (unsigned !== 0n) {
-    width++;
-    unsigned >>= 8n;
+  if (smallNatural(value)) {
+    for (let rest = value; rest > 0; rest = Math.floor(rest / 256)) width++;
+    return width;
   }
+  for (let rest = BigInt.asUintN(64, BigInt(value)); rest !== 0n; rest >>= 8n) width++;
   return width;
+}
+
+/** Writes the type byte and the integer at `at`; returns the offset after them. */
+function writeInt(out: Buffer, at: number, type: number, value: number | bigint): number {
+  const width = intWidth(value);
+  out[at] = (width << 3) | type;
+  if (smallNatural(value)) {
+    let rest = value;
+    for (let byte = width; byte >= 1; byte--) {
+      out[at + byte] = rest % 256;
+      rest = Math.floor(rest / 256);
+    }
+  } else {
+    let rest = BigInt.asUintN(64, BigInt(value));
+    for (let byte = width; byte >= 1; byte--) {
+      out[at + byte] = Number(rest & 0xffn);
+      rest >>= 8n;
+    }
+  }
+  return at + 1 + width;
 }
 
 export function unpackColumns(packed: Uint8Array): SqlValue[] {
