@@ -2,15 +2,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { proxyProtocolHeader } from '../src/tcp/proxy-protocol.js';
-import { type Edge, startEdge, startMachine } from './relay-fixture.js';
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+import { type Edge, freePort, startEdge, startMachine } from './relay-fixture.js';
 
 /** A raw TCP machine: echoes every byte, and remembers the first bytes of each connection. */
 async function tcpMachine(): Promise<{ server: Server; addr: string; firstBytes: Buffer[] }> {

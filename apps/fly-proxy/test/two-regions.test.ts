@@ -1,6 +1,5 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,21 +7,13 @@ import { CorrosionClient } from '@fleet/corrosion-client';
 import { type ServerProcess, startServerProcess } from '@fleet/service';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startMachine } from './relay-fixture.js';
+import { freePort, startMachine } from './relay-fixture.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const corrosionMain = join(here, '..', '..', 'corrosion', 'dist', 'main.js');
 const proxyMain = join(here, '..', 'dist', 'main.js');
 const quiet = { ...process.env, LOG_LEVEL: 'error' };
 const httpService = JSON.stringify([{ port: 80, handlers: ['http'] }]);
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 // Two regions, each with its own corrosion agent (one gossip cluster), an edge and a worker's
 // backhaul, and a third region far away: a request is served in the region it enters, leaves it
