@@ -285,6 +285,24 @@ describe('fly-proxy HTTP/1.1 relay under hostile clients', () => {
     expect(reply).toContain('location: https://secure.fleet.test/a?b=1');
   });
 
+  it('answers thousands of pipelined requests it refuses at once, in order, without exhausting its stack', async () => {
+    const count = 3_000;
+    const reply = await new Promise<string>((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1');
+      let text = '';
+      socket.setEncoding('latin1');
+      socket.on('data', (chunk: string) => {
+        text += chunk;
+        if (text.split('HTTP/1.1 400 ').length - 1 === count && text.endsWith('}')) socket.end();
+      });
+      socket.on('close', () => resolve(text));
+      socket.on('error', reject);
+      socket.setTimeout(20_000, () => socket.destroy());
+      socket.write('GET / HTTP/1.1\r\n\r\n'.repeat(count));
+    });
+    expect(reply.split('HTTP/1.1 400 ').length - 1).toBe(count);
+  });
+
   it('answers an HTTP/1.0 client without chunked framing and closes', async () => {
     const reply = await raw(url, 'GET /old HTTP/1.0\r\nHost: chunky.fleet.test\r\n\r\n');
     expect(reply).toMatch(/^HTTP\/1\.1 200 /);

@@ -21,6 +21,8 @@ export class ClientConnection {
   /** Since when a response waits for the client to read (0: not waiting). */
   stalledSinceMs = 0;
   closed = false;
+  #parsing = false;
+  #parseAgain = false;
 
   constructor(
     readonly socket: Socket,
@@ -108,7 +110,30 @@ export class ClientConnection {
     else if (this.buffer.length > this.relay.options.headBytesMax) this.socket.pause();
   }
 
+  /**
+   * Starts the exchanges of the buffered requests, one after the other. An exchange the proxy
+   * answers at once (a request without Host, say) ends inside this call and asks for the next:
+   * that is a loop here, never a recursion, so thousands of pipelined requests cannot exhaust
+   * the stack.
+   */
   #parse(): void {
+    if (this.#parsing) {
+      this.#parseAgain = true;
+      return;
+    }
+    this.#parsing = true;
+    try {
+      do {
+        this.#parseAgain = false;
+        this.#parseOne();
+      } while (this.#parseAgain && this.exchange === undefined && this.buffer !== null);
+    } finally {
+      this.#parsing = false;
+    }
+  }
+
+  #parseOne(): void {
+    if (this.socket.writableEnded) return;
     const buffer = this.buffer!;
     let start = 0;
     // RFC 9112 §2.2: empty lines before a request line are ignored.
