@@ -177,7 +177,7 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
         const dataDir = join(dir, `flyd-${hostId}`);
         const flydArgs = [
           ...['--listen', '127.0.0.1:0', '--data-dir', dataDir],
-          ...['--corrosion-url', corrosion],
+          ...['--corrosion-url', corrosion, '--stop-machines-on-exit'], // none left behind
           ...['--host-id', hostId, '--region', region, ...(options.flydArgs ?? [])],
         ];
         workers[hostId] = { url: await start('flyd', flydArgs, `flyd-${hostId}`), dataDir };

@@ -44,6 +44,7 @@ export async function startFleet() {
         // The bulk phase holds dozens of 256 MB machines at once: reserve room for them whatever
         // this host's memory (create refuses a machine that does not fit, see the README).
         ...['--memory-mb', '1000000'],
+        '--stop-machines-on-exit', // the bench leaves no machine running behind it
       ],
       ['api'],
     )

@@ -510,11 +510,33 @@ export class MachineService {
     this.#afterExit(machine.id, machine.config, exit, request.restart_count ?? 0);
   }
 
-  /** At boot: kill what a crashed flyd left, resume unfinished runs, restart what was running. */
+  /**
+   * At boot: adopt the machines whose process outlived the last flyd, kill what else a previous
+   * flyd left, resume unfinished runs, and give the policy the machines whose process is gone.
+   */
   boot(): void {
     const machines = this.store.list();
+    const adopted = new Set(
+      machines
+        .filter(
+          (machine) =>
+            machine.state === 'started' &&
+            machine.pid !== null &&
+            this.runtime.adopt(
+              machine.id,
+              this.#stateDir(machine.id),
+              machine.pid,
+              this.options.hostId,
+            ),
+        )
+        .map((machine) => machine.id),
+    );
+    if (adopted.size > 0)
+      this.options.logger.info({ machines: [...adopted] }, 'adopted running machines');
     const owned = new Set(
-      machines.filter((machine) => machine.state !== 'destroyed').map((machine) => machine.id),
+      machines
+        .filter((machine) => machine.state !== 'destroyed' && !adopted.has(machine.id))
+        .map((machine) => machine.id),
     );
     const killed = killLeftovers(owned, this.options.hostId);
     if (killed.length > 0)
@@ -534,30 +556,44 @@ export class MachineService {
       void run.done.then(relaunch, relaunch);
     }
     for (const machine of machines) {
+      if (adopted.has(machine.id) || this.engine.isBusy(machine.id)) continue;
       if (machine.state === 'suspended' || machine.state === 'suspending') {
-        // The paused process died with the old flyd: the machine is stopped, not resumed.
+        // A paused process is not adopted (its stop reason would be lost): it is ended above.
         this.store.update(machine.id, { state: 'stopped', pid: null, stop_reason: 'flyd-restart' });
         continue;
       }
-      const exited = machine.state === 'stopped' && machine.stop_reason === 'exited';
-      if (exited && !this.engine.isBusy(machine.id)) {
+      if (machine.state === 'stopped' && machine.stop_reason === 'exited') {
         this.#resumeRestartPolicy(machine);
         continue;
       }
-      const wasRunning = machine.state === 'started' || machine.state === 'starting';
+      if (machine.state === 'started') {
+        // Its process ended while flyd was away, with an exit code nobody saw: the policy decides.
+        this.exited(machine.id, { code: null, signal: null, oomKilled: false, requested: false });
+        continue;
+      }
+      // A launch flyd left half-way, or a machine a `--stop-machines-on-exit` shutdown stopped.
       const stoppedByShutdown =
         machine.state === 'stopped' && machine.stop_reason === 'flyd-shutdown';
-      if ((wasRunning || stoppedByShutdown) && !this.engine.isBusy(machine.id)) {
-        if (wasRunning) this.store.update(machine.id, { state: 'stopped', pid: null });
+      if (machine.state === 'starting' || stoppedByShutdown) {
+        if (machine.state === 'starting')
+          this.store.update(machine.id, { state: 'stopped', pid: null });
         this.#start(machine.id, 'start', {}).done.catch(() => undefined);
       }
     }
   }
 
-  /** Stops every running machine (no orphans) and records why, so boot starts them again. */
-  async shutdown(): Promise<void> {
+  /**
+   * flyd exits. By default its machines run on (boot adopts them); with `stopMachines`
+   * (`--stop-machines-on-exit`) every running machine is stopped and recorded so, and boot
+   * starts them again.
+   */
+  async shutdown(stopMachines: boolean): Promise<void> {
     for (const timer of this.#restartTimers.values()) clearTimeout(timer);
     this.#restartTimers.clear();
+    if (!stopMachines) {
+      this.runtime.release();
+      return;
+    }
     await Promise.all(
       this.runtime.runningIds().map(async (id) => {
         await this.runtime.stop(id, 'SIGTERM', this.options.stopTimeoutMs);
@@ -691,6 +727,11 @@ export class MachineService {
     }
   }
 
+  /** The machine's own folder: its root, its output files and its process record. */
+  #stateDir(id: string): string {
+    return join(this.options.dataDir, 'machines', id);
+  }
+
   /** The machine's root (see machine-root.ts): its working directory and HOME. */
   root(id: string): string {
     return join(this.options.dataDir, 'machines', id, 'root');
@@ -745,6 +786,7 @@ export class MachineService {
       machineId: id,
       image,
       dir: this.root(id),
+      stateDir: this.#stateDir(id),
       env: this.env(id, port),
       limits: guestOf(machine.config),
     });

@@ -99,6 +99,12 @@ const spec = {
     max: 600_000,
     description: 'grace period before SIGKILL on stop',
   },
+  'stop-machines-on-exit': {
+    type: 'boolean',
+    default: false,
+    description:
+      'stop every machine when flyd exits (and start them at its next boot); by default they run on and the next flyd adopts them',
+  },
   'log-sink': {
     type: 'string',
     format: 'address',
@@ -281,7 +287,7 @@ runMain(async () => {
     async () => {
       await app.close();
       health.stopAll();
-      await machines.shutdown();
+      await machines.shutdown(config['stop-machines-on-exit']);
       await Promise.race([publisher.flush(), new Promise((resolve) => setTimeout(resolve, 3_000))]);
       publisher.close();
       sink?.close();

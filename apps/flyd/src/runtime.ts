@@ -1,17 +1,30 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { accessSync, constants, readdirSync, readFileSync } from 'node:fs';
+import {
+  accessSync,
+  closeSync,
+  constants,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { type Cgroups, inGroups, type MachineLimits } from './cgroups.js';
 import type { ResolvedImage } from './images.js';
 import { LogRing } from './log-ring.js';
 import type { LogSink } from './log-sink.js';
+import { OutputTail } from './output-tail.js';
+import { isMachineProcess, type ProcessIdentity, startTimeOf } from './process-identity.js';
 
 export interface LaunchSpec {
   machineId: string;
   image: ResolvedImage;
   /** Its working directory: its own root (machine-root.ts). */
   dir: string;
+  /** Where its output files and process record are kept: they outlive its root and flyd. */
+  stateDir: string;
   env: Record<string, string>;
   limits: MachineLimits;
 }
@@ -26,15 +39,24 @@ export interface ExitInfo {
 }
 
 interface Running {
-  child: ChildProcess;
+  pid: number;
   exited: Promise<ExitInfo>;
   stopping: boolean;
+  /** Stops watching the process and its output, leaving it running (flyd leaves). */
+  release: () => void;
 }
 
+/** A machine's output file is emptied once read past this size (see OutputTail). */
+const outputFileBytesMax = 16 * 1024 * 1024;
+/** How often an adopted machine (not flyd's child: no exit event) is checked for its exit. */
+const exitPollMs = 100;
+
 /**
- * Runs machines as supervised processes, each in its own process group (stop signals the whole
- * tree). Output is read continuously, line by line, into a bounded ring per machine, so a
- * machine's writes never wait on a reader (seed 003).
+ * Runs machines as processes detached from flyd: each in its own session and process group
+ * (stop signals the whole tree), its stdout and stderr appended to files of its own that flyd
+ * follows (output-tail.ts), so a machine neither blocks on a reader (seed 003) nor loses its
+ * output channel when flyd exits. Its pid and start time are recorded beside them, so a flyd
+ * started again adopts the process (`adopt`) instead of launching another.
  */
 export class ProcessRuntime {
   readonly #running = new Map<string, Running>();
@@ -70,45 +92,135 @@ export class ProcessRuntime {
     const [command, ...args] = this.cgroups
       ? inGroups(this.cgroups.create(machineId, spec.limits), spec.image.cmd)
       : spec.image.cmd;
-    const child = spawn(command!, args, {
-      cwd: spec.dir,
-      env: spec.env,
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const ring = this.logs(spec.machineId);
-    for (const stream of ['stdout', 'stderr'] as const) {
-      const input = child[stream]!;
-      if (this.sink)
-        this.sink.follow(spec.machineId, stream, input, (line) => ring.push(stream, line));
-      else followLines(input, (line) => ring.push(stream, line));
+    mkdirSync(spec.stateDir, { recursive: true });
+    const files = outputFiles(spec.stateDir);
+    const stdout = openSync(files.stdout, 'a');
+    const stderr = openSync(files.stderr, 'a');
+    let child: ChildProcess;
+    try {
+      child = spawn(command!, args, {
+        cwd: spec.dir,
+        env: spec.env,
+        detached: true, // its own session: flyd's terminal or exit signals do not reach it
+        stdio: ['ignore', stdout, stderr],
+      });
+    } finally {
+      closeSync(stdout);
+      closeSync(stderr);
     }
+    const tails = this.#follow(machineId, spec.stateDir);
     const running: Running = {
-      child,
+      pid: 0,
       stopping: false,
+      release: () => {
+        child.removeAllListeners('exit');
+        child.unref();
+        for (const tail of tails) tail.release();
+      },
       exited: new Promise((resolve) => {
         child.once('exit', (code, signal) => {
-          this.#killRest(machineId, child.pid!, spec.env.FLEET_HOST_ID);
-          const oomKilled = this.cgroups?.oomKilled(machineId) ?? false;
-          this.cgroups?.remove(machineId);
-          resolve({ code, signal, oomKilled, requested: running.stopping });
+          for (const tail of tails) tail.finish();
+          resolve(
+            this.#ended(machineId, child.pid!, spec.env.FLEET_HOST_ID, running, code, signal),
+          );
         });
       }),
     };
     return new Promise((resolve, reject) => {
       child.once('error', (error) => {
+        for (const tail of tails) tail.release();
         this.#running.delete(spec.machineId);
         reject(error);
       });
       child.once('spawn', () => {
-        this.#running.set(spec.machineId, running);
-        void running.exited.then((exit) => {
-          if (this.#running.get(spec.machineId) === running) this.#running.delete(spec.machineId);
-          this.onExit(spec.machineId, exit);
-        });
+        running.pid = child.pid!;
+        const startTime = startTimeOf(child.pid!);
+        if (startTime !== undefined)
+          writeFileSync(
+            join(spec.stateDir, processFile),
+            JSON.stringify({ pid: child.pid!, startTime } satisfies ProcessIdentity),
+          );
+        this.#watch(machineId, running);
         resolve(child.pid!);
       });
     });
+  }
+
+  /**
+   * Takes over a machine process a previous flyd launched and left running: only when the
+   * recorded process is still the machine's (same pid and start time, its FLY_MACHINE_ID and
+   * this worker's FLEET_HOST_ID), so a recycled pid is never adopted. Its output is followed from
+   * where the last flyd stopped; its exit is found by polling (it is not flyd's child), with an
+   * unknown exit code. Whether it was adopted.
+   */
+  adopt(machineId: string, stateDir: string, pid: number, hostId: string): boolean {
+    const identity = readIdentity(stateDir);
+    if (identity?.pid !== pid || !isMachineProcess(identity, machineId, hostId)) return false;
+    const tails = this.#follow(machineId, stateDir);
+    let timer: NodeJS.Timeout | undefined;
+    const running: Running = {
+      pid,
+      stopping: false,
+      release: () => {
+        clearInterval(timer);
+        for (const tail of tails) tail.release();
+      },
+      exited: new Promise((resolve) => {
+        timer = setInterval(() => {
+          if (isMachineProcess(identity, machineId, hostId)) return;
+          clearInterval(timer);
+          for (const tail of tails) tail.finish();
+          resolve(this.#ended(machineId, pid, hostId, running, null, null));
+        }, exitPollMs);
+      }),
+    };
+    this.#watch(machineId, running);
+    return true;
+  }
+
+  /**
+   * Lets every machine run on without flyd: stops following their processes and output (the
+   * offsets read are kept for the next flyd, which adopts them).
+   */
+  release(): void {
+    for (const running of this.#running.values()) running.release();
+    this.#running.clear();
+  }
+
+  #watch(machineId: string, running: Running): void {
+    this.#running.set(machineId, running);
+    void running.exited.then((exit) => {
+      if (this.#running.get(machineId) === running) this.#running.delete(machineId);
+      this.onExit(machineId, exit);
+    });
+  }
+
+  /** Follows the machine's output files into its ring and the log sink. */
+  #follow(machineId: string, stateDir: string): OutputTail[] {
+    const ring = this.logs(machineId);
+    const files = outputFiles(stateDir);
+    return (['stdout', 'stderr'] as const).map((stream) => {
+      const tail = new OutputTail(files[stream], outputFileBytesMax);
+      const onLine = (line: string) => ring.push(stream, line);
+      if (this.sink) this.sink.follow(machineId, stream, tail.output, onLine);
+      else followLines(tail.output, onLine);
+      return tail;
+    });
+  }
+
+  /** The machine's main process is gone: the rest of it goes too, and its cgroup. */
+  #ended(
+    machineId: string,
+    pid: number,
+    hostId: string | undefined,
+    running: Running,
+    code: number | null,
+    signal: NodeJS.Signals | null,
+  ): ExitInfo {
+    this.#killRest(machineId, pid, hostId);
+    const oomKilled = this.cgroups?.oomKilled(machineId) ?? false;
+    this.cgroups?.remove(machineId);
+    return { code, signal, oomKilled, requested: running.stopping };
   }
 
   /** Signals the process group, then SIGKILLs it after `timeoutMs`; resolves once it exited. */
@@ -120,12 +232,12 @@ export class ProcessRuntime {
     const running = this.#running.get(machineId);
     if (!running) return undefined;
     running.stopping = true;
-    signalGroup(running.child.pid!, signal);
-    signalGroup(running.child.pid!, 'SIGCONT'); // a paused (SIGSTOPped) machine must see the signal too
-    const timer = setTimeout(() => signalGroup(running.child.pid!, 'SIGKILL'), timeoutMs);
+    signalGroup(running.pid, signal);
+    signalGroup(running.pid, 'SIGCONT'); // a paused (SIGSTOPped) machine must see the signal too
+    const timer = setTimeout(() => signalGroup(running.pid, 'SIGKILL'), timeoutMs);
     const exit = await running.exited;
     clearTimeout(timer);
-    signalGroup(running.child.pid!, 'SIGKILL'); // children the machine left behind in its group
+    signalGroup(running.pid, 'SIGKILL'); // children the machine left behind in its group
     return exit;
   }
 
@@ -168,7 +280,7 @@ export class ProcessRuntime {
   signal(machineId: string, signal: NodeJS.Signals): boolean {
     const running = this.#running.get(machineId);
     if (!running) return false;
-    signalGroup(running.child.pid!, signal);
+    signalGroup(running.pid, signal);
     return true;
   }
 
@@ -279,4 +391,23 @@ function assertExecutable(command: string, env: Record<string, string>, cwd: str
     }
   }
   throw Object.assign(new Error(`spawn ${command} ENOENT`), { code: 'ENOENT' });
+}
+
+/** The record of a machine's running process, beside its output files. */
+const processFile = 'process.json';
+
+/** A machine's output files: appended to by the machine, read by flyd. */
+function outputFiles(stateDir: string): { stdout: string; stderr: string } {
+  return { stdout: join(stateDir, 'stdout.log'), stderr: join(stateDir, 'stderr.log') };
+}
+
+function readIdentity(stateDir: string): ProcessIdentity | undefined {
+  try {
+    const record = JSON.parse(readFileSync(join(stateDir, processFile), 'utf8')) as ProcessIdentity;
+    return Number.isInteger(record.pid) && typeof record.startTime === 'string'
+      ? record
+      : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,6 +31,12 @@ export class FlydFixture {
   flyd: ServerProcess | undefined;
 
   #client: CorrosionClient | undefined;
+
+  /**
+   * Whether its flyds stop their machines when they exit (`--stop-machines-on-exit`): on, so a
+   * test leaves no machine behind; off for a test of machines outliving flyd.
+   */
+  stopMachinesOnExit = true;
 
   /** `flags` go to every flyd this fixture starts (e.g. its `--host-id`). */
   constructor(private readonly flags: string[] = []) {}
@@ -93,6 +99,7 @@ export class FlydFixture {
         this.corrosion.urls.api!,
         '--stop-timeout-ms',
         '2000',
+        ...(this.stopMachinesOnExit ? ['--stop-machines-on-exit'] : []),
         ...this.flags,
       ],
       listeners: ['api'],
@@ -133,6 +140,8 @@ export class FlydFixture {
       await this.stopFlyd();
       if (this.#ownsCorrosion) await this.corrosion?.stop();
     } finally {
+      // Machines a killed flyd (or one that leaves them running) left: they run in this folder.
+      killProcessesUnder(this.dir);
       rmSync(this.dir, { recursive: true, force: true });
     }
   }
@@ -189,4 +198,17 @@ export async function createMachine(
   const answer = await call(base, 'POST', '/v1/machines', { app, config });
   if (answer?.status !== 200) throw new Error(`create refused: ${JSON.stringify(answer)}`);
   return answer.body.id as string;
+}
+
+/** SIGKILLs every process whose working directory is under `dir` (machines run in their roots). */
+export function killProcessesUnder(dir: string): void {
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readlinkSync(`/proc/${entry}/cwd`).startsWith(`${dir}/`))
+        process.kill(Number(entry), 'SIGKILL');
+    } catch {
+      // gone meanwhile, or not ours
+    }
+  }
 }

@@ -38,6 +38,7 @@ describe('flyd', () => {
         corrosion.urls.api!,
         '--host-id',
         'w1',
+        '--stop-machines-on-exit', // the test leaves no machine running behind it
       ],
       listeners: ['api'],
       env,

@@ -57,6 +57,7 @@ describe('a wedged log sink', () => {
     const flyd = await start(join(here, '..', 'dist', 'main.js'), [
       ...['--listen', '127.0.0.1:0', '--data-dir', join(dir, 'flyd'), '--corrosion-url', corrosion],
       ...['--log-sink', `127.0.0.1:${sinkPort}`, '--log-write-timeout-ms', '200'],
+      '--stop-machines-on-exit', // the test leaves no machine running behind it
     ]);
     const call = async (method: string, path: string, body?: unknown) => {
       const response = await fetch(`${flyd}${path}`, {

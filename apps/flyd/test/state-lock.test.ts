@@ -48,6 +48,7 @@ describe('a second flyd on the same data directory', () => {
         flydMain,
         ...['--listen', '127.0.0.1:0', '--data-dir', join(fixture.dir, 'flyd')],
         ...['--corrosion-url', fixture.corrosion.urls.api!, '--host-id', 'locked-host'],
+        '--stop-machines-on-exit',
       ],
       listeners: ['api'],
       env: { ...process.env, FLYD_TOKEN: flydToken, LOG_LEVEL: 'error' },

@@ -116,7 +116,9 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
       'flyd',
       [
         ...['--listen', '127.0.0.1:0', '--data-dir', join(hostDir, 'flyd')],
-        ...['--corrosion-url', corrosionUrl],
+        // The launcher's rule: nothing of the fleet runs on once it exits (flyd's default is to
+        // leave its machines running for the next flyd to adopt).
+        ...['--corrosion-url', corrosionUrl, '--stop-machines-on-exit'],
         ...['--host-id', options.hostId, '--region', options.region, '--images-dir', imagesDir],
       ],
       ['api'],
