@@ -258,10 +258,46 @@ export const shapes = {
     properties: { ok: { const: true }, revoked: unsigned },
   },
   ...volumeShapes(),
+  logs: logsShape(),
   error: errorShape,
 } as const;
 
 export type ShapeName = keyof typeof shapes;
+
+/**
+ * A page of Fly's logs API (`/api/v1/apps/{app}/logs`, as flyctl's `logs` polls it): entries with
+ * `attributes` (timestamp, message, level, instance, region, meta) and the token for the next page.
+ */
+function logsShape() {
+  const entry = {
+    type: 'object',
+    required: ['id', 'type', 'attributes'],
+    properties: {
+      id: string,
+      type: { const: 'logs' },
+      attributes: {
+        type: 'object',
+        required: ['timestamp', 'message', 'level', 'instance', 'region', 'meta'],
+        properties: {
+          timestamp: { type: 'string', pattern: patterns.rfc3339 },
+          message: string,
+          level: { enum: ['info', 'error'] },
+          instance: { type: 'string', pattern: patterns.machineId },
+          region: string,
+          meta: { type: 'object' },
+        },
+      },
+    },
+  };
+  return {
+    type: 'object',
+    required: ['data', 'meta'],
+    properties: {
+      data: { type: 'array', items: entry },
+      meta: { type: 'object', required: ['next_token'], properties: { next_token: string } },
+    },
+  };
+}
 
 /** The shapes of a Volume and a snapshot, as fly-go's `Volume` and `VolumeSnapshot` decode. */
 function volumeShapes() {
@@ -353,6 +389,8 @@ export const operationResponses: Record<string, { status: number; shape: ShapeNa
   'GET /v1/apps/{app}/machines/{id}/ps': { status: 200, shape: 'ps' },
   'POST /v1/apps/{app}/machines/{id}/exec': { status: 200, shape: 'exec' },
   'POST /v1/apps/{app}/machines/{id}/migrate': { status: 200, shape: 'machine' },
+  'GET /v1/apps/{app}/logs': { status: 200, shape: 'logs' },
+  'GET /v1/apps/{app}/machines/{id}/logs': { status: 200, shape: 'logs' },
   'GET /v1/apps/{app}/volumes': { status: 200, shape: 'volumes' },
   'POST /v1/apps/{app}/volumes': { status: 200, shape: 'volume' },
   'GET /v1/apps/{app}/volumes/{id}': { status: 200, shape: 'volume' },

@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import { HttpError } from '@fleet/service';
 import { Agent, request } from 'undici';
 import { flapsError } from './errors.js';
@@ -5,6 +6,8 @@ import { flapsError } from './errors.js';
 /** Calls a worker's flyd with the internal token; flyd's errors come back as the same status. */
 export class FlydClient {
   readonly #dispatcher = new Agent({ connections: 32 });
+  /** Streams (logs that follow) hold their connection for as long as they last: a pool apart. */
+  readonly #streams = new Agent();
 
   constructor(
     private readonly token: string,
@@ -55,7 +58,42 @@ export class FlydClient {
     return parsed as T;
   }
 
-  close(): Promise<void> {
-    return this.#dispatcher.close();
+  /**
+   * Opens a streamed answer of flyd (logs that follow); its body comes out as it arrives, until
+   * `signal` aborts it or flyd ends it. Errors as `call`'s.
+   */
+  async stream(baseUrl: string, path: string, signal: AbortSignal): Promise<Readable> {
+    let answer: Awaited<ReturnType<typeof request>>;
+    try {
+      answer = await request(`${baseUrl}${path}`, {
+        method: 'GET',
+        dispatcher: this.#streams,
+        headers: { authorization: `Bearer ${this.token}` },
+        headersTimeout: this.timeoutMs,
+        bodyTimeout: 0, // a follow is quiet for as long as the machines are
+        signal,
+      });
+    } catch (error) {
+      throw flapsError(
+        'FLAPS_ERR_WORKER_UNREACHABLE',
+        `worker ${baseUrl}: ${(error as Error).message}`,
+      );
+    }
+    if (answer.statusCode >= 300) {
+      const parsed = (await answer.body.json().catch(() => ({}))) as {
+        error?: string;
+        code?: string;
+      };
+      throw new HttpError(
+        answer.statusCode,
+        parsed.code ?? 'FLAPS_ERR_WORKER',
+        parsed.error ?? `worker answered ${answer.statusCode}`,
+      );
+    }
+    return answer.body;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.#dispatcher.close(), this.#streams.destroy()]);
   }
 }

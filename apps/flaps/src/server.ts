@@ -9,6 +9,7 @@ import type { FlydClient } from './flyd-client.js';
 import { flapsMetrics } from './metrics.js';
 import { PlacementTracker } from './placement.js';
 import { appRoutes } from './routes/apps.js';
+import { logRoutes } from './routes/logs.js';
 import { machineRoutes } from './routes/machines.js';
 import { migrateRoutes } from './routes/migrate.js';
 import { platformRoutes } from './routes/platform.js';
@@ -96,5 +97,6 @@ export async function createFlapsServer(
   platformRoutes(app, state, placements);
   volumeRoutes(app, state, flyd);
   migrateRoutes(app, state, flyd);
+  logRoutes(app, state, flyd, logger);
   return app;
 }

@@ -17,6 +17,11 @@ import {
 // (src/fly-shapes.ts, from fly-go's types, as /openapi.json documents it), and each error status with Fly's error body. One real
 // fleet (corrosion, one flyd, flaps) serves the file; every operation of /openapi.json must be
 // called here with a success (the last test checks it).
+interface LogEntry {
+  id: string;
+  attributes: { message: string; instance: string };
+}
+
 describe('the Machines API contract', () => {
   let fleet: Fleet;
   let document: OpenApiDocument;
@@ -480,7 +485,7 @@ describe('the Machines API contract', () => {
     expect(body.properties.name).toMatchObject({ maxLength: 63 });
   });
 
-  it('machine operations: stop, start, restart, signal, suspend, update, metadata, cordon, ps, exec, versions', async () => {
+  it('machine operations: stop, start, restart, signal, suspend, update, metadata, cordon, ps, exec, versions, logs', async () => {
     const id = await started('contract');
     const path = `/v1/apps/contract/machines/${id}`;
     await expectShape(200, 'POST', `${path}/stop`, { timeout: '5s' });
@@ -519,6 +524,37 @@ describe('the Machines API contract', () => {
     const ran = await expectShape(200, 'POST', `${path}/exec`, { command: ['printenv', 'V'] });
     expect(ran.body).toMatchObject({ stdout: '2\n', exit_code: 0 });
     await expectError(400, 'BAD_REQUEST', 'POST', `${path}/exec`, { command: [] });
+    // Its logs, app-wide and its own, in Fly's logs page; the machine's first line is there.
+    const said = `hello: machine ${id} of contract listening`;
+    for (let attempt = 0; attempt < 100; attempt++) {
+      const page = await fleet.call('GET', '/v1/apps/contract/logs?limit=1000');
+      if (page.body.data.some((entry: LogEntry) => entry.attributes.message.startsWith(said)))
+        break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const appLogs = await expectShape(200, 'GET', '/v1/apps/contract/logs?limit=1000');
+    const own = await expectShape(200, 'GET', `${path}/logs`);
+    for (const page of [appLogs, own])
+      expect(page.body.data).toContainEqual(
+        expect.objectContaining({
+          attributes: expect.objectContaining({ instance: id, region: 'ams', level: 'info' }),
+        }),
+      );
+    expect(own.body.data.every((entry: LogEntry) => entry.attributes.instance === id)).toBe(true);
+    const after = await expectShape(
+      200,
+      'GET',
+      `${path}/logs?next_token=${own.body.meta.next_token}`,
+    );
+    expect(after.body.data.map((entry: LogEntry) => entry.id)).not.toContain(own.body.data[0].id);
+    await expectError(400, 'FLAPS_ERR_BAD_REQUEST', 'GET', `${path}/logs?next_token=nope`);
+    await expectError(400, 'BAD_REQUEST', 'GET', `${path}/logs?limit=0`);
+    await expectError(
+      404,
+      'FLAPS_ERR_MACHINE_NOT_FOUND',
+      'GET',
+      '/v1/apps/contract/machines/0123456789abcd/logs',
+    );
     await expectShape(200, 'POST', `${path}/suspend`);
     await expectShape(200, 'GET', `${path}/wait?state=suspended&timeout=10`);
     expect((await expectShape(200, 'POST', `${path}/start`)).body.previous_state).toBe('suspended');

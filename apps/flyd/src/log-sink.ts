@@ -3,6 +3,7 @@ import { connect, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { Logger } from '@fleet/service';
 import { metrics } from '@opentelemetry/api';
+import { logMetrics } from './log-metrics.js';
 
 /**
  * Ships machine output lines as NDJSON (`{machine, stream, message, timestamp}`) to a TCP log
@@ -21,9 +22,7 @@ export class LogSink {
     description:
       'times a machine output was held back by a stalled log sink past the write timeout',
   });
-  readonly #dropped = this.#meter.createCounter('flyd_log_lines_dropped', {
-    description: 'machine output lines not shipped because the log sink stalled',
-  });
+  readonly #dropped = logMetrics().dropped;
 
   constructor(
     private readonly address: { host: string; port: number },

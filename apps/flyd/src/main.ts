@@ -25,6 +25,7 @@ import { openDatabase } from './db.js';
 import { FsmEngine } from './fsm/engine.js';
 import { HealthChecks } from './health.js';
 import { LeaseStore } from './lease-store.js';
+import { LogFeed } from './log-feed.js';
 import { LogSink } from './log-sink.js';
 import { MachineStore } from './machine-store.js';
 import { MachineService } from './machines.js';
@@ -212,8 +213,10 @@ runMain(async () => {
   const sinkAddress =
     config['log-sink'] === undefined ? undefined : parseListenAddress(config['log-sink']);
   const sink = sinkAddress && new LogSink(sinkAddress, config['log-write-timeout-ms'], logger);
+  const logs = new LogFeed({ region: config.region, appOf: (id) => store.get(id)?.app });
   const runtime = new ProcessRuntime(
     (id, exit) => machines.exited(id, exit),
+    logs,
     sink,
     config['machine-limits'] === 'cgroups' ? Cgroups.detect() : undefined,
   );
@@ -274,6 +277,7 @@ runMain(async () => {
       hostId: config['host-id'],
       stopTimeoutMs: config['stop-timeout-ms'],
       volumes,
+      logs,
     },
     httpLimits(config, 'FLYD_ERR_OVERLOADED'),
   );

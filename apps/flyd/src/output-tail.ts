@@ -11,7 +11,7 @@ import { PassThrough, type Readable } from 'node:stream';
 
 /** How often a machine's output file is read. */
 const pollMs = 100;
-/** Read at most this much per poll, so one chatty machine cannot hold flyd's event loop. */
+/** Read at most this much at a time, so one chatty machine cannot hold flyd's event loop. */
 const chunkBytesMax = 1024 * 1024;
 
 /**
@@ -30,6 +30,7 @@ export class OutputTail {
   readonly #timer: NodeJS.Timeout;
   #offset: number;
   #waiting = false;
+  #finishing = false;
   #closed = false;
 
   constructor(
@@ -46,14 +47,14 @@ export class OutputTail {
     });
   }
 
-  /** Reads what is left and ends `output` (the machine exited: nothing more will come). */
+  /**
+   * Reads what is left and then ends `output` (the machine exited: nothing more will come). The
+   * rest is read as `output`'s reader takes it, so a slow reader still gets every line.
+   */
   finish(): void {
-    this.#waiting = false;
-    while (this.#read()) {
-      // until the end of the file
-    }
-    this.#close();
-    this.#stream.end();
+    this.#finishing = true;
+    clearInterval(this.#timer);
+    this.#read();
   }
 
   /** Stops following, keeping the offset (flyd leaves; the machine goes on writing). */
@@ -62,25 +63,32 @@ export class OutputTail {
     this.#stream.destroy();
   }
 
-  /** Reads one chunk; whether there may be more. */
-  #read(): boolean {
-    if (this.#waiting || this.#closed) return false;
+  /** Reads one chunk, and schedules the next while more is there and the reader takes it. */
+  #read(): void {
+    if (this.#waiting || this.#closed) return;
     const size = fstatSync(this.#fd).size;
     if (size < this.#offset) this.#offset = 0; // emptied behind our back
     if (size === this.#offset) {
+      if (this.#finishing) {
+        this.#close();
+        this.#stream.end();
+        return;
+      }
       if (size >= this.sizeMax) {
         ftruncateSync(this.#fd, 0);
         this.#offset = 0;
         this.#saveOffset();
       }
-      return false;
+      return;
     }
     const buffer = Buffer.alloc(Math.min(size - this.#offset, chunkBytesMax));
     const read = readSync(this.#fd, buffer, 0, buffer.length, this.#offset);
     this.#offset += read;
     this.#saveOffset();
     if (!this.#stream.write(buffer.subarray(0, read))) this.#waiting = true;
-    return read > 0;
+    // More is there: read on at the next turn of the loop rather than the next poll, so a chatty
+    // machine is followed at disk speed while other work still gets its turn between chunks.
+    else if (this.#offset < size || this.#finishing) setImmediate(() => this.#read());
   }
 
   #saveOffset(): void {

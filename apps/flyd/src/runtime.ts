@@ -13,7 +13,7 @@ import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { type Cgroups, inGroups, type MachineLimits } from './cgroups.js';
 import type { ResolvedImage } from './images.js';
-import { LogRing } from './log-ring.js';
+import type { LogFeed } from './log-feed.js';
 import type { LogSink } from './log-sink.js';
 import { OutputTail } from './output-tail.js';
 import { isMachineProcess, type ProcessIdentity, startTimeOf } from './process-identity.js';
@@ -60,10 +60,11 @@ const exitPollMs = 100;
  */
 export class ProcessRuntime {
   readonly #running = new Map<string, Running>();
-  readonly #logs = new Map<string, LogRing>();
 
   constructor(
     private readonly onExit: (machineId: string, exit: ExitInfo) => void,
+    /** Where every line of the machines' output goes (the logs routes read it). */
+    private readonly feed: LogFeed,
     private readonly sink?: LogSink,
     /** Where memory and CPU limits are enforced; without it they are not. */
     private readonly cgroups?: Cgroups,
@@ -76,12 +77,6 @@ export class ProcessRuntime {
 
   isRunning(machineId: string): boolean {
     return this.#running.has(machineId);
-  }
-
-  logs(machineId: string): LogRing {
-    const ring = this.#logs.get(machineId) ?? new LogRing();
-    this.#logs.set(machineId, ring);
-    return ring;
   }
 
   /** Starts the machine's process; resolves with its pid once it has spawned. */
@@ -195,13 +190,12 @@ export class ProcessRuntime {
     });
   }
 
-  /** Follows the machine's output files into its ring and the log sink. */
+  /** Follows the machine's output files into the log feed and the log sink. */
   #follow(machineId: string, stateDir: string): OutputTail[] {
-    const ring = this.logs(machineId);
     const files = outputFiles(stateDir);
     return (['stdout', 'stderr'] as const).map((stream) => {
       const tail = new OutputTail(files[stream], outputFileBytesMax);
-      const onLine = (line: string) => ring.push(stream, line);
+      const onLine = (line: string) => this.feed.append(machineId, stream, line);
       if (this.sink) this.sink.follow(machineId, stream, tail.output, onLine);
       else followLines(tail.output, onLine);
       return tail;
@@ -284,9 +278,9 @@ export class ProcessRuntime {
     return true;
   }
 
-  /** Drops a destroyed machine's log ring. */
+  /** Drops a destroyed machine's kept output lines. */
   forget(machineId: string): void {
-    this.#logs.delete(machineId);
+    this.feed.forget(machineId);
   }
 
   runningIds(): string[] {

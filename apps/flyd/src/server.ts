@@ -7,7 +7,9 @@ import {
 } from '@fleet/service';
 import type { FastifyInstance } from 'fastify';
 import { flydError } from './errors.js';
+import type { LogFeed } from './log-feed.js';
 import { leaseRoutes } from './routes/leases.js';
+import { logRoutes } from './routes/logs.js';
 import { machineProcessRoutes } from './routes/machine-process.js';
 import { machineSettingsRoutes } from './routes/machine-settings.js';
 import { type MachineRouteDeps, machineRoutes } from './routes/machines.js';
@@ -21,7 +23,7 @@ export function createFlydServer(
   logger: Logger,
   metrics: MetricsExport,
   token: string,
-  deps: MachineRouteDeps & { volumes: VolumeService },
+  deps: MachineRouteDeps & { volumes: VolumeService; logs: LogFeed },
   limits: HttpLimits,
 ): FastifyInstance {
   const app = createHttpServer({ logger, metrics, limits });
@@ -35,6 +37,7 @@ export function createFlydServer(
   leaseRoutes(app, deps.machines, deps.leases);
   machineSettingsRoutes(app, deps);
   machineProcessRoutes(app, deps);
+  logRoutes(app, deps.logs, deps.machines);
   runRoutes(app, deps.engine);
   volumeRoutes(app, deps.volumes, deps.machines);
   migrateRoutes(app, deps.machines, deps.leases);

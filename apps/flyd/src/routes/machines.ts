@@ -184,11 +184,6 @@ export function machineRoutes(app: FastifyInstance, deps: MachineRouteDeps): voi
     },
   );
 
-  app.get<{ Params: { id: string } }>('/v1/machines/:id/logs', async (request) => {
-    deps.machines.get(request.params.id);
-    return deps.runtime.logs(request.params.id).lines();
-  });
-
   // The runs outlive a machine that migrated away: their history stays on this worker.
   app.get<{ Params: { id: string } }>('/v1/machines/:id/runs', async (request) => {
     const runs = deps.engine.history(request.params.id);
