@@ -1,9 +1,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { FlapsClient, type Machine } from '@fleet/flaps-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoMachineConfig, waitForProxy } from '../src/launcher/demo.js';
-import { FlapsClient, type Machine } from '../src/launcher/flaps-client.js';
 import { type Fleet, startFleet } from '../src/launcher/fleet.js';
 
 /** The demo machine with Fly's autostart/autostop settings on its HTTP service. */

@@ -1,9 +1,9 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { FlapsClient, type Machine } from '@fleet/flaps-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoMachineConfig, getThroughProxy, waitForProxy } from '../src/launcher/demo.js';
-import { FlapsClient, type Machine } from '../src/launcher/flaps-client.js';
 import { type Fleet, startFleet } from '../src/launcher/fleet.js';
 import { isAlive, pidsWithEnv } from './processes.js';
 
@@ -71,7 +71,7 @@ describe('a local fleet, end to end', () => {
   });
 
   it('destroys the machine: the proxy stops routing to it and its process is gone', async () => {
-    await flaps.destroyMachine(app, machine.id);
+    await flaps.destroyMachine(app, machine.id, true);
     await waitForProxy(fleet.urls.proxy, host, (reply) => reply.status === 503);
     expect(pidsWithEnv('FLY_MACHINE_ID', machine.id).filter(isAlive)).toEqual([]);
     const listed = await flaps.listMachines(app);
@@ -117,7 +117,7 @@ describe('a local fleet, end to end', () => {
     expect(await until((ids) => ids.size === 1)).toEqual(new Set([well!.id]));
     await flaps.call('POST', `/v1/apps/${app}/machines/${sick!.id}/signal`, { signal: 'SIGCONT' });
     expect(await until((ids) => ids.size === 2)).toEqual(new Set([sick!.id, well!.id]));
-    for (const machine of [sick!, well!]) await flaps.destroyMachine(app, machine.id);
+    for (const machine of [sick!, well!]) await flaps.destroyMachine(app, machine.id, true);
   });
 
   it('stops every process it started', async () => {

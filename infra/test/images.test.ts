@@ -3,9 +3,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { FlapsClient, type Machine } from '@fleet/flaps-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitForProxy } from '../src/launcher/demo.js';
-import { FlapsClient, type Machine } from '../src/launcher/flaps-client.js';
 import { type Fleet, startFleet } from '../src/launcher/fleet.js';
 
 /** Sends `payload` on a fresh TCP connection, half-closes, and resolves with all that came back. */

@@ -1,5 +1,5 @@
+import type { FlapsClient, Machine } from '@fleet/flaps-client';
 import { request } from 'undici';
-import type { FlapsClient, Machine } from './flaps-client.js';
 
 export interface DemoOptions {
   app: string;

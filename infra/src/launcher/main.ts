@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 import { join, relative } from 'node:path';
+import { FlapsClient } from '@fleet/flaps-client';
 import { parseConfig, runMain, StateLockedError } from '@fleet/service';
 import { ensureDemoApp, waitForProxy } from './demo.js';
-import { FlapsClient } from './flaps-client.js';
 import { type Fleet, startFleet } from './fleet.js';
 import { watchOutput, write } from './output.js';
 import { repoRoot } from './paths.js';
@@ -173,6 +173,8 @@ function printWelcome(
       `                curl -s -H 'Host: ${host}' ${urls.proxy}/`,
       `  Machines API  ${urls.flaps}   (token in ${stateDir}/secrets.json)`,
       `                curl -s -H 'Authorization: Bearer ${apiToken}' ${urls.flaps}/v1/apps/${host.split('.')[0]}/machines`,
+      `  fleet CLI     npx fleet auth login --api-url ${urls.flaps} --token ${apiToken}`,
+      `                npx fleet status -a ${host.split('.')[0]}`,
       `  state, logs   ${stateDir}/`,
       'Press Ctrl-C to stop.',
       '',

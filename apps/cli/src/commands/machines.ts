@@ -1,0 +1,114 @@
+import { Command } from 'commander';
+import { CliError, exitCodes } from '../errors.js';
+import { printFields, printJson, printTable, say, stateColour } from '../output.js';
+import { appContext, machineHead, machineRow, withApp, withJson } from './shared.js';
+
+/** `fleet machines list|status|start|stop|restart|destroy|exec` (alias `fleet machine`). */
+export function machinesCommand(): Command {
+  const machines = new Command('machines').alias('machine').description("manage an app's machines");
+
+  withJson(
+    withApp(machines.command('list').alias('ls').description("list the app's machines")),
+  ).action(async (_options: unknown, command: Command) => {
+    const { flags, app, flaps } = appContext(command);
+    const list = await flaps.listMachines(app);
+    if (flags.json) return printJson(list);
+    printTable(machineHead, list.map(machineRow));
+  });
+
+  withJson(
+    withApp(
+      machines.command('status').argument('<id>', 'the machine').description('show a machine'),
+    ),
+  ).action(async (id: string, _options: unknown, command: Command) => {
+    const { flags, app, flaps } = appContext(command);
+    const machine = await flaps.getMachine(app, id);
+    if (flags.json) return printJson(machine);
+    printFields([
+      ['ID', machine.id],
+      ['Name', machine.name],
+      ['State', stateColour(machine.state)],
+      ['Region', machine.region],
+      ['Version', machine.instance_id],
+      ['Image', (machine.config as { image?: string }).image],
+      ['Private address', machine.private_ip],
+      ['Created', machine.created_at],
+      ['Updated', machine.updated_at],
+    ]);
+    const checks = machine.checks ?? [];
+    if (checks.length > 0) {
+      process.stdout.write('\nChecks\n');
+      printTable(
+        ['NAME', 'STATUS', 'OUTPUT'],
+        checks.map((check) => [check.name, check.status, check.output ?? '']),
+      );
+    }
+    process.stdout.write('\nEvents\n');
+    printTable(
+      ['TIMESTAMP', 'TYPE', 'STATUS', 'SOURCE'],
+      (machine.events ?? []).map((event) => [
+        new Date(event.timestamp).toISOString(),
+        event.type,
+        event.status,
+        event.source,
+      ]),
+    );
+  });
+
+  const lifecycle = [
+    ['start', 'start stopped machines', 'started'],
+    ['stop', 'stop machines', 'stopped'],
+    ['restart', 'restart machines', 'started'],
+  ] as const;
+  for (const [verb, description, settled] of lifecycle)
+    withApp(
+      machines.command(verb).argument('<ids...>', 'the machines').description(description),
+    ).action(async (ids: string[], _options: unknown, command: Command) => {
+      const { app, flaps } = appContext(command);
+      for (const id of ids) {
+        if (verb === 'start') await flaps.startMachine(app, id);
+        else if (verb === 'stop') await flaps.stopMachine(app, id);
+        else await flaps.restartMachine(app, id);
+        await flaps.waitMachine(app, id, settled, 60);
+        say(`${id} ${settled}`);
+      }
+    });
+
+  withApp(
+    machines
+      .command('destroy')
+      .alias('rm')
+      .argument('<ids...>', 'the machines')
+      .option('-f, --force', 'kill a running machine')
+      .description('destroy machines'),
+  ).action(async (ids: string[], options: { force?: boolean }, command: Command) => {
+    const { app, flaps } = appContext(command);
+    for (const id of ids) {
+      await flaps.destroyMachine(app, id, options.force === true);
+      say(`${id} destroyed`);
+    }
+  });
+
+  withJson(
+    withApp(
+      machines
+        .command('exec')
+        .argument('<id>', 'the machine')
+        .argument('<command...>', 'the command and its arguments (after --)')
+        .option('--timeout <seconds>', 'kill the command after this long', '30')
+        .description("run a command in a machine; exits with the command's exit code"),
+    ),
+  ).action(async (id: string, argv: string[], options: { timeout: string }, command: Command) => {
+    const { flags, app, flaps } = appContext(command);
+    const timeout = Number(options.timeout);
+    if (!Number.isFinite(timeout) || timeout <= 0 || timeout > 600)
+      throw new CliError('--timeout is seconds, more than 0 and at most 600', exitCodes.usage);
+    const result = await flaps.execMachine(app, id, argv, timeout);
+    if (flags.json) return printJson(result);
+    process.stdout.write(result.stdout);
+    process.stderr.write(result.stderr);
+    if (result.truncated) say('(output cut at 1 MiB)');
+    process.exitCode = result.exit_code === 0 ? 0 : result.exit_code || exitCodes.failed;
+  });
+  return machines;
+}

@@ -1,0 +1,75 @@
+import type { FlapsClient, Machine } from '@fleet/flaps-client';
+import { Command } from 'commander';
+import { CliError, exitCodes } from '../errors.js';
+import { say } from '../output.js';
+import { appContext, withApp } from './shared.js';
+
+/** Machines `scale count` may remove first: the ones doing least, then the newest. */
+function removalOrder(machines: Machine[]): Machine[] {
+  const rank = (machine: Machine) => (machine.state === 'started' ? 1 : 0);
+  return [...machines].sort(
+    (a, b) => rank(a) - rank(b) || b.created_at.localeCompare(a.created_at),
+  );
+}
+
+/**
+ * Adds machines cloned from the newest one's config (in `region`, else its region) or removes
+ * the excess, until the app (or the region) has `count`; each new machine is waited for.
+ */
+async function scaleCount(
+  flaps: FlapsClient,
+  app: string,
+  count: number,
+  region: string | undefined,
+): Promise<void> {
+  const all = (await flaps.listMachines(app)).filter((machine) => machine.state !== 'destroyed');
+  const current = region === undefined ? all : all.filter((machine) => machine.region === region);
+  if (current.length === count) {
+    say(
+      `${app} already has ${count} machine${count === 1 ? '' : 's'}${region ? ` in ${region}` : ''}`,
+    );
+    return;
+  }
+  if (current.length > count) {
+    for (const machine of removalOrder(current).slice(0, current.length - count)) {
+      await flaps.destroyMachine(app, machine.id, true);
+      say(`destroyed ${machine.id} (${machine.region})`);
+    }
+    return;
+  }
+  const template = [...all].sort((a, b) => b.created_at.localeCompare(a.created_at))[0];
+  if (!template)
+    throw new CliError(
+      `${app} has no machine to copy: deploy it first (\`fleet deploy\`) or create one`,
+    );
+  for (let made = current.length; made < count; made++) {
+    const machine = await flaps.createMachine(app, {
+      region: region ?? template.region,
+      config: template.config,
+    });
+    await flaps.waitMachine(app, machine.id, 'started', 60);
+    say(`created ${machine.id} in ${machine.region}, started`);
+  }
+}
+
+/** `fleet scale count N`. */
+export function scaleCommand(): Command {
+  const scale = new Command('scale').description("change the number of an app's machines");
+  withApp(
+    scale
+      .command('count')
+      .argument('<count>', 'how many machines the app (or the region) should have')
+      .option('-r, --region <code>', 'count and place in this region only')
+      .description('add or remove machines until the app has <count>'),
+  ).action(async (countText: string, options: { region?: string }, command: Command) => {
+    const count = Number(countText);
+    if (!Number.isInteger(count) || count < 0 || count > 1000)
+      throw new CliError(
+        `count must be a whole number from 0 to 1000, not ${countText}`,
+        exitCodes.usage,
+      );
+    const { app, flaps } = appContext(command);
+    await scaleCount(flaps, app, count, options.region);
+  });
+  return scale;
+}

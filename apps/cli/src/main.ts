@@ -1,0 +1,50 @@
+#!/usr/bin/env node
+import { Command, CommanderError } from 'commander';
+import { appsCommand } from './commands/apps.js';
+import { authCommand } from './commands/auth.js';
+import { logsCommand } from './commands/logs.js';
+import { machinesCommand } from './commands/machines.js';
+import { regionsCommand } from './commands/regions.js';
+import { scaleCommand } from './commands/scale.js';
+import { statusCommand } from './commands/status.js';
+import { exitCodes, explain } from './errors.js';
+
+const program = new Command('fleet')
+  .description("Fleet's command line: ship and run apps on a fleet, as flyctl does on Fly")
+  .option(
+    '--api-url <url>',
+    "the Machines API (default: FLEET_API_URL, the settings, or npm start's)",
+  )
+  .option('-t, --access-token <token>', 'the API token (default: FLEET_API_TOKEN or the settings)')
+  .showHelpAfterError();
+
+for (const command of [
+  appsCommand(),
+  machinesCommand(),
+  statusCommand(),
+  logsCommand(),
+  scaleCommand(),
+  regionsCommand(),
+  authCommand(),
+])
+  program.addCommand(command);
+
+/** Parse problems throw (to exit with the usage code) instead of exiting, at every level. */
+function throwOnParseErrors(command: Command): void {
+  command.exitOverride().showHelpAfterError();
+  for (const sub of command.commands) throwOnParseErrors(sub);
+}
+throwOnParseErrors(program);
+
+try {
+  await program.parseAsync();
+} catch (error) {
+  if (error instanceof CommanderError) {
+    // Help and version are successes; any other parse problem is a usage error (already printed).
+    process.exitCode = error.exitCode === 0 ? exitCodes.ok : exitCodes.usage;
+  } else {
+    const { message, exitCode } = explain(error);
+    process.stderr.write(`Error: ${message}\n`);
+    process.exitCode = exitCode;
+  }
+}

@@ -1,0 +1,244 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { FlapsClient, type Machine } from '@fleet/flaps-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { demoMachineConfig } from '../src/launcher/demo.js';
+import { type Fleet, startFleet } from '../src/launcher/fleet.js';
+
+const require = createRequire(import.meta.url);
+const fleetBin = join(dirname(require.resolve('@fleet/cli/package.json')), 'dist', 'main.js');
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+// The `fleet` command line as a person types it, against a real local fleet: every command
+// through its bin, with its settings in a folder of the test's, and the exit codes scripts see.
+describe('the fleet command line', () => {
+  const app = 'cli-app';
+  let fleet: Fleet;
+  let flaps: FlapsClient;
+  let home: string;
+  const running = new Set<ChildProcess>();
+
+  /** Runs `fleet args...` to its end (stdin closed, as in CI). */
+  const run = (args: string[], options: { env?: Record<string, string>; cwd?: string } = {}) =>
+    new Promise<Run>((resolve, reject) => {
+      const child = spawn(process.execPath, [fleetBin, ...args], {
+        cwd: options.cwd ?? home,
+        env: {
+          PATH: process.env.PATH,
+          FLEET_CONFIG_DIR: join(home, 'config'),
+          FLEET_API_URL: fleet.urls.flaps,
+          FLEET_API_TOKEN: fleet.secrets.apiToken,
+          ...options.env,
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      running.add(child);
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (chunk) => {
+        stdout += chunk;
+      });
+      child.stderr.on('data', (chunk) => {
+        stderr += chunk;
+      });
+      child.on('error', reject);
+      child.on('close', (code) => {
+        running.delete(child);
+        resolve({ code, stdout, stderr });
+      });
+    });
+
+  beforeAll(async () => {
+    home = mkdtempSync(join(tmpdir(), 'fleet-cli-'));
+    fleet = await startFleet({
+      stateDir: join(home, 'fleet'),
+      hostId: 'cli-host',
+      region: 'local',
+      proxyListen: '127.0.0.1:0',
+      apiListen: '127.0.0.1:0',
+      domain: 'fleet.test',
+      startTimeoutMs: 30_000,
+    });
+    flaps = new FlapsClient(fleet.urls.flaps, fleet.secrets.apiToken);
+  }, 60_000);
+
+  afterAll(async () => {
+    for (const child of running) child.kill('SIGKILL');
+    await fleet?.stop();
+    if (home) rmSync(home, { recursive: true, force: true });
+  });
+
+  it('logs in only with a token the API takes, and keeps it readable by its owner only', async () => {
+    const env = { FLEET_API_TOKEN: '' };
+    const refused = await run(
+      ['auth', 'login', '--token', 'wrong', '--api-url', fleet.urls.flaps],
+      {
+        env,
+      },
+    );
+    expect(refused.code).toBe(3);
+    expect(refused.stderr).toMatch(/refused the token/);
+    const ok = await run(
+      ['auth', 'login', '--token', fleet.secrets.apiToken, '--api-url', fleet.urls.flaps],
+      { env: { FLEET_API_URL: '' } },
+    );
+    expect(ok.code, ok.stderr).toBe(0);
+    const settings = join(home, 'config', 'config.json');
+    expect(statSync(settings).mode & 0o777).toBe(0o600);
+    expect(JSON.parse(readFileSync(settings, 'utf8'))).toEqual({
+      api_url: fleet.urls.flaps,
+      token: fleet.secrets.apiToken,
+    });
+    // Without the environment, the kept settings are used.
+    const token = await run(['auth', 'token'], { env: { FLEET_API_TOKEN: '', FLEET_API_URL: '' } });
+    expect(token.stdout.trim()).toBe(fleet.secrets.apiToken);
+  });
+
+  it('creates and lists apps; destroying one needs --yes', async () => {
+    expect((await run(['apps', 'create', app])).code).toBe(0);
+    const listed = await run(['apps', 'list', '--json']);
+    expect(JSON.parse(listed.stdout).map((one: { name: string }) => one.name)).toContain(app);
+    const table = await run(['apps', 'list']);
+    expect(table.stdout).toMatch(new RegExp(`${app}\\s.*personal`));
+    const taken = await run(['apps', 'create', app]);
+    expect(taken.code).toBe(1);
+    expect(taken.stderr).toMatch(/Error: .*/);
+    const careful = await run(['apps', 'destroy', app]);
+    expect(careful.code).toBe(2);
+    expect(careful.stderr).toMatch(/--yes/);
+  });
+
+  it('scales an app by copying its machine, and back', async () => {
+    const empty = await run(['scale', 'count', '2', '-a', app]);
+    expect(empty.code).toBe(1);
+    expect(empty.stderr).toMatch(/no machine to copy/);
+    const first = await flaps.createMachine(app, {
+      region: 'local',
+      config: demoMachineConfig('hello'),
+    });
+    await flaps.waitMachine(app, first.id, 'started');
+    const up = await run(['scale', 'count', '3', '-a', app]);
+    expect(up.code, up.stderr).toBe(0);
+    const machines = await flaps.listMachines(app);
+    expect(machines.filter((machine) => machine.state === 'started')).toHaveLength(3);
+    expect(new Set(machines.map((machine) => (machine.config as { image: string }).image))).toEqual(
+      new Set(['hello']),
+    );
+    const down = await run(['scale', 'count', '1', '-a', app]);
+    expect(down.code, down.stderr).toBe(0);
+    const left = (await flaps.listMachines(app)).filter((machine) => machine.state !== 'destroyed');
+    expect(left).toHaveLength(1);
+    expect((await run(['scale', 'count', 'many', '-a', app])).code).toBe(2);
+  }, 120_000);
+
+  it('shows status from the fly.toml of the working directory, and says what is wrong with one', async () => {
+    const project = mkdtempSync(join(home, 'project-'));
+    writeFileSync(join(project, 'fly.toml'), `app = "${app}"\nprimary_region = "local"\n`);
+    const status = await run(['status', '--json'], { cwd: project });
+    expect(status.code, status.stderr).toBe(0);
+    const parsed = JSON.parse(status.stdout) as { app: { name: string }; machines: Machine[] };
+    expect(parsed.app.name).toBe(app);
+    expect(parsed.machines).toHaveLength(1);
+    const table = await run(['status'], { cwd: project });
+    expect(table.stdout).toContain(parsed.machines[0]!.id);
+    writeFileSync(join(project, 'fly.toml'), 'app = \n');
+    const broken = await run(['status'], { cwd: project });
+    expect(broken.code).toBe(2);
+    expect(broken.stderr).toMatch(/not valid TOML/);
+    const nowhere = await run(['status'], { cwd: home });
+    expect(nowhere.code).toBe(2);
+    expect(nowhere.stderr).toMatch(/pass -a APP/);
+  });
+
+  it("runs a command in a machine and exits with the command's code", async () => {
+    const [machine] = (await flaps.listMachines(app)).filter((one) => one.state === 'started');
+    const said = await run([
+      'machines',
+      'exec',
+      machine!.id,
+      '-a',
+      app,
+      '--',
+      'printenv',
+      'FLY_MACHINE_ID',
+    ]);
+    expect(said).toMatchObject({ code: 0, stdout: `${machine!.id}\n` });
+    const failed = await run([
+      'machines',
+      'exec',
+      machine!.id,
+      '-a',
+      app,
+      '--',
+      'sh',
+      '-c',
+      'exit 7',
+    ]);
+    expect(failed.code).toBe(7);
+  });
+
+  it('stops and starts a machine, waiting for each', async () => {
+    const [machine] = await flaps.listMachines(app);
+    const stopped = await run(['machines', 'stop', machine!.id, '-a', app]);
+    expect(stopped.code, stopped.stderr).toBe(0);
+    expect((await flaps.getMachine(app, machine!.id)).state).toBe('stopped');
+    const started = await run(['machine', 'start', machine!.id, '-a', app]);
+    expect(started.code, started.stderr).toBe(0);
+    expect((await flaps.getMachine(app, machine!.id)).state).toBe('started');
+    const status = await run(['machines', 'status', machine!.id, '-a', app]);
+    expect(status.stdout).toMatch(/State\s+started/);
+    expect(status.stdout).toMatch(/Events/);
+  });
+
+  it('prints the logs of every machine with machine id and region, kept and live', async () => {
+    const [machine] = await flaps.listMachines(app);
+    const kept = await run(['logs', '-a', app, '--no-tail']);
+    expect(kept.code, kept.stderr).toBe(0);
+    expect(kept.stdout).toMatch(
+      new RegExp(`${app}\\[${machine!.id}\\] local \\[info\\] hello: machine ${machine!.id}`),
+    );
+    // Live: a restart of the machine prints its line again while `fleet logs` follows.
+    const child = spawn(process.execPath, [fleetBin, 'logs', '-a', app, '--json'], {
+      cwd: home,
+      env: {
+        PATH: process.env.PATH,
+        FLEET_CONFIG_DIR: join(home, 'config'),
+        FLEET_API_URL: fleet.urls.flaps,
+        FLEET_API_TOKEN: fleet.secrets.apiToken,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    running.add(child);
+    let out = '';
+    child.stdout.on('data', (chunk) => {
+      out += chunk;
+    });
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    const count = () => out.split('\n').filter((line) => line.includes('listening on')).length;
+    await expect.poll(count, { timeout: 20_000 }).toBeGreaterThan(0);
+    const before = count();
+    await flaps.restartMachine(app, machine!.id);
+    await expect.poll(count, { timeout: 20_000 }).toBeGreaterThan(before);
+    const line = JSON.parse(out.split('\n').find((text) => text.includes('listening on'))!);
+    expect(line).toMatchObject({ instance: machine!.id, region: 'local', meta: { app } });
+    child.kill('SIGINT');
+    expect(await exited).toBe(0);
+    running.delete(child);
+  }, 60_000);
+
+  it('says where it could not reach, with its own exit code', async () => {
+    const nowhere = await run(['apps', 'list'], { env: { FLEET_API_URL: 'http://127.0.0.1:9' } });
+    expect(nowhere.code).toBe(3);
+    expect(nowhere.stderr).toMatch(/cannot reach the Machines API at http:\/\/127\.0\.0\.1:9/);
+    const unknown = await run(['frobnicate']);
+    expect(unknown.code).toBe(2);
+  });
+});

@@ -1,0 +1,227 @@
+import { request } from 'undici';
+import { FlapsError } from './errors.js';
+import type { App, ExecResult, LogLine, LogPage, Machine, Region } from './types.js';
+
+export interface LogsQuery {
+  /** One machine of the app (Fly's `instance`). */
+  instance?: string;
+  region?: string;
+}
+
+type Method = 'GET' | 'POST' | 'DELETE';
+
+const path = encodeURIComponent;
+
+/**
+ * The Machines API as the launcher, the `fleet` command line and fly-proxy's autoscaler call it:
+ * JSON calls with a Bearer token and a timeout each; an answer that is not 2xx is a `FlapsError`
+ * with the status and Fly's message (`status` 0 when flaps could not be reached).
+ */
+export class FlapsClient {
+  constructor(
+    /** flaps' base URL (`http://127.0.0.1:4280`). */
+    readonly baseUrl: string,
+    /** An API token (the operator's, or an organization's). */
+    private readonly token: string,
+    /** Bound on each call (a `wait` or `exec` adds its own timeout to it). */
+    private readonly timeoutMs = 30_000,
+  ) {}
+
+  async call<T>(
+    method: Method,
+    route: string,
+    body?: unknown,
+    timeoutMs = this.timeoutMs,
+  ): Promise<T> {
+    let answer: Awaited<ReturnType<typeof request>>;
+    try {
+      answer = await request(`${this.baseUrl}${route}`, {
+        method,
+        headers: {
+          authorization: `Bearer ${this.token}`,
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+      });
+    } catch (error) {
+      throw new FlapsError(
+        0,
+        `cannot reach the Machines API at ${this.baseUrl}: ${(error as Error).message}`,
+      );
+    }
+    const text = await answer.body.text();
+    let parsed: unknown;
+    try {
+      parsed = text === '' ? undefined : JSON.parse(text);
+    } catch {
+      parsed = undefined;
+    }
+    if (answer.statusCode >= 300) {
+      const fly = parsed as { error?: string; code?: string } | undefined;
+      throw new FlapsError(
+        answer.statusCode,
+        fly?.error ?? (text || `HTTP ${answer.statusCode}`),
+        fly?.code,
+      );
+    }
+    return parsed as T;
+  }
+
+  async listApps(org?: string): Promise<App[]> {
+    const query = org === undefined ? '' : `?org_slug=${path(org)}`;
+    return (await this.call<{ apps: App[] }>('GET', `/v1/apps${query}`)).apps;
+  }
+
+  /** The app, or undefined when there is none of that name. */
+  async getApp(app: string): Promise<App | undefined> {
+    try {
+      return await this.call<App>('GET', `/v1/apps/${path(app)}`);
+    } catch (error) {
+      if (error instanceof FlapsError && error.status === 404) return undefined;
+      throw error;
+    }
+  }
+
+  createApp(app: string, org = 'personal'): Promise<App> {
+    return this.call('POST', '/v1/apps', { app_name: app, org_slug: org });
+  }
+
+  /** Destroys the app with its machines and volumes. */
+  async destroyApp(app: string): Promise<void> {
+    await this.call('DELETE', `/v1/apps/${path(app)}`);
+  }
+
+  listMachines(app: string, filter: { region?: string; state?: string } = {}): Promise<Machine[]> {
+    const query = new URLSearchParams(filter as Record<string, string>).toString();
+    return this.call('GET', `/v1/apps/${path(app)}/machines${query ? `?${query}` : ''}`);
+  }
+
+  getMachine(app: string, id: string): Promise<Machine> {
+    return this.call('GET', `/v1/apps/${path(app)}/machines/${path(id)}`);
+  }
+
+  createMachine(app: string, body: Record<string, unknown>): Promise<Machine> {
+    return this.call('POST', `/v1/apps/${path(app)}/machines`, body);
+  }
+
+  /** Replaces the machine's config (a new version; the machine restarts if it runs). */
+  updateMachine(app: string, id: string, body: Record<string, unknown>): Promise<Machine> {
+    return this.call('POST', `/v1/apps/${path(app)}/machines/${path(id)}`, body);
+  }
+
+  async startMachine(app: string, id: string): Promise<void> {
+    await this.call('POST', `/v1/apps/${path(app)}/machines/${path(id)}/start`);
+  }
+
+  async stopMachine(app: string, id: string): Promise<void> {
+    await this.call('POST', `/v1/apps/${path(app)}/machines/${path(id)}/stop`);
+  }
+
+  async restartMachine(app: string, id: string): Promise<void> {
+    await this.call('POST', `/v1/apps/${path(app)}/machines/${path(id)}/restart`);
+  }
+
+  /** Destroys the machine; a running one only with `force` (it is killed). */
+  async destroyMachine(app: string, id: string, force = false): Promise<void> {
+    const query = force ? '?force=true' : '';
+    await this.call('DELETE', `/v1/apps/${path(app)}/machines/${path(id)}${query}`);
+  }
+
+  /** Long-polls until the machine reaches `state` (at most 60 s, as Fly caps it). */
+  async waitMachine(app: string, id: string, state: string, timeoutSeconds = 30): Promise<void> {
+    await this.call(
+      'GET',
+      `/v1/apps/${path(app)}/machines/${path(id)}/wait?state=${path(state)}&timeout=${timeoutSeconds}`,
+      undefined,
+      this.timeoutMs + timeoutSeconds * 1000,
+    );
+  }
+
+  execMachine(
+    app: string,
+    id: string,
+    command: string[],
+    timeoutSeconds = 30,
+  ): Promise<ExecResult> {
+    return this.call(
+      'POST',
+      `/v1/apps/${path(app)}/machines/${path(id)}/exec`,
+      { command, timeout: timeoutSeconds },
+      this.timeoutMs + timeoutSeconds * 1000,
+    );
+  }
+
+  async regions(): Promise<Region[]> {
+    return (await this.call<{ regions: Region[] }>('GET', '/v1/platform/regions')).regions;
+  }
+
+  /** One page of the app's logs, oldest first; pass `meta.next_token` back for the next. */
+  logs(
+    app: string,
+    query: LogsQuery & { nextToken?: string; limit?: number } = {},
+  ): Promise<LogPage> {
+    return this.call(
+      'GET',
+      this.#logsRoute(app, query, { next_token: query.nextToken, limit: query.limit }),
+    );
+  }
+
+  /**
+   * The app's logs live: the lines the workers keep, then every new one, until `signal` aborts
+   * (or the API ends the stream).
+   */
+  async *followLogs(app: string, query: LogsQuery, signal: AbortSignal): AsyncGenerator<LogLine> {
+    let answer: Awaited<ReturnType<typeof request>>;
+    try {
+      answer = await request(`${this.baseUrl}${this.#logsRoute(app, query, { follow: 'true' })}`, {
+        headers: { authorization: `Bearer ${this.token}` },
+        headersTimeout: this.timeoutMs,
+        bodyTimeout: 0, // quiet for as long as the machines are
+        signal,
+      });
+    } catch (error) {
+      if (signal.aborted) return;
+      throw new FlapsError(
+        0,
+        `cannot reach the Machines API at ${this.baseUrl}: ${(error as Error).message}`,
+      );
+    }
+    if (answer.statusCode >= 300) {
+      const fly = (await answer.body.json().catch(() => ({}))) as { error?: string; code?: string };
+      throw new FlapsError(answer.statusCode, fly.error ?? `HTTP ${answer.statusCode}`, fly.code);
+    }
+    let pending = '';
+    try {
+      for await (const chunk of answer.body) {
+        pending += chunk.toString('utf8');
+        let newline = pending.indexOf('\n');
+        while (newline !== -1) {
+          yield JSON.parse(pending.slice(0, newline)) as LogLine;
+          pending = pending.slice(newline + 1);
+          newline = pending.indexOf('\n');
+        }
+      }
+    } catch (error) {
+      if (!signal.aborted) throw error;
+    }
+  }
+
+  #logsRoute(
+    app: string,
+    query: LogsQuery,
+    extra: Record<string, string | number | undefined>,
+  ): string {
+    const params = new URLSearchParams();
+    if (query.region !== undefined) params.set('region', query.region);
+    for (const [name, value] of Object.entries(extra))
+      if (value !== undefined) params.set(name, String(value));
+    const base =
+      query.instance === undefined
+        ? `/v1/apps/${path(app)}/logs`
+        : `/v1/apps/${path(app)}/machines/${path(query.instance)}/logs`;
+    const search = params.toString();
+    return search ? `${base}?${search}` : base;
+  }
+}

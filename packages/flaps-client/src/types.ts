@@ -1,0 +1,63 @@
+/** The shapes of the Machines API this client reads (Fly's, as flaps serves them). */
+
+export interface App {
+  id: string;
+  name: string;
+  organization: { slug: string };
+  status: string;
+  machine_count?: number;
+}
+
+export interface MachineEvent {
+  type: string;
+  status: string;
+  source: string;
+  timestamp: number;
+}
+
+export interface Machine {
+  id: string;
+  name: string;
+  state: string;
+  region: string;
+  instance_id: string;
+  private_ip?: string;
+  private_addr?: string;
+  host_id?: string;
+  config: Record<string, unknown>;
+  events?: MachineEvent[];
+  checks?: { name: string; status: string; output?: string }[];
+  created_at: string;
+  updated_at: string;
+}
+
+export interface Region {
+  code: string;
+  name: string;
+  workers: number;
+  [field: string]: unknown;
+}
+
+export interface ExecResult {
+  stdout: string;
+  stderr: string;
+  exit_code: number;
+  exit_signal?: number;
+  truncated?: true;
+}
+
+/** One line of a machine's output (the `attributes` of Fly's log entries). */
+export interface LogLine {
+  timestamp: string;
+  message: string;
+  level: 'info' | 'error';
+  instance: string;
+  region: string;
+  meta: { app: string; stream: 'stdout' | 'stderr'; [field: string]: unknown };
+  dropped_before?: number;
+}
+
+export interface LogPage {
+  data: { id: string; type: 'logs'; attributes: LogLine }[];
+  meta: { next_token: string; unreachable_hosts?: string[] };
+}
