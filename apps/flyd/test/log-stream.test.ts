@@ -82,10 +82,14 @@ describe('logs of an app on one worker', () => {
     expect(first.next_after).toBe(seqs.at(-1));
 
     const next = await eventually(async () => {
-      const answer = await call(base, 'GET', `/v1/logs?app=talk&after=${first.next_after}`);
+      const answer = await call(
+        base,
+        'GET',
+        `/v1/logs?app=talk&after=${first.next_after as number}`,
+      );
       return (answer!.body.lines as Line[]).length > 0 ? (answer!.body.lines as Line[]) : undefined;
     }, 'newer lines');
-    expect(next.every((line) => line.seq > first.next_after)).toBe(true);
+    expect(next.every((line) => line.seq > (first.next_after as number))).toBe(true);
 
     const mine = expectStatus(await call(base, 'GET', `/v1/logs?instance=${one}`), 200, 'one');
     expect((mine.body.lines as Line[]).every((line) => line.machine_id === one)).toBe(true);
