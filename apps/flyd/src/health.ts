@@ -15,7 +15,8 @@ export interface CheckConfig {
   grace_period?: string | number;
 }
 
-export type CheckStatus = 'passing' | 'critical';
+/** `warning` until a started machine's check has run once (as Fly shows a new check). */
+export type CheckStatus = 'passing' | 'warning' | 'critical';
 
 export type CheckReport = (
   machineId: string,
@@ -38,13 +39,18 @@ export class HealthChecks {
     private readonly logger: Logger,
   ) {}
 
-  /** Follows a machine's state: checks run while it is started. */
+  /**
+   * Follows a machine's state: checks run while it is started. Each starts as `warning`, so a
+   * reader (a deploy waiting for the new version to be healthy) never takes the last version's
+   * `passing` for this one's.
+   */
   stateChanged(machine: MachineRecord): void {
     this.stop(machine.id);
     if (machine.state !== 'started' || machine.port === null) return;
-    const checks = (machine.config.checks ?? {}) as Record<string, CheckConfig>;
     const timers: NodeJS.Timeout[] = [];
-    for (const [name, check] of Object.entries(checks)) {
+    for (const [name, check] of checksOf(machine)) {
+      this.#last.set(`${machine.id}/${name}`, 'warning');
+      this.report(machine.id, name, 'warning', 'waiting for the first check');
       try {
         const intervalMs = Math.max(parseDurationMs(check.interval, 15_000), 100);
         const timeoutMs = parseDurationMs(check.timeout, 2_000);
@@ -89,6 +95,25 @@ export class HealthChecks {
       this.logger.warn({ machine: machineId, check: name, output }, 'health check failing');
     this.report(machineId, name, status, output ?? 'ok');
   }
+}
+
+/**
+ * A machine's checks by name: its `checks` map, and each service's `checks` named as Fly names
+ * them (`servicecheck-00-http-8080`: position in the service, type, internal port).
+ */
+function checksOf(machine: MachineRecord): [string, CheckConfig][] {
+  const checks = Object.entries((machine.config.checks ?? {}) as Record<string, CheckConfig>);
+  const services = (machine.config.services ?? []) as {
+    internal_port: number;
+    checks?: CheckConfig[];
+  }[];
+  for (const service of services)
+    for (const [index, check] of (service.checks ?? []).entries())
+      checks.push([
+        `servicecheck-${String(index).padStart(2, '0')}-${check.type ?? 'tcp'}-${service.internal_port}`,
+        check,
+      ]);
+  return checks;
 }
 
 /** null when the port accepts a connection within the timeout, else why not. */

@@ -54,6 +54,26 @@ describe('health checks', () => {
     );
   });
 
+  it("runs a service's checks under Fly's names, each starting as warning", async () => {
+    const id = await create({
+      ...silent,
+      services: [
+        { protocol: 'tcp', internal_port: 8080, checks: [tcpCheck({ grace_period: '2s' })] },
+      ],
+    });
+    await settledIn(base, id, 'started');
+    const name = 'servicecheck-00-tcp-8080';
+    await eventually(
+      async () => ((await check(id, name))?.status === 'warning' ? true : undefined),
+      'the service check waiting',
+    );
+    await eventually(
+      async () => ((await check(id, name))?.status === 'critical' ? true : undefined),
+      'the service check critical',
+    );
+    expect((await call(base, 'DELETE', `/v1/machines/${id}?kill=true`))?.status).toBe(200);
+  });
+
   it('holds the first check back for grace_period', async () => {
     const graced = await create({ ...silent, checks: { port: tcpCheck({ grace_period: '5s' }) } });
     const eager = await create({ ...silent, checks: { port: tcpCheck() } });
@@ -64,7 +84,10 @@ describe('health checks', () => {
       async () => ((await check(eager, 'port'))?.status === 'critical' ? true : undefined),
       'the eager check critical',
     );
-    expect(await check(graced, 'port')).toBeUndefined();
+    expect(await check(graced, 'port')).toMatchObject({
+      status: 'warning',
+      output: 'waiting for the first check',
+    });
     // Once its grace period is over, it is checked like any other.
     await eventually(
       async () => ((await check(graced, 'port'))?.status === 'critical' ? true : undefined),
