@@ -2,6 +2,8 @@
 import { Command, CommanderError } from 'commander';
 import { appsCommand } from './commands/apps.js';
 import { authCommand } from './commands/auth.js';
+import { deployCommand } from './commands/deploy.js';
+import { launchCommand } from './commands/launch.js';
 import { logsCommand } from './commands/logs.js';
 import { machinesCommand } from './commands/machines.js';
 import { regionsCommand } from './commands/regions.js';
@@ -19,6 +21,8 @@ const program = new Command('fleet')
   .showHelpAfterError();
 
 for (const command of [
+  launchCommand(),
+  deployCommand(),
   appsCommand(),
   machinesCommand(),
   statusCommand(),

@@ -10,6 +10,13 @@ export interface LogsQuery {
 
 type Method = 'GET' | 'POST' | 'DELETE';
 
+export interface CallOptions {
+  /** Bound on this call instead of the client's. */
+  timeoutMs?: number;
+  /** The nonce of a lease held on the machine: a leased machine takes changes only with it. */
+  leaseNonce?: string;
+}
+
 const path = encodeURIComponent;
 
 /**
@@ -31,8 +38,9 @@ export class FlapsClient {
     method: Method,
     route: string,
     body?: unknown,
-    timeoutMs = this.timeoutMs,
+    options: CallOptions = {},
   ): Promise<T> {
+    const timeoutMs = options.timeoutMs ?? this.timeoutMs;
     let answer: Awaited<ReturnType<typeof request>>;
     try {
       answer = await request(`${this.baseUrl}${route}`, {
@@ -40,6 +48,9 @@ export class FlapsClient {
         headers: {
           authorization: `Bearer ${this.token}`,
           ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+          ...(options.leaseNonce === undefined
+            ? {}
+            : { 'fly-machine-lease-nonce': options.leaseNonce }),
         },
         body: body === undefined ? undefined : JSON.stringify(body),
         headersTimeout: timeoutMs,
@@ -107,8 +118,13 @@ export class FlapsClient {
   }
 
   /** Replaces the machine's config (a new version; the machine restarts if it runs). */
-  updateMachine(app: string, id: string, body: Record<string, unknown>): Promise<Machine> {
-    return this.call('POST', `/v1/apps/${path(app)}/machines/${path(id)}`, body);
+  updateMachine(
+    app: string,
+    id: string,
+    body: Record<string, unknown>,
+    leaseNonce?: string,
+  ): Promise<Machine> {
+    return this.call('POST', `/v1/apps/${path(app)}/machines/${path(id)}`, body, { leaseNonce });
   }
 
   async startMachine(app: string, id: string): Promise<void> {
@@ -124,9 +140,37 @@ export class FlapsClient {
   }
 
   /** Destroys the machine; a running one only with `force` (it is killed). */
-  async destroyMachine(app: string, id: string, force = false): Promise<void> {
+  async destroyMachine(app: string, id: string, force = false, leaseNonce?: string): Promise<void> {
     const query = force ? '?force=true' : '';
-    await this.call('DELETE', `/v1/apps/${path(app)}/machines/${path(id)}${query}`);
+    await this.call('DELETE', `/v1/apps/${path(app)}/machines/${path(id)}${query}`, undefined, {
+      leaseNonce,
+    });
+  }
+
+  /**
+   * Takes the machine's lease for `ttlSeconds` (Fly's leases: while it holds, changes need its
+   * nonce), or refreshes the one `leaseNonce` names. Answers the nonce.
+   */
+  async acquireLease(
+    app: string,
+    id: string,
+    ttlSeconds: number,
+    description: string,
+    leaseNonce?: string,
+  ): Promise<string> {
+    const answer = await this.call<{ data: { nonce: string } }>(
+      'POST',
+      `/v1/apps/${path(app)}/machines/${path(id)}/lease`,
+      { ttl: ttlSeconds, description },
+      { leaseNonce },
+    );
+    return answer.data.nonce;
+  }
+
+  async releaseLease(app: string, id: string, leaseNonce: string): Promise<void> {
+    await this.call('DELETE', `/v1/apps/${path(app)}/machines/${path(id)}/lease`, undefined, {
+      leaseNonce,
+    });
   }
 
   /** Long-polls until the machine reaches `state` (at most 60 s, as Fly caps it). */
@@ -135,7 +179,7 @@ export class FlapsClient {
       'GET',
       `/v1/apps/${path(app)}/machines/${path(id)}/wait?state=${path(state)}&timeout=${timeoutSeconds}`,
       undefined,
-      this.timeoutMs + timeoutSeconds * 1000,
+      { timeoutMs: this.timeoutMs + timeoutSeconds * 1000 },
     );
   }
 
@@ -149,7 +193,7 @@ export class FlapsClient {
       'POST',
       `/v1/apps/${path(app)}/machines/${path(id)}/exec`,
       { command, timeout: timeoutSeconds },
-      this.timeoutMs + timeoutSeconds * 1000,
+      { timeoutMs: this.timeoutMs + timeoutSeconds * 1000 },
     );
   }
 

@@ -1,3 +1,3 @@
-export { FlapsClient, type LogsQuery } from './client.js';
+export { type CallOptions, FlapsClient, type LogsQuery } from './client.js';
 export { FlapsError } from './errors.js';
 export type { App, ExecResult, LogLine, LogPage, Machine, MachineEvent, Region } from './types.js';

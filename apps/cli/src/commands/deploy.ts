@@ -1,0 +1,94 @@
+import { join } from 'node:path';
+import { Command } from 'commander';
+import { deploy } from '../deploy/deploy.js';
+import { releaseOf } from '../deploy/release.js';
+import { CliError, exitCodes } from '../errors.js';
+import { machineConfigOf, seconds } from '../fly-toml/machine-config.js';
+import { readFlyToml } from '../fly-toml/read.js';
+import type { DeployStrategy } from '../fly-toml/types.js';
+import { say } from '../output.js';
+import { type ConnectionFlags, client } from '../settings.js';
+import { flagsOf } from './shared.js';
+
+interface DeployOptions {
+  config?: string;
+  app?: string;
+  image?: string;
+  strategy?: DeployStrategy;
+  maxUnavailable?: string;
+  waitTimeout?: string;
+  ha: boolean;
+}
+
+const strategies = ['rolling', 'immediate', 'canary', 'bluegreen'];
+
+/** `fleet deploy`: the fly.toml's release onto the app's machines, by strategy. */
+export function deployCommand(): Command {
+  return new Command('deploy')
+    .description("deploy the app of ./fly.toml: a new release on its machines, by Fly's strategies")
+    .option('-c, --config <file>', 'the fly.toml', 'fly.toml')
+    .option('-a, --app <name>', "the app (default: the fly.toml's)")
+    .option('-i, --image <image>', 'the image to run (default: [build] image)')
+    .option(
+      '--strategy <name>',
+      `${strategies.join(', ')} (default: [deploy] strategy, else rolling)`,
+    )
+    .option(
+      '--max-unavailable <n>',
+      'machines updated at once by rolling: a count, or a share below 1 (default 0.33)',
+    )
+    .option(
+      '--wait-timeout <duration>',
+      'bound on each machine to be healthy (default: [deploy] wait_timeout, else 5m)',
+    )
+    .option('--no-ha', 'a first deploy creates one machine, not two')
+    .action(async (options: DeployOptions, command: Command) =>
+      runDeploy(options, flagsOf(command)),
+    );
+}
+
+export async function runDeploy(options: DeployOptions, flags: ConnectionFlags): Promise<void> {
+  const file = options.config ?? join(process.cwd(), 'fly.toml');
+  const { config, warnings } = readFlyToml(file);
+  for (const warning of warnings) say(`warning: ${warning}`);
+  const app = options.app ?? config.app;
+  const image = options.image ?? config.build?.image;
+  if (image === undefined)
+    throw new CliError(
+      `no image to deploy: set [build] image in ${file}, or pass --image`,
+      exitCodes.usage,
+    );
+  const strategy = options.strategy ?? config.deploy?.strategy ?? 'rolling';
+  if (!strategies.includes(strategy))
+    throw new CliError(`--strategy must be one of ${strategies.join(', ')}`, exitCodes.usage);
+  const maxUnavailable = Number(options.maxUnavailable ?? config.deploy?.max_unavailable ?? 0.33);
+  if (!(maxUnavailable > 0))
+    throw new CliError('--max-unavailable must be above 0', exitCodes.usage);
+  const wait = options.waitTimeout ?? config.deploy?.wait_timeout ?? '5m';
+  if (typeof wait === 'string' && !/^[0-9]+(\.[0-9]+)?(ms|s|m|h)$/.test(wait))
+    throw new CliError(
+      `--wait-timeout must be a duration like 90s or 5m, not ${wait}`,
+      exitCodes.usage,
+    );
+  const flaps = client(flags);
+  if (!(await flaps.getApp(app)))
+    throw new CliError(
+      `app ${app} not found: create it with \`fleet launch\` or \`fleet apps create ${app}\``,
+    );
+  const release = releaseOf(machineConfigOf(config, image));
+  const services = (release.config.services as unknown[] | undefined) ?? [];
+  await deploy(
+    flaps,
+    {
+      app,
+      release,
+      strategy: strategy as DeployStrategy,
+      maxUnavailable,
+      waitTimeoutMs: seconds(wait) * 1000,
+      initialCount: options.ha && services.length > 0 ? 2 : 1,
+      region: config.primary_region,
+    },
+    say,
+  );
+  say(`deployed release ${release.id} of ${app}`);
+}

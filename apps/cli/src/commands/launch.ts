@@ -1,0 +1,67 @@
+import { existsSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { Command } from 'commander';
+import { CliError, exitCodes } from '../errors.js';
+import { checkFlyToml } from '../fly-toml/read.js';
+import { say } from '../output.js';
+import { client } from '../settings.js';
+import { runDeploy } from './deploy.js';
+import { flagsOf } from './shared.js';
+
+interface LaunchOptions {
+  name?: string;
+  org: string;
+  image: string;
+  region?: string;
+  internalPort: string;
+  deploy: boolean;
+}
+
+/** The fly.toml `fleet launch` writes: an HTTP service on 80/443 to the internal port. */
+function flyToml(options: { app: string; image: string; region?: string; port: number }): string {
+  return `# fly.toml written by \`fleet launch\`; see fly.io/docs/reference/configuration
+app = '${options.app}'
+${options.region ? `primary_region = '${options.region}'\n` : ''}
+[build]
+  image = '${options.image}'
+
+[http_service]
+  internal_port = ${options.port}
+  force_https = false
+  auto_stop_machines = 'stop'
+  auto_start_machines = true
+  min_machines_running = 0
+
+[[vm]]
+  size = 'shared-cpu-1x'
+  memory = '256mb'
+`;
+}
+
+/** `fleet launch`: writes ./fly.toml, creates the app, and deploys it (unless --no-deploy). */
+export function launchCommand(): Command {
+  return new Command('launch')
+    .description('create an app from this directory: write fly.toml, create the app, deploy it')
+    .option('--name <app>', 'the app name (default: the directory name)')
+    .option('-o, --org <slug>', 'the organization', 'personal')
+    .option('-i, --image <image>', 'the image to run', 'hello')
+    .option('-r, --region <code>', 'the primary region')
+    .option('--internal-port <port>', 'the port the app listens on', '8080')
+    .option('--no-deploy', 'write fly.toml and create the app only')
+    .action(async (options: LaunchOptions, command: Command) => {
+      const flags = flagsOf(command);
+      const file = join(process.cwd(), 'fly.toml');
+      if (existsSync(file))
+        throw new CliError(`${file} exists: deploy it with \`fleet deploy\``, exitCodes.usage);
+      const port = Number(options.internalPort);
+      if (!Number.isInteger(port) || port < 1 || port > 65_535)
+        throw new CliError('--internal-port must be a port number', exitCodes.usage);
+      const app = (options.name ?? basename(process.cwd())).toLowerCase();
+      const text = flyToml({ app, image: options.image, region: options.region, port });
+      checkFlyToml(text, file); // a bad --name is said here, before anything is made
+      await client(flags).createApp(app, options.org);
+      writeFileSync(file, text);
+      say(`created app ${app}, wrote ${file}`);
+      if (options.deploy) await runDeploy({ config: file, ha: true }, flags);
+    });
+}

@@ -1,0 +1,225 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { FlapsClient, type Machine } from '@fleet/flaps-client';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Fleet, startFleet } from '../src/launcher/fleet.js';
+
+const require = createRequire(import.meta.url);
+const fleetBin = join(dirname(require.resolve('@fleet/cli/package.json')), 'dist', 'main.js');
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+// `fleet launch` and `fleet deploy` as a Fly user runs them, against a real local fleet: a first
+// deploy, a rolling deploy under steady traffic through fly-proxy with not one failed request, a
+// release whose check fails (the deploy stops, the previous release keeps serving), blue-green
+// and canary, and two deploys at once (the Machines API's leases let one through).
+describe('fleet launch and fleet deploy', () => {
+  const app = 'deploy-app';
+  const host = `${app}.fleet.test`;
+  let fleet: Fleet;
+  let flaps: FlapsClient;
+  let home: string;
+  let project: string;
+  const running = new Set<ChildProcess>();
+
+  const run = (args: string[]) =>
+    new Promise<Run>((resolve, reject) => {
+      const child = spawn(process.execPath, [fleetBin, ...args], {
+        cwd: project,
+        env: {
+          PATH: process.env.PATH,
+          FLEET_CONFIG_DIR: join(home, 'config'),
+          FLEET_API_URL: fleet.urls.flaps,
+          FLEET_API_TOKEN: fleet.secrets.apiToken,
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      running.add(child);
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (chunk) => {
+        stdout += chunk;
+      });
+      child.stderr.on('data', (chunk) => {
+        stderr += chunk;
+      });
+      child.on('error', reject);
+      child.on('close', (code) => {
+        running.delete(child);
+        resolve({ code, stdout, stderr });
+      });
+    });
+
+  /**
+   * Rewrites fly.toml's release: its VERSION and its check — a tcp check of the app's port, or
+   * (`failingCheck`) an http check of a path the app does not serve, the classic broken release.
+   */
+  const release = (version: string, options: { failingCheck?: boolean } = {}) => {
+    const base = readFileSync(join(project, 'fly.toml'), 'utf8').split('\n# release')[0]!;
+    const check = options.failingCheck ? "type = 'http'\n    path = '/healthz'" : "type = 'tcp'";
+    writeFileSync(
+      join(project, 'fly.toml'),
+      `${base}\n# release\n[env]\n  VERSION = '${version}'\n\n[checks]\n  [checks.alive]\n    ${check}\n    port = 8080\n    interval = '500ms'\n    timeout = '1s'\n`,
+    );
+  };
+
+  const versions = async () => {
+    const machines = (await flaps.listMachines(app)).filter((one) => one.state === 'started');
+    return machines.map((machine) => (machine.config.env as Record<string, string>).VERSION).sort();
+  };
+
+  /** Who answers through the proxy: the machine and the VERSION of its config. */
+  const ask = async (machines: Map<string, string>) => {
+    const answer = await request(fleet.urls.proxy, { headers: { host } });
+    const text = await answer.body.text();
+    if (answer.statusCode !== 200) return `status ${answer.statusCode}: ${text}`;
+    const id = (JSON.parse(text) as { machine_id: string }).machine_id;
+    if (!machines.has(id)) {
+      const machine = await flaps.getMachine(app, id);
+      machines.set(id, (machine.config.env as Record<string, string>).VERSION ?? '?');
+    }
+    return 'ok';
+  };
+
+  beforeAll(async () => {
+    home = mkdtempSync(join(tmpdir(), 'fleet-deploy-'));
+    project = mkdtempSync(join(home, 'project-'));
+    fleet = await startFleet({
+      stateDir: join(home, 'fleet'),
+      hostId: 'deploy-host',
+      region: 'local',
+      proxyListen: '127.0.0.1:0',
+      apiListen: '127.0.0.1:0',
+      domain: 'fleet.test',
+      startTimeoutMs: 30_000,
+    });
+    flaps = new FlapsClient(fleet.urls.flaps, fleet.secrets.apiToken);
+  }, 60_000);
+
+  afterAll(async () => {
+    for (const child of running) child.kill('SIGKILL');
+    await fleet?.stop();
+    if (home) rmSync(home, { recursive: true, force: true });
+  });
+
+  it('launches: writes a fly.toml that deploys, and creates the app', async () => {
+    const launched = await run([
+      'launch',
+      '--name',
+      app,
+      '--image',
+      'hello',
+      '--region',
+      'local',
+      '--no-deploy',
+    ]);
+    expect(launched.code, launched.stderr).toBe(0);
+    expect(readFileSync(join(project, 'fly.toml'), 'utf8')).toMatch(/app = 'deploy-app'/);
+    expect(await flaps.getApp(app)).toBeDefined();
+    const again = await run(['launch', '--name', app]);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(/fly.toml exists/);
+  });
+
+  it('deploys a first release: two machines, started and healthy, served through the proxy', async () => {
+    release('1');
+    const deployed = await run(['deploy', '--wait-timeout', '60s']);
+    expect(deployed.code, deployed.stderr).toBe(0);
+    expect(deployed.stderr).toMatch(/creating 2 machine/);
+    expect(await versions()).toEqual(['1', '1']);
+    const seen = new Map<string, string>();
+    await expect.poll(() => ask(seen), { timeout: 20_000 }).toBe('ok');
+    // Again with nothing changed: nothing to do.
+    const same = await run(['deploy']);
+    expect(same.stderr).toMatch(/already runs release/);
+  }, 120_000);
+
+  it('rolls a new release over while a client sends requests: not one fails', async () => {
+    release('2');
+    const seen = new Map<string, string>();
+    const failures: string[] = [];
+    let sending = true;
+    let sent = 0;
+    const client = (async () => {
+      while (sending) {
+        const result = await ask(seen).catch((error: Error) => error.message);
+        sent++;
+        if (result !== 'ok') failures.push(result);
+      }
+    })();
+    const deployed = await run(['deploy', '--strategy', 'rolling', '--wait-timeout', '60s']);
+    sending = false;
+    await client;
+    expect(deployed.code, deployed.stderr).toBe(0);
+    expect(deployed.stderr).toMatch(/updated, healthy \[2\/2\]/);
+    expect(failures).toEqual([]);
+    expect(sent).toBeGreaterThan(20);
+    expect(await versions()).toEqual(['2', '2']);
+  }, 120_000);
+
+  it('stops a deploy whose release fails its check, and the previous release keeps serving', async () => {
+    // A new image whose health path is missing: the static file server answers it 404.
+    release('3', { failingCheck: true });
+    const failed = await run(['deploy', '--image', 'static', '--wait-timeout', '30s']);
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toMatch(/failed its check alive/);
+    expect(failed.stderr).toMatch(/rolled back to the previous release/);
+    await expect.poll(versions, { timeout: 30_000 }).toEqual(['2', '2']);
+    const seen = new Map<string, string>();
+    for (let index = 0; index < 10; index++) expect(await ask(seen)).toBe('ok');
+    expect(new Set(seen.values())).toEqual(new Set(['2']));
+  }, 120_000);
+
+  it('deploys blue-green (new machines, then the old ones go) and canary', async () => {
+    const before = new Set((await flaps.listMachines(app)).map((machine: Machine) => machine.id));
+    release('4');
+    const green = await run(['deploy', '--strategy', 'bluegreen', '--wait-timeout', '60s']);
+    expect(green.code, green.stderr).toBe(0);
+    const after = (await flaps.listMachines(app)).filter((machine) => machine.state === 'started');
+    expect(after).toHaveLength(2);
+    expect(after.some((machine) => before.has(machine.id))).toBe(false);
+    expect(await versions()).toEqual(['4', '4']);
+
+    release('5');
+    const canary = await run(['deploy', '--strategy', 'canary', '--wait-timeout', '60s']);
+    expect(canary.code, canary.stderr).toBe(0);
+    expect(canary.stderr).toMatch(/canary [0-9a-f]{14} healthy, removed/);
+    const ids = (await flaps.listMachines(app))
+      .filter((machine) => machine.state === 'started')
+      .map((machine) => machine.id);
+    expect(new Set(ids)).toEqual(new Set(after.map((machine) => machine.id)));
+    expect(await versions()).toEqual(['5', '5']);
+  }, 180_000);
+
+  it('lets one of two deploys at once through: the other finds the machines leased', async () => {
+    release('6');
+    const [one, two] = await Promise.all([
+      run(['deploy', '--wait-timeout', '60s']),
+      run(['deploy', '--wait-timeout', '60s']),
+    ]);
+    const codes = [one.code, two.code].sort();
+    expect(codes).toEqual([0, 1]);
+    const refused = one.code === 1 ? one : two;
+    expect(refused.stderr).toMatch(/is leased \(another deploy of deploy-app running\?\)/);
+    expect(await versions()).toEqual(['6', '6']);
+  }, 120_000);
+
+  it('names the problem in a bad fly.toml and deploys nothing', async () => {
+    writeFileSync(
+      join(project, 'fly.toml'),
+      "app = 'deploy-app'\n[http_service]\n  internal_port = 'x'\n",
+    );
+    const bad = await run(['deploy']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/fly.toml:3: http_service.internal_port must be integer/);
+    expect(await versions()).toEqual(['6', '6']);
+  });
+});
