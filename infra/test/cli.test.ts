@@ -198,6 +198,35 @@ describe('the fleet command line', () => {
     expect(status.stdout).toMatch(/Events/);
   });
 
+  it('clones a machine and gives every machine a new size', async () => {
+    const [machine] = await flaps.listMachines(app);
+    const cloned = await run(['machines', 'clone', machine!.id, '-a', app, '--json']);
+    expect(cloned.code, cloned.stderr).toBe(0);
+    const clone = JSON.parse(cloned.stdout) as Machine;
+    expect(clone).toMatchObject({ state: 'started', region: machine!.region });
+    expect(clone.id).not.toBe(machine!.id);
+    const sized = await run(['scale', 'vm', 'shared-cpu-2x', '--memory', '1024', '-a', app]);
+    expect(sized.code, sized.stderr).toBe(0);
+    for (const one of await flaps.listMachines(app))
+      expect(one.config.guest).toEqual({ cpu_kind: 'shared', cpus: 2, memory_mb: 1024 });
+    expect((await run(['scale', 'vm', 'huge', '-a', app])).code).toBe(2);
+    await flaps.destroyMachine(app, clone.id, true);
+  }, 60_000);
+
+  it('creates, lists, extends and destroys a volume', async () => {
+    const created = await run(['volumes', 'create', 'data', '-a', app, '--size', '2', '--json']);
+    expect(created.code, created.stderr).toBe(0);
+    const volume = JSON.parse(created.stdout) as { id: string; size_gb: number };
+    expect(volume.size_gb).toBe(2);
+    const listed = await run(['volumes', 'list', '-a', app]);
+    expect(listed.stdout).toMatch(new RegExp(`${volume.id}\\s.*data.*2GB`));
+    expect((await run(['volumes', 'extend', volume.id, '-a', app, '--size', '3'])).code).toBe(0);
+    expect((await flaps.listVolumes(app))[0]).toMatchObject({ id: volume.id, size_gb: 3 });
+    expect((await run(['volumes', 'destroy', volume.id, '-a', app])).code).toBe(2);
+    expect((await run(['volumes', 'destroy', volume.id, '-a', app, '--yes'])).code).toBe(0);
+    expect(await flaps.listVolumes(app)).toEqual([]);
+  });
+
   it('prints the logs of every machine with machine id and region, kept and live', async () => {
     const [machine] = await flaps.listMachines(app);
     const kept = await run(['logs', '-a', app, '--no-tail']);

@@ -9,6 +9,7 @@ import { machinesCommand } from './commands/machines.js';
 import { regionsCommand } from './commands/regions.js';
 import { scaleCommand } from './commands/scale.js';
 import { statusCommand } from './commands/status.js';
+import { volumesCommand } from './commands/volumes.js';
 import { exitCodes, explain } from './errors.js';
 
 const program = new Command('fleet')
@@ -28,6 +29,7 @@ for (const command of [
   statusCommand(),
   logsCommand(),
   scaleCommand(),
+  volumesCommand(),
   regionsCommand(),
   authCommand(),
 ])

@@ -1,6 +1,6 @@
 import { request } from 'undici';
 import { FlapsError } from './errors.js';
-import type { App, ExecResult, LogLine, LogPage, Machine, Region } from './types.js';
+import type { App, ExecResult, LogLine, LogPage, Machine, Region, Volume } from './types.js';
 
 export interface LogsQuery {
   /** One machine of the app (Fly's `instance`). */
@@ -8,7 +8,7 @@ export interface LogsQuery {
   region?: string;
 }
 
-type Method = 'GET' | 'POST' | 'DELETE';
+type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
 
 export interface CallOptions {
   /** Bound on this call instead of the client's. */
@@ -195,6 +195,30 @@ export class FlapsClient {
       { command, timeout: timeoutSeconds },
       { timeoutMs: this.timeoutMs + timeoutSeconds * 1000 },
     );
+  }
+
+  listVolumes(app: string): Promise<Volume[]> {
+    return this.call('GET', `/v1/apps/${path(app)}/volumes`);
+  }
+
+  createVolume(
+    app: string,
+    body: { name: string; region?: string; size_gb?: number; [field: string]: unknown },
+  ): Promise<Volume> {
+    return this.call('POST', `/v1/apps/${path(app)}/volumes`, body);
+  }
+
+  destroyVolume(app: string, id: string): Promise<Volume> {
+    return this.call('DELETE', `/v1/apps/${path(app)}/volumes/${path(id)}`);
+  }
+
+  async extendVolume(app: string, id: string, sizeGb: number): Promise<Volume> {
+    const answer = await this.call<{ volume: Volume }>(
+      'PUT',
+      `/v1/apps/${path(app)}/volumes/${path(id)}/extend`,
+      { size_gb: sizeGb },
+    );
+    return answer.volume;
   }
 
   async regions(): Promise<Region[]> {

@@ -1,3 +1,12 @@
 export { type CallOptions, FlapsClient, type LogsQuery } from './client.js';
 export { FlapsError } from './errors.js';
-export type { App, ExecResult, LogLine, LogPage, Machine, MachineEvent, Region } from './types.js';
+export type {
+  App,
+  ExecResult,
+  LogLine,
+  LogPage,
+  Machine,
+  MachineEvent,
+  Region,
+  Volume,
+} from './types.js';

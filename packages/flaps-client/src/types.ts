@@ -61,3 +61,16 @@ export interface LogPage {
   data: { id: string; type: 'logs'; attributes: LogLine }[];
   meta: { next_token: string; unreachable_hosts?: string[] };
 }
+
+export interface Volume {
+  id: string;
+  name: string;
+  state: string;
+  size_gb: number;
+  region: string;
+  zone: string;
+  encrypted: boolean;
+  attached_machine_id: string | null;
+  created_at: string;
+  [field: string]: unknown;
+}

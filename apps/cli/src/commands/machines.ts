@@ -92,6 +92,26 @@ export function machinesCommand(): Command {
   withJson(
     withApp(
       machines
+        .command('clone')
+        .argument('<id>', 'the machine to copy')
+        .option('-r, --region <code>', 'where (default: the same region)')
+        .description('create a machine with the same config as another, and wait until it starts'),
+    ),
+  ).action(async (id: string, options: { region?: string }, command: Command) => {
+    const { flags, app, flaps } = appContext(command);
+    const source = await flaps.getMachine(app, id);
+    const clone = await flaps.createMachine(app, {
+      region: options.region ?? source.region,
+      config: source.config,
+    });
+    await flaps.waitMachine(app, clone.id, 'started', 60);
+    if (flags.json) return printJson(await flaps.getMachine(app, clone.id));
+    say(`cloned ${id} as ${clone.id} in ${clone.region}, started`);
+  });
+
+  withJson(
+    withApp(
+      machines
         .command('exec')
         .argument('<id>', 'the machine')
         .argument('<command...>', 'the command and its arguments (after --)')

@@ -52,7 +52,24 @@ async function scaleCount(
   }
 }
 
-/** `fleet scale count N`. */
+/** Fly's sizes: `shared-cpu-2x` is 2 shared CPUs, `performance-4x` 4 dedicated ones. */
+function guestOfSize(size: string, memoryMb: number | undefined) {
+  const match = /^(shared-cpu|performance)-([0-9]+)x$/.exec(size);
+  if (!match)
+    throw new CliError(
+      `${size} is not a size like shared-cpu-1x, shared-cpu-4x or performance-2x`,
+      exitCodes.usage,
+    );
+  const cpuKind = match[1] === 'performance' ? 'performance' : 'shared';
+  const cpus = Number(match[2]);
+  return {
+    cpu_kind: cpuKind,
+    cpus,
+    memory_mb: memoryMb ?? (cpuKind === 'performance' ? 2_048 : 256) * cpus,
+  };
+}
+
+/** `fleet scale count N` and `fleet scale vm SIZE`. */
 export function scaleCommand(): Command {
   const scale = new Command('scale').description("change the number of an app's machines");
   withApp(
@@ -70,6 +87,27 @@ export function scaleCommand(): Command {
       );
     const { app, flaps } = appContext(command);
     await scaleCount(flaps, app, count, options.region);
+  });
+  withApp(
+    scale
+      .command('vm')
+      .argument('<size>', 'shared-cpu-1x … shared-cpu-8x, performance-1x … performance-16x')
+      .option('--memory <mb>', "memory in megabytes (default: the size's least)")
+      .description('give every machine of the app this size, one machine at a time'),
+  ).action(async (size: string, options: { memory?: string }, command: Command) => {
+    const memory = options.memory === undefined ? undefined : Number(options.memory);
+    if (memory !== undefined && !Number.isInteger(memory))
+      throw new CliError('--memory is whole megabytes', exitCodes.usage);
+    const guest = guestOfSize(size, memory);
+    const { app, flaps } = appContext(command);
+    const machines = (await flaps.listMachines(app)).filter(
+      (machine) => machine.state !== 'destroyed',
+    );
+    for (const machine of machines) {
+      await flaps.updateMachine(app, machine.id, { config: { ...machine.config, guest } });
+      if (machine.state === 'started') await flaps.waitMachine(app, machine.id, 'started', 60);
+      say(`${machine.id} is ${size} with ${guest.memory_mb} MB`);
+    }
   });
   return scale;
 }

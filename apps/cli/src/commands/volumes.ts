@@ -1,0 +1,86 @@
+import { Command } from 'commander';
+import { CliError, exitCodes } from '../errors.js';
+import { printJson, printTable, say } from '../output.js';
+import { appContext, withApp, withJson } from './shared.js';
+
+function sizeGb(text: string): number {
+  const size = Number(text);
+  if (!Number.isInteger(size) || size < 1 || size > 500)
+    throw new CliError(`--size is whole gigabytes from 1 to 500, not ${text}`, exitCodes.usage);
+  return size;
+}
+
+/** `fleet volumes list|create|destroy|extend` (alias `volume`). */
+export function volumesCommand(): Command {
+  const volumes = new Command('volumes').alias('volume').description("manage an app's volumes");
+
+  withJson(
+    withApp(volumes.command('list').alias('ls').description("list the app's volumes")),
+  ).action(async (_options: unknown, command: Command) => {
+    const { flags, app, flaps } = appContext(command);
+    const list = await flaps.listVolumes(app);
+    if (flags.json) return printJson(list);
+    printTable(
+      ['ID', 'NAME', 'STATE', 'SIZE', 'REGION', 'ATTACHED TO', 'CREATED'],
+      list.map((volume) => [
+        volume.id,
+        volume.name,
+        volume.state,
+        `${volume.size_gb}GB`,
+        volume.region,
+        volume.attached_machine_id ?? '',
+        volume.created_at,
+      ]),
+    );
+  });
+
+  withJson(
+    withApp(
+      volumes
+        .command('create')
+        .argument('<name>', 'the volume name (machines mount volumes by name)')
+        .option('-r, --region <code>', 'where (default: placement chooses)')
+        .option('-s, --size <gb>', 'size in gigabytes', '1')
+        .description('create a volume'),
+    ),
+  ).action(async (name: string, options: { region?: string; size: string }, command: Command) => {
+    const { flags, app, flaps } = appContext(command);
+    const volume = await flaps.createVolume(app, {
+      name,
+      size_gb: sizeGb(options.size),
+      ...(options.region === undefined ? {} : { region: options.region }),
+    });
+    if (flags.json) return printJson(volume);
+    say(`created volume ${volume.id} (${volume.name}, ${volume.size_gb}GB) in ${volume.region}`);
+  });
+
+  withApp(
+    volumes
+      .command('destroy')
+      .argument('<id>', 'the volume')
+      .option('-y, --yes', 'do it: its data is gone for good')
+      .description('destroy a volume'),
+  ).action(async (id: string, options: { yes?: boolean }, command: Command) => {
+    if (!options.yes)
+      throw new CliError(
+        `destroying ${id} deletes its data: run again with --yes`,
+        exitCodes.usage,
+      );
+    const { app, flaps } = appContext(command);
+    await flaps.destroyVolume(app, id);
+    say(`destroyed volume ${id}`);
+  });
+
+  withApp(
+    volumes
+      .command('extend')
+      .argument('<id>', 'the volume')
+      .requiredOption('-s, --size <gb>', 'the new size in gigabytes (larger than today)')
+      .description('grow a volume'),
+  ).action(async (id: string, options: { size: string }, command: Command) => {
+    const { app, flaps } = appContext(command);
+    const volume = await flaps.extendVolume(app, id, sizeGb(options.size));
+    say(`volume ${volume.id} is now ${volume.size_gb}GB`);
+  });
+  return volumes;
+}
