@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { FlapsClient, type Machine } from '@fleet/flaps-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { demoMachineConfig } from '../src/launcher/demo.js';
+import { demoMachineConfig, getThroughProxy } from '../src/launcher/demo.js';
 import { type Fleet, startFleet } from '../src/launcher/fleet.js';
 
 const require = createRequire(import.meta.url);
@@ -144,6 +144,7 @@ describe('the fleet command line', () => {
     writeFileSync(join(project, 'fly.toml'), `app = "${app}"\nprimary_region = "local"\n`);
     const status = await run(['status', '--json'], { cwd: project });
     expect(status.code, status.stderr).toBe(0);
+    expect(status.stderr).toBe(''); // nothing but the data: no library's warning either
     const parsed = JSON.parse(status.stdout) as { app: { name: string }; machines: Machine[] };
     expect(parsed.app.name).toBe(app);
     expect(parsed.machines).toHaveLength(1);
@@ -225,6 +226,28 @@ describe('the fleet command line', () => {
     expect((await run(['volumes', 'destroy', volume.id, '-a', app])).code).toBe(2);
     expect((await run(['volumes', 'destroy', volume.id, '-a', app, '--yes'])).code).toBe(0);
     expect(await flaps.listVolumes(app)).toEqual([]);
+  });
+
+  it('routes a custom hostname to the app once added, until removed', async () => {
+    const added = await run(['certs', 'add', 'www.cli-shop.test', '-a', app]);
+    expect(added.code, added.stderr).toBe(0);
+    const listed = JSON.parse((await run(['certs', 'list', '-a', app, '--json'])).stdout);
+    expect(listed).toEqual([{ hostname: 'www.cli-shop.test', app, issued: false }]);
+    // The edge routes the name to the app (plain HTTP here: the certificate waits for TLS).
+    await expect
+      .poll(async () => (await getThroughProxy(fleet.urls.proxy, 'www.cli-shop.test')).status, {
+        timeout: 20_000,
+      })
+      .toBe(200);
+    const shown = await run(['certs', 'show', 'www.cli-shop.test', '-a', app]);
+    expect(shown.stdout).toMatch(/Issued\s+not yet/);
+    expect((await run(['certs', 'add', 'not a host', '-a', app])).code).toBe(1);
+    expect((await run(['certs', 'remove', 'www.cli-shop.test', '-a', app])).code).toBe(0);
+    await expect
+      .poll(async () => (await getThroughProxy(fleet.urls.proxy, 'www.cli-shop.test')).status, {
+        timeout: 20_000,
+      })
+      .toBe(404);
   });
 
   it('prints the logs of every machine with machine id and region, kept and live', async () => {

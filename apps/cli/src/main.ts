@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { appsCommand } from './commands/apps.js';
 import { authCommand } from './commands/auth.js';
+import { certsCommand } from './commands/certs.js';
 import { deployCommand } from './commands/deploy.js';
 import { launchCommand } from './commands/launch.js';
 import { logsCommand } from './commands/logs.js';
@@ -30,6 +31,7 @@ for (const command of [
   logsCommand(),
   scaleCommand(),
   volumesCommand(),
+  certsCommand(),
   regionsCommand(),
   authCommand(),
 ])

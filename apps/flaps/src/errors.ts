@@ -26,6 +26,7 @@ export const FlapsErrors = {
     'no worker has room (in the requested region); the message lists regions with room',
   ],
   FLAPS_ERR_VOLUME_NOT_FOUND: [404, 'no such volume (or snapshot) in this app'],
+  FLAPS_ERR_HOSTNAME_NOT_FOUND: [404, "no such hostname among the app's certificates"],
   FLAPS_ERR_VOLUME_ATTACHED: [412, 'the volume is attached to another machine'],
   FLAPS_ERR_VOLUME_REGION: [
     400,

@@ -259,6 +259,7 @@ export const shapes = {
   },
   ...volumeShapes(),
   logs: logsShape(),
+  ...certificateShapes(),
   error: errorShape,
 } as const;
 
@@ -295,6 +296,31 @@ function logsShape() {
     properties: {
       data: { type: 'array', items: entry },
       meta: { type: 'object', required: ['next_token'], properties: { next_token: string } },
+    },
+  };
+}
+
+/** A hostname of an app and its certificate (a Fleet extension: no Fly client decodes it). */
+function certificateShapes() {
+  const certificate = {
+    type: 'object',
+    required: ['hostname', 'app', 'issued'],
+    properties: {
+      hostname: string,
+      app: string,
+      issued: { type: 'boolean' },
+      not_after: timestamp,
+      issuer: string,
+      subject_alt_names: string,
+      fingerprint_sha256: string,
+    },
+  };
+  return {
+    certificate,
+    certificates: {
+      type: 'object',
+      required: ['certificates'],
+      properties: { certificates: { type: 'array', items: certificate } },
     },
   };
 }
@@ -390,6 +416,10 @@ export const operationResponses: Record<string, { status: number; shape: ShapeNa
   'POST /v1/apps/{app}/machines/{id}/exec': { status: 200, shape: 'exec' },
   'POST /v1/apps/{app}/machines/{id}/migrate': { status: 200, shape: 'machine' },
   'GET /v1/apps/{app}/logs': { status: 200, shape: 'logs' },
+  'GET /v1/apps/{app}/certificates': { status: 200, shape: 'certificates' },
+  'POST /v1/apps/{app}/certificates': { status: 201, shape: 'certificate' },
+  'GET /v1/apps/{app}/certificates/{hostname}': { status: 200, shape: 'certificate' },
+  'DELETE /v1/apps/{app}/certificates/{hostname}': { status: 200, shape: 'ok' },
   'GET /v1/apps/{app}/machines/{id}/logs': { status: 200, shape: 'logs' },
   'GET /v1/apps/{app}/volumes': { status: 200, shape: 'volumes' },
   'POST /v1/apps/{app}/volumes': { status: 200, shape: 'volume' },

@@ -9,6 +9,7 @@ import type { FlydClient } from './flyd-client.js';
 import { flapsMetrics } from './metrics.js';
 import { PlacementTracker } from './placement.js';
 import { appRoutes } from './routes/apps.js';
+import { certificateRoutes } from './routes/certificates.js';
 import { logRoutes } from './routes/logs.js';
 import { machineRoutes } from './routes/machines.js';
 import { migrateRoutes } from './routes/migrate.js';
@@ -98,5 +99,6 @@ export async function createFlapsServer(
   volumeRoutes(app, state, flyd);
   migrateRoutes(app, state, flyd);
   logRoutes(app, state, flyd, logger);
+  certificateRoutes(app, state);
   return app;
 }

@@ -24,6 +24,14 @@ export interface MachineRow {
   updated_at: string;
 }
 
+/** A hostname of an app, with its certificate's PEM and expiry when an edge issued one. */
+export interface HostnameRow {
+  hostname: string;
+  app: string;
+  cert_pem: string | null;
+  not_after: string | null;
+}
+
 /** A health check's latest result, as flyd published it (Fly's `checks` of a Machine). */
 export interface CheckRow {
   name: string;
@@ -94,8 +102,46 @@ export class FleetState {
   async deleteApp(name: string): Promise<void> {
     await this.guard(() =>
       this.corrosion.transaction([
+        ['DELETE FROM certificates WHERE app = ?', [name]],
         ['DELETE FROM app_hostnames WHERE app = ?', [name]],
         ['DELETE FROM apps WHERE name = ?', [name]],
+      ]),
+    );
+  }
+
+  /** The hostnames routed to an app (beside `<app>.<domain>`), with their certificate if issued. */
+  appHostnames(app: string): Promise<HostnameRow[]> {
+    return this.read<HostnameRow>([
+      `SELECT h.hostname, h.app, c.cert_pem, c.not_after FROM app_hostnames h
+       LEFT JOIN certificates c ON c.hostname = h.hostname AND c.app = h.app
+       WHERE h.app = ? ORDER BY h.hostname`,
+      [app],
+    ]);
+  }
+
+  /** The app a hostname routes to, if any. */
+  async hostnameApp(hostname: string): Promise<string | undefined> {
+    const rows = await this.read<{ app: string }>([
+      'SELECT app FROM app_hostnames WHERE hostname = ?',
+      [hostname],
+    ]);
+    return rows[0]?.app;
+  }
+
+  async addHostname(app: string, hostname: string): Promise<void> {
+    await this.guard(() =>
+      this.corrosion.transaction([
+        ['INSERT INTO app_hostnames (hostname, app) VALUES (?, ?)', [hostname, app]],
+      ]),
+    );
+  }
+
+  /** Removes the hostname and its certificate: no edge serves or routes it any more. */
+  async removeHostname(app: string, hostname: string): Promise<void> {
+    await this.guard(() =>
+      this.corrosion.transaction([
+        ['DELETE FROM certificates WHERE hostname = ? AND app = ?', [hostname, app]],
+        ['DELETE FROM app_hostnames WHERE hostname = ? AND app = ?', [hostname, app]],
       ]),
     );
   }

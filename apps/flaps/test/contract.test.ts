@@ -735,6 +735,36 @@ describe('the Machines API contract', () => {
     expect((await fleet.call('GET', '/v1/apps/teardown/machines')).body).toEqual([]);
   });
 
+  it('certificates (a Fleet extension): add a hostname, list, show, refuse another app, remove', async () => {
+    const added = await expectShape(201, 'POST', '/v1/apps/contract/certificates', {
+      hostname: 'Shop.Example.com',
+    });
+    expect(added.body).toEqual({ hostname: 'shop.example.com', app: 'contract', issued: false });
+    const listed = await expectShape(200, 'GET', '/v1/apps/contract/certificates');
+    expect(listed.body.certificates).toContainEqual(added.body);
+    await expectShape(200, 'GET', '/v1/apps/contract/certificates/shop.example.com');
+    await expectShape(201, 'POST', '/v1/apps', { app_name: 'other-certs' });
+    await expectError(422, 'FLAPS_ERR_NAME_TAKEN', 'POST', '/v1/apps/other-certs/certificates', {
+      hostname: 'shop.example.com',
+    });
+    await expectError(400, 'BAD_REQUEST', 'POST', '/v1/apps/contract/certificates', {
+      hostname: 'not a host',
+    });
+    await expectError(
+      404,
+      'FLAPS_ERR_HOSTNAME_NOT_FOUND',
+      'DELETE',
+      '/v1/apps/other-certs/certificates/shop.example.com',
+    );
+    await expectShape(200, 'DELETE', '/v1/apps/contract/certificates/shop.example.com');
+    await expectError(
+      404,
+      'FLAPS_ERR_HOSTNAME_NOT_FOUND',
+      'GET',
+      '/v1/apps/contract/certificates/shop.example.com',
+    );
+  });
+
   it('every /v1 operation answers 401 without a token, and 404 for a missing app or machine', async () => {
     for (const operation of operations.filter((one) => one.includes(' /v1/'))) {
       const [method, template] = operation.split(' ') as [string, string];

@@ -20,6 +20,7 @@ export const sampleBodies: Record<string, unknown> = {
   'POST /v1/apps/{app}/volumes': { name: 'data', region: 'ams', size_gb: 1 },
   'PUT /v1/apps/{app}/volumes/{id}': { snapshot_retention: 5 },
   'PUT /v1/apps/{app}/volumes/{id}/extend': { size_gb: 2 },
+  'POST /v1/apps/{app}/certificates': { hostname: 'sample.example.com' },
 };
 
 /**
@@ -28,7 +29,11 @@ export const sampleBodies: Record<string, unknown> = {
  * pattern lets it through.
  */
 export function fillTemplate(template: string, app: string, machineId = 'ffffffffffffff'): string {
-  const missing = template.includes('/volumes/') ? 'vol_0000000000000000' : machineId;
+  const missing = template.includes('/volumes/')
+    ? 'vol_0000000000000000'
+    : template.includes('/certificates/')
+      ? 'missing.example.com'
+      : machineId;
   return template.replace(/\{(\w+)\}/g, (_, name: string) => (name === 'app' ? app : missing));
 }
 

@@ -1,6 +1,15 @@
 import { request } from 'undici';
 import { FlapsError } from './errors.js';
-import type { App, ExecResult, LogLine, LogPage, Machine, Region, Volume } from './types.js';
+import type {
+  App,
+  Certificate,
+  ExecResult,
+  LogLine,
+  LogPage,
+  Machine,
+  Region,
+  Volume,
+} from './types.js';
 
 export interface LogsQuery {
   /** One machine of the app (Fly's `instance`). */
@@ -219,6 +228,25 @@ export class FlapsClient {
       { size_gb: sizeGb },
     );
     return answer.volume;
+  }
+
+  async listCertificates(app: string): Promise<Certificate[]> {
+    return (
+      await this.call<{ certificates: Certificate[] }>('GET', `/v1/apps/${path(app)}/certificates`)
+    ).certificates;
+  }
+
+  /** Routes `hostname` to the app; an edge issues its certificate on the first handshake. */
+  addCertificate(app: string, hostname: string): Promise<Certificate> {
+    return this.call('POST', `/v1/apps/${path(app)}/certificates`, { hostname });
+  }
+
+  getCertificate(app: string, hostname: string): Promise<Certificate> {
+    return this.call('GET', `/v1/apps/${path(app)}/certificates/${path(hostname)}`);
+  }
+
+  async removeCertificate(app: string, hostname: string): Promise<void> {
+    await this.call('DELETE', `/v1/apps/${path(app)}/certificates/${path(hostname)}`);
   }
 
   async regions(): Promise<Region[]> {

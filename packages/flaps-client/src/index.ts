@@ -2,6 +2,7 @@ export { type CallOptions, FlapsClient, type LogsQuery } from './client.js';
 export { FlapsError } from './errors.js';
 export type {
   App,
+  Certificate,
   ExecResult,
   LogLine,
   LogPage,

@@ -74,3 +74,14 @@ export interface Volume {
   created_at: string;
   [field: string]: unknown;
 }
+
+/** A hostname of an app and its certificate once an edge issued it (a Fleet extension). */
+export interface Certificate {
+  hostname: string;
+  app: string;
+  issued: boolean;
+  not_after?: string;
+  issuer?: string;
+  subject_alt_names?: string;
+  fingerprint_sha256?: string;
+}

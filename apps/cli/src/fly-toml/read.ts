@@ -7,7 +7,7 @@ import { flyTomlSchema } from './schema.js';
 import type { FlyToml } from './types.js';
 
 // verbose: errors carry their schema, whose `x-rule` says the rule in words.
-const ajv = new Ajv({ allErrors: true, verbose: true });
+const ajv = new Ajv({ allErrors: true, verbose: true, allowUnionTypes: true });
 ajv.addKeyword({ keyword: 'x-rule' });
 const validate = ajv.compile(flyTomlSchema);
 
