@@ -20,6 +20,7 @@ import { Autostopper } from './autoscale/autostop.js';
 import { FlapsApi } from './autoscale/flaps-api.js';
 import { backhaulToken } from './backhaul.js';
 import { startControl } from './control/server.js';
+import { Drain } from './drain.js';
 import { Http1Relay } from './http1/relay.js';
 import { UpstreamPools } from './http1/upstream-pools.js';
 import { ProxyMetrics } from './metrics.js';
@@ -232,6 +233,22 @@ const spec = {
     description:
       'when another proxy holds --state-dir, wait until it is gone and take over (without it: exit naming the holder)',
   },
+  'drain-grace-ms': {
+    type: 'number',
+    default: 5_000,
+    min: 0,
+    max: 600_000,
+    description:
+      'draining: idle keep-alive connections are closed this long after the drain starts',
+  },
+  'drain-deadline-ms': {
+    type: 'number',
+    default: 60_000,
+    min: 1,
+    max: 86_400_000,
+    description:
+      'draining: tunnels and requests still open this long after the drain starts are cut, and the proxy exits',
+  },
   'state-dir': {
     type: 'string',
     default: '.fleet/fly-proxy',
@@ -272,6 +289,7 @@ function startTcpListeners(
   corrosion: CorrosionClient,
   signal: AbortSignal,
   hostId: string | undefined,
+  drain: { readonly draining: boolean },
 ) {
   if (config['tcp-bind'] === '' || config.mode !== 'edge') return undefined;
   const listeners = new TcpListeners(
@@ -286,7 +304,10 @@ function startTcpListeners(
     },
     store?.sniCallback,
   );
-  const ports = new ServicePorts(deps.logger, (next) => listeners.sync(next));
+  // A draining proxy opens no port again (corrosion may still announce one).
+  const ports = new ServicePorts(deps.logger, (next) => {
+    if (!drain.draining) listeners.sync(next);
+  });
   const followed = ports.follow(corrosion, signal).catch((error: unknown) => {
     deps.logger.error({ err: error }, 'cannot follow the services ports');
   });
@@ -405,7 +426,42 @@ runMain(async () => {
     corrosion,
     following.signal,
     hostId,
+    {
+      get draining() {
+        return drain.draining;
+      },
+    },
   );
+  const drain = new Drain(
+    [
+      { stopAccepting: () => plain.stopAccepting(), connections: () => plain.guard.size },
+      ...(tls === undefined
+        ? []
+        : [
+            {
+              stopAccepting: () => tls.listener.stopAccepting(),
+              connections: () => tls.listener.guard.size,
+            },
+          ]),
+      ...(tcp === undefined
+        ? []
+        : [
+            {
+              stopAccepting: () => tcp.listeners.close(),
+              connections: () => tcp.listeners.stats().connections,
+            },
+          ]),
+    ],
+    () => relay.closeIdle(),
+    { graceMs: config['drain-grace-ms'], deadlineMs: config['drain-deadline-ms'] },
+    logger,
+  );
+  drain.started = () => {
+    relay.draining = true;
+  };
+  // Drained (or at the deadline): the same shutdown as SIGTERM, which cuts what is left; exit 0.
+  drain.finished = () => process.kill(process.pid, 'SIGTERM');
+  const instanceFacts = () => ({ state: drain.status().state, drain: drain.status() });
   const admin = createHttpServer({
     logger,
     metrics,
@@ -414,6 +470,7 @@ runMain(async () => {
     }),
   });
   admin.get('/status', async () => ({
+    ...instanceFacts(),
     mode: config.mode,
     region: config.region,
     // Stale or detached tables keep routing (ready stays true): a degraded state, shown here.
@@ -439,10 +496,13 @@ runMain(async () => {
       upstreams: pools.stats(),
       tls: tls?.listener.guard.stats(),
     }),
+    instance: instanceFacts,
+    drain: (reason) => drain.start(reason),
   });
   // End of the control channel block.
 
   onShutdown(logger, async () => {
+    drain.close();
     await control.close(); // control channel (issue 13)
     await plain.close();
     relay.close();

@@ -491,7 +491,8 @@ export class Exchange implements UpstreamUser {
       request.connection.includes('close') ||
       (request.minor === 0 && !request.connection.includes('keep-alive')) ||
       head.framing.kind === 'close' ||
-      this.#clientEnded;
+      this.#clientEnded ||
+      this.client.relay.draining;
     const connection = this.#closeAfter ? 'close' : request.minor === 0 ? 'keep-alive' : undefined;
     const machine = this.#candidates[this.#candidate]!.machine;
     this.client.relay.deps.catalog.machineReachable(machine.id);
@@ -660,7 +661,10 @@ export class Exchange implements UpstreamUser {
   /** Whether the client connection can carry another request after the proxy's own answer. */
   #keepAlive(): boolean {
     return (
-      this.#requestBody.done && !this.head.connection.includes('close') && this.head.minor === 1
+      this.#requestBody.done &&
+      !this.head.connection.includes('close') &&
+      this.head.minor === 1 &&
+      !this.client.relay.draining
     );
   }
 

@@ -37,6 +37,8 @@ export class Http1Relay {
   #slowReadersCut = 0;
   #replays = 0;
   #replayBodiesBytes = 0;
+  /** Drain (issue 13): every response says `Connection: close` and its connection closes. */
+  draining = false;
 
   constructor(
     readonly deps: ProxyDeps,
@@ -91,6 +93,13 @@ export class Http1Relay {
       replays: this.#replays,
       replayBodiesBytes: this.#replayBodiesBytes,
     };
+  }
+
+  /** Drain: ends each connection that waits for its next request (none half-read). */
+  closeIdle(): void {
+    for (const connection of this.#connections) {
+      if (connection.exchange === undefined && connection.buffer === null) connection.socket.end();
+    }
   }
 
   close(): void {

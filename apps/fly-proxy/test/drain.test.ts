@@ -1,0 +1,146 @@
+import { execFile } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
+import { connect as connectH2 } from 'node:http2';
+import { connect } from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KeepAliveClient } from './keep-alive-client.js';
+import { type Edge, listening, startEdge } from './relay-fixture.js';
+
+const proxyctlMain = join(
+  dirname(fileURLToPath(import.meta.url)),
+  '..',
+  'dist',
+  'control',
+  'proxyctl.js',
+);
+
+function proxyctl(args: string[]): Promise<{ code: number; stdout: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [proxyctlMain, ...args], { timeout: 20_000 }, (error, stdout) => {
+      resolve({ code: error === null ? 0 : Number(error.code), stdout });
+    });
+  });
+}
+
+/** A machine that answers `/slow` only when released, anything else at once. */
+export async function startHoldingMachine() {
+  const held: (() => void)[] = [];
+  const started = await listening(
+    createServer((req, res) => {
+      const answer = () => {
+        res.setHeader('content-type', 'text/plain');
+        res.end(`done ${req.url}`);
+      };
+      if (req.url === '/slow') held.push(answer);
+      else answer();
+    }),
+  );
+  return {
+    ...started,
+    held: () => held.length,
+    release: () => {
+      for (const answer of held.splice(0)) answer();
+    },
+  };
+}
+
+async function until(what: () => boolean, label: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!what()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${label}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+// A real proxy told `proxyctl drain`: it stops accepting at once, answers the request on the
+// wire with `Connection: close`, sends HTTP/2 GOAWAY, closes idle keep-alive connections only
+// after the grace, lets a long request finish, and then exits 0 by itself.
+describe('drain', () => {
+  let edge: Edge;
+  let machine: Awaited<ReturnType<typeof startHoldingMachine>>;
+  const clients: KeepAliveClient[] = [];
+
+  beforeAll(async () => {
+    machine = await startHoldingMachine();
+    edge = await startEdge([{ id: 'm1', app: 'web', addr: machine.addr, region: 'ams' }], {
+      region: 'ams',
+      args: ['--drain-grace-ms', '3000', '--drain-deadline-ms', '60000'],
+    });
+    await edge.routable('web.fleet.test');
+  });
+
+  afterAll(async () => {
+    for (const client of clients) client.close();
+    machine?.release();
+    await edge?.stop();
+    (machine?.server as Server | undefined)?.closeAllConnections();
+    await new Promise((resolve) => machine?.server.close(resolve));
+  });
+
+  it('stops accepting, closes idle keep-alive after the grace, finishes a long request, exits 0', async () => {
+    const port = Number(new URL(edge.proxy.urls.proxy!).port);
+    const socket = join(edge.dir, 'proxy', 'control.sock');
+    for (let index = 0; index < 3; index++) {
+      const client = new KeepAliveClient(port);
+      clients.push(client);
+      expect((await client.request('web.fleet.test')).status).toBe(200);
+    }
+    const slowClient = new KeepAliveClient(port);
+    clients.push(slowClient);
+    const slow = slowClient.request('web.fleet.test', '/slow');
+    await until(() => machine.held() === 1, 'the long request to reach the machine');
+    const h2 = connectH2(edge.proxy.urls.proxy!);
+    h2.on('error', () => undefined);
+    const goaway = new Promise<void>((resolve) => h2.once('goaway', () => resolve()));
+    const h2Answer = h2.request({ ':path': '/', host: 'web.fleet.test' });
+    h2Answer.on('error', () => undefined);
+    const h2Status = await new Promise((resolve) =>
+      h2Answer.once('response', (h) => resolve(h[':status'])),
+    );
+    expect(h2Status).toBe(200);
+    h2Answer.resume();
+
+    const drained = await proxyctl(['--socket', socket, '--json', 'drain']);
+    expect(drained.code).toBe(0);
+    expect(JSON.parse(drained.stdout).result).toMatchObject({
+      state: 'draining',
+      reason: 'proxyctl',
+    });
+    await goaway;
+    h2.close();
+    const status = await request(`${edge.proxy.urls.admin}/status`);
+    expect(((await status.body.json()) as { state: string }).state).toBe('draining');
+    const ctlStatus = await proxyctl(['--socket', socket, '--json', 'status']);
+    expect(JSON.parse(ctlStatus.stdout).result.state).toBe('draining');
+
+    // No new connection: the listening handle is closed.
+    const refused = await new Promise<string>((resolve) => {
+      const probe = connect(port, '127.0.0.1', () => {
+        probe.destroy();
+        resolve('accepted');
+      });
+      probe.once('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? 'error'));
+    });
+    expect(refused).toBe('ECONNREFUSED');
+
+    // Within the grace an idle keep-alive connection still carries a request, told to close.
+    const [first, second, third] = clients;
+    const last = await first!.request('web.fleet.test');
+    expect(last.status).toBe(200);
+    expect(last.headers.connection).toBe('close');
+    await first!.closed;
+    expect(second!.isClosed).toBe(false);
+    await Promise.all([second!.closed, third!.closed]);
+
+    // The long request is still in flight and the proxy waits for it.
+    expect(edge.proxy.child.exitCode).toBeNull();
+    machine.release();
+    const answer = await slow;
+    expect(answer).toMatchObject({ status: 200, body: 'done /slow' });
+    expect(answer.headers.connection).toBe('close');
+    expect(await edge.proxy.exited).toBe(0);
+  });
+});
