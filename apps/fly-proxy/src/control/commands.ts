@@ -15,6 +15,8 @@ export interface ControlSources {
   instance(): { state: string } & Record<string, unknown>;
   /** Starts draining (issue 13) and answers the drain's status; the proxy exits 0 when done. */
   drain(reason: string): unknown;
+  /** Asks the watchdog for a restart without dropping; throws when not run by a watchdog. */
+  restart(): unknown;
 }
 
 type Command = (sources: ControlSources, args: string[]) => unknown;
@@ -30,6 +32,7 @@ const commands: Record<string, { args: [number, number]; run: Command }> = {
   locks: { args: [0, 0], run: locks },
   connections: { args: [0, 0], run: (sources) => sources.connections() },
   drain: { args: [0, 0], run: (sources) => sources.drain('proxyctl') },
+  restart: { args: [0, 0], run: (sources) => sources.restart() },
   // Apps whose update was at fault (seed 002): they serve their last rows until re-read.
   quarantine: { args: [0, 0], run: (sources) => ({ quarantined: sources.catalog.quarantine() }) },
   loglevel: { args: [0, 1], run: (sources, [level]) => logLevel(sources.logger, level) },

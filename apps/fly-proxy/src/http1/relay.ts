@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { ProxyDeps } from '../proxy-deps.js';
+import type { StrictMode } from '../strict-mode.js';
 import { watchedOf } from '../tls/guard.js';
 import { ClientConnection } from './client-connection.js';
 
@@ -39,6 +40,8 @@ export class Http1Relay {
   #replayBodiesBytes = 0;
   /** Drain (issue 13): every response says `Connection: close` and its connection closes. */
   draining = false;
+  /** A forced second instance's per-app caps (the Airtime hook); undefined when active. */
+  strict: StrictMode | undefined;
 
   constructor(
     readonly deps: ProxyDeps,
