@@ -1,13 +1,14 @@
 import { execFile } from 'node:child_process';
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import { connect as connectH2 } from 'node:http2';
 import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startHoldingMachine } from './holding-machine.js';
 import { KeepAliveClient } from './keep-alive-client.js';
-import { type Edge, listening, startEdge } from './relay-fixture.js';
+import { type Edge, startEdge } from './relay-fixture.js';
 
 const proxyctlMain = join(
   dirname(fileURLToPath(import.meta.url)),
@@ -23,28 +24,6 @@ function proxyctl(args: string[]): Promise<{ code: number; stdout: string }> {
       resolve({ code: error === null ? 0 : Number(error.code), stdout });
     });
   });
-}
-
-/** A machine that answers `/slow` only when released, anything else at once. */
-export async function startHoldingMachine() {
-  const held: (() => void)[] = [];
-  const started = await listening(
-    createServer((req, res) => {
-      const answer = () => {
-        res.setHeader('content-type', 'text/plain');
-        res.end(`done ${req.url}`);
-      };
-      if (req.url === '/slow') held.push(answer);
-      else answer();
-    }),
-  );
-  return {
-    ...started,
-    held: () => held.length,
-    release: () => {
-      for (const answer of held.splice(0)) answer();
-    },
-  };
 }
 
 async function until(what: () => boolean, label: string, timeoutMs = 20_000): Promise<void> {

@@ -152,7 +152,7 @@ export class Supervisor {
       return false;
     }
     this.#clearTimers();
-    this.#adopt(next);
+    this.#adopt(next, true);
     this.#generations.publish(next);
     this.#generations.retire(old, reason);
     this.#handoffs += 1;
@@ -173,6 +173,7 @@ export class Supervisor {
       env: this.#options.env,
     });
     this.#generations.track(proxy);
+    void proxy.exited.then(() => this.onChange()); // drainingPids changed, say
     proxy.onMessage((message) => this.#message(proxy, message));
     return proxy;
   }
@@ -185,16 +186,17 @@ export class Supervisor {
   }
 
   /** Makes `proxy` the supervised one: pinged, restarted when it stops answering or exits. */
-  #adopt(proxy: ProxyProcess): void {
+  #adopt(proxy: ProxyProcess, ready = false): void {
     this.#proxy = proxy;
     this.#proxyStartedAt = new Date().toISOString();
     this.#answeringSinceMs = 0;
     // A snapshot is evidence about the proxy that answered it, never about its successor.
     this.#locks = null;
     this.#locksAt = null;
-    this.#setState('starting');
+    // A successor that said it is ready serves at once (another restart may follow at once).
+    this.#setState(ready ? 'running' : 'starting');
     this.#options.logger.info({ event: 'proxy_started', pid: proxy.pid }, 'proxy started');
-    this.#armDeadline(this.#options.startTimeoutMs);
+    this.#armDeadline(ready ? this.#options.unansweredMs : this.#options.startTimeoutMs);
     this.#pingTimer = setInterval(() => void this.#ping(proxy), this.#options.pingIntervalMs);
     void proxy.exited.then((exit) => {
       if (this.#proxy !== proxy || this.#abandoned === proxy || this.#state === 'stopped') return;
