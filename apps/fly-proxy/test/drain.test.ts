@@ -123,3 +123,66 @@ describe('drain', () => {
     expect(await edge.proxy.exited).toBe(0);
   });
 });
+
+/** Opens a WebSocket-style tunnel through the proxy; `seen()` is every byte echoed so far. */
+async function openTunnel(port: number) {
+  const socket = connect(port, '127.0.0.1');
+  socket.setEncoding('latin1');
+  socket.on('error', () => undefined);
+  let seen = '';
+  socket.on('data', (chunk: string) => {
+    seen += chunk;
+  });
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  socket.write(
+    'GET /chat HTTP/1.1\r\nHost: web.fleet.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n',
+  );
+  await until(() => seen.includes('\r\n\r\n'), 'the 101');
+  expect(seen).toMatch(/^HTTP\/1\.1 101 /);
+  return { socket, closed, seen: () => seen };
+}
+
+// A tunnel (WebSocket, upgraded) outlives the grace that closes idle keep-alive connections: it
+// still carries bytes after they closed, and is cut only at the hard drain deadline, after which
+// the proxy exits 0.
+describe('drain with a tunnel open', () => {
+  let edge: Edge;
+  let machine: Awaited<ReturnType<typeof startHoldingMachine>>;
+  const clients: KeepAliveClient[] = [];
+
+  beforeAll(async () => {
+    machine = await startHoldingMachine();
+    edge = await startEdge([{ id: 'm1', app: 'web', addr: machine.addr, region: 'ams' }], {
+      region: 'ams',
+      args: ['--drain-grace-ms', '200', '--drain-deadline-ms', '4000'],
+    });
+    await edge.routable('web.fleet.test');
+  });
+
+  afterAll(async () => {
+    for (const client of clients) client.close();
+    await edge?.stop();
+    (machine?.server as Server | undefined)?.closeAllConnections();
+    await new Promise((resolve) => machine?.server.close(resolve));
+  });
+
+  it('keeps a tunnel past the grace and cuts it at the deadline', async () => {
+    const port = Number(new URL(edge.proxy.urls.proxy!).port);
+    const idle = new KeepAliveClient(port);
+    clients.push(idle);
+    expect((await idle.request('web.fleet.test')).status).toBe(200);
+    const tunnel = await openTunnel(port);
+    try {
+      const socket = join(edge.dir, 'proxy', 'control.sock');
+      expect((await proxyctl(['--socket', socket, 'drain'])).code).toBe(0);
+      await idle.closed;
+      tunnel.socket.write('after-the-grace');
+      await until(() => tunnel.seen().includes('after-the-grace'), 'the echo through the tunnel');
+      expect(edge.proxy.child.exitCode).toBeNull();
+      await tunnel.closed;
+      expect(await edge.proxy.exited).toBe(0);
+    } finally {
+      tunnel.socket.destroy();
+    }
+  });
+});

@@ -1,4 +1,4 @@
-import { linkSync, renameSync, rmSync } from 'node:fs';
+import { linkSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '@fleet/service';
 import { controlSocketName } from '../control/protocol.js';
@@ -29,6 +29,18 @@ export class Generations {
       clearTimeout(this.#draining.get(proxy));
       this.#draining.delete(proxy);
     });
+  }
+
+  /**
+   * Removes the sockets of generations that are gone without removing theirs (killed: a wedged
+   * proxy, a kill -9); a socket of a live process is left alone.
+   */
+  pruneStaleSockets(): void {
+    for (const name of readdirSync(this.stateDir)) {
+      const pid = /^generation-(\d+)\.sock$/.exec(name)?.[1];
+      if (pid !== undefined && !isAlive(Number(pid)))
+        rmSync(join(this.stateDir, name), { force: true });
+    }
   }
 
   socketOf(proxy: ProxyProcess): string {
@@ -120,5 +132,14 @@ export class Generations {
     if (this.#published === undefined) return;
     rmSync(join(this.stateDir, controlSocketName), { force: true });
     this.#published = undefined;
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

@@ -115,6 +115,7 @@ export class Supervisor {
   start(): void {
     mkdirSync(this.#reportDir, { recursive: true }); // Node writes no report into a missing directory
     pruneReports(this.#reportDir);
+    this.#generations.pruneStaleSockets();
     this.#adopt(this.#spawn());
   }
 
