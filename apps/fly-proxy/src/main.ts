@@ -23,9 +23,9 @@ import { startControl } from './control/server.js';
 import { Drain } from './drain.js';
 import { onWatchdog, supervised, tellWatchdog } from './handoff/generation.js';
 import {
+  applySharedTicketKeys,
   askWatchdogForRestart,
   controlSocketFor,
-  sharedTicketKeys,
 } from './handoff/generation-setup.js';
 import { Http1Relay } from './http1/relay.js';
 import { UpstreamPools } from './http1/upstream-pools.js';
@@ -464,8 +464,8 @@ runMain(async () => {
     handler: http2Ready,
     http1: (socket) => relay.serve(socket),
     logger,
-    ticketKeys: sharedTicketKeys(),
   });
+  if (tls !== undefined) applySharedTicketKeys(tls.listener.server);
   const tcp = startTcpListeners(
     config,
     deps,
@@ -570,8 +570,7 @@ runMain(async () => {
       drain.start(message.reason);
       tellWatchdog({ type: 'fleet:draining', deadlineMs: config['drain-deadline-ms'] });
     } else if (message.type === 'fleet:ticket-keys-rotated' && tls !== undefined) {
-      const keys = sharedTicketKeys();
-      if (keys !== undefined) tls.listener.server.setTicketKeys(keys);
+      applySharedTicketKeys(tls.listener.server);
     }
   });
   // End of the control channel block.

@@ -43,15 +43,23 @@ export class KeepAliveClient {
     return this.#isClosed;
   }
 
-  async request(host: string, path = '/'): Promise<RawResponse> {
+  /** Sends one request and reads its response; throws when none comes within `timeoutMs`. */
+  async request(host: string, path = '/', timeoutMs = 15_000): Promise<RawResponse> {
     await this.connected;
     this.socket.write(`GET ${path} HTTP/1.1\r\nhost: ${host}\r\n\r\n`);
+    const deadline = Date.now() + timeoutMs;
     for (;;) {
       const parsed = this.#parse();
       if (parsed !== undefined) return parsed;
       if (this.#isClosed) throw new Error('connection closed before a whole response');
+      const leftMs = deadline - Date.now();
+      if (leftMs <= 0) throw new Error(`no whole response within ${timeoutMs} ms`);
       await new Promise<void>((resolve) => {
-        this.#waiting = resolve;
+        const timer = setTimeout(resolve, leftMs);
+        this.#waiting = () => {
+          clearTimeout(timer);
+          resolve();
+        };
       });
     }
   }

@@ -1,3 +1,4 @@
+import type { Server as TlsServer } from 'node:tls';
 import { ControlError } from '../control/errors.js';
 import { controlSocketName } from '../control/protocol.js';
 import type { Instance } from '../one-instance.js';
@@ -16,11 +17,18 @@ export function controlSocketFor(instance: Instance): string {
   return controlSocketName;
 }
 
-/** The TLS session ticket keys the watchdog shares with every generation; undefined standalone. */
-export function sharedTicketKeys(): Buffer | undefined {
+/**
+ * Gives `server` the TLS session ticket keys the watchdog shares with every generation (nothing
+ * when run alone: Node's random keys). Called once the server listens, and again when the keys
+ * are rotated. After listening, because a `cluster` worker that listens on a handle the primary
+ * already holds is handed the ticket keys of the first worker that listened on it (Node's
+ * `_setServerData`): without this, every generation after a rotation would go back to the keys
+ * the handle was first bound with, and the rotation would not hold.
+ */
+export function applySharedTicketKeys(server: Pick<TlsServer, 'setTicketKeys'>): void {
   const file = process.env[ticketKeysFileVariable];
-  if (!supervised || file === undefined || file === '') return undefined;
-  return readTicketKeys(file);
+  if (!supervised || file === undefined || file === '') return;
+  server.setTicketKeys(readTicketKeys(file));
 }
 
 /** `proxyctl restart`: only a watchdog can start the successor that takes the sockets. */

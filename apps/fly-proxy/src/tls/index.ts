@@ -119,8 +119,6 @@ export interface TlsDeps {
   resolveApp?: AppResolver;
   /** Default: corrosion queries; the Catalog's `certificates` rows replace it later. */
   source?: CertificateSource;
-  /** Session ticket keys shared across a watchdog's generations (default: Node's random ones). */
-  ticketKeys?: Buffer;
 }
 
 /**
@@ -162,7 +160,6 @@ export async function startTls(
     handshakeTimeoutMs: config['tls-handshake-timeout-ms'],
     idleTimeoutMs: config['idle-timeout-ms'],
     wakeupsWithoutProgressMax: config['wakeups-without-progress-max'],
-    ticketKeys: deps.ticketKeys,
   });
   const bound = await listener.listen(address.port, address.host);
   const host = bound.address.includes(':') ? `[${bound.address}]` : bound.address;

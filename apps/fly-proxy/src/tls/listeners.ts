@@ -42,8 +42,6 @@ export interface TlsListenerOptions extends ListenerOptions {
   store: Pick<CertificateStore, 'sniCallback'>;
   /** A TLS handshake not finished this long after the connection opened is cut. */
   handshakeTimeoutMs?: number;
-  /** Session ticket keys (48 bytes) shared with other processes; default Node's random ones. */
-  ticketKeys?: Buffer;
 }
 
 export interface PlainListenerOptions extends ListenerOptions {
@@ -82,7 +80,6 @@ export function createTlsListener(options: TlsListenerOptions): Listener<TlsServ
     ALPNProtocols: ['h2', 'http/1.1'],
     SNICallback: options.store.sniCallback,
     handshakeTimeout: options.handshakeTimeoutMs ?? 10_000,
-    ...(options.ticketKeys === undefined ? {} : { ticketKeys: options.ticketKeys }),
   });
   server.maxConnections = options.connectionsMax ?? 10_000;
   // 'connection' gives the raw TCP socket before TLS wraps it (the guard reads its byte
