@@ -20,12 +20,21 @@ import { Autostopper } from './autoscale/autostop.js';
 import { FlapsApi } from './autoscale/flaps-api.js';
 import { backhaulToken } from './backhaul.js';
 import { startControl } from './control/server.js';
+import { Drain } from './drain.js';
+import { onWatchdog, supervised, tellWatchdog } from './handoff/generation.js';
+import {
+  applySharedTicketKeys,
+  askWatchdogForRestart,
+  controlSocketFor,
+} from './handoff/generation-setup.js';
 import { Http1Relay } from './http1/relay.js';
 import { UpstreamPools } from './http1/upstream-pools.js';
+import { registerInstanceMetrics } from './instance-metrics.js';
 import { ProxyMetrics } from './metrics.js';
 import { becomeTheInstance } from './one-instance.js';
 import { createProxyHandler } from './proxy.js';
 import type { ProxyDeps } from './proxy-deps.js';
+import { StrictMode } from './strict-mode.js';
 import { ServicePorts } from './tcp/service-ports.js';
 import { TcpListeners } from './tcp/tcp-listeners.js';
 import {
@@ -232,6 +241,42 @@ const spec = {
     description:
       'when another proxy holds --state-dir, wait until it is gone and take over (without it: exit naming the holder)',
   },
+  'drain-grace-ms': {
+    type: 'number',
+    default: 5_000,
+    min: 0,
+    max: 600_000,
+    description:
+      'draining: idle keep-alive connections are closed this long after the drain starts',
+  },
+  'drain-deadline-ms': {
+    type: 'number',
+    default: 60_000,
+    min: 1,
+    max: 86_400_000,
+    description:
+      'draining: tunnels and requests still open this long after the drain starts are cut, and the proxy exits',
+  },
+  'strict-second-instance': {
+    type: 'boolean',
+    default: false,
+    description:
+      'when another proxy holds --state-dir, run beside it anyway in strict mode (low per-app caps, see the README) instead of exiting',
+  },
+  'strict-app-requests-max': {
+    type: 'number',
+    default: 8,
+    min: 1,
+    max: 100_000,
+    description: 'strict mode: requests of one app in flight at once (past it 503)',
+  },
+  'strict-app-bytes-per-second': {
+    type: 'number',
+    default: 1_048_576,
+    min: 1_024,
+    max: 10_737_418_240,
+    description: 'strict mode: response bytes one app may send per second (past it 503)',
+  },
   'state-dir': {
     type: 'string',
     default: '.fleet/fly-proxy',
@@ -272,6 +317,7 @@ function startTcpListeners(
   corrosion: CorrosionClient,
   signal: AbortSignal,
   hostId: string | undefined,
+  drain: { readonly draining: boolean },
 ) {
   if (config['tcp-bind'] === '' || config.mode !== 'edge') return undefined;
   const listeners = new TcpListeners(
@@ -286,7 +332,10 @@ function startTcpListeners(
     },
     store?.sniCallback,
   );
-  const ports = new ServicePorts(deps.logger, (next) => listeners.sync(next));
+  // A draining proxy opens no port again (corrosion may still announce one).
+  const ports = new ServicePorts(deps.logger, (next) => {
+    if (!drain.draining) listeners.sync(next);
+  });
   const followed = ports.follow(corrosion, signal).catch((error: unknown) => {
     deps.logger.error({ err: error }, 'cannot follow the services ports');
   });
@@ -309,7 +358,17 @@ runMain(async () => {
     throw new UsageError('--mode backhaul needs --host-id (the host whose machines it serves)');
   // One active proxy per state directory (seed 004), taken before anything listens.
   const logger = createLogger('fly-proxy');
-  const instance = await becomeTheInstance(config['state-dir'], config.standby, logger);
+  if (config.standby && config['strict-second-instance'])
+    throw new UsageError('give --standby or --strict-second-instance, not both');
+  const instance = await becomeTheInstance(
+    config['state-dir'],
+    {
+      standby: config.standby,
+      strictSecond: config['strict-second-instance'],
+      generation: supervised,
+    },
+    logger,
+  );
   const corrosionToken = readSecret({
     fileFlag: 'corrosion-token-file',
     file: config['corrosion-token-file'],
@@ -384,6 +443,15 @@ runMain(async () => {
     upstreamTimeoutMs: config['upstream-timeout-ms'],
     replayBodiesBytesMax: config['replay-bodies-bytes-max'],
   });
+  if (instance.kind === 'strict-second') {
+    relay.strict = new StrictMode(
+      {
+        appRequestsMax: config['strict-app-requests-max'],
+        appBytesPerSecond: config['strict-app-bytes-per-second'],
+      },
+      instance.holder,
+    );
+  }
   const http2Ready = withHttp1Headers(createProxyHandler(deps, relay));
   const plain = createPlainListener({
     handler: http2Ready,
@@ -397,6 +465,7 @@ runMain(async () => {
     http1: (socket) => relay.serve(socket),
     logger,
   });
+  if (tls !== undefined) applySharedTicketKeys(tls.listener.server);
   const tcp = startTcpListeners(
     config,
     deps,
@@ -405,7 +474,55 @@ runMain(async () => {
     corrosion,
     following.signal,
     hostId,
+    {
+      get draining() {
+        return drain.draining;
+      },
+    },
   );
+  const drain = new Drain(
+    [
+      { stopAccepting: () => plain.stopAccepting(), connections: () => plain.guard.size },
+      ...(tls === undefined
+        ? []
+        : [
+            {
+              stopAccepting: () => tls.listener.stopAccepting(),
+              connections: () => tls.listener.guard.size,
+            },
+          ]),
+      ...(tcp === undefined
+        ? []
+        : [
+            {
+              stopAccepting: () => tcp.listeners.close(),
+              connections: () => tcp.listeners.stats().connections,
+            },
+          ]),
+    ],
+    () => relay.closeIdle(),
+    { graceMs: config['drain-grace-ms'], deadlineMs: config['drain-deadline-ms'] },
+    logger,
+  );
+  drain.started = () => {
+    relay.draining = true;
+    // A generation's successor serves /metrics and /status on the same shared socket.
+    if (supervised) void closeAdmin();
+  };
+  // Drained (or at the deadline): the same shutdown as SIGTERM, which cuts what is left; exit 0.
+  drain.finished = () => process.kill(process.pid, 'SIGTERM');
+  const instanceFacts = () => ({
+    state: drain.status().state,
+    instance: instance.kind,
+    strict: relay.strict?.stats() ?? null,
+    drain: drain.status(),
+  });
+  registerInstanceMetrics(() => drain.draining, relay.strict !== undefined);
+  let adminClosed: Promise<void> | undefined;
+  const closeAdmin = () => {
+    adminClosed ??= admin.close().then(() => undefined);
+    return adminClosed;
+  };
   const admin = createHttpServer({
     logger,
     metrics,
@@ -414,6 +531,7 @@ runMain(async () => {
     }),
   });
   admin.get('/status', async () => ({
+    ...instanceFacts(),
     mode: config.mode,
     region: config.region,
     // Stale or detached tables keep routing (ready stays true): a degraded state, shown here.
@@ -428,21 +546,37 @@ runMain(async () => {
   }));
 
   // Control channel (issue 13): proxyctl and the watchdog read these objects through it.
-  const control = await startControl(config['state-dir'], {
-    catalog,
-    logger,
-    mode: config.mode,
-    region: config.region,
-    connections: () => ({
-      plain: plain.guard.stats(),
-      http1: relay.stats(),
-      upstreams: pools.stats(),
-      tls: tls?.listener.guard.stats(),
-    }),
+  const control = await startControl(
+    config['state-dir'],
+    {
+      catalog,
+      logger,
+      mode: config.mode,
+      region: config.region,
+      connections: () => ({
+        plain: plain.guard.stats(),
+        http1: relay.stats(),
+        upstreams: pools.stats(),
+        tls: tls?.listener.guard.stats(),
+      }),
+      instance: instanceFacts,
+      drain: (reason) => drain.start(reason),
+      restart: askWatchdogForRestart,
+    },
+    controlSocketFor(instance),
+  );
+  onWatchdog((message) => {
+    if (message.type === 'fleet:drain') {
+      drain.start(message.reason);
+      tellWatchdog({ type: 'fleet:draining', deadlineMs: config['drain-deadline-ms'] });
+    } else if (message.type === 'fleet:ticket-keys-rotated' && tls !== undefined) {
+      applySharedTicketKeys(tls.listener.server);
+    }
   });
   // End of the control channel block.
 
   onShutdown(logger, async () => {
+    drain.close();
     await control.close(); // control channel (issue 13)
     await plain.close();
     relay.close();
@@ -454,9 +588,9 @@ runMain(async () => {
     pools.close();
     deps.autostop?.close();
     await flaps?.close();
-    await Promise.all([upstreams.close(), corrosion.close(), admin.close()]);
+    await Promise.all([upstreams.close(), corrosion.close(), closeAdmin()]);
     await metrics.shutdown();
-    instance.release();
+    instance.lock?.release();
   });
 
   const bound = await plain.listen(proxyAddress.port, proxyAddress.host);
@@ -464,4 +598,5 @@ runMain(async () => {
   announceListening(logger, 'proxy', url);
   if (tls) announceListening(logger, 'tls', tls.url);
   await listenHttp(admin, config['admin-listen'], 'admin');
+  tellWatchdog({ type: 'fleet:ready' });
 });

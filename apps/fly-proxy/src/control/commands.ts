@@ -11,6 +11,12 @@ export interface ControlSources {
   region: string;
   /** Connection counters of every listener and pool, read when asked. */
   connections(): Record<string, unknown>;
+  /** This instance: serving or draining, strict second instance, supervised generation. */
+  instance(): { state: string } & Record<string, unknown>;
+  /** Starts draining (issue 13) and answers the drain's status; the proxy exits 0 when done. */
+  drain(reason: string): unknown;
+  /** Asks the watchdog for a restart without dropping; throws when not run by a watchdog. */
+  restart(): unknown;
 }
 
 type Command = (sources: ControlSources, args: string[]) => unknown;
@@ -25,6 +31,8 @@ const commands: Record<string, { args: [number, number]; run: Command }> = {
   catalog: { args: [1, 1], run: (sources, [app]) => catalogEntry(sources.catalog, app!) },
   locks: { args: [0, 0], run: locks },
   connections: { args: [0, 0], run: (sources) => sources.connections() },
+  drain: { args: [0, 0], run: (sources) => sources.drain('proxyctl') },
+  restart: { args: [0, 0], run: (sources) => sources.restart() },
   // Apps whose update was at fault (seed 002): they serve their last rows until re-read.
   quarantine: { args: [0, 0], run: (sources) => ({ quarantined: sources.catalog.quarantine() }) },
   loglevel: { args: [0, 1], run: (sources, [level]) => logLevel(sources.logger, level) },
@@ -56,6 +64,7 @@ export function runCommand(sources: ControlSources, request: ControlRequest): un
 async function status(sources: ControlSources) {
   return {
     pid: process.pid,
+    ...sources.instance(),
     uptimeSeconds: Math.round((Date.now() - startedMs) / 1000),
     mode: sources.mode,
     region: sources.region,

@@ -16,6 +16,8 @@ export const ControlErrors = {
     'a client sent more requests than the bound without reading answers',
   CONTROL_ERR_TIMEOUT:
     'the command waited on the catalog past its bound (a lock held, a slow load)',
+  CONTROL_ERR_NOT_SUPERVISED:
+    '`restart` on a proxy not run by fly-proxy-watchdog (use `drain` and start a new one)',
   CONTROL_ERR_INTERNAL: 'the command failed inside the proxy (logged)',
 } as const;
 

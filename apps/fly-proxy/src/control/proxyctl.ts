@@ -10,10 +10,12 @@ const help = `Usage: proxyctl [--socket path | --state-dir dir] [--json] [--time
 Talks to a running fly-proxy over its control socket.
 
 Commands:
-  status              pid, uptime, mode, region, log level, catalog counts
+  status              pid, state (serving/draining), strict, uptime, mode, region, catalog
   catalog <app>       the app's routing entry: machines, states, load, bands, route order
   locks               the catalog lock: holders, waiters, current and last writer
   connections         open connections per listener and upstream pools
+  restart             (under fly-proxy-watchdog) a new generation takes the sockets, this one drains
+  drain               stop accepting, finish open connections, then exit 0 (see the README)
   loglevel [level]    show, or set, the proxy's log level (trace..fatal, silent)
 
 Flags:

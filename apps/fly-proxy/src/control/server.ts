@@ -21,7 +21,8 @@ export interface ControlChannel {
 }
 
 /**
- * Listens on `<stateDir>/control.sock` for operators (`proxyctl`) and the watchdog. Every answer
+ * Listens on `<stateDir>/control.sock` (or `socketName`: a watchdog's generation, a strict second
+ * instance) for operators (`proxyctl`) and the watchdog. Every answer
  * is computed on the proxy's event loop, so a proxy whose loop is wedged stops answering: that is
  * the watchdog's signal (seed 001/002). When a live process already answers on the socket, the
  * proxy keeps serving traffic without a control channel and says so in an error log line.
@@ -29,8 +30,9 @@ export interface ControlChannel {
 export async function startControl(
   stateDir: string,
   sources: ControlSources,
+  socketName = controlSocketName,
 ): Promise<ControlChannel> {
-  const path = join(stateDir, controlSocketName);
+  const path = join(stateDir, socketName);
   const state = await prepareSocketFile(path, stateDir);
   const { logger } = sources;
   if (state === 'in-use') {
@@ -48,7 +50,8 @@ export async function startControl(
   server.maxConnections = controlLimits.clientsMax + 1; // one more, to be told it is one too many
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(path, () => {
+    // exclusive: a watchdog's generation binds its own socket, not one shared by the watchdog.
+    server.listen({ path, exclusive: true }, () => {
       server.off('error', reject);
       resolve();
     });

@@ -70,6 +70,9 @@ export class Exchange implements UpstreamUser {
   #deadlineMs = 0;
   /** The current attempt goes through the machine's host's backhaul (edge mode). */
   #viaBackhaul = false;
+  /** A strict second instance admitted this exchange for this app (strict-mode.ts). */
+  #strictApp: string | undefined;
+  #responseBodyBytes = 0;
 
   constructor(
     private readonly client: ClientConnection,
@@ -152,6 +155,7 @@ export class Exchange implements UpstreamUser {
     this.#upstream?.release(false);
     this.#upstream = undefined;
     this.#releaseLoad?.();
+    this.#releaseStrict();
     // A reset, not a FIN: the client sees the response broken (never a short one complete), and
     // the kernel drops what was queued for it at once instead of trickling it to a slow reader.
     if (!this.client.closed) this.client.socket.resetAndDestroy();
@@ -253,6 +257,15 @@ export class Exchange implements UpstreamUser {
     if (!routed.ok) {
       this.#own(routed.code, routed.message);
       return;
+    }
+    const strict = this.client.relay.strict;
+    if (strict !== undefined && this.#strictApp === undefined) {
+      const refusal = strict.admit(this.#app);
+      if (refusal !== undefined) {
+        this.#own('PROXY_ERR_STRICT_LIMIT', refusal);
+        return;
+      }
+      this.#strictApp = this.#app;
     }
     const socket = this.client.socket as typeof this.client.socket & { encrypted?: boolean };
     if (socket.encrypted !== true && forcesHttps(routed.candidates)) {
@@ -491,7 +504,8 @@ export class Exchange implements UpstreamUser {
       request.connection.includes('close') ||
       (request.minor === 0 && !request.connection.includes('keep-alive')) ||
       head.framing.kind === 'close' ||
-      this.#clientEnded;
+      this.#clientEnded ||
+      this.client.relay.draining;
     const connection = this.#closeAfter ? 'close' : request.minor === 0 ? 'keep-alive' : undefined;
     const machine = this.#candidates[this.#candidate]!.machine;
     this.client.relay.deps.catalog.machineReachable(machine.id);
@@ -525,6 +539,7 @@ export class Exchange implements UpstreamUser {
       this.abort(); // the machine broke chunked framing: cut, never pass it on
       return;
     }
+    this.#responseBodyBytes += taken;
     if (taken > 0 && !this.client.write(taken === chunk.length ? chunk : chunk.subarray(0, taken)))
       this.#upstream?.socket.pause();
     if (taken < chunk.length) this.#upstreamReusable = false; // bytes past the response
@@ -557,6 +572,7 @@ export class Exchange implements UpstreamUser {
     this.#phase = 'done';
     this.#dropReplayBody();
     this.#releaseLoad?.();
+    this.#releaseStrict();
     this.client.exchangeDone(keepAlive);
   }
 
@@ -660,8 +676,18 @@ export class Exchange implements UpstreamUser {
   /** Whether the client connection can carry another request after the proxy's own answer. */
   #keepAlive(): boolean {
     return (
-      this.#requestBody.done && !this.head.connection.includes('close') && this.head.minor === 1
+      this.#requestBody.done &&
+      !this.head.connection.includes('close') &&
+      this.head.minor === 1 &&
+      !this.client.relay.draining
     );
+  }
+
+  /** Tells strict mode the admitted request ended, with the body bytes it sent. */
+  #releaseStrict(): void {
+    if (this.#strictApp === undefined) return;
+    this.client.relay.strict?.done(this.#strictApp, this.#responseBodyBytes);
+    this.#strictApp = undefined;
   }
 
   /** Gives the kept body's bytes back to the relay's replay budget. */

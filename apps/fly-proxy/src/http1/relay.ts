@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { ProxyDeps } from '../proxy-deps.js';
+import type { StrictMode } from '../strict-mode.js';
 import { watchedOf } from '../tls/guard.js';
 import { ClientConnection } from './client-connection.js';
 
@@ -37,6 +38,10 @@ export class Http1Relay {
   #slowReadersCut = 0;
   #replays = 0;
   #replayBodiesBytes = 0;
+  /** Drain (issue 13): every response says `Connection: close` and its connection closes. */
+  draining = false;
+  /** A forced second instance's per-app caps (the Airtime hook); undefined when active. */
+  strict: StrictMode | undefined;
 
   constructor(
     readonly deps: ProxyDeps,
@@ -91,6 +96,13 @@ export class Http1Relay {
       replays: this.#replays,
       replayBodiesBytes: this.#replayBodiesBytes,
     };
+  }
+
+  /** Drain: ends each connection that waits for its next request (none half-read). */
+  closeIdle(): void {
+    for (const connection of this.#connections) {
+      if (connection.exchange === undefined && connection.buffer === null) connection.socket.end();
+    }
   }
 
   close(): void {

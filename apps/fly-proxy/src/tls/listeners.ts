@@ -4,6 +4,7 @@ import {
   type Http2Server,
   type Http2ServerRequest,
   type Http2ServerResponse,
+  type ServerHttp2Session,
 } from 'node:http2';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import {
@@ -54,6 +55,12 @@ export interface Listener<S> {
   listen(port: number, host: string): Promise<{ address: string; port: number }>;
   /** Stops accepting, and destroys every open connection. */
   close(): Promise<void>;
+  /**
+   * Drain (issue 13): closes the listening handle only (never `http.Server.close()`, which resets
+   * accepted connections on Node 19+) and sends GOAWAY on every HTTP/2 session, now and later:
+   * their open streams finish, then they close.
+   */
+  stopAccepting(): void;
 }
 
 /**
@@ -198,6 +205,18 @@ function listener<S extends NetServer>(
   guard: ConnectionGuard,
   inner: Http2Server[] = [],
 ): Listener<S> {
+  const sessions = new Set<ServerHttp2Session>();
+  let draining = false;
+  for (const each of inner) {
+    each.on('session', (session: ServerHttp2Session) => {
+      if (draining) {
+        session.close(); // GOAWAY at once: the client opens its next streams elsewhere
+        return;
+      }
+      sessions.add(session);
+      session.once('close', () => sessions.delete(session));
+    });
+  }
   return {
     server,
     guard,
@@ -220,5 +239,12 @@ function listener<S extends NetServer>(
         guard.close();
         for (const each of inner) each.close();
       }),
+    stopAccepting: () => {
+      if (draining) return;
+      draining = true;
+      if (server.listening) server.close();
+      for (const session of sessions) session.close();
+      sessions.clear();
+    },
   };
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import {
   createHttpServer,
   createLogger,
@@ -13,8 +13,12 @@ import {
 } from '@fleet/service';
 import { askControl, ControlUnreachableError } from '../control/client.js';
 import { type ControlAnswer, controlSocketName } from '../control/protocol.js';
+import { ticketKeysFileVariable } from '../handoff/messages.js';
+import { ensureTicketKeys } from '../handoff/ticket-keys.js';
+import { instanceLockName, watchdogHolderName } from '../one-instance.js';
 import { registerWatchdogMetrics, writeStatusFile } from './status.js';
 import { Supervisor } from './supervisor.js';
+import { scheduleRotation } from './ticket-rotation.js';
 
 const spec = {
   'state-dir': {
@@ -86,6 +90,14 @@ const spec = {
     max: 100_000,
     description: "recent proxy output lines kept for an incident's log-tail.txt",
   },
+  'ticket-keys-rotate-hours': {
+    type: 'number',
+    default: 12,
+    min: 1,
+    max: 8_760,
+    description:
+      'the TLS session ticket keys shared by every proxy generation are replaced this often',
+  },
   'metrics-listen': {
     type: 'string',
     format: 'address',
@@ -112,6 +124,12 @@ runMain(async () => {
       'give --state-dir to the watchdog (before --); it passes it on to the proxy',
     );
   }
+  for (const flag of ['--standby', '--strict-second-instance']) {
+    if (proxyArgs.includes(flag))
+      throw new UsageError(
+        `${flag} is for a proxy run alone: the watchdog holds the instance lock for its proxies`,
+      );
+  }
   if (config['backoff-ms-min'] > config['backoff-ms-max']) {
     throw new UsageError('--backoff-ms-min must not exceed --backoff-ms-max');
   }
@@ -119,6 +137,12 @@ runMain(async () => {
   // One watchdog per state directory; the kernel frees the lock however this process dies.
   const stateLock = lockState(join(stateDir, 'watchdog.lock'), 'fly-proxy-watchdog');
   await refuseLiveProxy(join(stateDir, controlSocketName));
+  // The one-instance lock, held here for every generation (see src/one-instance.ts): two
+  // generations overlap during a handoff, an unrelated proxy on this directory is refused.
+  const instanceLock = lockState(join(stateDir, instanceLockName), watchdogHolderName);
+  const ticketKeysFile = join(stateDir, 'tls-ticket-keys');
+  const rotateMs = config['ticket-keys-rotate-hours'] * 3_600_000;
+  const { ageMs } = ensureTicketKeys(ticketKeysFile, rotateMs);
   const logger = createLogger('fly-proxy-watchdog');
   const metricsExport = startMetrics('fly-proxy-watchdog');
   const supervisor = new Supervisor({
@@ -133,8 +157,15 @@ runMain(async () => {
     stableMs: config['stable-seconds'] * 1000,
     stopGraceMs: config['stop-grace-ms'],
     logTailLines: config['log-tail-lines'],
+    env: { [ticketKeysFileVariable]: resolve(ticketKeysFile) },
     logger,
   });
+  const rotation = scheduleRotation(ticketKeysFile, rotateMs, ageMs, () => {
+    supervisor.broadcast({ type: 'fleet:ticket-keys-rotated' });
+    logger.info({ event: 'ticket_keys_rotated' }, 'TLS ticket keys rotated');
+  });
+  // SIGHUP: restart without dropping (systemd's ExecReload=kill -HUP $MAINPID).
+  process.on('SIGHUP', () => void supervisor.handoff('SIGHUP'));
   supervisor.onChange = () => {
     try {
       writeStatusFile(stateDir, supervisor, process.pid);
@@ -144,6 +175,7 @@ runMain(async () => {
     }
   };
   supervisor.onUsageError = () => {
+    instanceLock.release();
     stateLock.release();
     process.exit(2);
   };
@@ -155,9 +187,11 @@ runMain(async () => {
   onShutdown(
     logger,
     async () => {
+      rotation.stop();
       await supervisor.stop();
       await server.close();
       await metricsExport.shutdown();
+      instanceLock.release();
       stateLock.release();
     },
     { timeoutMs: config['stop-grace-ms'] + 5_000 },

@@ -1,8 +1,10 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import cluster from 'node:cluster';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parentFdVariable } from '@fleet/service';
+import { isMessage, type ToGeneration, type ToWatchdog } from '../handoff/messages.js';
 import type { LogTail } from './log-tail.js';
 
 const proxyMain = join(dirname(fileURLToPath(import.meta.url)), '..', 'main.js');
@@ -15,7 +17,20 @@ export interface ProxyProcess {
   /** 0 when the process could not be started. */
   pid: number;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Sends over the IPC channel; false when the proxy is gone. */
+  send(message: ToGeneration): boolean;
+  /** Messages the proxy sent (ready, restart, draining). */
+  onMessage(handler: (message: ToWatchdog) => void): void;
 }
+
+/**
+ * Each generation is a `cluster` worker with scheduling `none`: when it listens on an address,
+ * the watchdog (the cluster primary) binds that address once and hands the bound handle to it
+ * over IPC; the next generation listening on the same address gets the same handle, so the
+ * kernel's accept queue never closes during a handoff. The handle lives while a generation holds
+ * it. Node 20 has no reusePort; this is handle passing over IPC, done by Node's own module.
+ */
+cluster.schedulingPolicy = cluster.SCHED_NONE;
 
 /**
  * Starts fly-proxy with `args`, its control socket in `stateDir`, and Node's diagnostic report on
@@ -29,22 +44,21 @@ export function startProxy(options: {
   stateDir: string;
   reportDir: string;
   tail: LogTail;
+  /** Added to the proxy's environment. */
+  env: Record<string, string>;
 }): ProxyProcess {
-  const child = spawn(
-    process.execPath,
-    [
+  cluster.setupPrimary({
+    exec: proxyMain,
+    execArgv: [
       '--report-on-signal',
       '--report-signal=SIGUSR2',
       `--report-directory=${options.reportDir}`,
-      proxyMain,
-      ...['--state-dir', options.stateDir],
-      ...options.args,
     ],
-    {
-      env: { ...process.env, [parentFdVariable]: '3' },
-      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
-    },
-  );
+    args: ['--state-dir', options.stateDir, ...options.args],
+    stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'ipc'],
+  });
+  const worker = cluster.fork({ ...options.env, [parentFdVariable]: '3' });
+  const child = worker.process;
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     child.once('exit', (code, signal) => resolve({ code, signal }));
     // A process that could not be started (EAGAIN, ENOMEM) never exits: it counts as exited.
@@ -60,5 +74,21 @@ export function startProxy(options: {
   };
   createInterface({ input: child.stdout! }).on('line', relay(process.stdout));
   createInterface({ input: child.stderr! }).on('line', relay(process.stderr));
-  return { child, pid: child.pid ?? 0, exited };
+  // A worker that dies is not restarted by cluster (that is the supervisor's job); its errors
+  // (a send to a process that just exited) are the exit's business.
+  worker.on('error', () => undefined);
+  return {
+    child,
+    pid: child.pid ?? 0,
+    exited,
+    send: (message) => {
+      if (!worker.isConnected()) return false;
+      worker.send(message);
+      return true;
+    },
+    onMessage: (handler) =>
+      worker.on('message', (message: unknown) => {
+        if (isMessage<ToWatchdog>(message)) handler(message);
+      }),
+  };
 }

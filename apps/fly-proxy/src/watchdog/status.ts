@@ -31,6 +31,16 @@ export function registerWatchdogMetrics(supervisor: Supervisor): void {
       }
     });
   meter
+    .createObservableCounter('watchdog_handoffs', {
+      description: 'restarts without dropping (SIGHUP, proxyctl restart) completed',
+    })
+    .addCallback((result) => result.observe(supervisor.status().handoffs));
+  meter
+    .createObservableGauge('watchdog_proxies_draining', {
+      description: 'earlier proxy generations still draining their connections',
+    })
+    .addCallback((result) => result.observe(supervisor.status().drainingPids.length));
+  meter
     .createObservableGauge('watchdog_proxy_answering', {
       description: '1 while the proxy answers its control channel, else 0',
     })

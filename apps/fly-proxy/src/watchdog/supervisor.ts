@@ -2,7 +2,8 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '@fleet/service';
 import { askControl } from '../control/client.js';
-import { controlSocketName } from '../control/protocol.js';
+import type { ToWatchdog } from '../handoff/messages.js';
+import { Generations } from './generations.js';
 import { type IncidentFacts, pruneReports, recordIncident } from './incident.js';
 import { LogTail } from './log-tail.js';
 import { type ProxyProcess, startProxy } from './proxy-process.js';
@@ -24,6 +25,8 @@ export interface SupervisorOptions {
   /** On stop: SIGTERM, then SIGKILL after this long. */
   stopGraceMs: number;
   logTailLines: number;
+  /** Added to every proxy's environment (the shared TLS ticket keys file). */
+  env: Record<string, string>;
   logger: Logger;
 }
 
@@ -41,6 +44,10 @@ export interface SupervisorStatus {
   lastAnswerAt: string | null;
   lastIncident: string | null;
   nextBackoffMs: number;
+  /** Restarts without dropping (SIGHUP, `proxyctl restart`) completed. */
+  handoffs: number;
+  /** Earlier generations still draining their connections. */
+  drainingPids: number[];
 }
 
 /**
@@ -52,7 +59,7 @@ export interface SupervisorStatus {
  */
 export class Supervisor {
   readonly #options: SupervisorOptions;
-  readonly #socket: string;
+  readonly #generations: Generations;
   readonly #reportDir: string;
   readonly #tail: LogTail;
   #proxy: ProxyProcess | undefined;
@@ -71,6 +78,9 @@ export class Supervisor {
   #restarts = { unanswered: 0, exited: 0 };
   #lastIncident: string | null = null;
   #proxyStartedAt: string | null = null;
+  /** The proxy's successor while a handoff waits for it to be ready. */
+  #successor: ProxyProcess | undefined;
+  #handoffs = 0;
 
   /** Called whenever the status changes (the status file is rewritten). */
   onChange: () => void = () => undefined;
@@ -82,7 +92,7 @@ export class Supervisor {
 
   constructor(options: SupervisorOptions) {
     this.#options = options;
-    this.#socket = join(options.stateDir, controlSocketName);
+    this.#generations = new Generations(options.stateDir, options.stopGraceMs, options.logger);
     this.#reportDir = join(options.stateDir, 'reports');
     this.#tail = new LogTail(options.logTailLines);
   }
@@ -97,27 +107,97 @@ export class Supervisor {
       lastAnswerAt: this.#lastAnswerMs === 0 ? null : new Date(this.#lastAnswerMs).toISOString(),
       lastIncident: this.#lastIncident,
       nextBackoffMs: this.#backoffMs(),
+      handoffs: this.#handoffs,
+      drainingPids: this.#generations.drainingPids(),
     };
   }
 
   start(): void {
     mkdirSync(this.#reportDir, { recursive: true }); // Node writes no report into a missing directory
     pruneReports(this.#reportDir);
+    this.#generations.pruneStaleSockets();
+    this.#adopt(this.#spawn());
+  }
+
+  /**
+   * Restart without dropping (SIGHUP, `proxyctl restart`): starts the next generation on the same
+   * listening sockets, waits until it says it is ready (every listener bound, control channel
+   * up), publishes its control socket, and only then tells the current one to drain. A successor
+   * that fails to become ready is killed and the current proxy keeps serving. False when refused
+   * (no proxy running, a handoff already under way) or failed.
+   */
+  async handoff(reason: string): Promise<boolean> {
+    const old = this.#proxy;
+    const { logger } = this.#options;
+    if (this.#state !== 'running' || old === undefined || this.#successor !== undefined) {
+      logger.warn(
+        { event: 'handoff_refused', reason, state: this.#state, handingOff: !!this.#successor },
+        'restart refused: no proxy running, or a handoff under way',
+      );
+      return false;
+    }
+    logger.info({ event: 'handoff_started', reason, pid: old.pid }, 'starting the next proxy');
+    const next = this.#spawn();
+    this.#successor = next;
+    const ready = await this.#generations.ready(next, this.#options.startTimeoutMs);
+    this.#successor = undefined;
+    // Re-checked after the wait: the watchdog may be stopping, or the old proxy given up on.
+    const stopped = (this.#state as SupervisorState) === 'stopped';
+    if (!ready || stopped || this.#proxy !== old || this.#abandoned === old) {
+      logger.error(
+        { event: 'handoff_failed', reason, pid: next.pid, ready },
+        'the next proxy did not become ready: the current one keeps serving',
+      );
+      next.child.kill('SIGKILL');
+      await next.exited;
+      return false;
+    }
+    this.#clearTimers();
+    this.#adopt(next, true);
+    this.#generations.publish(next);
+    this.#generations.retire(old, reason);
+    this.#handoffs += 1;
+    logger.info(
+      { event: 'handoff_done', reason, pid: next.pid, draining: old.pid },
+      'the next proxy serves; the previous one drains',
+    );
+    this.onChange();
+    return true;
+  }
+
+  #spawn(): ProxyProcess {
     const proxy = startProxy({
       args: this.#options.proxyArgs,
       stateDir: this.#options.stateDir,
       reportDir: this.#reportDir,
       tail: this.#tail,
+      env: this.#options.env,
     });
+    this.#generations.track(proxy);
+    void proxy.exited.then(() => this.onChange()); // drainingPids changed, say
+    proxy.onMessage((message) => this.#message(proxy, message));
+    return proxy;
+  }
+
+  #message(proxy: ProxyProcess, message: ToWatchdog): void {
+    if (message.type === 'fleet:restart' && proxy === this.#proxy)
+      void this.handoff(message.reason);
+    else if (message.type === 'fleet:draining')
+      this.#generations.draining(proxy, message.deadlineMs);
+  }
+
+  /** Makes `proxy` the supervised one: pinged, restarted when it stops answering or exits. */
+  #adopt(proxy: ProxyProcess, ready = false): void {
     this.#proxy = proxy;
     this.#proxyStartedAt = new Date().toISOString();
     this.#answeringSinceMs = 0;
     // A snapshot is evidence about the proxy that answered it, never about its successor.
     this.#locks = null;
     this.#locksAt = null;
-    this.#setState('starting');
+    // A successor that said it is ready serves at once (another restart may follow at once).
+    this.#setState(ready ? 'running' : 'starting');
     this.#options.logger.info({ event: 'proxy_started', pid: proxy.pid }, 'proxy started');
-    this.#armDeadline(this.#options.startTimeoutMs);
+    this.#armDeadline(ready ? this.#options.unansweredMs : this.#options.startTimeoutMs);
     this.#pingTimer = setInterval(() => void this.#ping(proxy), this.#options.pingIntervalMs);
     void proxy.exited.then((exit) => {
       if (this.#proxy !== proxy || this.#abandoned === proxy || this.#state === 'stopped') return;
@@ -134,20 +214,20 @@ export class Supervisor {
     });
   }
 
-  /** Stops the proxy (SIGTERM, SIGKILL past the grace) and supervises no more. */
+  /**
+   * Stops every proxy it started — the current one, a successor not yet ready, earlier ones
+   * still draining (SIGTERM, SIGKILL past the grace) — and supervises no more.
+   */
   async stop(): Promise<void> {
     this.#setState('stopped');
     this.#clearTimers();
     clearTimeout(this.#restartTimer);
-    const proxy = this.#proxy;
-    if (proxy === undefined || proxy.child.exitCode !== null || proxy.child.signalCode !== null) {
-      return;
-    }
-    proxy.child.kill('SIGTERM');
-    proxy.child.kill('SIGCONT'); // a stopped proxy cannot act on SIGTERM
-    const grace = setTimeout(() => proxy.child.kill('SIGKILL'), this.#options.stopGraceMs);
-    await proxy.exited;
-    clearTimeout(grace);
+    await this.#generations.stopAll();
+  }
+
+  /** Tells every running generation (the ticket keys were rotated). */
+  broadcast(message: Parameters<ProxyProcess['send']>[0]): void {
+    this.#generations.broadcast(message);
   }
 
   async #ping(proxy: ProxyProcess): Promise<void> {
@@ -155,7 +235,7 @@ export class Supervisor {
     this.#pinging = true;
     try {
       const answer = await askControl(
-        this.#socket,
+        this.#generations.socketOf(proxy),
         { command: 'locks', args: [] },
         this.#options.pingIntervalMs,
       );
@@ -166,7 +246,10 @@ export class Supervisor {
         this.#locks = answer.result;
         this.#locksAt = new Date(now).toISOString();
       }
-      if (this.#answeringSinceMs === 0) this.#answeringSinceMs = now;
+      if (this.#answeringSinceMs === 0) {
+        this.#answeringSinceMs = now;
+        this.#generations.publish(proxy); // its socket answers: proxyctl finds it as control.sock
+      }
       if (now - this.#answeringSinceMs >= this.#options.stableMs) this.#consecutive = 0;
       this.#armDeadline(this.#options.unansweredMs);
       if (this.#state !== 'running') this.#setState('running');
@@ -192,6 +275,7 @@ export class Supervisor {
     if (this.#abandoned === proxy || this.#state === 'stopped') return;
     this.#abandoned = proxy;
     this.#clearTimers();
+    this.#successor?.child.kill('SIGKILL'); // a handoff in flight: start afresh after the backoff
     this.#restarts[reason]++;
     // Silent since its last answer, or since it started when it never answered.
     const silentMs = Date.now() - (this.#lastAnswerMs || Date.parse(this.#proxyStartedAt!));

@@ -1,0 +1,282 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { connect as connectTls } from 'node:tls';
+import { fileURLToPath } from 'node:url';
+import { CorrosionClient } from '@fleet/corrosion-client';
+import { type ServerProcess, startServerProcess } from '@fleet/service';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Load } from './load-clients.js';
+import { startMachine } from './relay-fixture.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const corrosionMain = join(here, '..', '..', 'corrosion', 'dist', 'main.js');
+const watchdogMain = join(here, '..', 'dist', 'watchdog', 'main.js');
+const proxyctlMain = join(here, '..', 'dist', 'control', 'proxyctl.js');
+
+interface WatchdogStatus {
+  state: string;
+  proxyPid: number | null;
+  handoffs: number;
+  drainingPids: number[];
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The pids whose parent is `pid` (from /proc). */
+function childrenOf(pid: number): number[] {
+  const children: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (parent === pid) children.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return children;
+}
+
+async function until<T>(what: string, probe: () => T | undefined, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** One HTTP/1.1 request over a new TLS connection, resuming `session` when given. */
+function tlsGet(port: number, ca: string, session?: Buffer) {
+  return new Promise<{ session?: Buffer; reused: boolean; status: number; requestId: string }>(
+    (resolve, reject) => {
+      const socket = connectTls({
+        host: '127.0.0.1',
+        port,
+        servername: 'web.fleet.test',
+        ca,
+        session,
+        ALPNProtocols: ['http/1.1'],
+      });
+      let ticket: Buffer | undefined;
+      let seen = '';
+      socket.on('session', (value: Buffer) => {
+        ticket = value;
+      });
+      socket.once('secureConnect', () =>
+        socket.write('GET / HTTP/1.1\r\nhost: web.fleet.test\r\nconnection: close\r\n\r\n'),
+      );
+      socket.setEncoding('latin1');
+      socket.on('data', (chunk: string) => {
+        seen += chunk;
+      });
+      socket.once('error', reject);
+      socket.once('end', () => {
+        const requestId = /fly-request-id: (\S+)/i.exec(seen)?.[1] ?? '';
+        resolve({
+          session: ticket,
+          reused: socket.isSessionReused(),
+          status: Number(seen.split(' ')[1]),
+          requestId,
+        });
+        socket.destroy();
+      });
+    },
+  );
+}
+
+const processTag = (requestId: string) => requestId.split('-')[1]?.slice(0, 6);
+
+// A real watchdog runs real proxy generations over a real corrosion. Restarts (SIGHUP and
+// `proxyctl restart`) under continuous load from keep-alive and new-connection clients lose no
+// request; a TLS session resumes on the next generation and after a restart of the watchdog
+// itself (ticket keys kept in the state dir); SIGTERM to
+// the watchdog in the middle of a handoff leaves no process behind. The tests share one watchdog
+// and run in order; the last one stops it.
+describe('restarts without dropping', () => {
+  let dir: string;
+  let stateDir: string;
+  let corrosion: ServerProcess;
+  let client: CorrosionClient;
+  let machine: Server;
+  let watchdog: ServerProcess;
+  const seenPids = new Set<number>();
+
+  const status = () =>
+    JSON.parse(readFileSync(join(stateDir, 'watchdog.json'), 'utf8')) as WatchdogStatus;
+  const watchChildren = setInterval(() => {
+    if (watchdog?.child.pid !== undefined)
+      for (const pid of childrenOf(watchdog.child.pid)) seenPids.add(pid);
+  }, 20);
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'handoff-'));
+    stateDir = join(dir, 'state');
+    corrosion = await startServerProcess({
+      command: process.execPath,
+      args: [corrosionMain, 'agent', '--db', join(dir, 'c.db'), '--api-addr', '127.0.0.1:0'],
+      listeners: ['api'],
+      env: { ...process.env, LOG_LEVEL: 'error' },
+    });
+    client = new CorrosionClient({ url: corrosion.urls.api! });
+    const started = await startMachine('m1');
+    machine = started.server;
+    await client.transaction([
+      ['INSERT INTO apps (name) VALUES (?)', ['web']],
+      ['INSERT INTO app_hostnames (hostname, app) VALUES (?, ?)', ['web.fleet.test', 'web']],
+      [
+        'INSERT INTO machines (id, app, state, private_addr, region) VALUES (?, ?, ?, ?, ?)',
+        ['m1', 'web', 'started', started.addr, 'ams'],
+      ],
+      [
+        'INSERT INTO services (machine_id, internal_port, app, ports) VALUES (?, ?, ?, ?)',
+        ['m1', 8080, 'web', JSON.stringify([{ port: 80, handlers: ['http'] }])],
+      ],
+    ]);
+    writeFileSync(join(dir, 'fleet.key'), 'handoff-test-fleet-key-0123456789');
+    await startWatchdog();
+  });
+
+  /** Starts a watchdog on the test's state directory and waits for its proxy to answer. */
+  async function startWatchdog() {
+    watchdog = await startServerProcess({
+      command: process.execPath,
+      args: [
+        watchdogMain,
+        ...['--state-dir', stateDir, '--stop-grace-ms', '5000'],
+        '--',
+        ...['--listen', '127.0.0.1:0', '--corrosion-url', corrosion.urls.api!],
+        ...['--domain', 'fleet.test', '--region', 'ams', '--drain-grace-ms', '1000'],
+        ...['--tls-listen', '127.0.0.1:0', '--fleet-key-file', join(dir, 'fleet.key')],
+        ...['--ca-cert-file', join(dir, 'ca.pem'), '--ca-key-file', join(dir, 'ca.key')],
+      ],
+      env: { ...process.env, LOG_LEVEL: 'warn' },
+      listeners: ['proxy', 'admin', 'tls', 'watchdog'],
+    });
+    await until('the first proxy answering', () =>
+      status().state === 'running' ? true : undefined,
+    );
+  }
+
+  /** A request over TLS answered 200 (retried while the certificate or the app loads). */
+  async function tlsGetOk(session?: Buffer) {
+    const port = Number(new URL(watchdog.urls.tls!).port);
+    const ca = readFileSync(join(dir, 'ca.pem'), 'utf8');
+    let answer = await tlsGet(port, ca, session);
+    for (let tries = 0; answer.status !== 200 && tries < 100; tries++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      answer = await tlsGet(port, ca, session);
+    }
+    expect(answer.status).toBe(200);
+    return answer;
+  }
+
+  afterAll(async () => {
+    clearInterval(watchChildren);
+    await watchdog?.stop();
+    for (const pid of seenPids) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+    await client?.close();
+    await corrosion?.stop();
+    machine?.closeAllConnections();
+    await new Promise((resolve) => machine?.close(resolve));
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Restarts by `trigger` and waits until the new generation serves and the old one exited. */
+  async function restart(trigger: () => unknown) {
+    const before = status();
+    await trigger();
+    const after = await until('the handoff', () => {
+      const now = status();
+      return now.handoffs === before.handoffs + 1 ? now : undefined;
+    });
+    expect(after.proxyPid).not.toBe(before.proxyPid);
+    await until('the old generation gone', () => (isAlive(before.proxyPid!) ? undefined : true));
+    return after;
+  }
+
+  it('loses no request across SIGHUP and proxyctl restart under continuous load', {
+    timeout: 120_000,
+  }, async () => {
+    const port = Number(new URL(watchdog.urls.proxy!).port);
+    const load = new Load(port, 'web.fleet.test', { keepAlive: 4, fresh: 4 });
+    try {
+      await load.further(200);
+      await restart(() => {
+        watchdog.child.kill('SIGHUP');
+      });
+      await load.further(200);
+      await restart(
+        () =>
+          new Promise((resolve, reject) =>
+            execFile(
+              process.execPath,
+              [proxyctlMain, '--state-dir', stateDir, 'restart'],
+              (error, stdout) => (error ? reject(error) : resolve(stdout)),
+            ),
+          ),
+      );
+      await load.further(200);
+    } finally {
+      await load.stop();
+    }
+    expect(load.errors).toEqual([]);
+    expect(load.nonOk).toBe(0);
+    expect(load.processTags.size).toBe(3); // three generations answered
+    expect(status().drainingPids).toEqual([]);
+    // The watchdog holds the ticket keys for the generations, readable by its user only.
+    expect(statSync(join(stateDir, 'tls-ticket-keys')).mode & 0o777).toBe(0o600);
+  });
+
+  it('resumes a TLS session of one generation on the next (shared ticket keys)', async () => {
+    const first = await tlsGetOk();
+    expect(first.session).toBeDefined();
+    await restart(() => {
+      watchdog.child.kill('SIGHUP');
+    });
+    const resumed = await tlsGetOk(first.session);
+    expect(processTag(resumed.requestId)).not.toBe(processTag(first.requestId));
+    expect(resumed.reused).toBe(true);
+  });
+
+  it('resumes a TLS session across a restart of the watchdog itself (keys in the state dir)', async () => {
+    // Node's cluster shares a handle's ticket keys between the generations of one watchdog; only
+    // the keys file carries them over to a new watchdog (new handles, new primary).
+    const first = await tlsGetOk();
+    await watchdog.stop();
+    expect(await watchdog.exited).toBe(0);
+    await startWatchdog();
+    const resumed = await tlsGetOk(first.session);
+    expect(processTag(resumed.requestId)).not.toBe(processTag(first.requestId));
+    expect(resumed.reused).toBe(true);
+  });
+
+  it('SIGTERM to the watchdog in the middle of a handoff leaves no process behind', async () => {
+    const watchdogPid = watchdog.child.pid!;
+    const serving = status().proxyPid!;
+    const handoffs = status().handoffs;
+    const before = new Set(childrenOf(watchdogPid));
+    watchdog.child.kill('SIGHUP');
+    const successor = await until('the successor started', () =>
+      childrenOf(watchdogPid).find((pid) => !before.has(pid)),
+    );
+    expect(status().handoffs).toBe(handoffs); // this handoff is still under way
+    watchdog.child.kill('SIGTERM');
+    expect(await watchdog.exited).toBe(0);
+    for (const pid of [serving, successor, ...seenPids]) {
+      await until(`process ${pid} gone`, () => (isAlive(pid) ? undefined : true), 10_000);
+    }
+  });
+});
