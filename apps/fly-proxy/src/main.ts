@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import { Catalog } from '@fleet/catalog';
 import { CorrosionClient } from '@fleet/corrosion-client';
 import {
@@ -24,7 +25,6 @@ import { Http1Relay } from './http1/relay.js';
 import { UpstreamPools } from './http1/upstream-pools.js';
 import { ProxyMetrics } from './metrics.js';
 import { becomeTheInstance } from './one-instance.js';
-import { createProxyHandler } from './proxy.js';
 import type { ProxyDeps } from './proxy-deps.js';
 import { ServicePorts } from './tcp/service-ports.js';
 import { TcpListeners } from './tcp/tcp-listeners.js';
@@ -35,9 +35,7 @@ import {
   startTls,
   tlsMetrics,
   tlsSpec,
-  withHttp1Headers,
 } from './tls/index.js';
-import { Upstreams } from './upstreams.js';
 
 const spec = {
   mode: {
@@ -333,13 +331,6 @@ runMain(async () => {
     logger.fatal({ err: error }, 'catalog cannot follow corrosion');
     process.exit(1);
   });
-  const upstreams = new Upstreams({
-    connectionsPerUpstream: config['connections-per-upstream'],
-    upstreamsMax: config['upstreams-max'],
-    connectTimeoutMs: config['connect-timeout-ms'],
-    headersTimeoutMs: config['upstream-timeout-ms'],
-    bodyTimeoutMs: config['upstream-timeout-ms'],
-  });
   const pools = new UpstreamPools({
     connectionsPerUpstream: config['connections-per-upstream'],
     upstreamsMax: config['upstreams-max'],
@@ -358,7 +349,6 @@ runMain(async () => {
   });
   const deps: ProxyDeps = {
     catalog,
-    upstreams,
     pools,
     region: config.region,
     metrics: proxyMetrics,
@@ -384,16 +374,17 @@ runMain(async () => {
     upstreamTimeoutMs: config['upstream-timeout-ms'],
     replayBodiesBytesMax: config['replay-bodies-bytes-max'],
   });
-  const http2Ready = withHttp1Headers(createProxyHandler(deps, relay));
+  const http2 = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) =>
+    relay.serveStream(stream, headers);
   const plain = createPlainListener({
-    handler: http2Ready,
+    http2,
     http1: (socket) => relay.serve(socket),
     logger,
     metrics: tlsMetrics(),
   });
   const tls = await startTls(config.mode === 'edge' ? config : { ...config, 'tls-listen': '' }, {
     corrosion,
-    handler: http2Ready,
+    http2,
     http1: (socket) => relay.serve(socket),
     logger,
   });
@@ -454,7 +445,7 @@ runMain(async () => {
     pools.close();
     deps.autostop?.close();
     await flaps?.close();
-    await Promise.all([upstreams.close(), corrosion.close(), admin.close()]);
+    await Promise.all([corrosion.close(), admin.close()]);
     await metrics.shutdown();
     instance.release();
   });

@@ -78,8 +78,12 @@ export class UpstreamConnection {
   /** Back to the pool when the exchange left it at a message boundary, else closed. */
   release(reusable: boolean): void {
     this.user = undefined;
-    if (reusable && !this.socket.destroyed) this.pool.idle(this);
-    else this.socket.destroy();
+    if (reusable && !this.socket.destroyed) {
+      // A slow client may have paused it on the response's last bytes: the next exchange
+      // must hear its answer (and an idle connection must hear the machine close it).
+      this.socket.resume();
+      this.pool.idle(this);
+    } else this.socket.destroy();
   }
 }
 
