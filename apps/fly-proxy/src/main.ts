@@ -20,6 +20,8 @@ import { Autostarter } from './autoscale/autostart.js';
 import { Autostopper } from './autoscale/autostop.js';
 import { FlapsApi } from './autoscale/flaps-api.js';
 import { backhaulToken } from './backhaul.js';
+import { BackhaulSessions, backhaulWindowBytes } from './backhaul-session.js';
+import { backhaulStreamHandler } from './backhaul-streams.js';
 import { startControl } from './control/server.js';
 import { Http1Relay } from './http1/relay.js';
 import { UpstreamPools } from './http1/upstream-pools.js';
@@ -108,6 +110,21 @@ const spec = {
     min: 1,
     max: 4_096,
     description: 'connections kept to one machine',
+  },
+  'backhaul-streams-max': {
+    type: 'number',
+    default: 1_000,
+    min: 1,
+    max: 100_000,
+    description:
+      'streams in flight on one edge-backhaul HTTP/2 session (SETTINGS_MAX_CONCURRENT_STREAMS a backhaul announces; an edge keeps to it, requests past it wait as for a busy machine)',
+  },
+  'backhaul-ping-interval-ms': {
+    type: 'number',
+    default: 5_000,
+    min: 100,
+    max: 600_000,
+    description: 'how often an edge PINGs each backhaul session to measure the RTT to its host',
   },
   'upstreams-max': {
     type: 'number',
@@ -363,21 +380,47 @@ runMain(async () => {
     const autostop = { intervalMs: config['autostop-interval-ms'], appsMax: 10_000 };
     deps.autostop = new Autostopper(catalog, flaps, autostop, logger);
   }
+  const token =
+    hostId === undefined ? undefined : backhaulToken(readFleetKeyFile(config['fleet-key-file']));
+  if (token !== undefined && config.mode === 'edge') {
+    const limits = {
+      connectTimeoutMs: config['connect-timeout-ms'],
+      streamsMax: config['backhaul-streams-max'],
+      waitTimeoutMs: config['upstream-wait-timeout-ms'],
+      waitersMax: config['upstream-waiters-max'],
+      pingIntervalMs: config['backhaul-ping-interval-ms'],
+      sessionsMax: config['upstreams-max'],
+    };
+    const rtt = (host: string, rttMs: number) => catalog.recordRtt(host, rttMs);
+    deps.backhauls = new BackhaulSessions(limits, token, rtt, logger);
+  }
   const relay = new Http1Relay(deps, {
     mode: config.mode,
     hostId,
-    backhaulToken:
-      hostId === undefined ? undefined : backhaulToken(readFleetKeyFile(config['fleet-key-file'])),
+    backhaulToken: token,
     headBytesMax: config['header-bytes-max'],
     clientHeadersTimeoutMs: config['client-headers-timeout-ms'],
     clientWriteTimeoutMs: config['client-write-timeout-ms'],
     upstreamTimeoutMs: config['upstream-timeout-ms'],
     replayBodiesBytesMax: config['replay-bodies-bytes-max'],
   });
-  const http2 = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) =>
-    relay.serveStream(stream, headers);
+  const http2 =
+    config.mode === 'backhaul'
+      ? backhaulStreamHandler(relay, {
+          connectTimeoutMs: config['connect-timeout-ms'],
+          idleTimeoutMs: config['idle-timeout-ms'],
+        })
+      : (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) =>
+          relay.serveStream(stream, headers);
   const plain = createPlainListener({
     http2,
+    http2Settings:
+      config.mode === 'backhaul'
+        ? {
+            maxConcurrentStreams: config['backhaul-streams-max'],
+            initialWindowSize: backhaulWindowBytes,
+          }
+        : undefined,
     http1: (socket) => relay.serve(socket),
     logger,
     metrics: tlsMetrics(),
@@ -411,7 +454,12 @@ runMain(async () => {
     fresh: catalog.fresh,
     catalog: await catalog.stats(),
     locks: { catalog: catalog.lock.snapshot() },
-    proxy: { connections: plain.guard.stats(), http1: relay.stats(), upstreams: pools.stats() },
+    proxy: {
+      connections: plain.guard.stats(),
+      http1: relay.stats(),
+      upstreams: pools.stats(),
+      backhauls: deps.backhauls?.stats(),
+    },
     autostart: deps.autostart?.stats(),
     autostop: deps.autostop?.stats(),
     tls: tls && { certificates: tls.store.stats(), connections: tls.listener.guard.stats() },
@@ -443,6 +491,7 @@ runMain(async () => {
     await followed;
     await tcp?.followed;
     pools.close();
+    deps.backhauls?.close();
     deps.autostop?.close();
     await flaps?.close();
     await Promise.all([corrosion.close(), admin.close()]);

@@ -5,6 +5,7 @@ const neverReachedCodes = new Set([
   'ENETUNREACH',
   'EADDRNOTAVAIL',
   'PROXY_CONNECT_TIMEOUT',
+  'PROXY_BACKHAUL_DOWN',
 ]);
 
 /** RFC 9110 §9.2.2: repeating these has the same effect as sending them once. */

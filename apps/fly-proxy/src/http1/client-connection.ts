@@ -1,5 +1,6 @@
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Watched } from '../tls/guard.js';
 import { Exchange } from './exchange.js';
 import type { ExchangeClient } from './exchange-client.js';
@@ -9,6 +10,10 @@ import type { Http1Relay } from './relay.js';
 
 const headEnd = Buffer.from('\r\n\r\n', 'latin1');
 const continueHead = 'HTTP/1.1 100 Continue\r\n\r\n';
+
+/** A TCP or TLS socket, or a backhaul's CONNECT stream carrying an edge's HTTP/1.1 exchange. */
+export type ClientSocket = Duplex &
+  Partial<Pick<Socket, 'remoteAddress' | 'localPort' | 'setNoDelay' | 'resetAndDestroy'>>;
 
 /**
  * One client connection of the HTTP/1.1 relay: reads request heads off the socket, runs one
@@ -29,11 +34,11 @@ export class ClientConnection implements ExchangeClient {
   #parseAgain = false;
 
   constructor(
-    readonly socket: Socket,
+    readonly socket: ClientSocket,
     readonly relay: Http1Relay,
     readonly watched: Watched | undefined,
   ) {
-    socket.setNoDelay(true);
+    socket.setNoDelay?.(true);
     socket.on('data', (chunk: Buffer) => this.#read(chunk));
     socket.on('drain', () => {
       this.stalledSinceMs = 0;
@@ -60,7 +65,7 @@ export class ClientConnection implements ExchangeClient {
   }
 
   get encrypted(): boolean {
-    return (this.socket as Socket & { encrypted?: boolean }).encrypted === true;
+    return (this.socket as { encrypted?: boolean }).encrypted === true;
   }
 
   pauseReading(): void {
@@ -109,7 +114,9 @@ export class ClientConnection implements ExchangeClient {
   reset(): void {
     // A reset, not a FIN: the client sees the response broken (never a short one complete), and
     // the kernel drops what was queued for it at once instead of trickling it to a slow reader.
-    if (!this.closed) this.socket.resetAndDestroy();
+    if (this.closed) return;
+    if (this.socket.resetAndDestroy !== undefined) this.socket.resetAndDestroy();
+    else this.socket.destroy(); // a stream: RST_STREAM
   }
 
   /** Writes to the client, noting when it stops reading (the slow-reader bound). */

@@ -278,9 +278,13 @@ export class Exchange implements UpstreamUser {
       return;
     }
     this.#viaBackhaul = hop.viaBackhaul;
+    const { pools, backhauls } = this.client.relay.deps;
     let acquired: ReturnType<UpstreamPools['acquire']>;
     try {
-      acquired = this.client.relay.deps.pools.acquire(hop.address, fresh);
+      acquired =
+        hop.viaBackhaul && backhauls !== undefined
+          ? backhauls.acquire(hop.address, candidate.machine.hostId)
+          : pools.acquire(hop.address, fresh);
     } catch (error) {
       this.#notAcquired(candidate, error);
       return;
@@ -320,10 +324,6 @@ export class Exchange implements UpstreamUser {
     this.#upstream = connection;
     connection.user = this;
     const deps = this.client.relay.deps;
-    // A new connection to a backhaul measured one round trip to its host: routing prefers
-    // measured closeness to the regions' distance (seed: route to the closest healthy machine).
-    if (this.#viaBackhaul && !connection.reused)
-      deps.catalog.recordRtt(candidate.machine.hostId, connection.connectMs);
     this.#releaseLoad = deps.catalog.begin(candidate.machine);
     deps.autostop?.served(candidate.machine);
     this.#phase = 'waiting';

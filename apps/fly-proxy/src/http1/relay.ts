@@ -1,10 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
-import type { Socket } from 'node:net';
 import { Http2StreamClient } from '../http2/stream-client.js';
 import type { ProxyDeps } from '../proxy-deps.js';
 import { watchedOf } from '../tls/guard.js';
-import { ClientConnection } from './client-connection.js';
+import { ClientConnection, type ClientSocket } from './client-connection.js';
 
 export interface Http1Options {
   /** `edge` routes by Host; `backhaul` delivers what edges send to machines of `hostId`. */
@@ -50,7 +49,7 @@ export class Http1Relay {
     this.#timer.unref();
   }
 
-  serve(socket: Socket): void {
+  serve(socket: ClientSocket): void {
     this.#connections.add(new ClientConnection(socket, this, watchedOf(socket)));
   }
 

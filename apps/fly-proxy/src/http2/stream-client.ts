@@ -51,11 +51,6 @@ export class Http2StreamClient implements ExchangeClient {
       this.closed = true;
       this.exchange?.abort();
     });
-    if (this.relay.options.mode === 'backhaul') {
-      const message = 'a backhaul takes HTTP/1.1 requests from edges';
-      this.answer(400, 'PROXY_ERR_BAD_REQUEST', message, this.relay.requestId());
-      return;
-    }
     const head = requestHeadOf(headers, stream.endAfterHeaders);
     if (typeof head === 'string') {
       this.answer(400, 'PROXY_ERR_BAD_REQUEST', head, this.relay.requestId());

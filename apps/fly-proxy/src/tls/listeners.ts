@@ -3,6 +3,7 @@ import {
   type Http2Server,
   type IncomingHttpHeaders,
   type ServerHttp2Stream,
+  type Settings,
 } from 'node:http2';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import {
@@ -24,6 +25,8 @@ export type StreamHandler = (stream: ServerHttp2Stream, headers: IncomingHttpHea
 export interface ListenerOptions extends Partial<GuardLimits> {
   /** Serves HTTP/2 requests. */
   http2: StreamHandler;
+  /** The HTTP/2 SETTINGS this listener announces (a backhaul bounds its streams per session). */
+  http2Settings?: Settings;
   /** Takes every connection that is not HTTP/2 (the HTTP/1.1 relay). */
   http1: (socket: Socket) => void;
   logger: Logger;
@@ -61,7 +64,7 @@ export interface Listener<S> {
 export function createTlsListener(options: TlsListenerOptions): Listener<TlsServer> {
   const limits = { ...defaultGuardLimits, ...pickLimits(options) };
   const guard = new ConnectionGuard('tls', limits, options.metrics, options.logger);
-  const h2 = http2Server(options.http2);
+  const h2 = http2Server(options.http2, options.http2Settings);
   const server = createTlsServer({
     minVersion: 'TLSv1.2',
     maxVersion: 'TLSv1.3',
@@ -108,7 +111,7 @@ const h2Preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 export function createPlainListener(options: PlainListenerOptions): Listener<NetServer> {
   const limits = { ...defaultGuardLimits, ...pickLimits(options) };
   const guard = new ConnectionGuard('plain', limits, options.metrics, options.logger);
-  const h2c = http2Server(options.http2);
+  const h2c = http2Server(options.http2, options.http2Settings);
   const sniffTimeoutMs = options.sniffTimeoutMs ?? 10_000;
   const server = createNetServer((socket) => {
     guard.watch(socket);
@@ -164,8 +167,8 @@ function sniff(
 }
 
 /** An HTTP/2 server without a listener socket of its own: connections are handed to it. */
-function http2Server(handler: StreamHandler): Http2Server {
-  const server = createH2cServer();
+function http2Server(handler: StreamHandler, settings: Settings | undefined): Http2Server {
+  const server = createH2cServer(settings === undefined ? {} : { settings });
   server.on('stream', handler);
   return server;
 }
