@@ -3,6 +3,7 @@ import {
   type ClientHttp2Stream,
   connect,
   type OutgoingHttpHeaders,
+  type SecureClientSessionOptions,
 } from 'node:http2';
 import type { Logger } from '@fleet/service';
 import { backhaulHeaders } from './backhaul.js';
@@ -17,6 +18,8 @@ export interface BackhaulLimits {
   waitersMax: number;
   /** How often a PING measures the round trip to the backhaul's host. */
   pingIntervalMs: number;
+  /** An open stream unused this long is closed (as an idle pooled connection is). */
+  idleTimeoutMs: number;
   /** Sessions (backhaul hosts) at most; the least recently used is closed past it. */
   sessionsMax: number;
 }
@@ -42,6 +45,7 @@ interface Waiter {
  */
 export class BackhaulSessions {
   readonly #sessions = new Map<string, BackhaulSession>();
+  readonly #timer: NodeJS.Timeout;
   #connects = 0;
 
   constructor(
@@ -49,16 +53,27 @@ export class BackhaulSessions {
     private readonly token: string,
     private readonly recordRtt: (hostId: string, rttMs: number) => void,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.#timer = setInterval(
+      () => {
+        const now = Date.now();
+        for (const session of this.#sessions.values()) session.sweep(now);
+      },
+      Math.min(1_000, limits.idleTimeoutMs),
+    );
+    this.#timer.unref();
+  }
 
-  /** A stream carrying one HTTP/1.1 exchange to the backhaul's relay, as a pooled connection. */
-  acquire(address: string, hostId: string): UpstreamConnection | Promise<UpstreamConnection> {
-    const session = this.#session(address, hostId);
-    const headers = { [backhaulHeaders.stream]: 'http' };
-    const opened = session.open(headers);
-    if (opened instanceof Promise)
-      return opened.then((stream) => new UpstreamConnection(stream, session));
-    return new UpstreamConnection(opened, session);
+  /**
+   * A stream to the backhaul's HTTP/1.1 relay, as a pooled keep-alive connection: an idle one
+   * of the session unless `fresh`, else a new stream.
+   */
+  acquire(
+    address: string,
+    hostId: string,
+    fresh = false,
+  ): UpstreamConnection | Promise<UpstreamConnection> {
+    return this.#session(address, hostId).acquire(fresh);
   }
 
   /** A stream the backhaul pipes to `machineId`'s private address (TCP passthrough). */
@@ -98,6 +113,7 @@ export class BackhaulSessions {
   }
 
   close(): void {
+    clearInterval(this.#timer);
     for (const session of this.#sessions.values()) session.close();
     this.#sessions.clear();
   }
@@ -127,7 +143,9 @@ export class BackhaulSessions {
 }
 
 class BackhaulSession implements ConnectionOwner {
+  /** Streams open (busy or idle): what SETTINGS_MAX_CONCURRENT_STREAMS bounds. */
   active = 0;
+  readonly #idle: UpstreamConnection[] = [];
   #session: ClientHttp2Session | undefined;
   #connecting: Promise<ClientHttp2Session> | undefined;
   #retryAtMs = 0;
@@ -151,6 +169,23 @@ class BackhaulSession implements ConnectionOwner {
     return this.#session !== undefined;
   }
 
+  acquire(fresh: boolean): UpstreamConnection | Promise<UpstreamConnection> {
+    if (!fresh) {
+      const idle = this.#idle.pop(); // the most recently used: the least likely to be stale
+      if (idle !== undefined) return idle;
+    }
+    const opened = this.open({ [backhaulHeaders.stream]: 'http' });
+    if (opened instanceof Promise)
+      return opened.then((stream) => new UpstreamConnection(stream, this));
+    return new UpstreamConnection(opened, this);
+  }
+
+  /** Closes streams idle longer than the idle timeout. */
+  sweep(nowMs: number): void {
+    while (this.#idle.length > 0 && nowMs - this.#idle[0]!.idleSinceMs >= this.limits.idleTimeoutMs)
+      this.#idle.shift()!.socket.destroy();
+  }
+
   /** A new CONNECT stream; synchronous when the session is up and has a free slot. */
   open(extra: OutgoingHttpHeaders): ClientHttp2Stream | Promise<ClientHttp2Stream> {
     const session = this.#session;
@@ -170,11 +205,25 @@ class BackhaulSession implements ConnectionOwner {
 
   // --- ConnectionOwner: a stream's exchange is done ---
 
+  /**
+   * The stream carries the next exchange too (the backhaul's relay keeps it alive as it keeps a
+   * connection): new streams cost more CPU per request than HTTP/1.1 on a pooled one. When
+   * requests wait for a slot it is closed instead, and the slot goes to them.
+   */
   idle(connection: UpstreamConnection): void {
-    connection.socket.end(); // one exchange per stream: the backhaul's side then ends too
+    connection.reused = true;
+    if (this.#session === undefined || this.#waiters.length > 0) {
+      connection.socket.destroy();
+      return;
+    }
+    connection.idleSinceMs = Date.now();
+    this.#idle.push(connection);
   }
 
-  closed(): void {}
+  closed(connection: UpstreamConnection): void {
+    const index = this.#idle.indexOf(connection);
+    if (index >= 0) this.#idle.splice(index, 1);
+  }
 
   close(): void {
     this.#session?.close();
@@ -250,7 +299,8 @@ class BackhaulSession implements ConnectionOwner {
     const connecting = new Promise<ClientHttp2Session>((resolve, reject) => {
       const session = connect(`http://${this.address}`, {
         settings: { enablePush: false, initialWindowSize: backhaulWindowBytes },
-      });
+        noDelay: true, // frames of many streams: never held back by Nagle (passed to net.connect)
+      } as SecureClientSessionOptions);
       const timer = setTimeout(() => {
         session.destroy(
           new UpstreamError('PROXY_CONNECT_TIMEOUT', 'connecting to the backhaul timed out'),
@@ -307,6 +357,7 @@ class BackhaulSession implements ConnectionOwner {
   #dropped(): void {
     this.#session = undefined;
     clearInterval(this.#pinger);
+    for (const idle of this.#idle.splice(0)) idle.socket.destroy();
     for (const waiter of this.#waiters.splice(0)) {
       clearTimeout(waiter.timer);
       waiter.reject(

@@ -389,6 +389,7 @@ runMain(async () => {
       waitTimeoutMs: config['upstream-wait-timeout-ms'],
       waitersMax: config['upstream-waiters-max'],
       pingIntervalMs: config['backhaul-ping-interval-ms'],
+      idleTimeoutMs: config['upstream-idle-timeout-ms'],
       sessionsMax: config['upstreams-max'],
     };
     const rtt = (host: string, rttMs: number) => catalog.recordRtt(host, rttMs);

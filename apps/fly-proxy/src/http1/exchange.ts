@@ -283,7 +283,7 @@ export class Exchange implements UpstreamUser {
     try {
       acquired =
         hop.viaBackhaul && backhauls !== undefined
-          ? backhauls.acquire(hop.address, candidate.machine.hostId)
+          ? backhauls.acquire(hop.address, candidate.machine.hostId, fresh)
           : pools.acquire(hop.address, fresh);
     } catch (error) {
       this.#notAcquired(candidate, error);

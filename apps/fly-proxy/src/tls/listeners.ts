@@ -88,8 +88,10 @@ export function createTlsListener(options: TlsListenerOptions): Listener<TlsServ
     const watched = handshaking.get(key);
     handshaking.delete(key);
     if (watched !== undefined) guard.attach(watched, socket);
-    if (socket.alpnProtocol === 'h2') h2.emit('connection', socket);
-    else options.http1(socket);
+    if (socket.alpnProtocol === 'h2') {
+      socket.setNoDelay(true); // frames of many streams: never held back by Nagle
+      h2.emit('connection', socket);
+    } else options.http1(socket);
   });
   server.on('tlsClientError', (error: NodeJS.ErrnoException) => {
     const code = error.code ?? 'unknown';
@@ -119,8 +121,10 @@ export function createPlainListener(options: PlainListenerOptions): Listener<Net
       socket,
       sniffTimeoutMs,
       (isH2) => {
-        if (isH2) h2c.emit('connection', socket);
-        else options.http1(socket);
+        if (isH2) {
+          socket.setNoDelay(true); // frames of many streams: never held back by Nagle
+          h2c.emit('connection', socket);
+        } else options.http1(socket);
       },
       () => guard.counted('sniff_timeout'),
     );
