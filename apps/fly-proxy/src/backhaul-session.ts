@@ -146,6 +146,8 @@ class BackhaulSession implements ConnectionOwner {
   /** Streams open (busy or idle): what SETTINGS_MAX_CONCURRENT_STREAMS bounds. */
   active = 0;
   readonly #idle: UpstreamConnection[] = [];
+  /** Slots handed to waiters that have not opened their stream yet (no one else may take them). */
+  #reserved = 0;
   #session: ClientHttp2Session | undefined;
   #connecting: Promise<ClientHttp2Session> | undefined;
   #retryAtMs = 0;
@@ -189,14 +191,17 @@ class BackhaulSession implements ConnectionOwner {
   /** A new CONNECT stream; synchronous when the session is up and has a free slot. */
   open(extra: OutgoingHttpHeaders): ClientHttp2Stream | Promise<ClientHttp2Stream> {
     const session = this.#session;
-    if (session !== undefined && this.#waiters.length === 0 && this.active < this.#slots(session))
-      return this.#request(session, extra);
+    const free = session !== undefined && this.active + this.#reserved < this.#slots(session);
+    if (free && this.#waiters.length === 0) return this.#request(session, extra);
     return this.#openLater(extra);
   }
 
   async #openLater(extra: OutgoingHttpHeaders): Promise<ClientHttp2Stream> {
     const session = this.#session ?? (await this.#connect());
-    if (this.active >= this.#slots(session)) await this.#slot();
+    if (this.active + this.#reserved >= this.#slots(session)) {
+      await this.#slot();
+      this.#reserved -= 1;
+    }
     const now = this.#session;
     if (now === undefined)
       throw new UpstreamError('PROXY_BACKHAUL_DOWN', `the backhaul ${this.address} went away`);
@@ -247,6 +252,7 @@ class BackhaulSession implements ConnectionOwner {
       const waiter = this.#waiters.shift();
       if (waiter !== undefined) {
         clearTimeout(waiter.timer);
+        this.#reserved += 1;
         waiter.resolve();
       }
     });

@@ -168,7 +168,9 @@ export class Http2StreamClient implements ExchangeClient {
     // RFC 9113 §8.1: the stream is reset with NO_ERROR once the answer is sent.
     if (!this.stream.readableEnded && !this.closed) {
       this.stream.resume();
-      this.stream.once('finish', () => this.stream.close(constants.NGHTTP2_NO_ERROR));
+      const close = () => this.stream.close(constants.NGHTTP2_NO_ERROR);
+      if (this.stream.writableFinished) close();
+      else this.stream.once('finish', close);
     }
   }
 
