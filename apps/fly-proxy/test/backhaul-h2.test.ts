@@ -9,6 +9,7 @@ import { type ServerProcess, startServerProcess } from '@fleet/service';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backhaulToken } from '../src/backhaul.js';
+import { askControl } from '../src/control/client.js';
 import { type Edge, freePort, startEdge, startMachine } from './relay-fixture.js';
 import { echoThrough, tcpMachine } from './tcp-fixture.js';
 
@@ -131,6 +132,19 @@ describe('fly-proxy backhaul over one HTTP/2 session per edge-worker pair', () =
     expect(atBackhaul.proxy.connections.connections).toBe(1);
     const atEdge = await status(edge.proxy.urls.admin!);
     expect(atEdge.proxy.backhauls).toMatchObject({ sessions: 1, connects: 1 });
+  });
+
+  it('measures the round trip to the backhaul host by PING, and routing sees it', async () => {
+    // Unmeasured, a host in the edge's region is estimated at 0 ms; a PING over loopback is > 0.
+    const socketPath = join(edge.dir, 'proxy', 'control.sock');
+    const answer = await askControl(socketPath, { command: 'catalog', args: ['web'] }, 5_000);
+    expect(answer.ok).toBe(true);
+    const { route } = (
+      answer as { result: { route: { candidates: { machine: string; rttMs: number }[] } } }
+    ).result;
+    const rtt = Object.fromEntries(route.candidates.map((one) => [one.machine, one.rttMs]));
+    expect(rtt.remote1).toBeGreaterThan(0);
+    expect(rtt.local1).toBe(0);
   });
 
   it('refuses a stream without the fleet-key token, and tunnels one with it', async () => {
