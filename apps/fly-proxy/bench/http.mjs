@@ -10,6 +10,8 @@
 // Then latency at a fixed rate (open loop, bench/fixed-rate.mjs) through each one-hop subject,
 // and h2 over TLS (h2load, nghttp2-client) through nginx and fly-proxy's TLS listener.
 // Needs `npm run build`. Usage: node bench/http.mjs [seconds=10] [connections=50] [rate=3000]
+// [parts=one,rate,two,h2] (the parts to run). FLY_PROXY_DIST=<dir> runs another build of
+// fly-proxy (say, the previous commit's, for a before/after in one sitting).
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,10 +27,11 @@ import { cpuMs, ensureTools, startNginx } from './nginx.mjs';
 const seconds = Number(process.argv[2] ?? 10);
 const connections = Number(process.argv[3] ?? 50);
 const fixedRateRps = Number(process.argv[4] ?? 3_000);
+const parts = new Set((process.argv[5] ?? 'one,rate,two,h2').split(','));
 const here = dirname(fileURLToPath(import.meta.url));
 const require = (await import('node:module')).createRequire(import.meta.url);
 const corrosionMain = require.resolve('@fleet/corrosion/dist/main.js');
-const proxyMain = join(here, '..', 'dist', 'main.js');
+const proxyMain = join(process.env.FLY_PROXY_DIST ?? join(here, '..', 'dist'), 'main.js');
 const host = 'bench.fleet.test';
 
 ensureTools(['wrk', 'nginx', 'h2load']);
@@ -52,11 +55,14 @@ try {
     'nginx x2': { url: chained.url, pids: [chained.pids[0], nginx.pids[0]] },
     'fly-proxy x2': flyProxy.twoHops,
   };
-  report('one hop', measure(oneHop), 'nginx', true);
-  await reportFixedRate(oneHop);
-  report('two hops (edge -> second proxy -> machine)', measure(twoHops), 'nginx x2', false);
-  const nginxH2 = await startTlsNginx(backend.port);
-  reportH2({ nginx: nginxH2, 'fly-proxy': flyProxy.tls });
+  if (parts.has('one')) report('one hop', measure(oneHop), 'nginx', true);
+  if (parts.has('rate')) await reportFixedRate(oneHop);
+  if (parts.has('two'))
+    report('two hops (edge -> second proxy -> machine)', measure(twoHops), 'nginx x2', false);
+  if (parts.has('h2')) {
+    const nginxH2 = await startTlsNginx(backend.port);
+    reportH2({ nginx: nginxH2, 'fly-proxy': flyProxy.tls });
+  }
 } finally {
   for (const stop of stops.reverse()) await stop();
   rmSync(dir, { recursive: true, force: true });

@@ -13,6 +13,10 @@ export const backhaulHeaders = {
   app: 'fly-backhaul-app',
   auth: 'fly-backhaul-auth',
   load: 'fly-backhaul-load',
+  /** On a CONNECT stream to a backhaul: `http` (an HTTP/1.1 exchange) or `tcp` (a machine's port). */
+  stream: 'fly-backhaul-stream',
+  /** On a `tcp` stream: the public port the connection came in on (picks the service). */
+  port: 'fly-backhaul-port',
 } as const;
 
 /** The token a backhaul accepts: HMAC-SHA256 of a fixed label under the fleet key, hex. */

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import { Catalog } from '@fleet/catalog';
 import { CorrosionClient } from '@fleet/corrosion-client';
 import {
@@ -19,6 +20,8 @@ import { Autostarter } from './autoscale/autostart.js';
 import { Autostopper } from './autoscale/autostop.js';
 import { FlapsApi } from './autoscale/flaps-api.js';
 import { backhaulToken } from './backhaul.js';
+import { BackhaulSessions, backhaulWindowBytes } from './backhaul-session.js';
+import { backhaulStreamHandler } from './backhaul-streams.js';
 import { startControl } from './control/server.js';
 import { Drain } from './drain.js';
 import { onWatchdog, supervised, tellWatchdog } from './handoff/generation.js';
@@ -32,7 +35,6 @@ import { UpstreamPools } from './http1/upstream-pools.js';
 import { registerInstanceMetrics } from './instance-metrics.js';
 import { ProxyMetrics } from './metrics.js';
 import { becomeTheInstance } from './one-instance.js';
-import { createProxyHandler } from './proxy.js';
 import type { ProxyDeps } from './proxy-deps.js';
 import { StrictMode } from './strict-mode.js';
 import { ServicePorts } from './tcp/service-ports.js';
@@ -44,9 +46,7 @@ import {
   startTls,
   tlsMetrics,
   tlsSpec,
-  withHttp1Headers,
 } from './tls/index.js';
-import { Upstreams } from './upstreams.js';
 
 const spec = {
   mode: {
@@ -119,6 +119,21 @@ const spec = {
     min: 1,
     max: 4_096,
     description: 'connections kept to one machine',
+  },
+  'backhaul-streams-max': {
+    type: 'number',
+    default: 1_000,
+    min: 1,
+    max: 100_000,
+    description:
+      'streams in flight on one edge-backhaul HTTP/2 session (SETTINGS_MAX_CONCURRENT_STREAMS a backhaul announces; an edge keeps to it, requests past it wait as for a busy machine)',
+  },
+  'backhaul-ping-interval-ms': {
+    type: 'number',
+    default: 5_000,
+    min: 100,
+    max: 600_000,
+    description: 'how often an edge PINGs each backhaul session to measure the RTT to its host',
   },
   'upstreams-max': {
     type: 'number',
@@ -392,13 +407,6 @@ runMain(async () => {
     logger.fatal({ err: error }, 'catalog cannot follow corrosion');
     process.exit(1);
   });
-  const upstreams = new Upstreams({
-    connectionsPerUpstream: config['connections-per-upstream'],
-    upstreamsMax: config['upstreams-max'],
-    connectTimeoutMs: config['connect-timeout-ms'],
-    headersTimeoutMs: config['upstream-timeout-ms'],
-    bodyTimeoutMs: config['upstream-timeout-ms'],
-  });
   const pools = new UpstreamPools({
     connectionsPerUpstream: config['connections-per-upstream'],
     upstreamsMax: config['upstreams-max'],
@@ -417,7 +425,6 @@ runMain(async () => {
   });
   const deps: ProxyDeps = {
     catalog,
-    upstreams,
     pools,
     region: config.region,
     metrics: proxyMetrics,
@@ -432,11 +439,25 @@ runMain(async () => {
     const autostop = { intervalMs: config['autostop-interval-ms'], appsMax: 10_000 };
     deps.autostop = new Autostopper(catalog, flaps, autostop, logger);
   }
+  const token =
+    hostId === undefined ? undefined : backhaulToken(readFleetKeyFile(config['fleet-key-file']));
+  if (token !== undefined && config.mode === 'edge') {
+    const limits = {
+      connectTimeoutMs: config['connect-timeout-ms'],
+      streamsMax: config['backhaul-streams-max'],
+      waitTimeoutMs: config['upstream-wait-timeout-ms'],
+      waitersMax: config['upstream-waiters-max'],
+      pingIntervalMs: config['backhaul-ping-interval-ms'],
+      idleTimeoutMs: config['upstream-idle-timeout-ms'],
+      sessionsMax: config['upstreams-max'],
+    };
+    const rtt = (host: string, rttMs: number) => catalog.recordRtt(host, rttMs);
+    deps.backhauls = new BackhaulSessions(limits, token, rtt, logger);
+  }
   const relay = new Http1Relay(deps, {
     mode: config.mode,
     hostId,
-    backhaulToken:
-      hostId === undefined ? undefined : backhaulToken(readFleetKeyFile(config['fleet-key-file'])),
+    backhaulToken: token,
     headBytesMax: config['header-bytes-max'],
     clientHeadersTimeoutMs: config['client-headers-timeout-ms'],
     clientWriteTimeoutMs: config['client-write-timeout-ms'],
@@ -452,16 +473,30 @@ runMain(async () => {
       instance.holder,
     );
   }
-  const http2Ready = withHttp1Headers(createProxyHandler(deps, relay));
+  const http2 =
+    config.mode === 'backhaul'
+      ? backhaulStreamHandler(relay, {
+          connectTimeoutMs: config['connect-timeout-ms'],
+          idleTimeoutMs: config['idle-timeout-ms'],
+        })
+      : (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) =>
+          relay.serveStream(stream, headers);
   const plain = createPlainListener({
-    handler: http2Ready,
+    http2,
+    http2Settings:
+      config.mode === 'backhaul'
+        ? {
+            maxConcurrentStreams: config['backhaul-streams-max'],
+            initialWindowSize: backhaulWindowBytes,
+          }
+        : undefined,
     http1: (socket) => relay.serve(socket),
     logger,
     metrics: tlsMetrics(),
   });
   const tls = await startTls(config.mode === 'edge' ? config : { ...config, 'tls-listen': '' }, {
     corrosion,
-    handler: http2Ready,
+    http2,
     http1: (socket) => relay.serve(socket),
     logger,
   });
@@ -538,7 +573,12 @@ runMain(async () => {
     fresh: catalog.fresh,
     catalog: await catalog.stats(),
     locks: { catalog: catalog.lock.snapshot() },
-    proxy: { connections: plain.guard.stats(), http1: relay.stats(), upstreams: pools.stats() },
+    proxy: {
+      connections: plain.guard.stats(),
+      http1: relay.stats(),
+      upstreams: pools.stats(),
+      backhauls: deps.backhauls?.stats(),
+    },
     autostart: deps.autostart?.stats(),
     autostop: deps.autostop?.stats(),
     tls: tls && { certificates: tls.store.stats(), connections: tls.listener.guard.stats() },
@@ -586,9 +626,10 @@ runMain(async () => {
     await followed;
     await tcp?.followed;
     pools.close();
+    deps.backhauls?.close();
     deps.autostop?.close();
     await flaps?.close();
-    await Promise.all([upstreams.close(), corrosion.close(), closeAdmin()]);
+    await Promise.all([corrosion.close(), closeAdmin()]);
     await metrics.shutdown();
     instance.lock?.release();
   });

@@ -1,46 +1,9 @@
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import type { Server } from 'node:net';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { proxyProtocolHeader } from '../src/tcp/proxy-protocol.js';
 import { type Edge, freePort, startEdge, startMachine } from './relay-fixture.js';
-
-/** A raw TCP machine: echoes every byte, and remembers the first bytes of each connection. */
-async function tcpMachine(): Promise<{ server: Server; addr: string; firstBytes: Buffer[] }> {
-  const firstBytes: Buffer[] = [];
-  const server = createServer((socket) => {
-    socket.once('data', (chunk: Buffer) => firstBytes.push(chunk));
-    socket.pipe(socket);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { server, addr: `127.0.0.1:${(server.address() as { port: number }).port}`, firstBytes };
-}
-
-/** Connects to a public port (retrying while the proxy opens it), sends `text`, reads it back. */
-async function echoThrough(port: number, text: string): Promise<string> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const socket = await new Promise<Socket | undefined>((resolve) => {
-      const attempt = connect(port, '127.0.0.1', () => resolve(attempt));
-      attempt.once('error', () => resolve(undefined));
-    });
-    if (socket !== undefined) {
-      const reply = await new Promise<string>((resolve) => {
-        let seen = '';
-        socket.setEncoding('latin1');
-        socket.on('data', (chunk: string) => {
-          seen += chunk;
-          if (seen.includes(text)) socket.end();
-        });
-        socket.on('close', () => resolve(seen));
-        socket.on('error', () => resolve(seen));
-        socket.write(text);
-      });
-      if (reply.includes(text)) return reply;
-    }
-    if (Date.now() > deadline) throw new Error(`port ${port} never echoed`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
+import { echoThrough, tcpMachine } from './tcp-fixture.js';
 
 // Services' public ports as Fly's handlers make them: raw TCP passed through, PROXY protocol v1
 // and v2 in front of the client's bytes, and the HTTP relay on a port of the service's choosing.

@@ -19,7 +19,8 @@ import {
   corrosionAppResolver,
   corrosionCertificates,
 } from '../src/tls/certificate-source.js';
-import { createTlsListener, type RequestHandler, trackRequests } from '../src/tls/listeners.js';
+import { watchedOf } from '../src/tls/guard.js';
+import { createTlsListener, type StreamHandler } from '../src/tls/listeners.js';
 import { tlsMetrics } from '../src/tls/metrics.js';
 import { CertificateStore, type CertificateStoreOptions } from '../src/tls/store.js';
 
@@ -70,29 +71,66 @@ export function corrosionStore(
   return { store, saves: () => saves };
 }
 
-/** Answers with what the relay would read: protocol version, authority and path. */
-export const echo: RequestHandler = (request, response) => {
-  const authority = request.headers[':authority'] ?? request.headers.host;
-  response.setHeader('content-type', 'text/plain');
-  response.end(`${request.httpVersion} ${authority} ${request.url}`);
-};
+/** A test server's answer (text/plain) to a request, over HTTP/1.1 or HTTP/2 alike. */
+export type Answerer = (request: {
+  version: string;
+  authority: string | undefined;
+  path: string;
+}) => string | Promise<string>;
 
-/**
- * The HTTP/1 side of a plain listener under test: Node's HTTP/1.1 server with `handler`, its
- * requests counted for the guard as the proxy's relay counts them.
- */
-export function nodeHttp1(handler: RequestHandler): (socket: Socket) => void {
-  const server = createHttp1Server(
-    trackRequests(handler) as (request: IncomingMessage, response: ServerResponse) => void,
-  );
+/** Answers with what the relay would read: protocol version, authority and path. */
+export const echo: Answerer = ({ version, authority, path }) => `${version} ${authority} ${path}`;
+
+/** Counts a request for the guard while it is in flight, as the proxy's relay does. */
+function tracked(socket: unknown, closed: { once(event: 'close', done: () => void): unknown }) {
+  const watched = watchedOf(socket);
+  if (watched === undefined) return;
+  watched.requestsStarted += 1;
+  watched.requestsInFlight += 1;
+  closed.once('close', () => {
+    watched.requestsInFlight -= 1;
+  });
+}
+
+/** The HTTP/1 side of a listener under test: Node's HTTP/1.1 server answering with `answer`. */
+export function nodeHttp1(answer: Answerer): (socket: Socket) => void {
+  const server = createHttp1Server((request: IncomingMessage, response: ServerResponse) => {
+    tracked(request.socket, response);
+    const path = request.url ?? '/';
+    void Promise.resolve(
+      answer({ version: request.httpVersion, authority: request.headers.host, path }),
+    ).then((text) => {
+      response.setHeader('content-type', 'text/plain');
+      response.end(text);
+    });
+  });
   return (socket) => server.emit('connection', socket);
+}
+
+/** The HTTP/2 side of a listener under test: each stream answered with `answer`. */
+export function nodeHttp2(answer: Answerer): StreamHandler {
+  return (stream, headers) => {
+    tracked(stream.session?.socket, stream);
+    stream.on('error', () => {});
+    stream.resume();
+    const request = {
+      version: '2.0',
+      authority: headers[':authority'],
+      path: headers[':path'] ?? '/',
+    };
+    void Promise.resolve(answer(request)).then((text) => {
+      if (stream.destroyed) return;
+      stream.respond({ ':status': 200, 'content-type': 'text/plain' });
+      stream.end(text);
+    });
+  };
 }
 
 /** A TLS listener with the store on 127.0.0.1, port 0. */
 export async function tlsEdge(store: CertificateStore, extra: Record<string, number> = {}) {
   const listener = createTlsListener({
     store,
-    handler: echo,
+    http2: nodeHttp2(echo),
     http1: nodeHttp1(echo),
     logger,
     metrics,

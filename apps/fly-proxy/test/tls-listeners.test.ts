@@ -4,14 +4,18 @@ import { Duplex } from 'node:stream';
 import { connect as connectTls } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FleetCa } from '../src/tls/ca.js';
-import {
-  createPlainListener,
-  createTlsListener,
-  type Listener,
-  type RequestHandler,
-} from '../src/tls/listeners.js';
+import { createPlainListener, createTlsListener, type Listener } from '../src/tls/listeners.js';
 import type { CertificateStore } from '../src/tls/store.js';
-import { echo, logger, memoryStore, metrics, nodeHttp1, pingUntilClosed } from './tls-fixture.js';
+import {
+  type Answerer,
+  echo,
+  logger,
+  memoryStore,
+  metrics,
+  nodeHttp1,
+  nodeHttp2,
+  pingUntilClosed,
+} from './tls-fixture.js';
 
 const guardLimits = { idleTimeoutMs: 400, sweepIntervalMs: 50, wakeupsWithoutProgressMax: 6 };
 
@@ -67,7 +71,7 @@ describe('listeners', () => {
     ca = (await FleetCa.generate()).ca;
     store = memoryStore(ca).store;
     plain = createPlainListener({
-      handler: echo,
+      http2: nodeHttp2(echo),
       http1: nodeHttp1(echo),
       logger,
       metrics,
@@ -76,7 +80,7 @@ describe('listeners', () => {
     plainPort = (await plain.listen(0, '127.0.0.1')).port;
     tls = createTlsListener({
       store,
-      handler: echo,
+      http2: nodeHttp2(echo),
       http1: nodeHttp1(echo),
       logger,
       metrics,
@@ -121,12 +125,10 @@ describe('listeners', () => {
   });
 
   it('leaves alone connections that make progress: steady requests, and a slow answer', async () => {
-    const slowHandler: RequestHandler = (request, response) => {
-      if (request.url === '/slow') setTimeout(() => response.end('late'), 900);
-      else response.end('ok');
-    };
+    const slowHandler: Answerer = ({ path }) =>
+      path === '/slow' ? new Promise((resolve) => setTimeout(() => resolve('late'), 900)) : 'ok';
     const slow = createPlainListener({
-      handler: slowHandler,
+      http2: nodeHttp2(slowHandler),
       http1: nodeHttp1(slowHandler),
       logger,
       metrics,

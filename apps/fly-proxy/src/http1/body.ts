@@ -25,7 +25,11 @@ export class BodyFramer {
   #line = '';
   #trailerBytes = 0;
 
-  constructor(framing: Framing) {
+  /** `onData`, when given, hears the body's data without chunked framing (HTTP/2 clients). */
+  constructor(
+    framing: Framing,
+    private readonly onData?: (data: Buffer) => void,
+  ) {
     this.#chunked = framing.kind === 'chunked';
     this.#remaining =
       framing.kind === 'length' ? framing.length : framing.kind === 'close' ? Infinity : 0;
@@ -44,6 +48,7 @@ export class BodyFramer {
     while (index < chunk.length && !this.done) {
       if (this.#state === 'data') {
         const taken = Math.min(chunk.length - index, this.#remaining);
+        this.onData?.(chunk.subarray(index, index + taken));
         index += taken;
         this.#remaining -= taken;
         if (this.#remaining === 0) this.#state = 'data-crlf';

@@ -1,18 +1,26 @@
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Watched } from '../tls/guard.js';
 import { Exchange } from './exchange.js';
-import { HeadError, parseRequestHead } from './head.js';
+import type { ExchangeClient } from './exchange-client.js';
+import { HeadError, parseRequestHead, type ResponseHead } from './head.js';
+import { clientResponseHead } from './heads-out.js';
 import type { Http1Relay } from './relay.js';
 
 const headEnd = Buffer.from('\r\n\r\n', 'latin1');
+const continueHead = 'HTTP/1.1 100 Continue\r\n\r\n';
+
+/** A TCP or TLS socket, or a backhaul's CONNECT stream carrying an edge's HTTP/1.1 exchange. */
+export type ClientSocket = Duplex &
+  Partial<Pick<Socket, 'remoteAddress' | 'localPort' | 'setNoDelay' | 'resetAndDestroy'>>;
 
 /**
  * One client connection of the HTTP/1.1 relay: reads request heads off the socket, runs one
  * exchange at a time (pipelined requests wait in the buffer, bounded), and answers what the
  * proxy refuses itself. Timeouts are checked by the relay's sweep, not by a timer per request.
  */
-export class ClientConnection {
+export class ClientConnection implements ExchangeClient {
   /** Bytes read and not yet part of an exchange (the next request head, pipelined requests). */
   buffer: Buffer | null = null;
   exchange: Exchange | undefined;
@@ -21,15 +29,16 @@ export class ClientConnection {
   /** Since when a response waits for the client to read (0: not waiting). */
   stalledSinceMs = 0;
   closed = false;
+  readonly http2 = false;
   #parsing = false;
   #parseAgain = false;
 
   constructor(
-    readonly socket: Socket,
+    readonly socket: ClientSocket,
     readonly relay: Http1Relay,
     readonly watched: Watched | undefined,
   ) {
-    socket.setNoDelay(true);
+    socket.setNoDelay?.(true);
     socket.on('data', (chunk: Buffer) => this.#read(chunk));
     socket.on('drain', () => {
       this.stalledSinceMs = 0;
@@ -45,6 +54,69 @@ export class ClientConnection {
       this.exchange?.abort();
       relay.forget(this);
     });
+  }
+
+  get clientIp(): string {
+    return this.socket.remoteAddress ?? '';
+  }
+
+  get localPort(): number {
+    return this.socket.localPort ?? 0;
+  }
+
+  get encrypted(): boolean {
+    return (this.socket as { encrypted?: boolean }).encrypted === true;
+  }
+
+  pauseReading(): void {
+    this.socket.pause();
+  }
+
+  resumeReading(): void {
+    if (this.socket.isPaused() && !this.closed) this.socket.resume();
+  }
+
+  cork(): void {
+    this.socket.cork();
+  }
+
+  uncork(): void {
+    this.socket.uncork();
+  }
+
+  sendContinue(): void {
+    this.write(continueHead);
+  }
+
+  sendInformational(head: ResponseHead, requestId: string): void {
+    this.write(clientResponseHead(head, requestId, undefined));
+  }
+
+  sendHead(
+    head: ResponseHead,
+    requestId: string,
+    connection: 'keep-alive' | 'close' | undefined,
+    extra?: string,
+  ): void {
+    this.write(clientResponseHead(head, requestId, connection, undefined, extra));
+  }
+
+  sendBody(chunk: Buffer): boolean {
+    return this.write(chunk);
+  }
+
+  endBody(): void {} // the body's own framing ends it
+
+  sendUpgrade(head: ResponseHead, requestId: string, upgrade: string): void {
+    this.write(clientResponseHead(head, requestId, 'upgrade', upgrade));
+  }
+
+  reset(): void {
+    // A reset, not a FIN: the client sees the response broken (never a short one complete), and
+    // the kernel drops what was queued for it at once instead of trickling it to a slow reader.
+    if (this.closed) return;
+    if (this.socket.resetAndDestroy !== undefined) this.socket.resetAndDestroy();
+    else this.socket.destroy(); // a stream: RST_STREAM
   }
 
   /** Writes to the client, noting when it stops reading (the slow-reader bound). */

@@ -20,13 +20,12 @@ import {
 } from '../route-request.js';
 import { routingControls } from '../routing-controls.js';
 import { BodyFramer, FramingError } from './body.js';
-import type { ClientConnection } from './client-connection.js';
+import type { ExchangeClient } from './exchange-client.js';
 import { HeadError, parseResponseHead, type RequestHead, type ResponseHead } from './head.js';
-import { clientResponseHead, deliveredHead, upstreamRequestHead } from './heads-out.js';
+import { deliveredHead, upstreamRequestHead } from './heads-out.js';
 import type { UpstreamConnection, UpstreamPools, UpstreamUser } from './upstream-pools.js';
 
 const headEnd = Buffer.from('\r\n\r\n', 'latin1');
-const continueHead = 'HTTP/1.1 100 Continue\r\n\r\n';
 
 type Phase = 'routing' | 'waiting' | 'body' | 'tunnel' | 'done';
 
@@ -75,7 +74,7 @@ export class Exchange implements UpstreamUser {
   #responseBodyBytes = 0;
 
   constructor(
-    private readonly client: ClientConnection,
+    private readonly client: ExchangeClient,
     private readonly head: RequestHead,
   ) {
     // A backhaul keeps the edge's request id: one id for the request on every hop.
@@ -102,7 +101,7 @@ export class Exchange implements UpstreamUser {
   /** Bytes from the client: this request's body, or (returned) what comes after it. */
   clientData(chunk: Buffer): Buffer | null {
     if (this.#phase === 'tunnel') {
-      if (!this.#upstream!.socket.write(chunk)) this.client.socket.pause();
+      if (!this.#upstream!.socket.write(chunk)) this.client.pauseReading();
       return null;
     }
     if (this.#requestBody.done) return chunk;
@@ -128,11 +127,11 @@ export class Exchange implements UpstreamUser {
     }
     if (this.#pending === null) {
       if (this.#upstream !== undefined && !this.#upstream.socket.write(body))
-        this.client.socket.pause();
+        this.client.pauseReading();
     } else {
       this.#pending.push(body);
       this.#pendingBytes += body.length;
-      if (this.#pendingBytes > this.client.relay.options.headBytesMax) this.client.socket.pause();
+      if (this.#pendingBytes > this.client.relay.options.headBytesMax) this.client.pauseReading();
     }
     return taken === chunk.length ? null : chunk.subarray(taken);
   }
@@ -156,9 +155,7 @@ export class Exchange implements UpstreamUser {
     this.#upstream = undefined;
     this.#releaseLoad?.();
     this.#releaseStrict();
-    // A reset, not a FIN: the client sees the response broken (never a short one complete), and
-    // the kernel drops what was queued for it at once instead of trickling it to a slow reader.
-    if (!this.client.closed) this.client.socket.resetAndDestroy();
+    this.client.reset();
   }
 
   // --- UpstreamUser: what the machine's connection reports ---
@@ -180,7 +177,7 @@ export class Exchange implements UpstreamUser {
   }
 
   drain(): void {
-    if (this.client.socket.isPaused() && !this.client.closed) this.client.socket.resume();
+    this.client.resumeReading();
   }
 
   gone(error: Error | undefined): void {
@@ -267,8 +264,7 @@ export class Exchange implements UpstreamUser {
       }
       this.#strictApp = this.#app;
     }
-    const socket = this.client.socket as typeof this.client.socket & { encrypted?: boolean };
-    if (socket.encrypted !== true && forcesHttps(routed.candidates)) {
+    if (!this.client.encrypted && forcesHttps(routed.candidates)) {
       this.client.relay.deps.metrics.request(this.#app, 301);
       this.client.redirect(
         httpsLocation(this.#host, this.#path),
@@ -295,9 +291,13 @@ export class Exchange implements UpstreamUser {
       return;
     }
     this.#viaBackhaul = hop.viaBackhaul;
+    const { pools, backhauls } = this.client.relay.deps;
     let acquired: ReturnType<UpstreamPools['acquire']>;
     try {
-      acquired = this.client.relay.deps.pools.acquire(hop.address, fresh);
+      acquired =
+        hop.viaBackhaul && backhauls !== undefined
+          ? backhauls.acquire(hop.address, candidate.machine.hostId, fresh)
+          : pools.acquire(hop.address, fresh);
     } catch (error) {
       this.#notAcquired(candidate, error);
       return;
@@ -337,10 +337,6 @@ export class Exchange implements UpstreamUser {
     this.#upstream = connection;
     connection.user = this;
     const deps = this.client.relay.deps;
-    // A new connection to a backhaul measured one round trip to its host: routing prefers
-    // measured closeness to the regions' distance (seed: route to the closest healthy machine).
-    if (this.#viaBackhaul && !connection.reused)
-      deps.catalog.recordRtt(candidate.machine.hostId, connection.connectMs);
     this.#releaseLoad = deps.catalog.begin(candidate.machine);
     deps.autostop?.served(candidate.machine);
     this.#phase = 'waiting';
@@ -355,9 +351,9 @@ export class Exchange implements UpstreamUser {
     // Sent even when the body came along: a client waiting for it then need not time out.
     if (this.head.expectContinue && this.head.framing.kind !== 'none' && !this.#continued) {
       this.#continued = true;
-      this.client.write(continueHead);
+      this.client.sendContinue();
     }
-    if (this.client.socket.isPaused() && !this.client.closed) this.client.socket.resume();
+    this.client.resumeReading();
   }
 
   readonly #crashed = (error: unknown): void => {
@@ -368,14 +364,15 @@ export class Exchange implements UpstreamUser {
   #requestHeadOut(): string {
     const { options } = this.client.relay;
     if (options.mode === 'backhaul') return deliveredHead(this.head);
-    const socket = this.client.socket as typeof this.client.socket & { encrypted?: boolean };
+    const client = this.client;
     const machine = this.#candidates[this.#candidate]!.machine;
     return upstreamRequestHead(this.head, {
       host: this.#host,
       path: this.#path,
-      clientIp: socket.remoteAddress ?? '',
-      localPort: socket.localPort ?? 0,
-      encrypted: socket.encrypted === true,
+      clientIp: client.clientIp,
+      localPort: client.localPort,
+      encrypted: client.encrypted,
+      http2: client.http2,
       requestId: this.requestId,
       region: this.client.relay.deps.region,
       replaySource: this.#replaySource,
@@ -489,8 +486,7 @@ export class Exchange implements UpstreamUser {
         return;
       }
       // 1xx: 100 was the proxy's to send (Expect is answered here); others (103) pass on.
-      if (head.status !== 100)
-        this.client.write(clientResponseHead(head, this.requestId, undefined));
+      if (head.status !== 100) this.client.sendInformational(head, this.requestId);
       if (rest === null) return;
     }
   }
@@ -523,12 +519,12 @@ export class Exchange implements UpstreamUser {
     this.#phase = 'body';
     this.#responseBody = new BodyFramer(head.framing);
     // Head and the body bytes that came with it leave in one write (writev), not two.
-    const socket = this.client.socket;
-    socket.cork();
-    this.client.write(clientResponseHead(head, this.requestId, connection, undefined, extra));
+    const client = this.client;
+    client.cork();
+    client.sendHead(head, this.requestId, connection, extra);
     if (rest !== null) this.#responseData(rest);
     else if (this.#responseBody.done) this.#finish();
-    socket.uncork();
+    client.uncork();
   }
 
   #responseData(chunk: Buffer): void {
@@ -540,7 +536,10 @@ export class Exchange implements UpstreamUser {
       return;
     }
     this.#responseBodyBytes += taken;
-    if (taken > 0 && !this.client.write(taken === chunk.length ? chunk : chunk.subarray(0, taken)))
+    if (
+      taken > 0 &&
+      !this.client.sendBody(taken === chunk.length ? chunk : chunk.subarray(0, taken))
+    )
       this.#upstream?.socket.pause();
     if (taken < chunk.length) this.#upstreamReusable = false; // bytes past the response
     if (this.#responseBody!.done) this.#finish();
@@ -554,7 +553,7 @@ export class Exchange implements UpstreamUser {
     this.client.relay.deps.metrics.request(this.#app, 101);
     this.#phase = 'tunnel';
     const upgrade = head.headers.find(([name]) => name === 'upgrade')?.[1] ?? this.head.upgrade;
-    this.client.write(clientResponseHead(head, this.requestId, 'upgrade', upgrade));
+    this.client.sendUpgrade(head, this.requestId, upgrade);
     if (rest !== null) this.client.write(rest);
     const buffered = this.client.buffer;
     this.client.buffer = null;
@@ -565,6 +564,7 @@ export class Exchange implements UpstreamUser {
     const reusable = this.#upstreamReusable && this.#requestBody.done;
     this.#upstream?.release(reusable);
     this.#upstream = undefined;
+    this.client.endBody();
     this.#done(!this.#closeAfter && this.#requestBody.done);
   }
 

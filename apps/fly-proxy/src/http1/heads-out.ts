@@ -12,6 +12,8 @@ export interface Forwarding {
   clientIp: string;
   localPort: number;
   encrypted: boolean;
+  /** The client spoke HTTP/2: `Via: 2 fly.io`. */
+  http2: boolean;
   requestId: string;
   region: string;
   /** `fly-replay-src` of a replayed request; `fly-replay-failed` of a fallback after one. */
@@ -43,7 +45,7 @@ export function upstreamRequestHead(head: RequestHead, forwarding: Forwarding): 
     `x-forwarded-host: ${forwarding.host}\r\nx-forwarded-port: ${port}\r\n` +
     `fly-client-ip: ${client}\r\nfly-forwarded-port: ${port}\r\n` +
     `fly-request-id: ${forwarding.requestId}\r\nfly-region: ${forwarding.region}\r\n` +
-    `via: 1.${head.minor} fly.io\r\n`;
+    `via: ${forwarding.http2 ? '2' : `1.${head.minor}`} fly.io\r\n`;
   if (forwarding.replaySource !== undefined)
     out += `fly-replay-src: ${forwarding.replaySource}\r\n`;
   if (forwarding.replayFailed !== undefined)

@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import type { Socket } from 'node:net';
+import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import { Http2StreamClient } from '../http2/stream-client.js';
 import type { ProxyDeps } from '../proxy-deps.js';
 import type { StrictMode } from '../strict-mode.js';
 import { watchedOf } from '../tls/guard.js';
-import { ClientConnection } from './client-connection.js';
+import { ClientConnection, type ClientSocket } from './client-connection.js';
 
 export interface Http1Options {
   /** `edge` routes by Host; `backhaul` delivers what edges send to machines of `hostId`. */
@@ -32,6 +33,8 @@ export interface Http1Options {
  */
 export class Http1Relay {
   readonly #connections = new Set<ClientConnection>();
+  /** HTTP/2 streams with an exchange in flight (their timeouts are swept as connections' are). */
+  readonly #streams = new Set<Http2StreamClient>();
   readonly #timer: NodeJS.Timeout;
   readonly #idPrefix = `-${randomBytes(3).toString('hex')}`;
   #sequence = 0;
@@ -51,12 +54,25 @@ export class Http1Relay {
     this.#timer.unref();
   }
 
-  serve(socket: Socket): void {
+  serve(socket: ClientSocket): void {
     this.#connections.add(new ClientConnection(socket, this, watchedOf(socket)));
   }
 
   forget(connection: ClientConnection): void {
     this.#connections.delete(connection);
+  }
+
+  /** One HTTP/2 request (h2, h2c), relayed through the same exchanges and pools. */
+  serveStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
+    new Http2StreamClient(stream, this).start(headers);
+  }
+
+  track(stream: Http2StreamClient): void {
+    this.#streams.add(stream);
+  }
+
+  untrack(stream: Http2StreamClient): void {
+    this.#streams.delete(stream);
   }
 
   /** A request id unique to this process: time, a random process tag, a sequence number. */
@@ -86,12 +102,14 @@ export class Http1Relay {
 
   stats(): {
     connections: number;
+    streams: number;
     slowReadersCut: number;
     replays: number;
     replayBodiesBytes: number;
   } {
     return {
       connections: this.#connections.size,
+      streams: this.#streams.size,
       slowReadersCut: this.#slowReadersCut,
       replays: this.#replays,
       replayBodiesBytes: this.#replayBodiesBytes,
@@ -109,11 +127,14 @@ export class Http1Relay {
     clearInterval(this.#timer);
     for (const connection of this.#connections) connection.socket.destroy();
     this.#connections.clear();
+    for (const stream of this.#streams) stream.reset();
+    this.#streams.clear();
   }
 
   #sweep(): void {
     const now = Date.now();
     const headersTimeoutMs = this.options.clientHeadersTimeoutMs;
+    for (const stream of this.#streams) stream.exchange?.sweep(now);
     for (const connection of this.#connections) {
       if (connection.exchange !== undefined) connection.exchange.sweep(now);
       else if (connection.headStartedMs !== 0 && now - connection.headStartedMs > headersTimeoutMs)

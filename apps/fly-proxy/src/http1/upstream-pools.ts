@@ -1,4 +1,5 @@
-import { connect, type Socket } from 'node:net';
+import { connect } from 'node:net';
+import type { Duplex } from 'node:stream';
 
 export interface PoolLimits {
   /** Connections open (busy, idle or connecting) to one machine at most. */
@@ -38,8 +39,14 @@ export interface UpstreamUser {
   gone(error: Error | undefined): void;
 }
 
+/** Where a connection goes back when its exchange is done with it. */
+export interface ConnectionOwner {
+  idle(connection: UpstreamConnection): void;
+  closed(connection: UpstreamConnection): void;
+}
+
 /**
- * One keep-alive TCP connection to a machine. Its listeners are set once and dispatch to the
+ * One keep-alive TCP connection to a machine (or one backhaul stream: see backhaul-session.ts). Its listeners are set once and dispatch to the
  * exchange holding it: no listener is added or removed per request. Bytes or an end while idle
  * mean the machine closed it or broke framing: it is dropped, never reused.
  */
@@ -50,10 +57,8 @@ export class UpstreamConnection {
   idleSinceMs = 0;
 
   constructor(
-    readonly socket: Socket,
-    private readonly pool: MachinePool,
-    /** How long the TCP handshake took: one round trip to the peer. */
-    readonly connectMs: number,
+    readonly socket: Duplex,
+    private readonly pool: ConnectionOwner,
   ) {
     socket.on('data', (chunk: Buffer) => {
       if (this.user !== undefined) this.user.data(chunk);
@@ -78,8 +83,12 @@ export class UpstreamConnection {
   /** Back to the pool when the exchange left it at a message boundary, else closed. */
   release(reusable: boolean): void {
     this.user = undefined;
-    if (reusable && !this.socket.destroyed) this.pool.idle(this);
-    else this.socket.destroy();
+    if (reusable && !this.socket.destroyed) {
+      // A slow client may have paused it on the response's last bytes: the next exchange
+      // must hear its answer (and an idle connection must hear the machine close it).
+      this.socket.resume();
+      this.pool.idle(this);
+    } else this.socket.destroy();
   }
 }
 
@@ -89,7 +98,7 @@ interface Waiter {
   timer: NodeJS.Timeout;
 }
 
-class MachinePool {
+class MachinePool implements ConnectionOwner {
   readonly #idle: UpstreamConnection[] = [];
   readonly #waiters: Waiter[] = [];
   #open = 0;
@@ -182,7 +191,6 @@ class MachinePool {
 
   #connect(): Promise<UpstreamConnection> {
     this.#open += 1;
-    const started = performance.now();
     return new Promise((resolve, reject) => {
       const socket = connect({ host: this.host, port: this.port, noDelay: true });
       const timer = setTimeout(() => {
@@ -199,7 +207,7 @@ class MachinePool {
       socket.once('connect', () => {
         clearTimeout(timer);
         socket.off('error', failed);
-        resolve(new UpstreamConnection(socket, this, performance.now() - started));
+        resolve(new UpstreamConnection(socket, this));
       });
     });
   }

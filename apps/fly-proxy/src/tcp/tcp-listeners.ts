@@ -1,4 +1,5 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { type SecureContext, TLSSocket } from 'node:tls';
 import { hopFor } from '../backhaul.js';
 import type { Http1Relay } from '../http1/relay.js';
@@ -17,6 +18,9 @@ export interface TcpListenersOptions {
   idleTimeoutMs: number;
   hostId: string | undefined;
 }
+
+/** A machine's end of a passed-through connection: a TCP socket, or a backhaul stream. */
+type Pipe = Duplex & { setTimeout(ms: number, onTimeout: () => void): unknown };
 
 type SniCallback = (
   name: string,
@@ -125,9 +129,11 @@ export class TcpListeners {
     }
     for (const candidate of routed.candidates) {
       const hop = hopFor(candidate.machine, this.options.hostId);
-      // Raw TCP to another host's machine would need a tunnel through its backhaul: not yet.
-      if (hop === undefined || hop.viaBackhaul) continue;
-      const machine = await this.#connect(hop.address);
+      if (hop === undefined) continue;
+      // Another host's machine: a CONNECT stream on the session to that host's backhaul.
+      const machine = hop.viaBackhaul
+        ? await this.#tunnel(hop.address, candidate.machine, owner.port)
+        : await this.#connect(hop.address);
       if (machine === undefined) this.deps.catalog.machineUnreachable(candidate.machine.id);
       else this.deps.catalog.machineReachable(candidate.machine.id);
       if (machine === undefined || client.destroyed) {
@@ -146,7 +152,7 @@ export class TcpListeners {
     this.#refuse(owner, client, 'no machine of the app could be reached');
   }
 
-  #join(owner: PublicPort, client: Socket, machine: Socket, done: () => void): void {
+  #join(owner: PublicPort, client: Socket, machine: Pipe, done: () => void): void {
     if (owner.handlers.includes('proxy_proto')) {
       machine.write(
         proxyProtocolHeader(owner.proxyProtoVersion, {
@@ -175,6 +181,22 @@ export class TcpListeners {
     client.pipe(machine);
     machine.pipe(client);
     client.resume();
+  }
+
+  #tunnel(
+    address: string,
+    machine: { id: string; app: string; hostId: string },
+    port: number,
+  ): Promise<Pipe | undefined> {
+    const backhauls = this.deps.backhauls;
+    if (backhauls === undefined) return Promise.resolve(undefined);
+    return backhauls.tunnel(address, machine.hostId, machine, port).then(
+      (stream) => stream,
+      (error: unknown) => {
+        this.deps.logger.warn({ err: error, machine: machine.id }, 'backhaul tunnel failed');
+        return undefined;
+      },
+    );
   }
 
   #connect(address: string): Promise<Socket | undefined> {

@@ -9,7 +9,7 @@ import {
   corrosionCertificates,
 } from './certificate-source.js';
 import { readFleetKeyFile } from './fleet-key.js';
-import { createTlsListener, type RequestHandler } from './listeners.js';
+import { createTlsListener, type StreamHandler } from './listeners.js';
 import { tlsMetrics } from './metrics.js';
 import { CertificateStore } from './store.js';
 
@@ -24,12 +24,11 @@ export {
 } from './certificate-source.js';
 export { readFleetKeyFile } from './fleet-key.js';
 export { ConnectionGuard, type GuardLimits } from './guard.js';
-export { withHttp1Headers } from './h2-compat.js';
 export {
   createPlainListener,
   createTlsListener,
   type Listener,
-  type RequestHandler,
+  type StreamHandler,
 } from './listeners.js';
 export { type TlsMetrics, tlsMetrics } from './metrics.js';
 export { openSealed, sealSecret } from './seal.js';
@@ -110,8 +109,8 @@ export const tlsSpec = {
 
 export interface TlsDeps {
   corrosion: CorrosionClient;
-  /** HTTP/2 requests. */
-  handler: RequestHandler;
+  /** HTTP/2 requests, a stream each. */
+  http2: StreamHandler;
   /** HTTP/1.1 connections (the raw relay). */
   http1: (socket: Socket) => void;
   logger: Logger;
@@ -153,7 +152,7 @@ export async function startTls(
   });
   const listener = createTlsListener({
     store,
-    handler: deps.handler,
+    http2: deps.http2,
     http1: deps.http1,
     logger: deps.logger,
     metrics,

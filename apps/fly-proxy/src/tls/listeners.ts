@@ -1,10 +1,10 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   createServer as createH2cServer,
   type Http2Server,
-  type Http2ServerRequest,
-  type Http2ServerResponse,
+  type IncomingHttpHeaders,
   type ServerHttp2Session,
+  type ServerHttp2Stream,
+  type Settings,
 } from 'node:http2';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import {
@@ -13,23 +13,21 @@ import {
   type Server as TlsServer,
 } from 'node:tls';
 import type { Logger } from '@fleet/service';
-import { ConnectionGuard, defaultGuardLimits, type GuardLimits, watchedOf } from './guard.js';
+import { ConnectionGuard, defaultGuardLimits, type GuardLimits } from './guard.js';
 import type { TlsMetrics } from './metrics.js';
 import type { CertificateStore } from './store.js';
 
 /**
- * The relay's entry point, for every listener: Node's compatibility objects, HTTP/1.1
- * (`IncomingMessage`, `ServerResponse`) or HTTP/2 (`Http2ServerRequest`, `Http2ServerResponse`).
- * See the README ("TLS and certificates") for what differs between the two.
+ * Where HTTP/2 requests go, one stream each (Node's core API, not the compat objects): the
+ * handler counts its requests for the guard (`watchedOf(stream.session.socket)`).
  */
-export type RequestHandler = (
-  request: IncomingMessage | Http2ServerRequest,
-  response: ServerResponse | Http2ServerResponse,
-) => void;
+export type StreamHandler = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => void;
 
 export interface ListenerOptions extends Partial<GuardLimits> {
-  /** Serves HTTP/2 requests (Node's compat API). */
-  handler: RequestHandler;
+  /** Serves HTTP/2 requests. */
+  http2: StreamHandler;
+  /** The HTTP/2 SETTINGS this listener announces (a backhaul bounds its streams per session). */
+  http2Settings?: Settings;
   /** Takes every connection that is not HTTP/2 (the HTTP/1.1 relay). */
   http1: (socket: Socket) => void;
   logger: Logger;
@@ -73,7 +71,7 @@ export interface Listener<S> {
 export function createTlsListener(options: TlsListenerOptions): Listener<TlsServer> {
   const limits = { ...defaultGuardLimits, ...pickLimits(options) };
   const guard = new ConnectionGuard('tls', limits, options.metrics, options.logger);
-  const h2 = createH2cServer(trackRequests(options.handler));
+  const h2 = http2Server(options.http2, options.http2Settings);
   const server = createTlsServer({
     minVersion: 'TLSv1.2',
     maxVersion: 'TLSv1.3',
@@ -97,8 +95,10 @@ export function createTlsListener(options: TlsListenerOptions): Listener<TlsServ
     const watched = handshaking.get(key);
     handshaking.delete(key);
     if (watched !== undefined) guard.attach(watched, socket);
-    if (socket.alpnProtocol === 'h2') h2.emit('connection', socket);
-    else options.http1(socket);
+    if (socket.alpnProtocol === 'h2') {
+      socket.setNoDelay(true); // frames of many streams: never held back by Nagle
+      h2.emit('connection', socket);
+    } else options.http1(socket);
   });
   server.on('tlsClientError', (error: NodeJS.ErrnoException) => {
     const code = error.code ?? 'unknown';
@@ -120,7 +120,7 @@ const h2Preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 export function createPlainListener(options: PlainListenerOptions): Listener<NetServer> {
   const limits = { ...defaultGuardLimits, ...pickLimits(options) };
   const guard = new ConnectionGuard('plain', limits, options.metrics, options.logger);
-  const h2c = createH2cServer(trackRequests(options.handler));
+  const h2c = http2Server(options.http2, options.http2Settings);
   const sniffTimeoutMs = options.sniffTimeoutMs ?? 10_000;
   const server = createNetServer((socket) => {
     guard.watch(socket);
@@ -128,8 +128,10 @@ export function createPlainListener(options: PlainListenerOptions): Listener<Net
       socket,
       sniffTimeoutMs,
       (isH2) => {
-        if (isH2) h2c.emit('connection', socket);
-        else options.http1(socket);
+        if (isH2) {
+          socket.setNoDelay(true); // frames of many streams: never held back by Nagle
+          h2c.emit('connection', socket);
+        } else options.http1(socket);
       },
       () => guard.counted('sniff_timeout'),
     );
@@ -175,19 +177,11 @@ function sniff(
   socket.once('end', onEnd);
 }
 
-/** Counts requests per connection for the guard: a request started or in flight is progress. */
-export function trackRequests(handler: RequestHandler): RequestHandler {
-  return (request, response) => {
-    const watched = watchedOf(request.socket);
-    if (watched !== undefined) {
-      watched.requestsStarted += 1;
-      watched.requestsInFlight += 1;
-      response.once('close', () => {
-        watched.requestsInFlight -= 1;
-      });
-    }
-    handler(request, response);
-  };
+/** An HTTP/2 server without a listener socket of its own: connections are handed to it. */
+function http2Server(handler: StreamHandler, settings: Settings | undefined): Http2Server {
+  const server = createH2cServer(settings === undefined ? {} : { settings });
+  server.on('stream', handler);
+  return server;
 }
 
 function pickLimits(options: Partial<GuardLimits>): Partial<GuardLimits> {

@@ -1,0 +1,52 @@
+import type { ResponseHead } from './head.js';
+import type { Http1Relay } from './relay.js';
+
+/**
+ * The client side of an Exchange: an HTTP/1.x connection (ClientConnection) or one HTTP/2
+ * stream (Http2StreamClient). The exchange decides — routing, retries, replay, the machine's
+ * pool — and tells the client what to send in protocol-neutral terms; each client writes it in
+ * its own protocol.
+ */
+export interface ExchangeClient {
+  readonly relay: Http1Relay;
+  /** Bytes read past this request (pipelining, the start of a tunnel); HTTP/2: always null. */
+  buffer: Buffer | null;
+  readonly closed: boolean;
+  /** Since when a response waits for the client to read (0: not waiting). */
+  readonly stalledSinceMs: number;
+  /** What Fly's forwarding headers say about the client. */
+  readonly clientIp: string;
+  readonly localPort: number;
+  readonly encrypted: boolean;
+  /** The client spoke HTTP/2 (`Via: 2 fly.io`). */
+  readonly http2: boolean;
+  pauseReading(): void;
+  resumeReading(): void;
+  /** Holds writes until `uncork` (the head and the first body bytes leave together). */
+  cork(): void;
+  uncork(): void;
+  /** `100 Continue` (the proxy answers Expect itself). */
+  sendContinue(): void;
+  /** A 1xx other than 100 (103 Early Hints) from the machine. */
+  sendInformational(head: ResponseHead, requestId: string): void;
+  /** The machine's response head; `extra` is raw `name: value\r\n` lines of the proxy's own. */
+  sendHead(
+    head: ResponseHead,
+    requestId: string,
+    connection: 'keep-alive' | 'close' | undefined,
+    extra?: string,
+  ): void;
+  /** Response body bytes as the machine framed them; false when the client stopped reading. */
+  sendBody(chunk: Buffer): boolean;
+  /** The body ended (a client framing its own messages ends the response). */
+  endBody(): void;
+  /** A 101 answer: the connection becomes a tunnel (HTTP/1.1 only). */
+  sendUpgrade(head: ResponseHead, requestId: string, upgrade: string): void;
+  /** Tunnel bytes. */
+  write(chunk: Buffer): boolean;
+  /** The client is cut mid-response: it must see the response broken, never a short one. */
+  reset(): void;
+  answer(status: number, code: string, message: string, requestId: string, close: boolean): void;
+  redirect(location: string, requestId: string, close: boolean): void;
+  exchangeDone(keepAlive: boolean): void;
+}
