@@ -93,7 +93,8 @@ function plainDatabase() {
 /**
  * The floor of cr-sqlite's layout: on a plain database with our CRR tables and indexes (copied
  * from a store's schema, without triggers), exactly the statements a merge of a new row runs —
- * its pk-lookup row, its data row, its clock rows in one statement — with no CRDT logic at all.
+ * its pk-lookup row, its data row, its clock rows in one statement, its version log entry — with
+ * no CRDT logic at all.
  * CPU ms for all the rows of `sets`, in transactions of `perTx` rows.
  */
 function layoutFloorMs(sets, perTx) {
@@ -101,7 +102,8 @@ function layoutFloorMs(sets, perTx) {
   const ddl = store.db
     .prepare(
       `SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND type IN ('table', 'index')
-       AND (name = 'machines' OR name LIKE '__corro_pks_machines%' OR name LIKE '__corro_clock_machines%')
+       AND (name = 'machines' OR name LIKE '__corro_pks_machines%' OR name LIKE '__corro_clock_machines%'
+         OR name LIKE '__corro_log_machines%')
        ORDER BY type DESC`,
     )
     .all();
@@ -113,6 +115,7 @@ function layoutFloorMs(sets, perTx) {
   const clocks = db.prepare(
     `INSERT OR REPLACE INTO "__corro_clock_machines" VALUES ${Array(5).fill('(?, ?, ?, ?, ?, ?, ?)').join(', ')}`,
   );
+  const log = db.prepare('INSERT OR IGNORE INTO "__corro_log_machines" VALUES (1, ?, ?)');
   const rows = sets.flatMap((set) => {
     const byRow = [];
     for (let at = 0; at < set.changes.length; at += 5) byRow.push(set.changes.slice(at, at + 5));
@@ -133,6 +136,7 @@ function layoutFloorMs(sets, perTx) {
           change.ts,
         ]),
       );
+      log.run(rows[i][0].db_version, key);
     }
   });
   const started = cpuMs();

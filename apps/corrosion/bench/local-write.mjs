@@ -1,8 +1,8 @@
 // Local writes: rows written through the API's transaction path (Store.transaction: triggers
 // record clocks, the version's changes are built or read back for broadcast) per second, beside
 // plain better-sqlite3 inserts of the same rows in the same run, and the layout's floor: the same
-// b-tree writes (data row, pk-lookup row, a clock row per column and the sentinel) with no
-// trigger and no JavaScript between them. CPU time, so other load on the machine counts less.
+// b-tree writes (data row, pk-lookup row, a clock row per column and the sentinel, the row's
+// version log entry) with no trigger and no JavaScript between them. CPU time, so other load on the machine counts less.
 // Each is run once on a throwaway database first, so no one of them pays the JIT's warm-up.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -55,7 +55,8 @@ function measureOnce(rows, perTx) {
     const ddl = store.db
       .prepare(
         `SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND type IN ('table', 'index')
-         AND (name = 'machines' OR name LIKE '__corro_pks_machines%' OR name LIKE '__corro_clock_machines%')
+         AND (name = 'machines' OR name LIKE '__corro_pks_machines%' OR name LIKE '__corro_clock_machines%'
+           OR name LIKE '__corro_log_machines%')
          ORDER BY type DESC`,
       )
       .all();
@@ -74,12 +75,15 @@ function measureOnce(rows, perTx) {
        (SELECT '-1' AS cid, 0 AS seq UNION ALL SELECT 'app', 1 UNION ALL SELECT 'state', 2
         UNION ALL SELECT 'region', 3 UNION ALL SELECT 'updated_at', 4)`,
     );
+    const log = floor.prepare('INSERT INTO "__corro_log_machines" VALUES (0, ?, ?)');
     let version = 0;
     const floorTx = floor.transaction((from, to) => {
       version++;
       for (let i = from; i < to; i++) {
         data.run(row(i));
-        clocks.run(addKey.run(row(i)[0]).lastInsertRowid, version);
+        const key = addKey.run(row(i)[0]).lastInsertRowid;
+        clocks.run(key, version);
+        log.run(version, key);
       }
     });
     const floorRowsPerSec = timed(rows, perTx, floorTx);

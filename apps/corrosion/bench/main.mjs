@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { measureApply } from './apply.mjs';
 import { measureConvergence } from './convergence.mjs';
 import { measureLocalWrite } from './local-write.mjs';
+import { measureReceive } from './receive.mjs';
 
 const k = (n) => `${(n / 1000).toFixed(1)}k`;
 const mb = (n) => `${(n / 1024 / 1024).toFixed(1)} MB`;
@@ -27,6 +28,11 @@ console.log(
 );
 console.log(
   `  ratio                   ${(apply.mergedRowsPerSec / apply.plainRowsPerSec).toFixed(2)} of plain (target: at least 0.3); the layout floor is ${(apply.floorRowsPerSec / apply.plainRowsPerSec).toFixed(2)} of plain`,
+);
+
+const received = measureReceive();
+console.log(
+  `\nReceiving: ${received.cpuUsPerWrite.toFixed(1)} µs CPU per received write (one write per datagram, applied ${received.batch} per batch; target: at most 60 µs)`,
 );
 
 const local = measureLocalWrite();

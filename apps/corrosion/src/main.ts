@@ -22,6 +22,9 @@ import { readSchema } from './schema.js';
 import { type Agent, createAgentServer } from './server.js';
 import { Store } from './store.js';
 
+/** Version log entries looked at per compaction tick (one a second). */
+const logCompactionEntriesMax = 5000;
+
 const defaultSchema = join(dirname(fileURLToPath(import.meta.url)), '..', 'schema');
 
 export const agentSpec = {
@@ -255,7 +258,12 @@ async function runAgent(argv: string[]): Promise<void> {
     routeConcurrencyMax: config['route-concurrency-max'],
   });
   const { app, subscriptions } = agent;
+  // A bounded slice of the version log per tick keeps it near one entry per (row, version) the
+  // clocks still hold, at a cost no write notices (see crdt/log-compaction.ts).
+  const logCompaction = setInterval(() => store.compactLog(logCompactionEntriesMax), 1000);
+  logCompaction.unref();
   onShutdown(logger, async () => {
+    clearInterval(logCompaction);
     subscriptions.closeAll(() => undefined);
     app.server.closeAllConnections();
     await app.close();

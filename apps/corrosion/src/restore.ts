@@ -18,16 +18,17 @@ export function restoreBackup(backupPath: string, dbPath: string): { actorId: st
       const { next } = db
         .prepare(`SELECT coalesce(max(ordinal), 0) + 1 AS next FROM ${internalPrefix}sites`)
         .get() as { next: number };
-      const clockTables = (
+      const versionedTables = (
         db
           .prepare(
-            `SELECT name FROM sqlite_master WHERE type = 'table' AND substr(name, 1, 14) = '__corro_clock_'`,
+            `SELECT name FROM sqlite_master WHERE type = 'table'
+             AND (substr(name, 1, 14) = '__corro_clock_' OR substr(name, 1, 12) = '__corro_log_')`,
           )
           .all() as { name: string }[]
       ).map((row) => row.name);
       db.prepare(`UPDATE ${internalPrefix}sites SET ordinal = ? WHERE ordinal = 0`).run(next);
       for (const table of [
-        ...clockTables,
+        ...versionedTables,
         `${internalPrefix}versions`,
         `${internalPrefix}heads`,
         `${internalPrefix}gaps`,

@@ -123,6 +123,14 @@ export class Store {
     return compiled;
   }
 
+  /**
+   * Deletes up to `entriesMax` entries of one table's version log that point at no clock any
+   * more, in its own transaction (the agent runs it on a timer).
+   */
+  compactLog(entriesMax: number): number {
+    return this.db.transaction(() => this.crdt.compactLog(entriesMax))();
+  }
+
   /** A consistent copy of the database (SQLite's online backup) at `path`. */
   async backup(path: string): Promise<void> {
     await this.db.backup(path);

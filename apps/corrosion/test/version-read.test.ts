@@ -1,5 +1,5 @@
-// A version's changes as the store hands them to broadcast and sync — built from the insert
-// trigger's reports when every row was new, else read back set-wise — are exactly the rows
+// A version's changes as the store hands them to broadcast and sync — built from its rows alone
+// when every row was inserted under a new key, else read back with their clocks — are exactly the rows
 // `crsql_changes` holds for that version, on a random workload of multi-statement transactions
 // (upserts, INSERT OR REPLACE, updates of some columns, deletes, key changes) on two writers that
 // learn from each other.
@@ -90,7 +90,7 @@ function everyVersionMatches(store: Store): void {
 
 describe('reading a version back', () => {
   it('gives exactly the rows crsql_changes holds for the version, on every site, built or read back', () => {
-    // Transactions whose changes were built from the insert trigger's reports, not read back.
+    // Transactions whose changes were built from their rows, not read back with their clocks.
     let built = 0;
     fc.assert(
       fc.property(fc.array(step, { minLength: 1, maxLength: 20 }), (steps) => {

@@ -3,7 +3,6 @@ import { type Change, changesViewSql } from './changes.js';
 import {
   type CrrTable,
   describeTable,
-  insertedFunction,
   literal,
   makeCrr,
   makeWriteState,
@@ -11,9 +10,10 @@ import {
   SENTINEL,
   writeStateTable,
 } from './crr.js';
-import { FreshRows } from './fresh-rows.js';
+import { LogCompaction } from './log-compaction.js';
 import { packColumns, type SqlValue, unpackColumns } from './pack.js';
-import { compareValues } from './values.js';
+import { type Group, StagedMerge } from './staged-merge.js';
+import { bindable, compareValues } from './values.js';
 import { VersionRead } from './version-read.js';
 
 export type { Change };
@@ -41,11 +41,14 @@ interface TableStatements {
   clock: Statement;
   setClock: Statement;
   dropColumnClocks: Statement;
+  /** The version log's entry `(site, db_version, key)`, if not there yet. */
+  addLog: Statement;
   insertRow: Statement;
   deleteRow: Statement;
   value: Map<string, Statement>;
   setValue: Map<string, Statement>;
   changes: VersionRead;
+  staged: StagedMerge;
   /** INSERT of a whole new row with these columns (statements cached per column list). */
   insertFull(columns: string[]): Statement;
   /** INSERT OR REPLACE of `count` clock rows in one statement. */
@@ -59,10 +62,16 @@ interface TableStatements {
 export class Crdt {
   readonly #db: Db;
   readonly #tables = new Map<string, TableStatements>();
+  #logCompaction: LogCompaction | undefined;
   readonly #siteIds: Buffer[] = [];
   readonly #ordinals = new Map<string, number>();
-  readonly #write: { begin: Statement; end: Statement; merging: Statement; bumpSeq: Statement };
-  readonly #fresh = new FreshRows();
+  readonly #write: {
+    begin: Statement;
+    state: Statement;
+    end: Statement;
+    merging: Statement;
+    bumpSeq: Statement;
+  };
 
   constructor(db: Db, siteId: Buffer) {
     this.#db = db;
@@ -73,21 +82,11 @@ export class Crdt {
       begin: db.prepare(
         `UPDATE ${writeStateTable} SET db_version = ?, seq = 0, ts = ?, read_back = 0`,
       ),
-      end: db.prepare(
-        `UPDATE ${writeStateTable} SET db_version = NULL RETURNING seq, ts, read_back`,
-      ),
+      state: db.prepare(`SELECT seq, ts, read_back FROM ${writeStateTable}`),
+      end: db.prepare(`UPDATE ${writeStateTable} SET db_version = NULL, seq = 0`),
       merging: db.prepare(`UPDATE ${writeStateTable} SET merging = ?`),
       bumpSeq: db.prepare(`UPDATE ${writeStateTable} SET seq = seq + ?, read_back = 1`),
     };
-    db.function(
-      insertedFunction,
-      { varargs: true, deterministic: false },
-      (table: unknown, seq: unknown, freshKey: unknown, ...values: unknown[]) => {
-        const known = this.#tables.get(table as string)?.table;
-        this.#fresh.inserted(known, seq as number, freshKey === 1, values as SqlValue[]);
-        return null;
-      },
-    );
     db.function('corro_pack', { varargs: true, deterministic: true }, (...values: unknown[]) =>
       packColumns(values as SqlValue[]),
     );
@@ -116,6 +115,12 @@ export class Crdt {
     })();
     this.#tables.clear();
     for (const table of tables) this.#tables.set(table.name, this.#prepare(table));
+    this.#logCompaction = new LogCompaction(this.#db, tables);
+  }
+
+  /** One step of the version log's compaction (see `LogCompaction`): the entries it deleted. */
+  compactLog(entriesMax: number): number {
+    return this.#logCompaction?.step(entriesMax) ?? 0;
   }
 
   /**
@@ -134,23 +139,30 @@ export class Crdt {
     changes: Change[] | null;
   } {
     this.#write.begin.run(next, Date.now());
-    this.#fresh.reset();
     let value: T;
     try {
       value = fn();
     } catch (error) {
       // The caller's rollback would undo the begin too, but the state must not depend on it.
-      this.#write.end.get();
+      this.#write.end.run();
       throw error;
     }
-    const { seq, ts, read_back } = this.#write.end.get() as {
+    const { seq, ts, read_back } = this.#write.state.get() as {
       seq: number;
       ts: number;
       read_back: number;
     };
+    this.#write.end.run();
     const version = seq > 0 ? next : null;
-    const changes =
-      version === null ? [] : this.#fresh.changes(read_back === 1, this.siteId, next, ts);
+    let changes: Change[] | null = null;
+    if (version === null) changes = [];
+    else if (read_back === 0) {
+      changes = [];
+      for (const statements of this.#tables.values()) {
+        statements.changes.readFresh(this.siteId, version, ts, changes);
+      }
+      changes.sort((a, b) => a.seq - b.seq);
+    }
     return { value, version, lastSeq: seq - 1, ts, changes };
   }
 
@@ -163,6 +175,8 @@ export class Crdt {
       this.#db.exec(`INSERT INTO ${pksT} (${pks}) SELECT ${pks} FROM ${quote(table.name)} t
         WHERE NOT EXISTS (SELECT 1 FROM ${pksT} p WHERE ${table.pks.map((c) => `p.${quote(c)} = t.${quote(c)}`).join(' AND ')})`);
       const orphan = `NOT EXISTS (SELECT 1 FROM ${clockT} c WHERE c.key = p.__corro_key AND c.cid = '${SENTINEL}')`;
+      this.#db.exec(`INSERT OR IGNORE INTO ${quote(table.logTable)}
+        SELECT 0, w.db_version, p.__corro_key FROM ${pksT} p, ${writeStateTable} w WHERE ${orphan}`);
       // The sentinels last: until then they mark the keys still without clocks.
       for (const cid of [...table.columns, SENTINEL]) {
         const added = this.#db
@@ -214,46 +228,81 @@ export class Crdt {
    * order; then the greater site id. The winner's clock is stored as received. Returns the
    * rows whose values changed, once each.
    */
-  merge(changes: Change[]): RowChange[] {
+  merge(lists: Change[][]): RowChange[] {
     const touched = new Map<string, RowChange>();
+    const staging = new Set<TableStatements>();
     this.#write.merging.run(1);
     try {
-      // A row's changes come together (seq order): merge them as one group.
-      for (let start = 0; start < changes.length; ) {
-        const first = changes[start]!;
-        let end = start + 1;
-        while (
-          end < changes.length &&
-          changes[end]!.table === first.table &&
-          changes[end]!.pk.equals(first.pk)
-        ) {
-          end++;
-        }
-        const from = start;
-        start = end;
-        const statements = this.#tables.get(first.table);
-        if (statements === undefined) continue; // a table this node's schema does not have yet
-        const pk = unpackColumns(first.pk);
-        let outcome = this.#mergeNewRow(statements, changes, from, end, pk);
-        if (outcome === undefined) {
-          outcome = 'none';
-          for (let at = from; at < end; at++) {
-            const one = this.#mergeOne(statements, changes[at]!);
-            if (one !== 'none') outcome = one;
+      for (const changes of lists) {
+        // A row's changes come together (seq order): merge them as one group.
+        for (let start = 0; start < changes.length; ) {
+          const first = changes[start]!;
+          let end = start + 1;
+          while (
+            end < changes.length &&
+            changes[end]!.table === first.table &&
+            changes[end]!.pk.equals(first.pk)
+          ) {
+            end++;
           }
+          const from = start;
+          start = end;
+          const statements = this.#tables.get(first.table);
+          if (statements === undefined) continue; // a table this node's schema does not have yet
+          const { staged } = statements;
+          if (staged.accepts(changes, from, end) && !staged.has(first.pk)) {
+            const pk = unpackColumns(first.pk).map(bindable);
+            staged.add(changes, from, end, pk, this.ordinal(first.site_id));
+            staging.add(statements);
+            continue;
+          }
+          // Anything merged one by one comes after what was staged before it.
+          this.#flushStaged(staging, touched);
+          this.#mergeGroup(statements, { changes, from, end }, touched);
         }
-        if (outcome === 'none') continue;
-        // latin1 maps each byte to one char: a cheap exact key for the packed pk.
-        touched.set(`${first.table}\0${first.pk.toString('latin1')}`, {
-          table: first.table,
-          pk,
-          deleted: outcome === 'deleted',
-        });
       }
+      this.#flushStaged(staging, touched);
     } finally {
       this.#write.merging.run(0);
     }
     return [...touched.values()];
+  }
+
+  /** Merges the staged rows of every table in `staging` (see `StagedMerge`). */
+  #flushStaged(staging: Set<TableStatements>, touched: Map<string, RowChange>): void {
+    for (const statements of staging) {
+      const { merged, known } = statements.staged.flush();
+      for (const { changes, from } of merged) {
+        const first = changes[from]!;
+        touched.set(touchKey(first), {
+          table: first.table,
+          pk: unpackColumns(first.pk),
+          deleted: false,
+        });
+      }
+      for (const group of known) this.#mergeGroup(statements, group, touched);
+    }
+    staging.clear();
+  }
+
+  /** Merges one row's group of changes on the row-by-row path. */
+  #mergeGroup(
+    statements: TableStatements,
+    { changes, from, end }: Group,
+    touched: Map<string, RowChange>,
+  ): void {
+    const first = changes[from]!;
+    const pk = unpackColumns(first.pk);
+    let outcome = this.#mergeNewRow(statements, changes, from, end, pk);
+    if (outcome === undefined) {
+      outcome = 'none';
+      for (let at = from; at < end; at++) {
+        const one = this.#mergeOne(statements, changes[at]!);
+        if (one !== 'none') outcome = one;
+      }
+    }
+    if (outcome === 'none') return;
+    touched.set(touchKey(first), { table: first.table, pk, deleted: outcome === 'deleted' });
   }
 
   /**
@@ -291,10 +340,14 @@ export class Crdt {
     const site = this.ordinal(first.site_id);
     s.insertFull(cids).run(...keyValues, ...values);
     const clocks: (string | number)[] = [];
+    let logged = -1;
     for (let at = from; at < end; at++) {
       const change = changes[at]!;
       clocks.push(key, change.cid, change.col_version, change.db_version, site, change.seq);
       clocks.push(change.ts);
+      // A row's changes come from one version (one changeset): one log entry, as a rule.
+      if (change.db_version !== logged) s.addLog.run(site, change.db_version, key);
+      logged = change.db_version;
     }
     if (!sentinel) clocks.push(key, SENTINEL, cl, 0, site, 0, first.ts); // implied
     s.setClocks(clocks.length / 7).run(...clocks);
@@ -331,7 +384,7 @@ export class Crdt {
     const localCl = sentinel?.col_version ?? 0;
     if (change.cl < localCl) return 'none';
     key ??= Number(s.addKey.run(...pk).lastInsertRowid);
-    const setClock = (cid: string, clock: Clock) =>
+    const setClock = (cid: string, clock: Clock) => {
       s.setClock.run(
         key,
         cid,
@@ -341,6 +394,9 @@ export class Crdt {
         clock.seq,
         change.ts,
       );
+      // An implied sentinel (db_version 0) belongs to no version.
+      if (clock.db_version > 0) s.addLog.run(clock.site, clock.db_version, key);
+    };
     if (change.cl > localCl) {
       // A new causal length: the old incarnation's column clocks no longer count.
       s.dropColumnClocks.run(key);
@@ -421,6 +477,7 @@ export class Crdt {
       ),
       setClock: db.prepare(`INSERT OR REPLACE INTO ${clockT} VALUES (?, ?, ?, ?, ?, ?, ?)`),
       dropColumnClocks: db.prepare(`DELETE FROM ${clockT} WHERE key = ? AND cid != '${SENTINEL}'`),
+      addLog: db.prepare(`INSERT OR IGNORE INTO ${quote(table.logTable)} VALUES (?, ?, ?)`),
       insertRow: db.prepare(`INSERT OR IGNORE INTO ${t} (${pks}) VALUES (${marks})`),
       deleteRow: db.prepare(`DELETE FROM ${t} WHERE ${where}`),
       value: new Map(
@@ -436,6 +493,7 @@ export class Crdt {
         ]),
       ),
       changes: new VersionRead(db, table),
+      staged: new StagedMerge(db, table),
       insertFull: cached((columns: string[]) => {
         const all = [...table.pks, ...columns];
         return db.prepare(
@@ -450,6 +508,9 @@ export class Crdt {
     };
   }
 }
+
+/** latin1 maps each byte to one char: a cheap exact key for a row's packed pk. */
+const touchKey = (change: Change) => `${change.table}\0${change.pk.toString('latin1')}`;
 
 /** The clock of a causal length learnt from a column change (see #mergeOne). */
 const implied: Clock = { col_version: 0, db_version: 0, site: 0, seq: 0 };
@@ -472,9 +533,4 @@ function cached<A extends string[] | number>(make: (arg: A) => Statement): (arg:
     }
     return statement;
   };
-}
-
-/** better-sqlite3 binds Buffers, not other Uint8Arrays. */
-function bindable(value: SqlValue): SqlValue {
-  return value instanceof Uint8Array && !Buffer.isBuffer(value) ? Buffer.from(value) : value;
 }

@@ -23,3 +23,8 @@ export function compareValues(a: SqlValue, b: SqlValue): number {
   if (typeof a === 'string') return Buffer.compare(Buffer.from(a), Buffer.from(b as string));
   return Buffer.compare(a, b as Uint8Array);
 }
+
+/** better-sqlite3 binds Buffers, not other Uint8Arrays. */
+export function bindable(value: SqlValue): SqlValue {
+  return value instanceof Uint8Array && !Buffer.isBuffer(value) ? Buffer.from(value) : value;
+}

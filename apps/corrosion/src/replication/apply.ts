@@ -21,8 +21,11 @@ export interface ApplyOutcome {
 export function applyChangesets(store: Store, sets: Iterable<Changeset>): ApplyOutcome {
   const { crdt, bookkeeping } = store;
   const outcome: ApplyOutcome = { fresh: [], rows: [], merged: 0 };
+  // Every complete version of the batch merges in one pass at the end, in order: whole new rows
+  // of all of them are staged together (see crdt/staged-merge.ts).
+  const complete: Change[][] = [];
   const merge = (changes: Change[]) => {
-    outcome.rows.push(...crdt.merge(changes));
+    complete.push(changes);
     outcome.merged += changes.length;
   };
   store.db.transaction(() => {
@@ -50,6 +53,7 @@ export function applyChangesets(store: Store, sets: Iterable<Changeset>): ApplyO
         bookkeeping.complete(site, set.version, set.lastSeq, set.ts);
       }
     }
+    outcome.rows = crdt.merge(complete);
   })();
   return outcome;
 }

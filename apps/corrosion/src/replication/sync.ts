@@ -117,6 +117,9 @@ async function exchange(
     await send(socket, options, { done: true });
     return sent;
   })();
+  // When receiving fails first (the peer reset the connection), the send loop fails too with
+  // nobody awaiting it: an unhandled rejection would end the agent. Its error is the same one.
+  sending.catch(() => undefined);
   let received = 0;
   let batch: Changeset[] = [];
   for (;;) {
