@@ -1,14 +1,14 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { inNamespace } from '../src/hosts/netns.js';
 
 /**
  * A small Node program run inside a host's namespace, as the harness runs servers: its first
  * stdout line is handed back (a server prints where it listens).
  */
 export function runIn(namespace: string, script: string, args: string[] = []) {
-  const child = spawn('ip', ['netns', 'exec', namespace, process.execPath, '-e', script, ...args], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const program = inNamespace(namespace, process.execPath, ['-e', script, ...args]);
+  const child = spawn(program.command, program.args, { stdio: ['ignore', 'pipe', 'inherit'] });
   const firstLine = new Promise<string>((resolve, reject) => {
     createInterface({ input: child.stdout! }).once('line', resolve);
     child.once('exit', (code) => reject(new Error(`exited with ${code} before printing`)));

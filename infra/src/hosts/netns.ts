@@ -72,3 +72,16 @@ export async function removeNamespace(name: string): Promise<void> {
   signalNamespace(name, 'SIGKILL');
   await ipQuiet('netns', 'delete', name);
 }
+
+/**
+ * Command and arguments that run a program inside a namespace. `nsenter --net` enters the
+ * network namespace only: `ip netns exec` would also mount a fresh /sys without the cgroup
+ * hierarchy, where flyd cannot give machines their cgroups.
+ */
+export function inNamespace(
+  name: string,
+  program: string,
+  args: string[],
+): { command: string; args: string[] } {
+  return { command: 'nsenter', args: [`--net=/run/netns/${name}`, '--', program, ...args] };
+}

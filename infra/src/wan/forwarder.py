@@ -84,6 +84,8 @@ class Wan:
         return link["latency_ms"] / 1000, link["loss"]
 
     def partitioned(self, src, dst):
+        if src not in self.region_of or dst not in self.region_of:
+            return False  # the operator's access link is never cut
         return any((src in group) != (dst in group) for group in self.partitions)
 
     def on_readable(self, fd):

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { inNamespace } from '../hosts/netns.js';
 import { repoRoot } from '../launcher/paths.js';
 
 /** The forwarder program (python3, standard library only): see its docstring. */
@@ -33,21 +34,14 @@ export function startForwarder(
   controlPath: string,
   startTimeoutMs = 10_000,
 ): Promise<Forwarder> {
-  const child = spawn(
-    'ip',
-    [
-      'netns',
-      'exec',
-      namespace,
-      'python3',
-      forwarderScript,
-      '--config',
-      configFile,
-      '--control',
-      controlPath,
-    ],
-    { stdio: ['pipe', 'pipe', 'pipe'] },
-  );
+  const program = inNamespace(namespace, 'python3', [
+    forwarderScript,
+    '--config',
+    configFile,
+    '--control',
+    controlPath,
+  ]);
+  const child = spawn(program.command, program.args, { stdio: ['pipe', 'pipe', 'pipe'] });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const stderr: string[] = [];
   child.stderr!.on('data', (chunk: Buffer) => stderr.push(chunk.toString()));

@@ -1,0 +1,182 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CorrosionClient } from '@fleet/corrosion-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { removeDeadRuns } from '../src/hosts/runs.js';
+import { startTopologyFleet, type TopologyFleet } from '../src/hosts/topology-fleet.js';
+import { demoMachineConfig, getThroughProxy, waitForProxy } from '../src/launcher/demo.js';
+import { FlapsClient, type Machine } from '../src/launcher/flaps-client.js';
+import { parseTopology } from '../src/topology/load.js';
+import { forwarderCall } from '../src/wan/forwarder.js';
+
+// A three-region fleet on real namespaces and the emulated WAN (one host per region, edge and
+// worker, to fit two cores): it comes up as one gossip cluster, places by region, serves each
+// request in the region it entered or the closest other, and converges after a partition.
+const topology = parseTopology({
+  regions: [
+    { code: 'iad', name: 'Ashburn', lat: 38.94, lon: -77.46 },
+    { code: 'lhr', name: 'London', lat: 51.47, lon: -0.45 },
+    { code: 'syd', name: 'Sydney', lat: -33.94, lon: 151.18 },
+  ],
+  hosts: [
+    { id: 'iad-1', region: 'iad', roles: ['edge', 'worker'], api: true },
+    { id: 'lhr-1', region: 'lhr', roles: ['edge', 'worker'] },
+    { id: 'syd-1', region: 'syd', roles: ['edge', 'worker'] },
+  ],
+  // Shorter than the real distances: the same order (iad–lhr closest), quicker tests.
+  links: [
+    { between: ['iad', 'lhr'], latency_ms: 20 },
+    { between: ['iad', 'syd'], latency_ms: 60 },
+    { between: ['lhr', 'syd'], latency_ms: 70 },
+  ],
+});
+const domain = 'fleet.test';
+const stateDir = mkdtempSync(join(tmpdir(), 'regions-'));
+let fleet: TopologyFleet;
+let flaps: FlapsClient;
+const corrosions = new Map<string, CorrosionClient>();
+
+beforeAll(async () => {
+  fleet = await startTopologyFleet({ topology, stateDir, domain, startTimeoutMs: 60_000 });
+  flaps = new FlapsClient(fleet.apiUrl, fleet.secrets.apiToken);
+  for (const host of fleet.hosts.values())
+    corrosions.set(
+      host.spec.id,
+      new CorrosionClient({ url: host.urls.corrosion, token: fleet.secrets.corrosionToken }),
+    );
+}, 180_000);
+
+afterAll(async () => {
+  for (const corrosion of corrosions.values()) await corrosion.close();
+  await fleet?.stop();
+  await removeDeadRuns(); // anything a failed start left
+  rmSync(stateDir, { recursive: true, force: true });
+}, 120_000);
+
+const edgeOf = (region: string) =>
+  [...fleet.hosts.values()].find((host) => host.spec.region === region)!.urls.proxy!;
+const servedFrom = async (region: string, app: string) =>
+  JSON.parse((await getThroughProxy(edgeOf(region), `${app}.${domain}`)).body).region as string;
+
+async function until<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  timeoutMs = 60_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch (error) {
+      last = error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  throw new Error(`${what} did not happen in time${last ? `: ${(last as Error).message}` : ''}`);
+}
+
+async function machineIn(app: string, region: string): Promise<Machine> {
+  const machine = await flaps.call<Machine & { host_id?: string }>(
+    'POST',
+    `/v1/apps/${app}/machines`,
+    {
+      region,
+      config: demoMachineConfig('hello'),
+    },
+  );
+  await flaps.call('GET', `/v1/apps/${app}/machines/${machine.id}/wait?state=started&timeout=60`);
+  return machine;
+}
+
+describe('a fleet of three regions', () => {
+  it("comes up with every host's corrosion seeing every other", async () => {
+    for (const host of fleet.hosts.values()) {
+      await until(`${host.spec.id} seeing the others`, async () => {
+        const response = await fetch(`${host.urls.corrosion}/v1/status`, {
+          headers: { authorization: `Bearer ${fleet.secrets.corrosionToken}` },
+        });
+        const status = (await response.json()) as { replication: { members: { state: string }[] } };
+        const alive = status.replication.members.filter((member) => member.state === 'alive');
+        return alive.length === fleet.hosts.size - 1 ? alive : undefined;
+      });
+    }
+  });
+
+  it('places a machine asked for in lhr on the lhr worker', async () => {
+    await flaps.call('POST', '/v1/apps', { app_name: 'placed', org_slug: 'personal' });
+    const machine = await machineIn('placed', 'lhr');
+    const shown = await flaps.call<{ region: string; host_id: string }>(
+      'GET',
+      `/v1/apps/placed/machines/${machine.id}`,
+    );
+    expect(shown).toMatchObject({ region: 'lhr', host_id: 'lhr-1' });
+  });
+
+  it('serves a request in the region it entered, else from the closest region with machines', async () => {
+    await flaps.call('POST', '/v1/apps', { app_name: 'geo', org_slug: 'personal' });
+    const lhr = await machineIn('geo', 'lhr');
+    await machineIn('geo', 'syd');
+    const host = `geo.${domain}`;
+    const regionIs = (region: string) => (answer: { status: number; body: string }) =>
+      answer.status === 200 && JSON.parse(answer.body).region === region;
+    await waitForProxy(edgeOf('lhr'), host, regionIs('lhr'), 60_000);
+    await waitForProxy(edgeOf('syd'), host, regionIs('syd'), 60_000);
+    // iad has no machine: lhr (20 ms away) is closer than syd (60 ms).
+    await waitForProxy(edgeOf('iad'), host, regionIs('lhr'), 60_000);
+    for (let request = 0; request < 5; request++)
+      expect(await servedFrom('iad', 'geo')).toBe('lhr');
+    await flaps.call('POST', `/v1/apps/geo/machines/${lhr.id}/stop`, {});
+    await waitForProxy(edgeOf('lhr'), host, regionIs('syd'), 60_000);
+  });
+
+  it('a partitioned region keeps serving its own machines; after healing every table is identical', async () => {
+    const syd = fleet.network.hosts
+      .filter((host) => host.region === 'syd')
+      .map((host) => host.address);
+    await forwarderCall(fleet.network.forwarder.controlPath, { op: 'partition', hosts: syd });
+    try {
+      const iadCorrosion = corrosions.get('iad-1');
+      const sydCorrosion = corrosions.get('syd-1');
+      for (let index = 0; index < 5; index++) {
+        await iadCorrosion!.transaction([
+          [`INSERT INTO apps (name) VALUES (?)`, [`split-iad-${index}`]],
+        ]);
+        await sydCorrosion!.transaction([
+          [`INSERT INTO apps (name) VALUES (?)`, [`split-syd-${index}`]],
+        ]);
+      }
+      // The cut is real: iad's side does not see syd's writes.
+      const seen = await iadCorrosion!.queryObjects<{ name: string }>(
+        "SELECT name FROM apps WHERE name LIKE 'split-syd-%'",
+      );
+      expect(seen).toEqual([]);
+      expect(await servedFrom('syd', 'geo')).toBe('syd');
+    } finally {
+      await forwarderCall(fleet.network.forwarder.controlPath, { op: 'heal' });
+    }
+    const tables = ['apps', 'machines', 'hosts', 'regions'];
+    await until(
+      'every host holding the same rows',
+      async () => {
+        const dumps = await Promise.all(
+          [...corrosions.values()].map(async (corrosion) =>
+            JSON.stringify(
+              await Promise.all(
+                tables.map((table) => corrosion.query(`SELECT * FROM ${table} ORDER BY 1`)),
+              ),
+            ),
+          ),
+        );
+        return dumps.every((dump) => dump === dumps[0]) &&
+          dumps[0]!.includes('split-syd-4') &&
+          dumps[0]!.includes('split-iad-4')
+          ? dumps
+          : undefined;
+      },
+      90_000,
+    );
+  });
+});
