@@ -1,13 +1,18 @@
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { CorrosionClient } from '@fleet/corrosion-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hostPorts } from '../src/hosts/ports.js';
 import { removeDeadRuns } from '../src/hosts/runs.js';
 import { startTopologyFleet, type TopologyFleet } from '../src/hosts/topology-fleet.js';
 import { demoMachineConfig, getThroughProxy, waitForProxy } from '../src/launcher/demo.js';
 import { FlapsClient, type Machine } from '../src/launcher/flaps-client.js';
 import { parseTopology } from '../src/topology/load.js';
+import { controlSocketName, startControlServer } from '../src/wan/control-server.js';
 import { forwarderCall } from '../src/wan/forwarder.js';
 
 // A three-region fleet on real namespaces and the emulated WAN (one host per region, edge and
@@ -35,6 +40,8 @@ const domain = 'fleet.test';
 const stateDir = mkdtempSync(join(tmpdir(), 'regions-'));
 let fleet: TopologyFleet;
 let flaps: FlapsClient;
+let control: Server | undefined;
+const cliPath = fileURLToPath(new URL('../dist/wan/cli.js', import.meta.url));
 const corrosions = new Map<string, CorrosionClient>();
 
 beforeAll(async () => {
@@ -48,14 +55,16 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
+  control?.close();
   for (const corrosion of corrosions.values()) await corrosion.close();
   await fleet?.stop();
   await removeDeadRuns(); // anything a failed start left
   rmSync(stateDir, { recursive: true, force: true });
 }, 120_000);
 
+// The edge of a region, from the plan (a killed host is not in fleet.hosts).
 const edgeOf = (region: string) =>
-  [...fleet.hosts.values()].find((host) => host.spec.region === region)!.urls.proxy!;
+  `http://${fleet.specs.find((spec) => spec.region === region)!.address}:${hostPorts.edge}`;
 const servedFrom = async (region: string, app: string) =>
   JSON.parse((await getThroughProxy(edgeOf(region), `${app}.${domain}`)).body).region as string;
 
@@ -132,6 +141,55 @@ describe('a fleet of three regions', () => {
     await waitForProxy(edgeOf('lhr'), host, regionIs('syd'), 60_000);
   });
 
+  it('the control API and its CLI: status, bad names refused, a host restarted serves again', async () => {
+    const socketPath = join(stateDir, controlSocketName);
+    control = await startControlServer(fleet, socketPath);
+    const cli = async (...args: string[]) => {
+      const child = spawn(process.execPath, [cliPath, '--state-dir', stateDir, ...args], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let output = '';
+      child.stdout!.on('data', (chunk: Buffer) => {
+        output += chunk.toString();
+      });
+      child.stderr!.on('data', (chunk: Buffer) => {
+        output += chunk.toString();
+      });
+      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+      return { code, output };
+    };
+    const status = await cli('status');
+    expect(status.code).toBe(0);
+    expect(
+      JSON.parse(status.output).hosts.map((host: { address: string }) => host.address),
+    ).toEqual(['198.18.1.10', '198.18.2.10', '198.18.3.10']);
+    expect(await cli('partition', 'ord')).toMatchObject({
+      code: 1,
+      output: expect.stringContaining('no host \\"ord\\"'),
+    });
+    expect(await cli('link', 'iad', 'lhr', '--loss', '2')).toMatchObject({
+      code: 1,
+      output: expect.stringContaining('loss'),
+    });
+    expect(await cli('kill')).toMatchObject({ code: 2, output: expect.stringContaining('usage') });
+    expect(await cli('restart', 'nope')).toMatchObject({
+      code: 1,
+      output: expect.stringContaining('WAN_ERR_UNKNOWN_HOST'),
+    });
+    expect((await cli('kill', 'lhr-1')).code).toBe(0);
+    await expect(getThroughProxy(edgeOf('lhr'), `geo.${domain}`, 1000)).rejects.toThrow();
+    expect((await cli('restart', 'lhr-1')).code).toBe(0);
+    corrosions.get('lhr-1')!.close();
+    corrosions.set(
+      'lhr-1',
+      new CorrosionClient({
+        url: fleet.hosts.get('lhr-1')!.urls.corrosion,
+        token: fleet.secrets.corrosionToken,
+      }),
+    );
+    await waitForProxy(edgeOf('lhr'), `geo.${domain}`, (answer) => answer.status === 200, 60_000);
+  }, 150_000);
+
   it('a partitioned region keeps serving its own machines; after healing every table is identical', async () => {
     const syd = fleet.network.hosts
       .filter((host) => host.region === 'syd')
@@ -178,5 +236,5 @@ describe('a fleet of three regions', () => {
       },
       90_000,
     );
-  });
+  }, 150_000);
 });
