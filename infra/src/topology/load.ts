@@ -18,6 +18,8 @@ export interface TopologyHost {
   roles: Role[];
   cpus?: number;
   memoryMb?: number;
+  /** The real server's address, for `host.js join` (the harness assigns 198.18.x.y). */
+  address?: string;
   /** This host runs flaps (exactly one host of a topology does). */
   api: boolean;
 }
@@ -65,6 +67,7 @@ interface RawTopology {
     roles: Role[];
     cpus?: number;
     memory_mb?: number;
+    address?: string;
     api?: boolean;
   }[];
   links?: { between: [string, string]; latency_ms?: number; loss?: number }[];
@@ -112,6 +115,7 @@ export function parseTopology(raw: unknown, source = 'topology'): Topology {
       roles: host.roles,
       cpus: host.cpus,
       memoryMb: host.memory_mb,
+      address: host.address,
       api: host.id === apiHost.id,
     })),
     intraRegionLatencyMs: document.intra_region_latency_ms ?? 0.2,

@@ -49,6 +49,12 @@ export const topologySchema = {
           },
           cpus: { type: 'integer', minimum: 1, maximum: 1024 },
           memory_mb: { type: 'integer', minimum: 256, maximum: 16777216 },
+          /** The real server's address (`host.js join`); the local harness assigns its own. */
+          address: {
+            type: 'string',
+            pattern: '^(\\d{1,3}(\\.\\d{1,3}){3}|[0-9a-fA-F:]*:[0-9a-fA-F:.]*)$',
+            maxLength: 45,
+          },
           /** Runs the Machines API (flaps). Default: the first edge. */
           api: { type: 'boolean' },
         },
