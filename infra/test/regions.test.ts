@@ -26,7 +26,8 @@ const topology = parseTopology({
   ],
   hosts: [
     { id: 'iad-1', region: 'iad', roles: ['edge', 'worker'], api: true },
-    { id: 'lhr-1', region: 'lhr', roles: ['edge', 'worker'] },
+    // Small, so that a big machine finds lhr exhausted.
+    { id: 'lhr-1', region: 'lhr', roles: ['edge', 'worker'], memory_mb: 1024 },
     { id: 'syd-1', region: 'syd', roles: ['edge', 'worker'] },
   ],
   // Shorter than the real distances: the same order (iad–lhr closest), quicker tests.
@@ -122,6 +123,16 @@ describe('a fleet of three regions', () => {
       `/v1/apps/placed/machines/${machine.id}`,
     );
     expect(shown).toMatchObject({ region: 'lhr', host_id: 'lhr-1' });
+  });
+
+  it('an exhausted region answers insufficient_capacity naming the nearest regions with room', async () => {
+    const refused = flaps.call('POST', '/v1/apps/placed/machines', {
+      region: 'lhr',
+      config: { ...demoMachineConfig('hello'), guest: { cpus: 1, memory_mb: 2048 } },
+    });
+    await expect(refused).rejects.toThrow(
+      /412 insufficient_capacity: .*region lhr.*nearest regions with room: iad, syd/,
+    );
   });
 
   it('serves a request in the region it entered, else from the closest region with machines', async () => {
@@ -236,5 +247,18 @@ describe('a fleet of three regions', () => {
       },
       90_000,
     );
+  }, 150_000);
+
+  it('kill -9 of a worker host: the edges stop routing to its machines', async () => {
+    await flaps.call('POST', '/v1/apps', { app_name: 'lost', org_slug: 'personal' });
+    await machineIn('lost', 'lhr');
+    await machineIn('lost', 'syd');
+    const regionIs = (region: string) => (answer: { status: number; body: string }) =>
+      answer.status === 200 && JSON.parse(answer.body).region === region;
+    await waitForProxy(edgeOf('iad'), `lost.${domain}`, regionIs('lhr'), 60_000);
+    fleet.killHost('lhr-1');
+    await waitForProxy(edgeOf('iad'), `lost.${domain}`, regionIs('syd'), 60_000);
+    for (let request = 0; request < 5; request++)
+      expect(await servedFrom('iad', 'lost')).toBe('syd');
   }, 150_000);
 });
