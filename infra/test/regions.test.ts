@@ -97,7 +97,12 @@ async function machineIn(app: string, region: string): Promise<Machine> {
       config: demoMachineConfig('hello'),
     },
   );
-  await flaps.call('GET', `/v1/apps/${app}/machines/${machine.id}/wait?state=started&timeout=60`);
+  // Polled rather than flaps' wait: flaps reads the machine from its own corrosion, where the
+  // row of a machine created on another region's worker arrives a moment later (a 404 until then).
+  await until(`machine ${machine.id} started`, async () => {
+    const shown = await flaps.call<Machine>('GET', `/v1/apps/${app}/machines/${machine.id}`);
+    return shown.state === 'started' ? shown : undefined;
+  });
   return machine;
 }
 
@@ -206,17 +211,30 @@ describe('a fleet of three regions', () => {
       .filter((host) => host.region === 'syd')
       .map((host) => host.address);
     await forwarderCall(fleet.network.forwarder.controlPath, { op: 'partition', hosts: syd });
+    let lastWrite = 0;
     try {
       const iadCorrosion = corrosions.get('iad-1');
       const sydCorrosion = corrosions.get('syd-1');
-      for (let index = 0; index < 5; index++) {
+      // Writes on both sides until syd's agent has noticed the cut (no other member alive any
+      // more), so the partition lasts through SWIM's suspicion, not just a few packets.
+      let writes = 0;
+      await until('syd seeing no other member alive', async () => {
         await iadCorrosion!.transaction([
-          [`INSERT INTO apps (name) VALUES (?)`, [`split-iad-${index}`]],
+          [`INSERT INTO apps (name) VALUES (?)`, [`split-iad-${writes}`]],
         ]);
         await sydCorrosion!.transaction([
-          [`INSERT INTO apps (name) VALUES (?)`, [`split-syd-${index}`]],
+          [`INSERT INTO apps (name) VALUES (?)`, [`split-syd-${writes}`]],
         ]);
-      }
+        writes++;
+        const response = await fetch(`${fleet.hosts.get('syd-1')!.urls.corrosion}/v1/status`, {
+          headers: { authorization: `Bearer ${fleet.secrets.corrosionToken}` },
+        });
+        const status = (await response.json()) as { replication: { members: { state: string }[] } };
+        return status.replication.members.some((member) => member.state === 'alive')
+          ? undefined
+          : true;
+      });
+      lastWrite = writes - 1;
       // The cut is real: iad's side does not see syd's writes.
       const seen = await iadCorrosion!.queryObjects<{ name: string }>(
         "SELECT name FROM apps WHERE name LIKE 'split-syd-%'",
@@ -240,8 +258,8 @@ describe('a fleet of three regions', () => {
           ),
         );
         return dumps.every((dump) => dump === dumps[0]) &&
-          dumps[0]!.includes('split-syd-4') &&
-          dumps[0]!.includes('split-iad-4')
+          dumps[0]!.includes(`split-syd-${lastWrite}"`) &&
+          dumps[0]!.includes(`split-iad-${lastWrite}"`)
           ? dumps
           : undefined;
       },
