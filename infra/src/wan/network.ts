@@ -11,7 +11,6 @@ import {
 import { ip } from '../hosts/netns.js';
 import {
   accessLink,
-  forgetRun,
   hostNamespace,
   newRunId,
   recordRun,
@@ -55,7 +54,6 @@ export async function startNetwork(topology: Topology, stateDir: string): Promis
   const stop = async () => {
     await forwarder?.stop();
     await removeRun(runId);
-    forgetRun(runId);
   };
   try {
     await ip('netns', 'add', router);
