@@ -2,12 +2,20 @@
 import { join, relative } from 'node:path';
 import { FlapsClient } from '@fleet/flaps-client';
 import { parseConfig, runMain, StateLockedError } from '@fleet/service';
+import { loadTopologyFile, TopologyError } from '../topology/load.js';
 import { ensureDemoApp, waitForProxy } from './demo.js';
 import { type Fleet, startFleet } from './fleet.js';
 import { watchOutput, write } from './output.js';
 import { repoRoot } from './paths.js';
+import { runTopology } from './topology-main.js';
 
 const spec = {
+  topology: {
+    type: 'string',
+    default: '',
+    description:
+      'a topology file (infra/topologies/*.json): with more than one host, the fleet runs on network namespaces joined by the emulated WAN',
+  },
   'state-dir': {
     type: 'string',
     default: join(repoRoot, '.fleet'),
@@ -64,11 +72,30 @@ runMain(async () => {
   );
   if (!config) return;
   const stateDir = config['state-dir'];
-  const logs = join(stateDir, config['host-id'], 'logs');
+  let hostId = config['host-id'];
+  let region = config.region;
+  if (config.topology !== '') {
+    const topology = loadTopology(config.topology);
+    if (topology.hosts.length > 1) {
+      await runTopology({
+        topology,
+        stateDir,
+        domain: config.domain,
+        app: config.app,
+        image: config.image,
+        startTimeoutMs: config['start-timeout-ms'],
+      });
+      return;
+    }
+    // One host: today's fleet on 127.0.0.1, named as the file says.
+    hostId = topology.hosts[0]!.id;
+    region = topology.hosts[0]!.region;
+  }
+  const logs = join(stateDir, hostId, 'logs');
   const fleet = await startFleet({
     stateDir,
-    hostId: config['host-id'],
-    region: config.region,
+    hostId,
+    region,
     proxyListen: config['proxy-listen'],
     apiListen: config['api-listen'],
     domain: config.domain,
@@ -93,7 +120,7 @@ runMain(async () => {
     await ensureDemoApp(flaps, {
       app: config.app,
       machineCount: config.machines,
-      region: config.region,
+      region,
       image: config.image,
     });
     const host = `${config.app}.${config.domain}`;
@@ -139,6 +166,17 @@ function stopOnHangUp(fleet: Fleet): void {
   process.on('exit', () => {
     for (const server of fleet.servers) server.child.kill('SIGTERM');
   });
+}
+
+/** The topology file, or a usage error (exit 2) naming each key at fault. */
+function loadTopology(path: string) {
+  try {
+    return loadTopologyFile(path);
+  } catch (error) {
+    if (!(error instanceof TopologyError)) throw error;
+    process.stderr.write(`--topology ${error.message}\n`);
+    process.exit(2);
+  }
 }
 
 /** What a second launcher on the same state directory says, changing nothing. */
