@@ -1,12 +1,12 @@
 import { rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import { FlapsClient } from '@fleet/flaps-client';
 import { StateLockedError } from '@fleet/service';
 import { HarnessBusyError } from '../hosts/runs.js';
 import { startTopologyFleet, type TopologyFleet } from '../hosts/topology-fleet.js';
 import type { Topology } from '../topology/load.js';
 import { controlSocketName, startControlServer } from '../wan/control-server.js';
 import { demoMachineConfig, waitForProxy } from './demo.js';
-import { FlapsClient } from './flaps-client.js';
 import { watchOutput, write } from './output.js';
 
 export interface TopologyRunOptions {
