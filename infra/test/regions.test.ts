@@ -135,9 +135,12 @@ describe('a fleet of three regions', () => {
       region: 'lhr',
       config: { ...demoMachineConfig('hello'), guest: { cpus: 1, memory_mb: 2048 } },
     });
-    await expect(refused).rejects.toThrow(
-      /412 insufficient_capacity: .*region lhr.*nearest regions with room: iad, syd/,
-    );
+    await expect(refused).rejects.toMatchObject({
+      status: 412,
+      message: expect.stringMatching(
+        /insufficient_capacity: .*region lhr.*nearest regions with room: iad, syd/,
+      ),
+    });
   });
 
   it('serves a request in the region it entered, else from the closest region with machines', async () => {
