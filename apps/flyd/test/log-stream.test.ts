@@ -22,7 +22,7 @@ const ticker = (tag: string, everyMs: number) => ({
   restart: { policy: 'no' },
 });
 
-/** `count` lines of 1 KiB as fast as stdout takes them, then DONE; it stays up. */
+/** `count` lines of 1 KiB as fast as stdout takes them, then DONE, then `TICK <n>` every 50 ms. */
 const flood = (count: number) => ({
   image: 'hello',
   init: {
@@ -31,7 +31,7 @@ const flood = (count: number) => ({
       '-e',
       `const line = 'x'.repeat(1023) + '\\n'; let n = 0;
 function write() { while (n < ${count}) { n++; if (!process.stdout.write(line)) return process.stdout.once('drain', write); }
-  process.stdout.write('DONE\\n', () => setInterval(() => {}, 1000)); }
+  process.stdout.write('DONE\\n', () => { let tick = 0; setInterval(() => console.log('TICK ' + tick++), 50); }); }
 write();`,
     ],
   },
@@ -150,18 +150,23 @@ describe('logs of an app on one worker', () => {
             : undefined,
         'dropped lines counted',
       );
-      socket.resume(); // read again: the rest arrives, the gap announced
+      socket.resume(); // read again: what waited arrives, then new lines, the gap announced
       const lines = await eventually(async () => {
         const text = Buffer.concat(received).toString();
-        return text.includes('"message":"DONE"')
-          ? text.split('\n').filter((line) => line.startsWith('{'))
+        const complete = text.split('\n').filter((line) => line.startsWith('{'));
+        return complete.some((line) => line.includes('"dropped_before"')) &&
+          complete.at(-1)?.includes('TICK')
+          ? complete
           : undefined;
-      }, 'DONE reaches the follower');
+      }, 'the gap announced, and new lines after it');
       const parsed = lines.map((line) => JSON.parse(line) as Line);
       expect(parsed.every((line) => line.machine_id === id)).toBe(true);
       const announced = parsed.reduce((sum, line) => sum + (line.dropped_before ?? 0), 0);
       expect(announced).toBeGreaterThan(0);
-      expect(parsed.length + announced).toBe(40_001); // every line is delivered or counted
+      // Every line the machine wrote up to the last one received was delivered or announced:
+      // 40,000 of the flood, DONE, and TICK 0 … TICK n.
+      const lastTick = Number(parsed.at(-1)!.message.split(' ')[1]);
+      expect(parsed.length + announced).toBe(40_000 + 1 + lastTick + 1);
     } finally {
       socket.destroy();
     }
