@@ -6,9 +6,11 @@ import { flapsError } from './errors.js';
 import { flyErrorBodies } from './fly-errors.js';
 import { documentedResponses } from './fly-shapes.js';
 import type { FlydClient } from './flyd-client.js';
+import { imageResolution } from './image-resolution.js';
 import { flapsMetrics } from './metrics.js';
 import { PlacementTracker } from './placement.js';
 import { appRoutes } from './routes/apps.js';
+import { type ImageService, imageRoutes } from './routes/images.js';
 import { logRoutes } from './routes/logs.js';
 import { machineRoutes } from './routes/machines.js';
 import { migrateRoutes } from './routes/migrate.js';
@@ -32,6 +34,7 @@ export async function createFlapsServer(
   state: FleetState,
   flyd: FlydClient,
   limits: HttpLimits,
+  images: ImageService,
 ): Promise<FastifyInstance> {
   const app = createHttpServer({ logger, metrics, limits });
   flyErrorBodies(app);
@@ -90,6 +93,7 @@ export async function createFlapsServer(
     )
       meters.placementFailures.add(1);
   });
+  imageResolution(app, images.rows);
   appRoutes(app, state, flyd);
   tokenRoutes(app, state, auth);
   const placements = new PlacementTracker();
@@ -98,5 +102,6 @@ export async function createFlapsServer(
   volumeRoutes(app, state, flyd);
   migrateRoutes(app, state, flyd);
   logRoutes(app, state, flyd, logger);
+  imageRoutes(app, images);
   return app;
 }

@@ -10,6 +10,7 @@ export { digestOf, type PackedImage, packImage } from './pack.js';
 export {
   digestPattern,
   type ImageReference,
+  imageRefParts,
   isDigest,
   isImageName,
   isImageTag,

@@ -47,3 +47,17 @@ export function parseImageReference(reference: string): ImageReference {
   }
   return tag === undefined ? { name } : { name, tag };
 }
+
+/**
+ * The parts of a reference as Fly's `image_ref` shows them: `name:tag` (tag `latest` when left
+ * out) or `name@sha256:...` (no tag). Lenient: it describes what a machine runs, never refuses.
+ */
+export function imageRefParts(reference: string): {
+  repository: string;
+  tag: string;
+  digest: string;
+} {
+  const [named = '', digest = ''] = reference.split('@');
+  const [repository = '', tag = digest === '' ? 'latest' : ''] = named.split(':');
+  return { repository, tag, digest };
+}
