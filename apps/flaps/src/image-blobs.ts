@@ -1,11 +1,22 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import {
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type ArchiveSummary, ImageError, inspectArchive, type UnpackLimits } from '@fleet/images';
 import { flapsError } from './errors.js';
+
+/** An upload's temporary file untouched this long was cut off (a crash): removed at start. */
+const staleUploadMs = 24 * 60 * 60 * 1000;
 
 export interface ImageBlobsOptions {
   /** `--images-dir`: archives as `sha256/<hex>.tar.gz`, uploads in progress under `tmp/`. */
@@ -26,9 +37,14 @@ export interface ReceivedImage extends ArchiveSummary {
 /** The image archives this flaps keeps on disk, each named by its digest. */
 export class ImageBlobs {
   constructor(private readonly options: ImageBlobsOptions) {
-    // Uploads cut off by a crash leave files in tmp/: nothing else refers to them.
-    rmSync(join(options.dir, 'tmp'), { recursive: true, force: true });
     mkdirSync(join(options.dir, 'tmp'), { recursive: true });
+    // Uploads cut off by a crash leave files in tmp/. Only old ones go: another flaps sharing
+    // this folder may be receiving one now (an upload lasts at most its request's timeout).
+    const staleBefore = Date.now() - staleUploadMs;
+    for (const name of readdirSync(join(options.dir, 'tmp'))) {
+      const path = join(options.dir, 'tmp', name);
+      if (statSync(path).mtimeMs < staleBefore) rmSync(path, { force: true });
+    }
     mkdirSync(join(options.dir, 'sha256'), { recursive: true });
   }
 

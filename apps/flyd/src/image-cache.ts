@@ -47,6 +47,18 @@ interface CachedImage {
 const recordFile = '.cached';
 const hexOf = (digest: string) => digest.slice('sha256:'.length);
 
+/** The size a `.cached` record gives, or undefined when it is not a record flyd wrote. */
+function recordedSize(file: string): number | undefined {
+  try {
+    const { sizeBytes } = JSON.parse(readFileSync(file, 'utf8')) as { sizeBytes?: unknown };
+    return Number.isSafeInteger(sizeBytes) && (sizeBytes as number) >= 0
+      ? (sizeBytes as number)
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Images pulled from flaps by digest, verified, unpacked and kept for the next machine that
  * needs them. The cache is bounded in bytes: past the bound the least recently used image that
@@ -67,7 +79,11 @@ export class ImageCache {
         rmSync(path, { recursive: true, force: true }); // a pull cut off by a crash
         continue;
       }
-      const { sizeBytes } = JSON.parse(readFileSync(record, 'utf8')) as { sizeBytes: number };
+      const sizeBytes = recordedSize(record);
+      if (sizeBytes === undefined) {
+        rmSync(path, { recursive: true, force: true }); // a record cut short: pulled again if needed
+        continue;
+      }
       this.#images.set(`sha256:${name}`, { sizeBytes, lastUsedMs: statSync(record).mtimeMs });
     }
   }

@@ -60,8 +60,11 @@ export function imageRoutes(app: FastifyInstance, images: ImageService): void {
         }
         const length = Number(request.headers['content-length'] ?? 0);
         if (length > blobs.archiveBytesMax) throw tooLarge(blobs.archiveBytesMax);
-        if (!request.body) throw bad(`the body must be the image archive (${archiveTypes[0]})`);
-        const received = await blobs.receive(request.body as Readable, expected);
+        const body = request.body as Readable | undefined;
+        if (typeof body?.pipe !== 'function') {
+          throw bad(`the body must be the image archive, sent as ${archiveTypes.join(' or ')}`);
+        }
+        const received = await blobs.receive(body, expected);
         const image = {
           name,
           tag,
