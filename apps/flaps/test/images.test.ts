@@ -78,6 +78,8 @@ describe('images', () => {
     const folder = join(dir, label);
     cpSync(helloImage, folder, { recursive: true });
     writeFileSync(join(folder, 'pad.txt'), `${label}\n`.padEnd(padBytes, '.'));
+    const manifest = { cmd: ['node', 'server.mjs'], env: { GREETING: `from ${label}` } };
+    writeFileSync(join(folder, 'image.json'), JSON.stringify(manifest));
     return packImage(folder);
   };
 
@@ -166,6 +168,11 @@ describe('images', () => {
     });
     expect(((await answer.json()) as { image: string }).image).toBe(`web@${image.digest}`);
     expect(await counter(worker, 'flyd_image_pulls_total')).toBe(pullsBefore + 1);
+    // image.json's env reaches the machine (and exec in it).
+    const printed = await fleet.call('POST', `/v1/apps/${app}/machines/${first.id}/exec`, {
+      command: ['printenv', 'GREETING'],
+    });
+    expect(printed.body).toMatchObject({ stdout: 'from web\n', exit_code: 0 });
     const second = await createMachine(`web@${image.digest}`);
     expect(second.config.image).toBe(`web@${image.digest}`);
     expect(await counter(worker, 'flyd_image_pulls_total')).toBe(pullsBefore + 1);

@@ -770,12 +770,22 @@ export class MachineService {
   }
 
   /** The environment a machine's processes get (its own and `exec`'s): clean, plus Fly's. */
+  /** The environment image.json gives (none when the image cannot be read: launch says why). */
+  #imageEnv(config: MachineConfig): Record<string, string> {
+    try {
+      return resolveImage(this.options, config).env;
+    } catch {
+      return {};
+    }
+  }
+
   env(id: string, port = this.get(id).port): Record<string, string> {
     const machine = this.get(id);
     return {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
       HOME: this.root(id),
       LANG: process.env.LANG ?? 'C.UTF-8',
+      ...this.#imageEnv(machine.config),
       ...(machine.config.env ?? {}),
       ...this.volumes.mountEnv(machine.config),
       ...(port === null ? {} : { PORT: String(port) }),
@@ -821,7 +831,7 @@ export class MachineService {
       image,
       dir: this.root(id),
       stateDir: this.#stateDir(id),
-      env: { ...image.env, ...this.env(id, port) },
+      env: this.env(id, port),
       limits: guestOf(machine.config),
     });
     this.store.update(id, { pid });
