@@ -7,6 +7,8 @@ import { FlapsClient, type Machine } from '@fleet/flaps-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitForProxy } from '../src/launcher/demo.js';
 import { type Fleet, startFleet } from '../src/launcher/fleet.js';
+import { imagesDir } from '../src/launcher/paths.js';
+import { uploadSampleImages } from '../src/launcher/sample-images.js';
 
 /** Sends `payload` on a fresh TCP connection, half-closes, and resolves with all that came back. */
 function echoRoundTrip(address: string, payload: Buffer): Promise<Buffer> {
@@ -97,6 +99,27 @@ describe('the sample machine images', () => {
       reply.body.includes('static'),
     );
     expect(proxied.status).toBe(200);
+  });
+
+  it('uploads as the launcher does, twice, to the same digests and one image each, and echo runs by its digest', async () => {
+    const upload = () =>
+      uploadSampleImages(fleet.urls.flaps, fleet.secrets.apiToken, app, imagesDir);
+    const first = await upload();
+    expect([...first.keys()]).toEqual(['echo', 'hello', 'static']);
+    expect(await upload()).toEqual(first);
+    const listed = await flaps.call<{ images: { reference: string; digest: string }[] }>(
+      'GET',
+      `/v1/apps/${app}/images`,
+    );
+    const pinnedRows = listed.images.filter((row) => row.reference.includes('@'));
+    expect(pinnedRows.map((row) => row.reference).sort()).toEqual([...first.values()].sort());
+    const machine = await startedMachine({
+      image: 'echo:latest',
+      services: [{ protocol: 'tcp', internal_port: 7000, ports: [{ port: 7000 }] }],
+    });
+    expect((machine.config as { image: string }).image).toBe(first.get('echo'));
+    const echoed = await echoRoundTrip(machine.private_addr!, Buffer.from('pinned\n'));
+    expect(echoed.toString()).toBe('pinned\n');
   });
 
   it('static serves the files of its mounted volume (FLEET_VOLUME_DIR) instead', async () => {

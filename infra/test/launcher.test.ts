@@ -4,14 +4,16 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { packImage } from '@fleet/images';
 import { describe, expect, it } from 'vitest';
 import { getThroughProxy } from '../src/launcher/demo.js';
 import { isAlive, pidsWithEnv } from './processes.js';
 
 const launcher = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'launcher', 'main.js');
 
-// What `npm start` runs, run as a user would: the built launcher brings up the demo app with two
-// machines, prints a working curl line, and on Ctrl-C (SIGINT) takes everything down, exit 0.
+// What `npm start` runs, run as a user would: the built launcher uploads infra/images and brings
+// up the demo app with two machines running the `hello` image by its digest, prints a working
+// curl line, and on Ctrl-C (SIGINT) takes everything down, exit 0.
 describe('the fleet launcher (npm start)', () => {
   it('serves the demo app and shuts down cleanly on SIGINT', async () => {
     const stateDir = mkdtempSync(join(tmpdir(), 'fleet-launcher-'));
@@ -43,11 +45,14 @@ describe('the fleet launcher (npm start)', () => {
     });
     expect(output.join('\n')).toContain('Press Ctrl-C to stop.');
 
+    const hello = await packImage(join(dirname(launcher), '..', '..', 'images', 'hello'));
     const machineIds = new Set<string>();
     for (let attempt = 0; attempt < 20 && machineIds.size < 2; attempt++) {
       const answer = await getThroughProxy(proxyUrl, 'demo.localhost');
       expect(answer.status).toBe(200);
-      machineIds.add(JSON.parse(answer.body).machine_id);
+      const served = JSON.parse(answer.body);
+      expect(served.image).toBe(`hello@${hello.digest}`);
+      machineIds.add(served.machine_id);
     }
     expect(machineIds.size).toBe(2);
     const machinePids = [...machineIds].flatMap((id) => pidsWithEnv('FLY_MACHINE_ID', id));

@@ -138,3 +138,18 @@ CREATE TABLE volume_snapshots (
   created_at TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX volume_snapshots_volume ON volume_snapshots (volume_id);
+
+-- Images uploaded to flaps (issue 16), per app. Each upload writes two rows: `name@sha256:<hex>`
+-- (the image itself, kept) and `name:tag` (the tag, moved to the new digest by a later upload).
+-- The archive lives in flaps' --images-dir; flyd pulls it by digest.
+CREATE TABLE images (
+  app TEXT NOT NULL,
+  reference TEXT NOT NULL,                       -- name:tag or name@sha256:<hex>
+  name TEXT NOT NULL DEFAULT '',
+  tag TEXT NOT NULL DEFAULT '',                  -- '' on the digest row
+  digest TEXT NOT NULL DEFAULT '',               -- sha256:<hex> of the archive
+  size_bytes INTEGER NOT NULL DEFAULT 0,
+  manifest TEXT NOT NULL DEFAULT '{}',           -- image.json as uploaded
+  updated_at TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY (app, reference)
+);

@@ -34,6 +34,17 @@ export const FlapsErrors = {
   ],
   FLAPS_ERR_WORKER_UNREACHABLE: [503, "the machine's worker (flyd) could not be reached"],
   FLAPS_ERR_STATE_STORE: [503, 'corrosion (the state store) could not be reached'],
+  FLAPS_ERR_BAD_IMAGE: [
+    400,
+    'an uploaded archive is not a valid image (not a .tar.gz, an unsafe entry, a bad image.json); the message names the problem',
+  ],
+  FLAPS_ERR_IMAGE_DIGEST: [400, "the uploaded archive's sha256 is not the digest the client gave"],
+  FLAPS_ERR_IMAGE_TOO_LARGE: [
+    413,
+    'an uploaded archive is over --image-bytes-max, or unpacks to more than --image-unpacked-bytes-max',
+  ],
+  FLAPS_ERR_IMAGE_NOT_FOUND: [404, 'no such image (reference or digest) in this app or store'],
+  FLAPS_ERR_NO_IMAGE_STORE: [503, 'this flaps keeps no images (started without --images-dir)'],
 } as const;
 
 export type FlapsErrorCode = keyof typeof FlapsErrors;

@@ -14,6 +14,8 @@ import {
   startMetrics,
 } from '@fleet/service';
 import { FlydClient } from './flyd-client.js';
+import { ImageBlobs } from './image-blobs.js';
+import { ImageRows } from './image-rows.js';
 import { createFlapsServer } from './server.js';
 import { FleetState } from './state.js';
 
@@ -50,6 +52,25 @@ const spec = {
     min: 100,
     max: 600_000,
     description: 'bound on each call to a worker',
+  },
+  'images-dir': {
+    type: 'string',
+    description:
+      'where uploaded image archives are kept (sha256/<hex>.tar.gz); without it uploads and downloads answer 503',
+  },
+  'image-bytes-max': {
+    type: 'number',
+    default: 512 * 1024 * 1024,
+    min: 1024,
+    max: 64 * 1024 * 1024 * 1024,
+    description: 'the largest image archive an upload may send (bytes)',
+  },
+  'image-unpacked-bytes-max': {
+    type: 'number',
+    default: 2 * 1024 * 1024 * 1024,
+    min: 1024,
+    max: 256 * 1024 * 1024 * 1024,
+    description: 'the most an uploaded image may unpack to (bytes)',
   },
   ...httpLimitsSpec,
 } as const;
@@ -99,6 +120,21 @@ runMain(async () => {
     new FleetState(corrosion),
     flyd,
     httpLimits(config, 'FLAPS_ERR_OVERLOADED'),
+    {
+      rows: new ImageRows(corrosion),
+      blobs:
+        config['images-dir'] === undefined
+          ? undefined
+          : new ImageBlobs({
+              dir: config['images-dir'],
+              archiveBytesMax: config['image-bytes-max'],
+              unpackLimits: {
+                unpackedBytesMax: config['image-unpacked-bytes-max'],
+                entriesMax: 100_000,
+              },
+            }),
+      flydToken,
+    },
   );
   onShutdown(logger, async () => {
     // Stop accepting first, then give connections accepted an instant ago the time to send

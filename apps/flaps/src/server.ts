@@ -6,10 +6,12 @@ import { flapsError } from './errors.js';
 import { flyErrorBodies } from './fly-errors.js';
 import { documentedResponses } from './fly-shapes.js';
 import type { FlydClient } from './flyd-client.js';
+import { imageResolution } from './image-resolution.js';
 import { flapsMetrics } from './metrics.js';
 import { PlacementTracker } from './placement.js';
 import { appRoutes } from './routes/apps.js';
 import { certificateRoutes } from './routes/certificates.js';
+import { type ImageService, imageRoutes } from './routes/images.js';
 import { logRoutes } from './routes/logs.js';
 import { machineRoutes } from './routes/machines.js';
 import { migrateRoutes } from './routes/migrate.js';
@@ -33,6 +35,7 @@ export async function createFlapsServer(
   state: FleetState,
   flyd: FlydClient,
   limits: HttpLimits,
+  images: ImageService,
 ): Promise<FastifyInstance> {
   const app = createHttpServer({ logger, metrics, limits });
   flyErrorBodies(app);
@@ -91,6 +94,7 @@ export async function createFlapsServer(
     )
       meters.placementFailures.add(1);
   });
+  imageResolution(app, images.rows);
   appRoutes(app, state, flyd);
   tokenRoutes(app, state, auth);
   const placements = new PlacementTracker();
@@ -100,5 +104,6 @@ export async function createFlapsServer(
   migrateRoutes(app, state, flyd);
   logRoutes(app, state, flyd, logger);
   certificateRoutes(app, state);
+  imageRoutes(app, images);
   return app;
 }

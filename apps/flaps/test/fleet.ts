@@ -126,7 +126,8 @@ async function waitForWorkers(call: Call, count: number): Promise<void> {
 }
 
 /**
- * Starts a corrosion agent, one flyd per worker, optionally an edge fly-proxy, and flaps as real
+ * Starts a corrosion agent, flaps (keeping images), one flyd per worker (pulling from that flaps),
+ * optionally an edge fly-proxy, as real
  * processes on 127.0.0.1 with ephemeral ports (the built `dist/` of each app: run `npm run build`
  * after changing `src/`), and resolves once placement sees every worker. One fleet serves a whole
  * test file; `stop()` stops them in reverse order.
@@ -171,6 +172,11 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
     const corrosion = await start('corrosion', [
       ...['agent', '--db', join(dir, 'corrosion.db'), '--api-addr', '127.0.0.1:0'],
     ]);
+    // flaps before the workers: each flyd is told where to pull images from (--flaps-url).
+    const api = await start('flaps', [
+      ...['--listen', '127.0.0.1:0', '--corrosion-url', corrosion],
+      ...['--images-dir', join(dir, 'flaps-images'), ...(options.flapsArgs ?? [])],
+    ]);
     const workers: Record<string, Worker> = {};
     await Promise.all(
       (options.workers ?? [{ hostId: 'w1', region: 'ams' }]).map(async ({ hostId, region }) => {
@@ -178,6 +184,7 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
         const flydArgs = [
           ...['--listen', '127.0.0.1:0', '--data-dir', dataDir],
           ...['--corrosion-url', corrosion, '--stop-machines-on-exit'], // none left behind
+          ...['--flaps-url', api],
           ...['--host-id', hostId, '--region', region, ...(options.flydArgs ?? [])],
         ];
         workers[hostId] = { url: await start('flyd', flydArgs, `flyd-${hostId}`), dataDir };
@@ -195,10 +202,6 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
         'fly-proxy',
         ['proxy', 'admin'],
       ));
-    const api = await start('flaps', [
-      ...['--listen', '127.0.0.1:0', '--corrosion-url', corrosion],
-      ...(options.flapsArgs ?? []),
-    ]);
     const call: Call = (...args) => request(api, operatorToken, ...args);
     const flyd: Fleet['flyd'] = (hostId, ...args) => {
       const worker = workers[hostId];

@@ -48,6 +48,10 @@ export const FlydErrors = {
     "the machine's process could not be launched; the machine is stopped and its last event says why",
   ],
   FLYD_ERR_FAILED: [500, 'the operation failed on the worker; its run records the step and error'],
+  FLYD_ERR_IMAGE_PULL: [
+    502,
+    'an image could not be pulled from flaps (unreachable, refused the internal token, or sent bytes whose digest is not the one asked for)',
+  ],
 } as const;
 
 export type FlydErrorCode = keyof typeof FlydErrors;

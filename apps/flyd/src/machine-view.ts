@@ -1,8 +1,8 @@
+import { imageRefParts } from '@fleet/images';
 import type { MachineEvent, MachineRecord } from './machine-store.js';
 
 /** The Machine object flyd answers with, in the shape of Fly's Machines API. */
 export function machineView(machine: MachineRecord, hostId: string, events: MachineEvent[]) {
-  const [repository, tag] = machine.image_ref.split(':');
   return {
     id: machine.id,
     name: machine.name,
@@ -16,7 +16,7 @@ export function machineView(machine: MachineRecord, hostId: string, events: Mach
     private_ip: machine.port === null ? null : '127.0.0.1',
     cordoned: machine.cordoned,
     config: machine.config,
-    image_ref: { registry: 'local', repository, tag, digest: '' },
+    image_ref: { registry: 'local', ...imageRefParts(machine.image_ref) },
     created_at: machine.created_at,
     updated_at: machine.updated_at,
     events,

@@ -5,7 +5,8 @@ import { HttpError, type Logger } from '@fleet/service';
 import type { HostCapacity } from './capacity.js';
 import { flydError } from './errors.js';
 import { AbortStep, type FsmEngine, RunConflictError, type RunHandle } from './fsm/engine.js';
-import { resolveImage } from './images.js';
+import type { ImageCache } from './image-cache.js';
+import { imageDigest, resolveImage } from './images.js';
 import { type HostPaths, hidePaths, launchError } from './launch-errors.js';
 import {
   type CreateRequest,
@@ -46,6 +47,8 @@ export type { CreateRequest, StopRequest };
 export interface MachineServiceOptions {
   dataDir: string;
   imagesDir: string;
+  /** Images pulled from flaps by digest (`name@sha256:...` configs). */
+  imageCache: ImageCache;
   region: string;
   hostId: string;
   stopTimeoutMs: number;
@@ -131,6 +134,26 @@ export class MachineService {
    * `created`): by the time the run reports its publish step, the launch may have moved on.
    */
   async create(
+    request: CreateRequest,
+  ): Promise<{ machine: MachineRecord; events: MachineEvent[] }> {
+    const release = await this.#holdImage(request.config);
+    try {
+      return await this.#create(request);
+    } finally {
+      release();
+    }
+  }
+
+  /**
+   * Pulls a config's image by digest the first time this worker needs it, and holds it against
+   * the cache's eviction until the returned release (the machine's record then keeps it).
+   */
+  async #holdImage(config: MachineConfig): Promise<() => void> {
+    const digest = imageDigest(config);
+    return digest === undefined ? () => {} : this.options.imageCache.hold(digest);
+  }
+
+  async #create(
     request: CreateRequest,
   ): Promise<{ machine: MachineRecord; events: MachineEvent[] }> {
     // The route checked the config against its schema (@fleet/machine-config); what follows
@@ -236,6 +259,15 @@ export class MachineService {
    * stopped and started on the new config, in one FSM run.
    */
   async update(id: string, config: CreateRequest['config']): Promise<MachineRecord> {
+    const release = await this.#holdImage(config);
+    try {
+      return await this.#update(id, config);
+    } finally {
+      release();
+    }
+  }
+
+  async #update(id: string, config: CreateRequest['config']): Promise<MachineRecord> {
     this.#checkRunnable(config); // a config that cannot run is refused up front
     await this.#whenFree(id);
     const machine = this.get(id);
@@ -347,7 +379,7 @@ export class MachineService {
    * field. The config's shape was checked by the route's schema.
    */
   #checkRunnable(config: MachineConfig): ReturnType<typeof resolveImage> {
-    const image = resolveImage(this.options.imagesDir, config);
+    const image = resolveImage(this.options, config);
     checkFiles(config, image.dir);
     checkMountOverImage(config, image.dir);
     stopConfigOf(config);
@@ -738,12 +770,22 @@ export class MachineService {
   }
 
   /** The environment a machine's processes get (its own and `exec`'s): clean, plus Fly's. */
+  /** The environment image.json gives (none when the image cannot be read: launch says why). */
+  #imageEnv(config: MachineConfig): Record<string, string> {
+    try {
+      return resolveImage(this.options, config).env;
+    } catch {
+      return {};
+    }
+  }
+
   env(id: string, port = this.get(id).port): Record<string, string> {
     const machine = this.get(id);
     return {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
       HOME: this.root(id),
       LANG: process.env.LANG ?? 'C.UTF-8',
+      ...this.#imageEnv(machine.config),
       ...(machine.config.env ?? {}),
       ...this.volumes.mountEnv(machine.config),
       ...(port === null ? {} : { PORT: String(port) }),
@@ -772,9 +814,11 @@ export class MachineService {
   async #launchProcess(id: string): Promise<void> {
     if (this.runtime.isRunning(id)) return;
     const machine = this.get(id);
+    // Pulled again if its folder went (the cache never evicts an image a machine here uses).
+    (await this.#holdImage(machine.config))();
     let image: ReturnType<typeof resolveImage>;
     try {
-      image = resolveImage(this.options.imagesDir, machine.config);
+      image = resolveImage(this.options, machine.config);
     } catch (error) {
       throw new AbortStep((error as Error).message, { cause: error }); // retrying cannot fix a config
     }

@@ -24,6 +24,8 @@ import { Cgroups } from './cgroups.js';
 import { openDatabase } from './db.js';
 import { FsmEngine } from './fsm/engine.js';
 import { HealthChecks } from './health.js';
+import { ImageCache } from './image-cache.js';
+import { imageDigest } from './images.js';
 import { LeaseStore } from './lease-store.js';
 import { LogFeed } from './log-feed.js';
 import { LogSink } from './log-sink.js';
@@ -78,6 +80,27 @@ const spec = {
     type: 'string',
     default: repoImages,
     description: 'local image store: <dir>/<image>/image.json',
+  },
+  'flaps-url': {
+    type: 'string',
+    format: 'url',
+    description:
+      "flaps' base URL, where images named by digest (name@sha256:...) are pulled from (with the internal token); without it only local images run",
+  },
+  'image-cache-bytes-max': {
+    type: 'number',
+    default: 4 * 1024 * 1024 * 1024,
+    min: 1024,
+    max: 1024 * 1024 * 1024 * 1024,
+    description:
+      'bound on the pulled images kept unpacked under <data-dir>/images (least recently used evicted; one in use never); also the largest image pulled',
+  },
+  'image-pull-timeout-ms': {
+    type: 'number',
+    default: 120_000,
+    min: 100,
+    max: 3_600_000,
+    description: 'bound on one image download from flaps',
   },
   cpus: {
     type: 'number',
@@ -227,6 +250,23 @@ runMain(async () => {
     hostId: config['host-id'],
     region: config.region,
   });
+  const imageCache = new ImageCache({
+    dir: join(config['data-dir'], 'images'),
+    flapsUrl: config['flaps-url'],
+    token,
+    bytesMax: config['image-cache-bytes-max'],
+    pullTimeoutMs: config['image-pull-timeout-ms'],
+    unpackLimits: { unpackedBytesMax: config['image-cache-bytes-max'], entriesMax: 100_000 },
+    // Every machine recorded here, whatever its state, may start again on its image.
+    inUse: () =>
+      new Set(
+        store
+          .list()
+          .filter((machine) => machine.state !== 'destroyed')
+          .flatMap((machine) => imageDigest(machine.config) ?? []),
+      ),
+    logger,
+  });
   const machines = new MachineService(
     store,
     engine,
@@ -235,6 +275,7 @@ runMain(async () => {
     {
       dataDir: config['data-dir'],
       imagesDir: config['images-dir'],
+      imageCache,
       region: config.region,
       hostId: config['host-id'],
       stopTimeoutMs: config['stop-timeout-ms'],

@@ -63,8 +63,8 @@ export function claimStateDir(stateDir: string, hostId: string): StateLock {
 }
 
 /**
- * Boots a one-host fleet as real processes: corrosion, then flyd (which registers the host in
- * corrosion), then flaps and fly-proxy. If any server fails to start, the ones already running
+ * Boots a one-host fleet as real processes: corrosion, then flaps (keeping uploaded images), flyd
+ * (which registers the host in corrosion and pulls images from flaps), and fly-proxy. If any server fails to start, the ones already running
  * are stopped before the error is thrown.
  */
 export async function startFleet(options: FleetOptions): Promise<Fleet> {
@@ -112,6 +112,15 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
       ['api'],
     );
     const corrosionUrl = corrosion.api!;
+    // flaps before flyd: flyd pulls uploaded images from it (--flaps-url).
+    const flaps = await start(
+      'flaps',
+      [
+        ...['--listen', options.apiListen, '--corrosion-url', corrosionUrl],
+        ...['--images-dir', join(hostDir, 'flaps-images')],
+      ],
+      ['api'],
+    );
     const flyd = await start(
       'flyd',
       [
@@ -120,12 +129,8 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
         // leave its machines running for the next flyd to adopt).
         ...['--corrosion-url', corrosionUrl, '--stop-machines-on-exit'],
         ...['--host-id', options.hostId, '--region', options.region, '--images-dir', imagesDir],
+        ...['--flaps-url', flaps.api!],
       ],
-      ['api'],
-    );
-    const flaps = await start(
-      'flaps',
-      ['--listen', options.apiListen, '--corrosion-url', corrosionUrl],
       ['api'],
     );
     const proxy = await start(

@@ -6,7 +6,8 @@ import { loadTopologyFile, TopologyError } from '../topology/load.js';
 import { ensureDemoApp, waitForProxy } from './demo.js';
 import { type Fleet, startFleet } from './fleet.js';
 import { watchOutput, write } from './output.js';
-import { repoRoot } from './paths.js';
+import { imagesDir, repoRoot } from './paths.js';
+import { uploadSampleImages } from './sample-images.js';
 import { runTopology } from './topology-main.js';
 
 const spec = {
@@ -51,7 +52,8 @@ const spec = {
   image: {
     type: 'string',
     default: 'hello',
-    description: 'image of the demo machines (infra/images)',
+    description:
+      'image of the demo machines: a folder of infra/images (uploaded, run by its digest), or any image reference',
   },
   'start-timeout-ms': {
     type: 'number',
@@ -117,11 +119,19 @@ runMain(async () => {
   stopOnHangUp(fleet);
   try {
     const flaps = new FlapsClient(fleet.urls.flaps, fleet.secrets.apiToken);
+    if ((await flaps.getApp(config.app)) === undefined) await flaps.createApp(config.app);
+    // infra/images become uploaded images of the demo app (idempotent: same files, same digest).
+    const pinned = await uploadSampleImages(
+      fleet.urls.flaps,
+      fleet.secrets.apiToken,
+      config.app,
+      imagesDir,
+    );
     await ensureDemoApp(flaps, {
       app: config.app,
       machineCount: config.machines,
       region,
-      image: config.image,
+      image: pinned.get(config.image) ?? config.image,
     });
     const host = `${config.app}.${config.domain}`;
     await waitForProxy(fleet.urls.proxy, host, (answer) => answer.status === 200);

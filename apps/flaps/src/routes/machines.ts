@@ -1,4 +1,5 @@
 import { constants } from 'node:os';
+import { imageRefParts } from '@fleet/images';
 import { guestOf, machineConfigSchema, machineNameSchema } from '@fleet/machine-config';
 import type { FastifyInstance } from 'fastify';
 import { configValidator, flapsError } from '../errors.js';
@@ -20,7 +21,6 @@ const listEventsTimeoutMs = 2_000;
 /** A machine as listed from corrosion (the list spans every worker; events live on the worker). */
 function listedMachine(row: MachineRow, checks: CheckRow[], events: unknown[]) {
   const config = JSON.parse(row.config) as { image?: unknown };
-  const [repository, tag = 'latest'] = String(config.image ?? '').split(':');
   return {
     id: row.id,
     name: row.name || row.id,
@@ -31,7 +31,8 @@ function listedMachine(row: MachineRow, checks: CheckRow[], events: unknown[]) {
     private_addr: row.private_addr,
     private_ip: privateIp(row.private_addr),
     config,
-    image_ref: { registry: 'local', repository, tag, digest: '' },
+    // `name:tag`, or `name@sha256:...` once flaps pinned an uploaded image (image-resolution.ts).
+    image_ref: { registry: 'local', ...imageRefParts(String(config.image ?? '')) },
     host_id: row.host_id,
     created_at: row.created_at,
     updated_at: row.updated_at,
