@@ -1,12 +1,14 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { FlapsClient, type Machine } from '@fleet/flaps-client';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { getThroughProxy } from '../src/launcher/demo.js';
 import { type Fleet, startFleet } from '../src/launcher/fleet.js';
+import { repoRoot } from '../src/launcher/paths.js';
 
 const require = createRequire(import.meta.url);
 const fleetBin = join(dirname(require.resolve('@fleet/cli/package.json')), 'dist', 'main.js');
@@ -30,10 +32,10 @@ describe('fleet launch and fleet deploy', () => {
   let project: string;
   const running = new Set<ChildProcess>();
 
-  const run = (args: string[]) =>
+  const run = (args: string[], cwd = project) =>
     new Promise<Run>((resolve, reject) => {
       const child = spawn(process.execPath, [fleetBin, ...args], {
-        cwd: project,
+        cwd,
         env: {
           PATH: process.env.PATH,
           FLEET_CONFIG_DIR: join(home, 'config'),
@@ -210,6 +212,27 @@ describe('fleet launch and fleet deploy', () => {
     const refused = one.code === 1 ? one : two;
     expect(refused.stderr).toMatch(/is leased \(another deploy of deploy-app running\?\)/);
     expect(await versions()).toEqual(['6', '6']);
+  }, 120_000);
+
+  it('deploys a folder: infra/examples/hello-node built into an image, uploaded, served', async () => {
+    const example = join(home, 'hello-node');
+    cpSync(join(repoRoot, 'infra', 'examples', 'hello-node'), example, { recursive: true });
+    await flaps.createApp('hello-node');
+    const deployed = await run(['deploy', '--wait-timeout', '60s', '--no-ha'], example);
+    expect(deployed.code, deployed.stderr).toBe(0);
+    expect(deployed.stderr).toMatch(/built .* into sha256:[0-9a-f]{64}/);
+    const [machine] = await flaps.listMachines('hello-node');
+    expect((machine!.config as { image: string }).image).toMatch(
+      /^hello-node@sha256:[0-9a-f]{64}$/,
+    );
+    await expect
+      .poll(async () => (await getThroughProxy(fleet.urls.proxy, 'hello-node.fleet.test')).body, {
+        timeout: 20_000,
+      })
+      .toMatch(/^Hello from Fleet — machine [0-9a-f]{14} in local/);
+    // Unchanged files build the same image: nothing to deploy.
+    const again = await run(['deploy'], example);
+    expect(again.stderr).toMatch(/already runs release/);
   }, 120_000);
 
   it('names the problem in a bad fly.toml and deploys nothing', async () => {

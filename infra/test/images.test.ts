@@ -102,8 +102,7 @@ describe('the sample machine images', () => {
   });
 
   it('uploads as the launcher does, twice, to the same digests and one image each, and echo runs by its digest', async () => {
-    const upload = () =>
-      uploadSampleImages(fleet.urls.flaps, fleet.secrets.apiToken, app, imagesDir);
+    const upload = () => uploadSampleImages(flaps, app, imagesDir);
     const first = await upload();
     expect([...first.keys()]).toEqual(['echo', 'hello', 'static']);
     expect(await upload()).toEqual(first);

@@ -121,12 +121,7 @@ runMain(async () => {
     const flaps = new FlapsClient(fleet.urls.flaps, fleet.secrets.apiToken);
     if ((await flaps.getApp(config.app)) === undefined) await flaps.createApp(config.app);
     // infra/images become uploaded images of the demo app (idempotent: same files, same digest).
-    const pinned = await uploadSampleImages(
-      fleet.urls.flaps,
-      fleet.secrets.apiToken,
-      config.app,
-      imagesDir,
-    );
+    const pinned = await uploadSampleImages(flaps, config.app, imagesDir);
     await ensureDemoApp(flaps, {
       app: config.app,
       machineCount: config.machines,

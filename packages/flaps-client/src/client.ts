@@ -8,6 +8,7 @@ import type {
   LogPage,
   Machine,
   Region,
+  StoredImage,
   Volume,
 } from './types.js';
 
@@ -71,22 +72,7 @@ export class FlapsClient {
         `cannot reach the Machines API at ${this.baseUrl}: ${(error as Error).message}`,
       );
     }
-    const text = await answer.body.text();
-    let parsed: unknown;
-    try {
-      parsed = text === '' ? undefined : JSON.parse(text);
-    } catch {
-      parsed = undefined;
-    }
-    if (answer.statusCode >= 300) {
-      const fly = parsed as { error?: string; code?: string } | undefined;
-      throw new FlapsError(
-        answer.statusCode,
-        fly?.error ?? (text || `HTTP ${answer.statusCode}`),
-        fly?.code,
-      );
-    }
-    return parsed as T;
+    return answered<T>(answer.statusCode, await answer.body.text());
   }
 
   async listApps(org?: string): Promise<App[]> {
@@ -206,6 +192,36 @@ export class FlapsClient {
     );
   }
 
+  /**
+   * Uploads an image archive (packed by `@fleet/images`) to the app's images, tagged
+   * `name[:tag]`; idempotent by digest. Answers the stored image (`reference` is
+   * `name@sha256:...`).
+   */
+  async uploadImage(
+    app: string,
+    archive: Buffer,
+    image: { tag: string; digest: string },
+    timeoutMs = this.timeoutMs,
+  ): Promise<StoredImage> {
+    const query = new URLSearchParams({ tag: image.tag, digest: image.digest });
+    let answer: Awaited<ReturnType<typeof request>>;
+    try {
+      answer = await request(`${this.baseUrl}/v1/apps/${path(app)}/images?${query}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${this.token}`, 'content-type': 'application/gzip' },
+        body: archive,
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+      });
+    } catch (error) {
+      throw new FlapsError(
+        0,
+        `cannot reach the Machines API at ${this.baseUrl}: ${(error as Error).message}`,
+      );
+    }
+    return answered<StoredImage>(answer.statusCode, await answer.body.text());
+  }
+
   listVolumes(app: string): Promise<Volume[]> {
     return this.call('GET', `/v1/apps/${path(app)}/volumes`);
   }
@@ -320,4 +336,19 @@ export class FlapsClient {
     const search = params.toString();
     return search ? `${base}?${search}` : base;
   }
+}
+
+/** A JSON answer, or the FlapsError of one that is not 2xx (Fly's `{"error"}` and our `code`). */
+function answered<T>(status: number, text: string): T {
+  let parsed: unknown;
+  try {
+    parsed = text === '' ? undefined : JSON.parse(text);
+  } catch {
+    parsed = undefined;
+  }
+  if (status >= 300) {
+    const fly = parsed as { error?: string; code?: string } | undefined;
+    throw new FlapsError(status, fly?.error ?? (text || `HTTP ${status}`), fly?.code);
+  }
+  return parsed as T;
 }

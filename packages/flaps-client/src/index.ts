@@ -9,5 +9,6 @@ export type {
   Machine,
   MachineEvent,
   Region,
+  StoredImage,
   Volume,
 } from './types.js';

@@ -85,3 +85,13 @@ export interface Certificate {
   subject_alt_names?: string;
   fingerprint_sha256?: string;
 }
+
+/** An image flaps stores for an app (`POST /v1/apps/{app}/images`). */
+export interface StoredImage {
+  name: string;
+  tag: string;
+  digest: string;
+  size_bytes: number;
+  reference: string;
+  manifest: Record<string, unknown>;
+}

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { Command } from 'commander';
+import { buildImage } from '../deploy/build.js';
 import { deploy } from '../deploy/deploy.js';
 import { releaseOf } from '../deploy/release.js';
 import { CliError, exitCodes } from '../errors.js';
@@ -28,7 +29,10 @@ export function deployCommand(): Command {
     .description("deploy the app of ./fly.toml: a new release on its machines, by Fly's strategies")
     .option('-c, --config <file>', 'the fly.toml', 'fly.toml')
     .option('-a, --app <name>', "the app (default: the fly.toml's)")
-    .option('-i, --image <image>', 'the image to run (default: [build] image)')
+    .option(
+      '-i, --image <image>',
+      'the image to run (default: [build] image, else the [build] dir folder is built)',
+    )
     .option(
       '--strategy <name>',
       `${strategies.join(', ')} (default: [deploy] strategy, else rolling)`,
@@ -52,12 +56,6 @@ export async function runDeploy(options: DeployOptions, flags: ConnectionFlags):
   const { config, warnings } = readFlyToml(file);
   for (const warning of warnings) say(`warning: ${warning}`);
   const app = options.app ?? config.app;
-  const image = options.image ?? config.build?.image;
-  if (image === undefined)
-    throw new CliError(
-      `no image to deploy: set [build] image in ${file}, or pass --image`,
-      exitCodes.usage,
-    );
   const strategy = options.strategy ?? config.deploy?.strategy ?? 'rolling';
   if (!strategies.includes(strategy))
     throw new CliError(`--strategy must be one of ${strategies.join(', ')}`, exitCodes.usage);
@@ -75,6 +73,11 @@ export async function runDeploy(options: DeployOptions, flags: ConnectionFlags):
     throw new CliError(
       `app ${app} not found: create it with \`fleet launch\` or \`fleet apps create ${app}\``,
     );
+  // An image named (`--image`, `[build] image`) runs as it is; otherwise the folder is built.
+  const image =
+    options.image ??
+    config.build?.image ??
+    (await buildImage(flaps, app, file, config.build?.dir, say));
   const release = releaseOf(machineConfigOf(config, image));
   const services = (release.config.services as unknown[] | undefined) ?? [];
   await deploy(
