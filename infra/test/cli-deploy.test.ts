@@ -1,23 +1,11 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { FlapsClient, type Machine } from '@fleet/flaps-client';
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Machine } from '@fleet/flaps-client';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getThroughProxy } from '../src/launcher/demo.js';
-import { type Fleet, startFleet } from '../src/launcher/fleet.js';
 import { repoRoot } from '../src/launcher/paths.js';
-
-const require = createRequire(import.meta.url);
-const fleetBin = join(dirname(require.resolve('@fleet/cli/package.json')), 'dist', 'main.js');
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+import { type CliFleet, startCliFleet } from './cli-fleet.js';
 
 // `fleet launch` and `fleet deploy` as a Fly user runs them, against a real local fleet: a first
 // deploy, a rolling deploy under steady traffic through fly-proxy with not one failed request, a
@@ -26,39 +14,12 @@ interface Run {
 describe('fleet launch and fleet deploy', () => {
   const app = 'deploy-app';
   const host = `${app}.fleet.test`;
-  let fleet: Fleet;
-  let flaps: FlapsClient;
+  let cli: CliFleet;
+  let fleet: CliFleet['fleet'];
+  let flaps: CliFleet['flaps'];
   let home: string;
   let project: string;
-  const running = new Set<ChildProcess>();
-
-  const run = (args: string[], cwd = project) =>
-    new Promise<Run>((resolve, reject) => {
-      const child = spawn(process.execPath, [fleetBin, ...args], {
-        cwd,
-        env: {
-          PATH: process.env.PATH,
-          FLEET_CONFIG_DIR: join(home, 'config'),
-          FLEET_API_URL: fleet.urls.flaps,
-          FLEET_API_TOKEN: fleet.secrets.apiToken,
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      running.add(child);
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (chunk) => {
-        stdout += chunk;
-      });
-      child.stderr.on('data', (chunk) => {
-        stderr += chunk;
-      });
-      child.on('error', reject);
-      child.on('close', (code) => {
-        running.delete(child);
-        resolve({ code, stdout, stderr });
-      });
-    });
+  const run = (args: string[], cwd = project) => cli.run(args, { cwd });
 
   /**
    * Rewrites fly.toml's release: its VERSION and its check — a tcp check of the app's port, or
@@ -92,24 +53,13 @@ describe('fleet launch and fleet deploy', () => {
   };
 
   beforeAll(async () => {
-    home = mkdtempSync(join(tmpdir(), 'fleet-deploy-'));
+    cli = await startCliFleet('deploy-host');
+    ({ fleet, flaps, home } = cli);
     project = mkdtempSync(join(home, 'project-'));
-    fleet = await startFleet({
-      stateDir: join(home, 'fleet'),
-      hostId: 'deploy-host',
-      region: 'local',
-      proxyListen: '127.0.0.1:0',
-      apiListen: '127.0.0.1:0',
-      domain: 'fleet.test',
-      startTimeoutMs: 30_000,
-    });
-    flaps = new FlapsClient(fleet.urls.flaps, fleet.secrets.apiToken);
   }, 60_000);
 
   afterAll(async () => {
-    for (const child of running) child.kill('SIGKILL');
-    await fleet?.stop();
-    if (home) rmSync(home, { recursive: true, force: true });
+    await cli?.stop();
   });
 
   it('launches: writes a fly.toml that deploys, and creates the app', async () => {

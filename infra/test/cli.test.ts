@@ -1,79 +1,27 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { FlapsClient, type Machine } from '@fleet/flaps-client';
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Machine } from '@fleet/flaps-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoMachineConfig, getThroughProxy } from '../src/launcher/demo.js';
-import { type Fleet, startFleet } from '../src/launcher/fleet.js';
-
-const require = createRequire(import.meta.url);
-const fleetBin = join(dirname(require.resolve('@fleet/cli/package.json')), 'dist', 'main.js');
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+import { type CliFleet, startCliFleet } from './cli-fleet.js';
 
 // The `fleet` command line as a person types it, against a real local fleet: every command
 // through its bin, with its settings in a folder of the test's, and the exit codes scripts see.
 describe('the fleet command line', () => {
   const app = 'cli-app';
-  let fleet: Fleet;
-  let flaps: FlapsClient;
+  let cli: CliFleet;
+  let fleet: CliFleet['fleet'];
+  let flaps: CliFleet['flaps'];
   let home: string;
-  const running = new Set<ChildProcess>();
-
-  /** Runs `fleet args...` to its end (stdin closed, as in CI). */
-  const run = (args: string[], options: { env?: Record<string, string>; cwd?: string } = {}) =>
-    new Promise<Run>((resolve, reject) => {
-      const child = spawn(process.execPath, [fleetBin, ...args], {
-        cwd: options.cwd ?? home,
-        env: {
-          PATH: process.env.PATH,
-          FLEET_CONFIG_DIR: join(home, 'config'),
-          FLEET_API_URL: fleet.urls.flaps,
-          FLEET_API_TOKEN: fleet.secrets.apiToken,
-          ...options.env,
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      running.add(child);
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (chunk) => {
-        stdout += chunk;
-      });
-      child.stderr.on('data', (chunk) => {
-        stderr += chunk;
-      });
-      child.on('error', reject);
-      child.on('close', (code) => {
-        running.delete(child);
-        resolve({ code, stdout, stderr });
-      });
-    });
+  const run: CliFleet['run'] = (args, options) => cli.run(args, options);
 
   beforeAll(async () => {
-    home = mkdtempSync(join(tmpdir(), 'fleet-cli-'));
-    fleet = await startFleet({
-      stateDir: join(home, 'fleet'),
-      hostId: 'cli-host',
-      region: 'local',
-      proxyListen: '127.0.0.1:0',
-      apiListen: '127.0.0.1:0',
-      domain: 'fleet.test',
-      startTimeoutMs: 30_000,
-    });
-    flaps = new FlapsClient(fleet.urls.flaps, fleet.secrets.apiToken);
+    cli = await startCliFleet('cli-host');
+    ({ fleet, flaps, home } = cli);
   }, 60_000);
 
   afterAll(async () => {
-    for (const child of running) child.kill('SIGKILL');
-    await fleet?.stop();
-    if (home) rmSync(home, { recursive: true, force: true });
+    await cli?.stop();
   });
 
   it('logs in only with a token the API takes, and keeps it readable by its owner only', async () => {
@@ -258,19 +206,9 @@ describe('the fleet command line', () => {
       new RegExp(`${app}\\[${machine!.id}\\] local \\[info\\] hello: machine ${machine!.id}`),
     );
     // Live: a restart of the machine prints its line again while `fleet logs` follows.
-    const child = spawn(process.execPath, [fleetBin, 'logs', '-a', app, '--json'], {
-      cwd: home,
-      env: {
-        PATH: process.env.PATH,
-        FLEET_CONFIG_DIR: join(home, 'config'),
-        FLEET_API_URL: fleet.urls.flaps,
-        FLEET_API_TOKEN: fleet.secrets.apiToken,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    running.add(child);
+    const child = cli.spawn(['logs', '-a', app, '--json']);
     let out = '';
-    child.stdout.on('data', (chunk) => {
+    child.stdout!.on('data', (chunk) => {
       out += chunk;
     });
     const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
@@ -283,7 +221,6 @@ describe('the fleet command line', () => {
     expect(line).toMatchObject({ instance: machine!.id, region: 'local', meta: { app } });
     child.kill('SIGINT');
     expect(await exited).toBe(0);
-    running.delete(child);
   }, 60_000);
 
   it('says where it could not reach, with its own exit code', async () => {

@@ -1,0 +1,98 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { FlapsClient } from '@fleet/flaps-client';
+import { type Fleet, startFleet } from '../src/launcher/fleet.js';
+
+const require = createRequire(import.meta.url);
+const fleetBin = join(dirname(require.resolve('@fleet/cli/package.json')), 'dist', 'main.js');
+
+export interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface CliFleet {
+  fleet: Fleet;
+  /** The Machines API as the operator, to set up and check what the commands did. */
+  flaps: FlapsClient;
+  /** A folder of the test's: the command line's settings live in `<home>/config`. */
+  home: string;
+  /** Starts `fleet args...` (stdin closed, as in CI) pointed at this fleet. */
+  spawn(args: string[], options?: { env?: Record<string, string>; cwd?: string }): ChildProcess;
+  /** Runs `fleet args...` to its end. */
+  run(args: string[], options?: { env?: Record<string, string>; cwd?: string }): Promise<Run>;
+  /** Kills what is still running, stops the fleet, removes the folder. */
+  stop(): Promise<void>;
+}
+
+/**
+ * A local fleet (corrosion, flyd, flaps, fly-proxy as processes, as `npm start` runs them) and
+ * the `fleet` bin run against it the way a person does, its settings in a folder of the test's.
+ */
+export async function startCliFleet(hostId: string): Promise<CliFleet> {
+  const home = mkdtempSync(join(tmpdir(), 'fleet-cli-'));
+  const running = new Set<ChildProcess>();
+  let fleet: Fleet;
+  try {
+    fleet = await startFleet({
+      stateDir: join(home, 'fleet'),
+      hostId,
+      region: 'local',
+      proxyListen: '127.0.0.1:0',
+      apiListen: '127.0.0.1:0',
+      domain: 'fleet.test',
+      startTimeoutMs: 30_000,
+    });
+  } catch (error) {
+    rmSync(home, { recursive: true, force: true });
+    throw error;
+  }
+  const spawnFleet: CliFleet['spawn'] = (args, options = {}) => {
+    const child = spawn(process.execPath, [fleetBin, ...args], {
+      cwd: options.cwd ?? home,
+      env: {
+        PATH: process.env.PATH,
+        FLEET_CONFIG_DIR: join(home, 'config'),
+        FLEET_API_URL: fleet.urls.flaps,
+        FLEET_API_TOKEN: fleet.secrets.apiToken,
+        ...options.env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    running.add(child);
+    child.once('close', () => running.delete(child));
+    return child;
+  };
+  return {
+    fleet,
+    flaps: new FlapsClient(fleet.urls.flaps, fleet.secrets.apiToken),
+    home,
+    spawn: spawnFleet,
+    run: (args, options) =>
+      new Promise<Run>((resolve, reject) => {
+        const child = spawnFleet(args, options);
+        let stdout = '';
+        let stderr = '';
+        child.stdout!.on('data', (chunk) => {
+          stdout += chunk;
+        });
+        child.stderr!.on('data', (chunk) => {
+          stderr += chunk;
+        });
+        child.on('error', reject);
+        child.on('close', (code) => resolve({ code, stdout, stderr }));
+      }),
+    stop: async () => {
+      for (const child of running) child.kill('SIGKILL');
+      try {
+        await fleet.stop();
+      } finally {
+        rmSync(home, { recursive: true, force: true });
+      }
+    },
+  };
+}
