@@ -34,6 +34,14 @@ export class Cgroups {
         writeFileSync(join(root, 'fleet', 'cgroup.subtree_control'), '+memory +cpu');
         return new Cgroups(2, root);
       }
+      // v1 only where its controllers are mounted: an empty or unmounted /sys/fs/cgroup (as under
+      // `ip netns exec`, which remounts /sys) is not a hierarchy, and a recursive mkdir into sysfs
+      // never returns.
+      if (
+        !readable(join(root, 'memory', 'memory.limit_in_bytes')) ||
+        !readable(join(root, 'cpu', 'cpu.cfs_quota_us'))
+      )
+        return undefined;
       mkdirSync(join(root, 'memory', 'fleet'), { recursive: true });
       mkdirSync(join(root, 'cpu', 'fleet'), { recursive: true });
       return new Cgroups(1, root);

@@ -1,7 +1,9 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Cgroups, inGroups } from '../src/cgroups.js';
 
@@ -14,6 +16,17 @@ describe('cgroups', () => {
     const cgroups = Cgroups.detect();
     if (root) expect(cgroups).toBeDefined();
     else expect(cgroups).toBeUndefined();
+  });
+
+  it('takes a folder without cgroup controllers for none, and makes nothing in it', () => {
+    // As /sys/fs/cgroup under `ip netns exec`: there, but no hierarchy mounted.
+    const folder = mkdtempSync(join(tmpdir(), 'fleet-no-cgroups-'));
+    try {
+      expect(Cgroups.detect(folder)).toBeUndefined();
+      expect(readdirSync(folder)).toEqual([]);
+    } finally {
+      rmSync(folder, { recursive: true, force: true });
+    }
   });
 
   it.runIf(root)('a machine over its memory limit is OOM-killed, and says so', async () => {
