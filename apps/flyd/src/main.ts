@@ -38,6 +38,8 @@ import { createFlydServer } from './server.js';
 import { VolumeStore } from './volume-store.js';
 import { VolumeService } from './volumes.js';
 
+/** How long shutdown waits for calls in flight before stopping the machines anyway. */
+const closeWaitMs = 2_000;
 const repoImages = resolve(
   dirname(fileURLToPath(import.meta.url)),
   '..',
@@ -330,7 +332,9 @@ runMain(async () => {
   onShutdown(
     logger,
     async () => {
-      await app.close();
+      // Stop taking calls; a long poll still open (a `wait` of up to 60 s) must not hold the
+      // machines' own shutdown past the supervisor's patience, or they would outlive flyd.
+      await Promise.race([app.close(), new Promise((resolve) => setTimeout(resolve, closeWaitMs))]);
       health.stopAll();
       await machines.shutdown(config['stop-machines-on-exit']);
       await Promise.race([publisher.flush(), new Promise((resolve) => setTimeout(resolve, 3_000))]);
