@@ -10,7 +10,7 @@ import { removeDeadRuns } from '../src/hosts/runs.js';
 import { getThroughProxy } from '../src/launcher/demo.js';
 
 const launcher = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'launcher', 'main.js');
-const dir = mkdtempSync(join(tmpdir(), 'topology-launcher-'));
+const dir = mkdtempSync(join(tmpdir(), 'tl-'));
 const children: ChildProcess[] = [];
 afterAll(async () => {
   for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');

@@ -115,7 +115,7 @@ export async function startHost(
         [
           ...['--mode', 'backhaul', '--host-id', host.id, ...fleetKey, ...common],
           ...['--listen', at(hostPorts.backhaul), '--admin-listen', '127.0.0.1:0'],
-          ...['--state-dir', join(hostDir, 'fly-proxy-backhaul')],
+          ...['--state-dir', join(hostDir, 'backhaul')],
         ],
         ['proxy'],
       );
@@ -145,7 +145,7 @@ export async function startHost(
             '--domain',
             environment.domain,
           ],
-          ...['--state-dir', join(hostDir, 'fly-proxy-edge')],
+          ...['--state-dir', join(hostDir, 'edge')],
         ],
         ['proxy'],
       );
