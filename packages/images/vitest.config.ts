@@ -1,8 +1,4 @@
-import { fileURLToPath } from 'node:url';
+import { fleetTestConfig } from '@fleet/service/vitest-config';
 import { defineConfig } from 'vitest/config';
 
-export default defineConfig({
-  test: {
-    globalSetup: [fileURLToPath(import.meta.resolve('@fleet/service/vitest-temp-dir'))],
-  },
-});
+export default defineConfig(fleetTestConfig('unit'));

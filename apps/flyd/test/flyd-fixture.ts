@@ -181,6 +181,14 @@ export async function eventually<T>(
   throw new Error(`gave up waiting for ${what}`);
 }
 
+/** Waits until no run is active on that flyd (a `wait` answers before its run has ended). */
+export function runsIdle(base: string): Promise<true> {
+  return eventually(async () => {
+    const active = (await call(base, 'GET', '/v1/runs'))?.body as unknown as unknown[];
+    return active?.length === 0 ? true : undefined;
+  }, 'the runs to end');
+}
+
 /** Polls flyd until the machine is in `state`; its view then. */
 export function inState(base: string, id: string, state: string): Promise<Record<string, unknown>> {
   return eventually(async () => {

@@ -83,20 +83,25 @@ describe('lock metrics on /metrics', () => {
     expect(sample(text, 'lock_wait_ms_count', route)).toBe(3);
     expect(sample(text, 'lock_wait_ms_bucket', { ...route, le: '0.001' })).toBe(3);
     expect(sample(text, 'lock_hold_ms_bucket', { ...route, le: '+Inf' })).toBe(3);
-    // Sub-millisecond resolution: three tiny holds add up to more than 0 and less than 3 ms.
+    // Sub-millisecond resolution: three tiny holds add up to a fraction of a millisecond (a
+    // whole number would mean milliseconds were counted). No bound on how long they took: a
+    // loaded machine may stretch any of them.
     const routeSum = sample(text, 'lock_hold_ms_sum', route)!;
     expect(routeSum).toBeGreaterThan(0);
-    expect(routeSum).toBeLessThan(3);
+    expect(Number.isInteger(routeSum)).toBe(false);
     expect(sample(text, 'lock_hold_ms_bucket', { ...apply, le: '2.5' })).toBe(0);
     expect(sample(text, 'lock_hold_ms_bucket', { ...apply, le: '+Inf' })).toBe(1);
     expect(sample(text, 'lock_hold_ms_max', apply)).toBeGreaterThanOrEqual(3);
     // The max is the longest since the previous collection.
     expect(sample(await installed.scrape(), 'lock_hold_ms_max', apply)).toBe(0);
-    // Every bucket bound is exported; buckets are cumulative.
-    for (const le of ['1', '10', '100', '10000', '+Inf'])
-      expect(sample(text, 'lock_hold_ms_bucket', { ...route, le })).toBe(3);
-    for (const le of bucketBoundsMs.map(String))
-      expect(sample(text, 'lock_hold_ms_bucket', { ...route, le })).toBeDefined();
+    // Every bucket bound is exported; buckets are cumulative (never fewer at a higher bound).
+    const buckets = [...bucketBoundsMs.map(String), '+Inf'].map((le) =>
+      sample(text, 'lock_hold_ms_bucket', { ...route, le }),
+    );
+    expect(buckets.every((count) => count !== undefined)).toBe(true);
+    for (let i = 1; i < buckets.length; i++)
+      expect(buckets[i]).toBeGreaterThanOrEqual(buckets[i - 1]!);
+    expect(sample(text, 'lock_hold_ms_bucket', { ...route, le: '10000' })).toBe(3);
   });
 
   it('exports what a lock counted before the SDK was installed', async () => {
