@@ -19,24 +19,24 @@ import {
   startTracing,
   UsageError,
 } from '@fleet/service';
-import { metrics as otel } from '@opentelemetry/api';
-import { Cgroups } from './cgroups.js';
 import { openDatabase } from './db.js';
 import { FsmEngine } from './fsm/engine.js';
-import { HealthChecks } from './health.js';
-import { ImageCache } from './image-cache.js';
-import { imageDigest } from './images.js';
-import { LeaseStore } from './lease-store.js';
-import { LogFeed } from './log-feed.js';
-import { LogSink } from './log-sink.js';
-import { MachineStore } from './machine-store.js';
-import { MachineService } from './machines.js';
-import { PeerClient } from './peer-client.js';
-import { Publisher } from './publisher.js';
-import { ProcessRuntime } from './runtime.js';
+import { ImageCache } from './images/cache.js';
+import { imageDigest } from './images/resolve.js';
+import { LogFeed } from './logs/feed.js';
+import { LogSink } from './logs/sink.js';
+import { HealthChecks } from './machines/health-checks.js';
+import { LeaseStore } from './machines/lease-store.js';
+import { MachineService } from './machines/service.js';
+import { MachineStore } from './machines/store.js';
+import { observeInventory } from './metrics.js';
+import { PeerClient } from './migrate/peer-client.js';
+import { Publisher } from './publishing/publisher.js';
+import { Cgroups } from './runtime/cgroups.js';
+import { ProcessRuntime } from './runtime/process-runtime.js';
 import { createFlydServer } from './server.js';
-import { VolumeStore } from './volume-store.js';
-import { VolumeService } from './volumes.js';
+import { VolumeService } from './volumes/service.js';
+import { VolumeStore } from './volumes/store.js';
 
 /** How long shutdown waits for calls in flight before stopping the machines anyway. */
 const closeWaitMs = 2_000;
@@ -295,18 +295,7 @@ runMain(async () => {
     logger,
   );
   machines.onStateChange((machine) => health.stateChanged(machine));
-  otel
-    .getMeter('fleet.flyd')
-    .createObservableGauge('flyd_machines', {
-      description: 'machines on this worker (not destroyed)',
-    })
-    .addCallback((result) => result.observe(store.count()));
-  otel
-    .getMeter('fleet.flyd')
-    .createObservableGauge('flyd_volumes', {
-      description: 'volumes on this worker (not destroyed)',
-    })
-    .addCallback((result) => result.observe(volumes.count()));
+  observeInventory({ machines: () => store.count(), volumes: () => volumes.count() });
   const app = createFlydServer(
     logger,
     metrics,

@@ -7,7 +7,7 @@ import {
 } from '@fleet/service';
 import type { FastifyInstance } from 'fastify';
 import { flydError } from './errors.js';
-import type { LogFeed } from './log-feed.js';
+import type { LogFeed } from './logs/feed.js';
 import { leaseRoutes } from './routes/leases.js';
 import { logRoutes } from './routes/logs.js';
 import { machineProcessRoutes } from './routes/machine-process.js';
@@ -16,7 +16,7 @@ import { type MachineRouteDeps, machineRoutes } from './routes/machines.js';
 import { migrateRoutes } from './routes/migrate.js';
 import { runRoutes } from './routes/runs.js';
 import { volumeRoutes } from './routes/volumes.js';
-import type { VolumeService } from './volumes.js';
+import type { VolumeService } from './volumes/service.js';
 
 /** flyd's HTTP API: every /v1 route needs the internal bearer token. */
 export function createFlydServer(

@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { Cgroups, inGroups } from '../src/cgroups.js';
+import { Cgroups, inGroups } from '../src/runtime/cgroups.js';
 
 // Machine limits are Linux cgroups: a machine over its memory is OOM-killed by the kernel and
 // reported so; its CPU quota is `cpus` cores. As root (CI, a worker) the groups must work.

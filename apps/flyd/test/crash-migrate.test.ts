@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { CorrosionClient } from '@fleet/corrosion-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FsmEngine } from '../src/fsm/engine.js';
-import { defineMigrateAction, type MigrateSteps } from '../src/migrate.js';
+import { defineMigrateAction, type MigrateSteps } from '../src/migrate/migrate.js';
 import { call, eventually, FlydFixture, hello, runsIdle } from './flyd-fixture.js';
 import { machinePids } from './machine-processes.js';
 

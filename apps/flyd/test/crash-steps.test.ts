@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { CorrosionClient } from '@fleet/corrosion-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FsmEngine } from '../src/fsm/engine.js';
-import { defineMachineActions, type MachineSteps } from '../src/machine-actions.js';
+import { defineMachineActions, type MachineSteps } from '../src/machines/actions.js';
 import { call, eventually, FlydFixture, hello, runsIdle } from './flyd-fixture.js';
 import { machinePids } from './machine-processes.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { afterExit } from '../src/restart-policy.js';
+import { afterExit } from '../src/machines/restart-policy.js';
 
 const failed = { code: 1, signal: null, oomKilled: false, requested: false };
 const clean = { code: 0, signal: null, oomKilled: false, requested: false };

@@ -2,6 +2,7 @@ import type { Logger } from '@fleet/service';
 import type { Context, Span } from '@opentelemetry/api';
 import type { Database as Db } from 'better-sqlite3';
 import { monotonicFactory } from 'ulid';
+import { fsmMetrics } from '../metrics.js';
 import { crashHook } from './crash-hook.js';
 import {
   QueueFullError,
@@ -10,7 +11,6 @@ import {
   StepFailure,
   statusOf,
 } from './errors.js';
-import { fsmMetrics } from './metrics.js';
 import { type RunHistory, type RunInfo, RunStore } from './store.js';
 import { endSpan, startRunSpan, startStepSpan } from './tracing.js';
 import type {

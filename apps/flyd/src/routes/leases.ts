@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { flydError } from '../errors.js';
-import { type LeaseStore, leaseNonceHeader } from '../lease-store.js';
-import type { MachineService } from '../machines.js';
+import { type LeaseStore, leaseNonceHeader } from '../machines/lease-store.js';
+import type { MachineService } from '../machines/service.js';
 
 const leaseBody = {
   type: ['object', 'null'],

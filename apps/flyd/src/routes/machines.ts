@@ -3,12 +3,12 @@ import { machineConfigSchema, machineNameSchema } from '@fleet/machine-config';
 import type { FastifyInstance } from 'fastify';
 import { configValidator, flydError } from '../errors.js';
 import type { FsmEngine } from '../fsm/engine.js';
-import type { LeaseStore } from '../lease-store.js';
-import type { MachineState, MachineStore } from '../machine-store.js';
-import { machineView } from '../machine-view.js';
-import type { CreateRequest, MachineService } from '../machines.js';
-import type { ProcessRuntime } from '../runtime.js';
-import type { StopSettings } from '../stop-config.js';
+import type { LeaseStore } from '../machines/lease-store.js';
+import type { CreateRequest, MachineService } from '../machines/service.js';
+import type { StopSettings } from '../machines/stop-config.js';
+import type { MachineState, MachineStore } from '../machines/store.js';
+import { machineView } from '../machines/view.js';
+import type { ProcessRuntime } from '../runtime/process-runtime.js';
 import { requestNonce } from './leases.js';
 
 const states: MachineState[] = [

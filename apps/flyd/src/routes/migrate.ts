@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
-import type { MachineService } from '../machines.js';
-import type { MigrateRequest } from '../migrate.js';
+import type { MachineService } from '../machines/service.js';
+import type { MigrateRequest } from '../migrate/migrate.js';
 import { requestNonce } from './leases.js';
 import type { MachineRouteDeps } from './machines.js';
 

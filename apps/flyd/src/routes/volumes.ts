@@ -1,8 +1,12 @@
 import type { FastifyInstance } from 'fastify';
 import { flydError } from '../errors.js';
-import type { MachineService } from '../machines.js';
-import type { VolumeRecord } from '../volume-store.js';
-import { type CreateVolumeRequest, type VolumeService, volumeRecordHeader } from '../volumes.js';
+import type { MachineService } from '../machines/service.js';
+import {
+  type CreateVolumeRequest,
+  type VolumeService,
+  volumeRecordHeader,
+} from '../volumes/service.js';
+import type { VolumeRecord } from '../volumes/store.js';
 
 const volumeId = '^vol_[a-z0-9]{16}$';
 const idParams = {

@@ -1,13 +1,13 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkMachineConfig, MachineConfigError } from '@fleet/machine-config';
-import { flydError } from './errors.js';
-import { AbortStep, type FsmEngine } from './fsm/engine.js';
-import type { MachineSteps } from './machine-actions.js';
+import { flydError } from '../errors.js';
+import { AbortStep, type FsmEngine } from '../fsm/engine.js';
+import type { MachineSteps } from '../machines/actions.js';
+import { stopSettings } from '../machines/stop-config.js';
+import { mountOf } from '../volumes/mounts.js';
+import { type VolumeService, volumeRecordHeader } from '../volumes/service.js';
 import { type PeerClient, PeerError } from './peer-client.js';
-import { stopSettings } from './stop-config.js';
-import { mountOf } from './volume-mounts.js';
-import { type VolumeService, volumeRecordHeader } from './volumes.js';
 
 export interface MigrateRequest {
   /** The target worker's flyd API and host id (flaps reads both from corrosion's `hosts`). */

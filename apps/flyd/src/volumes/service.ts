@@ -2,19 +2,19 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { flydError } from './errors.js';
-import type { MachineConfig } from './machine-store.js';
-import type { Publisher } from './publisher.js';
+import { flydError } from '../errors.js';
+import type { MachineConfig } from '../machines/store.js';
+import type { Publisher } from '../publishing/publisher.js';
 import {
   copyDirectory,
   directoryDigest,
   directoryUsage,
   tarDirectory,
   untarDirectory,
-} from './volume-files.js';
-import { type MountConfig, mountLink, mountOf } from './volume-mounts.js';
-import type { SnapshotRecord, VolumeRecord, VolumeStore } from './volume-store.js';
-import { volumeRowStatement, volumeView } from './volume-view.js';
+} from './files.js';
+import { type MountConfig, mountLink, mountOf } from './mounts.js';
+import type { SnapshotRecord, VolumeRecord, VolumeStore } from './store.js';
+import { volumeRowStatement, volumeView } from './view.js';
 
 export interface VolumeServiceOptions {
   dataDir: string;

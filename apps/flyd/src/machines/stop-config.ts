@@ -1,7 +1,7 @@
 import { constants } from 'node:os';
-import { parseDurationMs } from './duration.js';
-import { flydError } from './errors.js';
-import type { MachineConfig } from './machine-store.js';
+import { parseDurationMs } from '../duration.js';
+import { flydError } from '../errors.js';
+import type { MachineConfig } from './store.js';
 
 /** The longest grace period a config may ask for (the stop API's own bound). */
 export const stopTimeoutMsMax = 600_000;

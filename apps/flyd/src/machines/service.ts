@@ -1,13 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { join } from 'node:path';
 import { HttpError, type Logger } from '@fleet/service';
-import type { HostCapacity } from './capacity.js';
-import { flydError } from './errors.js';
-import { AbortStep, type FsmEngine, RunConflictError, type RunHandle } from './fsm/engine.js';
-import type { ImageCache } from './image-cache.js';
-import { imageDigest, resolveImage } from './images.js';
-import { type HostPaths, hidePaths, launchError } from './launch-errors.js';
+import { flydError } from '../errors.js';
+import { type FsmEngine, RunConflictError, type RunHandle } from '../fsm/engine.js';
+import type { ImageCache } from '../images/cache.js';
+import { imageDigest, resolveImage } from '../images/resolve.js';
+import { checkMigratable, defineMigrateAction, type MigrateRequest } from '../migrate/migrate.js';
+import type { PeerClient } from '../migrate/peer-client.js';
+import type { Publisher } from '../publishing/publisher.js';
+import type { ExitInfo, ProcessRuntime } from '../runtime/process-runtime.js';
+import { mountOf } from '../volumes/mounts.js';
+import { rowWaitMs, type VolumeService } from '../volumes/service.js';
 import {
   type CreateRequest,
   type DestroyRequest,
@@ -16,31 +19,25 @@ import {
   newVersion,
   type StopRequest,
   type UpdateRequest,
-} from './machine-actions.js';
-import {
-  type ExecResult,
-  execInMachine,
-  type MachineProcess,
-  machineProcesses,
-} from './machine-exec.js';
-import { checkFiles, checkMountOverImage, prepareRoot } from './machine-root.js';
-import {
-  guestOf,
-  type MachineConfig,
-  type MachineEvent,
-  type MachineRecord,
-  type MachineState,
-  type MachineStore,
-} from './machine-store.js';
-import { checkMigratable, defineMigrateAction, type MigrateRequest } from './migrate.js';
-import type { PeerClient } from './peer-client.js';
-import { freePort, waitForListener } from './ports.js';
-import type { Publisher } from './publisher.js';
-import { afterExit } from './restart-policy.js';
-import { type ExitInfo, killLeftovers, type ProcessRuntime } from './runtime.js';
+} from './actions.js';
+import { bootMachines } from './boot.js';
+import { BusyWaits } from './busy-waits.js';
+import type { HostCapacity } from './capacity.js';
+import { MachineDirs } from './dirs.js';
+import { machineEnv } from './environment.js';
+import { type ExecResult, execInMachine, type MachineProcess, machineProcesses } from './exec.js';
+import { launchMachine } from './launch.js';
+import { hidePaths } from './launch-errors.js';
+import { RestartScheduler } from './restarts.js';
+import { checkFiles, checkMountOverImage } from './root.js';
 import { type StopSettings, stopConfigOf, stopSettings } from './stop-config.js';
-import { mountOf } from './volume-mounts.js';
-import { rowWaitMs, type VolumeService } from './volumes.js';
+import type {
+  MachineConfig,
+  MachineEvent,
+  MachineRecord,
+  MachineState,
+  MachineStore,
+} from './store.js';
 
 export type { CreateRequest, StopRequest };
 
@@ -71,11 +68,9 @@ export interface MachineServiceOptions {
  */
 export class MachineService {
   readonly #changes = new EventEmitter();
-  /** Restarts the restart policy made since the machine was last started by a caller. */
-  readonly #restarts = new Map<string, number>();
-  readonly #restartTimers = new Map<string, NodeJS.Timeout>();
-  /** Operations waiting for their busy machine, by machine (each bounded by busyWaitMs). */
-  readonly #waiting = new Map<string, number>();
+  readonly #restarts: RestartScheduler;
+  readonly #busy: BusyWaits;
+  readonly #dirs: MachineDirs;
 
   constructor(
     private readonly store: MachineStore,
@@ -87,6 +82,9 @@ export class MachineService {
     peer: PeerClient,
   ) {
     this.#changes.setMaxListeners(0); // one per long-poll `wait`, each bounded by its timeout
+    this.#restarts = new RestartScheduler(store, engine, (...run) => this.#start(...run));
+    this.#busy = new BusyWaits(engine, options.busyWaitMs, options.busyWaitersMax);
+    this.#dirs = new MachineDirs(options.dataDir, options.imagesDir);
     const steps: MachineSteps = {
       store,
       runtime,
@@ -190,7 +188,7 @@ export class MachineService {
   }
 
   async start(id: string): Promise<{ previous_state: MachineState }> {
-    await this.#whenFree(id);
+    await this.#busy.whenFree(id);
     const machine = this.get(id);
     if (machine.state === 'suspended') {
       await this.#outcome(this.#start(id, 'resume', {}).done, id, 'resume');
@@ -202,7 +200,7 @@ export class MachineService {
         `machine ${id} is ${machine.state}; only a stopped machine starts`,
       );
     }
-    this.#restarts.delete(id);
+    this.#restarts.reset(id);
     if (machine.state !== 'started')
       await this.#outcome(this.#start(id, 'start', {}).done, id, 'start');
     return { previous_state: machine.state };
@@ -210,7 +208,7 @@ export class MachineService {
 
   /** Pauses a started machine (SIGSTOP to its process group); `start` resumes it. */
   async suspend(id: string): Promise<void> {
-    await this.#whenFree(id);
+    await this.#busy.whenFree(id);
     const machine = this.get(id);
     if (machine.state === 'suspended') return;
     if (machine.state !== 'started') {
@@ -219,15 +217,15 @@ export class MachineService {
         `machine ${id} is ${machine.state}; only a started machine suspends`,
       );
     }
-    this.#cancelRestart(id);
+    this.#restarts.cancel(id);
     await this.#outcome(this.#start(id, 'suspend', {}).done, id, 'suspend');
   }
 
   /** Stops the machine with the caller's signal and grace period, else its stop_config's. */
   async stop(id: string, asked: StopSettings): Promise<void> {
-    await this.#whenFree(id);
+    await this.#busy.whenFree(id);
     const machine = this.get(id);
-    this.#cancelRestart(id);
+    this.#restarts.cancel(id);
     if (machine.state === 'stopped' || machine.state === 'created') return;
     if (!['started', 'starting', 'suspended'].includes(machine.state)) {
       throw flydError(
@@ -241,7 +239,7 @@ export class MachineService {
 
   /** Stops the machine's process and starts it again, as one operation. */
   async restart(id: string, asked: StopSettings): Promise<void> {
-    await this.#whenFree(id);
+    await this.#busy.whenFree(id);
     const machine = this.get(id);
     if (machine.state !== 'started') {
       throw flydError(
@@ -249,7 +247,7 @@ export class MachineService {
         `machine ${id} is ${machine.state}; only a started machine restarts`,
       );
     }
-    this.#restarts.delete(id);
+    this.#restarts.reset(id);
     const request: StopRequest = stopSettings(asked, machine.config, this.options.stopTimeoutMs);
     await this.#outcome(this.#start(id, 'restart', request).done, id, 'restart');
   }
@@ -269,7 +267,7 @@ export class MachineService {
 
   async #update(id: string, config: CreateRequest['config']): Promise<MachineRecord> {
     this.#checkRunnable(config); // a config that cannot run is refused up front
-    await this.#whenFree(id);
+    await this.#busy.whenFree(id);
     const machine = this.get(id);
     if (machine.state === 'destroyed' || machine.state === 'destroying') {
       throw flydError(
@@ -285,7 +283,7 @@ export class MachineService {
         'config.mounts: an update keeps the volume the machine was created with',
       );
     }
-    this.#cancelRestart(id);
+    this.#restarts.cancel(id);
     // The process being stopped runs the old config: its stop_config says how to stop it.
     const stop = stopSettings({}, machine.config, this.options.stopTimeoutMs);
     await this.#outcome(
@@ -303,7 +301,7 @@ export class MachineService {
 
   /** Cordons (no traffic, still running) or uncordons a machine (an FSM); answers once published. */
   async cordon(id: string, cordoned: boolean): Promise<void> {
-    await this.#whenFree(id);
+    await this.#busy.whenFree(id);
     this.get(id);
     const action = cordoned ? 'cordon' : 'uncordon';
     await this.#outcome(this.#start(id, action, {}).done, id, action);
@@ -336,9 +334,9 @@ export class MachineService {
   }
 
   async destroy(id: string, kill: boolean): Promise<void> {
-    await this.#whenFree(id);
+    await this.#busy.whenFree(id);
     const machine = this.get(id);
-    this.#cancelRestart(id);
+    this.#restarts.cancel(id);
     if (machine.state === 'destroyed') return;
     if ((machine.state === 'started' || machine.state === 'starting') && !kill) {
       throw flydError(
@@ -356,7 +354,7 @@ export class MachineService {
    * run, `migrate` (see migrate.ts). Answers once the target owns it.
    */
   async migrate(id: string, request: MigrateRequest): Promise<void> {
-    await this.#whenFree(id);
+    await this.#busy.whenFree(id);
     const machine = this.get(id);
     if (request.target_host_id === this.options.hostId) {
       throw flydError('FLYD_ERR_MIGRATE', `machine ${id} is on ${request.target_host_id} already`);
@@ -368,7 +366,7 @@ export class MachineService {
       );
     }
     checkMigratable(id, machine.config);
-    this.#cancelRestart(id);
+    this.#restarts.cancel(id);
     await this.#outcome(this.#start(id, 'migrate', request).done, id, 'migrate');
   }
 
@@ -384,51 +382,6 @@ export class MachineService {
     checkMountOverImage(config, image.dir);
     stopConfigOf(config);
     return image;
-  }
-
-  /**
-   * Waits until no run holds the machine, so that an operation arriving while another finishes
-   * (a stop right after a create's launch, a start while a stop records) runs after it instead
-   * of failing. Bounded: at most `busyWaitMs`, and at most `busyWaitersMax` callers wait for one
-   * machine; past either, 409 FLYD_ERR_CONFLICT names the operation in the way. The caller checks
-   * the machine's state after this returns (it may have changed while waiting), and starts its
-   * run in the same synchronous step.
-   */
-  async #whenFree(id: string): Promise<void> {
-    if (!this.engine.isBusy(id)) return;
-    const { busyWaitMs, busyWaitersMax } = this.options;
-    const waiting = this.#waiting.get(id) ?? 0;
-    const busy = () =>
-      flydError('FLYD_ERR_CONFLICT', `machine ${id} is ${this.engine.busyWith(id)}`);
-    if (waiting >= busyWaitersMax) {
-      const refusal = busy();
-      refusal.message += ` (${waiting} operations wait for it already; --busy-waiters-max)`;
-      throw refusal;
-    }
-    this.#waiting.set(id, waiting + 1);
-    const deadline = Date.now() + busyWaitMs;
-    try {
-      while (this.engine.isBusy(id)) {
-        const leftMs = deadline - Date.now();
-        if (leftMs <= 0) {
-          const refusal = busy();
-          refusal.message += ` (waited ${busyWaitMs} ms for it; --busy-wait-ms)`;
-          throw refusal;
-        }
-        let timer: NodeJS.Timeout | undefined;
-        await Promise.race([
-          this.engine.settled(id),
-          new Promise((resolve) => {
-            timer = setTimeout(resolve, leftMs);
-          }),
-        ]);
-        clearTimeout(timer);
-      }
-    } finally {
-      const left = (this.#waiting.get(id) ?? 1) - 1;
-      if (left > 0) this.#waiting.set(id, left);
-      else this.#waiting.delete(id);
-    }
   }
 
   /**
@@ -484,7 +437,7 @@ export class MachineService {
       { machine: id, code: exit.code, signal: exit.signal },
       'machine exited',
     );
-    const restarts = this.#restarts.get(id) ?? 0;
+    const restarts = this.#restarts.count(id);
     // `restart_count` (Fly's field) is kept with the exit, so a flyd that dies while the restart
     // waits out its backoff knows at boot how many retries the policy has left.
     const exitEvent = {
@@ -502,116 +455,22 @@ export class MachineService {
       { type: 'exit', source: 'flyd', request: exitEvent },
       { pid: null, stop_reason: 'exited' },
     );
-    this.#afterExit(id, machine.config, exit, restarts);
+    this.#restarts.afterExit(id, machine.config, exit, restarts);
   }
 
-  /** What the restart policy does after an exit: destroy, or restart after its backoff. */
-  #afterExit(id: string, config: MachineConfig, exit: ExitInfo, restarts: number): void {
-    const next = afterExit(config, exit, restarts);
-    if (next.action === 'destroy') {
-      this.#start(id, 'destroy', { kill: true }).done.catch(() => undefined);
-    } else if (next.action === 'restart') {
-      this.#restarts.set(id, restarts + 1);
-      const timer = setTimeout(() => {
-        this.#restartTimers.delete(id);
-        if (this.store.get(id)?.state === 'stopped' && !this.engine.isBusy(id)) {
-          this.#start(id, 'start', { source: 'restart-policy' }).done.catch(() => undefined);
-        }
-      }, next.delayMs);
-      this.#restartTimers.set(id, timer);
-    }
-  }
-
-  /**
-   * At boot, a machine that stopped because its process exited gets what its policy said then:
-   * the restart (or auto-destroy) a crashed flyd's backoff timer held is not lost. The exit and
-   * the retries spent so far are read back from its last exit event.
-   */
-  #resumeRestartPolicy(machine: MachineRecord): void {
-    const exitEvent = this.store
-      .events(machine.id)
-      .find((event) => event.type === 'exit' && isExitRequest(event.request));
-    if (!exitEvent) return;
-    const request = exitEvent.request as ExitRequest;
-    const exit: ExitInfo = {
-      code: request.exit_event.exit_code,
-      signal: request.exit_event.signal,
-      oomKilled: request.exit_event.oom_killed === true,
-      requested: false,
-    };
-    this.#afterExit(machine.id, machine.config, exit, request.restart_count ?? 0);
-  }
-
-  /**
-   * At boot: adopt the machines whose process outlived the last flyd, kill what else a previous
-   * flyd left, resume unfinished runs, and give the policy the machines whose process is gone.
-   */
+  /** Adopts, kills, resumes and restarts what a previous flyd left (see boot.ts). */
   boot(): void {
-    const machines = this.store.list();
-    const adopted = new Set(
-      machines
-        .filter(
-          (machine) =>
-            machine.state === 'started' &&
-            machine.pid !== null &&
-            this.runtime.adopt(
-              machine.id,
-              this.#stateDir(machine.id),
-              machine.pid,
-              this.options.hostId,
-            ),
-        )
-        .map((machine) => machine.id),
-    );
-    if (adopted.size > 0)
-      this.options.logger.info({ machines: [...adopted] }, 'adopted running machines');
-    const owned = new Set(
-      machines
-        .filter((machine) => machine.state !== 'destroyed' && !adopted.has(machine.id))
-        .map((machine) => machine.id),
-    );
-    const killed = killLeftovers(owned, this.options.hostId);
-    if (killed.length > 0)
-      this.options.logger.warn(
-        { pids: killed },
-        'killed machine processes a previous flyd left running',
-      );
-    for (const run of this.engine.resumeAll()) {
-      // A resumed run past its launch step cannot see that the leftover kill above took the
-      // process it launched: once the run is over, a machine still recorded started is relaunched.
-      const relaunch = () => {
-        const machine = this.store.get(run.machineId);
-        if (machine?.state !== 'started' || this.runtime.isRunning(machine.id)) return;
-        if (this.engine.isBusy(machine.id)) return;
-        this.#start(machine.id, 'start', {}).done.catch(() => undefined);
-      };
-      void run.done.then(relaunch, relaunch);
-    }
-    for (const machine of machines) {
-      if (adopted.has(machine.id) || this.engine.isBusy(machine.id)) continue;
-      if (machine.state === 'suspended' || machine.state === 'suspending') {
-        // A paused process is not adopted (its stop reason would be lost): it is ended above.
-        this.store.update(machine.id, { state: 'stopped', pid: null, stop_reason: 'flyd-restart' });
-        continue;
-      }
-      if (machine.state === 'stopped' && machine.stop_reason === 'exited') {
-        this.#resumeRestartPolicy(machine);
-        continue;
-      }
-      if (machine.state === 'started') {
-        // Its process ended while flyd was away, with an exit code nobody saw: the policy decides.
-        this.exited(machine.id, { code: null, signal: null, oomKilled: false, requested: false });
-        continue;
-      }
-      // A launch flyd left half-way, or a machine a `--stop-machines-on-exit` shutdown stopped.
-      const stoppedByShutdown =
-        machine.state === 'stopped' && machine.stop_reason === 'flyd-shutdown';
-      if (machine.state === 'starting' || stoppedByShutdown) {
-        if (machine.state === 'starting')
-          this.store.update(machine.id, { state: 'stopped', pid: null });
-        this.#start(machine.id, 'start', {}).done.catch(() => undefined);
-      }
-    }
+    bootMachines({
+      store: this.store,
+      engine: this.engine,
+      runtime: this.runtime,
+      restarts: this.#restarts,
+      dirs: this.#dirs,
+      hostId: this.options.hostId,
+      logger: this.options.logger,
+      start: (...run) => this.#start(...run),
+      exited: (id, exit) => this.exited(id, exit),
+    });
   }
 
   /**
@@ -620,8 +479,7 @@ export class MachineService {
    * starts them again.
    */
   async shutdown(stopMachines: boolean): Promise<void> {
-    for (const timer of this.#restartTimers.values()) clearTimeout(timer);
-    this.#restartTimers.clear();
+    this.#restarts.stopAll();
     if (!stopMachines) {
       this.runtime.release();
       return;
@@ -639,13 +497,6 @@ export class MachineService {
     );
   }
 
-  /** A caller's stop or destroy overrides a restart the policy had scheduled. */
-  #cancelRestart(id: string): void {
-    clearTimeout(this.#restartTimers.get(id));
-    this.#restartTimers.delete(id);
-    this.#restarts.delete(id);
-  }
-
   /** An operation's failure as the API tells it: our errors as they are, others as FLYD_ERR_FAILED. */
   async #outcome<T>(running: Promise<T>, id: string, action: string): Promise<T> {
     try {
@@ -654,18 +505,9 @@ export class MachineService {
       if (error instanceof HttpError) throw error;
       // A step's answer (a refusal, a launch failure) rides as its error's cause.
       if (error instanceof Error && error.cause instanceof HttpError) throw error.cause;
-      const reason = hidePaths((error as Error).message, this.#paths(id));
+      const reason = hidePaths((error as Error).message, this.#dirs.hidden(id));
       throw flydError('FLYD_ERR_FAILED', `${action} of machine ${id} failed: ${reason}`);
     }
-  }
-
-  /** This worker's paths for machine `id`, which no answer or event may show. */
-  #paths(id: string): HostPaths {
-    return {
-      root: this.root(id),
-      dataDir: this.options.dataDir,
-      imagesDir: this.options.imagesDir,
-    };
   }
 
   #start(id: string, action: string, request: unknown): RunHandle {
@@ -717,7 +559,7 @@ export class MachineService {
   async #launchFailed(id: string, error: Error): Promise<void> {
     const state = this.store.get(id)?.state;
     if (state !== 'starting' && state !== 'created' && state !== 'stopped') return;
-    const hidden = hidePaths(error.message, this.#paths(id));
+    const hidden = hidePaths(error.message, this.#dirs.hidden(id));
     const reason = hidden.startsWith('launch failed') ? hidden : `launch failed: ${hidden}`;
     await this.#record(
       id,
@@ -727,7 +569,6 @@ export class MachineService {
     );
   }
 
-  /** Starts the machine's process (idempotent: a running machine is left as it is). */
   /** The processes of a started machine's process group. */
   processes(id: string): MachineProcess[] {
     const machine = this.get(id);
@@ -759,110 +600,43 @@ export class MachineService {
     }
   }
 
-  /** The machine's own folder: its root, its output files and its process record. */
-  #stateDir(id: string): string {
-    return join(this.options.dataDir, 'machines', id);
-  }
-
-  /** The machine's root (see machine-root.ts): its working directory and HOME. */
+  /** The machine's root (see root.ts): its working directory and HOME. */
   root(id: string): string {
-    return join(this.options.dataDir, 'machines', id, 'root');
+    return this.#dirs.root(id);
   }
 
-  /** The environment a machine's processes get (its own and `exec`'s): clean, plus Fly's. */
-  /** The environment image.json gives (none when the image cannot be read: launch says why). */
-  #imageEnv(config: MachineConfig): Record<string, string> {
-    try {
-      return resolveImage(this.options, config).env;
-    } catch {
-      return {};
-    }
-  }
-
+  /** The environment a machine's processes get, its own and `exec`'s (see environment.ts). */
   env(id: string, port = this.get(id).port): Record<string, string> {
     const machine = this.get(id);
-    return {
-      PATH: process.env.PATH ?? '/usr/bin:/bin',
-      HOME: this.root(id),
-      LANG: process.env.LANG ?? 'C.UTF-8',
-      ...this.#imageEnv(machine.config),
-      ...(machine.config.env ?? {}),
-      ...this.volumes.mountEnv(machine.config),
-      ...(port === null ? {} : { PORT: String(port) }),
-      FLY_APP_NAME: machine.app,
-      FLY_MACHINE_ID: id,
-      FLY_REGION: machine.region,
-      FLY_IMAGE_REF: machine.image_ref,
-      FLY_PRIVATE_IP: '127.0.0.1',
-      FLEET_HOST_ID: this.options.hostId,
-    };
-  }
-
-  /**
-   * Launches the machine's process. A failure is an AbortStep when the config is its cause (not
-   * retried) and a retried error otherwise; its cause is the API's answer, 422
-   * FLYD_ERR_LAUNCH_FAILED with the reason and no host path (see launch-errors.ts).
-   */
-  async #launch(id: string): Promise<void> {
+    let imageEnv: Record<string, string> = {};
     try {
-      await this.#launchProcess(id);
-    } catch (error) {
-      throw launchError(error, this.#paths(id));
+      imageEnv = resolveImage(this.options, machine.config).env;
+    } catch {
+      // The image cannot be read: launch says why.
     }
-  }
-
-  async #launchProcess(id: string): Promise<void> {
-    if (this.runtime.isRunning(id)) return;
-    const machine = this.get(id);
-    // Pulled again if its folder went (the cache never evicts an image a machine here uses).
-    (await this.#holdImage(machine.config))();
-    let image: ReturnType<typeof resolveImage>;
-    try {
-      image = resolveImage(this.options, machine.config);
-    } catch (error) {
-      throw new AbortStep((error as Error).message, { cause: error }); // retrying cannot fix a config
-    }
-    const port = machine.port ?? (await freePort());
-    prepareRoot(this.root(id), image, machine.config);
-    this.volumes.link(this.root(id), machine.config);
-    this.#setState(id, 'starting', { type: 'start', source: 'user' }, { port, stop_reason: null });
-    const pid = await this.runtime.start({
-      machineId: id,
-      image,
-      dir: this.root(id),
-      stateDir: this.#stateDir(id),
-      env: this.env(id, port),
-      limits: guestOf(machine.config),
+    return machineEnv(machine, {
+      root: this.root(id),
+      port,
+      hostId: this.options.hostId,
+      imageEnv,
+      mountEnv: this.volumes.mountEnv(machine.config),
     });
-    this.store.update(id, { pid });
-    // A process machine is `started` once its service port takes connections (bounded), so the
-    // proxy does not route to a machine that cannot answer yet.
-    if ((machine.config.services ?? []).length > 0) {
-      const listening = await waitForListener(port, this.options.listenWaitMs, () =>
-        this.runtime.isRunning(id),
-      );
-      if (!this.runtime.isRunning(id)) return; // it exited while starting: `exited` recorded it
-      if (!listening)
-        this.options.logger.warn(
-          { machine: id, port },
-          'machine does not listen on its service port yet',
-        );
-    }
-    await this.#record(id, 'started', { type: 'start', source: 'flyd' });
   }
-}
 
-/** The `request` of an exit event, as `exited` records it. */
-interface ExitRequest {
-  exit_event: {
-    exit_code: number | null;
-    signal: NodeJS.Signals | null;
-    oom_killed?: boolean;
-  };
-  restart_count?: number;
-}
-
-function isExitRequest(request: unknown): request is ExitRequest {
-  const exit = (request as Partial<ExitRequest> | undefined)?.exit_event;
-  return typeof exit === 'object' && exit !== null && 'exit_code' in exit;
+  #launch(id: string): Promise<void> {
+    return launchMachine(id, {
+      store: this.store,
+      runtime: this.runtime,
+      volumes: this.volumes,
+      dirs: this.#dirs,
+      images: this.options,
+      listenWaitMs: this.options.listenWaitMs,
+      logger: this.options.logger,
+      holdImage: (config) => this.#holdImage(config),
+      env: (machineId, port) => this.env(machineId, port),
+      setState: (...change) => void this.#setState(...change),
+      recordStarted: (machineId) =>
+        this.#record(machineId, 'started', { type: 'start', source: 'flyd' }),
+    });
+  }
 }

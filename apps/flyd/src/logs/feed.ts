@@ -1,4 +1,4 @@
-import { logMetrics } from './log-metrics.js';
+import { logMetrics } from '../metrics.js';
 
 /** One line of a machine's output, as the logs routes serve it. */
 export interface LogLine {

@@ -1,8 +1,8 @@
 import { connect } from 'node:net';
 import type { Logger } from '@fleet/service';
 import { request } from 'undici';
-import { parseDurationMs } from './duration.js';
-import type { MachineRecord } from './machine-store.js';
+import { parseDurationMs } from '../duration.js';
+import type { MachineRecord } from './store.js';
 
 /** A check from the machine config (Fly's `checks` map). */
 export interface CheckConfig {

@@ -2,8 +2,7 @@ import { EventEmitter } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { Logger } from '@fleet/service';
-import { metrics } from '@opentelemetry/api';
-import { logMetrics } from './log-metrics.js';
+import { logMetrics } from '../metrics.js';
 
 /**
  * Ships machine output lines as NDJSON (`{machine, stream, message, timestamp}`) to a TCP log
@@ -17,11 +16,7 @@ export class LogSink {
   #socket: Socket | undefined;
   #backpressured = false;
   #nextConnectMs = 0;
-  readonly #meter = metrics.getMeter('fleet.flyd');
-  readonly #timeouts = this.#meter.createCounter('flyd_log_sink_timeouts', {
-    description:
-      'times a machine output was held back by a stalled log sink past the write timeout',
-  });
+  readonly #timeouts = logMetrics().sinkTimeouts;
   readonly #dropped = logMetrics().dropped;
 
   constructor(

@@ -1,6 +1,6 @@
 import { join, normalize } from 'node:path';
-import { flydError } from './errors.js';
-import type { MachineConfig } from './machine-store.js';
+import { flydError } from '../errors.js';
+import type { MachineConfig } from '../machines/store.js';
 
 /** A machine config's mount, as Fly's clients send it. */
 export interface MountConfig {

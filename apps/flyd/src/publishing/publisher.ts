@@ -1,7 +1,7 @@
 import type { CorrosionClient, Statement } from '@fleet/corrosion-client';
 import type { Logger } from '@fleet/service';
-import { reservations } from './capacity.js';
-import type { MachineRecord, MachineStore } from './machine-store.js';
+import { reservations } from '../machines/capacity.js';
+import type { MachineRecord, MachineStore } from '../machines/store.js';
 
 export interface HostInfo {
   id: string;

@@ -1,5 +1,5 @@
-import { flydError } from './errors.js';
-import { AbortStep } from './fsm/engine.js';
+import { flydError } from '../errors.js';
+import { AbortStep } from '../fsm/engine.js';
 
 /**
  * Errors of a launch that only a change of the config can fix (a command that does not exist

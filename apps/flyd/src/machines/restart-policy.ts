@@ -1,5 +1,5 @@
-import type { MachineConfig } from './machine-store.js';
-import type { ExitInfo } from './runtime.js';
+import type { ExitInfo } from '../runtime/process-runtime.js';
+import type { MachineConfig } from './store.js';
 
 export type AfterExit =
   | { action: 'restart'; delayMs: number }

@@ -17,8 +17,8 @@ import { pipeline } from 'node:stream/promises';
 import { ImageError, type UnpackLimits, unpackImage } from '@fleet/images';
 import type { Logger } from '@fleet/service';
 import { request } from 'undici';
-import { flydError } from './errors.js';
-import { imageMetrics } from './image-metrics.js';
+import { flydError } from '../errors.js';
+import { imageMetrics } from '../metrics.js';
 
 export interface ImageCacheOptions {
   /** `<data-dir>/images`: one folder per image (`<hex>/`), each with its `.cached` record. */

@@ -1,9 +1,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ImageError, parseImageReference, parseManifest } from '@fleet/images';
-import { flydError } from './errors.js';
-import type { ImageCache } from './image-cache.js';
-import type { MachineConfig } from './machine-store.js';
+import { flydError } from '../errors.js';
+import type { MachineConfig } from '../machines/store.js';
+import type { ImageCache } from './cache.js';
 
 export interface ResolvedImage {
   /** `name:tag` as given (tag `latest` when left out), or `name@sha256:...`. */

@@ -1,12 +1,12 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { monotonicFactory } from 'ulid';
+import { flydError } from '../errors.js';
+import { AbortStep, type FsmEngine, type Step } from '../fsm/engine.js';
+import type { ProcessRuntime } from '../runtime/process-runtime.js';
 import { capacityShortfall, type HostCapacity } from './capacity.js';
-import { flydError } from './errors.js';
-import { AbortStep, type FsmEngine, type Step } from './fsm/engine.js';
-import type { MachineConfig, MachineRecord, MachineState, MachineStore } from './machine-store.js';
 import { freePort } from './ports.js';
-import type { ProcessRuntime } from './runtime.js';
+import type { MachineConfig, MachineRecord, MachineState, MachineStore } from './store.js';
 
 export interface CreateRequest {
   id?: string;

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Database as Db } from 'better-sqlite3';
 import { ulid } from 'ulid';
-import { flydError } from './errors.js';
+import { flydError } from '../errors.js';
 
 /** A machine lease, as Fly's Machines API shows it (`expires_at` in unix seconds). */
 export interface Lease {

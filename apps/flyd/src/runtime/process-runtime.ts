@@ -11,17 +11,17 @@ import {
 } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
+import type { ResolvedImage } from '../images/resolve.js';
+import type { LogFeed } from '../logs/feed.js';
+import type { LogSink } from '../logs/sink.js';
 import { type Cgroups, inGroups, type MachineLimits } from './cgroups.js';
-import type { ResolvedImage } from './images.js';
-import type { LogFeed } from './log-feed.js';
-import type { LogSink } from './log-sink.js';
 import { OutputTail } from './output-tail.js';
 import { isMachineProcess, type ProcessIdentity, startTimeOf } from './process-identity.js';
 
 export interface LaunchSpec {
   machineId: string;
   image: ResolvedImage;
-  /** Its working directory: its own root (machine-root.ts). */
+  /** Its working directory: its own root (machines/root.ts). */
   dir: string;
   /** Where its output files and process record are kept: they outlive its root and flyd. */
   stateDir: string;

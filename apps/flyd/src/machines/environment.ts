@@ -1,0 +1,39 @@
+import type { MachineRecord } from './store.js';
+
+/** What a machine's environment is made of besides its record. */
+export interface EnvironmentParts {
+  /** The machine's root: its working directory and HOME. */
+  root: string;
+  /** The port its service listens on, when it has one. */
+  port: number | null;
+  hostId: string;
+  /** What the image's image.json sets (empty when the image cannot be read: launch says why). */
+  imageEnv: Record<string, string>;
+  /** Where its volume is mounted (see volumes/mounts.ts). */
+  mountEnv: Record<string, string>;
+}
+
+/**
+ * The environment a machine's processes get (its own and `exec`'s): clean, then the image's, the
+ * config's own `env`, the mount's, and Fly's variables last, so no config can fake its identity.
+ */
+export function machineEnv(
+  machine: MachineRecord,
+  parts: EnvironmentParts,
+): Record<string, string> {
+  return {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: parts.root,
+    LANG: process.env.LANG ?? 'C.UTF-8',
+    ...parts.imageEnv,
+    ...(machine.config.env ?? {}),
+    ...parts.mountEnv,
+    ...(parts.port === null ? {} : { PORT: String(parts.port) }),
+    FLY_APP_NAME: machine.app,
+    FLY_MACHINE_ID: machine.id,
+    FLY_REGION: machine.region,
+    FLY_IMAGE_REF: machine.image_ref,
+    FLY_PRIVATE_IP: '127.0.0.1',
+    FLEET_HOST_ID: parts.hostId,
+  };
+}

@@ -1,0 +1,85 @@
+import type { Logger } from '@fleet/service';
+import { flydError } from '../errors.js';
+import { AbortStep } from '../fsm/engine.js';
+import { type ImageSources, resolveImage } from '../images/resolve.js';
+import type { ProcessRuntime } from '../runtime/process-runtime.js';
+import type { VolumeService } from '../volumes/service.js';
+import type { MachineDirs } from './dirs.js';
+import { launchError } from './launch-errors.js';
+import { freePort, waitForListener } from './ports.js';
+import { prepareRoot } from './root.js';
+import { guestOf, type MachineConfig, type MachineRecord, type MachineStore } from './store.js';
+
+/** What a launch needs of the machine service. */
+export interface LaunchDeps {
+  store: MachineStore;
+  runtime: ProcessRuntime;
+  volumes: VolumeService;
+  dirs: MachineDirs;
+  images: ImageSources;
+  /** How long a starting machine may take to listen on its service port. */
+  listenWaitMs: number;
+  logger: Logger;
+  /** Pulls the config's image if this worker lacks it; the release lets the cache evict it. */
+  holdImage(config: MachineConfig): Promise<() => void>;
+  env(id: string, port: number | null): Record<string, string>;
+  setState(
+    id: string,
+    state: 'starting',
+    event: { type: string; source: string },
+    extra: Partial<Pick<MachineRecord, 'port' | 'stop_reason'>>,
+  ): void;
+  /** Records `started` and answers once the row reached corrosion. */
+  recordStarted(id: string): Promise<void>;
+}
+
+/**
+ * Launches a machine's process (idempotent: a running machine is left as it is). A failure is an
+ * AbortStep when the config is its cause (not retried) and a retried error otherwise; its cause
+ * is the API's answer, 422 FLYD_ERR_LAUNCH_FAILED with the reason and no host path (see
+ * launch-errors.ts).
+ */
+export async function launchMachine(id: string, deps: LaunchDeps): Promise<void> {
+  try {
+    await launchProcess(id, deps);
+  } catch (error) {
+    throw launchError(error, deps.dirs.hidden(id));
+  }
+}
+
+async function launchProcess(id: string, deps: LaunchDeps): Promise<void> {
+  const { runtime, dirs } = deps;
+  if (runtime.isRunning(id)) return;
+  const machine = deps.store.get(id);
+  if (!machine) throw flydError('FLYD_ERR_NOT_FOUND', `machine ${id} not found`);
+  // Pulled again if its folder went (the cache never evicts an image a machine here uses).
+  (await deps.holdImage(machine.config))();
+  let image: ReturnType<typeof resolveImage>;
+  try {
+    image = resolveImage(deps.images, machine.config);
+  } catch (error) {
+    throw new AbortStep((error as Error).message, { cause: error }); // retrying cannot fix a config
+  }
+  const port = machine.port ?? (await freePort());
+  prepareRoot(dirs.root(id), image, machine.config);
+  deps.volumes.link(dirs.root(id), machine.config);
+  deps.setState(id, 'starting', { type: 'start', source: 'user' }, { port, stop_reason: null });
+  const pid = await runtime.start({
+    machineId: id,
+    image,
+    dir: dirs.root(id),
+    stateDir: dirs.state(id),
+    env: deps.env(id, port),
+    limits: guestOf(machine.config),
+  });
+  deps.store.update(id, { pid });
+  // A process machine is `started` once its service port takes connections (bounded), so the
+  // proxy does not route to a machine that cannot answer yet.
+  if ((machine.config.services ?? []).length > 0) {
+    const listening = await waitForListener(port, deps.listenWaitMs, () => runtime.isRunning(id));
+    if (!runtime.isRunning(id)) return; // it exited while starting: `exited` recorded it
+    if (!listening)
+      deps.logger.warn({ machine: id, port }, 'machine does not listen on its service port yet');
+  }
+  await deps.recordStarted(id);
+}
