@@ -19,5 +19,7 @@ export function fleetTestConfig(weight: TestWeight): ViteUserConfig {
   if (weight === 'unit') return { test: { globalSetup } };
   if (weight === 'processes')
     return { test: { globalSetup, maxWorkers: 2, testTimeout: 30_000, hookTimeout: 30_000 } };
-  return { test: { globalSetup, fileParallelism: false, testTimeout: 60_000, hookTimeout: 60_000 } };
+  return {
+    test: { globalSetup, fileParallelism: false, testTimeout: 60_000, hookTimeout: 60_000 },
+  };
 }
