@@ -1,4 +1,4 @@
-import { HttpError } from '@fleet/service';
+import { defineErrors, type HttpError } from '@fleet/service';
 
 /** Error codes of the corrosion agent's API; the README lists the same table. */
 export const CorrosionErrors = {
@@ -36,12 +36,11 @@ export const CorrosionErrors = {
 
 export type CorrosionErrorCode = keyof typeof CorrosionErrors;
 
-export function corroError(
+/** An API error; CORRO_ERR_SCHEMA is no answer (the agent refuses to start, see SchemaError). */
+export const corroError: (
   code: Exclude<CorrosionErrorCode, 'CORRO_ERR_SCHEMA'>,
   message: string,
-): HttpError {
-  return new HttpError(CorrosionErrors[code][0], code, message);
-}
+) => HttpError = defineErrors(CorrosionErrors);
 
 /** A schema that cannot be applied; the agent refuses to start with it. */
 export class SchemaError extends Error {

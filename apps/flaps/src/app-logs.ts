@@ -1,21 +1,9 @@
 import type { Readable, Writable } from 'node:stream';
+import type { LogLine as WorkerLogLine } from '@fleet/flyd-client';
 import type { Logger } from '@fleet/service';
 import { flapsError } from './errors.js';
 import type { FlydClient } from './flyd-client.js';
 import type { FleetState } from './state.js';
-
-/** A line as flyd serves it (`GET /v1/logs` of a worker). */
-export interface WorkerLogLine {
-  seq: number;
-  timestamp: number;
-  machine_id: string;
-  app: string;
-  region: string;
-  stream: 'stdout' | 'stderr';
-  message: string;
-  truncated?: true;
-  dropped_before?: number;
-}
 
 /** Which logs a reader asked for. */
 export interface LogsQuery {

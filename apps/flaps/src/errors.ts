@@ -1,5 +1,5 @@
 import { bodyValidatorCompiler } from '@fleet/machine-config';
-import { HttpError } from '@fleet/service';
+import { defineErrors, HttpError } from '@fleet/service';
 
 /**
  * Error codes of the Machines API; the README lists the same table. Bodies follow Fly's shape,
@@ -49,9 +49,7 @@ export const FlapsErrors = {
 
 export type FlapsErrorCode = keyof typeof FlapsErrors;
 
-export function flapsError(code: FlapsErrorCode, message: string): HttpError {
-  return new HttpError(FlapsErrors[code][0], code, message);
-}
+export const flapsError = defineErrors(FlapsErrors);
 
 /**
  * The validator of routes whose body holds a machine config or a part of one (create and update;

@@ -1,5 +1,5 @@
 import { bodyValidatorCompiler } from '@fleet/machine-config';
-import { HttpError } from '@fleet/service';
+import { defineErrors, HttpError } from '@fleet/service';
 
 /** Error codes of flyd's API; the README lists the same table. */
 export const FlydErrors = {
@@ -56,9 +56,7 @@ export const FlydErrors = {
 
 export type FlydErrorCode = keyof typeof FlydErrors;
 
-export function flydError(code: FlydErrorCode, message: string): HttpError {
-  return new HttpError(FlydErrors[code][0], code, message);
-}
+export const flydError = defineErrors(FlydErrors);
 
 /**
  * The validator of routes whose body holds a machine config (create, update): the shared schema

@@ -4,6 +4,7 @@ import { cpus, hostname, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CorrosionClient } from '@fleet/corrosion-client';
+import { FlydClient } from '@fleet/flyd-client';
 import {
   createLogger,
   httpLimits,
@@ -30,7 +31,6 @@ import { LeaseStore } from './machines/lease-store.js';
 import { MachineService } from './machines/service.js';
 import { MachineStore } from './machines/store.js';
 import { observeInventory } from './metrics.js';
-import { PeerClient } from './migrate/peer-client.js';
 import { Publisher } from './publishing/publisher.js';
 import { Cgroups } from './runtime/cgroups.js';
 import { ProcessRuntime } from './runtime/process-runtime.js';
@@ -269,6 +269,7 @@ runMain(async () => {
       ),
     logger,
   });
+  const peer = new FlydClient({ token, timeoutMs: config['peer-timeout-ms'] });
   const machines = new MachineService(
     store,
     engine,
@@ -288,7 +289,7 @@ runMain(async () => {
       logger,
     },
     volumes,
-    new PeerClient(token, config['peer-timeout-ms']),
+    peer,
   );
   const health = new HealthChecks(
     (id, name, status, output) => void publisher.checkChanged(id, name, status, output),
@@ -329,6 +330,7 @@ runMain(async () => {
       await Promise.race([publisher.flush(), new Promise((resolve) => setTimeout(resolve, 3_000))]);
       publisher.close();
       sink?.close();
+      await peer.close();
       await corrosion.close();
       db.close();
       await metrics.shutdown();

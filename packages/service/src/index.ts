@@ -11,7 +11,7 @@ export {
   UsageError,
   usage,
 } from './config.js';
-export { HttpError } from './errors.js';
+export { defineErrors, type ErrorRegistry, HttpError } from './errors.js';
 export {
   announceListening,
   createHttpServer,

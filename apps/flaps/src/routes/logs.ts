@@ -1,4 +1,5 @@
 import { PassThrough } from 'node:stream';
+import type { LogLine as WorkerLogLine } from '@fleet/flyd-client';
 import type { Logger } from '@fleet/service';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import {
@@ -9,7 +10,6 @@ import {
   type LogsQuery,
   logAttributes,
   logWorkers,
-  type WorkerLogLine,
   workerPath,
 } from '../app-logs.js';
 import type { FlydClient } from '../flyd-client.js';

@@ -1,20 +1,5 @@
+import type { LogLine } from '@fleet/flyd-client';
 import { logMetrics } from '../metrics.js';
-
-/** One line of a machine's output, as the logs routes serve it. */
-export interface LogLine {
-  /** Orders every line of this worker; a reader passes the last one it saw as `after`. */
-  seq: number;
-  timestamp: number;
-  machine_id: string;
-  app: string;
-  region: string;
-  stream: 'stdout' | 'stderr';
-  message: string;
-  /** The line was longer than the line bound and was cut. */
-  truncated?: true;
-  /** Lines of this stream dropped just before this one because its reader fell behind. */
-  dropped_before?: number;
-}
 
 /** Which lines a reader wants: one app's, or one machine's. */
 export interface LogFilter {

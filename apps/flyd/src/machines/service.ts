@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import type { FlydClient } from '@fleet/flyd-client';
 import { HttpError, type Logger } from '@fleet/service';
 import { flydError } from '../errors.js';
 import { type FsmEngine, RunConflictError, type RunHandle } from '../fsm/engine.js';
 import type { ImageCache } from '../images/cache.js';
 import { imageDigest, resolveImage } from '../images/resolve.js';
 import { checkMigratable, defineMigrateAction, type MigrateRequest } from '../migrate/migrate.js';
-import type { PeerClient } from '../migrate/peer-client.js';
 import type { Publisher } from '../publishing/publisher.js';
 import type { ExitInfo, ProcessRuntime } from '../runtime/process-runtime.js';
 import { mountOf } from '../volumes/mounts.js';
@@ -79,7 +79,7 @@ export class MachineService {
     private readonly publisher: Publisher,
     private readonly options: MachineServiceOptions,
     private readonly volumes: VolumeService,
-    peer: PeerClient,
+    peer: FlydClient,
   ) {
     this.#changes.setMaxListeners(0); // one per long-poll `wait`, each bounded by its timeout
     this.#restarts = new RestartScheduler(store, engine, (...run) => this.#start(...run));

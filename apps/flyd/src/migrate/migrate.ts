@@ -1,5 +1,6 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { FlydAnswerError, type FlydClient } from '@fleet/flyd-client';
 import { checkMachineConfig, MachineConfigError } from '@fleet/machine-config';
 import { flydError } from '../errors.js';
 import { AbortStep, type FsmEngine } from '../fsm/engine.js';
@@ -7,7 +8,6 @@ import type { MachineSteps } from '../machines/actions.js';
 import { stopSettings } from '../machines/stop-config.js';
 import { mountOf } from '../volumes/mounts.js';
 import { type VolumeService, volumeRecordHeader } from '../volumes/service.js';
-import { type PeerClient, PeerError } from './peer-client.js';
 
 export interface MigrateRequest {
   /** The target worker's flyd API and host id (flaps reads both from corrosion's `hosts`). */
@@ -39,7 +39,7 @@ interface Plan {
 
 export interface MigrateSteps extends MachineSteps {
   volumes: VolumeService;
-  peer: PeerClient;
+  peer: FlydClient;
   hostId: string;
   /** Forgets the machine on this worker, without publishing: its row is the target's now. */
   forget(id: string): void;
@@ -139,7 +139,8 @@ export function defineMigrateAction(engine: FsmEngine, machine: MigrateSteps): v
             await machine.peer.call(request.target_url, 'POST', '/v1/machines', body);
           } catch (error) {
             // Created by an earlier attempt of this step: go on.
-            if (!(error instanceof PeerError && error.code === 'FLYD_ERR_EXISTS')) throw error;
+            if (!(error instanceof FlydAnswerError && error.code === 'FLYD_ERR_EXISTS'))
+              throw error;
           }
           if (wasRunning) {
             await machine.peer.call(

@@ -1,6 +1,7 @@
 import { PassThrough } from 'node:stream';
+import type { LogLine } from '@fleet/flyd-client';
 import type { FastifyInstance } from 'fastify';
-import type { LogFeed, LogFollower, LogLine } from '../logs/feed.js';
+import type { LogFeed, LogFollower } from '../logs/feed.js';
 import type { MachineService } from '../machines/service.js';
 
 /** As it comes: the HTTP server does not coerce query strings (the schema checks their form). */
