@@ -1,4 +1,5 @@
 import type { RouteOptions } from '@fleet/catalog';
+import { durationMs } from '@fleet/machine-config/fly-values';
 import type { ProxyDeps } from './proxy-deps.js';
 import { type Routed, routeApp } from './route-request.js';
 
@@ -94,11 +95,10 @@ function splitFields(value: string): string[] {
   return fields;
 }
 
+/** A replay's timeout (`800ms`, `2s`): above 0, at most 10 minutes. */
 function parseDurationMs(text: string): number | undefined {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m)$/.exec(text);
-  if (match === null) return undefined;
-  const value = Number(match[1]) * { ms: 1, s: 1_000, m: 60_000 }[match[2] as 'ms' | 's' | 'm'];
-  return value > 0 && value <= 600_000 ? value : undefined;
+  const ms = durationMs(text);
+  return ms !== undefined && ms > 0 && ms <= 600_000 ? ms : undefined;
 }
 
 /**

@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseDurationMs } from '../src/duration.js';
 import { callExpecting, expectStatus } from './expect-status.js';
 import { call, eventually, FlydFixture } from './flyd-fixture.js';
 import { settledIn } from './machine-wait.js';
@@ -118,14 +117,5 @@ describe('config.stop_config', () => {
       expect(refused).toMatchObject({ status: 400, body: { code: 'FLYD_ERR_BAD_CONFIG' } });
       expect(refused?.body.error).toContain(field);
     }
-  });
-
-  it('reads durations as Go writes them', () => {
-    expect(parseDurationMs('1m30s', 0)).toBe(90_000);
-    expect(parseDurationMs('1h0m0s', 0)).toBe(3_600_000);
-    expect(parseDurationMs('1.5s', 0)).toBe(1_500);
-    expect(parseDurationMs('250ms', 0)).toBe(250);
-    expect(parseDurationMs(10, 0)).toBe(10_000);
-    expect(() => parseDurationMs('10 s', 0)).toThrow(/not a duration/);
   });
 });

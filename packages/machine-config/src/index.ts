@@ -4,6 +4,7 @@ export {
   type MachineConfigErrorCode,
   MachineConfigErrors,
 } from './errors.js';
+export { durationMs, signalName } from './fly-values.js';
 export {
   type CpuKind,
   cpuKinds,

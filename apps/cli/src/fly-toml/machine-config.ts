@@ -1,13 +1,13 @@
-import { checkMachineConfig, MachineConfigError } from '@fleet/machine-config';
+import { checkMachineConfig, durationMs, MachineConfigError } from '@fleet/machine-config';
 import { CliError, exitCodes } from '../errors.js';
 import type { FlyCheck, FlyService, FlyToml, FlyVm } from './types.js';
 
-/** Whole seconds of a fly.toml duration (`"10s"`, `"500ms"`, `"5m"`, or seconds). */
+/** Seconds of a fly.toml duration (`"10s"`, `"500ms"`, `"5m"`, or seconds); a bad one is a usage error. */
 export function seconds(value: string | number): number {
-  if (typeof value === 'number') return value;
-  const match = /^([0-9.]+)(ms|s|m|h)$/.exec(value)!;
-  const factor = { ms: 0.001, s: 1, m: 60, h: 3_600 }[match[2] as 'ms' | 's' | 'm' | 'h'];
-  return Number(match[1]) * factor;
+  const ms = durationMs(value);
+  if (ms === undefined)
+    throw new CliError(`${JSON.stringify(value)} is not a duration like 10s`, exitCodes.usage);
+  return ms / 1000;
 }
 
 /** Megabytes of a fly.toml size (`"512mb"`, `"1gb"`, or megabytes). */

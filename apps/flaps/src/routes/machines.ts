@@ -1,6 +1,11 @@
-import { constants } from 'node:os';
 import { imageRefParts } from '@fleet/images';
-import { guestOf, machineConfigSchema, machineNameSchema } from '@fleet/machine-config';
+import {
+  durationMs,
+  guestOf,
+  machineConfigSchema,
+  machineNameSchema,
+  signalName,
+} from '@fleet/machine-config';
 import type { FastifyInstance } from 'fastify';
 import { configValidator, flapsError } from '../errors.js';
 import type { FlydClient } from '../flyd-client.js';
@@ -265,7 +270,7 @@ export function machineRoutes(
     const { app: appName, id } = request.params;
     const body = request.body ?? {};
     const timeout = graceSeconds(body.timeout);
-    const signal = body.signal === undefined ? undefined : signalName(body.signal);
+    const signal = body.signal === undefined ? undefined : signalOf(body.signal);
     await flyd.call(
       await owner(appName, id),
       'POST',
@@ -286,7 +291,7 @@ export function machineRoutes(
     const rawSignal = request.body?.signal ?? request.query.signal;
     const body = {
       timeout: graceSeconds(rawTimeout),
-      signal: rawSignal === undefined ? undefined : signalName(rawSignal),
+      signal: rawSignal === undefined ? undefined : signalOf(rawSignal),
     };
     await flyd.call(await owner(appName, id), 'POST', `/v1/machines/${id}/restart`, body, {
       leaseNonce: leaseNonce(request.headers),
@@ -300,7 +305,7 @@ export function machineRoutes(
       const { app: appName, id } = request.params;
       if (request.body?.signal === undefined)
         throw flapsError('FLAPS_ERR_BAD_REQUEST', 'signal is required');
-      const signal = signalName(request.body.signal);
+      const signal = signalOf(request.body.signal);
       await flyd.call(
         await owner(appName, id),
         'POST',
@@ -377,46 +382,23 @@ export function machineRoutes(
   machineProcessRoutes(app, flyd, owner);
 }
 
-/** A signal as a name (`SIGTERM`, `TERM`) or a number (`15`), as Fly's clients send it. */
-function signalName(value: string | number): string {
-  const text = String(value).toUpperCase();
-  const name = /^\d+$/.test(text)
-    ? Object.entries(constants.signals).find(([, number]) => number === Number(text))?.[0]
-    : text.startsWith('SIG')
-      ? text
-      : `SIG${text}`;
-  if (name === undefined || !(name in constants.signals)) {
+/** A signal as Fly's clients send it (`SIGTERM`, `TERM`, `15`). */
+function signalOf(value: string | number): string {
+  const name = signalName(value);
+  if (name === undefined)
     throw flapsError(
       'FLAPS_ERR_BAD_REQUEST',
       `signal ${JSON.stringify(value)} is not a signal name or number`,
     );
-  }
   return name;
 }
 
-/** Seconds per unit of a Go duration (`time.Duration.String()`: `1m30s`, `500ms`, `1h0m0s`). */
-const unitSeconds: Record<string, number> = {
-  h: 3600,
-  m: 60,
-  s: 1,
-  ms: 1e-3,
-  us: 1e-6,
-  µs: 1e-6,
-  ns: 1e-9,
-};
-
 /** Seconds as Fly's clients send them: a number, or a Go duration (`10s`, `1m30s`). */
 function seconds(value: number | string, field: string): number {
-  if (typeof value === 'number' && Number.isFinite(value) && value >= 0) return value;
-  const text = String(value);
-  if (/^\d+(\.\d+)?$/.test(text)) return Number(text);
-  if (!/^(\d+(\.\d+)?(h|m|s|ms|us|µs|ns))+$/.test(text))
+  const ms = durationMs(value);
+  if (ms === undefined)
     throw flapsError('FLAPS_ERR_BAD_REQUEST', `${field} must be seconds (a number, or like 10s)`);
-  let total = 0;
-  for (const [, amount, unit] of text.matchAll(/(\d+(?:\.\d+)?)(h|ms|m|s|us|µs|ns)/g)) {
-    total += Number(amount) * unitSeconds[unit!]!;
-  }
-  return total;
+  return ms / 1000;
 }
 
 /**

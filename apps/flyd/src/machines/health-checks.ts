@@ -1,7 +1,7 @@
 import { connect } from 'node:net';
+import { durationMs } from '@fleet/machine-config';
 import type { Logger } from '@fleet/service';
 import { request } from 'undici';
-import { parseDurationMs } from '../duration.js';
 import type { MachineRecord } from './store.js';
 
 /** A check from the machine config (Fly's `checks` map). */
@@ -52,9 +52,9 @@ export class HealthChecks {
       this.#last.set(`${machine.id}/${name}`, 'warning');
       this.report(machine.id, name, 'warning', 'waiting for the first check');
       try {
-        const intervalMs = Math.max(parseDurationMs(check.interval, 15_000), 100);
-        const timeoutMs = parseDurationMs(check.timeout, 2_000);
-        const graceMs = parseDurationMs(check.grace_period, 0);
+        const intervalMs = Math.max(duration(check.interval, 15_000), 100);
+        const timeoutMs = duration(check.timeout, 2_000);
+        const graceMs = duration(check.grace_period, 0);
         const run = () => void this.#run(machine.id, name, check, machine.port!, timeoutMs);
         const first = setTimeout(() => {
           run();
@@ -149,4 +149,12 @@ async function httpCheck(
   } catch (error) {
     return `http: ${(error as Error).message}`;
   }
+}
+
+/** A check's duration field in milliseconds (`fallbackMs` when unset); a bad one throws. */
+function duration(value: string | number | undefined, fallbackMs: number): number {
+  if (value === undefined) return fallbackMs;
+  const ms = durationMs(value);
+  if (ms === undefined) throw new Error(`${JSON.stringify(value)} is not a duration like 10s`);
+  return ms;
 }

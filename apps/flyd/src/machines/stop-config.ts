@@ -1,5 +1,4 @@
-import { constants } from 'node:os';
-import { parseDurationMs } from '../duration.js';
+import { durationMs, signalName } from '@fleet/machine-config';
 import { flydError } from '../errors.js';
 import type { MachineConfig } from './store.js';
 
@@ -28,15 +27,9 @@ export function stopConfigOf(config: MachineConfig): StopSettings {
 
 function signalOf(value: unknown): NodeJS.Signals | undefined {
   if (value === undefined || value === null || value === '') return undefined;
-  const signals = constants.signals as Record<string, number>;
-  if (typeof value === 'number') {
-    const name = Object.keys(signals).find((each) => signals[each] === value);
-    if (name) return name as NodeJS.Signals;
-  } else {
-    const upper = String(value).toUpperCase();
-    const name = upper.startsWith('SIG') ? upper : `SIG${upper}`;
-    if (name in signals) return name as NodeJS.Signals;
-  }
+  const name =
+    typeof value === 'number' || typeof value === 'string' ? signalName(value) : undefined;
+  if (name) return name;
   throw flydError(
     'FLYD_ERR_BAD_CONFIG',
     `config.stop_config.signal: ${JSON.stringify(value)} is not a signal (e.g. SIGINT)`,
@@ -45,15 +38,13 @@ function signalOf(value: unknown): NodeJS.Signals | undefined {
 
 function timeoutOf(value: unknown): number | undefined {
   if (value === undefined || value === null || value === '') return undefined;
-  let timeoutMs: number;
-  try {
-    timeoutMs = parseDurationMs(value, 0);
-  } catch (error) {
+  const timeoutMs =
+    typeof value === 'number' || typeof value === 'string' ? durationMs(value) : undefined;
+  if (timeoutMs === undefined)
     throw flydError(
       'FLYD_ERR_BAD_CONFIG',
-      `config.stop_config.timeout: ${(error as Error).message}`,
+      `config.stop_config.timeout: ${JSON.stringify(value)} is not a duration like 10s`,
     );
-  }
   if (!(timeoutMs <= stopTimeoutMsMax))
     throw flydError(
       'FLYD_ERR_BAD_CONFIG',
