@@ -8,9 +8,15 @@ const killed = { code: null, signal: 'SIGSEGV' as const, oomKilled: false, reque
 // Fly's restart policies decide what happens after a machine's process exits on its own.
 describe('afterExit', () => {
   it('restarts failures up to max_retries by default (on-failure), backing off', () => {
-    expect(afterExit({}, failed, 0)).toEqual({ action: 'restart', delayMs: 100 });
-    expect(afterExit({}, killed, 3)).toEqual({ action: 'restart', delayMs: 800 });
-    expect(afterExit({}, failed, 9)).toEqual({ action: 'restart', delayMs: 5_000 });
+    // Backoff from 100 ms, doubling, capped at 5 s, less up to half of it (jitter).
+    const delay = (after: ReturnType<typeof afterExit>) =>
+      after.action === 'restart' ? after.delayMs : Number.NaN;
+    expect(delay(afterExit({}, failed, 0))).toBeGreaterThanOrEqual(50);
+    expect(delay(afterExit({}, failed, 0))).toBeLessThanOrEqual(100);
+    expect(delay(afterExit({}, killed, 3))).toBeGreaterThanOrEqual(400);
+    expect(delay(afterExit({}, killed, 3))).toBeLessThanOrEqual(800);
+    expect(delay(afterExit({}, failed, 9))).toBeGreaterThanOrEqual(2_500);
+    expect(delay(afterExit({}, failed, 9))).toBeLessThanOrEqual(5_000);
     expect(afterExit({}, failed, 10)).toEqual({ action: 'stay-stopped' });
     expect(afterExit({ restart: { policy: 'on-failure', max_retries: 1 } }, failed, 1)).toEqual({
       action: 'stay-stopped',

@@ -1,4 +1,5 @@
 export { type ListenAddress, parseListenAddress } from './address.js';
+export { type BackoffPolicy, backoffMs } from './backoff.js';
 export {
   type BooleanSetting,
   type CommandInfo,

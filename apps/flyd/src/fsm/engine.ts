@@ -1,4 +1,5 @@
 import type { Logger } from '@fleet/service';
+import { backoffMs } from '@fleet/service';
 import type { Context, Span } from '@opentelemetry/api';
 import type { Database as Db } from 'better-sqlite3';
 import { monotonicFactory } from 'ulid';
@@ -449,7 +450,10 @@ export class FsmEngine {
         this.logger.info(details, 'step failed; retrying');
         this.#metrics.retries.add(1, { action: live.action, step: step.name });
         await new Promise((resolve) =>
-          setTimeout(resolve, Math.min(policy.delayMs * 2 ** attempt, policy.delayMsMax)),
+          setTimeout(
+            resolve,
+            backoffMs(attempt, { baseMs: policy.delayMs, maxMs: policy.delayMsMax }),
+          ),
         );
       }
     }

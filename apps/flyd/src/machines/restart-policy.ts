@@ -1,3 +1,4 @@
+import { backoffMs } from '@fleet/service';
 import type { ExitInfo } from '../runtime/process-runtime.js';
 import type { MachineConfig } from './store.js';
 
@@ -14,7 +15,7 @@ const retryDelayMsMax = 5_000;
  * What to do when a machine's process exits on its own, after Fly's restart policy:
  * `always` restarts, `on-failure` (the default) restarts a non-zero exit or a signal up to
  * `max_retries` times, `no` leaves it stopped; `auto_destroy` destroys it instead. Restarts back
- * off from 100 ms, doubling, up to 5 s.
+ * off from 100 ms, doubling, up to 5 s, with jitter (see @fleet/service's backoffMs).
  */
 export function afterExit(config: MachineConfig, exit: ExitInfo, restartsSoFar: number): AfterExit {
   if (config.auto_destroy === true) return { action: 'destroy' };
@@ -24,5 +25,8 @@ export function afterExit(config: MachineConfig, exit: ExitInfo, restartsSoFar: 
   const maxRetries = config.restart?.max_retries ?? defaultMaxRetries;
   if (!wanted || (policy === 'on-failure' && restartsSoFar >= maxRetries))
     return { action: 'stay-stopped' };
-  return { action: 'restart', delayMs: Math.min(100 * 2 ** restartsSoFar, retryDelayMsMax) };
+  return {
+    action: 'restart',
+    delayMs: backoffMs(restartsSoFar, { baseMs: 100, maxMs: retryDelayMsMax }),
+  };
 }

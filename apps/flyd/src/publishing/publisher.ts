@@ -1,5 +1,6 @@
 import type { CorrosionClient, Statement } from '@fleet/corrosion-client';
 import type { Logger } from '@fleet/service';
+import { backoffMs } from '@fleet/service';
 import { reservations } from '../machines/capacity.js';
 import type { MachineRecord, MachineStore } from '../machines/store.js';
 
@@ -27,7 +28,8 @@ export class Publisher {
   #hostPending = true;
   #flushing: Promise<void> | undefined;
   #retryTimer: NodeJS.Timeout | undefined;
-  #delayMs = 100;
+  /** Retries of a failing flush since the last one that went through. */
+  #retries = 0;
   #closed = false;
 
   constructor(
@@ -118,11 +120,14 @@ export class Publisher {
           this.#hostSendable()) &&
         !this.#retryTimer
       ) {
-        this.#retryTimer = setTimeout(() => {
-          this.#retryTimer = undefined;
-          void this.flush();
-        }, this.#delayMs);
-        this.#delayMs = Math.min(this.#delayMs * 2, this.retryDelayMsMax);
+        this.#retryTimer = setTimeout(
+          () => {
+            this.#retryTimer = undefined;
+            void this.flush();
+          },
+          backoffMs(this.#retries, { baseMs: 100, maxMs: this.retryDelayMsMax }),
+        );
+        this.#retries += 1;
       }
     });
     return this.#flushing;
@@ -158,7 +163,7 @@ export class Publisher {
       if (host) statements.push(this.#hostStatement());
       try {
         await this.corrosion.transaction(statements);
-        this.#delayMs = 100;
+        this.#retries = 0;
       } catch (error) {
         for (const id of ids) this.#pending.add(id);
         for (const [key, statement] of checks)
