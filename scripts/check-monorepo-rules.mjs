@@ -2,7 +2,9 @@
 // Monorepo rules, checked in `npm test` (see README "Rules"):
 //  1. an app never imports another app, and packages and infra never import an app: apps talk
 //     over their network APIs only, so each deploys alone;
-//  2. a workspace reaches another only through its package name, never a relative path;
+//  2. a workspace reaches another only through its package name, never a relative path — in an
+//     import, or in a path it builds to another workspace's files (`join(here, '..', '..',
+//     'corrosion', 'dist', 'main.js')`, `'../../packages/sample-images/images'`);
 //  3. no package lists an app among its dependencies (apps may list another app as a
 //     devDependency only to spawn its built server in a test);
 //  4. layering inside an app: `routes → services → store`. Only the server wiring (main.ts,
@@ -40,6 +42,18 @@ function* sourceFiles(dir) {
   }
 }
 
+const workspaceDirs = workspaces.map((w) => w.dir);
+// Paths built from the file's folder: `'..', '..', 'name'` segments, or a `'../../name'` string.
+const segmentsPattern = /((?:['"]\.\.['"]\s*,\s*)+)['"]([^'"/]+)['"]/g;
+const relativeStringPattern = /['"`]((?:\.\.\/)+[^'"`\s]+)['"`]/g;
+
+/** The other workspace a path from `file`'s folder lands in, if any. */
+function reachedWorkspace(file, ownDir, pathFromFileDir) {
+  const target = resolve(dirname(file), pathFromFileDir);
+  if (target.startsWith(ownDir + sep) || target === ownDir) return undefined;
+  return workspaceDirs.find((dir) => target === dir || target.startsWith(dir + sep));
+}
+
 const importPattern =
   /(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|import\s*\(\s*['"]([^'"]+)['"]\s*\)|import\s+['"]([^'"]+)['"]|require\(\s*['"]([^'"]+)['"]\s*\)/g;
 
@@ -64,6 +78,26 @@ for (const workspace of workspaces) {
     for (const file of sourceFiles(base)) {
       const text = readFileSync(file, 'utf8');
       const shown = relative(root, file);
+      const imported = new Set();
+      for (const match of text.matchAll(importPattern))
+        imported.add(match[1] ?? match[2] ?? match[3] ?? match[4]);
+      for (const match of text.matchAll(segmentsPattern)) {
+        const ups = match[1].match(/\.\./g).length;
+        const path = [...Array(ups).fill('..'), match[2]].join('/');
+        const reached = reachedWorkspace(file, dir, path);
+        if (reached)
+          problems.push(
+            `${shown}: builds a path into ${relative(root, reached)} (resolve it by package name)`,
+          );
+      }
+      for (const match of text.matchAll(relativeStringPattern)) {
+        if (imported.has(match[1])) continue;
+        const reached = reachedWorkspace(file, dir, match[1]);
+        if (reached)
+          problems.push(
+            `${shown}: builds a path into ${relative(root, reached)} (resolve it by package name)`,
+          );
+      }
       for (const match of text.matchAll(importPattern)) {
         const spec = match[1] ?? match[2] ?? match[3] ?? match[4];
         if (appNames.has(spec.split('/').slice(0, 2).join('/')) && !spec.startsWith(pkg.name)) {

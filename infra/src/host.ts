@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { sampleImagesDir } from '@fleet/sample-images';
 import { hostPorts } from './hosts/ports.js';
 import { repoRoot } from './launcher/paths.js';
 import {
@@ -81,7 +82,7 @@ const hostPort = (address: string, port: number) =>
 
 /** Each server's `--config` file, by unit name. */
 function serverConfigs(options: JoinOptions): Record<string, Record<string, unknown>> {
-  const { topology, host, configDir, installDir } = options;
+  const { topology, host, configDir } = options;
   const corrosionUrl = `http://127.0.0.1:${hostPorts.corrosionApi}`;
   const fleetKey = join(configDir, 'fleet.key');
   const apiHost = topology.hosts.find((candidate) => candidate.api)!;
@@ -105,7 +106,7 @@ function serverConfigs(options: JoinOptions): Record<string, Record<string, unkn
       listen: hostPort(host.address, hostPorts.flyd),
       'data-dir': '/var/lib/fleet/flyd',
       'host-id': host.id,
-      'images-dir': join(installDir, 'infra', 'images'),
+      'images-dir': sampleImagesDir,
       ...(host.cpus ? { cpus: host.cpus } : {}),
       ...(host.memoryMb ? { 'memory-mb': host.memoryMb } : {}),
     };

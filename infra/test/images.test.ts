@@ -29,8 +29,8 @@ async function getFrom(address: string, path: string): Promise<{ status: number;
   return { status: response.status, body: await response.text() };
 }
 
-// The sample images of infra/images, each started as a machine through flaps on a real one-host
-// fleet (corrosion, flyd with infra/images, flaps, fly-proxy) and talked to on its private
+// The sample images of packages/sample-images/images, each started as a machine through flaps on a real one-host
+// fleet (corrosion, flyd with packages/sample-images/images, flaps, fly-proxy) and talked to on its private
 // address, and for `static` through the edge proxy too.
 describe('the sample machine images', () => {
   const app = 'images';

@@ -5,13 +5,14 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { packImage } from '@fleet/images';
+import { sampleImagesDir } from '@fleet/sample-images';
 import { describe, expect, it } from 'vitest';
 import { getThroughProxy } from '../src/launcher/demo.js';
 import { isAlive, pidsWithEnv } from './processes.js';
 
 const launcher = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'launcher', 'main.js');
 
-// What `npm start` runs, run as a user would: the built launcher uploads infra/images and brings
+// What `npm start` runs, run as a user would: the built launcher uploads the sample images and brings
 // up the demo app with two machines running the `hello` image by its digest, prints a working
 // curl line, and on Ctrl-C (SIGINT) takes everything down, exit 0.
 describe('the fleet launcher (npm start)', () => {
@@ -45,7 +46,7 @@ describe('the fleet launcher (npm start)', () => {
     });
     expect(output.join('\n')).toContain('Press Ctrl-C to stop.');
 
-    const hello = await packImage(join(dirname(launcher), '..', '..', 'images', 'hello'));
+    const hello = await packImage(join(sampleImagesDir, 'hello'));
     const machineIds = new Set<string>();
     for (let attempt = 0; attempt < 20 && machineIds.size < 2; attempt++) {
       const answer = await getThroughProxy(proxyUrl, 'demo.localhost');

@@ -54,6 +54,9 @@ describe('scripts/check-monorepo-rules.mjs', () => {
       ...cleanTree,
       'apps/a/src/peek.ts': importLine('y', '@fleet/b/dist/secret.js'),
       'apps/a/src/sneak.ts': importLine('z', '../../b/src/z.js'),
+      'apps/a/test/fixture.ts': "const main = join(here, '..', '..', 'b', 'dist', 'main.js');",
+      'apps/a/src/images.ts': "export const images = new URL('../../b/images', import.meta.url);",
+      'apps/a/src/things/thing-store.ts': importLine('route', '../routes/things.js'),
       'apps/a/src/logic.ts': importLine('route', './routes/things.js'),
       'apps/a/src/other-store.ts': importLine('helper', './logic.js'),
       'packages/p/package.json': manifest('@fleet/p', { '@fleet/a': '*' }),
@@ -63,6 +66,9 @@ describe('scripts/check-monorepo-rules.mjs', () => {
     expect(run.status).toBe(1);
     expect(run.stderr).toContain('apps/a/src/peek.ts: imports the app @fleet/b');
     expect(run.stderr).toContain('apps/a/src/sneak.ts: reaches outside its workspace');
+    expect(run.stderr).toContain('apps/a/test/fixture.ts: builds a path into apps/b');
+    expect(run.stderr).toContain('apps/a/src/images.ts: builds a path into apps/b');
+    expect(run.stderr).toContain('apps/a/src/things/thing-store.ts: a store file imports');
     expect(run.stderr).toContain('apps/a/src/logic.ts: a services file imports the route');
     expect(run.stderr).toContain('apps/a/src/other-store.ts: a store file imports');
     expect(run.stderr).toContain('@fleet/p: dependencies lists the app @fleet/a');

@@ -1,11 +1,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { type ServerProcess, startServerProcess } from '@fleet/service';
+import { join } from 'node:path';
+import { sampleImagesDir } from '@fleet/sample-images';
+import { type ServerProcess, serverMain, startServerProcess } from '@fleet/service';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const main = (app: string) => join(here, '..', '..', app, 'dist', 'main.js');
+const main = (app: string) => serverMain(`@fleet/${app}`);
 
 /** The operator token every test fleet's flaps takes (`FLEET_API_TOKEN`). */
 export const operatorToken = 'api-t0k';
@@ -14,7 +13,7 @@ export const flydToken = 'flyd-t0k';
 /** Bound on the wait for placement to see every worker (flyd announces itself after it listens). */
 const workersReadyMsMax = 10_000;
 
-/** A machine config of the `hello` image (infra/images) serving HTTP on its `PORT`. */
+/** A machine config of the `hello` image (@fleet/sample-images) serving HTTP on its `PORT`. */
 export const hello = {
   image: 'hello',
   services: [{ protocol: 'tcp', internal_port: 8080, ports: [{ port: 80, handlers: ['http'] }] }],
@@ -184,7 +183,7 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
         const flydArgs = [
           ...['--listen', '127.0.0.1:0', '--data-dir', dataDir],
           ...['--corrosion-url', corrosion, '--stop-machines-on-exit'], // none left behind
-          ...['--flaps-url', api],
+          ...['--flaps-url', api, '--images-dir', sampleImagesDir],
           ...['--host-id', hostId, '--region', region, ...(options.flydArgs ?? [])],
         ];
         workers[hostId] = { url: await start('flyd', flydArgs, `flyd-${hostId}`), dataDir };

@@ -1,23 +1,15 @@
 import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { packImage } from '@fleet/images';
+import { sampleImagesDir } from '@fleet/sample-images';
 import { Header } from 'tar';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Fleet, flydToken, operatorToken, startFleet } from './fleet.js';
 
-const helloImage = join(
-  dirname(fileURLToPath(import.meta.url)),
-  '..',
-  '..',
-  '..',
-  'infra',
-  'images',
-  'hello',
-);
+const helloImage = join(sampleImagesDir, 'hello');
 /** flaps' --image-bytes-max here: an archive over it is refused. */
 const archiveBytesMax = 200_000;
 /** flyd's --image-cache-bytes-max here: three padded images do not fit. */

@@ -1,4 +1,4 @@
-// The machine every subject of the HTTP bench forwards to: a hello server like infra/images/hello
+// The machine every subject of the HTTP bench forwards to: a hello server like packages/sample-images/images/hello
 // (one small JSON answer per request), one process, one core. Prints its port on stdout.
 import { createServer } from 'node:http';
 

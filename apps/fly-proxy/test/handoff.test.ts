@@ -6,13 +6,13 @@ import { dirname, join } from 'node:path';
 import { connect as connectTls } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { CorrosionClient } from '@fleet/corrosion-client';
-import { type ServerProcess, startServerProcess } from '@fleet/service';
+import { type ServerProcess, serverMain, startServerProcess } from '@fleet/service';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Load } from './load-clients.js';
 import { startMachine } from './relay-fixture.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const corrosionMain = join(here, '..', '..', 'corrosion', 'dist', 'main.js');
+const corrosionMain = serverMain('@fleet/corrosion');
 const watchdogMain = join(here, '..', 'dist', 'watchdog', 'main.js');
 const proxyctlMain = join(here, '..', 'dist', 'control', 'proxyctl.js');
 

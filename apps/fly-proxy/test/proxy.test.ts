@@ -4,12 +4,12 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CorrosionClient } from '@fleet/corrosion-client';
-import { type ServerProcess, startServerProcess } from '@fleet/service';
+import { type ServerProcess, serverMain, startServerProcess } from '@fleet/service';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const corrosionMain = join(here, '..', '..', 'corrosion', 'dist', 'main.js');
+const corrosionMain = serverMain('@fleet/corrosion');
 const proxyMain = join(here, '..', 'dist', 'main.js');
 /** corrosion requires it and fly-proxy presents it; both take it from the environment. */
 const corrosionToken = 'corro-t0k';

@@ -5,11 +5,11 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CorrosionClient } from '@fleet/corrosion-client';
-import { type ServerProcess, startServerProcess } from '@fleet/service';
+import { type ServerProcess, serverMain, startServerProcess } from '@fleet/service';
 import { request } from 'undici';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const corrosionMain = join(here, '..', '..', 'corrosion', 'dist', 'main.js');
+const corrosionMain = serverMain('@fleet/corrosion');
 const proxyMain = join(here, '..', 'dist', 'main.js');
 const quiet = { ...process.env, LOG_LEVEL: process.env.FLEET_TEST_LOG_LEVEL ?? 'error' };
 const httpService = JSON.stringify([{ port: 80, handlers: ['http'] }]);

@@ -7,11 +7,10 @@ import {
 import type { ClientHttp2Session } from 'node:http2';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { type ConnectionOptions, connect, type DetailedPeerCertificate } from 'node:tls';
-import { fileURLToPath } from 'node:url';
 import { CorrosionClient } from '@fleet/corrosion-client';
-import { createLogger, type ServerProcess, startServerProcess } from '@fleet/service';
+import { createLogger, type ServerProcess, serverMain, startServerProcess } from '@fleet/service';
 import type { FleetCa } from '../src/tls/ca.js';
 import {
   type CertificateRow,
@@ -24,8 +23,7 @@ import { createTlsListener, type StreamHandler } from '../src/tls/listeners.js';
 import { tlsMetrics } from '../src/tls/metrics.js';
 import { CertificateStore, type CertificateStoreOptions } from '../src/tls/store.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const corrosionMain = join(here, '..', '..', 'corrosion', 'dist', 'main.js');
+const corrosionMain = serverMain('@fleet/corrosion');
 
 export const fleetKey = Buffer.from('test-fleet-key-0123456789abcdef');
 process.env.LOG_LEVEL ??= 'error';

@@ -4,14 +4,14 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CorrosionClient } from '@fleet/corrosion-client';
-import { type ServerProcess, startServerProcess } from '@fleet/service';
+import { type ServerProcess, serverMain, startServerProcess } from '@fleet/service';
 import { request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { askControl } from '../src/control/client.js';
 import { startMachine } from './relay-fixture.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const corrosionMain = join(here, '..', '..', 'corrosion', 'dist', 'main.js');
+const corrosionMain = serverMain('@fleet/corrosion');
 const watchdogMain = join(here, '..', 'dist', 'watchdog', 'main.js');
 const unansweredSeconds = 3;
 

@@ -2,12 +2,13 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { sampleImagesDir } from '@fleet/sample-images';
 import { startServerProcess } from '@fleet/service';
 import { request } from 'undici';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const appsDir = join(here, '..', '..');
-export const imagesDir = join(appsDir, '..', 'infra', 'images');
+export const imagesDir = sampleImagesDir;
 export const domain = 'bench.test';
 const token = 'bench';
 

@@ -1,8 +1,7 @@
 #!/usr/bin/env node
 import { mkdirSync } from 'node:fs';
 import { cpus, hostname, totalmem } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { CorrosionClient } from '@fleet/corrosion-client';
 import { FlydClient } from '@fleet/flyd-client';
 import {
@@ -28,26 +27,18 @@ import { LogFeed } from './logs/feed.js';
 import { LogSink } from './logs/sink.js';
 import { HealthChecks } from './machines/health-checks.js';
 import { LeaseStore } from './machines/lease-store.js';
+import { MachineStore } from './machines/machine-store.js';
 import { MachineService } from './machines/service.js';
-import { MachineStore } from './machines/store.js';
 import { observeInventory } from './metrics.js';
 import { Publisher } from './publishing/publisher.js';
 import { Cgroups } from './runtime/cgroups.js';
 import { ProcessRuntime } from './runtime/process-runtime.js';
 import { createFlydServer } from './server.js';
 import { VolumeService } from './volumes/service.js';
-import { VolumeStore } from './volumes/store.js';
+import { VolumeStore } from './volumes/volume-store.js';
 
 /** How long shutdown waits for calls in flight before stopping the machines anyway. */
 const closeWaitMs = 2_000;
-const repoImages = resolve(
-  dirname(fileURLToPath(import.meta.url)),
-  '..',
-  '..',
-  '..',
-  'infra',
-  'images',
-);
 
 const spec = {
   listen: {
@@ -80,8 +71,8 @@ const spec = {
   region: { type: 'string', default: 'local', description: 'region of this worker' },
   'images-dir': {
     type: 'string',
-    default: repoImages,
-    description: 'local image store: <dir>/<image>/image.json',
+    description:
+      'local image store: <dir>/<image>/image.json; without it only images pulled from flaps by digest run',
   },
   'flaps-url': {
     type: 'string',

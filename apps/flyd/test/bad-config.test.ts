@@ -1,26 +1,18 @@
 import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { sampleImagesDir } from '@fleet/sample-images';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call, eventually, FlydFixture, hello } from './flyd-fixture.js';
 import { settledIn } from './machine-wait.js';
 
 const app = 'careless';
-const repoImages = join(
-  dirname(fileURLToPath(import.meta.url)),
-  '..',
-  '..',
-  '..',
-  'infra',
-  'images',
-);
 
 /** An image store with hello, and `tree`: hello plus a folder `public/` and a link `etc` → /etc. */
 function imageStore(): string {
   const dir = mkdtempSync(join(tmpdir(), 'fleet-images-'));
-  cpSync(join(repoImages, 'hello'), join(dir, 'hello'), { recursive: true });
-  cpSync(join(repoImages, 'hello'), join(dir, 'tree'), { recursive: true });
+  cpSync(join(sampleImagesDir, 'hello'), join(dir, 'hello'), { recursive: true });
+  cpSync(join(sampleImagesDir, 'hello'), join(dir, 'tree'), { recursive: true });
   mkdirSync(join(dir, 'tree', 'public'));
   symlinkSync('/etc', join(dir, 'tree', 'etc'));
   return dir;

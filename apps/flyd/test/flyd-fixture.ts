@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CorrosionClient } from '@fleet/corrosion-client';
-import { type ServerProcess, startServerProcess } from '@fleet/service';
+import { sampleImagesDir } from '@fleet/sample-images';
+import { type ServerProcess, serverMain, startServerProcess } from '@fleet/service';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -57,7 +58,7 @@ export class FlydFixture {
     this.corrosion = await startServerProcess({
       command: process.execPath,
       args: [
-        join(here, '..', '..', 'corrosion', 'dist', 'main.js'),
+        serverMain('@fleet/corrosion'),
         'agent',
         '--db',
         join(this.dir, 'c.db'),
@@ -100,6 +101,7 @@ export class FlydFixture {
         '--stop-timeout-ms',
         '2000',
         ...(this.stopMachinesOnExit ? ['--stop-machines-on-exit'] : []),
+        ...(this.flags.includes('--images-dir') ? [] : ['--images-dir', sampleImagesDir]),
         ...this.flags,
       ],
       listeners: ['api'],

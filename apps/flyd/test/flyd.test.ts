@@ -4,13 +4,19 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CorrosionClient } from '@fleet/corrosion-client';
-import { errorCodesInReadme, type ServerProcess, startServerProcess } from '@fleet/service';
+import { sampleImagesDir } from '@fleet/sample-images';
+import {
+  errorCodesInReadme,
+  type ServerProcess,
+  serverMain,
+  startServerProcess,
+} from '@fleet/service';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FlydErrors } from '../src/errors.js';
 import { machinePids } from './machine-processes.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const corrosionMain = join(here, '..', '..', 'corrosion', 'dist', 'main.js');
+const corrosionMain = serverMain('@fleet/corrosion');
 const flydMain = join(here, '..', 'dist', 'main.js');
 const env = { ...process.env, LOG_LEVEL: 'warn', FLYD_TOKEN: 't0k' };
 const hello = {
@@ -39,6 +45,7 @@ describe('flyd', () => {
         '--host-id',
         'w1',
         '--stop-machines-on-exit', // the test leaves no machine running behind it
+        ...['--images-dir', sampleImagesDir],
       ],
       listeners: ['api'],
       env,

@@ -2,7 +2,7 @@ import { rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openDatabase } from '../src/db.js';
-import { MachineStore } from '../src/machines/store.js';
+import { MachineStore } from '../src/machines/machine-store.js';
 import { engineAt, freshDbPath } from './engine-helpers.js';
 
 const closers: (() => void)[] = [];

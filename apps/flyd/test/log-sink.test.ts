@@ -3,7 +3,8 @@ import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type ServerProcess, startServerProcess } from '@fleet/service';
+import { sampleImagesDir } from '@fleet/sample-images';
+import { type ServerProcess, serverMain, startServerProcess } from '@fleet/service';
 import { afterAll, describe, expect, it } from 'vitest';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -47,7 +48,7 @@ describe('a wedged log sink', () => {
       servers.push(server);
       return server.urls.api!;
     };
-    const corrosion = await start(join(here, '..', '..', 'corrosion', 'dist', 'main.js'), [
+    const corrosion = await start(serverMain('@fleet/corrosion'), [
       'agent',
       '--db',
       join(dir, 'c.db'),
@@ -57,6 +58,7 @@ describe('a wedged log sink', () => {
     const flyd = await start(join(here, '..', 'dist', 'main.js'), [
       ...['--listen', '127.0.0.1:0', '--data-dir', join(dir, 'flyd'), '--corrosion-url', corrosion],
       ...['--log-sink', `127.0.0.1:${sinkPort}`, '--log-write-timeout-ms', '200'],
+      ...['--images-dir', sampleImagesDir],
       '--stop-machines-on-exit', // the test leaves no machine running behind it
     ]);
     const call = async (method: string, path: string, body?: unknown) => {

@@ -1,13 +1,10 @@
 import { writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { CorrosionClient } from '@fleet/corrosion-client';
-import { type ServerProcess, startServerProcess } from '@fleet/service';
+import { type ServerProcess, serverMain, startServerProcess } from '@fleet/service';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callExpecting } from './expect-status.js';
 import { call, eventually, FlydFixture, hello } from './flyd-fixture.js';
-
-const here = dirname(fileURLToPath(import.meta.url));
 
 // Two workers that are two hosts as far as state goes: each flyd writes to its own corrosion
 // agent, and the agents replicate by gossip. A migrate hands the machine's and the volume's rows
@@ -27,7 +24,7 @@ describe('a migrate between workers with their own corrosion agents', () => {
     const agent = await startServerProcess({
       command: process.execPath,
       args: [
-        join(here, '..', '..', 'corrosion', 'dist', 'main.js'),
+        serverMain('@fleet/corrosion'),
         ...['agent', '--db', join(source.dir, `${name}.db`), '--api-addr', '127.0.0.1:0'],
         ...['--gossip-addr', '127.0.0.1:0', '--gossip-key-file', keyFile],
         ...['--bootstrap', bootstrap.join(','), '--probe-interval-ms', '100'],

@@ -53,7 +53,7 @@ const spec = {
     type: 'string',
     default: 'hello',
     description:
-      'image of the demo machines: a folder of infra/images (uploaded, run by its digest), or any image reference',
+      'image of the demo machines: a folder of packages/sample-images/images (uploaded, run by its digest), or any image reference',
   },
   'start-timeout-ms': {
     type: 'number',
@@ -120,7 +120,7 @@ runMain(async () => {
   try {
     const flaps = new FlapsClient(fleet.urls.flaps, fleet.secrets.apiToken);
     if ((await flaps.getApp(config.app)) === undefined) await flaps.createApp(config.app);
-    // infra/images become uploaded images of the demo app (idempotent: same files, same digest).
+    // packages/sample-images/images become uploaded images of the demo app (idempotent: same files, same digest).
     const pinned = await uploadSampleImages(flaps, config.app, imagesDir);
     await ensureDemoApp(flaps, {
       app: config.app,

@@ -1,8 +1,6 @@
-import { createRequire } from 'node:module';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-
-const require = createRequire(import.meta.url);
+import { serverMain as mainOf } from '@fleet/service';
 
 /** The Fleet servers the launcher runs, by workspace package name. */
 export type ServerName = 'corrosion' | 'flyd' | 'flaps' | 'fly-proxy';
@@ -12,12 +10,11 @@ export type ServerName = 'corrosion' | 'flyd' | 'flaps' | 'fly-proxy';
  * them, so it only resolves where their `dist/main.js` is.
  */
 export function serverMain(name: ServerName): string {
-  const manifest = require.resolve(`@fleet/${name}/package.json`);
-  return join(dirname(manifest), 'dist', 'main.js');
+  return mainOf(`@fleet/${name}`);
 }
 
 /** The repository root (infra/dist/launcher → ../../..), where `.fleet/` lives by default. */
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
-/** The sample machine images shipped in infra/images. */
-export const imagesDir = join(repoRoot, 'infra', 'images');
+/** The sample machine images (@fleet/sample-images). */
+export { sampleImagesDir as imagesDir } from '@fleet/sample-images';

@@ -4,7 +4,7 @@ import type { FlapsClient } from '@fleet/flaps-client';
 import { packImage } from '@fleet/images';
 
 /**
- * Packs every folder of `imagesDir` (infra/images) and uploads it to `app` as `<name>:latest`.
+ * Packs every folder of `imagesDir` (packages/sample-images/images) and uploads it to `app` as `<name>:latest`.
  * Idempotent: the same files pack to the same digest, which flaps keeps once. Resolves with each
  * image's pinned reference by name (`hello` → `hello@sha256:...`).
  */

@@ -2,15 +2,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { type AddressInfo, connect, createServer as createTcpServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { CorrosionClient } from '@fleet/corrosion-client';
-import { type ServerProcess, startMetrics, startServerProcess } from '@fleet/service';
+import { type ServerProcess, serverMain, startMetrics, startServerProcess } from '@fleet/service';
 import { Catalog, type CatalogOptions } from '../src/index.js';
 import { machineCells, quiet } from './fixtures.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const corrosionMain = join(here, '..', '..', '..', 'apps', 'corrosion', 'dist', 'main.js');
+const corrosionMain = serverMain('@fleet/corrosion');
 
 /** Polls `probe` until `accept` holds or `timeoutMs` pass; returns the last value (assert on it). */
 export async function until<T>(

@@ -33,6 +33,7 @@ export { parentFdVariable, watchParent } from './parent.js';
 export { type ServerProcess, type ServerProcessOptions, startServerProcess } from './process.js';
 export { errorCodesInReadme } from './readme.js';
 export { readSecret, type SecretSource } from './secret.js';
+export { serverMain } from './server-main.js';
 export { onShutdown, type ShutdownOptions } from './shutdown.js';
 export {
   lockState,

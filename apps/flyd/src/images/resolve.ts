@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ImageError, parseImageReference, parseManifest } from '@fleet/images';
 import { flydError } from '../errors.js';
-import type { MachineConfig } from '../machines/store.js';
+import type { MachineConfig } from '../machines/machine-store.js';
 import type { ImageCache } from './cache.js';
 
 export interface ResolvedImage {
@@ -17,7 +17,8 @@ export interface ResolvedImage {
 
 /** Where images come from: the local folder (bare names, `name:tag`) and the pulled cache (digests). */
 export interface ImageSources {
-  imagesDir: string;
+  /** The local image store (`--images-dir`), if this worker has one. */
+  imagesDir: string | undefined;
   imageCache: ImageCache;
 }
 
@@ -61,6 +62,10 @@ function locate(
   if (!name || !/^[a-z0-9][a-z0-9._-]*$/.test(name)) {
     throw bad(`config.image ${JSON.stringify(image)} is not an image name`);
   }
+  if (sources.imagesDir === undefined)
+    throw bad(
+      `config.image: unknown image ${name} (this worker keeps no local images: name it by digest, name@sha256:...)`,
+    );
   const dir = join(sources.imagesDir, name);
   const manifest = join(dir, 'image.json');
   if (!existsSync(manifest)) throw bad(`config.image: unknown image ${name}`);

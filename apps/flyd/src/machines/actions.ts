@@ -5,8 +5,8 @@ import { flydError } from '../errors.js';
 import { AbortStep, type FsmEngine, type Step } from '../fsm/engine.js';
 import type { ProcessRuntime } from '../runtime/process-runtime.js';
 import { capacityShortfall, type HostCapacity } from './capacity.js';
+import type { MachineConfig, MachineRecord, MachineState, MachineStore } from './machine-store.js';
 import { freePort } from './ports.js';
-import type { MachineConfig, MachineRecord, MachineState, MachineStore } from './store.js';
 
 export interface CreateRequest {
   id?: string;

@@ -2,8 +2,8 @@ import type { Logger } from '@fleet/service';
 import type { FsmEngine, RunHandle } from '../fsm/engine.js';
 import { type ExitInfo, killLeftovers, type ProcessRuntime } from '../runtime/process-runtime.js';
 import type { MachineDirs } from './dirs.js';
+import type { MachineStore } from './machine-store.js';
 import type { RestartScheduler } from './restarts.js';
-import type { MachineStore } from './store.js';
 
 /** What boot recovery needs of the machine service. */
 export interface BootDeps {

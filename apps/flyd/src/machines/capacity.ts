@@ -1,4 +1,4 @@
-import { guestOf, type MachineConfig, type MachineRecord } from './store.js';
+import { guestOf, type MachineConfig, type MachineRecord } from './machine-store.js';
 
 /** What this worker offers (`--cpus`, `--memory-mb`), published in its `hosts` row. */
 export interface HostCapacity {

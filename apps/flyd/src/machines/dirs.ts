@@ -5,7 +5,7 @@ import type { HostPaths } from './launch-errors.js';
 export class MachineDirs {
   constructor(
     private readonly dataDir: string,
-    private readonly imagesDir: string,
+    private readonly imagesDir: string | undefined,
   ) {}
 
   /** The machine's own folder: its root, its output files and its process record. */

@@ -1,4 +1,4 @@
-import type { MachineRecord } from './store.js';
+import type { MachineRecord } from './machine-store.js';
 
 /** What a machine's environment is made of besides its record. */
 export interface EnvironmentParts {

@@ -2,7 +2,7 @@ import { connect } from 'node:net';
 import { durationMs } from '@fleet/machine-config';
 import type { Logger } from '@fleet/service';
 import { request } from 'undici';
-import type { MachineRecord } from './store.js';
+import type { MachineRecord } from './machine-store.js';
 
 /** A check from the machine config (Fly's `checks` map). */
 export interface CheckConfig {

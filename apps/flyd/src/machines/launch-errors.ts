@@ -26,16 +26,16 @@ export interface HostPaths {
   /** The machine's root: a path inside it is shown as the machine sees it (`/server.mjs`). */
   root: string;
   dataDir: string;
-  imagesDir: string;
+  imagesDir: string | undefined;
 }
 
 /** `message` without this worker's paths: answers and events never show a host path. */
 export function hidePaths(message: string, paths: HostPaths): string {
-  return message
+  const hidden = message
     .replaceAll(`${paths.root}/`, '/')
     .replaceAll(paths.root, '/')
-    .replaceAll(paths.dataDir, '<data-dir>')
-    .replaceAll(paths.imagesDir, '<images>');
+    .replaceAll(paths.dataDir, '<data-dir>');
+  return paths.imagesDir === undefined ? hidden : hidden.replaceAll(paths.imagesDir, '<images>');
 }
 
 /**

@@ -6,9 +6,14 @@ import type { ProcessRuntime } from '../runtime/process-runtime.js';
 import type { VolumeService } from '../volumes/service.js';
 import type { MachineDirs } from './dirs.js';
 import { launchError } from './launch-errors.js';
+import {
+  guestOf,
+  type MachineConfig,
+  type MachineRecord,
+  type MachineStore,
+} from './machine-store.js';
 import { freePort, waitForListener } from './ports.js';
 import { prepareRoot } from './root.js';
-import { guestOf, type MachineConfig, type MachineRecord, type MachineStore } from './store.js';
 
 /** What a launch needs of the machine service. */
 export interface LaunchDeps {

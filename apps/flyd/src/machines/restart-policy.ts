@@ -1,6 +1,6 @@
 import { backoffMs } from '@fleet/service';
 import type { ExitInfo } from '../runtime/process-runtime.js';
-import type { MachineConfig } from './store.js';
+import type { MachineConfig } from './machine-store.js';
 
 export type AfterExit =
   | { action: 'restart'; delayMs: number }

@@ -1,7 +1,7 @@
 import type { FsmEngine, RunHandle } from '../fsm/engine.js';
 import type { ExitInfo } from '../runtime/process-runtime.js';
+import type { MachineConfig, MachineRecord, MachineStore } from './machine-store.js';
 import { afterExit } from './restart-policy.js';
-import type { MachineConfig, MachineRecord, MachineStore } from './store.js';
 
 /** The `request` of an exit event, as `MachineService.exited` records it. */
 export interface ExitRequest {

@@ -2,7 +2,7 @@ import { chmodSync, cpSync, lstatSync, mkdirSync, rmSync, writeFileSync } from '
 import { dirname, join, normalize } from 'node:path';
 import { flydError } from '../errors.js';
 import type { ResolvedImage } from '../images/resolve.js';
-import type { MachineConfig } from './store.js';
+import type { MachineConfig } from './machine-store.js';
 
 /** A file of a machine config, as Fly's clients send it (`raw_value` is base64). */
 interface FileConfig {

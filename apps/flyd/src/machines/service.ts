@@ -28,22 +28,23 @@ import { machineEnv } from './environment.js';
 import { type ExecResult, execInMachine, type MachineProcess, machineProcesses } from './exec.js';
 import { launchMachine } from './launch.js';
 import { hidePaths } from './launch-errors.js';
-import { RestartScheduler } from './restarts.js';
-import { checkFiles, checkMountOverImage } from './root.js';
-import { type StopSettings, stopConfigOf, stopSettings } from './stop-config.js';
 import type {
   MachineConfig,
   MachineEvent,
   MachineRecord,
   MachineState,
   MachineStore,
-} from './store.js';
+} from './machine-store.js';
+import { RestartScheduler } from './restarts.js';
+import { checkFiles, checkMountOverImage } from './root.js';
+import { type StopSettings, stopConfigOf, stopSettings } from './stop-config.js';
 
 export type { CreateRequest, StopRequest };
 
 export interface MachineServiceOptions {
   dataDir: string;
-  imagesDir: string;
+  /** The local image store (`--images-dir`), if any. */
+  imagesDir: string | undefined;
   /** Images pulled from flaps by digest (`name@sha256:...` configs). */
   imageCache: ImageCache;
   region: string;

@@ -1,6 +1,6 @@
 import { durationMs, signalName } from '@fleet/machine-config';
 import { flydError } from '../errors.js';
-import type { MachineConfig } from './store.js';
+import type { MachineConfig } from './machine-store.js';
 
 /** The longest grace period a config may ask for (the stop API's own bound). */
 export const stopTimeoutMsMax = 600_000;

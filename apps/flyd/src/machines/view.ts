@@ -1,5 +1,5 @@
 import { imageRefParts } from '@fleet/images';
-import type { MachineEvent, MachineRecord } from './store.js';
+import type { MachineEvent, MachineRecord } from './machine-store.js';
 
 /** The Machine object flyd answers with, in the shape of Fly's Machines API. */
 export function machineView(machine: MachineRecord, hostId: string, events: MachineEvent[]) {

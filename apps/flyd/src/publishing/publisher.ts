@@ -2,7 +2,7 @@ import type { CorrosionClient, Statement } from '@fleet/corrosion-client';
 import type { Logger } from '@fleet/service';
 import { backoffMs } from '@fleet/service';
 import { reservations } from '../machines/capacity.js';
-import type { MachineRecord, MachineStore } from '../machines/store.js';
+import type { MachineRecord, MachineStore } from '../machines/machine-store.js';
 
 export interface HostInfo {
   id: string;

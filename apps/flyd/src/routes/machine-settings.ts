@@ -2,8 +2,8 @@ import { machineConfigSchema } from '@fleet/machine-config';
 import type { FastifyInstance } from 'fastify';
 import { configValidator } from '../errors.js';
 import type { LeaseStore } from '../machines/lease-store.js';
+import type { MachineStore } from '../machines/machine-store.js';
 import type { MachineService } from '../machines/service.js';
-import type { MachineStore } from '../machines/store.js';
 import { machineView } from '../machines/view.js';
 import { requestNonce } from './leases.js';
 

@@ -6,7 +6,7 @@ import {
   type VolumeService,
   volumeRecordHeader,
 } from '../volumes/service.js';
-import type { VolumeRecord } from '../volumes/store.js';
+import type { VolumeRecord } from '../volumes/volume-store.js';
 
 const volumeId = '^vol_[a-z0-9]{16}$';
 const idParams = {

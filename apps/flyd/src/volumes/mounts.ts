@@ -1,6 +1,6 @@
 import { join, normalize } from 'node:path';
 import { flydError } from '../errors.js';
-import type { MachineConfig } from '../machines/store.js';
+import type { MachineConfig } from '../machines/machine-store.js';
 
 /** A machine config's mount, as Fly's clients send it. */
 export interface MountConfig {

@@ -3,7 +3,7 @@ import { existsSync, lstatSync, mkdirSync, rmSync, symlinkSync, unlinkSync } fro
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { flydError } from '../errors.js';
-import type { MachineConfig } from '../machines/store.js';
+import type { MachineConfig } from '../machines/machine-store.js';
 import type { Publisher } from '../publishing/publisher.js';
 import {
   copyDirectory,
@@ -13,8 +13,8 @@ import {
   untarDirectory,
 } from './files.js';
 import { type MountConfig, mountLink, mountOf } from './mounts.js';
-import type { SnapshotRecord, VolumeRecord, VolumeStore } from './store.js';
 import { volumeRowStatement, volumeView } from './view.js';
+import type { SnapshotRecord, VolumeRecord, VolumeStore } from './volume-store.js';
 
 export interface VolumeServiceOptions {
   dataDir: string;

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Statement } from '@fleet/corrosion-client';
 import { blockSizeBytes } from './files.js';
-import type { VolumeRecord } from './store.js';
+import type { VolumeRecord } from './volume-store.js';
 
 /** A volume's zone names its worker (Fly's zone is where the volume's disk is): 4 hex digits. */
 export function zoneOf(hostId: string): string {
