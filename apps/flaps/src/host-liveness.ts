@@ -94,12 +94,12 @@ export class HostLiveness {
 
   /** One look at the members and the hosts, and the writes that follow. */
   async round(): Promise<LivenessChanges> {
-    const [members, hosts] = await Promise.all([
-      this.#members(),
-      this.options.corrosion.queryObjects<HostLivenessRow>(
-        'SELECT id, gossip_addr, status FROM hosts WHERE gossip_addr IS NOT NULL',
-      ),
-    ]);
+    const members = await this.#members();
+    // An agent without gossip (a one-host fleet) has no members: nothing to judge.
+    if (members.length === 0) return { down: [], ready: [] };
+    const hosts = await this.options.corrosion.queryObjects<HostLivenessRow>(
+      'SELECT id, gossip_addr, status FROM hosts WHERE gossip_addr IS NOT NULL',
+    );
     const changes = livenessChanges(hosts, members);
     // The status is checked again in the write itself: an operator's cordon or flyd's own
     // `ready` may have landed since the read. Only the rows really changed are reported.
@@ -136,7 +136,6 @@ export class HostLiveness {
     });
     if (!response.ok) throw new Error(`corrosion /v1/status answered ${response.status}`);
     const status = (await response.json()) as { replication?: { members?: GossipMember[] } };
-    // An agent without gossip has no members: nothing to judge.
     return status.replication?.members ?? [];
   }
 }
