@@ -168,9 +168,11 @@ function writeHost(options: JoinOptions): string[] {
   const units = Object.keys(configs).map((unit) =>
     unit === 'flaps' ? 'flaps.socket' : `${unit}.service`,
   );
+  // gossip_addr: how flaps finds the host's corrosion among SWIM's members (host liveness).
+  const gossip = hostPort(host.address, hostPorts.gossip);
   const register = host.roles.includes('worker')
-    ? `INSERT INTO hosts (id, region, role, backhaul_addr) VALUES ('${host.id}', '${host.region}', 'worker', '${hostPort(host.address, hostPorts.backhaul)}') ON CONFLICT (id) DO UPDATE SET backhaul_addr = excluded.backhaul_addr`
-    : `INSERT INTO hosts (id, region, role) VALUES ('${host.id}', '${host.region}', 'edge') ON CONFLICT (id) DO NOTHING`;
+    ? `INSERT INTO hosts (id, region, role, backhaul_addr, gossip_addr) VALUES ('${host.id}', '${host.region}', 'worker', '${hostPort(host.address, hostPorts.backhaul)}', '${gossip}') ON CONFLICT (id) DO UPDATE SET backhaul_addr = excluded.backhaul_addr, gossip_addr = excluded.gossip_addr`
+    : `INSERT INTO hosts (id, region, role, gossip_addr) VALUES ('${host.id}', '${host.region}', 'edge', '${gossip}') ON CONFLICT (id) DO UPDATE SET gossip_addr = excluded.gossip_addr`;
   const regions = topology.regions
     .map(
       (region) =>

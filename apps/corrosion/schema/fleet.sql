@@ -23,7 +23,8 @@ CREATE TABLE hosts (
   memory_mb_reserved INTEGER NOT NULL DEFAULT 0,
   machine_count INTEGER NOT NULL DEFAULT 0,
   status TEXT NOT NULL DEFAULT 'ready',          -- ready | cordoned | down
-  updated_at TEXT NOT NULL DEFAULT ''
+  updated_at TEXT NOT NULL DEFAULT '',
+  gossip_addr TEXT                               -- host:port of its corrosion's gossip: SWIM's member address, how flaps maps a dead member to its host
 );
 
 CREATE TABLE apps (

@@ -85,6 +85,8 @@ const machine = {
     checks: { type: 'array', items: check },
     cordoned: { type: 'boolean' },
     nonce: string,
+    // fly-go's HostStatus constants.
+    host_status: { enum: ['ok', 'unknown', 'unreachable'] },
   },
 };
 

@@ -14,8 +14,10 @@ import {
   startMetrics,
 } from '@fleet/service';
 import { FlydClient } from './flyd-client.js';
+import { HostLiveness } from './host-liveness.js';
 import { ImageBlobs } from './image-blobs.js';
 import { ImageRows } from './image-rows.js';
+import { flapsMetrics } from './metrics.js';
 import { createFlapsServer } from './server.js';
 import { FleetState } from './state.js';
 
@@ -71,6 +73,14 @@ const spec = {
     min: 1024,
     max: 256 * 1024 * 1024 * 1024,
     description: 'the most an uploaded image may unpack to (bytes)',
+  },
+  'host-liveness-interval-ms': {
+    type: 'number',
+    default: 1_000,
+    min: 100,
+    max: 60_000,
+    description:
+      "how often hosts' status is set from corrosion's SWIM view: down when a host's corrosion is dead, ready when it is back (0 members without gossip: nothing happens)",
   },
   ...httpLimitsSpec,
 } as const;
@@ -136,7 +146,18 @@ runMain(async () => {
       flydToken,
     },
   );
+  const hostChanges = flapsMetrics().hostStatusChanges;
+  const liveness = new HostLiveness({
+    corrosion,
+    corrosionUrl: config['corrosion-url'],
+    corrosionToken,
+    intervalMs: config['host-liveness-interval-ms'],
+    logger,
+    onChange: (_host, status) => hostChanges.add(1, { status }),
+  });
+  liveness.start();
   onShutdown(logger, async () => {
+    await liveness.stop();
     // Stop accepting first, then give connections accepted an instant ago the time to send
     // their request: http.Server#close would drop them as idle, failing calls mid-restart
     // (seed 002). Under socket activation the next flaps accepts what is still queued.

@@ -10,5 +10,8 @@ export function flapsMetrics() {
     placementFailures: meter.createCounter('flaps_placement_failures', {
       description: 'creates refused for lack of capacity',
     }),
+    hostStatusChanges: meter.createCounter('flaps_host_status_changes', {
+      description: 'hosts set down (corrosion dead to SWIM) or ready again, by the new status',
+    }),
   };
 }

@@ -22,6 +22,8 @@ export interface MachineRow {
   config: string;
   created_at: string;
   updated_at: string;
+  /** Its host's `hosts.status` (`ready`, `cordoned`, `down`), null when no row names the host. */
+  host_state: string | null;
 }
 
 /** A hostname of an app, with its certificate's PEM and expiry when an edge issued one. */
@@ -60,7 +62,8 @@ export interface VolumeRow {
 }
 
 const machineColumns =
-  'id, app, name, host_id, region, instance_id, state, private_addr, config, created_at, updated_at';
+  'id, app, name, host_id, region, instance_id, state, private_addr, config, created_at, updated_at, ' +
+  '(SELECT status FROM hosts WHERE hosts.id = machines.host_id) AS host_state';
 
 const volumeColumns =
   'id, app, name, host_id, region, zone, state, size_gb, encrypted, fstype, attached_machine_id, snapshot_retention, auto_backup_enabled, used_bytes, created_at';

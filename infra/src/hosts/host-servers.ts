@@ -159,8 +159,9 @@ export async function startHost(
 }
 
 /**
- * The host's `hosts` row as far as no server writes it: an edge's row, and a worker's backhaul
- * address, where edges look it up (flyd's upsert leaves that column alone). It is the fleet's
+ * The host's `hosts` row as far as no server writes it: an edge's row, a worker's backhaul
+ * address, where edges look it up (flyd's upsert leaves that column alone), and every host's
+ * gossip address. It is the fleet's
  * configuration, written through the host's own corrosion, as an operator's bootstrap would.
  */
 async function registerHost(host: HostSpec, corrosionUrl: string, token: string): Promise<void> {
@@ -169,13 +170,15 @@ async function registerHost(host: HostSpec, corrosionUrl: string, token: string)
   try {
     await corrosion.transaction([
       [
-        `INSERT INTO hosts (id, region, role, backhaul_addr) VALUES (?, ?, ?, ?)
-         ON CONFLICT (id) DO UPDATE SET backhaul_addr = excluded.backhaul_addr`,
+        `INSERT INTO hosts (id, region, role, backhaul_addr, gossip_addr) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET backhaul_addr = excluded.backhaul_addr, gossip_addr = excluded.gossip_addr`,
         [
           host.id,
           host.region,
           worker ? 'worker' : 'edge',
           worker ? `${host.address}:${hostPorts.backhaul}` : null,
+          // SWIM's address of this host's corrosion: flaps' host liveness matches members by it.
+          `${host.address}:${hostPorts.gossip}`,
         ],
       ],
     ]);

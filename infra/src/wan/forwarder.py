@@ -13,7 +13,7 @@ Control: one JSON object per line on a unix socket, one JSON answer per line:
   {"op": "link", "a": "iad", "b": "lhr", "latency_ms": 40, "loss": 0.01}
   {"op": "partition", "hosts": ["198.18.1.10", ...]}   isolates that set from every other host
   {"op": "heal"}                                         removes every partition
-  {"op": "stats"}                                        counters and the links
+  {"op": "stats"}                                        counters, links, per-link packets and losses
 Standard library only (fcntl, asyncio): it must run on any fresh machine with python3.
 """
 import argparse
@@ -73,6 +73,9 @@ class Wan:
             "dropped_write": 0,
             "not_ipv4": 0,
         }
+        # Per pair of regions: packets that reached the loss draw, and those it dropped (so a
+        # test can check the share dropped on one link, whatever else the WAN carries).
+        self.pairs = {key: {"packets": 0, "dropped_loss": 0} for key in self.links}
 
     def delay_and_loss(self, src, dst):
         a, b = self.region_of.get(src), self.region_of.get(dst)
@@ -80,8 +83,15 @@ class Wan:
             return 0.0, 0.0  # the operator's access link: no WAN in the way
         if a == b:
             return self.intra_s, 0.0
-        link = self.links[pair_key(a, b)]
+        key = pair_key(a, b)
+        link = self.links[key]
+        self.pairs[key]["packets"] += 1
         return link["latency_ms"] / 1000, link["loss"]
+
+    def count_loss(self, src, dst):
+        a, b = self.region_of.get(src), self.region_of.get(dst)
+        if a is not None and b is not None and a != b:
+            self.pairs[pair_key(a, b)]["dropped_loss"] += 1
 
     def partitioned(self, src, dst):
         if src not in self.region_of or dst not in self.region_of:
@@ -106,6 +116,7 @@ class Wan:
             delay, loss = self.delay_and_loss(src, dst)
             if loss > 0 and random.random() < loss:
                 self.counters["dropped_loss"] += 1
+                self.count_loss(src, dst)
                 continue
             if len(self.queue) >= QUEUE_PACKETS_MAX:
                 self.counters["dropped_queue_full"] += 1
@@ -180,6 +191,7 @@ class Wan:
                 "queued": len(self.queue),
                 "partitions": [sorted(".".join(map(str, a)) for a in g) for g in self.partitions],
                 "links": self.links,
+                "pairs": self.pairs,
             }
         return {"error": f"op: unknown operation {op!r} (link, partition, heal, stats)"}
 

@@ -120,6 +120,8 @@ export class MachineEntry {
       instanceId: this.instanceId,
       region: this.region,
       hostId: this.hostId,
+      hostStatus: this.hostEntry.status,
+      hostRttMs: this.hostEntry.rttMs,
       load: this.load,
       critical: this.critical,
       unreachable: this.unreachableUntilTick !== 0,

@@ -173,6 +173,8 @@ function startableMachines(
   const found: { machine: MachineEntry; rttMs: number }[] = [];
   for (const machine of entry.machines) {
     if (machine.state !== 'stopped' && machine.state !== 'suspended') continue;
+    // A down host cannot start anything: its machines are not offered to autostart either.
+    if (machine.hostEntry.status === 'down') continue;
     if (options.forceInstance !== undefined && machine.id !== options.forceInstance) continue;
     if (options.forceRegion !== undefined && machine.regionEntry.code !== options.forceRegion)
       continue;

@@ -155,6 +155,27 @@ describe('route selection', () => {
     expect(decision.kind === 'no-machine' && decision.startable.length).toBe(2);
   });
 
+  it('offers no machine of a down host, neither to route to nor to autostart, until it is ready', async () => {
+    const catalog = await catalogWith([
+      { id: 'lost', region: 'fra', concurrency: limits },
+      { id: 'lost-asleep', region: 'fra', state: 'stopped', autostart: true },
+      { id: 'kept', region: 'syd', concurrency: limits },
+    ]);
+    const host = (status: string) => ['host-fra', 'fra', 'worker', '10.0.0.8:4282', status];
+    await catalog.apply('hosts', change('insert', host('down')));
+    loadUp(catalog, 'kept', 2); // under no soft limit: autostart candidates are looked for
+    const decision = await routeOk(catalog);
+    expect(ids(decision)).toEqual(['kept']);
+    expect(decision.startable).toEqual([]);
+    expect(catalog.machine('lost')?.toJSON()).toMatchObject({ hostStatus: 'down' });
+    await catalog.apply('hosts', change('update', host('ready')));
+    expect(ids(await routeOk(catalog))).toEqual(['lost', 'kept']);
+    loadUp(catalog, 'lost', 2);
+    expect((await routeOk(catalog)).startable.map((machine) => machine.id)).toEqual([
+      'lost-asleep',
+    ]);
+  });
+
   it('counts load reported by a backhaul for machines on other hosts', async () => {
     const catalog = await catalogWith([
       { id: 'a', concurrency: limits },

@@ -9,6 +9,7 @@ import {
 import type { FastifyInstance } from 'fastify';
 import { configValidator, flapsError } from '../errors.js';
 import type { FlydClient } from '../flyd-client.js';
+import { hostStatusOf } from '../host-status.js';
 import { type PlacementTracker, placeMachine } from '../placement.js';
 import type { CheckRow, FleetState, MachineRow } from '../state.js';
 import { mountedVolumeHost } from '../volume-placement.js';
@@ -39,6 +40,7 @@ function listedMachine(row: MachineRow, checks: CheckRow[], events: unknown[]) {
     // `name:tag`, or `name@sha256:...` once flaps pinned an uploaded image (image-resolution.ts).
     image_ref: { registry: 'local', ...imageRefParts(String(config.image ?? '')) },
     host_id: row.host_id,
+    host_status: hostStatusOf(row.host_state),
     created_at: row.created_at,
     updated_at: row.updated_at,
     events,
@@ -59,7 +61,9 @@ async function recentEvents(
   rows: MachineRow[],
 ): Promise<Map<string, unknown[]>> {
   const byMachine = new Map<string, unknown[]>();
-  const hostIds = [...new Set(rows.map((row) => row.host_id))];
+  // A down host is not asked: its machines list without events rather than after a timeout.
+  const reachable = rows.filter((row) => hostStatusOf(row.host_state) !== 'unreachable');
+  const hostIds = [...new Set(reachable.map((row) => row.host_id))];
   await Promise.all(
     hostIds.map(async (hostId) => {
       try {
@@ -114,13 +118,24 @@ export function machineRoutes(
   flyd: FlydClient,
   placements: PlacementTracker,
 ): void {
-  /** The worker API that owns a machine of this app. */
-  const owner = async (appName: string, id: string) => {
+  /** The machine's row, or 404 when it is not one of this app's. */
+  const machineOf = async (appName: string, id: string) => {
     const machine = await state.machine(id);
     if (!machine || machine.app !== appName) {
       // The app exists (server.ts checks before any route): the machine is what is missing.
       throw flapsError('FLAPS_ERR_MACHINE_NOT_FOUND', `machine ${id} not found in app ${appName}`);
     }
+    return machine;
+  };
+
+  /** The worker API that owns a machine of this app; 503 at once when its host is down. */
+  const owner = async (appName: string, id: string) => {
+    const machine = await machineOf(appName, id);
+    if (hostStatusOf(machine.host_state) === 'unreachable')
+      throw flapsError(
+        'FLAPS_ERR_WORKER_UNREACHABLE',
+        `machine ${id}: its host ${machine.host_id} is down (its corrosion is dead to the cluster)`,
+      );
     const host = await state.worker(machine.host_id);
     if (!host?.flyd_addr)
       throw flapsError(
@@ -232,6 +247,12 @@ export function machineRoutes(
     '/v1/apps/:app/machines/:id',
     async (request) => {
       const { app: appName, id } = request.params;
+      const row = await machineOf(appName, id);
+      // A down host cannot answer: its machine as corrosion last had it, marked unreachable.
+      if (hostStatusOf(row.host_state) === 'unreachable') {
+        const checks = await state.checks(appName, id);
+        return listedMachine(row, checks.get(id) ?? [], []);
+      }
       const [machine, checks] = await Promise.all([
         flyd.call<{ private_addr: string | null }>(
           await owner(appName, id),
@@ -243,6 +264,7 @@ export function machineRoutes(
       return {
         ...machine,
         private_ip: privateIp(machine.private_addr),
+        host_status: hostStatusOf(row.host_state),
         checks: checks.get(id) ?? [],
       };
     },
