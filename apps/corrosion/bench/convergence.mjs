@@ -1,7 +1,7 @@
 // Convergence: N agents as processes on this machine, writes at a steady rate on random nodes;
 // the time from a write's commit on its writer to its row being visible on every other node
 // (p50, p99), and the time to zero gaps everywhere once the writes stop.
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,7 +34,7 @@ async function startAgent(dir, bootstrap) {
     listeners: ['api', 'gossip'],
     env: { ...process.env, LOG_LEVEL: 'error' },
     logFile: join(dir, 'agent.log'), // what an agent said before it died, if one does
-    startTimeoutMs: 30_000,
+    startTimeoutMs: 120_000, // 20 agents starting on a loaded machine
   });
   return { agent, api: agent.urls.api, gossip: agent.urls.gossip.replace('udp://', '') };
 }
@@ -46,6 +46,28 @@ function cpuSeconds(pid) {
 }
 const clusterCpu = (nodes) =>
   nodes.reduce((sum, node) => sum + cpuSeconds(node.agent.child.pid), 0);
+
+/**
+ * Each write's CPU split into its writer's share and one receiver's. Every node both writes and
+ * receives: node i spent y_i = writer * written_i + receiver * (total - written_i) beyond its idle
+ * work (SWIM, sync: its CPU rate in a quiet spell before the writes, for as long as the writes
+ * took). Random writers give the nodes different counts; a line fitted through (written_i, y_i)
+ * has slope writer - receiver and intercept receiver * total.
+ */
+function splitPerWrite(spent, written, total) {
+  const n = spent.length;
+  const xMean = written.reduce((sum, x) => sum + x, 0) / n;
+  const yMean = spent.reduce((sum, y) => sum + y, 0) / n;
+  let covariance = 0;
+  let variance = 0;
+  for (let i = 0; i < n; i++) {
+    covariance += (written[i] - xMean) * (spent[i] - yMean);
+    variance += (written[i] - xMean) ** 2;
+  }
+  const slope = covariance / variance;
+  const receiver = (yMean - slope * xMean) / total;
+  return { writerMs: (slope + receiver) * 1000, receiverMs: receiver * 1000 };
+}
 
 /** A node's health; a failed poll (a reset connection under load) counts as not there yet. */
 const health = async (node) => {
@@ -84,24 +106,26 @@ function follow(node, seen) {
 
 export async function measureConvergence({ nodes: count = 20, rate = 500, seconds = 10 } = {}) {
   const root = mkdtempSync(join(tmpdir(), 'fleet-convergence-'));
-  const nodes = [
-    await startAgent(mkdirSync(join(root, '0'), { recursive: true }) ?? join(root, '0'), []),
-  ];
-  for (let i = 1; i < count; i++) {
-    nodes.push(
-      await startAgent(
-        mkdirSync(join(root, String(i)), { recursive: true }) ?? join(root, String(i)),
-        [nodes[0].gossip],
-      ),
-    );
-  }
+  const nodes = [];
+  const folder = (i) =>
+    mkdirSync(join(root, String(i)), { recursive: true }) ?? join(root, String(i));
   try {
+    // Inside the try: an agent that fails to start stops the ones already running.
+    nodes.push(await startAgent(folder(0), []));
+    for (let i = 1; i < count; i++) nodes.push(await startAgent(folder(i), [nodes[0].gossip]));
     while ((await Promise.all(nodes.map(health))).some((h) => h.members < count - 1))
       await sleep(200);
     const seen = nodes.map(() => new Map());
     const streams = nodes.map((node, i) => follow(node, seen[i]));
     await sleep(500);
+    const quietFrom = performance.now();
+    const cpuQuiet = nodes.map((node) => cpuSeconds(node.agent.child.pid));
+    await sleep(2_000);
     const writes = []; // [id, writer index, sent at]
+    const nodeCpuBefore = nodes.map((node) => cpuSeconds(node.agent.child.pid));
+    const idlePerSecond = nodeCpuBefore.map(
+      (cpu, i) => (cpu - cpuQuiet[i]) / ((performance.now() - quietFrom) / 1000),
+    );
     const cpuBefore = clusterCpu(nodes);
     const started = performance.now();
     const total = rate * seconds;
@@ -135,7 +159,8 @@ export async function measureConvergence({ nodes: count = 20, rate = 500, second
     await Promise.all(inflight);
     const stopped = performance.now();
     const achievedRate = total / ((stopped - started) / 1000);
-    let convergedMs;
+    let convergedMs = null;
+    let unconverged; // what was still missing when the bench gave up
     for (;;) {
       const healths = await Promise.all(nodes.map(health));
       const everywhere = seen.every((map) => map.size >= total - failed);
@@ -143,12 +168,26 @@ export async function measureConvergence({ nodes: count = 20, rate = 500, second
         convergedMs = performance.now() - stopped;
         break;
       }
-      if (performance.now() - stopped > 120_000) throw new Error('no convergence within 120 s');
+      if (performance.now() - stopped > 120_000) {
+        unconverged = {
+          gaps: healths.map((h) => h.gaps),
+          seen: seen.map((map) => map.size),
+          expected: total - failed,
+        };
+        break;
+      }
       await sleep(50);
     }
-    const cpuSeconds = clusterCpu(nodes) - cpuBefore;
-    const cpuMsPerWrite = (cpuSeconds * 1000) / total;
-    const cores = cpuSeconds / ((performance.now() - started) / 1000);
+    const elapsedSeconds = (performance.now() - started) / 1000;
+    const written = nodes.map((_, i) => writes.filter(([, writer]) => writer === i).length);
+    const spent = nodes.map(
+      (node, i) =>
+        cpuSeconds(node.agent.child.pid) - nodeCpuBefore[i] - idlePerSecond[i] * elapsedSeconds,
+    );
+    const split = splitPerWrite(spent, written, total);
+    const clusterSeconds = clusterCpu(nodes) - cpuBefore;
+    const cpuMsPerWrite = (clusterSeconds * 1000) / total;
+    const cores = clusterSeconds / ((performance.now() - started) / 1000);
     const latencies = [];
     for (const [id, writer, sentAt] of writes) {
       for (let n = 0; n < count; n++) {
@@ -168,12 +207,19 @@ export async function measureConvergence({ nodes: count = 20, rate = 500, second
       p99: percentile(latencies, 99),
       max: latencies.at(-1),
       convergedMs,
+      unconverged,
       cpuMsPerWrite,
+      writerCpuMsPerWrite: split.writerMs,
+      receiverCpuMsPerWrite: split.receiverMs,
       cores,
     };
   } finally {
     await Promise.all(nodes.map((node) => node.agent.stop()));
+    rmSync(root, { recursive: true, force: true });
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) console.log(await measureConvergence());
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const [nodes = 20, rate = 500, seconds = 10] = process.argv.slice(2).map(Number);
+  console.log(await measureConvergence({ nodes, rate, seconds }));
+}

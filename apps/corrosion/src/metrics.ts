@@ -42,6 +42,7 @@ export function watchReplication(source: ReplicationSource): void {
     broadcastQueue: gauge('corro_broadcast_queue', 'changesets waiting to be broadcast'),
     applyQueue: gauge('corro_apply_queue', 'changesets waiting to be applied'),
     lag: gauge('corro_apply_lag_ms', 'commit on the origin to merge here, worst of last batch'),
+    applyDelay: gauge('corro_apply_delay_ms', 'how long the next apply batch gathers (adaptive)'),
     syncRounds: counter('corro_sync_rounds', 'anti-entropy sync rounds'),
     applied: counter('corro_changes_applied', 'remote changes merged'),
     dropped: counter('corro_changesets_dropped', 'changesets dropped by a full queue'),
@@ -61,6 +62,7 @@ export function watchReplication(source: ReplicationSource): void {
     result.observe(instruments.broadcastQueue, stats.broadcast_queue);
     result.observe(instruments.applyQueue, stats.apply_queue);
     result.observe(instruments.lag, stats.apply_lag_ms);
+    result.observe(instruments.applyDelay, stats.apply_delay_ms);
     result.observe(instruments.syncRounds, stats.sync_rounds);
     result.observe(instruments.applied, stats.changes_applied);
     result.observe(instruments.dropped, stats.changesets_dropped);

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Broadcaster } from '../src/replication/broadcaster.js';
-import type { Changeset } from '../src/replication/codec.js';
+import { type Changeset, decodeBroadcast } from '../src/replication/codec.js';
 import { changesetsFor, syncState } from '../src/replication/sync-needs.js';
 import type { Subscriber } from '../src/subscription.js';
 import { Updates } from '../src/updates.js';
@@ -12,8 +12,8 @@ import { allChangesets, exec, openStore } from './crdt-helpers.js';
 const members = (count: number) =>
   Array.from({ length: count }, (_, at) => ({ addr: `127.0.0.1:${7000 + at}` }));
 
-function broadcaster(peerCount: number) {
-  const sends: { addrs: string[]; bytes: number }[] = [];
+function broadcaster(peerCount: number, localLingerMs = 0) {
+  const sends: { addrs: string[]; bytes: number; changesets: number }[] = [];
   const peers = members(peerCount);
   const queue = new Broadcaster({
     peers: {
@@ -21,7 +21,8 @@ function broadcaster(peerCount: number) {
       random: (count) => peers.slice(0, count),
       aliveCount: () => peers.length,
     },
-    send: (addrs, body) => sends.push({ addrs, bytes: body.length }),
+    send: (addrs, body) =>
+      sends.push({ addrs, bytes: body.length, changesets: decodeBroadcast(body).length }),
     datagramBytes: 1400,
     nearest: 3,
     random: 3,
@@ -32,13 +33,14 @@ function broadcaster(peerCount: number) {
     queueMax: 100,
     bytesPerSecond: 1 << 30,
     tickMs: 60_000,
+    localLingerMs,
   });
   return { queue, sends };
 }
 
-function someChangesets(): Changeset[] {
+function someChangesets(id = 'm1'): Changeset[] {
   const store = openStore();
-  exec(store, "INSERT INTO machines (id, state) VALUES ('m1', 'started')");
+  exec(store, "INSERT INTO machines (id, state) VALUES (?, 'started')", [id]);
   const sets = allChangesets(store);
   store.close();
   return sets;
@@ -55,6 +57,16 @@ describe('what a write costs the cluster', () => {
     queues.push(queue);
     queue.enqueue(someChangesets(), true);
     expect(sends).toHaveLength(1);
+    expect(sends[0]!.addrs).toHaveLength(19);
+  });
+
+  it('commits within the linger share one datagram, sent once the linger ends', async () => {
+    const { queue, sends } = broadcaster(19, 10);
+    queues.push(queue);
+    for (const id of ['m1', 'm2', 'm3']) queue.enqueue(someChangesets(id), true);
+    expect(sends).toHaveLength(0);
+    await vi.waitFor(() => expect(sends).toHaveLength(1), { timeout: 10_000 });
+    expect(sends[0]).toMatchObject({ changesets: 3 });
     expect(sends[0]!.addrs).toHaveLength(19);
   });
 

@@ -1,6 +1,7 @@
 import type { Logger } from '@fleet/service';
 import type { Store } from '../store.js';
 import { type ApplyOutcome, applyChangesets } from './apply.js';
+import { type ApplyPacing, nextDelayMs } from './apply-pacing.js';
 import type { Changeset } from './codec.js';
 import { LagWindow } from './lag-window.js';
 
@@ -8,10 +9,11 @@ export interface ApplyQueueOptions {
   /** Changesets applied in one transaction at most. */
   batchMax: number;
   /**
-   * How long the first changeset of a batch waits for company. One transaction per datagram
-   * rewrites the same few pages over and over; a few milliseconds of batching writes them once.
+   * How long the first changeset of a batch waits for company, between `delayMsMin` and
+   * `delayMsMax` by the arrival rate (see apply-pacing.ts). One transaction per datagram rewrites
+   * the same few pages over and over; a few milliseconds of batching writes them once.
    */
-  batchDelayMs: number;
+  pacing: ApplyPacing;
   /** Changesets waiting at most; more are dropped (anti-entropy sync brings them back). */
   queueMax: number;
   logger: Logger;
@@ -22,7 +24,7 @@ export interface ApplyQueueOptions {
 /**
  * Incoming changesets, applied in batches of one transaction each. Batches run on a later turn
  * of the event loop, so a burst of datagrams or a long sync never holds the API back for longer
- * than one batch.
+ * than one batch. Adaptive: the wait for company grows while changesets arrive fast, bounded.
  */
 export class ApplyQueue {
   readonly #queue: Changeset[] = [];
@@ -31,6 +33,9 @@ export class ApplyQueue {
   #timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
   #dropped = 0;
   #applied = 0;
+  #delayMs: number;
+  /** When the first changeset of the batch being gathered arrived. */
+  #gatheringSince = 0;
   /** Milliseconds from a version's commit on its origin to its merge here, last batch's worst. */
   #lagMs = 0;
   /** Every fresh changeset's lag, for the p99 of /v1/health. */
@@ -39,7 +44,14 @@ export class ApplyQueue {
   constructor(
     private readonly store: Store,
     private readonly options: ApplyQueueOptions,
-  ) {}
+  ) {
+    this.#delayMs = options.pacing.delayMsMin;
+  }
+
+  /** The wait the next batch gathers for. */
+  get delayMs(): number {
+    return this.#delayMs;
+  }
 
   get length(): number {
     return this.#queue.length;
@@ -76,8 +88,16 @@ export class ApplyQueue {
   #schedule(): void {
     if (this.#scheduled || this.#closed || this.#queue.length === 0) return;
     this.#scheduled = true;
+    this.#gatheringSince = Date.now();
     const run = () => {
       this.#scheduled = false;
+      const queued = this.#queue.length;
+      this.#delayMs = nextDelayMs(
+        this.options.pacing,
+        this.#delayMs,
+        queued,
+        Date.now() - this.#gatheringSince,
+      );
       const batch = this.#queue.splice(0, this.options.batchMax);
       try {
         const outcome = applyChangesets(this.store, batch);
@@ -99,6 +119,6 @@ export class ApplyQueue {
     this.#timer =
       this.#queue.length >= this.options.batchMax
         ? setImmediate(run)
-        : setTimeout(run, this.options.batchDelayMs);
+        : setTimeout(run, this.#delayMs);
   }
 }

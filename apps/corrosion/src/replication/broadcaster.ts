@@ -29,6 +29,12 @@ export interface BroadcastOptions {
   /** Bytes sent per second at most; what does not fit waits for the next tick. */
   bytesPerSecond: number;
   tickMs: number;
+  /**
+   * How long a local commit's changesets wait for the next commits' before going out: those of
+   * the window share datagrams (several changesets under one frame and MAC, up to
+   * `datagramBytes`), which every receiver opens once. 0 sends each commit at once.
+   */
+  localLingerMs: number;
 }
 
 interface Item {
@@ -54,6 +60,7 @@ export class Broadcaster {
   #dropped = 0;
   #sentBytes = 0;
   #nextId = 0;
+  #linger: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: BroadcastOptions) {
     this.#budget = this.#perTick();
@@ -89,12 +96,20 @@ export class Broadcaster {
       this.#queue.push({ id, encoded, local, sends: 0, dueAt: now, queuedAt: now });
     }
     if (this.#queue.length > this.options.queueMax) this.#shed();
-    // Local commits go out at once rather than on the next tick: latency is the point.
-    if (local) this.flush();
+    // Local commits go out within the linger rather than on the next tick: latency is the point.
+    if (!local) return;
+    if (this.options.localLingerMs === 0) this.flush();
+    else if (this.#linger === undefined) {
+      this.#linger = setTimeout(() => {
+        this.#linger = undefined;
+        this.flush();
+      }, this.options.localLingerMs);
+    }
   }
 
   close(): void {
     clearInterval(this.#timer);
+    clearTimeout(this.#linger);
   }
 
   /** Sends everything due that the budget allows. */

@@ -1,14 +1,20 @@
-import protobuf from 'protobufjs';
+import protobuf from 'protobufjs/minimal.js';
 import type { ActorState, Range } from '../crdt/bookkeeping.js';
 import type { Change } from '../crdt/changes.js';
 import type { SqlValue } from '../crdt/pack.js';
-import { loadProto } from '../transport/proto.js';
+import { int64FromBigInt, int64Number as num, wire } from '../transport/wire.js';
 import { decodeBroadcastFast } from './broadcast-decode.js';
 
-const root = loadProto('replication.proto');
-const ChangesetType = root.lookupType('corrosion.replication.Changeset');
-const ChangeType = root.lookupType('corrosion.replication.Change');
-const SyncMessageType = root.lookupType('corrosion.replication.SyncMessage');
+type WireChange = wire.replication.IChange;
+type WireChangeset = wire.replication.IChangeset;
+type WireValue = wire.replication.ISqlValue;
+type WireRange = wire.replication.IRange;
+const {
+  Change: ChangeType,
+  Changeset: ChangesetType,
+  SqlValue: SqlValueType,
+  SyncMessage: SyncMessageType,
+} = wire.replication;
 
 /** Part or all of one version of one actor, as it travels between agents. */
 export interface Changeset {
@@ -30,38 +36,42 @@ export type SyncMessage =
   | { changeset: Changeset }
   | { done: true };
 
-type Long = { toNumber(): number; toString(): string };
-const num = (value: number | Long | null | undefined): number =>
-  value == null ? 0 : typeof value === 'number' ? value : value.toNumber();
-
-function encodeValue(value: SqlValue): object {
+function encodeValue(value: SqlValue): WireValue {
   if (value === null) return { null: true };
-  if (typeof value === 'bigint') return { integer: String(value) }; // protobufjs parses decimal strings for 64-bit fields
+  if (typeof value === 'bigint') return { integer: int64FromBigInt(value) };
   if (typeof value === 'number')
     return Number.isInteger(value) ? { integer: value } : { real: value };
   if (typeof value === 'string') return { text: value };
   return { blob: value };
 }
 
-function decodeValue(value: Record<string, unknown> | null | undefined): SqlValue {
-  if (!value || value.kind === 'null') return null;
-  if (value.kind === 'integer') {
-    const integer = value.integer as number | Long;
-    if (typeof integer === 'number') return integer;
-    const big = BigInt(integer.toString());
-    return big >= BigInt(Number.MIN_SAFE_INTEGER) && big <= BigInt(Number.MAX_SAFE_INTEGER)
-      ? Number(big)
-      : big;
+/** Decoded values are SqlValue objects, whose `kind` names the oneof's member last on the wire. */
+function decodeValue(value: WireValue | null | undefined): SqlValue {
+  if (!(value instanceof SqlValueType)) return null;
+  switch (value.kind) {
+    case 'integer': {
+      const integer = value.integer ?? 0;
+      if (typeof integer === 'number') return integer;
+      const big = BigInt(integer.toString());
+      return big >= BigInt(Number.MIN_SAFE_INTEGER) && big <= BigInt(Number.MAX_SAFE_INTEGER)
+        ? Number(big)
+        : big;
+    }
+    case 'real':
+      return value.real ?? 0;
+    case 'text':
+      return value.text ?? '';
+    case 'blob':
+      return buffer(value.blob ?? new Uint8Array());
+    default:
+      return null;
   }
-  if (value.kind === 'real') return value.real as number;
-  if (value.kind === 'text') return value.text as string;
-  return buffer(value.blob as Uint8Array);
 }
 
 /** protobufjs hands out Buffers in Node; copy only what is not one. */
 const buffer = (bytes: Uint8Array): Buffer => (Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes));
 
-function changeObject(change: Change): object {
+function changeMessage(change: Change): WireChange {
   return {
     table: change.table,
     pk: change.pk,
@@ -74,26 +84,26 @@ function changeObject(change: Change): object {
   };
 }
 
-function changeFrom(raw: Record<string, unknown>, actorId: Buffer, version: number): Change {
+function changeFrom(raw: WireChange, actorId: Buffer, version: number): Change {
   return {
-    table: raw.table as string,
-    pk: buffer(raw.pk as Uint8Array),
-    cid: raw.cid as string,
-    val: decodeValue(raw.val as Record<string, unknown>),
-    col_version: num(raw.col_version as Long),
+    table: raw.table ?? '',
+    pk: buffer(raw.pk ?? new Uint8Array()),
+    cid: raw.cid ?? '',
+    val: decodeValue(raw.val),
+    col_version: num(raw.col_version),
     db_version: version,
     site_id: actorId,
-    cl: num(raw.cl as Long),
-    seq: num(raw.seq as Long),
-    ts: num(raw.ts as Long),
+    cl: num(raw.cl),
+    seq: num(raw.seq),
+    ts: num(raw.ts),
   };
 }
 
-function changesetObject(set: Changeset): object {
+function changesetMessage(set: Changeset): WireChangeset {
   return {
     actor_id: set.actorId,
     version: set.version,
-    changes: set.changes.map(changeObject),
+    changes: set.changes.map(changeMessage),
     seq_start: set.seqs[0],
     seq_end: set.seqs[1],
     last_seq: set.lastSeq,
@@ -101,27 +111,25 @@ function changesetObject(set: Changeset): object {
   };
 }
 
-function changesetFrom(raw: Record<string, unknown>): Changeset {
-  const actorId = buffer(raw.actor_id as Uint8Array);
-  const version = num(raw.version as Long);
+function changesetFrom(raw: WireChangeset): Changeset {
+  const actorId = buffer(raw.actor_id ?? new Uint8Array());
+  const version = num(raw.version);
   return {
     actorId,
     version,
-    changes: ((raw.changes as Record<string, unknown>[]) ?? []).map((change) =>
-      changeFrom(change, actorId, version),
-    ),
-    seqs: [num(raw.seq_start as Long), num(raw.seq_end as Long)],
-    lastSeq: num(raw.last_seq as Long),
-    ts: num(raw.ts as Long),
+    changes: (raw.changes ?? []).map((change) => changeFrom(change, actorId, version)),
+    seqs: [num(raw.seq_start), num(raw.seq_end)],
+    lastSeq: num(raw.last_seq),
+    ts: num(raw.ts),
   };
 }
 
 export function encodeChangeset(set: Changeset): Uint8Array {
-  return ChangesetType.encode(ChangesetType.fromObject(changesetObject(set))).finish();
+  return ChangesetType.encode(changesetMessage(set)).finish();
 }
 
 export function decodeChangeset(bytes: Uint8Array): Changeset {
-  return changesetFrom(ChangesetType.toObject(ChangesetType.decode(bytes), { oneofs: true }));
+  return changesetFrom(ChangesetType.decode(bytes));
 }
 
 /**
@@ -145,62 +153,68 @@ export const decodeBroadcast = decodeBroadcastFast;
 
 /** One change alone: how a partial version's pieces wait in the buffered-changes table. */
 export function encodeChange(change: Change): Uint8Array {
-  return ChangeType.encode(ChangeType.fromObject(changeObject(change))).finish();
+  return ChangeType.encode(changeMessage(change)).finish();
 }
 
 export function decodeChange(bytes: Uint8Array, actorId: Buffer, version: number): Change {
-  const raw = ChangeType.toObject(ChangeType.decode(bytes), { oneofs: true });
-  return changeFrom(raw, actorId, version);
+  return changeFrom(ChangeType.decode(bytes), actorId, version);
 }
 
-const rangeObject = ([start, end]: Range) => ({ start, end });
-const rangeFrom = (raw: Record<string, Long>): Range => [num(raw.start), num(raw.end)];
+const rangeMessage = ([start, end]: Range): WireRange => ({ start, end });
+const rangeFrom = (raw: WireRange): Range => [num(raw.start), num(raw.end)];
+
+function actorStateMessage(actor: WireActorState): wire.replication.IActorState {
+  return {
+    actor_id: actor.actorId,
+    head: actor.head,
+    gaps: actor.gaps.map(rangeMessage),
+    partials: actor.partials.map((partial) => ({
+      version: partial.version,
+      last_seq: partial.lastSeq,
+      missing: partial.missing.map(rangeMessage),
+    })),
+  };
+}
+
+function actorStateFrom(raw: wire.replication.IActorState): WireActorState {
+  return {
+    actorId: Buffer.from(raw.actor_id ?? new Uint8Array()),
+    head: num(raw.head),
+    gaps: (raw.gaps ?? []).map(rangeFrom),
+    partials: (raw.partials ?? []).map((partial) => ({
+      version: num(partial.version),
+      lastSeq: num(partial.last_seq),
+      missing: (partial.missing ?? []).map(rangeFrom),
+    })),
+  };
+}
 
 export function encodeSyncMessage(message: SyncMessage): Uint8Array {
-  let object: object;
+  let wireMessage: wire.replication.ISyncMessage;
   if ('state' in message) {
-    object = {
+    wireMessage = {
       state: {
         actor_id: message.state.actorId,
-        actors: message.state.actors.map((actor) => ({
-          actor_id: actor.actorId,
-          head: actor.head,
-          gaps: actor.gaps.map(rangeObject),
-          partials: actor.partials.map((partial) => ({
-            version: partial.version,
-            last_seq: partial.lastSeq,
-            missing: partial.missing.map(rangeObject),
-          })),
-        })),
+        actors: message.state.actors.map(actorStateMessage),
       },
     };
-  } else if ('changeset' in message) object = { changeset: changesetObject(message.changeset) };
-  else object = { done: true };
-  return SyncMessageType.encode(SyncMessageType.fromObject(object)).finish();
+  } else if ('changeset' in message)
+    wireMessage = { changeset: changesetMessage(message.changeset) };
+  else wireMessage = { done: true };
+  return SyncMessageType.encode(wireMessage).finish();
 }
 
 export function decodeSyncMessage(bytes: Uint8Array): SyncMessage {
-  const raw = SyncMessageType.toObject(SyncMessageType.decode(bytes), { oneofs: true }) as Record<
-    string,
-    unknown
-  >;
-  if (raw.kind === 'changeset')
-    return { changeset: changesetFrom(raw.changeset as Record<string, unknown>) };
-  if (raw.kind === 'done') return { done: true };
-  const state = raw.state as Record<string, unknown>;
+  const decoded = SyncMessageType.decode(bytes);
+  if (decoded.kind === 'changeset' && decoded.changeset)
+    return { changeset: changesetFrom(decoded.changeset) };
+  if (decoded.kind === 'done') return { done: true };
+  const state = decoded.state;
+  if (decoded.kind !== 'state' || !state) throw new Error('a sync message with no content');
   return {
     state: {
-      actorId: Buffer.from(state.actor_id as Uint8Array),
-      actors: ((state.actors as Record<string, unknown>[]) ?? []).map((actor) => ({
-        actorId: Buffer.from(actor.actor_id as Uint8Array),
-        head: num(actor.head as Long),
-        gaps: ((actor.gaps as Record<string, Long>[]) ?? []).map(rangeFrom),
-        partials: ((actor.partials as Record<string, unknown>[]) ?? []).map((partial) => ({
-          version: num(partial.version as Long),
-          lastSeq: num(partial.last_seq as Long),
-          missing: ((partial.missing as Record<string, Long>[]) ?? []).map(rangeFrom),
-        })),
-      })),
+      actorId: Buffer.from(state.actor_id ?? new Uint8Array()),
+      actors: (state.actors ?? []).map(actorStateFrom),
     },
   };
 }

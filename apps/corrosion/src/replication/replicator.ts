@@ -34,6 +34,8 @@ export interface ReplicationStats {
   broadcast_queue: number;
   apply_queue: number;
   apply_lag_ms: number;
+  /** How long the next apply batch gathers (adaptive: apply-pacing.ts). */
+  apply_delay_ms: number;
   /** The 99th percentile of the last 1024 fresh changesets' apply lag. */
   apply_lag_p99_ms: number;
   sync_rounds: number;
@@ -99,10 +101,11 @@ export class Replicator {
       queueMax: 20_000,
       bytesPerSecond: 8 * 1024 * 1024,
       tickMs: 20,
+      localLingerMs: 10,
     });
     applyQueue = new ApplyQueue(store, {
       batchMax: 500,
-      batchDelayMs: 20,
+      pacing: { delayMsMin: 20, delayMsMax: 100, deepPerSecond: 400 },
       queueMax: 200_000,
       logger,
       onApplied: (outcome: ApplyOutcome) => {
@@ -165,6 +168,7 @@ export class Replicator {
       broadcast_queue: this.broadcaster.length,
       apply_queue: this.applyQueue.length,
       apply_lag_ms: this.applyQueue.lagMs,
+      apply_delay_ms: this.applyQueue.delayMs,
       apply_lag_p99_ms: this.applyQueue.lags.quantile(0.99),
       sync_rounds: this.#syncRounds,
       changes_applied: this.applyQueue.applied,

@@ -1,4 +1,4 @@
-import { loadProto } from '../transport/proto.js';
+import { int64Number as num, wire } from '../transport/wire.js';
 
 export interface Identity {
   actorId: string;
@@ -15,16 +15,8 @@ export interface Update {
   state: MemberState;
 }
 
-export type Kind =
-  | 'PING'
-  | 'ACK'
-  | 'PING_REQ'
-  | 'INDIRECT_PING'
-  | 'INDIRECT_ACK'
-  | 'FORWARDED_ACK'
-  | 'ANNOUNCE'
-  | 'FEED'
-  | 'GOSSIP';
+/** swim.proto's message kinds, by name. */
+export type Kind = keyof typeof wire.swim.Kind;
 
 export interface SwimMessage {
   kind: Kind;
@@ -36,51 +28,69 @@ export interface SwimMessage {
   updates: Update[];
 }
 
-const SwimType = loadProto('swim.proto').lookupType('corrosion.swim.SwimMessage');
-const states: MemberState[] = ['alive', 'suspect', 'down'];
+const { SwimMessage: SwimType, Kind: WireKind, State: WireState } = wire.swim;
+type WireIdentity = wire.swim.IIdentity;
+const states: Record<MemberState, wire.swim.State> = {
+  alive: WireState.ALIVE,
+  suspect: WireState.SUSPECT,
+  down: WireState.DOWN,
+};
+const stateNames: Record<wire.swim.State, MemberState> = {
+  [WireState.ALIVE]: 'alive',
+  [WireState.SUSPECT]: 'suspect',
+  [WireState.DOWN]: 'down',
+};
 
-type Long = { toNumber(): number };
-const num = (value: unknown): number =>
-  value == null ? 0 : typeof value === 'number' ? value : (value as Long).toNumber();
-
-const identityObject = (id: Identity) => ({ actor_id: id.actorId, addr: id.addr, ts: id.ts });
-const identityFrom = (raw: Record<string, unknown>): Identity => ({
-  actorId: String(raw.actor_id ?? ''),
-  addr: String(raw.addr ?? ''),
-  ts: num(raw.ts),
+const identityMessage = (id: Identity): WireIdentity => ({
+  actor_id: id.actorId,
+  addr: id.addr,
+  ts: id.ts,
+});
+const identityFrom = (raw: WireIdentity | null | undefined): Identity => ({
+  actorId: raw?.actor_id ?? '',
+  addr: raw?.addr ?? '',
+  ts: num(raw?.ts),
 });
 
 export function encodeSwim(message: SwimMessage): Uint8Array {
-  return SwimType.encode(
-    SwimType.fromObject({
-      kind: message.kind,
-      from: identityObject(message.from),
-      incarnation: message.incarnation,
-      probe: message.probe,
-      target: message.target && identityObject(message.target),
-      origin: message.origin && identityObject(message.origin),
-      updates: message.updates.map((update) => ({
-        member: identityObject(update.member),
-        incarnation: update.incarnation,
-        state: states.indexOf(update.state),
-      })),
-    }),
-  ).finish();
+  return SwimType.encode({
+    kind: WireKind[message.kind],
+    from: identityMessage(message.from),
+    incarnation: message.incarnation,
+    probe: message.probe,
+    target: message.target && identityMessage(message.target),
+    origin: message.origin && identityMessage(message.origin),
+    updates: message.updates.map((update) => ({
+      member: identityMessage(update.member),
+      incarnation: update.incarnation,
+      state: states[update.state],
+    })),
+  }).finish();
 }
 
+const isKind = (name: string | undefined): name is Kind & string =>
+  name !== undefined && name in WireKind;
+
+/** An enum value this build does not know (a newer peer's) is refused as malformed. */
 export function decodeSwim(bytes: Uint8Array): SwimMessage {
-  const raw = SwimType.toObject(SwimType.decode(bytes), { enums: String, defaults: true });
+  const raw = SwimType.decode(bytes);
+  const kind = WireKind[raw.kind];
+  if (!isKind(kind)) throw new Error(`unknown SWIM message kind ${raw.kind}`);
   return {
-    kind: raw.kind as Kind,
-    from: identityFrom(raw.from ?? {}),
-    incarnation: num(raw.incarnation),
+    kind,
+    from: identityFrom(raw.from),
+    incarnation: raw.incarnation,
     probe: num(raw.probe),
     target: raw.target ? identityFrom(raw.target) : undefined,
     origin: raw.origin ? identityFrom(raw.origin) : undefined,
-    updates: ((raw.updates as Record<string, unknown>[]) ?? []).map((update) => ({
-      member: identityFrom((update.member as Record<string, unknown>) ?? {}),
-      incarnation: num(update.incarnation),
-      state: String(update.state).toLowerCase() as MemberState,
-    })),
+    updates: raw.updates.map((update) => {
+      const state = stateNames[update.state ?? WireState.ALIVE];
+      if (state === undefined) throw new Error(`unknown member state ${update.state}`);
+      return {
+        member: identityFrom(update.member),
+        incarnation: update.incarnation ?? 0,
+        state,
+      };
+    }),
   };
 }

@@ -1,10 +1,14 @@
 import { createHash, type Hash, timingSafeEqual } from 'node:crypto';
-import { loadProto } from './proto.js';
+import { wire } from './wire.js';
 
-const FrameType = loadProto('frame.proto').lookupType('corrosion.transport.Frame');
+const FrameType = wire.transport.Frame;
 
-/** The protocols frames carry (frame.proto's enum). */
-export const Channel = { SWIM: 1, BROADCAST: 2, SYNC: 3 } as const;
+/** The protocols frames carry (frame.proto's enum: a value it does not have is a type error). */
+export const Channel = { SWIM: 1, BROADCAST: 2, SYNC: 3 } as const satisfies Record<
+  string,
+  wire.transport.Channel
+>;
+const channels: readonly Channel[] = Object.values(Channel);
 export type Channel = (typeof Channel)[keyof typeof Channel];
 
 export type FrameRejection = 'cluster' | 'mac' | 'malformed';
@@ -72,18 +76,19 @@ export function decodeFrame(
   expectedClusterId: string,
   bytes: Uint8Array,
 ): { channel: Channel; body: Uint8Array } | { rejected: FrameRejection } {
-  let frame: { cluster_id?: string; channel?: number; body?: Uint8Array; mac?: Uint8Array };
+  let frame: wire.transport.Frame;
   try {
-    frame = FrameType.decode(bytes) as typeof frame;
+    frame = FrameType.decode(bytes);
   } catch {
     return { rejected: 'malformed' };
   }
-  const { cluster_id: clusterId = '', channel = 0, body = new Uint8Array(), mac: given } = frame;
+  const { cluster_id: clusterId, channel, body, mac: given } = frame;
   if (clusterId !== expectedClusterId) return { rejected: 'cluster' };
-  if (channel < 1 || channel > 3) return { rejected: 'malformed' };
+  const known = channels.find((candidate) => candidate === channel);
+  if (known === undefined) return { rejected: 'malformed' };
   const expected = mac(key, clusterId, channel, body);
   if (!given || given.length !== expected.length || !timingSafeEqual(given, expected)) {
     return { rejected: 'mac' };
   }
-  return { channel: channel as Channel, body };
+  return { channel: known, body };
 }
