@@ -109,6 +109,16 @@ export class AppFlows {
     return this.#in.paused || this.#out.paused;
   }
 
+  /** The client's reads are paused for tokens: whoever else would resume them must not. */
+  get holdsClient(): boolean {
+    return this.#in.paused;
+  }
+
+  /** The machine's reads are paused for tokens: whoever else would resume them must not. */
+  get holdsMachine(): boolean {
+    return this.#out.paused;
+  }
+
   close(): void {
     if (!this.#open) return;
     this.#open = false;

@@ -139,6 +139,7 @@ export class Exchange implements UpstreamUser {
   }
 
   clientDrained(): void {
+    if (this.#airtime?.holdsMachine === true) return; // Airtime resumes it when tokens return
     if (this.#phase === 'body' || this.#phase === 'tunnel') this.#upstream?.socket.resume();
   }
 
@@ -180,7 +181,7 @@ export class Exchange implements UpstreamUser {
   }
 
   drain(): void {
-    this.client.resumeReading();
+    if (this.#airtime?.holdsClient !== true) this.client.resumeReading();
   }
 
   gone(error: Error | undefined): void {
@@ -349,7 +350,7 @@ export class Exchange implements UpstreamUser {
       this.#continued = true;
       this.client.sendContinue();
     }
-    this.client.resumeReading();
+    if (this.#airtime?.holdsClient !== true) this.client.resumeReading();
   }
 
   readonly #crashed = (error: unknown): void => {
