@@ -12,11 +12,20 @@ const chunk = Buffer.alloc(64 * 1024, 'a');
 
 /**
  * A machine that streams: `/stream` answers a body that never ends (as fast as the reader takes
- * it, with backpressure), `/bytes/<n>` exactly n bytes, anything else a short answer.
+ * it, with backpressure), `/bytes/<n>` exactly n bytes, `/upload` the length of the body it read,
+ * anything else a short answer.
  */
 export async function startStreamingMachine(): Promise<{ server: Server; addr: string }> {
   return listening(
     createServer((req, res) => {
+      if (req.url === '/upload') {
+        let received = 0;
+        req.on('data', (data: Buffer) => {
+          received += data.length;
+        });
+        req.on('end', () => res.end(String(received)));
+        return;
+      }
       const sized = /^\/bytes\/(\d+)$/.exec(req.url ?? '');
       if (sized !== null) {
         res.setHeader('content-length', sized[1]!);

@@ -80,6 +80,7 @@ describe('airtime', () => {
           ...['--airtime-host-cpu-max', '0.8'],
           ...['--airtime-app-floor-bytes-per-second', String(floorRate)],
           ...['--airtime-app-overrides', `heavy=${heavyRate}`],
+          ...['--airtime-app-requests-max', '2'],
         ],
       },
     );
@@ -119,6 +120,43 @@ describe('airtime', () => {
     expect(airtime.apps.find((each) => each.app === 'light')).toMatchObject({ throttled: false });
     expect(airtime.budget).toEqual({ bytesPerSecond: null, pressure: [] });
     heavy.close();
+  });
+
+  it('slows uploads too: the proxy reads a body no faster than the app rate allows', async () => {
+    // Bytes the proxy read cannot pass its burst, the rate over the time, and the chunk that
+    // made the debt: a lower bound on the upload's time that a slow machine only lengthens.
+    const size = 512 * 1_024;
+    const startMs = Date.now();
+    const answer = await request(`${edge.proxy.urls.proxy}/upload`, {
+      method: 'POST',
+      headers: { host: 'heavy.fleet.test' },
+      body: Buffer.alloc(size, 'u'),
+    });
+    expect(answer.statusCode).toBe(200);
+    expect(await answer.body.text()).toBe(String(size));
+    const seconds = (Date.now() - startMs) / 1000;
+    expect(seconds).toBeGreaterThan((0.8 * (size - heavyRate - 65_536)) / heavyRate);
+  });
+
+  it('refuses a new request of an app at its requests in flight with 503, not other apps', async () => {
+    const url = edge.proxy.urls.proxy!;
+    const held = [readHttp1(url, 'heavy.fleet.test'), readHttp1(url, 'heavy.fleet.test')];
+    readers.push(...held);
+    await until('both streams of heavy flowing', async () =>
+      held.every((reader) => reader.bytes() > 0) ? true : undefined,
+    );
+    const refused = await request(`${url}/bytes/10`, { headers: { host: 'heavy.fleet.test' } });
+    expect(refused.statusCode).toBe(503);
+    expect(await refused.body.json()).toMatchObject({ code: 'PROXY_ERR_AIRTIME_LIMIT' });
+    expect(await download(url, 'light.fleet.test', 10, 1)).toBeGreaterThan(0);
+    for (const reader of held) reader.close();
+    await until('heavy admitted again', async () => {
+      const answer = await request(`${url}/bytes/10`, { headers: { host: 'heavy.fleet.test' } });
+      await answer.body.dump();
+      return answer.statusCode === 200 ? true : undefined;
+    });
+    const metrics = await (await request(`${edge.proxy.urls.admin}/metrics`)).body.text();
+    expect(metrics).toMatch(/proxy_airtime_refusals_total\{reason="requests"[^}]*\} 1/);
   });
 
   it('shrinks the budget under host pressure, throttling the heaviest app, and says why', async () => {
