@@ -156,7 +156,8 @@ describe('airtime', () => {
       return answer.statusCode === 200 ? true : undefined;
     });
     const metrics = await (await request(`${edge.proxy.urls.admin}/metrics`)).body.text();
-    expect(metrics).toMatch(/proxy_airtime_refusals_total\{reason="requests"[^}]*\} 1/);
+    // At least the one above (the wait for heavy's slots to free may add more).
+    expect(metrics).toMatch(/proxy_airtime_refusals_total\{reason="requests"[^}]*\} [1-9]/);
   });
 
   it('shrinks the budget under host pressure, throttling the heaviest app, and says why', async () => {

@@ -23,7 +23,8 @@ const readTimeoutMs = 2_000;
  * Reads `<procRoot>/stat` and `<procRoot>/net/dev` every `intervalMs` and reports the host's
  * load between consecutive readings. A reading still in flight makes the next tick skip (one at
  * a time); a file that cannot be read or parsed is reported as an error and the previous
- * reading kept, so one bad sample never makes up a load.
+ * reading kept, so one bad sample never makes up a load; so is a reading in which no CPU time
+ * passed.
  */
 export class HostSampler {
   readonly #timer: NodeJS.Timeout;
@@ -65,6 +66,9 @@ export class HostSampler {
     }
     if (this.#closed) return;
     const previous = this.#previous;
+    // No CPU time elapsed since the last reading (a /proc that did not move: a paused fixture,
+    // a frozen container): no knowledge of the load, so neither a sample nor a new baseline.
+    if (previous !== undefined && reading.cpu.totalJiffies === previous.cpu.totalJiffies) return;
     this.#previous = reading;
     if (previous !== undefined)
       this.report(loadBetween(previous, reading, reading.atMs - previous.atMs));

@@ -22,6 +22,14 @@ export function chargeTunnel(
   if ('code' in flows) return flows;
   client.on('data', (chunk: Buffer) => flows.in(chunk.length));
   machine.on('data', (chunk: Buffer) => flows.out(chunk.length));
+  // A pipe resumes its source when the destination drains: a side Airtime holds is paused
+  // again before it reads (the 'resume' event comes just before the stream flows).
+  client.on('resume', () => {
+    if (flows.holdsClient) client.pause();
+  });
+  machine.on('resume', () => {
+    if (flows.holdsMachine) machine.pause();
+  });
   client.once('close', () => flows.close());
   machine.once('close', () => flows.close());
   return undefined;
