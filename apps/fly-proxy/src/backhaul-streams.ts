@@ -1,5 +1,6 @@
 import type { Http2Session, IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import { connect, type Socket } from 'node:net';
+import { chargeTunnel } from './airtime/tunnel.js';
 import { backhaulHeaders, backhaulTokenMatches } from './backhaul.js';
 import { backhaulWindowBytes } from './backhaul-session.js';
 import { type ProxyErrorCode, statusOfCode } from './errors.js';
@@ -108,6 +109,11 @@ async function tunnel(
     return;
   }
   deps.catalog.machineReachable(machineId);
+  const refusal = chargeTunnel(relay.airtime, app, stream, machine);
+  if (refusal !== undefined) {
+    machine.destroy();
+    return refused(stream, refusal.code, refusal.message);
+  }
   const release = deps.catalog.begin(here.machine);
   stream.respond({ ':status': 200 });
   machine.setTimeout(options.idleTimeoutMs, () => machine.destroy());

@@ -17,9 +17,13 @@ export const ProxyErrors = {
   PROXY_ERR_NOT_ON_HOST: [404, 'the backhaul was asked for a machine that is not on its host'],
   PROXY_ERR_MACHINE_BUSY: [503, 'every connection to the machine stayed busy past the wait bound'],
   PROXY_ERR_OVERLOADED: [503, 'the admin listener has its maximum of requests in flight'],
+  PROXY_ERR_AIRTIME_LIMIT: [
+    503,
+    'Airtime: the app is over its hard cap here (requests in flight, or a bandwidth debt past its burst)',
+  ],
   PROXY_ERR_STRICT_LIMIT: [
     503,
-    "a forced second instance (strict mode): the app is over this instance's requests or bandwidth cap",
+    "a forced second instance (strict Airtime limits): the app is over this instance's requests or bandwidth cap",
   ],
 } as const;
 

@@ -16,6 +16,9 @@ import {
   startMetrics,
   UsageError,
 } from '@fleet/service';
+import { Airtime } from './airtime/airtime.js';
+import { registerAirtimeMetrics } from './airtime/airtime-metrics.js';
+import { airtimeLimits, airtimeSpec } from './airtime/config.js';
 import { Autostarter } from './autoscale/autostart.js';
 import { Autostopper } from './autoscale/autostop.js';
 import { FlapsApi } from './autoscale/flaps-api.js';
@@ -36,7 +39,6 @@ import { registerInstanceMetrics } from './instance-metrics.js';
 import { ProxyMetrics } from './metrics.js';
 import { becomeTheInstance } from './one-instance.js';
 import type { ProxyDeps } from './proxy-deps.js';
-import { StrictMode } from './strict-mode.js';
 import { ServicePorts } from './tcp/service-ports.js';
 import { TcpListeners } from './tcp/tcp-listeners.js';
 import {
@@ -272,26 +274,7 @@ const spec = {
     description:
       'draining: tunnels and requests still open this long after the drain starts are cut, and the proxy exits',
   },
-  'strict-second-instance': {
-    type: 'boolean',
-    default: false,
-    description:
-      'when another proxy holds --state-dir, run beside it anyway in strict mode (low per-app caps, see the README) instead of exiting',
-  },
-  'strict-app-requests-max': {
-    type: 'number',
-    default: 8,
-    min: 1,
-    max: 100_000,
-    description: 'strict mode: requests of one app in flight at once (past it 503)',
-  },
-  'strict-app-bytes-per-second': {
-    type: 'number',
-    default: 1_048_576,
-    min: 1_024,
-    max: 10_737_418_240,
-    description: 'strict mode: response bytes one app may send per second (past it 503)',
-  },
+  ...airtimeSpec,
   'state-dir': {
     type: 'string',
     default: '.fleet/fly-proxy',
@@ -464,15 +447,13 @@ runMain(async () => {
     upstreamTimeoutMs: config['upstream-timeout-ms'],
     replayBodiesBytesMax: config['replay-bodies-bytes-max'],
   });
-  if (instance.kind === 'strict-second') {
-    relay.strict = new StrictMode(
-      {
-        appRequestsMax: config['strict-app-requests-max'],
-        appBytesPerSecond: config['strict-app-bytes-per-second'],
-      },
-      instance.holder,
-    );
-  }
+  // Airtime (seed 004): strict limits when forced beside the active proxy.
+  const airtime = new Airtime(
+    airtimeLimits(config, instance.kind === 'strict-second' ? instance.holder : undefined),
+    logger,
+  );
+  relay.airtime = airtime;
+  registerAirtimeMetrics(airtime);
   const http2 =
     config.mode === 'backhaul'
       ? backhaulStreamHandler(relay, {
@@ -549,10 +530,10 @@ runMain(async () => {
   const instanceFacts = () => ({
     state: drain.status().state,
     instance: instance.kind,
-    strict: relay.strict?.stats() ?? null,
+    strict: airtime.strictStats(),
     drain: drain.status(),
   });
-  registerInstanceMetrics(() => drain.draining, relay.strict !== undefined);
+  registerInstanceMetrics(() => drain.draining, airtime.strict);
   let adminClosed: Promise<void> | undefined;
   const closeAdmin = () => {
     adminClosed ??= admin.close().then(() => undefined);
@@ -600,6 +581,7 @@ runMain(async () => {
         tls: tls?.listener.guard.stats(),
       }),
       instance: instanceFacts,
+      airtime: () => airtime.snapshot(),
       drain: (reason) => drain.start(reason),
       restart: askWatchdogForRestart,
     },
@@ -620,6 +602,7 @@ runMain(async () => {
     await control.close(); // control channel (issue 13)
     await plain.close();
     relay.close();
+    airtime.close();
     await tls?.listener.close();
     tcp?.listeners.close();
     following.abort();

@@ -129,6 +129,9 @@ describe('control channel and proxyctl', () => {
     expect(locksText.stdout).toMatch(/^holders: 0$/m);
     expect(locksText.stdout).toMatch(/^last writer: write /m);
 
+    // A request just before: pooled connections idle past --upstream-idle-timeout-ms (3 s) are
+    // closed, and the proxyctl runs above can take that long on a loaded machine.
+    await edge.routable('web.fleet.test');
     const connections = JSON.parse(
       (await proxyctl(['--socket', socketPath, 'connections', '--json'])).stdout,
     );

@@ -107,6 +107,6 @@ describe('a forced second instance', () => {
     expect((await slow).status).toBe(200);
     expect((await other.request('web.fleet.test')).status).toBe(200);
     const after = await (await request(`${adminUrl}/metrics`)).body.text();
-    expect(after).toMatch(/proxy_strict_refusals_total\{reason="requests"[^}]*\} 1/);
+    expect(after).toMatch(/proxy_airtime_refusals_total\{reason="requests"[^}]*\} 1/);
   });
 });

@@ -13,6 +13,8 @@ export interface ControlSources {
   connections(): Record<string, unknown>;
   /** This instance: serving or draining, strict second instance, supervised generation. */
   instance(): { state: string } & Record<string, unknown>;
+  /** Airtime: host load and budget, each app's rate, tokens, bytes, throttled and why. */
+  airtime(): unknown;
   /** Starts draining (issue 13) and answers the drain's status; the proxy exits 0 when done. */
   drain(reason: string): unknown;
   /** Asks the watchdog for a restart without dropping; throws when not run by a watchdog. */
@@ -31,6 +33,7 @@ const commands: Record<string, { args: [number, number]; run: Command }> = {
   catalog: { args: [1, 1], run: (sources, [app]) => catalogEntry(sources.catalog, app!) },
   locks: { args: [0, 0], run: locks },
   connections: { args: [0, 0], run: (sources) => sources.connections() },
+  airtime: { args: [0, 0], run: (sources) => sources.airtime() },
   drain: { args: [0, 0], run: (sources) => sources.drain('proxyctl') },
   restart: { args: [0, 0], run: (sources) => sources.restart() },
   // Apps whose update was at fault (seed 002): they serve their last rows until re-read.

@@ -14,6 +14,7 @@ Commands:
   catalog <app>       the app's routing entry: machines, states, load, bands, route order
   locks               the catalog lock: holders, waiters, current and last writer
   connections         open connections per listener and upstream pools
+  airtime             host load and budget; each app's rate, tokens, bytes, throttled and why
   restart             (under fly-proxy-watchdog) a new generation takes the sockets, this one drains
   drain               stop accepting, finish open connections, then exit 0 (see the README)
   loglevel [level]    show, or set, the proxy's log level (trace..fatal, silent)

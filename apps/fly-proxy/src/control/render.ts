@@ -1,10 +1,11 @@
 /**
  * proxyctl's human-readable output. Answers are JSON; these shape the few that an operator reads
- * under pressure (catalog, locks) and flatten the rest into `path: value` lines.
+ * under pressure (catalog, locks, airtime) and flatten the rest into `path: value` lines.
  */
 export function render(command: string, result: unknown): string {
   if (command === 'catalog') return renderCatalog(result as CatalogView);
   if (command === 'locks') return renderLocks(result as LocksView);
+  if (command === 'airtime') return renderAirtime(result as AirtimeView);
   if (command === 'loglevel') return renderLevel(result as { level: string; previous?: string });
   return flatten(result).join('\n');
 }
@@ -81,6 +82,65 @@ function renderLocks(view: LocksView): string {
     `writer: ${writer ? describe(writer, 'held for').trim() : 'none'}`,
     `last writer: ${lastWriter ? `${describe(lastWriter, 'released', lastWriter.releasedMs).trim()} ago` : 'none'}`,
   ].join('\n');
+}
+
+interface AirtimeView {
+  strict: { appRequestsMax: number; appBytesPerSecond: number; holder: string } | null;
+  host: {
+    cpuBusyRatio: number | null;
+    softirqRatio: number | null;
+    networkBytesPerSecond: number | null;
+    sampleError: string | null;
+  };
+  limits: { cpuBusyRatioMax: number; networkBytesPerSecondMax: number };
+  budget: { bytesPerSecond: number | null; pressure: string[] };
+  appsTracked: number;
+  apps: {
+    app: string;
+    rateBytesPerSecond: number;
+    tokens: number;
+    bytesPerSecond: number;
+    bytesIn: number;
+    bytesOut: number;
+    inFlight: number;
+    throttled: boolean;
+    reason: string | null;
+  }[];
+}
+
+function renderAirtime(view: AirtimeView): string {
+  const { host, limits, budget } = view;
+  const percent = (ratio: number | null) => (ratio === null ? '-' : `${Math.round(ratio * 100)}%`);
+  const lines = [
+    `host: cpu ${percent(host.cpuBusyRatio)} (softirq ${percent(host.softirqRatio)}) of ${percent(limits.cpuBusyRatioMax)}, ` +
+      `network ${host.networkBytesPerSecond === null ? '-' : Math.round(host.networkBytesPerSecond)} of ${limits.networkBytesPerSecondMax} B/s` +
+      (host.sampleError === null ? '' : ` (cannot sample: ${host.sampleError})`),
+    budget.bytesPerSecond === null
+      ? 'budget: unlimited (the host has headroom)'
+      : `budget: ${Math.round(budget.bytesPerSecond)} B/s (${budget.pressure.join(', ')})`,
+  ];
+  if (view.strict !== null)
+    lines.push(
+      `strict second instance beside ${view.strict.holder}: ${view.strict.appBytesPerSecond} B/s and ${view.strict.appRequestsMax} in flight per app`,
+    );
+  lines.push(`apps: ${view.appsTracked}`);
+  lines.push(
+    columns(['APP', 'RATE B/S', 'TOKENS', 'NOW B/S', 'IN', 'OUT', 'IN FLIGHT', 'THROTTLED']),
+  );
+  for (const app of view.apps)
+    lines.push(
+      columns([
+        app.app,
+        String(app.rateBytesPerSecond),
+        String(app.tokens),
+        String(app.bytesPerSecond),
+        String(app.bytesIn),
+        String(app.bytesOut),
+        String(app.inFlight),
+        app.throttled ? `yes: ${app.reason}` : 'no',
+      ]),
+    );
+  return lines.join('\n');
 }
 
 function renderLevel(view: { level: string; previous?: string }): string {

@@ -1,4 +1,5 @@
 import type { Candidate } from '@fleet/catalog';
+import type { AppFlows } from '../airtime/throttle.js';
 import { backhaulHeaders, backhaulTokenMatches, hopFor } from '../backhaul.js';
 import type { ProxyErrorCode } from '../errors.js';
 import { statusOfCode } from '../errors.js';
@@ -69,9 +70,8 @@ export class Exchange implements UpstreamUser {
   #deadlineMs = 0;
   /** The current attempt goes through the machine's host's backhaul (edge mode). */
   #viaBackhaul = false;
-  /** A strict second instance admitted this exchange for this app (strict-mode.ts). */
-  #strictApp: string | undefined;
-  #responseBodyBytes = 0;
+  /** Airtime admitted this exchange for its app: both directions are charged as bytes move. */
+  #airtime: AppFlows | undefined;
 
   constructor(
     private readonly client: ExchangeClient,
@@ -102,6 +102,7 @@ export class Exchange implements UpstreamUser {
   clientData(chunk: Buffer): Buffer | null {
     if (this.#phase === 'tunnel') {
       if (!this.#upstream!.socket.write(chunk)) this.client.pauseReading();
+      this.#airtime?.in(chunk.length);
       return null;
     }
     if (this.#requestBody.done) return chunk;
@@ -133,10 +134,12 @@ export class Exchange implements UpstreamUser {
       this.#pendingBytes += body.length;
       if (this.#pendingBytes > this.client.relay.options.headBytesMax) this.client.pauseReading();
     }
+    this.#airtime?.in(body.length);
     return taken === chunk.length ? null : chunk.subarray(taken);
   }
 
   clientDrained(): void {
+    if (this.#airtime?.holdsMachine === true) return; // Airtime resumes it when tokens return
     if (this.#phase === 'body' || this.#phase === 'tunnel') this.#upstream?.socket.resume();
   }
 
@@ -154,7 +157,7 @@ export class Exchange implements UpstreamUser {
     this.#upstream?.release(false);
     this.#upstream = undefined;
     this.#releaseLoad?.();
-    this.#releaseStrict();
+    this.#airtime?.close();
     this.client.reset();
   }
 
@@ -168,6 +171,7 @@ export class Exchange implements UpstreamUser {
     }
     if (this.#phase === 'tunnel') {
       if (!this.client.write(chunk)) this.#upstream!.socket.pause();
+      this.#airtime?.out(chunk.length);
       return;
     }
     if (this.#phase !== 'waiting') return;
@@ -177,7 +181,7 @@ export class Exchange implements UpstreamUser {
   }
 
   drain(): void {
-    this.client.resumeReading();
+    if (this.#airtime?.holdsClient !== true) this.client.resumeReading();
   }
 
   gone(error: Error | undefined): void {
@@ -220,6 +224,7 @@ export class Exchange implements UpstreamUser {
     } else if (
       this.#phase === 'body' &&
       stalled === 0 &&
+      this.#airtime?.paused !== true && // paused by Airtime: the machine is not the silent one
       nowMs - this.#lastUpstreamMs > upstreamTimeoutMs
     ) {
       this.abort();
@@ -255,15 +260,7 @@ export class Exchange implements UpstreamUser {
       this.#own(routed.code, routed.message);
       return;
     }
-    const strict = this.client.relay.strict;
-    if (strict !== undefined && this.#strictApp === undefined) {
-      const refusal = strict.admit(this.#app);
-      if (refusal !== undefined) {
-        this.#own('PROXY_ERR_STRICT_LIMIT', refusal);
-        return;
-      }
-      this.#strictApp = this.#app;
-    }
+    if (!this.#admitAirtime()) return;
     if (!this.client.encrypted && forcesHttps(routed.candidates)) {
       this.client.relay.deps.metrics.request(this.#app, 301);
       this.client.redirect(
@@ -353,7 +350,7 @@ export class Exchange implements UpstreamUser {
       this.#continued = true;
       this.client.sendContinue();
     }
-    this.client.resumeReading();
+    if (this.#airtime?.holdsClient !== true) this.client.resumeReading();
   }
 
   readonly #crashed = (error: unknown): void => {
@@ -421,6 +418,7 @@ export class Exchange implements UpstreamUser {
         );
         return;
       }
+      if (!this.#admitAirtime()) return;
       this.#candidates = here;
       this.#attempt(false);
     };
@@ -535,12 +533,12 @@ export class Exchange implements UpstreamUser {
       this.abort(); // the machine broke chunked framing: cut, never pass it on
       return;
     }
-    this.#responseBodyBytes += taken;
     if (
       taken > 0 &&
       !this.client.sendBody(taken === chunk.length ? chunk : chunk.subarray(0, taken))
     )
       this.#upstream?.socket.pause();
+    this.#airtime?.out(taken);
     if (taken < chunk.length) this.#upstreamReusable = false; // bytes past the response
     if (this.#responseBody!.done) this.#finish();
   }
@@ -572,7 +570,7 @@ export class Exchange implements UpstreamUser {
     this.#phase = 'done';
     this.#dropReplayBody();
     this.#releaseLoad?.();
-    this.#releaseStrict();
+    this.#airtime?.close();
     this.client.exchangeDone(keepAlive);
   }
 
@@ -683,11 +681,25 @@ export class Exchange implements UpstreamUser {
     );
   }
 
-  /** Tells strict mode the admitted request ended, with the body bytes it sent. */
-  #releaseStrict(): void {
-    if (this.#strictApp === undefined) return;
-    this.client.relay.strict?.done(this.#strictApp, this.#responseBodyBytes);
-    this.#strictApp = undefined;
+  /**
+   * Airtime (src/airtime): admits the exchange for its app once (a replay keeps its slot), or
+   * answers 503 past the app's hard cap. False when refused.
+   */
+  #admitAirtime(): boolean {
+    const airtime = this.client.relay.airtime;
+    if (airtime === undefined || this.#airtime !== undefined) return true;
+    const admitted = airtime.admit(this.#app, {
+      pauseClient: () => this.client.pauseReading(),
+      resumeClient: () => this.client.resumeReading(),
+      pauseMachine: () => this.#upstream?.socket.pause(),
+      resumeMachine: () => this.#upstream?.socket.resume(),
+    });
+    if ('code' in admitted) {
+      this.#own(admitted.code, admitted.message);
+      return false;
+    }
+    this.#airtime = admitted;
+    return true;
   }
 
   /** Gives the kept body's bytes back to the relay's replay budget. */

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import type { Airtime } from '../airtime/airtime.js';
 import { Http2StreamClient } from '../http2/stream-client.js';
 import type { ProxyDeps } from '../proxy-deps.js';
-import type { StrictMode } from '../strict-mode.js';
 import { watchedOf } from '../tls/guard.js';
 import { ClientConnection, type ClientSocket } from './client-connection.js';
 
@@ -43,8 +43,8 @@ export class Http1Relay {
   #replayBodiesBytes = 0;
   /** Drain (issue 13): every response says `Connection: close` and its connection closes. */
   draining = false;
-  /** A forced second instance's per-app caps (the Airtime hook); undefined when active. */
-  strict: StrictMode | undefined;
+  /** Per-app bandwidth under the host's budget (src/airtime); a strict second instance's too. */
+  airtime: Airtime | undefined;
 
   constructor(
     readonly deps: ProxyDeps,

@@ -1,6 +1,7 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type SecureContext, TLSSocket } from 'node:tls';
+import { chargeTunnel } from '../airtime/tunnel.js';
 import { hopFor } from '../backhaul.js';
 import type { Http1Relay } from '../http1/relay.js';
 import type { ProxyDeps } from '../proxy-deps.js';
@@ -153,6 +154,13 @@ export class TcpListeners {
   }
 
   #join(owner: PublicPort, client: Socket, machine: Pipe, done: () => void): void {
+    const refusal = chargeTunnel(this.relay.airtime, owner.app, client, machine);
+    if (refusal !== undefined) {
+      machine.destroy();
+      done();
+      this.#refuse(owner, client, `${refusal.code}: ${refusal.message}`);
+      return;
+    }
     if (owner.handlers.includes('proxy_proto')) {
       machine.write(
         proxyProtocolHeader(owner.proxyProtoVersion, {
