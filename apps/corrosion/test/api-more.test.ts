@@ -59,10 +59,18 @@ describe('corrosion API: updates, table stats, subscriptions details, limits', (
     expect(refused.status).toBe(503);
     expect(await refused.json()).toMatchObject({ code: 'CORRO_ERR_OVERLOADED' });
     for (const stream of streams) await stream.body?.cancel();
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    const again = await fetch(`${api}/v1/updates/machines`, { method: 'POST' });
-    expect(again.status).toBe(200);
-    await again.body?.cancel();
+    // The agent sees the cancelled streams close on its own time: poll (bounded) until a new
+    // stream is taken again, rather than sleeping and hoping it was long enough.
+    await expect
+      .poll(
+        async () => {
+          const again = await fetch(`${api}/v1/updates/machines`, { method: 'POST' });
+          await again.body?.cancel();
+          return again.status;
+        },
+        { timeout: 10_000, interval: 50 },
+      )
+      .toBe(200);
   });
 
   it('health turns to the failure status when a threshold asked for is passed', async () => {

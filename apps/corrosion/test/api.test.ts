@@ -100,7 +100,15 @@ describe('corrosion agent API', () => {
       expect(denied.status).toBe(401);
       const allowed = await post(`${guarded.urls.api}/v1/queries`, 'SELECT 1', 's3cret');
       expect(allowed.status).toBe(200);
-      expect(CorrosionError).toBeDefined();
+      // The client says so with the status, not as a generic failure.
+      const wrong = new CorrosionClient({ url: guarded.urls.api!, token: 'wrong' });
+      try {
+        const refusal = await wrong.queryObjects(['SELECT 1', []]).catch((error) => error);
+        expect(refusal).toBeInstanceOf(CorrosionError);
+        expect(refusal).toMatchObject({ statusCode: 401 });
+      } finally {
+        await wrong.close();
+      }
     } finally {
       await guarded.stop();
     }

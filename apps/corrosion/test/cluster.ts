@@ -1,6 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type ServerProcess, startServerProcess } from '@fleet/service';
+import { vi } from 'vitest';
 import { mainJs, post, tempDir } from './agent.js';
 
 /** One replicating agent: its own process, SQLite file, HTTP port and gossip port. */
@@ -115,15 +116,7 @@ export async function eventually<T>(
   timeoutMs = 20_000,
   everyMs = 100,
 ): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await check();
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await new Promise((resolve) => setTimeout(resolve, everyMs));
-    }
-  }
+  return vi.waitFor(check, { timeout: timeoutMs, interval: everyMs });
 }
 
 /** Every node's copy of a table, for comparison. */

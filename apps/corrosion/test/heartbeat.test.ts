@@ -3,7 +3,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { CorrosionClient, type WatchEvent } from '@fleet/corrosion-client';
 import type { ServerProcess } from '@fleet/service';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startAgent, tempDir } from './agent.js';
 
 /**
@@ -54,11 +54,9 @@ async function relay(target: URL) {
 }
 
 async function until(check: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+  await vi.waitUntil(check, { timeout: timeoutMs, interval: 20 }).catch(() => {
+    throw new Error(`${what}: not within ${timeoutMs} ms`);
+  });
 }
 
 // An idle subscription carries heartbeats, so the client tells a quiet agent from a vanished one:

@@ -1,15 +1,11 @@
 import { join } from 'node:path';
 import { CorrosionClient, type WatchEvent } from '@fleet/corrosion-client';
 import type { ServerProcess } from '@fleet/service';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { post, readLines, startAgent, tempDir } from './agent.js';
 
 async function until(check: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+  await vi.waitUntil(check, { timeout: timeoutMs, interval: 20 });
 }
 
 // Subscriptions follow a query's result set: rows, end-of-query, then numbered changes.

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sampleImagesDir } from '@fleet/sample-images';
 import { type ServerProcess, serverMain, startServerProcess } from '@fleet/service';
+import { vi } from 'vitest';
 
 const main = (app: string) => serverMain(`@fleet/${app}`);
 
@@ -112,16 +113,15 @@ async function request(
 
 /** Resolves once flaps' placement sees `count` ready workers; throws after `workersReadyMsMax`. */
 async function waitForWorkers(call: Call, count: number): Promise<void> {
-  const deadline = Date.now() + workersReadyMsMax;
-  let seen = 0;
-  while (Date.now() < deadline) {
-    const answer = await call('GET', '/v1/platform/regions', undefined, { timeoutMs: 5_000 });
-    const regions = (answer.body?.regions ?? []) as { workers: number }[];
-    seen = regions.reduce((sum, region) => sum + region.workers, 0);
-    if (seen === count) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`placement sees ${seen} of ${count} workers after ${workersReadyMsMax} ms`);
+  await vi.waitFor(
+    async () => {
+      const answer = await call('GET', '/v1/platform/regions', undefined, { timeoutMs: 5_000 });
+      const regions = (answer.body?.regions ?? []) as { workers: number }[];
+      const seen = regions.reduce((sum, region) => sum + region.workers, 0);
+      if (seen !== count) throw new Error(`placement sees ${seen} of ${count} workers`);
+    },
+    { timeout: workersReadyMsMax, interval: 50 },
+  );
 }
 
 /**

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { CorrosionClient } from '@fleet/corrosion-client';
 import { sampleImagesDir } from '@fleet/sample-images';
 import { type ServerProcess, serverMain, startServerProcess } from '@fleet/service';
+import { vi } from 'vitest';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -175,12 +176,14 @@ export async function eventually<T>(
   what: string,
   attemptsMax = 400,
 ): Promise<T> {
-  for (let attempt = 0; attempt < attemptsMax; attempt++) {
-    const value = await check();
-    if (value !== undefined) return value;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`gave up waiting for ${what}`);
+  return vi.waitFor(
+    async () => {
+      const value = await check();
+      if (value === undefined) throw new Error(`gave up waiting for ${what}`);
+      return value;
+    },
+    { timeout: attemptsMax * 50, interval: 50 },
+  );
 }
 
 /** Waits until no run is active on that flyd (a `wait` answers before its run has ended). */

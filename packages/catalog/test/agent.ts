@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CorrosionClient } from '@fleet/corrosion-client';
 import { type ServerProcess, serverMain, startMetrics, startServerProcess } from '@fleet/service';
+import { vi } from 'vitest';
 import { Catalog, type CatalogOptions } from '../src/index.js';
 import { machineCells, quiet } from './fixtures.js';
 
@@ -16,12 +17,17 @@ export async function until<T>(
   accept: (value: T) => boolean,
   timeoutMs = 10_000,
 ): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (accept(value) || Date.now() > deadline) return value;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+  let last: { value: T } | undefined;
+  await vi
+    .waitUntil(
+      async () => {
+        last = { value: await probe() };
+        return accept(last.value);
+      },
+      { timeout: timeoutMs, interval: 20 },
+    )
+    .catch(() => undefined); // the caller's assertion on the last value says what is wrong
+  return last === undefined ? probe() : last.value;
 }
 
 function runAgent(dir: string): Promise<ServerProcess> {
