@@ -2,6 +2,7 @@
 import { Server } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CorrosionClient } from '@fleet/corrosion-client';
+import { readFleetKeyFile } from '@fleet/fleet-key';
 import {
   createLogger,
   httpLimits,
@@ -16,6 +17,7 @@ import {
 import { FlydClient } from './flyd-client.js';
 import { ImageBlobs } from './image-blobs.js';
 import { ImageRows } from './image-rows.js';
+import { SecretStore } from './secret-store.js';
 import { createFlapsServer } from './server.js';
 import { FleetState } from './state.js';
 
@@ -64,6 +66,11 @@ const spec = {
     min: 1024,
     max: 64 * 1024 * 1024 * 1024,
     description: 'the largest image archive an upload may send (bytes)',
+  },
+  'fleet-key-file': {
+    type: 'string',
+    description:
+      'the fleet key file: secrets are sealed with it before they are stored (without it, setting one answers 503)',
   },
   'image-unpacked-bytes-max': {
     type: 'number',
@@ -135,6 +142,12 @@ runMain(async () => {
             }),
       flydToken,
     },
+    new SecretStore(
+      corrosion,
+      config['fleet-key-file'] === undefined
+        ? undefined
+        : readFleetKeyFile(config['fleet-key-file']),
+    ),
   );
   onShutdown(logger, async () => {
     // Stop accepting first, then give connections accepted an instant ago the time to send

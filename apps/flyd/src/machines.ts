@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
 import { HttpError, type Logger } from '@fleet/service';
+import type { AppSecrets } from './app-secrets.js';
 import type { HostCapacity } from './capacity.js';
 import { flydError } from './errors.js';
 import { AbortStep, type FsmEngine, RunConflictError, type RunHandle } from './fsm/engine.js';
@@ -49,6 +50,8 @@ export interface MachineServiceOptions {
   imagesDir: string;
   /** Images pulled from flaps by digest (`name@sha256:...` configs). */
   imageCache: ImageCache;
+  /** The app's secrets, opened at each launch and exec (app-secrets.ts). */
+  secrets: AppSecrets;
   region: string;
   hostId: string;
   stopTimeoutMs: number;
@@ -746,7 +749,8 @@ export class MachineService {
         `machine ${id} is ${machine.state}; exec needs a started machine`,
       );
     }
-    const where = { cwd: this.root(id), env: this.env(id) };
+    const secrets = await this.options.secrets.env(machine.app);
+    const where = { cwd: this.root(id), env: this.env(id, undefined, secrets) };
     try {
       return await execInMachine(this.runtime.inMachine(id, command, where), {
         ...where,
@@ -779,7 +783,11 @@ export class MachineService {
     }
   }
 
-  env(id: string, port = this.get(id).port): Record<string, string> {
+  env(
+    id: string,
+    port = this.get(id).port,
+    secrets: Record<string, string> = {},
+  ): Record<string, string> {
     const machine = this.get(id);
     return {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
@@ -787,6 +795,7 @@ export class MachineService {
       LANG: process.env.LANG ?? 'C.UTF-8',
       ...this.#imageEnv(machine.config),
       ...(machine.config.env ?? {}),
+      ...secrets, // over the config's env, as on Fly; under Fly's own variables
       ...this.volumes.mountEnv(machine.config),
       ...(port === null ? {} : { PORT: String(port) }),
       FLY_APP_NAME: machine.app,
@@ -822,6 +831,7 @@ export class MachineService {
     } catch (error) {
       throw new AbortStep((error as Error).message, { cause: error }); // retrying cannot fix a config
     }
+    const secrets = await this.options.secrets.env(machine.app);
     const port = machine.port ?? (await freePort());
     prepareRoot(this.root(id), image, machine.config);
     this.volumes.link(this.root(id), machine.config);
@@ -831,7 +841,7 @@ export class MachineService {
       image,
       dir: this.root(id),
       stateDir: this.#stateDir(id),
-      env: this.env(id, port),
+      env: this.env(id, port, secrets),
       limits: guestOf(machine.config),
     });
     this.store.update(id, { pid });

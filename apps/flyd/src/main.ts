@@ -4,6 +4,7 @@ import { cpus, hostname, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CorrosionClient } from '@fleet/corrosion-client';
+import { readFleetKeyFile } from '@fleet/fleet-key';
 import {
   createLogger,
   httpLimits,
@@ -20,6 +21,7 @@ import {
   UsageError,
 } from '@fleet/service';
 import { metrics as otel } from '@opentelemetry/api';
+import { AppSecrets } from './app-secrets.js';
 import { Cgroups } from './cgroups.js';
 import { openDatabase } from './db.js';
 import { FsmEngine } from './fsm/engine.js';
@@ -82,6 +84,11 @@ const spec = {
     type: 'string',
     default: repoImages,
     description: 'local image store: <dir>/<image>/image.json',
+  },
+  'fleet-key-file': {
+    type: 'string',
+    description:
+      "the fleet key file: opens the app's secrets (sealed in corrosion) when a machine starts; without it a machine whose app has secrets does not start",
   },
   'flaps-url': {
     type: 'string',
@@ -278,6 +285,12 @@ runMain(async () => {
       dataDir: config['data-dir'],
       imagesDir: config['images-dir'],
       imageCache,
+      secrets: new AppSecrets(
+        corrosion,
+        config['fleet-key-file'] === undefined
+          ? undefined
+          : readFleetKeyFile(config['fleet-key-file']),
+      ),
       region: config.region,
       hostId: config['host-id'],
       stopTimeoutMs: config['stop-timeout-ms'],

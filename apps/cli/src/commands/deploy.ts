@@ -90,6 +90,7 @@ export async function runDeploy(options: DeployOptions, flags: ConnectionFlags):
       waitTimeoutMs: seconds(wait) * 1000,
       initialCount: options.ha && services.length > 0 ? 2 : 1,
       region: config.primary_region,
+      releaseCommand: config.deploy?.release_command,
     },
     say,
   );

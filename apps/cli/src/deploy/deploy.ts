@@ -2,7 +2,8 @@ import type { FlapsClient, Machine } from '@fleet/flaps-client';
 import { CliError } from '../errors.js';
 import type { DeployStrategy } from '../fly-toml/types.js';
 import { waitHealthy } from './health.js';
-import { checkNames, type Release, releaseIdOf } from './release.js';
+import { checkNames, processGroupOf, type Release, releaseIdOf } from './release.js';
+import { releaseCommandGroup, runReleaseCommand } from './release-command.js';
 
 export interface DeployPlan {
   app: string;
@@ -15,6 +16,8 @@ export interface DeployPlan {
   /** Machines a first deploy creates. */
   initialCount: number;
   region?: string;
+  /** `[deploy] release_command`: run once before any machine is updated. */
+  releaseCommand?: string;
 }
 
 /** What the deploy says as it goes: one line per machine and step. */
@@ -32,9 +35,23 @@ const leaseSeconds = 600;
  */
 export async function deploy(flaps: FlapsClient, plan: DeployPlan, say: Progress): Promise<void> {
   const machines = (await flaps.listMachines(plan.app)).filter(
-    (machine) => machine.state !== 'destroyed' && machine.state !== 'destroying',
+    (machine) =>
+      machine.state !== 'destroyed' &&
+      machine.state !== 'destroying' &&
+      processGroupOf(machine) !== releaseCommandGroup,
   );
-  if (machines.length === 0) return firstDeploy(flaps, plan, say);
+  const release = () =>
+    plan.releaseCommand === undefined
+      ? undefined
+      : runReleaseCommand(
+          flaps,
+          { ...plan, command: plan.releaseCommand, timeoutMs: plan.waitTimeoutMs },
+          say,
+        );
+  if (machines.length === 0) {
+    await release();
+    return firstDeploy(flaps, plan, say);
+  }
   const leases = await leaseAll(flaps, plan.app, machines);
   try {
     const outdated = machines.filter((machine) => releaseIdOf(machine) !== plan.release.id);
@@ -42,6 +59,7 @@ export async function deploy(flaps: FlapsClient, plan: DeployPlan, say: Progress
       say(`every machine already runs release ${plan.release.id}`);
       return;
     }
+    await release(); // under the leases: two deploys never run it at once
     say(
       `release ${plan.release.id}: ${outdated.length} of ${machines.length} machines to update (${plan.strategy})`,
     );

@@ -22,6 +22,11 @@ export function releaseIdOf(machine: Machine): string | undefined {
   return (machine.config.metadata as Record<string, string> | undefined)?.fly_release_id;
 }
 
+/** Fly's process group of a machine (`app`; `fly_app_release_command` for a release command's). */
+export function processGroupOf(machine: Machine): string | undefined {
+  return (machine.config.metadata as Record<string, string> | undefined)?.fly_process_group;
+}
+
 /** The names of the checks flyd runs for a config: its own, and its services' (Fly's names). */
 export function checkNames(config: Record<string, unknown>): string[] {
   const names = Object.keys((config.checks as Record<string, unknown>) ?? {});
