@@ -73,7 +73,7 @@ describe('fleet secrets', () => {
     const [before] = await cli.flaps.listMachines(app);
     const set = await run(['secrets', 'set', `API_TOKEN=${second}`]);
     expect(set.code, set.stderr).toBe(0);
-    expect(set.stderr).toContain(`${before!.id} started with the new secrets`);
+    expect(set.stderr).toContain(`${before!.id} (local) started with the new secrets [1/1]`);
     await expect
       .poll(() => path('/env/API_TOKEN'), { timeout: 20_000 })
       .toBe(`API_TOKEN sha256 ${sha256(second)}\n`);

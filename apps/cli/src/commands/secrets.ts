@@ -2,6 +2,7 @@ import type { FlapsClient } from '@fleet/flaps-client';
 import { Command } from 'commander';
 import { CliError } from '../errors.js';
 import { printJson, printTable, say } from '../output.js';
+import { machineLine } from '../progress.js';
 import { checkSecretName, parseSecretPairs } from '../secret-pairs.js';
 import { appContext, withApp, withJson } from './shared.js';
 
@@ -20,10 +21,16 @@ async function restartStarted(flaps: FlapsClient, app: string): Promise<void> {
     return;
   }
   for (const [index, machine] of started.entries()) {
-    say(`restarting ${machine.id} [${index + 1}/${started.length}]`);
-    await flaps.restartMachine(app, machine.id);
-    await flaps.waitMachine(app, machine.id, 'started', restartWaitSeconds);
-    say(`${machine.id} started with the new secrets`);
+    const name = `  ${machine.id} (${machine.region})`;
+    await machineLine(
+      name,
+      async (status) => {
+        status('restarting');
+        await flaps.restartMachine(app, machine.id);
+        await flaps.waitMachine(app, machine.id, 'started', restartWaitSeconds);
+      },
+      () => `${name} started with the new secrets [${index + 1}/${started.length}]`,
+    );
   }
 }
 

@@ -12,8 +12,10 @@ export interface Release {
   config: Record<string, unknown>;
 }
 
-export function releaseOf(config: Record<string, unknown>): Release {
-  const id = createHash('sha256').update(JSON.stringify(config)).digest('hex').slice(0, 12);
+/** The release of `config`; `mount` (the fly.toml's `[mounts]`, kept per machine) counts in its id. */
+export function releaseOf(config: Record<string, unknown>, mount?: unknown): Release {
+  const described = mount === undefined ? config : [config, mount];
+  const id = createHash('sha256').update(JSON.stringify(described)).digest('hex').slice(0, 12);
   const metadata = { ...((config.metadata as Record<string, string>) ?? {}), fly_release_id: id };
   return { id, config: { ...config, metadata } };
 }
