@@ -4,6 +4,13 @@ import { AbortStep } from './fsm/engine.js';
 
 /** Bound on reading an app's secrets from the local corrosion at a machine's start. */
 const readTimeoutMs = 5_000;
+/** Apps whose last sealed rows are remembered (the least recently read forgotten first). */
+const appsRememberedMax = 10_000;
+
+interface SealedRow {
+  name: string;
+  sealed: string;
+}
 
 /**
  * An app's secrets as its machines' environment. flaps stores them sealed with the fleet key
@@ -13,6 +20,12 @@ const readTimeoutMs = 5_000;
  * environment) or to any file of this worker. Fly's host agent does the same at boot.
  */
 export class AppSecrets {
+  /**
+   * The sealed rows last read per app — sealed, and in memory only: a restart by the policy
+   * while the local corrosion is briefly away still gets the app's secrets (not a stale "none").
+   */
+  readonly #lastRows = new Map<string, SealedRow[]>();
+
   constructor(
     private readonly corrosion: CorrosionClient,
     /** `--fleet-key-file`; without it a machine whose app has secrets does not start. */
@@ -20,14 +33,12 @@ export class AppSecrets {
   ) {}
 
   /**
-   * The app's secrets by name. An unreachable corrosion throws a plain error (the launch step is
-   * retried); a secret that cannot be opened throws AbortStep (retrying cannot fix a key).
+   * The app's secrets by name. An unreachable corrosion gives the rows this flyd last read for
+   * the app, and without any throws a plain error (the launch step is retried); a secret that
+   * cannot be opened throws AbortStep (retrying cannot fix a key).
    */
   async env(app: string): Promise<Record<string, string>> {
-    const rows = await this.corrosion.queryObjects<{ name: string; sealed: string }>(
-      ['SELECT name, sealed FROM app_secrets WHERE app = ? ORDER BY name', [app]],
-      { signal: AbortSignal.timeout(readTimeoutMs) },
-    );
+    const rows = await this.#rows(app);
     if (rows.length === 0) return {};
     const fleetKey = this.fleetKey;
     if (!fleetKey)
@@ -48,5 +59,24 @@ export class AppSecrets {
       }
     }
     return env;
+  }
+
+  async #rows(app: string): Promise<SealedRow[]> {
+    let rows: SealedRow[];
+    try {
+      rows = await this.corrosion.queryObjects<SealedRow>(
+        ['SELECT name, sealed FROM app_secrets WHERE app = ? ORDER BY name', [app]],
+        { signal: AbortSignal.timeout(readTimeoutMs) },
+      );
+    } catch (error) {
+      const remembered = this.#lastRows.get(app);
+      if (remembered === undefined) throw error;
+      return remembered;
+    }
+    this.#lastRows.delete(app); // re-inserted last: the map's order is the reading order
+    this.#lastRows.set(app, rows);
+    if (this.#lastRows.size > appsRememberedMax)
+      this.#lastRows.delete(this.#lastRows.keys().next().value!);
+    return rows;
   }
 }

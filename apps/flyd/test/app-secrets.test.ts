@@ -20,7 +20,8 @@ function filesHolding(dir: string, needle: string): string[] {
 
 // App secrets reach a machine's process as environment variables, opened by flyd from the sealed
 // rows of a real corrosion at each launch: over the config's env, never on this worker's disk; a
-// value sealed with another fleet key fails the launch at once, naming the secret, not its value.
+// value sealed with another fleet key fails the launch at once, naming the secret, not its value;
+// with corrosion away, a restart gets the rows last read.
 describe("an app's secrets", () => {
   const keyDir = mkdtempSync(join(tmpdir(), 'fleet-key-'));
   const fleetKey = Buffer.from(randomBytes(32).toString('hex'));
@@ -82,5 +83,22 @@ describe("an app's secrets", () => {
     );
     expect(JSON.stringify(machine)).not.toContain(plaintext);
     expect((await call(base, 'DELETE', `/v1/machines/${id}`))?.status).toBe(200);
+  });
+
+  // Last: it stops corrosion.
+  it('are those last read when corrosion is away at a restart', async () => {
+    await setSecret('away', 'TOKEN', plaintext);
+    const created = await call(base, 'POST', '/v1/machines', { app: 'away', config: hello });
+    const id = created!.body.id as string;
+    await settledIn(base, id, 'started');
+    await fixture.corrosion.stop();
+    const restarted = await call(base, 'POST', `/v1/machines/${id}/restart`);
+    expect(restarted?.status, JSON.stringify(restarted?.body)).toBe(200);
+    await settledIn(base, id, 'started');
+    const [pid] = machinePids(id);
+    expect(readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0')).toContain(
+      `TOKEN=${plaintext}`,
+    );
+    expect((await call(base, 'DELETE', `/v1/machines/${id}?kill=true`))?.status).toBe(200);
   });
 });
