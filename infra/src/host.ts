@@ -107,6 +107,7 @@ function serverConfigs(options: JoinOptions): Record<string, Record<string, unkn
       'data-dir': '/var/lib/fleet/flyd',
       'host-id': host.id,
       'images-dir': sampleImagesDir,
+      'fleet-key-file': fleetKey,
       ...(host.cpus ? { cpus: host.cpus } : {}),
       ...(host.memoryMb ? { 'memory-mb': host.memoryMb } : {}),
     };
@@ -128,7 +129,7 @@ function serverConfigs(options: JoinOptions): Record<string, Record<string, unkn
       domain: options.domain,
       'flaps-url': `http://${hostPort(apiHost.address!, hostPorts.flaps)}`,
     };
-  if (host.api) configs.flaps = { 'corrosion-url': corrosionUrl };
+  if (host.api) configs.flaps = { 'corrosion-url': corrosionUrl, 'fleet-key-file': fleetKey };
   return configs;
 }
 

@@ -9,6 +9,7 @@ import { logsCommand } from './commands/logs.js';
 import { machinesCommand } from './commands/machines.js';
 import { regionsCommand } from './commands/regions.js';
 import { scaleCommand } from './commands/scale.js';
+import { secretsCommand } from './commands/secrets.js';
 import { statusCommand } from './commands/status.js';
 import { volumesCommand } from './commands/volumes.js';
 import { exitCodes, explain } from './errors.js';
@@ -31,6 +32,7 @@ for (const command of [
   logsCommand(),
   scaleCommand(),
   volumesCommand(),
+  secretsCommand(),
   certsCommand(),
   regionsCommand(),
   authCommand(),

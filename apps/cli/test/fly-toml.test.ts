@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { machineConfigOf } from '../src/fly-toml/machine-config.js';
+import { mountOf } from '../src/fly-toml/mounts.js';
 import { checkFlyToml } from '../src/fly-toml/read.js';
 
 // fly.toml files in the shapes Fly's documentation and `fly launch` write them.
@@ -197,12 +198,35 @@ swap_size_mb = 512
     );
   });
 
-  it('refuses what it cannot deploy, saying why', () => {
+  it('reads [mounts] as one volume per machine, sized in whole gigabytes', () => {
+    const mount = (text: string) =>
+      mountOf(checkFlyToml(`app = "shop"\n${text}`, 'fly.toml').config);
+    expect(mount('[mounts]\n  source = "data"\n  destination = "/data"\n')).toEqual({
+      source: 'data',
+      destination: '/data',
+      sizeGb: 1,
+    });
+    expect(
+      mount('[[mounts]]\n  source = "pg"\n  destination = "/pg"\n  initial_size = "10gb"\n'),
+    ).toEqual({ source: 'pg', destination: '/pg', sizeGb: 10 });
+    expect(
+      mount('[mounts]\n  source = "d"\n  destination = "/d"\n  initial_size = "1500mb"\n'),
+    ).toMatchObject({ sizeGb: 2 });
+    expect(mount('')).toBeUndefined();
+    expect(() =>
+      mount(
+        '[[mounts]]\n  source = "a"\n  destination = "/a"\n[[mounts]]\n  source = "b"\n  destination = "/b"\n',
+      ),
+    ).toThrow(/2 \[\[mounts\]\]: a machine mounts one volume/);
+    // The machine config itself carries no mount: each machine gets its own volume at deploy.
     const { config } = checkFlyToml(
       'app = "shop"\n[mounts]\n  source = "data"\n  destination = "/data"\n',
       'fly.toml',
     );
-    expect(() => machineConfigOf(config, 'hello')).toThrow(/\[mounts\]: volumes are not deployed/);
+    expect(machineConfigOf(config, 'hello').mounts).toBeUndefined();
+  });
+
+  it('refuses what it cannot deploy, saying why', () => {
     const huge = checkFlyToml(
       'app = "shop"\n[[vm]]\n  size = "shared-cpu-1x"\n  memory = "64gb"\n',
       'f',

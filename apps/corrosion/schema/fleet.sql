@@ -154,3 +154,16 @@ CREATE TABLE images (
   updated_at TEXT NOT NULL DEFAULT '',
   PRIMARY KEY (app, reference)
 );
+
+-- App secrets (issue 16), written by flaps. Only the sealed value is kept (fleet key, context
+-- `app-secret:<app>/<name>`): flyd opens it when it starts one of the app's machines. The digest
+-- is keyed with the fleet key too (see @fleet/fleet-key), so it reveals nothing of the value.
+CREATE TABLE app_secrets (
+  app TEXT NOT NULL,
+  name TEXT NOT NULL,
+  sealed TEXT NOT NULL DEFAULT '',
+  digest TEXT NOT NULL DEFAULT '',
+  created_at TEXT NOT NULL DEFAULT '',
+  updated_at TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY (app, name)
+);

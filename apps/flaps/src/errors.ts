@@ -45,6 +45,11 @@ export const FlapsErrors = {
   ],
   FLAPS_ERR_IMAGE_NOT_FOUND: [404, 'no such image (reference or digest) in this app or store'],
   FLAPS_ERR_NO_IMAGE_STORE: [503, 'this flaps keeps no images (started without --images-dir)'],
+  FLAPS_ERR_SECRET_NOT_FOUND: [404, 'no such secret in this app'],
+  FLAPS_ERR_NO_FLEET_KEY: [
+    503,
+    'this flaps cannot seal secrets (started without --fleet-key-file)',
+  ],
 } as const;
 
 export type FlapsErrorCode = keyof typeof FlapsErrors;

@@ -262,6 +262,7 @@ export const shapes = {
   ...volumeShapes(),
   logs: logsShape(),
   ...certificateShapes(),
+  ...secretShapes(),
   error: errorShape,
 } as const;
 
@@ -323,6 +324,28 @@ function certificateShapes() {
       type: 'object',
       required: ['certificates'],
       properties: { certificates: { type: 'array', items: certificate } },
+    },
+  };
+}
+
+/** An app secret as Fly's `AppSecret` (name, digest, times): never its value. */
+function secretShapes() {
+  const secret = {
+    type: 'object',
+    required: ['name', 'digest', 'created_at', 'updated_at'],
+    properties: {
+      name: string,
+      digest: { type: 'string', pattern: '^[0-9a-f]{32}$' },
+      created_at: timestamp,
+      updated_at: timestamp,
+    },
+    additionalProperties: false,
+  };
+  return {
+    secrets: {
+      type: 'object',
+      required: ['secrets'],
+      properties: { secrets: { type: 'array', items: secret } },
     },
   };
 }
@@ -423,6 +446,9 @@ export const operationResponses: Record<string, { status: number; shape: ShapeNa
   'GET /v1/apps/{app}/certificates/{hostname}': { status: 200, shape: 'certificate' },
   'DELETE /v1/apps/{app}/certificates/{hostname}': { status: 200, shape: 'ok' },
   'GET /v1/apps/{app}/machines/{id}/logs': { status: 200, shape: 'logs' },
+  'GET /v1/apps/{app}/secrets': { status: 200, shape: 'secrets' },
+  'POST /v1/apps/{app}/secrets': { status: 200, shape: 'secrets' },
+  'DELETE /v1/apps/{app}/secrets/{name}': { status: 200, shape: 'ok' },
   'GET /v1/apps/{app}/volumes': { status: 200, shape: 'volumes' },
   'POST /v1/apps/{app}/volumes': { status: 200, shape: 'volume' },
   'GET /v1/apps/{app}/volumes/{id}': { status: 200, shape: 'volume' },

@@ -2,6 +2,7 @@
 import { Server } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CorrosionClient } from '@fleet/corrosion-client';
+import { readFleetKeyFile } from '@fleet/fleet-key';
 import {
   createLogger,
   httpLimits,
@@ -18,6 +19,7 @@ import { HostLiveness } from './host-liveness.js';
 import { ImageBlobs } from './image-blobs.js';
 import { ImageRows } from './image-rows.js';
 import { flapsMetrics } from './metrics.js';
+import { SecretStore } from './secret-store.js';
 import { createFlapsServer } from './server.js';
 import { FleetState } from './state.js';
 
@@ -66,6 +68,11 @@ const spec = {
     min: 1024,
     max: 64 * 1024 * 1024 * 1024,
     description: 'the largest image archive an upload may send (bytes)',
+  },
+  'fleet-key-file': {
+    type: 'string',
+    description:
+      'the fleet key file: secrets are sealed with it before they are stored (without it, setting one answers 503)',
   },
   'image-unpacked-bytes-max': {
     type: 'number',
@@ -145,6 +152,12 @@ runMain(async () => {
             }),
       flydToken,
     },
+    new SecretStore(
+      corrosion,
+      config['fleet-key-file'] === undefined
+        ? undefined
+        : readFleetKeyFile(config['fleet-key-file']),
+    ),
   );
   const hostChanges = flapsMetrics().hostStatusChanges;
   const liveness = new HostLiveness({

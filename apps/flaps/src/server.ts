@@ -16,8 +16,10 @@ import { logRoutes } from './routes/logs.js';
 import { machineRoutes } from './routes/machines.js';
 import { migrateRoutes } from './routes/migrate.js';
 import { platformRoutes } from './routes/platform.js';
+import { secretRoutes } from './routes/secrets.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { volumeRoutes } from './routes/volumes.js';
+import type { SecretStore } from './secret-store.js';
 import type { FleetState } from './state.js';
 
 declare module 'fastify' {
@@ -36,6 +38,7 @@ export async function createFlapsServer(
   flyd: FlydClient,
   limits: HttpLimits,
   images: ImageService,
+  secrets: SecretStore,
 ): Promise<FastifyInstance> {
   const app = createHttpServer({ logger, metrics, limits });
   flyErrorBodies(app);
@@ -105,5 +108,6 @@ export async function createFlapsServer(
   logRoutes(app, state, flyd, logger);
   certificateRoutes(app, state);
   imageRoutes(app, images);
+  secretRoutes(app, secrets);
   return app;
 }

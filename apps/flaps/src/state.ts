@@ -107,6 +107,7 @@ export class FleetState {
       this.corrosion.transaction([
         ['DELETE FROM certificates WHERE app = ?', [name]],
         ['DELETE FROM app_hostnames WHERE app = ?', [name]],
+        ['DELETE FROM app_secrets WHERE app = ?', [name]],
         ['DELETE FROM apps WHERE name = ?', [name]],
       ]),
     );

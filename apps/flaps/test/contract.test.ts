@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { CorrosionClient } from '@fleet/corrosion-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Answer, type CallOptions, type Fleet, hello, startFleet } from './fleet.js';
 import {
@@ -763,6 +764,83 @@ describe('the Machines API contract', () => {
       'GET',
       '/v1/apps/contract/certificates/shop.example.com',
     );
+  });
+
+  it('secrets: set, list (digests, never values), unset; a machine gets them as env when it starts', async () => {
+    await expectShape(201, 'POST', '/v1/apps', { app_name: 'secretive' });
+    const set = await expectShape(200, 'POST', '/v1/apps/secretive/secrets', {
+      values: { DB_URL: 'postgres://user:pw@db/main', TOKEN: 'first-token' },
+    });
+    expect(set.body.secrets.map((secret: { name: string }) => secret.name)).toEqual([
+      'DB_URL',
+      'TOKEN',
+    ]);
+    expect(JSON.stringify(set.body)).not.toMatch(/postgres|first-token/);
+    const [, token] = set.body.secrets;
+    const listed = await expectShape(200, 'GET', '/v1/apps/secretive/secrets');
+    expect(listed.body).toEqual(set.body);
+    // The same value again changes nothing; another value changes the digest.
+    const again = await expectShape(200, 'POST', '/v1/apps/secretive/secrets', {
+      values: { TOKEN: 'first-token' },
+    });
+    expect(again.body.secrets[1]).toEqual(token);
+    const changed = await expectShape(200, 'POST', '/v1/apps/secretive/secrets', {
+      values: { TOKEN: 'second-token' },
+    });
+    expect(changed.body.secrets[1].digest).not.toBe(token.digest);
+    // corrosion holds sealed values only.
+    const corrosion = new CorrosionClient({ url: fleet.corrosion });
+    try {
+      const rows = await corrosion.queryObjects<{ sealed: string }>(
+        "SELECT sealed FROM app_secrets WHERE app = 'secretive'",
+      );
+      expect(rows).toHaveLength(2);
+      for (const row of rows) expect(row.sealed).toMatch(/^fk1\./);
+      expect(JSON.stringify(rows)).not.toMatch(/postgres|second-token/);
+    } finally {
+      await corrosion.close();
+    }
+    // A secret wins over the config's env of the same name, as on Fly; exec sees them too.
+    const created = await expectShape(200, 'POST', '/v1/apps/secretive/machines', {
+      region: 'ams',
+      config: { ...hello, env: { TOKEN: 'from-config', PLAIN: 'kept' } },
+    });
+    const path = `/v1/apps/secretive/machines/${created.body.id}`;
+    await expectShape(200, 'GET', `${path}/wait?state=started&timeout=30`);
+    const printed = await expectShape(200, 'POST', `${path}/exec`, {
+      command: ['printenv', 'TOKEN', 'DB_URL', 'PLAIN'],
+    });
+    expect(printed.body.stdout).toBe('second-token\npostgres://user:pw@db/main\nkept\n');
+    // Unset by name and by null; the app's secrets are refused names and values that break rules.
+    await expectShape(200, 'DELETE', '/v1/apps/secretive/secrets/DB_URL');
+    await expectError(
+      404,
+      'FLAPS_ERR_SECRET_NOT_FOUND',
+      'DELETE',
+      '/v1/apps/secretive/secrets/DB_URL',
+    );
+    const unset = await expectShape(200, 'POST', '/v1/apps/secretive/secrets', {
+      values: { TOKEN: null },
+    });
+    expect(unset.body.secrets).toEqual([]);
+    const refusals: [unknown, string][] = [
+      [{ values: { 'BAD-NAME': 'x' } }, 'values'],
+      [{ values: { OK: 7 } }, 'values'],
+      [{ values: { OK: 'nul\u0000byte' } }, 'values'],
+      [{ values: { OK: 'x'.repeat(65_537) } }, 'values'],
+      [{}, 'values'],
+    ];
+    for (const [body, field] of refusals) {
+      const refused = await expectError(
+        400,
+        'BAD_REQUEST',
+        'POST',
+        '/v1/apps/secretive/secrets',
+        body,
+      );
+      expect(refused.body.error).toContain(field);
+    }
+    await expectShape(200, 'DELETE', `${path}?force=true`);
   });
 
   it('every /v1 operation answers 401 without a token, and 404 for a missing app or machine', async () => {

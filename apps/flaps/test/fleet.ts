@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sampleImagesDir } from '@fleet/sample-images';
@@ -171,9 +172,12 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
     const corrosion = await start('corrosion', [
       ...['agent', '--db', join(dir, 'corrosion.db'), '--api-addr', '127.0.0.1:0'],
     ]);
+    // One fleet key for flaps (seals secrets) and every flyd (opens them at a machine's start).
+    const fleetKey = join(dir, 'fleet.key');
+    writeFileSync(fleetKey, randomBytes(32).toString('hex'), { mode: 0o600 });
     // flaps before the workers: each flyd is told where to pull images from (--flaps-url).
     const api = await start('flaps', [
-      ...['--listen', '127.0.0.1:0', '--corrosion-url', corrosion],
+      ...['--listen', '127.0.0.1:0', '--corrosion-url', corrosion, '--fleet-key-file', fleetKey],
       ...['--images-dir', join(dir, 'flaps-images'), ...(options.flapsArgs ?? [])],
     ]);
     const workers: Record<string, Worker> = {};
@@ -183,7 +187,7 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
         const flydArgs = [
           ...['--listen', '127.0.0.1:0', '--data-dir', dataDir],
           ...['--corrosion-url', corrosion, '--stop-machines-on-exit'], // none left behind
-          ...['--flaps-url', api, '--images-dir', sampleImagesDir],
+          ...['--flaps-url', api, '--images-dir', sampleImagesDir, '--fleet-key-file', fleetKey],
           ...['--host-id', hostId, '--region', region, ...(options.flydArgs ?? [])],
         ];
         workers[hostId] = { url: await start('flyd', flydArgs, `flyd-${hostId}`), dataDir };

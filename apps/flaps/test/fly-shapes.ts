@@ -21,6 +21,7 @@ export const sampleBodies: Record<string, unknown> = {
   'PUT /v1/apps/{app}/volumes/{id}': { snapshot_retention: 5 },
   'PUT /v1/apps/{app}/volumes/{id}/extend': { size_gb: 2 },
   'POST /v1/apps/{app}/certificates': { hostname: 'sample.example.com' },
+  'POST /v1/apps/{app}/secrets': { values: { SAMPLE: 'v' } },
 };
 
 /**

@@ -34,9 +34,6 @@ export type ProxyErrorCode = keyof typeof ProxyErrors;
  * handshake has no response, so they reach logs and metrics only. The README lists them too.
  */
 export const TlsErrors = {
-  TLS_ERR_FLEET_KEY: 'the fleet key file is missing, unreadable or shorter than 16 bytes',
-  TLS_ERR_SEALED_FORMAT: 'a sealed value is not in a format or version this proxy knows',
-  TLS_ERR_UNSEAL: 'a sealed value failed authentication: tampered, or sealed with another key',
   TLS_ERR_CA: 'the fleet CA files are unreadable, do not match, or are not a CA',
   TLS_ERR_NO_SNI: 'the client sent no server name (no default certificate is ever served)',
   TLS_ERR_BAD_SNI: 'the server name is not a valid DNS name',

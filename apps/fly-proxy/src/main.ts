@@ -2,6 +2,7 @@
 import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import { Catalog } from '@fleet/catalog';
 import { CorrosionClient } from '@fleet/corrosion-client';
+import { readFleetKeyFile } from '@fleet/fleet-key';
 import {
   announceListening,
   createHttpServer,
@@ -44,7 +45,6 @@ import { TcpListeners } from './tcp/tcp-listeners.js';
 import {
   type CertificateStore,
   createPlainListener,
-  readFleetKeyFile,
   startTls,
   tlsMetrics,
   tlsSpec,

@@ -2,10 +2,10 @@ import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { connect as connectHttp2 } from 'node:http2';
 import { request as httpsRequest } from 'node:https';
 import type { CorrosionClient } from '@fleet/corrosion-client';
+import { openSealed } from '@fleet/fleet-key';
 import type { ServerProcess } from '@fleet/service';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FleetCa } from '../src/tls/ca.js';
-import { openSealed } from '../src/tls/seal.js';
 import type { CertificateStore } from '../src/tls/store.js';
 import { corrosionStore, fleetKey, handshake, startCorrosion, tlsEdge } from './tls-fixture.js';
 

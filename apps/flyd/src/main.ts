@@ -3,6 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { cpus, hostname, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { CorrosionClient } from '@fleet/corrosion-client';
+import { readFleetKeyFile } from '@fleet/fleet-key';
 import { FlydClient } from '@fleet/flyd-client';
 import {
   createLogger,
@@ -25,6 +26,7 @@ import { ImageCache } from './images/cache.js';
 import { imageDigest } from './images/resolve.js';
 import { LogFeed } from './logs/feed.js';
 import { LogSink } from './logs/sink.js';
+import { AppSecrets } from './machines/app-secrets.js';
 import { HealthChecks } from './machines/health-checks.js';
 import { LeaseStore } from './machines/lease-store.js';
 import { MachineStore } from './machines/machine-store.js';
@@ -73,6 +75,11 @@ const spec = {
     type: 'string',
     description:
       'local image store: <dir>/<image>/image.json; without it only images pulled from flaps by digest run',
+  },
+  'fleet-key-file': {
+    type: 'string',
+    description:
+      "the fleet key file: opens the app's secrets (sealed in corrosion) when a machine starts; without it a machine whose app has secrets does not start",
   },
   'flaps-url': {
     type: 'string',
@@ -270,6 +277,12 @@ runMain(async () => {
       dataDir: config['data-dir'],
       imagesDir: config['images-dir'],
       imageCache,
+      secrets: new AppSecrets(
+        corrosion,
+        config['fleet-key-file'] === undefined
+          ? undefined
+          : readFleetKeyFile(config['fleet-key-file']),
+      ),
       region: config.region,
       hostId: config['host-id'],
       stopTimeoutMs: config['stop-timeout-ms'],

@@ -1,5 +1,8 @@
-// The hello-node example app: GET / greets (the GREETING of fly.toml's [env]) and names the
-// machine and region that answered; GET /healthz is its health check.
+// The hello-node example app: GET / greets (the GREETING of fly.toml's [env], or a secret of that
+// name) and names the machine and region that answered; GET /healthz is its health check;
+// GET /env/NAME says whether the variable NAME is set and the SHA-256 of its value — enough to
+// check that a secret arrived (`fleet secrets set`) without ever showing it.
+import { createHash } from 'node:crypto';
 import { createServer } from 'node:http';
 
 const port = Number(process.env.PORT ?? 8080);
@@ -9,6 +12,17 @@ const server = createServer((request, response) => {
   if (request.url === '/healthz') {
     response.writeHead(200, { 'content-type': 'text/plain' });
     response.end('ok\n');
+    return;
+  }
+  const variable = request.url?.match(/^\/env\/([A-Za-z_][A-Za-z0-9_]*)$/)?.[1];
+  if (variable !== undefined) {
+    const value = process.env[variable];
+    response.writeHead(200, { 'content-type': 'text/plain' });
+    response.end(
+      value === undefined
+        ? `${variable} is not set\n`
+        : `${variable} sha256 ${createHash('sha256').update(value).digest('hex')}\n`,
+    );
     return;
   }
   const body = `${greeting} — machine ${process.env.FLY_MACHINE_ID ?? '?'} in ${process.env.FLY_REGION ?? '?'}\n`;

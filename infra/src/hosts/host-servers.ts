@@ -102,7 +102,7 @@ export async function startHost(
           'flyd',
           [
             ...['--listen', at(hostPorts.flyd), '--data-dir', join(hostDir, 'flyd'), ...common],
-            ...['--host-id', host.id, '--images-dir', imagesDir],
+            ...['--host-id', host.id, '--images-dir', imagesDir, ...fleetKey],
             ...(host.cpus ? ['--cpus', `${host.cpus}`] : []),
             ...(host.memoryMb ? ['--memory-mb', `${host.memoryMb}`] : []),
           ],
@@ -127,7 +127,7 @@ export async function startHost(
         await start(
           'flaps',
           'flaps',
-          ['--listen', at(hostPorts.flaps), '--corrosion-url', corrosion],
+          ['--listen', at(hostPorts.flaps), '--corrosion-url', corrosion, ...fleetKey],
           ['api'],
         )
       ).api;

@@ -1,10 +1,8 @@
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync } from 'node:fs';
 import { CorrosionClient } from '@fleet/corrosion-client';
 import { lockState, type StateLock } from '@fleet/service';
 import { fleetLockPath } from '../launcher/fleet.js';
-import { type FleetSecrets, loadOrCreateSecrets } from '../launcher/secrets.js';
+import { type FleetSecrets, fleetKeyFile, loadOrCreateSecrets } from '../launcher/secrets.js';
 import type { Topology } from '../topology/load.js';
 import { type Network, startNetwork } from '../wan/network.js';
 import {
@@ -145,14 +143,6 @@ export async function startTopologyFleet(options: TopologyFleetOptions): Promise
     throw error;
   }
 }
-
-/** The fleet key every host holds (gossip MACs, backhaul tokens): 32 random bytes, made once. */
-function fleetKeyFile(stateDir: string): string {
-  const file = join(stateDir, 'fleet.key');
-  if (!existsSync(file)) writeFileSync(file, randomBytes(32).toString('hex'), { mode: 0o600 });
-  return file;
-}
-
 /** The topology's regions in corrosion: flaps lists them, the catalog measures distance by them. */
 async function writeRegions(
   topology: Topology,

@@ -9,7 +9,7 @@ import {
   stateLockHolder,
 } from '@fleet/service';
 import { imagesDir, type ServerName, serverMain } from './paths.js';
-import { type FleetSecrets, loadOrCreateSecrets } from './secrets.js';
+import { type FleetSecrets, fleetKeyFile, loadOrCreateSecrets } from './secrets.js';
 
 export interface FleetOptions {
   /** Everything the fleet keeps (SQLite files, logs, secrets), one sub-directory per host. */
@@ -73,6 +73,8 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
   const logsDir = join(hostDir, 'logs');
   mkdirSync(logsDir, { recursive: true });
   const secrets = loadOrCreateSecrets(options.stateDir);
+  // Seals app secrets (flaps) and opens them when a machine starts (flyd).
+  const fleetKey = ['--fleet-key-file', fleetKeyFile(options.stateDir)];
   // Tokens reach the servers in their environment, which only their user can read: a command
   // line is visible to every local user (`ps`).
   const env = {
@@ -117,7 +119,7 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
       'flaps',
       [
         ...['--listen', options.apiListen, '--corrosion-url', corrosionUrl],
-        ...['--images-dir', join(hostDir, 'flaps-images')],
+        ...['--images-dir', join(hostDir, 'flaps-images'), ...fleetKey],
       ],
       ['api'],
     );
@@ -129,7 +131,7 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
         // leave its machines running for the next flyd to adopt).
         ...['--corrosion-url', corrosionUrl, '--stop-machines-on-exit'],
         ...['--host-id', options.hostId, '--region', options.region, '--images-dir', imagesDir],
-        ...['--flaps-url', flaps.api!],
+        ...['--flaps-url', flaps.api!, ...fleetKey],
       ],
       ['api'],
     );

@@ -30,3 +30,13 @@ export function loadOrCreateSecrets(stateDir: string): FleetSecrets {
     writeFileSync(file, `${JSON.stringify(secrets, null, 2)}\n`, { mode: 0o600 });
   return secrets;
 }
+
+/**
+ * The fleet key every host holds (gossip MACs, backhaul tokens, sealed secrets): 32 random
+ * bytes, made once in `<state>/fleet.key` (0600); its path.
+ */
+export function fleetKeyFile(stateDir: string): string {
+  const file = join(stateDir, 'fleet.key');
+  if (!existsSync(file)) writeFileSync(file, randomBytes(32).toString('hex'), { mode: 0o600 });
+  return file;
+}

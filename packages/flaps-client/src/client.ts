@@ -8,6 +8,7 @@ import type {
   LogPage,
   Machine,
   Region,
+  Secret,
   StoredImage,
   Volume,
 } from './types.js';
@@ -263,6 +264,18 @@ export class FlapsClient {
 
   async removeCertificate(app: string, hostname: string): Promise<void> {
     await this.call('DELETE', `/v1/apps/${path(app)}/certificates/${path(hostname)}`);
+  }
+
+  /** The app's secrets: name, digest and times, never a value. */
+  async listSecrets(app: string): Promise<Secret[]> {
+    return (await this.call<{ secrets: Secret[] }>('GET', `/v1/apps/${path(app)}/secrets`)).secrets;
+  }
+
+  /** Sets each string value and unsets each `null` in one call; the app's secrets after it. */
+  async updateSecrets(app: string, values: Record<string, string | null>): Promise<Secret[]> {
+    return (
+      await this.call<{ secrets: Secret[] }>('POST', `/v1/apps/${path(app)}/secrets`, { values })
+    ).secrets;
   }
 
   async regions(): Promise<Region[]> {

@@ -9,6 +9,7 @@ export type {
   Machine,
   MachineEvent,
   Region,
+  Secret,
   StoredImage,
   Volume,
 } from './types.js';

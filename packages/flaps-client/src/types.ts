@@ -86,6 +86,15 @@ export interface Certificate {
   fingerprint_sha256?: string;
 }
 
+/** An app secret as flaps lists it (Fly's `AppSecret`): never its value. */
+export interface Secret {
+  name: string;
+  /** Tells values apart without revealing them (keyed with the fleet key). */
+  digest: string;
+  created_at: string;
+  updated_at: string;
+}
+
 /** An image flaps stores for an app (`POST /v1/apps/{app}/images`). */
 export interface StoredImage {
   name: string;

@@ -5,6 +5,7 @@ import { deploy } from '../deploy/deploy.js';
 import { releaseOf } from '../deploy/release.js';
 import { CliError, exitCodes } from '../errors.js';
 import { machineConfigOf, seconds } from '../fly-toml/machine-config.js';
+import { mountOf } from '../fly-toml/mounts.js';
 import { readFlyToml } from '../fly-toml/read.js';
 import type { DeployStrategy } from '../fly-toml/types.js';
 import { say } from '../output.js';
@@ -68,6 +69,13 @@ export async function runDeploy(options: DeployOptions, flags: ConnectionFlags):
       `--wait-timeout must be a duration like 90s or 5m, not ${wait}`,
       exitCodes.usage,
     );
+  const mount = mountOf(config);
+  // As flyctl: a volume belongs to one machine, so no strategy that runs two machines per volume.
+  if (mount && (strategy === 'canary' || strategy === 'bluegreen'))
+    throw new CliError(
+      `the ${strategy} strategy needs a second machine per volume: with [mounts], deploy rolling or immediate`,
+      exitCodes.usage,
+    );
   const flaps = client(flags);
   if (!(await flaps.getApp(app)))
     throw new CliError(
@@ -78,7 +86,7 @@ export async function runDeploy(options: DeployOptions, flags: ConnectionFlags):
     options.image ??
     config.build?.image ??
     (await buildImage(flaps, app, file, config.build?.dir, say));
-  const release = releaseOf(machineConfigOf(config, image));
+  const release = releaseOf(machineConfigOf(config, image), mount);
   const services = (release.config.services as unknown[] | undefined) ?? [];
   await deploy(
     flaps,
@@ -90,6 +98,8 @@ export async function runDeploy(options: DeployOptions, flags: ConnectionFlags):
       waitTimeoutMs: seconds(wait) * 1000,
       initialCount: options.ha && services.length > 0 ? 2 : 1,
       region: config.primary_region,
+      releaseCommand: config.deploy?.release_command,
+      mount,
     },
     say,
   );

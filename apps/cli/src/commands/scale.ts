@@ -1,5 +1,6 @@
 import type { FlapsClient, Machine } from '@fleet/flaps-client';
 import { Command } from 'commander';
+import { createWithVolume, mountedVolume } from '../deploy/volumes.js';
 import { CliError, exitCodes } from '../errors.js';
 import { say } from '../output.js';
 import { appContext, withApp } from './shared.js';
@@ -13,8 +14,8 @@ function removalOrder(machines: Machine[]): Machine[] {
 }
 
 /**
- * Adds machines cloned from the newest one's config (in `region`, else its region) or removes
- * the excess, until the app (or the region) has `count`; each new machine is waited for.
+ * Adds machines cloned from the newest one's config (in `region`, else its region; each on a new
+ * volume of its own when the model mounts one) or removes the excess, until the app (or the region) has `count`; each new machine is waited for.
  */
 async function scaleCount(
   flaps: FlapsClient,
@@ -42,11 +43,24 @@ async function scaleCount(
     throw new CliError(
       `${app} has no machine to copy: deploy it first (\`fleet deploy\`) or create one`,
     );
+  const mounted = mountedVolume(template.config);
+  // With a volume (fly.toml's [mounts]), each new machine gets its own, as big as the model's.
+  const sizeGb = mounted
+    ? ((await flaps.listVolumes(app)).find((volume) => volume.id === mounted.volume)?.size_gb ?? 1)
+    : 0;
   for (let made = current.length; made < count; made++) {
-    const machine = await flaps.createMachine(app, {
-      region: region ?? template.region,
-      config: template.config,
-    });
+    const machine = mounted
+      ? await createWithVolume(
+          flaps,
+          app,
+          { name: mounted.name ?? 'data', path: mounted.path, sizeGb },
+          region ?? template.region,
+          template.config,
+        )
+      : await flaps.createMachine(app, {
+          region: region ?? template.region,
+          config: template.config,
+        });
     await flaps.waitMachine(app, machine.id, 'started', 60);
     say(`created ${machine.id} in ${machine.region}, started`);
   }

@@ -1,8 +1,12 @@
 import type { FlapsClient, Machine } from '@fleet/flaps-client';
 import { CliError } from '../errors.js';
+import type { MountSpec } from '../fly-toml/mounts.js';
 import type { DeployStrategy } from '../fly-toml/types.js';
+import { machineLine } from '../progress.js';
 import { waitHealthy } from './health.js';
-import { checkNames, type Release, releaseIdOf } from './release.js';
+import { checkNames, processGroupOf, type Release, releaseIdOf } from './release.js';
+import { releaseCommandGroup, runReleaseCommand } from './release-command.js';
+import { createWithVolume, mountedVolume, withMount } from './volumes.js';
 
 export interface DeployPlan {
   app: string;
@@ -15,6 +19,10 @@ export interface DeployPlan {
   /** Machines a first deploy creates. */
   initialCount: number;
   region?: string;
+  /** `[deploy] release_command`: run once before any machine is updated. */
+  releaseCommand?: string;
+  /** `[mounts]`: each machine on a volume of its own. */
+  mount?: MountSpec;
 }
 
 /** What the deploy says as it goes: one line per machine and step. */
@@ -32,16 +40,33 @@ const leaseSeconds = 600;
  */
 export async function deploy(flaps: FlapsClient, plan: DeployPlan, say: Progress): Promise<void> {
   const machines = (await flaps.listMachines(plan.app)).filter(
-    (machine) => machine.state !== 'destroyed' && machine.state !== 'destroying',
+    (machine) =>
+      machine.state !== 'destroyed' &&
+      machine.state !== 'destroying' &&
+      processGroupOf(machine) !== releaseCommandGroup,
   );
-  if (machines.length === 0) return firstDeploy(flaps, plan, say);
+  const release = () =>
+    plan.releaseCommand === undefined
+      ? undefined
+      : runReleaseCommand(
+          flaps,
+          { ...plan, command: plan.releaseCommand, timeoutMs: plan.waitTimeoutMs },
+          say,
+        );
+  if (machines.length === 0) {
+    await release();
+    return firstDeploy(flaps, plan, say);
+  }
   const leases = await leaseAll(flaps, plan.app, machines);
   try {
     const outdated = machines.filter((machine) => releaseIdOf(machine) !== plan.release.id);
+    // Before anything moves: every machine to update must have its volume (see releaseConfigOf).
+    for (const machine of outdated) releaseConfigOf(plan, machine);
     if (outdated.length === 0) {
       say(`every machine already runs release ${plan.release.id}`);
       return;
     }
+    await release(); // under the leases: two deploys never run it at once
     say(
       `release ${plan.release.id}: ${outdated.length} of ${machines.length} machines to update (${plan.strategy})`,
     );
@@ -70,19 +95,53 @@ const expectedOf = (plan: DeployPlan) => ({
   checks: checkNames(plan.release.config),
 });
 
+/** Waits for the machine to be healthy at the release under its progress line (progress.ts). */
+function healthy(flaps: FlapsClient, plan: DeployPlan, machine: Machine, done: string) {
+  const name = `  ${machine.id} (${machine.region})`;
+  return machineLine(
+    name,
+    (status) =>
+      waitHealthy(flaps, plan.app, machine.id, expectedOf(plan), plan.waitTimeoutMs, status),
+    () => `${name} ${done}`,
+  );
+}
+
 async function firstDeploy(flaps: FlapsClient, plan: DeployPlan, say: Progress): Promise<void> {
   say(`release ${plan.release.id}: creating ${plan.initialCount} machine(s)`);
   for (let index = 0; index < plan.initialCount; index++) {
     const machine = await create(flaps, plan, plan.region);
-    await waitHealthy(flaps, plan.app, machine.id, expectedOf(plan), plan.waitTimeoutMs);
-    say(`  ${machine.id} (${machine.region}) started, healthy`);
+    await healthy(flaps, plan, machine, 'started, healthy');
   }
 }
 
 async function create(flaps: FlapsClient, plan: DeployPlan, region: string | undefined) {
+  if (plan.mount) {
+    const { source, destination, sizeGb } = plan.mount;
+    const spec = { name: source, path: destination, sizeGb };
+    return createWithVolume(flaps, plan.app, spec, region, plan.release.config);
+  }
   return flaps.createMachine(plan.app, {
     ...(region === undefined ? {} : { region }),
     config: plan.release.config,
+  });
+}
+
+/**
+ * The release's config for an existing machine: with `[mounts]`, mounting the volume the
+ * machine has (at the fly.toml's destination). A machine without one cannot get it by an update
+ * — a volume lives on one worker — so the deploy refuses before touching anything, as flyctl.
+ */
+function releaseConfigOf(plan: DeployPlan, machine: Machine): Record<string, unknown> {
+  if (!plan.mount) return plan.release.config;
+  const mounted = mountedVolume(machine.config);
+  if (!mounted)
+    throw new CliError(
+      `machine ${machine.id} has no volume, and fly.toml has [mounts]: destroy it (\`fleet machines destroy ${machine.id} --force\`) and deploy again, which creates machines with their volume`,
+    );
+  return withMount(plan.release.config, {
+    volume: mounted.volume,
+    path: plan.mount.destination,
+    name: mounted.name ?? plan.mount.source,
   });
 }
 
@@ -118,7 +177,7 @@ async function update(step: Step, machine: Machine, config: Record<string, unkno
 /** All at once, not waiting for checks. */
 async function immediate(step: Step, outdated: Machine[]): Promise<void> {
   for (const machine of outdated) {
-    await update(step, machine, step.plan.release.config);
+    await update(step, machine, releaseConfigOf(step.plan, machine));
     step.say(`  ${machine.id} updated`);
   }
 }
@@ -132,19 +191,17 @@ async function rolling(step: Step, outdated: Machine[]): Promise<void> {
       : Math.max(1, Math.ceil(outdated.length * plan.maxUnavailable));
   for (let start = 0; start < outdated.length; start += batch) {
     const group = outdated.slice(start, start + batch);
-    for (const machine of group) await update(step, machine, plan.release.config);
+    for (const machine of group) await update(step, machine, releaseConfigOf(plan, machine));
     for (const machine of group) {
+      const position = `[${start + group.indexOf(machine) + 1}/${outdated.length}]`;
       try {
-        await waitHealthy(step.flaps, plan.app, machine.id, expectedOf(plan), plan.waitTimeoutMs);
+        await healthy(step.flaps, plan, machine, `updated, healthy ${position}`);
       } catch (error) {
         for (const back of group) await update(step, back, back.config);
         throw new CliError(
           `${(error as Error).message}\ndeploy stopped: ${group.map((one) => one.id).join(', ')} rolled back to the previous release; ${outdated.length - start - group.length} machine(s) not touched`,
         );
       }
-      step.say(
-        `  ${machine.id} (${machine.region}) updated, healthy [${start + group.indexOf(machine) + 1}/${outdated.length}]`,
-      );
     }
   }
 }
@@ -154,7 +211,7 @@ async function canary(step: Step, model: Machine): Promise<void> {
   const { flaps, plan } = step;
   const canaryMachine = await create(flaps, plan, model.region);
   try {
-    await waitHealthy(flaps, plan.app, canaryMachine.id, expectedOf(plan), plan.waitTimeoutMs);
+    await healthy(flaps, plan, canaryMachine, 'canary healthy');
   } catch (error) {
     throw new CliError(
       `${(error as Error).message}\ndeploy stopped: the canary failed; no machine was touched`,
@@ -171,10 +228,7 @@ async function bluegreen(step: Step, outdated: Machine[]): Promise<void> {
   const green: Machine[] = [];
   try {
     for (const machine of outdated) green.push(await create(flaps, plan, machine.region));
-    for (const machine of green) {
-      await waitHealthy(flaps, plan.app, machine.id, expectedOf(plan), plan.waitTimeoutMs);
-      step.say(`  green ${machine.id} (${machine.region}) healthy`);
-    }
+    for (const machine of green) await healthy(flaps, plan, machine, 'green, healthy');
   } catch (error) {
     for (const machine of green) await flaps.destroyMachine(plan.app, machine.id, true);
     throw new CliError(

@@ -15,9 +15,12 @@ export async function waitHealthy(
   id: string,
   expected: { releaseId: string; checks: string[] },
   timeoutMs: number,
+  /** Told each new status while waiting (`starting`, `waiting for alive`): the progress line. */
+  onStatus: (status: string) => void = () => undefined,
 ): Promise<Machine> {
   const deadline = Date.now() + timeoutMs;
   let last = 'not started yet';
+  let told = '';
   while (Date.now() < deadline) {
     const machine = await flaps.getMachine(app, id);
     const release = (machine.config.metadata as Record<string, string> | undefined)?.fly_release_id;
@@ -41,6 +44,10 @@ export async function waitHealthy(
         if (waiting.length === 0) return machine;
         last = `waiting for ${waiting.join(', ')}`;
       } else last = machine.state;
+    }
+    if (last !== told) {
+      told = last;
+      onStatus(last);
     }
     await new Promise((resolve) => setTimeout(resolve, pollMs));
   }

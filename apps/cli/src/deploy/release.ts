@@ -12,14 +12,21 @@ export interface Release {
   config: Record<string, unknown>;
 }
 
-export function releaseOf(config: Record<string, unknown>): Release {
-  const id = createHash('sha256').update(JSON.stringify(config)).digest('hex').slice(0, 12);
+/** The release of `config`; `mount` (the fly.toml's `[mounts]`, kept per machine) counts in its id. */
+export function releaseOf(config: Record<string, unknown>, mount?: unknown): Release {
+  const described = mount === undefined ? config : [config, mount];
+  const id = createHash('sha256').update(JSON.stringify(described)).digest('hex').slice(0, 12);
   const metadata = { ...((config.metadata as Record<string, string>) ?? {}), fly_release_id: id };
   return { id, config: { ...config, metadata } };
 }
 
 export function releaseIdOf(machine: Machine): string | undefined {
   return (machine.config.metadata as Record<string, string> | undefined)?.fly_release_id;
+}
+
+/** Fly's process group of a machine (`app`; `fly_app_release_command` for a release command's). */
+export function processGroupOf(machine: Machine): string | undefined {
+  return (machine.config.metadata as Record<string, string> | undefined)?.fly_process_group;
 }
 
 /** The names of the checks flyd runs for a config: its own, and its services' (Fly's names). */

@@ -11,7 +11,7 @@ export function seconds(value: string | number): number {
 }
 
 /** Megabytes of a fly.toml size (`"512mb"`, `"1gb"`, or megabytes). */
-function megabytes(value: string | number): number {
+export function megabytes(value: string | number): number {
   if (typeof value === 'number') return value;
   const match = /^([0-9]+) ?([kKmMgG])/.exec(value)!;
   const unit = match[2]!.toLowerCase();
@@ -106,15 +106,10 @@ function pruned<T>(value: T): T {
 /**
  * The machine config a fly.toml describes for `image`: env (values as strings), services from
  * `http_service` and `[[services]]`, top-level `[checks]`, the first `[[vm]]` as the guest, and
- * `kill_signal`/`kill_timeout` as the stop config. Checked against the machine config schema
+ * `kill_signal`/`kill_timeout` as the stop config (`[mounts]` is per machine: see mounts.ts). Checked against the machine config schema
  * flaps applies, so a mistake is reported before anything is deployed.
  */
 export function machineConfigOf(config: FlyToml, image: string): Record<string, unknown> {
-  if (config.mounts)
-    throw new CliError(
-      'fly.toml [mounts]: volumes are not deployed by fleet yet — remove [mounts] or create the machines with their volume through the API',
-      exitCodes.usage,
-    );
   const machine = pruned({
     image,
     env: config.env

@@ -67,5 +67,11 @@ export interface FlyToml {
   services?: FlyService[];
   checks?: Record<string, FlyCheck>;
   vm?: FlyVm[];
-  mounts?: { source: string; destination: string; initial_size?: string | number };
+  mounts?: FlyMount | FlyMount[];
+}
+
+export interface FlyMount {
+  source: string;
+  destination: string;
+  initial_size?: string | number;
 }

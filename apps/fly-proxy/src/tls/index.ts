@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import type { CorrosionClient } from '@fleet/corrosion-client';
+import { readFleetKeyFile } from '@fleet/fleet-key';
 import { type ConfigOf, type Logger, parseListenAddress, UsageError } from '@fleet/service';
 import { loadOrCreateFleetCa } from './ca-files.js';
 import {
@@ -8,7 +9,6 @@ import {
   corrosionAppResolver,
   corrosionCertificates,
 } from './certificate-source.js';
-import { readFleetKeyFile } from './fleet-key.js';
 import { createTlsListener, type StreamHandler } from './listeners.js';
 import { tlsMetrics } from './metrics.js';
 import { CertificateStore } from './store.js';
@@ -22,7 +22,6 @@ export {
   corrosionAppResolver,
   corrosionCertificates,
 } from './certificate-source.js';
-export { readFleetKeyFile } from './fleet-key.js';
 export { ConnectionGuard, type GuardLimits } from './guard.js';
 export {
   createPlainListener,
@@ -31,7 +30,6 @@ export {
   type StreamHandler,
 } from './listeners.js';
 export { type TlsMetrics, tlsMetrics } from './metrics.js';
-export { openSealed, sealSecret } from './seal.js';
 export { CertificateStore, type CertificateStoreOptions } from './store.js';
 export { TlsError } from './tls-error.js';
 

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { createSecureContext, type SecureContext } from 'node:tls';
+import { openSealed, sealSecret } from '@fleet/fleet-key';
 import type { Logger } from '@fleet/service';
 import type { FleetCa } from './ca.js';
 import type { AppResolver, CertificateRow, CertificateSource } from './certificate-source.js';
 import type { TlsMetrics } from './metrics.js';
-import { openSealed, sealSecret } from './seal.js';
 import { certificateName } from './server-name.js';
 import { TlsError } from './tls-error.js';
 

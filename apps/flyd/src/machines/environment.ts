@@ -11,11 +11,14 @@ export interface EnvironmentParts {
   imageEnv: Record<string, string>;
   /** Where its volume is mounted (see volumes/mounts.ts). */
   mountEnv: Record<string, string>;
+  /** The app's secrets, opened for this launch or exec (app-secrets.ts). */
+  secrets: Record<string, string>;
 }
 
 /**
  * The environment a machine's processes get (its own and `exec`'s): clean, then the image's, the
- * config's own `env`, the mount's, and Fly's variables last, so no config can fake its identity.
+ * config's own `env`, the app's secrets, the mount's, and Fly's variables last, so no config can
+ * fake its identity.
  */
 export function machineEnv(
   machine: MachineRecord,
@@ -27,6 +30,7 @@ export function machineEnv(
     LANG: process.env.LANG ?? 'C.UTF-8',
     ...parts.imageEnv,
     ...(machine.config.env ?? {}),
+    ...parts.secrets, // over the config's env, as on Fly; under Fly's own variables
     ...parts.mountEnv,
     ...(parts.port === null ? {} : { PORT: String(parts.port) }),
     FLY_APP_NAME: machine.app,

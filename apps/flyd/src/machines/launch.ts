@@ -27,7 +27,9 @@ export interface LaunchDeps {
   logger: Logger;
   /** Pulls the config's image if this worker lacks it; the release lets the cache evict it. */
   holdImage(config: MachineConfig): Promise<() => void>;
-  env(id: string, port: number | null): Record<string, string>;
+  env(id: string, port: number | null, secrets: Record<string, string>): Record<string, string>;
+  /** Opens the app's secrets (app-secrets.ts); a failure aborts the launch, naming the secret. */
+  secrets(app: string): Promise<Record<string, string>>;
   setState(
     id: string,
     state: 'starting',
@@ -65,6 +67,7 @@ async function launchProcess(id: string, deps: LaunchDeps): Promise<void> {
   } catch (error) {
     throw new AbortStep((error as Error).message, { cause: error }); // retrying cannot fix a config
   }
+  const secrets = await deps.secrets(machine.app);
   const port = machine.port ?? (await freePort());
   prepareRoot(dirs.root(id), image, machine.config);
   deps.volumes.link(dirs.root(id), machine.config);
@@ -74,7 +77,7 @@ async function launchProcess(id: string, deps: LaunchDeps): Promise<void> {
     image,
     dir: dirs.root(id),
     stateDir: dirs.state(id),
-    env: deps.env(id, port),
+    env: deps.env(id, port, secrets),
     limits: guestOf(machine.config),
   });
   deps.store.update(id, { pid });

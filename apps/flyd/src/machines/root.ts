@@ -45,7 +45,7 @@ export function checkFiles(config: MachineConfig, imageDir?: string): void {
     if (file.secret_name !== undefined && file.secret_name !== null) {
       throw flydError(
         'FLYD_ERR_BAD_CONFIG',
-        `${what}: secret_name is not supported (Fleet has no app secrets); send raw_value`,
+        `${what}: secret_name is not supported yet (a file from an app secret); send raw_value`,
       );
     }
     if (typeof file.raw_value !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(file.raw_value)) {

@@ -20,6 +20,7 @@ import {
   type StopRequest,
   type UpdateRequest,
 } from './actions.js';
+import type { AppSecrets } from './app-secrets.js';
 import { bootMachines } from './boot.js';
 import { BusyWaits } from './busy-waits.js';
 import type { HostCapacity } from './capacity.js';
@@ -47,6 +48,8 @@ export interface MachineServiceOptions {
   imagesDir: string | undefined;
   /** Images pulled from flaps by digest (`name@sha256:...` configs). */
   imageCache: ImageCache;
+  /** The app's secrets, opened at each launch and exec (app-secrets.ts). */
+  secrets: AppSecrets;
   region: string;
   hostId: string;
   stopTimeoutMs: number;
@@ -588,7 +591,8 @@ export class MachineService {
         `machine ${id} is ${machine.state}; exec needs a started machine`,
       );
     }
-    const where = { cwd: this.root(id), env: this.env(id) };
+    const secrets = await this.options.secrets.env(machine.app);
+    const where = { cwd: this.root(id), env: this.env(id, undefined, secrets) };
     try {
       return await execInMachine(this.runtime.inMachine(id, command, where), {
         ...where,
@@ -607,7 +611,11 @@ export class MachineService {
   }
 
   /** The environment a machine's processes get, its own and `exec`'s (see environment.ts). */
-  env(id: string, port = this.get(id).port): Record<string, string> {
+  env(
+    id: string,
+    port = this.get(id).port,
+    secrets: Record<string, string> = {},
+  ): Record<string, string> {
     const machine = this.get(id);
     let imageEnv: Record<string, string> = {};
     try {
@@ -621,6 +629,7 @@ export class MachineService {
       hostId: this.options.hostId,
       imageEnv,
       mountEnv: this.volumes.mountEnv(machine.config),
+      secrets,
     });
   }
 
@@ -634,7 +643,8 @@ export class MachineService {
       listenWaitMs: this.options.listenWaitMs,
       logger: this.options.logger,
       holdImage: (config) => this.#holdImage(config),
-      env: (machineId, port) => this.env(machineId, port),
+      env: (machineId, port, secrets) => this.env(machineId, port, secrets),
+      secrets: (app) => this.options.secrets.env(app),
       setState: (...change) => void this.#setState(...change),
       recordStarted: (machineId) =>
         this.#record(machineId, 'started', { type: 'start', source: 'flyd' }),

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { TlsError } from './tls-error.js';
+import { FleetKeyError } from './errors.js';
 
 /** Fewer bytes than this is refused, as corrosion refuses it for gossip. */
 export const fleetKeyBytesMin = 16;
@@ -14,14 +14,14 @@ export function readFleetKeyFile(path: string): Buffer {
   try {
     text = readFileSync(path, 'utf8');
   } catch (error) {
-    throw new TlsError('TLS_ERR_FLEET_KEY', `cannot read the fleet key file ${path}`, {
+    throw new FleetKeyError('FLEET_KEY_ERR_FILE', `cannot read the fleet key file ${path}`, {
       cause: error,
     });
   }
   const key = Buffer.from(text.trim(), 'utf8');
   if (key.length < fleetKeyBytesMin) {
-    throw new TlsError(
-      'TLS_ERR_FLEET_KEY',
+    throw new FleetKeyError(
+      'FLEET_KEY_ERR_FILE',
       `the fleet key in ${path} has ${key.length} bytes; at least ${fleetKeyBytesMin} are needed`,
     );
   }

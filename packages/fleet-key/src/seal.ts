@@ -1,16 +1,16 @@
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
-import { TlsError } from './tls-error.js';
+import { FleetKeyError } from './errors.js';
 
 /**
- * Sealing secrets (private keys) with the fleet key, so they can travel through corrosion, which
- * replicates every row to every host. Format v1, one text value:
+ * Sealing secrets (certificate keys, app secrets) with the fleet key, so they can travel through
+ * corrosion, which replicates every row to every host. Format v1, one text value:
  *
  *   fk1.<salt>.<iv>.<ciphertext>.<tag>        (each part base64url)
  *
  * The AES-256-GCM key is HKDF-SHA256(fleet key, salt, "fleet/seal/v1"), with a fresh 16-byte salt
  * per sealed value, so no two values share a key and the 96-bit random IV never repeats under one
  * key. The associated data binds the value to its version and to a context (the certificate's
- * hostname): a sealed key copied into another row does not open. The version prefix lets a later
+ * hostname, the app and secret name): a value copied into another row does not open. The version prefix lets a later
  * format coexist with rows written by older proxies.
  */
 const version = 'fk1';
@@ -30,18 +30,21 @@ export function sealSecret(fleetKey: Buffer, plaintext: Buffer, context: string)
   return [version, ...parts].join('.');
 }
 
-/** Opens a sealed value; throws TLS_ERR_SEALED_FORMAT or TLS_ERR_UNSEAL (never the plaintext). */
+/** Opens a sealed value; throws FLEET_KEY_ERR_SEALED_FORMAT or _UNSEAL (never the plaintext). */
 export function openSealed(fleetKey: Buffer, sealed: string, context: string): Buffer {
   const parts = sealed.split('.');
   if (parts[0] !== version || parts.length !== 5) {
-    throw new TlsError(
-      'TLS_ERR_SEALED_FORMAT',
+    throw new FleetKeyError(
+      'FLEET_KEY_ERR_SEALED_FORMAT',
       `sealed value has version "${(parts[0] ?? '').slice(0, 8)}" and ${parts.length} parts; expected ${version} with 5`,
     );
   }
   const [salt, iv, ciphertext, tag] = parts.slice(1).map((part) => Buffer.from(part, 'base64url'));
   if (salt!.length !== saltBytes || iv!.length !== ivBytes || tag!.length !== tagBytes) {
-    throw new TlsError('TLS_ERR_SEALED_FORMAT', 'sealed value has a salt, IV or tag of bad size');
+    throw new FleetKeyError(
+      'FLEET_KEY_ERR_SEALED_FORMAT',
+      'sealed value has a salt, IV or tag of bad size',
+    );
   }
   const decipher = createDecipheriv('aes-256-gcm', deriveKey(fleetKey, salt!), iv!);
   decipher.setAAD(associatedData(context));
@@ -49,8 +52,8 @@ export function openSealed(fleetKey: Buffer, sealed: string, context: string): B
   try {
     return Buffer.concat([decipher.update(ciphertext!), decipher.final()]);
   } catch (error) {
-    throw new TlsError(
-      'TLS_ERR_UNSEAL',
+    throw new FleetKeyError(
+      'FLEET_KEY_ERR_UNSEAL',
       `sealed value for "${context}" failed authentication (tampered, or another fleet key)`,
       { cause: error },
     );
