@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import { Catalog } from '@fleet/catalog';
 import { CorrosionClient } from '@fleet/corrosion-client';
 import {
@@ -32,6 +31,7 @@ import {
 } from './handoff/generation-setup.js';
 import { Http1Relay } from './http1/relay.js';
 import { UpstreamPools } from './http1/upstream-pools.js';
+import { http2ServerOptions } from './http2/server-options.js';
 import { registerInstanceMetrics } from './instance-metrics.js';
 import { ProxyMetrics } from './metrics.js';
 import { becomeTheInstance } from './one-instance.js';
@@ -43,6 +43,7 @@ import {
   type CertificateStore,
   createPlainListener,
   readFleetKeyFile,
+  type StreamHandler,
   startTls,
   tlsMetrics,
   tlsSpec,
@@ -473,23 +474,26 @@ runMain(async () => {
       instance.holder,
     );
   }
-  const http2 =
+  const http2: StreamHandler =
     config.mode === 'backhaul'
       ? backhaulStreamHandler(relay, {
           connectTimeoutMs: config['connect-timeout-ms'],
           idleTimeoutMs: config['idle-timeout-ms'],
         })
-      : (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) =>
-          relay.serveStream(stream, headers);
+      : (stream, headers, _flags, rawHeaders) => relay.serveStream(stream, headers, rawHeaders);
+  // A backhaul bounds the streams of each edge's session.
+  const http2Options = http2ServerOptions(
+    config['header-bytes-max'],
+    config.mode === 'backhaul'
+      ? {
+          maxConcurrentStreams: config['backhaul-streams-max'],
+          initialWindowSize: backhaulWindowBytes,
+        }
+      : {},
+  );
   const plain = createPlainListener({
     http2,
-    http2Settings:
-      config.mode === 'backhaul'
-        ? {
-            maxConcurrentStreams: config['backhaul-streams-max'],
-            initialWindowSize: backhaulWindowBytes,
-          }
-        : undefined,
+    http2Options,
     http1: (socket) => relay.serve(socket),
     logger,
     metrics: tlsMetrics(),
@@ -497,6 +501,7 @@ runMain(async () => {
   const tls = await startTls(config.mode === 'edge' ? config : { ...config, 'tls-listen': '' }, {
     corrosion,
     http2,
+    http2Options,
     http1: (socket) => relay.serve(socket),
     logger,
   });

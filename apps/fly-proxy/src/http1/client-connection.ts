@@ -162,8 +162,9 @@ export class ClientConnection implements ExchangeClient {
     );
   }
 
-  /** Refuses what cannot be a request, and closes. */
+  /** Refuses what cannot be a request (counted with no app: none was named), and closes. */
   refuse(status: number, code: string, message: string): void {
+    this.relay.deps.metrics.request('', status);
     this.answer(status, code, message, this.relay.requestId(), true);
     this.buffer = null;
     this.socket.end();

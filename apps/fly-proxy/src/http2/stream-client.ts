@@ -8,6 +8,7 @@ import type { ExchangeClient } from '../http1/exchange-client.js';
 import type { Framing, RequestHead, ResponseHead } from '../http1/head.js';
 import type { Http1Relay } from '../http1/relay.js';
 import { watchedOf } from '../tls/guard.js';
+import { fieldSectionBytes } from './server-options.js';
 
 const lastChunk = Buffer.from('0\r\n\r\n', 'latin1');
 const crlf = Buffer.from('\r\n', 'latin1');
@@ -44,16 +45,22 @@ export class Http2StreamClient implements ExchangeClient {
   }
 
   /** Starts relaying the request: refused at once when its headers cannot make an HTTP/1.1 head. */
-  start(headers: IncomingHttpHeaders): void {
+  start(headers: IncomingHttpHeaders, rawHeaders: string[]): void {
     const stream = this.stream;
     stream.on('error', () => {}); // 'close' follows
     stream.on('close', () => {
       this.closed = true;
       this.exchange?.abort();
     });
+    const headBytesMax = this.relay.options.headBytesMax;
+    if (fieldSectionBytes(rawHeaders) > headBytesMax) {
+      const message = `the request head is over ${headBytesMax} bytes`;
+      this.#refuse(431, 'PROXY_ERR_HEADERS_TOO_LARGE', message);
+      return;
+    }
     const head = requestHeadOf(headers, stream.endAfterHeaders);
     if (typeof head === 'string') {
-      this.answer(400, 'PROXY_ERR_BAD_REQUEST', head, this.relay.requestId());
+      this.#refuse(400, 'PROXY_ERR_BAD_REQUEST', head);
       return;
     }
     this.#chunked = head.framing.kind === 'chunked';
@@ -164,9 +171,22 @@ export class Http2StreamClient implements ExchangeClient {
     this.relay.untrack(this);
     const watched = watchedOf(this.stream.session?.socket);
     if (watched !== undefined) watched.requestsInFlight -= 1;
-    // Answered before the client finished its body (a refusal, say): the rest is not wanted.
-    // RFC 9113 §8.1: the stream is reset with NO_ERROR once the answer is sent.
-    if (!this.stream.readableEnded && !this.closed) {
+    this.#closeUnread();
+  }
+
+  /** Refuses a request before any exchange, counted as the HTTP/1.1 relay counts its own. */
+  #refuse(status: number, code: string, message: string): void {
+    this.relay.deps.metrics.request('', status);
+    this.answer(status, code, message, this.relay.requestId());
+    this.#closeUnread();
+  }
+
+  /**
+   * Answered before the client finished its body (a refusal, say): the rest is not wanted.
+   * RFC 9113 §8.1: the stream is reset with NO_ERROR once the answer is sent.
+   */
+  #closeUnread(): void {
+    if (!this.stream.readableEnded && !this.stream.endAfterHeaders && !this.closed) {
       this.stream.resume();
       const close = () => this.stream.close(constants.NGHTTP2_NO_ERROR);
       if (this.stream.writableFinished) close();

@@ -1,3 +1,4 @@
+import type { ServerOptions } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { CorrosionClient } from '@fleet/corrosion-client';
 import { type ConfigOf, type Logger, parseListenAddress, UsageError } from '@fleet/service';
@@ -111,6 +112,8 @@ export interface TlsDeps {
   corrosion: CorrosionClient;
   /** HTTP/2 requests, a stream each. */
   http2: StreamHandler;
+  /** The HTTP/2 server's SETTINGS and header bounds (`http2ServerOptions`). */
+  http2Options?: ServerOptions;
   /** HTTP/1.1 connections (the raw relay). */
   http1: (socket: Socket) => void;
   logger: Logger;
@@ -153,6 +156,7 @@ export async function startTls(
   const listener = createTlsListener({
     store,
     http2: deps.http2,
+    http2Options: deps.http2Options,
     http1: deps.http1,
     logger: deps.logger,
     metrics,
