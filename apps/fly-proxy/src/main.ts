@@ -481,7 +481,8 @@ runMain(async () => {
           idleTimeoutMs: config['idle-timeout-ms'],
         })
       : (stream, headers, _flags, rawHeaders) => relay.serveStream(stream, headers, rawHeaders);
-  // A backhaul bounds the streams of each edge's session.
+  // An edge takes WebSocket over HTTP/2 (RFC 8441's extended CONNECT); a backhaul bounds the
+  // streams of each edge's session.
   const http2Options = http2ServerOptions(
     config['header-bytes-max'],
     config.mode === 'backhaul'
@@ -489,7 +490,7 @@ runMain(async () => {
           maxConcurrentStreams: config['backhaul-streams-max'],
           initialWindowSize: backhaulWindowBytes,
         }
-      : {},
+      : { enableConnectProtocol: true },
   );
   const plain = createPlainListener({
     http2,

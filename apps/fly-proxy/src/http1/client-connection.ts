@@ -107,6 +107,10 @@ export class ClientConnection implements ExchangeClient {
 
   endBody(): void {} // the body's own framing ends it
 
+  upgradeRefusal(): undefined {
+    return undefined; // the client's own key went to the machine: the client checks the accept
+  }
+
   sendUpgrade(head: ResponseHead, requestId: string, upgrade: string): void {
     this.write(clientResponseHead(head, requestId, 'upgrade', upgrade));
   }

@@ -9,6 +9,7 @@ import type { Framing, RequestHead, ResponseHead } from '../http1/head.js';
 import type { Http1Relay } from '../http1/relay.js';
 import { watchedOf } from '../tls/guard.js';
 import { fieldSectionBytes } from './server-options.js';
+import { websocketAcceptRefusal, websocketKey } from './websocket.js';
 
 const lastChunk = Buffer.from('0\r\n\r\n', 'latin1');
 const crlf = Buffer.from('\r\n', 'latin1');
@@ -18,7 +19,8 @@ const crlf = Buffer.from('\r\n', 'latin1');
  * routing, retries, replay, forwarding headers, metrics and per-machine pools. The stream's
  * headers become an HTTP/1.1 request head (`:authority` as Host, `:path` as target); a body of
  * unknown length goes to the machine chunked. The machine's answer comes back as HTTP/2 headers
- * and DATA, chunked framing removed.
+ * and DATA, chunked framing removed. A WebSocket's extended CONNECT (RFC 8441) becomes an HTTP/1.1
+ * Upgrade; the machine's 101 becomes a 200 and the stream a tunnel, as an upgraded connection is.
  */
 export class Http2StreamClient implements ExchangeClient {
   buffer: Buffer | null = null;
@@ -33,6 +35,9 @@ export class Http2StreamClient implements ExchangeClient {
   #responseBody: BodyFramer | undefined;
   #flushed = true;
   #ended = false;
+  /** The Sec-WebSocket-Key sent to the machine (extended CONNECT); undefined otherwise. */
+  #websocketKey: string | undefined;
+  #tunnel = false;
 
   constructor(
     readonly stream: ServerHttp2Stream,
@@ -51,6 +56,7 @@ export class Http2StreamClient implements ExchangeClient {
     stream.on('close', () => {
       this.closed = true;
       this.exchange?.abort();
+      this.#untrack();
     });
     const headBytesMax = this.relay.options.headBytesMax;
     if (fieldSectionBytes(rawHeaders) > headBytesMax) {
@@ -64,6 +70,8 @@ export class Http2StreamClient implements ExchangeClient {
       return;
     }
     this.#chunked = head.framing.kind === 'chunked';
+    if (head.upgrade !== undefined)
+      this.#websocketKey = head.headers.find(([name]) => name === 'sec-websocket-key')?.[1];
     const watched = watchedOf(stream.session?.socket);
     if (watched !== undefined) {
       watched.requestsStarted += 1;
@@ -77,7 +85,8 @@ export class Http2StreamClient implements ExchangeClient {
       const framed = this.#chunked
         ? Buffer.concat([Buffer.from(`${chunk.length.toString(16)}\r\n`, 'latin1'), chunk, crlf])
         : chunk;
-      if (this.exchange.clientData(framed) !== null) this.#overran();
+      const after = this.exchange.clientData(framed);
+      if (after !== null) this.#after(after);
     });
     stream.on('end', () => {
       if (this.exchange === undefined) return;
@@ -133,16 +142,30 @@ export class Http2StreamClient implements ExchangeClient {
     this.stream.end();
   }
 
-  sendUpgrade(): void {
-    assert.fail('an HTTP/2 request never asks for an upgrade');
+  upgradeRefusal(head: ResponseHead): string | undefined {
+    assert(this.#websocketKey !== undefined, 'only an extended CONNECT asks for an upgrade');
+    return websocketAcceptRefusal(head, this.#websocketKey);
   }
 
-  write(): boolean {
-    assert.fail('an HTTP/2 stream never becomes a tunnel');
+  /** The machine's 101 is the extended CONNECT's 200 (RFC 8441 §5); the stream is a tunnel. */
+  sendUpgrade(head: ResponseHead, requestId: string): void {
+    if (this.closed) return;
+    this.#tunnel = true;
+    const headers = responseHeaders(head, requestId);
+    headers[':status'] = 200;
+    delete headers['sec-websocket-accept'];
+    this.stream.respond(headers);
+  }
+
+  write(chunk: Buffer): boolean {
+    if (this.closed || this.#ended) return true;
+    return this.#write(chunk);
   }
 
   reset(): void {
-    if (!this.closed) this.stream.close(constants.NGHTTP2_INTERNAL_ERROR);
+    // A tunnel cut is a TCP reset on the machine's side: CANCEL (RFC 8441 §5).
+    const code = this.#tunnel ? constants.NGHTTP2_CANCEL : constants.NGHTTP2_INTERNAL_ERROR;
+    if (!this.closed) this.stream.close(code);
   }
 
   answer(status: number, code: string, message: string, requestId: string): void {
@@ -167,11 +190,18 @@ export class Http2StreamClient implements ExchangeClient {
 
   exchangeDone(): void {
     if (this.exchange === undefined) return;
+    this.#untrack();
+    if (this.#tunnel) this.endBody(); // the machine closed the tunnel: END_STREAM
+    this.#closeUnread();
+  }
+
+  /** The exchange is over (done, or aborted with the stream): no longer swept nor in flight. */
+  #untrack(): void {
+    if (this.exchange === undefined) return;
     this.exchange = undefined;
     this.relay.untrack(this);
     const watched = watchedOf(this.stream.session?.socket);
     if (watched !== undefined) watched.requestsInFlight -= 1;
-    this.#closeUnread();
   }
 
   /** Refuses a request before any exchange, counted as the HTTP/1.1 relay counts its own. */
@@ -206,15 +236,36 @@ export class Http2StreamClient implements ExchangeClient {
     });
   }
 
-  /** Bytes past a declared content-length: the client broke its own framing. */
-  #overran(): void {
-    this.exchange?.abort();
+  /**
+   * Bytes past the request: a WebSocket's first frames sent before the machine accepted (kept,
+   * bounded as an HTTP/1.1 connection's, and written once the tunnel is up), or bytes past a
+   * declared content-length (the client broke its own framing).
+   */
+  #after(bytes: Buffer): void {
+    if (this.#websocketKey === undefined) {
+      this.exchange?.abort();
+      return;
+    }
+    this.buffer = this.buffer === null ? bytes : Buffer.concat([this.buffer, bytes]);
+    if (this.buffer.length > this.relay.options.headBytesMax) this.stream.pause();
   }
 }
 
-/** The HTTP/1.1 head an HTTP/2 request stands for, or why there is none. */
+/**
+ * The HTTP/1.1 head an HTTP/2 request stands for, or why there is none. A WebSocket's extended
+ * CONNECT (`:protocol: websocket`, RFC 8441 §4) becomes `GET` with `Upgrade: websocket` and a
+ * `Sec-WebSocket-Key` of the proxy's own; its other fields (version, subprotocols, extensions,
+ * origin) go as they came.
+ */
 function requestHeadOf(headers: IncomingHttpHeaders, ended: boolean): RequestHead | string {
-  const method = headers[':method'] ?? 'GET';
+  const protocol = headers[':protocol'];
+  const websocket = headers[':method'] === 'CONNECT' && protocol !== undefined;
+  if (websocket) {
+    if (protocol.toLowerCase() !== 'websocket')
+      return `extended CONNECT for ${protocol} is not relayed (only websocket)`;
+    if (ended) return 'a WebSocket CONNECT ended its stream: there is no tunnel to open';
+  }
+  const method = websocket ? 'GET' : (headers[':method'] ?? 'GET');
   const target = headers[':path'];
   if (method === 'CONNECT') return 'CONNECT is not relayed to machines';
   if (target === undefined) return 'the request has no :path';
@@ -230,6 +281,7 @@ function requestHeadOf(headers: IncomingHttpHeaders, ended: boolean): RequestHea
       hosts.push(...(Array.isArray(value) ? value : [value]));
       continue;
     }
+    if (websocket && (name === 'content-length' || name === 'sec-websocket-key')) continue;
     if (name === 'content-length') {
       if (!/^\d{1,15}$/.test(String(value))) return `Content-Length ${value} is not a number`;
       length = Number(value);
@@ -241,8 +293,10 @@ function requestHeadOf(headers: IncomingHttpHeaders, ended: boolean): RequestHea
   if (authority !== undefined) hosts.splice(0, hosts.length, authority);
   if (expect !== undefined && expect !== '100-continue')
     return `the expectation ${expect} is not supported (only 100-continue)`;
+  if (websocket) list.push(['sec-websocket-key', websocketKey()]);
   let framing: Framing;
-  if (length > 0) framing = { kind: 'length', length };
+  if (websocket) framing = { kind: 'none' };
+  else if (length > 0) framing = { kind: 'length', length };
   else if (length === 0 || ended) framing = { kind: 'none' };
   else {
     framing = { kind: 'chunked' };
@@ -256,7 +310,7 @@ function requestHeadOf(headers: IncomingHttpHeaders, ended: boolean): RequestHea
     connection: [],
     hosts,
     expectContinue: expect === '100-continue',
-    upgrade: undefined,
+    upgrade: websocket ? 'websocket' : undefined,
     framing,
   };
 }
