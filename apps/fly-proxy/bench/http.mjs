@@ -13,7 +13,9 @@
 // processes accepting on one port, bench/fly-proxy-workers.mjs) under wrk -t2.
 // Needs `npm run build`. Usage: node bench/http.mjs [seconds=10] [connections=50] [rate=3000]
 // [parts=one,rate,two,h2,workers] (the parts to run). FLY_PROXY_DIST=<dir> runs another build of
-// fly-proxy (say, the previous commit's, for a before/after in one sitting).
+// fly-proxy (say, the previous commit's, for a before/after in one sitting);
+// FLY_PROXY_NODE_ARGS='--cpu-prof --cpu-prof-dir=<dir>' profiles every fly-proxy process (Node
+// refuses --cpu-prof in NODE_OPTIONS).
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -35,6 +37,7 @@ const require = (await import('node:module')).createRequire(import.meta.url);
 const corrosionMain = require.resolve('@fleet/corrosion/dist/main.js');
 const proxyMain = join(process.env.FLY_PROXY_DIST ?? join(here, '..', 'dist'), 'main.js');
 const host = 'bench.fleet.test';
+const proxyNodeArgs = (process.env.FLY_PROXY_NODE_ARGS ?? '').split(' ').filter(Boolean);
 
 ensureTools(['wrk', 'nginx', 'h2load']);
 const dir = mkdtempSync(join(tmpdir(), 'fleet-proxy-bench-'));
@@ -269,6 +272,7 @@ async function startFlyProxies(backendPort) {
     const started = await startServerProcess({
       command: process.execPath,
       args: [
+        ...proxyNodeArgs,
         ...[proxyMain, '--listen', '127.0.0.1:0', '--corrosion-url', corrosion.urls.api],
         ...['--domain', 'fleet.test', '--region', 'local', ...args],
         ...['--state-dir', join(dir, `proxy-${stops.length}`)],
