@@ -129,6 +129,9 @@ describe('control channel and proxyctl', () => {
     expect(locksText.stdout).toMatch(/^holders: 0$/m);
     expect(locksText.stdout).toMatch(/^last writer: write /m);
 
+    // A request just before: the machine's pool is closed after 3 s unused, and the commands
+    // above can take longer than that on a loaded machine.
+    await edge.routable('web.fleet.test');
     const connections = JSON.parse(
       (await proxyctl(['--socket', socketPath, 'connections', '--json'])).stdout,
     );

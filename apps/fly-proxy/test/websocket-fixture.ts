@@ -79,7 +79,7 @@ export interface WebsocketMachine {
  * A machine speaking WebSocket over HTTP/1.1 Upgrade (RFC 6455): it checks the handshake, sends
  * first a text frame with the request's headers as JSON, then echoes every message; a close frame
  * is answered with one and the connection ended. Paths change that: `/refuse` answers 403,
- * `/bad-accept` a wrong accept, `/reset` resets the connection after the first echo.
+ * `/bad-accept` a wrong accept, `/reset` resets the connection on the message `reset`.
  */
 export async function startWebsocketMachine(): Promise<WebsocketMachine> {
   const closedPaths: string[] = [];
@@ -109,9 +109,13 @@ export async function startWebsocketMachine(): Promise<WebsocketMachine> {
           socket.destroy(); // RFC 6455 §5.1: a client frame must be masked
           return;
         }
+        // A reset right after a write reaches the reader as a clean end (Linux): reset alone.
+        if (path === '/reset' && frame.payload.toString() === 'reset') {
+          socket.resetAndDestroy();
+          return;
+        }
         socket.write(encodeFrame(frame.opcode, frame.payload, false));
         if (frame.opcode === opcodes.close) socket.end();
-        else if (path === '/reset') socket.resetAndDestroy();
       }
     });
   });
@@ -173,6 +177,7 @@ export function websocketOverH2(
   authority: string,
   path: string,
   protocol = 'websocket',
+  scheme = 'http',
 ): Promise<{
   status: number;
   headers: Record<string, unknown>;
@@ -183,7 +188,7 @@ export function websocketOverH2(
     const stream = session.request({
       ':method': 'CONNECT',
       ':protocol': protocol,
-      ':scheme': 'http',
+      ':scheme': scheme,
       ':path': path,
       ':authority': authority,
       'sec-websocket-version': '13',

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { type ClientHttp2Session, connect as connectH2 } from 'node:http2';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -55,7 +55,8 @@ async function closesCleanly(client: WebsocketClient): Promise<void> {
 
 // WebSocket through a real edge to a real machine speaking HTTP/1.1 Upgrade: over HTTP/2 with
 // RFC 8441's extended CONNECT (the proxy translates the stream to an Upgrade and back), and over
-// HTTP/1.1; each to a machine on the edge's host and to one behind a worker's backhaul (two hops).
+// HTTP/1.1; each to a machine on the edge's host and to one behind a worker's backhaul (two hops);
+// and once over h2 with TLS (ALPN), the edge's other HTTP/2 listener.
 describe('fly-proxy WebSocket over HTTP/2 and HTTP/1.1, one hop and two', () => {
   let dir: string;
   let edge: Edge;
@@ -66,8 +67,6 @@ describe('fly-proxy WebSocket over HTTP/2 and HTTP/1.1, one hop and two', () => 
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'fleet-websocket-'));
-    const keyFile = join(dir, 'fleet.key');
-    writeFileSync(keyFile, 'websocket-test-fleet-key-0123456789');
     [local, remote] = await Promise.all([startWebsocketMachine(), startWebsocketMachine()]);
     const backhaulPort = await freePort();
     edge = await startEdge(
@@ -75,8 +74,10 @@ describe('fly-proxy WebSocket over HTTP/2 and HTTP/1.1, one hop and two', () => 
         { id: 'near1', app: 'near', addr: local.addr, region: 'ams' },
         { id: 'far1', app: 'far', addr: remote.addr, region: 'ams' },
       ],
-      { region: 'ams', args: ['--host-id', 'edge-1', '--fleet-key-file', keyFile] },
+      // With TLS the edge gets a fleet key file of the fixture's; the backhaul shares it.
+      { region: 'ams', tls: true, args: ['--host-id', 'edge-1'] },
     );
+    const keyFile = join(edge.dir, 'fleet.key');
     backhaul = await startServerProcess({
       command: process.execPath,
       args: [
@@ -170,6 +171,24 @@ describe('fly-proxy WebSocket over HTTP/2 and HTTP/1.1, one hop and two', () => 
     });
   }
 
+  it('relays a WebSocket over h2 with TLS (ALPN h2) the same way', async () => {
+    const secure = connectH2(edge.proxy.urls.tls!, {
+      ca: readFileSync(join(edge.dir, 'ca.pem'), 'utf8'),
+      servername: 'far.fleet.test',
+    });
+    secure.on('error', () => {});
+    try {
+      const opened = await websocketOverH2(secure, 'far.fleet.test', '/tls', 'websocket', 'https');
+      expect(opened.status).toBe(200);
+      const seen = await seenHeaders(opened.client);
+      expect(seen).toMatchObject({ 'x-forwarded-proto': 'https', via: '2 fly.io' });
+      await echoes(opened.client, opcodes.text, Buffer.from('hello over TLS'));
+      await closesCleanly(opened.client);
+    } finally {
+      secure.close();
+    }
+  });
+
   it('passes a cut on either side to the other: client reset, machine reset', async () => {
     const opened = await websocketOverH2(session, 'far.fleet.test', '/cut-by-client');
     await seenHeaders(opened.client);
@@ -178,7 +197,8 @@ describe('fly-proxy WebSocket over HTTP/2 and HTTP/1.1, one hop and two', () => 
 
     const reset = await websocketOverH2(session, 'near.fleet.test', '/reset');
     await seenHeaders(reset.client);
-    await echoes(reset.client, opcodes.text, Buffer.from('then reset'));
+    await echoes(reset.client, opcodes.text, Buffer.from('before the reset'));
+    reset.client.send(opcodes.text, Buffer.from('reset'));
     expect(await reset.client.ended).toBe('rst 8'); // the machine's TCP reset: CANCEL
     await until(async () => (await streamsInFlight()) === 0, 'cut streams untracked');
   });
