@@ -8,10 +8,14 @@
 // requests per second and 2x node-http-proxy's, p99 within 2x nginx's; two hops: at least
 // 0.35x nginx chained twice). Installs Debian's wrk and nginx-light when missing (as root).
 // Then latency at a fixed rate (open loop, bench/fixed-rate.mjs) through each one-hop subject,
-// and h2 over TLS (h2load, nghttp2-client) through nginx and fly-proxy's TLS listener.
+// and h2 over TLS (h2load, nghttp2-client) through nginx and fly-proxy's TLS listener. Last,
+// one hop with 2 workers each (nginx `worker_processes 2`, node-http-proxy and fly-proxy as 2
+// processes accepting on one port, bench/fly-proxy-workers.mjs) under wrk -t2.
 // Needs `npm run build`. Usage: node bench/http.mjs [seconds=10] [connections=50] [rate=3000]
-// [parts=one,rate,two,h2] (the parts to run). FLY_PROXY_DIST=<dir> runs another build of
-// fly-proxy (say, the previous commit's, for a before/after in one sitting).
+// [parts=one,rate,two,h2,workers] (the parts to run). FLY_PROXY_DIST=<dir> runs another build of
+// fly-proxy (say, the previous commit's, for a before/after in one sitting);
+// FLY_PROXY_NODE_ARGS='--cpu-prof --cpu-prof-dir=<dir>' profiles every fly-proxy process (Node
+// refuses --cpu-prof in NODE_OPTIONS).
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -27,12 +31,13 @@ import { cpuMs, ensureTools, startNginx } from './nginx.mjs';
 const seconds = Number(process.argv[2] ?? 10);
 const connections = Number(process.argv[3] ?? 50);
 const fixedRateRps = Number(process.argv[4] ?? 3_000);
-const parts = new Set((process.argv[5] ?? 'one,rate,two,h2').split(','));
+const parts = new Set((process.argv[5] ?? 'one,rate,two,h2,workers').split(','));
 const here = dirname(fileURLToPath(import.meta.url));
 const require = (await import('node:module')).createRequire(import.meta.url);
 const corrosionMain = require.resolve('@fleet/corrosion/dist/main.js');
 const proxyMain = join(process.env.FLY_PROXY_DIST ?? join(here, '..', 'dist'), 'main.js');
 const host = 'bench.fleet.test';
+const proxyNodeArgs = (process.env.FLY_PROXY_NODE_ARGS ?? '').split(' ').filter(Boolean);
 
 ensureTools(['wrk', 'nginx', 'h2load']);
 const dir = mkdtempSync(join(tmpdir(), 'fleet-proxy-bench-'));
@@ -62,6 +67,15 @@ try {
   if (parts.has('h2')) {
     const nginxH2 = await startTlsNginx(backend.port);
     reportH2({ nginx: nginxH2, 'fly-proxy': flyProxy.tls });
+  }
+  if (parts.has('workers')) {
+    const twoWorkers = {
+      machine: oneHop.machine,
+      nginx: await startProxyingNginx(backend.port, 'workers', 2),
+      'node-http-proxy': await startNodeHttpProxy(backend.port, 2),
+      'fly-proxy': await startFlyProxyWorkers(flyProxy.corrosionUrl, 2),
+    };
+    report('one hop, 2 workers each', measure(twoWorkers, 2), 'nginx', true, 2);
   }
 } finally {
   for (const stop of stops.reverse()) await stop();
@@ -133,28 +147,36 @@ async function reportFixedRate(subjects) {
   }
 }
 
-function measure(subjects) {
+function measure(subjects, threads = 1) {
   const results = {};
   for (const [name, subject] of Object.entries(subjects)) {
-    wrk(subject.url, 2, subject.host); // warm-up: pools, JIT
+    wrk(subject.url, 2, subject.host, threads); // warm-up: pools, JIT
     const cpuBefore = subject.pids.reduce((sum, pid) => sum + cpuMs(pid), 0);
-    const run = wrk(subject.url, seconds, subject.host);
+    const run = wrk(subject.url, seconds, subject.host, threads);
     const cpu = subject.pids.reduce((sum, pid) => sum + cpuMs(pid), 0) - cpuBefore;
     results[name] = { ...run, cpuPer10k: (cpu / run.requests) * 10_000 };
   }
   return results;
 }
 
-/** Spawns a process that prints its port as its first line. */
+/** Spawns a process that prints its port as its first line (and maybe more after it). */
 async function child(command, args) {
   const process_ = spawn(command, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines = [];
   const port = await new Promise((resolve, reject) => {
-    createInterface({ input: process_.stdout }).once('line', (line) => resolve(Number(line)));
+    createInterface({ input: process_.stdout }).on('line', (line) => {
+      lines.push(line);
+      if (lines.length === 1) resolve(Number(line));
+    });
     process_.once('exit', (code) => reject(new Error(`${args[0]} exited ${code}`)));
   });
   const exited = new Promise((resolve) => process_.once('exit', resolve));
   return {
     port,
+    /** The line after the port (a clustered child's pids), once printed. */
+    get nextLine() {
+      return lines[1];
+    },
     pid: process_.pid,
     stop: async () => {
       process_.kill('SIGTERM');
@@ -163,8 +185,8 @@ async function child(command, args) {
   };
 }
 
-/** nginx proxying to `backendPort` with keep-alive upstream connections. */
-async function startProxyingNginx(backendPort, name) {
+/** nginx (`workers` worker processes) proxying to `backendPort`, keep-alive upstream. */
+async function startProxyingNginx(backendPort, name, workers = 1) {
   const nginx = await startNginx(
     dir,
     name,
@@ -177,22 +199,57 @@ async function startProxyingNginx(backendPort, name) {
       proxy_set_header X-Forwarded-For $remote_addr;
     }`,
     `upstream machine { server 127.0.0.1:${backendPort}; keepalive 64; }`,
+    workers,
   );
   stops.push(nginx.stop);
   const url = `http://127.0.0.1:${nginx.port}`;
   await ready(url);
-  return { url, pids: [nginx.pid] };
+  return { url, pids: nginx.pids };
 }
 
-async function startNodeHttpProxy(backendPort) {
+async function startNodeHttpProxy(backendPort, workers = 1) {
   const proxy = await child(process.execPath, [
     join(here, 'node-http-proxy.mjs'),
     String(backendPort),
+    String(workers),
   ]);
   stops.push(proxy.stop);
   const url = `http://127.0.0.1:${proxy.port}`;
   await ready(url);
-  return { url, pids: [proxy.pid] };
+  return { url, pids: workers > 1 ? JSON.parse(proxy.nextLine) : [proxy.pid] };
+}
+
+/**
+ * fly-proxy as `workers` processes on one port (bench/fly-proxy-workers.mjs), routing from the
+ * same corrosion agent as the one-hop edge.
+ */
+async function startFlyProxyWorkers(corrosionUrl, workers) {
+  const { freePort } = await import('./nginx.mjs');
+  const port = await freePort(); // the workers share the primary's handle for it
+  const launcher = spawn(
+    process.execPath,
+    [
+      join(here, 'fly-proxy-workers.mjs'),
+      String(workers),
+      join(dir, 'proxy-workers'),
+      proxyMain,
+      ...['--listen', `127.0.0.1:${port}`, '--corrosion-url', corrosionUrl],
+      ...['--domain', 'fleet.test', '--region', 'local'],
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, LOG_LEVEL: 'error' } },
+  );
+  const exited = new Promise((resolve) => launcher.once('exit', resolve));
+  stops.push(async () => {
+    launcher.kill('SIGTERM');
+    await exited;
+  });
+  const pids = await new Promise((resolve, reject) => {
+    createInterface({ input: launcher.stdout }).once('line', (line) => resolve(JSON.parse(line)));
+    launcher.once('exit', (code) => reject(new Error(`fly-proxy workers exited ${code}`)));
+  });
+  const url = `http://127.0.0.1:${port}`;
+  await ready(url);
+  return { url, pids };
 }
 
 /**
@@ -215,6 +272,7 @@ async function startFlyProxies(backendPort) {
     const started = await startServerProcess({
       command: process.execPath,
       args: [
+        ...proxyNodeArgs,
         ...[proxyMain, '--listen', '127.0.0.1:0', '--corrosion-url', corrosion.urls.api],
         ...['--domain', 'fleet.test', '--region', 'local', ...args],
         ...['--state-dir', join(dir, `proxy-${stops.length}`)],
@@ -257,6 +315,7 @@ async function startFlyProxies(backendPort) {
   await ready(edge.urls.proxy);
   await ready(farEdge.urls.proxy, 'far.fleet.test');
   return {
+    corrosionUrl: corrosion.urls.api,
     oneHop: { url: edge.urls.proxy, pids: [edge.child.pid] },
     tls: { port: Number(new URL(edge.urls.tls).port), pids: [edge.child.pid] },
     twoHops: {
@@ -281,11 +340,11 @@ async function ready(url, hostName = host) {
   }
 }
 
-function wrk(url, duration, hostName = host) {
+function wrk(url, duration, hostName = host, threads = 1) {
   const out = execFileSync(
     'wrk',
     [
-      '-t1',
+      `-t${threads}`,
       `-c${connections}`,
       `-d${duration}s`,
       '--latency',
@@ -311,9 +370,9 @@ function wrk(url, duration, hostName = host) {
   };
 }
 
-function report(title, results, baseline, oneHop) {
+function report(title, results, baseline, oneHop, threads = 1) {
   console.log(
-    `\nHTTP/1.1 keep-alive, ${title}, wrk -t1 -c${connections} -d${seconds}s, one core per process\n`,
+    `\nHTTP/1.1 keep-alive, ${title}, wrk -t${threads} -c${connections} -d${seconds}s${threads === 1 ? ', one core per process' : ''}\n`,
   );
   console.log('subject            req/s     p50 ms   p99 ms   CPU ms per 10k');
   for (const [name, r] of Object.entries(results)) {

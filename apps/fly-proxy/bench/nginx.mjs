@@ -40,16 +40,17 @@ export async function freePort() {
 }
 
 /**
- * Starts nginx (1 worker) with `serverBlock` (its `listen` line says `LISTEN`, replaced by a free
- * loopback port) inside an `http {}` of `httpBlock`. Resolves with the port, the worker's pid
- * (the one doing the work: the master's only child) and a stop function.
+ * Starts nginx (`workers` worker processes, 1 by default) with `serverBlock` (its `listen` line
+ * says `LISTEN`, replaced by a free loopback port) inside an `http {}` of `httpBlock`. Resolves
+ * with the port, the first worker's pid, every worker's pid (the ones doing the work: the
+ * master's children) and a stop function.
  */
-export async function startNginx(dir, name, serverBlock, httpBlock = '') {
+export async function startNginx(dir, name, serverBlock, httpBlock = '', workers = 1) {
   const port = await freePort(); // nginx cannot report a port the kernel chose
   const conf = join(dir, `nginx-${name}.conf`);
   writeFileSync(
     conf,
-    `worker_processes 1;
+    `worker_processes ${workers};
 pid ${join(dir, `nginx-${name}.pid`)};
 error_log ${join(dir, `nginx-${name}-error.log`)} warn;
 daemon off;
@@ -72,19 +73,22 @@ http {
     nginx.kill('SIGTERM');
     await exited;
   };
-  let worker = 0;
-  for (let tries = 0; worker === 0 && tries < 100; tries += 1) {
+  let pids = [];
+  for (let tries = 0; pids.length < workers && tries < 100; tries += 1) {
     await new Promise((resolve) => setTimeout(resolve, 50));
-    const found = execFileSync('sh', ['-c', `pgrep -P ${nginx.pid} | head -1 || true`], {
+    const found = execFileSync('sh', ['-c', `pgrep -P ${nginx.pid} || true`], {
       encoding: 'utf8',
-    }).trim();
-    worker = Number(found) || 0;
+    });
+    pids = found
+      .split('\n')
+      .map(Number)
+      .filter((pid) => pid > 0);
   }
-  if (worker === 0) {
+  if (pids.length < workers) {
     await stop();
-    throw new Error(`nginx ${name} did not start a worker (see ${dir})`);
+    throw new Error(`nginx ${name} did not start its ${workers} workers (see ${dir})`);
   }
-  return { port, pid: worker, stop };
+  return { port, pid: pids[0], pids, stop };
 }
 
 /** CPU time (user + system) a process used so far, ms. */

@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import { Catalog } from '@fleet/catalog';
 import { CorrosionClient } from '@fleet/corrosion-client';
 import { readFleetKeyFile } from '@fleet/fleet-key';
@@ -36,6 +35,7 @@ import {
 } from './handoff/generation-setup.js';
 import { Http1Relay } from './http1/relay.js';
 import { UpstreamPools } from './http1/upstream-pools.js';
+import { http2ServerOptions } from './http2/server-options.js';
 import { registerInstanceMetrics } from './instance-metrics.js';
 import { ProxyMetrics } from './metrics.js';
 import { becomeTheInstance } from './one-instance.js';
@@ -45,6 +45,7 @@ import { TcpListeners } from './tcp/tcp-listeners.js';
 import {
   type CertificateStore,
   createPlainListener,
+  type StreamHandler,
   startTls,
   tlsMetrics,
   tlsSpec,
@@ -454,23 +455,27 @@ runMain(async () => {
   );
   relay.airtime = airtime;
   registerAirtimeMetrics(airtime);
-  const http2 =
+  const http2: StreamHandler =
     config.mode === 'backhaul'
       ? backhaulStreamHandler(relay, {
           connectTimeoutMs: config['connect-timeout-ms'],
           idleTimeoutMs: config['idle-timeout-ms'],
         })
-      : (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) =>
-          relay.serveStream(stream, headers);
+      : (stream, headers, _flags, rawHeaders) => relay.serveStream(stream, headers, rawHeaders);
+  // An edge takes WebSocket over HTTP/2 (RFC 8441's extended CONNECT); a backhaul bounds the
+  // streams of each edge's session.
+  const http2Options = http2ServerOptions(
+    config['header-bytes-max'],
+    config.mode === 'backhaul'
+      ? {
+          maxConcurrentStreams: config['backhaul-streams-max'],
+          initialWindowSize: backhaulWindowBytes,
+        }
+      : { enableConnectProtocol: true },
+  );
   const plain = createPlainListener({
     http2,
-    http2Settings:
-      config.mode === 'backhaul'
-        ? {
-            maxConcurrentStreams: config['backhaul-streams-max'],
-            initialWindowSize: backhaulWindowBytes,
-          }
-        : undefined,
+    http2Options,
     http1: (socket) => relay.serve(socket),
     logger,
     metrics: tlsMetrics(),
@@ -478,6 +483,7 @@ runMain(async () => {
   const tls = await startTls(config.mode === 'edge' ? config : { ...config, 'tls-listen': '' }, {
     corrosion,
     http2,
+    http2Options,
     http1: (socket) => relay.serve(socket),
     logger,
   });

@@ -20,7 +20,7 @@ export type Instance =
   | { kind: 'active'; lock: StateLock }
   /** The watchdog that started this generation holds the lock for it (zero-drop restarts). */
   | { kind: 'generation'; lock: undefined }
-  /** Forced beside the active one: runs in strict mode (see strict-mode.ts). */
+  /** Forced beside the active one: runs under strict Airtime limits (see airtime/). */
   | { kind: 'strict-second'; lock: undefined; holder: string };
 
 /**

@@ -5,8 +5,9 @@ import {
   connect as connectH2,
   type OutgoingHttpHeaders,
 } from 'node:http2';
+import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Edge, listening, startEdge } from './relay-fixture.js';
+import { type Edge, listening, raw, startEdge } from './relay-fixture.js';
 
 interface Answer {
   status: number;
@@ -167,5 +168,60 @@ describe('fly-proxy HTTP/2 front on the raw pools', () => {
     );
     expect(answers.map((answer) => answer.status)).toEqual(answers.map(() => 200));
     expect(new Set(answers.map((answer) => JSON.parse(answer.body.toString()).url)).size).toBe(100);
+  });
+
+  it('bounds request heads as HTTP/1.1 does: 431 over the bound, a reset far over it, counted', async () => {
+    // The default bound is 64 KiB: 70 KB of headers get the proxy's 431 (and the session lives
+    // on), 200 KB are reset by Node before the relay sees them (ENHANCE_YOUR_CALM, code 11).
+    // Fields stay under 64 KB each: nghttp2 refuses a larger single field on both ends.
+    const large = connectH2(edge.proxy.urls.proxy!, { maxSendHeaderBlockLength: 1 << 20 });
+    large.on('error', () => {});
+    try {
+      const fields = (count: number) =>
+        Object.fromEntries(
+          Array.from({ length: count }, (_, index) => [`x-large-${index}`, 'a'.repeat(50_000)]),
+        );
+      const tooLarge = await h2Request(large, {
+        ':path': '/',
+        ':authority': 'web.fleet.test',
+        ...fields(2),
+      });
+      expect(tooLarge.status).toBe(431);
+      expect(JSON.parse(tooLarge.body.toString()).code).toBe('PROXY_ERR_HEADERS_TOO_LARGE');
+      const many = Object.fromEntries(
+        Array.from({ length: 500 }, (_, index) => [`x-field-${index}`, 'v']),
+      );
+      const manyFields = await h2Request(large, {
+        ':path': '/fields',
+        ':authority': 'web.fleet.test',
+        ...many,
+      });
+      expect(manyFields.status).toBe(200); // 500 small fields (Node's own bound is 128): under the bound in bytes
+      expect(JSON.parse(manyFields.body.toString()).headers['x-field-499']).toBe('v');
+      const reset = await new Promise<number>((resolve) => {
+        const stream = large.request({
+          ':path': '/',
+          ':authority': 'web.fleet.test',
+          ...fields(4),
+        });
+        stream.on('error', () => {});
+        stream.on('close', () => resolve(stream.rstCode ?? -1));
+        stream.resume();
+      });
+      expect(reset).toBe(11);
+      const after = await h2Request(large, { ':path': '/after', ':authority': 'web.fleet.test' });
+      expect(after.status).toBe(200);
+    } finally {
+      large.close();
+    }
+
+    // The HTTP/1.1 relay's 431 is counted in the same series.
+    const http1 = await raw(
+      edge.proxy.urls.proxy!,
+      `GET / HTTP/1.1\r\nHost: web.fleet.test\r\nX-Large: ${'a'.repeat(70_000)}\r\n\r\n`,
+    );
+    expect(http1).toMatch(/^HTTP\/1\.1 431 /);
+    const metrics = await (await request(`${edge.proxy.urls.admin}/metrics`)).body.text();
+    expect(metrics).toMatch(/proxy_requests_total\{app="",status="431"[^}]*\} 2\b/);
   });
 });

@@ -107,6 +107,10 @@ export class ClientConnection implements ExchangeClient {
 
   endBody(): void {} // the body's own framing ends it
 
+  upgradeRefusal(): undefined {
+    return undefined; // the client's own key went to the machine: the client checks the accept
+  }
+
   sendUpgrade(head: ResponseHead, requestId: string, upgrade: string): void {
     this.write(clientResponseHead(head, requestId, 'upgrade', upgrade));
   }
@@ -162,8 +166,9 @@ export class ClientConnection implements ExchangeClient {
     );
   }
 
-  /** Refuses what cannot be a request, and closes. */
+  /** Refuses what cannot be a request (counted with no app: none was named), and closes. */
   refuse(status: number, code: string, message: string): void {
+    this.relay.deps.metrics.request('', status);
     this.answer(status, code, message, this.relay.requestId(), true);
     this.buffer = null;
     this.socket.end();

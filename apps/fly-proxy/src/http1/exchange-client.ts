@@ -40,7 +40,12 @@ export interface ExchangeClient {
   sendBody(chunk: Buffer): boolean;
   /** The body ended (a client framing its own messages ends the response). */
   endBody(): void;
-  /** A 101 answer: the connection becomes a tunnel (HTTP/1.1 only). */
+  /**
+   * Why the machine's 101 cannot open this client's tunnel (undefined: it can). An HTTP/1.1
+   * client checks the WebSocket handshake itself; an HTTP/2 one had its key made by the proxy.
+   */
+  upgradeRefusal(head: ResponseHead): string | undefined;
+  /** A 101 answer: the connection (HTTP/1.1) or stream (HTTP/2's extended CONNECT) is a tunnel. */
   sendUpgrade(head: ResponseHead, requestId: string, upgrade: string): void;
   /** Tunnel bytes. */
   write(chunk: Buffer): boolean;

@@ -188,6 +188,8 @@ export class Exchange implements UpstreamUser {
     const phase = this.#phase;
     if (phase === 'waiting') return void this.#retryOrFail(error);
     if (phase === 'tunnel') {
+      // A machine that reset the tunnel: the client's side is reset too, not closed cleanly.
+      if (error !== undefined) return void this.abort();
       this.#upstream = undefined;
       this.#done(false);
       return;
@@ -548,6 +550,11 @@ export class Exchange implements UpstreamUser {
       this.#fail('PROXY_ERR_UPSTREAM', 'the machine switched protocols unasked');
       return;
     }
+    const refusal = this.client.upgradeRefusal(head);
+    if (refusal !== undefined) {
+      this.#fail('PROXY_ERR_UPSTREAM', `machine ${this.#machineId()}: ${refusal}`);
+      return;
+    }
     this.client.relay.deps.metrics.request(this.#app, 101);
     this.#phase = 'tunnel';
     const upgrade = head.headers.find(([name]) => name === 'upgrade')?.[1] ?? this.head.upgrade;
@@ -556,6 +563,8 @@ export class Exchange implements UpstreamUser {
     const buffered = this.client.buffer;
     this.client.buffer = null;
     if (buffered !== null) this.#upstream!.socket.write(buffered);
+    if (this.#clientEnded) this.#upstream!.socket.end(); // the client half-closed already
+    this.client.resumeReading(); // an HTTP/2 client paused while its early bytes waited
   }
 
   #finish(): void {

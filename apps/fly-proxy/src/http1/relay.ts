@@ -63,8 +63,8 @@ export class Http1Relay {
   }
 
   /** One HTTP/2 request (h2, h2c), relayed through the same exchanges and pools. */
-  serveStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
-    new Http2StreamClient(stream, this).start(headers);
+  serveStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, rawHeaders: string[]): void {
+    new Http2StreamClient(stream, this).start(headers, rawHeaders);
   }
 
   track(stream: Http2StreamClient): void {

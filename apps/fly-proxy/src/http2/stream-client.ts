@@ -8,6 +8,8 @@ import type { ExchangeClient } from '../http1/exchange-client.js';
 import type { Framing, RequestHead, ResponseHead } from '../http1/head.js';
 import type { Http1Relay } from '../http1/relay.js';
 import { watchedOf } from '../tls/guard.js';
+import { fieldSectionBytes } from './server-options.js';
+import { websocketAcceptRefusal, websocketKey } from './websocket.js';
 
 const lastChunk = Buffer.from('0\r\n\r\n', 'latin1');
 const crlf = Buffer.from('\r\n', 'latin1');
@@ -17,7 +19,8 @@ const crlf = Buffer.from('\r\n', 'latin1');
  * routing, retries, replay, forwarding headers, metrics and per-machine pools. The stream's
  * headers become an HTTP/1.1 request head (`:authority` as Host, `:path` as target); a body of
  * unknown length goes to the machine chunked. The machine's answer comes back as HTTP/2 headers
- * and DATA, chunked framing removed.
+ * and DATA, chunked framing removed. A WebSocket's extended CONNECT (RFC 8441) becomes an HTTP/1.1
+ * Upgrade; the machine's 101 becomes a 200 and the stream a tunnel, as an upgraded connection is.
  */
 export class Http2StreamClient implements ExchangeClient {
   buffer: Buffer | null = null;
@@ -32,6 +35,9 @@ export class Http2StreamClient implements ExchangeClient {
   #responseBody: BodyFramer | undefined;
   #flushed = true;
   #ended = false;
+  /** The Sec-WebSocket-Key sent to the machine (extended CONNECT); undefined otherwise. */
+  #websocketKey: string | undefined;
+  #tunnel = false;
 
   constructor(
     readonly stream: ServerHttp2Stream,
@@ -44,19 +50,28 @@ export class Http2StreamClient implements ExchangeClient {
   }
 
   /** Starts relaying the request: refused at once when its headers cannot make an HTTP/1.1 head. */
-  start(headers: IncomingHttpHeaders): void {
+  start(headers: IncomingHttpHeaders, rawHeaders: string[]): void {
     const stream = this.stream;
     stream.on('error', () => {}); // 'close' follows
     stream.on('close', () => {
       this.closed = true;
       this.exchange?.abort();
+      this.#untrack();
     });
+    const headBytesMax = this.relay.options.headBytesMax;
+    if (fieldSectionBytes(rawHeaders) > headBytesMax) {
+      const message = `the request head is over ${headBytesMax} bytes`;
+      this.#refuse(431, 'PROXY_ERR_HEADERS_TOO_LARGE', message);
+      return;
+    }
     const head = requestHeadOf(headers, stream.endAfterHeaders);
     if (typeof head === 'string') {
-      this.answer(400, 'PROXY_ERR_BAD_REQUEST', head, this.relay.requestId());
+      this.#refuse(400, 'PROXY_ERR_BAD_REQUEST', head);
       return;
     }
     this.#chunked = head.framing.kind === 'chunked';
+    if (head.upgrade !== undefined)
+      this.#websocketKey = head.headers.find(([name]) => name === 'sec-websocket-key')?.[1];
     const watched = watchedOf(stream.session?.socket);
     if (watched !== undefined) {
       watched.requestsStarted += 1;
@@ -70,7 +85,8 @@ export class Http2StreamClient implements ExchangeClient {
       const framed = this.#chunked
         ? Buffer.concat([Buffer.from(`${chunk.length.toString(16)}\r\n`, 'latin1'), chunk, crlf])
         : chunk;
-      if (this.exchange.clientData(framed) !== null) this.#overran();
+      const after = this.exchange.clientData(framed);
+      if (after !== null) this.#after(after);
     });
     stream.on('end', () => {
       if (this.exchange === undefined) return;
@@ -126,16 +142,30 @@ export class Http2StreamClient implements ExchangeClient {
     this.stream.end();
   }
 
-  sendUpgrade(): void {
-    assert.fail('an HTTP/2 request never asks for an upgrade');
+  upgradeRefusal(head: ResponseHead): string | undefined {
+    assert(this.#websocketKey !== undefined, 'only an extended CONNECT asks for an upgrade');
+    return websocketAcceptRefusal(head, this.#websocketKey);
   }
 
-  write(): boolean {
-    assert.fail('an HTTP/2 stream never becomes a tunnel');
+  /** The machine's 101 is the extended CONNECT's 200 (RFC 8441 §5); the stream is a tunnel. */
+  sendUpgrade(head: ResponseHead, requestId: string): void {
+    if (this.closed) return;
+    this.#tunnel = true;
+    const headers = responseHeaders(head, requestId);
+    headers[':status'] = 200;
+    delete headers['sec-websocket-accept'];
+    this.stream.respond(headers);
+  }
+
+  write(chunk: Buffer): boolean {
+    if (this.closed || this.#ended) return true;
+    return this.#write(chunk);
   }
 
   reset(): void {
-    if (!this.closed) this.stream.close(constants.NGHTTP2_INTERNAL_ERROR);
+    // A tunnel cut is a TCP reset on the machine's side: CANCEL (RFC 8441 §5).
+    const code = this.#tunnel ? constants.NGHTTP2_CANCEL : constants.NGHTTP2_INTERNAL_ERROR;
+    if (!this.closed) this.stream.close(code);
   }
 
   answer(status: number, code: string, message: string, requestId: string): void {
@@ -160,13 +190,33 @@ export class Http2StreamClient implements ExchangeClient {
 
   exchangeDone(): void {
     if (this.exchange === undefined) return;
+    this.#untrack();
+    if (this.#tunnel) this.endBody(); // the machine closed the tunnel: END_STREAM
+    this.#closeUnread();
+  }
+
+  /** The exchange is over (done, or aborted with the stream): no longer swept nor in flight. */
+  #untrack(): void {
+    if (this.exchange === undefined) return;
     this.exchange = undefined;
     this.relay.untrack(this);
     const watched = watchedOf(this.stream.session?.socket);
     if (watched !== undefined) watched.requestsInFlight -= 1;
-    // Answered before the client finished its body (a refusal, say): the rest is not wanted.
-    // RFC 9113 §8.1: the stream is reset with NO_ERROR once the answer is sent.
-    if (!this.stream.readableEnded && !this.closed) {
+  }
+
+  /** Refuses a request before any exchange, counted as the HTTP/1.1 relay counts its own. */
+  #refuse(status: number, code: string, message: string): void {
+    this.relay.deps.metrics.request('', status);
+    this.answer(status, code, message, this.relay.requestId());
+    this.#closeUnread();
+  }
+
+  /**
+   * Answered before the client finished its body (a refusal, say): the rest is not wanted.
+   * RFC 9113 §8.1: the stream is reset with NO_ERROR once the answer is sent.
+   */
+  #closeUnread(): void {
+    if (!this.stream.readableEnded && !this.stream.endAfterHeaders && !this.closed) {
       this.stream.resume();
       const close = () => this.stream.close(constants.NGHTTP2_NO_ERROR);
       if (this.stream.writableFinished) close();
@@ -186,15 +236,36 @@ export class Http2StreamClient implements ExchangeClient {
     });
   }
 
-  /** Bytes past a declared content-length: the client broke its own framing. */
-  #overran(): void {
-    this.exchange?.abort();
+  /**
+   * Bytes past the request: a WebSocket's first frames sent before the machine accepted (kept,
+   * bounded as an HTTP/1.1 connection's, and written once the tunnel is up), or bytes past a
+   * declared content-length (the client broke its own framing).
+   */
+  #after(bytes: Buffer): void {
+    if (this.#websocketKey === undefined) {
+      this.exchange?.abort();
+      return;
+    }
+    this.buffer = this.buffer === null ? bytes : Buffer.concat([this.buffer, bytes]);
+    if (this.buffer.length > this.relay.options.headBytesMax) this.stream.pause();
   }
 }
 
-/** The HTTP/1.1 head an HTTP/2 request stands for, or why there is none. */
+/**
+ * The HTTP/1.1 head an HTTP/2 request stands for, or why there is none. A WebSocket's extended
+ * CONNECT (`:protocol: websocket`, RFC 8441 §4) becomes `GET` with `Upgrade: websocket` and a
+ * `Sec-WebSocket-Key` of the proxy's own; its other fields (version, subprotocols, extensions,
+ * origin) go as they came.
+ */
 function requestHeadOf(headers: IncomingHttpHeaders, ended: boolean): RequestHead | string {
-  const method = headers[':method'] ?? 'GET';
+  const protocol = headers[':protocol'];
+  const websocket = headers[':method'] === 'CONNECT' && protocol !== undefined;
+  if (websocket) {
+    if (protocol.toLowerCase() !== 'websocket')
+      return `extended CONNECT for ${protocol} is not relayed (only websocket)`;
+    if (ended) return 'a WebSocket CONNECT ended its stream: there is no tunnel to open';
+  }
+  const method = websocket ? 'GET' : (headers[':method'] ?? 'GET');
   const target = headers[':path'];
   if (method === 'CONNECT') return 'CONNECT is not relayed to machines';
   if (target === undefined) return 'the request has no :path';
@@ -210,6 +281,7 @@ function requestHeadOf(headers: IncomingHttpHeaders, ended: boolean): RequestHea
       hosts.push(...(Array.isArray(value) ? value : [value]));
       continue;
     }
+    if (websocket && (name === 'content-length' || name === 'sec-websocket-key')) continue;
     if (name === 'content-length') {
       if (!/^\d{1,15}$/.test(String(value))) return `Content-Length ${value} is not a number`;
       length = Number(value);
@@ -221,8 +293,10 @@ function requestHeadOf(headers: IncomingHttpHeaders, ended: boolean): RequestHea
   if (authority !== undefined) hosts.splice(0, hosts.length, authority);
   if (expect !== undefined && expect !== '100-continue')
     return `the expectation ${expect} is not supported (only 100-continue)`;
+  if (websocket) list.push(['sec-websocket-key', websocketKey()]);
   let framing: Framing;
-  if (length > 0) framing = { kind: 'length', length };
+  if (websocket) framing = { kind: 'none' };
+  else if (length > 0) framing = { kind: 'length', length };
   else if (length === 0 || ended) framing = { kind: 'none' };
   else {
     framing = { kind: 'chunked' };
@@ -236,7 +310,7 @@ function requestHeadOf(headers: IncomingHttpHeaders, ended: boolean): RequestHea
     connection: [],
     hosts,
     expectContinue: expect === '100-continue',
-    upgrade: undefined,
+    upgrade: websocket ? 'websocket' : undefined,
     framing,
   };
 }

@@ -1,3 +1,4 @@
+import type { ServerOptions } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { CorrosionClient } from '@fleet/corrosion-client';
 import { readFleetKeyFile } from '@fleet/fleet-key';
@@ -109,6 +110,8 @@ export interface TlsDeps {
   corrosion: CorrosionClient;
   /** HTTP/2 requests, a stream each. */
   http2: StreamHandler;
+  /** The HTTP/2 server's SETTINGS and header bounds (`http2ServerOptions`). */
+  http2Options?: ServerOptions;
   /** HTTP/1.1 connections (the raw relay). */
   http1: (socket: Socket) => void;
   logger: Logger;
@@ -151,6 +154,7 @@ export async function startTls(
   const listener = createTlsListener({
     store,
     http2: deps.http2,
+    http2Options: deps.http2Options,
     http1: deps.http1,
     logger: deps.logger,
     metrics,

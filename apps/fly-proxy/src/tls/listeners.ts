@@ -4,7 +4,7 @@ import {
   type IncomingHttpHeaders,
   type ServerHttp2Session,
   type ServerHttp2Stream,
-  type Settings,
+  type ServerOptions,
 } from 'node:http2';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import {
@@ -21,13 +21,22 @@ import type { CertificateStore } from './store.js';
  * Where HTTP/2 requests go, one stream each (Node's core API, not the compat objects): the
  * handler counts its requests for the guard (`watchedOf(stream.session.socket)`).
  */
-export type StreamHandler = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => void;
+export type StreamHandler = (
+  stream: ServerHttp2Stream,
+  headers: IncomingHttpHeaders,
+  flags: number,
+  rawHeaders: string[],
+) => void;
 
 export interface ListenerOptions extends Partial<GuardLimits> {
   /** Serves HTTP/2 requests. */
   http2: StreamHandler;
-  /** The HTTP/2 SETTINGS this listener announces (a backhaul bounds its streams per session). */
-  http2Settings?: Settings;
+  /**
+   * The HTTP/2 server's options: the SETTINGS it announces (a backhaul bounds its streams per
+   * session, an edge allows extended CONNECT) and the bound on request heads
+   * (`http2ServerOptions`).
+   */
+  http2Options?: ServerOptions;
   /** Takes every connection that is not HTTP/2 (the HTTP/1.1 relay). */
   http1: (socket: Socket) => void;
   logger: Logger;
@@ -71,7 +80,7 @@ export interface Listener<S> {
 export function createTlsListener(options: TlsListenerOptions): Listener<TlsServer> {
   const limits = { ...defaultGuardLimits, ...pickLimits(options) };
   const guard = new ConnectionGuard('tls', limits, options.metrics, options.logger);
-  const h2 = http2Server(options.http2, options.http2Settings);
+  const h2 = http2Server(options.http2, options.http2Options);
   const server = createTlsServer({
     minVersion: 'TLSv1.2',
     maxVersion: 'TLSv1.3',
@@ -120,7 +129,7 @@ const h2Preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 export function createPlainListener(options: PlainListenerOptions): Listener<NetServer> {
   const limits = { ...defaultGuardLimits, ...pickLimits(options) };
   const guard = new ConnectionGuard('plain', limits, options.metrics, options.logger);
-  const h2c = http2Server(options.http2, options.http2Settings);
+  const h2c = http2Server(options.http2, options.http2Options);
   const sniffTimeoutMs = options.sniffTimeoutMs ?? 10_000;
   const server = createNetServer((socket) => {
     guard.watch(socket);
@@ -178,8 +187,8 @@ function sniff(
 }
 
 /** An HTTP/2 server without a listener socket of its own: connections are handed to it. */
-function http2Server(handler: StreamHandler, settings: Settings | undefined): Http2Server {
-  const server = createH2cServer(settings === undefined ? {} : { settings });
+function http2Server(handler: StreamHandler, options: ServerOptions | undefined): Http2Server {
+  const server = createH2cServer(options ?? {});
   server.on('stream', handler);
   return server;
 }
