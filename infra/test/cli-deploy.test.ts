@@ -1,11 +1,10 @@
-import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Machine } from '@fleet/flaps-client';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getThroughProxy } from '../src/launcher/demo.js';
-import { repoRoot } from '../src/launcher/paths.js';
-import { type CliFleet, startCliFleet } from './cli-fleet.js';
+import { type CliFleet, helloNodeCopy, startCliFleet } from './cli-fleet.js';
 
 // `fleet launch` and `fleet deploy` as a Fly user runs them, against a real local fleet: a first
 // deploy, a rolling deploy under steady traffic through fly-proxy with not one failed request, a
@@ -165,8 +164,7 @@ describe('fleet launch and fleet deploy', () => {
   }, 120_000);
 
   it('deploys a folder: infra/examples/hello-node built into an image, uploaded, served', async () => {
-    const example = join(home, 'hello-node');
-    cpSync(join(repoRoot, 'infra', 'examples', 'hello-node'), example, { recursive: true });
+    const example = helloNodeCopy(cli);
     await flaps.createApp('hello-node');
     const deployed = await run(['deploy', '--wait-timeout', '60s', '--no-ha'], example);
     expect(deployed.code, deployed.stderr).toBe(0);

@@ -1,10 +1,11 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { FlapsClient } from '@fleet/flaps-client';
 import { type Fleet, startFleet } from '../src/launcher/fleet.js';
+import { repoRoot } from '../src/launcher/paths.js';
 
 const require = createRequire(import.meta.url);
 const fleetBin = join(dirname(require.resolve('@fleet/cli/package.json')), 'dist', 'main.js');
@@ -95,4 +96,11 @@ export async function startCliFleet(hostId: string): Promise<CliFleet> {
       }
     },
   };
+}
+
+/** A copy of infra/examples/hello-node in the fleet's home, for a test to deploy (and change). */
+export function helloNodeCopy(cli: CliFleet): string {
+  const example = join(cli.home, 'hello-node');
+  cpSync(join(repoRoot, 'infra', 'examples', 'hello-node'), example, { recursive: true });
+  return example;
 }

@@ -1,8 +1,8 @@
-import { cpSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../src/launcher/paths.js';
-import { type CliFleet, startCliFleet } from './cli-fleet.js';
+import { type CliFleet, helloNodeCopy, startCliFleet } from './cli-fleet.js';
 
 interface Mount {
   volume: string;
@@ -46,8 +46,7 @@ describe('fleet deploy with [mounts]', () => {
 
   beforeAll(async () => {
     cli = await startCliFleet('mounts-host');
-    example = join(cli.home, 'hello-node');
-    cpSync(join(repoRoot, 'infra', 'examples', 'hello-node'), example, { recursive: true });
+    example = helloNodeCopy(cli);
     await cli.flaps.createApp(app);
   }, 60_000);
   afterAll(async () => {

@@ -1,9 +1,9 @@
-import { cpSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getThroughProxy } from '../src/launcher/demo.js';
 import { repoRoot } from '../src/launcher/paths.js';
-import { type CliFleet, startCliFleet } from './cli-fleet.js';
+import { type CliFleet, helloNodeCopy, startCliFleet } from './cli-fleet.js';
 
 /** A migration of the test's: says what it sees (never the secret itself), exits as told. */
 const migration = `const token = process.env.DB_TOKEN;
@@ -37,8 +37,7 @@ describe('fleet deploy with a release_command', () => {
 
   beforeAll(async () => {
     cli = await startCliFleet('release-host');
-    example = join(cli.home, 'hello-node');
-    cpSync(join(repoRoot, 'infra', 'examples', 'hello-node'), example, { recursive: true });
+    example = helloNodeCopy(cli);
     writeFileSync(join(example, 'migrate.mjs'), migration);
     await cli.flaps.createApp(app);
     const secret = await run(['secrets', 'set', '--stage', 'DB_TOKEN=s3cr3t-db-token']);

@@ -1,10 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { cpSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getThroughProxy } from '../src/launcher/demo.js';
-import { repoRoot } from '../src/launcher/paths.js';
-import { type CliFleet, startCliFleet } from './cli-fleet.js';
+import { type CliFleet, helloNodeCopy, startCliFleet } from './cli-fleet.js';
 
 const sha256 = (value: string) => createHash('sha256').update(value).digest('hex');
 
@@ -38,8 +37,7 @@ describe('fleet secrets', () => {
 
   beforeAll(async () => {
     cli = await startCliFleet('secrets-host');
-    example = join(cli.home, 'hello-node');
-    cpSync(join(repoRoot, 'infra', 'examples', 'hello-node'), example, { recursive: true });
+    example = helloNodeCopy(cli);
     await cli.flaps.createApp(app);
   }, 60_000);
   afterAll(async () => {

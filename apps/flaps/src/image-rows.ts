@@ -1,6 +1,6 @@
-import { type CorrosionClient, CorrosionError } from '@fleet/corrosion-client';
+import type { CorrosionClient } from '@fleet/corrosion-client';
 import type { ImageManifest } from '@fleet/images';
-import { flapsError } from './errors.js';
+import { stateStoreCall } from './state-store-call.js';
 
 /** An image as listed: a tag (`name:tag`) or the image itself (`name@sha256:...`, tag ''). */
 export interface ImageRow {
@@ -38,7 +38,7 @@ export class ImageRows {
       upsert,
       [app, reference, image.name, tag, image.digest, image.size_bytes, manifest, now],
     ];
-    await this.guard(() =>
+    await stateStoreCall(() =>
       this.corrosion.transaction([
         row(`${image.name}@${image.digest}`, ''),
         row(`${image.name}:${image.tag}`, image.tag),
@@ -47,7 +47,7 @@ export class ImageRows {
   }
 
   async list(app: string): Promise<ImageRow[]> {
-    const rows = await this.guard(() =>
+    const rows = await stateStoreCall(() =>
       this.corrosion.queryObjects<StoredRow>([
         `SELECT ${columns} FROM images WHERE app = ? ORDER BY name, tag = '', tag, digest`,
         [app],
@@ -57,22 +57,12 @@ export class ImageRows {
   }
 
   async byReference(app: string, reference: string): Promise<ImageRow | undefined> {
-    const rows = await this.guard(() =>
+    const rows = await stateStoreCall(() =>
       this.corrosion.queryObjects<StoredRow>([
         `SELECT ${columns} FROM images WHERE app = ? AND reference = ?`,
         [app, reference],
       ]),
     );
     return rows[0] && parsed(rows[0]);
-  }
-
-  private async guard<T>(call: () => Promise<T>): Promise<T> {
-    try {
-      return await call();
-    } catch (error) {
-      if (error instanceof CorrosionError)
-        throw flapsError('FLAPS_ERR_STATE_STORE', `state store: ${error.message}`);
-      throw error;
-    }
   }
 }

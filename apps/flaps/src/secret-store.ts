@@ -1,6 +1,7 @@
-import { type CorrosionClient, CorrosionError } from '@fleet/corrosion-client';
+import type { CorrosionClient } from '@fleet/corrosion-client';
 import { appSecretContext, sealSecret, secretDigest } from '@fleet/fleet-key';
 import { flapsError } from './errors.js';
+import { stateStoreCall } from './state-store-call.js';
 
 /** A secret as the API shows it (Fly's `AppSecret`): never its value. */
 export interface SecretView {
@@ -23,7 +24,7 @@ export class SecretStore {
   ) {}
 
   async list(app: string): Promise<SecretView[]> {
-    return this.guard(() =>
+    return stateStoreCall(() =>
       this.corrosion.queryObjects<SecretView>([
         'SELECT name, digest, created_at, updated_at FROM app_secrets WHERE app = ? ORDER BY name',
         [app],
@@ -58,17 +59,7 @@ export class SecretStore {
         [app, name, sealSecret(fleetKey, plaintext, context), digest, now, now],
       ];
     });
-    if (statements.length > 0) await this.guard(() => this.corrosion.transaction(statements));
+    if (statements.length > 0) await stateStoreCall(() => this.corrosion.transaction(statements));
     return this.list(app);
-  }
-
-  private async guard<T>(call: () => Promise<T>): Promise<T> {
-    try {
-      return await call();
-    } catch (error) {
-      if (error instanceof CorrosionError)
-        throw flapsError('FLAPS_ERR_STATE_STORE', `state store: ${error.message}`);
-      throw error;
-    }
   }
 }

@@ -1,6 +1,6 @@
-import { type CorrosionClient, CorrosionError } from '@fleet/corrosion-client';
-import { flapsError } from './errors.js';
+import type { CorrosionClient } from '@fleet/corrosion-client';
 import type { WorkerHost } from './placement.js';
+import { stateStoreCall } from './state-store-call.js';
 
 export interface AppRow {
   name: string;
@@ -91,7 +91,7 @@ export class FleetState {
 
   /** Inserts the app; false when the name is taken. */
   async createApp(app: AppRow): Promise<boolean> {
-    const answer = await this.guard(() =>
+    const answer = await stateStoreCall(() =>
       this.corrosion.transaction([
         [
           'INSERT INTO apps (name, org, network, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO NOTHING',
@@ -103,7 +103,7 @@ export class FleetState {
   }
 
   async deleteApp(name: string): Promise<void> {
-    await this.guard(() =>
+    await stateStoreCall(() =>
       this.corrosion.transaction([
         ['DELETE FROM certificates WHERE app = ?', [name]],
         ['DELETE FROM app_hostnames WHERE app = ?', [name]],
@@ -133,7 +133,7 @@ export class FleetState {
   }
 
   async addHostname(app: string, hostname: string): Promise<void> {
-    await this.guard(() =>
+    await stateStoreCall(() =>
       this.corrosion.transaction([
         ['INSERT INTO app_hostnames (hostname, app) VALUES (?, ?)', [hostname, app]],
       ]),
@@ -142,7 +142,7 @@ export class FleetState {
 
   /** Removes the hostname and its certificate: no edge serves or routes it any more. */
   async removeHostname(app: string, hostname: string): Promise<void> {
-    await this.guard(() =>
+    await stateStoreCall(() =>
       this.corrosion.transaction([
         ['DELETE FROM certificates WHERE hostname = ? AND app = ?', [hostname, app]],
         ['DELETE FROM app_hostnames WHERE hostname = ? AND app = ?', [hostname, app]],
@@ -167,7 +167,7 @@ export class FleetState {
   }
 
   async addToken(tokenSha256: string, org: string, name: string): Promise<void> {
-    await this.guard(() =>
+    await stateStoreCall(() =>
       this.corrosion.transaction([
         [
           'INSERT INTO org_tokens (token_sha256, org, name, created_at) VALUES (?, ?, ?, ?)',
@@ -179,7 +179,7 @@ export class FleetState {
 
   /** Revokes the tokens whose hash starts with `id` (the id `POST /v1/tokens` answered). */
   async revokeToken(id: string): Promise<number> {
-    const outcome = await this.guard(() =>
+    const outcome = await stateStoreCall(() =>
       this.corrosion.transaction([
         ['DELETE FROM org_tokens WHERE substr(token_sha256, 1, 16) = ?', [id]],
       ]),
@@ -301,16 +301,6 @@ export class FleetState {
   }
 
   private read<T>(statement: Parameters<CorrosionClient['queryObjects']>[0]): Promise<T[]> {
-    return this.guard(() => this.corrosion.queryObjects<T>(statement));
-  }
-
-  private async guard<T>(call: () => Promise<T>): Promise<T> {
-    try {
-      return await call();
-    } catch (error) {
-      if (error instanceof CorrosionError)
-        throw flapsError('FLAPS_ERR_STATE_STORE', `state store: ${error.message}`);
-      throw error;
-    }
+    return stateStoreCall(() => this.corrosion.queryObjects<T>(statement));
   }
 }
