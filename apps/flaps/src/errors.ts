@@ -1,3 +1,4 @@
+import { CorrosionError } from '@fleet/corrosion-client';
 import { bodyValidatorCompiler } from '@fleet/machine-config';
 import { defineErrors, HttpError } from '@fleet/service';
 
@@ -68,3 +69,17 @@ export const configValidator = bodyValidatorCompiler((problem) =>
     ? flapsError('FLAPS_ERR_BAD_CONFIG', problem.message)
     : new HttpError(400, 'BAD_REQUEST', problem.message),
 );
+
+/**
+ * A call to flaps' corrosion (the state store): a failure of the store (unreachable, refused,
+ * a statement it rejects) is 503 FLAPS_ERR_STATE_STORE to the caller; other errors pass as they are.
+ */
+export async function stateStoreCall<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    if (error instanceof CorrosionError)
+      throw flapsError('FLAPS_ERR_STATE_STORE', `state store: ${error.message}`);
+    throw error;
+  }
+}

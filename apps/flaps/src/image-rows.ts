@@ -1,6 +1,6 @@
 import type { CorrosionClient } from '@fleet/corrosion-client';
 import type { ImageManifest } from '@fleet/images';
-import { stateStoreCall } from './state-store-call.js';
+import { stateStoreCall } from './errors.js';
 
 /** An image as listed: a tag (`name:tag`) or the image itself (`name@sha256:...`, tag ''). */
 export interface ImageRow {

@@ -1,7 +1,6 @@
 import type { CorrosionClient } from '@fleet/corrosion-client';
 import { appSecretContext, sealSecret, secretDigest } from '@fleet/fleet-key';
-import { flapsError } from './errors.js';
-import { stateStoreCall } from './state-store-call.js';
+import { flapsError, stateStoreCall } from './errors.js';
 
 /** A secret as the API shows it (Fly's `AppSecret`): never its value. */
 export interface SecretView {

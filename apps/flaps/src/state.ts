@@ -1,6 +1,6 @@
 import type { CorrosionClient } from '@fleet/corrosion-client';
+import { stateStoreCall } from './errors.js';
 import type { WorkerHost } from './placement.js';
-import { stateStoreCall } from './state-store-call.js';
 
 export interface AppRow {
   name: string;

@@ -1,13 +1,12 @@
 import type { FastifyInstance } from 'fastify';
 import type { FlydClient } from '../flyd-client.js';
+import type { Owner } from './machine-lookup.js';
 
 /** The lease nonce a caller sent, passed on to the worker that checks it. */
 export function leaseNonce(headers: Record<string, unknown>): string | undefined {
   const value = headers['fly-machine-lease-nonce'];
   return typeof value === 'string' ? value : undefined;
 }
-
-type Owner = (app: string, id: string) => Promise<string>;
 
 /**
  * `/v1/apps/{app}/machines/{id}/lease`: Fly's machine leases, kept by the worker that owns the

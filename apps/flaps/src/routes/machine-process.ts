@@ -1,8 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { FlydClient } from '../flyd-client.js';
 import { leaseNonce } from './leases.js';
-
-type Owner = (app: string, id: string) => Promise<string>;
+import type { Owner } from './machine-lookup.js';
 
 /** Suspend, versions, ps and exec, forwarded to the machine's worker (Fly's shapes). */
 export function machineProcessRoutes(app: FastifyInstance, flyd: FlydClient, owner: Owner): void {

@@ -3,8 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { configValidator } from '../errors.js';
 import type { FlydClient } from '../flyd-client.js';
 import { leaseNonce } from './leases.js';
-
-type Owner = (app: string, id: string) => Promise<string>;
+import type { Owner } from './machine-lookup.js';
 
 /** Update (a new version), metadata and cordon, forwarded to the machine's worker. */
 export function machineSettingsRoutes(app: FastifyInstance, flyd: FlydClient, owner: Owner): void {
