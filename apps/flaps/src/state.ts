@@ -273,6 +273,19 @@ export class FleetState {
     return rows[0];
   }
 
+  /**
+   * Waits, bounded, until machine `id`'s row is in this flaps' corrosion: a worker publishes to
+   * its own agent and gossip brings the row here a moment later. True once it is here.
+   */
+  async machineArrived(id: string, timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (await this.machine(id)) return true;
+      if (Date.now() >= deadline) return false;
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+  }
+
   /** The app's volumes on every worker; destroyed ones only when asked. */
   volumes(app: string, includeDestroyed = false): Promise<VolumeRow[]> {
     return this.read<VolumeRow>([

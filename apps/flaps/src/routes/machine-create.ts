@@ -19,6 +19,9 @@ interface CreateBody {
   lease_ttl?: number;
 }
 
+/** Bound on the wait for a created machine's row to reach this flaps' corrosion. */
+const rowArrivalWaitMs = 10_000;
+
 /** `POST /v1/apps/{app}/machines`: placement on a worker, then the create on its flyd. */
 export function machineCreateRoute(
   app: FastifyInstance,
@@ -76,6 +79,10 @@ export function machineCreateRoute(
           skip_launch,
         });
         done(true);
+        // Read-your-writes: the caller's next call (a wait, a get) looks the machine up in this
+        // flaps' corrosion, which a remote worker's row reaches by gossip. Answer once it is here
+        // (bounded: past it the machine still exists, and the next calls find it a moment later).
+        await state.machineArrived(created.id, rowArrivalWaitMs);
         const leaseTtl = request.body.lease_ttl;
         if (!leaseTtl) return created;
         const lease = await flyd.call<{ data: { nonce: string } }>(
