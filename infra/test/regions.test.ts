@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { CorrosionClient } from '@fleet/corrosion-client';
 import { FlapsClient, type Machine } from '@fleet/flaps-client';
 import { request } from 'undici';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { hostPorts } from '../src/hosts/ports.js';
 import { removeDeadRuns } from '../src/hosts/runs.js';
 import { startTopologyFleet, type TopologyFleet } from '../src/hosts/topology-fleet.js';
@@ -95,18 +95,14 @@ async function until<T>(
   probe: () => Promise<T | undefined>,
   timeoutMs = 60_000,
 ): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
+  return vi.waitFor(
+    async () => {
       const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  throw new Error(`${what} did not happen in time${last ? `: ${(last as Error).message}` : ''}`);
+      if (value === undefined) throw new Error(`${what} did not happen in time`);
+      return value;
+    },
+    { timeout: timeoutMs, interval: 250 },
+  );
 }
 
 async function machineIn(app: string, region: string): Promise<Machine> {

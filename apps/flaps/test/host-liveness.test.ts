@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ServerProcess, startServerProcess } from '@fleet/service';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { livenessChanges } from '../src/host-liveness.js';
 import { operatorToken } from './fleet.js';
 
@@ -100,15 +100,15 @@ describe('a host whose corrosion dies', () => {
     });
     return { status: response.status, body: await response.json() };
   };
-  const until = async <T>(what: string, probe: () => Promise<T | undefined>) => {
-    const deadline = Date.now() + 30_000;
-    while (Date.now() < deadline) {
-      const value = await probe();
-      if (value !== undefined) return value;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    throw new Error(`${what}: not within 30 s`);
-  };
+  const until = <T>(what: string, probe: () => Promise<T | undefined>) =>
+    vi.waitFor(
+      async () => {
+        const value = await probe();
+        if (value === undefined) throw new Error(`${what}: not within 30 s`);
+        return value;
+      },
+      { timeout: 30_000, interval: 100 },
+    );
   const listedHostStatus = async () =>
     ((await call('GET', '/v1/apps/lost/machines')).body as { host_status?: string }[])[0]
       ?.host_status;

@@ -169,17 +169,4 @@ export async function airtimeOf(socket: string): Promise<AirtimeAnswer> {
   return answer.result;
 }
 
-/** Polls `probe` until it gives a value (bounded, generous: machines are shared). */
-export async function until<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
+export { until } from './wait.js';

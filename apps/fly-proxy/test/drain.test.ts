@@ -5,7 +5,7 @@ import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startHoldingMachine } from './holding-machine.js';
 import { KeepAliveClient } from './keep-alive-client.js';
 import { type Edge, startEdge } from './relay-fixture.js';
@@ -27,11 +27,9 @@ function proxyctl(args: string[]): Promise<{ code: number; stdout: string }> {
 }
 
 async function until(what: () => boolean, label: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!what()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${label}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+  await vi.waitUntil(what, { timeout: timeoutMs, interval: 20 }).catch(() => {
+    throw new Error(`timed out waiting for ${label}`);
+  });
 }
 
 // A real proxy told `proxyctl drain`: it stops accepting at once, answers the request on the

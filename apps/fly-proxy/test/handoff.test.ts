@@ -10,6 +10,7 @@ import { type ServerProcess, serverMain, startServerProcess } from '@fleet/servi
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Load } from './load-clients.js';
 import { startMachine } from './relay-fixture.js';
+import { until } from './wait.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const corrosionMain = serverMain('@fleet/corrosion');
@@ -46,16 +47,6 @@ function childrenOf(pid: number): number[] {
     }
   }
   return children;
-}
-
-async function until<T>(what: string, probe: () => T | undefined, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 /** One HTTP/1.1 request over a new TLS connection, resuming `session` when given. */

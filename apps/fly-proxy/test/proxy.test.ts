@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { CorrosionClient } from '@fleet/corrosion-client';
 import { type ServerProcess, serverMain, startServerProcess } from '@fleet/service';
 import { request } from 'undici';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const corrosionMain = serverMain('@fleet/corrosion');
@@ -21,12 +21,17 @@ async function until<T>(
   accept: (value: T) => boolean,
   timeoutMs = 10_000,
 ): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (accept(value) || Date.now() > deadline) return value;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  let last: { value: T } | undefined;
+  await vi
+    .waitUntil(
+      async () => {
+        last = { value: await probe() };
+        return accept(last.value);
+      },
+      { timeout: timeoutMs, interval: 50 },
+    )
+    .catch(() => undefined); // the caller's assertion on the last value says what is wrong
+  return last === undefined ? probe() : last.value;
 }
 
 // fly-proxy as a real process, fed by a real corrosion agent, relaying to a real HTTP server

@@ -8,18 +8,9 @@ import { askControl } from '../src/control/client.js';
 import { startHoldingMachine } from './holding-machine.js';
 import { KeepAliveClient } from './keep-alive-client.js';
 import { type Edge, startEdge } from './relay-fixture.js';
+import { until } from './wait.js';
 
 const proxyMain = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'main.js');
-
-async function until<T>(what: string, probe: () => T | undefined, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 // Seed 004: a second proxy forced onto a state directory another proxy holds runs in strict mode
 // and says so — in its status (admin and control), its log, and a metric — and enforces its low

@@ -9,6 +9,7 @@ import { request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { askControl } from '../src/control/client.js';
 import { startMachine } from './relay-fixture.js';
+import { until } from './wait.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const corrosionMain = serverMain('@fleet/corrosion');
@@ -31,16 +32,6 @@ function isAlive(pid: number): boolean {
     return true;
   } catch {
     return false;
-  }
-}
-
-async function until<T>(what: string, probe: () => T | undefined, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
 

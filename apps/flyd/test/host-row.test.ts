@@ -87,4 +87,15 @@ describe("the host's row in corrosion", () => {
     expect((await call(base, 'DELETE', `/v1/machines/${third}?kill=true`))?.status).toBe(200);
     expect(await reserved(0, 0, 0)).toMatchObject({ cpus: 12, memory_mb: 6144, status: 'ready' });
   });
+
+  it("keeps the status an operator set (cordoned) through the row's later updates", async () => {
+    await client().transaction([
+      ["UPDATE hosts SET status = 'cordoned' WHERE id = ?", ['row-host']],
+    ]);
+    const id = await create();
+    expect(await reserved(1, 256, 1)).toMatchObject({ status: 'cordoned' });
+    await settledIn(base, id, 'started');
+    expect((await call(base, 'DELETE', `/v1/machines/${id}?kill=true`))?.status).toBe(200);
+    expect(await reserved(0, 0, 0)).toMatchObject({ status: 'cordoned' });
+  });
 });

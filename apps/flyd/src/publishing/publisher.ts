@@ -220,6 +220,11 @@ export class Publisher {
     ];
   }
 
+  /**
+   * The host's row: its capacity and reservations. `status` is written only when the row is new
+   * (`ready`): after that it is the operator's (`cordoned`) and flaps' host liveness's (`down`,
+   * `ready` again), and a flyd that counts its machines must not undo either.
+   */
   #hostStatement(): Statement {
     return [
       `INSERT INTO hosts (id, region, role, flyd_addr, cpus, memory_mb, cpus_reserved, memory_mb_reserved, machine_count, status, updated_at)
@@ -227,7 +232,7 @@ export class Publisher {
        ON CONFLICT (id) DO UPDATE SET region = excluded.region, role = excluded.role, flyd_addr = excluded.flyd_addr,
          cpus = excluded.cpus, memory_mb = excluded.memory_mb, cpus_reserved = excluded.cpus_reserved,
          memory_mb_reserved = excluded.memory_mb_reserved, machine_count = excluded.machine_count,
-         status = excluded.status, updated_at = excluded.updated_at`,
+         updated_at = excluded.updated_at`,
       [
         this.host.id,
         this.host.region,
