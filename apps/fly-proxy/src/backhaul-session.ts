@@ -6,6 +6,7 @@ import {
   type SecureClientSessionOptions,
 } from 'node:http2';
 import type { Logger } from '@fleet/service';
+import { backoffMs } from '@fleet/service/backoff';
 import { backhaulHeaders } from './backhaul.js';
 import { type ConnectionOwner, UpstreamConnection, UpstreamError } from './http1/upstream-pools.js';
 
@@ -151,7 +152,8 @@ class BackhaulSession implements ConnectionOwner {
   #session: ClientHttp2Session | undefined;
   #connecting: Promise<ClientHttp2Session> | undefined;
   #retryAtMs = 0;
-  #backoffMs = backoffMsMin;
+  /** Failed connects in a row (the backoff's attempt). */
+  #failures = 0;
   #pinger: NodeJS.Timeout | undefined;
   readonly #waiters: Waiter[] = [];
 
@@ -314,8 +316,9 @@ class BackhaulSession implements ConnectionOwner {
       }, this.limits.connectTimeoutMs);
       const failed = (error: Error) => {
         clearTimeout(timer);
-        this.#retryAtMs = Date.now() + this.#backoffMs;
-        this.#backoffMs = Math.min(this.#backoffMs * 2, backoffMsMax);
+        this.#retryAtMs =
+          Date.now() + backoffMs(this.#failures, { baseMs: backoffMsMin, maxMs: backoffMsMax });
+        this.#failures += 1;
         reject(error);
       };
       session.once('error', failed);
@@ -336,7 +339,7 @@ class BackhaulSession implements ConnectionOwner {
 
   #established(session: ClientHttp2Session): void {
     this.#session = session;
-    this.#backoffMs = backoffMsMin;
+    this.#failures = 0;
     this.#retryAtMs = 0;
     this.hooks.connected();
     session.setLocalWindowSize(backhaulWindowBytes);

@@ -1,4 +1,5 @@
 import { LockError } from '@fleet/locks';
+import { backoffMs } from '@fleet/service/backoff';
 import type { FollowedTable } from './rows.js';
 
 /** Why an update was held against its app: its application threw, or re-entered a lock. */
@@ -68,12 +69,15 @@ export class Quarantine {
     if (entry !== undefined) entry.nextRetryMs = Number.POSITIVE_INFINITY;
   }
 
-  /** A resync failed: try again later (backoff doubling up to retryMsMax). */
+  /** A resync failed: try again later (backoff doubling up to retryMsMax, with jitter). */
   retryLater(app: string, nowMs: number): void {
     const entry = this.#entries.get(app);
     if (entry === undefined) return;
     entry.retries++;
-    const delayMs = Math.min(this.limits.retryMs * 2 ** entry.retries, this.limits.retryMsMax);
+    const delayMs = backoffMs(entry.retries, {
+      baseMs: this.limits.retryMs,
+      maxMs: this.limits.retryMsMax,
+    });
     entry.nextRetryMs = nowMs + delayMs;
   }
 

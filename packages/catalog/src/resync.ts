@@ -1,3 +1,5 @@
+import { backoffMs } from '@fleet/service/backoff';
+
 /**
  * Why an app must be read again from corrosion: an update to it was refused by its lock (a
  * write timeout, a full queue), or its table's stream started over (lazy mode keeps serving the
@@ -14,7 +16,7 @@ interface Pending {
 
 /**
  * Apps waiting for a resync, with bounded retries: a resync that fails is tried again after
- * `retryMs` doubling, at most `attemptsMax` times; then the app is left to be reloaded on its
+ * `retryMs` doubling (with jitter), at most `attemptsMax` times; then the app is left to be reloaded on its
  * next use (it stays marked stale). One entry per app held, so bounded by the apps held.
  */
 export class ResyncQueue {
@@ -64,7 +66,12 @@ export class ResyncQueue {
       this.#pending.delete(app);
       return false;
     }
-    pending.dueMs = nowMs + this.limits.retryMs * 2 ** (pending.attempts - 1);
+    pending.dueMs =
+      nowMs +
+      backoffMs(pending.attempts - 1, {
+        baseMs: this.limits.retryMs,
+        maxMs: Number.POSITIVE_INFINITY,
+      });
     return true;
   }
 
