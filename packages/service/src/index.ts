@@ -26,6 +26,7 @@ export {
   httpLimits,
   httpLimitsSpec,
 } from './http-limits.js';
+export { InvariantError, invariant, present } from './invariant.js';
 export { createLogger, type Logger, type LoggerOptions } from './logger.js';
 export { runMain } from './main.js';
 export { type MetricsExport, startMetrics } from './metrics.js';
