@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { sampleImagesDir } from '@fleet/sample-images';
 import { hostPorts } from './hosts/ports.js';
@@ -69,9 +69,10 @@ function parse(argv: string[]): JoinOptions {
   return {
     topology,
     host: host as JoinOptions['host'],
-    configDir: values['config-dir'],
+    // Absolute: the units name them, and systemd takes no relative paths.
+    configDir: resolve(values['config-dir']),
     unitsDir: values['units-dir'],
-    installDir: values['install-dir'],
+    installDir: resolve(values['install-dir']),
     domain: values.domain,
     initSecrets: values['init-secrets'],
   };
@@ -133,6 +134,16 @@ function serverConfigs(options: JoinOptions): Record<string, Record<string, unkn
   return configs;
 }
 
+/**
+ * A unit of infra/systemd as this host needs it: the files name the default folders
+ * (`/opt/fleet`, `/etc/fleet`), replaced by `--install-dir` and `--config-dir`.
+ */
+function unitText(name: string, options: JoinOptions): string {
+  return readFileSync(join(repoRoot, 'infra', 'systemd', name), 'utf8')
+    .replaceAll('/opt/fleet/', `${options.installDir.replace(/\/+$/, '')}/`)
+    .replaceAll('/etc/fleet/', `${options.configDir.replace(/\/+$/, '')}/`);
+}
+
 function writeHost(options: JoinOptions): string[] {
   const { configDir, unitsDir, host, topology } = options;
   mkdirSync(configDir, { recursive: true });
@@ -145,7 +156,7 @@ function writeHost(options: JoinOptions): string[] {
     written.push(configFile(unit));
     const units = unit === 'flaps' ? ['flaps.service', 'flaps.socket'] : [`${unit}.service`];
     for (const name of units) {
-      copyFileSync(join(repoRoot, 'infra', 'systemd', name), join(unitsDir, name));
+      writeFileSync(join(unitsDir, name), unitText(name, options));
       written.push(join(unitsDir, name));
     }
   }
