@@ -1,3 +1,4 @@
+import { present } from '@fleet/service/invariant';
 import type { Database as Db, Statement } from 'better-sqlite3';
 import { type Change, changesViewSql } from './changes.js';
 import {
@@ -103,7 +104,7 @@ export class Crdt {
   }
 
   get siteId(): Buffer {
-    return this.#siteIds[0]!;
+    return present(this.#siteIds[0], "this node's own site id (ordinal 0)");
   }
 
   /** Makes every named table a CRR and (re)creates `crsql_changes`. */
@@ -209,7 +210,7 @@ export class Crdt {
   }
 
   siteIdOf(ordinal: number): Buffer {
-    return this.#siteIds[ordinal]!;
+    return present(this.#siteIds[ordinal], 'the site id of an ordinal');
   }
 
   /** The changes a site's version still holds here, in seq order (overwritten ones are gone). */
@@ -236,12 +237,12 @@ export class Crdt {
       for (const changes of lists) {
         // A row's changes come together (seq order): merge them as one group.
         for (let start = 0; start < changes.length; ) {
-          const first = changes[start]!;
+          const first = present(changes[start], 'a change of the list');
           let end = start + 1;
           while (
             end < changes.length &&
-            changes[end]!.table === first.table &&
-            changes[end]!.pk.equals(first.pk)
+            changes[end]?.table === first.table &&
+            changes[end]?.pk.equals(first.pk)
           ) {
             end++;
           }
@@ -273,7 +274,7 @@ export class Crdt {
     for (const statements of staging) {
       const { merged, known } = statements.staged.flush();
       for (const { changes, from } of merged) {
-        const first = changes[from]!;
+        const first = present(changes[from], 'the first change of a group');
         touched.set(touchKey(first), {
           table: first.table,
           pk: unpackColumns(first.pk),
@@ -291,13 +292,13 @@ export class Crdt {
     { changes, from, end }: Group,
     touched: Map<string, RowChange>,
   ): void {
-    const first = changes[from]!;
+    const first = present(changes[from], 'the first change of a group');
     const pk = unpackColumns(first.pk);
     let outcome = this.#mergeNewRow(statements, changes, from, end, pk);
     if (outcome === undefined) {
       outcome = 'none';
       for (let at = from; at < end; at++) {
-        const one = this.#mergeOne(statements, changes[at]!);
+        const one = this.#mergeOne(statements, present(changes[at], 'a change of a group'));
         if (one !== 'none') outcome = one;
       }
     }
@@ -317,14 +318,14 @@ export class Crdt {
     end: number,
     pk: SqlValue[],
   ): 'none' | 'updated' | 'deleted' | undefined {
-    const first = changes[from]!;
+    const first = present(changes[from], 'the first change of a group');
     const cl = first.cl;
     if (cl % 2 === 0) return undefined;
     const cids: string[] = [];
     const values: SqlValue[] = [];
     let sentinel = false;
     for (let at = from; at < end; at++) {
-      const change = changes[at]!;
+      const change = present(changes[at], 'a change of a group');
       if (change.cl !== cl) return undefined;
       if (change.cid === SENTINEL) sentinel = true;
       else if (!s.value.has(change.cid)) return undefined;
@@ -342,7 +343,7 @@ export class Crdt {
     const clocks: (string | number)[] = [];
     let logged = -1;
     for (let at = from; at < end; at++) {
-      const change = changes[at]!;
+      const change = present(changes[at], 'a change of a group');
       clocks.push(key, change.cid, change.col_version, change.db_version, site, change.seq);
       clocks.push(change.ts);
       // A row's changes come from one version (one changeset): one log entry, as a rule.
@@ -445,7 +446,10 @@ export class Crdt {
         }
       }
     }
-    s.setValue.get(change.cid)!.run(bindable(change.val), ...pk);
+    present(s.setValue.get(change.cid), 'the statement setting a column of the table').run(
+      bindable(change.val),
+      ...pk,
+    );
     setClock(change.cid, incoming);
     return true;
   }

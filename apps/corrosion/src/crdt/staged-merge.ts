@@ -1,3 +1,4 @@
+import { present } from '@fleet/service/invariant';
 import type { Database as Db, Statement } from 'better-sqlite3';
 import type { Change } from './changes.js';
 import { type CrrTable, literal, quote, SENTINEL } from './crr.js';
@@ -81,12 +82,12 @@ export class StagedMerge {
   accepts(changes: Change[], from: number, end: number): boolean {
     const { columns } = this.#table;
     if (end - from !== 1 + columns.length) return false;
-    const sentinel = changes[from]!;
+    const sentinel = present(changes[from], 'the sentinel of a staged group');
     if (sentinel.cid !== SENTINEL || sentinel.cl % 2 === 0 || sentinel.col_version !== sentinel.cl)
       return false;
     const colVersion = changes[from + 1]?.col_version;
     for (let at = 1; at <= columns.length; at++) {
-      const change = changes[from + at]!;
+      const change = present(changes[from + at], 'a change of a staged group');
       if (
         change.cid !== columns[at - 1] ||
         change.cl !== sentinel.cl ||
@@ -107,9 +108,10 @@ export class StagedMerge {
 
   /** Stages an accepted group (`pk`: its unpacked, bindable pk; `site`: its site's ordinal). */
   add(changes: Change[], from: number, end: number, pk: SqlValue[], site: number): void {
-    const sentinel = changes[from]!;
+    const sentinel = present(changes[from], 'the sentinel of a staged group');
     const values: SqlValue[] = [];
-    for (let at = from + 1; at < end; at++) values.push(bindable(changes[at]!.val));
+    for (let at = from + 1; at < end; at++)
+      values.push(bindable(present(changes[at], 'a change of a staged group').val));
     const colVersion = changes[from + 1]?.col_version ?? sentinel.cl;
     this.#stage.run(
       ...pk,
@@ -133,7 +135,7 @@ export class StagedMerge {
     const known: Group[] = [];
     const knownIdx = new Set<number>();
     for (const idx of this.#known.all() as number[]) {
-      known.push(this.#groups[idx - 1]!);
+      known.push(present(this.#groups[idx - 1], 'the staged group of a known key'));
       knownIdx.add(idx);
       this.#drop.run(idx);
     }

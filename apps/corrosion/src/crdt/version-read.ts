@@ -1,3 +1,4 @@
+import { present } from '@fleet/service/invariant';
 import type { Database as Db, Statement } from 'better-sqlite3';
 import type { Change } from './changes.js';
 import { type CrrTable, quote, SENTINEL } from './crr.js';
@@ -72,7 +73,9 @@ export class VersionRead {
       });
       into.push(change(SENTINEL, null, 0));
       for (let at = 0; at < columns.length; at++) {
-        into.push(change(columns[at]!, row[pkEnd + at] ?? null, at + 1));
+        into.push(
+          change(present(columns[at], 'a column of the table'), row[pkEnd + at] ?? null, at + 1),
+        );
       }
     }
   }
