@@ -73,15 +73,8 @@ export class Membership extends EventEmitter<{ up: [Member]; down: [Member] }> {
     super();
     this.#self = options.identity;
     this.#periodMs = options.config?.probeIntervalMs ?? 5_000;
-    options.transport.on(Channel.SWIM, (body) => {
-      let message: SwimMessage;
-      try {
-        message = decodeSwim(body);
-      } catch {
-        return;
-      }
-      this.#receive(message);
-    });
+    // A message that does not decode throws a ProtocolError: the transport drops it, counted.
+    options.transport.on(Channel.SWIM, (body) => this.#receive(decodeSwim(body)));
   }
 
   get config(): SwimConfig {
