@@ -3,6 +3,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { CorrosionClient, type WatchEvent } from '@fleet/corrosion-client';
 import type { ServerProcess } from '@fleet/service';
+import { present } from '@fleet/service/invariant';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startAgent, tempDir } from './agent.js';
 
@@ -68,7 +69,7 @@ describe('subscription heartbeats', () => {
 
   beforeAll(async () => {
     agent = await startAgent(join(dir, 'state.db'), ['--subscription-heartbeat-ms', '100']);
-    front = await relay(new URL(agent.urls.api!));
+    front = await relay(new URL(present(agent.urls.api, "the agent's API url")));
   });
   afterAll(async () => {
     await front?.close();
@@ -78,7 +79,7 @@ describe('subscription heartbeats', () => {
 
   it('keeps an idle stream alive, and re-attaches one that went silent', async () => {
     const client = new CorrosionClient({ url: front.url, subscriptionIdleMs: 1_000 });
-    const writer = new CorrosionClient({ url: agent.urls.api! });
+    const writer = new CorrosionClient({ url: present(agent.urls.api, "the agent's API url") });
     const events: WatchEvent[] = [];
     const watching = new AbortController();
     const done = client.watch(

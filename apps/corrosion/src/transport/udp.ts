@@ -1,6 +1,7 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { once } from 'node:events';
 import type { Logger } from '@fleet/service';
+import { invariant } from '@fleet/service/invariant';
 import { transportMetrics } from '../metrics.js';
 import { type Channel, decodeFrame, encodeFrame, type FrameRejection } from './frame.js';
 
@@ -76,9 +77,12 @@ export class UdpTransport {
     const to = addrs.filter((addr) => !this.blocked.has(addr));
     if (to.length === 0) return;
     const frame = encodeFrame(this.key, this.clusterId, channel, body);
-    if (frame.length > datagramBytesMax) {
-      throw new RangeError(`a ${frame.length}-byte frame does not fit a datagram`);
-    }
+    // Broadcasts are cut to a path MTU and SWIM messages carry a bounded piggyback: a caller
+    // that builds a larger frame is a bug, not a peer's doing.
+    invariant(
+      frame.length <= datagramBytesMax,
+      `a ${frame.length}-byte frame does not fit a datagram`,
+    );
     for (const addr of to) {
       const colon = addr.lastIndexOf(':');
       this.socket.send(frame, Number(addr.slice(colon + 1)), addr.slice(0, colon), (error) => {
