@@ -1,13 +1,13 @@
-// A peer that breaks the sync protocol (a sync that does not open with its state, a frame larger
-// than the bound, a frame of another channel) or sends a SWIM datagram that does not decode gets
-// its connection or datagram dropped, counted by the code in the error registry and logged with
-// it, and the agent goes on serving: a well-formed sync and a write still work after them. A
-// real agent process, spoken to over real TCP and UDP sockets with the fleet key.
+// A peer that breaks the sync protocol (a sync that does not open with its state, a second state
+// instead of changesets, an end before its done, a frame larger than the bound, a frame of
+// another channel) or sends a SWIM datagram that does not decode gets its connection or datagram
+// dropped, counted by the code in the error registry and logged with it, and the agent goes on
+// serving: a well-formed sync and a write still work after them. A real agent process, spoken to
+// over real TCP and UDP sockets with the fleet key.
 import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
 import { connect } from 'node:net';
 import { createInterface } from 'node:readline';
-import { createLogger } from '@fleet/service';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ProtocolErrorCode } from '../src/errors.js';
 import { encodeSyncMessage, type SyncMessage } from '../src/replication/codec.js';
@@ -17,8 +17,6 @@ import { eventually, exec, fleetKey, type Node, startNode, status } from './clus
 import { openStore } from './crdt-helpers.js';
 
 const key = Buffer.from(fleetKey);
-const logger = createLogger('sync-protocol-test');
-logger.level = 'silent';
 
 /** A length-prefixed, authenticated frame as a sync stream carries it. */
 function syncFrame(channel: Channel, body: Uint8Array): Buffer {
@@ -30,13 +28,19 @@ function syncFrame(channel: Channel, body: Uint8Array): Buffer {
 
 const message = (value: SyncMessage) => syncFrame(Channel.SYNC, encodeSyncMessage(value));
 
-/** Opens a TCP connection to the agent's sync port, writes `bytes`, and waits for its close. */
+/** A well-formed opening: a peer that has nothing. */
+const opening: SyncMessage = { state: { actorId: Buffer.alloc(16, 7), actors: [] } };
+
+/**
+ * Opens a TCP connection to the agent's sync port, writes `bytes` and ends its side, then waits
+ * for the agent to close the connection.
+ */
 async function speak(node: Node, bytes: Buffer): Promise<void> {
   const colon = node.gossip.lastIndexOf(':');
   const socket = connect(Number(node.gossip.slice(colon + 1)), node.gossip.slice(0, colon));
   socket.on('error', () => undefined); // the agent may reset it: the close is what we wait for
   await once(socket, 'connect');
-  socket.write(bytes);
+  socket.end(bytes);
   socket.resume();
   await once(socket, 'close');
 }
@@ -84,6 +88,20 @@ describe('a peer that breaks the gossip protocols', () => {
     await eventually(async () => expect(logged('CORRO_ERR_SYNC_FRAME_TOO_LARGE')).toBe(true));
   });
 
+  it('a second sync state instead of changesets is CORRO_ERR_SYNC_UNEXPECTED', async () => {
+    await speak(node, Buffer.concat([message(opening), message(opening)]));
+    await eventually(async () =>
+      expect(await protocolErrors(node)).toMatchObject({ CORRO_ERR_SYNC_UNEXPECTED: 1 }),
+    );
+  });
+
+  it('a peer that ends the sync before its done is CORRO_ERR_SYNC_CLOSED_EARLY', async () => {
+    await speak(node, message(opening));
+    await eventually(async () =>
+      expect(await protocolErrors(node)).toMatchObject({ CORRO_ERR_SYNC_CLOSED_EARLY: 1 }),
+    );
+  });
+
   it('a SWIM frame on a sync stream is CORRO_ERR_SYNC_WRONG_CHANNEL', async () => {
     await speak(node, syncFrame(Channel.SWIM, Buffer.from('not a sync')));
     await eventually(async () =>
@@ -114,13 +132,11 @@ describe('a peer that breaks the gossip protocols', () => {
           store,
           key,
           clusterId: 'fleet',
-          logger,
           chunkBytes: 64 * 1024,
           versionsMax: 100,
           graceMs: 0,
           timeoutMs: 10_000,
           deliver: () => undefined,
-          rejected: () => undefined,
           answerFailed: () => undefined,
         });
         expect(result.received).toBeGreaterThan(0);

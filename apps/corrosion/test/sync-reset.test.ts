@@ -4,7 +4,6 @@
 // died under the 20-agent, 500 writes/s bench. A real client (syncWith) against a raw TCP peer.
 import { once } from 'node:events';
 import { createServer, type Socket } from 'node:net';
-import { createLogger } from '@fleet/service';
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeSyncMessage } from '../src/replication/codec.js';
 import { syncWith } from '../src/replication/sync.js';
@@ -13,8 +12,6 @@ import { Channel, encodeFrame } from '../src/transport/frame.js';
 import { machinesSchema, openStore } from './crdt-helpers.js';
 
 const key = Buffer.alloc(32, 5);
-const logger = createLogger('sync-reset-test');
-logger.level = 'silent';
 const cleanups: (() => void)[] = [];
 afterEach(() => {
   for (const cleanup of cleanups.splice(0)) cleanup();
@@ -73,13 +70,11 @@ describe('a sync the peer resets mid-stream', () => {
         store,
         key,
         clusterId: 'fleet',
-        logger,
         chunkBytes: 1300,
         versionsMax: 5000,
         graceMs: 0,
         timeoutMs: 10_000,
         deliver: () => undefined,
-        rejected: () => undefined,
         answerFailed: () => undefined,
       }),
     ).rejects.toThrow();

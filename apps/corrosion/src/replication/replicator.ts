@@ -84,7 +84,7 @@ export class Replicator {
     let applyQueue: ApplyQueue | undefined;
     const protocolErrors = new ProtocolErrorTally(logger);
     const { transport, syncServer } = await bindGossip(config, logger, protocolErrors, {
-      ...syncOptions(store, config, logger, protocolErrors),
+      ...syncOptions(store, config, protocolErrors),
       deliver: (sets) => applyQueue?.push(sets),
     });
     const membership = new Membership({
@@ -175,7 +175,7 @@ export class Replicator {
       sync_rounds: this.#syncRounds,
       changes_applied: this.applyQueue.applied,
       changesets_dropped: this.broadcaster.dropped + this.applyQueue.dropped,
-      sync_frames_rejected: syncFramesRejected,
+      sync_frames_rejected: this.protocolErrors.counts().CORRO_ERR_SYNC_FRAME_REJECTED ?? 0,
       frames_rejected: { ...this.transport.rejections },
       protocol_errors: this.protocolErrors.counts(),
     };
@@ -204,7 +204,7 @@ export class Replicator {
       const results = await Promise.allSettled(
         peers.map((peer) =>
           syncWith(peer.addr, {
-            ...syncOptions(this.store, this.config, this.logger, this.protocolErrors),
+            ...syncOptions(this.store, this.config, this.protocolErrors),
             deliver: (sets) => this.applyQueue.push(sets),
           }),
         ),
@@ -267,28 +267,15 @@ async function bindGossip(
   }
 }
 
-/** Sync frames refused (another cluster, bad MAC), for the stats. */
-let syncFramesRejected = 0;
-
-function syncOptions(
-  store: Store,
-  config: ReplicationConfig,
-  logger: Logger,
-  protocolErrors: ProtocolErrorTally,
-) {
+function syncOptions(store: Store, config: ReplicationConfig, protocolErrors: ProtocolErrorTally) {
   return {
     store,
     key: config.key,
     clusterId: config.clusterId,
-    logger,
     chunkBytes: 64 * 1024,
     versionsMax: 5_000,
     graceMs: 1_000,
     timeoutMs: 15_000,
-    rejected: (reason: string) => {
-      syncFramesRejected++;
-      logger.warn({ reason }, 'sync frame rejected');
-    },
     answerFailed: (error: unknown, peer: string) =>
       protocolErrors.record(error, 'sync from a peer failed', peer),
   };

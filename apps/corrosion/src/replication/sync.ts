@@ -1,6 +1,5 @@
 import { once } from 'node:events';
 import { connect, createServer, type Server, type Socket } from 'node:net';
-import type { Logger } from '@fleet/service';
 import { ProtocolError } from '../errors.js';
 import type { Store } from '../store.js';
 import { Channel, decodeFrame, encodeFrame } from '../transport/frame.js';
@@ -17,7 +16,6 @@ export interface SyncOptions {
   store: Store;
   key: Buffer;
   clusterId: string;
-  logger: Logger;
   /** Bytes of changes per changeset sent. */
   chunkBytes: number;
   /** Versions sent per sync at most (newest first); the next round sends the rest. */
@@ -28,8 +26,6 @@ export interface SyncOptions {
   timeoutMs: number;
   /** Received changesets, in batches, for the apply queue. */
   deliver(sets: Changeset[]): void;
-  /** A frame from another cluster or with a bad MAC: the connection is dropped. */
-  rejected(reason: string): void;
   /** A sync this node answered failed (a ProtocolError when the peer broke the protocol). */
   answerFailed(error: unknown, peer: string): void;
 }
@@ -197,7 +193,6 @@ async function* readFrames(socket: Socket, options: SyncOptions): AsyncGenerator
       buffered = buffered.subarray(4 + length);
       const decoded = decodeFrame(options.key, options.clusterId, frame);
       if ('rejected' in decoded) {
-        options.rejected(decoded.rejected);
         throw new ProtocolError(
           'CORRO_ERR_SYNC_FRAME_REJECTED',
           `sync frame rejected: ${decoded.rejected}`,
