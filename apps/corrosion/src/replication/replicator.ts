@@ -84,7 +84,7 @@ export class Replicator {
     let applyQueue: ApplyQueue | undefined;
     const protocolErrors = new ProtocolErrorTally(logger);
     const { transport, syncServer } = await bindGossip(config, logger, protocolErrors, {
-      ...syncOptions(store, config, protocolErrors),
+      ...syncOptions(store, config, logger, protocolErrors),
       deliver: (sets) => applyQueue?.push(sets),
     });
     const membership = new Membership({
@@ -204,16 +204,21 @@ export class Replicator {
       const results = await Promise.allSettled(
         peers.map((peer) =>
           syncWith(peer.addr, {
-            ...syncOptions(this.store, this.config, this.protocolErrors),
+            ...syncOptions(this.store, this.config, this.logger, this.protocolErrors),
             deliver: (sets) => this.applyQueue.push(sets),
           }),
         ),
       );
       results.forEach((result, at) => {
         if (result.status === 'fulfilled') received += result.value.received;
-        else {
-          this.protocolErrors.record(result.reason, 'sync with a peer failed', peers[at]?.addr);
-        }
+        else
+          syncFailed(
+            this.logger,
+            this.protocolErrors,
+            result.reason,
+            peers[at]?.addr,
+            'sync with a peer failed',
+          );
       });
       this.#syncRounds++;
     } finally {
@@ -254,7 +259,10 @@ async function bindGossip(
       key: config.key,
       clusterId: config.clusterId,
       logger,
-      handlerFailed: (error, from) => protocolErrors.record(error, 'gossip datagram dropped', from),
+      handlerFailed: (error, from) => {
+        if (protocolErrors.breach(error, 'gossip datagram dropped', from)) return;
+        logger.warn({ err: error, from }, 'gossip frame handler failed');
+      },
     });
     const bound = Number(transport.addr.slice(transport.addr.lastIndexOf(':') + 1));
     try {
@@ -267,7 +275,23 @@ async function bindGossip(
   }
 }
 
-function syncOptions(store: Store, config: ReplicationConfig, protocolErrors: ProtocolErrorTally) {
+/** A breach of the protocol is counted and warned of; a reset connection or a peer gone is not. */
+function syncFailed(
+  logger: Logger,
+  protocolErrors: ProtocolErrorTally,
+  error: unknown,
+  peer: string | undefined,
+  what: string,
+): void {
+  if (!protocolErrors.breach(error, what, peer)) logger.debug({ err: error, peer }, what);
+}
+
+function syncOptions(
+  store: Store,
+  config: ReplicationConfig,
+  logger: Logger,
+  protocolErrors: ProtocolErrorTally,
+) {
   return {
     store,
     key: config.key,
@@ -277,6 +301,6 @@ function syncOptions(store: Store, config: ReplicationConfig, protocolErrors: Pr
     graceMs: 1_000,
     timeoutMs: 15_000,
     answerFailed: (error: unknown, peer: string) =>
-      protocolErrors.record(error, 'sync from a peer failed', peer),
+      syncFailed(logger, protocolErrors, error, peer, 'sync from a peer failed'),
   };
 }
