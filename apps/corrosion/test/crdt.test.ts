@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { present } from '@fleet/service/invariant';
 import Database from 'better-sqlite3';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -164,7 +165,9 @@ describe('local writes', () => {
       [7, 6],
       [null, 7],
     ]);
-    expect(fresh.changes).toEqual(a.crdt.changesOf(0, fresh.version!));
+    expect(fresh.changes).toEqual(
+      a.crdt.changesOf(0, present(fresh.version, "the write's version")),
+    );
     readBack.mockClear();
     const again = a.transaction([
       { sql: "INSERT INTO machines (id) VALUES ('m3')", params: [] },
@@ -351,16 +354,17 @@ describe('gaps and partials', () => {
     for (let i = 1; i <= 5; i++)
       exec(a, `INSERT INTO machines (id, state) VALUES ('m${i}', 's${i}')`);
     const of = (version: number, maxBytes = 1 << 20) =>
-      versionChangesets(a, a.crdt.siteId, version, maxBytes)!;
+      present(versionChangesets(a, a.crdt.siteId, version, maxBytes), `version ${version}`);
     const chunks4 = of(4, 30);
     expect(chunks4.length).toBeGreaterThan(1);
-    applyChangesets(b, [...of(1), chunks4[0]!, ...of(5)]);
-    const site = b.crdt.knownOrdinal(a.crdt.siteId)!;
-    const state = b.bookkeeping.state().get(site)!;
+    const first4 = present(chunks4[0], 'the first chunk of version 4');
+    applyChangesets(b, [...of(1), first4, ...of(5)]);
+    const site = present(b.crdt.knownOrdinal(a.crdt.siteId), "a's ordinal on b");
+    const state = present(b.bookkeeping.state().get(site), "a's state on b");
     expect(state.head).toBe(5);
     expect(state.gaps).toEqual([[2, 3]]);
     expect(state.partials).toEqual([
-      { version: 4, lastSeq: 3, missing: [[chunks4[0]!.seqs[1] + 1, 3]] },
+      { version: 4, lastSeq: 3, missing: [[first4.seqs[1] + 1, 3]] },
     ]);
     expect(rows(b)).toMatchObject([{ id: 'm1' }, { id: 'm5' }]);
     applyChangesets(b, [...of(3), ...chunks4.slice(1), ...of(2)]);
@@ -374,13 +378,15 @@ describe('gaps and partials', () => {
     exec(a, "INSERT INTO machines (id, state) VALUES ('m1', 'created')");
     exec(a, "UPDATE machines SET state = 'started' WHERE id = 'm1'");
     exec(a, "UPDATE machines SET state = 'stopped' WHERE id = 'm1'");
-    const v2 = versionChangesets(a, a.crdt.siteId, 2, 1 << 20)!;
+    const version = (at: number) =>
+      present(versionChangesets(a, a.crdt.siteId, at, 1 << 20), `version ${at}`);
+    const v2 = version(2);
     expect(v2).toEqual([expect.objectContaining({ changes: [], seqs: [0, 0], lastSeq: 0 })]);
-    applyChangesets(b, versionChangesets(a, a.crdt.siteId, 3, 1 << 20)!);
-    const site = b.crdt.knownOrdinal(a.crdt.siteId)!;
-    expect(b.bookkeeping.state().get(site)!.gaps).toEqual([[1, 2]]);
-    applyChangesets(b, [...v2, ...versionChangesets(a, a.crdt.siteId, 1, 1 << 20)!]);
-    expect(b.bookkeeping.state().get(site)!.gaps).toEqual([]);
+    applyChangesets(b, version(3));
+    const site = present(b.crdt.knownOrdinal(a.crdt.siteId), "a's ordinal on b");
+    expect(b.bookkeeping.state().get(site)?.gaps).toEqual([[1, 2]]);
+    applyChangesets(b, [...v2, ...version(1)]);
+    expect(b.bookkeeping.state().get(site)?.gaps).toEqual([]);
     expect(rows(b)).toEqual(rows(a));
     expect(clocks(b)).toEqual(clocks(a));
   });
