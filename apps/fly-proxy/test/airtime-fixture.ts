@@ -169,4 +169,4 @@ export async function airtimeOf(socket: string): Promise<AirtimeAnswer> {
   return answer.result;
 }
 
-export { until } from './wait.js';
+export { until } from '@fleet/service/vitest-until';

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ServerProcess, startServerProcess } from '@fleet/service';
+import { until } from '@fleet/service/vitest-until';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backhaulToken } from '../src/backhaul.js';
@@ -66,13 +67,7 @@ describe('fly-proxy backhaul over one HTTP/2 session per edge-worker pair', () =
 
   /** Waits (bounded) until the remote machine answers through the backhaul. */
   const remoteAnswers = async () => {
-    const deadline = Date.now() + 20_000;
-    for (;;) {
-      const answer = await get();
-      if (answer.status === 200 && answer.name === 'remote1') return;
-      if (Date.now() > deadline) throw new Error(`remote1 never answered: ${answer.name}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    await until('remote1 answering', get, (answer) => answer.name === 'remote1');
   };
 
   beforeAll(async () => {

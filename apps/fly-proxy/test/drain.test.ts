@@ -4,8 +4,9 @@ import { connect as connectH2 } from 'node:http2';
 import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { until } from '@fleet/service/vitest-until';
 import { request } from 'undici';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHoldingMachine } from './holding-machine.js';
 import { KeepAliveClient } from './keep-alive-client.js';
 import { type Edge, startEdge } from './relay-fixture.js';
@@ -23,12 +24,6 @@ function proxyctl(args: string[]): Promise<{ code: number; stdout: string }> {
     execFile(process.execPath, [proxyctlMain, ...args], { timeout: 20_000 }, (error, stdout) => {
       resolve({ code: error === null ? 0 : Number(error.code), stdout });
     });
-  });
-}
-
-async function until(what: () => boolean, label: string, timeoutMs = 20_000): Promise<void> {
-  await vi.waitUntil(what, { timeout: timeoutMs, interval: 20 }).catch(() => {
-    throw new Error(`timed out waiting for ${label}`);
   });
 }
 
@@ -68,7 +63,7 @@ describe('drain', () => {
     const slowClient = new KeepAliveClient(port);
     clients.push(slowClient);
     const slow = slowClient.request('web.fleet.test', '/slow');
-    await until(() => machine.held() === 1, 'the long request to reach the machine');
+    await until('the long request to reach the machine', () => machine.held() === 1);
     const h2 = connectH2(edge.proxy.urls.proxy!);
     h2.on('error', () => undefined);
     const goaway = new Promise<void>((resolve) => h2.once('goaway', () => resolve()));
@@ -135,7 +130,7 @@ async function openTunnel(port: number) {
   socket.write(
     'GET /chat HTTP/1.1\r\nHost: web.fleet.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n',
   );
-  await until(() => seen.includes('\r\n\r\n'), 'the 101');
+  await until('the 101', () => seen.includes('\r\n\r\n'));
   expect(seen).toMatch(/^HTTP\/1\.1 101 /);
   return { socket, closed, seen: () => seen };
 }
@@ -175,7 +170,7 @@ describe('drain with a tunnel open', () => {
       expect((await proxyctl(['--socket', socket, 'drain'])).code).toBe(0);
       await idle.closed;
       tunnel.socket.write('after-the-grace');
-      await until(() => tunnel.seen().includes('after-the-grace'), 'the echo through the tunnel');
+      await until('the echo through the tunnel', () => tunnel.seen().includes('after-the-grace'));
       expect(edge.proxy.child.exitCode).toBeNull();
       await tunnel.closed;
       expect(await edge.proxy.exited).toBe(0);

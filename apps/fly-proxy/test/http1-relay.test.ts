@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import { connect, type Socket } from 'node:net';
+import { until } from '@fleet/service/vitest-until';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Edge, listening, raw, startEdge, startMachine } from './relay-fixture.js';
@@ -223,21 +224,16 @@ describe('fly-proxy HTTP/1.1 relay under hostile clients', () => {
       'GET /chat HTTP/1.1\r\nHost: ws.fleet.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n' +
         'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
     );
-    const until = async (text: string) => {
-      const deadline = Date.now() + 10_000;
-      while (!reply.includes(text)) {
-        if (Date.now() > deadline) throw new Error(`no ${text} in ${reply}`);
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      }
-    };
+    const received = (text: string) =>
+      until(`${JSON.stringify(text)} from the machine`, () => reply.includes(text));
     try {
-      await until('\r\n\r\n');
+      await received('\r\n\r\n');
       expect(reply).toMatch(/^HTTP\/1\.1 101 /);
       expect(reply.toLowerCase()).toContain('upgrade: websocket');
       socket.write('ping-1');
-      await until('ping-1');
+      await received('ping-1');
       socket.write('ping-2');
-      await until('ping-2');
+      await received('ping-2');
     } finally {
       socket.destroy();
     }

@@ -1,6 +1,7 @@
 import type { Server } from 'node:http';
 import { connect as connectH2 } from 'node:http2';
 import type { ServerProcess } from '@fleet/service';
+import { until } from '@fleet/service/vitest-until';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Edge, raw, startEdge, startMachine } from './relay-fixture.js';
@@ -68,23 +69,23 @@ describe('fly-proxy relay', () => {
       for (let i = 0; i < 10; i += 1) names.add((await get('web.fleet.test')).json.name);
       return [...names].sort();
     };
-    const until = async (expected: string[]) => {
-      const deadline = Date.now() + 20_000;
-      let names = await servedBy();
-      while (names.join() !== expected.join() && Date.now() < deadline) names = await servedBy();
-      return names;
-    };
+    const servedOnlyBy = (expected: string[]) =>
+      until(
+        `only ${expected.join(', ')} serving`,
+        servedBy,
+        (names) => names.join() === expected.join(),
+      );
     await edge.client.transaction([
       "UPDATE machines SET state = 'stopped' WHERE id IN ('ams1', 'ams2')",
     ]);
     try {
-      expect(await until(['fra1'])).toEqual(['fra1']);
+      expect(await servedOnlyBy(['fra1'])).toEqual(['fra1']);
     } finally {
       await edge.client.transaction([
         "UPDATE machines SET state = 'started' WHERE id IN ('ams1', 'ams2')",
       ]);
     }
-    expect(await until(['ams1', 'ams2'])).toEqual(['ams1', 'ams2']);
+    expect(await servedOnlyBy(['ams1', 'ams2'])).toEqual(['ams1', 'ams2']);
   });
 
   it('sends a request that never reached a machine to the next candidate', async () => {

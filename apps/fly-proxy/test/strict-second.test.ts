@@ -2,13 +2,13 @@ import { spawn } from 'node:child_process';
 import type { Server } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { until } from '@fleet/service/vitest-until';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { askControl } from '../src/control/client.js';
 import { startHoldingMachine } from './holding-machine.js';
 import { KeepAliveClient } from './keep-alive-client.js';
 import { type Edge, startEdge } from './relay-fixture.js';
-import { until } from './wait.js';
 
 const proxyMain = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'main.js');
 

@@ -3,13 +3,13 @@ import { vi } from 'vitest';
 
 /**
  * Waits for an observable event in a test instead of sleeping: polls `probe` until its value is
- * accepted — by `accept`, or without one, any value but undefined — and answers that value.
+ * accepted — by `accept`, or without one, any value but undefined or false — and answers it.
  * Past `timeoutMs` it throws, naming `what` and the last value seen. For tests only (it imports
  * vitest): the `@fleet/service/vitest-until` subpath, the one poller every workspace's tests share.
  */
 export function until<T>(
   what: string,
-  probe: () => T | undefined | Promise<T | undefined>,
+  probe: () => T | undefined | false | Promise<T | undefined | false>,
   timeoutMs?: number,
 ): Promise<T>;
 export function until<T>(
@@ -25,7 +25,9 @@ export function until<T>(
   timeoutMs = 30_000,
 ): Promise<T> {
   const accept =
-    typeof acceptOrTimeoutMs === 'function' ? acceptOrTimeoutMs : (value: T) => value !== undefined;
+    typeof acceptOrTimeoutMs === 'function'
+      ? acceptOrTimeoutMs
+      : (value: T) => value !== undefined && value !== false;
   const timeout = typeof acceptOrTimeoutMs === 'number' ? acceptOrTimeoutMs : timeoutMs;
   return vi.waitFor(
     async () => {
