@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ServerProcess, startServerProcess } from '@fleet/service';
+import { until } from '@fleet/service/vitest-until';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backhaulToken } from '../src/backhaul.js';
@@ -77,11 +78,12 @@ describe('fly-proxy backhaul mode', () => {
   };
 
   it('reaches a machine of another host through that host backhaul, with the edge headers', async () => {
-    let answer = await get({ 'fly-force-instance-id': 'remote1' });
-    for (let i = 0; answer.json.name !== 'remote1' && i < 100; i += 1) {
-      await new Promise((resolve) => setTimeout(resolve, 50)); // the hosts rows are on their way
-      answer = await get({ 'fly-force-instance-id': 'remote1' });
-    }
+    // the hosts rows are on their way
+    const answer = await until(
+      'remote1 answering',
+      () => get({ 'fly-force-instance-id': 'remote1' }),
+      (reply) => reply.json.name === 'remote1',
+    );
     expect(answer.status).toBe(200);
     expect(answer.json.name).toBe('remote1');
     const seen = answer.json.headers as Record<string, string>;

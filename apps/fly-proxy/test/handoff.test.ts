@@ -124,11 +124,11 @@ describe('restarts without dropping', () => {
   async function tlsGetOk(session?: Buffer) {
     const port = Number(new URL(present(watchdog.urls.tls, 'the TLS listener')).port);
     const ca = readFileSync(join(dir, 'ca.pem'), 'utf8');
-    let answer = await tlsGet(port, ca, session);
-    for (let tries = 0; answer.status !== 200 && tries < 100; tries++) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      answer = await tlsGet(port, ca, session);
-    }
+    const answer = await until(
+      'a 200 over TLS',
+      () => tlsGet(port, ca, session),
+      (reply) => reply.status === 200,
+    );
     expect(answer.status).toBe(200);
     return answer;
   }

@@ -6,6 +6,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CorrosionClient } from '@fleet/corrosion-client';
 import { type ServerProcess, serverMain, startServerProcess } from '@fleet/service';
+import { present } from '@fleet/service/invariant';
+import { until } from '@fleet/service/vitest-until';
 import { request } from 'undici';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -149,14 +151,12 @@ export async function startEdge(
     started.push(proxy);
     const routable = async (host: string) => {
       // The proxy announces its listener before the catalog's streams are attached.
-      const deadline = Date.now() + 20_000;
-      for (;;) {
-        const answer = await request(proxy.urls.proxy!, { headers: { host } });
+      const url = present(proxy.urls.proxy, "the proxy's URL");
+      await until(`${host} answering 200`, async () => {
+        const answer = await request(url, { headers: { host } });
         await answer.body.dump();
-        if (answer.statusCode === 200) return;
-        if (Date.now() > deadline) throw new Error(`${host} never answered 200`);
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
+        return answer.statusCode === 200;
+      });
     };
     return { proxy, client, corrosion, corrosionUrl: corrosion.urls.api!, dir, routable, stop };
   } catch (error) {

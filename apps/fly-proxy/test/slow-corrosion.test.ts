@@ -1,4 +1,5 @@
 import type { Server } from 'node:http';
+import { until } from '@fleet/service/vitest-until';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Edge, startEdge, startMachine } from './relay-fixture.js';
@@ -63,13 +64,12 @@ describe('fly-proxy while corrosion does not answer', () => {
     } finally {
       process.kill(corrosionPid, 'SIGCONT');
     }
-    const deadline = Date.now() + 30_000;
     for (const app of apps.slice(1, 6)) {
-      let answer = await get(app);
-      while (answer.status !== 200 && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 100));
-        answer = await get(app);
-      }
+      const answer = await until(
+        `${app} served`,
+        () => get(app),
+        (reply) => reply.status === 200,
+      );
       expect(answer.status).toBe(200);
     }
     // Every timed-out load was answered, none escaped as an unhandled rejection.

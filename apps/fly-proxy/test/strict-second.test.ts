@@ -84,11 +84,12 @@ describe('a forced second instance', () => {
     const held = new KeepAliveClient(port);
     const other = new KeepAliveClient(port);
     clients.push(held, other);
-    let routed = await other.request('web.fleet.test');
-    while (routed.status !== 200) {
-      await new Promise((resolve) => setTimeout(resolve, 50)); // the lazy catalog loads the app
-      routed = await other.request('web.fleet.test');
-    }
+    // the lazy catalog loads the app
+    await until(
+      'web routed',
+      () => other.request('web.fleet.test'),
+      (routed) => routed.status === 200,
+    );
     const slow = held.request('web.fleet.test', '/slow');
     await until('the held request at the machine', () => (machine.held() === 1 ? true : undefined));
     const refused = await other.request('web.fleet.test');

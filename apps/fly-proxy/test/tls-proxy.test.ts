@@ -9,6 +9,7 @@ import type { TLSSocket } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import type { CorrosionClient } from '@fleet/corrosion-client';
 import { type ServerProcess, startServerProcess } from '@fleet/service';
+import { until } from '@fleet/service/vitest-until';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCorrosion } from './tls-fixture.js';
 
@@ -100,11 +101,8 @@ describe('fly-proxy with TLS', () => {
     });
 
   it('relays HTTPS over HTTP/1.1 with a certificate issued by the CA it created', async () => {
-    let answer = await getH1();
-    for (let tries = 0; answer.status !== 200 && tries < 100; tries += 1) {
-      await new Promise((resolve) => setTimeout(resolve, 50)); // the catalog is still loading
-      answer = await getH1();
-    }
+    // the catalog may still be loading
+    const answer = await until('a 200 over TLS', getH1, (reply) => reply.status === 200);
     expect(answer.status).toBe(200);
     expect(JSON.parse(answer.body)).toEqual({
       url: '/over-tls',

@@ -4,6 +4,7 @@ import { request as httpsRequest } from 'node:https';
 import type { CorrosionClient } from '@fleet/corrosion-client';
 import { openSealed } from '@fleet/fleet-key';
 import type { ServerProcess } from '@fleet/service';
+import { until } from '@fleet/service/vitest-until';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FleetCa } from '../src/tls/ca.js';
 import type { CertificateStore } from '../src/tls/store.js';
@@ -219,10 +220,7 @@ describe('TLS certificates by SNI over corrosion', () => {
     await new Promise((resolve) => setTimeout(resolve, 1_100));
     // Due for renewal but still valid: served at once while a new one is issued behind it.
     expect(await renewing.store.contextFor('short.fleet.test')).toBe(first);
-    const deadline = Date.now() + 5_000;
-    while (renewing.saves() < 2 && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    await until('the renewed certificate saved', () => renewing.saves() >= 2);
     expect(renewing.saves()).toBe(2);
     expect(await renewing.store.contextFor('short.fleet.test')).not.toBe(first);
   });
