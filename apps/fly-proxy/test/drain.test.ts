@@ -4,6 +4,7 @@ import { connect as connectH2 } from 'node:http2';
 import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { present } from '@fleet/service/invariant';
 import { until } from '@fleet/service/vitest-until';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -53,7 +54,7 @@ describe('drain', () => {
   });
 
   it('stops accepting, closes idle keep-alive after the grace, finishes a long request, exits 0', async () => {
-    const port = Number(new URL(edge.proxy.urls.proxy!).port);
+    const port = Number(new URL(edge.urls.proxy).port);
     const socket = join(edge.dir, 'proxy', 'control.sock');
     for (let index = 0; index < 3; index++) {
       const client = new KeepAliveClient(port);
@@ -64,7 +65,7 @@ describe('drain', () => {
     clients.push(slowClient);
     const slow = slowClient.request('web.fleet.test', '/slow');
     await until('the long request to reach the machine', () => machine.held() === 1);
-    const h2 = connectH2(edge.proxy.urls.proxy!);
+    const h2 = connectH2(edge.urls.proxy);
     h2.on('error', () => undefined);
     const goaway = new Promise<void>((resolve) => h2.once('goaway', () => resolve()));
     const h2Answer = h2.request({ ':path': '/', host: 'web.fleet.test' });
@@ -99,13 +100,14 @@ describe('drain', () => {
     expect(refused).toBe('ECONNREFUSED');
 
     // Within the grace an idle keep-alive connection still carries a request, told to close.
-    const [first, second, third] = clients;
-    const last = await first!.request('web.fleet.test');
+    const client = (index: number) => present(clients[index], `keep-alive client ${index}`);
+    const [first, second, third] = [client(0), client(1), client(2)];
+    const last = await first.request('web.fleet.test');
     expect(last.status).toBe(200);
     expect(last.headers.connection).toBe('close');
-    await first!.closed;
-    expect(second!.isClosed).toBe(false);
-    await Promise.all([second!.closed, third!.closed]);
+    await first.closed;
+    expect(second.isClosed).toBe(false);
+    await Promise.all([second.closed, third.closed]);
 
     // The long request is still in flight and the proxy waits for it.
     expect(edge.proxy.child.exitCode).toBeNull();
@@ -160,7 +162,7 @@ describe('drain with a tunnel open', () => {
   });
 
   it('keeps a tunnel past the grace and cuts it at the deadline', async () => {
-    const port = Number(new URL(edge.proxy.urls.proxy!).port);
+    const port = Number(new URL(edge.urls.proxy).port);
     const idle = new KeepAliveClient(port);
     clients.push(idle);
     expect((await idle.request('web.fleet.test')).status).toBe(200);

@@ -117,7 +117,7 @@ describe('fly-proxy HTTP/1.1 relay under hostile clients', () => {
         ],
       },
     );
-    url = edge.proxy.urls.proxy!;
+    url = edge.urls.proxy;
     port = Number(new URL(url).port);
     for (const app of ['echo', 'big', 'ws', 'stale', 'chunky'])
       await edge.routable(`${app}.fleet.test`);

@@ -61,7 +61,7 @@ describe('one active fly-proxy per state directory', () => {
   });
 
   it('keeps a standby waiting until the active proxy is gone, then it serves', async () => {
-    const active = started[0]!;
+    const active = present(started[0], 'the active proxy');
     const standby = spawn(process.execPath, args(['--standby']), {
       stdio: ['ignore', 'pipe', 'ignore'],
       env: { ...process.env, LOG_LEVEL: 'info' },

@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CorrosionClient } from '@fleet/corrosion-client';
 import { type ServerProcess, serverMain, startServerProcess } from '@fleet/service';
+import { present } from '@fleet/service/invariant';
 import { until } from '@fleet/service/vitest-until';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -55,7 +56,10 @@ describe('fly-proxy (edge)', () => {
       listeners: ['api'],
       env: quiet,
     });
-    client = new CorrosionClient({ url: corrosion.urls.api!, token: corrosionToken });
+    client = new CorrosionClient({
+      url: present(corrosion.urls.api, "the agent's API URL"),
+      token: corrosionToken,
+    });
     await client.transaction([
       "INSERT INTO apps (name) VALUES ('web')",
       [
@@ -74,7 +78,7 @@ describe('fly-proxy (edge)', () => {
         '--listen',
         '127.0.0.1:0',
         '--corrosion-url',
-        corrosion.urls.api!,
+        present(corrosion.urls.api, "the agent's API URL"),
         '--domain',
         'fleet.test',
         '--region',

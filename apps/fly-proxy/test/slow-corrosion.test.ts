@@ -1,4 +1,5 @@
 import type { Server } from 'node:http';
+import { present } from '@fleet/service/invariant';
 import { until } from '@fleet/service/vitest-until';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -39,7 +40,7 @@ describe('fly-proxy while corrosion does not answer', () => {
 
   const get = async (app: string) => {
     const started = Date.now();
-    const answer = await request(edge.proxy.urls.proxy!, {
+    const answer = await request(edge.urls.proxy, {
       headers: { host: `${app}.fleet.test` },
       headersTimeout: 30_000,
     });
@@ -81,6 +82,6 @@ describe('fly-proxy while corrosion does not answer', () => {
   async function rss(): Promise<number> {
     const { readFileSync } = await import('node:fs');
     const status = readFileSync(`/proc/${edge.proxy.child.pid}/status`, 'utf8');
-    return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024;
+    return Number(present(/VmRSS:\s+(\d+) kB/.exec(status), 'VmRSS in /proc')[1]) * 1024;
   }
 });

@@ -32,9 +32,10 @@ describe('a forced second instance', () => {
   afterAll(async () => {
     for (const client of clients) client.close();
     machine?.release();
-    if (second && second.exitCode === null) {
-      second.kill('SIGTERM');
-      await new Promise((resolve) => second!.once('exit', resolve));
+    const running = second;
+    if (running && running.exitCode === null) {
+      running.kill('SIGTERM');
+      await new Promise((resolve) => running.once('exit', resolve));
     }
     await edge?.stop();
     (machine?.server as Server | undefined)?.closeAllConnections();
@@ -43,7 +44,7 @@ describe('a forced second instance', () => {
 
   it('runs in strict mode beside the active proxy, says so, and caps each app', async () => {
     const stateDir = join(edge.dir, 'proxy');
-    second = spawn(
+    const child = spawn(
       process.execPath,
       [
         proxyMain,
@@ -54,7 +55,8 @@ describe('a forced second instance', () => {
       { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, LOG_LEVEL: 'info' } },
     );
     let output = '';
-    second.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+    second = child;
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
       output += chunk;
     });
     const url = (listener: string) =>

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ServerProcess, startServerProcess } from '@fleet/service';
+import { present } from '@fleet/service/invariant';
 import { until } from '@fleet/service/vitest-until';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -95,13 +96,13 @@ describe('fly-proxy WebSocket over HTTP/2 and HTTP/1.1, one hop and two', () => 
       await until(
         `${host} answers`,
         async () => {
-          const answer = await request(edge.proxy.urls.proxy!, { headers: { host } });
+          const answer = await request(edge.urls.proxy, { headers: { host } });
           return await answer.body.text();
         },
         (text) => text === 'not a websocket',
       );
     }
-    session = connectH2(edge.proxy.urls.proxy!);
+    session = connectH2(edge.urls.proxy);
     session.on('error', () => {});
     await new Promise((resolve) => session.once('remoteSettings', resolve));
   });
@@ -155,7 +156,7 @@ describe('fly-proxy WebSocket over HTTP/2 and HTTP/1.1, one hop and two', () => 
 
     it(`relays a WebSocket over HTTP/1.1 Upgrade, ${hops}`, async () => {
       const { head, client } = await websocketOverHttp1(
-        edge.proxy.urls.proxy!,
+        edge.urls.proxy,
         `${app}.fleet.test`,
         '/chat',
       );
@@ -168,7 +169,7 @@ describe('fly-proxy WebSocket over HTTP/2 and HTTP/1.1, one hop and two', () => 
   }
 
   it('relays a WebSocket over h2 with TLS (ALPN h2) the same way', async () => {
-    const secure = connectH2(edge.proxy.urls.tls!, {
+    const secure = connectH2(present(edge.proxy.urls.tls, 'the TLS listener'), {
       ca: readFileSync(join(edge.dir, 'ca.pem'), 'utf8'),
       servername: 'far.fleet.test',
     });
