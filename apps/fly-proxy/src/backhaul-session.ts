@@ -9,6 +9,7 @@ import type { Logger } from '@fleet/service';
 import { backoffMs } from '@fleet/service/backoff';
 import { backhaulHeaders } from './backhaul.js';
 import { type ConnectionOwner, UpstreamConnection, UpstreamError } from './http1/upstream-pools.js';
+import { Waiters } from './waiters.js';
 
 export interface BackhaulLimits {
   connectTimeoutMs: number;
@@ -29,12 +30,6 @@ export interface BackhaulLimits {
 export const backhaulWindowBytes = 4 * 1024 * 1024;
 const backoffMsMin = 100;
 const backoffMsMax = 5_000;
-
-interface Waiter {
-  resolve(): void;
-  reject(error: Error): void;
-  timer: NodeJS.Timeout;
-}
 
 /**
  * The edge's side of the edge → worker hop: ONE HTTP/2 session per backhaul address (h2c with
@@ -155,7 +150,7 @@ class BackhaulSession implements ConnectionOwner {
   /** Failed connects in a row (the backoff's attempt). */
   #failures = 0;
   #pinger: NodeJS.Timeout | undefined;
-  readonly #waiters: Waiter[] = [];
+  readonly #waiters: Waiters<void>;
 
   constructor(
     private readonly address: string,
@@ -167,7 +162,14 @@ class BackhaulSession implements ConnectionOwner {
       connected: () => void;
       logger: Logger;
     },
-  ) {}
+  ) {
+    this.#waiters = new Waiters(limits, {
+      full: () =>
+        new UpstreamError('PROXY_POOL_FULL', 'too many requests wait for the backhaul session'),
+      timedOut: () =>
+        new UpstreamError('PROXY_POOL_TIMEOUT', 'every stream of the backhaul stayed busy'),
+    });
+  }
 
   get connected(): boolean {
     return this.#session !== undefined;
@@ -186,8 +188,12 @@ class BackhaulSession implements ConnectionOwner {
 
   /** Closes streams idle longer than the idle timeout. */
   sweep(nowMs: number): void {
-    while (this.#idle.length > 0 && nowMs - this.#idle[0]!.idleSinceMs >= this.limits.idleTimeoutMs)
-      this.#idle.shift()!.socket.destroy();
+    for (;;) {
+      const oldest = this.#idle[0];
+      if (oldest === undefined || nowMs - oldest.idleSinceMs < this.limits.idleTimeoutMs) return;
+      this.#idle.shift();
+      oldest.socket.destroy();
+    }
   }
 
   /** A new CONNECT stream; synchronous when the session is up and has a free slot. */
@@ -201,7 +207,7 @@ class BackhaulSession implements ConnectionOwner {
   async #openLater(extra: OutgoingHttpHeaders): Promise<ClientHttp2Stream> {
     const session = this.#session ?? (await this.#connect());
     if (this.active + this.#reserved >= this.#slots(session)) {
-      await this.#slot();
+      await this.#waiters.wait();
       this.#reserved -= 1;
     }
     const now = this.#session;
@@ -251,9 +257,8 @@ class BackhaulSession implements ConnectionOwner {
     stream.on('error', () => {}); // 'close' follows; its user hears of it there
     stream.once('close', () => {
       this.active -= 1;
-      const waiter = this.#waiters.shift();
+      const waiter = this.#waiters.take();
       if (waiter !== undefined) {
-        clearTimeout(waiter.timer);
         this.#reserved += 1;
         waiter.resolve();
       }
@@ -273,26 +278,6 @@ class BackhaulSession implements ConnectionOwner {
   #slots(session: ClientHttp2Session): number {
     const theirs = session.remoteSettings.maxConcurrentStreams ?? this.limits.streamsMax;
     return Math.min(this.limits.streamsMax, theirs);
-  }
-
-  #slot(): Promise<void> {
-    if (this.#waiters.length >= this.limits.waitersMax)
-      return Promise.reject(
-        new UpstreamError('PROXY_POOL_FULL', 'too many requests wait for the backhaul session'),
-      );
-    return new Promise((resolve, reject) => {
-      const waiter: Waiter = {
-        resolve,
-        reject,
-        timer: setTimeout(() => {
-          this.#waiters.splice(this.#waiters.indexOf(waiter), 1);
-          reject(
-            new UpstreamError('PROXY_POOL_TIMEOUT', 'every stream of the backhaul stayed busy'),
-          );
-        }, this.limits.waitTimeoutMs),
-      };
-      this.#waiters.push(waiter);
-    });
   }
 
   #connect(): Promise<ClientHttp2Session> {
@@ -367,11 +352,8 @@ class BackhaulSession implements ConnectionOwner {
     this.#session = undefined;
     clearInterval(this.#pinger);
     for (const idle of this.#idle.splice(0)) idle.socket.destroy();
-    for (const waiter of this.#waiters.splice(0)) {
-      clearTimeout(waiter.timer);
-      waiter.reject(
-        new UpstreamError('PROXY_BACKHAUL_DOWN', `the backhaul ${this.address} went away`),
-      );
-    }
+    this.#waiters.rejectAll(
+      new UpstreamError('PROXY_BACKHAUL_DOWN', `the backhaul ${this.address} went away`),
+    );
   }
 }

@@ -5,7 +5,8 @@ import Fastify, {
   LogController,
 } from 'fastify';
 import { parseListenAddress } from './address.js';
-import { HttpError } from './errors.js';
+import { HttpErrorCodes } from './error-codes.js';
+import { defineErrors, HttpError } from './errors.js';
 import { type HttpLimits, limitInFlight, serverTimeouts } from './http-limits.js';
 import type { Logger } from './logger.js';
 import type { MetricsExport } from './metrics.js';
@@ -19,6 +20,9 @@ export interface HttpServerOptions {
   /** Requests in flight and client timeouts (`httpLimitsSpec`'s flags); Node's defaults without. */
   limits?: HttpLimits;
 }
+
+/** The errors the server answers by itself (README: Error codes). */
+const httpError = defineErrors(HttpErrorCodes);
 
 /**
  * A fastify instance with Fleet's conventions: every error is `{"error", "code"}` JSON with a 4xx
@@ -43,7 +47,7 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
     try {
       done(null, JSON.parse(text));
     } catch (error) {
-      done(new HttpError(400, 'BAD_JSON', `request body is not JSON: ${(error as Error).message}`));
+      done(httpError('BAD_JSON', `request body is not JSON: ${(error as Error).message}`));
     }
   });
   app.setErrorHandler((error: FastifyError | HttpError, request, reply) => {
@@ -60,7 +64,7 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
   });
   app.setNotFoundHandler((request, reply) => {
     reply
-      .code(404)
+      .code(HttpErrorCodes.NO_ROUTE[0])
       .send({ error: `no route for ${request.method} ${request.url}`, code: 'NO_ROUTE' });
   });
   const exporter = options.metrics;

@@ -12,6 +12,7 @@ export {
   UsageError,
   usage,
 } from './config.js';
+export { HttpErrorCodes, type ServiceErrorCode, ServiceErrorCodes } from './error-codes.js';
 export { defineErrors, type ErrorRegistry, HttpError } from './errors.js';
 export {
   announceListening,

@@ -1,3 +1,5 @@
+import type { ServiceErrorCode } from './error-codes.js';
+
 /**
  * A broken invariant: a state the code's own logic rules out (a map entry its caller just put
  * there, a lock held by the function that releases it). Reaching one is a bug in Fleet, never
@@ -5,7 +7,7 @@
  * of failure it is in logs.
  */
 export class InvariantError extends Error {
-  readonly code = 'FLEET_ERR_INVARIANT';
+  readonly code = 'FLEET_ERR_INVARIANT' satisfies ServiceErrorCode;
 
   constructor(message: string) {
     super(`invariant broken: ${message}`);
