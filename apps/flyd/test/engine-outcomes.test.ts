@@ -115,7 +115,10 @@ describe('FsmEngine outcomes', () => {
       throwing(() => new Error('timeout')),
     );
     engine.define('fine', { steps: [{ name: 'go', run: () => 1 }], finalizer });
-    await expect(engine.start('a', 'lost', {}).done).rejects.toThrow('disk gone');
+    await expect(engine.start('a', 'lost', {}).done).rejects.toMatchObject({
+      message: 'disk gone',
+      code: 'FLYD_ERR_UNRECOVERABLE',
+    });
     expect(calls).toBe(1);
     await expect(engine.start('b', 'bad', {}).done).rejects.toThrow('bad image');
     await expect(engine.start('c', 'flaky', {}).done).rejects.toThrow('timeout');

@@ -30,10 +30,16 @@ describe('FsmEngine scheduling', () => {
     const { engine } = engineAt(freshDbPath(), { queueLengthMax: 2 });
     defineHold(engine, log, held.promise);
     const first = engine.start('m1', 'hold', { n: 1 });
+    expect(() => engine.start('m1', 'hold', { n: 9 })).toThrow(
+      expect.objectContaining({ code: 'FLYD_ERR_CONFLICT' }),
+    );
     expect(() => engine.start('m1', 'hold', { n: 9 })).toThrow(RunConflictError);
     const second = engine.start('m1', 'hold', { n: 2 }, { queue: true });
     const third = engine.start('m1', 'hold', { n: 3 }, { queue: true });
     expect(() => engine.start('m1', 'hold', { n: 4 }, { queue: true })).toThrow(QueueFullError);
+    expect(() => engine.start('m1', 'hold', { n: 4 }, { queue: true })).toThrow(
+      expect.objectContaining({ code: 'FLYD_ERR_QUEUE_FULL' }),
+    );
     expect(engine.active().map((run) => run.status)).toEqual(['running', 'pending', 'pending']);
     engine.start('m2', 'hold', { n: 5 }, { queue: true }); // another machine is not held up
     held.open();

@@ -3,7 +3,12 @@ import { EventEmitter } from 'node:events';
 import type { FlydClient } from '@fleet/flyd-client';
 import { HttpError, type Logger } from '@fleet/service';
 import { flydError } from '../errors.js';
-import { type FsmEngine, RunConflictError, type RunHandle } from '../fsm/engine.js';
+import {
+  type FsmEngine,
+  RunConflictError,
+  type RunHandle,
+  UnrecoverableError,
+} from '../fsm/engine.js';
 import type { ImageCache } from '../images/cache.js';
 import { imageDigest, resolveImage } from '../images/resolve.js';
 import { checkMigratable, defineMigrateAction, type MigrateRequest } from '../migrate/migrate.js';
@@ -510,7 +515,8 @@ export class MachineService {
       // A step's answer (a refusal, a launch failure) rides as its error's cause.
       if (error instanceof Error && error.cause instanceof HttpError) throw error.cause;
       const reason = hidePaths((error as Error).message, this.#dirs.hidden(id));
-      throw flydError('FLYD_ERR_FAILED', `${action} of machine ${id} failed: ${reason}`);
+      const code = error instanceof UnrecoverableError ? error.code : 'FLYD_ERR_FAILED';
+      throw flydError(code, `${action} of machine ${id} failed: ${reason}`);
     }
   }
 
@@ -518,7 +524,7 @@ export class MachineService {
     try {
       return this.engine.start(id, action, request);
     } catch (error) {
-      if (error instanceof RunConflictError) throw flydError('FLYD_ERR_CONFLICT', error.message);
+      if (error instanceof RunConflictError) throw flydError(error.code, error.message);
       throw error;
     }
   }
