@@ -59,7 +59,8 @@ describe('progress lines', () => {
     // The mark's own colour is nanospinner's, decided by the environment (CI=1 turns it on); the
     // text's is ours, green on a terminal.
     expect(out.text()).toMatch(/m1\n/);
-    expect(out.text()).toMatch(/✔.* \u001b\[32mm1 updated, healthy/);
+    const green = `${String.fromCharCode(27)}[32m`;
+    expect(out.text()).toMatch(new RegExp(`✔.* ${green.replace('[', '\\[')}m1 updated, healthy`));
     const failed = captured(true);
     await expect(
       machineLine(
