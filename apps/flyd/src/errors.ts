@@ -5,6 +5,10 @@ import { defineErrors, HttpError } from '@fleet/service';
 export const FlydErrors = {
   FLYD_ERR_UNAUTHORIZED: [401, 'the internal token is missing or wrong'],
   FLYD_ERR_OVERLOADED: [503, 'flyd has its maximum of requests in flight (--in-flight-max)'],
+  FLYD_ERR_SHUTTING_DOWN: [
+    503,
+    'flyd is shutting down: a long poll (wait) open at shutdown is ended with it; call again',
+  ],
   FLYD_ERR_NOT_FOUND: [404, 'no such machine on this worker'],
   FLYD_ERR_CONFLICT: [
     409,

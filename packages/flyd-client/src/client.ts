@@ -24,6 +24,8 @@ export interface CallOptions {
   stream?: Readable;
   /** More request headers (a volume's record beside its tar). */
   headers?: Record<string, string>;
+  /** Ends the call early (a long poll cut by the caller's shutdown): it fails as unreachable. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -69,6 +71,7 @@ export class FlydClient {
         body: options.stream ?? (body === undefined ? undefined : JSON.stringify(body)),
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs,
+        signal: options.signal,
       });
     } catch (error) {
       throw this.#failure(new FlydUnreachableError(baseUrl, error as Error));
