@@ -1,3 +1,4 @@
+import { present } from '@fleet/service/invariant';
 import { describe, expect, it } from 'vitest';
 import { QueueFullError, RunConflictError } from '../src/fsm/engine.js';
 import { engineAt, freshDbPath, gate } from './engine-helpers.js';
@@ -82,7 +83,7 @@ describe('FsmEngine scheduling', () => {
     const [resumed] = after.engine.resumeAll();
     expect(resumed?.id).toBe(run.id);
     expect(log).toEqual([]);
-    await resumed!.done;
+    await present(resumed, 'resumed').done;
     expect(Date.now()).toBeGreaterThanOrEqual(startAt.getTime());
     expect(log).toEqual(['start:1', 'end:1']);
     expect(after.engine.run(run.id)).toMatchObject({
