@@ -1,9 +1,11 @@
 #!/usr/bin/env node
+
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { sampleImagesDir } from '@fleet/sample-images';
+import { present } from '@fleet/service/invariant';
 import { hostPorts } from './hosts/ports.js';
 import { repoRoot } from './launcher/paths.js';
 import {
@@ -86,7 +88,10 @@ function serverConfigs(options: JoinOptions): Record<string, Record<string, unkn
   const { topology, host, configDir } = options;
   const corrosionUrl = `http://127.0.0.1:${hostPorts.corrosionApi}`;
   const fleetKey = join(configDir, 'fleet.key');
-  const apiHost = topology.hosts.find((candidate) => candidate.api)!;
+  const apiHost = present(
+    topology.hosts.find((candidate) => candidate.api),
+    'the API host (the topology schema requires one)',
+  );
   const configs: Record<string, Record<string, unknown>> = {
     'fleet-corrosion': {
       db: '/var/lib/fleet/corrosion/corrosion.db',
@@ -96,7 +101,7 @@ function serverConfigs(options: JoinOptions): Record<string, Record<string, unkn
       'gossip-key-file': fleetKey,
       bootstrap: topology.hosts
         .filter((other) => other.id !== host.id)
-        .map((other) => hostPort(other.address!, hostPorts.gossip))
+        .map((other) => hostPort(present(other.address, `${other.id}'s address`), hostPorts.gossip))
         .join(','),
     },
   };
@@ -128,7 +133,7 @@ function serverConfigs(options: JoinOptions): Record<string, Record<string, unkn
       'fleet-key-file': fleetKey,
       listen: hostPort(host.address, hostPorts.edge),
       domain: options.domain,
-      'flaps-url': `http://${hostPort(apiHost.address!, hostPorts.flaps)}`,
+      'flaps-url': `http://${hostPort(present(apiHost.address, `${apiHost.id}'s address`), hostPorts.flaps)}`,
     };
   if (host.api) configs.flaps = { 'corrosion-url': corrosionUrl, 'fleet-key-file': fleetKey };
   return configs;

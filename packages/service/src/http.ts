@@ -8,6 +8,7 @@ import { parseListenAddress } from './address.js';
 import { HttpErrorCodes } from './error-codes.js';
 import { defineErrors, HttpError } from './errors.js';
 import { type HttpLimits, limitInFlight, serverTimeouts } from './http-limits.js';
+import { invariant } from './invariant.js';
 import type { Logger } from './logger.js';
 import type { MetricsExport } from './metrics.js';
 
@@ -116,7 +117,7 @@ export async function listenHttp(
   // Node's listen takes `{ fd }` for an inherited socket; fastify passes its options through.
   await app.listen(fd === undefined ? { host, port } : ({ fd, host } as { host: string }));
   const address = app.server.address();
-  if (address === null || typeof address === 'string') throw new Error('listener has no port');
+  invariant(address !== null && typeof address !== 'string', 'a TCP listener has a port');
   const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${shownHost}:${address.port}`;
   announceListening(app.log as Logger, listener, url);
