@@ -210,8 +210,8 @@ export class ClientConnection implements ExchangeClient {
   }
 
   #parseOne(): void {
-    if (this.socket.writableEnded) return;
-    const buffer = this.buffer!;
+    const buffer = this.buffer;
+    if (buffer === null || this.socket.writableEnded) return;
     let start = 0;
     // RFC 9112 §2.2: empty lines before a request line are ignored.
     while (buffer[start] === 13 && buffer[start + 1] === 10) start += 2;

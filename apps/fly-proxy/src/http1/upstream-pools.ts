@@ -172,8 +172,7 @@ class MachinePool implements ConnectionOwner {
 
   /** Closes idle connections older than the idle timeout (all of them once retired). */
   sweep(nowMs: number): void {
-    while (this.#idle.length > 0) {
-      const oldest = this.#idle[0]!;
+    for (let oldest = this.#idle[0]; oldest !== undefined; oldest = this.#idle[0]) {
       if (!this.retired && nowMs - oldest.idleSinceMs < this.limits.idleTimeoutMs) return;
       this.#idle.shift();
       oldest.socket.destroy();
