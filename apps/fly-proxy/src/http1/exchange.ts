@@ -518,14 +518,25 @@ export class Exchange implements UpstreamUser {
     this.#upstreamReusable =
       request.minor === 1 && head.minor === 1 && !head.connection.includes('close');
     this.#phase = 'body';
-    this.#responseBody = new BodyFramer(head.framing);
-    // Head and the body bytes that came with it leave in one write (writev), not two.
-    const client = this.client;
-    client.cork();
-    client.sendHead(head, this.requestId, connection, extra);
-    if (rest !== null) this.#responseData(rest);
-    else if (this.#responseBody.done) this.#finish();
-    client.uncork();
+    const body = new BodyFramer(head.framing);
+    this.#responseBody = body;
+    // Head and the body bytes that came with it leave in one write, not two.
+    let taken = 0;
+    if (rest !== null) {
+      try {
+        taken = body.take(rest);
+      } catch {
+        this.abort(); // the machine broke chunked framing: cut, never pass it on
+        return;
+      }
+      if (taken < rest.length) this.#upstreamReusable = false; // bytes past the response
+    }
+    const first =
+      rest === null || taken === 0 ? null : taken === rest.length ? rest : rest.subarray(0, taken);
+    if (!this.client.sendHead(head, this.requestId, connection, extra, first))
+      this.#upstream?.socket.pause();
+    this.#airtime?.out(taken);
+    if (body.done) this.#finish();
   }
 
   #responseData(chunk: Buffer): void {
