@@ -1,5 +1,6 @@
 import { connect } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { Waiters } from '../waiters.js';
 
 export interface PoolLimits {
   /** Connections open (busy, idle or connecting) to one machine at most. */
@@ -104,15 +105,9 @@ export class UpstreamConnection {
   }
 }
 
-interface Waiter {
-  resolve(connection: UpstreamConnection): void;
-  reject(error: Error): void;
-  timer: NodeJS.Timeout;
-}
-
 class MachinePool implements ConnectionOwner {
   readonly #idle: UpstreamConnection[] = [];
-  readonly #waiters: Waiter[] = [];
+  readonly #waiters: Waiters<UpstreamConnection>;
   #open = 0;
   retired = false;
   lastUsedMs = 0;
@@ -121,7 +116,13 @@ class MachinePool implements ConnectionOwner {
     private readonly host: string,
     private readonly port: number,
     private readonly limits: PoolLimits,
-  ) {}
+  ) {
+    this.#waiters = new Waiters(limits, {
+      full: () => new UpstreamError('PROXY_POOL_FULL', 'too many requests wait for this machine'),
+      timedOut: () =>
+        new UpstreamError('PROXY_POOL_TIMEOUT', 'every connection to the machine stayed busy'),
+    });
+  }
 
   get open(): number {
     return this.#open;
@@ -136,24 +137,7 @@ class MachinePool implements ConnectionOwner {
       this.#idle.shift()?.socket.destroy(); // make room for the fresh one
     }
     if (this.#open < this.limits.connectionsPerUpstream) return this.#connect();
-    if (this.#waiters.length >= this.limits.waitersMax) {
-      return Promise.reject(
-        new UpstreamError('PROXY_POOL_FULL', 'too many requests wait for this machine'),
-      );
-    }
-    return new Promise((resolve, reject) => {
-      const waiter: Waiter = {
-        resolve,
-        reject,
-        timer: setTimeout(() => {
-          this.#waiters.splice(this.#waiters.indexOf(waiter), 1);
-          reject(
-            new UpstreamError('PROXY_POOL_TIMEOUT', 'every connection to the machine stayed busy'),
-          );
-        }, this.limits.waitTimeoutMs),
-      };
-      this.#waiters.push(waiter);
-    });
+    return this.#waiters.wait();
   }
 
   idle(connection: UpstreamConnection): void {
@@ -162,9 +146,8 @@ class MachinePool implements ConnectionOwner {
       connection.socket.destroy();
       return;
     }
-    const waiter = this.#waiters.shift();
+    const waiter = this.#waiters.take();
     if (waiter !== undefined) {
-      clearTimeout(waiter.timer);
       waiter.resolve(connection);
       return;
     }
@@ -176,9 +159,8 @@ class MachinePool implements ConnectionOwner {
     this.#open -= 1;
     const index = this.#idle.indexOf(connection);
     if (index >= 0) this.#idle.splice(index, 1);
-    const waiter = this.#waiters.shift();
+    const waiter = this.#waiters.take();
     if (waiter === undefined) return;
-    clearTimeout(waiter.timer);
     this.#connect().then(waiter.resolve, waiter.reject);
   }
 
@@ -194,10 +176,7 @@ class MachinePool implements ConnectionOwner {
   retire(): void {
     this.retired = true;
     this.sweep(Date.now());
-    for (const waiter of this.#waiters.splice(0)) {
-      clearTimeout(waiter.timer);
-      waiter.reject(new UpstreamError('PROXY_POOL_FULL', 'the machine pool was closed'));
-    }
+    this.#waiters.rejectAll(new UpstreamError('PROXY_POOL_FULL', 'the machine pool was closed'));
   }
 
   #connect(): Promise<UpstreamConnection> {
