@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { present } from '@fleet/service/invariant';
 import Database from 'better-sqlite3';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -8,7 +9,15 @@ import { applyChangesets } from '../src/replication/apply.js';
 import { versionChangesets } from '../src/replication/serve.js';
 import type { Store } from '../src/store.js';
 import { tempDir } from './agent.js';
-import { clocks, exec, machinesSchema, openStore, rows, ship } from './crdt-helpers.js';
+import {
+  allChangesets,
+  clocks,
+  exec,
+  machinesSchema,
+  openStore,
+  rows,
+  ship,
+} from './crdt-helpers.js';
 
 const stores: Store[] = [];
 function store(): Store {
@@ -164,7 +173,7 @@ describe('local writes', () => {
       [7, 6],
       [null, 7],
     ]);
-    expect(fresh.changes).toEqual(a.crdt.changesOf(0, fresh.version!));
+    expect(fresh.changes).toEqual(a.crdt.changesOf(0, present(fresh.version, 'the version')));
     readBack.mockClear();
     const again = a.transaction([
       { sql: "INSERT INTO machines (id) VALUES ('m3')", params: [] },
@@ -297,6 +306,35 @@ describe('merge rule', () => {
     expect(clocks(a)).toEqual(clocks(b));
   });
 
+  it('a batch bringing one new row twice and a row the receiver knows merges as changesets one at a time do', () => {
+    // Receiver `batched` takes the changesets in one apply (so one staged merge: m1's second whole
+    // row and k's must go to the general merge, k's key slot stays unused); `single` one by one.
+    const [a, b, batched, single] = [store(), store(), store(), store()];
+    exec(a, "INSERT INTO machines (id, state) VALUES ('k', 'known')");
+    ship(a, batched);
+    ship(a, single);
+    const before = new Set(allChangesets(a).map((set) => set.version));
+    exec(a, "INSERT INTO machines (id, state) VALUES ('m1', 'from-a'), ('m2', 'a')");
+    exec(b, "INSERT INTO machines (id, state) VALUES ('m1', 'from-b'), ('k', 'b'), ('m3', 'b')");
+    const batch = [
+      ...allChangesets(a).filter((set) => !before.has(set.version)),
+      ...allChangesets(b),
+    ];
+    applyChangesets(batched, batch);
+    for (const set of batch) applyChangesets(single, [set]);
+    // New rows after the unused key slots get keys of their own.
+    exec(a, "INSERT INTO machines (id, state) VALUES ('m4', 'a')");
+    ship(a, batched);
+    ship(a, single);
+    ship(a, b);
+    ship(b, a);
+    for (const replica of [batched, single, b]) {
+      expect(rows(replica)).toEqual(rows(a));
+      expect(clocks(replica)).toEqual(clocks(a));
+    }
+    expect(rows(a).length).toBe(5);
+  });
+
   it('a re-insert of a live row (INSERT OR REPLACE) leaves writer and receivers with one sentinel clock', () => {
     // Both orders of site ids: with the sentinel rewritten, one of them diverged for good.
     for (const writerFirst of [true, false]) {
@@ -351,16 +389,17 @@ describe('gaps and partials', () => {
     for (let i = 1; i <= 5; i++)
       exec(a, `INSERT INTO machines (id, state) VALUES ('m${i}', 's${i}')`);
     const of = (version: number, maxBytes = 1 << 20) =>
-      versionChangesets(a, a.crdt.siteId, version, maxBytes)!;
+      present(versionChangesets(a, a.crdt.siteId, version, maxBytes), `version ${version}`);
+    const first = (sets: ReturnType<typeof of>) => present(sets[0], 'a first chunk');
     const chunks4 = of(4, 30);
     expect(chunks4.length).toBeGreaterThan(1);
-    applyChangesets(b, [...of(1), chunks4[0]!, ...of(5)]);
-    const site = b.crdt.knownOrdinal(a.crdt.siteId)!;
-    const state = b.bookkeeping.state().get(site)!;
+    applyChangesets(b, [...of(1), first(chunks4), ...of(5)]);
+    const site = present(b.crdt.knownOrdinal(a.crdt.siteId), 'the writer’s ordinal');
+    const state = present(b.bookkeeping.state().get(site), 'the writer’s state');
     expect(state.head).toBe(5);
     expect(state.gaps).toEqual([[2, 3]]);
     expect(state.partials).toEqual([
-      { version: 4, lastSeq: 3, missing: [[chunks4[0]!.seqs[1] + 1, 3]] },
+      { version: 4, lastSeq: 3, missing: [[first(chunks4).seqs[1] + 1, 3]] },
     ]);
     expect(rows(b)).toMatchObject([{ id: 'm1' }, { id: 'm5' }]);
     applyChangesets(b, [...of(3), ...chunks4.slice(1), ...of(2)]);
@@ -374,13 +413,15 @@ describe('gaps and partials', () => {
     exec(a, "INSERT INTO machines (id, state) VALUES ('m1', 'created')");
     exec(a, "UPDATE machines SET state = 'started' WHERE id = 'm1'");
     exec(a, "UPDATE machines SET state = 'stopped' WHERE id = 'm1'");
-    const v2 = versionChangesets(a, a.crdt.siteId, 2, 1 << 20)!;
+    const serve = (version: number) =>
+      present(versionChangesets(a, a.crdt.siteId, version, 1 << 20), `version ${version}`);
+    const v2 = serve(2);
     expect(v2).toEqual([expect.objectContaining({ changes: [], seqs: [0, 0], lastSeq: 0 })]);
-    applyChangesets(b, versionChangesets(a, a.crdt.siteId, 3, 1 << 20)!);
-    const site = b.crdt.knownOrdinal(a.crdt.siteId)!;
-    expect(b.bookkeeping.state().get(site)!.gaps).toEqual([[1, 2]]);
-    applyChangesets(b, [...v2, ...versionChangesets(a, a.crdt.siteId, 1, 1 << 20)!]);
-    expect(b.bookkeeping.state().get(site)!.gaps).toEqual([]);
+    applyChangesets(b, serve(3));
+    const site = present(b.crdt.knownOrdinal(a.crdt.siteId), 'the writer’s ordinal');
+    expect(b.bookkeeping.state().get(site)?.gaps).toEqual([[1, 2]]);
+    applyChangesets(b, [...v2, ...serve(1)]);
+    expect(b.bookkeeping.state().get(site)?.gaps).toEqual([]);
     expect(rows(b)).toEqual(rows(a));
     expect(clocks(b)).toEqual(clocks(a));
   });
