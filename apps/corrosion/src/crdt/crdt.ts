@@ -359,9 +359,14 @@ export class Crdt {
   /** The rows some changes touched, once each (a delete when the row's last word is one). */
   rowsOf(changes: Change[]): RowChange[] {
     const rows = new Map<string, RowChange>();
+    let previous: Change | undefined;
     for (const change of changes) {
-      const id = `${change.table}\0${change.pk.toString('hex')}`;
       const deleted = change.cid === SENTINEL && change.cl % 2 === 0;
+      // A row's changes come together and share one pk buffer when built here (`VersionRead`).
+      const sameRow = previous?.pk === change.pk && previous.table === change.table;
+      previous = change;
+      if (sameRow && !deleted) continue;
+      const id = `${change.table}\0${change.pk.toString('latin1')}`;
       if (deleted || !rows.has(id)) {
         rows.set(id, { table: change.table, pk: unpackColumns(change.pk), deleted });
       }
