@@ -335,6 +335,28 @@ describe('merge rule', () => {
     expect(rows(a).length).toBe(5);
   });
 
+  it('a merge that fails leaves nothing staged behind for the next one', () => {
+    // m1 arrives with a NULL in a NOT NULL column, so its staged insert fails and the batch rolls
+    // back; the next batch (m2) must merge and report m2 alone.
+    const [a, receiver] = [store(), store()];
+    exec(a, "INSERT INTO machines (id, state) VALUES ('m1', 'created')");
+    const [bad] = allChangesets(a);
+    const broken = {
+      ...present(bad, 'the first changeset'),
+      changes: present(bad, 'the first changeset').changes.map((change) =>
+        change.cid === 'state' ? { ...change, val: null } : change,
+      ),
+    };
+    expect(() => applyChangesets(receiver, [broken])).toThrow(/NOT NULL/);
+    exec(a, "INSERT INTO machines (id, state) VALUES ('m2', 'created')");
+    const outcome = applyChangesets(
+      receiver,
+      allChangesets(a).filter((set) => set.version === 2),
+    );
+    expect(outcome.rows.map((row) => row.pk)).toEqual([['m2']]);
+    expect(rows(receiver)).toEqual(rows(a).filter((row) => (row as { id: string }).id === 'm2'));
+  });
+
   it('a re-insert of a live row (INSERT OR REPLACE) leaves writer and receivers with one sentinel clock', () => {
     // Both orders of site ids: with the sentinel rewritten, one of them diverged for good.
     for (const writerFirst of [true, false]) {

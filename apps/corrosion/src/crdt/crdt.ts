@@ -268,6 +268,10 @@ export class Crdt {
         }
       }
       this.#flushStaged(staging, touched);
+    } catch (error) {
+      // The caller's transaction rolls the stage back: what the stages hold in memory goes too.
+      for (const statements of staging) statements.staged.reset();
+      throw error;
     } finally {
       this.#write.merging.run(0);
     }

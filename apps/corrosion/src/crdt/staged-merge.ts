@@ -173,6 +173,15 @@ export class StagedMerge {
   }
 
   /**
+   * Forgets the staged rows held in memory after a failed merge: the caller's transaction rolls
+   * the stage table back with everything else (a temporary table is transactional too).
+   */
+  reset(): void {
+    this.#pending = [];
+    this.#groups = [];
+  }
+
+  /**
    * Merges every staged row. Returns the groups whose key this node knew: the caller merges
    * those by the general path. The others are new rows now.
    */
