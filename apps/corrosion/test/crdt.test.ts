@@ -9,7 +9,15 @@ import { applyChangesets } from '../src/replication/apply.js';
 import { versionChangesets } from '../src/replication/serve.js';
 import type { Store } from '../src/store.js';
 import { tempDir } from './agent.js';
-import { clocks, exec, machinesSchema, openStore, rows, ship } from './crdt-helpers.js';
+import {
+  allChangesets,
+  clocks,
+  exec,
+  machinesSchema,
+  openStore,
+  rows,
+  ship,
+} from './crdt-helpers.js';
 
 const stores: Store[] = [];
 function store(): Store {
@@ -298,6 +306,57 @@ describe('merge rule', () => {
       s.db.prepare("SELECT hex(site_id) AS site FROM crsql_changes WHERE cid = 'state'").get();
     expect(stateClock(a)).toEqual({ site: winner.crdt.siteId.toString('hex').toUpperCase() });
     expect(clocks(a)).toEqual(clocks(b));
+  });
+
+  it('a batch bringing one new row twice and a row the receiver knows merges as changesets one at a time do', () => {
+    // Receiver `batched` takes the changesets in one apply (so one staged merge: m1's second whole
+    // row and k's must go to the general merge, k's key slot stays unused); `single` one by one.
+    const [a, b, batched, single] = [store(), store(), store(), store()];
+    exec(a, "INSERT INTO machines (id, state) VALUES ('k', 'known')");
+    ship(a, batched);
+    ship(a, single);
+    const before = new Set(allChangesets(a).map((set) => set.version));
+    exec(a, "INSERT INTO machines (id, state) VALUES ('m1', 'from-a'), ('m2', 'a')");
+    exec(b, "INSERT INTO machines (id, state) VALUES ('m1', 'from-b'), ('k', 'b'), ('m3', 'b')");
+    const batch = [
+      ...allChangesets(a).filter((set) => !before.has(set.version)),
+      ...allChangesets(b),
+    ];
+    applyChangesets(batched, batch);
+    for (const set of batch) applyChangesets(single, [set]);
+    // New rows after the unused key slots get keys of their own.
+    exec(a, "INSERT INTO machines (id, state) VALUES ('m4', 'a')");
+    ship(a, batched);
+    ship(a, single);
+    ship(a, b);
+    ship(b, a);
+    for (const replica of [batched, single, b]) {
+      expect(rows(replica)).toEqual(rows(a));
+      expect(clocks(replica)).toEqual(clocks(a));
+    }
+    expect(rows(a).length).toBe(5);
+  });
+
+  it('a merge that fails leaves nothing staged behind for the next one', () => {
+    // m1 arrives with a NULL in a NOT NULL column, so its staged insert fails and the batch rolls
+    // back; the next batch (m2) must merge and report m2 alone.
+    const [a, receiver] = [store(), store()];
+    exec(a, "INSERT INTO machines (id, state) VALUES ('m1', 'created')");
+    const [bad] = allChangesets(a);
+    const broken = {
+      ...present(bad, 'the first changeset'),
+      changes: present(bad, 'the first changeset').changes.map((change) =>
+        change.cid === 'state' ? { ...change, val: null } : change,
+      ),
+    };
+    expect(() => applyChangesets(receiver, [broken])).toThrow(/NOT NULL/);
+    exec(a, "INSERT INTO machines (id, state) VALUES ('m2', 'created')");
+    const outcome = applyChangesets(
+      receiver,
+      allChangesets(a).filter((set) => set.version === 2),
+    );
+    expect(outcome.rows.map((row) => row.pk)).toEqual([['m2']]);
+    expect(rows(receiver)).toEqual(rows(a).filter((row) => (row as { id: string }).id === 'm2'));
   });
 
   it('a re-insert of a live row (INSERT OR REPLACE) leaves writer and receivers with one sentinel clock', () => {

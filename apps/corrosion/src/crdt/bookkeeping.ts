@@ -183,31 +183,7 @@ export class Bookkeeping {
   }
 }
 
-/** Sorted, merged (adjacent ranges joined) copy of `ranges`. */
-export function mergeRanges(ranges: Range[]): Range[] {
-  const sorted = [...ranges].sort((a, b) => a[0] - b[0]);
-  const merged: Range[] = [];
-  for (const [start, end] of sorted) {
-    const last = merged.at(-1);
-    if (last && start <= last[1] + 1) last[1] = Math.max(last[1], end);
-    else merged.push([start, end]);
-  }
-  return merged;
-}
-
-/** The parts of [0, last] that `seen` does not cover. */
-export function missingRanges(seen: Range[], last: number): Range[] {
-  const missing: Range[] = [];
-  let next = 0;
-  for (const [start, end] of mergeRanges(seen)) {
-    if (start > next) missing.push([next, Math.min(start - 1, last)]);
-    next = Math.max(next, end + 1);
-  }
-  if (next <= last) missing.push([next, last]);
-  return missing;
-}
-
-/** The bookkeeping's statements, prepared once per database. */
+/** The bookkeeping's statements, prepared once. */
 function prepareStatements(db: Db) {
   return {
     version: db.prepare('SELECT last_seq, ts FROM __corro_versions WHERE site = ? AND version = ?'),
@@ -233,4 +209,28 @@ function prepareStatements(db: Db) {
     dropBuffered: db.prepare('DELETE FROM __corro_buffered WHERE site = ? AND version = ?'),
     bufferedCount: db.prepare('SELECT count(*) AS n FROM __corro_buffered'),
   };
+}
+
+/** Sorted, merged (adjacent ranges joined) copy of `ranges`. */
+export function mergeRanges(ranges: Range[]): Range[] {
+  const sorted = [...ranges].sort((a, b) => a[0] - b[0]);
+  const merged: Range[] = [];
+  for (const [start, end] of sorted) {
+    const last = merged.at(-1);
+    if (last && start <= last[1] + 1) last[1] = Math.max(last[1], end);
+    else merged.push([start, end]);
+  }
+  return merged;
+}
+
+/** The parts of [0, last] that `seen` does not cover. */
+export function missingRanges(seen: Range[], last: number): Range[] {
+  const missing: Range[] = [];
+  let next = 0;
+  for (const [start, end] of mergeRanges(seen)) {
+    if (start > next) missing.push([next, Math.min(start - 1, last)]);
+    next = Math.max(next, end + 1);
+  }
+  if (next <= last) missing.push([next, last]);
+  return missing;
 }

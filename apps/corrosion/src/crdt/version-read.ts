@@ -1,4 +1,3 @@
-import { present } from '@fleet/service/invariant';
 import type { Database as Db, Statement } from 'better-sqlite3';
 import type { Change } from './changes.js';
 import { type CrrTable, quote, SENTINEL } from './crr.js';
@@ -72,10 +71,10 @@ export class VersionRead {
         ts,
       });
       into.push(change(SENTINEL, null, 0));
-      for (let at = 0; at < columns.length; at++) {
-        into.push(
-          change(present(columns[at], 'a column of the table'), row[pkEnd + at] ?? null, at + 1),
-        );
+      let at = 0;
+      for (const column of columns) {
+        into.push(change(column, row[pkEnd + at] ?? null, at + 1));
+        at++;
       }
     }
   }
