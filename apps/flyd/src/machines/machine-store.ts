@@ -1,6 +1,6 @@
 import { guestOf as guestDefaults } from '@fleet/machine-config';
 import type { Database as Db } from 'better-sqlite3';
-import { RecordTable } from '../record-table.js';
+import { RecordTable } from '../record-table-store.js';
 
 /** A machine as flyd records it. */
 export interface MachineRecord {

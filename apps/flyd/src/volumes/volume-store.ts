@@ -1,5 +1,5 @@
 import type { Database as Db } from 'better-sqlite3';
-import { RecordTable } from '../record-table.js';
+import { RecordTable } from '../record-table-store.js';
 
 /** A volume as flyd records it: a directory of this worker (`<data-dir>/volumes/<id>`). */
 export interface VolumeRecord {
