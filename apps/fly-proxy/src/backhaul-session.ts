@@ -20,6 +20,8 @@ export interface BackhaulLimits {
   waitersMax: number;
   /** How often a PING measures the round trip to the backhaul's host. */
   pingIntervalMs: number;
+  /** A PING unanswered this long means a dead session (a cut that sent no FIN or RST): closed. */
+  pingTimeoutMs: number;
   /** An open stream unused this long is closed (as an idle pooled connection is). */
   idleTimeoutMs: number;
   /** Sessions (backhaul hosts) at most; the least recently used is closed past it. */
@@ -35,7 +37,8 @@ const backoffMsMax = 5_000;
  * The edge's side of the edge → worker hop: ONE HTTP/2 session per backhaul address (h2c with
  * prior knowledge: the fleet's private network, as Fly's WireGuard mesh), every request or TCP
  * connection to that host a CONNECT stream on it. The session is opened on first use, measures
- * the round trip to its host by PING (feeding the catalog's RTT), and after it drops is opened
+ * the round trip to its host by PING (feeding the catalog's RTT; a PING left unanswered closes
+ * the session, which a silent network cut would otherwise keep for minutes), and after it drops is opened
  * again on the next use — at once after a session that worked, with a doubling backoff after
  * failed connects, when requests fail fast as "never reached" (the next candidate is tried).
  */
@@ -43,6 +46,7 @@ export class BackhaulSessions {
   readonly #sessions = new Map<string, BackhaulSession>();
   readonly #timer: NodeJS.Timeout;
   #connects = 0;
+  #pingTimeouts = 0;
 
   constructor(
     private readonly limits: BackhaulLimits,
@@ -97,15 +101,18 @@ export class BackhaulSessions {
     });
   }
 
-  /** Sessions open, streams in flight, and sessions ever connected (for /status and tests). */
-  stats(): { sessions: number; streams: number; connects: number } {
+  /**
+   * Sessions open, streams in flight, sessions ever connected and sessions closed for a PING
+   * left unanswered (for /status and tests).
+   */
+  stats(): { sessions: number; streams: number; connects: number; pingTimeouts: number } {
     let streams = 0;
     let sessions = 0;
     for (const session of this.#sessions.values()) {
       streams += session.active;
       if (session.connected) sessions += 1;
     }
-    return { sessions, streams, connects: this.#connects };
+    return { sessions, streams, connects: this.#connects, pingTimeouts: this.#pingTimeouts };
   }
 
   close(): void {
@@ -130,6 +137,9 @@ export class BackhaulSessions {
       rtt: this.recordRtt,
       connected: () => {
         this.#connects += 1;
+      },
+      pingTimedOut: () => {
+        this.#pingTimeouts += 1;
       },
       logger: this.logger,
     });
@@ -160,6 +170,7 @@ class BackhaulSession implements ConnectionOwner {
     private readonly hooks: {
       rtt: (hostId: string, rttMs: number) => void;
       connected: () => void;
+      pingTimedOut: () => void;
       logger: Logger;
     },
   ) {
@@ -337,9 +348,26 @@ class BackhaulSession implements ConnectionOwner {
     };
     session.once('goaway', gone);
     session.once('close', gone);
+    // One PING out at a time. Over a cut that dropped packets silently, TCP keeps the connection
+    // and retransmits with a growing backoff, so after the network heals a request on it could
+    // wait seconds for the next retransmission: an unanswered PING closes the session instead, and
+    // the next request connects anew.
+    let unanswered: NodeJS.Timeout | undefined;
     const ping = () => {
-      if (session.destroyed || session.closed) return;
+      if (session.destroyed || session.closed || unanswered !== undefined) return;
+      unanswered = setTimeout(() => {
+        this.hooks.pingTimedOut();
+        session.destroy(
+          new UpstreamError(
+            'PROXY_BACKHAUL_DOWN',
+            `the backhaul ${this.address} left a PING unanswered for ${this.limits.pingTimeoutMs} ms`,
+          ),
+        );
+      }, this.limits.pingTimeoutMs);
+      unanswered.unref();
       session.ping((error, durationMs) => {
+        clearTimeout(unanswered);
+        unanswered = undefined;
         if (error === null) this.hooks.rtt(this.hostId, durationMs);
       });
     };
