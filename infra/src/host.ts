@@ -1,9 +1,11 @@
 #!/usr/bin/env node
+
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { sampleImagesDir } from '@fleet/sample-images';
+import { present } from '@fleet/service/invariant';
 import { hostPorts } from './hosts/ports.js';
 import { repoRoot } from './launcher/paths.js';
 import {
@@ -69,9 +71,10 @@ function parse(argv: string[]): JoinOptions {
   return {
     topology,
     host: host as JoinOptions['host'],
-    configDir: values['config-dir'],
+    // Absolute: the units name them, and systemd takes no relative paths.
+    configDir: resolve(values['config-dir']),
     unitsDir: values['units-dir'],
-    installDir: values['install-dir'],
+    installDir: resolve(values['install-dir']),
     domain: values.domain,
     initSecrets: values['init-secrets'],
   };
@@ -85,7 +88,10 @@ function serverConfigs(options: JoinOptions): Record<string, Record<string, unkn
   const { topology, host, configDir } = options;
   const corrosionUrl = `http://127.0.0.1:${hostPorts.corrosionApi}`;
   const fleetKey = join(configDir, 'fleet.key');
-  const apiHost = topology.hosts.find((candidate) => candidate.api)!;
+  const apiHost = present(
+    topology.hosts.find((candidate) => candidate.api),
+    'the API host (the topology schema requires one)',
+  );
   const configs: Record<string, Record<string, unknown>> = {
     'fleet-corrosion': {
       db: '/var/lib/fleet/corrosion/corrosion.db',
@@ -95,7 +101,7 @@ function serverConfigs(options: JoinOptions): Record<string, Record<string, unkn
       'gossip-key-file': fleetKey,
       bootstrap: topology.hosts
         .filter((other) => other.id !== host.id)
-        .map((other) => hostPort(other.address!, hostPorts.gossip))
+        .map((other) => hostPort(present(other.address, `${other.id}'s address`), hostPorts.gossip))
         .join(','),
     },
   };
@@ -127,10 +133,20 @@ function serverConfigs(options: JoinOptions): Record<string, Record<string, unkn
       'fleet-key-file': fleetKey,
       listen: hostPort(host.address, hostPorts.edge),
       domain: options.domain,
-      'flaps-url': `http://${hostPort(apiHost.address!, hostPorts.flaps)}`,
+      'flaps-url': `http://${hostPort(present(apiHost.address, `${apiHost.id}'s address`), hostPorts.flaps)}`,
     };
   if (host.api) configs.flaps = { 'corrosion-url': corrosionUrl, 'fleet-key-file': fleetKey };
   return configs;
+}
+
+/**
+ * A unit of infra/systemd as this host needs it: the files name the default folders
+ * (`/opt/fleet`, `/etc/fleet`), replaced by `--install-dir` and `--config-dir`.
+ */
+function unitText(name: string, options: JoinOptions): string {
+  return readFileSync(join(repoRoot, 'infra', 'systemd', name), 'utf8')
+    .replaceAll('/opt/fleet/', `${options.installDir.replace(/\/+$/, '')}/`)
+    .replaceAll('/etc/fleet/', `${options.configDir.replace(/\/+$/, '')}/`);
 }
 
 function writeHost(options: JoinOptions): string[] {
@@ -145,7 +161,7 @@ function writeHost(options: JoinOptions): string[] {
     written.push(configFile(unit));
     const units = unit === 'flaps' ? ['flaps.service', 'flaps.socket'] : [`${unit}.service`];
     for (const name of units) {
-      copyFileSync(join(repoRoot, 'infra', 'systemd', name), join(unitsDir, name));
+      writeFileSync(join(unitsDir, name), unitText(name, options));
       written.push(join(unitsDir, name));
     }
   }

@@ -98,9 +98,21 @@ describe('systemd units', () => {
         configDir,
         '--units-dir',
         hostUnits,
+        '--install-dir',
+        '/srv/fleet/',
         '--init-secrets',
       );
       expect(result.status, result.stderr).toBe(0);
+      // The units run the servers from --install-dir with the configs of --config-dir.
+      for (const unit of readdirSync(hostUnits)) {
+        const text = readFileSync(join(hostUnits, unit), 'utf8');
+        expect(text, unit).not.toMatch(/\/opt\/fleet|\/etc\/fleet/);
+        if (unit.endsWith('.service')) {
+          expect(text, unit).toContain(`EnvironmentFile=${configDir}/secrets.env`);
+          expect(text, unit).toMatch(/ExecStart=\/usr\/bin\/node \/srv\/fleet\/apps\/\S+\/dist\//);
+          expect(text, unit).toMatch(new RegExp(`--config ${configDir}/[a-z-]+\\.json`));
+        }
+      }
       const configs = readdirSync(configDir).filter((name) => name.endsWith('.json'));
       expect(configs.sort()).toEqual(expected.map((name) => `${name}.json`).sort());
       for (const config of configs) {

@@ -1,3 +1,4 @@
+import { present } from '@fleet/service/invariant';
 import { describe, expect, it } from 'vitest';
 import { machineConfigOf } from '../src/fly-toml/machine-config.js';
 import { mountOf } from '../src/fly-toml/mounts.js';
@@ -95,7 +96,7 @@ describe('fly.toml', () => {
     const { config, warnings } = checkFlyToml(launched, 'fly.toml');
     expect(warnings).toEqual([]);
     expect(config.app).toBe('shop');
-    const machine = machineConfigOf(config, config.build!.image!);
+    const machine = machineConfigOf(config, present(config.build?.image, '[build] image'));
     expect(machine).toMatchObject({
       image: 'hello',
       env: { PORT: '8080', WORKERS: '4' },
@@ -138,10 +139,10 @@ describe('fly.toml', () => {
       guest: unknown;
     };
     expect(machine.services.map((service) => service.internal_port)).toEqual([5432, 8080]);
-    expect(machine.services[0]!.checks).toEqual([
+    expect(machine.services[0]?.checks).toEqual([
       { type: 'tcp', port: 5432, interval: '15s', timeout: '2s', grace_period: '1s' },
     ]);
-    expect(machine.services[1]!.checks[0]).toMatchObject({ type: 'http', interval: '10000s' });
+    expect(machine.services[1]?.checks[0]).toMatchObject({ type: 'http', interval: '10000s' });
     expect(machine.checks.alive).toMatchObject({ type: 'tcp', port: 5432 });
     expect(machine.guest).toEqual({ cpu_kind: 'performance', cpus: 2, memory_mb: 4096 });
   });

@@ -46,3 +46,39 @@ export const corroError: (
 export class SchemaError extends Error {
   readonly code = 'CORRO_ERR_SCHEMA';
 }
+
+/**
+ * A peer's breach of the replication protocols (anti-entropy sync over TCP, SWIM and broadcast
+ * datagrams): no HTTP answer; the sync or the datagram is dropped, and the agent counts it by
+ * code (`protocol_errors` in `/v1/status`, `corro_protocol_errors{code}`) and logs it with its
+ * code (replication/protocol-errors.ts). The README's error table lists these codes too.
+ */
+export const ProtocolErrors = {
+  CORRO_ERR_SYNC_OPENING:
+    'a sync did not open with the sync state, or the peer did not answer it with its own',
+  CORRO_ERR_SYNC_UNEXPECTED: 'a message other than a changeset or `done` in the middle of a sync',
+  CORRO_ERR_SYNC_MALFORMED: 'an authenticated sync frame whose message does not decode',
+  CORRO_ERR_SYNC_FRAME_TOO_LARGE:
+    'a sync frame announced longer than 16 MiB: refused before it is read',
+  CORRO_ERR_SYNC_FRAME_REJECTED: 'a sync frame of another cluster, with a bad MAC, or malformed',
+  CORRO_ERR_SYNC_WRONG_CHANNEL:
+    'an authenticated frame of another channel (SWIM, broadcast) on a sync stream',
+  CORRO_ERR_SYNC_CLOSED_EARLY: 'the peer closed the sync before its `done`',
+  CORRO_ERR_SYNC_TIMEOUT: 'a sync connection idle for 15 s',
+  CORRO_ERR_BROADCAST_MALFORMED: 'an authenticated broadcast datagram that does not decode',
+  CORRO_ERR_SWIM_MALFORMED:
+    'an authenticated SWIM datagram that does not decode, or of a message kind or member state this build does not know',
+} as const;
+
+export type ProtocolErrorCode = keyof typeof ProtocolErrors;
+
+/** A peer broke a gossip protocol; `code` says how (ProtocolErrors). */
+export class ProtocolError extends Error {
+  constructor(
+    readonly code: ProtocolErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ProtocolError';
+  }
+}

@@ -23,6 +23,17 @@ export function agentMetrics() {
 
 export type AgentMetrics = ReturnType<typeof agentMetrics>;
 
+/** The gossip socket's instruments (one socket per agent). */
+export function transportMetrics() {
+  const meter = metrics.getMeter('fleet.corrosion');
+  return {
+    /** By `reason`: cluster, mac, malformed. */
+    framesRejected: meter.createCounter('corro_frames_rejected', {
+      description: 'frames dropped: another cluster, a bad MAC, or malformed',
+    }),
+  };
+}
+
 /** What the replication gauges read, at collection time only. */
 interface ReplicationSource {
   stats(): ReplicationStats;
@@ -47,6 +58,10 @@ export function watchReplication(source: ReplicationSource): void {
     applied: counter('corro_changes_applied', 'remote changes merged'),
     dropped: counter('corro_changesets_dropped', 'changesets dropped by a full queue'),
     rejected: counter('corro_sync_frames_rejected', 'sync frames with a bad cluster id or MAC'),
+    protocolErrors: counter(
+      'corro_protocol_errors',
+      "peers' breaches of the sync and gossip protocols, by code",
+    ),
   };
   meter.addBatchObservableCallback((result) => {
     const stats = source.stats();
@@ -67,5 +82,8 @@ export function watchReplication(source: ReplicationSource): void {
     result.observe(instruments.applied, stats.changes_applied);
     result.observe(instruments.dropped, stats.changesets_dropped);
     result.observe(instruments.rejected, stats.sync_frames_rejected);
+    for (const [code, count] of Object.entries(stats.protocol_errors)) {
+      result.observe(instruments.protocolErrors, count, { code });
+    }
   }, Object.values(instruments));
 }

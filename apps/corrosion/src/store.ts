@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { present } from '@fleet/service/invariant';
 import type { Database as Db, Statement as SqliteStatement } from 'better-sqlite3';
 import Database from 'better-sqlite3';
 import { Bookkeeping } from './crdt/bookkeeping.js';
@@ -92,7 +93,7 @@ export class Store {
       this.#localWrite(() =>
         prepared.map((compiled, at) => {
           const started = performance.now();
-          const info = this.execute(compiled, statements[at]!, at);
+          const info = this.execute(compiled, present(statements[at], 'its statement'), at);
           return { rows_affected: info.changes, time: (performance.now() - started) / 1000 };
         }),
       ),

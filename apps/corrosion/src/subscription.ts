@@ -211,19 +211,18 @@ function singleTableShape(
       `subscriptions follow single-table SELECTs for now: ${why}`,
     );
   const match = /^(\s*SELECT\s+)([\s\S]*)$/i.exec(sql);
-  if (!match) throw refuse('the statement is not a SELECT');
-  const body = match[2]!;
+  const [, head, body] = match ?? [];
+  if (head === undefined || body === undefined) throw refuse('the statement is not a SELECT');
   if ((sql.match(/\bSELECT\b/gi) ?? []).length > 1) throw refuse('subqueries are not followed');
   if (/\bJOIN\b/i.test(body)) throw refuse('joins are not followed');
   if (/^\s*DISTINCT\b/i.test(body) || /\bGROUP\s+BY\b/i.test(body))
     throw refuse('DISTINCT and GROUP BY are not followed');
   if (/\b(count|sum|avg|min|max|group_concat|total)\s*\(/i.test(body))
     throw refuse('aggregates are not followed');
-  const from = /\bFROM\s+(?:main\.)?["`[]?(\w+)["`\]]?(\s*,)?/i.exec(body);
-  if (!from) throw refuse('no FROM table');
-  if (from[2]) throw refuse('joins are not followed');
-  const table = from[1]!;
+  const [, table, comma] = /\bFROM\s+(?:main\.)?["`[]?(\w+)["`\]]?(\s*,)?/i.exec(body) ?? [];
+  if (table === undefined) throw refuse('no FROM table');
+  if (comma) throw refuse('joins are not followed');
   if (!tables.includes(table))
     throw corroError('CORRO_ERR_BAD_STATEMENT', `no such table: ${table}`);
-  return { table, head: match[1]!, rest: body };
+  return { table, head, rest: body };
 }

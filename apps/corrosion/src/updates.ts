@@ -1,3 +1,4 @@
+import { present } from '@fleet/service/invariant';
 import type { RowChange } from './crdt/crdt.js';
 import { corroError } from './errors.js';
 import type { Subscriber } from './subscription.js';
@@ -33,7 +34,7 @@ export class Updates {
       );
     }
     for (const [table, tableLines] of lines) {
-      const subscribers = this.#byTable.get(table)!;
+      const subscribers = present(this.#byTable.get(table), 'the subscribers of a table notified');
       const text = tableLines.join('');
       for (const subscriber of subscribers) {
         if (!subscriber(text)) subscribers.delete(subscriber);

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ServerProcess, startServerProcess } from '@fleet/service';
+import { present } from '@fleet/service/invariant';
 import { afterAll } from 'vitest';
 
 export const mainJs = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'main.js');
@@ -52,7 +53,7 @@ export async function post(url: string, body: unknown, token?: string): Promise<
 
 /** Reads NDJSON lines from a streaming response until `count` lines have arrived. */
 export async function readLines(response: Response, count: number): Promise<unknown[]> {
-  const reader = response.body!.getReader();
+  const reader = present(response.body, 'the response body').getReader();
   const decoder = new TextDecoder();
   let text = '';
   while (text.split('\n').filter(Boolean).length < count) {

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import type { ServerProcess } from '@fleet/service';
+import { present } from '@fleet/service/invariant';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { post, readLines, startAgent, tempDir } from './agent.js';
 
@@ -9,7 +10,7 @@ describe('corrosion API: updates, table stats, subscriptions details, limits', (
 
   beforeAll(async () => {
     agent = await startAgent(join(tempDir(), 'state.db'), ['--route-concurrency-max', '4']);
-    api = agent.urls.api!;
+    api = present(agent.urls.api, "the agent's API url");
   });
   afterAll(async () => {
     await agent.stop();

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import type { ServerProcess } from '@fleet/service';
+import { present } from '@fleet/service/invariant';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { post, startAgent, tempDir } from './agent.js';
 
@@ -10,7 +11,7 @@ describe("Corrosion's answer shapes", () => {
 
   beforeAll(async () => {
     agent = await startAgent(join(tempDir(), 'state.db'));
-    url = agent.urls.api!;
+    url = present(agent.urls.api, "the agent's API url");
   });
   afterAll(async () => {
     await agent.stop();
@@ -41,7 +42,9 @@ describe("Corrosion's answer shapes", () => {
       const body = (await response.json()) as { results: { error: string }[] };
       expect(body).toMatchObject({ time: 0, version: null, code: 'CORRO_ERR_TRANSACTION_FAILED' });
       expect(body.results).toHaveLength(1);
-      expect(body.results[0]!.error).toMatch(/statement 1: .*(NOT NULL|no such table)/);
+      expect(present(body.results[0], 'the first result').error).toMatch(
+        /statement 1: .*(NOT NULL|no such table)/,
+      );
     }
     const rows = await post(`${url}/v1/queries`, "SELECT name FROM apps WHERE name = 'kept-out'");
     expect((await rows.text()).trim().split('\n')).toHaveLength(2); // columns and eoq only

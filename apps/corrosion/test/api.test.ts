@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { CorrosionClient, CorrosionError } from '@fleet/corrosion-client';
 import type { ServerProcess } from '@fleet/service';
+import { present } from '@fleet/service/invariant';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { post, startAgent, tempDir } from './agent.js';
 
@@ -12,7 +13,7 @@ describe('corrosion agent API', () => {
 
   beforeAll(async () => {
     agent = await startAgent(join(tempDir(), 'state.db'));
-    url = agent.urls.api!;
+    url = present(agent.urls.api, "the agent's API url");
     client = new CorrosionClient({ url });
   });
   afterAll(async () => {
@@ -101,7 +102,10 @@ describe('corrosion agent API', () => {
       const allowed = await post(`${guarded.urls.api}/v1/queries`, 'SELECT 1', 's3cret');
       expect(allowed.status).toBe(200);
       // The client says so with the status, not as a generic failure.
-      const wrong = new CorrosionClient({ url: guarded.urls.api!, token: 'wrong' });
+      const wrong = new CorrosionClient({
+        url: present(guarded.urls.api, 'the API url'),
+        token: 'wrong',
+      });
       try {
         const refusal = await wrong.queryObjects(['SELECT 1', []]).catch((error) => error);
         expect(refusal).toBeInstanceOf(CorrosionError);

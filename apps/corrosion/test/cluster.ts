@@ -1,6 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type ServerProcess, startServerProcess } from '@fleet/service';
+import { present } from '@fleet/service/invariant';
 import { vi } from 'vitest';
 import { mainJs, post, tempDir } from './agent.js';
 
@@ -61,8 +62,8 @@ export async function startNode(
   return {
     dir,
     db,
-    api: process.urls.api!,
-    gossip: process.urls.gossip!.replace('udp://', ''),
+    api: present(process.urls.api, 'the API url'),
+    gossip: present(process.urls.gossip, 'the gossip url').replace('udp://', ''),
     process,
   };
 }
@@ -79,8 +80,7 @@ export async function query(node: Node, sql: string): Promise<unknown[][]> {
   const lines = (await response.text()).trim().split('\n');
   return lines
     .map((line) => JSON.parse(line) as { row?: [number, unknown[]] })
-    .filter((event) => event.row)
-    .map((event) => event.row![1]);
+    .flatMap((event) => (event.row ? [event.row[1]] : []));
 }
 
 /** `/v1/health` as Corrosion answers it. */

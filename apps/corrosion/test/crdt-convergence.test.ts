@@ -1,3 +1,4 @@
+import { present } from '@fleet/service/invariant';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { applyChangesets } from '../src/replication/apply.js';
@@ -82,14 +83,16 @@ function write(ops: Op[]): Written {
   const sent: Changeset[][] = [[], [], []];
   try {
     for (const step of ops) {
-      const origin = origins[step.site]!;
+      const origin = present(origins[step.site], "the step's origin");
       if (step.kind === 'learn') {
-        applyChangesets(origin, sent[step.from]!);
+        applyChangesets(origin, present(sent[step.from], 'what the source sent'));
         continue;
       }
       const version = origin.transaction([statement(step)]).version;
       if (version !== null) {
-        sent[step.site]!.push(...versionChangesets(origin, origin.crdt.siteId, version, 40)!);
+        present(sent[step.site], 'what the origin sent').push(
+          ...present(versionChangesets(origin, origin.crdt.siteId, version, 40), 'its version'),
+        );
       }
     }
     const sets = sent.flat();
@@ -126,7 +129,10 @@ describe('convergence', () => {
             const copy = [...sets];
             for (let i = copy.length - 1; i > 0; i--) {
               const j = randomness.next().value % (i + 1);
-              [copy[i], copy[j]] = [copy[j]!, copy[i]!];
+              [copy[i], copy[j]] = [
+                present(copy[j], 'a changeset below the length'),
+                present(copy[i], 'a changeset below the length'),
+              ];
             }
             return copy;
           };
@@ -147,5 +153,6 @@ describe('convergence', () => {
       // Each run opens six SQLite files; the unit test in crdt.test.ts pins the known case.
       { numRuns: 150 },
     );
-  }, 120_000);
+    // About 80 s on two quiet cores: the bound leaves room for a loaded machine.
+  }, 300_000);
 });

@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { present } from '@fleet/service/invariant';
 import Database from 'better-sqlite3';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -8,7 +9,15 @@ import { applyChangesets } from '../src/replication/apply.js';
 import { versionChangesets } from '../src/replication/serve.js';
 import type { Store } from '../src/store.js';
 import { tempDir } from './agent.js';
-import { clocks, exec, machinesSchema, openStore, rows, ship } from './crdt-helpers.js';
+import {
+  allChangesets,
+  clocks,
+  exec,
+  machinesSchema,
+  openStore,
+  rows,
+  ship,
+} from './crdt-helpers.js';
 
 const stores: Store[] = [];
 function store(): Store {
@@ -164,7 +173,9 @@ describe('local writes', () => {
       [7, 6],
       [null, 7],
     ]);
-    expect(fresh.changes).toEqual(a.crdt.changesOf(0, fresh.version!));
+    expect(fresh.changes).toEqual(
+      a.crdt.changesOf(0, present(fresh.version, "the write's version")),
+    );
     readBack.mockClear();
     const again = a.transaction([
       { sql: "INSERT INTO machines (id) VALUES ('m3')", params: [] },
@@ -297,6 +308,57 @@ describe('merge rule', () => {
     expect(clocks(a)).toEqual(clocks(b));
   });
 
+  it('a batch bringing one new row twice and a row the receiver knows merges as changesets one at a time do', () => {
+    // Receiver `batched` takes the changesets in one apply (so one staged merge: m1's second whole
+    // row and k's must go to the general merge, k's key slot stays unused); `single` one by one.
+    const [a, b, batched, single] = [store(), store(), store(), store()];
+    exec(a, "INSERT INTO machines (id, state) VALUES ('k', 'known')");
+    ship(a, batched);
+    ship(a, single);
+    const before = new Set(allChangesets(a).map((set) => set.version));
+    exec(a, "INSERT INTO machines (id, state) VALUES ('m1', 'from-a'), ('m2', 'a')");
+    exec(b, "INSERT INTO machines (id, state) VALUES ('m1', 'from-b'), ('k', 'b'), ('m3', 'b')");
+    const batch = [
+      ...allChangesets(a).filter((set) => !before.has(set.version)),
+      ...allChangesets(b),
+    ];
+    applyChangesets(batched, batch);
+    for (const set of batch) applyChangesets(single, [set]);
+    // New rows after the unused key slots get keys of their own.
+    exec(a, "INSERT INTO machines (id, state) VALUES ('m4', 'a')");
+    ship(a, batched);
+    ship(a, single);
+    ship(a, b);
+    ship(b, a);
+    for (const replica of [batched, single, b]) {
+      expect(rows(replica)).toEqual(rows(a));
+      expect(clocks(replica)).toEqual(clocks(a));
+    }
+    expect(rows(a).length).toBe(5);
+  });
+
+  it('a merge that fails leaves nothing staged behind for the next one', () => {
+    // m1 arrives with a NULL in a NOT NULL column, so its staged insert fails and the batch rolls
+    // back; the next batch (m2) must merge and report m2 alone.
+    const [a, receiver] = [store(), store()];
+    exec(a, "INSERT INTO machines (id, state) VALUES ('m1', 'created')");
+    const [bad] = allChangesets(a);
+    const broken = {
+      ...present(bad, 'the first changeset'),
+      changes: present(bad, 'the first changeset').changes.map((change) =>
+        change.cid === 'state' ? { ...change, val: null } : change,
+      ),
+    };
+    expect(() => applyChangesets(receiver, [broken])).toThrow(/NOT NULL/);
+    exec(a, "INSERT INTO machines (id, state) VALUES ('m2', 'created')");
+    const outcome = applyChangesets(
+      receiver,
+      allChangesets(a).filter((set) => set.version === 2),
+    );
+    expect(outcome.rows.map((row) => row.pk)).toEqual([['m2']]);
+    expect(rows(receiver)).toEqual(rows(a).filter((row) => (row as { id: string }).id === 'm2'));
+  });
+
   it('a re-insert of a live row (INSERT OR REPLACE) leaves writer and receivers with one sentinel clock', () => {
     // Both orders of site ids: with the sentinel rewritten, one of them diverged for good.
     for (const writerFirst of [true, false]) {
@@ -351,16 +413,17 @@ describe('gaps and partials', () => {
     for (let i = 1; i <= 5; i++)
       exec(a, `INSERT INTO machines (id, state) VALUES ('m${i}', 's${i}')`);
     const of = (version: number, maxBytes = 1 << 20) =>
-      versionChangesets(a, a.crdt.siteId, version, maxBytes)!;
+      present(versionChangesets(a, a.crdt.siteId, version, maxBytes), `version ${version}`);
     const chunks4 = of(4, 30);
     expect(chunks4.length).toBeGreaterThan(1);
-    applyChangesets(b, [...of(1), chunks4[0]!, ...of(5)]);
-    const site = b.crdt.knownOrdinal(a.crdt.siteId)!;
-    const state = b.bookkeeping.state().get(site)!;
+    const first4 = present(chunks4[0], 'the first chunk of version 4');
+    applyChangesets(b, [...of(1), first4, ...of(5)]);
+    const site = present(b.crdt.knownOrdinal(a.crdt.siteId), "a's ordinal on b");
+    const state = present(b.bookkeeping.state().get(site), "a's state on b");
     expect(state.head).toBe(5);
     expect(state.gaps).toEqual([[2, 3]]);
     expect(state.partials).toEqual([
-      { version: 4, lastSeq: 3, missing: [[chunks4[0]!.seqs[1] + 1, 3]] },
+      { version: 4, lastSeq: 3, missing: [[first4.seqs[1] + 1, 3]] },
     ]);
     expect(rows(b)).toMatchObject([{ id: 'm1' }, { id: 'm5' }]);
     applyChangesets(b, [...of(3), ...chunks4.slice(1), ...of(2)]);
@@ -374,13 +437,15 @@ describe('gaps and partials', () => {
     exec(a, "INSERT INTO machines (id, state) VALUES ('m1', 'created')");
     exec(a, "UPDATE machines SET state = 'started' WHERE id = 'm1'");
     exec(a, "UPDATE machines SET state = 'stopped' WHERE id = 'm1'");
-    const v2 = versionChangesets(a, a.crdt.siteId, 2, 1 << 20)!;
+    const version = (at: number) =>
+      present(versionChangesets(a, a.crdt.siteId, at, 1 << 20), `version ${at}`);
+    const v2 = version(2);
     expect(v2).toEqual([expect.objectContaining({ changes: [], seqs: [0, 0], lastSeq: 0 })]);
-    applyChangesets(b, versionChangesets(a, a.crdt.siteId, 3, 1 << 20)!);
-    const site = b.crdt.knownOrdinal(a.crdt.siteId)!;
-    expect(b.bookkeeping.state().get(site)!.gaps).toEqual([[1, 2]]);
-    applyChangesets(b, [...v2, ...versionChangesets(a, a.crdt.siteId, 1, 1 << 20)!]);
-    expect(b.bookkeeping.state().get(site)!.gaps).toEqual([]);
+    applyChangesets(b, version(3));
+    const site = present(b.crdt.knownOrdinal(a.crdt.siteId), "a's ordinal on b");
+    expect(b.bookkeeping.state().get(site)?.gaps).toEqual([[1, 2]]);
+    applyChangesets(b, [...v2, ...version(1)]);
+    expect(b.bookkeeping.state().get(site)?.gaps).toEqual([]);
     expect(rows(b)).toEqual(rows(a));
     expect(clocks(b)).toEqual(clocks(a));
   });

@@ -3,6 +3,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { CorrosionClient, type WatchEvent } from '@fleet/corrosion-client';
 import type { ServerProcess } from '@fleet/service';
+import { present } from '@fleet/service/invariant';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startAgent, tempDir } from './agent.js';
 
@@ -68,7 +69,7 @@ describe('subscription heartbeats', () => {
 
   beforeAll(async () => {
     agent = await startAgent(join(dir, 'state.db'), ['--subscription-heartbeat-ms', '100']);
-    front = await relay(new URL(agent.urls.api!));
+    front = await relay(new URL(present(agent.urls.api, "the agent's API url")));
   });
   afterAll(async () => {
     await front?.close();
@@ -77,8 +78,9 @@ describe('subscription heartbeats', () => {
   });
 
   it('keeps an idle stream alive, and re-attaches one that went silent', async () => {
-    const client = new CorrosionClient({ url: front.url, subscriptionIdleMs: 1_000 });
-    const writer = new CorrosionClient({ url: agent.urls.api! });
+    const idleMs = 2_000;
+    const client = new CorrosionClient({ url: front.url, subscriptionIdleMs: idleMs });
+    const writer = new CorrosionClient({ url: present(agent.urls.api, "the agent's API url") });
     const events: WatchEvent[] = [];
     const watching = new AbortController();
     const done = client.watch(
@@ -90,8 +92,15 @@ describe('subscription heartbeats', () => {
       await until(() => events.some((event) => event.type === 'ready'), 'ready');
       const connections = front.stats.connections;
       // Idle: heartbeats flow (bytes arrive with nothing written) and the stream is not cut.
+      // Each heartbeat is one 6-byte chunk ("1\r\n\n\r\n") at least 100 ms after the last (a
+      // timer never fires early): once more of them than fit in the client's idle bound have
+      // passed, a client that did not count them as traffic would have re-attached by now.
+      const heartbeats = Math.ceil(idleMs / 100) + 5;
       const bytes = front.stats.bytesToClient;
-      await until(() => front.stats.bytesToClient >= bytes + 3, 'three heartbeats');
+      await until(
+        () => front.stats.bytesToClient >= bytes + 6 * heartbeats,
+        `${heartbeats} heartbeats`,
+      );
       expect(front.stats.connections).toBe(connections);
 
       front.blackholeAll();

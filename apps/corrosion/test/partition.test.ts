@@ -1,9 +1,16 @@
+import { present } from '@fleet/service/invariant';
 import { afterEach, describe, expect, it } from 'vitest';
 import { eventually } from './cluster.js';
 import { clocks } from './crdt-helpers.js';
 import { type Replica, replica } from './in-process.js';
 
 const replicas: Replica[] = [];
+
+/** The member at `index`, which the test made. */
+function nth<T>(list: T[], index: number): T {
+  return present(list[index], `member ${index}`);
+}
+
 afterEach(async () => {
   await Promise.all(replicas.splice(0).map((r) => r.stop()));
 });
@@ -44,26 +51,26 @@ describe('partition and heal', () => {
     cut(right, left);
     // Long enough for each side to declare the other down: healing must undo that too.
     await eventually(async () => {
-      const members = left[0]!.replicator.stats().members;
+      const members = nth(left, 0).replicator.stats().members;
       expect(members.filter((m) => m.state === 'down')).toHaveLength(2);
     });
     for (let i = 0; i < 30; i++) {
-      left[i % 3]!.write(upsert, [`m${i % 10}`, 'left', i]);
-      right[i % 2]!.write(upsert, [`m${(i + 5) % 12}`, 'right', i]);
+      nth(left, i % 3).write(upsert, [`m${i % 10}`, 'left', i]);
+      nth(right, i % 2).write(upsert, [`m${(i + 5) % 12}`, 'right', i]);
     }
-    right[0]!.write('DELETE FROM machines WHERE id = ?', ['m6']);
+    nth(right, 0).write('DELETE FROM machines WHERE id = ?', ['m6']);
     // Each side converges on its own first.
     await eventually(async () => {
-      expect(left[1]!.rows()).toEqual(left[0]!.rows());
-      expect(right[1]!.rows()).toEqual(right[0]!.rows());
+      expect(nth(left, 1).rows()).toEqual(nth(left, 0).rows());
+      expect(nth(right, 1).rows()).toEqual(nth(right, 0).rows());
     });
-    expect(left[0]!.rows()).not.toEqual(right[0]!.rows());
+    expect(nth(left, 0).rows()).not.toEqual(nth(right, 0).rows());
     heal(all);
     await eventually(async () => {
-      const expected = all[0]!.rows();
+      const expected = nth(all, 0).rows();
       for (const r of all) {
         expect(r.rows()).toEqual(expected);
-        expect(clocks(r.store)).toEqual(clocks(all[0]!.store));
+        expect(clocks(r.store)).toEqual(clocks(nth(all, 0).store));
         expect(r.store.bookkeeping.gapCount()).toBe(0);
         expect(r.replicator.stats().members.filter((m) => m.state === 'alive')).toHaveLength(4);
       }
@@ -71,13 +78,13 @@ describe('partition and heal', () => {
   });
 
   it('a late joiner catches up on 100 transactions purely through sync', async () => {
-    const [a] = await cluster(1);
-    for (let i = 0; i < 100; i++) a!.write(upsert, [`m${i}`, 'started', i]);
-    const late = await replica([a!.replicator.gossipAddr]);
+    const a = nth(await cluster(1), 0);
+    for (let i = 0; i < 100; i++) a.write(upsert, [`m${i}`, 'started', i]);
+    const late = await replica([a.replicator.gossipAddr]);
     replicas.push(late);
     await eventually(async () => {
       expect(late.rows()).toHaveLength(100);
-      expect(late.rows()).toEqual(a!.rows());
+      expect(late.rows()).toEqual(a.rows());
       expect(late.store.bookkeeping.gapCount()).toBe(0);
     });
     expect(late.replicator.stats().sync_rounds).toBeGreaterThan(0);

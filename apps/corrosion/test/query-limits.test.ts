@@ -2,6 +2,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { CorrosionClient } from '@fleet/corrosion-client';
 import type { ServerProcess } from '@fleet/service';
+import { present } from '@fleet/service/invariant';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { post, startAgent, tempDir } from './agent.js';
 
@@ -28,7 +29,7 @@ describe('query bounds', () => {
     agent = await startAgent(join(dir, 'state.db'), [
       ...['--query-rows-max', '1000', '--query-bytes-max', '100000'],
     ]);
-    url = agent.urls.api!;
+    url = present(agent.urls.api, "the agent's API url");
   });
   afterAll(async () => {
     await agent.stop();
@@ -60,7 +61,7 @@ describe('query bounds', () => {
   it('stays at work when clients leave in the middle of their answers', async () => {
     for (let i = 0; i < 20; i++) {
       const response = await post(`${url}/v1/queries`, generated(999, 90));
-      const reader = response.body!.getReader();
+      const reader = present(response.body, 'the response body').getReader();
       await reader.read();
       await reader.cancel(); // the client leaves with most of the answer unread
     }

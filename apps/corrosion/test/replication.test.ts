@@ -1,5 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { present } from '@fleet/service/invariant';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { tempDir } from './agent.js';
@@ -70,7 +71,9 @@ describe('agents as processes', () => {
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify("SELECT id, state FROM machines WHERE state = 'started'"),
     });
-    const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+    const reader = present(response.body, 'the subscription body')
+      .pipeThrough(new TextDecoderStream())
+      .getReader();
     let seen = '';
     await exec(a, [insertMachine('m-sub')]);
     await eventually(async () => {

@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { errorCodesInReadme } from '@fleet/service';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { CorrosionErrors, SchemaError } from '../src/errors.js';
+import { CorrosionErrors, ProtocolErrors, SchemaError } from '../src/errors.js';
 import { applySchema } from '../src/schema.js';
 import { mainJs, tempDir } from './agent.js';
 
@@ -77,11 +77,12 @@ describe('corrosion CLI', () => {
   });
 });
 
-// The README's error table and the registry in src/errors.ts list the same codes.
+// The README's error table and the registries in src/errors.ts (the API's and the protocols')
+// list the same codes.
 describe('error codes', () => {
   it('are documented', () => {
     expect(errorCodesInReadme(join(dirname(mainJs), '..', 'README.md')).sort()).toEqual(
-      Object.keys(CorrosionErrors).sort(),
+      [...Object.keys(CorrosionErrors), ...Object.keys(ProtocolErrors)].sort(),
     );
   });
 });

@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { ServerProcess } from '@fleet/service';
+import { present } from '@fleet/service/invariant';
 import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
 import { mainJs, post, startAgent, tempDir } from './agent.js';
 
@@ -19,7 +20,7 @@ describe('the database lock', () => {
 
   it('refuses a second agent and a restore over a database a live agent uses', async () => {
     agent = await startAgent(db);
-    const pid = agent.child.pid!;
+    const pid = present(agent.child.pid, "the agent's pid");
     const second = startAgent(db);
     onTestFinished(() => second.then((server) => server.stop()).catch(() => undefined));
     await expect(second).rejects.toThrow(new RegExp(`exited \\(1\\)[\\s\\S]*pid ${pid}`));

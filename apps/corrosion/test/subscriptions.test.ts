@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { CorrosionClient, type WatchEvent } from '@fleet/corrosion-client';
 import type { ServerProcess } from '@fleet/service';
+import { present } from '@fleet/service/invariant';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { post, readLines, startAgent, tempDir } from './agent.js';
 
@@ -16,7 +17,7 @@ describe('corrosion subscriptions', () => {
 
   beforeAll(async () => {
     agent = await startAgent(join(dbDir, 'state.db'));
-    client = new CorrosionClient({ url: agent.urls.api! });
+    client = new CorrosionClient({ url: present(agent.urls.api, "the agent's API url") });
     await client.transaction([
       "INSERT INTO machines (id, app, state) VALUES ('m1', 'web', 'started')",
     ]);
@@ -109,7 +110,7 @@ describe('corrosion subscriptions', () => {
 
     // The new agent process knows nothing of the old subscription: the watch must start over
     // with a reset and the full rows, then keep following.
-    const address = new URL(agent.urls.api!).host;
+    const address = new URL(present(agent.urls.api, "the agent's API url")).host;
     await agent.stop();
     events.length = 0;
     agent = await startAgent(join(dbDir, 'state.db'), ['--api-addr', address]);

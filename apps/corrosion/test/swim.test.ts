@@ -1,6 +1,7 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { createLogger } from '@fleet/service';
+import { present } from '@fleet/service/invariant';
 import { afterEach, describe, expect, it } from 'vitest';
 import { swimConfig } from '../src/swim/config.js';
 import { Membership } from '../src/swim/membership.js';
@@ -21,6 +22,12 @@ interface Peer {
 }
 
 const peers: Peer[] = [];
+
+/** The member at `index`, which the test made. */
+function nth<T>(list: T[], index: number): T {
+  return present(list[index], `member ${index}`);
+}
+
 afterEach(async () => {
   for (const peer of peers.splice(0)) {
     await peer.membership.stop();
@@ -71,7 +78,7 @@ describe('frames', () => {
     });
     const tampered = Buffer.from(frame);
     const at = tampered.indexOf('hello') + 1;
-    tampered[at] = tampered[at]! ^ 1;
+    tampered[at] = present(tampered[at], 'a byte of the body') ^ 1;
     expect(decodeFrame(key, 'test', tampered)).toEqual({ rejected: 'mac' });
     expect(decodeFrame(key, 'test', Buffer.from([0xff, 0xff, 0xff]))).toEqual({
       rejected: 'malformed',
@@ -132,11 +139,11 @@ describe('SWIM membership', () => {
 
   it('declares a stopped member down everywhere, and it rejoins from its saved members after a restart', async () => {
     const all = [await peer([])];
-    for (let i = 0; i < 3; i++) all.push(await peer([all[0]!.transport.addr]));
+    for (let i = 0; i < 3; i++) all.push(await peer([nth(all, 0).transport.addr]));
     await eventually(async () => {
       for (const p of all) expect(alive(p)).toHaveLength(3);
     });
-    const victim = all.pop()!;
+    const victim = present(all.pop(), 'the last member');
     await victim.membership.stop();
     victim.transport.close();
     peers.splice(peers.indexOf(victim), 1);
@@ -153,18 +160,30 @@ describe('SWIM membership', () => {
 
   it('a member back under a renewed identity at the same address leaves the members file as it was', async () => {
     const all = [await peer([])];
-    for (let i = 0; i < 2; i++) all.push(await peer([all[0]!.transport.addr]));
+    for (let i = 0; i < 2; i++) all.push(await peer([nth(all, 0).transport.addr]));
     await eventually(async () => {
       for (const p of all) expect(alive(p)).toHaveLength(2);
     });
-    const inode = () => statSync(all[0]!.statePath).ino;
+    const inode = () => statSync(nth(all, 0).statePath).ino;
     const before = inode();
-    const victim = all.pop()!;
+    const victim = present(all.pop(), 'the last member');
     const port = Number(victim.transport.addr.split(':')[1]);
     await victim.membership.stop();
     victim.transport.close();
     peers.splice(peers.indexOf(victim), 1);
-    const back = await peer([all[0]!.transport.addr], { actorId: victim.actorId, port });
+    // The first member takes the renewed identity with an 'up', right after it would have
+    // written its file: the file is looked at once that has happened, not after some time.
+    const first = nth(all, 0).membership;
+    const renewed = new Promise<void>((resolve) => {
+      const onUp = (member: { actorId: string }) => {
+        if (member.actorId !== victim.actorId) return;
+        first.off('up', onUp);
+        resolve();
+      };
+      first.on('up', onUp);
+    });
+    const back = await peer([nth(all, 0).transport.addr], { actorId: victim.actorId, port });
+    await renewed;
     await eventually(async () => expect(alive(back)).toHaveLength(2));
     // Every join rewrites the file (a new inode, by rename); the same actor at the same address
     // is not news, and under load such rejoins are frequent.
@@ -173,11 +192,11 @@ describe('SWIM membership', () => {
 
   it('a member that misses probes for a while is suspected, refutes it, and stays alive', async () => {
     const all = [await peer([])];
-    for (let i = 0; i < 3; i++) all.push(await peer([all[0]!.transport.addr]));
+    for (let i = 0; i < 3; i++) all.push(await peer([nth(all, 0).transport.addr]));
     await eventually(async () => {
       for (const p of all) expect(alive(p)).toHaveLength(3);
     });
-    const quiet = all[3]!;
+    const quiet = nth(all, 3);
     const suspicions: string[] = [];
     const watcher = setInterval(() => {
       for (const p of all.slice(0, 3)) {

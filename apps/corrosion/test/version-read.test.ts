@@ -3,6 +3,7 @@
 // `crsql_changes` holds for that version, on a random workload of multi-statement transactions
 // (upserts, INSERT OR REPLACE, updates of some columns, deletes, key changes) on two writers that
 // learn from each other.
+import { present } from '@fleet/service/invariant';
 import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
 import { applyChangesets } from '../src/replication/apply.js';
@@ -97,12 +98,17 @@ describe('reading a version back', () => {
         const writers = [openStore(schema), openStore(schema)];
         try {
           for (const next of steps) {
-            const writer = writers[next.site]!;
+            const writer = present(writers[next.site], "the step's writer");
             if ('learn' in next) {
-              const other = writers[1 - next.site]!;
+              const other = present(writers[1 - next.site], 'the other writer');
               const sets = [];
               for (let version = 1; version <= other.version; version++) {
-                sets.push(...versionChangesets(other, other.crdt.siteId, version, 1 << 20)!);
+                sets.push(
+                  ...present(
+                    versionChangesets(other, other.crdt.siteId, version, 1 << 20),
+                    `version ${version}`,
+                  ),
+                );
               }
               applyChangesets(writer, sets);
               continue;

@@ -1,8 +1,7 @@
 import type { Readable, Writable } from 'node:stream';
-import type { LogLine as WorkerLogLine } from '@fleet/flyd-client';
+import type { FlydClient, LogLine as WorkerLogLine } from '@fleet/flyd-client';
 import type { Logger } from '@fleet/service';
 import { flapsError } from './errors.js';
-import type { FlydClient } from './flyd-client.js';
 import type { FleetState } from './state.js';
 
 /** Which logs a reader asked for. */

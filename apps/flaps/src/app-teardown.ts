@@ -1,6 +1,6 @@
+import type { FlydClient } from '@fleet/flyd-client';
 import { HttpError } from '@fleet/service';
 import { flapsError } from './errors.js';
-import type { FlydClient } from './flyd-client.js';
 import type { FleetState } from './state.js';
 
 /** Bound on the destroy calls in flight at once while an app is deleted. */

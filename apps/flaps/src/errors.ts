@@ -12,6 +12,10 @@ export const FlapsErrors = {
     503,
     'flaps has its maximum of requests in flight (--in-flight-max), or 10000 placement groups are placing machines at once',
   ],
+  FLAPS_ERR_SHUTTING_DOWN: [
+    503,
+    'flaps is shutting down: a long poll (a machine wait) open at shutdown is ended with it; call again',
+  ],
   FLAPS_ERR_ORG_NOT_FOUND: [404, 'no such organization for this token'],
   FLAPS_ERR_BAD_REQUEST: [400, 'the request is malformed; the message names the field'],
   FLAPS_ERR_BAD_CONFIG: [

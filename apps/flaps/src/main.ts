@@ -2,7 +2,8 @@
 import { Server } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CorrosionClient } from '@fleet/corrosion-client';
-import { readFleetKeyFile } from '@fleet/fleet-key';
+import { fleetKeyFileSetting, fleetKeyOfFlag } from '@fleet/fleet-key';
+import { FlydClient } from '@fleet/flyd-client';
 import {
   createLogger,
   httpLimits,
@@ -14,7 +15,6 @@ import {
   runMain,
   startMetrics,
 } from '@fleet/service';
-import { FlydClient } from './flyd-client.js';
 import { HostLiveness } from './host-liveness.js';
 import { ImageBlobs } from './image-blobs.js';
 import { ImageRows } from './image-rows.js';
@@ -22,6 +22,7 @@ import { flapsMetrics } from './metrics.js';
 import { SecretStore } from './secret-store.js';
 import { createFlapsServer } from './server.js';
 import { FleetState } from './state.js';
+import { workerFailure } from './worker-errors.js';
 
 const spec = {
   listen: {
@@ -69,11 +70,9 @@ const spec = {
     max: 64 * 1024 * 1024 * 1024,
     description: 'the largest image archive an upload may send (bytes)',
   },
-  'fleet-key-file': {
-    type: 'string',
-    description:
-      'the fleet key file: secrets are sealed with it before they are stored (without it, setting one answers 503)',
-  },
+  'fleet-key-file': fleetKeyFileSetting(
+    'secrets are sealed with it before they are stored (without it, setting one answers 503)',
+  ),
   'image-unpacked-bytes-max': {
     type: 'number',
     default: 2 * 1024 * 1024 * 1024,
@@ -129,7 +128,12 @@ runMain(async () => {
     url: config['corrosion-url'],
     token: corrosionToken,
   });
-  const flyd = new FlydClient(flydToken, config['request-timeout-ms']);
+  const flyd = new FlydClient({
+    token: flydToken,
+    timeoutMs: config['request-timeout-ms'],
+    connections: 32,
+    mapError: workerFailure,
+  });
   const app = await createFlapsServer(
     logger,
     metrics,
@@ -152,12 +156,7 @@ runMain(async () => {
             }),
       flydToken,
     },
-    new SecretStore(
-      corrosion,
-      config['fleet-key-file'] === undefined
-        ? undefined
-        : readFleetKeyFile(config['fleet-key-file']),
-    ),
+    new SecretStore(corrosion, fleetKeyOfFlag(config['fleet-key-file'])),
   );
   const hostChanges = flapsMetrics().hostStatusChanges;
   const liveness = new HostLiveness({

@@ -1,3 +1,4 @@
+import { present } from '@fleet/service/invariant';
 import { flapsError } from './errors.js';
 import { distanceKm, regionsOf } from './regions.js';
 
@@ -56,7 +57,7 @@ export function placeMachine(
   const spread = candidates.filter((host) => group(host) === fewest);
   const most = Math.max(...spread.map(free));
   const best = spread.filter((host) => free(host) === most);
-  return best[Math.floor(random() * best.length)]!;
+  return present(best[Math.floor(random() * best.length)], 'a candidate with the most room');
 }
 
 interface Group {
@@ -147,8 +148,10 @@ export class PlacementTracker {
    * function ends it: `ok` false takes it back (the create failed).
    */
   reserve(placementId: string, hostId: string, memoryMb: number): (ok: boolean) => void {
-    const group = this.#groups.get(placementId);
-    if (!group) throw new Error(`reserve() without view() for ${placementId}`);
+    const group = present(
+      this.#groups.get(placementId),
+      `the view() before reserve() of ${placementId}`,
+    );
     group.counts.set(hostId, (group.counts.get(hostId) ?? 0) + 1);
     group.inFlight++;
     group.lastActivity = this.now();

@@ -1,11 +1,11 @@
 import swagger from '@fastify/swagger';
+import type { FlydClient } from '@fleet/flyd-client';
 import { createHttpServer, type HttpLimits, type Logger, type MetricsExport } from '@fleet/service';
 import type { FastifyInstance } from 'fastify';
 import { Authenticator, type Principal } from './auth.js';
 import { flapsError } from './errors.js';
 import { flyErrorBodies } from './fly-errors.js';
 import { documentedResponses } from './fly-shapes.js';
-import type { FlydClient } from './flyd-client.js';
 import { imageResolution } from './image-resolution.js';
 import { flapsMetrics } from './metrics.js';
 import { PlacementTracker } from './placement.js';

@@ -43,10 +43,11 @@ export async function mountedVolumeHost(
   if (!Array.isArray(config.mounts))
     throw flapsError('FLAPS_ERR_BAD_REQUEST', 'config.mounts must be an array');
   const mounts = config.mounts as MountConfig[];
-  if (mounts.length === 0) return undefined;
+  const [mount] = mounts;
+  if (mount === undefined) return undefined;
   if (mounts.length > 1)
     throw flapsError('FLAPS_ERR_BAD_REQUEST', 'config.mounts: a machine mounts one volume at most');
-  const { volume: id, path } = mounts[0]!;
+  const { volume: id, path } = mount;
   if (typeof id !== 'string' || typeof path !== 'string')
     throw flapsError('FLAPS_ERR_BAD_REQUEST', 'config.mounts[0] needs volume and path');
   const volume = await appVolume(state, app, id);

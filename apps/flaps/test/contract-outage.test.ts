@@ -1,3 +1,4 @@
+import { present } from '@fleet/service/invariant';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Answer, type Fleet, hello, startFleet } from './fleet.js';
 import { shapeProblems } from './fly-shapes.js';
@@ -28,7 +29,7 @@ describe('the Machines API contract when a part of the fleet is down', () => {
   });
 
   it('answers 503 unavailable for a machine whose worker cannot be reached', async () => {
-    await fleet.processes['flyd-w1']!.stop();
+    await present(fleet.processes['flyd-w1'], 'fleet.processes[flyd-w1]').stop();
     unavailable(await fleet.call('GET', machinePath), 'FLAPS_ERR_WORKER_UNREACHABLE');
     unavailable(await fleet.call('POST', `${machinePath}/stop`), 'FLAPS_ERR_WORKER_UNREACHABLE');
     unavailable(await fleet.call('GET', `${machinePath}/lease`), 'FLAPS_ERR_WORKER_UNREACHABLE');
@@ -39,7 +40,7 @@ describe('the Machines API contract when a part of the fleet is down', () => {
   });
 
   it('answers 503 unavailable when the state store cannot be reached', async () => {
-    await fleet.processes.corrosion!.stop();
+    await present(fleet.processes.corrosion, 'fleet.processes.corrosion').stop();
     unavailable(await fleet.call('GET', '/v1/apps'), 'FLAPS_ERR_STATE_STORE');
     unavailable(await fleet.call('GET', '/v1/apps/outage'), 'FLAPS_ERR_STATE_STORE');
     unavailable(

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { CorrosionClient } from '@fleet/corrosion-client';
+import { present } from '@fleet/service/invariant';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Answer, type CallOptions, type Fleet, hello, startFleet } from './fleet.js';
 import {
@@ -31,7 +32,7 @@ describe('the Machines API contract', () => {
 
   /** The OpenAPI operation (`METHOD /template`) a concrete call is for. */
   const operationOf = (method: string, path: string) => {
-    const bare = path.split('?')[0]!;
+    const bare = present(path.split('?')[0], 'path.split(?)[0]');
     const matches = operations.filter((operation) => {
       const [verb, template] = operation.split(' ') as [string, string];
       const pattern = new RegExp(`^${template.replace(/\{[^}]+\}/g, '[^/]+')}$`);
@@ -53,9 +54,15 @@ describe('the Machines API contract', () => {
     expect(answer.status, `${method} ${path}: ${JSON.stringify(answer.body)}`).toBe(status);
     const operation = operationOf(method, path);
     expect(operation, `${method} ${path} is in /openapi.json`).toBeDefined();
-    expect(operationResponses[operation!], `${operation} in operationResponses`).toBeDefined();
-    expect(documentedProblems(document, operation!, status, answer.body), operation).toEqual([]);
-    exercised.add(operation!);
+    expect(
+      operationResponses[present(operation, 'operation')],
+      `${operation} in operationResponses`,
+    ).toBeDefined();
+    expect(
+      documentedProblems(document, present(operation, 'operation'), status, answer.body),
+      operation,
+    ).toEqual([]);
+    exercised.add(present(operation, 'operation'));
     return answer;
   };
 
@@ -478,7 +485,10 @@ describe('the Machines API contract', () => {
     const create = document.paths['/v1/apps/{app}/machines']?.post as unknown as {
       requestBody: { content: Record<string, { schema: { properties: Record<string, unknown> } }> };
     };
-    const body = create.requestBody.content['application/json']!.schema;
+    const body = present(
+      create.requestBody.content['application/json'],
+      'create.requestBody.content[application/json]',
+    ).schema;
     expect(body.properties.config).toMatchObject({
       required: ['image'],
       properties: { guest: { properties: { memory_mb: { type: 'integer', minimum: 256 } } } },
@@ -726,7 +736,10 @@ describe('the Machines API contract', () => {
     for (const volume of [mounted, spare]) {
       const onWorker = await fleet.flyd(volume.host_id, 'GET', `/v1/volumes/${volume.id}`);
       expect(onWorker.status === 404 || onWorker.body.state === 'destroyed', volume.id).toBe(true);
-      const dataDir = fleet.workers[volume.host_id]!.dataDir;
+      const dataDir = present(
+        fleet.workers[volume.host_id],
+        'fleet.workers[volume.host_id]',
+      ).dataDir;
       expect(existsSync(join(dataDir, 'volumes', volume.id)), volume.id).toBe(false);
     }
     await expectError(404, 'FLAPS_ERR_APP_NOT_FOUND', 'GET', '/v1/apps/teardown');

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sampleImagesDir } from '@fleet/sample-images';
 import { type ServerProcess, serverMain, startServerProcess } from '@fleet/service';
+import { present } from '@fleet/service/invariant';
 import { vi } from 'vitest';
 
 const main = (app: string) => serverMain(`@fleet/${app}`);
@@ -155,7 +156,7 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
     });
     servers.push(server);
     processes[name] = server;
-    return server.urls[listeners[0]!]!;
+    return present(server.urls[present(listeners[0], 'a listener')], `${name}'s URL`);
   };
   let stopped: Promise<void> | undefined;
   const stop = () => {

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ServerProcess, startServerProcess } from '@fleet/service';
+import { present } from '@fleet/service/invariant';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { livenessChanges } from '../src/host-liveness.js';
 import { operatorToken } from './fleet.js';
@@ -78,7 +79,10 @@ describe('a host whose corrosion dies', () => {
       env,
     });
     started.push(server);
-    return { server, gossip: server.urls.gossip!.replace('udp://', '') };
+    return {
+      server,
+      gossip: present(server.urls.gossip, 'server.urls.gossip').replace('udp://', ''),
+    };
   };
   const exec = async (statements: unknown[]) => {
     const response = await fetch(`${corrosionApi}/v1/transactions`, {
@@ -116,7 +120,7 @@ describe('a host whose corrosion dies', () => {
   beforeAll(async () => {
     writeFileSync(keyFile, 'test-fleet-key-0123456789abcdef');
     const home = await agent('home', '127.0.0.1:0', []);
-    corrosionApi = home.server.urls.api!;
+    corrosionApi = present(home.server.urls.api, 'home.server.urls.api');
     const worker = await agent('worker', '127.0.0.1:0', [home.gossip]);
     workerGossip = worker.gossip;
     const flaps = await startServerProcess({
@@ -126,7 +130,7 @@ describe('a host whose corrosion dies', () => {
       env,
     });
     started.push(flaps);
-    api = flaps.urls.api!;
+    api = present(flaps.urls.api, 'flaps.urls.api');
     // The worker's rows as its flyd and the fleet's bootstrap would write them.
     await exec([
       [
@@ -147,7 +151,7 @@ describe('a host whose corrosion dies', () => {
 
   it('is reported unreachable once SWIM declares it dead, and ok when it is back', async () => {
     expect(await listedHostStatus()).toBe('ok');
-    const worker = started[1]!;
+    const worker = present(started[1], 'started[1]');
     worker.child.kill('SIGKILL');
     await worker.exited;
     await until('host_status unreachable', async () =>
@@ -165,7 +169,9 @@ describe('a host whose corrosion dies', () => {
       body: { code: 'FLAPS_ERR_WORKER_UNREACHABLE', error: expect.stringContaining('w2 is down') },
     });
     // The same agent (its database: the same actor) back at the same address: a new identity.
-    await agent('worker', workerGossip, [started[0]!.urls.gossip!.replace('udp://', '')]);
+    await agent('worker', workerGossip, [
+      present(started[0]?.urls.gossip, 'the first agent gossip URL').replace('udp://', ''),
+    ]);
     await until('host_status ok again', async () =>
       (await listedHostStatus()) === 'ok' ? true : undefined,
     );

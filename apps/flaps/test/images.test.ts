@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { packImage } from '@fleet/images';
 import { sampleImagesDir } from '@fleet/sample-images';
+import { present } from '@fleet/service/invariant';
 import { Header } from 'tar';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Fleet, flydToken, operatorToken, startFleet } from './fleet.js';
@@ -150,7 +151,7 @@ describe('images', () => {
   it('runs a machine created from name:tag, pinning the digest in its config; a second one is not pulled again', async () => {
     const image = await helloVariant('web');
     expect((await upload(fleet, app, 'web:v1', image.archive)).status).toBe(201);
-    const worker = fleet.workers.w1!.url;
+    const worker = present(fleet.workers.w1, 'fleet.workers.w1').url;
     const pullsBefore = await counter(worker, 'flyd_image_pulls_total');
     const first = await createMachine('web:v1');
     expect(first.config.image).toBe(`web@${image.digest}`);
@@ -195,16 +196,16 @@ describe('images', () => {
   });
 
   it('evicts the least recently used image past the cache bound, never one a machine uses', async () => {
-    const cacheDir = join(fleet.workers.w1!.dataDir, 'images');
+    const cacheDir = join(present(fleet.workers.w1, 'fleet.workers.w1').dataDir, 'images');
     const cachedHere = (digest: string) =>
       existsSync(join(cacheDir, digest.slice('sha256:'.length)));
     const [kept, unused, newest] = await Promise.all(
       ['kept', 'unused', 'newest'].map((label) => helloVariant(label, 100_000)),
     );
     for (const [label, image] of [
-      ['kept', kept!],
-      ['unused', unused!],
-      ['newest', newest!],
+      ['kept', present(kept, 'kept')],
+      ['unused', present(unused, 'unused')],
+      ['newest', present(newest, 'newest')],
     ] as const) {
       expect((await upload(fleet, app, `${label}:v1`, image.archive)).status).toBe(201);
     }
@@ -215,11 +216,14 @@ describe('images', () => {
       (await fleet.call('DELETE', `/v1/apps/${app}/machines/${gone.id}?force=true`)).status,
     ).toBe(200);
     await createMachine('newest:v1');
-    expect(cachedHere(kept!.digest)).toBe(true);
-    expect(cachedHere(unused!.digest)).toBe(false);
-    expect(cachedHere(newest!.digest)).toBe(true);
+    expect(cachedHere(present(kept, 'kept').digest)).toBe(true);
+    expect(cachedHere(present(unused, 'unused').digest)).toBe(false);
+    expect(cachedHere(present(newest, 'newest').digest)).toBe(true);
     expect(
-      await counter(fleet.workers.w1!.url, 'flyd_image_evictions_total'),
+      await counter(
+        present(fleet.workers.w1, 'fleet.workers.w1').url,
+        'flyd_image_evictions_total',
+      ),
     ).toBeGreaterThanOrEqual(1);
   });
 });

@@ -1,3 +1,4 @@
+import { present } from '@fleet/service/invariant';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Answer, type Fleet, hello, operatorToken, startFleet } from './fleet.js';
 
@@ -45,5 +46,22 @@ describe('flaps requests in flight', () => {
     waiting.abort();
     expect(await held).toBe('aborted');
     expect((await callUntil((answer) => answer.status !== 503)).status).toBe(200);
+  });
+
+  // Last in this file: it shuts flaps down. Prompt, seen by its answer rather than a clock: the
+  // wait is ended by flaps' preClose with a 503 flaps wrote, where a shutdown that waited it out
+  // would answer the wait only at its 60 s (the machine stays started). --in-flight-max 1 shows
+  // when the wait is being served: any other call is then refused as overloaded.
+  it('answers a wait open at shutdown with 503 FLAPS_ERR_SHUTTING_DOWN and exits', async () => {
+    const held = fetch(`${fleet.api}${machinePath}/wait?state=destroyed&timeout=60`, {
+      headers: { authorization: `Bearer ${operatorToken}` },
+    }).then(async (answer) => ({ status: answer.status, body: await answer.json() }));
+    held.catch(() => undefined); // read below; a failure there is the test's failure
+    const refused = await callUntil((answer) => answer.status !== 200);
+    expect(refused.body).toMatchObject({ code: 'FLAPS_ERR_OVERLOADED' });
+    const flaps = present(fleet.processes.flaps, 'the fleet flaps');
+    flaps.child.kill('SIGTERM');
+    expect(await held).toMatchObject({ status: 503, body: { code: 'FLAPS_ERR_SHUTTING_DOWN' } });
+    expect(await flaps.exited).toBe(0);
   });
 });

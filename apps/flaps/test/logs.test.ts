@@ -1,3 +1,4 @@
+import { present } from '@fleet/service/invariant';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Fleet, operatorToken, startFleet } from './fleet.js';
 
@@ -37,14 +38,16 @@ async function follow(
     });
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toContain('application/x-ndjson');
-    const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+    const reader = present(response.body, 'response.body')
+      .pipeThrough(new TextDecoderStream())
+      .getReader();
     let pending = '';
     while (!enough(lines)) {
       const { value, done } = await reader.read();
       if (done) break;
       pending += value;
       const complete = pending.split('\n');
-      pending = complete.pop()!;
+      pending = present(complete.pop(), 'complete.pop()');
       for (const text of complete) lines.push(JSON.parse(text) as FollowedLine);
     }
   } finally {
@@ -100,7 +103,7 @@ describe("an app's logs through the Machines API", () => {
       const numbers = mine
         .filter((line) => line.meta.stream === 'stdout')
         .map((line) => Number(line.message.split(' ')[1]));
-      expect(numbers).toEqual(numbers.map((_, index) => numbers[0]! + index));
+      expect(numbers).toEqual(numbers.map((_, index) => present(numbers[0], 'numbers[0]') + index));
     }
   });
 

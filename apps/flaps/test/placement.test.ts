@@ -1,3 +1,4 @@
+import { present } from '@fleet/service/invariant';
 import { describe, expect, it } from 'vitest';
 import { PlacementTracker, placeMachine, type WorkerHost } from '../src/placement.js';
 import { regionsOf } from '../src/regions.js';
@@ -95,7 +96,7 @@ describe('PlacementTracker', () => {
     const other = tracker.reserve('api', 'a', 512);
     const view = tracker.view('web', hosts, counts());
     expect(view.sameGroup.get('a')).toBe(6);
-    expect(view.hosts[0]!.memory_mb_reserved).toBe(4096 + 512);
+    expect(present(view.hosts[0], 'view.hosts[0]').memory_mb_reserved).toBe(4096 + 512);
     other(true);
   });
 });
@@ -135,7 +136,7 @@ describe('PlacementTracker bounds', () => {
     expect(() => tracker.view('three', hosts, counts())).toThrow(
       expect.objectContaining({ code: 'FLAPS_ERR_OVERLOADED', statusCode: 503 }),
     );
-    ends[0]!(true);
+    present(ends[0], 'ends[0]')(true);
     now += 60_000;
     tracker.view('three', hosts, counts());
     expect(tracker.size).toBe(2);

@@ -3,6 +3,7 @@ import { request } from 'node:http';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { present } from '@fleet/service/invariant';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Fleet, flydToken, hello, operatorToken, startFleet } from './fleet.js';
 
@@ -132,7 +133,7 @@ describe('flaps under socket activation', () => {
     const stream = (async () => {
       const paths = ['/v1/apps', `/v1/apps/${app}/machines`];
       while (running) {
-        const path = paths[calls++ % paths.length]!;
+        const path = present(paths[calls++ % paths.length], 'paths[calls++ % paths.length]');
         const answer = await callOnce(port, path);
         if (!answeredRight(answer, path))
           failures.push(`${path}: ${answer.status} ${JSON.stringify(answer.body)}`);

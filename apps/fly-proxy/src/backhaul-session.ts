@@ -9,6 +9,7 @@ import type { Logger } from '@fleet/service';
 import { backoffMs } from '@fleet/service/backoff';
 import { backhaulHeaders } from './backhaul.js';
 import { type ConnectionOwner, UpstreamConnection, UpstreamError } from './http1/upstream-pools.js';
+import { Waiters } from './waiters.js';
 
 export interface BackhaulLimits {
   connectTimeoutMs: number;
@@ -19,6 +20,8 @@ export interface BackhaulLimits {
   waitersMax: number;
   /** How often a PING measures the round trip to the backhaul's host. */
   pingIntervalMs: number;
+  /** A PING unanswered this long means a dead session (a cut that sent no FIN or RST): closed. */
+  pingTimeoutMs: number;
   /** An open stream unused this long is closed (as an idle pooled connection is). */
   idleTimeoutMs: number;
   /** Sessions (backhaul hosts) at most; the least recently used is closed past it. */
@@ -30,17 +33,12 @@ export const backhaulWindowBytes = 4 * 1024 * 1024;
 const backoffMsMin = 100;
 const backoffMsMax = 5_000;
 
-interface Waiter {
-  resolve(): void;
-  reject(error: Error): void;
-  timer: NodeJS.Timeout;
-}
-
 /**
  * The edge's side of the edge → worker hop: ONE HTTP/2 session per backhaul address (h2c with
  * prior knowledge: the fleet's private network, as Fly's WireGuard mesh), every request or TCP
  * connection to that host a CONNECT stream on it. The session is opened on first use, measures
- * the round trip to its host by PING (feeding the catalog's RTT), and after it drops is opened
+ * the round trip to its host by PING (feeding the catalog's RTT; a PING left unanswered closes
+ * the session, which a silent network cut would otherwise keep for minutes), and after it drops is opened
  * again on the next use — at once after a session that worked, with a doubling backoff after
  * failed connects, when requests fail fast as "never reached" (the next candidate is tried).
  */
@@ -48,6 +46,7 @@ export class BackhaulSessions {
   readonly #sessions = new Map<string, BackhaulSession>();
   readonly #timer: NodeJS.Timeout;
   #connects = 0;
+  #pingTimeouts = 0;
 
   constructor(
     private readonly limits: BackhaulLimits,
@@ -102,15 +101,18 @@ export class BackhaulSessions {
     });
   }
 
-  /** Sessions open, streams in flight, and sessions ever connected (for /status and tests). */
-  stats(): { sessions: number; streams: number; connects: number } {
+  /**
+   * Sessions open, streams in flight, sessions ever connected and sessions closed for a PING
+   * left unanswered (for /status and tests).
+   */
+  stats(): { sessions: number; streams: number; connects: number; pingTimeouts: number } {
     let streams = 0;
     let sessions = 0;
     for (const session of this.#sessions.values()) {
       streams += session.active;
       if (session.connected) sessions += 1;
     }
-    return { sessions, streams, connects: this.#connects };
+    return { sessions, streams, connects: this.#connects, pingTimeouts: this.#pingTimeouts };
   }
 
   close(): void {
@@ -136,6 +138,9 @@ export class BackhaulSessions {
       connected: () => {
         this.#connects += 1;
       },
+      pingTimedOut: () => {
+        this.#pingTimeouts += 1;
+      },
       logger: this.logger,
     });
     this.#sessions.set(address, session);
@@ -155,7 +160,7 @@ class BackhaulSession implements ConnectionOwner {
   /** Failed connects in a row (the backoff's attempt). */
   #failures = 0;
   #pinger: NodeJS.Timeout | undefined;
-  readonly #waiters: Waiter[] = [];
+  readonly #waiters: Waiters<void>;
 
   constructor(
     private readonly address: string,
@@ -165,9 +170,17 @@ class BackhaulSession implements ConnectionOwner {
     private readonly hooks: {
       rtt: (hostId: string, rttMs: number) => void;
       connected: () => void;
+      pingTimedOut: () => void;
       logger: Logger;
     },
-  ) {}
+  ) {
+    this.#waiters = new Waiters(limits, {
+      full: () =>
+        new UpstreamError('PROXY_POOL_FULL', 'too many requests wait for the backhaul session'),
+      timedOut: () =>
+        new UpstreamError('PROXY_POOL_TIMEOUT', 'every stream of the backhaul stayed busy'),
+    });
+  }
 
   get connected(): boolean {
     return this.#session !== undefined;
@@ -186,8 +199,12 @@ class BackhaulSession implements ConnectionOwner {
 
   /** Closes streams idle longer than the idle timeout. */
   sweep(nowMs: number): void {
-    while (this.#idle.length > 0 && nowMs - this.#idle[0]!.idleSinceMs >= this.limits.idleTimeoutMs)
-      this.#idle.shift()!.socket.destroy();
+    for (;;) {
+      const oldest = this.#idle[0];
+      if (oldest === undefined || nowMs - oldest.idleSinceMs < this.limits.idleTimeoutMs) return;
+      this.#idle.shift();
+      oldest.socket.destroy();
+    }
   }
 
   /** A new CONNECT stream; synchronous when the session is up and has a free slot. */
@@ -201,7 +218,7 @@ class BackhaulSession implements ConnectionOwner {
   async #openLater(extra: OutgoingHttpHeaders): Promise<ClientHttp2Stream> {
     const session = this.#session ?? (await this.#connect());
     if (this.active + this.#reserved >= this.#slots(session)) {
-      await this.#slot();
+      await this.#waiters.wait();
       this.#reserved -= 1;
     }
     const now = this.#session;
@@ -251,9 +268,8 @@ class BackhaulSession implements ConnectionOwner {
     stream.on('error', () => {}); // 'close' follows; its user hears of it there
     stream.once('close', () => {
       this.active -= 1;
-      const waiter = this.#waiters.shift();
+      const waiter = this.#waiters.take();
       if (waiter !== undefined) {
-        clearTimeout(waiter.timer);
         this.#reserved += 1;
         waiter.resolve();
       }
@@ -273,26 +289,6 @@ class BackhaulSession implements ConnectionOwner {
   #slots(session: ClientHttp2Session): number {
     const theirs = session.remoteSettings.maxConcurrentStreams ?? this.limits.streamsMax;
     return Math.min(this.limits.streamsMax, theirs);
-  }
-
-  #slot(): Promise<void> {
-    if (this.#waiters.length >= this.limits.waitersMax)
-      return Promise.reject(
-        new UpstreamError('PROXY_POOL_FULL', 'too many requests wait for the backhaul session'),
-      );
-    return new Promise((resolve, reject) => {
-      const waiter: Waiter = {
-        resolve,
-        reject,
-        timer: setTimeout(() => {
-          this.#waiters.splice(this.#waiters.indexOf(waiter), 1);
-          reject(
-            new UpstreamError('PROXY_POOL_TIMEOUT', 'every stream of the backhaul stayed busy'),
-          );
-        }, this.limits.waitTimeoutMs),
-      };
-      this.#waiters.push(waiter);
-    });
   }
 
   #connect(): Promise<ClientHttp2Session> {
@@ -352,9 +348,26 @@ class BackhaulSession implements ConnectionOwner {
     };
     session.once('goaway', gone);
     session.once('close', gone);
+    // One PING out at a time. Over a cut that dropped packets silently, TCP keeps the connection
+    // and retransmits with a growing backoff, so after the network heals a request on it could
+    // wait seconds for the next retransmission: an unanswered PING closes the session instead, and
+    // the next request connects anew.
+    let unanswered: NodeJS.Timeout | undefined;
     const ping = () => {
-      if (session.destroyed || session.closed) return;
+      if (session.destroyed || session.closed || unanswered !== undefined) return;
+      unanswered = setTimeout(() => {
+        this.hooks.pingTimedOut();
+        session.destroy(
+          new UpstreamError(
+            'PROXY_BACKHAUL_DOWN',
+            `the backhaul ${this.address} left a PING unanswered for ${this.limits.pingTimeoutMs} ms`,
+          ),
+        );
+      }, this.limits.pingTimeoutMs);
+      unanswered.unref();
       session.ping((error, durationMs) => {
+        clearTimeout(unanswered);
+        unanswered = undefined;
         if (error === null) this.hooks.rtt(this.hostId, durationMs);
       });
     };
@@ -367,11 +380,8 @@ class BackhaulSession implements ConnectionOwner {
     this.#session = undefined;
     clearInterval(this.#pinger);
     for (const idle of this.#idle.splice(0)) idle.socket.destroy();
-    for (const waiter of this.#waiters.splice(0)) {
-      clearTimeout(waiter.timer);
-      waiter.reject(
-        new UpstreamError('PROXY_BACKHAUL_DOWN', `the backhaul ${this.address} went away`),
-      );
-    }
+    this.#waiters.rejectAll(
+      new UpstreamError('PROXY_BACKHAUL_DOWN', `the backhaul ${this.address} went away`),
+    );
   }
 }

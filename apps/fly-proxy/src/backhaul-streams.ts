@@ -1,5 +1,6 @@
 import type { Http2Session, IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import { connect, type Socket } from 'node:net';
+import { present } from '@fleet/service/invariant';
 import { chargeTunnel } from './airtime/tunnel.js';
 import { backhaulHeaders, backhaulTokenMatches } from './backhaul.js';
 import { backhaulWindowBytes } from './backhaul-session.js';
@@ -27,7 +28,7 @@ const edgeSessions = new WeakSet<Http2Session>();
  *   private address (TCP passthrough services of machines on this host).
  */
 export function backhaulStreamHandler(relay: Http1Relay, options: BackhaulStreamOptions) {
-  const token = relay.options.backhaulToken!;
+  const token = present(relay.options.backhaulToken, 'the backhaul token of a backhaul relay');
   return (stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void => {
     stream.on('error', () => {}); // 'close' follows
     const refuse = (code: ProxyErrorCode, message: string) => refused(stream, code, message);

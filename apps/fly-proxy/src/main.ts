@@ -138,6 +138,14 @@ const spec = {
     max: 600_000,
     description: 'how often an edge PINGs each backhaul session to measure the RTT to its host',
   },
+  'backhaul-ping-timeout-ms': {
+    type: 'number',
+    default: 5_000,
+    min: 100,
+    max: 600_000,
+    description:
+      'a backhaul session whose PING goes unanswered this long is closed (a silent network cut); the next request connects anew',
+  },
   'upstreams-max': {
     type: 'number',
     default: 4_096,
@@ -432,6 +440,7 @@ runMain(async () => {
       waitTimeoutMs: config['upstream-wait-timeout-ms'],
       waitersMax: config['upstream-waiters-max'],
       pingIntervalMs: config['backhaul-ping-interval-ms'],
+      pingTimeoutMs: config['backhaul-ping-timeout-ms'],
       idleTimeoutMs: config['upstream-idle-timeout-ms'],
       sessionsMax: config['upstreams-max'],
     };

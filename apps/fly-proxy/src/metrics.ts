@@ -1,4 +1,5 @@
 import { type Attributes, type Counter, type Histogram, metrics } from '@opentelemetry/api';
+import type { Supervisor } from './watchdog/supervisor.js';
 
 /**
  * Every instrument of fly-proxy, in one place. Requests are counted in a local map and exported
@@ -50,4 +51,36 @@ export class ProxyMetrics {
     }
     this.#upstreamMs.record(milliseconds, attributes);
   }
+}
+
+/**
+ * The watchdog's instruments (the fly-proxy-watchdog process), read from its supervisor at
+ * collection time.
+ */
+export function registerWatchdogMetrics(supervisor: Pick<Supervisor, 'status'>): void {
+  const meter = metrics.getMeter('fleet.fly-proxy-watchdog');
+  meter
+    .createObservableCounter('watchdog_restarts', {
+      description: 'proxies restarted by the watchdog, by reason (unanswered, exited)',
+    })
+    .addCallback((result) => {
+      for (const [reason, count] of Object.entries(supervisor.status().restartsByReason)) {
+        result.observe(count, { reason });
+      }
+    });
+  meter
+    .createObservableCounter('watchdog_handoffs', {
+      description: 'restarts without dropping (SIGHUP, proxyctl restart) completed',
+    })
+    .addCallback((result) => result.observe(supervisor.status().handoffs));
+  meter
+    .createObservableGauge('watchdog_proxies_draining', {
+      description: 'earlier proxy generations still draining their connections',
+    })
+    .addCallback((result) => result.observe(supervisor.status().drainingPids.length));
+  meter
+    .createObservableGauge('watchdog_proxy_answering', {
+      description: '1 while the proxy answers its control channel, else 0',
+    })
+    .addCallback((result) => result.observe(supervisor.status().state === 'running' ? 1 : 0));
 }

@@ -124,16 +124,15 @@ export async function routeReplay(
   if (directive.preferInstance) options.preferInstance = directive.preferInstance;
   if (directive.elsewhere) options.exclude = [from.machineId];
   const regions = directive.regions.length > 0 ? directive.regions : ['any'];
-  let routed: Routed | undefined;
-  for (const region of regions) {
-    routed = await routeApp(
-      deps,
-      app,
-      region === 'any' ? options : { ...options, forceRegion: region },
-    );
+  const inRegion = (region: string) =>
+    routeApp(deps, app, region === 'any' ? options : { ...options, forceRegion: region });
+  // Each region in turn; the last one's refusal is the answer when none had a machine.
+  let routed = await inRegion(regions[0] ?? 'any');
+  for (const region of regions.slice(1)) {
     if (routed.ok) return routed;
+    routed = await inRegion(region);
   }
-  return routed!;
+  return routed;
 }
 
 function refusedReplay(app: string, message: string): Routed {

@@ -30,9 +30,11 @@ export function targetOf(url: string, hosts: readonly string[]): RequestTarget {
 export function requestTarget(request: IncomingMessage): RequestTarget {
   const hosts: string[] = [];
   const raw = request.rawHeaders;
-  for (let index = 0; index < raw.length; index += 2) {
-    if (raw[index]!.length === 4 && raw[index]!.toLowerCase() === 'host')
-      hosts.push(raw[index + 1]!);
+  for (let index = 0; index + 1 < raw.length; index += 2) {
+    const name = raw[index];
+    const value = raw[index + 1];
+    if (name?.length === 4 && name.toLowerCase() === 'host' && value !== undefined)
+      hosts.push(value);
   }
   const host = request.headers.host;
   if (hosts.length === 0 && host) hosts.push(host);

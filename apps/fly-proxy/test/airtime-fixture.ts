@@ -26,10 +26,10 @@ export async function startStreamingMachine(): Promise<{ server: Server; addr: s
         req.on('end', () => res.end(String(received)));
         return;
       }
-      const sized = /^\/bytes\/(\d+)$/.exec(req.url ?? '');
-      if (sized !== null) {
-        res.setHeader('content-length', sized[1]!);
-        res.end(Buffer.alloc(Number(sized[1]), 'b'));
+      const size = /^\/bytes\/(\d+)$/.exec(req.url ?? '')?.[1];
+      if (size !== undefined) {
+        res.setHeader('content-length', size);
+        res.end(Buffer.alloc(Number(size), 'b'));
         return;
       }
       if (req.url !== '/stream') {
@@ -169,4 +169,4 @@ export async function airtimeOf(socket: string): Promise<AirtimeAnswer> {
   return answer.result;
 }
 
-export { until } from './wait.js';
+export { until } from '@fleet/service/vitest-until';

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { present } from '@fleet/service/invariant';
 import { describe, expect, it } from 'vitest';
 import { fairShares, nextBudget, unlimited } from '../src/airtime/host-budget.js';
 import {
@@ -99,9 +100,9 @@ describe('airtime: the host budget', () => {
     // The proxy yields, the host stays over: each sample takes at least 10 % more.
     const network = { ...calm, networkBytesPerSecond: 1_050_000 };
     let budget = nextBudget(unlimited, network, 100_000, host);
-    const first = budget.bytesPerSecond!;
+    const first = present(budget.bytesPerSecond, 'a budget once the host is over');
     for (let sample = 0; sample < 100; sample += 1)
-      budget = nextBudget(budget, network, budget.bytesPerSecond!, host);
+      budget = nextBudget(budget, network, present(budget.bytesPerSecond, 'a budget'), host);
     expect(first).toBeLessThanOrEqual(90_000);
     expect(budget.bytesPerSecond).toBe(host.appFloorBytesPerSecond);
   });

@@ -97,7 +97,7 @@ describe('airtime', () => {
   });
 
   it('slows an app over its rate to about that rate while another app keeps flowing', async () => {
-    const url = edge.proxy.urls.proxy!;
+    const url = edge.urls.proxy;
     const heavy = readHttp1(url, 'heavy.fleet.test');
     readers.push(heavy);
     const light = download(url, 'light.fleet.test', 1_048_576, 8);
@@ -139,7 +139,7 @@ describe('airtime', () => {
   });
 
   it('refuses a new request of an app at its requests in flight with 503, not other apps', async () => {
-    const url = edge.proxy.urls.proxy!;
+    const url = edge.urls.proxy;
     const held = [readHttp1(url, 'heavy.fleet.test'), readHttp1(url, 'heavy.fleet.test')];
     readers.push(...held);
     await until('both streams of heavy flowing', async () =>
@@ -161,7 +161,7 @@ describe('airtime', () => {
   });
 
   it('shrinks the budget under host pressure, throttling the heaviest app, and says why', async () => {
-    const url = edge.proxy.urls.proxy!;
+    const url = edge.urls.proxy;
     const bulk = readHttp1(url, 'bulk.fleet.test');
     readers.push(bulk);
     await measure(bulk, 0, 500); // flowing, unthrottled: the host has headroom

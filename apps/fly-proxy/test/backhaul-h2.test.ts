@@ -6,6 +6,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ServerProcess, startServerProcess } from '@fleet/service';
+import { present } from '@fleet/service/invariant';
+import { until } from '@fleet/service/vitest-until';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backhaulToken } from '../src/backhaul.js';
@@ -54,7 +56,7 @@ describe('fly-proxy backhaul over one HTTP/2 session per edge-worker pair', () =
     });
 
   const get = async () => {
-    const answer = await request(edge.proxy.urls.proxy!, {
+    const answer = await request(edge.urls.proxy, {
       headers: { host: 'web.fleet.test', 'fly-force-instance-id': 'remote1' },
     });
     const text = await answer.body.text();
@@ -66,13 +68,7 @@ describe('fly-proxy backhaul over one HTTP/2 session per edge-worker pair', () =
 
   /** Waits (bounded) until the remote machine answers through the backhaul. */
   const remoteAnswers = async () => {
-    const deadline = Date.now() + 20_000;
-    for (;;) {
-      const answer = await get();
-      if (answer.status === 200 && answer.name === 'remote1') return;
-      if (Date.now() > deadline) throw new Error(`remote1 never answered: ${answer.name}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    await until('remote1 answering', get, (answer) => answer.name === 'remote1');
   };
 
   beforeAll(async () => {
@@ -128,9 +124,9 @@ describe('fly-proxy backhaul over one HTTP/2 session per edge-worker pair', () =
     // 200 at once, more than the 16 streams the backhaul allows a session: the rest wait.
     const answers = await Promise.all(Array.from({ length: 200 }, () => get()));
     expect(answers.map((answer) => answer.name)).toEqual(answers.map(() => 'remote1'));
-    const atBackhaul = await status(backhaul!.urls.admin!);
+    const atBackhaul = await status(present(backhaul?.urls.admin, "the backhaul's admin URL"));
     expect(atBackhaul.proxy.connections.connections).toBe(1);
-    const atEdge = await status(edge.proxy.urls.admin!);
+    const atEdge = await status(edge.urls.admin);
     expect(atEdge.proxy.backhauls).toMatchObject({ sessions: 1, connects: 1 });
   });
 
@@ -197,18 +193,18 @@ describe('fly-proxy backhaul over one HTTP/2 session per edge-worker pair', () =
     expect(await echoThrough(tcpPort, 'hello through the backhaul')).toContain(
       'hello through the backhaul',
     );
-    const atEdge = await status(edge.proxy.urls.admin!);
+    const atEdge = await status(edge.urls.admin);
     expect(atEdge.proxy.backhauls?.connects).toBe(1);
   });
 
   it('opens a new session after the backhaul restarts', async () => {
-    await backhaul!.stop();
+    await present(backhaul, 'the backhaul').stop();
     backhaul = undefined;
     const down = await get();
     expect(down.status).toBe(502);
     backhaul = await startBackhaul();
     await remoteAnswers();
-    const atEdge = await status(edge.proxy.urls.admin!);
+    const atEdge = await status(edge.urls.admin);
     expect(atEdge.proxy.backhauls).toMatchObject({ sessions: 1, connects: 2 });
   });
 });

@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ServerProcess, startServerProcess } from '@fleet/service';
+import { present } from '@fleet/service/invariant';
+import { until } from '@fleet/service/vitest-until';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backhaulToken } from '../src/backhaul.js';
@@ -45,7 +47,7 @@ describe('fly-proxy backhaul mode', () => {
       listeners: ['proxy', 'admin'],
       env: { ...process.env, LOG_LEVEL: 'error' },
     });
-    backhaulAddr = new URL(backhaul.urls.proxy!).host;
+    backhaulAddr = new URL(present(backhaul.urls.proxy, 'the backhaul listener')).host;
     await edge.client.transaction([
       "INSERT INTO hosts (id, region, role) VALUES ('edge-1', 'ams', 'edge')",
       [
@@ -66,7 +68,7 @@ describe('fly-proxy backhaul mode', () => {
   });
 
   const get = async (headers: Record<string, string>) => {
-    const answer = await request(edge.proxy.urls.proxy!, {
+    const answer = await request(edge.urls.proxy, {
       headers: { host: 'web.fleet.test', ...headers },
     });
     return {
@@ -77,11 +79,12 @@ describe('fly-proxy backhaul mode', () => {
   };
 
   it('reaches a machine of another host through that host backhaul, with the edge headers', async () => {
-    let answer = await get({ 'fly-force-instance-id': 'remote1' });
-    for (let i = 0; answer.json.name !== 'remote1' && i < 100; i += 1) {
-      await new Promise((resolve) => setTimeout(resolve, 50)); // the hosts rows are on their way
-      answer = await get({ 'fly-force-instance-id': 'remote1' });
-    }
+    // the hosts rows are on their way
+    const answer = await until(
+      'remote1 answering',
+      () => get({ 'fly-force-instance-id': 'remote1' }),
+      (reply) => reply.json.name === 'remote1',
+    );
     expect(answer.status).toBe(200);
     expect(answer.json.name).toBe('remote1');
     const seen = answer.json.headers as Record<string, string>;
@@ -99,7 +102,7 @@ describe('fly-proxy backhaul mode', () => {
   });
 
   it('refuses requests without the fleet key token, and machines of other hosts', async () => {
-    const url = backhaul.urls.proxy!;
+    const url = present(backhaul.urls.proxy, 'the backhaul listener');
     const head = (auth: string, machine: string) =>
       `GET / HTTP/1.1\r\nHost: web.fleet.test\r\nfly-backhaul-machine: ${machine}\r\n` +
       `fly-backhaul-app: web\r\nfly-backhaul-auth: ${auth}\r\nConnection: close\r\n\r\n`;

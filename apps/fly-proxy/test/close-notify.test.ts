@@ -4,6 +4,7 @@ import { connect as connectTcp, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { Duplex } from 'node:stream';
 import { connect as connectTls, type SecureVersion } from 'node:tls';
+import { present } from '@fleet/service/invariant';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Edge, startEdge, startMachine } from './relay-fixture.js';
@@ -105,7 +106,7 @@ describe('close_notify followed by junk (seed 000)', () => {
       args: ['--wakeups-without-progress-max', '3', '--idle-timeout-ms', '5000'],
     });
     await edge.routable('web.fleet.test');
-    port = Number(new URL(edge.proxy.urls.tls!).port);
+    port = Number(new URL(present(edge.proxy.urls.tls, 'the TLS listener')).port);
     ca = readFileSync(join(edge.dir, 'ca.pem'), 'utf8');
   });
 
@@ -132,10 +133,10 @@ describe('close_notify followed by junk (seed 000)', () => {
     async ({ version, junk, fin }) => {
       const delivered = bodies.length;
       const cutsBefore = await guardCuts();
-      const { raw } = await closeNotifyWithJunk(port, ca, version, junks[junk]!, fin);
+      const { raw } = await closeNotifyWithJunk(port, ca, version, present(junks[junk], junk), fin);
       expect(bodies.length).toBe(delivered + 1);
       expect(bodies.at(-1)).toBe('hello');
-      const pid = edge.proxy.child.pid!;
+      const pid = present(edge.proxy.child.pid, 'its pid');
       const cpuBefore = cpuMs(pid);
       const startedAt = Date.now();
       await new Promise<void>((resolve, reject) => {

@@ -5,6 +5,8 @@ import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { present } from '@fleet/service/invariant';
+import { until } from '@fleet/service/vitest-until';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Edge, startEdge, startMachine } from './relay-fixture.js';
 
@@ -56,11 +58,7 @@ function rawClient(path: string) {
         .map((line) => JSON.parse(line)),
     closed,
     async waitForAnswers(count: number) {
-      const deadline = Date.now() + 10_000;
-      while (seen.split('\n').length - 1 < count) {
-        if (Date.now() > deadline) throw new Error(`only got: ${seen}`);
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
+      await until(`${count} answers`, () => seen.split('\n').length - 1 >= count);
     },
   };
 }
@@ -216,7 +214,7 @@ describe('control channel and proxyctl', () => {
   });
 
   it('stops answering while the proxy is stopped, and proxyctl says so within its timeout', async () => {
-    const pid = edge.proxy.child.pid!;
+    const pid = present(edge.proxy.child.pid, 'its pid');
     process.kill(pid, 'SIGSTOP');
     try {
       const wedged = await proxyctl(['--socket', socketPath, '--timeout-ms', '500', 'status']);

@@ -4,8 +4,10 @@ import { connect as connectH2 } from 'node:http2';
 import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { present } from '@fleet/service/invariant';
+import { until } from '@fleet/service/vitest-until';
 import { request } from 'undici';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHoldingMachine } from './holding-machine.js';
 import { KeepAliveClient } from './keep-alive-client.js';
 import { type Edge, startEdge } from './relay-fixture.js';
@@ -23,12 +25,6 @@ function proxyctl(args: string[]): Promise<{ code: number; stdout: string }> {
     execFile(process.execPath, [proxyctlMain, ...args], { timeout: 20_000 }, (error, stdout) => {
       resolve({ code: error === null ? 0 : Number(error.code), stdout });
     });
-  });
-}
-
-async function until(what: () => boolean, label: string, timeoutMs = 20_000): Promise<void> {
-  await vi.waitUntil(what, { timeout: timeoutMs, interval: 20 }).catch(() => {
-    throw new Error(`timed out waiting for ${label}`);
   });
 }
 
@@ -58,7 +54,7 @@ describe('drain', () => {
   });
 
   it('stops accepting, closes idle keep-alive after the grace, finishes a long request, exits 0', async () => {
-    const port = Number(new URL(edge.proxy.urls.proxy!).port);
+    const port = Number(new URL(edge.urls.proxy).port);
     const socket = join(edge.dir, 'proxy', 'control.sock');
     for (let index = 0; index < 3; index++) {
       const client = new KeepAliveClient(port);
@@ -68,8 +64,8 @@ describe('drain', () => {
     const slowClient = new KeepAliveClient(port);
     clients.push(slowClient);
     const slow = slowClient.request('web.fleet.test', '/slow');
-    await until(() => machine.held() === 1, 'the long request to reach the machine');
-    const h2 = connectH2(edge.proxy.urls.proxy!);
+    await until('the long request to reach the machine', () => machine.held() === 1);
+    const h2 = connectH2(edge.urls.proxy);
     h2.on('error', () => undefined);
     const goaway = new Promise<void>((resolve) => h2.once('goaway', () => resolve()));
     const h2Answer = h2.request({ ':path': '/', host: 'web.fleet.test' });
@@ -104,13 +100,14 @@ describe('drain', () => {
     expect(refused).toBe('ECONNREFUSED');
 
     // Within the grace an idle keep-alive connection still carries a request, told to close.
-    const [first, second, third] = clients;
-    const last = await first!.request('web.fleet.test');
+    const client = (index: number) => present(clients[index], `keep-alive client ${index}`);
+    const [first, second, third] = [client(0), client(1), client(2)];
+    const last = await first.request('web.fleet.test');
     expect(last.status).toBe(200);
     expect(last.headers.connection).toBe('close');
-    await first!.closed;
-    expect(second!.isClosed).toBe(false);
-    await Promise.all([second!.closed, third!.closed]);
+    await first.closed;
+    expect(second.isClosed).toBe(false);
+    await Promise.all([second.closed, third.closed]);
 
     // The long request is still in flight and the proxy waits for it.
     expect(edge.proxy.child.exitCode).toBeNull();
@@ -135,7 +132,7 @@ async function openTunnel(port: number) {
   socket.write(
     'GET /chat HTTP/1.1\r\nHost: web.fleet.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n',
   );
-  await until(() => seen.includes('\r\n\r\n'), 'the 101');
+  await until('the 101', () => seen.includes('\r\n\r\n'));
   expect(seen).toMatch(/^HTTP\/1\.1 101 /);
   return { socket, closed, seen: () => seen };
 }
@@ -165,7 +162,7 @@ describe('drain with a tunnel open', () => {
   });
 
   it('keeps a tunnel past the grace and cuts it at the deadline', async () => {
-    const port = Number(new URL(edge.proxy.urls.proxy!).port);
+    const port = Number(new URL(edge.urls.proxy).port);
     const idle = new KeepAliveClient(port);
     clients.push(idle);
     expect((await idle.request('web.fleet.test')).status).toBe(200);
@@ -175,7 +172,7 @@ describe('drain with a tunnel open', () => {
       expect((await proxyctl(['--socket', socket, 'drain'])).code).toBe(0);
       await idle.closed;
       tunnel.socket.write('after-the-grace');
-      await until(() => tunnel.seen().includes('after-the-grace'), 'the echo through the tunnel');
+      await until('the echo through the tunnel', () => tunnel.seen().includes('after-the-grace'));
       expect(edge.proxy.child.exitCode).toBeNull();
       await tunnel.closed;
       expect(await edge.proxy.exited).toBe(0);

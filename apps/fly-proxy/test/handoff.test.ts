@@ -1,37 +1,21 @@
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { connect as connectTls } from 'node:tls';
-import { fileURLToPath } from 'node:url';
-import { CorrosionClient } from '@fleet/corrosion-client';
-import { type ServerProcess, serverMain, startServerProcess } from '@fleet/service';
+import { type ServerProcess, startServerProcess } from '@fleet/service';
+import { present } from '@fleet/service/invariant';
+import { until } from '@fleet/service/vitest-until';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Load } from './load-clients.js';
-import { startMachine } from './relay-fixture.js';
-import { until } from './wait.js';
-
-const here = dirname(fileURLToPath(import.meta.url));
-const corrosionMain = serverMain('@fleet/corrosion');
-const watchdogMain = join(here, '..', 'dist', 'watchdog', 'main.js');
-const proxyctlMain = join(here, '..', 'dist', 'control', 'proxyctl.js');
-
-interface WatchdogStatus {
-  state: string;
-  proxyPid: number | null;
-  handoffs: number;
-  drainingPids: number[];
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+import {
+  isAlive,
+  processGone,
+  proxyctlMain,
+  startWebOnCorrosion,
+  watchdogMain,
+  watchdogStatus,
+} from './watchdog-fixture.js';
 
 /** The pids whose parent is `pid` (from /proc). */
 function childrenOf(pid: number): number[] {
@@ -99,14 +83,11 @@ const processTag = (requestId: string) => requestId.split('-')[1]?.slice(0, 6);
 describe('restarts without dropping', () => {
   let dir: string;
   let stateDir: string;
-  let corrosion: ServerProcess;
-  let client: CorrosionClient;
-  let machine: Server;
+  let web: Awaited<ReturnType<typeof startWebOnCorrosion>>;
   let watchdog: ServerProcess;
   const seenPids = new Set<number>();
 
-  const status = () =>
-    JSON.parse(readFileSync(join(stateDir, 'watchdog.json'), 'utf8')) as WatchdogStatus;
+  const status = () => watchdogStatus(stateDir);
   const watchChildren = setInterval(() => {
     if (watchdog?.child.pid !== undefined)
       for (const pid of childrenOf(watchdog.child.pid)) seenPids.add(pid);
@@ -115,27 +96,7 @@ describe('restarts without dropping', () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'handoff-'));
     stateDir = join(dir, 'state');
-    corrosion = await startServerProcess({
-      command: process.execPath,
-      args: [corrosionMain, 'agent', '--db', join(dir, 'c.db'), '--api-addr', '127.0.0.1:0'],
-      listeners: ['api'],
-      env: { ...process.env, LOG_LEVEL: 'error' },
-    });
-    client = new CorrosionClient({ url: corrosion.urls.api! });
-    const started = await startMachine('m1');
-    machine = started.server;
-    await client.transaction([
-      ['INSERT INTO apps (name) VALUES (?)', ['web']],
-      ['INSERT INTO app_hostnames (hostname, app) VALUES (?, ?)', ['web.fleet.test', 'web']],
-      [
-        'INSERT INTO machines (id, app, state, private_addr, region) VALUES (?, ?, ?, ?, ?)',
-        ['m1', 'web', 'started', started.addr, 'ams'],
-      ],
-      [
-        'INSERT INTO services (machine_id, internal_port, app, ports) VALUES (?, ?, ?, ?)',
-        ['m1', 8080, 'web', JSON.stringify([{ port: 80, handlers: ['http'] }])],
-      ],
-    ]);
+    web = await startWebOnCorrosion(dir);
     writeFileSync(join(dir, 'fleet.key'), 'handoff-test-fleet-key-0123456789');
     await startWatchdog();
   });
@@ -148,7 +109,7 @@ describe('restarts without dropping', () => {
         watchdogMain,
         ...['--state-dir', stateDir, '--stop-grace-ms', '5000'],
         '--',
-        ...['--listen', '127.0.0.1:0', '--corrosion-url', corrosion.urls.api!],
+        ...['--listen', '127.0.0.1:0', '--corrosion-url', web.api],
         ...['--domain', 'fleet.test', '--region', 'ams', '--drain-grace-ms', '1000'],
         ...['--tls-listen', '127.0.0.1:0', '--fleet-key-file', join(dir, 'fleet.key')],
         ...['--ca-cert-file', join(dir, 'ca.pem'), '--ca-key-file', join(dir, 'ca.key')],
@@ -156,20 +117,18 @@ describe('restarts without dropping', () => {
       env: { ...process.env, LOG_LEVEL: 'warn' },
       listeners: ['proxy', 'admin', 'tls', 'watchdog'],
     });
-    await until('the first proxy answering', () =>
-      status().state === 'running' ? true : undefined,
-    );
+    await until('the first proxy answering', () => status().state === 'running');
   }
 
   /** A request over TLS answered 200 (retried while the certificate or the app loads). */
   async function tlsGetOk(session?: Buffer) {
-    const port = Number(new URL(watchdog.urls.tls!).port);
+    const port = Number(new URL(present(watchdog.urls.tls, 'the TLS listener')).port);
     const ca = readFileSync(join(dir, 'ca.pem'), 'utf8');
-    let answer = await tlsGet(port, ca, session);
-    for (let tries = 0; answer.status !== 200 && tries < 100; tries++) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      answer = await tlsGet(port, ca, session);
-    }
+    const answer = await until(
+      'a 200 over TLS',
+      () => tlsGet(port, ca, session),
+      (reply) => reply.status === 200,
+    );
     expect(answer.status).toBe(200);
     return answer;
   }
@@ -178,10 +137,7 @@ describe('restarts without dropping', () => {
     clearInterval(watchChildren);
     await watchdog?.stop();
     for (const pid of seenPids) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
-    await client?.close();
-    await corrosion?.stop();
-    machine?.closeAllConnections();
-    await new Promise((resolve) => machine?.close(resolve));
+    await web?.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
@@ -194,14 +150,14 @@ describe('restarts without dropping', () => {
       return now.handoffs === before.handoffs + 1 ? now : undefined;
     });
     expect(after.proxyPid).not.toBe(before.proxyPid);
-    await until('the old generation gone', () => (isAlive(before.proxyPid!) ? undefined : true));
+    await processGone(present(before.proxyPid, 'the serving proxy'));
     return after;
   }
 
   it('loses no request across SIGHUP and proxyctl restart under continuous load', {
     timeout: 120_000,
   }, async () => {
-    const port = Number(new URL(watchdog.urls.proxy!).port);
+    const port = Number(new URL(present(watchdog.urls.proxy, 'the proxy listener')).port);
     const load = new Load(port, 'web.fleet.test', { keepAlive: 4, fresh: 4 });
     try {
       await load.further(200);
@@ -255,8 +211,8 @@ describe('restarts without dropping', () => {
   });
 
   it('SIGTERM to the watchdog in the middle of a handoff leaves no process behind', async () => {
-    const watchdogPid = watchdog.child.pid!;
-    const serving = status().proxyPid!;
+    const watchdogPid = present(watchdog.child.pid, "the watchdog's pid");
+    const serving = present(status().proxyPid, 'the serving proxy');
     const handoffs = status().handoffs;
     const before = new Set(childrenOf(watchdogPid));
     watchdog.child.kill('SIGHUP');
@@ -267,7 +223,7 @@ describe('restarts without dropping', () => {
     watchdog.child.kill('SIGTERM');
     expect(await watchdog.exited).toBe(0);
     for (const pid of [serving, successor, ...seenPids]) {
-      await until(`process ${pid} gone`, () => (isAlive(pid) ? undefined : true), 10_000);
+      await processGone(pid, 10_000);
     }
   });
 });

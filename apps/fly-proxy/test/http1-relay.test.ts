@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import { connect, type Socket } from 'node:net';
+import { until } from '@fleet/service/vitest-until';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Edge, listening, raw, startEdge, startMachine } from './relay-fixture.js';
@@ -57,12 +58,14 @@ describe('fly-proxy HTTP/1.1 relay under hostile clients', () => {
   let port: number;
   const servers: Server[] = [];
   const seen: string[] = []; // request lines the echo machine received
+  let bigRequests = 0; // requests the big machine received
 
   beforeAll(async () => {
     const echo = await startMachine('echo');
     echo.server.on('request', (req) => seen.push(`${req.method} ${req.url}`));
     const big = await listening(
       createServer((_req, res) => {
+        bigRequests += 1;
         res.writeHead(200, { 'content-length': bigBytes });
         res.end(Buffer.alloc(bigBytes, 120));
       }),
@@ -114,7 +117,7 @@ describe('fly-proxy HTTP/1.1 relay under hostile clients', () => {
         ],
       },
     );
-    url = edge.proxy.urls.proxy!;
+    url = edge.urls.proxy;
     port = Number(new URL(url).port);
     for (const app of ['echo', 'big', 'ws', 'stale', 'chunky'])
       await edge.routable(`${app}.fleet.test`);
@@ -183,17 +186,25 @@ describe('fly-proxy HTTP/1.1 relay under hostile clients', () => {
 
   it('keeps clients that never read from holding the machine: others wait a bounded time, readers are cut', async () => {
     // Three clients ask for 8 MB each and never read: the machine has two connections (flag).
+    const requestsBefore = bigRequests;
+    const slowReadersCut = async () => {
+      const status = (await (await request(`${edge.proxy.urls.admin}/status`)).body.json()) as {
+        proxy: { http1: { slowReadersCut: number } };
+      };
+      return status.proxy.http1.slowReadersCut;
+    };
+    const cutBefore = await slowReadersCut();
     const hogs = await Promise.all(
       [1, 2, 3].map(() => neverReading(port, 'GET / HTTP/1.1\r\nHost: big.fleet.test\r\n\r\n')),
     );
     try {
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      await until('two hogs holding the machine', () => bigRequests - requestsBefore >= 2);
       const waited = await request(url, { headers: { host: 'big.fleet.test' } });
       const body = await waited.body.text();
       expect(waited.statusCode).toBe(503);
       expect(JSON.parse(body).code).toBe('PROXY_ERR_MACHINE_BUSY');
       // Past --client-write-timeout-ms every hog is cut, and the machine serves again.
-      await new Promise((resolve) => setTimeout(resolve, 2_500));
+      await until('two hogs cut', async () => (await slowReadersCut()) - cutBefore >= 2);
       const received = await Promise.all(hogs.map((hog) => hog.drain()));
       // Two hogs held the machine's two connections and were cut mid-body; the third waited
       // for a connection, got its 503 and keeps its connection.
@@ -203,10 +214,7 @@ describe('fly-proxy HTTP/1.1 relay under hostile clients', () => {
       const served = await request(url, { headers: { host: 'big.fleet.test' } });
       expect(served.statusCode).toBe(200);
       expect((await served.body.arrayBuffer()).byteLength).toBe(bigBytes);
-      const status = (await (await request(`${edge.proxy.urls.admin}/status`)).body.json()) as {
-        proxy: { http1: { slowReadersCut: number } };
-      };
-      expect(status.proxy.http1.slowReadersCut).toBeGreaterThanOrEqual(2);
+      expect(await slowReadersCut()).toBeGreaterThanOrEqual(2);
     } finally {
       for (const hog of hogs) hog.destroy();
     }
@@ -223,21 +231,16 @@ describe('fly-proxy HTTP/1.1 relay under hostile clients', () => {
       'GET /chat HTTP/1.1\r\nHost: ws.fleet.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n' +
         'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
     );
-    const until = async (text: string) => {
-      const deadline = Date.now() + 10_000;
-      while (!reply.includes(text)) {
-        if (Date.now() > deadline) throw new Error(`no ${text} in ${reply}`);
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      }
-    };
+    const received = (text: string) =>
+      until(`${JSON.stringify(text)} from the machine`, () => reply.includes(text));
     try {
-      await until('\r\n\r\n');
+      await received('\r\n\r\n');
       expect(reply).toMatch(/^HTTP\/1\.1 101 /);
       expect(reply.toLowerCase()).toContain('upgrade: websocket');
       socket.write('ping-1');
-      await until('ping-1');
+      await received('ping-1');
       socket.write('ping-2');
-      await until('ping-2');
+      await received('ping-2');
     } finally {
       socket.destroy();
     }

@@ -89,7 +89,7 @@ describe('fly-proxy HTTP/2 front on the raw pools', () => {
       region: 'ams',
     });
     await edge.routable('web.fleet.test');
-    session = connectH2(edge.proxy.urls.proxy!);
+    session = connectH2(edge.urls.proxy);
     session.on('error', () => {});
   });
 
@@ -174,7 +174,7 @@ describe('fly-proxy HTTP/2 front on the raw pools', () => {
     // The default bound is 64 KiB: 70 KB of headers get the proxy's 431 (and the session lives
     // on), 200 KB are reset by Node before the relay sees them (ENHANCE_YOUR_CALM, code 11).
     // Fields stay under 64 KB each: nghttp2 refuses a larger single field on both ends.
-    const large = connectH2(edge.proxy.urls.proxy!, { maxSendHeaderBlockLength: 1 << 20 });
+    const large = connectH2(edge.urls.proxy, { maxSendHeaderBlockLength: 1 << 20 });
     large.on('error', () => {});
     try {
       const fields = (count: number) =>
@@ -217,7 +217,7 @@ describe('fly-proxy HTTP/2 front on the raw pools', () => {
 
     // The HTTP/1.1 relay's 431 is counted in the same series.
     const http1 = await raw(
-      edge.proxy.urls.proxy!,
+      edge.urls.proxy,
       `GET / HTTP/1.1\r\nHost: web.fleet.test\r\nX-Large: ${'a'.repeat(70_000)}\r\n\r\n`,
     );
     expect(http1).toMatch(/^HTTP\/1\.1 431 /);

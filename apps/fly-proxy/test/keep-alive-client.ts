@@ -81,6 +81,6 @@ export class KeepAliveClient {
     if (this.#seen.length < end + 4 + length) return undefined;
     const body = this.#seen.toString('utf8', end + 4, end + 4 + length);
     this.#seen = this.#seen.subarray(end + 4 + length);
-    return { status: Number(lines[0]!.split(' ')[1]), headers, body };
+    return { status: Number(lines[0]?.split(' ')[1]), headers, body };
   }
 }

@@ -1,3 +1,4 @@
+import { until } from '@fleet/service/vitest-until';
 import { KeepAliveClient, type RawResponse } from './keep-alive-client.js';
 
 /**
@@ -32,11 +33,7 @@ export class Load {
   /** Waits (bounded) until `more` answers came after this call. */
   async further(more: number, timeoutMs = 20_000): Promise<void> {
     const target = this.answers + more;
-    const deadline = Date.now() + timeoutMs;
-    while (this.answers < target) {
-      if (Date.now() > deadline) throw new Error(`only ${this.answers} of ${target} answers`);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    await until(`${target} answers`, () => this.answers >= target, timeoutMs);
   }
 
   async stop(): Promise<void> {

@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ServerProcess, startServerProcess } from '@fleet/service';
+import { present } from '@fleet/service/invariant';
+import { until } from '@fleet/service/vitest-until';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Edge, startEdge, startMachine } from './relay-fixture.js';
@@ -59,7 +61,7 @@ describe('one active fly-proxy per state directory', () => {
   });
 
   it('keeps a standby waiting until the active proxy is gone, then it serves', async () => {
-    const active = started[0]!;
+    const active = present(started[0], 'the active proxy');
     const standby = spawn(process.execPath, args(['--standby']), {
       stdio: ['ignore', 'pipe', 'ignore'],
       env: { ...process.env, LOG_LEVEL: 'info' },
@@ -69,29 +71,24 @@ describe('one active fly-proxy per state directory', () => {
       standby.stdout.setEncoding('utf8').on('data', (chunk: string) => {
         output += chunk;
       });
-      const until = async (what: RegExp) => {
-        const deadline = Date.now() + 20_000;
-        while (!what.test(output)) {
-          if (Date.now() > deadline || standby.exitCode !== null)
-            throw new Error(`no ${what} in ${output}`);
-          await new Promise((resolve) => setTimeout(resolve, 50));
-        }
-      };
-      await until(/another proxy is active here/);
+      // a standby that exits will never log it: say so instead of waiting out the deadline
+      const logged = (pattern: RegExp) =>
+        until(`${pattern} in the standby's output`, () => {
+          if (standby.exitCode !== null) throw new Error(`the standby exited: ${output}`);
+          return pattern.exec(output) ?? undefined;
+        });
+      await logged(/another proxy is active here/);
       expect(output).not.toMatch(/"event":"listening"/);
       await active.stop();
       started.length = 0;
-      await until(/"listener":"proxy","url":"(http:[^"]+)"/);
-      const url = /"listener":"proxy","url":"(http:[^"]+)"/.exec(output)![1]!;
-      const deadline = Date.now() + 20_000;
-      let status = 0;
-      while (status !== 200 && Date.now() < deadline) {
-        const answer = await request(url, { headers: { host: 'web.fleet.test' } });
+      const [, url] = await logged(/"listener":"proxy","url":"(http:[^"]+)"/);
+      await until('a 200 from the standby', async () => {
+        const answer = await request(present(url, 'the URL logged'), {
+          headers: { host: 'web.fleet.test' },
+        });
         await answer.body.dump();
-        status = answer.statusCode;
-        if (status !== 200) await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-      expect(status).toBe(200);
+        return answer.statusCode === 200;
+      });
     } finally {
       standby.kill('SIGTERM');
       if (standby.exitCode === null) await new Promise((resolve) => standby.once('exit', resolve));

@@ -1,19 +1,9 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import type { Server } from 'node:http';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { CorrosionClient } from '@fleet/corrosion-client';
-import { type ServerProcess, serverMain, startServerProcess } from '@fleet/service';
+import type { CorrosionClient } from '@fleet/corrosion-client';
+import type { ServerProcess } from '@fleet/service';
+import { present } from '@fleet/service/invariant';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, startMachine } from './relay-fixture.js';
-
-const here = dirname(fileURLToPath(import.meta.url));
-const corrosionMain = serverMain('@fleet/corrosion');
-const proxyMain = join(here, '..', 'dist', 'main.js');
-const quiet = { ...process.env, LOG_LEVEL: 'error' };
-const httpService = JSON.stringify([{ port: 80, handlers: ['http'] }]);
+import { type GossipFleet, gossipFleet, httpService } from './gossip-fleet.js';
 
 type Statement = Parameters<CorrosionClient['transaction']>[0][number];
 
@@ -52,62 +42,29 @@ const poisonRows: Statement[] = [
 // what it refused. (The seed's lock re-entry is reproduced against the catalog itself in
 // packages/catalog/test/quarantine.test.ts: no row can make this catalog re-enter its lock.)
 describe('a poison update gossiped to three proxies', () => {
-  let dir: string;
-  const processes: ServerProcess[] = [];
-  const servers: Server[] = [];
+  let fleet: GossipFleet | undefined;
   let writer: CorrosionClient;
   let edges: ServerProcess[] = [];
 
-  const start = async (args: string[], listeners: string[]) => {
-    const started = await startServerProcess({
-      command: process.execPath,
-      args,
-      listeners,
-      env: quiet,
-    });
-    processes.push(started);
-    return started;
-  };
-
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'fleet-poison-'));
-    const keyFile = join(dir, 'fleet.key');
-    writeFileSync(keyFile, 'poison-gossip-fleet-key-01234567');
-    const gossip = [await freePort(), await freePort(), await freePort()];
-    const agents: ServerProcess[] = [];
-    for (const [index, port] of gossip.entries())
-      agents.push(
-        await start(
-          [
-            ...[corrosionMain, 'agent', '--db', join(dir, `agent-${index}.db`)],
-            ...['--api-addr', '127.0.0.1:0', '--gossip-addr', `127.0.0.1:${port}`],
-            ...['--gossip-key-file', keyFile],
-            ...(index > 0 ? ['--bootstrap', `127.0.0.1:${gossip[0]}`] : []),
-          ],
-          ['api'],
-        ),
-      );
+    const poisoned = gossipFleet('poison');
+    fleet = poisoned;
+    const first = await poisoned.agent('agent-0');
+    const agents = [
+      first,
+      await poisoned.agent('agent-1', first),
+      await poisoned.agent('agent-2', first),
+    ];
     edges = [];
-    for (const [index, agent] of agents.entries())
-      edges.push(
-        await start(
-          [
-            ...[proxyMain, '--listen', '127.0.0.1:0', '--corrosion-url', agent.urls.api!],
-            ...['--domain', 'fleet.test', '--region', 'ams'],
-            ...['--state-dir', join(dir, `proxy-${index}`)],
-          ],
-          ['proxy', 'admin'],
-        ),
-      );
-    const machines = await Promise.all(['web-1', 'web-2'].map((id) => startMachine(id)));
-    servers.push(...machines.map((machine) => machine.server));
-    writer = new CorrosionClient({ url: agents[2]!.urls.api! });
+    for (const agent of agents) edges.push(await poisoned.proxy(agent, ['--region', 'ams']));
+    const [web1, web2] = await Promise.all(['web-1', 'web-2'].map((id) => poisoned.machine(id)));
+    writer = poisoned.client(present(agents[2], 'the third agent'));
     await writer.transaction([
       "INSERT INTO regions (code, name, lat, lon) VALUES ('ams', 'Amsterdam', 52.37, 4.9)",
       "INSERT INTO apps (name) VALUES ('web')",
       [
         'INSERT INTO machines (id, app, state, private_addr, region) VALUES (?, ?, ?, ?, ?)',
-        ['web-1', 'web', 'started', machines[0]!.addr, 'ams'],
+        ['web-1', 'web', 'started', present(web1, 'web-1').addr, 'ams'],
       ],
       [
         'INSERT INTO services (machine_id, internal_port, app, ports) VALUES (?, ?, ?, ?)',
@@ -118,7 +75,7 @@ describe('a poison update gossiped to three proxies', () => {
     poisonRows.push(
       [
         'INSERT INTO machines (id, app, state, private_addr, region) VALUES (?, ?, ?, ?, ?)',
-        ['web-2', 'web', 'started', machines[1]!.addr, 'ams'],
+        ['web-2', 'web', 'started', present(web2, 'web-2').addr, 'ams'],
       ],
       [
         'INSERT INTO services (machine_id, internal_port, app, ports) VALUES (?, ?, ?, ?)',
@@ -128,14 +85,11 @@ describe('a poison update gossiped to three proxies', () => {
   }, 60_000);
 
   afterAll(async () => {
-    await writer?.close();
-    for (const started of processes.reverse()) await started.stop();
-    await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await fleet?.stop();
   });
 
   const ask = async (edge: ServerProcess, host: string) => {
-    const answer = await request(edge.urls.proxy!, { headers: { host } });
+    const answer = await request(present(edge.urls.proxy, "an edge's URL"), { headers: { host } });
     const text = await answer.body.text();
     return { status: answer.statusCode, text };
   };
@@ -157,13 +111,16 @@ describe('a poison update gossiped to three proxies', () => {
         .toBe(200);
 
     const failures: string[] = [];
-    const served = new Map<string, Set<string>>(edges.map((edge) => [edge.urls.proxy!, new Set()]));
+    /** The machines each edge was served by. */
+    const served: Set<string>[] = [];
     let running = true;
     const traffic = edges.map(async (edge) => {
+      const names = new Set<string>();
+      served.push(names);
       while (running) {
         try {
           const { status, text } = await ask(edge, 'web.fleet.test');
-          if (status === 200) served.get(edge.urls.proxy!)!.add(JSON.parse(text).name);
+          if (status === 200) names.add(JSON.parse(text).name);
           else failures.push(`${edge.urls.proxy}: ${status} ${text}`);
         } catch (error) {
           failures.push(`${edge.urls.proxy}: ${(error as Error).message}`);
@@ -174,7 +131,7 @@ describe('a poison update gossiped to three proxies', () => {
       await writer.transaction(poisonRows);
       // The good change reaches every edge through gossip: both machines serve.
       await expect
-        .poll(() => [...served.values()].every((names) => names.has('web-2')), {
+        .poll(() => served.every((names) => names.has('web-2')), {
           timeout: 30_000,
         })
         .toBe(true);

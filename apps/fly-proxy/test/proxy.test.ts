@@ -5,8 +5,10 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CorrosionClient } from '@fleet/corrosion-client';
 import { type ServerProcess, serverMain, startServerProcess } from '@fleet/service';
+import { present } from '@fleet/service/invariant';
+import { until } from '@fleet/service/vitest-until';
 import { request } from 'undici';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const corrosionMain = serverMain('@fleet/corrosion');
@@ -15,24 +17,6 @@ const proxyMain = join(here, '..', 'dist', 'main.js');
 const corrosionToken = 'corro-t0k';
 const quiet = { ...process.env, LOG_LEVEL: 'warn', CORROSION_TOKEN: corrosionToken };
 const http = JSON.stringify([{ port: 80, handlers: ['http'] }]);
-
-async function until<T>(
-  probe: () => Promise<T>,
-  accept: (value: T) => boolean,
-  timeoutMs = 10_000,
-): Promise<T> {
-  let last: { value: T } | undefined;
-  await vi
-    .waitUntil(
-      async () => {
-        last = { value: await probe() };
-        return accept(last.value);
-      },
-      { timeout: timeoutMs, interval: 50 },
-    )
-    .catch(() => undefined); // the caller's assertion on the last value says what is wrong
-  return last === undefined ? probe() : last.value;
-}
 
 // fly-proxy as a real process, fed by a real corrosion agent, relaying to a real HTTP server
 // standing in for a machine: routing follows the rows written to corrosion.
@@ -72,7 +56,10 @@ describe('fly-proxy (edge)', () => {
       listeners: ['api'],
       env: quiet,
     });
-    client = new CorrosionClient({ url: corrosion.urls.api!, token: corrosionToken });
+    client = new CorrosionClient({
+      url: present(corrosion.urls.api, "the agent's API URL"),
+      token: corrosionToken,
+    });
     await client.transaction([
       "INSERT INTO apps (name) VALUES ('web')",
       [
@@ -91,7 +78,7 @@ describe('fly-proxy (edge)', () => {
         '--listen',
         '127.0.0.1:0',
         '--corrosion-url',
-        corrosion.urls.api!,
+        present(corrosion.urls.api, "the agent's API URL"),
         '--domain',
         'fleet.test',
         '--region',
@@ -117,6 +104,7 @@ describe('fly-proxy (edge)', () => {
 
   it('relays a request to the machine with forwarding headers and streams the body', async () => {
     const answer = await until(
+      'a 200',
       () => get('web.fleet.test', '/hello?x=1', { method: 'POST', body: 'payload' }),
       (reply) => reply.status === 200,
     );
@@ -144,6 +132,7 @@ describe('fly-proxy (edge)', () => {
   it('answers 503 with the reason while the machine is stopped, and routes again once started', async () => {
     await client.transaction(["UPDATE machines SET state = 'stopped' WHERE id = 'm1'"]);
     const stopped = await until(
+      'a 503',
       () => get('web.fleet.test'),
       (reply) => reply.status === 503,
     );
@@ -155,6 +144,7 @@ describe('fly-proxy (edge)', () => {
     expect(
       (
         await until(
+          'a 200',
           () => get('web.fleet.test'),
           (reply) => reply.status === 200,
         )
@@ -172,6 +162,7 @@ describe('fly-proxy (edge)', () => {
       ],
     ]);
     const answer = await until(
+      'the app gone known (an answer but 404)',
       () => get('gone.fleet.test'),
       (reply) => reply.status !== 404,
     );
@@ -187,6 +178,7 @@ describe('fly-proxy (edge)', () => {
       ],
     ]);
     const status = await until(
+      'the rejected row in /status',
       async () =>
         (await request(`${proxy.urls.admin}/status`)).body.json() as Promise<{
           catalog: { rejectedRows: number };

@@ -6,6 +6,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CorrosionClient } from '@fleet/corrosion-client';
 import { type ServerProcess, serverMain, startServerProcess } from '@fleet/service';
+import { present } from '@fleet/service/invariant';
+import { until } from '@fleet/service/vitest-until';
 import { request } from 'undici';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -55,7 +57,7 @@ export function raw(url: string, bytes: string | Buffer): Promise<string> {
     socket.on('data', (chunk) => {
       seen += chunk;
       if (/\r\n\r\n/.test(seen) && /content-length: (\d+)/i.test(seen)) {
-        const length = Number(/content-length: (\d+)/i.exec(seen)![1]);
+        const length = Number(/content-length: (\d+)/i.exec(seen)?.[1]);
         if (seen.length - seen.lastIndexOf('\r\n\r\n') - 4 >= length) socket.end();
       }
     });
@@ -76,6 +78,8 @@ export interface MachineRow {
 
 export interface Edge {
   proxy: ServerProcess;
+  /** The proxy's listeners it announced: requests (`proxy`), `/status` and `/metrics` (`admin`). */
+  urls: { proxy: string; admin: string };
   client: CorrosionClient;
   corrosionUrl: string;
   corrosion: ServerProcess;
@@ -117,7 +121,8 @@ export async function startEdge(
       env: quiet,
     });
     started.push(corrosion);
-    const client = new CorrosionClient({ url: corrosion.urls.api! });
+    const corrosionUrl = present(corrosion.urls.api, "the agent's API URL");
+    const client = new CorrosionClient({ url: corrosionUrl });
     started.push({ stop: () => client.close() });
     const apps = [...new Set(machines.map((machine) => machine.app))];
     await client.transaction([
@@ -137,7 +142,7 @@ export async function startEdge(
       command: process.execPath,
       args: [
         proxyMain,
-        ...['--listen', '127.0.0.1:0', '--corrosion-url', corrosion.urls.api!],
+        ...['--listen', '127.0.0.1:0', '--corrosion-url', corrosionUrl],
         ...['--domain', 'fleet.test', '--region', options.region, '--catalog', 'lazy'],
         ...['--state-dir', join(dir, 'proxy')],
         ...(options.tls ? tlsArgs(dir) : []),
@@ -147,18 +152,19 @@ export async function startEdge(
       env: quiet,
     });
     started.push(proxy);
+    const urls = {
+      proxy: present(proxy.urls.proxy, "the proxy's URL"),
+      admin: present(proxy.urls.admin, "the proxy's admin URL"),
+    };
     const routable = async (host: string) => {
       // The proxy announces its listener before the catalog's streams are attached.
-      const deadline = Date.now() + 20_000;
-      for (;;) {
-        const answer = await request(proxy.urls.proxy!, { headers: { host } });
+      await until(`${host} answering 200`, async () => {
+        const answer = await request(urls.proxy, { headers: { host } });
         await answer.body.dump();
-        if (answer.statusCode === 200) return;
-        if (Date.now() > deadline) throw new Error(`${host} never answered 200`);
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
+        return answer.statusCode === 200;
+      });
     };
-    return { proxy, client, corrosion, corrosionUrl: corrosion.urls.api!, dir, routable, stop };
+    return { proxy, urls, client, corrosion, corrosionUrl, dir, routable, stop };
   } catch (error) {
     await stop();
     throw error;

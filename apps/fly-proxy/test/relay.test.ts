@@ -1,6 +1,7 @@
 import type { Server } from 'node:http';
 import { connect as connectH2 } from 'node:http2';
 import type { ServerProcess } from '@fleet/service';
+import { until } from '@fleet/service/vitest-until';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Edge, raw, startEdge, startMachine } from './relay-fixture.js';
@@ -19,17 +20,19 @@ describe('fly-proxy relay', () => {
   };
 
   beforeAll(async () => {
-    const [ams1, ams2, fra1] = await Promise.all(
-      ['ams1', 'ams2', 'fra1'].map((name) => startMachine(name)),
-    );
-    machines.push(ams1!.server, ams2!.server, fra1!.server);
+    const [ams1, ams2, fra1] = await Promise.all([
+      startMachine('ams1'),
+      startMachine('ams2'),
+      startMachine('fra1'),
+    ]);
+    machines.push(ams1.server, ams2.server, fra1.server);
     edge = await startEdge(
       [
-        { id: 'ams1', app: 'web', addr: ams1!.addr, region: 'ams' },
-        { id: 'ams2', app: 'web', addr: ams2!.addr, region: 'ams' },
-        { id: 'fra1', app: 'web', addr: fra1!.addr, region: 'fra' },
+        { id: 'ams1', app: 'web', addr: ams1.addr, region: 'ams' },
+        { id: 'ams2', app: 'web', addr: ams2.addr, region: 'ams' },
+        { id: 'fra1', app: 'web', addr: fra1.addr, region: 'fra' },
         { id: 'dead', app: 'flaky', addr: '127.0.0.1:1', region: 'ams' },
-        { id: 'alive', app: 'flaky', addr: ams1!.addr, region: 'ams' },
+        { id: 'alive', app: 'flaky', addr: ams1.addr, region: 'ams' },
       ],
       { region: 'ams' },
     );
@@ -68,23 +71,23 @@ describe('fly-proxy relay', () => {
       for (let i = 0; i < 10; i += 1) names.add((await get('web.fleet.test')).json.name);
       return [...names].sort();
     };
-    const until = async (expected: string[]) => {
-      const deadline = Date.now() + 20_000;
-      let names = await servedBy();
-      while (names.join() !== expected.join() && Date.now() < deadline) names = await servedBy();
-      return names;
-    };
+    const servedOnlyBy = (expected: string[]) =>
+      until(
+        `only ${expected.join(', ')} serving`,
+        servedBy,
+        (names) => names.join() === expected.join(),
+      );
     await edge.client.transaction([
       "UPDATE machines SET state = 'stopped' WHERE id IN ('ams1', 'ams2')",
     ]);
     try {
-      expect(await until(['fra1'])).toEqual(['fra1']);
+      expect(await servedOnlyBy(['fra1'])).toEqual(['fra1']);
     } finally {
       await edge.client.transaction([
         "UPDATE machines SET state = 'started' WHERE id IN ('ams1', 'ams2')",
       ]);
     }
-    expect(await until(['ams1', 'ams2'])).toEqual(['ams1', 'ams2']);
+    expect(await servedOnlyBy(['ams1', 'ams2'])).toEqual(['ams1', 'ams2']);
   });
 
   it('sends a request that never reached a machine to the next candidate', async () => {
@@ -109,7 +112,7 @@ describe('fly-proxy relay', () => {
       via: '1.1 attacker',
     });
     const { headers } = answer.json;
-    const port = new URL(proxy.urls.proxy!).port;
+    const port = new URL(edge.urls.proxy).port;
     expect(headers).toMatchObject({
       host: 'web.fleet.test',
       'fly-client-ip': '127.0.0.1',
@@ -125,7 +128,7 @@ describe('fly-proxy relay', () => {
 
   it('answers Expect: 100-continue itself and relays the body', async () => {
     const reply = await raw(
-      proxy.urls.proxy!,
+      edge.urls.proxy,
       'POST /up HTTP/1.1\r\nHost: web.fleet.test\r\nExpect: 100-continue\r\n' +
         'Content-Length: 5\r\nConnection: close\r\n\r\nhello',
     );
@@ -137,13 +140,13 @@ describe('fly-proxy relay', () => {
 
   it('refuses two Host lines and routes an absolute-form target by its authority', async () => {
     const twice = await raw(
-      proxy.urls.proxy!,
+      edge.urls.proxy,
       'GET / HTTP/1.1\r\nHost: web.fleet.test\r\nHost: other.fleet.test\r\nConnection: close\r\n\r\n',
     );
     expect(twice).toMatch(/^HTTP\/1\.1 400/);
     expect(twice).toContain('PROXY_ERR_BAD_HOST');
     const absolute = await raw(
-      proxy.urls.proxy!,
+      edge.urls.proxy,
       'GET http://web.fleet.test/a?b=1 HTTP/1.1\r\nHost: ignored.fleet.test\r\nConnection: close\r\n\r\n',
     );
     expect(absolute).toMatch(/^HTTP\/1\.1 200/);
@@ -152,7 +155,7 @@ describe('fly-proxy relay', () => {
   });
 
   it('serves h2c with prior knowledge on --listen', async () => {
-    const session = connectH2(proxy.urls.proxy!);
+    const session = connectH2(edge.urls.proxy);
     try {
       const body = await new Promise<string>((resolve, reject) => {
         const stream = session.request({ ':path': '/h2', ':authority': 'web.fleet.test' });

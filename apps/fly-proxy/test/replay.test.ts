@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import { connect as connectH2 } from 'node:http2';
+import { present } from '@fleet/service/invariant';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Edge, listening, startEdge } from './relay-fixture.js';
@@ -67,19 +68,19 @@ describe('fly-replay', () => {
     const names = ['ams1', 'ams2', 'fra1', 'other1', 'foreign1'];
     const machines = await Promise.all(names.map((name) => replayingMachine(name)));
     servers.push(...machines.map((machine) => machine.server));
-    const [ams1, ams2, fra1, other1, foreign1] = machines.map((machine) => machine.addr);
+    const addrOf = (name: string) => present(machines[names.indexOf(name)], `machine ${name}`).addr;
     edge = await startEdge(
       [
-        { id: 'ams1', app: 'web', addr: ams1!, region: 'ams' },
-        { id: 'ams2', app: 'web', addr: ams2!, region: 'ams' },
-        { id: 'fra1', app: 'web', addr: fra1!, region: 'fra' },
-        { id: 'other1', app: 'other', addr: other1!, region: 'fra' },
-        { id: 'foreign1', app: 'foreign', addr: foreign1!, region: 'ams' },
+        { id: 'ams1', app: 'web', addr: addrOf('ams1'), region: 'ams' },
+        { id: 'ams2', app: 'web', addr: addrOf('ams2'), region: 'ams' },
+        { id: 'fra1', app: 'web', addr: addrOf('fra1'), region: 'fra' },
+        { id: 'other1', app: 'other', addr: addrOf('other1'), region: 'fra' },
+        { id: 'foreign1', app: 'foreign', addr: addrOf('foreign1'), region: 'ams' },
       ],
       { region: 'ams' },
     );
     await edge.client.transaction(["UPDATE apps SET org = 'acme' WHERE name = 'foreign'"]);
-    url = edge.proxy.urls.proxy!;
+    url = edge.urls.proxy;
     await edge.routable('web.fleet.test');
   });
 

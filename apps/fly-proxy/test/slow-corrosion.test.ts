@@ -1,4 +1,6 @@
 import type { Server } from 'node:http';
+import { present } from '@fleet/service/invariant';
+import { until } from '@fleet/service/vitest-until';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Edge, startEdge, startMachine } from './relay-fixture.js';
@@ -38,7 +40,7 @@ describe('fly-proxy while corrosion does not answer', () => {
 
   const get = async (app: string) => {
     const started = Date.now();
-    const answer = await request(edge.proxy.urls.proxy!, {
+    const answer = await request(edge.urls.proxy, {
       headers: { host: `${app}.fleet.test` },
       headersTimeout: 30_000,
     });
@@ -63,13 +65,12 @@ describe('fly-proxy while corrosion does not answer', () => {
     } finally {
       process.kill(corrosionPid, 'SIGCONT');
     }
-    const deadline = Date.now() + 30_000;
     for (const app of apps.slice(1, 6)) {
-      let answer = await get(app);
-      while (answer.status !== 200 && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 100));
-        answer = await get(app);
-      }
+      const answer = await until(
+        `${app} served`,
+        () => get(app),
+        (reply) => reply.status === 200,
+      );
       expect(answer.status).toBe(200);
     }
     // Every timed-out load was answered, none escaped as an unhandled rejection.
@@ -81,6 +82,6 @@ describe('fly-proxy while corrosion does not answer', () => {
   async function rss(): Promise<number> {
     const { readFileSync } = await import('node:fs');
     const status = readFileSync(`/proc/${edge.proxy.child.pid}/status`, 'utf8');
-    return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024;
+    return Number(present(/VmRSS:\s+(\d+) kB/.exec(status), 'VmRSS in /proc')[1]) * 1024;
   }
 });

@@ -57,9 +57,10 @@ describe('a strict second instance', () => {
 
   afterAll(async () => {
     for (const reader of readers) reader.close();
-    if (second && second.exitCode === null) {
-      second.kill('SIGTERM');
-      await new Promise((resolve) => second!.once('exit', resolve));
+    const running = second;
+    if (running && running.exitCode === null) {
+      running.kill('SIGTERM');
+      await new Promise((resolve) => running.once('exit', resolve));
     }
     await edge?.stop();
     machine?.server.closeAllConnections();
@@ -68,7 +69,7 @@ describe('a strict second instance', () => {
   });
 
   it('slows HTTP/2 and raw TCP to the strict rate too, and says strict', async () => {
-    second = spawn(
+    const child = spawn(
       process.execPath,
       [
         proxyMain,
@@ -80,11 +81,12 @@ describe('a strict second instance', () => {
       { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, LOG_LEVEL: 'info' } },
     );
     let output = '';
-    second.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+    second = child;
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
       output += chunk;
     });
     const proxyUrl = await until('the second proxy listening', async () => {
-      if (second!.exitCode !== null) throw new Error(`the second proxy exited: ${output}`);
+      if (child.exitCode !== null) throw new Error(`the second proxy exited: ${output}`);
       return /"listener":"proxy","url":"([^"]+)"/.exec(output)?.[1];
     });
     await until('web routable through the second proxy', async () => {

@@ -2,13 +2,13 @@ import { spawn } from 'node:child_process';
 import type { Server } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { until } from '@fleet/service/vitest-until';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { askControl } from '../src/control/client.js';
 import { startHoldingMachine } from './holding-machine.js';
 import { KeepAliveClient } from './keep-alive-client.js';
 import { type Edge, startEdge } from './relay-fixture.js';
-import { until } from './wait.js';
 
 const proxyMain = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'main.js');
 
@@ -32,9 +32,10 @@ describe('a forced second instance', () => {
   afterAll(async () => {
     for (const client of clients) client.close();
     machine?.release();
-    if (second && second.exitCode === null) {
-      second.kill('SIGTERM');
-      await new Promise((resolve) => second!.once('exit', resolve));
+    const running = second;
+    if (running && running.exitCode === null) {
+      running.kill('SIGTERM');
+      await new Promise((resolve) => running.once('exit', resolve));
     }
     await edge?.stop();
     (machine?.server as Server | undefined)?.closeAllConnections();
@@ -43,7 +44,7 @@ describe('a forced second instance', () => {
 
   it('runs in strict mode beside the active proxy, says so, and caps each app', async () => {
     const stateDir = join(edge.dir, 'proxy');
-    second = spawn(
+    const child = spawn(
       process.execPath,
       [
         proxyMain,
@@ -54,7 +55,8 @@ describe('a forced second instance', () => {
       { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, LOG_LEVEL: 'info' } },
     );
     let output = '';
-    second.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+    second = child;
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
       output += chunk;
     });
     const url = (listener: string) =>
@@ -84,11 +86,12 @@ describe('a forced second instance', () => {
     const held = new KeepAliveClient(port);
     const other = new KeepAliveClient(port);
     clients.push(held, other);
-    let routed = await other.request('web.fleet.test');
-    while (routed.status !== 200) {
-      await new Promise((resolve) => setTimeout(resolve, 50)); // the lazy catalog loads the app
-      routed = await other.request('web.fleet.test');
-    }
+    // the lazy catalog loads the app
+    await until(
+      'web routed',
+      () => other.request('web.fleet.test'),
+      (routed) => routed.status === 200,
+    );
     const slow = held.request('web.fleet.test', '/slow');
     await until('the held request at the machine', () => (machine.held() === 1 ? true : undefined));
     const refused = await other.request('web.fleet.test');

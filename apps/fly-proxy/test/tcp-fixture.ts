@@ -1,4 +1,5 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
+import { until } from '@fleet/service/vitest-until';
 
 /** A raw TCP machine: echoes every byte, and remembers the first bytes of each connection. */
 export async function tcpMachine(): Promise<{
@@ -17,8 +18,7 @@ export async function tcpMachine(): Promise<{
 
 /** Connects to a public port (retrying while the proxy opens it), sends `text`, reads it back. */
 export async function echoThrough(port: number, text: string): Promise<string> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
+  return until(`port ${port} echoing`, async () => {
     const socket = await new Promise<Socket | undefined>((resolve) => {
       const attempt = connect(port, '127.0.0.1', () => resolve(attempt));
       attempt.once('error', () => resolve(undefined));
@@ -37,7 +37,6 @@ export async function echoThrough(port: number, text: string): Promise<string> {
       });
       if (reply.includes(text)) return reply;
     }
-    if (Date.now() > deadline) throw new Error(`port ${port} never echoed`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+    return undefined;
+  });
 }

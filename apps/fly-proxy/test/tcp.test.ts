@@ -1,4 +1,5 @@
 import type { Server } from 'node:net';
+import { until } from '@fleet/service/vitest-until';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { proxyProtocolHeader } from '../src/tcp/proxy-protocol.js';
@@ -78,18 +79,13 @@ describe('fly-proxy public ports (raw TCP)', () => {
 
   it('serves HTTP on a port a service names with the http handler', async () => {
     await echoThrough(ports.raw, 'ready'); // listeners are open by now
-    const deadline = Date.now() + 20_000;
-    for (;;) {
+    const text = await until(`port ${ports.http} serving HTTP`, async () => {
       const answer = await request(`http://127.0.0.1:${ports.http}/alt`, {
         headers: { host: 'web.fleet.test' },
       }).catch(() => undefined);
-      const text = await answer?.body.text();
-      if (answer?.statusCode === 200) {
-        expect(JSON.parse(text!).name).toBe('web1');
-        return;
-      }
-      if (Date.now() > deadline) throw new Error(`port ${ports.http} never served HTTP`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+      const body = await answer?.body.text();
+      return answer?.statusCode === 200 ? body : undefined;
+    });
+    expect(JSON.parse(text).name).toBe('web1');
   });
 });

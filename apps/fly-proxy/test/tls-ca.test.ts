@@ -2,6 +2,7 @@ import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { present } from '@fleet/service/invariant';
 import { describe, expect, it } from 'vitest';
 import { FleetCa } from '../src/tls/ca.js';
 import { loadOrCreateFleetCa } from '../src/tls/ca-files.js';
@@ -29,9 +30,10 @@ describe('the fleet CA', () => {
     expect(new Set(cas.map((ca) => ca.certPem)).size).toBe(1);
     expect(statSync(files.keyFile).mode & 0o777).toBe(0o600);
     const again = await loadOrCreateFleetCa(files);
-    expect(again.certPem).toBe(cas[0]!.certPem);
+    const [first] = cas;
+    expect(again.certPem).toBe(first?.certPem);
     const { keyPem } = await FleetCa.generate();
-    await expect(FleetCa.fromPem(cas[0]!.certPem, keyPem)).rejects.toMatchObject({
+    await expect(FleetCa.fromPem(present(first, 'the CA').certPem, keyPem)).rejects.toMatchObject({
       code: 'TLS_ERR_CA',
     });
   });

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { type ConnectionOptions, connect, type DetailedPeerCertificate } from 'node:tls';
 import { CorrosionClient } from '@fleet/corrosion-client';
 import { createLogger, type ServerProcess, serverMain, startServerProcess } from '@fleet/service';
+import { present } from '@fleet/service/invariant';
 import type { FleetCa } from '../src/tls/ca.js';
 import {
   type CertificateRow,
@@ -39,7 +40,10 @@ export async function startCorrosion(): Promise<{ agent: ServerProcess; client: 
     listeners: ['api'],
     env: { ...process.env, LOG_LEVEL: 'warn' },
   });
-  return { agent, client: new CorrosionClient({ url: agent.urls.api! }) };
+  return {
+    agent,
+    client: new CorrosionClient({ url: present(agent.urls.api, "the agent's API URL") }),
+  };
 }
 
 /** A certificate store over corrosion, as an edge builds it; `source` counts issuance writes. */

@@ -9,6 +9,8 @@ import type { TLSSocket } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import type { CorrosionClient } from '@fleet/corrosion-client';
 import { type ServerProcess, startServerProcess } from '@fleet/service';
+import { present } from '@fleet/service/invariant';
+import { until } from '@fleet/service/vitest-until';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCorrosion } from './tls-fixture.js';
 
@@ -54,14 +56,19 @@ describe('fly-proxy with TLS', () => {
       args: [
         proxyMain,
         ...['--listen', '127.0.0.1:0', '--tls-listen', '127.0.0.1:0'],
-        ...['--corrosion-url', agent.urls.api!, '--domain', 'fleet.test'],
+        ...[
+          '--corrosion-url',
+          present(agent.urls.api, "the agent's API URL"),
+          '--domain',
+          'fleet.test',
+        ],
         ...['--fleet-key-file', join(dir, 'fleet.key'), '--state-dir', join(dir, 'proxy')],
         ...['--ca-cert-file', join(dir, 'ca.pem'), '--ca-key-file', join(dir, 'ca.key')],
       ],
       listeners: ['proxy', 'tls', 'admin'],
       env: { ...process.env, LOG_LEVEL: 'warn' },
     });
-    tlsPort = Number(new URL(proxy.urls.tls!).port);
+    tlsPort = Number(new URL(present(proxy.urls.tls, 'the TLS listener')).port);
     caPem = readFileSync(join(dir, 'ca.pem'), 'utf8');
   });
 
@@ -86,7 +93,10 @@ describe('fly-proxy with TLS', () => {
           agent: false,
         },
         (response) => {
-          const leaf = (response.socket as TLSSocket).getPeerX509Certificate()!;
+          const leaf = present(
+            (response.socket as TLSSocket).getPeerX509Certificate(),
+            "the proxy's certificate",
+          );
           let body = '';
           response.setEncoding('utf8');
           response.on('data', (chunk: string) => {
@@ -100,11 +110,8 @@ describe('fly-proxy with TLS', () => {
     });
 
   it('relays HTTPS over HTTP/1.1 with a certificate issued by the CA it created', async () => {
-    let answer = await getH1();
-    for (let tries = 0; answer.status !== 200 && tries < 100; tries += 1) {
-      await new Promise((resolve) => setTimeout(resolve, 50)); // the catalog is still loading
-      answer = await getH1();
-    }
+    // the catalog may still be loading
+    const answer = await until('a 200 over TLS', getH1, (reply) => reply.status === 200);
     expect(answer.status).toBe(200);
     expect(JSON.parse(answer.body)).toEqual({
       url: '/over-tls',

@@ -17,7 +17,7 @@ describe('certificate store limits', () => {
       store.contextFor('one.fleet.test'),
       store.contextFor('two.fleet.test'),
     ]);
-    expect(results[0]!.status).toBe('fulfilled');
+    expect(results[0]?.status).toBe('fulfilled');
     expect(results[1]).toMatchObject({ status: 'rejected', reason: { code: 'TLS_ERR_BUSY' } });
     // Once the first is done, the second name is served.
     await expect(store.contextFor('two.fleet.test')).resolves.toBeDefined();

@@ -4,6 +4,8 @@ import { request as httpsRequest } from 'node:https';
 import type { CorrosionClient } from '@fleet/corrosion-client';
 import { openSealed } from '@fleet/fleet-key';
 import type { ServerProcess } from '@fleet/service';
+import { present } from '@fleet/service/invariant';
+import { until } from '@fleet/service/vitest-until';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FleetCa } from '../src/tls/ca.js';
 import type { CertificateStore } from '../src/tls/store.js';
@@ -70,21 +72,21 @@ describe('TLS certificates by SNI over corrosion', () => {
     expect(leaf.subjectAltName).toBe('DNS:web.fleet.test');
     expect(leaf.checkIssued(ca.certificate)).toBe(true);
     expect(leaf.verify(ca.certificate.publicKey)).toBe(true);
-    const [row] = await rows('web.fleet.test');
+    const row = present((await rows('web.fleet.test'))[0], "web's certificates row");
     expect(row).toMatchObject({ app: 'web' });
-    expect(Date.parse(row!.not_after)).toBe(Date.parse(leaf.validTo));
-    expect(new X509Certificate(row!.cert_pem).fingerprint256).toBe(leaf.fingerprint256);
+    expect(Date.parse(row.not_after)).toBe(Date.parse(leaf.validTo));
+    expect(new X509Certificate(row.cert_pem).fingerprint256).toBe(leaf.fingerprint256);
     expect(edgeA.saves()).toBe(1);
   });
 
   it('keeps the private key sealed in corrosion: not the PEM, and only the fleet key opens it', async () => {
     await handshake(edgeA.port, 'www.example.test', { ca: ca.certPem });
-    const [row] = await rows('www.example.test');
+    const row = present((await rows('www.example.test'))[0], "www's certificates row");
     expect(row).toMatchObject({ app: 'web' });
-    expect(row!.sealed_key).not.toContain('PRIVATE KEY');
-    expect(row!.sealed_key.startsWith('fk1.')).toBe(true);
-    const keyPem = openSealed(fleetKey, row!.sealed_key, 'www.example.test').toString();
-    expect(new X509Certificate(row!.cert_pem).checkPrivateKey(createPrivateKey(keyPem))).toBe(true);
+    expect(row.sealed_key).not.toContain('PRIVATE KEY');
+    expect(row.sealed_key.startsWith('fk1.')).toBe(true);
+    const keyPem = openSealed(fleetKey, row.sealed_key, 'www.example.test').toString();
+    expect(new X509Certificate(row.cert_pem).checkPrivateKey(createPrivateKey(keyPem))).toBe(true);
   });
 
   it('issues exactly once when 50 handshakes for a new name arrive at once', async () => {
@@ -183,15 +185,12 @@ describe('TLS certificates by SNI over corrosion', () => {
 
   it('replaces a row whose key does not belong to its certificate (a per-column merge of two writers)', async () => {
     await handshake(edgeA.port, 'api.fleet.test', { ca: ca.certPem });
-    const [api] = await rows('api.fleet.test');
-    const [web] = await rows('web.fleet.test');
+    const api = present((await rows('api.fleet.test'))[0], "api's certificates row");
+    const web = present((await rows('web.fleet.test'))[0], "web's certificates row");
     // web's sealed key is sealed for web's name; re-seal nothing, just pair api's cert with a
     // key from another writer by copying web's certificate over api's row.
     await client.transaction([
-      [
-        'UPDATE certificates SET cert_pem = ? WHERE hostname = ?',
-        [web!.cert_pem, 'api.fleet.test'],
-      ],
+      ['UPDATE certificates SET cert_pem = ? WHERE hostname = ?', [web.cert_pem, 'api.fleet.test']],
     ]);
     const third = corrosionStore(client, ca);
     const { listener, port } = await tlsEdge(third.store);
@@ -201,8 +200,8 @@ describe('TLS certificates by SNI over corrosion', () => {
       expect(new X509Certificate(seen.certificate.raw).subjectAltName).toBe('DNS:api.fleet.test');
       expect(third.saves()).toBe(1);
       const [healed] = await rows('api.fleet.test');
-      expect(healed!.cert_pem).not.toBe(api!.cert_pem);
-      expect(healed!.cert_pem).not.toBe(web!.cert_pem);
+      expect(healed?.cert_pem).not.toBe(api.cert_pem);
+      expect(healed?.cert_pem).not.toBe(web.cert_pem);
     } finally {
       await listener.close();
     }
@@ -219,10 +218,7 @@ describe('TLS certificates by SNI over corrosion', () => {
     await new Promise((resolve) => setTimeout(resolve, 1_100));
     // Due for renewal but still valid: served at once while a new one is issued behind it.
     expect(await renewing.store.contextFor('short.fleet.test')).toBe(first);
-    const deadline = Date.now() + 5_000;
-    while (renewing.saves() < 2 && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    await until('the renewed certificate saved', () => renewing.saves() >= 2);
     expect(renewing.saves()).toBe(2);
     expect(await renewing.store.contextFor('short.fleet.test')).not.toBe(first);
   });

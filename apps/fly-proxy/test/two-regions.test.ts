@@ -1,19 +1,10 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import type { Server } from 'node:http';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { CorrosionClient } from '@fleet/corrosion-client';
-import { type ServerProcess, serverMain, startServerProcess } from '@fleet/service';
+import type { CorrosionClient } from '@fleet/corrosion-client';
+import type { ServerProcess } from '@fleet/service';
+import { present } from '@fleet/service/invariant';
+import { until } from '@fleet/service/vitest-until';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, startMachine } from './relay-fixture.js';
-
-const here = dirname(fileURLToPath(import.meta.url));
-const corrosionMain = serverMain('@fleet/corrosion');
-const proxyMain = join(here, '..', 'dist', 'main.js');
-const quiet = { ...process.env, LOG_LEVEL: 'error' };
-const httpService = JSON.stringify([{ port: 80, handlers: ['http'] }]);
+import { type GossipFleet, gossipFleet, httpService } from './gossip-fleet.js';
 
 // Two regions, each with its own corrosion agent (one gossip cluster), an edge and a worker's
 // backhaul, and a third region far away: a request is served in the region it enters, leaves it
@@ -21,48 +12,19 @@ const httpService = JSON.stringify([{ port: 80, handlers: ['http'] }]);
 // distance — and comes back when the local machine does. Rows written in one region route in
 // the other.
 describe('two regions', () => {
-  let dir: string;
-  const processes: ServerProcess[] = [];
-  const servers: Server[] = [];
-  const clients: CorrosionClient[] = [];
+  let fleet: GossipFleet | undefined;
   let edges: { ams: string; fra: string };
-
-  const start = async (args: string[], listeners: string[]) => {
-    const started = await startServerProcess({
-      command: process.execPath,
-      args,
-      listeners,
-      env: quiet,
-    });
-    processes.push(started);
-    return started;
-  };
+  /** Each region's agent, to write rows in one region that the other must learn. */
+  let writers: { ams: CorrosionClient; fra: CorrosionClient };
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'fleet-regions-'));
-    const keyFile = join(dir, 'fleet.key');
-    writeFileSync(keyFile, 'two-regions-fleet-key-0123456789');
-    const [gossipAms, gossipFra] = [await freePort(), await freePort()];
-    const agent = (name: string, gossip: number, bootstrap: string[]) =>
-      start(
-        [
-          ...[corrosionMain, 'agent', '--db', join(dir, `${name}.db`), '--api-addr', '127.0.0.1:0'],
-          ...['--gossip-addr', `127.0.0.1:${gossip}`, '--gossip-key-file', keyFile],
-          ...(bootstrap.length > 0 ? ['--bootstrap', bootstrap.join(',')] : []),
-        ],
-        ['api'],
-      );
-    const ams = await agent('ams', gossipAms, []);
-    const fra = await agent('fra', gossipFra, [`127.0.0.1:${gossipAms}`]);
+    const regions = gossipFleet('regions');
+    fleet = regions;
+    const ams = await regions.agent('ams');
+    const fra = await regions.agent('fra', ams);
+    const keyFile = regions.keyFile;
     const proxy = (corrosion: ServerProcess, region: string, args: string[]) =>
-      start(
-        [
-          ...[proxyMain, '--listen', '127.0.0.1:0', '--corrosion-url', corrosion.urls.api!],
-          ...['--domain', 'fleet.test', '--region', region, '--fleet-key-file', keyFile, ...args],
-          ...['--state-dir', join(dir, `proxy-${processes.length}`)],
-        ],
-        ['proxy', 'admin'],
-      );
+      regions.proxy(corrosion, [...['--region', region, '--fleet-key-file', keyFile], ...args]);
     const backhaul = (corrosion: ServerProcess, region: string, host: string) =>
       proxy(corrosion, region, ['--mode', 'backhaul', '--host-id', host]);
     const [workerAms, workerFra, workerSyd] = [
@@ -72,17 +34,20 @@ describe('two regions', () => {
     ];
     const edgeAms = await proxy(ams, 'ams', ['--host-id', 'edge-ams']);
     const edgeFra = await proxy(fra, 'fra', ['--host-id', 'edge-fra']);
-    edges = { ams: edgeAms.urls.proxy!, fra: edgeFra.urls.proxy! };
-    const machines = await Promise.all(['ams-1', 'fra-1', 'syd-1'].map((id) => startMachine(id)));
-    servers.push(...machines.map((machine) => machine.server));
-    const amsClient = new CorrosionClient({ url: ams.urls.api! });
-    const fraClient = new CorrosionClient({ url: fra.urls.api! });
-    clients.push(amsClient, fraClient);
-    const backhaulOf = (worker: ServerProcess) => new URL(worker.urls.proxy!).host;
-    const machine = (id: string, region: string, addr: string) => [
+    edges = {
+      ams: present(edgeAms.urls.proxy, 'the ams edge URL'),
+      fra: present(edgeFra.urls.proxy, 'the fra edge URL'),
+    };
+    const [amsMachine, fraMachine, sydMachine] = await Promise.all(
+      ['ams-1', 'fra-1', 'syd-1'].map((id) => regions.machine(id)),
+    );
+    writers = { ams: regions.client(ams), fra: regions.client(fra) };
+    const backhaulOf = (worker: ServerProcess) =>
+      new URL(present(worker.urls.proxy, "a backhaul's URL")).host;
+    const machine = (id: string, region: string, addr: string | undefined) => [
       [
         'INSERT INTO machines (id, app, state, private_addr, region, host_id) VALUES (?, ?, ?, ?, ?, ?)',
-        [id, 'web', 'started', addr, region, `worker-${region}`],
+        [id, 'web', 'started', present(addr, `${id}'s address`), region, `worker-${region}`],
       ],
       [
         'INSERT INTO services (machine_id, internal_port, app, ports) VALUES (?, ?, ?, ?)',
@@ -90,7 +55,7 @@ describe('two regions', () => {
       ],
     ];
     // Written in ams only: fra's edge must learn all of it through gossip.
-    await amsClient.transaction([
+    await writers.ams.transaction([
       "INSERT INTO regions (code, name, lat, lon) VALUES ('ams', 'Amsterdam', 52.37, 4.9)",
       "INSERT INTO regions (code, name, lat, lon) VALUES ('fra', 'Frankfurt', 50.11, 8.68)",
       "INSERT INTO regions (code, name, lat, lon) VALUES ('syd', 'Sydney', -33.87, 151.21)",
@@ -109,17 +74,14 @@ describe('two regions', () => {
         ['worker-syd', 'syd', backhaulOf(workerSyd)],
       ],
       "INSERT INTO apps (name) VALUES ('web')",
-      ...machine('ams-1', 'ams', machines[0]!.addr),
-      ...machine('fra-1', 'fra', machines[1]!.addr),
-      ...machine('syd-1', 'syd', machines[2]!.addr),
+      ...machine('ams-1', 'ams', amsMachine?.addr),
+      ...machine('fra-1', 'fra', fraMachine?.addr),
+      ...machine('syd-1', 'syd', sydMachine?.addr),
     ] as Parameters<CorrosionClient['transaction']>[0]);
   }, 60_000);
 
   afterAll(async () => {
-    for (const client of clients) await client.close();
-    for (const started of processes.reverse()) await started.stop();
-    await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await fleet?.stop();
   });
 
   const servedBy = async (edge: string): Promise<string> => {
@@ -131,44 +93,38 @@ describe('two regions', () => {
   };
 
   /** Asks `edge` until `count` answers in a row come from `machine` (bounded). */
-  const until = async (edge: string, machine: string, count = 5) => {
-    const deadline = Date.now() + 30_000;
+  const servedInARow = (edge: string, machine: string, count = 5) => {
     let streak = 0;
-    let last = '';
-    while (streak < count) {
-      last = await servedBy(edge);
-      streak = last === machine ? streak + 1 : 0;
-      if (Date.now() > deadline)
-        throw new Error(`${edge} kept answering from ${last}, not ${machine}`);
-      if (streak === 0) await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-    return last;
+    return until(`${count} answers in a row from ${machine} at ${edge}`, async () => {
+      streak = (await servedBy(edge)) === machine ? streak + 1 : 0;
+      return streak >= count ? machine : undefined;
+    });
   };
 
   it('serves each request in the region it entered', async () => {
-    expect(await until(edges.ams, 'ams-1')).toBe('ams-1');
-    expect(await until(edges.fra, 'fra-1')).toBe('fra-1');
+    expect(await servedInARow(edges.ams, 'ams-1')).toBe('ams-1');
+    expect(await servedInARow(edges.fra, 'fra-1')).toBe('fra-1');
   });
 
   it('leaves for the closest other region when the local machine stops, and comes back', async () => {
     // Written in fra: the ams edge learns it through gossip.
-    await clients[1]!.transaction(["UPDATE machines SET state = 'stopped' WHERE id = 'ams-1'"]);
-    expect(await until(edges.ams, 'fra-1', 10)).toBe('fra-1');
-    await clients[1]!.transaction(["UPDATE machines SET state = 'started' WHERE id = 'ams-1'"]);
-    expect(await until(edges.ams, 'ams-1')).toBe('ams-1');
+    await writers.fra.transaction(["UPDATE machines SET state = 'stopped' WHERE id = 'ams-1'"]);
+    expect(await servedInARow(edges.ams, 'fra-1', 10)).toBe('fra-1');
+    await writers.fra.transaction(["UPDATE machines SET state = 'started' WHERE id = 'ams-1'"]);
+    expect(await servedInARow(edges.ams, 'ams-1')).toBe('ams-1');
   });
 
   it('goes as far as it must when the closest regions have nothing', async () => {
-    await clients[0]!.transaction([
+    await writers.ams.transaction([
       "UPDATE machines SET state = 'stopped' WHERE id IN ('ams-1', 'fra-1')",
     ]);
     try {
-      expect(await until(edges.fra, 'syd-1')).toBe('syd-1');
+      expect(await servedInARow(edges.fra, 'syd-1')).toBe('syd-1');
     } finally {
-      await clients[0]!.transaction([
+      await writers.ams.transaction([
         "UPDATE machines SET state = 'started' WHERE id IN ('ams-1', 'fra-1')",
       ]);
     }
-    expect(await until(edges.fra, 'fra-1')).toBe('fra-1');
+    expect(await servedInARow(edges.fra, 'fra-1')).toBe('fra-1');
   });
 });

@@ -1,47 +1,27 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { CorrosionClient } from '@fleet/corrosion-client';
-import { type ServerProcess, serverMain, startServerProcess } from '@fleet/service';
+import { type ServerProcess, startServerProcess } from '@fleet/service';
+import { present } from '@fleet/service/invariant';
+import { until } from '@fleet/service/vitest-until';
 import { request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { askControl } from '../src/control/client.js';
-import { startMachine } from './relay-fixture.js';
-import { until } from './wait.js';
+import {
+  isAlive,
+  processGone,
+  startWebOnCorrosion,
+  watchdogMain,
+  watchdogStatus,
+} from './watchdog-fixture.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const corrosionMain = serverMain('@fleet/corrosion');
-const watchdogMain = join(here, '..', 'dist', 'watchdog', 'main.js');
 const unansweredSeconds = 3;
-
-interface WatchdogStatus {
-  state: string;
-  proxyPid: number | null;
-  proxyStartedAt: string | null;
-  restarts: number;
-  restartsByReason: { unanswered: number; exited: number };
-  nextBackoffMs: number;
-  lastIncident: string | null;
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 // The watchdog supervises a real fly-proxy over a real corrosion. A proxy wedged from outside
 // (SIGSTOP: it still accepts on its socket but never answers) is reported, killed and replaced
 // within N+2 s; one that dies is replaced; stopping the watchdog, or killing it, leaves no proxy.
 describe('fly-proxy-watchdog', () => {
-  let corrosion: ServerProcess;
-  let client: CorrosionClient;
-  let machine: Server;
+  let web: Awaited<ReturnType<typeof startWebOnCorrosion>>;
   const dirs: string[] = [];
   const watchdogs: ServerProcess[] = [];
   const proxyPids: number[] = [];
@@ -49,26 +29,7 @@ describe('fly-proxy-watchdog', () => {
   beforeAll(async () => {
     const dir = mkdtempSync(join(tmpdir(), 'wd-'));
     dirs.push(dir);
-    corrosion = await startServerProcess({
-      command: process.execPath,
-      args: [corrosionMain, 'agent', '--db', join(dir, 'c.db'), '--api-addr', '127.0.0.1:0'],
-      listeners: ['api'],
-      env: { ...process.env, LOG_LEVEL: 'error' },
-    });
-    client = new CorrosionClient({ url: corrosion.urls.api! });
-    const started = await startMachine('m1');
-    machine = started.server;
-    await client.transaction([
-      ['INSERT INTO apps (name) VALUES (?)', ['web']],
-      [
-        'INSERT INTO machines (id, app, state, private_addr, region) VALUES (?, ?, ?, ?, ?)',
-        ['m1', 'web', 'started', started.addr, 'ams'],
-      ],
-      [
-        'INSERT INTO services (machine_id, internal_port, app, ports) VALUES (?, ?, ?, ?)',
-        ['m1', 8080, 'web', JSON.stringify([{ port: 80, handlers: ['http'] }])],
-      ],
-    ]);
+    web = await startWebOnCorrosion(dir);
   });
 
   afterEach(async () => {
@@ -79,10 +40,7 @@ describe('fly-proxy-watchdog', () => {
   });
 
   afterAll(async () => {
-    await client?.close();
-    await corrosion?.stop();
-    machine?.closeAllConnections();
-    await new Promise((resolve) => machine?.close(resolve));
+    await web?.stop();
     for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
   });
 
@@ -96,7 +54,7 @@ describe('fly-proxy-watchdog', () => {
         ...['--state-dir', stateDir, '--unanswered-seconds', String(unansweredSeconds)],
         ...extra,
         '--',
-        ...['--listen', '127.0.0.1:0', '--corrosion-url', corrosion.urls.api!],
+        ...['--listen', '127.0.0.1:0', '--corrosion-url', web.api],
         ...['--domain', 'fleet.test', '--region', 'ams'],
       ],
       // info: the proxy's lines reach the incident's log tail
@@ -104,34 +62,36 @@ describe('fly-proxy-watchdog', () => {
       listeners: ['proxy', 'admin', 'watchdog'],
     });
     watchdogs.push(watchdog);
-    const status = () =>
-      JSON.parse(readFileSync(join(stateDir, 'watchdog.json'), 'utf8')) as WatchdogStatus;
-    const running = (other?: number) =>
-      until('a proxy answering', () => {
-        const now = status();
-        return now.state === 'running' && now.proxyPid !== other ? now : undefined;
+    const status = () => watchdogStatus(stateDir);
+    /** The next proxy answering (not `other`), with its pid noted for the cleanup. */
+    const running = async (other?: number) => {
+      const now = await until('a proxy answering', () => {
+        const current = status();
+        return current.state === 'running' && current.proxyPid !== other ? current : undefined;
       });
+      const proxyPid = present(now.proxyPid, 'the pid of a running proxy');
+      proxyPids.push(proxyPid);
+      return { ...now, proxyPid };
+    };
     const first = await running();
-    proxyPids.push(first.proxyPid!);
     return { watchdog, stateDir, status, running, first };
   }
 
   it('reports, kills and restarts a wedged proxy within N+2 s and counts it', async () => {
     const { watchdog, stateDir, status, running, first } = await startWatchdog();
-    const wedgedPid = first.proxyPid!;
+    const wedgedPid = first.proxyPid;
     const wedgedAtMs = Date.now();
     process.kill(wedgedPid, 'SIGSTOP');
 
     const next = await running(wedgedPid);
-    proxyPids.push(next.proxyPid!);
-    const restartedAfterMs = Date.parse(next.proxyStartedAt!) - wedgedAtMs;
+    const restartedAfterMs = Date.parse(present(next.proxyStartedAt, 'its start')) - wedgedAtMs;
     expect(restartedAfterMs).toBeLessThanOrEqual((unansweredSeconds + 2) * 1000);
     expect(isAlive(wedgedPid)).toBe(false);
     expect(next.restarts).toBe(1);
     expect(next.restartsByReason).toEqual({ unanswered: 1, exited: 0 });
 
     // The evidence beside each other: the facts, the last lock snapshot, the log tail, the report.
-    const incident = next.lastIncident!;
+    const incident = present(next.lastIncident, 'the incident directory');
     expect(dirname(incident)).toBe(join(stateDir, 'incidents'));
     const facts = JSON.parse(readFileSync(join(incident, 'incident.json'), 'utf8'));
     expect(facts).toMatchObject({ reason: 'unanswered', pid: wedgedPid, restarts: 1 });
@@ -159,16 +119,16 @@ describe('fly-proxy-watchdog', () => {
 
   it('restarts a proxy that dies, and SIGTERM to the watchdog leaves no process behind', async () => {
     const { watchdog, stateDir, running, first } = await startWatchdog();
-    process.kill(first.proxyPid!, 'SIGKILL');
-    const next = await running(first.proxyPid!);
-    proxyPids.push(next.proxyPid!);
+    process.kill(first.proxyPid, 'SIGKILL');
+    const next = await running(first.proxyPid);
     expect(next.restartsByReason).toEqual({ unanswered: 0, exited: 1 });
-    const facts = JSON.parse(readFileSync(join(next.lastIncident!, 'incident.json'), 'utf8'));
+    const incident = present(next.lastIncident, 'the incident directory');
+    const facts = JSON.parse(readFileSync(join(incident, 'incident.json'), 'utf8'));
     expect(facts).toMatchObject({ reason: 'exited', exit: { signal: 'SIGKILL' }, report: null });
 
     await watchdog.stop();
     expect(watchdog.child.exitCode).toBe(0);
-    await until('the proxy gone', () => (isAlive(next.proxyPid!) ? undefined : true), 5_000);
+    await processGone(next.proxyPid, 5_000);
     expect(existsSync(join(stateDir, 'control.sock'))).toBe(false);
   });
 
@@ -179,31 +139,30 @@ describe('fly-proxy-watchdog', () => {
       String(backoffMsMin),
     ]);
     // The first restart after a stable start is immediate; the next one in a row waits.
-    process.kill(first.proxyPid!, 'SIGKILL');
-    const second = await running(first.proxyPid!);
-    proxyPids.push(second.proxyPid!);
+    process.kill(first.proxyPid, 'SIGKILL');
+    const second = await running(first.proxyPid);
     expect(second.nextBackoffMs).toBe(backoffMsMin);
     const killedAtMs = Date.now();
-    process.kill(second.proxyPid!, 'SIGKILL');
-    const third = await running(second.proxyPid!);
-    proxyPids.push(third.proxyPid!);
-    expect(Date.parse(third.proxyStartedAt!) - killedAtMs).toBeGreaterThanOrEqual(backoffMsMin);
+    process.kill(second.proxyPid, 'SIGKILL');
+    const third = await running(second.proxyPid);
+    const thirdStartedMs = Date.parse(present(third.proxyStartedAt, 'its start'));
+    expect(thirdStartedMs - killedAtMs).toBeGreaterThanOrEqual(backoffMsMin);
     expect(third.nextBackoffMs).toBe(2 * backoffMsMin);
     expect(status().restartsByReason.exited).toBe(2);
   });
 
   it('stops a wedged proxy too when it is stopped itself', async () => {
     const { watchdog, first } = await startWatchdog(['--unanswered-seconds', '600']);
-    process.kill(first.proxyPid!, 'SIGSTOP');
+    process.kill(first.proxyPid, 'SIGSTOP');
     await watchdog.stop();
-    await until('the proxy gone', () => (isAlive(first.proxyPid!) ? undefined : true), 15_000);
+    await processGone(first.proxyPid, 15_000);
   });
 
   it('a watchdog killed outright takes its proxy with it', async () => {
     const { watchdog, first } = await startWatchdog();
     watchdog.child.kill('SIGKILL');
     await watchdog.exited;
-    await until('the proxy gone', () => (isAlive(first.proxyPid!) ? undefined : true), 15_000);
+    await processGone(first.proxyPid, 15_000);
   });
 
   it("stops, with the proxy's message, when the proxy refuses its flags", async () => {
@@ -231,7 +190,7 @@ describe('fly-proxy-watchdog', () => {
     const { stateDir } = await startWatchdog();
     const second = await startServerProcess({
       command: process.execPath,
-      args: [watchdogMain, '--state-dir', stateDir, '--', '--corrosion-url', corrosion.urls.api!],
+      args: [watchdogMain, '--state-dir', stateDir, '--', '--corrosion-url', web.api],
       listeners: ['watchdog'],
       startTimeoutMs: 10_000,
     }).catch((error: Error) => error);

@@ -25,7 +25,8 @@ export function encodeFrame(opcode: number, payload: Buffer, masked: boolean): B
   const mask = randomBytes(4);
   mask.copy(head, 2 + lengthBytes);
   const body = Buffer.from(payload);
-  for (let index = 0; index < body.length; index += 1) body[index]! ^= mask[index % 4]!;
+  for (let index = 0; index < body.length; index += 1)
+    body.writeUInt8(body.readUInt8(index) ^ mask.readUInt8(index % 4), index);
   return Buffer.concat([head, body]);
 }
 
@@ -39,8 +40,8 @@ export class FrameReader {
     for (;;) {
       const buffer = this.#buffer;
       if (buffer.length < 2) return frames;
-      const masked = (buffer[1]! & 0x80) !== 0;
-      let length = buffer[1]! & 0x7f;
+      const masked = (buffer.readUInt8(1) & 0x80) !== 0;
+      let length = buffer.readUInt8(1) & 0x7f;
       let offset = 2;
       if (length === 126) {
         if (buffer.length < 4) return frames;
@@ -57,8 +58,11 @@ export class FrameReader {
       const payload = Buffer.from(buffer.subarray(offset, offset + length));
       if (masked)
         for (let index = 0; index < length; index += 1)
-          payload[index]! ^= buffer[maskOffset + (index % 4)]!;
-      frames.push({ frame: { opcode: buffer[0]! & 0x0f, payload }, masked });
+          payload.writeUInt8(
+            payload.readUInt8(index) ^ buffer.readUInt8(maskOffset + (index % 4)),
+            index,
+          );
+      frames.push({ frame: { opcode: buffer.readUInt8(0) & 0x0f, payload }, masked });
       this.#buffer = buffer.subarray(offset + length);
     }
   }

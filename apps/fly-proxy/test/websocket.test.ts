@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ServerProcess, startServerProcess } from '@fleet/service';
+import { present } from '@fleet/service/invariant';
+import { until } from '@fleet/service/vitest-until';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Edge, freePort, startEdge } from './relay-fixture.js';
@@ -18,15 +20,6 @@ import {
 } from './websocket-fixture.js';
 
 const proxyMain = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'main.js');
-
-/** Waits (bounded) until `check` holds. */
-async function until(check: () => boolean | Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`never: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
 
 /** A message echoed whole, however the proxy cut it (a large one crosses several DATA frames). */
 async function echoes(client: WebsocketClient, opcode: number, payload: Buffer): Promise<void> {
@@ -100,12 +93,16 @@ describe('fly-proxy WebSocket over HTTP/2 and HTTP/1.1, one hop and two', () => 
     ]);
     // Routable once a plain GET reaches each machine (its answer: "not a websocket").
     for (const host of ['near.fleet.test', 'far.fleet.test']) {
-      await until(async () => {
-        const answer = await request(edge.proxy.urls.proxy!, { headers: { host } });
-        return (await answer.body.text()) === 'not a websocket';
-      }, `${host} answers`);
+      await until(
+        `${host} answers`,
+        async () => {
+          const answer = await request(edge.urls.proxy, { headers: { host } });
+          return await answer.body.text();
+        },
+        (text) => text === 'not a websocket',
+      );
     }
-    session = connectH2(edge.proxy.urls.proxy!);
+    session = connectH2(edge.urls.proxy);
     session.on('error', () => {});
     await new Promise((resolve) => session.once('remoteSettings', resolve));
   });
@@ -154,12 +151,12 @@ describe('fly-proxy WebSocket over HTTP/2 and HTTP/1.1, one hop and two', () => 
       // 1 MiB: more than the stream's flow-control window, so backpressure works both ways.
       await echoes(client, opcodes.binary, randomBytes(1 << 20));
       await closesCleanly(client);
-      await until(async () => (await streamsInFlight()) === 0, 'the tunnel stream untracked');
+      await until('the tunnel stream untracked', streamsInFlight, (streams) => streams === 0);
     });
 
     it(`relays a WebSocket over HTTP/1.1 Upgrade, ${hops}`, async () => {
       const { head, client } = await websocketOverHttp1(
-        edge.proxy.urls.proxy!,
+        edge.urls.proxy,
         `${app}.fleet.test`,
         '/chat',
       );
@@ -172,7 +169,7 @@ describe('fly-proxy WebSocket over HTTP/2 and HTTP/1.1, one hop and two', () => 
   }
 
   it('relays a WebSocket over h2 with TLS (ALPN h2) the same way', async () => {
-    const secure = connectH2(edge.proxy.urls.tls!, {
+    const secure = connectH2(present(edge.proxy.urls.tls, 'the TLS listener'), {
       ca: readFileSync(join(edge.dir, 'ca.pem'), 'utf8'),
       servername: 'far.fleet.test',
     });
@@ -193,14 +190,14 @@ describe('fly-proxy WebSocket over HTTP/2 and HTTP/1.1, one hop and two', () => 
     const opened = await websocketOverH2(session, 'far.fleet.test', '/cut-by-client');
     await seenHeaders(opened.client);
     opened.client.cut(); // RST_STREAM CANCEL from the client
-    await until(() => remote.closedPaths.includes('/cut-by-client'), 'the machine saw the cut');
+    await until('the machine saw the cut', () => remote.closedPaths.includes('/cut-by-client'));
 
     const reset = await websocketOverH2(session, 'near.fleet.test', '/reset');
     await seenHeaders(reset.client);
     await echoes(reset.client, opcodes.text, Buffer.from('before the reset'));
     reset.client.send(opcodes.text, Buffer.from('reset'));
     expect(await reset.client.ended).toBe('rst 8'); // the machine's TCP reset: CANCEL
-    await until(async () => (await streamsInFlight()) === 0, 'cut streams untracked');
+    await until('cut streams untracked', streamsInFlight, (streams) => streams === 0);
   });
 
   it('relays a refused upgrade as an answer, and refuses what it cannot translate', async () => {

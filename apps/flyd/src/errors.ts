@@ -5,10 +5,18 @@ import { defineErrors, HttpError } from '@fleet/service';
 export const FlydErrors = {
   FLYD_ERR_UNAUTHORIZED: [401, 'the internal token is missing or wrong'],
   FLYD_ERR_OVERLOADED: [503, 'flyd has its maximum of requests in flight (--in-flight-max)'],
+  FLYD_ERR_SHUTTING_DOWN: [
+    503,
+    'flyd is shutting down: a long poll (wait) open at shutdown is ended with it; call again',
+  ],
   FLYD_ERR_NOT_FOUND: [404, 'no such machine on this worker'],
   FLYD_ERR_CONFLICT: [
     409,
     'another operation is running on the machine and did not end within --busy-wait-ms (or too many wait for it)',
+  ],
+  FLYD_ERR_QUEUE_FULL: [
+    409,
+    "the machine is busy and its operation's queue holds its maximum of waiting runs (QueueFullError)",
   ],
   FLYD_ERR_PRECONDITION: [412, 'the machine is not in a state that allows the operation'],
   FLYD_ERR_BAD_CONFIG: [
@@ -46,6 +54,10 @@ export const FlydErrors = {
   FLYD_ERR_LAUNCH_FAILED: [
     422,
     "the machine's process could not be launched; the machine is stopped and its last event says why",
+  ],
+  FLYD_ERR_UNRECOVERABLE: [
+    500,
+    'this worker cannot finish the operation (its data is gone, an invariant broke): its run ended unrecoverable, for an operator',
   ],
   FLYD_ERR_FAILED: [500, 'the operation failed on the worker; its run records the step and error'],
   FLYD_ERR_IMAGE_PULL: [

@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { cpus, hostname, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { CorrosionClient } from '@fleet/corrosion-client';
-import { readFleetKeyFile } from '@fleet/fleet-key';
+import { fleetKeyFileSetting, fleetKeyOfFlag } from '@fleet/fleet-key';
 import { FlydClient } from '@fleet/flyd-client';
 import {
   createLogger,
@@ -39,7 +39,7 @@ import { createFlydServer } from './server.js';
 import { VolumeService } from './volumes/service.js';
 import { VolumeStore } from './volumes/volume-store.js';
 
-/** How long shutdown waits for calls in flight before stopping the machines anyway. */
+/** How long shutdown waits for operations in flight before stopping the machines anyway. */
 const closeWaitMs = 2_000;
 
 const spec = {
@@ -76,11 +76,9 @@ const spec = {
     description:
       'local image store: <dir>/<image>/image.json; without it only images pulled from flaps by digest run',
   },
-  'fleet-key-file': {
-    type: 'string',
-    description:
-      "the fleet key file: opens the app's secrets (sealed in corrosion) when a machine starts; without it a machine whose app has secrets does not start",
-  },
+  'fleet-key-file': fleetKeyFileSetting(
+    "opens the app's secrets (sealed in corrosion) when a machine starts; without it a machine whose app has secrets does not start",
+  ),
   'flaps-url': {
     type: 'string',
     format: 'url',
@@ -277,12 +275,7 @@ runMain(async () => {
       dataDir: config['data-dir'],
       imagesDir: config['images-dir'],
       imageCache,
-      secrets: new AppSecrets(
-        corrosion,
-        config['fleet-key-file'] === undefined
-          ? undefined
-          : readFleetKeyFile(config['fleet-key-file']),
-      ),
+      secrets: new AppSecrets(corrosion, fleetKeyOfFlag(config['fleet-key-file'])),
       region: config.region,
       hostId: config['host-id'],
       stopTimeoutMs: config['stop-timeout-ms'],
@@ -326,8 +319,9 @@ runMain(async () => {
   onShutdown(
     logger,
     async () => {
-      // Stop taking calls; a long poll still open (a `wait` of up to 60 s) must not hold the
-      // machines' own shutdown past the supervisor's patience, or they would outlive flyd.
+      // Stop taking calls. Long polls (waits, log follows) end in the server's preClose; the bound
+      // is for operations in flight (a stop given its grace), which must not hold the machines'
+      // own shutdown past the supervisor's patience, or they would outlive flyd.
       await Promise.race([app.close(), new Promise((resolve) => setTimeout(resolve, closeWaitMs))]);
       health.stopAll();
       await machines.shutdown(config['stop-machines-on-exit']);

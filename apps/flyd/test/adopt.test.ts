@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { present } from '@fleet/service/invariant';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { expectStatus } from './expect-status.js';
@@ -113,7 +114,7 @@ describe('machines across a flyd restart', () => {
     await inState(api, id, 'started');
     const [pid] = machinePids(id);
     await fixture.stopFlyd();
-    process.kill(pid!, 'SIGKILL');
+    process.kill(present(pid, 'pid'), 'SIGKILL');
     await eventually(async () => (machinePids(id).length === 0 ? true : undefined), 'machine gone');
 
     api = await fixture.startFlyd();
@@ -140,12 +141,12 @@ describe('machines across a flyd restart', () => {
     await inState(api, id, 'started');
     const [pid] = machinePids(id);
     await fixture.stopFlyd();
-    process.kill(pid!, 'SIGKILL');
+    process.kill(present(pid, 'pid'), 'SIGKILL');
     await eventually(async () => (machinePids(id).length === 0 ? true : undefined), 'machine gone');
     // A recycled pid: another process now has it, recorded as the machine's with its start time.
     const stranger = spawn('sleep', ['600'], { stdio: 'ignore' });
     try {
-      const strangerPid = stranger.pid!;
+      const strangerPid = present(stranger.pid, 'stranger.pid');
       const db = new Database(join(fixture.dir, 'flyd', 'flyd.db'));
       db.prepare('UPDATE machines SET pid = ? WHERE id = ?').run(strangerPid, id);
       db.close();

@@ -3,6 +3,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { appSecretContext, sealSecret } from '@fleet/fleet-key';
+import { present } from '@fleet/service/invariant';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call, FlydFixture, hello } from './flyd-fixture.js';
 import { machinePids } from './machine-processes.js';
@@ -60,7 +61,7 @@ describe("an app's secrets", () => {
     await setSecret('vault', 'TOKEN', plaintext);
     const config = { ...hello, env: { TOKEN: 'from-config', PLAIN: 'kept' } };
     const created = await call(base, 'POST', '/v1/machines', { app: 'vault', config });
-    const id = created!.body.id as string;
+    const id = present(created, 'created').body.id as string;
     await settledIn(base, id, 'started');
     const [pid] = machinePids(id);
     const environ = readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0');
@@ -74,9 +75,9 @@ describe("an app's secrets", () => {
     await setSecret('foreign', 'API_KEY', plaintext, Buffer.from(randomBytes(32).toString('hex')));
     const config = { ...hello, restart: { policy: 'no' } };
     const created = await call(base, 'POST', '/v1/machines', { app: 'foreign', config });
-    const id = created!.body.id as string;
+    const id = present(created, 'created').body.id as string;
     await settledIn(base, id, 'stopped');
-    const machine = (await call(base, 'GET', `/v1/machines/${id}`))!.body;
+    const machine = present(await call(base, 'GET', `/v1/machines/${id}`), 'an answer').body;
     const events = machine.events as { type: string; request?: { error?: string } }[];
     expect(events[0]?.request?.error).toBe(
       'launch failed: secret API_KEY cannot be opened (FLEET_KEY_ERR_UNSEAL)',
@@ -89,7 +90,7 @@ describe("an app's secrets", () => {
   it('are those last read when corrosion is away at a restart', async () => {
     await setSecret('away', 'TOKEN', plaintext);
     const created = await call(base, 'POST', '/v1/machines', { app: 'away', config: hello });
-    const id = created!.body.id as string;
+    const id = present(created, 'created').body.id as string;
     await settledIn(base, id, 'started');
     await fixture.corrosion.stop();
     const restarted = await call(base, 'POST', `/v1/machines/${id}/restart`);

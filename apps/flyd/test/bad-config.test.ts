@@ -2,6 +2,7 @@ import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sampleImagesDir } from '@fleet/sample-images';
+import { present } from '@fleet/service/invariant';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call, eventually, FlydFixture, hello } from './flyd-fixture.js';
 import { settledIn } from './machine-wait.js';
@@ -202,7 +203,7 @@ describe('bad machine configs', () => {
     expect(created?.status).toBe(200); // the command is only looked for at launch
     const id = created?.body.id as string;
     await settledIn(api, id, 'stopped');
-    const machine = (await call(api, 'GET', `/v1/machines/${id}`))!;
+    const machine = present(await call(api, 'GET', `/v1/machines/${id}`), 'an answer');
     expect(machine.status).toBe(200);
     expect(machine.body.state).toBe('stopped');
     const events = machine.body.events as {

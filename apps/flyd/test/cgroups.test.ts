@@ -4,6 +4,7 @@ import { once } from 'node:events';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { present } from '@fleet/service/invariant';
 import { describe, expect, it } from 'vitest';
 import { Cgroups, inGroups } from '../src/runtime/cgroups.js';
 
@@ -30,12 +31,12 @@ describe('cgroups', () => {
   });
 
   it.runIf(root)('a machine over its memory limit is OOM-killed, and says so', async () => {
-    const cgroups = Cgroups.detect()!;
+    const cgroups = present(Cgroups.detect(), 'Cgroups.detect()');
     const id = randomBytes(7).toString('hex');
     const procs = cgroups.create(id, { memoryMb: 96, cpus: 0.5 });
     const hog = 'const kept = []; for (;;) kept.push(Buffer.alloc(1 << 20, 1));';
     const [command, ...args] = inGroups(procs, [process.execPath, '-e', hog]);
-    const child = spawn(command!, args, { stdio: 'ignore' });
+    const child = spawn(present(command, 'command'), args, { stdio: 'ignore' });
     const [code, signal] = await once(child, 'exit');
     expect({ code, signal }).toEqual({ code: null, signal: 'SIGKILL' });
     expect(cgroups.oomKilled(id)).toBe(true);
@@ -45,11 +46,11 @@ describe('cgroups', () => {
   it.runIf(root)(
     'a machine runs inside its groups with its quota, and they go away after',
     async () => {
-      const cgroups = Cgroups.detect()!;
+      const cgroups = present(Cgroups.detect(), 'Cgroups.detect()');
       const id = randomBytes(7).toString('hex');
       const procs = cgroups.create(id, { memoryMb: 128, cpus: 0.5 });
       const [command, ...args] = inGroups(procs, ['/bin/sleep', '30']);
-      const child = spawn(command!, args, { stdio: 'ignore' });
+      const child = spawn(present(command, 'command'), args, { stdio: 'ignore' });
       await once(child, 'spawn');
       // Joined before the exec: once the command runs, it runs in its groups.
       await expect.poll(() => readFileSync(`/proc/${child.pid}/comm`, 'utf8').trim()).toBe('sleep');

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { CorrosionClient } from '@fleet/corrosion-client';
+import { present } from '@fleet/service/invariant';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FsmEngine } from '../src/fsm/engine.js';
 import { defineMigrateAction, type MigrateSteps } from '../src/migrate/migrate.js';
@@ -37,7 +38,10 @@ describe('a migrate whose source flyd dies at every step boundary', () => {
   beforeAll(async () => {
     await source.startCorrosion();
     target.shareCorrosion(source);
-    corrosion = new CorrosionClient({ url: source.corrosion.urls.api!, timeoutMs: 5_000 });
+    corrosion = new CorrosionClient({
+      url: present(source.corrosion.urls.api, 'source.corrosion.urls.api'),
+      timeoutMs: 5_000,
+    });
     sourceApi = await source.startFlyd();
     targetApi = await target.startFlyd();
   });
@@ -77,7 +81,9 @@ describe('a migrate whose source flyd dies at every step boundary', () => {
       const stillAlive = answer.then(
         () => new Promise((resolve) => setTimeout(resolve, 15_000, answer)),
       );
-      expect(await Promise.race([source.flyd!.exited, stillAlive])).toBe('SIGKILL');
+      expect(await Promise.race([present(source.flyd, 'source.flyd').exited, stillAlive])).toBe(
+        'SIGKILL',
+      );
       sourceApi = await source.startFlyd();
       await runsIdle(sourceApi);
       await runsIdle(targetApi);
@@ -90,7 +96,8 @@ describe('a migrate whose source flyd dies at every step boundary', () => {
       }[];
       const migrate = runs.find((run) => run.action === 'migrate');
       expect(migrate).toMatchObject({ status: 'succeeded', finalized: 1 });
-      const history = (await call(sourceApi, 'GET', `/v1/runs/${migrate!.id}`))?.body as {
+      const history = (await call(sourceApi, 'GET', `/v1/runs/${present(migrate, 'migrate').id}`))
+        ?.body as {
         steps: { step: string }[];
       };
       expect(history.steps.map((each) => each.step)).toEqual(migrateSteps());

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { CorrosionClient } from '@fleet/corrosion-client';
+import { present } from '@fleet/service/invariant';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FsmEngine } from '../src/fsm/engine.js';
 import { defineMachineActions, type MachineSteps } from '../src/machines/actions.js';
@@ -71,7 +72,10 @@ describe('flyd killed at every FSM step boundary', () => {
 
   beforeAll(async () => {
     await fixture.startCorrosion();
-    corrosion = new CorrosionClient({ url: fixture.corrosion.urls.api!, timeoutMs: 5_000 });
+    corrosion = new CorrosionClient({
+      url: present(fixture.corrosion.urls.api, 'fixture.corrosion.urls.api'),
+      timeoutMs: 5_000,
+    });
     api = await fixture.startFlyd();
   });
   afterAll(async () => {
@@ -81,7 +85,7 @@ describe('flyd killed at every FSM step boundary', () => {
 
   /** Brings a machine into the state the operation needs, on the current (hook-less) flyd. */
   async function prepare(action: string): Promise<string> {
-    const { needs } = operations[action]!;
+    const { needs } = present(operations[action], 'operations[action]');
     if (needs === 'none') return newId();
     const id = action === 'destroy' ? newId() : shared;
     const existing = await call(api, 'GET', `/v1/machines/${id}`);
@@ -105,14 +109,15 @@ describe('flyd killed at every FSM step boundary', () => {
     const crashed = runs.find((run) => run.action === action);
     expect(crashed).toMatchObject({ status: 'succeeded' });
     // Its history holds every step once, whichever flyd ran it.
-    const history = (await call(api, 'GET', `/v1/runs/${crashed!.id}`))?.body as {
+    const history = (await call(api, 'GET', `/v1/runs/${present(crashed, 'crashed').id}`))
+      ?.body as {
       steps: { step: string }[];
     };
     expect(history.steps.map((step) => step.step)).toEqual(
       boundaries.filter(([other]) => other === action).map(([, step]) => step),
     );
     expect(runs.every((run) => run.finalized === 1)).toBe(true);
-    const { ends } = operations[action]!;
+    const { ends } = present(operations[action], 'operations[action]');
     const machine = (await call(api, 'GET', `/v1/machines/${id}`))?.body;
     expect(machine?.state).toBe(ends);
     if (action === 'cordon' || action === 'uncordon') {
@@ -159,7 +164,7 @@ describe('flyd killed at every FSM step boundary', () => {
     const versionsBefore = action === 'update' ? await versionsOf(id) : [];
     await fixture.kill();
     const crashing = await fixture.startFlyd({ [hook]: `${action}:${step}` });
-    if (operations[action]!.needs === 'started')
+    if (present(operations[action], 'operations[action]').needs === 'started')
       await call(crashing, 'GET', `/v1/machines/${id}/wait?state=started&timeout=15`);
     await runsIdle(crashing);
     const answer = operate(crashing, action, id);
@@ -168,7 +173,7 @@ describe('flyd killed at every FSM step boundary', () => {
     const stillAlive = answer.then(
       () => new Promise((resolve) => setTimeout(resolve, 15_000, answer)),
     );
-    const outcome = await Promise.race([fixture.flyd!.exited, stillAlive]);
+    const outcome = await Promise.race([present(fixture.flyd, 'fixture.flyd').exited, stillAlive]);
     expect(outcome).toBe('SIGKILL');
     api = await fixture.startFlyd();
     await check(id, action);

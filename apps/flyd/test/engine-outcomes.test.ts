@@ -1,3 +1,4 @@
+import { present } from '@fleet/service/invariant';
 import { describe, expect, it } from 'vitest';
 import {
   AbortStep,
@@ -24,7 +25,7 @@ describe('FsmEngine outcomes', () => {
     });
     const parent = engine.start('m1', 'parent', {});
     expect(await parent.done).toEqual({ spawn: 'child-result', after: 'saw child-result' });
-    const history = engine.run(parent.id)!;
+    const history = present(engine.run(parent.id), 'engine.run(parent.id)');
     expect(history.steps.map((step) => step.step)).toEqual(['spawn', 'after']);
     expect(history.steps[0]?.started_at).toBeTruthy();
     expect(history.children).toMatchObject([
@@ -73,9 +74,12 @@ describe('FsmEngine outcomes', () => {
 
     const second = engineAt(path);
     define(second.engine, () => 'done');
-    const resumed = second.engine.resumeAll().find((run) => run.id === parent.id)!;
+    const resumed = present(
+      second.engine.resumeAll().find((run) => run.id === parent.id),
+      'second.engine.resumeAll().find((run) => run.id === parent...',
+    );
     const { spawn } = (await resumed.done) as { spawn: { id: string; result: string } };
-    const history = second.engine.run(parent.id)!;
+    const history = present(second.engine.run(parent.id), 'second.engine.run(parent.id)');
     expect(history.children).toHaveLength(1);
     expect(history.children[0]).toMatchObject({ id: spawn.id, status: 'succeeded' });
     expect(spawn.result).toBe('done');
@@ -115,7 +119,10 @@ describe('FsmEngine outcomes', () => {
       throwing(() => new Error('timeout')),
     );
     engine.define('fine', { steps: [{ name: 'go', run: () => 1 }], finalizer });
-    await expect(engine.start('a', 'lost', {}).done).rejects.toThrow('disk gone');
+    await expect(engine.start('a', 'lost', {}).done).rejects.toMatchObject({
+      message: 'disk gone',
+      code: 'FLYD_ERR_UNRECOVERABLE',
+    });
     expect(calls).toBe(1);
     await expect(engine.start('b', 'bad', {}).done).rejects.toThrow('bad image');
     await expect(engine.start('c', 'flaky', {}).done).rejects.toThrow('timeout');

@@ -1,3 +1,4 @@
+import { present } from '@fleet/service/invariant';
 import { describe, expect, it } from 'vitest';
 import { QueueFullError, RunConflictError } from '../src/fsm/engine.js';
 import { engineAt, freshDbPath, gate } from './engine-helpers.js';
@@ -30,10 +31,16 @@ describe('FsmEngine scheduling', () => {
     const { engine } = engineAt(freshDbPath(), { queueLengthMax: 2 });
     defineHold(engine, log, held.promise);
     const first = engine.start('m1', 'hold', { n: 1 });
+    expect(() => engine.start('m1', 'hold', { n: 9 })).toThrow(
+      expect.objectContaining({ code: 'FLYD_ERR_CONFLICT' }),
+    );
     expect(() => engine.start('m1', 'hold', { n: 9 })).toThrow(RunConflictError);
     const second = engine.start('m1', 'hold', { n: 2 }, { queue: true });
     const third = engine.start('m1', 'hold', { n: 3 }, { queue: true });
     expect(() => engine.start('m1', 'hold', { n: 4 }, { queue: true })).toThrow(QueueFullError);
+    expect(() => engine.start('m1', 'hold', { n: 4 }, { queue: true })).toThrow(
+      expect.objectContaining({ code: 'FLYD_ERR_QUEUE_FULL' }),
+    );
     expect(engine.active().map((run) => run.status)).toEqual(['running', 'pending', 'pending']);
     engine.start('m2', 'hold', { n: 5 }, { queue: true }); // another machine is not held up
     held.open();
@@ -76,7 +83,7 @@ describe('FsmEngine scheduling', () => {
     const [resumed] = after.engine.resumeAll();
     expect(resumed?.id).toBe(run.id);
     expect(log).toEqual([]);
-    await resumed!.done;
+    await present(resumed, 'resumed').done;
     expect(Date.now()).toBeGreaterThanOrEqual(startAt.getTime());
     expect(log).toEqual(['start:1', 'end:1']);
     expect(after.engine.run(run.id)).toMatchObject({

@@ -1,3 +1,4 @@
+import { present } from '@fleet/service/invariant';
 import { trace } from '@opentelemetry/api';
 import {
   BasicTracerProvider,
@@ -35,7 +36,10 @@ describe('FsmEngine tracing', () => {
     const run = engine.start('m1', 'traced', {});
     await run.done;
     const spans = exporter.getFinishedSpans();
-    const runSpan = spans.find((span) => span.name === 'fsm.run traced')!;
+    const runSpan = present(
+      spans.find((span) => span.name === 'fsm.run traced'),
+      'spans.find((span) => span.name === fsm.run traced)',
+    );
     expect(runSpan.attributes).toMatchObject({
       'fsm.run_id': run.id,
       'fly.machine_id': 'm1',

@@ -1,4 +1,5 @@
 import { createLogger } from '@fleet/service';
+import { present } from '@fleet/service/invariant';
 import { describe, expect, it } from 'vitest';
 import { openDatabase } from '../src/db.js';
 import { AbortStep, FsmEngine, RunConflictError } from '../src/fsm/engine.js';
@@ -71,7 +72,7 @@ describe('FsmEngine', () => {
     const restarted = engineOn(path, second);
     const [resumed] = restarted.engine.resumeAll();
     expect(resumed?.id).toBe(run.id);
-    await resumed!.done;
+    await present(resumed, 'resumed').done;
     expect(second).toEqual(['two', 'three:50']);
     expect(restarted.engine.history('m1')[0]).toMatchObject({ status: 'succeeded' });
   });

@@ -1,4 +1,5 @@
 import { readdirSync, readFileSync } from 'node:fs';
+import { present } from '@fleet/service/invariant';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectStatus } from './expect-status.js';
 import { call, createMachine, eventually, FlydFixture, hello, inState } from './flyd-fixture.js';
@@ -10,7 +11,11 @@ function sleeping(seconds: number): number[] {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').filter(Boolean);
-      if (argv.length === 2 && argv[0]!.endsWith('sleep') && argv[1] === String(seconds)) {
+      if (
+        argv.length === 2 &&
+        present(argv[0], 'argv[0]').endsWith('sleep') &&
+        argv[1] === String(seconds)
+      ) {
         pids.push(Number(entry));
       }
     } catch {

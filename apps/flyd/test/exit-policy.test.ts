@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { present } from '@fleet/service/invariant';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call, createMachine, eventually, FlydFixture, inState } from './flyd-fixture.js';
 import { machinePids } from './machine-processes.js';
@@ -36,7 +37,8 @@ describe('what happens after a machine exits', () => {
   afterAll(() => fixture.close());
 
   const create = (config: Record<string, unknown>) => createMachine(base, 'exits', config);
-  const view = async (id: string) => (await call(base, 'GET', `/v1/machines/${id}`))!.body;
+  const view = async (id: string) =>
+    present(await call(base, 'GET', `/v1/machines/${id}`), 'an answer').body;
   const exits = async (id: string, code: number) =>
     ((await view(id)).events as ExitEvent[]).filter(
       (event) => event.type === 'exit' && event.request?.exit_event?.exit_code === code,
@@ -121,7 +123,8 @@ describe('what happens after a machine exits', () => {
     expect(
       await client().queryObjects(['SELECT * FROM services WHERE machine_id = ?', [id]]),
     ).toEqual([]);
-    const listed = (await call(base, 'GET', '/v1/machines?app=exits'))!.body as unknown as {
+    const listed = present(await call(base, 'GET', '/v1/machines?app=exits'), 'an answer')
+      .body as unknown as {
       id: string;
     }[];
     expect(listed.map((machine) => machine.id)).not.toContain(id);

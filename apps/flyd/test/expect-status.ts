@@ -1,3 +1,4 @@
+import { present } from '@fleet/service/invariant';
 import { expect } from 'vitest';
 import { type CallAnswer, call } from './flyd-fixture.js';
 
@@ -8,7 +9,7 @@ export function expectStatus(
   what: string,
 ): CallAnswer {
   expect(answer?.status, `${what}: ${JSON.stringify(answer?.body)}`).toBe(status);
-  return answer!;
+  return present(answer, 'answer');
 }
 
 /** One call to flyd's API that must answer `status` (200 unless said): its answer. */

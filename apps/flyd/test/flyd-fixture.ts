@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { CorrosionClient } from '@fleet/corrosion-client';
 import { sampleImagesDir } from '@fleet/sample-images';
 import { type ServerProcess, serverMain, startServerProcess } from '@fleet/service';
+import { present } from '@fleet/service/invariant';
 import { vi } from 'vitest';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -51,7 +52,9 @@ export class FlydFixture {
 
   /** A client of this fixture's corrosion agent, closed with the fixture. */
   get corrosionClient(): CorrosionClient {
-    this.#client ??= new CorrosionClient({ url: this.corrosion.urls.api! });
+    this.#client ??= new CorrosionClient({
+      url: present(this.corrosion.urls.api, 'this.corrosion.urls.api'),
+    });
     return this.#client;
   }
 
@@ -98,7 +101,7 @@ export class FlydFixture {
         '--data-dir',
         join(this.dir, 'flyd'),
         '--corrosion-url',
-        this.corrosion.urls.api!,
+        present(this.corrosion.urls.api, 'this.corrosion.urls.api'),
         '--stop-timeout-ms',
         '2000',
         ...(this.stopMachinesOnExit ? ['--stop-machines-on-exit'] : []),
@@ -109,7 +112,7 @@ export class FlydFixture {
       env,
       logFile: join(this.dir, 'flyd.log'),
     });
-    return this.flyd.urls.api!;
+    return present(this.flyd.urls.api, 'this.flyd.urls.api');
   }
 
   async kill(): Promise<void> {

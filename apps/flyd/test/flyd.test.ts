@@ -11,6 +11,7 @@ import {
   serverMain,
   startServerProcess,
 } from '@fleet/service';
+import { present } from '@fleet/service/invariant';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FlydErrors } from '../src/errors.js';
 import { machinePids } from './machine-processes.js';
@@ -41,7 +42,7 @@ describe('flyd', () => {
         '--data-dir',
         join(dir, 'flyd'),
         '--corrosion-url',
-        corrosion.urls.api!,
+        present(corrosion.urls.api, 'corrosion.urls.api'),
         '--host-id',
         'w1',
         '--stop-machines-on-exit', // the test leaves no machine running behind it
@@ -82,7 +83,7 @@ describe('flyd', () => {
       listeners: ['api'],
       env,
     });
-    client = new CorrosionClient({ url: corrosion.urls.api! });
+    client = new CorrosionClient({ url: present(corrosion.urls.api, 'corrosion.urls.api') });
     flyd = await startFlyd();
   });
   afterAll(async () => {
@@ -113,7 +114,10 @@ describe('flyd', () => {
       [id],
     ]);
     expect(services).toEqual([
-      { internal_port: 8080, ports: JSON.stringify(hello.services[0]!.ports) },
+      {
+        internal_port: 8080,
+        ports: JSON.stringify(present(hello.services[0], 'hello.services[0]').ports),
+      },
     ]);
 
     expect((await call('POST', `/v1/machines/${id}/stop`)).status).toBe(200);
@@ -327,7 +331,7 @@ describe('flyd', () => {
       'SELECT metadata FROM machines WHERE id = ?',
       [id],
     ]);
-    expect(JSON.parse(published[0]!.metadata)).toEqual({ role: 'primary' });
+    expect(JSON.parse(present(published[0], 'published[0]').metadata)).toEqual({ role: 'primary' });
 
     const services = async () =>
       (await client.queryObjects(['SELECT internal_port FROM services WHERE machine_id = ?', [id]]))
@@ -392,7 +396,9 @@ describe('flyd', () => {
       user_config: { env: { GREETING: string } };
     }[];
     expect(versions.map((version) => version.user_config.env.GREETING)).toEqual(['v2', 'v1']);
-    expect(versions[0]!.version).toBe((await call('GET', `/v1/machines/${id}`)).body.instance_id);
+    expect(present(versions[0], 'versions[0]').version).toBe(
+      (await call('GET', `/v1/machines/${id}`)).body.instance_id,
+    );
 
     await ok('POST', `/v1/machines/${id}/suspend`);
     await ok('POST', `/v1/machines/${id}/stop`, { timeout: 5 });

@@ -1,5 +1,6 @@
 import { rmSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { present } from '@fleet/service/invariant';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openDatabase } from '../src/db.js';
 import { MachineStore } from '../src/machines/machine-store.js';
@@ -59,8 +60,8 @@ describe('history per machine', () => {
     store.addEvent('m2', { type: 'launch', status: 'created', source: 'user' });
     const events = store.events('m1', 1_000);
     expect(events).toHaveLength(20);
-    expect(events[0]!.status).toBe('crash 149');
-    expect(events.at(-1)!.status).toBe('crash 130');
+    expect(present(events[0], 'events[0]').status).toBe('crash 149');
+    expect(present(events.at(-1), 'events.at(-1)').status).toBe('crash 130');
     expect(store.events('m2', 1_000)).toHaveLength(1);
   });
 });

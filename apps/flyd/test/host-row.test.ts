@@ -1,3 +1,4 @@
+import { present } from '@fleet/service/invariant';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call, eventually, FlydFixture, hello } from './flyd-fixture.js';
 import { settledIn } from './machine-wait.js';
@@ -50,7 +51,7 @@ describe("the host's row in corrosion", () => {
     const config = guest ? { ...hello, guest } : hello;
     const answer = await call(base, 'POST', '/v1/machines', { app: 'rows', config });
     expect(answer?.status).toBe(200);
-    return answer!.body.id as string;
+    return present(answer, 'answer').body.id as string;
   };
 
   it('publishes its flags as capacity, with nothing reserved, at start', async () => {

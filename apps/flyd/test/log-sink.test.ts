@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sampleImagesDir } from '@fleet/sample-images';
 import { type ServerProcess, serverMain, startServerProcess } from '@fleet/service';
+import { present } from '@fleet/service/invariant';
 import { afterAll, describe, expect, it } from 'vitest';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -46,7 +47,7 @@ describe('a wedged log sink', () => {
         env,
       });
       servers.push(server);
-      return server.urls.api!;
+      return present(server.urls.api, 'server.urls.api');
     };
     const corrosion = await start(serverMain('@fleet/corrosion'), [
       'agent',

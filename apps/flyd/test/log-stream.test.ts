@@ -1,4 +1,5 @@
 import { connect } from 'node:net';
+import { present } from '@fleet/service/invariant';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectStatus } from './expect-status.js';
 import { call, eventually, FlydFixture, flydToken } from './flyd-fixture.js';
@@ -87,7 +88,9 @@ describe('logs of an app on one worker', () => {
         'GET',
         `/v1/logs?app=talk&after=${first.next_after as number}`,
       );
-      return (answer!.body.lines as Line[]).length > 0 ? (answer!.body.lines as Line[]) : undefined;
+      return (present(answer, 'answer').body.lines as Line[]).length > 0
+        ? (present(answer, 'answer').body.lines as Line[])
+        : undefined;
     }, 'newer lines');
     expect(next.every((line) => line.seq > (first.next_after as number))).toBe(true);
 
@@ -109,7 +112,9 @@ describe('logs of an app on one worker', () => {
       signal: controller.signal,
     });
     expect(response.headers.get('content-type')).toContain('application/x-ndjson');
-    const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+    const reader = present(response.body, 'response.body')
+      .pipeThrough(new TextDecoderStream())
+      .getReader();
     const lines: Line[] = [];
     let pending = '';
     try {
@@ -118,7 +123,7 @@ describe('logs of an app on one worker', () => {
         if (done) break;
         pending += value;
         const complete = pending.split('\n');
-        pending = complete.pop()!;
+        pending = present(complete.pop(), 'complete.pop()');
         for (const text of complete) lines.push(JSON.parse(text) as Line);
       }
     } finally {
@@ -127,7 +132,7 @@ describe('logs of an app on one worker', () => {
     expect(lines.length).toBeGreaterThanOrEqual(40);
     expect(lines.every((line) => line.machine_id === id && line.app === 'live')).toBe(true);
     const numbers = lines.map((line) => Number(line.message.split('-')[1]));
-    expect(numbers).toEqual(numbers.map((_, index) => numbers[0]! + index)); // none lost, in order
+    expect(numbers).toEqual(numbers.map((_, index) => present(numbers[0], 'numbers[0]') + index)); // none lost, in order
   });
 
   it('drops lines for a follower that stops reading, counts them, and says so when it reads again', async () => {
@@ -165,7 +170,7 @@ describe('logs of an app on one worker', () => {
       expect(announced).toBeGreaterThan(0);
       // Every line the machine wrote up to the last one received was delivered or announced:
       // 40,000 of the flood, DONE, and TICK 0 … TICK n.
-      const lastTick = Number(parsed.at(-1)!.message.split(' ')[1]);
+      const lastTick = Number(present(parsed.at(-1), 'parsed.at(-1)').message.split(' ')[1]);
       expect(parsed.length + announced).toBe(40_000 + 1 + lastTick + 1);
     } finally {
       socket.destroy();

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
+import { present } from '@fleet/service/invariant';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callExpecting } from './expect-status.js';
 import { call, eventually, FlydFixture } from './flyd-fixture.js';
@@ -20,7 +21,7 @@ write();`;
 
 /** flyd's resident memory in kB. */
 function rssKb(pid: number): number {
-  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
+  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
 }
 
 /** The sum of a counter's samples on /metrics (0 when it has none yet). */
@@ -62,16 +63,18 @@ describe("a machine's output", () => {
 
   it('keeps the last 1,000 lines, in order', async () => {
     const base = await flyd();
-    const id = (await call(base, 'POST', '/v1/machines', {
+    const created = await call(base, 'POST', '/v1/machines', {
       app: 'logs',
       config: exitsAfter(fifteenHundred),
-    }))!.body.id as string;
+    });
+    const id = present(created, 'the create answer').body.id as string;
     expect(
       (await call(base, 'GET', `/v1/machines/${id}/wait?state=stopped&timeout=30`))?.status,
     ).toBe(200);
     // The process's exit can come before the end of its pipes: read until the last line is in.
     const lines = await eventually(async () => {
-      const ring = (await call(base, 'GET', `/v1/machines/${id}/logs`))!.body as unknown as {
+      const ring = present(await call(base, 'GET', `/v1/machines/${id}/logs`), 'an answer')
+        .body as unknown as {
         stream: string;
         message: string;
       }[];
@@ -88,13 +91,16 @@ describe("a machine's output", () => {
     const sinkPort = (stalled.address() as { port: number }).port;
     for (const flags of [[], ['--log-sink', `127.0.0.1:${sinkPort}`]]) {
       const base = await flyd(flags);
-      const pid = fixtures.at(-1)!.flyd!.child.pid!;
+      const pid = present(present(fixtures.at(-1), 'the fixture').flyd?.child.pid, 'flyd pid');
       const before = rssKb(pid);
       const config = { ...exitsAfter(endless), restart: { policy: 'no' } };
-      const id = (await call(base, 'POST', '/v1/machines', { app: 'logs', config }))!.body
-        .id as string;
+      const id = present(
+        await call(base, 'POST', '/v1/machines', { app: 'logs', config }),
+        'an answer',
+      ).body.id as string;
       const lines = await eventually(async () => {
-        const ring = (await call(base, 'GET', `/v1/machines/${id}/logs`))!.body as unknown as {
+        const ring = present(await call(base, 'GET', `/v1/machines/${id}/logs`), 'an answer')
+          .body as unknown as {
           message: string;
         }[];
         return ring.at(-1)?.message === 'DONE' ? ring : undefined;
@@ -115,7 +121,7 @@ describe("a machine's output", () => {
       socket.on('data', (chunk: string) => {
         pending += chunk;
         const lines = pending.split('\n');
-        pending = lines.pop()!;
+        pending = present(lines.pop(), 'lines.pop()');
         for (const line of lines) received.push(JSON.parse(line));
       });
     });
@@ -135,7 +141,8 @@ describe("a machine's output", () => {
         // The process's exit can come before the end of its pipes: read until the ring has 3
         // lines, or (a missing line being the failure) up to the poll's bound.
         const readRing = async () =>
-          (await call(base, 'GET', `/v1/machines/${id}/logs`))!.body as unknown as {
+          present(await call(base, 'GET', `/v1/machines/${id}/logs`), 'an answer')
+            .body as unknown as {
             message: string;
           }[];
         const ring = await eventually(async () => {
@@ -172,20 +179,23 @@ describe("a machine's output", () => {
     ]);
     const droppedBefore = await counter(base, 'flyd_log_lines_dropped_total');
     const timeoutsBefore = await counter(base, 'flyd_log_sink_timeouts_total');
-    const id = (await call(base, 'POST', '/v1/machines', {
+    const created = await call(base, 'POST', '/v1/machines', {
       app: 'logs',
       config: exitsAfter(chatty),
-    }))!.body.id as string;
+    });
+    const id = present(created, 'the create answer').body.id as string;
     expect(
       (await call(base, 'GET', `/v1/machines/${id}/wait?state=stopped&timeout=60`))?.status,
     ).toBe(200);
-    const events = (await call(base, 'GET', `/v1/machines/${id}`))!.body.events as {
+    const events = present(await call(base, 'GET', `/v1/machines/${id}`), 'an answer').body
+      .events as {
       request?: { exit_event?: { exit_code: number } };
     }[];
     expect(events[0]?.request?.exit_event?.exit_code).toBe(0); // it ran to its end
     // The ring gets every line (the sink did not); the pipes may end after the exit.
     await eventually(async () => {
-      const ring = (await call(base, 'GET', `/v1/machines/${id}/logs`))!.body as unknown as {
+      const ring = present(await call(base, 'GET', `/v1/machines/${id}/logs`), 'an answer')
+        .body as unknown as {
         message: string;
       }[];
       return ring.at(-1)?.message === 'DONE' ? true : undefined;

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { present } from '@fleet/service/invariant';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call, FlydFixture, hello } from './flyd-fixture.js';
 import { machinePids } from './machine-processes.js';
@@ -29,16 +30,16 @@ describe("a machine's environment", () => {
   it("has PORT, Fly's variables and its config's env, and none of flyd's", async () => {
     const config = { ...hello, env: { GREETING: 'hi', FLY_REGION_HINT: 'x' } };
     const created = await call(base, 'POST', '/v1/machines', { app: 'envapp', config });
-    const id = created!.body.id as string;
+    const id = present(created, 'created').body.id as string;
     await settledIn(base, id, 'started');
-    const machine = (await call(base, 'GET', `/v1/machines/${id}`))!.body;
+    const machine = present(await call(base, 'GET', `/v1/machines/${id}`), 'an answer').body;
     const port = String(machine.private_addr).split(':')[1];
 
     const exec = await call(base, 'POST', `/v1/machines/${id}/exec`, { command: ['printenv'] });
     expect(exec?.body).toMatchObject({ exit_code: 0 });
     const [pid] = machinePids(id);
     const environments = {
-      exec: parseEnv(String(exec!.body.stdout), '\n'),
+      exec: parseEnv(String(present(exec, 'exec').body.stdout), '\n'),
       process: parseEnv(readFileSync(`/proc/${pid}/environ`, 'latin1'), '\0'),
     };
     for (const [where, env] of Object.entries(environments)) {
@@ -63,12 +64,14 @@ describe("a machine's environment", () => {
 
   it("lets Fly's variables win over a config env that names them", async () => {
     const config = { ...hello, env: { FLY_MACHINE_ID: 'spoofed', PORT: '1' } };
-    const id = (await call(base, 'POST', '/v1/machines', { app: 'envapp', config }))!.body
-      .id as string;
+    const id = present(
+      await call(base, 'POST', '/v1/machines', { app: 'envapp', config }),
+      'an answer',
+    ).body.id as string;
     await settledIn(base, id, 'started');
-    const machine = (await call(base, 'GET', `/v1/machines/${id}`))!.body;
+    const machine = present(await call(base, 'GET', `/v1/machines/${id}`), 'an answer').body;
     const exec = await call(base, 'POST', `/v1/machines/${id}/exec`, { command: ['printenv'] });
-    const env = parseEnv(String(exec!.body.stdout), '\n');
+    const env = parseEnv(String(present(exec, 'exec').body.stdout), '\n');
     expect(env.FLY_MACHINE_ID).toBe(id);
     expect(env.PORT).toBe(String(machine.private_addr).split(':')[1]);
     expect((await call(base, 'DELETE', `/v1/machines/${id}?kill=true`))?.status).toBe(200);

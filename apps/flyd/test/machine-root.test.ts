@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { present } from '@fleet/service/invariant';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callExpecting } from './expect-status.js';
 import { call, FlydFixture, hello, inState } from './flyd-fixture.js';
@@ -11,7 +12,9 @@ describe('a machine root', () => {
   const newId = () => randomBytes(7).toString('hex');
   const base64 = (text: string) => Buffer.from(text).toString('base64');
   const exec = async (id: string, cmd: string) =>
-    (await call(api, 'POST', `/v1/machines/${id}/exec`, { cmd }))!.body as { stdout: string };
+    present(await call(api, 'POST', `/v1/machines/${id}/exec`, { cmd }), 'an answer').body as {
+      stdout: string;
+    };
   const started = (id: string) => inState(api, id, 'started');
 
   beforeAll(async () => {
@@ -50,8 +53,8 @@ describe('a machine root', () => {
       await callExpecting(api, 'POST', '/v1/machines', { id, app: 'roots', config: hello });
       await started(id);
     }
-    await exec(first!, 'echo mine > note.txt');
-    expect((await exec(second!, 'ls')).stdout).not.toContain('note.txt');
+    await exec(present(first, 'first'), 'echo mine > note.txt');
+    expect((await exec(present(second, 'second'), 'ls')).stdout).not.toContain('note.txt');
   });
 
   it('refuses files it cannot write, naming the problem', async () => {

@@ -2,6 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CorrosionClient } from '@fleet/corrosion-client';
 import { type ServerProcess, serverMain, startServerProcess } from '@fleet/service';
+import { present } from '@fleet/service/invariant';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callExpecting } from './expect-status.js';
 import { call, eventually, FlydFixture, hello } from './flyd-fixture.js';
@@ -34,13 +35,17 @@ describe('a migrate between workers with their own corrosion agents', () => {
       env: { ...process.env, LOG_LEVEL: 'error' },
     });
     agents.push(agent);
-    clients.push(new CorrosionClient({ url: agent.urls.api!, timeoutMs: 5_000 }));
+    clients.push(
+      new CorrosionClient({ url: present(agent.urls.api, 'agent.urls.api'), timeoutMs: 5_000 }),
+    );
     return agent;
   };
 
   beforeAll(async () => {
     const first = await startAgent('a', []);
-    const second = await startAgent('b', [first.urls.gossip!.replace('udp://', '')]);
+    const second = await startAgent('b', [
+      present(first.urls.gossip, 'first.urls.gossip').replace('udp://', ''),
+    ]);
     source.useCorrosion(first);
     target.useCorrosion(second);
     await source.startFlyd();
@@ -54,8 +59,8 @@ describe('a migrate between workers with their own corrosion agents', () => {
   });
 
   it('leaves every agent with the target as the owner of the machine and its volume', async () => {
-    const sourceApi = source.flyd!.urls.api!;
-    const targetApi = target.flyd!.urls.api!;
+    const sourceApi = present(source.flyd?.urls.api, 'the source flyd URL');
+    const targetApi = present(target.flyd?.urls.api, 'the target flyd URL');
     const volume = (
       await callExpecting(sourceApi, 'POST', '/v1/volumes', { app: 'hosts', name: 'data' })
     ).body.id as string;

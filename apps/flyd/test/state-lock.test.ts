@@ -1,6 +1,7 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startServerProcess } from '@fleet/service';
+import { present } from '@fleet/service/invariant';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import {
   call,
@@ -47,7 +48,12 @@ describe('a second flyd on the same data directory', () => {
       args: [
         flydMain,
         ...['--listen', '127.0.0.1:0', '--data-dir', join(fixture.dir, 'flyd')],
-        ...['--corrosion-url', fixture.corrosion.urls.api!, '--host-id', 'locked-host'],
+        ...[
+          '--corrosion-url',
+          present(fixture.corrosion.urls.api, 'fixture.corrosion.urls.api'),
+          '--host-id',
+          'locked-host',
+        ],
         '--stop-machines-on-exit',
       ],
       listeners: ['api'],
@@ -55,7 +61,7 @@ describe('a second flyd on the same data directory', () => {
     });
     // Should it start after all (the bug), it is stopped with the test, not left running.
     onTestFinished(() => second.then((server) => server.stop()).catch(() => undefined));
-    const firstPid = fixture.flyd!.child.pid!;
+    const firstPid = present(fixture.flyd?.child.pid, 'the first flyd pid');
     await expect(second).rejects.toThrow(new RegExp(`exited \\(1\\)[\\s\\S]*pid ${firstPid}`));
 
     expect(machinePids(id)).toEqual(pidsBefore);

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { present } from '@fleet/service/invariant';
 import type { Topology } from '../topology/load.js';
 
 /**
@@ -27,7 +28,7 @@ export function planAddresses(topology: Topology): HostAddress[] {
     return {
       id: host.id,
       region: host.region,
-      address: `198.18.${regionIndex.get(host.region)! + 1}.${index + 10}`,
+      address: `198.18.${present(regionIndex.get(host.region), `region ${host.region}`) + 1}.${index + 10}`,
     };
   });
 }

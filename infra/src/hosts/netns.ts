@@ -25,7 +25,7 @@ export async function listNamespaces(): Promise<string[]> {
   const out = await ip('netns', 'list');
   return out
     .split('\n')
-    .map((line) => line.split(' ')[0]!)
+    .map((line) => line.split(' ')[0] ?? '') // split() gives at least one part
     .filter((name) => name !== '');
 }
 

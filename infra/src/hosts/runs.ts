@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { present } from '@fleet/service/invariant';
 import { ipQuiet, listNamespaces, removeNamespace } from './netns.js';
 
 /**
@@ -37,7 +38,12 @@ function processStartTime(pid: number): string | undefined {
 
 export function recordRun(runId: string, stateDir: string): RunRecord {
   mkdirSync(runsDir, { recursive: true });
-  const record = { runId, pid: process.pid, startTime: processStartTime(process.pid)!, stateDir };
+  const record = {
+    runId,
+    pid: process.pid,
+    startTime: present(processStartTime(process.pid), 'this process start time'),
+    stateDir,
+  };
   writeFileSync(join(runsDir, `${runId}.json`), `${JSON.stringify(record)}\n`);
   return record;
 }
@@ -54,7 +60,7 @@ function readRecord(runId: string): RunRecord | undefined {
   }
 }
 
-const isLive = (record: RunRecord | undefined) =>
+const isLive = (record: RunRecord | undefined): record is RunRecord =>
   record !== undefined && processStartTime(record.pid) === record.startTime;
 
 /** A live run already owns the harness's address range: one run per machine at a time. */
@@ -74,8 +80,8 @@ export class HarnessBusyError extends Error {
 export async function removeDeadRuns(): Promise<string[]> {
   const runIds = new Set<string>();
   for (const name of await listNamespaces()) {
-    const match = /^fleet-([0-9a-f]{6})-/.exec(name);
-    if (match) runIds.add(match[1]!);
+    const runId = /^fleet-([0-9a-f]{6})-/.exec(name)?.[1];
+    if (runId) runIds.add(runId);
   }
   let recorded: string[] = [];
   try {
@@ -87,7 +93,7 @@ export async function removeDeadRuns(): Promise<string[]> {
   const removed: string[] = [];
   for (const runId of runIds) {
     const record = readRecord(runId);
-    if (isLive(record)) throw new HarnessBusyError(record!);
+    if (isLive(record)) throw new HarnessBusyError(record);
     removed.push(await removeRun(runId, record));
   }
   return removed;

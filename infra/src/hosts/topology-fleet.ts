@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { CorrosionClient } from '@fleet/corrosion-client';
 import { lockState, type StateLock } from '@fleet/service';
+import { present } from '@fleet/service/invariant';
 import { fleetLockPath } from '../launcher/fleet.js';
 import { type FleetSecrets, fleetKeyFile, loadOrCreateSecrets } from '../launcher/secrets.js';
 import type { Topology } from '../topology/load.js';
@@ -73,7 +74,10 @@ export async function startTopologyFleet(options: TopologyFleetOptions): Promise
     network = await startNetwork(options.topology, options.stateDir);
     const secrets = loadOrCreateSecrets(options.stateDir);
     const specs: HostSpec[] = options.topology.hosts.map((host) => {
-      const placed = network!.hosts.find((candidate) => candidate.id === host.id)!;
+      const placed = present(
+        present(network, 'the network').hosts.find((candidate) => candidate.id === host.id),
+        `host ${host.id} placed in the network`,
+      );
       return { ...host, address: placed.address, namespace: placed.namespace };
     });
     const environment: HostEnvironment = {
@@ -94,17 +98,23 @@ export async function startTopologyFleet(options: TopologyFleetOptions): Promise
       hosts.set(spec.id, await startHost(spec, environment));
     };
     // Workers and the API host first: edges ask flaps for autostart only when it is up.
-    const apiHost = specs.find((spec) => spec.api)!;
+    const apiHost = present(
+      specs.find((spec) => spec.api),
+      'the API host (the topology schema requires one)',
+    );
     await Promise.all(
       specs.filter((spec) => spec.roles.includes('worker') || spec.api).map(startOne),
     );
     await Promise.all(specs.filter((spec) => !hosts.has(spec.id)).map(startOne));
     await writeRegions(
       options.topology,
-      hosts.get(apiHost.id)!.urls.corrosion,
+      present(hosts.get(apiHost.id), 'the API host').urls.corrosion,
       secrets.corrosionToken,
     );
-    const apiUrl = hosts.get(apiHost.id)!.urls.flaps!;
+    const apiUrl = present(
+      present(hosts.get(apiHost.id), 'the API host').urls.flaps,
+      'its flaps URL',
+    );
     lock.describe({ runId: network.runId, api: apiUrl });
     const specOf = (id: string) => {
       const spec = specs.find((candidate) => candidate.id === id);

@@ -8,6 +8,7 @@ import {
   startServerProcess,
   stateLockHolder,
 } from '@fleet/service';
+import { present } from '@fleet/service/invariant';
 import { imagesDir, type ServerName, serverMain } from './paths.js';
 import { type FleetSecrets, fleetKeyFile, loadOrCreateSecrets } from './secrets.js';
 
@@ -91,7 +92,11 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
       lock.release();
     }
   });
-  const start = async (name: ServerName, args: string[], listeners: string[]) => {
+  const start = async <Listener extends string>(
+    name: ServerName,
+    args: string[],
+    listeners: Listener[],
+  ): Promise<Record<Listener, string>> => {
     const server = await startServerProcess({
       command: process.execPath,
       args: [serverMain(name), ...args],
@@ -105,7 +110,13 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
       ownProcessGroup: true,
     });
     servers.push(server);
-    return server.urls;
+    // It resolved once every listener asked for had announced its URL.
+    return Object.fromEntries(
+      listeners.map((listener) => [
+        listener,
+        present(server.urls[listener], `${name} ${listener}`),
+      ]),
+    ) as Record<Listener, string>;
   };
   try {
     const corrosion = await start(
@@ -113,7 +124,7 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
       ['agent', '--db', join(hostDir, 'corrosion.db'), '--api-addr', '127.0.0.1:0'],
       ['api'],
     );
-    const corrosionUrl = corrosion.api!;
+    const corrosionUrl = corrosion.api;
     // flaps before flyd: flyd pulls uploaded images from it (--flaps-url).
     const flaps = await start(
       'flaps',
@@ -131,7 +142,7 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
         // leave its machines running for the next flyd to adopt).
         ...['--corrosion-url', corrosionUrl, '--stop-machines-on-exit'],
         ...['--host-id', options.hostId, '--region', options.region, '--images-dir', imagesDir],
-        ...['--flaps-url', flaps.api!, ...fleetKey],
+        ...['--flaps-url', flaps.api, ...fleetKey],
       ],
       ['api'],
     );
@@ -141,7 +152,7 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
         ...['--mode', 'edge', '--listen', options.proxyListen, '--admin-listen', '127.0.0.1:0'],
         ...['--corrosion-url', corrosionUrl, '--domain', options.domain],
         // Autostart and autostop go through the Machines API (its token is in the environment).
-        ...['--region', options.region, '--flaps-url', flaps.api!, '--tcp-bind', '127.0.0.1'],
+        ...['--region', options.region, '--flaps-url', flaps.api, '--tcp-bind', '127.0.0.1'],
         ...['--state-dir', join(hostDir, 'fly-proxy')], // its control socket (proxyctl)
         ...(options.proxyArgs ?? []),
       ],
@@ -149,10 +160,10 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
     );
     const urls = {
       corrosion: corrosionUrl,
-      flyd: flyd.api!,
-      flaps: flaps.api!,
-      proxy: proxy.proxy!,
-      proxyAdmin: proxy.admin!,
+      flyd: flyd.api,
+      flaps: flaps.api,
+      proxy: proxy.proxy,
+      proxyAdmin: proxy.admin,
     };
     lock.describe({ urls });
     return { urls, secrets, hostDir, servers, lock, stop };

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
+
 import { join, relative } from 'node:path';
 import { FlapsClient } from '@fleet/flaps-client';
 import { parseConfig, runMain, StateLockedError } from '@fleet/service';
+import { present } from '@fleet/service/invariant';
 import { loadTopologyFile, TopologyError } from '../topology/load.js';
 import { ensureDemoApp, waitForProxy } from './demo.js';
 import { type Fleet, startFleet } from './fleet.js';
@@ -90,8 +92,9 @@ runMain(async () => {
       return;
     }
     // One host: today's fleet on 127.0.0.1, named as the file says.
-    hostId = topology.hosts[0]!.id;
-    region = topology.hosts[0]!.region;
+    const [only] = topology.hosts;
+    hostId = present(only, 'the one host').id;
+    region = present(only, 'the one host').region;
   }
   const logs = join(stateDir, hostId, 'logs');
   const fleet = await startFleet({

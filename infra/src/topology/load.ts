@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { present } from '@fleet/service/invariant';
 import { Ajv, type ErrorObject } from 'ajv';
 import { defaultRouteFactor, derivedLatencyMs } from './latency.js';
 import { topologySchema } from './schema.js';
@@ -99,7 +100,7 @@ export function parseTopology(raw: unknown, source = 'topology'): Topology {
       });
   for (const link of document.links ?? []) {
     const key = pairKey(...link.between);
-    const derived = links.get(key)!;
+    const derived = present(links.get(key), `the link ${key}, checked to join two hosts`);
     links.set(key, {
       latencyMs: link.latency_ms ?? derived.latencyMs,
       loss: link.loss ?? derived.loss,
@@ -124,7 +125,10 @@ export function parseTopology(raw: unknown, source = 'topology'): Topology {
 }
 
 function firstEdge(document: RawTopology) {
-  return document.hosts.find((host) => host.roles.includes('edge')) ?? document.hosts[0]!;
+  return (
+    document.hosts.find((host) => host.roles.includes('edge')) ??
+    present(document.hosts[0], 'a host (the schema requires one)')
+  );
 }
 
 function crossCheck(document: RawTopology): string[] {

@@ -1,6 +1,8 @@
 #!/usr/bin/env node
+
 import { request } from 'node:http';
 import { join } from 'node:path';
+import { present } from '@fleet/service/invariant';
 import { repoRoot } from '../launcher/paths.js';
 import { controlSocketName } from './control-server.js';
 
@@ -53,7 +55,7 @@ function parse(argv: string[]) {
   const positional: string[] = [];
   const options: Record<string, number> = {};
   for (let index = 0; index < argv.length; index++) {
-    const arg = argv[index]!;
+    const arg = present(argv[index], `argument ${index}`);
     if (arg === '--help' || arg === '-h') {
       process.stdout.write(`${usage}\n`);
       process.exit(0);
@@ -102,7 +104,7 @@ async function main(): Promise<void> {
     ];
   } else if (command === 'heal' && rest.length === 0) route = ['DELETE', '/v1/partitions'];
   else if (['kill', 'pause', 'resume', 'restart'].includes(command ?? '') && rest.length === 1)
-    route = ['POST', `/v1/hosts/${encodeURIComponent(rest[0]!)}/${command}`];
+    route = ['POST', `/v1/hosts/${encodeURIComponent(present(rest[0], 'the host'))}/${command}`];
   else fail(command === undefined ? 'no command' : `bad use of ${command}`);
   const answer = await call(join(stateDir, controlSocketName), ...route);
   process.stdout.write(answer.text);

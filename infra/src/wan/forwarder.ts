@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { present } from '@fleet/service/invariant';
 import { inNamespace } from '../hosts/netns.js';
 import { repoRoot } from '../launcher/paths.js';
 
@@ -44,7 +45,9 @@ export function startForwarder(
   const child = spawn(program.command, program.args, { stdio: ['pipe', 'pipe', 'pipe'] });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const stderr: string[] = [];
-  child.stderr!.on('data', (chunk: Buffer) => stderr.push(chunk.toString()));
+  present(child.stderr, 'the piped stderr').on('data', (chunk: Buffer) =>
+    stderr.push(chunk.toString()),
+  );
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
     const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
@@ -60,7 +63,7 @@ export function startForwarder(
     };
     const onEarlyExit = (code: number | null) => fail(`exited with ${code}`);
     child.once('exit', onEarlyExit);
-    createInterface({ input: child.stdout! }).once('line', (line) => {
+    createInterface({ input: present(child.stdout, 'the piped stdout') }).once('line', (line) => {
       if (!line.includes('"ready"')) return fail(`unexpected output ${line}`);
       clearTimeout(timer);
       child.removeListener('exit', onEarlyExit);

@@ -1,5 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { present } from '@fleet/service/invariant';
 import {
   accessAddress,
   checkOwnAddress,
@@ -70,24 +71,21 @@ export async function startNetwork(topology: Topology, stateDir: string): Promis
     writeFileSync(configFile, JSON.stringify(forwarderConfig(topology, hosts, tuns)));
     forwarder = await startForwarder(router, configFile, join(stateDir, 'wan.sock'));
     for (const [index, region] of topology.regions.entries()) {
-      await ip('-n', router, 'link', 'set', tuns[region.code]!, 'up');
-      await ip(
-        '-n',
-        router,
-        'route',
-        'add',
-        'default',
-        'dev',
-        tuns[region.code]!,
-        'table',
-        `${100 + index}`,
-      );
+      const tun = present(tuns[region.code], `the tunnel of ${region.code}`);
+      await ip('-n', router, 'link', 'set', tun, 'up');
+      await ip('-n', router, 'route', 'add', 'default', 'dev', tun, 'table', `${100 + index}`);
     }
     const regionTable = new Map(
       topology.regions.map((region, index) => [region.code, 100 + index]),
     );
     for (const [index, host] of hosts.entries())
-      await addHost(router, host, `h${index}`, regionTable.get(host.region)!, plan);
+      await addHost(
+        router,
+        host,
+        `h${index}`,
+        present(regionTable.get(host.region), `region ${host.region}`),
+        plan,
+      );
     await addAccessLink(runId, router);
     return { runId, hosts, routerNamespace: router, forwarder, removedLeftovers, stop };
   } catch (error) {

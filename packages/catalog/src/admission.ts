@@ -71,6 +71,10 @@ export class Admission {
   wake(app: string, count = 1): void {
     const queue = this.#waiting.get(app);
     if (queue === undefined) return;
-    for (let i = 0; i < count && queue.length > 0; i++) queue[0]!.wake();
+    for (let i = 0; i < count; i++) {
+      const oldest = queue[0];
+      if (oldest === undefined) return;
+      oldest.wake();
+    }
   }
 }

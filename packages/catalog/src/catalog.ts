@@ -1,6 +1,7 @@
 import { setMaxListeners } from 'node:events';
 import type { CorrosionClient, WatchEvent } from '@fleet/corrosion-client';
 import type { LockSnapshot } from '@fleet/locks';
+import { present } from '@fleet/service/invariant';
 import { Admission } from './admission.js';
 import { BadRowError, CatalogError } from './errors.js';
 import { Freshness, type TableFreshness } from './freshness.js';
@@ -57,6 +58,8 @@ export interface CatalogStats {
   resyncing: { refused: number; reset: number };
   /** Machines reported unreachable within `unreachableTtlMs` (ranked last). */
   machinesUnreachable: number;
+  /** Requests waiting in `admit()` for capacity, every app together. */
+  admissionWaiting: number;
 }
 
 /** A change of one app buffered while that app loads (see `#loadApp`). */
@@ -333,9 +336,10 @@ export class Catalog {
       if (cached.app === null) this.#metrics.negativeHits.add(1, { kind: 'host' });
       return cached.app ?? undefined;
     }
-    if (!this.#attachedAll()) return Promise.reject(this.#notReady(name));
+    const client = this.#client;
+    if (!this.#attachedAll() || client === undefined) return Promise.reject(this.#notReady(name));
     return this.#loader
-      .load(`host:${name}`, '', (signal) => this.#loadHost(name, signal))
+      .load(`host:${name}`, '', (signal) => this.#loadHost(client, name, signal))
       .then(() => this.#tables.hostnames.get(name) ?? this.#hostCache.get(name)?.app ?? undefined);
   }
 
@@ -496,6 +500,7 @@ export class Catalog {
       quarantined: this.#quarantine.size,
       resyncing: this.#resyncs.counts(),
       machinesUnreachable: this.#unreachable.size,
+      admissionWaiting: this.#admissionWaiting,
     });
   }
 
@@ -627,11 +632,11 @@ export class Catalog {
     }
   }
 
-  async #loadHost(name: string, signal: AbortSignal): Promise<void> {
+  async #loadHost(client: CorrosionClient, name: string, signal: AbortSignal): Promise<void> {
     const override: { app: string | null | undefined } = { app: undefined };
     this.#hostLoads.set(name, override);
     try {
-      const found = await readHostnameApp(this.#client!, name, signal);
+      const found = await readHostnameApp(client, name, signal);
       const app = override.app === undefined ? found : override.app;
       this.#remember(this.#hostCache, name, {
         app,
@@ -767,14 +772,16 @@ export class Catalog {
           ? this.#tables.machines.get(String(cells[0]))?.app
           : appOf(table, cells);
       if (app === undefined) orphans.push(cells);
-      else byShard[shardIndex(app, this.#shards.length)]!.push(cells);
+      else
+        present(byShard[shardIndex(app, this.#shards.length)], 'a shard of the swap').push(cells);
     }
     if (table === 'health_checks') this.#tables.orphanChecks.clear();
-    const writes = this.#shards.map((shard, index) =>
-      shard
+    const writes = this.#shards.map((shard, index) => {
+      const shardRows = present(byShard[index], 'a shard of the swap');
+      return shard
         .write(`reset-${table}`, { table }, (apps) => {
           this.#tables.reset(apps, table);
-          for (const cells of byShard[index]!) this.#swapRow(apps, table, cells);
+          for (const cells of shardRows) this.#swapRow(apps, table, cells);
         })
         .catch((error: unknown) => {
           // The shard kept its old rows of the table: each of its apps, and each app the new
@@ -782,11 +789,11 @@ export class Catalog {
           this.#metrics.updateFailures.add(1, { label: `reset-${table}` });
           this.#options.logger.error({ err: error, table, shard: index }, 'catalog swap failed');
           const apps = new Set(shard.state.keys());
-          for (const cells of byShard[index]!) apps.add(this.#appOfRow(table, cells));
+          for (const cells of shardRows) apps.add(this.#appOfRow(table, cells));
           apps.delete('');
           for (const app of apps) this.#updateFailed(app, table, undefined, error);
-        }),
-    );
+        });
+    });
     for (const cells of orphans)
       this.#guardRow(table, cells, () => this.#tables.health('upsert', cells));
     return Promise.all(writes).then(noop);
@@ -1018,7 +1025,7 @@ export class Catalog {
   }
 
   #shardOf(app: string): Guarded<ShardState> {
-    return this.#shards[shardIndex(app, this.#shards.length)]!;
+    return present(this.#shards[shardIndex(app, this.#shards.length)], 'the shard of an app');
   }
 
   #nowTick(): number {

@@ -1,4 +1,5 @@
 import type { CorrosionClient } from '@fleet/corrosion-client';
+import { present } from '@fleet/service/invariant';
 import { appTables, type FollowedTable, followedTables } from './rows.js';
 
 /** The rows of one app, table by table, as a lazy load reads them from corrosion. */
@@ -29,7 +30,7 @@ export async function readAppRows(
   );
   const rows = {} as AppRows;
   appTables.forEach((table, index) => {
-    rows[table] = answers[index]!.rows;
+    rows[table] = present(answers[index], `the answer for ${table}`).rows;
   });
   return rows;
 }

@@ -81,8 +81,7 @@ export function serviceFor(
   services: readonly ServiceSpec[],
   options: RouteOptions,
 ): ServiceSpec | undefined {
-  for (let i = 0; i < services.length; i++) {
-    const spec = services[i]!;
+  for (const spec of services) {
     if (options.internalPort !== undefined) {
       if (spec.internalPort === options.internalPort) return spec;
     } else if (options.port !== undefined) {
@@ -110,8 +109,7 @@ export function selectMachines(
   const local = context.localRegion;
   let saturated = 0;
   let nowTick = -1;
-  for (let i = 0; i < machines.length; i++) {
-    const machine = machines[i]!;
+  for (const machine of machines) {
     if (machine.state !== 'started' || machine.critical !== null || machine.privateAddr === null)
       continue;
     if (options.forceInstance !== undefined && machine.id !== options.forceInstance) continue;
@@ -140,20 +138,24 @@ export function selectMachines(
       if (nowTick === -1) nowTick = context.nowTick();
       if (machine.unreachableUntilTick > nowTick) score += unreachableWeight;
     }
-    if (picked.length === k && score >= scores[k - 1]!) continue;
+    const worst = picked.length === k ? scores[k - 1] : undefined;
+    if (worst !== undefined && score >= worst) continue;
     let at = picked.length === k ? k - 1 : picked.length;
-    while (at > 0 && scores[at - 1]! > score) {
-      scores[at] = scores[at - 1]!;
-      picked[at] = picked[at - 1]!;
+    while (at > 0) {
+      const previousScore = scores[at - 1];
+      const previous = picked[at - 1];
+      if (previousScore === undefined || previous === undefined || previousScore <= score) break;
+      scores[at] = previousScore;
+      picked[at] = previous;
       at--;
     }
     scores[at] = score;
     picked[at] = { machine, service, band, rttMs, local: isLocal };
   }
-  if (picked.length > 0) {
-    const startable =
-      picked[0]!.band === 0 ? noMachines : startableMachines(entry, options, context);
-    return { kind: 'ok', machine: picked[0]!.machine, candidates: picked, startable };
+  const best = picked[0];
+  if (best !== undefined) {
+    const startable = best.band === 0 ? noMachines : startableMachines(entry, options, context);
+    return { kind: 'ok', machine: best.machine, candidates: picked, startable };
   }
   if (!entry.known && machines.length === 0) return { kind: 'no-app' };
   return {

@@ -1,3 +1,4 @@
+import { present } from '@fleet/service/invariant';
 import type { Interner } from './intern.js';
 import { emptyServices } from './intern.js';
 import { AppEntry, Certificate, MachineEntry, type ServiceSpec } from './model.js';
@@ -222,7 +223,8 @@ export class AppTables {
   #detach(machine: MachineEntry): void {
     const entry = this.entryOf(machine.app);
     if (entry === undefined) return;
-    const last = entry.machines.pop()!;
+    // the machine is in its app's array (at its slot), so the array is not empty
+    const last = present(entry.machines.pop(), "the last machine of the machine's app");
     if (last !== machine) {
       entry.machines[machine.slot] = last;
       last.slot = machine.slot;

@@ -5,30 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CorrosionClient } from '@fleet/corrosion-client';
 import { type ServerProcess, serverMain, startMetrics, startServerProcess } from '@fleet/service';
-import { vi } from 'vitest';
+import { present } from '@fleet/service/invariant';
+import { until } from '@fleet/service/vitest-until';
 import { Catalog, type CatalogOptions } from '../src/index.js';
 import { machineCells, quiet } from './fixtures.js';
 
 const corrosionMain = serverMain('@fleet/corrosion');
-
-/** Polls `probe` until `accept` holds or `timeoutMs` pass; returns the last value (assert on it). */
-export async function until<T>(
-  probe: () => T | Promise<T>,
-  accept: (value: T) => boolean,
-  timeoutMs = 10_000,
-): Promise<T> {
-  let last: { value: T } | undefined;
-  await vi
-    .waitUntil(
-      async () => {
-        last = { value: await probe() };
-        return accept(last.value);
-      },
-      { timeout: timeoutMs, interval: 20 },
-    )
-    .catch(() => undefined); // the caller's assertion on the last value says what is wrong
-  return last === undefined ? probe() : last.value;
-}
 
 function runAgent(dir: string): Promise<ServerProcess> {
   return startServerProcess({
@@ -77,7 +59,9 @@ async function startRelay(target: () => number) {
 export async function startAgent() {
   const dir = mkdtempSync(join(tmpdir(), 'fleet-catalog-'));
   let corrosion = await runAgent(dir);
-  const relay = await startRelay(() => Number(new URL(corrosion.urls.api!).port));
+  const relay = await startRelay(() =>
+    Number(new URL(present(corrosion.urls.api, 'the agent API URL')).port),
+  );
   const client = new CorrosionClient({ url: `http://127.0.0.1:${relay.port}`, timeoutMs: 5_000 });
   const following: AbortController[] = [];
   let frozen = false;
@@ -127,6 +111,7 @@ export async function startAgent() {
       following.push(controller);
       void catalog.follow(client, controller.signal);
       await until(
+        'the catalog ready',
         () => catalog.ready,
         (ready) => ready,
       );

@@ -1,5 +1,6 @@
+import { until } from '@fleet/service/vitest-until';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { scrapeMetrics, startAgent, until } from './agent.js';
+import { scrapeMetrics, startAgent } from './agent.js';
 
 type Agent = Awaited<ReturnType<typeof startAgent>>;
 type Metrics = Awaited<ReturnType<typeof scrapeMetrics>>;
@@ -24,25 +25,35 @@ describe('freshness', () => {
   });
 
   it('says every table is stale while the agent answers nothing, and fresh again after', async () => {
-    const catalog = await agent.follow({ staleAfterMs: 1_500 });
+    // 3 s: a probe every second, each with a second to answer, so a loaded machine's slow probe
+    // does not make quiet tables stale
+    const staleAfterMs = 3_000;
+    const catalog = await agent.follow({ staleAfterMs });
     const fresh = await until(
+      'every table fresh',
       () => catalog.stats(),
       (stats) => stats.fresh,
     );
     expect(fresh.tables.machines).toMatchObject({ attached: true, stale: false });
-    // quiet tables stay fresh: the agent answers the probes
-    await new Promise((resolve) => setTimeout(resolve, 2_000));
-    expect(catalog.fresh).toBe(true);
+    // quiet tables stay fresh past staleAfterMs without an event: the agent answers the probes
+    const quiet = await until(
+      'every table quiet past staleAfterMs',
+      () => catalog.stats(),
+      (stats) =>
+        Object.values(stats.tables).every((table) => (table.lastEventAgeMs ?? 0) > staleAfterMs),
+    );
+    expect(quiet.fresh).toBe(true);
     expect(await metrics.sample('catalog_stale_tables')).toBe(0);
 
     agent.freeze();
     const stale = await until(
+      'every table stale',
       () => catalog.stats(),
       (stats) => Object.values(stats.tables).every((table) => table.stale),
     );
     expect(stale.fresh).toBe(false);
     expect(stale.tables.machines).toMatchObject({ attached: true, stale: true });
-    expect(stale.tables.machines.lastEventAgeMs).toBeGreaterThan(1_500);
+    expect(stale.tables.machines.lastEventAgeMs).toBeGreaterThan(staleAfterMs);
     expect(await metrics.sample('catalog_stale_tables')).toBe(8);
     // still a table to route from: requests are served from what it holds
     expect(catalog.ready).toBe(true);
@@ -51,6 +62,7 @@ describe('freshness', () => {
     agent.thaw();
     expect(
       await until(
+        'the catalog fresh again',
         () => catalog.fresh,
         (isFresh) => isFresh,
       ),

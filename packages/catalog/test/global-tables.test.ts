@@ -1,8 +1,9 @@
+import { until } from '@fleet/service/vitest-until';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GlobalTables } from '../src/global-tables.js';
 import { Guarded } from '../src/shard.js';
 import { Topology } from '../src/topology.js';
-import { startAgent, until } from './agent.js';
+import { startAgent } from './agent.js';
 import { quiet } from './fixtures.js';
 
 // A hosts or regions update its lock refused is not dropped, and not replayed either (it could
@@ -56,6 +57,7 @@ describe('global tables', () => {
     expect(topology.hosts.get('h1')?.known ?? false).toBe(false); // the update did not apply
     tables.pump(agent.client);
     const host = await until(
+      'host h1 known',
       () => topology.hosts.get('h1'),
       (entry) => entry?.known === true,
     );

@@ -1,6 +1,7 @@
+import { until } from '@fleet/service/vitest-until';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Catalog, type CatalogOptions } from '../src/index.js';
-import { startAgent, until } from './agent.js';
+import { startAgent } from './agent.js';
 import { change, machineCells, quiet } from './fixtures.js';
 
 // Lazy mode against a real corrosion agent: apps are read when first asked for and kept fresh
@@ -34,16 +35,17 @@ describe('lazy mode', () => {
     expect(await catalog.stats()).toMatchObject({ apps: 1, machines: 2 });
     // now held: answered from memory, without a promise
     expect(catalog.route('web')).not.toBeInstanceOf(Promise);
+    // a change to an app not held is not kept: the held app's change after it, on the same
+    // ordered stream, shows it was delivered and dropped
+    await client().transaction([["UPDATE machines SET state = 'stopped' WHERE id = 'a1-m'", []]]);
     await client().transaction([["UPDATE machines SET state = 'stopped' WHERE id = 'w1'", []]]);
     const later = await until(
+      'w1 stopped: one candidate left',
       () => catalog.route('web'),
       (next) => next.kind === 'ok' && next.candidates.length === 1,
     );
     expect(later).toMatchObject({ kind: 'ok', machine: { id: 'w2' } });
-    // a change to an app not held is not kept
-    await client().transaction([["UPDATE machines SET state = 'stopped' WHERE id = 'a1-m'", []]]);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    expect((await catalog.stats()).apps).toBe(1);
+    expect(await catalog.stats()).toMatchObject({ apps: 1, machines: 2 });
   });
 
   it('runs one load per app however many requests ask for it at once', async () => {
@@ -77,6 +79,7 @@ describe('lazy mode', () => {
     thaw();
     // the agent answers again: the same app loads
     const again = await until(
+      'a route that does not fail',
       () => Promise.resolve(catalog.route('a1')).catch(() => null),
       (decision) => decision !== null,
     );
@@ -115,12 +118,14 @@ describe('lazy mode', () => {
     ]);
     expect(
       await until(
+        'ghost routable',
         () => catalog.route('ghost'),
         (d) => d.kind === 'ok',
       ),
     ).toMatchObject({ kind: 'ok' });
     expect(
       await until(
+        'the hostname resolving to ghost',
         () => catalog.resolveHost('nowhere.example.com'),
         (app) => app === 'ghost',
       ),
@@ -134,6 +139,7 @@ describe('lazy mode', () => {
     const release = catalog.begin('a2-m'); // busy: never evicted
     await catalog.route('web');
     await until(
+      'the eviction down to 2 apps',
       () => catalog.stats(),
       (stats) => stats.apps <= 2,
     );
@@ -165,6 +171,7 @@ describe('lazy mode', () => {
     await catalog.apply('machines', { type: 'ready', changeId: 0 });
     // read again from corrosion in the background, without a request asking: the ghost goes
     const stats = await until(
+      'every app held read again',
       () => catalog.stats(),
       (next) => next.resyncing.reset === 0,
     );
@@ -191,12 +198,18 @@ describe('lazy mode', () => {
         }),
     );
     await client().transaction([["UPDATE machines SET state = 'stopping' WHERE id = 'a3-m'", []]]);
-    await new Promise((resolve) => setTimeout(resolve, 400)); // the stream's update times out
+    // the stream's update times out on the held lock: its app waits to be read again
+    await until(
+      'the refused update waiting for its resync',
+      () => catalog.stats(),
+      (stats) => stats.resyncing.refused === 1,
+    );
     release();
     await holding;
     expect(await catalog.route('a3')).toMatchObject({ kind: 'no-machine' });
     await client().transaction([["UPDATE machines SET state = 'started' WHERE id = 'a3-m'", []]]);
     const decision = await until(
+      'a3 routable again',
       () => catalog.route('a3'),
       (d) => d.kind === 'ok',
     );

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { Loader } from '../src/loader.js';
 
 const hooks = { shed: () => undefined, timedOut: () => undefined, finished: () => undefined };
@@ -43,8 +43,7 @@ describe('Loader', () => {
     // 'a' was aborted but has not settled yet: its slot is still taken
     expect(loader.running).toBe(1);
     expect(second.started()).toBe(0); // 'b' timed out in the queue and never ran
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    expect(loader.running).toBe(0);
+    await vi.waitFor(() => expect(loader.running).toBe(0)); // once its abort settles
   });
 
   it('turns a failed load into CATALOG_ERR_LOAD_FAILED and lets the next caller try again', async () => {

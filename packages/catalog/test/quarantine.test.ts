@@ -1,7 +1,8 @@
 import { LockError } from '@fleet/locks';
+import { until } from '@fleet/service/vitest-until';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { faultOf } from '../src/quarantine.js';
-import { scrapeMetrics, startAgent, until } from './agent.js';
+import { scrapeMetrics, startAgent } from './agent.js';
 import { machineCells } from './fixtures.js';
 
 type Agent = Awaited<ReturnType<typeof startAgent>>;
@@ -65,12 +66,14 @@ describe('updates that do not apply', () => {
     ]);
     expect(
       await until(
+        'the quarantine released',
         () => catalog.quarantine(),
         (list) => list.length === 0,
       ),
     ).toEqual([]);
     expect(
       await until(
+        'q1 without a machine',
         () => catalog.route('q1'),
         (decision) => decision.kind === 'no-machine',
       ),
@@ -95,6 +98,7 @@ describe('updates that do not apply', () => {
     ]);
     // the stream's update times out on the held lock: not its fault, so no quarantine
     const refused = await until(
+      'the refused update waiting for its resync',
       () => catalog.stats(),
       (stats) => stats.resyncing.refused === 1,
     );
@@ -104,6 +108,7 @@ describe('updates that do not apply', () => {
     // machine() never loads anything: only the background resync can bring the change
     expect(
       await until(
+        'r1-m stopping',
         () => catalog.machine('r1-m')?.state,
         (state) => state === 'stopping',
       ),

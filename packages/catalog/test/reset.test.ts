@@ -1,6 +1,7 @@
+import { until } from '@fleet/service/vitest-until';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Catalog } from '../src/index.js';
-import { startAgent, until } from './agent.js';
+import { startAgent } from './agent.js';
 import { catalogWith, change, machineCells, row } from './fixtures.js';
 
 const ids = (decision: Awaited<ReturnType<Catalog['route']>>) =>
@@ -102,6 +103,7 @@ describe('subscription reset after an agent restart', () => {
       try {
         await agent.restart();
         const after = await until(
+          'the ghost machine gone',
           async () => ids(await catalog.route('web')),
           (machines) => Array.isArray(machines) && !machines.includes('ghost'),
           30_000,
@@ -113,6 +115,7 @@ describe('subscription reset after an agent restart', () => {
       }
       // every stream started over (each in its own time) and every app held was read again
       const settled = await until(
+        'fresh, with every app read again',
         () => catalog.stats(),
         (stats) => stats.fresh && stats.resyncing.reset === 0,
         30_000,

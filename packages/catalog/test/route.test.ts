@@ -1,4 +1,5 @@
-import { describe, expect, it } from 'vitest';
+import { present } from '@fleet/service/invariant';
+import { describe, expect, it, vi } from 'vitest';
 import type { Catalog, RouteDecision } from '../src/index.js';
 import { catalogWith, change, machineCells, ports } from './fixtures.js';
 
@@ -39,7 +40,7 @@ describe('route selection', () => {
     loadUp(catalog, 'a', 500);
     const decision = await routeOk(catalog);
     expect(decision.candidates[0]).toMatchObject({ band: 1 });
-    expect(decision.candidates[0]!.service.concurrency).toEqual({
+    expect(decision.candidates[0]?.service.concurrency).toEqual({
       type: 'connections',
       softLimit: 20,
       hardLimit: Number.POSITIVE_INFINITY,
@@ -57,7 +58,8 @@ describe('route selection', () => {
     loadUp(catalog, 'local', 1); // at hard limit: leave the region, closest first
     const decision = await routeOk(catalog);
     expect(ids(decision)).toEqual(['near', 'far']);
-    expect(decision.candidates[0]!.rttMs).toBeLessThan(decision.candidates[1]!.rttMs);
+    const [nearMs, farMs] = decision.candidates.map((candidate) => candidate.rttMs);
+    expect(nearMs).toBeLessThan(present(farMs, "the far machine's RTT"));
   });
 
   it('fails over to another region when the local machines are unhealthy', async () => {
@@ -193,16 +195,16 @@ describe('route selection', () => {
 describe('admission', () => {
   it('waits for capacity and routes once a request on the app finishes', async () => {
     const catalog = await catalogWith([{ id: 'a', concurrency: limits }]);
-    const releases = loadUp(catalog, 'a', 3);
-    let settled = false;
-    const admitted = catalog.admit('web', { timeoutMs: 5_000 }).finally(() => {
-      settled = true;
-    });
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    expect(settled).toBe(false);
-    releases[0]!();
-    releases[0]!(); // a second call does nothing
+    const release = present(loadUp(catalog, 'a', 3)[0], 'a release');
+    const admitted = catalog.admit('web', { timeoutMs: 5_000 });
+    // queued, not answered: only a release can make the app routable again
+    await vi.waitFor(async () =>
+      expect(await catalog.stats()).toMatchObject({ admissionWaiting: 1 }),
+    );
+    release();
+    release(); // a second call does nothing
     expect(await admitted).toMatchObject({ kind: 'ok', machine: { id: 'a', load: 2 } });
+    expect(await catalog.stats()).toMatchObject({ admissionWaiting: 0 });
   });
 
   it('sheds past admissionQueueMax and times out past the deadline, with their own codes', async () => {

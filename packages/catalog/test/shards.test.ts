@@ -1,4 +1,5 @@
-import { describe, expect, it } from 'vitest';
+import { present } from '@fleet/service/invariant';
+import { describe, expect, it, vi } from 'vitest';
 import { shardIndex } from '../src/shard.js';
 import { catalogWith, change, machineCells } from './fixtures.js';
 
@@ -8,9 +9,10 @@ import { catalogWith, change, machineCells } from './fixtures.js';
 describe('sharding', () => {
   it('a writer holding one shard never blocks reads of an app in another shard', async () => {
     const shards = 16;
-    const other = ['b', 'c', 'd', 'e', 'f'].find(
-      (app) => shardIndex(app, shards) !== shardIndex('a', shards),
-    )!;
+    const other = present(
+      ['b', 'c', 'd', 'e', 'f'].find((app) => shardIndex(app, shards) !== shardIndex('a', shards)),
+      'an app in another shard',
+    );
     const catalog = await catalogWith(
       [
         { id: 'm-a', app: 'a' },
@@ -47,7 +49,11 @@ describe('sharding', () => {
     void (held as Promise<unknown>).then(() => {
       answered = true;
     });
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    // both wait in the holder's queue, the read first (FIFO), while it holds
+    await vi.waitFor(() => {
+      const shard = catalog.locks().find((lock) => lock.writer?.label === 'test-hold');
+      expect(shard?.queued.map((entry) => entry.mode)).toEqual(['read', 'write']);
+    });
     expect(answered).toBe(false);
     release();
     await holding;

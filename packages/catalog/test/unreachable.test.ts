@@ -1,6 +1,6 @@
+import { until } from '@fleet/service/vitest-until';
 import { describe, expect, it } from 'vitest';
 import type { Catalog } from '../src/index.js';
-import { until } from './agent.js';
 import { catalogWith } from './fixtures.js';
 
 const order = (decision: Awaited<ReturnType<Catalog['route']>>) =>
@@ -38,6 +38,7 @@ describe('machines that refuse connections', () => {
     catalog.machineUnreachable('local');
     expect(order(await catalog.route('web'))).toEqual(['near', 'local']);
     const later = await until(
+      'the local machine first again',
       () => catalog.route('web'),
       (decision) => order(decision)[0] === 'local',
     );

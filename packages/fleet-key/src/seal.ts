@@ -40,17 +40,22 @@ export function openSealed(fleetKey: Buffer, sealed: string, context: string): B
     );
   }
   const [salt, iv, ciphertext, tag] = parts.slice(1).map((part) => Buffer.from(part, 'base64url'));
-  if (salt!.length !== saltBytes || iv!.length !== ivBytes || tag!.length !== tagBytes) {
+  if (
+    salt?.length !== saltBytes ||
+    iv?.length !== ivBytes ||
+    tag?.length !== tagBytes ||
+    ciphertext === undefined
+  ) {
     throw new FleetKeyError(
       'FLEET_KEY_ERR_SEALED_FORMAT',
       'sealed value has a salt, IV or tag of bad size',
     );
   }
-  const decipher = createDecipheriv('aes-256-gcm', deriveKey(fleetKey, salt!), iv!);
+  const decipher = createDecipheriv('aes-256-gcm', deriveKey(fleetKey, salt), iv);
   decipher.setAAD(associatedData(context));
-  decipher.setAuthTag(tag!);
+  decipher.setAuthTag(tag);
   try {
-    return Buffer.concat([decipher.update(ciphertext!), decipher.final()]);
+    return Buffer.concat([decipher.update(ciphertext), decipher.final()]);
   } catch (error) {
     throw new FleetKeyError(
       'FLEET_KEY_ERR_UNSEAL',

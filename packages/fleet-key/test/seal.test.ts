@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { present } from '@fleet/service/invariant';
 import { describe, expect, it } from 'vitest';
 import { openSealed, readFleetKeyFile, sealSecret, secretDigest } from '../src/index.js';
 
@@ -23,8 +24,8 @@ describe('sealing with the fleet key', () => {
   it('refuses a tampered value', () => {
     const sealed = sealSecret(fleetKey, secret, 'web.fleet.test');
     const parts = sealed.split('.');
-    const body = Buffer.from(parts[3]!, 'base64url');
-    body[0] = body[0]! ^ 1;
+    const body = Buffer.from(present(parts[3], 'the ciphertext'), 'base64url');
+    body[0] = present(body[0], 'its first byte') ^ 1;
     parts[3] = body.toString('base64url');
     expect(() => openSealed(fleetKey, parts.join('.'), 'web.fleet.test')).toThrow(
       expect.objectContaining({ code: 'FLEET_KEY_ERR_UNSEAL' }),

@@ -9,6 +9,11 @@ export interface FlydClientOptions {
   timeoutMs: number;
   /** Connections kept per worker for calls (streams have a pool of their own). */
   connections?: number;
+  /**
+   * What a failure of `call` or `stream` is thrown as, instead of the FlydAnswerError or
+   * FlydUnreachableError itself: flaps turns them into its own HTTP answers here, once.
+   */
+  mapError?: (error: FlydAnswerError | FlydUnreachableError) => Error;
 }
 
 export interface CallOptions {
@@ -19,12 +24,14 @@ export interface CallOptions {
   stream?: Readable;
   /** More request headers (a volume's record beside its tar). */
   headers?: Record<string, string>;
+  /** Ends the call early (a long poll cut by the caller's shutdown): it fails as unreachable. */
+  signal?: AbortSignal;
 }
 
 /**
  * Calls a worker's flyd with the internal token. An answer that is not a success throws a
  * FlydAnswerError (status, code, flyd's message); a worker that cannot be reached throws a
- * FlydUnreachableError. Every call has a timeout.
+ * FlydUnreachableError (each passed through `mapError` when given). Every call has a timeout.
  */
 export class FlydClient {
   readonly #calls: Agent;
@@ -33,6 +40,10 @@ export class FlydClient {
 
   constructor(private readonly options: FlydClientOptions) {
     this.#calls = new Agent({ connections: options.connections ?? 32 });
+  }
+
+  #failure(error: FlydAnswerError | FlydUnreachableError): Error {
+    return this.options.mapError ? this.options.mapError(error) : error;
   }
 
   async call<T>(
@@ -60,13 +71,14 @@ export class FlydClient {
         body: options.stream ?? (body === undefined ? undefined : JSON.stringify(body)),
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs,
+        signal: options.signal,
       });
     } catch (error) {
-      throw new FlydUnreachableError(baseUrl, error as Error);
+      throw this.#failure(new FlydUnreachableError(baseUrl, error as Error));
     }
     const parsed = (await answer.body.json().catch(() => ({}))) as T & FlydErrorBody;
     if (answer.statusCode >= 300)
-      throw answerError(answer.statusCode, parsed, `${method} ${baseUrl}${path}`);
+      throw this.#failure(answerError(answer.statusCode, parsed, `${method} ${baseUrl}${path}`));
     return parsed;
   }
 
@@ -86,11 +98,11 @@ export class FlydClient {
         signal,
       });
     } catch (error) {
-      throw new FlydUnreachableError(baseUrl, error as Error);
+      throw this.#failure(new FlydUnreachableError(baseUrl, error as Error));
     }
     if (answer.statusCode >= 300) {
       const parsed = (await answer.body.json().catch(() => ({}))) as FlydErrorBody;
-      throw answerError(answer.statusCode, parsed, `GET ${baseUrl}${path}`);
+      throw this.#failure(answerError(answer.statusCode, parsed, `GET ${baseUrl}${path}`));
     }
     return answer.body;
   }

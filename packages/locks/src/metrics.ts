@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import {
   type Attributes,
   type BatchObservableResult,
@@ -233,9 +234,11 @@ function observeDistribution(
   result.observe(into.sum, figures.sumMs, attributes);
   result.observe(into.max, figures.takeMax(), attributes);
   let cumulative = 0;
-  for (let index = 0; index < figures.buckets.length; index++) {
-    cumulative += figures.buckets[index]!;
-    result.observe(into.bucket, cumulative, perBucket[index]!);
+  for (const [index, count] of figures.buckets.entries()) {
+    cumulative += count;
+    const bucket = perBucket[index];
+    assert.ok(bucket, `bucket ${index} has its attributes`); // made per bound, plus +Inf
+    result.observe(into.bucket, cumulative, bucket);
   }
 }
 

@@ -376,17 +376,19 @@ export class RwLock {
 
   /** Hands the lock to the requests the core granted, in the same synchronous step. */
   #grant(granted: readonly Acquisition[], now: number): void {
-    const waits = granted.map((acquisition) => now - acquisition.startedMs);
-    for (const [index, acquisition] of granted.entries()) {
+    // Each wait measured before #hold restarts the clock (startedMs) for the hold.
+    const waits = granted.map((acquisition) => ({
+      acquisition,
+      waitMs: now - acquisition.startedMs,
+    }));
+    for (const { acquisition, waitMs } of waits) {
       this.#stopWaiting(acquisition);
       this.#hold(acquisition, now);
-      acquisition.series.wait.record(waits[index]!);
-      acquisition.waiting!.resolve();
-      acquisition.waiting = undefined;
+      acquisition.series.wait.record(waitMs);
+      this.#takeWaiting(acquisition).resolve();
     }
     // Every grant is handed out before anything outside the lock runs.
-    for (const [index, acquisition] of granted.entries())
-      this.#reportGrant(acquisition, waits[index]!);
+    for (const { acquisition, waitMs } of waits) this.#reportGrant(acquisition, waitMs);
   }
 
   #reportGrant(acquisition: Acquisition, waitMs: number): void {
@@ -409,6 +411,14 @@ export class RwLock {
   }
 
   /** The request leaves the name's list of waits; its timer and abort listener are dropped. */
+  /** The waiting request's settlers, taken once: a request granted or given up was waiting. */
+  #takeWaiting(acquisition: Acquisition): Waiting {
+    const waiting = acquisition.waiting;
+    assert.ok(waiting, 'a request settled that was not waiting');
+    acquisition.waiting = undefined;
+    return waiting;
+  }
+
   #stopWaiting(acquisition: Acquisition): void {
     this.#family.waits.remove(acquisition);
     const waiting = acquisition.waiting;
@@ -431,8 +441,7 @@ export class RwLock {
     const waitMs = now - acquisition.startedMs;
     acquisition.phase = Phase.Done;
     this.#stopWaiting(acquisition);
-    const waiting = acquisition.waiting!;
-    acquisition.waiting = undefined;
+    const waiting = this.#takeWaiting(acquisition);
     if (code === 'LOCK_ERR_CANCELLED') waiting.reject(this.#cancelled(acquisition, waitMs));
     else waiting.reject(this.#timedOut(acquisition, why, waitMs));
     if (granted.length > 0) this.#grant(granted, now); // the one that left may have blocked these

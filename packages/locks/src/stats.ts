@@ -32,19 +32,23 @@ export class Distribution {
   /** Per bucket, not cumulative; index `bucketBoundsMs.length` is the +Inf bucket. */
   readonly buckets = new Float64Array(bucketBoundsMs.length + 1);
 
+  /** One more value in bucket `index`, which is always one of `buckets`. */
+  #count(index: number): void {
+    this.buckets[index] = (this.buckets[index] ?? 0) + 1;
+  }
+
   record(ms: number): void {
     this.count++;
     this.sumMs += ms;
     if (ms > this.maxMs) this.maxMs = ms;
-    let index = 0;
-    while (index < bucketBoundsMs.length && ms > bucketBoundsMs[index]!) index++;
-    this.buckets[index]!++;
+    const bound = bucketBoundsMs.findIndex((boundMs) => ms <= boundMs);
+    this.#count(bound === -1 ? bucketBoundsMs.length : bound);
   }
 
   /** An acquisition granted at once: a wait of zero, without reading the clock. */
   recordZero(): void {
     this.count++;
-    this.buckets[0]!++;
+    this.#count(0);
   }
 
   takeMax(): number {

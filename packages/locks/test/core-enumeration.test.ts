@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { present } from '@fleet/service/invariant';
 import { describe, expect, it } from 'vitest';
 import { type CoreRequest, LockCore, type LockMode } from '../src/core.js';
 
@@ -53,7 +54,7 @@ function answered(world: World, granted: readonly Request[]): void {
 }
 
 function apply(world: World, event: Event): void {
-  const actor = world.actors[event.actor]!;
+  const actor = present(world.actors[event.actor], `actor ${event.actor}`);
   if (event.kind === 'read' || event.kind === 'write') {
     const request: Request = {
       id: world.nextId++,

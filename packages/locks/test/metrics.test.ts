@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { present } from '@fleet/service/invariant';
 import { metrics } from '@opentelemetry/api';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
@@ -38,7 +39,7 @@ function sample(text: string, name: string, labels: Record<string, string>): num
     const match = /^([a-zA-Z_:][\w:]*)\{(.*)\} (\S+)$/.exec(line);
     if (match === null || match[1] !== name) continue;
     const found = Object.fromEntries(
-      [...match[2]!.matchAll(/(\w+)="([^"]*)"/g)].map(([, key, value]) => [key, value]),
+      [...(match[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map(([, key, value]) => [key, value]),
     );
     if (Object.entries(labels).every(([key, value]) => found[key] === value))
       return Number(match[3]);
@@ -86,7 +87,7 @@ describe('lock metrics on /metrics', () => {
     // Sub-millisecond resolution: three tiny holds add up to a fraction of a millisecond (a
     // whole number would mean milliseconds were counted). No bound on how long they took: a
     // loaded machine may stretch any of them.
-    const routeSum = sample(text, 'lock_hold_ms_sum', route)!;
+    const routeSum = present(sample(text, 'lock_hold_ms_sum', route), 'the route sum');
     expect(routeSum).toBeGreaterThan(0);
     expect(Number.isInteger(routeSum)).toBe(false);
     expect(sample(text, 'lock_hold_ms_bucket', { ...apply, le: '2.5' })).toBe(0);
@@ -99,8 +100,8 @@ describe('lock metrics on /metrics', () => {
       sample(text, 'lock_hold_ms_bucket', { ...route, le }),
     );
     expect(buckets.every((count) => count !== undefined)).toBe(true);
-    for (let i = 1; i < buckets.length; i++)
-      expect(buckets[i]).toBeGreaterThanOrEqual(buckets[i - 1]!);
+    for (const [i, count] of buckets.entries())
+      if (i > 0) expect(count).toBeGreaterThanOrEqual(present(buckets[i - 1], `bucket ${i - 1}`));
     expect(sample(text, 'lock_hold_ms_bucket', { ...route, le: '10000' })).toBe(3);
   });
 
@@ -200,7 +201,9 @@ describe('lock metrics on /metrics', () => {
     await holder;
     await lock.read('outer', () => lock.write('inner', () => 1)).catch(() => undefined);
     const names = new Set(
-      [...(await installed.scrape()).matchAll(/^# TYPE (\w+) /gm)].map(([, name]) => name!),
+      [...(await installed.scrape()).matchAll(/^# TYPE (\w+) /gm)].map(([, name]) =>
+        present(name, 'a TYPE line name'),
+      ),
     );
     names.delete('target_info');
     expect(names.size).toBe(20);

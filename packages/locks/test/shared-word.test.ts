@@ -1,3 +1,4 @@
+import { present } from '@fleet/service/invariant';
 import { describe, expect, it } from 'vitest';
 import {
   abandonWrite,
@@ -49,7 +50,7 @@ describe('the shared lock word', () => {
     expect(tryRead(word)).toBe(ONE_READER | WRITER_BIT | WRITER_PARKED_BIT | PARKED_BIT); // parks
     expect(abandonWrite(word)).toBe(false);
     expect(tryRead(word)).toBe(true);
-    expect(readerCount(word[0]!)).toBe(2);
+    expect(readerCount(present(word[0], 'the word'))).toBe(2);
     unlockRead(word);
     unlockRead(word);
     expect(word[0]).toBe(0);

@@ -1,3 +1,4 @@
+import { present } from '@fleet/service/invariant';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { LockError, type LockLogger, RwLock } from '../src/index.js';
 
@@ -160,7 +161,7 @@ describe('options', () => {
       expect(() => new RwLock({ name: 'bad', ...options })).toThrow(
         expect.objectContaining({
           code: 'LOCK_ERR_BAD_OPTION',
-          message: expect.stringContaining(Object.keys(options)[0]!),
+          message: expect.stringContaining(present(Object.keys(options)[0], 'the option')),
         }),
       );
     }

@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { type ConfigProblem, MachineConfigError } from './errors.js';
 import type { SchemaNode } from './rules.js';
@@ -45,6 +46,13 @@ function referencingConfig(node: unknown): unknown {
 /** A check of `data` against a compiled schema: the first problem, or undefined. */
 export type Check = (data: unknown, root?: string) => ConfigProblem | undefined;
 
+/** The machine config's own validator, added under configKey when this module loads. */
+function configValidator(): ValidateFunction {
+  const validate = ajv.getSchema(configKey);
+  assert.ok(validate, 'the machine config schema is added to ajv when this module loads');
+  return validate;
+}
+
 /**
  * Compiles `schema`, on its first use (a server's start stays fast); each problem names its
  * field as a path below `root` (`config.env.PATH`).
@@ -54,7 +62,7 @@ export function compileCheck(schema: SchemaNode, root = ''): Check {
   return (data, at = root) => {
     validate ??=
       schema === machineConfigSchema
-        ? ajv.getSchema(configKey)!
+        ? configValidator()
         : ajv.compile(referencingConfig(schema) as SchemaNode);
     if (validate(data)) return undefined;
     const error = validate.errors?.[0];

@@ -5,8 +5,10 @@ import Fastify, {
   LogController,
 } from 'fastify';
 import { parseListenAddress } from './address.js';
-import { HttpError } from './errors.js';
+import { HttpErrorCodes } from './error-codes.js';
+import { defineErrors, HttpError } from './errors.js';
 import { type HttpLimits, limitInFlight, serverTimeouts } from './http-limits.js';
+import { invariant } from './invariant.js';
 import type { Logger } from './logger.js';
 import type { MetricsExport } from './metrics.js';
 
@@ -19,6 +21,9 @@ export interface HttpServerOptions {
   /** Requests in flight and client timeouts (`httpLimitsSpec`'s flags); Node's defaults without. */
   limits?: HttpLimits;
 }
+
+/** The errors the server answers by itself (README: Error codes). */
+const httpError = defineErrors(HttpErrorCodes);
 
 /**
  * A fastify instance with Fleet's conventions: every error is `{"error", "code"}` JSON with a 4xx
@@ -43,7 +48,7 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
     try {
       done(null, JSON.parse(text));
     } catch (error) {
-      done(new HttpError(400, 'BAD_JSON', `request body is not JSON: ${(error as Error).message}`));
+      done(httpError('BAD_JSON', `request body is not JSON: ${(error as Error).message}`));
     }
   });
   app.setErrorHandler((error: FastifyError | HttpError, request, reply) => {
@@ -60,7 +65,7 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
   });
   app.setNotFoundHandler((request, reply) => {
     reply
-      .code(404)
+      .code(HttpErrorCodes.NO_ROUTE[0])
       .send({ error: `no route for ${request.method} ${request.url}`, code: 'NO_ROUTE' });
   });
   const exporter = options.metrics;
@@ -112,7 +117,7 @@ export async function listenHttp(
   // Node's listen takes `{ fd }` for an inherited socket; fastify passes its options through.
   await app.listen(fd === undefined ? { host, port } : ({ fd, host } as { host: string }));
   const address = app.server.address();
-  if (address === null || typeof address === 'string') throw new Error('listener has no port');
+  invariant(address !== null && typeof address !== 'string', 'a TCP listener has a port');
   const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${shownHost}:${address.port}`;
   announceListening(app.log as Logger, listener, url);

@@ -12,6 +12,7 @@ export {
   UsageError,
   usage,
 } from './config.js';
+export { HttpErrorCodes, type ServiceErrorCode, ServiceErrorCodes } from './error-codes.js';
 export { defineErrors, type ErrorRegistry, HttpError } from './errors.js';
 export {
   announceListening,
@@ -26,6 +27,7 @@ export {
   httpLimits,
   httpLimitsSpec,
 } from './http-limits.js';
+export { InvariantError, invariant, present } from './invariant.js';
 export { createLogger, type Logger, type LoggerOptions } from './logger.js';
 export { runMain } from './main.js';
 export { type MetricsExport, startMetrics } from './metrics.js';

@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { present } from './invariant.js';
 import { parentFdVariable } from './parent.js';
 
 export interface ServerProcessOptions {
@@ -66,7 +67,7 @@ export function startServerProcess(options: ServerProcessOptions): Promise<Serve
     tail.push(line);
     if (tail.length > 20) tail.shift();
   };
-  createInterface({ input: child.stderr! }).on('line', keepTail);
+  createInterface({ input: present(child.stderr, 'the piped stderr') }).on('line', keepTail);
   const urls: Record<string, string> = {};
   const handle: ServerProcess = {
     child,
@@ -85,7 +86,7 @@ export function startServerProcess(options: ServerProcessOptions): Promise<Serve
       options.startTimeoutMs ?? 15_000,
     );
     void exited.then((code) => fail(`exited (${code}) before it was ready`));
-    createInterface({ input: child.stdout! }).on('line', (line) => {
+    createInterface({ input: present(child.stdout, 'the piped stdout') }).on('line', (line) => {
       keepTail(line);
       const event = parseListening(line);
       if (!event) return;

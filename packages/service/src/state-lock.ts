@@ -1,6 +1,7 @@
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
+import type { ServiceErrorCode } from './error-codes.js';
 
 /** What a lock's holder records about itself beside the lock (`<lock>.holder.json`). */
 export interface StateLockHolder {
@@ -15,7 +16,7 @@ export interface StateLockHolder {
 
 /** A second process asked for a state lock that a live process holds. */
 export class StateLockedError extends Error {
-  readonly code = 'STATE_LOCKED';
+  readonly code = 'STATE_LOCKED' satisfies ServiceErrorCode;
   constructor(
     readonly path: string,
     readonly holder: StateLockHolder | undefined,

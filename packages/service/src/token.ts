@@ -9,11 +9,10 @@ export function authorizationMatches(
   token: string,
   schemes: string[] = ['Bearer'],
 ): boolean {
-  const match = /^(\S+)\s+(.+)$/.exec(header ?? '');
-  if (!match || !schemes.some((scheme) => scheme.toLowerCase() === match[1]!.toLowerCase())) {
-    return false;
-  }
-  const given = Buffer.from(match[2]!);
+  const [, scheme, credential] = /^(\S+)\s+(.+)$/.exec(header ?? '') ?? [];
+  if (scheme === undefined || credential === undefined) return false;
+  if (!schemes.some((one) => one.toLowerCase() === scheme.toLowerCase())) return false;
+  const given = Buffer.from(credential);
   const expected = Buffer.from(token);
   return given.length === expected.length && timingSafeEqual(given, expected);
 }

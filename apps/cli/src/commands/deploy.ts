@@ -1,10 +1,11 @@
 import { join } from 'node:path';
+import { durationMs } from '@fleet/machine-config/fly-values';
 import { Command } from 'commander';
 import { buildImage } from '../deploy/build.js';
 import { deploy } from '../deploy/deploy.js';
 import { releaseOf } from '../deploy/release.js';
 import { CliError, exitCodes } from '../errors.js';
-import { machineConfigOf, seconds } from '../fly-toml/machine-config.js';
+import { machineConfigOf } from '../fly-toml/machine-config.js';
 import { mountOf } from '../fly-toml/mounts.js';
 import { readFlyToml } from '../fly-toml/read.js';
 import type { DeployStrategy } from '../fly-toml/types.js';
@@ -64,7 +65,8 @@ export async function runDeploy(options: DeployOptions, flags: ConnectionFlags):
   if (!(maxUnavailable > 0))
     throw new CliError('--max-unavailable must be above 0', exitCodes.usage);
   const wait = options.waitTimeout ?? config.deploy?.wait_timeout ?? '5m';
-  if (typeof wait === 'string' && !/^[0-9]+(\.[0-9]+)?(ms|s|m|h)$/.test(wait))
+  const waitTimeoutMs = durationMs(wait);
+  if (waitTimeoutMs === undefined)
     throw new CliError(
       `--wait-timeout must be a duration like 90s or 5m, not ${wait}`,
       exitCodes.usage,
@@ -95,7 +97,7 @@ export async function runDeploy(options: DeployOptions, flags: ConnectionFlags):
       release,
       strategy: strategy as DeployStrategy,
       maxUnavailable,
-      waitTimeoutMs: seconds(wait) * 1000,
+      waitTimeoutMs,
       initialCount: options.ha && services.length > 0 ? 2 : 1,
       region: config.primary_region,
       releaseCommand: config.deploy?.release_command,

@@ -62,7 +62,8 @@ export async function deploy(flaps: FlapsClient, plan: DeployPlan, say: Progress
     const outdated = machines.filter((machine) => releaseIdOf(machine) !== plan.release.id);
     // Before anything moves: every machine to update must have its volume (see releaseConfigOf).
     for (const machine of outdated) releaseConfigOf(plan, machine);
-    if (outdated.length === 0) {
+    const [first] = outdated;
+    if (first === undefined) {
       say(`every machine already runs release ${plan.release.id}`);
       return;
     }
@@ -74,7 +75,7 @@ export async function deploy(flaps: FlapsClient, plan: DeployPlan, say: Progress
     if (plan.strategy === 'immediate') await immediate(step, outdated);
     else if (plan.strategy === 'bluegreen') await bluegreen(step, outdated);
     else {
-      if (plan.strategy === 'canary') await canary(step, outdated[0]!);
+      if (plan.strategy === 'canary') await canary(step, first);
       await rolling(step, outdated);
     }
   } finally {

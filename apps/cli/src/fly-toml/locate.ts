@@ -1,3 +1,5 @@
+import assert from 'node:assert/strict';
+
 /**
  * The line of a key in a TOML file, for messages (smol-toml's parse result has no positions).
  * Tracks the table each line is in — `[a.b]` and array tables `[[a]]`, counted per parent — and
@@ -17,20 +19,21 @@ export function lineOf(source: string, path: (string | number)[]): number | unde
     const array = /^\[\[\s*([^\]]+?)\s*\]\]/.exec(line);
     const table = array ? undefined : /^\[\s*([^\]]+?)\s*\]/.exec(line);
     if (array) {
-      const parts = tableOf(array[1]!);
+      const parts = tableOf(captured(array, 1));
+      const name = parts.pop() ?? ''; // split() gives at least one part
       // An array table's index counts within the current element of its parent.
-      const parent = resolveParent(current, parts.slice(0, -1));
-      const id = JSON.stringify([...parent, parts.at(-1)]);
+      const parent = resolveParent(current, parts);
+      const id = JSON.stringify([...parent, name]);
       const position = counts.get(id) ?? 0;
       counts.set(id, position + 1);
-      current = [...parent, parts.at(-1)!, position];
+      current = [...parent, name, position];
       starts.push({ path: current, line: index + 1 });
     } else if (table) {
-      current = resolveParent(current, tableOf(table[1]!));
+      current = resolveParent(current, tableOf(captured(table, 1)));
       starts.push({ path: current, line: index + 1 });
     } else {
       const key = /^("?)([A-Za-z0-9_-]+)\1\s*(\.|=)/.exec(line);
-      if (key) keyLines.push({ table: current, key: key[2]!, line: index + 1 });
+      if (key) keyLines.push({ table: current, key: captured(key, 2), line: index + 1 });
     }
   }
   const same = (a: (string | number)[], b: (string | number)[]) =>
@@ -62,8 +65,16 @@ function resolveParent(current: (string | number)[], parts: string[]): (string |
     while (at < current.length && current[at] !== part) at++;
     if (at < current.length) {
       at++;
-      if (typeof current[at] === 'number') out.push(current[at]!);
+      const index = current[at];
+      if (typeof index === 'number') out.push(index);
     }
   }
   return out;
+}
+
+/** Group `index` of `match`, which its pattern always fills. */
+function captured(match: RegExpExecArray, index: number): string {
+  const text = match[index];
+  assert.ok(text !== undefined, `group ${index} of "${match[0]}" is missing`);
+  return text;
 }

@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { checkMachineConfig, durationMs, MachineConfigError } from '@fleet/machine-config';
 import { CliError, exitCodes } from '../errors.js';
 import type { FlyCheck, FlyService, FlyToml, FlyVm } from './types.js';
@@ -13,13 +14,15 @@ export function seconds(value: string | number): number {
 /** Megabytes of a fly.toml size (`"512mb"`, `"1gb"`, or megabytes). */
 export function megabytes(value: string | number): number {
   if (typeof value === 'number') return value;
-  const match = /^([0-9]+) ?([kKmMgG])/.exec(value)!;
-  const unit = match[2]!.toLowerCase();
-  return unit === 'g'
-    ? Number(match[1]) * 1024
-    : unit === 'k'
-      ? Number(match[1]) / 1024
-      : Number(match[1]);
+  const [, amount, unit] = /^([0-9]+) ?([kKmMgG])/.exec(value) ?? [];
+  // The fly.toml schema let only such sizes through (see read.ts).
+  assert.ok(amount !== undefined && unit !== undefined, `${value} is not a size like 512mb`);
+  const scale = unit.toLowerCase();
+  return scale === 'g'
+    ? Number(amount) * 1024
+    : scale === 'k'
+      ? Number(amount) / 1024
+      : Number(amount);
 }
 
 /** A duration as the machine config takes it (Go's `"10s"`). */

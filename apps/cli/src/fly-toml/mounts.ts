@@ -16,17 +16,17 @@ export interface MountSpec {
  */
 export function mountOf(config: FlyToml): MountSpec | undefined {
   const mounts = [config.mounts ?? []].flat();
-  if (mounts.length === 0) return undefined;
+  const [mount] = mounts;
+  if (mount === undefined) return undefined;
   if (mounts.length > 1)
     throw new CliError(
       `fly.toml has ${mounts.length} [[mounts]]: a machine mounts one volume`,
       exitCodes.usage,
     );
-  const [mount] = mounts;
-  const sizeMb = mount!.initial_size === undefined ? 1024 : megabytes(mount!.initial_size);
+  const sizeMb = mount.initial_size === undefined ? 1024 : megabytes(mount.initial_size);
   return {
-    source: mount!.source,
-    destination: mount!.destination,
+    source: mount.source,
+    destination: mount.destination,
     sizeGb: Math.max(1, Math.ceil(sizeMb / 1024)),
   };
 }

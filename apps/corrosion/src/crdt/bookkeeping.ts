@@ -1,4 +1,4 @@
-import type { Database as Db, Statement } from 'better-sqlite3';
+import type { Database as Db } from 'better-sqlite3';
 
 /** An inclusive range of versions or seqs. */
 export type Range = [start: number, end: number];
@@ -22,7 +22,7 @@ export class Bookkeeping {
   readonly #heads = new Map<number, number>();
   /** `site:version` of the partial versions, so completing a whole one costs no deletes. */
   readonly #partials = new Set<string>();
-  readonly #s: Record<string, Statement>;
+  readonly #s: ReturnType<typeof prepareStatements>;
   readonly #db: Db;
 
   constructor(db: Db) {
@@ -43,32 +43,7 @@ export class Bookkeeping {
     `);
     this.#db = db;
     this.reload();
-    this.#s = {
-      version: db.prepare(
-        'SELECT last_seq, ts FROM __corro_versions WHERE site = ? AND version = ?',
-      ),
-      addVersion: db.prepare('INSERT OR IGNORE INTO __corro_versions VALUES (?, ?, ?, ?)'),
-      setHead: db.prepare('INSERT OR REPLACE INTO __corro_heads VALUES (?, ?)'),
-      gapAt: db.prepare(
-        'SELECT start, "end" FROM __corro_gaps WHERE site = ? AND start <= ? AND "end" >= ?',
-      ),
-      addGap: db.prepare('INSERT INTO __corro_gaps VALUES (?, ?, ?)'),
-      dropGap: db.prepare('DELETE FROM __corro_gaps WHERE site = ? AND start = ?'),
-      gaps: db.prepare('SELECT site, start, "end" FROM __corro_gaps ORDER BY site, start'),
-      gapCount: db.prepare('SELECT coalesce(sum("end" - start + 1), 0) AS n FROM __corro_gaps'),
-      partial: db.prepare(
-        'SELECT last_seq, ts, seen FROM __corro_partials WHERE site = ? AND version = ?',
-      ),
-      setPartial: db.prepare('INSERT OR REPLACE INTO __corro_partials VALUES (?, ?, ?, ?, ?)'),
-      dropPartial: db.prepare('DELETE FROM __corro_partials WHERE site = ? AND version = ?'),
-      partials: db.prepare('SELECT site, version, last_seq, seen FROM __corro_partials'),
-      buffer: db.prepare('INSERT OR IGNORE INTO __corro_buffered VALUES (?, ?, ?, ?)'),
-      buffered: db.prepare(
-        'SELECT change FROM __corro_buffered WHERE site = ? AND version = ? ORDER BY seq',
-      ),
-      dropBuffered: db.prepare('DELETE FROM __corro_buffered WHERE site = ? AND version = ?'),
-      bufferedCount: db.prepare('SELECT count(*) AS n FROM __corro_buffered'),
-    };
+    this.#s = prepareStatements(db);
   }
 
   /** Reads the in-memory mirrors (heads, partials) from the tables: at start, and after a
@@ -100,7 +75,7 @@ export class Bookkeeping {
 
   /** The last seq and time of a complete version, if this node has it. */
   version(site: number, version: number): { last_seq: number; ts: number } | undefined {
-    return this.#s.version!.get(site, version) as { last_seq: number; ts: number } | undefined;
+    return this.#s.version.get(site, version) as { last_seq: number; ts: number } | undefined;
   }
 
   /** Whether the version is complete here (its changes merged, or known to be empty). */
@@ -111,10 +86,10 @@ export class Bookkeeping {
   /** Records a complete version: head, gaps, and no longer partial. */
   complete(site: number, version: number, lastSeq: number, ts: number): void {
     this.#seen(site, version);
-    this.#s.addVersion!.run(site, version, lastSeq, ts);
+    this.#s.addVersion.run(site, version, lastSeq, ts);
     if (this.#partials.delete(`${site}:${version}`)) {
-      this.#s.dropPartial!.run(site, version);
-      this.#s.dropBuffered!.run(site, version);
+      this.#s.dropPartial.run(site, version);
+      this.#s.dropBuffered.run(site, version);
     }
   }
 
@@ -131,7 +106,7 @@ export class Bookkeeping {
     changes: { seq: number; bytes: Uint8Array }[],
   ): { fresh: boolean; complete: Buffer[] | null } {
     this.#seen(site, version);
-    const row = this.#s.partial!.get(site, version) as { seen: string } | undefined;
+    const row = this.#s.partial.get(site, version) as { seen: string } | undefined;
     const before = row ? (JSON.parse(row.seen) as Range[]) : [];
     const fresh = missingRanges(before, lastSeq).some(
       ([start, end]) => start <= seqs[1] && seqs[0] <= end,
@@ -139,14 +114,14 @@ export class Bookkeeping {
     if (!fresh) return { fresh, complete: null };
     const seen = mergeRanges([...before, seqs]);
     for (const change of changes)
-      this.#s.buffer!.run(site, version, change.seq, Buffer.from(change.bytes));
+      this.#s.buffer.run(site, version, change.seq, Buffer.from(change.bytes));
     if (missingRanges(seen, lastSeq).length === 0) {
-      const all = (this.#s.buffered!.all(site, version) as { change: Buffer }[]).map(
+      const all = (this.#s.buffered.all(site, version) as { change: Buffer }[]).map(
         (buffered) => buffered.change,
       );
       return { fresh, complete: all };
     }
-    this.#s.setPartial!.run(site, version, lastSeq, ts, JSON.stringify(seen));
+    this.#s.setPartial.run(site, version, lastSeq, ts, JSON.stringify(seen));
     this.#partials.add(`${site}:${version}`);
     return { fresh, complete: null };
   }
@@ -163,10 +138,10 @@ export class Bookkeeping {
       return state;
     };
     for (const site of this.#heads.keys()) of(site);
-    for (const gap of this.#s.gaps!.all() as { site: number; start: number; end: number }[]) {
+    for (const gap of this.#s.gaps.all() as { site: number; start: number; end: number }[]) {
       of(gap.site).gaps.push([gap.start, gap.end]);
     }
-    for (const partial of this.#s.partials!.all() as {
+    for (const partial of this.#s.partials.all() as {
       site: number;
       version: number;
       last_seq: number;
@@ -182,30 +157,58 @@ export class Bookkeeping {
   }
 
   gapCount(): number {
-    return (this.#s.gapCount!.get() as { n: number }).n;
+    return (this.#s.gapCount.get() as { n: number }).n;
   }
 
   bufferedCount(): number {
-    return (this.#s.bufferedCount!.get() as { n: number }).n;
+    return (this.#s.bufferedCount.get() as { n: number }).n;
   }
 
   /** A version was seen (whole or in part): move the head or close the gap it was in. */
   #seen(site: number, version: number): void {
     const head = this.head(site);
     if (version > head) {
-      if (version > head + 1) this.#s.addGap!.run(site, head + 1, version - 1);
+      if (version > head + 1) this.#s.addGap.run(site, head + 1, version - 1);
       this.#heads.set(site, version);
-      this.#s.setHead!.run(site, version);
+      this.#s.setHead.run(site, version);
       return;
     }
-    const gap = this.#s.gapAt!.get(site, version, version) as
+    const gap = this.#s.gapAt.get(site, version, version) as
       | { start: number; end: number }
       | undefined;
     if (!gap) return;
-    this.#s.dropGap!.run(site, gap.start);
-    if (gap.start < version) this.#s.addGap!.run(site, gap.start, version - 1);
-    if (version < gap.end) this.#s.addGap!.run(site, version + 1, gap.end);
+    this.#s.dropGap.run(site, gap.start);
+    if (gap.start < version) this.#s.addGap.run(site, gap.start, version - 1);
+    if (version < gap.end) this.#s.addGap.run(site, version + 1, gap.end);
   }
+}
+
+/** The bookkeeping's statements, prepared once. */
+function prepareStatements(db: Db) {
+  return {
+    version: db.prepare('SELECT last_seq, ts FROM __corro_versions WHERE site = ? AND version = ?'),
+    addVersion: db.prepare('INSERT OR IGNORE INTO __corro_versions VALUES (?, ?, ?, ?)'),
+    setHead: db.prepare('INSERT OR REPLACE INTO __corro_heads VALUES (?, ?)'),
+    gapAt: db.prepare(
+      'SELECT start, "end" FROM __corro_gaps WHERE site = ? AND start <= ? AND "end" >= ?',
+    ),
+    addGap: db.prepare('INSERT INTO __corro_gaps VALUES (?, ?, ?)'),
+    dropGap: db.prepare('DELETE FROM __corro_gaps WHERE site = ? AND start = ?'),
+    gaps: db.prepare('SELECT site, start, "end" FROM __corro_gaps ORDER BY site, start'),
+    gapCount: db.prepare('SELECT coalesce(sum("end" - start + 1), 0) AS n FROM __corro_gaps'),
+    partial: db.prepare(
+      'SELECT last_seq, ts, seen FROM __corro_partials WHERE site = ? AND version = ?',
+    ),
+    setPartial: db.prepare('INSERT OR REPLACE INTO __corro_partials VALUES (?, ?, ?, ?, ?)'),
+    dropPartial: db.prepare('DELETE FROM __corro_partials WHERE site = ? AND version = ?'),
+    partials: db.prepare('SELECT site, version, last_seq, seen FROM __corro_partials'),
+    buffer: db.prepare('INSERT OR IGNORE INTO __corro_buffered VALUES (?, ?, ?, ?)'),
+    buffered: db.prepare(
+      'SELECT change FROM __corro_buffered WHERE site = ? AND version = ? ORDER BY seq',
+    ),
+    dropBuffered: db.prepare('DELETE FROM __corro_buffered WHERE site = ? AND version = ?'),
+    bufferedCount: db.prepare('SELECT count(*) AS n FROM __corro_buffered'),
+  };
 }
 
 /** Sorted, merged (adjacent ranges joined) copy of `ranges`. */

@@ -1,3 +1,4 @@
+import { present } from '@fleet/service/invariant';
 import type { Database as Db, Statement } from 'better-sqlite3';
 import { type Change, changesViewSql } from './changes.js';
 import {
@@ -103,7 +104,7 @@ export class Crdt {
   }
 
   get siteId(): Buffer {
-    return this.#siteIds[0]!;
+    return present(this.#siteIds[0], 'this site’s id');
   }
 
   /** Makes every named table a CRR and (re)creates `crsql_changes`. */
@@ -209,7 +210,7 @@ export class Crdt {
   }
 
   siteIdOf(ordinal: number): Buffer {
-    return this.#siteIds[ordinal]!;
+    return present(this.#siteIds[ordinal], 'the site id of a known ordinal');
   }
 
   /** The changes a site's version still holds here, in seq order (overwritten ones are gone). */
@@ -231,28 +232,33 @@ export class Crdt {
   merge(lists: Change[][]): RowChange[] {
     const touched = new Map<string, RowChange>();
     const staging = new Set<TableStatements>();
+    // The last site id seen and its ordinal: a changeset's changes share their origin's.
+    let siteId: Buffer | undefined;
+    let site = 0;
     this.#write.merging.run(1);
     try {
       for (const changes of lists) {
         // A row's changes come together (seq order): merge them as one group.
         for (let start = 0; start < changes.length; ) {
-          const first = changes[start]!;
+          const first = present(changes[start], 'a change in range');
           let end = start + 1;
-          while (
-            end < changes.length &&
-            changes[end]!.table === first.table &&
-            changes[end]!.pk.equals(first.pk)
-          ) {
-            end++;
+          for (let next = changes[end]; next !== undefined; next = changes[++end]) {
+            // A row's changes often share one pk buffer (as built by `VersionRead`).
+            if (next.table !== first.table || (next.pk !== first.pk && !next.pk.equals(first.pk)))
+              break;
           }
           const from = start;
           start = end;
           const statements = this.#tables.get(first.table);
           if (statements === undefined) continue; // a table this node's schema does not have yet
           const { staged } = statements;
-          if (staged.accepts(changes, from, end) && !staged.has(first.pk)) {
-            const pk = unpackColumns(first.pk).map(bindable);
-            staged.add(changes, from, end, pk, this.ordinal(first.site_id));
+          if (staged.accepts(changes, from, end)) {
+            if (first.site_id !== siteId) {
+              siteId = first.site_id;
+              site = this.ordinal(siteId);
+            }
+            const pkKey = first.pk.toString('latin1');
+            staged.add({ changes, from, end, pk: unpackColumns(first.pk), pkKey }, site);
             staging.add(statements);
             continue;
           }
@@ -262,6 +268,10 @@ export class Crdt {
         }
       }
       this.#flushStaged(staging, touched);
+    } catch (error) {
+      // The caller's transaction rolls the stage back: what the stages hold in memory goes too.
+      for (const statements of staging) statements.staged.reset();
+      throw error;
     } finally {
       this.#write.merging.run(0);
     }
@@ -272,13 +282,9 @@ export class Crdt {
   #flushStaged(staging: Set<TableStatements>, touched: Map<string, RowChange>): void {
     for (const statements of staging) {
       const { merged, known } = statements.staged.flush();
-      for (const { changes, from } of merged) {
-        const first = changes[from]!;
-        touched.set(touchKey(first), {
-          table: first.table,
-          pk: unpackColumns(first.pk),
-          deleted: false,
-        });
+      const { name } = statements.table;
+      for (const { pk, pkKey } of merged) {
+        touched.set(`${name}\0${pkKey}`, { table: name, pk, deleted: false });
       }
       for (const group of known) this.#mergeGroup(statements, group, touched);
     }
@@ -291,13 +297,13 @@ export class Crdt {
     { changes, from, end }: Group,
     touched: Map<string, RowChange>,
   ): void {
-    const first = changes[from]!;
+    const first = present(changes[from], 'a group’s first change');
     const pk = unpackColumns(first.pk);
     let outcome = this.#mergeNewRow(statements, changes, from, end, pk);
     if (outcome === undefined) {
       outcome = 'none';
       for (let at = from; at < end; at++) {
-        const one = this.#mergeOne(statements, changes[at]!);
+        const one = this.#mergeOne(statements, present(changes[at], 'a change of the group'));
         if (one !== 'none') outcome = one;
       }
     }
@@ -317,14 +323,14 @@ export class Crdt {
     end: number,
     pk: SqlValue[],
   ): 'none' | 'updated' | 'deleted' | undefined {
-    const first = changes[from]!;
+    const first = present(changes[from], 'a group’s first change');
     const cl = first.cl;
     if (cl % 2 === 0) return undefined;
     const cids: string[] = [];
     const values: SqlValue[] = [];
     let sentinel = false;
     for (let at = from; at < end; at++) {
-      const change = changes[at]!;
+      const change = present(changes[at], 'a change of the group');
       if (change.cl !== cl) return undefined;
       if (change.cid === SENTINEL) sentinel = true;
       else if (!s.value.has(change.cid)) return undefined;
@@ -342,7 +348,7 @@ export class Crdt {
     const clocks: (string | number)[] = [];
     let logged = -1;
     for (let at = from; at < end; at++) {
-      const change = changes[at]!;
+      const change = present(changes[at], 'a change of the group');
       clocks.push(key, change.cid, change.col_version, change.db_version, site, change.seq);
       clocks.push(change.ts);
       // A row's changes come from one version (one changeset): one log entry, as a rule.
@@ -357,9 +363,14 @@ export class Crdt {
   /** The rows some changes touched, once each (a delete when the row's last word is one). */
   rowsOf(changes: Change[]): RowChange[] {
     const rows = new Map<string, RowChange>();
+    let previous: Change | undefined;
     for (const change of changes) {
-      const id = `${change.table}\0${change.pk.toString('hex')}`;
       const deleted = change.cid === SENTINEL && change.cl % 2 === 0;
+      // A row's changes come together and share one pk buffer when built here (`VersionRead`).
+      const sameRow = previous?.pk === change.pk && previous.table === change.table;
+      previous = change;
+      if (sameRow && !deleted) continue;
+      const id = `${change.table}\0${change.pk.toString('latin1')}`;
       if (deleted || !rows.has(id)) {
         rows.set(id, { table: change.table, pk: unpackColumns(change.pk), deleted });
       }
@@ -445,7 +456,10 @@ export class Crdt {
         }
       }
     }
-    s.setValue.get(change.cid)!.run(bindable(change.val), ...pk);
+    present(s.setValue.get(change.cid), 'the statement of a known column').run(
+      bindable(change.val),
+      ...pk,
+    );
     setClock(change.cid, incoming);
     return true;
   }

@@ -92,9 +92,10 @@ export function unpackColumns(packed: Uint8Array): SqlValue[] {
   if (buf.length === 0) fail('empty');
   const values: SqlValue[] = [];
   let at = 1;
-  for (let column = 0; column < buf[0]!; column++) {
+  const count = buf.readUInt8(0);
+  for (let column = 0; column < count; column++) {
     if (at >= buf.length) fail('truncated');
-    const typeByte = buf[at++]!;
+    const typeByte = buf.readUInt8(at++);
     const type = typeByte & 0x07;
     const width = typeByte >> 3;
     if (type === NULL) {
@@ -109,7 +110,8 @@ export function unpackColumns(packed: Uint8Array): SqlValue[] {
     }
     if (width > 8 || at + width > buf.length) fail('truncated integer');
     let unsigned = 0n;
-    for (let byte = 0; byte < width; byte++) unsigned = (unsigned << 8n) | BigInt(buf[at + byte]!);
+    for (let byte = 0; byte < width; byte++)
+      unsigned = (unsigned << 8n) | BigInt(buf.readUInt8(at + byte));
     at += width;
     // A full-width integer carries its sign; shorter ones are non-negative (as cr-sqlite writes).
     const integer = width === 8 ? BigInt.asIntN(64, unsigned) : unsigned;

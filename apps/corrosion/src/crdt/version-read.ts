@@ -71,8 +71,10 @@ export class VersionRead {
         ts,
       });
       into.push(change(SENTINEL, null, 0));
-      for (let at = 0; at < columns.length; at++) {
-        into.push(change(columns[at]!, row[pkEnd + at] ?? null, at + 1));
+      let at = 0;
+      for (const column of columns) {
+        into.push(change(column, row[pkEnd + at] ?? null, at + 1));
+        at++;
       }
     }
   }

@@ -160,8 +160,9 @@ function int64(reader: Reader): number {
   const bytes = reader.buf;
   let value = 0;
   let scale = 1;
+  // `?? 0` only narrows the type: varintBytes read these bytes, so every index is in range.
   for (let at = start; at < end; at++) {
-    value += (bytes[at]! & 0x7f) * scale;
+    value += ((bytes[at] ?? 0) & 0x7f) * scale;
     scale *= 128;
   }
   return value >= 2 ** 63 ? value - 2 ** 64 : value;
@@ -176,13 +177,15 @@ function sint64(reader: Reader): number | bigint {
     let zigzag = 0;
     let scale = 1;
     for (let at = start; at < end; at++) {
-      zigzag += (bytes[at]! & 0x7f) * scale;
+      zigzag += ((bytes[at] ?? 0) & 0x7f) * scale;
       scale *= 128;
     }
     return zigzag % 2 === 0 ? zigzag / 2 : -(zigzag + 1) / 2;
   }
   let zigzag = 0n;
-  for (let at = end - 1; at >= start; at--) zigzag = (zigzag << 7n) | BigInt(bytes[at]! & 0x7f);
+  for (let at = end - 1; at >= start; at--) {
+    zigzag = (zigzag << 7n) | BigInt((bytes[at] ?? 0) & 0x7f);
+  }
   zigzag = BigInt.asUintN(64, zigzag);
   const big = (zigzag >> 1n) ^ -(zigzag & 1n);
   return big >= BigInt(Number.MIN_SAFE_INTEGER) && big <= BigInt(Number.MAX_SAFE_INTEGER)

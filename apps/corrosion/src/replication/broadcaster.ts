@@ -1,3 +1,4 @@
+import { present } from '@fleet/service/invariant';
 import { broadcastEntrySize, type Changeset, encodeBroadcast, encodeChangeset } from './codec.js';
 
 /** Who to send to: alive members, nearest by round-trip time or at random. */
@@ -120,7 +121,7 @@ export class Broadcaster {
     const direct = this.#direct();
     let spent = 0;
     for (let at = 0; at < this.#queue.length; ) {
-      const item = this.#queue[at]!;
+      const item = present(this.#queue[at], 'a queued item below the length');
       if (item.dueAt > now) {
         at++;
         continue;
@@ -208,9 +209,8 @@ export class Broadcaster {
       .sort((a, b) => b.sends - a.sends || a.queuedAt - b.queuedAt)
       .slice(0, excess);
     const doomed = new Set(victims);
-    for (let at = this.#queue.length - 1; at >= 0; at--) {
-      if (doomed.has(this.#queue[at]!)) this.#queue.splice(at, 1);
-    }
+    const kept = this.#queue.filter((item) => !doomed.has(item));
+    this.#queue.splice(0, this.#queue.length, ...kept);
     this.#dropped += excess;
   }
 

@@ -2,6 +2,7 @@ import protobuf from 'protobufjs/minimal.js';
 import type { ActorState, Range } from '../crdt/bookkeeping.js';
 import type { Change } from '../crdt/changes.js';
 import type { SqlValue } from '../crdt/pack.js';
+import { ProtocolError } from '../errors.js';
 import { int64FromBigInt, int64Number as num, wire } from '../transport/wire.js';
 import { decodeBroadcastFast } from './broadcast-decode.js';
 
@@ -148,8 +149,20 @@ export function broadcastEntrySize(encodedSet: Uint8Array): number {
   return 1 + (length < 0x80 ? 1 : length < 0x4000 ? 2 : length < 0x200000 ? 3 : 4) + length;
 }
 
-/** The hot path of every node: decoded by hand (see broadcast-decode.ts). */
-export const decodeBroadcast = decodeBroadcastFast;
+/**
+ * A broadcast off the wire, on the hot path of every node: decoded by hand (see
+ * broadcast-decode.ts); one that does not decode is CORRO_ERR_BROADCAST_MALFORMED.
+ */
+export function decodeBroadcast(bytes: Uint8Array): Changeset[] {
+  try {
+    return decodeBroadcastFast(bytes);
+  } catch (error) {
+    throw new ProtocolError(
+      'CORRO_ERR_BROADCAST_MALFORMED',
+      `a broadcast that does not decode: ${(error as Error).message}`,
+    );
+  }
+}
 
 /** One change alone: how a partial version's pieces wait in the buffered-changes table. */
 export function encodeChange(change: Change): Uint8Array {
@@ -204,13 +217,24 @@ export function encodeSyncMessage(message: SyncMessage): Uint8Array {
   return SyncMessageType.encode(wireMessage).finish();
 }
 
+/** A sync message off the wire; one that does not decode is CORRO_ERR_SYNC_MALFORMED. */
 export function decodeSyncMessage(bytes: Uint8Array): SyncMessage {
-  const decoded = SyncMessageType.decode(bytes);
+  let decoded: wire.replication.SyncMessage;
+  try {
+    decoded = SyncMessageType.decode(bytes);
+  } catch (error) {
+    throw new ProtocolError(
+      'CORRO_ERR_SYNC_MALFORMED',
+      `a sync message that does not decode: ${(error as Error).message}`,
+    );
+  }
   if (decoded.kind === 'changeset' && decoded.changeset)
     return { changeset: changesetFrom(decoded.changeset) };
   if (decoded.kind === 'done') return { done: true };
   const state = decoded.state;
-  if (decoded.kind !== 'state' || !state) throw new Error('a sync message with no content');
+  if (decoded.kind !== 'state' || !state) {
+    throw new ProtocolError('CORRO_ERR_SYNC_MALFORMED', 'a sync message with no content');
+  }
   return {
     state: {
       actorId: Buffer.from(state.actor_id ?? new Uint8Array()),

@@ -1,3 +1,5 @@
+import { present } from '@fleet/service/invariant';
+
 /**
  * The last `size` apply lags (commit on the origin to merge here), for the p99 that
  * `/v1/health` reports as Corrosion does. A fixed ring: recording is O(1) and memory bounded;
@@ -22,6 +24,7 @@ export class LagWindow {
   quantile(q: number): number {
     if (this.#count === 0) return 0;
     const sorted = this.#lags.slice(0, this.#count).sort();
-    return sorted[Math.min(this.#count - 1, Math.ceil(q * this.#count) - 1)]!;
+    const rank = Math.max(0, Math.min(this.#count - 1, Math.ceil(q * this.#count) - 1));
+    return present(sorted[rank], 'a recorded lag at the rank');
   }
 }

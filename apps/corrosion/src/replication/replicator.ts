@@ -1,5 +1,6 @@
 import type { Logger } from '@fleet/service';
 import type { RowChange } from '../crdt/crdt.js';
+import type { ProtocolErrorCode } from '../errors.js';
 import type { ExecOutcome, Store } from '../store.js';
 import { Membership } from '../swim/membership.js';
 import { Channel } from '../transport/frame.js';
@@ -8,6 +9,7 @@ import type { ApplyOutcome } from './apply.js';
 import { ApplyQueue } from './apply-queue.js';
 import { Broadcaster } from './broadcaster.js';
 import { decodeBroadcast } from './codec.js';
+import { ProtocolErrorTally } from './protocol-errors.js';
 import { chunkChangesets } from './serve.js';
 import { type SyncOptions, SyncServer, syncWith } from './sync.js';
 
@@ -44,6 +46,8 @@ export interface ReplicationStats {
   sync_frames_rejected: number;
   /** Datagrams dropped by reason: another cluster, a bad MAC, malformed. */
   frames_rejected: Record<string, number>;
+  /** Peers' breaches of the sync and gossip protocols, by code (errors.ts). */
+  protocol_errors: Partial<Record<ProtocolErrorCode, number>>;
 }
 
 /** Broadcast datagrams stay under a common path MTU, as foca's packets do. */
@@ -68,6 +72,7 @@ export class Replicator {
     private readonly broadcaster: Broadcaster,
     private readonly applyQueue: ApplyQueue,
     private readonly syncServer: SyncServer,
+    private readonly protocolErrors: ProtocolErrorTally,
   ) {}
 
   static async start(
@@ -77,8 +82,9 @@ export class Replicator {
     onApplied: (rows: RowChange[]) => void,
   ): Promise<Replicator> {
     let applyQueue: ApplyQueue | undefined;
-    const { transport, syncServer } = await bindGossip(config, logger, {
-      ...syncOptions(store, config, logger),
+    const protocolErrors = new ProtocolErrorTally(logger);
+    const { transport, syncServer } = await bindGossip(config, logger, protocolErrors, {
+      ...syncOptions(store, config, logger, protocolErrors),
       deliver: (sets) => applyQueue?.push(sets),
     });
     const membership = new Membership({
@@ -113,13 +119,8 @@ export class Replicator {
         if (outcome.rows.length > 0) onApplied(outcome.rows);
       },
     });
-    transport.on(Channel.BROADCAST, (body: Uint8Array) => {
-      try {
-        applyQueue.push(decodeBroadcast(body));
-      } catch (error) {
-        logger.debug({ err: error }, 'undecodable broadcast dropped');
-      }
-    });
+    // One that does not decode throws a ProtocolError: the transport drops it, counted.
+    transport.on(Channel.BROADCAST, (body: Uint8Array) => applyQueue.push(decodeBroadcast(body)));
     const replicator = new Replicator(
       store,
       config,
@@ -129,6 +130,7 @@ export class Replicator {
       broadcaster,
       applyQueue,
       syncServer,
+      protocolErrors,
     );
     membership.start();
     replicator.#scheduleSync(0);
@@ -173,8 +175,9 @@ export class Replicator {
       sync_rounds: this.#syncRounds,
       changes_applied: this.applyQueue.applied,
       changesets_dropped: this.broadcaster.dropped + this.applyQueue.dropped,
-      sync_frames_rejected: syncFramesRejected,
+      sync_frames_rejected: this.protocolErrors.counts().CORRO_ERR_SYNC_FRAME_REJECTED ?? 0,
       frames_rejected: { ...this.transport.rejections },
+      protocol_errors: this.protocolErrors.counts(),
     };
   }
 
@@ -201,15 +204,22 @@ export class Replicator {
       const results = await Promise.allSettled(
         peers.map((peer) =>
           syncWith(peer.addr, {
-            ...syncOptions(this.store, this.config, this.logger),
+            ...syncOptions(this.store, this.config, this.logger, this.protocolErrors),
             deliver: (sets) => this.applyQueue.push(sets),
           }),
         ),
       );
-      for (const result of results) {
+      results.forEach((result, at) => {
         if (result.status === 'fulfilled') received += result.value.received;
-        else this.logger.debug({ err: result.reason }, 'sync with a peer failed');
-      }
+        else
+          syncFailed(
+            this.logger,
+            this.protocolErrors,
+            result.reason,
+            peers[at]?.addr,
+            'sync with a peer failed',
+          );
+      });
       this.#syncRounds++;
     } finally {
       this.#syncing = false;
@@ -236,6 +246,7 @@ export class Replicator {
 async function bindGossip(
   config: ReplicationConfig,
   logger: Logger,
+  protocolErrors: ProtocolErrorTally,
   sync: SyncOptions,
 ): Promise<{ transport: UdpTransport; syncServer: SyncServer }> {
   const colon = config.gossipAddr.lastIndexOf(':');
@@ -248,6 +259,10 @@ async function bindGossip(
       key: config.key,
       clusterId: config.clusterId,
       logger,
+      handlerFailed: (error, from) => {
+        if (protocolErrors.breach(error, 'gossip datagram dropped', from)) return;
+        logger.warn({ err: error, from }, 'gossip frame handler failed');
+      },
     });
     const bound = Number(transport.addr.slice(transport.addr.lastIndexOf(':') + 1));
     try {
@@ -260,22 +275,32 @@ async function bindGossip(
   }
 }
 
-/** Sync frames refused (another cluster, bad MAC), for the stats. */
-let syncFramesRejected = 0;
+/** A breach of the protocol is counted and warned of; a reset connection or a peer gone is not. */
+function syncFailed(
+  logger: Logger,
+  protocolErrors: ProtocolErrorTally,
+  error: unknown,
+  peer: string | undefined,
+  what: string,
+): void {
+  if (!protocolErrors.breach(error, what, peer)) logger.debug({ err: error, peer }, what);
+}
 
-function syncOptions(store: Store, config: ReplicationConfig, logger: Logger) {
+function syncOptions(
+  store: Store,
+  config: ReplicationConfig,
+  logger: Logger,
+  protocolErrors: ProtocolErrorTally,
+) {
   return {
     store,
     key: config.key,
     clusterId: config.clusterId,
-    logger,
     chunkBytes: 64 * 1024,
     versionsMax: 5_000,
     graceMs: 1_000,
     timeoutMs: 15_000,
-    rejected: (reason: string) => {
-      syncFramesRejected++;
-      logger.warn({ reason }, 'sync frame rejected');
-    },
+    answerFailed: (error: unknown, peer: string) =>
+      syncFailed(logger, protocolErrors, error, peer, 'sync from a peer failed'),
   };
 }

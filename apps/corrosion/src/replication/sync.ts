@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { connect, createServer, type Server, type Socket } from 'node:net';
-import type { Logger } from '@fleet/service';
+import { ProtocolError } from '../errors.js';
 import type { Store } from '../store.js';
 import { Channel, decodeFrame, encodeFrame } from '../transport/frame.js';
 import {
@@ -16,7 +16,6 @@ export interface SyncOptions {
   store: Store;
   key: Buffer;
   clusterId: string;
-  logger: Logger;
   /** Bytes of changes per changeset sent. */
   chunkBytes: number;
   /** Versions sent per sync at most (newest first); the next round sends the rest. */
@@ -27,8 +26,8 @@ export interface SyncOptions {
   timeoutMs: number;
   /** Received changesets, in batches, for the apply queue. */
   deliver(sets: Changeset[]): void;
-  /** A frame from another cluster or with a bad MAC: the connection is dropped. */
-  rejected(reason: string): void;
+  /** A sync this node answered failed (a ProtocolError when the peer broke the protocol). */
+  answerFailed(error: unknown, peer: string): void;
 }
 
 export interface SyncResult {
@@ -49,8 +48,9 @@ export class SyncServer {
 
   static async listen(host: string, port: number, options: SyncOptions): Promise<SyncServer> {
     const server = createServer((socket) => {
-      answer(socket, options).catch((error: Error) => {
-        options.logger.debug({ err: error }, 'sync from a peer failed');
+      const peer = `${socket.remoteAddress}:${socket.remotePort}`;
+      answer(socket, options).catch((error: unknown) => {
+        options.answerFailed(error, peer);
         socket.destroy();
       });
     });
@@ -66,10 +66,12 @@ export class SyncServer {
 }
 
 async function answer(socket: Socket, options: SyncOptions): Promise<SyncResult> {
-  socket.setTimeout(options.timeoutMs, () => socket.destroy(new Error('sync timed out')));
+  idleTimeout(socket, options.timeoutMs);
   const frames = readFrames(socket, options);
   const first = await next(frames);
-  if (!('state' in first)) throw new Error('a sync must open with the sync state');
+  if (!('state' in first)) {
+    throw new ProtocolError('CORRO_ERR_SYNC_OPENING', 'a sync must open with the sync state');
+  }
   await send(socket, options, { state: ownState(options.store) });
   return exchange(socket, frames, first.state.actors, options);
 }
@@ -78,17 +80,31 @@ async function answer(socket: Socket, options: SyncOptions): Promise<SyncResult>
 export async function syncWith(addr: string, options: SyncOptions): Promise<SyncResult> {
   const colon = addr.lastIndexOf(':');
   const socket = connect(Number(addr.slice(colon + 1)), addr.slice(0, colon));
-  socket.setTimeout(options.timeoutMs, () => socket.destroy(new Error('sync timed out')));
+  idleTimeout(socket, options.timeoutMs);
   try {
     await once(socket, 'connect');
     const frames = readFrames(socket, options);
     await send(socket, options, { state: ownState(options.store) });
     const reply = await next(frames);
-    if (!('state' in reply)) throw new Error('the peer did not answer with its sync state');
+    if (!('state' in reply)) {
+      throw new ProtocolError(
+        'CORRO_ERR_SYNC_OPENING',
+        'the peer did not answer with its sync state',
+      );
+    }
     return await exchange(socket, frames, reply.state.actors, options);
   } finally {
     socket.destroy();
   }
+}
+
+/** A sync connection idle for `timeoutMs` is dropped with CORRO_ERR_SYNC_TIMEOUT. */
+function idleTimeout(socket: Socket, timeoutMs: number): void {
+  socket.setTimeout(timeoutMs, () =>
+    socket.destroy(
+      new ProtocolError('CORRO_ERR_SYNC_TIMEOUT', `sync idle for ${timeoutMs} ms: dropped`),
+    ),
+  );
 }
 
 function ownState(store: Store): { actorId: Buffer; actors: WireActorState[] } {
@@ -125,7 +141,9 @@ async function exchange(
   for (;;) {
     const message = await next(frames);
     if ('done' in message) break;
-    if (!('changeset' in message)) throw new Error('unexpected sync message');
+    if (!('changeset' in message)) {
+      throw new ProtocolError('CORRO_ERR_SYNC_UNEXPECTED', 'a sync state in the middle of a sync');
+    }
     batch.push(message.changeset);
     received++;
     if (batch.length >= deliverBatch) {
@@ -152,7 +170,8 @@ async function send(socket: Socket, options: SyncOptions, message: SyncMessage):
 
 async function next(frames: AsyncGenerator<SyncMessage>): Promise<SyncMessage> {
   const { value, done } = await frames.next();
-  if (done) throw new Error('the peer closed the sync early');
+  if (done)
+    throw new ProtocolError('CORRO_ERR_SYNC_CLOSED_EARLY', 'the peer closed the sync early');
   return value;
 }
 
@@ -163,16 +182,28 @@ async function* readFrames(socket: Socket, options: SyncOptions): AsyncGenerator
     buffered = Buffer.concat([buffered, chunk as Buffer]);
     while (buffered.length >= 4) {
       const length = buffered.readUInt32BE(0);
-      if (length > frameBytesMax) throw new Error(`sync frame of ${length} bytes refused`);
+      if (length > frameBytesMax) {
+        throw new ProtocolError(
+          'CORRO_ERR_SYNC_FRAME_TOO_LARGE',
+          `a sync frame of ${length} bytes refused (at most ${frameBytesMax})`,
+        );
+      }
       if (buffered.length < 4 + length) break;
       const frame = buffered.subarray(4, 4 + length);
       buffered = buffered.subarray(4 + length);
       const decoded = decodeFrame(options.key, options.clusterId, frame);
       if ('rejected' in decoded) {
-        options.rejected(decoded.rejected);
-        throw new Error(`sync frame rejected: ${decoded.rejected}`);
+        throw new ProtocolError(
+          'CORRO_ERR_SYNC_FRAME_REJECTED',
+          `sync frame rejected: ${decoded.rejected}`,
+        );
       }
-      if (decoded.channel !== Channel.SYNC) throw new Error('a non-sync frame on a sync stream');
+      if (decoded.channel !== Channel.SYNC) {
+        throw new ProtocolError(
+          'CORRO_ERR_SYNC_WRONG_CHANNEL',
+          'a non-sync frame on a sync stream',
+        );
+      }
       yield decodeSyncMessage(decoded.body);
     }
   }

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { invariant } from '@fleet/service/invariant';
 import { Channel } from '../transport/frame.js';
 import type { UdpTransport } from '../transport/udp.js';
 import { type SwimConfig, swimConfig } from './config.js';
@@ -73,15 +74,8 @@ export class Membership extends EventEmitter<{ up: [Member]; down: [Member] }> {
     super();
     this.#self = options.identity;
     this.#periodMs = options.config?.probeIntervalMs ?? 5_000;
-    options.transport.on(Channel.SWIM, (body) => {
-      let message: SwimMessage;
-      try {
-        message = decodeSwim(body);
-      } catch {
-        return;
-      }
-      this.#receive(message);
-    });
+    // A message that does not decode throws a ProtocolError: the transport drops it, counted.
+    options.transport.on(Channel.SWIM, (body) => this.#receive(decodeSwim(body)));
   }
 
   get config(): SwimConfig {
@@ -183,8 +177,8 @@ export class Membership extends EventEmitter<{ up: [Member]; down: [Member] }> {
   /** Round robin over a shuffled list of members that are not down (SWIM's target order). */
   #nextTarget(): Known | undefined {
     for (let tries = 0; tries < 2; tries++) {
-      while (this.#ring.length > 0) {
-        const known = this.#members.get(this.#ring.pop()!);
+      for (let actorId = this.#ring.pop(); actorId !== undefined; actorId = this.#ring.pop()) {
+        const known = this.#members.get(actorId);
         if (known && known.state !== 'down') return known;
       }
       this.#ring = shuffle(
@@ -415,10 +409,13 @@ export class Membership extends EventEmitter<{ up: [Member]; down: [Member] }> {
   }
 }
 
+/** Fisher–Yates, in place. */
 function shuffle<T>(items: T[]): T[] {
   for (let i = items.length - 1; i > 0; i--) {
     const j = Math.floor(Math.random() * (i + 1));
-    [items[i], items[j]] = [items[j]!, items[i]!];
+    const [atI, atJ] = [items[i], items[j]];
+    invariant(atI !== undefined && atJ !== undefined, 'shuffled indexes are below the length');
+    [items[i], items[j]] = [atJ, atI];
   }
   return items;
 }

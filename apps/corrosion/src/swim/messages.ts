@@ -1,3 +1,4 @@
+import { ProtocolError } from '../errors.js';
 import { int64Number as num, wire } from '../transport/wire.js';
 
 export interface Identity {
@@ -73,9 +74,19 @@ const isKind = (name: string | undefined): name is Kind & string =>
 
 /** An enum value this build does not know (a newer peer's) is refused as malformed. */
 export function decodeSwim(bytes: Uint8Array): SwimMessage {
-  const raw = SwimType.decode(bytes);
+  let raw: wire.swim.SwimMessage;
+  try {
+    raw = SwimType.decode(bytes);
+  } catch (error) {
+    throw new ProtocolError(
+      'CORRO_ERR_SWIM_MALFORMED',
+      `a SWIM message that does not decode: ${(error as Error).message}`,
+    );
+  }
   const kind = WireKind[raw.kind];
-  if (!isKind(kind)) throw new Error(`unknown SWIM message kind ${raw.kind}`);
+  if (!isKind(kind)) {
+    throw new ProtocolError('CORRO_ERR_SWIM_MALFORMED', `unknown SWIM message kind ${raw.kind}`);
+  }
   return {
     kind,
     from: identityFrom(raw.from),
@@ -85,7 +96,9 @@ export function decodeSwim(bytes: Uint8Array): SwimMessage {
     origin: raw.origin ? identityFrom(raw.origin) : undefined,
     updates: raw.updates.map((update) => {
       const state = stateNames[update.state ?? WireState.ALIVE];
-      if (state === undefined) throw new Error(`unknown member state ${update.state}`);
+      if (state === undefined) {
+        throw new ProtocolError('CORRO_ERR_SWIM_MALFORMED', `unknown member state ${update.state}`);
+      }
       return {
         member: identityFrom(update.member),
         incarnation: update.incarnation ?? 0,

@@ -1,7 +1,8 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { once } from 'node:events';
 import type { Logger } from '@fleet/service';
-import { metrics } from '@opentelemetry/api';
+import { invariant } from '@fleet/service/invariant';
+import { transportMetrics } from '../metrics.js';
 import { type Channel, decodeFrame, encodeFrame, type FrameRejection } from './frame.js';
 
 /** Largest frame sent: under loopback's and most paths' limits without IP fragmentation games. */
@@ -9,15 +10,16 @@ export const datagramBytesMax = 60_000;
 
 export type FrameHandler = (body: Uint8Array, from: string) => void;
 
+/** Where a handler's failure goes (the frame is dropped either way). */
+export type HandlerFailed = (error: unknown, from: string) => void;
+
 /**
  * The gossip socket: authenticated frames over UDP, dispatched by channel. Frames of another
  * cluster, with a bad MAC or unparseable are dropped and counted, never handled.
  */
 export class UdpTransport {
   readonly #handlers = new Map<Channel, FrameHandler>();
-  readonly #rejected = metrics.getMeter('fleet.corrosion').createCounter('corro_frames_rejected', {
-    description: 'frames dropped: another cluster, a bad MAC, or malformed',
-  });
+  readonly #metrics = transportMetrics();
   readonly rejections: Record<FrameRejection, number> = { cluster: 0, mac: 0, malformed: 0 };
   /** When set, every datagram is dropped (tests cut links with it). */
   paused = false;
@@ -31,6 +33,7 @@ export class UdpTransport {
     private readonly key: Buffer,
     private readonly clusterId: string,
     private readonly logger: Logger,
+    private readonly handlerFailed: HandlerFailed,
   ) {
     socket.on('message', (bytes, from) => this.#receive(bytes, `${from.address}:${from.port}`));
     socket.on('error', (error) => logger.warn({ err: error }, 'gossip socket error'));
@@ -42,6 +45,8 @@ export class UdpTransport {
     key: Buffer;
     clusterId: string;
     logger: Logger;
+    /** Default: logged as a warning. */
+    handlerFailed?: HandlerFailed;
   }): Promise<UdpTransport> {
     const socket = createSocket({ type: 'udp4', recvBufferSize: 8 << 20, sendBufferSize: 8 << 20 });
     socket.bind(options.port, options.host);
@@ -53,6 +58,8 @@ export class UdpTransport {
       options.key,
       options.clusterId,
       options.logger,
+      options.handlerFailed ??
+        ((error, from) => options.logger.warn({ err: error, from }, 'gossip frame handler failed')),
     );
   }
 
@@ -70,9 +77,12 @@ export class UdpTransport {
     const to = addrs.filter((addr) => !this.blocked.has(addr));
     if (to.length === 0) return;
     const frame = encodeFrame(this.key, this.clusterId, channel, body);
-    if (frame.length > datagramBytesMax) {
-      throw new RangeError(`a ${frame.length}-byte frame does not fit a datagram`);
-    }
+    // Broadcasts are cut to a path MTU and SWIM messages carry a bounded piggyback: a caller
+    // that builds a larger frame is a bug, not a peer's doing.
+    invariant(
+      frame.length <= datagramBytesMax,
+      `a ${frame.length}-byte frame does not fit a datagram`,
+    );
     for (const addr of to) {
       const colon = addr.lastIndexOf(':');
       this.socket.send(frame, Number(addr.slice(colon + 1)), addr.slice(0, colon), (error) => {
@@ -91,14 +101,14 @@ export class UdpTransport {
     const frame = decodeFrame(this.key, this.clusterId, bytes);
     if ('rejected' in frame) {
       this.rejections[frame.rejected]++;
-      this.#rejected.add(1, { reason: frame.rejected });
+      this.#metrics.framesRejected.add(1, { reason: frame.rejected });
       this.logger.debug({ from, reason: frame.rejected }, 'gossip frame rejected');
       return;
     }
     try {
       this.#handlers.get(frame.channel)?.(frame.body, from);
     } catch (error) {
-      this.logger.warn({ err: error, from }, 'gossip frame handler failed');
+      this.handlerFailed(error, from);
     }
   }
 }

@@ -1,8 +1,8 @@
+import type { FlydClient } from '@fleet/flyd-client';
 import type { FastifyInstance } from 'fastify';
 import { destroyAppResources } from '../app-teardown.js';
 import { orgFor } from '../auth.js';
 import { flapsError } from '../errors.js';
-import type { FlydClient } from '../flyd-client.js';
 import type { AppRow, FleetState } from '../state.js';
 
 const appName = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;

@@ -1,4 +1,5 @@
 import { X509Certificate } from 'node:crypto';
+import { present } from '@fleet/service/invariant';
 import type { FastifyInstance } from 'fastify';
 import { flapsError } from '../errors.js';
 import type { FleetState, HostnameRow } from '../state.js';
@@ -58,7 +59,9 @@ export function certificateRoutes(app: FastifyInstance, state: FleetState): void
         throw flapsError('FLAPS_ERR_NAME_TAKEN', `hostname ${hostname} belongs to another app`);
       if (owner === undefined) await state.addHostname(appName, hostname);
       const row = (await state.appHostnames(appName)).find((one) => one.hostname === hostname);
-      return reply.code(owner === undefined ? 201 : 200).send(certificateView(row!));
+      return reply
+        .code(owner === undefined ? 201 : 200)
+        .send(certificateView(present(row, `the hostname ${hostname} just added`)));
     },
   );
 

@@ -1,5 +1,5 @@
 import { PassThrough } from 'node:stream';
-import type { LogLine as WorkerLogLine } from '@fleet/flyd-client';
+import type { FlydClient, LogLine as WorkerLogLine } from '@fleet/flyd-client';
 import type { Logger } from '@fleet/service';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import {
@@ -12,7 +12,6 @@ import {
   logWorkers,
   workerPath,
 } from '../app-logs.js';
-import type { FlydClient } from '../flyd-client.js';
 import type { FleetState } from '../state.js';
 
 /** As it comes: the server does not coerce query strings (the schema checks their form). */

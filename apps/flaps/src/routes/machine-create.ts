@@ -1,7 +1,7 @@
+import type { FlydClient } from '@fleet/flyd-client';
 import { guestOf, machineConfigSchema, machineNameSchema } from '@fleet/machine-config';
 import type { FastifyInstance } from 'fastify';
 import { configValidator, flapsError } from '../errors.js';
-import type { FlydClient } from '../flyd-client.js';
 import { type PlacementTracker, placeMachine } from '../placement.js';
 import type { FleetState } from '../state.js';
 import { mountedVolumeHost } from '../volume-placement.js';

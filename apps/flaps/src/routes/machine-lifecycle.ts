@@ -1,6 +1,6 @@
+import type { FlydClient } from '@fleet/flyd-client';
 import type { FastifyInstance } from 'fastify';
 import { flapsError } from '../errors.js';
-import type { FlydClient } from '../flyd-client.js';
 import { graceSeconds, signalOf } from './fly-params.js';
 import { leaseNonce } from './leases.js';
 import type { Owner } from './machine-lookup.js';

@@ -1,5 +1,5 @@
+import type { FlydClient } from '@fleet/flyd-client';
 import type { FastifyInstance } from 'fastify';
-import type { FlydClient } from '../flyd-client.js';
 import { leaseNonce } from './leases.js';
 import type { Owner } from './machine-lookup.js';
 

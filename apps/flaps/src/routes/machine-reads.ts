@@ -1,6 +1,6 @@
+import type { FlydClient } from '@fleet/flyd-client';
 import { imageRefParts } from '@fleet/images';
 import type { FastifyInstance } from 'fastify';
-import type { FlydClient } from '../flyd-client.js';
 import { hostStatusOf } from '../host-status.js';
 import type { CheckRow, FleetState, MachineRow } from '../state.js';
 import type { MachineLookup } from './machine-lookup.js';

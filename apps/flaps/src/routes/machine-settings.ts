@@ -1,7 +1,7 @@
+import type { FlydClient } from '@fleet/flyd-client';
 import { machineConfigSchema } from '@fleet/machine-config';
 import type { FastifyInstance } from 'fastify';
 import { configValidator } from '../errors.js';
-import type { FlydClient } from '../flyd-client.js';
 import { leaseNonce } from './leases.js';
 import type { Owner } from './machine-lookup.js';
 

@@ -1,15 +1,20 @@
+import type { FlydClient } from '@fleet/flyd-client';
 import type { FastifyInstance } from 'fastify';
 import { flapsError } from '../errors.js';
-import type { FlydClient } from '../flyd-client.js';
 import { seconds } from './fly-params.js';
+import { longPolls } from './long-polls.js';
 import type { Owner } from './machine-lookup.js';
 
 const waitStates = ['created', 'started', 'stopped', 'suspended', 'destroyed', 'settled'];
 /** Fly's `settled`: any state a machine rests in. */
 const settledStates = ['started', 'stopped', 'suspended', 'destroyed'];
 
-/** `GET .../wait`: a long poll on the owning worker, at most 60 s, for any of the states asked. */
+/**
+ * `GET .../wait`: a long poll on the owning worker, at most 60 s, for any of the states asked;
+ * ended by flaps' shutdown (see long-polls.ts).
+ */
 export function machineWaitRoute(app: FastifyInstance, flyd: FlydClient, owner: Owner): void {
+  const during = longPolls(app);
   app.get<{
     Params: { app: string; id: string };
     Querystring: {
@@ -43,12 +48,14 @@ export function machineWaitRoute(app: FastifyInstance, flyd: FlydClient, owner: 
         );
     }
     const states = new Set(wanted.flatMap((one) => (one === 'settled' ? settledStates : [one])));
-    const reached = await flyd.call<{ state: string; version: string }>(
-      flydAddr,
-      'GET',
-      `/v1/machines/${id}/wait?state=${[...states].join(',')}&timeout=${timeout}`,
-      undefined,
-      { timeoutMs: (timeout + 5) * 1000 },
+    const reached = await during((signal) =>
+      flyd.call<{ state: string; version: string }>(
+        flydAddr,
+        'GET',
+        `/v1/machines/${id}/wait?state=${[...states].join(',')}&timeout=${timeout}`,
+        undefined,
+        { timeoutMs: (timeout + 5) * 1000, signal },
+      ),
     );
     return { ok: true, state: reached.state, version: reached.version };
   });

@@ -1,5 +1,5 @@
+import type { FlydClient } from '@fleet/flyd-client';
 import type { FastifyInstance } from 'fastify';
-import type { FlydClient } from '../flyd-client.js';
 import type { PlacementTracker } from '../placement.js';
 import type { FleetState } from '../state.js';
 import { leaseRoutes } from './leases.js';

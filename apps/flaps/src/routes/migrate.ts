@@ -1,7 +1,7 @@
+import type { FlydClient } from '@fleet/flyd-client';
 import { guestOf } from '@fleet/machine-config';
 import type { FastifyInstance } from 'fastify';
 import { flapsError } from '../errors.js';
-import type { FlydClient } from '../flyd-client.js';
 import { placeMachine } from '../placement.js';
 import type { FleetState } from '../state.js';
 import { leaseNonce } from './leases.js';

@@ -1,7 +1,7 @@
+import type { FlydClient } from '@fleet/flyd-client';
 import { guestOf, guestSchema } from '@fleet/machine-config';
 import type { FastifyInstance } from 'fastify';
 import { configValidator, flapsError } from '../errors.js';
-import type { FlydClient } from '../flyd-client.js';
 import { placeMachine, type WorkerHost } from '../placement.js';
 import { regionsOf } from '../regions.js';
 import type { FleetState, VolumeRow } from '../state.js';

@@ -47,7 +47,8 @@ export function registerAirtimeMetrics(airtime: Airtime): void {
     .addCallback((result) => {
       const counts = new Map<string, number>();
       for (const each of airtime.meters())
-        if (each.throttled) counts.set(each.limitedBy!, (counts.get(each.limitedBy!) ?? 0) + 1);
+        if (each.throttled && each.limitedBy !== undefined)
+          counts.set(each.limitedBy, (counts.get(each.limitedBy) ?? 0) + 1);
       for (const reason of ['host_cpu', 'host_network', 'app_limit', 'strict'])
         result.observe(counts.get(reason) ?? 0, { reason });
     });

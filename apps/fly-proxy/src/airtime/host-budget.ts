@@ -84,8 +84,7 @@ export function fairShares(
   const ordered = [...demands].sort((one, other) => one[1] - other[1]);
   const shares = new Map<string, number>();
   let remaining = budget;
-  for (let index = 0; index < ordered.length; index += 1) {
-    const demand = ordered[index]![1];
+  for (const [index, [, demand]] of ordered.entries()) {
     const level = remaining / (ordered.length - index);
     if (demand <= level) {
       remaining -= demand;

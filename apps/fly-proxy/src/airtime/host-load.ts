@@ -33,11 +33,13 @@ export function parseProcStat(text: string): CpuCounters {
   const fields = line.trim().split(/\s+/).slice(1, 9).map(Number);
   if (fields.length < 7 || !fields.every((value) => Number.isFinite(value) && value >= 0))
     throw new ProcFormatError(`/proc/stat cpu line is not counters: "${line.slice(0, 120)}"`);
-  const [user, nice, system, idle, iowait, irq, softirq, steal = 0] = fields as number[];
+  // the check above guarantees the first seven; steal is absent before Linux 2.6.11
+  const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] =
+    fields;
   return {
-    totalJiffies: user! + nice! + system! + idle! + iowait! + irq! + softirq! + steal,
-    idleJiffies: idle! + iowait!,
-    softirqJiffies: softirq!,
+    totalJiffies: user + nice + system + idle + iowait + irq + softirq + steal,
+    idleJiffies: idle + iowait,
+    softirqJiffies: softirq,
   };
 }
 
@@ -59,8 +61,10 @@ export function parseNetDev(text: string): NetworkCounters {
       throw new ProcFormatError(`/proc/net/dev line for "${name}" is not 16 counters`);
     interfaces += 1;
     if (name === 'lo') continue;
-    receivedBytes += fields[0]!;
-    transmittedBytes += fields[8]!;
+    // the check above guarantees 16 counters: bytes received first, bytes sent ninth
+    const [received = 0, , , , , , , , transmitted = 0] = fields;
+    receivedBytes += received;
+    transmittedBytes += transmitted;
   }
   if (interfaces === 0) throw new ProcFormatError('/proc/net/dev lists no interface');
   return { receivedBytes, transmittedBytes };

@@ -1,3 +1,4 @@
+import { present } from '@fleet/service/invariant';
 import type { HostLimits } from './host-budget.js';
 
 /** A token bucket's shape for one app. */
@@ -41,8 +42,9 @@ export function parseOverrides(text: string): Map<string, AppLimit> {
       throw new AirtimeConfigError(
         `--airtime-app-overrides: "${entry}" is not app=bytesPerSecond[:burstBytes]`,
       );
-    const [, app, rate, burst] = match;
-    if (!appName.test(app!))
+    const [, , rate, burst] = match;
+    const app = present(match[1], "an override's app (the pattern's first group always matches)");
+    if (!appName.test(app))
       throw new AirtimeConfigError(`--airtime-app-overrides: "${app}" is not an app name`);
     const bytesPerSecond = Number(rate);
     const burstBytes = burst === undefined ? bytesPerSecond : Number(burst);
@@ -54,9 +56,9 @@ export function parseOverrides(text: string): Map<string, AppLimit> {
       throw new AirtimeConfigError(
         `--airtime-app-overrides: ${app}'s rate and burst must be from 1024 bytes, got "${entry.trim()}"`,
       );
-    if (overrides.has(app!))
+    if (overrides.has(app))
       throw new AirtimeConfigError(`--airtime-app-overrides: ${app} is given twice`);
-    overrides.set(app!, { bytesPerSecond, burstBytes });
+    overrides.set(app, { bytesPerSecond, burstBytes });
   }
   if (overrides.size > overridesMax)
     throw new AirtimeConfigError(`--airtime-app-overrides: more than ${overridesMax} apps`);

@@ -42,8 +42,8 @@ export class Autostarter {
 
   /** startOne without waiting: more capacity for an app whose machines are all past soft. */
   startInBackground(app: string, machines: readonly MachineEntry[]): void {
-    if (machines.length > 0 && !this.#starting.has(machines[0]!.id))
-      void this.startOne(app, machines);
+    const first = machines[0];
+    if (first !== undefined && !this.#starting.has(first.id)) void this.startOne(app, machines);
   }
 
   stats(): { starting: number; started: number; failed: number } {

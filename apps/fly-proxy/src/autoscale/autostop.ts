@@ -1,5 +1,6 @@
 import type { Catalog, MachineEntry } from '@fleet/catalog';
 import type { Logger } from '@fleet/service';
+import { present } from '@fleet/service/invariant';
 import type { FlapsApi } from './flaps-api.js';
 
 export interface AutostopOptions {
@@ -78,7 +79,7 @@ export class Autostopper {
     }
     let running = started.length;
     for (const [region, machines] of byRegion) {
-      const services = machines[0]!.services;
+      const services = present(machines[0], "a region's first machine").services;
       const spec = services.find((service) => service.http) ?? services[0];
       if (spec === undefined || spec.autostop === 'off') continue;
       if (running <= spec.minMachinesRunning) return;

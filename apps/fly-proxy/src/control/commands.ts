@@ -1,5 +1,6 @@
 import type { AppEntry, Catalog, MachineEntry, RouteDecision } from '@fleet/catalog';
 import type { Logger } from '@fleet/service';
+import { present } from '@fleet/service/invariant';
 import { ControlError } from './errors.js';
 import type { ControlRequest } from './protocol.js';
 
@@ -30,7 +31,10 @@ const logLevels = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']
 
 const commands: Record<string, { args: [number, number]; run: Command }> = {
   status: { args: [0, 0], run: status },
-  catalog: { args: [1, 1], run: (sources, [app]) => catalogEntry(sources.catalog, app!) },
+  catalog: {
+    args: [1, 1],
+    run: (sources, [app]) => catalogEntry(sources.catalog, present(app, 'the app argument')),
+  },
   locks: { args: [0, 0], run: locks },
   connections: { args: [0, 0], run: (sources) => sources.connections() },
   airtime: { args: [0, 0], run: (sources) => sources.airtime() },

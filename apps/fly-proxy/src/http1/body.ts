@@ -1,3 +1,4 @@
+import { present } from '@fleet/service/invariant';
 import type { Framing } from './head.js';
 
 /** A chunk-size line or trailer section longer than this is refused (no legitimate one is). */
@@ -54,7 +55,7 @@ export class BodyFramer {
         if (this.#remaining === 0) this.#state = 'data-crlf';
         continue;
       }
-      const byte = chunk[index]!;
+      const byte = chunk.readUInt8(index);
       index += 1;
       if (this.#state === 'data-crlf') this.#dataCrlf(byte);
       else if (this.#state === 'size') this.#size(byte);
@@ -86,7 +87,7 @@ export class BodyFramer {
     // could read as another size (a bare CR, a space inside the digits).
     const match = chunkSizeLine.exec(this.#line);
     if (match === null) throw new FramingError('a chunk-size line is malformed');
-    const size = Number.parseInt(match[1]!, 16);
+    const size = Number.parseInt(present(match[1], 'the chunk size digits'), 16);
     this.#line = '';
     if (size === 0) this.#state = 'trailer';
     else {

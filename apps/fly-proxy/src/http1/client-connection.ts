@@ -9,6 +9,13 @@ import { clientResponseHead } from './heads-out.js';
 import type { Http1Relay } from './relay.js';
 
 const headEnd = Buffer.from('\r\n\r\n', 'latin1');
+/**
+ * A response head and a first body chunk up to this size are copied into one buffer and leave
+ * in one plain write: cheaper than corking the socket, which makes Node gather them with a
+ * writev through its stream buffer list and a native allocation per response. A larger body
+ * goes as its own write behind the head (the copy would cost more than it saves).
+ */
+const joinedBodyBytesMax = 16 * 1024;
 const continueHead = 'HTTP/1.1 100 Continue\r\n\r\n';
 
 /** A TCP or TLS socket, or a backhaul's CONNECT stream carrying an edge's HTTP/1.1 exchange. */
@@ -76,14 +83,6 @@ export class ClientConnection implements ExchangeClient {
     if (this.socket.isPaused() && !this.closed) this.socket.resume();
   }
 
-  cork(): void {
-    this.socket.cork();
-  }
-
-  uncork(): void {
-    this.socket.uncork();
-  }
-
   sendContinue(): void {
     this.write(continueHead);
   }
@@ -96,9 +95,23 @@ export class ClientConnection implements ExchangeClient {
     head: ResponseHead,
     requestId: string,
     connection: 'keep-alive' | 'close' | undefined,
-    extra?: string,
-  ): void {
-    this.write(clientResponseHead(head, requestId, connection, undefined, extra));
+    extra: string | undefined,
+    body: Buffer | null,
+  ): boolean {
+    const text = clientResponseHead(head, requestId, connection, undefined, extra);
+    if (body === null) return this.write(text);
+    if (body.length > joinedBodyBytesMax) {
+      this.socket.cork(); // still one writev: no packet with the head alone
+      this.write(text);
+      const flushed = this.write(body);
+      this.socket.uncork();
+      return flushed;
+    }
+    // Latin1: one byte per character of the head.
+    const joined = Buffer.allocUnsafe(text.length + body.length);
+    joined.write(text, 0, 'latin1');
+    body.copy(joined, text.length);
+    return this.write(joined);
   }
 
   sendBody(chunk: Buffer): boolean {
@@ -210,8 +223,8 @@ export class ClientConnection implements ExchangeClient {
   }
 
   #parseOne(): void {
-    if (this.socket.writableEnded) return;
-    const buffer = this.buffer!;
+    const buffer = this.buffer;
+    if (buffer === null || this.socket.writableEnded) return;
     let start = 0;
     // RFC 9112 §2.2: empty lines before a request line are ignored.
     while (buffer[start] === 13 && buffer[start + 1] === 10) start += 2;

@@ -22,20 +22,22 @@ export interface ExchangeClient {
   readonly http2: boolean;
   pauseReading(): void;
   resumeReading(): void;
-  /** Holds writes until `uncork` (the head and the first body bytes leave together). */
-  cork(): void;
-  uncork(): void;
   /** `100 Continue` (the proxy answers Expect itself). */
   sendContinue(): void;
   /** A 1xx other than 100 (103 Early Hints) from the machine. */
   sendInformational(head: ResponseHead, requestId: string): void;
-  /** The machine's response head; `extra` is raw `name: value\r\n` lines of the proxy's own. */
+  /**
+   * The machine's response head and the body bytes that came with it (`body`, as the machine
+   * framed them), in one write where the protocol allows; `extra` is raw `name: value\r\n`
+   * lines of the proxy's own. False when the client stopped reading.
+   */
   sendHead(
     head: ResponseHead,
     requestId: string,
     connection: 'keep-alive' | 'close' | undefined,
-    extra?: string,
-  ): void;
+    extra: string | undefined,
+    body: Buffer | null,
+  ): boolean;
   /** Response body bytes as the machine framed them; false when the client stopped reading. */
   sendBody(chunk: Buffer): boolean;
   /** The body ended (a client framing its own messages ends the response). */

@@ -1,4 +1,5 @@
 import type { Candidate } from '@fleet/catalog';
+import { present } from '@fleet/service/invariant';
 import type { AppFlows } from '../airtime/throttle.js';
 import { backhaulHeaders, backhaulTokenMatches, hopFor } from '../backhaul.js';
 import type { ProxyErrorCode } from '../errors.js';
@@ -24,6 +25,7 @@ import { BodyFramer, FramingError } from './body.js';
 import type { ExchangeClient } from './exchange-client.js';
 import { HeadError, parseResponseHead, type RequestHead, type ResponseHead } from './head.js';
 import { deliveredHead, upstreamRequestHead } from './heads-out.js';
+import type { Http1Options } from './relay.js';
 import type { UpstreamConnection, UpstreamPools, UpstreamUser } from './upstream-pools.js';
 
 const headEnd = Buffer.from('\r\n\r\n', 'latin1');
@@ -101,7 +103,7 @@ export class Exchange implements UpstreamUser {
   /** Bytes from the client: this request's body, or (returned) what comes after it. */
   clientData(chunk: Buffer): Buffer | null {
     if (this.#phase === 'tunnel') {
-      if (!this.#upstream!.socket.write(chunk)) this.client.pauseReading();
+      if (!this.#held().socket.write(chunk)) this.client.pauseReading();
       this.#airtime?.in(chunk.length);
       return null;
     }
@@ -170,7 +172,7 @@ export class Exchange implements UpstreamUser {
       return;
     }
     if (this.#phase === 'tunnel') {
-      if (!this.client.write(chunk)) this.#upstream!.socket.pause();
+      if (!this.client.write(chunk)) this.#held().socket.pause();
       this.#airtime?.out(chunk.length);
       return;
     }
@@ -196,8 +198,9 @@ export class Exchange implements UpstreamUser {
     }
     if (phase !== 'body') return;
     this.#upstreamReusable = false;
-    if (error === undefined) this.#responseBody!.ended();
-    if (this.#responseBody!.done) this.#finish();
+    const body = present(this.#responseBody, 'the response body framer');
+    if (error === undefined) body.ended();
+    if (body.done) this.#finish();
     else this.abort(); // cut mid-body: the client must see a broken response, not a short one
   }
 
@@ -341,7 +344,7 @@ export class Exchange implements UpstreamUser {
     this.#phase = 'waiting';
     this.#sentMs = Date.now();
     const socket = connection.socket;
-    const pending = this.#pending!;
+    const pending = present(this.#pending, 'the request bytes held for the machine');
     this.#pending = null;
     if (pending.length > 0) socket.cork();
     socket.write(this.#requestHeadOut(), 'latin1');
@@ -364,7 +367,7 @@ export class Exchange implements UpstreamUser {
     const { options } = this.client.relay;
     if (options.mode === 'backhaul') return deliveredHead(this.head);
     const client = this.client;
-    const machine = this.#candidates[this.#candidate]!.machine;
+    const machine = this.#attempted().machine;
     return upstreamRequestHead(this.head, {
       host: this.#host,
       path: this.#path,
@@ -377,7 +380,7 @@ export class Exchange implements UpstreamUser {
       replaySource: this.#replaySource,
       replayFailed: this.#replayFailed,
       backhaul: this.#viaBackhaul
-        ? { machineId: machine.id, app: machine.app, token: options.backhaulToken! }
+        ? { machineId: machine.id, app: machine.app, token: backhaulToken(options) }
         : undefined,
     });
   }
@@ -389,7 +392,7 @@ export class Exchange implements UpstreamUser {
   #routeBackhaul(): void {
     const named = (wanted: string) => this.head.headers.find(([name]) => name === wanted)?.[1];
     const { options, deps } = this.client.relay;
-    if (!backhaulTokenMatches(named(backhaulHeaders.auth), options.backhaulToken!)) {
+    if (!backhaulTokenMatches(named(backhaulHeaders.auth), backhaulToken(options))) {
       this.#own(
         'PROXY_ERR_BACKHAUL_AUTH',
         'the backhaul takes requests from edges of this fleet only',
@@ -430,7 +433,7 @@ export class Exchange implements UpstreamUser {
   }
 
   #retryOrFail(error: Error | undefined): void {
-    const connection = this.#upstream!;
+    const connection = this.#held();
     this.#upstream = undefined;
     this.#releaseLoad?.();
     this.#releaseLoad = undefined;
@@ -457,8 +460,7 @@ export class Exchange implements UpstreamUser {
   // --- the response ---
 
   #readResponseHeads(): void {
-    for (;;) {
-      const buffer = this.#responseHead!;
+    for (let buffer = this.#responseHead; buffer !== null; buffer = this.#responseHead) {
       const end = buffer.indexOf(headEnd);
       if (end < 0) {
         if (buffer.length > this.client.relay.options.headBytesMax)
@@ -487,7 +489,6 @@ export class Exchange implements UpstreamUser {
       }
       // 1xx: 100 was the proxy's to send (Expect is answered here); others (103) pass on.
       if (head.status !== 100) this.client.sendInformational(head, this.requestId);
-      if (rest === null) return;
     }
   }
 
@@ -503,7 +504,7 @@ export class Exchange implements UpstreamUser {
       this.#clientEnded ||
       this.client.relay.draining;
     const connection = this.#closeAfter ? 'close' : request.minor === 0 ? 'keep-alive' : undefined;
-    const machine = this.#candidates[this.#candidate]!.machine;
+    const machine = this.#attempted().machine;
     this.client.relay.deps.catalog.machineReachable(machine.id);
     if (this.#viaBackhaul) {
       const load = Number(head.headers.find(([name]) => name === backhaulHeaders.load)?.[1]);
@@ -517,20 +518,32 @@ export class Exchange implements UpstreamUser {
     this.#upstreamReusable =
       request.minor === 1 && head.minor === 1 && !head.connection.includes('close');
     this.#phase = 'body';
-    this.#responseBody = new BodyFramer(head.framing);
-    // Head and the body bytes that came with it leave in one write (writev), not two.
-    const client = this.client;
-    client.cork();
-    client.sendHead(head, this.requestId, connection, extra);
-    if (rest !== null) this.#responseData(rest);
-    else if (this.#responseBody.done) this.#finish();
-    client.uncork();
+    const body = new BodyFramer(head.framing);
+    this.#responseBody = body;
+    // Head and the body bytes that came with it leave in one write, not two.
+    let taken = 0;
+    if (rest !== null) {
+      try {
+        taken = body.take(rest);
+      } catch {
+        this.abort(); // the machine broke chunked framing: cut, never pass it on
+        return;
+      }
+      if (taken < rest.length) this.#upstreamReusable = false; // bytes past the response
+    }
+    const first =
+      rest === null || taken === 0 ? null : taken === rest.length ? rest : rest.subarray(0, taken);
+    if (!this.client.sendHead(head, this.requestId, connection, extra, first))
+      this.#upstream?.socket.pause();
+    this.#airtime?.out(taken);
+    if (body.done) this.#finish();
   }
 
   #responseData(chunk: Buffer): void {
+    const body = present(this.#responseBody, 'the response body framer');
     let taken: number;
     try {
-      taken = this.#responseBody!.take(chunk);
+      taken = body.take(chunk);
     } catch {
       this.abort(); // the machine broke chunked framing: cut, never pass it on
       return;
@@ -542,7 +555,7 @@ export class Exchange implements UpstreamUser {
       this.#upstream?.socket.pause();
     this.#airtime?.out(taken);
     if (taken < chunk.length) this.#upstreamReusable = false; // bytes past the response
-    if (this.#responseBody!.done) this.#finish();
+    if (body.done) this.#finish();
   }
 
   #tunnel(head: ResponseHead, rest: Buffer | null): void {
@@ -562,8 +575,9 @@ export class Exchange implements UpstreamUser {
     if (rest !== null) this.client.write(rest);
     const buffered = this.client.buffer;
     this.client.buffer = null;
-    if (buffered !== null) this.#upstream!.socket.write(buffered);
-    if (this.#clientEnded) this.#upstream!.socket.end(); // the client half-closed already
+    const upstream = this.#held();
+    if (buffered !== null) upstream.socket.write(buffered);
+    if (this.#clientEnded) upstream.socket.end(); // the client half-closed already
     this.client.resumeReading(); // an HTTP/2 client paused while its early bytes waited
   }
 
@@ -610,7 +624,7 @@ export class Exchange implements UpstreamUser {
    * the request, body included, goes where the header says, with `fly-replay-src`.
    */
   async #replay(value: string): Promise<void> {
-    const from = this.#candidates[this.#candidate]!.machine;
+    const from = this.#attempted().machine;
     this.#upstream?.release(false);
     this.#upstream = undefined;
     this.#releaseLoad?.();
@@ -646,7 +660,7 @@ export class Exchange implements UpstreamUser {
 
   /** A replay that failed goes back to the machine that asked for it, as its fallback says. */
   async #fallBack(reason: string): Promise<void> {
-    const { mode, app, machineId } = this.#fallback!;
+    const { mode, app, machineId } = present(this.#fallback, 'the replay fallback');
     this.#fallback = undefined;
     this.#releaseLoad?.();
     this.#releaseLoad = undefined;
@@ -723,6 +737,16 @@ export class Exchange implements UpstreamUser {
     return this.#phase === 'done';
   }
 
+  /** The machine connection of the exchange, where the phase says one is held. */
+  #held(): UpstreamConnection {
+    return present(this.#upstream, 'the machine connection of the exchange');
+  }
+
+  /** The candidate of the current attempt (after routing chose it). */
+  #attempted(): Candidate {
+    return present(this.#candidates[this.#candidate], 'the attempted candidate');
+  }
+
   #machineId(): string {
     return (
       this.#candidates[this.#candidate]?.machine.id ?? this.#candidates.at(-1)?.machine.id ?? 'none'
@@ -735,6 +759,11 @@ export class Exchange implements UpstreamUser {
       'upstream failed',
     );
   }
+}
+
+/** The fleet-key token, which main.ts requires with `--host-id` and in backhaul mode. */
+function backhaulToken(options: Http1Options): string {
+  return present(options.backhaulToken, 'the backhaul token (--fleet-key-file)');
 }
 
 /** Fly's routing headers of a request, as routingControls reads them. */

@@ -1,5 +1,6 @@
 import { connect } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { Waiters } from '../waiters.js';
 
 export interface PoolLimits {
   /** Connections open (busy, idle or connecting) to one machine at most. */
@@ -14,6 +15,14 @@ export interface PoolLimits {
   /** A pooled connection unused this long is closed (before the machine closes it under us). */
   idleTimeoutMs: number;
 }
+
+/**
+ * What every pooled TCP connection to a machine reads into (Node's `onread`): each read's bytes
+ * are copied out into a buffer of their own size before anything else runs, so one buffer serves
+ * every socket (JavaScript runs on one thread). Reading this way skips what a 'data' event costs
+ * per read — the stream machinery around it and the 64 KiB buffer Node allocates for each read.
+ */
+const sharedReadBuffer = Buffer.allocUnsafe(64 * 1024);
 
 /** Why a connection could not be had; `code` decides retries and the answer. */
 export class UpstreamError extends Error {
@@ -56,14 +65,13 @@ export class UpstreamConnection {
   reused = false;
   idleSinceMs = 0;
 
+  /** `readsItself`: the socket reads through `onread` and hands its bytes to `received`. */
   constructor(
     readonly socket: Duplex,
     private readonly pool: ConnectionOwner,
+    readsItself = false,
   ) {
-    socket.on('data', (chunk: Buffer) => {
-      if (this.user !== undefined) this.user.data(chunk);
-      else socket.destroy();
-    });
+    if (!readsItself) socket.on('data', (chunk: Buffer) => this.received(chunk));
     socket.on('drain', () => this.user?.drain());
     socket.on('end', () => {
       const user = this.user;
@@ -80,6 +88,11 @@ export class UpstreamConnection {
     });
   }
 
+  received(chunk: Buffer): void {
+    if (this.user !== undefined) this.user.data(chunk);
+    else this.socket.destroy();
+  }
+
   /** Back to the pool when the exchange left it at a message boundary, else closed. */
   release(reusable: boolean): void {
     this.user = undefined;
@@ -92,15 +105,9 @@ export class UpstreamConnection {
   }
 }
 
-interface Waiter {
-  resolve(connection: UpstreamConnection): void;
-  reject(error: Error): void;
-  timer: NodeJS.Timeout;
-}
-
 class MachinePool implements ConnectionOwner {
   readonly #idle: UpstreamConnection[] = [];
-  readonly #waiters: Waiter[] = [];
+  readonly #waiters: Waiters<UpstreamConnection>;
   #open = 0;
   retired = false;
   lastUsedMs = 0;
@@ -109,7 +116,13 @@ class MachinePool implements ConnectionOwner {
     private readonly host: string,
     private readonly port: number,
     private readonly limits: PoolLimits,
-  ) {}
+  ) {
+    this.#waiters = new Waiters(limits, {
+      full: () => new UpstreamError('PROXY_POOL_FULL', 'too many requests wait for this machine'),
+      timedOut: () =>
+        new UpstreamError('PROXY_POOL_TIMEOUT', 'every connection to the machine stayed busy'),
+    });
+  }
 
   get open(): number {
     return this.#open;
@@ -124,24 +137,7 @@ class MachinePool implements ConnectionOwner {
       this.#idle.shift()?.socket.destroy(); // make room for the fresh one
     }
     if (this.#open < this.limits.connectionsPerUpstream) return this.#connect();
-    if (this.#waiters.length >= this.limits.waitersMax) {
-      return Promise.reject(
-        new UpstreamError('PROXY_POOL_FULL', 'too many requests wait for this machine'),
-      );
-    }
-    return new Promise((resolve, reject) => {
-      const waiter: Waiter = {
-        resolve,
-        reject,
-        timer: setTimeout(() => {
-          this.#waiters.splice(this.#waiters.indexOf(waiter), 1);
-          reject(
-            new UpstreamError('PROXY_POOL_TIMEOUT', 'every connection to the machine stayed busy'),
-          );
-        }, this.limits.waitTimeoutMs),
-      };
-      this.#waiters.push(waiter);
-    });
+    return this.#waiters.wait();
   }
 
   idle(connection: UpstreamConnection): void {
@@ -150,9 +146,8 @@ class MachinePool implements ConnectionOwner {
       connection.socket.destroy();
       return;
     }
-    const waiter = this.#waiters.shift();
+    const waiter = this.#waiters.take();
     if (waiter !== undefined) {
-      clearTimeout(waiter.timer);
       waiter.resolve(connection);
       return;
     }
@@ -164,16 +159,14 @@ class MachinePool implements ConnectionOwner {
     this.#open -= 1;
     const index = this.#idle.indexOf(connection);
     if (index >= 0) this.#idle.splice(index, 1);
-    const waiter = this.#waiters.shift();
+    const waiter = this.#waiters.take();
     if (waiter === undefined) return;
-    clearTimeout(waiter.timer);
     this.#connect().then(waiter.resolve, waiter.reject);
   }
 
   /** Closes idle connections older than the idle timeout (all of them once retired). */
   sweep(nowMs: number): void {
-    while (this.#idle.length > 0) {
-      const oldest = this.#idle[0]!;
+    for (let oldest = this.#idle[0]; oldest !== undefined; oldest = this.#idle[0]) {
       if (!this.retired && nowMs - oldest.idleSinceMs < this.limits.idleTimeoutMs) return;
       this.#idle.shift();
       oldest.socket.destroy();
@@ -183,16 +176,28 @@ class MachinePool implements ConnectionOwner {
   retire(): void {
     this.retired = true;
     this.sweep(Date.now());
-    for (const waiter of this.#waiters.splice(0)) {
-      clearTimeout(waiter.timer);
-      waiter.reject(new UpstreamError('PROXY_POOL_FULL', 'the machine pool was closed'));
-    }
+    this.#waiters.rejectAll(new UpstreamError('PROXY_POOL_FULL', 'the machine pool was closed'));
   }
 
   #connect(): Promise<UpstreamConnection> {
     this.#open += 1;
     return new Promise((resolve, reject) => {
-      const socket = connect({ host: this.host, port: this.port, noDelay: true });
+      let connection: UpstreamConnection | undefined;
+      const socket = connect({
+        host: this.host,
+        port: this.port,
+        noDelay: true,
+        onread: {
+          buffer: sharedReadBuffer,
+          callback: (bytes) => {
+            const chunk = Buffer.allocUnsafe(bytes);
+            sharedReadBuffer.copy(chunk, 0, 0, bytes);
+            if (connection !== undefined) connection.received(chunk);
+            else socket.destroy(); // nothing is read before 'connect'
+            return true; // false would pause it: the exchange pauses it itself when it must
+          },
+        },
+      });
       const timer = setTimeout(() => {
         socket.destroy(
           new UpstreamError('PROXY_CONNECT_TIMEOUT', 'connecting to the machine timed out'),
@@ -207,7 +212,8 @@ class MachinePool implements ConnectionOwner {
       socket.once('connect', () => {
         clearTimeout(timer);
         socket.off('error', failed);
-        resolve(new UpstreamConnection(socket, this));
+        connection = new UpstreamConnection(socket, this, true);
+        resolve(connection);
       });
     });
   }

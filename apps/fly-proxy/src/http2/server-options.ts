@@ -26,7 +26,7 @@ export function http2ServerOptions(headBytesMax: number, settings: Settings = {}
 /** The size of a request's field section as RFC 9113 counts it, from the stream's raw headers. */
 export function fieldSectionBytes(rawHeaders: readonly string[]): number {
   let bytes = 0;
-  for (let index = 0; index < rawHeaders.length; index += 1)
-    bytes += rawHeaders[index]!.length + (index % 2 === 0 ? fieldOverheadBytes : 0);
+  for (const [index, field] of rawHeaders.entries())
+    bytes += field.length + (index % 2 === 0 ? fieldOverheadBytes : 0);
   return bytes;
 }

@@ -108,10 +108,6 @@ export class Http2StreamClient implements ExchangeClient {
     if (!this.closed && this.stream.isPaused()) this.stream.resume();
   }
 
-  cork(): void {} // HTTP/2 frames are batched by the session already
-
-  uncork(): void {}
-
   sendContinue(): void {
     if (!this.closed) this.stream.additionalHeaders({ ':status': 100 });
   }
@@ -120,12 +116,20 @@ export class Http2StreamClient implements ExchangeClient {
     if (!this.closed) this.stream.additionalHeaders(responseHeaders(head, undefined));
   }
 
-  sendHead(head: ResponseHead, requestId: string): void {
-    if (this.closed) return;
+  sendHead(
+    head: ResponseHead,
+    requestId: string,
+    _connection: unknown,
+    _extra: unknown,
+    body: Buffer | null,
+  ): boolean {
+    if (this.closed) return true;
     this.#ended = head.framing.kind === 'none';
     this.stream.respond(responseHeaders(head, requestId), { endStream: this.#ended });
     this.#responseBody =
       head.framing.kind === 'chunked' ? this.#dechunker(head.framing) : undefined;
+    // HEADERS and the first DATA are batched by the session: two calls, one write.
+    return body === null || this.sendBody(body);
   }
 
   sendBody(chunk: Buffer): boolean {

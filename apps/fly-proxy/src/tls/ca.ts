@@ -123,6 +123,6 @@ export class FleetCa {
 /** A positive 128-bit serial in hex (RFC 5280: at most 20 octets, positive, unpredictable). */
 function serialNumber(): string {
   const bytes = randomBytes(16);
-  bytes[0] = bytes[0]! & 0x7f;
+  bytes.writeUInt8(bytes.readUInt8(0) & 0x7f, 0);
   return bytes.toString('hex');
 }

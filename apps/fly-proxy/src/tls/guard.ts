@@ -54,6 +54,8 @@ export class ConnectionGuard {
   readonly #timer: NodeJS.Timeout;
   readonly #closed = new Map<string, number>();
   #wakeups = 0;
+  /** Sweeps run: a test that a connection was left alone waits for sweeps, not for time. */
+  #sweeps = 0;
 
   constructor(
     private readonly listener: string,
@@ -102,12 +104,18 @@ export class ConnectionGuard {
     this.metrics.connectionsClosed.add(1, { listener: this.listener, reason });
   }
 
-  /** For /status and tests: open connections, closes by reason, wake-ups without progress. */
-  stats(): { connections: number; closed: Record<string, number>; wakeupsWithoutProgress: number } {
+  /** For /status and tests: open connections, closes by reason, wake-ups without progress, sweeps. */
+  stats(): {
+    connections: number;
+    closed: Record<string, number>;
+    wakeupsWithoutProgress: number;
+    sweeps: number;
+  } {
     return {
       connections: this.#records.size,
       closed: Object.fromEntries(this.#closed),
       wakeupsWithoutProgress: this.#wakeups,
+      sweeps: this.#sweeps,
     };
   }
 
@@ -119,6 +127,7 @@ export class ConnectionGuard {
   }
 
   private sweep(): void {
+    this.#sweeps += 1;
     const now = Date.now();
     for (const record of this.#records) {
       const bytesIn = record.raw.bytesRead;

@@ -15,8 +15,9 @@ import { askControl, ControlUnreachableError } from '../control/client.js';
 import { type ControlAnswer, controlSocketName } from '../control/protocol.js';
 import { ticketKeysFileVariable } from '../handoff/messages.js';
 import { ensureTicketKeys } from '../handoff/ticket-keys.js';
+import { registerWatchdogMetrics } from '../metrics.js';
 import { instanceLockName, watchdogHolderName } from '../one-instance.js';
-import { registerWatchdogMetrics, writeStatusFile } from './status.js';
+import { writeStatusFile } from './status.js';
 import { Supervisor } from './supervisor.js';
 import { scheduleRotation } from './ticket-rotation.js';
 

@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parentFdVariable } from '@fleet/service';
+import { present } from '@fleet/service/invariant';
 import { isMessage, type ToGeneration, type ToWatchdog } from '../handoff/messages.js';
 import type { LogTail } from './log-tail.js';
 
@@ -72,8 +73,11 @@ export function startProxy(options: {
     // An output nobody reads must not grow the watchdog: past the bound, lines are dropped.
     if (to.writableLength < relayBytesMax) to.write(`${line}\n`);
   };
-  createInterface({ input: child.stdout! }).on('line', relay(process.stdout));
-  createInterface({ input: child.stderr! }).on('line', relay(process.stderr));
+  // stdio is piped (setupPrimary above), so both streams exist
+  const stdout = present(child.stdout, "the proxy's stdout pipe");
+  const stderr = present(child.stderr, "the proxy's stderr pipe");
+  createInterface({ input: stdout }).on('line', relay(process.stdout));
+  createInterface({ input: stderr }).on('line', relay(process.stderr));
   // A worker that dies is not restarted by cluster (that is the supervisor's job); its errors
   // (a send to a process that just exited) are the exit's business.
   worker.on('error', () => undefined);

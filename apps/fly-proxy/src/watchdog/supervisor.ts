@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '@fleet/service';
+import { present } from '@fleet/service/invariant';
 import { askControl } from '../control/client.js';
 import type { ToWatchdog } from '../handoff/messages.js';
 import { Generations } from './generations.js';
@@ -262,7 +263,7 @@ export class Supervisor {
 
   #armDeadline(ms: number): void {
     clearTimeout(this.#deadlineTimer);
-    const proxy = this.#proxy!;
+    const proxy = present(this.#proxy, 'the proxy whose deadline is armed');
     this.#deadlineTimer = setTimeout(() => void this.#giveUp(proxy, 'unanswered'), ms);
   }
 
@@ -278,7 +279,9 @@ export class Supervisor {
     this.#successor?.child.kill('SIGKILL'); // a handoff in flight: start afresh after the backoff
     this.#restarts[reason]++;
     // Silent since its last answer, or since it started when it never answered.
-    const silentMs = Date.now() - (this.#lastAnswerMs || Date.parse(this.#proxyStartedAt!));
+    const silentMs =
+      Date.now() -
+      (this.#lastAnswerMs || Date.parse(present(this.#proxyStartedAt, "the proxy's start time")));
     this.#options.logger.error(
       { event: 'proxy_restart', reason, pid: proxy.pid, silentMs, exit },
       reason === 'unanswered'

@@ -1,5 +1,6 @@
 import type { Logger } from '@fleet/service';
 import { backoffMs } from '@fleet/service';
+import { invariant, present } from '@fleet/service/invariant';
 import type { Context, Span } from '@opentelemetry/api';
 import type { Database as Db } from 'better-sqlite3';
 import { monotonicFactory } from 'ulid';
@@ -135,7 +136,7 @@ export class FsmEngine {
       lives.push(live);
     }
     for (const live of lives) {
-      const run = this.#store.get(live.id)!;
+      const run = present(this.#store.get(live.id), `run ${live.id}, just resumed`);
       this.logger.info(
         { run: live.id, machine: live.machineId, action: live.action, status: run.status },
         'resuming run',
@@ -199,7 +200,7 @@ export class FsmEngine {
     parentId: string | null,
     childKey: string | null,
   ): RunHandle {
-    if (!this.#actions.has(action)) throw new Error(`no FSM action ${action}`);
+    invariant(this.#actions.has(action), `the FSM action ${action} is defined`);
     const startAt =
       options.startAt && options.startAt.getTime() > Date.now() ? options.startAt : undefined;
     const runAfter =
@@ -387,7 +388,7 @@ export class FsmEngine {
     });
     live.span = span;
     live.spanContext = context;
-    const definition = this.#actions.get(live.action)!;
+    const definition = present(this.#actions.get(live.action), `action ${live.action}`);
     this.#steps(definition, live).then(
       () => this.#finish(live, definition, 'succeeded', startedMs),
       (failure: StepFailure) =>
@@ -424,7 +425,11 @@ export class FsmEngine {
   async #attempt(step: Step<unknown>, live: LiveRun): Promise<unknown> {
     const policy = step.retry === undefined ? this.#options.retry : step.retry;
     for (let attempt = 0; ; attempt++) {
-      const span = startStepSpan(live.spanContext!, step.name, attempt);
+      const span = startStepSpan(
+        present(live.spanContext, 'the run span context'),
+        step.name,
+        attempt,
+      );
       try {
         const result = (await step.run(live.context)) ?? null;
         endSpan(span);
@@ -475,7 +480,7 @@ export class FsmEngine {
       action: live.action,
       outcome: status,
     });
-    endSpan(live.span!, failure?.cause, status);
+    endSpan(present(live.span, 'the run span'), failure?.cause, status);
     // Finalizers run once the machine is free, so they may start other runs on it.
     const lastStep = definition.steps.at(-1)?.name ?? null;
     await this.#finalize(definition, live, {

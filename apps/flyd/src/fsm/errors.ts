@@ -1,3 +1,5 @@
+import type { FlydErrorCode } from '../errors.js';
+
 /**
  * The engine's error kinds. A step's error decides what the engine does next:
  * - any other error is retryable: the step runs again with backoff, then the run ends `failed`;
@@ -10,12 +12,17 @@ export class AbortStep extends Error {
   override readonly name = 'AbortStep';
 }
 
+/** Its code (flyd's registry, src/errors.ts) is what the API answers a run that ends so. */
 export class UnrecoverableError extends Error {
   override readonly name = 'UnrecoverableError';
+  readonly code: FlydErrorCode = 'FLYD_ERR_UNRECOVERABLE';
 }
 
 /** Another run is active on the machine: one run per machine at a time. */
 export class RunConflictError extends Error {
+  override readonly name: string = 'RunConflictError';
+  readonly code: FlydErrorCode = 'FLYD_ERR_CONFLICT';
+
   constructor(
     readonly machineId: string,
     readonly activeAction: string,
@@ -27,6 +34,9 @@ export class RunConflictError extends Error {
 
 /** The machine's named queue already holds its maximum of waiting runs. */
 export class QueueFullError extends RunConflictError {
+  override readonly name = 'QueueFullError';
+  override readonly code: FlydErrorCode = 'FLYD_ERR_QUEUE_FULL';
+
   constructor(
     machineId: string,
     activeAction: string,

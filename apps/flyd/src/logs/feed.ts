@@ -145,7 +145,11 @@ export class LogFollower {
   /** The reader drained: sends what waited, until it pushes back again. */
   resume(): void {
     this.#paused = false;
-    while (!this.#paused && this.#queue.length > 0) this.#send(this.#queue.shift()!);
+    while (!this.#paused) {
+      const line = this.#queue.shift();
+      if (line === undefined) return;
+      this.#send(line);
+    }
   }
 
   #send(line: LogLine): void {

@@ -1,5 +1,6 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { present } from '@fleet/service/invariant';
 import { monotonicFactory } from 'ulid';
 import { flydError } from '../errors.js';
 import { AbortStep, type FsmEngine, type Step } from '../fsm/engine.js';
@@ -186,7 +187,10 @@ export function defineMachineActions(engine: FsmEngine, machine: MachineSteps): 
         // a machine this update was stopping, or had stopped, ran when the update began.
         run: async ({ machineId, request }) => {
           const running = machine.runtime.isRunning(machineId);
-          const { state, stop_reason } = machine.store.get(machineId)!;
+          const { state, stop_reason } = present(
+            machine.store.get(machineId),
+            `machine ${machineId}`,
+          );
           const wasRunning =
             running ||
             ['started', 'starting', 'stopping'].includes(state) ||
@@ -215,10 +219,14 @@ export function defineMachineActions(engine: FsmEngine, machine: MachineSteps): 
           );
           // Run again after a crash, the version is there already: only publish it.
           if (replaced === undefined) return machine.publish(machineId);
-          return machine.record(machineId, machine.store.get(machineId)!.state, {
-            type: 'update',
-            source: 'user',
-          });
+          return machine.record(
+            machineId,
+            present(machine.store.get(machineId), `machine ${machineId}`).state,
+            {
+              type: 'update',
+              source: 'user',
+            },
+          );
         },
       },
       {

@@ -75,8 +75,9 @@ export class AppSecrets {
     }
     this.#lastRows.delete(app); // re-inserted last: the map's order is the reading order
     this.#lastRows.set(app, rows);
-    if (this.#lastRows.size > appsRememberedMax)
-      this.#lastRows.delete(this.#lastRows.keys().next().value!);
+    const oldest = this.#lastRows.keys().next();
+    if (this.#lastRows.size > appsRememberedMax && !oldest.done)
+      this.#lastRows.delete(oldest.value);
     return rows;
   }
 }

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { constants } from 'node:os';
+import { present } from '@fleet/service/invariant';
 
 /** A process of a machine, in the shape of Fly's `MachineProcess`. */
 export interface MachineProcess {
@@ -76,7 +77,7 @@ export function execInMachine(
 ): Promise<ExecResult> {
   const [file, ...args] = command;
   return new Promise((resolve, reject) => {
-    const child = spawn(file!, args, {
+    const child = spawn(present(file, 'the command (inMachine wraps every one)'), args, {
       cwd: options.cwd,
       env: options.env,
       detached: true, // its own process group, killed whole on timeout
@@ -96,11 +97,11 @@ export function execInMachine(
       });
       return () => Buffer.concat(chunks).toString('utf8');
     };
-    const stdout = collect(child.stdout!);
-    const stderr = collect(child.stderr!);
+    const stdout = collect(present(child.stdout, 'the piped stdout'));
+    const stderr = collect(present(child.stderr, 'the piped stderr'));
     const killGroup = () => {
       try {
-        process.kill(-child.pid!, 'SIGKILL');
+        if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL'); // none: it never ran
       } catch {
         // the group is gone already
       }

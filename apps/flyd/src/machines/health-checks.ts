@@ -1,6 +1,7 @@
 import { connect } from 'node:net';
 import { durationMs } from '@fleet/machine-config';
 import type { Logger } from '@fleet/service';
+import { present } from '@fleet/service/invariant';
 import { request } from 'undici';
 import type { MachineRecord } from './machine-store.js';
 
@@ -55,7 +56,8 @@ export class HealthChecks {
         const intervalMs = Math.max(duration(check.interval, 15_000), 100);
         const timeoutMs = duration(check.timeout, 2_000);
         const graceMs = duration(check.grace_period, 0);
-        const run = () => void this.#run(machine.id, name, check, machine.port!, timeoutMs);
+        const port = present(machine.port, `the port of started machine ${machine.id}`);
+        const run = () => void this.#run(machine.id, name, check, port, timeoutMs);
         const first = setTimeout(() => {
           run();
           timers.push(setInterval(run, intervalMs));

@@ -1,5 +1,6 @@
 import { guestOf as guestDefaults } from '@fleet/machine-config';
 import type { Database as Db } from 'better-sqlite3';
+import { RecordTable } from '../record-table-store.js';
 
 /** A machine as flyd records it. */
 export interface MachineRecord {
@@ -84,23 +85,21 @@ type Row = Omit<MachineRecord, 'config' | 'cordoned'> & { config: string; cordon
 /** The machines table of flyd's database; every write stamps `updated_at`. */
 export class MachineStore {
   /** `eventsMax`: events kept per machine, the newest (Fly too keeps a machine's last events). */
+  readonly #table: RecordTable<Row, MachineRecord>;
+
   constructor(
     private readonly db: Db,
     readonly eventsMax = 100,
-  ) {}
+  ) {
+    this.#table = new RecordTable(db, 'machines', decode);
+  }
 
   get(id: string): MachineRecord | undefined {
-    const row = this.db.prepare('SELECT * FROM machines WHERE id = ?').get(id) as Row | undefined;
-    return row && decode(row);
+    return this.#table.get(id);
   }
 
   list(app?: string): MachineRecord[] {
-    const rows = (
-      app === undefined
-        ? this.db.prepare('SELECT * FROM machines ORDER BY created_at').all()
-        : this.db.prepare('SELECT * FROM machines WHERE app = ? ORDER BY created_at').all(app)
-    ) as Row[];
-    return rows.map(decode);
+    return this.#table.list(app);
   }
 
   insert(machine: MachineRecord): void {
@@ -121,24 +120,14 @@ export class MachineStore {
     id: string,
     changes: Partial<Pick<MachineRecord, 'state' | 'port' | 'pid' | 'stop_reason' | 'cordoned'>>,
   ): MachineRecord {
-    const fields = Object.keys(changes);
     const values: Record<string, unknown> = { ...changes };
     if (changes.cordoned !== undefined) values.cordoned = Number(changes.cordoned); // SQLite has no booleans
-    const set = [...fields.map((field) => `${field} = @${field}`), 'updated_at = @updated_at'].join(
-      ', ',
-    );
-    this.db
-      .prepare(`UPDATE machines SET ${set} WHERE id = @id`)
-      .run({ ...values, id, updated_at: new Date().toISOString() });
-    return this.get(id)!;
+    return this.#table.update(id, values);
   }
 
   /** Replaces the machine's config in place (metadata): the version stays what it was. */
   replaceConfig(id: string, config: MachineConfig): MachineRecord {
-    this.db
-      .prepare('UPDATE machines SET config = ?, updated_at = ? WHERE id = ?')
-      .run(JSON.stringify(config), new Date().toISOString(), id);
-    return this.get(id)!;
+    return this.#table.update(id, { config: JSON.stringify(config) });
   }
 
   /**

@@ -3,7 +3,12 @@ import { EventEmitter } from 'node:events';
 import type { FlydClient } from '@fleet/flyd-client';
 import { HttpError, type Logger } from '@fleet/service';
 import { flydError } from '../errors.js';
-import { type FsmEngine, RunConflictError, type RunHandle } from '../fsm/engine.js';
+import {
+  type FsmEngine,
+  RunConflictError,
+  type RunHandle,
+  UnrecoverableError,
+} from '../fsm/engine.js';
 import type { ImageCache } from '../images/cache.js';
 import { imageDigest, resolveImage } from '../images/resolve.js';
 import { checkMigratable, defineMigrateAction, type MigrateRequest } from '../migrate/migrate.js';
@@ -392,23 +397,39 @@ export class MachineService {
    * Resolves once the machine is in `state` and the operation that took it there is over, so
    * the caller's next call is not refused as a conflict with a run finishing its last step.
    */
-  async wait(id: string, states: MachineState[], timeoutMs: number): Promise<MachineRecord> {
+  async wait(
+    id: string,
+    states: MachineState[],
+    timeoutMs: number,
+    signal?: AbortSignal,
+  ): Promise<MachineRecord> {
     const deadline = Date.now() + timeoutMs;
-    const reached = await this.#reach(id, states, timeoutMs);
+    const reached = await this.#reach(id, states, timeoutMs, signal);
     let timer: NodeJS.Timeout | undefined;
+    let onAbort: (() => void) | undefined;
     await Promise.race([
       this.engine.settled(id),
       new Promise((resolve) => {
         timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
+        onAbort = () => resolve(undefined); // reached already: answer it, do not wait the run out
+        signal?.addEventListener('abort', onAbort, { once: true });
       }),
     ]);
     clearTimeout(timer);
+    if (onAbort) signal?.removeEventListener('abort', onAbort);
     return this.store.get(id) ?? reached;
   }
 
-  #reach(id: string, states: MachineState[], timeoutMs: number): Promise<MachineRecord> {
+  /** The machine once in one of `states`; rejects at `timeoutMs`, or with `signal`'s reason. */
+  #reach(
+    id: string,
+    states: MachineState[],
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
+  ): Promise<MachineRecord> {
     const current = this.get(id);
     if (states.includes(current.state)) return Promise.resolve(current);
+    signal?.throwIfAborted();
     return new Promise((resolve, reject) => {
       const listener = (machine: MachineRecord) => {
         if (machine.id !== id || !states.includes(machine.state)) return;
@@ -424,11 +445,17 @@ export class MachineService {
           ),
         );
       }, timeoutMs);
+      const aborted = () => {
+        cleanup();
+        reject(signal?.reason);
+      };
       const cleanup = () => {
         clearTimeout(timer);
         this.#changes.off('state', listener);
+        signal?.removeEventListener('abort', aborted);
       };
       this.#changes.on('state', listener);
+      signal?.addEventListener('abort', aborted, { once: true });
     });
   }
 
@@ -510,7 +537,8 @@ export class MachineService {
       // A step's answer (a refusal, a launch failure) rides as its error's cause.
       if (error instanceof Error && error.cause instanceof HttpError) throw error.cause;
       const reason = hidePaths((error as Error).message, this.#dirs.hidden(id));
-      throw flydError('FLYD_ERR_FAILED', `${action} of machine ${id} failed: ${reason}`);
+      const code = error instanceof UnrecoverableError ? error.code : 'FLYD_ERR_FAILED';
+      throw flydError(code, `${action} of machine ${id} failed: ${reason}`);
     }
   }
 
@@ -518,7 +546,7 @@ export class MachineService {
     try {
       return this.engine.start(id, action, request);
     } catch (error) {
-      if (error instanceof RunConflictError) throw flydError('FLYD_ERR_CONFLICT', error.message);
+      if (error instanceof RunConflictError) throw flydError(error.code, error.message);
       throw error;
     }
   }

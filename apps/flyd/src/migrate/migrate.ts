@@ -2,6 +2,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { FlydAnswerError, type FlydClient } from '@fleet/flyd-client';
 import { checkMachineConfig, MachineConfigError } from '@fleet/machine-config';
+import { present } from '@fleet/service/invariant';
 import { flydError } from '../errors.js';
 import { AbortStep, type FsmEngine } from '../fsm/engine.js';
 import type { MachineSteps } from '../machines/actions.js';
@@ -82,7 +83,7 @@ export function defineMigrateAction(engine: FsmEngine, machine: MigrateSteps): v
             // Fly's migrations stop a machine with its stop_config, as a caller's stop does.
             const stop = stopSettings(
               {},
-              machine.store.get(machineId)!.config,
+              present(machine.store.get(machineId), `machine ${machineId}`).config,
               machine.options.stopTimeoutMs,
             );
             await machine.runtime.stop(machineId, stop.signal, stop.timeoutMs);
@@ -125,7 +126,7 @@ export function defineMigrateAction(engine: FsmEngine, machine: MigrateSteps): v
         name: 'create-target',
         run: async ({ machineId, request, results }) => {
           const { wasRunning } = results.plan as Plan;
-          const record = machine.store.get(machineId)!;
+          const record = present(machine.store.get(machineId), `machine ${machineId}`);
           const body = {
             id: machineId,
             app: record.app,

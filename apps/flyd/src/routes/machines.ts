@@ -10,6 +10,7 @@ import type { StopSettings } from '../machines/stop-config.js';
 import { machineView } from '../machines/view.js';
 import type { ProcessRuntime } from '../runtime/process-runtime.js';
 import { requestNonce } from './leases.js';
+import { longPolls } from './long-polls.js';
 
 const states: MachineState[] = [
   'created',
@@ -77,6 +78,7 @@ export interface MachineRouteDeps {
 
 /** flyd's machine API (internal: flaps calls it with the flyd token). */
 export function machineRoutes(app: FastifyInstance, deps: MachineRouteDeps): void {
+  const during = longPolls(app);
   const view = (id: string) =>
     machineView(deps.machines.get(id), deps.hostId, deps.store.events(id));
 
@@ -175,10 +177,8 @@ export function machineRoutes(app: FastifyInstance, deps: MachineRouteDeps): voi
       const seconds = request.query.timeout === undefined ? 60 : Number(request.query.timeout);
       if (!Number.isFinite(seconds) || seconds <= 0)
         throw flydError('FLYD_ERR_BAD_REQUEST', 'timeout must be a positive number of seconds');
-      const machine = await deps.machines.wait(
-        request.params.id,
-        wanted,
-        Math.min(seconds, 60) * 1000,
+      const machine = await during((signal) =>
+        deps.machines.wait(request.params.id, wanted, Math.min(seconds, 60) * 1000, signal),
       );
       return { ok: true, state: machine.state, version: machine.instance_id };
     },

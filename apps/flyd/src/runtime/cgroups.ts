@@ -1,5 +1,6 @@
 import { mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { present } from '@fleet/service/invariant';
 
 /** What a machine may use: `guest.memory_mb` and `guest.cpus` of its config. */
 export interface MachineLimits {
@@ -56,13 +57,17 @@ export class Cgroups {
     const quotaUs = Math.max(1_000, Math.round(limits.cpus * cpuPeriodUs));
     const dirs = this.#dirs(machineId);
     for (const dir of dirs) mkdirSync(dir, { recursive: true });
+    // v2: one group; v1: the memory hierarchy's, then the cpu hierarchy's (see #dirs).
+    const [memoryDir, cpuDir = memoryDir] = dirs;
+    const memory = present(memoryDir, 'the memory group');
+    const cpu = present(cpuDir, 'the cpu group');
     if (this.version === 2) {
-      writeFileSync(join(dirs[0]!, 'memory.max'), memoryBytes);
-      writeFileSync(join(dirs[0]!, 'cpu.max'), `${quotaUs} ${cpuPeriodUs}`);
+      writeFileSync(join(memory, 'memory.max'), memoryBytes);
+      writeFileSync(join(memory, 'cpu.max'), `${quotaUs} ${cpuPeriodUs}`);
     } else {
-      writeFileSync(join(dirs[0]!, 'memory.limit_in_bytes'), memoryBytes);
-      writeFileSync(join(dirs[1]!, 'cpu.cfs_period_us'), String(cpuPeriodUs));
-      writeFileSync(join(dirs[1]!, 'cpu.cfs_quota_us'), String(quotaUs));
+      writeFileSync(join(memory, 'memory.limit_in_bytes'), memoryBytes);
+      writeFileSync(join(cpu, 'cpu.cfs_period_us'), String(cpuPeriodUs));
+      writeFileSync(join(cpu, 'cpu.cfs_quota_us'), String(quotaUs));
     }
     return this.procsFiles(machineId);
   }
@@ -74,7 +79,7 @@ export class Cgroups {
 
   /** Whether the kernel OOM-killed a process of the machine's group. */
   oomKilled(machineId: string): boolean {
-    const dir = this.#dirs(machineId)[0]!;
+    const dir = present(this.#dirs(machineId)[0], 'the memory group');
     const file = join(dir, this.version === 2 ? 'memory.events' : 'memory.oom_control');
     try {
       const kills = /^oom_kill (\d+)$/m.exec(readFileSync(file, 'utf8'));
@@ -88,7 +93,10 @@ export class Cgroups {
   /** The pids in the machine's group: everything it started, whatever its process group. */
   procs(machineId: string): number[] {
     try {
-      const text = readFileSync(join(this.#dirs(machineId)[0]!, 'cgroup.procs'), 'utf8');
+      const text = readFileSync(
+        join(present(this.#dirs(machineId)[0], 'the first group'), 'cgroup.procs'),
+        'utf8',
+      );
       return text.split('\n').filter(Boolean).map(Number);
     } catch {
       return []; // no group (gone, or never made)

@@ -11,6 +11,7 @@ import {
 } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
+import { present } from '@fleet/service/invariant';
 import type { ResolvedImage } from '../images/resolve.js';
 import type { LogFeed } from '../logs/feed.js';
 import type { LogSink } from '../logs/sink.js';
@@ -83,7 +84,8 @@ export class ProcessRuntime {
   start(spec: LaunchSpec): Promise<number> {
     const { machineId } = spec;
     // Behind the cgroup shell a missing command would be an exit 127, not the spawn error it is.
-    if (this.cgroups) assertExecutable(spec.image.cmd[0]!, spec.env, spec.dir);
+    if (this.cgroups)
+      assertExecutable(present(spec.image.cmd[0], 'the image command'), spec.env, spec.dir);
     const [command, ...args] = this.cgroups
       ? inGroups(this.cgroups.create(machineId, spec.limits), spec.image.cmd)
       : spec.image.cmd;
@@ -93,7 +95,7 @@ export class ProcessRuntime {
     const stderr = openSync(files.stderr, 'a');
     let child: ChildProcess;
     try {
-      child = spawn(command!, args, {
+      child = spawn(present(command, 'the command'), args, {
         cwd: spec.dir,
         env: spec.env,
         detached: true, // its own session: flyd's terminal or exit signals do not reach it
@@ -116,7 +118,7 @@ export class ProcessRuntime {
         child.once('exit', (code, signal) => {
           for (const tail of tails) tail.finish();
           resolve(
-            this.#ended(machineId, child.pid!, spec.env.FLEET_HOST_ID, running, code, signal),
+            this.#ended(machineId, running.pid, spec.env.FLEET_HOST_ID, running, code, signal),
           );
         });
       }),
@@ -128,15 +130,16 @@ export class ProcessRuntime {
         reject(error);
       });
       child.once('spawn', () => {
-        running.pid = child.pid!;
-        const startTime = startTimeOf(child.pid!);
+        const pid = present(child.pid, 'the pid of a spawned process');
+        running.pid = pid; // before its exit: 'exit' comes after 'spawn'
+        const startTime = startTimeOf(pid);
         if (startTime !== undefined)
           writeFileSync(
             join(spec.stateDir, processFile),
-            JSON.stringify({ pid: child.pid!, startTime } satisfies ProcessIdentity),
+            JSON.stringify({ pid, startTime } satisfies ProcessIdentity),
           );
         this.#watch(machineId, running);
-        resolve(child.pid!);
+        resolve(pid);
       });
     });
   }
@@ -266,7 +269,7 @@ export class ProcessRuntime {
     where: { env: Record<string, string>; cwd: string },
   ): string[] {
     if (!this.cgroups) return command;
-    assertExecutable(command[0]!, where.env, where.cwd);
+    assertExecutable(present(command[0], 'the command'), where.env, where.cwd);
     return inGroups(this.cgroups.procsFiles(machineId), command);
   }
 

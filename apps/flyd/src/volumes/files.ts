@@ -30,8 +30,11 @@ export function directoryUsage(dir: string): DirectoryUsage {
   const usage = { bytes: 0, blocks: 0 };
   const pending = [dir];
   let visited = 0;
-  while (pending.length > 0 && visited < walkEntriesMax) {
-    const current = pending.pop()!;
+  for (
+    let current = pending.pop();
+    current !== undefined && visited < walkEntriesMax;
+    current = pending.pop()
+  ) {
     let entries: string[];
     try {
       entries = readdirSync(current);

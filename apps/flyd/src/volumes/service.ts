@@ -201,10 +201,10 @@ export class VolumeService {
     const mounts = (config.mounts ?? []) as MountConfig[];
     if (!Array.isArray(mounts))
       throw flydError('FLYD_ERR_BAD_CONFIG', 'config.mounts must be an array');
-    if (mounts.length === 0) return undefined;
+    const [mount] = mounts;
+    if (mount === undefined) return undefined;
     if (mounts.length > 1)
       throw flydError('FLYD_ERR_BAD_CONFIG', 'config.mounts: a machine mounts one volume at most');
-    const mount = mounts[0]!;
     if (typeof mount.volume !== 'string' || typeof mount.path !== 'string')
       throw flydError('FLYD_ERR_BAD_CONFIG', 'config.mounts[0] needs volume and path');
     mountLink('/', mount.path); // refuses a path that leaves the machine's folder

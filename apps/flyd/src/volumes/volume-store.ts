@@ -1,4 +1,5 @@
 import type { Database as Db } from 'better-sqlite3';
+import { RecordTable } from '../record-table-store.js';
 
 /** A volume as flyd records it: a directory of this worker (`<data-dir>/volumes/<id>`). */
 export interface VolumeRecord {
@@ -35,20 +36,18 @@ type Row = Omit<VolumeRecord, 'encrypted' | 'auto_backup_enabled'> & {
 
 /** The `volumes` and `volume_snapshots` tables of flyd's database. */
 export class VolumeStore {
-  constructor(private readonly db: Db) {}
+  readonly #table: RecordTable<Row, VolumeRecord>;
+
+  constructor(private readonly db: Db) {
+    this.#table = new RecordTable(db, 'volumes', decode);
+  }
 
   get(id: string): VolumeRecord | undefined {
-    const row = this.db.prepare('SELECT * FROM volumes WHERE id = ?').get(id) as Row | undefined;
-    return row && decode(row);
+    return this.#table.get(id);
   }
 
   list(app?: string): VolumeRecord[] {
-    const rows = (
-      app === undefined
-        ? this.db.prepare('SELECT * FROM volumes ORDER BY created_at').all()
-        : this.db.prepare('SELECT * FROM volumes WHERE app = ? ORDER BY created_at').all(app)
-    ) as Row[];
-    return rows.map(decode);
+    return this.#table.list(app);
   }
 
   /** Inserts the volume, or replaces the record of the same id (a migrate that runs again). */
@@ -77,14 +76,7 @@ export class VolumeStore {
     const values: Record<string, unknown> = { ...changes };
     if (changes.auto_backup_enabled !== undefined)
       values.auto_backup_enabled = Number(changes.auto_backup_enabled); // SQLite has no booleans
-    const set = [
-      ...Object.keys(changes).map((field) => `${field} = @${field}`),
-      'updated_at = @updated_at',
-    ].join(', ');
-    this.db
-      .prepare(`UPDATE volumes SET ${set} WHERE id = @id`)
-      .run({ ...values, id, updated_at: new Date().toISOString() });
-    return this.get(id)!;
+    return this.#table.update(id, values);
   }
 
   /** Forgets a volume that moved to another worker (its row there is the truth now). */
