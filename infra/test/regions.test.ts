@@ -6,8 +6,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CorrosionClient } from '@fleet/corrosion-client';
 import { FlapsClient, type Machine } from '@fleet/flaps-client';
+import { until } from '@fleet/service/vitest-until';
 import { request } from 'undici';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hostPorts } from '../src/hosts/ports.js';
 import { removeDeadRuns } from '../src/hosts/runs.js';
 import { startTopologyFleet, type TopologyFleet } from '../src/hosts/topology-fleet.js';
@@ -89,21 +90,6 @@ const wanStats = async () =>
   (await forwarderCall(fleet.network.forwarder.controlPath, { op: 'stats' })) as {
     pairs: Record<string, { packets: number; dropped_loss: number }>;
   };
-
-async function until<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  timeoutMs = 60_000,
-): Promise<T> {
-  return vi.waitFor(
-    async () => {
-      const value = await probe();
-      if (value === undefined) throw new Error(`${what} did not happen in time`);
-      return value;
-    },
-    { timeout: timeoutMs, interval: 250 },
-  );
-}
 
 async function machineIn(app: string, region: string): Promise<Machine> {
   const machine = await flaps.call<Machine & { host_id?: string }>(

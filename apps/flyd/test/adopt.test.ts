@@ -2,10 +2,11 @@ import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { present } from '@fleet/service/invariant';
+import { until } from '@fleet/service/vitest-until';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { expectStatus } from './expect-status.js';
-import { call, createMachine, eventually, FlydFixture, hello, inState } from './flyd-fixture.js';
+import { call, createMachine, FlydFixture, hello, inState } from './flyd-fixture.js';
 import { machinePids } from './machine-processes.js';
 
 /** GETs `url` again and again until stopped; counts the answers and the failures. */
@@ -33,10 +34,7 @@ function steadyTraffic(url: string) {
     /** Resolves once `more` further requests were answered, so traffic ran through what came before. */
     async after(more: number): Promise<void> {
       const target = counts.ok + counts.failed + more;
-      await eventually(
-        async () => (counts.ok + counts.failed >= target ? true : undefined),
-        'traffic',
-      );
+      await until('traffic', async () => (counts.ok + counts.failed >= target ? true : undefined));
     },
     async stop(): Promise<void> {
       running = false;
@@ -91,15 +89,15 @@ describe('machines across a flyd restart', () => {
     expect(exec.body).toMatchObject({ stdout: `${id}\n`, exit_code: 0 });
     expectStatus(await call(api, 'POST', `/v1/machines/${id}/stop`, {}), 200, 'stop');
     await inState(api, id, 'stopped');
-    await eventually(async () => (machinePids(id).length === 0 ? true : undefined), 'machine gone');
+    await until('machine gone', async () => (machinePids(id).length === 0 ? true : undefined));
     // What it wrote on its way out was read from its output file by the new flyd.
-    await eventually(async () => {
+    await until('the stop logged', async () => {
       const logs = await call(api, 'GET', `/v1/machines/${id}/logs`);
       const lines = logs?.body as unknown as { message: string }[];
       return lines.some((line) => line.message.includes('SIGTERM, shutting down'))
         ? true
         : undefined;
-    }, 'the stop logged');
+    });
     const events = (await call(api, 'GET', `/v1/machines/${id}`))?.body.events as {
       type: string;
     }[];
@@ -115,13 +113,13 @@ describe('machines across a flyd restart', () => {
     const [pid] = machinePids(id);
     await fixture.stopFlyd();
     process.kill(present(pid, 'pid'), 'SIGKILL');
-    await eventually(async () => (machinePids(id).length === 0 ? true : undefined), 'machine gone');
+    await until('machine gone', async () => (machinePids(id).length === 0 ? true : undefined));
 
     api = await fixture.startFlyd();
-    const restarted = await eventually(async () => {
+    const restarted = await until('a new process', async () => {
       const pids = machinePids(id);
       return pids.length === 1 && pids[0] !== pid ? pids[0] : undefined;
-    }, 'a new process');
+    });
     expect(restarted).not.toBe(pid);
     const view = await inState(api, id, 'started');
     const response = await fetch(`http://${view.private_addr}/`);
@@ -130,7 +128,7 @@ describe('machines across a flyd restart', () => {
     expect(events.some((event) => event.type === 'exit' && event.request?.exit_event)).toBe(true);
 
     expectStatus(await call(api, 'POST', `/v1/machines/${id}/stop`, {}), 200, 'stop');
-    await eventually(async () => (machinePids(id).length === 0 ? true : undefined), 'machine gone');
+    await until('machine gone', async () => (machinePids(id).length === 0 ? true : undefined));
   });
 
   it('never adopts another process that holds the recorded pid and start time', async () => {
@@ -142,7 +140,7 @@ describe('machines across a flyd restart', () => {
     const [pid] = machinePids(id);
     await fixture.stopFlyd();
     process.kill(present(pid, 'pid'), 'SIGKILL');
-    await eventually(async () => (machinePids(id).length === 0 ? true : undefined), 'machine gone');
+    await until('machine gone', async () => (machinePids(id).length === 0 ? true : undefined));
     // A recycled pid: another process now has it, recorded as the machine's with its start time.
     const stranger = spawn('sleep', ['600'], { stdio: 'ignore' });
     try {

@@ -3,8 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sampleImagesDir } from '@fleet/sample-images';
 import { present } from '@fleet/service/invariant';
+import { until } from '@fleet/service/vitest-until';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, eventually, FlydFixture, hello } from './flyd-fixture.js';
+import { call, FlydFixture, hello } from './flyd-fixture.js';
 import { settledIn } from './machine-wait.js';
 
 const app = 'careless';
@@ -230,10 +231,10 @@ describe('bad machine configs', () => {
     expect(started?.body.code).toBe('FLYD_ERR_LAUNCH_FAILED');
     expect(started?.body.error).toMatch(/^launch failed: .*no-such-command-here/);
     expect(JSON.stringify(started?.body)).not.toContain(fixture.dir);
-    const after = await eventually(async () => {
+    const after = await until('the machine stopped again', async () => {
       const answer = await call(api, 'GET', `/v1/machines/${id}`);
       return answer?.body.state === 'stopped' ? answer.body : undefined;
-    }, 'the machine stopped again');
+    });
     const latest = (after.events as { request?: { error?: string } }[])[0];
     expect(latest?.request?.error).toMatch(/^launch failed/);
     expect((await call(api, 'DELETE', `/v1/machines/${id}`))?.status).toBe(200);

@@ -3,10 +3,11 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { CorrosionClient } from '@fleet/corrosion-client';
 import { present } from '@fleet/service/invariant';
+import { until } from '@fleet/service/vitest-until';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FsmEngine } from '../src/fsm/engine.js';
 import { defineMigrateAction, type MigrateSteps } from '../src/migrate/migrate.js';
-import { call, eventually, FlydFixture, hello, runsIdle } from './flyd-fixture.js';
+import { call, FlydFixture, hello, runsIdle } from './flyd-fixture.js';
 import { machinePids } from './machine-processes.js';
 
 const newId = () => randomBytes(7).toString('hex');
@@ -121,7 +122,7 @@ describe('a migrate whose source flyd dies at every step boundary', () => {
       expect(existsSync(join(source.dir, 'flyd', 'volumes', volume))).toBe(false);
       expect(existsSync(join(source.dir, 'flyd', 'machines', id))).toBe(false);
       // In corrosion: the target's rows.
-      await eventually(async () => {
+      await until(`corrosion to show ${id} started on dst`, async () => {
         const [machine] = await corrosion.queryObjects<{ host_id: string; state: string }>([
           'SELECT host_id, state FROM machines WHERE id = ?',
           [id],
@@ -133,7 +134,7 @@ describe('a migrate whose source flyd dies at every step boundary', () => {
         return machine?.host_id === 'dst' && machine.state === 'started' && row?.host_id === 'dst'
           ? true
           : undefined;
-      }, `corrosion to show ${id} started on dst`);
+      });
 
       await call(targetApi, 'DELETE', `/v1/machines/${id}?kill=true`);
       await call(targetApi, 'DELETE', `/v1/volumes/${volume}`);

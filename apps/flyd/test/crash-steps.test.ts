@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { CorrosionClient } from '@fleet/corrosion-client';
 import { present } from '@fleet/service/invariant';
+import { until } from '@fleet/service/vitest-until';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FsmEngine } from '../src/fsm/engine.js';
 import { defineMachineActions, type MachineSteps } from '../src/machines/actions.js';
-import { call, eventually, FlydFixture, hello, runsIdle } from './flyd-fixture.js';
+import { call, FlydFixture, hello, runsIdle } from './flyd-fixture.js';
 import { machinePids } from './machine-processes.js';
 
 const newId = () => randomBytes(7).toString('hex');
@@ -124,13 +125,13 @@ describe('flyd killed at every FSM step boundary', () => {
       expect(machine?.cordoned).toBe(action === 'cordon');
     }
     expect(machinePids(id)).toHaveLength(ends === 'started' ? 1 : 0);
-    await eventually(async () => {
+    await until(`corrosion to show ${id} ${ends}`, async () => {
       const [row] = await corrosion.queryObjects<{ state: string }>([
         'SELECT state FROM machines WHERE id = ?',
         [id],
       ]);
       return row?.state === ends ? true : undefined;
-    }, `corrosion to show ${id} ${ends}`);
+    });
   }
 
   type Version = { version: string; state: string };

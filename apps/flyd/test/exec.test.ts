@@ -1,8 +1,9 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { present } from '@fleet/service/invariant';
+import { until } from '@fleet/service/vitest-until';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectStatus } from './expect-status.js';
-import { call, createMachine, eventually, FlydFixture, hello, inState } from './flyd-fixture.js';
+import { call, createMachine, FlydFixture, hello, inState } from './flyd-fixture.js';
 
 /** Pids of processes whose command line is exactly `sleep <seconds>`. */
 function sleeping(seconds: number): number[] {
@@ -27,10 +28,7 @@ function sleeping(seconds: number): number[] {
 
 /** Resolves once no `sleep <seconds>` runs (bounded), else fails naming the survivors. */
 const gone = (seconds: number) =>
-  eventually(
-    async () => (sleeping(seconds).length === 0 ? true : undefined),
-    `sleep ${seconds} gone`,
-  );
+  until(`sleep ${seconds} gone`, async () => (sleeping(seconds).length === 0 ? true : undefined));
 
 // exec runs inside the machine: its processes are the machine's, they end on timeout (the whole
 // group, not just the direct child) and with the machine, and big output is cut, not refused.
@@ -99,7 +97,7 @@ describe('exec', () => {
       200,
       'exec',
     );
-    await eventually(async () => (sleeping(7773).length > 0 ? true : undefined), 'sleep started');
+    await until('sleep started', async () => (sleeping(7773).length > 0 ? true : undefined));
     expectStatus(await call(api, 'POST', `/v1/machines/${id}/stop`), 200, 'stop');
     await inState(api, id, 'stopped');
     await gone(7773);

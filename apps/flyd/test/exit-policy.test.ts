@@ -1,7 +1,8 @@
 import { join } from 'node:path';
 import { present } from '@fleet/service/invariant';
+import { until } from '@fleet/service/vitest-until';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, createMachine, eventually, FlydFixture, inState } from './flyd-fixture.js';
+import { call, createMachine, FlydFixture, inState } from './flyd-fixture.js';
 import { machinePids } from './machine-processes.js';
 import { settledIn } from './machine-wait.js';
 import { tempDir } from './temp-dirs.js';
@@ -59,11 +60,10 @@ describe('what happens after a machine exits', () => {
       env: { COUNT_FILE: countFile },
       restart: { policy: 'always' },
     });
-    await eventually(async () => ((await exits(id, 0)) === 2 ? true : undefined), 'two exits');
+    await until('two exits', async () => ((await exits(id, 0)) === 2 ? true : undefined));
     await settledIn(base, id, 'started'); // its third run, which stays up
-    await eventually(
-      async () => (machinePids(id).length > 0 ? true : undefined),
-      "the third run's process",
+    await until("the third run's process", async () =>
+      machinePids(id).length > 0 ? true : undefined,
     );
     const stop = await call(base, 'POST', `/v1/machines/${id}/stop`, { timeout: 5 });
     expect(stop?.status).toBe(200);
@@ -73,7 +73,7 @@ describe('what happens after a machine exits', () => {
 
   it('leaves a machine stopped under `no`, even after a failure', async () => {
     const id = await create({ ...exitsWith(4), restart: { policy: 'no' } });
-    await eventually(async () => ((await exits(id, 4)) === 1 ? true : undefined), 'its exit');
+    await until('its exit', async () => ((await exits(id, 4)) === 1 ? true : undefined));
     await new Promise((resolve) => setTimeout(resolve, 500)); // a restart would have come by now
     expect(await exits(id, 4)).toBe(1);
     expect((await view(id)).state).toBe('stopped');
@@ -83,7 +83,7 @@ describe('what happens after a machine exits', () => {
 
   it('stops retrying a failure under `on-failure` after max_retries', async () => {
     const id = await create({ ...exitsWith(5), restart: { policy: 'on-failure', max_retries: 1 } });
-    await eventually(async () => ((await exits(id, 5)) === 2 ? true : undefined), 'two exits');
+    await until('two exits', async () => ((await exits(id, 5)) === 2 ? true : undefined));
     await new Promise((resolve) => setTimeout(resolve, 1_000)); // past the next backoff (200 ms)
     expect(await exits(id, 5)).toBe(2); // the first run and one retry
     expect((await view(id)).state).toBe('stopped');
@@ -92,13 +92,13 @@ describe('what happens after a machine exits', () => {
 
   it("starts counting retries again after a caller's start", async () => {
     const id = await create({ ...exitsWith(6), restart: { policy: 'on-failure', max_retries: 1 } });
-    await eventually(async () => ((await exits(id, 6)) === 2 ? true : undefined), 'two exits');
+    await until('two exits', async () => ((await exits(id, 6)) === 2 ? true : undefined));
     await settledIn(base, id, 'stopped');
     await new Promise((resolve) => setTimeout(resolve, 1_000)); // past the next backoff (200 ms)
     expect(await exits(id, 6)).toBe(2);
     expect((await call(base, 'POST', `/v1/machines/${id}/start`))?.status).toBe(200);
     // The caller's run and, its count reset, one retry again.
-    await eventually(async () => ((await exits(id, 6)) === 4 ? true : undefined), 'four exits');
+    await until('four exits', async () => ((await exits(id, 6)) === 4 ? true : undefined));
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     expect(await exits(id, 6)).toBe(4);
     expect((await view(id)).state).toBe('stopped');
@@ -106,7 +106,7 @@ describe('what happens after a machine exits', () => {
 
   it('does not restart a clean exit under `on-failure`', async () => {
     const id = await create({ ...exitsWith(0), restart: { policy: 'on-failure' } });
-    await eventually(async () => ((await exits(id, 0)) === 1 ? true : undefined), 'its exit');
+    await until('its exit', async () => ((await exits(id, 0)) === 1 ? true : undefined));
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect(await exits(id, 0)).toBe(1);
     expect((await view(id)).state).toBe('stopped');
@@ -116,9 +116,8 @@ describe('what happens after a machine exits', () => {
     const id = await create({ ...exitsWith(0), auto_destroy: true, restart: { policy: 'always' } });
     await inState(base, id, 'destroyed');
     expect(machinePids(id)).toEqual([]);
-    await eventually(
-      async () => ((await rowState(id)) === 'destroyed' ? true : undefined),
-      'its row destroyed',
+    await until('its row destroyed', async () =>
+      (await rowState(id)) === 'destroyed' ? true : undefined,
     );
     expect(
       await client().queryObjects(['SELECT * FROM services WHERE machine_id = ?', [id]]),

@@ -6,7 +6,7 @@ import { CorrosionClient } from '@fleet/corrosion-client';
 import { sampleImagesDir } from '@fleet/sample-images';
 import { type ServerProcess, serverMain, startServerProcess } from '@fleet/service';
 import { present } from '@fleet/service/invariant';
-import { vi } from 'vitest';
+import { until } from '@fleet/service/vitest-until';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -173,36 +173,20 @@ export async function call(
     : undefined;
 }
 
-/** Polls until `check` returns a value other than undefined; throws after `attemptsMax` polls. */
-export async function eventually<T>(
-  check: () => Promise<T | undefined>,
-  what: string,
-  attemptsMax = 400,
-): Promise<T> {
-  return vi.waitFor(
-    async () => {
-      const value = await check();
-      if (value === undefined) throw new Error(`gave up waiting for ${what}`);
-      return value;
-    },
-    { timeout: attemptsMax * 50, interval: 50 },
-  );
-}
-
 /** Waits until no run is active on that flyd (a `wait` answers before its run has ended). */
 export function runsIdle(base: string): Promise<true> {
-  return eventually(async () => {
+  return until('the runs to end', async () => {
     const active = (await call(base, 'GET', '/v1/runs'))?.body as unknown as unknown[];
     return active?.length === 0 ? true : undefined;
-  }, 'the runs to end');
+  });
 }
 
 /** Polls flyd until the machine is in `state`; its view then. */
 export function inState(base: string, id: string, state: string): Promise<Record<string, unknown>> {
-  return eventually(async () => {
+  return until(`machine ${id} ${state}`, async () => {
     const answer = await call(base, 'GET', `/v1/machines/${id}`);
     return answer?.body.state === state ? answer.body : undefined;
-  }, `machine ${id} ${state}`);
+  });
 }
 
 /** Creates a machine of `app` through flyd's API (it must be accepted); its id. */

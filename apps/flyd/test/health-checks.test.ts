@@ -1,5 +1,6 @@
+import { until } from '@fleet/service/vitest-until';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, createMachine, eventually, FlydFixture } from './flyd-fixture.js';
+import { call, createMachine, FlydFixture } from './flyd-fixture.js';
 import { settledIn } from './machine-wait.js';
 
 // Runs, never listens: nobody answers on its port.
@@ -41,16 +42,13 @@ describe('health checks', () => {
   it('reports a tcp check of a port nobody listens on as critical, and deletes it on destroy', async () => {
     const id = await create({ ...silent, checks: { port: tcpCheck() } });
     await settledIn(base, id, 'started');
-    const row = await eventually(
-      async () =>
-        (await check(id, 'port'))?.status === 'critical' ? check(id, 'port') : undefined,
-      'the check critical',
+    const row = await until('the check critical', async () =>
+      (await check(id, 'port'))?.status === 'critical' ? check(id, 'port') : undefined,
     );
     expect(row?.output).toMatch(/^tcp: /);
     expect((await call(base, 'DELETE', `/v1/machines/${id}?kill=true`))?.status).toBe(200);
-    await eventually(
-      async () => ((await check(id, 'port')) === undefined ? true : undefined),
-      'the check row deleted',
+    await until('the check row deleted', async () =>
+      (await check(id, 'port')) === undefined ? true : undefined,
     );
   });
 
@@ -63,13 +61,11 @@ describe('health checks', () => {
     });
     await settledIn(base, id, 'started');
     const name = 'servicecheck-00-tcp-8080';
-    await eventually(
-      async () => ((await check(id, name))?.status === 'warning' ? true : undefined),
-      'the service check waiting',
+    await until('the service check waiting', async () =>
+      (await check(id, name))?.status === 'warning' ? true : undefined,
     );
-    await eventually(
-      async () => ((await check(id, name))?.status === 'critical' ? true : undefined),
-      'the service check critical',
+    await until('the service check critical', async () =>
+      (await check(id, name))?.status === 'critical' ? true : undefined,
     );
     expect((await call(base, 'DELETE', `/v1/machines/${id}?kill=true`))?.status).toBe(200);
   });
@@ -80,18 +76,16 @@ describe('health checks', () => {
     await settledIn(base, graced, 'started');
     await settledIn(base, eager, 'started');
     // The machine without a grace period is reported while the other one, started first, is not.
-    await eventually(
-      async () => ((await check(eager, 'port'))?.status === 'critical' ? true : undefined),
-      'the eager check critical',
+    await until('the eager check critical', async () =>
+      (await check(eager, 'port'))?.status === 'critical' ? true : undefined,
     );
     expect(await check(graced, 'port')).toMatchObject({
       status: 'warning',
       output: 'waiting for the first check',
     });
     // Once its grace period is over, it is checked like any other.
-    await eventually(
-      async () => ((await check(graced, 'port'))?.status === 'critical' ? true : undefined),
-      'the graced check critical',
+    await until('the graced check critical', async () =>
+      (await check(graced, 'port'))?.status === 'critical' ? true : undefined,
     );
     for (const id of [graced, eager])
       expect((await call(base, 'DELETE', `/v1/machines/${id}?kill=true`))?.status).toBe(200);

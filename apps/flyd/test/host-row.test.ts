@@ -1,6 +1,7 @@
 import { present } from '@fleet/service/invariant';
+import { until } from '@fleet/service/vitest-until';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, eventually, FlydFixture, hello } from './flyd-fixture.js';
+import { call, FlydFixture, hello } from './flyd-fixture.js';
 import { settledIn } from './machine-wait.js';
 
 interface HostRow {
@@ -39,14 +40,14 @@ describe("the host's row in corrosion", () => {
     )[0];
   /** Polls until the row's reservations are `[cpus, memory, count]`; the row then. */
   const reserved = (cpus: number, memoryMb: number, count: number) =>
-    eventually(async () => {
+    until(`host row reserving ${cpus} cpus, ${memoryMb} MB, ${count} machines`, async () => {
       const row = await hostRow();
       return row?.cpus_reserved === cpus &&
         row.memory_mb_reserved === memoryMb &&
         row.machine_count === count
         ? row
         : undefined;
-    }, `host row reserving ${cpus} cpus, ${memoryMb} MB, ${count} machines`);
+    });
   const create = async (guest?: { cpus: number; memory_mb: number }) => {
     const config = guest ? { ...hello, guest } : hello;
     const answer = await call(base, 'POST', '/v1/machines', { app: 'rows', config });

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { until } from '@fleet/service/vitest-until';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, eventually, FlydFixture, hello, inState } from './flyd-fixture.js';
+import { call, FlydFixture, hello, inState } from './flyd-fixture.js';
 import { machinePids } from './machine-processes.js';
 
 // A machine's guest memory and CPUs are enforced by cgroups when flyd may create them (as root,
@@ -48,11 +49,11 @@ describe.runIf(root)('machine limits', () => {
     expect((await call(api, 'POST', '/v1/machines', { id, app: 'limits', config }))?.status).toBe(
       200,
     );
-    const exit = await eventually(async () => {
+    const exit = await until('the exit event', async () => {
       const answer = await call(api, 'GET', `/v1/machines/${id}`);
       const events = (answer?.body.events ?? []) as { type: string; request?: unknown }[];
       return events.find((event) => event.type === 'exit')?.request;
-    }, 'the exit event');
+    });
     expect(exit).toMatchObject({ exit_event: { oom_killed: true, signal: 'SIGKILL' } });
   });
 });

@@ -1,8 +1,9 @@
 import { connect } from 'node:net';
 import { present } from '@fleet/service/invariant';
+import { until } from '@fleet/service/vitest-until';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectStatus } from './expect-status.js';
-import { call, eventually, FlydFixture, flydToken } from './flyd-fixture.js';
+import { call, FlydFixture, flydToken } from './flyd-fixture.js';
 
 interface Line {
   seq: number;
@@ -69,12 +70,12 @@ describe('logs of an app on one worker', () => {
     const one = await create('talk', ticker('one', 50));
     const two = await create('talk', ticker('two', 50));
     const other = await create('quiet', ticker('other', 50));
-    const first = await eventually(async () => {
+    const first = await until('lines from both machines', async () => {
       const answer = expectStatus(await call(base, 'GET', '/v1/logs?app=talk'), 200, 'logs');
       const lines = answer.body.lines as Line[];
       const machines = new Set(lines.map((line) => line.machine_id));
       return machines.has(one) && machines.has(two) ? answer.body : undefined;
-    }, 'lines from both machines');
+    });
     const lines = first.lines as Line[];
     expect(lines.every((line) => line.app === 'talk' && line.region === 'ams')).toBe(true);
     expect(lines.some((line) => line.machine_id === other)).toBe(false);
@@ -82,7 +83,7 @@ describe('logs of an app on one worker', () => {
     expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
     expect(first.next_after).toBe(seqs.at(-1));
 
-    const next = await eventually(async () => {
+    const next = await until('newer lines', async () => {
       const answer = await call(
         base,
         'GET',
@@ -91,7 +92,7 @@ describe('logs of an app on one worker', () => {
       return (present(answer, 'answer').body.lines as Line[]).length > 0
         ? (present(answer, 'answer').body.lines as Line[])
         : undefined;
-    }, 'newer lines');
+    });
     expect(next.every((line) => line.seq > (first.next_after as number))).toBe(true);
 
     const mine = expectStatus(await call(base, 'GET', `/v1/logs?instance=${one}`), 200, 'one');
@@ -148,22 +149,20 @@ describe('logs of an app on one worker', () => {
         `GET /v1/logs?app=flood&follow=true HTTP/1.0\r\nHost: flyd\r\nAuthorization: Bearer ${flydToken}\r\n\r\n`,
       );
       const id = await create('flood', flood(40_000)); // 40 MB: more than any socket buffer
-      await eventually(
-        async () =>
-          (await counter(base, 'flyd_log_lines_dropped_total', 'slow_follower')) > dropsBefore
-            ? true
-            : undefined,
-        'dropped lines counted',
+      await until('dropped lines counted', async () =>
+        (await counter(base, 'flyd_log_lines_dropped_total', 'slow_follower')) > dropsBefore
+          ? true
+          : undefined,
       );
       socket.resume(); // read again: what waited arrives, then new lines, the gap announced
-      const lines = await eventually(async () => {
+      const lines = await until('the gap announced, and new lines after it', async () => {
         const text = Buffer.concat(received).toString();
         const complete = text.split('\n').filter((line) => line.startsWith('{'));
         return complete.some((line) => line.includes('"dropped_before"')) &&
           complete.at(-1)?.includes('TICK')
           ? complete
           : undefined;
-      }, 'the gap announced, and new lines after it');
+      });
       const parsed = lines.map((line) => JSON.parse(line) as Line);
       expect(parsed.every((line) => line.machine_id === id)).toBe(true);
       const announced = parsed.reduce((sum, line) => sum + (line.dropped_before ?? 0), 0);

@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { present } from '@fleet/service/invariant';
+import { until } from '@fleet/service/vitest-until';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callExpecting } from './expect-status.js';
-import { call, eventually, FlydFixture } from './flyd-fixture.js';
+import { call, FlydFixture } from './flyd-fixture.js';
 
 // Prints `line-0` … `line-1499`, then exits.
 const fifteenHundred = `for (let n = 0; n < 1500; n++) console.log('line-' + n);`;
@@ -72,14 +73,14 @@ describe("a machine's output", () => {
       (await call(base, 'GET', `/v1/machines/${id}/wait?state=stopped&timeout=30`))?.status,
     ).toBe(200);
     // The process's exit can come before the end of its pipes: read until the last line is in.
-    const lines = await eventually(async () => {
+    const lines = await until('the last line in the ring', async () => {
       const ring = present(await call(base, 'GET', `/v1/machines/${id}/logs`), 'an answer')
         .body as unknown as {
         stream: string;
         message: string;
       }[];
       return ring.at(-1)?.message === 'line-1499' ? ring : undefined;
-    }, 'the last line in the ring');
+    });
     expect(lines).toHaveLength(1_000);
     expect(lines.map((line) => line.message)).toEqual(
       Array.from({ length: 1_000 }, (_, index) => `line-${500 + index}`),
@@ -98,13 +99,13 @@ describe("a machine's output", () => {
         await call(base, 'POST', '/v1/machines', { app: 'logs', config }),
         'an answer',
       ).body.id as string;
-      const lines = await eventually(async () => {
+      const lines = await until('DONE in the ring', async () => {
         const ring = present(await call(base, 'GET', `/v1/machines/${id}/logs`), 'an answer')
           .body as unknown as {
           message: string;
         }[];
         return ring.at(-1)?.message === 'DONE' ? ring : undefined;
-      }, 'DONE in the ring');
+      });
       expect(lines.at(-2)?.message.length).toBeLessThanOrEqual(8_193); // cut, with its mark
       // 256 MB went through; flyd kept a bounded piece of it (35-55 MB of growth is garbage not yet
       // collected; buffering the line whole grew it by 450 MB).
@@ -145,19 +146,19 @@ describe("a machine's output", () => {
             .body as unknown as {
             message: string;
           }[];
-        const ring = await eventually(async () => {
+        const ring = await until('three lines in the ring', async () => {
           const lines = await readRing();
           return lines.length >= 3 ? lines : undefined;
-        }, 'three lines in the ring').catch(readRing);
+        }).catch(readRing);
         expect(
           ring.map((line) => line.message),
           flags.join(' ') || 'no sink',
         ).toEqual(['one', 'two', 'last words']);
         if (flags.length === 0) continue;
-        const shipped = await eventually(async () => {
+        const shipped = await until('three lines at the collector', async () => {
           const ours = received.filter((line) => line.machine === id);
           return ours.length === 3 ? ours : undefined;
-        }, 'three lines at the collector');
+        });
         expect(shipped.map((line) => [line.stream, line.message])).toEqual([
           ['stdout', 'one'],
           ['stdout', 'two'],
@@ -193,13 +194,13 @@ describe("a machine's output", () => {
     }[];
     expect(events[0]?.request?.exit_event?.exit_code).toBe(0); // it ran to its end
     // The ring gets every line (the sink did not); the pipes may end after the exit.
-    await eventually(async () => {
+    await until('DONE in the ring', async () => {
       const ring = present(await call(base, 'GET', `/v1/machines/${id}/logs`), 'an answer')
         .body as unknown as {
         message: string;
       }[];
       return ring.at(-1)?.message === 'DONE' ? true : undefined;
-    }, 'DONE in the ring');
+    });
     expect(await counter(base, 'flyd_log_sink_timeouts_total')).toBeGreaterThan(timeoutsBefore);
     expect(await counter(base, 'flyd_log_lines_dropped_total')).toBeGreaterThan(droppedBefore);
     const metrics = await (await fetch(`${base}/metrics`)).text();

@@ -3,9 +3,10 @@ import { join } from 'node:path';
 import { CorrosionClient } from '@fleet/corrosion-client';
 import { type ServerProcess, serverMain, startServerProcess } from '@fleet/service';
 import { present } from '@fleet/service/invariant';
+import { until } from '@fleet/service/vitest-until';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callExpecting } from './expect-status.js';
-import { call, eventually, FlydFixture, hello } from './flyd-fixture.js';
+import { call, FlydFixture, hello } from './flyd-fixture.js';
 
 // Two workers that are two hosts as far as state goes: each flyd writes to its own corrosion
 // agent, and the agents replicate by gossip. A migrate hands the machine's and the volume's rows
@@ -76,7 +77,7 @@ describe('a migrate between workers with their own corrosion agents', () => {
     });
     expect(moved).toMatchObject({ status: 200, body: { host_id: 'dst' } });
     for (const client of clients) {
-      await eventually(async () => {
+      await until(`every agent to show ${id} and ${volume} on dst`, async () => {
         const [machine] = await client.queryObjects<{ host_id: string; state: string }>([
           'SELECT host_id, state FROM machines WHERE id = ?',
           [id],
@@ -91,7 +92,7 @@ describe('a migrate between workers with their own corrosion agents', () => {
           row.attached === id
           ? true
           : undefined;
-      }, `every agent to show ${id} and ${volume} on dst`);
+      });
     }
   }, 60_000);
 });

@@ -1,7 +1,8 @@
 import { join } from 'node:path';
+import { until } from '@fleet/service/vitest-until';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callExpecting } from './expect-status.js';
-import { call, eventually, FlydFixture, inState } from './flyd-fixture.js';
+import { call, FlydFixture, inState } from './flyd-fixture.js';
 import { machinePids } from './machine-processes.js';
 
 interface Event {
@@ -60,15 +61,14 @@ describe('restart-policy restarts pending when flyd dies', () => {
     const never = await create(flaky(join(fixture.dir, 'never'), 99, { policy: 'no' }));
 
     // The 6th exit (restart_count 5) waits 100 ms × 2^5 = 3.2 s for its restart: kill flyd then.
-    await eventually(
-      async () => ((await exits(pending)).length >= 6 ? true : undefined),
-      'six failures',
+    await until('six failures', async () =>
+      (await exits(pending)).length >= 6 ? true : undefined,
     );
     const [last] = await exits(pending);
     expect(last?.request?.restart_count).toBe(5);
     expect((await call(api, 'GET', `/v1/machines/${pending}`))?.body.state).toBe('stopped');
-    await eventually(async () => ((await exits(spent)).length >= 2 ? true : undefined), 'spent');
-    await eventually(async () => ((await exits(never)).length >= 1 ? true : undefined), 'never');
+    await until('spent', async () => ((await exits(spent)).length >= 2 ? true : undefined));
+    await until('never', async () => ((await exits(never)).length >= 1 ? true : undefined));
     await fixture.kill();
 
     api = await fixture.startFlyd();

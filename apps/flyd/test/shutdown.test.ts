@@ -1,14 +1,7 @@
 import { present } from '@fleet/service/invariant';
+import { until } from '@fleet/service/vitest-until';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  call,
-  createMachine,
-  eventually,
-  FlydFixture,
-  flydToken,
-  hello,
-  inState,
-} from './flyd-fixture.js';
+import { call, createMachine, FlydFixture, flydToken, hello, inState } from './flyd-fixture.js';
 import { machinePids } from './machine-processes.js';
 
 // With --stop-machines-on-exit, a SIGTERM stops every machine before flyd exits — also while a
@@ -56,10 +49,10 @@ describe('flyd shutdown', () => {
       headers: { authorization: `Bearer ${flydToken}` },
     }).then(async (answer) => ({ status: answer.status, body: await answer.json() }));
     held.catch(() => undefined); // read below; a failure here is the test's failure
-    await eventually(async () => {
+    await until('the wait to be in flight', async () => {
       const answer = await call(api, 'GET', `/v1/machines/${id}`);
       return answer?.body.code === 'FLYD_ERR_OVERLOADED' ? true : undefined;
-    }, 'the wait to be in flight');
+    });
     const flyd = present(fixture.flyd, 'the fixture flyd');
     const exited = flyd.exited;
     flyd.child.kill('SIGTERM');

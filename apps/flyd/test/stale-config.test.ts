@@ -1,9 +1,10 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { until } from '@fleet/service/vitest-until';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callExpecting } from './expect-status.js';
-import { call, eventually, FlydFixture, hello } from './flyd-fixture.js';
+import { call, FlydFixture, hello } from './flyd-fixture.js';
 
 // Machines recorded before the config schema existed can hold what it now refuses: a string or a
 // negative `memory_mb`. Written into flyd's own database between two runs of a real flyd, they
@@ -47,7 +48,7 @@ describe('machines stored with a config the schema now refuses', () => {
   });
 
   it("counts each as Fly's smallest guest in the host's reservations", async () => {
-    const row = await eventually(async () => {
+    const row = await until('the host row with both machines', async () => {
       const [host] = await fixture.corrosionClient.queryObjects<{
         memory_mb_reserved: unknown;
         cpus_reserved: unknown;
@@ -57,7 +58,7 @@ describe('machines stored with a config the schema now refuses', () => {
         ['stale-host'],
       ]);
       return host?.machine_count === 2 ? host : undefined;
-    }, 'the host row with both machines');
+    });
     expect(row).toEqual({ memory_mb_reserved: 512, cpus_reserved: 2, machine_count: 2 });
   });
 

@@ -2,16 +2,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startServerProcess } from '@fleet/service';
 import { present } from '@fleet/service/invariant';
+import { until } from '@fleet/service/vitest-until';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import {
-  call,
-  createMachine,
-  eventually,
-  FlydFixture,
-  flydToken,
-  hello,
-  inState,
-} from './flyd-fixture.js';
+import { call, createMachine, FlydFixture, flydToken, hello, inState } from './flyd-fixture.js';
 import { machinePids } from './machine-processes.js';
 
 const flydMain = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'main.js');
@@ -41,7 +34,7 @@ describe('a second flyd on the same data directory', () => {
           ['locked-host'],
         ])
       )[0]?.flyd_addr;
-    await eventually(async () => ((await hostRow()) === api ? true : undefined), 'the host row');
+    await until('the host row', async () => ((await hostRow()) === api ? true : undefined));
 
     const second = startServerProcess({
       command: process.execPath,

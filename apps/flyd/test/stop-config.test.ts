@@ -1,6 +1,7 @@
+import { until } from '@fleet/service/vitest-until';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callExpecting, expectStatus } from './expect-status.js';
-import { call, eventually, FlydFixture } from './flyd-fixture.js';
+import { call, FlydFixture } from './flyd-fixture.js';
 import { settledIn } from './machine-wait.js';
 
 /**
@@ -42,12 +43,12 @@ describe('config.stop_config', () => {
 
   /** The machine's lines that start with `prefix`, once there are `count` (output lags the exit). */
   const lines = (id: string, prefix: string, count: number) =>
-    eventually(async () => {
+    until(`${count} lines "${prefix}..." from ${id}`, async () => {
       const answer = expectStatus(await call(api, 'GET', `/v1/machines/${id}/logs`), 200, 'logs');
       const all = answer.body as unknown as { message: string }[];
       const got = all.map((line) => line.message).filter((message) => message.startsWith(prefix));
       return got.length >= count ? got : undefined;
-    }, `${count} lines "${prefix}..." from ${id}`);
+    });
   /** The signals the machine reported, once there are `count`. */
   const logs = (id: string, count: number) => lines(id, 'got', count);
   /** Waits until the machine's `count`th launch has installed its signal handlers. */

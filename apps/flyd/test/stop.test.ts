@@ -1,6 +1,7 @@
+import { until } from '@fleet/service/vitest-until';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callExpecting, expectStatus } from './expect-status.js';
-import { call, createMachine, eventually, FlydFixture, inState } from './flyd-fixture.js';
+import { call, createMachine, FlydFixture, inState } from './flyd-fixture.js';
 import { machinePids } from './machine-processes.js';
 import { settledIn } from './machine-wait.js';
 
@@ -67,13 +68,13 @@ describe.each([
 
   const create = (config: Record<string, unknown>) => createMachine(base, 'stops', config);
   const logged = (id: string, message: string) =>
-    eventually(async () => {
+    until(`${id} logs ${message}`, async () => {
       const answer = await call(base, 'GET', `/v1/machines/${id}/logs`);
       const lines = expectStatus(answer, 200, `${id} logs`).body as unknown as {
         message: string;
       }[];
       return lines.some((line) => line.message === message) ? true : undefined;
-    }, `${id} logs ${message}`);
+    });
 
   it('refuses a second operation with 409 FLYD_ERR_CONFLICT once a slow stop outlasts --busy-wait-ms', async () => {
     const id = await create(machine(stubborn));
@@ -145,18 +146,16 @@ describe.each([
     const id = await create(machine(family));
     await settledIn(base, id, 'started');
     // The machine, its child and its grandchild (they inherit its environment).
-    await eventually(
-      async () => (machinePids(id).length >= 3 ? true : undefined),
-      `${id}'s three processes`,
+    await until(`${id}'s three processes`, async () =>
+      machinePids(id).length >= 3 ? true : undefined,
     );
     expect(await call(base, 'POST', `/v1/machines/${id}/stop`, { timeout: 5 })).toMatchObject({
       status: 200,
     });
     expect(machinePids(id)).toEqual([]);
     expect((await call(base, 'POST', `/v1/machines/${id}/start`))?.status).toBe(200);
-    await eventually(
-      async () => (machinePids(id).length >= 3 ? true : undefined),
-      `${id}'s three processes again`,
+    await until(`${id}'s three processes again`, async () =>
+      machinePids(id).length >= 3 ? true : undefined,
     );
     expect((await call(base, 'DELETE', `/v1/machines/${id}?kill=true`))?.status).toBe(200);
     expect(machinePids(id)).toEqual([]);
@@ -165,9 +164,8 @@ describe.each([
   it('kills a child that left the process group (setsid) too', async () => {
     const id = await create(machine(escaper));
     await settledIn(base, id, 'started');
-    await eventually(
-      async () => (machinePids(id).length >= 2 ? true : undefined),
-      `${id} and its child`,
+    await until(`${id} and its child`, async () =>
+      machinePids(id).length >= 2 ? true : undefined,
     );
     expect(await call(base, 'POST', `/v1/machines/${id}/stop`)).toMatchObject({ status: 200 });
     expect(machinePids(id)).toEqual([]);

@@ -1,7 +1,8 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { until } from '@fleet/service/vitest-until';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, eventually, FlydFixture, hello } from './flyd-fixture.js';
+import { call, FlydFixture, hello } from './flyd-fixture.js';
 
 interface OtlpSpan {
   name: string;
@@ -54,9 +55,8 @@ describe('flyd exports FSM spans over OTLP', () => {
       config: hello,
     });
     expect(created?.status).toBe(200);
-    const run = await eventually(
-      async () => spans.find((span) => span.name === 'fsm.run create'),
-      'the create run span',
+    const run = await until('the create run span', async () =>
+      spans.find((span) => span.name === 'fsm.run create'),
     );
     const steps = spans.filter((span) => span.parentSpanId === run.spanId);
     expect(steps.map((span) => span.name)).toContain('fsm.step reserve');

@@ -1,6 +1,7 @@
+import { until } from '@fleet/service/vitest-until';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callExpecting } from './expect-status.js';
-import { eventually, FlydFixture, hello, inState } from './flyd-fixture.js';
+import { FlydFixture, hello, inState } from './flyd-fixture.js';
 
 interface Version {
   version: string;
@@ -74,10 +75,10 @@ describe('machine versions across updates', () => {
 
     // The current version follows its machine's state; the replaced ones stay replaced.
     await callExpecting(api, 'POST', `/v1/machines/${id}/stop`);
-    await eventually(async () => {
+    await until('the current version to show stopped', async () => {
       const [current] = await versionsOf(id);
       return current?.state === 'stopped' ? true : undefined;
-    }, 'the current version to show stopped');
+    });
     expect((await versionsOf(id)).slice(1).map((version) => version.state)).toEqual([
       'replaced',
       'replaced',
