@@ -20,17 +20,15 @@ import {
 const guardLimits = { idleTimeoutMs: 400, sweepIntervalMs: 50, wakeupsWithoutProgressMax: 6 };
 
 /** Resolves when the socket closes; rejects past `timeoutMs`. */
-function closedWithin(socket: Socket | Duplex, timeoutMs: number): Promise<number> {
-  const started = Date.now();
+function closed(socket: Socket | Duplex): Promise<void> {
   return new Promise((resolve, reject) => {
-    if (socket.destroyed) return resolve(0);
-    const timer = setTimeout(
-      () => reject(new Error(`still open after ${timeoutMs} ms`)),
-      timeoutMs,
-    );
+    if (socket.destroyed) return resolve();
+    // A bound for a hung test only, far above the guard's limits: what cut the connection is
+    // proven by the guard's counter of that cause, never by how long it took on a shared machine.
+    const timer = setTimeout(() => reject(new Error('still open after 15 s')), 15_000);
     socket.once('close', () => {
       clearTimeout(timer);
-      resolve(Date.now() - started);
+      resolve();
     });
   });
 }
@@ -174,7 +172,7 @@ describe('listeners', () => {
     const socket = connectTcp(tlsPort, '127.0.0.1');
     socket.on('error', () => {});
     socket.write(Buffer.from([0x16, 0x03, 0x01])); // the start of a ClientHello, then nothing
-    expect(await closedWithin(socket, 3_000)).toBeLessThan(3_000);
+    await closed(socket);
     expect(tls.guard.stats().closed.handshake_timeout).toBe(before + 1);
   });
 
@@ -188,7 +186,7 @@ describe('listeners', () => {
     });
     socket.on('error', () => {});
     await new Promise((resolve) => socket.once('secureConnect', resolve));
-    expect(await closedWithin(socket, 3_000)).toBeGreaterThan(200);
+    await closed(socket);
     expect(tls.guard.stats().closed.idle).toBe(before + 1);
   });
 
@@ -220,7 +218,7 @@ describe('listeners', () => {
       if (!socket.destroyed) socket.write('x');
     }, 20);
     try {
-      expect(await closedWithin(socket, 5_000)).toBeLessThan(5_000);
+      await closed(socket);
     } finally {
       clearInterval(trickle);
     }
@@ -253,7 +251,7 @@ describe('listeners', () => {
     client.end(); // close_notify
     const cpuBefore = process.cpuUsage();
     const startedAt = Date.now();
-    await closedWithin(raw, 5_000);
+    await closed(raw);
     const elapsedMs = Date.now() - startedAt;
     const cpu = process.cpuUsage(cpuBefore);
     const cpuMs = (cpu.user + cpu.system) / 1000;
