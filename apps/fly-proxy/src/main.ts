@@ -359,7 +359,7 @@ runMain(async () => {
   );
   if (!config) return;
   const hostId = config['host-id'] || undefined;
-  if (hostId !== undefined && config['fleet-key-file'] === '')
+  if (hostId !== undefined && config['fleet-key-file'] === undefined)
     throw new UsageError('--host-id needs --fleet-key-file (edges and backhauls share its token)');
   if (config.mode === 'backhaul' && hostId === undefined)
     throw new UsageError('--mode backhaul needs --host-id (the host whose machines it serves)');
@@ -431,8 +431,11 @@ runMain(async () => {
     const autostop = { intervalMs: config['autostop-interval-ms'], appsMax: 10_000 };
     deps.autostop = new Autostopper(catalog, flaps, autostop, logger);
   }
+  const fleetKeyFile = config['fleet-key-file'];
   const token =
-    hostId === undefined ? undefined : backhaulToken(readFleetKeyFile(config['fleet-key-file']));
+    hostId === undefined || fleetKeyFile === undefined
+      ? undefined
+      : backhaulToken(readFleetKeyFile(fleetKeyFile));
   if (token !== undefined && config.mode === 'edge') {
     const limits = {
       connectTimeoutMs: config['connect-timeout-ms'],

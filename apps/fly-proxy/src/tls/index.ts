@@ -1,7 +1,7 @@
 import type { ServerOptions } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { CorrosionClient } from '@fleet/corrosion-client';
-import { readFleetKeyFile } from '@fleet/fleet-key';
+import { fleetKeyFileSetting, readFleetKeyFile } from '@fleet/fleet-key';
 import { type ConfigOf, type Logger, parseListenAddress, UsageError } from '@fleet/service';
 import { loadOrCreateFleetCa } from './ca-files.js';
 import {
@@ -42,11 +42,9 @@ export const tlsSpec = {
     default: '',
     description: 'listener for TLS: h2 and HTTP/1.1 by ALPN, certificates by SNI (empty: none)',
   },
-  'fleet-key-file': {
-    type: 'string',
-    default: '',
-    description: 'the fleet key file (seals certificate keys in corrosion); needed for TLS',
-  },
+  'fleet-key-file': fleetKeyFileSetting(
+    'seals certificate keys in corrosion and signs backhaul streams; needed for TLS and with --host-id',
+  ),
   'ca-cert-file': {
     type: 'string',
     default: '',
@@ -132,7 +130,9 @@ export async function startTls(
 ) {
   if (config['tls-listen'] === '') return undefined;
   const address = parseListenAddress(config['tls-listen']);
-  for (const flag of ['fleet-key-file', 'ca-cert-file', 'ca-key-file'] as const) {
+  const fleetKeyFile = config['fleet-key-file'];
+  if (fleetKeyFile === undefined) throw new UsageError('--tls-listen needs --fleet-key-file');
+  for (const flag of ['ca-cert-file', 'ca-key-file'] as const) {
     if (config[flag] === '') throw new UsageError(`--tls-listen needs --${flag}`);
   }
   const metrics = tlsMetrics();
@@ -143,7 +143,7 @@ export async function startTls(
       certFile: config['ca-cert-file'],
       keyFile: config['ca-key-file'],
     }),
-    fleetKey: readFleetKeyFile(config['fleet-key-file']),
+    fleetKey: readFleetKeyFile(fleetKeyFile),
     logger: deps.logger,
     metrics,
     contextsMax: config['certificates-cached-max'],
