@@ -38,6 +38,10 @@ export const FlapsErrors = {
     "the volume is in another region than the one asked for (a machine goes to its volume's worker)",
   ],
   FLAPS_ERR_WORKER_UNREACHABLE: [503, "the machine's worker (flyd) could not be reached"],
+  FLAPS_ERR_WORKER: [
+    502,
+    "the worker answered an error without a code of flyd's registry (not flyd's own answer)",
+  ],
   FLAPS_ERR_STATE_STORE: [503, 'corrosion (the state store) could not be reached'],
   FLAPS_ERR_BAD_IMAGE: [
     400,

@@ -4,15 +4,13 @@ import { flapsError } from './errors.js';
 
 /**
  * A failed call to a worker as flaps answers it (the `mapError` of flaps' flyd client): a
- * worker's refusal keeps its status and code (FLAPS_ERR_WORKER when it gave none), an
- * unreachable worker is 503 FLAPS_ERR_WORKER_UNREACHABLE.
+ * worker's refusal keeps its status and code, an answer without a code (not flyd's own) is 502
+ * FLAPS_ERR_WORKER, an unreachable worker is 503 FLAPS_ERR_WORKER_UNREACHABLE.
  */
 export function workerFailure(error: FlydAnswerError | FlydUnreachableError): HttpError {
   if (error instanceof FlydUnreachableError)
     return flapsError('FLAPS_ERR_WORKER_UNREACHABLE', error.message);
-  return new HttpError(
-    error.statusCode,
-    error.code ?? 'FLAPS_ERR_WORKER',
-    error.detail ?? `worker answered ${error.statusCode}`,
-  );
+  const detail = error.detail ?? `worker answered ${error.statusCode}`;
+  if (error.code === undefined) return flapsError('FLAPS_ERR_WORKER', detail);
+  return new HttpError(error.statusCode, error.code, detail);
 }
