@@ -22,7 +22,7 @@ if (runs < 2) setTimeout(() => process.exit(0), 200); else setInterval(() => {},
 
 interface ExitEvent {
   type: string;
-  request?: { exit_event?: { exit_code: number } };
+  request?: { exit_event?: { exit_code: number; restarting?: boolean } };
 }
 
 // Fly's restart policies end to end, on real processes that exit by themselves: what flyd does
@@ -40,10 +40,25 @@ describe('what happens after a machine exits', () => {
   const create = (config: Record<string, unknown>) => createMachine(base, 'exits', config);
   const view = async (id: string) =>
     present(await call(base, 'GET', `/v1/machines/${id}`), 'an answer').body;
-  const exits = async (id: string, code: number) =>
-    ((await view(id)).events as ExitEvent[]).filter(
-      (event) => event.type === 'exit' && event.request?.exit_event?.exit_code === code,
-    ).length;
+  /** The machine's exits with `code`, newest first. */
+  const exitsOf = async (id: string, code: number) =>
+    ((await view(id)).events as ExitEvent[])
+      .filter((event) => event.type === 'exit' && event.request?.exit_event?.exit_code === code)
+      .map((event) => present(event.request?.exit_event, 'the exit'));
+  /**
+   * Whether the policy restarts after each exit, newest first, once there are `count` of them:
+   * a restart that will not come is read from the exit event (Fly's `restarting`), not inferred
+   * from a quiet moment.
+   */
+  const restartingAfter = async (id: string, code: number, count: number) =>
+    (
+      await until(
+        `${count} exits`,
+        () => exitsOf(id, code),
+        (seen) => seen.length === count,
+        20_000,
+      )
+    ).map((exit) => exit.restarting);
   const rowState = async (id: string) =>
     (
       await client().queryObjects<{ state: string }>([
@@ -60,7 +75,7 @@ describe('what happens after a machine exits', () => {
       env: { COUNT_FILE: countFile },
       restart: { policy: 'always' },
     });
-    await until('two exits', async () => ((await exits(id, 0)) === 2 ? true : undefined));
+    expect(await restartingAfter(id, 0, 2)).toEqual([true, true]);
     await settledIn(base, id, 'started'); // its third run, which stays up
     await until("the third run's process", async () =>
       machinePids(id).length > 0 ? true : undefined,
@@ -73,9 +88,7 @@ describe('what happens after a machine exits', () => {
 
   it('leaves a machine stopped under `no`, even after a failure', async () => {
     const id = await create({ ...exitsWith(4), restart: { policy: 'no' } });
-    await until('its exit', async () => ((await exits(id, 4)) === 1 ? true : undefined));
-    await new Promise((resolve) => setTimeout(resolve, 500)); // a restart would have come by now
-    expect(await exits(id, 4)).toBe(1);
+    expect(await restartingAfter(id, 4, 1)).toEqual([false]);
     expect((await view(id)).state).toBe('stopped');
     expect(await rowState(id)).toBe('stopped');
     expect(machinePids(id)).toEqual([]);
@@ -83,32 +96,25 @@ describe('what happens after a machine exits', () => {
 
   it('stops retrying a failure under `on-failure` after max_retries', async () => {
     const id = await create({ ...exitsWith(5), restart: { policy: 'on-failure', max_retries: 1 } });
-    await until('two exits', async () => ((await exits(id, 5)) === 2 ? true : undefined));
-    await new Promise((resolve) => setTimeout(resolve, 1_000)); // past the next backoff (200 ms)
-    expect(await exits(id, 5)).toBe(2); // the first run and one retry
+    // The first run, restarted; its one retry, not.
+    expect(await restartingAfter(id, 5, 2)).toEqual([false, true]);
     expect((await view(id)).state).toBe('stopped');
     expect(machinePids(id)).toEqual([]);
   });
 
   it("starts counting retries again after a caller's start", async () => {
     const id = await create({ ...exitsWith(6), restart: { policy: 'on-failure', max_retries: 1 } });
-    await until('two exits', async () => ((await exits(id, 6)) === 2 ? true : undefined));
+    expect(await restartingAfter(id, 6, 2)).toEqual([false, true]);
     await settledIn(base, id, 'stopped');
-    await new Promise((resolve) => setTimeout(resolve, 1_000)); // past the next backoff (200 ms)
-    expect(await exits(id, 6)).toBe(2);
     expect((await call(base, 'POST', `/v1/machines/${id}/start`))?.status).toBe(200);
     // The caller's run and, its count reset, one retry again.
-    await until('four exits', async () => ((await exits(id, 6)) === 4 ? true : undefined));
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
-    expect(await exits(id, 6)).toBe(4);
+    expect(await restartingAfter(id, 6, 4)).toEqual([false, true, false, true]);
     expect((await view(id)).state).toBe('stopped');
   });
 
   it('does not restart a clean exit under `on-failure`', async () => {
     const id = await create({ ...exitsWith(0), restart: { policy: 'on-failure' } });
-    await until('its exit', async () => ((await exits(id, 0)) === 1 ? true : undefined));
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    expect(await exits(id, 0)).toBe(1);
+    expect(await restartingAfter(id, 0, 1)).toEqual([false]);
     expect((await view(id)).state).toBe('stopped');
   });
 

@@ -1,7 +1,7 @@
 import type { FsmEngine, RunHandle } from '../fsm/engine.js';
 import type { ExitInfo } from '../runtime/process-runtime.js';
-import type { MachineConfig, MachineRecord, MachineStore } from './machine-store.js';
-import { afterExit } from './restart-policy.js';
+import type { MachineRecord, MachineStore } from './machine-store.js';
+import { type AfterExit, afterExit } from './restart-policy.js';
 
 /** The `request` of an exit event, as `MachineService.exited` records it. */
 export interface ExitRequest {
@@ -10,6 +10,8 @@ export interface ExitRequest {
     signal: NodeJS.Signals | null;
     oom_killed?: boolean;
     requested_stop?: boolean;
+    /** Whether the restart policy starts the machine again (Fly's field). */
+    restarting?: boolean;
   };
   /** Fly's field: restarts the policy made before this exit. */
   restart_count?: number;
@@ -23,6 +25,8 @@ export interface ExitRequest {
 export class RestartScheduler {
   readonly #restarts = new Map<string, number>();
   readonly #timers = new Map<string, NodeJS.Timeout>();
+  /** Restarts whose backoff ran out while a run still held the machine: made once it settles. */
+  readonly #due = new Set<string>();
 
   constructor(
     private readonly store: MachineStore,
@@ -44,6 +48,7 @@ export class RestartScheduler {
   cancel(id: string): void {
     clearTimeout(this.#timers.get(id));
     this.#timers.delete(id);
+    this.#due.delete(id);
     this.#restarts.delete(id);
   }
 
@@ -51,21 +56,39 @@ export class RestartScheduler {
   stopAll(): void {
     for (const timer of this.#timers.values()) clearTimeout(timer);
     this.#timers.clear();
+    this.#due.clear();
   }
 
-  afterExit(id: string, config: MachineConfig, exit: ExitInfo, restarts: number): void {
-    const next = afterExit(config, exit, restarts);
+  /** Does what the policy decided after an exit (`afterExit`): destroy, or restart later. */
+  follow(id: string, next: AfterExit, restarts: number): void {
     if (next.action === 'destroy') {
-      this.start(id, 'destroy', { kill: true }).done.catch(() => undefined);
+      this.#due.add(id);
+      void this.#onceSettled(id, 'destroy', { kill: true });
     } else if (next.action === 'restart') {
       this.#restarts.set(id, restarts + 1);
       const timer = setTimeout(() => {
         this.#timers.delete(id);
-        if (this.store.get(id)?.state === 'stopped' && !this.engine.isBusy(id)) {
-          this.start(id, 'start', { source: 'restart-policy' }).done.catch(() => undefined);
-        }
+        this.#due.add(id);
+        void this.#onceSettled(id, 'start', { source: 'restart-policy' });
       }, next.delayMs);
       this.#timers.set(id, timer);
+    }
+  }
+
+  /**
+   * The run that launched the process may still hold the machine when it exits (a start waiting
+   * for its row to reach corrosion on a loaded host): the policy's restart or destroy waits for
+   * that run to end instead of being refused as a conflict and lost. A caller's stop or destroy
+   * meanwhile cancels it.
+   */
+  async #onceSettled(id: string, action: 'start' | 'destroy', request: unknown): Promise<void> {
+    await this.engine.settled(id);
+    if (!this.#due.delete(id)) return;
+    if (this.store.get(id)?.state !== 'stopped' || this.engine.isBusy(id)) return;
+    try {
+      this.start(id, action, request).done.catch(() => undefined);
+    } catch {
+      // Taken by a caller's run in between: theirs decides what the machine does next.
     }
   }
 
@@ -86,7 +109,8 @@ export class RestartScheduler {
       oomKilled: request.exit_event.oom_killed === true,
       requested: false,
     };
-    this.afterExit(machine.id, machine.config, exit, request.restart_count ?? 0);
+    const restarts = request.restart_count ?? 0;
+    this.follow(machine.id, afterExit(machine.config, exit, restarts), restarts);
   }
 }
 

@@ -41,6 +41,7 @@ import type {
   MachineState,
   MachineStore,
 } from './machine-store.js';
+import { afterExit } from './restart-policy.js';
 import { RestartScheduler } from './restarts.js';
 import { checkFiles, checkMountOverImage } from './root.js';
 import { type StopSettings, stopConfigOf, stopSettings } from './stop-config.js';
@@ -469,14 +470,17 @@ export class MachineService {
       'machine exited',
     );
     const restarts = this.#restarts.count(id);
+    const next = afterExit(machine.config, exit, restarts);
     // `restart_count` (Fly's field) is kept with the exit, so a flyd that dies while the restart
-    // waits out its backoff knows at boot how many retries the policy has left.
+    // waits out its backoff knows at boot how many retries the policy has left; `restarting`
+    // (Fly's too) says whether the policy restarts it.
     const exitEvent = {
       exit_event: {
         exit_code: exit.code,
         signal: exit.signal,
         oom_killed: exit.oomKilled,
         requested_stop: false,
+        restarting: next.action === 'restart',
       },
       restart_count: restarts,
     };
@@ -486,7 +490,7 @@ export class MachineService {
       { type: 'exit', source: 'flyd', request: exitEvent },
       { pid: null, stop_reason: 'exited' },
     );
-    this.#restarts.afterExit(id, machine.config, exit, restarts);
+    this.#restarts.follow(id, next, restarts);
   }
 
   /** Adopts, kills, resumes and restarts what a previous flyd left (see boot.ts). */
