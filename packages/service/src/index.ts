@@ -29,6 +29,7 @@ export {
 } from './http-limits.js';
 export { InvariantError, invariant, present } from './invariant.js';
 export { createLogger, type Logger, type LoggerOptions } from './logger.js';
+export { longPolls } from './long-polls.js';
 export { runMain } from './main.js';
 export { type MetricsExport, startMetrics } from './metrics.js';
 export { parentFdVariable, watchParent } from './parent.js';

@@ -1,8 +1,8 @@
 import type { FlydClient } from '@fleet/flyd-client';
+import { longPolls } from '@fleet/service';
 import type { FastifyInstance } from 'fastify';
 import { flapsError } from '../errors.js';
 import { seconds } from './fly-params.js';
-import { longPolls } from './long-polls.js';
 import type { Owner } from './machine-lookup.js';
 
 const waitStates = ['created', 'started', 'stopped', 'suspended', 'destroyed', 'settled'];
@@ -11,10 +11,12 @@ const settledStates = ['started', 'stopped', 'suspended', 'destroyed'];
 
 /**
  * `GET .../wait`: a long poll on the owning worker, at most 60 s, for any of the states asked;
- * ended by flaps' shutdown (see long-polls.ts).
+ * ended by flaps' shutdown (longPolls of @fleet/service).
  */
 export function machineWaitRoute(app: FastifyInstance, flyd: FlydClient, owner: Owner): void {
-  const during = longPolls(app);
+  const during = longPolls(app, () =>
+    flapsError('FLAPS_ERR_SHUTTING_DOWN', 'flaps is shutting down: call again'),
+  );
   app.get<{
     Params: { app: string; id: string };
     Querystring: {

@@ -1,5 +1,6 @@
 import { constants } from 'node:os';
 import { machineConfigSchema, machineNameSchema } from '@fleet/machine-config';
+import { longPolls } from '@fleet/service';
 import type { FastifyInstance } from 'fastify';
 import { configValidator, flydError } from '../errors.js';
 import type { FsmEngine } from '../fsm/engine.js';
@@ -10,7 +11,6 @@ import type { StopSettings } from '../machines/stop-config.js';
 import { machineView } from '../machines/view.js';
 import type { ProcessRuntime } from '../runtime/process-runtime.js';
 import { requestNonce } from './leases.js';
-import { longPolls } from './long-polls.js';
 
 const states: MachineState[] = [
   'created',
@@ -78,7 +78,9 @@ export interface MachineRouteDeps {
 
 /** flyd's machine API (internal: flaps calls it with the flyd token). */
 export function machineRoutes(app: FastifyInstance, deps: MachineRouteDeps): void {
-  const during = longPolls(app);
+  const during = longPolls(app, () =>
+    flydError('FLYD_ERR_SHUTTING_DOWN', 'flyd is shutting down: call again'),
+  );
   const view = (id: string) =>
     machineView(deps.machines.get(id), deps.hostId, deps.store.events(id));
 
