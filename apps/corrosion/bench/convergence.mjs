@@ -1,6 +1,7 @@
 // Convergence: N agents as processes on this machine, writes at a steady rate on random nodes;
 // the time from a write's commit on its writer to its row being visible on every other node
 // (p50, p99), and the time to zero gaps everywhere once the writes stop.
+// CORROSION_PROFILE_DIR=<dir> writes a CPU profile (--cpu-prof) of one agent (the second) there.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,12 +11,14 @@ import { startServerProcess } from '@fleet/service';
 const mainJs = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 const schemaFile = fileURLToPath(new URL('./schema/machines.sql', import.meta.url));
 
-async function startAgent(dir, bootstrap) {
+async function startAgent(dir, bootstrap, profiled = false) {
   const keyFile = join(dir, 'fleet.key');
   writeFileSync(keyFile, 'bench-fleet-key-0123456789abcdef');
+  const profileDir = process.env.CORROSION_PROFILE_DIR;
   const agent = await startServerProcess({
     command: process.execPath,
     args: [
+      ...(profiled && profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
       mainJs,
       'agent',
       '--db',
@@ -112,7 +115,8 @@ export async function measureConvergence({ nodes: count = 20, rate = 500, second
   try {
     // Inside the try: an agent that fails to start stops the ones already running.
     nodes.push(await startAgent(folder(0), []));
-    for (let i = 1; i < count; i++) nodes.push(await startAgent(folder(i), [nodes[0].gossip]));
+    for (let i = 1; i < count; i++)
+      nodes.push(await startAgent(folder(i), [nodes[0].gossip], i === 1));
     while ((await Promise.all(nodes.map(health))).some((h) => h.members < count - 1))
       await sleep(200);
     const seen = nodes.map(() => new Map());
