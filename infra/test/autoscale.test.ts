@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FlapsClient, type Machine } from '@fleet/flaps-client';
+import { until } from '@fleet/service/vitest-until';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoMachineConfig, waitForProxy } from '../src/launcher/demo.js';
 import { type Fleet, startFleet } from '../src/launcher/fleet.js';
@@ -52,13 +53,12 @@ describe('autostop and autostart', () => {
   const states = async (app: string) =>
     (await flaps.listMachines(app)).map((machine) => machine.state).sort();
 
-  const until = async (check: () => Promise<boolean>, what: string) => {
-    const deadline = Date.now() + 30_000;
-    while (!(await check())) {
-      if (Date.now() > deadline) throw new Error(`never: ${what}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  };
+  const autostopPasses = async () =>
+    (
+      (await (await fetch(`${fleet.urls.proxyAdmin}/status`)).json()) as {
+        autostop: { passes: number };
+      }
+    ).autostop.passes;
 
   it('stops an idle machine, then starts it again for the next request', async () => {
     const app = 'auto-zero';
@@ -66,7 +66,7 @@ describe('autostop and autostart', () => {
     const machine: Machine = await flaps.createMachine(app, { config: autoscaledConfig(0) });
     await flaps.waitMachine(app, machine.id, 'started');
     await waitForProxy(fleet.urls.proxy, `${app}.fleet.test`, (reply) => reply.status === 200);
-    await until(async () => (await states(app)).join() === 'stopped', 'the idle machine stopped');
+    await until('the idle machine stopped', async () => (await states(app)).join() === 'stopped');
     const answer = await waitForProxy(
       fleet.urls.proxy,
       `${app}.fleet.test`,
@@ -91,8 +91,10 @@ describe('autostop and autostart', () => {
     ];
     for (const machine of machines) await flaps.waitMachine(app, machine.id, 'started');
     await waitForProxy(fleet.urls.proxy, `${app}.fleet.test`, (reply) => reply.status === 200);
-    await until(async () => (await states(app)).join() === 'started,stopped', 'one stopped');
-    await new Promise((resolve) => setTimeout(resolve, 2_000)); // several more autostop passes
+    await until('one stopped', async () => (await states(app)).join() === 'started,stopped');
+    // Three more passes looked at the app and left its last machine started.
+    const passes = await autostopPasses();
+    await until('three more autostop passes', async () => (await autostopPasses()) >= passes + 3);
     expect(await states(app)).toEqual(['started', 'stopped']);
   });
 });

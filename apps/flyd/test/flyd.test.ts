@@ -12,6 +12,7 @@ import {
   startServerProcess,
 } from '@fleet/service';
 import { present } from '@fleet/service/invariant';
+import { until } from '@fleet/service/vitest-until';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FlydErrors } from '../src/errors.js';
 import { machinePids } from './machine-processes.js';
@@ -233,16 +234,14 @@ describe('flyd', () => {
       (
         (await call('GET', `/v1/machines/${id}`)).body.events as {
           type: string;
-          request?: { exit_event?: { exit_code: number } };
+          request?: { exit_event?: { exit_code: number; restarting?: boolean } };
         }[]
-      ).filter((event) => event.type === 'exit' && event.request?.exit_event?.exit_code === 3)
-        .length;
-    const deadline = Date.now() + 15_000;
-    while ((await exits()) < 3 && Date.now() < deadline)
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    expect(await exits()).toBe(3); // the first run and two restarts
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    expect(await exits()).toBe(3);
+      )
+        .filter((event) => event.type === 'exit' && event.request?.exit_event?.exit_code === 3)
+        .map((event) => event.request?.exit_event?.restarting);
+    // The first run and two restarts; the last exit says the policy does not restart it again.
+    const seen = await until('three exits', exits, (restarting) => restarting.length === 3);
+    expect(seen).toEqual([false, true, true]);
     expect((await call('GET', `/v1/machines/${id}`)).body.state).toBe('stopped');
   });
 
@@ -287,19 +286,15 @@ describe('flyd', () => {
           [id, 'alive'],
         ])
       )[0]?.status;
-    const until = async (wanted: string | undefined) => {
-      const deadline = Date.now() + 10_000;
-      while ((await status()) !== wanted && Date.now() < deadline)
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      return status();
-    };
-    expect(await until('passing')).toBe('passing');
+    const checkIs = (wanted: string | undefined) =>
+      until(`the check ${wanted ?? 'gone'}`, status, (now) => now === wanted);
+    await checkIs('passing');
     await ok('POST', `/v1/machines/${id}/signal`, { signal: 'SIGSTOP' }); // frozen: answers nothing
-    expect(await until('critical')).toBe('critical');
+    await checkIs('critical');
     await ok('POST', `/v1/machines/${id}/signal`, { signal: 'SIGCONT' });
-    expect(await until('passing')).toBe('passing');
+    await checkIs('passing');
     await ok('DELETE', `/v1/machines/${id}?kill=true`);
-    expect(await until(undefined)).toBeUndefined();
+    await checkIs(undefined); // its row goes with the machine
   });
 
   it('updates a machine to a new version, keeps metadata, and cordons it off the proxy', async () => {

@@ -21,6 +21,8 @@ export class Autostopper {
   readonly #served = new Map<string, Map<string, number>>();
   readonly #timer: NodeJS.Timeout;
   #stopped = 0;
+  /** Passes completed: a test, or an operator, can tell that it looked and left things as they were. */
+  #passes = 0;
   #running = false;
 
   constructor(
@@ -46,8 +48,8 @@ export class Autostopper {
     machines.set(machine.id, (machines.get(machine.id) ?? 0) + 1);
   }
 
-  stats(): { apps: number; stopped: number } {
-    return { apps: this.#served.size, stopped: this.#stopped };
+  stats(): { apps: number; stopped: number; passes: number } {
+    return { apps: this.#served.size, stopped: this.#stopped, passes: this.#passes };
   }
 
   close(): void {
@@ -63,6 +65,7 @@ export class Autostopper {
       for (const machines of this.#served.values()) machines.clear();
       for (const [app, machines] of served) await this.#lookAt(app, machines);
     } finally {
+      this.#passes += 1;
       this.#running = false;
     }
   }
