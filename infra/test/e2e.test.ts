@@ -2,6 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FlapsClient, type Machine } from '@fleet/flaps-client';
+import { until } from '@fleet/service/vitest-until';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoMachineConfig, getThroughProxy, waitForProxy } from '../src/launcher/demo.js';
 import { type Fleet, startFleet } from '../src/launcher/fleet.js';
@@ -106,17 +107,13 @@ describe('a local fleet, end to end', () => {
       }
       return ids;
     };
-    const until = async (accept: (ids: Set<string>) => boolean) => {
-      const deadline = Date.now() + 15_000;
-      let ids = await servedBy();
-      while (!accept(ids) && Date.now() < deadline) ids = await servedBy();
-      return ids;
-    };
-    expect(await until((ids) => ids.size === 2)).toEqual(new Set([sick!.id, well!.id]));
+    const servers = (count: number) =>
+      until(`${count} machines serving`, servedBy, (ids) => ids.size === count, 15_000);
+    expect(await servers(2)).toEqual(new Set([sick!.id, well!.id]));
     await flaps.call('POST', `/v1/apps/${app}/machines/${sick!.id}/signal`, { signal: 'SIGSTOP' });
-    expect(await until((ids) => ids.size === 1)).toEqual(new Set([well!.id]));
+    expect(await servers(1)).toEqual(new Set([well!.id]));
     await flaps.call('POST', `/v1/apps/${app}/machines/${sick!.id}/signal`, { signal: 'SIGCONT' });
-    expect(await until((ids) => ids.size === 2)).toEqual(new Set([sick!.id, well!.id]));
+    expect(await servers(2)).toEqual(new Set([sick!.id, well!.id]));
     for (const machine of [sick!, well!]) await flaps.destroyMachine(app, machine.id, true);
   });
 

@@ -4,6 +4,7 @@ import { type ClientHttp2Session, connect as connectH2 } from 'node:http2';
 import { connect, createServer as createNetServer, type Server as NetServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { until } from '@fleet/service/vitest-until';
 import { listening } from './relay-fixture.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -112,11 +113,7 @@ export async function measure(
   settleMs: number,
   windowMs: number,
 ): Promise<{ bytes: number; seconds: number }> {
-  const deadline = Date.now() + 20_000;
-  while (reader.bytes() === 0) {
-    if (Date.now() > deadline) throw new Error('no byte arrived');
-    await sleep(20);
-  }
+  await until('the first byte', () => reader.bytes() > 0);
   await sleep(settleMs);
   const startBytes = reader.bytes();
   const startMs = Date.now();

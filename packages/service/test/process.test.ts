@@ -6,6 +6,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startServerProcess } from '../src/index.js';
+import { until } from '../src/vitest-until.js';
 
 const built = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'index.js');
 const dir = mkdtempSync(join(tmpdir(), 'fleet-process-'));
@@ -83,13 +84,6 @@ function isAlive(pid: number): boolean {
   }
 }
 
-/** Polls (bounded) until `pid` is gone; true if it went. */
-async function gone(pid: number, waitMsMax = 15_000): Promise<boolean> {
-  const deadline = Date.now() + waitMsMax;
-  while (isAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-  return !isAlive(pid);
-}
-
 // The pipe startServerProcess hands a server (FLEET_PARENT_FD) ends when the process that
 // started it is gone, however it went: a supervisor killed with SIGKILL leaves no server behind,
 // and the server still closes gracefully (its close hook runs).
@@ -125,7 +119,7 @@ describe('a server started by startServerProcess', () => {
     pids.push(serverPid);
     expect(isAlive(serverPid)).toBe(true);
     supervisor.kill('SIGKILL');
-    expect(await gone(serverPid)).toBe(true);
+    await until(`server ${serverPid} gone`, () => !isAlive(serverPid));
     expect(existsSync(closed)).toBe(true);
   }, 30_000);
 });
