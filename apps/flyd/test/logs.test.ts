@@ -8,9 +8,11 @@ import { call, FlydFixture } from './flyd-fixture.js';
 
 // Prints `line-0` … `line-1499`, then exits.
 const fifteenHundred = `for (let n = 0; n < 1500; n++) console.log('line-' + n);`;
-// 4 MB in 1 KiB lines, honouring stdout's backpressure, then DONE and exit 0.
+// 16 MB in 1 KiB lines, honouring stdout's backpressure, then DONE and exit 0. More than the
+// kernel buffers a stalled collector's connection (a send buffer of up to 4 MB here, tcp_wmem):
+// with 4 MB the whole output could fit before the first write pushed back, and nothing dropped.
 const chatty = `const line = 'x'.repeat(1023) + '\\n'; let n = 0;
-function write() { while (n < 4096) { n++; if (!process.stdout.write(line)) return process.stdout.once('drain', write); }
+function write() { while (n < 16384) { n++; if (!process.stdout.write(line)) return process.stdout.once('drain', write); }
   process.stdout.write('DONE\\n', () => process.exit(0)); }
 write();`;
 
