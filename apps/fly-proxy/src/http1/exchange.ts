@@ -521,41 +521,37 @@ export class Exchange implements UpstreamUser {
     const body = new BodyFramer(head.framing);
     this.#responseBody = body;
     // Head and the body bytes that came with it leave in one write, not two.
-    let taken = 0;
-    if (rest !== null) {
-      try {
-        taken = body.take(rest);
-      } catch {
-        this.abort(); // the machine broke chunked framing: cut, never pass it on
-        return;
-      }
-      if (taken < rest.length) this.#upstreamReusable = false; // bytes past the response
-    }
-    const first =
-      rest === null || taken === 0 ? null : taken === rest.length ? rest : rest.subarray(0, taken);
+    const first = rest === null ? null : this.#bodyPart(body, rest);
+    if (first === undefined) return;
     if (!this.client.sendHead(head, this.requestId, connection, extra, first))
       this.#upstream?.socket.pause();
-    this.#airtime?.out(taken);
     if (body.done) this.#finish();
   }
 
   #responseData(chunk: Buffer): void {
     const body = present(this.#responseBody, 'the response body framer');
+    const part = this.#bodyPart(body, chunk);
+    if (part === undefined) return;
+    if (part !== null && !this.client.sendBody(part)) this.#upstream?.socket.pause();
+    if (body.done) this.#finish();
+  }
+
+  /**
+   * The part of `chunk` that belongs to the response body (null when none), charged to Airtime;
+   * bytes past the response leave the connection unusable for another request. Undefined when
+   * the machine broke chunked framing: the exchange is cut, never passed on.
+   */
+  #bodyPart(body: BodyFramer, chunk: Buffer): Buffer | null | undefined {
     let taken: number;
     try {
       taken = body.take(chunk);
     } catch {
-      this.abort(); // the machine broke chunked framing: cut, never pass it on
-      return;
+      this.abort();
+      return undefined;
     }
-    if (
-      taken > 0 &&
-      !this.client.sendBody(taken === chunk.length ? chunk : chunk.subarray(0, taken))
-    )
-      this.#upstream?.socket.pause();
+    if (taken < chunk.length) this.#upstreamReusable = false;
     this.#airtime?.out(taken);
-    if (taken < chunk.length) this.#upstreamReusable = false; // bytes past the response
-    if (body.done) this.#finish();
+    return taken === 0 ? null : taken === chunk.length ? chunk : chunk.subarray(0, taken);
   }
 
   #tunnel(head: ResponseHead, rest: Buffer | null): void {
