@@ -1,15 +1,16 @@
-import { type Attributes, type Counter, type Histogram, metrics } from '@opentelemetry/api';
+import { type LocalHistogram, localHistogram } from '@fleet/service';
+import { type Attributes, type Counter, metrics } from '@opentelemetry/api';
 import type { Supervisor } from './watchdog/supervisor.js';
 
 /**
- * Every instrument of fly-proxy, in one place. Requests are counted in a local map and exported
- * when metrics are collected: a counter's `add` hashes its attributes on every call, which was a
- * visible share of each request's cost. Label values are bounded by the caller (known apps only).
+ * Every instrument of fly-proxy, in one place. Requests are counted in a local map and upstream
+ * times in a local histogram, both exported when metrics are collected: an instrument's `add` or
+ * `record` hashes its attributes on every call, which was a visible share of each request's
+ * cost. Label values are bounded by the caller (known apps only).
  */
 export class ProxyMetrics {
   readonly #requests = new Map<string, { attributes: Attributes; count: number }>();
-  readonly #histogramAttributes = new Map<string, Attributes>();
-  readonly #upstreamMs: Histogram;
+  readonly #upstreamMs: LocalHistogram;
   readonly #unhandled: Counter;
 
   constructor() {
@@ -20,9 +21,11 @@ export class ProxyMetrics {
         for (const { attributes, count } of this.#requests.values())
           result.observe(count, attributes);
       });
-    this.#upstreamMs = meter.createHistogram('proxy_upstream_ms', {
+    this.#upstreamMs = localHistogram('proxy_upstream_ms', {
+      scope: 'fleet.fly-proxy',
       description: 'time from forwarding to the machine answering headers',
       unit: 'ms',
+      label: 'app',
     });
     this.#unhandled = meter.createCounter('proxy_unhandled_rejections', {
       description: 'promise rejections nothing handled (a bug): logged and counted, not a crash',
@@ -44,12 +47,7 @@ export class ProxyMetrics {
 
   /** Time from forwarding a request to its machine's response head. */
   upstream(app: string, milliseconds: number): void {
-    let attributes = this.#histogramAttributes.get(app);
-    if (attributes === undefined) {
-      attributes = { app };
-      this.#histogramAttributes.set(app, attributes);
-    }
-    this.#upstreamMs.record(milliseconds, attributes);
+    this.#upstreamMs.record(app, milliseconds);
   }
 }
 

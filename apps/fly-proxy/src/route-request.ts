@@ -143,7 +143,7 @@ function refused(
  * the same URL over https (the HTTP port's setting is the only one a plain request can meet).
  */
 export function forcesHttps(candidates: readonly Candidate[]): boolean {
-  return candidates[0]?.service.ports.some((port) => port.forceHttps) === true;
+  return candidates[0]?.service.forceHttps === true;
 }
 
 /** The https URL a plain request is sent to by force_https (the default port, 443). */

@@ -97,6 +97,12 @@ describe('fly-proxy backhaul mode', () => {
     );
     const metrics = await (await request(`${backhaul.urls.admin}/metrics`)).body.text();
     expect(metrics).toMatch(/proxy_requests_total\{app="web",status="200"[^}]*\} [1-9]/);
+    // The machine's answer time, aggregated in the process and exported as a histogram.
+    expect(metrics).toContain('# TYPE proxy_upstream_ms histogram');
+    expect(metrics).toMatch(
+      /proxy_upstream_ms_count\{app="web",otel_scope_name="fleet.fly-proxy"\} [1-9]/,
+    );
+    expect(metrics).toMatch(/proxy_upstream_ms_bucket\{app="web",[^}]*le="\+Inf"\} [1-9]/);
     const local = await get({ 'fly-force-instance-id': 'local1' });
     expect(local.json.name).toBe('local1');
   });

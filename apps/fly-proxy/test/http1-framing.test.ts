@@ -120,6 +120,69 @@ describe('HTTP/1.1 heads and body framing', () => {
     });
   });
 
+  it('reads every well-formed field line exactly, and refuses a block with one bad line', () => {
+    const token = fc.stringMatching(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,12}$/);
+    const value = fc.stringMatching(/^[\t\x20-\x7e\x80-\xff]{0,20}$/);
+    const ows = fc.constantFrom('', ' ', '\t', ' \t ');
+    const line = fc.record({ name: token, value, before: ows, after: ows });
+    // Names the parser gives meaning to are left out: their values must parse as what they are.
+    const plain = line.filter(
+      ({ name }) =>
+        !/^(content-length|transfer-encoding|connection|host|expect|upgrade)$/i.test(name),
+    );
+    fc.assert(
+      fc.property(fc.array(plain, { minLength: 1, maxLength: 8 }), (lines) => {
+        const block = lines.map((l) => `${l.name}:${l.before}${l.value}${l.after}`).join('\r\n');
+        const head = parseResponseHead(`HTTP/1.1 200 OK\r\n${block}`, 'GET');
+        expect(head.headers).toEqual(
+          lines.map((l) => [l.name.toLowerCase(), l.value.replace(/^[ \t]+|[ \t]+$/g, '')]),
+        );
+      }),
+    );
+    const bad = fc.constantFrom('\x00', '\x7f', '\n', '\r', '\x1b');
+    fc.assert(
+      fc.property(
+        fc.array(plain, { minLength: 1, maxLength: 6 }),
+        fc.nat(),
+        bad,
+        fc.boolean(),
+        (lines, at, character, inName) => {
+          const texts = lines.map((l) => `${l.name}: ${l.value}`);
+          const index = at % texts.length;
+          const spoilt = texts[index] as string;
+          const cut = inName ? 1 : spoilt.length;
+          texts[index] = `${spoilt.slice(0, cut)}${character}${spoilt.slice(cut)}`;
+          const block = texts.join('\r\n');
+          expect(() => parseRequestHead(`GET / HTTP/1.1\r\n${block}`)).toThrow(HeadError);
+          expect(() => parseResponseHead(`HTTP/1.1 200 OK\r\n${block}`, 'GET')).toThrow(HeadError);
+        },
+      ),
+    );
+    expect(() => parseResponseHead('HTTP/1.1 200 OK\r\nx: 1\r\n\r\ny: 2', 'GET')).toThrow(
+      'a header line has no name',
+    );
+  });
+
+  it('reads status lines by character as strictly as their grammar', () => {
+    expect(parseResponseHead('HTTP/1.0 404 Not Found', 'GET')).toMatchObject({
+      status: 404,
+      reason: 'Not Found',
+      minor: 0,
+    });
+    expect(parseResponseHead('HTTP/1.1 200', 'GET')).toMatchObject({ status: 200, reason: '' });
+    for (const bad of [
+      'HTTP/1.2 200 OK',
+      'HTTP/1.1 20 OK',
+      'HTTP/1.1 2000 OK',
+      'HTTP/1.1  200',
+      'HTTP/2 200',
+      'HTTP/1.1 200 O\x00K',
+      'http/1.1 200 OK',
+    ]) {
+      expect(() => parseResponseHead(bad, 'GET'), JSON.stringify(bad)).toThrow(HeadError);
+    }
+  });
+
   it('frames responses by method and status before headers', () => {
     expect(parseResponseHead('HTTP/1.1 200 OK\r\ncontent-length: 10', 'HEAD').framing.kind).toBe(
       'none',

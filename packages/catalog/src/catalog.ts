@@ -89,6 +89,8 @@ const upkeepMs = 100;
 export class Catalog {
   readonly mode: CatalogMode;
   readonly #options: ResolvedOptions;
+  /** `.<domain>`, lowercase: the suffix of every app's own hostname. */
+  readonly #domainSuffix: string;
   readonly #shards: Guarded<ShardState>[];
   readonly #global: Guarded<Topology>;
   readonly #globalTables: GlobalTables;
@@ -124,6 +126,7 @@ export class Catalog {
 
   constructor(options: CatalogOptions) {
     this.#options = resolveOptions(options);
+    this.#domainSuffix = `.${this.#options.domain.toLowerCase()}`;
     this.mode = this.#options.mode;
     const lockOptions = { writeTimeoutMs: this.#options.writeTimeoutMs, logger: options.logger };
     this.#shards = Array.from(
@@ -324,10 +327,11 @@ export class Catalog {
    * A plain value when answered from memory; a promise when lazy mode must ask corrosion.
    */
   resolveHost(host: string): string | undefined | Promise<string | undefined> {
-    const name = host.replace(/:\d+$/, '').replace(/\.$/, '').toLowerCase();
-    const suffix = `.${this.#options.domain.toLowerCase()}`;
-    if (name.endsWith(suffix) && !name.slice(0, -suffix.length).includes('.')) {
-      return name.slice(0, -suffix.length) || undefined;
+    const name = hostName(host);
+    const suffix = this.#domainSuffix;
+    const appEnd = name.length - suffix.length;
+    if (name.endsWith(suffix) && (appEnd === 0 || name.lastIndexOf('.', appEnd - 1) < 0)) {
+      return appEnd > 0 ? name.slice(0, appEnd) : undefined;
     }
     const app = this.#tables.hostnames.get(name);
     if (app !== undefined || this.mode === 'eager') return app;
@@ -1050,3 +1054,20 @@ export class Catalog {
 }
 
 function noop(): void {}
+
+/**
+ * A Host header's name as routing compares it: without a `:port`, without a trailing dot,
+ * lowercase. Read by character: it runs for every request.
+ */
+function hostName(host: string): string {
+  let end = host.length;
+  let digits = end;
+  while (digits > 0 && isDigit(host.charCodeAt(digits - 1))) digits -= 1;
+  if (digits < end && digits > 0 && host.charCodeAt(digits - 1) === 58 /* ':' */) end = digits - 1;
+  if (end > 0 && host.charCodeAt(end - 1) === 46 /* '.' */) end -= 1;
+  return (end === host.length ? host : host.slice(0, end)).toLowerCase();
+}
+
+function isDigit(code: number): boolean {
+  return code >= 48 && code <= 57;
+}

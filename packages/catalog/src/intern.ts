@@ -39,6 +39,7 @@ export class Interner {
       ports: Object.freeze(row.ports.map((port) => Object.freeze(port))),
       handlers: Object.freeze(row.handlers),
       http: row.handlers.includes('http'),
+      forceHttps: row.ports.some((port) => port.forceHttps),
       concurrency: Object.freeze(row.concurrency),
       autostart: row.autostart,
       autostop: this.string(row.autostop),

@@ -35,6 +35,8 @@ export interface ServiceSpec {
   handlers: readonly string[];
   /** True when one of the ports has the `http` handler. */
   http: boolean;
+  /** True when one of the ports sets `force_https` (computed once: routing reads it per request). */
+  forceHttps: boolean;
   concurrency: Concurrency;
   autostart: boolean;
   /** `off`, `stop` or `suspend` (Fly's `auto_stop_machines`). */

@@ -11,6 +11,10 @@ describe('Catalog', () => {
     expect(await catalog.resolveHost('web.fleet.test:8080')).toBe('web');
     expect(await catalog.resolveHost('WEB.Fleet.Test.')).toBe('web');
     expect(await catalog.resolveHost('a.b.fleet.test')).toBeUndefined();
+    expect(await catalog.resolveHost('WEB.fleet.test.:443')).toBe('web');
+    expect(await catalog.resolveHost('web.fleet.test.:')).toBeUndefined();
+    expect(await catalog.resolveHost('.fleet.test')).toBeUndefined();
+    expect(await catalog.resolveHost('fleet.test:80')).toBeUndefined();
     await catalog.apply('app_hostnames', change('insert', ['www.example.com', 'web']));
     expect(await catalog.resolveHost('www.example.com')).toBe('web');
     await catalog.apply('app_hostnames', change('delete', ['www.example.com', 'web']));

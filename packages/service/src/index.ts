@@ -28,6 +28,7 @@ export {
   httpLimitsSpec,
 } from './http-limits.js';
 export { InvariantError, invariant, present } from './invariant.js';
+export { type HistogramSeries, LocalHistogram, localHistogram } from './local-histogram.js';
 export { createLogger, type Logger, type LoggerOptions } from './logger.js';
 export { longPolls } from './long-polls.js';
 export { runMain } from './main.js';

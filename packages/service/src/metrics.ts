@@ -1,8 +1,16 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { metrics } from '@opentelemetry/api';
+import { type HrTime, metrics, ValueType } from '@opentelemetry/api';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import {
+  AggregationTemporality,
+  type CollectionResult,
+  DataPointType,
+  type HistogramMetricData,
+  MeterProvider,
+  type MetricProducer,
+} from '@opentelemetry/sdk-metrics';
+import { localHistograms } from './local-histogram.js';
 import { droppedLogLines } from './log-destination.js';
 
 export interface MetricsExport {
@@ -17,11 +25,12 @@ export interface MetricsExport {
  * server is not started: each service serves /metrics on its own listener.
  */
 export function startMetrics(serviceName: string): MetricsExport {
-  const exporter = new PrometheusExporter({ preventServerStart: true });
-  const provider = new MeterProvider({
-    readers: [exporter],
-    resource: resourceFromAttributes({ 'service.name': serviceName }),
+  const resource = resourceFromAttributes({ 'service.name': serviceName });
+  const exporter = new PrometheusExporter({
+    preventServerStart: true,
+    metricProducers: [localHistogramProducer(resource)],
   });
+  const provider = new MeterProvider({ readers: [exporter], resource });
   metrics.setGlobalMeterProvider(provider);
   provider
     .getMeter('fleet.service')
@@ -39,4 +48,55 @@ export function startMetrics(serviceName: string): MetricsExport {
       metrics.disable();
     },
   };
+}
+
+/** Exports the process's local histograms (local-histogram.ts) as they stand at collection. */
+function localHistogramProducer(
+  resource: ReturnType<typeof resourceFromAttributes>,
+): MetricProducer {
+  return {
+    collect: async (): Promise<CollectionResult> => {
+      const endTime = hrTime(Date.now());
+      const scopes = new Map<string, HistogramMetricData[]>();
+      for (const histogram of localHistograms()) {
+        const startTime = hrTime(histogram.startedMs);
+        let scope = scopes.get(histogram.scope);
+        if (scope === undefined) scopes.set(histogram.scope, (scope = []));
+        scope.push({
+          descriptor: {
+            name: histogram.name,
+            description: histogram.description,
+            unit: histogram.unit,
+            valueType: ValueType.DOUBLE,
+          },
+          aggregationTemporality: AggregationTemporality.CUMULATIVE,
+          dataPointType: DataPointType.HISTOGRAM,
+          dataPoints: [...histogram.series()].map((series) => ({
+            startTime,
+            endTime,
+            attributes: { [histogram.label]: series.labelValue },
+            value: {
+              buckets: { boundaries: [...histogram.boundaries], counts: [...series.counts] },
+              count: series.count,
+              sum: series.sum,
+              min: series.min,
+              max: series.max,
+            },
+          })),
+        });
+      }
+      return {
+        resourceMetrics: {
+          resource,
+          scopeMetrics: [...scopes].map(([name, metrics]) => ({ scope: { name }, metrics })),
+        },
+        errors: [],
+      };
+    },
+  };
+}
+
+function hrTime(epochMs: number): HrTime {
+  const seconds = Math.floor(epochMs / 1000);
+  return [seconds, Math.round((epochMs - seconds * 1000) * 1e6)];
 }

@@ -5,6 +5,7 @@ import {
   createLogger,
   HttpError,
   listenHttp,
+  localHistogram,
   type MetricsExport,
   startMetrics,
 } from '../src/index.js';
@@ -93,5 +94,37 @@ describe('createHttpServer', () => {
     const text = await (await fetch(`${url}/metrics`)).text();
     expect(text).toMatch(/fleet_test_hits_total\{[^}]*\} 2/);
     expect(text).toContain('service_name="fleet-test"');
+  });
+
+  // A local histogram is aggregated in the process and exported as a Prometheus histogram at
+  // collection: buckets cumulative by `le`, one series per label value, sum and count.
+  it('exports local histograms as histograms, one series per label value', async () => {
+    const histogram = localHistogram('fleet_test_wait_ms', {
+      scope: 'fleet.test',
+      description: 'test waits',
+      unit: 'ms',
+      label: 'app',
+      boundaries: [1, 10],
+    });
+    expect(
+      localHistogram('fleet_test_wait_ms', { scope: '', description: '', unit: '', label: '' }),
+    ).toBe(histogram);
+    for (const value of [0, 1, 2, 10, 11]) histogram.record('web', value);
+    histogram.record('api', 3);
+    const text = await (await fetch(`${url}/metrics`)).text();
+    expect(text).toContain('# TYPE fleet_test_wait_ms histogram');
+    const web = (le: string) =>
+      new RegExp(
+        `fleet_test_wait_ms_bucket\\{app="web",otel_scope_name="fleet.test",le="${le}"\\} (\\d+)`,
+      );
+    expect(text.match(web('1'))?.[1]).toBe('2');
+    expect(text.match(web('10'))?.[1]).toBe('4');
+    expect(text.match(web('\\+Inf'))?.[1]).toBe('5');
+    expect(text).toMatch(/fleet_test_wait_ms_sum\{app="web",[^}]*\} 24/);
+    expect(text).toMatch(/fleet_test_wait_ms_count\{app="web",[^}]*\} 5/);
+    expect(text).toMatch(/fleet_test_wait_ms_count\{app="api",[^}]*\} 1/);
+    histogram.record('web', 1);
+    const again = await (await fetch(`${url}/metrics`)).text();
+    expect(again).toMatch(/fleet_test_wait_ms_count\{app="web",[^}]*\} 6/); // cumulative
   });
 });

@@ -18,8 +18,8 @@ export class Throttle {
   constructor(
     private readonly meter: AppMeter,
     private readonly direction: 'in' | 'out',
-    private readonly pause: () => void,
-    private readonly resume: () => void,
+    /** The flow's owner (an exchange, a TCP connection): its methods are called on it. */
+    private readonly sides: FlowSides,
   ) {}
 
   get paused(): boolean {
@@ -31,7 +31,8 @@ export class Throttle {
     const nowMs = Date.now();
     const waitMs = this.meter.charge(bytes, this.direction, nowMs);
     if (waitMs === 0) return;
-    this.pause();
+    if (this.direction === 'in') this.sides.pauseClient();
+    else this.sides.pauseMachine();
     if (this.#paused) return; // its timer runs already
     this.#paused = true;
     this.meter.flowPaused(nowMs);
@@ -64,7 +65,8 @@ export class Throttle {
     }
     this.#paused = false;
     this.meter.flowResumed(nowMs);
-    this.resume();
+    if (this.direction === 'in') this.sides.resumeClient();
+    else this.sides.resumeMachine();
   }
 }
 
@@ -90,8 +92,8 @@ export class AppFlows {
     sides: FlowSides,
     private readonly closed: (meter: AppMeter) => void,
   ) {
-    this.#in = new Throttle(meter, 'in', sides.pauseClient, sides.resumeClient);
-    this.#out = new Throttle(meter, 'out', sides.pauseMachine, sides.resumeMachine);
+    this.#in = new Throttle(meter, 'in', sides);
+    this.#out = new Throttle(meter, 'out', sides);
   }
 
   /** Bytes from the client went to the machine. */

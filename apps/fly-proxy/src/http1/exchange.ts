@@ -1,6 +1,6 @@
 import type { Candidate } from '@fleet/catalog';
 import { present } from '@fleet/service/invariant';
-import type { AppFlows } from '../airtime/throttle.js';
+import type { AppFlows, FlowSides } from '../airtime/throttle.js';
 import { backhaulHeaders, backhaulTokenMatches, hopFor } from '../backhaul.js';
 import type { ProxyErrorCode } from '../errors.js';
 import { statusOfCode } from '../errors.js';
@@ -39,7 +39,7 @@ type Phase = 'routing' | 'waiting' | 'body' | 'tunnel' | 'done';
  * when the machine was never reached, or when an idempotent request without a body failed
  * before any answer (a stale keep-alive connection is retried once on a fresh one).
  */
-export class Exchange implements UpstreamUser {
+export class Exchange implements UpstreamUser, FlowSides {
   readonly requestId: string;
   #phase: Phase = 'routing';
   #app = '';
@@ -58,7 +58,9 @@ export class Exchange implements UpstreamUser {
   #closeAfter = false;
   #clientEnded = false;
   #sentMs = 0;
+  /** When the sweep last saw the machine send (set from #upstreamMoved: no clock read per read). */
   #lastUpstreamMs = 0;
+  #upstreamMoved = false;
   #host = '';
   #path = '';
   // fly-replay: the body kept to send again (null past 1 MB), replays so far, what the next
@@ -166,7 +168,7 @@ export class Exchange implements UpstreamUser {
   // --- UpstreamUser: what the machine's connection reports ---
 
   data(chunk: Buffer): void {
-    this.#lastUpstreamMs = Date.now();
+    this.#upstreamMoved = true;
     if (this.#phase === 'body') {
       this.#responseData(chunk);
       return;
@@ -207,6 +209,10 @@ export class Exchange implements UpstreamUser {
   /** Timeouts, from the relay's sweep. */
   sweep(nowMs: number): void {
     const { upstreamTimeoutMs, clientWriteTimeoutMs } = this.client.relay.options;
+    if (this.#upstreamMoved) {
+      this.#upstreamMoved = false;
+      this.#lastUpstreamMs = nowMs;
+    }
     const stalled = this.client.stalledSinceMs;
     if (stalled !== 0 && nowMs - stalled > clientWriteTimeoutMs) {
       this.client.relay.slowReaderCut();
@@ -234,6 +240,24 @@ export class Exchange implements UpstreamUser {
     ) {
       this.abort();
     }
+  }
+
+  // --- FlowSides: what Airtime pauses and resumes ---
+
+  pauseClient(): void {
+    this.client.pauseReading();
+  }
+
+  resumeClient(): void {
+    this.client.resumeReading();
+  }
+
+  pauseMachine(): void {
+    this.#upstream?.socket.pause();
+  }
+
+  resumeMachine(): void {
+    this.#upstream?.socket.resume();
   }
 
   // --- routing and attempts ---
@@ -707,12 +731,7 @@ export class Exchange implements UpstreamUser {
   #admitAirtime(): boolean {
     const airtime = this.client.relay.airtime;
     if (airtime === undefined || this.#airtime !== undefined) return true;
-    const admitted = airtime.admit(this.#app, {
-      pauseClient: () => this.client.pauseReading(),
-      resumeClient: () => this.client.resumeReading(),
-      pauseMachine: () => this.#upstream?.socket.pause(),
-      resumeMachine: () => this.#upstream?.socket.resume(),
-    });
+    const admitted = airtime.admit(this.#app, this);
     if ('code' in admitted) {
       this.#own(admitted.code, admitted.message);
       return false;
@@ -764,9 +783,13 @@ function backhaulToken(options: Http1Options): string {
 
 /** Fly's routing headers of a request, as routingControls reads them. */
 function flyHeaders(head: RequestHead): Record<string, string> {
-  const headers: Record<string, string> = {};
+  let headers: Record<string, string> | undefined;
   for (const [name, value] of head.headers) {
-    if (name.startsWith('fly-') && headers[name] === undefined) headers[name] = value;
+    if (!name.startsWith('fly-')) continue;
+    headers ??= {};
+    if (headers[name] === undefined) headers[name] = value;
   }
-  return headers;
+  return headers ?? noFlyHeaders;
 }
+
+const noFlyHeaders: Record<string, string> = Object.freeze({});

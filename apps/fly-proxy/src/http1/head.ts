@@ -50,6 +50,9 @@ export class HeadError extends Error {
 const tchar = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // Field values: visible ASCII, obs-text, SP and HTAB (no CR, LF or NUL).
 const fieldValue = /^[\t\x20-\x7e\x80-\xff]*$/;
+// A whole field block, every line well formed: `name:value` lines joined by CRLF.
+const fieldBlock =
+  /^(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*\r\n)*[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*$/;
 // Request targets: no whitespace or control characters.
 const targetChars = /^[\x21-\x7e\x80-\xff]+$/;
 
@@ -105,15 +108,13 @@ export function parseRequestHead(text: string): RequestHead {
 export function parseResponseHead(text: string, method: string): ResponseHead {
   const lineEnd = text.indexOf('\r\n');
   const line = lineEnd < 0 ? text : text.slice(0, lineEnd);
-  const match = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/.exec(line);
-  if (match === null) throw new HeadError(502, 'the machine answered a malformed status line');
-  const status = Number(match[2]);
+  const status = statusOf(line);
   const head = parseFields(lineEnd < 0 ? '' : text.slice(lineEnd + 2), 502);
   const bodiless = method === 'HEAD' || status < 200 || status === 204 || status === 304;
   return {
     status,
-    reason: match[3] ?? '',
-    minor: Number(match[1]) as 0 | 1,
+    reason: line.length > 12 ? line.slice(13) : '',
+    minor: line.charCodeAt(7) === 49 ? 1 : 0,
     headers: head.headers,
     connection: head.connection,
     framing: bodiless
@@ -128,6 +129,30 @@ export function parseResponseHead(text: string, method: string): ResponseHead {
   };
 }
 
+/** The status of a status line `HTTP/1.x NNN[ reason]`, read by character (no match object). */
+function statusOf(line: string): number {
+  const digit = (at: number) => {
+    const code = line.charCodeAt(at);
+    return code >= 48 && code <= 57 ? code - 48 : -1;
+  };
+  const minor = line.charCodeAt(7);
+  const hundreds = digit(9);
+  const tens = digit(10);
+  const ones = digit(11);
+  if (
+    !line.startsWith('HTTP/1.') ||
+    (minor !== 48 && minor !== 49) ||
+    line.charCodeAt(8) !== 32 ||
+    hundreds < 0 ||
+    tens < 0 ||
+    ones < 0 ||
+    (line.length > 12 && line.charCodeAt(12) !== 32) ||
+    !fieldValue.test(line)
+  )
+    throw new HeadError(502, 'the machine answered a malformed status line');
+  return hundreds * 100 + tens * 10 + ones;
+}
+
 interface Fields {
   headers: [string, string][];
   connection: string[];
@@ -136,6 +161,11 @@ interface Fields {
   length: number;
 }
 
+/**
+ * The field block in one test when every line is well formed (the common case: one regular
+ * expression over the block instead of two per line); otherwise line by line, to name the line
+ * that is not.
+ */
 function parseFields(text: string, status: 400 | 502): Fields {
   const headers: [string, string][] = [];
   const connection: string[] = [];
@@ -143,44 +173,37 @@ function parseFields(text: string, status: 400 | 502): Fields {
   let codings = 0;
   let length = -1;
   let lengths = 0;
-  if (text.length > 0) {
-    for (const line of text.split('\r\n')) {
-      const colon = line.indexOf(':');
-      if (colon <= 0) {
-        const folded = line.charCodeAt(0) === 32 || line.charCodeAt(0) === 9;
-        throw new HeadError(
-          status,
-          folded ? 'a header line is folded' : 'a header line has no name',
-        );
+  const checked = text.length === 0 || fieldBlock.test(text);
+  for (let from = 0; from < text.length; ) {
+    let end = text.indexOf('\r\n', from);
+    if (end < 0) end = text.length;
+    const colon = checked ? text.indexOf(':', from) : checkedColon(text, from, end, status);
+    const name = text.slice(from, colon).toLowerCase();
+    const value = trimOws(text, colon + 1, end);
+    from = end + 2;
+    headers.push([name, value]);
+    if (name === 'content-length') {
+      lengths += 1;
+      if (!/^\d{1,15}$/.test(value))
+        throw new HeadError(status, `Content-Length ${value} is not a number`);
+      length = Number(value);
+    } else if (name === 'transfer-encoding') {
+      for (const coding of value.split(',')) {
+        const token = coding.trim().toLowerCase();
+        if (token === '') continue;
+        codings += 1;
+        // chunked must be the last coding, and once (RFC 9112 §6.1).
+        if (chunked) throw new HeadError(status, 'chunked is not the last transfer coding');
+        if (token === 'chunked') chunked = true;
       }
-      const name = line.slice(0, colon).toLowerCase();
-      if (!tchar.test(name))
-        throw new HeadError(status, `the header name "${name}" is not a token`);
-      const value = line.slice(colon + 1).trim();
-      if (!fieldValue.test(value)) throw new HeadError(status, `header ${name} has bad characters`);
-      headers.push([name, value]);
-      if (name === 'content-length') {
-        lengths += 1;
-        if (!/^\d{1,15}$/.test(value))
-          throw new HeadError(status, `Content-Length ${value} is not a number`);
-        length = Number(value);
-      } else if (name === 'transfer-encoding') {
-        for (const coding of value.split(',')) {
-          const token = coding.trim().toLowerCase();
-          if (token === '') continue;
-          codings += 1;
-          // chunked must be the last coding, and once (RFC 9112 §6.1).
-          if (chunked) throw new HeadError(status, 'chunked is not the last transfer coding');
-          if (token === 'chunked') chunked = true;
-        }
-      } else if (name === 'connection') {
-        for (const token of value.split(',')) {
-          const trimmed = token.trim().toLowerCase();
-          if (trimmed) connection.push(trimmed);
-        }
+    } else if (name === 'connection') {
+      for (const token of value.split(',')) {
+        const trimmed = token.trim().toLowerCase();
+        if (trimmed) connection.push(trimmed);
       }
     }
   }
+  if (!checked) throw new HeadError(status, 'the header block is malformed'); // checkedColon throws first
   if (lengths > 1) throw new HeadError(status, 'the message has more than one Content-Length');
   if (codings > 0 && !chunked) {
     // A request's length cannot be known (RFC 9112 §6.3: 400); a response's ends at close.
@@ -190,4 +213,32 @@ function parseFields(text: string, status: 400 | 502): Fields {
   if (chunked && lengths > 0)
     throw new HeadError(status, 'the message has both Transfer-Encoding and Content-Length');
   return { headers, connection, chunked, length };
+}
+
+/** The colon of the line `text[from, end)`, or the HeadError saying what is wrong with it. */
+function checkedColon(text: string, from: number, end: number, status: 400 | 502): number {
+  const colon = text.indexOf(':', from);
+  if (colon <= from || colon > end) {
+    const first = text.charCodeAt(from);
+    const folded = first === 32 || first === 9;
+    throw new HeadError(status, folded ? 'a header line is folded' : 'a header line has no name');
+  }
+  const name = text.slice(from, colon).toLowerCase();
+  if (!tchar.test(name)) throw new HeadError(status, `the header name "${name}" is not a token`);
+  if (!fieldValue.test(text.slice(colon + 1, end)))
+    throw new HeadError(status, `header ${name} has bad characters`);
+  return colon;
+}
+
+/** `text[from, end)` without the optional whitespace (SP, HTAB) around a field value. */
+function trimOws(text: string, from: number, end: number): string {
+  let start = from;
+  let stop = end;
+  while (start < stop && isOws(text.charCodeAt(start))) start += 1;
+  while (stop > start && isOws(text.charCodeAt(stop - 1))) stop -= 1;
+  return text.slice(start, stop);
+}
+
+function isOws(code: number): boolean {
+  return code === 32 || code === 9;
 }

@@ -36,7 +36,7 @@ export class Http1Relay {
   /** HTTP/2 streams with an exchange in flight (their timeouts are swept as connections' are). */
   readonly #streams = new Set<Http2StreamClient>();
   readonly #timer: NodeJS.Timeout;
-  readonly #idPrefix = `-${randomBytes(3).toString('hex')}`;
+  readonly #idPrefix = `${Date.now().toString(36)}-${randomBytes(3).toString('hex')}-`;
   #sequence = 0;
   #slowReadersCut = 0;
   #replays = 0;
@@ -75,10 +75,13 @@ export class Http1Relay {
     this.#streams.delete(stream);
   }
 
-  /** A request id unique to this process: time, a random process tag, a sequence number. */
+  /**
+   * A request id unique across processes: the relay's start time, a random process tag, a
+   * sequence number (no clock read or radix conversion per request).
+   */
   requestId(): string {
-    this.#sequence = (this.#sequence + 1) % 0x7fffffff;
-    return `${Date.now().toString(36)}${this.#idPrefix}${this.#sequence.toString(36)}`;
+    this.#sequence += 1;
+    return `${this.#idPrefix}${this.#sequence}`;
   }
 
   slowReaderCut(): void {
