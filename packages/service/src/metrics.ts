@@ -61,7 +61,10 @@ function localHistogramProducer(
       for (const histogram of localHistograms()) {
         const startTime = hrTime(histogram.startedMs);
         let scope = scopes.get(histogram.scope);
-        if (scope === undefined) scopes.set(histogram.scope, (scope = []));
+        if (scope === undefined) {
+          scope = [];
+          scopes.set(histogram.scope, scope);
+        }
         scope.push({
           descriptor: {
             name: histogram.name,
