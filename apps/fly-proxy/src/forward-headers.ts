@@ -1,17 +1,27 @@
 /**
  * Hop-by-hop headers (RFC 9110 §7.6.1): they describe one connection, never forwarded.
- * `transfer-encoding` is not among them: the relay forwards bodies framed as they came.
+ * `transfer-encoding` is not among them: the relay forwards bodies framed as they came. Read by
+ * length first: it runs for every header of every message, whose names are fresh strings a Set
+ * would hash each time.
  */
-export const hopByHop = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'upgrade',
-]);
+export function isHopByHop(name: string): boolean {
+  switch (name.length) {
+    case 2:
+      return name === 'te';
+    case 7:
+      return name === 'trailer' || name === 'upgrade';
+    case 10:
+      return name === 'connection' || name === 'keep-alive';
+    case 16:
+      return name === 'proxy-connection';
+    case 18:
+      return name === 'proxy-authenticate';
+    case 19:
+      return name === 'proxy-authorization';
+    default:
+      return false;
+  }
+}
 
 /**
  * Request headers the machine never receives from the client: the proxy sets its own (Fly's

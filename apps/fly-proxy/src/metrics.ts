@@ -9,7 +9,8 @@ import type { Supervisor } from './watchdog/supervisor.js';
  * cost. Label values are bounded by the caller (known apps only).
  */
 export class ProxyMetrics {
-  readonly #requests = new Map<string, { attributes: Attributes; count: number }>();
+  /** Requests by app, then status (nested: no key string to build and hash per request). */
+  readonly #requests = new Map<string, Map<number, { attributes: Attributes; count: number }>>();
   readonly #upstreamMs: LocalHistogram;
   readonly #unhandled: Counter;
 
@@ -18,8 +19,8 @@ export class ProxyMetrics {
     meter
       .createObservableCounter('proxy_requests', { description: 'requests by app and status' })
       .addCallback((result) => {
-        for (const { attributes, count } of this.#requests.values())
-          result.observe(count, attributes);
+        for (const statuses of this.#requests.values())
+          for (const { attributes, count } of statuses.values()) result.observe(count, attributes);
       });
     this.#upstreamMs = localHistogram('proxy_upstream_ms', {
       scope: 'fleet.fly-proxy',
@@ -39,10 +40,14 @@ export class ProxyMetrics {
 
   /** One request answered, by the machine or by the proxy itself. */
   request(app: string, status: number): void {
-    const key = `${app} ${status}`;
-    const counted = this.#requests.get(key);
+    let statuses = this.#requests.get(app);
+    if (statuses === undefined) {
+      statuses = new Map();
+      this.#requests.set(app, statuses);
+    }
+    const counted = statuses.get(status);
     if (counted !== undefined) counted.count += 1;
-    else this.#requests.set(key, { attributes: { app, status }, count: 1 });
+    else statuses.set(status, { attributes: { app, status }, count: 1 });
   }
 
   /** Time from forwarding a request to its machine's response head. */

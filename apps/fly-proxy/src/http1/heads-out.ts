@@ -1,9 +1,9 @@
 import { backhaulHeaders } from '../backhaul.js';
-import { hopByHop, neverHopByHop, proxySet } from '../forward-headers.js';
+import { isHopByHop, neverHopByHop, proxySet } from '../forward-headers.js';
 import type { RequestHead, ResponseHead } from './head.js';
 
 function dropped(head: RequestHead | ResponseHead, name: string): boolean {
-  return hopByHop.has(name) || (head.connection.includes(name) && !neverHopByHop.has(name));
+  return isHopByHop(name) || (head.connection.includes(name) && !neverHopByHop.has(name));
 }
 
 export interface Forwarding {

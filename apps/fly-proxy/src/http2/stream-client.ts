@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { constants, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
-import { hopByHop } from '../forward-headers.js';
+import { isHopByHop } from '../forward-headers.js';
 import { BodyFramer } from '../http1/body.js';
 import { Exchange } from '../http1/exchange.js';
 import type { ExchangeClient } from '../http1/exchange-client.js';
@@ -327,7 +327,7 @@ function responseHeaders(
   const out: Record<string, string | string[] | number> = { ':status': head.status };
   for (const [name, value] of head.headers) {
     if (
-      hopByHop.has(name) ||
+      isHopByHop(name) ||
       name === 'transfer-encoding' ||
       name === 'fly-request-id' ||
       name.startsWith('fly-backhaul-') ||
