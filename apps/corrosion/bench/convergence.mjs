@@ -54,8 +54,9 @@ const clusterCpu = (nodes) =>
  * Each write's CPU split into its writer's share and one receiver's. Every node both writes and
  * receives: node i spent y_i = writer * written_i + receiver * (total - written_i) beyond its idle
  * work (SWIM, sync: its CPU rate in a quiet spell before the writes, for as long as the writes
- * took). Random writers give the nodes different counts; a line fitted through (written_i, y_i)
- * has slope writer - receiver and intercept receiver * total.
+ * took). Writers are drawn with weights 1..N, so the nodes' counts spread from a few to many
+ * (uniform draws left them nearly equal and the fitted slope swung from run to run); a line
+ * fitted through (written_i, y_i) has slope writer - receiver and intercept receiver * total.
  */
 function splitPerWrite(spent, written, total) {
   const n = spent.length;
@@ -70,6 +71,16 @@ function splitPerWrite(spent, written, total) {
   const slope = covariance / variance;
   const receiver = (yMean - slope * xMean) / total;
   return { writerMs: (slope + receiver) * 1000, receiverMs: receiver * 1000 };
+}
+
+/** A writer index drawn with weight i + 1 for node i (see splitPerWrite). */
+function weightedWriter(count) {
+  let draw = Math.random() * ((count * (count + 1)) / 2);
+  for (let i = 0; i < count; i++) {
+    draw -= i + 1;
+    if (draw < 0) return i;
+  }
+  return count - 1;
 }
 
 /** A node's health; a failed poll (a reset connection under load) counts as not there yet. */
@@ -139,7 +150,7 @@ export async function measureConvergence({ nodes: count = 20, rate = 500, second
       const due = started + (i / rate) * 1000;
       const wait = due - performance.now();
       if (wait > 1) await sleep(wait);
-      const writer = Math.floor(Math.random() * count);
+      const writer = weightedWriter(count);
       const id = `w-${i}`;
       writes.push([id, writer, performance.now()]);
       inflight.push(
