@@ -12,7 +12,8 @@
 // one hop with 2 workers each (nginx `worker_processes 2`, node-http-proxy and fly-proxy as 2
 // processes accepting on one port, bench/fly-proxy-workers.mjs) under wrk -t2.
 // Needs `npm run build`. Usage: node bench/http.mjs [seconds=10] [connections=50] [rate=3000]
-// [parts=one,rate,two,h2,workers] (the parts to run). FLY_PROXY_DIST=<dir> runs another build of
+// [parts=one,rate,two,h2,workers] (the parts to run) [turns=4] (the wrk subjects are loaded in
+// that many rotating turns of seconds/turns each, see measure()). FLY_PROXY_DIST=<dir> runs another build of
 // fly-proxy (say, the previous commit's, for a before/after in one sitting);
 // FLY_PROXY_NODE_ARGS='--cpu-prof --cpu-prof-dir=<dir>' profiles every fly-proxy process (Node
 // refuses --cpu-prof in NODE_OPTIONS).
@@ -32,6 +33,7 @@ const seconds = Number(process.argv[2] ?? 10);
 const connections = Number(process.argv[3] ?? 50);
 const fixedRateRps = Number(process.argv[4] ?? 3_000);
 const parts = new Set((process.argv[5] ?? 'one,rate,two,h2,workers').split(','));
+const turns = Number(process.argv[6] ?? 4);
 const here = dirname(fileURLToPath(import.meta.url));
 const require = (await import('node:module')).createRequire(import.meta.url);
 const corrosionMain = require.resolve('@fleet/corrosion/dist/main.js');
@@ -147,16 +149,43 @@ async function reportFixedRate(subjects) {
   }
 }
 
+/**
+ * Loads the subjects in turns: after a warm-up each, `turns` rounds in which every subject gets
+ * `seconds / turns` of wrk in rotation, so the machine's drift over minutes (a third on these
+ * shared hosts) falls on all of them alike instead of on whichever ran last. req/s is the mean of
+ * a subject's turns, CPU per request their sum over its requests, p50 and p99 the median of its
+ * turns' (wrk's percentiles cannot be merged exactly).
+ */
 function measure(subjects, threads = 1) {
+  const entries = Object.entries(subjects);
+  for (const [, subject] of entries) wrk(subject.url, 2, subject.host, threads); // pools, JIT
+  const turnSeconds = Math.max(1, Math.round(seconds / turns));
+  const runs = Object.fromEntries(entries.map(([name]) => [name, { cpu: 0, turns: [] }]));
+  for (let turn = 0; turn < turns; turn++) {
+    for (const [name, subject] of entries) {
+      const cpuBefore = subject.pids.reduce((sum, pid) => sum + cpuMs(pid), 0);
+      const run = wrk(subject.url, turnSeconds, subject.host, threads);
+      runs[name].cpu += subject.pids.reduce((sum, pid) => sum + cpuMs(pid), 0) - cpuBefore;
+      runs[name].turns.push(run);
+    }
+  }
   const results = {};
-  for (const [name, subject] of Object.entries(subjects)) {
-    wrk(subject.url, 2, subject.host, threads); // warm-up: pools, JIT
-    const cpuBefore = subject.pids.reduce((sum, pid) => sum + cpuMs(pid), 0);
-    const run = wrk(subject.url, seconds, subject.host, threads);
-    const cpu = subject.pids.reduce((sum, pid) => sum + cpuMs(pid), 0) - cpuBefore;
-    results[name] = { ...run, cpuPer10k: (cpu / run.requests) * 10_000 };
+  for (const [name, { cpu, turns: done }] of Object.entries(runs)) {
+    const requests = done.reduce((sum, run) => sum + run.requests, 0);
+    results[name] = {
+      rate: done.reduce((sum, run) => sum + run.rate, 0) / done.length,
+      p50: median(done.map((run) => run.p50)),
+      p99: median(done.map((run) => run.p99)),
+      cpuPer10k: (cpu / requests) * 10_000,
+    };
   }
   return results;
+}
+
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
 }
 
 /** Spawns a process that prints its port as its first line (and maybe more after it). */
@@ -372,7 +401,7 @@ function wrk(url, duration, hostName = host, threads = 1) {
 
 function report(title, results, baseline, oneHop, threads = 1) {
   console.log(
-    `\nHTTP/1.1 keep-alive, ${title}, wrk -t${threads} -c${connections} -d${seconds}s${threads === 1 ? ', one core per process' : ''}\n`,
+    `\nHTTP/1.1 keep-alive, ${title}, wrk -t${threads} -c${connections}, ${turns} turns of ${Math.max(1, Math.round(seconds / turns))}s each${threads === 1 ? ', one core per process' : ''}\n`,
   );
   console.log('subject            req/s     p50 ms   p99 ms   CPU ms per 10k');
   for (const [name, r] of Object.entries(results)) {
