@@ -34,6 +34,7 @@ const connections = Number(process.argv[3] ?? 50);
 const fixedRateRps = Number(process.argv[4] ?? 3_000);
 const parts = new Set((process.argv[5] ?? 'one,rate,two,h2,workers').split(','));
 const turns = Number(process.argv[6] ?? 4);
+const turnSeconds = Math.max(1, Math.round(seconds / turns));
 const here = dirname(fileURLToPath(import.meta.url));
 const require = (await import('node:module')).createRequire(import.meta.url);
 const corrosionMain = require.resolve('@fleet/corrosion/dist/main.js');
@@ -159,7 +160,6 @@ async function reportFixedRate(subjects) {
 function measure(subjects, threads = 1) {
   const entries = Object.entries(subjects);
   for (const [, subject] of entries) wrk(subject.url, 2, subject.host, threads); // pools, JIT
-  const turnSeconds = Math.max(1, Math.round(seconds / turns));
   const runs = Object.fromEntries(entries.map(([name]) => [name, { cpu: 0, turns: [] }]));
   for (let turn = 0; turn < turns; turn++) {
     for (const [name, subject] of entries) {
@@ -401,7 +401,7 @@ function wrk(url, duration, hostName = host, threads = 1) {
 
 function report(title, results, baseline, oneHop, threads = 1) {
   console.log(
-    `\nHTTP/1.1 keep-alive, ${title}, wrk -t${threads} -c${connections}, ${turns} turns of ${Math.max(1, Math.round(seconds / turns))}s each${threads === 1 ? ', one core per process' : ''}\n`,
+    `\nHTTP/1.1 keep-alive, ${title}, wrk -t${threads} -c${connections}, ${turns} turns of ${turnSeconds}s each${threads === 1 ? ', one core per process' : ''}\n`,
   );
   console.log('subject            req/s     p50 ms   p99 ms   CPU ms per 10k');
   for (const [name, r] of Object.entries(results)) {

@@ -7,7 +7,7 @@
  */
 
 /** OpenTelemetry's default explicit bucket boundaries (inclusive upper bounds). */
-export const defaultBoundaries: readonly number[] = Object.freeze([
+const defaultBoundaries: readonly number[] = Object.freeze([
   0, 5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, 2500, 5000, 7500, 10000,
 ]);
 

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type HrTime, metrics, ValueType } from '@opentelemetry/api';
+import { metrics, ValueType } from '@opentelemetry/api';
+import { millisToHrTime } from '@opentelemetry/core';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import {
@@ -56,10 +57,10 @@ function localHistogramProducer(
 ): MetricProducer {
   return {
     collect: async (): Promise<CollectionResult> => {
-      const endTime = hrTime(Date.now());
+      const endTime = millisToHrTime(Date.now());
       const scopes = new Map<string, HistogramMetricData[]>();
       for (const histogram of localHistograms()) {
-        const startTime = hrTime(histogram.startedMs);
+        const startTime = millisToHrTime(histogram.startedMs);
         let scope = scopes.get(histogram.scope);
         if (scope === undefined) {
           scope = [];
@@ -97,9 +98,4 @@ function localHistogramProducer(
       };
     },
   };
-}
-
-function hrTime(epochMs: number): HrTime {
-  const seconds = Math.floor(epochMs / 1000);
-  return [seconds, Math.round((epochMs - seconds * 1000) * 1e6)];
 }

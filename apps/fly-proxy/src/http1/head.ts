@@ -131,14 +131,10 @@ export function parseResponseHead(text: string, method: string): ResponseHead {
 
 /** The status of a status line `HTTP/1.x NNN[ reason]`, read by character (no match object). */
 function statusOf(line: string): number {
-  const digit = (at: number) => {
-    const code = line.charCodeAt(at);
-    return code >= 48 && code <= 57 ? code - 48 : -1;
-  };
   const minor = line.charCodeAt(7);
-  const hundreds = digit(9);
-  const tens = digit(10);
-  const ones = digit(11);
+  const hundreds = digitAt(line, 9);
+  const tens = digitAt(line, 10);
+  const ones = digitAt(line, 11);
   if (
     !line.startsWith('HTTP/1.') ||
     (minor !== 48 && minor !== 49) ||
@@ -151,6 +147,12 @@ function statusOf(line: string): number {
   )
     throw new HeadError(502, 'the machine answered a malformed status line');
   return hundreds * 100 + tens * 10 + ones;
+}
+
+/** The decimal digit at `at` in `line`, or -1. */
+function digitAt(line: string, at: number): number {
+  const code = line.charCodeAt(at);
+  return code >= 48 && code <= 57 ? code - 48 : -1;
 }
 
 interface Fields {
