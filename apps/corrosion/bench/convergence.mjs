@@ -1,7 +1,9 @@
 // Convergence: N agents as processes on this machine, writes at a steady rate on random nodes;
 // the time from a write's commit on its writer to its row being visible on every other node
 // (p50, p99), and the time to zero gaps everywhere once the writes stop.
-// CORROSION_PROFILE_DIR=<dir> writes a CPU profile (--cpu-prof) of one agent (the second) there.
+// CORROSION_PROFILE_DIR=<dir> writes a CPU profile (--cpu-prof) of one agent there: the one of
+// index CORROSION_PROFILE_AGENT (default 1; node i writes with weight i + 1, so the last writes most).
+// CORROSION_AGENT_ARGS adds options to every agent's command line (e.g. `--sync-interval-ms 5000`).
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,6 +35,7 @@ async function startAgent(dir, bootstrap, profiled = false) {
       schemaFile,
       '--bootstrap',
       bootstrap.join(','),
+      ...(process.env.CORROSION_AGENT_ARGS?.split(' ').filter(Boolean) ?? []),
     ],
     listeners: ['api', 'gossip'],
     env: { ...process.env, LOG_LEVEL: 'error' },
@@ -125,9 +128,10 @@ export async function measureConvergence({ nodes: count = 20, rate = 500, second
     mkdirSync(join(root, String(i)), { recursive: true }) ?? join(root, String(i));
   try {
     // Inside the try: an agent that fails to start stops the ones already running.
-    nodes.push(await startAgent(folder(0), []));
+    const profiled = Number(process.env.CORROSION_PROFILE_AGENT ?? 1);
+    nodes.push(await startAgent(folder(0), [], profiled === 0));
     for (let i = 1; i < count; i++)
-      nodes.push(await startAgent(folder(i), [nodes[0].gossip], i === 1));
+      nodes.push(await startAgent(folder(i), [nodes[0].gossip], i === profiled));
     while ((await Promise.all(nodes.map(health))).some((h) => h.members < count - 1))
       await sleep(200);
     const seen = nodes.map(() => new Map());
@@ -227,6 +231,7 @@ export async function measureConvergence({ nodes: count = 20, rate = 500, second
       writerCpuMsPerWrite: split.writerMs,
       receiverCpuMsPerWrite: split.receiverMs,
       cores,
+      idleCores: idlePerSecond.reduce((sum, rate) => sum + rate, 0),
     };
   } finally {
     await Promise.all(nodes.map((node) => node.agent.stop()));

@@ -140,7 +140,7 @@ export const agentSpec = {
     default: 2000,
     min: 10,
     max: 600_000,
-    description: 'anti-entropy sync period',
+    description: 'anti-entropy sync period (up to 4x while rounds find nothing)',
   },
   'sync-peers': {
     type: 'number',

@@ -1,7 +1,8 @@
 import { present } from '@fleet/service/invariant';
 import { afterEach, describe, expect, it } from 'vitest';
+import { applyChangesets } from '../src/replication/apply.js';
 import { eventually } from './cluster.js';
-import { clocks } from './crdt-helpers.js';
+import { allChangesets, clocks, exec, openStore } from './crdt-helpers.js';
 import { type Replica, replica } from './in-process.js';
 
 const replicas: Replica[] = [];
@@ -88,5 +89,26 @@ describe('partition and heal', () => {
       expect(late.store.bookkeeping.gapCount()).toBe(0);
     });
     expect(late.replicator.stats().sync_rounds).toBeGreaterThan(0);
+  });
+});
+
+describe('sync pacing', () => {
+  it('backs rounds off to 4 intervals while they find nothing, and comes back for a gap', async () => {
+    const [first] = await cluster(2);
+    const node = present(first, 'the first member');
+    await eventually(async () => expect(node.replicator.stats().sync_delay_ms).toBe(800));
+    // A gap nobody can fill: version 2 of an actor whose version 1 no member has.
+    const origin = openStore();
+    try {
+      for (const id of ['a', 'b']) exec(origin, 'INSERT INTO machines (id) VALUES (?)', [id]);
+      applyChangesets(
+        node.store,
+        allChangesets(origin).filter((set) => set.version === 2),
+      );
+    } finally {
+      origin.close();
+    }
+    expect(node.store.bookkeeping.gapCount()).toBe(1);
+    await eventually(async () => expect(node.replicator.stats().sync_delay_ms).toBe(200));
   });
 });

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { applyChangesets } from '../src/replication/apply.js';
 import { Broadcaster } from '../src/replication/broadcaster.js';
 import { type Changeset, decodeBroadcast } from '../src/replication/codec.js';
 import { changesetsFor, syncState } from '../src/replication/sync-needs.js';
@@ -12,7 +13,7 @@ import { allChangesets, exec, openStore } from './crdt-helpers.js';
 const members = (count: number) =>
   Array.from({ length: count }, (_, at) => ({ addr: `127.0.0.1:${7000 + at}` }));
 
-function broadcaster(peerCount: number, localLingerMs = 0) {
+function broadcaster(peerCount: number, localLingerMs = 0, sendsMax = 1) {
   const sends: { addrs: string[]; bytes: number; changesets: number }[] = [];
   const peers = members(peerCount);
   const queue = new Broadcaster({
@@ -28,7 +29,7 @@ function broadcaster(peerCount: number, localLingerMs = 0) {
     random: 3,
     relay: 3,
     directMax: 40,
-    sendsMax: 1,
+    sendsMax,
     resendMs: 500,
     queueMax: 100,
     bytesPerSecond: 1 << 30,
@@ -70,6 +71,23 @@ describe('what a write costs the cluster', () => {
     expect(sends[0]?.addrs).toHaveLength(19);
   });
 
+  it('a direct cluster sends a local change once: no re-sends queued after it', () => {
+    const { queue, sends } = broadcaster(19, 0, 3);
+    queues.push(queue);
+    queue.enqueue(someChangesets(), true);
+    expect(sends).toHaveLength(1);
+    expect(queue.length).toBe(0);
+  });
+
+  it('past directMax, a local change stays queued for its re-sends', () => {
+    const { queue, sends } = broadcaster(50, 0, 3);
+    queues.push(queue);
+    queue.enqueue(someChangesets(), true);
+    // The test's nearest and random members are the same three.
+    expect(sends.flatMap((send) => send.addrs)).toHaveLength(3);
+    expect(queue.length).toBe(1);
+  });
+
   it('a direct cluster relays nothing: every member heard the origin', () => {
     const { queue, sends } = broadcaster(19);
     queues.push(queue);
@@ -96,6 +114,32 @@ describe('what a write costs the cluster', () => {
     expect([...changesetsFor(store, syncState(openStore()), 1 << 20, 100, 0)]).toHaveLength(5);
     expect(read).toHaveBeenCalledTimes(5);
     store.close();
+  });
+
+  it('sync sends no version the peer holds in its apply queue, and still fills its gaps', () => {
+    const origin = openStore();
+    for (let i = 1; i <= 8; i++) exec(origin, 'INSERT INTO machines (id) VALUES (?)', [`m${i}`]);
+    const sets = allChangesets(origin);
+    const peer = openStore();
+    // The peer merged versions 1 and 6 (2..5 became a gap) and holds 3, 4 and 8 in its queue.
+    applyChangesets(
+      peer,
+      [sets[0], sets[5]].filter((set) => set !== undefined),
+    );
+    const queued = [sets[2], sets[3], sets[7]].filter((set) => set !== undefined);
+    const [state] = syncState(peer, queued);
+    expect(state).toMatchObject({
+      head: 8,
+      gaps: [
+        [2, 2],
+        [5, 5],
+        [7, 7],
+      ],
+    });
+    const served = [...changesetsFor(origin, syncState(peer, queued), 1 << 20, 100, 0)];
+    expect(served.map((set) => set.version)).toEqual([7, 5, 2]);
+    origin.close();
+    peer.close();
   });
 
   it('an apply batch reaches each updates follower as one write', () => {

@@ -29,7 +29,7 @@ function syncFrame(channel: Channel, body: Uint8Array): Buffer {
 const message = (value: SyncMessage) => syncFrame(Channel.SYNC, encodeSyncMessage(value));
 
 /** A well-formed opening: a peer that has nothing. */
-const opening: SyncMessage = { state: { actorId: Buffer.alloc(16, 7), actors: [] } };
+const opening: SyncMessage = { state: { actorId: Buffer.alloc(16, 7), actors: [], graceMs: 0 } };
 
 /**
  * Opens a TCP connection to the agent's sync port, writes `bytes` and ends its side, then waits
@@ -125,22 +125,26 @@ describe('a peer that breaks the gossip protocols', () => {
 
   it('keeps serving: a well-formed sync gets the rows, a write is taken', async () => {
     const store = openStore('CREATE TABLE apps (name TEXT NOT NULL PRIMARY KEY);');
+    const options = (askedGraceMs: number) => ({
+      store,
+      key,
+      clusterId: 'fleet',
+      chunkBytes: 64 * 1024,
+      versionsMax: 100,
+      graceMs: 0,
+      timeoutMs: 10_000,
+      deliver: () => undefined, // nothing is applied: every sync finds the store still empty
+      queued: () => [],
+      askedGraceMs: () => askedGraceMs,
+      answerFailed: () => undefined,
+    });
     try {
       // Versions younger than the agent's grace period (1 s) are left to broadcast: poll.
       await eventually(async () => {
-        const result = await syncWith(node.gossip, {
-          store,
-          key,
-          clusterId: 'fleet',
-          chunkBytes: 64 * 1024,
-          versionsMax: 100,
-          graceMs: 0,
-          timeoutMs: 10_000,
-          deliver: () => undefined,
-          answerFailed: () => undefined,
-        });
-        expect(result.received).toBeGreaterThan(0);
+        expect((await syncWith(node.gossip, options(0))).received).toBeGreaterThan(0);
       });
+      // A peer that asks for a longer grace (its broadcasts arrive late) is sent none of them.
+      expect((await syncWith(node.gossip, options(600_000))).received).toBe(0);
     } finally {
       store.close();
     }

@@ -53,7 +53,7 @@ describe('a sync the peer resets mid-stream', () => {
         // After the client's state: claim to have nothing, so it streams everything, then
         // reset once it is well under way (its writes are waiting for the socket to drain).
         if (bytes === chunk.length)
-          socket.write(frame({ state: { actorId: key.subarray(0, 16), actors: [] } }));
+          socket.write(frame({ state: { actorId: key.subarray(0, 16), actors: [], graceMs: 0 } }));
         else if (bytes > 256 * 1024) {
           socket.pause();
           socket.resetAndDestroy();
@@ -75,6 +75,8 @@ describe('a sync the peer resets mid-stream', () => {
         graceMs: 0,
         timeoutMs: 10_000,
         deliver: () => undefined,
+        queued: () => [],
+        askedGraceMs: () => 0,
         answerFailed: () => undefined,
       }),
     ).rejects.toThrow();

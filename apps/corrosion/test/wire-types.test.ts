@@ -26,6 +26,7 @@ describe('the sync messages', () => {
               partials: [{ version: 12, lastSeq: 30, missing: [[4, 7]] }],
             },
           ],
+          graceMs: 2_500,
         },
       },
       {

@@ -38,6 +38,8 @@ export class ApplyQueue {
   #gatheringSince = 0;
   /** Milliseconds from a version's commit on its origin to its merge here, last batch's worst. */
   #lagMs = 0;
+  /** When the last batch with fresh changesets was applied. */
+  #lagAt = 0;
   /** Every fresh changeset's lag, for the p99 of /v1/health. */
   readonly lags = new LagWindow();
 
@@ -51,6 +53,11 @@ export class ApplyQueue {
   /** The wait the next batch gathers for. */
   get delayMs(): number {
     return this.#delayMs;
+  }
+
+  /** The changesets waiting, oldest first. */
+  get queued(): readonly Changeset[] {
+    return this.#queue;
   }
 
   get length(): number {
@@ -67,6 +74,11 @@ export class ApplyQueue {
 
   get lagMs(): number {
     return this.#lagMs;
+  }
+
+  /** The last fresh batch's worst lag if it was applied within `withinMs`, else 0. */
+  recentLagMs(withinMs: number): number {
+    return Date.now() - this.#lagAt <= withinMs ? this.#lagMs : 0;
   }
 
   /** Stops applying: what is queued is dropped (sync brings it back after a restart). */
@@ -104,6 +116,7 @@ export class ApplyQueue {
         this.#applied += outcome.merged;
         const now = Date.now();
         this.#lagMs = 0;
+        if (outcome.fresh.length > 0) this.#lagAt = now;
         for (const set of outcome.fresh) {
           this.#lagMs = Math.max(this.#lagMs, now - set.ts);
           this.lags.record(now - set.ts);

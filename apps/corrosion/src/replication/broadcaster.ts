@@ -21,7 +21,10 @@ export interface BroadcastOptions {
   relay: number;
   /** Up to this many alive members, local changes go to all of them and are not relayed. */
   directMax: number;
-  /** Sends of a local change in all (the first, then re-sends with backoff to random members). */
+  /**
+   * Sends of a local change in all past `directMax` (the first, then re-sends with backoff to
+   * random members); in a direct cluster, one.
+   */
   sendsMax: number;
   /** Backoff before the first re-send; doubles after each. */
   resendMs: number;
@@ -49,8 +52,9 @@ interface Item {
 }
 
 /**
- * The broadcast queue: after a local commit the version's changesets go to a few nearest and a
- * few random members, then are re-sent with backoff a bounded number of times; changesets that
+ * The broadcast queue: after a local commit the version's changesets go to every member of a
+ * small cluster once, or in a large one to a few nearest and a few random members, then are
+ * re-sent with backoff a bounded number of times; changesets that
  * were new to this node are passed on once to a few random members. Each tick packs what is due
  * into datagrams per destination, within a bandwidth budget.
  */
@@ -136,7 +140,10 @@ export class Broadcaster {
         parts.push(item);
       }
       item.sends++;
-      const last = !item.local || item.sends >= this.options.sendsMax || targets.length === 0;
+      // In a direct cluster the origin's send is the only one: a re-send to a few random members
+      // would reach the one that lost a datagram a few times in `directMax`; sync repairs it.
+      const last =
+        !item.local || direct || item.sends >= this.options.sendsMax || targets.length === 0;
       if (last) this.#queue.splice(at, 1);
       else {
         item.dueAt = now + this.options.resendMs * 2 ** (item.sends - 1);

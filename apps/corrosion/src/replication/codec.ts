@@ -33,7 +33,7 @@ export interface WireActorState extends ActorState {
 }
 
 export type SyncMessage =
-  | { state: { actorId: Buffer; actors: WireActorState[] } }
+  | { state: { actorId: Buffer; actors: WireActorState[]; graceMs: number } }
   | { changeset: Changeset }
   | { done: true };
 
@@ -209,6 +209,7 @@ export function encodeSyncMessage(message: SyncMessage): Uint8Array {
       state: {
         actor_id: message.state.actorId,
         actors: message.state.actors.map(actorStateMessage),
+        grace_ms: message.state.graceMs,
       },
     };
   } else if ('changeset' in message)
@@ -239,6 +240,7 @@ export function decodeSyncMessage(bytes: Uint8Array): SyncMessage {
     state: {
       actorId: Buffer.from(state.actor_id ?? new Uint8Array()),
       actors: (state.actors ?? []).map(actorStateFrom),
+      graceMs: state.grace_ms ?? 0,
     },
   };
 }

@@ -41,6 +41,8 @@ export interface ReplicationStats {
   /** The 99th percentile of the last 1024 fresh changesets' apply lag. */
   apply_lag_p99_ms: number;
   sync_rounds: number;
+  /** The wait before the next sync round: the interval, up to 4× while rounds find nothing. */
+  sync_delay_ms: number;
   changes_applied: number;
   changesets_dropped: number;
   sync_frames_rejected: number;
@@ -61,6 +63,9 @@ export class Replicator {
   #syncRounds = 0;
   #syncTimer: NodeJS.Timeout | undefined;
   #syncing = false;
+  /** The wait before the next round: the interval, longer while rounds find nothing. */
+  #syncDelayMs: number;
+  #syncDueAt = 0;
   #stopped = false;
 
   private constructor(
@@ -73,7 +78,11 @@ export class Replicator {
     private readonly applyQueue: ApplyQueue,
     private readonly syncServer: SyncServer,
     private readonly protocolErrors: ProtocolErrorTally,
-  ) {}
+  ) {
+    this.#syncDelayMs = config.syncIntervalMs;
+    // A member that joins or comes back may lack, or hold, what nobody broadcast to it.
+    membership.on('up', () => this.#syncSoon());
+  }
 
   static async start(
     store: Store,
@@ -83,10 +92,12 @@ export class Replicator {
   ): Promise<Replicator> {
     let applyQueue: ApplyQueue | undefined;
     const protocolErrors = new ProtocolErrorTally(logger);
-    const { transport, syncServer } = await bindGossip(config, logger, protocolErrors, {
-      ...syncOptions(store, config, logger, protocolErrors),
-      deliver: (sets) => applyQueue?.push(sets),
-    });
+    const { transport, syncServer } = await bindGossip(
+      config,
+      logger,
+      protocolErrors,
+      syncOptions(store, config, logger, protocolErrors, () => applyQueue),
+    );
     const membership = new Membership({
       transport,
       identity: { actorId: store.actorId, addr: transport.addr, ts: Date.now() },
@@ -173,6 +184,7 @@ export class Replicator {
       apply_delay_ms: this.applyQueue.delayMs,
       apply_lag_p99_ms: this.applyQueue.lags.quantile(0.99),
       sync_rounds: this.#syncRounds,
+      sync_delay_ms: this.#syncDelayMs,
       changes_applied: this.applyQueue.applied,
       changesets_dropped: this.broadcaster.dropped + this.applyQueue.dropped,
       sync_frames_rejected: this.protocolErrors.counts().CORRO_ERR_SYNC_FRAME_REJECTED ?? 0,
@@ -203,10 +215,16 @@ export class Replicator {
         .slice(0, this.config.syncPeers);
       const results = await Promise.allSettled(
         peers.map((peer) =>
-          syncWith(peer.addr, {
-            ...syncOptions(this.store, this.config, this.logger, this.protocolErrors),
-            deliver: (sets) => this.applyQueue.push(sets),
-          }),
+          syncWith(
+            peer.addr,
+            syncOptions(
+              this.store,
+              this.config,
+              this.logger,
+              this.protocolErrors,
+              () => this.applyQueue,
+            ),
+          ),
         ),
       );
       results.forEach((result, at) => {
@@ -229,12 +247,35 @@ export class Replicator {
 
   #scheduleSync(delayMs: number): void {
     if (this.#stopped) return;
+    this.#syncDueAt = Date.now() + delayMs;
     this.#syncTimer = setTimeout(() => {
       this.syncNow()
+        .then((received) => this.#backOff(received))
         .catch((error: unknown) => this.logger.warn({ err: error }, 'sync round failed'))
-        .finally(() => this.#scheduleSync(this.config.syncIntervalMs));
+        .finally(() => this.#scheduleSync(this.#syncDelayMs));
     }, delayMs);
     this.#syncTimer.unref();
+  }
+
+  /**
+   * A round that brought nothing while this node has no gap doubles the wait, up to
+   * `syncBackoffMax` intervals: a quiet cluster spends a round's connections, states and reads
+   * on nothing. Anything received, or any gap open, and rounds come every interval again.
+   */
+  #backOff(received: number): void {
+    const { syncIntervalMs } = this.config;
+    this.#syncDelayMs =
+      received > 0 || this.store.bookkeeping.gapCount() > 0
+        ? syncIntervalMs
+        : Math.min(syncIntervalMs * syncBackoffMax, this.#syncDelayMs * 2);
+  }
+
+  /** The next round within one interval (never later than it was due). */
+  #syncSoon(): void {
+    this.#syncDelayMs = this.config.syncIntervalMs;
+    if (this.#syncing || this.#syncDueAt <= Date.now() + this.#syncDelayMs) return;
+    clearTimeout(this.#syncTimer);
+    this.#scheduleSync(this.#syncDelayMs);
   }
 }
 
@@ -286,20 +327,33 @@ function syncFailed(
   if (!protocolErrors.breach(error, what, peer)) logger.debug({ err: error, peer }, what);
 }
 
+/** Versions younger than this are left to broadcast. */
+const graceMs = 1_000;
+/** The longest wait between sync rounds, in intervals (see `#backOff`). */
+const syncBackoffMax = 4;
+/** The longest grace a node asks of its peers: a lost version is still repaired within seconds. */
+const askedGraceMsMax = 3_000;
+
 function syncOptions(
   store: Store,
   config: ReplicationConfig,
   logger: Logger,
   protocolErrors: ProtocolErrorTally,
-) {
+  applyQueue: () => ApplyQueue | undefined,
+): SyncOptions {
   return {
     store,
     key: config.key,
     clusterId: config.clusterId,
     chunkBytes: 64 * 1024,
     versionsMax: 5_000,
-    graceMs: 1_000,
+    graceMs,
     timeoutMs: 15_000,
+    deliver: (sets) => applyQueue()?.push(sets),
+    queued: () => applyQueue()?.queued ?? [],
+    // Twice the lag of this node's latest fresh changesets, while they are recent.
+    askedGraceMs: () =>
+      Math.min(askedGraceMsMax, 2 * (applyQueue()?.recentLagMs(config.syncIntervalMs) ?? 0)),
     answerFailed: (error: unknown, peer: string) =>
       syncFailed(logger, protocolErrors, error, peer, 'sync from a peer failed'),
   };

@@ -1,13 +1,69 @@
+import type { ActorState, Range } from '../crdt/bookkeeping.js';
 import type { Store } from '../store.js';
 import type { Changeset, WireActorState } from './codec.js';
 import { versionChangesets } from './serve.js';
 
-/** This node's sync state: per actor, head, gaps and partial versions. */
-export function syncState(store: Store): WireActorState[] {
-  return [...store.bookkeeping.state()].map(([site, state]) => ({
-    actorId: store.crdt.siteIdOf(site),
-    ...state,
-  }));
+/** A version waiting in the apply queue: received, not yet merged. */
+export interface Queued {
+  actorId: Buffer;
+  version: number;
+}
+
+/**
+ * This node's sync state: per actor, head, gaps and partial versions. Versions waiting in the
+ * apply queue count as had: under load a version can wait there longer than the peers' grace,
+ * and a peer that sent it again would only feed the queue it is waiting in.
+ */
+export function syncState(store: Store, queued: Iterable<Queued> = []): WireActorState[] {
+  const waiting = new Map<string, number[]>();
+  for (const { actorId, version } of queued) {
+    const hex = actorId.toString('hex');
+    const versions = waiting.get(hex);
+    if (versions) versions.push(version);
+    else waiting.set(hex, [version]);
+  }
+  const states: WireActorState[] = [];
+  for (const [site, state] of store.bookkeeping.state()) {
+    const actorId = store.crdt.siteIdOf(site);
+    const versions = waiting.get(actorId.toString('hex'));
+    waiting.delete(actorId.toString('hex'));
+    states.push({ actorId, ...(versions ? withQueued(state, versions) : state) });
+  }
+  for (const [hex, versions] of waiting) {
+    const state = withQueued({ head: 0, gaps: [], partials: [] }, versions);
+    states.push({ actorId: Buffer.from(hex, 'hex'), ...state });
+  }
+  return states;
+}
+
+/** An actor's state with `versions` counted as had: the head raised, the gaps cut around them. */
+function withQueued(state: ActorState, versions: number[]): ActorState {
+  const had = [...new Set(versions)].sort((a, b) => a - b);
+  const head = Math.max(state.head, had.at(-1) ?? 0);
+  const missing: Range[] = head > state.head ? [...state.gaps, [state.head + 1, head]] : state.gaps;
+  const gaps: Range[] = [];
+  for (const [start, end] of missing) {
+    let from = start;
+    for (let at = firstAtLeast(had, start); at < had.length && (had[at] ?? 0) <= end; at++) {
+      const version = had[at] ?? 0;
+      if (version > from) gaps.push([from, version - 1]);
+      from = version + 1;
+    }
+    if (from <= end) gaps.push([from, end]);
+  }
+  return { head, gaps, partials: state.partials };
+}
+
+/** The index of the first of the sorted `values` that is at least `min`. */
+function firstAtLeast(values: number[], min: number): number {
+  let low = 0;
+  let high = values.length;
+  while (low < high) {
+    const middle = (low + high) >> 1;
+    if ((values[middle] ?? 0) < min) low = middle + 1;
+    else high = middle;
+  }
+  return low;
 }
 
 /**

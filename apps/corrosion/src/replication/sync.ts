@@ -3,14 +3,8 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { ProtocolError } from '../errors.js';
 import type { Store } from '../store.js';
 import { Channel, decodeFrame, encodeFrame } from '../transport/frame.js';
-import {
-  type Changeset,
-  decodeSyncMessage,
-  encodeSyncMessage,
-  type SyncMessage,
-  type WireActorState,
-} from './codec.js';
-import { changesetsFor, syncState } from './sync-needs.js';
+import { type Changeset, decodeSyncMessage, encodeSyncMessage, type SyncMessage } from './codec.js';
+import { changesetsFor, type Queued, syncState } from './sync-needs.js';
 
 export interface SyncOptions {
   store: Store;
@@ -20,12 +14,20 @@ export interface SyncOptions {
   chunkBytes: number;
   /** Versions sent per sync at most (newest first); the next round sends the rest. */
   versionsMax: number;
-  /** Versions younger than this are left to broadcast. */
+  /** Versions younger than this are left to broadcast (or than the peer asks, when longer). */
   graceMs: number;
+  /**
+   * The grace this node asks of its peers: longer than `graceMs` while its broadcasts arrive
+   * late (under load a version can take longer than `graceMs` to arrive; sent again by sync, it
+   * would only add to the load that delays it).
+   */
+  askedGraceMs(): number;
   /** Idle time after which a sync connection is dropped. */
   timeoutMs: number;
   /** Received changesets, in batches, for the apply queue. */
   deliver(sets: Changeset[]): void;
+  /** What the apply queue holds now: reported as had, so no peer sends it again. */
+  queued(): Iterable<Queued>;
   /** A sync this node answered failed (a ProtocolError when the peer broke the protocol). */
   answerFailed(error: unknown, peer: string): void;
 }
@@ -34,6 +36,8 @@ export interface SyncResult {
   sent: number;
   received: number;
 }
+
+type SyncState = Extract<SyncMessage, { state: unknown }>['state'];
 
 const frameBytesMax = 16 * 1024 * 1024;
 const deliverBatch = 256;
@@ -72,8 +76,8 @@ async function answer(socket: Socket, options: SyncOptions): Promise<SyncResult>
   if (!('state' in first)) {
     throw new ProtocolError('CORRO_ERR_SYNC_OPENING', 'a sync must open with the sync state');
   }
-  await send(socket, options, { state: ownState(options.store) });
-  return exchange(socket, frames, first.state.actors, options);
+  await send(socket, options, { state: ownState(options) });
+  return exchange(socket, frames, first.state, options);
 }
 
 /** Dials `addr` ("host:port") and syncs both ways. */
@@ -84,7 +88,7 @@ export async function syncWith(addr: string, options: SyncOptions): Promise<Sync
   try {
     await once(socket, 'connect');
     const frames = readFrames(socket, options);
-    await send(socket, options, { state: ownState(options.store) });
+    await send(socket, options, { state: ownState(options) });
     const reply = await next(frames);
     if (!('state' in reply)) {
       throw new ProtocolError(
@@ -92,7 +96,7 @@ export async function syncWith(addr: string, options: SyncOptions): Promise<Sync
         'the peer did not answer with its sync state',
       );
     }
-    return await exchange(socket, frames, reply.state.actors, options);
+    return await exchange(socket, frames, reply.state, options);
   } finally {
     socket.destroy();
   }
@@ -107,25 +111,29 @@ function idleTimeout(socket: Socket, timeoutMs: number): void {
   );
 }
 
-function ownState(store: Store): { actorId: Buffer; actors: WireActorState[] } {
-  return { actorId: store.crdt.siteId, actors: syncState(store) };
+function ownState(options: SyncOptions): SyncState {
+  return {
+    actorId: options.store.crdt.siteId,
+    actors: syncState(options.store, options.queued()),
+    graceMs: Math.max(options.graceMs, options.askedGraceMs()),
+  };
 }
 
 /** Sends what the peer lacks while receiving what we lack; both sides end with `done`. */
 async function exchange(
   socket: Socket,
   frames: AsyncGenerator<SyncMessage>,
-  peer: WireActorState[],
+  peer: SyncState,
   options: SyncOptions,
 ): Promise<SyncResult> {
   const sending = (async () => {
     let sent = 0;
     for (const changeset of changesetsFor(
       options.store,
-      peer,
+      peer.actors,
       options.chunkBytes,
       options.versionsMax,
-      options.graceMs,
+      Math.max(options.graceMs, peer.graceMs),
     )) {
       await send(socket, options, { changeset });
       sent++;
