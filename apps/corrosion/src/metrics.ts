@@ -55,6 +55,10 @@ export function watchReplication(source: ReplicationSource): void {
     lag: gauge('corro_apply_lag_ms', 'commit on the origin to merge here, worst of last batch'),
     applyDelay: gauge('corro_apply_delay_ms', 'how long the next apply batch gathers (adaptive)'),
     syncRounds: counter('corro_sync_rounds', 'anti-entropy sync rounds'),
+    syncReceived: counter(
+      'corro_sync_changesets_received',
+      'changesets received by sync: what broadcast did not bring in time',
+    ),
     syncDelay: gauge(
       'corro_sync_delay_ms',
       'wait before the next sync round (backs off when quiet)',
@@ -84,6 +88,7 @@ export function watchReplication(source: ReplicationSource): void {
     result.observe(instruments.applyDelay, stats.apply_delay_ms);
     result.observe(instruments.syncRounds, stats.sync_rounds);
     result.observe(instruments.syncDelay, stats.sync_delay_ms);
+    result.observe(instruments.syncReceived, stats.sync_changesets_received);
     result.observe(instruments.applied, stats.changes_applied);
     result.observe(instruments.dropped, stats.changesets_dropped);
     result.observe(instruments.rejected, stats.sync_frames_rejected);

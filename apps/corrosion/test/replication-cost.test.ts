@@ -88,6 +88,32 @@ describe('what a write costs the cluster', () => {
     expect(queue.length).toBe(1);
   });
 
+  it('holds a timer only while something waits: none idle, none after a direct send', () => {
+    vi.useFakeTimers({
+      toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'],
+    });
+    try {
+      const { queue, sends } = broadcaster(19, 10, 3);
+      queues.push(queue);
+      expect(vi.getTimerCount()).toBe(0);
+      queue.enqueue(someChangesets(), true);
+      expect(vi.getTimerCount()).toBe(1); // the linger
+      vi.advanceTimersByTime(10);
+      expect(sends).toHaveLength(1);
+      expect(vi.getTimerCount()).toBe(0);
+      // Past directMax a local change is re-sent: a timer waits for its due time, then none.
+      const { queue: large } = broadcaster(50, 0, 2);
+      queues.push(large);
+      large.enqueue(someChangesets(), true);
+      expect(vi.getTimerCount()).toBe(1);
+      vi.advanceTimersByTime(500);
+      expect(large.length).toBe(0);
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('a direct cluster relays nothing: every member heard the origin', () => {
     const { queue, sends } = broadcaster(19);
     queues.push(queue);

@@ -2,7 +2,7 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { createLogger } from '@fleet/service';
 import { present } from '@fleet/service/invariant';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { swimConfig } from '../src/swim/config.js';
 import { Membership } from '../src/swim/membership.js';
 import { Channel, decodeFrame, encodeFrame } from '../src/transport/frame.js';
@@ -126,6 +126,19 @@ describe('SWIM membership', () => {
   it('scales its timings with the cluster as foca WAN does', () => {
     expect(swimConfig(5, 5_000)).toMatchObject({ maxTransmissions: 3, suspectToDownMs: 30_000 });
     expect(swimConfig(100, 5_000)).toMatchObject({ maxTransmissions: 8, suspectToDownMs: 60_000 });
+  });
+
+  it('wakes for gossip only while it has updates and someone to tell', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval'] });
+    try {
+      const lone = await peer([]);
+      // The probe period and the periodic announce; no gossip round for its own alive update.
+      expect(vi.getTimerCount()).toBe(2);
+      await lone.membership.stop();
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('five members converge to all alive from one bootstrap address', async () => {

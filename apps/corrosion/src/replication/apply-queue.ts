@@ -33,6 +33,7 @@ export class ApplyQueue {
   #timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
   #dropped = 0;
   #applied = 0;
+  #receivedBySync = 0;
   #delayMs: number;
   /** When the first changeset of the batch being gathered arrived. */
   #gatheringSince = 0;
@@ -89,8 +90,14 @@ export class ApplyQueue {
     this.#queue.length = 0;
   }
 
-  push(sets: Changeset[]): void {
+  /** Changesets pushed by sync (either side of it): what broadcast did not bring in time. */
+  get receivedBySync(): number {
+    return this.#receivedBySync;
+  }
+
+  push(sets: Changeset[], bySync = false): void {
     if (this.#closed) return;
+    if (bySync) this.#receivedBySync += sets.length;
     const room = this.options.queueMax - this.#queue.length;
     if (sets.length > room) this.#dropped += sets.length - Math.max(room, 0);
     for (const set of sets.slice(0, Math.max(room, 0))) this.#queue.push(set);

@@ -60,8 +60,12 @@ interface Item {
  */
 export class Broadcaster {
   readonly #queue: Item[] = [];
-  readonly #timer: NodeJS.Timeout;
+  /** The next flush while items wait; none while the queue is empty (see #schedule). */
+  #timer: NodeJS.Timeout | undefined;
   #budget: number;
+  #timerAt = 0;
+  #refilledAt = Date.now();
+  #closed = false;
   #dropped = 0;
   #sentBytes = 0;
   #nextId = 0;
@@ -69,8 +73,6 @@ export class Broadcaster {
 
   constructor(private readonly options: BroadcastOptions) {
     this.#budget = this.#perTick();
-    this.#timer = setInterval(() => this.flush(), options.tickMs);
-    this.#timer.unref();
   }
 
   get length(): number {
@@ -102,7 +104,10 @@ export class Broadcaster {
     }
     if (this.#queue.length > this.options.queueMax) this.#shed();
     // Local commits go out within the linger rather than on the next tick: latency is the point.
-    if (!local) return;
+    if (!local) {
+      this.#schedule(this.options.tickMs);
+      return;
+    }
     if (this.options.localLingerMs === 0) this.flush();
     else if (this.#linger === undefined) {
       this.#linger = setTimeout(() => {
@@ -113,26 +118,35 @@ export class Broadcaster {
   }
 
   close(): void {
-    clearInterval(this.#timer);
+    this.#closed = true;
+    clearTimeout(this.#timer);
     clearTimeout(this.#linger);
   }
 
   /** Sends everything due that the budget allows. */
   flush(): void {
-    this.#budget = Math.min(this.#budget + this.#perTick(), this.#perTick() * 4);
     const now = Date.now();
+    // The budget refills with the time since the last flush, up to four ticks' worth.
+    const refill = (this.options.bytesPerSecond * (now - this.#refilledAt)) / 1000;
+    this.#budget = Math.min(this.#budget + refill, this.#perTick() * 4);
+    this.#refilledAt = now;
     const byAddr = new Map<string, Item[]>();
     const direct = this.#direct();
     let spent = 0;
+    let nextDue = Number.POSITIVE_INFINITY;
     for (let at = 0; at < this.#queue.length; ) {
       const item = present(this.#queue[at], 'a queued item below the length');
       if (item.dueAt > now) {
+        nextDue = Math.min(nextDue, item.dueAt);
         at++;
         continue;
       }
       const targets = this.#targets(item, direct);
       const cost = broadcastEntrySize(item.encoded) * targets.length;
-      if (spent + cost > this.#budget && spent > 0) break;
+      if (spent + cost > this.#budget && spent > 0) {
+        nextDue = now + this.options.tickMs; // out of budget: the rest goes on the next tick
+        break;
+      }
       spent += cost;
       for (const addr of targets) {
         const parts = byAddr.get(addr) ?? [];
@@ -147,10 +161,12 @@ export class Broadcaster {
       if (last) this.#queue.splice(at, 1);
       else {
         item.dueAt = now + this.options.resendMs * 2 ** (item.sends - 1);
+        nextDue = Math.min(nextDue, item.dueAt);
         at++;
       }
     }
     this.#budget -= spent;
+    if (nextDue !== Number.POSITIVE_INFINITY) this.#schedule(nextDue - now);
     // Destinations due the same items (every member, for a local change in a direct cluster)
     // share one encoding and one MAC of each datagram.
     const byItems = new Map<string, { addrs: string[]; items: Item[] }>();
@@ -161,6 +177,24 @@ export class Broadcaster {
       else byItems.set(key, { addrs: [addr], items });
     }
     for (const { addrs, items } of byItems.values()) this.#sendPacked(addrs, items);
+  }
+
+  /**
+   * A flush in `delayMs` unless one is due sooner. Only while something waits: an idle node's
+   * timer wakes it for nothing, and on a loaded host a wakeup costs about 0.1 ms of CPU (50 a
+   * second per agent was a quarter of 20 idle agents' CPU).
+   */
+  #schedule(delayMs: number): void {
+    if (this.#closed) return;
+    const at = Date.now() + delayMs;
+    if (this.#timer !== undefined && this.#timerAt <= at) return;
+    clearTimeout(this.#timer);
+    this.#timerAt = at;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.flush();
+    }, delayMs);
+    this.#timer.unref();
   }
 
   /** Whether the cluster is small enough for local changes to go to everyone directly. */

@@ -41,6 +41,8 @@ export interface ReplicationStats {
   /** The 99th percentile of the last 1024 fresh changesets' apply lag. */
   apply_lag_p99_ms: number;
   sync_rounds: number;
+  /** Changesets received by sync, either side of it: what broadcast did not bring in time. */
+  sync_changesets_received: number;
   /** The wait before the next sync round: the interval, up to 4× while rounds find nothing. */
   sync_delay_ms: number;
   changes_applied: number;
@@ -185,6 +187,7 @@ export class Replicator {
       apply_lag_p99_ms: this.applyQueue.lags.quantile(0.99),
       sync_rounds: this.#syncRounds,
       sync_delay_ms: this.#syncDelayMs,
+      sync_changesets_received: this.applyQueue.receivedBySync,
       changes_applied: this.applyQueue.applied,
       changesets_dropped: this.broadcaster.dropped + this.applyQueue.dropped,
       sync_frames_rejected: this.protocolErrors.counts().CORRO_ERR_SYNC_FRAME_REJECTED ?? 0,
@@ -349,7 +352,7 @@ function syncOptions(
     versionsMax: 5_000,
     graceMs,
     timeoutMs: 15_000,
-    deliver: (sets) => applyQueue()?.push(sets),
+    deliver: (sets) => applyQueue()?.push(sets, true),
     queued: () => applyQueue()?.queued ?? [],
     // Twice the lag of this node's latest fresh changesets, while they are recent.
     askedGraceMs: () =>
