@@ -151,7 +151,42 @@ function transact(node, agent, statements) {
   });
 }
 
-export async function measureConvergence({ nodes: count = 20, rate = 500, seconds = 10 } = {}) {
+/**
+ * Writes `rate` single-row transactions a second for `seconds` on random nodes (weighted, see
+ * splitPerWrite), ids `${prefix}${i}`; resolves when every answer is in.
+ */
+async function writeSteadily(nodes, rate, seconds, prefix) {
+  const writes = []; // [id, writer index, sent at]
+  let failed = 0;
+  const inflight = [];
+  const agent = new http.Agent({ keepAlive: true });
+  const started = performance.now();
+  for (let i = 0; i < rate * seconds; i++) {
+    const due = started + (i / rate) * 1000;
+    const wait = due - performance.now();
+    if (wait > 1) await sleep(wait);
+    const writer = weightedWriter(nodes.length);
+    const id = `${prefix}${i}`;
+    writes.push([id, writer, performance.now()]);
+    inflight.push(
+      transact(nodes[writer], agent, [
+        ["INSERT INTO machines (id, app, state) VALUES (?, 'bench', 'started')", [id]],
+      ]).then((taken) => {
+        if (!taken) failed++;
+      }),
+    );
+  }
+  await Promise.all(inflight);
+  agent.destroy();
+  return { writes, failed, started, stopped: performance.now() };
+}
+
+export async function measureConvergence({
+  nodes: count = 20,
+  rate = 500,
+  seconds = 10,
+  warmupSeconds = 5,
+} = {}) {
   const root = mkdtempSync(join(tmpdir(), 'fleet-convergence-'));
   const nodes = [];
   const folder = (i) =>
@@ -170,36 +205,19 @@ export async function measureConvergence({ nodes: count = 20, rate = 500, second
     const quietFrom = performance.now();
     const cpuQuiet = nodes.map((node) => cpuSeconds(node.agent.child.pid));
     await sleep(2_000);
-    const writes = []; // [id, writer index, sent at]
-    const nodeCpuBefore = nodes.map((node) => cpuSeconds(node.agent.child.pid));
-    const idlePerSecond = nodeCpuBefore.map(
-      (cpu, i) => (cpu - cpuQuiet[i]) / ((performance.now() - quietFrom) / 1000),
+    const quietSeconds = (performance.now() - quietFrom) / 1000;
+    const idlePerSecond = nodes.map(
+      (node, i) => (cpuSeconds(node.agent.child.pid) - cpuQuiet[i]) / quietSeconds,
     );
+    // Warm-up: the same load, not measured (its ids are not followed), so the figures are the
+    // agents' steady state, not 20 processes compiling their hot paths and backing off syncs.
+    await writeSteadily(nodes, rate, warmupSeconds, 'warm-');
+    await sleep(1_000);
+    const nodeCpuBefore = nodes.map((node) => cpuSeconds(node.agent.child.pid));
     const cpuBefore = clusterCpu(nodes);
     const benchCpuBefore = process.cpuUsage();
-    const started = performance.now();
     const total = rate * seconds;
-    let failed = 0;
-    const inflight = [];
-    const agent = new http.Agent({ keepAlive: true });
-    for (let i = 0; i < total; i++) {
-      const due = started + (i / rate) * 1000;
-      const wait = due - performance.now();
-      if (wait > 1) await sleep(wait);
-      const writer = weightedWriter(count);
-      const id = `w-${i}`;
-      writes.push([id, writer, performance.now()]);
-      inflight.push(
-        transact(nodes[writer], agent, [
-          ["INSERT INTO machines (id, app, state) VALUES (?, 'bench', 'started')", [id]],
-        ]).then((taken) => {
-          if (!taken) failed++;
-        }),
-      );
-    }
-    await Promise.all(inflight);
-    agent.destroy();
-    const stopped = performance.now();
+    const { writes, failed, started, stopped } = await writeSteadily(nodes, rate, seconds, 'w-');
     const achievedRate = total / ((stopped - started) / 1000);
     let convergedMs = null;
     let unconverged; // what was still missing when the bench gave up
@@ -273,6 +291,8 @@ export async function measureConvergence({ nodes: count = 20, rate = 500, second
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const [nodes = 20, rate = 500, seconds = 10] = process.argv.slice(2).map(Number);
-  console.log(await measureConvergence({ nodes, rate, seconds }));
+  const [nodes = 20, rate = 500, seconds = 10, warmupSeconds = 5] = process.argv
+    .slice(2)
+    .map(Number);
+  console.log(await measureConvergence({ nodes, rate, seconds, warmupSeconds }));
 }

@@ -79,9 +79,9 @@ console.log(
 );
 
 for (const rate of [500, 150]) {
-  const run = await measureConvergence({ nodes: 20, rate, seconds: 10 });
+  const run = await measureConvergence({ nodes: 20, rate, seconds: 10, warmupSeconds: 5 });
   console.log(
-    `\nConvergence: ${run.nodes} agents (processes on this machine), ${run.writes} writes at ${rate}/s on random nodes`,
+    `\nConvergence: ${run.nodes} agents (processes on this machine), ${run.writes} writes at ${rate}/s on random nodes, after 5 s of the same load not measured`,
   );
   console.log(`  achieved write rate     ${run.achievedRate.toFixed(0)}/s (${run.failed} failed)`);
   console.log(
@@ -93,11 +93,14 @@ for (const rate of [500, 150]) {
       : `  writes stop → zero gaps everywhere: ${ms(run.convergedMs)} (baseline: Corrosion's stress test allows 30 nodes 30000 ms)`,
   );
   // Independent of how busy the machine is: what the writes cost all the agents together
-  // (their idle work, SWIM and sync, included: about 0.3 cores for 20 agents here).
+  // (their idle work, SWIM and sync, included: about 0.15–0.25 cores for 20 agents here).
   console.log(
     `  agents' CPU: ${run.cores.toFixed(2)} of ${cpus().length} cores, ${run.cpuMsPerWrite.toFixed(2)} ms per write`,
   );
   console.log(
     `  per write: the writer ${run.writerCpuMsPerWrite.toFixed(2)} ms, each receiver ${(run.receiverCpuMsPerWrite * 1000).toFixed(0)} µs (target: at most 60 µs)`,
+  );
+  console.log(
+    `  the load generator: ${run.benchCores.toFixed(2)} cores; received by sync: ${(run.syncShare * 100).toFixed(1)} % of deliveries`,
   );
 }
