@@ -78,6 +78,11 @@ describe('HTTP/1.1 heads and body framing', () => {
       ['POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 5\r\ncontent-length: 5', 400],
       ['POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 5\r\ncontent-length: 6', 400],
       ['POST / HTTP/1.1\r\nhost: a\r\ncontent-length: +5', 400],
+      ['POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 1e3', 400],
+      ['POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 0x10', 400],
+      ['POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 5 5', 400],
+      ['POST / HTTP/1.1\r\nhost: a\r\ncontent-length:', 400],
+      ['POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 1234567890123456', 400],
       ['POST / HTTP/1.1\r\nhost: a\r\ntransfer-encoding: gzip', 400],
       ['POST / HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked, gzip', 400],
       [
@@ -118,6 +123,19 @@ describe('HTTP/1.1 heads and body framing', () => {
       framing: { kind: 'chunked' },
       connection: ['keep-alive', 'upgrade'],
     });
+    // Content-Length is 1 to 15 digits, leading zeros and all; Connection tokens are trimmed of
+    // SP and HTAB, lowercased, and empty ones skipped.
+    expect(
+      parseRequestHead(
+        'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 007\r\nConnection: , close ,,\tKeep-Alive ',
+      ),
+    ).toMatchObject({
+      framing: { kind: 'length', length: 7 },
+      connection: ['close', 'keep-alive'],
+    });
+    expect(
+      parseRequestHead('POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 999999999999999').framing,
+    ).toEqual({ kind: 'length', length: 999_999_999_999_999 });
   });
 
   it('reads every well-formed field line exactly, and refuses a block with one bad line', () => {

@@ -186,9 +186,8 @@ function parseFields(text: string, status: 400 | 502): Fields {
     headers.push([name, value]);
     if (name === 'content-length') {
       lengths += 1;
-      if (!/^\d{1,15}$/.test(value))
-        throw new HeadError(status, `Content-Length ${value} is not a number`);
-      length = Number(value);
+      length = decimal(value);
+      if (length < 0) throw new HeadError(status, `Content-Length ${value} is not a number`);
     } else if (name === 'transfer-encoding') {
       for (const coding of value.split(',')) {
         const token = coding.trim().toLowerCase();
@@ -198,12 +197,7 @@ function parseFields(text: string, status: 400 | 502): Fields {
         if (chunked) throw new HeadError(status, 'chunked is not the last transfer coding');
         if (token === 'chunked') chunked = true;
       }
-    } else if (name === 'connection') {
-      for (const token of value.split(',')) {
-        const trimmed = token.trim().toLowerCase();
-        if (trimmed) connection.push(trimmed);
-      }
-    }
+    } else if (name === 'connection') connectionTokens(value, connection);
   }
   if (!checked) throw new HeadError(status, 'the header block is malformed'); // checkedColon throws first
   if (lengths > 1) throw new HeadError(status, 'the message has more than one Content-Length');
@@ -215,6 +209,35 @@ function parseFields(text: string, status: 400 | 502): Fields {
   if (chunked && lengths > 0)
     throw new HeadError(status, 'the message has both Transfer-Encoding and Content-Length');
   return { headers, connection, chunked, length };
+}
+
+/** `value` as 1 to 15 decimal digits, read by character; -1 when it is not. */
+function decimal(value: string): number {
+  if (value.length === 0 || value.length > 15) return -1;
+  let number = 0;
+  for (let at = 0; at < value.length; at++) {
+    const digit = value.charCodeAt(at) - 48;
+    if (digit < 0 || digit > 9) return -1;
+    number = number * 10 + digit;
+  }
+  return number;
+}
+
+/**
+ * Adds the lowercased, non-empty tokens of a Connection value to `tokens`: by character, as the
+ * one-token value (`keep-alive`, `close`) of nearly every message costs no array or trim.
+ */
+function connectionTokens(value: string, tokens: string[]): void {
+  for (let from = 0; from <= value.length; ) {
+    let end = value.indexOf(',', from);
+    if (end < 0) end = value.length;
+    let start = from;
+    let stop = end;
+    while (start < stop && isOws(value.charCodeAt(start))) start += 1;
+    while (stop > start && isOws(value.charCodeAt(stop - 1))) stop -= 1;
+    if (stop > start) tokens.push(value.slice(start, stop).toLowerCase());
+    from = end + 1;
+  }
 }
 
 /** The colon of the line `text[from, end)`, or the HeadError saying what is wrong with it. */
