@@ -98,9 +98,9 @@ export class Store {
         }),
       ),
     );
-    const { value: results, version, lastSeq, ts, changes: built } = run();
+    const { value: results, version, lastSeq, ts, changes: built, rows } = run();
     const changes = version === null ? [] : (built ?? this.crdt.changesOf(0, version));
-    return { results, version, rows: this.crdt.rowsOf(changes), changes, lastSeq, ts };
+    return { results, version, rows: rows ?? this.crdt.rowsOf(changes), changes, lastSeq, ts };
   }
 
   /** A local write inside the open transaction; a version is taken only if a clock changed. */

@@ -118,6 +118,8 @@ describe('reading a version back', () => {
             if (outcome.version !== null) {
               if (readBack.mock.calls.length === 0) built++;
               expect(outcome.changes).toEqual(viewOf(writer, 0, outcome.version));
+              // Rows built with the changes are the rows read off them, in the same order.
+              expect(outcome.rows).toEqual(writer.crdt.rowsOf(outcome.changes));
             }
             readBack.mockRestore();
           }

@@ -138,6 +138,8 @@ export class Crdt {
     ts: number;
     /** The version's changes when they are known without reading them back, else null. */
     changes: Change[] | null;
+    /** The rows they touched, with them (else null: `rowsOf` the changes read back). */
+    rows: RowChange[] | null;
   } {
     this.#write.begin.run(next, Date.now());
     let value: T;
@@ -156,15 +158,23 @@ export class Crdt {
     this.#write.end.run();
     const version = seq > 0 ? next : null;
     let changes: Change[] | null = null;
-    if (version === null) changes = [];
-    else if (read_back === 0) {
+    let rows: RowChange[] | null = null;
+    if (version === null) {
       changes = [];
+      rows = [];
+    } else if (read_back === 0) {
+      changes = [];
+      rows = [];
       for (const statements of this.#tables.values()) {
-        statements.changes.readFresh(this.siteId, version, ts, changes);
+        statements.changes.readFresh(this.siteId, version, ts, changes, rows);
       }
-      changes.sort((a, b) => a.seq - b.seq);
+      // Several tables' rows interleave: sorted, and their rows left to `rowsOf` (seq order).
+      if (!inSeqOrder(changes)) {
+        changes.sort((a, b) => a.seq - b.seq);
+        rows = null;
+      }
     }
-    return { value, version, lastSeq: seq - 1, ts, changes };
+    return { value, version, lastSeq: seq - 1, ts, changes, rows };
   }
 
   /** Gives clocks to rows written before their table was a CRR (or by a plain SQLite client). */
@@ -547,4 +557,12 @@ function cached<A extends string[] | number>(make: (arg: A) => Statement): (arg:
     }
     return statement;
   };
+}
+
+/** Whether `changes` are already in seq order (one table's fresh rows come out that way). */
+function inSeqOrder(changes: Change[]): boolean {
+  for (let at = 1; at < changes.length; at++) {
+    if ((changes[at - 1] as Change).seq > (changes[at] as Change).seq) return false;
+  }
+  return true;
 }

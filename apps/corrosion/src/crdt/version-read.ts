@@ -1,5 +1,6 @@
 import type { Database as Db, Statement } from 'better-sqlite3';
 import type { Change } from './changes.js';
+import type { RowChange } from './crdt.js';
 import { type CrrTable, quote, SENTINEL } from './crr.js';
 import { packColumns, type SqlValue } from './pack.js';
 
@@ -50,31 +51,22 @@ export class VersionRead {
    * Appends the changes of a local version whose every row was inserted under a key new to this
    * node (see `created` in crr.ts): they are certain without reading the clocks — the sentinel at
    * causal length 1 with the seq its clock holds, then version 1 of every column at the next
-   * seqs, the values as stored. Property-tested equal to `read`.
+   * seqs, the values as stored. Property-tested equal to `read`. Each row is new, so it is also
+   * appended to `rows` once, its pk as read (what `rowsOf` would unpack from the changes).
    */
-  readFresh(siteId: Buffer, version: number, ts: number, into: Change[]): void {
+  readFresh(siteId: Buffer, version: number, ts: number, into: Change[], rows: RowChange[]): void {
     const pkEnd = rowHead + this.#table.pks.length;
-    const { name, columns } = this.#table;
+    const { name: table, columns } = this.#table;
     for (const row of this.#rows.all(0, version) as SqlValue[][]) {
-      const pk = packColumns(row.slice(rowHead, pkEnd));
+      const pkValues = row.slice(rowHead, pkEnd);
+      const pk = packColumns(pkValues);
       const seq = row[2] as number;
-      const change = (cid: string, val: SqlValue, at: number): Change => ({
-        table: name,
-        pk,
-        cid,
-        val,
-        col_version: 1,
-        db_version: version,
-        site_id: siteId,
-        cl: 1,
-        seq: seq + at,
-        ts,
-      });
-      into.push(change(SENTINEL, null, 0));
-      let at = 0;
-      for (const column of columns) {
-        into.push(change(column, row[pkEnd + at] ?? null, at + 1));
-        at++;
+      rows.push({ table, pk: pkValues, deleted: false });
+      into.push(freshChange(table, pk, SENTINEL, null, version, siteId, seq, ts));
+      for (let at = 0; at < columns.length; at++) {
+        const cid = columns[at] as string;
+        const val = row[pkEnd + at] ?? null;
+        into.push(freshChange(table, pk, cid, val, version, siteId, seq + at + 1, ts));
       }
     }
   }
@@ -110,4 +102,29 @@ export class VersionRead {
       });
     }
   }
+}
+
+/** A change of a fresh row: causal length 1, every column at version 1. */
+function freshChange(
+  table: string,
+  pk: Buffer,
+  cid: string,
+  val: SqlValue,
+  version: number,
+  siteId: Buffer,
+  seq: number,
+  ts: number,
+): Change {
+  return {
+    table,
+    pk,
+    cid,
+    val,
+    col_version: 1,
+    db_version: version,
+    site_id: siteId,
+    cl: 1,
+    seq,
+    ts,
+  };
 }
