@@ -7,9 +7,9 @@ import {
 } from 'node:http2';
 import type { Logger } from '@fleet/service';
 import { backoffMs } from '@fleet/service/backoff';
+import { DeadlineQueue } from '@fleet/service/deadline-queue';
 import { backhaulHeaders } from './backhaul.js';
 import { type ConnectionOwner, UpstreamConnection, UpstreamError } from './http1/upstream-pools.js';
-import { Waiters } from './waiters.js';
 
 export interface BackhaulLimits {
   connectTimeoutMs: number;
@@ -160,7 +160,7 @@ class BackhaulSession implements ConnectionOwner {
   /** Failed connects in a row (the backoff's attempt). */
   #failures = 0;
   #pinger: NodeJS.Timeout | undefined;
-  readonly #waiters: Waiters<void>;
+  readonly #waiters: DeadlineQueue<void>;
 
   constructor(
     private readonly address: string,
@@ -174,12 +174,15 @@ class BackhaulSession implements ConnectionOwner {
       logger: Logger;
     },
   ) {
-    this.#waiters = new Waiters(limits, {
-      full: () =>
-        new UpstreamError('PROXY_POOL_FULL', 'too many requests wait for the backhaul session'),
-      timedOut: () =>
-        new UpstreamError('PROXY_POOL_TIMEOUT', 'every stream of the backhaul stayed busy'),
-    });
+    this.#waiters = new DeadlineQueue(
+      { waitersMax: limits.waitersMax, timeoutMs: limits.waitTimeoutMs },
+      {
+        full: () =>
+          new UpstreamError('PROXY_POOL_FULL', 'too many requests wait for the backhaul session'),
+        timedOut: () =>
+          new UpstreamError('PROXY_POOL_TIMEOUT', 'every stream of the backhaul stayed busy'),
+      },
+    );
   }
 
   get connected(): boolean {

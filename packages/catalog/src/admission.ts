@@ -1,3 +1,4 @@
+import { DeadlineQueue } from '@fleet/service/deadline-queue';
 import { CatalogError } from './errors.js';
 
 export interface AdmissionLimits {
@@ -7,10 +8,6 @@ export interface AdmissionLimits {
   timeoutMs: number;
 }
 
-interface Waiter {
-  wake(): void;
-}
-
 /**
  * The wait for capacity when every machine of an app is at its hard limit (Fly queues such
  * requests, then answers 503). FIFO per app and bounded; a release of load on one of the app's
@@ -18,7 +15,7 @@ interface Waiter {
  * wait again, with what remains of its deadline).
  */
 export class Admission {
-  readonly #waiting = new Map<string, Waiter[]>();
+  readonly #waiting = new Map<string, DeadlineQueue<void>>();
 
   constructor(private readonly limits: AdmissionLimits) {}
 
@@ -27,54 +24,46 @@ export class Admission {
   }
 
   /** Resolves when capacity may have appeared; rejects with a typed error when shed or late. */
-  wait(app: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
-    const queue = this.#waiting.get(app) ?? [];
-    if (queue.length >= this.limits.queueMax) {
-      return Promise.reject(
-        new CatalogError(
-          'CATALOG_ERR_ADMISSION_SHED',
-          `app ${app}: every machine is at its hard limit and ${queue.length} requests already wait`,
-          app,
-        ),
-      );
-    }
+  async wait(app: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    const queue = this.#waiting.get(app) ?? this.#queueOf(app);
     this.#waiting.set(app, queue);
-    return new Promise<void>((resolve, reject) => {
-      const leave = () => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        const index = queue.indexOf(waiter);
-        if (index !== -1) queue.splice(index, 1);
-        if (queue.length === 0 && this.#waiting.get(app) === queue) this.#waiting.delete(app);
-      };
-      const waiter: Waiter = {
-        wake: () => {
-          leave();
-          resolve();
-        },
-      };
-      const fail = (message: string) => {
-        leave();
-        reject(new CatalogError('CATALOG_ERR_ADMISSION_TIMEOUT', message, app));
-      };
-      const onAbort = () => fail(`app ${app}: the wait for capacity was cancelled`);
-      const timer = setTimeout(
-        () => fail(`app ${app}: every machine stayed at its hard limit for ${timeoutMs} ms`),
-        Math.max(0, timeoutMs),
-      );
-      signal?.addEventListener('abort', onAbort, { once: true });
-      queue.push(waiter);
-    });
+    try {
+      await queue.wait(timeoutMs, signal);
+    } finally {
+      // An app nobody waits for keeps no queue: the map holds only apps with waiters.
+      if (queue.length === 0 && this.#waiting.get(app) === queue) this.#waiting.delete(app);
+    }
   }
 
   /** Capacity may have appeared for the app: wake up to `count` waiters, oldest first. */
   wake(app: string, count = 1): void {
     const queue = this.#waiting.get(app);
-    if (queue === undefined) return;
-    for (let i = 0; i < count; i++) {
-      const oldest = queue[0];
-      if (oldest === undefined) return;
-      oldest.wake();
-    }
+    for (let i = 0; i < count; i++) queue?.take()?.resolve();
+  }
+
+  #queueOf(app: string): DeadlineQueue<void> {
+    return new DeadlineQueue<void>(
+      { waitersMax: this.limits.queueMax, timeoutMs: this.limits.timeoutMs },
+      {
+        full: (waiting) =>
+          new CatalogError(
+            'CATALOG_ERR_ADMISSION_SHED',
+            `app ${app}: every machine is at its hard limit and ${waiting} requests already wait`,
+            app,
+          ),
+        timedOut: (ms) =>
+          new CatalogError(
+            'CATALOG_ERR_ADMISSION_TIMEOUT',
+            `app ${app}: every machine stayed at its hard limit for ${ms} ms`,
+            app,
+          ),
+        aborted: () =>
+          new CatalogError(
+            'CATALOG_ERR_ADMISSION_TIMEOUT',
+            `app ${app}: the wait for capacity was cancelled`,
+            app,
+          ),
+      },
+    );
   }
 }

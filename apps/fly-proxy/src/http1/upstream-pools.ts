@@ -1,6 +1,6 @@
 import { connect } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { Waiters } from '../waiters.js';
+import { DeadlineQueue } from '@fleet/service/deadline-queue';
 
 export interface PoolLimits {
   /** Connections open (busy, idle or connecting) to one machine at most. */
@@ -107,7 +107,7 @@ export class UpstreamConnection {
 
 class MachinePool implements ConnectionOwner {
   readonly #idle: UpstreamConnection[] = [];
-  readonly #waiters: Waiters<UpstreamConnection>;
+  readonly #waiters: DeadlineQueue<UpstreamConnection>;
   #open = 0;
   retired = false;
   lastUsedMs = 0;
@@ -117,11 +117,14 @@ class MachinePool implements ConnectionOwner {
     private readonly port: number,
     private readonly limits: PoolLimits,
   ) {
-    this.#waiters = new Waiters(limits, {
-      full: () => new UpstreamError('PROXY_POOL_FULL', 'too many requests wait for this machine'),
-      timedOut: () =>
-        new UpstreamError('PROXY_POOL_TIMEOUT', 'every connection to the machine stayed busy'),
-    });
+    this.#waiters = new DeadlineQueue(
+      { waitersMax: limits.waitersMax, timeoutMs: limits.waitTimeoutMs },
+      {
+        full: () => new UpstreamError('PROXY_POOL_FULL', 'too many requests wait for this machine'),
+        timedOut: () =>
+          new UpstreamError('PROXY_POOL_TIMEOUT', 'every connection to the machine stayed busy'),
+      },
+    );
   }
 
   get open(): number {
