@@ -9,7 +9,12 @@ import type { Logger } from '@fleet/service';
 import { backoffMs } from '@fleet/service/backoff';
 import { DeadlineQueue } from '@fleet/service/deadline-queue';
 import { backhaulHeaders } from './backhaul.js';
-import { type ConnectionOwner, UpstreamConnection, UpstreamError } from './http1/upstream-pools.js';
+import {
+  type ConnectionOwner,
+  IdleConnections,
+  UpstreamConnection,
+  UpstreamError,
+} from './http1/upstream-pools.js';
 
 export interface BackhaulLimits {
   connectTimeoutMs: number;
@@ -151,7 +156,7 @@ export class BackhaulSessions {
 class BackhaulSession implements ConnectionOwner {
   /** Streams open (busy or idle): what SETTINGS_MAX_CONCURRENT_STREAMS bounds. */
   active = 0;
-  readonly #idle: UpstreamConnection[] = [];
+  readonly #idle = new IdleConnections();
   /** Slots handed to waiters that have not opened their stream yet (no one else may take them). */
   #reserved = 0;
   #session: ClientHttp2Session | undefined;
@@ -191,7 +196,7 @@ class BackhaulSession implements ConnectionOwner {
 
   acquire(fresh: boolean): UpstreamConnection | Promise<UpstreamConnection> {
     if (!fresh) {
-      const idle = this.#idle.pop(); // the most recently used: the least likely to be stale
+      const idle = this.#idle.take();
       if (idle !== undefined) return idle;
     }
     const opened = this.open({ [backhaulHeaders.stream]: 'http' });
@@ -202,12 +207,7 @@ class BackhaulSession implements ConnectionOwner {
 
   /** Closes streams idle longer than the idle timeout. */
   sweep(nowMs: number): void {
-    for (;;) {
-      const oldest = this.#idle[0];
-      if (oldest === undefined || nowMs - oldest.idleSinceMs < this.limits.idleTimeoutMs) return;
-      this.#idle.shift();
-      oldest.socket.destroy();
-    }
+    this.#idle.sweep(nowMs, this.limits.idleTimeoutMs);
   }
 
   /** A new CONNECT stream; synchronous when the session is up and has a free slot. */
@@ -243,13 +243,11 @@ class BackhaulSession implements ConnectionOwner {
       connection.socket.destroy();
       return;
     }
-    connection.idleSinceMs = Date.now();
-    this.#idle.push(connection);
+    this.#idle.park(connection);
   }
 
   closed(connection: UpstreamConnection): void {
-    const index = this.#idle.indexOf(connection);
-    if (index >= 0) this.#idle.splice(index, 1);
+    this.#idle.forget(connection);
   }
 
   close(): void {
@@ -382,7 +380,7 @@ class BackhaulSession implements ConnectionOwner {
   #dropped(): void {
     this.#session = undefined;
     clearInterval(this.#pinger);
-    for (const idle of this.#idle.splice(0)) idle.socket.destroy();
+    this.#idle.closeAll();
     this.#waiters.rejectAll(
       new UpstreamError('PROXY_BACKHAUL_DOWN', `the backhaul ${this.address} went away`),
     );

@@ -105,8 +105,52 @@ export class UpstreamConnection {
   }
 }
 
+/**
+ * The idle connections (or backhaul streams) of one upstream: the most recently used goes out
+ * first (the least likely to be stale), the oldest is swept first.
+ */
+export class IdleConnections {
+  readonly #stack: UpstreamConnection[] = [];
+
+  /** Parks a connection its exchange left reusable. */
+  park(connection: UpstreamConnection): void {
+    connection.idleSinceMs = Date.now();
+    this.#stack.push(connection);
+  }
+
+  /** The most recently parked, off the stack; undefined when none is idle. */
+  take(): UpstreamConnection | undefined {
+    return this.#stack.pop();
+  }
+
+  /** A connection that closed: no longer idle. */
+  forget(connection: UpstreamConnection): void {
+    const index = this.#stack.indexOf(connection);
+    if (index >= 0) this.#stack.splice(index, 1);
+  }
+
+  /** Closes the oldest (to make room for a fresh one). */
+  closeOldest(): void {
+    this.#stack.shift()?.socket.destroy();
+  }
+
+  /** Closes every one (the pool or session is gone). */
+  closeAll(): void {
+    for (const connection of this.#stack.splice(0)) connection.socket.destroy();
+  }
+
+  /** Closes those idle `idleTimeoutMs` or longer at `nowMs`. */
+  sweep(nowMs: number, idleTimeoutMs: number): void {
+    for (let oldest = this.#stack[0]; oldest !== undefined; oldest = this.#stack[0]) {
+      if (nowMs - oldest.idleSinceMs < idleTimeoutMs) return;
+      this.#stack.shift();
+      oldest.socket.destroy();
+    }
+  }
+}
+
 class MachinePool implements ConnectionOwner {
-  readonly #idle: UpstreamConnection[] = [];
+  readonly #idle = new IdleConnections();
   readonly #waiters: DeadlineQueue<UpstreamConnection>;
   #open = 0;
   retired = false;
@@ -134,10 +178,10 @@ class MachinePool implements ConnectionOwner {
   acquire(fresh: boolean, nowMs: number): Promise<UpstreamConnection> | UpstreamConnection {
     this.lastUsedMs = nowMs;
     if (!fresh) {
-      const idle = this.#idle.pop(); // the most recently used: the least likely to be stale
+      const idle = this.#idle.take();
       if (idle !== undefined) return idle;
     } else if (this.#open >= this.limits.connectionsPerUpstream) {
-      this.#idle.shift()?.socket.destroy(); // make room for the fresh one
+      this.#idle.closeOldest(); // make room for the fresh one
     }
     if (this.#open < this.limits.connectionsPerUpstream) return this.#connect();
     return this.#waiters.wait();
@@ -154,14 +198,12 @@ class MachinePool implements ConnectionOwner {
       waiter.resolve(connection);
       return;
     }
-    connection.idleSinceMs = Date.now();
-    this.#idle.push(connection);
+    this.#idle.park(connection);
   }
 
   closed(connection: UpstreamConnection): void {
     this.#open -= 1;
-    const index = this.#idle.indexOf(connection);
-    if (index >= 0) this.#idle.splice(index, 1);
+    this.#idle.forget(connection);
     const waiter = this.#waiters.take();
     if (waiter === undefined) return;
     this.#connect().then(waiter.resolve, waiter.reject);
@@ -169,11 +211,8 @@ class MachinePool implements ConnectionOwner {
 
   /** Closes idle connections older than the idle timeout (all of them once retired). */
   sweep(nowMs: number): void {
-    for (let oldest = this.#idle[0]; oldest !== undefined; oldest = this.#idle[0]) {
-      if (!this.retired && nowMs - oldest.idleSinceMs < this.limits.idleTimeoutMs) return;
-      this.#idle.shift();
-      oldest.socket.destroy();
-    }
+    if (this.retired) this.#idle.closeAll();
+    else this.#idle.sweep(nowMs, this.limits.idleTimeoutMs);
   }
 
   retire(): void {
