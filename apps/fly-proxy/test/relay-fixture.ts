@@ -34,11 +34,23 @@ export async function startMachine(name: string): Promise<{ server: Server; addr
 
 /** A port free on 127.0.0.1 a moment ago (for a process that must be told its port). */
 export async function freePort(): Promise<number> {
-  const server = createNetServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
+  // Below the kernel's ephemeral range (32768 and up on Linux): a port from listen(0) goes back
+  // to that pool when closed, and another test file's listen(0) or outgoing connection can take
+  // it before the proxy binds it (seen in CI: another file's echo server answering on a public
+  // port the proxy could not open, so a PROXY header never came back).
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    const server = createNetServer();
+    const free = await new Promise<boolean>((resolve) => {
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => resolve(true));
+    });
+    if (free) {
+      await new Promise((resolve) => server.close(resolve));
+      return port;
+    }
+  }
+  throw new Error('no free port found between 20000 and 32000 in 100 tries');
 }
 
 /** Listens on 127.0.0.1, port 0; the address as a machines row holds it. */
