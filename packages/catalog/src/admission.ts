@@ -25,8 +25,11 @@ export class Admission {
 
   /** Resolves when capacity may have appeared; rejects with a typed error when shed or late. */
   async wait(app: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
-    const queue = this.#waiting.get(app) ?? this.#queueOf(app);
-    this.#waiting.set(app, queue);
+    let queue = this.#waiting.get(app);
+    if (queue === undefined) {
+      queue = this.#queueOf(app);
+      this.#waiting.set(app, queue);
+    }
     try {
       await queue.wait(timeoutMs, signal);
     } finally {

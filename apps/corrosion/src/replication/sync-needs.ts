@@ -25,8 +25,9 @@ export function syncState(store: Store, queued: Iterable<Queued> = []): WireActo
   const states: WireActorState[] = [];
   for (const [site, state] of store.bookkeeping.state()) {
     const actorId = store.crdt.siteIdOf(site);
-    const versions = waiting.get(actorId.toString('hex'));
-    waiting.delete(actorId.toString('hex'));
+    const hex = actorId.toString('hex');
+    const versions = waiting.get(hex);
+    waiting.delete(hex);
     states.push({ actorId, ...(versions ? withQueued(state, versions) : state) });
   }
   for (const [hex, versions] of waiting) {

@@ -189,15 +189,13 @@ function parseFields(text: string, status: 400 | 502): Fields {
       length = decimal(value);
       if (length < 0) throw new HeadError(status, `Content-Length ${value} is not a number`);
     } else if (name === 'transfer-encoding') {
-      for (const coding of value.split(',')) {
-        const token = coding.trim().toLowerCase();
-        if (token === '') continue;
+      for (const token of listTokens(value, [])) {
         codings += 1;
         // chunked must be the last coding, and once (RFC 9112 §6.1).
         if (chunked) throw new HeadError(status, 'chunked is not the last transfer coding');
         if (token === 'chunked') chunked = true;
       }
-    } else if (name === 'connection') connectionTokens(value, connection);
+    } else if (name === 'connection') listTokens(value, connection);
   }
   if (!checked) throw new HeadError(status, 'the header block is malformed'); // checkedColon throws first
   if (lengths > 1) throw new HeadError(status, 'the message has more than one Content-Length');
@@ -216,28 +214,27 @@ function decimal(value: string): number {
   if (value.length === 0 || value.length > 15) return -1;
   let number = 0;
   for (let at = 0; at < value.length; at++) {
-    const digit = value.charCodeAt(at) - 48;
-    if (digit < 0 || digit > 9) return -1;
+    const digit = digitAt(value, at);
+    if (digit < 0) return -1;
     number = number * 10 + digit;
   }
   return number;
 }
 
 /**
- * Adds the lowercased, non-empty tokens of a Connection value to `tokens`: by character, as the
- * one-token value (`keep-alive`, `close`) of nearly every message costs no array or trim.
+ * Adds the lowercased, non-empty elements of a comma-separated list value (Connection,
+ * Transfer-Encoding) to `tokens`, trimmed of OWS, and returns `tokens`: by character, as the
+ * one-token value (`keep-alive`, `close`) of nearly every message needs no array of parts.
  */
-function connectionTokens(value: string, tokens: string[]): void {
+function listTokens(value: string, tokens: string[]): string[] {
   for (let from = 0; from <= value.length; ) {
     let end = value.indexOf(',', from);
     if (end < 0) end = value.length;
-    let start = from;
-    let stop = end;
-    while (start < stop && isOws(value.charCodeAt(start))) start += 1;
-    while (stop > start && isOws(value.charCodeAt(stop - 1))) stop -= 1;
-    if (stop > start) tokens.push(value.slice(start, stop).toLowerCase());
+    const token = trimOws(value, from, end);
+    if (token !== '') tokens.push(token.toLowerCase());
     from = end + 1;
   }
+  return tokens;
 }
 
 /** The colon of the line `text[from, end)`, or the HeadError saying what is wrong with it. */
