@@ -12,6 +12,10 @@ export const CorrosionErrors = {
     "a statement failed in SQLite; the transaction was rolled back (Corrosion's 500)",
   ],
   CORRO_ERR_READ_ONLY: [400, 'a query or subscription was given a statement that writes'],
+  CORRO_ERR_FORBIDDEN_WRITE: [
+    400,
+    "a transaction's statement writes something other than rows of the schema's tables (a schema change, an internal or temporary table, an attached database, a pragma); nothing ran",
+  ],
   CORRO_ERR_UNSUPPORTED_QUERY: [400, 'a subscription query shape the agent cannot follow yet'],
   CORRO_ERR_UNKNOWN_SUBSCRIPTION: [404, 'no subscription with that id'],
   CORRO_ERR_UNKNOWN_SUBSCRIPTION_QUERY: [

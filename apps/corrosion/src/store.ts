@@ -7,6 +7,7 @@ import { type Change, Crdt, type RowChange } from './crdt/crdt.js';
 import { corroError } from './errors.js';
 import { applySchema, internalPrefix } from './schema.js';
 import { type BoundStatement, bindable } from './statements.js';
+import { WriteTargets } from './write-targets.js';
 
 export interface ExecOutcome {
   results: { rows_affected: number; time: number }[];
@@ -35,6 +36,7 @@ export class Store {
   readonly bookkeeping: Bookkeeping;
   #tables: Set<string>;
   readonly #statements = new Map<string, SqliteStatement>();
+  readonly #writeTargets: WriteTargets;
 
   constructor(path: string, schemaSql: string) {
     this.db = new Database(path);
@@ -52,6 +54,7 @@ export class Store {
     this.crdt = new Crdt(this.db, Buffer.from(this.actorId, 'hex'));
     this.bookkeeping = new Bookkeeping(this.db);
     this.#tables = new Set();
+    this.#writeTargets = new WriteTargets(this.db, this.#tables);
     this.reloadSchema(schemaSql);
   }
 
@@ -69,6 +72,7 @@ export class Store {
     this.crdt.track(tables);
     this.#tables = new Set(tables);
     this.#statements.clear(); // compiled against the old schema
+    this.#writeTargets.reset(tables);
     this.db.transaction(() => this.#localWrite(() => this.crdt.backfill()))();
     return tables;
   }
@@ -87,6 +91,7 @@ export class Store {
           `statement ${at} returns rows: use /v1/queries`,
         );
       }
+      this.#writeTargets.check(statement, at);
       return compiled;
     });
     const run = this.db.transaction(() =>

@@ -1,3 +1,4 @@
+import { HttpError } from '@fleet/service';
 import type { FastifyInstance } from 'fastify';
 import { CorrosionErrors, corroError } from '../errors.js';
 import type { AgentMetrics } from '../metrics.js';
@@ -8,7 +9,8 @@ import type { ExecOutcome, Store } from '../store.js';
  * `POST /v1/transactions`: statements in one SQLite transaction, answered as Corrosion answers:
  * `{results, time, version, actor_id}`; an empty list is a 400 and a statement that fails in
  * SQLite a 500 (the whole transaction rolled back), both with `results: [{"error"}]` and
- * `version: null`. A body that is not a list of statements is a 400 naming the problem.
+ * `version: null`; so is a statement that writes anything but rows of the schema's tables, as a
+ * 400 before anything runs. A body that is not a list of statements is a 400 naming the problem.
  */
 export function transactionRoutes(
   app: FastifyInstance,
@@ -39,6 +41,10 @@ export function transactionRoutes(
     } catch (error) {
       const message = (error as Error).message;
       request.log.info({ err: message }, 'transaction failed');
+      // Refused before anything ran (see WriteTargets): the caller's mistake, not a failure.
+      if (error instanceof HttpError && error.code === 'CORRO_ERR_FORBIDDEN_WRITE') {
+        return failed(error.statusCode, message, error.code);
+      }
       const code: keyof typeof CorrosionErrors = 'CORRO_ERR_TRANSACTION_FAILED';
       return failed(CorrosionErrors[code][0], message, code);
     }
