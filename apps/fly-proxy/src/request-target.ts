@@ -1,5 +1,3 @@
-import type { IncomingMessage } from 'node:http';
-
 export type RequestTarget =
   | { ok: true; host: string; path: string }
   | { ok: false; message: string };
@@ -24,19 +22,4 @@ export function targetOf(url: string, hosts: readonly string[]): RequestTarget {
   const host = hosts[0];
   if (!host) return { ok: false, message: 'the request has no Host header' };
   return { ok: true, host, path: url };
-}
-
-/** targetOf for a request of Node's HTTP/2 compat API (its Host is `:authority` when absent). */
-export function requestTarget(request: IncomingMessage): RequestTarget {
-  const hosts: string[] = [];
-  const raw = request.rawHeaders;
-  for (let index = 0; index + 1 < raw.length; index += 2) {
-    const name = raw[index];
-    const value = raw[index + 1];
-    if (name?.length === 4 && name.toLowerCase() === 'host' && value !== undefined)
-      hosts.push(value);
-  }
-  const host = request.headers.host;
-  if (hosts.length === 0 && host) hosts.push(host);
-  return targetOf(request.url ?? '/', hosts);
 }

@@ -96,6 +96,9 @@ describe('HTTP/1.1 heads and body framing', () => {
       ['GET  / HTTP/1.1\r\nhost: a', 400],
       ['GET / HTTP/2.0\r\nhost: a', 400],
       ['GET / HTTP/1.1\r\nhost: a\r\nexpect: 200-ok', 400],
+      ['CONNECT a:80 HTTP/1.1\r\nhost: a:80', 400],
+      ['GET nopath HTTP/1.1\r\nhost: a', 400],
+      ['GET * HTTP/1.1\r\nhost: a', 400],
     ];
     for (const [head, status] of bad) {
       let caught: unknown;

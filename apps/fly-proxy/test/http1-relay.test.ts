@@ -145,6 +145,32 @@ describe('fly-proxy HTTP/1.1 relay under hostile clients', () => {
     expect(seen.filter((line) => /cl-te|te-cl|two|smuggled|te-space|fold/.test(line))).toEqual([]);
   });
 
+  it('refuses what the machine would have to read its own way: CONNECT, a target that is no path, LF-only lines', async () => {
+    const refused = [
+      [
+        'CONNECT echo.fleet.test:80 HTTP/1.1\r\nHost: echo.fleet.test:80\r\n\r\n',
+        'CONNECT is not relayed',
+      ],
+      ['GET nopath HTTP/1.1\r\nHost: echo.fleet.test\r\n\r\n', 'nopath is not a path'],
+      ['GET * HTTP/1.1\r\nHost: echo.fleet.test\r\n\r\n', 'for OPTIONS only'],
+      // Its head never ends in CRLF CRLF: a 400 at once, not a 408 at the head timeout.
+      ['GET /lf HTTP/1.1\nHost: echo.fleet.test\n\n', 'LF alone'],
+    ];
+    for (const [request, why] of refused) {
+      const reply = await raw(url, request);
+      expect(reply, request).toMatch(/^HTTP\/1\.1 400 /);
+      expect(reply).toContain('PROXY_ERR_BAD_REQUEST');
+      expect(reply).toContain(why);
+    }
+    expect(seen.filter((line) => /nopath|CONNECT|\/lf|^GET \*/.test(line))).toEqual([]);
+    const options = await raw(
+      url,
+      'OPTIONS * HTTP/1.1\r\nHost: echo.fleet.test\r\nConnection: close\r\n\r\n',
+    );
+    expect(options).toMatch(/^HTTP\/1\.1 200 /);
+    expect(seen).toContain('OPTIONS *');
+  });
+
   it('never lets a client Connection header strip the framing of its body', async () => {
     const reply = await raw(
       url,

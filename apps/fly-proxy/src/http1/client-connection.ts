@@ -237,6 +237,9 @@ export class ClientConnection implements ExchangeClient {
           'PROXY_ERR_HEADERS_TOO_LARGE',
           `the request head is over ${headBytesMax} bytes`,
         );
+      } else if (bareLf(buffer, start)) {
+        // Its head would never end (no CRLF CRLF): told now, not after the head timeout.
+        this.refuse(400, 'PROXY_ERR_BAD_REQUEST', 'a request head line ends in LF alone, not CRLF');
       } else if (this.headStartedMs === 0 && buffer.length > start) {
         this.headStartedMs = Date.now();
       }
@@ -261,4 +264,12 @@ export class ClientConnection implements ExchangeClient {
     this.exchange = new Exchange(this, head);
     this.exchange.start(rest);
   }
+}
+
+/** Whether a line of the (incomplete) head from `start` on ends in an LF without its CR. */
+function bareLf(buffer: Buffer, start: number): boolean {
+  for (let lf = buffer.indexOf(10, start); lf >= 0; lf = buffer.indexOf(10, lf + 1)) {
+    if (lf === start || buffer[lf - 1] !== 13) return true;
+  }
+  return false;
 }

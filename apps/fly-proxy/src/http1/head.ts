@@ -69,6 +69,8 @@ export function parseRequestHead(text: string): RequestHead {
   const version = line.slice(second + 1);
   if (!tchar.test(method)) throw new HeadError(400, 'the request method is not a token');
   if (!targetChars.test(target)) throw new HeadError(400, 'the request target has bad characters');
+  const refused = refusedTarget(method, target);
+  if (refused !== undefined) throw new HeadError(400, refused);
   const minor = version === 'HTTP/1.1' ? 1 : version === 'HTTP/1.0' ? 0 : -1;
   if (minor < 0) throw new HeadError(400, `the protocol ${version} is not HTTP/1.0 or HTTP/1.1`);
   const head = parseFields(lineEnd < 0 ? '' : text.slice(lineEnd + 2), 400);
@@ -99,6 +101,21 @@ export function parseRequestHead(text: string): RequestHead {
         ? { kind: 'length', length: head.length }
         : { kind: 'none' },
   };
+}
+
+/**
+ * Why a request line's method and target cannot go to a machine (RFC 9112 §3.2), or undefined.
+ * A target is a path (origin form), an absolute URL (routed by its authority), or `*` for
+ * OPTIONS; anything else would reach the machine for it to read its own way. CONNECT (authority
+ * form) asks for a tunnel, which an edge does not open: it routes requests to apps, it is not a
+ * forward proxy. For HTTP/1.1 and HTTP/2 alike.
+ */
+export function refusedTarget(method: string, target: string): string | undefined {
+  if (method === 'CONNECT') return 'CONNECT is not relayed to machines';
+  if (target.charCodeAt(0) === 47 /* '/' */) return undefined;
+  if (target === '*') return method === 'OPTIONS' ? undefined : `* is a target for OPTIONS only`;
+  if (/^https?:\/\//i.test(target)) return undefined;
+  return `the request target ${target} is not a path, an absolute http(s) URL or * (OPTIONS)`;
 }
 
 /**

@@ -5,7 +5,7 @@ import { isHopByHop } from '../forward-headers.js';
 import { BodyFramer } from '../http1/body.js';
 import { Exchange } from '../http1/exchange.js';
 import type { ExchangeClient } from '../http1/exchange-client.js';
-import type { Framing, RequestHead, ResponseHead } from '../http1/head.js';
+import { type Framing, type RequestHead, type ResponseHead, refusedTarget } from '../http1/head.js';
 import type { Http1Relay } from '../http1/relay.js';
 import { watchedOf } from '../tls/guard.js';
 import { fieldSectionBytes } from './server-options.js';
@@ -270,9 +270,11 @@ function requestHeadOf(headers: IncomingHttpHeaders, ended: boolean): RequestHea
     if (ended) return 'a WebSocket CONNECT ended its stream: there is no tunnel to open';
   }
   const method = websocket ? 'GET' : (headers[':method'] ?? 'GET');
-  const target = headers[':path'];
-  if (method === 'CONNECT') return 'CONNECT is not relayed to machines';
+  // A CONNECT has no :path (RFC 9113 §8.5): refused below for what it is.
+  const target = headers[':path'] ?? (method === 'CONNECT' ? '' : undefined);
   if (target === undefined) return 'the request has no :path';
+  const refused = refusedTarget(method, target);
+  if (refused !== undefined) return refused;
   const list: [string, string][] = [];
   const hosts: string[] = [];
   let length = -1;
