@@ -145,6 +145,16 @@ describe('bad machine configs', () => {
     expect(await machines()).toEqual([]);
   });
 
+  it('refuses app names that are not Fly app names (flyd is reached by flaps, and by operators)', async () => {
+    for (const name of ['../x', 'Demo', '-a', 'a-', 'a_b', 'a'.repeat(64), '']) {
+      const answer = await call(api, 'POST', '/v1/machines', { app: name, config: hello });
+      expect(answer?.status, JSON.stringify(name)).toBe(400);
+      expect(answer?.body).toMatchObject({ code: 'BAD_REQUEST' });
+      expect(answer?.body.error).toMatch(/^app must be an app name of at most 63 lowercase/);
+    }
+    expect(await machines()).toEqual([]);
+  });
+
   // The schema cannot know the image: flyd refuses a file where the image has a folder, below a
   // file of the image, or through a link (which could lead out of the machine's root), and a
   // volume mounted over a folder of the image; a file of the image may be replaced.

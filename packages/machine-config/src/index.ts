@@ -18,6 +18,8 @@ export {
 } from './guest.js';
 export type { SchemaNode } from './rules.js';
 export {
+  appNamePattern,
+  appNameSchema,
   machineConfigSchema,
   machineNameSchema,
   restartPolicies,

@@ -39,6 +39,17 @@ export const schedules = ['hourly', 'daily', 'weekly', 'monthly'] as const;
 /** The longest grace period a stop may have (flyd's stop API has the same bound). */
 export const stopTimeoutSecondsMax = 600;
 
+/** Fly's app names: lowercase letters, digits and dashes, at most 63, no dash at either end. */
+export const appNamePattern = '^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$';
+
+/** An app's name wherever one is given: flaps' apps, flyd's machines and volumes, fly.toml. */
+export const appNameSchema: SchemaNode = {
+  type: 'string',
+  pattern: appNamePattern,
+  'x-rule':
+    'an app name of at most 63 lowercase letters, digits and dashes, not starting or ending with a dash',
+};
+
 /** Fly's machine names: a letter or digit, then letters, digits, `-` and `_`; at most 63. */
 export const machineNameSchema: SchemaNode = {
   type: 'string',

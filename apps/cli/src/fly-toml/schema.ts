@@ -2,6 +2,7 @@
  * Fly's fly.toml (fly.io/docs/reference/configuration), the keys Fleet reads, as a JSON schema.
  * Keys it does not know are warned about, never refused: a fly.toml written for Fly keeps working.
  */
+import { appNameSchema } from '@fleet/machine-config';
 
 const duration = {
   type: ['string', 'integer'],
@@ -73,11 +74,7 @@ export const flyTomlSchema = {
   type: 'object',
   required: ['app'],
   properties: {
-    app: {
-      type: 'string',
-      pattern: '^[a-z0-9][a-z0-9-]{0,62}$',
-      'x-rule': 'an app name of lowercase letters, digits and dashes',
-    },
+    app: appNameSchema,
     primary_region: { type: 'string', pattern: '^[a-z0-9]{2,16}$' },
     kill_signal: { type: 'string', pattern: '^(SIG)?[A-Z0-9]+$' },
     kill_timeout: duration,

@@ -1,11 +1,12 @@
 import type { FlydClient } from '@fleet/flyd-client';
+import { appNamePattern } from '@fleet/machine-config';
 import type { FastifyInstance } from 'fastify';
 import { destroyAppResources } from '../app-teardown.js';
 import { orgFor } from '../auth.js';
 import { flapsError } from '../errors.js';
 import type { AppRow, FleetState } from '../state.js';
 
-const appName = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+const appName = new RegExp(appNamePattern);
 
 function appView(app: AppRow) {
   return {

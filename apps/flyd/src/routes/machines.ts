@@ -1,5 +1,5 @@
 import { constants } from 'node:os';
-import { machineConfigSchema, machineNameSchema } from '@fleet/machine-config';
+import { appNameSchema, machineConfigSchema, machineNameSchema } from '@fleet/machine-config';
 import { longPolls } from '@fleet/service';
 import type { FastifyInstance } from 'fastify';
 import { configValidator, flydError } from '../errors.js';
@@ -34,7 +34,7 @@ const createSchema = {
     properties: {
       id: { type: 'string', pattern: '^[0-9a-f]{14}$', 'x-rule': 'a machine id (14 hex digits)' },
       name: machineNameSchema,
-      app: { type: 'string', minLength: 1, maxLength: 63 },
+      app: appNameSchema,
       region: { type: 'string', maxLength: 32 },
       config: machineConfigSchema,
       skip_launch: { type: 'boolean' },

@@ -1,5 +1,6 @@
+import { appNameSchema } from '@fleet/machine-config';
 import type { FastifyInstance } from 'fastify';
-import { flydError } from '../errors.js';
+import { configValidator, flydError } from '../errors.js';
 import type { MachineService } from '../machines/service.js';
 import {
   type CreateVolumeRequest,
@@ -21,7 +22,7 @@ const createSchema = {
     additionalProperties: false,
     properties: {
       id: { type: 'string', pattern: volumeId },
-      app: { type: 'string', minLength: 1, maxLength: 63 },
+      app: appNameSchema,
       name: { type: 'string', pattern: '^[a-z0-9_]{1,30}$' },
       size_gb: { type: 'integer', minimum: 1, maximum: 500 },
       encrypted: { type: 'boolean' },
@@ -45,7 +46,7 @@ export function volumeRoutes(
 
   app.post<{ Body: CreateVolumeRequest }>(
     '/v1/volumes',
-    { schema: createSchema },
+    { schema: createSchema, validatorCompiler: configValidator },
     async (request) => view(await volumes.create(request.body)),
   );
 
