@@ -146,7 +146,7 @@ describe('fly-proxy HTTP/1.1 relay under hostile clients', () => {
   });
 
   it('refuses what the machine would have to read its own way: CONNECT, a target that is no path, LF-only lines', async () => {
-    const refused = [
+    const refused: [request: string, why: string][] = [
       [
         'CONNECT echo.fleet.test:80 HTTP/1.1\r\nHost: echo.fleet.test:80\r\n\r\n',
         'CONNECT is not relayed',
