@@ -26,7 +26,7 @@ export const CorrosionErrors = {
   CORRO_ERR_UNAUTHORIZED: [401, 'the API token is missing or wrong'],
   CORRO_ERR_OVERLOADED: [
     503,
-    'every subscription slot is in use, or the route has its maximum of requests in flight',
+    "every subscription slot is in use, the route has its maximum of requests in flight, or every query process stayed busy past the query's time bound",
   ],
   CORRO_ERR_SCHEMA_REFUSED: [
     400,

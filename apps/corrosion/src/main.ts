@@ -17,6 +17,7 @@ import {
 import { runClientCommand } from './cli.js';
 import { backup, cluster, reload, restore, subscribe } from './cli-admin.js';
 import { SchemaError } from './errors.js';
+import { QueryProcesses } from './queries/query-processes.js';
 import { type ReplicationConfig, Replicator } from './replication/replicator.js';
 import { readSchema } from './schema.js';
 import { type Agent, createAgentServer } from './server.js';
@@ -128,6 +129,14 @@ export const agentSpec = {
     max: 3_600_000,
     description: 'time one /v1/queries answer may take reading rows; past it, an error event',
   },
+  'query-processes': {
+    type: 'number',
+    default: 2,
+    min: 1,
+    max: 64,
+    description:
+      '/v1/queries answered at once, each in a process of its own (started on demand, gone after a minute idle)',
+  },
   'probe-interval-ms': {
     type: 'number',
     default: 1000,
@@ -238,6 +247,15 @@ async function runAgent(argv: string[]): Promise<void> {
         (rows) => agent?.rowsChanged(rows),
       )
     : undefined;
+  const queries = new QueryProcesses(config.db, {
+    processesMax: config['query-processes'],
+    waitersMax: config['route-concurrency-max'],
+    limits: {
+      rowsMax: config['query-rows-max'],
+      bytesMax: config['query-bytes-max'],
+      timeMs: config['query-time-ms'],
+    },
+  });
   agent = createAgentServer({
     logger,
     metrics,
@@ -249,11 +267,7 @@ async function runAgent(argv: string[]): Promise<void> {
     historyMax: config['history-max'],
     subscriberBufferedBytesMax: config['subscriber-buffer-bytes-max'],
     heartbeatMs: config['subscription-heartbeat-ms'],
-    queryLimits: {
-      rowsMax: config['query-rows-max'],
-      bytesMax: config['query-bytes-max'],
-      timeMs: config['query-time-ms'],
-    },
+    queries,
     bodyLimitBytes: config['body-limit-bytes'],
     routeConcurrencyMax: config['route-concurrency-max'],
   });
@@ -267,6 +281,7 @@ async function runAgent(argv: string[]): Promise<void> {
     subscriptions.closeAll(() => undefined);
     app.server.closeAllConnections();
     await app.close();
+    await queries.close();
     await replicator?.stop();
     store.close();
     await metrics.shutdown();

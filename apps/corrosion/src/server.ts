@@ -8,10 +8,11 @@ import type { FastifyInstance } from 'fastify';
 import type { RowChange } from './crdt/crdt.js';
 import { corroError } from './errors.js';
 import { agentMetrics, watchReplication } from './metrics.js';
+import type { QueryProcesses } from './queries/query-processes.js';
 import type { ReplicationStats } from './replication/replicator.js';
 import { adminRoutes } from './routes/admin.js';
 import { healthRoutes } from './routes/health.js';
-import { type QueryLimits, queryRoutes } from './routes/queries.js';
+import { queryRoutes } from './routes/queries.js';
 import { subscriptionRoutes } from './routes/subscriptions.js';
 import { transactionRoutes } from './routes/transactions.js';
 import { updateRoutes } from './routes/updates.js';
@@ -38,8 +39,8 @@ export interface AgentOptions {
   subscriberBufferedBytesMax: number;
   /** Idle subscription and updates streams get an empty line this often. */
   heartbeatMs: number;
-  /** Bounds of one `/v1/queries` answer. */
-  queryLimits: QueryLimits;
+  /** Where `/v1/queries` run (processes of their own, bounded in rows, bytes and time). */
+  queries: QueryProcesses;
   bodyLimitBytes: number;
   /** Requests in flight per route at most; past it, 503. */
   routeConcurrencyMax: number;
@@ -78,7 +79,7 @@ export function createAgentServer(options: AgentOptions): Agent {
     rowsChanged(outcome.rows);
     options.replication?.committed(outcome);
   });
-  queryRoutes(app, store, meters, options.queryLimits);
+  queryRoutes(app, store, meters, options.queries);
   const streams = {
     bufferedBytesMax: options.subscriberBufferedBytesMax,
     heartbeatMs: options.heartbeatMs,
