@@ -77,7 +77,23 @@ describe('fleet launch and fleet deploy', () => {
     expect(await flaps.getApp(app)).toBeDefined();
     const again = await run(['launch', '--name', app]);
     expect(again.code).toBe(2);
-    expect(again.stderr).toMatch(/fly.toml exists/);
+    expect(again.stderr).toMatch(/fly.toml exists: .*--copy-config/);
+    // As Fly's `launch --copy-config`: a new app from a fly.toml, renamed by --name, the rest kept.
+    const copy = mkdtempSync(join(home, 'copy-'));
+    const original = readFileSync(join(project, 'fly.toml'), 'utf8');
+    writeFileSync(join(copy, 'fly.toml'), original);
+    const copied = await run(
+      ['launch', '--copy-config', '--name', 'deploy-copy', '--no-deploy'],
+      copy,
+    );
+    expect(copied.code, copied.stderr).toBe(0);
+    const written = readFileSync(join(copy, 'fly.toml'), 'utf8');
+    expect(written).toBe(original.replace("app = 'deploy-app'", 'app = "deploy-copy"'));
+    expect(await flaps.getApp('deploy-copy')).toBeDefined();
+    const nothing = mkdtempSync(join(home, 'empty-'));
+    const missing = await run(['launch', '--copy-config', '--no-deploy'], nothing);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/--copy-config: .*fly.toml does not exist/);
   });
 
   it('deploys a first release: two machines, started and healthy, served through the proxy', async () => {

@@ -1,4 +1,4 @@
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { Command } from 'commander';
 import { CliError, exitCodes } from '../errors.js';
@@ -15,6 +15,7 @@ interface LaunchOptions {
   region?: string;
   internalPort: string;
   deploy: boolean;
+  copyConfig?: boolean;
 }
 
 /** The fly.toml `fleet launch` writes: an HTTP service on 80/443 to the internal port. */
@@ -48,20 +49,50 @@ export function launchCommand(): Command {
     .option('-r, --region <code>', 'the primary region')
     .option('--internal-port <port>', 'the port the app listens on', '8080')
     .option('--no-deploy', 'write fly.toml and create the app only')
+    .option(
+      '--copy-config',
+      "launch a new app from this directory's fly.toml (its app renamed by --name) instead of writing one",
+    )
     .action(async (options: LaunchOptions, command: Command) => {
       const flags = flagsOf(command);
       const file = join(process.cwd(), 'fly.toml');
-      if (existsSync(file))
-        throw new CliError(`${file} exists: deploy it with \`fleet deploy\``, exitCodes.usage);
-      const port = Number(options.internalPort);
-      if (!Number.isInteger(port) || port < 1 || port > 65_535)
-        throw new CliError('--internal-port must be a port number', exitCodes.usage);
-      const app = (options.name ?? basename(process.cwd())).toLowerCase();
-      const text = flyToml({ app, image: options.image, region: options.region, port });
-      checkFlyToml(text, file); // a bad --name is said here, before anything is made
+      const existing = existsSync(file);
+      if (existing && !options.copyConfig)
+        throw new CliError(
+          `${file} exists: deploy it with \`fleet deploy\`, or launch a new app from it with \`fleet launch --copy-config [--name APP]\``,
+          exitCodes.usage,
+        );
+      if (!existing && options.copyConfig)
+        throw new CliError(`--copy-config: ${file} does not exist`, exitCodes.usage);
+      const text = existing ? copiedFlyToml(file, options.name) : newFlyToml(options);
+      // A bad --name or a bad file is said here, before anything is made.
+      const { app } = checkFlyToml(text, file).config;
       await client(flags).createApp(app, options.org);
       writeFileSync(file, text);
-      say(`created app ${app}, wrote ${file}`);
+      say(`created app ${app}, ${existing ? 'its config from' : 'wrote'} ${file}`);
       if (options.deploy) await runDeploy({ config: file, ha: true }, flags);
     });
+}
+
+function newFlyToml(options: LaunchOptions): string {
+  const port = Number(options.internalPort);
+  if (!Number.isInteger(port) || port < 1 || port > 65_535)
+    throw new CliError('--internal-port must be a port number', exitCodes.usage);
+  const app = (options.name ?? basename(process.cwd())).toLowerCase();
+  return flyToml({ app, image: options.image, region: options.region, port });
+}
+
+/** The fly.toml at `file`, as it is or with its top-level `app` set to `name` (added if none). */
+function copiedFlyToml(file: string, name: string | undefined): string {
+  const source = readFileSync(file, 'utf8');
+  if (name === undefined) return source;
+  const line = `app = ${JSON.stringify(name.toLowerCase())}`;
+  const appLine = /^app\s*=.*$/m;
+  // Only a line before the first table is the top-level key.
+  const table = source.search(/^\s*\[/m);
+  const found = appLine.exec(source);
+  if (found !== null && (table < 0 || found.index < table)) {
+    return `${source.slice(0, found.index)}${line}${source.slice(found.index + found[0].length)}`;
+  }
+  return `${line}\n${source}`;
 }
