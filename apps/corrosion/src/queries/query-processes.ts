@@ -69,11 +69,6 @@ export class QueryProcesses {
     );
   }
 
-  /** Processes running now (busy or idle). */
-  get size(): number {
-    return this.#runners.size;
-  }
-
   /**
    * Runs `sql` in a query process; `open()` starts the answer once one is free (a wait past the
    * time bound, or past `waitersMax` waiters, is a 503 before anything is sent). Resolves with how
