@@ -51,6 +51,14 @@ export async function post(url: string, body: unknown, token?: string): Promise<
   });
 }
 
+/** Every NDJSON event of a whole answer (one that ends). */
+export async function ndjson(response: Response): Promise<Record<string, unknown>[]> {
+  return (await response.text())
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
 /** Reads NDJSON lines from a streaming response until `count` lines have arrived. */
 export async function readLines(response: Response, count: number): Promise<unknown[]> {
   const reader = present(response.body, 'the response body').getReader();

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { ServerProcess } from '@fleet/service';
 import { present } from '@fleet/service/invariant';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { post, startAgent, tempDir } from './agent.js';
+import { ndjson, post, startAgent, tempDir } from './agent.js';
 
 const schema = `
 CREATE TABLE notes (id TEXT NOT NULL PRIMARY KEY, body TEXT NOT NULL DEFAULT '');
@@ -27,12 +27,10 @@ describe('what a transaction may write', () => {
   });
 
   const transact = (statements: unknown[]) => post(`${url}/v1/transactions`, statements);
-  const query = async (sql: string) => {
-    const lines = (await (await post(`${url}/v1/queries`, sql)).text()).trim().split('\n');
-    return lines
-      .map((line) => JSON.parse(line) as { row?: [number, unknown[]] })
-      .flatMap((line) => (line.row ? [line.row[1]] : []));
-  };
+  const query = async (sql: string) =>
+    (await ndjson(await post(`${url}/v1/queries`, sql))).flatMap((event) =>
+      Array.isArray(event.row) ? [event.row[1]] : [],
+    );
 
   it('refuses schema changes, internal tables, pragmas, attached files and transaction control', async () => {
     const attached = join(dir, 'attached.db');

@@ -4,18 +4,12 @@ import { CorrosionClient } from '@fleet/corrosion-client';
 import type { ServerProcess } from '@fleet/service';
 import { present } from '@fleet/service/invariant';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { post, startAgent, tempDir } from './agent.js';
+import { ndjson, post, startAgent, tempDir } from './agent.js';
 
 /** A read-only query of `count` generated rows, each `width` characters wide. */
 const generated = (count: number, width = 10) =>
   `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n LIMIT ${count})
    SELECT i, printf('%.${width}c', 'x') FROM n`;
-
-const lines = async (response: Response) =>
-  (await response.text())
-    .trim()
-    .split('\n')
-    .map((line) => JSON.parse(line) as Record<string, unknown>);
 
 // /v1/queries streams from the statement and bounds each answer in rows and bytes: past a bound
 // the stream ends with Corrosion's error event naming it, and a client that leaves mid-stream
@@ -37,13 +31,13 @@ describe('query bounds', () => {
   });
 
   it('answers a result within the bounds whole, ending with eoq', async () => {
-    const events = await lines(await post(`${url}/v1/queries`, generated(999)));
+    const events = await ndjson(await post(`${url}/v1/queries`, generated(999)));
     expect(events).toHaveLength(1 + 999 + 1);
     expect(events.at(-1)).toHaveProperty('eoq');
   });
 
   it('ends a result past the row bound with an error naming it', async () => {
-    const events = await lines(await post(`${url}/v1/queries`, generated(5_000)));
+    const events = await ndjson(await post(`${url}/v1/queries`, generated(5_000)));
     expect(events).toHaveLength(1 + 1000 + 1);
     expect(events.at(-1)).toEqual({
       error: expect.stringMatching(/after 1000 rows: more than 1000 rows \(--query-rows-max\)/),
@@ -51,7 +45,7 @@ describe('query bounds', () => {
   });
 
   it('ends a result past the byte bound with an error naming it', async () => {
-    const events = await lines(await post(`${url}/v1/queries`, generated(900, 500)));
+    const events = await ndjson(await post(`${url}/v1/queries`, generated(900, 500)));
     expect(events.length).toBeLessThan(1 + 900 + 1);
     expect(events.at(-1)).toEqual({
       error: expect.stringMatching(/more than 100000 bytes \(--query-bytes-max\)/),
@@ -65,7 +59,7 @@ describe('query bounds', () => {
       await reader.read();
       await reader.cancel(); // the client leaves with most of the answer unread
     }
-    const events = await lines(await post(`${url}/v1/queries`, generated(10)));
+    const events = await ndjson(await post(`${url}/v1/queries`, generated(10)));
     expect(events.at(-1)).toHaveProperty('eoq');
     const metrics = await (await fetch(`${url}/metrics`)).text();
     expect(metrics).toMatch(/corro_queries_total\{[^}]*outcome="ok"/);

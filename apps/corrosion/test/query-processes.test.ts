@@ -2,16 +2,10 @@ import { join } from 'node:path';
 import type { ServerProcess } from '@fleet/service';
 import { present } from '@fleet/service/invariant';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { post, startAgent, tempDir } from './agent.js';
+import { ndjson, post, startAgent, tempDir } from './agent.js';
 
 const endless =
   'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c';
-
-const lines = async (response: Response) =>
-  (await response.text())
-    .trim()
-    .split('\n')
-    .map((line) => JSON.parse(line) as Record<string, unknown>);
 
 // SQLite cannot be interrupted from JavaScript: a query run on the agent's own connection held
 // its event loop — writes, replication, health — until it ended, and one that never ends for
@@ -31,7 +25,7 @@ describe('queries in processes of their own', () => {
   it('cuts a query that never ends at its time bound, while the agent goes on writing, answering and reading', async () => {
     const order: string[] = [];
     const stuck = post(`${url}/v1/queries`, endless)
-      .then(lines)
+      .then(ndjson)
       .then((events) => {
         order.push('endless query');
         return events;
@@ -43,7 +37,7 @@ describe('queries in processes of their own', () => {
     order.push('write');
     expect((await fetch(`${url}/v1/health`)).status).toBe(200);
     order.push('health');
-    const read = await lines(
+    const read = await ndjson(
       await post(`${url}/v1/queries`, "SELECT name FROM apps WHERE name = 'meanwhile'"),
     );
     expect(read).toEqual([
@@ -60,7 +54,7 @@ describe('queries in processes of their own', () => {
   });
 
   it('stops a long query that yields rows by itself at the bound, and answers the next one', async () => {
-    const rows = await lines(
+    const rows = await ndjson(
       await post(
         `${url}/v1/queries`,
         'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c WHERE x % 1000 = 0',
@@ -69,7 +63,7 @@ describe('queries in processes of their own', () => {
     expect(rows.at(-1)).toEqual({
       error: expect.stringMatching(/^query stopped after \d+ rows: longer than 2000 ms/),
     });
-    const next = await lines(await post(`${url}/v1/queries`, 'SELECT count(*) FROM apps'));
+    const next = await ndjson(await post(`${url}/v1/queries`, 'SELECT count(*) FROM apps'));
     expect(next.at(-1)).toHaveProperty('eoq');
   });
 });
