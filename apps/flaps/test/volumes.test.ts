@@ -112,6 +112,21 @@ describe('flaps volumes and migrate', () => {
     const shrink = await call('PUT', `/v1/apps/vols/volumes/${volumeId}/extend`, { size_gb: 2 });
     expect(shrink).toMatchObject({ status: 400, body: { code: 'FLYD_ERR_VOLUME_SHRINK' } });
     expect((await call('GET', '/v1/apps/vols/volumes')).body).toMatchObject([{ size_gb: 3 }]);
+    // A bad name is told by its rule (it was "name must be a string" for a string).
+    const badName = await call('POST', '/v1/apps/vols/volumes', {
+      name: 'Bad Name',
+      region: 'ams',
+    });
+    expect(badName).toMatchObject({
+      status: 400,
+      body: {
+        code: 'BAD_REQUEST',
+        error: expect.stringContaining(
+          'name must be a volume name of 1 to 30 lowercase letters, digits and underscores',
+        ),
+      },
+    });
+    expect((await call('GET', '/v1/apps/vols/volumes')).body).toHaveLength(1);
   });
 
   it("places a machine that mounts a volume on the volume's worker, and refuses a wrong one", async () => {

@@ -23,8 +23,11 @@ export {
   machineConfigSchema,
   machineNameSchema,
   restartPolicies,
+  snapshotIdSchema,
   stopSignals,
   stopTimeoutSecondsMax,
+  volumeIdSchema,
+  volumeNameSchema,
 } from './schema.js';
 export { checkSchema, checksSchema, portHandlers, serviceSchema } from './services.js';
 export {

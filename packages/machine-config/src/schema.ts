@@ -50,6 +50,27 @@ export const appNameSchema: SchemaNode = {
     'an app name of at most 63 lowercase letters, digits and dashes, not starting or ending with a dash',
 };
 
+/** A volume's id, as Fly's: `vol_` and 16 lowercase letters and digits. */
+export const volumeIdSchema: SchemaNode = {
+  type: 'string',
+  pattern: '^vol_[0-9a-z]{16}$',
+  'x-rule': 'a volume id like vol_0123456789abcdef',
+};
+
+/** A volume snapshot's id: `vs_` and 16 lowercase letters and digits. */
+export const snapshotIdSchema: SchemaNode = {
+  type: 'string',
+  pattern: '^vs_[0-9a-z]{16}$',
+  'x-rule': 'a snapshot id like vs_0123456789abcdef',
+};
+
+/** A volume's name, as Fly's: lowercase letters, digits and underscores, at most 30. */
+export const volumeNameSchema: SchemaNode = {
+  type: 'string',
+  pattern: '^[a-z0-9_]{1,30}$',
+  'x-rule': 'a volume name of 1 to 30 lowercase letters, digits and underscores',
+};
+
 /** Fly's machine names: a letter or digit, then letters, digits, `-` and `_`; at most 63. */
 export const machineNameSchema: SchemaNode = {
   type: 'string',
@@ -96,11 +117,7 @@ const fileSchema: SchemaNode = object(
 
 const mountSchema: SchemaNode = object(
   {
-    volume: {
-      type: 'string',
-      pattern: '^vol_[0-9a-z]{16}$',
-      'x-rule': 'a volume id like vol_0123456789abcdef',
-    },
+    volume: volumeIdSchema,
     path: folderPath,
     name: text(64),
     size_gb: integer(1, 500),

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  appNameSchema,
   checkMachineConfig,
   compileCheck,
   guestOf,
@@ -9,6 +10,9 @@ import {
   memoryMbMax,
   memoryMbMin,
   type SchemaNode,
+  snapshotIdSchema,
+  volumeIdSchema,
+  volumeNameSchema,
 } from '../src/index.js';
 
 /** The problem with a config, as the validator says it; undefined when it passes. */
@@ -435,6 +439,10 @@ describe('every pattern has its rule in words', () => {
     };
     walk(machineConfigSchema, '#');
     walk(machineNameSchema, '#name');
+    walk(appNameSchema, '#app');
+    walk(volumeNameSchema, '#volume-name');
+    walk(volumeIdSchema, '#volume-id');
+    walk(snapshotIdSchema, '#snapshot-id');
     expect(missing).toEqual([]);
   });
 });

@@ -1,5 +1,11 @@
 import type { FlydClient } from '@fleet/flyd-client';
-import { guestOf, guestSchema } from '@fleet/machine-config';
+import {
+  guestOf,
+  guestSchema,
+  snapshotIdSchema,
+  volumeIdSchema,
+  volumeNameSchema,
+} from '@fleet/machine-config';
 import type { FastifyInstance } from 'fastify';
 import { configValidator, flapsError } from '../errors.js';
 import { placeMachine, type WorkerHost } from '../placement.js';
@@ -51,10 +57,10 @@ interface CreateVolumeBody {
   compute?: Record<string, unknown> | null;
 }
 
-const volumeIdPattern = '^vol_[a-z0-9]{16}$';
 const params = {
   type: 'object',
-  properties: { app: { type: 'string' }, id: { type: 'string', pattern: volumeIdPattern } },
+  // Params go through fastify's own validator, which knows no `x-rule`: the pattern alone.
+  properties: { app: { type: 'string' }, id: { type: 'string', pattern: volumeIdSchema.pattern } },
 };
 
 const createSchema = {
@@ -63,14 +69,14 @@ const createSchema = {
     type: 'object',
     required: ['name'],
     properties: {
-      name: { type: 'string', pattern: '^[a-z0-9_]{1,30}$' },
+      name: volumeNameSchema,
       region: { type: 'string', maxLength: 200 },
       size_gb: { type: ['integer', 'null'], minimum: 1, maximum: 500 },
       encrypted: { type: ['boolean', 'null'] },
       snapshot_retention: { type: ['integer', 'null'], minimum: 1, maximum: 60 },
       auto_backup_enabled: { type: ['boolean', 'null'] },
-      snapshot_id: { type: ['string', 'null'], pattern: '^vs_[a-z0-9]{16}$' },
-      source_volume_id: { type: ['string', 'null'], pattern: volumeIdPattern },
+      snapshot_id: { ...snapshotIdSchema, type: ['string', 'null'] },
+      source_volume_id: { ...volumeIdSchema, type: ['string', 'null'] },
       require_unique_zone: { type: ['boolean', 'null'] },
       machines_only: { type: ['boolean', 'null'] },
       fstype: { type: ['string', 'null'] },

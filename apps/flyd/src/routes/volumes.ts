@@ -1,4 +1,9 @@
-import { appNameSchema } from '@fleet/machine-config';
+import {
+  appNameSchema,
+  snapshotIdSchema,
+  volumeIdSchema,
+  volumeNameSchema,
+} from '@fleet/machine-config';
 import type { FastifyInstance } from 'fastify';
 import { configValidator, flydError } from '../errors.js';
 import type { MachineService } from '../machines/service.js';
@@ -9,10 +14,10 @@ import {
 } from '../volumes/service.js';
 import type { VolumeRecord } from '../volumes/volume-store.js';
 
-const volumeId = '^vol_[a-z0-9]{16}$';
+// Params go through fastify's own validator, which knows no `x-rule`: the pattern alone.
 const idParams = {
   type: 'object',
-  properties: { id: { type: 'string', pattern: volumeId } },
+  properties: { id: { type: 'string', pattern: volumeIdSchema.pattern } },
 };
 
 const createSchema = {
@@ -21,15 +26,15 @@ const createSchema = {
     required: ['app', 'name'],
     additionalProperties: false,
     properties: {
-      id: { type: 'string', pattern: volumeId },
+      id: volumeIdSchema,
       app: appNameSchema,
-      name: { type: 'string', pattern: '^[a-z0-9_]{1,30}$' },
+      name: volumeNameSchema,
       size_gb: { type: 'integer', minimum: 1, maximum: 500 },
       encrypted: { type: 'boolean' },
       snapshot_retention: { type: 'integer', minimum: 1, maximum: 60 },
       auto_backup_enabled: { type: 'boolean' },
-      snapshot_id: { type: 'string', pattern: '^vs_[a-z0-9]{16}$' },
-      source_volume_id: { type: 'string', pattern: volumeId },
+      snapshot_id: snapshotIdSchema,
+      source_volume_id: volumeIdSchema,
     },
   },
 };
