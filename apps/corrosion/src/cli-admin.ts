@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { lockState, parseConfig, UsageError } from '@fleet/service';
 import { apiSpec } from './cli.js';
 import { restoreBackup } from './restore.js';
@@ -86,7 +87,8 @@ export async function backup(argv: string[]): Promise<void> {
     argv,
   );
   if (!config) return;
-  const response = await call(config, 'POST', '/v1/backup', { path: config.path });
+  // The agent takes absolute paths only: a relative one means this shell's directory.
+  const response = await call(config, 'POST', '/v1/backup', { path: resolve(config.path) });
   if (response) process.stdout.write(`${await response.text()}\n`);
 }
 

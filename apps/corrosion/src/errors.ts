@@ -28,6 +28,10 @@ export const CorrosionErrors = {
     503,
     "every subscription slot is in use, the route has its maximum of requests in flight, or every query process stayed busy past the query's time bound",
   ],
+  CORRO_ERR_BACKUP: [
+    400,
+    "a backup path that is not absolute, names a file that exists (the agent's own database among them), or cannot be written",
+  ],
   CORRO_ERR_SCHEMA_REFUSED: [
     400,
     'a schema reload breaks the rules or asks for a destructive change; nothing was applied',

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ServerProcess } from '@fleet/service';
 import { present } from '@fleet/service/invariant';
@@ -8,8 +9,10 @@ describe('corrosion API: updates, table stats, subscriptions details, limits', (
   let agent: ServerProcess;
   let api: string;
 
+  const databasePath = join(tempDir(), 'state.db');
+
   beforeAll(async () => {
-    agent = await startAgent(join(tempDir(), 'state.db'), ['--route-concurrency-max', '4']);
+    agent = await startAgent(databasePath, ['--route-concurrency-max', '4']);
     api = present(agent.urls.api, "the agent's API url");
   });
   afterAll(async () => {
@@ -31,6 +34,33 @@ describe('corrosion API: updates, table stats, subscriptions details, limits', (
     const unknown = await fetch(`${api}/v1/updates/nope`, { method: 'POST' });
     expect(unknown.status).toBe(400);
     expect(await unknown.json()).toMatchObject({ code: 'CORRO_ERR_BAD_STATEMENT' });
+  });
+
+  it("backs up to a new file by absolute path only: never over a file, the agent's database among them", async () => {
+    const dir = tempDir();
+    const backup = (path: string) => post(`${api}/v1/backup`, { path });
+    const written = await backup(join(dir, 'copy.db'));
+    expect(written.status).toBe(200);
+    expect(existsSync(join(dir, 'copy.db'))).toBe(true);
+    const refused = [
+      ['copy-here.db', 'is not absolute'],
+      [join(dir, 'copy.db'), 'exists: a backup goes to a new file'],
+      [databasePath, 'exists: a backup goes to a new file'],
+      [join(dir, 'no', 'such', 'dir.db'), 'cannot write a backup to'],
+    ];
+    for (const [path, why] of refused) {
+      const answer = await backup(path as string);
+      expect(answer.status, path).toBe(400);
+      expect(await answer.json()).toMatchObject({
+        code: 'CORRO_ERR_BACKUP',
+        error: expect.stringContaining(why as string),
+      });
+    }
+    expect(existsSync(join(dir, 'no'))).toBe(false);
+    // The agent's own database is untouched and serving.
+    expect(
+      (await post(`${api}/v1/transactions`, ["INSERT INTO apps (name) VALUES ('b')"])).status,
+    ).toBe(200);
   });
 
   it('counts rows in Corrosion shape and names the tables it does not know', async () => {
