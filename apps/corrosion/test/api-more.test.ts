@@ -73,6 +73,8 @@ describe('corrosion API: updates, table stats, subscriptions details, limits', (
   it('skip_rows starts with the end of query; the same query gets the same id', async () => {
     await post(`${api}/v1/transactions`, ["INSERT INTO machines (id, app) VALUES ('s1', 'skip')"]);
     const sql = "SELECT id FROM machines WHERE app = 'skip'";
+    const unclear = await post(`${api}/v1/subscriptions?skip_rows=maybe`, sql);
+    expect(unclear.status).toBe(400); // not a quiet `false`
     const first = await post(`${api}/v1/subscriptions?skip_rows=true`, sql);
     const lines = await readLines(first, 2);
     expect(lines[0]).toEqual({ columns: ['id'] });

@@ -128,6 +128,8 @@ describe('flaps', () => {
     expect((await call('GET', '/v1/apps/shop/machines?include_deleted=true')).body).toMatchObject([
       { id, state: 'destroyed' },
     ]);
+    // Not a quiet `false`.
+    expect((await call('GET', '/v1/apps/shop/machines?include_deleted=maybe')).status).toBe(400);
   });
 
   it('guards a machine with a lease: only the nonce holder may change it', async () => {

@@ -51,6 +51,12 @@ export function subscriptionRoutes(
   // changes after `from`, not every row again); without one, 400.
   app.post<{ Querystring: { skip_rows?: string; from?: string } }>(
     '/v1/subscriptions',
+    // `skip_rows` is `true` or `false` (anything else is a 400, not a quiet `false`).
+    {
+      schema: {
+        querystring: { type: 'object', properties: { skip_rows: { enum: ['true', 'false'] } } },
+      },
+    },
     async (request, reply) => {
       const statement = bindStatement(request.body);
       const from = changeId(request.query.from);

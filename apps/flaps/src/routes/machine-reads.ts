@@ -92,21 +92,33 @@ export function machineReadRoutes(
   app.get<{
     Params: { app: string };
     Querystring: { region?: string; state?: string; include_deleted?: string };
-  }>('/v1/apps/:app/machines', async (request) => {
-    const { region, state: wanted, include_deleted } = request.query;
-    const [rows, checks] = await Promise.all([
-      state.machines(request.params.app, {
-        region,
-        state: wanted,
-        includeDeleted: include_deleted === 'true',
-      }),
-      state.checks(request.params.app),
-    ]);
-    const events = await recentEvents(state, flyd, request.params.app, rows);
-    return rows.map((row) =>
-      listedMachine(row, checks.get(row.id) ?? [], events.get(row.id) ?? []),
-    );
-  });
+  }>(
+    '/v1/apps/:app/machines',
+    // `include_deleted` is `true` or `false` (anything else is a 400, not a quiet `false`).
+    {
+      schema: {
+        querystring: {
+          type: 'object',
+          properties: { include_deleted: { enum: ['true', 'false'] } },
+        },
+      },
+    },
+    async (request) => {
+      const { region, state: wanted, include_deleted } = request.query;
+      const [rows, checks] = await Promise.all([
+        state.machines(request.params.app, {
+          region,
+          state: wanted,
+          includeDeleted: include_deleted === 'true',
+        }),
+        state.checks(request.params.app),
+      ]);
+      const events = await recentEvents(state, flyd, request.params.app, rows);
+      return rows.map((row) =>
+        listedMachine(row, checks.get(row.id) ?? [], events.get(row.id) ?? []),
+      );
+    },
+  );
 
   app.get<{ Params: { app: string; id: string } }>(
     '/v1/apps/:app/machines/:id/events',
