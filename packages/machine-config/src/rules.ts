@@ -21,6 +21,11 @@ export function text(maxLength: number, extra: SchemaNode = {}): SchemaNode {
   };
 }
 
+/** A string of the form `pattern`, said in words by `rule`. */
+export function matching(pattern: string, rule: string): SchemaNode {
+  return { type: 'string', pattern, 'x-rule': rule };
+}
+
 /** A whole number in `[minimum, maximum]`. */
 export function integer(minimum: number, maximum: number, extra: SchemaNode = {}): SchemaNode {
   return { type: 'integer', minimum, maximum, ...extra };

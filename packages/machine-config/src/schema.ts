@@ -6,6 +6,7 @@ import {
   folderPath,
   integer,
   map,
+  matching,
   object,
   type SchemaNode,
   text,
@@ -43,33 +44,28 @@ export const stopTimeoutSecondsMax = 600;
 export const appNamePattern = '^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$';
 
 /** An app's name wherever one is given: flaps' apps, flyd's machines and volumes, fly.toml. */
-export const appNameSchema: SchemaNode = {
-  type: 'string',
-  pattern: appNamePattern,
-  'x-rule':
-    'an app name of at most 63 lowercase letters, digits and dashes, not starting or ending with a dash',
-};
+export const appNameSchema = matching(
+  appNamePattern,
+  'an app name of at most 63 lowercase letters, digits and dashes, not starting or ending with a dash',
+);
 
 /** A volume's id, as Fly's: `vol_` and 16 lowercase letters and digits. */
-export const volumeIdSchema: SchemaNode = {
-  type: 'string',
-  pattern: '^vol_[0-9a-z]{16}$',
-  'x-rule': 'a volume id like vol_0123456789abcdef',
-};
+export const volumeIdSchema = matching(
+  '^vol_[0-9a-z]{16}$',
+  'a volume id like vol_0123456789abcdef',
+);
 
 /** A volume snapshot's id: `vs_` and 16 lowercase letters and digits. */
-export const snapshotIdSchema: SchemaNode = {
-  type: 'string',
-  pattern: '^vs_[0-9a-z]{16}$',
-  'x-rule': 'a snapshot id like vs_0123456789abcdef',
-};
+export const snapshotIdSchema = matching(
+  '^vs_[0-9a-z]{16}$',
+  'a snapshot id like vs_0123456789abcdef',
+);
 
 /** A volume's name, as Fly's: lowercase letters, digits and underscores, at most 30. */
-export const volumeNameSchema: SchemaNode = {
-  type: 'string',
-  pattern: '^[a-z0-9_]{1,30}$',
-  'x-rule': 'a volume name of 1 to 30 lowercase letters, digits and underscores',
-};
+export const volumeNameSchema = matching(
+  '^[a-z0-9_]{1,30}$',
+  'a volume name of 1 to 30 lowercase letters, digits and underscores',
+);
 
 /** Fly's machine names: a letter or digit, then letters, digits, `-` and `_`; at most 63. */
 export const machineNameSchema: SchemaNode = {
