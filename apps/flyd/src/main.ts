@@ -34,6 +34,7 @@ import { MachineService } from './machines/service.js';
 import { observeInventory } from './metrics.js';
 import { Publisher } from './publishing/publisher.js';
 import { Cgroups } from './runtime/cgroups.js';
+import { MachineUsers, shieldDataDir } from './runtime/machine-users.js';
 import { ProcessRuntime } from './runtime/process-runtime.js';
 import { createFlydServer } from './server.js';
 import { VolumeService } from './volumes/service.js';
@@ -139,6 +140,12 @@ const spec = {
     description:
       "'cgroups': each machine's guest memory and CPUs enforced by a cgroup where the host lets flyd create them; 'off': not enforced",
   },
+  'machine-users': {
+    type: 'string',
+    default: 'auto',
+    description:
+      "each machine runs as a user of its own, a uid from this range (like 300000-365535); 'auto': that range when flyd runs as root and other users can reach --data-dir, else flyd's own user (with a warning); 'off': flyd's own user",
+  },
   'log-write-timeout-ms': {
     type: 'number',
     default: 2_000,
@@ -215,8 +222,12 @@ runMain(async () => {
     );
   const metrics = startMetrics('flyd');
   const tracing = startTracing('flyd');
-  mkdirSync(join(config['data-dir'], 'machines'), { recursive: true });
+  for (const dir of ['machines', 'roots', 'images'])
+    mkdirSync(join(config['data-dir'], dir), { recursive: true });
   const db = openDatabase(join(config['data-dir'], 'flyd.db'));
+  const users = MachineUsers.configure(db, config['machine-users'], config['data-dir']);
+  if ('off' in users && config['machine-users'] === 'auto')
+    logger.warn(`machines run as flyd's own user: ${users.off}`);
   const store = new MachineStore(db, config['history-max']);
   const engine = new FsmEngine(db, logger, { historyMax: config['history-max'] });
   const corrosion = new CorrosionClient({
@@ -240,6 +251,7 @@ runMain(async () => {
     logs,
     sink,
     config['machine-limits'] === 'cgroups' ? Cgroups.detect() : undefined,
+    'users' in users ? users.users : undefined,
   );
   if (config['machine-limits'] === 'cgroups' && !runtime.enforcesLimits)
     logger.warn('cannot create cgroups here: machine memory and CPU limits are not enforced');
@@ -248,6 +260,7 @@ runMain(async () => {
     hostId: config['host-id'],
     region: config.region,
   });
+  if ('users' in users) shieldDataDir(config['data-dir']); // after every folder of it is made
   const imageCache = new ImageCache({
     dir: join(config['data-dir'], 'images'),
     flapsUrl: config['flaps-url'],

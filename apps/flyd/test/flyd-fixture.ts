@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,7 +29,9 @@ export const flydToken = 't';
  * stops what it started and removes the directory, also when a test failed half-way.
  */
 export class FlydFixture {
-  readonly dir = mkdtempSync(join(tmpdir(), 'fleet-crash-'));
+  // Passable by other users (not listable): its flyd runs machines as users of their own when
+  // it is root, and they reach their roots and volumes by absolute paths through it.
+  readonly dir = passable(mkdtempSync(join(tmpdir(), 'fleet-crash-')));
   corrosion!: ServerProcess;
   flyd: ServerProcess | undefined;
 
@@ -151,6 +153,11 @@ export class FlydFixture {
       rmSync(this.dir, { recursive: true, force: true });
     }
   }
+}
+
+function passable(dir: string): string {
+  chmodSync(dir, 0o711);
+  return dir;
 }
 
 /** One call to flyd's API; `undefined` when the server died under it (that may be the point). */

@@ -36,8 +36,8 @@ describe('a machine root', () => {
     await started(id);
     expect((await exec(id, 'cat etc/app/greeting.txt')).stdout).toBe('hello from config');
     expect((await exec(id, 'stat -c %a etc/app/greeting.txt')).stdout.trim()).toBe('600');
-    expect((await exec(id, 'pwd')).stdout.trim()).toMatch(new RegExp(`/machines/${id}/root$`));
-    expect((await exec(id, 'echo "$HOME"')).stdout.trim()).toMatch(/\/root$/);
+    expect((await exec(id, 'pwd')).stdout.trim()).toMatch(new RegExp(`/roots/${id}$`));
+    expect((await exec(id, 'echo "$HOME"')).stdout.trim()).toMatch(new RegExp(`/roots/${id}$`));
     expect((await exec(id, 'ls')).stdout).toContain('server.mjs');
     await exec(id, 'echo scratch > scratch.txt');
     expect((await exec(id, 'ls')).stdout).toContain('scratch.txt');

@@ -1,4 +1,4 @@
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { present } from '@fleet/service/invariant';
 import { monotonicFactory } from 'ulid';
@@ -6,6 +6,7 @@ import { flydError } from '../errors.js';
 import { AbortStep, type FsmEngine, type Step } from '../fsm/engine.js';
 import type { ProcessRuntime } from '../runtime/process-runtime.js';
 import { capacityShortfall, type HostCapacity } from './capacity.js';
+import { machineStateDir, removeMachineDirs } from './dirs.js';
 import type { MachineConfig, MachineRecord, MachineState, MachineStore } from './machine-store.js';
 import { freePort } from './ports.js';
 
@@ -79,7 +80,7 @@ export interface MachineSteps {
  * restart and destroy. Every step can run again after a crash without harm.
  */
 export function defineMachineActions(engine: FsmEngine, machine: MachineSteps): void {
-  const machineDir = (id: string) => join(machine.options.dataDir, 'machines', id);
+  const machineDir = (id: string) => machineStateDir(machine.options.dataDir, id);
   // A run that failed in its launch step records why on the machine; other steps' failures are
   // the run's own (its history keeps them), not the machine's.
   const launchFailed = ({ machineId }: { machineId: string }, error: Error, step: string) =>
@@ -321,7 +322,7 @@ export function defineMachineActions(engine: FsmEngine, machine: MachineSteps): 
       {
         name: 'cleanup',
         run: ({ machineId }) => {
-          rmSync(machineDir(machineId), { recursive: true, force: true });
+          removeMachineDirs(machine.options.dataDir, machineId);
           machine.runtime.forget(machineId);
           return machine.detachMounts(machineId);
         },

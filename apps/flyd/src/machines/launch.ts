@@ -2,6 +2,7 @@ import type { Logger } from '@fleet/service';
 import { flydError } from '../errors.js';
 import { AbortStep } from '../fsm/engine.js';
 import { type ImageSources, resolveImage } from '../images/resolve.js';
+import { giveTo } from '../runtime/machine-users.js';
 import type { ProcessRuntime } from '../runtime/process-runtime.js';
 import type { VolumeService } from '../volumes/service.js';
 import type { MachineDirs } from './dirs.js';
@@ -70,7 +71,9 @@ async function launchProcess(id: string, deps: LaunchDeps): Promise<void> {
   const secrets = await deps.secrets(machine.app);
   const port = machine.port ?? (await freePort());
   prepareRoot(dirs.root(id), image, machine.config);
-  deps.volumes.link(dirs.root(id), machine.config);
+  const user = runtime.userOf(id);
+  deps.volumes.link(dirs.root(id), machine.config, user);
+  if (user) giveTo(dirs.root(id), user); // after the mount's link: the folders made for it too
   deps.setState(id, 'starting', { type: 'start', source: 'user' }, { port, stop_reason: null });
   const pid = await runtime.start({
     machineId: id,
@@ -79,6 +82,7 @@ async function launchProcess(id: string, deps: LaunchDeps): Promise<void> {
     stateDir: dirs.state(id),
     env: deps.env(id, port, secrets),
     limits: guestOf(machine.config),
+    user,
   });
   deps.store.update(id, { pid });
   // A process machine is `started` once its service port takes connections (bounded), so the

@@ -1,11 +1,10 @@
-import { rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { FlydAnswerError, type FlydClient } from '@fleet/flyd-client';
 import { checkMachineConfig, MachineConfigError } from '@fleet/machine-config';
 import { present } from '@fleet/service/invariant';
 import { flydError } from '../errors.js';
 import { AbortStep, type FsmEngine } from '../fsm/engine.js';
 import type { MachineSteps } from '../machines/actions.js';
+import { removeMachineDirs } from '../machines/dirs.js';
 import { stopSettings } from '../machines/stop-config.js';
 import { mountOf } from '../volumes/mounts.js';
 import { type VolumeService, volumeRecordHeader } from '../volumes/service.js';
@@ -158,10 +157,7 @@ export function defineMigrateAction(engine: FsmEngine, machine: MigrateSteps): v
         name: 'release-source',
         run: ({ machineId, results }) => {
           const { volumeId } = results.plan as Plan;
-          rmSync(join(machine.options.dataDir, 'machines', machineId), {
-            recursive: true,
-            force: true,
-          });
+          removeMachineDirs(machine.options.dataDir, machineId);
           machine.runtime.forget(machineId);
           if (volumeId !== null) machine.volumes.release(volumeId);
           machine.forget(machineId);

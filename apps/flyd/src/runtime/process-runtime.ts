@@ -16,6 +16,7 @@ import type { ResolvedImage } from '../images/resolve.js';
 import type { LogFeed } from '../logs/feed.js';
 import type { LogSink } from '../logs/sink.js';
 import { type Cgroups, inGroups, type MachineLimits } from './cgroups.js';
+import type { MachineUser, MachineUsers } from './machine-users.js';
 import { OutputTail } from './output-tail.js';
 import { isMachineProcess, type ProcessIdentity, startTimeOf } from './process-identity.js';
 
@@ -28,6 +29,8 @@ export interface LaunchSpec {
   stateDir: string;
   env: Record<string, string>;
   limits: MachineLimits;
+  /** The user it runs as (machine-users.ts); undefined where flyd cannot switch users. */
+  user: MachineUser | undefined;
 }
 
 export interface ExitInfo {
@@ -69,6 +72,8 @@ export class ProcessRuntime {
     private readonly sink?: LogSink,
     /** Where memory and CPU limits are enforced; without it they are not. */
     private readonly cgroups?: Cgroups,
+    /** The users machines run as; without them, as flyd's own user. */
+    private readonly users?: MachineUsers,
   ) {}
 
   /** Whether machines' memory and CPU limits are enforced on this host. */
@@ -80,15 +85,22 @@ export class ProcessRuntime {
     return this.#running.has(machineId);
   }
 
+  /** The user machine `machineId` runs as, allocated at its first launch here. */
+  userOf(machineId: string): MachineUser | undefined {
+    return this.users?.userOf(machineId);
+  }
+
   /** Starts the machine's process; resolves with its pid once it has spawned. */
   start(spec: LaunchSpec): Promise<number> {
     const { machineId } = spec;
-    // Behind the cgroup shell a missing command would be an exit 127, not the spawn error it is.
-    if (this.cgroups)
+    // Behind the cgroup shell or setpriv a missing command would be an exit 127, not the spawn
+    // error it is.
+    if (this.cgroups || spec.user)
       assertExecutable(present(spec.image.cmd[0], 'the image command'), spec.env, spec.dir);
+    const asUser = this.#asUser(spec.user, spec.image.cmd);
     const [command, ...args] = this.cgroups
-      ? inGroups(this.cgroups.create(machineId, spec.limits), spec.image.cmd)
-      : spec.image.cmd;
+      ? inGroups(this.cgroups.create(machineId, spec.limits), asUser)
+      : asUser;
     mkdirSync(spec.stateDir, { recursive: true });
     const files = outputFiles(spec.stateDir);
     const stdout = openSync(files.stdout, 'a');
@@ -259,18 +271,24 @@ export class ProcessRuntime {
   }
 
   /**
-   * `command` as run inside the machine's cgroup (as it is on a host without cgroups). Throws
-   * ENOENT for a command that is not there, as spawning it would: behind the joining shell it
-   * would be an exit 127 instead.
+   * `command` as run inside the machine: in its cgroup, as its user (each where this host has
+   * them). Throws ENOENT for a command that is not there, as spawning it would: behind the
+   * joining shell or setpriv it would be an exit 127 instead.
    */
   inMachine(
     machineId: string,
     command: string[],
     where: { env: Record<string, string>; cwd: string },
   ): string[] {
-    if (!this.cgroups) return command;
+    const user = this.users?.existing(machineId);
+    if (!this.cgroups && !user) return command;
     assertExecutable(present(command[0], 'the command'), where.env, where.cwd);
-    return inGroups(this.cgroups.procsFiles(machineId), command);
+    const asUser = this.#asUser(user, command);
+    return this.cgroups ? inGroups(this.cgroups.procsFiles(machineId), asUser) : asUser;
+  }
+
+  #asUser(user: MachineUser | undefined, command: string[]): string[] {
+    return user && this.users ? this.users.command(user, command) : command;
   }
 
   /** Signals the machine's process group; false when it has no running process. */
@@ -281,9 +299,10 @@ export class ProcessRuntime {
     return true;
   }
 
-  /** Drops a destroyed machine's kept output lines. */
+  /** Drops a destroyed (or migrated away) machine's kept output lines and gives its user back. */
   forget(machineId: string): void {
     this.feed.forget(machineId);
+    this.users?.release(machineId);
   }
 
   runningIds(): string[] {

@@ -5,6 +5,7 @@ import type { Readable } from 'node:stream';
 import { flydError } from '../errors.js';
 import type { MachineConfig } from '../machines/machine-store.js';
 import type { Publisher } from '../publishing/publisher.js';
+import { giveTo, type MachineUser } from '../runtime/machine-users.js';
 import {
   copyDirectory,
   directoryDigest,
@@ -246,13 +247,15 @@ export class VolumeService {
    * Gives a machine its volume: a symlink `<machine dir>/<mount path without its leading slash>`
    * to the volume's directory (replaced if it exists).
    */
-  link(machineDir: string, config: MachineConfig): void {
+  link(machineDir: string, config: MachineConfig, user: MachineUser | undefined): void {
     const mount = mountOf(config);
     if (!mount || !this.store.get(mount.volume)) return;
     const link = mountLink(machineDir, mount.path);
     mkdirSync(dirname(link), { recursive: true });
     if (lstatSync(link, { throwIfNoEntry: false })) unlinkSync(link);
     symlinkSync(this.dir(mount.volume), link);
+    // The volume is its machine's: a volume another machine had (a fork, a migrate) changes hands.
+    if (user) giveTo(this.dir(mount.volume), user);
   }
 
   /** The environment naming a machine's volume: its real directory and its mount path. */
