@@ -1,3 +1,4 @@
+import { chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { present } from '@fleet/service/invariant';
 import { until } from '@fleet/service/vitest-until';
@@ -68,7 +69,11 @@ describe('what happens after a machine exits', () => {
     )[0]?.state;
 
   it('restarts a clean exit under `always`, until a caller stops it', async () => {
-    const countFile = join(tempDir('fleet-exits-'), 'runs');
+    // The count outlives each run's root; the machine runs as a user of its own, so its folder
+    // is open to it.
+    const countDir = tempDir('fleet-exits-');
+    chmodSync(countDir, 0o777);
+    const countFile = join(countDir, 'runs');
     const id = await create({
       image: 'hello',
       init: { exec: ['node', '-e', twoCleanExits] },

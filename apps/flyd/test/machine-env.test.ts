@@ -54,7 +54,7 @@ describe("a machine's environment", () => {
         GREETING: 'hi',
         FLY_REGION_HINT: 'x',
         PATH: expect.any(String),
-        HOME: expect.stringMatching(new RegExp(`/machines/${id}/root$`)),
+        HOME: expect.stringMatching(new RegExp(`/roots/${id}$`)),
       });
       expect(env.FLYD_TEST_SECRET, where).toBeUndefined();
       expect(env.LOG_LEVEL, where).toBeUndefined(); // the fixture sets it for flyd

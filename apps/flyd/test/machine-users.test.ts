@@ -26,6 +26,10 @@ describe('machine users', () => {
   const exec = async (id: string, cmd: string): Promise<Exec> =>
     present(await call(api, 'POST', `/v1/machines/${id}/exec`, { cmd }), 'an answer')
       .body as unknown as Exec;
+  const pidsOf = async (id: string): Promise<number[]> => {
+    const answer = present(await call(api, 'GET', `/v1/machines/${id}/ps`), 'an answer');
+    return (answer.body as unknown as { pid: number }[]).map((one) => one.pid);
+  };
   const uidOf = async (id: string) => Number((await exec(id, 'id -u')).stdout);
   const start = async (config: Record<string, unknown> = hello): Promise<string> => {
     const id = newId();
@@ -39,40 +43,39 @@ describe('machine users', () => {
   });
   afterAll(() => fixture.close());
 
-  it.runIf(root)('gives each machine a uid of its own, and one destroyed gives it back', async () => {
-    const [first, second] = [await start(), await start()];
-    const [firstUid, secondUid] = [await uidOf(first), await uidOf(second)];
-    expect(firstUid).toBeGreaterThanOrEqual(300_000);
-    expect(secondUid).toBeGreaterThanOrEqual(300_000);
-    expect(secondUid).not.toBe(firstUid);
-    expect((await exec(first, 'id -g; id -G')).stdout).toBe(`${firstUid}\n${firstUid}\n`);
-    // Its root is its own (HOME, writable); the processes ps lists run as it.
-    expect((await exec(first, 'echo mine > "$HOME/note" && cat "$HOME/note"')).stdout).toBe(
-      'mine\n',
-    );
-    const processes = (await call(api, 'GET', `/v1/machines/${first}/ps`))?.body as unknown as {
-      pid: number;
-    }[];
-    expect(processes.length).toBeGreaterThan(0);
-    for (const { pid } of processes)
-      expect(readFileSync(`/proc/${pid}/status`, 'utf8')).toMatch(
-        new RegExp(`^Uid:\\t${firstUid}\\t${firstUid}\\t${firstUid}\\t${firstUid}$`, 'm'),
+  it.runIf(root)(
+    'gives each machine a uid of its own, and one destroyed gives it back',
+    async () => {
+      const [first, second] = [await start(), await start()];
+      const [firstUid, secondUid] = [await uidOf(first), await uidOf(second)];
+      expect(firstUid).toBeGreaterThanOrEqual(300_000);
+      expect(secondUid).toBeGreaterThanOrEqual(300_000);
+      expect(secondUid).not.toBe(firstUid);
+      expect((await exec(first, 'id -g; id -G')).stdout).toBe(`${firstUid}\n${firstUid}\n`);
+      // Its root is its own (HOME, writable); the processes ps lists run as it.
+      expect((await exec(first, 'echo mine > "$HOME/note" && cat "$HOME/note"')).stdout).toBe(
+        'mine\n',
       );
-    await callExpecting(api, 'POST', `/v1/machines/${first}/stop`);
-    await inState(api, first, 'stopped');
-    await callExpecting(api, 'DELETE', `/v1/machines/${first}`);
-    await runsIdle(api);
-    const third = await start();
-    expect(await uidOf(third)).toBe(firstUid); // the lowest free one again
-  });
+      const processes = await pidsOf(first);
+      expect(processes.length).toBeGreaterThan(0);
+      for (const pid of processes)
+        expect(readFileSync(`/proc/${pid}/status`, 'utf8')).toMatch(
+          new RegExp(`^Uid:\\t${firstUid}\\t${firstUid}\\t${firstUid}\\t${firstUid}$`, 'm'),
+        );
+      await callExpecting(api, 'POST', `/v1/machines/${first}/stop`);
+      await inState(api, first, 'stopped');
+      await callExpecting(api, 'DELETE', `/v1/machines/${first}`);
+      await runsIdle(api);
+      const third = await start();
+      expect(await uidOf(third)).toBe(firstUid); // the lowest free one again
+    },
+  );
 
   it.runIf(root)('cannot reach flyd, its database, or another machine', async () => {
     const [mine, theirs] = [await start(), await start()];
     const flydPid = present(fixture.flyd?.child.pid, "flyd's pid");
     const theirRoot = join(dataDir, 'roots', theirs);
-    const theirServer = (
-      (await call(api, 'GET', `/v1/machines/${theirs}/ps`))?.body as unknown as { pid: number }[]
-    )[0]?.pid;
+    const [theirServer] = await pidsOf(theirs);
     expect(theirServer).toBeGreaterThan(0);
     const refused = async (cmd: string) => {
       const answer = await exec(mine, cmd);
@@ -92,19 +95,23 @@ describe('machine users', () => {
   });
 
   it.runIf(root)('owns its volume, which changes hands with the volume', async () => {
-    const volume = (await callExpecting(api, 'POST', '/v1/volumes', { app: 'tenants', name: 'data' }))
-      .body.id as string;
+    const volume = (
+      await callExpecting(api, 'POST', '/v1/volumes', { app: 'tenants', name: 'data' })
+    ).body.id as string;
     const config = { ...hello, mounts: [{ volume, path: '/data' }] };
     const writer = await start(config);
-    expect((await exec(writer, 'mkdir -p data/d && echo kept > data/d/file && echo ok')).stdout).toBe(
-      'ok\n',
-    );
+    expect(
+      (await exec(writer, 'mkdir -p data/d && echo kept > data/d/file && echo ok')).stdout,
+    ).toBe('ok\n');
     const stranger = await start();
     expect((await exec(stranger, `ls ${join(dataDir, 'volumes', volume)}`)).exit_code).not.toBe(0);
     await callExpecting(api, 'DELETE', `/v1/machines/${writer}?kill=true`);
     await runsIdle(api);
     const heir = await start(config);
-    const answer = await exec(heir, 'cat data/d/file && echo more >> data/d/file && cat data/d/file');
+    const answer = await exec(
+      heir,
+      'cat data/d/file && echo more >> data/d/file && cat data/d/file',
+    );
     expect(answer).toMatchObject({ stdout: 'kept\nkept\nmore\n', exit_code: 0 });
   });
 
@@ -118,7 +125,9 @@ describe('--machine-users', () => {
   it('refuses a range that is not one, naming the flag', async () => {
     const fixture = new FlydFixture(['--machine-users', '500-100']);
     try {
-      await expect(fixture.start()).rejects.toThrow(/--machine-users must be auto, off or a uid range/);
+      await expect(fixture.start()).rejects.toThrow(
+        /--machine-users must be auto, off or a uid range/,
+      );
     } finally {
       await fixture.close();
     }

@@ -163,7 +163,8 @@ function parseRange(text: string): { first: number; last: number } {
 
 /** Why flyd cannot run machines as other users here, or undefined when it can. */
 function missingPower(dataDir: string): string | undefined {
-  if (process.geteuid?.() !== 0) return 'flyd is not root, so it cannot run machines as other users';
+  if (process.geteuid?.() !== 0)
+    return 'flyd is not root, so it cannot run machines as other users';
   if (findSetpriv() === undefined) return 'setpriv (util-linux) is not installed';
   // A machine reaches its root and volume by absolute paths (HOME, FLEET_VOLUME_DIR, the mount's
   // link): every folder above the data directory must let other users through.
