@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -11,6 +11,7 @@ import { getThroughProxy } from '../src/launcher/demo.js';
 import { isAlive, pidsWithEnv } from './processes.js';
 
 const launcher = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'launcher', 'main.js');
+const root = process.getuid?.() === 0;
 
 // What `npm start` runs, run as a user would: the built launcher uploads the sample images and brings
 // up the demo app with two machines running the `hello` image by its digest, prints a working
@@ -18,32 +19,7 @@ const launcher = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'la
 describe('the fleet launcher (npm start)', () => {
   it('serves the demo app and shuts down cleanly on SIGINT', async () => {
     const stateDir = mkdtempSync(join(tmpdir(), 'fleet-launcher-'));
-    const child = spawn(
-      process.execPath,
-      [
-        launcher,
-        '--state-dir',
-        stateDir,
-        '--proxy-listen',
-        '127.0.0.1:0',
-        '--api-listen',
-        '127.0.0.1:0',
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-    const output: string[] = [];
-    child.stderr.on('data', (chunk: Buffer) => output.push(chunk.toString()));
-    const proxyUrl = await new Promise<string>((resolve, reject) => {
-      createInterface({ input: child.stdout }).on('line', (line) => {
-        output.push(line);
-        const match = /curl -s -H 'Host: demo\.localhost' (http:\/\/[\d.:]+)\//.exec(line);
-        if (match) resolve(match[1]!);
-      });
-      void exited.then((code) =>
-        reject(new Error(`launcher exited ${code}: ${output.join('\n')}`)),
-      );
-    });
+    const { child, exited, output, proxyUrl } = await launch(stateDir);
     expect(output.join('\n')).toContain('Press Ctrl-C to stop.');
 
     const hello = await packImage(join(sampleImagesDir, 'hello'));
@@ -65,4 +41,79 @@ describe('the fleet launcher (npm start)', () => {
     expect(await exited).toBe(0);
     expect(machinePids.filter(isAlive)).toEqual([]);
   });
+
+  // As root, flyd runs each machine as a user of its own (see flyd's README): from inside a demo
+  // machine, nothing of the fleet's own state on this host can be read or reached.
+  it.runIf(root)("keeps the host's fleet state from its machines", async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'fleet-launcher-'));
+    chmodSync(stateDir, 0o711); // as a checkout's .fleet is: other users may pass through
+    const { child, exited, apiUrl } = await launch(stateDir);
+    try {
+      const { apiToken } = JSON.parse(readFileSync(join(stateDir, 'secrets.json'), 'utf8'));
+      const flaps = async (method: string, path: string, body?: unknown) => {
+        const response = await fetch(`${apiUrl}${path}`, {
+          method,
+          headers: { authorization: `Bearer ${apiToken}`, 'content-type': 'application/json' },
+          body: body === undefined ? undefined : JSON.stringify(body),
+        });
+        return (await response.json()) as Record<string, unknown>;
+      };
+      const [machine] = (await flaps('GET', '/v1/apps/demo/machines')) as unknown as {
+        id: string;
+      }[];
+      const host = join(stateDir, 'local-1');
+      const paths = [
+        join(stateDir, 'secrets.json'),
+        join(stateDir, 'fleet.key'),
+        join(host, 'corrosion.db'),
+        join(host, 'corrosion.db-wal'),
+        join(host, 'flaps-images'),
+        join(host, 'logs'),
+        join(host, 'fly-proxy'),
+        join(host, 'flyd', 'flyd.db'),
+      ];
+      for (const path of paths) {
+        const tried = await flaps('POST', `/v1/apps/demo/machines/${machine?.id}/exec`, {
+          command: ['sh', '-c', `id -u; if [ -d ${path} ]; then ls ${path}; else cat ${path}; fi`],
+        });
+        expect(Number(String(tried.stdout).split('\n')[0]), path).toBeGreaterThan(0);
+        expect(tried.exit_code, `${path}: ${JSON.stringify(tried)}`).not.toBe(0);
+        expect(String(tried.stderr), path).toMatch(/Permission denied/);
+      }
+    } finally {
+      child.kill('SIGINT');
+      await exited;
+    }
+  });
 });
+
+/** Runs the built launcher on `stateDir` with free ports; resolves once the fleet is up. */
+async function launch(stateDir: string) {
+  const child = spawn(
+    process.execPath,
+    [
+      launcher,
+      '--state-dir',
+      stateDir,
+      '--proxy-listen',
+      '127.0.0.1:0',
+      '--api-listen',
+      '127.0.0.1:0',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  const output: string[] = [];
+  child.stderr.on('data', (chunk: Buffer) => output.push(chunk.toString()));
+  let apiUrl = '';
+  const proxyUrl = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      output.push(line);
+      apiUrl = /Machines API\s+(http:\/\/[\d.:]+)/.exec(line)?.[1] ?? apiUrl;
+      const match = /curl -s -H 'Host: demo\.localhost' (http:\/\/[\d.:]+)\//.exec(line);
+      if (match) resolve(match[1]!);
+    });
+    void exited.then((code) => reject(new Error(`launcher exited ${code}: ${output.join('\n')}`)));
+  });
+  return { child, exited, output, proxyUrl, apiUrl };
+}

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync } from 'node:fs';
 import { present } from '@fleet/service/invariant';
 import type { Database as Db, Statement as SqliteStatement } from 'better-sqlite3';
 import Database from 'better-sqlite3';
@@ -40,6 +41,7 @@ export class Store {
 
   constructor(path: string, schemaSql: string) {
     this.db = new Database(path);
+    ownerOnly(path);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 5000');
@@ -140,6 +142,7 @@ export class Store {
   /** A consistent copy of the database (SQLite's online backup) at `path`. */
   async backup(path: string): Promise<void> {
     await this.db.backup(path);
+    ownerOnly(path);
   }
 
   close(): void {
@@ -179,5 +182,18 @@ export class Store {
       .prepare(`INSERT OR REPLACE INTO ${internalPrefix}meta (key, value) VALUES (?, ?)`)
       .run(key, value);
     return value;
+  }
+}
+
+/**
+ * The database holds the fleet's state (every app's machine configs, sealed secrets, token
+ * digests): its owner's alone, as machines run on the same hosts as other users (flyd's machine
+ * users). SQLite gives its WAL and shared-memory files the database's mode when it makes them;
+ * ones an earlier agent made are changed too.
+ */
+function ownerOnly(path: string): void {
+  if (path === ':memory:' || path === '') return;
+  for (const file of [path, `${path}-wal`, `${path}-shm`]) {
+    if (existsSync(file)) chmodSync(file, 0o600);
   }
 }

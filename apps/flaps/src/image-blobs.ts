@@ -1,5 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import {
+  chmodSync,
   createWriteStream,
   existsSync,
   mkdirSync,
@@ -37,6 +38,9 @@ export interface ReceivedImage extends ArchiveSummary {
 /** The image archives this flaps keeps on disk, each named by its digest. */
 export class ImageBlobs {
   constructor(private readonly options: ImageBlobsOptions) {
+    // Every app's images: flaps' alone (machines run as other users on a worker, see flyd).
+    mkdirSync(options.dir, { recursive: true, mode: 0o700 });
+    chmodSync(options.dir, 0o700);
     mkdirSync(join(options.dir, 'tmp'), { recursive: true });
     // Uploads cut off by a crash leave files in tmp/. Only old ones go: another flaps sharing
     // this folder may be receiving one now (an upload lasts at most its request's timeout).

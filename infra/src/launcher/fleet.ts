@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   lockState,
@@ -72,7 +72,9 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
   const lock = claimStateDir(options.stateDir, options.hostId);
   const hostDir = join(options.stateDir, options.hostId);
   const logsDir = join(hostDir, 'logs');
+  // The servers' logs are the operator's: machines run on this host as users of their own.
   mkdirSync(logsDir, { recursive: true });
+  chmodSync(logsDir, 0o700);
   const secrets = loadOrCreateSecrets(options.stateDir);
   // Seals app secrets (flaps) and opens them when a machine starts (flyd).
   const fleetKey = ['--fleet-key-file', fleetKeyFile(options.stateDir)];

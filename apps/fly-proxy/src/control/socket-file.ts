@@ -1,4 +1,4 @@
-import { lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import { connect } from 'node:net';
 
 /** Linux's bound on a unix socket path (sun_path is 108 bytes with its NUL). */
@@ -19,7 +19,10 @@ export async function prepareSocketFile(path: string, directory: string): Promis
       `control socket path ${path} is longer than ${socketPathBytesMax} bytes: choose a shorter --state-dir`,
     );
   }
+  // The proxy's alone, also when it was there before (made by the state lock, or an operator):
+  // whoever may connect to the socket commands the proxy.
   mkdirSync(directory, { recursive: true, mode: 0o700 });
+  chmodSync(directory, 0o700);
   let isSocket: boolean;
   try {
     isSocket = lstatSync(path).isSocket();
