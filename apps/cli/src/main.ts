@@ -14,6 +14,11 @@ import { statusCommand } from './commands/status.js';
 import { volumesCommand } from './commands/volumes.js';
 import { exitCodes, explain } from './errors.js';
 
+// `npx fleet` runs its bin in the folder of the nearest workspace's package.json (here `infra/`
+// for `infra/examples/hello-node`), not where it was typed; npm keeps that folder in INIT_CWD.
+// Every path the user meant (fly.toml, the folder a deploy packs) is relative to it.
+if (process.env.npm_command === 'exec' && process.env.INIT_CWD) process.chdir(process.env.INIT_CWD);
+
 const program = new Command('fleet')
   .description("Fleet's command line: ship and run apps on a fleet, as flyctl does on Fly")
   .option(
