@@ -140,6 +140,14 @@ const spec = {
     description:
       "'cgroups': each machine's guest memory and CPUs enforced by a cgroup where the host lets flyd create them; 'off': not enforced",
   },
+  'machine-pids-max': {
+    type: 'number',
+    default: 4_096,
+    min: 16,
+    max: 4_194_304,
+    description:
+      "processes and threads one machine may have at once, enforced by its cgroup with --machine-limits cgroups (a fork bomb fails the machine's own forks)",
+  },
   'machine-users': {
     type: 'string',
     default: 'auto',
@@ -293,6 +301,7 @@ runMain(async () => {
       hostId: config['host-id'],
       stopTimeoutMs: config['stop-timeout-ms'],
       listenWaitMs: config['listen-wait-ms'],
+      machinePidsMax: config['machine-pids-max'],
       busyWaitMs: config['busy-wait-ms'],
       busyWaitersMax: config['busy-waiters-max'],
       capacity: host,

@@ -33,7 +33,7 @@ describe('cgroups', () => {
   it.runIf(root)('a machine over its memory limit is OOM-killed, and says so', async () => {
     const cgroups = present(Cgroups.detect(), 'Cgroups.detect()');
     const id = randomBytes(7).toString('hex');
-    const procs = cgroups.create(id, { memoryMb: 96, cpus: 0.5 });
+    const procs = cgroups.create(id, { memoryMb: 96, cpus: 0.5, pidsMax: 64 });
     const hog = 'const kept = []; for (;;) kept.push(Buffer.alloc(1 << 20, 1));';
     const [command, ...args] = inGroups(procs, [process.execPath, '-e', hog]);
     const child = spawn(present(command, 'command'), args, { stdio: 'ignore' });
@@ -48,7 +48,7 @@ describe('cgroups', () => {
     async () => {
       const cgroups = present(Cgroups.detect(), 'Cgroups.detect()');
       const id = randomBytes(7).toString('hex');
-      const procs = cgroups.create(id, { memoryMb: 128, cpus: 0.5 });
+      const procs = cgroups.create(id, { memoryMb: 128, cpus: 0.5, pidsMax: 64 });
       const [command, ...args] = inGroups(procs, ['/bin/sleep', '30']);
       const child = spawn(present(command, 'command'), args, { stdio: 'ignore' });
       await once(child, 'spawn');
@@ -69,6 +69,37 @@ describe('cgroups', () => {
       await once(child, 'exit');
       cgroups.remove(id);
       for (const dir of dirs) expect(existsSync(dir)).toBe(false);
+    },
+  );
+
+  it.runIf(root)(
+    'a machine that forks without end fails its own forks, past its pids bound',
+    async () => {
+      const cgroups = present(Cgroups.detect(), 'Cgroups.detect()');
+      expect(cgroups.boundsPids).toBe(true); // every worker and CI host here has the controller
+      const id = randomBytes(7).toString('hex');
+      const procs = cgroups.create(id, { memoryMb: 256, cpus: 1, pidsMax: 20 });
+      // 40 sleepers asked for, in one shell: past 20 tasks the forks fail.
+      const bomb = 'for i in $(seq 1 40); do sleep 30 & done; sleep 1; echo done';
+      const [command, ...args] = inGroups(procs, ['/bin/sh', '-c', bomb]);
+      const child = spawn(present(command, 'command'), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      child.stderr?.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString();
+      });
+      try {
+        await expect
+          .poll(() => stderr, { timeout: 10_000 })
+          .toMatch(/fork|Resource temporarily unavailable/i);
+        // The shell and the sleepers it could start: up to the bound, never past it.
+        expect(cgroups.procs(id).length).toBeGreaterThan(10);
+        expect(cgroups.procs(id).length).toBeLessThanOrEqual(20);
+      } finally {
+        for (const pid of cgroups.procs(id)) process.kill(pid, 'SIGKILL');
+        await once(child, 'close');
+        await expect.poll(() => cgroups.procs(id)).toEqual([]);
+        cgroups.remove(id);
+      }
     },
   );
 });

@@ -34,6 +34,11 @@ describe.runIf(root)('machine limits', () => {
         '200000',
       );
     }
+    // Its processes and threads are bounded too (--machine-pids-max, 4096 by default).
+    const pidsMax = groups.includes(':pids:')
+      ? `/sys/fs/cgroup/pids/fleet/${id}/pids.max`
+      : `/sys/fs/cgroup/fleet/${id}/pids.max`;
+    expect(readFileSync(pidsMax, 'utf8').trim()).toBe('4096');
     expect((await call(api, 'DELETE', `/v1/machines/${id}?kill=true`))?.status).toBe(200);
   });
 

@@ -25,6 +25,8 @@ export interface LaunchDeps {
   images: ImageSources;
   /** How long a starting machine may take to listen on its service port. */
   listenWaitMs: number;
+  /** The processes and threads one machine may have at once (where cgroups bound them). */
+  pidsMax: number;
   logger: Logger;
   /** Pulls the config's image if this worker lacks it; the release lets the cache evict it. */
   holdImage(config: MachineConfig): Promise<() => void>;
@@ -81,7 +83,7 @@ async function launchProcess(id: string, deps: LaunchDeps): Promise<void> {
     dir: dirs.root(id),
     stateDir: dirs.state(id),
     env: deps.env(id, port, secrets),
-    limits: guestOf(machine.config),
+    limits: { ...guestOf(machine.config), pidsMax: deps.pidsMax },
     user,
   });
   deps.store.update(id, { pid });

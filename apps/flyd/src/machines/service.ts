@@ -61,6 +61,8 @@ export interface MachineServiceOptions {
   stopTimeoutMs: number;
   /** How long a starting machine may take to listen on its service port. */
   listenWaitMs: number;
+  /** The processes and threads one machine may have at once (`--machine-pids-max`). */
+  machinePidsMax: number;
   /** What this worker offers (`--cpus`, `--memory-mb`): a create that does not fit is refused. */
   capacity: HostCapacity;
   /**
@@ -673,6 +675,7 @@ export class MachineService {
       dirs: this.#dirs,
       images: this.options,
       listenWaitMs: this.options.listenWaitMs,
+      pidsMax: this.options.machinePidsMax,
       logger: this.options.logger,
       holdImage: (config) => this.#holdImage(config),
       env: (machineId, port, secrets) => this.env(machineId, port, secrets),

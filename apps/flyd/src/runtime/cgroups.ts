@@ -2,10 +2,14 @@ import { mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { present } from '@fleet/service/invariant';
 
-/** What a machine may use: `guest.memory_mb` and `guest.cpus` of its config. */
+/**
+ * What a machine may use: `guest.memory_mb` and `guest.cpus` of its config, and the processes and
+ * threads it may have at once (`--machine-pids-max`).
+ */
 export interface MachineLimits {
   memoryMb: number;
   cpus: number;
+  pidsMax: number;
 }
 
 /** The scheduler period a CPU quota is a share of (the kernel's default). */
@@ -13,15 +17,18 @@ const cpuPeriodUs = 100_000;
 
 /**
  * Linux control groups, one per machine under a `fleet` group: a memory limit (the kernel
- * OOM-kills the machine past it) and a CPU quota of `cpus` cores. Works with the unified (v2)
- * hierarchy or the v1 `memory` and `cpu` ones, whichever the host mounts; `detect` answers
- * undefined where flyd may not create groups (not root, read-only /sys/fs/cgroup), and limits
- * are then not enforced.
+ * OOM-kills the machine past it), a CPU quota of `cpus` cores and, where the host has the pids
+ * controller, a bound on its processes and threads (a fork bomb in one machine fails its own
+ * forks, not the host's). Works with the unified (v2) hierarchy or the v1 `memory`, `cpu` and
+ * `pids` ones, whichever the host mounts; `detect` answers undefined where flyd may not create
+ * groups (not root, read-only /sys/fs/cgroup), and limits are then not enforced.
  */
 export class Cgroups {
   private constructor(
     readonly version: 1 | 2,
     private readonly root: string,
+    /** Whether machines' processes are bounded (the pids controller is there). */
+    readonly boundsPids: boolean,
   ) {}
 
   static detect(root = '/sys/fs/cgroup'): Cgroups | undefined {
@@ -29,11 +36,13 @@ export class Cgroups {
       if (readable(join(root, 'cgroup.controllers'))) {
         const controllers = readFileSync(join(root, 'cgroup.controllers'), 'utf8').split(/\s+/);
         if (!controllers.includes('memory') || !controllers.includes('cpu')) return undefined;
+        const pids = controllers.includes('pids');
+        const wanted = pids ? '+memory +cpu +pids' : '+memory +cpu';
         mkdirSync(join(root, 'fleet'), { recursive: true });
         // A v2 group hands controllers to its children only when told to, at every level.
-        writeFileSync(join(root, 'cgroup.subtree_control'), '+memory +cpu');
-        writeFileSync(join(root, 'fleet', 'cgroup.subtree_control'), '+memory +cpu');
-        return new Cgroups(2, root);
+        writeFileSync(join(root, 'cgroup.subtree_control'), wanted);
+        writeFileSync(join(root, 'fleet', 'cgroup.subtree_control'), wanted);
+        return new Cgroups(2, root, pids);
       }
       // v1 only where its controllers are mounted: an empty or unmounted /sys/fs/cgroup (as under
       // `ip netns exec`, which remounts /sys) is not a hierarchy, and a recursive mkdir into sysfs
@@ -45,7 +54,9 @@ export class Cgroups {
         return undefined;
       mkdirSync(join(root, 'memory', 'fleet'), { recursive: true });
       mkdirSync(join(root, 'cpu', 'fleet'), { recursive: true });
-      return new Cgroups(1, root);
+      const pids = readable(join(root, 'pids', 'cgroup.procs'));
+      if (pids) mkdirSync(join(root, 'pids', 'fleet'), { recursive: true });
+      return new Cgroups(1, root, pids);
     } catch {
       return undefined;
     }
@@ -57,8 +68,8 @@ export class Cgroups {
     const quotaUs = Math.max(1_000, Math.round(limits.cpus * cpuPeriodUs));
     const dirs = this.#dirs(machineId);
     for (const dir of dirs) mkdirSync(dir, { recursive: true });
-    // v2: one group; v1: the memory hierarchy's, then the cpu hierarchy's (see #dirs).
-    const [memoryDir, cpuDir = memoryDir] = dirs;
+    // v2: one group; v1: the memory hierarchy's, the cpu one's, the pids one's (see #dirs).
+    const [memoryDir, cpuDir = memoryDir, pidsDir = memoryDir] = dirs;
     const memory = present(memoryDir, 'the memory group');
     const cpu = present(cpuDir, 'the cpu group');
     if (this.version === 2) {
@@ -69,6 +80,8 @@ export class Cgroups {
       writeFileSync(join(cpu, 'cpu.cfs_period_us'), String(cpuPeriodUs));
       writeFileSync(join(cpu, 'cpu.cfs_quota_us'), String(quotaUs));
     }
+    if (this.boundsPids)
+      writeFileSync(join(present(pidsDir, 'the pids group'), 'pids.max'), String(limits.pidsMax));
     return this.procsFiles(machineId);
   }
 
@@ -113,12 +126,13 @@ export class Cgroups {
     }
   }
 
-  /** The cgroup paths of one machine: memory (and, on v1, cpu). */
+  /** The cgroup paths of one machine: v2 one; v1 memory, cpu and (where there) pids. */
   #dirs(machineId: string): string[] {
     if (!/^[0-9a-zA-Z_-]+$/.test(machineId)) throw new RangeError(`bad machine id ${machineId}`);
-    return this.version === 2
-      ? [join(this.root, 'fleet', machineId)]
-      : [join(this.root, 'memory', 'fleet', machineId), join(this.root, 'cpu', 'fleet', machineId)];
+    if (this.version === 2) return [join(this.root, 'fleet', machineId)];
+    return ['memory', 'cpu', ...(this.boundsPids ? ['pids'] : [])].map((hierarchy) =>
+      join(this.root, hierarchy, 'fleet', machineId),
+    );
   }
 }
 
