@@ -68,6 +68,9 @@ describe('the fleet command line', () => {
     const empty = await run(['scale', 'count', '2', '-a', app]);
     expect(empty.code).toBe(1);
     expect(empty.stderr).toMatch(/no machine to copy/);
+    const nothing = await run(['scale', 'vm', 'shared-cpu-2x', '-a', app]);
+    expect(nothing.code).toBe(1);
+    expect(nothing.stderr).toMatch(/no machines to resize/);
     const first = await flaps.createMachine(app, {
       region: 'local',
       config: demoMachineConfig('hello'),

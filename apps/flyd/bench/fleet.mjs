@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { chmodSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,9 +12,18 @@ export const imagesDir = sampleImagesDir;
 export const domain = 'bench.test';
 const token = 'bench';
 
-/** A real corrosion, flyd and edge fly-proxy (built dist), on ephemeral ports. */
+/** Whether flyd runs machines as users of their own here, as on a worker (it does as root). */
+export const machineUsers = process.getuid?.() === 0 && process.env.BENCH_MACHINE_USERS !== 'off';
+
+/**
+ * A real corrosion, flyd and edge fly-proxy (built dist), on ephemeral ports. As root, flyd runs
+ * each machine as a user of its own, as a worker does (`BENCH_MACHINE_USERS=off` for flyd's own
+ * user, to compare): its data directory lets other users through, and a range is asked for, so
+ * flyd refuses to start rather than quietly measuring the other way.
+ */
 export async function startFleet() {
   const dir = mkdtempSync(join(tmpdir(), 'fleet-bench-'));
+  chmodSync(dir, 0o711);
   const env = { ...process.env, LOG_LEVEL: 'error' };
   delete env.FLYD_CRASH_AFTER_STEP;
   const servers = [];
@@ -46,6 +55,7 @@ export async function startFleet() {
         // this host's memory (create refuses a machine that does not fit, see the README).
         ...['--memory-mb', '1000000'],
         '--stop-machines-on-exit', // the bench leaves no machine running behind it
+        ...['--machine-users', machineUsers ? '300000-365535' : 'off'],
       ],
       ['api'],
     )

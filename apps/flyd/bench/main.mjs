@@ -2,7 +2,7 @@
 // first). Each flyd figure is printed beside its floor or target. Usage:
 //   npm run bench -w apps/flyd [-- --count 30 --bulk 60]
 import { parseArgs } from 'node:util';
-import { flyd, startFleet, startProxy, stopFleet } from './fleet.mjs';
+import { flyd, machineUsers, startFleet, startProxy, stopFleet } from './fleet.mjs';
 import {
   bareSpawn,
   bulkCreate,
@@ -63,7 +63,8 @@ try {
     ),
   );
   const line = (row) => row.map((cell, column) => cell.padEnd(widths[column])).join('  ');
-  console.log(`samples per latency: ${count}\n`);
+  const runAs = machineUsers ? 'users of their own (setpriv)' : "flyd's own user";
+  console.log(`samples per latency: ${count}; machines run as ${runAs}\n`);
   console.log(line(['measure', 'p50', 'p99', 'vs baseline']));
   console.log(line(widths.map((width) => '-'.repeat(width))));
   for (const row of rows) console.log(line(row));

@@ -117,6 +117,9 @@ export function scaleCommand(): Command {
     const machines = (await flaps.listMachines(app)).filter(
       (machine) => machine.state !== 'destroyed',
     );
+    // A silent success would read as "resized": say there was nothing to resize.
+    if (machines.length === 0)
+      throw new CliError(`${app} has no machines to resize: deploy it first (\`fleet deploy\`)`);
     for (const machine of machines) {
       await flaps.updateMachine(app, machine.id, { config: { ...machine.config, guest } });
       if (machine.state === 'started') await flaps.waitMachine(app, machine.id, 'started', 60);
