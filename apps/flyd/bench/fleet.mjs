@@ -24,7 +24,8 @@ export const machineUsers = process.getuid?.() === 0 && process.env.BENCH_MACHIN
 export async function startFleet() {
   const dir = mkdtempSync(join(tmpdir(), 'fleet-bench-'));
   chmodSync(dir, 0o711);
-  const env = { ...process.env, LOG_LEVEL: 'error' };
+  // flyd reads its internal token from FLYD_TOKEN (or --token-file), never from its command line.
+  const env = { ...process.env, LOG_LEVEL: 'error', FLYD_TOKEN: token };
   delete env.FLYD_CRASH_AFTER_STEP;
   const servers = [];
   const start = async (app, args, listeners) => {
@@ -50,7 +51,7 @@ export async function startFleet() {
       'flyd',
       [
         ...['--listen', '127.0.0.1:0', '--data-dir', join(dir, 'flyd')],
-        ...['--corrosion-url', corrosion, '--token', token, '--images-dir', imagesDir],
+        ...['--corrosion-url', corrosion, '--images-dir', imagesDir],
         // The bulk phase holds dozens of 256 MB machines at once: reserve room for them whatever
         // this host's memory (create refuses a machine that does not fit, see the README).
         ...['--memory-mb', '1000000'],
