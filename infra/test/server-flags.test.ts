@@ -21,8 +21,10 @@ function documentedFlags(readme: string): string[][] {
   const tables: string[][] = [];
   let table: string[] | undefined;
   for (const line of readme.split('\n')) {
-    if (/^\| flag \|/.test(line)) tables.push((table = []));
-    else if (!line.startsWith('|')) table = undefined;
+    if (/^\| flag \|/.test(line)) {
+      table = [];
+      tables.push(table);
+    } else if (!line.startsWith('|')) table = undefined;
     else if (table && !line.startsWith('|---'))
       table.push(...(line.split('|')[1]?.match(/--[a-z0-9-]+\*?/g) ?? []));
   }
