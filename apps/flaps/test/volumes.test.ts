@@ -127,6 +127,25 @@ describe('flaps volumes and migrate', () => {
       },
     });
     expect((await call('GET', '/v1/apps/vols/volumes')).body).toHaveLength(1);
+    // So is a bad id in the path (it was the bare pattern, ^vol_[0-9a-z]{16}$).
+    for (const [method, path, body] of [
+      ['GET', '/v1/apps/vols/volumes/nonexist', undefined],
+      ['PUT', '/v1/apps/vols/volumes/nonexist/extend', { size_gb: 5 }],
+      ['DELETE', '/v1/apps/vols/volumes/vol_UPPERCASE000000', undefined],
+    ] as const) {
+      expect(await call(method, path, body)).toMatchObject({
+        status: 400,
+        body: {
+          code: 'BAD_REQUEST',
+          error: 'invalid_argument: id must be a volume id like vol_0123456789abcdef',
+        },
+      });
+    }
+    const tooBig = await call('PUT', `/v1/apps/vols/volumes/${volumeId}/extend`, { size_gb: 501 });
+    expect(tooBig).toMatchObject({
+      status: 400,
+      body: { error: 'invalid_argument: size_gb must be an integer >= 1 and <= 500' },
+    });
   });
 
   it("places a machine that mounts a volume on the volume's worker, and refuses a wrong one", async () => {

@@ -57,10 +57,11 @@ interface CreateVolumeBody {
   compute?: Record<string, unknown> | null;
 }
 
+// Checked by configValidator (not fastify's own validator, which knows no `x-rule`), so a bad id
+// is named in words: "id must be a volume id like vol_0123456789abcdef".
 const params = {
   type: 'object',
-  // Params go through fastify's own validator, which knows no `x-rule`: the pattern alone.
-  properties: { app: { type: 'string' }, id: { type: 'string', pattern: volumeIdSchema.pattern } },
+  properties: { app: { type: 'string' }, id: volumeIdSchema },
 };
 
 const createSchema = {
@@ -118,7 +119,7 @@ export function volumeRoutes(app: FastifyInstance, state: FleetState, flyd: Flyd
 
   app.get<{ Params: { app: string; id: string } }>(
     '/v1/apps/:app/volumes/:id',
-    { schema: { params } },
+    { schema: { params }, validatorCompiler: configValidator },
     async (request) => {
       const { app: appName, id } = request.params;
       return flyd.call(await owner(appName, id), 'GET', `/v1/volumes/${id}`);
@@ -128,17 +129,21 @@ export function volumeRoutes(app: FastifyInstance, state: FleetState, flyd: Flyd
   app.put<{
     Params: { app: string; id: string };
     Body: { snapshot_retention?: number | null; auto_backup_enabled?: boolean | null } | undefined;
-  }>('/v1/apps/:app/volumes/:id', { schema: { params } }, async (request) => {
-    const { app: appName, id } = request.params;
-    return flyd.call(await owner(appName, id), 'POST', `/v1/volumes/${id}`, {
-      snapshot_retention: request.body?.snapshot_retention ?? undefined,
-      auto_backup_enabled: request.body?.auto_backup_enabled ?? undefined,
-    });
-  });
+  }>(
+    '/v1/apps/:app/volumes/:id',
+    { schema: { params }, validatorCompiler: configValidator },
+    async (request) => {
+      const { app: appName, id } = request.params;
+      return flyd.call(await owner(appName, id), 'POST', `/v1/volumes/${id}`, {
+        snapshot_retention: request.body?.snapshot_retention ?? undefined,
+        auto_backup_enabled: request.body?.auto_backup_enabled ?? undefined,
+      });
+    },
+  );
 
   app.delete<{ Params: { app: string; id: string } }>(
     '/v1/apps/:app/volumes/:id',
-    { schema: { params } },
+    { schema: { params }, validatorCompiler: configValidator },
     async (request) => {
       const { app: appName, id } = request.params;
       return flyd.call(await owner(appName, id), 'DELETE', `/v1/volumes/${id}`);
@@ -156,6 +161,7 @@ export function volumeRoutes(app: FastifyInstance, state: FleetState, flyd: Flyd
           properties: { size_gb: { type: 'integer', minimum: 1, maximum: 500 } },
         },
       },
+      validatorCompiler: configValidator,
     },
     async (request) => {
       const { app: appName, id } = request.params;
@@ -167,7 +173,7 @@ export function volumeRoutes(app: FastifyInstance, state: FleetState, flyd: Flyd
 
   app.get<{ Params: { app: string; id: string } }>(
     '/v1/apps/:app/volumes/:id/snapshots',
-    { schema: { params } },
+    { schema: { params }, validatorCompiler: configValidator },
     async (request) => {
       const { app: appName, id } = request.params;
       return flyd.call(await owner(appName, id), 'GET', `/v1/volumes/${id}/snapshots`);
@@ -176,7 +182,7 @@ export function volumeRoutes(app: FastifyInstance, state: FleetState, flyd: Flyd
 
   app.post<{ Params: { app: string; id: string } }>(
     '/v1/apps/:app/volumes/:id/snapshots',
-    { schema: { params } },
+    { schema: { params }, validatorCompiler: configValidator },
     async (request) => {
       const { app: appName, id } = request.params;
       return flyd.call(await owner(appName, id), 'POST', `/v1/volumes/${id}/snapshots`);
