@@ -21,5 +21,19 @@ export function targetOf(url: string, hosts: readonly string[]): RequestTarget {
   }
   const host = hosts[0];
   if (!host) return { ok: false, message: 'the request has no Host header' };
+  if (!hostSyntax.test(host)) {
+    return {
+      ok: false,
+      message: `the Host header ${JSON.stringify(host)} is not a host name or address with an optional port`,
+    };
+  }
   return { ok: true, host, path: url };
 }
+
+/**
+ * A Host value as RFC 9110 §7.2 has it (RFC 9112 §3.2: anything else is a 400): a reg-name of
+ * RFC 3986 (letters, digits, `-._~`, sub-delims, percent-encoding) or a bracketed IP literal,
+ * then an optional port of digits. `web.fleet.test, other` or `web.fleet.test:abc` were a 404
+ * "no app answers", as if they were names.
+ */
+const hostSyntax = /^(?:\[[0-9A-Fa-f:.]+\]|[\w\-.~!$&'()*+,;=%]*)(?::\d*)?$/;

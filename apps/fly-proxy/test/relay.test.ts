@@ -156,6 +156,19 @@ describe('fly-proxy relay', () => {
     );
     expect(twice).toMatch(/^HTTP\/1\.1 400/);
     expect(twice).toContain('PROXY_ERR_BAD_HOST');
+    for (const host of ['web.fleet.test, other.fleet.test', 'web.fleet.test:abc', 'web fleet']) {
+      const bad = await raw(
+        edge.urls.proxy,
+        `GET / HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`,
+      );
+      expect(bad, host).toMatch(/^HTTP\/1\.1 400/);
+      expect(bad, host).toContain('is not a host name or address with an optional port');
+    }
+    const ported = await raw(
+      edge.urls.proxy,
+      'GET / HTTP/1.1\r\nHost: web.fleet.test:8080\r\nConnection: close\r\n\r\n',
+    );
+    expect(ported).toMatch(/^HTTP\/1\.1 200/);
     const absolute = await raw(
       edge.urls.proxy,
       'GET http://web.fleet.test/a?b=1 HTTP/1.1\r\nHost: ignored.fleet.test\r\nConnection: close\r\n\r\n',
