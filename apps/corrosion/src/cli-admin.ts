@@ -1,17 +1,18 @@
 import { resolve } from 'node:path';
 import { lockState, parseConfig, UsageError } from '@fleet/service';
-import { apiSpec } from './cli.js';
+import { apiSpec, apiToken } from './cli.js';
 import { restoreBackup } from './restore.js';
 
-type ApiConfig = { 'api-addr': string; 'api-token'?: string };
+type ApiConfig = { 'api-addr': string; 'api-token-file'?: string };
 
 async function call(config: ApiConfig, method: string, path: string, body?: unknown) {
+  const token = apiToken(config);
   // --api-addr is a host:port (its format, checked by parseConfig): no scheme.
   const response = await fetch(`http://${config['api-addr']}${path}`, {
     method,
     headers: {
       ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      ...(config['api-token'] ? { authorization: `Bearer ${config['api-token']}` } : {}),
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
     },
     body: body === undefined ? undefined : JSON.stringify(body),
   });

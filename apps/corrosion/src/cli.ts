@@ -1,5 +1,5 @@
 import { CorrosionClient } from '@fleet/corrosion-client';
-import { parseConfig } from '@fleet/service';
+import { parseConfig, readSecret } from '@fleet/service';
 
 /** The flags every client command has: where the agent is, and its token. */
 export const apiSpec = {
@@ -9,8 +9,23 @@ export const apiSpec = {
     default: '127.0.0.1:8787',
     description: 'address of the agent API',
   },
-  'api-token': { type: 'string', description: 'bearer token of the agent API' },
+  'api-token-file': {
+    type: 'string',
+    description: 'file holding the bearer token of the agent API; or set CORROSION_TOKEN',
+  },
 } as const;
+
+/**
+ * The agent's token, from `--api-token-file` or CORROSION_TOKEN as the agent itself takes it:
+ * never from a flag's value, which every local user (a machine, on a worker) reads in `ps`.
+ */
+export function apiToken(config: { 'api-token-file'?: string }): string | undefined {
+  return readSecret({
+    fileFlag: 'api-token-file',
+    file: config['api-token-file'],
+    variable: 'CORROSION_TOKEN',
+  });
+}
 
 const clientSpec = {
   ...apiSpec,
@@ -34,7 +49,7 @@ export async function runClientCommand(command: 'exec' | 'query', argv: string[]
   if (!config) return;
   const client = new CorrosionClient({
     url: `http://${config['api-addr']}`,
-    token: config['api-token'],
+    token: apiToken(config),
     timeoutMs: config['timeout-ms'],
   });
   try {

@@ -23,8 +23,17 @@ async function node(options: Parameters<typeof startNode>[0] = {}): Promise<Node
   return started;
 }
 
-const cli = (args: string[]) => run(process.execPath, [mainJs, ...args]);
-const apiOf = (n: Node) => ['--api-addr', n.api.replace('http://', ''), '--api-token', token];
+const cli = (args: string[], env: NodeJS.ProcessEnv = process.env) =>
+  run(process.execPath, [mainJs, ...args], { env });
+// The token goes by file (or CORROSION_TOKEN), never as a flag's value: `ps` shows those to all.
+let tokenFile: string | undefined;
+const apiOf = (n: Node) => {
+  if (tokenFile === undefined) {
+    tokenFile = join(tempDir(), 'token');
+    writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
+  }
+  return ['--api-addr', n.api.replace('http://', ''), '--api-token-file', tokenFile];
+};
 
 async function authed(n: Node, statements: unknown[]) {
   const response = await fetch(`${n.api}/v1/transactions`, {
@@ -46,6 +55,22 @@ describe('corrosion CLI', () => {
       (error: { code: number; stderr: string }) => error,
     );
     expect(refused).toMatchObject({ code: 1, stderr: expect.stringContaining('401') });
+    // The token from CORROSION_TOKEN, as the agent takes it; a token as a flag's value is refused.
+    const address = ['--api-addr', a.api.replace('http://', '')];
+    const fromEnv = await cli(['query', '--sql', 'SELECT 1', ...address], {
+      ...process.env,
+      CORROSION_TOKEN: token,
+    });
+    expect(fromEnv.stdout).toBe('["1"]\n[1]\n'); // the columns, then the row
+    const asFlag = await cli([
+      'query',
+      '--sql',
+      'SELECT 1',
+      ...address,
+      '--api-token',
+      token,
+    ]).catch((error: { code: number; stderr: string }) => error);
+    expect(asFlag).toMatchObject({ code: 2, stderr: expect.stringContaining('--api-token') });
   });
 
   it('backs up a running agent and restores it under a fresh actor id that rejoins the data', async () => {
