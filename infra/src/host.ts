@@ -202,7 +202,8 @@ function writeHost(options: JoinOptions): string[] {
     'next:',
     `  ${existsSync(join(configDir, 'secrets.env')) ? '' : `copy secrets.env and fleet.key from the first host into ${configDir}/ (mode 0600), then\n  `}systemctl daemon-reload && systemctl enable --now ${units.join(' ')}`,
     '  register the host (once corrosion is up; it is fleet configuration no server writes):',
-    `  set -a; . ${configDir}/secrets.env; set +a; corrosion="node ${options.installDir}/apps/corrosion/dist/main.js exec --api-token $CORROSION_TOKEN"`,
+    // The CLI takes CORROSION_TOKEN from the environment secrets.env exports (never a flag's value).
+    `  set -a; . ${configDir}/secrets.env; set +a; corrosion="node ${options.installDir}/apps/corrosion/dist/main.js exec"`,
     `  $corrosion --sql "${register}"`,
     ...(host.api
       ? [
