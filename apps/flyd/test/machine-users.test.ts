@@ -106,6 +106,17 @@ describe('machine users', () => {
     ).toBe('ok\n');
     const stranger = await start();
     expect((await exec(stranger, `ls ${join(dataDir, 'volumes', volume)}`)).exit_code).not.toBe(0);
+    // A volume no machine has yet, empty or a fork of this one, is no other machine's either.
+    const unmounted = async (body: Record<string, unknown>) =>
+      (await callExpecting(api, 'POST', '/v1/volumes', { app: 'tenants', ...body })).body
+        .id as string;
+    for (const spare of [
+      await unmounted({ name: 'spare' }),
+      await unmounted({ name: 'fork', source_volume_id: volume }),
+    ]) {
+      const tried = await exec(stranger, `ls ${join(dataDir, 'volumes', spare)}`);
+      expect(tried.stderr, spare).toMatch(/Permission denied/);
+    }
     await callExpecting(api, 'DELETE', `/v1/machines/${writer}?kill=true`);
     await runsIdle(api);
     const heir = await start(config);

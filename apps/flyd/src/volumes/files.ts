@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
+  chmodSync,
   closeSync,
   lstatSync,
   mkdirSync,
@@ -56,13 +57,15 @@ export function directoryUsage(dir: string): DirectoryUsage {
 
 /**
  * Copies a directory to `to` so that `to` is either absent or complete: the copy goes to a
- * sibling first and is renamed into place (a copy interrupted by a crash is started over).
+ * sibling first and is renamed into place (a copy interrupted by a crash is started over). The
+ * copy is its owner's alone (0700), as every volume and snapshot is until a machine is given it.
  */
 export async function copyDirectory(from: string, to: string): Promise<void> {
   const partial = `${to}.partial`;
   rmSync(partial, { recursive: true, force: true });
   // Asynchronous: a large volume's copy must not stall flyd's event loop.
   await cp(from, partial, { recursive: true, verbatimSymlinks: true });
+  chmodSync(partial, 0o700);
   rmSync(to, { recursive: true, force: true });
   renameSync(partial, to);
 }
@@ -115,6 +118,7 @@ export async function untarDirectory(input: Readable, to: string): Promise<void>
   input.pipe(child.stdin);
   input.once('error', () => child.kill('SIGKILL'));
   await exited(child, 'tar -x');
+  chmodSync(partial, 0o700); // the archive's own mode for `.` does not decide who may enter
   rmSync(to, { recursive: true, force: true });
   renameSync(partial, to);
 }

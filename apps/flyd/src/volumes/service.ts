@@ -101,7 +101,8 @@ export class VolumeService {
       sizeGb = Math.max(sizeGb ?? from.size_gb, from.size_gb);
     }
     if (source) await copyDirectory(source, this.dir(id));
-    else mkdirSync(this.dir(id), { recursive: true });
+    // Its owner's alone until a machine is given it (machine-users.ts): no other machine enters.
+    else mkdirSync(this.dir(id), { recursive: true, mode: 0o700 });
     const now = new Date().toISOString();
     this.store.put({
       id,
