@@ -1,10 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { present } from '@fleet/service/invariant';
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MachineUsers } from '../src/runtime/machine-users.js';
 import { callExpecting } from './expect-status.js';
 import { call, FlydFixture, hello, inState, runsIdle } from './flyd-fixture.js';
+import { tempDir } from './temp-dirs.js';
 
 // A machine is someone else's code: it runs as a user of its own, so it cannot signal flyd (or
 // corrosion, the proxy, another machine), read flyd's database, another machine's root, volume
@@ -153,4 +156,34 @@ describe('--machine-users', () => {
       await fixture.close();
     }
   });
+});
+
+describe('machine users, where a machine could not reach its folders', () => {
+  it.runIf(root)(
+    'are off under auto when a folder on the real path of the data directory is closed',
+    () => {
+      const top = tempDir('fleet-users-');
+      chmodSync(top, 0o711);
+      // top/open/link -> top/closed/real: the closed folder is on the real path only.
+      const closed = join(top, 'closed');
+      mkdirSync(join(closed, 'real', 'flyd'), { recursive: true });
+      chmodSync(closed, 0o700);
+      mkdirSync(join(top, 'open'), { mode: 0o711 });
+      symlinkSync(join(closed, 'real'), join(top, 'open', 'link'));
+      const db = new Database(':memory:');
+      try {
+        const dataDir = join(top, 'open', 'link', 'flyd');
+        expect(MachineUsers.configure(db, 'auto', dataDir)).toEqual({
+          off: `${closed} does not let other users through (chmod o+x), so machines could not reach ${dataDir}`,
+        });
+        expect(() => MachineUsers.configure(db, '300000-300100', dataDir)).toThrow(
+          /--machine-users/,
+        );
+        chmodSync(closed, 0o711);
+        expect(MachineUsers.configure(db, 'auto', dataDir)).toHaveProperty('users');
+      } finally {
+        db.close();
+      }
+    },
+  );
 });

@@ -1,4 +1,13 @@
-import { accessSync, chmodSync, constants, lchownSync, lstatSync, readdirSync } from 'node:fs';
+import {
+  accessSync,
+  chmodSync,
+  constants,
+  lchownSync,
+  lstatSync,
+  readdirSync,
+  realpathSync,
+  statSync,
+} from 'node:fs';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { UsageError } from '@fleet/service';
 import type { Database as Db } from 'better-sqlite3';
@@ -167,13 +176,17 @@ function missingPower(dataDir: string): string | undefined {
     return 'flyd is not root, so it cannot run machines as other users';
   if (findSetpriv() === undefined) return 'setpriv (util-linux) is not installed';
   // A machine reaches its root and volume by absolute paths (HOME, FLEET_VOLUME_DIR, the mount's
-  // link): every folder above the data directory must let other users through.
-  for (let dir = dirname(resolve(dataDir)); ; dir = dirname(dir)) {
-    if ((lstatSync(dir).mode & 0o001) === 0) {
-      return `${dir} does not let other users through (chmod o+x), so machines could not reach ${dataDir}`;
+  // link): every folder above the data directory must let other users through — those of the
+  // path as given (a link judged by its folder, `stat`) and those of the real path it leads to.
+  for (const path of [resolve(dataDir), realpathSync(dataDir)]) {
+    for (let dir = dirname(path); ; dir = dirname(dir)) {
+      if ((statSync(dir).mode & 0o001) === 0) {
+        return `${dir} does not let other users through (chmod o+x), so machines could not reach ${dataDir}`;
+      }
+      if (dir === dirname(dir)) break;
     }
-    if (dir === dirname(dir)) return undefined;
   }
+  return undefined;
 }
 
 function findSetpriv(): string | undefined {
