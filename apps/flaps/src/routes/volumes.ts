@@ -63,6 +63,7 @@ const params = {
   type: 'object',
   properties: { app: { type: 'string' }, id: volumeIdSchema },
 };
+const byId = { schema: { params }, validatorCompiler: configValidator };
 
 const createSchema = {
   params: { type: 'object', properties: { app: { type: 'string' } } },
@@ -119,7 +120,7 @@ export function volumeRoutes(app: FastifyInstance, state: FleetState, flyd: Flyd
 
   app.get<{ Params: { app: string; id: string } }>(
     '/v1/apps/:app/volumes/:id',
-    { schema: { params }, validatorCompiler: configValidator },
+    byId,
     async (request) => {
       const { app: appName, id } = request.params;
       return flyd.call(await owner(appName, id), 'GET', `/v1/volumes/${id}`);
@@ -129,21 +130,17 @@ export function volumeRoutes(app: FastifyInstance, state: FleetState, flyd: Flyd
   app.put<{
     Params: { app: string; id: string };
     Body: { snapshot_retention?: number | null; auto_backup_enabled?: boolean | null } | undefined;
-  }>(
-    '/v1/apps/:app/volumes/:id',
-    { schema: { params }, validatorCompiler: configValidator },
-    async (request) => {
-      const { app: appName, id } = request.params;
-      return flyd.call(await owner(appName, id), 'POST', `/v1/volumes/${id}`, {
-        snapshot_retention: request.body?.snapshot_retention ?? undefined,
-        auto_backup_enabled: request.body?.auto_backup_enabled ?? undefined,
-      });
-    },
-  );
+  }>('/v1/apps/:app/volumes/:id', byId, async (request) => {
+    const { app: appName, id } = request.params;
+    return flyd.call(await owner(appName, id), 'POST', `/v1/volumes/${id}`, {
+      snapshot_retention: request.body?.snapshot_retention ?? undefined,
+      auto_backup_enabled: request.body?.auto_backup_enabled ?? undefined,
+    });
+  });
 
   app.delete<{ Params: { app: string; id: string } }>(
     '/v1/apps/:app/volumes/:id',
-    { schema: { params }, validatorCompiler: configValidator },
+    byId,
     async (request) => {
       const { app: appName, id } = request.params;
       return flyd.call(await owner(appName, id), 'DELETE', `/v1/volumes/${id}`);
@@ -173,7 +170,7 @@ export function volumeRoutes(app: FastifyInstance, state: FleetState, flyd: Flyd
 
   app.get<{ Params: { app: string; id: string } }>(
     '/v1/apps/:app/volumes/:id/snapshots',
-    { schema: { params }, validatorCompiler: configValidator },
+    byId,
     async (request) => {
       const { app: appName, id } = request.params;
       return flyd.call(await owner(appName, id), 'GET', `/v1/volumes/${id}/snapshots`);
@@ -182,7 +179,7 @@ export function volumeRoutes(app: FastifyInstance, state: FleetState, flyd: Flyd
 
   app.post<{ Params: { app: string; id: string } }>(
     '/v1/apps/:app/volumes/:id/snapshots',
-    { schema: { params }, validatorCompiler: configValidator },
+    byId,
     async (request) => {
       const { app: appName, id } = request.params;
       return flyd.call(await owner(appName, id), 'POST', `/v1/volumes/${id}/snapshots`);
