@@ -7,9 +7,11 @@
 // <tmp-dir> is the TMPDIR the suite ran with, empty before it: anything still in it was made by a
 // test and not removed. A leftover process is one still running whose working directory or
 // command line lies under <tmp-dir> or <repo-root> (servers, their machines, vitest workers),
-// other than this script's own ancestors. Prints each and exits 1 if there is any.
+// other than this script's own ancestors. A leftover mount is a filesystem still mounted under
+// either (a flyd's volume disk, loop-mounted). Prints each and exits 1 if there is any.
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { mountsUnder } from '@fleet/service';
 
 const [tmpDir, repoRoot] = process.argv.slice(2).map((path) => resolve(path));
 if (!tmpDir || !repoRoot) {
@@ -52,11 +54,13 @@ function leftProcesses() {
   return left;
 }
 
+const mounts = [...mountsUnder(tmpDir), ...mountsUnder(repoRoot)];
 const files = readdirSync(tmpDir).map((name) => join(tmpDir, name));
 const processes = leftProcesses();
+for (const path of mounts) console.log(`still mounted: ${path}`);
 for (const file of files) console.log(`left behind: ${file}`);
 for (const line of processes) console.log(`still running: ${line}`);
 console.log(
-  `leftovers: ${processes.length} processes, ${files.length} temporary files or directories`,
+  `leftovers: ${processes.length} processes, ${files.length} temporary files or directories, ${mounts.length} mounts`,
 );
-process.exit(files.length + processes.length > 0 ? 1 : 0);
+process.exit(files.length + processes.length + mounts.length > 0 ? 1 : 0);

@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { FlapsClient } from '@fleet/flaps-client';
+import { unmountUnder } from '@fleet/service';
 import { type Fleet, startFleet } from '../src/launcher/fleet.js';
 import { repoRoot } from '../src/launcher/paths.js';
 
@@ -92,6 +93,7 @@ export async function startCliFleet(hostId: string): Promise<CliFleet> {
       try {
         await fleet.stop();
       } finally {
+        unmountUnder(home); // volume disks a flyd killed at its stop's bound kept mounted
         rmSync(home, { recursive: true, force: true });
       }
     },

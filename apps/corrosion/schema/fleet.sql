@@ -107,7 +107,7 @@ CREATE TABLE org_tokens (
   created_at TEXT NOT NULL DEFAULT ''
 );
 
--- Volumes (a directory on one worker), written only by flyd on the worker that holds the volume.
+-- Volumes (a disk of its size on one worker, or a directory), written only by flyd on the worker that holds the volume.
 -- After a migrate the target worker's flyd writes the row with its own host_id.
 CREATE TABLE volumes (
   id TEXT NOT NULL PRIMARY KEY,                  -- vol_ + 16 lowercase alphanumerics
@@ -119,11 +119,11 @@ CREATE TABLE volumes (
   state TEXT NOT NULL DEFAULT 'created',         -- created | destroyed
   size_gb INTEGER NOT NULL DEFAULT 1,
   encrypted INTEGER NOT NULL DEFAULT 0,
-  fstype TEXT NOT NULL DEFAULT 'dir',
+  fstype TEXT NOT NULL DEFAULT 'dir',           -- ext4 (a disk) | dir (a folder: disks off)
   attached_machine_id TEXT,
   snapshot_retention INTEGER NOT NULL DEFAULT 5,
   auto_backup_enabled INTEGER NOT NULL DEFAULT 0,
-  used_bytes INTEGER NOT NULL DEFAULT 0,         -- files' size in 4 KiB blocks, at the last change or stop (GET on the volume is live)
+  used_bytes INTEGER NOT NULL DEFAULT 0,         -- bytes in use (a disk's blocks; a directory's files in 4 KiB blocks), at the last change or stop (GET on the volume is live)
   created_at TEXT NOT NULL DEFAULT '',
   updated_at TEXT NOT NULL DEFAULT ''
 );

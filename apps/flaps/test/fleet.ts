@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sampleImagesDir } from '@fleet/sample-images';
-import { type ServerProcess, serverMain, startServerProcess } from '@fleet/service';
+import { type ServerProcess, serverMain, startServerProcess, unmountUnder } from '@fleet/service';
 import { present } from '@fleet/service/invariant';
 import { vi } from 'vitest';
 
@@ -164,6 +164,7 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
       try {
         for (const server of [...servers].reverse()) await server.stop();
       } finally {
+        unmountUnder(dir); // volume disks a flyd killed at its stop's bound kept mounted
         rmSync(dir, { recursive: true, force: true });
       }
     })();

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type ServerProcess, startServerProcess } from '@fleet/service';
+import { type ServerProcess, startServerProcess, unmountUnder } from '@fleet/service';
 import { present } from '@fleet/service/invariant';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { livenessChanges } from '../src/host-liveness.js';
@@ -146,6 +146,7 @@ describe('a host whose corrosion dies', () => {
 
   afterAll(async () => {
     for (const server of started.reverse()) await server.stop();
+    unmountUnder(dir); // volume disks a flyd killed at its stop's bound kept mounted
     rmSync(dir, { recursive: true, force: true });
   });
 

@@ -37,6 +37,7 @@ import { Cgroups } from './runtime/cgroups.js';
 import { MachineUsers, shieldDataDir } from './runtime/machine-users.js';
 import { ProcessRuntime } from './runtime/process-runtime.js';
 import { createFlydServer } from './server.js';
+import { VolumeDisks } from './volumes/disks.js';
 import { VolumeService } from './volumes/service.js';
 import { VolumeStore } from './volumes/volume-store.js';
 
@@ -154,6 +155,12 @@ const spec = {
     description:
       "each machine runs as a user of its own, a uid from this range (like 300000-365535); 'auto': that range when flyd runs as root and other users can reach --data-dir, else flyd's own user (with a warning); 'off': flyd's own user",
   },
+  'volume-disks': {
+    type: 'string',
+    default: 'auto',
+    description:
+      "each volume is an ext4 disk of its size (a sparse image file, loop-mounted): a machine that fills it gets ENOSPC, not the worker's disk; 'auto': so when flyd runs as root with e2fsprogs and loop devices, else plain folders whose size is not enforced (with a warning); 'off': plain folders",
+  },
   'log-write-timeout-ms': {
     type: 'number',
     default: 2_000,
@@ -263,10 +270,18 @@ runMain(async () => {
   );
   if (config['machine-limits'] === 'cgroups' && !runtime.enforcesLimits)
     logger.warn('cannot create cgroups here: machine memory and CPU limits are not enforced');
+  const disks = await VolumeDisks.configure(
+    config['volume-disks'],
+    join(config['data-dir'], 'volumes'),
+  );
+  if ('off' in disks && config['volume-disks'] === 'auto')
+    logger.warn(`volumes are plain folders, their size not enforced: ${disks.off}`);
   const volumes = new VolumeService(new VolumeStore(db), publisher, {
     dataDir: config['data-dir'],
     hostId: config['host-id'],
     region: config.region,
+    disks: 'disks' in disks ? disks.disks : undefined,
+    running: (machineId) => runtime.isRunning(machineId),
   });
   if ('users' in users) shieldDataDir(config['data-dir']); // after every folder of it is made
   const imageCache = new ImageCache({
@@ -334,6 +349,7 @@ runMain(async () => {
     httpLimits(config, 'FLYD_ERR_OVERLOADED'),
   );
   // Resume and restart before taking calls, then publish the host row with the API's address.
+  for (const failure of await volumes.mountAll()) logger.error(`cannot mount ${failure}`);
   machines.boot();
   const url = await listenHttp(app, config.listen, 'api');
   void publisher.announce(url);
@@ -347,6 +363,7 @@ runMain(async () => {
       await Promise.race([app.close(), new Promise((resolve) => setTimeout(resolve, closeWaitMs))]);
       health.stopAll();
       await machines.shutdown(config['stop-machines-on-exit']);
+      await volumes.unmountIdle();
       await Promise.race([publisher.flush(), new Promise((resolve) => setTimeout(resolve, 3_000))]);
       publisher.close();
       sink?.close();

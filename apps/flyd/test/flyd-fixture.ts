@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CorrosionClient } from '@fleet/corrosion-client';
 import { sampleImagesDir } from '@fleet/sample-images';
-import { type ServerProcess, serverMain, startServerProcess } from '@fleet/service';
+import { type ServerProcess, serverMain, startServerProcess, unmountUnder } from '@fleet/service';
 import { present } from '@fleet/service/invariant';
 import { until } from '@fleet/service/vitest-until';
 
@@ -150,6 +150,7 @@ export class FlydFixture {
     } finally {
       // Machines a killed flyd (or one that leaves them running) left: they run in this folder.
       killProcessesUnder(this.dir);
+      unmountUnder(this.dir); // and the volume disks such a flyd kept mounted
       rmSync(this.dir, { recursive: true, force: true });
     }
   }

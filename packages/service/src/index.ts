@@ -33,6 +33,7 @@ export { createLogger, type Logger, type LoggerOptions } from './logger.js';
 export { longPolls } from './long-polls.js';
 export { runMain } from './main.js';
 export { type MetricsExport, startMetrics } from './metrics.js';
+export { mountsUnder, unmountUnder } from './mounts.js';
 export { parentFdVariable, watchParent } from './parent.js';
 export { type ServerProcess, type ServerProcessOptions, startServerProcess } from './process.js';
 export { errorCodesInReadme } from './readme.js';

@@ -1,6 +1,7 @@
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { unmountUnder } from './mounts.js';
 
 /**
  * A vitest `globalSetup`: the run's tests, and every server they start (they inherit the
@@ -19,6 +20,7 @@ export default function setup(): () => void {
   return () => {
     if (previous === undefined) delete process.env.TMPDIR;
     else process.env.TMPDIR = previous;
+    unmountUnder(dir); // volumes a killed flyd left mounted (flyd's volume disks)
     rmSync(dir, { recursive: true, force: true });
   };
 }

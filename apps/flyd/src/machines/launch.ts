@@ -74,7 +74,7 @@ async function launchProcess(id: string, deps: LaunchDeps): Promise<void> {
   const port = machine.port ?? (await freePort());
   prepareRoot(dirs.root(id), image, machine.config);
   const user = runtime.userOf(id);
-  deps.volumes.link(dirs.root(id), machine.config, user);
+  await deps.volumes.link(dirs.root(id), machine.config, user);
   if (user) giveTo(dirs.root(id), user); // after the mount's link: the folders made for it too
   deps.setState(id, 'starting', { type: 'start', source: 'user' }, { port, stop_reason: null });
   const pid = await runtime.start({

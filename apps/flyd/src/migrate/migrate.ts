@@ -155,11 +155,11 @@ export function defineMigrateAction(engine: FsmEngine, machine: MigrateSteps): v
       },
       {
         name: 'release-source',
-        run: ({ machineId, results }) => {
+        run: async ({ machineId, results }) => {
           const { volumeId } = results.plan as Plan;
           removeMachineDirs(machine.options.dataDir, machineId);
           machine.runtime.forget(machineId);
-          if (volumeId !== null) machine.volumes.release(volumeId);
+          if (volumeId !== null) await machine.volumes.release(volumeId);
           machine.forget(machineId);
         },
       },

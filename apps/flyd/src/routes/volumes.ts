@@ -104,9 +104,11 @@ export function volumeRoutes(
       },
     },
     async (request) => {
-      const volume = await volumes.extend(request.params.id, request.body.size_gb);
-      // A directory has no filesystem to grow: the machine never needs a restart.
-      return { needs_restart: false, volume: view(volume) };
+      const { volume, needsRestart } = await volumes.extend(
+        request.params.id,
+        request.body.size_gb,
+      );
+      return { needs_restart: needsRestart, volume: view(volume) };
     },
   );
 

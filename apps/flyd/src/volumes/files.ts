@@ -15,7 +15,7 @@ import { cp } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 
-/** Volumes report blocks of this size (Fly reports the filesystem's; ours is a directory). */
+/** Folder volumes (no disk) report blocks of this size; a disk reports its filesystem's. */
 export const blockSizeBytes = 4096;
 /** Bound on the entries a usage walk visits, so a volume of millions of files cannot stall flyd. */
 const walkEntriesMax = 200_000;
@@ -70,6 +70,11 @@ export async function copyDirectory(from: string, to: string): Promise<void> {
   renameSync(partial, to);
 }
 
+/** Copies a directory's contents into the directory `to` (a volume disk being made). */
+export async function copyInto(from: string, to: string): Promise<void> {
+  await cp(from, to, { recursive: true, verbatimSymlinks: true });
+}
+
 /** A digest of a directory's paths and contents (sha256), as a snapshot's `digest`. */
 export function directoryDigest(dir: string): string {
   const hash = createHash('sha256');
@@ -112,15 +117,20 @@ export async function untarDirectory(input: Readable, to: string): Promise<void>
   const partial = `${to}.partial`;
   rmSync(partial, { recursive: true, force: true });
   mkdirSync(partial, { recursive: true });
-  const child = spawn('tar', ['-C', partial, '-xf', '-'], { stdio: ['pipe', 'ignore', 'pipe'] });
+  await untarInto(input, partial);
+  rmSync(to, { recursive: true, force: true });
+  renameSync(partial, to);
+}
+
+/** Unpacks a tar stream into the directory `dir`, left its owner's alone (0700). */
+export async function untarInto(input: Readable, dir: string): Promise<void> {
+  const child = spawn('tar', ['-C', dir, '-xf', '-'], { stdio: ['pipe', 'ignore', 'pipe'] });
   // A tar that exits early (a bad archive) closes its stdin: the error is tar's exit, not this.
   child.stdin.on('error', () => undefined);
   input.pipe(child.stdin);
   input.once('error', () => child.kill('SIGKILL'));
   await exited(child, 'tar -x');
-  chmodSync(partial, 0o700); // the archive's own mode for `.` does not decide who may enter
-  rmSync(to, { recursive: true, force: true });
-  renameSync(partial, to);
+  chmodSync(dir, 0o700); // the archive's own mode for `.` does not decide who may enter
 }
 
 function exited(child: ReturnType<typeof spawn>, what: string): Promise<void> {

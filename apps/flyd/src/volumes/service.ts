@@ -6,21 +6,29 @@ import { flydError } from '../errors.js';
 import type { MachineConfig } from '../machines/machine-store.js';
 import type { Publisher } from '../publishing/publisher.js';
 import { giveTo, type MachineUser } from '../runtime/machine-users.js';
+import type { VolumeDisks } from './disks.js';
 import {
+  blockSizeBytes,
   copyDirectory,
+  copyInto,
   directoryDigest,
   directoryUsage,
   tarDirectory,
   untarDirectory,
+  untarInto,
 } from './files.js';
 import { type MountConfig, mountLink, mountOf } from './mounts.js';
-import { volumeRowStatement, volumeView } from './view.js';
+import { type VolumeUsage, volumeRowStatement, volumeView } from './view.js';
 import type { SnapshotRecord, VolumeRecord, VolumeStore } from './volume-store.js';
 
 export interface VolumeServiceOptions {
   dataDir: string;
   hostId: string;
   region: string;
+  /** Volumes as disks of their size (`--volume-disks`); without, plain folders. */
+  disks?: VolumeDisks;
+  /** Whether a machine runs (and so holds its volume mounted). */
+  running: (machineId: string) => boolean;
 }
 
 export interface CreateVolumeRequest {
@@ -48,9 +56,10 @@ export function newVolumeId(prefix: 'vol_' | 'vs_'): string {
 }
 
 /**
- * The volumes of this worker: each a directory `<data-dir>/volumes/<id>` with a size, attached
- * to at most one machine. Snapshots are copies under `<data-dir>/snapshots/<id>`. Every change
- * is written to flyd's database and published to corrosion's `volumes` / `volume_snapshots`.
+ * The volumes of this worker: each a directory `<data-dir>/volumes/<id>` with a size — an ext4
+ * disk of that size mounted on it (`disks.ts`), or with disks off a plain folder — attached to
+ * at most one machine. Snapshots are copies under `<data-dir>/snapshots/<id>`. Every change is
+ * written to flyd's database and published to corrosion's `volumes` / `volume_snapshots`.
  */
 export class VolumeService {
   constructor(
@@ -100,7 +109,11 @@ export class VolumeService {
       source = this.dir(from.id);
       sizeGb = Math.max(sizeGb ?? from.size_gb, from.size_gb);
     }
-    if (source) await copyDirectory(source, this.dir(id));
+    const copy = source;
+    const disks = this.options.disks;
+    const fill = copy === undefined ? undefined : (dir: string) => copyInto(copy, dir);
+    if (disks) await disks.create(id, sizeGb ?? 1, fill);
+    else if (copy) await copyDirectory(copy, this.dir(id));
     // Its owner's alone until a machine is given it (machine-users.ts): no other machine enters.
     else mkdirSync(this.dir(id), { recursive: true, mode: 0o700 });
     const now = new Date().toISOString();
@@ -135,8 +148,14 @@ export class VolumeService {
     return this.get(id);
   }
 
-  /** Grows the volume; a smaller size is refused. The directory has no size to resize. */
-  async extend(id: string, sizeGb: number): Promise<VolumeRecord> {
+  /**
+   * Grows the volume; a smaller size is refused. A disk grows online where the kernel lets it,
+   * else at once when no machine runs on it, else at its machine's next start (`needsRestart`).
+   */
+  async extend(
+    id: string,
+    sizeGb: number,
+  ): Promise<{ volume: VolumeRecord; needsRestart: boolean }> {
     const volume = this.#live(id);
     if (sizeGb < volume.size_gb) {
       throw flydError(
@@ -144,12 +163,18 @@ export class VolumeService {
         `volume ${id} is ${volume.size_gb} GB: it cannot shrink to ${sizeGb} GB`,
       );
     }
+    let needsRestart = false;
+    if (this.options.disks?.has(id)) {
+      const machine = volume.attached_machine_id;
+      const held = machine !== null && this.options.running(machine);
+      ({ needsRestart } = await this.options.disks.grow(id, sizeGb, held));
+    }
     this.store.update(id, { size_gb: sizeGb });
     await this.#publish(id);
-    return this.get(id);
+    return { volume: this.get(id), needsRestart };
   }
 
-  /** Removes the volume's directory; refused while a machine mounts it. */
+  /** Removes the volume's directory (and disk); refused while a machine mounts it. */
   async destroy(id: string, machineExists: (machineId: string) => boolean): Promise<VolumeRecord> {
     const volume = this.get(id);
     if (volume.state === 'destroyed') return volume;
@@ -159,7 +184,7 @@ export class VolumeService {
         `volume ${id} is attached to machine ${volume.attached_machine_id}; destroy the machine first`,
       );
     }
-    rmSync(this.dir(id), { recursive: true, force: true });
+    await this.#removeFiles(id);
     this.store.update(id, { state: 'destroyed', attached_machine_id: null });
     await this.#publish(id);
     return this.get(id);
@@ -246,11 +271,17 @@ export class VolumeService {
 
   /**
    * Gives a machine its volume: a symlink `<machine dir>/<mount path without its leading slash>`
-   * to the volume's directory (replaced if it exists).
+   * to the volume's directory (replaced if it exists), its disk mounted there (grown first if an
+   * extend waited for the machine's restart).
    */
-  link(machineDir: string, config: MachineConfig, user: MachineUser | undefined): void {
+  async link(
+    machineDir: string,
+    config: MachineConfig,
+    user: MachineUser | undefined,
+  ): Promise<void> {
     const mount = mountOf(config);
     if (!mount || !this.store.get(mount.volume)) return;
+    if (this.options.disks?.has(mount.volume)) await this.options.disks.prepare(mount.volume);
     const link = mountLink(machineDir, mount.path);
     mkdirSync(dirname(link), { recursive: true });
     if (lstatSync(link, { throwIfNoEntry: false })) unlinkSync(link);
@@ -277,7 +308,9 @@ export class VolumeService {
    * record as sent, and its row in corrosion with this worker's host id. Idempotent.
    */
   async import(record: VolumeRecord, input: Readable): Promise<VolumeRecord> {
-    await untarDirectory(input, this.dir(record.id));
+    const disks = this.options.disks;
+    if (disks) await disks.create(record.id, record.size_gb, (dir) => untarInto(input, dir));
+    else await untarDirectory(input, this.dir(record.id));
     if (!(await this.publisher.awaitRow('volumes', record.id, record.updated_at, rowWaitMs))) {
       throw flydError(
         'FLYD_ERR_FAILED',
@@ -294,10 +327,42 @@ export class VolumeService {
   }
 
   /** Forgets a volume that moved to another worker, without touching its corrosion row. */
-  release(id: string): void {
+  async release(id: string): Promise<void> {
     this.publisher.rowForget(`volume/${id}`);
-    rmSync(this.dir(id), { recursive: true, force: true });
+    await this.#removeFiles(id);
     this.store.delete(id);
+  }
+
+  /**
+   * Mounts every volume disk of this worker (flyd's start: a reboot, or a flyd stopped before).
+   * One that fails does not keep flyd down: its machine's launch tries again and says why. Answers
+   * the failures.
+   */
+  async mountAll(): Promise<string[]> {
+    const disks = this.options.disks;
+    const failures: string[] = [];
+    for (const volume of this.store.list()) {
+      if (volume.state !== 'created' || !disks?.has(volume.id)) continue;
+      await disks.mount(volume.id).catch((error: Error) => {
+        failures.push(`volume ${volume.id}: ${error.message}`);
+      });
+    }
+    return failures;
+  }
+
+  /**
+   * Unmounts the disks no running machine holds (flyd's exit; with `--stop-machines-on-exit`
+   * every one): a worker's data directory is left with no mount in it. A machine left running
+   * keeps its volume mounted, as the next flyd finds it.
+   */
+  async unmountIdle(): Promise<void> {
+    const disks = this.options.disks;
+    if (!disks) return;
+    for (const id of disks.mounted()) {
+      const machine = this.store.get(id)?.attached_machine_id;
+      if (machine && this.options.running(machine)) continue;
+      await disks.unmount(id);
+    }
   }
 
   /** Publishes the volume's row again (its usage now; or after a failed migrate: it is still here). */
@@ -305,10 +370,31 @@ export class VolumeService {
     return this.store.get(id) ? this.#publish(id) : Promise.resolve();
   }
 
-  /** Fly's Volume object, with usage measured on the directory now. */
+  /** Fly's Volume object, with usage measured now. */
   view(volume: VolumeRecord): Record<string, unknown> {
+    return volumeView(volume, this.options.hostId, this.#usage(volume));
+  }
+
+  /** The disk's blocks as its filesystem counts them; a folder's files in 4 KiB blocks. */
+  #usage(volume: VolumeRecord): VolumeUsage {
+    const disks = this.options.disks;
+    if (volume.state === 'created' && disks?.has(volume.id) && disks.mounted().includes(volume.id))
+      return { fstype: 'ext4', ...disks.usage(volume.id) };
+    const blocks = Math.floor((volume.size_gb * 1024 ** 3) / blockSizeBytes);
     const used = volume.state === 'created' ? directoryUsage(this.dir(volume.id)).blocks : 0;
-    return volumeView(volume, this.options.hostId, used);
+    const free = Math.max(0, blocks - used);
+    return {
+      fstype: 'dir',
+      blockSize: blockSizeBytes,
+      blocks,
+      blocksFree: free,
+      blocksAvail: free,
+    };
+  }
+
+  async #removeFiles(id: string): Promise<void> {
+    if (this.options.disks) await this.options.disks.remove(id);
+    else rmSync(this.dir(id), { recursive: true, force: true });
   }
 
   #live(id: string): VolumeRecord {
@@ -320,9 +406,8 @@ export class VolumeService {
 
   #publish(id: string): Promise<void> {
     const volume = this.get(id);
-    const usedBlocks = volume.state === 'created' ? directoryUsage(this.dir(id)).blocks : 0;
     return this.publisher.rowChanged(`volume/${id}`, [
-      volumeRowStatement(volume, this.options.hostId, usedBlocks),
+      volumeRowStatement(volume, this.options.hostId, this.#usage(volume)),
     ]);
   }
 }

@@ -1,0 +1,180 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { mountsUnder } from '@fleet/service';
+import { present } from '@fleet/service/invariant';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { callExpecting } from './expect-status.js';
+import { call, FlydFixture, hello, inState, runsIdle } from './flyd-fixture.js';
+
+// A volume's size is a disk's: a machine that fills its volume gets ENOSPC there, and the
+// worker's disk — where flyd.db, corrosion.db and every other machine's files live — is out of
+// its reach (one tenant must not take the worker down). Mounting needs root, as in CI and on a
+// worker; as anyone else volumes are folders (`off`, below).
+const root = process.getuid?.() === 0;
+
+interface Exec {
+  stdout: string;
+  stderr: string;
+  exit_code: number;
+}
+
+interface VolumeView {
+  id: string;
+  size_gb: number;
+  fstype: string;
+  blocks: number;
+  block_size: number;
+  blocks_free: number;
+}
+
+const gib = 1024 ** 3;
+
+describe.runIf(root)('volume disks', () => {
+  const fixture = new FlydFixture();
+  let api: string;
+  const volumesDir = join(fixture.dir, 'flyd', 'volumes');
+  const exec = async (id: string, cmd: string): Promise<Exec> =>
+    present(await call(api, 'POST', `/v1/machines/${id}/exec`, { cmd }), 'an answer')
+      .body as unknown as Exec;
+  const volumeOf = async (id: string) =>
+    (await callExpecting(api, 'GET', `/v1/volumes/${id}`)).body as unknown as VolumeView;
+  const createVolume = async (body: Record<string, unknown>) =>
+    (await callExpecting(api, 'POST', '/v1/volumes', { app: 'disks', name: 'data', ...body }))
+      .body as unknown as VolumeView;
+  const startWith = async (volume: string): Promise<string> => {
+    const id = randomBytes(7).toString('hex');
+    const config = { ...hello, mounts: [{ volume, path: '/data' }] };
+    await callExpecting(api, 'POST', '/v1/machines', { id, app: 'disks', config });
+    await inState(api, id, 'started');
+    return id;
+  };
+  // What the machine sees of its volume's size: df's 1K blocks.
+  const dfKb = async (machine: string) =>
+    Number((await exec(machine, 'df -k --output=size data/ | tail -1')).stdout.trim());
+
+  beforeAll(async () => {
+    api = await fixture.start();
+  });
+  afterAll(() => fixture.close());
+
+  it('is an ext4 disk of its size: filling it is ENOSPC for the machine alone', async () => {
+    const volume = await createVolume({ size_gb: 1 });
+    expect(volume).toMatchObject({ fstype: 'ext4', size_gb: 1 });
+    expect(volume.blocks * volume.block_size).toBeGreaterThan(0.9 * gib);
+    expect(volume.blocks * volume.block_size).toBeLessThanOrEqual(gib);
+    expect(mountsUnder(volumesDir)).toEqual([join(volumesDir, volume.id)]);
+    const machine = await startWith(volume.id);
+    // fallocate takes the blocks for real (unlike a sparse file) without writing a gigabyte.
+    const filled = await exec(machine, 'fallocate -l 900M data/fill && echo filled');
+    expect(filled).toMatchObject({ stdout: 'filled\n', exit_code: 0 });
+    const over = await exec(machine, 'fallocate -l 200M data/more');
+    expect(over.exit_code).not.toBe(0);
+    expect(over.stderr).toMatch(/No space left on device/);
+    // The volume's view counts what the filesystem counts.
+    const full = await volumeOf(volume.id);
+    expect(full.blocks_free * full.block_size).toBeLessThan(0.1 * gib);
+    // The machine's root, on the worker's own disk, still takes writes.
+    expect((await exec(machine, 'echo fine > note && cat note')).stdout).toBe('fine\n');
+  });
+
+  it('grows on extend, online or at the next start, and never loses what it holds', async () => {
+    const volume = await createVolume({ size_gb: 1 });
+    const machine = await startWith(volume.id);
+    await exec(machine, 'echo kept > data/file');
+    expect(await dfKb(machine)).toBeLessThan(1.05 * 1024 ** 2);
+    const extended = (
+      await callExpecting(api, 'POST', `/v1/volumes/${volume.id}/extend`, { size_gb: 2 })
+    ).body as { needs_restart: boolean; volume: VolumeView };
+    expect(extended.volume.size_gb).toBe(2);
+    // Online where the kernel lets a mounted ext4 grow; in a container it may not, and the
+    // machine then sees the new size from its next start (Fly's `needs_restart`).
+    if (extended.needs_restart) {
+      expect(await dfKb(machine)).toBeLessThan(1.05 * 1024 ** 2);
+      await callExpecting(api, 'POST', `/v1/machines/${machine}/stop`);
+      await inState(api, machine, 'stopped');
+      await callExpecting(api, 'POST', `/v1/machines/${machine}/start`);
+      await inState(api, machine, 'started');
+    }
+    expect(await dfKb(machine)).toBeGreaterThan(1.9 * 1024 ** 2);
+    expect((await exec(machine, 'cat data/file')).stdout).toBe('kept\n');
+    expect((await volumeOf(volume.id)).blocks * extended.volume.block_size).toBeGreaterThan(
+      1.9 * gib,
+    );
+    // A volume no machine runs on grows at once.
+    const idle = await createVolume({ size_gb: 1 });
+    const grown = (
+      await callExpecting(api, 'POST', `/v1/volumes/${idle.id}/extend`, { size_gb: 3 })
+    ).body as { needs_restart: boolean; volume: VolumeView };
+    expect(grown.needs_restart).toBe(false);
+    expect(grown.volume.blocks * grown.volume.block_size).toBeGreaterThan(2.9 * gib);
+  });
+
+  it('is unmounted when flyd stops and mounted again when it starts; a destroy removes it', async () => {
+    const volume = await createVolume({ size_gb: 1 });
+    const machine = await startWith(volume.id);
+    await exec(machine, 'echo before > data/file');
+    await fixture.stopFlyd(); // stops its machines (--stop-machines-on-exit), then the disks
+    expect(mountsUnder(volumesDir)).toEqual([]);
+    expect(readdirSync(join(volumesDir, volume.id))).toEqual([]); // the bare mount point
+    api = await fixture.startFlyd();
+    expect(mountsUnder(volumesDir)).toContain(join(volumesDir, volume.id));
+    await inState(api, machine, 'started');
+    expect((await exec(machine, 'cat data/file')).stdout).toBe('before\n');
+    // A killed flyd leaves its disks mounted: the next one takes them as they are.
+    await fixture.kill();
+    api = await fixture.startFlyd();
+    await inState(api, machine, 'started');
+    expect((await exec(machine, 'cat data/file')).stdout).toBe('before\n');
+    await callExpecting(api, 'DELETE', `/v1/machines/${machine}?kill=true`);
+    await runsIdle(api);
+    await callExpecting(api, 'DELETE', `/v1/volumes/${volume.id}`);
+    expect(mountsUnder(volumesDir)).not.toContain(join(volumesDir, volume.id));
+    expect(existsSync(join(volumesDir, volume.id))).toBe(false);
+    expect(existsSync(join(volumesDir, `${volume.id}.ext4`))).toBe(false);
+  });
+
+  it('copies a snapshot or a volume into a new disk of its own', async () => {
+    const volume = await createVolume({ size_gb: 1 });
+    const machine = await startWith(volume.id);
+    await exec(machine, 'mkdir -p data/d && echo copied > data/d/file');
+    const fork = await createVolume({ source_volume_id: volume.id });
+    expect(fork).toMatchObject({ fstype: 'ext4', size_gb: 1 });
+    const snapshot = (await callExpecting(api, 'POST', `/v1/volumes/${volume.id}/snapshots`))
+      .body as { id: string };
+    const restored = await createVolume({ snapshot_id: snapshot.id, size_gb: 2 });
+    expect(restored.blocks * restored.block_size).toBeGreaterThan(1.9 * gib);
+    await callExpecting(api, 'DELETE', `/v1/machines/${machine}?kill=true`);
+    for (const copy of [fork.id, restored.id]) {
+      const reader = await startWith(copy);
+      expect((await exec(reader, 'cat data/d/file')).stdout, copy).toBe('copied\n');
+      await callExpecting(api, 'DELETE', `/v1/machines/${reader}?kill=true`);
+    }
+    await runsIdle(api);
+  });
+});
+
+describe('--volume-disks', () => {
+  it('off: a volume is a folder whose size is counted, not enforced', async () => {
+    const fixture = new FlydFixture(['--volume-disks', 'off']);
+    try {
+      const api = await fixture.start();
+      const volume = (
+        await callExpecting(api, 'POST', '/v1/volumes', { app: 'disks', name: 'data' })
+      ).body as unknown as VolumeView;
+      expect(volume).toMatchObject({ fstype: 'dir', size_gb: 1, block_size: 4096 });
+      expect(mountsUnder(fixture.dir)).toEqual([]);
+    } finally {
+      await fixture.close();
+    }
+  });
+
+  it('refuses a setting that is not one, naming the flag', async () => {
+    const fixture = new FlydFixture(['--volume-disks', 'ext4']);
+    try {
+      await expect(fixture.start()).rejects.toThrow(/--volume-disks must be 'auto' or 'off'/);
+    } finally {
+      await fixture.close();
+    }
+  });
+});
