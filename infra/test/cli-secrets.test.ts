@@ -7,10 +7,14 @@ import { type CliFleet, helloNodeCopy, startCliFleet } from './cli-fleet.js';
 
 const sha256 = (value: string) => createHash('sha256').update(value).digest('hex');
 
-/** Every file under `dir` whose bytes hold `needle` (SQLite files, WAL, logs, flyd's state...). */
+/**
+ * Every file under `dir` whose bytes hold `needle` (SQLite files, WAL, logs, flyd's state...).
+ * flyd's disk images (`*.ext4`, gigabytes of sparse file) are read through their mounts instead.
+ */
 function filesHolding(dir: string, needle: string): string[] {
   return readdirSync(dir, { recursive: true, encoding: 'utf8' })
     .map((entry) => join(dir, entry))
+    .filter((path) => !path.endsWith('.ext4'))
     .filter((path) => statSync(path, { throwIfNoEntry: false })?.isFile())
     .filter((path) => readFileSync(path).includes(needle));
 }

@@ -1,9 +1,9 @@
-import { chmodSync, mkdtempSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sampleImagesDir } from '@fleet/sample-images';
-import { startServerProcess } from '@fleet/service';
+import { startServerProcess, unmountUnder } from '@fleet/service';
 import { request } from 'undici';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -14,6 +14,8 @@ const token = 'bench';
 
 /** Whether flyd runs machines as users of their own here, as on a worker (it does as root). */
 export const machineUsers = process.getuid?.() === 0 && process.env.BENCH_MACHINE_USERS !== 'off';
+/** Whether roots and volumes are disks of their size, as on a worker (`BENCH_DISKS=off`: folders). */
+export const disks = process.getuid?.() === 0 && process.env.BENCH_DISKS !== 'off';
 
 /**
  * A real corrosion, flyd and edge fly-proxy (built dist), on ephemeral ports. As root, flyd runs
@@ -57,6 +59,7 @@ export async function startFleet() {
         ...['--memory-mb', '1000000'],
         '--stop-machines-on-exit', // the bench leaves no machine running behind it
         ...['--machine-users', machineUsers ? '300000-365535' : 'off'],
+        ...['--disks', disks ? 'auto' : 'off'],
       ],
       ['api'],
     )
@@ -77,7 +80,12 @@ export async function startProxy(fleet) {
 }
 
 export async function stopFleet(fleet) {
-  for (const server of [...fleet.servers].reverse()) await server.stop(15_000);
+  try {
+    for (const server of [...fleet.servers].reverse()) await server.stop(15_000);
+  } finally {
+    unmountUnder(fleet.dir);
+    rmSync(fleet.dir, { recursive: true, force: true });
+  }
 }
 
 /** One call to flyd's API; throws on a non-2xx answer. */

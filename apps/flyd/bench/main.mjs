@@ -2,7 +2,7 @@
 // first). Each flyd figure is printed beside its floor or target. Usage:
 //   npm run bench -w apps/flyd [-- --count 30 --bulk 60]
 import { parseArgs } from 'node:util';
-import { flyd, machineUsers, startFleet, startProxy, stopFleet } from './fleet.mjs';
+import { disks, flyd, machineUsers, startFleet, startProxy, stopFleet } from './fleet.mjs';
 import {
   bareSpawn,
   bulkCreate,
@@ -64,7 +64,8 @@ try {
   );
   const line = (row) => row.map((cell, column) => cell.padEnd(widths[column])).join('  ');
   const runAs = machineUsers ? 'users of their own (setpriv)' : "flyd's own user";
-  console.log(`samples per latency: ${count}; machines run as ${runAs}\n`);
+  const roots = disks ? 'disks of their size (mkfs and mount at every start)' : 'folders';
+  console.log(`samples per latency: ${count}; machines run as ${runAs}; roots are ${roots}\n`);
   console.log(line(['measure', 'p50', 'p99', 'vs baseline']));
   console.log(line(widths.map((width) => '-'.repeat(width))));
   for (const row of rows) console.log(line(row));

@@ -34,10 +34,10 @@ import { MachineService } from './machines/service.js';
 import { observeInventory } from './metrics.js';
 import { Publisher } from './publishing/publisher.js';
 import { Cgroups } from './runtime/cgroups.js';
+import { Disks } from './runtime/disks.js';
 import { MachineUsers, shieldDataDir } from './runtime/machine-users.js';
 import { ProcessRuntime } from './runtime/process-runtime.js';
 import { createFlydServer } from './server.js';
-import { VolumeDisks } from './volumes/disks.js';
 import { VolumeService } from './volumes/service.js';
 import { VolumeStore } from './volumes/volume-store.js';
 
@@ -155,11 +155,19 @@ const spec = {
     description:
       "each machine runs as a user of its own, a uid from this range (like 300000-365535); 'auto': that range when flyd runs as root and other users can reach --data-dir, else flyd's own user (with a warning); 'off': flyd's own user",
   },
-  'volume-disks': {
+  disks: {
     type: 'string',
     default: 'auto',
     description:
-      "each volume is an ext4 disk of its size (a sparse image file, loop-mounted): a machine that fills it gets ENOSPC, not the worker's disk; 'auto': so when flyd runs as root with e2fsprogs and loop devices, else plain folders whose size is not enforced (with a warning); 'off': plain folders",
+      "each volume and each machine's root is an ext4 disk of its size (a sparse image file, loop-mounted): a machine that fills one gets ENOSPC, not the worker's disk; 'auto': so when flyd runs as root with e2fsprogs and loop devices, else plain folders whose size is not enforced (with a warning); 'off': plain folders",
+  },
+  'machine-root-gb': {
+    type: 'number',
+    default: 8,
+    min: 1,
+    max: 500,
+    description:
+      "size of a machine's root disk when its config's rootfs.size_gb names none (with --disks)",
   },
   'log-write-timeout-ms': {
     type: 'number',
@@ -270,17 +278,16 @@ runMain(async () => {
   );
   if (config['machine-limits'] === 'cgroups' && !runtime.enforcesLimits)
     logger.warn('cannot create cgroups here: machine memory and CPU limits are not enforced');
-  const disks = await VolumeDisks.configure(
-    config['volume-disks'],
-    join(config['data-dir'], 'volumes'),
-  );
-  if ('off' in disks && config['volume-disks'] === 'auto')
-    logger.warn(`volumes are plain folders, their size not enforced: ${disks.off}`);
+  const disks = await Disks.configure(config.disks, config['data-dir']);
+  if ('off' in disks && config.disks === 'auto')
+    logger.warn(
+      `volumes and machine roots are plain folders, their size not enforced: ${disks.off}`,
+    );
   const volumes = new VolumeService(new VolumeStore(db), publisher, {
     dataDir: config['data-dir'],
     hostId: config['host-id'],
     region: config.region,
-    disks: 'disks' in disks ? disks.disks : undefined,
+    disks: 'disks' in disks ? disks.disks.volumes : undefined,
     running: (machineId) => runtime.isRunning(machineId),
   });
   if ('users' in users) shieldDataDir(config['data-dir']); // after every folder of it is made
@@ -320,6 +327,10 @@ runMain(async () => {
       busyWaitMs: config['busy-wait-ms'],
       busyWaitersMax: config['busy-waiters-max'],
       capacity: host,
+      roots: {
+        disks: 'disks' in disks ? disks.disks.roots : undefined,
+        defaultGb: config['machine-root-gb'],
+      },
       logger,
     },
     volumes,
@@ -362,8 +373,8 @@ runMain(async () => {
       // own shutdown past the supervisor's patience, or they would outlive flyd.
       await Promise.race([app.close(), new Promise((resolve) => setTimeout(resolve, closeWaitMs))]);
       health.stopAll();
-      await machines.shutdown(config['stop-machines-on-exit']);
-      await volumes.unmountIdle();
+      const leftRunning = await machines.shutdown(config['stop-machines-on-exit']);
+      await volumes.unmountIdle(leftRunning);
       await Promise.race([publisher.flush(), new Promise((resolve) => setTimeout(resolve, 3_000))]);
       publisher.close();
       sink?.close();

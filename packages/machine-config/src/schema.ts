@@ -160,6 +160,15 @@ export const machineConfigSchema: SchemaNode = object(
       'x-rule': 'a list of at most one mount (a machine mounts one volume)',
     },
     files: { type: 'array', maxItems: 256, items: fileSchema },
+    rootfs: object({
+      size_gb: integer(1, 500),
+      persist: {
+        type: 'string',
+        enum: ['never'],
+        'x-rule':
+          'never (the root is made afresh at every start; restart and always are not supported)',
+      },
+    }),
     restart: object({
       policy: { type: 'string', enum: restartPolicies },
       max_retries: integer(0, 1_000),

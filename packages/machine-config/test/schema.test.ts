@@ -278,6 +278,18 @@ describe('the machine config schema refuses bad configs, naming the field', () =
       'at most one mount',
     ],
     [
+      'root size',
+      { rootfs: { size_gb: 0 } },
+      'config.rootfs.size_gb',
+      'an integer >= 1 and <= 500',
+    ],
+    [
+      'root kept across starts',
+      { rootfs: { persist: 'always' } },
+      'config.rootfs.persist',
+      'restart and always are not supported',
+    ],
+    [
       'mount without a volume',
       { mounts: [{ path: '/data' }] },
       'config.mounts[0].volume',

@@ -6,7 +6,7 @@ import { flydError } from '../errors.js';
 import { AbortStep, type FsmEngine, type Step } from '../fsm/engine.js';
 import type { ProcessRuntime } from '../runtime/process-runtime.js';
 import { capacityShortfall, type HostCapacity } from './capacity.js';
-import { machineStateDir, removeMachineDirs } from './dirs.js';
+import { type MachineDirs, machineStateDir } from './dirs.js';
 import type { MachineConfig, MachineRecord, MachineState, MachineStore } from './machine-store.js';
 import { freePort } from './ports.js';
 
@@ -61,6 +61,7 @@ type StateExtra = Partial<Pick<MachineRecord, 'pid' | 'port' | 'stop_reason'>>;
 export interface MachineSteps {
   store: MachineStore;
   runtime: ProcessRuntime;
+  dirs: MachineDirs;
   options: { dataDir: string; region: string; stopTimeoutMs: number; capacity: HostCapacity };
   setState(id: string, state: MachineState, event: StateEvent, extra?: StateExtra): void;
   /** A state change that ends an operation: resolves once published. */
@@ -321,8 +322,8 @@ export function defineMachineActions(engine: FsmEngine, machine: MachineSteps): 
       },
       {
         name: 'cleanup',
-        run: ({ machineId }) => {
-          removeMachineDirs(machine.options.dataDir, machineId);
+        run: async ({ machineId }) => {
+          await machine.dirs.remove(machineId);
           machine.runtime.forget(machineId);
           return machine.detachMounts(machineId);
         },

@@ -1,16 +1,27 @@
-import { rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Disks } from '../runtime/disks.js';
 import type { HostPaths } from './launch-errors.js';
+import type { MachineConfig } from './machine-store.js';
+
+/** Where machine roots live and how large they are. */
+export interface RootDisks {
+  /** The disks of `roots/` (`--disks`); without, a root is a plain folder of unbounded size. */
+  disks: Disks | undefined;
+  /** A root's size when its config names none (`--machine-root-gb`). */
+  defaultGb: number;
+}
 
 /**
  * Where a machine lives on this worker: flyd's files about it under `machines/<id>` (its output,
  * process record and config: flyd's alone), its root under `roots/<id>` (the machine's own, see
- * machine-users.ts).
+ * machine-users.ts) — a disk of the config's `rootfs.size_gb`, as Fly's root filesystems are.
  */
 export class MachineDirs {
   constructor(
     private readonly dataDir: string,
     private readonly imagesDir: string | undefined,
+    private readonly roots: RootDisks = { disks: undefined, defaultGb: 0 },
   ) {}
 
   /** The machine's folder of flyd's files: its output files and its process record. */
@@ -23,6 +34,34 @@ export class MachineDirs {
     return join(this.dataDir, 'roots', id);
   }
 
+  /**
+   * An empty root for the machine's next run, what the last one left gone: a new disk of its
+   * size, or an empty folder.
+   */
+  async freshRoot(id: string, config: MachineConfig): Promise<void> {
+    const { disks, defaultGb } = this.roots;
+    if (disks) {
+      const sizeGb = (config.rootfs as { size_gb?: number } | undefined)?.size_gb ?? defaultGb;
+      await disks.fresh(id, sizeGb);
+      return;
+    }
+    rmSync(this.root(id), { recursive: true, force: true });
+    mkdirSync(this.root(id), { recursive: true });
+  }
+
+  /** Unmounts the roots of machines not running (flyd's exit): none is left mounted for naught. */
+  async unmountIdle(running: (id: string) => boolean): Promise<void> {
+    const disks = this.roots.disks;
+    for (const id of disks?.mounted() ?? []) if (!running(id)) await disks?.unmount(id);
+  }
+
+  /** Removes what a destroyed (or migrated away) machine left on this worker. */
+  async remove(id: string): Promise<void> {
+    await this.roots.disks?.remove(id);
+    rmSync(this.state(id), { recursive: true, force: true });
+    rmSync(this.root(id), { recursive: true, force: true });
+  }
+
   /** This worker's paths for machine `id`, which no answer or event may show. */
   hidden(id: string): HostPaths {
     return { root: this.root(id), dataDir: this.dataDir, imagesDir: this.imagesDir };
@@ -31,11 +70,4 @@ export class MachineDirs {
 
 export function machineStateDir(dataDir: string, id: string): string {
   return join(dataDir, 'machines', id);
-}
-
-/** Removes what a destroyed (or migrated away) machine left on this worker. */
-export function removeMachineDirs(dataDir: string, id: string): void {
-  const dirs = new MachineDirs(dataDir, undefined);
-  rmSync(dirs.state(id), { recursive: true, force: true });
-  rmSync(dirs.root(id), { recursive: true, force: true });
 }

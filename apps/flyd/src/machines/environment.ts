@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import type { MachineRecord } from './machine-store.js';
 
 /** What a machine's environment is made of besides its record. */
@@ -27,6 +28,8 @@ export function machineEnv(
   return {
     PATH: process.env.PATH ?? '/usr/bin:/bin',
     HOME: parts.root,
+    // Temporary files in its root too (bounded by its disk), for the programs that ask TMPDIR.
+    TMPDIR: join(parts.root, 'tmp'),
     LANG: process.env.LANG ?? 'C.UTF-8',
     ...parts.imageEnv,
     ...(machine.config.env ?? {}),

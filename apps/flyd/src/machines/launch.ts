@@ -72,6 +72,7 @@ async function launchProcess(id: string, deps: LaunchDeps): Promise<void> {
   }
   const secrets = await deps.secrets(machine.app);
   const port = machine.port ?? (await freePort());
+  await dirs.freshRoot(id, machine.config);
   prepareRoot(dirs.root(id), image, machine.config);
   const user = runtime.userOf(id);
   await deps.volumes.link(dirs.root(id), machine.config, user);

@@ -1,4 +1,4 @@
-import { chmodSync, cpSync, lstatSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, lstatSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, normalize } from 'node:path';
 import { flydError } from '../errors.js';
 import type { ResolvedImage } from '../images/resolve.js';
@@ -125,13 +125,15 @@ export function checkMountOverImage(config: MachineConfig, imageDir: string): vo
 }
 
 /**
- * A machine's root: a fresh copy of its image's files, then the config's files, made at every
- * launch. As on Fly, the root is ephemeral — what a machine writes outside a volume is gone after
- * a restart — and each machine has its own: it is the machine's working directory and HOME.
+ * Fills a machine's empty root (`MachineDirs.freshRoot`): a copy of its image's files, then the
+ * config's files, at every launch. As on Fly, the root is ephemeral — what a machine writes
+ * outside a volume is gone after a restart — and each machine has its own: it is the machine's
+ * working directory and HOME.
  */
 export function prepareRoot(root: string, image: ResolvedImage, config: MachineConfig): void {
-  rmSync(root, { recursive: true, force: true });
   cpSync(image.dir, root, { recursive: true, verbatimSymlinks: true });
+  // Its TMPDIR (environment.ts), unless the image has a tmp of its own.
+  if (!lstatSync(join(root, 'tmp'), { throwIfNoEntry: false })) mkdirSync(join(root, 'tmp'));
   for (const file of (config.files ?? []) as FileConfig[]) {
     const path = inRoot(root, file.guest_path as string, 'config.files guest_path');
     mkdirSync(dirname(path), { recursive: true });

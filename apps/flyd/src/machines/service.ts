@@ -29,7 +29,7 @@ import type { AppSecrets } from './app-secrets.js';
 import { bootMachines } from './boot.js';
 import { BusyWaits } from './busy-waits.js';
 import type { HostCapacity } from './capacity.js';
-import { MachineDirs } from './dirs.js';
+import { MachineDirs, type RootDisks } from './dirs.js';
 import { machineEnv } from './environment.js';
 import { type ExecResult, execInMachine, type MachineProcess, machineProcesses } from './exec.js';
 import { launchMachine } from './launch.js';
@@ -71,6 +71,8 @@ export interface MachineServiceOptions {
    */
   busyWaitMs: number;
   busyWaitersMax: number;
+  /** Machine roots as disks of their size (`--disks`, `--machine-root-gb`). */
+  roots?: RootDisks;
   logger: Logger;
 }
 
@@ -96,10 +98,11 @@ export class MachineService {
     this.#changes.setMaxListeners(0); // one per long-poll `wait`, each bounded by its timeout
     this.#restarts = new RestartScheduler(store, engine, (...run) => this.#start(...run));
     this.#busy = new BusyWaits(engine, options.busyWaitMs, options.busyWaitersMax);
-    this.#dirs = new MachineDirs(options.dataDir, options.imagesDir);
+    this.#dirs = new MachineDirs(options.dataDir, options.imagesDir, options.roots);
     const steps: MachineSteps = {
       store,
       runtime,
+      dirs: this.#dirs,
       options,
       setState: (...change) => void this.#setState(...change),
       record: (...change) => this.#record(...change),
@@ -513,14 +516,19 @@ export class MachineService {
   /**
    * flyd exits. By default its machines run on (boot adopts them); with `stopMachines`
    * (`--stop-machines-on-exit`) every running machine is stopped and recorded so, and boot
-   * starts them again.
+   * starts them again. The roots of machines not left running are unmounted. Answers the ids of
+   * the machines left running (their volumes stay mounted too).
    */
-  async shutdown(stopMachines: boolean): Promise<void> {
+  async shutdown(stopMachines: boolean): Promise<Set<string>> {
     this.#restarts.stopAll();
-    if (!stopMachines) {
-      this.runtime.release();
-      return;
-    }
+    const left = new Set(stopMachines ? [] : this.runtime.runningIds());
+    if (stopMachines) await this.#stopAll();
+    else this.runtime.release();
+    await this.#dirs.unmountIdle((id) => left.has(id));
+    return left;
+  }
+
+  async #stopAll(): Promise<void> {
     await Promise.all(
       this.runtime.runningIds().map(async (id) => {
         await this.runtime.stop(id, 'SIGTERM', this.options.stopTimeoutMs);

@@ -4,7 +4,6 @@ import { present } from '@fleet/service/invariant';
 import { flydError } from '../errors.js';
 import { AbortStep, type FsmEngine } from '../fsm/engine.js';
 import type { MachineSteps } from '../machines/actions.js';
-import { removeMachineDirs } from '../machines/dirs.js';
 import { stopSettings } from '../machines/stop-config.js';
 import { mountOf } from '../volumes/mounts.js';
 import { type VolumeService, volumeRecordHeader } from '../volumes/service.js';
@@ -157,7 +156,7 @@ export function defineMigrateAction(engine: FsmEngine, machine: MigrateSteps): v
         name: 'release-source',
         run: async ({ machineId, results }) => {
           const { volumeId } = results.plan as Plan;
-          removeMachineDirs(machine.options.dataDir, machineId);
+          await machine.dirs.remove(machineId);
           machine.runtime.forget(machineId);
           if (volumeId !== null) await machine.volumes.release(volumeId);
           machine.forget(machineId);

@@ -5,8 +5,8 @@ import type { Readable } from 'node:stream';
 import { flydError } from '../errors.js';
 import type { MachineConfig } from '../machines/machine-store.js';
 import type { Publisher } from '../publishing/publisher.js';
+import type { Disks } from '../runtime/disks.js';
 import { giveTo, type MachineUser } from '../runtime/machine-users.js';
-import type { VolumeDisks } from './disks.js';
 import {
   blockSizeBytes,
   copyDirectory,
@@ -25,8 +25,8 @@ export interface VolumeServiceOptions {
   dataDir: string;
   hostId: string;
   region: string;
-  /** Volumes as disks of their size (`--volume-disks`); without, plain folders. */
-  disks?: VolumeDisks;
+  /** Volumes as disks of their size (`--disks`); without, plain folders. */
+  disks?: Disks;
   /** Whether a machine runs (and so holds its volume mounted). */
   running: (machineId: string) => boolean;
 }
@@ -351,17 +351,16 @@ export class VolumeService {
   }
 
   /**
-   * Unmounts the disks no running machine holds (flyd's exit; with `--stop-machines-on-exit`
-   * every one): a worker's data directory is left with no mount in it. A machine left running
-   * keeps its volume mounted, as the next flyd finds it.
+   * Unmounts the disks but those of the machines left running (flyd's exit; with
+   * `--stop-machines-on-exit` every one): a worker's data directory is left with no mount in it.
+   * A machine left running keeps its volume mounted, as the next flyd finds it.
    */
-  async unmountIdle(): Promise<void> {
+  async unmountIdle(leftRunning: Set<string>): Promise<void> {
     const disks = this.options.disks;
     if (!disks) return;
     for (const id of disks.mounted()) {
       const machine = this.store.get(id)?.attached_machine_id;
-      if (machine && this.options.running(machine)) continue;
-      await disks.unmount(id);
+      if (!machine || !leftRunning.has(machine)) await disks.unmount(id);
     }
   }
 

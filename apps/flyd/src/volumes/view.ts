@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Statement } from '@fleet/corrosion-client';
-import type { DiskUsage } from './disks.js';
+import type { DiskUsage } from '../runtime/disks.js';
 import type { VolumeRecord } from './volume-store.js';
 
 /** A volume's zone names its worker (Fly's zone is where the volume's disk is): 4 hex digits. */

@@ -33,61 +33,77 @@ export interface DiskUsage {
   blocksAvail: number;
 }
 
+/** The disks of a worker: its volumes' and its machines' roots'. */
+export interface WorkerDisks {
+  volumes: Disks;
+  roots: Disks;
+}
+
 /**
- * Volumes as disks of their size, as Fly's are: each an ext4 filesystem in a sparse image file
- * beside its folder (`volumes/<id>.ext4`, flyd's alone), loop-mounted on the folder (`nosuid`,
- * `nodev`) for as long as flyd holds it. A machine that fills its volume gets ENOSPC there; the
- * worker's disk, and flyd's and corrosion's databases on it, stay out of its reach. Needs root,
- * e2fsprogs, util-linux and loop devices; `auto` checks them by making and mounting a small one.
+ * Disks of a size, as Fly's volumes and root filesystems are: each an ext4 filesystem in a sparse
+ * image file beside its folder (`<dir>/<id>.ext4`, flyd's alone), loop-mounted on the folder
+ * (`nosuid`, `nodev`) for as long as flyd holds it. A machine that fills its volume or its root
+ * gets ENOSPC there; the worker's disk, and flyd's and corrosion's databases on it, stay out of
+ * its reach. Needs root, e2fsprogs, util-linux and loop devices; `auto` checks them by making and
+ * mounting a small one.
  *
  * A filesystem grows on `extend`: online when the kernel lets it (`resize2fs` on the mounted
  * loop device), else the next time no machine holds it — at its machine's next start or flyd's
  * — marked by `<id>.ext4.grow` until then.
  */
-export class VolumeDisks {
+export class Disks {
   private constructor(
     private readonly dir: string,
     private readonly paths: Record<Tool, string>,
   ) {}
 
   /**
-   * Volume disks as `setting` says: `off`, or `auto` (disks when this worker can make and mount
-   * them, else the reason it cannot). Anything else is a UsageError.
+   * Disks as `setting` says: `off`, or `auto` (disks in `volumes/` and `roots/` of the data
+   * directory when this worker can make and mount them, else the reason it cannot). Anything
+   * else is a UsageError.
    */
   static async configure(
     setting: string,
-    volumesDir: string,
-  ): Promise<{ disks: VolumeDisks } | { off: string }> {
-    if (setting === 'off') return { off: '--volume-disks off' };
+    dataDir: string,
+  ): Promise<{ disks: WorkerDisks } | { off: string }> {
+    if (setting === 'off') return { off: '--disks off' };
     if (setting !== 'auto')
-      throw new UsageError(
-        `--volume-disks must be 'auto' or 'off', not ${JSON.stringify(setting)}`,
-      );
-    if (process.geteuid?.() !== 0) return { off: 'flyd is not root, so it cannot mount volumes' };
+      throw new UsageError(`--disks must be 'auto' or 'off', not ${JSON.stringify(setting)}`);
+    if (process.geteuid?.() !== 0) return { off: 'flyd is not root, so it cannot mount disks' };
     const paths: Partial<Record<Tool, string>> = {};
     for (const tool of tools) {
       const path = findTool(tool);
       if (path === undefined) return { off: `${tool} is not installed (e2fsprogs, util-linux)` };
       paths[tool] = path;
     }
-    mkdirSync(volumesDir, { recursive: true });
-    // Absolute and through links, as /proc/self/mountinfo names its mounts.
-    const disks = new VolumeDisks(realpathSync(volumesDir), paths as Record<Tool, string>);
+    const [volumes, roots] = ['volumes', 'roots'].map(
+      (name) => new Disks(folder(join(dataDir, name)), paths as Record<Tool, string>),
+    ) as [Disks, Disks];
     const probe = `.probe-${process.pid}`;
     try {
-      await disks.#make(probe, 8 * 1024 ** 2);
-      await disks.unmount(probe);
+      await volumes.#make(probe, 8 * 1024 ** 2);
+      await volumes.unmount(probe);
     } catch (error) {
-      return { off: `a volume disk could not be made here: ${(error as Error).message}` };
+      return { off: `a disk could not be made here: ${(error as Error).message}` };
     } finally {
-      await disks.remove(probe).catch(() => undefined);
+      await volumes.remove(probe).catch(() => undefined);
     }
-    return { disks };
+    return { disks: { volumes, roots } };
   }
 
   /** The folder a volume is mounted on (its folder either way). */
   folder(id: string): string {
     return join(this.dir, id);
+  }
+
+  /**
+   * A new empty disk of `sizeGb` for `id`, mounted on its folder, whatever was there before gone
+   * (a machine's root, made afresh at every start). No lost+found: the folder is the machine's.
+   */
+  async fresh(id: string, sizeGb: number): Promise<void> {
+    await this.remove(id);
+    await this.#make(id, sizeGb * 1024 ** 3);
+    rmSync(join(this.folder(id), 'lost+found'), { recursive: true, force: true });
   }
 
   /** Whether the volume is a disk (volumes made before disks, or with them off, are folders). */
@@ -268,6 +284,12 @@ export class VolumeDisks {
       );
     }
   }
+}
+
+/** `dir`, made if missing, as an absolute path through links (as /proc/self/mountinfo names it). */
+function folder(dir: string): string {
+  mkdirSync(dir, { recursive: true });
+  return realpathSync(dir);
 }
 
 function findTool(name: string): string | undefined {

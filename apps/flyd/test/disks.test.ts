@@ -7,10 +7,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callExpecting } from './expect-status.js';
 import { call, FlydFixture, hello, inState, runsIdle } from './flyd-fixture.js';
 
-// A volume's size is a disk's: a machine that fills its volume gets ENOSPC there, and the
-// worker's disk — where flyd.db, corrosion.db and every other machine's files live — is out of
-// its reach (one tenant must not take the worker down). Mounting needs root, as in CI and on a
-// worker; as anyone else volumes are folders (`off`, below).
+// A volume's size and a machine root's are a disk's: a machine that fills its volume or its root
+// gets ENOSPC there, and the worker's disk — where flyd.db, corrosion.db and every other
+// machine's files live — is out of its reach (one tenant must not take the worker down).
+// Mounting needs root, as in CI and on a worker; as anyone else they are folders (`off`, below).
 const root = process.getuid?.() === 0;
 
 interface Exec {
@@ -34,6 +34,7 @@ describe.runIf(root)('volume disks', () => {
   const fixture = new FlydFixture();
   let api: string;
   const volumesDir = join(fixture.dir, 'flyd', 'volumes');
+  const rootsDir = join(fixture.dir, 'flyd', 'roots');
   const exec = async (id: string, cmd: string): Promise<Exec> =>
     present(await call(api, 'POST', `/v1/machines/${id}/exec`, { cmd }), 'an answer')
       .body as unknown as Exec;
@@ -42,16 +43,20 @@ describe.runIf(root)('volume disks', () => {
   const createVolume = async (body: Record<string, unknown>) =>
     (await callExpecting(api, 'POST', '/v1/volumes', { app: 'disks', name: 'data', ...body }))
       .body as unknown as VolumeView;
-  const startWith = async (volume: string): Promise<string> => {
+  const startWith = async (
+    volume?: string,
+    extra: Record<string, unknown> = {},
+  ): Promise<string> => {
     const id = randomBytes(7).toString('hex');
-    const config = { ...hello, mounts: [{ volume, path: '/data' }] };
+    const mounts = volume === undefined ? [] : [{ volume, path: '/data' }];
+    const config = { ...hello, mounts, ...extra };
     await callExpecting(api, 'POST', '/v1/machines', { id, app: 'disks', config });
     await inState(api, id, 'started');
     return id;
   };
-  // What the machine sees of its volume's size: df's 1K blocks.
-  const dfKb = async (machine: string) =>
-    Number((await exec(machine, 'df -k --output=size data/ | tail -1')).stdout.trim());
+  // What the machine sees of a folder's disk (its volume's, data/, by default): df's 1K blocks.
+  const dfKb = async (machine: string, path = 'data/') =>
+    Number((await exec(machine, `df -k --output=size ${path} | tail -1`)).stdout.trim());
 
   beforeAll(async () => {
     api = await fixture.start();
@@ -74,8 +79,37 @@ describe.runIf(root)('volume disks', () => {
     // The volume's view counts what the filesystem counts.
     const full = await volumeOf(volume.id);
     expect(full.blocks_free * full.block_size).toBeLessThan(0.1 * gib);
-    // The machine's root, on the worker's own disk, still takes writes.
+    // Its root, a disk of its own, still takes writes.
     expect((await exec(machine, 'echo fine > note && cat note')).stdout).toBe('fine\n');
+  });
+
+  it("makes a machine's root a disk of its rootfs.size_gb, afresh at every start", async () => {
+    const machine = await startWith(undefined, { rootfs: { size_gb: 1 } });
+    const kb = await dfKb(machine, '.');
+    expect(kb).toBeGreaterThan(0.9 * 1024 ** 2);
+    expect(kb).toBeLessThan(1.05 * 1024 ** 2);
+    expect(mountsUnder(rootsDir)).toContain(join(rootsDir, machine));
+    const over = await exec(machine, 'fallocate -l 2G big');
+    expect(over.stderr).toMatch(/No space left on device/);
+    // Temporary files go there too, and a restart leaves none of it (no lost+found either).
+    expect((await exec(machine, 'echo "$TMPDIR"')).stdout).toBe(`${join(rootsDir, machine)}/tmp\n`);
+    await exec(machine, 'echo scratch > "$TMPDIR/file"');
+    await callExpecting(api, 'POST', `/v1/machines/${machine}/stop`);
+    await inState(api, machine, 'stopped');
+    await callExpecting(api, 'POST', `/v1/machines/${machine}/start`);
+    await inState(api, machine, 'started');
+    const left = 'for f in big tmp/file lost+found; do [ -e "$f" ] && echo "$f"; done; echo end';
+    expect((await exec(machine, left)).stdout).toBe('end\n');
+    // A root without rootfs.size_gb is --machine-root-gb's (8 by default).
+    const plain = await startWith();
+    expect(await dfKb(plain, '.')).toBeGreaterThan(7.5 * 1024 ** 2);
+    for (const id of [machine, plain])
+      await callExpecting(api, 'DELETE', `/v1/machines/${id}?kill=true`);
+    await runsIdle(api);
+    for (const id of [machine, plain]) {
+      expect(mountsUnder(rootsDir)).not.toContain(join(rootsDir, id));
+      expect(readdirSync(rootsDir).filter((name) => name.startsWith(id))).toEqual([]);
+    }
   });
 
   it('grows on extend, online or at the next start, and never loses what it holds', async () => {
@@ -116,6 +150,7 @@ describe.runIf(root)('volume disks', () => {
     await exec(machine, 'echo before > data/file');
     await fixture.stopFlyd(); // stops its machines (--stop-machines-on-exit), then the disks
     expect(mountsUnder(volumesDir)).toEqual([]);
+    expect(mountsUnder(rootsDir)).toEqual([]);
     expect(readdirSync(join(volumesDir, volume.id))).toEqual([]); // the bare mount point
     api = await fixture.startFlyd();
     expect(mountsUnder(volumesDir)).toContain(join(volumesDir, volume.id));
@@ -123,9 +158,24 @@ describe.runIf(root)('volume disks', () => {
     expect((await exec(machine, 'cat data/file')).stdout).toBe('before\n');
     // A killed flyd leaves its disks mounted: the next one takes them as they are.
     await fixture.kill();
+    // That one exits leaving its machines running (flyd's default): a machine that runs on
+    // keeps its root and volume mounted, and the next flyd adopts it as it is.
+    fixture.stopMachinesOnExit = false;
+    try {
+      api = await fixture.startFlyd();
+      await inState(api, machine, 'started');
+      expect((await exec(machine, 'cat data/file')).stdout).toBe('before\n');
+      await fixture.stopFlyd();
+    } finally {
+      fixture.stopMachinesOnExit = true;
+    }
+    expect(mountsUnder(volumesDir)).toContain(join(volumesDir, volume.id));
+    expect(mountsUnder(rootsDir)).toContain(join(rootsDir, machine));
     api = await fixture.startFlyd();
     await inState(api, machine, 'started');
-    expect((await exec(machine, 'cat data/file')).stdout).toBe('before\n');
+    expect(
+      (await exec(machine, 'cat data/file && df -k --output=target data/ | tail -1')).stdout,
+    ).toBe(`before\n${join(volumesDir, volume.id)}\n`);
     await callExpecting(api, 'DELETE', `/v1/machines/${machine}?kill=true`);
     await runsIdle(api);
     await callExpecting(api, 'DELETE', `/v1/volumes/${volume.id}`);
@@ -154,15 +204,19 @@ describe.runIf(root)('volume disks', () => {
   });
 });
 
-describe('--volume-disks', () => {
-  it('off: a volume is a folder whose size is counted, not enforced', async () => {
-    const fixture = new FlydFixture(['--volume-disks', 'off']);
+describe('--disks', () => {
+  it('off: a volume is a folder whose size is counted, not enforced; a root is a folder', async () => {
+    const fixture = new FlydFixture(['--disks', 'off']);
     try {
       const api = await fixture.start();
       const volume = (
         await callExpecting(api, 'POST', '/v1/volumes', { app: 'disks', name: 'data' })
       ).body as unknown as VolumeView;
       expect(volume).toMatchObject({ fstype: 'dir', size_gb: 1, block_size: 4096 });
+      const config = { ...hello, mounts: [{ volume: volume.id, path: '/data' }] };
+      const machine = (await callExpecting(api, 'POST', '/v1/machines', { app: 'disks', config }))
+        .body.id as string;
+      await inState(api, machine, 'started');
       expect(mountsUnder(fixture.dir)).toEqual([]);
     } finally {
       await fixture.close();
@@ -170,9 +224,9 @@ describe('--volume-disks', () => {
   });
 
   it('refuses a setting that is not one, naming the flag', async () => {
-    const fixture = new FlydFixture(['--volume-disks', 'ext4']);
+    const fixture = new FlydFixture(['--disks', 'ext4']);
     try {
-      await expect(fixture.start()).rejects.toThrow(/--volume-disks must be 'auto' or 'off'/);
+      await expect(fixture.start()).rejects.toThrow(/--disks must be 'auto' or 'off'/);
     } finally {
       await fixture.close();
     }
