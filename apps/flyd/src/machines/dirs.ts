@@ -57,7 +57,7 @@ export class MachineDirs {
 
   /** Removes what a destroyed (or migrated away) machine left on this worker. */
   async remove(id: string): Promise<void> {
-    await this.roots.disks?.remove(id);
+    await this.roots.disks?.discard(id);
     rmSync(this.state(id), { recursive: true, force: true });
     rmSync(this.root(id), { recursive: true, force: true });
   }

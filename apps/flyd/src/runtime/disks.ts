@@ -101,7 +101,7 @@ export class Disks {
    * (a machine's root, made afresh at every start). No lost+found: the folder is the machine's.
    */
   async fresh(id: string, sizeGb: number): Promise<void> {
-    await this.remove(id);
+    await this.discard(id);
     await this.#make(id, sizeGb * 1024 ** 3);
     rmSync(join(this.folder(id), 'lost+found'), { recursive: true, force: true });
   }
@@ -161,6 +161,20 @@ export class Disks {
   /** Unmounts and deletes the volume's disk and folder (idempotent). */
   async remove(id: string): Promise<void> {
     await this.unmount(id);
+    this.#delete(id);
+  }
+
+  /**
+   * Removes a disk whose contents are done with (a machine's root): when a process that outlived
+   * its machine still holds it, it is detached lazily (`umount -l`), gone from the tree at once
+   * and freed when that process is — never an error that keeps the machine from starting again.
+   */
+  async discard(id: string): Promise<void> {
+    await this.unmount(id).catch(() => this.#tool('umount', ['-l', this.folder(id)]));
+    this.#delete(id);
+  }
+
+  #delete(id: string): void {
     for (const path of [this.#image(id), this.#growMark(id), this.folder(id)])
       rmSync(path, { recursive: true, force: true });
   }
