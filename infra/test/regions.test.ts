@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CorrosionClient } from '@fleet/corrosion-client';
 import { FlapsClient, type Machine } from '@fleet/flaps-client';
+import { unmountUnder } from '@fleet/service';
 import { until } from '@fleet/service/vitest-until';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -64,6 +65,7 @@ afterAll(async () => {
   for (const corrosion of corrosions.values()) await corrosion.close();
   await fleet?.stop();
   await removeDeadRuns(); // anything a failed start left
+  unmountUnder(stateDir); // the disks a killed host's flyd kept mounted
   rmSync(stateDir, { recursive: true, force: true });
 }, 120_000);
 

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { unmountUnder } from '@fleet/service';
 import { afterAll, describe, expect, it } from 'vitest';
 import { listNamespaces, pidsInNamespace } from '../src/hosts/netns.js';
 import { removeDeadRuns } from '../src/hosts/runs.js';
@@ -15,6 +16,7 @@ const children: ChildProcess[] = [];
 afterAll(async () => {
   for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
   await removeDeadRuns();
+  unmountUnder(dir); // a killed launcher's flyds' disks
   rmSync(dir, { recursive: true, force: true });
 }, 60_000);
 

@@ -289,6 +289,7 @@ runMain(async () => {
     region: config.region,
     disks: 'disks' in disks ? disks.disks.volumes : undefined,
     running: (machineId) => runtime.isRunning(machineId),
+    logger,
   });
   if ('users' in users) shieldDataDir(config['data-dir']); // after every folder of it is made
   const imageCache = new ImageCache({

@@ -204,6 +204,44 @@ describe.runIf(root)('volume disks', () => {
   });
 });
 
+describe.runIf(root)('a volume made as a folder', () => {
+  it('becomes a disk of its size, with its files, when its machine next starts', async () => {
+    const flags = ['--disks', 'off']; // the worker before disks; emptied for the next flyd
+    const fixture = new FlydFixture(flags);
+    try {
+      let api = await fixture.start();
+      const volume = (
+        await callExpecting(api, 'POST', '/v1/volumes', { app: 'disks', name: 'data' })
+      ).body.id as string;
+      const config = { ...hello, mounts: [{ volume, path: '/data' }] };
+      const machine = (await callExpecting(api, 'POST', '/v1/machines', { app: 'disks', config }))
+        .body.id as string;
+      await inState(api, machine, 'started');
+      const exec = async (cmd: string) =>
+        (
+          present(await call(api, 'POST', `/v1/machines/${machine}/exec`, { cmd }), 'an answer')
+            .body as unknown as Exec
+        ).stdout;
+      await exec('mkdir -p data/d && echo kept > data/d/file && ln -s d/file data/link');
+      await fixture.stopFlyd(); // stops the machine
+      flags.length = 0;
+      api = await fixture.startFlyd();
+      await inState(api, machine, 'started');
+      const volumesDir = join(fixture.dir, 'flyd', 'volumes');
+      expect(mountsUnder(volumesDir)).toEqual([join(volumesDir, volume)]);
+      expect(
+        await exec('cat data/d/file data/link && df -k --output=size data/ | tail -1'),
+      ).toMatch(/^kept\nkept\n\s*\d{6}\n$/);
+      expect((await callExpecting(api, 'GET', `/v1/volumes/${volume}`)).body).toMatchObject({
+        fstype: 'ext4',
+      });
+      expect(readdirSync(volumesDir).sort()).toEqual([volume, `${volume}.ext4`]);
+    } finally {
+      await fixture.close();
+    }
+  });
+});
+
 describe('--disks', () => {
   it('off: a volume is a folder whose size is counted, not enforced; a root is a folder', async () => {
     const fixture = new FlydFixture(['--disks', 'off']);

@@ -103,6 +103,7 @@ export async function startHost(
           [
             ...['--listen', at(hostPorts.flyd), '--data-dir', join(hostDir, 'flyd'), ...common],
             ...['--host-id', host.id, '--images-dir', imagesDir, ...fleetKey],
+            '--stop-machines-on-exit', // a stopped fleet leaves no machine (nor its disks) behind
             ...(host.cpus ? ['--cpus', `${host.cpus}`] : []),
             ...(host.memoryMb ? ['--memory-mb', `${host.memoryMb}`] : []),
           ],

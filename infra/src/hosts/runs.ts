@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { unmountUnder } from '@fleet/service';
 import { present } from '@fleet/service/invariant';
 import { ipQuiet, listNamespaces, removeNamespace } from './netns.js';
 
@@ -99,12 +100,16 @@ export async function removeDeadRuns(): Promise<string[]> {
   return removed;
 }
 
-/** Kills the processes of a run's namespaces and removes the namespaces and its access link. */
+/**
+ * Kills the processes of a run's namespaces and removes the namespaces and its access link, and
+ * unmounts the disks its flyds kept mounted in its state directory.
+ */
 export async function removeRun(runId: string, record?: RunRecord): Promise<string> {
   const namespaces = (await listNamespaces()).filter((name) =>
     name.startsWith(namespacePrefix(runId)),
   );
   for (const name of namespaces) await removeNamespace(name);
+  if (record) unmountUnder(record.stateDir);
   await ipQuiet('link', 'delete', accessLink(runId));
   forgetRun(runId);
   return `removed what fleet harness run ${runId}${record ? ` (pid ${record.pid}, gone)` : ''} left: ${namespaces.length} namespaces and their processes, its links`;

@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { CorrosionClient } from '@fleet/corrosion-client';
-import { lockState, type StateLock } from '@fleet/service';
+import { lockState, type StateLock, unmountUnder } from '@fleet/service';
 import { present } from '@fleet/service/invariant';
 import { fleetLockPath } from '../launcher/fleet.js';
 import { type FleetSecrets, fleetKeyFile, loadOrCreateSecrets } from '../launcher/secrets.js';
@@ -67,7 +67,8 @@ export async function startTopologyFleet(options: TopologyFleetOptions): Promise
     );
     await Promise.all(ordered.map((host) => host.stop()));
     hosts.clear();
-    await network?.stop();
+    await network?.stop(); // kills what is left in the hosts' namespaces (a killed host's machines)
+    unmountUnder(options.stateDir); // and the disks such machines' flyd kept mounted
     lock.release();
   };
   try {

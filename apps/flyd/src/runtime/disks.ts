@@ -133,6 +133,31 @@ export class Disks {
     await this.mount(id);
   }
 
+  /**
+   * Makes the folder `id` (a volume made before disks, or with them off) a disk of `sizeGb` with
+   * the same files: copied into a new disk, which then takes the folder's place (the folder is
+   * set aside while the disk is renamed in, then removed). Not to be called while anything holds
+   * the folder. A failure leaves the folder as it was.
+   */
+  async adopt(
+    id: string,
+    sizeGb: number,
+    copy: (from: string, to: string) => Promise<void>,
+  ): Promise<void> {
+    const aside = `${this.folder(id)}.folder`;
+    if (this.has(id)) {
+      rmSync(aside, { recursive: true, force: true }); // a crash after the swap left it
+      return;
+    }
+    await this.create(`${id}.adopt`, sizeGb, (dir) => copy(this.folder(id), dir));
+    await this.unmount(`${id}.adopt`);
+    renameSync(this.folder(id), aside);
+    renameSync(this.#image(`${id}.adopt`), this.#image(id));
+    rmSync(this.folder(`${id}.adopt`), { recursive: true, force: true });
+    await this.mount(id);
+    rmSync(aside, { recursive: true, force: true });
+  }
+
   /** Mounts the volume on its folder (idempotent), growing it first when an extend waits. */
   async mount(id: string): Promise<void> {
     const dir = this.folder(id);

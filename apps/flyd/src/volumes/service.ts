@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
+import type { Logger } from '@fleet/service';
 import { flydError } from '../errors.js';
 import type { MachineConfig } from '../machines/machine-store.js';
 import type { Publisher } from '../publishing/publisher.js';
@@ -29,6 +30,7 @@ export interface VolumeServiceOptions {
   disks?: Disks;
   /** Whether a machine runs (and so holds its volume mounted). */
   running: (machineId: string) => boolean;
+  logger: Logger;
 }
 
 export interface CreateVolumeRequest {
@@ -280,14 +282,35 @@ export class VolumeService {
     user: MachineUser | undefined,
   ): Promise<void> {
     const mount = mountOf(config);
-    if (!mount || !this.store.get(mount.volume)) return;
-    if (this.options.disks?.has(mount.volume)) await this.options.disks.prepare(mount.volume);
+    const volume = mount && this.store.get(mount.volume);
+    if (!mount || !volume) return;
+    const disks = this.options.disks;
+    if (disks && !disks.has(volume.id)) await this.#adopt(disks, volume);
+    if (disks?.has(volume.id)) await disks.prepare(volume.id);
     const link = mountLink(machineDir, mount.path);
     mkdirSync(dirname(link), { recursive: true });
     if (lstatSync(link, { throwIfNoEntry: false })) unlinkSync(link);
     symlinkSync(this.dir(mount.volume), link);
     // The volume is its machine's: a volume another machine had (a fork, a migrate) changes hands.
     if (user) giveTo(this.dir(mount.volume), user);
+  }
+
+  /**
+   * A volume made as a folder (before disks, or with them off) becomes a disk of its size when
+   * its machine next starts; one whose files do not fit its size stays a folder, with a warning.
+   */
+  async #adopt(disks: Disks, volume: VolumeRecord): Promise<void> {
+    const { bytes } = directoryUsage(this.dir(volume.id));
+    const why =
+      bytes > volume.size_gb * 1024 ** 3 * 0.95
+        ? `its files (${bytes} bytes) do not fit its ${volume.size_gb} GB`
+        : await disks.adopt(volume.id, volume.size_gb, copyInto).then(
+            () => undefined,
+            (error: Error) => error.message,
+          );
+    if (why)
+      this.options.logger.warn(`volume ${volume.id} stays a folder, its size not enforced: ${why}`);
+    else await this.#publish(volume.id); // its fstype and blocks are the disk's now
   }
 
   /** The environment naming a machine's volume: its real directory and its mount path. */
