@@ -100,6 +100,11 @@ describe.runIf(root)('volume disks', () => {
     await inState(api, machine, 'started');
     const left = 'for f in big tmp/file lost+found; do [ -e "$f" ] && echo "$f"; done; echo end';
     expect((await exec(machine, left)).stdout).toBe('end\n');
+    // An update to another size starts the machine on a root of that size.
+    const update = { config: { ...hello, rootfs: { size_gb: 2 } } };
+    await callExpecting(api, 'POST', `/v1/machines/${machine}`, update);
+    await inState(api, machine, 'started');
+    expect(await dfKb(machine, '.')).toBeGreaterThan(1.9 * 1024 ** 2);
     // A root without rootfs.size_gb is --machine-root-gb's (8 by default).
     const plain = await startWith();
     expect(await dfKb(plain, '.')).toBeGreaterThan(7.5 * 1024 ** 2);

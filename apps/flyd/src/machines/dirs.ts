@@ -1,4 +1,4 @@
-import { mkdirSync, rmSync } from 'node:fs';
+import { lchownSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Disks } from '../runtime/disks.js';
 import type { HostPaths } from './launch-errors.js';
@@ -35,18 +35,25 @@ export class MachineDirs {
   }
 
   /**
-   * An empty root for the machine's next run, what the last one left gone: a new disk of its
-   * size, or an empty folder.
+   * An empty root for the machine's next run, what the last one left gone: its disk emptied (a
+   * new one at its first start, or when its size changed: a disk is made in about 20 ms, which a
+   * restart does not pay again), or an empty folder.
    */
   async freshRoot(id: string, config: MachineConfig): Promise<void> {
     const { disks, defaultGb } = this.roots;
+    const root = this.root(id);
     if (disks) {
       const sizeGb = (config.rootfs as { size_gb?: number } | undefined)?.size_gb ?? defaultGb;
-      await disks.fresh(id, sizeGb);
+      if (!disks.isOfSize(id, sizeGb)) return disks.fresh(id, sizeGb);
+      await disks.mount(id);
+      for (const name of readdirSync(root))
+        rmSync(join(root, name), { recursive: true, force: true });
+      // flyd's again, as a new root is: the launch hands it (with what it copies in) to the machine.
+      lchownSync(root, process.getuid?.() ?? 0, process.getgid?.() ?? 0);
       return;
     }
-    rmSync(this.root(id), { recursive: true, force: true });
-    mkdirSync(this.root(id), { recursive: true });
+    rmSync(root, { recursive: true, force: true });
+    mkdirSync(root, { recursive: true });
   }
 
   /** Unmounts the roots of machines not running (flyd's exit): none is left mounted for naught. */

@@ -106,6 +106,11 @@ export class Disks {
     rmSync(join(this.folder(id), 'lost+found'), { recursive: true, force: true });
   }
 
+  /** Whether `id` is a disk of `sizeGb` (a root kept for its machine's next start). */
+  isOfSize(id: string, sizeGb: number): boolean {
+    return statSync(this.#image(id), { throwIfNoEntry: false })?.size === sizeGb * 1024 ** 3;
+  }
+
   /** Whether the volume is a disk (volumes made before disks, or with them off, are folders). */
   has(id: string): boolean {
     return existsSync(this.#image(id));
