@@ -174,6 +174,24 @@ describe('the fleet command line', () => {
     expect(listed.stdout).toMatch(new RegExp(`${volume.id}\\s.*data.*2GB`));
     expect((await run(['volumes', 'extend', volume.id, '-a', app, '--size', '3'])).code).toBe(0);
     expect((await flaps.listVolumes(app))[0]).toMatchObject({ id: volume.id, size_gb: 3 });
+    // Mounted by a running machine, the answer says whether it needs a restart (its worker grows
+    // a mounted filesystem only where the kernel lets it), and the plain output says what to do.
+    const machine = await flaps.createMachine(app, {
+      region: 'local',
+      config: { ...demoMachineConfig('hello'), mounts: [{ volume: volume.id, path: '/data' }] },
+    });
+    await flaps.waitMachine(app, machine.id, 'started');
+    const asJson = await run(['volumes', 'extend', volume.id, '-a', app, '--size', '4', '--json']);
+    const answer = JSON.parse(asJson.stdout) as {
+      needs_restart: boolean;
+      volume: { size_gb: number };
+    };
+    expect(answer.volume.size_gb).toBe(4);
+    const plain = await run(['volumes', 'extend', volume.id, '-a', app, '--size', '5']);
+    expect(plain.stderr.includes(`fleet machines restart ${machine.id}`), plain.stderr).toBe(
+      answer.needs_restart,
+    );
+    await flaps.destroyMachine(app, machine.id, true);
     expect((await run(['volumes', 'destroy', volume.id, '-a', app])).code).toBe(2);
     expect((await run(['volumes', 'destroy', volume.id, '-a', app, '--yes'])).code).toBe(0);
     expect(await flaps.listVolumes(app)).toEqual([]);

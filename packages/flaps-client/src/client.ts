@@ -11,6 +11,7 @@ import type {
   Secret,
   StoredImage,
   Volume,
+  VolumeExtension,
 } from './types.js';
 
 export interface LogsQuery {
@@ -238,13 +239,11 @@ export class FlapsClient {
     return this.call('DELETE', `/v1/apps/${path(app)}/volumes/${path(id)}`);
   }
 
-  async extendVolume(app: string, id: string, sizeGb: number): Promise<Volume> {
-    const answer = await this.call<{ volume: Volume }>(
-      'PUT',
-      `/v1/apps/${path(app)}/volumes/${path(id)}/extend`,
-      { size_gb: sizeGb },
-    );
-    return answer.volume;
+  /** Grows a volume; `needs_restart`: its machine sees the new size from its next start. */
+  extendVolume(app: string, id: string, sizeGb: number): Promise<VolumeExtension> {
+    return this.call<VolumeExtension>('PUT', `/v1/apps/${path(app)}/volumes/${path(id)}/extend`, {
+      size_gb: sizeGb,
+    });
   }
 
   async listCertificates(app: string): Promise<Certificate[]> {

@@ -12,4 +12,5 @@ export type {
   Secret,
   StoredImage,
   Volume,
+  VolumeExtension,
 } from './types.js';

@@ -75,6 +75,12 @@ export interface Volume {
   [field: string]: unknown;
 }
 
+/** Fly's answer to an extend. */
+export interface VolumeExtension {
+  needs_restart: boolean;
+  volume: Volume;
+}
+
 /** A hostname of an app and its certificate once an edge issued it (a Fleet extension). */
 export interface Certificate {
   hostname: string;

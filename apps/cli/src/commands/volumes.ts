@@ -71,16 +71,25 @@ export function volumesCommand(): Command {
     say(`destroyed volume ${id}`);
   });
 
-  withApp(
-    volumes
-      .command('extend')
-      .argument('<id>', 'the volume')
-      .requiredOption('-s, --size <gb>', 'the new size in gigabytes (larger than today)')
-      .description('grow a volume'),
+  withJson(
+    withApp(
+      volumes
+        .command('extend')
+        .argument('<id>', 'the volume')
+        .requiredOption('-s, --size <gb>', 'the new size in gigabytes (larger than today)')
+        .description('grow a volume'),
+    ),
   ).action(async (id: string, options: { size: string }, command: Command) => {
-    const { app, flaps } = appContext(command);
-    const volume = await flaps.extendVolume(app, id, sizeGb(options.size));
+    const { flags, app, flaps } = appContext(command);
+    const extension = await flaps.extendVolume(app, id, sizeGb(options.size));
+    if (flags.json) return printJson(extension);
+    const { volume } = extension;
     say(`volume ${volume.id} is now ${volume.size_gb}GB`);
+    // Its worker could not grow the mounted filesystem under the running machine (as flyctl says).
+    if (extension.needs_restart && volume.attached_machine_id)
+      say(
+        `machine ${volume.attached_machine_id} sees the new size from its next start: fleet machines restart ${volume.attached_machine_id}`,
+      );
   });
   return volumes;
 }
