@@ -204,6 +204,19 @@ describe('flyd', () => {
       expect(imported.status, record).toBe(400);
       expect(await imported.json()).toMatchObject({ code: 'FLYD_ERR_BAD_REQUEST' });
     }
+    // A path that names no volume is told in words (it was the bare pattern).
+    for (const [method, target] of [
+      ['GET', '/v1/volumes/nonexist'],
+      ['POST', '/v1/volumes/vol_UPPERCASE000000/extend'],
+      ['DELETE', '/v1/volumes/vol_short'],
+    ] as const) {
+      expect(
+        await call(method, target, method === 'POST' ? { size_gb: 2 } : undefined),
+      ).toMatchObject({
+        status: 400,
+        body: { error: 'id must be a volume id like vol_0123456789abcdef' },
+      });
+    }
     expect((await call('DELETE', path)).status).toBe(200);
   });
 

@@ -15,10 +15,9 @@ import {
 import type { VolumeRecord } from '../volumes/volume-store.js';
 
 // Params go through fastify's own validator, which knows no `x-rule`: the pattern alone.
-const idParams = {
-  type: 'object',
-  properties: { id: { type: 'string', pattern: volumeIdSchema.pattern } },
-};
+const idParams = { type: 'object', properties: { id: volumeIdSchema } };
+/** A route on one volume: a path that names none is told in words (it was the bare pattern). */
+const byId = { schema: { params: idParams }, validatorCompiler: configValidator };
 
 const createSchema = {
   body: {
@@ -59,10 +58,8 @@ export function volumeRoutes(
     volumes.list(request.query.app).map(view),
   );
 
-  app.get<{ Params: { id: string } }>(
-    '/v1/volumes/:id',
-    { schema: { params: idParams } },
-    async (request) => view(volumes.get(request.params.id)),
+  app.get<{ Params: { id: string } }>('/v1/volumes/:id', byId, async (request) =>
+    view(volumes.get(request.params.id)),
   );
 
   app.post<{
@@ -81,6 +78,7 @@ export function volumeRoutes(
           },
         },
       },
+      validatorCompiler: configValidator,
     },
     async (request) =>
       view(
@@ -102,6 +100,7 @@ export function volumeRoutes(
           properties: { size_gb: { type: 'integer', minimum: 1, maximum: 500 } },
         },
       },
+      validatorCompiler: configValidator,
     },
     async (request) => {
       const { volume, needsRestart } = await volumes.extend(
@@ -112,33 +111,26 @@ export function volumeRoutes(
     },
   );
 
-  app.delete<{ Params: { id: string } }>(
-    '/v1/volumes/:id',
-    { schema: { params: idParams } },
-    async (request) =>
-      view(
-        await volumes.destroy(request.params.id, (machineId) => {
-          const machine = machines.find(machineId);
-          return machine !== undefined && machine.state !== 'destroyed';
-        }),
-      ),
+  app.delete<{ Params: { id: string } }>('/v1/volumes/:id', byId, async (request) =>
+    view(
+      await volumes.destroy(request.params.id, (machineId) => {
+        const machine = machines.find(machineId);
+        return machine !== undefined && machine.state !== 'destroyed';
+      }),
+    ),
   );
 
-  app.get<{ Params: { id: string } }>(
-    '/v1/volumes/:id/snapshots',
-    { schema: { params: idParams } },
-    async (request) => volumes.snapshots(request.params.id).map(snapshotView),
+  app.get<{ Params: { id: string } }>('/v1/volumes/:id/snapshots', byId, async (request) =>
+    volumes.snapshots(request.params.id).map(snapshotView),
   );
 
-  app.post<{ Params: { id: string } }>(
-    '/v1/volumes/:id/snapshots',
-    { schema: { params: idParams } },
-    async (request) => snapshotView(await volumes.snapshot(request.params.id)),
+  app.post<{ Params: { id: string } }>('/v1/volumes/:id/snapshots', byId, async (request) =>
+    snapshotView(await volumes.snapshot(request.params.id)),
   );
 
   app.put<{ Params: { id: string } }>(
     '/v1/volumes/:id/import',
-    { schema: { params: idParams }, bodyLimit: Number.MAX_SAFE_INTEGER },
+    { ...byId, bodyLimit: Number.MAX_SAFE_INTEGER },
     async (request) => {
       const header = request.headers[volumeRecordHeader];
       if (typeof header !== 'string')
