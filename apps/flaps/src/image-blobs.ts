@@ -1,6 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
 import {
-  chmodSync,
   createWriteStream,
   existsSync,
   mkdirSync,
@@ -14,6 +13,7 @@ import type { Readable } from 'node:stream';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type ArchiveSummary, ImageError, inspectArchive, type UnpackLimits } from '@fleet/images';
+import { privateDir } from '@fleet/service';
 import { flapsError } from './errors.js';
 
 /** An upload's temporary file untouched this long was cut off (a crash): removed at start. */
@@ -39,8 +39,7 @@ export interface ReceivedImage extends ArchiveSummary {
 export class ImageBlobs {
   constructor(private readonly options: ImageBlobsOptions) {
     // Every app's images: flaps' alone (machines run as other users on a worker, see flyd).
-    mkdirSync(options.dir, { recursive: true, mode: 0o700 });
-    chmodSync(options.dir, 0o700);
+    privateDir(options.dir);
     mkdirSync(join(options.dir, 'tmp'), { recursive: true });
     // Uploads cut off by a crash leave files in tmp/. Only old ones go: another flaps sharing
     // this folder may be receiving one now (an upload lasts at most its request's timeout).

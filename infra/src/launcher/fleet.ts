@@ -1,7 +1,7 @@
-import { chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   lockState,
+  privateDir,
   type ServerProcess,
   type StateLock,
   StateLockedError,
@@ -73,8 +73,7 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
   const hostDir = join(options.stateDir, options.hostId);
   const logsDir = join(hostDir, 'logs');
   // The servers' logs are the operator's: machines run on this host as users of their own.
-  mkdirSync(logsDir, { recursive: true });
-  chmodSync(logsDir, 0o700);
+  privateDir(logsDir);
   const secrets = loadOrCreateSecrets(options.stateDir);
   // Seals app secrets (flaps) and opens them when a machine starts (flyd).
   const fleetKey = ['--fleet-key-file', fleetKeyFile(options.stateDir)];

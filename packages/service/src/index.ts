@@ -35,6 +35,7 @@ export { runMain } from './main.js';
 export { type MetricsExport, startMetrics } from './metrics.js';
 export { mountsUnder, unmountUnder } from './mounts.js';
 export { parentFdVariable, watchParent } from './parent.js';
+export { privateDir } from './private-dir.js';
 export { type ServerProcess, type ServerProcessOptions, startServerProcess } from './process.js';
 export { errorCodesInReadme } from './readme.js';
 export { readSecret, type SecretSource } from './secret.js';

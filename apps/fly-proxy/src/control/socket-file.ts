@@ -1,5 +1,6 @@
-import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { lstatSync, unlinkSync } from 'node:fs';
 import { connect } from 'node:net';
+import { privateDir } from '@fleet/service';
 
 /** Linux's bound on a unix socket path (sun_path is 108 bytes with its NUL). */
 const socketPathBytesMax = 107;
@@ -21,8 +22,7 @@ export async function prepareSocketFile(path: string, directory: string): Promis
   }
   // The proxy's alone, also when it was there before (made by the state lock, or an operator):
   // whoever may connect to the socket commands the proxy.
-  mkdirSync(directory, { recursive: true, mode: 0o700 });
-  chmodSync(directory, 0o700);
+  privateDir(directory);
   let isSocket: boolean;
   try {
     isSocket = lstatSync(path).isSocket();
