@@ -68,6 +68,27 @@ describe('fleet deploy with [mounts]', () => {
     });
   }, 120_000);
 
+  it("mounts a volume made beforehand (Fly's guide: volumes create, then deploy) instead of a new one", async () => {
+    // A second app, deployed for the first time after its volume was made (a 1 GB one: it is used
+    // as it is, not replaced by one of initial_size).
+    const other = 'hello-vol-first';
+    await cli.flaps.createApp(other);
+    const made = await run(['volumes', 'create', 'data', '-a', other, '-s', '1', '--json']);
+    expect(made.code, made.stderr).toBe(0);
+    const volume = JSON.parse(made.stdout) as { id: string };
+    const deployed = await run(['deploy', '-a', other, '--wait-timeout', '60s', '--no-ha']);
+    expect(deployed.code, deployed.stderr).toBe(0);
+    const [machine] = await cli.flaps.listMachines(other);
+    expect((machine!.config.mounts as Mount[])[0]).toMatchObject({
+      volume: volume.id,
+      path: '/data',
+    });
+    expect(await cli.flaps.listVolumes(other)).toMatchObject([
+      { id: volume.id, size_gb: 1, attached_machine_id: machine!.id },
+    ]);
+    await cli.flaps.destroyMachine(other, machine!.id, true);
+  }, 120_000);
+
   it('keeps each machine on its volume through the next deploy', async () => {
     const [before] = await state();
     withGreeting('v2');
