@@ -98,7 +98,8 @@ export class Disks {
 
   /**
    * A new empty disk of `sizeGb` for `id`, mounted on its folder, whatever was there before gone
-   * (a machine's root, made afresh at every start). No lost+found: the folder is the machine's.
+   * (a machine's root at its first start, or when its size changed). No lost+found: the folder
+   * is the machine's.
    */
   async fresh(id: string, sizeGb: number): Promise<void> {
     await this.discard(id);
