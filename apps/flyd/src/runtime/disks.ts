@@ -167,7 +167,7 @@ export class Disks {
   /** Mounts the volume on its folder (idempotent), growing it first when an extend waits. */
   async mount(id: string): Promise<void> {
     const dir = this.folder(id);
-    if (this.#mounted(dir)) return;
+    if (this.isMounted(id)) return;
     if (existsSync(this.#growMark(id))) await this.#growOffline(id);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     await this.#tool('mount', ['-o', 'loop,nosuid,nodev', this.#image(id), dir]);
@@ -186,7 +186,7 @@ export class Disks {
 
   /** Unmounts the volume (idempotent); its loop device goes with it. */
   async unmount(id: string): Promise<void> {
-    if (this.#mounted(this.folder(id))) await this.#tool('umount', [this.folder(id)]);
+    if (this.isMounted(id)) await this.#tool('umount', [this.folder(id)]);
   }
 
   /** Unmounts and deletes the volume's disk and folder (idempotent). */
@@ -225,8 +225,7 @@ export class Disks {
       closeSync(fd);
     }
     writeFileSync(this.#growMark(id), '', { mode: 0o600 });
-    const dir = this.folder(id);
-    if (this.#mounted(dir)) {
+    if (this.isMounted(id)) {
       const device = await this.#deviceOf(image);
       try {
         await this.#tool('losetup', ['--set-capacity', device]);
@@ -304,7 +303,9 @@ export class Disks {
     return device;
   }
 
-  #mounted(dir: string): boolean {
+  /** Whether the disk `id` is mounted on its folder. */
+  isMounted(id: string): boolean {
+    const dir = this.folder(id);
     return mountsUnder(dir).includes(dir);
   }
 

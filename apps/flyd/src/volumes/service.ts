@@ -400,7 +400,7 @@ export class VolumeService {
   /** The disk's blocks as its filesystem counts them; a folder's files in 4 KiB blocks. */
   #usage(volume: VolumeRecord): VolumeUsage {
     const disks = this.options.disks;
-    if (volume.state === 'created' && disks?.has(volume.id) && disks.mounted().includes(volume.id))
+    if (volume.state === 'created' && disks?.isMounted(volume.id))
       return { fstype: 'ext4', ...disks.usage(volume.id) };
     const blocks = Math.floor((volume.size_gb * 1024 ** 3) / blockSizeBytes);
     const used = volume.state === 'created' ? directoryUsage(this.dir(volume.id)).blocks : 0;
