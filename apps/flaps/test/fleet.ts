@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sampleImagesDir } from '@fleet/sample-images';
@@ -135,6 +135,7 @@ async function waitForWorkers(call: Call, count: number): Promise<void> {
  */
 export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
   const dir = mkdtempSync(join(tmpdir(), 'fleet-test-'));
+  chmodSync(dir, 0o711); // as a worker's: its machines, each a user of its own, pass through
   // Tokens travel in the environment, never on a command line (`ps` shows those to anyone).
   const env = {
     ...process.env,

@@ -156,7 +156,11 @@ export class FlydFixture {
   }
 }
 
-function passable(dir: string): string {
+/**
+ * `dir`, made passable by other users (not listable), as a worker's data directory is: flyd as
+ * root refuses to run machines as root unasked, and machines reach their folders through it.
+ */
+export function passable(dir: string): string {
   chmodSync(dir, 0o711);
   return dir;
 }

@@ -15,6 +15,7 @@ import { present } from '@fleet/service/invariant';
 import { until } from '@fleet/service/vitest-until';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FlydErrors } from '../src/errors.js';
+import { passable } from './flyd-fixture.js';
 import { machinePids } from './machine-processes.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -29,7 +30,7 @@ const hello = {
 // flyd as a real process over a real corrosion agent: machines are real processes whose state
 // is published to corrosion, and flyd leaves none behind when it stops.
 describe('flyd', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'fleet-flyd-'));
+  const dir = passable(mkdtempSync(join(tmpdir(), 'fleet-flyd-')));
   let corrosion: ServerProcess;
   let flyd: ServerProcess;
   let client: CorrosionClient;

@@ -7,6 +7,7 @@ import { sampleImagesDir } from '@fleet/sample-images';
 import { type ServerProcess, serverMain, startServerProcess } from '@fleet/service';
 import { present } from '@fleet/service/invariant';
 import { afterAll, describe, expect, it } from 'vitest';
+import { passable } from './flyd-fixture.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const env = { ...process.env, LOG_LEVEL: 'error', FLYD_TOKEN: 't' };
@@ -25,7 +26,7 @@ describe('a wedged log sink', () => {
     sockets.push(socket);
   });
   const servers: ServerProcess[] = [];
-  const dir = mkdtempSync(join(tmpdir(), 'fleet-logs-'));
+  const dir = passable(mkdtempSync(join(tmpdir(), 'fleet-logs-')));
   afterAll(async () => {
     try {
       for (const server of servers.reverse()) await server.stop();

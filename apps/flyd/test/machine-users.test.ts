@@ -12,8 +12,8 @@ import { tempDir } from './temp-dirs.js';
 // A machine is someone else's code: it runs as a user of its own, so it cannot signal flyd (or
 // corrosion, the proxy, another machine), read flyd's database, another machine's root, volume
 // or environment, or become root again through a setuid program. As root (CI, a worker) flyd
-// must do so; as anyone else it cannot switch users, and machines run as flyd's own (as they do
-// with `--machine-users off`, below, and in the tests whose data directory others cannot reach).
+// must do so (or refuse to start, unless told `--machine-users off`); as anyone else it cannot
+// switch users, and machines run as flyd's own, as they do with `off` (below).
 const root = process.getuid?.() === 0;
 
 interface Exec {
@@ -160,7 +160,7 @@ describe('--machine-users', () => {
 
 describe('machine users, where a machine could not reach its folders', () => {
   it.runIf(root)(
-    'are off under auto when a folder on the real path of the data directory is closed',
+    'are refused under auto, as root, when a folder on the real path of the data directory is closed',
     () => {
       const top = tempDir('fleet-users-');
       chmodSync(top, 0o711);
@@ -173,9 +173,11 @@ describe('machine users, where a machine could not reach its folders', () => {
       const db = new Database(':memory:');
       try {
         const dataDir = join(top, 'open', 'link', 'flyd');
-        expect(MachineUsers.configure(db, 'auto', dataDir)).toEqual({
-          off: `${closed} does not let other users through (chmod o+x), so machines could not reach ${dataDir}`,
-        });
+        // Machines would run as root: never unasked (`off` says so).
+        expect(() => MachineUsers.configure(db, 'auto', dataDir)).toThrow(
+          `--machine-users auto: ${closed} does not let other users through (chmod o+x), so machines could not reach ${dataDir} — machines would run as root; fix that, or pass --machine-users off to accept it`,
+        );
+        expect(MachineUsers.configure(db, 'off', dataDir)).toEqual({ off: '--machine-users off' });
         expect(() => MachineUsers.configure(db, '300000-300100', dataDir)).toThrow(
           /--machine-users/,
         );

@@ -1,5 +1,6 @@
 export { type ListenAddress, parseListenAddress } from './address.js';
 export { type BackoffPolicy, backoffMs } from './backoff.js';
+export { closedAbove } from './closed-above.js';
 export {
   type BooleanSetting,
   type CommandInfo,

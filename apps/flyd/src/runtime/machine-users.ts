@@ -1,15 +1,6 @@
-import {
-  accessSync,
-  chmodSync,
-  constants,
-  lchownSync,
-  lstatSync,
-  readdirSync,
-  realpathSync,
-  statSync,
-} from 'node:fs';
-import { delimiter, dirname, join, resolve } from 'node:path';
-import { UsageError } from '@fleet/service';
+import { accessSync, chmodSync, constants, lchownSync, lstatSync, readdirSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import { closedAbove, UsageError } from '@fleet/service';
 import type { Database as Db } from 'better-sqlite3';
 import { flydError } from '../errors.js';
 
@@ -59,8 +50,15 @@ export class MachineUsers {
     if (missing === undefined) {
       return { users: new MachineUsers(db, range.first, range.last, findSetpriv() as string) };
     }
-    if (setting === 'auto') return { off: missing };
-    throw new UsageError(`--machine-users ${setting}: ${missing}`);
+    if (setting === 'auto' && process.geteuid?.() !== 0) return { off: missing };
+    // As root, machines without users of their own would run as root: never by default. One
+    // chmod of a folder above the data directory must not hand every tenant the worker.
+    throw new UsageError(
+      `--machine-users ${setting}: ${missing}` +
+        (setting === 'auto'
+          ? ` — machines would run as root; fix that, or pass --machine-users off to accept it`
+          : ''),
+    );
   }
 
   /** The machine's user, allocated (the lowest free uid of the range) on its first launch here. */
@@ -176,17 +174,11 @@ function missingPower(dataDir: string): string | undefined {
     return 'flyd is not root, so it cannot run machines as other users';
   if (findSetpriv() === undefined) return 'setpriv (util-linux) is not installed';
   // A machine reaches its root and volume by absolute paths (HOME, FLEET_VOLUME_DIR, the mount's
-  // link): every folder above the data directory must let other users through — those of the
-  // path as given (a link judged by its folder, `stat`) and those of the real path it leads to.
-  for (const path of [resolve(dataDir), realpathSync(dataDir)]) {
-    for (let dir = dirname(path); ; dir = dirname(dir)) {
-      if ((statSync(dir).mode & 0o001) === 0) {
-        return `${dir} does not let other users through (chmod o+x), so machines could not reach ${dataDir}`;
-      }
-      if (dir === dirname(dir)) break;
-    }
-  }
-  return undefined;
+  // link): every folder above the data directory must let other users through.
+  const closed = closedAbove(dataDir);
+  return closed === undefined
+    ? undefined
+    : `${closed} does not let other users through (chmod o+x), so machines could not reach ${dataDir}`;
 }
 
 function findSetpriv(): string | undefined {
