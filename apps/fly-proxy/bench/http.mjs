@@ -10,7 +10,8 @@
 // Then latency at a fixed rate (open loop, bench/fixed-rate.mjs) through each one-hop subject,
 // and h2 over TLS (h2load, nghttp2-client) through nginx and fly-proxy's TLS listener. Last,
 // one hop with 2 workers each (nginx `worker_processes 2`, node-http-proxy and fly-proxy as 2
-// processes accepting on one port, bench/fly-proxy-workers.mjs) under wrk -t2.
+// processes accepting on one port, bench/fly-proxy-workers.mjs) under wrk -t2, beside two floors
+// of what Node allows (bench/floor-lean-http.mjs, bench/floor-byte-relay.mjs).
 // Needs `npm run build`. Usage: node bench/http.mjs [seconds=10] [connections=50] [rate=3000]
 // [parts=one,rate,two,h2,workers] (the parts to run) [turns=4] (the wrk subjects are loaded in
 // that many rotating turns of seconds/turns each, see measure()). FLY_PROXY_DIST=<dir> runs another build of
@@ -53,7 +54,7 @@ try {
   const oneHop = {
     machine: { url: `http://127.0.0.1:${backend.port}`, pids: [backend.pid] },
     nginx,
-    'node-http-proxy': await startNodeHttpProxy(backend.port),
+    'node-http-proxy': await startNodeSubject('node-http-proxy.mjs', backend.port),
     'fly-proxy': flyProxy.oneHop,
   };
   // Two hops: an edge in front of a second proxy in front of the machine (nginx chained twice;
@@ -75,10 +76,15 @@ try {
     const twoWorkers = {
       machine: oneHop.machine,
       nginx: await startProxyingNginx(backend.port, 'workers', 2),
-      'node-http-proxy': await startNodeHttpProxy(backend.port, 2),
+      'node-http-proxy': await startNodeSubject('node-http-proxy.mjs', backend.port, 2),
       'fly-proxy': await startFlyProxyWorkers(flyProxy.corrosionUrl, 2),
+      // What any proxy written for Node costs at the least, beside fly-proxy in the same run.
+      'floor: lean HTTP': await startNodeSubject('floor-lean-http.mjs', backend.port, 2),
+      'floor: relay': await startNodeSubject('floor-byte-relay.mjs', backend.port, 2),
     };
-    report('one hop, 2 workers each', measure(twoWorkers, 2), 'nginx', true, 2);
+    const results = measure(twoWorkers, 2);
+    report('one hop, 2 workers each', results, 'nginx', true, 2);
+    reportFloors(results);
   }
 } finally {
   for (const stop of stops.reverse()) await stop();
@@ -236,9 +242,10 @@ async function startProxyingNginx(backendPort, name, workers = 1) {
   return { url, pids: nginx.pids };
 }
 
-async function startNodeHttpProxy(backendPort, workers = 1) {
+/** A Node subject of this folder (node-http-proxy, a floor) as `workers` processes. */
+async function startNodeSubject(script, backendPort, workers = 1) {
   const proxy = await child(process.execPath, [
-    join(here, 'node-http-proxy.mjs'),
+    join(here, script),
     String(backendPort),
     String(workers),
   ]);
@@ -397,6 +404,19 @@ function wrk(url, duration, hostName = host, threads = 1) {
     p50: toMs(/^\s+50%\s+(\S+)/m.exec(out)[1]),
     p99: toMs(/^\s+99%\s+(\S+)/m.exec(out)[1]),
   };
+}
+
+/**
+ * Where the 2x node-http-proxy target stands against what Node allows: the floors' own ratios,
+ * and the share of fly-proxy's CPU per request that is above the lean floor's.
+ */
+function reportFloors(results) {
+  const nodeProxy = results['node-http-proxy'];
+  const ratio = (name) => (results[name].rate / nodeProxy.rate).toFixed(2);
+  console.log(
+    `floors / node-http-proxy: lean HTTP ${ratio('floor: lean HTTP')}x, relay ${ratio('floor: relay')}x req/s ` +
+      `(fly-proxy's CPU per request ${(results['fly-proxy'].cpuPer10k / results['floor: lean HTTP'].cpuPer10k).toFixed(2)}x the lean floor's)`,
+  );
 }
 
 function report(title, results, baseline, oneHop, threads = 1) {
