@@ -9,7 +9,8 @@ import { type CliFleet, helloNodeCopy, startCliFleet } from './cli-fleet.js';
 // `fleet launch` and `fleet deploy` as a Fly user runs them, against a real local fleet: a first
 // deploy, a rolling deploy under steady traffic through fly-proxy with not one failed request, a
 // release whose check fails (the deploy stops, the previous release keeps serving), blue-green
-// and canary, and two deploys at once (the Machines API's leases let one through).
+// and canary, two deploys at once (the Machines API's leases let one through), a release that
+// crashes at start (the deploy says why), and machines that were stopped (left so).
 describe('fleet launch and fleet deploy', () => {
   const app = 'deploy-app';
   const host = `${app}.fleet.test`;
@@ -199,6 +200,48 @@ describe('fleet launch and fleet deploy', () => {
     expect(again.stderr).toMatch(/already runs release/);
   }, 120_000);
 
+  it('says why a release that crashes at start stopped, and starts the previous release again', async () => {
+    const example = join(cli.home, 'hello-node'); // the copy the test above deployed
+    const [before] = await flaps.listMachines('hello-node');
+    writeFileSync(
+      join(example, 'server.mjs'),
+      "console.error('no DATABASE_URL, giving up');\nprocess.exit(3);\n",
+    );
+    const failed = await run(['deploy', '--wait-timeout', '30s'], example);
+    expect(failed.code, failed.stderr).toBe(1);
+    expect(failed.stderr).toMatch(/stopped instead of starting: it exited with code 3/);
+    expect(failed.stderr).toMatch(/its last output:\n {2}no DATABASE_URL, giving up\n/);
+    expect(failed.stderr).toContain(`fleet logs -a hello-node -i ${before!.id} --no-tail`);
+    expect(failed.stderr).toMatch(/rolled back to the previous release/);
+    // It ran before the deploy: it runs again, on the previous release.
+    await expect
+      .poll(
+        async () => {
+          const machine = await flaps.getMachine('hello-node', before!.id);
+          return [machine.state, (machine.config as { image: string }).image];
+        },
+        { timeout: 20_000 },
+      )
+      .toEqual(['started', (before!.config as { image: string }).image]);
+  }, 120_000);
+
+  it('updates machines that were stopped and leaves them so, as flyctl does', async () => {
+    release('7');
+    for (const machine of await flaps.listMachines(app)) await flaps.stopMachine(app, machine.id);
+    const states = async () => (await flaps.listMachines(app)).map((machine) => machine.state);
+    await expect.poll(states, { timeout: 20_000 }).toEqual(['stopped', 'stopped']);
+    const deployed = await run(['deploy', '--wait-timeout', '30s']);
+    expect(deployed.code, deployed.stderr).toBe(0);
+    expect(deployed.stderr).toMatch(/updated, left stopped \[2\/2\]/);
+    const stopped = await flaps.listMachines(app);
+    expect(stopped.map((machine) => machine.state)).toEqual(['stopped', 'stopped']);
+    expect(
+      stopped.map((machine) => (machine.config.env as Record<string, string>).VERSION),
+    ).toEqual(['7', '7']);
+    for (const machine of stopped) await flaps.startMachine(app, machine.id);
+    await expect.poll(versions, { timeout: 20_000 }).toEqual(['7', '7']);
+  }, 120_000);
+
   it('names the problem in a bad fly.toml and deploys nothing', async () => {
     writeFileSync(
       join(project, 'fly.toml'),
@@ -207,6 +250,6 @@ describe('fleet launch and fleet deploy', () => {
     const bad = await run(['deploy']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/fly.toml:3: http_service.internal_port must be integer/);
-    expect(await versions()).toEqual(['6', '6']);
+    expect(await versions()).toEqual(['7', '7']);
   });
 });

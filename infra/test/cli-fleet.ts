@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -37,6 +37,7 @@ export interface CliFleet {
  */
 export async function startCliFleet(hostId: string): Promise<CliFleet> {
   const home = mkdtempSync(join(tmpdir(), 'fleet-cli-'));
+  chmodSync(home, 0o711); // as a checkout's: machines, each a user of its own, pass through
   const running = new Set<ChildProcess>();
   let fleet: Fleet;
   try {

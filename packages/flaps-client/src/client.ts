@@ -124,8 +124,10 @@ export class FlapsClient {
     return this.call('POST', `/v1/apps/${path(app)}/machines/${path(id)}`, body, { leaseNonce });
   }
 
-  async startMachine(app: string, id: string): Promise<void> {
-    await this.call('POST', `/v1/apps/${path(app)}/machines/${path(id)}/start`);
+  async startMachine(app: string, id: string, leaseNonce?: string): Promise<void> {
+    await this.call('POST', `/v1/apps/${path(app)}/machines/${path(id)}/start`, undefined, {
+      leaseNonce,
+    });
   }
 
   async stopMachine(app: string, id: string): Promise<void> {

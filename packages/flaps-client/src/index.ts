@@ -4,6 +4,7 @@ export type {
   App,
   Certificate,
   ExecResult,
+  ExitEvent,
   LogLine,
   LogPage,
   Machine,

@@ -13,6 +13,16 @@ export interface MachineEvent {
   status: string;
   source: string;
   timestamp: number;
+  /** What the event carries: an `exit` event its `exit_event` (how the process ended). */
+  request?: { exit_event?: ExitEvent; [field: string]: unknown };
+}
+
+/** How a machine's process ended (Fly's `exit_event`). */
+export interface ExitEvent {
+  exit_code: number | null;
+  signal: string | null;
+  oom_killed: boolean;
+  requested_stop: boolean;
 }
 
 export interface Machine {

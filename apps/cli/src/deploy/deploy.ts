@@ -183,6 +183,23 @@ async function immediate(step: Step, outdated: Machine[]): Promise<void> {
   }
 }
 
+/**
+ * Whether the machine ran when the deploy began. One that did not (stopped by autostop, say) is
+ * updated and left as it was, as flyctl does: the release starts on it when the proxy starts it.
+ */
+function ran(machine: Machine): boolean {
+  return machine.state === 'started' || machine.state === 'starting';
+}
+
+/** Puts the machine's previous config back, and starts it again if it ran before the deploy. */
+async function rollBack(step: Step, machine: Machine): Promise<void> {
+  await update(step, machine, machine.config);
+  if (!ran(machine)) return;
+  const now = await step.flaps.getMachine(step.plan.app, machine.id);
+  if (!ran(now))
+    await step.flaps.startMachine(step.plan.app, machine.id, step.leases.get(machine.id));
+}
+
 /** `maxUnavailable` machines at a time, each batch healthy before the next; a failure rolls back. */
 async function rolling(step: Step, outdated: Machine[]): Promise<void> {
   const { plan } = step;
@@ -195,10 +212,14 @@ async function rolling(step: Step, outdated: Machine[]): Promise<void> {
     for (const machine of group) await update(step, machine, releaseConfigOf(plan, machine));
     for (const machine of group) {
       const position = `[${start + group.indexOf(machine) + 1}/${outdated.length}]`;
+      if (!ran(machine)) {
+        step.say(`  ${machine.id} (${machine.region}) updated, left ${machine.state} ${position}`);
+        continue;
+      }
       try {
         await healthy(step.flaps, plan, machine, `updated, healthy ${position}`);
       } catch (error) {
-        for (const back of group) await update(step, back, back.config);
+        for (const back of group) await rollBack(step, back);
         throw new CliError(
           `${(error as Error).message}\ndeploy stopped: ${group.map((one) => one.id).join(', ')} rolled back to the previous release; ${outdated.length - start - group.length} machine(s) not touched`,
         );

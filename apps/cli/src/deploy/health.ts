@@ -1,5 +1,6 @@
 import type { FlapsClient, Machine } from '@fleet/flaps-client';
 import { CliError } from '../errors.js';
+import { stoppedReason } from './stopped.js';
 
 /** How often a machine is looked at while waiting for it. */
 const pollMs = 250;
@@ -30,7 +31,7 @@ export async function waitHealthy(
         machine.state === 'failed' ||
         machine.state === 'destroyed'
       )
-        throw new CliError(`machine ${id} ${machine.state} instead of starting`);
+        throw new CliError(await stoppedReason(flaps, app, machine));
       if (machine.state === 'started') {
         const checks = new Map((machine.checks ?? []).map((check) => [check.name, check]));
         const failing = expected.checks
