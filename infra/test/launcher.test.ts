@@ -4,11 +4,12 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { FlapsClient } from '@fleet/flaps-client';
 import { packImage } from '@fleet/images';
 import { sampleImagesDir } from '@fleet/sample-images';
 import { describe, expect, it } from 'vitest';
 import { getThroughProxy } from '../src/launcher/demo.js';
-import { isAlive, pidsWithEnv } from './processes.js';
+import { isAlive, pidsWithEnv, processTree } from './processes.js';
 
 const launcher = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'launcher', 'main.js');
 const root = process.getuid?.() === 0;
@@ -40,6 +41,44 @@ describe('the fleet launcher (npm start)', () => {
     child.kill('SIGINT');
     expect(await exited).toBe(0);
     expect(machinePids.filter(isAlive)).toEqual([]);
+  });
+
+  // A server that dies (a crash, an OOM kill, a kill -9) is restarted on the address it had, as
+  // systemd restarts it on a worker: flyd comes back, adopts the machines that ran on, answers the
+  // Machines API again, and still stops them when the fleet stops.
+  it('restarts a server that exits on its own, on the address it had', async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'fleet-launcher-'));
+    const { child, exited, output, proxyUrl, apiUrl } = await launch(stateDir);
+    const flyd = () =>
+      processTree(child.pid!).filter((one) => one.cmdline.includes('/apps/flyd/dist/main.js'));
+    const [first] = flyd();
+    const { apiToken } = JSON.parse(readFileSync(join(stateDir, 'secrets.json'), 'utf8'));
+    const flaps = new FlapsClient(apiUrl, apiToken);
+    const machines = (await flaps.listMachines('demo')).map((machine) => machine.id);
+    const machinePids = machines.flatMap((id) => pidsWithEnv('FLY_MACHINE_ID', id));
+    process.kill(first!.pid, 'SIGKILL');
+    await expect
+      .poll(() => output.join(''), { timeout: 10_000 })
+      .toMatch(/flyd exited on its own \(SIGKILL\); restarting it \(its log: .*flyd\.log\)/);
+    await expect.poll(() => flyd().length, { timeout: 20_000 }).toBe(1);
+    const [second] = flyd();
+    expect(second!.pid).not.toBe(first!.pid);
+    // The same --listen address: flaps reaches it at the URL it knew.
+    const listen = (one: { cmdline: string }) => /--listen (\S+)/.exec(one.cmdline)?.[1];
+    expect(listen(second!)).toMatch(/^127\.0\.0\.1:[1-9]\d*$/);
+    await expect
+      .poll(async () => (await flaps.getMachine('demo', machines[0]!)).state, { timeout: 20_000 })
+      .toBe('started');
+    await flaps.restartMachine('demo', machines[0]!);
+    await flaps.waitMachine('demo', machines[0]!, 'started');
+    expect((await getThroughProxy(proxyUrl, 'demo.localhost')).status).toBe(200);
+    // The other machine ran on through it all: adopted, not started again.
+    const untouched = pidsWithEnv('FLY_MACHINE_ID', machines[1]!);
+    expect(untouched.every((pid) => machinePids.includes(pid))).toBe(true);
+
+    child.kill('SIGINT');
+    expect(await exited).toBe(0);
+    expect(machines.flatMap((id) => pidsWithEnv('FLY_MACHINE_ID', id)).filter(isAlive)).toEqual([]);
   });
 
   // As root, flyd runs each machine as a user of its own (see flyd's README): from inside a demo

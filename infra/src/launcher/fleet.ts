@@ -29,7 +29,28 @@ export interface FleetOptions {
   startTimeoutMs: number;
   /** More fly-proxy flags (say, a shorter `--autostop-interval-ms`). */
   proxyArgs?: string[];
+  /** Told each time a server that exited on its own is restarted (default: a line on stderr). */
+  onRestart?: (message: string) => void;
 }
+
+/**
+ * A server that exits on its own is restarted at once the first time; one that keeps exiting
+ * (its exits less than `crashWindowMs` apart) waits twice as long each time, up to
+ * `restartDelayMaxMs`, so a crash loop neither spins nor ever gives the fleet up for lost.
+ */
+const crashWindowMs = 60_000;
+const restartDelayMaxMs = 30_000;
+
+/**
+ * The flags naming each server's listeners. A restarted server gets the addresses it had (a port
+ * 0 pinned to the port it was given), so the URLs every other server and the user hold stay good.
+ */
+const listenFlags: Record<ServerName, Record<string, string>> = {
+  corrosion: { '--api-addr': 'api' },
+  flaps: { '--listen': 'api' },
+  flyd: { '--listen': 'api' },
+  'fly-proxy': { '--listen': 'proxy', '--admin-listen': 'admin' },
+};
 
 export interface Fleet {
   urls: { corrosion: string; flyd: string; flaps: string; proxy: string; proxyAdmin: string };
@@ -87,19 +108,17 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
     CORROSION_TOKEN: secrets.corrosionToken,
   };
   const servers: ServerProcess[] = [];
+  let stopping = false;
   const stop = once(async () => {
+    stopping = true;
     try {
       for (const server of [...servers].reverse()) await server.stop(15_000);
     } finally {
       lock.release();
     }
   });
-  const start = async <Listener extends string>(
-    name: ServerName,
-    args: string[],
-    listeners: Listener[],
-  ): Promise<Record<Listener, string>> => {
-    const server = await startServerProcess({
+  const spawnServer = (name: ServerName, args: string[], listeners: string[]) =>
+    startServerProcess({
       command: process.execPath,
       args: [serverMain(name), ...args],
       env,
@@ -111,7 +130,58 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
       // (startServerProcess's default) and stops by itself should the launcher die.
       ownProcessGroup: true,
     });
+  const restarted = options.onRestart ?? ((message) => process.stderr.write(`${message}\n`));
+  /**
+   * Restarts the server at `index` whenever it exits on its own (a crash, an OOM kill, a kill -9
+   * by hand), as systemd does on a worker: flyd adopts the machines still running (and stops
+   * them when the fleet stops), the others pick up from their files.
+   */
+  const supervise = (index: number, name: ServerName, args: string[], listeners: string[]) => {
+    const log = join(logsDir, `${name}.log`);
+    let lastExitMs = 0;
+    let delayMs = 0;
+    const watch = (server: ServerProcess) => {
+      void server.exited.then(async (code) => {
+        if (stopping) return;
+        const now = Date.now();
+        delayMs =
+          now - lastExitMs > crashWindowMs ? 0 : Math.min(restartDelayMaxMs, delayMs * 2 || 1_000);
+        lastExitMs = now;
+        restarted(
+          `${name} exited on its own (${code}); restarting it${delayMs > 0 ? ` in ${delayMs / 1000} s` : ''} (its log: ${log})`,
+        );
+        const pinnedArgs = pinned(args, listenFlags[name], server.urls);
+        for (;;) {
+          await new Promise((resolve) => setTimeout(resolve, delayMs).unref());
+          if (stopping) return;
+          try {
+            const again = await spawnServer(name, pinnedArgs, listeners);
+            if (stopping) {
+              await again.stop(15_000);
+              return;
+            }
+            servers[index] = again;
+            watch(again);
+            return;
+          } catch (error) {
+            delayMs = Math.min(restartDelayMaxMs, delayMs * 2 || 1_000);
+            restarted(
+              `${name} did not start again (${(error as Error).message}); next try in ${delayMs / 1000} s`,
+            );
+          }
+        }
+      });
+    };
+    watch(present(servers[index], `${name}'s process`));
+  };
+  const start = async <Listener extends string>(
+    name: ServerName,
+    args: string[],
+    listeners: Listener[],
+  ): Promise<Record<Listener, string>> => {
+    const server = await spawnServer(name, args, listeners);
     servers.push(server);
+    supervise(servers.length - 1, name, args, listeners);
     // It resolved once every listener asked for had announced its URL.
     return Object.fromEntries(
       listeners.map((listener) => [
@@ -174,6 +244,15 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
     await stop();
     throw error;
   }
+}
+
+/** `args` with the address after each of `flags` replaced by the one its listener got. */
+function pinned(args: string[], flags: Record<string, string>, urls: Record<string, string>) {
+  return args.map((arg, index) => {
+    const listener = flags[args[index - 1] ?? ''];
+    const url = listener === undefined ? undefined : urls[listener];
+    return url === undefined ? arg : new URL(url).host;
+  });
 }
 
 function once(fn: () => Promise<void>): () => Promise<void> {
