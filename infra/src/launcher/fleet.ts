@@ -29,8 +29,6 @@ export interface FleetOptions {
   startTimeoutMs: number;
   /** More fly-proxy flags (say, a shorter `--autostop-interval-ms`). */
   proxyArgs?: string[];
-  /** Told each time a server that exited on its own is restarted (default: a line on stderr). */
-  onRestart?: (message: string) => void;
 }
 
 /**
@@ -130,7 +128,7 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
       // (startServerProcess's default) and stops by itself should the launcher die.
       ownProcessGroup: true,
     });
-  const restarted = options.onRestart ?? ((message) => process.stderr.write(`${message}\n`));
+  const restarted = (message: string) => process.stderr.write(`${message}\n`);
   /**
    * Restarts the server at `index` whenever it exits on its own (a crash, an OOM kill, a kill -9
    * by hand), as systemd does on a worker: flyd adopts the machines still running (and stops
