@@ -408,7 +408,7 @@ function wrk(url, duration, hostName = host, threads = 1) {
 
 /**
  * Where the 2x node-http-proxy target stands against what Node allows: the floors' own ratios,
- * and the share of fly-proxy's CPU per request that is above the lean floor's.
+ * and fly-proxy's CPU per request as a multiple of the lean floor's.
  */
 function reportFloors(results) {
   const nodeProxy = results['node-http-proxy'];
