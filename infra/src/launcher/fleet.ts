@@ -142,8 +142,7 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
       void server.exited.then(async (code) => {
         if (stopping) return;
         const now = Date.now();
-        delayMs =
-          now - lastExitMs > crashWindowMs ? 0 : Math.min(restartDelayMaxMs, delayMs * 2 || 1_000);
+        delayMs = now - lastExitMs > crashWindowMs ? 0 : longer(delayMs);
         lastExitMs = now;
         restarted(
           `${name} exited on its own (${code}); restarting it${delayMs > 0 ? ` in ${delayMs / 1000} s` : ''} (its log: ${log})`,
@@ -162,7 +161,7 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
             watch(again);
             return;
           } catch (error) {
-            delayMs = Math.min(restartDelayMaxMs, delayMs * 2 || 1_000);
+            delayMs = longer(delayMs);
             restarted(
               `${name} did not start again (${(error as Error).message}); next try in ${delayMs / 1000} s`,
             );
@@ -242,6 +241,11 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
     await stop();
     throw error;
   }
+}
+
+/** The next wait before a restart: twice the last, from 1 s, at most `restartDelayMaxMs`. */
+function longer(delayMs: number): number {
+  return Math.min(restartDelayMaxMs, delayMs * 2 || 1_000);
 }
 
 /** `args` with the address after each of `flags` replaced by the one its listener got. */
