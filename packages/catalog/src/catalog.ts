@@ -455,7 +455,7 @@ export class Catalog {
   /** A round trip measured from this edge to a host; routing prefers it to the regions' distance. */
   recordRtt(hostId: string, rttMs: number): void {
     // A number stored on the host entry, read by route() in the same thread: no table write.
-    this.#global.state.recordRtt(hostId, rttMs);
+    this.#global.state.recordRtt(hostId, rttMs, Date.now());
   }
 
   /** The TLS certificate for a hostname (lazy mode loads the app it belongs to). */

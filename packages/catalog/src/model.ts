@@ -61,7 +61,7 @@ export interface HostEntry {
   role: string;
   backhaulAddr: string | null;
   status: string;
-  /** Measured from this edge (smoothed), or -1 until a measurement exists. */
+  /** Measured from this edge (the least of the last 30 s), or -1 until a measurement exists. */
   rttMs: number;
   /** False until a `hosts` row names it. */
   known: boolean;

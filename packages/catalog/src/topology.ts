@@ -1,13 +1,14 @@
 import type { HostEntry, RegionEntry } from './model.js';
 import type { HostRow, RegionRow } from './rows.js';
+import { WindowedMin } from './windowed-min.js';
 
 /** Estimated round trip for a region whose place is unknown: after every known one. */
 export const unknownRttMs = 10_000;
 const earthRadiusKm = 6_371;
 /** Light in fibre covers about 200 km per ms one way: 1 ms of round trip per 100 km. */
 const kmPerRttMs = 100;
-/** Weight of a new RTT sample in the smoothed value (as TCP's SRTT, RFC 6298). */
-const rttSmoothing = 0.125;
+/** A host's RTT is the least measured in this long (see WindowedMin for why not a mean). */
+const rttWindowMs = 30_000;
 
 /** Great-circle distance in km (haversine). */
 export function distanceKm(a: { lat: number; lon: number }, b: { lat: number; lon: number }) {
@@ -29,6 +30,7 @@ export function distanceKm(a: { lat: number; lon: number }, b: { lat: number; lo
 export class Topology {
   readonly regions = new Map<string, RegionEntry>();
   readonly hosts = new Map<string, HostEntry>();
+  readonly #rttSamples = new Map<string, WindowedMin>();
 
   constructor(readonly edgeRegion: string) {}
 
@@ -88,11 +90,15 @@ export class Topology {
     Object.assign(entry, { backhaulAddr: null, status: 'ready', known: false });
   }
 
-  /** Records a round trip measured from this edge to a host (smoothed). */
-  recordRtt(hostId: string, rttMs: number): void {
+  /** Records a round trip measured from this edge to a host at `nowMs`. */
+  recordRtt(hostId: string, rttMs: number, nowMs: number): void {
     if (!(rttMs >= 0) || !Number.isFinite(rttMs)) return;
-    const entry = this.host(hostId);
-    entry.rttMs = entry.rttMs < 0 ? rttMs : entry.rttMs + rttSmoothing * (rttMs - entry.rttMs);
+    let samples = this.#rttSamples.get(hostId);
+    if (samples === undefined) {
+      samples = new WindowedMin(rttWindowMs);
+      this.#rttSamples.set(hostId, samples);
+    }
+    this.host(hostId).rttMs = samples.add(rttMs, nowMs);
   }
 
   /** Re-estimates one region, or all of them when the edge's own place changed. */

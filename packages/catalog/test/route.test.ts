@@ -82,6 +82,31 @@ describe('route selection', () => {
     expect(ids(await routeOk(catalog))).toEqual(['far', 'near']);
   });
 
+  it('keeps a near host first through a PING that waited out a retransmission', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      const catalog = await catalogWith([
+        { id: 'near', region: 'fra' },
+        { id: 'far', region: 'syd' },
+      ]);
+      catalog.recordRtt('host-fra', 40);
+      catalog.recordRtt('host-syd', 120);
+      vi.advanceTimersByTime(5_000);
+      catalog.recordRtt('host-fra', 1_040); // 10 % loss on the link: one PING retransmitted
+      catalog.recordRtt('host-syd', 120);
+      expect(ids(await routeOk(catalog))).toEqual(['near', 'far']);
+      // A mean would have ranked fra behind syd for minutes; a path that really grew stays so.
+      for (let sample = 0; sample < 8; sample++) {
+        vi.advanceTimersByTime(5_000);
+        catalog.recordRtt('host-fra', 200);
+        catalog.recordRtt('host-syd', 120);
+      }
+      expect(ids(await routeOk(catalog))).toEqual(['far', 'near']);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('breaks ties at random among equally loaded, equally close machines', async () => {
     const catalog = await catalogWith([{ id: 'a' }, { id: 'b' }, { id: 'c' }]);
     const first = new Map<string, number>();
