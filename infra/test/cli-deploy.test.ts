@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Machine } from '@fleet/flaps-client';
 import { request } from 'undici';
@@ -96,6 +96,28 @@ describe('fleet launch and fleet deploy', () => {
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/--copy-config: .*fly.toml does not exist/);
   });
+
+  it('launches the code of the folder it is run in, and refuses a folder that says nothing of how to run', async () => {
+    // A folder as a user has it: the app's code and its image.json, no fly.toml.
+    const code = mkdtempSync(join(home, 'code-'));
+    for (const file of ['server.mjs', 'image.json'])
+      cpSync(join(helloNodeCopy(cli), file), join(code, file));
+    const launched = await run(['launch', '--name', 'from-code', '--region', 'local'], code);
+    expect(launched.code, launched.stderr).toBe(0);
+    expect(readFileSync(join(code, 'fly.toml'), 'utf8')).toMatch(/\[build\]\n {2}dir = '\.'/);
+    expect(launched.stderr).toMatch(/built .* into sha256:[0-9a-f]{64}/);
+    await expect
+      .poll(async () => (await getThroughProxy(fleet.urls.proxy, 'from-code.fleet.test')).body, {
+        timeout: 20_000,
+      })
+      .toMatch(/machine [0-9a-f]{14} in local/);
+    const empty = mkdtempSync(join(home, 'nothing-'));
+    const refused = await run(['launch', '--name', 'no-code'], empty);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/has no image\.json .*--image/);
+    expect(existsSync(join(empty, 'fly.toml'))).toBe(false);
+    expect(await flaps.getApp('no-code')).toBeUndefined();
+  }, 120_000);
 
   it('deploys a first release: two machines, started and healthy, served through the proxy', async () => {
     release('1');

@@ -1,5 +1,6 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
+import { manifestFile } from '@fleet/images';
 import { Command } from 'commander';
 import { CliError, exitCodes } from '../errors.js';
 import { checkFlyToml } from '../fly-toml/read.js';
@@ -11,20 +12,27 @@ import { flagsOf } from './shared.js';
 interface LaunchOptions {
   name?: string;
   org: string;
-  image: string;
+  image?: string;
   region?: string;
   internalPort: string;
   deploy: boolean;
   copyConfig?: boolean;
 }
 
-/** The fly.toml `fleet launch` writes: an HTTP service on 80/443 to the internal port. */
-function flyToml(options: { app: string; image: string; region?: string; port: number }): string {
+/**
+ * The fly.toml `fleet launch` writes: an HTTP service on 80/443 to the internal port, running
+ * the image named, else the folder itself (packed at each deploy; its image.json names the
+ * command, as a Dockerfile does for flyctl).
+ */
+function flyToml(options: { app: string; image?: string; region?: string; port: number }): string {
+  const build = options.image
+    ? `  image = '${options.image}'`
+    : `  dir = '.' # this folder is the image: ${manifestFile} names its command`;
   return `# fly.toml written by \`fleet launch\`; see fly.io/docs/reference/configuration
 app = '${options.app}'
 ${options.region ? `primary_region = '${options.region}'\n` : ''}
 [build]
-  image = '${options.image}'
+${build}
 
 [http_service]
   internal_port = ${options.port}
@@ -45,7 +53,10 @@ export function launchCommand(): Command {
     .description('create an app from this directory: write fly.toml, create the app, deploy it')
     .option('--name <app>', 'the app name (default: the directory name)')
     .option('-o, --org <slug>', 'the organization', 'personal')
-    .option('-i, --image <image>', 'the image to run', 'hello')
+    .option(
+      '-i, --image <image>',
+      `a prebuilt image to run (hello is the demo's); without it this folder is built (its ${manifestFile} names the command)`,
+    )
     .option('-r, --region <code>', 'the primary region')
     .option('--internal-port <port>', 'the port the app listens on', '8080')
     .option('--no-deploy', 'write fly.toml and create the app only')
@@ -79,6 +90,13 @@ function newFlyToml(options: LaunchOptions): string {
   if (!Number.isInteger(port) || port < 1 || port > 65_535)
     throw new CliError('--internal-port must be a port number', exitCodes.usage);
   const app = (options.name ?? basename(process.cwd())).toLowerCase();
+  // As flyctl without a Dockerfile: a folder with nothing that says how to run it is refused,
+  // never given a stand-in image that would deploy something else under the app's name.
+  if (options.image === undefined && !existsSync(join(process.cwd(), manifestFile)))
+    throw new CliError(
+      `nothing here says how to run the app: ${process.cwd()} has no ${manifestFile} (e.g. {"cmd": ["node", "server.js"]}, the command its image runs); write one, or run a prebuilt image with --image (hello is the demo's)`,
+      exitCodes.usage,
+    );
   return flyToml({ app, image: options.image, region: options.region, port });
 }
 
