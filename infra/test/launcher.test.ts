@@ -1,5 +1,13 @@
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -7,8 +15,10 @@ import { fileURLToPath } from 'node:url';
 import { FlapsClient } from '@fleet/flaps-client';
 import { packImage } from '@fleet/images';
 import { sampleImagesDir } from '@fleet/sample-images';
+import { unmountUnder } from '@fleet/service';
 import { describe, expect, it } from 'vitest';
 import { getThroughProxy } from '../src/launcher/demo.js';
+import { outsideRootsDir } from '../src/machine-roots.js';
 import { isAlive, pidsWithEnv, processTree } from './processes.js';
 
 const launcher = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'launcher', 'main.js');
@@ -79,6 +89,41 @@ describe('the fleet launcher (npm start)', () => {
     child.kill('SIGINT');
     expect(await exited).toBe(0);
     expect(machines.flatMap((id) => pidsWithEnv('FLY_MACHINE_ID', id)).filter(isAlive)).toEqual([]);
+  });
+
+  // `npm start` keeps its state in the checkout, a Node project: a machine there must not see
+  // the checkout's package.json ("type": "module" broke every CommonJS app) or node_modules.
+  it('runs machines as on a worker although its state lies inside a Node project', async () => {
+    const project = mkdtempSync(join(tmpdir(), 'fleet-checkout-'));
+    writeFileSync(join(project, 'package.json'), '{"type": "module"}\n');
+    mkdirSync(join(project, 'node_modules', 'leaked'), { recursive: true });
+    writeFileSync(join(project, 'node_modules', 'leaked', 'index.js'), 'module.exports = 1;\n');
+    const stateDir = join(project, '.fleet');
+    const rootsDir = outsideRootsDir(join(stateDir, 'local-1', 'flyd'));
+    const { child, exited, apiUrl } = await launch(stateDir);
+    try {
+      const { apiToken } = JSON.parse(readFileSync(join(stateDir, 'secrets.json'), 'utf8'));
+      const flaps = new FlapsClient(apiUrl, apiToken);
+      const [machine] = await flaps.listMachines('demo');
+      const probe = [
+        'echo "console.log(typeof require)" > probe.js && node probe.js',
+        `node -e "try { require.resolve('leaked'); console.log('leaked') } catch { console.log('not found') }"`,
+      ].join(' && ');
+      const ran = await flaps.call<{ stdout: string; stderr: string; exit_code: number }>(
+        'POST',
+        `/v1/apps/demo/machines/${machine!.id}/exec`,
+        { command: ['sh', '-c', probe] },
+      );
+      expect(ran.exit_code, ran.stderr).toBe(0);
+      expect(ran.stdout).toBe('function\nnot found\n'); // a CommonJS script; no package found
+      expect(existsSync(join(rootsDir, machine!.id))).toBe(true);
+    } finally {
+      child.kill('SIGINT');
+      await exited;
+      unmountUnder(rootsDir); // flyd unmounts them as it exits: this is for a flyd that failed to
+      rmSync(project, { recursive: true, force: true });
+      rmSync(rootsDir, { recursive: true, force: true });
+    }
   });
 
   // As root, flyd runs each machine as a user of its own (see flyd's README): from inside a demo

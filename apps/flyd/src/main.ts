@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { mkdirSync } from 'node:fs';
 import { cpus, hostname, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { CorrosionClient } from '@fleet/corrosion-client';
 import { fleetKeyFileSetting, fleetKeyOfFlag } from '@fleet/fleet-key';
 import { FlydClient } from '@fleet/flyd-client';
@@ -11,6 +11,7 @@ import {
   httpLimitsSpec,
   listenHttp,
   lockState,
+  nodeProjectAbove,
   onShutdown,
   parseConfig,
   parseListenAddress,
@@ -52,6 +53,11 @@ const spec = {
     description: 'API listen address',
   },
   'data-dir': { type: 'string', required: true, description: 'flyd.db and the machines folders' },
+  'roots-dir': {
+    type: 'string',
+    description:
+      "where machines' root filesystems live (default: roots/ in --data-dir); each run starts afresh from its image, so nothing there outlives a machine. Keep it outside any Node project: Node code in a machine would see the package.json and node_modules above it",
+  },
   'corrosion-url': {
     type: 'string',
     format: 'url',
@@ -245,10 +251,25 @@ runMain(async () => {
     );
   const metrics = startMetrics('flyd');
   const tracing = startTracing('flyd');
-  for (const dir of ['machines', 'roots', 'images'])
+  for (const dir of ['machines', 'images'])
     mkdirSync(join(config['data-dir'], dir), { recursive: true });
+  const rootsElsewhere = config['roots-dir'] && resolve(config['roots-dir']);
+  const rootsDir = rootsElsewhere || join(config['data-dir'], 'roots');
+  mkdirSync(rootsDir, { recursive: true });
+  // flyd removes the roots of machines it does not have: one roots folder, one flyd.
+  if (rootsElsewhere) lockState(join(rootsElsewhere, 'flyd.lock'), 'flyd');
+  const project = nodeProjectAbove(rootsDir);
+  if (project !== undefined)
+    logger.warn(
+      `machine roots (${rootsDir}) lie inside a Node project: Node code in every machine sees ${project}, which a worker's machines do not (its "type" decides how .js files load; node_modules answers imports the image lacks); give --roots-dir a folder outside it`,
+    );
   const db = openDatabase(join(config['data-dir'], 'flyd.db'));
-  const users = MachineUsers.configure(db, config['machine-users'], config['data-dir']);
+  const users = MachineUsers.configure(
+    db,
+    config['machine-users'],
+    config['data-dir'],
+    rootsElsewhere || undefined,
+  );
   if ('off' in users && config['machine-users'] === 'auto')
     logger.warn(`machines run as flyd's own user: ${users.off}`);
   const store = new MachineStore(db, config['history-max']);
@@ -278,7 +299,7 @@ runMain(async () => {
   );
   if (config['machine-limits'] === 'cgroups' && !runtime.enforcesLimits)
     logger.warn('cannot create cgroups here: machine memory and CPU limits are not enforced');
-  const disks = await Disks.configure(config.disks, config['data-dir']);
+  const disks = await Disks.configure(config.disks, config['data-dir'], rootsDir);
   if ('off' in disks && config.disks === 'auto')
     logger.warn(
       `volumes and machine roots are plain folders, their size not enforced: ${disks.off}`,
@@ -291,7 +312,7 @@ runMain(async () => {
     running: (machineId) => runtime.isRunning(machineId),
     logger,
   });
-  if ('users' in users) shieldDataDir(config['data-dir']); // after every folder of it is made
+  if ('users' in users) shieldDataDir(config['data-dir'], rootsDir); // after every folder is made
   const imageCache = new ImageCache({
     dir: join(config['data-dir'], 'images'),
     flapsUrl: config['flaps-url'],
@@ -329,6 +350,7 @@ runMain(async () => {
       busyWaitersMax: config['busy-waiters-max'],
       capacity: host,
       roots: {
+        dir: rootsDir,
         disks: 'disks' in disks ? disks.disks.roots : undefined,
         defaultGb: config['machine-root-gb'],
       },
@@ -362,6 +384,8 @@ runMain(async () => {
   );
   // Resume and restart before taking calls, then publish the host row with the API's address.
   for (const failure of await volumes.mountAll()) logger.error(`cannot mount ${failure}`);
+  const swept = await machines.sweepRoots();
+  if (swept.length > 0) logger.info({ machines: swept }, 'removed the roots of machines gone');
   machines.boot();
   const url = await listenHttp(app, config.listen, 'api');
   void publisher.announce(url);

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { CorrosionClient } from '@fleet/corrosion-client';
 import { type ServerProcess, startServerProcess } from '@fleet/service';
 import { imagesDir, type ServerName, serverMain } from '../launcher/paths.js';
+import { localRootsDir } from '../machine-roots.js';
 import { localMachineUsers } from '../machine-users.js';
 import type { TopologyHost } from '../topology/load.js';
 import { inNamespace } from './netns.js';
@@ -104,6 +105,7 @@ export async function startHost(
           [
             ...['--listen', at(hostPorts.flyd), '--data-dir', join(hostDir, 'flyd'), ...common],
             ...localMachineUsers(join(hostDir, 'flyd')),
+            ...localRootsDir(join(hostDir, 'flyd')),
             ...['--host-id', host.id, '--images-dir', imagesDir, ...fleetKey],
             '--stop-machines-on-exit', // a stopped fleet leaves no machine (nor its disks) behind
             ...(host.cpus ? ['--cpus', `${host.cpus}`] : []),

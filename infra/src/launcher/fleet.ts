@@ -9,6 +9,7 @@ import {
   stateLockHolder,
 } from '@fleet/service';
 import { present } from '@fleet/service/invariant';
+import { localRootsDir } from '../machine-roots.js';
 import { localMachineUsers } from '../machine-users.js';
 import { imagesDir, type ServerName, serverMain } from './paths.js';
 import { type FleetSecrets, fleetKeyFile, loadOrCreateSecrets } from './secrets.js';
@@ -208,6 +209,7 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
       [
         ...['--listen', '127.0.0.1:0', '--data-dir', join(hostDir, 'flyd')],
         ...localMachineUsers(join(hostDir, 'flyd')),
+        ...localRootsDir(join(hostDir, 'flyd')),
         // The launcher's rule: nothing of the fleet runs on once it exits (flyd's default is to
         // leave its machines running for the next flyd to adopt).
         ...['--corrosion-url', corrosionUrl, '--stop-machines-on-exit'],

@@ -35,6 +35,7 @@ export { longPolls } from './long-polls.js';
 export { runMain } from './main.js';
 export { type MetricsExport, startMetrics } from './metrics.js';
 export { mountsUnder, unmountUnder } from './mounts.js';
+export { nodeProjectAbove } from './node-project-above.js';
 export { parentFdVariable, watchParent } from './parent.js';
 export { privateDir } from './private-dir.js';
 export { type ServerProcess, type ServerProcessOptions, startServerProcess } from './process.js';

@@ -6,22 +6,27 @@ import type { MachineConfig } from './machine-store.js';
 
 /** Where machine roots live and how large they are. */
 export interface RootDisks {
-  /** The disks of `roots/` (`--disks`); without, a root is a plain folder of unbounded size. */
+  /** Their folder (`--roots-dir`, by default `roots/` of the data directory). */
+  dir: string;
+  /** Its disks (`--disks`); without, a root is a plain folder of unbounded size. */
   disks: Disks | undefined;
   /** A root's size when its config names none (`--machine-root-gb`). */
   defaultGb: number;
 }
 
+/** A root's name in the roots folder: a machine id, its disk image, the disk's grow mark. */
+const rootEntry = /^([0-9a-f]{14})(\.ext4(\.grow)?)?$/;
+
 /**
  * Where a machine lives on this worker: flyd's files about it under `machines/<id>` (its output,
- * process record and config: flyd's alone), its root under `roots/<id>` (the machine's own, see
+ * process record and config: flyd's alone), its root under `<roots>/<id>` (the machine's own, see
  * machine-users.ts) — a disk of the config's `rootfs.size_gb`, as Fly's root filesystems are.
  */
 export class MachineDirs {
   constructor(
     private readonly dataDir: string,
     private readonly imagesDir: string | undefined,
-    private readonly roots: RootDisks = { disks: undefined, defaultGb: 0 },
+    private readonly roots: RootDisks,
   ) {}
 
   /** The machine's folder of flyd's files: its output files and its process record. */
@@ -31,7 +36,24 @@ export class MachineDirs {
 
   /** The machine's root (see root.ts): its working directory and HOME. */
   root(id: string): string {
-    return join(this.dataDir, 'roots', id);
+    return join(this.roots.dir, id);
+  }
+
+  /**
+   * Removes the roots of machines this worker does not have (`known`): what a destroy cut short
+   * left, or a data directory deleted while its roots lay elsewhere (`--roots-dir`). Other files
+   * in the folder are left alone.
+   */
+  async sweep(known: Set<string>): Promise<string[]> {
+    const gone = new Set<string>();
+    for (const name of readdirSync(this.roots.dir)) {
+      const id = rootEntry.exec(name)?.[1];
+      if (id !== undefined && !known.has(id)) gone.add(id);
+    }
+    for (const id of gone)
+      if (this.roots.disks) await this.roots.disks.discard(id);
+      else rmSync(this.root(id), { recursive: true, force: true });
+    return [...gone];
   }
 
   /**
@@ -71,7 +93,12 @@ export class MachineDirs {
 
   /** This worker's paths for machine `id`, which no answer or event may show. */
   hidden(id: string): HostPaths {
-    return { root: this.root(id), dataDir: this.dataDir, imagesDir: this.imagesDir };
+    return {
+      root: this.root(id),
+      dataDir: this.dataDir,
+      rootsDir: this.roots.dir,
+      imagesDir: this.imagesDir,
+    };
   }
 }
 

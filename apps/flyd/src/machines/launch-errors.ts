@@ -26,6 +26,8 @@ export interface HostPaths {
   /** The machine's root: a path inside it is shown as the machine sees it (`/server.mjs`). */
   root: string;
   dataDir: string;
+  /** Where every machine's root lies (`--roots-dir`). */
+  rootsDir: string;
   imagesDir: string | undefined;
 }
 
@@ -34,6 +36,7 @@ export function hidePaths(message: string, paths: HostPaths): string {
   const hidden = message
     .replaceAll(`${paths.root}/`, '/')
     .replaceAll(paths.root, '/')
+    .replaceAll(paths.rootsDir, '<roots-dir>')
     .replaceAll(paths.dataDir, '<data-dir>');
   return paths.imagesDir === undefined ? hidden : hidden.replaceAll(paths.imagesDir, '<images>');
 }

@@ -71,8 +71,8 @@ export interface MachineServiceOptions {
    */
   busyWaitMs: number;
   busyWaitersMax: number;
-  /** Machine roots as disks of their size (`--disks`, `--machine-root-gb`). */
-  roots?: RootDisks;
+  /** Where machine roots live (`--roots-dir`), and as disks of what size (`--disks`, `--machine-root-gb`). */
+  roots: RootDisks;
   logger: Logger;
 }
 
@@ -496,6 +496,15 @@ export class MachineService {
       { pid: null, stop_reason: 'exited' },
     );
     this.#restarts.follow(id, next, restarts);
+  }
+
+  /** Removes the roots of machines this worker does not have (before boot: none is starting). */
+  async sweepRoots(): Promise<string[]> {
+    const known = this.store
+      .list()
+      .filter((machine) => machine.state !== 'destroyed')
+      .map((machine) => machine.id);
+    return this.#dirs.sweep(new Set(known));
   }
 
   /** Adopts, kills, resumes and restarts what a previous flyd left (see boot.ts). */

@@ -58,13 +58,14 @@ export class Disks {
   ) {}
 
   /**
-   * Disks as `setting` says: `off`, or `auto` (disks in `volumes/` and `roots/` of the data
-   * directory when this worker can make and mount them, else the reason it cannot). Anything
+   * Disks as `setting` says: `off`, or `auto` (disks in `volumes/` of the data directory and in
+   * `rootsDir` when this worker can make and mount them, else the reason it cannot). Anything
    * else is a UsageError.
    */
   static async configure(
     setting: string,
     dataDir: string,
+    rootsDir: string,
   ): Promise<{ disks: WorkerDisks } | { off: string }> {
     if (setting === 'off') return { off: '--disks off' };
     if (setting !== 'auto')
@@ -76,8 +77,8 @@ export class Disks {
       if (path === undefined) return { off: `${tool} is not installed (e2fsprogs, util-linux)` };
       paths[tool] = path;
     }
-    const [volumes, roots] = ['volumes', 'roots'].map(
-      (name) => new Disks(folder(join(dataDir, name)), paths as Record<Tool, string>),
+    const [volumes, roots] = [join(dataDir, 'volumes'), rootsDir].map(
+      (dir) => new Disks(folder(dir), paths as Record<Tool, string>),
     ) as [Disks, Disks];
     const probe = `.probe-${process.pid}`;
     try {

@@ -43,10 +43,12 @@ export class MachineUsers {
     db: Db,
     setting: string,
     dataDir: string,
+    /** Where machine roots lie when not in the data directory (`--roots-dir`). */
+    rootsDir?: string,
   ): { users: MachineUsers } | { off: string } {
     if (setting === 'off') return { off: '--machine-users off' };
     const range = setting === 'auto' ? defaultMachineUids : parseRange(setting);
-    const missing = missingPower(dataDir);
+    const missing = missingPower(dataDir, rootsDir);
     if (missing === undefined) {
       return { users: new MachineUsers(db, range.first, range.last, findSetpriv() as string) };
     }
@@ -121,12 +123,13 @@ export class MachineUsers {
 const passedThrough = new Set(['roots', 'volumes']);
 
 /**
- * Closes the data directory to machines but for the way to their own files: it and `roots/` and
- * `volumes/` may be passed through, not listed (each machine's folder inside is its own, 0700);
- * everything else in it (flyd.db, `machines/` with the output files and configs, `images/`,
- * `snapshots/`) is flyd's alone. SQLite gives the database's WAL files its mode.
+ * Closes the data directory to machines but for the way to their own files: it and `roots/` (or
+ * `rootsDir` elsewhere) and `volumes/` may be passed through, not listed (each machine's folder
+ * inside is its own, 0700); everything else in it (flyd.db, `machines/` with the output files and
+ * configs, `images/`, `snapshots/`) is flyd's alone. SQLite gives the database's WAL files its mode.
  */
-export function shieldDataDir(dataDir: string): void {
+export function shieldDataDir(dataDir: string, rootsDir: string): void {
+  chmodSync(rootsDir, 0o711);
   chmodSync(dataDir, 0o711);
   for (const name of readdirSync(dataDir)) {
     const path = join(dataDir, name);
@@ -169,16 +172,18 @@ function parseRange(text: string): { first: number; last: number } {
 }
 
 /** Why flyd cannot run machines as other users here, or undefined when it can. */
-function missingPower(dataDir: string): string | undefined {
+function missingPower(dataDir: string, rootsDir: string | undefined): string | undefined {
   if (process.geteuid?.() !== 0)
     return 'flyd is not root, so it cannot run machines as other users';
   if (findSetpriv() === undefined) return 'setpriv (util-linux) is not installed';
   // A machine reaches its root and volume by absolute paths (HOME, FLEET_VOLUME_DIR, the mount's
-  // link): every folder above the data directory must let other users through.
-  const closed = closedAbove(dataDir);
-  return closed === undefined
-    ? undefined
-    : `${closed} does not let other users through (chmod o+x), so machines could not reach ${dataDir}`;
+  // link): every folder above the data directory and the roots must let other users through.
+  for (const dir of rootsDir === undefined ? [dataDir] : [dataDir, rootsDir]) {
+    const closed = closedAbove(dir);
+    if (closed !== undefined)
+      return `${closed} does not let other users through (chmod o+x), so machines could not reach ${dir}`;
+  }
+  return undefined;
 }
 
 function findSetpriv(): string | undefined {
