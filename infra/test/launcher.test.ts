@@ -53,6 +53,36 @@ describe('the fleet launcher (npm start)', () => {
     expect(machinePids.filter(isAlive)).toEqual([]);
   });
 
+  // A checkout pulled since the last `npm start` may bring a new `hello`: the demo machines the
+  // state kept are brought to it (they ran the old one, unreachable once machines had networks
+  // of their own and the old one listened on loopback only).
+  it("brings the demo machines a previous run left to this checkout's hello", async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'fleet-launcher-'));
+    const hello = await packImage(join(sampleImagesDir, 'hello'));
+    const first = await launch(stateDir);
+    const { apiToken } = JSON.parse(readFileSync(join(stateDir, 'secrets.json'), 'utf8'));
+    let flaps = new FlapsClient(first.apiUrl, apiToken);
+    const [old] = await flaps.listMachines('demo');
+    await flaps.updateMachine('demo', old!.id, { config: { ...old!.config, image: 'hello' } });
+    first.child.kill('SIGINT');
+    expect(await first.exited).toBe(0);
+
+    const second = await launch(stateDir);
+    try {
+      flaps = new FlapsClient(second.apiUrl, apiToken);
+      const machines = await flaps.listMachines('demo');
+      expect(machines.map((machine) => machine.id)).toContain(old!.id);
+      for (const machine of machines) {
+        expect(machine.config.image).toBe(`hello@${hello.digest}`);
+        expect(machine.state).toBe('started');
+      }
+      expect((await getThroughProxy(second.proxyUrl, 'demo.localhost')).status).toBe(200);
+    } finally {
+      second.child.kill('SIGINT');
+      await second.exited;
+    }
+  });
+
   // A server that dies (a crash, an OOM kill, a kill -9) is restarted on the address it had, as
   // systemd restarts it on a worker: flyd comes back, adopts the machines that ran on, answers the
   // Machines API again, and still stops them when the fleet stops.

@@ -92,6 +92,7 @@ export function openDatabase(path: string): Db {
   // Databases made by an earlier flyd get the columns added since.
   addColumnIfMissing(db, 'fsm_runs', 'retries', 'INTEGER NOT NULL DEFAULT 0');
   addColumnIfMissing(db, 'machines', 'cordoned', 'INTEGER NOT NULL DEFAULT 0');
+  addColumnIfMissing(db, 'machines', 'ip', 'TEXT');
   return db;
 }
 

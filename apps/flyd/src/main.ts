@@ -36,6 +36,7 @@ import { observeInventory } from './metrics.js';
 import { Publisher } from './publishing/publisher.js';
 import { Cgroups } from './runtime/cgroups.js';
 import { Disks } from './runtime/disks.js';
+import { MachineNetwork } from './runtime/machine-network.js';
 import { MachineUsers, shieldDataDir } from './runtime/machine-users.js';
 import { ProcessRuntime } from './runtime/process-runtime.js';
 import { createFlydServer } from './server.js';
@@ -160,6 +161,12 @@ const spec = {
     default: 'auto',
     description:
       "each machine runs as a user of its own, a uid from this range (like 300000-365535); 'auto': that range when flyd runs as root and other users can reach --data-dir, else flyd's own user (with a warning); 'off': flyd's own user",
+  },
+  'machine-network': {
+    type: 'string',
+    default: 'auto',
+    description:
+      "'auto': each machine in a network namespace of its own (as root, with iproute2 and util-linux), listening on its services' internal ports at an address of 198.18.0.0/15 and reaching nothing of the host's loopback; else (with a warning), or 'host': machines share the host's network, each on a free loopback port given as PORT",
   },
   disks: {
     type: 'string',
@@ -290,12 +297,16 @@ runMain(async () => {
     config['log-sink'] === undefined ? undefined : parseListenAddress(config['log-sink']);
   const sink = sinkAddress && new LogSink(sinkAddress, config['log-write-timeout-ms'], logger);
   const logs = new LogFeed({ region: config.region, appOf: (id) => store.get(id)?.app });
+  const network = await MachineNetwork.configure(config['machine-network']);
+  if ('off' in network && config['machine-network'] === 'auto')
+    logger.warn(`machines share the host's network, each on a loopback port: ${network.off}`);
   const runtime = new ProcessRuntime(
     (id, exit) => machines.exited(id, exit),
     logs,
     sink,
     config['machine-limits'] === 'cgroups' ? Cgroups.detect() : undefined,
     'users' in users ? users.users : undefined,
+    'network' in network ? network.network : undefined,
   );
   if (config['machine-limits'] === 'cgroups' && !runtime.enforcesLimits)
     logger.warn('cannot create cgroups here: machine memory and CPU limits are not enforced');

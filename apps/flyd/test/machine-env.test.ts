@@ -49,7 +49,7 @@ describe("a machine's environment", () => {
         FLY_MACHINE_ID: id,
         FLY_REGION: 'ams',
         FLY_IMAGE_REF: 'hello:latest',
-        FLY_PRIVATE_IP: '127.0.0.1',
+        FLY_PRIVATE_IP: machine.private_ip, // its own address, or loopback's without a network
         FLEET_HOST_ID: 'env-host',
         GREETING: 'hi',
         FLY_REGION_HINT: 'x',

@@ -25,7 +25,7 @@ describe('the restart policy when a run still holds the machine', () => {
     const now = new Date().toISOString();
     store.insert({
       ...{ id: 'm1', app: 'a', name: 'm1', region: 'ams', instance_id: 'v1', state: 'stopped' },
-      ...{ config: { image: 'hello' }, image_ref: 'hello', port: null, pid: null },
+      ...{ config: { image: 'hello' }, image_ref: 'hello', port: null, ip: null, pid: null },
       ...{ stop_reason: 'exited', cordoned: false, created_at: now, updated_at: now },
     });
     const held = gate();

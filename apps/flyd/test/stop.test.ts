@@ -10,10 +10,11 @@ import { settledIn } from './machine-wait.js';
 const stubborn = `process.on('SIGTERM', () => console.log('ignored SIGTERM'));
 process.on('SIGUSR2', () => process.exit(0));
 console.log('up'); setInterval(() => {}, 1000);`;
-// A machine with a service that listens on its port only once sent SIGUSR2: a start that lasts
-// until the test lets it finish.
+// A machine with a service that listens on its port (every address: in a network of its own,
+// 127.0.0.1 is out of flyd's reach) only once sent SIGUSR2: a start that lasts until the test
+// lets it finish.
 const lateListener = `const server = require('node:http').createServer((q, s) => s.end('ok'));
-process.on('SIGUSR2', () => server.listen(Number(process.env.PORT), '127.0.0.1'));
+process.on('SIGUSR2', () => server.listen(Number(process.env.PORT)));
 console.log('up'); setInterval(() => {}, 1000);`;
 // A machine whose child (a grandchild too) ignores SIGTERM while the parent exits on it.
 const family = `const { spawn } = require('node:child_process');

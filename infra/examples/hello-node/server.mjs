@@ -6,6 +6,9 @@ import { createHash } from 'node:crypto';
 import { createServer } from 'node:http';
 
 const port = Number(process.env.PORT ?? 8080);
+// A machine in a network of its own listens on all of it, as on Fly (where 127.0.0.1 is out of
+// the proxy's reach); one sharing the host's (FLY_PRIVATE_IP 127.0.0.1) on loopback only.
+const listenAddress = process.env.FLY_PRIVATE_IP === '127.0.0.1' ? '127.0.0.1' : '0.0.0.0';
 const greeting = process.env.GREETING ?? 'Hello';
 
 const server = createServer((request, response) => {
@@ -30,5 +33,5 @@ const server = createServer((request, response) => {
   response.end(body);
 });
 
-server.listen(port, '127.0.0.1', () => console.log(`hello-node listening on ${port}`));
+server.listen(port, listenAddress, () => console.log(`hello-node listening on ${port}`));
 process.on('SIGTERM', () => server.close(() => process.exit(0)));

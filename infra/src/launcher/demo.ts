@@ -24,9 +24,9 @@ export function demoMachineConfig(image: string): Record<string, unknown> {
 }
 
 /**
- * Makes sure the demo app exists with `machineCount` started machines, through the Machines API
- * as a user would: it keeps what a previous run left (starting stopped machines) and creates the
- * rest.
+ * Makes sure the demo app exists with `machineCount` started machines of `image`, through the
+ * Machines API as a user would: it keeps what a previous run left (updating one whose image is
+ * not this checkout's `hello`, starting a stopped one) and creates the rest.
  */
 export async function ensureDemoApp(flaps: FlapsClient, options: DemoOptions): Promise<Machine[]> {
   if ((await flaps.getApp(options.app)) === undefined) await flaps.createApp(options.app);
@@ -35,6 +35,12 @@ export async function ensureDemoApp(flaps: FlapsClient, options: DemoOptions): P
   );
   const kept = existing.slice(0, options.machineCount);
   for (const machine of kept) {
+    // A checkout pulled since the last run has a new `hello`: its machines run that one.
+    if ((machine.config as { image?: string } | undefined)?.image !== options.image)
+      await flaps.updateMachine(options.app, machine.id, {
+        region: options.region,
+        config: demoMachineConfig(options.image),
+      });
     if (machine.state !== 'started') await flaps.startMachine(options.app, machine.id);
   }
   const created: Machine[] = [];

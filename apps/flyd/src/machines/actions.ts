@@ -114,6 +114,7 @@ export function defineMachineActions(engine: FsmEngine, machine: MachineSteps): 
       config: request.config,
       image_ref: request.image_ref,
       port,
+      ip: null,
       pid: null,
       stop_reason: null,
       cordoned: false,

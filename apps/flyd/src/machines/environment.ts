@@ -40,7 +40,7 @@ export function machineEnv(
     FLY_MACHINE_ID: machine.id,
     FLY_REGION: machine.region,
     FLY_IMAGE_REF: machine.image_ref,
-    FLY_PRIVATE_IP: '127.0.0.1',
+    FLY_PRIVATE_IP: machine.ip ?? '127.0.0.1',
     FLEET_HOST_ID: parts.hostId,
   };
 }

@@ -16,6 +16,12 @@ export interface CheckConfig {
   grace_period?: string | number;
 }
 
+/** Where a check connects. */
+interface Target {
+  host: string;
+  port: number;
+}
+
 /** `warning` until a started machine's check has run once (as Fly shows a new check). */
 export type CheckStatus = 'passing' | 'warning' | 'critical';
 
@@ -29,7 +35,9 @@ export type CheckReport = (
 /**
  * Runs each started machine's checks (tcp: the port accepts a connection; http: a request
  * answers 2xx/3xx) every `interval` once `grace_period` has passed, and reports each change of
- * status. Machines share the host's loopback, so a check's port is the machine's own port.
+ * status. A machine in a network of its own is checked on the port the check names (a service's
+ * check: its internal port); one on the host's loopback has one port, its own, whatever the check
+ * names.
  */
 export class HealthChecks {
   readonly #timers = new Map<string, NodeJS.Timeout[]>();
@@ -49,15 +57,17 @@ export class HealthChecks {
     this.stop(machine.id);
     if (machine.state !== 'started' || machine.port === null) return;
     const timers: NodeJS.Timeout[] = [];
-    for (const [name, check] of checksOf(machine)) {
+    const host = machine.ip ?? '127.0.0.1';
+    for (const [name, check, checkPort] of checksOf(machine)) {
       this.#last.set(`${machine.id}/${name}`, 'warning');
       this.report(machine.id, name, 'warning', 'waiting for the first check');
       try {
         const intervalMs = Math.max(duration(check.interval, 15_000), 100);
         const timeoutMs = duration(check.timeout, 2_000);
         const graceMs = duration(check.grace_period, 0);
-        const port = present(machine.port, `the port of started machine ${machine.id}`);
-        const run = () => void this.#run(machine.id, name, check, port, timeoutMs);
+        const own = present(machine.port, `the port of started machine ${machine.id}`);
+        const port = machine.ip === null ? own : (checkPort ?? own);
+        const run = () => void this.#run(machine.id, name, check, { host, port }, timeoutMs);
         const first = setTimeout(() => {
           run();
           timers.push(setInterval(run, intervalMs));
@@ -83,12 +93,12 @@ export class HealthChecks {
     machineId: string,
     name: string,
     check: CheckConfig,
-    port: number,
+    target: Target,
     timeoutMs: number,
   ): Promise<void> {
     const output = await (check.type === 'http'
-      ? httpCheck(port, check, timeoutMs)
-      : tcpCheck(port, timeoutMs));
+      ? httpCheck(target, check, timeoutMs)
+      : tcpCheck(target, timeoutMs));
     const status: CheckStatus = output === null ? 'passing' : 'critical';
     const key = `${machineId}/${name}`;
     if (this.#last.get(key) === status || !this.#timers.has(machineId)) return;
@@ -103,8 +113,10 @@ export class HealthChecks {
  * A machine's checks by name: its `checks` map, and each service's `checks` named as Fly names
  * them (`servicecheck-00-http-8080`: position in the service, type, internal port).
  */
-function checksOf(machine: MachineRecord): [string, CheckConfig][] {
-  const checks = Object.entries((machine.config.checks ?? {}) as Record<string, CheckConfig>);
+function checksOf(machine: MachineRecord): [string, CheckConfig, number | undefined][] {
+  const checks: [string, CheckConfig, number | undefined][] = Object.entries(
+    (machine.config.checks ?? {}) as Record<string, CheckConfig>,
+  ).map(([name, check]) => [name, check, check.port]);
   const services = (machine.config.services ?? []) as {
     internal_port: number;
     checks?: CheckConfig[];
@@ -114,14 +126,15 @@ function checksOf(machine: MachineRecord): [string, CheckConfig][] {
       checks.push([
         `servicecheck-${String(index).padStart(2, '0')}-${check.type ?? 'tcp'}-${service.internal_port}`,
         check,
+        service.internal_port,
       ]);
   return checks;
 }
 
 /** null when the port accepts a connection within the timeout, else why not. */
-function tcpCheck(port: number, timeoutMs: number): Promise<string | null> {
+function tcpCheck({ host, port }: Target, timeoutMs: number): Promise<string | null> {
   return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port, timeout: timeoutMs });
+    const socket = connect({ host, port, timeout: timeoutMs });
     socket.once('connect', () => {
       socket.destroy();
       resolve(null);
@@ -135,12 +148,12 @@ function tcpCheck(port: number, timeoutMs: number): Promise<string | null> {
 }
 
 async function httpCheck(
-  port: number,
+  { host, port }: Target,
   check: CheckConfig,
   timeoutMs: number,
 ): Promise<string | null> {
   try {
-    const answer = await request(`http://127.0.0.1:${port}${check.path ?? '/'}`, {
+    const answer = await request(`http://${host}:${port}${check.path ?? '/'}`, {
       method: (check.method ?? 'GET').toUpperCase() as 'GET',
       headersTimeout: timeoutMs,
       bodyTimeout: timeoutMs,

@@ -37,10 +37,15 @@ export interface LaunchDeps {
     id: string,
     state: 'starting',
     event: { type: string; source: string },
-    extra: Partial<Pick<MachineRecord, 'port' | 'stop_reason'>>,
+    extra: Partial<Pick<MachineRecord, 'port' | 'ip' | 'stop_reason'>>,
   ): void;
   /** Records `started` and answers once the row reached corrosion. */
   recordStarted(id: string): Promise<void>;
+}
+
+/** The port a machine in a network of its own listens on: its first service's (Fly's 8080 else). */
+function internalPort(config: MachineConfig): number {
+  return config.services?.[0]?.internal_port ?? 8080;
 }
 
 /**
@@ -71,27 +76,45 @@ async function launchProcess(id: string, deps: LaunchDeps): Promise<void> {
     throw new AbortStep((error as Error).message, { cause: error }); // retrying cannot fix a config
   }
   const secrets = await deps.secrets(machine.app);
-  const port = machine.port ?? (await freePort());
+  const network = runtime.network;
+  // In a network of its own a machine listens on its service's port, as on Fly; on the host's,
+  // on a free port of the shared loopback, mapped to it.
+  const port = network ? internalPort(machine.config) : (machine.port ?? (await freePort()));
   await dirs.freshRoot(id, machine.config);
   prepareRoot(dirs.root(id), image, machine.config);
   const user = runtime.userOf(id);
   await deps.volumes.link(dirs.root(id), machine.config, user);
   if (user) giveTo(dirs.root(id), user); // after the mount's link: the folders made for it too
-  deps.setState(id, 'starting', { type: 'start', source: 'user' }, { port, stop_reason: null });
-  const pid = await runtime.start({
-    machineId: id,
-    image,
-    dir: dirs.root(id),
-    stateDir: dirs.state(id),
-    env: deps.env(id, port, secrets),
-    limits: { ...guestOf(machine.config), pidsMax: deps.pidsMax },
-    user,
-  });
+  // The address it had, unless another machine of this host took it meanwhile.
+  const taken = (ip: string) =>
+    deps.store
+      .list()
+      .some((other) => other.id !== id && other.ip === ip && other.state !== 'destroyed');
+  const ip = network ? await network.prepare(id, machine.ip, taken) : null;
+  deps.setState(id, 'starting', { type: 'start', source: 'user' }, { port, ip, stop_reason: null });
+  let pid: number;
+  try {
+    pid = await runtime.start({
+      machineId: id,
+      image,
+      dir: dirs.root(id),
+      stateDir: dirs.state(id),
+      env: deps.env(id, port, secrets),
+      limits: { ...guestOf(machine.config), pidsMax: deps.pidsMax },
+      user,
+      ip,
+    });
+  } catch (error) {
+    await network?.discard(id);
+    throw error;
+  }
   deps.store.update(id, { pid });
   // A process machine is `started` once its service port takes connections (bounded), so the
   // proxy does not route to a machine that cannot answer yet.
   if ((machine.config.services ?? []).length > 0) {
-    const listening = await waitForListener(port, deps.listenWaitMs, () => runtime.isRunning(id));
+    const listening = await waitForListener(ip ?? '127.0.0.1', port, deps.listenWaitMs, () =>
+      runtime.isRunning(id),
+    );
     if (!runtime.isRunning(id)) return; // it exited while starting: `exited` recorded it
     if (!listening)
       deps.logger.warn({ machine: id, port }, 'machine does not listen on its service port yet');

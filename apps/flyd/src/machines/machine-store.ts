@@ -13,6 +13,8 @@ export interface MachineRecord {
   config: MachineConfig;
   image_ref: string;
   port: number | null;
+  /** Its address in a network of its own (machine-network.ts); null on the host's loopback. */
+  ip: string | null;
   pid: number | null;
   stop_reason: string | null;
   /** A cordoned machine runs but takes no traffic: its services are not published. */
@@ -105,8 +107,8 @@ export class MachineStore {
   insert(machine: MachineRecord): void {
     this.db
       .prepare(
-        `INSERT INTO machines (id, app, name, region, instance_id, state, config, image_ref, port, pid, stop_reason, cordoned, created_at, updated_at)
-         VALUES (@id, @app, @name, @region, @instance_id, @state, @config, @image_ref, @port, @pid, @stop_reason, @cordoned, @created_at, @updated_at)`,
+        `INSERT INTO machines (id, app, name, region, instance_id, state, config, image_ref, port, ip, pid, stop_reason, cordoned, created_at, updated_at)
+         VALUES (@id, @app, @name, @region, @instance_id, @state, @config, @image_ref, @port, @ip, @pid, @stop_reason, @cordoned, @created_at, @updated_at)`,
       )
       .run({
         ...machine,
@@ -118,7 +120,9 @@ export class MachineStore {
 
   update(
     id: string,
-    changes: Partial<Pick<MachineRecord, 'state' | 'port' | 'pid' | 'stop_reason' | 'cordoned'>>,
+    changes: Partial<
+      Pick<MachineRecord, 'state' | 'port' | 'ip' | 'pid' | 'stop_reason' | 'cordoned'>
+    >,
   ): MachineRecord {
     const values: Record<string, unknown> = { ...changes };
     if (changes.cordoned !== undefined) values.cordoned = Number(changes.cordoned); // SQLite has no booleans

@@ -13,17 +13,18 @@ export function freePort(): Promise<number> {
 }
 
 /**
- * Resolves true once something accepts connections on 127.0.0.1:`port`, false after `timeoutMs`
+ * Resolves true once something accepts connections on `host`:`port`, false after `timeoutMs`
  * or as soon as `stillWorth()` says the wait is pointless (the process died).
  */
 export async function waitForListener(
+  host: string,
   port: number,
   timeoutMs: number,
   stillWorth: () => boolean,
 ): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline && stillWorth()) {
-    if (await accepts(port)) return true;
+    if (await accepts(host, port)) return true;
     // A short interval: a process takes tens of ms to listen and every ms of poll slack is
     // start latency (a 25 ms interval made stopped → started ~2× a bare spawn). A refused
     // loopback connect costs microseconds, and the wait is bounded by `timeoutMs`.
@@ -32,9 +33,9 @@ export async function waitForListener(
   return false;
 }
 
-function accepts(port: number): Promise<boolean> {
+function accepts(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port });
+    const socket = connect({ host, port });
     socket.once('connect', () => {
       // Probing an ephemeral port nobody listens on can "succeed" by the kernel connecting the
       // socket to itself (same source and destination port): that is not a listener.

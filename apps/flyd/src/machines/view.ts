@@ -12,8 +12,8 @@ export function machineView(machine: MachineRecord, hostId: string, events: Mach
     host_id: hostId,
     instance_id: machine.instance_id,
     version: machine.instance_id,
-    private_addr: machine.port === null ? null : `127.0.0.1:${machine.port}`,
-    private_ip: machine.port === null ? null : '127.0.0.1',
+    private_addr: privateAddr(machine),
+    private_ip: machine.port === null ? null : (machine.ip ?? '127.0.0.1'),
     cordoned: machine.cordoned,
     config: machine.config,
     image_ref: { registry: 'local', ...imageRefParts(machine.image_ref) },
@@ -24,3 +24,8 @@ export function machineView(machine: MachineRecord, hostId: string, events: Mach
 }
 
 export type MachineView = ReturnType<typeof machineView>;
+
+/** Where the proxy reaches the machine: its own address, else its port of the host's loopback. */
+export function privateAddr(machine: MachineRecord): string | null {
+  return machine.port === null ? null : `${machine.ip ?? '127.0.0.1'}:${machine.port}`;
+}

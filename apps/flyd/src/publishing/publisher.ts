@@ -3,6 +3,7 @@ import type { Logger } from '@fleet/service';
 import { backoffMs } from '@fleet/service';
 import { reservations } from '../machines/capacity.js';
 import type { MachineRecord, MachineStore } from '../machines/machine-store.js';
+import { privateAddr } from '../machines/view.js';
 
 export interface HostInfo {
   id: string;
@@ -209,7 +210,7 @@ export class Publisher {
           machine.region,
           machine.instance_id,
           machine.state,
-          machine.port === null ? null : `127.0.0.1:${machine.port}`,
+          privateAddr(machine),
           JSON.stringify(machine.config),
           JSON.stringify(machine.config.metadata ?? {}),
           machine.created_at,

@@ -1,9 +1,7 @@
 import { execFile } from 'node:child_process';
 import {
-  accessSync,
   chmodSync,
   closeSync,
-  constants,
   existsSync,
   ftruncateSync,
   mkdirSync,
@@ -15,9 +13,10 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { mountsUnder, UsageError } from '@fleet/service';
+import { findTool } from './find-tool.js';
 
 const run = promisify(execFile);
 const tools = ['mkfs.ext4', 'mount', 'umount', 'losetup', 'resize2fs', 'e2fsck'] as const;
@@ -337,24 +336,4 @@ export class Disks {
 function folder(dir: string): string {
   mkdirSync(dir, { recursive: true });
   return realpathSync(dir);
-}
-
-function findTool(name: string): string | undefined {
-  const dirs = [
-    ...(process.env.PATH ?? '').split(delimiter),
-    '/usr/sbin',
-    '/sbin',
-    '/usr/bin',
-    '/bin',
-  ];
-  for (const dir of dirs.filter(Boolean)) {
-    const file = join(dir, name);
-    try {
-      accessSync(file, constants.X_OK);
-      return file;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
 }

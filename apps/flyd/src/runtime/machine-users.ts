@@ -1,8 +1,9 @@
-import { accessSync, chmodSync, constants, lchownSync, lstatSync, readdirSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { chmodSync, lchownSync, lstatSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { closedAbove, UsageError } from '@fleet/service';
 import type { Database as Db } from 'better-sqlite3';
 import { flydError } from '../errors.js';
+import { findTool } from './find-tool.js';
 
 /** The unprivileged user and group one machine's processes run as (both the same number). */
 export interface MachineUser {
@@ -50,7 +51,9 @@ export class MachineUsers {
     const range = setting === 'auto' ? defaultMachineUids : parseRange(setting);
     const missing = missingPower(dataDir, rootsDir);
     if (missing === undefined) {
-      return { users: new MachineUsers(db, range.first, range.last, findSetpriv() as string) };
+      return {
+        users: new MachineUsers(db, range.first, range.last, findTool('setpriv') as string),
+      };
     }
     if (setting === 'auto' && process.geteuid?.() !== 0) return { off: missing };
     // As root, machines without users of their own would run as root: never by default. One
@@ -175,27 +178,13 @@ function parseRange(text: string): { first: number; last: number } {
 function missingPower(dataDir: string, rootsDir: string | undefined): string | undefined {
   if (process.geteuid?.() !== 0)
     return 'flyd is not root, so it cannot run machines as other users';
-  if (findSetpriv() === undefined) return 'setpriv (util-linux) is not installed';
+  if (findTool('setpriv') === undefined) return 'setpriv (util-linux) is not installed';
   // A machine reaches its root and volume by absolute paths (HOME, FLEET_VOLUME_DIR, the mount's
   // link): every folder above the data directory and the roots must let other users through.
   for (const dir of rootsDir === undefined ? [dataDir] : [dataDir, rootsDir]) {
     const closed = closedAbove(dir);
     if (closed !== undefined)
       return `${closed} does not let other users through (chmod o+x), so machines could not reach ${dir}`;
-  }
-  return undefined;
-}
-
-function findSetpriv(): string | undefined {
-  const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/bin', '/bin'];
-  for (const dir of dirs.filter(Boolean)) {
-    const file = join(dir, 'setpriv');
-    try {
-      accessSync(file, constants.X_OK);
-      return file;
-    } catch {
-      // not here
-    }
   }
   return undefined;
 }

@@ -10,12 +10,13 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { present } from '@fleet/service/invariant';
 import type { ResolvedImage } from '../images/resolve.js';
 import type { LogFeed } from '../logs/feed.js';
 import type { LogSink } from '../logs/sink.js';
 import { type Cgroups, inGroups, type MachineLimits } from './cgroups.js';
+import type { MachineNetwork } from './machine-network.js';
 import type { MachineUser, MachineUsers } from './machine-users.js';
 import { OutputTail } from './output-tail.js';
 import { isMachineProcess, type ProcessIdentity, startTimeOf } from './process-identity.js';
@@ -31,6 +32,8 @@ export interface LaunchSpec {
   limits: MachineLimits;
   /** The user it runs as (machine-users.ts); undefined where flyd cannot switch users. */
   user: MachineUser | undefined;
+  /** Its address in a network of its own (machine-network.ts, `prepare`d); none on the host's. */
+  ip: string | null;
 }
 
 export interface ExitInfo {
@@ -74,6 +77,8 @@ export class ProcessRuntime {
     private readonly cgroups?: Cgroups,
     /** The users machines run as; without them, as flyd's own user. */
     private readonly users?: MachineUsers,
+    /** A network namespace per machine; without, machines share the host's. */
+    readonly network?: MachineNetwork,
   ) {}
 
   /** Whether machines' memory and CPU limits are enforced on this host. */
@@ -98,9 +103,10 @@ export class ProcessRuntime {
     if (this.cgroups || spec.user)
       assertExecutable(present(spec.image.cmd[0], 'the image command'), spec.env, spec.dir);
     const asUser = this.#asUser(spec.user, spec.image.cmd);
+    const networked = this.network && spec.ip !== null ? this.network.wrap(asUser) : asUser;
     const [command, ...args] = this.cgroups
-      ? inGroups(this.cgroups.create(machineId, spec.limits), asUser)
-      : asUser;
+      ? inGroups(this.cgroups.create(machineId, spec.limits), networked)
+      : networked;
     mkdirSync(spec.stateDir, { recursive: true });
     const files = outputFiles(spec.stateDir);
     const stdout = openSync(files.stdout, 'a');
@@ -111,7 +117,8 @@ export class ProcessRuntime {
         cwd: spec.dir,
         env: spec.env,
         detached: true, // its own session: flyd's terminal or exit signals do not reach it
-        stdio: ['ignore', stdout, stderr],
+        // fd 3: the line that lets a machine in a network of its own run, once it is wired.
+        stdio: ['ignore', stdout, stderr, ...(networked === asUser ? [] : ['pipe' as const])],
       });
     } finally {
       closeSync(stdout);
@@ -150,8 +157,26 @@ export class ProcessRuntime {
             join(spec.stateDir, processFile),
             JSON.stringify({ pid, startTime } satisfies ProcessIdentity),
           );
-        this.#watch(machineId, running);
-        resolve(pid);
+        const watch = () => {
+          this.#watch(machineId, running);
+          resolve(pid);
+        };
+        if (networked === asUser) return watch();
+        // Wired before it is watched: a machine whose network fails never ran (its exit, when
+        // killed here, cleans up as any exit does, and no one records it).
+        const network = present(this.network, 'the network');
+        const go = child.stdio[3] as Writable;
+        network.attach(machineId, pid, present(spec.ip, 'the address')).then(
+          () => {
+            go.end('go\n');
+            watch();
+          },
+          (error: unknown) => {
+            go.destroy();
+            signalGroup(pid, 'SIGKILL');
+            void network.discard(machineId).finally(() => reject(error));
+          },
+        );
       });
     });
   }
@@ -281,10 +306,15 @@ export class ProcessRuntime {
     where: { env: Record<string, string>; cwd: string },
   ): string[] {
     const user = this.users?.existing(machineId);
-    if (!this.cgroups && !user) return command;
+    const pid = this.#running.get(machineId)?.pid;
+    const ownNetwork = pid !== undefined && this.network?.ownsNetwork(pid) === true;
+    if (!this.cgroups && !user && !ownNetwork) return command;
     assertExecutable(present(command[0], 'the command'), where.env, where.cwd);
     const asUser = this.#asUser(user, command);
-    return this.cgroups ? inGroups(this.cgroups.procsFiles(machineId), asUser) : asUser;
+    // In the machine's network too, when it has its own: its localhost, its ports.
+    const networked =
+      ownNetwork && this.network ? this.network.enter(pid as number, asUser) : asUser;
+    return this.cgroups ? inGroups(this.cgroups.procsFiles(machineId), networked) : networked;
   }
 
   #asUser(user: MachineUser | undefined, command: string[]): string[] {

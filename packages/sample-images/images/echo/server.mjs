@@ -4,6 +4,9 @@
 import { createServer } from 'node:net';
 
 const port = Number(process.env.PORT ?? 8080);
+// A machine in a network of its own listens on all of it, as on Fly (where 127.0.0.1 is out of
+// the proxy's reach); one sharing the host's (FLY_PRIVATE_IP 127.0.0.1) on loopback only.
+const listenAddress = process.env.FLY_PRIVATE_IP === '127.0.0.1' ? '127.0.0.1' : '0.0.0.0';
 /** Bounds: connections at once, and how long a silent connection is kept. */
 const connectionsMax = Number(process.env.ECHO_CONNECTIONS_MAX ?? 1_000);
 const idleMsMax = Number(process.env.ECHO_IDLE_MS_MAX ?? 300_000);
@@ -16,7 +19,7 @@ const server = createServer({ allowHalfOpen: true }, (socket) => {
 });
 server.maxConnections = connectionsMax;
 
-server.listen(port, '127.0.0.1', () => {
+server.listen(port, listenAddress, () => {
   console.log(`echo: machine ${process.env.FLY_MACHINE_ID ?? ''} listening on ${port}`);
 });
 

@@ -3,6 +3,9 @@ import { createServer } from 'node:http';
 import { hostname } from 'node:os';
 
 const port = Number(process.env.PORT ?? 8080);
+// A machine in a network of its own listens on all of it, as on Fly (where 127.0.0.1 is out of
+// the proxy's reach); one sharing the host's (FLY_PRIVATE_IP 127.0.0.1) on loopback only.
+const listenAddress = process.env.FLY_PRIVATE_IP === '127.0.0.1' ? '127.0.0.1' : '0.0.0.0';
 const identity = {
   machine_id: process.env.FLY_MACHINE_ID ?? '',
   app: process.env.FLY_APP_NAME ?? '',
@@ -24,7 +27,7 @@ const server = createServer((request, response) => {
   response.end(body);
 });
 
-server.listen(port, '127.0.0.1', () => {
+server.listen(port, listenAddress, () => {
   console.log(`hello: machine ${identity.machine_id} of ${identity.app} listening on ${port}`);
 });
 

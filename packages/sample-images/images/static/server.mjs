@@ -9,6 +9,9 @@ import { createServer } from 'node:http';
 import { extname, join, sep } from 'node:path';
 
 const port = Number(process.env.PORT ?? 8080);
+// A machine in a network of its own listens on all of it, as on Fly (where 127.0.0.1 is out of
+// the proxy's reach); one sharing the host's (FLY_PRIVATE_IP 127.0.0.1) on loopback only.
+const listenAddress = process.env.FLY_PRIVATE_IP === '127.0.0.1' ? '127.0.0.1' : '0.0.0.0';
 const root = await realpath(process.env.FLEET_VOLUME_DIR || process.cwd());
 /** Bound on a listing's entries (a volume may hold many files). */
 const listingEntriesMax = 1_000;
@@ -87,7 +90,7 @@ const server = createServer((request, response) => {
   });
 });
 
-server.listen(port, '127.0.0.1', () => {
+server.listen(port, listenAddress, () => {
   console.log(`static: serving ${root} on ${port}`);
 });
 

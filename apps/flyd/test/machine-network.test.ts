@@ -1,0 +1,88 @@
+import { execFileSync } from 'node:child_process';
+import { present } from '@fleet/service/invariant';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { call, createMachine, FlydFixture, hello, inState } from './flyd-fixture.js';
+
+const root = process.getuid?.() === 0;
+
+interface Shown {
+  private_addr: string;
+  private_ip: string;
+  state: string;
+}
+
+// As root, each machine has a network of its own, as a Fly machine is a VM: it listens on its
+// service's internal port (even 80, as its own unprivileged user) without meeting another
+// machine's or the host's ports, is reached at its own address, and reaches nothing of the
+// host's loopback. Its link goes with its process: a stopped machine leaves no interface.
+describe.runIf(root)('a network of its own per machine', () => {
+  const fixture = new FlydFixture();
+  let api = '';
+  const show = async (id: string) =>
+    present(await call(api, 'GET', `/v1/machines/${id}`), 'an answer').body as unknown as Shown;
+  const exec = async (id: string, command: string[]) =>
+    present(await call(api, 'POST', `/v1/machines/${id}/exec`, { command }), 'an answer').body as {
+      stdout: string;
+      stderr: string;
+      exit_code: number;
+    };
+  const hostLink = (id: string) => {
+    try {
+      execFileSync('ip', ['link', 'show', `m${id}`], { stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  };
+
+  beforeAll(async () => {
+    api = await fixture.start();
+  });
+  afterAll(() => fixture.close());
+
+  it('runs two machines on one internal port, each reached at its own address', async () => {
+    const ids = [await createMachine(api, 'net', hello), await createMachine(api, 'net', hello)];
+    const addresses = [];
+    for (const id of ids) {
+      await inState(api, id, 'started');
+      const shown = await show(id);
+      expect(shown.private_addr).toBe(`${shown.private_ip}:8080`);
+      expect(shown.private_ip).toMatch(/^198\.1[89]\.\d+\.\d+$/);
+      const answer = await request(`http://${shown.private_addr}/`);
+      expect((await answer.body.json()) as { machine_id: string }).toMatchObject({
+        machine_id: id,
+      });
+      addresses.push(shown.private_ip);
+    }
+    expect(new Set(addresses).size).toBe(2);
+    // Inside, its own loopback: the machine's own port answers there, flyd's API does not.
+    const flydPort = new URL(api).port;
+    const probe = (port: string) =>
+      `require('net').connect(${port}, '127.0.0.1').on('connect', () => { console.log('reached'); process.exit(0) }).on('error', (e) => { console.log(e.code); process.exit(0) })`;
+    const [first] = ids as [string, string];
+    expect((await exec(first, ['node', '-e', probe('8080')])).stdout.trim()).toBe('reached');
+    expect((await exec(first, ['node', '-e', probe(flydPort)])).stdout.trim()).toBe('ECONNREFUSED');
+    // Stopped, its link is gone with its network; started again, it has its address back.
+    const before = (await show(first)).private_ip;
+    expect(hostLink(first)).toBe(true);
+    expect((await call(api, 'POST', `/v1/machines/${first}/stop`))?.status).toBe(200);
+    await inState(api, first, 'stopped');
+    expect(hostLink(first)).toBe(false);
+    expect((await call(api, 'POST', `/v1/machines/${first}/start`))?.status).toBe(200);
+    await inState(api, first, 'started');
+    expect((await show(first)).private_ip).toBe(before);
+  });
+
+  it('lets a machine listen on port 80 as its own unprivileged user', async () => {
+    const id = await createMachine(api, 'net', {
+      ...hello,
+      services: [{ internal_port: 80, ports: [{ port: 80, handlers: ['http'] }] }],
+    });
+    await inState(api, id, 'started');
+    const shown = await show(id);
+    expect(shown.private_addr).toBe(`${shown.private_ip}:80`);
+    expect((await request(`http://${shown.private_addr}/`)).statusCode).toBe(200);
+    expect(Number((await exec(id, ['id', '-u'])).stdout)).toBeGreaterThan(0);
+  });
+});
