@@ -14,6 +14,9 @@ const token = 'bench';
 
 /** Whether flyd runs machines as users of their own here, as on a worker (it does as root). */
 export const machineUsers = process.getuid?.() === 0 && process.env.BENCH_MACHINE_USERS !== 'off';
+/** Whether each machine has a network of its own, as on a worker (`BENCH_MACHINE_NETWORK=host`: not). */
+export const machineNetwork =
+  process.getuid?.() === 0 && process.env.BENCH_MACHINE_NETWORK !== 'host';
 /** Whether roots and volumes are disks of their size, as on a worker (`BENCH_DISKS=off`: folders). */
 export const disks = process.getuid?.() === 0 && process.env.BENCH_DISKS !== 'off';
 
@@ -60,6 +63,7 @@ export async function startFleet() {
         '--stop-machines-on-exit', // the bench leaves no machine running behind it
         ...['--machine-users', machineUsers ? '300000-365535' : 'off'],
         ...['--disks', disks ? 'auto' : 'off'],
+        ...['--machine-network', machineNetwork ? 'auto' : 'host'],
       ],
       ['api'],
     )

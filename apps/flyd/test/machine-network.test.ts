@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { present } from '@fleet/service/invariant';
+import { until } from '@fleet/service/vitest-until';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call, createMachine, FlydFixture, hello, inState } from './flyd-fixture.js';
@@ -17,7 +18,7 @@ interface Shown {
 // machine's or the host's ports, is reached at its own address, and reaches nothing of the
 // host's loopback. Its link goes with its process: a stopped machine leaves no interface.
 describe.runIf(root)('a network of its own per machine', () => {
-  const fixture = new FlydFixture();
+  const fixture = new FlydFixture(['--listen-wait-ms', '1000']);
   let api = '';
   const show = async (id: string) =>
     present(await call(api, 'GET', `/v1/machines/${id}`), 'an answer').body as unknown as Shown;
@@ -72,6 +73,29 @@ describe.runIf(root)('a network of its own per machine', () => {
     expect((await call(api, 'POST', `/v1/machines/${first}/start`))?.status).toBe(200);
     await inState(api, first, 'started');
     expect((await show(first)).private_ip).toBe(before);
+  });
+
+  it("says in the machine's logs when it listens on 127.0.0.1 only, out of reach", async () => {
+    const id = await createMachine(api, 'net', {
+      ...hello,
+      init: {
+        exec: [
+          'node',
+          '-e',
+          "require('node:http').createServer((q, s) => s.end()).listen(8080, '127.0.0.1')",
+        ],
+      },
+    });
+    await inState(api, id, 'started'); // after --listen-wait-ms, as a machine slow to listen
+    await until('the hint in its logs', async () => {
+      const lines = present(await call(api, 'GET', `/v1/machines/${id}/logs`), 'logs')
+        .body as unknown as { message: string }[];
+      return lines.some((line) =>
+        /listens on 127\.0\.0\.1:8080 only.*listen on 0\.0\.0\.0:8080/.test(line.message),
+      )
+        ? true
+        : undefined;
+    });
   });
 
   it('lets a machine listen on port 80 as its own unprivileged user', async () => {

@@ -7,6 +7,7 @@ import type { ProcessRuntime } from '../runtime/process-runtime.js';
 import type { VolumeService } from '../volumes/service.js';
 import type { MachineDirs } from './dirs.js';
 import { launchError } from './launch-errors.js';
+import { listensOnLoopbackOnly } from './loopback-only.js';
 import {
   guestOf,
   type MachineConfig,
@@ -86,11 +87,13 @@ async function launchProcess(id: string, deps: LaunchDeps): Promise<void> {
   await deps.volumes.link(dirs.root(id), machine.config, user);
   if (user) giveTo(dirs.root(id), user); // after the mount's link: the folders made for it too
   // The address it had, unless another machine of this host took it meanwhile.
-  const taken = (ip: string) =>
+  const held = new Set(
     deps.store
       .list()
-      .some((other) => other.id !== id && other.ip === ip && other.state !== 'destroyed');
-  const ip = network ? await network.prepare(id, machine.ip, taken) : null;
+      .filter((other) => other.id !== id && other.state !== 'destroyed')
+      .map((other) => other.ip),
+  );
+  const ip = network ? await network.prepare(id, machine.ip, (other) => held.has(other)) : null;
   deps.setState(id, 'starting', { type: 'start', source: 'user' }, { port, ip, stop_reason: null });
   let pid: number;
   try {
@@ -105,7 +108,7 @@ async function launchProcess(id: string, deps: LaunchDeps): Promise<void> {
       ip,
     });
   } catch (error) {
-    await network?.discard(id);
+    if (ip !== null) await network?.discard(id, ip);
     throw error;
   }
   deps.store.update(id, { pid });
@@ -116,8 +119,15 @@ async function launchProcess(id: string, deps: LaunchDeps): Promise<void> {
       runtime.isRunning(id),
     );
     if (!runtime.isRunning(id)) return; // it exited while starting: `exited` recorded it
-    if (!listening)
+    if (!listening) {
       deps.logger.warn({ machine: id, port }, 'machine does not listen on its service port yet');
+      // Said in its own logs (what `fleet logs` shows), as Fly's proxy hints at it.
+      if (ip !== null && listensOnLoopbackOnly(pid, port))
+        runtime.note(
+          id,
+          `[flyd] the machine listens on 127.0.0.1:${port} only, which nothing outside it reaches: listen on 0.0.0.0:${port}`,
+        );
+    }
   }
   await deps.recordStarted(id);
 }

@@ -33,9 +33,18 @@ export async function waitForListener(
   return false;
 }
 
-function accepts(host: string, port: number): Promise<boolean> {
+/**
+ * A connection attempt, given up after `attemptMs`: a SYN sent while a machine's own network is
+ * still being configured is dropped, not refused, and the kernel would retry it only after a
+ * second.
+ */
+function accepts(host: string, port: number, attemptMs = 100): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect({ host, port });
+    socket.setTimeout(attemptMs, () => {
+      socket.destroy();
+      resolve(false);
+    });
     socket.once('connect', () => {
       // Probing an ephemeral port nobody listens on can "succeed" by the kernel connecting the
       // socket to itself (same source and destination port): that is not a listener.

@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readlinkSync } from 'node:fs';
+import type { Duplex } from 'node:stream';
 import { promisify } from 'node:util';
 import { UsageError } from '@fleet/service';
 import { findTool } from './find-tool.js';
@@ -18,8 +19,8 @@ const rangeFirst = ipNumber('198.18.0.2');
 const rangeSize = 2 ** 17 - 3; // to 198.19.255.254
 /** Addresses tried for one machine before its launch fails (each taken by another machine). */
 const triesMax = 256;
-/** How long a launch waits for the machine's process to be in a namespace of its own. */
-const unshareWaitMs = 5_000;
+/** How long a launch waits for the machine's process to have made its side of the link. */
+const linkWaitMs = 5_000;
 
 type Tool = 'ip' | 'unshare' | 'nsenter';
 const tools: Tool[] = ['ip', 'unshare', 'nsenter'];
@@ -28,23 +29,27 @@ const tools: Tool[] = ['ip', 'unshare', 'nsenter'];
  * Each machine in a network namespace of its own, as a Fly machine is a VM with its own network:
  * it listens on its services' `internal_port` (80 or 8080, whatever it likes, on any address)
  * without meeting another machine's port or the host's, and reaches nothing of the host's
- * loopback (corrosion's and flyd's APIs). Its one link is a veth pair: `m<id>` on the host,
- * `eth0` in the machine, a /32 address from 198.18.0.0/15 routed to it, the host's end
+ * loopback (corrosion's and flyd's APIs). Its one link is a veth pair: `eth0` in the machine,
+ * `m<id>` on the host, a /32 address from 198.18.0.0/15 routed to it, the host's end
  * (`gatewayIp`) its default gateway. Nothing is forwarded: machines reach neither each other nor
  * the outside (the proxy reaches them).
  *
- * The namespace is the process's own (`unshare --net`), so it ends with the machine and takes the
- * link and its route with it: nothing to clean up after a stop, a crash or a killed flyd. The
- * process waits on a pipe (fd 3) until flyd has wired its link, then becomes the machine's
- * command. Several flyds of one host (the tests', a topology's) share the host's namespace: the
- * kernel's refusal of a second route to one address decides which machine has it.
+ * A start: flyd claims an address (`prepare`: an `unreachable` route to it, which the kernel
+ * refuses to a second claimant — flyds of one host, a test's or a topology's, share its network);
+ * the machine's first process, in a namespace of its own (`unshare --net`) and still root, makes
+ * the pair with its host end in flyd's namespace and configures its side, says so on fd 3, and
+ * waits; flyd configures the host end (`attach`), says so, and the process becomes the machine's
+ * command. The link is made where each end belongs, never moved (a move waits for the kernel's
+ * RCU grace period: 20 ms a start), with one `ip -batch` each side. The namespace is the
+ * process's own: it ends with the machine and takes the link and its route with it, so a stop, a
+ * crash or a killed flyd leaves nothing behind.
  */
 export class MachineNetwork {
   private constructor(private readonly paths: Record<Tool, string>) {}
 
   /**
-   * `own` (a namespace per machine) when this host allows it: root, iproute2 and util-linux,
-   * and a veth pair made and removed as a probe; else why not. `host` asks for the shared
+   * `auto`: a namespace per machine when this host allows it (root, iproute2 and util-linux,
+   * and a veth pair made and removed as a probe), else why not. `host` asks for the shared
    * network (each machine a free loopback port as `PORT`). Anything else is a UsageError.
    */
   static async configure(setting: string): Promise<{ network: MachineNetwork } | { off: string }> {
@@ -63,95 +68,113 @@ export class MachineNetwork {
     const network = new MachineNetwork(paths as Record<Tool, string>);
     const probe = `fleetprobe${process.pid % 10_000}`; // and its peer: 15 characters at most
     try {
-      await network.#ip('link', 'add', probe, 'type', 'veth', 'peer', 'name', `${probe}p`);
+      await run(network.paths.ip, [
+        'link',
+        'add',
+        probe,
+        'type',
+        'veth',
+        'peer',
+        'name',
+        `${probe}p`,
+      ]);
     } catch (error) {
       return { off: `a machine's link could not be made here: ${(error as Error).message}` };
     } finally {
-      await network.#ip('link', 'del', probe).catch(() => undefined);
+      await run(network.paths.ip, ['link', 'del', probe]).catch(() => undefined);
     }
     return { network };
   }
 
   /**
-   * Makes machine `id`'s link on the host and routes an address to it: `preferred` (the one it
-   * had) when no other machine of this host has it, else the next free one from a place its id
-   * picks. `taken` says which addresses this flyd's other machines hold. Answers the address.
+   * Claims an address for machine `id`: `preferred` (the one it had) when no machine of this
+   * host holds it, else the next free one from a place its id picks (`taken`: the addresses this
+   * flyd's other machines hold). Until its link is up the claim routes nowhere.
    */
   async prepare(id: string, preferred: string | null, taken: (ip: string) => boolean) {
-    const host = hostLink(id);
-    await this.#ip('link', 'del', host).catch(() => undefined); // a launch cut short left it
-    await this.#ip('link', 'add', host, 'type', 'veth', 'peer', 'name', peerLink(id));
-    try {
-      await this.#ip('addr', 'add', `${gatewayIp}/32`, 'dev', host);
-      await this.#ip('link', 'set', host, 'up');
-      for (const ip of candidates(id, preferred)) {
-        if (ip !== preferred && taken(ip)) continue;
-        try {
-          await this.#ip('route', 'add', `${ip}/32`, 'dev', host, 'src', gatewayIp);
-          return ip;
-        } catch (error) {
-          if (!/File exists/.test((error as { stderr?: string }).stderr ?? '')) throw error;
-        }
-      }
-      throw new Error(`no free machine address after ${triesMax} tries`);
-    } catch (error) {
-      await this.discard(id);
-      throw error;
+    for (const ip of candidates(id, preferred)) {
+      if (ip !== preferred && taken(ip)) continue;
+      const refused = await this.#batch([`route add unreachable ${ip}/32`]);
+      if (refused === undefined) return ip;
+      if (!refused.exists) throw refused.error;
     }
+    throw new Error(`no free machine address after ${triesMax} tries`);
   }
 
-  /** `command` run in a network namespace of its own, once flyd writes a line to its fd 3. */
-  wrap(command: string[]): string[] {
+  /**
+   * `command` run as machine `id` at address `ip`, in a network namespace of its own: every
+   * port opened to the machine's own users (it listens on 80 as on Fly, not as root), the link
+   * made (its host end in the namespace of flyd, `hostPid`) and its side configured — loopback,
+   * `eth0` with `ip`, the gateway — then, once flyd has answered on fd 3 (`attach`), `command`.
+   */
+  wrap(id: string, ip: string, command: string[], hostPid = process.pid): string[] {
+    const inside = [
+      `link add eth0 address ${machineMac(id)} type veth peer name ${hostLink(id)} netns ${hostPid}`,
+      'link set lo up',
+      `addr add ${ip}/32 dev eth0`,
+      'link set eth0 up',
+      `route add ${gatewayIp} dev eth0`,
+      `route add default via ${gatewayIp}`,
+    ].join('\n');
+    const script = [
+      'echo 0 > /proc/sys/net/ipv4/ip_unprivileged_port_start || exit 112',
+      'printf \'%s\\n\' "$1" | "$2" -batch - || exit 113',
+      'echo made >&3',
+      'read -r _ <&3 || exit 111',
+      'exec 3<&-',
+      'shift 2',
+      'exec "$@"',
+    ].join('; ');
     return [
       this.paths.unshare,
       '--net',
       '--',
       '/bin/sh',
       '-c',
-      'read -r _ <&3 || exit 111; exec 3<&-; exec "$@"',
+      script,
       'sh',
+      inside,
+      this.paths.ip,
       ...command,
     ];
   }
 
   /**
-   * Moves machine `id`'s end of its link into the namespace of its process `pid` (launched by
-   * `wrap`) and configures it there: loopback up, `eth0` with `ip`, the gateway, and every port
-   * open to the machine's own users (a machine listens on 80 as on Fly, not as root).
+   * Once the machine's process (`wrap`) says on `control` (its fd 3) that its side is made,
+   * configures the host end — the gateway's address, up, the claimed route to `ip` through it,
+   * the machine's MAC known (no first packet waits on ARP) — and tells the process to go on.
    */
-  async attach(id: string, pid: number, ip: string): Promise<void> {
-    const ours = readlinkSync('/proc/self/ns/net');
-    const deadline = Date.now() + unshareWaitMs;
-    while (readlinkSync(`/proc/${pid}/ns/net`) === ours) {
-      if (Date.now() > deadline)
-        throw new Error(`machine process ${pid} did not unshare its network`);
-      await new Promise((resolve) => setTimeout(resolve, 2));
-    }
-    await this.#ip('link', 'set', peerLink(id), 'netns', String(pid));
-    const tool = this.paths.ip;
-    const inside = [
-      `${tool} link set lo up`,
-      `${tool} link set ${peerLink(id)} name eth0`,
-      `${tool} addr add ${ip}/32 dev eth0`,
-      `${tool} link set eth0 up`,
-      `${tool} route add ${gatewayIp} dev eth0`,
-      `${tool} route add default via ${gatewayIp}`,
-      'echo 0 > /proc/sys/net/ipv4/ip_unprivileged_port_start',
-    ].join(' && ');
-    await run(this.paths.nsenter, [
-      '--target',
-      String(pid),
-      '--net',
-      '--',
-      '/bin/sh',
-      '-c',
-      inside,
+  async attach(id: string, ip: string, control: Duplex): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      let said = '';
+      control.setEncoding('utf8');
+      control.on('data', (chunk: string) => {
+        said += chunk;
+        if (said.includes('made\n')) resolve();
+      });
+      const failed = () => reject(new Error(`machine ${id} could not make its network link`));
+      control.once('end', failed);
+      control.once('error', reject);
+      setTimeout(
+        () => reject(new Error(`machine ${id} made no network link in time`)),
+        linkWaitMs,
+      ).unref();
+    });
+    const host = hostLink(id);
+    const refused = await this.#batch([
+      `addr add ${gatewayIp}/32 dev ${host}`,
+      `link set ${host} up`,
+      `route replace ${ip}/32 dev ${host} src ${gatewayIp}`,
+      `neigh replace ${ip} lladdr ${machineMac(id)} dev ${host} nud permanent`,
     ]);
+    if (refused !== undefined) throw refused.error;
+    control.end('go\n');
   }
 
-  /** Removes machine `id`'s link and its route (a launch that failed half way). */
-  async discard(id: string): Promise<void> {
-    await this.#ip('link', 'del', hostLink(id)).catch(() => undefined);
+  /** Removes what a launch that failed left of machine `id`'s network: its link, its claim. */
+  async discard(id: string, ip: string): Promise<void> {
+    await this.#batch([`link del ${hostLink(id)}`]);
+    await this.#batch([`route del unreachable ${ip}/32`]);
   }
 
   /** Whether process `pid` is in a network namespace other than flyd's. */
@@ -168,8 +191,20 @@ export class MachineNetwork {
     return [this.paths.nsenter, '--target', String(pid), '--net', '--', ...command];
   }
 
-  async #ip(...args: string[]): Promise<void> {
-    await run(this.paths.ip, args);
+  /** Runs `commands` in one `ip -batch`; undefined, or the failure and whether "File exists". */
+  async #batch(commands: string[]): Promise<{ exists: boolean; error: Error } | undefined> {
+    const child = execFile(this.paths.ip, ['-batch', '-']);
+    child.stdin?.end(`${commands.join('\n')}\n`);
+    let stderr = '';
+    child.stderr?.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const code = await new Promise<number | null>((resolve, reject) => {
+      child.once('error', reject);
+      child.once('close', resolve);
+    });
+    if (code === 0) return undefined;
+    return { exists: /File exists/.test(stderr), error: new Error(`ip: ${stderr.trim()}`) };
   }
 }
 
@@ -178,9 +213,9 @@ function hostLink(id: string): string {
   return `m${id}`;
 }
 
-/** The machine's end, on the host until attach moves it in and names it eth0. */
-function peerLink(id: string): string {
-  return `p${id}`;
+/** The machine end's MAC: locally administered, unicast, from its id (each link is its own). */
+function machineMac(id: string): string {
+  return `02:${(id.slice(0, 10).match(/../g) ?? []).join(':')}`;
 }
 
 /** The preferred address, then addresses from a place in the range the machine's id picks. */

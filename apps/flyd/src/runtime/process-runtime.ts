@@ -10,7 +10,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { Readable, Writable } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import { present } from '@fleet/service/invariant';
 import type { ResolvedImage } from '../images/resolve.js';
 import type { LogFeed } from '../logs/feed.js';
@@ -103,7 +103,8 @@ export class ProcessRuntime {
     if (this.cgroups || spec.user)
       assertExecutable(present(spec.image.cmd[0], 'the image command'), spec.env, spec.dir);
     const asUser = this.#asUser(spec.user, spec.image.cmd);
-    const networked = this.network && spec.ip !== null ? this.network.wrap(asUser) : asUser;
+    const networked =
+      this.network && spec.ip !== null ? this.network.wrap(machineId, spec.ip, asUser) : asUser;
     const [command, ...args] = this.cgroups
       ? inGroups(this.cgroups.create(machineId, spec.limits), networked)
       : networked;
@@ -165,18 +166,13 @@ export class ProcessRuntime {
         // Wired before it is watched: a machine whose network fails never ran (its exit, when
         // killed here, cleans up as any exit does, and no one records it).
         const network = present(this.network, 'the network');
-        const go = child.stdio[3] as Writable;
-        network.attach(machineId, pid, present(spec.ip, 'the address')).then(
-          () => {
-            go.end('go\n');
-            watch();
-          },
-          (error: unknown) => {
-            go.destroy();
-            signalGroup(pid, 'SIGKILL');
-            void network.discard(machineId).finally(() => reject(error));
-          },
-        );
+        const ip = present(spec.ip, 'the address');
+        const control = child.stdio[3] as Duplex;
+        network.attach(machineId, ip, control).then(watch, (error: unknown) => {
+          control.destroy();
+          signalGroup(pid, 'SIGKILL'); // the launch discards what is left of its network
+          reject(error);
+        });
       });
     });
   }
@@ -319,6 +315,11 @@ export class ProcessRuntime {
 
   #asUser(user: MachineUser | undefined, command: string[]): string[] {
     return user && this.users ? this.users.command(user, command) : command;
+  }
+
+  /** A line of flyd's own in the machine's logs (on stderr): what the machine should know. */
+  note(machineId: string, line: string): void {
+    this.feed.append(machineId, 'stderr', line);
   }
 
   /** Signals the machine's process group; false when it has no running process. */
