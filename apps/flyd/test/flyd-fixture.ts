@@ -7,6 +7,7 @@ import { sampleImagesDir } from '@fleet/sample-images';
 import { type ServerProcess, serverMain, startServerProcess, unmountUnder } from '@fleet/service';
 import { present } from '@fleet/service/invariant';
 import { until } from '@fleet/service/vitest-until';
+import { expect, onTestFinished } from 'vitest';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -223,4 +224,26 @@ export function killProcessesUnder(dir: string): void {
       // gone meanwhile, or not ours
     }
   }
+}
+
+/**
+ * Starts a second flyd beside `fixture`'s running one with `flags` (its data directory, roots)
+ * and expects it to exit 1 at once naming the first one's pid: a state lock it holds. Should the
+ * second start after all (the bug), it is stopped with the test, not left running.
+ */
+export async function expectRefusedBeside(fixture: FlydFixture, flags: string[]): Promise<void> {
+  const second = startServerProcess({
+    command: process.execPath,
+    args: [
+      join(here, '..', 'dist', 'main.js'),
+      ...['--listen', '127.0.0.1:0', '--stop-machines-on-exit'],
+      ...['--corrosion-url', present(fixture.corrosion.urls.api, 'the corrosion URL')],
+      ...flags,
+    ],
+    listeners: ['api'],
+    env: { ...process.env, FLYD_TOKEN: flydToken, LOG_LEVEL: 'error' },
+  });
+  onTestFinished(() => second.then((server) => server.stop()).catch(() => undefined));
+  const firstPid = present(fixture.flyd?.child.pid, 'the first flyd pid');
+  await expect(second).rejects.toThrow(new RegExp(`exited \\(1\\)[\\s\\S]*pid ${firstPid}`));
 }

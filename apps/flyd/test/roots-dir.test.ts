@@ -1,23 +1,20 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { startServerProcess, unmountUnder } from '@fleet/service';
+import { join } from 'node:path';
+import { unmountUnder } from '@fleet/service';
 import { present } from '@fleet/service/invariant';
-import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   call,
   createMachine,
+  expectRefusedBeside,
   FlydFixture,
-  flydToken,
   hello,
   inState,
   passable,
 } from './flyd-fixture.js';
 import { settledIn } from './machine-wait.js';
 import { tempDir } from './temp-dirs.js';
-
-const flydMain = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'main.js');
 
 // `--roots-dir` keeps machine roots out of the data directory (a local fleet's data lies in a
 // checkout, whose package.json and node_modules a machine's Node code would see). The roots
@@ -62,20 +59,8 @@ describe('machine roots in a folder of their own (--roots-dir)', () => {
   });
 
   it('refuses a second flyd on the same roots folder, whatever its data directory', async () => {
-    const second = startServerProcess({
-      command: process.execPath,
-      args: [
-        flydMain,
-        ...['--listen', '127.0.0.1:0', '--data-dir', join(fixture.dir, 'second')],
-        ...['--roots-dir', rootsDir],
-        ...['--corrosion-url', present(fixture.corrosion.urls.api, 'corrosion')],
-        '--stop-machines-on-exit',
-      ],
-      listeners: ['api'],
-      env: { ...process.env, FLYD_TOKEN: flydToken, LOG_LEVEL: 'error' },
-    });
-    onTestFinished(() => second.then((server) => server.stop()).catch(() => undefined));
-    const firstPid = present(fixture.flyd?.child.pid, 'the first flyd pid');
-    await expect(second).rejects.toThrow(new RegExp(`exited \\(1\\)[\\s\\S]*pid ${firstPid}`));
+    await expectRefusedBeside(fixture, [
+      ...['--data-dir', join(fixture.dir, 'second'), '--roots-dir', rootsDir],
+    ]);
   });
 });

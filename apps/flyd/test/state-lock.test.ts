@@ -1,13 +1,15 @@
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { startServerProcess } from '@fleet/service';
-import { present } from '@fleet/service/invariant';
+import { join } from 'node:path';
 import { until } from '@fleet/service/vitest-until';
-import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { call, createMachine, FlydFixture, flydToken, hello, inState } from './flyd-fixture.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  call,
+  createMachine,
+  expectRefusedBeside,
+  FlydFixture,
+  hello,
+  inState,
+} from './flyd-fixture.js';
 import { machinePids } from './machine-processes.js';
-
-const flydMain = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'main.js');
 
 // A second flyd on a data directory a live flyd uses (a second `npm start`, a typo in a unit)
 // exits at once, naming the first one's pid, before it touches anything: the first flyd's
@@ -36,26 +38,9 @@ describe('a second flyd on the same data directory', () => {
       )[0]?.flyd_addr;
     await until('the host row', async () => ((await hostRow()) === api ? true : undefined));
 
-    const second = startServerProcess({
-      command: process.execPath,
-      args: [
-        flydMain,
-        ...['--listen', '127.0.0.1:0', '--data-dir', join(fixture.dir, 'flyd')],
-        ...[
-          '--corrosion-url',
-          present(fixture.corrosion.urls.api, 'fixture.corrosion.urls.api'),
-          '--host-id',
-          'locked-host',
-        ],
-        '--stop-machines-on-exit',
-      ],
-      listeners: ['api'],
-      env: { ...process.env, FLYD_TOKEN: flydToken, LOG_LEVEL: 'error' },
-    });
-    // Should it start after all (the bug), it is stopped with the test, not left running.
-    onTestFinished(() => second.then((server) => server.stop()).catch(() => undefined));
-    const firstPid = present(fixture.flyd?.child.pid, 'the first flyd pid');
-    await expect(second).rejects.toThrow(new RegExp(`exited \\(1\\)[\\s\\S]*pid ${firstPid}`));
+    await expectRefusedBeside(fixture, [
+      ...['--data-dir', join(fixture.dir, 'flyd'), '--host-id', 'locked-host'],
+    ]);
 
     expect(machinePids(id)).toEqual(pidsBefore);
     expect((await call(api, 'GET', `/v1/machines/${id}`))?.body.state).toBe('started');

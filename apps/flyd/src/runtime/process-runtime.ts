@@ -118,7 +118,7 @@ export class ProcessRuntime {
         cwd: spec.dir,
         env: spec.env,
         detached: true, // its own session: flyd's terminal or exit signals do not reach it
-        // fd 3: the line that lets a machine in a network of its own run, once it is wired.
+        // fd 3: a machine in a network of its own and flyd wire its link over it (machine-network.ts).
         stdio: ['ignore', stdout, stderr, ...(networked === asUser ? [] : ['pipe' as const])],
       });
     } finally {
