@@ -1,6 +1,7 @@
 /**
- * The least of the samples taken within the last `windowMs` (the newest always counts), kept
- * in at most four slots of a quarter window each: O(1) memory however often samples come.
+ * The least of the samples taken within about the last `windowMs` (three quarters of it at least;
+ * the newest always counts), kept in at most four slots of a quarter window each: O(1) memory
+ * however often samples come.
  *
  * Routing wants a host's distance, not its queueing: a PING that waited for a TCP
  * retransmission over a lossy link measures the retransmission timeout (200 ms and up), and a
