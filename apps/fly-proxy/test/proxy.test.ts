@@ -152,22 +152,40 @@ describe('fly-proxy (edge)', () => {
     ).toBe(200);
   });
 
-  it('answers 502 when the machine cannot be reached', async () => {
-    await client.transaction([
-      "INSERT INTO apps (name) VALUES ('gone')",
-      "INSERT INTO machines (id, app, state, private_addr) VALUES ('m9', 'gone', 'started', '127.0.0.1:1')",
+  it('answers 502 when the machine cannot be reached, with a hint when it refused', async () => {
+    // On the worker's loopback (flyd without networks), and at an address of its own.
+    const machines = [
+      ['gone', 'm9', '127.0.0.1:1', /is the app listening on its PORT, 1\?/],
       [
-        'INSERT INTO services (machine_id, internal_port, app, ports) VALUES (?, ?, ?, ?)',
-        ['m9', 8080, 'gone', http],
+        'gone-own',
+        'm10',
+        '127.0.0.2:1',
+        /is the app listening on 0\.0\.0\.0:1, not on 127\.0\.0\.1 only\?/,
       ],
-    ]);
-    const answer = await until(
-      'the app gone known (an answer but 404)',
-      () => get('gone.fleet.test'),
-      (reply) => reply.status !== 404,
-    );
-    expect(answer.status).toBe(502);
-    expect(JSON.parse(answer.body).code).toBe('PROXY_ERR_UPSTREAM');
+    ] as const;
+    for (const [app, id, address, hint] of machines) {
+      await client.transaction([
+        ['INSERT INTO apps (name) VALUES (?)', [app]],
+        [
+          "INSERT INTO machines (id, app, state, private_addr) VALUES (?, ?, 'started', ?)",
+          [id, app, address],
+        ],
+        [
+          'INSERT INTO services (machine_id, internal_port, app, ports) VALUES (?, ?, ?, ?)',
+          [id, 8080, app, http],
+        ],
+      ]);
+      const answer = await until(
+        `the app ${app} known (an answer but 404)`,
+        () => get(`${app}.fleet.test`),
+        (reply) => reply.status !== 404,
+      );
+      expect(answer.status).toBe(502);
+      expect(JSON.parse(answer.body)).toMatchObject({
+        code: 'PROXY_ERR_UPSTREAM',
+        error: expect.stringMatching(hint),
+      });
+    }
   });
 
   it('keeps routing after a poisonous services row and reports it in /status', async () => {

@@ -74,6 +74,8 @@ export class Exchange implements UpstreamUser, FlowSides {
   #deadlineMs = 0;
   /** The current attempt goes through the machine's host's backhaul (edge mode). */
   #viaBackhaul = false;
+  /** The address of this host's machine that refused a connection, for the 502's hint. */
+  #refusedAt: string | undefined;
   /** Airtime admitted this exchange for its app: both directions are charged as bytes move. */
   #airtime: AppFlows | undefined;
 
@@ -348,6 +350,8 @@ export class Exchange implements UpstreamUser, FlowSides {
       return;
     }
     this.#warn(error);
+    if (code === 'ECONNREFUSED' && !this.#viaBackhaul)
+      this.#refusedAt = candidate.machine.privateAddr ?? undefined;
     // Refused, unreachable, timed out: ranked last until it answers again (the catalog's TTL).
     if (neverReached(error))
       this.client.relay.deps.catalog.machineUnreachable(candidate.machine.id);
@@ -477,7 +481,7 @@ export class Exchange implements UpstreamUser, FlowSides {
   #unreachable(): void {
     this.#own(
       'PROXY_ERR_UPSTREAM',
-      `machine ${this.#machineId()} of app ${this.#app} could not be reached`,
+      `machine ${this.#machineId()} of app ${this.#app} could not be reached${refusedHint(this.#refusedAt)}`,
     );
   }
 
@@ -793,3 +797,16 @@ function flyHeaders(head: RequestHead): Record<string, string> {
 }
 
 const noFlyHeaders: Record<string, string> = Object.freeze({});
+
+/**
+ * Why a machine refused, as Fly's proxy hints: one in a network of its own is reached at its own
+ * address, where a server listening on 127.0.0.1 only is out of reach; one on the worker's
+ * loopback (flyd without networks) listens on its `PORT`.
+ */
+function refusedHint(address: string | undefined): string {
+  if (address === undefined) return '';
+  const port = address.slice(address.lastIndexOf(':') + 1);
+  return address.startsWith('127.0.0.1:')
+    ? ` (it refused the connection: is the app listening on its PORT, ${port}?)`
+    : ` (it refused the connection: is the app listening on 0.0.0.0:${port}, not on 127.0.0.1 only?)`;
+}
