@@ -44,6 +44,17 @@ export interface LaunchDeps {
   recordStarted(id: string): Promise<void>;
 }
 
+/** Whether another machine of this worker holds an address (read once: prepare asks per try). */
+function addressesHeld(store: MachineStore, id: string): (ip: string) => boolean {
+  const held = new Set(
+    store
+      .list()
+      .filter((other) => other.id !== id && other.state !== 'destroyed')
+      .map((other) => other.ip),
+  );
+  return (ip) => held.has(ip);
+}
+
 /** The port a machine in a network of its own listens on: its first service's (Fly's 8080 else). */
 function internalPort(config: MachineConfig): number {
   return config.services?.[0]?.internal_port ?? 8080;
@@ -86,14 +97,7 @@ async function launchProcess(id: string, deps: LaunchDeps): Promise<void> {
   const user = runtime.userOf(id);
   await deps.volumes.link(dirs.root(id), machine.config, user);
   if (user) giveTo(dirs.root(id), user); // after the mount's link: the folders made for it too
-  // The address it had, unless another machine of this host took it meanwhile.
-  const held = new Set(
-    deps.store
-      .list()
-      .filter((other) => other.id !== id && other.state !== 'destroyed')
-      .map((other) => other.ip),
-  );
-  const ip = network ? await network.prepare(id, machine.ip, (other) => held.has(other)) : null;
+  const ip = network ? await network.prepare(id, machine.ip, addressesHeld(deps.store, id)) : null;
   deps.setState(id, 'starting', { type: 'start', source: 'user' }, { port, ip, stop_reason: null });
   let pid: number;
   try {

@@ -16,7 +16,7 @@ import {
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { mountsUnder, UsageError } from '@fleet/service';
-import { findTool } from './find-tool.js';
+import { findTools } from './find-tool.js';
 
 const run = promisify(execFile);
 const tools = ['mkfs.ext4', 'mount', 'umount', 'losetup', 'resize2fs', 'e2fsck'] as const;
@@ -70,14 +70,11 @@ export class Disks {
     if (setting !== 'auto')
       throw new UsageError(`--disks must be 'auto' or 'off', not ${JSON.stringify(setting)}`);
     if (process.geteuid?.() !== 0) return { off: 'flyd is not root, so it cannot mount disks' };
-    const paths: Partial<Record<Tool, string>> = {};
-    for (const tool of tools) {
-      const path = findTool(tool);
-      if (path === undefined) return { off: `${tool} is not installed (e2fsprogs, util-linux)` };
-      paths[tool] = path;
-    }
+    const found = findTools(tools);
+    if ('missing' in found)
+      return { off: `${found.missing} is not installed (e2fsprogs, util-linux)` };
     const [volumes, roots] = [join(dataDir, 'volumes'), rootsDir].map(
-      (dir) => new Disks(folder(dir), paths as Record<Tool, string>),
+      (dir) => new Disks(folder(dir), found.paths),
     ) as [Disks, Disks];
     const probe = `.probe-${process.pid}`;
     try {

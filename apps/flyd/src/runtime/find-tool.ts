@@ -21,3 +21,16 @@ export function findTool(name: string): string | undefined {
   }
   return undefined;
 }
+
+/** Where each of `names` is, or the first one missing. */
+export function findTools<Name extends string>(
+  names: readonly Name[],
+): { paths: Record<Name, string> } | { missing: Name } {
+  const paths: Partial<Record<Name, string>> = {};
+  for (const name of names) {
+    const path = findTool(name);
+    if (path === undefined) return { missing: name };
+    paths[name] = path;
+  }
+  return { paths: paths as Record<Name, string> };
+}

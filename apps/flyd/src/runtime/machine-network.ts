@@ -4,7 +4,7 @@ import { readlinkSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import { promisify } from 'node:util';
 import { UsageError } from '@fleet/service';
-import { findTool } from './find-tool.js';
+import { findTools } from './find-tool.js';
 
 const run = promisify(execFile);
 
@@ -59,13 +59,10 @@ export class MachineNetwork {
         `--machine-network must be 'auto' or 'host', not ${JSON.stringify(setting)}`,
       );
     if (process.geteuid?.() !== 0) return { off: 'flyd is not root, so it cannot make networks' };
-    const paths: Partial<Record<Tool, string>> = {};
-    for (const tool of tools) {
-      const path = findTool(tool);
-      if (path === undefined) return { off: `${tool} is not installed (iproute2, util-linux)` };
-      paths[tool] = path;
-    }
-    const network = new MachineNetwork(paths as Record<Tool, string>);
+    const found = findTools(tools);
+    if ('missing' in found)
+      return { off: `${found.missing} is not installed (iproute2, util-linux)` };
+    const network = new MachineNetwork(found.paths);
     const probe = `fleetprobe${process.pid % 10_000}`; // and its peer: 15 characters at most
     try {
       await run(network.paths.ip, [
