@@ -1,23 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
+import { filesHolding } from '@fleet/service/vitest-files-holding';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getThroughProxy } from '../src/launcher/demo.js';
 import { type CliFleet, helloNodeCopy, startCliFleet } from './cli-fleet.js';
 
 const sha256 = (value: string) => createHash('sha256').update(value).digest('hex');
-
-/**
- * Every file under `dir` whose bytes hold `needle` (SQLite files, WAL, logs, flyd's state...).
- * flyd's disk images (`*.ext4`, gigabytes of sparse file) are read through their mounts instead.
- */
-function filesHolding(dir: string, needle: string): string[] {
-  return readdirSync(dir, { recursive: true, encoding: 'utf8' })
-    .map((entry) => join(dir, entry))
-    .filter((path) => !path.endsWith('.ext4'))
-    .filter((path) => statSync(path, { throwIfNoEntry: false })?.isFile())
-    .filter((path) => readFileSync(path).includes(needle));
-}
 
 // `fleet secrets` as a Fly user runs it against a real local fleet, on infra/examples/hello-node:
 // a staged secret reaches the first deploy's machine as env, a secret over an [env] name wins,

@@ -1,27 +1,16 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { appSecretContext, sealSecret } from '@fleet/fleet-key';
 import { present } from '@fleet/service/invariant';
+import { filesHolding } from '@fleet/service/vitest-files-holding';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call, FlydFixture, hello } from './flyd-fixture.js';
 import { machinePids } from './machine-processes.js';
 import { settledIn } from './machine-wait.js';
 
 const plaintext = 'pl41n-s3cret-value-never-on-disk';
-
-/**
- * Every file under `dir` whose bytes hold `needle`. Disk images (`*.ext4`, gigabytes of sparse
- * file) are not read: what is in them is read through their mounts, which the walk enters.
- */
-function filesHolding(dir: string, needle: string): string[] {
-  return readdirSync(dir, { recursive: true, encoding: 'utf8' })
-    .map((entry) => join(dir, entry))
-    .filter((path) => !path.endsWith('.ext4'))
-    .filter((path) => statSync(path, { throwIfNoEntry: false })?.isFile())
-    .filter((path) => readFileSync(path).includes(needle));
-}
 
 // App secrets reach a machine's process as environment variables, opened by flyd from the sealed
 // rows of a real corrosion at each launch: over the config's env, never on this worker's disk; a

@@ -260,7 +260,9 @@ describe('--disks', () => {
       const machine = (await callExpecting(api, 'POST', '/v1/machines', { app: 'disks', config }))
         .body.id as string;
       await inState(api, machine, 'started');
-      expect(mountsUnder(fixture.dir)).toEqual([]);
+      // No disk: the one mount is the machine's network namespace, kept on a file (as root).
+      const netns = join(fixture.dir, 'flyd', 'netns');
+      expect(mountsUnder(fixture.dir).filter((path) => !path.startsWith(netns))).toEqual([]);
     } finally {
       await fixture.close();
     }

@@ -1,8 +1,12 @@
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { basename, join } from 'node:path';
+import { mountsUnder } from '@fleet/service';
 import { present } from '@fleet/service/invariant';
 import { until } from '@fleet/service/vitest-until';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { candidates } from '../src/runtime/machine-network.js';
 import { call, createMachine, FlydFixture, hello, inState } from './flyd-fixture.js';
 
 const root = process.getuid?.() === 0;
@@ -16,9 +20,10 @@ interface Shown {
 // As root, each machine has a network of its own, as a Fly machine is a VM: it listens on its
 // service's internal port (even 80, as its own unprivileged user) without meeting another
 // machine's or the host's ports, is reached at its own address, and reaches nothing of the
-// host's loopback. Its link goes with its process: a stopped machine leaves no interface.
+// host's loopback. A stopped machine keeps its network (the latest --stopped-networks-max of
+// them), a destroyed one's goes, and flyd's exit leaves none bound.
 describe.runIf(root)('a network of its own per machine', () => {
-  const fixture = new FlydFixture(['--listen-wait-ms', '1000']);
+  const fixture = new FlydFixture(['--listen-wait-ms', '1000', '--stopped-networks-max', '1']);
   let api = '';
   const show = async (id: string) =>
     present(await call(api, 'GET', `/v1/machines/${id}`), 'an answer').body as unknown as Shown;
@@ -35,6 +40,17 @@ describe.runIf(root)('a network of its own per machine', () => {
     } catch {
       return false;
     }
+  };
+
+  /** The machines whose network namespace flyd keeps on a file (running ones and stopped ones). */
+  const kept = () => mountsUnder(join(fixture.dir, 'flyd', 'netns')).map((path) => basename(path));
+  const stop = async (id: string) => {
+    expect((await call(api, 'POST', `/v1/machines/${id}/stop`))?.status).toBe(200);
+    await inState(api, id, 'stopped');
+  };
+  const start = async (id: string) => {
+    expect((await call(api, 'POST', `/v1/machines/${id}/start`))?.status).toBe(200);
+    await inState(api, id, 'started');
   };
 
   beforeAll(async () => {
@@ -64,15 +80,38 @@ describe.runIf(root)('a network of its own per machine', () => {
     const [first] = ids as [string, string];
     expect((await exec(first, ['node', '-e', probe('8080')])).stdout.trim()).toBe('reached');
     expect((await exec(first, ['node', '-e', probe(flydPort)])).stdout.trim()).toBe('ECONNREFUSED');
-    // Stopped, its link is gone with its network; started again, it has its address back.
+    // Stopped, it keeps its network, as a Fly machine keeps its address: started again it is
+    // reached there.
     const before = (await show(first)).private_ip;
+    await stop(first);
     expect(hostLink(first)).toBe(true);
-    expect((await call(api, 'POST', `/v1/machines/${first}/stop`))?.status).toBe(200);
-    await inState(api, first, 'stopped');
-    expect(hostLink(first)).toBe(false);
-    expect((await call(api, 'POST', `/v1/machines/${first}/start`))?.status).toBe(200);
-    await inState(api, first, 'started');
+    await start(first);
     expect((await show(first)).private_ip).toBe(before);
+    expect((await request(`http://${before}:8080/`)).statusCode).toBe(200);
+  });
+
+  it('keeps the networks of the latest stopped machines only, and none of a destroyed one', async () => {
+    const [older, newer] = [
+      await createMachine(api, 'net', hello),
+      await createMachine(api, 'net', hello),
+    ] as [string, string];
+    await inState(api, older, 'started');
+    await inState(api, newer, 'started');
+    const address = (await show(older)).private_ip;
+    await stop(older);
+    await stop(newer); // past --stopped-networks-max 1: the longest stopped loses its network
+    await until("the older one's link gone", () => !hostLink(older) || undefined);
+    expect(hostLink(newer)).toBe(true);
+    expect(kept()).toContain(newer);
+    expect(kept()).not.toContain(older);
+    // Started again, it makes a new network, at the address it had.
+    await start(older);
+    expect((await show(older)).private_ip).toBe(address);
+    expect((await request(`http://${address}:8080/`)).statusCode).toBe(200);
+    expect((await call(api, 'DELETE', `/v1/machines/${newer}`))?.status).toBe(200);
+    await until("the destroyed one's link gone", () => !hostLink(newer) || undefined);
+    expect(kept()).not.toContain(newer);
+    expect(kept()).toContain(older);
   });
 
   it("says in the machine's logs when it listens on 127.0.0.1 only, out of reach", async () => {
@@ -108,5 +147,29 @@ describe.runIf(root)('a network of its own per machine', () => {
     expect(shown.private_addr).toBe(`${shown.private_ip}:80`);
     expect((await request(`http://${shown.private_addr}/`)).statusCode).toBe(200);
     expect(Number((await exec(id, ['id', '-u'])).stdout)).toBeGreaterThan(0);
+  });
+
+  it("never hands a machine an address of the host's own", async () => {
+    const id = randomBytes(7).toString('hex');
+    const [first] = candidates(id, null);
+    const link = `fleett${process.pid % 100_000}`; // and its peer: 15 characters at most
+    execFileSync('ip', ['link', 'add', link, 'type', 'veth', 'peer', 'name', `${link}p`]);
+    try {
+      execFileSync('ip', ['addr', 'add', `${first}/32`, 'dev', link]);
+      const created = await call(api, 'POST', '/v1/machines', { id, app: 'net', config: hello });
+      expect(created?.status).toBe(200);
+      await inState(api, id, 'started');
+      const shown = await show(id);
+      expect(shown.private_ip).not.toBe(first);
+      expect((await request(`http://${shown.private_addr}/`)).statusCode).toBe(200);
+    } finally {
+      execFileSync('ip', ['link', 'del', link]);
+    }
+  });
+
+  it('leaves no kept network behind when flyd exits', async () => {
+    expect(kept().length).toBeGreaterThan(0);
+    await fixture.stopFlyd(); // its machines run on, in their networks
+    expect(kept()).toEqual([]);
   });
 });

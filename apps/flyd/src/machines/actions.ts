@@ -325,7 +325,7 @@ export function defineMachineActions(engine: FsmEngine, machine: MachineSteps): 
         name: 'cleanup',
         run: async ({ machineId }) => {
           await machine.dirs.remove(machineId);
-          machine.runtime.forget(machineId);
+          await machine.runtime.forget(machineId);
           return machine.detachMounts(machineId);
         },
       },

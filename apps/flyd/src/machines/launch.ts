@@ -1,8 +1,8 @@
 import type { Logger } from '@fleet/service';
 import { flydError } from '../errors.js';
 import { AbortStep } from '../fsm/engine.js';
-import { type ImageSources, resolveImage } from '../images/resolve.js';
-import { giveTo } from '../runtime/machine-users.js';
+import { type ImageSources, type ResolvedImage, resolveImage } from '../images/resolve.js';
+import { giveTo, type MachineUser } from '../runtime/machine-users.js';
 import type { ProcessRuntime } from '../runtime/process-runtime.js';
 import type { VolumeService } from '../volumes/service.js';
 import type { MachineDirs } from './dirs.js';
@@ -75,46 +75,31 @@ export async function launchMachine(id: string, deps: LaunchDeps): Promise<void>
 }
 
 async function launchProcess(id: string, deps: LaunchDeps): Promise<void> {
-  const { runtime, dirs } = deps;
+  const { runtime } = deps;
   if (runtime.isRunning(id)) return;
   const machine = deps.store.get(id);
   if (!machine) throw flydError('FLYD_ERR_NOT_FOUND', `machine ${id} not found`);
   // Pulled again if its folder went (the cache never evicts an image a machine here uses).
   (await deps.holdImage(machine.config))();
-  let image: ReturnType<typeof resolveImage>;
+  let image: ResolvedImage;
   try {
     image = resolveImage(deps.images, machine.config);
   } catch (error) {
     throw new AbortStep((error as Error).message, { cause: error }); // retrying cannot fix a config
   }
-  const secrets = await deps.secrets(machine.app);
-  const network = runtime.network;
-  // In a network of its own a machine listens on its service's port, as on Fly; on the host's,
-  // on a free port of the shared loopback, mapped to it.
-  const port = network ? internalPort(machine.config) : (machine.port ?? (await freePort()));
-  await dirs.freshRoot(id, machine.config);
-  prepareRoot(dirs.root(id), image, machine.config);
   const user = runtime.userOf(id);
-  await deps.volumes.link(dirs.root(id), machine.config, user);
-  if (user) giveTo(dirs.root(id), user); // after the mount's link: the folders made for it too
-  const ip = network ? await network.prepare(id, machine.ip, addressesHeld(deps.store, id)) : null;
-  deps.setState(id, 'starting', { type: 'start', source: 'user' }, { port, ip, stop_reason: null });
-  let pid: number;
+  // Made while the rest of the launch goes on (the root's disk mounted and emptied is the
+  // slowest part of a start); the process's command waits for it (runtime.start).
+  const rootReady = readyRoot(id, machine.config, image, user, deps);
+  rootReady.catch(() => undefined); // its failure is the launch's, through runtime.start
+  let spawned: Awaited<ReturnType<typeof spawnMachine>>;
   try {
-    pid = await runtime.start({
-      machineId: id,
-      image,
-      dir: dirs.root(id),
-      stateDir: dirs.state(id),
-      env: deps.env(id, port, secrets),
-      limits: { ...guestOf(machine.config), pidsMax: deps.pidsMax },
-      user,
-      ip,
-    });
+    spawned = await spawnMachine(id, machine, image, user, rootReady, deps);
   } catch (error) {
-    if (ip !== null) await network?.discard(id, ip);
+    await rootReady.catch(() => undefined); // nothing of a failed launch goes on behind it
     throw error;
   }
+  const { pid, ip, port } = spawned;
   deps.store.update(id, { pid });
   // A process machine is `started` once its service port takes connections (bounded), so the
   // proxy does not route to a machine that cannot answer yet.
@@ -134,4 +119,55 @@ async function launchProcess(id: string, deps: LaunchDeps): Promise<void> {
     }
   }
   await deps.recordStarted(id);
+}
+
+/** A fresh root for the machine with its image's files, its volumes linked, handed to its user. */
+async function readyRoot(
+  id: string,
+  config: MachineConfig,
+  image: ResolvedImage,
+  user: MachineUser | undefined,
+  deps: LaunchDeps,
+): Promise<void> {
+  const root = deps.dirs.root(id);
+  await deps.dirs.freshRoot(id, config);
+  prepareRoot(root, image, config);
+  await deps.volumes.link(root, config, user);
+  if (user) giveTo(root, user); // after the mount's link: the folders made for it too
+}
+
+/** Claims the machine's address and port, records it `starting` and spawns its process. */
+async function spawnMachine(
+  id: string,
+  machine: MachineRecord,
+  image: ResolvedImage,
+  user: MachineUser | undefined,
+  rootReady: Promise<void>,
+  deps: LaunchDeps,
+): Promise<{ pid: number; ip: string | null; port: number }> {
+  const { runtime } = deps;
+  const secrets = await deps.secrets(machine.app);
+  const network = runtime.network;
+  // In a network of its own a machine listens on its service's port, as on Fly; on the host's,
+  // on a free port of the shared loopback, mapped to it.
+  const port = network ? internalPort(machine.config) : (machine.port ?? (await freePort()));
+  const ip = network ? await network.prepare(id, machine.ip, addressesHeld(deps.store, id)) : null;
+  deps.setState(id, 'starting', { type: 'start', source: 'user' }, { port, ip, stop_reason: null });
+  try {
+    const pid = await runtime.start({
+      machineId: id,
+      image,
+      dir: deps.dirs.root(id),
+      rootReady,
+      stateDir: deps.dirs.state(id),
+      env: deps.env(id, port, secrets),
+      limits: { ...guestOf(machine.config), pidsMax: deps.pidsMax },
+      user,
+      ip,
+    });
+    return { pid, ip, port };
+  } catch (error) {
+    if (ip !== null) await network?.discard(id, ip);
+    throw error;
+  }
 }

@@ -534,6 +534,7 @@ export class MachineService {
     if (stopMachines) await this.#stopAll();
     else this.runtime.release();
     await this.#dirs.unmountIdle((id) => left.has(id));
+    await this.runtime.network?.releaseAll(); // the left running keep theirs through their process
     return left;
   }
 

@@ -157,7 +157,7 @@ export function defineMigrateAction(engine: FsmEngine, machine: MigrateSteps): v
         run: async ({ machineId, results }) => {
           const { volumeId } = results.plan as Plan;
           await machine.dirs.remove(machineId);
-          machine.runtime.forget(machineId);
+          await machine.runtime.forget(machineId);
           if (volumeId !== null) await machine.volumes.release(volumeId);
           machine.forget(machineId);
         },

@@ -1,4 +1,5 @@
 import { mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { present } from '@fleet/service/invariant';
 
@@ -102,7 +103,6 @@ export class Cgroups {
     }
   }
 
-  /** Removes the machine's groups (once its processes are gone; a busy group is left). */
   /** The pids in the machine's group: everything it started, whatever its process group. */
   procs(machineId: string): number[] {
     try {
@@ -116,6 +116,7 @@ export class Cgroups {
     }
   }
 
+  /** Removes the machine's groups (once its processes are gone; a busy group is left). */
   remove(machineId: string): void {
     for (const dir of this.#dirs(machineId)) {
       try {
@@ -134,6 +135,14 @@ export class Cgroups {
       join(this.root, hierarchy, 'fleet', machineId),
     );
   }
+}
+
+/**
+ * Moves process `pid` into the groups of `procsFiles`, all at once: on cgroup v1 a move waits for
+ * an RCU grace period (10–20 ms on a quiet host), which moves under way together share.
+ */
+export async function joinGroups(procsFiles: string[], pid: number): Promise<void> {
+  await Promise.all(procsFiles.map((file) => writeFile(file, String(pid))));
 }
 
 /**

@@ -1,10 +1,19 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readlinkSync } from 'node:fs';
-import type { Duplex } from 'node:stream';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { UsageError } from '@fleet/service';
+import { mountsUnder, UsageError } from '@fleet/service';
 import { findTools } from './find-tool.js';
+import { handshakeLines } from './launch-handshake.js';
 
 const run = promisify(execFile);
 
@@ -19,11 +28,9 @@ const rangeFirst = ipNumber('198.18.0.2');
 const rangeSize = 2 ** 17 - 3; // to 198.19.255.254
 /** Addresses tried for one machine before its launch fails (each taken by another machine). */
 const triesMax = 256;
-/** How long a launch waits for the machine's process to have made its side of the link. */
-const linkWaitMs = 5_000;
 
-type Tool = 'ip' | 'unshare' | 'nsenter';
-const tools: Tool[] = ['ip', 'unshare', 'nsenter'];
+type Tool = 'ip' | 'unshare' | 'nsenter' | 'umount';
+const tools: Tool[] = ['ip', 'unshare', 'nsenter', 'umount'];
 
 /**
  * Each machine in a network namespace of its own, as a Fly machine is a VM with its own network:
@@ -34,25 +41,46 @@ const tools: Tool[] = ['ip', 'unshare', 'nsenter'];
  * (`gatewayIp`) its default gateway. Nothing is forwarded: machines reach neither each other nor
  * the outside (the proxy reaches them).
  *
- * A start: flyd claims an address (`prepare`: an `unreachable` route to it, which the kernel
- * refuses to a second claimant — flyds of one host, a test's or a topology's, share its network);
- * the machine's first process, in a namespace of its own (`unshare --net`) and still root, makes
- * the pair with its host end in flyd's namespace and configures its side, says so on fd 3, and
- * waits; flyd configures the host end (`attach`), says so, and the process becomes the machine's
- * command. The link is made where each end belongs, never moved (a move waits for the kernel's
- * RCU grace period: 20 ms a start), with one `ip -batch` each side. The namespace is the
- * process's own: it ends with the machine and takes the link and its route with it, so a stop, a
- * crash or a killed flyd leaves nothing behind.
+ * A first start: flyd claims an address (`prepare`: an `unreachable` route to it, which the
+ * kernel refuses to a second claimant — flyds of one host, a test's or a topology's, share its
+ * network); the machine's first process, in a namespace of its own (`unshare --net=<file>`, bound
+ * to a file of `dir`) and still root, makes the pair with its host end in flyd's namespace and
+ * configures its side, then says so (launch-handshake.ts); flyd configures the host end
+ * (`attach`) and lets it run the machine's command. The link is made where each end belongs,
+ * never moved (a move waits for the kernel's RCU grace period: 20 ms a start), with one
+ * `ip -batch` each side.
+ *
+ * The namespace outlives the machine's process through its file, so a stopped machine keeps its
+ * address, as on Fly, and its next start only enters it (`nsenter`): no address claimed, no
+ * namespace, link or route made (10–15 ms a start). Up to `idleMax` stopped machines keep theirs
+ * (about 200 KB of kernel memory each), the longest stopped dropped first; a destroyed machine's
+ * goes at once, and every one when flyd exits (a running machine's lives on with its process).
+ * Dropping one frees its link and route with it, as the kernel ends the namespace.
  */
 export class MachineNetwork {
-  private constructor(private readonly paths: Record<Tool, string>) {}
+  /** The kept network of each machine that has one, by id: its address. */
+  readonly #kept = new Map<string, string>();
+  /** Kept networks of stopped machines, the longest stopped first. */
+  readonly #idle = new Set<string>();
+  /** Networks being dropped: a start of the machine waits for it (the file is reused). */
+  readonly #dropping = new Map<string, Promise<void>>();
+
+  private constructor(
+    private readonly paths: Record<Tool, string>,
+    private readonly dir: string,
+    private readonly idleMax: number,
+  ) {}
 
   /**
    * `auto`: a namespace per machine when this host allows it (root, iproute2 and util-linux,
    * and a veth pair made and removed as a probe), else why not. `host` asks for the shared
    * network (each machine a free loopback port as `PORT`). Anything else is a UsageError.
    */
-  static async configure(setting: string): Promise<{ network: MachineNetwork } | { off: string }> {
+  static async configure(
+    setting: string,
+    dir: string,
+    idleMax: number,
+  ): Promise<{ network: MachineNetwork } | { off: string }> {
     if (setting === 'host') return { off: '--machine-network host' };
     if (setting !== 'auto')
       throw new UsageError(
@@ -62,7 +90,7 @@ export class MachineNetwork {
     const found = findTools(tools);
     if ('missing' in found)
       return { off: `${found.missing} is not installed (iproute2, util-linux)` };
-    const network = new MachineNetwork(found.paths);
+    const network = new MachineNetwork(found.paths, dir, idleMax);
     const probe = `fleetprobe${process.pid % 10_000}`; // and its peer: 15 characters at most
     try {
       await run(network.paths.ip, [
@@ -80,17 +108,35 @@ export class MachineNetwork {
     } finally {
       await run(network.paths.ip, ['link', 'del', probe]).catch(() => undefined);
     }
+    await network.#sweep();
     return { network };
   }
 
+  /** Drops the networks a killed flyd kept (binds under `dir`): this one knows none of them. */
+  async #sweep(): Promise<void> {
+    mkdirSync(this.dir, { recursive: true });
+    for (const path of mountsUnder(this.dir)) await this.#unmount(path);
+    for (const name of readdirSync(this.dir)) rmSync(join(this.dir, name), { force: true });
+  }
+
   /**
-   * Claims an address for machine `id`: `preferred` (the one it had) when no machine of this
-   * host holds it, else the next free one from a place its id picks (`taken`: the addresses this
-   * flyd's other machines hold). Until its link is up the claim routes nowhere.
+   * The address of machine `id` for its start: that of the network it kept, else a claimed one:
+   * `preferred` (the one it had) when no machine of this host holds it, else the next free one
+   * from a place its id picks (`taken`: the addresses this flyd's other machines hold), never one
+   * of the host's own. Until its link is up a claim routes nowhere.
    */
   async prepare(id: string, preferred: string | null, taken: (ip: string) => boolean) {
+    await this.#dropping.get(id);
+    this.#idle.delete(id);
+    const kept = this.#kept.get(id);
+    // Its host link gone (deleted by hand) the kept network reaches nothing: a fresh one.
+    if (kept !== undefined && existsSync(`/sys/class/net/${hostLink(id)}`)) return kept;
+    if (kept !== undefined) await this.#drop(id);
+    // An address of the host itself (a topology's hosts have theirs in this range) would be
+    // delivered to the host, never to the machine.
+    const own = localAddresses();
     for (const ip of candidates(id, preferred)) {
-      if (ip !== preferred && taken(ip)) continue;
+      if (own.has(ip) || (ip !== preferred && taken(ip))) continue;
       const refused = await this.#batch([`route add unreachable ${ip}/32`]);
       if (refused === undefined) return ip;
       if (!refused.exists) throw refused.error;
@@ -99,12 +145,27 @@ export class MachineNetwork {
   }
 
   /**
-   * `command` run as machine `id` at address `ip`, in a network namespace of its own: every
-   * port opened to the machine's own users (it listens on 80 as on Fly, not as root), the link
-   * made (its host end in the namespace of flyd, `hostPid`) and its side configured — loopback,
-   * `eth0` with `ip`, the gateway — then, once flyd has answered on fd 3 (`attach`), `command`.
+   * `command` run as machine `id` at address `ip`, in `dir` (its root, made by flyd meanwhile),
+   * once flyd has answered on fd 3 (`attach`). In the network it kept (`prepare`), or in a new
+   * namespace bound to its file: every port opened to the machine's own users (it listens on 80
+   * as on Fly, not as root), the link made (its host end in the namespace of flyd, `hostPid`) and
+   * its side configured — loopback, `eth0` with `ip`, the gateway.
    */
-  wrap(id: string, ip: string, command: string[], hostPid = process.pid): string[] {
+  wrap(id: string, ip: string, dir: string, command: string[], hostPid = process.pid): string[] {
+    const file = this.#file(id);
+    if (this.#kept.has(id))
+      return [
+        this.paths.nsenter,
+        `--net=${file}`,
+        '--',
+        '/bin/sh',
+        '-c',
+        handshakeLines.join('; '),
+        'sh',
+        dir,
+        ...command,
+      ];
+    writeFileSync(file, ''); // where unshare binds the namespace
     const inside = [
       `link add eth0 address ${machineMac(id)} type veth peer name ${hostLink(id)} netns ${hostPid}`,
       'link set lo up',
@@ -116,15 +177,12 @@ export class MachineNetwork {
     const script = [
       'echo 0 > /proc/sys/net/ipv4/ip_unprivileged_port_start || exit 112',
       'printf \'%s\\n\' "$1" | "$2" -batch - || exit 113',
-      'echo made >&3',
-      'read -r _ <&3 || exit 111',
-      'exec 3<&-',
       'shift 2',
-      'exec "$@"',
+      ...handshakeLines,
     ].join('; ');
     return [
       this.paths.unshare,
-      '--net',
+      `--net=${file}`,
       '--',
       '/bin/sh',
       '-c',
@@ -132,31 +190,18 @@ export class MachineNetwork {
       'sh',
       inside,
       this.paths.ip,
+      dir,
       ...command,
     ];
   }
 
   /**
-   * Once the machine's process (`wrap`) says on `control` (its fd 3) that its side is made,
-   * configures the host end — the gateway's address, up, the claimed route to `ip` through it,
-   * the machine's MAC known (no first packet waits on ARP) — and tells the process to go on.
+   * Configures the host end of machine `id`'s new link once its first process (`wrap`) made it
+   * and said so: the gateway's address, up, the claimed route to `ip` through it, the machine's
+   * MAC known (no first packet waits on ARP). A network the machine kept needs nothing.
    */
-  async attach(id: string, ip: string, control: Duplex): Promise<void> {
-    await new Promise<void>((resolve, reject) => {
-      let said = '';
-      control.setEncoding('utf8');
-      control.on('data', (chunk: string) => {
-        said += chunk;
-        if (said.includes('made\n')) resolve();
-      });
-      const failed = () => reject(new Error(`machine ${id} could not make its network link`));
-      control.once('end', failed);
-      control.once('error', reject);
-      setTimeout(
-        () => reject(new Error(`machine ${id} made no network link in time`)),
-        linkWaitMs,
-      ).unref();
-    });
+  async attach(id: string, ip: string): Promise<void> {
+    if (this.#kept.has(id)) return;
     const host = hostLink(id);
     const refused = await this.#batch([
       `addr add ${gatewayIp}/32 dev ${host}`,
@@ -165,13 +210,61 @@ export class MachineNetwork {
       `neigh replace ${ip} lladdr ${machineMac(id)} dev ${host} nud permanent`,
     ]);
     if (refused !== undefined) throw refused.error;
-    control.end('go\n');
+    this.#kept.set(id, ip);
   }
 
-  /** Removes what a launch that failed left of machine `id`'s network: its link, its claim. */
+  /**
+   * Machine `id`'s launch failed: what its network was is removed (a kept one too: it may be
+   * why), and the next start makes a new one. Of a new one: its bound namespace, link and claim.
+   */
   async discard(id: string, ip: string): Promise<void> {
+    if (this.#kept.has(id)) return this.#drop(id);
+    await this.#unmount(this.#file(id));
+    rmSync(this.#file(id), { force: true });
     await this.#batch([`link del ${hostLink(id)}`]);
     await this.#batch([`route del unreachable ${ip}/32`]);
+  }
+
+  /** Machine `id` stopped: its network is kept for its next start, the longest idle dropped past the bound. */
+  stopped(id: string): void {
+    if (!this.#kept.has(id)) return;
+    this.#idle.add(id);
+    for (const oldest of this.#idle) {
+      if (this.#idle.size <= this.idleMax) break;
+      void this.#drop(oldest);
+    }
+  }
+
+  /** Machine `id` is gone from this worker (destroyed, migrated away): its network goes too. */
+  release(id: string): Promise<void> {
+    return this.#drop(id);
+  }
+
+  /** flyd exits: every kept network is dropped (a running machine's lives on with its process). */
+  async releaseAll(): Promise<void> {
+    await Promise.all([...this.#kept.keys()].map((id) => this.#drop(id)));
+  }
+
+  #drop(id: string): Promise<void> {
+    const pending = this.#dropping.get(id);
+    if (pending) return pending;
+    if (!this.#kept.delete(id)) return Promise.resolve();
+    this.#idle.delete(id);
+    const dropping = (async () => {
+      await this.#unmount(this.#file(id));
+      rmSync(this.#file(id), { force: true });
+    })().finally(() => this.#dropping.delete(id));
+    this.#dropping.set(id, dropping);
+    return dropping;
+  }
+
+  /** Unmounts `path` if it is mounted (a kept namespace's bind): the namespace ends with its last user. */
+  async #unmount(path: string): Promise<void> {
+    await run(this.paths.umount, [path]).catch(() => undefined);
+  }
+
+  #file(id: string): string {
+    return join(this.dir, id);
   }
 
   /** Whether process `pid` is in a network namespace other than flyd's. */
@@ -216,11 +309,25 @@ function machineMac(id: string): string {
 }
 
 /** The preferred address, then addresses from a place in the range the machine's id picks. */
-function* candidates(id: string, preferred: string | null): Generator<string> {
+export function* candidates(id: string, preferred: string | null): Generator<string> {
   if (preferred !== null) yield preferred;
   const start = createHash('sha256').update(id).digest().readUInt32BE(0) % rangeSize;
   for (let offset = 0; offset < triesMax; offset++)
     yield ipText(rangeFirst + ((start + offset) % rangeSize));
+}
+
+/**
+ * Every address of flyd's network namespace, of links up or down (Node's `networkInterfaces`
+ * skips links that are down, whose addresses are still the host's): the kernel's local routes.
+ */
+function localAddresses(): Set<string> {
+  const lines = readFileSync('/proc/net/fib_trie', 'utf8').split('\n');
+  const found = new Set<string>();
+  lines.forEach((line, at) => {
+    const address = /([\d.]+)\s*$/.exec(lines[at - 1] ?? '')?.[1];
+    if (line.includes('/32 host LOCAL') && address !== undefined) found.add(address);
+  });
+  return found;
 }
 
 function ipNumber(text: string): number {

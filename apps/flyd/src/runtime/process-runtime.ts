@@ -15,7 +15,8 @@ import { present } from '@fleet/service/invariant';
 import type { ResolvedImage } from '../images/resolve.js';
 import type { LogFeed } from '../logs/feed.js';
 import type { LogSink } from '../logs/sink.js';
-import { type Cgroups, inGroups, type MachineLimits } from './cgroups.js';
+import { type Cgroups, inGroups, joinGroups, type MachineLimits } from './cgroups.js';
+import { go, heldCommand, made } from './launch-handshake.js';
 import type { MachineNetwork } from './machine-network.js';
 import type { MachineUser, MachineUsers } from './machine-users.js';
 import { OutputTail } from './output-tail.js';
@@ -26,6 +27,8 @@ export interface LaunchSpec {
   image: ResolvedImage;
   /** Its working directory: its own root (machines/root.ts). */
   dir: string;
+  /** Resolves once `dir` is ready; the command never runs before (see `start`). */
+  rootReady: Promise<void>;
   /** Where its output files and process record are kept: they outlive its root and flyd. */
   stateDir: string;
   env: Record<string, string>;
@@ -95,31 +98,30 @@ export class ProcessRuntime {
     return this.users?.userOf(machineId);
   }
 
-  /** Starts the machine's process; resolves with its pid once it has spawned. */
+  /**
+   * Starts the machine's process; resolves with its pid once its command runs. It is spawned at
+   * once, and runs its command only when its root (`rootReady`), its cgroups and its network are
+   * ready, all made side by side (launch-handshake.ts).
+   */
   start(spec: LaunchSpec): Promise<number> {
     const { machineId } = spec;
-    // Behind the cgroup shell or setpriv a missing command would be an exit 127, not the spawn
-    // error it is.
-    if (this.cgroups || spec.user)
-      assertExecutable(present(spec.image.cmd[0], 'the image command'), spec.env, spec.dir);
     const asUser = this.#asUser(spec.user, spec.image.cmd);
-    const networked =
-      this.network && spec.ip !== null ? this.network.wrap(machineId, spec.ip, asUser) : asUser;
-    const [command, ...args] = this.cgroups
-      ? inGroups(this.cgroups.create(machineId, spec.limits), networked)
-      : networked;
+    const command =
+      this.network && spec.ip !== null
+        ? this.network.wrap(machineId, spec.ip, spec.dir, asUser)
+        : heldCommand(spec.dir, asUser);
+    const groups = this.cgroups?.create(machineId, spec.limits);
     mkdirSync(spec.stateDir, { recursive: true });
     const files = outputFiles(spec.stateDir);
     const stdout = openSync(files.stdout, 'a');
     const stderr = openSync(files.stderr, 'a');
     let child: ChildProcess;
     try {
-      child = spawn(present(command, 'the command'), args, {
-        cwd: spec.dir,
+      child = spawn(present(command[0], 'the command'), command.slice(1), {
+        cwd: spec.stateDir, // it enters its root once that is ready
         env: spec.env,
         detached: true, // its own session: flyd's terminal or exit signals do not reach it
-        // fd 3: a machine in a network of its own and flyd wire its link over it (machine-network.ts).
-        stdio: ['ignore', stdout, stderr, ...(networked === asUser ? [] : ['pipe' as const])],
+        stdio: ['ignore', stdout, stderr, 'pipe'], // fd 3: the handshake
       });
     } finally {
       closeSync(stdout);
@@ -158,23 +160,51 @@ export class ProcessRuntime {
             join(spec.stateDir, processFile),
             JSON.stringify({ pid, startTime } satisfies ProcessIdentity),
           );
-        const watch = () => {
-          this.#watch(machineId, running);
-          resolve(pid);
-        };
-        if (networked === asUser) return watch();
-        // Wired before it is watched: a machine whose network fails never ran (its exit, when
-        // killed here, cleans up as any exit does, and no one records it).
-        const network = present(this.network, 'the network');
-        const ip = present(spec.ip, 'the address');
+        // Watched once its command runs: a machine that fails before never ran (killed here, its
+        // exit cleans up as any exit does, and no one records it).
         const control = child.stdio[3] as Duplex;
-        network.attach(machineId, ip, control).then(watch, (error: unknown) => {
-          control.destroy();
-          signalGroup(pid, 'SIGKILL'); // the launch discards what is left of its network
-          reject(error);
-        });
+        this.#ready(spec, pid, groups, control).then(
+          () => {
+            go(control);
+            this.#watch(machineId, running);
+            resolve(pid);
+          },
+          (error: unknown) => {
+            control.destroy();
+            signalGroup(pid, 'SIGKILL'); // the launch discards what is left of its network
+            reject(error);
+          },
+        );
       });
     });
+  }
+
+  /**
+   * Everything machine `spec` waits for before its command runs: in its cgroups (moved from here,
+   * where the kernel's grace period for it overlaps the rest), in its network (`made`, then the
+   * host end of a new link), and its root ready with the command there.
+   */
+  async #ready(
+    spec: LaunchSpec,
+    pid: number,
+    groups: string[] | undefined,
+    control: Duplex,
+  ): Promise<void> {
+    const steps = [
+      made(spec.machineId, control).then(() =>
+        spec.ip !== null ? this.network?.attach(spec.machineId, spec.ip) : undefined,
+      ),
+      spec.rootReady.then(() => {
+        // Behind its first process a missing command would be an exit 127, not the spawn error
+        // it is; a relative command is looked up in the root.
+        assertExecutable(present(spec.image.cmd[0], 'the image command'), spec.env, spec.dir);
+      }),
+      groups && joinGroups(groups, pid),
+    ];
+    // Every step settled before the launch answers, so a failed one leaves none running; the
+    // first failure named is the likeliest cause (a process that ended cannot join its groups).
+    const results = await Promise.allSettled(steps);
+    for (const result of results) if (result.status === 'rejected') throw result.reason;
   }
 
   /**
@@ -248,6 +278,7 @@ export class ProcessRuntime {
     signal: NodeJS.Signals | null,
   ): ExitInfo {
     this.#killRest(machineId, pid, hostId);
+    this.network?.stopped(machineId);
     const oomKilled = this.cgroups?.oomKilled(machineId) ?? false;
     this.cgroups?.remove(machineId);
     return { code, signal, oomKilled, requested: running.stopping };
@@ -330,10 +361,14 @@ export class ProcessRuntime {
     return true;
   }
 
-  /** Drops a destroyed (or migrated away) machine's kept output lines and gives its user back. */
-  forget(machineId: string): void {
+  /**
+   * Drops a destroyed (or migrated away) machine's kept output lines and network, and gives its
+   * user back.
+   */
+  async forget(machineId: string): Promise<void> {
     this.feed.forget(machineId);
     this.users?.release(machineId);
+    await this.network?.release(machineId);
   }
 
   runningIds(): string[] {
