@@ -167,8 +167,22 @@ describe.runIf(root)('a network of its own per machine', () => {
     }
   });
 
-  it('leaves no kept network behind when flyd exits', async () => {
-    expect(kept().length).toBeGreaterThan(0);
+  it('leaves no kept network behind when flyd exits, nor after a killed one', async () => {
+    const running = await createMachine(api, 'net', hello);
+    await inState(api, running, 'started');
+    const address = (await show(running)).private_addr;
+    expect(kept().length).toBeGreaterThan(1);
+    await fixture.kill();
+    api = await fixture.startFlyd();
+    expect(kept()).toEqual([]); // the next flyd drops what the killed one kept
+    // A machine that ran on keeps its network through its process.
+    await inState(api, running, 'started');
+    expect((await request(`http://${address}/`)).statusCode).toBe(200);
+    await stop(running);
+    await start(running); // in a new network, at its address
+    expect((await show(running)).private_addr).toBe(address);
+    expect(kept()).toEqual([running]);
+    expect((await request(`http://${address}/`)).statusCode).toBe(200);
     await fixture.stopFlyd(); // its machines run on, in their networks
     expect(kept()).toEqual([]);
   });

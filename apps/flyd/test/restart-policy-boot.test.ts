@@ -1,9 +1,11 @@
+import { chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { until } from '@fleet/service/vitest-until';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callExpecting } from './expect-status.js';
 import { call, FlydFixture, inState } from './flyd-fixture.js';
 import { machinePids } from './machine-processes.js';
+import { tempDir } from './temp-dirs.js';
 
 interface Event {
   type: string;
@@ -13,7 +15,9 @@ interface Event {
 
 /**
  * A machine whose process fails (exit 1) its first `failures` launches, counting them in a file
- * outside its root (the root is fresh at every launch), then stays up.
+ * outside its root (the root is fresh at every launch), then stays up. The file's folder must let
+ * the machine's own user write: before it did, every launch failed on EACCES, and the test
+ * passed only while it looked before the seventh launch had failed too.
  */
 const flaky = (counter: string, failures: number, restart: Record<string, unknown>) => ({
   image: 'hello',
@@ -53,12 +57,14 @@ describe('restart-policy restarts pending when flyd dies', () => {
     (await call(api, 'POST', '/v1/machines', { app: 'flaky', config }))?.body.id as string;
 
   it('starts a machine again at boot when its policy still wanted a restart', async () => {
-    const pending = await create(flaky(join(fixture.dir, 'pending'), 6, {}));
+    const counters = tempDir('fleet-restarts-');
+    chmodSync(counters, 0o777); // the machines run as users of their own
+    const pending = await create(flaky(join(counters, 'pending'), 6, {}));
     // Stays down after its second failure: max_retries 1 is spent.
     const spent = await create(
-      flaky(join(fixture.dir, 'spent'), 99, { policy: 'on-failure', max_retries: 1 }),
+      flaky(join(counters, 'spent'), 99, { policy: 'on-failure', max_retries: 1 }),
     );
-    const never = await create(flaky(join(fixture.dir, 'never'), 99, { policy: 'no' }));
+    const never = await create(flaky(join(counters, 'never'), 99, { policy: 'no' }));
 
     // The 6th exit (restart_count 5) waits 100 ms × 2^5 = 3.2 s for its restart: kill flyd then.
     await until('six failures', async () =>

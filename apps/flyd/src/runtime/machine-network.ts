@@ -11,7 +11,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { mountsUnder, UsageError } from '@fleet/service';
+import { UsageError } from '@fleet/service';
 import { findTools } from './find-tool.js';
 import { handshakeLines } from './launch-handshake.js';
 
@@ -26,6 +26,8 @@ export const gatewayIp = '198.18.0.1';
  */
 const rangeFirst = ipNumber('198.18.0.2');
 const rangeSize = 2 ** 17 - 3; // to 198.19.255.254
+/** How long a machine's own address is waited for while its last namespace ends. */
+const ownAddressWaitMs = 1_000;
 /** Addresses tried for one machine before its launch fails (each taken by another machine). */
 const triesMax = 256;
 
@@ -112,11 +114,10 @@ export class MachineNetwork {
     return { network };
   }
 
-  /** Drops the networks a killed flyd kept (binds under `dir`): this one knows none of them. */
+  /** Drops the networks a killed flyd kept (their files in `dir`): this one knows none of them. */
   async #sweep(): Promise<void> {
     mkdirSync(this.dir, { recursive: true });
-    for (const path of mountsUnder(this.dir)) await this.#unmount(path);
-    for (const name of readdirSync(this.dir)) rmSync(join(this.dir, name), { force: true });
+    for (const name of readdirSync(this.dir)) await this.#unbind(name);
   }
 
   /**
@@ -136,12 +137,24 @@ export class MachineNetwork {
     // delivered to the host, never to the machine.
     const own = localAddresses();
     for (const ip of candidates(id, preferred)) {
-      if (own.has(ip) || (ip !== preferred && taken(ip))) continue;
-      const refused = await this.#batch([`route add unreachable ${ip}/32`]);
-      if (refused === undefined) return ip;
-      if (!refused.exists) throw refused.error;
+      if (own.has(ip) || taken(ip)) continue;
+      // Its own address may still be routed to its last namespace, which the kernel ends in the
+      // background: tried for a moment before another is taken.
+      if (await this.#claim(ip, ip === preferred ? ownAddressWaitMs : 0)) return ip;
     }
     throw new Error(`no free machine address after ${triesMax} tries`);
+  }
+
+  /** Claims `ip` with an `unreachable` route; false when it is routed already (past `waitMs`). */
+  async #claim(ip: string, waitMs: number): Promise<boolean> {
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      const refused = await this.#batch([`route add unreachable ${ip}/32`]);
+      if (refused === undefined) return true;
+      if (!refused.exists) throw refused.error;
+      if (Date.now() >= deadline) return false;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
   }
 
   /**
@@ -219,8 +232,7 @@ export class MachineNetwork {
    */
   async discard(id: string, ip: string): Promise<void> {
     if (this.#kept.has(id)) return this.#drop(id);
-    await this.#unmount(this.#file(id));
-    rmSync(this.#file(id), { force: true });
+    await this.#unbind(id);
     await this.#batch([`link del ${hostLink(id)}`]);
     await this.#batch([`route del unreachable ${ip}/32`]);
   }
@@ -250,17 +262,29 @@ export class MachineNetwork {
     if (pending) return pending;
     if (!this.#kept.delete(id)) return Promise.resolve();
     this.#idle.delete(id);
-    const dropping = (async () => {
-      await this.#unmount(this.#file(id));
-      rmSync(this.#file(id), { force: true });
-    })().finally(() => this.#dropping.delete(id));
+    const dropping = this.#unbind(id).finally(() => this.#dropping.delete(id));
     this.#dropping.set(id, dropping);
     return dropping;
   }
 
-  /** Unmounts `path` if it is mounted (a kept namespace's bind): the namespace ends with its last user. */
+  /**
+   * Unbinds machine `id`'s namespace from its file and removes the file; the namespace ends with
+   * its last process. Never fails: what is left is swept at flyd's next start.
+   */
+  async #unbind(id: string): Promise<void> {
+    await this.#unmount(this.#file(id));
+    try {
+      rmSync(this.#file(id), { force: true });
+    } catch {
+      // still mounted: swept at the next start
+    }
+  }
+
+  /** Unmounts `path` if it is mounted (a kept namespace's bind), lazily if it is busy. */
   async #unmount(path: string): Promise<void> {
-    await run(this.paths.umount, [path]).catch(() => undefined);
+    await run(this.paths.umount, [path]).catch(() =>
+      run(this.paths.umount, ['-l', path]).catch(() => undefined),
+    );
   }
 
   #file(id: string): string {
