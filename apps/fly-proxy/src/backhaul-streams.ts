@@ -2,7 +2,7 @@ import type { Http2Session, IncomingHttpHeaders, ServerHttp2Stream } from 'node:
 import { connect, type Socket } from 'node:net';
 import { present } from '@fleet/service/invariant';
 import { chargeTunnel } from './airtime/tunnel.js';
-import { backhaulHeaders, backhaulTokenMatches } from './backhaul.js';
+import { backhaulHeaders, backhaulTokenMatches, serviceAddress } from './backhaul.js';
 import { backhaulWindowBytes } from './backhaul-session.js';
 import { type ProxyErrorCode, statusOfCode } from './errors.js';
 import type { Http1Relay } from './http1/relay.js';
@@ -94,13 +94,14 @@ async function tunnel(
   const routed = routing instanceof Promise ? await routing : routing;
   if (!routed.ok) return refused(stream, routed.code, routed.message);
   const here = routed.candidates.find((one) => one.machine.hostId === relayOptions.hostId);
-  if (here === undefined || here.machine.privateAddr === null)
+  const address = here && serviceAddress(here.machine, here.service.internalPort);
+  if (here === undefined || address === undefined)
     return refused(
       stream,
       'PROXY_ERR_NOT_ON_HOST',
       `machine ${machineId} of app ${app} is not on host ${relayOptions.hostId}`,
     );
-  const machine = await connected(here.machine.privateAddr, options.connectTimeoutMs);
+  const machine = await connected(address, options.connectTimeoutMs);
   if (machine === undefined) {
     deps.catalog.machineUnreachable(machineId);
     return refused(stream, 'PROXY_ERR_UPSTREAM', `machine ${machineId} could not be reached`);

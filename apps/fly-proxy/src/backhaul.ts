@@ -1,5 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import type { MachineEntry } from '@fleet/catalog';
+import type { Candidate, MachineEntry } from '@fleet/catalog';
 
 /**
  * The edge → worker hop. An edge never dials a machine on another host: it sends the request to
@@ -30,16 +30,34 @@ export function backhaulTokenMatches(presented: string | undefined, expected: st
   return timingSafeEqual(Buffer.from(presented), Buffer.from(expected));
 }
 
-/** Where this edge sends a request for `machine`: its backhaul when it lives on another host. */
+/**
+ * Where this edge sends a request for `candidate`'s service: the machine itself on this host
+ * (`serviceAddress`), its host's backhaul on another.
+ */
 export function hopFor(
-  machine: MachineEntry,
+  candidate: Candidate,
   ownHostId: string | undefined,
 ): { address: string; viaBackhaul: boolean } | undefined {
+  const { machine } = candidate;
   const remote = ownHostId !== undefined && machine.hostId !== '' && machine.hostId !== ownHostId;
-  if (!remote)
-    return machine.privateAddr === null
-      ? undefined
-      : { address: machine.privateAddr, viaBackhaul: false };
+  if (!remote) {
+    const address = serviceAddress(machine, candidate.service.internalPort);
+    return address === undefined ? undefined : { address, viaBackhaul: false };
+  }
   const backhaul = machine.backhaulAddr;
   return backhaul === null ? undefined : { address: backhaul, viaBackhaul: true };
+}
+
+/**
+ * Where `machine` takes its service of `internalPort`. A machine with an address of its own (a
+ * network of its own, as a Fly machine's private address) listens on each service's internal
+ * port there; one on its worker's loopback has a single port (`PORT`), which its `private_addr`
+ * names, for every service.
+ */
+export function serviceAddress(machine: MachineEntry, internalPort: number): string | undefined {
+  const address = machine.privateAddr;
+  if (address === null) return undefined;
+  const host = address.slice(0, address.lastIndexOf(':'));
+  const loopback = host.startsWith('127.') || host === '[::1]' || host === 'localhost';
+  return loopback ? address : `${host}:${internalPort}`;
 }

@@ -1,7 +1,7 @@
 import type { Candidate } from '@fleet/catalog';
 import { present } from '@fleet/service/invariant';
 import type { AppFlows, FlowSides } from '../airtime/throttle.js';
-import { backhaulHeaders, backhaulTokenMatches, hopFor } from '../backhaul.js';
+import { backhaulHeaders, backhaulTokenMatches, hopFor, serviceAddress } from '../backhaul.js';
 import type { ProxyErrorCode } from '../errors.js';
 import { statusOfCode } from '../errors.js';
 import {
@@ -312,7 +312,7 @@ export class Exchange implements UpstreamUser, FlowSides {
       this.#unreachable();
       return;
     }
-    const hop = hopFor(candidate.machine, this.client.relay.options.hostId);
+    const hop = hopFor(candidate, this.client.relay.options.hostId);
     if (hop === undefined) {
       this.#candidate += 1; // no address to reach it by (yet): the next candidate
       this.#attempt(false);
@@ -351,7 +351,7 @@ export class Exchange implements UpstreamUser, FlowSides {
     }
     this.#warn(error);
     if (code === 'ECONNREFUSED' && !this.#viaBackhaul)
-      this.#refusedAt = candidate.machine.privateAddr ?? undefined;
+      this.#refusedAt = serviceAddress(candidate.machine, candidate.service.internalPort);
     // Refused, unreachable, timed out: ranked last until it answers again (the catalog's TTL).
     if (neverReached(error))
       this.client.relay.deps.catalog.machineUnreachable(candidate.machine.id);

@@ -129,7 +129,7 @@ export class TcpListeners {
       return;
     }
     for (const candidate of routed.candidates) {
-      const hop = hopFor(candidate.machine, this.options.hostId);
+      const hop = hopFor(candidate, this.options.hostId);
       if (hop === undefined) continue;
       // Another host's machine: a CONNECT stream on the session to that host's backhaul.
       const machine = hop.viaBackhaul

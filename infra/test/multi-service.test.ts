@@ -1,0 +1,90 @@
+import { mkdtempSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FlapsClient } from '@fleet/flaps-client';
+import { until } from '@fleet/service/vitest-until';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitForProxy } from '../src/launcher/demo.js';
+import { type Fleet, startFleet } from '../src/launcher/fleet.js';
+
+const root = process.getuid?.() === 0;
+
+/** A machine that answers `tcp` on a raw connection to 7000 and `http` to HTTP on 8080. */
+const twoPorts = [
+  'node',
+  '-e',
+  "require('node:net').createServer((s) => s.end('tcp\\n')).listen(7000); require('node:http').createServer((q, s) => s.end('http\\n')).listen(8080)",
+];
+const tcp = (publicPort: number) => ({
+  protocol: 'tcp',
+  internal_port: 7000,
+  ports: [{ port: publicPort }],
+});
+const http = { protocol: 'tcp', internal_port: 8080, ports: [{ port: 80, handlers: ['http'] }] };
+
+/** All that a raw connection to 127.0.0.1:`port` reads before the far end closes. */
+function readAll(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let read = '';
+    const socket = connect({ host: '127.0.0.1', port });
+    socket.setTimeout(5_000, () => socket.destroy(new Error('no answer in time')));
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => {
+      read += chunk;
+    });
+    socket.on('end', () => resolve(read));
+    socket.on('error', reject);
+  });
+}
+
+// A machine with two services, as a Fly app with an HTTP and a TCP service, on a real one-host
+// fleet: the edge reaches each service on its own internal port at the machine's address (a
+// network of its own, as root), whichever comes first in the config. Before, every service was
+// dialed at the first one's port (the machine's private_addr).
+describe.runIf(root)('a machine with two services', () => {
+  let fleet: Fleet;
+  let flaps: FlapsClient;
+
+  const started = async (app: string, services: unknown[]) => {
+    await flaps.createApp(app);
+    const created = await flaps.createMachine(app, {
+      region: 'local',
+      config: { image: 'hello', init: { exec: twoPorts }, services },
+    });
+    await flaps.waitMachine(app, created.id, 'started');
+  };
+
+  beforeAll(async () => {
+    fleet = await startFleet({
+      stateDir: mkdtempSync(join(tmpdir(), 'fleet-services-')),
+      hostId: 'services-host',
+      region: 'local',
+      proxyListen: '127.0.0.1:0',
+      apiListen: '127.0.0.1:0',
+      domain: 'fleet.test',
+      startTimeoutMs: 30_000,
+    });
+    flaps = new FlapsClient(fleet.urls.flaps, fleet.secrets.apiToken);
+  });
+
+  afterAll(async () => {
+    await fleet?.stop();
+  });
+
+  it('is reached on each service’s internal port through the edge', async () => {
+    await started('two-tcp-first', [tcp(17_091), http]);
+    const answer = await waitForProxy(fleet.urls.proxy, 'two-tcp-first.fleet.test', (reply) =>
+      reply.body.includes('http'),
+    );
+    expect(answer).toMatchObject({ status: 200, body: 'http\n' });
+
+    await started('two-http-first', [http, tcp(17_092)]);
+    const read = await until(
+      'the tcp service through the edge',
+      () => readAll(17_092).catch((error: Error) => error.message),
+      (text) => text === 'tcp\n',
+    );
+    expect(read).toBe('tcp\n');
+  });
+});
