@@ -149,6 +149,22 @@ describe.runIf(root)('a network of its own per machine', () => {
     expect(Number((await exec(id, ['id', '-u'])).stdout)).toBeGreaterThan(0);
   });
 
+  it('leaves no network behind a launch that fails', async () => {
+    const id = await createMachine(api, 'net', {
+      ...hello,
+      init: { exec: ['no-such-command-here'] },
+      restart: { policy: 'no' },
+    });
+    await until('the failed launch', async () =>
+      (await show(id)).state === 'stopped' ? true : undefined,
+    );
+    const address = (await show(id)).private_ip;
+    expect(kept()).not.toContain(id);
+    await until('its link gone', () => !hostLink(id) || undefined);
+    // Neither its link's route nor its claim is left: the address is free.
+    expect(execFileSync('ip', ['route', 'show', `${address}/32`], { encoding: 'utf8' })).toBe('');
+  });
+
   it("never hands a machine an address of the host's own", async () => {
     const id = randomBytes(7).toString('hex');
     const [first] = candidates(id, null);

@@ -233,8 +233,7 @@ export class MachineNetwork {
   async discard(id: string, ip: string): Promise<void> {
     if (this.#kept.has(id)) return this.#drop(id);
     await this.#unbind(id);
-    await this.#batch([`link del ${hostLink(id)}`]);
-    await this.#batch([`route del unreachable ${ip}/32`]);
+    await this.#batch([`link del ${hostLink(id)}`, `route del unreachable ${ip}/32`], true);
   }
 
   /** Machine `id` stopped: its network is kept for its next start, the longest idle dropped past the bound. */
@@ -305,9 +304,15 @@ export class MachineNetwork {
     return [this.paths.nsenter, '--target', String(pid), '--net', '--', ...command];
   }
 
-  /** Runs `commands` in one `ip -batch`; undefined, or the failure and whether "File exists". */
-  async #batch(commands: string[]): Promise<{ exists: boolean; error: Error } | undefined> {
-    const child = execFile(this.paths.ip, ['-batch', '-']);
+  /**
+   * Runs `commands` in one `ip -batch` (with `force`, each whatever the one before did);
+   * undefined, or the failure and whether "File exists".
+   */
+  async #batch(
+    commands: string[],
+    force = false,
+  ): Promise<{ exists: boolean; error: Error } | undefined> {
+    const child = execFile(this.paths.ip, [...(force ? ['-force'] : []), '-batch', '-']);
     child.stdin?.end(`${commands.join('\n')}\n`);
     let stderr = '';
     child.stderr?.on('data', (chunk: Buffer) => {
