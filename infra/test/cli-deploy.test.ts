@@ -1,6 +1,7 @@
 import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Machine } from '@fleet/flaps-client';
+import { until } from '@fleet/service/vitest-until';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getThroughProxy } from '../src/launcher/demo.js';
@@ -25,9 +26,14 @@ describe('fleet launch and fleet deploy', () => {
    * Rewrites fly.toml's release: its VERSION and its check — a tcp check of the app's port, or
    * (`failingCheck`) an http check of a path the app does not serve, the classic broken release.
    */
-  const release = (version: string, options: { failingCheck?: boolean } = {}) => {
+  const release = (
+    version: string,
+    options: { failingCheck?: boolean; graceSeconds?: number } = {},
+  ) => {
     const base = readFileSync(join(project, 'fly.toml'), 'utf8').split('\n# release')[0]!;
-    const check = options.failingCheck ? "type = 'http'\n    path = '/healthz'" : "type = 'tcp'";
+    const check =
+      (options.failingCheck ? "type = 'http'\n    path = '/healthz'" : "type = 'tcp'") +
+      (options.graceSeconds === undefined ? '' : `\n    grace_period = '${options.graceSeconds}s'`);
     writeFileSync(
       join(project, 'fly.toml'),
       `${base}\n# release\n[env]\n  VERSION = '${version}'\n\n[checks]\n  [checks.alive]\n    ${check}\n    port = 8080\n    interval = '500ms'\n    timeout = '1s'\n`,
@@ -190,15 +196,23 @@ describe('fleet launch and fleet deploy', () => {
   }, 180_000);
 
   it('lets one of two deploys at once through: the other finds the machines leased', async () => {
-    release('6');
-    const [one, two] = await Promise.all([
-      run(['deploy', '--wait-timeout', '60s']),
-      run(['deploy', '--wait-timeout', '60s']),
-    ]);
-    const codes = [one.code, two.code].sort();
-    expect(codes).toEqual([0, 1]);
-    const refused = one.code === 1 ? one : two;
-    expect(refused.stderr).toMatch(/is leased \(another deploy of deploy-app running\?\)/);
+    // Checks that count only after 3 s keep the first deploy on its leased machines (6 s at
+    // least, one machine after the other) however slow the second is to start: started side by
+    // side, a fast first deploy could end before the second looked, which then found the release
+    // already out and passed too.
+    release('6', { graceSeconds: 3 });
+    const first = run(['deploy', '--wait-timeout', '60s']);
+    const [leased] = await flaps.listMachines(app);
+    await until('the first deploy holding its leases', () =>
+      flaps.call('GET', `/v1/apps/${app}/machines/${leased?.id}/lease`).then(
+        () => true,
+        () => undefined,
+      ),
+    );
+    const second = await run(['deploy', '--wait-timeout', '60s']);
+    expect(second.code).toBe(1);
+    expect(second.stderr).toMatch(/is leased \(another deploy of deploy-app running\?\)/);
+    expect((await first).code).toBe(0);
     expect(await versions()).toEqual(['6', '6']);
   }, 120_000);
 
