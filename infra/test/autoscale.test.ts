@@ -5,7 +5,8 @@ import { FlapsClient, type Machine } from '@fleet/flaps-client';
 import { until } from '@fleet/service/vitest-until';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoMachineConfig, waitForProxy } from '../src/launcher/demo.js';
-import { type Fleet, startFleet } from '../src/launcher/fleet.js';
+import type { Fleet } from '../src/launcher/fleet.js';
+import { startTestFleet } from './test-fleet.js';
 
 /** The demo machine with Fly's autostart/autostop settings on its HTTP service. */
 function autoscaledConfig(minMachinesRunning: number) {
@@ -32,14 +33,8 @@ describe('autostop and autostart', () => {
 
   beforeAll(async () => {
     stateDir = mkdtempSync(join(tmpdir(), 'fleet-autoscale-'));
-    fleet = await startFleet({
+    fleet = await startTestFleet('autoscale', {
       stateDir,
-      hostId: 'autoscale-host',
-      region: 'local',
-      proxyListen: '127.0.0.1:0',
-      apiListen: '127.0.0.1:0',
-      domain: 'fleet.test',
-      startTimeoutMs: 30_000,
       proxyArgs: ['--autostop-interval-ms', '500'],
     });
     flaps = new FlapsClient(fleet.urls.flaps, fleet.secrets.apiToken);

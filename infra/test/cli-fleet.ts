@@ -5,8 +5,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { FlapsClient } from '@fleet/flaps-client';
 import { unmountUnder } from '@fleet/service';
-import { type Fleet, startFleet } from '../src/launcher/fleet.js';
+import type { Fleet } from '../src/launcher/fleet.js';
 import { repoRoot } from '../src/launcher/paths.js';
+import { startTestFleet } from './test-fleet.js';
 
 const require = createRequire(import.meta.url);
 const fleetBin = join(dirname(require.resolve('@fleet/cli/package.json')), 'dist', 'main.js');
@@ -41,15 +42,7 @@ export async function startCliFleet(hostId: string): Promise<CliFleet> {
   const running = new Set<ChildProcess>();
   let fleet: Fleet;
   try {
-    fleet = await startFleet({
-      stateDir: join(home, 'fleet'),
-      hostId,
-      region: 'local',
-      proxyListen: '127.0.0.1:0',
-      apiListen: '127.0.0.1:0',
-      domain: 'fleet.test',
-      startTimeoutMs: 30_000,
-    });
+    fleet = await startTestFleet('cli', { stateDir: join(home, 'fleet'), hostId });
   } catch (error) {
     rmSync(home, { recursive: true, force: true });
     throw error;

@@ -1,12 +1,10 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { FlapsClient, type Machine } from '@fleet/flaps-client';
 import { until } from '@fleet/service/vitest-until';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoMachineConfig, getThroughProxy, waitForProxy } from '../src/launcher/demo.js';
-import { type Fleet, startFleet } from '../src/launcher/fleet.js';
+import type { Fleet } from '../src/launcher/fleet.js';
 import { isAlive, pidsWithEnv } from './processes.js';
+import { startTestFleet } from './test-fleet.js';
 
 // The walking skeleton end to end: a real fleet (corrosion, flyd, flaps, fly-proxy as processes
 // on ephemeral ports) serves a machine created through the Machines API, reflects stop, start
@@ -20,15 +18,7 @@ describe('a local fleet, end to end', () => {
   const seenPids = new Set<number>();
 
   beforeAll(async () => {
-    fleet = await startFleet({
-      stateDir: mkdtempSync(join(tmpdir(), 'fleet-e2e-')),
-      hostId: 'e2e-host',
-      region: 'local',
-      proxyListen: '127.0.0.1:0',
-      apiListen: '127.0.0.1:0',
-      domain: 'fleet.test',
-      startTimeoutMs: 30_000,
-    });
+    fleet = await startTestFleet('e2e');
     for (const server of fleet.servers) seenPids.add(server.child.pid!);
     flaps = new FlapsClient(fleet.urls.flaps, fleet.secrets.apiToken);
   });

@@ -1,14 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FlapsClient, type Machine } from '@fleet/flaps-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitForProxy } from '../src/launcher/demo.js';
-import { type Fleet, startFleet } from '../src/launcher/fleet.js';
+import type { Fleet } from '../src/launcher/fleet.js';
 import { imagesDir } from '../src/launcher/paths.js';
 import { uploadSampleImages } from '../src/launcher/sample-images.js';
+import { startTestFleet } from './test-fleet.js';
 
 /** Sends `payload` on a fresh TCP connection, half-closes, and resolves with all that came back. */
 function echoRoundTrip(address: string, payload: Buffer): Promise<Buffer> {
@@ -45,15 +45,7 @@ describe('the sample machine images', () => {
   };
 
   beforeAll(async () => {
-    fleet = await startFleet({
-      stateDir: mkdtempSync(join(tmpdir(), 'fleet-images-')),
-      hostId: 'images-host',
-      region: 'local',
-      proxyListen: '127.0.0.1:0',
-      apiListen: '127.0.0.1:0',
-      domain: 'fleet.test',
-      startTimeoutMs: 30_000,
-    });
+    fleet = await startTestFleet('images');
     flaps = new FlapsClient(fleet.urls.flaps, fleet.secrets.apiToken);
     await flaps.createApp(app);
   });

@@ -1,12 +1,10 @@
-import { mkdtempSync } from 'node:fs';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { FlapsClient } from '@fleet/flaps-client';
 import { until } from '@fleet/service/vitest-until';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitForProxy } from '../src/launcher/demo.js';
-import { type Fleet, startFleet } from '../src/launcher/fleet.js';
+import type { Fleet } from '../src/launcher/fleet.js';
+import { startTestFleet } from './test-fleet.js';
 
 const root = process.getuid?.() === 0;
 
@@ -56,15 +54,7 @@ describe.runIf(root)('a machine with two services', () => {
   };
 
   beforeAll(async () => {
-    fleet = await startFleet({
-      stateDir: mkdtempSync(join(tmpdir(), 'fleet-services-')),
-      hostId: 'services-host',
-      region: 'local',
-      proxyListen: '127.0.0.1:0',
-      apiListen: '127.0.0.1:0',
-      domain: 'fleet.test',
-      startTimeoutMs: 30_000,
-    });
+    fleet = await startTestFleet('services');
     flaps = new FlapsClient(fleet.urls.flaps, fleet.secrets.apiToken);
   });
 
