@@ -20,6 +20,12 @@ const tcp = (publicPort: number) => ({
   ports: [{ port: publicPort }],
 });
 const http = { protocol: 'tcp', internal_port: 8080, ports: [{ port: 80, handlers: ['http'] }] };
+/** A machine that answers HTTP on 8080 and 9090, each saying which. */
+const twoHttpPorts = [
+  'node',
+  '-e',
+  "for (const port of [8080, 9090]) require('node:http').createServer((q, s) => s.end('http ' + port + '\\n')).listen(port)",
+];
 
 /** All that a raw connection to 127.0.0.1:`port` reads before the far end closes. */
 function readAll(port: number): Promise<string> {
@@ -44,11 +50,11 @@ describe.runIf(root)('a machine with two services', () => {
   let fleet: Fleet;
   let flaps: FlapsClient;
 
-  const started = async (app: string, services: unknown[]) => {
+  const started = async (app: string, services: unknown[], exec = twoPorts) => {
     await flaps.createApp(app);
     const created = await flaps.createMachine(app, {
       region: 'local',
-      config: { image: 'hello', init: { exec: twoPorts }, services },
+      config: { image: 'hello', init: { exec }, services },
     });
     await flaps.waitMachine(app, created.id, 'started');
   };
@@ -76,5 +82,22 @@ describe.runIf(root)('a machine with two services', () => {
       (text) => text === 'tcp\n',
     );
     expect(read).toBe('tcp\n');
+  });
+
+  it('takes HTTP on a service port of its own to that service, and elsewhere to the first', async () => {
+    const second = {
+      protocol: 'tcp',
+      internal_port: 9090,
+      ports: [{ port: 17_093, handlers: ['http'] }],
+    };
+    await started('two-http', [http, second], twoHttpPorts);
+    const main = await waitForProxy(fleet.urls.proxy, 'two-http.fleet.test', (reply) =>
+      reply.body.startsWith('http'),
+    );
+    expect(main.body).toBe('http 8080\n');
+    const own = await waitForProxy('http://127.0.0.1:17093', 'two-http.fleet.test', (reply) =>
+      reply.body.startsWith('http'),
+    );
+    expect(own.body).toBe('http 9090\n');
   });
 });

@@ -17,6 +17,8 @@ export const backhaulHeaders = {
   stream: 'fly-backhaul-stream',
   /** On a `tcp` stream: the public port the connection came in on (picks the service). */
   port: 'fly-backhaul-port',
+  /** On an HTTP request: the internal port of the service the edge chose. */
+  service: 'fly-backhaul-service',
 } as const;
 
 /** The token a backhaul accepts: HMAC-SHA256 of a fixed label under the fleet key, hex. */

@@ -44,6 +44,7 @@ export class ClientConnection implements ExchangeClient {
     readonly socket: ClientSocket,
     readonly relay: Http1Relay,
     readonly watched: Watched | undefined,
+    readonly servicePort: number | undefined,
   ) {
     socket.setNoDelay?.(true);
     socket.on('data', (chunk: Buffer) => this.#read(chunk));

@@ -17,6 +17,12 @@ export interface ExchangeClient {
   /** What Fly's forwarding headers say about the client. */
   readonly clientIp: string;
   readonly localPort: number;
+  /**
+   * The public port of the service listener the request came in on (a service's own `http`
+   * port): it picks the app's service, as on Fly. Undefined on the edge's main listeners, where
+   * the app's first HTTP service takes the request.
+   */
+  readonly servicePort: number | undefined;
   readonly encrypted: boolean;
   /** The client spoke HTTP/2 (`Via: 2 fly.io`). */
   readonly http2: boolean;

@@ -279,7 +279,9 @@ export class Exchange implements UpstreamUser, FlowSides {
       return;
     }
     const deps = this.client.relay.deps;
-    const routed = routeRequest(deps, target.host, routingControls(flyHeaders(this.head)));
+    const controls = routingControls(flyHeaders(this.head));
+    if (this.client.servicePort !== undefined) controls.port = this.client.servicePort;
+    const routed = routeRequest(deps, target.host, controls);
     if (routed instanceof Promise) routed.then((value) => this.#routed(value), this.#crashed);
     else this.#routed(routed);
   }
@@ -395,7 +397,7 @@ export class Exchange implements UpstreamUser, FlowSides {
     const { options } = this.client.relay;
     if (options.mode === 'backhaul') return deliveredHead(this.head);
     const client = this.client;
-    const machine = this.#attempted().machine;
+    const { machine, service } = this.#attempted();
     return upstreamRequestHead(this.head, {
       host: this.#host,
       path: this.#path,
@@ -408,7 +410,12 @@ export class Exchange implements UpstreamUser, FlowSides {
       replaySource: this.#replaySource,
       replayFailed: this.#replayFailed,
       backhaul: this.#viaBackhaul
-        ? { machineId: machine.id, app: machine.app, token: backhaulToken(options) }
+        ? {
+            machineId: machine.id,
+            app: machine.app,
+            token: backhaulToken(options),
+            internalPort: service.internalPort,
+          }
         : undefined,
     });
   }
@@ -455,7 +462,9 @@ export class Exchange implements UpstreamUser, FlowSides {
       this.#candidates = here;
       this.#attempt(false);
     };
-    const routing = routeApp(deps, app, { forceInstance: machineId });
+    // The service the edge chose (an edge before it named none: the first HTTP one).
+    const internalPort = Number(named(backhaulHeaders.service)) || undefined;
+    const routing = routeApp(deps, app, { forceInstance: machineId, internalPort });
     if (routing instanceof Promise) routing.then(delivered, this.#crashed);
     else delivered(routing);
   }

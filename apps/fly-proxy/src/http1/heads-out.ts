@@ -20,7 +20,7 @@ export interface Forwarding {
   replaySource?: string;
   replayFailed?: string;
   /** Sent to the machine's host's backhaul rather than to the machine. */
-  backhaul?: { machineId: string; app: string; token: string };
+  backhaul?: { machineId: string; app: string; token: string; internalPort: number };
 }
 
 /**
@@ -54,7 +54,7 @@ export function upstreamRequestHead(head: RequestHead, forwarding: Forwarding): 
   if (backhaul !== undefined) {
     out +=
       `${backhaulHeaders.machine}: ${backhaul.machineId}\r\n${backhaulHeaders.app}: ${backhaul.app}\r\n` +
-      `${backhaulHeaders.auth}: ${backhaul.token}\r\n`;
+      `${backhaulHeaders.auth}: ${backhaul.token}\r\n${backhaulHeaders.service}: ${backhaul.internalPort}\r\n`;
   }
   if (head.upgrade !== undefined) out += `connection: upgrade\r\nupgrade: ${head.upgrade}\r\n`;
   else if (head.minor === 0) out += 'connection: close\r\n';

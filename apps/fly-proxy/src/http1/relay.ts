@@ -54,8 +54,9 @@ export class Http1Relay {
     this.#timer.unref();
   }
 
-  serve(socket: ClientSocket): void {
-    this.#connections.add(new ClientConnection(socket, this, watchedOf(socket)));
+  /** An HTTP/1.x client connection; `servicePort`: it came in on that service port's listener. */
+  serve(socket: ClientSocket, servicePort?: number): void {
+    this.#connections.add(new ClientConnection(socket, this, watchedOf(socket), servicePort));
   }
 
   forget(connection: ClientConnection): void {

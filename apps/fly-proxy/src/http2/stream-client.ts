@@ -29,6 +29,7 @@ export class Http2StreamClient implements ExchangeClient {
   readonly http2 = true;
   readonly clientIp: string;
   readonly localPort: number;
+  readonly servicePort = undefined;
   readonly encrypted: boolean;
   exchange: Exchange | undefined;
   #chunked = false;

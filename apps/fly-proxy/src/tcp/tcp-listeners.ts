@@ -116,7 +116,7 @@ export class TcpListeners {
   }
 
   #afterTls(owner: PublicPort, socket: Socket): void {
-    if (owner.handlers.includes('http')) this.relay.serve(socket);
+    if (owner.handlers.includes('http')) this.relay.serve(socket, owner.port);
     else void this.#passThrough(owner, socket);
   }
 
