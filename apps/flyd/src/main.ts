@@ -174,7 +174,7 @@ const spec = {
     min: 0,
     max: 100_000,
     description:
-      'stopped machines that keep their network namespace (with --machine-network auto), so their next start only enters it: about 200 KB of kernel memory each; past it the longest stopped lose theirs (a start then makes a new one, some 30 ms more)',
+      'stopped machines that keep their network namespace (with --machine-network auto), so their next start only enters it: about 200 KB of kernel memory each; past it the longest stopped lose theirs (a start then makes a new one, about 20 ms more)',
   },
   disks: {
     type: 'string',

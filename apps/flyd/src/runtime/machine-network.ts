@@ -54,7 +54,7 @@ const tools: Tool[] = ['ip', 'unshare', 'nsenter', 'umount'];
  *
  * The namespace outlives the machine's process through its file, so a stopped machine keeps its
  * address, as on Fly, and its next start only enters it (`nsenter`): no address claimed, no
- * namespace, link or route made (10–15 ms a start). Up to `idleMax` stopped machines keep theirs
+ * namespace, link or route made (about 20 ms a start). Up to `idleMax` stopped machines keep theirs
  * (about 200 KB of kernel memory each), the longest stopped dropped first; a destroyed machine's
  * goes at once, and every one when flyd exits (a running machine's lives on with its process).
  * Dropping one frees its link and route with it, as the kernel ends the namespace.
