@@ -20,7 +20,7 @@ export const handshakeLines = [
   'exec "$@"',
 ];
 
-/** `command` run in `dir` once flyd says `go`: a machine's first process on the host's network. */
+/** `command` run in `dir` once flyd says `go`: a machine's first process, once in its network. */
 export function heldCommand(dir: string, command: string[]): string[] {
   return ['/bin/sh', '-c', handshakeLines.join('; '), 'sh', dir, ...command];
 }

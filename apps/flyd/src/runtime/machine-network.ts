@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { UsageError } from '@fleet/service';
 import { findTools } from './find-tool.js';
-import { handshakeLines } from './launch-handshake.js';
+import { handshakeLines, heldCommand } from './launch-handshake.js';
 
 const run = promisify(execFile);
 
@@ -167,17 +167,7 @@ export class MachineNetwork {
   wrap(id: string, ip: string, dir: string, command: string[], hostPid = process.pid): string[] {
     const file = this.#file(id);
     if (this.#kept.has(id))
-      return [
-        this.paths.nsenter,
-        `--net=${file}`,
-        '--',
-        '/bin/sh',
-        '-c',
-        handshakeLines.join('; '),
-        'sh',
-        dir,
-        ...command,
-      ];
+      return [this.paths.nsenter, `--net=${file}`, '--', ...heldCommand(dir, command)];
     writeFileSync(file, ''); // where unshare binds the namespace
     const inside = [
       `link add eth0 address ${machineMac(id)} type veth peer name ${hostLink(id)} netns ${hostPid}`,
