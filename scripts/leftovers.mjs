@@ -6,8 +6,10 @@
 //
 // <tmp-dir> is the TMPDIR the suite ran with, empty before it: anything still in it was made by a
 // test and not removed. A leftover process is one still running whose working directory or
-// command line lies under <tmp-dir> or <repo-root> (servers, their machines, vitest workers),
-// other than this script's own ancestors. A leftover mount is a filesystem still mounted under
+// command line lies under <tmp-dir> or <repo-root> (servers, their machines, vitest workers), or
+// whose environment names a path under <tmp-dir> (a machine's HOME is its root: its working
+// directory reads `/` once its root's disk was lazily unmounted), other than this script's own
+// ancestors. A leftover mount is a filesystem still mounted under
 // either (a flyd's volume disk, loop-mounted). Prints each and exits 1 if there is any.
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -44,7 +46,12 @@ function leftProcesses() {
       const cwd = readlinkSync(`/proc/${pid}/cwd`);
       const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
       const named = argv.some((arg) => under(arg, tmpDir) || arg.includes(`${repoRoot}/`));
-      if (under(cwd, tmpDir) || under(cwd, repoRoot) || named) {
+      const environ = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+      // Strictly under: every process of the run has TMPDIR itself (a daemon turbo left, say).
+      const home = environ.some((pair) =>
+        pair.slice(pair.indexOf('=') + 1).startsWith(`${tmpDir}/`),
+      );
+      if (under(cwd, tmpDir) || under(cwd, repoRoot) || named || home) {
         left.push(`pid ${pid} (cwd ${cwd}): ${argv.join(' ').slice(0, 200)}`);
       }
     } catch {

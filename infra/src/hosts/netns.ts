@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
@@ -49,14 +49,37 @@ export function pidsInNamespace(name: string): number[] {
   return pids;
 }
 
+/** `pids` and every process descended from one of them (by each process's parent pid). */
+function withDescendants(pids: number[]): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // The parent pid is the second field after the command, which may hold spaces: ") S ppid".
+      const stat = readFileSync(`/proc/${entry}/stat`, 'latin1');
+      const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(parent, [...(children.get(parent) ?? []), Number(entry)]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const found = new Set(pids);
+  for (const pid of found) for (const child of children.get(pid) ?? []) found.add(child);
+  return [...found];
+}
+
 function statInode(path: string): string {
   const stat = statSync(path);
   return `${stat.dev}:${stat.ino}`;
 }
 
-/** Sends a signal to every process in a namespace; returns how many there were. */
+/**
+ * Sends a signal to every process of a host's namespace and to their descendants: a worker's
+ * machines run in network namespaces of their own (flyd's `--machine-network`), as its flyd's
+ * children, and end (or pause) with their host. Returns how many there were.
+ */
 export function signalNamespace(name: string, signal: NodeJS.Signals): number {
-  const pids = pidsInNamespace(name);
+  const pids = withDescendants(pidsInNamespace(name));
   for (const pid of pids) {
     try {
       process.kill(pid, signal);
