@@ -13,7 +13,7 @@
 // either (a flyd's volume disk, loop-mounted). Prints each and exits 1 if there is any.
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { mountsUnder } from '@fleet/service';
+import { mountsUnder, procStat } from '@fleet/service';
 
 const [tmpDir, repoRoot] = process.argv.slice(2).map((path) => resolve(path));
 if (!tmpDir || !repoRoot) {
@@ -25,9 +25,7 @@ function ancestors() {
   const pids = new Set();
   for (let pid = process.pid; pid > 1; ) {
     pids.add(pid);
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) may hold spaces and parentheses: fields after the last ')'.
-    pid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    pid = procStat(pid)?.ppid ?? 0;
   }
   return pids;
 }

@@ -1,9 +1,10 @@
 import { FlapsClient, type Machine } from '@fleet/flaps-client';
+import { isRunning } from '@fleet/service';
 import { until } from '@fleet/service/vitest-until';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoMachineConfig, getThroughProxy, waitForProxy } from '../src/launcher/demo.js';
 import type { Fleet } from '../src/launcher/fleet.js';
-import { isAlive, pidsWithEnv } from './processes.js';
+import { pidsWithEnv } from './processes.js';
 import { startTestFleet } from './test-fleet.js';
 
 // The walking skeleton end to end: a real fleet (corrosion, flyd, flaps, fly-proxy as processes
@@ -52,7 +53,7 @@ describe('a local fleet, end to end', () => {
     await flaps.waitMachine(app, machine.id, 'stopped');
     const stopped = await waitForProxy(fleet.urls.proxy, host, (reply) => reply.status === 503);
     expect(JSON.parse(stopped.body).error).toMatch(/started machine/);
-    expect(pidsWithEnv('FLY_MACHINE_ID', machine.id).filter(isAlive)).toEqual([]);
+    expect(pidsWithEnv('FLY_MACHINE_ID', machine.id).filter(isRunning)).toEqual([]);
 
     await flaps.startMachine(app, machine.id);
     await flaps.waitMachine(app, machine.id, 'started');
@@ -64,7 +65,7 @@ describe('a local fleet, end to end', () => {
   it('destroys the machine: the proxy stops routing to it and its process is gone', async () => {
     await flaps.destroyMachine(app, machine.id, true);
     await waitForProxy(fleet.urls.proxy, host, (reply) => reply.status === 503);
-    expect(pidsWithEnv('FLY_MACHINE_ID', machine.id).filter(isAlive)).toEqual([]);
+    expect(pidsWithEnv('FLY_MACHINE_ID', machine.id).filter(isRunning)).toEqual([]);
     const listed = await flaps.listMachines(app);
     expect(listed.filter((item) => item.id === machine.id && item.state !== 'destroyed')).toEqual(
       [],
@@ -116,6 +117,6 @@ describe('a local fleet, end to end', () => {
     for (const pid of survivorPids) seenPids.add(pid);
     await fleet.stop();
     for (const server of fleet.servers) expect(server.child.exitCode).toBe(0);
-    expect([...seenPids].filter(isAlive)).toEqual([]);
+    expect([...seenPids].filter(isRunning)).toEqual([]);
   });
 });

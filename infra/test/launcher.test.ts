@@ -15,11 +15,11 @@ import { fileURLToPath } from 'node:url';
 import { FlapsClient } from '@fleet/flaps-client';
 import { packImage } from '@fleet/images';
 import { sampleImagesDir } from '@fleet/sample-images';
-import { unmountUnder } from '@fleet/service';
+import { isRunning, unmountUnder } from '@fleet/service';
 import { describe, expect, it } from 'vitest';
 import { getThroughProxy } from '../src/launcher/demo.js';
 import { outsideRootsDir } from '../src/machine-roots.js';
-import { isAlive, pidsWithEnv, processTree } from './processes.js';
+import { pidsWithEnv, processTree } from './processes.js';
 
 const launcher = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'launcher', 'main.js');
 const root = process.getuid?.() === 0;
@@ -50,7 +50,7 @@ describe('the fleet launcher (npm start)', () => {
 
     child.kill('SIGINT');
     expect(await exited).toBe(0);
-    expect(machinePids.filter(isAlive)).toEqual([]);
+    expect(machinePids.filter(isRunning)).toEqual([]);
   });
 
   // A checkout pulled since the last `npm start` may bring a new `hello`: the demo machines the
@@ -118,7 +118,9 @@ describe('the fleet launcher (npm start)', () => {
 
     child.kill('SIGINT');
     expect(await exited).toBe(0);
-    expect(machines.flatMap((id) => pidsWithEnv('FLY_MACHINE_ID', id)).filter(isAlive)).toEqual([]);
+    expect(machines.flatMap((id) => pidsWithEnv('FLY_MACHINE_ID', id)).filter(isRunning)).toEqual(
+      [],
+    );
   });
 
   // `npm start` keeps its state in the checkout, a Node project: a machine there must not see

@@ -1,6 +1,7 @@
 import { connect } from 'node:net';
 import { FlapsClient } from '@fleet/flaps-client';
 import { until } from '@fleet/service/vitest-until';
+import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitForProxy } from '../src/launcher/demo.js';
 import type { Fleet } from '../src/launcher/fleet.js';
@@ -20,11 +21,19 @@ const tcp = (publicPort: number) => ({
   ports: [{ port: publicPort }],
 });
 const http = { protocol: 'tcp', internal_port: 8080, ports: [{ port: 80, handlers: ['http'] }] };
-/** A machine that answers HTTP on 8080 and 9090, each saying which. */
+/**
+ * A machine that answers HTTP on 8080 and 9090, each saying which (and whether the request was
+ * replayed, or fell back after a replay failed); a first request with `x-replay` is answered 409
+ * with that as its `fly-replay`.
+ */
 const twoHttpPorts = [
   'node',
   '-e',
-  "for (const port of [8080, 9090]) require('node:http').createServer((q, s) => s.end('http ' + port + '\\n')).listen(port)",
+  `for (const port of [8080, 9090]) require('node:http').createServer((q, s) => {
+    const again = q.headers['fly-replay-failed'] ? ' fell back' : q.headers['fly-replay-src'] ? ' replayed' : '';
+    if (q.headers['x-replay'] && !again) s.writeHead(409, { 'fly-replay': q.headers['x-replay'] }).end();
+    else s.end('http ' + port + again + '\\n');
+  }).listen(port)`,
 ];
 
 /** All that a raw connection to 127.0.0.1:`port` reads before the far end closes. */
@@ -99,5 +108,27 @@ describe.runIf(root)('a machine with two services', () => {
       reply.body.startsWith('http'),
     );
     expect(own.body).toBe('http 9090\n');
+  });
+
+  it('replays a request, and falls back, to the service of the port it came in on', async () => {
+    const second = {
+      protocol: 'tcp',
+      internal_port: 9090,
+      ports: [{ port: 17_094, handlers: ['http'] }],
+    };
+    await started('two-http-replay', [http, second], twoHttpPorts);
+    const host = 'two-http-replay.fleet.test';
+    await waitForProxy('http://127.0.0.1:17094', host, (reply) => reply.body.startsWith('http'));
+    const replayed = async (replay: string) => {
+      const answer = await request('http://127.0.0.1:17094', {
+        headers: { host, 'x-replay': replay },
+      });
+      return { status: answer.statusCode, body: await answer.body.text() };
+    };
+    expect(await replayed('region=local')).toEqual({ status: 200, body: 'http 9090 replayed\n' });
+    expect(await replayed('region=nowhere;fallback=force_self')).toEqual({
+      status: 200,
+      body: 'http 9090 fell back\n',
+    });
   });
 });

@@ -1,4 +1,5 @@
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { procStat } from '@fleet/service';
 
 /** Pids of live processes whose environment has `name=value` (how machines are found). */
 export function pidsWithEnv(name: string, value: string): number[] {
@@ -17,32 +18,11 @@ export function pidsWithEnv(name: string, value: string): number[] {
   return pids;
 }
 
-/** True while the pid names a process that has not exited (zombies count as gone). */
-export function isAlive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return !/^\d+ \(.*\) Z /.test(stat);
-  } catch {
-    return false;
-  }
-}
-
 /** A process as seen once: its pid, start time (to tell a reused pid) and command line. */
 export interface Seen {
   pid: number;
   startTime: string;
   cmdline: string;
-}
-
-function stat(pid: number): { ppid: number; startTime: string; zombie: boolean } | undefined {
-  try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    // Fields after the command name (which may hold spaces and parentheses).
-    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    return { ppid: Number(fields[1]), startTime: fields[19]!, zombie: fields[0] === 'Z' };
-  } catch {
-    return undefined;
-  }
 }
 
 function cmdlineOf(pid: number): string {
@@ -58,14 +38,14 @@ export function processTree(pid: number): Seen[] {
   const parents = new Map<number, number[]>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
-    const info = stat(Number(entry));
-    if (!info || info.zombie) continue;
+    const info = procStat(entry);
+    if (!info || info.state === 'Z') continue;
     parents.set(info.ppid, [...(parents.get(info.ppid) ?? []), Number(entry)]);
   }
   const tree: Seen[] = [];
   const visit = (current: number) => {
-    const info = stat(current);
-    if (info && !info.zombie)
+    const info = procStat(current);
+    if (info && info.state !== 'Z')
       tree.push({ pid: current, startTime: info.startTime, cmdline: cmdlineOf(current) });
     for (const child of parents.get(current) ?? []) visit(child);
   };
@@ -79,8 +59,8 @@ export function processesUsing(dir: string): Seen[] {
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     const pid = Number(entry);
-    const info = stat(pid);
-    if (!info || info.zombie || pid === process.pid) continue;
+    const info = procStat(pid);
+    if (!info || info.state === 'Z' || pid === process.pid) continue;
     let cwd = '';
     try {
       cwd = readlinkSync(`/proc/${pid}/cwd`);
@@ -97,8 +77,8 @@ export function processesUsing(dir: string): Seen[] {
 /** Those of `seen` still alive: same pid and same start time (a reused pid is someone else). */
 export function stillAlive(seen: Seen[]): Seen[] {
   return seen.filter((one) => {
-    const info = stat(one.pid);
-    return info !== undefined && !info.zombie && info.startTime === one.startTime;
+    const info = procStat(one.pid);
+    return info !== undefined && info.state !== 'Z' && info.startTime === one.startTime;
   });
 }
 

@@ -4,12 +4,12 @@
 // CORROSION_PROFILE_DIR=<dir> writes a CPU profile (--cpu-prof) of one agent there: the one of
 // index CORROSION_PROFILE_AGENT (default 1; node i writes with weight i + 1, so the last writes most).
 // CORROSION_AGENT_ARGS adds options to every agent's command line (e.g. `--sync-interval-ms 5000`).
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startServerProcess } from '@fleet/service';
+import { procStat, startServerProcess } from '@fleet/service';
 
 const mainJs = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 const schemaFile = fileURLToPath(new URL('./schema/machines.sql', import.meta.url));
@@ -47,10 +47,7 @@ async function startAgent(dir, bootstrap, profiled = false) {
 }
 
 /** CPU seconds (user + system) a process has used so far, from /proc (Linux). */
-function cpuSeconds(pid) {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks
-}
+const cpuSeconds = (pid) => procStat(pid).cpuMs / 1000;
 const clusterCpu = (nodes) =>
   nodes.reduce((sum, node) => sum + cpuSeconds(node.agent.child.pid), 0);
 

@@ -1,9 +1,10 @@
 // nginx as the benches' baseline: installed from Debian when missing, one worker, its own
 // config, pid and logs in the bench's directory, stopped by the bench.
 import { execFileSync, spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { procStat } from '@fleet/service/proc-stat';
 
 /** Installs Debian's wrk, nginx-light and nghttp2-client when one of `tools` is missing (as root). */
 export function ensureTools(tools) {
@@ -92,8 +93,4 @@ http {
 }
 
 /** CPU time (user + system) a process used so far, ms. */
-export function cpuMs(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) / 100) * 1000;
-}
+export const cpuMs = (pid) => procStat(pid).cpuMs;

@@ -104,12 +104,14 @@ function parseDurationMs(text: string): number | undefined {
 /**
  * Where a replay goes: the candidates of the app it names (same organization only), in the
  * first of its regions that has one (`any`: every region), without the replaying machine when
- * `elsewhere`, restricted to or preferring the instance it names.
+ * `elsewhere`, restricted to or preferring the instance it names. `from.port`: the request came in
+ * on that service port's listener, so the replay goes to the service of that port (as the request
+ * itself went), not to the app's first HTTP service.
  */
 export async function routeReplay(
   deps: ProxyDeps,
   directive: ReplayDirective,
-  from: { app: string; machineId: string },
+  from: { app: string; machineId: string; port: number | undefined },
 ): Promise<Routed> {
   const app = directive.app ?? from.app;
   if (app !== from.app) {
@@ -120,6 +122,7 @@ export async function routeReplay(
       return refusedReplay(from.app, `fly-replay names app ${app}, of another organization`);
   }
   const options: RouteOptions = {};
+  if (from.port !== undefined) options.port = from.port;
   if (directive.instance) options.forceInstance = directive.instance;
   if (directive.preferInstance) options.preferInstance = directive.preferInstance;
   if (directive.elsewhere) options.exclude = [from.machineId];

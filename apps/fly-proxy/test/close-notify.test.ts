@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { Duplex } from 'node:stream';
 import { connect as connectTls, type SecureVersion } from 'node:tls';
 import { present } from '@fleet/service/invariant';
+import { procStat } from '@fleet/service/proc-stat';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Edge, startEdge, startMachine } from './relay-fixture.js';
@@ -16,11 +17,7 @@ const junks: Record<string, Buffer> = {
 };
 
 /** CPU time (user + system) a process used so far, ms. */
-function cpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) / 100) * 1000;
-}
+const cpuMs = (pid: number) => present(procStat(pid), `/proc stat of ${pid}`).cpuMs;
 
 /**
  * A TLS client over a TCP socket whose last write — the close_notify — goes out in one TCP write

@@ -3,7 +3,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as connectTls } from 'node:tls';
-import { type ServerProcess, startServerProcess } from '@fleet/service';
+import { procStat, type ServerProcess, startServerProcess } from '@fleet/service';
 import { present } from '@fleet/service/invariant';
 import { until } from '@fleet/service/vitest-until';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -22,13 +22,7 @@ function childrenOf(pid: number): number[] {
   const children: number[] = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (parent === pid) children.push(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
+    if (procStat(entry)?.ppid === pid) children.push(Number(entry));
   }
   return children;
 }

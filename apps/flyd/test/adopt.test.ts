@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { present } from '@fleet/service/invariant';
+import { procStat } from '@fleet/service/proc-stat';
 import { until } from '@fleet/service/vitest-until';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -148,8 +149,7 @@ describe('machines across a flyd restart', () => {
       const db = new Database(join(fixture.dir, 'flyd', 'flyd.db'));
       db.prepare('UPDATE machines SET pid = ? WHERE id = ?').run(strangerPid, id);
       db.close();
-      const stat = readFileSync(`/proc/${strangerPid}/stat`, 'latin1');
-      const startTime = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+      const startTime = present(procStat(strangerPid), 'stranger /proc stat').startTime;
       const record = join(fixture.dir, 'flyd', 'machines', id, 'process.json');
       writeFileSync(record, JSON.stringify({ pid: strangerPid, startTime }));
 

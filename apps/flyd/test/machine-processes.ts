@@ -1,4 +1,5 @@
 import { readdirSync, readFileSync } from 'node:fs';
+import { isRunning } from '@fleet/service/proc-stat';
 
 /** Pids of live (non-zombie) processes running a machine, found by FLY_MACHINE_ID in /proc. */
 export function machinePids(machineId: string): number[] {
@@ -6,7 +7,7 @@ export function machinePids(machineId: string): number[] {
     .filter((entry) => /^\d+$/.test(entry))
     .filter((pid) => {
       try {
-        if (/^\d+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'latin1'))) return false;
+        if (!isRunning(pid)) return false;
         return readFileSync(`/proc/${pid}/environ`, 'latin1')
           .split('\0')
           .includes(`FLY_MACHINE_ID=${machineId}`);

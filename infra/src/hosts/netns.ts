@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { promisify } from 'node:util';
+import { procStat } from '@fleet/service';
 
 const run = promisify(execFile);
 const commandTimeoutMs = 10_000;
@@ -54,14 +55,9 @@ function withDescendants(pids: number[]): number[] {
   const children = new Map<number, number[]>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
-    try {
-      // The parent pid is the second field after the command, which may hold spaces: ") S ppid".
-      const stat = readFileSync(`/proc/${entry}/stat`, 'latin1');
-      const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    const parent = procStat(entry)?.ppid;
+    if (parent !== undefined)
       children.set(parent, [...(children.get(parent) ?? []), Number(entry)]);
-    } catch {
-      // gone meanwhile
-    }
   }
   const found = new Set(pids);
   for (const pid of found) for (const child of children.get(pid) ?? []) found.add(child);

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { unmountUnder } from '@fleet/service';
+import { procStat, unmountUnder } from '@fleet/service';
 import { present } from '@fleet/service/invariant';
 import { ipQuiet, listNamespaces, removeNamespace } from './netns.js';
 
@@ -28,21 +28,12 @@ export interface RunRecord {
 
 export const newRunId = () => randomBytes(3).toString('hex');
 
-function processStartTime(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  } catch {
-    return undefined;
-  }
-}
-
 export function recordRun(runId: string, stateDir: string): RunRecord {
   mkdirSync(runsDir, { recursive: true });
   const record = {
     runId,
     pid: process.pid,
-    startTime: present(processStartTime(process.pid), 'this process start time'),
+    startTime: present(procStat(process.pid), 'this process /proc stat').startTime,
     stateDir,
   };
   writeFileSync(join(runsDir, `${runId}.json`), `${JSON.stringify(record)}\n`);
@@ -62,7 +53,7 @@ function readRecord(runId: string): RunRecord | undefined {
 }
 
 const isLive = (record: RunRecord | undefined): record is RunRecord =>
-  record !== undefined && processStartTime(record.pid) === record.startTime;
+  record !== undefined && procStat(record.pid)?.startTime === record.startTime;
 
 /** A live run already owns the harness's address range: one run per machine at a time. */
 export class HarnessBusyError extends Error {

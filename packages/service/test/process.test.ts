@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { startServerProcess } from '../src/index.js';
+import { isRunning, startServerProcess } from '../src/index.js';
 import { until } from '../src/vitest-until.js';
 
 const built = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'index.js');
@@ -76,14 +76,6 @@ describe('startServerProcess', () => {
   });
 });
 
-function isAlive(pid: number): boolean {
-  try {
-    return !/^\d+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'latin1'));
-  } catch {
-    return false;
-  }
-}
-
 // The pipe startServerProcess hands a server (FLEET_PARENT_FD) ends when the process that
 // started it is gone, however it went: a supervisor killed with SIGKILL leaves no server behind,
 // and the server still closes gracefully (its close hook runs).
@@ -117,9 +109,9 @@ describe('a server started by startServerProcess', () => {
       supervisor.once('exit', (code) => reject(new Error(`starter exited ${code}`)));
     });
     pids.push(serverPid);
-    expect(isAlive(serverPid)).toBe(true);
+    expect(isRunning(serverPid)).toBe(true);
     supervisor.kill('SIGKILL');
-    await until(`server ${serverPid} gone`, () => !isAlive(serverPid));
+    await until(`server ${serverPid} gone`, () => !isRunning(serverPid));
     expect(existsSync(closed)).toBe(true);
   }, 30_000);
 });

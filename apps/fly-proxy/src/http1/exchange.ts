@@ -1,4 +1,4 @@
-import type { Candidate } from '@fleet/catalog';
+import type { Candidate, RouteOptions } from '@fleet/catalog';
 import { present } from '@fleet/service/invariant';
 import type { AppFlows, FlowSides } from '../airtime/throttle.js';
 import { backhaulHeaders, backhaulTokenMatches, hopFor, serviceAddress } from '../backhaul.js';
@@ -686,7 +686,11 @@ export class Exchange implements UpstreamUser, FlowSides {
     this.#deadlineMs = directive.timeoutMs === undefined ? 0 : Date.now() + directive.timeoutMs;
     if (directive.fallback !== undefined)
       this.#fallback = { mode: directive.fallback, app: this.#app, machineId: from.id };
-    const routed = await routeReplay(deps, directive, { app: this.#app, machineId: from.id });
+    const routed = await routeReplay(deps, directive, {
+      app: this.#app,
+      machineId: from.id,
+      port: this.client.servicePort,
+    });
     if (this.#over()) return;
     this.#resend(routed);
   }
@@ -700,8 +704,10 @@ export class Exchange implements UpstreamUser, FlowSides {
     this.#phase = 'routing';
     this.#deadlineMs = 0;
     this.#replayFailed = reason.replace(/[\r\n]/g, ' ');
-    const options =
+    const options: RouteOptions =
       mode === 'force_self' ? { forceInstance: machineId } : { preferInstance: machineId };
+    // Back to the service the request came in for, on the machine that asked.
+    if (this.client.servicePort !== undefined) options.port = this.client.servicePort;
     const routing = routeApp(this.client.relay.deps, app, options);
     const routed = routing instanceof Promise ? await routing : routing;
     if (this.#over()) return;

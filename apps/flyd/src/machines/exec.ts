@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { constants } from 'node:os';
 import { present } from '@fleet/service/invariant';
+import { procStat } from '@fleet/service/proc-stat';
 
 /** A process of a machine, in the shape of Fly's `MachineProcess`. */
 export interface MachineProcess {
@@ -18,7 +19,6 @@ export interface MachineProcess {
 }
 
 const ticksPerSecond = 100; // USER_HZ on Linux
-const pageBytes = 4096;
 
 /** The processes of a machine's process group (its leader is the machine's pid), from /proc. */
 export function machineProcesses(groupId: number): MachineProcess[] {
@@ -26,13 +26,10 @@ export function machineProcesses(groupId: number): MachineProcess[] {
   const processes: MachineProcess[] = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
+    const stat = procStat(entry);
+    if (stat?.pgrp !== groupId) continue;
     try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      // The command name is in parentheses and may hold spaces: fields start after the last ')'.
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[2]) !== groupId) continue; // field 5: process group
-      const cpuTicks = Number(fields[11]) + Number(fields[12]); // utime + stime
-      const startMs = (Number(fields[19]) / ticksPerSecond) * 1000;
+      const startMs = (Number(stat.startTime) / ticksPerSecond) * 1000;
       processes.push({
         pid: Number(entry),
         command: readFileSync(`/proc/${entry}/cmdline`, 'utf8')
@@ -40,10 +37,10 @@ export function machineProcesses(groupId: number): MachineProcess[] {
           .filter(Boolean)
           .join(' '),
         directory: readlinkSync(`/proc/${entry}/cwd`),
-        cpu: (cpuTicks / ticksPerSecond) * 1000,
-        rss: Number(fields[21]) * pageBytes,
+        cpu: stat.cpuMs,
+        rss: stat.rssBytes,
         rtime: Math.max(0, Math.round(uptimeMs - startMs)),
-        stime: (Number(fields[12]) / ticksPerSecond) * 1000,
+        stime: stat.systemMs,
       });
     } catch {
       // The process ended while we looked: it is not one of them any more.

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { isRunning, procStat } from '@fleet/service/proc-stat';
 
 /**
  * What tells a machine's process from another that got its pid later: the kernel's start time of
@@ -11,16 +12,7 @@ export interface ProcessIdentity {
 
 /** The pid's start time, or undefined when no such process runs (a zombie does not run). */
 export function startTimeOf(pid: number): string | undefined {
-  let stat: string;
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-  } catch {
-    return undefined;
-  }
-  // The command name (field 2) may hold spaces and parentheses: the fields after the last ')'.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  if (fields[0] === 'Z' || fields[0] === 'X') return undefined;
-  return fields[19];
+  return isRunning(pid) ? procStat(pid)?.startTime : undefined;
 }
 
 /**

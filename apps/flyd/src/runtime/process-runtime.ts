@@ -12,6 +12,7 @@ import {
 import { join, resolve } from 'node:path';
 import type { Duplex, Readable } from 'node:stream';
 import { present } from '@fleet/service/invariant';
+import { isRunning } from '@fleet/service/proc-stat';
 import type { ResolvedImage } from '../images/resolve.js';
 import type { LogFeed } from '../logs/feed.js';
 import type { LogSink } from '../logs/sink.js';
@@ -440,20 +441,12 @@ export function killLeftovers(machineIds: Set<string>, hostId?: string): number[
       // gone meanwhile, or not ours to read
     }
   }
-  // Wait (bounded) until they are gone, so a relaunch does not find their port still taken.
+  // Wait (bounded) until they are gone, so a relaunch does not find their port still taken. A
+  // killed process is gone once it is a zombie: its reaper (not us: its parent died) may be slow.
   const deadline = Date.now() + 2_000;
   const pause = new Int32Array(new SharedArrayBuffer(4));
-  while (killed.some(isAlive) && Date.now() < deadline) Atomics.wait(pause, 0, 0, 10);
+  while (killed.some(isRunning) && Date.now() < deadline) Atomics.wait(pause, 0, 0, 10);
   return killed;
-}
-
-/** A killed process is gone once it is a zombie: its reaper (not us: its parent died) may be slow. */
-function isAlive(pid: number): boolean {
-  try {
-    return !/^\d+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'latin1'));
-  } catch {
-    return false;
-  }
 }
 
 /** Throws spawn's ENOENT when `command` (a path, or a name looked up in PATH) cannot be run. */
