@@ -1,13 +1,13 @@
 #!/usr/bin/env node
 
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { FlapsClient } from '@fleet/flaps-client';
 import { parseConfig, runMain, StateLockedError } from '@fleet/service';
 import { present } from '@fleet/service/invariant';
 import { loadTopologyFile, TopologyError } from '../topology/load.js';
 import { ensureDemoApp, waitForProxy } from './demo.js';
 import { type Fleet, startFleet } from './fleet.js';
-import { watchOutput, write } from './output.js';
+import { shownPath, watchOutput, write } from './output.js';
 import { imagesDir, repoRoot } from './paths.js';
 import { uploadSampleImages } from './sample-images.js';
 import { runTopology } from './topology-main.js';
@@ -135,13 +135,7 @@ runMain(async () => {
     await waitForProxy(fleet.urls.proxy, host, (answer) => answer.status === 200);
     const demo = `http://${host}:${new URL(fleet.urls.proxy).port}/`;
     fleet.lock.describe({ urls: fleet.urls, demo });
-    printWelcome(
-      fleet.urls,
-      host,
-      demo,
-      fleet.secrets.apiToken,
-      relative(process.cwd(), stateDir) || '.',
-    );
+    printWelcome(fleet.urls, host, demo, fleet.secrets.apiToken, shownPath(stateDir));
   } catch (error) {
     process.stderr.write(
       `the fleet started but the demo app did not come up: ${(error as Error).message}\n`,

@@ -1,4 +1,5 @@
 import { fstatSync, read } from 'node:fs';
+import { isAbsolute, relative } from 'node:path';
 
 /**
  * The launcher's own output, and noticing that nobody reads it any more. A terminal that closed
@@ -63,4 +64,12 @@ function isSocket(fd: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** `path` as the welcome shows it: relative to the working directory when under it, else whole. */
+export function shownPath(path: string): string {
+  const fromHere = relative(process.cwd(), path);
+  if (fromHere === '') return '.';
+  const outside = fromHere === '..' || fromHere.startsWith('../') || isAbsolute(fromHere);
+  return outside ? path : fromHere;
 }

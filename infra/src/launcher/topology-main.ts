@@ -1,5 +1,5 @@
 import { rmSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { FlapsClient } from '@fleet/flaps-client';
 import { StateLockedError } from '@fleet/service';
 import { HarnessBusyError } from '../hosts/runs.js';
@@ -7,7 +7,7 @@ import { startTopologyFleet, type TopologyFleet } from '../hosts/topology-fleet.
 import type { Topology } from '../topology/load.js';
 import { controlSocketName, startControlServer } from '../wan/control-server.js';
 import { demoMachineConfig, waitForProxy } from './demo.js';
-import { watchOutput, write } from './output.js';
+import { shownPath, watchOutput, write } from './output.js';
 
 export interface TopologyRunOptions {
   topology: Topology;
@@ -98,7 +98,7 @@ async function startDemo(fleet: TopologyFleet, options: TopologyRunOptions): Pro
 
 function printWelcome(fleet: TopologyFleet, options: TopologyRunOptions): void {
   const host = `${options.app}.${options.domain}`;
-  const stateDir = relative(process.cwd(), options.stateDir) || '.';
+  const stateDir = shownPath(options.stateDir);
   const edges = fleet.specs
     .filter((spec) => spec.roles.includes('edge'))
     .map(
