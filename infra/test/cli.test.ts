@@ -83,11 +83,29 @@ describe('the fleet command line', () => {
     expect(new Set(machines.map((machine) => (machine.config as { image: string }).image))).toEqual(
       new Set(['hello']),
     );
+    const shown = await run(['scale', 'show', '-a', app, '--json']);
+    expect(JSON.parse(shown.stdout)).toEqual([
+      {
+        process_group: 'app',
+        count: 3,
+        cpu_kind: 'shared',
+        cpus: 1,
+        memory_mb: 256,
+        regions: { local: 3 },
+      },
+    ]);
     const down = await run(['scale', 'count', '1', '-a', app]);
     expect(down.code, down.stderr).toBe(0);
     const left = (await flaps.listMachines(app)).filter((machine) => machine.state !== 'destroyed');
     expect(left).toHaveLength(1);
+    const table = await run(['scale', 'show', '-a', app]);
+    expect(table.stdout).toContain(`VM Resources for app: ${app}`);
+    expect(table.stdout).toMatch(/app\s.*1\s.*shared\s.*1\s.*256 MB\s.*local\(1\)/);
     expect((await run(['scale', 'count', 'many', '-a', app])).code).toBe(2);
+    // An app that is not there is named: the API keeps Fly's words, "app not found".
+    const missing = await run(['scale', 'show', '-a', 'no-such-app']);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('Error: app no-such-app not found');
   }, 120_000);
 
   it('shows status from the fly.toml of the working directory, and says what is wrong with one', async () => {

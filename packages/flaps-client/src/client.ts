@@ -74,7 +74,7 @@ export class FlapsClient {
         `cannot reach the Machines API at ${this.baseUrl}: ${(error as Error).message}`,
       );
     }
-    return answered<T>(answer.statusCode, await answer.body.text());
+    return answered<T>(answer.statusCode, await answer.body.text(), route);
   }
 
   async listApps(org?: string): Promise<App[]> {
@@ -223,7 +223,11 @@ export class FlapsClient {
         `cannot reach the Machines API at ${this.baseUrl}: ${(error as Error).message}`,
       );
     }
-    return answered<StoredImage>(answer.statusCode, await answer.body.text());
+    return answered<StoredImage>(
+      answer.statusCode,
+      await answer.body.text(),
+      `/v1/apps/${path(app)}/images`,
+    );
   }
 
   listVolumes(app: string): Promise<Volume[]> {
@@ -315,8 +319,8 @@ export class FlapsClient {
       );
     }
     if (answer.statusCode >= 300) {
-      const fly = (await answer.body.json().catch(() => ({}))) as { error?: string; code?: string };
-      throw new FlapsError(answer.statusCode, fly.error ?? `HTTP ${answer.statusCode}`, fly.code);
+      const fly = (await answer.body.json().catch(() => undefined)) as FlyError | undefined;
+      throw refusal(answer.statusCode, fly, `HTTP ${answer.statusCode}`, `/v1/apps/${path(app)}`);
     }
     let pending = '';
     try {
@@ -352,17 +356,36 @@ export class FlapsClient {
   }
 }
 
+/** Fly's error body, with Fleet's stable code beside it. */
+type FlyError = { error?: string; code?: string };
+
+/**
+ * The FlapsError of an answer that is not 2xx. A missing app's error keeps Fly's exact text, `app
+ * not found` (fly-go compares it verbatim), so the client names the app of the route it asked.
+ */
+function refusal(
+  status: number,
+  fly: FlyError | undefined,
+  fallback: string,
+  route: string,
+): FlapsError {
+  const app = /^\/v1\/apps\/([^/?]+)/.exec(route)?.[1];
+  const message =
+    fly?.code === 'FLAPS_ERR_APP_NOT_FOUND' && app !== undefined
+      ? `app ${decodeURIComponent(app)} not found`
+      : (fly?.error ?? fallback);
+  return new FlapsError(status, message, fly?.code);
+}
+
 /** A JSON answer, or the FlapsError of one that is not 2xx (Fly's `{"error"}` and our `code`). */
-function answered<T>(status: number, text: string): T {
+function answered<T>(status: number, text: string, route: string): T {
   let parsed: unknown;
   try {
     parsed = text === '' ? undefined : JSON.parse(text);
   } catch {
     parsed = undefined;
   }
-  if (status >= 300) {
-    const fly = parsed as { error?: string; code?: string } | undefined;
-    throw new FlapsError(status, fly?.error ?? (text || `HTTP ${status}`), fly?.code);
-  }
+  if (status >= 300)
+    throw refusal(status, parsed as FlyError | undefined, text || `HTTP ${status}`, route);
   return parsed as T;
 }

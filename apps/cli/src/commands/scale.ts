@@ -1,9 +1,45 @@
 import type { FlapsClient, Machine } from '@fleet/flaps-client';
+import { guestOf } from '@fleet/machine-config';
 import { Command } from 'commander';
+import { processGroupOf } from '../deploy/release.js';
 import { createWithVolume, mountedVolume } from '../deploy/volumes.js';
 import { CliError, exitCodes } from '../errors.js';
-import { say } from '../output.js';
-import { appContext, withApp } from './shared.js';
+import { printJson, printTable, say } from '../output.js';
+import { appContext, withApp, withJson } from './shared.js';
+
+/** One line of `scale show`: the machines of a process group that have one size. */
+interface SizeGroup {
+  process_group: string;
+  count: number;
+  cpu_kind: string;
+  cpus: number;
+  memory_mb: number;
+  /** Machines per region, as Fly's `ams(2)`. */
+  regions: Record<string, number>;
+}
+
+/** Fly's `scale show`: the app's machines (not destroyed) by process group and size. */
+function sizeGroups(machines: Machine[]): SizeGroup[] {
+  const groups = new Map<string, SizeGroup>();
+  for (const machine of machines) {
+    if (machine.state === 'destroyed') continue;
+    const guest = guestOf(machine.config);
+    const processGroup = processGroupOf(machine) ?? 'app';
+    const key = [processGroup, guest.cpuKind, guest.cpus, guest.memoryMb].join(' ');
+    const group = groups.get(key) ?? {
+      process_group: processGroup,
+      count: 0,
+      cpu_kind: guest.cpuKind,
+      cpus: guest.cpus,
+      memory_mb: guest.memoryMb,
+      regions: {},
+    };
+    group.count += 1;
+    group.regions[machine.region] = (group.regions[machine.region] ?? 0) + 1;
+    groups.set(key, group);
+  }
+  return [...groups.values()].sort((a, b) => a.process_group.localeCompare(b.process_group));
+}
 
 /** Machines `scale count` may remove first: the ones doing least, then the newest. */
 function removalOrder(machines: Machine[]): Machine[] {
@@ -83,7 +119,7 @@ function guestOfSize(size: string, memoryMb: number | undefined) {
   };
 }
 
-/** `fleet scale count N` and `fleet scale vm SIZE`. */
+/** `fleet scale count N`, `fleet scale vm SIZE` and `fleet scale show`. */
 export function scaleCommand(): Command {
   const scale = new Command('scale').description("change the number of an app's machines");
   withApp(
@@ -125,6 +161,32 @@ export function scaleCommand(): Command {
       if (machine.state === 'started') await flaps.waitMachine(app, machine.id, 'started', 60);
       say(`${machine.id} is ${size} with ${guest.memory_mb} MB`);
     }
+  });
+  withJson(
+    withApp(
+      scale
+        .command('show')
+        .description("show the app's machines by process group and size, and where they run"),
+    ),
+  ).action(async (_options: unknown, command: Command) => {
+    const { flags, app, flaps } = appContext(command);
+    const groups = sizeGroups(await flaps.listMachines(app));
+    if (flags.json) return printJson(groups);
+    process.stdout.write(`VM Resources for app: ${app}\n\n`);
+    printTable(
+      ['NAME', 'COUNT', 'KIND', 'CPUS', 'MEMORY', 'REGIONS'],
+      groups.map((group) => [
+        group.process_group,
+        group.count,
+        group.cpu_kind,
+        group.cpus,
+        `${group.memory_mb} MB`,
+        Object.entries(group.regions)
+          .sort(([a], [b]) => a.localeCompare(b))
+          .map(([region, count]) => `${region}(${count})`)
+          .join(','),
+      ]),
+    );
   });
   return scale;
 }
