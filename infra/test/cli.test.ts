@@ -153,6 +153,9 @@ describe('the fleet command line', () => {
       'exit 7',
     ]);
     expect(failed.code).toBe(7);
+    // flyctl's way: one quoted command line, which the machine's shell splits.
+    const line = await run(['machines', 'exec', machine!.id, '-a', app, 'echo $FLY_MACHINE_ID ok']);
+    expect(line).toMatchObject({ code: 0, stdout: `${machine!.id} ok\n` });
   });
 
   it('stops and starts a machine, waiting for each', async () => {

@@ -182,16 +182,19 @@ export class FlapsClient {
     );
   }
 
+  /** Runs `command` in the machine: an argv, or one command line (Fly's `cmd`, run by a shell). */
   execMachine(
     app: string,
     id: string,
-    command: string[],
+    command: string[] | string,
     timeoutSeconds = 30,
   ): Promise<ExecResult> {
     return this.call(
       'POST',
       `/v1/apps/${path(app)}/machines/${path(id)}/exec`,
-      { command, timeout: timeoutSeconds },
+      typeof command === 'string'
+        ? { cmd: command, timeout: timeoutSeconds }
+        : { command, timeout: timeoutSeconds },
       { timeoutMs: this.timeoutMs + timeoutSeconds * 1000 },
     );
   }

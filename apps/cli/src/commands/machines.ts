@@ -114,7 +114,10 @@ export function machinesCommand(): Command {
       machines
         .command('exec')
         .argument('<id>', 'the machine')
-        .argument('<command...>', 'the command and its arguments (after --)')
+        .argument(
+          '<command...>',
+          "the command and its arguments (after --), or one quoted command line, as flyctl's",
+        )
         .option('--timeout <seconds>', 'kill the command after this long', '30')
         .description("run a command in a machine; exits with the command's exit code"),
     ),
@@ -123,7 +126,15 @@ export function machinesCommand(): Command {
     const timeout = Number(options.timeout);
     if (!Number.isFinite(timeout) || timeout <= 0 || timeout > 600)
       throw new CliError('--timeout is seconds, more than 0 and at most 600', exitCodes.usage);
-    const result = await flaps.execMachine(app, id, argv, timeout);
+    // flyctl takes one command line (`fly machine exec ID "ls -l /"`), which the machine's shell
+    // splits; several words are the command and its arguments as they are.
+    const [line] = argv;
+    const result = await flaps.execMachine(
+      app,
+      id,
+      argv.length === 1 && line !== undefined ? line : argv,
+      timeout,
+    );
     if (flags.json) return printJson(result);
     process.stdout.write(result.stdout);
     process.stderr.write(result.stderr);
