@@ -166,14 +166,34 @@ async function reportFixedRate(subjects) {
 function measure(subjects, threads = 1) {
   const entries = Object.entries(subjects);
   for (const [, subject] of entries) wrk(subject.url, 2, subject.host, threads); // pools, JIT
-  const runs = Object.fromEntries(entries.map(([name]) => [name, { cpu: 0, turns: [] }]));
+  const runs = Object.fromEntries(
+    entries.map(([name, subject]) => [
+      name,
+      { cpu: 0, byPid: subject.pids.map(() => 0), turns: [] },
+    ]),
+  );
   for (let turn = 0; turn < turns; turn++) {
     for (const [name, subject] of entries) {
-      const cpuBefore = subject.pids.reduce((sum, pid) => sum + cpuMs(pid), 0);
+      const cpuBefore = subject.pids.map((pid) => cpuMs(pid));
       const run = wrk(subject.url, turnSeconds, subject.host, threads);
-      runs[name].cpu += subject.pids.reduce((sum, pid) => sum + cpuMs(pid), 0) - cpuBefore;
+      subject.pids.forEach((pid, index) => {
+        const used = cpuMs(pid) - cpuBefore[index];
+        runs[name].byPid[index] += used;
+        runs[name].cpu += used;
+      });
       runs[name].turns.push(run);
     }
+  }
+  if (threads > 1) {
+    // Workers sharing one listening socket get the connections the kernel gives each: a split
+    // far from even leaves one worker's core short while the other waits.
+    const splits = Object.entries(runs)
+      .filter(([name]) => subjects[name].pids.length > 1)
+      .map(
+        ([name, run]) =>
+          `${name} ${run.byPid.map((used) => Math.round((used / run.cpu) * 100)).join('/')}`,
+      );
+    console.log(`\nCPU split between processes, %: ${splits.join('; ')}`);
   }
   const results = {};
   for (const [name, { cpu, turns: done }] of Object.entries(runs)) {
