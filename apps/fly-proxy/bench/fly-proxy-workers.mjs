@@ -19,6 +19,8 @@ const lock = lockState(join(stateDir, 'fly-proxy.lock'), 'fly-proxy-watchdog');
 cluster.schedulingPolicy = cluster.SCHED_NONE;
 cluster.setupPrimary({
   exec: proxyMain,
+  // As the bench's other fly-proxy processes get them (its `FLY_PROXY_NODE_ARGS`).
+  execArgv: (process.env.FLY_PROXY_NODE_ARGS ?? '').split(' ').filter(Boolean),
   args: ['--state-dir', stateDir, ...args],
   stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
 });
