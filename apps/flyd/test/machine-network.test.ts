@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { basename, join } from 'node:path';
 import { mountsUnder } from '@fleet/service';
@@ -180,6 +180,45 @@ describe.runIf(root)('a network of its own per machine', () => {
       expect((await request(`http://${shown.private_addr}/`)).statusCode).toBe(200);
     } finally {
       execFileSync('ip', ['link', 'del', link]);
+    }
+  });
+
+  it('frees the address a killed flyd had claimed for a launch it did not finish', async () => {
+    const unreachable = (ip: string) =>
+      execFileSync('ip', ['route', 'show', 'type', 'unreachable', `${ip}/32`], {
+        encoding: 'utf8',
+      });
+    // flyd is killed the moment its claim (an `unreachable` route) appears, before the machine's
+    // link replaces it; a launch whose link came first is not the case looked for: again.
+    for (let attempt = 1; ; attempt++) {
+      const id = randomBytes(7).toString('hex');
+      const [claimed] = candidates(id, null); // the first address a new machine is given
+      const address = present(claimed, 'an address');
+      const monitor = spawn('ip', ['-o', 'monitor', 'route'], {
+        stdio: ['ignore', 'pipe', 'ignore'],
+      });
+      try {
+        const seen = new RegExp(`unreachable ${address.replaceAll('.', '\\.')}(\\s|/|$)`);
+        const killed = new Promise<void>((resolve) => {
+          monitor.stdout.on('data', (chunk: Buffer) => {
+            if (seen.test(chunk.toString())) resolve(fixture.kill());
+          });
+        });
+        await new Promise((resolve) => setTimeout(resolve, 50)); // the monitor is listening
+        await call(api, 'POST', '/v1/machines', { id, app: 'net', config: hello }).catch(() => {});
+        await killed;
+      } finally {
+        monitor.kill();
+      }
+      const caught = unreachable(address) !== '';
+      api = await fixture.startFlyd();
+      await inState(api, id, 'started');
+      if (!caught && attempt < 5) continue;
+      expect(caught).toBe(true);
+      // The next flyd removed the claim: the machine came up at its first address, not the next.
+      expect(unreachable(address)).toBe('');
+      expect((await show(id)).private_ip).toBe(address);
+      return;
     }
   });
 

@@ -9,6 +9,7 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
+import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { UsageError } from '@fleet/service';
@@ -28,6 +29,8 @@ const rangeFirst = ipNumber('198.18.0.2');
 const rangeSize = 2 ** 17 - 3; // to 198.19.255.254
 /** How long a machine's own address is waited for while its last namespace ends. */
 const ownAddressWaitMs = 1_000;
+/** Beside a namespace's file in `dir`: the address a launch claimed, until its link is up. */
+const claimSuffix = '.claim';
 /** Addresses tried for one machine before its launch fails (each taken by another machine). */
 const triesMax = 256;
 
@@ -114,10 +117,17 @@ export class MachineNetwork {
     return { network };
   }
 
-  /** Drops the networks a killed flyd kept (their files in `dir`): this one knows none of them. */
+  /**
+   * Drops the networks a killed flyd kept (their files in `dir`): this one knows none of them; and
+   * the claims it made for launches it did not see to their link (`<id>.claim`): their
+   * `unreachable` routes would keep those addresses from every machine for good.
+   */
   async #sweep(): Promise<void> {
     mkdirSync(this.dir, { recursive: true });
-    for (const name of readdirSync(this.dir)) await this.#unbind(name);
+    for (const name of readdirSync(this.dir)) {
+      if (!name.endsWith(claimSuffix)) await this.#unbind(name);
+      else await this.#unclaim(name.slice(0, -claimSuffix.length));
+    }
   }
 
   /**
@@ -140,21 +150,42 @@ export class MachineNetwork {
       if (own.has(ip) || taken(ip)) continue;
       // Its own address may still be routed to its last namespace, which the kernel ends in the
       // background: tried for a moment before another is taken.
-      if (await this.#claim(ip, ip === preferred ? ownAddressWaitMs : 0)) return ip;
+      if (await this.#claim(id, ip, ip === preferred ? ownAddressWaitMs : 0)) return ip;
     }
     throw new Error(`no free machine address after ${triesMax} tries`);
   }
 
-  /** Claims `ip` with an `unreachable` route; false when it is routed already (past `waitMs`). */
-  async #claim(ip: string, waitMs: number): Promise<boolean> {
+  /**
+   * Claims `ip` for machine `id` with an `unreachable` route; false when it is routed already
+   * (past `waitMs`). Noted first in `<id>.claim`, so that a flyd killed before the link replaces
+   * the route has its successor remove it (`#sweep`).
+   */
+  async #claim(id: string, ip: string, waitMs: number): Promise<boolean> {
+    writeFileSync(this.#claimFile(id), ip);
     const deadline = Date.now() + waitMs;
     for (;;) {
       const refused = await this.#batch([`route add unreachable ${ip}/32`]);
       if (refused === undefined) return true;
-      if (!refused.exists) throw refused.error;
-      if (Date.now() >= deadline) return false;
+      if (!refused.exists || Date.now() >= deadline) {
+        rmSync(this.#claimFile(id), { force: true });
+        if (!refused.exists) throw refused.error;
+        return false;
+      }
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
+  }
+
+  /** Removes the claim noted in `<id>.claim`, if its route is still the claim's; never fails. */
+  async #unclaim(id: string): Promise<void> {
+    let ip: string;
+    try {
+      ip = readFileSync(this.#claimFile(id), 'utf8');
+    } catch {
+      return;
+    }
+    // Only an `unreachable` route goes: a link's route to the address is the machine's own.
+    if (isIP(ip) === 4) await this.#batch([`route del unreachable ${ip}/32`]);
+    rmSync(this.#claimFile(id), { force: true });
   }
 
   /**
@@ -213,6 +244,7 @@ export class MachineNetwork {
       `neigh replace ${ip} lladdr ${machineMac(id)} dev ${host} nud permanent`,
     ]);
     if (refused !== undefined) throw refused.error;
+    rmSync(this.#claimFile(id), { force: true }); // the route is the link's now
     this.#kept.set(id, ip);
   }
 
@@ -224,6 +256,7 @@ export class MachineNetwork {
     if (this.#kept.has(id)) return this.#drop(id);
     await this.#unbind(id);
     await this.#batch([`link del ${hostLink(id)}`, `route del unreachable ${ip}/32`], true);
+    rmSync(this.#claimFile(id), { force: true });
   }
 
   /** Machine `id` stopped: its network is kept for its next start, the longest idle dropped past the bound. */
@@ -278,6 +311,10 @@ export class MachineNetwork {
 
   #file(id: string): string {
     return join(this.dir, id);
+  }
+
+  #claimFile(id: string): string {
+    return join(this.dir, `${id}${claimSuffix}`);
   }
 
   /** Whether process `pid` is in a network namespace other than flyd's. */
