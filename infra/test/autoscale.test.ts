@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { FlapsClient, type Machine } from '@fleet/flaps-client';
 import { until } from '@fleet/service/vitest-until';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { demoMachineConfig, waitForProxy } from '../src/launcher/demo.js';
+import { demoMachineConfig, getThroughProxy, waitForProxy } from '../src/launcher/demo.js';
 import type { Fleet } from '../src/launcher/fleet.js';
 import { startTestFleet } from './test-fleet.js';
 
@@ -91,5 +91,25 @@ describe('autostop and autostart', () => {
     const passes = await autostopPasses();
     await until('three more autostop passes', async () => (await autostopPasses()) >= passes + 3);
     expect(await states(app)).toEqual(['started', 'stopped']);
+  });
+
+  // Before, the request waited out --autostart-timeout-ms and got "no started machine (1 stopped)".
+  it('answers why when the machine it starts exits at once', async () => {
+    const app = 'auto-crash';
+    await flaps.createApp(app);
+    const machine = await flaps.createMachine(app, {
+      config: {
+        ...autoscaledConfig(0),
+        init: { exec: ['sh', '-c', 'exit 3'] },
+        restart: { policy: 'no' },
+      },
+    });
+    await until('its first launch ended', async () => (await states(app)).join() === 'stopped');
+    const answer = await getThroughProxy(fleet.urls.proxy, `${app}.fleet.test`, 30_000);
+    expect(answer.status).toBe(503);
+    expect(JSON.parse(answer.body)).toEqual({
+      code: 'PROXY_ERR_NO_MACHINE',
+      error: `app ${app} has no started machine to take the request (1 stopped); autostarting machine ${machine.id} failed: it exited with code 3 as it started`,
+    });
   });
 });

@@ -105,8 +105,9 @@ function autostarted(
     return routedOf(app, host, decision);
   }
   if (decision.saturated || decision.startable.length === 0) return routedOf(app, host, decision);
-  return autostart.startOne(app, decision.startable).then((started) => {
-    if (!started) return routedOf(app, host, decision);
+  return autostart.startOne(app, decision.startable).then((result) => {
+    if (!result.started)
+      return refused(app, 'PROXY_ERR_NO_MACHINE', `${decision.reason}; ${result.why}`);
     const again = deps.catalog.route(app, options);
     return again instanceof Promise
       ? again.then(

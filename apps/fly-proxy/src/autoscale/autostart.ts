@@ -1,6 +1,15 @@
 import type { Catalog, MachineEntry } from '@fleet/catalog';
 import type { Logger } from '@fleet/service';
-import type { FlapsApi } from './flaps-api.js';
+import { type FlapsApi, FlapsCallError, type MachineEvent } from './flaps-api.js';
+
+/** An autostart's outcome: the machine is started and the catalog knows it, or why not. */
+export type AutostartResult = { started: true } | { started: false; why: string };
+
+/**
+ * A start is waited for in rounds of this many seconds (the Machines API's wait, server side):
+ * between them a machine that exited as it started is noticed, not waited for to the deadline.
+ */
+const waitRoundSeconds = 1;
 
 export interface AutostartOptions {
   /** Bound on a request waiting for a machine to start (the start call, the wait, the catalog seeing it). */
@@ -16,7 +25,7 @@ export interface AutostartOptions {
  * One start per machine at a time however many requests ask for it.
  */
 export class Autostarter {
-  readonly #starting = new Map<string, Promise<boolean>>();
+  readonly #starting = new Map<string, Promise<AutostartResult>>();
   #started = 0;
   #failed = 0;
 
@@ -27,13 +36,17 @@ export class Autostarter {
     private readonly logger: Logger,
   ) {}
 
-  /** Starts the first of `machines` that can be, and resolves true once the catalog sees it started. */
-  async startOne(app: string, machines: readonly MachineEntry[]): Promise<boolean> {
+  /** Starts the first of `machines` that can be; resolves once the catalog sees it started, or why not. */
+  async startOne(app: string, machines: readonly MachineEntry[]): Promise<AutostartResult> {
     const machine = machines[0];
-    if (machine === undefined) return false;
+    if (machine === undefined) return { started: false, why: 'no machine to start' };
     let starting = this.#starting.get(machine.id);
     if (starting === undefined) {
-      if (this.#starting.size >= this.options.startsMax) return false;
+      if (this.#starting.size >= this.options.startsMax)
+        return {
+          started: false,
+          why: `${this.options.startsMax} machines are being started already (--autostarts-max)`,
+        };
       starting = this.#start(app, machine.id).finally(() => this.#starting.delete(machine.id));
       this.#starting.set(machine.id, starting);
     }
@@ -50,11 +63,33 @@ export class Autostarter {
     return { starting: this.#starting.size, started: this.#started, failed: this.#failed };
   }
 
-  async #start(app: string, machineId: string): Promise<boolean> {
+  async #start(app: string, machineId: string): Promise<AutostartResult> {
     const deadline = Date.now() + this.options.timeoutMs;
     try {
-      await this.flaps.start(app, machineId);
-      await this.flaps.waitStarted(app, machineId, (deadline - Date.now()) / 1_000);
+      // Events carry the worker's clock: an exit is this start's when it is newer than them all.
+      const before = newest(await this.flaps.events(app, machineId));
+      await this.flaps.start(app, machineId).catch((error: unknown) => {
+        // The worker answers a start once the machine listens on its services' ports.
+        if (error instanceof FlapsCallError && error.timedOut)
+          throw new Error(
+            `its start did not finish within ${this.options.timeoutMs} ms (--autostart-timeout-ms): a machine is started once it listens on its service's internal_port, on 0.0.0.0`,
+          );
+        throw error;
+      });
+      for (;;) {
+        const leftMs = deadline - Date.now();
+        if (leftMs <= 0)
+          throw new Error(
+            `it was not started within ${this.options.timeoutMs} ms (--autostart-timeout-ms)`,
+          );
+        if (
+          await this.flaps.waitStarted(app, machineId, Math.min(waitRoundSeconds, leftMs / 1_000))
+        )
+          break;
+        const events = await this.flaps.events(app, machineId);
+        const exit = events.find((event) => event.type === 'exit' && event.timestamp > before);
+        if (exit !== undefined) throw new Error(`it ${howItEnded(exit)} as it started`);
+      }
       // The catalog learns the new state from corrosion's change stream, a moment later.
       while (this.catalog.machine(machineId)?.state !== 'started') {
         if (Date.now() > deadline)
@@ -63,11 +98,30 @@ export class Autostarter {
       }
       this.#started += 1;
       this.logger.info({ app, machine: machineId }, 'machine autostarted');
-      return true;
+      return { started: true };
     } catch (error) {
       this.#failed += 1;
       this.logger.warn({ err: error, app, machine: machineId }, 'autostart failed');
-      return false;
+      return {
+        started: false,
+        why: `autostarting machine ${machineId} failed: ${(error as Error).message}`,
+      };
     }
   }
+}
+
+/** The timestamp of the newest of `events` (0 when there are none). */
+function newest(events: readonly MachineEvent[]): number {
+  return events.reduce((latest, event) => Math.max(latest, event.timestamp), 0);
+}
+
+/** How a machine's process ended, from its exit event: `exited with code 3`. */
+function howItEnded(exit: MachineEvent): string {
+  const ended = exit.request?.exit_event;
+  if (ended?.oom_killed) return 'ran out of memory';
+  if (ended?.signal !== undefined && ended.signal !== null)
+    return `was killed by signal ${ended.signal}`;
+  if (ended?.exit_code !== undefined && ended.exit_code !== null)
+    return `exited with code ${ended.exit_code}`;
+  return 'exited';
 }

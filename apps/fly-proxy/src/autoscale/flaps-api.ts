@@ -1,18 +1,32 @@
 import { Pool } from 'undici';
 
-/** Why the Machines API refused or failed a call; `status` 0 when it could not be reached. */
+/**
+ * Why the Machines API refused or failed a call; `status` 0 when it could not be reached or did
+ * not answer in time (`timedOut`).
+ */
 export class FlapsCallError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    readonly timedOut = false,
   ) {
     super(message);
   }
 }
 
+/** A machine's event as the Machines API lists them (Fly's shape), the fields autostart reads. */
+export interface MachineEvent {
+  type: string;
+  /** Milliseconds since the epoch, by the clock of the machine's worker. */
+  timestamp: number;
+  request?: {
+    exit_event?: { exit_code?: number | null; signal?: number | null; oom_killed?: boolean };
+  };
+}
+
 /**
- * The few Machines API calls the proxy makes for autostart and autostop: start, stop, suspend
- * and wait. One bounded connection pool, a deadline on every call, the fleet's API token.
+ * The few Machines API calls the proxy makes for autostart and autostop: start, stop, suspend,
+ * wait and events. One bounded connection pool, a deadline on every call, the fleet's API token.
  */
 export class FlapsApi {
   readonly #pool: Pool;
@@ -41,12 +55,26 @@ export class FlapsApi {
     return this.#call('POST', `/v1/apps/${app}/machines/${machineId}/suspend`);
   }
 
-  /** Waits (server side, at most `seconds`) until the machine is started. */
-  waitStarted(app: string, machineId: string, seconds: number): Promise<unknown> {
-    return this.#call(
+  /** Waits (server side, at most `seconds`) until the machine is started; false when it was not. */
+  async waitStarted(app: string, machineId: string, seconds: number): Promise<boolean> {
+    try {
+      await this.#call(
+        'GET',
+        `/v1/apps/${app}/machines/${machineId}/wait?state=started&timeout=${Math.max(1, Math.ceil(seconds))}`,
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof FlapsCallError && error.status === 408) return false;
+      throw error;
+    }
+  }
+
+  /** The machine's events (Fly's `GET …/events`). */
+  async events(app: string, machineId: string): Promise<MachineEvent[]> {
+    return (await this.#call(
       'GET',
-      `/v1/apps/${app}/machines/${machineId}/wait?state=started&timeout=${Math.max(1, Math.ceil(seconds))}`,
-    );
+      `/v1/apps/${app}/machines/${machineId}/events`,
+    )) as MachineEvent[];
   }
 
   close(): Promise<void> {
@@ -66,6 +94,13 @@ export class FlapsApi {
         signal: AbortSignal.timeout(this.timeoutMs),
       });
     } catch (error) {
+      const { name, code } = error as { name?: string; code?: string };
+      if (name === 'TimeoutError' || code === 'UND_ERR_HEADERS_TIMEOUT')
+        throw new FlapsCallError(
+          0,
+          `the Machines API did not answer ${method} ${path} within ${this.timeoutMs} ms`,
+          true,
+        );
       throw new FlapsCallError(
         0,
         `the Machines API could not be reached: ${(error as Error).message}`,
