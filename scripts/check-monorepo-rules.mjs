@@ -9,8 +9,11 @@
 //     devDependency only to spawn its built server in a test);
 //  4. layering inside an app: `routes → services → store`. Only the server wiring (main.ts,
 //     server.ts) and other routes import `src/routes/`; store files (`src/store/`, `*-store.ts`)
-//     import neither routes nor services.
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+//     import neither routes nor services;
+//  5. a workspace's bin names a file of the repository, not one the build makes, and the lockfile
+//     records the same: `npm ci` links a bin from the lockfile's record only when its file exists,
+//     before anything is built (a `dist/` bin left a fresh clone without `npx fleet`).
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 
 // The tree to check: the repository by default, or the folder given (the rules' own test uses one).
@@ -134,6 +137,28 @@ function checkLayer(file, target, srcDir, shown, spec) {
 // Neutral modules (errors, metrics, diagnostics, types, config) may be imported from any layer.
 function isServiceFile(target) {
   return !/(^|[\\/])(errors|metrics|diagnostics|types|config|schema)\.(js|ts)$/.test(target);
+}
+
+const lockFile = join(root, 'package-lock.json');
+const lock = existsSync(lockFile) ? JSON.parse(readFileSync(lockFile, 'utf8')) : undefined;
+for (const { dir, pkg } of workspaces) {
+  const shown = relative(root, dir);
+  for (const [name, target] of Object.entries(pkg.bin ?? {})) {
+    if (target.split('/')[0] === 'dist' || !existsSync(join(dir, target)))
+      problems.push(
+        `${shown}/package.json: the bin ${name} names ${target}, which npm ci cannot link before the build (name a committed file that runs it)`,
+      );
+  }
+  const recorded = sortedJson(lock?.packages?.[shown]?.bin);
+  if (lock !== undefined && recorded !== sortedJson(pkg.bin))
+    problems.push(
+      `package-lock.json: records ${shown}'s bins as ${recorded}, its package.json says ${sortedJson(pkg.bin)} (npm install --package-lock-only)`,
+    );
+}
+
+/** A bin map as JSON, its names in order (npm's lockfile sorts them). */
+function sortedJson(bins) {
+  return JSON.stringify(Object.entries(bins ?? {}).sort(([a], [b]) => a.localeCompare(b)));
 }
 
 if (problems.length > 0) {

@@ -74,4 +74,26 @@ describe('scripts/check-monorepo-rules.mjs', () => {
     expect(run.stderr).toContain('@fleet/p: dependencies lists the app @fleet/a');
     expect(run.stderr).toContain('packages/p/src/index.ts: imports the app @fleet/a');
   });
+
+  // npm ci links bins from the lockfile, and only those whose file exists before the build.
+  it('rejects a bin the build makes, and a lockfile that records other bins', () => {
+    const root = tree({
+      ...cleanTree,
+      'apps/b/package.json': JSON.stringify({
+        name: '@fleet/b',
+        bin: { b: 'dist/main.js', 'b-tool': 'bin/b-tool.js' },
+      }),
+      'apps/b/bin/b-tool.js': "import '../dist/tool.js';",
+      'package-lock.json': JSON.stringify({
+        packages: { 'apps/b': { bin: { b: 'dist/main.js' } } },
+      }),
+    });
+    const run = spawnSync(process.execPath, [script, root], { encoding: 'utf8' });
+    expect(run.status).toBe(1);
+    expect(run.stderr).toContain(
+      'apps/b/package.json: the bin b names dist/main.js, which npm ci cannot link before the build',
+    );
+    expect(run.stderr).not.toContain('the bin b-tool');
+    expect(run.stderr).toContain("package-lock.json: records apps/b's bins as");
+  });
 });
