@@ -21,6 +21,12 @@ const tcp = (publicPort: number) => ({
   ports: [{ port: publicPort }],
 });
 const http = { protocol: 'tcp', internal_port: 8080, ports: [{ port: 80, handlers: ['http'] }] };
+/** A second HTTP service, on 9090, with a public port of its own. */
+const secondHttp = (publicPort: number) => ({
+  protocol: 'tcp',
+  internal_port: 9090,
+  ports: [{ port: publicPort, handlers: ['http'] }],
+});
 /**
  * A machine that answers HTTP on 8080 and 9090, each saying which (and whether the request was
  * replayed, or fell back after a replay failed); a first request with `x-replay` is answered 409
@@ -94,11 +100,7 @@ describe.runIf(root)('a machine with two services', () => {
   });
 
   it('takes HTTP on a service port of its own to that service, and elsewhere to the first', async () => {
-    const second = {
-      protocol: 'tcp',
-      internal_port: 9090,
-      ports: [{ port: 17_093, handlers: ['http'] }],
-    };
+    const second = secondHttp(17_093);
     await started('two-http', [http, second], twoHttpPorts);
     const main = await waitForProxy(fleet.urls.proxy, 'two-http.fleet.test', (reply) =>
       reply.body.startsWith('http'),
@@ -111,11 +113,7 @@ describe.runIf(root)('a machine with two services', () => {
   });
 
   it('replays a request, and falls back, to the service of the port it came in on', async () => {
-    const second = {
-      protocol: 'tcp',
-      internal_port: 9090,
-      ports: [{ port: 17_094, handlers: ['http'] }],
-    };
+    const second = secondHttp(17_094);
     await started('two-http-replay', [http, second], twoHttpPorts);
     const host = 'two-http-replay.fleet.test';
     await waitForProxy('http://127.0.0.1:17094', host, (reply) => reply.body.startsWith('http'));
