@@ -45,11 +45,12 @@ function leftProcesses() {
       const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
       const named = argv.some((arg) => under(arg, tmpDir) || arg.includes(`${repoRoot}/`));
       const environ = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
-      // Strictly under: every process of the run has TMPDIR itself (a daemon turbo left, say).
-      const home = environ.some((pair) =>
+      // A variable naming a path strictly under <tmp-dir> (a machine's HOME is its root), not
+      // <tmp-dir> itself: every process of the run has that as TMPDIR (a daemon turbo left, say).
+      const environUnderTmp = environ.some((pair) =>
         pair.slice(pair.indexOf('=') + 1).startsWith(`${tmpDir}/`),
       );
-      if (under(cwd, tmpDir) || under(cwd, repoRoot) || named || home) {
+      if (under(cwd, tmpDir) || under(cwd, repoRoot) || named || environUnderTmp) {
         left.push(`pid ${pid} (cwd ${cwd}): ${argv.join(' ').slice(0, 200)}`);
       }
     } catch {

@@ -1,5 +1,5 @@
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { procStat } from '@fleet/service';
+import { procStat, withDescendants } from '@fleet/service';
 
 /** Pids of live processes whose environment has `name=value` (how machines are found). */
 export function pidsWithEnv(name: string, value: string): number[] {
@@ -35,22 +35,12 @@ function cmdlineOf(pid: number): string {
 
 /** `pid` and every live process below it (children, their children...), as they are now. */
 export function processTree(pid: number): Seen[] {
-  const parents = new Map<number, number[]>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const info = procStat(entry);
-    if (!info || info.state === 'Z') continue;
-    parents.set(info.ppid, [...(parents.get(info.ppid) ?? []), Number(entry)]);
-  }
-  const tree: Seen[] = [];
-  const visit = (current: number) => {
+  return withDescendants(pid).flatMap((current) => {
     const info = procStat(current);
-    if (info && info.state !== 'Z')
-      tree.push({ pid: current, startTime: info.startTime, cmdline: cmdlineOf(current) });
-    for (const child of parents.get(current) ?? []) visit(child);
-  };
-  visit(pid);
-  return tree;
+    return info && info.state !== 'Z'
+      ? [{ pid: current, startTime: info.startTime, cmdline: cmdlineOf(current) }]
+      : [];
+  });
 }
 
 /** Live processes whose command line names `dir` or whose working directory is inside it. */

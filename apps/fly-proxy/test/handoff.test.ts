@@ -1,9 +1,9 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as connectTls } from 'node:tls';
-import { procStat, type ServerProcess, startServerProcess } from '@fleet/service';
+import { childrenByParent, type ServerProcess, startServerProcess } from '@fleet/service';
 import { present } from '@fleet/service/invariant';
 import { until } from '@fleet/service/vitest-until';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,16 +16,6 @@ import {
   watchdogMain,
   watchdogStatus,
 } from './watchdog-fixture.js';
-
-/** The pids whose parent is `pid` (from /proc). */
-function childrenOf(pid: number): number[] {
-  const children: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    if (procStat(entry)?.ppid === pid) children.push(Number(entry));
-  }
-  return children;
-}
 
 /** One HTTP/1.1 request over a new TLS connection, resuming `session` when given. */
 function tlsGet(port: number, ca: string, session?: Buffer) {
@@ -84,7 +74,7 @@ describe('restarts without dropping', () => {
   const status = () => watchdogStatus(stateDir);
   const watchChildren = setInterval(() => {
     if (watchdog?.child.pid !== undefined)
-      for (const pid of childrenOf(watchdog.child.pid)) seenPids.add(pid);
+      for (const pid of childrenByParent().get(watchdog.child.pid) ?? []) seenPids.add(pid);
   }, 20);
 
   beforeAll(async () => {
@@ -208,10 +198,12 @@ describe('restarts without dropping', () => {
     const watchdogPid = present(watchdog.child.pid, "the watchdog's pid");
     const serving = present(status().proxyPid, 'the serving proxy');
     const handoffs = status().handoffs;
-    const before = new Set(childrenOf(watchdogPid));
+    const before = new Set(childrenByParent().get(watchdogPid));
     watchdog.child.kill('SIGHUP');
     const successor = await until('the successor started', () =>
-      childrenOf(watchdogPid).find((pid) => !before.has(pid)),
+      childrenByParent()
+        .get(watchdogPid)
+        ?.find((pid) => !before.has(pid)),
     );
     expect(status().handoffs).toBe(handoffs); // this handoff is still under way
     watchdog.child.kill('SIGTERM');

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { promisify } from 'node:util';
-import { procStat } from '@fleet/service';
+import { withDescendants } from '@fleet/service';
 
 const run = promisify(execFile);
 const commandTimeoutMs = 10_000;
@@ -48,20 +48,6 @@ export function pidsInNamespace(name: string): number[] {
     }
   }
   return pids;
-}
-
-/** `pids` and every process descended from one of them (by each process's parent pid). */
-function withDescendants(pids: number[]): number[] {
-  const children = new Map<number, number[]>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const parent = procStat(entry)?.ppid;
-    if (parent !== undefined)
-      children.set(parent, [...(children.get(parent) ?? []), Number(entry)]);
-  }
-  const found = new Set(pids);
-  for (const pid of found) for (const child of children.get(pid) ?? []) found.add(child);
-  return [...found];
 }
 
 function statInode(path: string): string {

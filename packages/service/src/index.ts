@@ -38,7 +38,13 @@ export { mountsUnder, unmountUnder } from './mounts.js';
 export { nodeProjectAbove } from './node-project-above.js';
 export { parentFdVariable, watchParent } from './parent.js';
 export { privateDir } from './private-dir.js';
-export { isRunning, type ProcStat, procStat } from './proc-stat.js';
+export {
+  childrenByParent,
+  isRunning,
+  type ProcStat,
+  procStat,
+  withDescendants,
+} from './proc-stat.js';
 export { type ServerProcess, type ServerProcessOptions, startServerProcess } from './process.js';
 export { errorCodesInReadme } from './readme.js';
 export { readSecret, type SecretSource } from './secret.js';

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /** What Linux's /proc/<pid>/stat says of a process (proc(5)), the fields Fleet reads. */
 export interface ProcStat {
@@ -44,4 +44,33 @@ export function procStat(pid: number | string): ProcStat | undefined {
 export function isRunning(pid: number | string): boolean {
   const state = procStat(pid)?.state;
   return state !== undefined && state !== 'Z' && state !== 'X';
+}
+
+/**
+ * Every running process's pid under its parent's pid, each read once from /proc. Zombies are
+ * left out: they have exited, and their children were handed to another parent when they did.
+ */
+export function childrenByParent(): Map<number, number[]> {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = procStat(entry);
+    if (stat === undefined || stat.state === 'Z' || stat.state === 'X') continue;
+    const siblings = children.get(stat.ppid);
+    if (siblings) siblings.push(Number(entry));
+    else children.set(stat.ppid, [Number(entry)]);
+  }
+  return children;
+}
+
+/**
+ * `pids` themselves, then every running process descended from one of them (children, their
+ * children…), each once, from one reading of /proc: what to signal to end a tree, or to watch go.
+ */
+export function withDescendants(pids: number | readonly number[]): number[] {
+  const children = childrenByParent();
+  // A Set iterates what is added during the walk, once each: at most every process of the reading.
+  const found = new Set(typeof pids === 'number' ? [pids] : pids);
+  for (const pid of found) for (const child of children.get(pid) ?? []) found.add(child);
+  return [...found];
 }
