@@ -11,7 +11,8 @@
 // and h2 over TLS (h2load, nghttp2-client) through nginx and fly-proxy's TLS listener. Last,
 // one hop with 2 workers each (nginx `worker_processes 2`, node-http-proxy and fly-proxy as 2
 // processes accepting on one port, bench/fly-proxy-workers.mjs) under wrk -t2, beside two floors
-// of what Node allows (bench/floor-lean-http.mjs, bench/floor-byte-relay.mjs).
+// of what Node allows (bench/floor-lean-http.mjs, bench/floor-byte-relay.mjs) and the least a proxy
+// doing issue 11's per-request work costs (bench/floor-complete-http.mjs).
 // Needs `npm run build`. Usage: node bench/http.mjs [seconds=10] [connections=50] [rate=3000]
 // [parts=one,rate,two,h2,workers] (the parts to run) [turns=4] (the wrk subjects are loaded in
 // that many rotating turns of seconds/turns each, see measure()). FLY_PROXY_DIST=<dir> runs another build of
@@ -64,7 +65,11 @@ try {
     'nginx x2': { url: chained.url, pids: [chained.pids[0], nginx.pids[0]] },
     'fly-proxy x2': flyProxy.twoHops,
   };
-  if (parts.has('one')) report('one hop', measure(oneHop), 'nginx', true);
+  if (parts.has('one')) {
+    const results = measure({ ...oneHop, ...(await startFloors(backend.port, 1)) });
+    report('one hop', results, 'nginx', true);
+    reportFloors(results);
+  }
   if (parts.has('rate')) await reportFixedRate(oneHop);
   if (parts.has('two'))
     report('two hops (edge -> second proxy -> machine)', measure(twoHops), 'nginx x2', false);
@@ -78,9 +83,7 @@ try {
       nginx: await startProxyingNginx(backend.port, 'workers', 2),
       'node-http-proxy': await startNodeSubject('node-http-proxy.mjs', backend.port, 2),
       'fly-proxy': await startFlyProxyWorkers(flyProxy.corrosionUrl, 2),
-      // What any proxy written for Node costs at the least, beside fly-proxy in the same run.
-      'floor: lean HTTP': await startNodeSubject('floor-lean-http.mjs', backend.port, 2),
-      'floor: relay': await startNodeSubject('floor-byte-relay.mjs', backend.port, 2),
+      ...(await startFloors(backend.port, 2)),
     };
     const results = measure(twoWorkers, 2);
     report('one hop, 2 workers each', results, 'nginx', true, 2);
@@ -262,6 +265,15 @@ async function startProxyingNginx(backendPort, name, workers = 1) {
   return { url, pids: nginx.pids };
 }
 
+/** What any proxy written for Node costs at the least, to run beside fly-proxy in the same run. */
+async function startFloors(backendPort, workers) {
+  return {
+    'floor: complete HTTP': await startNodeSubject('floor-complete-http.mjs', backendPort, workers),
+    'floor: lean HTTP': await startNodeSubject('floor-lean-http.mjs', backendPort, workers),
+    'floor: relay': await startNodeSubject('floor-byte-relay.mjs', backendPort, workers),
+  };
+}
+
 /** A Node subject of this folder (node-http-proxy, a floor) as `workers` processes. */
 async function startNodeSubject(script, backendPort, workers = 1) {
   const proxy = await child(process.execPath, [
@@ -427,15 +439,23 @@ function wrk(url, duration, hostName = host, threads = 1) {
 }
 
 /**
- * Where the 2x node-http-proxy target stands against what Node allows: the floors' own ratios,
- * and fly-proxy's CPU per request as a multiple of the lean floor's.
+ * Where the targets stand against what Node allows: the floors' own ratios to nginx and
+ * node-http-proxy, and fly-proxy's CPU per request as a multiple of the complete and the lean
+ * floor's.
  */
 function reportFloors(results) {
-  const nodeProxy = results['node-http-proxy'];
-  const ratio = (name) => (results[name].rate / nodeProxy.rate).toFixed(2);
+  const floors = ['floor: complete HTTP', 'floor: lean HTTP', 'floor: relay'];
+  const ratios = (baseline) =>
+    floors
+      .map(
+        (name) => `${name.slice(7)} ${(results[name].rate / results[baseline].rate).toFixed(2)}x`,
+      )
+      .join(', ');
+  const cpu = (name) => (results['fly-proxy'].cpuPer10k / results[name].cpuPer10k).toFixed(2);
+  console.log(`floors / nginx: ${ratios('nginx')} req/s`);
   console.log(
-    `floors / node-http-proxy: lean HTTP ${ratio('floor: lean HTTP')}x, relay ${ratio('floor: relay')}x req/s ` +
-      `(fly-proxy's CPU per request ${(results['fly-proxy'].cpuPer10k / results['floor: lean HTTP'].cpuPer10k).toFixed(2)}x the lean floor's)`,
+    `floors / node-http-proxy: ${ratios('node-http-proxy')} req/s (fly-proxy's CPU per request ` +
+      `${cpu(floors[0])}x the complete floor's, ${cpu(floors[1])}x the lean floor's)`,
   );
 }
 
@@ -443,10 +463,10 @@ function report(title, results, baseline, oneHop, threads = 1) {
   console.log(
     `\nHTTP/1.1 keep-alive, ${title}, wrk -t${threads} -c${connections}, ${turns} turns of ${turnSeconds}s each${threads === 1 ? ', one core per process' : ''}\n`,
   );
-  console.log('subject            req/s     p50 ms   p99 ms   CPU ms per 10k');
+  console.log('subject                req/s     p50 ms   p99 ms   CPU ms per 10k');
   for (const [name, r] of Object.entries(results)) {
     console.log(
-      `${name.padEnd(16)} ${r.rate.toFixed(0).padStart(8)} ${r.p50.toFixed(2).padStart(9)} ${r.p99.toFixed(2).padStart(8)} ${r.cpuPer10k.toFixed(0).padStart(10)}`,
+      `${name.padEnd(20)} ${r.rate.toFixed(0).padStart(8)} ${r.p50.toFixed(2).padStart(9)} ${r.p99.toFixed(2).padStart(8)} ${r.cpuPer10k.toFixed(0).padStart(10)}`,
     );
   }
   const ours = results[oneHop ? 'fly-proxy' : 'fly-proxy x2'];
