@@ -55,7 +55,7 @@ describe('the fleet command line', () => {
     const listed = await run(['apps', 'list', '--json']);
     expect(JSON.parse(listed.stdout).map((one: { name: string }) => one.name)).toContain(app);
     const table = await run(['apps', 'list']);
-    expect(table.stdout).toMatch(new RegExp(`${app}\\s.*personal`));
+    expect(table.stdout).toMatch(new RegExp(`${app}\\s.*personal.*deployed\\s*│\\s*0\\s`));
     const taken = await run(['apps', 'create', app]);
     expect(taken.code).toBe(1);
     expect(taken.stderr).toMatch(/Error: .*/);

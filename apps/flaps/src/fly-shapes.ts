@@ -104,6 +104,7 @@ const app = {
       properties: { name: string, slug: string },
     },
     machine_count: integer,
+    volume_count: integer,
     created_at: timestamp,
   },
 };

@@ -9,6 +9,17 @@ export interface AppRow {
   created_at: string;
 }
 
+/** An app as the Machines API shows it: its row and how many machines and volumes it has. */
+export interface AppSummary extends AppRow {
+  machine_count: number;
+  volume_count: number;
+}
+
+// Destroyed machines and volumes are kept as rows (their events and snapshots); they do not count.
+const summaryColumns = `name, org, network, created_at,
+  (SELECT count(*) FROM machines m WHERE m.app = apps.name AND m.state != 'destroyed') AS machine_count,
+  (SELECT count(*) FROM volumes v WHERE v.app = apps.name AND v.state != 'destroyed') AS volume_count`;
+
 export interface MachineRow {
   id: string;
   app: string;
@@ -80,11 +91,19 @@ export class FleetState {
     return rows[0];
   }
 
-  async apps(org?: string): Promise<AppRow[]> {
+  async appSummary(name: string): Promise<AppSummary | undefined> {
+    const rows = await this.read<AppSummary>([
+      `SELECT ${summaryColumns} FROM apps WHERE name = ?`,
+      [name],
+    ]);
+    return rows[0];
+  }
+
+  async apps(org?: string): Promise<AppSummary[]> {
     return org === undefined
-      ? this.read<AppRow>('SELECT name, org, network, created_at FROM apps ORDER BY name')
-      : this.read<AppRow>([
-          'SELECT name, org, network, created_at FROM apps WHERE org = ? ORDER BY name',
+      ? this.read<AppSummary>(`SELECT ${summaryColumns} FROM apps ORDER BY name`)
+      : this.read<AppSummary>([
+          `SELECT ${summaryColumns} FROM apps WHERE org = ? ORDER BY name`,
           [org],
         ]);
   }

@@ -637,6 +637,13 @@ describe('the Machines API contract', () => {
     expect(noRoom.body.status).toBe('insufficient_capacity');
     const listed = await expectShape(200, 'GET', path);
     expect(listed.body).toContainEqual(expect.objectContaining({ id: volume.id }));
+    // The App shape counts what the app has, as the lists show it (destroyed ones left out).
+    const machines = await expectShape(200, 'GET', '/v1/apps/contract/machines');
+    const apps = await expectShape(200, 'GET', '/v1/apps?org_slug=personal');
+    const counts = { machine_count: machines.body.length, volume_count: listed.body.length };
+    expect(counts.machine_count).toBeGreaterThan(0);
+    expect((await expectShape(200, 'GET', '/v1/apps/contract')).body).toMatchObject(counts);
+    expect(apps.body.apps).toContainEqual(expect.objectContaining({ name: 'contract', ...counts }));
     await expectShape(200, 'GET', `${path}/${volume.id}`);
     const updated = await expectShape(200, 'PUT', `${path}/${volume.id}`, {
       snapshot_retention: 7,

@@ -6,6 +6,7 @@ export interface App {
   organization: { slug: string };
   status: string;
   machine_count?: number;
+  volume_count?: number;
 }
 
 export interface MachineEvent {

@@ -4,17 +4,19 @@ import type { FastifyInstance } from 'fastify';
 import { destroyAppResources } from '../app-teardown.js';
 import { orgFor } from '../auth.js';
 import { flapsError } from '../errors.js';
-import type { AppRow, FleetState } from '../state.js';
+import type { AppRow, AppSummary, FleetState } from '../state.js';
 
 const appName = new RegExp(appNamePattern);
 
-function appView(app: AppRow) {
+function appView(app: AppSummary) {
   return {
     id: app.name,
     name: app.name,
     status: 'deployed',
     network: app.network,
     organization: { name: app.org, slug: app.org },
+    machine_count: app.machine_count,
+    volume_count: app.volume_count,
     created_at: app.created_at,
   };
 }
@@ -55,7 +57,7 @@ export function appRoutes(app: FastifyInstance, state: FleetState, flyd: FlydCli
       };
       if (!(await state.createApp(row)))
         throw flapsError('FLAPS_ERR_NAME_TAKEN', `name_taken: app ${name} already exists`);
-      return reply.code(201).send(appView(row));
+      return reply.code(201).send(appView({ ...row, machine_count: 0, volume_count: 0 }));
     },
   );
 
@@ -65,7 +67,7 @@ export function appRoutes(app: FastifyInstance, state: FleetState, flyd: FlydCli
   });
 
   app.get<{ Params: { app: string } }>('/v1/apps/:app', async (request) => {
-    const row = await state.app(request.params.app);
+    const row = await state.appSummary(request.params.app);
     if (!row) throw flapsError('FLAPS_ERR_APP_NOT_FOUND', `app ${request.params.app} not found`);
     return appView(row);
   });
