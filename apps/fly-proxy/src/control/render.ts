@@ -39,22 +39,21 @@ interface LocksView {
 
 function renderCatalog(view: CatalogView): string {
   const lines = [`app ${view.app}: ${view.machines.length} machine(s)`];
-  lines.push(columns(['MACHINE', 'STATE', 'REGION', 'HOST', 'LOAD', 'REMOTE', 'BANDS', 'HEALTH']));
+  const rows = [['MACHINE', 'STATE', 'REGION', 'HOST', 'LOAD', 'REMOTE', 'BANDS', 'HEALTH']];
   for (const machine of view.machines) {
     const bands = machine.services.map((service) => `${service.internalPort}:${service.band}`);
-    lines.push(
-      columns([
-        machine.id,
-        machine.state,
-        machine.region,
-        machine.hostId,
-        String(machine.load),
-        String(machine.remoteLoad),
-        bands.join(',') || '-',
-        machine.critical === null ? 'ok' : `critical: ${machine.critical.join(',')}`,
-      ]),
-    );
+    rows.push([
+      machine.id,
+      machine.state,
+      machine.region,
+      machine.hostId,
+      String(machine.load),
+      String(machine.remoteLoad),
+      bands.join(',') || '-',
+      machine.critical === null ? 'ok' : `critical: ${machine.critical.join(',')}`,
+    ]);
   }
+  lines.push(...table(rows));
   const route = view.route;
   if (route.kind === 'ok') {
     const order = (route.candidates ?? []).map((each) => `${each.machine} (band ${each.band})`);
@@ -124,22 +123,19 @@ function renderAirtime(view: AirtimeView): string {
       `strict second instance beside ${view.strict.holder}: ${view.strict.appBytesPerSecond} B/s and ${view.strict.appRequestsMax} in flight per app`,
     );
   lines.push(`apps: ${view.appsTracked}`);
-  lines.push(
-    columns(['APP', 'RATE B/S', 'TOKENS', 'NOW B/S', 'IN', 'OUT', 'IN FLIGHT', 'THROTTLED']),
-  );
+  const rows = [['APP', 'RATE B/S', 'TOKENS', 'NOW B/S', 'IN', 'OUT', 'IN FLIGHT', 'THROTTLED']];
   for (const app of view.apps)
-    lines.push(
-      columns([
-        app.app,
-        String(app.rateBytesPerSecond),
-        String(app.tokens),
-        String(app.bytesPerSecond),
-        String(app.bytesIn),
-        String(app.bytesOut),
-        String(app.inFlight),
-        app.throttled ? `yes: ${app.reason}` : 'no',
-      ]),
-    );
+    rows.push([
+      app.app,
+      String(app.rateBytesPerSecond),
+      String(app.tokens),
+      String(app.bytesPerSecond),
+      String(app.bytesIn),
+      String(app.bytesOut),
+      String(app.inFlight),
+      app.throttled ? `yes: ${app.reason}` : 'no',
+    ]);
+  lines.push(...table(rows));
   return lines.join('\n');
 }
 
@@ -149,10 +145,14 @@ function renderLevel(view: { level: string; previous?: string }): string {
     : `log level: ${view.level} (was ${view.previous})`;
 }
 
-function columns(cells: string[]): string {
-  return cells
-    .map((cell, index) => (index === cells.length - 1 ? cell : cell.padEnd(12)))
-    .join(' ');
+/** Rows as lines, each column as wide as its widest cell (machine ids are 14 characters). */
+function table(rows: string[][]): string[] {
+  const widths = (rows[0] ?? []).map((_, at) =>
+    Math.max(...rows.map((row) => row[at]?.length ?? 0)),
+  );
+  return rows.map((row) =>
+    row.map((cell, at) => (at === row.length - 1 ? cell : cell.padEnd(widths[at] ?? 0))).join('  '),
+  );
 }
 
 function flatten(value: unknown, path = ''): string[] {
