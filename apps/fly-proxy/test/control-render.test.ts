@@ -30,4 +30,17 @@ describe("proxyctl's tables", () => {
       );
     }
   });
+
+  it('locks: how long ago, in whole milliseconds', () => {
+    // Lock times are read from performance.timeOrigin + performance.now(): fractions of a ms.
+    const released = { mode: 'write', label: 'load-app', context: { app: 'web' } };
+    const text = render('locks', {
+      catalog: {
+        holders: [],
+        queued: [],
+        lastWriter: { ...released, sinceMs: Date.now() - 90.25, releasedMs: Date.now() - 40.5 },
+      },
+    });
+    expect(text).toMatch(/^last writer: write load-app app=web released \d+ ms ago$/m);
+  });
 });

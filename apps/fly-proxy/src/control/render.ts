@@ -71,7 +71,7 @@ function renderLocks(view: LocksView): string {
     const context = Object.entries(holder.context ?? {})
       .map(([key, value]) => `${key}=${String(value)}`)
       .join(' ');
-    return `  ${holder.mode.padEnd(5)} ${holder.label} ${context} ${verb} ${now - sinceMs} ms`;
+    return `  ${holder.mode.padEnd(5)} ${holder.label} ${context} ${verb} ${Math.round(now - sinceMs)} ms`;
   };
   return [
     `holders: ${holders.length}`,
