@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { packColumns } from '../dist/crdt/pack.js';
+import { freshChange } from '../dist/crdt/version-read.js';
 import { Store } from '../dist/store.js';
 import { insert, row, schema } from './apply.mjs';
 
@@ -127,9 +128,11 @@ function fewest(dir) {
       const pk = packColumns([id]);
       const seq = at * (columns.length + 1);
       rows.push({ table: 'machines', pk: [id], deleted: false });
-      changes.push(change(pk, '-1', null, version, seq, ts));
+      changes.push(freshChange('machines', pk, '-1', null, version, siteId, seq, ts));
       for (let c = 0; c < columns.length; c++)
-        changes.push(change(pk, columns[c], values[c], version, seq + c + 1, ts));
+        changes.push(
+          freshChange('machines', pk, columns[c], values[c], version, siteId, seq + c + 1, ts),
+        );
     }
     clear.run();
     complete.run(version, changes.length - 1, ts);
@@ -156,21 +159,6 @@ function fewest(dir) {
       if (!refused) throw new Error('a write outside the agent was not refused');
     },
     close: () => db.close(),
-  };
-}
-
-function change(pk, cid, val, version, seq, ts) {
-  return {
-    table: 'machines',
-    pk,
-    cid,
-    val,
-    col_version: 1,
-    db_version: version,
-    site_id: siteId,
-    cl: 1,
-    seq,
-    ts,
   };
 }
 

@@ -14,6 +14,7 @@
 // header names besides keep-alive) are left out: on this path they would cost a branch each. fly-proxy's cost above this floor is what its own design adds.
 // Usage: floor-complete-http.mjs <machine port> [workers] (routes `bench.fleet.test`)
 import net from 'node:net';
+import { forwardedHeaders, machineConnection } from './floor-parts.mjs';
 import { serveOnWorkers } from './workers.mjs';
 
 const machinePort = Number(process.argv[2]);
@@ -71,20 +72,6 @@ serveOnWorkers(Number(process.argv[3] ?? 1), (listening) => {
       } else if (band === bestBand && Math.random() * ++ties < 1) best = machine;
     }
     return bestBand < 2 ? best : null;
-  }
-
-  function machineConnection(machine, onData) {
-    const pooled = idle.get(machine).pop();
-    if (pooled !== undefined) {
-      pooled.user = onData;
-      return pooled;
-    }
-    const socket = net.connect(machine.port, '127.0.0.1');
-    socket.setNoDelay(true);
-    socket.on('error', () => {});
-    const connection = { socket, user: onData };
-    socket.on('data', (chunk) => connection.user(chunk));
-    return connection;
   }
 
   /**
@@ -162,10 +149,7 @@ serveOnWorkers(Number(process.argv[3] ?? 1), (listening) => {
   const server = net.createServer((client) => {
     client.setNoDelay(true);
     client.on('error', () => {});
-    const forwarded =
-      `fly-client-ip: ${client.remoteAddress}\r\nfly-forwarded-port: ${client.localPort}\r\n` +
-      `fly-region: local\r\nx-forwarded-for: ${client.remoteAddress}\r\nx-forwarded-proto: http\r\n` +
-      `x-forwarded-port: ${client.localPort}\r\nx-forwarded-ssl: off\r\nvia: 1.1 fly.io\r\n`;
+    const forwarded = forwardedHeaders(client);
     let buffered = null;
     let busy = false;
 
@@ -235,7 +219,7 @@ serveOnWorkers(Number(process.argv[3] ?? 1), (listening) => {
         next();
       };
       let status = 0;
-      const connection = machineConnection(machine, (chunk) => {
+      const connection = machineConnection(idle.get(machine), machine.port, (chunk) => {
         if (remaining >= 0) {
           remaining -= chunk.length;
           client.write(chunk);

@@ -6,6 +6,7 @@
 // only Content-Length answers. What it costs is what HTTP adds to floor-byte-relay.mjs.
 // Usage: floor-lean-http.mjs <machine port> [workers] (routes `bench.fleet.test`)
 import net from 'node:net';
+import { forwardedHeaders, machineConnection } from './floor-parts.mjs';
 import { serveOnWorkers } from './workers.mjs';
 
 const machinePort = Number(process.argv[2]);
@@ -20,27 +21,10 @@ serveOnWorkers(Number(process.argv[3] ?? 1), (listening) => {
   let requests = 0;
 
   /** A pooled connection to the machine whose bytes go to `onData` until it is released. */
-  function machineConnection(port, onData) {
-    const pooled = idle.pop();
-    if (pooled !== undefined) {
-      pooled.user = onData;
-      return pooled;
-    }
-    const socket = net.connect(port, '127.0.0.1');
-    socket.setNoDelay(true);
-    socket.on('error', () => {});
-    const connection = { socket, user: onData };
-    socket.on('data', (chunk) => connection.user(chunk));
-    return connection;
-  }
-
   const server = net.createServer((client) => {
     client.setNoDelay(true);
     client.on('error', () => {});
-    const forwarded =
-      `fly-client-ip: ${client.remoteAddress}\r\nfly-forwarded-port: ${client.localPort}\r\n` +
-      `fly-region: local\r\nx-forwarded-for: ${client.remoteAddress}\r\nx-forwarded-proto: http\r\n` +
-      `x-forwarded-port: ${client.localPort}\r\nx-forwarded-ssl: off\r\nvia: 1.1 fly.io\r\n`;
+    const forwarded = forwardedHeaders(client);
     let buffered = null;
     let busy = false;
 
@@ -60,7 +44,7 @@ serveOnWorkers(Number(process.argv[3] ?? 1), (listening) => {
       busy = true;
       let answer = null;
       let remaining = -1;
-      const connection = machineConnection(port, (chunk) => {
+      const connection = machineConnection(idle, port, (chunk) => {
         if (remaining >= 0) {
           remaining -= chunk.length;
           client.write(chunk);

@@ -105,7 +105,7 @@ export class VersionRead {
 }
 
 /** A change of a fresh row: causal length 1, every column at version 1. */
-function freshChange(
+export function freshChange(
   table: string,
   pk: Buffer,
   cid: string,
