@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { createRequire } from 'node:module';
 import { Command, CommanderError } from 'commander';
 import { appsCommand } from './commands/apps.js';
 import { authCommand } from './commands/auth.js';
@@ -19,8 +20,13 @@ import { exitCodes, explain } from './errors.js';
 // Every path the user meant (fly.toml, the folder a deploy packs) is relative to it.
 if (process.env.npm_command === 'exec' && process.env.INIT_CWD) process.chdir(process.env.INIT_CWD);
 
+// As `fly version` prints it: the release, then the platform it runs on.
+const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
+const versionLine = `fleet v${version} ${process.platform}/${process.arch} node ${process.version}`;
+
 const program = new Command('fleet')
   .description("Fleet's command line: ship and run apps on a fleet, as flyctl does on Fly")
+  .version(versionLine, '-v, --version', 'print the version')
   .option(
     '--api-url <url>',
     "the Machines API (default: FLEET_API_URL, the settings, or npm start's)",
@@ -41,6 +47,9 @@ for (const command of [
   certsCommand(),
   regionsCommand(),
   authCommand(),
+  new Command('version').description('print the version').action(() => {
+    process.stdout.write(`${versionLine}\n`);
+  }),
 ])
   program.addCommand(command);
 
