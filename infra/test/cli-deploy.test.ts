@@ -117,10 +117,30 @@ describe('fleet launch and fleet deploy', () => {
         timeout: 20_000,
       })
       .toMatch(/machine [0-9a-f]{14} in local/);
+    // A Node app with no image.json: its package.json's start script runs it, as flyctl's scanner.
+    const npmApp = mkdtempSync(join(home, 'npm-'));
+    cpSync(join(helloNodeCopy(cli), 'server.mjs'), join(npmApp, 'server.mjs'));
+    writeFileSync(
+      join(npmApp, 'package.json'),
+      JSON.stringify({ name: 'from-npm', scripts: { start: 'node server.mjs' } }),
+    );
+    const scanned = await run(['launch', '--name', 'from-npm', '--region', 'local'], npmApp);
+    expect(scanned.code, scanned.stderr).toBe(0);
+    expect(scanned.stderr).toMatch(/found a Node app \(package\.json's start script\)/);
+    expect(JSON.parse(readFileSync(join(npmApp, 'image.json'), 'utf8'))).toEqual({
+      cmd: ['npm', 'run', 'start'],
+    });
+    await expect
+      .poll(async () => (await getThroughProxy(fleet.urls.proxy, 'from-npm.fleet.test')).body, {
+        timeout: 20_000,
+      })
+      .toMatch(/machine [0-9a-f]{14} in local/);
     const empty = mkdtempSync(join(home, 'nothing-'));
     const refused = await run(['launch', '--name', 'no-code'], empty);
     expect(refused.code).toBe(2);
-    expect(refused.stderr).toMatch(/has no image\.json .*--image/);
+    expect(refused.stderr).toMatch(
+      /has no image\.json .*no package\.json with a start script .*--image/,
+    );
     expect(existsSync(join(empty, 'fly.toml'))).toBe(false);
     expect(await flaps.getApp('no-code')).toBeUndefined();
   }, 120_000);

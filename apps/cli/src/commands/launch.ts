@@ -4,6 +4,7 @@ import { manifestFile } from '@fleet/images';
 import { Command } from 'commander';
 import { CliError, exitCodes } from '../errors.js';
 import { checkFlyToml } from '../fly-toml/read.js';
+import { scanFolder } from '../launch-scan.js';
 import { say } from '../output.js';
 import { client } from '../settings.js';
 import { runDeploy } from './deploy.js';
@@ -76,11 +77,19 @@ export function launchCommand(): Command {
       if (!existing && options.copyConfig)
         throw new CliError(`--copy-config: ${file} does not exist`, exitCodes.usage);
       const text = existing ? copiedFlyToml(file, options.name) : newFlyToml(options);
+      // Read before anything is made: a folder that cannot run is refused here.
+      const scanned =
+        existing || options.image !== undefined ? undefined : scanFolder(process.cwd());
       // A bad --name or a bad file is said here, before anything is made.
       const { app } = checkFlyToml(text, file).config;
       await client(flags).createApp(app, options.org);
       writeFileSync(file, text);
       say(`created app ${app}, ${existing ? 'its config from' : 'wrote'} ${file}`);
+      if (scanned !== undefined) {
+        const manifest = join(process.cwd(), manifestFile);
+        writeFileSync(manifest, scanned.text);
+        say(`found ${scanned.found}: wrote ${manifest}, the command its image runs`);
+      }
       if (options.deploy) await runDeploy({ config: file, ha: true }, flags);
     });
 }
@@ -90,13 +99,6 @@ function newFlyToml(options: LaunchOptions): string {
   if (!Number.isInteger(port) || port < 1 || port > 65_535)
     throw new CliError('--internal-port must be a port number', exitCodes.usage);
   const app = (options.name ?? basename(process.cwd())).toLowerCase();
-  // As flyctl without a Dockerfile: a folder with nothing that says how to run it is refused,
-  // never given a stand-in image that would deploy something else under the app's name.
-  if (options.image === undefined && !existsSync(join(process.cwd(), manifestFile)))
-    throw new CliError(
-      `nothing here says how to run the app: ${process.cwd()} has no ${manifestFile} (e.g. {"cmd": ["node", "server.js"]}, the command its image runs); write one, or run a prebuilt image with --image (hello is the demo's)`,
-      exitCodes.usage,
-    );
   return flyToml({ app, image: options.image, region: options.region, port });
 }
 
