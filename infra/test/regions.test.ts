@@ -262,11 +262,14 @@ describe('a fleet of three regions', () => {
       const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
       return { code, output };
     };
-    const status = await cli('status');
+    const status = await cli('status', '--json');
     expect(status.code).toBe(0);
     expect(
       JSON.parse(status.output).hosts.map((host: { address: string }) => host.address),
     ).toEqual(['198.18.1.10', '198.18.2.10', '198.18.3.10']);
+    const readable = await cli('status');
+    expect(readable.code).toBe(0);
+    expect(readable.output).toMatch(/^iad-1 +iad +.* +198\.18\.1\.10 +yes$/m);
     expect(await cli('partition', 'ord')).toMatchObject({
       code: 1,
       output: expect.stringContaining('no host \\"ord\\"'),

@@ -5,15 +5,16 @@ import { join } from 'node:path';
 import { present } from '@fleet/service/invariant';
 import { repoRoot } from '../launcher/paths.js';
 import { controlSocketName } from './control-server.js';
+import { statusText, type WanStatus } from './status-text.js';
 
-const usage = `usage: fleet-wan [--state-dir DIR] <command>
+const usage = `usage: fleet-wan [--state-dir DIR] [--json] <command>
   status                                   hosts, addresses, links, partitions, counters
   link <region> <region> [--latency-ms N] [--loss SHARE]
   partition <host-or-region>...            cut that set off from every other host
   heal                                     remove every partition
   kill|pause|resume|restart <host>         a host's processes (restart: its servers again)
 Talks to a running \`npm start -- --topology ...\` through <state-dir>/${controlSocketName}
-(default state dir: <repo>/.fleet).`;
+(default state dir: <repo>/.fleet). --json prints the control server's JSON answer as it is.`;
 
 function fail(message: string): never {
   process.stderr.write(`${message}\n${usage}\n`);
@@ -52,6 +53,7 @@ function call(
 
 function parse(argv: string[]) {
   let stateDir = join(repoRoot, '.fleet');
+  let json = false;
   const positional: string[] = [];
   const options: Record<string, number> = {};
   for (let index = 0; index < argv.length; index++) {
@@ -60,7 +62,8 @@ function parse(argv: string[]) {
       process.stdout.write(`${usage}\n`);
       process.exit(0);
     }
-    if (arg === '--state-dir' || arg === '--latency-ms' || arg === '--loss') {
+    if (arg === '--json') json = true;
+    else if (arg === '--state-dir' || arg === '--latency-ms' || arg === '--loss') {
       const value = argv[++index];
       if (value === undefined) fail(`${arg} needs a value`);
       if (arg === '--state-dir') stateDir = value;
@@ -72,11 +75,11 @@ function parse(argv: string[]) {
     } else if (arg.startsWith('--')) fail(`unknown flag ${arg}`);
     else positional.push(arg);
   }
-  return { stateDir, positional, options };
+  return { stateDir, json, positional, options };
 }
 
 async function main(): Promise<void> {
-  const { stateDir, positional, options } = parse(process.argv.slice(2));
+  const { stateDir, json, positional, options } = parse(process.argv.slice(2));
   const [command, ...rest] = positional;
   let route: [string, string, unknown?];
   if (command === 'status' && rest.length === 0) route = ['GET', '/v1/status'];
@@ -107,7 +110,8 @@ async function main(): Promise<void> {
     route = ['POST', `/v1/hosts/${encodeURIComponent(present(rest[0], 'the host'))}/${command}`];
   else fail(command === undefined ? 'no command' : `bad use of ${command}`);
   const answer = await call(join(stateDir, controlSocketName), ...route);
-  process.stdout.write(answer.text);
+  const readable = !json && command === 'status' && answer.status === 200;
+  process.stdout.write(readable ? statusText(JSON.parse(answer.text) as WanStatus) : answer.text);
   if (answer.status >= 400) process.exit(1);
 }
 
