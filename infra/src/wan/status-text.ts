@@ -1,3 +1,5 @@
+import { alignedRows } from '@fleet/service/text-table';
+
 /** What `GET /v1/status` of the WAN's control server answers (control-server.ts, forwarder.py). */
 export interface WanStatus {
   run_id: string;
@@ -23,14 +25,7 @@ export function statusText(status: WanStatus): string {
       host.address,
       host.running ? 'yes' : 'no',
     ]);
-  const widths = (rows[0] ?? []).map((_, at) =>
-    Math.max(...rows.map((row) => row[at]?.length ?? 0)),
-  );
-  const lines = [`run ${status.run_id}, Machines API ${status.api}`, ''];
-  for (const row of rows)
-    lines.push(
-      row.map((cell, at) => cell.padEnd(at === row.length - 1 ? 0 : (widths[at] ?? 0))).join('  '),
-    );
+  const lines = [`run ${status.run_id}, Machines API ${status.api}`, '', ...alignedRows(rows)];
   const { wan } = status;
   lines.push('', 'links:');
   for (const [pair, link] of Object.entries(wan.links)) {

@@ -1,3 +1,5 @@
+import { alignedRows } from '@fleet/service/text-table';
+
 /**
  * proxyctl's human-readable output. Answers are JSON; these shape the few that an operator reads
  * under pressure (catalog, locks, airtime) and flatten the rest into `path: value` lines.
@@ -53,7 +55,7 @@ function renderCatalog(view: CatalogView): string {
       machine.critical === null ? 'ok' : `critical: ${machine.critical.join(',')}`,
     ]);
   }
-  lines.push(...table(rows));
+  lines.push(...alignedRows(rows));
   const route = view.route;
   if (route.kind === 'ok') {
     const order = (route.candidates ?? []).map((each) => `${each.machine} (band ${each.band})`);
@@ -135,7 +137,7 @@ function renderAirtime(view: AirtimeView): string {
       String(app.inFlight),
       app.throttled ? `yes: ${app.reason}` : 'no',
     ]);
-  lines.push(...table(rows));
+  lines.push(...alignedRows(rows));
   return lines.join('\n');
 }
 
@@ -143,16 +145,6 @@ function renderLevel(view: { level: string; previous?: string }): string {
   return view.previous === undefined
     ? `log level: ${view.level}`
     : `log level: ${view.level} (was ${view.previous})`;
-}
-
-/** Rows as lines, each column as wide as its widest cell (machine ids are 14 characters). */
-function table(rows: string[][]): string[] {
-  const widths = (rows[0] ?? []).map((_, at) =>
-    Math.max(...rows.map((row) => row[at]?.length ?? 0)),
-  );
-  return rows.map((row) =>
-    row.map((cell, at) => (at === row.length - 1 ? cell : cell.padEnd(widths[at] ?? 0))).join('  '),
-  );
 }
 
 function flatten(value: unknown, path = ''): string[] {
