@@ -21,7 +21,8 @@ const integer = { type: 'integer' };
 const unsigned = { type: 'integer', minimum: 0 };
 const timestamp = { type: 'string', pattern: patterns.rfc3339 };
 const ulid = { type: 'string', pattern: patterns.ulid };
-const machineStates = [
+/** Every state Fly's Machine shape names. */
+export const machineStates = [
   ...['created', 'starting', 'started', 'stopping', 'stopped', 'suspending', 'suspended'],
   ...['replacing', 'replaced', 'destroying', 'destroyed', 'failed'],
 ];

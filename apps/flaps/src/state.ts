@@ -226,7 +226,7 @@ export class FleetState {
   /** The app's machines on every worker; destroyed ones only when asked. */
   machines(
     app: string,
-    filter: { region?: string; state?: string; includeDeleted?: boolean } = {},
+    filter: { region?: string; states?: string[]; includeDeleted?: boolean } = {},
   ): Promise<MachineRow[]> {
     const where = ['app = ?'];
     const params: unknown[] = [app];
@@ -235,9 +235,9 @@ export class FleetState {
       where.push('region = ?');
       params.push(filter.region);
     }
-    if (filter.state !== undefined) {
-      where.push('state = ?');
-      params.push(filter.state);
+    if (filter.states !== undefined) {
+      where.push(`state IN (${filter.states.map(() => '?').join(', ')})`);
+      params.push(...filter.states);
     }
     return this.read<MachineRow>([
       `SELECT ${machineColumns} FROM machines WHERE ${where.join(' AND ')} ORDER BY created_at`,

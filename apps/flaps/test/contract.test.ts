@@ -213,6 +213,23 @@ describe('the Machines API contract', () => {
     );
     expect(inList).toMatchObject({ id, name: id, state: 'started' });
     expect(inList?.events[0]).toMatchObject({ type: 'start', status: 'started' });
+    // Fly's `state` filter: comma-separated or repeated; a state Fly does not name is a 400.
+    const ids = (path: string) =>
+      expectShape(200, 'GET', path).then((answer) =>
+        (answer.body as { id: string }[]).map((one) => one.id),
+      );
+    const base = '/v1/apps/contract/machines';
+    expect(await ids(`${base}?state=started`)).toContain(id);
+    expect(await ids(`${base}?state=stopped,started`)).toContain(id);
+    expect(await ids(`${base}?state=stopped&state=started`)).toContain(id);
+    expect(await ids(`${base}?state=stopped`)).not.toContain(id);
+    const misspelt = await expectError(
+      400,
+      'FLAPS_ERR_BAD_REQUEST',
+      'GET',
+      `${base}?state=strated`,
+    );
+    expect(misspelt.body.error).toMatch(/unknown machine state strated \(a comma-separated list/);
     // A named machine lists with its name (corrosion's `machines.name`, published by flyd).
     const named = await expectShape(200, 'POST', '/v1/apps/contract/machines', {
       name: 'contract-web-1',

@@ -1,6 +1,8 @@
 import type { FlydClient } from '@fleet/flyd-client';
 import { imageRefParts } from '@fleet/images';
 import type { FastifyInstance } from 'fastify';
+import { flapsError } from '../errors.js';
+import { machineStates } from '../fly-shapes.js';
 import { hostStatusOf } from '../host-status.js';
 import type { CheckRow, FleetState, MachineRow } from '../state.js';
 import type { MachineLookup } from './machine-lookup.js';
@@ -91,7 +93,7 @@ export function machineReadRoutes(
 ): void {
   app.get<{
     Params: { app: string };
-    Querystring: { region?: string; state?: string; include_deleted?: string };
+    Querystring: { region?: string; state?: string | string[]; include_deleted?: string };
   }>(
     '/v1/apps/:app/machines',
     // `include_deleted` is `true` or `false` (anything else is a 400, not a quiet `false`).
@@ -108,7 +110,7 @@ export function machineReadRoutes(
       const [rows, checks] = await Promise.all([
         state.machines(request.params.app, {
           region,
-          state: wanted,
+          states: wanted === undefined ? undefined : statesOf(wanted),
           includeDeleted: include_deleted === 'true',
         }),
         state.checks(request.params.app),
@@ -159,4 +161,19 @@ export function machineReadRoutes(
       };
     },
   );
+}
+
+/**
+ * Fly's `state` filter: machine states, comma-separated or repeated (as `wait` takes them), each
+ * one Fly names: a misspelt one is a 400, not an empty list.
+ */
+function statesOf(list: string | string[]): string[] {
+  const states = [list].flat().flatMap((one) => one.split(','));
+  const unknown = states.find((each) => !machineStates.includes(each));
+  if (unknown !== undefined)
+    throw flapsError(
+      'FLAPS_ERR_BAD_REQUEST',
+      `state: ${unknown === '' ? 'an empty state' : `unknown machine state ${unknown}`} (a comma-separated list of ${machineStates.join(', ')})`,
+    );
+  return states;
 }
