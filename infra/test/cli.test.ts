@@ -171,6 +171,36 @@ describe('the fleet command line', () => {
     expect(status.stdout).toMatch(/Events/);
   });
 
+  it('suspends, cordons and kills machines as flyctl does, and lists their ids with -q', async () => {
+    const quiet = await run(['machines', 'list', '-q', '-a', app]);
+    const ids = (await flaps.listMachines(app)).map((one) => one.id);
+    expect(quiet.stdout).toBe(ids.map((one) => `${one}\n`).join(''));
+    const [machine] = (await flaps.listMachines(app)).filter((one) => one.state === 'started');
+    const id = machine!.id;
+    const suspended = await run(['machines', 'suspend', id, '-a', app]);
+    expect(suspended, suspended.stderr).toMatchObject({ code: 0, stderr: `${id} suspended\n` });
+    expect((await flaps.getMachine(app, id)).state).toBe('suspended');
+    expect((await run(['machines', 'start', id, '-a', app])).code).toBe(0);
+    expect((await flaps.getMachine(app, id)).state).toBe('started');
+    expect((await run(['machines', 'cordon', id, '-a', app])).code).toBe(0);
+    expect((await flaps.getMachine(app, id)).cordoned).toBe(true);
+    const status = await run(['machines', 'status', id, '-a', app]);
+    expect(status.stdout).toMatch(/Cordoned\s+yes/);
+    expect((await run(['machines', 'uncordon', id, '-a', app])).code).toBe(0);
+    expect((await flaps.getMachine(app, id)).cordoned).toBe(false);
+    // SIGKILL, as flyctl's `machine kill`: the machine's process ends by that signal.
+    const killed = await run(['machines', 'kill', id, '-a', app]);
+    expect(killed, killed.stderr).toMatchObject({ code: 0, stderr: `${id} killed\n` });
+    await expect
+      .poll(async () => {
+        const events = (await flaps.getMachine(app, id)).events ?? [];
+        return events.some((event) => event.request?.exit_event?.signal === 'SIGKILL');
+      })
+      .toBe(true);
+    const missing = await run(['machines', 'kill', 'nope', '-a', app]);
+    expect(missing.code).toBe(1);
+  });
+
   it('clones a machine and gives every machine a new size', async () => {
     const [machine] = await flaps.listMachines(app);
     const cloned = await run(['machines', 'clone', machine!.id, '-a', app, '--json']);

@@ -138,6 +138,20 @@ export class FlapsClient {
     await this.call('POST', `/v1/apps/${path(app)}/machines/${path(id)}/restart`);
   }
 
+  async suspendMachine(app: string, id: string): Promise<void> {
+    await this.call('POST', `/v1/apps/${path(app)}/machines/${path(id)}/suspend`);
+  }
+
+  /** Sends `signal` (a name such as `SIGKILL`, or a number) to the machine's process. */
+  async signalMachine(app: string, id: string, signal: string): Promise<void> {
+    await this.call('POST', `/v1/apps/${path(app)}/machines/${path(id)}/signal`, { signal });
+  }
+
+  /** Cordons the machine (it runs but takes no traffic), or `uncordon`s it. */
+  async cordonMachine(app: string, id: string, action: 'cordon' | 'uncordon'): Promise<void> {
+    await this.call('POST', `/v1/apps/${path(app)}/machines/${path(id)}/${action}`);
+  }
+
   /** Destroys the machine; a running one only with `force` (it is killed). */
   async destroyMachine(app: string, id: string, force = false, leaseNonce?: string): Promise<void> {
     const query = force ? '?force=true' : '';

@@ -35,6 +35,8 @@ export interface Machine {
   private_ip?: string;
   private_addr?: string;
   host_id?: string;
+  /** Cordoned: it runs, but the proxy sends it nothing. */
+  cordoned?: boolean;
   config: Record<string, unknown>;
   events?: MachineEvent[];
   checks?: { name: string; status: string; output?: string }[];

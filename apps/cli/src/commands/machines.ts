@@ -3,18 +3,23 @@ import { CliError, exitCodes } from '../errors.js';
 import { printFields, printJson, printTable, say, stateColour } from '../output.js';
 import { appContext, machineHead, machineRow, withApp, withJson } from './shared.js';
 
-/** `fleet machines list|status|start|stop|restart|destroy|exec` (alias `fleet machine`). */
+/**
+ * `fleet machines list|status|start|stop|restart|suspend|kill|cordon|uncordon|destroy|clone|exec`
+ * (alias `fleet machine`).
+ */
 export function machinesCommand(): Command {
   const machines = new Command('machines').alias('machine').description("manage an app's machines");
 
-  withJson(
-    withApp(machines.command('list').alias('ls').description("list the app's machines")),
-  ).action(async (_options: unknown, command: Command) => {
-    const { flags, app, flaps } = appContext(command);
-    const list = await flaps.listMachines(app);
-    if (flags.json) return printJson(list);
-    printTable(machineHead, list.map(machineRow));
-  });
+  withJson(withApp(machines.command('list').alias('ls').description("list the app's machines")))
+    .option('-q, --quiet', "only the machines' ids, one a line")
+    .action(async (options: { quiet?: boolean }, command: Command) => {
+      const { flags, app, flaps } = appContext(command);
+      const list = await flaps.listMachines(app);
+      if (flags.json) return printJson(list);
+      if (options.quiet)
+        return void process.stdout.write(list.map((one) => `${one.id}\n`).join(''));
+      printTable(machineHead, list.map(machineRow));
+    });
 
   withJson(
     withApp(
@@ -28,6 +33,7 @@ export function machinesCommand(): Command {
       ['ID', machine.id],
       ['Name', machine.name],
       ['State', stateColour(machine.state)],
+      ['Cordoned', machine.cordoned ? 'yes: the proxy sends it nothing' : 'no'],
       ['Region', machine.region],
       ['Version', machine.instance_id],
       ['Image', (machine.config as { image?: string }).image],
@@ -59,6 +65,7 @@ export function machinesCommand(): Command {
     ['start', 'start stopped machines', 'started'],
     ['stop', 'stop machines', 'stopped'],
     ['restart', 'restart machines', 'started'],
+    ['suspend', 'suspend machines (their memory kept, resumed by start)', 'suspended'],
   ] as const;
   for (const [verb, description, settled] of lifecycle)
     withApp(
@@ -68,9 +75,37 @@ export function machinesCommand(): Command {
       for (const id of ids) {
         if (verb === 'start') await flaps.startMachine(app, id);
         else if (verb === 'stop') await flaps.stopMachine(app, id);
+        else if (verb === 'suspend') await flaps.suspendMachine(app, id);
         else await flaps.restartMachine(app, id);
         await flaps.waitMachine(app, id, settled, 60);
         say(`${id} ${settled}`);
+      }
+    });
+
+  // As flyctl's `machine kill`: SIGKILL, the machine then ends as its restart policy says.
+  withApp(
+    machines
+      .command('kill')
+      .argument('<id>', 'the machine')
+      .description('kill (SIGKILL) a machine'),
+  ).action(async (id: string, _options: unknown, command: Command) => {
+    const { app, flaps } = appContext(command);
+    await flaps.signalMachine(app, id, 'SIGKILL');
+    say(`${id} killed`);
+  });
+
+  const cordoning = [
+    ['cordon', 'take machines out of routing: they run, the proxy sends them nothing', 'cordoned'],
+    ['uncordon', 'route to cordoned machines again', 'uncordoned'],
+  ] as const;
+  for (const [verb, description, done] of cordoning)
+    withApp(
+      machines.command(verb).argument('<ids...>', 'the machines').description(description),
+    ).action(async (ids: string[], _options: unknown, command: Command) => {
+      const { app, flaps } = appContext(command);
+      for (const id of ids) {
+        await flaps.cordonMachine(app, id, verb);
+        say(`${id} ${done}`);
       }
     });
 
