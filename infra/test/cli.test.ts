@@ -213,6 +213,15 @@ describe('the fleet command line', () => {
     for (const one of await flaps.listMachines(app))
       expect(one.config.guest).toEqual({ cpu_kind: 'shared', cpus: 2, memory_mb: 1024 });
     expect((await run(['scale', 'vm', 'huge', '-a', app])).code).toBe(2);
+    // flyctl's `scale memory`: the memory alone, each machine's CPUs kept.
+    const memory = await run(['scale', 'memory', '2048', '-a', app]);
+    expect(memory.code, memory.stderr).toBe(0);
+    expect(memory.stderr).toMatch(/is resized: shared 2 CPU\(s\), 2048 MB/);
+    for (const one of await flaps.listMachines(app))
+      expect(one.config.guest).toEqual({ cpu_kind: 'shared', cpus: 2, memory_mb: 2048 });
+    expect((await run(['scale', 'memory', 'lots', '-a', app])).stderr).toMatch(
+      /memory is whole megabytes, not lots/,
+    );
     await flaps.destroyMachine(app, clone.id, true);
   }, 60_000);
 

@@ -119,7 +119,36 @@ function guestOfSize(size: string, memoryMb: number | undefined) {
   };
 }
 
-/** `fleet scale count N`, `fleet scale vm SIZE` and `fleet scale show`. */
+function wholeMegabytes(text: string): number {
+  const memory = Number(text);
+  if (!Number.isInteger(memory) || memory <= 0)
+    throw new CliError(`memory is whole megabytes, not ${text}`, exitCodes.usage);
+  return memory;
+}
+
+type Guest = { cpu_kind: string; cpus: number; memory_mb: number };
+
+/**
+ * Gives every machine of the app (not destroyed) the guest `guestFor` answers, one at a time, a
+ * started one waited for until it is started again. The Machines API checks each size.
+ */
+async function resizeEvery(command: Command, guestFor: (machine: Machine) => Guest, said: string) {
+  const { app, flaps } = appContext(command);
+  const machines = (await flaps.listMachines(app)).filter(
+    (machine) => machine.state !== 'destroyed',
+  );
+  // A silent success would read as "resized": say there was nothing to resize.
+  if (machines.length === 0)
+    throw new CliError(`${app} has no machines to resize: deploy it first (\`fleet deploy\`)`);
+  for (const machine of machines) {
+    const guest = guestFor(machine);
+    await flaps.updateMachine(app, machine.id, { config: { ...machine.config, guest } });
+    if (machine.state === 'started') await flaps.waitMachine(app, machine.id, 'started', 60);
+    say(`${machine.id} is ${said}: ${guest.cpu_kind} ${guest.cpus} CPU(s), ${guest.memory_mb} MB`);
+  }
+}
+
+/** `fleet scale count N`, `fleet scale vm SIZE`, `fleet scale memory MB` and `fleet scale show`. */
 export function scaleCommand(): Command {
   const scale = new Command('scale').description("change the number of an app's machines");
   withApp(
@@ -145,22 +174,27 @@ export function scaleCommand(): Command {
       .option('--memory <mb>', "memory in megabytes (default: the size's least)")
       .description('give every machine of the app this size, one machine at a time'),
   ).action(async (size: string, options: { memory?: string }, command: Command) => {
-    const memory = options.memory === undefined ? undefined : Number(options.memory);
-    if (memory !== undefined && !Number.isInteger(memory))
-      throw new CliError('--memory is whole megabytes', exitCodes.usage);
+    const memory = options.memory === undefined ? undefined : wholeMegabytes(options.memory);
     const guest = guestOfSize(size, memory);
-    const { app, flaps } = appContext(command);
-    const machines = (await flaps.listMachines(app)).filter(
-      (machine) => machine.state !== 'destroyed',
+    await resizeEvery(command, () => guest, size);
+  });
+  withApp(
+    scale
+      .command('memory')
+      .argument('<mb>', 'memory in megabytes')
+      .description(
+        "give every machine of the app this much memory, keeping its CPUs (flyctl's scale memory)",
+      ),
+  ).action(async (mb: string, _options: unknown, command: Command) => {
+    const memory = wholeMegabytes(mb);
+    await resizeEvery(
+      command,
+      (machine) => {
+        const { cpuKind, cpus } = guestOf(machine.config);
+        return { cpu_kind: cpuKind, cpus, memory_mb: memory };
+      },
+      'resized',
     );
-    // A silent success would read as "resized": say there was nothing to resize.
-    if (machines.length === 0)
-      throw new CliError(`${app} has no machines to resize: deploy it first (\`fleet deploy\`)`);
-    for (const machine of machines) {
-      await flaps.updateMachine(app, machine.id, { config: { ...machine.config, guest } });
-      if (machine.state === 'started') await flaps.waitMachine(app, machine.id, 'started', 60);
-      say(`${machine.id} is ${size} with ${guest.memory_mb} MB`);
-    }
   });
   withJson(
     withApp(
