@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { appsCommand } from './commands/apps.js';
 import { authCommand } from './commands/auth.js';
 import { certsCommand } from './commands/certs.js';
+import { configCommand } from './commands/config.js';
 import { deployCommand } from './commands/deploy.js';
 import { launchCommand } from './commands/launch.js';
 import { logsCommand } from './commands/logs.js';
@@ -47,6 +48,7 @@ for (const command of [
   certsCommand(),
   regionsCommand(),
   authCommand(),
+  configCommand(),
   new Command('version').description('print the version').action(() => {
     process.stdout.write(`${versionLine}\n`);
   }),
