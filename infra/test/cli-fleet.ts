@@ -18,16 +18,23 @@ export interface Run {
   stderr: string;
 }
 
+export interface RunOptions {
+  env?: Record<string, string>;
+  cwd?: string;
+  /** Written to the command's stdin, then closed (as `fleet ... < file`). */
+  input?: string;
+}
+
 export interface CliFleet {
   fleet: Fleet;
   /** The Machines API as the operator, to set up and check what the commands did. */
   flaps: FlapsClient;
   /** A folder of the test's: the command line's settings live in `<home>/config`. */
   home: string;
-  /** Starts `fleet args...` (stdin closed, as in CI) pointed at this fleet. */
-  spawn(args: string[], options?: { env?: Record<string, string>; cwd?: string }): ChildProcess;
+  /** Starts `fleet args...` (stdin closed, as in CI, unless `input` is piped in) at this fleet. */
+  spawn(args: string[], options?: RunOptions): ChildProcess;
   /** Runs `fleet args...` to its end. */
-  run(args: string[], options?: { env?: Record<string, string>; cwd?: string }): Promise<Run>;
+  run(args: string[], options?: RunOptions): Promise<Run>;
   /** Kills what is still running, stops the fleet, removes the folder. */
   stop(): Promise<void>;
 }
@@ -57,8 +64,9 @@ export async function startCliFleet(hostId: string): Promise<CliFleet> {
         FLEET_API_TOKEN: fleet.secrets.apiToken,
         ...options.env,
       },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     });
+    if (options.input !== undefined) child.stdin!.end(options.input);
     running.add(child);
     child.once('close', () => running.delete(child));
     return child;

@@ -18,9 +18,10 @@ describe('fleet secrets', () => {
   const first = `first-${randomBytes(12).toString('hex')}`;
   const second = `second-${randomBytes(12).toString('hex')}`;
   const greeting = `Secret hello ${randomBytes(6).toString('hex')}`;
+  const third = `third-${randomBytes(12).toString('hex')}`;
   let cli: CliFleet;
   let example: string;
-  const run = (args: string[]) => cli.run(args, { cwd: example });
+  const run = (args: string[], input?: string) => cli.run(args, { cwd: example, input });
   /** The app's answer to `route` through fly-proxy (its status when not 200). */
   const path = async (route: string) => {
     const answer = await getThroughProxy(`${cli.fleet.urls.proxy}${route}`, host);
@@ -79,9 +80,20 @@ describe('fleet secrets', () => {
       expect(`${output.stdout}${output.stderr}`).not.toMatch(new RegExp(`${first}|${second}`));
   }, 120_000);
 
+  it('imports NAME=VALUE lines from stdin, as `fly secrets import < .env`', async () => {
+    const imported = await run(['secrets', 'import'], `# from .env\nAPI_TOKEN=${third}\n`);
+    expect(imported.code, imported.stderr).toBe(0);
+    await expect
+      .poll(() => path('/env/API_TOKEN'), { timeout: 20_000 })
+      .toBe(`API_TOKEN sha256 ${sha256(third)}\n`);
+    expect(`${imported.stdout}${imported.stderr}`).not.toContain(third);
+    const nothing = await run(['secrets', 'import'], '\n# nothing here\n');
+    expect(nothing).toMatchObject({ code: 2, stderr: 'Error: no NAME=VALUE line on stdin\n' });
+  }, 120_000);
+
   it('keeps no value in clear in any file of the fleet: corrosion, flyd, flaps, logs', () => {
     const stateDir = dirname(cli.fleet.hostDir);
-    for (const value of [first, second, greeting])
+    for (const value of [first, second, third, greeting])
       expect(filesHolding(stateDir, value), value).toEqual([]);
     // The sealed rows are there: corrosion's database does hold the secrets, sealed.
     expect(filesHolding(stateDir, 'fk1.').some((path) => path.includes('corrosion.db'))).toBe(true);

@@ -28,3 +28,33 @@ export function parseSecretPairs(pairs: string[]): Record<string, string> {
   }
   return values;
 }
+
+/**
+ * `NAME=VALUE` lines, as `fly secrets import` reads them from stdin (a .env file): blank lines
+ * and `#` comments skipped, a value split at the first `=`, and a value of several lines between
+ * `NAME="""` and a line `"""`. The messages name lines, never values.
+ */
+export function parseSecretLines(text: string): Record<string, string> {
+  const values: Record<string, string> = {};
+  const lines = text.split(/\r?\n/);
+  for (let index = 0; index < lines.length; index++) {
+    const line = lines[index] as string;
+    if (line.trim() === '' || line.trimStart().startsWith('#')) continue;
+    const at = line.indexOf('=');
+    if (at < 0) throw new CliError(`line ${index + 1} is not NAME=VALUE`, exitCodes.usage);
+    const name = checkSecretName(line.slice(0, at).trim());
+    const value = line.slice(at + 1);
+    if (value !== '"""') {
+      values[name] = value;
+      continue;
+    }
+    const end = lines.indexOf('"""', index + 1);
+    if (end < 0)
+      throw new CliError(`line ${index + 1}: ${name}'s """ is never closed`, exitCodes.usage);
+    values[name] = lines.slice(index + 1, end).join('\n');
+    index = end;
+  }
+  if (Object.keys(values).length === 0)
+    throw new CliError('no NAME=VALUE line on stdin', exitCodes.usage);
+  return values;
+}

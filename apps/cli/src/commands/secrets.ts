@@ -1,9 +1,9 @@
 import type { FlapsClient } from '@fleet/flaps-client';
 import { Command } from 'commander';
-import { CliError } from '../errors.js';
+import { CliError, exitCodes } from '../errors.js';
 import { printJson, printTable, say } from '../output.js';
 import { machineLine } from '../progress.js';
-import { checkSecretName, parseSecretPairs } from '../secret-pairs.js';
+import { checkSecretName, parseSecretLines, parseSecretPairs } from '../secret-pairs.js';
 import { appContext, withApp, withJson } from './shared.js';
 
 /** Bound on each machine's restart after a change of secrets. */
@@ -39,7 +39,19 @@ const stageFlag = [
   "store the change without restarting the app's machines (they get it at their next start)",
 ] as const;
 
-/** `fleet secrets set|list|unset`: sealed at rest, as env on each machine's next start. */
+/** Sets `values` on the command's app, then restarts its started machines unless `stage`. */
+async function setSecrets(
+  values: Record<string, string>,
+  options: { stage?: boolean },
+  command: Command,
+): Promise<void> {
+  const { app, flaps } = appContext(command);
+  await flaps.updateSecrets(app, values);
+  say(`set ${Object.keys(values).join(', ')} on ${app}`);
+  if (!options.stage) await restartStarted(flaps, app);
+}
+
+/** `fleet secrets set|import|list|unset`: sealed at rest, as env on each machine's next start. */
 export function secretsCommand(): Command {
   const secrets = new Command('secrets').description(
     "manage an app's secrets: environment variables kept sealed, never shown again",
@@ -63,12 +75,26 @@ export function secretsCommand(): Command {
       .argument('<pairs...>', 'NAME=VALUE, one or more')
       .option(...stageFlag)
       .description("set secrets, then restart the app's machines one at a time (unless --stage)"),
-  ).action(async (pairs: string[], options: { stage?: boolean }, command: Command) => {
-    const values = parseSecretPairs(pairs);
-    const { app, flaps } = appContext(command);
-    await flaps.updateSecrets(app, values);
-    say(`set ${Object.keys(values).join(', ')} on ${app}`);
-    if (!options.stage) await restartStarted(flaps, app);
+  ).action((pairs: string[], options: { stage?: boolean }, command: Command) =>
+    setSecrets(parseSecretPairs(pairs), options, command),
+  );
+
+  withApp(
+    secrets
+      .command('import')
+      .option(...stageFlag)
+      .description(
+        'set the secrets of NAME=VALUE lines on stdin (e.g. < .env): no value in the shell history',
+      ),
+  ).action(async (options: { stage?: boolean }, command: Command) => {
+    if (process.stdin.isTTY)
+      throw new CliError(
+        'secrets import reads NAME=VALUE lines on stdin: fleet secrets import < .env',
+        exitCodes.usage,
+      );
+    const chunks: Buffer[] = [];
+    for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+    await setSecrets(parseSecretLines(Buffer.concat(chunks).toString('utf8')), options, command);
   });
 
   withApp(
