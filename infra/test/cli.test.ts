@@ -252,6 +252,27 @@ describe('the fleet command line', () => {
       answer.needs_restart,
     );
     await flaps.destroyMachine(app, machine.id, true);
+    // flyctl's `volumes snapshots create|list`, and a new volume restored from one.
+    const taken = await run(['volumes', 'snapshots', 'create', volume.id, '-a', app, '--json']);
+    expect(taken.code, taken.stderr).toBe(0);
+    const snapshot = JSON.parse(taken.stdout) as { id: string };
+    const snapshots = await run(['volumes', 'snapshots', 'list', volume.id, '-a', app]);
+    expect(snapshots.stdout).toMatch(new RegExp(`${snapshot.id}\\s`));
+    const restored = await run([
+      'volumes',
+      'create',
+      'copy',
+      '-a',
+      app,
+      '--size',
+      '5',
+      '--snapshot-id',
+      snapshot.id,
+      '--json',
+    ]);
+    expect(restored.code, restored.stderr).toBe(0);
+    const copy = JSON.parse(restored.stdout) as { id: string };
+    expect((await run(['volumes', 'destroy', copy.id, '-a', app, '--yes'])).code).toBe(0);
     expect((await run(['volumes', 'destroy', volume.id, '-a', app])).code).toBe(2);
     expect((await run(['volumes', 'destroy', volume.id, '-a', app, '--yes'])).code).toBe(0);
     expect(await flaps.listVolumes(app)).toEqual([]);

@@ -12,6 +12,7 @@ import type {
   StoredImage,
   Volume,
   VolumeExtension,
+  VolumeSnapshot,
 } from './types.js';
 
 export interface LogsQuery {
@@ -267,6 +268,14 @@ export class FlapsClient {
     return this.call<VolumeExtension>('PUT', `/v1/apps/${path(app)}/volumes/${path(id)}/extend`, {
       size_gb: sizeGb,
     });
+  }
+
+  listSnapshots(app: string, volumeId: string): Promise<VolumeSnapshot[]> {
+    return this.call('GET', `/v1/apps/${path(app)}/volumes/${path(volumeId)}/snapshots`);
+  }
+
+  createSnapshot(app: string, volumeId: string): Promise<VolumeSnapshot> {
+    return this.call('POST', `/v1/apps/${path(app)}/volumes/${path(volumeId)}/snapshots`);
   }
 
   async listCertificates(app: string): Promise<Certificate[]> {

@@ -14,4 +14,5 @@ export type {
   StoredImage,
   Volume,
   VolumeExtension,
+  VolumeSnapshot,
 } from './types.js';

@@ -89,6 +89,16 @@ export interface Volume {
 }
 
 /** Fly's answer to an extend. */
+/** A volume snapshot (Fly's `VolumeSnapshot`). */
+export interface VolumeSnapshot {
+  id: string;
+  size: number;
+  digest: string;
+  created_at: string;
+  status: string;
+  retention_days?: number | null;
+}
+
 export interface VolumeExtension {
   needs_restart: boolean;
   volume: Volume;

@@ -10,7 +10,7 @@ function sizeGb(text: string): number {
   return size;
 }
 
-/** `fleet volumes list|create|destroy|extend` (alias `volume`). */
+/** `fleet volumes list|create|destroy|extend|snapshots` (alias `volume`). */
 export function volumesCommand(): Command {
   const volumes = new Command('volumes').alias('volume').description("manage an app's volumes");
 
@@ -41,14 +41,16 @@ export function volumesCommand(): Command {
         .argument('<name>', 'the volume name (machines mount volumes by name)')
         .option('-r, --region <code>', 'where (default: placement chooses)')
         .option('-s, --size <gb>', 'size in gigabytes', '1')
+        .option('--snapshot-id <id>', "restore this snapshot's data into the new volume")
         .description('create a volume'),
     ),
-  ).action(async (name: string, options: { region?: string; size: string }, command: Command) => {
+  ).action(async (name: string, options: CreateOptions, command: Command) => {
     const { flags, app, flaps } = appContext(command);
     const volume = await flaps.createVolume(app, {
       name,
       size_gb: sizeGb(options.size),
       ...(options.region === undefined ? {} : { region: options.region }),
+      ...(options.snapshotId === undefined ? {} : { snapshot_id: options.snapshotId }),
     });
     if (flags.json) return printJson(volume);
     say(`created volume ${volume.id} (${volume.name}, ${volume.size_gb}GB) in ${volume.region}`);
@@ -91,5 +93,58 @@ export function volumesCommand(): Command {
         `machine ${volume.attached_machine_id} sees the new size from its next start: fleet machines restart ${volume.attached_machine_id}`,
       );
   });
+  volumes.addCommand(snapshotsCommand());
   return volumes;
+}
+
+interface CreateOptions {
+  region?: string;
+  size: string;
+  snapshotId?: string;
+}
+
+/** `fleet volumes snapshots list|create VOLUME`, as flyctl's. */
+function snapshotsCommand(): Command {
+  const snapshots = new Command('snapshots')
+    .alias('snapshot')
+    .description(
+      "a volume's snapshots: list them, take one (restore with volumes create --snapshot-id)",
+    );
+  withJson(
+    withApp(
+      snapshots
+        .command('list')
+        .alias('ls')
+        .argument('<volume>', 'the volume id')
+        .description("list the volume's snapshots"),
+    ),
+  ).action(async (volumeId: string, _options: unknown, command: Command) => {
+    const { flags, app, flaps } = appContext(command);
+    const list = await flaps.listSnapshots(app, volumeId);
+    if (flags.json) return printJson(list);
+    printTable(
+      ['ID', 'STATUS', 'SIZE', 'CREATED AT', 'RETENTION DAYS'],
+      list.map((one) => [
+        one.id,
+        one.status,
+        `${one.size} B`,
+        one.created_at,
+        String(one.retention_days ?? '-'),
+      ]),
+    );
+  });
+  withJson(
+    withApp(
+      snapshots
+        .command('create')
+        .argument('<volume>', 'the volume id')
+        .description('take a snapshot of the volume now'),
+    ),
+  ).action(async (volumeId: string, _options: unknown, command: Command) => {
+    const { flags, app, flaps } = appContext(command);
+    const snapshot = await flaps.createSnapshot(app, volumeId);
+    if (flags.json) return printJson(snapshot);
+    say(`created snapshot ${snapshot.id} of volume ${volumeId} (${snapshot.size} bytes)`);
+  });
+  return snapshots;
 }
