@@ -491,6 +491,8 @@ runMain(async () => {
     http1: (socket) => relay.serve(socket),
     logger,
     metrics: tlsMetrics(),
+    idleTimeoutMs: config['idle-timeout-ms'],
+    wakeupsWithoutProgressMax: config['wakeups-without-progress-max'],
   });
   const tls = await startTls(config.mode === 'edge' ? config : { ...config, 'tls-listen': '' }, {
     corrosion,
