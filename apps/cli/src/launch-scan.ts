@@ -7,6 +7,8 @@ import { CliError, exitCodes } from './errors.js';
 export interface ScannedManifest {
   text: string;
   found: string;
+  /** What will keep it from running, said before the deploy: its dependencies not installed. */
+  warning?: string;
 }
 
 /**
@@ -27,21 +29,30 @@ export function scanFolder(folder: string): ScannedManifest | undefined {
   return {
     text: `${JSON.stringify({ cmd: cmd.argv }, null, 2)}\n`,
     found: `a Node app (package.json's ${cmd.from})`,
+    ...(cmd.uninstalled
+      ? {
+          warning: `package.json names dependencies but ${folder} has no node_modules: the folder is the image, so run \`npm install\` first (flyctl's Dockerfile would)`,
+        }
+      : {}),
   };
 }
 
-function nodeCommand(folder: string): { argv: string[]; from: string } | undefined {
+function nodeCommand(
+  folder: string,
+): { argv: string[]; from: string; uninstalled: boolean } | undefined {
   const file = join(folder, 'package.json');
   if (!existsSync(file)) return undefined;
-  let pkg: { scripts?: { start?: unknown }; main?: unknown };
+  let pkg: { scripts?: { start?: unknown }; main?: unknown; dependencies?: object };
   try {
     pkg = JSON.parse(readFileSync(file, 'utf8'));
   } catch (error) {
     throw new CliError(`${file} is not JSON: ${(error as Error).message}`, exitCodes.usage);
   }
+  const uninstalled =
+    Object.keys(pkg.dependencies ?? {}).length > 0 && !existsSync(join(folder, 'node_modules'));
   if (typeof pkg.scripts?.start === 'string' && pkg.scripts.start.trim() !== '')
-    return { argv: ['npm', 'run', 'start'], from: 'start script' };
+    return { argv: ['npm', 'run', 'start'], from: 'start script', uninstalled };
   if (typeof pkg.main === 'string' && existsSync(join(folder, pkg.main)))
-    return { argv: ['node', pkg.main], from: `main, ${pkg.main}` };
+    return { argv: ['node', pkg.main], from: `main, ${pkg.main}`, uninstalled };
   return undefined;
 }

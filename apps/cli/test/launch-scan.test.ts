@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -23,6 +23,16 @@ describe('what fleet launch runs for a folder without image.json', () => {
     expect(scanFolder(dir)?.found).toBe("a Node app (package.json's start script)");
     write('package.json', JSON.stringify({ main: 'server.js', scripts: { test: 'x' } }));
     expect(cmdOf()).toEqual(['node', 'server.js']);
+  });
+
+  it('warns when package.json names dependencies that are not installed in the folder', () => {
+    write(
+      'package.json',
+      JSON.stringify({ scripts: { start: 'node .' }, dependencies: { a: '1' } }),
+    );
+    expect(scanFolder(dir)?.warning).toMatch(/has no node_modules: .*npm install/);
+    mkdirSync(join(dir, 'node_modules'));
+    expect(scanFolder(dir)?.warning).toBeUndefined();
   });
 
   it("keeps the folder's own image.json", () => {

@@ -89,6 +89,7 @@ export function launchCommand(): Command {
         const manifest = join(process.cwd(), manifestFile);
         writeFileSync(manifest, scanned.text);
         say(`found ${scanned.found}: wrote ${manifest}, the command its image runs`);
+        if (scanned.warning !== undefined) say(`warning: ${scanned.warning}`);
       }
       if (options.deploy) await runDeploy({ config: file, ha: true }, flags);
     });
