@@ -201,6 +201,28 @@ describe('the fleet command line', () => {
     expect(missing.code).toBe(1);
   });
 
+  it("updates a machine's env and size as flyctl's machine update; refuses an empty change", async () => {
+    const [machine] = (await flaps.listMachines(app)).filter((one) => one.state === 'started');
+    const id = machine!.id;
+    const updated = await run([
+      ...['machines', 'update', id, '-a', app, '-e', 'COLOUR=blue', '-e', 'SIZE=l'],
+      ...['--vm-memory', '512', '--json'],
+    ]);
+    expect(updated.code, updated.stderr).toBe(0);
+    const after = JSON.parse(updated.stdout) as Machine;
+    expect(after).toMatchObject({ state: 'started' });
+    expect(after.instance_id).not.toBe(machine!.instance_id);
+    expect(after.config.env).toMatchObject({ COLOUR: 'blue', SIZE: 'l' });
+    expect(after.config.guest).toMatchObject({ memory_mb: 512 });
+    const said = await run(['machines', 'exec', id, '-a', app, 'echo $COLOUR']);
+    expect(said).toMatchObject({ code: 0, stdout: 'blue\n' });
+    const nothing = await run(['machines', 'update', id, '-a', app]);
+    expect(nothing).toMatchObject({ code: 2, stderr: expect.stringMatching(/nothing to change/) });
+    const bad = await run(['machines', 'update', id, '-a', app, '--vm-memory', '100']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/memory_mb/);
+  });
+
   it('clones a machine and gives every machine a new size', async () => {
     const [machine] = await flaps.listMachines(app);
     const cloned = await run(['machines', 'clone', machine!.id, '-a', app, '--json']);

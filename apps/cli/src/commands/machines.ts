@@ -4,8 +4,8 @@ import { printFields, printJson, printTable, say, stateColour } from '../output.
 import { appContext, machineHead, machineRow, withApp, withJson } from './shared.js';
 
 /**
- * `fleet machines list|status|start|stop|restart|suspend|kill|cordon|uncordon|destroy|clone|exec`
- * (alias `fleet machine`).
+ * `fleet machines list|status|start|stop|restart|suspend|kill|cordon|uncordon|destroy|clone|update|
+ * exec` (alias `fleet machine`).
  */
 export function machinesCommand(): Command {
   const machines = new Command('machines').alias('machine').description("manage an app's machines");
@@ -147,6 +147,33 @@ export function machinesCommand(): Command {
   withJson(
     withApp(
       machines
+        .command('update')
+        .argument('<id>', 'the machine')
+        .option('-i, --image <image>', 'the image to run')
+        .option('-e, --env <pair...>', 'NAME=VALUE to set in its environment (repeatable)')
+        .option('--vm-memory <mb>', 'memory in megabytes')
+        .option('--vm-cpus <n>', 'CPUs')
+        .description("change a machine's config, as flyctl's machine update: it restarts with it"),
+    ),
+  ).action(async (id: string, options: UpdateOptions, command: Command) => {
+    const { flags, app, flaps } = appContext(command);
+    const machine = await flaps.getMachine(app, id);
+    const config = updatedConfig(machine.config, options);
+    if (config === undefined)
+      throw new CliError(
+        'nothing to change: give --image, --env, --vm-memory or --vm-cpus',
+        exitCodes.usage,
+      );
+    await flaps.updateMachine(app, id, { config });
+    if (machine.state === 'started') await flaps.waitMachine(app, id, 'started', 60);
+    const updated = await flaps.getMachine(app, id);
+    if (flags.json) return printJson(updated);
+    say(`${id} updated to version ${updated.instance_id} (${updated.state})`);
+  });
+
+  withJson(
+    withApp(
+      machines
         .command('exec')
         .argument('<id>', 'the machine')
         .argument(
@@ -177,4 +204,48 @@ export function machinesCommand(): Command {
     process.exitCode = result.exit_code === 0 ? 0 : result.exit_code || exitCodes.failed;
   });
   return machines;
+}
+
+interface UpdateOptions {
+  image?: string;
+  env?: string[];
+  vmMemory?: string;
+  vmCpus?: string;
+}
+
+/** `config` with what the flags change, or undefined when they change nothing. */
+function updatedConfig(
+  config: Record<string, unknown>,
+  options: UpdateOptions,
+): Record<string, unknown> | undefined {
+  const next: Record<string, unknown> = { ...config };
+  if (options.image !== undefined) next.image = options.image;
+  if (options.env !== undefined)
+    next.env = { ...(config.env as Record<string, string> | undefined), ...envPairs(options.env) };
+  if (options.vmMemory !== undefined || options.vmCpus !== undefined) {
+    const guest = { ...(config.guest as Record<string, unknown> | undefined) };
+    if (options.vmMemory !== undefined)
+      guest.memory_mb = wholeNumber(options.vmMemory, '--vm-memory');
+    if (options.vmCpus !== undefined) guest.cpus = wholeNumber(options.vmCpus, '--vm-cpus');
+    next.guest = guest;
+  }
+  const changed = [options.image, options.env, options.vmMemory, options.vmCpus];
+  return changed.every((flag) => flag === undefined) ? undefined : next;
+}
+
+function envPairs(pairs: string[]): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const pair of pairs) {
+    const at = pair.indexOf('=');
+    if (at <= 0) throw new CliError(`--env ${pair} is not NAME=VALUE`, exitCodes.usage);
+    env[pair.slice(0, at)] = pair.slice(at + 1);
+  }
+  return env;
+}
+
+function wholeNumber(text: string, flag: string): number {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value <= 0)
+    throw new CliError(`${flag} is a whole number, not ${text}`, exitCodes.usage);
+  return value;
 }
