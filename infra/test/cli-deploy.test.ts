@@ -156,6 +156,11 @@ describe('fleet launch and fleet deploy', () => {
     // Again with nothing changed: nothing to do.
     const same = await run(['deploy']);
     expect(same.stderr).toMatch(/already runs release/);
+    // flyctl's `checks list`: the fly.toml's check on each machine, passing.
+    const checks = await run(['checks', 'list']);
+    expect(checks.code, checks.stderr).toBe(0);
+    const passing = checks.stdout.split('\n').filter((line) => /alive\s.*passing\s/.test(line));
+    expect(passing).toHaveLength(2);
   }, 120_000);
 
   it('rolls a new release over while a client sends requests: not one fails', async () => {

@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { appsCommand } from './commands/apps.js';
 import { authCommand } from './commands/auth.js';
 import { certsCommand } from './commands/certs.js';
+import { checksCommand } from './commands/checks.js';
 import { configCommand } from './commands/config.js';
 import { deployCommand } from './commands/deploy.js';
 import { launchCommand } from './commands/launch.js';
@@ -46,6 +47,7 @@ for (const command of [
   volumesCommand(),
   secretsCommand(),
   certsCommand(),
+  checksCommand(),
   regionsCommand(),
   authCommand(),
   configCommand(),

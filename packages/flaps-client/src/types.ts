@@ -39,7 +39,7 @@ export interface Machine {
   cordoned?: boolean;
   config: Record<string, unknown>;
   events?: MachineEvent[];
-  checks?: { name: string; status: string; output?: string }[];
+  checks?: { name: string; status: string; output?: string; updated_at?: string }[];
   created_at: string;
   updated_at: string;
 }
