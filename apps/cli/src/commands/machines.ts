@@ -1,3 +1,4 @@
+import type { FlapsClient } from '@fleet/flaps-client';
 import { Command } from 'commander';
 import { CliError, exitCodes } from '../errors.js';
 import { printFields, printJson, printTable, say, stateColour } from '../output.js';
@@ -61,24 +62,67 @@ export function machinesCommand(): Command {
     );
   });
 
-  const lifecycle = [
-    ['start', 'start stopped machines', 'started'],
-    ['stop', 'stop machines', 'stopped'],
-    ['restart', 'restart machines', 'started'],
-    ['suspend', 'suspend machines (their memory kept, resumed by start)', 'suspended'],
-  ] as const;
-  for (const [verb, description, settled] of lifecycle)
+  // Each verb on every machine named, one after the other: the call, then (when the verb moves
+  // the machine to a state) a wait until it is there.
+  const verbs: {
+    verb: string;
+    description: string;
+    call: (flaps: FlapsClient, app: string, id: string) => Promise<void>;
+    reached: string;
+    waits: boolean;
+  }[] = [
+    {
+      verb: 'start',
+      description: 'start stopped machines',
+      call: (flaps, app, id) => flaps.startMachine(app, id),
+      reached: 'started',
+      waits: true,
+    },
+    {
+      verb: 'stop',
+      description: 'stop machines',
+      call: (flaps, app, id) => flaps.stopMachine(app, id),
+      reached: 'stopped',
+      waits: true,
+    },
+    {
+      verb: 'restart',
+      description: 'restart machines',
+      call: (flaps, app, id) => flaps.restartMachine(app, id),
+      reached: 'started',
+      waits: true,
+    },
+    {
+      verb: 'suspend',
+      description: 'suspend machines (their memory kept, resumed by start)',
+      call: (flaps, app, id) => flaps.suspendMachine(app, id),
+      reached: 'suspended',
+      waits: true,
+    },
+    {
+      verb: 'cordon',
+      description: 'take machines out of routing: they run, the proxy sends them nothing',
+      call: (flaps, app, id) => flaps.cordonMachine(app, id, 'cordon'),
+      reached: 'cordoned',
+      waits: false,
+    },
+    {
+      verb: 'uncordon',
+      description: 'route to cordoned machines again',
+      call: (flaps, app, id) => flaps.cordonMachine(app, id, 'uncordon'),
+      reached: 'uncordoned',
+      waits: false,
+    },
+  ];
+  for (const { verb, description, call, reached, waits } of verbs)
     withApp(
       machines.command(verb).argument('<ids...>', 'the machines').description(description),
     ).action(async (ids: string[], _options: unknown, command: Command) => {
       const { app, flaps } = appContext(command);
       for (const id of ids) {
-        if (verb === 'start') await flaps.startMachine(app, id);
-        else if (verb === 'stop') await flaps.stopMachine(app, id);
-        else if (verb === 'suspend') await flaps.suspendMachine(app, id);
-        else await flaps.restartMachine(app, id);
-        await flaps.waitMachine(app, id, settled, 60);
-        say(`${id} ${settled}`);
+        await call(flaps, app, id);
+        if (waits) await flaps.waitMachine(app, id, reached, 60);
+        say(`${id} ${reached}`);
       }
     });
 
@@ -93,21 +137,6 @@ export function machinesCommand(): Command {
     await flaps.signalMachine(app, id, 'SIGKILL');
     say(`${id} killed`);
   });
-
-  const cordoning = [
-    ['cordon', 'take machines out of routing: they run, the proxy sends them nothing', 'cordoned'],
-    ['uncordon', 'route to cordoned machines again', 'uncordoned'],
-  ] as const;
-  for (const [verb, description, done] of cordoning)
-    withApp(
-      machines.command(verb).argument('<ids...>', 'the machines').description(description),
-    ).action(async (ids: string[], _options: unknown, command: Command) => {
-      const { app, flaps } = appContext(command);
-      for (const id of ids) {
-        await flaps.cordonMachine(app, id, verb);
-        say(`${id} ${done}`);
-      }
-    });
 
   withApp(
     machines
