@@ -242,7 +242,7 @@ describe('the fleet command line', () => {
     for (const one of await flaps.listMachines(app))
       expect(one.config.guest).toEqual({ cpu_kind: 'shared', cpus: 2, memory_mb: 2048 });
     expect((await run(['scale', 'memory', 'lots', '-a', app])).stderr).toMatch(
-      /memory is whole megabytes, not lots/,
+      /memory \(megabytes\) is a whole number above 0, not lots/,
     );
     await flaps.destroyMachine(app, clone.id, true);
   }, 60_000);

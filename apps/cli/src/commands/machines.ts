@@ -2,7 +2,7 @@ import type { FlapsClient } from '@fleet/flaps-client';
 import { Command } from 'commander';
 import { CliError, exitCodes } from '../errors.js';
 import { printFields, printJson, printTable, say, stateColour } from '../output.js';
-import { appContext, machineHead, machineRow, withApp, withJson } from './shared.js';
+import { appContext, machineHead, machineRow, wholeNumber, withApp, withJson } from './shared.js';
 
 /**
  * `fleet machines list|status|start|stop|restart|suspend|kill|cordon|uncordon|destroy|clone|update|
@@ -270,11 +270,4 @@ function envPairs(pairs: string[]): Record<string, string> {
     env[pair.slice(0, at)] = pair.slice(at + 1);
   }
   return env;
-}
-
-function wholeNumber(text: string, flag: string): number {
-  const value = Number(text);
-  if (!Number.isInteger(value) || value <= 0)
-    throw new CliError(`${flag} is a whole number, not ${text}`, exitCodes.usage);
-  return value;
 }

@@ -5,7 +5,7 @@ import { processGroupOf } from '../deploy/release.js';
 import { createWithVolume, mountedVolume } from '../deploy/volumes.js';
 import { CliError, exitCodes } from '../errors.js';
 import { printJson, printTable, say } from '../output.js';
-import { appContext, withApp, withJson } from './shared.js';
+import { appContext, wholeNumber, withApp, withJson } from './shared.js';
 
 /** One line of `scale show`: the machines of a process group that have one size. */
 interface SizeGroup {
@@ -119,13 +119,6 @@ function guestOfSize(size: string, memoryMb: number | undefined) {
   };
 }
 
-function wholeMegabytes(text: string): number {
-  const memory = Number(text);
-  if (!Number.isInteger(memory) || memory <= 0)
-    throw new CliError(`memory is whole megabytes, not ${text}`, exitCodes.usage);
-  return memory;
-}
-
 type Guest = { cpu_kind: string; cpus: number; memory_mb: number };
 
 /**
@@ -174,7 +167,10 @@ export function scaleCommand(): Command {
       .option('--memory <mb>', "memory in megabytes (default: the size's least)")
       .description('give every machine of the app this size, one machine at a time'),
   ).action(async (size: string, options: { memory?: string }, command: Command) => {
-    const memory = options.memory === undefined ? undefined : wholeMegabytes(options.memory);
+    const memory =
+      options.memory === undefined
+        ? undefined
+        : wholeNumber(options.memory, '--memory (megabytes)');
     const guest = guestOfSize(size, memory);
     await resizeEvery(command, () => guest, size);
   });
@@ -186,7 +182,7 @@ export function scaleCommand(): Command {
         "give every machine of the app this much memory, keeping its CPUs (flyctl's scale memory)",
       ),
   ).action(async (mb: string, _options: unknown, command: Command) => {
-    const memory = wholeMegabytes(mb);
+    const memory = wholeNumber(mb, 'memory (megabytes)');
     await resizeEvery(
       command,
       (machine) => {

@@ -1,6 +1,7 @@
 import type { Machine } from '@fleet/flaps-client';
 import type { Command } from 'commander';
 import { appName } from '../app-name.js';
+import { CliError, exitCodes } from '../errors.js';
 import { type ConnectionFlags, client } from '../settings.js';
 
 /** The flags a command sees: its own and the program's (`--api-url`, `--access-token`). */
@@ -15,6 +16,14 @@ export function flagsOf(command: Command): CommonFlags {
 }
 
 /** Adds `-a/--app` and `-c/--config` (the fly.toml that names the app). */
+/** A count or size a flag or argument gives: a whole number above 0, else a usage error. */
+export function wholeNumber(text: string, what: string): number {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value <= 0)
+    throw new CliError(`${what} is a whole number above 0, not ${text}`, exitCodes.usage);
+  return value;
+}
+
 export function withApp(command: Command): Command {
   return command
     .option('-a, --app <name>', 'the app (default: the `app` of ./fly.toml)')
