@@ -28,3 +28,11 @@ export function seconds(value: number | string, field: string): number {
 export function graceSeconds(raw: number | string | undefined): number | undefined {
   return raw === undefined ? undefined : seconds(raw, 'timeout') || undefined;
 }
+
+/**
+ * A query parameter Fly's clients send as a list, repeated (`state=a&state=b`, fly-go) or
+ * comma-separated (`state=a,b`): its items.
+ */
+export function listParam(value: string | string[]): string[] {
+  return [value].flat().flatMap((one) => one.split(','));
+}

@@ -5,6 +5,7 @@ import { flapsError } from '../errors.js';
 import { machineStates } from '../fly-shapes.js';
 import { hostStatusOf } from '../host-status.js';
 import type { CheckRow, FleetState, MachineRow } from '../state.js';
+import { listParam } from './fly-params.js';
 import type { MachineLookup } from './machine-lookup.js';
 
 /** Bound on the list's call to each worker for its machines' recent events. */
@@ -168,7 +169,7 @@ export function machineReadRoutes(
  * one Fly names: a misspelt one is a 400, not an empty list.
  */
 function statesOf(list: string | string[]): string[] {
-  const states = [list].flat().flatMap((one) => one.split(','));
+  const states = listParam(list);
   const unknown = states.find((each) => !machineStates.includes(each));
   if (unknown !== undefined)
     throw flapsError(

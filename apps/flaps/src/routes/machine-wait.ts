@@ -2,7 +2,7 @@ import type { FlydClient } from '@fleet/flyd-client';
 import { longPolls } from '@fleet/service';
 import type { FastifyInstance } from 'fastify';
 import { flapsError } from '../errors.js';
-import { seconds } from './fly-params.js';
+import { listParam, seconds } from './fly-params.js';
 import type { Owner } from './machine-lookup.js';
 
 const waitStates = ['created', 'started', 'stopped', 'suspended', 'destroyed', 'settled'];
@@ -28,7 +28,7 @@ export function machineWaitRoute(app: FastifyInstance, flyd: FlydClient, owner: 
   }>('/v1/apps/:app/machines/:id/wait', async (request) => {
     const { app: appName, id } = request.params;
     // fly-go repeats `state` (`state=started&state=stopped`): any of them ends the wait.
-    const wanted = [request.query.state ?? 'started'].flat().flatMap((one) => one.split(','));
+    const wanted = listParam(request.query.state ?? 'started');
     if (!wanted.every((one) => waitStates.includes(one)))
       throw flapsError('FLAPS_ERR_BAD_REQUEST', `state must be one of ${waitStates.join(', ')}`);
     const timeout = Math.min(
