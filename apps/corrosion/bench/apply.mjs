@@ -109,7 +109,7 @@ function plainDatabase() {
 /**
  * The floor of the general (row-by-row) merge over cr-sqlite's layout: on a plain database with our CRR tables and indexes (copied
  * from a store's schema, without triggers), exactly the statements a merge of a new row runs —
- * its pk-lookup row, its data row, its clock rows in one statement, its version log entry — with
+ * its sentinel, its data row, its column clocks in one statement, its version log entry — with
  * no CRDT logic at all.
  * CPU ms for all the rows of `sets`, in transactions of `perTx` rows.
  */
@@ -118,18 +118,19 @@ function layoutFloorMs(sets, perTx) {
   const ddl = store.db
     .prepare(
       `SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND type IN ('table', 'index')
-       AND (name = 'machines' OR name LIKE '__corro_pks_machines%' OR name LIKE '__corro_clock_machines%'
-         OR name LIKE '__corro_log_machines%')
+       AND (name = 'machines' OR name LIKE '__corro_clock_machines%' OR name LIKE '__corro_log_machines%')
        ORDER BY type DESC`,
     )
     .all();
   store.close();
   const db = plainDatabase();
   for (const { sql } of ddl) db.exec(sql);
-  const addKey = db.prepare('INSERT OR IGNORE INTO "__corro_pks_machines" (id) VALUES (?)');
+  const sentinel = db.prepare(
+    'INSERT OR IGNORE INTO "__corro_clock_machines" VALUES (?, ?, ?, ?, ?, ?, ?, 0)',
+  );
   const data = db.prepare(insert);
   const clocks = db.prepare(
-    `INSERT OR REPLACE INTO "__corro_clock_machines" VALUES ${Array(5).fill('(?, ?, ?, ?, ?, ?, ?)').join(', ')}`,
+    `INSERT OR REPLACE INTO "__corro_clock_machines" VALUES ${Array(4).fill('(?, ?, ?, ?, ?, ?, ?, 0)').join(', ')}`,
   );
   const log = db.prepare('INSERT OR IGNORE INTO "__corro_log_machines" VALUES (1, ?, ?)');
   const rows = sets.flatMap((set) => {
@@ -139,10 +140,12 @@ function layoutFloorMs(sets, perTx) {
   });
   const batch = db.transaction((from, to) => {
     for (let i = from; i < to; i++) {
-      const key = Number(addKey.run(`m-${i}`).lastInsertRowid);
+      const key = `m-${i}`;
+      const [first, ...columns] = rows[i];
+      sentinel.run(key, first.cid, 1, first.db_version, 1, first.seq, first.ts);
       data.run(row(i));
       clocks.run(
-        ...rows[i].flatMap((change) => [
+        ...columns.flatMap((change) => [
           key,
           change.cid,
           1,

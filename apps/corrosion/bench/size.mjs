@@ -41,10 +41,7 @@ export function measureSize(rows = 100_000) {
       .reduce((total, [, bytes]) => total + bytes, 0);
   const data = sum((name) => name === 'machines' || name === 'sqlite_autoindex_machines_1');
   const clocks = sum(
-    (name) =>
-      name.startsWith('__corro_clock_') ||
-      name.startsWith('__corro_pks_') ||
-      name.startsWith('sqlite_autoindex___corro_pks'),
+    (name) => name.startsWith('__corro_clock_') || name.startsWith('__corro_log_'),
   );
   return {
     rows,

@@ -1,4 +1,4 @@
-import { type CrrTable, literal, quote, SENTINEL } from './crr.js';
+import { type CrrTable, columnPlaces, copyValues, literal, pkIs, quote, SENTINEL } from './crr.js';
 import type { SqlValue } from './pack.js';
 
 /** One row of `crsql_changes`: a column's (or the sentinel's) value and the clock that set it. */
@@ -23,23 +23,32 @@ export interface Change {
 export const changeColumns =
   '"table", pk, cid, val, col_version, db_version, site_id, cl, seq, ts, site_ordinal';
 
-/** The SELECT of one table's changes, in `crsql_changes`' columns (plus the site ordinal). */
+/**
+ * The SELECT of one table's changes, in `crsql_changes`' columns (plus the site ordinal): every
+ * clock row, and the column clocks a fresh row's sentinel implies (see `makeCrr`).
+ */
 export function changesSelect(table: CrrTable): string {
   const clockT = quote(table.clockTable);
-  const pkRefs = table.pks.map((col) => `p.${quote(col)}`).join(', ');
-  const join = table.pks.map((col) => `t.${quote(col)} = p.${quote(col)}`).join(' AND ');
-  const val =
+  const c = copyValues(table, 'c');
+  const join = table.pks.map((col, at) => `t.${quote(col)} = ${c[at]}`).join(' AND ');
+  const valueAt = (cid: string) =>
     table.columns.length === 0
       ? 'NULL'
-      : `CASE c.cid ${table.columns.map((col) => `WHEN ${literal(col)} THEN t.${quote(col)}`).join(' ')} END`;
-  return `SELECT ${literal(table.name)} AS "table", corro_pack(${pkRefs}) AS pk, c.cid AS cid, ${val} AS val,
+      : `CASE ${cid} ${table.columns.map((col) => `WHEN ${literal(col)} THEN t.${quote(col)}`).join(' ')} END`;
+  const from = `JOIN __corro_sites s ON s.ordinal = c.site LEFT JOIN ${quote(table.name)} t ON ${join}`;
+  const head = `SELECT ${literal(table.name)} AS "table", corro_pack(${c.join(', ')}) AS pk`;
+  const clocks = `${head}, c.cid AS cid, ${valueAt('c.cid')} AS val,
     c.col_version AS col_version, c.db_version AS db_version, s.site_id AS site_id,
-    (SELECT l.col_version FROM ${clockT} l WHERE l.key = c.key AND l.cid = '${SENTINEL}') AS cl,
+    (SELECT l.col_version FROM ${clockT} l WHERE ${pkIs(table, 'l', c)} AND l.cid = '${SENTINEL}') AS cl,
     c.seq AS seq, c.ts AS ts, c.site AS site_ordinal
-  FROM ${clockT} c
-  JOIN ${quote(table.pksTable)} p ON p.__corro_key = c.key
-  JOIN __corro_sites s ON s.ordinal = c.site
-  LEFT JOIN ${quote(table.name)} t ON ${join}`;
+  FROM ${clockT} c ${from}`;
+  if (table.columns.length === 0) return clocks;
+  return `${clocks}
+  UNION ALL
+  ${head}, i.cid AS cid, ${valueAt('i.cid')} AS val, 1 AS col_version, c.db_version AS db_version,
+    s.site_id AS site_id, c.col_version AS cl, c.seq + i.n AS seq, c.ts AS ts, c.site AS site_ordinal
+  FROM ${clockT} c JOIN (${columnPlaces(table)}) i ON i.n <= c.implied ${from}
+  WHERE c.cid = '${SENTINEL}' AND c.implied > 0`;
 }
 
 /** `crsql_changes`: every table's changes, queryable like cr-sqlite's virtual table. */

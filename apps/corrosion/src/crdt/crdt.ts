@@ -4,13 +4,15 @@ import { type Change, changesViewSql } from './changes.js';
 import {
   type CrrTable,
   describeTable,
-  literal,
   makeCrr,
   makeWriteState,
+  materialized,
+  pkIs,
   quote,
   SENTINEL,
   writeStateTable,
 } from './crr.js';
+import { LocalJournal, makeLocalWrites } from './local-writes.js';
 import { LogCompaction } from './log-compaction.js';
 import { packColumns, type SqlValue, unpackColumns } from './pack.js';
 import { type Group, StagedMerge } from './staged-merge.js';
@@ -36,19 +38,21 @@ interface Clock {
 /** Per-table statements of the merge, prepared once. */
 interface TableStatements {
   table: CrrTable;
-  key: Statement;
-  addKey: Statement;
-  addKeyIfNew: Statement;
   clock: Statement;
   setClock: Statement;
+  /** The sentinel of a row this node has no clock of (a no-op for a known row). */
+  addSentinel: Statement;
+  /** Writes out a row's implied column clocks (see `makeCrr`). */
+  materialize: Statement[];
   dropColumnClocks: Statement;
-  /** The version log's entry `(site, db_version, key)`, if not there yet. */
+  /** The version log's entry `(site, db_version, pk)`, if not there yet. */
   addLog: Statement;
   insertRow: Statement;
   deleteRow: Statement;
   value: Map<string, Statement>;
   setValue: Map<string, Statement>;
   changes: VersionRead;
+  journal: LocalJournal;
   staged: StagedMerge;
   /** INSERT of a whole new row with these columns (statements cached per column list). */
   insertFull(columns: string[]): Statement;
@@ -64,6 +68,8 @@ export class Crdt {
   readonly #db: Db;
   readonly #tables = new Map<string, TableStatements>();
   #logCompaction: LogCompaction | undefined;
+  /** Which tables' journals hold rows: one flag per table, in `#tables`' order. */
+  #journaled: Statement | undefined;
   readonly #siteIds: Buffer[] = [];
   readonly #ordinals = new Map<string, number>();
   readonly #write: {
@@ -111,12 +117,25 @@ export class Crdt {
   track(tableNames: string[]): void {
     const tables = tableNames.map((name) => describeTable(this.#db, name));
     this.#db.transaction(() => {
-      for (const table of tables) makeCrr(this.#db, table);
+      // The view names the metadata tables, which a migration renames.
+      this.#db.exec('DROP VIEW IF EXISTS crsql_changes');
+      for (const table of tables) {
+        makeCrr(this.#db, table);
+        makeLocalWrites(this.#db, table);
+      }
       this.#db.exec(changesViewSql(tables));
     })();
     this.#tables.clear();
     for (const table of tables) this.#tables.set(table.name, this.#prepare(table));
     this.#logCompaction = new LogCompaction(this.#db, tables);
+    this.#journaled =
+      tables.length === 0
+        ? undefined
+        : this.#db
+            .prepare(
+              `SELECT ${tables.map((table) => `EXISTS (SELECT 1 FROM ${quote(table.journalTable)})`).join(', ')}`,
+            )
+            .raw();
   }
 
   /** One step of the version log's compaction (see `LogCompaction`): the entries it deleted. */
@@ -143,8 +162,11 @@ export class Crdt {
   } {
     this.#write.begin.run(next, Date.now());
     let value: T;
+    let journals: LocalJournal[];
     try {
       value = fn();
+      journals = this.#journals();
+      for (const journal of journals) journal.flush();
     } catch (error) {
       // The caller's rollback would undo the begin too, but the state must not depend on it.
       this.#write.end.run();
@@ -155,7 +177,6 @@ export class Crdt {
       ts: number;
       read_back: number;
     };
-    this.#write.end.run();
     const version = seq > 0 ? next : null;
     let changes: Change[] | null = null;
     let rows: RowChange[] | null = null;
@@ -163,42 +184,53 @@ export class Crdt {
       changes = [];
       rows = [];
     } else if (read_back === 0) {
+      // Every row was journaled as new, the journals flushed in this order from seq 0 on.
       changes = [];
       rows = [];
-      for (const statements of this.#tables.values()) {
-        statements.changes.readFresh(this.siteId, version, ts, changes, rows);
-      }
-      // Several tables' rows interleave: sorted, and their rows left to `rowsOf` (seq order).
-      if (!inSeqOrder(changes)) {
-        changes.sort((a, b) => a.seq - b.seq);
-        rows = null;
+      let nextSeq = 0;
+      for (const journal of journals) {
+        nextSeq = journal.build(this.siteId, version, ts, nextSeq, changes, rows);
       }
     }
+    for (const journal of journals) journal.clear();
+    this.#write.end.run();
     return { value, version, lastSeq: seq - 1, ts, changes, rows };
+  }
+
+  /** The journals holding rows of the open write, in the tables' order. */
+  #journals(): LocalJournal[] {
+    const flags = (this.#journaled?.get() ?? []) as number[];
+    const journals: LocalJournal[] = [];
+    let at = 0;
+    for (const statements of this.#tables.values()) {
+      if (flags[at++] === 1) journals.push(statements.journal);
+    }
+    return journals;
   }
 
   /** Gives clocks to rows written before their table was a CRR (or by a plain SQLite client). */
   backfill(): void {
     for (const { table } of this.#tables.values()) {
-      const pks = table.pks.map(quote).join(', ');
-      const pksT = quote(table.pksTable);
       const clockT = quote(table.clockTable);
-      this.#db.exec(`INSERT INTO ${pksT} (${pks}) SELECT ${pks} FROM ${quote(table.name)} t
-        WHERE NOT EXISTS (SELECT 1 FROM ${pksT} p WHERE ${table.pks.map((c) => `p.${quote(c)} = t.${quote(c)}`).join(' AND ')})`);
-      const orphan = `NOT EXISTS (SELECT 1 FROM ${clockT} c WHERE c.key = p.__corro_key AND c.cid = '${SENTINEL}')`;
+      const tPks = table.pks.map((col) => `t.${quote(col)}`).join(', ');
+      const orphan = `NOT EXISTS (SELECT 1 FROM ${clockT} c
+        WHERE ${pkIs(
+          table,
+          'c',
+          table.pks.map((col) => `t.${quote(col)}`),
+        )} AND c.cid = '${SENTINEL}')`;
       this.#db.exec(`INSERT OR IGNORE INTO ${quote(table.logTable)}
-        SELECT 0, w.db_version, p.__corro_key FROM ${pksT} p, ${writeStateTable} w WHERE ${orphan}`);
-      // The sentinels last: until then they mark the keys still without clocks.
-      for (const cid of [...table.columns, SENTINEL]) {
-        const added = this.#db
-          .prepare(
-            `INSERT INTO ${clockT} SELECT p.__corro_key, ${literal(cid)}, 1, w.db_version, 0,
-              w.seq + row_number() OVER (ORDER BY p.__corro_key) - 1, w.ts
-            FROM ${pksT} p, ${writeStateTable} w WHERE ${orphan}`,
-          )
-          .run().changes;
-        this.#write.bumpSeq.run(added);
-      }
+        SELECT 0, w.db_version, ${tPks} FROM ${quote(table.name)} t, ${writeStateTable} w WHERE ${orphan}`);
+      // Each row as if inserted now under a new key: its sentinel, its column clocks implied.
+      const width = 1 + table.columns.length;
+      const added = this.#db
+        .prepare(
+          `INSERT INTO ${clockT} SELECT ${tPks}, '${SENTINEL}', 1, w.db_version, 0,
+            w.seq + (row_number() OVER (ORDER BY ${tPks}) - 1) * ${width}, w.ts, ${table.columns.length}
+          FROM ${quote(table.name)} t, ${writeStateTable} w WHERE ${orphan}`,
+        )
+        .run().changes;
+      this.#write.bumpSeq.run(added * width);
     }
   }
 
@@ -308,21 +340,31 @@ export class Crdt {
     touched: Map<string, RowChange>,
   ): void {
     const first = present(changes[from], 'a group’s first change');
-    const pk = unpackColumns(first.pk);
+    const unpacked = unpackColumns(first.pk);
+    const pk = unpacked.map(bindable);
+    if (pk.length !== statements.table.pks.length) {
+      throw new RangeError(`${statements.table.name}: bad primary key`);
+    }
     let outcome = this.#mergeNewRow(statements, changes, from, end, pk);
     if (outcome === undefined) {
+      // A known row: every clock it has is written out before any is compared or replaced.
+      for (const statement of statements.materialize) statement.run(...pk);
       outcome = 'none';
       for (let at = from; at < end; at++) {
-        const one = this.#mergeOne(statements, present(changes[at], 'a change of the group'));
+        const one = this.#mergeOne(statements, present(changes[at], 'a change of the group'), pk);
         if (one !== 'none') outcome = one;
       }
     }
     if (outcome === 'none') return;
-    touched.set(touchKey(first), { table: first.table, pk, deleted: outcome === 'deleted' });
+    touched.set(touchKey(first), {
+      table: first.table,
+      pk: unpacked,
+      deleted: outcome === 'deleted',
+    });
   }
 
   /**
-   * The common case, in three statements: a live row this node has never seen (no key, so no
+   * The common case, in a few statements: a live row this node has never seen (no sentinel, so no
    * clocks: every incoming change wins). `changes[from..end)` are the row's changes. Undefined
    * when the group is not that case.
    */
@@ -338,35 +380,36 @@ export class Crdt {
     if (cl % 2 === 0) return undefined;
     const cids: string[] = [];
     const values: SqlValue[] = [];
-    let sentinel = false;
+    let sentinel: Change | undefined;
     for (let at = from; at < end; at++) {
       const change = present(changes[at], 'a change of the group');
       if (change.cl !== cl) return undefined;
-      if (change.cid === SENTINEL) sentinel = true;
+      if (change.cid === SENTINEL) sentinel = change;
       else if (!s.value.has(change.cid)) return undefined;
       else {
         cids.push(change.cid);
         values.push(bindable(change.val));
       }
     }
-    const keyValues = pk.map(bindable);
-    const added = s.addKeyIfNew.run(...keyValues);
-    if (added.changes === 0) return undefined; // known here: the general merge decides
-    const key = Number(added.lastInsertRowid);
     const site = this.ordinal(first.site_id);
-    s.insertFull(cids).run(...keyValues, ...values);
-    const clocks: (string | number)[] = [];
+    // Without its sentinel, the causal length is implied (see #mergeOne).
+    const added = sentinel
+      ? s.addSentinel.run(...pk, cl, sentinel.db_version, site, sentinel.seq, sentinel.ts)
+      : s.addSentinel.run(...pk, cl, 0, site, 0, first.ts);
+    if (added.changes === 0) return undefined; // known here: the general merge decides
+    s.insertFull(cids).run(...pk, ...values);
+    const clocks: SqlValue[] = [];
     let logged = -1;
     for (let at = from; at < end; at++) {
       const change = present(changes[at], 'a change of the group');
-      clocks.push(key, change.cid, change.col_version, change.db_version, site, change.seq);
-      clocks.push(change.ts);
       // A row's changes come from one version (one changeset): one log entry, as a rule.
-      if (change.db_version !== logged) s.addLog.run(site, change.db_version, key);
+      if (change.db_version !== logged) s.addLog.run(site, change.db_version, ...pk);
       logged = change.db_version;
+      if (change === sentinel) continue;
+      clocks.push(...pk, change.cid, change.col_version, change.db_version, site, change.seq);
+      clocks.push(change.ts);
     }
-    if (!sentinel) clocks.push(key, SENTINEL, cl, 0, site, 0, first.ts); // implied
-    s.setClocks(clocks.length / 7).run(...clocks);
+    if (clocks.length > 0) s.setClocks(cids.length).run(...clocks);
     return 'updated';
   }
 
@@ -388,26 +431,22 @@ export class Crdt {
     return [...rows.values()];
   }
 
-  /** What the change did to the row. */
-  #mergeOne(s: TableStatements, change: Change): 'none' | 'updated' | 'deleted' {
+  /** What the change did to the row (`pk`: its bound values). */
+  #mergeOne(s: TableStatements, change: Change, pk: SqlValue[]): 'none' | 'updated' | 'deleted' {
     const column = change.cid !== SENTINEL;
     if (column && change.cl % 2 === 0) return 'none'; // column values exist only on live rows
-    const pk = unpackColumns(change.pk).map(bindable);
-    if (pk.length !== s.table.pks.length) throw new RangeError(`${s.table.name}: bad primary key`);
     const incoming: Clock = {
       col_version: change.col_version,
       db_version: change.db_version,
       site: this.ordinal(change.site_id),
       seq: change.seq,
     };
-    let key = (s.key.get(...pk) as { __corro_key: number } | undefined)?.__corro_key;
-    const sentinel = key === undefined ? undefined : (s.clock.get(key, SENTINEL) as Clock);
+    const sentinel = s.clock.get(...pk, SENTINEL) as Clock | undefined;
     const localCl = sentinel?.col_version ?? 0;
     if (change.cl < localCl) return 'none';
-    key ??= Number(s.addKey.run(...pk).lastInsertRowid);
     const setClock = (cid: string, clock: Clock) => {
       s.setClock.run(
-        key,
+        ...pk,
         cid,
         clock.col_version,
         clock.db_version,
@@ -416,11 +455,11 @@ export class Crdt {
         change.ts,
       );
       // An implied sentinel (db_version 0) belongs to no version.
-      if (clock.db_version > 0) s.addLog.run(clock.site, clock.db_version, key);
+      if (clock.db_version > 0) s.addLog.run(clock.site, clock.db_version, ...pk);
     };
     if (change.cl > localCl) {
       // A new causal length: the old incarnation's column clocks no longer count.
-      s.dropColumnClocks.run(key);
+      s.dropColumnClocks.run(...pk);
       // A column change implies the causal length before its sentinel arrives: recorded with
       // db_version 0, it loses to any real sentinel clock of the same length.
       setClock(
@@ -432,7 +471,7 @@ export class Crdt {
         return 'deleted';
       }
       s.insertRow.run(...pk);
-      if (column) this.#mergeColumn(s, change, key, pk, incoming, setClock);
+      if (column) this.#mergeColumn(s, change, pk, incoming, setClock);
       return 'updated';
     }
     if (!column) {
@@ -440,20 +479,19 @@ export class Crdt {
       if (sentinel && sentinelWins(this, incoming, sentinel)) setClock(SENTINEL, incoming);
       return 'none';
     }
-    return this.#mergeColumn(s, change, key, pk, incoming, setClock) ? 'updated' : 'none';
+    return this.#mergeColumn(s, change, pk, incoming, setClock) ? 'updated' : 'none';
   }
 
   #mergeColumn(
     s: TableStatements,
     change: Change,
-    key: number,
     pk: SqlValue[],
     incoming: Clock,
     setClock: (cid: string, clock: Clock) => void,
   ): boolean {
     const getValue = s.value.get(change.cid);
     if (getValue === undefined) return false; // a column this node's schema does not have yet
-    const local = s.clock.get(key, change.cid) as Clock | undefined;
+    const local = s.clock.get(...pk, change.cid) as Clock | undefined;
     if (local !== undefined) {
       if (change.col_version < local.col_version) return false;
       if (change.col_version === local.col_version) {
@@ -489,19 +527,30 @@ export class Crdt {
     const marks = table.pks.map(() => '?').join(', ');
     const where = table.pks.map((col) => `${quote(col)} = ?`).join(' AND ');
     const clockT = quote(table.clockTable);
+    const atPk = pkIs(
+      table,
+      clockT,
+      table.pks.map(() => '?'),
+    );
+    const clockRow = `(${marks}, ?, ?, ?, ?, ?, ?, 0)`;
     return {
       table,
-      key: db.prepare(`SELECT __corro_key FROM ${quote(table.pksTable)} WHERE ${where}`),
-      addKey: db.prepare(`INSERT INTO ${quote(table.pksTable)} (${pks}) VALUES (${marks})`),
-      addKeyIfNew: db.prepare(
-        `INSERT OR IGNORE INTO ${quote(table.pksTable)} (${pks}) VALUES (${marks})`,
-      ),
       clock: db.prepare(
-        `SELECT col_version, db_version, site, seq FROM ${clockT} WHERE key = ? AND cid = ?`,
+        `SELECT col_version, db_version, site, seq FROM ${clockT} WHERE ${atPk} AND cid = ?`,
       ),
-      setClock: db.prepare(`INSERT OR REPLACE INTO ${clockT} VALUES (?, ?, ?, ?, ?, ?, ?)`),
-      dropColumnClocks: db.prepare(`DELETE FROM ${clockT} WHERE key = ? AND cid != '${SENTINEL}'`),
-      addLog: db.prepare(`INSERT OR IGNORE INTO ${quote(table.logTable)} VALUES (?, ?, ?)`),
+      setClock: db.prepare(`INSERT OR REPLACE INTO ${clockT} VALUES ${clockRow}`),
+      addSentinel: db.prepare(
+        `INSERT OR IGNORE INTO ${clockT} VALUES (${marks}, '${SENTINEL}', ?, ?, ?, ?, ?, 0)`,
+      ),
+      materialize: materialized(table, (alias) =>
+        pkIs(
+          table,
+          alias,
+          table.pks.map(() => '?'),
+        ),
+      ).map((sql) => db.prepare(sql)),
+      dropColumnClocks: db.prepare(`DELETE FROM ${clockT} WHERE ${atPk} AND cid != '${SENTINEL}'`),
+      addLog: db.prepare(`INSERT OR IGNORE INTO ${quote(table.logTable)} VALUES (?, ?, ${marks})`),
       insertRow: db.prepare(`INSERT OR IGNORE INTO ${t} (${pks}) VALUES (${marks})`),
       deleteRow: db.prepare(`DELETE FROM ${t} WHERE ${where}`),
       value: new Map(
@@ -517,6 +566,7 @@ export class Crdt {
         ]),
       ),
       changes: new VersionRead(db, table),
+      journal: new LocalJournal(db, table),
       staged: new StagedMerge(db, table),
       insertFull: cached((columns: string[]) => {
         const all = [...table.pks, ...columns];
@@ -526,7 +576,7 @@ export class Crdt {
       }),
       setClocks: cached((count: number) =>
         db.prepare(
-          `INSERT OR REPLACE INTO ${clockT} VALUES ${Array.from({ length: count }, () => '(?, ?, ?, ?, ?, ?, ?)').join(', ')}`,
+          `INSERT OR REPLACE INTO ${clockT} VALUES ${Array.from({ length: count }, () => clockRow).join(', ')}`,
         ),
       ),
     };
@@ -557,12 +607,4 @@ function cached<A extends string[] | number>(make: (arg: A) => Statement): (arg:
     }
     return statement;
   };
-}
-
-/** Whether `changes` are already in seq order (one table's fresh rows come out that way). */
-function inSeqOrder(changes: Change[]): boolean {
-  for (let at = 1; at < changes.length; at++) {
-    if ((changes[at - 1] as Change).seq > (changes[at] as Change).seq) return false;
-  }
-  return true;
 }

@@ -1,7 +1,9 @@
 import type { Database as Db, Statement } from 'better-sqlite3';
-import { type CrrTable, quote } from './crr.js';
+import { type CrrTable, copyValues, pkCopy, pkIs, quote } from './crr.js';
+import type { SqlValue } from './pack.js';
 
-type Entry = [site: number, dbVersion: number, key: number];
+/** A log entry: site, db_version, then the pk's values. */
+type Entry = SqlValue[];
 
 /**
  * Deletes the version log's entries whose row no longer holds a clock of their version (a later
@@ -10,27 +12,29 @@ type Entry = [site: number, dbVersion: number, key: number];
  * otherwise grow with every write, not with the data.
  */
 export class LogCompaction {
-  readonly #tables: { last: Statement; drop: Statement; cursor: Entry }[];
+  readonly #tables: { last: Statement; drop: Statement; start: Entry; cursor: Entry }[];
   #next = 0;
 
   constructor(db: Db, tables: CrrTable[]) {
     this.#tables = tables.map((table) => {
       const logT = quote(table.logTable);
-      const after = '(site, db_version, key) > (?, ?, ?)';
+      const entry = `site, db_version, ${table.pks.map(pkCopy).join(', ')}`;
+      const marks = `?, ?, ${table.pks.map(() => '?').join(', ')}`;
+      const after = `(${entry}) > (${marks})`;
+      const start: Entry = [-1, -1, ...table.pks.map(() => null)]; // site -1 decides alone
       return {
         // The last entry of the slice that starts after the cursor.
         last: db
-          .prepare(
-            `SELECT site, db_version, key FROM ${logT} WHERE ${after}
-             ORDER BY site, db_version, key LIMIT 1 OFFSET ?`,
-          )
+          .prepare(`SELECT ${entry} FROM ${logT} WHERE ${after} ORDER BY ${entry} LIMIT 1 OFFSET ?`)
           .raw(),
         drop: db.prepare(
-          `DELETE FROM ${logT} WHERE ${after} AND (site, db_version, key) <= (?, ?, ?)
+          `DELETE FROM ${logT} WHERE ${after} AND (${entry}) <= (${marks})
            AND NOT EXISTS (SELECT 1 FROM ${quote(table.clockTable)} c
-             WHERE c.key = ${logT}.key AND c.site = ${logT}.site AND c.db_version = ${logT}.db_version)`,
+             WHERE ${pkIs(table, 'c', copyValues(table, logT))} AND c.site = ${logT}.site
+               AND c.db_version = ${logT}.db_version)`,
         ),
-        cursor: [-1, -1, -1],
+        start,
+        cursor: start,
       };
     });
   }
@@ -40,9 +44,9 @@ export class LogCompaction {
     const table = this.#tables[this.#next++ % this.#tables.length];
     if (table === undefined) return 0;
     const last = table.last.get(...table.cursor, entriesMax - 1) as Entry | undefined;
-    const end: Entry = last ?? [Number.MAX_SAFE_INTEGER, 0, 0];
+    const end: Entry = last ?? [Number.MAX_SAFE_INTEGER, ...table.start.slice(1)];
     const deleted = table.drop.run(...table.cursor, ...end).changes;
-    table.cursor = last ?? [-1, -1, -1];
+    table.cursor = last ?? table.start;
     return deleted;
   }
 }

@@ -1,7 +1,7 @@
 import { present } from '@fleet/service/invariant';
 import type { Database as Db, Statement } from 'better-sqlite3';
 import type { Change } from './changes.js';
-import { type CrrTable, literal, quote, SENTINEL } from './crr.js';
+import { type CrrTable, columnPlaces, pkIs, quote, SENTINEL } from './crr.js';
 import type { SqlValue } from './pack.js';
 import { bindable } from './values.js';
 
@@ -26,13 +26,12 @@ const stageRowsMax = 64;
  * fresh row — its sentinel, then every column in the table's order, at consecutive seqs, one
  * causal length, one col_version, one version and time — is staged with its values bound once
  * (a row of a temporary table, `stageRowsMax` rows per statement), and the staged rows are merged
- * by a few `INSERT … SELECT` statements: keys, data rows, clock rows, log entries. A staged row
- * whose key this node knows (or staged before it in the batch) goes back to the general merge,
- * after the others. The others get keys from the next
- * free one on, in staging order (key = first + idx - 1; a known row's idx leaves a hole), so
- * their clock rows and log entries need no lookup of their keys. Anything else never comes here.
- * The result is what the general merge of such a row writes (property-tested by the convergence
- * test).
+ * by a few `INSERT … SELECT` statements: data rows, clocks, log entries. A row at causal length 1
+ * and version 1 of every column gets its sentinel alone, its column clocks implied (see
+ * `makeCrr`), as a local insert of a new row does. A staged row this node has a clock of (or
+ * staged before it in the batch) goes back to the general merge, after the others. Anything else
+ * never comes here. The result is what the general merge of such a row writes (property-tested by
+ * the convergence test).
  */
 export class StagedMerge {
   readonly #db: Db;
@@ -42,8 +41,6 @@ export class StagedMerge {
   readonly #width: number;
   readonly #known: Statement;
   readonly #drop: Statement;
-  readonly #firstKey: Statement;
-  readonly #addKeys: Statement;
   readonly #flush: Statement[];
   readonly #clear: Statement;
   /** Multi-row stage statements by row count. */
@@ -52,6 +49,10 @@ export class StagedMerge {
   #pending: SqlValue[] = [];
   /** The staged groups in staging order (idx - 1). */
   #groups: StagedGroup[] = [];
+  /** The packed pks staged (latin1): a second group of one row goes to the general merge. */
+  readonly #pks = new Set<string>();
+  /** The groups that repeat a staged row: merged after the stage, by the general path. */
+  #later: StagedGroup[] = [];
 
   constructor(db: Db, table: CrrTable) {
     this.#db = db;
@@ -70,40 +71,31 @@ export class StagedMerge {
         ${[...staged.map(quote), ...meta].join(', ')})`);
     const sPks = table.pks.map((col) => `s.${quote(`s_${col}`)}`);
     const sValues = table.columns.map((col) => `s.${quote(`s_${col}`)}`);
-    const pksT = quote(table.pksTable);
-    // In the clock table's key order (cid by BINARY collation), so a row's clocks go in as they sort.
-    const cids = [SENTINEL, ...table.columns]
-      .map((cid, at) => ({ cid, at }))
-      .sort((a, b) => Buffer.compare(Buffer.from(a.cid), Buffer.from(b.cid)))
-      .map(({ cid, at }) => `SELECT ${literal(cid)} AS cid, ${at} AS n`)
+    const clockT = quote(table.clockTable);
+    const cids = [`SELECT '${SENTINEL}' AS cid, 0 AS n`, columnPlaces(table)]
+      .filter(Boolean)
       .join(' UNION ALL ');
-    // AUTOINCREMENT's next key: past the greatest key ever given (sqlite_sequence) and present.
-    this.#firstKey = db
-      .prepare(
-        `SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = ${literal(table.pksTable)}), 0),
-          coalesce((SELECT max(__corro_key) FROM ${pksT}), 0)) + 1`,
-      )
-      .pluck();
-    const key = '(@first + s.idx - 1)';
-    // A known pk is ignored here and keeps its key: its row is the one whose intended key is free.
-    // So is a second staged group of one row (the first took the key): it merges after the first.
-    this.#addKeys = db.prepare(`INSERT OR IGNORE INTO ${pksT} (__corro_key, ${pks.join(', ')})
-      SELECT ${key}, ${sPks.join(', ')} FROM ${stageT} s ORDER BY s.idx`);
+    const compact = 's.cl = 1 AND s.col_version = 1';
     this.#known = db
       .prepare(
-        `SELECT s.idx FROM ${stageT} s WHERE NOT EXISTS (SELECT 1 FROM ${pksT} p WHERE p.__corro_key = ${key})`,
+        `SELECT s.idx FROM ${stageT} s WHERE EXISTS (SELECT 1 FROM ${clockT} c
+           WHERE ${pkIs(table, 'c', sPks)} AND c.cid = '${SENTINEL}')`,
       )
       .pluck();
     this.#drop = db.prepare(`DELETE FROM ${stageT} WHERE idx = ?`);
     this.#flush = [
       db.prepare(`INSERT INTO ${quote(table.name)} (${[...pks, ...values].join(', ')})
         SELECT ${[...sPks, ...sValues].join(', ')} FROM ${stageT} s ORDER BY s.idx`),
-      db.prepare(`INSERT INTO ${quote(table.clockTable)}
-        SELECT ${key}, c.cid, CASE c.n WHEN 0 THEN s.cl ELSE s.col_version END,
-          s.db_version, s.site, s.seq + c.n, s.ts
-        FROM ${stageT} s, (${cids}) c`),
-      db.prepare(`INSERT INTO ${quote(table.logTable)}
-        SELECT s.site, s.db_version, ${key} FROM ${stageT} s ORDER BY s.idx`),
+      db.prepare(`INSERT INTO ${clockT}
+        SELECT ${sPks.join(', ')}, '${SENTINEL}', 1, s.db_version, s.site, s.seq, s.ts,
+          ${table.columns.length}
+        FROM ${stageT} s WHERE ${compact}`),
+      db.prepare(`INSERT INTO ${clockT}
+        SELECT ${sPks.join(', ')}, c.cid, CASE c.n WHEN 0 THEN s.cl ELSE s.col_version END,
+          s.db_version, s.site, s.seq + c.n, s.ts, 0
+        FROM ${stageT} s, (${cids}) c WHERE NOT (${compact})`),
+      db.prepare(`INSERT OR IGNORE INTO ${quote(table.logTable)}
+        SELECT s.site, s.db_version, ${sPks.join(', ')} FROM ${stageT} s`),
     ];
     this.#clear = db.prepare(`DELETE FROM ${stageT}`);
   }
@@ -143,6 +135,11 @@ export class StagedMerge {
 
   /** Stages an accepted group (`pk`: its unpacked pk; `site`: its site's ordinal). */
   add(group: StagedGroup, site: number): void {
+    if (this.#pks.has(group.pkKey)) {
+      this.#later.push(group);
+      return;
+    }
+    this.#pks.add(group.pkKey);
     const { changes, from, end, pk } = group;
     const sentinel = present(changes[from], 'a staged group’s sentinel');
     const pending = this.#pending;
@@ -179,28 +176,32 @@ export class StagedMerge {
   reset(): void {
     this.#pending = [];
     this.#groups = [];
+    this.#pks.clear();
+    this.#later = [];
   }
 
   /**
-   * Merges every staged row. Returns the groups whose key this node knew: the caller merges
-   * those by the general path. The others are new rows now.
+   * Merges every staged row. Returns the groups whose row this node knew, or which repeat a row
+   * staged before them: the caller merges those by the general path, in this order. The others
+   * are new rows now.
    */
   flush(): { merged: StagedGroup[]; known: StagedGroup[] } {
     this.#stagePending();
-    const first = this.#firstKey.get() as number;
-    this.#addKeys.run({ first });
     const known: StagedGroup[] = [];
     const knownIdx = new Set<number>();
-    for (const idx of this.#known.all({ first }) as number[]) {
+    for (const idx of this.#known.all() as number[]) {
       known.push(present(this.#groups[idx - 1], 'a staged row’s group'));
       knownIdx.add(idx);
       this.#drop.run(idx);
     }
-    for (const statement of this.#flush) statement.run({ first });
+    for (const statement of this.#flush) statement.run();
     this.#clear.run();
     const merged =
       knownIdx.size === 0 ? this.#groups : this.#groups.filter((_, at) => !knownIdx.has(at + 1));
+    known.push(...this.#later);
     this.#groups = [];
+    this.#pks.clear();
+    this.#later = [];
     return { merged, known };
   }
 }

@@ -1,107 +1,98 @@
 import type { Database as Db, Statement } from 'better-sqlite3';
 import type { Change } from './changes.js';
-import type { RowChange } from './crdt.js';
-import { type CrrTable, quote, SENTINEL } from './crr.js';
+import { type CrrTable, copyValues, pkIs, quote, SENTINEL } from './crr.js';
 import { packColumns, type SqlValue } from './pack.js';
 
-/** Columns of a row of `#rows` before its pk values: key, causal length, sentinel seq. */
-const rowHead = 3;
+/** Columns of a row of `#read` before its pk values: cid, col_version, seq, ts, implied, cl. */
+const rowHead = 6;
 
 /**
  * Reads one version's changes of one table set-wise: one pass over the rows the version wrote
- * (its entries in the per-row version log) and their clock rows of that version, and one lookup per row the version touched (its pk, its values, its causal length), the pk
- * packed once per row rather than once per change. Yields exactly the rows `crsql_changes`
- * holds for the version (the per-change join it replaced; property-tested against the view).
+ * (its entries in the per-row version log) with their clocks of that version, each row's values
+ * and causal length, the pk packed once per row rather than once per change; a sentinel's
+ * implied column clocks (see `makeCrr`) come out as the changes they stand for. Yields exactly
+ * the rows `crsql_changes` holds for the version (property-tested against the view).
  */
 export class VersionRead {
   readonly #table: CrrTable;
-  readonly #clocks: Statement;
-  readonly #rows: Statement;
-  /** cid → position of its value in a row of `#rows` (after key, cl, sentinel seq and the pks). */
+  readonly #read: Statement;
+  /** cid → position of its value in a row of `#read` (after the head and the pks). */
   readonly #valueAt: Map<string, number>;
 
   constructor(db: Db, table: CrrTable) {
     this.#table = table;
     const clockT = quote(table.clockTable);
-    const logT = quote(table.logTable);
-    const join = table.pks.map((col) => `t.${quote(col)} = p.${quote(col)}`).join(' AND ');
-    const pkRefs = table.pks.map((col) => `p.${quote(col)}`);
+    const g = copyValues(table, 'g');
+    const join = table.pks.map((col, at) => `t.${quote(col)} = ${g[at]}`).join(' AND ');
     const values = table.columns.map((col) => `t.${quote(col)}`);
-    this.#clocks = db
+    this.#read = db
       .prepare(
-        `SELECT c.key, c.cid, c.col_version, c.seq, c.ts FROM ${logT} g
-         JOIN ${clockT} c ON c.key = g.key AND c.site = g.site AND c.db_version = g.db_version
-         WHERE g.site = ? AND g.db_version = ?`,
-      )
-      .raw();
-    this.#rows = db
-      .prepare(
-        `SELECT p.__corro_key, l.col_version, l.seq, ${[...pkRefs, ...values].join(', ')}
-         FROM ${quote(table.pksTable)} p
-         LEFT JOIN ${clockT} l ON l.key = p.__corro_key AND l.cid = '${SENTINEL}'
+        `SELECT c.cid, c.col_version, c.seq, c.ts, c.implied, l.col_version, ${[...g, ...values].join(', ')}
+         FROM ${quote(table.logTable)} g
+         JOIN ${clockT} c ON ${pkIs(table, 'c', g)} AND c.site = g.site AND c.db_version = g.db_version
+         LEFT JOIN ${clockT} l ON ${pkIs(table, 'l', g)} AND l.cid = '${SENTINEL}'
          LEFT JOIN ${quote(table.name)} t ON ${join}
-         WHERE p.__corro_key IN (SELECT key FROM ${logT} WHERE site = ? AND db_version = ?)`,
+         WHERE g.site = ? AND g.db_version = ?`,
       )
       .raw();
     const first = rowHead + table.pks.length;
     this.#valueAt = new Map(table.columns.map((col, at) => [col, first + at]));
   }
 
-  /**
-   * Appends the changes of a local version whose every row was inserted under a key new to this
-   * node (see `created` in crr.ts): they are certain without reading the clocks — the sentinel at
-   * causal length 1 with the seq its clock holds, then version 1 of every column at the next
-   * seqs, the values as stored. Property-tested equal to `read`. Each row is new, so it is also
-   * appended to `rows` once, its pk as read (what `rowsOf` would unpack from the changes).
-   */
-  readFresh(siteId: Buffer, version: number, ts: number, into: Change[], rows: RowChange[]): void {
-    const pkEnd = rowHead + this.#table.pks.length;
-    const { name: table, columns } = this.#table;
-    for (const row of this.#rows.all(0, version) as SqlValue[][]) {
-      const pkValues = row.slice(rowHead, pkEnd);
-      const pk = packColumns(pkValues);
-      const seq = row[2] as number;
-      rows.push({ table, pk: pkValues, deleted: false });
-      into.push(freshChange(table, pk, SENTINEL, null, version, siteId, seq, ts));
-      for (let at = 0; at < columns.length; at++) {
-        const cid = columns[at] as string;
-        const val = row[pkEnd + at] ?? null;
-        into.push(freshChange(table, pk, cid, val, version, siteId, seq + at + 1, ts));
-      }
-    }
-  }
-
   /** Appends the version's changes of this table to `into` (in no particular order). */
   read(site: number, siteId: Buffer, version: number, into: Change[]): void {
-    const clocks = this.#clocks.all(site, version) as [number, string, number, number, number][];
-    if (clocks.length === 0) return;
-    const rows = new Map<number, { pk: Buffer; cl: number | null; row: SqlValue[] }>();
-    const pkEnd = rowHead + this.#table.pks.length;
-    for (const row of this.#rows.all(site, version) as SqlValue[][]) {
-      rows.set(row[0] as number, {
-        pk: packColumns(row.slice(rowHead, pkEnd)),
-        cl: row[1] as number | null,
-        row,
-      });
-    }
-    for (const [key, cid, colVersion, seq, ts] of clocks) {
-      const row = rows.get(key);
-      if (row === undefined) continue; // a clock without its key: the view's join drops it too
+    const { name, pks, columns } = this.#table;
+    const pkEnd = rowHead + pks.length;
+    let pkValues: SqlValue[] = [];
+    let pk: Buffer = Buffer.alloc(0);
+    for (const row of this.#read.all(site, version) as SqlValue[][]) {
+      const [cid, colVersion, seq, ts, implied, cl] = row as [
+        string,
+        number,
+        number,
+        number,
+        number,
+        number | null,
+      ];
+      // The log is in pk order: a row's clocks come together.
+      if (!samePkValues(row, pkValues, rowHead)) {
+        pkValues = row.slice(rowHead, pkEnd);
+        pk = packColumns(pkValues);
+      }
       const at = this.#valueAt.get(cid);
+      const val = at === undefined ? null : (row[at] ?? null);
       into.push({
-        table: this.#table.name,
-        pk: row.pk,
+        table: name,
+        pk,
         cid,
-        val: at === undefined ? null : (row.row[at] ?? null),
+        val,
         col_version: colVersion,
         db_version: version,
         site_id: siteId,
-        cl: row.cl as number, // null only for a clock without a sentinel, as in the view
+        cl: cl as number, // null only for a clock without a sentinel, as in the view
         seq,
         ts,
       });
+      for (let n = 1; n <= implied; n++) {
+        const column = columns[n - 1] as string;
+        const value = row[pkEnd + n - 1] ?? null;
+        // Implied clocks are a fresh row's (causal length 1, see `makeCrr`).
+        into.push(freshChange(name, pk, column, value, version, siteId, seq + n, ts));
+      }
     }
   }
+}
+
+/** Whether `row` from `offset` on starts with `pk`'s values. */
+function samePkValues(row: SqlValue[], pk: SqlValue[], offset: number): boolean {
+  if (pk.length === 0) return false;
+  for (let at = 0; at < pk.length; at++) {
+    const a = row[offset + at];
+    const b = pk[at];
+    if (a === b) continue;
+    if (!(Buffer.isBuffer(a) && Buffer.isBuffer(b) && a.equals(b))) return false;
+  }
+  return true;
 }
 
 /** A change of a fresh row: causal length 1, every column at version 1. */
