@@ -45,9 +45,6 @@ export class Store {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 5000');
-    // A write that fires the CRR triggers keeps a statement journal (a copy of every page it
-    // touches, for a statement-level rollback); in a temp file that cost 40 % of a local write.
-    this.db.pragma('temp_store = MEMORY');
     this.db.exec(
       `CREATE TABLE IF NOT EXISTS ${internalPrefix}meta (key TEXT NOT NULL PRIMARY KEY, value TEXT NOT NULL)`,
     );

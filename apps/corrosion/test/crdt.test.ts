@@ -203,11 +203,14 @@ describe('local writes', () => {
     exec(a, "INSERT INTO machines (id, state) VALUES ('m1', 'created')");
     const plain = new Database(join(dir, 'corrosion.db'));
     try {
-      // Every trigger first takes its seqs from the write state, whose CHECK refuses them outside
-      // a write through the agent.
+      // Every trigger first raises outside a write through the agent, whatever the statement's
+      // conflict clause (OR IGNORE would skip a failed CHECK and write the row unrecorded).
       for (const sql of [
         "INSERT INTO machines (id) VALUES ('m2')",
+        "INSERT OR IGNORE INTO machines (id) VALUES ('m2')",
+        "INSERT OR REPLACE INTO machines (id) VALUES ('m1')",
         "UPDATE machines SET state = 'stopped'",
+        "UPDATE OR IGNORE machines SET state = 'stopped'",
         "UPDATE machines SET id = 'm3'",
         'DELETE FROM machines',
       ]) {

@@ -77,10 +77,15 @@ describe('the per-row version log', () => {
       const leftovers = again.db
         .prepare(
           `SELECT name FROM sqlite_master WHERE name IN ('__corro_pks_machines',
-            '__corro_clock_machines_version', '__corro_insert_machines')`,
+            '__corro_clock_machines_version')`,
         )
         .all();
       expect(leftovers).toEqual([]);
+      const insertTrigger = again.db
+        .prepare("SELECT sql FROM sqlite_master WHERE name = '__corro_insert_machines'")
+        .pluck()
+        .get();
+      expect(insertTrigger).toContain('__corro_journal_machines');
       // It writes and serves on the new layout.
       const version = exec(again, "UPDATE machines SET n = 9 WHERE id = 'm3'");
       expect(again.crdt.changesOf(0, version as number).map((change) => change.cid)).toEqual(['n']);
@@ -91,12 +96,18 @@ describe('the per-row version log', () => {
 /**
  * Rewrites a store's file to the layout before clocks keyed by pk: a pk-lookup table giving each
  * pk an integer key, clocks and log entries (if `log`, else the clock index the log replaced)
- * keyed by it, every column clock written out, the triggers kept in the file.
+ * keyed by it, every column clock written out, no journal, its triggers in the file.
  */
 function toKeyedLayout(path: string, log: boolean): void {
   const db = new Database(path);
   const places = "SELECT 'state' AS cid, 1 AS n UNION ALL SELECT 'n', 2 UNION ALL SELECT 'data', 3";
+  for (const { name } of db
+    .prepare("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'machines'")
+    .all() as { name: string }[]) {
+    db.exec(`DROP TRIGGER "${name}"`);
+  }
   db.exec(`DROP VIEW crsql_changes;
+    DROP TABLE __corro_journal_machines;
     CREATE TABLE __corro_pks_machines (__corro_key INTEGER PRIMARY KEY AUTOINCREMENT, id);
     CREATE UNIQUE INDEX __corro_pks_machines_pk ON __corro_pks_machines (id);
     INSERT INTO __corro_pks_machines (id) SELECT DISTINCT pk_id FROM __corro_clock_machines;

@@ -16,7 +16,7 @@ export interface CrrTable {
   clockTable: string;
   /** The per-row version log: `(site, db_version, pk)` for every row a version wrote. */
   logTable: string;
-  /** The TEMP journal of the rows the open local write inserted (see local-journal.ts). */
+  /** The journal of the rows the open local write inserted (see local-writes.ts). */
   journalTable: string;
 }
 
@@ -77,8 +77,9 @@ export function columnPlaces(table: CrrTable): string {
 /**
  * The one-row table of the open local write (its version, next seq and time, and whether its
  * changes must be read back) and of whether a merge runs. The triggers read it in SQL rather than
- * calling into JavaScript; outside a local write its version is NULL. It holds nothing across
- * restarts.
+ * calling into JavaScript; outside a local write its version is NULL and a trigger that fires
+ * then raises `outsideWriteMessage` (see `refusedOutside`), so a plain SQLite client cannot write
+ * rows that would never replicate. It holds nothing across restarts.
  */
 export const writeStateTable = '__corro_write';
 
@@ -94,13 +95,24 @@ export function makeWriteState(db: Db): void {
   `);
 }
 
-/** True inside a local write (the agent's transaction path), false in a merge and outside. */
-export const localWrite = `(SELECT db_version FROM ${writeStateTable}) IS NOT NULL`;
+/**
+ * True but in a merge: the triggers record local writes, and fire for any other writer too, to be
+ * refused (see `writeStateTable`).
+ */
+export const notMerging = `(SELECT merging FROM ${writeStateTable}) = 0`;
+
+/**
+ * A condition on the write state (as `alias`) that raises `outsideWriteMessage` outside a local
+ * write. RAISE, not a CHECK constraint: a statement's conflict clause (INSERT OR IGNORE) would
+ * override a CHECK's failure in the triggers it fires, and the row would be written unrecorded.
+ */
+export const refusedOutside = (alias: string) =>
+  `(${alias}.db_version IS NOT NULL OR RAISE(ABORT, ${literal(outsideWriteMessage)}))`;
 
 /**
  * Makes `table` a CRR: a clock table keyed by (pk, cid) whose sentinel row (cid `-1`) holds the
- * row's causal length (odd: alive, even: deleted), the per-row version log, guards in the file
- * against writers other than the agent, and the agent's TEMP triggers recording local writes.
+ * row's causal length (odd: alive, even: deleted), the per-row version log, and the triggers
+ * recording local writes (local-writes.ts).
  *
  * A row inserted under a key this node has never seen gets its sentinel alone, `implied` set to
  * the number of columns: the clock of its i-th column is implied by the sentinel's (version 1,
@@ -109,13 +121,10 @@ export const localWrite = `(SELECT db_version FROM ${writeStateTable}) IS NOT NU
  * row — an update, a re-insert, a merge — its implied clocks are written out (`materialized`).
  * `implied` counts columns rather than flagging them so a column added later is not implied.
  *
- * The triggers stand aside while a merge runs, so a merge records exactly the clock it was given;
- * they are TEMP (the agent's connection's own) and rebuilt on every start: a schema reload may
- * have added columns. A database of the layout before (clocks keyed through a pk-lookup table) is
- * moved to this one on its first start.
+ * A database of the layout before (clocks keyed through a pk-lookup table) is moved to this one
+ * on its first start.
  */
 export function makeCrr(db: Db, table: CrrTable): void {
-  const t = quote(table.name);
   const clockT = quote(table.clockTable);
   migrateKeyedLayout(db, table);
   db.exec(`
@@ -132,12 +141,6 @@ export function makeCrr(db: Db, table: CrrTable): void {
     ) WITHOUT ROWID;
   `);
   makeLog(db, table);
-  for (const op of ['insert', 'update', 'delete']) {
-    db.exec(`DROP TRIGGER IF EXISTS ${quote(`__corro_guard_${op}_${table.name}`)};
-      CREATE TRIGGER ${quote(`__corro_guard_${op}_${table.name}`)} BEFORE ${op.toUpperCase()} ON ${t}
-      WHEN (SELECT db_version IS NULL AND merging = 0 FROM ${writeStateTable})
-      BEGIN SELECT RAISE(ABORT, ${literal(outsideWriteMessage)}); END;`);
-  }
 }
 
 /**
@@ -176,6 +179,7 @@ function migrateKeyedLayout(db: Db, table: CrrTable): void {
     db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name) !==
     undefined;
   if (!has(pksName)) return;
+  // Its triggers name the pk table; local-writes.ts makes them anew.
   for (const kind of ['insert', 'update', 'update_pk', 'delete']) {
     db.exec(`DROP TRIGGER IF EXISTS ${quote(`__corro_${kind}_${table.name}`)}`);
   }
