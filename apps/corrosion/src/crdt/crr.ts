@@ -125,23 +125,29 @@ export const refusedOutside = (alias: string) =>
  * on its first start.
  */
 export function makeCrr(db: Db, table: CrrTable): void {
-  const clockT = quote(table.clockTable);
   migrateKeyedLayout(db, table);
-  db.exec(`
-    CREATE TABLE IF NOT EXISTS ${clockT} (
-      ${pkCopyColumns(table)},
-      cid TEXT NOT NULL,
-      col_version INTEGER NOT NULL,
-      db_version INTEGER NOT NULL,
-      site INTEGER NOT NULL,
-      seq INTEGER NOT NULL,
-      ts INTEGER NOT NULL,
-      implied INTEGER NOT NULL,
-      PRIMARY KEY (${table.pks.map(pkCopy).join(', ')}, cid)
-    ) WITHOUT ROWID;
-  `);
+  db.exec(clockTableSql(table));
   makeLog(db, table);
 }
+
+const clockTableSql = (table: CrrTable) => `
+  CREATE TABLE IF NOT EXISTS ${quote(table.clockTable)} (
+    ${pkCopyColumns(table)},
+    cid TEXT NOT NULL,
+    col_version INTEGER NOT NULL,
+    db_version INTEGER NOT NULL,
+    site INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    ts INTEGER NOT NULL,
+    implied INTEGER NOT NULL,
+    PRIMARY KEY (${table.pks.map(pkCopy).join(', ')}, cid)
+  ) WITHOUT ROWID`;
+
+const logTableSql = (table: CrrTable) => `
+  CREATE TABLE IF NOT EXISTS ${quote(table.logTable)} (
+    site INTEGER NOT NULL, db_version INTEGER NOT NULL, ${pkCopyColumns(table)},
+    PRIMARY KEY (site, db_version, ${table.pks.map(pkCopy).join(', ')})
+  ) WITHOUT ROWID`;
 
 /**
  * The per-row version log: one `(site, db_version, pk)` entry per row a version wrote, the index
@@ -151,22 +157,16 @@ export function makeCrr(db: Db, table: CrrTable): void {
  * entries a bounded slice at a time. A database made before the log gets it built from its clocks.
  */
 function makeLog(db: Db, table: CrrTable): void {
-  const logT = quote(table.logTable);
+  if (hasTable(db, table.logTable)) return;
+  db.exec(logTableSql(table));
   const pks = table.pks.map(pkCopy).join(', ');
-  const exists = db
-    .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?")
-    .get(table.logTable);
-  db.exec(`
-    CREATE TABLE IF NOT EXISTS ${logT} (
-      site INTEGER NOT NULL, db_version INTEGER NOT NULL, ${pkCopyColumns(table)},
-      PRIMARY KEY (site, db_version, ${pks})
-    ) WITHOUT ROWID;
-  `);
-  if (!exists) {
-    db.exec(`INSERT OR IGNORE INTO ${logT} SELECT DISTINCT site, db_version, ${pks}
-      FROM ${quote(table.clockTable)} WHERE db_version > 0`);
-  }
+  db.exec(`INSERT OR IGNORE INTO ${quote(table.logTable)} SELECT DISTINCT site, db_version, ${pks}
+    FROM ${quote(table.clockTable)} WHERE db_version > 0`);
 }
+
+const hasTable = (db: Db, name: string) =>
+  db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name) !==
+  undefined;
 
 /**
  * Moves a database of the layout before this one — clocks and log entries keyed by a small
@@ -175,10 +175,7 @@ function makeLog(db: Db, table: CrrTable): void {
  */
 function migrateKeyedLayout(db: Db, table: CrrTable): void {
   const pksName = `__corro_pks_${table.name}`;
-  const has = (name: string) =>
-    db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name) !==
-    undefined;
-  if (!has(pksName)) return;
+  if (!hasTable(db, pksName)) return;
   // Its triggers name the pk table; local-writes.ts makes them anew.
   for (const kind of ['insert', 'update', 'update_pk', 'delete']) {
     db.exec(`DROP TRIGGER IF EXISTS ${quote(`__corro_${kind}_${table.name}`)}`);
@@ -187,23 +184,18 @@ function migrateKeyedLayout(db: Db, table: CrrTable): void {
   const pkValues = table.pks.map((col) => `p.${quote(col)}`).join(', ');
   const oldClock = quote(`${table.clockTable}_keyed`);
   const oldLog = quote(`${table.logTable}_keyed`);
-  const hadLog = has(table.logTable);
+  const hadLog = hasTable(db, table.logTable);
   db.exec(`DROP INDEX IF EXISTS ${quote(`${table.clockTable}_version`)};
     ALTER TABLE ${quote(table.clockTable)} RENAME TO ${oldClock};
     ${hadLog ? `ALTER TABLE ${quote(table.logTable)} RENAME TO ${oldLog};` : ''}`);
-  db.exec(`CREATE TABLE ${quote(table.clockTable)} (
-      ${pkCopyColumns(table)}, cid TEXT NOT NULL, col_version INTEGER NOT NULL,
-      db_version INTEGER NOT NULL, site INTEGER NOT NULL, seq INTEGER NOT NULL,
-      ts INTEGER NOT NULL, implied INTEGER NOT NULL,
-      PRIMARY KEY (${table.pks.map(pkCopy).join(', ')}, cid)
-    ) WITHOUT ROWID;
+  db.exec(`${clockTableSql(table)};
     INSERT INTO ${quote(table.clockTable)}
       SELECT ${pkValues}, c.cid, c.col_version, c.db_version, c.site, c.seq, c.ts, 0
       FROM ${oldClock} c JOIN ${pksT} p ON p.__corro_key = c.key;
     DROP TABLE ${oldClock};`);
   if (hadLog) {
-    makeLog(db, table);
-    db.exec(`INSERT OR IGNORE INTO ${quote(table.logTable)}
+    db.exec(`${logTableSql(table)};
+      INSERT INTO ${quote(table.logTable)}
         SELECT g.site, g.db_version, ${pkValues} FROM ${oldLog} g JOIN ${pksT} p ON p.__corro_key = g.key;
       DROP TABLE ${oldLog};`);
   }

@@ -21,13 +21,13 @@ import { packColumns, type SqlValue } from './pack.js';
 import { freshChange } from './version-read.js';
 
 /**
- * How a local write records its clocks. An insert only notes the row's pk in the table's journal
- * (with whether the row had a clock before); at the end of the write — or before the
- * first update or delete, so every clock is written in statement order — the journal is flushed
- * set-wise: a row new to this node gets its sentinel with implied column clocks (see `makeCrr`),
- * a re-inserted one what an insert of a known row writes, every one a log entry, their seqs
- * numbered in the journal's order. One statement per inserted row instead of one per clock
- * statement: what brought a local write of new rows to 0.4 of a plain insert. Updates and deletes
+ * How a local write records its clocks. An insert only notes the row's pk in the table's journal;
+ * at the end of the write — or before the first update or delete, so every clock is written in
+ * statement order — the journal is flushed set-wise: a row new to this node gets its sentinel
+ * with implied column clocks (see `makeCrr`), a re-inserted one what an insert of a known row
+ * writes, every one a log entry, their seqs numbered in the journal's order. One statement per
+ * inserted row instead of one per clock statement: what brought a local write of new rows to 0.4
+ * of a plain insert. Updates and deletes
  * record their clocks row by row. While every row a write touched was inserted under a new key,
  * its changes are certain (causal length 1, version 1 of every column) and are built from the
  * journal and the rows alone (`LocalJournal.build`), else read back with their clocks.
@@ -36,7 +36,7 @@ import { freshChange } from './version-read.js';
  * too: the one statement an insert's trigger runs both journals the row and refuses a writer other
  * than the agent (a guard trigger of its own would cost a second trigger per row). The journal has
  * no index (its rowid is the row's place in the write): a row inserted twice in one write is
- * journaled twice, and the flush keeps the first. The triggers stand aside while a merge runs, so
+ * journaled twice, and the flush records the second as a re-insert. The triggers stand aside while a merge runs, so
  * a merge records exactly the clock it was given, and are rebuilt on every start: a schema reload
  * may have added columns.
  */
