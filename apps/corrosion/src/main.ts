@@ -16,6 +16,7 @@ import {
 } from '@fleet/service';
 import { runClientCommand } from './cli.js';
 import { backup, cluster, reload, restore, subscribe } from './cli-admin.js';
+import { compactionDelayMsMin, nextCompactionDelayMs } from './crdt/log-compaction.js';
 import { SchemaError } from './errors.js';
 import { QueryProcesses } from './queries/query-processes.js';
 import { type ReplicationConfig, Replicator } from './replication/replicator.js';
@@ -272,12 +273,17 @@ async function runAgent(argv: string[]): Promise<void> {
     routeConcurrencyMax: config['route-concurrency-max'],
   });
   const { app, subscriptions } = agent;
-  // A bounded slice of the version log per tick keeps it near one entry per (row, version) the
+  // A bounded slice of the version log per step keeps it near one entry per (row, version) the
   // clocks still hold, at a cost no write notices (see crdt/log-compaction.ts).
-  const logCompaction = setInterval(() => store.compactLog(logCompactionEntriesMax), 1000);
-  logCompaction.unref();
+  let compactionDelayMs = compactionDelayMsMin;
+  const compactLog = () => {
+    const deleted = store.compactLog(logCompactionEntriesMax);
+    compactionDelayMs = nextCompactionDelayMs(compactionDelayMs, deleted);
+    logCompaction = setTimeout(compactLog, compactionDelayMs).unref();
+  };
+  let logCompaction = setTimeout(compactLog, compactionDelayMs).unref();
   onShutdown(logger, async () => {
-    clearInterval(logCompaction);
+    clearTimeout(logCompaction);
     subscriptions.closeAll(() => undefined);
     app.server.closeAllConnections();
     await app.close();

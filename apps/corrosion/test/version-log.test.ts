@@ -1,6 +1,11 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
+import {
+  compactionDelayMsMax,
+  compactionDelayMsMin,
+  nextCompactionDelayMs,
+} from '../src/crdt/log-compaction.js';
 import type { Store } from '../src/store.js';
 import { tempDir } from './agent.js';
 import { clocks, exec, openStore, rows } from './crdt-helpers.js';
@@ -52,6 +57,17 @@ describe('the per-row version log', () => {
     expect(deleted).toBe(2);
     expect(logOf(store).map((entry) => entry.db_version)).toEqual([2, 4, 5]);
     expect(served(store)).toEqual(before);
+  });
+
+  it('paces compaction by what it finds: the wait doubles while steps delete nothing, and drops back when one does', () => {
+    let delay = compactionDelayMsMin;
+    const waits: number[] = [];
+    for (let step = 0; step < 7; step++) {
+      delay = nextCompactionDelayMs(delay, 0);
+      waits.push(delay);
+    }
+    expect(waits).toEqual([2000, 4000, 8000, 16_000, 32_000, 32_000, 32_000]);
+    expect(nextCompactionDelayMs(compactionDelayMsMax, 3)).toBe(compactionDelayMsMin);
   });
 
   for (const log of [true, false]) {

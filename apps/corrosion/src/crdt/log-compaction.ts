@@ -50,3 +50,18 @@ export class LogCompaction {
     return deleted;
   }
 }
+
+/** The wait between compaction steps while they find entries to delete. */
+export const compactionDelayMsMin = 1000;
+/** The longest wait, however long the steps find nothing. */
+export const compactionDelayMsMax = 32_000;
+
+/**
+ * The wait before the next step, from this one's and what the step deleted. A step that finds
+ * nothing doubles the wait: a log of live entries (rows only ever inserted) is not walked over and
+ * over — at 5,000 entries a second that walk was about 3 % of a busy agent's CPU. One that finds
+ * some brings it back to the floor.
+ */
+export function nextCompactionDelayMs(delayMs: number, deleted: number): number {
+  return deleted > 0 ? compactionDelayMsMin : Math.min(compactionDelayMsMax, delayMs * 2);
+}
