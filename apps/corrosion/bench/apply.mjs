@@ -107,14 +107,11 @@ function plainDatabase() {
 }
 
 /**
- * The floor of the general (row-by-row) merge over cr-sqlite's layout: on a plain database with our CRR tables and indexes (copied
- * from a store's schema, without triggers), exactly the statements a merge of a new row runs —
- * its sentinel, its data row, its column clocks in one statement, its version log entry — with
- * no CRDT logic at all.
- * CPU ms for all the rows of `sets`, in transactions of `perTx` rows.
+ * A database in `dir` with the store's tables for `machines` — its data, clock and log tables and
+ * their indexes, copied from a store's schema — and no triggers: where the layout floors write.
  */
-function layoutFloorMs(sets, perTx) {
-  const store = new Store(join(temp(), 'layout.db'), schema);
+export function layoutDatabase(dir) {
+  const store = new Store(join(dir, 'layout-schema.db'), schema);
   const ddl = store.db
     .prepare(
       `SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND type IN ('table', 'index')
@@ -123,8 +120,22 @@ function layoutFloorMs(sets, perTx) {
     )
     .all();
   store.close();
-  const db = plainDatabase();
+  const db = new Database(join(dir, 'layout.db'));
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
   for (const { sql } of ddl) db.exec(sql);
+  return db;
+}
+
+/**
+ * The floor of the general (row-by-row) merge over cr-sqlite's layout: on a plain database with our CRR tables and indexes (copied
+ * from a store's schema, without triggers), exactly the statements a merge of a new row runs —
+ * its sentinel, its data row, its column clocks in one statement, its version log entry — with
+ * no CRDT logic at all.
+ * CPU ms for all the rows of `sets`, in transactions of `perTx` rows.
+ */
+function layoutFloorMs(sets, perTx) {
+  const db = layoutDatabase(temp());
   const sentinel = db.prepare(
     'INSERT OR IGNORE INTO "__corro_clock_machines" VALUES (?, ?, ?, ?, ?, ?, ?, 0)',
   );

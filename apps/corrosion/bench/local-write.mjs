@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { Store } from '../dist/store.js';
-import { insert, row, schema } from './apply.mjs';
+import { insert, layoutDatabase, row, schema } from './apply.mjs';
 
 const rowsPerRound = 20_000;
 
@@ -64,17 +64,7 @@ function ours(dir) {
 
 /** The layout's b-tree writes alone, on a database with the store's tables (no triggers). */
 function floor(dir) {
-  const store = new Store(join(dir, 'layout.db'), schema);
-  const ddl = store.db
-    .prepare(
-      `SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND type IN ('table', 'index')
-       AND (name = 'machines' OR name LIKE '__corro_clock_machines%' OR name LIKE '__corro_log_machines%')
-       ORDER BY type DESC`,
-    )
-    .all();
-  store.close();
-  const db = open(join(dir, 'floor.db'));
-  for (const { sql } of ddl) db.exec(sql);
+  const db = layoutDatabase(dir);
   const data = db.prepare(insert);
   const clock = db.prepare(
     `INSERT INTO "__corro_clock_machines" VALUES (?, '-1', 1, ?, 0, ?, 0, 4)`,
