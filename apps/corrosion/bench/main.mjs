@@ -69,7 +69,7 @@ console.log(
   `  database file           ${mb(size.fileBytes)} (plain SQLite: ${mb(size.plainFileBytes)})`,
 );
 console.log(
-  `  clock + pk tables       ${mb(size.clockBytes)} = ${size.clockToData.toFixed(2)}x the data (${mb(size.dataBytes)})`,
+  `  clock and log tables    ${mb(size.clockBytes)} = ${size.clockToData.toFixed(2)}x the data (${mb(size.dataBytes)})`,
 );
 console.log(
   `  memory                  RSS +${mb(size.rssDeltaBytes)}, JS heap +${mb(size.heapDeltaBytes)}`,
