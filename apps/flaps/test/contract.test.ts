@@ -125,6 +125,19 @@ describe('the Machines API contract', () => {
     await expectError(400, 'FLAPS_ERR_BAD_REQUEST', 'POST', '/v1/apps', { app_name: 'Bad_Name' });
     await expectError(400, 'FLAPS_ERR_BAD_REQUEST', 'POST', '/v1/apps', { org_slug: 'personal' });
     await expectError(400, 'BAD_REQUEST', 'POST', '/v1/apps', { app_name: 7 });
+    // JSON sent as text (curl -d without a content-type of JSON) is refused for its type.
+    const text = await expectError(
+      415,
+      'FST_ERR_CTP_INVALID_MEDIA_TYPE',
+      'POST',
+      '/v1/apps',
+      undefined,
+      {
+        rawBody: '{"app_name":"texty"}',
+        headers: { 'content-type': 'text/plain' },
+      },
+    );
+    expect(text.body.error).toMatch(/^invalid_argument: .*text\/plain/);
     await expectShape(200, 'GET', '/v1/apps/contract');
     const missing = await expectError(404, 'FLAPS_ERR_APP_NOT_FOUND', 'GET', '/v1/apps/nope');
     // fly-go's AppNameAvailable compares this text verbatim.

@@ -27,8 +27,8 @@ const httpError = defineErrors(HttpErrorCodes);
 
 /**
  * A fastify instance with Fleet's conventions: every error is `{"error", "code"}` JSON with a 4xx
- * naming the problem (or a 500 that is logged), bodyless JSON POSTs are accepted (Fly clients
- * send them), /metrics serves Prometheus text, and with `limits` requests in flight and slow
+ * naming the problem (or a 500 that is logged), bodies are JSON (a text body is a 415), bodyless
+ * JSON POSTs are accepted (Fly clients send them), /metrics serves Prometheus text, and with `limits` requests in flight and slow
  * clients are bounded.
  */
 export function createHttpServer(options: HttpServerOptions): FastifyInstance {
@@ -42,6 +42,9 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
     ...(options.limits ? timeoutsOf(options.limits) : {}),
   });
   if (options.limits) limitInFlight(app, options.limits);
+  // Bodies are JSON (or a route's own type): a text body is answered 415 by fastify, rather than
+  // parsed as a string that the route's schema then calls "not an object".
+  app.removeContentTypeParser('text/plain');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
     const text = (body as string).trim();
     if (text === '') return done(null, undefined);
@@ -61,7 +64,12 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
       return reply.code(status).send({ error: 'internal error', code: 'INTERNAL' });
     }
     const code = error.validation ? 'BAD_REQUEST' : (error.code ?? 'BAD_REQUEST');
-    return reply.code(status).send({ error: error.message, code });
+    // fastify says only "Unsupported Media Type": name the type sent, and what JSON is sent as.
+    const message =
+      code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE'
+        ? `this route does not read a body of content-type ${request.headers['content-type'] ?? '(none)'} (JSON is sent as application/json)`
+        : error.message;
+    return reply.code(status).send({ error: message, code });
   });
   app.setNotFoundHandler((request, reply) => {
     reply

@@ -76,6 +76,15 @@ describe('createHttpServer', () => {
     expect(await empty.json()).toEqual({ body: null });
   });
 
+  // A body that is not JSON is refused for its type, before any route's schema sees it.
+  it('answers a text body with 415 naming its type', async () => {
+    const text = await fetch(`${url}/things`, { method: 'POST', body: '{"name":"a"}' });
+    expect(text.status).toBe(415);
+    const body = (await text.json()) as { error: string; code: string };
+    expect(body.error).toContain('text/plain');
+    expect(body.code).toBe('FST_ERR_CTP_INVALID_MEDIA_TYPE');
+  });
+
   // HttpError keeps its status and code; unexpected errors hide their detail behind a 500.
   it('renders HttpError and hides internal errors', async () => {
     const teapot = await fetch(`${url}/teapot`);
