@@ -1,4 +1,13 @@
-import { type CrrTable, columnPlaces, copyValues, literal, pkIs, quote, SENTINEL } from './crr.js';
+import {
+  type CrrTable,
+  columnPlaces,
+  copyValues,
+  literal,
+  pkIs,
+  quote,
+  refValues,
+  SENTINEL,
+} from './crr.js';
 import type { SqlValue } from './pack.js';
 
 /** One row of `crsql_changes`: a column's (or the sentinel's) value and the clock that set it. */
@@ -30,12 +39,11 @@ export const changeColumns =
 export function changesSelect(table: CrrTable): string {
   const clockT = quote(table.clockTable);
   const c = copyValues(table, 'c');
-  const join = table.pks.map((col, at) => `t.${quote(col)} = ${c[at]}`).join(' AND ');
   const valueAt = (cid: string) =>
     table.columns.length === 0
       ? 'NULL'
       : `CASE ${cid} ${table.columns.map((col) => `WHEN ${literal(col)} THEN t.${quote(col)}`).join(' ')} END`;
-  const from = `JOIN __corro_sites s ON s.ordinal = c.site LEFT JOIN ${quote(table.name)} t ON ${join}`;
+  const from = `JOIN __corro_sites s ON s.ordinal = c.site LEFT JOIN ${quote(table.name)} t ON ${pkIs(table, 'c', refValues(table, 't'))}`;
   const head = `SELECT ${literal(table.name)} AS "table", corro_pack(${c.join(', ')}) AS pk`;
   const clocks = `${head}, c.cid AS cid, ${valueAt('c.cid')} AS val,
     c.col_version AS col_version, c.db_version AS db_version, s.site_id AS site_id,

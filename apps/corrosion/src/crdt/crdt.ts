@@ -9,6 +9,7 @@ import {
   materialized,
   pkIs,
   quote,
+  refValues,
   SENTINEL,
   writeStateTable,
 } from './crr.js';
@@ -212,13 +213,9 @@ export class Crdt {
   backfill(): void {
     for (const { table } of this.#tables.values()) {
       const clockT = quote(table.clockTable);
-      const tPks = table.pks.map((col) => `t.${quote(col)}`).join(', ');
+      const tPks = refValues(table, 't').join(', ');
       const orphan = `NOT EXISTS (SELECT 1 FROM ${clockT} c
-        WHERE ${pkIs(
-          table,
-          'c',
-          table.pks.map((col) => `t.${quote(col)}`),
-        )} AND c.cid = '${SENTINEL}')`;
+        WHERE ${pkIs(table, 'c', refValues(table, 't'))} AND c.cid = '${SENTINEL}')`;
       this.#db.exec(`INSERT OR IGNORE INTO ${quote(table.logTable)}
         SELECT 0, w.db_version, ${tPks} FROM ${quote(table.name)} t, ${writeStateTable} w WHERE ${orphan}`);
       // Each row as if inserted now under a new key: its sentinel, its column clocks implied.

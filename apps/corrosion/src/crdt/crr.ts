@@ -74,6 +74,13 @@ export function columnPlaces(table: CrrTable): string {
     .join(' UNION ALL ');
 }
 
+/** Every clock of a row: the sentinel at place 0, then `columnPlaces`. */
+export function clockPlaces(table: CrrTable): string {
+  return [`SELECT '${SENTINEL}' AS cid, 0 AS n`, columnPlaces(table)]
+    .filter(Boolean)
+    .join(' UNION ALL ');
+}
+
 /**
  * The one-row table of the open local write (its version, next seq and time, and whether its
  * changes must be read back) and of whether a merge runs. The triggers read it in SQL rather than

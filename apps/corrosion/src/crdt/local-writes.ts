@@ -3,7 +3,7 @@ import type { Change } from './changes.js';
 import type { RowChange } from './crdt.js';
 import {
   type CrrTable,
-  columnPlaces,
+  clockPlaces,
   copyValues,
   literal,
   materialized,
@@ -110,9 +110,6 @@ function flushStatements(table: CrrTable): Flush {
   const clockColumns = `${table.pks.map(pkCopy).join(', ')}, cid, col_version, db_version, site, seq, ts, implied`;
   // An emptied table's rowids start again at 1: a row's place in the journal.
   const seqOf = (j: string) => `w.seq + (${j}.rowid - 1) * ${width}`;
-  const cids = [`SELECT '${SENTINEL}' AS cid, 0 AS n`, columnPlaces(table)]
-    .filter(Boolean)
-    .join(' UNION ALL ');
   const knownRows = (alias: string) =>
     `(${copyValues(table, alias).join(', ')}) IN (SELECT ${jPks} FROM ${journalT} j WHERE j.known = 1)`;
   return {
@@ -134,7 +131,7 @@ function flushStatements(table: CrrTable): Flush {
       ...materialized(table, knownRows),
       `INSERT INTO ${clockT} (${clockColumns})
         SELECT ${jPks}, c.cid, 1, w.db_version, 0, ${seqOf('j')} + c.n, w.ts, 0
-        FROM ${journalT} j, ${writeStateTable} w, (${cids}) c WHERE j.known = 1
+        FROM ${journalT} j, ${writeStateTable} w, (${clockPlaces(table)}) c WHERE j.known = 1
         ON CONFLICT DO UPDATE SET col_version = col_version + 1, db_version = excluded.db_version,
           site = 0, seq = excluded.seq, ts = excluded.ts
         WHERE excluded.cid != '${SENTINEL}' OR col_version % 2 = 0`,
@@ -233,11 +230,11 @@ export class LocalJournal {
     this.#known = known.map((sql) => db.prepare(sql));
     this.#log = db.prepare(log);
     this.#seqs = db.prepare(seqs('?', 'read_back OR ?'));
-    const join = table.pks.map((col) => `t.${quote(col)} = j.${pkCopy(col)}`).join(' AND ');
     this.#written = db
       .prepare(
         `SELECT ${[...copyValues(table, 'j'), ...table.columns.map((col) => `t.${quote(col)}`)].join(', ')}
-         FROM ${journalT} j LEFT JOIN ${quote(table.name)} t ON ${join} ORDER BY j.rowid`,
+         FROM ${journalT} j LEFT JOIN ${quote(table.name)} t ON ${pkIs(table, 'j', refValues(table, 't'))}
+         ORDER BY j.rowid`,
       )
       .raw();
     this.#clear = db.prepare(`DELETE FROM ${journalT}`);

@@ -1,7 +1,7 @@
 import { present } from '@fleet/service/invariant';
 import type { Database as Db, Statement } from 'better-sqlite3';
 import type { Change } from './changes.js';
-import { type CrrTable, columnPlaces, pkIs, quote, SENTINEL } from './crr.js';
+import { type CrrTable, clockPlaces, pkIs, quote, SENTINEL } from './crr.js';
 import type { SqlValue } from './pack.js';
 import { bindable } from './values.js';
 
@@ -72,9 +72,6 @@ export class StagedMerge {
     const sPks = table.pks.map((col) => `s.${quote(`s_${col}`)}`);
     const sValues = table.columns.map((col) => `s.${quote(`s_${col}`)}`);
     const clockT = quote(table.clockTable);
-    const cids = [`SELECT '${SENTINEL}' AS cid, 0 AS n`, columnPlaces(table)]
-      .filter(Boolean)
-      .join(' UNION ALL ');
     const compact = 's.cl = 1 AND s.col_version = 1';
     this.#known = db
       .prepare(
@@ -93,7 +90,7 @@ export class StagedMerge {
       db.prepare(`INSERT INTO ${clockT}
         SELECT ${sPks.join(', ')}, c.cid, CASE c.n WHEN 0 THEN s.cl ELSE s.col_version END,
           s.db_version, s.site, s.seq + c.n, s.ts, 0
-        FROM ${stageT} s, (${cids}) c WHERE NOT (${compact})`),
+        FROM ${stageT} s, (${clockPlaces(table)}) c WHERE NOT (${compact})`),
       db.prepare(`INSERT OR IGNORE INTO ${quote(table.logTable)}
         SELECT s.site, s.db_version, ${sPks.join(', ')} FROM ${stageT} s`),
     ];

@@ -1,6 +1,6 @@
 import type { Database as Db, Statement } from 'better-sqlite3';
 import type { Change } from './changes.js';
-import { type CrrTable, copyValues, pkIs, quote, SENTINEL } from './crr.js';
+import { type CrrTable, copyValues, pkIs, quote, refValues, SENTINEL } from './crr.js';
 import { packColumns, type SqlValue } from './pack.js';
 
 /** Columns of a row of `#read` before its pk values: cid, col_version, seq, ts, implied, cl. */
@@ -23,7 +23,6 @@ export class VersionRead {
     this.#table = table;
     const clockT = quote(table.clockTable);
     const g = copyValues(table, 'g');
-    const join = table.pks.map((col, at) => `t.${quote(col)} = ${g[at]}`).join(' AND ');
     const values = table.columns.map((col) => `t.${quote(col)}`);
     this.#read = db
       .prepare(
@@ -31,7 +30,7 @@ export class VersionRead {
          FROM ${quote(table.logTable)} g
          JOIN ${clockT} c ON ${pkIs(table, 'c', g)} AND c.site = g.site AND c.db_version = g.db_version
          LEFT JOIN ${clockT} l ON ${pkIs(table, 'l', g)} AND l.cid = '${SENTINEL}'
-         LEFT JOIN ${quote(table.name)} t ON ${join}
+         LEFT JOIN ${quote(table.name)} t ON ${pkIs(table, 'g', refValues(table, 't'))}
          WHERE g.site = ? AND g.db_version = ?`,
       )
       .raw();
