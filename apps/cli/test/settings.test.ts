@@ -1,23 +1,17 @@
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FlapsError } from '@fleet/flaps-client';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { appName } from '../src/app-name.js';
 import { CliError, explain } from '../src/errors.js';
 import { connection, readSettings, settingsFile, writeSettings } from '../src/settings.js';
+import { folderPerTest } from './temp-folder.js';
 
 describe('where the command line connects, and which app it means', () => {
-  let dir: string;
-  beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'fleet-cli-settings-'));
-  });
-  afterEach(() => {
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const folder = folderPerTest('fleet-cli-settings-');
 
   it('takes flags over the environment over the settings file over the default', () => {
-    const env = { FLEET_CONFIG_DIR: dir };
+    const env = { FLEET_CONFIG_DIR: folder.path };
     expect(connection({}, env)).toEqual({ apiUrl: 'http://127.0.0.1:4280', token: undefined });
     writeSettings({ api_url: 'http://file:1', token: 'from-file' }, settingsFile(env));
     expect(statSync(settingsFile(env)).mode & 0o777).toBe(0o600);
@@ -33,22 +27,29 @@ describe('where the command line connects, and which app it means', () => {
   });
 
   it('names the settings folder from XDG_CONFIG_HOME, and refuses a file that is not JSON', () => {
-    expect(settingsFile({ XDG_CONFIG_HOME: dir })).toBe(join(dir, 'fleet', 'config.json'));
-    writeFileSync(join(dir, 'config.json'), '{nope');
-    expect(() => readSettings(join(dir, 'config.json'))).toThrow(/is not JSON/);
-    expect(readSettings(join(dir, 'missing.json'))).toEqual({});
-    expect(readFileSync(join(dir, 'config.json'), 'utf8')).toBe('{nope'); // left as it was
+    expect(settingsFile({ XDG_CONFIG_HOME: folder.path })).toBe(
+      join(folder.path, 'fleet', 'config.json'),
+    );
+    writeFileSync(join(folder.path, 'config.json'), '{nope');
+    expect(() => readSettings(join(folder.path, 'config.json'))).toThrow(/is not JSON/);
+    expect(readSettings(join(folder.path, 'missing.json'))).toEqual({});
+    expect(readFileSync(join(folder.path, 'config.json'), 'utf8')).toBe('{nope'); // left as it was
   });
 
   it("reads the app from -a, else from the working directory's fly.toml", () => {
-    expect(appName({ app: 'given' }, dir)).toBe('given');
-    expect(() => appName({}, dir)).toThrow(/pass -a APP/);
-    writeFileSync(join(dir, 'fly.toml'), 'app = "shop"\n[http_service]\ninternal_port = 8080\n');
-    expect(appName({}, dir)).toBe('shop');
-    writeFileSync(join(dir, 'other.toml'), 'primary_region = "ams"\n');
-    expect(() => appName({ config: join(dir, 'other.toml') }, dir)).toThrow(/has no `app/);
-    writeFileSync(join(dir, 'fly.toml'), 'app = \n');
-    expect(() => appName({}, dir)).toThrow(/not valid TOML/);
+    expect(appName({ app: 'given' }, folder.path)).toBe('given');
+    expect(() => appName({}, folder.path)).toThrow(/pass -a APP/);
+    writeFileSync(
+      join(folder.path, 'fly.toml'),
+      'app = "shop"\n[http_service]\ninternal_port = 8080\n',
+    );
+    expect(appName({}, folder.path)).toBe('shop');
+    writeFileSync(join(folder.path, 'other.toml'), 'primary_region = "ams"\n');
+    expect(() => appName({ config: join(folder.path, 'other.toml') }, folder.path)).toThrow(
+      /has no `app/,
+    );
+    writeFileSync(join(folder.path, 'fly.toml'), 'app = \n');
+    expect(() => appName({}, folder.path)).toThrow(/not valid TOML/);
   });
 
   it('turns each failure into a message and the exit code scripts rely on', () => {
