@@ -4,6 +4,7 @@
 // CORROSION_PROFILE_DIR=<dir> writes a CPU profile (--cpu-prof) of one agent there: the one of
 // index CORROSION_PROFILE_AGENT (default 1; node i writes with weight i + 1, so the last writes most).
 // CORROSION_AGENT_ARGS adds options to every agent's command line (e.g. `--sync-interval-ms 5000`).
+// CONVERGENCE_MONITOR=1 prints the cluster's replication state each second of the measured writes.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
@@ -128,6 +129,31 @@ function follow(node, seen) {
   return { abort: () => request.destroy() };
 }
 
+/**
+ * One line of the cluster's replication state (CONVERGENCE_MONITOR=1, each second of the
+ * measured writes): the worst apply lag and p99 of any node, and across nodes the changesets
+ * waiting to apply, those sync has carried so far, the gaps and the broadcast queues. A run
+ * that falls behind shows here when and how: lag first, then sync carrying what broadcast had
+ * not yet delivered.
+ */
+async function monitorLine(nodes) {
+  const states = await Promise.all(
+    nodes.map(async (node) => {
+      try {
+        return (await (await fetch(`${node.api}/v1/status`)).json()).replication;
+      } catch {
+        return undefined; // an agent too busy to answer within the second is left out
+      }
+    }),
+  );
+  const seen = states.filter(Boolean);
+  const sum = (field) => seen.reduce((total, state) => total + state[field], 0);
+  const max = (field) => Math.max(...seen.map((state) => state[field]));
+  console.log(
+    `${new Date().toISOString().slice(11, 19)} lag max ${max('apply_lag_ms')} ms, p99 max ${max('apply_lag_p99_ms')} ms; queued ${sum('apply_queue')}, by sync ${sum('sync_changesets_received')}, gaps ${sum('gaps')}, broadcast queue ${sum('broadcast_queue')} (${seen.length} agents answered)`,
+  );
+}
+
 /** POSTs a transaction over a kept-alive connection; resolves to whether it was taken. */
 function transact(node, agent, statements) {
   const body = JSON.stringify(statements);
@@ -214,7 +240,11 @@ export async function measureConvergence({
     const cpuBefore = clusterCpu(nodes);
     const benchCpuBefore = process.cpuUsage();
     const total = rate * seconds;
+    const monitor = process.env.CONVERGENCE_MONITOR
+      ? setInterval(() => monitorLine(nodes), 1000)
+      : undefined;
     const { writes, failed, started, stopped } = await writeSteadily(nodes, rate, seconds, 'w-');
+    clearInterval(monitor);
     const achievedRate = total / ((stopped - started) / 1000);
     let convergedMs = null;
     let unconverged; // what was still missing when the bench gave up

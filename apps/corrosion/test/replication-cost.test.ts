@@ -13,7 +13,7 @@ import { allChangesets, exec, openStore } from './crdt-helpers.js';
 const members = (count: number) =>
   Array.from({ length: count }, (_, at) => ({ addr: `127.0.0.1:${7000 + at}` }));
 
-function broadcaster(peerCount: number, localLingerMs = 0, sendsMax = 1) {
+function broadcaster(peerCount: number, localSlotMs = 0, sendsMax = 1) {
   const sends: { addrs: string[]; bytes: number; changesets: number }[] = [];
   const peers = members(peerCount);
   const queue = new Broadcaster({
@@ -34,7 +34,7 @@ function broadcaster(peerCount: number, localLingerMs = 0, sendsMax = 1) {
     queueMax: 100,
     bytesPerSecond: 1 << 30,
     tickMs: 60_000,
-    localLingerMs,
+    localSlotMs,
   });
   return { queue, sends };
 }
@@ -61,7 +61,7 @@ describe('what a write costs the cluster', () => {
     expect(sends[0]?.addrs).toHaveLength(19);
   });
 
-  it('commits within the linger share one datagram, sent once the linger ends', async () => {
+  it('commits of one slot share one datagram, sent once the slot ends', async () => {
     const { queue, sends } = broadcaster(19, 10);
     queues.push(queue);
     for (const id of ['m1', 'm2', 'm3']) queue.enqueue(someChangesets(id), true);
@@ -69,6 +69,25 @@ describe('what a write costs the cluster', () => {
     await vi.waitFor(() => expect(sends).toHaveLength(1), { timeout: 10_000 });
     expect(sends[0]).toMatchObject({ changesets: 3 });
     expect(sends[0]?.addrs).toHaveLength(19);
+  });
+
+  it("sends at the slot's end on the wall clock: agents that commit apart send together", () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    try {
+      vi.setSystemTime(1_000_003);
+      const first = broadcaster(19, 20);
+      const second = broadcaster(19, 20);
+      queues.push(first.queue, second.queue);
+      first.queue.enqueue(someChangesets('m1'), true);
+      vi.advanceTimersByTime(9); // the second agent commits 9 ms later, in the same slot
+      second.queue.enqueue(someChangesets('m2'), true);
+      vi.advanceTimersByTime(7); // 1_000_019: the slot has not ended
+      expect([first.sends, second.sends]).toEqual([[], []]);
+      vi.advanceTimersByTime(1); // 1_000_020
+      expect([first.sends.length, second.sends.length]).toEqual([1, 1]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('a direct cluster sends a local change once: no re-sends queued after it', () => {
@@ -97,7 +116,7 @@ describe('what a write costs the cluster', () => {
       queues.push(queue);
       expect(vi.getTimerCount()).toBe(0);
       queue.enqueue(someChangesets(), true);
-      expect(vi.getTimerCount()).toBe(1); // the linger
+      expect(vi.getTimerCount()).toBe(1); // the slot's end
       vi.advanceTimersByTime(10);
       expect(sends).toHaveLength(1);
       expect(vi.getTimerCount()).toBe(0);

@@ -1,5 +1,5 @@
-// The receive path's hand-made pieces against the libraries they replace: the frame MAC from
-// prepared HMAC pads equals node's createHmac, and the hand decoder of a Broadcast gives exactly
+// The receive path's pieces against the libraries and format they stand for: the frame MAC is
+// HMAC-SHA256 of cluster id, channel and body (what every peer checks), and the hand decoder of a Broadcast gives exactly
 // what protobufjs' generated decoder gives, on random changesets (every SqlValue kind, integers
 // past 2^53 and negative ones included).
 import { createHmac } from 'node:crypto';

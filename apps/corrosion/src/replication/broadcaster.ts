@@ -34,11 +34,13 @@ export interface BroadcastOptions {
   bytesPerSecond: number;
   tickMs: number;
   /**
-   * How long a local commit's changesets wait for the next commits' before going out: those of
-   * the window share datagrams (several changesets under one frame and MAC, up to
-   * `datagramBytes`), which every receiver opens once. 0 sends each commit at once.
+   * Local commits go out at the next multiple of this on the wall clock, so every agent of the
+   * cluster sends in step: a receiver then reads many writers' datagrams per wakeup (a wakeup
+   * costs more than reading a datagram: `bench/receive-live.mjs`), and the commits of one slot
+   * share datagrams (several changesets under one frame and MAC, up to `datagramBytes`). 0
+   * sends each commit at once.
    */
-  localLingerMs: number;
+  localSlotMs: number;
 }
 
 interface Item {
@@ -69,7 +71,8 @@ export class Broadcaster {
   #dropped = 0;
   #sentBytes = 0;
   #nextId = 0;
-  #linger: NodeJS.Timeout | undefined;
+  /** The flush at the end of the current slot, while local commits wait for it. */
+  #slot: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: BroadcastOptions) {
     this.#budget = this.#perTick();
@@ -103,24 +106,28 @@ export class Broadcaster {
       this.#queue.push({ id, encoded, local, sends: 0, dueAt: now, queuedAt: now });
     }
     if (this.#queue.length > this.options.queueMax) this.#shed();
-    // Local commits go out within the linger rather than on the next tick: latency is the point.
+    // Local commits go out at the end of the slot rather than on the next tick: latency is the point.
     if (!local) {
       this.#schedule(this.options.tickMs);
       return;
     }
-    if (this.options.localLingerMs === 0) this.flush();
-    else if (this.#linger === undefined) {
-      this.#linger = setTimeout(() => {
-        this.#linger = undefined;
-        this.flush();
-      }, this.options.localLingerMs);
+    const slot = this.options.localSlotMs;
+    if (slot === 0) this.flush();
+    else if (this.#slot === undefined) {
+      this.#slot = setTimeout(
+        () => {
+          this.#slot = undefined;
+          this.flush();
+        },
+        slot - (Date.now() % slot),
+      );
     }
   }
 
   close(): void {
     this.#closed = true;
     clearTimeout(this.#timer);
-    clearTimeout(this.#linger);
+    clearTimeout(this.#slot);
   }
 
   /** Sends everything due that the budget allows. */

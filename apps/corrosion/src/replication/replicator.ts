@@ -120,7 +120,7 @@ export class Replicator {
       queueMax: 20_000,
       bytesPerSecond: 8 * 1024 * 1024,
       tickMs: 20,
-      localLingerMs: 10,
+      localSlotMs: 40,
     });
     applyQueue = new ApplyQueue(store, {
       batchMax: 500,

@@ -1,0 +1,150 @@
+// A receiver as it lives in the 20-agent run, measured alone: one agent process, its gossip
+// socket sent broadcast datagrams of single-row writes at `rate` a second from `writers` origins
+// (one write per datagram; at random moments, or in the broadcasters' slots), and an updates stream
+// following the table the way the convergence bench does. Prints the agent's CPU per received
+// write beyond its idle rate: the per-datagram wakeup, the frame, the apply batches and the
+// stream's lines, which `bench/receive.mjs` (one process calling the functions in a loop) leaves out.
+import { createSocket } from 'node:dgram';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { procStat, startServerProcess } from '@fleet/service';
+import { broadcastEntrySize, encodeBroadcast, encodeChangeset } from '../dist/replication/codec.js';
+import { versionChangesets } from '../dist/replication/serve.js';
+import { Store } from '../dist/store.js';
+import { Channel, encodeFrame } from '../dist/transport/frame.js';
+
+const mainJs = fileURLToPath(new URL('../dist/main.js', import.meta.url));
+const schemaFile = fileURLToPath(new URL('./schema/machines.sql', import.meta.url));
+const key = Buffer.from('bench-fleet-key-0123456789abcdef');
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Frames of `writes` single-row writes from `writers` origins, interleaved, one per datagram. */
+function framesOf(dir, writes, writers, prefix) {
+  const schema = readFileSync(schemaFile, 'utf8');
+  const origins = Array.from(
+    { length: writers },
+    (_, i) => new Store(join(dir, `origin-${prefix}${i}.db`), schema),
+  );
+  const frames = [];
+  for (let i = 0; i < writes; i++) {
+    const origin = origins[i % writers];
+    const { version } = origin.transaction([
+      {
+        sql: "INSERT INTO machines (id, app, state) VALUES (?, 'bench', 'started')",
+        params: [`${prefix}${i}`],
+      },
+    ]);
+    const parts = [...versionChangesets(origin, origin.crdt.siteId, version, 1200)].map(
+      encodeChangeset,
+    );
+    if (parts.reduce((sum, part) => sum + broadcastEntrySize(part), 0) > 1400)
+      throw new Error('a write over one datagram');
+    frames.push(encodeFrame(key, 'fleet', Channel.BROADCAST, encodeBroadcast(parts)));
+  }
+  for (const origin of origins) origin.close();
+  return frames;
+}
+
+/**
+ * Sends `frames` to `port` at `rate` a second, due at random moments (exponential gaps, as
+ * independent writers' commits are). With `slotMs`, what is due goes out at the end of its slot
+ * of the wall clock, as the broadcaster sends (`localSlotMs`); else within the millisecond.
+ */
+async function sendAtRate(socket, port, frames, rate, slotMs) {
+  const started = performance.now();
+  let next = 0;
+  // Due times spread like independent writers' (exponential gaps), on average `rate` a second.
+  const due = [];
+  let at = 0;
+  for (let i = 0; i < frames.length; i++) {
+    at += (-Math.log(1 - Math.random()) * 1000) / rate;
+    due.push(at);
+  }
+  while (next < frames.length) {
+    const now = performance.now() - started;
+    while (next < frames.length && due[next] <= now) socket.send(frames[next++], port, '127.0.0.1');
+    await sleep(slotMs > 0 ? slotMs - (Date.now() % slotMs) : 1);
+  }
+  return (performance.now() - started) / 1000;
+}
+
+function follow(api, seen) {
+  const request = http.request(`${api}/v1/updates/machines`, { method: 'POST' });
+  request.on('response', (response) => {
+    response.setEncoding('latin1');
+    response.on('data', (chunk) => {
+      for (let at = chunk.indexOf('notify'); at >= 0; at = chunk.indexOf('notify', at + 1))
+        seen.count++;
+    });
+    response.on('error', () => undefined);
+  });
+  request.on('error', () => undefined);
+  request.end();
+  return () => request.destroy();
+}
+
+export async function measureReceiveLive({
+  rate = 475,
+  seconds = 10,
+  writers = 19,
+  slotMs = 0,
+} = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'fleet-receive-live-'));
+  let agent;
+  let unfollow = () => undefined;
+  const socket = createSocket('udp4');
+  try {
+    writeFileSync(join(dir, 'fleet.key'), key);
+    agent = await startServerProcess({
+      command: process.execPath,
+      args: [
+        mainJs,
+        'agent',
+        '--db',
+        join(dir, 'corrosion.db'),
+        '--api-addr',
+        '127.0.0.1:0',
+        '--gossip-addr',
+        '127.0.0.1:0',
+        '--gossip-key-file',
+        join(dir, 'fleet.key'),
+        '--schema',
+        schemaFile,
+      ],
+      listeners: ['api', 'gossip'],
+      env: { ...process.env, LOG_LEVEL: 'error' },
+      logFile: join(dir, 'agent.log'),
+    });
+    const port = Number(agent.urls.gossip.slice(agent.urls.gossip.lastIndexOf(':') + 1));
+    const seen = { count: 0 };
+    unfollow = follow(agent.urls.api, seen);
+    const warm = framesOf(dir, rate * 3, writers, 'warm-');
+    const frames = framesOf(dir, rate * seconds, writers, 'w-');
+    await sendAtRate(socket, port, warm, rate, slotMs);
+    while (seen.count < warm.length) await sleep(50);
+    const cpu = () => procStat(agent.child.pid).cpuMs;
+    const idleFrom = cpu();
+    await sleep(2000);
+    const idlePerMs = (cpu() - idleFrom) / 2000;
+    const before = cpu();
+    const started = performance.now();
+    await sendAtRate(socket, port, frames, rate, slotMs);
+    while (seen.count < warm.length + frames.length) await sleep(20);
+    const elapsedMs = performance.now() - started;
+    const spent = cpu() - before - idlePerMs * elapsedMs;
+    return { rate, slotMs, writes: frames.length, cpuUsPerWrite: (spent * 1000) / frames.length };
+  } finally {
+    unfollow();
+    socket.close();
+    await agent?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const [rate = 475, seconds = 10, slotMs = 40] = process.argv.slice(2).map(Number);
+  console.log(await measureReceiveLive({ rate, seconds, slotMs }));
+}
