@@ -15,7 +15,7 @@ import { procStat, startServerProcess } from '@fleet/service';
 const mainJs = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 const schemaFile = fileURLToPath(new URL('./schema/machines.sql', import.meta.url));
 
-async function startAgent(dir, bootstrap, profiled = false) {
+export async function startAgent(dir, bootstrap, profiled = false) {
   const keyFile = join(dir, 'fleet.key');
   writeFileSync(keyFile, 'bench-fleet-key-0123456789abcdef');
   const profileDir = process.env.CORROSION_PROFILE_DIR;
@@ -103,7 +103,7 @@ const percentile = (sorted, p) =>
  * the id found by its prefix rather than each line parsed as JSON (20 streams at 500 writes/s
  * are 10,000 lines a second).
  */
-function follow(node, seen) {
+export function follow(node, seen) {
   const request = http.request(`${node.api}/v1/updates/machines`, { method: 'POST' });
   request.on('response', (response) => {
     let buffered = '';

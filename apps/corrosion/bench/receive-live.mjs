@@ -1,24 +1,24 @@
-// A receiver as it lives in the 20-agent run, measured alone: one agent process, its gossip
+// A receiver as it lives in the 20-agent run, measured alone: one agent process (started as the
+// convergence bench starts its agents, ids prefixed `w-` so its follower sees them), its gossip
 // socket sent broadcast datagrams of single-row writes at `rate` a second from `writers` origins
 // (one write per datagram; at random moments, or in the broadcasters' slots), and an updates stream
-// following the table the way the convergence bench does. Prints the agent's CPU per received
+// following the table the way the convergence bench does (its `follow`). Prints the agent's CPU per received
 // write beyond its idle rate: the per-datagram wakeup, the frame, the apply batches and the
 // stream's lines, which `bench/receive.mjs` (one process calling the functions in a loop) leaves out.
 import { createSocket } from 'node:dgram';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { procStat, startServerProcess } from '@fleet/service';
+import { procStat } from '@fleet/service';
 import { broadcastEntrySize, encodeBroadcast, encodeChangeset } from '../dist/replication/codec.js';
 import { versionChangesets } from '../dist/replication/serve.js';
 import { Store } from '../dist/store.js';
 import { Channel, encodeFrame } from '../dist/transport/frame.js';
+import { follow, startAgent } from './convergence.mjs';
 
-const mainJs = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 const schemaFile = fileURLToPath(new URL('./schema/machines.sql', import.meta.url));
-const key = Buffer.from('bench-fleet-key-0123456789abcdef');
+const key = Buffer.from('bench-fleet-key-0123456789abcdef'); // the one startAgent gives its agents
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Frames of `writes` single-row writes from `writers` origins, interleaved, one per datagram. */
@@ -71,21 +71,6 @@ async function sendAtRate(socket, port, frames, rate, slotMs) {
   return (performance.now() - started) / 1000;
 }
 
-function follow(api, seen) {
-  const request = http.request(`${api}/v1/updates/machines`, { method: 'POST' });
-  request.on('response', (response) => {
-    response.setEncoding('latin1');
-    response.on('data', (chunk) => {
-      for (let at = chunk.indexOf('notify'); at >= 0; at = chunk.indexOf('notify', at + 1))
-        seen.count++;
-    });
-    response.on('error', () => undefined);
-  });
-  request.on('error', () => undefined);
-  request.end();
-  return () => request.destroy();
-}
-
 export async function measureReceiveLive({
   rate = 475,
   seconds = 10,
@@ -97,34 +82,15 @@ export async function measureReceiveLive({
   let unfollow = () => undefined;
   const socket = createSocket('udp4');
   try {
-    writeFileSync(join(dir, 'fleet.key'), key);
-    agent = await startServerProcess({
-      command: process.execPath,
-      args: [
-        mainJs,
-        'agent',
-        '--db',
-        join(dir, 'corrosion.db'),
-        '--api-addr',
-        '127.0.0.1:0',
-        '--gossip-addr',
-        '127.0.0.1:0',
-        '--gossip-key-file',
-        join(dir, 'fleet.key'),
-        '--schema',
-        schemaFile,
-      ],
-      listeners: ['api', 'gossip'],
-      env: { ...process.env, LOG_LEVEL: 'error' },
-      logFile: join(dir, 'agent.log'),
-    });
-    const port = Number(agent.urls.gossip.slice(agent.urls.gossip.lastIndexOf(':') + 1));
-    const seen = { count: 0 };
-    unfollow = follow(agent.urls.api, seen);
-    const warm = framesOf(dir, rate * 3, writers, 'warm-');
+    const node = await startAgent(dir, []);
+    agent = node.agent;
+    const port = Number(node.gossip.slice(node.gossip.lastIndexOf(':') + 1));
+    const seen = new Map(); // id → when the updates stream showed it
+    ({ abort: unfollow } = follow(node, seen));
+    const warm = framesOf(dir, rate * 3, writers, 'w-warm-');
     const frames = framesOf(dir, rate * seconds, writers, 'w-');
     await sendAtRate(socket, port, warm, rate, slotMs);
-    while (seen.count < warm.length) await sleep(50);
+    while (seen.size < warm.length) await sleep(50);
     const cpu = () => procStat(agent.child.pid).cpuMs;
     const idleFrom = cpu();
     await sleep(2000);
@@ -132,7 +98,7 @@ export async function measureReceiveLive({
     const before = cpu();
     const started = performance.now();
     await sendAtRate(socket, port, frames, rate, slotMs);
-    while (seen.count < warm.length + frames.length) await sleep(20);
+    while (seen.size < warm.length + frames.length) await sleep(20);
     const elapsedMs = performance.now() - started;
     const spent = cpu() - before - idlePerMs * elapsedMs;
     return { rate, slotMs, writes: frames.length, cpuUsPerWrite: (spent * 1000) / frames.length };
