@@ -29,8 +29,8 @@ function prefixOf(clusterId: string, channel: number): Buffer {
 
 /**
  * HMAC-SHA256 of the cluster id, channel and body with the fleet key. One HMAC object per frame
- * with two updates measured cheaper (5.9 µs for a 300-byte body) than copying prepared inner and
- * outer hash states (9.2–10.2 µs: two hash objects and a digest more per frame).
+ * with two updates measured cheaper (5.8–6.5 µs for a 300-byte body) than copying prepared
+ * inner and outer hash states (9.2–10.2 µs: two hash objects and two digests per frame).
  */
 function mac(key: Buffer, clusterId: string, channel: number, body: Uint8Array): Buffer {
   return createHmac('sha256', key).update(prefixOf(clusterId, channel)).update(body).digest();
