@@ -28,8 +28,8 @@ const httpError = defineErrors(HttpErrorCodes);
 /**
  * A fastify instance with Fleet's conventions: every error is `{"error", "code"}` JSON with a 4xx
  * naming the problem (or a 500 that is logged), bodies are JSON (a text body is a 415), bodyless
- * JSON POSTs are accepted (Fly clients send them), /metrics serves Prometheus text, and with `limits` requests in flight and slow
- * clients are bounded.
+ * JSON POSTs are accepted (Fly clients send them), /metrics serves Prometheus text, and with
+ * `limits` requests in flight and slow clients are bounded.
  */
 export function createHttpServer(options: HttpServerOptions): FastifyInstance {
   const app = Fastify({

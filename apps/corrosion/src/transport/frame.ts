@@ -13,16 +13,23 @@ export type Channel = (typeof Channel)[keyof typeof Channel];
 
 export type FrameRejection = 'cluster' | 'mac' | 'malformed';
 
-/** The bytes a frame's MAC covers before its body: the cluster id, then the channel. */
-const prefixes = new Map<string, Buffer>();
+/**
+ * The bytes a frame's MAC covers before its body, the cluster id then the channel, by cluster id
+ * and channel: looked up, not built, per frame.
+ */
+const prefixes = new Map<string, Map<number, Buffer>>();
 
 function prefixOf(clusterId: string, channel: number): Buffer {
-  const at = `${channel}:${clusterId}`;
-  let prefix = prefixes.get(at);
-  if (prefix === undefined) {
+  let byChannel = prefixes.get(clusterId);
+  if (byChannel === undefined) {
     if (prefixes.size >= 64) prefixes.clear(); // a bound; an agent has one cluster id
+    byChannel = new Map();
+    prefixes.set(clusterId, byChannel);
+  }
+  let prefix = byChannel.get(channel);
+  if (prefix === undefined) {
     prefix = Buffer.concat([Buffer.from(clusterId, 'utf8'), Buffer.of(channel)]);
-    prefixes.set(at, prefix);
+    byChannel.set(channel, prefix);
   }
   return prefix;
 }
