@@ -5,10 +5,11 @@
 // index CORROSION_PROFILE_AGENT (default 1; node i writes with weight i + 1, so the last writes most).
 // CORROSION_AGENT_ARGS adds options to every agent's command line (e.g. `--sync-interval-ms 5000`).
 // CONVERGENCE_MONITOR=1 prints the cluster's replication state each second of the measured writes.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { procStat, startServerProcess } from '@fleet/service';
 
@@ -51,6 +52,13 @@ export async function startAgent(dir, bootstrap, profiled = false) {
 const cpuSeconds = (pid) => procStat(pid).cpuMs / 1000;
 const clusterCpu = (nodes) =>
   nodes.reduce((sum, node) => sum + cpuSeconds(node.agent.child.pid), 0);
+
+/**
+ * CPU seconds the hypervisor gave to others while this machine's CPUs wanted to run, all CPUs
+ * (/proc/stat's steal, in USER_HZ ticks of 10 ms). A run that falls behind with much of it was
+ * stalled from outside: its p99 says little about the agents.
+ */
+const stealSeconds = () => Number(readFileSync('/proc/stat', 'utf8').split(/\s+/, 9)[8]) / 100;
 
 /**
  * Each write's CPU split into its writer's share and one receiver's. Every node both writes and
@@ -239,12 +247,18 @@ export async function measureConvergence({
     const nodeCpuBefore = nodes.map((node) => cpuSeconds(node.agent.child.pid));
     const cpuBefore = clusterCpu(nodes);
     const benchCpuBefore = process.cpuUsage();
+    const stealBefore = stealSeconds();
+    // The bench's own longest wait for its event loop: it does little, so a long one is the
+    // host stalling (or the agents starving it), and every write then waits as long.
+    const benchDelay = monitorEventLoopDelay({ resolution: 10 });
+    benchDelay.enable();
     const total = rate * seconds;
     const monitor = process.env.CONVERGENCE_MONITOR
       ? setInterval(() => monitorLine(nodes), 1000)
       : undefined;
     const { writes, failed, started, stopped } = await writeSteadily(nodes, rate, seconds, 'w-');
     clearInterval(monitor);
+    benchDelay.disable();
     const achievedRate = total / ((stopped - started) / 1000);
     let convergedMs = null;
     let unconverged; // what was still missing when the bench gave up
@@ -277,6 +291,7 @@ export async function measureConvergence({
     const cores = clusterSeconds / ((performance.now() - started) / 1000);
     const benchCpu = process.cpuUsage(benchCpuBefore);
     const benchCores = (benchCpu.user + benchCpu.system) / 1000 / (performance.now() - started);
+    const stealCores = (stealSeconds() - stealBefore) / elapsedSeconds;
     const latencies = [];
     for (const [id, writer, sentAt] of writes) {
       for (let n = 0; n < count; n++) {
@@ -309,6 +324,8 @@ export async function measureConvergence({
       cores,
       idleCores: idlePerSecond.reduce((sum, rate) => sum + rate, 0),
       benchCores, // this process: the writes sent and the update streams read
+      stealCores, // taken by the hypervisor while the CPUs wanted to run
+      benchStallMs: benchDelay.max / 1e6, // the bench's longest event-loop delay while writing
       syncShare: bySync / (total * (count - 1)), // changesets received by sync per delivery
     };
   } finally {

@@ -52,6 +52,10 @@ export function watchReplication(source: ReplicationSource): void {
     buffered: gauge('corro_buffered_changes', 'changes of partial versions waiting'),
     broadcastQueue: gauge('corro_broadcast_queue', 'changesets waiting to be broadcast'),
     applyQueue: gauge('corro_apply_queue', 'changesets waiting to be applied'),
+    gossipUnread: gauge(
+      'corro_gossip_unread_bytes',
+      'bytes of datagrams arrived at the gossip socket and not yet read',
+    ),
     lag: gauge('corro_apply_lag_ms', 'commit on the origin to merge here, worst of last batch'),
     applyDelay: gauge('corro_apply_delay_ms', 'how long the next apply batch gathers (adaptive)'),
     syncRounds: counter('corro_sync_rounds', 'anti-entropy sync rounds'),
@@ -84,6 +88,7 @@ export function watchReplication(source: ReplicationSource): void {
     result.observe(instruments.buffered, stats.buffered_changes);
     result.observe(instruments.broadcastQueue, stats.broadcast_queue);
     result.observe(instruments.applyQueue, stats.apply_queue);
+    result.observe(instruments.gossipUnread, stats.gossip_unread_bytes);
     result.observe(instruments.lag, stats.apply_lag_ms);
     result.observe(instruments.applyDelay, stats.apply_delay_ms);
     result.observe(instruments.syncRounds, stats.sync_rounds);

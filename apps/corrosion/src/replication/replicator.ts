@@ -7,6 +7,7 @@ import { Channel } from '../transport/frame.js';
 import { UdpTransport } from '../transport/udp.js';
 import type { ApplyOutcome } from './apply.js';
 import { ApplyQueue } from './apply-queue.js';
+import { askedGraceMs, graceMs } from './asked-grace.js';
 import { Broadcaster } from './broadcaster.js';
 import { decodeBroadcast } from './codec.js';
 import { ProtocolErrorTally } from './protocol-errors.js';
@@ -34,6 +35,8 @@ export interface ReplicationStats {
   gaps: number;
   buffered_changes: number;
   broadcast_queue: number;
+  /** Bytes of datagrams arrived at the gossip socket and not yet read (Linux; else 0). */
+  gossip_unread_bytes: number;
   apply_queue: number;
   apply_lag_ms: number;
   /** How long the next apply batch gathers (adaptive: apply-pacing.ts). */
@@ -93,13 +96,22 @@ export class Replicator {
     onApplied: (rows: RowChange[]) => void,
   ): Promise<Replicator> {
     let applyQueue: ApplyQueue | undefined;
+    let gossip: UdpTransport | undefined;
     const protocolErrors = new ProtocolErrorTally(logger);
     const { transport, syncServer } = await bindGossip(
       config,
       logger,
       protocolErrors,
-      syncOptions(store, config, logger, protocolErrors, () => applyQueue),
+      syncOptions(
+        store,
+        config,
+        logger,
+        protocolErrors,
+        () => applyQueue,
+        () => gossip,
+      ),
     );
+    gossip = transport;
     const membership = new Membership({
       transport,
       identity: { actorId: store.actorId, addr: transport.addr, ts: Date.now() },
@@ -120,7 +132,10 @@ export class Replicator {
       queueMax: 20_000,
       bytesPerSecond: 8 * 1024 * 1024,
       tickMs: 20,
-      localSlotMs: 40,
+      // At 25 writes a second per agent, 2–3 commits share each datagram of a 100 ms slot, and
+      // the sends per write and a receiver's wakeups per write fall with them (README,
+      // Convergence, session 23). Corrosion holds the broadcasts it does not send at once 500 ms.
+      localSlotMs: 100,
     });
     applyQueue = new ApplyQueue(store, {
       batchMax: 500,
@@ -181,6 +196,7 @@ export class Replicator {
       gaps: this.store.bookkeeping.gapCount(),
       buffered_changes: this.store.bookkeeping.bufferedCount(),
       broadcast_queue: this.broadcaster.length,
+      gossip_unread_bytes: this.transport.unread.bytes(),
       apply_queue: this.applyQueue.length,
       apply_lag_ms: this.applyQueue.lagMs,
       apply_delay_ms: this.applyQueue.delayMs,
@@ -226,6 +242,7 @@ export class Replicator {
               this.logger,
               this.protocolErrors,
               () => this.applyQueue,
+              () => this.transport,
             ),
           ),
         ),
@@ -330,12 +347,8 @@ function syncFailed(
   if (!protocolErrors.breach(error, what, peer)) logger.debug({ err: error, peer }, what);
 }
 
-/** Versions younger than this are left to broadcast. */
-const graceMs = 1_000;
 /** The longest wait between sync rounds, in intervals (see `#backOff`). */
 const syncBackoffMax = 4;
-/** The longest grace a node asks of its peers: a lost version is still repaired within seconds. */
-const askedGraceMsMax = 3_000;
 
 function syncOptions(
   store: Store,
@@ -343,6 +356,7 @@ function syncOptions(
   logger: Logger,
   protocolErrors: ProtocolErrorTally,
   applyQueue: () => ApplyQueue | undefined,
+  transport: () => UdpTransport | undefined,
 ): SyncOptions {
   return {
     store,
@@ -354,9 +368,11 @@ function syncOptions(
     timeoutMs: 15_000,
     deliver: (sets) => applyQueue()?.push(sets, true),
     queued: () => applyQueue()?.queued ?? [],
-    // Twice the lag of this node's latest fresh changesets, while they are recent.
     askedGraceMs: () =>
-      Math.min(askedGraceMsMax, 2 * (applyQueue()?.recentLagMs(config.syncIntervalMs) ?? 0)),
+      askedGraceMs(
+        applyQueue()?.recentLagMs(config.syncIntervalMs) ?? 0,
+        transport()?.unread.behindMs() ?? 0,
+      ),
     answerFailed: (error: unknown, peer: string) =>
       syncFailed(logger, protocolErrors, error, peer, 'sync from a peer failed'),
   };

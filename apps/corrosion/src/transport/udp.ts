@@ -4,6 +4,7 @@ import type { Logger } from '@fleet/service';
 import { invariant } from '@fleet/service/invariant';
 import { transportMetrics } from '../metrics.js';
 import { type Channel, decodeFrame, encodeFrame, type FrameRejection } from './frame.js';
+import { UnreadDatagrams } from './unread-datagrams.js';
 
 /** Largest frame sent: under loopback's and most paths' limits without IP fragmentation games. */
 export const datagramBytesMax = 60_000;
@@ -26,6 +27,8 @@ export class UdpTransport {
   /** Peers cut off: nothing is sent to them or taken from them (a partition, or a quarantine). */
   readonly blocked = new Set<string>();
   #closed = false;
+  /** Datagrams arrived and not yet read (see unread-datagrams.ts). */
+  readonly unread: UnreadDatagrams;
 
   private constructor(
     private readonly socket: Socket,
@@ -35,6 +38,7 @@ export class UdpTransport {
     private readonly logger: Logger,
     private readonly handlerFailed: HandlerFailed,
   ) {
+    this.unread = new UnreadDatagrams(addr);
     socket.on('message', (bytes, from) => this.#receive(bytes, `${from.address}:${from.port}`));
     socket.on('error', (error) => logger.warn({ err: error }, 'gossip socket error'));
   }
