@@ -157,8 +157,13 @@ async function monitorLine(nodes) {
   const seen = states.filter(Boolean);
   const sum = (field) => seen.reduce((total, state) => total + state[field], 0);
   const max = (field) => Math.max(...seen.map((state) => state[field]));
+  // Members some agent holds not alive (suspect or down) although every agent is running.
+  const doubted = seen.reduce(
+    (total, state) => total + state.members.filter((member) => member.state !== 'alive').length,
+    0,
+  );
   console.log(
-    `${new Date().toISOString().slice(11, 19)} lag max ${max('apply_lag_ms')} ms, p99 max ${max('apply_lag_p99_ms')} ms; queued ${sum('apply_queue')}, by sync ${sum('sync_changesets_received')}, gaps ${sum('gaps')}, broadcast queue ${sum('broadcast_queue')} (${seen.length} agents answered)`,
+    `${new Date().toISOString().slice(11, 19)} lag max ${max('apply_lag_ms')} ms, p99 max ${max('apply_lag_p99_ms')} ms; queued ${sum('apply_queue')}, by sync ${sum('sync_changesets_received')}, gaps ${sum('gaps')}, broadcast queue ${sum('broadcast_queue')}, unread max ${Math.round(max('gossip_unread_bytes') / 1024)} KB, members doubted ${doubted} (${seen.length} agents answered)`,
   );
 }
 

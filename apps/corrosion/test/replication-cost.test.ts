@@ -20,7 +20,7 @@ function broadcaster(peerCount: number, localSlotMs = 0, sendsMax = 1) {
     peers: {
       nearest: (count) => peers.slice(0, count),
       random: (count) => peers.slice(0, count),
-      aliveCount: () => peers.length,
+      activeCount: () => peers.length,
     },
     send: (addrs, body) =>
       sends.push({ addrs, bytes: body.length, changesets: decodeBroadcast(body).length }),

@@ -226,4 +226,40 @@ describe('SWIM membership', () => {
     // The quiet member may have declared the others down meanwhile: told so, they rejoin.
     await eventually(async () => expect(alive(quiet)).toHaveLength(3));
   });
+
+  it('keeps a suspect among the members broadcasts go to, and out of the sync candidates', async () => {
+    const all = [await peer([])];
+    for (let i = 0; i < 3; i++) all.push(await peer([nth(all, 0).transport.addr]));
+    await eventually(async () => {
+      for (const p of all) expect(alive(p)).toHaveLength(3);
+    });
+    const quiet = nth(all, 3);
+    // What a member that suspects the quiet one picks, seen the moment it does.
+    const seen: { random: string[]; nearest: string[]; active: number; alive: string[] }[] = [];
+    const watcher = setInterval(() => {
+      for (const p of all.slice(0, 3)) {
+        if (stateOf(p, quiet.actorId) !== 'suspect') continue;
+        const ids = (members: { actorId: string }[]) => members.map((member) => member.actorId);
+        seen.push({
+          random: ids(p.membership.random(10)),
+          nearest: ids(p.membership.nearest(10)),
+          active: p.membership.activeCount(),
+          alive: ids(p.membership.randomAlive(10)),
+        });
+      }
+    }, 5);
+    quiet.transport.paused = true;
+    try {
+      await eventually(async () => expect(seen.length).toBeGreaterThan(0), 5_000, 10);
+    } finally {
+      clearInterval(watcher);
+      quiet.transport.paused = false;
+    }
+    const first = present(seen[0], 'a view while suspecting');
+    expect(first.random).toContain(quiet.actorId);
+    expect(first.nearest).toContain(quiet.actorId);
+    expect(first.active).toBe(3);
+    expect(first.alive).not.toContain(quiet.actorId);
+    expect(first.alive).toHaveLength(2);
+  });
 });

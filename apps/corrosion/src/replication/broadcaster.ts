@@ -1,11 +1,11 @@
 import { present } from '@fleet/service/invariant';
 import { broadcastEntrySize, type Changeset, encodeBroadcast, encodeChangeset } from './codec.js';
 
-/** Who to send to: alive members, nearest by round-trip time or at random. */
+/** Who to send to: active members (alive or suspect), nearest by round-trip time or at random. */
 export interface Peers {
   nearest(count: number): { addr: string }[];
   random(count: number): { addr: string }[];
-  aliveCount(): number;
+  activeCount(): number;
 }
 
 export interface BroadcastOptions {
@@ -19,7 +19,7 @@ export interface BroadcastOptions {
   random: number;
   /** Members a change new to us is passed on to (random). */
   relay: number;
-  /** Up to this many alive members, local changes go to all of them and are not relayed. */
+  /** Up to this many active members, local changes go to all of them and are not relayed. */
   directMax: number;
   /**
    * Sends of a local change in all past `directMax` (the first, then re-sends with backoff to
@@ -206,11 +206,11 @@ export class Broadcaster {
 
   /** Whether the cluster is small enough for local changes to go to everyone directly. */
   #direct(): boolean {
-    return this.options.peers.aliveCount() <= this.options.directMax;
+    return this.options.peers.activeCount() <= this.options.directMax;
   }
 
   /**
-   * Where an item goes this time. In a cluster of at most `directMax` alive members a local
+   * Where an item goes this time. In a cluster of at most `directMax` active members a local
    * change goes straight to every one of them and nothing is relayed: the fewest datagrams that
    * reach everybody. Past that, the epidemic: a few nearest and a few random, then relays.
    */

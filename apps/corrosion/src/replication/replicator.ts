@@ -229,7 +229,7 @@ export class Replicator {
     let received = 0;
     try {
       const peers = this.membership
-        .random(this.config.syncPeers + this.transport.blocked.size)
+        .randomAlive(this.config.syncPeers + this.transport.blocked.size)
         .filter((peer) => !this.transport.blocked.has(peer.addr))
         .slice(0, this.config.syncPeers);
       const results = await Promise.allSettled(
