@@ -63,6 +63,16 @@ async function peer(
 }
 
 const alive = (p: Peer) => p.membership.members().filter((m) => m.state === 'alive');
+
+/** Four members joined through the first, each seeing the other three alive. */
+async function fourAlive(): Promise<Peer[]> {
+  const all = [await peer([])];
+  for (let i = 0; i < 3; i++) all.push(await peer([nth(all, 0).transport.addr]));
+  await eventually(async () => {
+    for (const p of all) expect(alive(p)).toHaveLength(3);
+  });
+  return all;
+}
 const stateOf = (p: Peer, actorId: string) =>
   p.membership.members().find((m) => m.actorId === actorId)?.state;
 
@@ -151,11 +161,7 @@ describe('SWIM membership', () => {
   });
 
   it('declares a stopped member down everywhere, and it rejoins from its saved members after a restart', async () => {
-    const all = [await peer([])];
-    for (let i = 0; i < 3; i++) all.push(await peer([nth(all, 0).transport.addr]));
-    await eventually(async () => {
-      for (const p of all) expect(alive(p)).toHaveLength(3);
-    });
+    const all = await fourAlive();
     const victim = present(all.pop(), 'the last member');
     await victim.membership.stop();
     victim.transport.close();
@@ -204,11 +210,7 @@ describe('SWIM membership', () => {
   });
 
   it('a member that misses probes for a while is suspected, refutes it, and stays alive', async () => {
-    const all = [await peer([])];
-    for (let i = 0; i < 3; i++) all.push(await peer([nth(all, 0).transport.addr]));
-    await eventually(async () => {
-      for (const p of all) expect(alive(p)).toHaveLength(3);
-    });
+    const all = await fourAlive();
     const quiet = nth(all, 3);
     const suspicions: string[] = [];
     const watcher = setInterval(() => {
@@ -228,11 +230,7 @@ describe('SWIM membership', () => {
   });
 
   it('keeps a suspect among the members broadcasts go to, and out of the sync candidates', async () => {
-    const all = [await peer([])];
-    for (let i = 0; i < 3; i++) all.push(await peer([nth(all, 0).transport.addr]));
-    await eventually(async () => {
-      for (const p of all) expect(alive(p)).toHaveLength(3);
-    });
+    const all = await fourAlive();
     const quiet = nth(all, 3);
     // What a member that suspects the quiet one picks, seen the moment it does.
     const seen: { random: string[]; nearest: string[]; active: number; alive: string[] }[] = [];

@@ -14,8 +14,8 @@ const unreadGraceMsMax = 30_000;
  *   up to a few seconds;
  * - while datagrams wait unread in its gossip socket, the time since it was last seen empty
  *   (`unreadForMs`, see unread-datagrams.ts) and `graceMs` more: whatever their versions' age,
- *   they are not lost, and sent again they would only add to the backlog. Under load every node
- *   falls behind at once, and such copies took half the deliveries of a 20-node run.
+ *   they are not lost, and sent again they would only add to the backlog of a node that is
+ *   already behind.
  */
 export function askedGraceMs(lagMs: number, unreadForMs: number): number {
   const lagged = Math.min(laggedGraceMsMax, 2 * lagMs);
