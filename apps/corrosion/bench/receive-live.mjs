@@ -96,7 +96,11 @@ async function sendAtRate(socket, port, writes, rate, slotMs) {
       const write = writes[next];
       if (slotMs === 0)
         for (const frame of framesOf([write])) socket.send(frame, port, '127.0.0.1');
-      else byOrigin.set(write.origin, [...(byOrigin.get(write.origin) ?? []), write]);
+      else {
+        const slot = byOrigin.get(write.origin) ?? [];
+        byOrigin.set(write.origin, slot);
+        slot.push(write);
+      }
     }
     for (const slot of byOrigin.values())
       for (const frame of framesOf(slot)) socket.send(frame, port, '127.0.0.1');

@@ -123,7 +123,7 @@ export class Membership extends EventEmitter<{ up: [Member]; down: [Member] }> {
    */
   nearest(count: number): Member[] {
     return this.members()
-      .filter((member) => member.state !== 'down')
+      .filter((member) => isActive(member.state))
       .sort((a, b) => (a.rtt ?? Number.MAX_VALUE) - (b.rtt ?? Number.MAX_VALUE))
       .slice(0, count);
   }
@@ -131,13 +131,13 @@ export class Membership extends EventEmitter<{ up: [Member]; down: [Member] }> {
   /** Active members: alive or suspect. */
   activeCount(): number {
     let active = 0;
-    for (const known of this.#members.values()) if (known.state !== 'down') active++;
+    for (const known of this.#members.values()) if (isActive(known.state)) active++;
     return active;
   }
 
   /** Active members (alive or suspect), at random. */
   random(count: number): Member[] {
-    return shuffle(this.members().filter((member) => member.state !== 'down')).slice(0, count);
+    return shuffle(this.members().filter((member) => isActive(member.state))).slice(0, count);
   }
 
   /**
@@ -196,11 +196,11 @@ export class Membership extends EventEmitter<{ up: [Member]; down: [Member] }> {
     for (let tries = 0; tries < 2; tries++) {
       for (let actorId = this.#ring.pop(); actorId !== undefined; actorId = this.#ring.pop()) {
         const known = this.#members.get(actorId);
-        if (known && known.state !== 'down') return known;
+        if (known && isActive(known.state)) return known;
       }
       this.#ring = shuffle(
         [...this.#members.values()]
-          .filter((known) => known.state !== 'down')
+          .filter((known) => isActive(known.state))
           .map((known) => known.id.actorId),
       );
     }
@@ -379,7 +379,7 @@ export class Membership extends EventEmitter<{ up: [Member]; down: [Member] }> {
 
   /** An announcer learns the members this node knows (a bounded random sample) and itself. */
   #feed(): Update[] {
-    const known = shuffle([...this.#members.values()].filter((member) => member.state !== 'down'));
+    const known = shuffle([...this.#members.values()].filter((member) => isActive(member.state)));
     return [
       { member: this.#self, incarnation: this.#incarnation, state: 'alive' as const },
       ...known.slice(0, 40).map((member) => ({
@@ -431,7 +431,7 @@ export class Membership extends EventEmitter<{ up: [Member]; down: [Member] }> {
    */
   #persist(): void {
     const members = [...this.#members.values()]
-      .filter((known) => known.state !== 'down')
+      .filter((known) => isActive(known.state))
       .map((known) => ({ actor_id: known.id.actorId, addr: known.id.addr }));
     const text = JSON.stringify({ members }, null, 1);
     // A rejoin under a renewed identity keeps actor id and address: nothing new to write.
@@ -442,6 +442,9 @@ export class Membership extends EventEmitter<{ up: [Member]; down: [Member] }> {
     this.#persistedText = text;
   }
 }
+
+/** Alive or suspect: a member as foca counts them until it is declared down. */
+const isActive = (state: MemberState) => state !== 'down';
 
 /** Fisher–Yates, in place. */
 function shuffle<T>(items: T[]): T[] {
