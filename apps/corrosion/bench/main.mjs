@@ -9,6 +9,7 @@ import { measureConvergence } from './convergence.mjs';
 import { measureLocalWrite } from './local-write.mjs';
 import { measureReceive } from './receive.mjs';
 import { measureReceiveLive } from './receive-live.mjs';
+import { measureWriterRequest } from './writer-request.mjs';
 
 const k = (n) => `${(n / 1000).toFixed(1)}k`;
 const mb = (n) => `${(n / 1024 / 1024).toFixed(1)} MB`;
@@ -43,6 +44,17 @@ const scattered = await measureReceiveLive({ slotMs: 0 });
 const slotted = await measureReceiveLive({ slotMs: 100 });
 console.log(
   `  in a live agent at ${slotted.rate} writes/s from 19 origins: ${slotted.cpuUsPerWrite.toFixed(0)} µs per write arriving in 100 ms slots (as broadcasters send), ${scattered.cpuUsPerWrite.toFixed(0)} µs arriving one per datagram at random moments (baseline, same run)`,
+);
+
+// The writer's share, alone: one agent, single-row writes back to back and paced as one agent of
+// the 20-agent run receives them; a bare node:http server the same way is the baseline.
+const writer = await measureWriterRequest();
+const us = (n) => `${n.toFixed(0)} µs`;
+console.log(
+  `\nWriting: CPU per single-row POST /v1/transactions on one agent: ${us(writer.agent.paced)} paced at ${writer.rate}/s (a sleeping process woken per request, as in the 20-agent run), ${us(writer.agent.backToBack)} back to back`,
+);
+console.log(
+  `  bare node:http server   ${us(writer.bare.paced)} paced, ${us(writer.bare.backToBack)} back to back (baseline, same requests, same run)`,
 );
 
 const local = measureLocalWrite();
