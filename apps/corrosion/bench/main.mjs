@@ -120,6 +120,6 @@ for (const rate of [500, 150]) {
     `  per write: the writer ${run.writerCpuMsPerWrite.toFixed(2)} ms, each receiver ${(run.receiverCpuMsPerWrite * 1000).toFixed(0)} µs (target: at most 60 µs)`,
   );
   console.log(
-    `  the load generator: ${run.benchCores.toFixed(2)} cores; received by sync: ${(run.syncShare * 100).toFixed(1)} % of deliveries`,
+    `  the load generator: ${run.benchCores.toFixed(2)} cores, ${run.connectionsOpened} connections opened while measured (its pool warm); received by sync: ${(run.syncShare * 100).toFixed(1)} % of deliveries`,
   );
 }

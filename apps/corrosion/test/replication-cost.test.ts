@@ -16,10 +16,14 @@ const members = (count: number) =>
 function broadcaster(peerCount: number, localSlotMs = 0, sendsMax = 1) {
   const sends: { addrs: string[]; bytes: number; changesets: number }[] = [];
   const peers = members(peerCount);
+  const asked = { random: 0 };
   const queue = new Broadcaster({
     peers: {
       nearest: (count) => peers.slice(0, count),
-      random: (count) => peers.slice(0, count),
+      random: (count) => {
+        asked.random++;
+        return peers.slice(0, count);
+      },
       activeCount: () => peers.length,
     },
     send: (addrs, body) =>
@@ -36,7 +40,7 @@ function broadcaster(peerCount: number, localSlotMs = 0, sendsMax = 1) {
     tickMs: 60_000,
     localSlotMs,
   });
-  return { queue, sends };
+  return { queue, sends, asked };
 }
 
 function someChangesets(id = 'm1'): Changeset[] {
@@ -69,6 +73,15 @@ describe('what a write costs the cluster', () => {
     await vi.waitFor(() => expect(sends).toHaveLength(1), { timeout: 10_000 });
     expect(sends[0]).toMatchObject({ changesets: 3 });
     expect(sends[0]?.addrs).toHaveLength(19);
+  });
+
+  it('a slot of commits asks the membership for its members once, not once per commit', async () => {
+    const { queue, sends, asked } = broadcaster(19, 10);
+    queues.push(queue);
+    for (const id of ['m1', 'm2', 'm3', 'm4']) queue.enqueue(someChangesets(id), true);
+    await vi.waitFor(() => expect(sends).toHaveLength(1), { timeout: 10_000 });
+    expect(sends[0]).toMatchObject({ changesets: 4 });
+    expect(asked.random).toBe(1);
   });
 
   it("sends at the slot's end on the wall clock: agents that commit apart send together", () => {

@@ -139,6 +139,13 @@ export class Broadcaster {
     this.#refilledAt = now;
     const byAddr = new Map<string, Item[]>();
     const direct = this.#direct();
+    // In a direct cluster every local first send goes to every active member: one list per flush.
+    let everyone: string[] | undefined;
+    const targetsOf = (item: Item) => {
+      if (!(direct && item.local && item.sends === 0)) return this.#targets(item, direct);
+      everyone ??= this.#targets(item, direct);
+      return everyone;
+    };
     let spent = 0;
     let nextDue = Number.POSITIVE_INFINITY;
     for (let at = 0; at < this.#queue.length; ) {
@@ -148,7 +155,7 @@ export class Broadcaster {
         at++;
         continue;
       }
-      const targets = this.#targets(item, direct);
+      const targets = targetsOf(item);
       const cost = broadcastEntrySize(item.encoded) * targets.length;
       if (spent + cost > this.#budget && spent > 0) {
         nextDue = now + this.options.tickMs; // out of budget: the rest goes on the next tick
