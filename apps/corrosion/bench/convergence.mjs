@@ -168,7 +168,7 @@ async function monitorLine(nodes) {
 }
 
 /** POSTs a transaction over a kept-alive connection; resolves to whether it was taken. */
-function transact(node, agent, statements) {
+export function transact(node, agent, statements) {
   const body = JSON.stringify(statements);
   return new Promise((resolve) => {
     const request = http.request(`${node.api}/v1/transactions`, {
@@ -244,6 +244,7 @@ export async function measureConvergence({
   const nodes = [];
   const folder = (i) =>
     mkdirSync(join(root, String(i)), { recursive: true }) ?? join(root, String(i));
+  const pool = clientPool();
   try {
     // Inside the try: an agent that fails to start stops the ones already running.
     const profiled = Number(process.env.CORROSION_PROFILE_AGENT ?? 1);
@@ -264,7 +265,6 @@ export async function measureConvergence({
     );
     // Warm-up: the same load, not measured (its ids are not followed), so the figures are the
     // agents' steady state, not 20 processes compiling their hot paths and backing off syncs.
-    const pool = clientPool();
     await writeSteadily(nodes, rate, warmupSeconds, 'warm-', pool);
     await sleep(1_000);
     const nodeCpuBefore = nodes.map((node) => cpuSeconds(node.agent.child.pid));
@@ -288,7 +288,6 @@ export async function measureConvergence({
       pool,
     );
     const connectionsOpened = pool.opened - openedBefore;
-    pool.agent.destroy();
     clearInterval(monitor);
     benchDelay.disable();
     const achievedRate = total / ((stopped - started) / 1000);
@@ -362,6 +361,7 @@ export async function measureConvergence({
       connectionsOpened, // by the clients during the measured writes (their pool was warm)
     };
   } finally {
+    pool.agent.destroy();
     await Promise.all(nodes.map((node) => node.agent.stop()));
     rmSync(root, { recursive: true, force: true });
   }

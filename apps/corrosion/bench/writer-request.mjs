@@ -11,11 +11,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { procStat } from '@fleet/service';
-import { startAgent } from './convergence.mjs';
+import { startAgent, transact } from './convergence.mjs';
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const answer = JSON.stringify({
   results: [{ rows_affected: 1, time: 0.00002 }],
   time: 0.0001,
@@ -46,8 +46,12 @@ function serveBare() {
 async function startBare() {
   const child = fork(fileURLToPath(import.meta.url), ['serve-bare'], { stdio: 'ignore' });
   const port = await new Promise((resolve, reject) => {
-    child.once('message', resolve);
-    child.once('exit', () => reject(new Error('the bare server exited before listening')));
+    const exited = () => reject(new Error('the bare server exited before listening'));
+    child.once('exit', exited);
+    child.once('message', (listening) => {
+      child.off('exit', exited);
+      resolve(listening);
+    });
   });
   return { url: `http://127.0.0.1:${port}`, pid: child.pid, stop: () => child.kill() };
 }
@@ -56,27 +60,12 @@ async function startBare() {
 async function perRequest(url, pid, rate, seconds) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   let id = 0;
-  const write = () =>
-    new Promise((resolve, reject) => {
-      const body = JSON.stringify([
-        ["INSERT INTO machines (id, app, state) VALUES (?, 'bench', 'started')", [`r-${id++}`]],
-      ]);
-      const request = http.request(`${url}/v1/transactions`, {
-        method: 'POST',
-        agent,
-        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-      });
-      request.on('response', (response) => {
-        response.resume();
-        response.on('end', () =>
-          response.statusCode === 200
-            ? resolve()
-            : reject(new Error(`answered ${response.statusCode}`)),
-        );
-      });
-      request.on('error', reject);
-      request.end(body);
-    });
+  const write = async () => {
+    const statement = "INSERT INTO machines (id, app, state) VALUES (?, 'bench', 'started')";
+    if (!(await transact({ api: url }, agent, [[statement, [`r-${id++}`]]]))) {
+      throw new Error(`${url} refused a write`);
+    }
+  };
   const cpuMs = () => procStat(pid).cpuMs;
   try {
     for (let i = 0; i < 500; i++) await write(); // warm-up: compiled, caches of SQLite filled

@@ -53,6 +53,14 @@ interface Item {
   queuedAt: number;
 }
 
+/** What a flush works out once for all its items. */
+interface PerFlush {
+  /** A direct cluster's members, where its local changes go first. */
+  everyone?: string[];
+}
+
+const addrsOf = (members: { addr: string }[]) => [...new Set(members.map((member) => member.addr))];
+
 /**
  * The broadcast queue: after a local commit the version's changesets go to every member of a
  * small cluster once, or in a large one to a few nearest and a few random members, then are
@@ -139,13 +147,7 @@ export class Broadcaster {
     this.#refilledAt = now;
     const byAddr = new Map<string, Item[]>();
     const direct = this.#direct();
-    // In a direct cluster every local first send goes to every active member: one list per flush.
-    let everyone: string[] | undefined;
-    const targetsOf = (item: Item) => {
-      if (!(direct && item.local && item.sends === 0)) return this.#targets(item, direct);
-      everyone ??= this.#targets(item, direct);
-      return everyone;
-    };
+    const perFlush: PerFlush = {};
     let spent = 0;
     let nextDue = Number.POSITIVE_INFINITY;
     for (let at = 0; at < this.#queue.length; ) {
@@ -155,7 +157,7 @@ export class Broadcaster {
         at++;
         continue;
       }
-      const targets = targetsOf(item);
+      const targets = this.#targets(item, direct, perFlush);
       const cost = broadcastEntrySize(item.encoded) * targets.length;
       if (spent + cost > this.#budget && spent > 0) {
         nextDue = now + this.options.tickMs; // out of budget: the rest goes on the next tick
@@ -221,19 +223,22 @@ export class Broadcaster {
    * change goes straight to every one of them and nothing is relayed: the fewest datagrams that
    * reach everybody. Past that, the epidemic: a few nearest and a few random, then relays.
    */
-  #targets(item: Item, direct: boolean): string[] {
+  #targets(item: Item, direct: boolean, perFlush: PerFlush): string[] {
     const { peers, directMax } = this.options;
+    if (item.local && item.sends === 0 && direct) {
+      // Every active member, the same for every such item: asked once per flush.
+      perFlush.everyone ??= addrsOf(peers.random(directMax));
+      return perFlush.everyone;
+    }
     let chosen: { addr: string }[];
     if (item.local && item.sends === 0) {
-      chosen = direct
-        ? peers.random(directMax)
-        : [...peers.nearest(this.options.nearest), ...peers.random(this.options.random)];
+      chosen = [...peers.nearest(this.options.nearest), ...peers.random(this.options.random)];
     } else if (item.local) {
       chosen = peers.random(this.options.random); // a re-send, in case a datagram was lost
     } else {
       chosen = direct ? [] : peers.random(this.options.relay);
     }
-    return [...new Set(chosen.map((member) => member.addr))];
+    return addrsOf(chosen);
   }
 
   /** Packs changesets into as few datagrams as fit `datagramBytes`. */
