@@ -238,7 +238,7 @@ export async function measureConvergence({
   nodes: count = 20,
   rate = 500,
   seconds = 10,
-  warmupSeconds = 5,
+  warmupSeconds = 20,
 } = {}) {
   const root = mkdtempSync(join(tmpdir(), 'fleet-convergence-'));
   const nodes = [];
@@ -368,7 +368,7 @@ export async function measureConvergence({
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const [nodes = 20, rate = 500, seconds = 10, warmupSeconds = 5] = process.argv
+  const [nodes = 20, rate = 500, seconds = 10, warmupSeconds = 20] = process.argv
     .slice(2)
     .map(Number);
   console.log(await measureConvergence({ nodes, rate, seconds, warmupSeconds }));

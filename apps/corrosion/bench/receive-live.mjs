@@ -6,6 +6,10 @@
 // bench does (its `follow`). Prints the agent's CPU per received write beyond its idle rate: the
 // wakeups, the frames, the apply batches and the stream's lines, which `bench/receive.mjs` (one
 // process calling the functions in a loop) leaves out. CORROSION_PROFILE_DIR profiles the agent.
+// The agent is measured warm, as agents run for days: V8 optimizes a function after enough work
+// in it, and what runs once per apply batch (ten times a second) takes tens of seconds to get
+// there. After 3 s of the same load this agent spent 82–92 µs per write, its compiler threads
+// busy; after 10 s 44–59, after 20 s 40–63, after 40 s 42–44 (session 25, this machine).
 import { createSocket } from 'node:dgram';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -114,6 +118,7 @@ export async function measureReceiveLive({
   seconds = 10,
   writers = 19,
   slotMs = 0,
+  warmupSeconds = 20,
 } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'fleet-receive-live-'));
   let agent;
@@ -125,7 +130,7 @@ export async function measureReceiveLive({
     const port = Number(node.gossip.slice(node.gossip.lastIndexOf(':') + 1));
     const seen = new Map(); // id → when the updates stream showed it
     ({ abort: unfollow } = follow(node, seen));
-    const warm = writesOf(dir, rate * 3, writers, 'w-warm-');
+    const warm = writesOf(dir, rate * warmupSeconds, writers, 'w-warm-');
     const writes = writesOf(dir, rate * seconds, writers, 'w-');
     await sendAtRate(socket, port, warm, rate, slotMs);
     while (seen.size < warm.length) await sleep(50);
@@ -139,7 +144,13 @@ export async function measureReceiveLive({
     while (seen.size < warm.length + writes.length) await sleep(20);
     const elapsedMs = performance.now() - started;
     const spent = cpu() - before - idlePerMs * elapsedMs;
-    return { rate, slotMs, writes: writes.length, cpuUsPerWrite: (spent * 1000) / writes.length };
+    return {
+      rate,
+      slotMs,
+      warmupSeconds,
+      writes: writes.length,
+      cpuUsPerWrite: (spent * 1000) / writes.length,
+    };
   } finally {
     unfollow();
     socket.close();
@@ -149,6 +160,8 @@ export async function measureReceiveLive({
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const [rate = 475, seconds = 10, slotMs = 100] = process.argv.slice(2).map(Number);
-  console.log(await measureReceiveLive({ rate, seconds, slotMs }));
+  const [rate = 475, seconds = 10, slotMs = 100, warmupSeconds = 20] = process.argv
+    .slice(2)
+    .map(Number);
+  console.log(await measureReceiveLive({ rate, seconds, slotMs, warmupSeconds }));
 }

@@ -29,8 +29,10 @@ export class Updates {
       if (!this.#byTable.get(row.table)?.size) continue;
       const table = lines.get(row.table) ?? [];
       lines.set(row.table, table);
+      const line = { notify: [row.deleted ? 'delete' : 'update', row.pk] };
+      // A replacer runs for every key: only a pk holding a bigint needs one.
       table.push(
-        `${JSON.stringify({ notify: [row.deleted ? 'delete' : 'update', row.pk] }, bigints)}\n`,
+        `${row.pk.some((value) => typeof value === 'bigint') ? JSON.stringify(line, bigints) : JSON.stringify(line)}\n`,
       );
     }
     for (const [table, tableLines] of lines) {

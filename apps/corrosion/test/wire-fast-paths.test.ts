@@ -54,6 +54,9 @@ const changesetArb = fc
       fc.record({
         table: fc.string(),
         pk: fc.uint8Array({ maxLength: 20 }).map((bytes) => Buffer.from(bytes)),
+        // A row's changes repeat its pk (the decoder shares one Buffer for them): a copy of the
+        // previous change's, or one byte different in its last place.
+        pkLike: fc.constantFrom('own', 'previous', 'nearly'),
         cid: fc.string(),
         val: sqlValue,
         col_version: counter,
@@ -67,11 +70,14 @@ const changesetArb = fc
   .map(
     (set): Changeset => ({
       ...set,
-      changes: set.changes.map((change) => ({
-        ...change,
-        db_version: set.version,
-        site_id: set.actorId,
-      })),
+      changes: set.changes.reduce<Changeset['changes']>((decoded, { pkLike, ...change }) => {
+        const previous = decoded[decoded.length - 1]?.pk;
+        const pk = previous === undefined || pkLike === 'own' ? change.pk : Buffer.from(previous);
+        const last = pk.length - 1;
+        if (pkLike === 'nearly' && last >= 0) pk.writeUInt8(pk.readUInt8(last) ^ 1, last);
+        decoded.push({ ...change, pk, db_version: set.version, site_id: set.actorId });
+        return decoded;
+      }, []),
     }),
   );
 
@@ -85,5 +91,35 @@ describe('the hand decoder of a Broadcast', () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  it("shares one pk Buffer among a row's changes", () => {
+    const pk = Buffer.from([1, 9, 0x6d, 0x31]);
+    const other = Buffer.from([1, 9, 0x6d, 0x32]);
+    const change = (cid: string, of: Buffer) => ({
+      table: 'machines',
+      pk: Buffer.from(of),
+      cid,
+      val: cid,
+      col_version: 1,
+      db_version: 1,
+      site_id: Buffer.alloc(16, 7),
+      cl: 1,
+      seq: 0,
+      ts: 1,
+    });
+    const set: Changeset = {
+      actorId: Buffer.alloc(16, 7),
+      version: 1,
+      seqs: [0, 2],
+      lastSeq: 2,
+      ts: 1,
+      changes: [change('app', pk), change('state', pk), change('app', other)],
+    };
+    const [decoded] = decodeBroadcast(encodeBroadcast([encodeChangeset(set)]));
+    const [first, second, third] = decoded?.changes ?? [];
+    expect(second?.pk).toBe(first?.pk);
+    expect(third?.pk).not.toBe(first?.pk);
+    expect([first?.pk, second?.pk, third?.pk]).toEqual([pk, pk, other]);
   });
 });

@@ -24,8 +24,11 @@ export function decodeBroadcastFast(bytes: Uint8Array): Changeset[] {
   return sets;
 }
 
+/** The default of an absent bytes field, shared: a Buffer per default costs as much as a change. */
+const noBytes = Buffer.alloc(0);
+
 function changeset(reader: Reader, end: number): Changeset {
-  let actorId: Buffer = Buffer.alloc(0);
+  let actorId: Buffer = noBytes;
   let version = 0;
   const raw: [number, number][] = []; // each change's byte range: read once the actor is known
   const seqs: [number, number] = [0, 0];
@@ -65,16 +68,26 @@ function changeset(reader: Reader, end: number): Changeset {
   const changes: Change[] = [];
   for (const [from, to] of raw) {
     reader.pos = from;
-    changes.push(change(reader, to, actorId, version));
+    changes.push(change(reader, to, actorId, version, changes[changes.length - 1]?.pk));
   }
   reader.pos = end;
   return { actorId, version, changes, seqs, lastSeq, ts };
 }
 
-function change(reader: Reader, end: number, actorId: Buffer, version: number): Change {
+/**
+ * One Change. `lastPk` is the previous change's pk: a row's changes sit together and repeat it,
+ * so an equal pk shares that Buffer instead of slicing another.
+ */
+function change(
+  reader: Reader,
+  end: number,
+  actorId: Buffer,
+  version: number,
+  lastPk: Buffer | undefined,
+): Change {
   const decoded: Change = {
     table: '',
-    pk: Buffer.alloc(0),
+    pk: noBytes,
     cid: '',
     val: null,
     col_version: 0,
@@ -91,7 +104,7 @@ function change(reader: Reader, end: number, actorId: Buffer, version: number): 
         decoded.table = reader.string();
         break;
       case 18:
-        decoded.pk = buffer(reader.bytes());
+        decoded.pk = pkBytes(reader, lastPk);
         break;
       case 26:
         decoded.cid = reader.string();
@@ -191,6 +204,24 @@ function sint64(reader: Reader): number | bigint {
   return big >= BigInt(Number.MIN_SAFE_INTEGER) && big <= BigInt(Number.MAX_SAFE_INTEGER)
     ? Number(big)
     : big;
+}
+
+/** A length-delimited pk: `lastPk` itself when its bytes are the same. */
+function pkBytes(reader: Reader, lastPk: Buffer | undefined): Buffer {
+  if (lastPk !== undefined) {
+    const bytes = reader.buf;
+    const start = reader.pos;
+    const length = reader.uint32();
+    const from = reader.pos;
+    let same = length === lastPk.length && from + length <= reader.len;
+    for (let at = 0; same && at < length; at++) same = bytes[from + at] === lastPk[at];
+    if (same) {
+      reader.pos = from + length;
+      return lastPk;
+    }
+    reader.pos = start;
+  }
+  return buffer(reader.bytes());
 }
 
 /** protobufjs hands out Buffers in Node; copy only what is not one. */
