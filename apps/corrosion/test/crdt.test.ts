@@ -429,7 +429,12 @@ describe('gaps and partials', () => {
       { version: 4, lastSeq: 3, missing: [[first4.seqs[1] + 1, 3]] },
     ]);
     expect(rows(b)).toMatchObject([{ id: 'm1' }, { id: 'm5' }]);
+    // Complete: the head and what came whole; not: a gap, a partial, past the head.
+    const has = (version: number) => b.bookkeeping.has(site, version);
+    expect([1, 2, 3, 4, 5, 6].map(has)).toEqual([true, false, false, false, true, false]);
+    expect(applyChangesets(b, [...of(1), ...of(5)]).merged).toBe(0); // replays are skipped
     applyChangesets(b, [...of(3), ...chunks4.slice(1), ...of(2)]);
+    expect([1, 2, 3, 4, 5, 6].map(has)).toEqual([true, true, true, true, true, false]);
     expect(b.bookkeeping.state().get(site)).toEqual({ head: 5, gaps: [], partials: [] });
     expect(b.bookkeeping.bufferedCount()).toBe(0);
     expect(rows(b)).toEqual(rows(a));

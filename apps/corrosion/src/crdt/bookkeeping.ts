@@ -78,9 +78,13 @@ export class Bookkeeping {
     return this.#s.version.get(site, version) as { last_seq: number; ts: number } | undefined;
   }
 
-  /** Whether the version is complete here (its changes merged, or known to be empty). */
+  /**
+   * Whether the version is complete here (its changes merged, or known to be empty). One past
+   * the site's head is not, without a query: completing a version moves the head to it at least,
+   * and a fresh write arrives past the head.
+   */
   has(site: number, version: number): boolean {
-    return this.version(site, version) !== undefined;
+    return version <= this.head(site) && this.version(site, version) !== undefined;
   }
 
   /** Records a complete version: head, gaps, and no longer partial. */
