@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Statement as SqliteStatement } from 'better-sqlite3';
 import type { RowChange } from './crdt/crdt.js';
+import { jsonValues } from './crdt/values.js';
 import { corroError } from './errors.js';
 import { type BoundStatement, bindable } from './statements.js';
 import type { Store } from './store.js';
@@ -137,7 +138,7 @@ export class Subscription {
         this.publish(['delete', known.rowid, known.values, ++this.#changeId]);
         continue;
       }
-      const values = raw.slice(this.#keyCount);
+      const values = jsonValues(raw.slice(this.#keyCount));
       const cells = JSON.stringify(values);
       if (known?.cells === cells) continue;
       const rowid = known?.rowid ?? this.#nextRowid++;
@@ -153,7 +154,7 @@ export class Subscription {
     const changes: [ChangeKind, number, unknown[]][] = [];
     for (const raw of this.#statement.iterate(this.#params) as Iterable<unknown[]>) {
       const key = JSON.stringify(raw.slice(0, keyCount));
-      const values = raw.slice(keyCount);
+      const values = jsonValues(raw.slice(keyCount));
       const cells = JSON.stringify(values);
       seen.add(key);
       const known = this.#rows.get(key);

@@ -1,5 +1,6 @@
 import { present } from '@fleet/service/invariant';
 import type { RowChange } from './crdt/crdt.js';
+import { jsonValues } from './crdt/values.js';
 import { corroError } from './errors.js';
 import type { Subscriber } from './subscription.js';
 
@@ -29,7 +30,7 @@ export class Updates {
       if (!this.#byTable.get(row.table)?.size) continue;
       const table = lines.get(row.table) ?? [];
       lines.set(row.table, table);
-      const line = { notify: [row.deleted ? 'delete' : 'update', row.pk] };
+      const line = { notify: [row.deleted ? 'delete' : 'update', jsonValues(row.pk)] };
       // A replacer runs for every key: only a pk holding a bigint needs one.
       table.push(
         `${row.pk.some((value) => typeof value === 'bigint') ? JSON.stringify(line, bigints) : JSON.stringify(line)}\n`,

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import type { ServerProcess } from '@fleet/service';
 import { present } from '@fleet/service/invariant';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { post, startAgent, tempDir } from './agent.js';
+import { post, readLines, startAgent, tempDir } from './agent.js';
 
 // Answers whose shape real Corrosion fixes (corro-api-types), checked field by field.
 describe("Corrosion's answer shapes", () => {
@@ -15,6 +15,26 @@ describe("Corrosion's answer shapes", () => {
   });
   afterAll(async () => {
     await agent.stop();
+  });
+
+  it('a blob is an array of its bytes (an untagged SqliteValue) in queries, subscriptions and updates', async () => {
+    const query = await post(`${url}/v1/queries`, "SELECT x'00ff10' AS b");
+    expect((await readLines(query, 3)).slice(0, 2)).toEqual([
+      { columns: ['b'] },
+      { row: [1, [[0, 255, 16]]] },
+    ]);
+    const updates = await fetch(`${url}/v1/updates/machines`, { method: 'POST' });
+    const subscription = await post(
+      `${url}/v1/subscriptions`,
+      "SELECT id, CAST(id AS BLOB) AS raw FROM machines WHERE app = 'blobs'",
+    );
+    await post(`${url}/v1/transactions`, ["INSERT INTO machines (id, app) VALUES ('b1', 'blobs')"]);
+    expect(await readLines(subscription, 3)).toEqual([
+      { columns: ['id', 'raw'] },
+      { eoq: expect.objectContaining({ time: expect.any(Number) }) },
+      { change: ['insert', 1, ['b1', [98, 49]], 1] },
+    ]);
+    expect(await readLines(updates, 1)).toEqual([{ notify: ['update', ['b1']] }]);
   });
 
   it('an empty transaction is a 400 with one error result and no version', async () => {

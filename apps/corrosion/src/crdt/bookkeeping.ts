@@ -79,9 +79,9 @@ export class Bookkeeping {
   }
 
   /**
-   * Whether the version is complete here (its changes merged, or known to be empty). One past
-   * the site's head is not, without a query: completing a version moves the head to it at least,
-   * and a fresh write arrives past the head.
+   * Whether the version is complete here (its changes merged, or known to be empty). A version
+   * past its site's head is not, known without a query: completing a version moves the head to
+   * it at least, and a fresh write arrives past the head.
    */
   has(site: number, version: number): boolean {
     return version <= this.head(site) && this.version(site, version) !== undefined;

@@ -24,6 +24,14 @@ export function compareValues(a: SqlValue, b: SqlValue): number {
   return Buffer.compare(a, b as Uint8Array);
 }
 
+/**
+ * A row's values as Corrosion's JSON has them: a blob as an array of its bytes (its
+ * `SqliteValue` is untagged), not Node's `{"type":"Buffer","data":[…]}`.
+ */
+export function jsonValues(values: readonly unknown[]): unknown[] {
+  return values.map((value) => (value instanceof Uint8Array ? Array.from(value) : value));
+}
+
 /** better-sqlite3 binds Buffers, not other Uint8Arrays. */
 export function bindable(value: SqlValue): SqlValue {
   return value instanceof Uint8Array && !Buffer.isBuffer(value) ? Buffer.from(value) : value;

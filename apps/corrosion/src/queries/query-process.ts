@@ -7,6 +7,7 @@
  */
 import Database, { type Statement } from 'better-sqlite3';
 import { packColumns, type SqlValue } from '../crdt/pack.js';
+import { jsonValues } from '../crdt/values.js';
 import type { QueryAnswer, QueryRequest } from './messages.js';
 
 /** Text gathered before a piece is sent to the agent. */
@@ -67,7 +68,7 @@ function run({ id, sql, params, limits }: QueryRequest): void {
     statement.raw(true);
     line({ columns: statement.columns().map((column) => column.name) });
     for (const row of statement.iterate(params) as IterableIterator<unknown[]>) {
-      line({ row: [++rowid, row] });
+      line({ row: [++rowid, jsonValues(row)] });
       if (rowid >= limits.rowsMax) cut = `more than ${limits.rowsMax} rows (--query-rows-max)`;
       else if (bytes > limits.bytesMax)
         cut = `more than ${limits.bytesMax} bytes (--query-bytes-max)`;
