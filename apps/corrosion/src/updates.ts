@@ -30,10 +30,8 @@ export class Updates {
       if (!this.#byTable.get(row.table)?.size) continue;
       const table = lines.get(row.table) ?? [];
       lines.set(row.table, table);
-      const line = { notify: [row.deleted ? 'delete' : 'update', jsonValues(row.pk)] };
-      // A replacer runs for every key: only a pk holding a bigint needs one.
       table.push(
-        `${row.pk.some((value) => typeof value === 'bigint') ? JSON.stringify(line, bigints) : JSON.stringify(line)}\n`,
+        `${JSON.stringify({ notify: [row.deleted ? 'delete' : 'update', jsonValues(row.pk)] })}\n`,
       );
     }
     for (const [table, tableLines] of lines) {
@@ -44,9 +42,4 @@ export class Updates {
       }
     }
   }
-}
-
-/** Integers past 2^53 leave the agent as JSON numbers' text, not as an error. */
-function bigints(_key: string, value: unknown): unknown {
-  return typeof value === 'bigint' ? value.toString() : value;
 }

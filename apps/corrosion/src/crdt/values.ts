@@ -25,11 +25,18 @@ export function compareValues(a: SqlValue, b: SqlValue): number {
 }
 
 /**
- * A row's values as Corrosion's JSON has them: a blob as an array of its bytes (its
- * `SqliteValue` is untagged), not Node's `{"type":"Buffer","data":[…]}`.
+ * A row's values for JSON: a blob as an array of its bytes, as Corrosion's untagged
+ * `SqliteValue` has it (not Node's `{"type":"Buffer","data":[…]}`), and an integer past 2^53
+ * (a bigint, which JSON.stringify refuses) as the string of its digits.
  */
 export function jsonValues(values: readonly unknown[]): unknown[] {
-  return values.map((value) => (value instanceof Uint8Array ? Array.from(value) : value));
+  return values.map((value) =>
+    value instanceof Uint8Array
+      ? Array.from(value)
+      : typeof value === 'bigint'
+        ? value.toString()
+        : value,
+  );
 }
 
 /** better-sqlite3 binds Buffers, not other Uint8Arrays. */
